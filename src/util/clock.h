@@ -1,0 +1,13 @@
+/* clock.h: monotonic and wall clocks in ns/us/ms (leases use the monotonic one only). */
+#ifndef MC_UTIL_CLOCK_H
+#define MC_UTIL_CLOCK_H
+
+#include <stdint.h>
+
+uint64_t mc_mono_ns(void);
+uint64_t mc_mono_us(void);
+uint64_t mc_mono_ms(void);
+/* Wall clock, ns since the epoch: only for timestamps carried in ops (mod_time_ns). */
+int64_t mc_wall_ns(void);
+
+#endif

@@ -1,0 +1,121 @@
+/* test_util.c: unit tests for src/util (codec, errors, histogram, checksum, rand). */
+#include <criterion/criterion.h>
+
+#include "metacenter/error.h"
+#include "util/checksum.h"
+#include "util/codec.h"
+#include "util/histogram.h"
+#include "util/rand.h"
+
+#include <string.h>
+
+Test(codec, round_trip)
+{
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    mc_wbuf_u8(&w, 7);
+    mc_wbuf_u16(&w, 0xbeef);
+    mc_wbuf_u32(&w, 0xdeadbeef);
+    mc_wbuf_u64(&w, 0x0123456789abcdefull);
+    mc_wbuf_i64(&w, -5);
+    mc_wbuf_str(&w, "hello");
+    cr_assert_eq(mc_wbuf_error(&w), 0);
+
+    struct mc_rbuf r;
+    mc_rbuf_init(&r, w.data, w.len);
+    cr_assert_eq(mc_rbuf_u8(&r), 7);
+    cr_assert_eq(mc_rbuf_u16(&r), 0xbeef);
+    cr_assert_eq(mc_rbuf_u32(&r), 0xdeadbeef);
+    cr_assert_eq(mc_rbuf_u64(&r), 0x0123456789abcdefull);
+    cr_assert_eq(mc_rbuf_i64(&r), -5);
+    size_t n;
+    const uint8_t *s = mc_rbuf_bytes(&r, 100, &n);
+    cr_assert_eq(n, 5);
+    cr_assert(memcmp(s, "hello", 5) == 0);
+    cr_assert_eq(mc_rbuf_error(&r), 0);
+    cr_assert_eq(mc_rbuf_remaining(&r), 0);
+    mc_wbuf_free(&w);
+}
+
+Test(codec, truncated_input_is_an_error)
+{
+    uint8_t buf[3] = {1, 2, 3};
+    struct mc_rbuf r;
+    mc_rbuf_init(&r, buf, sizeof(buf));
+    cr_assert_eq(mc_rbuf_u32(&r), 0);
+    cr_assert_eq(mc_rbuf_error(&r), MC_EPROTO);
+}
+
+Test(codec, length_over_max_is_an_error)
+{
+    uint8_t buf[8] = {200, 0, 0, 0, 'a', 'b', 'c', 'd'};
+    struct mc_rbuf r;
+    mc_rbuf_init(&r, buf, sizeof(buf));
+    size_t n;
+    cr_assert_null(mc_rbuf_bytes(&r, 100, &n));
+    cr_assert_eq(mc_rbuf_error(&r), MC_EPROTO);
+}
+
+Test(codec, writer_limit)
+{
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 16);
+    mc_wbuf_u64(&w, 1);
+    mc_wbuf_u64(&w, 2);
+    cr_assert_eq(mc_wbuf_error(&w), 0);
+    mc_wbuf_u8(&w, 3);
+    cr_assert_eq(mc_wbuf_error(&w), MC_ETOOLARGE);
+    mc_wbuf_free(&w);
+}
+
+Test(error, names_and_status)
+{
+    cr_assert_str_eq(mc_error_name(MC_ENOKEY), "NoSuchKey");
+    cr_assert_eq(mc_error_http_status(MC_ENOKEY), 404);
+    cr_assert_eq(mc_error_http_status(MC_EPRECOND), 412);
+    cr_assert_eq(mc_error_from_name("BucketNotEmpty"), MC_EBUCKETNOTEMPTY);
+    cr_assert_str_eq(mc_error_name(-9999), "UnknownError");
+}
+
+Test(histogram, quantiles_within_error)
+{
+    struct mc_histogram h;
+    mc_hist_reset(&h);
+    for (uint64_t v = 1; v <= 10000; v++) {
+        mc_hist_record(&h, v);
+    }
+    uint64_t p50 = mc_hist_quantile(&h, 0.5);
+    uint64_t p99 = mc_hist_quantile(&h, 0.99);
+    cr_assert(p50 >= 5000 && p50 <= 5000 * 1.07, "p50=%lu", (unsigned long)p50);
+    cr_assert(p99 >= 9900 && p99 <= 10000, "p99=%lu", (unsigned long)p99);
+    cr_assert_eq(mc_hist_quantile(&h, 1.0), 10000);
+    cr_assert_eq(h.min, 1);
+    cr_assert_eq(mc_hist_count_le(&h, 15), 15);
+    mc_hist_record(&h, UINT64_MAX);
+    cr_assert_eq(mc_hist_quantile(&h, 1.0), UINT64_MAX);
+}
+
+Test(checksum, stable_and_streaming_matches)
+{
+    const char *s = "metacenter";
+    uint64_t a = mc_checksum64(s, strlen(s));
+    struct mc_digest d;
+    cr_assert_eq(mc_digest_init(&d), 0);
+    mc_digest_update(&d, "meta", 4);
+    mc_digest_update(&d, "center", 6);
+    cr_assert_eq(mc_digest_final(&d), a);
+    cr_assert_neq(a, mc_checksum64("metacentes", 10));
+}
+
+Test(rand, deterministic)
+{
+    struct mc_rand a, b;
+    mc_rand_seed(&a, 42);
+    mc_rand_seed(&b, 42);
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(mc_rand_next(&a), mc_rand_next(&b));
+    }
+    for (int i = 0; i < 1000; i++) {
+        cr_assert_lt(mc_rand_below(&a, 7), 7);
+    }
+}
