@@ -85,7 +85,7 @@ static int set_u64(uint64_t *dst, const char *v, uint64_t min, uint64_t max, con
 int mc_node_options_parse_cluster(struct mc_node_options *o, const char *spec, char *err,
                                   size_t errlen)
 {
-    char buf[MC_MAX_MEMBERS * (MC_ADDR_MAX + 24)];
+    char buf[MC_MAX_MEMBERS * (MC_OPT_ADDR_MAX + 24)];
     if (strlen(spec) >= sizeof(buf)) {
         snprintf(err, errlen, "InvalidArgument: --initial-cluster is too long");
         return MC_EINVAL;

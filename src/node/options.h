@@ -6,22 +6,22 @@
 #include <stdint.h>
 
 #define MC_MAX_MEMBERS 16
-#define MC_ADDR_MAX 128
+#define MC_OPT_ADDR_MAX 128
 #define MC_PATH_MAX_BYTES 1024
 
 struct mc_member_addr {
     uint64_t id;
-    char peer_addr[MC_ADDR_MAX];
+    char peer_addr[MC_OPT_ADDR_MAX];
 };
 
 struct mc_node_options {
     char data_dir[MC_PATH_MAX_BYTES];     /* default ./metacenter-data */
     uint64_t node_id;                     /* default 1 */
-    char listen_client[MC_ADDR_MAX];      /* default 127.0.0.1:7070 */
-    char listen_peer[MC_ADDR_MAX];        /* default 127.0.0.1:7071 */
-    char listen_http[MC_ADDR_MAX];        /* default 127.0.0.1:7080; "" or "off" disables */
-    char advertise_client[MC_ADDR_MAX];   /* default = listen_client */
-    char join[MC_ADDR_MAX];               /* --join: a member's client address */
+    char listen_client[MC_OPT_ADDR_MAX];      /* default 127.0.0.1:7070 */
+    char listen_peer[MC_OPT_ADDR_MAX];        /* default 127.0.0.1:7071 */
+    char listen_http[MC_OPT_ADDR_MAX];        /* default 127.0.0.1:7080; "" or "off" disables */
+    char advertise_client[MC_OPT_ADDR_MAX];   /* default = listen_client */
+    char join[MC_OPT_ADDR_MAX];               /* --join: a member's client address */
     struct mc_member_addr initial[MC_MAX_MEMBERS];
     size_t initial_count;                 /* 0 = single node (self only) */
     uint64_t heartbeat_ms;                /* default 100 */
