@@ -53,12 +53,6 @@ struct th_server {
     bool stopped;
 };
 
-/* Engine-backed dispatch lives in harness_engine.c (weak: absent until the engine links). */
-int th_engine_open(struct th_server *s, const char *dir, void **engine) __attribute__((weak));
-void th_engine_close(void *engine) __attribute__((weak));
-void th_engine_dispatch(void *engine, uint64_t node_id, const struct mc_client_request *r,
-                        uint64_t *applied, uint64_t *duplicates) __attribute__((weak));
-
 /* ---- fake store ---- */
 
 static struct kv *kv_slot(struct th_server *s, const char *key, size_t klen)
@@ -173,10 +167,6 @@ static void fake_write(struct th_server *s, const struct mc_client_request *r)
             kv_put(s, (const char *)op, (size_t)(eq - op), eq + 1, len - (size_t)(eq - op) - 1);
         }
         __atomic_add_fetch(&s->applied, 1, __ATOMIC_RELAXED);
-    }
-    if (s->drops_left > 0) {
-        s->drops_left--;
-        mc_client_conn_close(r->token.conn);
     }
     uint8_t body[8];
     mc_put_u64le(body, s->applied);
@@ -326,7 +316,7 @@ static void dispatch(void *ctx, const struct mc_client_request *r)
 {
     struct th_server *s = ctx;
     s->requests++;
-    if (s->o.blackhole) {
+    if (s->o.blackhole && r->req->op != MC_REQ_REGISTER_SESSION) {
         if (s->n_held < MAX_HELD) {
             s->held[s->n_held++] = r->token;
         } else {
@@ -337,6 +327,11 @@ static void dispatch(void *ctx, const struct mc_client_request *r)
     if (is_leader_op(r->req->op) && (s->o.redirect_to || s->o.redirect_unknown)) {
         mc_client_reply_not_leader(&r->token, s->o.redirect_to ? 2 : 0, s->o.redirect_to);
         return;
+    }
+    if (r->req->op == MC_REQ_WRITE && s->drops_left > 0) {
+        /* Apply, but lose the reply with the connection (leader crash after commit). */
+        s->drops_left--;
+        mc_client_conn_close(r->token.conn);
     }
     if (s->o.mode == TH_ENGINE) {
         th_engine_dispatch(s->engine, s->o.node_id, r, &s->applied, &s->duplicates);
@@ -392,12 +387,6 @@ int th_start(const struct th_opts *o, struct th_server **out)
     s->held = calloc(MAX_HELD, sizeof(*s->held));
     s->delayed = calloc(MAX_DELAYED, sizeof(*s->delayed));
     if (o->mode == TH_ENGINE) {
-        if (!th_engine_open) {
-            free(s->held);
-            free(s->delayed);
-            free(s);
-            return MC_EINVAL;
-        }
         int rc = th_engine_open(s, o->engine_dir, &s->engine);
         if (rc != 0) {
             free(s->held);
@@ -460,7 +449,7 @@ void th_stop(struct th_server *s, struct mc_client_server_stats *stats)
         free(s->tab[i].val);
     }
     free(s->tab);
-    if (s->engine && th_engine_close) {
+    if (s->engine) {
         th_engine_close(s->engine);
     }
     free(s->held);

@@ -21,7 +21,8 @@ struct th_opts {
     bool redirect_unknown;   /* writes get NotLeader without a leader */
     int drop_after_apply;    /* the first N writes are applied, then the connection is closed
                                 without a reply (a leader crashing before it answers) */
-    bool blackhole;          /* never answer (answered with ShuttingDown at stop) */
+    bool blackhole;          /* answer nothing but REGISTER_SESSION (the rest gets
+                                ShuttingDown at stop) */
     uint32_t delay_every;    /* fake: every Nth request is answered 2 ms later (out of order) */
     struct mc_client_server_opts srv; /* server limits */
 };
@@ -38,5 +39,11 @@ uint64_t th_applied(const struct th_server *s);
 uint64_t th_duplicates(const struct th_server *s);
 /* Stop the server and join its thread; stats (may be NULL) gets the server's counters. */
 void th_stop(struct th_server *s, struct mc_client_server_stats *stats);
+
+/* Engine-backed dispatch (harness_engine.c). */
+int th_engine_open(struct th_server *s, const char *dir, void **engine);
+void th_engine_close(void *engine);
+void th_engine_dispatch(void *engine, uint64_t node_id, const struct mc_client_request *r,
+                        uint64_t *applied, uint64_t *duplicates);
 
 #endif
