@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metacenter/engine.h"
+
 /*
  * Model. A client holds one TCP connection per endpoint (opened lazily, non-blocking).
  * Requests are pipelined: the *_async calls queue a request and return at once; replies
@@ -97,6 +99,10 @@ struct mc_client_opts {
     uint32_t backoff_max_ms;     /* default 500 */
     uint32_t max_pending;        /* requests queued + in flight; default 65536; submit
                                     returns MC_ELIMIT beyond */
+    uint32_t session_window;     /* writes in flight per session; default
+                                    MC_SESSION_RESULTS_KEPT (the results the engine keeps per
+                                    session, so any retry finds its cached answer) */
+    uint32_t max_sessions;       /* sessions one client opens to go deeper; default 64 */
     struct mc_read_opts read;    /* consistency used by the blocking read wrappers */
 };
 
@@ -204,6 +210,17 @@ int mc_client_snapshot_async(struct mc_client *c, int endpoint, mc_client_cb cb,
 int mc_client_check_async(struct mc_client *c, int endpoint, uint64_t index, mc_client_cb cb,
                           void *arg);
 
+/* Typed async write: encodes op (session/seq/time/version ids are filled in by client and
+ * leader) and submits it. Decode the callback's body with mc_client_decode_result. */
+int mc_client_op_async(struct mc_client *c, const struct mc_op *op, mc_client_cb cb, void *arg);
+
+/*
+ * The write's mc_op_result from a callback (success or a failed op: code, failed_op,
+ * version_id, delete_marker). Returns 0, or MC_EPROTO / r->status when the reply carries
+ * no result (e.g. a timeout).
+ */
+int mc_client_decode_result(const struct mc_client_result *r, struct mc_op_result *out);
+
 /* Decoders for admin reply bodies. Return 0 or MC_EPROTO. */
 int mc_client_decode_ping(const struct mc_client_result *r, struct mc_ping_info *out);
 int mc_client_decode_status(const struct mc_client_result *r, struct mc_cluster_status *out);
@@ -245,6 +262,48 @@ int mc_client_list_versions_raw(struct mc_client *c, const struct mc_list_args *
                                 struct mc_client_buf *out);
 int mc_client_list_buckets_raw(struct mc_client *c, struct mc_client_buf *out);
 int mc_client_head_bucket_raw(struct mc_client *c, const char *bucket, struct mc_client_buf *out);
+
+/* ---- blocking typed calls (engine structs; see engine.h for ownership) ---- */
+
+/* Any op record (the client fills in nothing but session/seq). out may be NULL. Returns the
+ * op's code (0, MC_EPRECOND, MC_ENOBUCKET, ...) or a transport error. */
+int mc_client_op(struct mc_client *c, const struct mc_op *op, struct mc_op_result *out);
+/* Atomic batch: all ops apply or none (out->failed_op names the failing one). */
+int mc_client_batch(struct mc_client *c, const struct mc_op *ops, uint32_t n,
+                    struct mc_op_result *out);
+
+int mc_client_bucket_create(struct mc_client *c, const char *bucket, enum mc_versioning v);
+int mc_client_bucket_delete(struct mc_client *c, const char *bucket);
+int mc_client_bucket_versioning(struct mc_client *c, const char *bucket, enum mc_versioning v);
+int mc_client_bucket_head(struct mc_client *c, const char *bucket, struct mc_bucket_info *out);
+/* *out malloc'd (free()). */
+int mc_client_bucket_list(struct mc_client *c, struct mc_bucket_info **out, size_t *n);
+
+struct mc_put_cond {
+    const char *if_match;    /* NULL = none */
+    bool if_none_match_star; /* fail when a live latest version exists */
+};
+/* meta may be NULL; cond may be NULL. out (may be NULL) gets version_id. */
+int mc_client_put(struct mc_client *c, const char *bucket, const char *key,
+                  const struct mc_object_meta *meta, const struct mc_put_cond *cond,
+                  struct mc_op_result *out);
+/* Latest (version_id NULL) or one version. A delete marker as latest: MC_ENOKEY, and
+ * mc_client_last_error(c)->delete_marker is set. out: mc_version_clear() it. */
+int mc_client_get(struct mc_client *c, const char *bucket, const char *key, const char *version_id,
+                  struct mc_version *out);
+int mc_client_head(struct mc_client *c, const char *bucket, const char *key, const char *version_id,
+                   struct mc_version *out);
+/* Delete (versioned bucket without version_id: adds a delete marker). */
+int mc_client_delete(struct mc_client *c, const char *bucket, const char *key,
+                     const char *version_id, struct mc_op_result *out);
+int mc_client_update_meta(struct mc_client *c, const char *bucket, const char *key,
+                          const char *version_id, uint32_t update_mask,
+                          const struct mc_object_meta *meta, struct mc_op_result *out);
+/* out: mc_list_result_clear() it. */
+int mc_client_list_objects(struct mc_client *c, const struct mc_list_args *a,
+                           struct mc_list_result *out);
+int mc_client_list_versions(struct mc_client *c, const struct mc_list_args *a,
+                            struct mc_list_result *out);
 
 /* Blocking admin calls. */
 int mc_client_ping(struct mc_client *c, int endpoint, struct mc_ping_info *out);

@@ -422,6 +422,11 @@ size_t mc_client_conn_pending_bytes(const struct mc_client_conn *c)
     return c->out.len + (c->writing ? c->wout.len - c->wout_off : 0);
 }
 
+void mc_client_conn_close(struct mc_client_conn *c)
+{
+    close_conn(c);
+}
+
 const char *mc_client_conn_peer(const struct mc_client_conn *c)
 {
     return c->state == CONN_CLOSED ? "" : c->peer;

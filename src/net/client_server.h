@@ -126,6 +126,10 @@ int mc_client_reply_more(const struct mc_client_token *t, const void *body, size
  * streaming producer pace itself. */
 size_t mc_client_conn_pending_bytes(const struct mc_client_conn *conn);
 
+/* Close a connection now (queued output is dropped). Unanswered requests still accept
+ * (and drop) their replies. */
+void mc_client_conn_close(struct mc_client_conn *conn);
+
 /* Peer address "127.0.0.1:50123" of a connection (for logs); "" when gone. */
 const char *mc_client_conn_peer(const struct mc_client_conn *conn);
 
