@@ -1,0 +1,6 @@
+# mk/lincheck.mk: linearizability checker (build/lincheck) and fault proxy (build/faultproxy).
+
+LINCHECK_OBJS := $(addprefix $(BUILD)/obj/test/fault/lincheck/,lincheck.o gen.o main.o)
+$(BUILD)/lincheck: $(LINCHECK_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(LINCHECK_OBJS) $(LIB) $(LDLIBS)
+PROGRAMS += $(BUILD)/lincheck
