@@ -4,3 +4,8 @@ LINCHECK_OBJS := $(addprefix $(BUILD)/obj/test/fault/lincheck/,lincheck.o gen.o 
 $(BUILD)/lincheck: $(LINCHECK_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(LINCHECK_OBJS) $(LIB) $(LDLIBS)
 PROGRAMS += $(BUILD)/lincheck
+
+FAULTPROXY_OBJS := $(BUILD)/obj/test/fault/proxy/faultproxy.o
+$(BUILD)/faultproxy: $(FAULTPROXY_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(FAULTPROXY_OBJS) $(LIB) $(LDLIBS)
+PROGRAMS += $(BUILD)/faultproxy
