@@ -32,7 +32,7 @@ static struct mc_lincheck_report gen_and_check(const struct mc_lincheck_gen_opts
     return rep;
 }
 
-Test(lincheck_gen, history_100k_ops_checks_fast, .timeout = 120)
+Test(lincheck_gen, history_100k_ops_checks_fast)
 {
     struct mc_lincheck_gen_opts g = {
         .seed = 42, .ops = 100000, .keys = 10, .processes = 8, .info_percent = 2};
@@ -51,7 +51,7 @@ Test(lincheck_gen, history_100k_ops_checks_fast, .timeout = 120)
     free(text);
 }
 
-Test(lincheck_gen, violation_at_the_end_of_100k_ops_is_found, .timeout = 120)
+Test(lincheck_gen, violation_at_the_end_of_100k_ops_is_found)
 {
     struct mc_lincheck_gen_opts g = {
         .seed = 43, .ops = 100000, .keys = 10, .processes = 8, .info_percent = 2, .violation = 1};
@@ -64,7 +64,7 @@ Test(lincheck_gen, violation_at_the_end_of_100k_ops_is_found, .timeout = 120)
 }
 
 /* Many small seeds with many info ops: soundness of the info pruning and bounding. */
-Test(lincheck_gen, many_seeds_with_info_ops, .timeout = 120)
+Test(lincheck_gen, many_seeds_with_info_ops)
 {
     for (uint64_t seed = 1; seed <= 40; seed++) {
         struct mc_lincheck_gen_opts g = {.seed = seed,
