@@ -1,0 +1,1231 @@
+/* client.c: client library core: endpoints, non-blocking sockets + poll(2), routing, retries,
+ * exactly-once sessions. */
+#include "client/client_internal.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "metacenter/error.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define READ_INITIAL_BYTES (64u * 1024)
+#define KEEP_BUFFER_BYTES  (1u * 1024 * 1024)
+/* Reads per readable socket per poll, so one busy connection cannot starve the rest. */
+#define READS_PER_EVENT 16
+/* Byte offsets inside an encoded WRITE frame (patched when a session/seq is assigned). */
+#define WRITE_SESSION_OFF (MC_PROTO_HEADER_BYTES)
+#define WRITE_SEQ_OFF     (MC_PROTO_HEADER_BYTES + 8)
+#define WRITE_ACKED_OFF   (MC_PROTO_HEADER_BYTES + 16)
+
+enum ep_state { EP_IDLE, EP_CONNECTING, EP_UP };
+enum req_state { REQ_FREE, REQ_WAIT_SESSION, REQ_QUEUED, REQ_SENT };
+
+struct req;
+
+/* An intrusive doubly linked list of requests (one queue per state). */
+struct rlist {
+    struct req *head, *tail;
+    size_t n;
+};
+
+struct ep {
+    char addr[MC_ADDR_MAX];
+    struct sockaddr_in sa;
+    int fd;
+    enum ep_state state;
+    uint64_t connect_deadline_ms;
+    uint64_t retry_at_ms; /* no connection attempt before this (backoff after failure) */
+    uint32_t failures;
+    struct mc_wbuf out; /* frames not yet sent; [out_off, len) pending */
+    size_t out_off;
+    uint8_t *rbuf;
+    size_t rcap, rlen;
+    struct rlist inflight; /* REQ_SENT on this connection */
+};
+
+/* One exactly-once session; a client opens more when it pipelines more writes than one
+ * session's window (the results the engine caches per session). */
+struct lane {
+    uint64_t session_id; /* 0 while registering / after expiry */
+    uint64_t next_seq;
+    uint32_t inflight;
+    bool registering;
+    uint64_t seqs[64]; /* seqs in flight (≤ window ≤ 64) */
+};
+
+struct req {
+    uint32_t slot;
+    uint32_t gen;
+    uint8_t op;
+    uint8_t state;
+    bool is_write; /* numbered in a session */
+    bool sent_once;
+    bool internal; /* session registration */
+    int8_t pin;
+    int8_t ep;
+    int16_t lane;
+    uint64_t seq;
+    uint64_t deadline_ms;
+    uint64_t retry_at_ms;
+    uint32_t attempts;
+    mc_client_cb cb;
+    void *arg;
+    struct mc_wbuf frame; /* the encoded request, kept for retries */
+    struct req *qprev, *qnext;
+    struct rlist *q;
+    struct req *dprev, *dnext; /* deadline order */
+};
+
+struct mc_client {
+    struct mc_client_opts opts;
+    struct ep eps[MC_CLIENT_MAX_ENDPOINTS];
+    int n_eps;
+    int leader_ep;
+    uint32_t rr;
+    struct req **slots;
+    uint32_t n_slots, cap_slots;
+    uint32_t *free_slots;
+    uint32_t n_free;
+    size_t pending;
+    struct rlist retry;        /* REQ_QUEUED */
+    struct rlist wait_session; /* writes waiting for a session slot */
+    struct req *dhead, *dtail; /* every pending request by deadline */
+    struct lane lanes[MC_CLIENT_MAX_SESSIONS];
+    int n_lanes;
+    uint64_t callbacks; /* callbacks run so far */
+    struct mc_client_error last_error;
+    bool closing;
+};
+
+static void complete(struct mc_client *c, struct req *r, struct mc_client_result *res);
+static void ep_fail(struct mc_client *c, int i, const char *why);
+static void route(struct mc_client *c, struct req *r, uint64_t now);
+static void lane_assign_waiting(struct mc_client *c, uint64_t now);
+
+/* ---- small helpers ---- */
+
+void mc_client_opts_default(struct mc_client_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->request_timeout_ms = 5000;
+    o->connect_timeout_ms = 1000;
+    o->backoff_min_ms = 5;
+    o->backoff_max_ms = 500;
+    o->max_pending = 65536;
+    o->session_window = MC_SESSION_RESULTS_KEPT;
+    o->max_sessions = 64;
+    o->read.consistency = MC_CONSISTENCY_LINEARIZABLE;
+}
+
+int mc_consistency_parse(const char *s, enum mc_consistency *out)
+{
+    if (strcmp(s, "linearizable") == 0 || strcmp(s, "strong") == 0) {
+        *out = MC_CONSISTENCY_LINEARIZABLE;
+        return 0;
+    }
+    if (strcmp(s, "stale") == 0 || strcmp(s, "eventual") == 0) {
+        *out = MC_CONSISTENCY_STALE;
+        return 0;
+    }
+    return MC_EINVAL;
+}
+
+static void rl_push(struct rlist *l, struct req *r)
+{
+    assert(!r->q);
+    r->q = l;
+    r->qnext = NULL;
+    r->qprev = l->tail;
+    if (l->tail) {
+        l->tail->qnext = r;
+    } else {
+        l->head = r;
+    }
+    l->tail = r;
+    l->n++;
+}
+
+static void rl_remove(struct req *r)
+{
+    struct rlist *l = r->q;
+    if (!l) {
+        return;
+    }
+    if (r->qprev) {
+        r->qprev->qnext = r->qnext;
+    } else {
+        l->head = r->qnext;
+    }
+    if (r->qnext) {
+        r->qnext->qprev = r->qprev;
+    } else {
+        l->tail = r->qprev;
+    }
+    r->qprev = r->qnext = NULL;
+    r->q = NULL;
+    l->n--;
+}
+
+/* Deadline list, kept sorted: insertion scans from the tail (usually O(1)). */
+static void dl_insert(struct mc_client *c, struct req *r)
+{
+    struct req *p = c->dtail;
+    while (p && p->deadline_ms > r->deadline_ms) {
+        p = p->dprev;
+    }
+    r->dprev = p;
+    r->dnext = p ? p->dnext : c->dhead;
+    if (r->dnext) {
+        r->dnext->dprev = r;
+    } else {
+        c->dtail = r;
+    }
+    if (p) {
+        p->dnext = r;
+    } else {
+        c->dhead = r;
+    }
+}
+
+static void dl_remove(struct mc_client *c, struct req *r)
+{
+    if (r->dprev) {
+        r->dprev->dnext = r->dnext;
+    } else {
+        c->dhead = r->dnext;
+    }
+    if (r->dnext) {
+        r->dnext->dprev = r->dprev;
+    } else {
+        c->dtail = r->dprev;
+    }
+    r->dprev = r->dnext = NULL;
+}
+
+static uint64_t backoff_ms(const struct mc_client *c, uint32_t attempts)
+{
+    uint64_t b = c->opts.backoff_min_ms;
+    for (uint32_t i = 1; i < attempts && b < c->opts.backoff_max_ms; i++) {
+        b *= 2;
+    }
+    return b < c->opts.backoff_max_ms ? b : c->opts.backoff_max_ms;
+}
+
+static int parse_endpoint(const char *s, size_t len, struct sockaddr_in *sa)
+{
+    char buf[MC_ADDR_MAX];
+    if (len == 0 || len >= sizeof(buf)) {
+        return MC_EINVAL;
+    }
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    char *colon = strrchr(buf, ':');
+    if (!colon || colon == buf || colon[1] == 0) {
+        return MC_EINVAL;
+    }
+    *colon = 0;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port <= 0 || port > 65535) {
+        return MC_EINVAL;
+    }
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (strcmp(buf, "localhost") == 0) {
+        sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return 0;
+    }
+    if (inet_pton(AF_INET, buf, &sa->sin_addr) == 1) {
+        return 0;
+    }
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(buf, NULL, &hints, &ai) != 0 || !ai) {
+        return MC_EINVAL;
+    }
+    sa->sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+/* Index of the endpoint with this address, adding it when new; -1 when full or invalid. */
+static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len)
+{
+    struct sockaddr_in sa;
+    if (parse_endpoint(addr, len, &sa) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < c->n_eps; i++) {
+        if (c->eps[i].sa.sin_addr.s_addr == sa.sin_addr.s_addr &&
+            c->eps[i].sa.sin_port == sa.sin_port) {
+            return i;
+        }
+    }
+    if (c->n_eps == MC_CLIENT_MAX_ENDPOINTS) {
+        return -1;
+    }
+    struct ep *e = &c->eps[c->n_eps];
+    memset(e, 0, sizeof(*e));
+    memcpy(e->addr, addr, len);
+    e->addr[len] = 0;
+    e->sa = sa;
+    e->fd = -1;
+    mc_wbuf_init(&e->out, 0);
+    return c->n_eps++;
+}
+
+/* ---- open / close ---- */
+
+int mc_client_open(const char *endpoints, const struct mc_client_opts *opts, struct mc_client **out)
+{
+    struct mc_client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        return MC_ENOMEM;
+    }
+    mc_client_opts_default(&c->opts);
+    if (opts) {
+        struct mc_client_opts d = c->opts;
+        c->opts = *opts;
+        if (!c->opts.request_timeout_ms) {
+            c->opts.request_timeout_ms = d.request_timeout_ms;
+        }
+        if (!c->opts.connect_timeout_ms) {
+            c->opts.connect_timeout_ms = d.connect_timeout_ms;
+        }
+        if (!c->opts.backoff_min_ms) {
+            c->opts.backoff_min_ms = d.backoff_min_ms;
+        }
+        if (c->opts.backoff_max_ms < c->opts.backoff_min_ms) {
+            c->opts.backoff_max_ms = d.backoff_max_ms > c->opts.backoff_min_ms
+                                         ? d.backoff_max_ms
+                                         : c->opts.backoff_min_ms;
+        }
+        if (!c->opts.max_pending) {
+            c->opts.max_pending = d.max_pending;
+        }
+        if (!c->opts.session_window) {
+            c->opts.session_window = d.session_window;
+        }
+        if (!c->opts.max_sessions) {
+            c->opts.max_sessions = d.max_sessions;
+        }
+    }
+    if (c->opts.session_window > 64) {
+        c->opts.session_window = 64;
+    }
+    if (c->opts.max_sessions > MC_CLIENT_MAX_SESSIONS) {
+        c->opts.max_sessions = MC_CLIENT_MAX_SESSIONS;
+    }
+    c->leader_ep = -1;
+    const char *p = endpoints ? endpoints : "";
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len > 0) {
+            if (ep_find_or_add(c, p, len) < 0) {
+                free(c);
+                return MC_EINVAL;
+            }
+        }
+        p += len;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    if (c->n_eps == 0) {
+        free(c);
+        return MC_EINVAL;
+    }
+    *out = c;
+    return 0;
+}
+
+static void ep_close_fd(struct ep *e)
+{
+    if (e->fd >= 0) {
+        close(e->fd);
+        e->fd = -1;
+    }
+    e->state = EP_IDLE;
+    e->out.len = 0;
+    e->out.err = 0;
+    e->out_off = 0;
+    e->rlen = 0;
+}
+
+void mc_client_close(struct mc_client *c)
+{
+    if (!c) {
+        return;
+    }
+    c->closing = true;
+    /* Fail every pending request (callbacks free their own state). */
+    while (c->dhead) {
+        struct req *r = c->dhead;
+        struct mc_client_result res = {.status = MC_ESHUTDOWN};
+        res.outcome_unknown = r->is_write && r->sent_once;
+        complete(c, r, &res);
+    }
+    for (int i = 0; i < c->n_eps; i++) {
+        ep_close_fd(&c->eps[i]);
+        mc_wbuf_free(&c->eps[i].out);
+        free(c->eps[i].rbuf);
+    }
+    for (uint32_t i = 0; i < c->n_slots; i++) {
+        mc_wbuf_free(&c->slots[i]->frame);
+        free(c->slots[i]);
+    }
+    free(c->slots);
+    free(c->free_slots);
+    free(c);
+}
+
+int mc_client_endpoint_count(const struct mc_client *c)
+{
+    return c->n_eps;
+}
+
+const char *mc_client_endpoint_addr(const struct mc_client *c, int i)
+{
+    return i >= 0 && i < c->n_eps ? c->eps[i].addr : "";
+}
+
+int mc_client_leader_index(const struct mc_client *c)
+{
+    return c->leader_ep;
+}
+
+uint64_t mc_client_session_id(const struct mc_client *c)
+{
+    return c->n_lanes > 0 ? c->lanes[0].session_id : 0;
+}
+
+size_t mc_client_pending(const struct mc_client *c)
+{
+    return c->pending;
+}
+
+const struct mc_client_error *mc_client_last_error(const struct mc_client *c)
+{
+    return &c->last_error;
+}
+
+const struct mc_read_opts *mc_client_default_read(const struct mc_client *c)
+{
+    return &c->opts.read;
+}
+
+/* ---- request slots ---- */
+
+static struct req *req_alloc(struct mc_client *c)
+{
+    if (c->closing || c->pending >= c->opts.max_pending) {
+        return NULL;
+    }
+    struct req *r;
+    if (c->n_free > 0) {
+        r = c->slots[c->free_slots[--c->n_free]];
+    } else {
+        if (c->n_slots == c->cap_slots) {
+            uint32_t cap = c->cap_slots ? c->cap_slots * 2 : 64;
+            struct req **s = realloc(c->slots, cap * sizeof(*s));
+            if (!s) {
+                return NULL;
+            }
+            c->slots = s;
+            uint32_t *f = realloc(c->free_slots, cap * sizeof(*f));
+            if (!f) {
+                return NULL;
+            }
+            c->free_slots = f;
+            c->cap_slots = cap;
+        }
+        r = calloc(1, sizeof(*r));
+        if (!r) {
+            return NULL;
+        }
+        r->slot = c->n_slots;
+        mc_wbuf_init(&r->frame, MC_PROTO_MAX_FRAME_BYTES);
+        c->slots[c->n_slots++] = r;
+    }
+    assert(r->state == REQ_FREE);
+    r->gen++;
+    if (r->gen == 0) {
+        r->gen = 1; /* request id 0 is never used */
+    }
+    r->frame.len = 0;
+    r->frame.err = 0;
+    r->is_write = r->sent_once = r->internal = false;
+    r->pin = -1;
+    r->ep = -1;
+    r->lane = -1;
+    r->seq = 0;
+    r->attempts = 0;
+    r->retry_at_ms = 0;
+    r->q = NULL;
+    c->pending++;
+    return r;
+}
+
+static uint64_t req_id(const struct req *r)
+{
+    return (uint64_t)r->gen << 32 | r->slot;
+}
+
+static void req_free(struct mc_client *c, struct req *r)
+{
+    assert(r->state != REQ_FREE);
+    r->state = REQ_FREE;
+    r->cb = NULL;
+    r->arg = NULL;
+    if (r->frame.cap > KEEP_BUFFER_BYTES) {
+        mc_wbuf_free(&r->frame);
+    }
+    c->free_slots[c->n_free++] = r->slot;
+    c->pending--;
+}
+
+/* Give the request its deadline and route it. */
+static void req_start(struct mc_client *c, struct req *r)
+{
+    uint64_t now = mc_mono_ms();
+    r->deadline_ms = now + c->opts.request_timeout_ms;
+    dl_insert(c, r);
+    if (r->is_write) {
+        r->state = REQ_WAIT_SESSION;
+        rl_push(&c->wait_session, r);
+        lane_assign_waiting(c, now);
+    } else {
+        route(c, r, now);
+    }
+}
+
+/* ---- sessions (exactly-once, DESIGN.md §2.3; Raft thesis §6.3) ---- */
+
+static void lane_release(struct mc_client *c, struct req *r)
+{
+    if (r->lane < 0) {
+        return;
+    }
+    struct lane *l = &c->lanes[r->lane];
+    for (uint32_t i = 0; i < l->inflight; i++) {
+        if (l->seqs[i] == r->seq) {
+            l->seqs[i] = l->seqs[--l->inflight];
+            break;
+        }
+    }
+    r->lane = -1;
+}
+
+/* Every seq below the lowest one in flight has had its answer (or was abandoned). */
+static uint64_t lane_acked(const struct lane *l)
+{
+    uint64_t min = l->next_seq;
+    for (uint32_t i = 0; i < l->inflight; i++) {
+        if (l->seqs[i] < min) {
+            min = l->seqs[i];
+        }
+    }
+    return min - 1;
+}
+
+static void on_registered(void *arg, const struct mc_client_result *res);
+
+static int lane_register(struct mc_client *c, int li)
+{
+    struct req *r = req_alloc(c);
+    if (!r) {
+        return MC_ELIMIT;
+    }
+    struct mc_proto_request q = {.op = MC_REQ_REGISTER_SESSION, .request_id = req_id(r)};
+    mc_proto_request_encode(&r->frame, &q);
+    r->op = MC_REQ_REGISTER_SESSION;
+    r->internal = true;
+    r->cb = on_registered;
+    r->arg = c;
+    r->lane = (int16_t)li; /* not a seq holder: lane_release finds no seq */
+    r->seq = 0;
+    c->lanes[li].registering = true;
+    req_start(c, r);
+    return 0;
+}
+
+/* Hand out (session, seq) to waiting writes while some session has room. */
+static void lane_assign_waiting(struct mc_client *c, uint64_t now)
+{
+    while (c->wait_session.head) {
+        int best = -1;
+        bool registering = false;
+        for (int i = 0; i < c->n_lanes; i++) {
+            struct lane *l = &c->lanes[i];
+            if (l->registering) {
+                registering = true;
+            } else if (l->session_id && l->inflight < c->opts.session_window) {
+                best = i;
+                break;
+            }
+        }
+        if (best < 0) {
+            /* Revive an expired lane, or open one more, unless one is on its way. */
+            if (registering) {
+                return;
+            }
+            int li = -1;
+            for (int i = 0; i < c->n_lanes; i++) {
+                if (c->lanes[i].session_id == 0 && c->lanes[i].inflight == 0) {
+                    li = i;
+                    break;
+                }
+            }
+            if (li < 0 && (uint32_t)c->n_lanes < c->opts.max_sessions) {
+                li = c->n_lanes++;
+                memset(&c->lanes[li], 0, sizeof(c->lanes[li]));
+            }
+            if (li >= 0) {
+                lane_register(c, li);
+            }
+            return;
+        }
+        struct req *r = c->wait_session.head;
+        rl_remove(r);
+        struct lane *l = &c->lanes[best];
+        r->lane = (int16_t)best;
+        r->seq = l->next_seq++;
+        l->seqs[l->inflight++] = r->seq;
+        mc_put_u64le(r->frame.data + WRITE_SESSION_OFF, l->session_id);
+        mc_put_u64le(r->frame.data + WRITE_SEQ_OFF, r->seq);
+        route(c, r, now);
+    }
+}
+
+static void on_registered(void *arg, const struct mc_client_result *res)
+{
+    (void)arg;
+    (void)res; /* handled in complete() where the lane is known */
+}
+
+/* ---- connections ---- */
+
+static bool ep_usable(const struct ep *e, uint64_t now)
+{
+    return e->state != EP_IDLE || e->retry_at_ms <= now;
+}
+
+static int ep_connect(struct mc_client *c, int i, uint64_t now)
+{
+    struct ep *e = &c->eps[i];
+    assert(e->fd < 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return MC_EIO;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    e->fd = fd;
+    e->out_off = 0;
+    e->rlen = 0;
+    if (connect(fd, (struct sockaddr *)&e->sa, sizeof(e->sa)) == 0) {
+        e->state = EP_UP;
+        return 0;
+    }
+    if (errno == EINPROGRESS) {
+        e->state = EP_CONNECTING;
+        e->connect_deadline_ms = now + c->opts.connect_timeout_ms;
+        return 0;
+    }
+    ep_close_fd(e);
+    return MC_EIO;
+}
+
+/* Choose an endpoint for r: -1 when none is usable right now. */
+static int pick(struct mc_client *c, const struct req *r, uint64_t now)
+{
+    if (r->pin >= 0) {
+        return ep_usable(&c->eps[r->pin], now) ? r->pin : -1;
+    }
+    bool to_leader = !mc_proto_op_is_read(r->op) && r->op != MC_REQ_PING &&
+                     r->op != MC_REQ_CLUSTER_STATUS && r->op != MC_REQ_SNAPSHOT_SAVE &&
+                     r->op != MC_REQ_CHECK;
+    if (to_leader && c->leader_ep >= 0 && ep_usable(&c->eps[c->leader_ep], now)) {
+        return c->leader_ep;
+    }
+    for (int k = 0; k < c->n_eps; k++) {
+        int i = (int)(c->rr++ % (uint32_t)c->n_eps);
+        if (ep_usable(&c->eps[i], now)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void requeue(struct mc_client *c, struct req *r, uint64_t at)
+{
+    rl_remove(r);
+    r->state = REQ_QUEUED;
+    r->ep = -1;
+    r->retry_at_ms = at;
+    rl_push(&c->retry, r);
+}
+
+/* Send r to an endpoint (or park it until one is usable). */
+static void route(struct mc_client *c, struct req *r, uint64_t now)
+{
+    int i = pick(c, r, now);
+    if (i < 0) {
+        /* Every endpoint is backing off: wait for the earliest to be retried. */
+        uint64_t at = UINT64_MAX;
+        for (int k = 0; k < c->n_eps; k++) {
+            if ((r->pin < 0 || r->pin == k) && c->eps[k].retry_at_ms < at) {
+                at = c->eps[k].retry_at_ms;
+            }
+        }
+        if (at <= now) {
+            at = now + c->opts.backoff_min_ms;
+        }
+        requeue(c, r, at);
+        return;
+    }
+    struct ep *e = &c->eps[i];
+    if (e->fd < 0 && ep_connect(c, i, now) != 0) {
+        e->failures++;
+        e->retry_at_ms = now + backoff_ms(c, e->failures);
+        r->attempts++;
+        requeue(c, r, now + backoff_ms(c, r->attempts));
+        return;
+    }
+    if (r->is_write) {
+        mc_put_u64le(r->frame.data + WRITE_ACKED_OFF, lane_acked(&c->lanes[r->lane]));
+    }
+    mc_wbuf_put(&e->out, r->frame.data, r->frame.len);
+    if (mc_wbuf_error(&e->out)) {
+        e->out.err = 0;
+        requeue(c, r, now + backoff_ms(c, ++r->attempts));
+        return;
+    }
+    rl_remove(r);
+    r->state = REQ_SENT;
+    r->ep = (int8_t)i;
+    r->sent_once = true;
+    rl_push(&e->inflight, r);
+}
+
+static void ep_fail(struct mc_client *c, int i, const char *why)
+{
+    struct ep *e = &c->eps[i];
+    uint64_t now = mc_mono_ms();
+    MC_DEBUG("client_endpoint_failed", "addr=%s why=%s", e->addr, why);
+    ep_close_fd(e);
+    e->failures++;
+    e->retry_at_ms = now + backoff_ms(c, e->failures);
+    if (c->leader_ep == i) {
+        c->leader_ep = -1;
+    }
+    /* Everything in flight there goes elsewhere (a write keeps its session and seq). */
+    while (e->inflight.head) {
+        struct req *r = e->inflight.head;
+        r->attempts++;
+        requeue(c, r, now);
+    }
+}
+
+static int ep_flush(struct mc_client *c, int i)
+{
+    struct ep *e = &c->eps[i];
+    while (e->state == EP_UP && e->out_off < e->out.len) {
+        ssize_t n = send(e->fd, e->out.data + e->out_off, e->out.len - e->out_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return 0;
+            }
+            ep_fail(c, i, strerror(errno));
+            return MC_EIO;
+        }
+        e->out_off += (size_t)n;
+    }
+    if (e->out_off == e->out.len) {
+        e->out.len = 0;
+        e->out_off = 0;
+        if (e->out.cap > KEEP_BUFFER_BYTES) {
+            mc_wbuf_free(&e->out);
+        }
+    }
+    return 0;
+}
+
+/* ---- replies ---- */
+
+static bool retriable(int status)
+{
+    return status == MC_ENOTLEADER || status == MC_EUNAVAIL || status == MC_ESHUTDOWN ||
+           status == MC_ELIMIT || status == MC_ESTALE;
+}
+
+static void complete(struct mc_client *c, struct req *r, struct mc_client_result *res)
+{
+    rl_remove(r);
+    dl_remove(c, r);
+    if (r->internal) {
+        struct lane *l = &c->lanes[r->lane];
+        l->registering = false;
+        uint64_t sid = 0;
+        if (res->status == 0 && mc_proto_session_decode(res->body, res->body_len, &sid) == 0) {
+            assert(l->inflight == 0);
+            l->session_id = sid;
+            l->next_seq = 1;
+        } else {
+            /* Registration failed for good: fail the writes that waited for it. */
+            MC_DEBUG("client_session_failed", "err=%s", mc_error_name(res->status));
+            if (c->n_lanes == r->lane + 1 && l->session_id == 0 && l->inflight == 0) {
+                c->n_lanes--;
+            }
+            int st = res->status ? res->status : MC_EPROTO;
+            r->lane = -1;
+            req_free(c, r);
+            while (c->wait_session.head) {
+                struct req *w = c->wait_session.head;
+                struct mc_client_result wr = {.status = st,
+                                              .message = "",
+                                              .leader_addr = "",
+                                              .version_id = "",
+                                              .endpoint = -1};
+                complete(c, w, &wr);
+            }
+            return;
+        }
+        r->lane = -1;
+        req_free(c, r);
+        lane_assign_waiting(c, mc_mono_ms());
+        return;
+    }
+    if (!res->message) {
+        res->message = "";
+    }
+    if (!res->leader_addr) {
+        res->leader_addr = "";
+    }
+    if (!res->version_id) {
+        res->version_id = "";
+    }
+    bool had_lane = r->lane >= 0;
+    lane_release(c, r);
+    mc_client_cb cb = r->cb;
+    void *arg = r->arg;
+    req_free(c, r);
+    c->callbacks++;
+    if (cb) {
+        cb(arg, res);
+    }
+    if (had_lane && !c->closing) {
+        lane_assign_waiting(c, mc_mono_ms());
+    }
+}
+
+static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h,
+                     const uint8_t *body, size_t len)
+{
+    struct ep *e = &c->eps[i];
+    uint32_t slot = (uint32_t)h->request_id;
+    uint32_t gen = (uint32_t)(h->request_id >> 32);
+    if (slot >= c->n_slots) {
+        return;
+    }
+    struct req *r = c->slots[slot];
+    if (r->gen != gen || r->state != REQ_SENT || r->ep != i) {
+        return; /* a late reply to a request that timed out: ignore */
+    }
+    uint64_t now = mc_mono_ms();
+    e->failures = 0;
+    struct mc_client_result res = {.status = h->status, .endpoint = i};
+    if (h->status == 0) {
+        res.body = body;
+        res.body_len = len;
+        if (h->flags & MC_PROTO_FLAG_MORE) {
+            res.more = true;
+            res.message = res.leader_addr = res.version_id = "";
+            /* A stream in progress is alive: push its deadline out. */
+            dl_remove(c, r);
+            r->deadline_ms = now + c->opts.request_timeout_ms;
+            dl_insert(c, r);
+            c->callbacks++;
+            if (r->cb) {
+                r->cb(r->arg, &res);
+            }
+            return;
+        }
+        complete(c, r, &res);
+        return;
+    }
+    struct mc_proto_error err;
+    mc_proto_error_decode(body, len, &err);
+    res.message = err.message.ptr;
+    res.leader_id = err.leader_id;
+    res.leader_addr = err.leader_addr.ptr;
+    res.delete_marker = (err.flags & MC_PROTO_ERR_DELETE_MARKER) != 0;
+    res.version_id = err.version_id.ptr;
+    res.body = err.result;
+    res.body_len = err.result_len;
+    if (r->is_write && h->status == MC_ENOSESSION && r->lane >= 0 && now < r->deadline_ms) {
+        /* The session expired on the cluster (idle past its TTL): nothing was applied under
+         * it, so take a fresh session and seq. */
+        struct lane *l = &c->lanes[r->lane];
+        if (!l->registering) {
+            l->session_id = 0;
+        }
+        lane_release(c, r);
+        rl_remove(r);
+        r->state = REQ_WAIT_SESSION;
+        r->ep = -1;
+        rl_push(&c->wait_session, r);
+        lane_assign_waiting(c, now);
+        return;
+    }
+    bool pinned = r->pin >= 0;
+    if (retriable(h->status) && !(pinned && h->status == MC_ENOTLEADER) && now < r->deadline_ms) {
+        uint64_t at = now + backoff_ms(c, ++r->attempts);
+        if (h->status == MC_ENOTLEADER) {
+            int li = -1;
+            if (err.leader_addr.len > 0) {
+                li = ep_find_or_add(c, err.leader_addr.ptr, err.leader_addr.len);
+            }
+            c->leader_ep = li;
+            if (li >= 0 && li != i) {
+                at = now; /* a known new leader: go at once */
+            }
+        }
+        requeue(c, r, at);
+        return;
+    }
+    complete(c, r, &res);
+}
+
+static int grow_rbuf(struct ep *e, size_t need)
+{
+    if (need <= e->rcap) {
+        return 0;
+    }
+    size_t cap = e->rcap ? e->rcap : READ_INITIAL_BYTES;
+    while (cap < need) {
+        cap *= 2;
+    }
+    if (cap > MC_PROTO_MAX_FRAME_BYTES) {
+        cap = MC_PROTO_MAX_FRAME_BYTES;
+    }
+    uint8_t *p = realloc(e->rbuf, cap);
+    if (!p) {
+        return MC_ENOMEM;
+    }
+    e->rbuf = p;
+    e->rcap = cap;
+    return 0;
+}
+
+static void ep_read(struct mc_client *c, int i)
+{
+    struct ep *e = &c->eps[i];
+    for (int k = 0; k < READS_PER_EVENT && e->state == EP_UP; k++) {
+        if (grow_rbuf(e, READ_INITIAL_BYTES) != 0) {
+            ep_fail(c, i, "out of memory");
+            return;
+        }
+        if (e->rlen >= MC_PROTO_HEADER_BYTES) {
+            size_t need = (size_t)mc_get_u32le(e->rbuf) + 4;
+            if (need <= MC_PROTO_MAX_FRAME_BYTES && grow_rbuf(e, need) != 0) {
+                ep_fail(c, i, "out of memory");
+                return;
+            }
+        }
+        size_t space = e->rcap - e->rlen;
+        ssize_t n = recv(e->fd, e->rbuf + e->rlen, space, 0);
+        if (n == 0) {
+            ep_fail(c, i, "closed by peer");
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                ep_fail(c, i, strerror(errno));
+            }
+            return;
+        }
+        e->rlen += (size_t)n;
+        size_t pos = 0;
+        while (e->state == EP_UP && e->rlen - pos >= MC_PROTO_HEADER_BYTES) {
+            struct mc_proto_header h;
+            mc_proto_header_get(e->rbuf + pos, &h);
+            if (mc_proto_header_check(&h) != 0 || !(h.op & MC_PROTO_REPLY_BIT)) {
+                ep_fail(c, i, "malformed reply");
+                return;
+            }
+            size_t frame = (size_t)h.length + 4;
+            if (e->rlen - pos < frame) {
+                break;
+            }
+            on_frame(c, i, &h, e->rbuf + pos + MC_PROTO_HEADER_BYTES,
+                     frame - MC_PROTO_HEADER_BYTES);
+            pos += frame;
+        }
+        if (e->state != EP_UP) {
+            return;
+        }
+        memmove(e->rbuf, e->rbuf + pos, e->rlen - pos);
+        e->rlen -= pos;
+        if ((size_t)n < space) {
+            /* A short read: the socket is drained. */
+            return;
+        }
+    }
+}
+
+/* ---- timers ---- */
+
+static void run_timers(struct mc_client *c, uint64_t now)
+{
+    while (c->dhead && c->dhead->deadline_ms <= now) {
+        struct req *r = c->dhead;
+        struct mc_client_result res = {.status = MC_ETIMEOUT, .endpoint = -1};
+        res.outcome_unknown = r->is_write && r->sent_once;
+        res.message = r->sent_once ? "no reply before the deadline"
+                                   : "no reachable endpoint before the deadline";
+        complete(c, r, &res);
+    }
+    for (int i = 0; i < c->n_eps; i++) {
+        struct ep *e = &c->eps[i];
+        if (e->state == EP_CONNECTING && e->connect_deadline_ms <= now) {
+            ep_fail(c, i, "connect timeout");
+        }
+    }
+    /* Retries that are due (a bounded pass: route() may requeue at the tail). */
+    size_t n = c->retry.n;
+    struct req *r = c->retry.head;
+    while (r && n-- > 0) {
+        struct req *next = r->qnext;
+        if (r->retry_at_ms <= now) {
+            route(c, r, now);
+        }
+        r = next;
+    }
+}
+
+static uint64_t next_timer(const struct mc_client *c)
+{
+    uint64_t t = UINT64_MAX;
+    if (c->dhead) {
+        t = c->dhead->deadline_ms;
+    }
+    for (const struct req *r = c->retry.head; r; r = r->qnext) {
+        if (r->retry_at_ms < t) {
+            t = r->retry_at_ms;
+        }
+    }
+    for (int i = 0; i < c->n_eps; i++) {
+        if (c->eps[i].state == EP_CONNECTING && c->eps[i].connect_deadline_ms < t) {
+            t = c->eps[i].connect_deadline_ms;
+        }
+    }
+    return t;
+}
+
+static void flush_all(struct mc_client *c)
+{
+    for (int i = 0; i < c->n_eps; i++) {
+        if (c->eps[i].state == EP_UP && c->eps[i].out.len > c->eps[i].out_off) {
+            ep_flush(c, i);
+        }
+    }
+}
+
+static void handle_event(struct mc_client *c, int i, short revents)
+{
+    struct ep *e = &c->eps[i];
+    if (e->state == EP_CONNECTING) {
+        if (!(revents & (POLLOUT | POLLERR | POLLHUP))) {
+            return;
+        }
+        int err = 0;
+        socklen_t sl = sizeof(err);
+        getsockopt(e->fd, SOL_SOCKET, SO_ERROR, &err, &sl);
+        if (err != 0) {
+            ep_fail(c, i, strerror(err));
+            return;
+        }
+        e->state = EP_UP;
+    }
+    if (e->state == EP_UP && (revents & POLLOUT)) {
+        if (ep_flush(c, i) != 0) {
+            return;
+        }
+    }
+    if (e->state == EP_UP && (revents & (POLLIN | POLLERR | POLLHUP))) {
+        ep_read(c, i);
+    }
+}
+
+int mc_client_poll(struct mc_client *c, int timeout_ms)
+{
+    uint64_t start_cb = c->callbacks;
+    uint64_t start = mc_mono_ms();
+    for (;;) {
+        uint64_t now = mc_mono_ms();
+        run_timers(c, now);
+        flush_all(c);
+        if (c->callbacks > start_cb) {
+            break;
+        }
+        if (c->pending == 0 && timeout_ms < 0) {
+            break;
+        }
+        int64_t wait;
+        if (timeout_ms < 0) {
+            wait = INT32_MAX;
+        } else {
+            wait = (int64_t)(start + (uint64_t)timeout_ms) - (int64_t)now;
+            if (wait < 0) {
+                wait = 0;
+            }
+        }
+        uint64_t t = next_timer(c);
+        if (t != UINT64_MAX) {
+            int64_t d = t > now ? (int64_t)(t - now) : 0;
+            if (d < wait) {
+                wait = d;
+            }
+        }
+        struct pollfd fds[MC_CLIENT_MAX_ENDPOINTS];
+        int map[MC_CLIENT_MAX_ENDPOINTS];
+        int nfds = 0;
+        for (int i = 0; i < c->n_eps; i++) {
+            struct ep *e = &c->eps[i];
+            if (e->fd < 0) {
+                continue;
+            }
+            short ev = POLLIN;
+            if (e->state == EP_CONNECTING || e->out.len > e->out_off) {
+                ev |= POLLOUT;
+            }
+            fds[nfds].fd = e->fd;
+            fds[nfds].events = ev;
+            fds[nfds].revents = 0;
+            map[nfds++] = i;
+        }
+        int n = poll(fds, (nfds_t)nfds, (int)wait);
+        if (n < 0 && errno != EINTR) {
+            return MC_EIO;
+        }
+        for (int k = 0; k < nfds && n > 0; k++) {
+            if (fds[k].revents && c->eps[map[k]].fd == fds[k].fd) {
+                handle_event(c, map[k], fds[k].revents);
+            }
+        }
+        if (c->callbacks > start_cb) {
+            /* Run what the callbacks queued before returning. */
+            run_timers(c, mc_mono_ms());
+            flush_all(c);
+            break;
+        }
+        if (timeout_ms >= 0 && mc_mono_ms() >= start + (uint64_t)timeout_ms) {
+            break;
+        }
+    }
+    return (int)(c->callbacks - start_cb);
+}
+
+/* ---- submission ---- */
+
+int mc_client_submit(struct mc_client *c, const struct mc_proto_request *q, int pin,
+                     mc_client_cb cb, void *arg)
+{
+    if (pin >= c->n_eps) {
+        return MC_EINVAL;
+    }
+    struct req *r = req_alloc(c);
+    if (!r) {
+        return MC_ELIMIT;
+    }
+    struct mc_proto_request qq = *q;
+    qq.request_id = req_id(r);
+    int rc = mc_proto_request_encode(&r->frame, &qq);
+    if (rc != 0) {
+        r->state = REQ_QUEUED; /* req_free expects a live request */
+        req_free(c, r);
+        return rc;
+    }
+    r->op = q->op;
+    r->pin = (int8_t)pin;
+    r->cb = cb;
+    r->arg = arg;
+    req_start(c, r);
+    return 0;
+}
+
+int mc_client_write_async(struct mc_client *c, uint32_t n_ops, const void *const *ops,
+                          const size_t *lens, mc_client_cb cb, void *arg)
+{
+    if (n_ops == 0 || n_ops > MC_PROTO_MAX_BATCH_OPS) {
+        return MC_EINVAL;
+    }
+    struct req *r = req_alloc(c);
+    if (!r) {
+        return MC_ELIMIT;
+    }
+    struct mc_wbuf *w = &r->frame;
+    /* session, seq and acked_seq are patched in when a session slot is assigned. */
+    mc_wbuf_reserve(w, MC_PROTO_HEADER_BYTES);
+    mc_wbuf_u64(w, 0);
+    mc_wbuf_u64(w, 0);
+    mc_wbuf_u64(w, 0);
+    mc_wbuf_u32(w, n_ops);
+    for (uint32_t i = 0; i < n_ops; i++) {
+        mc_proto_ops_put(w, ops[i], lens[i]);
+    }
+    int rc = mc_wbuf_error(w);
+    if (rc == 0 && w->len > MC_PROTO_MAX_FRAME_BYTES) {
+        rc = MC_ETOOLARGE;
+    }
+    if (rc != 0) {
+        r->state = REQ_QUEUED;
+        req_free(c, r);
+        return rc == MC_ENOMEM ? rc : MC_ETOOLARGE;
+    }
+    struct mc_proto_header h = {
+        .length = (uint32_t)(w->len - 4),
+        .version = MC_PROTO_VERSION,
+        .op = MC_REQ_WRITE,
+        .request_id = req_id(r),
+    };
+    mc_proto_header_put(w->data, &h);
+    r->op = MC_REQ_WRITE;
+    r->is_write = true;
+    r->cb = cb;
+    r->arg = arg;
+    req_start(c, r);
+    return 0;
+}
+
+void mc_client_note_error(struct mc_client *c, const struct mc_client_result *r)
+{
+    struct mc_client_error *e = &c->last_error;
+    e->status = r->status;
+    e->outcome_unknown = r->outcome_unknown;
+    e->delete_marker = r->delete_marker;
+    snprintf(e->message, sizeof(e->message), "%s", r->message ? r->message : "");
+    snprintf(e->version_id, sizeof(e->version_id), "%s", r->version_id ? r->version_id : "");
+    e->leader_id = r->leader_id;
+    snprintf(e->leader_addr, sizeof(e->leader_addr), "%s", r->leader_addr ? r->leader_addr : "");
+}

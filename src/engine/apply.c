@@ -1,0 +1,860 @@
+/* apply.c: applies op batches at a log index in one LMDB write txn (state + applied_index +
+ * sessions). */
+#include "engine/internal.h"
+#include "util/log.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Determinism (Raft paper §5.3/§8): every replica applies the same ops at the
+ * same index and must reach the same bytes. So nothing here reads a clock or a
+ * random source: times come from the ops, version ordering from the index.
+ * Each op validates everything before its first write, so a failing op leaves
+ * no trace; an LMDB failure aborts the whole call (ctx.fatal).
+ */
+
+void mc_result_write(const struct mc_op_result *res, struct mc_wbuf *w);
+void mc_result_read(struct mc_rbuf *r, struct mc_op_result *res);
+
+struct actx {
+    struct mc_engine *eng;
+    MDB_txn *txn;
+    uint64_t index;
+    uint32_t counter; /* versions written in this call: seq = index << 16 | counter */
+    int fatal;        /* LMDB failure: abort the call */
+    bool map_full;
+    int registers;    /* SESSION_REGISTERs in this call */
+    int64_t clock_ns; /* session clock for this call */
+    struct mc_wbuf w; /* scratch encoder */
+};
+
+static int lmdb_fail(struct actx *a, int rc, const char *what)
+{
+    if (rc == MDB_MAP_FULL) {
+        a->map_full = true;
+    }
+    a->fatal = mc_lmdb_err(rc, what);
+    return a->fatal;
+}
+
+static int put(struct actx *a, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl)
+{
+    MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+    int rc = mdb_put(a->txn, dbi, &key, &val, 0);
+    return rc ? lmdb_fail(a, rc, "write") : 0;
+}
+
+static int del(struct actx *a, MDB_dbi dbi, const void *k, size_t kl)
+{
+    MDB_val key = {kl, (void *)k};
+    int rc = mdb_del(a->txn, dbi, &key, NULL);
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    return rc ? lmdb_fail(a, rc, "delete") : 0;
+}
+
+/* ---- version rows ---- */
+
+static int write_version(struct actx *a, const struct mc_version *v)
+{
+    struct mc_lkey lk;
+    size_t kl = strlen(v->key);
+    mc_wbuf_reset(&a->w);
+    int rc = mc_version_encode(v, &a->w);
+    if (rc) {
+        return rc;
+    }
+    mc_lkey_version(&lk, v->bucket, v->key, kl, v->seq);
+    if (put(a, a->eng->versions, lk.b, lk.len, a->w.data, a->w.len)) {
+        return a->fatal;
+    }
+    uint8_t seqbe[8];
+    mc_put_u64be(seqbe, v->seq);
+    mc_lkey_vid(&lk, v->bucket, v->key, kl, v->version_id);
+    return put(a, a->eng->vids, lk.b, lk.len, seqbe, 8);
+}
+
+static int remove_version(struct actx *a, const struct mc_version *v)
+{
+    struct mc_lkey lk;
+    size_t kl = strlen(v->key);
+    mc_lkey_version(&lk, v->bucket, v->key, kl, v->seq);
+    if (del(a, a->eng->versions, lk.b, lk.len)) {
+        return a->fatal;
+    }
+    mc_lkey_vid(&lk, v->bucket, v->key, kl, v->version_id);
+    return del(a, a->eng->vids, lk.b, lk.len);
+}
+
+/* objects index: present iff the latest version is live. */
+static int set_objects(struct actx *a, const char *bucket, const char *key, bool live, uint64_t seq)
+{
+    struct mc_lkey lk;
+    size_t kl = strlen(key);
+    mc_lkey_object(&lk, bucket, key, kl);
+    if (!live) {
+        return del(a, a->eng->objects, lk.b, lk.len);
+    }
+    uint8_t val[8 + MC_KEY_MAX_BYTES];
+    mc_put_u64be(val, seq);
+    size_t vl = 8;
+    if (kl > MC_SORT_DIRECT) {
+        memcpy(val + 8, key, kl);
+        vl += kl;
+    }
+    return put(a, a->eng->objects, lk.b, lk.len, val, vl);
+}
+
+static int refresh_objects(struct actx *a, const char *bucket, const char *key)
+{
+    struct mc_version latest;
+    int rc = mc_find_latest(a->eng, a->txn, bucket, key, false, &latest, NULL);
+    if (rc && rc != MC_ENOKEY) {
+        a->fatal = rc;
+        return rc;
+    }
+    bool live = rc == 0 && !latest.is_delete_marker;
+    rc = set_objects(a, bucket, key, live, latest.seq);
+    mc_version_clear(&latest);
+    return rc;
+}
+
+/* ---- op handlers: return 0 or an op error (a->fatal set for LMDB failures) ---- */
+
+static int valid_vid(const char *vid)
+{
+    if (!vid || !*vid) {
+        return MC_EINVAL;
+    }
+    size_t n = strlen(vid);
+    if (n > MC_VERSION_ID_MAX) {
+        return MC_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (vid[i] <= 0x20 || vid[i] >= 0x7f) {
+            return MC_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int op_bucket_create(struct actx *a, const struct mc_op *op)
+{
+    int rc = mc_validate_bucket_name(op->bucket);
+    if (rc) {
+        return rc;
+    }
+    if ((unsigned)op->versioning > MC_VERSIONING_SUSPENDED) {
+        return MC_EINVAL;
+    }
+    rc = mc_bucket_load(a->eng, a->txn, op->bucket, NULL);
+    if (rc == 0) {
+        return MC_EBUCKETEXISTS;
+    }
+    if (rc != MC_ENOBUCKET) {
+        return a->fatal = rc;
+    }
+    uint8_t rec[9];
+    rec[0] = (uint8_t)op->versioning;
+    mc_put_u64le(rec + 1, (uint64_t)op->time_ns);
+    return put(a, a->eng->buckets, op->bucket, strlen(op->bucket), rec, sizeof(rec));
+}
+
+static int load_bucket(struct actx *a, const char *name, struct mc_bucket_info *b)
+{
+    int rc = mc_bucket_load(a->eng, a->txn, name, b);
+    if (rc && rc != MC_ENOBUCKET) {
+        a->fatal = rc;
+    }
+    return rc;
+}
+
+static int op_bucket_delete(struct actx *a, const struct mc_op *op)
+{
+    int rc = load_bucket(a, op->bucket, NULL);
+    if (rc) {
+        return rc;
+    }
+    /* Any version (markers included) under "bucket\0" keeps the bucket. */
+    size_t bl = strlen(op->bucket);
+    uint8_t pfx[MC_BUCKET_NAME_MAX + 1];
+    memcpy(pfx, op->bucket, bl);
+    pfx[bl] = 0;
+    MDB_cursor *c;
+    int mrc = mdb_cursor_open(a->txn, a->eng->versions, &c);
+    if (mrc) {
+        return lmdb_fail(a, mrc, "open cursor");
+    }
+    MDB_val k = {bl + 1, pfx}, v;
+    mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    bool empty =
+        mrc == MDB_NOTFOUND || (mrc == 0 && (k.mv_size < bl + 1 || memcmp(k.mv_data, pfx, bl + 1)));
+    mdb_cursor_close(c);
+    if (mrc && mrc != MDB_NOTFOUND) {
+        return lmdb_fail(a, mrc, "seek");
+    }
+    if (!empty) {
+        return MC_EBUCKETNOTEMPTY;
+    }
+    return del(a, a->eng->buckets, op->bucket, bl);
+}
+
+static int op_bucket_versioning(struct actx *a, const struct mc_op *op)
+{
+    struct mc_bucket_info b;
+    int rc = load_bucket(a, op->bucket, &b);
+    if (rc) {
+        return rc;
+    }
+    if (op->versioning != MC_VERSIONING_ENABLED && op->versioning != MC_VERSIONING_SUSPENDED) {
+        return MC_EBADSTATE; /* never back to unversioned (S3) */
+    }
+    uint8_t rec[9];
+    rec[0] = (uint8_t)op->versioning;
+    mc_put_u64le(rec + 1, (uint64_t)b.created_ns);
+    return put(a, a->eng->buckets, op->bucket, strlen(op->bucket), rec, sizeof(rec));
+}
+
+static int check_key(const char *key)
+{
+    return mc_validate_key(key, key ? strlen(key) : 0);
+}
+
+/* Latest version of key into *out; returns 0 / MC_ENOKEY (absent) / fatal. */
+static int latest(struct actx *a, const char *bucket, const char *key, struct mc_version *out)
+{
+    int rc = mc_find_latest(a->eng, a->txn, bucket, key, false, out, NULL);
+    if (rc && rc != MC_ENOKEY) {
+        a->fatal = rc;
+    }
+    return rc;
+}
+
+/* Remove the "null" version of key if present. */
+static int remove_null(struct actx *a, const char *bucket, const char *key, bool *removed_dm)
+{
+    struct mc_version nv;
+    int rc = mc_find_version(a->eng, a->txn, bucket, key, "null", false, &nv);
+    if (rc == MC_ENOVERSION) {
+        return 0;
+    }
+    if (rc) {
+        return a->fatal = rc;
+    }
+    if (removed_dm) {
+        *removed_dm = nv.is_delete_marker;
+    }
+    rc = remove_version(a, &nv);
+    mc_version_clear(&nv);
+    return rc;
+}
+
+static uint64_t next_seq(struct actx *a)
+{
+    assert(a->counter < 0xFFFF);
+    return a->index << 16 | a->counter++;
+}
+
+static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
+{
+    struct mc_bucket_info b;
+    int rc = load_bucket(a, op->bucket, &b);
+    if (rc) {
+        return rc;
+    }
+    if ((rc = check_key(op->key)) || (rc = mc_validate_object_meta(&op->meta))) {
+        return rc;
+    }
+    const char *vid = "null";
+    if (b.versioning == MC_VERSIONING_ENABLED) {
+        if (valid_vid(op->new_version_id) || !strcmp(op->new_version_id, "null")) {
+            return MC_EINVAL;
+        }
+        vid = op->new_version_id;
+    }
+    struct mc_version cur;
+    rc = latest(a, op->bucket, op->key, &cur);
+    if (a->fatal) {
+        return a->fatal;
+    }
+    bool live = rc == 0 && !cur.is_delete_marker;
+    if (op->if_match && (!live || strcmp(mc_s(cur.meta.etag), op->if_match))) {
+        mc_version_clear(&cur);
+        return MC_EPRECOND;
+    }
+    mc_version_clear(&cur);
+    if (op->if_none_match_star && live) {
+        return MC_EPRECOND;
+    }
+    if (b.versioning == MC_VERSIONING_ENABLED) {
+        struct mc_version dup;
+        rc = mc_find_version(a->eng, a->txn, op->bucket, op->key, vid, false, &dup);
+        mc_version_clear(&dup);
+        if (rc == 0) {
+            return MC_EEXIST; /* the leader must pick unique version ids */
+        }
+        if (rc != MC_ENOVERSION) {
+            return a->fatal = rc;
+        }
+    } else if (remove_null(a, op->bucket, op->key, NULL)) {
+        return a->fatal;
+    }
+    struct mc_version v = {0};
+    memcpy(v.bucket, op->bucket, sizeof(v.bucket));
+    v.key = op->key;
+    v.version_id = (char *)vid;
+    v.mod_time_ns = op->time_ns;
+    v.seq = next_seq(a);
+    v.meta = op->meta;
+    if (write_version(a, &v) || set_objects(a, op->bucket, op->key, true, v.seq)) {
+        return a->fatal;
+    }
+    snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
+    return 0;
+}
+
+static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
+{
+    struct mc_bucket_info b;
+    int rc = load_bucket(a, op->bucket, &b);
+    if (rc) {
+        return rc;
+    }
+    if ((rc = check_key(op->key))) {
+        return rc;
+    }
+    if (op->version_id) {
+        /* Permanent removal of one version; the next newest (if any) becomes latest. */
+        struct mc_version v;
+        rc = mc_find_version(a->eng, a->txn, op->bucket, op->key, op->version_id, false, &v);
+        if (rc) {
+            if (rc != MC_ENOVERSION) {
+                a->fatal = rc;
+            }
+            return rc;
+        }
+        res->delete_marker = v.is_delete_marker;
+        snprintf(res->version_id, sizeof(res->version_id), "%s", v.version_id);
+        rc = remove_version(a, &v);
+        mc_version_clear(&v);
+        return rc ? rc : refresh_objects(a, op->bucket, op->key);
+    }
+    if (b.versioning == MC_VERSIONING_UNVERSIONED) {
+        /* S3: deleting a missing key succeeds (204). */
+        if (remove_null(a, op->bucket, op->key, NULL)) {
+            return a->fatal;
+        }
+        return refresh_objects(a, op->bucket, op->key);
+    }
+    const char *vid = "null";
+    if (b.versioning == MC_VERSIONING_ENABLED) {
+        if (valid_vid(op->new_version_id) || !strcmp(op->new_version_id, "null")) {
+            return MC_EINVAL;
+        }
+        vid = op->new_version_id;
+        struct mc_version dup;
+        rc = mc_find_version(a->eng, a->txn, op->bucket, op->key, vid, false, &dup);
+        mc_version_clear(&dup);
+        if (rc == 0) {
+            return MC_EEXIST;
+        }
+        if (rc != MC_ENOVERSION) {
+            return a->fatal = rc;
+        }
+    } else if (remove_null(a, op->bucket, op->key, NULL)) {
+        /* Suspended: the marker takes the "null" id, replacing any null version. */
+        return a->fatal;
+    }
+    struct mc_version dm = {0};
+    memcpy(dm.bucket, op->bucket, sizeof(dm.bucket));
+    dm.key = op->key;
+    dm.version_id = (char *)vid;
+    dm.is_delete_marker = true;
+    dm.mod_time_ns = op->time_ns;
+    dm.seq = next_seq(a);
+    if (write_version(a, &dm) || set_objects(a, op->bucket, op->key, false, 0)) {
+        return a->fatal;
+    }
+    res->delete_marker = true;
+    snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
+    return 0;
+}
+
+static int op_update_meta(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
+{
+    int rc = load_bucket(a, op->bucket, NULL);
+    if (rc) {
+        return rc;
+    }
+    if ((rc = check_key(op->key))) {
+        return rc;
+    }
+    if (op->update_mask &
+        ~(MC_UPDATE_USER_META | MC_UPDATE_CONTENT_TYPE | MC_UPDATE_STORAGE_CLASS)) {
+        return MC_EINVAL;
+    }
+    struct mc_version v;
+    if (op->version_id) {
+        rc = mc_find_version(a->eng, a->txn, op->bucket, op->key, op->version_id, true, &v);
+        if (rc && rc != MC_ENOVERSION) {
+            return a->fatal = rc;
+        }
+    } else {
+        rc = mc_find_latest(a->eng, a->txn, op->bucket, op->key, true, &v, NULL);
+        if (rc && rc != MC_ENOKEY) {
+            return a->fatal = rc;
+        }
+    }
+    if (rc) {
+        return rc;
+    }
+    if (v.is_delete_marker) {
+        mc_version_clear(&v);
+        return op->version_id ? MC_EBADSTATE : MC_ENOKEY;
+    }
+    /* Build the new content: swap in the requested fields (ownership moves, then restored). */
+    struct mc_object_meta saved = v.meta;
+    struct mc_object_meta nm = v.meta;
+    if (op->update_mask & MC_UPDATE_USER_META) {
+        nm.user_meta = op->meta.user_meta;
+        nm.n_user_meta = op->meta.n_user_meta;
+    }
+    if (op->update_mask & MC_UPDATE_CONTENT_TYPE) {
+        nm.content_type = op->meta.content_type;
+    }
+    if (op->update_mask & MC_UPDATE_STORAGE_CLASS) {
+        nm.storage_class = op->meta.storage_class;
+    }
+    rc = mc_validate_object_meta(&nm);
+    if (!rc) {
+        v.meta = nm;
+        v.is_latest = false;
+        rc = write_version(a, &v);
+        snprintf(res->version_id, sizeof(res->version_id), "%s", mc_s(v.version_id));
+    }
+    v.meta = saved;
+    mc_version_clear(&v);
+    return rc;
+}
+
+static int apply_plain(struct actx *a, const struct mc_op *op, struct mc_op_result *res);
+
+static int op_atomic(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
+{
+    if (op->n_sub > MC_ATOMIC_MAX_OPS) {
+        return MC_EINVAL;
+    }
+    MDB_txn *parent = a->txn, *child;
+    int mrc = mdb_txn_begin(a->eng->env, parent, 0, &child);
+    if (mrc) {
+        return lmdb_fail(a, mrc, "begin nested transaction");
+    }
+    a->txn = child;
+    uint32_t counter = a->counter;
+    int rc = 0;
+    for (uint32_t i = 0; i < op->n_sub; i++) {
+        struct mc_op_result sr = {.failed_op = -1};
+        const struct mc_op *s = &op->sub[i];
+        if (s->type == MC_OP_ATOMIC || s->type == MC_OP_SESSION_REGISTER || s->session_id) {
+            rc = MC_EINVAL;
+        } else {
+            rc = apply_plain(a, s, &sr);
+        }
+        if (rc || a->fatal) {
+            res->failed_op = (int32_t)i;
+            break;
+        }
+        if (i == 0) {
+            memcpy(res->version_id, sr.version_id, sizeof(res->version_id));
+        }
+    }
+    a->txn = parent;
+    if (rc || a->fatal) {
+        mdb_txn_abort(child);
+        a->counter = counter;
+        res->version_id[0] = 0;
+        return a->fatal ? a->fatal : rc;
+    }
+    mrc = mdb_txn_commit(child);
+    if (mrc) {
+        return lmdb_fail(a, mrc, "commit nested transaction");
+    }
+    return 0;
+}
+
+static int apply_plain(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
+{
+    switch (op->type) {
+    case MC_OP_NOOP:
+        return 0;
+    case MC_OP_BUCKET_CREATE:
+        return op_bucket_create(a, op);
+    case MC_OP_BUCKET_DELETE:
+        return op_bucket_delete(a, op);
+    case MC_OP_BUCKET_VERSIONING:
+        return op_bucket_versioning(a, op);
+    case MC_OP_PUT:
+        return op_put(a, op, res);
+    case MC_OP_DELETE:
+        return op_delete(a, op, res);
+    case MC_OP_UPDATE_META:
+        return op_update_meta(a, op, res);
+    case MC_OP_ATOMIC:
+        return op_atomic(a, op, res);
+    case MC_OP_SESSION_REGISTER:
+        break;
+    }
+    return MC_EINVAL;
+}
+
+/* ---- sessions (DESIGN.md §2.3; Raft thesis §6.3) ---- */
+
+struct session {
+    uint64_t id;
+    int64_t last_active_ns;
+    uint64_t last_seq;
+    uint32_t n;
+    uint64_t seqs[MC_SESSION_RESULTS_KEPT];
+    struct mc_op_result results[MC_SESSION_RESULTS_KEPT];
+};
+
+static int session_load(struct actx *a, uint64_t id, struct session *s)
+{
+    uint8_t kb[8];
+    mc_put_u64be(kb, id);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_get(a->txn, a->eng->sessions, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return MC_ENOSESSION;
+    }
+    if (rc) {
+        return lmdb_fail(a, rc, "read session");
+    }
+    memset(s, 0, sizeof(*s));
+    s->id = id;
+    struct mc_rbuf r;
+    mc_rbuf_init(&r, v.mv_data, v.mv_size);
+    s->last_active_ns = mc_rbuf_i64(&r);
+    s->last_seq = mc_rbuf_u64(&r);
+    s->n = mc_rbuf_u8(&r);
+    if (s->n > MC_SESSION_RESULTS_KEPT) {
+        r.err = MC_EPROTO;
+    }
+    for (uint32_t i = 0; i < s->n && !r.err; i++) {
+        s->seqs[i] = mc_rbuf_u64(&r);
+        mc_result_read(&r, &s->results[i]);
+    }
+    if (r.err || mc_rbuf_remaining(&r)) {
+        return a->fatal = mc_engine_seterr(MC_ECORRUPT, "session %llu record is corrupt",
+                                           (unsigned long long)id);
+    }
+    return 0;
+}
+
+static void sexp_key(uint8_t kb[16], int64_t t, uint64_t id)
+{
+    mc_put_u64be(kb, (uint64_t)t);
+    mc_put_u64be(kb + 8, id);
+}
+
+/* Write s (old_active: its previous last_active for the expiry index, or -1 when new). */
+static int session_store(struct actx *a, const struct session *s, int64_t old_active)
+{
+    uint8_t kb[16];
+    if (old_active >= 0) {
+        sexp_key(kb, old_active, s->id);
+        if (del(a, a->eng->sexp, kb, 16)) {
+            return a->fatal;
+        }
+    }
+    sexp_key(kb, s->last_active_ns, s->id);
+    if (put(a, a->eng->sexp, kb, 16, "", 0)) {
+        return a->fatal;
+    }
+    mc_wbuf_reset(&a->w);
+    mc_wbuf_i64(&a->w, s->last_active_ns);
+    mc_wbuf_u64(&a->w, s->last_seq);
+    mc_wbuf_u8(&a->w, (uint8_t)s->n);
+    for (uint32_t i = 0; i < s->n; i++) {
+        mc_wbuf_u64(&a->w, s->seqs[i]);
+        mc_result_write(&s->results[i], &a->w);
+    }
+    if (mc_wbuf_error(&a->w)) {
+        return a->fatal = MC_ENOMEM;
+    }
+    mc_put_u64be(kb, s->id);
+    return put(a, a->eng->sessions, kb, 8, a->w.data, a->w.len);
+}
+
+/* Remove sessions idle longer than the TTL, oldest first (cheap: the sexp index is ordered). */
+static int expire_sessions(struct actx *a)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(a->txn, a->eng->sexp, &c);
+    if (rc) {
+        return lmdb_fail(a, rc, "open cursor");
+    }
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) {
+        if (k.mv_size != 16) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        int64_t t = (int64_t)mc_get_u64be(k.mv_data);
+        if (a->clock_ns - t <= (int64_t)a->eng->session_ttl_ns) {
+            break;
+        }
+        uint8_t id[8];
+        memcpy(id, (const uint8_t *)k.mv_data + 8, 8);
+        rc = mdb_cursor_del(c, 0);
+        if (rc) {
+            break;
+        }
+        MDB_val sk = {8, id};
+        rc = mdb_del(a->txn, a->eng->sessions, &sk, NULL);
+        if (rc && rc != MDB_NOTFOUND) {
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_fail(a, rc, "expire sessions");
+}
+
+static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    res->failed_op = -1;
+    if (op->type == MC_OP_SESSION_REGISTER) {
+        if (a->registers++) {
+            /* Session id = log index, so one registration per index. */
+            res->code = MC_EBUSY;
+            return;
+        }
+        struct session s = {.id = a->index, .last_active_ns = a->clock_ns};
+        if (session_store(a, &s, -1) == 0) {
+            res->session_id = a->index;
+        }
+        res->code = a->fatal;
+        return;
+    }
+    if (!op->session_id) {
+        res->code = apply_plain(a, op, res);
+        return;
+    }
+    struct session s;
+    int rc = session_load(a, op->session_id, &s);
+    if (rc) {
+        res->code = rc;
+        return;
+    }
+    int64_t old_active = s.last_active_ns;
+    s.last_active_ns = a->clock_ns;
+    if (op->seq == 0) {
+        res->code = MC_EINVAL;
+        return;
+    }
+    if (op->seq <= s.last_seq) {
+        for (uint32_t i = 0; i < s.n; i++) {
+            if (s.seqs[i] == op->seq) {
+                *res = s.results[i];
+                res->duplicate = true;
+                session_store(a, &s, old_active);
+                return;
+            }
+        }
+        /* Older than the kept window: the client retried far too late. */
+        res->code = mc_engine_seterr(MC_EINVAL, "session %llu seq %llu is older than the last %d",
+                                     (unsigned long long)s.id, (unsigned long long)op->seq,
+                                     MC_SESSION_RESULTS_KEPT);
+        return;
+    }
+    res->code = apply_plain(a, op, res);
+    if (a->fatal) {
+        return;
+    }
+    /* Keep the newest MC_SESSION_RESULTS_KEPT results. */
+    if (s.n == MC_SESSION_RESULTS_KEPT) {
+        memmove(s.seqs, s.seqs + 1, (s.n - 1) * sizeof(s.seqs[0]));
+        memmove(s.results, s.results + 1, (s.n - 1) * sizeof(s.results[0]));
+        s.n--;
+    }
+    s.seqs[s.n] = op->seq;
+    s.results[s.n] = *res;
+    s.n++;
+    s.last_seq = op->seq;
+    session_store(a, &s, old_active);
+}
+
+/* ---- the batch ---- */
+
+static int meta_put_u64(struct actx *a, const char *name, uint64_t v)
+{
+    uint8_t b[8];
+    mc_put_u64le(b, v);
+    return put(a, a->eng->meta, name, strlen(name), b, 8);
+}
+
+static int meta_get_u64(struct actx *a, const char *name, uint64_t *v)
+{
+    MDB_val k = {strlen(name), (void *)name}, val;
+    int rc = mdb_get(a->txn, a->eng->meta, &k, &val);
+    *v = 0;
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc) {
+        return lmdb_fail(a, rc, "read meta");
+    }
+    if (val.mv_size == 8) {
+        *v = mc_get_u64le(val.mv_data);
+    }
+    return 0;
+}
+
+static size_t count_ops(const struct mc_op *ops, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        c += 1 + ops[i].n_sub;
+    }
+    return c;
+}
+
+/* One attempt. Returns 0 (committed or skipped), or an error; *map_full when growing may help. */
+static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *ops, size_t n_ops,
+                   const void *conf, size_t conf_len, struct mc_op_result *results, bool *map_full)
+{
+    struct actx a = {.eng = eng, .index = index};
+    mc_wbuf_init(&a.w, 0);
+    int rc = mdb_txn_begin(eng->env, NULL, 0, &a.txn);
+    if (rc) {
+        mc_wbuf_free(&a.w);
+        *map_full = rc == MDB_MAP_FULL;
+        return mc_lmdb_err(rc, "begin write transaction");
+    }
+    uint64_t applied, clock;
+    if (meta_get_u64(&a, "applied_index", &applied) || meta_get_u64(&a, "session_clock", &clock)) {
+        goto abort;
+    }
+    if (index <= applied) {
+        mdb_txn_abort(a.txn);
+        mc_wbuf_free(&a.w);
+        for (size_t i = 0; i < n_ops; i++) {
+            memset(&results[i], 0, sizeof(results[i]));
+            results[i].failed_op = -1;
+            results[i].skipped = true;
+        }
+        return 0;
+    }
+    /* Session clock: the largest op time seen so far; never moves back. */
+    a.clock_ns = (int64_t)clock;
+    for (size_t i = 0; i < n_ops; i++) {
+        if (ops[i].time_ns > a.clock_ns) {
+            a.clock_ns = ops[i].time_ns;
+        }
+    }
+    if (expire_sessions(&a)) {
+        goto abort;
+    }
+    for (size_t i = 0; i < n_ops; i++) {
+        apply_top(&a, &ops[i], &results[i]);
+        if (a.fatal) {
+            goto abort;
+        }
+    }
+    if (meta_put_u64(&a, "applied_index", index) ||
+        meta_put_u64(&a, "session_clock", (uint64_t)a.clock_ns)) {
+        goto abort;
+    }
+    if (conf && put(&a, eng->meta, "conf", 4, conf, conf_len)) {
+        goto abort;
+    }
+    rc = mdb_txn_commit(a.txn);
+    mc_wbuf_free(&a.w);
+    if (rc) {
+        *map_full = rc == MDB_MAP_FULL;
+        return mc_lmdb_err(rc, "commit");
+    }
+    return 0;
+abort:
+    mdb_txn_abort(a.txn);
+    mc_wbuf_free(&a.w);
+    *map_full = a.map_full;
+    return a.fatal ? a.fatal : MC_EINTERNAL;
+}
+
+static int grow_map(struct mc_engine *eng)
+{
+    if (eng->map_size_bytes >= eng->max_map_size_bytes) {
+        return mc_engine_seterr(MC_ENOSPC,
+                                "engine map is full at %llu bytes, the configured maximum; raise "
+                                "it with --max-map-size",
+                                (unsigned long long)eng->max_map_size_bytes);
+    }
+    uint64_t nsz = eng->map_size_bytes * 2;
+    if (nsz > eng->max_map_size_bytes) {
+        nsz = eng->max_map_size_bytes;
+    }
+    pthread_rwlock_wrlock(&eng->resize_lock);
+    int rc = mdb_env_set_mapsize(eng->env, (size_t)nsz);
+    pthread_rwlock_unlock(&eng->resize_lock);
+    if (rc) {
+        return mc_lmdb_err(rc, "grow map");
+    }
+    MC_INFO("engine_map_grown", "from=%llu to=%llu", (unsigned long long)eng->map_size_bytes,
+            (unsigned long long)nsz);
+    eng->map_size_bytes = nsz;
+    return 0;
+}
+
+int mc_engine_apply(struct mc_engine *eng, uint64_t index, const struct mc_op *ops, size_t n_ops,
+                    const void *conf, size_t conf_len, struct mc_op_result *results)
+{
+    if (eng->read_only) {
+        return mc_engine_seterr(MC_EINVAL, "engine opened read-only");
+    }
+    if (index == 0 || (n_ops && (!ops || !results))) {
+        return mc_engine_seterr(MC_EINVAL, "apply needs index > 0 and ops/results arrays");
+    }
+    if (count_ops(ops, n_ops) > MC_APPLY_MAX_OPS) {
+        return mc_engine_seterr(MC_EINVAL, "more than %d ops in one apply", MC_APPLY_MAX_OPS);
+    }
+    if (conf && conf_len > MC_CONF_MAX_BYTES) {
+        return mc_engine_seterr(MC_ETOOLARGE, "conf blob of %zu bytes exceeds %d", conf_len,
+                                MC_CONF_MAX_BYTES);
+    }
+    pthread_mutex_lock(&eng->write_lock);
+    int rc;
+    for (;;) {
+        bool map_full = false;
+        rc = attempt(eng, index, ops, n_ops, conf, conf_len, results, &map_full);
+        if (!map_full) {
+            break;
+        }
+        rc = grow_map(eng);
+        if (rc) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&eng->write_lock);
+    if (rc) {
+        MC_ERROR("engine_apply_failed", "index=%llu err=%s detail=\"%s\"",
+                 (unsigned long long)index, mc_error_name(rc), mc_engine_last_error());
+    }
+    return rc;
+}
+
+int mc_engine_apply_one(struct mc_engine *eng, const struct mc_op *op, struct mc_op_result *result)
+{
+    uint64_t applied;
+    int rc = mc_engine_applied_index(eng, &applied);
+    if (rc) {
+        return rc;
+    }
+    return mc_engine_apply(eng, applied + 1, op, 1, NULL, 0, result);
+}

@@ -1,0 +1,545 @@
+/* codec.c: versioned, bounds-checked binary codecs for op records, results, versions and listings.
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Every record starts with a format version byte. Strings are u32-length
+ * prefixed, each bounded by its limit; counts are bounded before anything is
+ * allocated, so hostile input cannot make us allocate more than its own size
+ * times a small factor. Decoders read everything, then check once (mc_rbuf
+ * yields zeros after an error), and require that no bytes remain.
+ */
+
+#define RECORD_VERSION 1
+
+/* Read a string of at most max bytes into a new heap string; "" → NULL. Embedded NUL → error. */
+static char *rstr(struct mc_rbuf *r, size_t max)
+{
+    size_t n;
+    const uint8_t *p = mc_rbuf_bytes(r, max, &n);
+    if (!p || n == 0) {
+        return NULL;
+    }
+    if (memchr(p, 0, n)) {
+        r->err = MC_EPROTO;
+        return NULL;
+    }
+    char *s = malloc(n + 1);
+    if (!s) {
+        r->err = MC_ENOMEM;
+        return NULL;
+    }
+    memcpy(s, p, n);
+    s[n] = 0;
+    return s;
+}
+
+/* Fixed-buffer string (bucket name). */
+static void rstr_fixed(struct mc_rbuf *r, char *out, size_t cap)
+{
+    size_t n;
+    const uint8_t *p = mc_rbuf_bytes(r, cap - 1, &n);
+    out[0] = 0;
+    if (!p) {
+        return;
+    }
+    if (memchr(p, 0, n)) {
+        r->err = MC_EPROTO;
+        return;
+    }
+    memcpy(out, p, n);
+    out[n] = 0;
+}
+
+/* A count whose elements take at least min_elem_bytes each: bounded by max and by what remains. */
+static uint32_t rcount(struct mc_rbuf *r, uint32_t max, size_t min_elem_bytes)
+{
+    uint32_t n = mc_rbuf_u32(r);
+    if (r->err) {
+        return 0;
+    }
+    if (n > max || (size_t)n * min_elem_bytes > mc_rbuf_remaining(r)) {
+        r->err = MC_EPROTO;
+        return 0;
+    }
+    return n;
+}
+
+static void meta_encode(const struct mc_object_meta *m, struct mc_wbuf *w)
+{
+    mc_wbuf_u64(w, m->size);
+    mc_wbuf_str(w, m->etag);
+    mc_wbuf_str(w, m->content_type);
+    mc_wbuf_u32(w, m->n_user_meta);
+    for (uint32_t i = 0; i < m->n_user_meta; i++) {
+        mc_wbuf_str(w, m->user_meta[i].key);
+        mc_wbuf_str(w, m->user_meta[i].value);
+    }
+    mc_wbuf_str(w, m->storage_class);
+    mc_wbuf_u32(w, m->erasure.data_blocks);
+    mc_wbuf_u32(w, m->erasure.parity_blocks);
+    mc_wbuf_u32(w, m->erasure.block_size);
+    mc_wbuf_u32(w, m->erasure.n_distribution);
+    for (uint32_t i = 0; i < m->erasure.n_distribution; i++) {
+        mc_wbuf_u32(w, m->erasure.distribution[i]);
+    }
+    mc_wbuf_str(w, m->data_dir);
+    mc_wbuf_u32(w, m->n_parts);
+    for (uint32_t i = 0; i < m->n_parts; i++) {
+        mc_wbuf_u32(w, m->parts[i].number);
+        mc_wbuf_u64(w, m->parts[i].size);
+        mc_wbuf_str(w, m->parts[i].etag);
+    }
+    mc_wbuf_str(w, m->checksum_algorithm);
+    mc_wbuf_str(w, m->checksum_value);
+    mc_wbuf_bytes(w, m->inline_data, m->inline_len);
+}
+
+static void meta_decode(struct mc_rbuf *r, bool with_inline, struct mc_object_meta *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->size = mc_rbuf_u64(r);
+    m->etag = rstr(r, MC_SHORT_STR_MAX);
+    m->content_type = rstr(r, MC_SHORT_STR_MAX);
+    uint32_t n = rcount(r, MC_USER_META_MAX_PAIRS, 8);
+    if (n) {
+        m->user_meta = calloc(n, sizeof(*m->user_meta));
+        if (!m->user_meta) {
+            r->err = MC_ENOMEM;
+            return;
+        }
+        m->n_user_meta = n;
+        for (uint32_t i = 0; i < n; i++) {
+            m->user_meta[i].key = rstr(r, MC_USER_META_MAX_BYTES);
+            m->user_meta[i].value = rstr(r, MC_USER_META_MAX_BYTES);
+        }
+    }
+    m->storage_class = rstr(r, MC_SHORT_STR_MAX);
+    m->erasure.data_blocks = mc_rbuf_u32(r);
+    m->erasure.parity_blocks = mc_rbuf_u32(r);
+    m->erasure.block_size = mc_rbuf_u32(r);
+    n = rcount(r, MC_DISTRIBUTION_MAX, 4);
+    if (n) {
+        m->erasure.distribution = calloc(n, sizeof(uint32_t));
+        if (!m->erasure.distribution) {
+            r->err = MC_ENOMEM;
+            return;
+        }
+        m->erasure.n_distribution = n;
+        for (uint32_t i = 0; i < n; i++) {
+            m->erasure.distribution[i] = mc_rbuf_u32(r);
+        }
+    }
+    m->data_dir = rstr(r, MC_SHORT_STR_MAX);
+    n = rcount(r, MC_PARTS_MAX, 16);
+    if (n) {
+        m->parts = calloc(n, sizeof(*m->parts));
+        if (!m->parts) {
+            r->err = MC_ENOMEM;
+            return;
+        }
+        m->n_parts = n;
+        for (uint32_t i = 0; i < n; i++) {
+            m->parts[i].number = mc_rbuf_u32(r);
+            m->parts[i].size = mc_rbuf_u64(r);
+            m->parts[i].etag = rstr(r, MC_SHORT_STR_MAX);
+        }
+    }
+    m->checksum_algorithm = rstr(r, MC_SHORT_STR_MAX);
+    m->checksum_value = rstr(r, MC_SHORT_STR_MAX);
+    size_t il;
+    const uint8_t *p = mc_rbuf_bytes(r, MC_INLINE_MAX_BYTES, &il);
+    if (p && il && with_inline) {
+        m->inline_data = malloc(il);
+        if (!m->inline_data) {
+            r->err = MC_ENOMEM;
+            return;
+        }
+        memcpy(m->inline_data, p, il);
+        m->inline_len = (uint32_t)il;
+    }
+}
+
+static int finish_decode(struct mc_rbuf *r)
+{
+    if (r->err) {
+        return r->err == MC_ENOMEM ? MC_ENOMEM : MC_EPROTO;
+    }
+    return mc_rbuf_remaining(r) ? MC_EPROTO : 0;
+}
+
+/* ---- versions ---- */
+
+static void version_encode(const struct mc_version *v, struct mc_wbuf *w)
+{
+    mc_wbuf_u8(w, RECORD_VERSION);
+    mc_wbuf_str(w, v->bucket);
+    mc_wbuf_str(w, v->key);
+    mc_wbuf_str(w, v->version_id);
+    mc_wbuf_u8(w, (uint8_t)((v->is_delete_marker ? 1 : 0) | (v->is_latest ? 2 : 0)));
+    mc_wbuf_i64(w, v->mod_time_ns);
+    mc_wbuf_u64(w, v->seq);
+    meta_encode(&v->meta, w);
+}
+
+int mc_version_encode(const struct mc_version *v, struct mc_wbuf *w)
+{
+    version_encode(v, w);
+    return mc_wbuf_error(w);
+}
+
+static void version_read(struct mc_rbuf *r, bool with_inline, struct mc_version *v)
+{
+    memset(v, 0, sizeof(*v));
+    uint8_t ver = mc_rbuf_u8(r);
+    if (!r->err && ver != RECORD_VERSION) {
+        r->err = MC_EPROTO;
+        return;
+    }
+    rstr_fixed(r, v->bucket, sizeof(v->bucket));
+    v->key = rstr(r, MC_KEY_MAX_BYTES);
+    v->version_id = rstr(r, MC_VERSION_ID_MAX);
+    uint8_t f = mc_rbuf_u8(r);
+    if (f & ~3u) {
+        r->err = MC_EPROTO;
+    }
+    v->is_delete_marker = f & 1;
+    v->is_latest = (f & 2) != 0;
+    v->mod_time_ns = mc_rbuf_i64(r);
+    v->seq = mc_rbuf_u64(r);
+    meta_decode(r, with_inline, &v->meta);
+}
+
+int mc_version_decode2(const void *data, size_t len, bool with_inline, struct mc_version *out)
+{
+    struct mc_rbuf r;
+    mc_rbuf_init(&r, data, len);
+    version_read(&r, with_inline, out);
+    int rc = finish_decode(&r);
+    if (rc) {
+        mc_version_clear(out);
+    }
+    return rc;
+}
+
+int mc_version_decode(const void *data, size_t len, struct mc_version *out)
+{
+    return mc_version_decode2(data, len, true, out);
+}
+
+/* ---- ops ---- */
+
+static void op_encode(const struct mc_op *op, struct mc_wbuf *w, int depth)
+{
+    mc_wbuf_u8(w, MC_OP_FORMAT_VERSION);
+    mc_wbuf_u8(w, (uint8_t)op->type);
+    mc_wbuf_u64(w, op->session_id);
+    mc_wbuf_u64(w, op->seq);
+    mc_wbuf_i64(w, op->time_ns);
+    mc_wbuf_str(w, op->bucket);
+    mc_wbuf_str(w, op->key);
+    mc_wbuf_str(w, op->version_id);
+    mc_wbuf_str(w, op->new_version_id);
+    mc_wbuf_str(w, op->if_match);
+    mc_wbuf_u8(w, op->if_none_match_star ? 1 : 0);
+    mc_wbuf_u8(w, (uint8_t)op->versioning);
+    mc_wbuf_u32(w, op->update_mask);
+    meta_encode(&op->meta, w);
+    mc_wbuf_u32(w, depth == 0 ? op->n_sub : 0);
+    if (depth == 0) {
+        for (uint32_t i = 0; i < op->n_sub; i++) {
+            size_t at = w->len;
+            mc_wbuf_u32(w, 0);
+            op_encode(&op->sub[i], w, 1);
+            mc_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
+        }
+    }
+}
+
+int mc_op_encode(const struct mc_op *op, struct mc_wbuf *w)
+{
+    if ((unsigned)op->type > MC_OP_TYPE_MAX || op->n_sub > MC_ATOMIC_MAX_OPS) {
+        return MC_EINVAL;
+    }
+    size_t start = w->len;
+    op_encode(op, w, 0);
+    int rc = mc_wbuf_error(w);
+    if (!rc && w->len - start > MC_OP_MAX_BYTES) {
+        w->len = start;
+        rc = MC_ETOOLARGE;
+    }
+    return rc;
+}
+
+static void op_read(struct mc_rbuf *r, struct mc_op *op, int depth)
+{
+    memset(op, 0, sizeof(*op));
+    uint8_t ver = mc_rbuf_u8(r);
+    if (!r->err && ver != MC_OP_FORMAT_VERSION) {
+        r->err = MC_EVERSION;
+        return;
+    }
+    uint8_t type = mc_rbuf_u8(r);
+    if (type > MC_OP_TYPE_MAX) {
+        r->err = MC_EPROTO;
+        return;
+    }
+    op->type = (enum mc_op_type)type;
+    op->session_id = mc_rbuf_u64(r);
+    op->seq = mc_rbuf_u64(r);
+    op->time_ns = mc_rbuf_i64(r);
+    rstr_fixed(r, op->bucket, sizeof(op->bucket));
+    op->key = rstr(r, MC_KEY_MAX_BYTES);
+    op->version_id = rstr(r, MC_VERSION_ID_MAX);
+    op->new_version_id = rstr(r, MC_VERSION_ID_MAX);
+    op->if_match = rstr(r, MC_SHORT_STR_MAX);
+    uint8_t f = mc_rbuf_u8(r);
+    uint8_t v = mc_rbuf_u8(r);
+    if (f > 1 || v > MC_VERSIONING_SUSPENDED) {
+        r->err = MC_EPROTO;
+    }
+    op->if_none_match_star = f;
+    op->versioning = (enum mc_versioning)v;
+    op->update_mask = mc_rbuf_u32(r);
+    meta_decode(r, true, &op->meta);
+    uint32_t n = rcount(r, depth == 0 ? MC_ATOMIC_MAX_OPS : 0, 4 + 32);
+    if (r->err || !n) {
+        return;
+    }
+    op->sub = calloc(n, sizeof(*op->sub));
+    if (!op->sub) {
+        r->err = MC_ENOMEM;
+        return;
+    }
+    op->n_sub = n;
+    for (uint32_t i = 0; i < n && !r->err; i++) {
+        size_t len = mc_rbuf_u32(r);
+        const uint8_t *p = mc_rbuf_take(r, len);
+        if (!p) {
+            return;
+        }
+        struct mc_rbuf sr;
+        mc_rbuf_init(&sr, p, len);
+        op_read(&sr, &op->sub[i], 1);
+        if (sr.err || mc_rbuf_remaining(&sr)) {
+            r->err = sr.err ? sr.err : MC_EPROTO;
+        }
+    }
+}
+
+int mc_op_decode(const void *data, size_t len, struct mc_op *out)
+{
+    struct mc_rbuf r;
+    if (len > MC_OP_MAX_BYTES) {
+        memset(out, 0, sizeof(*out));
+        return MC_EPROTO;
+    }
+    mc_rbuf_init(&r, data, len);
+    op_read(&r, out, 0);
+    int rc;
+    if (r.err == MC_EVERSION) {
+        rc = MC_EVERSION;
+    } else {
+        rc = finish_decode(&r);
+    }
+    if (rc) {
+        mc_op_clear(out);
+    }
+    return rc;
+}
+
+/* ---- results ---- */
+
+static void result_encode(const struct mc_op_result *res, struct mc_wbuf *w)
+{
+    mc_wbuf_u8(w, RECORD_VERSION);
+    mc_wbuf_u32(w, (uint32_t)res->code);
+    mc_wbuf_u32(w, (uint32_t)res->failed_op);
+    mc_wbuf_u8(w, (uint8_t)((res->delete_marker ? 1 : 0) | (res->duplicate ? 2 : 0) |
+                            (res->skipped ? 4 : 0)));
+    mc_wbuf_u64(w, res->session_id);
+    mc_wbuf_str(w, res->version_id);
+}
+
+static void result_read(struct mc_rbuf *r, struct mc_op_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    if (mc_rbuf_u8(r) != RECORD_VERSION) {
+        r->err = MC_EPROTO;
+        return;
+    }
+    res->code = (int)mc_rbuf_u32(r);
+    res->failed_op = (int32_t)mc_rbuf_u32(r);
+    uint8_t f = mc_rbuf_u8(r);
+    if (f & ~7u) {
+        r->err = MC_EPROTO;
+    }
+    res->delete_marker = f & 1;
+    res->duplicate = (f & 2) != 0;
+    res->skipped = (f & 4) != 0;
+    res->session_id = mc_rbuf_u64(r);
+    rstr_fixed(r, res->version_id, sizeof(res->version_id));
+}
+
+int mc_op_result_encode(const struct mc_op_result *r, struct mc_wbuf *w)
+{
+    result_encode(r, w);
+    return mc_wbuf_error(w);
+}
+
+int mc_op_result_decode(const void *data, size_t len, struct mc_op_result *out)
+{
+    struct mc_rbuf r;
+    mc_rbuf_init(&r, data, len);
+    result_read(&r, out);
+    int rc = finish_decode(&r);
+    if (rc) {
+        memset(out, 0, sizeof(*out));
+    }
+    return rc;
+}
+
+/* Used by the session table (apply.c). */
+void mc_result_write(const struct mc_op_result *res, struct mc_wbuf *w);
+void mc_result_read(struct mc_rbuf *r, struct mc_op_result *res);
+void mc_result_write(const struct mc_op_result *res, struct mc_wbuf *w)
+{
+    result_encode(res, w);
+}
+void mc_result_read(struct mc_rbuf *r, struct mc_op_result *res)
+{
+    result_read(r, res);
+}
+
+/* ---- list results ---- */
+
+int mc_list_result_encode(const struct mc_list_result *lr, struct mc_wbuf *w)
+{
+    mc_wbuf_u8(w, RECORD_VERSION);
+    mc_wbuf_u8(w, (uint8_t)((lr->is_truncated ? 1 : 0) | (lr->is_versions ? 2 : 0)));
+    mc_wbuf_u32(w, lr->n_entries);
+    for (uint32_t i = 0; i < lr->n_entries; i++) {
+        size_t at = w->len;
+        mc_wbuf_u32(w, 0);
+        version_encode(&lr->entries[i], w);
+        mc_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
+    }
+    mc_wbuf_u32(w, lr->n_prefixes);
+    for (uint32_t i = 0; i < lr->n_prefixes; i++) {
+        mc_wbuf_str(w, lr->common_prefixes[i]);
+    }
+    mc_wbuf_str(w, lr->next_continuation_token);
+    mc_wbuf_str(w, lr->next_key_marker);
+    mc_wbuf_str(w, lr->next_version_id_marker);
+    mc_wbuf_u64(w, lr->cursor_steps);
+    return mc_wbuf_error(w);
+}
+
+int mc_list_result_decode(const void *data, size_t len, struct mc_list_result *out)
+{
+    struct mc_rbuf r;
+    memset(out, 0, sizeof(*out));
+    mc_rbuf_init(&r, data, len);
+    if (mc_rbuf_u8(&r) != RECORD_VERSION) {
+        return MC_EPROTO;
+    }
+    uint8_t f = mc_rbuf_u8(&r);
+    out->is_truncated = f & 1;
+    out->is_versions = (f & 2) != 0;
+    uint32_t n = rcount(&r, MC_LIST_MAX_KEYS, 4);
+    if (n) {
+        out->entries = calloc(n, sizeof(*out->entries));
+        if (!out->entries) {
+            return MC_ENOMEM;
+        }
+        out->n_entries = n;
+        for (uint32_t i = 0; i < n && !r.err; i++) {
+            size_t el = mc_rbuf_u32(&r);
+            const uint8_t *p = mc_rbuf_take(&r, el);
+            if (p) {
+                int rc = mc_version_decode2(p, el, true, &out->entries[i]);
+                if (rc) {
+                    r.err = rc;
+                }
+            }
+        }
+    }
+    n = rcount(&r, MC_LIST_MAX_KEYS, 4);
+    if (n) {
+        out->common_prefixes = calloc(n, sizeof(char *));
+        if (!out->common_prefixes) {
+            mc_list_result_clear(out);
+            return MC_ENOMEM;
+        }
+        out->n_prefixes = n;
+        for (uint32_t i = 0; i < n; i++) {
+            out->common_prefixes[i] = rstr(&r, MC_KEY_MAX_BYTES);
+        }
+    }
+    out->next_continuation_token = rstr(&r, MC_TOKEN_MAX);
+    out->next_key_marker = rstr(&r, MC_KEY_MAX_BYTES);
+    out->next_version_id_marker = rstr(&r, MC_VERSION_ID_MAX);
+    out->cursor_steps = mc_rbuf_u64(&r);
+    out->key_count = out->n_entries + out->n_prefixes;
+    int rc = finish_decode(&r);
+    if (!rc && out->key_count > MC_LIST_MAX_KEYS) {
+        rc = MC_EPROTO;
+    }
+    if (rc) {
+        mc_list_result_clear(out);
+    }
+    return rc;
+}
+
+/* ---- bucket lists ---- */
+
+int mc_bucket_list_encode(const struct mc_bucket_info *b, size_t n, struct mc_wbuf *w)
+{
+    mc_wbuf_u8(w, RECORD_VERSION);
+    mc_wbuf_u32(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        mc_wbuf_str(w, b[i].name);
+        mc_wbuf_i64(w, b[i].created_ns);
+        mc_wbuf_u8(w, (uint8_t)b[i].versioning);
+    }
+    return mc_wbuf_error(w);
+}
+
+int mc_bucket_list_decode(const void *data, size_t len, struct mc_bucket_info **out, size_t *n_out)
+{
+    struct mc_rbuf r;
+    *out = NULL;
+    *n_out = 0;
+    mc_rbuf_init(&r, data, len);
+    if (mc_rbuf_u8(&r) != RECORD_VERSION) {
+        return MC_EPROTO;
+    }
+    uint32_t n = rcount(&r, 1u << 20, 4 + 3 + 8 + 1);
+    struct mc_bucket_info *b = NULL;
+    if (n) {
+        b = calloc(n, sizeof(*b));
+        if (!b) {
+            return MC_ENOMEM;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        rstr_fixed(&r, b[i].name, sizeof(b[i].name));
+        b[i].created_ns = mc_rbuf_i64(&r);
+        uint8_t v = mc_rbuf_u8(&r);
+        if (v > MC_VERSIONING_SUSPENDED) {
+            r.err = MC_EPROTO;
+        }
+        b[i].versioning = (enum mc_versioning)v;
+    }
+    int rc = finish_decode(&r);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    *out = b;
+    *n_out = n;
+    return 0;
+}

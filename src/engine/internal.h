@@ -1,0 +1,101 @@
+/* internal.h: engine internals shared by its files (LMDB handles, key layout, txn helpers). */
+#ifndef MC_ENGINE_INTERNAL_H
+#define MC_ENGINE_INTERNAL_H
+
+#include "metacenter/engine.h"
+#include "metacenter/error.h"
+#include "util/codec.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * Key layout. LMDB (Debian build) limits keys to 511 bytes, but S3 keys reach
+ * 1024. The "sort key" S(k) of an object key k is k itself when
+ * len(k) <= MC_SORT_DIRECT, else k[0:MC_SORT_DIRECT] 0xFF hash64be(k). 0xFF
+ * never occurs in UTF-8, so all long keys sharing their first MC_SORT_DIRECT
+ * bytes form one contiguous "group" that sorts exactly where those keys belong;
+ * inside a group LMDB order is by hash, so readers load a group and sort it by
+ * the full key (stored in the value). Groups are normally of size 1.
+ *
+ *   buckets:  name                                  → bucket record
+ *   versions: bucket 0 S(key) 0 be64(~seq)          → version record (mc_version_encode)
+ *   vids:     bucket 0 S(key) 0 version_id          → be64(seq)
+ *   objects:  bucket 0 S(key)                       → be64(seq) [full key if long]
+ *             (only keys whose latest version is live: ListObjectsV2 skips nothing)
+ *   sessions: be64(id)                              → session record
+ *   sexp:     be64(last_active_ns) be64(id)         → "" (expiry order)
+ *   meta:     "format" "applied_index" "conf" "session_clock"
+ * ~seq makes the newest version of a key sort first.
+ */
+#define MC_SORT_DIRECT   360
+#define MC_SORT_LONG_LEN (MC_SORT_DIRECT + 1 + 8)
+#define MC_LKEY_MAX      (MC_BUCKET_NAME_MAX + 1 + MC_SORT_LONG_LEN + 1 + MC_VERSION_ID_MAX)
+#define MC_READ_POOL_MAX 64
+
+#define MC_ENGINE_MAGIC          "MCENGINE"
+#define MC_ENGINE_FORMAT_VERSION 1u
+
+struct mc_engine {
+    MDB_env *env;
+    MDB_dbi meta, buckets, versions, vids, objects, sessions, sexp;
+    int lock_fd;
+    bool read_only;
+    uint64_t map_size_bytes;
+    uint64_t max_map_size_bytes;
+    uint64_t session_ttl_ns;
+    pthread_rwlock_t resize_lock; /* readers shared; map growth exclusive */
+    pthread_mutex_t write_lock;   /* one apply at a time */
+    pthread_mutex_t pool_lock;
+    MDB_txn *pool[MC_READ_POOL_MAX]; /* reset read txns, renewed on use */
+    int n_pool;
+};
+
+/* Thread-local error sentence; returns code for chaining. */
+int mc_engine_seterr(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int mc_lmdb_err(int rc, const char *what);
+
+/* Read txn from the pool (holds resize_lock shared until released). */
+int mc_rtxn_get(struct mc_engine *eng, MDB_txn **txn);
+void mc_rtxn_put(struct mc_engine *eng, MDB_txn *txn);
+
+/* Keys */
+struct mc_lkey {
+    uint8_t b[MC_LKEY_MAX + 16];
+    size_t len;
+    size_t base_len; /* bucket 0 S(key) */
+};
+/* bucket 0 S(key) */
+void mc_lkey_object(struct mc_lkey *k, const char *bucket, const char *key, size_t key_len);
+/* ... 0 be(~seq) */
+void mc_lkey_version(struct mc_lkey *k, const char *bucket, const char *key, size_t key_len,
+                     uint64_t seq);
+/* ... 0 version_id */
+void mc_lkey_vid(struct mc_lkey *k, const char *bucket, const char *key, size_t key_len,
+                 const char *vid);
+size_t mc_sort_key(uint8_t *out, const char *key, size_t key_len);
+
+/* Version record codec with control over inline data. */
+int mc_version_decode2(const void *data, size_t len, bool with_inline, struct mc_version *out);
+
+/* Bucket record */
+int mc_bucket_load(struct mc_engine *eng, MDB_txn *txn, const char *name,
+                   struct mc_bucket_info *out);
+
+/* Latest version of a key (including markers): 0 / MC_ENOKEY. out filled. */
+int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
+                   bool with_inline, struct mc_version *out, uint64_t *steps);
+/* Version by id: 0 / MC_ENOVERSION. */
+int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
+                    const char *vid, bool with_inline, struct mc_version *out);
+
+/* Small string helpers */
+char *mc_strdup0(const char *s); /* NULL → NULL */
+static inline const char *mc_s(const char *s)
+{
+    return s ? s : "";
+}
+
+#endif

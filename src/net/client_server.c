@@ -1,0 +1,844 @@
+/* client_server.c: libuv listener + connections for the client protocol, batched reply flushing. */
+#include "net/client_server.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metacenter/error.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define DEFAULT_MAX_CONNECTIONS  4096u
+#define DEFAULT_MAX_INFLIGHT     4096u
+#define DEFAULT_MAX_OUTPUT_BYTES (32u * 1024 * 1024)
+#define INITIAL_READ_BYTES       (64u * 1024)
+/* A write buffer larger than this is released once written (after a one-off big reply). */
+#define KEEP_BUFFER_BYTES (1u * 1024 * 1024)
+/* Graceful stop gives slow peers this long to take their last replies. */
+#define STOP_GRACE_MS 1000u
+/* Passes over the dirty list per flush (dispatch inside a flush can dirty more). */
+#define FLUSH_PASSES 4
+
+enum conn_state { CONN_OPEN, CONN_CLOSING, CONN_CLOSED };
+
+struct mc_client_conn {
+    struct mc_client_server *srv;
+    uv_tcp_t tcp;
+    uint32_t refs;     /* 1 while the handle lives + 1 per unanswered request */
+    uint32_t inflight; /* dispatched, not yet answered */
+    enum conn_state state;
+    bool read_paused;
+    bool in_dirty;
+    bool in_reply; /* between reply_begin and reply_end */
+    struct mc_client_conn *dirty_next;
+    struct mc_client_conn *prev, *next; /* server's list of conns with a live handle */
+    uint8_t *rbuf;                      /* input: [0, rlen) filled, frames parsed from 0 */
+    size_t rcap, rlen;
+    struct mc_wbuf out;  /* replies accumulating */
+    struct mc_wbuf wout; /* replies being written by wreq */
+    size_t wout_off;
+    bool writing;
+    uv_write_t wreq;
+    size_t begin_off;
+    uint64_t last_active_ms;
+    char peer[48];
+};
+
+struct mc_client_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_prepare_t prepare;
+    uv_check_t check;
+    uv_timer_t timer; /* idle sweeps; stop grace */
+    struct mc_client_handler handler;
+    void *ctx;
+    struct mc_client_server_opts opts;
+    int port;
+    struct mc_client_conn *conns; /* live handles */
+    struct mc_client_conn *dirty;
+    uint32_t n_open; /* conns in CONN_OPEN (counted against max_connections) */
+    uint32_t n_conns;
+    int handles; /* open libuv handles (server's own + connections) */
+    uint32_t refs;
+    bool stopping;
+    bool own_closed;
+    void (*done)(void *arg);
+    void *done_arg;
+    struct mc_client_server_stats stats;
+};
+
+static void flush_all(struct mc_client_server *s);
+static void close_conn(struct mc_client_conn *c);
+static void process_input(struct mc_client_conn *c);
+static void start_reading(struct mc_client_conn *c);
+static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int status,
+                         const struct mc_proto_error *e);
+
+/* ---- lifetimes ---- */
+
+static void server_unref(struct mc_client_server *s)
+{
+    assert(s->refs > 0);
+    if (--s->refs == 0) {
+        free(s);
+    }
+}
+
+static void conn_unref(struct mc_client_conn *c)
+{
+    assert(c->refs > 0);
+    if (--c->refs == 0) {
+        assert(c->state == CONN_CLOSED);
+        struct mc_client_server *s = c->srv;
+        mc_wbuf_free(&c->out);
+        mc_wbuf_free(&c->wout);
+        free(c->rbuf);
+        free(c);
+        server_unref(s);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct mc_client_server *s = h->data;
+    assert(s->handles > 0);
+    if (--s->handles == 0 && s->stopping) {
+        if (s->done) {
+            s->done(s->done_arg);
+        }
+        server_unref(s); /* the owner's reference */
+    }
+}
+
+static void close_own_handles(struct mc_client_server *s)
+{
+    if (s->own_closed) {
+        return;
+    }
+    s->own_closed = true;
+    uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
+    uv_close((uv_handle_t *)&s->check, on_handle_closed);
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+}
+
+static void mark_dirty(struct mc_client_conn *c)
+{
+    if (!c->in_dirty) {
+        c->in_dirty = true;
+        c->refs++; /* released by flush_all */
+        c->dirty_next = c->srv->dirty;
+        c->srv->dirty = c;
+    }
+}
+
+/* ---- output ---- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct mc_client_conn *c = req->data;
+    c->writing = false;
+    c->wout.len = 0;
+    c->wout.err = 0;
+    if (c->wout.cap > KEEP_BUFFER_BYTES) {
+        mc_wbuf_free(&c->wout);
+    }
+    if (status < 0) {
+        if (c->state != CONN_CLOSED) {
+            MC_DEBUG("client_conn_write_failed", "peer=%s err=%s", c->peer, uv_strerror(status));
+            close_conn(c);
+        }
+    } else if (c->state != CONN_CLOSED) {
+        mark_dirty(c);
+        flush_all(c->srv);
+    }
+    conn_unref(c); /* the write's reference */
+}
+
+/* Write out what is queued: try_write first (usually everything), uv_write the rest. */
+static void flush_conn(struct mc_client_conn *c)
+{
+    struct mc_client_server *s = c->srv;
+    if (c->state == CONN_CLOSED || c->writing || c->in_reply) {
+        return;
+    }
+    if (c->out.len > 0) {
+        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        s->stats.writes++;
+        if (n == UV_EAGAIN || n == UV_ENOSYS) {
+            n = 0;
+        } else if (n < 0) {
+            MC_DEBUG("client_conn_write_failed", "peer=%s err=%s", c->peer, uv_strerror(n));
+            close_conn(c);
+            return;
+        }
+        if ((size_t)n == c->out.len) {
+            c->out.len = 0;
+            if (c->out.cap > KEEP_BUFFER_BYTES) {
+                mc_wbuf_free(&c->out);
+            }
+        } else {
+            /* Hand the rest to uv_write; new replies accumulate in the other buffer. */
+            struct mc_wbuf t = c->wout;
+            c->wout = c->out;
+            c->out = t;
+            c->out.len = 0;
+            c->wout_off = (size_t)n;
+            b = uv_buf_init((char *)c->wout.data + n, (unsigned)(c->wout.len - (size_t)n));
+            c->wreq.data = c;
+            int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+            if (rc < 0) {
+                close_conn(c);
+                return;
+            }
+            c->writing = true;
+            c->refs++;
+        }
+    }
+    if (c->state == CONN_CLOSING && !c->writing && c->out.len == 0) {
+        close_conn(c);
+        return;
+    }
+    /* Resume reading once the in-flight and output limits allow it again. */
+    if (c->state == CONN_OPEN && c->read_paused && c->inflight < s->opts.max_inflight_per_conn &&
+        c->out.len + (c->writing ? c->wout.len : 0) < s->opts.max_output_bytes) {
+        process_input(c); /* frames already buffered first */
+    }
+}
+
+static void flush_all(struct mc_client_server *s)
+{
+    for (int pass = 0; pass < FLUSH_PASSES && s->dirty; pass++) {
+        struct mc_client_conn *d = s->dirty;
+        s->dirty = NULL;
+        while (d) {
+            struct mc_client_conn *next = d->dirty_next;
+            d->in_dirty = false;
+            d->dirty_next = NULL;
+            flush_conn(d);
+            conn_unref(d);
+            d = next;
+        }
+    }
+    if (s->stopping && s->n_conns == 0) {
+        close_own_handles(s);
+    }
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    flush_all(h->data);
+}
+
+static void on_check(uv_check_t *h)
+{
+    flush_all(h->data);
+}
+
+/* Append one whole reply frame to the connection's output (if it still wants replies). */
+static void append_reply(struct mc_client_conn *c, uint8_t op, uint16_t flags, uint64_t rid,
+                         int status, const void *body, size_t len)
+{
+    if (c->state != CONN_OPEN && c->state != CONN_CLOSING) {
+        return;
+    }
+    assert(!c->in_reply);
+    int rc = mc_proto_reply_encode(&c->out, op, flags, rid, status, body, len);
+    if (rc == MC_ETOOLARGE && len > MC_PROTO_MAX_BODY_BYTES) {
+        c->out.err = 0;
+        struct mc_proto_error e = {0};
+        e.message = mc_proto_cstr("reply body over the frame limit");
+        append_error(c, op, rid, MC_ETOOLARGE, &e);
+        return;
+    }
+    if (rc != 0) {
+        /* Output cap reached: the peer does not read its replies. Drop it. */
+        c->out.err = 0;
+        MC_WARN("client_conn_output_overflow", "peer=%s queued=%zu", c->peer, c->out.len);
+        close_conn(c);
+        return;
+    }
+    mark_dirty(c);
+}
+
+static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int status,
+                         const struct mc_proto_error *e)
+{
+    if (c->state != CONN_OPEN && c->state != CONN_CLOSING) {
+        return;
+    }
+    assert(!c->in_reply && status != 0);
+    /* Encode straight into the output buffer: error replies (NoSuchKey...) allocate nothing. */
+    size_t off = c->out.len;
+    if (mc_wbuf_reserve(&c->out, MC_PROTO_HEADER_BYTES)) {
+        mc_proto_error_put(&c->out, e);
+    }
+    if (mc_wbuf_error(&c->out) || c->out.len - off > MC_PROTO_MAX_FRAME_BYTES) {
+        c->out.err = 0;
+        c->out.len = off;
+        MC_WARN("client_conn_output_overflow", "peer=%s queued=%zu", c->peer, c->out.len);
+        close_conn(c);
+        return;
+    }
+    struct mc_proto_header h = {
+        .length = (uint32_t)(c->out.len - off - 4),
+        .version = MC_PROTO_VERSION,
+        .op = (uint8_t)(op | MC_PROTO_REPLY_BIT),
+        .flags = 0,
+        .request_id = rid,
+        .status = status,
+    };
+    mc_proto_header_put(c->out.data + off, &h);
+    mark_dirty(c);
+}
+
+static void error_msg(struct mc_client_conn *c, uint8_t op, uint64_t rid, int status,
+                      const char *msg)
+{
+    struct mc_proto_error e = {0};
+    e.message = mc_proto_cstr(msg ? msg : mc_strerror(status));
+    if (e.message.len > MC_PROTO_MAX_STR_BYTES) {
+        e.message.len = MC_PROTO_MAX_STR_BYTES;
+    }
+    append_error(c, op, rid, status, &e);
+}
+
+/* ---- replies (public) ---- */
+
+static void consume(const struct mc_client_token *t)
+{
+    struct mc_client_conn *c = t->conn;
+    assert(c->inflight > 0);
+    c->inflight--;
+    c->srv->stats.replies++;
+    if (c->read_paused && c->state == CONN_OPEN) {
+        mark_dirty(c); /* the next flush resumes reading */
+    }
+    conn_unref(c);
+}
+
+void mc_client_reply(const struct mc_client_token *t, int status, const void *body, size_t len)
+{
+    append_reply(t->conn, t->op, 0, t->request_id, status, body, len);
+    consume(t);
+}
+
+void mc_client_reply_error(const struct mc_client_token *t, int status, const char *message)
+{
+    assert(status != 0);
+    error_msg(t->conn, t->op, t->request_id, status, message);
+    consume(t);
+}
+
+void mc_client_reply_not_leader(const struct mc_client_token *t, uint64_t leader_id,
+                                const char *leader_addr)
+{
+    struct mc_proto_error e = {0};
+    e.message = mc_proto_cstr(leader_id ? "not the leader" : "not the leader; leader unknown");
+    e.leader_id = leader_id;
+    e.leader_addr = mc_proto_cstr(leader_addr);
+    if (e.leader_addr.len > MC_PROTO_MAX_STR_BYTES) {
+        e.leader_addr.len = 0;
+    }
+    append_error(t->conn, t->op, t->request_id, MC_ENOTLEADER, &e);
+    consume(t);
+}
+
+void mc_client_reply_error_full(const struct mc_client_token *t, int status,
+                                const struct mc_proto_error *e)
+{
+    assert(status != 0);
+    append_error(t->conn, t->op, t->request_id, status, e);
+    consume(t);
+}
+
+struct mc_wbuf *mc_client_reply_begin(const struct mc_client_token *t)
+{
+    struct mc_client_conn *c = t->conn;
+    if (c->state != CONN_OPEN) {
+        return NULL;
+    }
+    assert(!c->in_reply);
+    c->begin_off = c->out.len;
+    if (!mc_wbuf_reserve(&c->out, MC_PROTO_HEADER_BYTES)) {
+        c->out.err = 0;
+        c->out.len = c->begin_off;
+        close_conn(c);
+        return NULL;
+    }
+    c->in_reply = true;
+    return &c->out;
+}
+
+void mc_client_reply_end(const struct mc_client_token *t, int status)
+{
+    struct mc_client_conn *c = t->conn;
+    if (c->in_reply) {
+        c->in_reply = false;
+        size_t body = c->out.len - c->begin_off - MC_PROTO_HEADER_BYTES;
+        if (status == 0 && c->out.err) {
+            status = c->out.err;
+        }
+        if (status == 0 && body > MC_PROTO_MAX_BODY_BYTES) {
+            status = MC_ETOOLARGE;
+        }
+        if (status != 0) {
+            c->out.err = 0;
+            c->out.len = c->begin_off;
+            error_msg(c, t->op, t->request_id, status, NULL);
+        } else {
+            struct mc_proto_header h = {
+                .length = (uint32_t)(MC_PROTO_HEADER_BYTES - 4 + body),
+                .version = MC_PROTO_VERSION,
+                .op = (uint8_t)(t->op | MC_PROTO_REPLY_BIT),
+                .flags = 0,
+                .request_id = t->request_id,
+                .status = 0,
+            };
+            mc_proto_header_put(c->out.data + c->begin_off, &h);
+            mark_dirty(c);
+        }
+    }
+    consume(t);
+}
+
+int mc_client_reply_more(const struct mc_client_token *t, const void *body, size_t len)
+{
+    struct mc_client_conn *c = t->conn;
+    if (c->state != CONN_OPEN) {
+        return MC_ESHUTDOWN;
+    }
+    append_reply(c, t->op, MC_PROTO_FLAG_MORE, t->request_id, 0, body, len);
+    return c->state == CONN_OPEN ? 0 : MC_ESHUTDOWN;
+}
+
+size_t mc_client_conn_pending_bytes(const struct mc_client_conn *c)
+{
+    if (c->state == CONN_CLOSED) {
+        return 0;
+    }
+    return c->out.len + (c->writing ? c->wout.len - c->wout_off : 0);
+}
+
+void mc_client_conn_close(struct mc_client_conn *c)
+{
+    close_conn(c);
+}
+
+const char *mc_client_conn_peer(const struct mc_client_conn *c)
+{
+    return c->state == CONN_CLOSED ? "" : c->peer;
+}
+
+/* ---- input ---- */
+
+/* Reply to a broken frame and close once the reply is out (the stream is out of sync). */
+static void protocol_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int status,
+                           const char *msg)
+{
+    struct mc_client_server *s = c->srv;
+    s->stats.protocol_errors++;
+    MC_INFO("client_protocol_error", "peer=%s err=%s msg=\"%s\"", c->peer, mc_error_name(status),
+            msg);
+    error_msg(c, op, rid, status, msg);
+    if (c->state == CONN_OPEN) {
+        c->state = CONN_CLOSING;
+        s->n_open--;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        mark_dirty(c);
+    }
+}
+
+static bool may_read(const struct mc_client_conn *c)
+{
+    const struct mc_client_server *s = c->srv;
+    return c->state == CONN_OPEN && c->inflight < s->opts.max_inflight_per_conn &&
+           c->out.len + (c->writing ? c->wout.len : 0) < s->opts.max_output_bytes;
+}
+
+static int grow_rbuf(struct mc_client_conn *c, size_t need)
+{
+    if (need <= c->rcap) {
+        return 0;
+    }
+    size_t cap = c->rcap ? c->rcap : INITIAL_READ_BYTES;
+    while (cap < need) {
+        cap *= 2;
+    }
+    if (cap > MC_PROTO_MAX_FRAME_BYTES) {
+        cap = MC_PROTO_MAX_FRAME_BYTES;
+    }
+    uint8_t *p = realloc(c->rbuf, cap);
+    if (!p) {
+        return MC_ENOMEM;
+    }
+    c->rbuf = p;
+    c->rcap = cap;
+    return 0;
+}
+
+/* Parse and dispatch every complete frame buffered, within the in-flight/output limits. */
+static void process_input(struct mc_client_conn *c)
+{
+    struct mc_client_server *s = c->srv;
+    size_t pos = 0;
+    c->refs++; /* dispatch may close it */
+    while (may_read(c) && c->rlen - pos >= MC_PROTO_HEADER_BYTES) {
+        struct mc_proto_header h;
+        mc_proto_header_get(c->rbuf + pos, &h);
+        int rc = mc_proto_header_check(&h);
+        if (rc != 0) {
+            const char *msg = rc == MC_ETOOLARGE  ? "frame over the 4 MiB limit"
+                              : rc == MC_EVERSION ? "unsupported protocol version"
+                                                  : "malformed frame header";
+            protocol_error(c, h.op & 0x7f, h.request_id, rc, msg);
+            break;
+        }
+        size_t frame = (size_t)h.length + 4;
+        if (c->rlen - pos < frame) {
+            break; /* wait for the rest */
+        }
+        const uint8_t *body = c->rbuf + pos + MC_PROTO_HEADER_BYTES;
+        size_t body_len = frame - MC_PROTO_HEADER_BYTES;
+        pos += frame;
+        if (h.status != 0 || (h.op & MC_PROTO_REPLY_BIT)) {
+            protocol_error(c, h.op & 0x7f, h.request_id, MC_EPROTO, "reply frame sent to server");
+            break;
+        }
+        struct mc_proto_request req;
+        rc = mc_proto_request_decode(&h, body, body_len, &req);
+        if (rc == MC_EINVAL) {
+            char msg[48];
+            snprintf(msg, sizeof(msg), "unknown op 0x%02x", h.op);
+            error_msg(c, h.op, h.request_id, MC_EPROTO, msg);
+            continue; /* the frame was well delimited: keep serving this connection */
+        }
+        if (rc != 0) {
+            protocol_error(c, h.op, h.request_id, MC_EPROTO, "malformed request body");
+            break;
+        }
+        c->inflight++;
+        c->refs++; /* released by the reply */
+        s->stats.requests++;
+        struct mc_client_request r = {
+            .token = {.conn = c, .request_id = h.request_id, .op = h.op},
+            .req = &req,
+        };
+        s->handler.dispatch(s->ctx, &r);
+    }
+    if (pos > 0 && c->rbuf) {
+        memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+        c->rlen -= pos;
+    }
+    /* Make room for a partially received big frame. */
+    if (c->state == CONN_OPEN && c->rlen >= MC_PROTO_HEADER_BYTES) {
+        size_t need = (size_t)mc_get_u32le(c->rbuf) + 4;
+        if (need <= MC_PROTO_MAX_FRAME_BYTES && grow_rbuf(c, need) != 0) {
+            close_conn(c);
+        }
+    }
+    if (c->state == CONN_OPEN) {
+        bool want = may_read(c);
+        if (want && c->read_paused) {
+            start_reading(c);
+        } else if (!want && !c->read_paused) {
+            c->read_paused = true;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        }
+    }
+    conn_unref(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct mc_client_conn *c = h->data;
+    if (c->rcap == 0 && grow_rbuf(c, INITIAL_READ_BYTES) != 0) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct mc_client_conn *c = st->data;
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            MC_DEBUG("client_conn_read_failed", "peer=%s err=%s", c->peer, uv_strerror((int)nread));
+        }
+        close_conn(c);
+        return;
+    }
+    if (nread == 0) {
+        return;
+    }
+    c->rlen += (size_t)nread;
+    c->last_active_ms = mc_mono_ms();
+    process_input(c);
+}
+
+static void start_reading(struct mc_client_conn *c)
+{
+    c->read_paused = false;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ---- connections ---- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct mc_client_conn *c = h->data;
+    struct mc_client_server *s = c->srv;
+    assert(s->n_conns > 0);
+    s->n_conns--;
+    conn_unref(c); /* the handle's reference */
+    /* on_handle_closed bookkeeping, with the server as the handle's owner */
+    assert(s->handles > 0);
+    if (--s->handles == 0 && s->stopping) {
+        if (s->done) {
+            s->done(s->done_arg);
+        }
+        server_unref(s);
+        return;
+    }
+    if (s->stopping && s->n_conns == 0) {
+        close_own_handles(s);
+    }
+}
+
+static void close_conn(struct mc_client_conn *c)
+{
+    struct mc_client_server *s = c->srv;
+    if (c->state == CONN_CLOSED) {
+        return;
+    }
+    if (c->state == CONN_OPEN) {
+        s->n_open--;
+    }
+    c->state = CONN_CLOSED;
+    s->stats.connections_open--;
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    c->prev = c->next = NULL;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    if (s->handler.conn_closed) {
+        s->handler.conn_closed(s->ctx, c);
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct mc_client_server *s = server->data;
+    if (status < 0 || s->stopping) {
+        return;
+    }
+    struct mc_client_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        return;
+    }
+    c->srv = s;
+    c->refs = 1;
+    mc_wbuf_init(&c->out, s->opts.max_output_bytes * 2 + MC_PROTO_MAX_FRAME_BYTES);
+    mc_wbuf_init(&c->wout, s->opts.max_output_bytes * 2 + MC_PROTO_MAX_FRAME_BYTES);
+    uv_tcp_init(s->loop, &c->tcp);
+    c->tcp.data = c;
+    s->refs++;
+    s->handles++;
+    s->n_conns++;
+    s->n_open++;
+    s->stats.connections_open++;
+    c->next = s->conns;
+    if (s->conns) {
+        s->conns->prev = c;
+    }
+    s->conns = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        close_conn(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET) {
+        char ip[32];
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        uv_ip4_name(sin, ip, sizeof(ip));
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, ntohs(sin->sin_port));
+    }
+    c->last_active_ms = mc_mono_ms();
+    s->stats.connections_accepted++;
+    if (s->n_open > s->opts.max_connections) {
+        s->stats.connections_rejected++;
+        MC_WARN("client_conn_rejected", "peer=%s max_connections=%u", c->peer,
+                s->opts.max_connections);
+        c->state = CONN_CLOSING;
+        s->n_open--;
+        error_msg(c, MC_REQ_PING, 0, MC_ELIMIT, "too many connections");
+        return;
+    }
+    start_reading(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct mc_client_server *s = t->data;
+    if (s->stopping) {
+        /* Grace over: drop whoever has not taken their replies. */
+        while (s->conns) {
+            close_conn(s->conns);
+        }
+        flush_all(s);
+        return;
+    }
+    uint64_t now = mc_mono_ms();
+    struct mc_client_conn *c = s->conns;
+    while (c) {
+        struct mc_client_conn *next = c->next;
+        if (c->state == CONN_OPEN && c->inflight == 0 &&
+            now - c->last_active_ms >= s->opts.idle_timeout_ms) {
+            MC_DEBUG("client_conn_idle", "peer=%s", c->peer);
+            close_conn(c);
+        }
+        c = next;
+    }
+}
+
+/* ---- server ---- */
+
+static int parse_addr(const char *addr, struct sockaddr_in *out)
+{
+    char host[64];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host)) {
+        return MC_EINVAL;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || colon[1] == 0 || port < 0 || port > 65535) {
+        return MC_EINVAL;
+    }
+    if (strcmp(host, "localhost") == 0) {
+        strcpy(host, "127.0.0.1");
+    }
+    if (uv_ip4_addr(host, (int)port, out) != 0) {
+        return MC_EINVAL;
+    }
+    return 0;
+}
+
+int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
+                           const struct mc_client_handler *handler, void *ctx,
+                           const struct mc_client_server_opts *opts, struct mc_client_server **out)
+{
+    assert(handler && handler->dispatch);
+    struct sockaddr_in sa;
+    int rc = parse_addr(listen_addr, &sa);
+    if (rc != 0) {
+        return rc;
+    }
+    struct mc_client_server *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return MC_ENOMEM;
+    }
+    s->loop = loop;
+    s->handler = *handler;
+    s->ctx = ctx;
+    if (opts) {
+        s->opts = *opts;
+    }
+    if (!s->opts.max_connections) {
+        s->opts.max_connections = DEFAULT_MAX_CONNECTIONS;
+    }
+    if (!s->opts.max_inflight_per_conn) {
+        s->opts.max_inflight_per_conn = DEFAULT_MAX_INFLIGHT;
+    }
+    if (!s->opts.max_output_bytes) {
+        s->opts.max_output_bytes = DEFAULT_MAX_OUTPUT_BYTES;
+    }
+    if (s->opts.backlog <= 0) {
+        s->opts.backlog = 511;
+    }
+    s->refs = 1;
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    s->handles = 1;
+    int urc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&sa, 0);
+    if (urc == 0) {
+        urc = uv_listen((uv_stream_t *)&s->listener, s->opts.backlog, on_connection);
+    }
+    if (urc != 0) {
+        MC_ERROR("client_listen_failed", "addr=%s err=%s", listen_addr, uv_strerror(urc));
+        /* Closing needs a loop turn; free from the close callback. */
+        s->stopping = true;
+        s->own_closed = true;
+        uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+        return MC_EIO;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &sl);
+    s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+
+    uv_prepare_init(loop, &s->prepare);
+    s->prepare.data = s;
+    uv_prepare_start(&s->prepare, on_prepare);
+    uv_unref((uv_handle_t *)&s->prepare);
+    uv_check_init(loop, &s->check);
+    s->check.data = s;
+    uv_check_start(&s->check, on_check);
+    uv_unref((uv_handle_t *)&s->check);
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    s->handles += 3;
+    if (s->opts.idle_timeout_ms) {
+        uint64_t every = s->opts.idle_timeout_ms / 2 ? s->opts.idle_timeout_ms / 2 : 1;
+        uv_timer_start(&s->timer, on_timer, every, every);
+    }
+    MC_INFO("client_listening", "addr=%s port=%d", listen_addr, s->port);
+    *out = s;
+    return 0;
+}
+
+int mc_client_server_port(const struct mc_client_server *s)
+{
+    return s->port;
+}
+
+void mc_client_server_stats(const struct mc_client_server *s, struct mc_client_server_stats *out)
+{
+    *out = s->stats;
+}
+
+void mc_client_server_stop(struct mc_client_server *s, void (*done)(void *arg), void *arg)
+{
+    assert(!s->stopping);
+    s->stopping = true;
+    s->done = done;
+    s->done_arg = arg;
+    uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+    for (struct mc_client_conn *c = s->conns; c; c = c->next) {
+        if (c->state == CONN_OPEN) {
+            c->state = CONN_CLOSING;
+            s->n_open--;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        }
+        mark_dirty(c);
+    }
+    uv_timer_stop(&s->timer);
+    uv_timer_start(&s->timer, on_timer, STOP_GRACE_MS, 0);
+    uv_ref((uv_handle_t *)&s->timer);
+    flush_all(s);
+}

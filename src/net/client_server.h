@@ -1,0 +1,136 @@
+/* client_server.h: libuv server side of the client protocol: listener, connections, frames. */
+#ifndef MC_NET_CLIENT_SERVER_H
+#define MC_NET_CLIENT_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "net/proto.h"
+#include "util/codec.h"
+
+/*
+ * Threading: everything runs on the loop thread (dispatch, replies, stop).
+ *
+ * Request lifecycle: each decoded request is handed to handler->dispatch once. The handler
+ * must answer it exactly once with one of the mc_client_reply* calls below, now (inside
+ * dispatch) or later (after Raft commit, a ReadIndex round, ...), using the token copied
+ * from req->token. Until answered, the request counts against the connection's in-flight
+ * limit and keeps the connection object alive (a reply to a connection that has since
+ * closed is dropped safely). Streamed replies (snapshot chunks) use mc_client_reply_more
+ * any number of times, then one final reply.
+ *
+ * Replies are appended to a per-connection output buffer and flushed once per loop
+ * iteration (uv_prepare + uv_check), so a burst of replies costs one write(2).
+ */
+
+struct mc_client_server;
+struct mc_client_conn;
+
+/* Identifies one request for its reply. Plain value: copy it, no ref counting needed. */
+struct mc_client_token {
+    struct mc_client_conn *conn;
+    uint64_t request_id;
+    uint8_t op;
+};
+
+struct mc_client_request {
+    struct mc_client_token token;
+    /* Decoded body. Borrowed from the connection's read buffer: valid only during dispatch;
+     * copy what you keep (op records are usually proposed to Raft inside dispatch). */
+    const struct mc_proto_request *req;
+};
+
+struct mc_client_handler {
+    /* A request arrived (well-formed, known op). */
+    void (*dispatch)(void *ctx, const struct mc_client_request *r);
+    /* Optional: a connection closed (its unanswered requests will still accept replies). */
+    void (*conn_closed)(void *ctx, struct mc_client_conn *conn);
+};
+
+struct mc_client_server_opts {
+    uint32_t max_connections;       /* default 4096; extra connections get SlowDown + close */
+    uint32_t max_inflight_per_conn; /* default 4096; reading pauses while reached */
+    size_t max_output_bytes;        /* default 32 MiB; reading pauses while the output is
+                                       above this (slow reader) */
+    uint32_t idle_timeout_ms;       /* 0 = none; idle connections (nothing in flight) close */
+    int backlog;                    /* default 511 */
+};
+
+/*
+ * Listen on listen_addr ("127.0.0.1:7070"; port 0 picks an ephemeral port, read it with
+ * mc_client_server_port). opts may be NULL for defaults. Returns 0 or MC_EINVAL (bad addr),
+ * MC_EIO (bind/listen failed, e.g. port in use), MC_ENOMEM.
+ */
+int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
+                           const struct mc_client_handler *handler, void *ctx,
+                           const struct mc_client_server_opts *opts, struct mc_client_server **out);
+
+/* The bound TCP port. */
+int mc_client_server_port(const struct mc_client_server *s);
+
+/*
+ * Graceful stop: close the listener, stop reading, flush pending output, close every
+ * connection. done(arg) runs (on the loop) once all libuv handles are closed. Replies
+ * arriving afterwards are dropped. The server object is freed when its last connection
+ * is (after every outstanding request was answered); do not use s after calling this.
+ */
+void mc_client_server_stop(struct mc_client_server *s, void (*done)(void *arg), void *arg);
+
+/* Counters for metrics/tests. */
+struct mc_client_server_stats {
+    uint64_t connections_accepted;
+    uint64_t connections_open;
+    uint64_t connections_rejected; /* over max_connections */
+    uint64_t requests;
+    uint64_t replies;
+    uint64_t protocol_errors; /* connections closed for malformed/oversized frames */
+    uint64_t writes;          /* write(2)/uv_write calls: replies/writes shows batching */
+};
+void mc_client_server_stats(const struct mc_client_server *s, struct mc_client_server_stats *out);
+
+/*
+ * Reply with a body (success: the op's result encoding; error: usually use the helpers
+ * below). status is 0 or a negative MC_E* code. Always consumes the token.
+ */
+void mc_client_reply(const struct mc_client_token *t, int status, const void *body, size_t len);
+
+/* Error reply with a message (may be NULL: the code's mc_strerror text is used). */
+void mc_client_reply_error(const struct mc_client_token *t, int status, const char *message);
+
+/* NotLeader redirect: leader_id 0 / leader_addr NULL when unknown. */
+void mc_client_reply_not_leader(const struct mc_client_token *t, uint64_t leader_id,
+                                const char *leader_addr);
+
+/* Error reply with every field (delete-marker flag, version id...). */
+void mc_client_reply_error_full(const struct mc_client_token *t, int status,
+                                const struct mc_proto_error *e);
+
+/*
+ * Zero-copy success reply: encode the body straight into the connection's output buffer.
+ *   struct mc_wbuf *w = mc_client_reply_begin(&tok);
+ *   if (w) { ...mc_wbuf_*(w, ...) or an engine encoder...; }
+ *   mc_client_reply_end(&tok, 0);
+ * begin returns NULL when the connection is gone (end must still be called). end(status
+ * != 0) or a wbuf error discards the body and sends an error reply with that status.
+ * Nothing else may be replied on this connection between begin and end.
+ */
+struct mc_wbuf *mc_client_reply_begin(const struct mc_client_token *t);
+void mc_client_reply_end(const struct mc_client_token *t, int status);
+
+/* Streamed reply part (flag MORE); does not consume the token. Returns 0 or MC_ESHUTDOWN
+ * when the connection is gone (stop streaming and send the final reply anyway). */
+int mc_client_reply_more(const struct mc_client_token *t, const void *body, size_t len);
+
+/* Bytes queued but not yet written on the token's connection (0 when gone): lets a
+ * streaming producer pace itself. */
+size_t mc_client_conn_pending_bytes(const struct mc_client_conn *conn);
+
+/* Close a connection now (queued output is dropped). Unanswered requests still accept
+ * (and drop) their replies. */
+void mc_client_conn_close(struct mc_client_conn *conn);
+
+/* Peer address "127.0.0.1:50123" of a connection (for logs); "" when gone. */
+const char *mc_client_conn_peer(const struct mc_client_conn *conn);
+
+#endif

@@ -1,0 +1,511 @@
+/* test_client_e2e.c: client library ↔ server layer end to end over TCP (fake store): pipelining,
+ * redirects, exactly-once retries, timeouts, admin calls, and bad input on the socket. */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "../client/harness.h"
+#include "metacenter/client.h"
+#include "metacenter/error.h"
+#include "net/proto.h"
+
+static struct th_server *start(struct th_opts o)
+{
+    struct th_server *s = NULL;
+    cr_assert_eq(th_start(&o, &s), 0);
+    return s;
+}
+
+static struct mc_client *open_client(const char *eps, uint32_t timeout_ms)
+{
+    struct mc_client_opts o;
+    mc_client_opts_default(&o);
+    if (timeout_ms) {
+        o.request_timeout_ms = timeout_ms;
+    }
+    struct mc_client *c = NULL;
+    cr_assert_eq(mc_client_open(eps, &o, &c), 0);
+    return c;
+}
+
+static int put_kv(struct mc_client *c, const char *kv)
+{
+    const void *p = kv;
+    size_t len = strlen(kv);
+    return mc_client_write(c, 1, &p, &len, NULL);
+}
+
+static int get_val(struct mc_client *c, const char *key, char *out, size_t cap)
+{
+    struct mc_client_buf b = {0};
+    int rc = mc_client_get_raw(c, false, "b", key, NULL, &b);
+    if (rc == 0) {
+        cr_assert_lt(b.len, cap);
+        memcpy(out, b.data, b.len);
+        out[b.len] = 0;
+    }
+    mc_client_buf_free(&b);
+    return rc;
+}
+
+Test(client_e2e, put_get_and_admin)
+{
+    struct th_server *s = start((struct th_opts){.node_id = 5});
+    struct mc_client *c = open_client(th_addr(s), 0);
+    cr_assert_eq(put_kv(c, "alpha=one"), 0);
+    cr_assert_neq(mc_client_session_id(c), 0, "first write registers a session");
+    char v[64];
+    cr_assert_eq(get_val(c, "alpha", v, sizeof(v)), 0);
+    cr_assert_str_eq(v, "one");
+    cr_assert_eq(get_val(c, "nope", v, sizeof(v)), MC_ENOKEY);
+    cr_assert_not(mc_client_last_error(c)->delete_marker);
+    cr_assert_eq(put_kv(c, "gone=DELETED"), 0);
+    cr_assert_eq(get_val(c, "gone", v, sizeof(v)), MC_ENOKEY);
+    cr_assert(mc_client_last_error(c)->delete_marker);
+    cr_assert_str_eq(mc_client_last_error(c)->version_id, "dm1");
+
+    struct mc_ping_info p;
+    cr_assert_eq(mc_client_ping(c, 0, &p), 0);
+    cr_assert_eq(p.node_id, 5);
+    struct mc_cluster_status st;
+    cr_assert_eq(mc_client_cluster_status(c, -1, &st), 0);
+    cr_assert_eq(st.n_members, 3);
+    cr_assert_eq(st.node_id, 5);
+    cr_assert(st.members[2].learner);
+    cr_assert_str_eq(st.members[1].client_addr, "127.0.0.1:7080");
+    struct mc_check_result ck;
+    cr_assert_eq(mc_client_check(c, 0, 77, &ck), 0);
+    cr_assert_eq(ck.index, 77);
+    cr_assert_eq(ck.hash, 42);
+    cr_assert_eq(mc_client_add_member(c, 4, "127.0.0.1:7101", "127.0.0.1:7100", true), 0);
+    cr_assert_eq(mc_client_promote(c, 4), 0);
+    cr_assert_eq(mc_client_transfer_leader(c, 4), 0);
+    cr_assert_eq(mc_client_remove_member(c, 0), MC_ENOMEMBER);
+    cr_assert_str_eq(mc_client_last_error(c)->message, "no member 0");
+
+    char path[] = "/tmp/mc_client_snap_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    uint64_t total = 0;
+    cr_assert_eq(mc_client_snapshot_save(c, -1, path, &total), 0);
+    cr_assert_eq(total, 3000);
+    FILE *f = fopen(path, "rb");
+    char buf[3001];
+    cr_assert_eq(fread(buf, 1, sizeof(buf), f), 3000);
+    fclose(f);
+    unlink(path);
+    cr_assert(buf[0] == 'a' && buf[1000] == 'b' && buf[2999] == 'c');
+
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
+struct pctx {
+    int done;
+    int errors;
+    int order_breaks;
+    uint64_t last_idx;
+    char want[1000][16];
+    int idx[4000];
+};
+
+static struct pctx *g_p;
+
+static void get_cb(void *arg, const struct mc_client_result *r)
+{
+    int i = (int)(intptr_t)arg;
+    g_p->done++;
+    if (r->status != 0 || r->body_len != strlen(g_p->want[i]) ||
+        memcmp(r->body, g_p->want[i], r->body_len) != 0) {
+        g_p->errors++;
+    }
+    if ((uint64_t)i < g_p->last_idx) {
+        g_p->order_breaks++;
+    }
+    g_p->last_idx = (uint64_t)i;
+}
+
+static void put_cb(void *arg, const struct mc_client_result *r)
+{
+    (void)arg;
+    g_p->done++;
+    if (r->status != 0) {
+        g_p->errors++;
+    }
+}
+
+Test(client_e2e, pipeline_1000_on_one_connection)
+{
+    /* every 7th request is answered 2 ms late: replies come back out of order */
+    struct th_server *s = start((struct th_opts){.delay_every = 7});
+    struct mc_client *c = open_client(th_addr(s), 0);
+    struct pctx *p = calloc(1, sizeof(*p));
+    g_p = p;
+    cr_assert_eq(put_kv(c, "seed=x"), 0); /* session registered up front */
+    char kv[64];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(kv, sizeof(kv), "k%04d=v%d", i, i * 3);
+        snprintf(p->want[i], sizeof(p->want[i]), "v%d", i * 3);
+        const void *op = kv;
+        size_t len = strlen(kv);
+        cr_assert_eq(mc_client_write_async(c, 1, &op, &len, put_cb, NULL), 0);
+    }
+    while (p->done < 1000) {
+        cr_assert_geq(mc_client_poll(c, 1000), 0);
+    }
+    cr_assert_eq(p->errors, 0);
+    p->done = 0;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(kv, sizeof(kv), "k%04d", i);
+        cr_assert_eq(
+            mc_client_get_async(c, false, "b", kv, NULL, NULL, get_cb, (void *)(intptr_t)i), 0);
+    }
+    cr_assert_eq(mc_client_pending(c), 1000);
+    while (p->done < 1000) {
+        cr_assert_geq(mc_client_poll(c, 1000), 0);
+    }
+    cr_assert_eq(p->errors, 0);
+    cr_assert_gt(p->order_breaks, 0, "delayed replies arrive out of order");
+    cr_assert_eq(mc_client_pending(c), 0);
+    cr_assert_eq(th_applied(s), 1001);
+    mc_client_close(c);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.requests, st.replies);
+    cr_assert_lt(st.writes, st.replies / 4, "replies are batched into few writes (%llu for %llu)",
+                 (unsigned long long)st.writes, (unsigned long long)st.replies);
+    free(p);
+}
+
+Test(client_e2e, leader_redirect)
+{
+    struct th_server *b = start((struct th_opts){.node_id = 2});
+    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = th_addr(b)});
+    struct mc_client *c = open_client(th_addr(a), 0);
+    cr_assert_eq(mc_client_endpoint_count(c), 1);
+    cr_assert_eq(put_kv(c, "x=1"), 0);
+    cr_assert_eq(mc_client_endpoint_count(c), 2, "the leader named by NotLeader is added");
+    cr_assert_eq(mc_client_leader_index(c), 1);
+    cr_assert_str_eq(mc_client_endpoint_addr(c, 1), th_addr(b));
+    cr_assert_eq(put_kv(c, "y=2"), 0);
+    cr_assert_eq(th_applied(b), 2);
+    cr_assert_eq(th_applied(a), 0);
+    /* a pinned admin call gets the NotLeader itself */
+    cr_assert_eq(mc_client_promote(c, 3), 0); /* routed to the leader */
+    mc_client_close(c);
+    th_stop(a, NULL);
+    th_stop(b, NULL);
+}
+
+Test(client_e2e, no_leader_times_out_with_unknown_outcome)
+{
+    struct th_server *a = start((struct th_opts){.redirect_unknown = true});
+    struct mc_client *c = open_client(th_addr(a), 300);
+    cr_assert_eq(put_kv(c, "x=1"), MC_ETIMEOUT);
+    /* the session registration itself never got an answer: the write never left */
+    cr_assert_not(mc_client_last_error(c)->outcome_unknown);
+    mc_client_close(c);
+    th_stop(a, NULL);
+}
+
+Test(client_e2e, exactly_once_across_lost_replies)
+{
+    /* the first 3 writes are applied but their replies are lost with the connection */
+    struct th_server *s = start((struct th_opts){.drop_after_apply = 3});
+    struct mc_client *c = open_client(th_addr(s), 0);
+    char kv[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(kv, sizeof(kv), "k%d=%d", i, i);
+        cr_assert_eq(put_kv(c, kv), 0);
+    }
+    cr_assert_eq(th_applied(s), 5, "each write applied once");
+    cr_assert_eq(th_duplicates(s), 3, "the retries were recognised as duplicates");
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
+Test(client_e2e, pipelined_exactly_once)
+{
+    struct th_server *s = start((struct th_opts){.drop_after_apply = 2});
+    struct mc_client *c = open_client(th_addr(s), 0);
+    struct pctx *p = calloc(1, sizeof(*p));
+    g_p = p;
+    char kv[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(kv, sizeof(kv), "k%d=%d", i, i);
+        const void *op = kv;
+        size_t len = strlen(kv);
+        cr_assert_eq(mc_client_write_async(c, 1, &op, &len, put_cb, NULL), 0);
+    }
+    while (p->done < 200) {
+        cr_assert_geq(mc_client_poll(c, 1000), 0);
+    }
+    cr_assert_eq(p->errors, 0);
+    cr_assert_eq(th_applied(s), 200);
+    cr_assert_geq(th_duplicates(s), 2);
+    mc_client_close(c);
+    th_stop(s, NULL);
+    free(p);
+}
+
+static int g_status = 1;
+static bool g_unknown;
+
+static void one_cb(void *arg, const struct mc_client_result *r)
+{
+    (void)arg;
+    g_status = r->status;
+    g_unknown = r->outcome_unknown;
+}
+
+Test(client_e2e, timeouts)
+{
+    struct th_server *s = start((struct th_opts){.blackhole = true});
+    struct mc_client *c = open_client(th_addr(s), 200);
+    char v[8];
+    cr_assert_eq(get_val(c, "k", v, sizeof(v)), MC_ETIMEOUT);
+    cr_assert_not(mc_client_last_error(c)->outcome_unknown);
+    /* a write whose frame went out: outcome unknown */
+    cr_assert_eq(put_kv(c, "k=v"), MC_ETIMEOUT);
+    cr_assert(mc_client_last_error(c)->outcome_unknown);
+    cr_assert_eq(mc_client_ping_async(c, 0, one_cb, NULL), 0);
+    while (g_status == 1) {
+        mc_client_poll(c, 100);
+    }
+    cr_assert_eq(g_status, MC_ETIMEOUT);
+    cr_assert_not(g_unknown);
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
+static int dead_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    socklen_t sl = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+Test(client_e2e, unreachable_member_skipped)
+{
+    struct th_server *s = start((struct th_opts){0});
+    char eps[128];
+    snprintf(eps, sizeof(eps), "127.0.0.1:%d,%s", dead_port(), th_addr(s));
+    struct mc_client *c = open_client(eps, 2000);
+    cr_assert_eq(put_kv(c, "a=b"), 0);
+    char v[8];
+    for (int i = 0; i < 20; i++) {
+        cr_assert_eq(get_val(c, "a", v, sizeof(v)), 0);
+    }
+    cr_assert_str_eq(v, "b");
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
+Test(client_e2e, inflight_limit_pauses_reading)
+{
+    struct th_opts o = {.delay_every = 1};
+    o.srv.max_inflight_per_conn = 4;
+    struct th_server *s = start(o);
+    struct mc_client *c = open_client(th_addr(s), 0);
+    int done = 0;
+    struct pctx *p = calloc(1, sizeof(*p));
+    g_p = p;
+    for (int i = 0; i < 300; i++) {
+        cr_assert_eq(mc_client_ping_async(c, -1, put_cb, &done), 0);
+    }
+    while (p->done < 300) {
+        cr_assert_geq(mc_client_poll(c, 1000), 0);
+    }
+    cr_assert_eq(p->errors, 0);
+    mc_client_close(c);
+    th_stop(s, NULL);
+    free(p);
+}
+
+/* ---- raw sockets: bad input ---- */
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    cr_assert_eq(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+static bool recv_all(int fd, uint8_t *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = recv(fd, p + got, n - got, 0);
+        if (k <= 0) {
+            return false;
+        }
+        got += (size_t)k;
+    }
+    return true;
+}
+
+/* Read one reply frame; returns its status (body discarded). */
+static int read_reply(int fd, struct mc_proto_header *h)
+{
+    uint8_t hb[MC_PROTO_HEADER_BYTES];
+    cr_assert(recv_all(fd, hb, sizeof(hb)), "a reply frame arrives");
+    mc_proto_header_get(hb, h);
+    cr_assert_eq(mc_proto_header_check(h), 0);
+    size_t body = h->length + 4 - MC_PROTO_HEADER_BYTES;
+    uint8_t *b = malloc(body + 1);
+    cr_assert(recv_all(fd, b, body));
+    free(b);
+    return h->status;
+}
+
+static void expect_closed(int fd)
+{
+    uint8_t c;
+    cr_assert_eq(recv(fd, &c, 1, 0), 0, "the server closed the connection");
+}
+
+static void raw_ping(int fd, uint64_t rid)
+{
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    struct mc_proto_request q = {.op = MC_REQ_PING, .request_id = rid};
+    mc_proto_request_encode(&w, &q);
+    send_all(fd, w.data, w.len);
+    mc_wbuf_free(&w);
+    struct mc_proto_header h;
+    cr_assert_eq(read_reply(fd, &h), 0);
+    cr_assert_eq(h.request_id, rid);
+    cr_assert_eq(h.op, MC_REQ_PING | MC_PROTO_REPLY_BIT);
+}
+
+Test(client_e2e, bad_input_on_the_socket)
+{
+    struct th_server *s = start((struct th_opts){0});
+    struct mc_client *good = open_client(th_addr(s), 0);
+    cr_assert_eq(put_kv(good, "k=v"), 0);
+    struct mc_proto_header h;
+
+    /* garbage bytes: an error reply, then close */
+    int fd = raw_connect(th_port(s));
+    const char garbage[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, garbage, sizeof(garbage) - 1);
+    int st = read_reply(fd, &h);
+    cr_assert(st == MC_ETOOLARGE || st == MC_EPROTO || st == MC_EVERSION, "status %d", st);
+    expect_closed(fd);
+    close(fd);
+
+    /* oversized frame: EntityTooLarge carrying the request id, then close */
+    fd = raw_connect(th_port(s));
+    uint8_t hb[MC_PROTO_HEADER_BYTES];
+    struct mc_proto_header big = {
+        .length = 5u << 20, .version = 1, .op = MC_REQ_WRITE, .request_id = 99};
+    mc_proto_header_put(hb, &big);
+    send_all(fd, hb, sizeof(hb));
+    cr_assert_eq(read_reply(fd, &h), MC_ETOOLARGE);
+    cr_assert_eq(h.request_id, 99);
+    expect_closed(fd);
+    close(fd);
+
+    /* wrong version */
+    fd = raw_connect(th_port(s));
+    struct mc_proto_header v2 = {.length = 16, .version = 9, .op = MC_REQ_PING, .request_id = 3};
+    mc_proto_header_put(hb, &v2);
+    send_all(fd, hb, sizeof(hb));
+    cr_assert_eq(read_reply(fd, &h), MC_EVERSION);
+    expect_closed(fd);
+    close(fd);
+
+    /* unknown op: an error reply, and the connection keeps working */
+    fd = raw_connect(th_port(s));
+    struct mc_proto_header unk = {.length = 16 + 3, .version = 1, .op = 0x6f, .request_id = 4};
+    mc_proto_header_put(hb, &unk);
+    send_all(fd, hb, sizeof(hb));
+    send_all(fd, "abc", 3);
+    cr_assert_eq(read_reply(fd, &h), MC_EPROTO);
+    cr_assert_eq(h.request_id, 4);
+    raw_ping(fd, 5);
+
+    /* malformed body of a known op: error reply, close */
+    struct mc_proto_header bad = {
+        .length = 16 + 2, .version = 1, .op = MC_REQ_GET_OBJECT, .request_id = 6};
+    mc_proto_header_put(hb, &bad);
+    send_all(fd, hb, sizeof(hb));
+    send_all(fd, "zz", 2);
+    cr_assert_eq(read_reply(fd, &h), MC_EPROTO);
+    cr_assert_eq(h.request_id, 6);
+    expect_closed(fd);
+    close(fd);
+
+    /* truncated frame, then the peer goes away: nothing breaks */
+    fd = raw_connect(th_port(s));
+    struct mc_proto_header trunc = {
+        .length = 1000, .version = 1, .op = MC_REQ_PING, .request_id = 7};
+    mc_proto_header_put(hb, &trunc);
+    send_all(fd, hb, sizeof(hb));
+    send_all(fd, "partial", 7);
+    close(fd);
+
+    /* a byte-at-a-time valid frame is still served */
+    fd = raw_connect(th_port(s));
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    struct mc_proto_request q = {.op = MC_REQ_PING, .request_id = 8};
+    mc_proto_request_encode(&w, &q);
+    for (size_t i = 0; i < w.len; i++) {
+        send_all(fd, w.data + i, 1);
+        usleep(200);
+    }
+    mc_wbuf_free(&w);
+    cr_assert_eq(read_reply(fd, &h), 0);
+    cr_assert_eq(h.request_id, 8);
+    close(fd);
+
+    /* the well-behaved client never noticed */
+    char val[8];
+    cr_assert_eq(get_val(good, "k", val, sizeof(val)), 0);
+    cr_assert_str_eq(val, "v");
+    mc_client_close(good);
+    struct mc_client_server_stats stats;
+    th_stop(s, &stats);
+    cr_assert_eq(stats.protocol_errors, 4);
+}
+
+Test(client_e2e, connection_limit)
+{
+    struct th_opts o = {0};
+    o.srv.max_connections = 2;
+    struct th_server *s = start(o);
+    int a = raw_connect(th_port(s)), b = raw_connect(th_port(s));
+    raw_ping(a, 1);
+    raw_ping(b, 2);
+    int c = raw_connect(th_port(s));
+    struct mc_proto_header h;
+    cr_assert_eq(read_reply(c, &h), MC_ELIMIT);
+    expect_closed(c);
+    close(c);
+    raw_ping(a, 3);
+    close(a);
+    close(b);
+    struct mc_client_server_stats stats;
+    th_stop(s, &stats);
+    cr_assert_eq(stats.connections_rejected, 1);
+}
