@@ -4,6 +4,7 @@
 #include "cli/backend.h"
 #include "cli/cli.h"
 #include "cli/serve.h"
+#include "loadgen/bench.h"
 #include "metacenter/error.h"
 
 #include <stdarg.h>
@@ -253,6 +254,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0) {
         return mc_cli_serve(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "bench") == 0) {
+        return mc_bench_main(argc - 1, argv + 1);
     }
     const struct mc_flag_spec *specs[64];
     size_t nspecs = all_specs(specs, 64);
