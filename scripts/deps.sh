@@ -14,10 +14,12 @@ PACKAGES=(
     libssl-dev
     libuv1-dev
     libxxhash-dev
+    jq
     libyaml-dev
     lmdb-utils
     pkg-config
     prometheus
+    python3
 )
 
 missing=()

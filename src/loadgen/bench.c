@@ -1,0 +1,480 @@
+/* bench.c: load generator: C connections × P pipelined requests, closed loop or open loop at a
+ * fixed rate (latency measured from the intended send time: no coordinated omission). */
+#include "loadgen/bench.h"
+#include "metacenter/client.h"
+#include "metacenter/engine.h"
+#include "metacenter/error.h"
+#include "util/clock.h"
+#include "util/codec.h"
+#include "util/histogram.h"
+#include "util/rand.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BENCH_MAX_CONNECTIONS 1024
+#define BENCH_MAX_PIPELINE 4096
+#define BENCH_MAX_VALUE_BYTES 65536
+
+enum workload { WL_PUT, WL_GET, WL_MIXED, WL_LIST, WL_LOAD };
+
+struct bench_cfg {
+    char endpoints[1024];
+    int connections;
+    int pipeline;
+    double duration_s;
+    enum workload wl;
+    int read_pct; /* mixed */
+    uint64_t keys;
+    uint32_t value_bytes;
+    enum mc_consistency consistency;
+    double rate; /* total ops/s; 0 = closed loop */
+    bool json;
+    uint64_t count; /* stop after this many ops (0 = duration only) */
+    char bucket[64];
+    uint32_t list_page;
+    bool quiet;
+};
+
+struct worker {
+    struct bench_cfg *cfg;
+    int id;
+    pthread_t thread;
+    struct mc_client *client;
+    struct mc_rand rng;
+    struct mc_histogram hist;
+    uint64_t ops, errors, timeouts;
+    int inflight;
+    uint64_t next_send_ns; /* open loop schedule */
+    uint64_t interval_ns;
+    uint64_t key_cursor;
+    uint8_t *value;
+    int last_error;
+};
+
+struct req {
+    struct worker *w;
+    uint64_t start_ns;
+};
+
+static _Atomic uint64_t total_ops;
+static _Atomic uint64_t total_errors;
+static _Atomic int stop_flag;
+
+static const char usage[] =
+    "usage: metacenter bench [flags]\n"
+    "       metacenter bench load --objects N [flags]   fill a cluster quickly\n"
+    "  --endpoints LIST        servers (default 127.0.0.1:7070)\n"
+    "  --connections C         client connections, one thread each (default 16)\n"
+    "  --pipeline P            requests in flight per connection (default 16)\n"
+    "  --duration S            seconds to run (default 10)\n"
+    "  --count N               stop after N operations (default: duration only)\n"
+    "  --workload W            put | get | mixed:R (R% reads) | list (default put)\n"
+    "  --keys N                key space (default 100000)\n"
+    "  --value-bytes B         user metadata bytes per object (default 128)\n"
+    "  --consistency C         linearizable | stale (reads; default linearizable)\n"
+    "  --rate OPS              open loop at OPS ops/s in total (default: closed loop)\n"
+    "  --bucket NAME           bucket to use (default bench; created if missing)\n"
+    "  --json                  print one JSON object at the end\n";
+
+static int parse_u64(const char *v, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-') {
+        return MC_EINVAL;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_args(struct bench_cfg *c, int argc, char **argv)
+{
+    snprintf(c->endpoints, sizeof(c->endpoints), "127.0.0.1:7070");
+    snprintf(c->bucket, sizeof(c->bucket), "bench");
+    c->connections = 16;
+    c->pipeline = 16;
+    c->duration_s = 10;
+    c->keys = 100000;
+    c->value_bytes = 128;
+    c->list_page = 1000;
+    int i = 1;
+    if (argc > 1 && strcmp(argv[1], "load") == 0) {
+        c->wl = WL_LOAD;
+        c->duration_s = 3600;
+        i = 2;
+    }
+    for (; i < argc; i++) {
+        const char *f = argv[i];
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (strcmp(f, "--json") == 0) {
+            c->json = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "InvalidArgument: %s needs a value\n", f);
+            return MC_EINVAL;
+        }
+        const char *v = argv[++i];
+        uint64_t x = 0;
+        int rc = 0;
+        if (strcmp(f, "--endpoints") == 0) {
+            snprintf(c->endpoints, sizeof(c->endpoints), "%s", v);
+        } else if (strcmp(f, "--bucket") == 0) {
+            snprintf(c->bucket, sizeof(c->bucket), "%s", v);
+        } else if (strcmp(f, "--connections") == 0) {
+            rc = parse_u64(v, &x);
+            rc = rc || x < 1 || x > BENCH_MAX_CONNECTIONS ? MC_EINVAL : 0;
+            c->connections = (int)x;
+        } else if (strcmp(f, "--pipeline") == 0) {
+            rc = parse_u64(v, &x);
+            rc = rc || x < 1 || x > BENCH_MAX_PIPELINE ? MC_EINVAL : 0;
+            c->pipeline = (int)x;
+        } else if (strcmp(f, "--duration") == 0) {
+            char *end;
+            c->duration_s = strtod(v, &end);
+            rc = *end || c->duration_s <= 0 ? MC_EINVAL : 0;
+        } else if (strcmp(f, "--count") == 0 || strcmp(f, "--objects") == 0) {
+            rc = parse_u64(v, &c->count);
+            if (c->wl == WL_LOAD) {
+                c->keys = c->count;
+            }
+        } else if (strcmp(f, "--keys") == 0) {
+            rc = parse_u64(v, &c->keys);
+            rc = rc || c->keys == 0 ? MC_EINVAL : 0;
+        } else if (strcmp(f, "--value-bytes") == 0) {
+            rc = parse_u64(v, &x);
+            rc = rc || x > BENCH_MAX_VALUE_BYTES ? MC_EINVAL : 0;
+            c->value_bytes = (uint32_t)x;
+        } else if (strcmp(f, "--rate") == 0) {
+            char *end;
+            c->rate = strtod(v, &end);
+            rc = *end || c->rate < 0 ? MC_EINVAL : 0;
+        } else if (strcmp(f, "--consistency") == 0) {
+            rc = mc_consistency_parse(v, &c->consistency);
+        } else if (strcmp(f, "--workload") == 0) {
+            if (strcmp(v, "put") == 0) {
+                c->wl = WL_PUT;
+            } else if (strcmp(v, "get") == 0) {
+                c->wl = WL_GET;
+            } else if (strcmp(v, "list") == 0) {
+                c->wl = WL_LIST;
+            } else if (strncmp(v, "mixed:", 6) == 0 && parse_u64(v + 6, &x) == 0 && x <= 100) {
+                c->wl = WL_MIXED;
+                c->read_pct = (int)x;
+            } else {
+                rc = MC_EINVAL;
+            }
+        } else {
+            fprintf(stderr, "InvalidArgument: unknown flag '%s' (see bench --help)\n", f);
+            return MC_EINVAL;
+        }
+        if (rc) {
+            fprintf(stderr, "InvalidArgument: bad value '%s' for %s\n", v, f);
+            return MC_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static void key_of(char *buf, size_t cap, uint64_t k)
+{
+    snprintf(buf, cap, "key-%012llu", (unsigned long long)k);
+}
+
+static void on_reply(void *arg, const struct mc_client_result *r)
+{
+    struct req *q = arg;
+    struct worker *w = q->w;
+    uint64_t now = mc_mono_ns();
+    w->inflight--;
+    /* A get of a key never written is a valid answer for the benchmark. */
+    if (r->status == 0 || r->status == MC_ENOKEY) {
+        mc_hist_record(&w->hist, (now - q->start_ns) / 1000);
+        w->ops++;
+        atomic_fetch_add(&total_ops, 1);
+    } else {
+        w->errors++;
+        w->last_error = r->status;
+        if (r->status == MC_ETIMEOUT) {
+            w->timeouts++;
+        }
+        atomic_fetch_add(&total_errors, 1);
+    }
+    free(q);
+}
+
+static int submit(struct worker *w, uint64_t intended_ns)
+{
+    struct bench_cfg *c = w->cfg;
+    struct req *q = malloc(sizeof(*q));
+    if (!q) {
+        return MC_ENOMEM;
+    }
+    q->w = w;
+    q->start_ns = intended_ns;
+    char key[64];
+    uint64_t k = c->wl == WL_LOAD ? w->key_cursor++ : mc_rand_below(&w->rng, c->keys);
+    key_of(key, sizeof(key), k);
+    bool read = c->wl == WL_GET || c->wl == WL_LIST ||
+                (c->wl == WL_MIXED && (int)mc_rand_below(&w->rng, 100) < c->read_pct);
+    struct mc_read_opts ro = {.consistency = c->consistency};
+    int rc;
+    if (c->wl == WL_LIST) {
+        struct mc_list_args a = {.bucket = c->bucket, .max_keys = c->list_page};
+        rc = mc_client_list_objects_async(w->client, &a, &ro, on_reply, q);
+    } else if (read) {
+        rc = mc_client_get_async(w->client, false, c->bucket, key, NULL, &ro, on_reply, q);
+    } else {
+        struct mc_object_meta meta;
+        memset(&meta, 0, sizeof(meta));
+        meta.size = 4096;
+        meta.etag = "0123456789abcdef0123456789abcdef";
+        meta.content_type = "application/octet-stream";
+        struct mc_kv kv = {"v", (char *)w->value};
+        if (c->value_bytes) {
+            meta.user_meta = &kv;
+            meta.n_user_meta = 1;
+        }
+        struct mc_op op;
+        memset(&op, 0, sizeof(op));
+        struct mc_wbuf buf;
+        mc_wbuf_init(&buf, 1u << 20);
+        rc = mc_op_put(&op, c->bucket, key, NULL, 0, &meta);
+        if (rc == 0) {
+            rc = mc_op_encode(&op, &buf);
+        }
+        if (rc == 0) {
+            const void *ops[1] = {buf.data};
+            size_t lens[1] = {buf.len};
+            rc = mc_client_write_async(w->client, 1, ops, lens, on_reply, q);
+        }
+        mc_op_clear(&op);
+        mc_wbuf_free(&buf);
+    }
+    if (rc) {
+        free(q);
+        return rc;
+    }
+    w->inflight++;
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct bench_cfg *c = w->cfg;
+    uint64_t per_worker = c->count ? (c->count + (uint64_t)c->connections - 1) /
+                                         (uint64_t)c->connections
+                                   : 0;
+    if (c->wl == WL_LOAD) {
+        w->key_cursor = (uint64_t)w->id * per_worker;
+    }
+    uint64_t submitted = 0;
+    w->next_send_ns = mc_mono_ns();
+    while (!atomic_load(&stop_flag)) {
+        uint64_t now = mc_mono_ns();
+        while (w->inflight < c->pipeline && (!per_worker || submitted < per_worker)) {
+            uint64_t intended = now;
+            if (w->interval_ns) {
+                if (w->next_send_ns > now) {
+                    break;
+                }
+                intended = w->next_send_ns;
+                w->next_send_ns += w->interval_ns;
+            }
+            if (submit(w, intended) != 0) {
+                w->errors++;
+                break;
+            }
+            submitted++;
+        }
+        if (per_worker && submitted >= per_worker && w->inflight == 0) {
+            break;
+        }
+        int timeout = 10;
+        if (w->interval_ns && w->inflight < c->pipeline) {
+            uint64_t now2 = mc_mono_ns();
+            timeout = w->next_send_ns > now2 ? (int)((w->next_send_ns - now2) / 1000000) : 0;
+        }
+        mc_client_poll(w->client, timeout);
+    }
+    /* Drain what is in flight (bounded by the client's request timeout). */
+    uint64_t drain_until = mc_mono_ns() + 6000000000ull;
+    while (w->inflight > 0 && mc_mono_ns() < drain_until) {
+        mc_client_poll(w->client, 10);
+    }
+    return NULL;
+}
+
+static int ensure_bucket(struct bench_cfg *c)
+{
+    struct mc_client *cl;
+    int rc = mc_client_open(c->endpoints, NULL, &cl);
+    if (rc) {
+        return rc;
+    }
+    rc = mc_client_bucket_create(cl, c->bucket, MC_VERSIONING_UNVERSIONED);
+    if (rc == MC_EBUCKETEXISTS) {
+        rc = 0;
+    }
+    if (rc) {
+        fprintf(stderr, "%s: creating bucket %s: %s\n", mc_error_name(rc), c->bucket,
+                mc_client_last_error(cl)->message);
+    }
+    mc_client_close(cl);
+    return rc;
+}
+
+static const char *workload_name(const struct bench_cfg *c, char *buf, size_t cap)
+{
+    switch (c->wl) {
+    case WL_PUT:
+        return "put";
+    case WL_GET:
+        return "get";
+    case WL_LIST:
+        return "list";
+    case WL_LOAD:
+        return "load";
+    default:
+        snprintf(buf, cap, "mixed:%d", c->read_pct);
+        return buf;
+    }
+}
+
+int mc_bench_main(int argc, char **argv)
+{
+    struct bench_cfg c;
+    memset(&c, 0, sizeof(c));
+    int rc = parse_args(&c, argc, argv);
+    if (rc) {
+        return rc == 1 ? 0 : 2;
+    }
+    if (c.wl == WL_LOAD && c.count == 0) {
+        fprintf(stderr, "InvalidArgument: bench load needs --objects N\n");
+        return 2;
+    }
+    if (c.wl != WL_GET && c.wl != WL_LIST && ensure_bucket(&c) != 0) {
+        return 1;
+    }
+    struct worker *ws = calloc((size_t)c.connections, sizeof(*ws));
+    uint8_t *value = malloc(c.value_bytes + 1);
+    if (!ws || !value) {
+        return 1;
+    }
+    for (uint32_t i = 0; i < c.value_bytes; i++) {
+        value[i] = (uint8_t)('a' + i % 26);
+    }
+    value[c.value_bytes] = 0;
+    struct mc_client_opts co;
+    mc_client_opts_default(&co);
+    co.max_pending = (uint32_t)c.pipeline * 2 + 16;
+    co.read.consistency = c.consistency;
+    for (int i = 0; i < c.connections; i++) {
+        struct worker *w = &ws[i];
+        w->cfg = &c;
+        w->id = i;
+        w->value = value;
+        mc_rand_seed(&w->rng, (uint64_t)i * 7919 + mc_mono_ns());
+        mc_hist_reset(&w->hist);
+        if (c.rate > 0) {
+            w->interval_ns = (uint64_t)(1e9 * c.connections / c.rate);
+        }
+        rc = mc_client_open(c.endpoints, &co, &w->client);
+        if (rc) {
+            fprintf(stderr, "InvalidArgument: bad --endpoints '%s'\n", c.endpoints);
+            return 2;
+        }
+    }
+    atomic_store(&total_ops, 0);
+    atomic_store(&stop_flag, 0);
+    uint64_t start = mc_mono_ns();
+    for (int i = 0; i < c.connections; i++) {
+        pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]);
+    }
+    bool tty = isatty(STDERR_FILENO);
+    uint64_t last_ops = 0, deadline = start + (uint64_t)(c.duration_s * 1e9);
+    while (mc_mono_ns() < deadline) {
+        usleep(100000);
+        uint64_t done = atomic_load(&total_ops);
+        bool all_done = c.count && done + atomic_load(&total_errors) >= c.count;
+        uint64_t el = mc_mono_ns() - start;
+        if ((el / 1000000000ull) != ((el - 100000000ull) / 1000000000ull) || all_done) {
+            if (tty || c.wl == WL_LOAD) {
+                fprintf(stderr, "\r[%4.0fs] ops=%llu ops/s=%llu errors=%llu", el / 1e9,
+                        (unsigned long long)done, (unsigned long long)(done - last_ops),
+                        (unsigned long long)atomic_load(&total_errors));
+                if (!tty) {
+                    fputc('\n', stderr);
+                }
+            }
+            last_ops = done;
+        }
+        if (all_done) {
+            break;
+        }
+    }
+    atomic_store(&stop_flag, 1);
+    for (int i = 0; i < c.connections; i++) {
+        pthread_join(ws[i].thread, NULL);
+    }
+    double seconds = (double)(mc_mono_ns() - start) / 1e9;
+    if (tty) {
+        fputc('\n', stderr);
+    }
+    struct mc_histogram *h = calloc(1, sizeof(*h));
+    uint64_t ops = 0, errors = 0;
+    int last_error = 0;
+    for (int i = 0; i < c.connections; i++) {
+        mc_hist_merge(h, &ws[i].hist);
+        ops += ws[i].ops;
+        errors += ws[i].errors;
+        if (ws[i].last_error) {
+            last_error = ws[i].last_error;
+        }
+        mc_client_close(ws[i].client);
+    }
+    char wbuf[32];
+    const char *wname = workload_name(&c, wbuf, sizeof(wbuf));
+    double ops_per_sec = ops / seconds;
+    if (c.json) {
+        printf("{\"workload\":\"%s\",\"connections\":%d,\"pipeline\":%d,\"ops\":%llu,"
+               "\"errors\":%llu,\"seconds\":%.3f,\"ops_per_sec\":%.1f,\"p50_us\":%llu,"
+               "\"p90_us\":%llu,\"p99_us\":%llu,\"p999_us\":%llu,\"max_us\":%llu,"
+               "\"rate\":%.0f,\"consistency\":\"%s\"}\n",
+               wname, c.connections, c.pipeline, (unsigned long long)ops,
+               (unsigned long long)errors, seconds, ops_per_sec,
+               (unsigned long long)mc_hist_quantile(h, 0.50),
+               (unsigned long long)mc_hist_quantile(h, 0.90),
+               (unsigned long long)mc_hist_quantile(h, 0.99),
+               (unsigned long long)mc_hist_quantile(h, 0.999), (unsigned long long)h->max,
+               c.rate, c.consistency == MC_CONSISTENCY_STALE ? "stale" : "linearizable");
+    } else {
+        printf("workload=%s connections=%d pipeline=%d ops=%llu errors=%llu seconds=%.2f\n"
+               "ops/s=%.0f latency_us p50=%llu p90=%llu p99=%llu p99.9=%llu max=%llu\n",
+               wname, c.connections, c.pipeline, (unsigned long long)ops,
+               (unsigned long long)errors, seconds, ops_per_sec,
+               (unsigned long long)mc_hist_quantile(h, 0.50),
+               (unsigned long long)mc_hist_quantile(h, 0.90),
+               (unsigned long long)mc_hist_quantile(h, 0.99),
+               (unsigned long long)mc_hist_quantile(h, 0.999), (unsigned long long)h->max);
+    }
+    if (errors && last_error) {
+        fprintf(stderr, "bench: %llu errors, last: %s\n", (unsigned long long)errors,
+                mc_error_name(last_error));
+    }
+    free(h);
+    free(ws);
+    free(value);
+    return ops == 0 ? 1 : 0;
+}

@@ -1,0 +1,198 @@
+"""harness.py: start/stop real metacenter nodes on 127.0.0.1 (ephemeral ports) for integration tests.
+
+Every process started here is killed at exit, even when a test fails (atexit + try/finally)."""
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("BUILD", "build")
+BIN = os.path.join(ROOT, BUILD, "metacenter")
+ASAN = os.environ.get("MC_ASAN") == "1"
+_procs = []
+
+
+def _kill_all():
+    for p in _procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+atexit.register(_kill_all)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Node:
+    def __init__(self, cluster, node_id):
+        self.cluster = cluster
+        self.id = node_id
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.dir = os.path.join(cluster.tmp, "node%d" % node_id)
+        self.log_path = os.path.join(cluster.tmp, "node%d.log" % node_id)
+        self.proc = None
+
+    @property
+    def client(self):
+        return "127.0.0.1:%d" % self.client_port
+
+    @property
+    def peer(self):
+        return "127.0.0.1:%d" % self.peer_port
+
+    def start(self, extra=None):
+        assert self.proc is None or self.proc.poll() is not None
+        args = [BIN, "serve", "--data-dir", self.dir, "--node-id", str(self.id),
+                "--listen-client", self.client, "--listen-peer", self.peer,
+                "--listen-http", "off",
+                "--initial-cluster", self.cluster.spec()] + self.cluster.flags + (extra or [])
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        _procs.append(self.proc)
+        wait_for(lambda: port_open(self.client_port) or self.proc.poll() is not None, 10)
+        if self.proc.poll() is not None:
+            raise RuntimeError("node %d exited at start: %s" % (self.id, self.log_tail()))
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self):
+        """Graceful: SIGTERM, then SIGKILL after 10 s."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n=20):
+        return "\n".join(self.log().splitlines()[-n:])
+
+
+class Cluster:
+    def __init__(self, size, flags=None):
+        self.tmp = tempfile.mkdtemp(prefix="mc-it-")
+        self.flags = flags if flags is not None else []
+        self.nodes = [Node(self, i + 1) for i in range(size)]
+
+    def spec(self):
+        return ",".join("%d=%s" % (n.id, n.peer) for n in self.nodes)
+
+    def endpoints(self, nodes=None):
+        return ",".join(n.client for n in (nodes or self.nodes))
+
+    def start(self):
+        for n in self.nodes:
+            n.start()
+        return self
+
+    def close(self, keep=False):
+        for n in self.nodes:
+            n.stop()
+        if not keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            for n in self.nodes:
+                print("---- node %d log tail ----\n%s" % (n.id, n.log_tail(30)))
+        self.close()
+
+    def node(self, node_id):
+        return [n for n in self.nodes if n.id == node_id][0]
+
+    def status(self, node):
+        r = cli(["--endpoints", node.client, "--json", "cluster", "status"], timeout=5, check=False)
+        if r.returncode != 0:
+            return None
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return None
+
+    def leader(self, timeout=15, exclude=()):
+        """The id every live node agrees on as leader (waits for one)."""
+        found = [None]
+
+        def agreed():
+            ids = set()
+            for n in self.nodes:
+                if not n.alive() or n.id in exclude:
+                    continue
+                r = cli(["--endpoints", n.client, "--json", "cluster", "status"], timeout=3,
+                        check=False)
+                if r.returncode != 0:
+                    return False
+                try:
+                    ids.add(json.loads(r.stdout).get("leader"))
+                except ValueError:
+                    return False
+            if len(ids) == 1 and None not in ids and 0 not in ids and ids.pop() not in exclude:
+                found[0] = json.loads(r.stdout).get("leader")
+                return True
+            return False
+
+        if not wait_for(agreed, timeout, interval=0.1):
+            raise AssertionError("no agreed leader within %ss" % timeout)
+        return self.node(found[0])
+
+
+def port_open(port):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=0.2)
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_for(cond, timeout, interval=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(interval)
+    return cond()
+
+
+def cli(args, timeout=30, check=True, input=None):
+    r = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=timeout, input=input)
+    if check and r.returncode != 0:
+        raise AssertionError("metacenter %s failed (%d): %s %s" % (" ".join(args), r.returncode,
+                                                                    r.stdout, r.stderr))
+    return r
+
+
+def cli_json(args, **kw):
+    r = cli(args + ["--json"], **kw)
+    return json.loads(r.stdout)
