@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define INBUF_INITIAL 65536
-#define MAX_INBOUND 64
+#define MAX_INBOUND   64
 
 enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP, LINK_BACKOFF, LINK_CLOSING };
 

@@ -20,6 +20,17 @@ uint64_t node_now_ms(void)
     return mc_mono_ms();
 }
 
+/* Where to dial a peer: its --peer-route override (tests route links through a proxy). */
+static const char *node_dial_addr(struct mc_node *n, uint64_t id, const char *addr)
+{
+    for (size_t i = 0; i < n->opts.route_count; i++) {
+        if (n->opts.routes[i].id == id) {
+            return n->opts.routes[i].peer_addr;
+        }
+    }
+    return addr;
+}
+
 struct member_info *node_member(struct mc_node *n, uint64_t id)
 {
     for (size_t i = 0; i < n->n_members; i++) {
@@ -30,8 +41,7 @@ struct member_info *node_member(struct mc_node *n, uint64_t id)
     return NULL;
 }
 
-void node_set_member(struct mc_node *n, uint64_t id, const char *peer_addr,
-                     const char *client_addr)
+void node_set_member(struct mc_node *n, uint64_t id, const char *peer_addr, const char *client_addr)
 {
     struct member_info *m = node_member(n, id);
     if (!m) {
@@ -45,7 +55,7 @@ void node_set_member(struct mc_node *n, uint64_t id, const char *peer_addr,
     if (peer_addr && peer_addr[0]) {
         snprintf(m->peer_addr, sizeof(m->peer_addr), "%s", peer_addr);
         if (id != n->id && n->peers) {
-            mc_peer_set(n->peers, id, m->peer_addr);
+            mc_peer_set(n->peers, id, node_dial_addr(n, id, m->peer_addr));
         }
     }
     if (client_addr && client_addr[0]) {
@@ -585,8 +595,8 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     mc_wbuf_init(&n->scratch, 0);
     int rc = mc_datadir_init(n->datadir, NULL);
     if (rc) {
-        MC_ERROR("data_dir_invalid", "dir=%s err=%s detail=\"%s\"", n->datadir,
-                 mc_error_name(rc), mc_strerror(rc));
+        MC_ERROR("data_dir_invalid", "dir=%s err=%s detail=\"%s\"", n->datadir, mc_error_name(rc),
+                 mc_strerror(rc));
         goto fail;
     }
     rc = mc_datadir_lock(n->datadir, &n->lock_fd);
@@ -629,11 +639,11 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     }
     for (size_t i = 0; i < n->n_members; i++) {
         if (n->members[i].id != n->id && n->members[i].peer_addr[0]) {
-            mc_peer_set(n->peers, n->members[i].id, n->members[i].peer_addr);
+            mc_peer_set(n->peers, n->members[i].id,
+                        node_dial_addr(n, n->members[i].id, n->members[i].peer_addr));
         }
     }
-    rc = mc_client_server_start(loop, n->opts.listen_client, &client_handler, n, NULL,
-                                &n->clients);
+    rc = mc_client_server_start(loop, n->opts.listen_client, &client_handler, n, NULL, &n->clients);
     if (rc) {
         MC_ERROR("client_listen_failed", "addr=%s err=%s", n->opts.listen_client,
                  mc_error_name(rc));

@@ -128,8 +128,7 @@ static void handle_member(struct mc_node *n, const struct mc_client_request *r)
 {
     const struct mc_proto_request *q = r->req;
     if (mc_raft_role(n->raft) != MC_RAFT_LEADER) {
-        mc_client_reply_not_leader(&r->token, mc_raft_leader(n->raft),
-                                   node_leader_client_addr(n));
+        mc_client_reply_not_leader(&r->token, mc_raft_leader(n->raft), node_leader_client_addr(n));
         return;
     }
     uint8_t type;
@@ -168,8 +167,7 @@ static void handle_member(struct mc_node *n, const struct mc_client_request *r)
         return;
     }
     if (q->op == MC_REQ_ADD_MEMBER) {
-        node_set_member(n, q->u.member.id, q->u.member.peer_addr.ptr,
-                        q->u.member.client_addr.ptr);
+        node_set_member(n, q->u.member.id, q->u.member.peer_addr.ptr, q->u.member.client_addr.ptr);
     }
     uint64_t index = 0;
     int rc = member_change(n, q, type, &index);

@@ -17,15 +17,15 @@
 #include "util/codec.h"
 
 /* Limits. */
-#define NODE_MAX_BATCH_OPS 4096           /* ops in one Raft entry (engine MC_APPLY_MAX_OPS) */
-#define NODE_MAX_BATCH_BYTES (1u << 20)   /* payload bytes of one Raft entry */
-#define NODE_MAX_PENDING_WRITES 262144    /* proposed, not yet applied */
-#define NODE_MAX_PENDING_READS 262144     /* waiting for a read index or for apply */
-#define NODE_MAX_HELD_MSGS 65536          /* messages waiting for the WAL */
-#define NODE_READ_TIMEOUT_MS 5000         /* a forwarded ReadIndex can be lost */
-#define NODE_WRITE_TIMEOUT_MS 10000       /* a proposal dropped by a leader change */
-#define NODE_SNAP_SEND_WINDOW (4u << 20)  /* snapshot bytes queued to a peer at once */
-#define NODE_SNAP_CHUNK_BYTES (1u << 20)
+#define NODE_MAX_BATCH_OPS      4096       /* ops in one Raft entry (engine MC_APPLY_MAX_OPS) */
+#define NODE_MAX_BATCH_BYTES    (1u << 20) /* payload bytes of one Raft entry */
+#define NODE_MAX_PENDING_WRITES 262144     /* proposed, not yet applied */
+#define NODE_MAX_PENDING_READS  262144     /* waiting for a read index or for apply */
+#define NODE_MAX_HELD_MSGS      65536      /* messages waiting for the WAL */
+#define NODE_READ_TIMEOUT_MS    5000       /* a forwarded ReadIndex can be lost */
+#define NODE_WRITE_TIMEOUT_MS   10000      /* a proposal dropped by a leader change */
+#define NODE_SNAP_SEND_WINDOW   (4u << 20) /* snapshot bytes queued to a peer at once */
+#define NODE_SNAP_CHUNK_BYTES   (1u << 20)
 
 /* Raft entry payload: u8 kind, then kind-specific data. */
 enum node_entry_kind {
@@ -39,15 +39,15 @@ struct pending_write {
     uint32_t position; /* op position inside the entry */
     uint64_t term;     /* term the entry was proposed in */
     uint64_t deadline_ms;
-    uint8_t kind;      /* 0 = client write, 1 = session register */
+    uint8_t kind; /* 0 = client write, 1 = session register */
 };
 
 /* A read waiting for a ReadIndex answer and then for apply. */
 struct pending_read {
     struct mc_client_token token;
-    uint8_t op;       /* MC_REQ_* */
-    uint64_t batch;   /* ReadIndex ctx; 0 once the index is known */
-    uint64_t index;   /* serve once applied >= index */
+    uint8_t op;     /* MC_REQ_* */
+    uint64_t batch; /* ReadIndex ctx; 0 once the index is known */
+    uint64_t index; /* serve once applied >= index */
     uint64_t deadline_ms;
     /* Copied request fields (the frame buffer is gone by then). */
     char *bucket, *key, *version_id, *prefix, *delimiter, *marker1, *marker2;
@@ -133,7 +133,7 @@ struct mc_node {
     /* Reads. */
     struct pending_read *reads;
     size_t n_reads, cap_reads;
-    uint64_t read_batch;     /* ctx of the batch being collected (0 = none) */
+    uint64_t read_batch; /* ctx of the batch being collected (0 = none) */
     uint64_t next_read_ctx;
     uint32_t reads_unbatched; /* reads waiting for the next ReadIndex call */
 
@@ -198,8 +198,7 @@ int node_conf_decode(struct mc_node *n, const uint8_t *p, size_t len, struct mc_
 void node_process_ready(struct mc_node *n);
 void node_wal_progress(struct mc_node *n);
 void node_send_raft(struct mc_node *n, const struct mc_raft_msg *m);
-void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *payload,
-                        size_t len);
+void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *payload, size_t len);
 
 /* node_write.c */
 void node_handle_write(struct mc_node *n, const struct mc_client_request *r);

@@ -147,8 +147,7 @@ static int capture(struct pending_read *p, const struct mc_proto_request *q)
         p->marker1 = dup_str(&q->u.list.start_after);
         p->marker2 = dup_str(&q->u.list.continuation_token);
         p->max_keys = q->u.list.max_keys;
-        return p->bucket && p->prefix && p->delimiter && p->marker1 && p->marker2 ? 0
-                                                                                : MC_ENOMEM;
+        return p->bucket && p->prefix && p->delimiter && p->marker1 && p->marker2 ? 0 : MC_ENOMEM;
     case MC_REQ_LIST_VERSIONS:
         p->bucket = dup_str(&q->u.versions.bucket);
         p->prefix = dup_str(&q->u.versions.prefix);
@@ -156,8 +155,7 @@ static int capture(struct pending_read *p, const struct mc_proto_request *q)
         p->marker1 = dup_str(&q->u.versions.key_marker);
         p->marker2 = dup_str(&q->u.versions.version_id_marker);
         p->max_keys = q->u.versions.max_keys;
-        return p->bucket && p->prefix && p->delimiter && p->marker1 && p->marker2 ? 0
-                                                                                : MC_ENOMEM;
+        return p->bucket && p->prefix && p->delimiter && p->marker1 && p->marker2 ? 0 : MC_ENOMEM;
     default:
         p->bucket = dup_str(&q->u.bucket.bucket);
         return p->bucket ? 0 : MC_ENOMEM;

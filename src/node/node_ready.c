@@ -72,8 +72,7 @@ void node_wal_progress(struct mc_node *n)
     size_t k = 0;
     while (k < n->n_held && n->held[k].ticket <= done) {
         if (n->peers) {
-            mc_peer_send(n->peers, n->held[k].to, MC_PEER_RAFT, n->held[k].data,
-                         n->held[k].len);
+            mc_peer_send(n->peers, n->held[k].to, MC_PEER_RAFT, n->held[k].data, n->held[k].len);
         }
         free(n->held[k].data);
         k++;
@@ -97,8 +96,7 @@ static void on_soft_state(struct mc_node *n, const struct mc_raft_soft_state *ss
 {
     if (ss->leader_id != n->leader_id || ss->role != n->role) {
         MC_INFO("raft_state", "role=%s leader=%llu term=%llu", mc_raft_role_name(ss->role),
-                (unsigned long long)ss->leader_id,
-                (unsigned long long)mc_raft_term(n->raft));
+                (unsigned long long)ss->leader_id, (unsigned long long)mc_raft_term(n->raft));
     }
     if (n->role == MC_RAFT_LEADER && ss->role != MC_RAFT_LEADER) {
         /* Proposals of the old term may never commit: their clients retry (exactly-once). */
@@ -233,8 +231,7 @@ void node_process_ready(struct mc_node *n)
     mc_peer_flush(n->peers);
 }
 
-void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *payload,
-                        size_t len)
+void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *payload, size_t len)
 {
     struct mc_node *n = ctx;
     if (n->fatal || n->stopping) {
@@ -261,8 +258,8 @@ void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *p
         mc_raft_msg_free(&m);
         return;
     }
-    if (m.type == MC_RAFT_MSG_SNAPSHOT && !node_snapshot_received(n, m.snapshot.index,
-                                                                  m.snapshot.term)) {
+    if (m.type == MC_RAFT_MSG_SNAPSHOT &&
+        !node_snapshot_received(n, m.snapshot.index, m.snapshot.term)) {
         /* The data has not fully arrived (or failed): the leader retries. */
         mc_raft_msg_free(&m);
         return;

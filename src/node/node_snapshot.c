@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SNAP_CHUNK_HEADER 32 /* u64 index, u64 term, u64 offset, u64 total */
-#define SNAP_ACK_DONE 1
-#define SNAP_ACK_RESEND 2
-#define SNAP_ACK_FAILED 3
+#define SNAP_CHUNK_HEADER  32 /* u64 index, u64 term, u64 offset, u64 total */
+#define SNAP_ACK_DONE      1
+#define SNAP_ACK_RESEND    2
+#define SNAP_ACK_FAILED    3
 #define SNAP_SEND_STALL_MS 30000
 
 /* ---- creation ---- */
@@ -127,8 +127,7 @@ static struct snap_send *find_send(struct mc_node *n, uint64_t to)
 static void finish_send(struct mc_node *n, struct snap_send *s, bool ok)
 {
     MC_INFO(ok ? "snapshot_sent" : "snapshot_send_failed", "to=%llu index=%llu bytes=%llu",
-            (unsigned long long)s->to, (unsigned long long)s->index,
-            (unsigned long long)s->total);
+            (unsigned long long)s->to, (unsigned long long)s->index, (unsigned long long)s->total);
     s->active = false;
     mc_raft_report_snapshot(n->raft, s->to, ok);
 }
@@ -153,9 +152,8 @@ void node_start_snapshot_send(struct mc_node *n, const struct mc_raft_msg *m)
     struct mc_snap_info *info = malloc(sizeof(*info));
     int rc = info ? mc_snap_latest(n->snapdir, info) : MC_ENOMEM;
     if (rc || info->index != m->snapshot.index || info->term != m->snapshot.term) {
-        MC_WARN("snapshot_send_unavailable", "to=%llu index=%llu err=%s",
-                (unsigned long long)m->to, (unsigned long long)m->snapshot.index,
-                mc_error_name(rc ? rc : MC_ENOTFOUND));
+        MC_WARN("snapshot_send_unavailable", "to=%llu index=%llu err=%s", (unsigned long long)m->to,
+                (unsigned long long)m->snapshot.index, mc_error_name(rc ? rc : MC_ENOTFOUND));
         free(info);
         mc_raft_report_snapshot(n->raft, m->to, false);
         return;
@@ -262,7 +260,6 @@ static void send_ack(struct mc_node *n, uint64_t to, uint64_t index, uint64_t te
     mc_peer_send(n->peers, to, MC_PEER_SNAP_ACK, a, sizeof(a));
 }
 
-
 void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size_t len)
 {
     if (len < SNAP_CHUNK_HEADER) {
@@ -289,8 +286,8 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
         n->recv_index = index;
         n->recv_term = term;
         MC_INFO("snapshot_receive_started", "from=%llu index=%llu bytes=%llu resume_at=%llu",
-                (unsigned long long)from, (unsigned long long)index,
-                (unsigned long long)total, (unsigned long long)mc_snap_recv_offset(n->recv));
+                (unsigned long long)from, (unsigned long long)index, (unsigned long long)total,
+                (unsigned long long)mc_snap_recv_offset(n->recv));
     }
     uint64_t have = mc_snap_recv_offset(n->recv);
     if (off != have) {
@@ -310,8 +307,7 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
             n->recv_done_term = term;
             snprintf(n->recv_done_path, sizeof(n->recv_done_path), "%s", info->path);
             MC_INFO("snapshot_received", "from=%llu index=%llu bytes=%llu",
-                    (unsigned long long)from, (unsigned long long)index,
-                    (unsigned long long)total);
+                    (unsigned long long)from, (unsigned long long)index, (unsigned long long)total);
             send_ack(n, from, index, term, total, SNAP_ACK_DONE);
         }
         free(info);
@@ -383,9 +379,8 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
     }
     struct mc_snap_info *info = malloc(sizeof(*info));
     int rc = info ? mc_snap_latest(n->snapdir, info) : MC_ENOMEM;
-    if (rc == MC_ENOTFOUND || (rc == 0 && info->index < n->applied_index &&
-                               n->applied_index > 0 && !n->snapshot_running &&
-                               info->index + 1 < n->applied_index)) {
+    if (rc == MC_ENOTFOUND || (rc == 0 && info->index < n->applied_index && n->applied_index > 0 &&
+                               !n->snapshot_running && info->index + 1 < n->applied_index)) {
         /* Make a fresh snapshot first; the client retries on Busy. */
         if (!n->snapshot_running && n->applied_index > 0) {
             start_snapshot(n, n->applied_index);

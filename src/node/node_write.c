@@ -219,9 +219,8 @@ void node_flush_batch(struct mc_node *n)
         return;
     }
     mc_wbuf_patch_u32(&n->batch, 1, n->batch_ops);
-    struct mc_raft_entry e = {.type = MC_RAFT_ENTRY_NORMAL,
-                              .len = (uint32_t)n->batch.len,
-                              .data = n->batch.data};
+    struct mc_raft_entry e = {
+        .type = MC_RAFT_ENTRY_NORMAL, .len = (uint32_t)n->batch.len, .data = n->batch.data};
     uint64_t index = 0;
     int rc = mc_raft_propose(n->raft, &e, 1, &index);
     uint64_t term = mc_raft_term(n->raft);
@@ -318,8 +317,8 @@ static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
     uint8_t kind = mc_rbuf_u8(&r);
     uint32_t count = mc_rbuf_u32(&r);
     if (mc_rbuf_error(&r) || kind != NODE_ENTRY_OPS || count > NODE_MAX_BATCH_OPS) {
-        MC_ERROR("bad_log_entry", "index=%llu kind=%u count=%u", (unsigned long long)e->index,
-                 kind, count);
+        MC_ERROR("bad_log_entry", "index=%llu kind=%u count=%u", (unsigned long long)e->index, kind,
+                 count);
         return MC_ECORRUPT;
     }
     struct mc_op *ops = calloc(count ? count : 1, sizeof(*ops));
@@ -341,8 +340,8 @@ static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
     if (rc == 0) {
         complete_writes(n, e, res, count);
     } else {
-        MC_ERROR("apply_failed", "index=%llu err=%s detail=\"%s\"",
-                 (unsigned long long)e->index, mc_error_name(rc), mc_engine_last_error());
+        MC_ERROR("apply_failed", "index=%llu err=%s detail=\"%s\"", (unsigned long long)e->index,
+                 mc_error_name(rc), mc_engine_last_error());
     }
     for (uint32_t i = 0; i < decoded; i++) {
         mc_op_clear(&ops[i]);
@@ -391,8 +390,8 @@ static int apply_conf(struct mc_node *n, const struct mc_raft_entry *e)
         }
     }
     MC_INFO("membership_applied", "index=%llu change=%u node=%llu voters=%u learners=%u",
-            (unsigned long long)e->index, cc.type, (unsigned long long)cc.node_id,
-            conf.n_voters, conf.n_learners);
+            (unsigned long long)e->index, cc.type, (unsigned long long)cc.node_id, conf.n_voters,
+            conf.n_learners);
     struct mc_wbuf w;
     mc_wbuf_init(&w, MC_CONF_MAX_BYTES);
     rc = node_conf_encode(n, &conf, &w);
