@@ -1,4 +1,5 @@
-/* apply.c: applies op batches at a log index in one LMDB write txn (state + applied_index + sessions). */
+/* apply.c: applies op batches at a log index in one LMDB write txn (state + applied_index +
+ * sessions). */
 #include "engine/internal.h"
 #include "util/log.h"
 
@@ -22,12 +23,12 @@ struct actx {
     struct mc_engine *eng;
     MDB_txn *txn;
     uint64_t index;
-    uint32_t counter;  /* versions written in this call: seq = index << 16 | counter */
-    int fatal;         /* LMDB failure: abort the call */
+    uint32_t counter; /* versions written in this call: seq = index << 16 | counter */
+    int fatal;        /* LMDB failure: abort the call */
     bool map_full;
-    int registers;     /* SESSION_REGISTERs in this call */
-    int64_t clock_ns;  /* session clock for this call */
-    struct mc_wbuf w;  /* scratch encoder */
+    int registers;    /* SESSION_REGISTERs in this call */
+    int64_t clock_ns; /* session clock for this call */
+    struct mc_wbuf w; /* scratch encoder */
 };
 
 static int lmdb_fail(struct actx *a, int rc, const char *what)
@@ -190,8 +191,8 @@ static int op_bucket_delete(struct actx *a, const struct mc_op *op)
     }
     MDB_val k = {bl + 1, pfx}, v;
     mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    bool empty = mrc == MDB_NOTFOUND || (mrc == 0 && (k.mv_size < bl + 1 ||
-                                                      memcmp(k.mv_data, pfx, bl + 1)));
+    bool empty =
+        mrc == MDB_NOTFOUND || (mrc == 0 && (k.mv_size < bl + 1 || memcmp(k.mv_data, pfx, bl + 1)));
     mdb_cursor_close(c);
     if (mrc && mrc != MDB_NOTFOUND) {
         return lmdb_fail(a, mrc, "seek");
@@ -392,8 +393,8 @@ static int op_update_meta(struct actx *a, const struct mc_op *op, struct mc_op_r
     if ((rc = check_key(op->key))) {
         return rc;
     }
-    if (op->update_mask & ~(MC_UPDATE_USER_META | MC_UPDATE_CONTENT_TYPE |
-                            MC_UPDATE_STORAGE_CLASS)) {
+    if (op->update_mask &
+        ~(MC_UPDATE_USER_META | MC_UPDATE_CONTENT_TYPE | MC_UPDATE_STORAGE_CLASS)) {
         return MC_EINVAL;
     }
     struct mc_version v;

@@ -1,4 +1,5 @@
-/* keys.c: LMDB key layout (sort keys for long S3 keys) and point lookups of buckets and versions. */
+/* keys.c: LMDB key layout (sort keys for long S3 keys) and point lookups of buckets and versions.
+ */
 #include "engine/internal.h"
 #include "util/checksum.h"
 
@@ -71,8 +72,7 @@ int mc_bucket_load(struct mc_engine *eng, MDB_txn *txn, const char *name,
         return mc_lmdb_err(rc, "read bucket");
     }
     if (v.mv_size != 9) {
-        return mc_engine_seterr(MC_ECORRUPT, "bucket record of %s has %zu bytes", name,
-                                v.mv_size);
+        return mc_engine_seterr(MC_ECORRUPT, "bucket record of %s has %zu bytes", name, v.mv_size);
     }
     const uint8_t *p = v.mv_data;
     if (out) {
