@@ -1,0 +1,262 @@
+/* offline.c: the CLI backend that works directly on a stopped node's data dir (like etcdutl). */
+#include "cli/backend.h"
+#include "cli/cli.h"
+#include "metacenter/error.h"
+#include "util/clock.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ENGINE_SUBDIR "engine"
+
+/* 1 when dir exists and holds any entry other than . and .. */
+static int dir_nonempty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        return 0;
+    }
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        found = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    }
+    closedir(d);
+    return found;
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            return 0;
+        }
+        return mc_cli_be_seterr(MC_ENOTOURS, "%s exists and is not a directory", path);
+    }
+    return mc_cli_be_seterr(MC_EIO, "cannot create directory %s: %s", path, strerror(errno));
+}
+
+/*
+ * Opens DIR/engine. Mutations create the layout of a new data dir; reads never create anything
+ * (and open read-only). A non-empty DIR without engine/ is refused rather than written into,
+ * so a mistyped --data-dir cannot scatter files into an unrelated directory.
+ */
+int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
+{
+    if (cli->eng) {
+        return 0;
+    }
+    char path[4096];
+    int n = snprintf(path, sizeof(path), "%s/%s", cli->data_dir, ENGINE_SUBDIR);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        return mc_cli_be_seterr(MC_EINVAL, "--data-dir path too long");
+    }
+    struct stat st;
+    int have_engine = stat(path, &st) == 0;
+    if (!have_engine) {
+        if (dir_nonempty(cli->data_dir)) {
+            return mc_cli_be_seterr(MC_ENOTOURS,
+                                    "%s is not empty and has no %s/ subdirectory: not a "
+                                    "metacenter data dir",
+                                    cli->data_dir, ENGINE_SUBDIR);
+        }
+        if (!mutating) {
+            return mc_cli_be_seterr(MC_ENOTFOUND,
+                                    "no metacenter data in %s (commands that write create it)",
+                                    cli->data_dir);
+        }
+        int rc = make_dir(cli->data_dir);
+        if (rc == 0) {
+            rc = make_dir(path);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    struct mc_engine_options opts = {0};
+    opts.sync = MC_ENGINE_SYNC_FULL;
+    opts.no_create = !mutating;
+    opts.read_only = !mutating;
+    int rc = mc_engine_open(path, &opts, &cli->eng);
+    if (rc != 0) {
+        cli->eng = NULL;
+        const char *why = mc_engine_last_error();
+        if (rc == MC_ELOCKED) {
+            return mc_cli_be_seterr(rc,
+                                    "%s is in use by another process (a running server?); "
+                                    "stop it or use --endpoints",
+                                    cli->data_dir);
+        }
+        return mc_cli_be_seterr(rc, "cannot open %s: %s", path,
+                                why && *why ? why : mc_strerror(rc));
+    }
+    return 0;
+}
+
+/* A unique version id: wall time plus 64 random bits (offline there is no leader counter). */
+static void new_version_id(char out[17], int64_t now_ns)
+{
+    uint64_t salt = 0;
+    if (getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt)) {
+        salt = (uint64_t)mc_mono_ns() ^ ((uint64_t)getpid() << 32);
+    }
+    mc_version_id_make(out, now_ns, salt);
+}
+
+/* Applies op at applied_index + 1 and folds the op result into the return value. */
+static int apply(struct mc_cli *cli, struct mc_op *op, struct mc_op_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    int rc = mc_cli_offline_open(cli, true);
+    if (rc == 0) {
+        rc = mc_engine_apply_one(cli->eng, op, r);
+        if (rc != 0) {
+            const char *why = mc_engine_last_error();
+            mc_cli_be_seterr(rc, "%s", why && *why ? why : "");
+        } else {
+            rc = r->code;
+        }
+    }
+    if (r->code == 0) {
+        r->code = rc;
+    }
+    mc_op_clear(op);
+    return rc;
+}
+
+static int off_bucket_create(struct mc_cli *cli, const char *name, enum mc_versioning v,
+                             struct mc_op_result *r)
+{
+    struct mc_op op = {0};
+    int rc = mc_op_bucket_create(&op, name, v, mc_wall_ns());
+    if (rc != 0) {
+        mc_op_clear(&op);
+        return r->code = rc;
+    }
+    return apply(cli, &op, r);
+}
+
+static int off_bucket_delete(struct mc_cli *cli, const char *name, struct mc_op_result *r)
+{
+    struct mc_op op = {0};
+    int rc = mc_op_bucket_delete(&op, name);
+    if (rc != 0) {
+        mc_op_clear(&op);
+        return r->code = rc;
+    }
+    return apply(cli, &op, r);
+}
+
+static int off_bucket_versioning(struct mc_cli *cli, const char *name, enum mc_versioning v,
+                                 struct mc_op_result *r)
+{
+    struct mc_op op = {0};
+    int rc = mc_op_bucket_versioning(&op, name, v);
+    if (rc != 0) {
+        mc_op_clear(&op);
+        return r->code = rc;
+    }
+    return apply(cli, &op, r);
+}
+
+static int off_bucket_head(struct mc_cli *cli, const char *name, struct mc_bucket_info *out)
+{
+    int rc = mc_cli_offline_open(cli, false);
+    return rc ? rc : mc_engine_bucket_head(cli->eng, name, out);
+}
+
+static int off_bucket_list(struct mc_cli *cli, struct mc_bucket_info **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int rc = mc_cli_offline_open(cli, false);
+    return rc ? rc : mc_engine_bucket_list(cli->eng, out, n);
+}
+
+static int off_put(struct mc_cli *cli, const char *bucket, const char *key,
+                   const struct mc_object_meta *meta, const char *if_match, bool if_none_match_star,
+                   struct mc_op_result *r)
+{
+    struct mc_op op = {0};
+    int64_t now = mc_wall_ns();
+    char vid[17];
+    new_version_id(vid, now);
+    int rc = mc_op_put(&op, bucket, key, vid, now, meta);
+    if (rc == 0 && if_match) {
+        op.if_match = strdup(if_match);
+        rc = op.if_match ? 0 : MC_ENOMEM;
+    }
+    op.if_none_match_star = if_none_match_star;
+    if (rc != 0) {
+        mc_op_clear(&op);
+        memset(r, 0, sizeof(*r));
+        return r->code = rc;
+    }
+    return apply(cli, &op, r);
+}
+
+static int off_del(struct mc_cli *cli, const char *bucket, const char *key, const char *version_id,
+                   struct mc_op_result *r)
+{
+    struct mc_op op = {0};
+    int64_t now = mc_wall_ns();
+    char vid[17];
+    new_version_id(vid, now);
+    int rc = mc_op_delete(&op, bucket, key, version_id, vid, now);
+    if (rc != 0) {
+        mc_op_clear(&op);
+        memset(r, 0, sizeof(*r));
+        return r->code = rc;
+    }
+    return apply(cli, &op, r);
+}
+
+static int off_get(struct mc_cli *cli, const char *bucket, const char *key, const char *version_id,
+                   bool with_inline, struct mc_version *out)
+{
+    int rc = mc_cli_offline_open(cli, false);
+    return rc ? rc : mc_engine_get(cli->eng, bucket, key, version_id, with_inline, out);
+}
+
+static int off_list_objects(struct mc_cli *cli, const char *bucket, const struct mc_list_params *p,
+                            struct mc_list_result *out)
+{
+    int rc = mc_cli_offline_open(cli, false);
+    return rc ? rc : mc_engine_list_objects(cli->eng, bucket, p, out);
+}
+
+static int off_list_versions(struct mc_cli *cli, const char *bucket, const struct mc_list_params *p,
+                             struct mc_list_result *out)
+{
+    int rc = mc_cli_offline_open(cli, false);
+    return rc ? rc : mc_engine_list_versions(cli->eng, bucket, p, out);
+}
+
+static void off_close(struct mc_cli *cli)
+{
+    if (cli->eng) {
+        mc_engine_close(cli->eng);
+        cli->eng = NULL;
+    }
+}
+
+const struct mc_cli_backend mc_cli_offline_backend = {
+    .name = "offline",
+    .bucket_create = off_bucket_create,
+    .bucket_delete = off_bucket_delete,
+    .bucket_versioning = off_bucket_versioning,
+    .bucket_head = off_bucket_head,
+    .bucket_list = off_bucket_list,
+    .put = off_put,
+    .del = off_del,
+    .get = off_get,
+    .list_objects = off_list_objects,
+    .list_versions = off_list_versions,
+    .close = off_close,
+};

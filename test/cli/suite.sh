@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# suite.sh: end-to-end tests of the `metacenter` CLI in offline mode (--data-dir): every command,
+# --json shapes, S3 error names and exit codes, --help texts, bad input, a locked data dir.
+# Usage: test/cli/suite.sh BUILD_DIR. Prints "N passed, N failed" last; exits 1 on failure.
+set -uo pipefail
+BUILD=${1:-build}
+MC=$(cd "$(dirname "$BUILD/metacenter")" && pwd)/metacenter
+[ -x "$MC" ] || { echo "no $MC"; echo "0 passed, 1 failed"; exit 1; }
+T=$(mktemp -d)
+LOCKPID=
+cleanup() {
+    [ -n "$LOCKPID" ] && kill "$LOCKPID" 2>/dev/null && wait "$LOCKPID" 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+D=$T/data
+OUT=$T/out
+ERR=$T/err
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL: $1"
+    echo "  stdout: $(head -c 600 "$OUT")"
+    echo "  stderr: $(head -c 600 "$ERR")"
+}
+
+# run ARGS...: runs metacenter, keeps stdout/stderr/exit code.
+run() {
+    "$MC" "$@" >"$OUT" 2>"$ERR"
+    RC=$?
+}
+# ok_run DESC ARGS...: the command must exit 0 with an empty stderr.
+ok_run() {
+    local d=$1
+    shift
+    run "$@"
+    if [ "$RC" -eq 0 ] && [ ! -s "$ERR" ]; then ok; else bad "$d (exit $RC)"; fi
+}
+# err_run DESC EXIT NAME ARGS...: exit code EXIT and exactly one stderr line starting "NAME: ".
+err_run() {
+    local d=$1 want=$2 name=$3
+    shift 3
+    run "$@"
+    local lines
+    lines=$(wc -l <"$ERR")
+    if [ "$RC" -eq "$want" ] && [ "$lines" -eq 1 ] && grep -q "^$name: " "$ERR"; then
+        ok
+    else
+        bad "$d (want exit $want + '$name:', got exit $RC, $lines stderr lines)"
+    fi
+}
+# has DESC STRING: stdout of the last run contains STRING (fixed string).
+has() {
+    if grep -qF -- "$2" "$OUT"; then ok; else bad "$1 (stdout lacks '$2')"; fi
+}
+# jtrue DESC PYEXPR: python expression over j = json of the last stdout must be true.
+jtrue() {
+    if python3 -c 'import json,sys
+j=json.load(open(sys.argv[1]))
+sys.exit(0 if eval(sys.argv[2]) else 1)' "$OUT" "$2" 2>/dev/null; then ok; else bad "$1 ($2)"; fi
+}
+M() { run --data-dir "$D" "$@"; }
+
+start=$(date +%s)
+
+# ---- help and usage ----
+run --help
+[ "$RC" -eq 0 ] && ok || bad "--help exits 0"
+for c in "bucket create" "bucket rm" "bucket ls" "bucket head" "bucket versioning" "put " "get " \
+    "head " "rm " "ls " "versions " "cluster status" "cluster add" "cluster promote" \
+    "cluster remove" "cluster transfer-leader" "snapshot save" "snapshot restore" "check" \
+    "--endpoints" "--data-dir" "--consistency" "--max-staleness-ms" "--json" "exit codes"; do
+    has "--help mentions $c" "$c"
+done
+run
+[ "$RC" -eq 2 ] && grep -q "usage:" "$ERR" && ok || bad "no args: exit 2 with usage on stderr"
+run put --help
+[ "$RC" -eq 0 ] && ok || bad "put --help exits 0"
+for f in --size --etag --content-type --meta --storage-class --if-match --if-none-match \
+    --inline-file "BUCKET KEY"; do
+    has "put --help mentions $f" "$f"
+done
+run ls --help
+for f in --prefix --delimiter --start-after --continuation-token --max-keys; do
+    has "ls --help mentions $f" "$f"
+done
+run versions --help
+for f in --prefix --key-marker --version-id-marker --max-keys is_latest next_key_marker; do
+    has "versions --help mentions $f" "$f"
+done
+run get -h
+has "get -h works" "--version-id"
+run bucket --help
+has "bucket --help lists subcommands" "bucket versioning"
+run help rm
+has "help rm" "delete marker"
+run cluster add --help
+has "cluster add --help" "--learner"
+err_run "unknown command" 2 InvalidArgument frobnicate
+err_run "unknown flag" 2 InvalidArgument --data-dir "$D" bucket ls --bogus
+err_run "flag of another command" 2 InvalidArgument --data-dir "$D" ls bk1 --size 3
+err_run "missing argument" 2 InvalidArgument --data-dir "$D" put bk1
+err_run "too many arguments" 2 InvalidArgument --data-dir "$D" get bk1 k extra
+err_run "flag without value" 2 InvalidArgument --data-dir "$D" ls bk1 --prefix
+err_run "boolean with value" 2 InvalidArgument --data-dir "$D" bucket create bkb --versioning=yes
+err_run "group without subcommand" 2 InvalidArgument bucket
+err_run "unknown subcommand" 2 InvalidArgument bucket explode x
+err_run "bad consistency" 2 InvalidArgument --consistency strong bucket ls
+err_run "staleness without stale" 2 InvalidArgument --max-staleness-ms 5 bucket ls
+err_run "endpoints and data-dir" 2 InvalidArgument --endpoints 127.0.0.1:1 --data-dir "$D" bucket ls
+err_run "repeated flag" 2 InvalidArgument --data-dir "$D" put bk1 k --size 1 --size 2
+grep -q "metacenter put --help" "$ERR" && ok || bad "usage error names 'metacenter put --help'"
+
+# ---- reads of a data dir that does not exist create nothing ----
+err_run "read of a missing data dir" 1 NotFound --data-dir "$D" bucket ls
+[ ! -e "$D" ] && ok || bad "a read created the data dir"
+mkdir -p "$T/foreign" && echo hi >"$T/foreign/notes.txt"
+err_run "foreign dir refused" 1 NotMetacenterDir --data-dir "$T/foreign" bucket create bk1
+[ ! -e "$T/foreign/engine" ] && ok || bad "foreign dir was written into"
+
+# ---- buckets ----
+M bucket create bk1
+[ "$RC" -eq 0 ] && [ -d "$D/engine" ] && ok || bad "bucket create makes DIR/engine"
+err_run "bucket exists" 1 BucketAlreadyExists --data-dir "$D" bucket create bk1
+err_run "bad bucket name" 1 InvalidBucketName --data-dir "$D" bucket create Bad_Name
+err_run "short bucket name" 1 InvalidBucketName --data-dir "$D" bucket create ab
+ok_run "versioned bucket" --data-dir "$D" bucket create vbk --versioning
+ok_run "bucket ls" --data-dir "$D" bucket ls
+has "bucket ls header" "VERSIONING"
+has "bucket ls row" "vbk"
+M --json bucket ls
+jtrue "bucket ls --json" '[b["name"] for b in j["buckets"]]==["bk1","vbk"] and j["buckets"][1]["versioning"]=="enabled" and j["buckets"][0]["versioning"]=="unversioned" and j["buckets"][0]["created_ns"]>0'
+M bucket head vbk --json
+jtrue "bucket head --json" 'j["name"]=="vbk" and j["versioning"]=="enabled"'
+err_run "bucket head missing" 1 NoSuchBucket --data-dir "$D" bucket head nope
+err_run "versioning bad state" 2 InvalidArgument --data-dir "$D" bucket versioning bk1 on
+
+# ---- put / get / head ----
+M put bk1 photos/a.jpg --size 10 --etag e1 --content-type image/jpeg --meta color=red \
+    --meta owner=ann --storage-class STANDARD --json
+[ "$RC" -eq 0 ] && ok || bad "put with all flags"
+jtrue "put --json result" 'j.get("version_id")=="null"'
+M get bk1 photos/a.jpg --json
+jtrue "get --json record" 'j["bucket"]=="bk1" and j["key"]=="photos/a.jpg" and j["size"]==10 and j["etag"]=="e1" and j["content_type"]=="image/jpeg" and j["user_metadata"]=={"color":"red","owner":"ann"} and j["storage_class"]=="STANDARD" and j["is_delete_marker"]==False and j["version_id"]=="null" and j["mod_time_ns"]>1600000000000000000'
+ok_run "get human" --data-dir "$D" get bk1 photos/a.jpg
+has "get human etag" "etag:"
+has "get human meta" "meta[color]:"
+ok_run "head" --data-dir "$D" head bk1 photos/a.jpg --json
+jtrue "head --json" 'j["size"]==10'
+# flags after positionals, --flag=value, and global flags after the command
+ok_run "put --flag=value" put bk1 photos/b.jpg --size=20 --data-dir="$D"
+ok_run "put c" --data-dir "$D" put bk1 photos/2024/c.jpg --size 30
+ok_run "put d" --data-dir "$D" put bk1 readme.txt --size 5
+ok_run "put key starting with dash" --data-dir "$D" put bk1 -- -dash
+err_run "put to missing bucket" 1 NoSuchBucket --data-dir "$D" put nope k
+err_run "get missing key" 1 NoSuchKey --data-dir "$D" get bk1 nothing
+err_run "get missing bucket" 1 NoSuchBucket --data-dir "$D" get nope k
+long=$(head -c 1025 /dev/zero | tr '\0' k)
+err_run "key too long" 1 KeyTooLongError --data-dir "$D" put bk1 "$long"
+big=$(head -c 2100 /dev/zero | tr '\0' v)
+err_run "metadata too large" 1 MetadataTooLarge --data-dir "$D" put bk1 k --meta "x=$big"
+err_run "bad --meta" 2 InvalidArgument --data-dir "$D" put bk1 k --meta novalue
+err_run "bad --size" 2 InvalidArgument --data-dir "$D" put bk1 k --size -1
+err_run "bad --size letters" 2 InvalidArgument --data-dir "$D" put bk1 k --size 12abc
+err_run "if-none-match not *" 2 InvalidArgument --data-dir "$D" put bk1 k --if-none-match x
+err_run "if-none-match on existing" 1 PreconditionFailed --data-dir "$D" put bk1 photos/a.jpg --if-none-match '*'
+err_run "if-match wrong" 1 PreconditionFailed --data-dir "$D" put bk1 photos/a.jpg --if-match nope
+ok_run "if-match right" --data-dir "$D" put bk1 photos/a.jpg --if-match e1 --etag e2 --size 11
+ok_run "if-none-match on new key" --data-dir "$D" put bk1 fresh --if-none-match '*'
+M get bk1 photos/a.jpg --json
+jtrue "if-match put replaced" 'j["etag"]=="e2" and j["size"]==11'
+
+# inline data: size and MD5 etag from the file; too big is refused with nothing written
+printf 'hello inline' >"$T/small"
+ok_run "put inline" --data-dir "$D" put bk1 inl --inline-file "$T/small"
+M get bk1 inl --json
+md5=$(md5sum "$T/small" | cut -d' ' -f1)
+jtrue "inline size and md5 etag" "j['size']==12 and j['etag']=='$md5'"
+head -c 70000 /dev/zero >"$T/big"
+err_run "inline too large" 1 EntityTooLarge --data-dir "$D" put bk1 inl2 --inline-file "$T/big"
+err_run "inline missing file" 1 IOError --data-dir "$D" put bk1 inl2 --inline-file "$T/none"
+err_run "inline size mismatch" 2 InvalidArgument --data-dir "$D" put bk1 inl2 --inline-file "$T/small" --size 3
+err_run "nothing written by refused puts" 1 NoSuchKey --data-dir "$D" get bk1 inl2
+
+# ---- ls ----
+M ls bk1 --json
+jtrue "ls all" '[o["key"] for o in j["objects"]]==["-dash","fresh","inl","photos/2024/c.jpg","photos/a.jpg","photos/b.jpg","readme.txt"] and j["key_count"]==7 and j["is_truncated"]==False and j["common_prefixes"]==[]'
+jtrue "ls object fields" 'all(set(["key","size","etag","version_id","mod_time_ns"])<=set(o) for o in j["objects"])'
+M ls bk1 --prefix photos/ --delimiter / --json
+jtrue "ls prefix+delimiter" '[o["key"] for o in j["objects"]]==["photos/a.jpg","photos/b.jpg"] and j["common_prefixes"]==["photos/2024/"] and j["key_count"]==3'
+M ls bk1 --delimiter / --json
+jtrue "ls delimiter rolls up" 'j["common_prefixes"]==["photos/"] and "readme.txt" in [o["key"] for o in j["objects"]]'
+M ls bk1 --start-after photos/a.jpg --json
+jtrue "ls start-after" '[o["key"] for o in j["objects"]]==["photos/b.jpg","readme.txt"]'
+M ls bk1 --max-keys 3 --json
+jtrue "ls page 1" 'j["key_count"]==3 and j["is_truncated"]==True and j["next_continuation_token"]'
+tok=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["next_continuation_token"])' "$OUT")
+M ls bk1 --max-keys 3 --continuation-token "$tok" --json
+jtrue "ls page 2 continues" '[o["key"] for o in j["objects"]]==["photos/2024/c.jpg","photos/a.jpg","photos/b.jpg"]'
+ok_run "ls human" --data-dir "$D" ls bk1 --delimiter /
+has "ls human PRE" "PRE"
+has "ls human header" "MODIFIED"
+ok_run "ls human truncated" --data-dir "$D" ls bk1 --max-keys 1
+has "ls human next token" "--continuation-token"
+ok_run "ls --max-keys above 1000 clamps" --data-dir "$D" ls bk1 --max-keys 5000
+err_run "ls --max-keys 0" 2 InvalidArgument --data-dir "$D" ls bk1 --max-keys 0
+err_run "ls --max-keys abc" 2 InvalidArgument --data-dir "$D" ls bk1 --max-keys abc
+err_run "ls bad token" 1 InvalidContinuationToken --data-dir "$D" ls bk1 --continuation-token '!!garbage!!'
+err_run "ls missing bucket" 1 NoSuchBucket --data-dir "$D" ls nope
+
+# ---- versions, delete markers ----
+M put vbk doc --size 1 --json
+v1=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["version_id"])' "$OUT")
+M put vbk doc --size 2 --json
+v2=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["version_id"])' "$OUT")
+[ -n "$v1" ] && [ "$v1" != "$v2" ] && [ "$v1" != null ] && ok || bad "distinct version ids ($v1 $v2)"
+M get vbk doc --version-id "$v1" --json
+jtrue "get old version" 'j["size"]==1'
+err_run "get missing version" 1 NoSuchVersion --data-dir "$D" get vbk doc --version-id nope
+M rm vbk doc --json
+jtrue "rm adds delete marker" 'j.get("delete_marker")==True'
+dm=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["version_id"])' "$OUT")
+err_run "get after delete marker" 1 NoSuchKey --data-dir "$D" get vbk doc
+grep -q "delete marker" "$ERR" && ok || bad "NoSuchKey names the delete marker"
+M versions vbk --json
+jtrue "versions --json" "[(v['key'],v['version_id'],v['is_latest'],v['is_delete_marker']) for v in j['versions']]==[('doc','$dm',True,True),('doc','$v2',False,False),('doc','$v1',False,False)] and j['is_truncated']==False"
+M versions vbk --max-keys 1 --json
+jtrue "versions page" "j['is_truncated']==True and j['next_key_marker']=='doc' and j['next_version_id_marker']=='$dm'"
+M versions vbk --max-keys 1 --key-marker doc --version-id-marker "$dm" --json
+jtrue "versions resume" "[v['version_id'] for v in j['versions']]==['$v2']"
+err_run "version-id-marker alone" 2 InvalidArgument --data-dir "$D" versions vbk --version-id-marker x
+ok_run "versions human" --data-dir "$D" versions vbk
+has "versions human header" "VERSION_ID"
+ok_run "rm the delete marker" --data-dir "$D" rm vbk doc --version-id "$dm"
+M get vbk doc --json
+jtrue "previous version restored" "j['version_id']=='$v2'"
+ok_run "suspend versioning" --data-dir "$D" bucket versioning vbk suspended
+M bucket head vbk --json
+jtrue "suspended" 'j["versioning"]=="suspended"'
+ok_run "rm missing key is idempotent" --data-dir "$D" rm bk1 never-existed
+
+# ---- bucket rm ----
+err_run "bucket rm non-empty" 1 BucketNotEmpty --data-dir "$D" bucket rm vbk
+for v in "$v1" "$v2"; do M rm vbk doc --version-id "$v"; done
+ok_run "bucket rm empty" --data-dir "$D" bucket rm vbk
+err_run "bucket rm missing" 1 NoSuchBucket --data-dir "$D" bucket rm vbk
+
+# ---- check, snapshot save / restore ----
+M check --json
+jtrue "check offline" 'j["applied_index"]>0 and len(j["state_hash"])==16'
+h1=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["state_hash"])' "$OUT")
+ok_run "snapshot save" --data-dir "$D" snapshot save "$T/snap.mdb"
+[ -s "$T/snap.mdb" ] && [ ! -e "$T/snap.mdb.tmp" ] && ok || bad "snapshot file written"
+ok_run "snapshot restore" snapshot restore "$T/snap.mdb" --data-dir "$T/restored"
+run --data-dir "$T/restored" check --json
+jtrue "restored state hash equal" "j['state_hash']=='$h1'"
+err_run "restore over existing" 1 AlreadyExists snapshot restore "$T/snap.mdb" --data-dir "$D"
+head -c 8192 /dev/urandom >"$T/junk"
+run snapshot restore "$T/junk" --data-dir "$T/r2"
+[ "$RC" -eq 1 ] && [ ! -e "$T/r2/engine" ] && [ "$(wc -l <"$ERR")" -eq 1 ] && ok ||
+    bad "restore of junk fails cleanly (exit $RC)"
+err_run "restore without data-dir" 2 InvalidArgument snapshot restore "$T/snap.mdb"
+err_run "cluster offline" 2 InvalidArgument --data-dir "$D" cluster status
+err_run "cluster bad id" 2 InvalidArgument cluster remove abc
+
+# ---- a data dir locked by a running process ----
+# One process holds the engine's flock (as a running server does); python so that killing it
+# really releases the lock (flock(1) would leave its child holding it).
+python3 -c 'import fcntl,sys,time
+f=open(sys.argv[1],"a"); fcntl.flock(f,fcntl.LOCK_EX); open(sys.argv[2],"w").close(); time.sleep(30)' \
+    "$D/engine/LOCK" "$T/locked" &
+LOCKPID=$!
+for _ in $(seq 100); do [ -e "$T/locked" ] && break; sleep 0.05; done
+err_run "locked data dir (read)" 1 DataDirLocked --data-dir "$D" bucket ls
+err_run "locked data dir (write)" 1 DataDirLocked --data-dir "$D" bucket create bk9
+kill "$LOCKPID" 2>/dev/null
+wait "$LOCKPID" 2>/dev/null
+LOCKPID=
+err_run "locked write left nothing" 1 NoSuchBucket --data-dir "$D" bucket head bk9
+
+# ---- server mode without a server: one clear line, exit 1 ----
+run --endpoints 127.0.0.1:1 bucket ls
+[ "$RC" -eq 1 ] && [ "$(wc -l <"$ERR")" -eq 1 ] && grep -qE '^[A-Za-z]+: ' "$ERR" && ok ||
+    bad "unreachable server: one error line, exit 1 (exit $RC)"
+
+echo "-- cli suite took $(($(date +%s) - start)) s"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
