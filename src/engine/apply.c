@@ -93,13 +93,16 @@ static int write_version(struct actx *a, const struct mc_version *v, bool with_v
     return put(a, a->eng->vids, lk.b, lk.len, seqbe, 8);
 }
 
-static int remove_version(struct actx *a, const struct mc_version *v)
+static int remove_version(struct actx *a, const struct mc_version *v, bool with_vid)
 {
     struct mc_lkey lk;
     size_t kl = strlen(v->key);
     mc_lkey_version(&lk, v->bucket, v->key, kl, v->seq);
     if (del(a, a->eng->versions, lk.b, lk.len)) {
         return a->fatal;
+    }
+    if (!with_vid) {
+        return 0;
     }
     mc_lkey_vid(&lk, v->bucket, v->key, kl, v->version_id);
     return del(a, a->eng->vids, lk.b, lk.len);
@@ -263,7 +266,7 @@ static int remove_null(struct actx *a, const char *bucket, const char *key, bool
     if (removed_dm) {
         *removed_dm = nv.is_delete_marker;
     }
-    rc = remove_version(a, &nv);
+    rc = remove_version(a, &nv, true);
     mc_version_clear(&nv);
     return rc;
 }
@@ -296,14 +299,18 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     if (a->fatal) {
         return a->fatal;
     }
-    bool live = rc == 0 && !cur.is_delete_marker;
-    if (op->if_match && (!live || strcmp(mc_s(cur.meta.etag), op->if_match))) {
+    bool exists = rc == 0;
+    bool live = exists && !cur.is_delete_marker;
+    if ((op->if_match && (!live || strcmp(mc_s(cur.meta.etag), op->if_match))) ||
+        (op->if_none_match_star && live)) {
         mc_version_clear(&cur);
         return MC_EPRECOND;
     }
+    /* Unversioned: the latest is the key's only version, the null one: replace it. */
+    rc = b.versioning == MC_VERSIONING_UNVERSIONED && exists ? remove_version(a, &cur, false) : 0;
     mc_version_clear(&cur);
-    if (op->if_none_match_star && live) {
-        return MC_EPRECOND;
+    if (rc) {
+        return a->fatal;
     }
     if (b.versioning == MC_VERSIONING_ENABLED) {
         struct mc_version dup;
@@ -315,7 +322,8 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
         if (rc != MC_ENOVERSION) {
             return a->fatal = rc;
         }
-    } else if (remove_null(a, op->bucket, op->key, NULL)) {
+    } else if (b.versioning == MC_VERSIONING_SUSPENDED &&
+               remove_null(a, op->bucket, op->key, NULL)) {
         return a->fatal;
     }
     struct mc_version v = {0};
@@ -355,7 +363,7 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
         }
         res->delete_marker = v.is_delete_marker;
         snprintf(res->version_id, sizeof(res->version_id), "%s", v.version_id);
-        rc = remove_version(a, &v);
+        rc = remove_version(a, &v, true);
         mc_version_clear(&v);
         return rc ? rc : refresh_objects(a, op->bucket, op->key);
     }
