@@ -3,6 +3,7 @@
 #include "test_engine_util.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -783,4 +784,62 @@ Test(engine_ops, legacy_null_version_after_enabling)
     struct mc_op op;
     mc_op_bucket_delete(&op, "bk2");
     cr_assert_eq(te_apply(&op, NULL), 0, "no version left");
+}
+
+struct reader_arg {
+    int id;
+    int ok;
+};
+
+static void *reader(void *p)
+{
+    struct reader_arg *ra = p;
+    char key[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "pre-%03d", (i * 7 + ra->id) % 200);
+        struct mc_version v;
+        if (mc_engine_get(te_eng, "bkt", key, NULL, false, &v) == 0 && !strcmp(v.key, key)) {
+            ra->ok++;
+        }
+        mc_version_clear(&v);
+        if (i % 100 == 0) {
+            struct mc_list_params lp = {.prefix = "pre-", .max_keys = 50};
+            struct mc_list_result lr;
+            if (mc_engine_list_objects(te_eng, "bkt", &lp, &lr) == 0 && lr.n_entries == 50) {
+                ra->ok++;
+            }
+            mc_list_result_clear(&lr);
+        }
+    }
+    return NULL;
+}
+
+Test(engine_ops, concurrent_readers_while_writing)
+{
+    mc_engine_close(te_eng);
+    te_rmrf(te_dir);
+    te_mkdtemp(te_dir, sizeof(te_dir));
+    /* A small map so that the writer grows it while readers run. */
+    struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE, .map_size_bytes = 1 << 20};
+    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), 0);
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    char key[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "pre-%03d", i);
+        cr_assert_eq(te_put("bkt", key, "e", NULL), 0);
+    }
+    pthread_t th[4];
+    struct reader_arg ra[4];
+    for (int t = 0; t < 4; t++) {
+        ra[t] = (struct reader_arg){.id = t};
+        pthread_create(&th[t], NULL, reader, &ra[t]);
+    }
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "new-%05d", i);
+        cr_assert_eq(te_put("bkt", key, "e", NULL), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        cr_assert_eq(ra[t].ok, 3000 + 30, "reader %d saw %d good reads", t, ra[t].ok);
+    }
 }
