@@ -509,3 +509,53 @@ Test(client_e2e, connection_limit)
     th_stop(s, &stats);
     cr_assert_eq(stats.connections_rejected, 1);
 }
+
+Test(client_e2e, reads_spread_writes_follow_leader)
+{
+    struct th_server *l = start((struct th_opts){.node_id = 1});
+    struct th_server *f1 = start((struct th_opts){.node_id = 2, .redirect_to = th_addr(l)});
+    struct th_server *f2 = start((struct th_opts){.node_id = 3, .redirect_to = th_addr(l)});
+    char eps[128];
+    snprintf(eps, sizeof(eps), "%s,%s,%s", th_addr(f1), th_addr(f2), th_addr(l));
+    struct mc_client *c = open_client(eps, 0);
+    cr_assert_eq(put_kv(c, "a=1"), 0);
+    cr_assert_eq(mc_client_leader_index(c), 2);
+    cr_assert_eq(th_applied(l), 1);
+    char v[8];
+    for (int i = 0; i < 30; i++) {
+        int rc = get_val(c, "a", v, sizeof(v));
+        cr_assert(rc == 0 || rc == MC_ENOKEY); /* followers' fake stores are empty */
+    }
+    cr_assert_geq(th_requests(f1), 10);
+    cr_assert_geq(th_requests(f2), 10);
+    cr_assert_eq(put_kv(c, "b=2"), 0);
+    cr_assert_eq(th_applied(l), 2);
+    mc_client_close(c);
+    th_stop(f1, NULL);
+    th_stop(f2, NULL);
+    th_stop(l, NULL);
+}
+
+Test(client_e2e, idle_timeout_and_stop_with_open_connections)
+{
+    struct th_opts o = {0};
+    o.srv.idle_timeout_ms = 100;
+    struct th_server *s = start(o);
+    int fd = raw_connect(th_port(s));
+    raw_ping(fd, 1);
+    usleep(400 * 1000);
+    expect_closed(fd);
+    close(fd);
+    /* stop while a client is connected and has requests in flight: nothing leaks or hangs */
+    struct th_server *b = start((struct th_opts){.blackhole = true});
+    struct mc_client *c = open_client(th_addr(b), 300);
+    cr_assert_eq(mc_client_ping_async(c, -1, one_cb, NULL), 0);
+    mc_client_poll(c, 50);
+    th_stop(b, NULL);
+    g_status = 1;
+    while (mc_client_pending(c) > 0) {
+        mc_client_poll(c, 100);
+    }
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
