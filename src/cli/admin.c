@@ -516,6 +516,16 @@ int mc_cli_cmd_snapshot_restore(struct mc_cli *cli, const struct mc_args *a, con
         return mc_cli_fail(errno == ENOENT ? MC_ENOTFOUND : MC_EIO, "cannot open %s: %s", file,
                            strerror(errno));
     }
+    char magic[8] = {0};
+    if (pread(in, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+        memcmp(magic, "MCSNAP01", 8) == 0) {
+        /* A server snapshot (storage module format: header + engine image). */
+        close(in);
+        return mc_cli_fail(MC_EVERSION,
+                           "%s is a server snapshot (MCSNAP01); restoring those needs the storage "
+                           "module's snapshot reader, not in this build yet",
+                           file);
+    }
     struct stat st;
     if (stat(eng, &st) == 0) {
         close(in);
