@@ -531,8 +531,12 @@ int mc_cli_cmd_snapshot_restore(struct mc_cli *cli, const struct mc_args *a, con
         close(in);
         return mc_cli_fail(MC_EEXIST, "%s already exists: restore only creates new data dirs", eng);
     }
-    if ((mkdir(cli->data_dir, 0755) != 0 && errno != EEXIST) ||
-        (mkdir(stage, 0755) != 0 && errno != EEXIST)) {
+    int prc = mc_cli_offline_prepare(cli->data_dir);
+    if (prc != 0) {
+        close(in);
+        return be_fail(prc);
+    }
+    if (mkdir(stage, 0755) != 0 && errno != EEXIST) {
         close(in);
         return mc_cli_fail(MC_EIO, "cannot create %s: %s", stage, strerror(errno));
     }

@@ -124,6 +124,11 @@ err_run "foreign dir refused" 1 NotMetacenterDir --data-dir "$T/foreign" bucket 
 # ---- buckets ----
 M bucket create bk1
 [ "$RC" -eq 0 ] && [ -d "$D/engine" ] && ok || bad "bucket create makes DIR/engine"
+[ "$(cat "$D/METACENTER" 2>/dev/null)" = "metacenter-datadir 1" ] && ok ||
+    bad "a new data dir gets the METACENTER marker the node expects"
+mkdir -p "$T/marked" && echo "metacenter-datadir 1" >"$T/marked/METACENTER"
+ok_run "a marked dir without engine/ is accepted" --data-dir "$T/marked" bucket create bkm
+err_run "restore into a foreign dir" 1 NotMetacenterDir snapshot restore "$T/foreign/notes.txt" --data-dir "$T/foreign"
 err_run "bucket exists" 1 BucketAlreadyExists --data-dir "$D" bucket create bk1
 err_run "bad bucket name" 1 InvalidBucketName --data-dir "$D" bucket create Bad_Name
 err_run "short bucket name" 1 InvalidBucketName --data-dir "$D" bucket create ab
@@ -257,6 +262,7 @@ ok_run "snapshot save" --data-dir "$D" snapshot save "$T/snap.mdb"
 ok_run "snapshot restore" snapshot restore "$T/snap.mdb" --data-dir "$T/restored"
 run --data-dir "$T/restored" check --json
 jtrue "restored state hash equal" "j['state_hash']=='$h1'"
+[ -f "$T/restored/METACENTER" ] && ok || bad "restored dir has the marker"
 err_run "restore over existing" 1 AlreadyExists snapshot restore "$T/snap.mdb" --data-dir "$D"
 head -c 8192 /dev/urandom >"$T/junk"
 run snapshot restore "$T/junk" --data-dir "$T/r2"
