@@ -33,6 +33,7 @@ struct mc_cli {
     /* backend: offline engine or server client, opened on first use */
     const struct mc_cli_backend *be;
     struct mc_engine *eng;
+    int dir_lock_fd; /* fd + 1 of the flocked DATADIR/LOCK (0 = not held) */
     struct mc_client *client;
 };
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,6 +81,33 @@ static int write_marker(const char *dir)
     return ok ? 0 : mc_cli_be_seterr(MC_EIO, "cannot write %s", path);
 }
 
+/* Takes DIR/LOCK the way a running node does (flock, storage.h mc_datadir_lock), so neither a
+ * server nor a second CLI can start on the dir while this command works on it. */
+static int lock_dir(struct mc_cli *cli)
+{
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s/LOCK", cli->data_dir) >= (int)sizeof(path)) {
+        return mc_cli_be_seterr(MC_EINVAL, "--data-dir path too long");
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return mc_cli_be_seterr(MC_EIO, "cannot open %s: %s", path, strerror(errno));
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            return mc_cli_be_seterr(MC_ELOCKED,
+                                    "%s is in use by another process (a running server?); "
+                                    "stop it or use --endpoints",
+                                    cli->data_dir);
+        }
+        return mc_cli_be_seterr(MC_EIO, "cannot lock %s: %s", path, strerror(e));
+    }
+    cli->dir_lock_fd = fd + 1;
+    return 0;
+}
+
 int mc_cli_offline_prepare(const char *dir)
 {
     if (dir_nonempty(dir) && !has_marker(dir)) {
@@ -128,6 +156,10 @@ int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
         if (rc != 0) {
             return rc;
         }
+    }
+    int lrc = lock_dir(cli);
+    if (lrc != 0) {
+        return lrc;
     }
     struct mc_engine_options opts = {0};
     opts.sync = MC_ENGINE_SYNC_FULL;
@@ -293,6 +325,10 @@ static void off_close(struct mc_cli *cli)
     if (cli->eng) {
         mc_engine_close(cli->eng);
         cli->eng = NULL;
+    }
+    if (cli->dir_lock_fd > 0) {
+        close(cli->dir_lock_fd - 1); /* releases the flock */
+        cli->dir_lock_fd = 0;
     }
 }
 

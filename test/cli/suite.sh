@@ -286,6 +286,18 @@ kill "$LOCKPID" 2>/dev/null
 wait "$LOCKPID" 2>/dev/null
 LOCKPID=
 err_run "locked write left nothing" 1 NoSuchBucket --data-dir "$D" bucket head bk9
+# the node's own data-dir lock (DATADIR/LOCK, storage.h mc_datadir_lock) is honoured too
+rm -f "$T/locked"
+python3 -c 'import fcntl,sys,time
+f=open(sys.argv[1],"a"); fcntl.flock(f,fcntl.LOCK_EX); open(sys.argv[2],"w").close(); time.sleep(30)' \
+    "$D/LOCK" "$T/locked" &
+LOCKPID=$!
+for _ in $(seq 100); do [ -e "$T/locked" ] && break; sleep 0.05; done
+err_run "DATADIR/LOCK held" 1 DataDirLocked --data-dir "$D" put bk1 zz
+kill "$LOCKPID" 2>/dev/null
+wait "$LOCKPID" 2>/dev/null
+LOCKPID=
+ok_run "lock released: works again" --data-dir "$D" bucket head bk1
 
 # ---- server mode without a server: one clear line, exit 1 ----
 run --endpoints 127.0.0.1:1 --timeout-ms 300 bucket ls
