@@ -1,4 +1,5 @@
-/* codec.c: versioned, bounds-checked binary codecs for op records, results, versions and listings. */
+/* codec.c: versioned, bounds-checked binary codecs for op records, results, versions and listings.
+ */
 #include "engine/internal.h"
 
 #include <stdlib.h>

@@ -168,14 +168,13 @@ static int open_dbis(struct mc_engine *eng, MDB_txn *txn, unsigned flags)
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } t[] = {{"meta", &eng->meta},       {"buckets", &eng->buckets},   {"versions", &eng->versions},
-             {"vids", &eng->vids},       {"objects", &eng->objects},   {"sessions", &eng->sessions},
+    } t[] = {{"meta", &eng->meta}, {"buckets", &eng->buckets}, {"versions", &eng->versions},
+             {"vids", &eng->vids}, {"objects", &eng->objects}, {"sessions", &eng->sessions},
              {"sexp", &eng->sexp}};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         int rc = mdb_dbi_open(txn, t[i].name, flags, t[i].dbi);
         if (rc == MDB_NOTFOUND) {
-            return mc_engine_seterr(MC_ENOTOURS, "engine sub-database '%s' is missing",
-                                    t[i].name);
+            return mc_engine_seterr(MC_ENOTOURS, "engine sub-database '%s' is missing", t[i].name);
         }
         if (rc) {
             return mc_lmdb_err(rc, "open sub-database");
@@ -198,9 +197,11 @@ static int check_format(struct mc_engine *eng, MDB_txn *txn, bool fresh, const c
         rc = mdb_put(txn, eng->meta, &k, &v, 0);
         return rc ? mc_lmdb_err(rc, "write format marker") : 0;
     }
-    if (rc == MDB_NOTFOUND || (rc == 0 && (v.mv_size != 12 || memcmp(v.mv_data, MC_ENGINE_MAGIC, 8)))) {
-        return mc_engine_seterr(MC_ENOTOURS, "%s holds an LMDB database that is not a metacenter "
-                                             "engine",
+    if (rc == MDB_NOTFOUND ||
+        (rc == 0 && (v.mv_size != 12 || memcmp(v.mv_data, MC_ENGINE_MAGIC, 8)))) {
+        return mc_engine_seterr(MC_ENOTOURS,
+                                "%s holds an LMDB database that is not a metacenter "
+                                "engine",
                                 dir);
     }
     if (rc) {
@@ -208,9 +209,8 @@ static int check_format(struct mc_engine *eng, MDB_txn *txn, bool fresh, const c
     }
     uint32_t ver = mc_get_u32le((const uint8_t *)v.mv_data + 8);
     if (ver > MC_ENGINE_FORMAT_VERSION) {
-        return mc_engine_seterr(MC_EVERSION,
-                                "%s has engine format %u; this build reads up to %u", dir, ver,
-                                MC_ENGINE_FORMAT_VERSION);
+        return mc_engine_seterr(MC_EVERSION, "%s has engine format %u; this build reads up to %u",
+                                dir, ver, MC_ENGINE_FORMAT_VERSION);
     }
     return 0;
 }
@@ -246,9 +246,9 @@ int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct
         return mc_engine_seterr(MC_EIO, "cannot read %s: %s", dir, strerror(-rc));
     }
     if (has_other) {
-        return mc_engine_seterr(MC_ENOTOURS,
-                                "%s holds files that are not a metacenter engine; refusing to use it",
-                                dir);
+        return mc_engine_seterr(
+            MC_ENOTOURS, "%s holds files that are not a metacenter engine; refusing to use it",
+            dir);
     }
     bool fresh = !has_data;
     if (fresh && (o.no_create || o.read_only)) {
@@ -298,7 +298,7 @@ int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct
         }
     }
     mdb_env_set_mapsize(eng->env, (size_t)eng->map_size_bytes);
-    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | MDB_WRITEMAP;
     if (o.read_only) {
         flags |= MDB_RDONLY;
     }
@@ -466,7 +466,8 @@ int mc_engine_copy_to_fd(struct mc_engine *eng, int fd, uint64_t *applied_index)
     if (rfd < 0) {
         return mc_engine_seterr(MC_EIO, "cannot reopen the copy: %s", strerror(errno));
     }
-    /* A compacted copy of a fresh env still begins at `start`; LMDB can only open it at offset 0. */
+    /* A compacted copy of a fresh env still begins at `start`; LMDB can only open it at offset 0.
+     */
     if (start != 0) {
         close(rfd);
         return 0;
@@ -537,8 +538,8 @@ int mc_engine_state_hash(struct mc_engine *eng, uint64_t *hash, uint64_t *applie
      * derived indexes (vids, objects, sexp) are included too: a replica whose
      * index diverged from its records is as wrong as one with different records.
      */
-    MDB_dbi dbis[] = {eng->buckets, eng->versions, eng->vids, eng->objects, eng->sessions,
-                      eng->sexp};
+    MDB_dbi dbis[] = {eng->buckets, eng->versions, eng->vids,
+                      eng->objects, eng->sessions, eng->sexp};
     for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]) && !rc; i++) {
         rc = hash_dbi(txn, dbis[i], &d, (uint8_t)(i + 1));
     }

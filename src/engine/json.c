@@ -82,7 +82,8 @@ static int b64_decode(const char *s, uint8_t **out, uint32_t *out_len)
                 return MC_EINVAL;
             }
         }
-        uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        uint32_t x =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         d[o++] = (uint8_t)(x >> 16);
         if (s[i + 2] != '=') {
             d[o++] = (uint8_t)(x >> 8);
@@ -202,8 +203,7 @@ char *mc_list_result_json(const struct mc_list_result *r, int flags)
         json_object_set_new(o, "next_key_marker", jstr_or_null(r->next_key_marker));
         json_object_set_new(o, "next_version_id_marker", jstr_or_null(r->next_version_id_marker));
     } else {
-        json_object_set_new(o, "next_continuation_token",
-                            jstr_or_null(r->next_continuation_token));
+        json_object_set_new(o, "next_continuation_token", jstr_or_null(r->next_continuation_token));
     }
     return dump(o, flags);
 }
@@ -283,8 +283,7 @@ static int get_uint(json_t *o, const char *name, uint64_t max, uint64_t *out)
     if (!v || json_is_null(v)) {
         return 0;
     }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > max) {
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
         return MC_EINVAL;
     }
     *out = (uint64_t)json_integer_value(v);
@@ -310,9 +309,10 @@ static bool only_keys(json_t *o, const char *const *allowed)
 
 static int parse_meta(json_t *root, struct mc_object_meta *m)
 {
-    static const char *const top[] = {"size", "etag", "content_type", "user_metadata",
-                                      "storage_class", "erasure", "data_dir", "parts", "checksum",
-                                      "inline_data_base64", NULL};
+    static const char *const top[] = {
+        "size",    "etag",     "content_type", "user_metadata", "storage_class",
+        "erasure", "data_dir", "parts",        "checksum",      "inline_data_base64",
+        NULL};
     if (!json_is_object(root) || !only_keys(root, top)) {
         return MC_EINVAL;
     }

@@ -1,4 +1,5 @@
-/* list.c: ListObjectsV2 and ListObjectVersions with S3 semantics, O(page) via seeks past prefixes. */
+/* list.c: ListObjectsV2 and ListObjectVersions with S3 semantics, O(page) via seeks past prefixes.
+ */
 #include "engine/internal.h"
 #include "util/checksum.h"
 
@@ -47,7 +48,8 @@ static int cget(struct iter *it, MDB_val *k, MDB_val *v, MDB_cursor_op op)
 static bool is_long(const struct iter *it, const MDB_val *k)
 {
     size_t want = it->pfx_len + MC_SORT_LONG_LEN + (it->versions ? 9 : 0);
-    return k->mv_size == want && ((const uint8_t *)k->mv_data)[it->pfx_len + MC_SORT_DIRECT] == 0xFF;
+    return k->mv_size == want &&
+           ((const uint8_t *)k->mv_data)[it->pfx_len + MC_SORT_DIRECT] == 0xFF;
 }
 
 /* Decode the key and seq of an LMDB entry. */
@@ -415,8 +417,8 @@ static bool has_prefix(const struct ent *e, const char *pfx, size_t pl)
     return e->klen >= pl && !memcmp(e->key, pfx, pl);
 }
 
-static int check_params(const struct mc_list_params *p, int *max_keys, const char **pfx,
-                        size_t *pl, const char **d, size_t *dl)
+static int check_params(const struct mc_list_params *p, int *max_keys, const char **pfx, size_t *pl,
+                        const char **d, size_t *dl)
 {
     if (p->max_keys < 0) {
         return mc_engine_seterr(MC_EINVAL, "max-keys must not be negative");

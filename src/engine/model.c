@@ -43,9 +43,9 @@ int mc_versioning_parse(const char *s, enum mc_versioning *out)
 
 const char *mc_op_type_name(enum mc_op_type t)
 {
-    static const char *names[] = {"noop",   "bucket_create", "bucket_delete",
-                                  "bucket_versioning", "put", "delete",
-                                  "update_meta", "session_register", "atomic"};
+    static const char *names[] = {"noop",  "bucket_create", "bucket_delete", "bucket_versioning",
+                                  "put",   "delete",        "update_meta",   "session_register",
+                                  "atomic"};
     return (unsigned)t <= MC_OP_TYPE_MAX ? names[t] : "unknown";
 }
 

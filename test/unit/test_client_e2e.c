@@ -327,7 +327,9 @@ Test(client_e2e, inflight_limit_pauses_reading)
     }
     cr_assert_eq(p->errors, 0);
     mc_client_close(c);
-    th_stop(s, NULL);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_gt(st.read_pauses, 0, "reading paused at 4 requests in flight");
     free(p);
 }
 
@@ -558,4 +560,52 @@ Test(client_e2e, idle_timeout_and_stop_with_open_connections)
     }
     mc_client_close(c);
     th_stop(s, NULL);
+}
+
+Test(client_e2e, slow_reader_backpressure)
+{
+    struct th_opts o = {0};
+    o.srv.max_output_bytes = 256 * 1024;
+    struct th_server *s = start(o);
+    struct mc_client *c = open_client(th_addr(s), 0);
+    size_t vlen = 64 * 1024;
+    char *kv = malloc(vlen + 8);
+    memcpy(kv, "big=", 4);
+    memset(kv + 4, 'z', vlen);
+    kv[4 + vlen] = 0;
+    cr_assert_eq(put_kv(c, kv), 0);
+    free(kv);
+    mc_client_close(c);
+
+    /* 300 GETs of 64 KiB (~19 MiB of replies) sent without reading any reply */
+    int fd = raw_connect(th_port(s));
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    for (int i = 0; i < 300; i++) {
+        struct mc_proto_request q = {.op = MC_REQ_GET_OBJECT, .request_id = (uint64_t)i + 1};
+        q.u.get.bucket = mc_proto_cstr("b");
+        q.u.get.key = mc_proto_cstr("big");
+        mc_proto_request_encode(&w, &q);
+    }
+    send_all(fd, w.data, w.len);
+    mc_wbuf_free(&w);
+    usleep(200 * 1000);
+    uint8_t *body = malloc(vlen + 64);
+    for (int i = 0; i < 300; i++) {
+        uint8_t hb[MC_PROTO_HEADER_BYTES];
+        struct mc_proto_header h;
+        cr_assert(recv_all(fd, hb, sizeof(hb)));
+        mc_proto_header_get(hb, &h);
+        cr_assert_eq(h.status, 0);
+        cr_assert_eq(h.request_id, (uint64_t)i + 1, "one connection answers in order here");
+        cr_assert_eq(h.length + 4 - MC_PROTO_HEADER_BYTES, vlen);
+        cr_assert(recv_all(fd, body, vlen));
+        cr_assert(body[0] == 'z' && body[vlen - 1] == 'z');
+    }
+    free(body);
+    close(fd);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.protocol_errors, 0);
+    cr_assert_gt(st.read_pauses, 0, "the server stopped reading while the peer did not read");
 }

@@ -1,0 +1,227 @@
+/* options.c: defaults and flag parsing for `metacenter serve`. */
+#include "node/options.h"
+#include "metacenter/error.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char mc_node_options_help[] =
+    "usage: metacenter serve [flags]\n"
+    "With no flags: one node, data in ./metacenter-data, client port 7070, peer port 7071,\n"
+    "HTTP port 7080. Restarting with the same --data-dir needs no cluster flags.\n"
+    "\n"
+    "  --config FILE                 YAML config (flags override it)\n"
+    "  --data-dir DIR                data directory (default ./metacenter-data)\n"
+    "  --node-id N                   this node's id, non-zero (default 1)\n"
+    "  --listen-client ADDR          client protocol address (default 127.0.0.1:7070)\n"
+    "  --listen-peer ADDR            Raft peer address (default 127.0.0.1:7071)\n"
+    "  --listen-http ADDR            HTTP API address (default 127.0.0.1:7080; 'off' disables)\n"
+    "  --advertise-client ADDR       client address told to peers (default --listen-client)\n"
+    "  --initial-cluster SPEC        static cluster: 1=HOST:PEERPORT,2=HOST:PEERPORT,...\n"
+    "  --join ADDR                   join a running cluster through a member's client address\n"
+    "  --heartbeat-ms N              leader heartbeat interval (default 100)\n"
+    "  --election-timeout-ms N       base election timeout (default 1000; randomized to [T,2T))\n"
+    "  --snapshot-entries N          snapshot every N applied entries (default 10000)\n"
+    "  --snapshot-tail N             log entries kept after a snapshot (default 5000)\n"
+    "  --max-map-size BYTES          LMDB map size limit (default 68719476736)\n"
+    "  --ready-max-lag N             /readyz fails when applied lags commit by more (default 1000)\n"
+    "  --check-interval-ms N         run the replica consistency check this often (default 0=off)\n"
+    "  --no-pre-vote                 disable Raft pre-vote\n"
+    "  --no-check-quorum             disable check-quorum (also disables lease reads)\n"
+    "  --lease-reads                 serve linearizable reads under a leader lease\n"
+    "  --log-level LEVEL             debug|info|warn|error (default info)\n"
+    "  --log-format FORMAT           text|json (default text)\n";
+
+void mc_node_options_default(struct mc_node_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    snprintf(o->data_dir, sizeof(o->data_dir), "./metacenter-data");
+    o->node_id = 1;
+    snprintf(o->listen_client, sizeof(o->listen_client), "127.0.0.1:7070");
+    snprintf(o->listen_peer, sizeof(o->listen_peer), "127.0.0.1:7071");
+    snprintf(o->listen_http, sizeof(o->listen_http), "127.0.0.1:7080");
+    o->heartbeat_ms = 100;
+    o->election_timeout_ms = 1000;
+    o->tick_ms = 10;
+    o->snapshot_entries = 10000;
+    o->snapshot_tail_entries = 5000;
+    o->max_map_size_bytes = 64ull << 30;
+    o->ready_max_lag = 1000;
+    o->max_batch_entries = 4096;
+    o->pre_vote = 1;
+    o->check_quorum = 1;
+    o->log_level = MC_LOG_INFO;
+    o->log_format = MC_LOG_TEXT;
+}
+
+static int set_str(char *dst, size_t cap, const char *v, const char *flag, char *err, size_t el)
+{
+    if (strlen(v) >= cap) {
+        snprintf(err, el, "InvalidArgument: %s value is too long (max %zu bytes)", flag, cap - 1);
+        return MC_EINVAL;
+    }
+    snprintf(dst, cap, "%s", v);
+    return 0;
+}
+
+static int set_u64(uint64_t *dst, const char *v, uint64_t min, uint64_t max, const char *flag,
+                   char *err, size_t el)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-' || x < min || x > max) {
+        snprintf(err, el, "InvalidArgument: %s wants an integer in [%llu, %llu], got '%s'", flag,
+                 (unsigned long long)min, (unsigned long long)max, v);
+        return MC_EINVAL;
+    }
+    *dst = x;
+    return 0;
+}
+
+int mc_node_options_parse_cluster(struct mc_node_options *o, const char *spec, char *err,
+                                  size_t errlen)
+{
+    char buf[MC_MAX_MEMBERS * (MC_ADDR_MAX + 24)];
+    if (strlen(spec) >= sizeof(buf)) {
+        snprintf(err, errlen, "InvalidArgument: --initial-cluster is too long");
+        return MC_EINVAL;
+    }
+    snprintf(buf, sizeof(buf), "%s", spec);
+    o->initial_count = 0;
+    char *save = NULL;
+    for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (!eq || o->initial_count >= MC_MAX_MEMBERS) {
+            snprintf(err, errlen,
+                     "InvalidArgument: --initial-cluster wants ID=HOST:PORT,... (max %d), got "
+                     "'%s'",
+                     MC_MAX_MEMBERS, item);
+            return MC_EINVAL;
+        }
+        *eq = 0;
+        struct mc_member_addr *m = &o->initial[o->initial_count];
+        if (set_u64(&m->id, item, 1, UINT64_MAX, "--initial-cluster id", err, errlen) ||
+            set_str(m->peer_addr, sizeof(m->peer_addr), eq + 1, "--initial-cluster", err,
+                    errlen)) {
+            return MC_EINVAL;
+        }
+        for (size_t i = 0; i < o->initial_count; i++) {
+            if (o->initial[i].id == m->id) {
+                snprintf(err, errlen, "InvalidArgument: --initial-cluster repeats id %llu",
+                         (unsigned long long)m->id);
+                return MC_EINVAL;
+            }
+        }
+        o->initial_count++;
+    }
+    if (o->initial_count == 0) {
+        snprintf(err, errlen, "InvalidArgument: --initial-cluster is empty");
+        return MC_EINVAL;
+    }
+    return 0;
+}
+
+int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char *err,
+                          size_t errlen)
+{
+    err[0] = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
+            return 1;
+        }
+        if (strcmp(f, "--no-pre-vote") == 0) {
+            o->pre_vote = 0;
+            continue;
+        }
+        if (strcmp(f, "--no-check-quorum") == 0) {
+            o->check_quorum = 0;
+            continue;
+        }
+        if (strcmp(f, "--lease-reads") == 0) {
+            o->lease_reads = 1;
+            continue;
+        }
+        if (strncmp(f, "--", 2) != 0) {
+            snprintf(err, errlen, "InvalidArgument: unexpected argument '%s'", f);
+            return MC_EINVAL;
+        }
+        if (i + 1 >= argc) {
+            snprintf(err, errlen, "InvalidArgument: %s needs a value", f);
+            return MC_EINVAL;
+        }
+        const char *v = argv[++i];
+        int rc;
+        if (strcmp(f, "--config") == 0) {
+            rc = set_str(o->config_file, sizeof(o->config_file), v, f, err, errlen);
+        } else if (strcmp(f, "--data-dir") == 0) {
+            rc = set_str(o->data_dir, sizeof(o->data_dir), v, f, err, errlen);
+        } else if (strcmp(f, "--node-id") == 0) {
+            rc = set_u64(&o->node_id, v, 1, UINT64_MAX, f, err, errlen);
+        } else if (strcmp(f, "--listen-client") == 0) {
+            rc = set_str(o->listen_client, sizeof(o->listen_client), v, f, err, errlen);
+        } else if (strcmp(f, "--listen-peer") == 0) {
+            rc = set_str(o->listen_peer, sizeof(o->listen_peer), v, f, err, errlen);
+        } else if (strcmp(f, "--listen-http") == 0) {
+            rc = set_str(o->listen_http, sizeof(o->listen_http), v, f, err, errlen);
+        } else if (strcmp(f, "--advertise-client") == 0) {
+            rc = set_str(o->advertise_client, sizeof(o->advertise_client), v, f, err, errlen);
+        } else if (strcmp(f, "--join") == 0) {
+            rc = set_str(o->join, sizeof(o->join), v, f, err, errlen);
+        } else if (strcmp(f, "--initial-cluster") == 0) {
+            rc = mc_node_options_parse_cluster(o, v, err, errlen);
+        } else if (strcmp(f, "--heartbeat-ms") == 0) {
+            rc = set_u64(&o->heartbeat_ms, v, 1, 60000, f, err, errlen);
+        } else if (strcmp(f, "--election-timeout-ms") == 0) {
+            rc = set_u64(&o->election_timeout_ms, v, 10, 600000, f, err, errlen);
+        } else if (strcmp(f, "--snapshot-entries") == 0) {
+            rc = set_u64(&o->snapshot_entries, v, 10, UINT32_MAX, f, err, errlen);
+        } else if (strcmp(f, "--snapshot-tail") == 0) {
+            rc = set_u64(&o->snapshot_tail_entries, v, 0, UINT32_MAX, f, err, errlen);
+        } else if (strcmp(f, "--max-map-size") == 0) {
+            rc = set_u64(&o->max_map_size_bytes, v, 1 << 20, UINT64_MAX, f, err, errlen);
+        } else if (strcmp(f, "--ready-max-lag") == 0) {
+            rc = set_u64(&o->ready_max_lag, v, 0, UINT64_MAX, f, err, errlen);
+        } else if (strcmp(f, "--check-interval-ms") == 0) {
+            rc = set_u64(&o->check_interval_ms, v, 0, UINT64_MAX, f, err, errlen);
+        } else if (strcmp(f, "--log-level") == 0) {
+            enum mc_log_level l;
+            rc = mc_log_parse_level(v, &l);
+            if (rc) {
+                snprintf(err, errlen, "InvalidArgument: --log-level wants debug|info|warn|error");
+            }
+            o->log_level = (int)l;
+        } else if (strcmp(f, "--log-format") == 0) {
+            rc = 0;
+            if (strcmp(v, "text") == 0) {
+                o->log_format = MC_LOG_TEXT;
+            } else if (strcmp(v, "json") == 0) {
+                o->log_format = MC_LOG_JSON;
+            } else {
+                snprintf(err, errlen, "InvalidArgument: --log-format wants text|json");
+                rc = MC_EINVAL;
+            }
+        } else {
+            snprintf(err, errlen, "InvalidArgument: unknown flag '%s' (see serve --help)", f);
+            rc = MC_EINVAL;
+        }
+        if (rc) {
+            return MC_EINVAL;
+        }
+    }
+    if (o->heartbeat_ms * 2 > o->election_timeout_ms) {
+        snprintf(err, errlen,
+                 "InvalidArgument: --election-timeout-ms (%llu) must be at least twice "
+                 "--heartbeat-ms (%llu)",
+                 (unsigned long long)o->election_timeout_ms, (unsigned long long)o->heartbeat_ms);
+        return MC_EINVAL;
+    }
+    if (!o->advertise_client[0]) {
+        snprintf(o->advertise_client, sizeof(o->advertise_client), "%s", o->listen_client);
+    }
+    return 0;
+}

@@ -1,0 +1,786 @@
+/* test_engine_ops.c: engine operations and their errors: buckets, put/get/delete, versioning,
+ * batches. */
+#include "test_engine_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+TestSuite(engine_ops, .init = te_setup, .fini = te_teardown);
+
+Test(engine_ops, bucket_lifecycle)
+{
+    cr_assert_eq(te_bucket("photos", MC_VERSIONING_UNVERSIONED), 0);
+    cr_assert_eq(te_bucket("photos", MC_VERSIONING_UNVERSIONED), MC_EBUCKETEXISTS);
+    cr_assert_eq(te_bucket("alpha", MC_VERSIONING_ENABLED), 0);
+    cr_assert_eq(te_bucket("zeta.logs", MC_VERSIONING_UNVERSIONED), 0);
+
+    struct mc_bucket_info bi;
+    cr_assert_eq(mc_engine_bucket_head(te_eng, "alpha", &bi), 0);
+    cr_assert_str_eq(bi.name, "alpha");
+    cr_assert_eq(bi.versioning, MC_VERSIONING_ENABLED);
+    cr_assert_eq(bi.created_ns, 1000);
+    cr_assert_eq(mc_engine_bucket_head(te_eng, "nope", &bi), MC_ENOBUCKET);
+
+    struct mc_bucket_info *list;
+    size_t n;
+    cr_assert_eq(mc_engine_bucket_list(te_eng, &list, &n), 0);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(list[0].name, "alpha");
+    cr_assert_str_eq(list[1].name, "photos");
+    cr_assert_str_eq(list[2].name, "zeta.logs");
+    free(list);
+
+    /* Not empty → refuse; empty → removed. */
+    cr_assert_eq(te_put("photos", "a.jpg", "e1", NULL), 0);
+    struct mc_op op;
+    mc_op_bucket_delete(&op, "photos");
+    cr_assert_eq(te_apply(&op, NULL), MC_EBUCKETNOTEMPTY);
+    cr_assert_eq(te_del("photos", "a.jpg", NULL, NULL), 0);
+    mc_op_bucket_delete(&op, "photos");
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    cr_assert_eq(mc_engine_bucket_head(te_eng, "photos", &bi), MC_ENOBUCKET);
+    mc_op_bucket_delete(&op, "photos");
+    cr_assert_eq(te_apply(&op, NULL), MC_ENOBUCKET);
+}
+
+Test(engine_ops, bucket_delete_blocked_by_delete_marker)
+{
+    cr_assert_eq(te_bucket("vers", MC_VERSIONING_ENABLED), 0);
+    cr_assert_eq(te_del("vers", "ghost", NULL, NULL), 0); /* a marker for a missing key */
+    struct mc_op op;
+    mc_op_bucket_delete(&op, "vers");
+    cr_assert_eq(te_apply(&op, NULL), MC_EBUCKETNOTEMPTY);
+}
+
+Test(engine_ops, bucket_names)
+{
+    const char *bad[] = {
+        "ab",   "Abc",
+        "-abc", "abc-",
+        "a_bc", "192.168.1.10",
+        "a..b", "a.-b",
+        "a-.b", ".abc",
+        "abc.", "ab c",
+        "",     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(mc_validate_bucket_name(bad[i]), MC_EBUCKETNAME, "%s", bad[i]);
+        cr_assert_eq(te_bucket(bad[i], MC_VERSIONING_UNVERSIONED), MC_EBUCKETNAME, "%s", bad[i]);
+    }
+    const char *good[] = {"abc", "my-bucket.v2", "1bucket", "a.b.c",
+                          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cr_assert_eq(mc_validate_bucket_name(good[i]), 0, "%s", good[i]);
+    }
+    struct mc_bucket_info *list;
+    size_t n;
+    cr_assert_eq(mc_engine_bucket_list(te_eng, &list, &n), 0);
+    cr_assert_eq(n, 0, "no bad bucket may be created");
+    free(list);
+}
+
+Test(engine_ops, versioning_transitions)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    cr_assert_eq(te_versioning("bkt", MC_VERSIONING_UNVERSIONED), MC_EBADSTATE);
+    cr_assert_eq(te_versioning("bkt", MC_VERSIONING_ENABLED), 0);
+    cr_assert_eq(te_versioning("bkt", MC_VERSIONING_SUSPENDED), 0);
+    cr_assert_eq(te_versioning("bkt", MC_VERSIONING_UNVERSIONED), MC_EBADSTATE);
+    cr_assert_eq(te_versioning("nob", MC_VERSIONING_ENABLED), MC_ENOBUCKET);
+    struct mc_bucket_info bi;
+    cr_assert_eq(mc_engine_bucket_head(te_eng, "bkt", &bi), 0);
+    cr_assert_eq(bi.versioning, MC_VERSIONING_SUSPENDED);
+}
+
+Test(engine_ops, bad_keys_and_metadata)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    char longkey[1100];
+    memset(longkey, 'k', 1025);
+    longkey[1025] = 0;
+    cr_assert_eq(te_put("bkt", longkey, "e", NULL), MC_EKEYTOOLONG);
+    cr_assert_eq(te_put("bkt", "", "e", NULL), MC_EBADKEY);
+    cr_assert_eq(te_put("bkt", "bad\xff", "e", NULL), MC_EBADKEY);
+    cr_assert_eq(te_put("bkt", "over\xc0\xaflong", "e", NULL), MC_EBADKEY);
+    cr_assert_eq(te_put("bkt", "cut\xe2\x82", "e", NULL), MC_EBADKEY);
+    cr_assert_eq(te_put("bkt", "ok-\xe2\x82\xac", "e", NULL), 0);
+    cr_assert_eq(mc_validate_key("a\0b", 3), MC_EBADKEY);
+    cr_assert_eq(te_put("nob", "k", "e", NULL), MC_ENOBUCKET);
+
+    struct mc_object_meta m = {0};
+    char big[1100];
+    memset(big, 'v', 1024);
+    big[1024] = 0;
+    cr_assert_eq(mc_object_meta_add_user(&m, "k1", big), 0);
+    cr_assert_eq(mc_validate_object_meta(&m), 0);
+    cr_assert_eq(mc_object_meta_add_user(&m, "k2", big), 0);
+    cr_assert_eq(mc_validate_object_meta(&m), MC_EMETATOOLARGE);
+    struct mc_op op;
+    cr_assert_eq(mc_op_put(&op, "bkt", "meta-key", "v1", 5, &m), 0);
+    cr_assert_eq(te_apply(&op, NULL), MC_EMETATOOLARGE);
+    mc_object_meta_clear(&m);
+
+    m.inline_len = MC_INLINE_MAX_BYTES + 1;
+    m.inline_data = calloc(1, m.inline_len);
+    cr_assert_eq(mc_op_put(&op, "bkt", "inline-key", "v1", 5, &m), 0);
+    cr_assert_eq(te_apply(&op, NULL), MC_ETOOLARGE);
+    mc_object_meta_clear(&m);
+
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "meta-key", NULL, false, &v), MC_ENOKEY);
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "inline-key", NULL, false, &v), MC_ENOKEY);
+}
+
+Test(engine_ops, put_get_all_fields)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    struct mc_object_meta m = {0};
+    m.size = 12345;
+    m.etag = "abc123";
+    m.content_type = "image/jpeg";
+    m.storage_class = "STANDARD";
+    m.data_dir = "dd-1";
+    m.checksum_algorithm = "CRC32C";
+    m.checksum_value = "deadbeef";
+    uint32_t dist[] = {3, 1, 2, 4};
+    m.erasure = (struct mc_erasure){.data_blocks = 2,
+                                    .parity_blocks = 2,
+                                    .block_size = 1 << 20,
+                                    .n_distribution = 4,
+                                    .distribution = dist};
+    struct mc_part parts[] = {{1, 100, "p1"}, {2, 200, "p2"}};
+    m.parts = parts;
+    m.n_parts = 2;
+    uint8_t data[5] = {1, 2, 3, 0, 5};
+    m.inline_data = data;
+    m.inline_len = 5;
+    struct mc_kv um[] = {{"color", "blue"}, {"owner", "me"}};
+    m.user_meta = um;
+    m.n_user_meta = 2;
+    struct mc_op op;
+    cr_assert_eq(mc_op_put(&op, "bkt", "dir/file.jpg", "ignored", 777, &m), 0);
+    struct mc_op_result res;
+    cr_assert_eq(te_apply(&op, &res), 0);
+    cr_assert_str_eq(res.version_id, "null");
+
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "dir/file.jpg", NULL, true, &v), 0);
+    cr_assert_str_eq(v.bucket, "bkt");
+    cr_assert_str_eq(v.key, "dir/file.jpg");
+    cr_assert_str_eq(v.version_id, "null");
+    cr_assert(!v.is_delete_marker);
+    cr_assert(v.is_latest);
+    cr_assert_eq(v.mod_time_ns, 777);
+    cr_assert_eq(v.meta.size, 12345);
+    cr_assert_str_eq(v.meta.etag, "abc123");
+    cr_assert_str_eq(v.meta.content_type, "image/jpeg");
+    cr_assert_str_eq(v.meta.storage_class, "STANDARD");
+    cr_assert_str_eq(v.meta.data_dir, "dd-1");
+    cr_assert_str_eq(v.meta.checksum_algorithm, "CRC32C");
+    cr_assert_str_eq(v.meta.checksum_value, "deadbeef");
+    cr_assert_eq(v.meta.erasure.data_blocks, 2);
+    cr_assert_eq(v.meta.erasure.block_size, 1 << 20);
+    cr_assert_eq(v.meta.erasure.n_distribution, 4);
+    cr_assert_eq(v.meta.erasure.distribution[0], 3);
+    cr_assert_eq(v.meta.n_parts, 2);
+    cr_assert_eq(v.meta.parts[1].size, 200);
+    cr_assert_str_eq(v.meta.parts[1].etag, "p2");
+    cr_assert_eq(v.meta.inline_len, 5);
+    cr_assert_eq(memcmp(v.meta.inline_data, data, 5), 0);
+    cr_assert_eq(v.meta.n_user_meta, 2);
+    cr_assert_str_eq(v.meta.user_meta[1].key, "owner");
+    cr_assert_str_eq(v.meta.user_meta[1].value, "me");
+
+    char *js = mc_version_json(&v, MC_JSON_COMPACT);
+    cr_assert_not_null(js);
+    cr_assert(strstr(js, "\"bucket\":\"bkt\",\"key\":\"dir/file.jpg\",\"version_id\":\"null\","
+                         "\"is_delete_marker\":false"),
+              "%s", js);
+    cr_assert(strstr(js, "\"user_metadata\":{\"color\":\"blue\",\"owner\":\"me\"}"), "%s", js);
+    cr_assert(strstr(js, "\"inline_data_base64\":\"AQIDAAU=\""), "%s", js);
+    free(js);
+    mc_version_clear(&v);
+
+    /* Without inline data. */
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "dir/file.jpg", NULL, false, &v), 0);
+    cr_assert_eq(v.meta.inline_len, 0);
+    mc_version_clear(&v);
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "missing", NULL, false, &v), MC_ENOKEY);
+    cr_assert_eq(mc_engine_get(te_eng, "nob", "x", NULL, false, &v), MC_ENOBUCKET);
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "dir/file.jpg", "nover", false, &v), MC_ENOVERSION);
+}
+
+Test(engine_ops, unversioned_put_replaces_and_delete)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    cr_assert_eq(te_put("bkt", "k", "e1", NULL), 0);
+    cr_assert_eq(te_put("bkt", "k", "e2", NULL), 0);
+    struct mc_list_result lr;
+    struct mc_list_params p = {0};
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &lr), 0);
+    cr_assert_eq(lr.n_entries, 1, "unversioned keeps only the null version");
+    cr_assert_str_eq(lr.entries[0].meta.etag, "e2");
+    mc_list_result_clear(&lr);
+
+    struct mc_op_result res;
+    cr_assert_eq(te_del("bkt", "k", NULL, &res), 0);
+    cr_assert(!res.delete_marker);
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "k", NULL, false, &v), MC_ENOKEY);
+    cr_assert(!v.is_delete_marker);
+    /* Deleting a missing key succeeds (S3 204) and leaves nothing behind. */
+    cr_assert_eq(te_del("bkt", "never", NULL, NULL), 0);
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &lr), 0);
+    cr_assert_eq(lr.n_entries, 0);
+    mc_list_result_clear(&lr);
+}
+
+Test(engine_ops, versioned_semantics)
+{
+    cr_assert_eq(te_bucket("vbk", MC_VERSIONING_ENABLED), 0);
+    struct mc_op_result r1, r2, r3, rd;
+    cr_assert_eq(te_put("vbk", "k", "e1", &r1), 0);
+    cr_assert_eq(te_put("vbk", "k", "e2", &r2), 0);
+    cr_assert_str_neq(r1.version_id, "null");
+    cr_assert_str_neq(r1.version_id, r2.version_id);
+
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", NULL, false, &v), 0);
+    cr_assert_str_eq(v.meta.etag, "e2");
+    mc_version_clear(&v);
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", r1.version_id, false, &v), 0);
+    cr_assert_str_eq(v.meta.etag, "e1");
+    cr_assert(!v.is_latest);
+    mc_version_clear(&v);
+
+    /* Delete without id: a marker; GET latest → NoSuchKey with the marker flag. */
+    cr_assert_eq(te_del("vbk", "k", NULL, &rd), 0);
+    cr_assert(rd.delete_marker);
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", NULL, false, &v), MC_ENOKEY);
+    cr_assert(v.is_delete_marker);
+    cr_assert_str_eq(v.version_id, rd.version_id);
+    mc_version_clear(&v);
+    /* Old versions still readable by id. */
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", r2.version_id, false, &v), 0);
+    mc_version_clear(&v);
+
+    /* Deleting the marker restores the previous version. */
+    struct mc_op_result rx;
+    cr_assert_eq(te_del("vbk", "k", rd.version_id, &rx), 0);
+    cr_assert(rx.delete_marker);
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", NULL, false, &v), 0);
+    cr_assert_str_eq(v.meta.etag, "e2");
+    mc_version_clear(&v);
+
+    /* Deleting the latest by id promotes the next newest. */
+    cr_assert_eq(te_del("vbk", "k", r2.version_id, &rx), 0);
+    cr_assert(!rx.delete_marker);
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", NULL, false, &v), 0);
+    cr_assert_str_eq(v.meta.etag, "e1");
+    cr_assert(v.is_latest);
+    mc_version_clear(&v);
+    cr_assert_eq(te_del("vbk", "k", r2.version_id, NULL), MC_ENOVERSION);
+
+    /* Delete of a key that never existed still adds a marker (idempotent S3 semantics). */
+    cr_assert_eq(te_del("vbk", "ghost", NULL, &r3), 0);
+    cr_assert(r3.delete_marker);
+    struct mc_list_result lr;
+    struct mc_list_params p = {.prefix = "ghost"};
+    cr_assert_eq(mc_engine_list_versions(te_eng, "vbk", &p, &lr), 0);
+    cr_assert_eq(lr.n_entries, 1);
+    cr_assert(lr.entries[0].is_delete_marker);
+    cr_assert(lr.entries[0].is_latest);
+    mc_list_result_clear(&lr);
+    cr_assert_eq(mc_engine_list_objects(te_eng, "vbk", &p, &lr), 0);
+    cr_assert_eq(lr.n_entries, 0, "delete markers are hidden from ListObjectsV2");
+    mc_list_result_clear(&lr);
+}
+
+Test(engine_ops, suspended_semantics)
+{
+    cr_assert_eq(te_bucket("sbk", MC_VERSIONING_ENABLED), 0);
+    struct mc_op_result r1, rn1, rn2;
+    cr_assert_eq(te_put("sbk", "k", "v1", &r1), 0);
+    cr_assert_eq(te_versioning("sbk", MC_VERSIONING_SUSPENDED), 0);
+    cr_assert_eq(te_put("sbk", "k", "n1", &rn1), 0);
+    cr_assert_str_eq(rn1.version_id, "null");
+    cr_assert_eq(te_put("sbk", "k", "n2", &rn2), 0);
+    cr_assert_str_eq(rn2.version_id, "null");
+
+    struct mc_list_result lr;
+    struct mc_list_params p = {0};
+    cr_assert_eq(mc_engine_list_versions(te_eng, "sbk", &p, &lr), 0);
+    cr_assert_eq(lr.n_entries, 2, "null replaced, older version kept");
+    cr_assert_str_eq(lr.entries[0].version_id, "null");
+    cr_assert_str_eq(lr.entries[0].meta.etag, "n2");
+    cr_assert(lr.entries[0].is_latest);
+    cr_assert_str_eq(lr.entries[1].version_id, r1.version_id);
+    cr_assert(!lr.entries[1].is_latest);
+    mc_list_result_clear(&lr);
+
+    /* Delete in suspended: a "null" marker replacing the null version. */
+    struct mc_op_result rd;
+    cr_assert_eq(te_del("sbk", "k", NULL, &rd), 0);
+    cr_assert(rd.delete_marker);
+    cr_assert_str_eq(rd.version_id, "null");
+    cr_assert_eq(mc_engine_list_versions(te_eng, "sbk", &p, &lr), 0);
+    cr_assert_eq(lr.n_entries, 2);
+    cr_assert(lr.entries[0].is_delete_marker);
+    cr_assert_str_eq(lr.entries[1].version_id, r1.version_id);
+    mc_list_result_clear(&lr);
+
+    /* Re-enabled: new puts get ids again, the old ones remain. */
+    cr_assert_eq(te_versioning("sbk", MC_VERSIONING_ENABLED), 0);
+    struct mc_op_result r3;
+    cr_assert_eq(te_put("sbk", "k", "v3", &r3), 0);
+    cr_assert_str_neq(r3.version_id, "null");
+}
+
+Test(engine_ops, preconditions)
+{
+    cr_assert_eq(te_bucket("vbk", MC_VERSIONING_ENABLED), 0);
+    struct mc_object_meta m = {.etag = "e2"};
+    struct mc_op op;
+    /* If-Match on a missing key fails. */
+    mc_op_put(&op, "vbk", "k", "v1", 10, &m);
+    op.if_match = strdup("e1");
+    cr_assert_eq(te_apply(&op, NULL), MC_EPRECOND);
+    /* If-None-Match * on a missing key succeeds. */
+    m.etag = "e1";
+    mc_op_put(&op, "vbk", "k", "v2", 10, &m);
+    op.if_none_match_star = true;
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    /* ... and then fails. */
+    mc_op_put(&op, "vbk", "k", "v3", 10, &m);
+    op.if_none_match_star = true;
+    cr_assert_eq(te_apply(&op, NULL), MC_EPRECOND);
+    /* If-Match with the right etag succeeds, wrong fails. */
+    m.etag = "e2";
+    mc_op_put(&op, "vbk", "k", "v4", 10, &m);
+    op.if_match = strdup("e1");
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    mc_op_put(&op, "vbk", "k", "v5", 10, &m);
+    op.if_match = strdup("e1");
+    cr_assert_eq(te_apply(&op, NULL), MC_EPRECOND);
+    /* After a delete marker: If-None-Match * succeeds, If-Match fails. */
+    cr_assert_eq(te_del("vbk", "k", NULL, NULL), 0);
+    mc_op_put(&op, "vbk", "k", "v6", 10, &m);
+    op.if_match = strdup("e2");
+    cr_assert_eq(te_apply(&op, NULL), MC_EPRECOND);
+    mc_op_put(&op, "vbk", "k", "v7", 10, &m);
+    op.if_none_match_star = true;
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", NULL, false, &v), 0);
+    cr_assert_str_eq(v.version_id, "v7");
+    mc_version_clear(&v);
+    /* Failed puts wrote nothing. */
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", "v5", false, &v), MC_ENOVERSION);
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", "v3", false, &v), MC_ENOVERSION);
+    /* Duplicate version id from a buggy leader is refused. */
+    mc_op_put(&op, "vbk", "k", "v7", 10, &m);
+    cr_assert_eq(te_apply(&op, NULL), MC_EEXIST);
+}
+
+Test(engine_ops, update_meta_in_place)
+{
+    cr_assert_eq(te_bucket("vbk", MC_VERSIONING_ENABLED), 0);
+    struct mc_op_result r1;
+    cr_assert_eq(te_put("vbk", "k", "e1", &r1), 0);
+    cr_assert_eq(te_put("vbk", "k", "e2", NULL), 0);
+    struct mc_object_meta m = {.content_type = strdup("text/plain"),
+                               .storage_class = strdup("GLACIER")};
+    mc_object_meta_add_user(&m, "x", "y");
+    struct mc_op op;
+    cr_assert_eq(mc_op_update_meta(&op, "vbk", "k", r1.version_id,
+                                   MC_UPDATE_USER_META | MC_UPDATE_STORAGE_CLASS, &m, 50),
+                 0);
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", r1.version_id, false, &v), 0);
+    cr_assert_str_eq(v.meta.storage_class, "GLACIER");
+    cr_assert_null(v.meta.content_type, "content type not in the mask");
+    cr_assert_eq(v.meta.n_user_meta, 1);
+    cr_assert_str_eq(v.meta.etag, "e1");
+    mc_version_clear(&v);
+    /* Latest untouched */
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", NULL, false, &v), 0);
+    cr_assert_null(v.meta.storage_class);
+    mc_version_clear(&v);
+    /* Latest by default; content type */
+    cr_assert_eq(mc_op_update_meta(&op, "vbk", "k", NULL, MC_UPDATE_CONTENT_TYPE, &m, 50), 0);
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", NULL, false, &v), 0);
+    cr_assert_str_eq(v.meta.content_type, "text/plain");
+    mc_version_clear(&v);
+    /* Errors */
+    cr_assert_eq(mc_op_update_meta(&op, "vbk", "nokey", NULL, MC_UPDATE_CONTENT_TYPE, &m, 50), 0);
+    cr_assert_eq(te_apply(&op, NULL), MC_ENOKEY);
+    cr_assert_eq(mc_op_update_meta(&op, "vbk", "k", "zzz", MC_UPDATE_CONTENT_TYPE, &m, 50), 0);
+    cr_assert_eq(te_apply(&op, NULL), MC_ENOVERSION);
+    char big[1500];
+    memset(big, 'a', 1400);
+    big[1400] = 0;
+    mc_object_meta_add_user(&m, "b1", big);
+    mc_object_meta_add_user(&m, "b2", big);
+    cr_assert_eq(mc_op_update_meta(&op, "vbk", "k", NULL, MC_UPDATE_USER_META, &m, 50), 0);
+    cr_assert_eq(te_apply(&op, NULL), MC_EMETATOOLARGE);
+    cr_assert_eq(te_del("vbk", "k", NULL, NULL), 0);
+    cr_assert_eq(mc_op_update_meta(&op, "vbk", "k", NULL, MC_UPDATE_CONTENT_TYPE, &m, 50), 0);
+    cr_assert_eq(te_apply(&op, NULL), MC_ENOKEY);
+    mc_object_meta_clear(&m);
+}
+
+Test(engine_ops, atomic_batch_all_or_nothing)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    cr_assert_eq(te_put("bkt", "exists", "e0", NULL), 0);
+    struct mc_op subs[3];
+    struct mc_object_meta m = {.etag = "x"};
+    mc_op_put(&subs[0], "bkt", "a", NULL, 5, &m);
+    mc_op_put(&subs[1], "bkt", "b", NULL, 5, &m);
+    mc_op_put(&subs[2], "bkt", "exists", NULL, 5, &m);
+    subs[2].if_none_match_star = true; /* fails */
+    struct mc_op op;
+    cr_assert_eq(mc_op_atomic(&op, subs, 3), 0);
+    struct mc_op_result res;
+    cr_assert_eq(te_apply(&op, &res), MC_EPRECOND);
+    cr_assert_eq(res.failed_op, 2);
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "a", NULL, false, &v), MC_ENOKEY,
+                 "first sub-op rolled back");
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "b", NULL, false, &v), MC_ENOKEY);
+
+    mc_op_put(&subs[0], "bkt", "a", NULL, 5, &m);
+    mc_op_put(&subs[1], "bkt", "b", NULL, 5, &m);
+    mc_op_delete(&subs[2], "bkt", "exists", NULL, NULL, 5);
+    cr_assert_eq(mc_op_atomic(&op, subs, 3), 0);
+    cr_assert_eq(te_apply(&op, &res), 0);
+    cr_assert_eq(res.failed_op, -1);
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "a", NULL, false, &v), 0);
+    mc_version_clear(&v);
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "b", NULL, false, &v), 0);
+    mc_version_clear(&v);
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "exists", NULL, false, &v), MC_ENOKEY);
+}
+
+Test(engine_ops, apply_batch_independent_ops_and_replay)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    struct mc_op ops[3];
+    struct mc_object_meta m = {.etag = "x"};
+    mc_op_put(&ops[0], "bkt", "a", NULL, 5, &m);
+    mc_op_put(&ops[1], "nobucket", "b", NULL, 5, &m);
+    mc_op_put(&ops[2], "bkt", "c", NULL, 5, &m);
+    struct mc_op_result res[3];
+    cr_assert_eq(mc_engine_apply(te_eng, 10, ops, 3, "conf-v1", 7, res), 0);
+    cr_assert_eq(res[0].code, 0);
+    cr_assert_eq(res[1].code, MC_ENOBUCKET);
+    cr_assert_eq(res[2].code, 0);
+    uint64_t ai;
+    cr_assert_eq(mc_engine_applied_index(te_eng, &ai), 0);
+    cr_assert_eq(ai, 10);
+    void *conf;
+    size_t cl;
+    cr_assert_eq(mc_engine_conf(te_eng, &conf, &cl), 0);
+    cr_assert_eq(cl, 7);
+    cr_assert_eq(memcmp(conf, "conf-v1", 7), 0);
+    free(conf);
+
+    /* Replay at ≤ applied_index: skipped, nothing changes. */
+    uint64_t h1, h2;
+    cr_assert_eq(mc_engine_state_hash(te_eng, &h1, &ai), 0);
+    cr_assert_eq(mc_engine_apply(te_eng, 10, ops, 3, NULL, 0, res), 0);
+    cr_assert(res[0].skipped && res[2].skipped);
+    cr_assert_eq(mc_engine_apply(te_eng, 3, ops, 3, NULL, 0, res), 0);
+    cr_assert_eq(mc_engine_state_hash(te_eng, &h2, &ai), 0);
+    cr_assert_eq(h1, h2);
+    cr_assert_eq(ai, 10);
+
+    /* Empty batch advances applied_index only. */
+    cr_assert_eq(mc_engine_apply(te_eng, 11, NULL, 0, NULL, 0, NULL), 0);
+    cr_assert_eq(mc_engine_state_hash(te_eng, &h2, &ai), 0);
+    cr_assert_eq(ai, 11);
+    cr_assert_eq(h1, h2);
+    for (int i = 0; i < 3; i++) {
+        mc_op_clear(&ops[i]);
+    }
+    cr_assert_eq(mc_engine_apply(te_eng, 0, NULL, 0, NULL, 0, NULL), MC_EINVAL);
+}
+
+Test(engine_ops, sessions_exactly_once)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
+    struct mc_op op;
+    struct mc_op_result res;
+    mc_op_session_register(&op, 1000);
+    cr_assert_eq(te_apply(&op, &res), 0);
+    uint64_t sid = res.session_id;
+    cr_assert_eq(sid, te_index, "session id = the log index it was applied at");
+
+    struct mc_object_meta m = {.etag = "x"};
+    mc_op_put(&op, "bkt", "k", "ver-1", 2000, &m);
+    op.session_id = sid;
+    op.seq = 1;
+    struct mc_op retry;
+    mc_op_copy(&retry, &op);
+    struct mc_op_result r1, r2;
+    cr_assert_eq(te_apply(&op, &r1), 0);
+    cr_assert(!r1.duplicate);
+    /* The retry (e.g. via a new leader with a new version id) is not applied again. */
+    free(retry.new_version_id);
+    retry.new_version_id = strdup("ver-2");
+    cr_assert_eq(te_apply(&retry, &r2), 0);
+    cr_assert(r2.duplicate);
+    cr_assert_str_eq(r2.version_id, "ver-1");
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "k", "ver-2", false, &v), MC_ENOVERSION);
+
+    /* Cached failures are replayed too. */
+    mc_op_put(&op, "bkt", "k", "ver-3", 2000, &m);
+    op.session_id = sid;
+    op.seq = 2;
+    op.if_none_match_star = true;
+    mc_op_copy(&retry, &op);
+    cr_assert_eq(te_apply(&op, &r1), MC_EPRECOND);
+    cr_assert_eq(te_apply(&retry, &r2), MC_EPRECOND);
+    cr_assert(r2.duplicate);
+
+    /* Unknown session. */
+    mc_op_put(&op, "bkt", "k", "ver-4", 2000, &m);
+    op.session_id = 999999;
+    op.seq = 1;
+    cr_assert_eq(te_apply(&op, NULL), MC_ENOSESSION);
+
+    /* Two registers in one entry: the second is refused (ids are log indexes). */
+    struct mc_op regs[2];
+    mc_op_session_register(&regs[0], 3000);
+    mc_op_session_register(&regs[1], 3000);
+    struct mc_op_result rr[2];
+    cr_assert_eq(mc_engine_apply(te_eng, ++te_index, regs, 2, NULL, 0, rr), 0);
+    cr_assert_eq(rr[0].code, 0);
+    cr_assert_eq(rr[1].code, MC_EBUSY);
+}
+
+Test(engine_ops, sessions_expire_by_op_time)
+{
+    mc_engine_close(te_eng);
+    struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE, .session_ttl_ns = 1000};
+    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), 0);
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    struct mc_op op;
+    struct mc_op_result res;
+    mc_op_session_register(&op, 10000);
+    te_apply(&op, &res);
+    uint64_t s1 = res.session_id;
+    mc_op_session_register(&op, 10500);
+    te_apply(&op, &res);
+    uint64_t s2 = res.session_id;
+    /* s2 stays active at 11400; s1 (last active 10000) expires once op time passes 11000. */
+    struct mc_object_meta m = {.etag = "x"};
+    mc_op_put(&op, "bkt", "k", NULL, 11400, &m);
+    op.session_id = s2;
+    op.seq = 1;
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    mc_op_put(&op, "bkt", "k", NULL, 11001, &m);
+    op.session_id = s1;
+    op.seq = 1;
+    cr_assert_eq(te_apply(&op, NULL), MC_ENOSESSION, "idle beyond TTL in op time → expired");
+    mc_op_put(&op, "bkt", "k", NULL, 12000, &m);
+    op.session_id = s2;
+    op.seq = 2;
+    cr_assert_eq(te_apply(&op, NULL), 0, "s2 was active at 11400");
+}
+
+Test(engine_ops, map_grows_then_enospc)
+{
+    mc_engine_close(te_eng);
+    te_rmrf(te_dir); /* fresh: an existing file keeps its (larger) map size */
+    te_mkdtemp(te_dir, sizeof(te_dir));
+    struct mc_engine_options o = {
+        .sync = MC_ENGINE_SYNC_NONE, .map_size_bytes = 1 << 20, .max_map_size_bytes = 4 << 20};
+    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), 0);
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    struct mc_object_meta m = {0};
+    m.inline_len = 60000;
+    m.inline_data = calloc(1, m.inline_len);
+    int rc = 0, i;
+    char key[32];
+    for (i = 0; i < 200 && rc == 0; i++) {
+        snprintf(key, sizeof(key), "obj-%04d", i);
+        struct mc_op op;
+        mc_op_put(&op, "bkt", key, NULL, 5, &m);
+        struct mc_op_result r;
+        rc = mc_engine_apply(te_eng, ++te_index, &op, 1, NULL, 0, &r);
+        mc_op_clear(&op);
+    }
+    mc_object_meta_clear(&m);
+    cr_assert_gt(i, 20, "the map grew beyond its initial 1 MiB (wrote %d)", i);
+    cr_assert_eq(rc, MC_ENOSPC, "rc=%s i=%d: %s", mc_error_name(rc), i, mc_engine_last_error());
+    cr_assert(strstr(mc_engine_last_error(), "--max-map-size"), "%s", mc_engine_last_error());
+    /* The failed apply left applied_index at the last successful one. */
+    uint64_t ai;
+    cr_assert_eq(mc_engine_applied_index(te_eng, &ai), 0);
+    cr_assert_eq(ai, te_index - 1);
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", key, NULL, false, &v), MC_ENOKEY);
+}
+
+Test(engine_ops, open_not_ours_and_locked)
+{
+    char d[256];
+    te_mkdtemp(d, sizeof(d));
+    char path[300];
+    snprintf(path, sizeof(path), "%s/notes.txt", d);
+    FILE *f = fopen(path, "w");
+    fputs("hello", f);
+    fclose(f);
+    struct mc_engine *e2;
+    cr_assert_eq(mc_engine_open(d, NULL, &e2), MC_ENOTOURS);
+    cr_assert(strstr(mc_engine_last_error(), "not a metacenter"), "%s", mc_engine_last_error());
+    cr_assert_eq(access(path, F_OK), 0, "the foreign file is untouched");
+    te_rmrf(d);
+
+    /* A garbage data.mdb */
+    te_mkdtemp(d, sizeof(d));
+    snprintf(path, sizeof(path), "%s/data.mdb", d);
+    f = fopen(path, "w");
+    for (int i = 0; i < 10000; i++) {
+        fputc(i * 7, f);
+    }
+    fclose(f);
+    cr_assert_eq(mc_engine_open(d, NULL, &e2), MC_ENOTOURS);
+    te_rmrf(d);
+
+    /* Locked by another process (child holds te_dir open: we are the holder). */
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct mc_engine *e3;
+        int rc = mc_engine_open(te_dir, NULL, &e3);
+        _exit(rc == MC_ELOCKED && strstr(mc_engine_last_error(), "locked") ? 0 : 1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "second opener must get MC_ELOCKED");
+    /* Also within one process. */
+    cr_assert_eq(mc_engine_open(te_dir, NULL, &e2), MC_ELOCKED);
+
+    /* read_meta of a closed dir. */
+    struct mc_op op;
+    mc_op_bucket_create(&op, "abc", MC_VERSIONING_UNVERSIONED, 1);
+    struct mc_op_result r;
+    cr_assert_eq(mc_engine_apply(te_eng, 42, &op, 1, "CONF", 4, &r), 0);
+    mc_op_clear(&op);
+    mc_engine_close(te_eng);
+    uint64_t ai;
+    void *conf;
+    size_t cl;
+    cr_assert_eq(mc_engine_read_meta(te_dir, &ai, &conf, &cl), 0);
+    cr_assert_eq(ai, 42);
+    cr_assert_eq(cl, 4);
+    cr_assert_eq(memcmp(conf, "CONF", 4), 0);
+    free(conf);
+    cr_assert_eq(mc_engine_open(te_dir, NULL, &te_eng), 0);
+
+    /* no_create on a missing dir */
+    struct mc_engine_options o = {.no_create = true};
+    cr_assert_eq(mc_engine_open("/tmp/mc_engine_definitely_missing_dir", &o, &e2), MC_ENOTFOUND);
+}
+
+Test(engine_ops, copy_to_fd_restores)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
+    for (int i = 0; i < 50; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%02d", i);
+        cr_assert_eq(te_put("bkt", k, "e", NULL), 0);
+    }
+    uint64_t h1, ai1;
+    cr_assert_eq(mc_engine_state_hash(te_eng, &h1, &ai1), 0);
+    char d[256], path[300];
+    te_mkdtemp(d, sizeof(d));
+    snprintf(path, sizeof(path), "%s/data.mdb", d);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    uint64_t copy_ai;
+    cr_assert_eq(mc_engine_copy_to_fd(te_eng, fd, &copy_ai), 0);
+    close(fd);
+    cr_assert_eq(copy_ai, ai1);
+    struct mc_engine *e2;
+    cr_assert_eq(mc_engine_open(d, NULL, &e2), 0, "%s", mc_engine_last_error());
+    uint64_t h2, ai2;
+    cr_assert_eq(mc_engine_state_hash(e2, &h2, &ai2), 0);
+    cr_assert_eq(h1, h2);
+    cr_assert_eq(ai1, ai2);
+    mc_engine_close(e2);
+    te_rmrf(d);
+}
+
+Test(engine_ops, json_results)
+{
+    struct mc_bucket_info b = {.name = "abc", .created_ns = 5, .versioning = MC_VERSIONING_ENABLED};
+    char *s = mc_bucket_list_json(&b, 1, MC_JSON_COMPACT);
+    cr_assert_str_eq(
+        s, "{\"buckets\":[{\"name\":\"abc\",\"created_ns\":5,\"versioning\":\"enabled\"}]}");
+    free(s);
+    struct mc_op_result r = {.code = MC_EPRECOND, .failed_op = -1};
+    s = mc_op_result_json(&r, MC_JSON_COMPACT);
+    cr_assert(strstr(s, "\"error\":\"PreconditionFailed\""), "%s", s);
+    free(s);
+
+    const char *body = "{\"size\":10,\"etag\":\"e\",\"user_metadata\":{\"a\":\"b\"},"
+                       "\"erasure\":{\"data_blocks\":4,\"parity_blocks\":2,\"block_size\":1024,"
+                       "\"distribution\":[1,2,3]},\"parts\":[{\"number\":1,\"size\":10,\"etag\":"
+                       "\"p\"}],\"checksum\":{\"algorithm\":\"SHA256\",\"value\":\"xx\"},"
+                       "\"inline_data_base64\":\"AQIDAAU=\"}";
+    struct mc_object_meta m;
+    cr_assert_eq(mc_object_meta_from_json(body, strlen(body), &m), 0);
+    cr_assert_eq(m.size, 10);
+    cr_assert_eq(m.erasure.n_distribution, 3);
+    cr_assert_eq(m.inline_len, 5);
+    cr_assert_eq(m.inline_data[4], 5);
+    cr_assert_str_eq(m.user_meta[0].value, "b");
+    mc_object_meta_clear(&m);
+    cr_assert_eq(mc_object_meta_from_json("{\"bogus\":1}", 11, &m), MC_EINVAL);
+    cr_assert_eq(mc_object_meta_from_json("{\"size\":-1}", 11, &m), MC_EINVAL);
+    cr_assert_eq(mc_object_meta_from_json("[1,2", 4, &m), MC_EINVAL);
+}
+
+Test(engine_ops, legacy_null_version_after_enabling)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    cr_assert_eq(te_put("bkt", "k", "old", NULL), 0);
+    cr_assert_eq(te_versioning("bkt", MC_VERSIONING_ENABLED), 0);
+    struct mc_op_result r2;
+    cr_assert_eq(te_put("bkt", "k", "v2", &r2), 0);
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "k", "null", false, &v), 0);
+    cr_assert_str_eq(v.meta.etag, "old");
+    cr_assert(!v.is_latest);
+    mc_version_clear(&v);
+    /* Suspended: a put replaces the legacy null version, keeps v2. */
+    cr_assert_eq(te_versioning("bkt", MC_VERSIONING_SUSPENDED), 0);
+    cr_assert_eq(te_put("bkt", "k", "new-null", NULL), 0);
+    struct mc_list_result lr;
+    struct mc_list_params p = {0};
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &lr), 0);
+    cr_assert_eq(lr.n_entries, 2);
+    cr_assert_str_eq(lr.entries[0].meta.etag, "new-null");
+    cr_assert_str_eq(lr.entries[1].version_id, r2.version_id);
+    mc_list_result_clear(&lr);
+    /* Delete by "null" removes it and promotes v2. */
+    cr_assert_eq(te_del("bkt", "k", "null", NULL), 0);
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "k", NULL, false, &v), 0);
+    cr_assert_str_eq(v.version_id, r2.version_id);
+    mc_version_clear(&v);
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "k", "null", false, &v), MC_ENOVERSION);
+    /* Another key whose only (legacy) null version is deleted by id. */
+    cr_assert_eq(te_bucket("bk2", MC_VERSIONING_UNVERSIONED), 0);
+    cr_assert_eq(te_put("bk2", "x", "e", NULL), 0);
+    cr_assert_eq(te_versioning("bk2", MC_VERSIONING_ENABLED), 0);
+    cr_assert_eq(te_del("bk2", "x", "null", NULL), 0);
+    cr_assert_eq(mc_engine_get(te_eng, "bk2", "x", NULL, false, &v), MC_ENOKEY);
+    struct mc_op op;
+    mc_op_bucket_delete(&op, "bk2");
+    cr_assert_eq(te_apply(&op, NULL), 0, "no version left");
+}
