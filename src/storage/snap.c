@@ -278,7 +278,7 @@ static int list_names(const char *dir, struct snap_ent **out, size_t *n)
         }
         (*out)[*n].index = idx;
         (*out)[*n].term = term;
-        snprintf((*out)[*n].name, sizeof((*out)[*n].name), "%s", e->d_name);
+        memcpy((*out)[*n].name, e->d_name, 44); /* length checked above: 43 + NUL */
         (*n)++;
     }
     closedir(d);
