@@ -69,6 +69,9 @@ struct mc_engine;
  * DATADIR/engine). Errors: MC_ENOTOURS (dir holds files that are not an engine),
  * MC_ELOCKED (another process holds dir/LOCK), MC_EVERSION (newer format),
  * MC_EIO. A one-line explanation is available from mc_engine_last_error().
+ * The environment uses MDB_WRITEMAP: data.mdb is a sparse file as large as the
+ * map, and a disk that fills up under it stops the process (SIGBUS) instead of
+ * returning an error (fail-stop; the node replays from its Raft log).
  */
 int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct mc_engine **out);
 void mc_engine_close(struct mc_engine *eng);

@@ -209,6 +209,10 @@ struct mc_wal_options {
     /* Called on the WAL thread after every group (and on error). Keep it tiny. May be NULL. */
     void (*on_durable)(void *ctx, const struct mc_wal_progress *p);
     void *ctx;
+    /* Optional: on a failed open (MC_ECORRUPT...), the same message that is logged (file,
+     * offset, advice), NUL-terminated. */
+    char *error_text;
+    size_t error_text_len;
 };
 
 struct mc_wal;

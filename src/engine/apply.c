@@ -29,6 +29,12 @@ struct actx {
     int registers;    /* SESSION_REGISTERs in this call */
     int64_t clock_ns; /* session clock for this call */
     struct mc_wbuf w; /* scratch encoder */
+    /* Atomic batches without nested txns (MDB_WRITEMAP forbids them): when a sub-op
+       fails, the whole call restarts with that op's result forced (not re-applied). */
+    struct mc_op_result *forced; /* per top-level op, valid where is_forced[i] */
+    bool *is_forced;
+    size_t cur; /* index of the top-level op being applied */
+    bool atomic_failed;
 };
 
 static int lmdb_fail(struct actx *a, int rc, const char *what)
@@ -59,7 +65,13 @@ static int del(struct actx *a, MDB_dbi dbi, const void *k, size_t kl)
 
 /* ---- version rows ---- */
 
-static int write_version(struct actx *a, const struct mc_version *v)
+/*
+ * with_vid: write the version-id index entry. Null versions in unversioned
+ * buckets skip it (the only version of a key there, found as the latest or,
+ * after versioning is enabled, as the oldest: see mc_find_version): this saves
+ * one B-tree write per put in the common case.
+ */
+static int write_version(struct actx *a, const struct mc_version *v, bool with_vid)
 {
     struct mc_lkey lk;
     size_t kl = strlen(v->key);
@@ -72,19 +84,25 @@ static int write_version(struct actx *a, const struct mc_version *v)
     if (put(a, a->eng->versions, lk.b, lk.len, a->w.data, a->w.len)) {
         return a->fatal;
     }
+    if (!with_vid) {
+        return 0;
+    }
     uint8_t seqbe[8];
     mc_put_u64be(seqbe, v->seq);
     mc_lkey_vid(&lk, v->bucket, v->key, kl, v->version_id);
     return put(a, a->eng->vids, lk.b, lk.len, seqbe, 8);
 }
 
-static int remove_version(struct actx *a, const struct mc_version *v)
+static int remove_version(struct actx *a, const struct mc_version *v, bool with_vid)
 {
     struct mc_lkey lk;
     size_t kl = strlen(v->key);
     mc_lkey_version(&lk, v->bucket, v->key, kl, v->seq);
     if (del(a, a->eng->versions, lk.b, lk.len)) {
         return a->fatal;
+    }
+    if (!with_vid) {
+        return 0;
     }
     mc_lkey_vid(&lk, v->bucket, v->key, kl, v->version_id);
     return del(a, a->eng->vids, lk.b, lk.len);
@@ -248,7 +266,7 @@ static int remove_null(struct actx *a, const char *bucket, const char *key, bool
     if (removed_dm) {
         *removed_dm = nv.is_delete_marker;
     }
-    rc = remove_version(a, &nv);
+    rc = remove_version(a, &nv, true);
     mc_version_clear(&nv);
     return rc;
 }
@@ -281,14 +299,18 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     if (a->fatal) {
         return a->fatal;
     }
-    bool live = rc == 0 && !cur.is_delete_marker;
-    if (op->if_match && (!live || strcmp(mc_s(cur.meta.etag), op->if_match))) {
+    bool exists = rc == 0;
+    bool live = exists && !cur.is_delete_marker;
+    if ((op->if_match && (!live || strcmp(mc_s(cur.meta.etag), op->if_match))) ||
+        (op->if_none_match_star && live)) {
         mc_version_clear(&cur);
         return MC_EPRECOND;
     }
+    /* Unversioned: the latest is the key's only version, the null one: replace it. */
+    rc = b.versioning == MC_VERSIONING_UNVERSIONED && exists ? remove_version(a, &cur, false) : 0;
     mc_version_clear(&cur);
-    if (op->if_none_match_star && live) {
-        return MC_EPRECOND;
+    if (rc) {
+        return a->fatal;
     }
     if (b.versioning == MC_VERSIONING_ENABLED) {
         struct mc_version dup;
@@ -300,7 +322,8 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
         if (rc != MC_ENOVERSION) {
             return a->fatal = rc;
         }
-    } else if (remove_null(a, op->bucket, op->key, NULL)) {
+    } else if (b.versioning == MC_VERSIONING_SUSPENDED &&
+               remove_null(a, op->bucket, op->key, NULL)) {
         return a->fatal;
     }
     struct mc_version v = {0};
@@ -310,7 +333,8 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     v.mod_time_ns = op->time_ns;
     v.seq = next_seq(a);
     v.meta = op->meta;
-    if (write_version(a, &v) || set_objects(a, op->bucket, op->key, true, v.seq)) {
+    bool with_vid = b.versioning != MC_VERSIONING_UNVERSIONED;
+    if (write_version(a, &v, with_vid) || set_objects(a, op->bucket, op->key, true, v.seq)) {
         return a->fatal;
     }
     snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
@@ -339,7 +363,7 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
         }
         res->delete_marker = v.is_delete_marker;
         snprintf(res->version_id, sizeof(res->version_id), "%s", v.version_id);
-        rc = remove_version(a, &v);
+        rc = remove_version(a, &v, true);
         mc_version_clear(&v);
         return rc ? rc : refresh_objects(a, op->bucket, op->key);
     }
@@ -376,7 +400,7 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
     dm.is_delete_marker = true;
     dm.mod_time_ns = op->time_ns;
     dm.seq = next_seq(a);
-    if (write_version(a, &dm) || set_objects(a, op->bucket, op->key, false, 0)) {
+    if (write_version(a, &dm, true) || set_objects(a, op->bucket, op->key, false, 0)) {
         return a->fatal;
     }
     res->delete_marker = true;
@@ -433,7 +457,7 @@ static int op_update_meta(struct actx *a, const struct mc_op *op, struct mc_op_r
     if (!rc) {
         v.meta = nm;
         v.is_latest = false;
-        rc = write_version(a, &v);
+        rc = write_version(a, &v, false); /* same seq and id: indexes unchanged */
         snprintf(res->version_id, sizeof(res->version_id), "%s", mc_s(v.version_id));
     }
     v.meta = saved;
@@ -448,40 +472,28 @@ static int op_atomic(struct actx *a, const struct mc_op *op, struct mc_op_result
     if (op->n_sub > MC_ATOMIC_MAX_OPS) {
         return MC_EINVAL;
     }
-    MDB_txn *parent = a->txn, *child;
-    int mrc = mdb_txn_begin(a->eng->env, parent, 0, &child);
-    if (mrc) {
-        return lmdb_fail(a, mrc, "begin nested transaction");
-    }
-    a->txn = child;
-    uint32_t counter = a->counter;
-    int rc = 0;
     for (uint32_t i = 0; i < op->n_sub; i++) {
         struct mc_op_result sr = {.failed_op = -1};
         const struct mc_op *s = &op->sub[i];
+        int rc;
         if (s->type == MC_OP_ATOMIC || s->type == MC_OP_SESSION_REGISTER || s->session_id) {
             rc = MC_EINVAL;
         } else {
             rc = apply_plain(a, s, &sr);
         }
-        if (rc || a->fatal) {
+        if (a->fatal) {
+            return a->fatal;
+        }
+        if (rc) {
+            /* Earlier sub-ops already wrote: the caller restarts the whole call. */
             res->failed_op = (int32_t)i;
-            break;
+            res->version_id[0] = 0;
+            a->atomic_failed = true;
+            return rc;
         }
         if (i == 0) {
             memcpy(res->version_id, sr.version_id, sizeof(res->version_id));
         }
-    }
-    a->txn = parent;
-    if (rc || a->fatal) {
-        mdb_txn_abort(child);
-        a->counter = counter;
-        res->version_id[0] = 0;
-        return a->fatal ? a->fatal : rc;
-    }
-    mrc = mdb_txn_commit(child);
-    if (mrc) {
-        return lmdb_fail(a, mrc, "commit nested transaction");
     }
     return 0;
 }
@@ -625,6 +637,15 @@ static int expire_sessions(struct actx *a)
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_fail(a, rc, "expire sessions");
 }
 
+static void apply_forced_or_plain(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
+{
+    if (a->is_forced[a->cur]) {
+        *res = a->forced[a->cur];
+        return;
+    }
+    res->code = apply_plain(a, op, res);
+}
+
 static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
 {
     memset(res, 0, sizeof(*res));
@@ -643,7 +664,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
         return;
     }
     if (!op->session_id) {
-        res->code = apply_plain(a, op, res);
+        apply_forced_or_plain(a, op, res);
         return;
     }
     struct session s;
@@ -673,8 +694,8 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
                                      MC_SESSION_RESULTS_KEPT);
         return;
     }
-    res->code = apply_plain(a, op, res);
-    if (a->fatal) {
+    apply_forced_or_plain(a, op, res);
+    if (a->fatal || a->atomic_failed) {
         return;
     }
     /* Keep the newest MC_SESSION_RESULTS_KEPT results. */
@@ -727,9 +748,10 @@ static size_t count_ops(const struct mc_op *ops, size_t n)
 
 /* One attempt. Returns 0 (committed or skipped), or an error; *map_full when growing may help. */
 static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *ops, size_t n_ops,
-                   const void *conf, size_t conf_len, struct mc_op_result *results, bool *map_full)
+                   const void *conf, size_t conf_len, struct mc_op_result *results, bool *map_full,
+                   struct mc_op_result *forced, bool *is_forced, bool *restart)
 {
-    struct actx a = {.eng = eng, .index = index};
+    struct actx a = {.eng = eng, .index = index, .forced = forced, .is_forced = is_forced};
     mc_wbuf_init(&a.w, 0);
     int rc = mdb_txn_begin(eng->env, NULL, 0, &a.txn);
     if (rc) {
@@ -762,9 +784,19 @@ static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *op
         goto abort;
     }
     for (size_t i = 0; i < n_ops; i++) {
+        a.cur = i;
         apply_top(&a, &ops[i], &results[i]);
         if (a.fatal) {
             goto abort;
+        }
+        if (a.atomic_failed) {
+            /* Undo the partial atomic batch by restarting without it (deterministic). */
+            forced[i] = results[i];
+            is_forced[i] = true;
+            *restart = true;
+            mdb_txn_abort(a.txn);
+            mc_wbuf_free(&a.w);
+            return 0;
         }
     }
     if (meta_put_u64(&a, "applied_index", index) ||
@@ -828,11 +860,28 @@ int mc_engine_apply(struct mc_engine *eng, uint64_t index, const struct mc_op *o
         return mc_engine_seterr(MC_ETOOLARGE, "conf blob of %zu bytes exceeds %d", conf_len,
                                 MC_CONF_MAX_BYTES);
     }
+    struct mc_op_result fbuf[16];
+    bool ibuf[16] = {false};
+    struct mc_op_result *forced = fbuf;
+    bool *is_forced = ibuf;
+    if (n_ops > 16) {
+        forced = calloc(n_ops, sizeof(*forced));
+        is_forced = calloc(n_ops, sizeof(*is_forced));
+        if (!forced || !is_forced) {
+            free(forced);
+            free(is_forced);
+            return MC_ENOMEM;
+        }
+    }
     pthread_mutex_lock(&eng->write_lock);
     int rc;
     for (;;) {
-        bool map_full = false;
-        rc = attempt(eng, index, ops, n_ops, conf, conf_len, results, &map_full);
+        bool map_full = false, restart = false;
+        rc = attempt(eng, index, ops, n_ops, conf, conf_len, results, &map_full, forced, is_forced,
+                     &restart);
+        if (restart) {
+            continue; /* bounded: each restart forces one more atomic op */
+        }
         if (!map_full) {
             break;
         }
@@ -842,6 +891,10 @@ int mc_engine_apply(struct mc_engine *eng, uint64_t index, const struct mc_op *o
         }
     }
     pthread_mutex_unlock(&eng->write_lock);
+    if (forced != fbuf) {
+        free(forced);
+        free(is_forced);
+    }
     if (rc) {
         MC_ERROR("engine_apply_failed", "index=%llu err=%s detail=\"%s\"",
                  (unsigned long long)index, mc_error_name(rc), mc_engine_last_error());

@@ -298,7 +298,7 @@ int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct
         }
     }
     mdb_env_set_mapsize(eng->env, (size_t)eng->map_size_bytes);
-    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | MDB_WRITEMAP;
     if (o.read_only) {
         flags |= MDB_RDONLY;
     }

@@ -83,15 +83,22 @@ int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
     if (rc) {
         return rc;
     }
-    rc = mc_bucket_load(eng, txn, bucket, NULL);
-    if (!rc) {
-        if (version_id) {
-            rc = mc_find_version(eng, txn, bucket, key, version_id, with_inline, out);
-        } else {
-            rc = mc_find_latest(eng, txn, bucket, key, with_inline, out, NULL);
-            if (!rc && out->is_delete_marker) {
-                rc = MC_ENOKEY; /* S3: 404 with x-amz-delete-marker; *out keeps the marker */
-            }
+    /* A bucket with versions cannot be deleted: check it exists only on a miss. */
+    if (!bucket || !*bucket || strlen(bucket) > MC_BUCKET_NAME_MAX) {
+        rc = MC_ENOBUCKET;
+    } else if (version_id) {
+        rc = mc_find_version(eng, txn, bucket, key, version_id, with_inline, out);
+    } else {
+        rc = mc_find_latest(eng, txn, bucket, key, with_inline, out, NULL);
+        if (!rc && out->is_delete_marker) {
+            rc = MC_ENOKEY; /* S3: 404 with x-amz-delete-marker; *out keeps the marker */
+        }
+    }
+    if (rc == MC_ENOKEY || rc == MC_ENOVERSION) {
+        int brc = mc_bucket_load(eng, txn, bucket, NULL);
+        if (brc) {
+            mc_version_clear(out);
+            rc = brc;
         }
     }
     mc_rtxn_put(eng, txn);

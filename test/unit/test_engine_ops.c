@@ -3,6 +3,7 @@
 #include "test_engine_util.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -596,6 +597,8 @@ Test(engine_ops, sessions_expire_by_op_time)
 Test(engine_ops, map_grows_then_enospc)
 {
     mc_engine_close(te_eng);
+    te_rmrf(te_dir); /* fresh: an existing file keeps its (larger) map size */
+    te_mkdtemp(te_dir, sizeof(te_dir));
     struct mc_engine_options o = {
         .sync = MC_ENGINE_SYNC_NONE, .map_size_bytes = 1 << 20, .max_map_size_bytes = 4 << 20};
     cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), 0);
@@ -615,7 +618,7 @@ Test(engine_ops, map_grows_then_enospc)
     }
     mc_object_meta_clear(&m);
     cr_assert_gt(i, 20, "the map grew beyond its initial 1 MiB (wrote %d)", i);
-    cr_assert_eq(rc, MC_ENOSPC);
+    cr_assert_eq(rc, MC_ENOSPC, "rc=%s i=%d: %s", mc_error_name(rc), i, mc_engine_last_error());
     cr_assert(strstr(mc_engine_last_error(), "--max-map-size"), "%s", mc_engine_last_error());
     /* The failed apply left applied_index at the last successful one. */
     uint64_t ai;
@@ -742,4 +745,101 @@ Test(engine_ops, json_results)
     cr_assert_eq(mc_object_meta_from_json("{\"bogus\":1}", 11, &m), MC_EINVAL);
     cr_assert_eq(mc_object_meta_from_json("{\"size\":-1}", 11, &m), MC_EINVAL);
     cr_assert_eq(mc_object_meta_from_json("[1,2", 4, &m), MC_EINVAL);
+}
+
+Test(engine_ops, legacy_null_version_after_enabling)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    cr_assert_eq(te_put("bkt", "k", "old", NULL), 0);
+    cr_assert_eq(te_versioning("bkt", MC_VERSIONING_ENABLED), 0);
+    struct mc_op_result r2;
+    cr_assert_eq(te_put("bkt", "k", "v2", &r2), 0);
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "k", "null", false, &v), 0);
+    cr_assert_str_eq(v.meta.etag, "old");
+    cr_assert(!v.is_latest);
+    mc_version_clear(&v);
+    /* Suspended: a put replaces the legacy null version, keeps v2. */
+    cr_assert_eq(te_versioning("bkt", MC_VERSIONING_SUSPENDED), 0);
+    cr_assert_eq(te_put("bkt", "k", "new-null", NULL), 0);
+    struct mc_list_result lr;
+    struct mc_list_params p = {0};
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &lr), 0);
+    cr_assert_eq(lr.n_entries, 2);
+    cr_assert_str_eq(lr.entries[0].meta.etag, "new-null");
+    cr_assert_str_eq(lr.entries[1].version_id, r2.version_id);
+    mc_list_result_clear(&lr);
+    /* Delete by "null" removes it and promotes v2. */
+    cr_assert_eq(te_del("bkt", "k", "null", NULL), 0);
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "k", NULL, false, &v), 0);
+    cr_assert_str_eq(v.version_id, r2.version_id);
+    mc_version_clear(&v);
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "k", "null", false, &v), MC_ENOVERSION);
+    /* Another key whose only (legacy) null version is deleted by id. */
+    cr_assert_eq(te_bucket("bk2", MC_VERSIONING_UNVERSIONED), 0);
+    cr_assert_eq(te_put("bk2", "x", "e", NULL), 0);
+    cr_assert_eq(te_versioning("bk2", MC_VERSIONING_ENABLED), 0);
+    cr_assert_eq(te_del("bk2", "x", "null", NULL), 0);
+    cr_assert_eq(mc_engine_get(te_eng, "bk2", "x", NULL, false, &v), MC_ENOKEY);
+    struct mc_op op;
+    mc_op_bucket_delete(&op, "bk2");
+    cr_assert_eq(te_apply(&op, NULL), 0, "no version left");
+}
+
+struct reader_arg {
+    int id;
+    int ok;
+};
+
+static void *reader(void *p)
+{
+    struct reader_arg *ra = p;
+    char key[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "pre-%03d", (i * 7 + ra->id) % 200);
+        struct mc_version v;
+        if (mc_engine_get(te_eng, "bkt", key, NULL, false, &v) == 0 && !strcmp(v.key, key)) {
+            ra->ok++;
+        }
+        mc_version_clear(&v);
+        if (i % 100 == 0) {
+            struct mc_list_params lp = {.prefix = "pre-", .max_keys = 50};
+            struct mc_list_result lr;
+            if (mc_engine_list_objects(te_eng, "bkt", &lp, &lr) == 0 && lr.n_entries == 50) {
+                ra->ok++;
+            }
+            mc_list_result_clear(&lr);
+        }
+    }
+    return NULL;
+}
+
+Test(engine_ops, concurrent_readers_while_writing)
+{
+    mc_engine_close(te_eng);
+    te_rmrf(te_dir);
+    te_mkdtemp(te_dir, sizeof(te_dir));
+    /* A small map so that the writer grows it while readers run. */
+    struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE, .map_size_bytes = 1 << 20};
+    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), 0);
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    char key[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "pre-%03d", i);
+        cr_assert_eq(te_put("bkt", key, "e", NULL), 0);
+    }
+    pthread_t th[4];
+    struct reader_arg ra[4];
+    for (int t = 0; t < 4; t++) {
+        ra[t] = (struct reader_arg){.id = t};
+        pthread_create(&th[t], NULL, reader, &ra[t]);
+    }
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "new-%05d", i);
+        cr_assert_eq(te_put("bkt", key, "e", NULL), 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        cr_assert_eq(ra[t].ok, 3000 + 30, "reader %d saw %d good reads", t, ra[t].ok);
+    }
 }
