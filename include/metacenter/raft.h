@@ -54,10 +54,12 @@
  * Snapshots: the leader core emits MC_RAFT_MSG_SNAPSHOT carrying metadata only. The driver
  * streams the snapshot file itself (in chunks), and on the follower, once the file is fully
  * received, steps that same message into the follower core, which answers with rd.snapshot to
- * install. On the leader the driver calls mc_raft_report_snapshot(id, ok) when the transfer
- * finished or failed. The driver makes snapshots of its own state machine whenever it wants and
- * reports them with mc_raft_snapshot_taken(), which lets the core drop log entries (keeping
- * cfg.snapshot_keep_entries for catching up slow followers without a snapshot).
+ * install. On the leader the driver MUST call mc_raft_report_snapshot(id, ok) for every
+ * SNAPSHOT message it was given, when the transfer finished or failed (also when the message was
+ * dropped): until then that follower's progress waits in the snapshot state (as in etcd). The
+ * driver makes snapshots of its own state machine whenever it wants and reports them with
+ * mc_raft_snapshot_taken(), which lets the core drop log entries (keeping cfg.snapshot_keep_entries
+ * for catching up slow followers without a snapshot).
  *
  * Restart: pass what the WAL holds in cfg.restore (hard state, snapshot meta, the entries after
  * the snapshot, and the state machine's applied index).

@@ -99,6 +99,7 @@ struct mc_raft {
     uint64_t seq_tick[RA_SEQ_RING];
     bool read_bcast_pending;
     uint64_t lease_until_tick;
+    bool lease_revoked; /* TimeoutNow sent: another leader may appear despite stickiness */
 
     /* outputs */
     struct mc_raft_msg *out;

@@ -48,6 +48,7 @@ static int nn;
 static struct qmsg Q[QMAX];
 static int nq;
 static bool cut[TN + 1][TN + 1]; /* cut[a][b]: drop a -> b */
+static bool use_lease;
 
 static struct mc_raft_config mkcfg(uint64_t id, int n)
 {
@@ -64,6 +65,7 @@ static struct mc_raft_config mkcfg(uint64_t id, int n)
     c.initial_voters = voters;
     c.n_initial_voters = (size_t)n;
     c.snapshot_keep_entries = 5;
+    c.lease_read = use_lease;
     return c;
 }
 
@@ -518,5 +520,31 @@ Test(raft_cluster, prevote_stops_disruption)
     tick_all(5);
     cr_assert_eq(leader(), l);
     cr_assert_eq(mc_raft_term(N[l].r), term);
+    stop_all();
+}
+
+Test(raft_cluster, lease_read_without_round_trip)
+{
+    use_lease = true;
+    start(3, 3);
+    int l = elect();
+    cr_assert(l);
+    tick_all(2);
+    /* Within the lease a read is answered without a heartbeat round: no message needed. */
+    for (int i = 1; i <= 3; i++) {
+        cut[l][i] = cut[i][l] = true;
+    }
+    cr_assert_eq(mc_raft_read_index(N[l].r, 21), 0);
+    handle_ready(l);
+    cr_assert_eq(N[l].n_reads, 1);
+    cr_assert_eq(N[l].read_ctx[0], 21);
+    /* Partitioned past the lease (election_tick - drift): no more lease reads. */
+    tick_all(9);
+    if (mc_raft_role(N[l].r) == MC_RAFT_LEADER) {
+        cr_assert_eq(mc_raft_read_index(N[l].r, 22), 0);
+        handle_ready(l);
+        cr_assert_eq(N[l].n_reads, 1);
+    }
+    use_lease = false;
     stop_all();
 }
