@@ -247,6 +247,11 @@ struct mc_raft_config {
     const uint64_t *initial_learners;
     size_t n_initial_learners;
     const struct mc_raft_restore *restore; /* NULL = fresh */
+    /* A follower stays in the snapshot state at most this long without mc_raft_report_snapshot
+     * (a lost report must not wedge it forever); then the leader probes again and may emit a
+     * new SNAPSHOT message (a driver still streaming that snapshot to that peer can ignore it).
+     * Default 10 * election_tick. */
+    uint32_t snapshot_timeout_tick;
 };
 
 /* ---------------------------------------------------------------------------------------- */

@@ -149,6 +149,9 @@ void mc_raft_config_defaults(struct mc_raft_config *cfg)
     if (!cfg->max_committed_bytes_per_ready) {
         cfg->max_committed_bytes_per_ready = 64ull << 20;
     }
+    if (!cfg->snapshot_timeout_tick) {
+        cfg->snapshot_timeout_tick = 10 * cfg->election_tick;
+    }
     if (!cfg->snapshot_keep_entries) {
         cfg->snapshot_keep_entries = 5000;
     }
