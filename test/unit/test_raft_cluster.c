@@ -49,6 +49,7 @@ static struct qmsg Q[QMAX];
 static int nq;
 static bool cut[TN + 1][TN + 1]; /* cut[a][b]: drop a -> b */
 static bool use_lease;
+static bool drop_snapshots; /* lose SNAPSHOT messages without reporting */
 
 static struct mc_raft_config mkcfg(uint64_t id, int n)
 {
@@ -87,7 +88,8 @@ static void start(int n, int voters)
 
 static void send(const struct mc_raft_msg *m)
 {
-    if (m->to < 1 || m->to > (uint64_t)nn || cut[m->from][m->to] || nq >= QMAX) {
+    if (m->to < 1 || m->to > (uint64_t)nn || cut[m->from][m->to] || nq >= QMAX ||
+        (drop_snapshots && m->type == MC_RAFT_MSG_SNAPSHOT)) {
         return;
     }
     struct mc_wbuf w;
@@ -546,5 +548,89 @@ Test(raft_cluster, lease_read_without_round_trip)
         cr_assert_eq(N[l].n_reads, 1);
     }
     use_lease = false;
+    stop_all();
+}
+
+Test(raft_cluster, restart_from_snapshot_and_tail)
+{
+    start(3, 3);
+    int l = elect();
+    cr_assert(l);
+    uint64_t idx = 0;
+    for (int k = 0; k < 30; k++) {
+        idx = propose_str(l, "z");
+        pump();
+    }
+    tick_all(2);
+    /* Node l snapshots at idx - 10; its WAL keeps the entries after it. */
+    uint64_t si = idx - 10;
+    cr_assert_eq(mc_raft_snapshot_taken(N[l].r, si, mc_raft_term_at(N[l].r, si), NULL), 0);
+    struct tnode *t = &N[l];
+    mc_raft_destroy(t->r);
+    static struct mc_raft_entry ents[WALMAX];
+    size_t n = 0;
+    for (uint64_t k = si + 1; k <= t->wal_last; k++) {
+        ents[n++] = (struct mc_raft_entry){k, t->wal[k].term, t->wal[k].type, t->wal[k].len,
+                                           t->wal[k].data};
+    }
+    struct mc_raft_restore rs = {
+        .hard_state = t->hs, .has_snapshot = true, .entries = ents, .n_entries = n, .applied = si};
+    rs.snapshot.index = si;
+    rs.snapshot.term = t->wal[si].term;
+    rs.snapshot.conf.n_voters = 3;
+    rs.snapshot.conf.voters[0] = 1, rs.snapshot.conf.voters[1] = 2, rs.snapshot.conf.voters[2] = 3;
+    struct mc_raft_config c = mkcfg((uint64_t)l, 0); /* the snapshot supplies the configuration */
+    c.n_initial_voters = 0;
+    c.restore = &rs;
+    cr_assert_eq(mc_raft_create(&c, &t->r), 0);
+    t->applied = si;
+    struct mc_raft_status st;
+    mc_raft_status(t->r, &st);
+    cr_assert_eq(st.first_index, si + 1);
+    cr_assert_eq(st.last_index, t->wal_last);
+    cr_assert_eq(st.conf.n_voters, 3);
+    cr_assert_eq(mc_raft_term_at(t->r, si), rs.snapshot.term);
+    /* It re-applies the tail after the snapshot and keeps participating. */
+    int l2 = elect();
+    cr_assert(l2);
+    uint64_t i2 = propose_str(l2, "after");
+    tick_all(3);
+    cr_assert_geq(N[l].applied, i2);
+    check_logs_agree();
+    stop_all();
+}
+
+Test(raft_cluster, lost_snapshot_report_times_out)
+{
+    start(3, 3);
+    int l = elect();
+    cr_assert(l);
+    int f = l == 1 ? 2 : 1;
+    N[f].up = false;
+    uint64_t idx = 0;
+    for (int k = 0; k < 20; k++) {
+        idx = propose_str(l, "s");
+        pump();
+    }
+    cr_assert_eq(mc_raft_snapshot_taken(N[l].r, idx, mc_raft_term_at(N[l].r, idx), NULL), 0);
+    /* The follower returns, but the SNAPSHOT message is lost and never reported. */
+    drop_snapshots = true;
+    N[f].up = true;
+    tick_all(3);
+    struct mc_raft_status st;
+    mc_raft_status(N[l].r, &st);
+    bool in_snap = false;
+    for (uint32_t k = 0; k < st.n_peers; k++) {
+        if (st.peers[k].id == (uint64_t)f && st.peers[k].state == MC_RAFT_PROGRESS_SNAPSHOT) {
+            in_snap = true;
+        }
+    }
+    cr_assert(in_snap);
+    drop_snapshots = false;
+    tick_all(50);
+    cr_assert_not(N[f].has_snap, "waits for the report within the timeout");
+    tick_all(60); /* past snapshot_timeout_tick (10 election timeouts): probe and resend */
+    cr_assert(N[f].has_snap);
+    cr_assert_geq(N[f].applied, idx);
     stop_all();
 }
