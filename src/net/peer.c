@@ -93,11 +93,14 @@ static struct peer *find_peer(struct mc_peer_transport *t, uint64_t id)
     return NULL;
 }
 
+static void transport_release(struct mc_peer_transport *t);
+
 static void handle_closed(uv_handle_t *h)
 {
     struct mc_peer_transport *t = h->data;
     free(h);
     t->open_handles--;
+    transport_release(t);
 }
 
 static void link_down(struct peer *p)
@@ -330,6 +333,7 @@ static void inbound_closed(uv_handle_t *h)
     free(in->buf);
     free(in);
     t->open_handles--;
+    transport_release(t);
 }
 
 static void close_inbound(struct inbound *in)
@@ -597,6 +601,20 @@ static void embedded_closed(uv_handle_t *h)
 {
     struct mc_peer_transport *t = h->data;
     t->open_handles--;
+    transport_release(t);
+}
+
+/* Free the transport once it is stopping and its last handle has closed. */
+static void transport_release(struct mc_peer_transport *t)
+{
+    if (!t->stopping || t->open_handles > 0) {
+        return;
+    }
+    for (int i = 0; i < MC_PEER_MAX_PEERS; i++) {
+        mc_wbuf_free(&t->peers[i].out);
+        mc_wbuf_free(&t->peers[i].inflight);
+    }
+    free(t);
 }
 
 static void close_embedded(struct mc_peer_transport *t, uv_handle_t *h)
@@ -609,6 +627,7 @@ static void close_embedded(struct mc_peer_transport *t, uv_handle_t *h)
 void mc_peer_stop(struct mc_peer_transport *t)
 {
     t->stopping = 1;
+    t->open_handles++; /* held until every close below is issued */
     uv_prepare_stop(&t->flusher);
     close_embedded(t, (uv_handle_t *)&t->flusher);
     close_embedded(t, (uv_handle_t *)&t->listener);
@@ -626,13 +645,9 @@ void mc_peer_stop(struct mc_peer_transport *t)
             close_inbound(t->inbound[i]);
         }
     }
-    /* Let close callbacks (and pending write callbacks) run, then release buffers. */
-    while (t->open_handles > 0) {
-        uv_run(t->loop, UV_RUN_ONCE);
+    /* Freed by the last close callback (pending writes complete before it). */
+    t->open_handles--;
+    if (t->open_handles == 0) {
+        transport_release(t);
     }
-    for (int i = 0; i < MC_PEER_MAX_PEERS; i++) {
-        mc_wbuf_free(&t->peers[i].out);
-        mc_wbuf_free(&t->peers[i].inflight);
-    }
-    free(t);
 }

@@ -79,7 +79,8 @@ int mc_peer_connected(const struct mc_peer_transport *t, uint64_t id);
 size_t mc_peer_pending_bytes(const struct mc_peer_transport *t, uint64_t id);
 /* Write everything queued now (the node calls it after processing a Raft ready). */
 void mc_peer_flush(struct mc_peer_transport *t);
-/* Stop listening, close every connection; frees t once the handles are closed. */
+/* Stop listening, close every connection; t is freed by the loop once its handles have closed
+ * (run the loop until it has no more handles). Do not use t afterwards. */
 void mc_peer_stop(struct mc_peer_transport *t);
 
 /* Parse "host:port" into a sockaddr (IPv4 or [IPv6]). */

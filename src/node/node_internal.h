@@ -124,6 +124,7 @@ struct mc_node {
     /* Write batching: ops gathered during one loop iteration. */
     struct mc_wbuf batch;
     uint32_t batch_ops;
+    bool batch_has_register;
     struct pending_write *batch_waiters; /* index unknown until proposed */
     size_t n_batch_waiters, cap_batch_waiters;
     struct pending_write *writes; /* proposed, ordered by (index, position) */

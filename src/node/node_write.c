@@ -172,6 +172,10 @@ void node_handle_register(struct mc_node *n, const struct mc_client_request *r)
     if (!can_accept_write(n, &r->token)) {
         return;
     }
+    /* A session id is the index of the entry registering it: one registration per entry. */
+    if (n->batch_has_register) {
+        node_flush_batch(n);
+    }
     struct mc_op op;
     memset(&op, 0, sizeof(op));
     int rc = mc_op_session_register(&op, op_time_now());
@@ -179,6 +183,9 @@ void node_handle_register(struct mc_node *n, const struct mc_client_request *r)
         rc = push_waiter(n, &r->token, 1);
         if (rc == 0 && (rc = batch_add(n, &op)) != 0) {
             n->n_batch_waiters--;
+        }
+        if (rc == 0) {
+            n->batch_has_register = true;
         }
     }
     mc_op_clear(&op);
@@ -244,6 +251,7 @@ void node_flush_batch(struct mc_node *n)
     }
     n->n_batch_waiters = 0;
     n->batch_ops = 0;
+    n->batch_has_register = false;
     mc_wbuf_reset(&n->batch);
 }
 
