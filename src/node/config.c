@@ -147,9 +147,15 @@ static int tree_build(struct ctx *c, const char *buf, size_t len, int *root)
     yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
     while (!done) {
         if (!yaml_parser_parse(&p, &ev)) {
-            rc = fail(c, (unsigned)p.problem_mark.line + 1, "YAML syntax error: %s%s%s",
-                      p.problem ? p.problem : "unknown", p.context ? " " : "",
-                      p.context ? p.context : "");
+            if (p.context) {
+                rc = fail(c, (unsigned)p.problem_mark.line + 1,
+                          "YAML syntax error: %s %s (started at line %u)",
+                          p.problem ? p.problem : "unknown", p.context,
+                          (unsigned)p.context_mark.line + 1);
+            } else {
+                rc = fail(c, (unsigned)p.problem_mark.line + 1, "YAML syntax error: %s",
+                          p.problem ? p.problem : "unknown");
+            }
             break;
         }
         unsigned line = (unsigned)ev.start_mark.line + 1;
@@ -822,6 +828,9 @@ out:
 int mc_node_config_load_ex(const char *path, struct mc_node_options *o,
                            struct mc_node_config_warnings *warnings, char *err, size_t errlen)
 {
+    if (warnings) {
+        warnings->count = 0;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
