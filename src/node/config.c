@@ -525,6 +525,7 @@ static int walk_nodes(struct ctx *c, const struct ynode *y, const char *key)
         int have_id = 0, have_addr = 0;
         for (int k = item->first; k >= 0; k = c->t.n[c->t.n[k].next].next) {
             const struct ynode *kn = &c->t.n[k];
+            assert(kn->next >= 0); /* libyaml always pairs keys with values */
             const struct ynode *vn = &c->t.n[kn->next];
             char kpath[300];
             snprintf(kpath, sizeof(kpath), "%.230s.%.60s", ipath,
@@ -743,7 +744,7 @@ static int finish(struct ctx *c)
         }
         memcpy(c->o.initial, c->nodes, c->nnodes * sizeof(c->nodes[0]));
         c->o.initial_count = c->nnodes;
-        if (self >= 0 && !c->peer_seen) {
+        if (self >= 0 && c->node_id_seen && !c->peer_seen) {
             /* This node's peer address from the nodes list, as etcd's initial-cluster implies. */
             snprintf(c->o.listen_peer, sizeof(c->o.listen_peer), "%s", c->nodes[self].peer_addr);
         }

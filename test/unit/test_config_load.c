@@ -176,6 +176,23 @@ Test(config_keys, replicated_peer_address_defaults_from_nodes_list)
     cr_assert_str_eq(o.listen_peer, "0.0.0.0:7271");
 }
 
+Test(config_keys, shared_cluster_file_without_node_id)
+{
+    /* One file for every member, --node-id on each command line: the file must not pick a peer
+     * address for the default node id 1, nor require the default id to be listed. */
+    struct mc_node_options o;
+    const char *y = "metadata:\n  engine_type: replicated\n  replication:\n"
+                    "    nodes: [{id: 1, address: 'h1:7071'}, {id: 2, address: 'h2:7071'}]\n";
+    cr_assert_eq(load(y, &o), 0, "%s", err);
+    cr_assert_str_eq(o.listen_peer, "127.0.0.1:7071");
+    cr_assert_eq(o.initial_count, 2);
+    cr_assert_eq(load("metadata:\n  engine_type: replicated\n  replication:\n"
+                      "    nodes: [{id: 5, address: 'h5:7071'}]\n",
+                      &o),
+                 0, "%s", err);
+    cr_assert_eq(o.initial_count, 1);
+}
+
 Test(config_keys, replicated_join)
 {
     struct mc_node_options o;
