@@ -1,6 +1,7 @@
 /* serve.c: `metacenter serve`: parse flags, run one node until SIGTERM/SIGINT. */
 #include "cli/serve.h"
 #include "metacenter/error.h"
+#include "node/config.h"
 #include "node/node.h"
 #include "node/options.h"
 #include "util/log.h"
@@ -40,7 +41,16 @@ int mc_cli_serve(int argc, char **argv)
     struct mc_node_options o;
     mc_node_options_default(&o);
     char err[512];
-    int rc = mc_node_options_parse(&o, argc, argv, err, sizeof(err));
+    /* The config file first; flags override it. */
+    const char *cfg = mc_node_config_find_arg(argc, argv);
+    struct mc_node_config_warnings warn;
+    memset(&warn, 0, sizeof(warn));
+    int rc = 0;
+    if (cfg && (rc = mc_node_config_load_ex(cfg, &o, &warn, err, sizeof(err))) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    rc = mc_node_options_parse(&o, argc, argv, err, sizeof(err));
     if (rc == 1) {
         fputs(mc_node_options_help, stdout);
         return 0;
@@ -51,6 +61,9 @@ int mc_cli_serve(int argc, char **argv)
     }
     mc_log_set_level((enum mc_log_level)o.log_level);
     mc_log_set_format((enum mc_log_format)o.log_format);
+    for (size_t i = 0; i < warn.count; i++) {
+        MC_WARN("config_key_ignored", "detail=\"%s\"", warn.msg[i]);
+    }
     signal(SIGPIPE, SIG_IGN);
 
     struct serve_ctx *s = calloc(1, sizeof(*s));

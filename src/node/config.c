@@ -336,7 +336,7 @@ static int get_bool(struct ctx *c, const struct ynode *y, const char *key, int *
 static int get_addr(struct ctx *c, const struct ynode *y, const char *key, int port0_ok, char *dst,
                     size_t cap)
 {
-    char tmp[MC_ADDR_MAX];
+    char tmp[MC_OPT_ADDR_MAX];
     int rc = get_str(c, y, key, 0, tmp, sizeof(tmp) < cap ? sizeof(tmp) : cap);
     if (rc) {
         return rc;
