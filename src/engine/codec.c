@@ -232,12 +232,25 @@ int mc_version_decode(const void *data, size_t len, struct mc_version *out)
 
 /* ---- ops ---- */
 
-static void op_encode(const struct mc_op *op, struct mc_wbuf *w, int depth)
+static bool op_needs_v2(const struct mc_op *op)
 {
-    mc_wbuf_u8(w, MC_OP_FORMAT_VERSION);
+    for (uint32_t i = 0; i < op->n_sub; i++) {
+        if (op_needs_v2(&op->sub[i])) {
+            return true;
+        }
+    }
+    return op->acked_seq != 0;
+}
+
+static void op_encode(const struct mc_op *op, struct mc_wbuf *w, int depth, uint8_t ver)
+{
+    mc_wbuf_u8(w, ver);
     mc_wbuf_u8(w, (uint8_t)op->type);
     mc_wbuf_u64(w, op->session_id);
     mc_wbuf_u64(w, op->seq);
+    if (ver >= 2) {
+        mc_wbuf_u64(w, op->acked_seq);
+    }
     mc_wbuf_i64(w, op->time_ns);
     mc_wbuf_str(w, op->bucket);
     mc_wbuf_str(w, op->key);
@@ -253,7 +266,7 @@ static void op_encode(const struct mc_op *op, struct mc_wbuf *w, int depth)
         for (uint32_t i = 0; i < op->n_sub; i++) {
             size_t at = w->len;
             mc_wbuf_u32(w, 0);
-            op_encode(&op->sub[i], w, 1);
+            op_encode(&op->sub[i], w, 1, ver);
             mc_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
         }
     }
@@ -265,7 +278,8 @@ int mc_op_encode(const struct mc_op *op, struct mc_wbuf *w)
         return MC_EINVAL;
     }
     size_t start = w->len;
-    op_encode(op, w, 0);
+    /* Format 1 when acked_seq is unused: older builds still read what we write. */
+    op_encode(op, w, 0, op_needs_v2(op) ? MC_OP_FORMAT_VERSION : 1);
     int rc = mc_wbuf_error(w);
     if (!rc && w->len - start > MC_OP_MAX_BYTES) {
         w->len = start;
@@ -278,7 +292,7 @@ static void op_read(struct mc_rbuf *r, struct mc_op *op, int depth)
 {
     memset(op, 0, sizeof(*op));
     uint8_t ver = mc_rbuf_u8(r);
-    if (!r->err && ver != MC_OP_FORMAT_VERSION) {
+    if (!r->err && (ver < MC_OP_FORMAT_VERSION_MIN || ver > MC_OP_FORMAT_VERSION)) {
         r->err = MC_EVERSION;
         return;
     }
@@ -290,6 +304,9 @@ static void op_read(struct mc_rbuf *r, struct mc_op *op, int depth)
     op->type = (enum mc_op_type)type;
     op->session_id = mc_rbuf_u64(r);
     op->seq = mc_rbuf_u64(r);
+    if (ver >= 2) {
+        op->acked_seq = mc_rbuf_u64(r);
+    }
     op->time_ns = mc_rbuf_i64(r);
     rstr_fixed(r, op->bucket, sizeof(op->bucket));
     op->key = rstr(r, MC_KEY_MAX_BYTES);

@@ -212,6 +212,23 @@ static int check_format(struct mc_engine *eng, MDB_txn *txn, bool fresh, const c
         return mc_engine_seterr(MC_EVERSION, "%s has engine format %u; this build reads up to %u",
                                 dir, ver, MC_ENGINE_FORMAT_VERSION);
     }
+    if (ver < MC_ENGINE_FORMAT_VERSION && !eng->read_only) {
+        /* Upgrade in the open transaction: all or nothing. Read-only opens leave format 1
+           (session rows are only read by apply and the state hash). */
+        rc = mc_sessions_migrate_v1(eng, txn);
+        if (rc) {
+            return rc;
+        }
+        memcpy(buf, MC_ENGINE_MAGIC, 8);
+        mc_put_u32le(buf + 8, MC_ENGINE_FORMAT_VERSION);
+        MDB_val nv = {sizeof(buf), buf};
+        rc = mdb_put(txn, eng->meta, &k, &nv, 0);
+        if (rc) {
+            return mc_lmdb_err(rc, "write format marker");
+        }
+        MC_INFO("engine_format_upgraded", "dir=%s from=%u to=%u", dir, ver,
+                MC_ENGINE_FORMAT_VERSION);
+    }
     return 0;
 }
 

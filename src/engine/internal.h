@@ -26,6 +26,7 @@
  *   objects:  bucket 0 S(key)                       → be64(seq) [full key if long]
  *             (only keys whose latest version is live: ListObjectsV2 skips nothing)
  *   sessions: be64(id)                              → session record
+ *             be64(id) be64(seq)                    → cached result of seq (format 2)
  *   sexp:     be64(last_active_ns) be64(id)         → "" (expiry order)
  *   meta:     "format" "applied_index" "conf" "session_clock"
  * ~seq makes the newest version of a key sort first.
@@ -36,7 +37,7 @@
 #define MC_READ_POOL_MAX 64
 
 #define MC_ENGINE_MAGIC          "MCENGINE"
-#define MC_ENGINE_FORMAT_VERSION 1u
+#define MC_ENGINE_FORMAT_VERSION 2u /* 2: per-seq session result rows (see apply.c) */
 
 struct mc_engine {
     MDB_env *env;
@@ -90,6 +91,9 @@ int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, const char *bucket, cons
 /* Version by id: 0 / MC_ENOVERSION. */
 int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
                     const char *vid, bool with_inline, struct mc_version *out);
+
+/* Convert format-1 session records in place (apply.c; called by open in its txn). */
+int mc_sessions_migrate_v1(struct mc_engine *eng, MDB_txn *txn);
 
 /* Small string helpers */
 char *mc_strdup0(const char *s); /* NULL → NULL */
