@@ -298,6 +298,19 @@ int mc_engine_bucket_list(struct mc_engine *eng, struct mc_bucket_info **out, si
 int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
                   const char *version_id, bool with_inline, struct mc_version *out);
 
+/*
+ * Server fast path of mc_engine_get: appends the version's record to w exactly
+ * as mc_version_encode(out-of-mc_engine_get) would encode it (is_latest set,
+ * inline data only when with_inline), copying the stored bytes instead of
+ * decoding them (no allocation besides growing w). Same errors as
+ * mc_engine_get; when the latest version is a delete marker it returns
+ * MC_ENOKEY, appends nothing, and sets *is_delete_marker and marker_vid (may be
+ * NULL). On any error w is left as it was.
+ */
+int mc_engine_get_encoded(struct mc_engine *eng, const char *bucket, const char *key,
+                          const char *version_id, bool with_inline, struct mc_wbuf *w,
+                          bool *is_delete_marker, char marker_vid[MC_VERSION_ID_MAX + 1]);
+
 struct mc_list_params {
     const char *prefix;             /* NULL = "" */
     const char *delimiter;          /* NULL/"" = none; ≤ MC_DELIMITER_MAX */

@@ -130,7 +130,7 @@ static int set_objects(struct actx *a, const char *bucket, const char *key, bool
 static int refresh_objects(struct actx *a, const char *bucket, const char *key)
 {
     struct mc_version latest;
-    int rc = mc_find_latest(a->eng, a->txn, bucket, key, false, &latest, NULL);
+    int rc = mc_find_latest(a->eng, a->txn, NULL, bucket, key, false, &latest, NULL);
     if (rc && rc != MC_ENOKEY) {
         a->fatal = rc;
         return rc;
@@ -245,7 +245,7 @@ static int check_key(const char *key)
 /* Latest version of key into *out; returns 0 / MC_ENOKEY (absent) / fatal. */
 static int latest(struct actx *a, const char *bucket, const char *key, struct mc_version *out)
 {
-    int rc = mc_find_latest(a->eng, a->txn, bucket, key, false, out, NULL);
+    int rc = mc_find_latest(a->eng, a->txn, NULL, bucket, key, false, out, NULL);
     if (rc && rc != MC_ENOKEY) {
         a->fatal = rc;
     }
@@ -428,7 +428,7 @@ static int op_update_meta(struct actx *a, const struct mc_op *op, struct mc_op_r
             return a->fatal = rc;
         }
     } else {
-        rc = mc_find_latest(a->eng, a->txn, op->bucket, op->key, true, &v, NULL);
+        rc = mc_find_latest(a->eng, a->txn, NULL, op->bucket, op->key, true, &v, NULL);
         if (rc && rc != MC_ENOKEY) {
             return a->fatal = rc;
         }

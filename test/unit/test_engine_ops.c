@@ -1058,3 +1058,69 @@ Test(engine_ops, sessions_format1_upgrade)
     cr_assert(r.duplicate);
     cr_assert_str_eq(r.version_id, "new-v8");
 }
+
+/* mc_engine_get_encoded must give exactly the bytes of mc_engine_get + mc_version_encode. */
+static void check_encoded(const char *b, const char *k, const char *vid, bool with_inline)
+{
+    struct mc_version v;
+    int rc = mc_engine_get(te_eng, b, k, vid, with_inline, &v);
+    struct mc_wbuf w1, w2;
+    mc_wbuf_init(&w1, 0);
+    mc_wbuf_init(&w2, 0);
+    mc_wbuf_u8(&w2, 0xAB); /* appends after existing content */
+    bool dm = false;
+    char mvid[MC_VERSION_ID_MAX + 1];
+    int rc2 = mc_engine_get_encoded(te_eng, b, k, vid, with_inline, &w2, &dm, mvid);
+    cr_assert_eq(rc2, rc, "%s/%s: %d vs %d", b, k, rc2, rc);
+    if (rc == 0) {
+        cr_assert_eq(mc_version_encode(&v, &w1), 0);
+        cr_assert_eq(w2.len, w1.len + 1);
+        cr_assert_eq(memcmp(w2.data + 1, w1.data, w1.len), 0, "%s/%s bytes differ", b, k);
+    } else {
+        cr_assert_eq(w2.len, 1, "nothing appended on error");
+        cr_assert_eq(dm, rc == MC_ENOKEY && v.is_delete_marker);
+        if (dm) {
+            cr_assert_str_eq(mvid, v.version_id);
+        }
+    }
+    mc_version_clear(&v);
+    mc_wbuf_free(&w1);
+    mc_wbuf_free(&w2);
+}
+
+Test(engine_ops, get_encoded_matches_get)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
+    cr_assert_eq(te_bucket("plain", MC_VERSIONING_UNVERSIONED), 0);
+    struct mc_object_meta m = {
+        .etag = strdup("abc"), .content_type = strdup("text/plain"), .size = 3};
+    mc_object_meta_add_user(&m, "color", "blue");
+    m.inline_data = (uint8_t *)strdup("xyz");
+    m.inline_len = 3;
+    struct mc_op op;
+    struct mc_op_result r1, r2;
+    mc_op_put(&op, "plain", "a", NULL, 5, &m);
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    mc_op_put(&op, "bkt", "a", "v1", 6, &m);
+    cr_assert_eq(te_apply(&op, &r1), 0);
+    mc_op_put(&op, "bkt", "a", "v2", 7, NULL);
+    cr_assert_eq(te_apply(&op, &r2), 0);
+    char lk[1001];
+    memset(lk, 'L', 1000);
+    lk[1000] = 0;
+    mc_op_put(&op, "bkt", lk, "v3", 8, &m);
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    cr_assert_eq(te_del("bkt", "gone", NULL, NULL), 0); /* a marker only */
+    mc_object_meta_clear(&m);
+    for (int wi = 0; wi < 2; wi++) {
+        check_encoded("plain", "a", NULL, wi);
+        check_encoded("bkt", "a", NULL, wi);
+        check_encoded("bkt", "a", "v1", wi);
+        check_encoded("bkt", "a", "nope", wi);
+        check_encoded("bkt", lk, NULL, wi);
+        check_encoded("bkt", "gone", NULL, wi);
+        check_encoded("bkt", "missing", NULL, wi);
+        check_encoded("nobucket", "a", NULL, wi);
+        check_encoded("bkt", "", NULL, wi);
+    }
+}
