@@ -29,6 +29,7 @@ struct actx {
     int registers;    /* SESSION_REGISTERs in this call */
     int64_t clock_ns; /* session clock for this call */
     struct mc_wbuf w; /* scratch encoder */
+    MDB_cursor *vcur; /* versions cursor for latest lookups (closed by commit/abort) */
     /* Atomic batches without nested txns (MDB_WRITEMAP forbids them): when a sub-op
        fails, the whole call restarts with that op's result forced (not re-applied). */
     struct mc_op_result *forced; /* per top-level op, valid where is_forced[i] */
@@ -44,6 +45,15 @@ static int lmdb_fail(struct actx *a, int rc, const char *what)
     }
     a->fatal = mc_lmdb_err(rc, what);
     return a->fatal;
+}
+
+/* A reused cursor on versions (opening one per lookup mallocs); NULL: callee opens its own. */
+static MDB_cursor *vcursor(struct actx *a)
+{
+    if (!a->vcur && mdb_cursor_open(a->txn, a->eng->versions, &a->vcur)) {
+        a->vcur = NULL;
+    }
+    return a->vcur;
 }
 
 static int put(struct actx *a, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl)
@@ -130,7 +140,7 @@ static int set_objects(struct actx *a, const char *bucket, const char *key, bool
 static int refresh_objects(struct actx *a, const char *bucket, const char *key)
 {
     struct mc_version latest;
-    int rc = mc_find_latest(a->eng, a->txn, NULL, bucket, key, false, &latest, NULL);
+    int rc = mc_find_latest(a->eng, a->txn, vcursor(a), bucket, key, false, &latest, NULL);
     if (rc && rc != MC_ENOKEY) {
         a->fatal = rc;
         return rc;
@@ -245,7 +255,7 @@ static int check_key(const char *key)
 /* Latest version of key into *out; returns 0 / MC_ENOKEY (absent) / fatal. */
 static int latest(struct actx *a, const char *bucket, const char *key, struct mc_version *out)
 {
-    int rc = mc_find_latest(a->eng, a->txn, NULL, bucket, key, false, out, NULL);
+    int rc = mc_find_latest(a->eng, a->txn, vcursor(a), bucket, key, false, out, NULL);
     if (rc && rc != MC_ENOKEY) {
         a->fatal = rc;
     }
@@ -428,7 +438,7 @@ static int op_update_meta(struct actx *a, const struct mc_op *op, struct mc_op_r
             return a->fatal = rc;
         }
     } else {
-        rc = mc_find_latest(a->eng, a->txn, NULL, op->bucket, op->key, true, &v, NULL);
+        rc = mc_find_latest(a->eng, a->txn, vcursor(a), op->bucket, op->key, true, &v, NULL);
         if (rc && rc != MC_ENOKEY) {
             return a->fatal = rc;
         }

@@ -67,6 +67,66 @@ static inline const uint8_t *rbytes(struct mc_rbuf *r, size_t max, size_t *n)
     return p;
 }
 
+/* Inline writers: fast path when the buffer has room, else the util functions (which grow or
+ * record the error). */
+static inline uint8_t *wroom(struct mc_wbuf *w, size_t n)
+{
+    if (w->err || w->cap - w->len < n || (w->limit && w->limit - w->len < n)) {
+        return NULL;
+    }
+    uint8_t *p = w->data + w->len;
+    w->len += n;
+    return p;
+}
+
+static inline void wu8(struct mc_wbuf *w, uint8_t v)
+{
+    uint8_t *p = wroom(w, 1);
+    if (p) {
+        p[0] = v;
+    } else {
+        mc_wbuf_u8(w, v);
+    }
+}
+
+static inline void wu32(struct mc_wbuf *w, uint32_t v)
+{
+    uint8_t *p = wroom(w, 4);
+    if (p) {
+        mc_put_u32le(p, v);
+    } else {
+        mc_wbuf_u32(w, v);
+    }
+}
+
+static inline void wu64(struct mc_wbuf *w, uint64_t v)
+{
+    uint8_t *p = wroom(w, 8);
+    if (p) {
+        mc_put_u64le(p, v);
+    } else {
+        mc_wbuf_u64(w, v);
+    }
+}
+
+static inline void wbytes(struct mc_wbuf *w, const void *d, size_t n)
+{
+    uint8_t *p = n <= UINT32_MAX ? wroom(w, 4 + n) : NULL;
+    if (p) {
+        mc_put_u32le(p, (uint32_t)n);
+        if (n) {
+            memcpy(p + 4, d, n);
+        }
+    } else {
+        mc_wbuf_bytes(w, d, n);
+    }
+}
+
+static inline void wstr(struct mc_wbuf *w, const char *s)
+{
+    wbytes(w, s, s ? strlen(s) : 0);
+}
+
 /* Read a string of at most max bytes into a new heap string; "" → NULL. Embedded NUL → error. */
 static char *rstr(struct mc_rbuf *r, size_t max)
 {
@@ -122,32 +182,32 @@ static uint32_t rcount(struct mc_rbuf *r, uint32_t max, size_t min_elem_bytes)
 
 static void meta_encode(const struct mc_object_meta *m, struct mc_wbuf *w)
 {
-    mc_wbuf_u64(w, m->size);
-    mc_wbuf_str(w, m->etag);
-    mc_wbuf_str(w, m->content_type);
-    mc_wbuf_u32(w, m->n_user_meta);
+    wu64(w, m->size);
+    wstr(w, m->etag);
+    wstr(w, m->content_type);
+    wu32(w, m->n_user_meta);
     for (uint32_t i = 0; i < m->n_user_meta; i++) {
-        mc_wbuf_str(w, m->user_meta[i].key);
-        mc_wbuf_str(w, m->user_meta[i].value);
+        wstr(w, m->user_meta[i].key);
+        wstr(w, m->user_meta[i].value);
     }
-    mc_wbuf_str(w, m->storage_class);
-    mc_wbuf_u32(w, m->erasure.data_blocks);
-    mc_wbuf_u32(w, m->erasure.parity_blocks);
-    mc_wbuf_u32(w, m->erasure.block_size);
-    mc_wbuf_u32(w, m->erasure.n_distribution);
+    wstr(w, m->storage_class);
+    wu32(w, m->erasure.data_blocks);
+    wu32(w, m->erasure.parity_blocks);
+    wu32(w, m->erasure.block_size);
+    wu32(w, m->erasure.n_distribution);
     for (uint32_t i = 0; i < m->erasure.n_distribution; i++) {
-        mc_wbuf_u32(w, m->erasure.distribution[i]);
+        wu32(w, m->erasure.distribution[i]);
     }
-    mc_wbuf_str(w, m->data_dir);
-    mc_wbuf_u32(w, m->n_parts);
+    wstr(w, m->data_dir);
+    wu32(w, m->n_parts);
     for (uint32_t i = 0; i < m->n_parts; i++) {
-        mc_wbuf_u32(w, m->parts[i].number);
-        mc_wbuf_u64(w, m->parts[i].size);
-        mc_wbuf_str(w, m->parts[i].etag);
+        wu32(w, m->parts[i].number);
+        wu64(w, m->parts[i].size);
+        wstr(w, m->parts[i].etag);
     }
-    mc_wbuf_str(w, m->checksum_algorithm);
-    mc_wbuf_str(w, m->checksum_value);
-    mc_wbuf_bytes(w, m->inline_data, m->inline_len);
+    wstr(w, m->checksum_algorithm);
+    wstr(w, m->checksum_value);
+    wbytes(w, m->inline_data, m->inline_len);
 }
 
 static void meta_decode(struct mc_rbuf *r, bool with_inline, struct mc_object_meta *m)
@@ -227,13 +287,13 @@ static int finish_decode(struct mc_rbuf *r)
 
 static void version_encode(const struct mc_version *v, struct mc_wbuf *w)
 {
-    mc_wbuf_u8(w, RECORD_VERSION);
-    mc_wbuf_str(w, v->bucket);
-    mc_wbuf_str(w, v->key);
-    mc_wbuf_str(w, v->version_id);
-    mc_wbuf_u8(w, (uint8_t)((v->is_delete_marker ? 1 : 0) | (v->is_latest ? 2 : 0)));
-    mc_wbuf_i64(w, v->mod_time_ns);
-    mc_wbuf_u64(w, v->seq);
+    wu8(w, RECORD_VERSION);
+    wstr(w, v->bucket);
+    wstr(w, v->key);
+    wstr(w, v->version_id);
+    wu8(w, (uint8_t)((v->is_delete_marker ? 1 : 0) | (v->is_latest ? 2 : 0)));
+    wu64(w, (uint64_t)v->mod_time_ns);
+    wu64(w, v->seq);
     meta_encode(&v->meta, w);
 }
 
@@ -350,28 +410,28 @@ static bool op_needs_v2(const struct mc_op *op)
 
 static void op_encode(const struct mc_op *op, struct mc_wbuf *w, int depth, uint8_t ver)
 {
-    mc_wbuf_u8(w, ver);
-    mc_wbuf_u8(w, (uint8_t)op->type);
-    mc_wbuf_u64(w, op->session_id);
-    mc_wbuf_u64(w, op->seq);
+    wu8(w, ver);
+    wu8(w, (uint8_t)op->type);
+    wu64(w, op->session_id);
+    wu64(w, op->seq);
     if (ver >= 2) {
-        mc_wbuf_u64(w, op->acked_seq);
+        wu64(w, op->acked_seq);
     }
-    mc_wbuf_i64(w, op->time_ns);
-    mc_wbuf_str(w, op->bucket);
-    mc_wbuf_str(w, op->key);
-    mc_wbuf_str(w, op->version_id);
-    mc_wbuf_str(w, op->new_version_id);
-    mc_wbuf_str(w, op->if_match);
-    mc_wbuf_u8(w, op->if_none_match_star ? 1 : 0);
-    mc_wbuf_u8(w, (uint8_t)op->versioning);
-    mc_wbuf_u32(w, op->update_mask);
+    wu64(w, (uint64_t)op->time_ns);
+    wstr(w, op->bucket);
+    wstr(w, op->key);
+    wstr(w, op->version_id);
+    wstr(w, op->new_version_id);
+    wstr(w, op->if_match);
+    wu8(w, op->if_none_match_star ? 1 : 0);
+    wu8(w, (uint8_t)op->versioning);
+    wu32(w, op->update_mask);
     meta_encode(&op->meta, w);
-    mc_wbuf_u32(w, depth == 0 ? op->n_sub : 0);
+    wu32(w, depth == 0 ? op->n_sub : 0);
     if (depth == 0) {
         for (uint32_t i = 0; i < op->n_sub; i++) {
             size_t at = w->len;
-            mc_wbuf_u32(w, 0);
+            wu32(w, 0);
             op_encode(&op->sub[i], w, 1, ver);
             mc_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
         }
@@ -478,13 +538,13 @@ int mc_op_decode(const void *data, size_t len, struct mc_op *out)
 
 static void result_encode(const struct mc_op_result *res, struct mc_wbuf *w)
 {
-    mc_wbuf_u8(w, RECORD_VERSION);
-    mc_wbuf_u32(w, (uint32_t)res->code);
-    mc_wbuf_u32(w, (uint32_t)res->failed_op);
-    mc_wbuf_u8(w, (uint8_t)((res->delete_marker ? 1 : 0) | (res->duplicate ? 2 : 0) |
-                            (res->skipped ? 4 : 0)));
-    mc_wbuf_u64(w, res->session_id);
-    mc_wbuf_str(w, res->version_id);
+    wu8(w, RECORD_VERSION);
+    wu32(w, (uint32_t)res->code);
+    wu32(w, (uint32_t)res->failed_op);
+    wu8(w, (uint8_t)((res->delete_marker ? 1 : 0) | (res->duplicate ? 2 : 0) |
+                     (res->skipped ? 4 : 0)));
+    wu64(w, res->session_id);
+    wstr(w, res->version_id);
 }
 
 static void result_read(struct mc_rbuf *r, struct mc_op_result *res)
@@ -541,23 +601,23 @@ void mc_result_read(struct mc_rbuf *r, struct mc_op_result *res)
 
 int mc_list_result_encode(const struct mc_list_result *lr, struct mc_wbuf *w)
 {
-    mc_wbuf_u8(w, RECORD_VERSION);
-    mc_wbuf_u8(w, (uint8_t)((lr->is_truncated ? 1 : 0) | (lr->is_versions ? 2 : 0)));
-    mc_wbuf_u32(w, lr->n_entries);
+    wu8(w, RECORD_VERSION);
+    wu8(w, (uint8_t)((lr->is_truncated ? 1 : 0) | (lr->is_versions ? 2 : 0)));
+    wu32(w, lr->n_entries);
     for (uint32_t i = 0; i < lr->n_entries; i++) {
         size_t at = w->len;
-        mc_wbuf_u32(w, 0);
+        wu32(w, 0);
         version_encode(&lr->entries[i], w);
         mc_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
     }
-    mc_wbuf_u32(w, lr->n_prefixes);
+    wu32(w, lr->n_prefixes);
     for (uint32_t i = 0; i < lr->n_prefixes; i++) {
-        mc_wbuf_str(w, lr->common_prefixes[i]);
+        wstr(w, lr->common_prefixes[i]);
     }
-    mc_wbuf_str(w, lr->next_continuation_token);
-    mc_wbuf_str(w, lr->next_key_marker);
-    mc_wbuf_str(w, lr->next_version_id_marker);
-    mc_wbuf_u64(w, lr->cursor_steps);
+    wstr(w, lr->next_continuation_token);
+    wstr(w, lr->next_key_marker);
+    wstr(w, lr->next_version_id_marker);
+    wu64(w, lr->cursor_steps);
     return mc_wbuf_error(w);
 }
 
@@ -621,12 +681,12 @@ int mc_list_result_decode(const void *data, size_t len, struct mc_list_result *o
 
 int mc_bucket_list_encode(const struct mc_bucket_info *b, size_t n, struct mc_wbuf *w)
 {
-    mc_wbuf_u8(w, RECORD_VERSION);
-    mc_wbuf_u32(w, (uint32_t)n);
+    wu8(w, RECORD_VERSION);
+    wu32(w, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
-        mc_wbuf_str(w, b[i].name);
-        mc_wbuf_i64(w, b[i].created_ns);
-        mc_wbuf_u8(w, (uint8_t)b[i].versioning);
+        wstr(w, b[i].name);
+        wu64(w, (uint64_t)b[i].created_ns);
+        wu8(w, (uint8_t)b[i].versioning);
     }
     return mc_wbuf_error(w);
 }
