@@ -168,7 +168,9 @@ enum mc_op_type {
     MC_OP_BUCKET_DELETE = 2,     /* bucket; MC_EBUCKETNOTEMPTY while any version remains */
     MC_OP_BUCKET_VERSIONING = 3, /* bucket, versioning (enabled|suspended only) */
     MC_OP_PUT = 4,         /* bucket, key, new_version_id, if_match, if_none_match_star, meta */
-    MC_OP_DELETE = 5,      /* bucket, key, version_id (NULL: latest / marker), new_version_id */
+    MC_OP_DELETE = 5,      /* bucket, key, version_id (NULL: latest / marker), new_version_id.
+                              A well-formed version_id that does not exist: success, nothing
+                              changes (S3 204); malformed: MC_EINVAL */
     MC_OP_UPDATE_META = 6, /* bucket, key, version_id (NULL = latest), update_mask, meta */
     MC_OP_SESSION_REGISTER = 7, /* result.session_id = the log index it was applied at */
     MC_OP_ATOMIC = 8,           /* sub[]: all or nothing; result.failed_op names the failing one */

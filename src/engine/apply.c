@@ -363,13 +363,20 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
     }
     if (op->version_id) {
         /* Permanent removal of one version; the next newest (if any) becomes latest. */
+        if (valid_vid(op->version_id)) {
+            return MC_EINVAL; /* S3: 400 InvalidArgument "Invalid version id specified" */
+        }
         struct mc_version v;
         rc = mc_find_version(a->eng, a->txn, op->bucket, op->key, op->version_id, false, &v);
+        if (rc == MC_ENOVERSION) {
+            /* S3 DeleteObject with a versionId that does not exist answers 204: idempotent,
+               nothing changes (a retried permanent delete must not fail either). The id is
+               echoed, as S3 echoes x-amz-version-id; delete_marker stays false. */
+            snprintf(res->version_id, sizeof(res->version_id), "%s", op->version_id);
+            return 0;
+        }
         if (rc) {
-            if (rc != MC_ENOVERSION) {
-                a->fatal = rc;
-            }
-            return rc;
+            return a->fatal = rc;
         }
         res->delete_marker = v.is_delete_marker;
         snprintf(res->version_id, sizeof(res->version_id), "%s", v.version_id);

@@ -284,7 +284,21 @@ Test(engine_ops, versioned_semantics)
     cr_assert_str_eq(v.meta.etag, "e1");
     cr_assert(v.is_latest);
     mc_version_clear(&v);
-    cr_assert_eq(te_del("vbk", "k", r2.version_id, NULL), MC_ENOVERSION);
+    /* Deleting a version id that does not exist (any more) succeeds and changes nothing (S3
+       204); a malformed id is InvalidArgument. */
+    uint64_t h_before, h_after, ai;
+    cr_assert_eq(mc_engine_state_hash(te_eng, &h_before, &ai), 0);
+    cr_assert_eq(te_del("vbk", "k", r2.version_id, &rx), 0);
+    cr_assert(!rx.delete_marker);
+    cr_assert_str_eq(rx.version_id, r2.version_id);
+    cr_assert_eq(te_del("vbk", "never-existed", "abc", &rx), 0);
+    cr_assert_eq(mc_engine_state_hash(te_eng, &h_after, &ai), 0);
+    cr_assert_eq(h_before, h_after, "nothing changed");
+    cr_assert_eq(te_del("vbk", "k", "bad id", NULL), MC_EINVAL);
+    cr_assert_eq(te_del("nobucket", "k", "abc", NULL), MC_ENOBUCKET);
+    cr_assert_eq(mc_engine_get(te_eng, "vbk", "k", NULL, false, &v), 0);
+    cr_assert_str_eq(v.meta.etag, "e1");
+    mc_version_clear(&v);
 
     /* Delete of a key that never existed still adds a marker (idempotent S3 semantics). */
     cr_assert_eq(te_del("vbk", "ghost", NULL, &r3), 0);
