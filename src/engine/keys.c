@@ -99,17 +99,22 @@ static int decode_checked(const MDB_val *v, bool with_inline, const char *key,
     return 0;
 }
 
-int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
-                   bool with_inline, struct mc_version *out, uint64_t *steps)
+int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, MDB_cursor *c, const char *bucket,
+                   const char *key, bool with_inline, struct mc_version *out, uint64_t *steps)
 {
     struct mc_lkey lk;
-    mc_lkey_object(&lk, bucket, key, strlen(key));
+    size_t key_len = strlen(key);
+    mc_lkey_object(&lk, bucket, key, key_len);
     lk.b[lk.len++] = 0;
-    MDB_cursor *c;
     memset(out, 0, sizeof(*out));
-    int rc = mdb_cursor_open(txn, eng->versions, &c);
-    if (rc) {
-        return mc_lmdb_err(rc, "open cursor");
+    MDB_cursor *own = NULL;
+    int rc = 0;
+    if (!c) {
+        rc = mdb_cursor_open(txn, eng->versions, &own);
+        if (rc) {
+            return mc_lmdb_err(rc, "open cursor");
+        }
+        c = own;
     }
     MDB_val k = {lk.len, lk.b}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -124,12 +129,15 @@ int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, const char *bucket, cons
     } else if (k.mv_size != lk.len + 8 || memcmp(k.mv_data, lk.b, lk.len)) {
         ret = MC_ENOKEY;
     } else {
-        ret = decode_checked(&v, with_inline, key, out);
+        /* Short keys are stored whole in the LMDB key: no need to compare the record's key. */
+        ret = decode_checked(&v, with_inline, key_len > MC_SORT_DIRECT ? key : NULL, out);
         if (!ret) {
             out->is_latest = true;
         }
     }
-    mdb_cursor_close(c);
+    if (own) {
+        mdb_cursor_close(own);
+    }
     return ret;
 }
 
