@@ -216,6 +216,7 @@ void node_on_read_state(struct mc_node *n, const struct mc_raft_read_state *rs);
 void node_serve_ready_reads(struct mc_node *n);
 void node_fail_reads(struct mc_node *n, int code);
 void node_expire_reads(struct mc_node *n, uint64_t now_ms);
+void node_reads_leader_changed(struct mc_node *n);
 
 /* node_snapshot.c */
 void node_maybe_snapshot(struct mc_node *n);

@@ -306,11 +306,30 @@ void node_expire_reads(struct mc_node *n, uint64_t now_ms)
     for (size_t i = 0; i < n->n_reads; i++) {
         struct pending_read *r = &n->reads[i];
         if (r->deadline_ms <= now_ms) {
-            mc_client_reply_error(&r->token, MC_ETIMEOUT, "read index not confirmed in time");
+            /* Reads are idempotent: ServiceUnavailable lets the client retry elsewhere. */
+            mc_client_reply_error(&r->token, MC_EUNAVAIL, "read index not confirmed in time");
             free_read(r);
             continue;
         }
         n->reads[k++] = *r;
     }
     n->n_reads = k;
+}
+
+/* The leader changed: a ReadIndex forwarded to the old one may never be answered. Reads that
+ * already have their index stay (it was confirmed by a then-current leader, thesis §6.4). */
+void node_reads_leader_changed(struct mc_node *n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_reads; i++) {
+        struct pending_read *r = &n->reads[i];
+        if (r->batch != 0) {
+            mc_client_reply_error(&r->token, MC_EUNAVAIL, "leader changed; retry");
+            free_read(r);
+            continue;
+        }
+        n->reads[k++] = *r;
+    }
+    n->n_reads = k;
+    n->read_batch = 0;
 }

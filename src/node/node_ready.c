@@ -98,6 +98,9 @@ static void on_soft_state(struct mc_node *n, const struct mc_raft_soft_state *ss
         MC_INFO("raft_state", "role=%s leader=%llu term=%llu", mc_raft_role_name(ss->role),
                 (unsigned long long)ss->leader_id, (unsigned long long)mc_raft_term(n->raft));
     }
+    if (ss->leader_id != n->leader_id) {
+        node_reads_leader_changed(n);
+    }
     if (n->role == MC_RAFT_LEADER && ss->role != MC_RAFT_LEADER) {
         /* Proposals of the old term may never commit: their clients retry (exactly-once). */
         node_fail_writes(n, MC_ENOTLEADER);

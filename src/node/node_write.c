@@ -149,6 +149,7 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     if (rc == 0) {
         op.session_id = q->u.write.session_id;
         op.seq = q->u.write.seq;
+        op.acked_seq = q->u.write.acked_seq < op.seq ? q->u.write.acked_seq : 0;
         rc = stamp(n, &op, now);
     }
     if (rc == 0) {

@@ -16,37 +16,37 @@ def test_writes_visible_on_followers_and_redirect():
     with Cluster(3, FAST) as c:
         leader = c.leader()
         followers = [n for n in c.nodes if n.id != leader.id]
-        cli(["--endpoints", leader.client, "bucket", "create", "b1"])
-        cli(["--endpoints", leader.client, "put", "b1", "k1", "--size", "11", "--etag", "e1"])
+        cli(["--endpoints", leader.client, "bucket", "create", "bkt1"])
+        cli(["--endpoints", leader.client, "put", "bkt1", "k1", "--size", "11", "--etag", "e1"])
         # A write sent only to a follower succeeds (the client follows NotLeader).
-        cli(["--endpoints", followers[0].client, "put", "b1", "k2", "--size", "22"])
+        cli(["--endpoints", followers[0].client, "put", "bkt1", "k2", "--size", "22"])
         for f in followers:
-            rec = cli_json(["--endpoints", f.client, "get", "b1", "k1"])
+            rec = cli_json(["--endpoints", f.client, "get", "bkt1", "k1"])
             assert rec["size"] == 11 and rec["etag"] == "e1", rec
-            rec = cli_json(["--endpoints", f.client, "get", "b1", "k2"])
+            rec = cli_json(["--endpoints", f.client, "get", "bkt1", "k2"])
             assert rec["size"] == 22, rec
 
             def stale_sees():
-                r = cli(["--endpoints", f.client, "--consistency", "stale", "--json", "get", "b1",
+                r = cli(["--endpoints", f.client, "--consistency", "stale", "--json", "get", "bkt1",
                          "k2"], check=False)
                 return r.returncode == 0 and json.loads(r.stdout)["size"] == 22
 
             assert wait_for(stale_sees, 5), "stale read on follower %d never saw k2" % f.id
-        listing = cli_json(["--endpoints", followers[1].client, "ls", "b1"])
+        listing = cli_json(["--endpoints", followers[1].client, "ls", "bkt1"])
         assert [o["key"] for o in listing["objects"]] == ["k1", "k2"], listing
 
 
 def test_failover_restart_and_equal_hashes():
     with Cluster(3) as c:  # default timeouts: heartbeat 100 ms, election 1000 ms
         leader = c.leader()
-        cli(["--endpoints", c.endpoints(), "bucket", "create", "fo"])
+        cli(["--endpoints", c.endpoints(), "bucket", "create", "fover"])
         acked = []
         stop = threading.Event()
 
         def writer():
             i = 0
             while not stop.is_set():
-                r = cli(["--endpoints", c.endpoints(), "--timeout-ms", "3000", "put", "fo",
+                r = cli(["--endpoints", c.endpoints(), "--timeout-ms", "3000", "put", "fover",
                          "k%05d" % i], check=False, timeout=20)
                 if r.returncode == 0:
                     acked.append((time.time(), i))
@@ -71,14 +71,14 @@ def test_failover_restart_and_equal_hashes():
         last = acked[-1][1]
         # The restarted node catches up: every acknowledged key is there, hashes agree.
         assert wait_for(lambda: cli(["--endpoints", leader.client, "--consistency", "stale",
-                                     "get", "fo", "k%05d" % last], check=False).returncode == 0,
+                                     "get", "fover", "k%05d" % last], check=False).returncode == 0,
                         15), "restarted node did not catch up"
         for _, i in acked:
             pass
         listing_keys = set()
         token = None
         while True:
-            args = ["--endpoints", leader.client, "--consistency", "stale", "ls", "fo"]
+            args = ["--endpoints", leader.client, "--consistency", "stale", "ls", "fover"]
             if token:
                 args += ["--continuation-token", token]
             page = cli_json(args)
@@ -139,7 +139,7 @@ def _garbage(port, payload):
     s = socket.create_connection(("127.0.0.1", port), timeout=2)
     try:
         s.sendall(payload)
-        s.settimeout(2)
+        s.settimeout(0.3)
         try:
             while s.recv(4096):
                 pass
