@@ -197,6 +197,7 @@ static void connected(uv_connect_t *req, int status)
     mc_wbuf_u64(&merged, p->t->opts.cluster_id);
     mc_wbuf_str(&merged, p->t->opts.advertise_client);
     mc_wbuf_str(&merged, p->t->opts.advertise_http);
+    mc_wbuf_str(&merged, p->t->opts.advertise_peer);
     if (h) {
         put_header(h, (uint32_t)(merged.len - MC_PEER_HEADER_BYTES), MC_PEER_HELLO,
                    p->t->opts.self_id);
@@ -377,14 +378,15 @@ static int handle_frame(struct inbound *in, uint8_t kind, uint64_t from, const u
         struct mc_rbuf r;
         mc_rbuf_init(&r, payload, len);
         uint64_t cluster = mc_rbuf_u64(&r);
-        size_t clen = 0, hlen = 0;
+        size_t clen = 0, hlen = 0, plen = 0;
         const uint8_t *caddr = mc_rbuf_bytes(&r, 127, &clen);
         const uint8_t *haddr = mc_rbuf_bytes(&r, 127, &hlen);
+        const uint8_t *paddr = mc_rbuf_bytes(&r, 127, &plen);
         if (kind != MC_PEER_HELLO || mc_rbuf_error(&r)) {
             MC_WARN("peer_bad_hello", "from=%llu kind=%u", (unsigned long long)from, kind);
             return MC_EPROTO;
         }
-        if (cluster != t->opts.cluster_id) {
+        if (cluster != t->opts.cluster_id && t->opts.cluster_id != 0) {
             MC_WARN("peer_wrong_cluster", "from=%llu cluster=%016llx ours=%016llx",
                     (unsigned long long)from, (unsigned long long)cluster,
                     (unsigned long long)t->opts.cluster_id);
@@ -393,12 +395,14 @@ static int handle_frame(struct inbound *in, uint8_t kind, uint64_t from, const u
         in->hello_seen = 1;
         in->from = from;
         if (t->opts.on_hello) {
-            char c[128], hh[128];
+            char c[128], hh[128], pp[128];
             memcpy(c, caddr ? (const char *)caddr : "", clen);
             c[clen] = 0;
             memcpy(hh, haddr ? (const char *)haddr : "", hlen);
             hh[hlen] = 0;
-            t->opts.on_hello(t->opts.ctx, from, c, hh);
+            memcpy(pp, paddr ? (const char *)paddr : "", plen);
+            pp[plen] = 0;
+            t->opts.on_hello(t->opts.ctx, from, cluster, c, hh, pp);
         }
         return 0;
     }
@@ -524,6 +528,11 @@ int mc_peer_start(uv_loop_t *loop, const struct mc_peer_options *opts,
     uv_prepare_start(&t->flusher, flusher_cb);
     *out = t;
     return 0;
+}
+
+void mc_peer_set_cluster_id(struct mc_peer_transport *t, uint64_t cluster_id)
+{
+    t->opts.cluster_id = cluster_id;
 }
 
 int mc_peer_port(const struct mc_peer_transport *t)

@@ -389,12 +389,26 @@ static void client_dispatch(void *ctx, const struct mc_client_request *r)
 
 static const struct mc_client_handler client_handler = {.dispatch = client_dispatch};
 
-static void on_peer_hello(void *ctx, uint64_t from, const char *client_addr, const char *http)
+static void on_peer_hello(void *ctx, uint64_t from, uint64_t cluster_id, const char *client_addr,
+                          const char *http, const char *peer_addr)
 {
     (void)http;
     struct mc_node *n = ctx;
+    if (n->cluster_id == 0 && cluster_id != 0) {
+        /* A joining node: the first leader that contacts it tells it its cluster. */
+        n->cluster_id = cluster_id;
+        mc_peer_set_cluster_id(n->peers, cluster_id);
+        char path[MC_DATADIR_PATH_MAX];
+        if (mc_datadir_path(n->datadir, "cluster", path, sizeof(path)) == 0) {
+            write_cluster_file(n, path);
+        }
+        MC_INFO("cluster_joined", "cluster=%016llx via=%llu", (unsigned long long)cluster_id,
+                (unsigned long long)from);
+    }
     struct member_info *m = node_member(n, from);
-    if (m && client_addr[0]) {
+    if (!m || !m->peer_addr[0]) {
+        node_set_member(n, from, peer_addr, client_addr);
+    } else if (client_addr[0]) {
         snprintf(m->client_addr, sizeof(m->client_addr), "%s", client_addr);
     }
 }
@@ -632,6 +646,7 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
                                  .on_hello = on_peer_hello,
                                  .advertise_client = n->opts.advertise_client,
                                  .advertise_http = n->opts.listen_http,
+                                 .advertise_peer = n->opts.listen_peer,
                                  .ctx = n};
     rc = mc_peer_start(loop, &po, &n->peers);
     if (rc) {
@@ -661,6 +676,14 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     n->prepare.data = n;
     uv_prepare_start(&n->prepare, prepare_cb);
     n->last_leader_contact_ms = 0;
+    if (n->cluster_id == 0) {
+        MC_INFO("waiting_to_be_added",
+                "id=%llu peer=%s hint=\"on the cluster run: metacenter --endpoints %s cluster add "
+                "%llu %s --learner\"",
+                (unsigned long long)n->id, n->opts.listen_peer,
+                n->opts.join[0] ? n->opts.join : "LEADER", (unsigned long long)n->id,
+                n->opts.listen_peer);
+    }
     MC_INFO("node_started",
             "id=%llu cluster=%016llx data_dir=%s client=%s peer=%s voters=%zu applied=%llu",
             (unsigned long long)n->id, (unsigned long long)n->cluster_id, n->datadir,
