@@ -163,12 +163,14 @@ static void hist_series(struct mc_textbuf *b, const char *name, const char *labe
             mc_textbuf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
                               (unsigned long long)cum);
     }
-    double sum_s = (double)atomic_load_explicit(&x->sum_ns, RLX) / 1e9;
+    /* The sum exactly, in seconds with nanosecond digits (no double rounding). */
+    uint64_t sum_ns = atomic_load_explicit(&x->sum_ns, RLX);
+    unsigned long long s_int = sum_ns / 1000000000ull, s_frac = sum_ns % 1000000000ull;
     if (labels[0]) {
-        mc_textbuf_printf(b, "%s_sum{%s} %.9g\n", name, labels, sum_s);
+        mc_textbuf_printf(b, "%s_sum{%s} %llu.%09llu\n", name, labels, s_int, s_frac);
         mc_textbuf_printf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)cum);
     } else {
-        mc_textbuf_printf(b, "%s_sum %.9g\n", name, sum_s);
+        mc_textbuf_printf(b, "%s_sum %llu.%09llu\n", name, s_int, s_frac);
         mc_textbuf_printf(b, "%s_count %llu\n", name, (unsigned long long)cum);
     }
 }
