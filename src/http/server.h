@@ -2,6 +2,7 @@
 #ifndef MC_HTTP_SERVER_H
 #define MC_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "obs/metrics.h"
@@ -34,6 +35,8 @@ struct mc_http_options {
     uint32_t max_body_bytes;     /* 0 = MC_HTTP_MAX_BODY_BYTES */
     mc_node_collect_fn collect;  /* node state for /readyz and /metrics; may be NULL */
     void *collect_ctx;
+    bool thread_per_connection; /* MHD thread per connection instead of the epoll pool
+                                   (threads ignored); see docs/http.md for measurements */
 };
 
 struct mc_http_server;

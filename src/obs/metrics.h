@@ -67,6 +67,20 @@ struct mc_node_metrics {
  */
 typedef int (*mc_node_collect_fn)(void *ctx, struct mc_node_metrics *out);
 
+/*
+ * A ready-made thread-safe collect: the node publishes a copy of its state (each loop
+ * iteration, or from a ~100 ms timer) and passes mc_metrics_board_collect + the board as
+ * the collect callback. Publishing is one mutex + memcpy (~1 KiB).
+ */
+struct mc_metrics_board;
+int mc_metrics_board_new(struct mc_metrics_board **out); /* 0 or MC_ENOMEM */
+void mc_metrics_board_free(struct mc_metrics_board *b);
+void mc_metrics_board_publish(struct mc_metrics_board *b, const struct mc_node_metrics *m);
+/* Mark the state unavailable (shutting down): collect then returns MC_ESHUTDOWN. */
+void mc_metrics_board_retire(struct mc_metrics_board *b);
+/* An mc_node_collect_fn; ctx is the board. MC_EUNAVAIL until the first publish. */
+int mc_metrics_board_collect(void *ctx, struct mc_node_metrics *out);
+
 /* ---- event metrics (registry) ---- */
 
 enum mc_metric_hist {

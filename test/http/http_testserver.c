@@ -50,8 +50,10 @@ static int collect(void *ctx, struct mc_node_metrics *n)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: http_testserver [--fake] [--dir DIR] [--listen ADDR] [--threads N]\n"
-                    "       [--no-leader] [--lag N] [--redirect-unknown] [--timeout-ms N]\n");
+    fprintf(stderr, "usage: http_testserver [--fake] [--dir DIR | --client NODE_ADDR] [--listen "
+                    "ADDR] [--threads N]\n"
+                    "       [--no-leader] [--lag N] [--redirect-unknown] [--timeout-ms N]\n"
+                    "       [--thread-per-connection]\n");
     exit(2);
 }
 
@@ -65,10 +67,14 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--fake") == 0) {
             to.mode = TH_FAKE;
+        } else if (strcmp(a, "--thread-per-connection") == 0) {
+            ho.thread_per_connection = true;
         } else if (strcmp(a, "--no-leader") == 0) {
             st.has_leader = 0;
         } else if (strcmp(a, "--redirect-unknown") == 0) {
             to.redirect_unknown = true;
+        } else if (v && strcmp(a, "--client") == 0) {
+            ho.client_addr = v, i++; /* a real node: no test server */
         } else if (v && strcmp(a, "--dir") == 0) {
             to.engine_dir = v, i++;
         } else if (v && strcmp(a, "--listen") == 0) {
@@ -83,22 +89,26 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if (to.mode == TH_ENGINE && !to.engine_dir)
-        usage();
-    struct th_server *ts;
-    int rc = th_start(&to, &ts);
-    if (rc != 0) {
-        fprintf(stderr, "test server: %s\n", mc_strerror(rc));
-        return 1;
+    struct th_server *ts = NULL;
+    int rc;
+    if (!ho.client_addr) {
+        if (to.mode == TH_ENGINE && !to.engine_dir)
+            usage();
+        rc = th_start(&to, &ts);
+        if (rc != 0) {
+            fprintf(stderr, "test server: %s\n", mc_strerror(rc));
+            return 1;
+        }
+        ho.client_addr = th_addr(ts);
     }
-    ho.client_addr = th_addr(ts);
     ho.collect = collect;
     ho.collect_ctx = &st;
     struct mc_http_server *hs;
     rc = mc_http_start(&ho, &hs);
     if (rc != 0) {
         fprintf(stderr, "http: %s\n", mc_strerror(rc));
-        th_stop(ts, NULL);
+        if (ts)
+            th_stop(ts, NULL);
         return 1;
     }
     /* Some node-side events so every histogram and counter has data. */
@@ -112,6 +122,7 @@ int main(int argc, char **argv)
     while (!stop)
         pause();
     mc_http_stop(hs);
-    th_stop(ts, NULL);
+    if (ts)
+        th_stop(ts, NULL);
     return 0;
 }

@@ -271,3 +271,26 @@ Test(metrics_render, textbuf_grows_and_bounds)
     free(big);
     cr_assert_eq(mc_textbuf_finish(&b, &out, &len), MC_ETOOLARGE);
 }
+
+Test(metrics_render, board)
+{
+    struct mc_metrics_board *b;
+    cr_assert_eq(mc_metrics_board_new(&b), 0);
+    struct mc_node_metrics out = {0};
+    cr_assert_eq(mc_metrics_board_collect(b, &out), MC_EUNAVAIL);
+    struct mc_node_metrics m = {.term = 5, .has_leader = true, .leader_id = 2, .n_lag = 1};
+    m.lag[0].peer = 9;
+    mc_metrics_board_publish(b, &m);
+    cr_assert_eq(mc_metrics_board_collect(b, &out), 0);
+    cr_assert_eq(out.term, 5);
+    cr_assert_eq(out.lag[0].peer, 9);
+    char *t = NULL;
+    size_t len;
+    cr_assert_eq(mc_metrics_render_collect(mc_metrics_board_collect, b, &t, &len), 0);
+    has_line(t, "rustfs_metadata_replication_leader_id 2");
+    free(t);
+    mc_metrics_board_retire(b);
+    mc_metrics_board_publish(b, &m); /* ignored once retired */
+    cr_assert_eq(mc_metrics_board_collect(b, &out), MC_ESHUTDOWN);
+    mc_metrics_board_free(b);
+}
