@@ -13,6 +13,9 @@
 #include "util/log.h"
 
 #define IDLE_TIMEOUT_S 120 /* keep-alive connections idle longer are closed */
+/* Per-connection threads run one handler at a time; its deepest stack use is jansson and the
+ * client library (a few KiB). Bounded so 1024 connections reserve at most 512 MiB virtual. */
+#define HTTP_THREAD_STACK_BYTES (512u * 1024u)
 
 /* Per-request state kept by MHD between calls of the access handler. */
 struct req_ctx {
@@ -242,12 +245,12 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
     pthread_mutex_init(&s->pool_mu, NULL);
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TURBO;
-    if (o->thread_per_connection)
-        flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
-    else
+    if (o->use_thread_pool)
         flags |= MHD_USE_EPOLL;
+    else
+        flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     /* Thread-per-connection takes no pool: a pool size of 1 means "no pool" to MHD. */
-    unsigned pool = o->thread_per_connection ? 1u : (unsigned)threads;
+    unsigned pool = o->use_thread_pool ? (unsigned)threads : 1u;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
@@ -262,7 +265,8 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : ntohs(sa.sin_port);
-    MC_INFO("http_listening", "addr=%s port=%d threads=%u client=%s", listen, s->port, threads,
+    MC_INFO("http_listening", "addr=%s port=%d mode=%s threads=%u client=%s", listen, s->port,
+            o->use_thread_pool ? "pool" : "thread_per_connection", o->use_thread_pool ? threads : 0,
             s->client_addr);
     *out = s;
     return 0;

@@ -8,11 +8,12 @@
 #include "obs/metrics.h"
 
 /*
- * The server runs in libmicrohttpd's own threads and never touches the node's loop: each
- * request is served by calling the node through the client protocol over loopback, with the
- * C client library (a small pool of mc_client, one per concurrently served request). So HTTP
- * behaves exactly like any client: writes on a follower are forwarded by the client library
- * to the leader, retries keep exactly-once sessions. Cost: one loopback hop per request.
+ * The server runs in libmicrohttpd's own threads (one per connection by default) and never touches
+ * the node's loop: each request is served by calling the node through the client protocol over
+ * loopback, with the C client library (a small pool of mc_client, one per concurrently served
+ * request). So HTTP behaves exactly like any client: writes on a follower are forwarded by the
+ * client library to the leader, retries keep exactly-once sessions. Cost: one loopback hop per
+ * request.
  *
  * /healthz, /readyz and /metrics do not use the loopback client: they read node state
  * through opts.collect (see obs/metrics.h) and the metrics registry.
@@ -25,18 +26,20 @@
 #define MC_HTTP_MAX_CONNECTIONS 1024
 
 struct mc_http_options {
-    const char *listen_addr;     /* "host:port" (numeric IPv4); port 0 = ephemeral (mc_http_port).
-                                    NULL = MC_HTTP_DEFAULT_ADDR. "off" is the caller's business. */
-    const char *client_addr;     /* node's client-protocol address, reachable from here
-                                    ("127.0.0.1:7070"; not 0.0.0.0). Required. */
-    uint64_t ready_max_lag;      /* /readyz: max commit_index - applied_index; 0 = 1000 */
-    uint32_t threads;            /* MHD worker threads; 0 = MC_HTTP_DEFAULT_THREADS */
+    const char *listen_addr; /* "host:port" (numeric IPv4); port 0 = ephemeral (mc_http_port).
+                                NULL = MC_HTTP_DEFAULT_ADDR. "off" is the caller's business. */
+    const char *client_addr; /* node's client-protocol address, reachable from here
+                                ("127.0.0.1:7070"; not 0.0.0.0). Required. */
+    uint64_t ready_max_lag;  /* /readyz: max commit_index - applied_index; 0 = 1000 */
+    uint32_t threads;        /* with use_thread_pool: MHD workers; 0 = MC_HTTP_DEFAULT_THREADS */
     uint32_t request_timeout_ms; /* loopback client per-request timeout; 0 = 5000 */
     uint32_t max_body_bytes;     /* 0 = MC_HTTP_MAX_BODY_BYTES */
     mc_node_collect_fn collect;  /* node state for /readyz and /metrics; may be NULL */
     void *collect_ctx;
-    bool thread_per_connection; /* MHD thread per connection instead of the epoll pool
-                                   (threads ignored); see docs/http.md for measurements */
+    bool use_thread_pool; /* default (false): one MHD thread per connection, so every
+                             connection can wait on the node (a write waits for Raft) without
+                             holding up others; true: an epoll pool of `threads` workers, each
+                             serving its connections one request at a time (docs/http.md) */
 };
 
 struct mc_http_server;

@@ -26,8 +26,8 @@ LUA
 for mode in $MODES; do
     args=()
     case $mode in
-        pool:*) args=(--threads "${mode#pool:}") ;;
-        tpc) args=(--thread-per-connection) ;;
+        pool:*) args=(--pool "${mode#pool:}") ;;
+        tpc) args=() ;;
     esac
     rm -rf "$TMP/eng"
     "$ROOT/$BUILD/http_testserver" --dir "$TMP/eng" "${args[@]}" >"$TMP/out" 2>/dev/null &

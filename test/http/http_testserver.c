@@ -8,6 +8,7 @@
 
 #include "../client/harness.h"
 #include "http/server.h"
+#include "metacenter/client.h"
 #include "metacenter/error.h"
 #include "obs/metrics.h"
 
@@ -53,7 +54,7 @@ static void usage(void)
     fprintf(stderr, "usage: http_testserver [--fake] [--dir DIR | --client NODE_ADDR] [--listen "
                     "ADDR] [--threads N]\n"
                     "       [--no-leader] [--lag N] [--redirect-unknown] [--timeout-ms N]\n"
-                    "       [--thread-per-connection]\n");
+                    "       [--delay-every N]\n");
     exit(2);
 }
 
@@ -67,19 +68,20 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--fake") == 0) {
             to.mode = TH_FAKE;
-        } else if (strcmp(a, "--thread-per-connection") == 0) {
-            ho.thread_per_connection = true;
         } else if (strcmp(a, "--no-leader") == 0) {
             st.has_leader = 0;
         } else if (strcmp(a, "--redirect-unknown") == 0) {
             to.redirect_unknown = true;
+        } else if (v && strcmp(a, "--delay-every") == 0) {
+            to.delay_every = (uint32_t)atoi(v), i++; /* fake: every Nth GET answered 2 ms late */
         } else if (v && strcmp(a, "--client") == 0) {
             ho.client_addr = v, i++; /* a real node: no test server */
         } else if (v && strcmp(a, "--dir") == 0) {
             to.engine_dir = v, i++;
         } else if (v && strcmp(a, "--listen") == 0) {
             ho.listen_addr = v, i++;
-        } else if (v && strcmp(a, "--threads") == 0) {
+        } else if (v && strcmp(a, "--pool") == 0) {
+            ho.use_thread_pool = true; /* default: a thread per connection */
             ho.threads = (uint32_t)atoi(v), i++;
         } else if (v && strcmp(a, "--lag") == 0) {
             st.lag = strtoull(v, NULL, 10), i++;
@@ -100,6 +102,19 @@ int main(int argc, char **argv)
             return 1;
         }
         ho.client_addr = th_addr(ts);
+        if (to.mode == TH_FAKE) {
+            /* Fake store: key "hot" exists, so GETs of any bucket's "hot" take the (optionally
+             * delayed) read path; the body is not an engine record (the HTTP answer is an
+             * error), which is fine for measuring round trips. */
+            struct mc_client *c;
+            const char *rec = "hot=x";
+            const void *ops[1] = {rec};
+            size_t lens[1] = {strlen(rec)};
+            if (mc_client_open(ho.client_addr, NULL, &c) == 0) {
+                mc_client_write(c, 1, ops, lens, NULL);
+                mc_client_close(c);
+            }
+        }
     }
     ho.collect = collect;
     ho.collect_ctx = &st;

@@ -44,6 +44,8 @@ static int collect(void *ctx, struct mc_node_metrics *n)
     return 0;
 }
 
+static bool g_pool; /* MHD epoll thread pool instead of a thread per connection */
+
 static void start(enum th_mode mode, bool redirect_unknown, uint32_t timeout_ms)
 {
     struct th_opts to = {.mode = mode, .redirect_unknown = redirect_unknown};
@@ -55,7 +57,8 @@ static void start(enum th_mode mode, bool redirect_unknown, uint32_t timeout_ms)
     cr_assert_eq(th_start(&to, &g_ts), 0);
     struct mc_http_options ho = {.listen_addr = "127.0.0.1:0",
                                  .client_addr = th_addr(g_ts),
-                                 .threads = 4,
+                                 .threads = 3,
+                                 .use_thread_pool = g_pool,
                                  .request_timeout_ms = timeout_ms,
                                  .collect = collect};
     cr_assert_eq(mc_http_start(&ho, &g_hs), 0);
@@ -456,7 +459,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-Test(http_api, concurrent_clients, .init = setup_engine, .fini = stop)
+static void concurrent_writers(void)
 {
     json_decref(req("PUT", "/v1/buckets/ccb", NULL, NULL, 200, NULL));
     enum { N = 12 };
@@ -473,6 +476,24 @@ Test(http_api, concurrent_clients, .init = setup_engine, .fini = stop)
     json_t *j = req("GET", "/v1/buckets/ccb/objects?max-keys=1000", NULL, NULL, 200, NULL);
     cr_assert_eq(json_array_size(json_object_get(j, "objects")), N * 40);
     json_decref(j);
+}
+
+Test(http_api, concurrent_clients, .init = setup_engine, .fini = stop)
+{
+    concurrent_writers();
+}
+
+static void setup_engine_pool(void)
+{
+    g_pool = true;
+    start(TH_ENGINE, false, 2000);
+}
+
+/* The epoll pool (3 workers) with 12 connections: each worker serves several in turn. */
+Test(http_api, concurrent_clients_pool, .init = setup_engine_pool, .fini = stop)
+{
+    concurrent_writers();
+    json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL));
 }
 
 static void setup_leaderless(void)
