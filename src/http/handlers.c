@@ -40,6 +40,25 @@ static int read_opts(const struct mc_http_request *q, struct mc_read_opts *ro)
     return 0;
 }
 
+/* Percent-encode a decoded path for a header (unreserved bytes and '/' stay). */
+static void encode_path(const char *in, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < cap; p++) {
+        bool keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || strchr("-._~/", *p);
+        if (keep) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
 /* The node's view of the leader, when it has one (collect), for NotLeader answers. */
 static bool node_state(struct mc_http_server *s, struct mc_node_metrics *n)
 {
@@ -53,21 +72,27 @@ void mc_http_fail_call(const struct mc_http_request *q, struct mc_http_response 
     int st = k->status;
     struct mc_node_metrics n;
     bool known = node_state(q->srv, &n);
-    bool leaderless = known && !n.has_leader;
-    if (st == MC_ENOTLEADER ||
-        ((st == MC_ETIMEOUT || st == MC_EUNAVAIL) && leaderless && !k->outcome_unknown)) {
+    /* The client library follows the leader itself, so a request only fails for want of one
+     * when none was reachable before the deadline: if this node knows no leader, or knows one
+     * that is not itself, say NotLeader with the hint (DESIGN.md §4). */
+    bool elsewhere = known && (!n.has_leader || n.leader_id != n.node_id);
+    if (st == MC_ENOTLEADER || ((st == MC_ETIMEOUT || st == MC_EUNAVAIL) && elsewhere)) {
         uint64_t leader = st == MC_ENOTLEADER ? k->leader_id : 0;
         if (leader == 0 && known && n.has_leader)
             leader = n.leader_id;
         json_t *o = json_pack("{s:s, s:s, s:I}", "error", mc_error_name(MC_ENOTLEADER), "message",
-                              leader ? "this node is not the leader"
+                              leader ? "this node is not the leader and the leader did not answer"
                                      : "no leader is known (election in progress?)",
                               "leader", (json_int_t)leader);
+        if (k->outcome_unknown)
+            json_object_set_new(o, "outcome_unknown", json_true());
         mc_http_resp_json(r, mc_error_http_status(MC_ENOTLEADER), json_dumps(o, JSON_COMPACT));
         json_decref(o);
-        if (known && n.has_leader && n.leader_http_addr[0]) {
-            char loc[MC_ADDR_MAX + 1100];
-            snprintf(loc, sizeof loc, "http://%s%.1024s", n.leader_http_addr, q->url);
+        if (leader && known && n.has_leader && n.leader_id == leader && n.leader_http_addr[0]) {
+            char path[800], query[300], loc[MC_ADDR_MAX + sizeof path + sizeof query + 8];
+            encode_path(q->url, path, sizeof path);
+            mc_http_query_string(q, query, sizeof query);
+            snprintf(loc, sizeof loc, "http://%s%s%s", n.leader_http_addr, path, query);
             mc_http_resp_header(r, "Location", loc);
         }
         return;

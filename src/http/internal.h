@@ -96,6 +96,8 @@ struct mc_http_response {
 
 /* Query argument (decoded) or NULL. */
 const char *mc_http_arg(const struct mc_http_request *q, const char *name);
+/* The query re-encoded ("?a=1&b=x%20y", or "" when none), truncated to cap. */
+void mc_http_query_string(const struct mc_http_request *q, char *out, size_t cap);
 /* Request header or NULL. */
 const char *mc_http_header(const struct mc_http_request *q, const char *name);
 

@@ -37,6 +37,53 @@ const char *mc_http_header(const struct mc_http_request *q, const char *name)
     return MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, name);
 }
 
+struct qs {
+    char *buf;
+    size_t cap, len;
+};
+
+static void qs_put(struct qs *q, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p && q->len + 4 < q->cap; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p)) {
+            q->buf[q->len++] = (char)*p;
+        } else {
+            q->buf[q->len++] = '%';
+            q->buf[q->len++] = hex[*p >> 4];
+            q->buf[q->len++] = hex[*p & 15];
+        }
+    }
+    q->buf[q->len] = '\0';
+}
+
+static enum MHD_Result qs_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+    (void)kind;
+    struct qs *q = cls;
+    if (q->len + 2 >= q->cap)
+        return MHD_NO;
+    char sep = q->len == 0 ? '?' : '&';
+    q->buf[q->len++] = sep;
+    q->buf[q->len] = '\0';
+    qs_put(q, key);
+    if (value && q->len + 2 < q->cap) {
+        q->buf[q->len++] = '=';
+        q->buf[q->len] = '\0';
+        qs_put(q, value);
+    }
+    return MHD_YES;
+}
+
+void mc_http_query_string(const struct mc_http_request *q, char *out, size_t cap)
+{
+    struct qs s = {.buf = out, .cap = cap};
+    out[0] = '\0';
+    MHD_get_connection_values(q->conn, MHD_GET_ARGUMENT_KIND, qs_arg, &s);
+}
+
 void mc_http_resp_json(struct mc_http_response *r, int status, char *json)
 {
     free(r->body);

@@ -507,16 +507,30 @@ Test(http_api, not_leader, .init = setup_leaderless, .fini = stop)
      * deadline; with no leader known the answer is 503 NotLeader, leader 0. */
     g_node.has_leader = false;
     g_node.leader_id = 0;
-    json_t *j = req("PUT", "/v1/buckets/nl", NULL, NULL, 503, NULL);
+    struct th_resp r;
+    json_t *j = req("PUT", "/v1/buckets/nlb", NULL, NULL, 503, &r);
     cr_assert_str_eq(jstr(j, "error"), "NotLeader");
     cr_assert_eq(json_integer_value(json_object_get(j, "leader")), 0);
+    char h[256];
+    cr_assert_null(thc_header(&r, "Location", h, sizeof h));
+    thc_free(&r);
     json_decref(j);
-    /* A leader known (with its HTTP address) but writes still failing: 504 Timeout, reads are
-     * served locally meanwhile. */
+    /* Another member is the leader (with a known HTTP address) but unreachable: 503 NotLeader
+     * naming it, and a Location pointing at the same path there. */
     g_node.has_leader = true;
     g_node.leader_id = 3;
     snprintf(g_node.leader_http, sizeof g_node.leader_http, "127.0.0.1:7280");
-    expect_error("PUT", "/v1/buckets/nl", NULL, NULL, 504, "Timeout");
+    j = req("DELETE", "/v1/buckets/nlb/objects/a%20b?version-id=v%2B1", NULL, NULL, 503, &r);
+    cr_assert_str_eq(jstr(j, "error"), "NotLeader");
+    cr_assert_eq(json_integer_value(json_object_get(j, "leader")), 3);
+    cr_assert_str_eq(thc_header(&r, "Location", h, sizeof h),
+                     "http://127.0.0.1:7280/v1/buckets/nlb/objects/a%20b?version-id=v%2B1");
+    thc_free(&r);
+    json_decref(j);
+    /* This node is the leader itself and still no answer in time: 504 Timeout. */
+    g_node.leader_id = 1;
+    expect_error("PUT", "/v1/buckets/nlb", NULL, NULL, 504, "Timeout");
+    /* reads are served meanwhile */
     json_decref(req("GET", "/v1/buckets", NULL, NULL, 200, NULL));
 }
 
