@@ -244,6 +244,22 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     mc_metrics_http_connections_add(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
+/*
+ * URL decoding (path and query values): as MHD's own, except that %00 decodes to the byte 0xFF.
+ * MHD hands us C strings, so a NUL would silently cut "a%00b" to the key "a"; 0xFF is never
+ * valid UTF-8, so the engine rejects it instead (InvalidKey / InvalidBucketName).
+ */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    for (char *p = s; (p = strstr(p, "%00")) != NULL; p += 3) {
+        p[1] = 'F';
+        p[2] = 'F';
+    }
+    return MHD_http_unescape(s);
+}
+
 /* ---- lifecycle ---- */
 
 static int parse_addr(const char *addr, struct sockaddr_in *sa)
@@ -303,7 +319,8 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
         MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)MC_HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512, MHD_OPTION_END);
+        s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTP_THREAD_STACK_BYTES, MHD_OPTION_END);
     if (!s->daemon) {
         MC_ERROR("http_start_failed", "addr=%s", listen);
         pthread_mutex_destroy(&s->pool_mu);

@@ -271,6 +271,15 @@ Test(http_api, objects, .init = setup_engine, .fini = stop)
     expect_error("PUT", "/v1/buckets/bk1/objects/x", NULL, "{\"bogus\":1}", 400, "InvalidArgument");
     expect_error("PUT", "/v1/buckets/nope/objects/x", NULL, "{}", 404, "NoSuchBucket");
     expect_error("GET", "/v1/buckets/bk1/objects/missing", NULL, NULL, 404, "NoSuchKey");
+    /* an encoded NUL must not cut the key short ("a%00b" is not "a") */
+    expect_error("PUT", "/v1/buckets/bk1/objects/a%00b", NULL, "{}", 400, "InvalidKey");
+    expect_error("GET", "/v1/buckets/bk1/objects/new%00", NULL, NULL, 400, "InvalidKey");
+    expect_error("PUT", "/v1/buckets/bk%001", NULL, NULL, 400, "InvalidBucketName");
+    /* '+' in a path is a plus, %2B too */
+    json_decref(req("PUT", "/v1/buckets/bk1/objects/c+d%2Be", NULL, "{}", 200, NULL));
+    j = req("GET", "/v1/buckets/bk1/objects?prefix=c%2Bd", NULL, NULL, 200, NULL);
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(j, "objects"), 0), "key"), "c+d+e");
+    json_decref(j);
 
     /* delete → marker; GET → 404 with the marker named */
     j = req("DELETE", "/v1/buckets/bk1/objects/dir/a%20b.txt", NULL, NULL, 200, &r);
@@ -627,4 +636,63 @@ Test(http_route, parse)
     cr_assert(!mc_http_route_allows(MC_ROUTE_OBJECT, "POST"));
     cr_assert(!mc_http_route_allows(MC_ROUTE_MEMBERS, "POS"));
     cr_assert(mc_http_route_allows(MC_ROUTE_MEMBERS, "POST"));
+}
+
+/* Malformed and hostile input: never a crash, the server keeps serving. */
+Test(http_api, garbage_input, .init = setup_engine, .fini = stop)
+{
+    const char *bad[] = {
+        "\r\n\r\n",
+        "GET\r\n\r\n",
+        "GET /healthz HTTP/9.9\r\n\r\n",
+        "PUT /v1/buckets/abc/objects/%00 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        "PUT /v1/buckets/abc/objects/k HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+        "PUT /v1/buckets/abc/objects/k HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999"
+        "\r\n\r\n",
+        "GET /v1/buckets/%zz/objects HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v1/buckets/abc/objects?max-keys=99999999999999999999 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /v1/cluster/members HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n[1]\n",
+        "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", /* a TLS ClientHello */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int fd = thc_connect(g_port);
+        cr_assert_geq(fd, 0);
+        thc_send_all(fd, bad[i], strlen(bad[i]));
+        shutdown(fd, SHUT_WR);
+        char buf[1024];
+        while (recv(fd, buf, sizeof buf, 0) > 0) {
+        }
+        close(fd);
+    }
+    /* a header far over MHD's per-connection memory */
+    int fd = thc_connect(g_port);
+    char *big = malloc(200000);
+    memset(big, 'a', 200000);
+    const char *start = "GET /healthz HTTP/1.1\r\nX-Big: ";
+    thc_send_all(fd, start, strlen(start));
+    thc_send_all(fd, big, 200000);
+    thc_send_all(fd, "\r\n\r\n", 4);
+    free(big);
+    char buf[256] = {0};
+    recv(fd, buf, sizeof buf - 1, 0);
+    cr_assert(buf[0] == '\0' || strncmp(buf, "HTTP/1.1 4", 10) == 0 ||
+                  strncmp(buf, "HTTP/1.1 5", 10) == 0,
+              "%s", buf);
+    close(fd);
+    /* random bytes */
+    srand(7);
+    for (int i = 0; i < 50; i++) {
+        fd = thc_connect(g_port);
+        char junk[512];
+        for (size_t k = 0; k < sizeof junk; k++)
+            junk[k] = (char)(rand() & 0xff);
+        thc_send_all(fd, junk, sizeof junk);
+        shutdown(fd, SHUT_WR);
+        while (recv(fd, buf, sizeof buf, 0) > 0) {
+        }
+        close(fd);
+    }
+    json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL));
+    json_decref(req("PUT", "/v1/buckets/abc", NULL, NULL, 200, NULL));
+    json_decref(req("GET", "/v1/buckets/abc/objects", NULL, NULL, 200, NULL));
 }
