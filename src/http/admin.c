@@ -99,7 +99,7 @@ static void cluster_status(struct mc_http_request *q, struct mc_http_response *r
     struct mc_http_call k = {0};
     struct mc_client *c = mc_http_client_get(q->srv);
     /* Pinned to endpoint 0, this node: the status is this node's view. */
-    int rc = c ? mc_http_call_wait(c, &k, mc_client_status_async(c, 0, mc_http_call_cb, &k))
+    int rc = c ? mc_http_call_wait(q->srv, c, &k, mc_client_status_async(c, 0, mc_http_call_cb, &k))
                : (k.status = MC_ENOMEM);
     mc_http_client_put(q->srv, c);
     struct mc_client_result res = {.body = k.body, .body_len = k.body_len};
@@ -210,7 +210,7 @@ static void member_change(struct mc_http_request *q, struct mc_http_response *r,
             rc = mc_client_transfer_leader_async(c, id, mc_http_call_cb, &k);
             break;
         }
-        rc = mc_http_call_wait(c, &k, rc);
+        rc = mc_http_call_wait(q->srv, c, &k, rc);
     } else {
         k.status = rc;
     }

@@ -1,4 +1,5 @@
 /* call.c: loopback client pool and blocking waits over the client library's async API. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +48,8 @@ void mc_http_call_cb(void *arg, const struct mc_client_result *r)
     }
 }
 
-int mc_http_call_wait(struct mc_client *c, struct mc_http_call *k, int submit_rc)
+int mc_http_call_wait(struct mc_http_server *s, struct mc_client *c, struct mc_http_call *k,
+                      int submit_rc)
 {
     if (submit_rc != 0) {
         k->done = true;
@@ -55,7 +57,13 @@ int mc_http_call_wait(struct mc_client *c, struct mc_http_call *k, int submit_rc
         return submit_rc;
     }
     while (!k->done) {
-        int n = mc_client_poll(c, -1);
+        /* Bounded waits so a stopping server does not hang on a node that no longer answers
+         * (the node stops HTTP from its own loop thread). */
+        if (atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
+            k->status = MC_ESHUTDOWN;
+            return k->status;
+        }
+        int n = mc_client_poll(c, MC_HTTP_STOP_CHECK_MS);
         if (n < 0 && !k->done) {
             /* The client cannot make progress; it will fail the call at its deadline, but
              * do not spin: report the error now. */

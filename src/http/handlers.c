@@ -126,7 +126,7 @@ static int run_op(struct mc_http_server *s, const struct mc_op *op, struct mc_ht
         k->status = MC_ENOMEM;
         return k->status;
     }
-    int rc = mc_http_call_wait(c, k, mc_client_op_async(c, op, mc_http_call_cb, k));
+    int rc = mc_http_call_wait(s, c, k, mc_client_op_async(c, op, mc_http_call_cb, k));
     mc_http_client_put(s, c);
     return rc;
 }
@@ -164,7 +164,8 @@ static void bucket_list(struct mc_http_request *q, struct mc_http_response *r)
     }
     struct mc_http_call k = {0};
     struct mc_client *c = mc_http_client_get(q->srv);
-    int rc = c ? mc_http_call_wait(c, &k, mc_client_list_buckets_async(c, &ro, mc_http_call_cb, &k))
+    int rc = c ? mc_http_call_wait(q->srv, c, &k,
+                                   mc_client_list_buckets_async(c, &ro, mc_http_call_cb, &k))
                : (k.status = MC_ENOMEM);
     mc_http_client_put(q->srv, c);
     struct mc_bucket_info *b = NULL;
@@ -188,10 +189,10 @@ static void bucket_head(struct mc_http_request *q, struct mc_http_response *r)
     }
     struct mc_http_call k = {0};
     struct mc_client *c = mc_http_client_get(q->srv);
-    int rc =
-        c ? mc_http_call_wait(
-                c, &k, mc_client_head_bucket_async(c, q->path.bucket, &ro, mc_http_call_cb, &k))
-          : (k.status = MC_ENOMEM);
+    int rc = c ? mc_http_call_wait(
+                     q->srv, c, &k,
+                     mc_client_head_bucket_async(c, q->path.bucket, &ro, mc_http_call_cb, &k))
+               : (k.status = MC_ENOMEM);
     mc_http_client_put(q->srv, c);
     struct mc_bucket_info *b = NULL;
     size_t n = 0;
@@ -330,11 +331,11 @@ static void list(struct mc_http_request *q, struct mc_http_response *r, bool ver
     if (!c)
         rc = k.status = MC_ENOMEM;
     else if (versions)
-        rc = mc_http_call_wait(c, &k,
+        rc = mc_http_call_wait(q->srv, c, &k,
                                mc_client_list_versions_async(c, &a, &ro, mc_http_call_cb, &k));
     else
-        rc =
-            mc_http_call_wait(c, &k, mc_client_list_objects_async(c, &a, &ro, mc_http_call_cb, &k));
+        rc = mc_http_call_wait(q->srv, c, &k,
+                               mc_client_list_objects_async(c, &a, &ro, mc_http_call_cb, &k));
     mc_http_client_put(q->srv, c);
     struct mc_list_result lr = {0};
     if (rc == 0 && (rc = mc_list_result_decode(k.body, k.body_len, &lr)) != 0)
@@ -431,7 +432,7 @@ static void object_get(struct mc_http_request *q, struct mc_http_response *r, bo
     const char *vid = mc_http_arg(q, "version-id");
     struct mc_http_call k = {0};
     struct mc_client *c = mc_http_client_get(q->srv);
-    int rc = c ? mc_http_call_wait(c, &k,
+    int rc = c ? mc_http_call_wait(q->srv, c, &k,
                                    mc_client_get_async(c, head, q->path.bucket, q->path.key, vid,
                                                        &ro, mc_http_call_cb, &k))
                : (k.status = MC_ENOMEM);

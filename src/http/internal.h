@@ -3,6 +3,7 @@
 #define MC_HTTP_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@ struct mc_http_server {
     uint32_t max_body_bytes;
     mc_node_collect_fn collect;
     void *collect_ctx;
+    _Atomic bool stopping; /* mc_http_stop began: waits give up (ShuttingDown) */
     pthread_mutex_t pool_mu;
     struct mc_client *pool[MC_HTTP_POOL_MAX]; /* idle clients */
     uint32_t n_pool;
@@ -131,8 +133,12 @@ struct mc_http_call {
 };
 
 void mc_http_call_cb(void *arg, const struct mc_client_result *r);
-/* Poll until the call's callback ran. rc = what the submit returned. Returns call->status. */
-int mc_http_call_wait(struct mc_client *c, struct mc_http_call *k, int submit_rc);
+/* Poll until the call's callback ran, or the server stops (MC_ESHUTDOWN: then the caller must
+ * hand c back with mc_http_client_put while k is still alive: closing c completes k).
+ * submit_rc = what the submit returned. Returns k->status. */
+#define MC_HTTP_STOP_CHECK_MS 50
+int mc_http_call_wait(struct mc_http_server *s, struct mc_client *c, struct mc_http_call *k,
+                      int submit_rc);
 void mc_http_call_free(struct mc_http_call *k);
 
 /* Take a loopback client (pooled or new) / give it back. NULL on failure. */

@@ -345,6 +345,10 @@ void mc_http_stop(struct mc_http_server *s)
 {
     if (!s)
         return;
+    /* In-flight handlers give up within MC_HTTP_STOP_CHECK_MS (answering 503 ShuttingDown), so
+     * this returns quickly even when called from the node's loop thread, which then cannot
+     * answer the loopback requests. */
+    atomic_store(&s->stopping, true);
     MHD_stop_daemon(s->daemon);
     mc_http_pool_close(s);
     pthread_mutex_destroy(&s->pool_mu);

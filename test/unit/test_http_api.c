@@ -14,6 +14,7 @@
 #include "metacenter/error.h"
 #include "obs/metrics.h"
 #include "test_http_client.h"
+#include "util/clock.h"
 
 static char g_dir[64];
 static struct th_server *g_ts;
@@ -44,11 +45,13 @@ static int collect(void *ctx, struct mc_node_metrics *n)
     return 0;
 }
 
-static bool g_pool; /* MHD epoll thread pool instead of a thread per connection */
+static bool g_pool;      /* MHD epoll thread pool instead of a thread per connection */
+static bool g_blackhole; /* the test server answers nothing */
 
 static void start(enum th_mode mode, bool redirect_unknown, uint32_t timeout_ms)
 {
-    struct th_opts to = {.mode = mode, .redirect_unknown = redirect_unknown};
+    struct th_opts to = {
+        .mode = mode, .redirect_unknown = redirect_unknown, .blackhole = g_blackhole};
     if (mode == TH_ENGINE) {
         snprintf(g_dir, sizeof g_dir, "/tmp/mc_http_api_XXXXXX");
         cr_assert_not_null(mkdtemp(g_dir));
@@ -695,4 +698,47 @@ Test(http_api, garbage_input, .init = setup_engine, .fini = stop)
     json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL));
     json_decref(req("PUT", "/v1/buckets/abc", NULL, NULL, 200, NULL));
     json_decref(req("GET", "/v1/buckets/abc/objects", NULL, NULL, 200, NULL));
+}
+
+static void setup_blackhole(void)
+{
+    g_blackhole = true;
+    start(TH_FAKE, false, 20000);
+}
+
+struct pending_get {
+    int rc;
+    int status;
+};
+
+static void *pending_get_main(void *arg)
+{
+    struct pending_get *p = arg;
+    struct th_resp r;
+    p->rc = thc_request(g_port, "GET", "/v1/buckets", NULL, NULL, &r);
+    p->status = r.status;
+    thc_free(&r);
+    return NULL;
+}
+
+/* Stopping while requests wait on a node that does not answer (as when the node stops HTTP from
+ * its own loop thread) returns at once, not after the 20 s request timeout. */
+Test(http_api, stop_with_requests_in_flight, .init = setup_blackhole)
+{
+    enum { N = 4 };
+    pthread_t t[N];
+    struct pending_get p[N];
+    for (int i = 0; i < N; i++)
+        pthread_create(&t[i], NULL, pending_get_main, &p[i]);
+    usleep(300 * 1000);
+    uint64_t t0 = mc_mono_ms();
+    mc_http_stop(g_hs);
+    uint64_t took = mc_mono_ms() - t0;
+    cr_assert_lt(took, 1000, "stop took %llu ms", (unsigned long long)took);
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        /* answered 503 ShuttingDown, or the connection closed first */
+        cr_assert(p[i].rc != 0 || p[i].status == 503, "rc %d status %d", p[i].rc, p[i].status);
+    }
+    th_stop(g_ts, NULL);
 }
