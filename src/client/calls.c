@@ -137,23 +137,6 @@ int mc_client_check_async(struct mc_client *c, int endpoint, uint64_t index, mc_
     return mc_client_submit(c, &q, endpoint, cb, arg);
 }
 
-int mc_client_op_async(struct mc_client *c, const struct mc_op *op, mc_client_cb cb, void *arg)
-{
-    struct mc_wbuf w;
-    mc_wbuf_init(&w, MC_OP_MAX_BYTES);
-    int rc = mc_op_encode(op, &w);
-    if (rc == 0) {
-        rc = mc_wbuf_error(&w);
-    }
-    if (rc == 0) {
-        const void *p = w.data;
-        size_t len = w.len;
-        rc = mc_client_write_async(c, 1, &p, &len, cb, arg);
-    }
-    mc_wbuf_free(&w);
-    return rc;
-}
-
 int mc_client_decode_result(const struct mc_client_result *r, struct mc_op_result *out)
 {
     memset(out, 0, sizeof(*out));

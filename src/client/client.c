@@ -1174,6 +1174,20 @@ int mc_client_submit(struct mc_client *c, const struct mc_proto_request *q, int 
     return 0;
 }
 
+/* Start a WRITE frame in r->frame; session, seq and acked_seq are patched in when a session
+ * slot is assigned. */
+static void write_head(struct req *r, uint32_t n_ops)
+{
+    struct mc_wbuf *w = &r->frame;
+    mc_wbuf_reserve(w, MC_PROTO_HEADER_BYTES);
+    mc_wbuf_u64(w, 0);
+    mc_wbuf_u64(w, 0);
+    mc_wbuf_u64(w, 0);
+    mc_wbuf_u32(w, n_ops);
+}
+
+static int write_finish(struct mc_client *c, struct req *r, int rc, mc_client_cb cb, void *arg);
+
 int mc_client_write_async(struct mc_client *c, uint32_t n_ops, const void *const *ops,
                           const size_t *lens, mc_client_cb cb, void *arg)
 {
@@ -1184,24 +1198,45 @@ int mc_client_write_async(struct mc_client *c, uint32_t n_ops, const void *const
     if (!r) {
         return MC_ELIMIT;
     }
-    struct mc_wbuf *w = &r->frame;
-    /* session, seq and acked_seq are patched in when a session slot is assigned. */
-    mc_wbuf_reserve(w, MC_PROTO_HEADER_BYTES);
-    mc_wbuf_u64(w, 0);
-    mc_wbuf_u64(w, 0);
-    mc_wbuf_u64(w, 0);
-    mc_wbuf_u32(w, n_ops);
+    write_head(r, n_ops);
     for (uint32_t i = 0; i < n_ops; i++) {
-        mc_proto_ops_put(w, ops[i], lens[i]);
+        mc_proto_ops_put(&r->frame, ops[i], lens[i]);
     }
-    int rc = mc_wbuf_error(w);
+    return write_finish(c, r, 0, cb, arg);
+}
+
+/* Encode the op straight into the request's frame: no allocation once the slot is warm. */
+int mc_client_op_async(struct mc_client *c, const struct mc_op *op, mc_client_cb cb, void *arg)
+{
+    struct req *r = req_alloc(c);
+    if (!r) {
+        return MC_ELIMIT;
+    }
+    write_head(r, 1);
+    struct mc_wbuf *w = &r->frame;
+    size_t len_off = w->len;
+    mc_wbuf_u32(w, 0);
+    size_t start = w->len;
+    int rc = mc_op_encode(op, w);
+    if (rc == 0 && !mc_wbuf_error(w)) {
+        mc_wbuf_patch_u32(w, len_off, (uint32_t)(w->len - start));
+    }
+    return write_finish(c, r, rc, cb, arg);
+}
+
+static int write_finish(struct mc_client *c, struct req *r, int rc, mc_client_cb cb, void *arg)
+{
+    struct mc_wbuf *w = &r->frame;
+    if (rc == 0) {
+        rc = mc_wbuf_error(w);
+    }
     if (rc == 0 && w->len > MC_PROTO_MAX_FRAME_BYTES) {
         rc = MC_ETOOLARGE;
     }
     if (rc != 0) {
         r->state = REQ_QUEUED;
         req_free(c, r);
-        return rc == MC_ENOMEM ? rc : MC_ETOOLARGE;
+        return rc;
     }
     struct mc_proto_header h = {
         .length = (uint32_t)(w->len - 4),

@@ -545,6 +545,7 @@ static void process_input(struct mc_client_conn *c)
             start_reading(c);
         } else if (!want && !c->read_paused) {
             c->read_paused = true;
+            s->stats.read_pauses++;
             uv_read_stop((uv_stream_t *)&c->tcp);
         }
     }

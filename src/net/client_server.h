@@ -86,6 +86,7 @@ struct mc_client_server_stats {
     uint64_t replies;
     uint64_t protocol_errors; /* connections closed for malformed/oversized frames */
     uint64_t writes;          /* write(2)/uv_write calls: replies/writes shows batching */
+    uint64_t read_pauses;     /* times a connection stopped reading (in-flight/output limit) */
 };
 void mc_client_server_stats(const struct mc_client_server *s, struct mc_client_server_stats *out);
 

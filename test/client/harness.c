@@ -315,7 +315,7 @@ static bool is_leader_op(uint8_t op)
 static void dispatch(void *ctx, const struct mc_client_request *r)
 {
     struct th_server *s = ctx;
-    s->requests++;
+    __atomic_add_fetch(&s->requests, 1, __ATOMIC_RELAXED);
     if (s->o.blackhole && r->req->op != MC_REQ_REGISTER_SESSION) {
         if (s->n_held < MAX_HELD) {
             s->held[s->n_held++] = r->token;
@@ -426,6 +426,11 @@ const char *th_addr(const struct th_server *s)
 uint64_t th_applied(const struct th_server *s)
 {
     return __atomic_load_n(&s->applied, __ATOMIC_RELAXED);
+}
+
+uint64_t th_requests(const struct th_server *s)
+{
+    return __atomic_load_n(&s->requests, __ATOMIC_RELAXED);
 }
 
 uint64_t th_duplicates(const struct th_server *s)

@@ -37,6 +37,8 @@ const char *th_addr(const struct th_server *s);
 /* Writes applied (duplicates from retries excluded) and duplicates seen. */
 uint64_t th_applied(const struct th_server *s);
 uint64_t th_duplicates(const struct th_server *s);
+/* Requests dispatched to the handler. */
+uint64_t th_requests(const struct th_server *s);
 /* Stop the server and join its thread; stats (may be NULL) gets the server's counters. */
 void th_stop(struct th_server *s, struct mc_client_server_stats *stats);
 

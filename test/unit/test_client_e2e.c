@@ -327,7 +327,9 @@ Test(client_e2e, inflight_limit_pauses_reading)
     }
     cr_assert_eq(p->errors, 0);
     mc_client_close(c);
-    th_stop(s, NULL);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_gt(st.read_pauses, 0, "reading paused at 4 requests in flight");
     free(p);
 }
 
@@ -508,4 +510,102 @@ Test(client_e2e, connection_limit)
     struct mc_client_server_stats stats;
     th_stop(s, &stats);
     cr_assert_eq(stats.connections_rejected, 1);
+}
+
+Test(client_e2e, reads_spread_writes_follow_leader)
+{
+    struct th_server *l = start((struct th_opts){.node_id = 1});
+    struct th_server *f1 = start((struct th_opts){.node_id = 2, .redirect_to = th_addr(l)});
+    struct th_server *f2 = start((struct th_opts){.node_id = 3, .redirect_to = th_addr(l)});
+    char eps[128];
+    snprintf(eps, sizeof(eps), "%s,%s,%s", th_addr(f1), th_addr(f2), th_addr(l));
+    struct mc_client *c = open_client(eps, 0);
+    cr_assert_eq(put_kv(c, "a=1"), 0);
+    cr_assert_eq(mc_client_leader_index(c), 2);
+    cr_assert_eq(th_applied(l), 1);
+    char v[8];
+    for (int i = 0; i < 30; i++) {
+        int rc = get_val(c, "a", v, sizeof(v));
+        cr_assert(rc == 0 || rc == MC_ENOKEY); /* followers' fake stores are empty */
+    }
+    cr_assert_geq(th_requests(f1), 10);
+    cr_assert_geq(th_requests(f2), 10);
+    cr_assert_eq(put_kv(c, "b=2"), 0);
+    cr_assert_eq(th_applied(l), 2);
+    mc_client_close(c);
+    th_stop(f1, NULL);
+    th_stop(f2, NULL);
+    th_stop(l, NULL);
+}
+
+Test(client_e2e, idle_timeout_and_stop_with_open_connections)
+{
+    struct th_opts o = {0};
+    o.srv.idle_timeout_ms = 100;
+    struct th_server *s = start(o);
+    int fd = raw_connect(th_port(s));
+    raw_ping(fd, 1);
+    usleep(400 * 1000);
+    expect_closed(fd);
+    close(fd);
+    /* stop while a client is connected and has requests in flight: nothing leaks or hangs */
+    struct th_server *b = start((struct th_opts){.blackhole = true});
+    struct mc_client *c = open_client(th_addr(b), 300);
+    cr_assert_eq(mc_client_ping_async(c, -1, one_cb, NULL), 0);
+    mc_client_poll(c, 50);
+    th_stop(b, NULL);
+    g_status = 1;
+    while (mc_client_pending(c) > 0) {
+        mc_client_poll(c, 100);
+    }
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
+Test(client_e2e, slow_reader_backpressure)
+{
+    struct th_opts o = {0};
+    o.srv.max_output_bytes = 256 * 1024;
+    struct th_server *s = start(o);
+    struct mc_client *c = open_client(th_addr(s), 0);
+    size_t vlen = 64 * 1024;
+    char *kv = malloc(vlen + 8);
+    memcpy(kv, "big=", 4);
+    memset(kv + 4, 'z', vlen);
+    kv[4 + vlen] = 0;
+    cr_assert_eq(put_kv(c, kv), 0);
+    free(kv);
+    mc_client_close(c);
+
+    /* 300 GETs of 64 KiB (~19 MiB of replies) sent without reading any reply */
+    int fd = raw_connect(th_port(s));
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    for (int i = 0; i < 300; i++) {
+        struct mc_proto_request q = {.op = MC_REQ_GET_OBJECT, .request_id = (uint64_t)i + 1};
+        q.u.get.bucket = mc_proto_cstr("b");
+        q.u.get.key = mc_proto_cstr("big");
+        mc_proto_request_encode(&w, &q);
+    }
+    send_all(fd, w.data, w.len);
+    mc_wbuf_free(&w);
+    usleep(200 * 1000);
+    uint8_t *body = malloc(vlen + 64);
+    for (int i = 0; i < 300; i++) {
+        uint8_t hb[MC_PROTO_HEADER_BYTES];
+        struct mc_proto_header h;
+        cr_assert(recv_all(fd, hb, sizeof(hb)));
+        mc_proto_header_get(hb, &h);
+        cr_assert_eq(h.status, 0);
+        cr_assert_eq(h.request_id, (uint64_t)i + 1, "one connection answers in order here");
+        cr_assert_eq(h.length + 4 - MC_PROTO_HEADER_BYTES, vlen);
+        cr_assert(recv_all(fd, body, vlen));
+        cr_assert(body[0] == 'z' && body[vlen - 1] == 'z');
+    }
+    free(body);
+    close(fd);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.protocol_errors, 0);
+    cr_assert_gt(st.read_pauses, 0, "the server stopped reading while the peer did not read");
 }
