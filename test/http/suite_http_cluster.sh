@@ -15,8 +15,10 @@ FAIL=0
 TMP=$(mktemp -d /tmp/mc_suite_http_cluster.XXXXXX)
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
+    {
+        for p in "${PIDS[@]}"; do kill -9 "$p"; done
+        wait
+    } 2>/dev/null
     rm -rf "$TMP"
 }
 trap cleanup EXIT
