@@ -124,6 +124,23 @@ uint64_t ra_self_match(const struct mc_raft *r)
     return r->log.persisted;
 }
 
+/* Invariants checked after every input (O(1)); a violation is a core bug. */
+static void check_invariants(const struct mc_raft *r)
+{
+    uint64_t last = log_last_index(&r->log);
+    (void)last;
+    assert(r->applied <= r->commit);      /* applied <= committed */
+    assert(r->commit <= last);            /* committed <= last index */
+    assert(r->log.offset <= r->applied);  /* only applied entries are compacted */
+    assert(r->log.persisted <= last);     /* durable <= held */
+    assert(r->log.unstable <= last + 1);  /* handed out <= held */
+    assert(r->term >= r->prev_hard.term); /* term never decreases */
+    assert(r->term > r->prev_hard.term || r->prev_hard.vote == 0 ||
+           r->vote == r->prev_hard.vote);     /* one vote per term */
+    assert(r->commit >= r->prev_hard.commit); /* commit never moves back */
+    assert(r->role != MC_RAFT_LEADER || r->leader == r->id);
+}
+
 /* ---- config / create ---- */
 
 void mc_raft_config_defaults(struct mc_raft_config *cfg)
@@ -299,6 +316,7 @@ void mc_raft_tick(struct mc_raft *r)
     }
     r->tick++;
     el_tick(r);
+    check_invariants(r);
 }
 
 static bool is_leader_msg(uint8_t t)
@@ -447,6 +465,7 @@ int mc_raft_step(struct mc_raft *r, const struct mc_raft_msg *m)
     }
     if (m->type == MC_RAFT_MSG_VOTE || m->type == MC_RAFT_MSG_PREVOTE) {
         el_handle_vote(r, m);
+        check_invariants(r);
         return r->err;
     }
     switch (r->role) {
@@ -461,6 +480,7 @@ int mc_raft_step(struct mc_raft *r, const struct mc_raft_msg *m)
         step_follower(r, m);
         break;
     }
+    check_invariants(r);
     return r->err;
 }
 
@@ -630,6 +650,7 @@ void mc_raft_advance(struct mc_raft *r, const struct mc_raft_ready *rd)
     r->n_arena = 0;
     r->n_rstates = 0;
     log_free_garbage(r);
+    check_invariants(r);
 }
 
 /* ---- status ---- */
