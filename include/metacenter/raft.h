@@ -222,7 +222,8 @@ struct mc_raft_restore {
     struct mc_raft_hard_state hard_state;
     bool has_snapshot;
     struct mc_raft_snapshot_meta snapshot;
-    const struct mc_raft_entry *entries; /* consecutive, starting at snapshot.index + 1 (or 1) */
+    const struct mc_raft_entry *entries; /* consecutive; must reach snapshot.index + 1 (or 1);
+                                            those <= snapshot.index are skipped */
     size_t n_entries;                    /* (payloads are copied) */
     uint64_t applied;                    /* state machine's applied index (>= snapshot.index) */
 };

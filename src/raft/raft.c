@@ -214,15 +214,25 @@ static int restore(struct mc_raft *r, const struct mc_raft_restore *rs)
         r->base_conf = rs->snapshot.conf;
     }
     log_init(r, offset, offset_term);
-    for (size_t i = 0; i < rs->n_entries; i++) {
-        const struct mc_raft_entry *e = &rs->entries[i];
-        if (e->index != offset + 1 + i || e->term < log_last_term(&r->log) ||
-            e->len > MC_RAFT_MAX_ENTRY_BYTES || (e->len && !e->data) ||
-            e->term > rs->hard_state.term) {
+    /* Entries at or below the snapshot (a WAL keeps some) are skipped; the rest must follow it. */
+    size_t skip = 0;
+    while (skip < rs->n_entries && rs->entries[skip].index <= offset) {
+        if (rs->entries[skip].index == offset && rs->entries[skip].term != offset_term) {
             return MC_EINVAL;
         }
+        skip++;
     }
-    int rc = log_append(r, rs->entries, rs->n_entries);
+    uint64_t prev_term = offset_term;
+    for (size_t i = skip; i < rs->n_entries; i++) {
+        const struct mc_raft_entry *e = &rs->entries[i];
+        if (e->index != offset + 1 + (i - skip) || e->term < prev_term || e->term == 0 ||
+            e->len > MC_RAFT_MAX_ENTRY_BYTES || (e->len && !e->data) ||
+            e->type > MC_RAFT_ENTRY_CONF || e->term > rs->hard_state.term) {
+            return MC_EINVAL;
+        }
+        prev_term = e->term;
+    }
+    int rc = log_append(r, rs->entries + skip, rs->n_entries - skip);
     if (rc) {
         return rc;
     }

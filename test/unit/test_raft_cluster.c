@@ -569,7 +569,7 @@ Test(raft_cluster, restart_from_snapshot_and_tail)
     mc_raft_destroy(t->r);
     static struct mc_raft_entry ents[WALMAX];
     size_t n = 0;
-    for (uint64_t k = si + 1; k <= t->wal_last; k++) {
+    for (uint64_t k = 1; k <= t->wal_last; k++) { /* the WAL still holds entries <= si */
         ents[n++] = (struct mc_raft_entry){k, t->wal[k].term, t->wal[k].type, t->wal[k].len,
                                            t->wal[k].data};
     }
