@@ -46,6 +46,14 @@
  * Committed entries are only handed out up to the index reported by mc_raft_persisted(), so the
  * state machine never gets ahead of the local WAL (a crash never leaves applied > last index).
  *
+ * Proposals: mc_raft_propose() returns the index; the entry carries the current term. It
+ * succeeded when a committed entry (rd.committed) has that index AND term. It is lost when the
+ * committed entry at that index has another term, or when rd.entries replaces that index (a new
+ * leader overwrote it) - the driver then answers "unknown outcome / retry" (a new leader may
+ * still commit an identical copy only if it came from the same log, so use session ids).
+ * Committed entries of type MC_RAFT_ENTRY_NORMAL with len 0 are leader no-ops: skip them;
+ * MC_RAFT_ENTRY_CONF entries decode with mc_raft_conf_change_decode (e.g. for peer addresses).
+ *
  * Messages: a leader's AppendEntries / Heartbeat / InstallSnapshot / TimeoutNow / ReadIndex
  * replies have wait_persist = 0; everything else (vote requests: the self-vote must be durable;
  * vote grants; append responses) has wait_persist = 1. Dropping, duplicating or reordering any
