@@ -48,9 +48,9 @@
  *
  * Proposals: mc_raft_propose() returns the index; the entry carries the current term. It
  * succeeded when a committed entry (rd.committed) has that index AND term. It is lost when the
- * committed entry at that index has another term, or when rd.entries replaces that index (a new
- * leader overwrote it) - the driver then answers "unknown outcome / retry" (a new leader may
- * still commit an identical copy only if it came from the same log, so use session ids).
+ * committed entry at that index has another term, or when rd.entries writes another term at
+ * that index (a new leader overwrote it; committed entries are never overwritten, so it was
+ * definitely not applied and the client may retry). Until either happens the outcome is unknown.
  * Committed entries of type MC_RAFT_ENTRY_NORMAL with len 0 are leader no-ops: skip them;
  * MC_RAFT_ENTRY_CONF entries decode with mc_raft_conf_change_decode (e.g. for peer addresses).
  *
