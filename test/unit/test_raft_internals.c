@@ -509,3 +509,83 @@ Test(raft_api, commit_only_through_current_term)
     cr_assert_eq(mc_raft_commit_index(r), 4);
     mc_raft_destroy(r);
 }
+
+/* Thesis §6.4: a new leader answers reads only after committing an entry of its term, and only
+ * after a heartbeat round sent after the read arrived. */
+Test(raft_api, read_index_waits_for_noop_and_heartbeat_round)
+{
+    static const uint64_t voters[] = {1, 2, 3};
+    struct mc_raft_config c;
+    memset(&c, 0, sizeof(c));
+    c.id = 1;
+    c.initial_voters = voters;
+    c.n_initial_voters = 3;
+    c.disable_pre_vote = true;
+    struct mc_raft *r;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    while (mc_raft_role(r) != MC_RAFT_CANDIDATE) {
+        mc_raft_tick(r);
+    }
+    drain(r);
+    struct mc_raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_VOTE_RESP;
+    m.from = 2, m.to = 1, m.term = 1;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert_eq(mc_raft_role(r), MC_RAFT_LEADER);
+    drain(r);
+    cr_assert_eq(mc_raft_read_index(r, 77), 0);
+    struct mc_raft_ready rd;
+    uint64_t seq = 0;
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_reads, 0, "answered before the no-op committed");
+    for (size_t i = 0; i < rd.n_msgs; i++) {
+        cr_assert_neq(rd.msgs[i].type, MC_RAFT_MSG_HEARTBEAT);
+    }
+    mc_raft_advance(r, &rd);
+    /* The no-op (index 1) commits: now a heartbeat round goes out for the read. */
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_APPEND_RESP;
+    m.from = 2, m.to = 1, m.term = 1, m.index = 1;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert_eq(mc_raft_commit_index(r), 1);
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_reads, 0);
+    for (size_t i = 0; i < rd.n_msgs; i++) {
+        if (rd.msgs[i].type == MC_RAFT_MSG_HEARTBEAT) {
+            seq = rd.msgs[i].ctx;
+            cr_assert_eq(rd.msgs[i].wait_persist, 0);
+        }
+    }
+    cr_assert_neq(seq, 0, "no heartbeat round for the read");
+    mc_raft_advance(r, &rd);
+    /* An ack of an older round does not confirm it; the round's ack does. */
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_HEARTBEAT_RESP;
+    m.from = 3, m.to = 1, m.term = 1, m.ctx = seq - 1;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_reads, 0);
+    mc_raft_advance(r, &rd);
+    m.ctx = seq;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_reads, 1);
+    cr_assert_eq(rd.reads[0].ctx, 77);
+    cr_assert_eq(rd.reads[0].index, 1);
+    cr_assert_eq(rd.reads[0].err, 0);
+    mc_raft_advance(r, &rd);
+    /* Stepping down drops pending reads with an error instead of leaving them hanging. */
+    cr_assert_eq(mc_raft_read_index(r, 78), 0);
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_APPEND;
+    m.from = 2, m.to = 1, m.term = 2, m.index = 1, m.log_term = 1;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert_eq(mc_raft_role(r), MC_RAFT_FOLLOWER);
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_reads, 1);
+    cr_assert_eq(rd.reads[0].ctx, 78);
+    cr_assert_eq(rd.reads[0].err, MC_ENOTLEADER);
+    mc_raft_advance(r, &rd);
+    mc_raft_destroy(r);
+}
