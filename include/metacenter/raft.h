@@ -377,6 +377,12 @@ int mc_raft_read_index(struct mc_raft *r, uint64_t ctx);
  * voter), MC_EINVAL (self).
  */
 int mc_raft_transfer_leader(struct mc_raft *r, uint64_t id);
+/*
+ * Start an election now instead of waiting for the timeout (pre-vote first when enabled), e.g.
+ * so a single-node cluster leads right after start. No-op for a leader; MC_ENOMEMBER if this
+ * node is not a voter.
+ */
+int mc_raft_campaign(struct mc_raft *r);
 /* The transport could not deliver to id: its progress falls back to probing. */
 void mc_raft_report_unreachable(struct mc_raft *r, uint64_t id);
 /* Leader: the snapshot transfer to id finished (ok) or failed. */

@@ -296,6 +296,8 @@ Test(raft_cluster, elects_and_commits)
 Test(raft_cluster, single_node)
 {
     start(1, 1);
+    cr_assert_eq(mc_raft_campaign(N[1].r), 0); /* leads at once, no timeout */
+    cr_assert_eq(mc_raft_role(N[1].r), MC_RAFT_LEADER);
     int l = elect();
     cr_assert_eq(l, 1);
     uint64_t idx = propose_str(1, "x");
