@@ -237,13 +237,17 @@ struct mc_raft_restore {
 };
 
 struct mc_raft_config {
-    uint64_t id;                    /* this node, non-zero */
-    uint32_t election_tick;         /* T: election timeout randomized in [T, 2T); default 10 */
-    uint32_t heartbeat_tick;        /* < election_tick; default 1 */
-    uint64_t seed;                  /* randomness for election timeouts */
-    bool disable_pre_vote;          /* pre-vote is on by default (thesis §9.6) */
-    bool disable_check_quorum;      /* check-quorum is on by default (thesis §6.2) */
-    bool lease_read;                /* serve ReadIndex from a leader lease (needs check-quorum) */
+    uint64_t id;               /* this node, non-zero */
+    uint32_t election_tick;    /* T: election timeout randomized in [T, 2T); default 10 */
+    uint32_t heartbeat_tick;   /* < election_tick; default 1 */
+    uint64_t seed;             /* randomness for election timeouts */
+    bool disable_pre_vote;     /* pre-vote is on by default (thesis §9.6) */
+    bool disable_check_quorum; /* check-quorum is on by default (thesis §6.2) */
+    /* Serve ReadIndex from a leader lease (needs check-quorum). Ticks are the lease's clock, so
+     * the driver MUST deliver one tick per elapsed tick interval, catching up after any stall
+     * (GC pause, SIGSTOP, slow disk on the loop thread) BEFORE it steps messages or calls
+     * mc_raft_read_index; otherwise a paused leader serves stale reads. Off by default. */
+    bool lease_read;
     uint32_t lease_drift_ticks;     /* lease = election_tick - drift; default 2 */
     uint32_t max_inflight_msgs;     /* per follower in replicate state; default 256 */
     uint32_t max_msg_bytes;         /* entry payload bytes per AppendEntries; default 1 MiB */
