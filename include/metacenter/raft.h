@@ -54,10 +54,12 @@
  * Committed entries of type MC_RAFT_ENTRY_NORMAL with len 0 are leader no-ops: skip them;
  * MC_RAFT_ENTRY_CONF entries decode with mc_raft_conf_change_decode (e.g. for peer addresses).
  *
- * Messages: a leader's AppendEntries / Heartbeat / InstallSnapshot / TimeoutNow / ReadIndex
- * replies have wait_persist = 0; everything else (vote requests: the self-vote must be durable;
- * vote grants; append responses) has wait_persist = 1. Dropping, duplicating or reordering any
- * message is safe; the core retries on ticks.
+ * Messages: wait_persist = 1 for those that depend on this ready's hard state or entries being
+ * durable: vote requests (the self-vote), vote/pre-vote answers, append responses. wait_persist
+ * = 0 for the rest: a leader's AppendEntries / Heartbeat / InstallSnapshot / TimeoutNow /
+ * ReadIndex answers, heartbeat responses, forwarded ReadIndex requests, and the "your term is
+ * stale" answers. Dropping, duplicating or reordering any message is safe; the core retries on
+ * ticks.
  *
  * Snapshots: the leader core emits MC_RAFT_MSG_SNAPSHOT carrying metadata only. The driver
  * streams the snapshot file itself (in chunks), and on the follower, once the file is fully
