@@ -164,6 +164,10 @@ Test(raft_conf, changes_and_payload)
     for (size_t k = 0; k < len; k++) {
         cr_assert_eq(mc_raft_conf_change_decode(buf, k, &b, &res), MC_EPROTO);
     }
+    /* Encoding into a buffer that is too small fails cleanly (and never grows it). */
+    uint8_t small[16];
+    size_t sl = 0;
+    cr_assert_eq(mc_raft_conf_change_encode(&a, &n, small, sizeof(small), &sl), MC_ETOOLARGE);
 }
 
 static void msg_eq(const struct mc_raft_msg *a, const struct mc_raft_msg *b)
