@@ -197,6 +197,7 @@ int main(int argc, char **argv)
     uint32_t batches[] = {1, 64};
     for (size_t b = 0; b < 2; b++) {
         uint64_t n = batches[b] == 1 ? total / 4 : total;
+        n = n / batches[b] * batches[b]; /* whole batches */
         double eps = run(batches[b], n);
         printf(
             "raft_bench nodes=3 payload=%dB batch=%u entries=%llu committed_entries_per_s=%.0f\n",
