@@ -316,7 +316,7 @@ struct mc_raft_status {
     uint64_t term;
     uint64_t vote;
     uint64_t commit;
-    uint64_t applied;
+    uint64_t applied; /* last index handed out in rd.committed (advanced) */
     uint64_t persisted;
     uint64_t first_index; /* first entry held in memory */
     uint64_t last_index;
