@@ -339,6 +339,8 @@ void mc_raft_config_defaults(struct mc_raft_config *cfg);
 /*
  * Create a core. Returns 0, MC_EINVAL (bad config / restore state), MC_ENOMEM.
  * The config's pointers are only read during the call.
+ * If the allocator fails later, the input call returns MC_ENOMEM and the core stays failed
+ * (every input returns MC_ENOMEM): destroy it and restart from the WAL (fail-stop).
  */
 int mc_raft_create(const struct mc_raft_config *cfg, struct mc_raft **out);
 void mc_raft_destroy(struct mc_raft *r);
