@@ -418,6 +418,8 @@ void mc_raft_status(const struct mc_raft *r, struct mc_raft_status *st);
 const struct mc_raft_conf *mc_raft_conf(const struct mc_raft *r);
 enum mc_raft_role mc_raft_role(const struct mc_raft *r);
 uint64_t mc_raft_id(const struct mc_raft *r);
+/* 0, or the sticky error (MC_ENOMEM) that made the core fail-stop. */
+int mc_raft_error(const struct mc_raft *r);
 uint64_t mc_raft_term(const struct mc_raft *r);
 uint64_t mc_raft_leader(const struct mc_raft *r);
 uint64_t mc_raft_commit_index(const struct mc_raft *r);

@@ -648,6 +648,7 @@ Test(raft_api, allocation_failures_are_survivable)
             rc = mc_raft_propose(r, &e, 1, NULL);
             cr_assert(rc == 0 || rc == MC_ENOMEM || rc == MC_ENOTLEADER);
             saw_enomem |= rc == MC_ENOMEM;
+            cr_assert(rc != MC_ENOMEM || mc_raft_error(r) == MC_ENOMEM);
             mc_raft_read_index(r, (uint64_t)k);
             struct mc_raft_ready rd;
             mc_raft_ready(r, &rd);
