@@ -1,0 +1,105 @@
+/* snapshot.c: log compaction, InstallSnapshot (metadata only; the driver moves the bytes) (§7). */
+#include "raft/raft_int.h"
+
+#include <string.h>
+
+bool sn_send(struct mc_raft *r, struct progress *p)
+{
+    if (!r->has_snap) {
+        return false;
+    }
+    struct mc_raft_msg *m = ra_msg(r, MC_RAFT_MSG_SNAPSHOT, p->id);
+    if (!m) {
+        return false;
+    }
+    m->snapshot = r->snap;
+    pr_become_snapshot(p, r->snap.index);
+    return true;
+}
+
+void sn_handle_snapshot(struct mc_raft *r, const struct mc_raft_msg *m)
+{
+    const struct mc_raft_snapshot_meta *s = &m->snapshot;
+    struct mc_raft_msg *o;
+    if (conf_validate(&s->conf) || s->term == 0 || s->term > m->term) {
+        return;
+    }
+    if (s->index <= r->commit) {
+        o = ra_msg(r, MC_RAFT_MSG_APPEND_RESP, m->from);
+        if (o) {
+            o->index = r->commit;
+        }
+        return;
+    }
+    if (log_match(&r->log, s->index, s->term)) {
+        /* We already hold that prefix: just learn it is committed. */
+        rep_commit_to(r, s->index);
+    } else {
+        log_reset(r, s->index, s->term);
+        r->snap = *s;
+        r->has_snap = true;
+        r->base_conf = s->conf;
+        mb_recompute(r);
+        r->commit = s->index;
+        r->applied = s->index;
+        r->snapshot_to_install = true;
+    }
+    o = ra_msg(r, MC_RAFT_MSG_APPEND_RESP, m->from);
+    if (o) {
+        o->index = s->index;
+    }
+}
+
+void mc_raft_report_snapshot(struct mc_raft *r, uint64_t id, bool ok)
+{
+    if (r->role != MC_RAFT_LEADER) {
+        return;
+    }
+    struct progress *p = pr_get(r, id);
+    if (!p || p->state != MC_RAFT_PROGRESS_SNAPSHOT) {
+        return;
+    }
+    if (!ok) {
+        p->pending_snapshot = 0;
+    }
+    pr_become_probe(p);
+    /* Wait for the follower's answer (or the next heartbeat) before probing again. */
+    p->probe_sent = true;
+}
+
+int mc_raft_snapshot_taken(struct mc_raft *r, uint64_t index, uint64_t term,
+                           const struct mc_raft_conf *conf)
+{
+    if (r->err) {
+        return r->err;
+    }
+    if (r->has_snap && index <= r->snap.index) {
+        return 0;
+    }
+    if (index > r->applied || index == 0 || !log_match(&r->log, index, term)) {
+        return MC_EINVAL;
+    }
+    struct mc_raft_conf c;
+    if (conf) {
+        if (conf_validate(conf)) {
+            return MC_EINVAL;
+        }
+        c = *conf;
+    } else {
+        mb_conf_at(r, index, &c);
+    }
+    r->snap.index = index;
+    r->snap.term = term;
+    r->snap.conf = c;
+    r->has_snap = true;
+    /* Keep a tail so slightly slow followers catch up from the log, not a snapshot. */
+    uint64_t keep = r->cfg.snapshot_keep_entries;
+    uint64_t upto = index > keep ? index - keep : 0;
+    if (upto > r->log.offset) {
+        struct mc_raft_conf bc;
+        mb_conf_at(r, upto, &bc);
+        r->base_conf = bc;
+        log_compact(r, upto);
+    }
+    return 0;
+}
