@@ -330,6 +330,10 @@ static void count_msg(struct sim_cluster *c, const struct mc_raft_msg *m)
 {
     if (m->type <= SIM_MSG_TYPES) {
         c->msgs_by_type[m->type]++;
+        c->sent_by[m->from][m->type]++;
+    }
+    if (m->type == MC_RAFT_MSG_APPEND_RESP && m->reject) {
+        c->append_rejects_by[m->from]++;
     }
     if (m->type == MC_RAFT_MSG_APPEND) {
         c->entries_sent += m->n_entries;
@@ -441,8 +445,19 @@ static void apply_entry(struct sim_cluster *c, struct sim_node *n, const struct 
 /* ------------------------------------------------------------------------------------------ */
 /* the ready loop (the driver, per the contract in raft.h)                                    */
 
-static void note_commit(struct sim_cluster *c, struct sim_node *n, uint64_t commit)
+static void note_commit(struct sim_cluster *c, struct sim_node *n, uint64_t commit, bool leading)
 {
+    if (leading && commit > n->commit) {
+        /* Raft §5.4.2 (Figure 8): a leader advances its commit index only to an entry of its own
+         * term; older entries are committed indirectly, never by counting replicas. */
+        const struct sim_lent *e = shadow_at(n, commit);
+        if (e && e->term != n->term) {
+            fail(c, "CommitCurrentTerm: leader %u (term %llu) advanced commit to %llu whose "
+                    "term is %llu (Raft 5.4.2)",
+                 n->id, U(n->term), U(commit), U(e->term));
+            return;
+        }
+    }
     if (commit < n->commit) {
         fail(c, "CommitMonotonic: node %u commit went from %llu back to %llu", n->id, U(n->commit),
              U(commit));
@@ -598,14 +613,27 @@ static void dop_pop_complete(struct sim_cluster *c, struct sim_node *n)
     }
 }
 
+/* Readies one input may cause before the loop counts as stuck (has_ready never clears). */
+#define SIM_MAX_READY_LOOPS 10000
+
 static void process_ready(struct sim_cluster *c, struct sim_node *n)
 {
+    uint32_t loops = 0;
     while (n->up && !n->paused && sim_ok(c) && mc_raft_has_ready(n->r)) {
         struct mc_raft_ready rd;
         mc_raft_ready(n->r, &rd);
+        if (++loops > SIM_MAX_READY_LOOPS) {
+            fail(c, "contract: node %u has_ready stays true with an empty-looking ready (ss=%d "
+                    "hs=%d snap=%d ents=%zu msgs=%zu committed=%zu reads=%zu)",
+                 n->id, rd.soft_state_changed, rd.hard_state_changed, rd.snapshot != NULL,
+                 rd.n_entries, rd.n_msgs, rd.n_committed, rd.n_reads);
+            mc_raft_advance(n->r, &rd);
+            return;
+        }
         struct sim_dop tmp;
         memset(&tmp, 0, sizeof(tmp));
         bool became_leader = false;
+        bool was_leader = n->role == MC_RAFT_LEADER;
         if (rd.soft_state_changed) {
             became_leader = rd.soft_state.role == MC_RAFT_LEADER && n->role != MC_RAFT_LEADER;
             n->role = rd.soft_state.role;
@@ -640,7 +668,8 @@ static void process_ready(struct sim_cluster *c, struct sim_node *n)
                 fail(c, "contract: node %u hard state term %llu != term %llu", n->id,
                      U(rd.hard_state.term), U(term));
             }
-            note_commit(c, n, rd.hard_state.commit);
+            note_commit(c, n, rd.hard_state.commit,
+                        was_leader && n->role == MC_RAFT_LEADER && rd.hard_state.term == n->term);
             tmp.has_hs = true;
             tmp.hs = rd.hard_state;
         }
@@ -968,7 +997,7 @@ static void stop_removed(struct sim_cluster *c)
 {
     for (uint32_t id = 1; id <= c->max_id; id++) {
         struct sim_node *n = &c->nodes[id];
-        if (n->removed && n->up) {
+        if (n->removed && n->up && !c->o.keep_removed) {
             sim_trace(&c->trace, c->now_ms, "stop-removed n%u", id);
             sim_crash(c, id);
         }
@@ -1245,4 +1274,35 @@ int sim_snapshot(struct sim_cluster *c, uint32_t id)
 bool sim_write_acked(const struct sim_cluster *c, uint64_t write_id)
 {
     return write_id < c->acked_cap && c->acked[write_id];
+}
+
+struct pending_arg {
+    uint32_t id;
+    uint64_t op;
+};
+
+static bool write_done(struct sim_cluster *c, void *arg)
+{
+    struct pending_arg *a = arg;
+    return !sim_op_pending(c, a->id, a->op, false);
+}
+
+bool sim_write_sync(struct sim_cluster *c, uint32_t id, uint64_t max_ms)
+{
+    struct pending_arg a = {id, 0};
+    if (sim_write(c, id, &a.op) != 0) {
+        return false;
+    }
+    sim_run_until(c, write_done, &a, max_ms);
+    return sim_write_acked(c, a.op);
+}
+
+uint32_t sim_count_leaders(const struct sim_cluster *c)
+{
+    uint32_t n = 0;
+    for (uint32_t id = 1; id <= c->max_id; id++) {
+        const struct sim_node *x = &c->nodes[id];
+        n += x->up && !x->paused && x->role == MC_RAFT_LEADER;
+    }
+    return n;
 }

@@ -103,7 +103,8 @@ struct sim_opts {
     uint32_t tick_ms;                  /* default 10 */
     uint32_t disk_min_ms, disk_max_ms; /* default 0..0 (synchronous) */
     struct mc_raft_config raft; /* template: id/seed/initial lists/restore are filled per node */
-    FILE *verbose;              /* trace lines go here when non-NULL */
+    bool keep_removed; /* leave removed members running (default: stop them once committed) */
+    FILE *verbose;     /* trace lines go here when non-NULL */
 };
 
 struct sim_cluster {
@@ -120,6 +121,8 @@ struct sim_cluster {
     uint64_t acked_writes, acked_reads, failed_ops;
     uint64_t msgs_by_type[SIM_MSG_TYPES + 1]; /* sent, by enum mc_raft_msg_type */
     uint64_t entries_sent;                    /* entries carried by APPEND messages */
+    uint64_t sent_by[SIM_MAX_NODE_ID + 1][SIM_MSG_TYPES + 1]; /* [from][type] */
+    uint64_t append_rejects_by[SIM_MAX_NODE_ID + 1];          /* APPEND_RESP reject, [from] */
     uint64_t snapshots_installed;
     /* liveness bookkeeping for acknowledged client ops (for the scenario tests) */
     uint64_t last_acked_write_id, last_acked_write_index;
@@ -152,6 +155,10 @@ uint32_t sim_wait_leader(struct sim_cluster *c, uint64_t max_ms);
 int sim_write(struct sim_cluster *c, uint32_t id, uint64_t *write_id);
 /* True once write_id was acknowledged (applied at its proposed index on the proposing node). */
 bool sim_write_acked(const struct sim_cluster *c, uint64_t write_id);
+/* Write at node id, then run until acknowledged (true) or max_ms pass / the write is lost. */
+bool sim_write_sync(struct sim_cluster *c, uint32_t id, uint64_t max_ms);
+/* Up, unpaused nodes that believe they are leader (of any term). */
+uint32_t sim_count_leaders(const struct sim_cluster *c);
 /* Client linearizable read at node id: *ctx set; returns the core's read_index result. */
 int sim_read(struct sim_cluster *c, uint32_t id, uint64_t *ctx);
 /* Is a client op still waiting at node id? */
