@@ -38,6 +38,7 @@ struct sim_dop {
 enum { PKT_MSG = 0, PKT_SNAP = 1 };
 
 static void process_ready(struct sim_cluster *c, struct sim_node *n);
+static void deliver(struct sim_cluster *c, struct sim_packet *p);
 
 /* ------------------------------------------------------------------------------------------ */
 /* small helpers                                                                              */
@@ -261,6 +262,7 @@ static void dop_complete(struct sim_cluster *c, struct sim_node *n, struct sim_d
         n->disk_n += op->n_ents;
         free(op->ents);
         op->ents = NULL;
+        op->n_ents = 0;
     }
     if (op->has_hs) {
         if (op->hs.term < n->disk_hs.term) {
@@ -808,6 +810,10 @@ void sim_crash(struct sim_cluster *c, uint32_t id)
         n->dops_len--;
     }
     fail_all_ops(c, n);
+    for (size_t i = 0; i < n->inbox_n; i++) {
+        free(n->inbox[i].data);
+    }
+    n->inbox_n = 0;
     n->role = MC_RAFT_FOLLOWER;
     n->leader = 0;
     n->has_incoming_snap = false;
@@ -841,6 +847,18 @@ void sim_resume(struct sim_cluster *c, uint32_t id)
             n->next_tick_ms = c->now_ms; /* a timer fires once after a stall; no catch-up */
         }
         process_ready(c, n);
+        /* Then it reads what piled up in its socket buffers, in arrival order. */
+        struct sim_packet *in = n->inbox;
+        size_t k = n->inbox_n;
+        n->inbox = NULL;
+        n->inbox_n = n->inbox_cap = 0;
+        for (size_t i = 0; i < k; i++) {
+            if (sim_ok(c) && n->up && !n->paused) {
+                deliver(c, &in[i]);
+            }
+            free(in[i].data);
+        }
+        free(in);
     }
 }
 
@@ -915,6 +933,7 @@ void sim_cluster_free(struct sim_cluster *c)
             sim_crash(c, id);
         }
         free(n->dops);
+        free(n->inbox);
         for (size_t i = 0; i < n->disk_n; i++) {
             free(n->disk_log[i].data);
         }
@@ -1047,9 +1066,12 @@ bool sim_step(struct sim_cluster *c)
         sim_net_pop(&c->net, &p);
         struct sim_node *to = &c->nodes[p.to];
         if (to->up && to->paused) {
-            /* A stopped process does not read its socket: the packet waits (re-queued later). */
-            p.deliver_ms = to->next_tick_ms > c->now_ms ? c->now_ms + 1 : c->now_ms + 1;
-            sim_net_send(&c->net, p.deliver_ms - 1, p.from, p.to, p.data, p.len);
+            /* A stopped process does not read its socket: the packet waits in its buffer. */
+            if (to->inbox_n == to->inbox_cap) {
+                to->inbox_cap = to->inbox_cap ? to->inbox_cap * 2 : 64;
+                to->inbox = xrealloc(to->inbox, to->inbox_cap * sizeof(*to->inbox));
+            }
+            to->inbox[to->inbox_n++] = p;
             return true;
         }
         deliver(c, &p);
@@ -1110,6 +1132,22 @@ uint32_t sim_leader(const struct sim_cluster *c)
         }
     }
     return best;
+}
+
+uint32_t sim_stable_leader(const struct sim_cluster *c)
+{
+    uint32_t l = sim_leader(c);
+    if (!l) {
+        return 0;
+    }
+    const struct sim_node *ln = &c->nodes[l];
+    for (uint32_t id = 1; id <= c->max_id; id++) {
+        if (c->nodes[id].up && c->nodes[id].term > ln->term) {
+            return 0;
+        }
+    }
+    const struct sim_lent *e = shadow_at(ln, ln->commit);
+    return e && e->term == ln->term ? l : 0;
 }
 
 static bool has_leader(struct sim_cluster *c, void *arg)

@@ -91,6 +91,9 @@ struct sim_node {
     struct sim_sm sm;
     bool has_incoming_snap;
     struct sim_sm incoming_snap;
+    /* packets that arrived while the process was paused (delivered in order on resume) */
+    struct sim_packet *inbox;
+    size_t inbox_n, inbox_cap;
     /* clients waiting on this node */
     struct sim_client_op ops[SIM_MAX_CLIENT_OPS];
     size_t n_ops;
@@ -148,6 +151,9 @@ bool sim_ok(const struct sim_cluster *c);
 
 /* The leader with the highest term among up nodes, or 0. */
 uint32_t sim_leader(const struct sim_cluster *c);
+/* A leader that is current (no up node has a higher term) and has committed an entry of its
+ * term, so proposals to it can commit; 0 when there is none. */
+uint32_t sim_stable_leader(const struct sim_cluster *c);
 /* Run until some node is leader (and, if stable_ms, it stays leader that long). 0 on timeout. */
 uint32_t sim_wait_leader(struct sim_cluster *c, uint64_t max_ms);
 

@@ -297,11 +297,35 @@ static bool members_caught_up(struct sim_cluster *c, void *arg)
     return true;
 }
 
+static void dump_leader(struct sim_cluster *c, uint32_t l)
+{
+    if (!l || !c->nodes[l].up) {
+        return;
+    }
+    struct mc_raft_status st;
+    mc_raft_status(c->nodes[l].r, &st);
+    printf("leader %u: term=%llu commit=%llu last=%llu snap=%llu transferee=%llu\n", l,
+           U(st.term), U(st.commit), U(st.last_index), U(st.snapshot_index),
+           U(st.lead_transferee));
+    for (uint32_t i = 0; i < st.n_peers; i++) {
+        const struct mc_raft_peer_status *ps = &st.peers[i];
+        const struct sim_node *pn = &c->nodes[ps->id];
+        printf("  peer %llu: state=%u match=%llu next=%llu inflight=%u pending_snap=%llu "
+               "active=%d | node up=%d applied=%llu last=%llu\n",
+               U(ps->id), ps->state, U(ps->match), U(ps->next), ps->inflight,
+               U(ps->pending_snapshot), ps->recent_active, pn->up, U(pn->sm.applied),
+               U(pn->log_base + pn->log_n));
+    }
+}
+
 static void check_liveness(struct sim_cluster *c)
 {
     heal_all(c);
     uint64_t t0 = c->now_ms;
-    uint32_t l = sim_wait_leader(c, LIVENESS_LEADER_MS);
+    uint32_t l = 0;
+    while (sim_ok(c) && c->now_ms - t0 < LIVENESS_LEADER_MS && !(l = sim_stable_leader(c))) {
+        sim_run(c, 5);
+    }
     if (!sim_ok(c)) {
         return;
     }
@@ -315,7 +339,7 @@ static void check_liveness(struct sim_cluster *c)
     for (int i = 0; i < 3; i++) {
         int rc = MC_ENOTLEADER;
         while (rc != 0 && c->now_ms - t0 < LIVENESS_LEADER_MS + LIVENESS_COMMIT_MS && sim_ok(c)) {
-            l = sim_leader(c);
+            l = sim_stable_leader(c);
             rc = l ? sim_write(c, l, &ids[i]) : MC_ENOTLEADER;
             if (rc != 0) {
                 sim_run(c, 10);
@@ -332,6 +356,7 @@ static void check_liveness(struct sim_cluster *c)
     }
     for (int i = 0; i < 3 && sim_ok(c); i++) {
         if (!sim_write_acked(c, ids[i])) {
+            dump_leader(c, sim_leader(c));
             sim_check_fail(&c->check,
                            "Liveness: write %llu proposed after healing not acknowledged within "
                            "%u ms",
@@ -341,6 +366,7 @@ static void check_liveness(struct sim_cluster *c)
     }
     l = sim_leader(c);
     if (l && !sim_run_until(c, members_caught_up, &l, LIVENESS_COMMIT_MS) && sim_ok(c)) {
+        dump_leader(c, l);
         sim_check_fail(&c->check, "Liveness: voters did not catch up with leader %u within %u ms",
                        l, LIVENESS_COMMIT_MS);
     }
@@ -377,7 +403,9 @@ static int run_seed(uint64_t seed, const struct params *p, bool verbose, uint64_
             next_nemesis = c->now_ms + 1 + mc_rand_below(&c->rand, 2 * mx.nemesis_gap_ms);
         }
         if (sim_ok(c) && !sim_step(c)) {
-            break;
+            /* Nothing scheduled (every node down): jump to the next client or fault action. */
+            c->now_ms = next_client < next_nemesis ? next_client : next_nemesis;
+            c->steps++;
         }
     }
     if (sim_ok(c)) {
