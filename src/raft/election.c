@@ -135,6 +135,7 @@ void el_tick(struct mc_raft *r)
     r->election_elapsed++;
     if (r->role == MC_RAFT_LEADER) {
         r->heartbeat_elapsed++;
+        sn_tick(r);
         if (r->election_elapsed >= r->cfg.election_tick) {
             r->election_elapsed = 0;
             /* Thesis §6.2: step down when a quorum has not been heard from for a timeout. */

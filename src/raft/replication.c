@@ -330,9 +330,14 @@ void rep_handle_heartbeat_resp(struct mc_raft *r, const struct mc_raft_msg *m)
     if (p->state == MC_RAFT_PROGRESS_PROBE) {
         p->probe_sent = false;
     }
+    if (p->state == MC_RAFT_PROGRESS_REPLICATE && p->infl_count >= p->infl_cap) {
+        /* The window may be full of lost messages: let one more through (etcd does too). */
+        p->infl_start = (p->infl_start + 1) % p->infl_cap;
+        p->infl_count--;
+    }
+    /* An empty append also detects appends lost in flight: the follower rejects it. */
     bool sent = rep_send_append(r, p, false);
-    if (!sent && (p->sent_commit < r->commit ||
-                  (p->state == MC_RAFT_PROGRESS_PROBE && p->match < log_last_index(&r->log)))) {
+    if (!sent && (p->sent_commit < r->commit || p->match < log_last_index(&r->log))) {
         rep_send_append(r, p, true);
     }
     if (m->ctx > p->read_seq_acked) {
