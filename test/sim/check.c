@@ -150,8 +150,8 @@ const struct sim_committed *sim_check_get_committed(const struct sim_check *c, u
     return e->chain ? e : NULL;
 }
 
-bool sim_check_committed(struct sim_check *c, uint32_t id, uint64_t index, uint64_t term,
-                         uint64_t chain, const char *how)
+bool sim_check_committed(struct sim_check *c, uint32_t id, uint64_t node_term, uint64_t index,
+                         uint64_t term, uint64_t chain, const char *how)
 {
     assert(index > 0);
     if (index >= c->committed_cap) {
@@ -166,6 +166,9 @@ bool sim_check_committed(struct sim_check *c, uint32_t id, uint64_t index, uint6
         c->committed_cap = cap;
     }
     struct sim_committed *e = &c->committed[index];
+    if (e->chain == 0 || node_term < e->commit_term) {
+        e->commit_term = node_term;
+    }
     if (e->chain == 0) {
         e->term = term;
         e->chain = chain;
@@ -182,4 +185,21 @@ bool sim_check_committed(struct sim_check *c, uint32_t id, uint64_t index, uint6
                               id, how, index, term, e->term);
     }
     return true;
+}
+
+uint64_t sim_check_must_hold(const struct sim_check *c, uint64_t leader_term)
+{
+    /* An entry is committed no later than any entry after it, so walk down from the top keeping
+     * the lowest commit term seen: the first index whose suffix-minimum is below leader_term. */
+    uint64_t min_term = UINT64_MAX;
+    for (uint64_t i = c->commit_max; i > 0; i--) {
+        const struct sim_committed *e = &c->committed[i];
+        if (e->chain && e->commit_term < min_term) {
+            min_term = e->commit_term;
+        }
+        if (min_term < leader_term) {
+            return i;
+        }
+    }
+    return 0;
 }

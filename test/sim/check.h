@@ -12,7 +12,9 @@
 struct sim_kv; /* u64/u128 -> u64 open-addressing map, private to check.c */
 
 struct sim_committed {
-    uint64_t term;
+    uint64_t term;        /* the entry's term */
+    uint64_t commit_term; /* lowest term in which any node reported it committed (>= the term
+                             whose leader committed it) */
     uint64_t chain; /* hash of the whole log prefix 1..index (Log Matching makes it unique) */
 };
 
@@ -42,10 +44,13 @@ uint64_t sim_chain_next(uint64_t prev_chain, uint64_t index, uint64_t term, uint
 bool sim_check_leader(struct sim_check *c, uint64_t term, uint32_t id);
 bool sim_check_log_entry(struct sim_check *c, uint32_t id, uint64_t index, uint64_t term,
                          uint64_t chain);
-/* Node `id` learned that index (term, chain) is committed (commit index moved, or it applied it).
- */
-bool sim_check_committed(struct sim_check *c, uint32_t id, uint64_t index, uint64_t term,
-                         uint64_t chain, const char *how);
+/* Node `id`, in term node_term, learned that index (term, chain) is committed (its commit index
+ * moved, or it applied it). */
+bool sim_check_committed(struct sim_check *c, uint32_t id, uint64_t node_term, uint64_t index,
+                         uint64_t term, uint64_t chain, const char *how);
+/* Highest committed index that every leader of term leader_term must hold (Leader Completeness:
+ * entries committed in an earlier term), or 0. */
+uint64_t sim_check_must_hold(const struct sim_check *c, uint64_t leader_term);
 /* Committed entry at index, or NULL when not known committed. */
 const struct sim_committed *sim_check_get_committed(const struct sim_check *c, uint64_t index);
 /* Record a failure found by the caller (e.g. liveness, read freshness). printf-style. */

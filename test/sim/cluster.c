@@ -392,7 +392,7 @@ static void apply_entry(struct sim_cluster *c, struct sim_node *n, const struct 
     n->sm.applied = e->index;
     n->sm.term = e->term;
     n->sm.chain = chain;
-    sim_check_committed(&c->check, n->id, e->index, e->term, chain, "applied");
+    sim_check_committed(&c->check, n->id, n->term, e->index, e->term, chain, "applied");
     uint64_t wid = 0;
     if (e->type == MC_RAFT_ENTRY_NORMAL && e->len >= 8) {
         wid = mc_get_u64le(e->data);
@@ -473,7 +473,7 @@ static void note_commit(struct sim_cluster *c, struct sim_node *n, uint64_t comm
     for (uint64_t i = n->commit + 1; i <= commit; i++) {
         uint64_t term, chain;
         if (shadow_chain(n, i, &term, &chain)) {
-            sim_check_committed(&c->check, n->id, i, term, chain, "committed");
+            sim_check_committed(&c->check, n->id, n->term, i, term, chain, "committed");
         }
     }
     n->commit = commit;
@@ -482,7 +482,7 @@ static void note_commit(struct sim_cluster *c, struct sim_node *n, uint64_t comm
 bool sim_check_leader_log(struct sim_cluster *c, uint32_t id)
 {
     struct sim_node *n = &c->nodes[id];
-    uint64_t cm = c->check.commit_max;
+    uint64_t cm = sim_check_must_hold(&c->check, n->term);
     if (cm == 0 || cm < n->log_base) {
         return true;
     }
@@ -519,7 +519,7 @@ static void install_snapshot(struct sim_cluster *c, struct sim_node *n,
     c->snapshots_installed++;
     n->sm = n->incoming_snap;
     n->has_incoming_snap = false;
-    sim_check_committed(&c->check, n->id, s->index, s->term, n->sm.chain, "installed snapshot");
+    sim_check_committed(&c->check, n->id, n->term, s->index, s->term, n->sm.chain, "installed snapshot");
     /* Keep the shadow's suffix only where the core kept it (the entry terms still agree). */
     uint64_t keep_last = s->index;
     while (keep_last < shadow_last(n)) {

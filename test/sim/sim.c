@@ -279,6 +279,7 @@ static void heal_all(struct sim_cluster *c)
 
 #define LIVENESS_LEADER_MS 5000 /* 25-50 election timeouts */
 #define LIVENESS_COMMIT_MS 5000
+#define LIVENESS_SETTLE_TIMEOUTS 3 /* election timeouts of quiet after healing */
 
 static bool members_caught_up(struct sim_cluster *c, void *arg)
 {
@@ -321,6 +322,9 @@ static void dump_leader(struct sim_cluster *c, uint32_t l)
 static void check_liveness(struct sim_cluster *c)
 {
     heal_all(c);
+    /* Let stale leaders notice they lost their quorum (check-quorum runs once per election
+     * timeout): proposals to a leader that is about to be deposed may legitimately be lost. */
+    sim_run(c, (uint64_t)LIVENESS_SETTLE_TIMEOUTS * c->o.raft.election_tick * c->o.tick_ms);
     uint64_t t0 = c->now_ms;
     uint32_t l = 0;
     while (sim_ok(c) && c->now_ms - t0 < LIVENESS_LEADER_MS && !(l = sim_stable_leader(c))) {
