@@ -15,7 +15,7 @@ struct sim_committed {
     uint64_t term;        /* the entry's term */
     uint64_t commit_term; /* lowest term in which any node reported it committed (>= the term
                              whose leader committed it) */
-    uint64_t chain; /* hash of the whole log prefix 1..index (Log Matching makes it unique) */
+    uint64_t chain;       /* hash of the whole log prefix 1..index (Log Matching makes it unique) */
 };
 
 /*

@@ -240,30 +240,35 @@ static void dop_complete(struct sim_cluster *c, struct sim_node *n, struct sim_d
             n->disk_first = op->snap.index + 1;
         }
     }
-    if (op->n_ents) {
-        uint64_t first = op->ents[0].index;
+    for (size_t i = 0; i < op->n_ents; i++) {
+        /* Entries may hold several runs (merged writes): each run replaces the suffix. */
+        struct mc_raft_entry *e = &op->ents[i];
+        uint64_t lo = n->disk_has_snap ? n->disk_snap.index + 1 : 1;
         if (n->disk_n == 0) {
-            if (first != n->disk_first) {
-                n->disk_first = first; /* only legal right after a snapshot or at 1 */
-                if (first != (n->disk_has_snap ? n->disk_snap.index + 1 : 1)) {
-                    fail(c, "contract: node %u WAL write at %llu leaves a gap", n->id, U(first));
-                }
+            n->disk_first = e->index;
+            if (e->index != lo) {
+                fail(c, "contract: node %u WAL write at %llu leaves a gap (expected %llu)", n->id,
+                     U(e->index), U(lo));
             }
-        } else if (first > disk_last(n) + 1 || first < n->disk_first) {
-            fail(c, "contract: node %u WAL write at %llu outside [%llu, %llu]", n->id, U(first),
+        } else if (e->index > disk_last(n) + 1 || e->index < n->disk_first) {
+            fail(c, "contract: node %u WAL write at %llu outside [%llu, %llu]", n->id, U(e->index),
                  U(n->disk_first), U(disk_last(n) + 1));
+        } else {
+            disk_truncate(n, e->index);
+            if (n->disk_n == 0) {
+                n->disk_first = e->index;
+            }
         }
-        disk_truncate(n, first);
-        if (n->disk_n + op->n_ents > n->disk_cap) {
-            n->disk_cap = (n->disk_n + op->n_ents) * 2;
+        if (n->disk_n == n->disk_cap) {
+            n->disk_cap = n->disk_cap ? n->disk_cap * 2 : 256;
             n->disk_log = xrealloc(n->disk_log, n->disk_cap * sizeof(*n->disk_log));
         }
-        memcpy(n->disk_log + n->disk_n, op->ents, op->n_ents * sizeof(*op->ents));
-        n->disk_n += op->n_ents;
-        free(op->ents);
-        op->ents = NULL;
-        op->n_ents = 0;
+        n->disk_log[n->disk_n++] = *e;
+        e->data = NULL;
     }
+    free(op->ents);
+    op->ents = NULL;
+    op->n_ents = 0;
     if (op->has_hs) {
         if (op->hs.term < n->disk_hs.term) {
             fail(c, "TermMonotonic: node %u persisted term %llu after %llu", n->id, U(op->hs.term),
@@ -449,13 +454,14 @@ static void apply_entry(struct sim_cluster *c, struct sim_node *n, const struct 
 
 static void note_commit(struct sim_cluster *c, struct sim_node *n, uint64_t commit, bool leading)
 {
-    if (leading && commit > n->commit) {
+    if (leading && commit > n->commit && !c->o.no_commit_term_check) {
         /* Raft §5.4.2 (Figure 8): a leader advances its commit index only to an entry of its own
          * term; older entries are committed indirectly, never by counting replicas. */
         const struct sim_lent *e = shadow_at(n, commit);
         if (e && e->term != n->term) {
-            fail(c, "CommitCurrentTerm: leader %u (term %llu) advanced commit to %llu whose "
-                    "term is %llu (Raft 5.4.2)",
+            fail(c,
+                 "CommitCurrentTerm: leader %u (term %llu) advanced commit to %llu whose "
+                 "term is %llu (Raft 5.4.2)",
                  n->id, U(n->term), U(commit), U(e->term));
             return;
         }
@@ -519,7 +525,8 @@ static void install_snapshot(struct sim_cluster *c, struct sim_node *n,
     c->snapshots_installed++;
     n->sm = n->incoming_snap;
     n->has_incoming_snap = false;
-    sim_check_committed(&c->check, n->id, n->term, s->index, s->term, n->sm.chain, "installed snapshot");
+    sim_check_committed(&c->check, n->id, n->term, s->index, s->term, n->sm.chain,
+                        "installed snapshot");
     /* Keep the shadow's suffix only where the core kept it (the entry terms still agree). */
     uint64_t keep_last = s->index;
     while (keep_last < shadow_last(n)) {
@@ -600,6 +607,39 @@ static struct sim_dop *dop_push(struct sim_cluster *c, struct sim_node *n)
     return op;
 }
 
+/*
+ * Group commit: when the newest pending write would not complete before tmp anyway (FIFO), fold
+ * tmp into it (one fsync covers both). Also bounds the queue at SIM_MAX_PENDING_OPS.
+ */
+static bool dop_merge(struct sim_cluster *c, struct sim_node *n, struct sim_dop *tmp)
+{
+    if (n->dops_len == 0 || tmp->has_snap) {
+        return false;
+    }
+    struct sim_dop *last = &n->dops[(n->dops_head + n->dops_len - 1) % SIM_MAX_PENDING_OPS];
+    if (last->done_ms < c->now_ms + c->o.disk_max_ms && n->dops_len < SIM_MAX_PENDING_OPS) {
+        return false;
+    }
+    if (tmp->has_hs) {
+        last->has_hs = true;
+        last->hs = tmp->hs;
+    }
+    if (tmp->n_ents) {
+        last->ents = xrealloc(last->ents, (last->n_ents + tmp->n_ents) * sizeof(*last->ents));
+        memcpy(last->ents + last->n_ents, tmp->ents, tmp->n_ents * sizeof(*tmp->ents));
+        last->n_ents += tmp->n_ents;
+        free(tmp->ents);
+    }
+    if (tmp->n_msgs) {
+        last->msgs = xrealloc(last->msgs, (last->n_msgs + tmp->n_msgs) * sizeof(*last->msgs));
+        memcpy(last->msgs + last->n_msgs, tmp->msgs, tmp->n_msgs * sizeof(*tmp->msgs));
+        last->n_msgs += tmp->n_msgs;
+        free(tmp->msgs);
+    }
+    memset(tmp, 0, sizeof(*tmp));
+    return true;
+}
+
 /* Complete the oldest pending disk write of n; tells the core what is durable. */
 static void dop_pop_complete(struct sim_cluster *c, struct sim_node *n)
 {
@@ -625,8 +665,9 @@ static void process_ready(struct sim_cluster *c, struct sim_node *n)
         struct mc_raft_ready rd;
         mc_raft_ready(n->r, &rd);
         if (++loops > SIM_MAX_READY_LOOPS) {
-            fail(c, "contract: node %u has_ready stays true with an empty-looking ready (ss=%d "
-                    "hs=%d snap=%d ents=%zu msgs=%zu committed=%zu reads=%zu)",
+            fail(c,
+                 "contract: node %u has_ready stays true with an empty-looking ready (ss=%d "
+                 "hs=%d snap=%d ents=%zu msgs=%zu committed=%zu reads=%zu)",
                  n->id, rd.soft_state_changed, rd.hard_state_changed, rd.snapshot != NULL,
                  rd.n_entries, rd.n_msgs, rd.n_committed, rd.n_reads);
             mc_raft_advance(n->r, &rd);
@@ -711,6 +752,9 @@ static void process_ready(struct sim_cluster *c, struct sim_node *n)
         }
         mc_raft_advance(n->r, &rd);
         if (tmp.has_hs || tmp.has_snap || tmp.n_ents || tmp.n_msgs) {
+            if (dop_merge(c, n, &tmp)) {
+                continue;
+            }
             struct sim_dop *op = dop_push(c, n);
             uint64_t done = op->done_ms;
             *op = tmp;

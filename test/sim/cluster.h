@@ -107,7 +107,8 @@ struct sim_opts {
     uint32_t disk_min_ms, disk_max_ms; /* default 0..0 (synchronous) */
     struct mc_raft_config raft; /* template: id/seed/initial lists/restore are filled per node */
     bool keep_removed; /* leave removed members running (default: stop them once committed) */
-    FILE *verbose;     /* trace lines go here when non-NULL */
+    bool no_commit_term_check; /* skip the direct §5.4.2 check: only end-to-end properties */
+    FILE *verbose;             /* trace lines go here when non-NULL */
 };
 
 struct sim_cluster {
