@@ -891,18 +891,12 @@ void sim_resume(struct sim_cluster *c, uint32_t id)
             n->next_tick_ms = c->now_ms; /* a timer fires once after a stall; no catch-up */
         }
         process_ready(c, n);
-        /* Then it reads what piled up in its socket buffers, in arrival order. */
-        struct sim_packet *in = n->inbox;
-        size_t k = n->inbox_n;
-        n->inbox = NULL;
-        n->inbox_n = n->inbox_cap = 0;
-        for (size_t i = 0; i < k; i++) {
-            if (sim_ok(c) && n->up && !n->paused) {
-                deliver(c, &in[i]);
-            }
-            free(in[i].data);
+        /* What piled up in its socket buffers is read from the next step on, in arrival order,
+         * so a request arriving right at resume races with it (as after SIGCONT). */
+        for (size_t i = 0; i < n->inbox_n; i++) {
+            sim_net_requeue(&c->net, &n->inbox[i], c->now_ms);
         }
-        free(in);
+        n->inbox_n = 0;
     }
 }
 

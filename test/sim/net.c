@@ -182,3 +182,11 @@ void sim_net_drop_to(struct sim_net *n, uint32_t to)
         n->heap[j] = p;
     }
 }
+
+void sim_net_requeue(struct sim_net *n, const struct sim_packet *p, uint64_t deliver_ms)
+{
+    struct sim_packet q = *p;
+    q.deliver_ms = deliver_ms;
+    q.seq = n->seq++;
+    push(n, q);
+}

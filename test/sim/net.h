@@ -46,6 +46,8 @@ void sim_net_free(struct sim_net *n);
 /* Queue data (ownership taken) from -> to at now_ms, applying drop/dup/delay faults. */
 void sim_net_send(struct sim_net *n, uint64_t now_ms, uint32_t from, uint32_t to, uint8_t *data,
                   size_t len);
+/* Put a packet back in flight for delivery at deliver_ms, fault-free (ownership taken). */
+void sim_net_requeue(struct sim_net *n, const struct sim_packet *p, uint64_t deliver_ms);
 /* Earliest delivery time, or UINT64_MAX when nothing is in flight. */
 uint64_t sim_net_next_ms(const struct sim_net *n);
 /* Pop the earliest packet. Returns false when empty. The caller owns p->data. */
