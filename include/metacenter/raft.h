@@ -46,6 +46,14 @@
  * Committed entries are only handed out up to the index reported by mc_raft_persisted(), so the
  * state machine never gets ahead of the local WAL (a crash never leaves applied > last index).
  *
+ * Proposals: mc_raft_propose() returns the index; the entry carries the current term. It
+ * succeeded when a committed entry (rd.committed) has that index AND term. It is lost when the
+ * committed entry at that index has another term, or when rd.entries writes another term at
+ * that index (a new leader overwrote it; committed entries are never overwritten, so it was
+ * definitely not applied and the client may retry). Until either happens the outcome is unknown.
+ * Committed entries of type MC_RAFT_ENTRY_NORMAL with len 0 are leader no-ops: skip them;
+ * MC_RAFT_ENTRY_CONF entries decode with mc_raft_conf_change_decode (e.g. for peer addresses).
+ *
  * Messages: a leader's AppendEntries / Heartbeat / InstallSnapshot / TimeoutNow / ReadIndex
  * replies have wait_persist = 0; everything else (vote requests: the self-vote must be durable;
  * vote grants; append responses) has wait_persist = 1. Dropping, duplicating or reordering any
@@ -222,7 +230,8 @@ struct mc_raft_restore {
     struct mc_raft_hard_state hard_state;
     bool has_snapshot;
     struct mc_raft_snapshot_meta snapshot;
-    const struct mc_raft_entry *entries; /* consecutive, starting at snapshot.index + 1 (or 1) */
+    const struct mc_raft_entry *entries; /* consecutive; must reach snapshot.index + 1 (or 1);
+                                            those <= snapshot.index are skipped */
     size_t n_entries;                    /* (payloads are copied) */
     uint64_t applied;                    /* state machine's applied index (>= snapshot.index) */
 };
@@ -368,6 +377,12 @@ int mc_raft_read_index(struct mc_raft *r, uint64_t ctx);
  * voter), MC_EINVAL (self).
  */
 int mc_raft_transfer_leader(struct mc_raft *r, uint64_t id);
+/*
+ * Start an election now instead of waiting for the timeout (pre-vote first when enabled), e.g.
+ * so a single-node cluster leads right after start. No-op for a leader; MC_ENOMEMBER if this
+ * node is not a voter.
+ */
+int mc_raft_campaign(struct mc_raft *r);
 /* The transport could not deliver to id: its progress falls back to probing. */
 void mc_raft_report_unreachable(struct mc_raft *r, uint64_t id);
 /* Leader: the snapshot transfer to id finished (ok) or failed. */

@@ -56,7 +56,7 @@ void el_become_leader(struct mc_raft *r)
 
 static void record_vote(struct mc_raft *r, uint64_t id, bool granted)
 {
-    if (conf_contains(r->votes_granted, r->n_granted, id) ||
+    if (!conf_is_any_voter(&r->conf, id) || conf_contains(r->votes_granted, r->n_granted, id) ||
         conf_contains(r->votes_rejected, r->n_rejected, id) || r->n_granted >= MC_RAFT_MAX_NODES ||
         r->n_rejected >= MC_RAFT_MAX_NODES) {
         return; /* one vote per voter per election */
@@ -225,4 +225,19 @@ void el_handle_vote_resp(struct mc_raft *r, const struct mc_raft_msg *m)
     default:
         break;
     }
+}
+
+int mc_raft_campaign(struct mc_raft *r)
+{
+    if (r->err) {
+        return r->err;
+    }
+    if (r->role == MC_RAFT_LEADER) {
+        return 0;
+    }
+    if (!ra_promotable(r)) {
+        return MC_ENOMEMBER;
+    }
+    el_campaign(r, !r->cfg.disable_pre_vote, false);
+    return r->err;
 }

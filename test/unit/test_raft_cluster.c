@@ -11,7 +11,7 @@
 
 #define TN     5
 #define QMAX   4096
-#define WALMAX 4096
+#define WALMAX 16384
 
 struct wal_ent {
     uint64_t term;
@@ -49,6 +49,7 @@ static struct qmsg Q[QMAX];
 static int nq;
 static bool cut[TN + 1][TN + 1]; /* cut[a][b]: drop a -> b */
 static bool use_lease;
+static bool drop_snapshots; /* lose SNAPSHOT messages without reporting */
 
 static struct mc_raft_config mkcfg(uint64_t id, int n)
 {
@@ -87,7 +88,8 @@ static void start(int n, int voters)
 
 static void send(const struct mc_raft_msg *m)
 {
-    if (m->to < 1 || m->to > (uint64_t)nn || cut[m->from][m->to] || nq >= QMAX) {
+    if (m->to < 1 || m->to > (uint64_t)nn || cut[m->from][m->to] || nq >= QMAX ||
+        (drop_snapshots && m->type == MC_RAFT_MSG_SNAPSHOT)) {
         return;
     }
     struct mc_wbuf w;
@@ -294,6 +296,8 @@ Test(raft_cluster, elects_and_commits)
 Test(raft_cluster, single_node)
 {
     start(1, 1);
+    cr_assert_eq(mc_raft_campaign(N[1].r), 0); /* leads at once, no timeout */
+    cr_assert_eq(mc_raft_role(N[1].r), MC_RAFT_LEADER);
     int l = elect();
     cr_assert_eq(l, 1);
     uint64_t idx = propose_str(1, "x");
@@ -546,5 +550,177 @@ Test(raft_cluster, lease_read_without_round_trip)
         cr_assert_eq(N[l].n_reads, 1);
     }
     use_lease = false;
+    stop_all();
+}
+
+Test(raft_cluster, restart_from_snapshot_and_tail)
+{
+    start(3, 3);
+    int l = elect();
+    cr_assert(l);
+    uint64_t idx = 0;
+    for (int k = 0; k < 30; k++) {
+        idx = propose_str(l, "z");
+        pump();
+    }
+    tick_all(2);
+    /* Node l snapshots at idx - 10; its WAL keeps the entries after it. */
+    uint64_t si = idx - 10;
+    cr_assert_eq(mc_raft_snapshot_taken(N[l].r, si, mc_raft_term_at(N[l].r, si), NULL), 0);
+    struct tnode *t = &N[l];
+    mc_raft_destroy(t->r);
+    static struct mc_raft_entry ents[WALMAX];
+    size_t n = 0;
+    for (uint64_t k = 1; k <= t->wal_last; k++) { /* the WAL still holds entries <= si */
+        ents[n++] = (struct mc_raft_entry){k, t->wal[k].term, t->wal[k].type, t->wal[k].len,
+                                           t->wal[k].data};
+    }
+    struct mc_raft_restore rs = {
+        .hard_state = t->hs, .has_snapshot = true, .entries = ents, .n_entries = n, .applied = si};
+    rs.snapshot.index = si;
+    rs.snapshot.term = t->wal[si].term;
+    rs.snapshot.conf.n_voters = 3;
+    rs.snapshot.conf.voters[0] = 1, rs.snapshot.conf.voters[1] = 2, rs.snapshot.conf.voters[2] = 3;
+    struct mc_raft_config c = mkcfg((uint64_t)l, 0); /* the snapshot supplies the configuration */
+    c.n_initial_voters = 0;
+    c.restore = &rs;
+    cr_assert_eq(mc_raft_create(&c, &t->r), 0);
+    t->applied = si;
+    struct mc_raft_status st;
+    mc_raft_status(t->r, &st);
+    cr_assert_eq(st.first_index, si + 1);
+    cr_assert_eq(st.last_index, t->wal_last);
+    cr_assert_eq(st.conf.n_voters, 3);
+    cr_assert_eq(mc_raft_term_at(t->r, si), rs.snapshot.term);
+    /* It re-applies the tail after the snapshot and keeps participating. */
+    int l2 = elect();
+    cr_assert(l2);
+    uint64_t i2 = propose_str(l2, "after");
+    tick_all(3);
+    cr_assert_geq(N[l].applied, i2);
+    check_logs_agree();
+    stop_all();
+}
+
+Test(raft_cluster, lost_snapshot_report_times_out)
+{
+    start(3, 3);
+    int l = elect();
+    cr_assert(l);
+    int f = l == 1 ? 2 : 1;
+    N[f].up = false;
+    uint64_t idx = 0;
+    for (int k = 0; k < 20; k++) {
+        idx = propose_str(l, "s");
+        pump();
+    }
+    cr_assert_eq(mc_raft_snapshot_taken(N[l].r, idx, mc_raft_term_at(N[l].r, idx), NULL), 0);
+    /* The follower returns, but the SNAPSHOT message is lost and never reported. */
+    drop_snapshots = true;
+    N[f].up = true;
+    tick_all(3);
+    struct mc_raft_status st;
+    mc_raft_status(N[l].r, &st);
+    bool in_snap = false;
+    for (uint32_t k = 0; k < st.n_peers; k++) {
+        if (st.peers[k].id == (uint64_t)f && st.peers[k].state == MC_RAFT_PROGRESS_SNAPSHOT) {
+            in_snap = true;
+        }
+    }
+    cr_assert(in_snap);
+    drop_snapshots = false;
+    tick_all(50);
+    cr_assert_not(N[f].has_snap, "waits for the report within the timeout");
+    tick_all(60); /* past snapshot_timeout_tick (10 election timeouts): probe and resend */
+    cr_assert(N[f].has_snap);
+    cr_assert_geq(N[f].applied, idx);
+    stop_all();
+}
+
+/* Forged / corrupt-but-decodable messages: Raft is not Byzantine tolerant, but no input may crash
+ * a core (every assert must hold on any message sequence). */
+Test(raft_cluster, random_messages_never_crash)
+{
+    start(3, 3);
+    int l = elect();
+    cr_assert(l);
+    uint64_t s = 12345;
+    uint8_t payload[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    for (int it = 0; it < 10000; it++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t x = s >> 11;
+        struct mc_raft_entry ents[4];
+        struct mc_raft_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = (uint8_t)(1 + x % 12);
+        m.to = 1 + (x >> 4) % 3;
+        m.from = 1 + (x >> 6) % 4;
+        if (m.from == m.to) {
+            m.from = m.to % 3 + 1;
+        }
+        uint64_t base = mc_raft_term(N[m.to].r);
+        m.term = base + (x >> 8) % 3 - ((x >> 8) % 7 == 0 && base ? 1 : 0);
+        uint64_t li = mc_raft_last_index(N[m.to].r);
+        m.index = (li > 20 ? li - 20 : 0) + (x >> 10) % 40;
+        m.log_term = (x >> 16) % (m.term + 1);
+        if ((x >> 18) & 1) {
+            m.log_term = mc_raft_term_at(N[m.to].r, m.index); /* make it match often */
+        }
+        m.commit = m.index + (x >> 20) % 45 - 20;
+        if ((x >> 19) & 1) {
+            m.index = mc_raft_commit_index(N[m.to].r) + (x >> 10) % 4;
+            m.log_term = mc_raft_term_at(N[m.to].r, m.index);
+        }
+        m.reject = (x >> 26) & 1;
+        m.reject_hint = (x >> 27) % 40;
+        m.hint_term = (x >> 33) % 5;
+        m.ctx = (x >> 36) % 1000;
+        m.flags = (x >> 46) & 1;
+        if (m.type == MC_RAFT_MSG_APPEND && (x >> 47) % 2) {
+            m.n_entries = 1 + (uint32_t)((x >> 48) % 4);
+            uint64_t t = m.log_term;
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            uint64_t y = s >> 11;
+            for (uint32_t k = 0; k < m.n_entries; k++) {
+                t += (y >> k) & 1;
+                if ((y >> 8) % 4 == 0) {
+                    t = (y >> (10 + 4 * k)) % (m.term + 2); /* possibly decreasing / too high */
+                }
+                ents[k] =
+                    (struct mc_raft_entry){m.index + 1 + k, t, MC_RAFT_ENTRY_NORMAL, 8, payload};
+            }
+            m.entries = ents;
+        }
+        if (m.type == MC_RAFT_MSG_SNAPSHOT) {
+            m.snapshot.index = m.index;
+            m.snapshot.term = m.log_term ? m.log_term : 1;
+            m.snapshot.conf.n_voters = 3;
+            m.snapshot.conf.voters[0] = 1, m.snapshot.conf.voters[1] = 2;
+            m.snapshot.conf.voters[2] = 3;
+        }
+        mc_raft_step(N[m.to].r, &m);
+        if (it % 7 == 0) {
+            tick_all(1);
+        }
+        int ld = leader();
+        if (ld && it % 5 == 0) {
+            struct mc_raft_entry e = {.len = 1, .data = payload};
+            mc_raft_propose(N[ld].r, &e, 1, NULL);
+            mc_raft_read_index(N[ld].r, (uint64_t)it);
+        }
+        pump();
+        if (ld && it % 500 == 0) {
+            struct mc_raft_status st;
+            mc_raft_status(N[ld].r, &st);
+            if (st.applied > 2) {
+                mc_raft_snapshot_taken(N[ld].r, st.applied, mc_raft_term_at(N[ld].r, st.applied),
+                                       NULL);
+            }
+        }
+    }
+    /* Still a working cluster afterwards. */
+    memset(cut, 0, sizeof(cut));
+    int l2 = elect();
+    cr_assert(l2);
     stop_all();
 }
