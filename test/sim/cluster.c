@@ -196,7 +196,9 @@ static void disk_compact(struct sim_node *n, uint64_t upto)
         free(n->disk_log[drop].data);
         drop++;
     }
-    memmove(n->disk_log, n->disk_log + drop, (n->disk_n - drop) * sizeof(*n->disk_log));
+    if (drop > 0 && drop < n->disk_n) {
+        memmove(n->disk_log, n->disk_log + drop, (n->disk_n - drop) * sizeof(*n->disk_log));
+    }
     n->disk_n -= drop;
     n->disk_first += drop;
     if (n->disk_n == 0 && n->disk_first <= upto) {
