@@ -6,11 +6,6 @@ SIM_FIXTURE_SRCS := test/sim/cluster.c test/sim/check.c test/sim/net.c test/sim/
 SIM_FIXTURE_OBJS := $(SIM_FIXTURE_SRCS:%.c=$(BUILD)/obj/%.o)
 SIM_OBJS := $(BUILD)/obj/test/sim/sim.o $(SIM_FIXTURE_OBJS)
 
-# Until the Raft core implements its API (branch raft), nothing here can link: skip it.
-SIM_CORE_READY := $(shell grep -l 'mc_raft_advance' src/raft/*.c 2>/dev/null)
-
-ifneq ($(SIM_CORE_READY),)
-
 $(BUILD)/sim: $(SIM_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(SIM_OBJS) $(LIB) $(LDLIBS)
 PROGRAMS += $(BUILD)/sim
@@ -37,5 +32,3 @@ endef
 $(eval $(call SIM_BUG_VARIANT,vote,MC_RAFT_BUG_VOTE_NO_LOG_CHECK))
 $(eval $(call SIM_BUG_VARIANT,commit,MC_RAFT_BUG_COMMIT_OLD_TERM))
 $(eval $(call SIM_BUG_VARIANT,read,MC_RAFT_BUG_READ_NO_CONFIRM))
-
-endif
