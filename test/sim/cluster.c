@@ -298,11 +298,23 @@ static void dop_complete(struct sim_cluster *c, struct sim_node *n, struct sim_d
 
 static void trace_msg(struct sim_cluster *c, const struct mc_raft_msg *m, const char *what)
 {
-    sim_trace(&c->trace, c->now_ms,
-              "%s %llu->%llu %s t=%llu i=%llu lt=%llu c=%llu n=%u rj=%u h=%llu ht=%llu x=%llu",
-              what, U(m->from), U(m->to), mc_raft_msg_type_name(m->type), U(m->term), U(m->index),
-              U(m->log_term), U(m->commit), m->n_entries, m->reject, U(m->reject_hint),
-              U(m->hint_term), U(m->ctx));
+    uint64_t rec[14] = {c->now_ms,    (uint64_t)what[0] << 8 | what[4],
+                        m->type,      m->from,
+                        m->to,        m->term,
+                        m->index,     m->log_term,
+                        m->commit,    m->n_entries,
+                        m->reject,    m->reject_hint,
+                        m->hint_term, m->ctx};
+    sim_trace_bin(&c->trace, rec, sizeof(rec));
+    if (c->trace.verbose) {
+        fprintf(c->trace.verbose,
+                "%llu.%03llu %s %llu->%llu %s t=%llu i=%llu lt=%llu c=%llu n=%u rj=%u h=%llu "
+                "ht=%llu x=%llu\n",
+                U(c->now_ms / 1000), U(c->now_ms % 1000), what, U(m->from), U(m->to),
+                mc_raft_msg_type_name(m->type), U(m->term), U(m->index), U(m->log_term),
+                U(m->commit), m->n_entries, m->reject, U(m->reject_hint), U(m->hint_term),
+                U(m->ctx));
+    }
 }
 
 /* Encode m into a packet buffer (with the sender's snapshot image for MC_RAFT_MSG_SNAPSHOT). */
@@ -736,9 +748,7 @@ static void process_ready(struct sim_cluster *c, struct sim_node *n)
                 continue;
             }
             count_msg(c, m);
-            if (c->o.verbose) {
-                trace_msg(c, m, m->wait_persist ? "send-p" : "send");
-            }
+            trace_msg(c, m, m->wait_persist ? "send-p" : "send");
             if (!m->wait_persist) {
                 packet_send(c, n->id, (uint32_t)m->to, data, len);
             } else {
@@ -1028,12 +1038,7 @@ static void deliver(struct sim_cluster *c, struct sim_packet *p)
         return;
     }
     c->net.delivered++;
-    if (c->o.verbose) {
-        trace_msg(c, &m, "recv");
-    } else {
-        sim_trace(&c->trace, c->now_ms, "recv %u->%u %u t=%llu i=%llu", p->from, p->to, m.type,
-                  U(m.term), U(m.index));
-    }
+    trace_msg(c, &m, "recv");
     if (snap) {
         to->has_incoming_snap = true;
         to->incoming_snap = image;

@@ -325,6 +325,14 @@ static void dump_leader(struct sim_cluster *c, uint32_t l)
     }
 }
 
+/* Uncommitted entries in leader l's log. */
+static uint64_t uncommitted_suffix(const struct sim_cluster *c, uint32_t l)
+{
+    const struct sim_node *n = &c->nodes[l];
+    uint64_t last = n->log_base + n->log_n;
+    return last > n->commit ? last - n->commit : 0;
+}
+
 static void check_liveness(struct sim_cluster *c)
 {
     heal_all(c);
@@ -332,10 +340,7 @@ static void check_liveness(struct sim_cluster *c)
      * timeout): proposals to a leader that is about to be deposed may legitimately be lost. */
     sim_run(c, (uint64_t)LIVENESS_SETTLE_TIMEOUTS * c->o.raft.election_tick * c->o.tick_ms);
     uint64_t t0 = c->now_ms;
-    uint32_t l = 0;
-    while (sim_ok(c) && c->now_ms - t0 < LIVENESS_LEADER_MS && !(l = sim_stable_leader(c))) {
-        sim_run(c, 5);
-    }
+    uint32_t l = sim_wait_leader(c, LIVENESS_LEADER_MS);
     if (!sim_ok(c)) {
         return;
     }
@@ -343,6 +348,26 @@ static void check_liveness(struct sim_cluster *c)
         sim_check_fail(&c->check, "Liveness: no leader %u ms after healing", LIVENESS_LEADER_MS);
         return;
     }
+    /* Its first own-term entry commits once a majority holds its log: a long uncommitted suffix
+     * may take one round trip per entry (in-flight limit 1, one entry per message). */
+    uint64_t suffix = uncommitted_suffix(c, l);
+    uint64_t budget = LIVENESS_LEADER_MS + suffix * LIVENESS_MS_PER_ENTRY;
+    t0 = c->now_ms;
+    while (sim_ok(c) && c->now_ms - t0 < budget && !(l = sim_stable_leader(c))) {
+        sim_run(c, 5);
+    }
+    if (!sim_ok(c)) {
+        return;
+    }
+    if (!l) {
+        dump_leader(c, sim_leader(c));
+        sim_check_fail(&c->check,
+                       "Liveness: no leader committed an entry of its term %llu ms "
+                       "after healing",
+                       U(budget));
+        return;
+    }
+    t0 = c->now_ms;
     /* Proposals submitted after healing must all commit; a refused one (a leadership transfer
      * still running) is retried at whoever leads. */
     uint64_t ids[3];
@@ -389,7 +414,7 @@ static void check_liveness(struct sim_cluster *c)
             (n->sm.applied < c->nodes[l].sm.applied ? n->sm.applied : c->nodes[l].sm.applied);
         lag = d > lag ? d : lag;
     }
-    uint64_t budget = LIVENESS_COMMIT_MS + lag * LIVENESS_MS_PER_ENTRY;
+    budget = LIVENESS_COMMIT_MS + lag * LIVENESS_MS_PER_ENTRY;
     if (!sim_run_until(c, members_caught_up, &l, budget) && sim_ok(c)) {
         dump_leader(c, l);
         sim_check_fail(&c->check, "Liveness: voters did not catch up with leader %u within %llu ms",

@@ -74,11 +74,12 @@ echo "-- random seeds: $((2 * SEEDS + SEEDS7)) seeds x $STEPS steps in $(($(date
 # Stage 2: determinism.
 a=$("$BUILD/sim" --seed 4242 --nodes 5 --steps "$STEPS" | tail -1)
 b=$("$BUILD/sim" --seed 4242 --nodes 5 --steps "$STEPS" | tail -1)
+v=$("$BUILD/sim" --seed 4242 --nodes 5 --steps "$STEPS" --verbose | tail -1)
 c=$("$BUILD/sim" --seed 4243 --nodes 5 --steps "$STEPS" | tail -1)
-if [ -n "$a" ] && [ "$a" = "$b" ] && [ "${a##*digest=}" != "${c##*digest=}" ]; then
-    ok "determinism: '$a' twice; seed 4243 differs"
+if [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" = "$v" ] && [ "${a##*digest=}" != "${c##*digest=}" ]; then
+    ok "determinism: '$a' twice and with --verbose; seed 4243 differs"
 else
-    bad "determinism: '$a' vs '$b' (other seed: '$c')"
+    bad "determinism: '$a' vs '$b' vs verbose '$v' (other seed: '$c')"
 fi
 
 # Stage 3: the simulator finds injected bugs.

@@ -21,6 +21,9 @@ void sim_trace_init(struct sim_trace *t, FILE *verbose);
 /* Record one event at simulated time now_ms. */
 void sim_trace(struct sim_trace *t, uint64_t now_ms, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Record a binary event (digest only; the caller prints its text when t->verbose is set). Used
+ * for the message stream, so the digest is the same with and without --verbose. */
+void sim_trace_bin(struct sim_trace *t, const void *data, size_t len);
 /* Print the last `n` lines (at most SIM_TRACE_RING) to f. */
 void sim_trace_dump_tail(const struct sim_trace *t, FILE *f, unsigned n);
 
