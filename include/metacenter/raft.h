@@ -54,10 +54,12 @@
  * Committed entries of type MC_RAFT_ENTRY_NORMAL with len 0 are leader no-ops: skip them;
  * MC_RAFT_ENTRY_CONF entries decode with mc_raft_conf_change_decode (e.g. for peer addresses).
  *
- * Messages: a leader's AppendEntries / Heartbeat / InstallSnapshot / TimeoutNow / ReadIndex
- * replies have wait_persist = 0; everything else (vote requests: the self-vote must be durable;
- * vote grants; append responses) has wait_persist = 1. Dropping, duplicating or reordering any
- * message is safe; the core retries on ticks.
+ * Messages: wait_persist = 1 for those that depend on this ready's hard state or entries being
+ * durable: vote requests (the self-vote), vote/pre-vote answers, append responses. wait_persist
+ * = 0 for the rest: a leader's AppendEntries / Heartbeat / InstallSnapshot / TimeoutNow /
+ * ReadIndex answers, heartbeat responses, forwarded ReadIndex requests, and the "your term is
+ * stale" answers. Dropping, duplicating or reordering any message is safe; the core retries on
+ * ticks.
  *
  * Snapshots: the leader core emits MC_RAFT_MSG_SNAPSHOT carrying metadata only. The driver
  * streams the snapshot file itself (in chunks), and on the follower, once the file is fully
@@ -237,13 +239,17 @@ struct mc_raft_restore {
 };
 
 struct mc_raft_config {
-    uint64_t id;                    /* this node, non-zero */
-    uint32_t election_tick;         /* T: election timeout randomized in [T, 2T); default 10 */
-    uint32_t heartbeat_tick;        /* < election_tick; default 1 */
-    uint64_t seed;                  /* randomness for election timeouts */
-    bool disable_pre_vote;          /* pre-vote is on by default (thesis §9.6) */
-    bool disable_check_quorum;      /* check-quorum is on by default (thesis §6.2) */
-    bool lease_read;                /* serve ReadIndex from a leader lease (needs check-quorum) */
+    uint64_t id;               /* this node, non-zero */
+    uint32_t election_tick;    /* T: election timeout randomized in [T, 2T); default 10 */
+    uint32_t heartbeat_tick;   /* < election_tick; default 1 */
+    uint64_t seed;             /* randomness for election timeouts */
+    bool disable_pre_vote;     /* pre-vote is on by default (thesis §9.6) */
+    bool disable_check_quorum; /* check-quorum is on by default (thesis §6.2) */
+    /* Serve ReadIndex from a leader lease (needs check-quorum). Ticks are the lease's clock, so
+     * the driver MUST deliver one tick per elapsed tick interval, catching up after any stall
+     * (GC pause, SIGSTOP, slow disk on the loop thread) BEFORE it steps messages or calls
+     * mc_raft_read_index; otherwise a paused leader serves stale reads. Off by default. */
+    bool lease_read;
     uint32_t lease_drift_ticks;     /* lease = election_tick - drift; default 2 */
     uint32_t max_inflight_msgs;     /* per follower in replicate state; default 256 */
     uint32_t max_msg_bytes;         /* entry payload bytes per AppendEntries; default 1 MiB */
@@ -310,7 +316,7 @@ struct mc_raft_status {
     uint64_t term;
     uint64_t vote;
     uint64_t commit;
-    uint64_t applied;
+    uint64_t applied; /* last index handed out in rd.committed (advanced) */
     uint64_t persisted;
     uint64_t first_index; /* first entry held in memory */
     uint64_t last_index;
@@ -333,6 +339,8 @@ void mc_raft_config_defaults(struct mc_raft_config *cfg);
 /*
  * Create a core. Returns 0, MC_EINVAL (bad config / restore state), MC_ENOMEM.
  * The config's pointers are only read during the call.
+ * If the allocator fails later, the input call returns MC_ENOMEM and the core stays failed
+ * (every input returns MC_ENOMEM): destroy it and restart from the WAL (fail-stop).
  */
 int mc_raft_create(const struct mc_raft_config *cfg, struct mc_raft **out);
 void mc_raft_destroy(struct mc_raft *r);
@@ -410,6 +418,8 @@ void mc_raft_status(const struct mc_raft *r, struct mc_raft_status *st);
 const struct mc_raft_conf *mc_raft_conf(const struct mc_raft *r);
 enum mc_raft_role mc_raft_role(const struct mc_raft *r);
 uint64_t mc_raft_id(const struct mc_raft *r);
+/* 0, or the sticky error (MC_ENOMEM) that made the core fail-stop. */
+int mc_raft_error(const struct mc_raft *r);
 uint64_t mc_raft_term(const struct mc_raft *r);
 uint64_t mc_raft_leader(const struct mc_raft *r);
 uint64_t mc_raft_commit_index(const struct mc_raft *r);

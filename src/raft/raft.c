@@ -716,6 +716,10 @@ uint64_t mc_raft_id(const struct mc_raft *r)
 {
     return r->id;
 }
+int mc_raft_error(const struct mc_raft *r)
+{
+    return r->err;
+}
 uint64_t mc_raft_term(const struct mc_raft *r)
 {
     return r->term;

@@ -724,3 +724,36 @@ Test(raft_cluster, random_messages_never_crash)
     cr_assert(l2);
     stop_all();
 }
+
+Test(raft_cluster, transfer_catches_up_target_or_gives_up)
+{
+    start(3, 3);
+    int l = elect();
+    cr_assert(l);
+    int target = l == 3 ? 1 : l + 1;
+    /* The target is unreachable: the transfer cannot finish and is abandoned after a timeout. */
+    cut[l][target] = cut[target][l] = true;
+    cr_assert_eq(mc_raft_transfer_leader(N[l].r, (uint64_t)target), 0);
+    struct mc_raft_entry e = {.len = 0};
+    cr_assert_eq(mc_raft_propose(N[l].r, &e, 1, NULL), MC_ENOTLEADER);
+    tick_all(12);
+    cr_assert_eq(leader(), l);
+    struct mc_raft_status st;
+    mc_raft_status(N[l].r, &st);
+    cr_assert_eq(st.lead_transferee, 0);
+    uint64_t idx = 0;
+    for (int k = 0; k < 10; k++) {
+        idx = propose_str(l, "w"); /* proposals accepted again; the target falls behind */
+    }
+    pump();
+    cr_assert_lt(N[target].applied, idx);
+    /* Reachable again: the leader first catches the target up, then hands over. */
+    memset(cut, 0, sizeof(cut));
+    cr_assert_eq(mc_raft_transfer_leader(N[l].r, (uint64_t)target), 0);
+    pump();
+    tick_all(2);
+    cr_assert_eq(leader(), target);
+    cr_assert_geq(N[target].applied, idx);
+    check_logs_agree();
+    stop_all();
+}

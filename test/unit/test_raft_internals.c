@@ -164,6 +164,10 @@ Test(raft_conf, changes_and_payload)
     for (size_t k = 0; k < len; k++) {
         cr_assert_eq(mc_raft_conf_change_decode(buf, k, &b, &res), MC_EPROTO);
     }
+    /* Encoding into a buffer that is too small fails cleanly (and never grows it). */
+    uint8_t small[16];
+    size_t sl = 0;
+    cr_assert_eq(mc_raft_conf_change_encode(&a, &n, small, sizeof(small), &sl), MC_ETOOLARGE);
 }
 
 static void msg_eq(const struct mc_raft_msg *a, const struct mc_raft_msg *b)
@@ -588,4 +592,74 @@ Test(raft_api, read_index_waits_for_noop_and_heartbeat_round)
     cr_assert_eq(rd.reads[0].err, MC_ENOTLEADER);
     mc_raft_advance(r, &rd);
     mc_raft_destroy(r);
+}
+
+/* SQLite-style: fail the Nth allocation; the core must report MC_ENOMEM (sticky), never crash,
+ * and free everything on destroy. */
+static long fail_at, n_calls;
+static void *f_malloc(void *ud, size_t n)
+{
+    if (++n_calls == fail_at) {
+        return NULL;
+    }
+    return h_malloc(ud, n);
+}
+static void *f_realloc(void *ud, void *p, size_t n)
+{
+    if (++n_calls == fail_at) {
+        return NULL;
+    }
+    return h_realloc(ud, p, n);
+}
+
+Test(raft_api, allocation_failures_are_survivable)
+{
+    static const uint64_t v[] = {1, 2, 3};
+    bool saw_enomem = false;
+    for (fail_at = 1; fail_at < 200; fail_at++) {
+        n_calls = 0;
+        live_allocs = 0;
+        struct mc_raft_config c;
+        memset(&c, 0, sizeof(c));
+        c.id = 1;
+        c.initial_voters = v;
+        c.n_initial_voters = 3;
+        c.disable_pre_vote = true;
+        c.alloc = (struct mc_raft_alloc){f_malloc, f_realloc, h_free, NULL};
+        struct mc_raft *r = NULL;
+        int rc = mc_raft_create(&c, &r);
+        if (rc) {
+            cr_assert_eq(rc, MC_ENOMEM);
+            cr_assert_eq(live_allocs, 0);
+            saw_enomem = true;
+            continue;
+        }
+        for (int i = 0; i < 30; i++) {
+            mc_raft_tick(r);
+        }
+        struct mc_raft_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = MC_RAFT_MSG_VOTE_RESP;
+        m.from = 2, m.to = 1, m.term = mc_raft_term(r);
+        mc_raft_step(r, &m);
+        uint8_t d[32] = {0};
+        struct mc_raft_entry e = {.len = 32, .data = d};
+        for (int k = 0; k < 10; k++) {
+            rc = mc_raft_propose(r, &e, 1, NULL);
+            cr_assert(rc == 0 || rc == MC_ENOMEM || rc == MC_ENOTLEADER);
+            saw_enomem |= rc == MC_ENOMEM;
+            cr_assert(rc != MC_ENOMEM || mc_raft_error(r) == MC_ENOMEM);
+            mc_raft_read_index(r, (uint64_t)k);
+            struct mc_raft_ready rd;
+            mc_raft_ready(r, &rd);
+            mc_raft_advance(r, &rd);
+            memset(&m, 0, sizeof(m));
+            m.type = MC_RAFT_MSG_APPEND_RESP;
+            m.from = 2, m.to = 1, m.term = mc_raft_term(r), m.index = mc_raft_last_index(r);
+            mc_raft_step(r, &m);
+        }
+        mc_raft_destroy(r);
+        cr_assert_eq(live_allocs, 0, "leak with allocation %ld failing", fail_at);
+    }
+    cr_assert(saw_enomem);
 }
