@@ -353,9 +353,10 @@ int mc_version_record_scan(const void *data, size_t len, struct mc_vrec_scan *s)
         return MC_EPROTO;
     }
     s->is_delete_marker = f & 1;
-    rtake(&r, 16); /* mod_time_ns, seq */
-    ru64(&r);      /* size */
-    rskip(&r, MC_SHORT_STR_MAX, &n);
+    ru64(&r); /* mod_time_ns */
+    s->seq = ru64(&r);
+    ru64(&r); /* size */
+    s->etag = (const char *)rskip(&r, MC_SHORT_STR_MAX, &s->etag_len);
     rskip(&r, MC_SHORT_STR_MAX, &n);
     uint32_t c = rcount(&r, MC_USER_META_MAX_PAIRS, 8);
     for (uint32_t i = 0; i < c; i++) {

@@ -98,10 +98,21 @@ struct mc_vrec_scan {
     const char *version_id; /* not NUL-terminated */
     size_t version_id_len;
     bool is_delete_marker;
+    uint64_t seq;
+    const char *etag; /* not NUL-terminated; NULL when empty */
+    size_t etag_len;
     size_t flags_off;  /* offset of the flags byte (bit 2 = is_latest) */
     size_t inline_off; /* offset of the trailing inline-data field (u32 length + bytes) */
 };
 int mc_version_record_scan(const void *data, size_t len, struct mc_vrec_scan *s);
+
+/*
+ * Latest version of a key without decoding it: *v is the stored record (valid
+ * until the next write in txn), *sc its scan. 0 / MC_ENOKEY / error. c: a
+ * cursor on versions in txn.
+ */
+int mc_find_latest_raw(struct mc_engine *eng, MDB_cursor *c, const char *bucket, const char *key,
+                       size_t key_len, MDB_val *v, struct mc_vrec_scan *sc);
 
 /* Bucket record */
 int mc_bucket_load(struct mc_engine *eng, MDB_txn *txn, const char *name,

@@ -112,20 +112,15 @@ int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
     return rc;
 }
 
-/* Latest version of key as stored bytes in rt: 0 / MC_ENOKEY / error; *sc scanned. */
-static int latest_raw(struct mc_engine *eng, struct mc_rtxn *rt, const char *bucket,
-                      const char *key, size_t key_len, MDB_val *v, struct mc_vrec_scan *sc)
+int mc_find_latest_raw(struct mc_engine *eng, MDB_cursor *c, const char *bucket, const char *key,
+                       size_t key_len, MDB_val *v, struct mc_vrec_scan *sc)
 {
-    MDB_cursor *c;
-    int rc = mc_rtxn_versions(eng, rt, &c);
-    if (rc) {
-        return rc;
-    }
+    (void)eng;
     struct mc_lkey lk;
     mc_lkey_object(&lk, bucket, key, key_len);
     lk.b[lk.len++] = 0;
     MDB_val k = {lk.len, lk.b};
-    rc = mdb_cursor_get(c, &k, v, MDB_SET_RANGE);
+    int rc = mdb_cursor_get(c, &k, v, MDB_SET_RANGE);
     if (rc == MDB_NOTFOUND ||
         (rc == 0 && (k.mv_size != lk.len + 8 || memcmp(k.mv_data, lk.b, lk.len)))) {
         return MC_ENOKEY;
@@ -140,6 +135,14 @@ static int latest_raw(struct mc_engine *eng, struct mc_rtxn *rt, const char *buc
         return MC_ENOKEY; /* a long key sharing the group and the 64-bit hash */
     }
     return 0;
+}
+
+static int latest_raw(struct mc_engine *eng, struct mc_rtxn *rt, const char *bucket,
+                      const char *key, size_t key_len, MDB_val *v, struct mc_vrec_scan *sc)
+{
+    MDB_cursor *c;
+    int rc = mc_rtxn_versions(eng, rt, &c);
+    return rc ? rc : mc_find_latest_raw(eng, c, bucket, key, key_len, v, sc);
 }
 
 int mc_engine_get_encoded(struct mc_engine *eng, const char *bucket, const char *key,
