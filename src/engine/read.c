@@ -78,6 +78,8 @@ int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
     if (rc) {
         return rc;
     }
+    /* One allocation for the whole result (see mc_object_meta.block). */
+    unsigned dec = (with_inline ? MC_DEC_INLINE : 0) | MC_DEC_BLOCK;
     struct mc_rtxn *rt;
     rc = mc_rtxn_get(eng, &rt);
     if (rc) {
@@ -87,12 +89,12 @@ int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
     if (!bucket || !*bucket || strlen(bucket) > MC_BUCKET_NAME_MAX) {
         rc = MC_ENOBUCKET;
     } else if (version_id) {
-        rc = mc_find_version(eng, rt->txn, bucket, key, version_id, with_inline, out);
+        rc = mc_find_version(eng, rt->txn, bucket, key, version_id, dec, out);
     } else {
         MDB_cursor *c;
         rc = mc_rtxn_versions(eng, rt, &c);
         if (!rc) {
-            rc = mc_find_latest(eng, rt->txn, c, bucket, key, with_inline, out, NULL);
+            rc = mc_find_latest(eng, rt->txn, c, bucket, key, dec, out, NULL);
         }
         if (!rc && out->is_delete_marker) {
             rc = MC_ENOKEY; /* S3: 404 with x-amz-delete-marker; *out keeps the marker */
