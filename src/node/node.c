@@ -352,6 +352,7 @@ static void tick_cb(uv_timer_t *h)
     uint64_t now = node_now_ms();
     node_expire_writes(n, now);
     node_expire_reads(n, now);
+    node_members_tick(n, now);
 }
 
 static void prepare_cb(uv_prepare_t *h)

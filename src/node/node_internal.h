@@ -90,6 +90,23 @@ struct member_info {
     bool reachable;
 };
 
+/* Membership work in progress (node_members.c). */
+#define NODE_MAX_AUTO_PROMOTE     MC_RAFT_MAX_NODES
+#define NODE_AUTO_PROMOTE_WAIT_MS 60000 /* an added voter must catch up within this */
+
+struct auto_promote {
+    uint64_t id;
+    struct mc_client_token token; /* answered when the promotion applies */
+    uint64_t deadline_ms;
+};
+
+struct node_members_state {
+    struct auto_promote promote[NODE_MAX_AUTO_PROMOTE];
+    size_t n_promote;
+    uint64_t removed_index; /* applied our own removal at this index (0 = no) */
+    uint64_t removed_ms;
+};
+
 struct mc_node {
     uv_loop_t *loop;
     struct mc_node_options opts;
@@ -183,6 +200,8 @@ struct mc_node {
 
     /* Scratch. */
     struct mc_wbuf scratch;
+
+    struct node_members_state members_state;
 };
 
 /* node.c */
@@ -230,6 +249,12 @@ bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term);
 void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, uint64_t index);
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r);
 void node_pump_snapshot_saves(struct mc_node *n);
+
+/* node_members.c */
+void node_members_handle(struct mc_node *n, const struct mc_client_request *r);
+void node_members_tick(struct mc_node *n, uint64_t now_ms);
+void node_members_applied(struct mc_node *n, const struct mc_raft_entry *e,
+                          const struct mc_raft_conf_change *cc, const struct mc_raft_conf *conf);
 
 /* node_admin.c */
 void node_handle_admin(struct mc_node *n, const struct mc_client_request *r);

@@ -412,6 +412,7 @@ static int apply_conf(struct mc_node *n, const struct mc_raft_entry *e)
         struct mc_op_result ok;
         memset(&ok, 0, sizeof(ok));
         complete_writes(n, e, &ok, 1);
+        node_members_applied(n, e, &cc, &conf);
     }
     return rc;
 }
