@@ -18,10 +18,22 @@
 #include <unistd.h>
 
 const struct mc_flag_spec mc_cli_cluster_add_flags[] = {
-    {"learner", 0, 0, NULL, "join as a non-voting learner"},
+    {"learner", 0, 0, NULL,
+     "join as a non-voting learner (default: learner, then promoted once "
+     "caught up)"},
     {"client-addr", 1, 0, "HOST:PORT", "the new member's client address (for redirects)"},
+    {"wait-ms", 1, 0, "N", "voter: how long to wait for the learner to catch up (default 300000)"},
     {NULL, 0, 0, NULL, NULL},
 };
+
+const struct mc_flag_spec mc_cli_cluster_promote_flags[] = {
+    {"wait", 0, 0, NULL, "while the learner lags (LearnerLagging), wait and retry"},
+    {"wait-ms", 1, 0, "N", "with --wait: give up after N ms (default 300000)"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+#define PROMOTE_WAIT_DEFAULT_MS 300000
+#define PROMOTE_RETRY_MS        200
 
 static int be_fail(int code)
 {
@@ -246,6 +258,74 @@ out:
     return ec;
 }
 
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Promote id; with wait, retry while the leader says the learner lags (or another change is
+ * committing), printing its progress on stderr, until wait_ms passed.
+ */
+static int promote_wait(struct mc_cli *cli, struct mc_client *c, uint64_t id, bool wait,
+                        uint64_t wait_ms)
+{
+    uint64_t deadline = now_ms() + wait_ms;
+    uint64_t last_print = 0;
+    for (;;) {
+        int rc = mc_client_promote(c, id);
+        if (rc == 0 || !wait || (rc != MC_ELAGGING && rc != MC_ECONFCHANGE) ||
+            now_ms() >= deadline) {
+            return rc;
+        }
+        if (!cli->json && now_ms() - last_print >= 2000) {
+            const struct mc_client_error *e = mc_client_last_error(c);
+            fprintf(stderr, "waiting for learner %llu to catch up: %s\n", (unsigned long long)id,
+                    e && e->message[0] ? e->message : mc_error_name(rc));
+            last_print = now_ms();
+        }
+        sleep_ms(PROMOTE_RETRY_MS);
+    }
+}
+
+/* After a change: warn about voter counts that tolerate fewer failures than they suggest. */
+static void warn_about_size(struct mc_cli *cli)
+{
+    struct mc_cluster_status *st = calloc(1, sizeof(*st));
+    if (!st || leader_view(cli, st) != 0) {
+        free(st);
+        return;
+    }
+    uint32_t voters = 0, down = 0;
+    for (uint32_t i = 0; i < st->n_members && i < MC_CLUSTER_MAX_MEMBERS; i++) {
+        if (!st->members[i].learner) {
+            voters++;
+            down += st->node_id == st->leader_id && !st->members[i].reachable;
+        }
+    }
+    if (voters == 2) {
+        fprintf(stderr, "warning: 2 voters tolerate no failure (a majority of 2 is 2): add a "
+                        "third voter\n");
+    } else if (voters > 2 && voters % 2 == 0) {
+        fprintf(stderr,
+                "warning: %u voters tolerate %u failed member(s), no more than %u voters do: "
+                "use an odd number of voters\n",
+                voters, (voters - 1) / 2, voters - 1);
+    }
+    if (down > 0) {
+        fprintf(stderr, "warning: %u of %u voters are unreachable\n", down, voters);
+    }
+    free(st);
+}
+
 int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const char *const *pos,
                               size_t npos)
 {
@@ -259,6 +339,11 @@ int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const
     }
     const char *what = cli->cmd->name;
     const char *client_addr = mc_args_get(a, "client-addr");
+    uint64_t wait_ms = PROMOTE_WAIT_DEFAULT_MS;
+    const char *wv = mc_args_get(a, "wait-ms");
+    if (wv && mc_args_parse_u64(wv, 0, UINT32_MAX, &wait_ms) != 0) {
+        return mc_cli_usage(cli, "--wait-ms must be a number of milliseconds");
+    }
     if (strcmp(what, "add") == 0) {
         if (npos < 2 || !*pos[1] || strlen(pos[1]) >= MC_ADDR_MAX || !strchr(pos[1], ':')) {
             return mc_cli_usage(cli, "ADDR must be HOST:PORT (under %d bytes)", MC_ADDR_MAX);
@@ -273,15 +358,27 @@ int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const
     if (rc != 0) {
         return be_fail(rc);
     }
+    bool voters_changed = true;
     if (strcmp(what, "add") == 0) {
-        rc = mc_client_add_member(c, id, pos[1], client_addr ? client_addr : "",
-                                  mc_args_has(a, "learner"));
+        /* Every voter goes through the learner stage: it gets the snapshot and the log first,
+         * and is promoted only once within the leader's --ready-max-lag. */
+        bool learner = mc_args_has(a, "learner");
+        rc = mc_client_add_member(c, id, pos[1], client_addr ? client_addr : "", true);
+        if (rc == 0 && !learner) {
+            if (!cli->json) {
+                fprintf(stderr, "added %llu as a learner; promoting it once it has caught up\n",
+                        (unsigned long long)id);
+            }
+            rc = promote_wait(cli, c, id, true, wait_ms);
+        }
+        voters_changed = !learner;
     } else if (strcmp(what, "promote") == 0) {
-        rc = mc_client_promote(c, id);
+        rc = promote_wait(cli, c, id, mc_args_has(a, "wait"), wait_ms);
     } else if (strcmp(what, "remove") == 0) {
         rc = mc_client_remove_member(c, id);
     } else {
         rc = mc_client_transfer_leader(c, id);
+        voters_changed = false;
     }
     if (rc != 0) {
         return be_fail(mc_cli_client_error(cli, c, rc));
@@ -291,6 +388,9 @@ int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const
             json_pack("{s:s, s:I, s:b}", "action", what, "id", (json_int_t)id, "ok", 1));
     }
     printf("cluster %s %llu: done\n", what, (unsigned long long)id);
+    if (voters_changed) {
+        warn_about_size(cli);
+    }
     return MC_CLI_EXIT_OK;
 }
 
