@@ -3,6 +3,7 @@
 #include "cli/admin.h"
 #include "cli/backend.h"
 #include "cli/output.h"
+#include "node/backup.h"
 #include "metacenter/client.h"
 #include "metacenter/error.h"
 
@@ -23,6 +24,12 @@ const struct mc_flag_spec mc_cli_cluster_add_flags[] = {
      "caught up)"},
     {"client-addr", 1, 0, "HOST:PORT", "the new member's client address (for redirects)"},
     {"wait-ms", 1, 0, "N", "voter: how long to wait for the learner to catch up (default 300000)"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+const struct mc_flag_spec mc_cli_snapshot_restore_flags[] = {
+    {"node-id", 1, 0, "N", "the restored node's id (default 1)"},
+    {"listen-peer", 1, 0, "HOST:PORT", "its peer address, recorded in the membership"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -495,10 +502,119 @@ static int check_servers(struct mc_cli *cli)
     return ec;
 }
 
-/* Writes a snapshot of the offline engine to path via a temp file renamed into place. */
+/* Offline: the stopped node's engine as a snapshot file (same format as a server's). */
 static int save_offline(struct mc_cli *cli, const char *path)
 {
     int rc = mc_cli_offline_open(cli, false);
+    if (rc != 0) {
+        return be_fail(rc);
+    }
+    struct mc_snap_info *info = calloc(1, sizeof(*info));
+    rc = info ? mc_backup_export(cli->eng, path, info) : MC_ENOMEM;
+    if (rc != 0) {
+        free(info);
+        return mc_cli_fail(rc, "cannot write snapshot %s: %s", path, mc_strerror(rc));
+    }
+    int ec = MC_CLI_EXIT_OK;
+    if (cli->json) {
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016" PRIx64, info->data_checksum);
+        ec = print_json(json_pack("{s:s, s:I, s:I, s:s, s:b}", "file", path, "index",
+                                  (json_int_t)info->index, "size_bytes",
+                                  (json_int_t)info->file_size, "checksum", hex, "verified", 1));
+    } else {
+        printf("snapshot at applied index %" PRIu64 " saved to %s (%" PRIu64
+               " bytes, checksum %016" PRIx64 " verified)\n",
+               info->index, path, info->file_size, info->data_checksum);
+    }
+    free(info);
+    return ec;
+}
+
+/* Streaming a server's snapshot into a file, with progress on a terminal. */
+struct save_ctx {
+    FILE *f;
+    bool done, progress;
+    int status;
+    uint64_t next_offset, total, checksum, last_print_ms;
+    char message[256];
+};
+
+static void save_cb(void *arg, const struct mc_client_result *r)
+{
+    struct save_ctx *s = arg;
+    if (r->status != 0) {
+        s->done = true;
+        s->status = r->status;
+        snprintf(s->message, sizeof(s->message), "%s", r->message);
+        return;
+    }
+    struct mc_snapshot_chunk ch;
+    if (s->status == 0 && mc_client_decode_chunk(r, &ch) != 0) {
+        s->status = MC_EPROTO;
+    }
+    if (s->status == 0 && ch.offset != s->next_offset) {
+        s->status = MC_EPROTO;
+    }
+    if (s->status == 0 && ch.len && fwrite(ch.data, 1, ch.len, s->f) != ch.len) {
+        s->status = MC_EIO;
+    }
+    if (s->status == 0) {
+        s->next_offset += ch.len;
+        s->total = ch.total_bytes;
+        if (!r->more) {
+            s->checksum = ch.checksum;
+        }
+    }
+    if (s->progress && (now_ms() - s->last_print_ms >= 200 || !r->more) && s->total) {
+        fprintf(stderr, "\rsnapshot: %llu / %llu bytes (%.0f%%)",
+                (unsigned long long)s->next_offset, (unsigned long long)s->total,
+                100.0 * (double)s->next_offset / (double)s->total);
+        s->last_print_ms = now_ms();
+    }
+    if (!r->more) {
+        s->done = true;
+    }
+}
+
+#define SAVE_BUSY_WAIT_MS 120000 /* a server answers Busy while it makes a fresh snapshot */
+
+static int save_stream(struct mc_cli *cli, struct mc_client *c, const char *tmp, struct save_ctx *s)
+{
+    uint64_t deadline = now_ms() + SAVE_BUSY_WAIT_MS;
+    for (;;) {
+        memset(s, 0, sizeof(*s));
+        s->progress = !cli->json && isatty(2);
+        s->f = fopen(tmp, "wb");
+        if (!s->f) {
+            return MC_EIO;
+        }
+        int rc = mc_client_snapshot_async(c, -1, save_cb, s);
+        while (rc == 0 && !s->done) {
+            rc = mc_client_poll(c, 1000);
+            rc = rc < 0 ? rc : 0;
+        }
+        if (rc == 0) {
+            rc = s->status;
+        }
+        if (rc == 0 && (fflush(s->f) != 0 || fsync(fileno(s->f)) != 0)) {
+            rc = MC_EIO;
+        }
+        fclose(s->f);
+        if (s->progress) {
+            fputc('\n', stderr);
+        }
+        if (rc != MC_EBUSY || now_ms() >= deadline) {
+            return rc;
+        }
+        sleep_ms(200); /* the server is making a fresh snapshot */
+    }
+}
+
+static int save_online(struct mc_cli *cli, const char *path)
+{
+    struct mc_client *c = NULL;
+    int rc = server(cli, &c);
     if (rc != 0) {
         return be_fail(rc);
     }
@@ -506,35 +622,42 @@ static int save_offline(struct mc_cli *cli, const char *path)
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
         return mc_cli_usage(cli, "FILE path too long");
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return mc_cli_fail(MC_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    struct save_ctx s;
+    rc = save_stream(cli, c, tmp, &s);
+    if (rc != 0) {
+        unlink(tmp);
+        return mc_cli_fail(rc, "snapshot save failed: %s",
+                           s.message[0] ? s.message : mc_strerror(rc));
     }
-    uint64_t applied = 0;
-    rc = mc_engine_copy_to_fd(cli->eng, fd, &applied);
-    if (rc == 0 && fsync(fd) != 0) {
-        rc = MC_EIO;
+    /* Verify what landed on disk: header checksum, data checksum, and the server's checksum. */
+    struct mc_snap_info *info = calloc(1, sizeof(*info));
+    rc = info ? mc_snap_read_info(tmp, true, info) : MC_ENOMEM;
+    if (rc == 0 && (info->data_checksum != s.checksum || info->file_size != s.total)) {
+        rc = MC_ECORRUPT;
     }
-    struct stat st;
-    if (rc == 0 && fstat(fd, &st) != 0) {
-        rc = MC_EIO;
-    }
-    close(fd);
     if (rc == 0 && rename(tmp, path) != 0) {
         rc = MC_EIO;
     }
     if (rc != 0) {
         unlink(tmp);
-        return mc_cli_fail(rc, "cannot write snapshot %s: %s", path, mc_strerror(rc));
+        free(info);
+        return mc_cli_fail(rc, "the snapshot received does not verify (%s); nothing written",
+                           mc_strerror(rc));
     }
+    int ec = MC_CLI_EXIT_OK;
     if (cli->json) {
-        return print_json(json_pack("{s:s, s:I, s:I}", "file", path, "applied_index",
-                                    (json_int_t)applied, "size_bytes", (json_int_t)st.st_size));
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016" PRIx64, info->data_checksum);
+        ec = print_json(json_pack("{s:s, s:I, s:I, s:s, s:b}", "file", path, "index",
+                                  (json_int_t)info->index, "size_bytes",
+                                  (json_int_t)info->file_size, "checksum", hex, "verified", 1));
     } else {
-        printf("snapshot at applied index %" PRIu64 " saved to %s (%lld bytes)\n", applied, path,
-               (long long)st.st_size);
+        printf("snapshot at index %" PRIu64 " saved to %s (%" PRIu64 " bytes, checksum %016" PRIx64
+               " verified)\n",
+               info->index, path, info->file_size, info->data_checksum);
     }
-    return MC_CLI_EXIT_OK;
+    free(info);
+    return ec;
 }
 
 int mc_cli_cmd_snapshot_save(struct mc_cli *cli, const struct mc_args *a, const char *const *pos,
@@ -542,142 +665,48 @@ int mc_cli_cmd_snapshot_save(struct mc_cli *cli, const struct mc_args *a, const 
 {
     (void)a;
     (void)npos;
-    if (cli->offline) {
-        return save_offline(cli, pos[0]);
-    }
-    struct mc_client *c = NULL;
-    int rc = server(cli, &c);
-    uint64_t total = 0;
-    if (rc == 0) {
-        rc = mc_client_snapshot_save(c, -1, pos[0], &total);
-        if (rc != 0) {
-            rc = mc_cli_client_error(cli, c, rc);
-        }
-    }
-    if (rc != 0) {
-        return be_fail(rc);
-    }
-    if (cli->json) {
-        return print_json(json_pack("{s:s, s:I}", "file", pos[0], "size_bytes", (json_int_t)total));
-    }
-    printf("snapshot saved to %s (%llu bytes)\n", pos[0], (unsigned long long)total);
-    return MC_CLI_EXIT_OK;
-}
-
-static int copy_file(int in, int out)
-{
-    char buf[1 << 16];
-    for (;;) {
-        ssize_t n = read(in, buf, sizeof(buf));
-        if (n == 0) {
-            return 0;
-        }
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return MC_EIO;
-        }
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                return errno == ENOSPC ? MC_ENOSPC : MC_EIO;
-            }
-            off += w;
-        }
-    }
+    return cli->offline ? save_offline(cli, pos[0]) : save_online(cli, pos[0]);
 }
 
 /*
- * Restores FILE (an engine copy, as `snapshot save` writes) as DIR/engine/data.mdb. The copy
- * goes to a temp name first and is opened with the engine before it is renamed into place, so
- * a bad FILE leaves DIR as it was.
+ * Restores FILE (a snapshot from `snapshot save`) as a new single-node cluster in DIR, offline
+ * like etcdutl: start it with `serve --data-dir DIR`, then grow it with `cluster add`.
  */
 int mc_cli_cmd_snapshot_restore(struct mc_cli *cli, const struct mc_args *a, const char *const *pos,
                                 size_t npos)
 {
-    (void)a;
     (void)npos;
     if (!cli->data_dir) {
         return mc_cli_usage(cli, "snapshot restore needs --data-dir DIR (the new data dir)");
     }
-    const char *file = pos[0];
-    char eng[4096], stage[4096], data[4096];
-    if (snprintf(eng, sizeof(eng), "%s/engine", cli->data_dir) >= (int)sizeof(eng) ||
-        snprintf(stage, sizeof(stage), "%s/engine.restore", cli->data_dir) >= (int)sizeof(stage) ||
-        snprintf(data, sizeof(data), "%s/data.mdb", stage) >= (int)sizeof(data)) {
-        return mc_cli_usage(cli, "--data-dir path too long");
+    uint64_t node_id = 1;
+    const char *v = mc_args_get(a, "node-id");
+    if (v && mc_args_parse_u64(v, 1, UINT64_MAX, &node_id) != 0) {
+        return mc_cli_usage(cli, "--node-id must be a positive integer");
     }
-    int in = open(file, O_RDONLY | O_CLOEXEC);
-    if (in < 0) {
-        return mc_cli_fail(errno == ENOENT ? MC_ENOTFOUND : MC_EIO, "cannot open %s: %s", file,
-                           strerror(errno));
+    const char *peer = mc_args_get(a, "listen-peer");
+    if (peer && (strlen(peer) >= MC_ADDR_MAX || !strchr(peer, ':'))) {
+        return mc_cli_usage(cli, "--listen-peer must be HOST:PORT");
     }
-    char magic[8] = {0};
-    if (pread(in, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
-        memcmp(magic, "MCSNAP01", 8) == 0) {
-        /* A server snapshot (storage module format: header + engine image). */
-        close(in);
-        return mc_cli_fail(MC_EVERSION,
-                           "%s is a server snapshot (MCSNAP01); restoring those needs the storage "
-                           "module's snapshot reader, not in this build yet",
-                           file);
-    }
-    struct stat st;
-    if (stat(eng, &st) == 0) {
-        close(in);
-        return mc_cli_fail(MC_EEXIST, "%s already exists: restore only creates new data dirs", eng);
-    }
-    int prc = mc_cli_offline_prepare(cli->data_dir);
-    if (prc != 0) {
-        close(in);
-        return be_fail(prc);
-    }
-    if (mkdir(stage, 0755) != 0 && errno != EEXIST) {
-        close(in);
-        return mc_cli_fail(MC_EIO, "cannot create %s: %s", stage, strerror(errno));
-    }
-    int out = open(data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = out < 0 ? MC_EIO : copy_file(in, out);
-    if (rc == 0 && fsync(out) != 0) {
-        rc = MC_EIO;
-    }
-    close(in);
-    if (out >= 0) {
-        close(out);
-    }
-    uint64_t applied = 0;
-    void *conf = NULL;
-    size_t conf_len = 0;
-    if (rc == 0) {
-        rc = mc_engine_read_meta(stage, &applied, &conf, &conf_len);
-        free(conf);
-    }
-    if (rc == 0 && rename(stage, eng) != 0) {
-        rc = MC_EIO;
-    }
+    struct mc_restore_info ri;
+    char err[512] = "";
+    int rc = mc_backup_restore(pos[0], cli->data_dir, node_id, peer, &ri, err, sizeof(err));
     if (rc != 0) {
-        const char *why = mc_engine_last_error();
-        unlink(data);
-        char lock[4200];
-        if (snprintf(lock, sizeof(lock), "%s/LOCK", stage) < (int)sizeof(lock)) {
-            unlink(lock);
-        }
-        if (snprintf(lock, sizeof(lock), "%s/lock.mdb", stage) < (int)sizeof(lock)) {
-            unlink(lock);
-        }
-        rmdir(stage);
-        return mc_cli_fail(rc, "cannot restore %s: %s", file, why && *why ? why : mc_strerror(rc));
+        return mc_cli_fail(rc, "%s", err[0] ? err : mc_strerror(rc));
     }
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016" PRIx64, ri.state_hash);
     if (cli->json) {
-        return print_json(json_pack("{s:s, s:I}", "data_dir", cli->data_dir, "applied_index",
-                                    (json_int_t)applied));
-    } else {
-        printf("restored %s into %s (applied index %" PRIu64 ")\n", file, cli->data_dir, applied);
+        return print_json(json_pack("{s:s, s:I, s:I, s:I, s:s}", "data_dir", cli->data_dir,
+                                    "node_id", (json_int_t)node_id, "applied_index",
+                                    (json_int_t)ri.applied_index, "raft_index",
+                                    (json_int_t)ri.raft_index, "state_hash", hex));
     }
+    printf("restored %s into %s: node %" PRIu64 ", a new single-node cluster; data at applied "
+           "index %" PRIu64 ", state_hash %s\n"
+           "start it with: metacenter serve --data-dir %s --node-id %" PRIu64 " ...; then grow it "
+           "with cluster add\n",
+           pos[0], cli->data_dir, node_id, ri.applied_index, hex, cli->data_dir, node_id);
     return MC_CLI_EXIT_OK;
 }
 

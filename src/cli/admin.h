@@ -17,6 +17,7 @@ int mc_cli_cmd_check(struct mc_cli *cli, const struct mc_args *a, const char *co
 
 extern const struct mc_flag_spec mc_cli_cluster_add_flags[];
 extern const struct mc_flag_spec mc_cli_cluster_promote_flags[];
+extern const struct mc_flag_spec mc_cli_snapshot_restore_flags[];
 
 /* Table rows for mc_cli_cmds (commands.c). */
 #define MC_CLI_ADMIN_CMDS                                                                          \
@@ -68,16 +69,18 @@ extern const struct mc_flag_spec mc_cli_cluster_promote_flags[];
          1,                                                                                        \
          NULL,                                                                                     \
          "save a consistent snapshot of the state to FILE",                                        \
-         "With --data-dir (offline): copies the stopped node's engine. Otherwise asks a server.",  \
+         "A snapshot file (checksum verified) at one applied index. With --data-dir (offline):\n"  \
+         "from a stopped node's engine. Otherwise streamed from a server (progress on a tty).",    \
          mc_cli_cmd_snapshot_save},                                                                \
         {"snapshot",                                                                               \
          "restore",                                                                                \
-         "FILE --data-dir DIR",                                                                    \
+         "FILE --data-dir DIR [--node-id N]",                                                      \
          1,                                                                                        \
          1,                                                                                        \
-         NULL,                                                                                     \
-         "create a new data dir DIR from snapshot FILE",                                           \
-         "Always offline. DIR must not hold engine data yet; FILE is checked before it is used.",  \
+         mc_cli_snapshot_restore_flags,                                                            \
+         "create a new single-node cluster in DIR from snapshot FILE",                             \
+         "Offline, like etcdutl. DIR must not hold a node yet; FILE's checksums are verified\n"    \
+         "first. Start the node with serve --data-dir DIR, then grow it with cluster add.",        \
          mc_cli_cmd_snapshot_restore},                                                             \
     {                                                                                              \
         NULL, "check", "", 0, 0, NULL, "compare state hashes across replicas",                     \
