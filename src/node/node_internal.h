@@ -14,6 +14,7 @@
 #include "net/peer.h"
 #include "node/node.h"
 #include "node/options.h"
+#include "util/checksum.h"
 #include "util/codec.h"
 
 /* Limits. */
@@ -179,6 +180,7 @@ struct mc_node {
         struct mc_client_token token;
         char path[MC_DATADIR_PATH_MAX];
         uint64_t offset, total, checksum;
+        struct mc_digest digest; /* XXH3 of the whole file streamed (docs/protocol.md) */
     } save;
 
     /* Members (peer + client addresses). */
