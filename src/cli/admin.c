@@ -4,6 +4,8 @@
 #include "cli/backend.h"
 #include "cli/output.h"
 #include "node/backup.h"
+#include "util/checksum.h"
+#include "util/log.h"
 #include "metacenter/client.h"
 #include "metacenter/error.h"
 
@@ -303,7 +305,8 @@ static int promote_wait(struct mc_cli *cli, struct mc_client *c, uint64_t id, bo
     }
 }
 
-/* After a change: warn about voter counts that tolerate fewer failures than they suggest. */
+/* After a change: warn about voter counts that tolerate fewer failures than they suggest.
+ * On stdout, after the result line: the command succeeded (stderr is for failures). */
 static void warn_about_size(struct mc_cli *cli)
 {
     struct mc_cluster_status *st = calloc(1, sizeof(*st));
@@ -319,16 +322,15 @@ static void warn_about_size(struct mc_cli *cli)
         }
     }
     if (voters == 2) {
-        fprintf(stderr, "warning: 2 voters tolerate no failure (a majority of 2 is 2): add a "
-                        "third voter\n");
+        printf("warning: 2 voters tolerate no failure (a majority of 2 is 2): add a "
+               "third voter\n");
     } else if (voters > 2 && voters % 2 == 0) {
-        fprintf(stderr,
-                "warning: %u voters tolerate %u failed member(s), no more than %u voters do: "
-                "use an odd number of voters\n",
-                voters, (voters - 1) / 2, voters - 1);
+        printf("warning: %u voters tolerate %u failed member(s), no more than %u voters do: "
+               "use an odd number of voters\n",
+               voters, (voters - 1) / 2, voters - 1);
     }
     if (down > 0) {
-        fprintf(stderr, "warning: %u of %u voters are unreachable\n", down, voters);
+        printf("warning: %u of %u voters are unreachable\n", down, voters);
     }
     free(st);
 }
@@ -373,8 +375,8 @@ int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const
         rc = mc_client_add_member(c, id, pos[1], client_addr ? client_addr : "", true);
         if (rc == 0 && !learner) {
             if (!cli->json) {
-                fprintf(stderr, "added %llu as a learner; promoting it once it has caught up\n",
-                        (unsigned long long)id);
+                printf("added %llu as a learner; promoting it once it has caught up\n",
+                       (unsigned long long)id);
             }
             rc = promote_wait(cli, c, id, true, wait_ms);
         }
@@ -534,6 +536,7 @@ static int save_offline(struct mc_cli *cli, const char *path)
 /* Streaming a server's snapshot into a file, with progress on a terminal. */
 struct save_ctx {
     FILE *f;
+    struct mc_digest digest; /* of the bytes received: the server's checksum covers the file */
     bool done, progress;
     int status;
     uint64_t next_offset, total, checksum, last_print_ms;
@@ -558,6 +561,9 @@ static void save_cb(void *arg, const struct mc_client_result *r)
     }
     if (s->status == 0 && ch.len && fwrite(ch.data, 1, ch.len, s->f) != ch.len) {
         s->status = MC_EIO;
+    }
+    if (s->status == 0) {
+        mc_digest_update(&s->digest, ch.data, ch.len);
     }
     if (s->status == 0) {
         s->next_offset += ch.len;
@@ -589,6 +595,10 @@ static int save_stream(struct mc_cli *cli, struct mc_client *c, const char *tmp,
         if (!s->f) {
             return MC_EIO;
         }
+        if (mc_digest_init(&s->digest) != 0) {
+            fclose(s->f);
+            return MC_ENOMEM;
+        }
         int rc = mc_client_snapshot_async(c, -1, save_cb, s);
         while (rc == 0 && !s->done) {
             rc = mc_client_poll(c, 1000);
@@ -601,6 +611,12 @@ static int save_stream(struct mc_cli *cli, struct mc_client *c, const char *tmp,
             rc = MC_EIO;
         }
         fclose(s->f);
+        uint64_t got = mc_digest_final(&s->digest);
+        if (rc == 0 && (got != s->checksum || s->next_offset != s->total)) {
+            rc = MC_ECORRUPT;
+            snprintf(s->message, sizeof(s->message),
+                     "the bytes received do not match the server's checksum");
+        }
         if (s->progress) {
             fputc('\n', stderr);
         }
@@ -629,11 +645,22 @@ static int save_online(struct mc_cli *cli, const char *path)
         return mc_cli_fail(rc, "snapshot save failed: %s",
                            s.message[0] ? s.message : mc_strerror(rc));
     }
-    /* Verify what landed on disk: header checksum, data checksum, and the server's checksum. */
+    /* The stream matched the server's checksum; a snapshot file is also checked on disk
+     * (header checksum, data checksum) before it takes the final name. */
     struct mc_snap_info *info = calloc(1, sizeof(*info));
-    rc = info ? mc_snap_read_info(tmp, true, info) : MC_ENOMEM;
-    if (rc == 0 && (info->data_checksum != s.checksum || info->file_size != s.total)) {
-        rc = MC_ECORRUPT;
+    rc = info ? 0 : MC_ENOMEM;
+    char magic[8] = {0};
+    FILE *f = rc == 0 ? fopen(tmp, "rb") : NULL;
+    bool is_snap = f && fread(magic, 1, sizeof(magic), f) == sizeof(magic) &&
+                   memcmp(magic, "MCSNAP01", 8) == 0;
+    if (f) {
+        fclose(f);
+    }
+    if (rc == 0 && is_snap) {
+        rc = mc_snap_read_info(tmp, true, info);
+    } else if (rc == 0) {
+        info->file_size = s.total;
+        info->data_checksum = s.checksum;
     }
     if (rc == 0 && rename(tmp, path) != 0) {
         rc = MC_EIO;
@@ -665,6 +692,7 @@ int mc_cli_cmd_snapshot_save(struct mc_cli *cli, const struct mc_args *a, const 
 {
     (void)a;
     (void)npos;
+    mc_log_set_level(MC_LOG_WARN); /* the storage module's info lines are for servers */
     return cli->offline ? save_offline(cli, pos[0]) : save_online(cli, pos[0]);
 }
 
@@ -679,6 +707,7 @@ int mc_cli_cmd_snapshot_restore(struct mc_cli *cli, const struct mc_args *a, con
     if (!cli->data_dir) {
         return mc_cli_usage(cli, "snapshot restore needs --data-dir DIR (the new data dir)");
     }
+    mc_log_set_level(MC_LOG_WARN); /* the storage module's info lines are for servers */
     uint64_t node_id = 1;
     const char *v = mc_args_get(a, "node-id");
     if (v && mc_args_parse_u64(v, 1, UINT64_MAX, &node_id) != 0) {

@@ -155,6 +155,11 @@ int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_
     if (rc) {
         goto out;
     }
+    struct stat dst;
+    if (stat(datadir, &dst) == 0 && (rc = mc_datadir_check(datadir)) != 0 && rc != MC_ENOTFOUND) {
+        rc = say(err, err_len, rc, "cannot restore into %s: %s", datadir, mc_strerror(rc));
+        goto out;
+    }
     rc = mc_snap_read_info(snap_path, true, info);
     if (rc) {
         rc = say(err, err_len, rc, "%s is not a valid snapshot file (%s): %s", snap_path,

@@ -85,16 +85,19 @@ static int quorum_guard(struct mc_node *n, const struct mc_raft_status *st, uint
     return MC_EINVAL; /* not Unavailable: clients retry that, and retrying cannot help */
 }
 
-static uint64_t learner_lag(const struct mc_raft_status *st, uint64_t id, bool *known)
+/* How far the learner's log is behind the leader's; *known = false until the learner has been
+ * heard from and acknowledged entries (a learner nobody has heard from is not caught up). */
+static uint64_t learner_lag(struct mc_node *n, const struct mc_raft_status *st, uint64_t id,
+                            bool *known)
 {
     *known = false;
     for (uint32_t i = 0; i < st->n_peers; i++) {
         if (st->peers[i].id == id) {
-            *known = true;
+            *known = st->peers[i].match > 0 && voter_reachable(n, st, id);
             return st->last_index > st->peers[i].match ? st->last_index - st->peers[i].match : 0;
         }
     }
-    return 0;
+    return st->last_index;
 }
 
 /* The most caught-up voter other than this node (0 = none). */
@@ -239,9 +242,17 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
         goto out;
     case MC_REQ_PROMOTE_MEMBER: {
         bool known = false;
-        uint64_t lag = learner_lag(st, id, &known);
-        if (known && conf_has(st->conf.learners, st->conf.n_learners, id) &&
-            lag > n->opts.ready_max_lag) {
+        uint64_t lag = learner_lag(n, st, id, &known);
+        bool learner = conf_has(st->conf.learners, st->conf.n_learners, id);
+        if (learner && !known) {
+            snprintf(why, sizeof(why),
+                     "learner %llu has not been heard from or acknowledged any entry yet; "
+                     "is it running? wait and retry, or use --wait",
+                     (unsigned long long)id);
+            mc_client_reply_error(&r->token, MC_ELAGGING, why);
+            goto out;
+        }
+        if (learner && lag > n->opts.ready_max_lag) {
             snprintf(why, sizeof(why),
                      "learner %llu is %llu entries behind the leader (the limit is "
                      "--ready-max-lag %llu); wait and retry, or use --wait",
@@ -297,7 +308,7 @@ static void tick_promotions(struct mc_node *n, uint64_t now_ms)
     for (size_t i = 0; i < ms->n_promote;) {
         struct auto_promote *p = &ms->promote[i];
         bool known = false;
-        uint64_t lag = learner_lag(st, p->id, &known);
+        uint64_t lag = learner_lag(n, st, p->id, &known);
         if (st->role != MC_RAFT_LEADER) {
             mc_client_reply_not_leader(&p->token, st->leader_id, node_leader_client_addr(n));
             drop_promote(ms, i);
