@@ -840,6 +840,7 @@ void mc_node_free(struct mc_node *n)
     if (!n) {
         return;
     }
+    node_members_free(n);
     mc_wal_close(n->wal);
     if (n->engine) {
         mc_engine_sync(n->engine);

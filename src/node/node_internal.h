@@ -30,7 +30,8 @@
 
 /* Raft entry payload: u8 kind, then kind-specific data. */
 enum node_entry_kind {
-    NODE_ENTRY_OPS = 1, /* u32 count, count × (u32 len, engine op record) */
+    NODE_ENTRY_OPS = 1,   /* u32 count, count × (u32 len, engine op record) */
+    NODE_ENTRY_CHECK = 2, /* u64 nonce: every replica hashes its state here (node_check.c) */
 };
 
 /* A client write waiting for its entry to apply. */
@@ -106,6 +107,7 @@ struct node_members_state {
     size_t n_promote;
     uint64_t removed_index; /* applied our own removal at this index (0 = no) */
     uint64_t removed_ms;
+    struct node_check *check; /* automatic consistency check (node_check.c), lazily made */
 };
 
 struct mc_node {
@@ -257,6 +259,16 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r);
 void node_members_tick(struct mc_node *n, uint64_t now_ms);
 void node_members_applied(struct mc_node *n, const struct mc_raft_entry *e,
                           const struct mc_raft_conf_change *cc, const struct mc_raft_conf *conf);
+
+void node_members_free(struct mc_node *n);
+
+/* node_check.c */
+struct mc_check_result;
+int node_check_apply(struct mc_node *n, const struct mc_raft_entry *e);
+void node_check_tick(struct mc_node *n, uint64_t now_ms);
+bool node_check_lookup(struct mc_node *n, uint64_t index, uint64_t *hash);
+void node_check_alarm(struct mc_node *n, struct mc_check_result *out);
+void node_check_free(struct mc_node *n);
 
 /* node_admin.c */
 void node_handle_admin(struct mc_node *n, const struct mc_client_request *r);

@@ -396,6 +396,12 @@ void node_members_tick(struct mc_node *n, uint64_t now_ms)
     }
     tick_promotions(n, now_ms);
     tick_removed(n, now_ms);
+    node_check_tick(n, now_ms);
+}
+
+void node_members_free(struct mc_node *n)
+{
+    node_check_free(n);
 }
 
 /* ---- apply hook ---- */

@@ -424,6 +424,8 @@ int node_apply_entry(struct mc_node *n, const struct mc_raft_entry *e)
         rc = apply_conf(n, e);
     } else if (e->len == 0) {
         rc = mc_engine_apply(n->engine, e->index, NULL, 0, NULL, 0, NULL);
+    } else if (e->data[0] == NODE_ENTRY_CHECK) {
+        rc = node_check_apply(n, e);
     } else {
         rc = apply_ops(n, e);
     }
