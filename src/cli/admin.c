@@ -102,7 +102,8 @@ static int probe_status(struct mc_cli *cli, const char *addr, struct mc_cluster_
     return rc;
 }
 
-static int probe_check(struct mc_cli *cli, const char *addr, struct mc_check_result *out)
+static int probe_check(struct mc_cli *cli, const char *addr, uint64_t index,
+                       struct mc_check_result *out)
 {
     uint64_t saved = cli->timeout_ms;
     if (!cli->timeout_ms || cli->timeout_ms > PROBE_TIMEOUT_MS) {
@@ -112,7 +113,7 @@ static int probe_check(struct mc_cli *cli, const char *addr, struct mc_check_res
     int rc = mc_cli_client_open(cli, addr, &c);
     cli->timeout_ms = saved;
     if (rc == 0) {
-        rc = mc_client_check(c, 0, 0, out);
+        rc = mc_client_check(c, 0, index, out);
         mc_client_close(c);
     }
     return rc;
@@ -126,6 +127,41 @@ static const struct mc_member_status *find_member(const struct mc_cluster_status
         }
     }
     return NULL;
+}
+
+/* A member's view may lack some client addresses (a node learns them from its peers' HELLO):
+ * fill them in by asking each --endpoints address which node it is. */
+static void fill_addresses(struct mc_cli *cli, struct mc_cluster_status *st)
+{
+    bool missing = false;
+    for (uint32_t i = 0; i < st->n_members && i < MC_CLUSTER_MAX_MEMBERS; i++) {
+        missing |= !st->members[i].client_addr[0];
+    }
+    const char *eps = mc_cli_endpoints(cli);
+    while (missing && eps && *eps) {
+        char addr[MC_ADDR_MAX];
+        size_t len = strcspn(eps, ",");
+        if (len > 0 && len < sizeof(addr)) {
+            memcpy(addr, eps, len);
+            addr[len] = 0;
+            uint64_t saved = cli->timeout_ms;
+            cli->timeout_ms = PROBE_TIMEOUT_MS;
+            struct mc_client *c = NULL;
+            struct mc_ping_info p;
+            if (mc_cli_client_open(cli, addr, &c) == 0 && mc_client_ping(c, 0, &p) == 0) {
+                for (uint32_t i = 0; i < st->n_members && i < MC_CLUSTER_MAX_MEMBERS; i++) {
+                    if (st->members[i].id == p.node_id && !st->members[i].client_addr[0]) {
+                        snprintf(st->members[i].client_addr, MC_ADDR_MAX, "%s", addr);
+                    }
+                }
+            }
+            if (c) {
+                mc_client_close(c);
+            }
+            cli->timeout_ms = saved;
+        }
+        eps += len + (eps[len] == ',');
+    }
 }
 
 /* The membership as the leader sees it (it knows match indexes and reachability best). */
@@ -142,11 +178,13 @@ static int leader_view(struct mc_cli *cli, struct mc_cluster_status *st)
     if (rc != 0) {
         return rc;
     }
+    fill_addresses(cli, st);
     const struct mc_member_status *l = find_member(st, st->leader_id);
     if (st->leader_id && st->node_id != st->leader_id && l) {
         struct mc_cluster_status *ls = malloc(sizeof(*ls));
         if (ls && probe_status(cli, l->client_addr, ls) == 0 && ls->node_id == st->leader_id) {
             *st = *ls;
+            fill_addresses(cli, st);
         }
         free(ls);
     }
@@ -208,6 +246,14 @@ int mc_cli_cmd_cluster_status(struct mc_cli *cli, const struct mc_args *a, const
             r->lag_entries = leader_commit > m->match_index ? leader_commit - m->match_index : 0;
         }
     }
+    /* The leader's automatic consistency check (--check-interval-ms): a check request at index
+     * UINT64_MAX returns its alarm (node_id = the member that differed, 0 = none). */
+    struct mc_check_result alarm;
+    memset(&alarm, 0, sizeof(alarm));
+    const struct mc_member_status *lm = find_member(st, st->leader_id);
+    if (!lm || probe_check(cli, lm->client_addr, UINT64_MAX, &alarm) != 0) {
+        memset(&alarm, 0, sizeof(alarm));
+    }
     if (cli->json) {
         json_t *members = json_array();
         for (uint32_t i = 0; i < n && members; i++) {
@@ -223,10 +269,17 @@ int mc_cli_cmd_cluster_status(struct mc_cli *cli, const struct mc_args *a, const
                 "reachable", r->reachable);
             json_array_append_new(members, o);
         }
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)alarm.hash);
+        json_t *aj = alarm.node_id
+                         ? json_pack("{s:s, s:I, s:I, s:s}", "alarm", "consistency_check_failed",
+                                     "member", (json_int_t)alarm.node_id, "index",
+                                     (json_int_t)alarm.index, "member_hash", hex)
+                         : json_null();
         ec = print_json(
-            json_pack("{s:o, s:I, s:o}", "leader",
+            json_pack("{s:o, s:I, s:o, s:o}", "leader",
                       st->leader_id ? json_integer((json_int_t)st->leader_id) : json_null(), "term",
-                      (json_int_t)st->term, "members", members));
+                      (json_int_t)st->term, "members", members, "alarm", aj));
         goto out;
     }
     static const char *const hdr[] = {"ID",     "ADDRESS", "ROLE", "TERM",
@@ -260,6 +313,11 @@ int mc_cli_cmd_cluster_status(struct mc_cli *cli, const struct mc_args *a, const
                (unsigned long long)st->term);
     } else {
         printf("no leader known (term %llu)\n", (unsigned long long)st->term);
+    }
+    if (alarm.node_id) {
+        printf("ALARM consistency_check_failed: member %llu's state hash at index %llu differs "
+               "from the leader's (run check; wipe and re-add that member)\n",
+               (unsigned long long)alarm.node_id, (unsigned long long)alarm.index);
     }
 out:
     free(st);
@@ -435,7 +493,7 @@ static int check_servers(struct mc_cli *cli)
         bool first = true;
         for (uint32_t i = 0; i < n; i++) {
             memset(&res[i], 0, sizeof(res[i]));
-            ok[i] = probe_check(cli, st->members[i].client_addr, &res[i]) == 0;
+            ok[i] = probe_check(cli, st->members[i].client_addr, 0, &res[i]) == 0;
             if (!ok[i]) {
                 continue;
             }
@@ -459,6 +517,33 @@ static int check_servers(struct mc_cli *cli)
             }
         }
     }
+    /* The odd ones out: members whose hash differs from the most common one at that index. */
+    bool differs[MC_CLUSTER_MAX_MEMBERS] = {false};
+    char odd[256] = "";
+    if (!consistent && same_index) {
+        uint32_t best = 0, best_votes = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t votes = 0;
+            for (uint32_t j = 0; j < n; j++) {
+                votes += ok[i] && ok[j] && res[j].hash == res[i].hash;
+            }
+            if (votes > best_votes) {
+                best = i;
+                best_votes = votes;
+            }
+        }
+        size_t len = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            differs[i] = ok[i] && res[i].hash != res[best].hash;
+            if (differs[i] && len < sizeof(odd)) {
+                len += (size_t)snprintf(odd + len, sizeof(odd) - len, "%s%llu", len ? ", " : "",
+                                        (unsigned long long)st->members[i].id);
+            }
+        }
+        if (best_votes * 2 <= reachable) {
+            snprintf(odd, sizeof(odd), "(no hash has a majority: compare them with the leader)");
+        }
+    }
     int ec = MC_CLI_EXIT_OK;
     if (cli->json) {
         json_t *members = json_array();
@@ -466,20 +551,22 @@ static int check_servers(struct mc_cli *cli)
             char hex[17];
             snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)res[i].hash);
             json_array_append_new(
-                members, json_pack("{s:I, s:s, s:b, s:o, s:o}", "id", (json_int_t)st->members[i].id,
-                                   "address", st->members[i].client_addr, "reachable", ok[i],
-                                   "applied_index",
+                members, json_pack("{s:I, s:s, s:b, s:o, s:o, s:b}", "id",
+                                   (json_int_t)st->members[i].id, "address",
+                                   st->members[i].client_addr, "reachable", ok[i], "applied_index",
                                    ok[i] ? json_integer((json_int_t)res[i].index) : json_null(),
-                                   "state_hash", ok[i] ? json_string(hex) : json_null()));
+                                   "state_hash", ok[i] ? json_string(hex) : json_null(), "differs",
+                                   differs[i]));
         }
         ec = print_json(json_pack("{s:b, s:o}", "consistent", consistent && reachable == n,
                                   "members", members));
     } else {
         for (uint32_t i = 0; i < n; i++) {
             if (ok[i]) {
-                printf("member %llu  %s  applied_index %llu  state_hash %016llx\n",
+                printf("member %llu  %s  applied_index %llu  state_hash %016llx%s\n",
                        (unsigned long long)st->members[i].id, st->members[i].client_addr,
-                       (unsigned long long)res[i].index, (unsigned long long)res[i].hash);
+                       (unsigned long long)res[i].index, (unsigned long long)res[i].hash,
+                       differs[i] ? "  DIFFERS" : "");
             } else {
                 printf("member %llu  %s  unreachable\n", (unsigned long long)st->members[i].id,
                        st->members[i].client_addr);
@@ -488,8 +575,10 @@ static int check_servers(struct mc_cli *cli)
     }
     if (ec == MC_CLI_EXIT_OK) {
         if (!consistent && same_index) {
-            ec = mc_cli_fail(MC_ECORRUPT, "replicas disagree: different state hashes at the "
-                                          "same applied index");
+            ec = mc_cli_fail(MC_ECORRUPT,
+                             "replicas disagree at the same applied index; differing from the "
+                             "majority: %s (stop it, wipe its data dir, re-add it)",
+                             odd);
         } else if (!consistent) {
             ec = mc_cli_fail(MC_EBUSY, "replicas kept applying; no common applied index to "
                                        "compare (retry when writes pause)");

@@ -77,17 +77,26 @@ static void reply_status(struct mc_node *n, const struct mc_client_token *t)
     free(s);
 }
 
+/* Index asking for the last automatic check's alarm instead of a hash (cluster status): the
+ * reply's node_id is the member found to differ (0 = none), index where, hash its hash. */
+#define CHECK_ALARM_INDEX UINT64_MAX
+
 static void reply_check(struct mc_node *n, const struct mc_client_token *t, uint64_t index)
 {
-    if (index > n->applied_index) {
+    struct mc_check_result c = {.node_id = n->id};
+    if (index == CHECK_ALARM_INDEX) {
+        node_check_alarm(n, &c);
+    } else if (node_check_lookup(n, index, &c.hash)) {
+        c.index = index; /* the hash taken when the CHECK mark at index applied */
+    } else if (index > n->applied_index) {
         mc_client_reply_error(t, MC_EBUSY, "that index is not applied here yet; retry");
         return;
-    }
-    struct mc_check_result c = {.node_id = n->id};
-    int rc = mc_engine_state_hash(n->engine, &c.hash, &c.index);
-    if (rc) {
-        mc_client_reply_error(t, rc, NULL);
-        return;
+    } else {
+        int rc = mc_engine_state_hash(n->engine, &c.hash, &c.index);
+        if (rc) {
+            mc_client_reply_error(t, rc, NULL);
+            return;
+        }
     }
     struct mc_wbuf *w = mc_client_reply_begin(t);
     if (w) {

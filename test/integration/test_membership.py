@@ -127,3 +127,44 @@ def test_changes_while_a_member_is_down():
         assert down.id not in {m["id"] for m in st["members"]}, st
         assert wait_for(lambda: cli(["--endpoints", c.endpoints([leader, live]), "check"],
                                     check=False).returncode == 0, 15)
+
+
+def test_check_names_an_altered_follower_and_raises_the_alarm():
+    with Cluster(3, FAST + ["--check-interval-ms", "300"]) as c:
+        leader = c.leader()
+        cli(["--endpoints", c.endpoints(), "bucket", "create", "chk"])
+        for i in range(5):
+            cli(["--endpoints", c.endpoints(), "put", "chk", "k%d" % i])
+        eps = c.endpoints()
+        assert wait_for(lambda: cli(["--endpoints", eps, "check"], check=False).returncode == 0,
+                        10)
+        st = cli_json(["--endpoints", leader.client, "cluster", "status"])
+        assert st["alarm"] is None, st
+        assert "consistency_check_failed" not in leader.log()
+        # Alter one follower's data offline (through the engine API), then restart it.
+        bad = [n for n in c.nodes if n.id != leader.id][0]
+        bad.stop()
+        cli(["--data-dir", bad.dir, "put", "chk", "sneaky"])
+        bad.start()
+        for i in range(3):
+            cli(["--endpoints", eps, "put", "chk", "after%d" % i])
+        found = {}
+
+        def names_it():
+            r = cli(["--endpoints", eps, "check"], check=False)
+            found["r"] = r
+            return r.returncode != 0 and "Corruption" in r.stderr
+
+        assert wait_for(names_it, 15), found["r"].stdout + found["r"].stderr
+        r = found["r"]
+        assert "differing from the majority: %d " % bad.id in r.stderr, r.stdout + r.stderr + json.dumps([c.status(n) for n in c.nodes])
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith("member %d " % bad.id)][0]
+        assert "DIFFERS" in line, r.stdout
+        assert sum("DIFFERS" in ln for ln in r.stdout.splitlines()) == 1, r.stdout
+        # The leader's automatic check found it too: log and cluster status.
+        assert wait_for(lambda: "consistency_check_failed member=%d" % bad.id in leader.log(),
+                        10), leader.log_tail()
+        st = cli_json(["--endpoints", leader.client, "cluster", "status"])
+        assert st["alarm"] and st["alarm"]["member"] == bad.id, st
+        r = cli(["--endpoints", leader.client, "cluster", "status"])
+        assert "ALARM consistency_check_failed: member %d" % bad.id in r.stdout, r.stdout
