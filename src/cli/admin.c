@@ -141,9 +141,15 @@ static void fill_addresses(struct mc_cli *cli, struct mc_cluster_status *st)
     while (missing && eps && *eps) {
         char addr[MC_ADDR_MAX];
         size_t len = strcspn(eps, ",");
+        bool known = false;
         if (len > 0 && len < sizeof(addr)) {
             memcpy(addr, eps, len);
             addr[len] = 0;
+            for (uint32_t i = 0; i < st->n_members && i < MC_CLUSTER_MAX_MEMBERS; i++) {
+                known |= strcmp(st->members[i].client_addr, addr) == 0;
+            }
+        }
+        if (len > 0 && len < sizeof(addr) && !known) {
             uint64_t saved = cli->timeout_ms;
             cli->timeout_ms = PROBE_TIMEOUT_MS;
             struct mc_client *c = NULL;
@@ -250,9 +256,12 @@ int mc_cli_cmd_cluster_status(struct mc_cli *cli, const struct mc_args *a, const
      * UINT64_MAX returns its alarm (node_id = the member that differed, 0 = none). */
     struct mc_check_result alarm;
     memset(&alarm, 0, sizeof(alarm));
-    const struct mc_member_status *lm = find_member(st, st->leader_id);
-    if (!lm || probe_check(cli, lm->client_addr, UINT64_MAX, &alarm) != 0) {
-        memset(&alarm, 0, sizeof(alarm));
+    for (uint32_t i = 0; i < n; i++) {
+        /* Only a leader that just answered: a dead one would cost another probe timeout. */
+        if (rows[i].id == st->leader_id && rows[i].probed &&
+            probe_check(cli, st->members[i].client_addr, UINT64_MAX, &alarm) != 0) {
+            memset(&alarm, 0, sizeof(alarm));
+        }
     }
     if (cli->json) {
         json_t *members = json_array();

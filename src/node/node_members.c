@@ -131,10 +131,10 @@ static void propose(struct mc_node *n, const struct mc_client_token *t, uint8_t 
         rc = mc_raft_propose_conf_change(n->raft, &cc, &index);
     }
     if (rc) {
-        mc_client_reply_error(t, rc,
-                              rc == MC_ECONFCHANGE ? "another membership change is still "
-                                                     "committing; retry"
-                                                   : NULL);
+        node_reply_error(t, rc,
+                         rc == MC_ECONFCHANGE ? "another membership change is still "
+                                                "committing; retry"
+                                              : NULL);
         return;
     }
     MC_INFO("membership_proposed", "type=%u node=%llu index=%llu", type,
@@ -149,7 +149,7 @@ static void add_voter(struct mc_node *n, const struct mc_client_request *r)
     struct node_members_state *ms = &n->members_state;
     uint64_t id = r->req->u.member.id;
     if (ms->n_promote >= NODE_MAX_AUTO_PROMOTE) {
-        mc_client_reply_error(&r->token, MC_EBUSY, "too many members being added; retry");
+        node_reply_error(&r->token, MC_EBUSY, "too many members being added; retry");
         return;
     }
     struct mc_raft_conf_change cc;
@@ -165,7 +165,7 @@ static void add_voter(struct mc_node *n, const struct mc_client_request *r)
         rc = 0; /* already a learner: just promote it when ready */
     }
     if (rc) {
-        mc_client_reply_error(&r->token, rc, NULL);
+        node_reply_error(&r->token, rc, NULL);
         return;
     }
     struct auto_promote *p = &ms->promote[ms->n_promote++];
@@ -183,18 +183,18 @@ static void remove_self(struct mc_node *n, const struct mc_client_request *r,
                         const struct mc_raft_status *st)
 {
     if (st->conf.n_voters <= 1 && conf_has(st->conf.voters, st->conf.n_voters, n->id)) {
-        mc_client_reply_error(&r->token, MC_EINVAL, "cannot remove the last voter");
+        node_reply_error(&r->token, MC_EINVAL, "cannot remove the last voter");
         return;
     }
     uint64_t to = st->lead_transferee ? st->lead_transferee : best_transferee(st);
     if (to == 0) {
-        mc_client_reply_error(&r->token, MC_EUNAVAIL, "no other voter to hand leadership to");
+        node_reply_error(&r->token, MC_EUNAVAIL, "no other voter to hand leadership to");
         return;
     }
     if (!st->lead_transferee) {
         int rc = mc_raft_transfer_leader(n->raft, to);
         if (rc) {
-            mc_client_reply_error(&r->token, rc, NULL);
+            node_reply_error(&r->token, rc, NULL);
             return;
         }
         MC_INFO("remove_leader_transfer", "to=%llu detail=\"the new leader removes this node\"",
@@ -214,7 +214,7 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
     }
     struct mc_raft_status *st = malloc(sizeof(*st));
     if (!st) {
-        mc_client_reply_error(&r->token, MC_ENOMEM, NULL);
+        node_reply_error(&r->token, MC_ENOMEM, NULL);
         return;
     }
     mc_raft_status(n->raft, st);
@@ -230,7 +230,7 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
     switch (q->op) {
     case MC_REQ_ADD_MEMBER:
         if (conf_has(st->conf.voters, st->conf.n_voters, id)) {
-            mc_client_reply_error(&r->token, MC_EEXIST, "already a voter");
+            node_reply_error(&r->token, MC_EEXIST, "already a voter");
             goto out;
         }
         node_set_member(n, id, q->u.member.peer_addr.ptr, q->u.member.client_addr.ptr);
@@ -249,7 +249,7 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
                      "learner %llu has not been heard from or acknowledged any entry yet; "
                      "is it running? wait and retry, or use --wait",
                      (unsigned long long)id);
-            mc_client_reply_error(&r->token, MC_ELAGGING, why);
+            node_reply_error(&r->token, MC_ELAGGING, why);
             goto out;
         }
         if (learner && lag > n->opts.ready_max_lag) {
@@ -258,12 +258,12 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
                      "--ready-max-lag %llu); wait and retry, or use --wait",
                      (unsigned long long)id, (unsigned long long)lag,
                      (unsigned long long)n->opts.ready_max_lag);
-            mc_client_reply_error(&r->token, MC_ELAGGING, why);
+            node_reply_error(&r->token, MC_ELAGGING, why);
             goto out;
         }
         int rc = quorum_guard(n, st, id, +1, why, sizeof(why));
         if (rc) {
-            mc_client_reply_error(&r->token, rc, why);
+            node_reply_error(&r->token, rc, why);
             goto out;
         }
         propose(n, &r->token, MC_RAFT_CONF_PROMOTE, q);
@@ -276,7 +276,7 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
         }
         int rc = quorum_guard(n, st, id, -1, why, sizeof(why));
         if (rc) {
-            mc_client_reply_error(&r->token, rc, why);
+            node_reply_error(&r->token, rc, why);
             goto out;
         }
         propose(n, &r->token, MC_RAFT_CONF_REMOVE, q);
@@ -325,7 +325,7 @@ static void tick_promotions(struct mc_node *n, uint64_t now_ms)
                      "node %llu was added as a learner but is still %llu entries behind; "
                      "promote it later (cluster promote %llu --wait)",
                      (unsigned long long)p->id, (unsigned long long)lag, (unsigned long long)p->id);
-            mc_client_reply_error(&p->token, MC_ELAGGING, why);
+            node_reply_error(&p->token, MC_ELAGGING, why);
             drop_promote(ms, i);
             continue;
         }
@@ -345,7 +345,7 @@ static void tick_promotions(struct mc_node *n, uint64_t now_ms)
             continue;
         }
         if (rc) {
-            mc_client_reply_error(&p->token, rc, NULL);
+            node_reply_error(&p->token, rc, NULL);
         } else {
             MC_INFO("member_promoted_when_caught_up", "node=%llu lag=%llu index=%llu",
                     (unsigned long long)p->id, (unsigned long long)lag, (unsigned long long)index);
