@@ -440,6 +440,9 @@ int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const
          * and is promoted only once within the leader's --ready-max-lag. */
         bool learner = mc_args_has(a, "learner");
         rc = mc_client_add_member(c, id, pos[1], client_addr ? client_addr : "", true);
+        if (rc == MC_EEXIST && !learner) {
+            rc = 0; /* already a learner (e.g. an earlier add that timed out): promote it */
+        }
         if (rc == 0 && !learner) {
             if (!cli->json) {
                 printf("added %llu as a learner; promoting it once it has caught up\n",

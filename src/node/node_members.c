@@ -4,6 +4,7 @@
 #include "metacenter/error.h"
 #include "util/log.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,12 +357,6 @@ static void tick_promotions(struct mc_node *n, uint64_t now_ms)
     free(st);
 }
 
-static void removed_stopped(void *arg)
-{
-    struct mc_node *n = arg;
-    uv_stop(n->loop);
-}
-
 /*
  * A node that applied its own removal stops, unless it was added back meanwhile (a node re-added
  * with the same id replays its old removal while catching up) or a leader keeps talking to it.
@@ -386,7 +381,10 @@ static void tick_removed(struct mc_node *n, uint64_t now_ms)
             "index=%llu action=\"this node is no longer a member: it stops. To add it back, wipe "
             "its data dir, start it with --join and run cluster add\"",
             (unsigned long long)ms->removed_index);
-    mc_node_stop(n, removed_stopped, n);
+    /* The same graceful path as an operator's SIGTERM (serve's handler stops the node and
+     * exits); the node is always hosted by `metacenter serve`. */
+    n->members_state.removed_index = 0;
+    raise(SIGTERM);
 }
 
 void node_members_tick(struct mc_node *n, uint64_t now_ms)

@@ -86,6 +86,7 @@ def test_grow_through_learners_and_remove_leader():
         cli(["--endpoints", n1.client, "cluster", "remove", "4"])
         assert wait_for(lambda: not n4.alive(), 10), "removed follower 4 did not stop"
         assert "removed_from_cluster" in n4.log(), n4.log_tail()
+        assert n4.proc.returncode == 0 and "node_stopped" in n4.log(), n4.log_tail()
 
         # Removing the leader: it hands leadership over, the new leader removes it, it stops.
         leader = c.leader(exclude=(4,))
@@ -93,6 +94,7 @@ def test_grow_through_learners_and_remove_leader():
         assert "done" in r.stdout, r.stdout
         rest = [n for n in c.nodes[:3] if n.id != leader.id]
         assert wait_for(lambda: not leader.alive(), 10), "removed leader did not stop"
+        assert leader.proc.returncode == 0 and "removed_from_cluster" in leader.log()
         st = c.status(rest[0])
         assert {m["id"] for m in st["members"]} == {n.id for n in rest}, st
         assert st["leader"] in [n.id for n in rest], st
