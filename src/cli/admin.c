@@ -43,6 +43,7 @@ const struct mc_flag_spec mc_cli_cluster_promote_flags[] = {
 
 #define PROMOTE_WAIT_DEFAULT_MS 300000
 #define PROMOTE_RETRY_MS        200
+#define CONF_RETRY_MS           10000 /* retry ConfChangeInProgress this long */
 
 static int be_fail(int code)
 {
@@ -439,7 +440,12 @@ int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const
         /* Every voter goes through the learner stage: it gets the snapshot and the log first,
          * and is promoted only once within the leader's --ready-max-lag. */
         bool learner = mc_args_has(a, "learner");
-        rc = mc_client_add_member(c, id, pos[1], client_addr ? client_addr : "", true);
+        uint64_t deadline = now_ms() + CONF_RETRY_MS;
+        while ((rc = mc_client_add_member(c, id, pos[1], client_addr ? client_addr : "", true)) ==
+                   MC_ECONFCHANGE &&
+               now_ms() < deadline) {
+            sleep_ms(PROMOTE_RETRY_MS);
+        }
         if (rc == MC_EEXIST && !learner) {
             rc = 0; /* already a learner (e.g. an earlier add that timed out): promote it */
         }
@@ -454,7 +460,12 @@ int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const
     } else if (strcmp(what, "promote") == 0) {
         rc = promote_wait(cli, c, id, mc_args_has(a, "wait"), wait_ms);
     } else if (strcmp(what, "remove") == 0) {
-        rc = mc_client_remove_member(c, id);
+        /* A leader that just took over (e.g. from a removed leader) must commit an entry of its
+         * own term before the next change: ConfChangeInProgress for a moment. */
+        uint64_t deadline = now_ms() + CONF_RETRY_MS;
+        while ((rc = mc_client_remove_member(c, id)) == MC_ECONFCHANGE && now_ms() < deadline) {
+            sleep_ms(PROMOTE_RETRY_MS);
+        }
     } else {
         rc = mc_client_transfer_leader(c, id);
         voters_changed = false;
