@@ -352,6 +352,7 @@ static void tick_cb(uv_timer_t *h)
     uint64_t now = node_now_ms();
     node_expire_writes(n, now);
     node_expire_reads(n, now);
+    node_members_tick(n, now);
 }
 
 static void prepare_cb(uv_prepare_t *h)
@@ -856,6 +857,7 @@ void mc_node_free(struct mc_node *n)
     if (!n) {
         return;
     }
+    node_members_free(n);
     mc_wal_close(n->wal);
     if (n->engine) {
         mc_engine_sync(n->engine);
