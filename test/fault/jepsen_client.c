@@ -5,6 +5,7 @@
  *   jepsen_client --endpoints LIST --out FILE [--processes P] [--keys K] [--duration S]
  *                 [--seed N] [--timeout-ms T] [--max-ops N] [--bucket B] [--appends FILE]
  *   jepsen_client --verify --endpoints LIST --out FILE [--keys K] [--appends FILE] ...
+ *   jepsen_client --check --endpoints LIST [--duration S]
  *
  * Run mode writes the history to --out (line order = real-time order: the invoke line is written
  * before the request is sent, the completion line after its answer arrived, both under one lock)
@@ -13,6 +14,10 @@
  * Verify mode (after the cluster healed) appends a final linearizable get of every register key
  * to the history (new process ids, so lincheck sees any lost acknowledged write) and reads back
  * every acknowledged append: each must exist with its value; missing ones are printed.
+ * Check mode asks every endpoint for its state hash (pinned, one by one) until all answer with the
+ * same applied index, retrying for up to --duration seconds while the cluster settles: equal
+ * index and hash = converged (exit 0); equal index with different hashes twice in a row =
+ * divergence (exit 1, naming the nodes); no common index in time = exit 1.
  * Last stdout line: a JSON summary. Exit 0 ok, 1 lost appends (verify), 2 usage/setup error.
  */
 #include <errno.h>
@@ -49,6 +54,7 @@ struct cfg {
     uint32_t timeout_ms;
     uint64_t max_ops;
     bool verify;
+    bool check;
 };
 
 /* Shared recorder: one lock keeps line order equal to real-time order. */
@@ -401,6 +407,57 @@ static int verify(const struct cfg *cfg, struct recorder *rec, FILE *appends_in,
     return result;
 }
 
+/* State hashes of every endpoint until they agree at one applied index (see the top comment). */
+static int check_hashes(const struct cfg *cfg)
+{
+    struct mc_client *c;
+    if (open_client(cfg, &c) != 0) {
+        return 2;
+    }
+    int n = mc_client_endpoint_count(c);
+    struct mc_check_result res[MC_CLUSTER_MAX_MEMBERS];
+    int rcs[MC_CLUSTER_MAX_MEMBERS];
+    uint64_t deadline = mc_mono_ns() + (uint64_t)(cfg->duration_s * 1e9);
+    int diverged = 0, result = 1, tries = 0;
+    while (n > 0 && n <= MC_CLUSTER_MAX_MEMBERS) {
+        tries++;
+        bool same_index = true, same_hash = true;
+        for (int i = 0; i < n; i++) {
+            rcs[i] = mc_client_check(c, i, 0, &res[i]);
+            if (rcs[i] != 0 || res[i].index != res[0].index) {
+                same_index = false;
+            } else if (res[i].hash != res[0].hash) {
+                same_hash = false;
+            }
+        }
+        if (same_index && same_hash) {
+            result = 0;
+            break;
+        }
+        diverged = same_index ? diverged + 1 : 0;
+        if (diverged >= 2 || mc_mono_ns() > deadline) {
+            break;
+        }
+        usleep(200 * 1000);
+    }
+    printf("{\"mode\":\"check\",\"tries\":%d,\"converged\":%s,\"diverged\":%s,\"nodes\":[", tries,
+           result == 0 ? "true" : "false", diverged >= 2 ? "true" : "false");
+    for (int i = 0; i < n && i < MC_CLUSTER_MAX_MEMBERS; i++) {
+        if (rcs[i] == 0) {
+            printf("%s{\"endpoint\":\"%s\",\"node\":%" PRIu64 ",\"index\":%" PRIu64
+                   ",\"hash\":\"%016" PRIx64 "\"}",
+                   i ? "," : "", mc_client_endpoint_addr(c, i), res[i].node_id, res[i].index,
+                   res[i].hash);
+        } else {
+            printf("%s{\"endpoint\":\"%s\",\"error\":\"%s\"}", i ? "," : "",
+                   mc_client_endpoint_addr(c, i), mc_error_name(rcs[i]));
+        }
+    }
+    printf("]}\n");
+    mc_client_close(c);
+    return result;
+}
+
 static int parse_args(int argc, char **argv, struct cfg *c)
 {
     *c = (struct cfg){.processes = 8,
@@ -415,6 +472,10 @@ static int parse_args(int argc, char **argv, struct cfg *c)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--verify") == 0) {
             c->verify = true;
+            continue;
+        }
+        if (strcmp(a, "--check") == 0) {
+            c->check = true;
             continue;
         }
         if (!v) {
@@ -445,6 +506,9 @@ static int parse_args(int argc, char **argv, struct cfg *c)
             return -1;
         }
     }
+    if (c->check) {
+        return c->endpoints && c->duration_s > 0 ? 0 : -1;
+    }
     if (!c->endpoints || !c->out_path || c->processes < PROCS_MIN || c->processes > PROCS_MAX ||
         c->keys < 1 || c->keys > KEYS_MAX || c->duration_s <= 0 || c->duration_s > 86400 ||
         c->timeout_ms < 100 || c->max_ops < 1) {
@@ -459,6 +523,9 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &cfg) != 0) {
         usage();
         return 2;
+    }
+    if (cfg.check) {
+        return check_hashes(&cfg);
     }
     char apath[4096];
     if (!cfg.appends_path) {
