@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""test_crash.py: crash and corruption tests against real metacenter processes on 127.0.0.1.
+
+  1. kill -9 of every node at once under load (twice), restart: every acknowledged append is
+     present, the history is linearizable, replicas converge.
+  2. a flipped byte in a WAL segment record (a sealed segment when there is one; otherwise a record
+     well before the tail of the only segment) of one stopped node: that node refuses to start
+     (non-zero exit naming the file), the other two keep serving; after its data dir is wiped it
+     rejoins with the same --initial-cluster, is caught up and converges.
+  3. the same with a flipped byte inside a record of the node's LMDB file (engine/data.mdb).
+
+  test_crash.py --build B [--only NAME]     prints PASS/FAIL per test, then "N passed, N failed".
+Every process started here is killed at exit (jepsen.py's atexit/signal handlers).
+"""
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import jepsen  # noqa: E402
+
+ASAN = jepsen.ASAN
+
+
+class Failed(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failed(msg)
+
+
+def client(build, cluster, out, duration, seed, nodes=None):
+    return jepsen.spawn([os.path.join(build, "jepsen_client"), "--endpoints",
+                         cluster.endpoints(nodes), "--processes", "8", "--keys", "5",
+                         "--duration", str(duration), "--out", out, "--seed", str(seed),
+                         "--timeout-ms", "4000" if ASAN else "2000"],
+                        stdout=open(out + ".client.log", "w"), stderr=subprocess.STDOUT)
+
+
+def verify_all(build, cluster, hist, nodes=None):
+    """Final reads + appends read back, lincheck, state hashes converge. Returns verify summary."""
+    r = subprocess.run([os.path.join(build, "jepsen_client"), "--verify", "--endpoints",
+                        cluster.endpoints(nodes), "--keys", "5", "--out", hist, "--timeout-ms",
+                        "5000"], capture_output=True, text=True, timeout=600)
+    summary = jepsen.last_json(r.stdout)
+    check(r.returncode == 0, "verify exit %d: %s %s" % (r.returncode, r.stdout[-600:],
+                                                       r.stderr[-400:]))
+    check(summary.get("appends_acked", 0) > 0, "no acknowledged appends: %s" % summary)
+    r = subprocess.run([os.path.join(build, "lincheck"), "--quiet", "--time-limit-s", "120", hist],
+                       capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "lincheck exit %d: %s" % (r.returncode, (r.stdout + r.stderr)[-1200:]))
+    converge(build, cluster)
+    return summary
+
+
+def converge(build, cluster):
+    r = subprocess.run([os.path.join(build, "jepsen_client"), "--check", "--endpoints",
+                        cluster.endpoints(), "--duration", "60" if ASAN else "30"],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, "state hashes do not converge: %s" % r.stdout.strip()[-600:])
+
+
+def no_crash(cluster, allowed=()):
+    for n in cluster.nodes:
+        n.poll_crash()
+        bad = [c for c in n.crashes if n.id not in allowed]
+        check(not bad, "node %d crashed: %s\n%s" % (n.id, bad, n.log_tail(15)))
+        lines = [ln for ln in n.log().splitlines() if jepsen.CRASH_PATTERNS.search(ln)]
+        check(not lines, "node %d log: %s" % (n.id, lines[:3]))
+
+
+def test_kill_all(build, work):
+    c = jepsen.Cluster(build, 3, work, proxy=False)
+    c.start()
+    check(jepsen.wait_settled(c, 30), "no leader at start")
+    hist = os.path.join(work, "history.jsonl")
+    dur = 12
+    cl = client(build, c, hist, dur, seed=21)
+    for _ in range(2):
+        time.sleep(3)
+        for n in c.nodes:      # all at once: a whole-cluster power loss
+            n.kill9()
+        time.sleep(0.3)
+        for n in c.nodes:
+            n.start(wait=False)
+    cl.wait(timeout=dur + 60)
+    check(jepsen.wait_settled(c, 30), "no leader after restarting every node")
+    s = verify_all(build, c, hist)
+    no_crash(c)
+    c.close()
+    no_crash(c)
+    return "appends acked %s, lost %s" % (s.get("appends_acked"), s.get("appends_lost"))
+
+
+t0 = 0.0
+
+
+def flip_byte(path, needle, after=0):
+    """Flip one byte of the first occurrence of needle at or after offset `after`; returns the
+    offset. Falls back to the middle of the non-zero data."""
+    with open(path, "r+b") as f:
+        data = f.read()
+        off = data.find(needle, after)
+        if off < 0:
+            end = len(data.rstrip(b"\0"))
+            check(end > after, "%s has no data to corrupt" % path)
+            off = after + (end - after) // 2
+        f.seek(off)
+        f.write(bytes([data[off] ^ 0x5A]))
+        f.flush()
+        os.fsync(f.fileno())
+    return off
+
+
+def corruption_test(build, work, what):
+    c = jepsen.Cluster(build, 3, work, proxy=False)
+    c.start()
+    check(jepsen.wait_settled(c, 30), "no leader at start")
+    hist = os.path.join(work, "history.jsonl")
+    cl = client(build, c, hist, 4, seed=31 if what == "wal" else 41)
+    cl.wait(timeout=70)
+    ld = c.leader()
+    victim = [n for n in c.nodes if n.id != (ld.id if ld else 0)][0]   # a follower
+    victim.stop()
+    if what == "wal":
+        segs = sorted(glob.glob(os.path.join(victim.dir, "wal", "*.log")))
+        check(segs, "no WAL segments in %s/wal" % victim.dir)
+        target = segs[0]     # sealed when there are several; else records well before the tail
+        off = flip_byte(target, b"jepsen", after=64)
+    else:
+        target = os.path.join(victim.dir, "engine", "data.mdb")
+        check(os.path.exists(target), "no %s" % target)
+        off = flip_byte(target, b"p0-a", after=2 * 4096)   # past LMDB's two meta pages
+    jepsen.log("corrupted %s at offset %d" % (target, off))
+    before = len(victim.log())
+    victim.expected_exit = True
+    try:
+        victim.start(wait=False)
+    except RuntimeError:
+        pass
+    exited = jepsen.wait_for(lambda: not victim.alive(), 30 if ASAN else 15)
+    out = victim.log()[before:]
+    check(exited, "node %d started despite a flipped byte in %s (offset %d)" % (
+        victim.id, target, off))
+    rc = victim.proc.returncode
+    check(rc not in (0, None) and rc > 0, "node %d exit code %s (want a clean non-zero exit)" % (
+        victim.id, rc))
+    check(os.path.basename(target) in out, "node %d error does not name %s: %s" % (
+        victim.id, os.path.basename(target), out.strip()[-400:]))
+    # the other two keep serving
+    rest = [n for n in c.nodes if n is not victim]
+    hist2 = os.path.join(work, "history2.jsonl")
+    cl = client(build, c, hist2, 3, seed=51, nodes=rest)
+    cl.wait(timeout=70)
+    s2 = jepsen.last_json(open(hist2 + ".client.log").read())
+    check(s2.get("put", {}).get("ok", 0) + s2.get("append", {}).get("ok", 0) > 0,
+          "the remaining two nodes accepted no writes: %s" % s2)
+    # wipe and rejoin: caught up by the leader, converges
+    shutil.rmtree(victim.dir)
+    victim.start()
+    s = verify_all(build, c, hist)
+    no_crash(c)
+    c.close()
+    no_crash(c)
+    return "%s: exit %d, \"%s\"; rejoined after wipe, appends acked %s" % (
+        os.path.basename(target), rc, first_error_line(out), s.get("appends_acked"))
+
+
+def first_error_line(text):
+    for ln in text.splitlines():
+        if "level=error" in ln or "orrupt" in ln:
+            return ln.strip()[:200]
+    return (text.strip().splitlines() or [""])[-1][:200]
+
+
+TESTS = [("kill_all_under_load", test_kill_all),
+         ("corrupt_wal_segment", lambda b, w: corruption_test(b, w, "wal")),
+         ("corrupt_lmdb", lambda b, w: corruption_test(b, w, "lmdb"))]
+
+
+def main():
+    global t0
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--only")
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    passed = failed = 0
+    for name, fn in TESTS:
+        if a.only and a.only != name:
+            continue
+        work = tempfile.mkdtemp(prefix="mc-crash-")
+        t0 = time.time()
+        try:
+            detail = fn(build, work)
+            passed += 1
+            jepsen.log("PASS %s (%.1fs): %s" % (name, time.time() - t0, detail))
+            shutil.rmtree(work, ignore_errors=True)
+        except Exception as e:  # noqa: BLE001 - report and go on with the next test
+            failed += 1
+            jepsen.log("FAIL %s (%.1fs): %s (kept %s)" % (name, time.time() - t0, e, work))
+        finally:
+            jepsen._kill_all()
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
