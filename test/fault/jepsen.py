@@ -530,6 +530,41 @@ def wait_settled(cluster, timeout):
     return wait_for(ok, timeout, 0.2)
 
 
+def converge(build, cluster, timeout_s=None):
+    """jepsen_client --check over every node: the summary dict (converged, nodes[...])."""
+    timeout_s = timeout_s or (60 if ASAN else 30)
+    r = subprocess.run([os.path.join(build, "jepsen_client"), "--check", "--endpoints",
+                        cluster.endpoints(), "--duration", str(timeout_s), "--timeout-ms", "2000"],
+                       capture_output=True, text=True, timeout=timeout_s + 60)
+    out = last_json(r.stdout)
+    out["converged"] = r.returncode == 0 and out.get("converged", False)
+    return out
+
+
+def caught_up(cluster, conv):
+    """Nodes at the highest applied index in a check summary (all nodes when unknown)."""
+    idx = {n.get("endpoint"): n.get("index", -1) for n in conv.get("nodes", [])}
+    best = max(idx.values(), default=-1)
+    nodes = [n for n in cluster.nodes if idx.get(n.client, -1) == best and best >= 0]
+    return nodes or cluster.nodes
+
+
+def verify(build, cluster, hist, keys, nodes=None):
+    """Final reads of every key + every acknowledged append read back: (ok, why, summary)."""
+    r = subprocess.run([os.path.join(build, "jepsen_client"), "--verify", "--endpoints",
+                        cluster.endpoints(nodes), "--keys", str(keys), "--out", hist,
+                        "--timeout-ms", "3000", "--duration", "240" if ASAN else "120"],
+                       capture_output=True, text=True, timeout=400)
+    summary = last_json(r.stdout)
+    if r.returncode == 1:
+        lost = [ln for ln in r.stdout.splitlines() if ln.startswith("LOST")]
+        return False, "%d acknowledged appends lost, e.g. %s" % (len(lost), lost[:3]), summary
+    if r.returncode != 0:
+        return False, "verify failed (%d): %s %s" % (r.returncode, r.stdout[-300:],
+                                                     r.stderr[-500:]), summary
+    return True, "", summary
+
+
 def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, processes=8,
              keys=5, keep=False, fault_s=None, healthy_s=None):
     """One fault run; returns a Result (failures empty = passed)."""
@@ -586,16 +621,16 @@ def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, pr
                 n.start(wait=False)
         if not wait_settled(cluster, 60 if ASAN else 30):
             res.fail("no settled leader within 30 s after healing")
+        # -- replicas converge (first: verification then reads only from caught-up nodes)
+        conv = converge(build, cluster)
+        res.info["check"] = conv
+        if not conv.get("converged"):
+            res.fail("state hashes do not converge: %s" % json.dumps(conv)[-600:])
         # -- final reads + acknowledged appends read back
-        r = subprocess.run([os.path.join(build, "jepsen_client"), "--verify", "--endpoints",
-                            cluster.endpoints(), "--keys", str(keys), "--out", hist,
-                            "--timeout-ms", "5000"], capture_output=True, text=True, timeout=600)
-        res.info["verify"] = last_json(r.stdout)
-        if r.returncode == 1:
-            lost = [l for l in r.stdout.splitlines() if l.startswith("LOST")]
-            res.fail("%d acknowledged appends lost, e.g. %s" % (len(lost), lost[:3]))
-        elif r.returncode != 0:
-            res.fail("verify failed (%d): %s %s" % (r.returncode, r.stdout[-300:], r.stderr[-500:]))
+        ok, detail, summary = verify(build, cluster, hist, keys, caught_up(cluster, conv))
+        res.info["verify"] = summary
+        if not ok:
+            res.fail(detail)
         # -- linearizability
         r = subprocess.run([os.path.join(build, "lincheck"), "--time-limit-s", "120", hist],
                            capture_output=True, text=True, timeout=300)
@@ -605,14 +640,6 @@ def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, pr
             res.fail("not linearizable: %s" % (r.stdout + r.stderr)[-1500:])
         elif r.returncode != 0:
             res.fail("lincheck exit %d: %s" % (r.returncode, (r.stdout + r.stderr)[-500:]))
-        # -- replicas converge
-        r = subprocess.run([os.path.join(build, "jepsen_client"), "--check", "--endpoints",
-                            cluster.endpoints(), "--duration", "60" if ASAN else "30",
-                            "--timeout-ms", "2000"], capture_output=True, text=True, timeout=120)
-        res.info["check"] = last_json(r.stdout)
-        if r.returncode != 0:
-            res.fail("state hashes do not converge: %s %s" % (r.stdout.strip()[-600:],
-                                                              r.stderr[-300:]))
         # -- election safety
         for term, ids in sorted(leaders_per_term(cluster).items()):
             if len(ids) > 1:

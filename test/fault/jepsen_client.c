@@ -13,7 +13,8 @@
  * {"process":P,"key":"a/P/N","value":"pP-aN","status":"ok|fail|info"}.
  * Verify mode (after the cluster healed) appends a final linearizable get of every register key
  * to the history (new process ids, so lincheck sees any lost acknowledged write) and reads back
- * every acknowledged append: each must exist with its value; missing ones are printed.
+ * every acknowledged append: each must exist with its value; missing ones are printed. --duration
+ * bounds the whole verification (exit 2 when it runs out).
  * Check mode asks every endpoint for its state hash (pinned, one by one) until all answer with the
  * same applied index, retrying for up to --duration seconds while the cluster settles: equal
  * index and hash = converged (exit 0); equal index with different hashes twice in a row =
@@ -351,6 +352,7 @@ static int verify(const struct cfg *cfg, struct recorder *rec, FILE *appends_in,
         return 2;
     }
     int result = 0;
+    uint64_t deadline = mc_mono_ns() + (uint64_t)(cfg->duration_s * 1e9);
     for (int k = 0; k < cfg->keys; k++) {
         char key[16], value[VALUE_MAX];
         snprintf(key, sizeof(key), "k%d", k);
@@ -384,6 +386,14 @@ static int verify(const struct cfg *cfg, struct recorder *rec, FILE *appends_in,
         if (++*acked > APPENDS_MAX) {
             fprintf(stderr, "jepsen_client: more than %u appends, rest not verified\n",
                     APPENDS_MAX);
+            break;
+        }
+        if (mc_mono_ns() > deadline) {
+            fprintf(stderr,
+                    "jepsen_client: verify incomplete: deadline (--duration %.0f s) "
+                    "reached after %" PRIu64 " appends\n",
+                    cfg->duration_s, *acked);
+            result = 2;
             break;
         }
         char got[VALUE_MAX];

@@ -31,7 +31,7 @@ addr=$(awk '/listening/ {print $2}' "$tmp/srv.out")
 H="$tmp/h.jsonl"
 if "$BUILD/jepsen_client" --endpoints "$addr" --processes 8 --keys 5 --duration 2 --out "$H" \
     --seed 7 >"$tmp/run.out" 2>&1 &&
-    "$BUILD/jepsen_client" --verify --endpoints "$addr" --keys 5 --out "$H" >"$tmp/ver.out" 2>&1 &&
+    "$BUILD/jepsen_client" --verify --endpoints "$addr" --keys 5 --duration 120 --out "$H" >"$tmp/ver.out" 2>&1 &&
     "$BUILD/lincheck" --quiet "$H" >"$tmp/lc.out" 2>&1; then
     pass
 else

@@ -44,27 +44,18 @@ def client(build, cluster, out, duration, seed, nodes=None):
                         stdout=open(out + ".client.log", "w"), stderr=subprocess.STDOUT)
 
 
-def verify_all(build, cluster, hist, nodes=None):
-    """Final reads + appends read back, lincheck, state hashes converge. Returns verify summary."""
-    r = subprocess.run([os.path.join(build, "jepsen_client"), "--verify", "--endpoints",
-                        cluster.endpoints(nodes), "--keys", "5", "--out", hist, "--timeout-ms",
-                        "5000"], capture_output=True, text=True, timeout=600)
-    summary = jepsen.last_json(r.stdout)
-    check(r.returncode == 0, "verify exit %d: %s %s" % (r.returncode, r.stdout[-600:],
-                                                       r.stderr[-400:]))
+def verify_all(build, cluster, hist):
+    """Replicas converge, then final reads + appends read back (from caught-up nodes), lincheck.
+    Returns the verify summary."""
+    conv = jepsen.converge(build, cluster)
+    check(conv.get("converged"), "state hashes do not converge: %s" % str(conv)[-600:])
+    ok, why, summary = jepsen.verify(build, cluster, hist, 5, jepsen.caught_up(cluster, conv))
+    check(ok, why)
     check(summary.get("appends_acked", 0) > 0, "no acknowledged appends: %s" % summary)
     r = subprocess.run([os.path.join(build, "lincheck"), "--quiet", "--time-limit-s", "120", hist],
                        capture_output=True, text=True, timeout=300)
     check(r.returncode == 0, "lincheck exit %d: %s" % (r.returncode, (r.stdout + r.stderr)[-1200:]))
-    converge(build, cluster)
     return summary
-
-
-def converge(build, cluster):
-    r = subprocess.run([os.path.join(build, "jepsen_client"), "--check", "--endpoints",
-                        cluster.endpoints(), "--duration", "60" if ASAN else "30"],
-                       capture_output=True, text=True, timeout=120)
-    check(r.returncode == 0, "state hashes do not converge: %s" % r.stdout.strip()[-600:])
 
 
 def no_crash(cluster, allowed=()):
@@ -102,21 +93,29 @@ def test_kill_all(build, work):
 t0 = 0.0
 
 
-def flip_byte(path, needle, after=0):
-    """Flip one byte of the first occurrence of needle at or after offset `after`; returns the
-    offset. Falls back to the middle of the non-zero data."""
+def flip_byte(path, needle, after=0, every=False):
+    """Flip one byte of the first occurrence of needle at or after offset `after` (every=True:
+    of every occurrence, so the live copy is hit even in a copy-on-write B-tree whose stale pages
+    hold old copies); returns the first offset. Falls back to the middle of the non-zero data."""
     with open(path, "r+b") as f:
         data = f.read()
+        offs = []
         off = data.find(needle, after)
-        if off < 0:
+        while off >= 0:
+            offs.append(off)
+            if not every:
+                break
+            off = data.find(needle, off + 1)
+        if not offs:
             end = len(data.rstrip(b"\0"))
             check(end > after, "%s has no data to corrupt" % path)
-            off = after + (end - after) // 2
-        f.seek(off)
-        f.write(bytes([data[off] ^ 0x5A]))
+            offs = [after + (end - after) // 2]
+        for off in offs:
+            f.seek(off)
+            f.write(bytes([data[off] ^ 0x5A]))
         f.flush()
         os.fsync(f.fileno())
-    return off
+    return offs[0]
 
 
 def corruption_test(build, work, what):
@@ -137,7 +136,8 @@ def corruption_test(build, work, what):
     else:
         target = os.path.join(victim.dir, "engine", "data.mdb")
         check(os.path.exists(target), "no %s" % target)
-        off = flip_byte(target, b"p0-a", after=2 * 4096)   # past LMDB's two meta pages
+        # a value (etag) of one object, every copy, past LMDB's two meta pages
+        off = flip_byte(target, b"p0-a1", after=2 * 4096, every=True)
     jepsen.log("corrupted %s at offset %d" % (target, off))
     before = len(victim.log())
     victim.expected_exit = True
@@ -147,8 +147,11 @@ def corruption_test(build, work, what):
         pass
     exited = jepsen.wait_for(lambda: not victim.alive(), 30 if ASAN else 15)
     out = victim.log()[before:]
-    check(exited, "node %d started despite a flipped byte in %s (offset %d)" % (
-        victim.id, target, off))
+    if not exited:   # say whether the replica check at least notices the damage
+        conv = jepsen.converge(build, c, timeout_s=10)
+        raise Failed("node %d started despite a flipped byte in %s (offset %d); replica check "
+                     "afterwards: converged=%s diverged=%s" % (
+                         victim.id, target, off, conv.get("converged"), conv.get("diverged")))
     rc = victim.proc.returncode
     check(rc not in (0, None) and rc > 0, "node %d exit code %s (want a clean non-zero exit)" % (
         victim.id, rc))
