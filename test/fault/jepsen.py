@@ -361,6 +361,7 @@ class Nemesis:
         self.counts = {}
         self.t0 = time.time()
         self.undo = []        # callables restoring health
+        self.deck = []        # fault kinds still to come in this round
 
     def note(self, what):
         self.events.append((round(time.time() - self.t0, 2), what))
@@ -466,7 +467,11 @@ class Nemesis:
         self.note("membership: not implemented yet, skipped")
 
     def step(self):
-        kind = self.rng.choice(self.kinds)
+        # A shuffled deck, refilled when empty: every kind comes up once per len(kinds) faults.
+        if not self.deck:
+            self.deck = list(self.kinds)
+            self.rng.shuffle(self.deck)
+        kind = self.deck.pop()
         self.counts[kind] = self.counts.get(kind, 0) + 1
         getattr(self, "f_" + kind.replace("-", "_"))()
 
