@@ -37,6 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ASAN = os.environ.get("MC_ASAN") == "1"
 NEMESES = ["partition", "isolate-leader", "bridge", "kill", "pause-leader", "transfer", "oneway",
            "delay", "membership"]
+# The default mix: membership is a hook until the membership issue lands (it only logs a skip).
+DEFAULT_NEMESES = [n for n in NEMESES if n != "membership"]
 CRASH_PATTERNS = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|Assertion|"
                             r"assertion failed|Segmentation fault|stack-buffer|heap-use-after-free")
 
@@ -573,7 +575,7 @@ def verify(build, cluster, hist, keys, nodes=None):
 def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, processes=8,
              keys=5, keep=False, fault_s=None, healthy_s=None):
     """One fault run; returns a Result (failures empty = passed)."""
-    nemeses = nemeses or NEMESES
+    nemeses = nemeses or DEFAULT_NEMESES
     name = "n%d-s%d-%s" % (nodes, seed, "+".join(nemeses) if len(nemeses) < 4 else "mixed")
     res = Result(name)
     own_dir = workdir is None
@@ -595,7 +597,7 @@ def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, pr
         client = spawn([os.path.join(build, "jepsen_client"), "--endpoints", cluster.endpoints(),
                         "--processes", str(processes), "--keys", str(keys), "--duration",
                         str(duration), "--out", hist, "--seed", str(seed), "--timeout-ms",
-                        str(timeout_ms)], stdout=client_log, stderr=subprocess.STDOUT)
+                        str(timeout_ms), "--max-ops", str(int(6000 * duration))], stdout=client_log, stderr=subprocess.STDOUT)
         fault_s = fault_s or (4.0 if duration >= 20 else 2.5)
         healthy_s = healthy_s or (2.5 if duration >= 20 else 1.5)
         nem = Nemesis(cluster, rng, nemeses, fault_s, healthy_s)
@@ -717,7 +719,7 @@ def soak(build, minutes, report):
         nodes = random.Random(seed).choice([3, 5])
         dur = min(60, max(20, int(deadline - time.time() - 30)))
         results.append((nodes, seed, run_once(build, nodes=nodes, duration=dur, seed=seed,
-                                              nemeses=NEMESES)))
+                                              nemeses=DEFAULT_NEMESES)))
         seed += 1
     write_report(report, minutes, results)
     return sum(r.ok for _, _, r in results), sum(not r.ok for _, _, r in results)
@@ -759,7 +761,7 @@ def main():
     ap.add_argument("--nodes", type=int, default=3, choices=[3, 5])
     ap.add_argument("--duration", type=float, default=30)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--nemesis", default=",".join(NEMESES))
+    ap.add_argument("--nemesis", default=",".join(DEFAULT_NEMESES))
     ap.add_argument("--processes", type=int, default=8)
     ap.add_argument("--keys", type=int, default=5)
     ap.add_argument("--workdir")
