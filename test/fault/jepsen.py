@@ -573,7 +573,8 @@ def verify(build, cluster, hist, keys, nodes=None):
 
 
 def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, processes=8,
-             keys=5, keep=False, fault_s=None, healthy_s=None):
+             keys=5, keep=False, fault_s=None, healthy_s=None, node_flags=None,
+             consistency="linearizable"):
     """One fault run; returns a Result (failures empty = passed)."""
     nemeses = nemeses or DEFAULT_NEMESES
     name = "n%d-s%d-%s" % (nodes, seed, "+".join(nemeses) if len(nemeses) < 4 else "mixed")
@@ -587,7 +588,7 @@ def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, pr
     t_start = time.time()
     log("run %s in %s" % (name, workdir))
     try:
-        cluster = Cluster(build, nodes, workdir)
+        cluster = Cluster(build, nodes, workdir, extra_flags=node_flags)
         cluster.start()
         if not wait_settled(cluster, 30):
             res.fail("no leader within 30 s of start")
@@ -597,7 +598,8 @@ def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, pr
         client = spawn([os.path.join(build, "jepsen_client"), "--endpoints", cluster.endpoints(),
                         "--processes", str(processes), "--keys", str(keys), "--duration",
                         str(duration), "--out", hist, "--seed", str(seed), "--timeout-ms",
-                        str(timeout_ms), "--max-ops", str(int(6000 * duration))], stdout=client_log, stderr=subprocess.STDOUT)
+                        str(timeout_ms), "--max-ops", str(int(6000 * duration)),
+                        "--consistency", consistency], stdout=client_log, stderr=subprocess.STDOUT)
         fault_s = fault_s or (4.0 if duration >= 20 else 2.5)
         healthy_s = healthy_s or (2.5 if duration >= 20 else 1.5)
         nem = Nemesis(cluster, rng, nemeses, fault_s, healthy_s)
@@ -668,11 +670,13 @@ def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, pr
                 if bad:
                     res.fail("node %d log: %s" % (n.id, bad[:3]))
         res.info["seconds"] = round(time.time() - t_start, 1)
+        res.info["workdir"] = workdir
         if res.failures:
             for n in (cluster.nodes if cluster else []):
                 print("---- node %d log tail ----\n%s" % (n.id, n.log_tail(15)))
-            print("kept %s (rerun: jepsen.py run --nodes %d --seed %d --nemesis %s)" % (
-                workdir, nodes, seed, ",".join(nemeses)))
+            print("kept %s (rerun: jepsen.py run --nodes %d --seed %d --nemesis %s%s)" % (
+                workdir, nodes, seed, ",".join(nemeses),
+                " --node-flags '%s'" % " ".join(node_flags) if node_flags else ""))
         elif own_dir and not keep:
             shutil.rmtree(workdir, ignore_errors=True)
         _kill_all()
@@ -708,6 +712,19 @@ def suite(build, duration):
             passed += 1
         else:
             failed += 1
+    if not ASAN:
+        # Negative control: stale (local) reads while the leader is cut off must be caught by the
+        # checker, and only by it (so a quiet checker above means something).
+        r = run_once(build, nodes=3, duration=15, seed=5, nemeses=["isolate-leader"],
+                     consistency="stale")
+        caught = [f for f in r.failures if f.startswith("not linearizable")]
+        if caught and len(caught) == len(r.failures):
+            passed += 1
+            log("PASS negative control: stale reads flagged not linearizable")
+            shutil.rmtree(r.info.get("workdir", ""), ignore_errors=True)
+        else:
+            failed += 1
+            log("FAIL negative control: want only 'not linearizable', got %s" % r.failures)
     return passed, failed
 
 
@@ -764,6 +781,10 @@ def main():
     ap.add_argument("--nemesis", default=",".join(DEFAULT_NEMESES))
     ap.add_argument("--processes", type=int, default=8)
     ap.add_argument("--keys", type=int, default=5)
+    ap.add_argument("--node-flags", default="",
+                    help="extra `metacenter serve` flags, e.g. '--lease-reads --snapshot-entries 500'")
+    ap.add_argument("--consistency", default="linearizable",
+                    help="the client's reads; 'stale' shows the checker catching stale reads")
     ap.add_argument("--workdir")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--minutes", type=float, default=10)
@@ -776,7 +797,8 @@ def main():
         if unknown:
             ap.error("unknown nemesis %s (known: %s)" % (unknown, ",".join(NEMESES)))
         r = run_once(build, nodes=a.nodes, duration=a.duration, seed=a.seed, nemeses=nem,
-                     workdir=a.workdir, processes=a.processes, keys=a.keys, keep=a.keep)
+                     workdir=a.workdir, processes=a.processes, keys=a.keys, keep=a.keep,
+                     node_flags=a.node_flags.split(), consistency=a.consistency)
         print(json.dumps({"ok": r.ok, "failures": r.failures,
                           **{k: v for k, v in r.info.items() if k != "events"}}))
         return 0 if r.ok else 1

@@ -4,6 +4,7 @@
  *
  *   jepsen_client --endpoints LIST --out FILE [--processes P] [--keys K] [--duration S]
  *                 [--seed N] [--timeout-ms T] [--max-ops N] [--bucket B] [--appends FILE]
+ *                 [--consistency linearizable|stale]     (stale: to show the checker catches it)
  *   jepsen_client --verify --endpoints LIST --out FILE [--keys K] [--appends FILE] ...
  *   jepsen_client --check --endpoints LIST [--duration S]
  *
@@ -56,6 +57,7 @@ struct cfg {
     uint64_t max_ops;
     bool verify;
     bool check;
+    bool stale_reads; /* --consistency stale: harness self-check (must NOT be linearizable) */
 };
 
 /* Shared recorder: one lock keeps line order equal to real-time order. */
@@ -90,7 +92,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: jepsen_client --endpoints LIST --out FILE [--processes P (>=%d)] "
             "[--keys K (<=%d)] [--duration S] [--seed N] [--timeout-ms T] [--max-ops N] "
-            "[--bucket B] [--appends FILE] [--verify]\n",
+            "[--bucket B] [--appends FILE] [--consistency linearizable|stale] [--verify] "
+            "[--check]\n",
             PROCS_MIN, KEYS_MAX);
 }
 
@@ -275,6 +278,9 @@ static int open_client(const struct cfg *cfg, struct mc_client **out)
     o.request_timeout_ms = cfg->timeout_ms;
     o.connect_timeout_ms = cfg->timeout_ms < 1000 ? cfg->timeout_ms : 1000;
     o.backoff_max_ms = 200;
+    if (cfg->stale_reads) {
+        o.read.consistency = MC_CONSISTENCY_STALE;
+    }
     return mc_client_open(cfg->endpoints, &o, out);
 }
 
@@ -510,6 +516,12 @@ static int parse_args(int argc, char **argv, struct cfg *c)
             c->seed = strtoull(v, NULL, 10);
         } else if (strcmp(a, "--timeout-ms") == 0) {
             c->timeout_ms = (uint32_t)strtoul(v, NULL, 10);
+        } else if (strcmp(a, "--consistency") == 0) {
+            enum mc_consistency cons;
+            if (mc_consistency_parse(v, &cons) != 0) {
+                return -1;
+            }
+            c->stale_reads = cons == MC_CONSISTENCY_STALE;
         } else if (strcmp(a, "--max-ops") == 0) {
             c->max_ops = strtoull(v, NULL, 10);
         } else {
