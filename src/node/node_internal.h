@@ -14,6 +14,8 @@
 #include "net/peer.h"
 #include "node/node.h"
 #include "node/options.h"
+#include "http/server.h"
+#include "obs/metrics.h"
 #include "util/codec.h"
 
 /* Limits. */
@@ -39,7 +41,8 @@ struct pending_write {
     uint32_t position; /* op position inside the entry */
     uint64_t term;     /* term the entry was proposed in */
     uint64_t deadline_ms;
-    uint8_t kind; /* 0 = client write, 1 = session register */
+    uint8_t kind;      /* 0 = client write, 1 = session register, 2 = membership change */
+    uint64_t start_ns; /* arrival, for the write latency histogram */
 };
 
 /* A read waiting for a ReadIndex answer and then for apply. */
@@ -49,6 +52,7 @@ struct pending_read {
     uint64_t batch; /* ReadIndex ctx; 0 once the index is known */
     uint64_t index; /* serve once applied >= index */
     uint64_t deadline_ms;
+    uint64_t start_ns; /* arrival, for the read latency histogram */
     /* Copied request fields (the frame buffer is gone by then). */
     char *bucket, *key, *version_id, *prefix, *delimiter, *marker1, *marker2;
     uint32_t max_keys;
@@ -87,6 +91,7 @@ struct member_info {
     uint64_t id;
     char peer_addr[MC_ADDR_MAX];
     char client_addr[MC_ADDR_MAX];
+    char http_addr[MC_ADDR_MAX];
     bool reachable;
 };
 
@@ -181,6 +186,11 @@ struct mc_node {
     uv_timer_t stop_timer;
     int closing_handles;
 
+    /* HTTP API and metrics (node_metrics.c). */
+    struct mc_http_server *http;
+    struct mc_metrics_board *board;
+    uv_timer_t metrics_timer;
+
     /* Scratch. */
     struct mc_wbuf scratch;
 };
@@ -230,6 +240,15 @@ bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term);
 void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, uint64_t index);
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r);
 void node_pump_snapshot_saves(struct mc_node *n);
+
+/* node_metrics.c */
+int node_metrics_start(struct mc_node *n);
+void node_metrics_stop(struct mc_node *n);
+/* Error replies counted in metacenter_errors_total. */
+void node_reply_error(const struct mc_client_token *t, int code, const char *msg);
+void node_reply_error_full(const struct mc_client_token *t, int code,
+                           const struct mc_proto_error *e);
+void node_reply_not_leader(struct mc_node *n, const struct mc_client_token *t);
 
 /* node_admin.c */
 void node_handle_admin(struct mc_node *n, const struct mc_client_request *r);

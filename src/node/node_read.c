@@ -2,6 +2,7 @@
  * batched ReadIndex (Raft thesis §6.4: one heartbeat round confirms every read of a batch). */
 #include "node/node_internal.h"
 #include "metacenter/error.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <stdlib.h>
@@ -34,7 +35,16 @@ static const char *nz(const char *s)
 }
 
 /* Run one read against the engine and reply. */
+static void serve_one(struct mc_node *n, struct pending_read *r);
+
 static void serve(struct mc_node *n, struct pending_read *r)
+{
+    serve_one(n, r);
+    mc_metrics_observe(r->batch == UINT64_MAX ? MC_METRIC_READ_STALE : MC_METRIC_READ_LINEARIZABLE,
+                       mc_mono_ns() - r->start_ns);
+}
+
+static void serve_one(struct mc_node *n, struct pending_read *r)
 {
     const struct mc_client_token *t = &r->token;
     int rc = 0;
@@ -58,9 +68,9 @@ static void serve(struct mc_node *n, struct pending_read *r)
             e.leader_addr = mc_proto_cstr("");
             e.flags = MC_PROTO_ERR_DELETE_MARKER;
             e.version_id = mc_proto_cstr(v.version_id);
-            mc_client_reply_error_full(t, rc, &e);
+            node_reply_error_full(t, rc, &e);
         } else {
-            mc_client_reply_error(t, rc, mc_engine_last_error());
+            node_reply_error(t, rc, mc_engine_last_error());
         }
         mc_version_clear(&v);
         return;
@@ -88,7 +98,7 @@ static void serve(struct mc_node *n, struct pending_read *r)
             }
             mc_client_reply_end(t, 0);
         } else {
-            mc_client_reply_error(t, rc, mc_engine_last_error());
+            node_reply_error(t, rc, mc_engine_last_error());
         }
         mc_list_result_clear(&res);
         return;
@@ -104,7 +114,7 @@ static void serve(struct mc_node *n, struct pending_read *r)
             }
             mc_client_reply_end(t, 0);
         } else {
-            mc_client_reply_error(t, rc, NULL);
+            node_reply_error(t, rc, NULL);
         }
         free(b);
         return;
@@ -119,12 +129,12 @@ static void serve(struct mc_node *n, struct pending_read *r)
             }
             mc_client_reply_end(t, 0);
         } else {
-            mc_client_reply_error(t, rc, NULL);
+            node_reply_error(t, rc, NULL);
         }
         return;
     }
     default:
-        mc_client_reply_error(t, MC_EINVAL, "not a read");
+        node_reply_error(t, MC_EINVAL, "not a read");
     }
 }
 
@@ -183,9 +193,10 @@ void node_handle_read(struct mc_node *n, const struct mc_client_request *r)
     struct pending_read p;
     int rc = capture(&p, r->req);
     p.token = r->token;
+    p.start_ns = mc_mono_ns();
     if (rc) {
         free_read(&p);
-        mc_client_reply_error(&r->token, rc, NULL);
+        node_reply_error(&r->token, rc, NULL);
         return;
     }
     if (ro->consistency == MC_CONSISTENCY_STALE) {
@@ -193,18 +204,19 @@ void node_handle_read(struct mc_node *n, const struct mc_client_request *r)
             uint64_t last = n->last_leader_contact_ms;
             if (!last || node_now_ms() - last > ro->max_staleness_ms) {
                 free_read(&p);
-                mc_client_reply_error(&r->token, MC_ESTALE,
-                                      "no leader heard from within max_staleness_ms");
+                node_reply_error(&r->token, MC_ESTALE,
+                                 "no leader heard from within max_staleness_ms");
                 return;
             }
         }
+        p.batch = UINT64_MAX; /* marks a stale read for the latency histogram */
         serve(n, &p);
         free_read(&p);
         return;
     }
     if (n->n_reads >= NODE_MAX_PENDING_READS) {
         free_read(&p);
-        mc_client_reply_error(&r->token, MC_ELIMIT, "too many reads in flight");
+        node_reply_error(&r->token, MC_ELIMIT, "too many reads in flight");
         return;
     }
     if (n->n_reads == n->cap_reads) {
@@ -212,7 +224,7 @@ void node_handle_read(struct mc_node *n, const struct mc_client_request *r)
         struct pending_read *a = realloc(n->reads, cap * sizeof(*a));
         if (!a) {
             free_read(&p);
-            mc_client_reply_error(&r->token, MC_ENOMEM, NULL);
+            node_reply_error(&r->token, MC_ENOMEM, NULL);
             return;
         }
         n->reads = a;
@@ -233,10 +245,9 @@ static void drop_reads(struct mc_node *n, uint64_t batch, int code)
         struct pending_read *r = &n->reads[i];
         if (r->batch == batch) {
             if (code == MC_ENOTLEADER) {
-                mc_client_reply_not_leader(&r->token, mc_raft_leader(n->raft),
-                                           node_leader_client_addr(n));
+                node_reply_not_leader(n, &r->token);
             } else {
-                mc_client_reply_error(&r->token, code, NULL);
+                node_reply_error(&r->token, code, NULL);
             }
             free_read(r);
             continue;
@@ -293,7 +304,7 @@ void node_serve_ready_reads(struct mc_node *n)
 void node_fail_reads(struct mc_node *n, int code)
 {
     for (size_t i = 0; i < n->n_reads; i++) {
-        mc_client_reply_error(&n->reads[i].token, code, NULL);
+        node_reply_error(&n->reads[i].token, code, NULL);
         free_read(&n->reads[i]);
     }
     n->n_reads = 0;
@@ -307,7 +318,7 @@ void node_expire_reads(struct mc_node *n, uint64_t now_ms)
         struct pending_read *r = &n->reads[i];
         if (r->deadline_ms <= now_ms) {
             /* Reads are idempotent: ServiceUnavailable lets the client retry elsewhere. */
-            mc_client_reply_error(&r->token, MC_EUNAVAIL, "read index not confirmed in time");
+            node_reply_error(&r->token, MC_EUNAVAIL, "read index not confirmed in time");
             free_read(r);
             continue;
         }
@@ -324,7 +335,7 @@ void node_reads_leader_changed(struct mc_node *n)
     for (size_t i = 0; i < n->n_reads; i++) {
         struct pending_read *r = &n->reads[i];
         if (r->batch != 0) {
-            mc_client_reply_error(&r->token, MC_EUNAVAIL, "leader changed; retry");
+            node_reply_error(&r->token, MC_EUNAVAIL, "leader changed; retry");
             free_read(r);
             continue;
         }
