@@ -728,15 +728,23 @@ def suite(build, duration):
     return passed, failed
 
 
+# Node configurations the soak cycles through: defaults, leader-lease reads, frequent snapshots
+# (so snapshot install and log compaction happen during faults).
+SOAK_FLAGS = [[], ["--lease-reads"], ["--snapshot-entries", "500", "--snapshot-tail", "100"]]
+
+
 def soak(build, minutes, report):
     deadline = time.time() + minutes * 60
     results = []
     seed = int(time.time()) % 100000
     while time.time() + 45 < deadline:
         nodes = random.Random(seed).choice([3, 5])
+        flags = SOAK_FLAGS[len(results) % len(SOAK_FLAGS)]
         dur = min(60, max(20, int(deadline - time.time() - 30)))
-        results.append((nodes, seed, run_once(build, nodes=nodes, duration=dur, seed=seed,
-                                              nemeses=DEFAULT_NEMESES)))
+        r = run_once(build, nodes=nodes, duration=dur, seed=seed, nemeses=DEFAULT_NEMESES,
+                     node_flags=flags)
+        r.info["flags"] = " ".join(flags) or "(defaults)"
+        results.append((nodes, seed, r))
         seed += 1
     write_report(report, minutes, results)
     return sum(r.ok for _, _, r in results), sum(not r.ok for _, _, r in results)
@@ -755,13 +763,14 @@ def write_report(path, minutes, results):
                                                     sum(not r.ok for _, _, r in results)),
              "- operations recorded: %d" % total_ops,
              "- faults injected: %s" % ", ".join("%s %d" % kv for kv in sorted(faults.items())),
-             "", "| run | nodes | seed | s | ops | faults | lincheck | appends acked/lost | "
-             "converged | result |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "", "| run | nodes | node flags | seed | s | ops | faults | lincheck | "
+             "appends acked/lost | converged | result |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for i, (nodes, seed, r) in enumerate(results):
         c = r.info.get("client", {})
         v = r.info.get("verify", {})
-        lines.append("| %d | %d | %d | %s | %s | %s | %s | %s/%s | %s | %s |" % (
-            i + 1, nodes, seed, r.info.get("seconds"), c.get("ops", "-"),
+        lines.append("| %d | %d | %s | %d | %s | %s | %s | %s | %s/%s | %s | %s |" % (
+            i + 1, nodes, r.info.get("flags", ""), seed, r.info.get("seconds"), c.get("ops", "-"),
             " ".join("%s:%d" % kv for kv in sorted(r.info.get("faults", {}).items())),
             r.info.get("lincheck", "-"), v.get("appends_acked", "-"), v.get("appends_lost", "-"),
             r.info.get("check", {}).get("converged", "-"),
