@@ -1,5 +1,6 @@
 /* node.c: node lifecycle: open the data dir, recover Raft state, start transports, stop. */
 #include "node/node_internal.h"
+#include "node/seal.h"
 #include "metacenter/error.h"
 #include "util/checksum.h"
 #include "util/clock.h"
@@ -436,6 +437,10 @@ static int open_storage(struct mc_node *n)
     if (rc) {
         return rc;
     }
+    rc = mc_seal_verify(n->datadir);
+    if (rc) {
+        return rc;
+    }
     struct mc_engine_options eo = {.sync = MC_ENGINE_SYNC_NONE,
                                    .max_map_size_bytes = n->opts.max_map_size_bytes};
     rc = mc_engine_open(path, &eo, &n->engine);
@@ -860,8 +865,12 @@ void mc_node_free(struct mc_node *n)
     node_members_free(n);
     mc_wal_close(n->wal);
     if (n->engine) {
-        mc_engine_sync(n->engine);
+        bool clean = !n->fatal && mc_engine_sync(n->engine) == 0;
         mc_engine_close(n->engine);
+        n->engine = NULL;
+        if (clean && mc_seal_write(n->datadir) != 0) {
+            MC_WARN("engine_seal_failed", "dir=%s", n->datadir);
+        }
     }
     if (n->raft) {
         mc_raft_destroy(n->raft);
