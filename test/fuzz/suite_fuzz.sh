@@ -31,6 +31,7 @@ for t in $targets; do
     regress=test/fuzz/regressions/$t
     mkdir -p "$work/$t/new" "$work/$t/art"
     opts=(-rss_limit_mb=1024 -timeout=10 -artifact_prefix="$work/$t/art/")
+    [ -f "test/fuzz/$t.dict" ] && opts+=(-dict="test/fuzz/$t.dict")
 
     # 1. Replay every seed and every saved regression input (all must pass).
     inputs=()
