@@ -24,7 +24,7 @@ if ! make --no-print-directory -j2 fuzz >"$work/build.log" 2>&1; then
     exit 1
 fi
 
-targets=${MC_FUZZ_TARGETS:-$(ls build-fuzz/fuzz_* | sed 's|build-fuzz/fuzz_||')}
+targets=${MC_FUZZ_TARGETS:-$(make --no-print-directory -s fuzz-list)}
 for t in $targets; do
     bin=build-fuzz/fuzz_$t
     corpus=test/fuzz/corpus/$t

@@ -4,30 +4,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "metacenter/engine.h"
 #include "metacenter/error.h"
 #include "metacenter/raft.h"
 #include "net/proto.h"
 #include "util/codec.h"
+#include "gen.h"
 
 /*
- * Usage: fuzz_gen_corpus DIR. Writes DIR/<target>/<name> for the targets op, raft_msg, proto.
- * Inputs are small valid records covering every op/message/frame type, so the fuzzers start
+ * Usage: fuzz_gen_corpus DIR. Writes DIR/<target>/<name> for the targets op, raft_msg, proto, wal,
+ * snap. Inputs are small valid records covering every op/message/frame type, so the fuzzers start
  * from the accepted language and mutate from there. Deterministic: same bytes every run.
  */
 
 static const char *g_root;
 static int g_files;
-
-#define CHECK(expr)                                                                                \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        if (rc_ != 0) {                                                                            \
-            fprintf(stderr, "gen_corpus: %s failed: %d at line %d\n", #expr, rc_, __LINE__);       \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static void mkdir_p(const char *path)
 {
@@ -38,7 +31,7 @@ static void mkdir_p(const char *path)
 }
 
 /* Write prefix (0 or 1 byte) + data to ROOT/target/name. */
-static void emit(const char *target, const char *name, int prefix, const void *data, size_t len)
+void gen_emit(const char *target, const char *name, int prefix, const void *data, size_t len)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", g_root, target);
@@ -62,8 +55,8 @@ static void emit(const char *target, const char *name, int prefix, const void *d
 
 static void emit_w(const char *target, const char *name, int prefix, struct mc_wbuf *w)
 {
-    CHECK(mc_wbuf_error(w));
-    emit(target, name, prefix, w->data, w->len);
+    GEN_CHECK(mc_wbuf_error(w));
+    gen_emit(target, name, prefix, w->data, w->len);
     mc_wbuf_reset(w);
 }
 
@@ -77,8 +70,8 @@ static void full_meta(struct mc_object_meta *m)
     m->size = 1234567;
     m->etag = strdup("\"9b2cf535f27731c974343645a3985328\"");
     m->content_type = strdup("text/plain; charset=utf-8");
-    CHECK(mc_object_meta_add_user(m, "x-amz-meta-owner", "alice"));
-    CHECK(mc_object_meta_add_user(m, "x-amz-meta-färg", "blå"));
+    GEN_CHECK(mc_object_meta_add_user(m, "x-amz-meta-owner", "alice"));
+    GEN_CHECK(mc_object_meta_add_user(m, "x-amz-meta-färg", "blå"));
     m->storage_class = strdup("STANDARD");
     m->erasure.data_blocks = 2;
     m->erasure.parity_blocks = 2;
@@ -100,7 +93,7 @@ static void full_meta(struct mc_object_meta *m)
 
 static void emit_op(struct mc_wbuf *w, const char *name, struct mc_op *op)
 {
-    CHECK(mc_op_encode(op, w));
+    GEN_CHECK(mc_op_encode(op, w));
     emit_w("op", name, 0, w);
     mc_op_clear(op);
 }
@@ -112,36 +105,37 @@ static void gen_ops(struct mc_wbuf *w)
     full_meta(&m);
 
     emit_op(w, "op_noop", &op);
-    CHECK(mc_op_bucket_create(&op, "photos", MC_VERSIONING_ENABLED, 1700000000000000000));
+    GEN_CHECK(mc_op_bucket_create(&op, "photos", MC_VERSIONING_ENABLED, 1700000000000000000));
     emit_op(w, "op_bucket_create", &op);
-    CHECK(mc_op_bucket_delete(&op, "photos"));
+    GEN_CHECK(mc_op_bucket_delete(&op, "photos"));
     emit_op(w, "op_bucket_delete", &op);
-    CHECK(mc_op_bucket_versioning(&op, "photos", MC_VERSIONING_SUSPENDED));
+    GEN_CHECK(mc_op_bucket_versioning(&op, "photos", MC_VERSIONING_SUSPENDED));
     emit_op(w, "op_bucket_versioning", &op);
-    CHECK(mc_op_put(&op, "photos", "2024/cat.jpg", "0000018bcfe56800", 1700000000000000001, &m));
+    GEN_CHECK(
+        mc_op_put(&op, "photos", "2024/cat.jpg", "0000018bcfe56800", 1700000000000000001, &m));
     op.if_match = strdup("\"9b2cf535f27731c974343645a3985328\"");
     op.session_id = 42;
     op.seq = 7;
     emit_op(w, "op_put_full", &op);
-    CHECK(mc_op_put(&op, "b01", "k", NULL, 5, NULL));
+    GEN_CHECK(mc_op_put(&op, "b01", "k", NULL, 5, NULL));
     op.if_none_match_star = true;
     emit_op(w, "op_put_min", &op);
-    CHECK(mc_op_delete(&op, "photos", "2024/cat.jpg", NULL, "0000018bcfe56801", 6));
+    GEN_CHECK(mc_op_delete(&op, "photos", "2024/cat.jpg", NULL, "0000018bcfe56801", 6));
     emit_op(w, "op_delete_latest", &op);
-    CHECK(mc_op_delete(&op, "photos", "2024/cat.jpg", "0000018bcfe56800", NULL, 7));
+    GEN_CHECK(mc_op_delete(&op, "photos", "2024/cat.jpg", "0000018bcfe56800", NULL, 7));
     emit_op(w, "op_delete_version", &op);
-    CHECK(mc_op_update_meta(&op, "photos", "2024/cat.jpg", NULL,
-                            MC_UPDATE_USER_META | MC_UPDATE_CONTENT_TYPE | MC_UPDATE_STORAGE_CLASS,
-                            &m, 8));
+    GEN_CHECK(mc_op_update_meta(
+        &op, "photos", "2024/cat.jpg", NULL,
+        MC_UPDATE_USER_META | MC_UPDATE_CONTENT_TYPE | MC_UPDATE_STORAGE_CLASS, &m, 8));
     emit_op(w, "op_update_meta", &op);
-    CHECK(mc_op_session_register(&op, 9));
+    GEN_CHECK(mc_op_session_register(&op, 9));
     emit_op(w, "op_session_register", &op);
 
     struct mc_op subs[3] = {{0}};
-    CHECK(mc_op_put(&subs[0], "photos", "a", "v1", 10, NULL));
-    CHECK(mc_op_delete(&subs[1], "photos", "b", NULL, "v2", 10));
-    CHECK(mc_op_bucket_create(&subs[2], "other-bucket", MC_VERSIONING_UNVERSIONED, 10));
-    CHECK(mc_op_atomic(&op, subs, 3));
+    GEN_CHECK(mc_op_put(&subs[0], "photos", "a", "v1", 10, NULL));
+    GEN_CHECK(mc_op_delete(&subs[1], "photos", "b", NULL, "v2", 10));
+    GEN_CHECK(mc_op_bucket_create(&subs[2], "other-bucket", MC_VERSIONING_UNVERSIONED, 10));
+    GEN_CHECK(mc_op_atomic(&op, subs, 3));
     emit_op(w, "op_atomic3", &op);
     mc_object_meta_clear(&m);
 }
@@ -151,17 +145,17 @@ static void gen_results(struct mc_wbuf *w)
     struct mc_op_result r = {0};
     r.failed_op = -1;
     snprintf(r.version_id, sizeof(r.version_id), "0000018bcfe56800");
-    CHECK(mc_op_result_encode(&r, w));
+    GEN_CHECK(mc_op_result_encode(&r, w));
     emit_w("op", "result_put", 1, w);
     r = (struct mc_op_result){.code = MC_EPRECOND, .failed_op = 2};
-    CHECK(mc_op_result_encode(&r, w));
+    GEN_CHECK(mc_op_result_encode(&r, w));
     emit_w("op", "result_atomic_failed", 1, w);
     r = (struct mc_op_result){.failed_op = -1, .delete_marker = true, .duplicate = true};
     snprintf(r.version_id, sizeof(r.version_id), "null");
-    CHECK(mc_op_result_encode(&r, w));
+    GEN_CHECK(mc_op_result_encode(&r, w));
     emit_w("op", "result_marker_dup", 1, w);
     r = (struct mc_op_result){.failed_op = -1, .session_id = 1234, .skipped = true};
-    CHECK(mc_op_result_encode(&r, w));
+    GEN_CHECK(mc_op_result_encode(&r, w));
     emit_w("op", "result_session", 1, w);
 }
 
@@ -185,11 +179,11 @@ static void gen_versions(struct mc_wbuf *w)
 {
     struct mc_version v;
     make_version(&v, "2024/cat.jpg", "0000018bcfe56800", false, true);
-    CHECK(mc_version_encode(&v, w));
+    GEN_CHECK(mc_version_encode(&v, w));
     emit_w("op", "version_full", 2, w);
     mc_version_clear(&v);
     make_version(&v, "2024/dog.jpg", "null", true, false);
-    CHECK(mc_version_encode(&v, w));
+    GEN_CHECK(mc_version_encode(&v, w));
     emit_w("op", "version_marker", 2, w);
     mc_version_clear(&v);
 }
@@ -210,7 +204,7 @@ static void gen_lists(struct mc_wbuf *w, struct mc_wbuf *proto_body)
     lr.is_truncated = true;
     lr.next_continuation_token = strdup("YS8yAA==");
     lr.cursor_steps = 17;
-    CHECK(mc_list_result_encode(&lr, w));
+    GEN_CHECK(mc_list_result_encode(&lr, w));
     mc_wbuf_put(proto_body, w->data, w->len);
     emit_w("op", "list_objects", 3, w);
     mc_list_result_clear(&lr);
@@ -226,12 +220,12 @@ static void gen_lists(struct mc_wbuf *w, struct mc_wbuf *proto_body)
     lr.is_truncated = true;
     lr.next_key_marker = strdup("k");
     lr.next_version_id_marker = strdup("v1");
-    CHECK(mc_list_result_encode(&lr, w));
+    GEN_CHECK(mc_list_result_encode(&lr, w));
     emit_w("op", "list_versions", 3, w);
     mc_list_result_clear(&lr);
 
     lr = (struct mc_list_result){0};
-    CHECK(mc_list_result_encode(&lr, w));
+    GEN_CHECK(mc_list_result_encode(&lr, w));
     emit_w("op", "list_empty", 3, w);
 }
 
@@ -242,11 +236,11 @@ static void gen_buckets(struct mc_wbuf *w)
         {"beta.bucket-01", 1700000000000000000, MC_VERSIONING_ENABLED},
         {"gamma", 3, MC_VERSIONING_SUSPENDED},
     };
-    CHECK(mc_bucket_list_encode(b, 3, w));
+    GEN_CHECK(mc_bucket_list_encode(b, 3, w));
     emit_w("op", "buckets3", 4, w);
-    CHECK(mc_bucket_list_encode(b, 1, w));
+    GEN_CHECK(mc_bucket_list_encode(b, 1, w));
     emit_w("op", "buckets1", 4, w);
-    CHECK(mc_bucket_list_encode(b, 0, w));
+    GEN_CHECK(mc_bucket_list_encode(b, 0, w));
     emit_w("op", "buckets0", 4, w);
 }
 
@@ -271,13 +265,13 @@ static size_t conf_payload(uint8_t *buf, size_t cap, uint8_t type, uint64_t node
         c.voters_outgoing[1] = 2;
     }
     size_t len = 0;
-    CHECK(mc_raft_conf_change_encode(&cc, &c, buf, cap, &len));
+    GEN_CHECK(mc_raft_conf_change_encode(&cc, &c, buf, cap, &len));
     return len;
 }
 
 static void emit_msg(struct mc_wbuf *w, const char *name, const struct mc_raft_msg *m)
 {
-    CHECK(mc_raft_msg_encode(m, w));
+    GEN_CHECK(mc_raft_msg_encode(m, w));
     emit_w("raft_msg", name, -1, w);
 }
 
@@ -286,18 +280,18 @@ static void gen_raft(struct mc_wbuf *w)
     uint8_t cbuf[MC_RAFT_CONF_CHANGE_MAX_BYTES];
     size_t clen = conf_payload(cbuf, sizeof(cbuf), MC_RAFT_CONF_ADD_LEARNER, 4,
                                "127.0.0.1:7004|127.0.0.1:8004", 0);
-    emit("raft_msg", "conf_add_learner", -1, cbuf, clen);
+    gen_emit("raft_msg", "conf_add_learner", -1, cbuf, clen);
     size_t plen = conf_payload(cbuf, sizeof(cbuf), MC_RAFT_CONF_PROMOTE, 4, "", 1);
-    emit("raft_msg", "conf_promote_joint", -1, cbuf, plen);
+    gen_emit("raft_msg", "conf_promote_joint", -1, cbuf, plen);
     plen = conf_payload(cbuf, sizeof(cbuf), MC_RAFT_CONF_REMOVE, 5, "", 0);
-    emit("raft_msg", "conf_remove", -1, cbuf, plen);
+    gen_emit("raft_msg", "conf_remove", -1, cbuf, plen);
 
     /* An APPEND carrying a no-op, an op record and a conf change. */
     struct mc_wbuf opw;
     mc_wbuf_init(&opw, 0);
     struct mc_op op = {0};
-    CHECK(mc_op_put(&op, "photos", "k", "v1", 11, NULL));
-    CHECK(mc_op_encode(&op, &opw));
+    GEN_CHECK(mc_op_put(&op, "photos", "k", "v1", 11, NULL));
+    GEN_CHECK(mc_op_encode(&op, &opw));
     mc_op_clear(&op);
     uint8_t conf_entry[MC_RAFT_CONF_CHANGE_MAX_BYTES];
     clen = conf_payload(conf_entry, sizeof(conf_entry), MC_RAFT_CONF_ADD_VOTER, 5, "127.0.0.1:7005",
@@ -384,15 +378,15 @@ static void gen_raft(struct mc_wbuf *w)
 
 static void emit_req(struct mc_wbuf *w, const char *name, struct mc_proto_request *q)
 {
-    CHECK(mc_proto_request_encode(w, q));
+    GEN_CHECK(mc_proto_request_encode(w, q));
     emit_w("proto", name, -1, w);
 }
 
 static void emit_reply(struct mc_wbuf *w, const char *name, uint8_t op, uint16_t flags, int status,
                        struct mc_wbuf *body)
 {
-    CHECK(mc_wbuf_error(body));
-    CHECK(mc_proto_reply_encode(w, op, flags, 99, status, body->data, body->len));
+    GEN_CHECK(mc_wbuf_error(body));
+    GEN_CHECK(mc_proto_reply_encode(w, op, flags, 99, status, body->data, body->len));
     emit_w("proto", name, -1, w);
     mc_wbuf_reset(body);
 }
@@ -403,10 +397,10 @@ static void gen_proto(struct mc_wbuf *w, struct mc_wbuf *list_body)
     struct mc_wbuf ops;
     mc_wbuf_init(&ops, 0);
     struct mc_op op = {0};
-    CHECK(mc_op_put(&op, "photos", "k", NULL, 0, NULL));
+    GEN_CHECK(mc_op_put(&op, "photos", "k", NULL, 0, NULL));
     struct mc_wbuf rec;
     mc_wbuf_init(&rec, 0);
-    CHECK(mc_op_encode(&op, &rec));
+    GEN_CHECK(mc_op_encode(&op, &rec));
     mc_op_clear(&op);
     mc_proto_ops_put(&ops, rec.data, rec.len);
 
@@ -417,9 +411,9 @@ static void gen_proto(struct mc_wbuf *w, struct mc_wbuf *list_body)
     q.u.write.ops = ops.data;
     q.u.write.ops_bytes = (uint32_t)ops.len;
     emit_req(w, "req_write1", &q);
-    CHECK(mc_op_delete(&op, "photos", "j", NULL, NULL, 0));
+    GEN_CHECK(mc_op_delete(&op, "photos", "j", NULL, NULL, 0));
     mc_wbuf_reset(&rec);
-    CHECK(mc_op_encode(&op, &rec));
+    GEN_CHECK(mc_op_encode(&op, &rec));
     mc_op_clear(&op);
     mc_proto_ops_put(&ops, rec.data, rec.len);
     mc_proto_ops_put(&ops, rec.data, rec.len);
@@ -476,16 +470,16 @@ static void gen_proto(struct mc_wbuf *w, struct mc_wbuf *list_body)
 
     /* A pipelined stream: PING, REGISTER_SESSION, CLUSTER_STATUS, SNAPSHOT_SAVE, TRANSFER. */
     q = (struct mc_proto_request){.op = MC_REQ_PING, .request_id = 10};
-    CHECK(mc_proto_request_encode(w, &q));
+    GEN_CHECK(mc_proto_request_encode(w, &q));
     q = (struct mc_proto_request){.op = MC_REQ_REGISTER_SESSION, .request_id = 11};
-    CHECK(mc_proto_request_encode(w, &q));
+    GEN_CHECK(mc_proto_request_encode(w, &q));
     q = (struct mc_proto_request){.op = MC_REQ_CLUSTER_STATUS, .request_id = 12};
-    CHECK(mc_proto_request_encode(w, &q));
+    GEN_CHECK(mc_proto_request_encode(w, &q));
     q = (struct mc_proto_request){.op = MC_REQ_SNAPSHOT_SAVE, .request_id = 13};
-    CHECK(mc_proto_request_encode(w, &q));
+    GEN_CHECK(mc_proto_request_encode(w, &q));
     q = (struct mc_proto_request){.op = MC_REQ_TRANSFER_LEADER, .request_id = 14};
     q.u.member.id = 2;
-    CHECK(mc_proto_request_encode(w, &q));
+    GEN_CHECK(mc_proto_request_encode(w, &q));
     emit_w("proto", "req_stream5", -1, w);
 
     /* Replies. */
@@ -527,17 +521,17 @@ static void gen_proto(struct mc_wbuf *w, struct mc_wbuf *list_body)
 
     struct mc_op_result res = {.failed_op = -1};
     snprintf(res.version_id, sizeof(res.version_id), "0000018bcfe56800");
-    CHECK(mc_op_result_encode(&res, &body));
+    GEN_CHECK(mc_op_result_encode(&res, &body));
     emit_reply(w, "rep_write", MC_REQ_WRITE, 0, 0, &body);
     struct mc_version v;
     make_version(&v, "2024/cat.jpg", "0000018bcfe56800", false, true);
-    CHECK(mc_version_encode(&v, &body));
+    GEN_CHECK(mc_version_encode(&v, &body));
     mc_version_clear(&v);
     emit_reply(w, "rep_get", MC_REQ_GET_OBJECT, 0, 0, &body);
     mc_wbuf_put(&body, list_body->data, list_body->len);
     emit_reply(w, "rep_list", MC_REQ_LIST_OBJECTS, 0, 0, &body);
     struct mc_bucket_info b = {"photos", 1, MC_VERSIONING_ENABLED};
-    CHECK(mc_bucket_list_encode(&b, 1, &body));
+    GEN_CHECK(mc_bucket_list_encode(&b, 1, &body));
     emit_reply(w, "rep_head_bucket", MC_REQ_HEAD_BUCKET, 0, 0, &body);
 
     struct mc_proto_error e = {0};
@@ -550,7 +544,7 @@ static void gen_proto(struct mc_wbuf *w, struct mc_wbuf *list_body)
     res = (struct mc_op_result){.code = MC_EPRECOND, .failed_op = 1};
     struct mc_wbuf rb;
     mc_wbuf_init(&rb, 0);
-    CHECK(mc_op_result_encode(&res, &rb));
+    GEN_CHECK(mc_op_result_encode(&res, &rb));
     e = (struct mc_proto_error){0};
     e.message = mc_proto_cstr("a precondition did not hold");
     e.leader_addr = mc_proto_cstr("");
@@ -586,6 +580,15 @@ int main(int argc, char **argv)
     gen_buckets(&w);
     gen_raft(&w);
     gen_proto(&w, &list_body);
+    if (gen_storage) {
+        char tmp[] = "/tmp/mc_fuzz_gen_XXXXXX";
+        if (!mkdtemp(tmp)) {
+            perror("mkdtemp");
+            return 1;
+        }
+        gen_storage(tmp);
+        rmdir(tmp);
+    }
     mc_wbuf_free(&list_body);
     mc_wbuf_free(&w);
     printf("gen_corpus: wrote %d files under %s\n", g_files, g_root);
