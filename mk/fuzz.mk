@@ -11,9 +11,10 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-missing-field-
                -Iinclude -Isrc -g -O1 -pthread -MMD -MP $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 
 # The targets only need the codecs: the whole util, engine and raft modules plus the client
-# protocol codec (no sockets/libuv code). Storage and HTTP sources are added once they exist.
+# protocol codec; the HTTP target also needs the HTTP, metrics and client modules (its handlers
+# call the client). Storage/HTTP sources are picked up once they exist.
 FUZZ_LIB_SRCS := $(sort $(wildcard src/util/*.c src/engine/*.c src/raft/*.c src/storage/*.c \
-                   src/http/*.c) src/net/proto.c)
+                   src/http/*.c src/obs/*.c src/client/*.c) src/net/proto.c)
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB      := $(FUZZ_BUILD)/libmetacenter_fuzz.a
 
@@ -21,6 +22,9 @@ FUZZ_TARGET_SRCS := $(sort $(wildcard test/fuzz/fuzz_*.c))
 # Targets for modules still on their branches are built once the module's header is there.
 ifeq ($(wildcard include/metacenter/storage.h),)
 FUZZ_TARGET_SRCS := $(filter-out test/fuzz/fuzz_wal.c test/fuzz/fuzz_snap.c,$(FUZZ_TARGET_SRCS))
+endif
+ifeq ($(wildcard src/http/internal.h),)
+FUZZ_TARGET_SRCS := $(filter-out test/fuzz/fuzz_http.c,$(FUZZ_TARGET_SRCS))
 endif
 FUZZ_TARGETS     := $(FUZZ_TARGET_SRCS:test/fuzz/%.c=$(FUZZ_BUILD)/%)
 
