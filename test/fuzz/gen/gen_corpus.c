@@ -244,6 +244,90 @@ static void gen_buckets(struct mc_wbuf *w)
     emit_w("op", "buckets0", 4, w);
 }
 
+/* ---- op sequences for the apply target: records as u16 length + bytes ---- */
+
+static void seq_add(struct mc_wbuf *seq, struct mc_op *op)
+{
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    GEN_CHECK(mc_op_encode(op, &w));
+    mc_wbuf_u16(seq, (uint16_t)w.len);
+    mc_wbuf_put(seq, w.data, w.len);
+    mc_wbuf_free(&w);
+    mc_op_clear(op);
+}
+
+static void gen_apply(struct mc_wbuf *seq)
+{
+    struct mc_op op = {0};
+    struct mc_object_meta m;
+    full_meta(&m);
+
+    /* Versioned bucket: versions, a delete marker, a version delete, metadata update. */
+    GEN_CHECK(mc_op_bucket_create(&op, "photos", MC_VERSIONING_ENABLED, 1));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_put(&op, "photos", "2024/cat.jpg", "0000000000000001", 2, &m));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_put(&op, "photos", "2024/cat.jpg", "0000000000000002", 3, NULL));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_put(&op, "photos", "2024/dog.jpg", "0000000000000003", 4, NULL));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_put(&op, "photos", "readme", "0000000000000004", 4, NULL));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_delete(&op, "photos", "2024/cat.jpg", NULL, "0000000000000005", 5));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_delete(&op, "photos", "2024/dog.jpg", "0000000000000003", NULL, 6));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_update_meta(&op, "photos", "readme", NULL, MC_UPDATE_USER_META, &m, 7));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_bucket_versioning(&op, "photos", MC_VERSIONING_SUSPENDED));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_put(&op, "photos", "2024/cat.jpg", "0000000000000006", 8, NULL));
+    seq_add(seq, &op);
+    gen_emit("apply", "seq_versioned", -1, seq->data, seq->len);
+    mc_wbuf_reset(seq);
+
+    /* Unversioned bucket, conditional puts, a refused bucket delete, an atomic batch. */
+    GEN_CHECK(mc_op_bucket_create(&op, "plain", MC_VERSIONING_UNVERSIONED, 1));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_put(&op, "plain", "a", "null", 2, NULL));
+    op.if_none_match_star = true;
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_put(&op, "plain", "a", "null", 3, &m));
+    op.if_match = strdup("\"nope\"");
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_bucket_delete(&op, "plain"));
+    seq_add(seq, &op);
+    struct mc_op subs[3] = {{0}};
+    GEN_CHECK(mc_op_put(&subs[0], "plain", "b", "null", 4, NULL));
+    GEN_CHECK(mc_op_delete(&subs[1], "plain", "a", NULL, "null", 4));
+    GEN_CHECK(mc_op_bucket_create(&subs[2], "plain2", MC_VERSIONING_ENABLED, 4));
+    GEN_CHECK(mc_op_atomic(&op, subs, 3));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_delete(&op, "plain", "b", NULL, "null", 5));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_bucket_delete(&op, "plain"));
+    seq_add(seq, &op);
+    gen_emit("apply", "seq_plain_atomic", -1, seq->data, seq->len);
+    mc_wbuf_reset(seq);
+
+    /* Sessions: register (session id = its index, 1), a put, its duplicate, a newer one. */
+    GEN_CHECK(mc_op_session_register(&op, 1));
+    seq_add(seq, &op);
+    GEN_CHECK(mc_op_bucket_create(&op, "sess", MC_VERSIONING_ENABLED, 2));
+    seq_add(seq, &op);
+    for (int i = 0; i < 3; i++) {
+        GEN_CHECK(mc_op_put(&op, "sess", "k", i == 2 ? "0000000000000009" : "0000000000000008",
+                            3 + i, NULL));
+        op.session_id = 1;
+        op.seq = i == 2 ? 2 : 1;
+        seq_add(seq, &op);
+    }
+    gen_emit("apply", "seq_sessions", -1, seq->data, seq->len);
+    mc_wbuf_reset(seq);
+    mc_object_meta_clear(&m);
+}
+
 /* ---- raft messages and conf-change payloads (target raft_msg) ---- */
 
 static size_t conf_payload(uint8_t *buf, size_t cap, uint8_t type, uint64_t node, const char *ctx,
@@ -578,6 +662,7 @@ int main(int argc, char **argv)
     gen_versions(&w);
     gen_lists(&w, &list_body);
     gen_buckets(&w);
+    gen_apply(&w);
     gen_raft(&w);
     gen_proto(&w, &list_body);
     if (gen_storage) {
