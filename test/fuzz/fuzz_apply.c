@@ -17,8 +17,11 @@
  * u16 length + bytes (undecodable ones are skipped). They are applied one per log index to two
  * fresh engines (scratch dirs on /dev/shm), one op per log index on each.
  * Checked: apply returns 0 (failures are per-op results with MC_E* codes), replaying an index
- * is skipped, both replicas end with the same state hash when they applied the same way
- * (determinism), and listings/gets over what was written stay within their documented shape.
+ * is skipped, both replicas end with the same state hash (determinism), and listings of every
+ * bucket named keep S3 shape (prefix/delimiter/start-after/order/page size) and list the same
+ * thing whether walked in pages of 1-3 keys (continuation tokens, key/version markers) or in one
+ * page. Input: records, then optionally a 0xFFFF terminator and listing parameters: one page-size
+ * byte and NUL-separated prefix, delimiter, start_after, key_marker, version_id_marker, token.
  */
 
 #define MAX_OPS 16
@@ -87,46 +90,174 @@ static void check_result(const struct mc_op *op, const struct mc_op_result *r)
                 "failed_op %d on a non-atomic op", r->failed_op);
 }
 
-static void check_listing(struct mc_engine *e, const char *bucket, bool versions)
+/* Listing parameters from the input's trailer (after a 0xFFFF terminator record). */
+struct lparams {
+    char *str[6]; /* prefix, delimiter, start_after, key_marker, version_id_marker, token */
+    int page;     /* page size for the paged walk: 1..3 */
+};
+
+static void lparams_parse(const uint8_t *p, size_t len, struct lparams *lp)
 {
+    memset(lp, 0, sizeof(*lp));
+    lp->page = 1 + (len ? p[0] % 3 : 1);
+    size_t off = len ? 1 : 0;
+    for (int i = 0; i < 6 && off < len; i++) {
+        const uint8_t *z = memchr(p + off, 0, len - off);
+        size_t n = z ? (size_t)(z - (p + off)) : len - off;
+        lp->str[i] = malloc(n + 1);
+        FUZZ_ASSERT(lp->str[i] != NULL, "malloc");
+        memcpy(lp->str[i], p + off, n);
+        lp->str[i][n] = 0;
+        off += n + 1;
+    }
+}
+
+static void lparams_free(struct lparams *lp)
+{
+    for (int i = 0; i < 6; i++) {
+        free(lp->str[i]);
+    }
+}
+
+#define MAX_PAGES 300
+
+/*
+ * Walk a whole listing with pages of `page` keys, appending every entry ("E key\0vid\0") and
+ * common prefix ("P prefix\0") to seq and checking each page's shape. Returns the first call's
+ * rc, or 1 when the walk was cut at MAX_PAGES.
+ */
+static int walk(struct mc_engine *e, const char *bucket, bool versions, const struct lparams *lp,
+                int page, struct mc_wbuf *seq)
+{
+    const char *prefix = lp->str[0] ? lp->str[0] : "";
+    const char *delim = lp->str[1] && lp->str[1][0] ? lp->str[1] : NULL;
     struct mc_list_params p = {0};
-    p.max_keys = 3;
-    struct mc_list_result lr;
-    int rc = versions ? mc_engine_list_versions(e, bucket, &p, &lr)
-                      : mc_engine_list_objects(e, bucket, &p, &lr);
-    if (rc != 0) {
-        FUZZ_ASSERT(rc == MC_ENOBUCKET || rc == MC_EINVAL, "listing rc %d", rc);
-        return;
+    p.prefix = lp->str[0];
+    p.delimiter = lp->str[1];
+    p.max_keys = page;
+    if (versions) {
+        p.key_marker = lp->str[3];
+        p.version_id_marker = lp->str[4];
+    } else {
+        p.start_after = lp->str[2];
+        p.continuation_token = lp->str[5];
     }
-    FUZZ_ASSERT(lr.key_count == lr.n_entries + lr.n_prefixes && lr.key_count <= 3,
-                "list key_count %u", lr.key_count);
-    for (uint32_t i = 1; i < lr.n_entries; i++) {
-        int c = strcmp(lr.entries[i - 1].key, lr.entries[i].key);
-        FUZZ_ASSERT(versions ? c <= 0 : c < 0, "listing not sorted at %u", i);
-    }
-    /* Page through with the continuation state: must terminate. */
-    for (int pages = 0; lr.is_truncated && pages < 64; pages++) {
-        struct mc_list_params q = {0};
-        q.max_keys = 3;
-        char *tok = lr.next_continuation_token, *km = lr.next_key_marker,
-             *vm = lr.next_version_id_marker;
-        lr.next_continuation_token = lr.next_key_marker = lr.next_version_id_marker = NULL;
-        mc_list_result_clear(&lr);
-        q.continuation_token = tok;
-        q.key_marker = km;
-        q.version_id_marker = vm;
-        rc = versions ? mc_engine_list_versions(e, bucket, &q, &lr)
-                      : mc_engine_list_objects(e, bucket, &q, &lr);
+    char *tok = NULL, *km = NULL, *vm = NULL;
+    int first_rc = 0;
+    for (int pages = 0;; pages++) {
+        if (pages == MAX_PAGES) {
+            first_rc = 1;
+            break;
+        }
+        struct mc_list_result lr;
+        int rc = versions ? mc_engine_list_versions(e, bucket, &p, &lr)
+                          : mc_engine_list_objects(e, bucket, &p, &lr);
+        if (pages == 0) {
+            first_rc = rc;
+        }
+        if (rc != 0) {
+            FUZZ_ASSERT(pages == 0, "page %d of a listing failed: %d", pages, rc);
+            FUZZ_ASSERT(rc == MC_ENOBUCKET || rc == MC_EINVAL || rc == MC_EBADTOKEN ||
+                            rc == MC_EKEYTOOLONG || rc == MC_EBADKEY || rc == MC_ENOVERSION,
+                        "listing rc %d", rc);
+            break;
+        }
+        FUZZ_ASSERT(lr.is_versions == versions, "is_versions");
+        FUZZ_ASSERT(lr.key_count == lr.n_entries + lr.n_prefixes, "key_count");
+        FUZZ_ASSERT(lr.key_count <= (uint32_t)page, "page of %d holds %u", page, lr.key_count);
+        FUZZ_ASSERT(!lr.is_truncated || lr.key_count > 0, "empty truncated page");
+        for (uint32_t i = 0; i < lr.n_entries; i++) {
+            const struct mc_version *v = &lr.entries[i];
+            FUZZ_ASSERT(v->key && strncmp(v->key, prefix, strlen(prefix)) == 0,
+                        "entry %s outside prefix %s", v->key, prefix);
+            FUZZ_ASSERT(!delim || !strstr(v->key + strlen(prefix), delim),
+                        "entry %s holds the delimiter after the prefix", v->key);
+            FUZZ_ASSERT(versions || !v->is_delete_marker, "delete marker in an object listing");
+            if (!versions && pages == 0 && !lp->str[5] && lp->str[2]) {
+                FUZZ_ASSERT(strcmp(v->key, lp->str[2]) > 0, "key %s not after start_after %s",
+                            v->key, lp->str[2]);
+            }
+            if (i > 0) {
+                int c = strcmp(lr.entries[i - 1].key, v->key);
+                FUZZ_ASSERT(versions ? c <= 0 : c < 0, "entries out of order: %s, %s",
+                            lr.entries[i - 1].key, v->key);
+            }
+        }
+        for (uint32_t i = 0; i < lr.n_prefixes; i++) {
+            const char *cp = lr.common_prefixes[i];
+            size_t cl = strlen(cp);
+            FUZZ_ASSERT(delim && strncmp(cp, prefix, strlen(prefix)) == 0 && cl >= strlen(delim) &&
+                            strcmp(cp + cl - strlen(delim), delim) == 0,
+                        "common prefix %s (prefix %s)", cp, prefix);
+            FUZZ_ASSERT(i == 0 || strcmp(lr.common_prefixes[i - 1], cp) < 0, "prefixes order");
+        }
+        /* Record entries and prefixes merged in key order (S3 orders them together). */
+        for (uint32_t ie = 0, ip = 0; ie < lr.n_entries || ip < lr.n_prefixes;) {
+            bool take_e =
+                ip == lr.n_prefixes ||
+                (ie < lr.n_entries && strcmp(lr.entries[ie].key, lr.common_prefixes[ip]) < 0);
+            if (take_e) {
+                const struct mc_version *v = &lr.entries[ie++];
+                const char *vid = v->version_id ? v->version_id : "";
+                mc_wbuf_u8(seq, 'E');
+                mc_wbuf_put(seq, v->key, strlen(v->key) + 1);
+                mc_wbuf_put(seq, vid, strlen(vid) + 1);
+            } else {
+                const char *cp = lr.common_prefixes[ip++];
+                mc_wbuf_u8(seq, 'P');
+                mc_wbuf_put(seq, cp, strlen(cp) + 1);
+            }
+        }
+        bool more = lr.is_truncated;
         free(tok);
         free(km);
         free(vm);
-        FUZZ_ASSERT(rc == 0, "next page rc %d", rc);
+        tok = lr.next_continuation_token;
+        km = lr.next_key_marker;
+        vm = lr.next_version_id_marker;
+        lr.next_continuation_token = lr.next_key_marker = lr.next_version_id_marker = NULL;
+        char *j = mc_list_result_json(&lr, MC_JSON_COMPACT);
+        FUZZ_ASSERT(j != NULL, "json");
+        free(j);
+        mc_list_result_clear(&lr);
+        if (!more) {
+            break;
+        }
+        if (versions) {
+            FUZZ_ASSERT(km != NULL, "truncated versions listing without next_key_marker");
+            p.key_marker = km;
+            p.version_id_marker = vm;
+        } else {
+            FUZZ_ASSERT(tok != NULL, "truncated listing without a continuation token");
+            p.continuation_token = tok;
+            p.start_after = NULL;
+        }
     }
-    FUZZ_ASSERT(!lr.is_truncated, "listing of < 64*3 keys did not end in 64 pages");
-    char *j = mc_list_result_json(&lr, MC_JSON_COMPACT);
-    FUZZ_ASSERT(j != NULL, "json");
-    free(j);
-    mc_list_result_clear(&lr);
+    free(tok);
+    free(km);
+    free(vm);
+    return first_rc;
+}
+
+/* A listing walked in small pages must list exactly what one big page lists. */
+static void check_listing(struct mc_engine *e, const char *bucket, bool versions,
+                          const struct lparams *lp)
+{
+    struct mc_wbuf big, small;
+    mc_wbuf_init(&big, 0);
+    mc_wbuf_init(&small, 0);
+    int rc1 = walk(e, bucket, versions, lp, MC_LIST_MAX_KEYS, &big);
+    int rc2 = walk(e, bucket, versions, lp, lp->page, &small);
+    if (rc1 != 1 && rc2 != 1) {
+        FUZZ_ASSERT(rc1 == rc2, "page size changes the outcome: %d vs %d", rc1, rc2);
+        long d = fuzz_first_diff(big.data, big.len, small.data, small.len);
+        FUZZ_ASSERT(d < 0,
+                    "%s listing of %s: pages of %d differ from one page at byte %ld "
+                    "(%zu vs %zu bytes)",
+                    versions ? "versions" : "objects", bucket, lp->page, d, small.len, big.len);
+    }
+    mc_wbuf_free(&small);
+    mc_wbuf_free(&big);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -137,6 +268,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (n < MAX_OPS && off + 2 <= size) {
         size_t len = (size_t)data[off] | (size_t)data[off + 1] << 8;
         off += 2;
+        if (len == 0xFFFF) {
+            break; /* terminator: the listing parameters follow */
+        }
         if (len > size - off) {
             break;
         }
@@ -148,6 +282,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n == 0) {
         return 0;
     }
+    struct lparams lp;
+    lparams_parse(data + (off < size ? off : size), off < size ? size - off : 0, &lp);
     struct mc_op_result res[MAX_OPS];
     struct mc_engine *a = open_engine("a");
     for (size_t i = 0; i < n; i++) {
@@ -178,8 +314,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 mc_version_clear(&v);
             }
         }
-        check_listing(a, o->bucket, false);
-        check_listing(a, o->bucket, true);
+        if (i == 0 || strcmp(o->bucket, ops[i - 1].bucket) != 0) {
+            check_listing(a, o->bucket, false, &lp);
+            check_listing(a, o->bucket, true, &lp);
+        }
     }
     struct mc_bucket_info *bl;
     size_t nb;
@@ -203,5 +341,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < n; i++) {
         mc_op_clear(&ops[i]);
     }
+    lparams_free(&lp);
     return 0;
 }

@@ -285,6 +285,22 @@ static void gen_apply(struct mc_wbuf *seq)
     GEN_CHECK(mc_op_put(&op, "photos", "2024/cat.jpg", "0000000000000006", 8, NULL));
     seq_add(seq, &op);
     gen_emit("apply", "seq_versioned", -1, seq->data, seq->len);
+    /* Same ops + listing parameters (page byte, prefix, delimiter, start_after, key_marker,
+     * version_id_marker, token) after a 0xFFFF terminator. */
+    size_t ops_len = seq->len;
+    static const char delim[] = "\x00\0/\0\0\0\0";
+    mc_wbuf_u16(seq, 0xFFFF);
+    mc_wbuf_put(seq, delim, sizeof(delim) - 1);
+    gen_emit("apply", "seq_versioned_delim", -1, seq->data, seq->len);
+    seq->len = ops_len;
+    static const char pfx[] = "\x01\0"
+                              "2024/\0\0"
+                              "2024/cat.jpg\0"
+                              "2024/cat.jpg\0"
+                              "0000000000000002";
+    mc_wbuf_u16(seq, 0xFFFF);
+    mc_wbuf_put(seq, pfx, sizeof(pfx) - 1);
+    gen_emit("apply", "seq_versioned_markers", -1, seq->data, seq->len);
     mc_wbuf_reset(seq);
 
     /* Unversioned bucket, conditional puts, a refused bucket delete, an atomic batch. */
