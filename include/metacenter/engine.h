@@ -37,7 +37,7 @@
 #define MC_APPLY_MAX_OPS        4096 /* ops per mc_engine_apply call, atomic sub-ops included */
 #define MC_ATOMIC_MAX_OPS       1000 /* sub-ops of one MC_OP_ATOMIC */
 #define MC_OP_MAX_BYTES         (2u * 1024 * 1024) /* encoded op record */
-#define MC_SESSION_RESULTS_KEPT 8    /* cached results per session (pipelined clients) */
+#define MC_SESSION_RESULTS_KEPT 4096 /* unacknowledged results per session: MC_ELIMIT beyond */
 #define MC_TOKEN_MAX            4096 /* continuation token chars */
 
 /* An unknown or expired client session (re-register). Alias of an existing code. */
@@ -69,6 +69,9 @@ struct mc_engine;
  * DATADIR/engine). Errors: MC_ENOTOURS (dir holds files that are not an engine),
  * MC_ELOCKED (another process holds dir/LOCK), MC_EVERSION (newer format),
  * MC_EIO. A one-line explanation is available from mc_engine_last_error().
+ * The environment uses MDB_WRITEMAP: data.mdb is a sparse file as large as the
+ * map, and a disk that fills up under it stops the process (SIGBUS) instead of
+ * returning an error (fail-stop; the node replays from its Raft log).
  */
 int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct mc_engine **out);
 void mc_engine_close(struct mc_engine *eng);
@@ -165,7 +168,9 @@ enum mc_op_type {
     MC_OP_BUCKET_DELETE = 2,     /* bucket; MC_EBUCKETNOTEMPTY while any version remains */
     MC_OP_BUCKET_VERSIONING = 3, /* bucket, versioning (enabled|suspended only) */
     MC_OP_PUT = 4,         /* bucket, key, new_version_id, if_match, if_none_match_star, meta */
-    MC_OP_DELETE = 5,      /* bucket, key, version_id (NULL: latest / marker), new_version_id */
+    MC_OP_DELETE = 5,      /* bucket, key, version_id (NULL: latest / marker), new_version_id.
+                              A well-formed version_id that does not exist: success, nothing
+                              changes (S3 204); malformed: MC_EINVAL */
     MC_OP_UPDATE_META = 6, /* bucket, key, version_id (NULL = latest), update_mask, meta */
     MC_OP_SESSION_REGISTER = 7, /* result.session_id = the log index it was applied at */
     MC_OP_ATOMIC = 8,           /* sub[]: all or nothing; result.failed_op names the failing one */
@@ -182,6 +187,8 @@ struct mc_op {
     enum mc_op_type type;
     uint64_t session_id; /* 0 = no session; else exactly-once via (session_id, seq) */
     uint64_t seq;        /* per-session sequence, ≥ 1 */
+    uint64_t acked_seq;  /* < seq: the client has the reply of every seq ≤ acked_seq, so the
+                            engine may drop those results (Raft thesis §6.3). See apply. */
     int64_t time_ns;     /* op time chosen by the leader: mod time / created time / session clock */
     char bucket[MC_BUCKET_NAME_MAX + 1];
     char *key;
@@ -233,7 +240,10 @@ struct mc_op_result {
  * truncated/corrupt/oversized input → MC_EPROTO (or MC_EVERSION), never a crash;
  * on error *out is left cleared.
  */
-#define MC_OP_FORMAT_VERSION 1
+/* Version 2 added acked_seq (after seq). Decode accepts 1 (acked_seq = 0) and 2; encode writes
+ * 1 when the op and its sub-ops have acked_seq == 0 (byte-identical to older builds), else 2. */
+#define MC_OP_FORMAT_VERSION     2
+#define MC_OP_FORMAT_VERSION_MIN 1
 struct mc_wbuf;
 int mc_op_encode(const struct mc_op *op, struct mc_wbuf *w);
 int mc_op_decode(const void *data, size_t len, struct mc_op *out);
@@ -251,6 +261,20 @@ int mc_op_result_decode(const void *data, size_t len, struct mc_op_result *out);
  * result has skipped = true (idempotent replay after a crash).
  * Returns 0 when committed (or skipped); MC_ENOSPC (map at its cap), MC_EIO,
  * MC_EINVAL (n_ops > MC_APPLY_MAX_OPS, index 0, read-only) abort the whole call.
+ *
+ * Sessions (exactly-once, Raft thesis §6.3): an op with session_id != 0 carries
+ * (seq, acked_seq). The engine keeps, per session, acked = the largest
+ * acked_seq seen and the result of every applied seq > acked (results ≤ acked
+ * are dropped). For an incoming op:
+ *   - session unknown or expired                 → MC_ENOSESSION
+ *   - seq == 0 or acked_seq >= seq                → MC_EINVAL (malformed)
+ *   - seq ≤ acked (already acknowledged)          → MC_EINVAL (not a live retry)
+ *   - a result for seq is cached                  → that result, duplicate = true
+ *   - MC_SESSION_RESULTS_KEPT results are cached  → MC_ELIMIT (advance acked_seq)
+ *   - otherwise                                   → applied once, result cached
+ * Seqs may arrive in any order (a pipelined client's retry of 5 after 6
+ * applied applies 5). A client that never advances acked_seq gets MC_ELIMIT
+ * after MC_SESSION_RESULTS_KEPT writes on one session.
  */
 int mc_engine_apply(struct mc_engine *eng, uint64_t index, const struct mc_op *ops, size_t n_ops,
                     const void *conf, size_t conf_len, struct mc_op_result *results);
@@ -275,6 +299,19 @@ int mc_engine_bucket_list(struct mc_engine *eng, struct mc_bucket_info **out, si
  */
 int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
                   const char *version_id, bool with_inline, struct mc_version *out);
+
+/*
+ * Server fast path of mc_engine_get: appends the version's record to w exactly
+ * as mc_version_encode(out-of-mc_engine_get) would encode it (is_latest set,
+ * inline data only when with_inline), copying the stored bytes instead of
+ * decoding them (no allocation besides growing w). Same errors as
+ * mc_engine_get; when the latest version is a delete marker it returns
+ * MC_ENOKEY, appends nothing, and sets *is_delete_marker and marker_vid (may be
+ * NULL). On any error w is left as it was.
+ */
+int mc_engine_get_encoded(struct mc_engine *eng, const char *bucket, const char *key,
+                          const char *version_id, bool with_inline, struct mc_wbuf *w,
+                          bool *is_delete_marker, char marker_vid[MC_VERSION_ID_MAX + 1]);
 
 struct mc_list_params {
     const char *prefix;             /* NULL = "" */

@@ -54,10 +54,12 @@
  * Snapshots: the leader core emits MC_RAFT_MSG_SNAPSHOT carrying metadata only. The driver
  * streams the snapshot file itself (in chunks), and on the follower, once the file is fully
  * received, steps that same message into the follower core, which answers with rd.snapshot to
- * install. On the leader the driver calls mc_raft_report_snapshot(id, ok) when the transfer
- * finished or failed. The driver makes snapshots of its own state machine whenever it wants and
- * reports them with mc_raft_snapshot_taken(), which lets the core drop log entries (keeping
- * cfg.snapshot_keep_entries for catching up slow followers without a snapshot).
+ * install. On the leader the driver MUST call mc_raft_report_snapshot(id, ok) for every
+ * SNAPSHOT message it was given, when the transfer finished or failed (also when the message was
+ * dropped): until then that follower's progress waits in the snapshot state (as in etcd). The
+ * driver makes snapshots of its own state machine whenever it wants and reports them with
+ * mc_raft_snapshot_taken(), which lets the core drop log entries (keeping cfg.snapshot_keep_entries
+ * for catching up slow followers without a snapshot).
  *
  * Restart: pass what the WAL holds in cfg.restore (hard state, snapshot meta, the entries after
  * the snapshot, and the state machine's applied index).
@@ -245,6 +247,11 @@ struct mc_raft_config {
     const uint64_t *initial_learners;
     size_t n_initial_learners;
     const struct mc_raft_restore *restore; /* NULL = fresh */
+    /* A follower stays in the snapshot state at most this long without mc_raft_report_snapshot
+     * (a lost report must not wedge it forever); then the leader probes again and may emit a
+     * new SNAPSHOT message (a driver still streaming that snapshot to that peer can ignore it).
+     * Default 10 * election_tick. */
+    uint32_t snapshot_timeout_tick;
 };
 
 /* ---------------------------------------------------------------------------------------- */

@@ -31,7 +31,7 @@ extern const struct mc_flag_spec mc_cli_cluster_add_flags[];
      mc_cli_cmd_cluster_status},                                                                     \
         {"cluster",                                                                                  \
          "add",                                                                                      \
-         "ID ADDR [--learner]",                                                                      \
+         "ID PEER_ADDR [--learner] [--client-addr A]",                                               \
          2,                                                                                          \
          2,                                                                                          \
          mc_cli_cluster_add_flags,                                                                   \

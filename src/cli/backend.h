@@ -48,6 +48,16 @@ extern const struct mc_cli_backend mc_cli_server_backend;
  * read-only and never creating). 0 or a code with mc_cli_be_errmsg() set.
  */
 int mc_cli_offline_open(struct mc_cli *cli, bool mutating);
+/* Makes dir a data dir (creates it, writes the METACENTER marker); refuses (MC_ENOTOURS) a
+ * non-empty dir without the marker. 0 or a code with mc_cli_be_errmsg() set. */
+int mc_cli_offline_prepare(const char *dir);
+
+/* Server mode helpers (remote.c): the endpoint list in use; a client opened with the CLI's
+ * timeout and consistency flags; the explanation of a failed client call (sets errmsg). */
+struct mc_client;
+const char *mc_cli_endpoints(const struct mc_cli *cli);
+int mc_cli_client_open(struct mc_cli *cli, const char *endpoints, struct mc_client **out);
+int mc_cli_client_error(const struct mc_cli *cli, struct mc_client *c, int rc);
 
 /* The explanation of the last backend failure ("" when none). */
 const char *mc_cli_be_errmsg(void);

@@ -17,6 +17,7 @@
 
 struct mc_cli_cmd;
 struct mc_cli_backend;
+struct mc_client;
 
 struct mc_cli {
     /* global flags */
@@ -25,13 +26,15 @@ struct mc_cli {
     const char *data_dir;  /* set without endpoints = offline mode */
     bool stale;            /* --consistency stale */
     uint64_t max_staleness_ms;
+    uint64_t timeout_ms; /* server mode: per-request deadline; 0 = the client default (5 s) */
     bool offline;
     /* the command being run (for usage hints) */
     const struct mc_cli_cmd *cmd;
     /* backend: offline engine or server client, opened on first use */
     const struct mc_cli_backend *be;
     struct mc_engine *eng;
-    void *client;
+    int dir_lock_fd; /* fd + 1 of the flocked DATADIR/LOCK (0 = not held) */
+    struct mc_client *client;
 };
 
 /* One command: "GROUP NAME POSITIONALS [flags]". */

@@ -18,6 +18,7 @@ static const struct mc_flag_spec global_flags[] = {
     {"data-dir", 1, 0, "DIR", "work offline on a stopped node's data dir (DIR/engine)"},
     {"consistency", 1, 0, "linearizable|stale", "read consistency (default linearizable)"},
     {"max-staleness-ms", 1, 0, "N", "with stale: refuse when no leader was heard for N ms"},
+    {"timeout-ms", 1, 0, "N", "server mode: give up on a request after N ms (default 5000)"},
     {"json", 0, 0, NULL, "print JSON instead of aligned columns"},
     {"help", 0, 0, NULL, "describe the command and its flags (-h too)"},
     {NULL, 0, 0, NULL, NULL},
@@ -231,6 +232,10 @@ static int apply_globals(struct mc_cli *cli, const struct mc_args *a)
         if (!cli->stale) {
             return mc_cli_usage(cli, "--max-staleness-ms needs --consistency stale");
         }
+    }
+    const char *to = mc_args_get(a, "timeout-ms");
+    if (to && mc_args_parse_u64(to, 1, 3600000, &cli->timeout_ms) != 0) {
+        return mc_cli_usage(cli, "--timeout-ms must be an integer 1..3600000, not '%.40s'", to);
     }
     if (cli->endpoints && *cli->endpoints == '\0') {
         return mc_cli_usage(cli, "--endpoints is empty");

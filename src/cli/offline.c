@@ -2,12 +2,15 @@
 #include "cli/backend.h"
 #include "cli/cli.h"
 #include "metacenter/error.h"
+#include "metacenter/storage.h"
 #include "util/clock.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,10 +45,85 @@ static int make_dir(const char *path)
     return mc_cli_be_seterr(MC_EIO, "cannot create directory %s: %s", path, strerror(errno));
 }
 
+#define MARKER_FILE "METACENTER"
+
+/* 1 when DIR holds the data-dir marker the node writes (storage.h: "metacenter-datadir V\n"). */
+static int has_marker(const char *dir)
+{
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, MARKER_FILE) >= (int)sizeof(path)) {
+        return 0;
+    }
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/*
+ * Writes the marker into a new data dir so `metacenter serve` later accepts the directory the
+ * CLI created (the node refuses a non-empty dir without it). Same bytes as the storage module's
+ * mc_datadir_init; switch to that function once the storage implementation is merged.
+ */
+static int write_marker(const char *dir)
+{
+    char path[4096], text[64];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, MARKER_FILE) >= (int)sizeof(path)) {
+        return mc_cli_be_seterr(MC_EINVAL, "--data-dir path too long");
+    }
+    int len = snprintf(text, sizeof(text), "metacenter-datadir %d\n", MC_DATADIR_FORMAT_VERSION);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return errno == EEXIST
+                   ? 0
+                   : mc_cli_be_seterr(MC_EIO, "cannot create %s: %s", path, strerror(errno));
+    }
+    int ok = write(fd, text, (size_t)len) == len && fsync(fd) == 0;
+    close(fd);
+    return ok ? 0 : mc_cli_be_seterr(MC_EIO, "cannot write %s", path);
+}
+
+/* Takes DIR/LOCK the way a running node does (flock, storage.h mc_datadir_lock), so neither a
+ * server nor a second CLI can start on the dir while this command works on it. */
+static int lock_dir(struct mc_cli *cli)
+{
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s/LOCK", cli->data_dir) >= (int)sizeof(path)) {
+        return mc_cli_be_seterr(MC_EINVAL, "--data-dir path too long");
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return mc_cli_be_seterr(MC_EIO, "cannot open %s: %s", path, strerror(errno));
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            return mc_cli_be_seterr(MC_ELOCKED,
+                                    "%s is in use by another process (a running server?); "
+                                    "stop it or use --endpoints",
+                                    cli->data_dir);
+        }
+        return mc_cli_be_seterr(MC_EIO, "cannot lock %s: %s", path, strerror(e));
+    }
+    cli->dir_lock_fd = fd + 1;
+    return 0;
+}
+
+int mc_cli_offline_prepare(const char *dir)
+{
+    if (dir_nonempty(dir) && !has_marker(dir)) {
+        return mc_cli_be_seterr(MC_ENOTOURS,
+                                "%s is not empty and has no %s marker: not a metacenter data dir",
+                                dir, MARKER_FILE);
+    }
+    int rc = make_dir(dir);
+    return rc ? rc : write_marker(dir);
+}
+
 /*
  * Opens DIR/engine. Mutations create the layout of a new data dir; reads never create anything
- * (and open read-only). A non-empty DIR without engine/ is refused rather than written into,
- * so a mistyped --data-dir cannot scatter files into an unrelated directory.
+ * (and open read-only). A non-empty DIR without engine/ and without the data-dir marker is
+ * refused rather than written into, so a mistyped --data-dir cannot scatter files into an
+ * unrelated directory.
  */
 int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
 {
@@ -60,7 +138,7 @@ int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
     struct stat st;
     int have_engine = stat(path, &st) == 0;
     if (!have_engine) {
-        if (dir_nonempty(cli->data_dir)) {
+        if (dir_nonempty(cli->data_dir) && !has_marker(cli->data_dir)) {
             return mc_cli_be_seterr(MC_ENOTOURS,
                                     "%s is not empty and has no %s/ subdirectory: not a "
                                     "metacenter data dir",
@@ -71,13 +149,17 @@ int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
                                     "no metacenter data in %s (commands that write create it)",
                                     cli->data_dir);
         }
-        int rc = make_dir(cli->data_dir);
+        int rc = mc_cli_offline_prepare(cli->data_dir);
         if (rc == 0) {
             rc = make_dir(path);
         }
         if (rc != 0) {
             return rc;
         }
+    }
+    int lrc = lock_dir(cli);
+    if (lrc != 0) {
+        return lrc;
     }
     struct mc_engine_options opts = {0};
     opts.sync = MC_ENGINE_SYNC_FULL;
@@ -243,6 +325,10 @@ static void off_close(struct mc_cli *cli)
     if (cli->eng) {
         mc_engine_close(cli->eng);
         cli->eng = NULL;
+    }
+    if (cli->dir_lock_fd > 0) {
+        close(cli->dir_lock_fd - 1); /* releases the flock */
+        cli->dir_lock_fd = 0;
     }
 }
 

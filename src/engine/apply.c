@@ -29,6 +29,13 @@ struct actx {
     int registers;    /* SESSION_REGISTERs in this call */
     int64_t clock_ns; /* session clock for this call */
     struct mc_wbuf w; /* scratch encoder */
+    MDB_cursor *vcur; /* versions cursor for latest lookups (closed by commit/abort) */
+    /* Atomic batches without nested txns (MDB_WRITEMAP forbids them): when a sub-op
+       fails, the whole call restarts with that op's result forced (not re-applied). */
+    struct mc_op_result *forced; /* per top-level op, valid where is_forced[i] */
+    bool *is_forced;
+    size_t cur; /* index of the top-level op being applied */
+    bool atomic_failed;
 };
 
 static int lmdb_fail(struct actx *a, int rc, const char *what)
@@ -38,6 +45,15 @@ static int lmdb_fail(struct actx *a, int rc, const char *what)
     }
     a->fatal = mc_lmdb_err(rc, what);
     return a->fatal;
+}
+
+/* A reused cursor on versions (opening one per lookup mallocs); NULL: callee opens its own. */
+static MDB_cursor *vcursor(struct actx *a)
+{
+    if (!a->vcur && mdb_cursor_open(a->txn, a->eng->versions, &a->vcur)) {
+        a->vcur = NULL;
+    }
+    return a->vcur;
 }
 
 static int put(struct actx *a, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl)
@@ -59,7 +75,13 @@ static int del(struct actx *a, MDB_dbi dbi, const void *k, size_t kl)
 
 /* ---- version rows ---- */
 
-static int write_version(struct actx *a, const struct mc_version *v)
+/*
+ * with_vid: write the version-id index entry. Null versions in unversioned
+ * buckets skip it (the only version of a key there, found as the latest or,
+ * after versioning is enabled, as the oldest: see mc_find_version): this saves
+ * one B-tree write per put in the common case.
+ */
+static int write_version(struct actx *a, const struct mc_version *v, bool with_vid)
 {
     struct mc_lkey lk;
     size_t kl = strlen(v->key);
@@ -72,19 +94,25 @@ static int write_version(struct actx *a, const struct mc_version *v)
     if (put(a, a->eng->versions, lk.b, lk.len, a->w.data, a->w.len)) {
         return a->fatal;
     }
+    if (!with_vid) {
+        return 0;
+    }
     uint8_t seqbe[8];
     mc_put_u64be(seqbe, v->seq);
     mc_lkey_vid(&lk, v->bucket, v->key, kl, v->version_id);
     return put(a, a->eng->vids, lk.b, lk.len, seqbe, 8);
 }
 
-static int remove_version(struct actx *a, const struct mc_version *v)
+static int remove_version(struct actx *a, const struct mc_version *v, bool with_vid)
 {
     struct mc_lkey lk;
     size_t kl = strlen(v->key);
     mc_lkey_version(&lk, v->bucket, v->key, kl, v->seq);
     if (del(a, a->eng->versions, lk.b, lk.len)) {
         return a->fatal;
+    }
+    if (!with_vid) {
+        return 0;
     }
     mc_lkey_vid(&lk, v->bucket, v->key, kl, v->version_id);
     return del(a, a->eng->vids, lk.b, lk.len);
@@ -112,7 +140,7 @@ static int set_objects(struct actx *a, const char *bucket, const char *key, bool
 static int refresh_objects(struct actx *a, const char *bucket, const char *key)
 {
     struct mc_version latest;
-    int rc = mc_find_latest(a->eng, a->txn, bucket, key, false, &latest, NULL);
+    int rc = mc_find_latest(a->eng, a->txn, vcursor(a), bucket, key, false, &latest, NULL);
     if (rc && rc != MC_ENOKEY) {
         a->fatal = rc;
         return rc;
@@ -227,7 +255,7 @@ static int check_key(const char *key)
 /* Latest version of key into *out; returns 0 / MC_ENOKEY (absent) / fatal. */
 static int latest(struct actx *a, const char *bucket, const char *key, struct mc_version *out)
 {
-    int rc = mc_find_latest(a->eng, a->txn, bucket, key, false, out, NULL);
+    int rc = mc_find_latest(a->eng, a->txn, vcursor(a), bucket, key, false, out, NULL);
     if (rc && rc != MC_ENOKEY) {
         a->fatal = rc;
     }
@@ -248,7 +276,7 @@ static int remove_null(struct actx *a, const char *bucket, const char *key, bool
     if (removed_dm) {
         *removed_dm = nv.is_delete_marker;
     }
-    rc = remove_version(a, &nv);
+    rc = remove_version(a, &nv, true);
     mc_version_clear(&nv);
     return rc;
 }
@@ -281,14 +309,18 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     if (a->fatal) {
         return a->fatal;
     }
-    bool live = rc == 0 && !cur.is_delete_marker;
-    if (op->if_match && (!live || strcmp(mc_s(cur.meta.etag), op->if_match))) {
+    bool exists = rc == 0;
+    bool live = exists && !cur.is_delete_marker;
+    if ((op->if_match && (!live || strcmp(mc_s(cur.meta.etag), op->if_match))) ||
+        (op->if_none_match_star && live)) {
         mc_version_clear(&cur);
         return MC_EPRECOND;
     }
+    /* Unversioned: the latest is the key's only version, the null one: replace it. */
+    rc = b.versioning == MC_VERSIONING_UNVERSIONED && exists ? remove_version(a, &cur, false) : 0;
     mc_version_clear(&cur);
-    if (op->if_none_match_star && live) {
-        return MC_EPRECOND;
+    if (rc) {
+        return a->fatal;
     }
     if (b.versioning == MC_VERSIONING_ENABLED) {
         struct mc_version dup;
@@ -300,7 +332,8 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
         if (rc != MC_ENOVERSION) {
             return a->fatal = rc;
         }
-    } else if (remove_null(a, op->bucket, op->key, NULL)) {
+    } else if (b.versioning == MC_VERSIONING_SUSPENDED &&
+               remove_null(a, op->bucket, op->key, NULL)) {
         return a->fatal;
     }
     struct mc_version v = {0};
@@ -310,7 +343,8 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     v.mod_time_ns = op->time_ns;
     v.seq = next_seq(a);
     v.meta = op->meta;
-    if (write_version(a, &v) || set_objects(a, op->bucket, op->key, true, v.seq)) {
+    bool with_vid = b.versioning != MC_VERSIONING_UNVERSIONED;
+    if (write_version(a, &v, with_vid) || set_objects(a, op->bucket, op->key, true, v.seq)) {
         return a->fatal;
     }
     snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
@@ -329,17 +363,24 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
     }
     if (op->version_id) {
         /* Permanent removal of one version; the next newest (if any) becomes latest. */
+        if (valid_vid(op->version_id)) {
+            return MC_EINVAL; /* S3: 400 InvalidArgument "Invalid version id specified" */
+        }
         struct mc_version v;
         rc = mc_find_version(a->eng, a->txn, op->bucket, op->key, op->version_id, false, &v);
+        if (rc == MC_ENOVERSION) {
+            /* S3 DeleteObject with a versionId that does not exist answers 204: idempotent,
+               nothing changes (a retried permanent delete must not fail either). The id is
+               echoed, as S3 echoes x-amz-version-id; delete_marker stays false. */
+            snprintf(res->version_id, sizeof(res->version_id), "%s", op->version_id);
+            return 0;
+        }
         if (rc) {
-            if (rc != MC_ENOVERSION) {
-                a->fatal = rc;
-            }
-            return rc;
+            return a->fatal = rc;
         }
         res->delete_marker = v.is_delete_marker;
         snprintf(res->version_id, sizeof(res->version_id), "%s", v.version_id);
-        rc = remove_version(a, &v);
+        rc = remove_version(a, &v, true);
         mc_version_clear(&v);
         return rc ? rc : refresh_objects(a, op->bucket, op->key);
     }
@@ -376,7 +417,7 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
     dm.is_delete_marker = true;
     dm.mod_time_ns = op->time_ns;
     dm.seq = next_seq(a);
-    if (write_version(a, &dm) || set_objects(a, op->bucket, op->key, false, 0)) {
+    if (write_version(a, &dm, true) || set_objects(a, op->bucket, op->key, false, 0)) {
         return a->fatal;
     }
     res->delete_marker = true;
@@ -404,7 +445,7 @@ static int op_update_meta(struct actx *a, const struct mc_op *op, struct mc_op_r
             return a->fatal = rc;
         }
     } else {
-        rc = mc_find_latest(a->eng, a->txn, op->bucket, op->key, true, &v, NULL);
+        rc = mc_find_latest(a->eng, a->txn, vcursor(a), op->bucket, op->key, true, &v, NULL);
         if (rc && rc != MC_ENOKEY) {
             return a->fatal = rc;
         }
@@ -433,7 +474,7 @@ static int op_update_meta(struct actx *a, const struct mc_op *op, struct mc_op_r
     if (!rc) {
         v.meta = nm;
         v.is_latest = false;
-        rc = write_version(a, &v);
+        rc = write_version(a, &v, false); /* same seq and id: indexes unchanged */
         snprintf(res->version_id, sizeof(res->version_id), "%s", mc_s(v.version_id));
     }
     v.meta = saved;
@@ -448,40 +489,28 @@ static int op_atomic(struct actx *a, const struct mc_op *op, struct mc_op_result
     if (op->n_sub > MC_ATOMIC_MAX_OPS) {
         return MC_EINVAL;
     }
-    MDB_txn *parent = a->txn, *child;
-    int mrc = mdb_txn_begin(a->eng->env, parent, 0, &child);
-    if (mrc) {
-        return lmdb_fail(a, mrc, "begin nested transaction");
-    }
-    a->txn = child;
-    uint32_t counter = a->counter;
-    int rc = 0;
     for (uint32_t i = 0; i < op->n_sub; i++) {
         struct mc_op_result sr = {.failed_op = -1};
         const struct mc_op *s = &op->sub[i];
+        int rc;
         if (s->type == MC_OP_ATOMIC || s->type == MC_OP_SESSION_REGISTER || s->session_id) {
             rc = MC_EINVAL;
         } else {
             rc = apply_plain(a, s, &sr);
         }
-        if (rc || a->fatal) {
+        if (a->fatal) {
+            return a->fatal;
+        }
+        if (rc) {
+            /* Earlier sub-ops already wrote: the caller restarts the whole call. */
             res->failed_op = (int32_t)i;
-            break;
+            res->version_id[0] = 0;
+            a->atomic_failed = true;
+            return rc;
         }
         if (i == 0) {
             memcpy(res->version_id, sr.version_id, sizeof(res->version_id));
         }
-    }
-    a->txn = parent;
-    if (rc || a->fatal) {
-        mdb_txn_abort(child);
-        a->counter = counter;
-        res->version_id[0] = 0;
-        return a->fatal ? a->fatal : rc;
-    }
-    mrc = mdb_txn_commit(child);
-    if (mrc) {
-        return lmdb_fail(a, mrc, "commit nested transaction");
     }
     return 0;
 }
@@ -513,14 +542,54 @@ static int apply_plain(struct actx *a, const struct mc_op *op, struct mc_op_resu
 
 /* ---- sessions (DESIGN.md §2.3; Raft thesis §6.3) ---- */
 
+/*
+ * The sessions sub-db holds two kinds of rows, ordered so a session's results
+ * follow its record:
+ *   be64(id)            → session record: i64 last_active_ns, u64 acked_seq, u32 n_results
+ *   be64(id) be64(seq)  → the result of seq (only seq > acked_seq, at most
+ *                         MC_SESSION_RESULTS_KEPT of them)
+ * Results are kept per seq, not as a "last seq" window, because a pipelined
+ * client's retry of seq 5 may arrive after seq 6 applied (5 died with a leader):
+ * 5 must then apply. A seq is "done" only once the client says it has the reply
+ * (acked_seq, thesis §6.3: "the client includes the lowest sequence number for
+ * which it has not yet received a response"); only then is its result dropped.
+ */
+#define SESSION_REC_LEN 20
+
 struct session {
     uint64_t id;
     int64_t last_active_ns;
-    uint64_t last_seq;
-    uint32_t n;
-    uint64_t seqs[MC_SESSION_RESULTS_KEPT];
-    struct mc_op_result results[MC_SESSION_RESULTS_KEPT];
+    uint64_t acked_seq; /* every seq ≤ this has been answered: results dropped */
+    uint32_t n;         /* cached results (all for seqs > acked_seq) */
 };
+
+static void result_key(uint8_t kb[16], uint64_t id, uint64_t seq)
+{
+    mc_put_u64be(kb, id);
+    mc_put_u64be(kb + 8, seq);
+}
+
+static int mc_session_record_decode(const void *data, size_t len, int64_t *last_active,
+                                    uint64_t *acked, uint32_t *n)
+{
+    if (len != SESSION_REC_LEN) {
+        return MC_ECORRUPT;
+    }
+    struct mc_rbuf r;
+    mc_rbuf_init(&r, data, len);
+    *last_active = mc_rbuf_i64(&r);
+    *acked = mc_rbuf_u64(&r);
+    *n = mc_rbuf_u32(&r);
+    return r.err || *n > MC_SESSION_RESULTS_KEPT ? MC_ECORRUPT : 0;
+}
+
+static void mc_session_record_encode(uint8_t out[20], int64_t last_active, uint64_t acked,
+                                     uint32_t n)
+{
+    mc_put_u64le(out, (uint64_t)last_active);
+    mc_put_u64le(out + 8, acked);
+    mc_put_u32le(out + 16, n);
+}
 
 static int session_load(struct actx *a, uint64_t id, struct session *s)
 {
@@ -534,21 +603,8 @@ static int session_load(struct actx *a, uint64_t id, struct session *s)
     if (rc) {
         return lmdb_fail(a, rc, "read session");
     }
-    memset(s, 0, sizeof(*s));
     s->id = id;
-    struct mc_rbuf r;
-    mc_rbuf_init(&r, v.mv_data, v.mv_size);
-    s->last_active_ns = mc_rbuf_i64(&r);
-    s->last_seq = mc_rbuf_u64(&r);
-    s->n = mc_rbuf_u8(&r);
-    if (s->n > MC_SESSION_RESULTS_KEPT) {
-        r.err = MC_EPROTO;
-    }
-    for (uint32_t i = 0; i < s->n && !r.err; i++) {
-        s->seqs[i] = mc_rbuf_u64(&r);
-        mc_result_read(&r, &s->results[i]);
-    }
-    if (r.err || mc_rbuf_remaining(&r)) {
+    if (mc_session_record_decode(v.mv_data, v.mv_size, &s->last_active_ns, &s->acked_seq, &s->n)) {
         return a->fatal = mc_engine_seterr(MC_ECORRUPT, "session %llu record is corrupt",
                                            (unsigned long long)id);
     }
@@ -565,29 +621,148 @@ static void sexp_key(uint8_t kb[16], int64_t t, uint64_t id)
 static int session_store(struct actx *a, const struct session *s, int64_t old_active)
 {
     uint8_t kb[16];
-    if (old_active >= 0) {
-        sexp_key(kb, old_active, s->id);
-        if (del(a, a->eng->sexp, kb, 16)) {
+    if (old_active != s->last_active_ns) {
+        if (old_active >= 0) {
+            sexp_key(kb, old_active, s->id);
+            if (del(a, a->eng->sexp, kb, 16)) {
+                return a->fatal;
+            }
+        }
+        sexp_key(kb, s->last_active_ns, s->id);
+        if (put(a, a->eng->sexp, kb, 16, "", 0)) {
             return a->fatal;
         }
     }
-    sexp_key(kb, s->last_active_ns, s->id);
-    if (put(a, a->eng->sexp, kb, 16, "", 0)) {
-        return a->fatal;
-    }
-    mc_wbuf_reset(&a->w);
-    mc_wbuf_i64(&a->w, s->last_active_ns);
-    mc_wbuf_u64(&a->w, s->last_seq);
-    mc_wbuf_u8(&a->w, (uint8_t)s->n);
-    for (uint32_t i = 0; i < s->n; i++) {
-        mc_wbuf_u64(&a->w, s->seqs[i]);
-        mc_result_write(&s->results[i], &a->w);
-    }
-    if (mc_wbuf_error(&a->w)) {
-        return a->fatal = MC_ENOMEM;
-    }
+    uint8_t rec[SESSION_REC_LEN];
+    mc_session_record_encode(rec, s->last_active_ns, s->acked_seq, s->n);
     mc_put_u64be(kb, s->id);
-    return put(a, a->eng->sessions, kb, 8, a->w.data, a->w.len);
+    return put(a, a->eng->sessions, kb, 8, rec, sizeof(rec));
+}
+
+/* Delete the result rows of session id with seq ≤ upto (all when upto = UINT64_MAX); *n_out
+ * (may be NULL) is decremented per row removed. Results sort by seq, so this costs O(removed). */
+static int drop_results(struct actx *a, uint64_t id, uint64_t upto, uint32_t *n_out)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(a->txn, a->eng->sessions, &c);
+    if (rc) {
+        return lmdb_fail(a, rc, "open cursor");
+    }
+    uint8_t kb[16];
+    result_key(kb, id, 0);
+    MDB_val k, v;
+    /* Seek again after each delete: a cursor whose delete emptied the tree is unpositioned. */
+    for (;;) {
+        k.mv_size = 16;
+        k.mv_data = kb;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc) {
+            break;
+        }
+        if (k.mv_size != 16 || mc_get_u64be(k.mv_data) != id ||
+            mc_get_u64be((const uint8_t *)k.mv_data + 8) > upto) {
+            break;
+        }
+        rc = mdb_cursor_del(c, 0);
+        if (rc) {
+            break;
+        }
+        if (n_out && *n_out) {
+            (*n_out)--;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_fail(a, rc, "drop session results");
+}
+
+/*
+ * Engine format 1 → 2: a format-1 session record was
+ *   i64 last_active, u64 last_seq, u8 n, n × (u64 seq, result)
+ * (the last n applied seqs). It becomes a format-2 record plus one result row
+ * per cached seq, with acked = (oldest cached seq) - 1, or last_seq when none
+ * is cached: exactly the seqs format 1 would still have answered stay answerable.
+ */
+int mc_sessions_migrate_v1(struct mc_engine *eng, MDB_txn *txn)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, eng->sessions, &c);
+    if (rc) {
+        return mc_lmdb_err(rc, "open cursor");
+    }
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    MDB_val k, v;
+    uint64_t next = 0; /* first id not yet migrated */
+    uint8_t kb[16];
+    int out = 0;
+    for (;;) {
+        mc_put_u64be(kb, next);
+        k.mv_size = 8;
+        k.mv_data = kb;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc) {
+            break;
+        }
+        if (k.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        uint64_t id = mc_get_u64be(k.mv_data);
+        struct mc_rbuf r;
+        mc_rbuf_init(&r, v.mv_data, v.mv_size);
+        int64_t last_active = mc_rbuf_i64(&r);
+        uint64_t last_seq = mc_rbuf_u64(&r);
+        uint32_t n = mc_rbuf_u8(&r);
+        uint64_t acked = last_seq;
+        /* Copy the rows out first: v points into the page we are about to overwrite. */
+        mc_wbuf_reset(&w);
+        for (uint32_t i = 0; i < n && !r.err; i++) {
+            uint64_t seq = mc_rbuf_u64(&r);
+            struct mc_op_result res;
+            mc_result_read(&r, &res);
+            if (seq && seq - 1 < acked) {
+                acked = seq - 1;
+            }
+            mc_wbuf_u64(&w, seq);
+            mc_result_write(&res, &w);
+        }
+        if (r.err || mc_rbuf_remaining(&r) || n > 255 || mc_wbuf_error(&w)) {
+            out = mc_engine_seterr(MC_ECORRUPT, "format-1 session %llu record is corrupt",
+                                   (unsigned long long)id);
+            goto done;
+        }
+        uint8_t rec[SESSION_REC_LEN];
+        mc_session_record_encode(rec, last_active, acked, n);
+        MDB_val rk = {8, kb}, rv = {sizeof(rec), rec};
+        mc_put_u64be(kb, id);
+        rc = mdb_put(txn, eng->sessions, &rk, &rv, 0);
+        struct mc_rbuf rows;
+        mc_rbuf_init(&rows, w.data, w.len);
+        for (uint32_t i = 0; i < n && !rc; i++) {
+            uint64_t seq = mc_rbuf_u64(&rows);
+            const uint8_t *p = rows.data + rows.pos;
+            struct mc_op_result res;
+            mc_result_read(&rows, &res);
+            uint8_t rkb[16];
+            result_key(rkb, id, seq);
+            MDB_val k2 = {16, rkb}, v2 = {(size_t)(rows.data + rows.pos - p), (void *)p};
+            rc = mdb_put(txn, eng->sessions, &k2, &v2, 0);
+        }
+        if (rc) {
+            break;
+        }
+        next = id + 1;
+        if (next == 0) {
+            break;
+        }
+    }
+    if (rc && rc != MDB_NOTFOUND) {
+        out = mc_lmdb_err(rc, "migrate sessions");
+    }
+done:
+    mdb_cursor_close(c);
+    mc_wbuf_free(&w);
+    return out;
 }
 
 /* Remove sessions idle longer than the TTL, oldest first (cheap: the sexp index is ordered). */
@@ -620,9 +795,22 @@ static int expire_sessions(struct actx *a)
         if (rc && rc != MDB_NOTFOUND) {
             break;
         }
+        if (drop_results(a, mc_get_u64be(id), UINT64_MAX, NULL)) {
+            mdb_cursor_close(c);
+            return a->fatal;
+        }
     }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_fail(a, rc, "expire sessions");
+}
+
+static void apply_forced_or_plain(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
+{
+    if (a->is_forced[a->cur]) {
+        *res = a->forced[a->cur];
+        return;
+    }
+    res->code = apply_plain(a, op, res);
 }
 
 static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
@@ -636,6 +824,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
             return;
         }
         struct session s = {.id = a->index, .last_active_ns = a->clock_ns};
+        /* A fresh id never has result rows (ids are log indexes, applied once). */
         if (session_store(a, &s, -1) == 0) {
             res->session_id = a->index;
         }
@@ -643,7 +832,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
         return;
     }
     if (!op->session_id) {
-        res->code = apply_plain(a, op, res);
+        apply_forced_or_plain(a, op, res);
         return;
     }
     struct session s;
@@ -652,41 +841,76 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
         res->code = rc;
         return;
     }
+    if (op->seq == 0 || op->acked_seq >= op->seq) {
+        res->code =
+            mc_engine_seterr(MC_EINVAL,
+                             "session op needs seq >= 1 and acked_seq < seq (seq %llu, "
+                             "acked_seq %llu)",
+                             (unsigned long long)op->seq, (unsigned long long)op->acked_seq);
+        return;
+    }
+    if (op->seq <= s.acked_seq) {
+        /* The client already has this reply: not a live retry (a client bug or a stale frame). */
+        res->code = mc_engine_seterr(MC_EINVAL,
+                                     "session %llu seq %llu is already acknowledged (acked_seq "
+                                     "%llu); its result was discarded",
+                                     (unsigned long long)s.id, (unsigned long long)op->seq,
+                                     (unsigned long long)s.acked_seq);
+        return;
+    }
     int64_t old_active = s.last_active_ns;
     s.last_active_ns = a->clock_ns;
-    if (op->seq == 0) {
-        res->code = MC_EINVAL;
-        return;
-    }
-    if (op->seq <= s.last_seq) {
-        for (uint32_t i = 0; i < s.n; i++) {
-            if (s.seqs[i] == op->seq) {
-                *res = s.results[i];
-                res->duplicate = true;
-                session_store(a, &s, old_active);
-                return;
-            }
+    if (op->acked_seq > s.acked_seq) {
+        s.acked_seq = op->acked_seq;
+        if (drop_results(a, s.id, s.acked_seq, &s.n)) {
+            return;
         }
-        /* Older than the kept window: the client retried far too late. */
-        res->code = mc_engine_seterr(MC_EINVAL, "session %llu seq %llu is older than the last %d",
-                                     (unsigned long long)s.id, (unsigned long long)op->seq,
-                                     MC_SESSION_RESULTS_KEPT);
+    }
+    uint8_t kb[16];
+    result_key(kb, s.id, op->seq);
+    MDB_val k = {16, kb}, v;
+    rc = mdb_get(a->txn, a->eng->sessions, &k, &v);
+    if (rc == 0) {
+        struct mc_rbuf r;
+        mc_rbuf_init(&r, v.mv_data, v.mv_size);
+        mc_result_read(&r, res);
+        if (r.err || mc_rbuf_remaining(&r)) {
+            a->fatal = mc_engine_seterr(MC_ECORRUPT, "session %llu result of seq %llu is corrupt",
+                                        (unsigned long long)s.id, (unsigned long long)op->seq);
+            return;
+        }
+        res->duplicate = true;
+        session_store(a, &s, old_active);
         return;
     }
-    res->code = apply_plain(a, op, res);
-    if (a->fatal) {
+    if (rc != MDB_NOTFOUND) {
+        lmdb_fail(a, rc, "read session result");
         return;
     }
-    /* Keep the newest MC_SESSION_RESULTS_KEPT results. */
-    if (s.n == MC_SESSION_RESULTS_KEPT) {
-        memmove(s.seqs, s.seqs + 1, (s.n - 1) * sizeof(s.seqs[0]));
-        memmove(s.results, s.results + 1, (s.n - 1) * sizeof(s.results[0]));
-        s.n--;
+    if (s.n >= MC_SESSION_RESULTS_KEPT) {
+        /* Bounded state: the client must acknowledge replies (advance acked_seq) to go on. */
+        res->code = mc_engine_seterr(MC_ELIMIT,
+                                     "session %llu holds %d unacknowledged results (acked_seq "
+                                     "%llu); seq %llu refused until acked_seq advances",
+                                     (unsigned long long)s.id, MC_SESSION_RESULTS_KEPT,
+                                     (unsigned long long)s.acked_seq, (unsigned long long)op->seq);
+        session_store(a, &s, old_active);
+        return;
     }
-    s.seqs[s.n] = op->seq;
-    s.results[s.n] = *res;
+    apply_forced_or_plain(a, op, res);
+    if (a->fatal || a->atomic_failed) {
+        return;
+    }
+    mc_wbuf_reset(&a->w);
+    mc_result_write(res, &a->w);
+    if (mc_wbuf_error(&a->w)) {
+        a->fatal = MC_ENOMEM;
+        return;
+    }
+    if (put(a, a->eng->sessions, kb, 16, a->w.data, a->w.len)) {
+        return;
+    }
     s.n++;
-    s.last_seq = op->seq;
     session_store(a, &s, old_active);
 }
 
@@ -727,9 +951,10 @@ static size_t count_ops(const struct mc_op *ops, size_t n)
 
 /* One attempt. Returns 0 (committed or skipped), or an error; *map_full when growing may help. */
 static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *ops, size_t n_ops,
-                   const void *conf, size_t conf_len, struct mc_op_result *results, bool *map_full)
+                   const void *conf, size_t conf_len, struct mc_op_result *results, bool *map_full,
+                   struct mc_op_result *forced, bool *is_forced, bool *restart)
 {
-    struct actx a = {.eng = eng, .index = index};
+    struct actx a = {.eng = eng, .index = index, .forced = forced, .is_forced = is_forced};
     mc_wbuf_init(&a.w, 0);
     int rc = mdb_txn_begin(eng->env, NULL, 0, &a.txn);
     if (rc) {
@@ -762,9 +987,19 @@ static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *op
         goto abort;
     }
     for (size_t i = 0; i < n_ops; i++) {
+        a.cur = i;
         apply_top(&a, &ops[i], &results[i]);
         if (a.fatal) {
             goto abort;
+        }
+        if (a.atomic_failed) {
+            /* Undo the partial atomic batch by restarting without it (deterministic). */
+            forced[i] = results[i];
+            is_forced[i] = true;
+            *restart = true;
+            mdb_txn_abort(a.txn);
+            mc_wbuf_free(&a.w);
+            return 0;
         }
     }
     if (meta_put_u64(&a, "applied_index", index) ||
@@ -828,11 +1063,28 @@ int mc_engine_apply(struct mc_engine *eng, uint64_t index, const struct mc_op *o
         return mc_engine_seterr(MC_ETOOLARGE, "conf blob of %zu bytes exceeds %d", conf_len,
                                 MC_CONF_MAX_BYTES);
     }
+    struct mc_op_result fbuf[16];
+    bool ibuf[16] = {false};
+    struct mc_op_result *forced = fbuf;
+    bool *is_forced = ibuf;
+    if (n_ops > 16) {
+        forced = calloc(n_ops, sizeof(*forced));
+        is_forced = calloc(n_ops, sizeof(*is_forced));
+        if (!forced || !is_forced) {
+            free(forced);
+            free(is_forced);
+            return MC_ENOMEM;
+        }
+    }
     pthread_mutex_lock(&eng->write_lock);
     int rc;
     for (;;) {
-        bool map_full = false;
-        rc = attempt(eng, index, ops, n_ops, conf, conf_len, results, &map_full);
+        bool map_full = false, restart = false;
+        rc = attempt(eng, index, ops, n_ops, conf, conf_len, results, &map_full, forced, is_forced,
+                     &restart);
+        if (restart) {
+            continue; /* bounded: each restart forces one more atomic op */
+        }
         if (!map_full) {
             break;
         }
@@ -842,6 +1094,10 @@ int mc_engine_apply(struct mc_engine *eng, uint64_t index, const struct mc_op *o
         }
     }
     pthread_mutex_unlock(&eng->write_lock);
+    if (forced != fbuf) {
+        free(forced);
+        free(is_forced);
+    }
     if (rc) {
         MC_ERROR("engine_apply_failed", "index=%llu err=%s detail=\"%s\"",
                  (unsigned long long)index, mc_error_name(rc), mc_engine_last_error());

@@ -15,11 +15,123 @@
 
 #define RECORD_VERSION 1
 
+/*
+ * Inline readers (same semantics as util/codec.h mc_rbuf_*: zeros after an
+ * error): version records are decoded on every get, and the out-of-line calls
+ * were a tenth of its cost.
+ */
+static inline const uint8_t *rtake(struct mc_rbuf *r, size_t n)
+{
+    if (r->err || n > r->len - r->pos) {
+        r->err = MC_EPROTO;
+        return NULL;
+    }
+    const uint8_t *p = r->data + r->pos;
+    r->pos += n;
+    return p;
+}
+
+static inline uint8_t ru8(struct mc_rbuf *r)
+{
+    const uint8_t *p = rtake(r, 1);
+    return p ? p[0] : 0;
+}
+
+static inline uint32_t ru32(struct mc_rbuf *r)
+{
+    const uint8_t *p = rtake(r, 4);
+    return p ? mc_get_u32le(p) : 0;
+}
+
+static inline uint64_t ru64(struct mc_rbuf *r)
+{
+    const uint8_t *p = rtake(r, 8);
+    return p ? mc_get_u64le(p) : 0;
+}
+
+static inline const uint8_t *rbytes(struct mc_rbuf *r, size_t max, size_t *n)
+{
+    uint32_t len = ru32(r);
+    *n = 0;
+    if (r->err) {
+        return NULL;
+    }
+    if (len > max) {
+        r->err = MC_EPROTO;
+        return NULL;
+    }
+    const uint8_t *p = rtake(r, len);
+    if (p) {
+        *n = len;
+    }
+    return p;
+}
+
+/* Inline writers: fast path when the buffer has room, else the util functions (which grow or
+ * record the error). */
+static inline uint8_t *wroom(struct mc_wbuf *w, size_t n)
+{
+    if (w->err || w->cap - w->len < n || (w->limit && w->limit - w->len < n)) {
+        return NULL;
+    }
+    uint8_t *p = w->data + w->len;
+    w->len += n;
+    return p;
+}
+
+static inline void wu8(struct mc_wbuf *w, uint8_t v)
+{
+    uint8_t *p = wroom(w, 1);
+    if (p) {
+        p[0] = v;
+    } else {
+        mc_wbuf_u8(w, v);
+    }
+}
+
+static inline void wu32(struct mc_wbuf *w, uint32_t v)
+{
+    uint8_t *p = wroom(w, 4);
+    if (p) {
+        mc_put_u32le(p, v);
+    } else {
+        mc_wbuf_u32(w, v);
+    }
+}
+
+static inline void wu64(struct mc_wbuf *w, uint64_t v)
+{
+    uint8_t *p = wroom(w, 8);
+    if (p) {
+        mc_put_u64le(p, v);
+    } else {
+        mc_wbuf_u64(w, v);
+    }
+}
+
+static inline void wbytes(struct mc_wbuf *w, const void *d, size_t n)
+{
+    uint8_t *p = n <= UINT32_MAX ? wroom(w, 4 + n) : NULL;
+    if (p) {
+        mc_put_u32le(p, (uint32_t)n);
+        if (n) {
+            memcpy(p + 4, d, n);
+        }
+    } else {
+        mc_wbuf_bytes(w, d, n);
+    }
+}
+
+static inline void wstr(struct mc_wbuf *w, const char *s)
+{
+    wbytes(w, s, s ? strlen(s) : 0);
+}
+
 /* Read a string of at most max bytes into a new heap string; "" → NULL. Embedded NUL → error. */
 static char *rstr(struct mc_rbuf *r, size_t max)
 {
     size_t n;
-    const uint8_t *p = mc_rbuf_bytes(r, max, &n);
+    const uint8_t *p = rbytes(r, max, &n);
     if (!p || n == 0) {
         return NULL;
     }
@@ -41,7 +153,7 @@ static char *rstr(struct mc_rbuf *r, size_t max)
 static void rstr_fixed(struct mc_rbuf *r, char *out, size_t cap)
 {
     size_t n;
-    const uint8_t *p = mc_rbuf_bytes(r, cap - 1, &n);
+    const uint8_t *p = rbytes(r, cap - 1, &n);
     out[0] = 0;
     if (!p) {
         return;
@@ -57,7 +169,7 @@ static void rstr_fixed(struct mc_rbuf *r, char *out, size_t cap)
 /* A count whose elements take at least min_elem_bytes each: bounded by max and by what remains. */
 static uint32_t rcount(struct mc_rbuf *r, uint32_t max, size_t min_elem_bytes)
 {
-    uint32_t n = mc_rbuf_u32(r);
+    uint32_t n = ru32(r);
     if (r->err) {
         return 0;
     }
@@ -70,38 +182,38 @@ static uint32_t rcount(struct mc_rbuf *r, uint32_t max, size_t min_elem_bytes)
 
 static void meta_encode(const struct mc_object_meta *m, struct mc_wbuf *w)
 {
-    mc_wbuf_u64(w, m->size);
-    mc_wbuf_str(w, m->etag);
-    mc_wbuf_str(w, m->content_type);
-    mc_wbuf_u32(w, m->n_user_meta);
+    wu64(w, m->size);
+    wstr(w, m->etag);
+    wstr(w, m->content_type);
+    wu32(w, m->n_user_meta);
     for (uint32_t i = 0; i < m->n_user_meta; i++) {
-        mc_wbuf_str(w, m->user_meta[i].key);
-        mc_wbuf_str(w, m->user_meta[i].value);
+        wstr(w, m->user_meta[i].key);
+        wstr(w, m->user_meta[i].value);
     }
-    mc_wbuf_str(w, m->storage_class);
-    mc_wbuf_u32(w, m->erasure.data_blocks);
-    mc_wbuf_u32(w, m->erasure.parity_blocks);
-    mc_wbuf_u32(w, m->erasure.block_size);
-    mc_wbuf_u32(w, m->erasure.n_distribution);
+    wstr(w, m->storage_class);
+    wu32(w, m->erasure.data_blocks);
+    wu32(w, m->erasure.parity_blocks);
+    wu32(w, m->erasure.block_size);
+    wu32(w, m->erasure.n_distribution);
     for (uint32_t i = 0; i < m->erasure.n_distribution; i++) {
-        mc_wbuf_u32(w, m->erasure.distribution[i]);
+        wu32(w, m->erasure.distribution[i]);
     }
-    mc_wbuf_str(w, m->data_dir);
-    mc_wbuf_u32(w, m->n_parts);
+    wstr(w, m->data_dir);
+    wu32(w, m->n_parts);
     for (uint32_t i = 0; i < m->n_parts; i++) {
-        mc_wbuf_u32(w, m->parts[i].number);
-        mc_wbuf_u64(w, m->parts[i].size);
-        mc_wbuf_str(w, m->parts[i].etag);
+        wu32(w, m->parts[i].number);
+        wu64(w, m->parts[i].size);
+        wstr(w, m->parts[i].etag);
     }
-    mc_wbuf_str(w, m->checksum_algorithm);
-    mc_wbuf_str(w, m->checksum_value);
-    mc_wbuf_bytes(w, m->inline_data, m->inline_len);
+    wstr(w, m->checksum_algorithm);
+    wstr(w, m->checksum_value);
+    wbytes(w, m->inline_data, m->inline_len);
 }
 
 static void meta_decode(struct mc_rbuf *r, bool with_inline, struct mc_object_meta *m)
 {
     memset(m, 0, sizeof(*m));
-    m->size = mc_rbuf_u64(r);
+    m->size = ru64(r);
     m->etag = rstr(r, MC_SHORT_STR_MAX);
     m->content_type = rstr(r, MC_SHORT_STR_MAX);
     uint32_t n = rcount(r, MC_USER_META_MAX_PAIRS, 8);
@@ -118,9 +230,9 @@ static void meta_decode(struct mc_rbuf *r, bool with_inline, struct mc_object_me
         }
     }
     m->storage_class = rstr(r, MC_SHORT_STR_MAX);
-    m->erasure.data_blocks = mc_rbuf_u32(r);
-    m->erasure.parity_blocks = mc_rbuf_u32(r);
-    m->erasure.block_size = mc_rbuf_u32(r);
+    m->erasure.data_blocks = ru32(r);
+    m->erasure.parity_blocks = ru32(r);
+    m->erasure.block_size = ru32(r);
     n = rcount(r, MC_DISTRIBUTION_MAX, 4);
     if (n) {
         m->erasure.distribution = calloc(n, sizeof(uint32_t));
@@ -130,7 +242,7 @@ static void meta_decode(struct mc_rbuf *r, bool with_inline, struct mc_object_me
         }
         m->erasure.n_distribution = n;
         for (uint32_t i = 0; i < n; i++) {
-            m->erasure.distribution[i] = mc_rbuf_u32(r);
+            m->erasure.distribution[i] = ru32(r);
         }
     }
     m->data_dir = rstr(r, MC_SHORT_STR_MAX);
@@ -143,15 +255,15 @@ static void meta_decode(struct mc_rbuf *r, bool with_inline, struct mc_object_me
         }
         m->n_parts = n;
         for (uint32_t i = 0; i < n; i++) {
-            m->parts[i].number = mc_rbuf_u32(r);
-            m->parts[i].size = mc_rbuf_u64(r);
+            m->parts[i].number = ru32(r);
+            m->parts[i].size = ru64(r);
             m->parts[i].etag = rstr(r, MC_SHORT_STR_MAX);
         }
     }
     m->checksum_algorithm = rstr(r, MC_SHORT_STR_MAX);
     m->checksum_value = rstr(r, MC_SHORT_STR_MAX);
     size_t il;
-    const uint8_t *p = mc_rbuf_bytes(r, MC_INLINE_MAX_BYTES, &il);
+    const uint8_t *p = rbytes(r, MC_INLINE_MAX_BYTES, &il);
     if (p && il && with_inline) {
         m->inline_data = malloc(il);
         if (!m->inline_data) {
@@ -175,13 +287,13 @@ static int finish_decode(struct mc_rbuf *r)
 
 static void version_encode(const struct mc_version *v, struct mc_wbuf *w)
 {
-    mc_wbuf_u8(w, RECORD_VERSION);
-    mc_wbuf_str(w, v->bucket);
-    mc_wbuf_str(w, v->key);
-    mc_wbuf_str(w, v->version_id);
-    mc_wbuf_u8(w, (uint8_t)((v->is_delete_marker ? 1 : 0) | (v->is_latest ? 2 : 0)));
-    mc_wbuf_i64(w, v->mod_time_ns);
-    mc_wbuf_u64(w, v->seq);
+    wu8(w, RECORD_VERSION);
+    wstr(w, v->bucket);
+    wstr(w, v->key);
+    wstr(w, v->version_id);
+    wu8(w, (uint8_t)((v->is_delete_marker ? 1 : 0) | (v->is_latest ? 2 : 0)));
+    wu64(w, (uint64_t)v->mod_time_ns);
+    wu64(w, v->seq);
     meta_encode(&v->meta, w);
 }
 
@@ -194,7 +306,7 @@ int mc_version_encode(const struct mc_version *v, struct mc_wbuf *w)
 static void version_read(struct mc_rbuf *r, bool with_inline, struct mc_version *v)
 {
     memset(v, 0, sizeof(*v));
-    uint8_t ver = mc_rbuf_u8(r);
+    uint8_t ver = ru8(r);
     if (!r->err && ver != RECORD_VERSION) {
         r->err = MC_EPROTO;
         return;
@@ -202,15 +314,69 @@ static void version_read(struct mc_rbuf *r, bool with_inline, struct mc_version 
     rstr_fixed(r, v->bucket, sizeof(v->bucket));
     v->key = rstr(r, MC_KEY_MAX_BYTES);
     v->version_id = rstr(r, MC_VERSION_ID_MAX);
-    uint8_t f = mc_rbuf_u8(r);
+    uint8_t f = ru8(r);
     if (f & ~3u) {
         r->err = MC_EPROTO;
     }
     v->is_delete_marker = f & 1;
     v->is_latest = (f & 2) != 0;
-    v->mod_time_ns = mc_rbuf_i64(r);
-    v->seq = mc_rbuf_u64(r);
+    v->mod_time_ns = (int64_t)ru64(r);
+    v->seq = ru64(r);
     meta_decode(r, with_inline, &v->meta);
+}
+
+/* Skip a string field (bounded); NUL inside → error, as rstr. */
+static inline const uint8_t *rskip(struct mc_rbuf *r, size_t max, size_t *n)
+{
+    const uint8_t *p = rbytes(r, max, n);
+    if (p && *n && memchr(p, 0, *n)) {
+        r->err = MC_EPROTO;
+    }
+    return p;
+}
+
+int mc_version_record_scan(const void *data, size_t len, struct mc_vrec_scan *s)
+{
+    struct mc_rbuf r;
+    size_t n;
+    memset(s, 0, sizeof(*s));
+    mc_rbuf_init(&r, data, len);
+    if (ru8(&r) != RECORD_VERSION) {
+        return MC_EPROTO;
+    }
+    rskip(&r, MC_BUCKET_NAME_MAX, &n);
+    s->key = (const char *)rskip(&r, MC_KEY_MAX_BYTES, &s->key_len);
+    s->version_id = (const char *)rskip(&r, MC_VERSION_ID_MAX, &s->version_id_len);
+    s->flags_off = r.pos;
+    uint8_t f = ru8(&r);
+    if (f & ~3u) {
+        return MC_EPROTO;
+    }
+    s->is_delete_marker = f & 1;
+    rtake(&r, 16); /* mod_time_ns, seq */
+    ru64(&r);      /* size */
+    rskip(&r, MC_SHORT_STR_MAX, &n);
+    rskip(&r, MC_SHORT_STR_MAX, &n);
+    uint32_t c = rcount(&r, MC_USER_META_MAX_PAIRS, 8);
+    for (uint32_t i = 0; i < c; i++) {
+        rskip(&r, MC_USER_META_MAX_BYTES, &n);
+        rskip(&r, MC_USER_META_MAX_BYTES, &n);
+    }
+    rskip(&r, MC_SHORT_STR_MAX, &n);
+    rtake(&r, 12);
+    c = rcount(&r, MC_DISTRIBUTION_MAX, 4);
+    rtake(&r, (size_t)c * 4);
+    rskip(&r, MC_SHORT_STR_MAX, &n);
+    c = rcount(&r, MC_PARTS_MAX, 16);
+    for (uint32_t i = 0; i < c; i++) {
+        rtake(&r, 12);
+        rskip(&r, MC_SHORT_STR_MAX, &n);
+    }
+    rskip(&r, MC_SHORT_STR_MAX, &n);
+    rskip(&r, MC_SHORT_STR_MAX, &n);
+    s->inline_off = r.pos;
+    rbytes(&r, MC_INLINE_MAX_BYTES, &n);
+    return finish_decode(&r);
 }
 
 int mc_version_decode2(const void *data, size_t len, bool with_inline, struct mc_version *out)
@@ -232,28 +398,41 @@ int mc_version_decode(const void *data, size_t len, struct mc_version *out)
 
 /* ---- ops ---- */
 
-static void op_encode(const struct mc_op *op, struct mc_wbuf *w, int depth)
+static bool op_needs_v2(const struct mc_op *op)
 {
-    mc_wbuf_u8(w, MC_OP_FORMAT_VERSION);
-    mc_wbuf_u8(w, (uint8_t)op->type);
-    mc_wbuf_u64(w, op->session_id);
-    mc_wbuf_u64(w, op->seq);
-    mc_wbuf_i64(w, op->time_ns);
-    mc_wbuf_str(w, op->bucket);
-    mc_wbuf_str(w, op->key);
-    mc_wbuf_str(w, op->version_id);
-    mc_wbuf_str(w, op->new_version_id);
-    mc_wbuf_str(w, op->if_match);
-    mc_wbuf_u8(w, op->if_none_match_star ? 1 : 0);
-    mc_wbuf_u8(w, (uint8_t)op->versioning);
-    mc_wbuf_u32(w, op->update_mask);
+    for (uint32_t i = 0; i < op->n_sub; i++) {
+        if (op_needs_v2(&op->sub[i])) {
+            return true;
+        }
+    }
+    return op->acked_seq != 0;
+}
+
+static void op_encode(const struct mc_op *op, struct mc_wbuf *w, int depth, uint8_t ver)
+{
+    wu8(w, ver);
+    wu8(w, (uint8_t)op->type);
+    wu64(w, op->session_id);
+    wu64(w, op->seq);
+    if (ver >= 2) {
+        wu64(w, op->acked_seq);
+    }
+    wu64(w, (uint64_t)op->time_ns);
+    wstr(w, op->bucket);
+    wstr(w, op->key);
+    wstr(w, op->version_id);
+    wstr(w, op->new_version_id);
+    wstr(w, op->if_match);
+    wu8(w, op->if_none_match_star ? 1 : 0);
+    wu8(w, (uint8_t)op->versioning);
+    wu32(w, op->update_mask);
     meta_encode(&op->meta, w);
-    mc_wbuf_u32(w, depth == 0 ? op->n_sub : 0);
+    wu32(w, depth == 0 ? op->n_sub : 0);
     if (depth == 0) {
         for (uint32_t i = 0; i < op->n_sub; i++) {
             size_t at = w->len;
-            mc_wbuf_u32(w, 0);
-            op_encode(&op->sub[i], w, 1);
+            wu32(w, 0);
+            op_encode(&op->sub[i], w, 1, ver);
             mc_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
         }
     }
@@ -265,7 +444,8 @@ int mc_op_encode(const struct mc_op *op, struct mc_wbuf *w)
         return MC_EINVAL;
     }
     size_t start = w->len;
-    op_encode(op, w, 0);
+    /* Format 1 when acked_seq is unused: older builds still read what we write. */
+    op_encode(op, w, 0, op_needs_v2(op) ? MC_OP_FORMAT_VERSION : 1);
     int rc = mc_wbuf_error(w);
     if (!rc && w->len - start > MC_OP_MAX_BYTES) {
         w->len = start;
@@ -277,33 +457,36 @@ int mc_op_encode(const struct mc_op *op, struct mc_wbuf *w)
 static void op_read(struct mc_rbuf *r, struct mc_op *op, int depth)
 {
     memset(op, 0, sizeof(*op));
-    uint8_t ver = mc_rbuf_u8(r);
-    if (!r->err && ver != MC_OP_FORMAT_VERSION) {
+    uint8_t ver = ru8(r);
+    if (!r->err && (ver < MC_OP_FORMAT_VERSION_MIN || ver > MC_OP_FORMAT_VERSION)) {
         r->err = MC_EVERSION;
         return;
     }
-    uint8_t type = mc_rbuf_u8(r);
+    uint8_t type = ru8(r);
     if (type > MC_OP_TYPE_MAX) {
         r->err = MC_EPROTO;
         return;
     }
     op->type = (enum mc_op_type)type;
-    op->session_id = mc_rbuf_u64(r);
-    op->seq = mc_rbuf_u64(r);
-    op->time_ns = mc_rbuf_i64(r);
+    op->session_id = ru64(r);
+    op->seq = ru64(r);
+    if (ver >= 2) {
+        op->acked_seq = ru64(r);
+    }
+    op->time_ns = (int64_t)ru64(r);
     rstr_fixed(r, op->bucket, sizeof(op->bucket));
     op->key = rstr(r, MC_KEY_MAX_BYTES);
     op->version_id = rstr(r, MC_VERSION_ID_MAX);
     op->new_version_id = rstr(r, MC_VERSION_ID_MAX);
     op->if_match = rstr(r, MC_SHORT_STR_MAX);
-    uint8_t f = mc_rbuf_u8(r);
-    uint8_t v = mc_rbuf_u8(r);
+    uint8_t f = ru8(r);
+    uint8_t v = ru8(r);
     if (f > 1 || v > MC_VERSIONING_SUSPENDED) {
         r->err = MC_EPROTO;
     }
     op->if_none_match_star = f;
     op->versioning = (enum mc_versioning)v;
-    op->update_mask = mc_rbuf_u32(r);
+    op->update_mask = ru32(r);
     meta_decode(r, true, &op->meta);
     uint32_t n = rcount(r, depth == 0 ? MC_ATOMIC_MAX_OPS : 0, 4 + 32);
     if (r->err || !n) {
@@ -316,8 +499,8 @@ static void op_read(struct mc_rbuf *r, struct mc_op *op, int depth)
     }
     op->n_sub = n;
     for (uint32_t i = 0; i < n && !r->err; i++) {
-        size_t len = mc_rbuf_u32(r);
-        const uint8_t *p = mc_rbuf_take(r, len);
+        size_t len = ru32(r);
+        const uint8_t *p = rtake(r, len);
         if (!p) {
             return;
         }
@@ -355,32 +538,32 @@ int mc_op_decode(const void *data, size_t len, struct mc_op *out)
 
 static void result_encode(const struct mc_op_result *res, struct mc_wbuf *w)
 {
-    mc_wbuf_u8(w, RECORD_VERSION);
-    mc_wbuf_u32(w, (uint32_t)res->code);
-    mc_wbuf_u32(w, (uint32_t)res->failed_op);
-    mc_wbuf_u8(w, (uint8_t)((res->delete_marker ? 1 : 0) | (res->duplicate ? 2 : 0) |
-                            (res->skipped ? 4 : 0)));
-    mc_wbuf_u64(w, res->session_id);
-    mc_wbuf_str(w, res->version_id);
+    wu8(w, RECORD_VERSION);
+    wu32(w, (uint32_t)res->code);
+    wu32(w, (uint32_t)res->failed_op);
+    wu8(w, (uint8_t)((res->delete_marker ? 1 : 0) | (res->duplicate ? 2 : 0) |
+                     (res->skipped ? 4 : 0)));
+    wu64(w, res->session_id);
+    wstr(w, res->version_id);
 }
 
 static void result_read(struct mc_rbuf *r, struct mc_op_result *res)
 {
     memset(res, 0, sizeof(*res));
-    if (mc_rbuf_u8(r) != RECORD_VERSION) {
+    if (ru8(r) != RECORD_VERSION) {
         r->err = MC_EPROTO;
         return;
     }
-    res->code = (int)mc_rbuf_u32(r);
-    res->failed_op = (int32_t)mc_rbuf_u32(r);
-    uint8_t f = mc_rbuf_u8(r);
+    res->code = (int)ru32(r);
+    res->failed_op = (int32_t)ru32(r);
+    uint8_t f = ru8(r);
     if (f & ~7u) {
         r->err = MC_EPROTO;
     }
     res->delete_marker = f & 1;
     res->duplicate = (f & 2) != 0;
     res->skipped = (f & 4) != 0;
-    res->session_id = mc_rbuf_u64(r);
+    res->session_id = ru64(r);
     rstr_fixed(r, res->version_id, sizeof(res->version_id));
 }
 
@@ -418,23 +601,23 @@ void mc_result_read(struct mc_rbuf *r, struct mc_op_result *res)
 
 int mc_list_result_encode(const struct mc_list_result *lr, struct mc_wbuf *w)
 {
-    mc_wbuf_u8(w, RECORD_VERSION);
-    mc_wbuf_u8(w, (uint8_t)((lr->is_truncated ? 1 : 0) | (lr->is_versions ? 2 : 0)));
-    mc_wbuf_u32(w, lr->n_entries);
+    wu8(w, RECORD_VERSION);
+    wu8(w, (uint8_t)((lr->is_truncated ? 1 : 0) | (lr->is_versions ? 2 : 0)));
+    wu32(w, lr->n_entries);
     for (uint32_t i = 0; i < lr->n_entries; i++) {
         size_t at = w->len;
-        mc_wbuf_u32(w, 0);
+        wu32(w, 0);
         version_encode(&lr->entries[i], w);
         mc_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
     }
-    mc_wbuf_u32(w, lr->n_prefixes);
+    wu32(w, lr->n_prefixes);
     for (uint32_t i = 0; i < lr->n_prefixes; i++) {
-        mc_wbuf_str(w, lr->common_prefixes[i]);
+        wstr(w, lr->common_prefixes[i]);
     }
-    mc_wbuf_str(w, lr->next_continuation_token);
-    mc_wbuf_str(w, lr->next_key_marker);
-    mc_wbuf_str(w, lr->next_version_id_marker);
-    mc_wbuf_u64(w, lr->cursor_steps);
+    wstr(w, lr->next_continuation_token);
+    wstr(w, lr->next_key_marker);
+    wstr(w, lr->next_version_id_marker);
+    wu64(w, lr->cursor_steps);
     return mc_wbuf_error(w);
 }
 
@@ -443,10 +626,10 @@ int mc_list_result_decode(const void *data, size_t len, struct mc_list_result *o
     struct mc_rbuf r;
     memset(out, 0, sizeof(*out));
     mc_rbuf_init(&r, data, len);
-    if (mc_rbuf_u8(&r) != RECORD_VERSION) {
+    if (ru8(&r) != RECORD_VERSION) {
         return MC_EPROTO;
     }
-    uint8_t f = mc_rbuf_u8(&r);
+    uint8_t f = ru8(&r);
     out->is_truncated = f & 1;
     out->is_versions = (f & 2) != 0;
     uint32_t n = rcount(&r, MC_LIST_MAX_KEYS, 4);
@@ -457,8 +640,8 @@ int mc_list_result_decode(const void *data, size_t len, struct mc_list_result *o
         }
         out->n_entries = n;
         for (uint32_t i = 0; i < n && !r.err; i++) {
-            size_t el = mc_rbuf_u32(&r);
-            const uint8_t *p = mc_rbuf_take(&r, el);
+            size_t el = ru32(&r);
+            const uint8_t *p = rtake(&r, el);
             if (p) {
                 int rc = mc_version_decode2(p, el, true, &out->entries[i]);
                 if (rc) {
@@ -482,7 +665,7 @@ int mc_list_result_decode(const void *data, size_t len, struct mc_list_result *o
     out->next_continuation_token = rstr(&r, MC_TOKEN_MAX);
     out->next_key_marker = rstr(&r, MC_KEY_MAX_BYTES);
     out->next_version_id_marker = rstr(&r, MC_VERSION_ID_MAX);
-    out->cursor_steps = mc_rbuf_u64(&r);
+    out->cursor_steps = ru64(&r);
     out->key_count = out->n_entries + out->n_prefixes;
     int rc = finish_decode(&r);
     if (!rc && out->key_count > MC_LIST_MAX_KEYS) {
@@ -498,12 +681,12 @@ int mc_list_result_decode(const void *data, size_t len, struct mc_list_result *o
 
 int mc_bucket_list_encode(const struct mc_bucket_info *b, size_t n, struct mc_wbuf *w)
 {
-    mc_wbuf_u8(w, RECORD_VERSION);
-    mc_wbuf_u32(w, (uint32_t)n);
+    wu8(w, RECORD_VERSION);
+    wu32(w, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
-        mc_wbuf_str(w, b[i].name);
-        mc_wbuf_i64(w, b[i].created_ns);
-        mc_wbuf_u8(w, (uint8_t)b[i].versioning);
+        wstr(w, b[i].name);
+        wu64(w, (uint64_t)b[i].created_ns);
+        wu8(w, (uint8_t)b[i].versioning);
     }
     return mc_wbuf_error(w);
 }
@@ -514,7 +697,7 @@ int mc_bucket_list_decode(const void *data, size_t len, struct mc_bucket_info **
     *out = NULL;
     *n_out = 0;
     mc_rbuf_init(&r, data, len);
-    if (mc_rbuf_u8(&r) != RECORD_VERSION) {
+    if (ru8(&r) != RECORD_VERSION) {
         return MC_EPROTO;
     }
     uint32_t n = rcount(&r, 1u << 20, 4 + 3 + 8 + 1);
@@ -527,8 +710,8 @@ int mc_bucket_list_decode(const void *data, size_t len, struct mc_bucket_info **
     }
     for (uint32_t i = 0; i < n; i++) {
         rstr_fixed(&r, b[i].name, sizeof(b[i].name));
-        b[i].created_ns = mc_rbuf_i64(&r);
-        uint8_t v = mc_rbuf_u8(&r);
+        b[i].created_ns = (int64_t)ru64(&r);
+        uint8_t v = ru8(&r);
         if (v > MC_VERSIONING_SUSPENDED) {
             r.err = MC_EPROTO;
         }

@@ -66,45 +66,73 @@ int mc_lmdb_err(int rc, const char *what)
 
 /* ---- read txn pool ---- */
 
-int mc_rtxn_get(struct mc_engine *eng, MDB_txn **txn)
+static void rtxn_free(struct mc_rtxn *rt)
+{
+    if (rt->vcur) {
+        mdb_cursor_close(rt->vcur); /* read-only txn cursors are closed explicitly */
+    }
+    mdb_txn_abort(rt->txn);
+    free(rt);
+}
+
+int mc_rtxn_get(struct mc_engine *eng, struct mc_rtxn **out)
 {
     pthread_rwlock_rdlock(&eng->resize_lock);
-    MDB_txn *t = NULL;
+    struct mc_rtxn *rt = NULL;
     pthread_mutex_lock(&eng->pool_lock);
     if (eng->n_pool > 0) {
-        t = eng->pool[--eng->n_pool];
+        rt = eng->pool[--eng->n_pool];
     }
     pthread_mutex_unlock(&eng->pool_lock);
     int rc;
-    if (t) {
-        rc = mdb_txn_renew(t);
+    if (rt) {
+        rc = mdb_txn_renew(rt->txn);
         if (rc) {
-            mdb_txn_abort(t);
-            t = NULL;
+            rtxn_free(rt);
+            rt = NULL;
         }
     }
-    if (!t) {
-        rc = mdb_txn_begin(eng->env, NULL, MDB_RDONLY, &t);
+    if (!rt) {
+        rt = calloc(1, sizeof(*rt));
+        rc = rt ? mdb_txn_begin(eng->env, NULL, MDB_RDONLY, &rt->txn) : ENOMEM;
         if (rc) {
+            free(rt);
             pthread_rwlock_unlock(&eng->resize_lock);
             return mc_lmdb_err(rc, "begin read transaction");
         }
     }
-    *txn = t;
+    *out = rt;
     return 0;
 }
 
-void mc_rtxn_put(struct mc_engine *eng, MDB_txn *txn)
+int mc_rtxn_versions(struct mc_engine *eng, struct mc_rtxn *rt, MDB_cursor **c)
 {
-    mdb_txn_reset(txn);
+    int rc = 0;
+    if (!rt->vcur) {
+        rc = mdb_cursor_open(rt->txn, eng->versions, &rt->vcur);
+    } else if (!rt->vcur_ready) {
+        rc = mdb_cursor_renew(rt->txn, rt->vcur);
+    }
+    if (rc) {
+        return mc_lmdb_err(rc, "open cursor");
+    }
+    rt->vcur_ready = true;
+    *c = rt->vcur;
+    return 0;
+}
+
+void mc_rtxn_put(struct mc_engine *eng, struct mc_rtxn *rt)
+{
+    mdb_txn_reset(rt->txn);
+    rt->vcur_ready = false;
     pthread_mutex_lock(&eng->pool_lock);
     if (eng->n_pool < MC_READ_POOL_MAX) {
-        eng->pool[eng->n_pool++] = txn;
-        txn = NULL;
+        eng->pool[eng->n_pool++] = rt;
+        rt = NULL;
     }
     pthread_mutex_unlock(&eng->pool_lock);
-    if (txn) {
-        mdb_txn_abort(txn);
+    if (rt) {
+        rtxn_free(rt);
     }
     pthread_rwlock_unlock(&eng->resize_lock);
 }
@@ -212,6 +240,23 @@ static int check_format(struct mc_engine *eng, MDB_txn *txn, bool fresh, const c
         return mc_engine_seterr(MC_EVERSION, "%s has engine format %u; this build reads up to %u",
                                 dir, ver, MC_ENGINE_FORMAT_VERSION);
     }
+    if (ver < MC_ENGINE_FORMAT_VERSION && !eng->read_only) {
+        /* Upgrade in the open transaction: all or nothing. Read-only opens leave format 1
+           (session rows are only read by apply and the state hash). */
+        rc = mc_sessions_migrate_v1(eng, txn);
+        if (rc) {
+            return rc;
+        }
+        memcpy(buf, MC_ENGINE_MAGIC, 8);
+        mc_put_u32le(buf + 8, MC_ENGINE_FORMAT_VERSION);
+        MDB_val nv = {sizeof(buf), buf};
+        rc = mdb_put(txn, eng->meta, &k, &nv, 0);
+        if (rc) {
+            return mc_lmdb_err(rc, "write format marker");
+        }
+        MC_INFO("engine_format_upgraded", "dir=%s from=%u to=%u", dir, ver,
+                MC_ENGINE_FORMAT_VERSION);
+    }
     return 0;
 }
 
@@ -298,7 +343,7 @@ int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct
         }
     }
     mdb_env_set_mapsize(eng->env, (size_t)eng->map_size_bytes);
-    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | MDB_WRITEMAP;
     if (o.read_only) {
         flags |= MDB_RDONLY;
     }
@@ -344,7 +389,7 @@ void mc_engine_close(struct mc_engine *eng)
         return;
     }
     for (int i = 0; i < eng->n_pool; i++) {
-        mdb_txn_abort(eng->pool[i]);
+        rtxn_free(eng->pool[i]);
     }
     if (eng->env) {
         mdb_env_close(eng->env);
@@ -401,25 +446,25 @@ static int read_meta_txn(struct mc_engine *eng, MDB_txn *txn, uint64_t *applied,
 
 int mc_engine_applied_index(struct mc_engine *eng, uint64_t *applied_index)
 {
-    MDB_txn *txn;
-    int rc = mc_rtxn_get(eng, &txn);
+    struct mc_rtxn *rt;
+    int rc = mc_rtxn_get(eng, &rt);
     if (rc) {
         return rc;
     }
-    rc = read_meta_txn(eng, txn, applied_index, NULL, NULL);
-    mc_rtxn_put(eng, txn);
+    rc = read_meta_txn(eng, rt->txn, applied_index, NULL, NULL);
+    mc_rtxn_put(eng, rt);
     return rc;
 }
 
 int mc_engine_conf(struct mc_engine *eng, void **conf, size_t *conf_len)
 {
-    MDB_txn *txn;
-    int rc = mc_rtxn_get(eng, &txn);
+    struct mc_rtxn *rt;
+    int rc = mc_rtxn_get(eng, &rt);
     if (rc) {
         return rc;
     }
-    rc = read_meta_txn(eng, txn, NULL, conf, conf_len);
-    mc_rtxn_put(eng, txn);
+    rc = read_meta_txn(eng, rt->txn, NULL, conf, conf_len);
+    mc_rtxn_put(eng, rt);
     return rc;
 }
 
@@ -431,11 +476,11 @@ int mc_engine_read_meta(const char *dir, uint64_t *applied_index, void **conf, s
     if (rc) {
         return rc;
     }
-    MDB_txn *txn;
-    rc = mc_rtxn_get(eng, &txn);
+    struct mc_rtxn *rt;
+    rc = mc_rtxn_get(eng, &rt);
     if (!rc) {
-        rc = read_meta_txn(eng, txn, applied_index, conf, conf_len);
-        mc_rtxn_put(eng, txn);
+        rc = read_meta_txn(eng, rt->txn, applied_index, conf, conf_len);
+        mc_rtxn_put(eng, rt);
     }
     mc_engine_close(eng);
     return rc;
@@ -522,15 +567,16 @@ static int hash_dbi(MDB_txn *txn, MDB_dbi dbi, struct mc_digest *d, uint8_t tag)
 
 int mc_engine_state_hash(struct mc_engine *eng, uint64_t *hash, uint64_t *applied_index)
 {
-    MDB_txn *txn;
-    int rc = mc_rtxn_get(eng, &txn);
+    struct mc_rtxn *rt;
+    int rc = mc_rtxn_get(eng, &rt);
     if (rc) {
         return rc;
     }
+    MDB_txn *txn = rt->txn;
     struct mc_digest d;
     rc = mc_digest_init(&d);
     if (rc) {
-        mc_rtxn_put(eng, txn);
+        mc_rtxn_put(eng, rt);
         return rc;
     }
     /*
@@ -546,7 +592,7 @@ int mc_engine_state_hash(struct mc_engine *eng, uint64_t *hash, uint64_t *applie
     if (!rc) {
         rc = read_meta_txn(eng, txn, applied_index, NULL, NULL);
     }
-    mc_rtxn_put(eng, txn);
+    mc_rtxn_put(eng, rt);
     uint64_t h = mc_digest_final(&d);
     if (!rc) {
         *hash = h;

@@ -26,6 +26,7 @@
  *   objects:  bucket 0 S(key)                       → be64(seq) [full key if long]
  *             (only keys whose latest version is live: ListObjectsV2 skips nothing)
  *   sessions: be64(id)                              → session record
+ *             be64(id) be64(seq)                    → cached result of seq (format 2)
  *   sexp:     be64(last_active_ns) be64(id)         → "" (expiry order)
  *   meta:     "format" "applied_index" "conf" "session_clock"
  * ~seq makes the newest version of a key sort first.
@@ -36,7 +37,7 @@
 #define MC_READ_POOL_MAX 64
 
 #define MC_ENGINE_MAGIC          "MCENGINE"
-#define MC_ENGINE_FORMAT_VERSION 1u
+#define MC_ENGINE_FORMAT_VERSION 2u /* 2: per-seq session result rows (see apply.c) */
 
 struct mc_engine {
     MDB_env *env;
@@ -49,7 +50,7 @@ struct mc_engine {
     pthread_rwlock_t resize_lock; /* readers shared; map growth exclusive */
     pthread_mutex_t write_lock;   /* one apply at a time */
     pthread_mutex_t pool_lock;
-    MDB_txn *pool[MC_READ_POOL_MAX]; /* reset read txns, renewed on use */
+    struct mc_rtxn *pool[MC_READ_POOL_MAX]; /* reset read txns, renewed on use */
     int n_pool;
 };
 
@@ -57,9 +58,19 @@ struct mc_engine {
 int mc_engine_seterr(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int mc_lmdb_err(int rc, const char *what);
 
-/* Read txn from the pool (holds resize_lock shared until released). */
-int mc_rtxn_get(struct mc_engine *eng, MDB_txn **txn);
-void mc_rtxn_put(struct mc_engine *eng, MDB_txn *txn);
+/*
+ * A pooled read txn with a reusable cursor on `versions` (opening a cursor
+ * mallocs; renewing one is a few stores). Get holds resize_lock shared until put.
+ */
+struct mc_rtxn {
+    MDB_txn *txn;
+    MDB_cursor *vcur; /* NULL until first use */
+    bool vcur_ready;  /* renewed for the current txn */
+};
+int mc_rtxn_get(struct mc_engine *eng, struct mc_rtxn **rt);
+void mc_rtxn_put(struct mc_engine *eng, struct mc_rtxn *rt);
+/* The versions cursor of rt, bound to rt->txn. */
+int mc_rtxn_versions(struct mc_engine *eng, struct mc_rtxn *rt, MDB_cursor **c);
 
 /* Keys */
 struct mc_lkey {
@@ -80,16 +91,32 @@ size_t mc_sort_key(uint8_t *out, const char *key, size_t key_len);
 /* Version record codec with control over inline data. */
 int mc_version_decode2(const void *data, size_t len, bool with_inline, struct mc_version *out);
 
+/* Allocation-free walk over a stored version record (mc_version_encode bytes). */
+struct mc_vrec_scan {
+    const char *key; /* not NUL-terminated */
+    size_t key_len;
+    const char *version_id; /* not NUL-terminated */
+    size_t version_id_len;
+    bool is_delete_marker;
+    size_t flags_off;  /* offset of the flags byte (bit 2 = is_latest) */
+    size_t inline_off; /* offset of the trailing inline-data field (u32 length + bytes) */
+};
+int mc_version_record_scan(const void *data, size_t len, struct mc_vrec_scan *s);
+
 /* Bucket record */
 int mc_bucket_load(struct mc_engine *eng, MDB_txn *txn, const char *name,
                    struct mc_bucket_info *out);
 
-/* Latest version of a key (including markers): 0 / MC_ENOKEY. out filled. */
-int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
-                   bool with_inline, struct mc_version *out, uint64_t *steps);
+/* Latest version of a key (including markers): 0 / MC_ENOKEY. out filled. c: a cursor on
+ * versions in txn to use (NULL: open one). */
+int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, MDB_cursor *c, const char *bucket,
+                   const char *key, bool with_inline, struct mc_version *out, uint64_t *steps);
 /* Version by id: 0 / MC_ENOVERSION. */
 int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
                     const char *vid, bool with_inline, struct mc_version *out);
+
+/* Convert format-1 session records in place (apply.c; called by open in its txn). */
+int mc_sessions_migrate_v1(struct mc_engine *eng, MDB_txn *txn);
 
 /* Small string helpers */
 char *mc_strdup0(const char *s); /* NULL → NULL */

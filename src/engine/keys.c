@@ -99,17 +99,22 @@ static int decode_checked(const MDB_val *v, bool with_inline, const char *key,
     return 0;
 }
 
-int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
-                   bool with_inline, struct mc_version *out, uint64_t *steps)
+int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, MDB_cursor *c, const char *bucket,
+                   const char *key, bool with_inline, struct mc_version *out, uint64_t *steps)
 {
     struct mc_lkey lk;
-    mc_lkey_object(&lk, bucket, key, strlen(key));
+    size_t key_len = strlen(key);
+    mc_lkey_object(&lk, bucket, key, key_len);
     lk.b[lk.len++] = 0;
-    MDB_cursor *c;
     memset(out, 0, sizeof(*out));
-    int rc = mdb_cursor_open(txn, eng->versions, &c);
-    if (rc) {
-        return mc_lmdb_err(rc, "open cursor");
+    MDB_cursor *own = NULL;
+    int rc = 0;
+    if (!c) {
+        rc = mdb_cursor_open(txn, eng->versions, &own);
+        if (rc) {
+            return mc_lmdb_err(rc, "open cursor");
+        }
+        c = own;
     }
     MDB_val k = {lk.len, lk.b}, v;
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -124,12 +129,80 @@ int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, const char *bucket, cons
     } else if (k.mv_size != lk.len + 8 || memcmp(k.mv_data, lk.b, lk.len)) {
         ret = MC_ENOKEY;
     } else {
-        ret = decode_checked(&v, with_inline, key, out);
+        /* Short keys are stored whole in the LMDB key: no need to compare the record's key. */
+        ret = decode_checked(&v, with_inline, key_len > MC_SORT_DIRECT ? key : NULL, out);
         if (!ret) {
             out->is_latest = true;
         }
     }
+    if (own) {
+        mdb_cursor_close(own);
+    }
+    return ret;
+}
+
+/* Is there a version of key newer than seq? */
+static bool newer_exists(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
+                         uint64_t seq)
+{
+    struct mc_lkey pk;
+    bool newer = false;
+    mc_lkey_object(&pk, bucket, key, strlen(key));
+    pk.b[pk.len++] = 0;
+    MDB_cursor *c;
+    if (mdb_cursor_open(txn, eng->versions, &c) == 0) {
+        MDB_val sk = {pk.len, pk.b}, sv;
+        if (mdb_cursor_get(c, &sk, &sv, MDB_SET_RANGE) == 0 && sk.mv_size == pk.len + 8 &&
+            !memcmp(sk.mv_data, pk.b, pk.len)) {
+            newer = mc_get_u64be((const uint8_t *)sk.mv_data + pk.len) != ~seq;
+        }
+        mdb_cursor_close(c);
+    }
+    return newer;
+}
+
+/*
+ * A null version written while the bucket was unversioned has no vids entry
+ * (apply.c write_version). Every later version was made after versioning was
+ * enabled, so such a null version is the key's oldest: one seek finds it.
+ */
+static int find_oldest_null(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
+                            const char *key, bool with_inline, struct mc_version *out)
+{
+    struct mc_lkey lk;
+    mc_lkey_object(&lk, bucket, key, strlen(key));
+    lk.b[lk.len++] = 0;
+    size_t pl = lk.len;
+    memset(lk.b + lk.len, 0xFF, 8);
+    lk.len += 8;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, eng->versions, &c);
+    if (rc) {
+        return mc_lmdb_err(rc, "open cursor");
+    }
+    MDB_val k = {lk.len, lk.b}, v;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (rc == 0 && !(k.mv_size == pl + 8 && !memcmp(k.mv_data, lk.b, pl))) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    } else if (rc == MDB_NOTFOUND) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    }
+    int ret = MC_ENOVERSION;
+    if (rc == 0 && k.mv_size == pl + 8 && !memcmp(k.mv_data, lk.b, pl)) {
+        ret = decode_checked(&v, with_inline, key, out);
+        if (ret == MC_ENOKEY) {
+            ret = MC_ENOVERSION;
+        } else if (ret == 0 && strcmp(mc_s(out->version_id), "null")) {
+            mc_version_clear(out);
+            ret = MC_ENOVERSION;
+        }
+    } else if (rc && rc != MDB_NOTFOUND) {
+        ret = mc_lmdb_err(rc, "seek version");
+    }
     mdb_cursor_close(c);
+    if (ret == 0) {
+        out->is_latest = !newer_exists(eng, txn, bucket, key, out->seq);
+    }
     return ret;
 }
 
@@ -145,7 +218,8 @@ int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, con
     MDB_val k = {lk.len, lk.b}, v;
     int rc = mdb_get(txn, eng->vids, &k, &v);
     if (rc == MDB_NOTFOUND) {
-        return MC_ENOVERSION;
+        return strcmp(vid, "null") ? MC_ENOVERSION
+                                   : find_oldest_null(eng, txn, bucket, key, with_inline, out);
     }
     if (rc) {
         return mc_lmdb_err(rc, "read version id");
@@ -171,18 +245,6 @@ int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, con
     if (rc) {
         return rc;
     }
-    /* is_latest: is there a newer version of this key? */
-    struct mc_lkey pk;
-    mc_lkey_object(&pk, bucket, key, strlen(key));
-    pk.b[pk.len++] = 0;
-    MDB_cursor *c;
-    if (mdb_cursor_open(txn, eng->versions, &c) == 0) {
-        MDB_val sk = {pk.len, pk.b}, sv;
-        if (mdb_cursor_get(c, &sk, &sv, MDB_SET_RANGE) == 0 && sk.mv_size == pk.len + 8 &&
-            !memcmp(sk.mv_data, pk.b, pk.len)) {
-            out->is_latest = mc_get_u64be((const uint8_t *)sk.mv_data + pk.len) == ~seq;
-        }
-        mdb_cursor_close(c);
-    }
+    out->is_latest = !newer_exists(eng, txn, bucket, key, seq);
     return 0;
 }

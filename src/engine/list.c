@@ -437,15 +437,15 @@ static int check_params(const struct mc_list_params *p, int *max_keys, const cha
     return 0;
 }
 
-static int begin(struct mc_engine *eng, const char *bucket, MDB_txn **txn)
+static int begin(struct mc_engine *eng, const char *bucket, struct mc_rtxn **rt)
 {
-    int rc = mc_rtxn_get(eng, txn);
+    int rc = mc_rtxn_get(eng, rt);
     if (rc) {
         return rc;
     }
-    rc = mc_bucket_load(eng, *txn, bucket, NULL);
+    rc = mc_bucket_load(eng, (*rt)->txn, bucket, NULL);
     if (rc) {
-        mc_rtxn_put(eng, *txn);
+        mc_rtxn_put(eng, *rt);
     }
     return rc;
 }
@@ -477,11 +477,12 @@ int mc_engine_list_objects(struct mc_engine *eng, const char *bucket,
         memcpy(mark, p->start_after, ml + 1);
         mtype = 'K';
     }
-    MDB_txn *txn;
-    rc = begin(eng, bucket, &txn);
+    struct mc_rtxn *rt;
+    rc = begin(eng, bucket, &rt);
     if (rc) {
         return rc;
     }
+    MDB_txn *txn = rt->txn;
     struct iter it;
     struct builder b = {.r = out};
     rc = it_open(&it, eng, txn, bucket, false);
@@ -557,7 +558,7 @@ int mc_engine_list_objects(struct mc_engine *eng, const char *bucket,
 done:
     out->cursor_steps = it.steps;
     it_close(&it);
-    mc_rtxn_put(eng, txn);
+    mc_rtxn_put(eng, rt);
     if (rc) {
         mc_list_result_clear(out);
     }
@@ -586,12 +587,13 @@ int mc_engine_list_versions(struct mc_engine *eng, const char *bucket,
         return mc_engine_seterr(MC_EKEYTOOLONG, "key-marker longer than %d bytes",
                                 MC_KEY_MAX_BYTES);
     }
-    MDB_txn *txn;
-    rc = begin(eng, bucket, &txn);
+    struct mc_rtxn *rt;
+    rc = begin(eng, bucket, &rt);
     if (rc) {
         out->is_versions = true;
         return rc;
     }
+    MDB_txn *txn = rt->txn;
     struct iter it;
     struct builder b = {.r = out};
     rc = it_open(&it, eng, txn, bucket, true);
@@ -689,7 +691,7 @@ int mc_engine_list_versions(struct mc_engine *eng, const char *bucket,
 done:
     out->cursor_steps = it.steps;
     it_close(&it);
-    mc_rtxn_put(eng, txn);
+    mc_rtxn_put(eng, rt);
     if (rc) {
         mc_list_result_clear(out);
         out->is_versions = true;

@@ -6,13 +6,13 @@
 
 int mc_engine_bucket_head(struct mc_engine *eng, const char *bucket, struct mc_bucket_info *out)
 {
-    MDB_txn *txn;
-    int rc = mc_rtxn_get(eng, &txn);
+    struct mc_rtxn *rt;
+    int rc = mc_rtxn_get(eng, &rt);
     if (rc) {
         return rc;
     }
-    rc = mc_bucket_load(eng, txn, bucket, out);
-    mc_rtxn_put(eng, txn);
+    rc = mc_bucket_load(eng, rt->txn, bucket, out);
+    mc_rtxn_put(eng, rt);
     return rc;
 }
 
@@ -20,15 +20,15 @@ int mc_engine_bucket_list(struct mc_engine *eng, struct mc_bucket_info **out, si
 {
     *out = NULL;
     *n = 0;
-    MDB_txn *txn;
-    int rc = mc_rtxn_get(eng, &txn);
+    struct mc_rtxn *rt;
+    int rc = mc_rtxn_get(eng, &rt);
     if (rc) {
         return rc;
     }
     MDB_cursor *c;
-    int mrc = mdb_cursor_open(txn, eng->buckets, &c);
+    int mrc = mdb_cursor_open(rt->txn, eng->buckets, &c);
     if (mrc) {
-        mc_rtxn_put(eng, txn);
+        mc_rtxn_put(eng, rt);
         return mc_lmdb_err(mrc, "open cursor");
     }
     struct mc_bucket_info *arr = NULL;
@@ -57,7 +57,7 @@ int mc_engine_bucket_list(struct mc_engine *eng, struct mc_bucket_info **out, si
         b->created_ns = (int64_t)mc_get_u64le(p + 1);
     }
     mdb_cursor_close(c);
-    mc_rtxn_put(eng, txn);
+    mc_rtxn_put(eng, rt);
     if (!rc && mrc != MDB_NOTFOUND) {
         rc = mc_lmdb_err(mrc, "iterate buckets");
     }
@@ -78,25 +78,136 @@ int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
     if (rc) {
         return rc;
     }
-    MDB_txn *txn;
-    rc = mc_rtxn_get(eng, &txn);
+    struct mc_rtxn *rt;
+    rc = mc_rtxn_get(eng, &rt);
     if (rc) {
         return rc;
     }
-    rc = mc_bucket_load(eng, txn, bucket, NULL);
-    if (!rc) {
-        if (version_id) {
-            rc = mc_find_version(eng, txn, bucket, key, version_id, with_inline, out);
-        } else {
-            rc = mc_find_latest(eng, txn, bucket, key, with_inline, out, NULL);
-            if (!rc && out->is_delete_marker) {
-                rc = MC_ENOKEY; /* S3: 404 with x-amz-delete-marker; *out keeps the marker */
-            }
+    /* A bucket with versions cannot be deleted: check it exists only on a miss. */
+    if (!bucket || !*bucket || strlen(bucket) > MC_BUCKET_NAME_MAX) {
+        rc = MC_ENOBUCKET;
+    } else if (version_id) {
+        rc = mc_find_version(eng, rt->txn, bucket, key, version_id, with_inline, out);
+    } else {
+        MDB_cursor *c;
+        rc = mc_rtxn_versions(eng, rt, &c);
+        if (!rc) {
+            rc = mc_find_latest(eng, rt->txn, c, bucket, key, with_inline, out, NULL);
+        }
+        if (!rc && out->is_delete_marker) {
+            rc = MC_ENOKEY; /* S3: 404 with x-amz-delete-marker; *out keeps the marker */
         }
     }
-    mc_rtxn_put(eng, txn);
+    if (rc == MC_ENOKEY || rc == MC_ENOVERSION) {
+        int brc = mc_bucket_load(eng, rt->txn, bucket, NULL);
+        if (brc) {
+            mc_version_clear(out);
+            rc = brc;
+        }
+    }
+    mc_rtxn_put(eng, rt);
     if (rc && !(rc == MC_ENOKEY && out->is_delete_marker)) {
         mc_version_clear(out);
     }
+    return rc;
+}
+
+/* Latest version of key as stored bytes in rt: 0 / MC_ENOKEY / error; *sc scanned. */
+static int latest_raw(struct mc_engine *eng, struct mc_rtxn *rt, const char *bucket,
+                      const char *key, size_t key_len, MDB_val *v, struct mc_vrec_scan *sc)
+{
+    MDB_cursor *c;
+    int rc = mc_rtxn_versions(eng, rt, &c);
+    if (rc) {
+        return rc;
+    }
+    struct mc_lkey lk;
+    mc_lkey_object(&lk, bucket, key, key_len);
+    lk.b[lk.len++] = 0;
+    MDB_val k = {lk.len, lk.b};
+    rc = mdb_cursor_get(c, &k, v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND ||
+        (rc == 0 && (k.mv_size != lk.len + 8 || memcmp(k.mv_data, lk.b, lk.len)))) {
+        return MC_ENOKEY;
+    }
+    if (rc) {
+        return mc_lmdb_err(rc, "seek version");
+    }
+    if (mc_version_record_scan(v->mv_data, v->mv_size, sc)) {
+        return mc_engine_seterr(MC_ECORRUPT, "undecodable version record");
+    }
+    if (sc->key_len != key_len || memcmp(sc->key, key, key_len)) {
+        return MC_ENOKEY; /* a long key sharing the group and the 64-bit hash */
+    }
+    return 0;
+}
+
+int mc_engine_get_encoded(struct mc_engine *eng, const char *bucket, const char *key,
+                          const char *version_id, bool with_inline, struct mc_wbuf *w,
+                          bool *is_delete_marker, char marker_vid[MC_VERSION_ID_MAX + 1])
+{
+    *is_delete_marker = false;
+    if (marker_vid) {
+        marker_vid[0] = 0;
+    }
+    if (version_id) {
+        /* By id (rarer): decode and re-encode; is_latest needs a second seek anyway. */
+        struct mc_version v;
+        int rc = mc_engine_get(eng, bucket, key, version_id, with_inline, &v);
+        if (!rc) {
+            size_t at = w->len;
+            rc = mc_version_encode(&v, w);
+            if (rc) {
+                w->len = at;
+            }
+        }
+        mc_version_clear(&v);
+        return rc;
+    }
+    size_t key_len = key ? strlen(key) : 0;
+    int rc = mc_validate_key(key, key_len);
+    if (rc) {
+        return rc;
+    }
+    if (!bucket || !*bucket || strlen(bucket) > MC_BUCKET_NAME_MAX) {
+        return MC_ENOBUCKET;
+    }
+    struct mc_rtxn *rt;
+    rc = mc_rtxn_get(eng, &rt);
+    if (rc) {
+        return rc;
+    }
+    MDB_val v;
+    struct mc_vrec_scan sc;
+    rc = latest_raw(eng, rt, bucket, key, key_len, &v, &sc);
+    if (!rc && sc.is_delete_marker) {
+        *is_delete_marker = true;
+        if (marker_vid) {
+            memcpy(marker_vid, sc.version_id, sc.version_id_len);
+            marker_vid[sc.version_id_len] = 0;
+        }
+        rc = MC_ENOKEY;
+    } else if (!rc) {
+        /* Copy the record; set is_latest; drop the trailing inline data unless asked for. */
+        size_t n = with_inline ? v.mv_size : sc.inline_off;
+        size_t at = w->len;
+        mc_wbuf_put(w, v.mv_data, n);
+        if (!with_inline) {
+            mc_wbuf_u32(w, 0);
+        }
+        rc = mc_wbuf_error(w);
+        if (rc) {
+            w->len = at;
+        } else {
+            w->data[at + sc.flags_off] |= 2;
+        }
+    }
+    if (rc == MC_ENOKEY && !*is_delete_marker) {
+        int brc = mc_bucket_load(eng, rt->txn, bucket, NULL);
+        if (brc) {
+            rc = brc;
+        }
+    }
+    mc_rtxn_put(eng, rt);
     return rc;
 }

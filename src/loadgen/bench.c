@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define BENCH_MAX_CONNECTIONS 1024
-#define BENCH_MAX_PIPELINE 4096
+#define BENCH_MAX_PIPELINE    4096
 #define BENCH_MAX_VALUE_BYTES 65536
 
 enum workload { WL_PUT, WL_GET, WL_MIXED, WL_LIST, WL_LOAD };
@@ -273,9 +273,8 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct bench_cfg *c = w->cfg;
-    uint64_t per_worker = c->count ? (c->count + (uint64_t)c->connections - 1) /
-                                         (uint64_t)c->connections
-                                   : 0;
+    uint64_t per_worker =
+        c->count ? (c->count + (uint64_t)c->connections - 1) / (uint64_t)c->connections : 0;
     if (c->wl == WL_LOAD) {
         w->key_cursor = (uint64_t)w->id * per_worker;
     }
@@ -457,8 +456,8 @@ int mc_bench_main(int argc, char **argv)
                (unsigned long long)mc_hist_quantile(h, 0.50),
                (unsigned long long)mc_hist_quantile(h, 0.90),
                (unsigned long long)mc_hist_quantile(h, 0.99),
-               (unsigned long long)mc_hist_quantile(h, 0.999), (unsigned long long)h->max,
-               c.rate, c.consistency == MC_CONSISTENCY_STALE ? "stale" : "linearizable");
+               (unsigned long long)mc_hist_quantile(h, 0.999), (unsigned long long)h->max, c.rate,
+               c.consistency == MC_CONSISTENCY_STALE ? "stale" : "linearizable");
     } else {
         printf("workload=%s connections=%d pipeline=%d ops=%llu errors=%llu seconds=%.2f\n"
                "ops/s=%.0f latency_us p50=%llu p90=%llu p99=%llu p99.9=%llu max=%llu\n",

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define INBUF_INITIAL 65536
-#define MAX_INBOUND 64
+#define MAX_INBOUND   64
 
 enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP, LINK_BACKOFF, LINK_CLOSING };
 
@@ -93,11 +93,14 @@ static struct peer *find_peer(struct mc_peer_transport *t, uint64_t id)
     return NULL;
 }
 
+static void transport_release(struct mc_peer_transport *t);
+
 static void handle_closed(uv_handle_t *h)
 {
     struct mc_peer_transport *t = h->data;
     free(h);
     t->open_handles--;
+    transport_release(t);
 }
 
 static void link_down(struct peer *p)
@@ -194,6 +197,7 @@ static void connected(uv_connect_t *req, int status)
     mc_wbuf_u64(&merged, p->t->opts.cluster_id);
     mc_wbuf_str(&merged, p->t->opts.advertise_client);
     mc_wbuf_str(&merged, p->t->opts.advertise_http);
+    mc_wbuf_str(&merged, p->t->opts.advertise_peer);
     if (h) {
         put_header(h, (uint32_t)(merged.len - MC_PEER_HEADER_BYTES), MC_PEER_HELLO,
                    p->t->opts.self_id);
@@ -330,6 +334,7 @@ static void inbound_closed(uv_handle_t *h)
     free(in->buf);
     free(in);
     t->open_handles--;
+    transport_release(t);
 }
 
 static void close_inbound(struct inbound *in)
@@ -373,14 +378,15 @@ static int handle_frame(struct inbound *in, uint8_t kind, uint64_t from, const u
         struct mc_rbuf r;
         mc_rbuf_init(&r, payload, len);
         uint64_t cluster = mc_rbuf_u64(&r);
-        size_t clen = 0, hlen = 0;
+        size_t clen = 0, hlen = 0, plen = 0;
         const uint8_t *caddr = mc_rbuf_bytes(&r, 127, &clen);
         const uint8_t *haddr = mc_rbuf_bytes(&r, 127, &hlen);
+        const uint8_t *paddr = mc_rbuf_bytes(&r, 127, &plen);
         if (kind != MC_PEER_HELLO || mc_rbuf_error(&r)) {
             MC_WARN("peer_bad_hello", "from=%llu kind=%u", (unsigned long long)from, kind);
             return MC_EPROTO;
         }
-        if (cluster != t->opts.cluster_id) {
+        if (cluster != t->opts.cluster_id && t->opts.cluster_id != 0) {
             MC_WARN("peer_wrong_cluster", "from=%llu cluster=%016llx ours=%016llx",
                     (unsigned long long)from, (unsigned long long)cluster,
                     (unsigned long long)t->opts.cluster_id);
@@ -389,12 +395,14 @@ static int handle_frame(struct inbound *in, uint8_t kind, uint64_t from, const u
         in->hello_seen = 1;
         in->from = from;
         if (t->opts.on_hello) {
-            char c[128], hh[128];
+            char c[128], hh[128], pp[128];
             memcpy(c, caddr ? (const char *)caddr : "", clen);
             c[clen] = 0;
             memcpy(hh, haddr ? (const char *)haddr : "", hlen);
             hh[hlen] = 0;
-            t->opts.on_hello(t->opts.ctx, from, c, hh);
+            memcpy(pp, paddr ? (const char *)paddr : "", plen);
+            pp[plen] = 0;
+            t->opts.on_hello(t->opts.ctx, from, cluster, c, hh, pp);
         }
         return 0;
     }
@@ -522,6 +530,11 @@ int mc_peer_start(uv_loop_t *loop, const struct mc_peer_options *opts,
     return 0;
 }
 
+void mc_peer_set_cluster_id(struct mc_peer_transport *t, uint64_t cluster_id)
+{
+    t->opts.cluster_id = cluster_id;
+}
+
 int mc_peer_port(const struct mc_peer_transport *t)
 {
     return t->port;
@@ -597,6 +610,20 @@ static void embedded_closed(uv_handle_t *h)
 {
     struct mc_peer_transport *t = h->data;
     t->open_handles--;
+    transport_release(t);
+}
+
+/* Free the transport once it is stopping and its last handle has closed. */
+static void transport_release(struct mc_peer_transport *t)
+{
+    if (!t->stopping || t->open_handles > 0) {
+        return;
+    }
+    for (int i = 0; i < MC_PEER_MAX_PEERS; i++) {
+        mc_wbuf_free(&t->peers[i].out);
+        mc_wbuf_free(&t->peers[i].inflight);
+    }
+    free(t);
 }
 
 static void close_embedded(struct mc_peer_transport *t, uv_handle_t *h)
@@ -609,6 +636,7 @@ static void close_embedded(struct mc_peer_transport *t, uv_handle_t *h)
 void mc_peer_stop(struct mc_peer_transport *t)
 {
     t->stopping = 1;
+    t->open_handles++; /* held until every close below is issued */
     uv_prepare_stop(&t->flusher);
     close_embedded(t, (uv_handle_t *)&t->flusher);
     close_embedded(t, (uv_handle_t *)&t->listener);
@@ -626,13 +654,9 @@ void mc_peer_stop(struct mc_peer_transport *t)
             close_inbound(t->inbound[i]);
         }
     }
-    /* Let close callbacks (and pending write callbacks) run, then release buffers. */
-    while (t->open_handles > 0) {
-        uv_run(t->loop, UV_RUN_ONCE);
+    /* Freed by the last close callback (pending writes complete before it). */
+    t->open_handles--;
+    if (t->open_handles == 0) {
+        transport_release(t);
     }
-    for (int i = 0; i < MC_PEER_MAX_PEERS; i++) {
-        mc_wbuf_free(&t->peers[i].out);
-        mc_wbuf_free(&t->peers[i].inflight);
-    }
-    free(t);
 }

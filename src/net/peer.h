@@ -14,8 +14,10 @@
  *
  * Frame: u32 length (of what follows) | u8 kind | u64 from_node | payload.
  * The first frame on a connection is HELLO {u64 cluster_id, str client_addr,
- * str http_addr} (str = u32 length + bytes): a peer whose cluster id differs is
- * refused; the addresses let followers redirect clients to the leader. Frames are ≤ MC_PEER_FRAME_MAX.
+ * str http_addr, str peer_addr} (str = u32 length + bytes): a peer whose cluster
+ * id differs is refused (a node with cluster id 0 — one waiting to join — accepts
+ * the first one it sees: on_hello reports it); the addresses let followers
+ * redirect clients to the leader and a joining node dial back the leader. Frames are ≤ MC_PEER_FRAME_MAX.
  */
 #define MC_PEER_FRAME_MAX (8u * 1024 * 1024)
 #define MC_PEER_MAX_PEERS 16
@@ -39,8 +41,9 @@ typedef void (*mc_peer_recv_fn)(void *ctx, uint64_t from, uint8_t kind, const ui
 typedef void (*mc_peer_link_fn)(void *ctx, uint64_t peer, int up);
 
 /* Called when a peer's HELLO arrives with the addresses it serves clients on. */
-typedef void (*mc_peer_hello_fn)(void *ctx, uint64_t from, const char *client_addr,
-                                 const char *http_addr);
+typedef void (*mc_peer_hello_fn)(void *ctx, uint64_t from, uint64_t cluster_id,
+                                 const char *client_addr, const char *http_addr,
+                                 const char *peer_addr);
 
 struct mc_peer_options {
     uint64_t self_id;
@@ -51,6 +54,7 @@ struct mc_peer_options {
     mc_peer_hello_fn on_hello; /* optional */
     const char *advertise_client; /* this node's client address, sent in HELLO */
     const char *advertise_http;
+    const char *advertise_peer;   /* this node's peer address, sent in HELLO */
     void *ctx;
     uint64_t reconnect_min_ms; /* default 50 */
     uint64_t reconnect_max_ms; /* default 2000 */
@@ -58,6 +62,8 @@ struct mc_peer_options {
 
 int mc_peer_start(uv_loop_t *loop, const struct mc_peer_options *opts,
                   struct mc_peer_transport **out);
+/* Adopt a cluster id (a joining node learns it from the first leader that contacts it). */
+void mc_peer_set_cluster_id(struct mc_peer_transport *t, uint64_t cluster_id);
 /* Port actually bound (for listen port 0). */
 int mc_peer_port(const struct mc_peer_transport *t);
 /* Add or update a peer's address; connects lazily on the first send. */
@@ -79,7 +85,8 @@ int mc_peer_connected(const struct mc_peer_transport *t, uint64_t id);
 size_t mc_peer_pending_bytes(const struct mc_peer_transport *t, uint64_t id);
 /* Write everything queued now (the node calls it after processing a Raft ready). */
 void mc_peer_flush(struct mc_peer_transport *t);
-/* Stop listening, close every connection; frees t once the handles are closed. */
+/* Stop listening, close every connection; t is freed by the loop once its handles have closed
+ * (run the loop until it has no more handles). Do not use t afterwards. */
 void mc_peer_stop(struct mc_peer_transport *t);
 
 /* Parse "host:port" into a sockaddr (IPv4 or [IPv6]). */

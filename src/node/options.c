@@ -21,13 +21,15 @@ const char mc_node_options_help[] =
     "  --listen-http ADDR            HTTP API address (default 127.0.0.1:7080; 'off' disables)\n"
     "  --advertise-client ADDR       client address told to peers (default --listen-client)\n"
     "  --initial-cluster SPEC        static cluster: 1=HOST:PEERPORT,2=HOST:PEERPORT,...\n"
+    "  --peer-route ID=ADDR          dial peer ID at ADDR (e.g. through a proxy); repeatable\n"
     "  --join ADDR                   join a running cluster through a member's client address\n"
     "  --heartbeat-ms N              leader heartbeat interval (default 100)\n"
     "  --election-timeout-ms N       base election timeout (default 1000; randomized to [T,2T))\n"
     "  --snapshot-entries N          snapshot every N applied entries (default 10000)\n"
     "  --snapshot-tail N             log entries kept after a snapshot (default 5000)\n"
     "  --max-map-size BYTES          LMDB map size limit (default 68719476736)\n"
-    "  --ready-max-lag N             /readyz fails when applied lags commit by more (default 1000)\n"
+    "  --ready-max-lag N             /readyz fails when applied lags commit by more (default "
+    "1000)\n"
     "  --check-interval-ms N         run the replica consistency check this often (default 0=off)\n"
     "  --no-pre-vote                 disable Raft pre-vote\n"
     "  --no-check-quorum             disable check-quorum (also disables lease reads)\n"
@@ -85,7 +87,7 @@ static int set_u64(uint64_t *dst, const char *v, uint64_t min, uint64_t max, con
 int mc_node_options_parse_cluster(struct mc_node_options *o, const char *spec, char *err,
                                   size_t errlen)
 {
-    char buf[MC_MAX_MEMBERS * (MC_ADDR_MAX + 24)];
+    char buf[MC_MAX_MEMBERS * (MC_OPT_ADDR_MAX + 24)];
     if (strlen(spec) >= sizeof(buf)) {
         snprintf(err, errlen, "InvalidArgument: --initial-cluster is too long");
         return MC_EINVAL;
@@ -105,8 +107,7 @@ int mc_node_options_parse_cluster(struct mc_node_options *o, const char *spec, c
         *eq = 0;
         struct mc_member_addr *m = &o->initial[o->initial_count];
         if (set_u64(&m->id, item, 1, UINT64_MAX, "--initial-cluster id", err, errlen) ||
-            set_str(m->peer_addr, sizeof(m->peer_addr), eq + 1, "--initial-cluster", err,
-                    errlen)) {
+            set_str(m->peer_addr, sizeof(m->peer_addr), eq + 1, "--initial-cluster", err, errlen)) {
             return MC_EINVAL;
         }
         for (size_t i = 0; i < o->initial_count; i++) {
@@ -174,6 +175,26 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_str(o->join, sizeof(o->join), v, f, err, errlen);
         } else if (strcmp(f, "--initial-cluster") == 0) {
             rc = mc_node_options_parse_cluster(o, v, err, errlen);
+        } else if (strcmp(f, "--peer-route") == 0) {
+            const char *eq = strchr(v, '=');
+            if (!eq || o->route_count >= MC_MAX_MEMBERS) {
+                snprintf(err, errlen, "InvalidArgument: --peer-route wants ID=HOST:PORT");
+                rc = MC_EINVAL;
+            } else {
+                char idbuf[32];
+                size_t l =
+                    (size_t)(eq - v) < sizeof(idbuf) - 1 ? (size_t)(eq - v) : sizeof(idbuf) - 1;
+                memcpy(idbuf, v, l);
+                idbuf[l] = 0;
+                struct mc_member_addr *m = &o->routes[o->route_count];
+                rc = set_u64(&m->id, idbuf, 1, UINT64_MAX, f, err, errlen);
+                if (rc == 0) {
+                    rc = set_str(m->peer_addr, sizeof(m->peer_addr), eq + 1, f, err, errlen);
+                }
+                if (rc == 0) {
+                    o->route_count++;
+                }
+            }
         } else if (strcmp(f, "--heartbeat-ms") == 0) {
             rc = set_u64(&o->heartbeat_ms, v, 1, 60000, f, err, errlen);
         } else if (strcmp(f, "--election-timeout-ms") == 0) {

@@ -5,39 +5,41 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MC_MAX_MEMBERS 16
-#define MC_ADDR_MAX 128
+#define MC_MAX_MEMBERS    16
+#define MC_OPT_ADDR_MAX   128
 #define MC_PATH_MAX_BYTES 1024
 
 struct mc_member_addr {
     uint64_t id;
-    char peer_addr[MC_ADDR_MAX];
+    char peer_addr[MC_OPT_ADDR_MAX];
 };
 
 struct mc_node_options {
-    char data_dir[MC_PATH_MAX_BYTES];     /* default ./metacenter-data */
-    uint64_t node_id;                     /* default 1 */
-    char listen_client[MC_ADDR_MAX];      /* default 127.0.0.1:7070 */
-    char listen_peer[MC_ADDR_MAX];        /* default 127.0.0.1:7071 */
-    char listen_http[MC_ADDR_MAX];        /* default 127.0.0.1:7080; "" or "off" disables */
-    char advertise_client[MC_ADDR_MAX];   /* default = listen_client */
-    char join[MC_ADDR_MAX];               /* --join: a member's client address */
+    char data_dir[MC_PATH_MAX_BYTES];       /* default ./metacenter-data */
+    uint64_t node_id;                       /* default 1 */
+    char listen_client[MC_OPT_ADDR_MAX];    /* default 127.0.0.1:7070 */
+    char listen_peer[MC_OPT_ADDR_MAX];      /* default 127.0.0.1:7071 */
+    char listen_http[MC_OPT_ADDR_MAX];      /* default 127.0.0.1:7080; "" or "off" disables */
+    char advertise_client[MC_OPT_ADDR_MAX]; /* default = listen_client */
+    char join[MC_OPT_ADDR_MAX];             /* --join: a member's client address */
     struct mc_member_addr initial[MC_MAX_MEMBERS];
-    size_t initial_count;                 /* 0 = single node (self only) */
-    uint64_t heartbeat_ms;                /* default 100 */
-    uint64_t election_timeout_ms;         /* default 1000 */
-    uint64_t tick_ms;                     /* default 10 */
-    uint64_t snapshot_entries;            /* default 10,000 applied entries */
-    uint64_t snapshot_tail_entries;       /* default 5,000 kept for catch-up */
-    uint64_t max_map_size_bytes;          /* default 64 GiB (sparse) */
-    uint64_t ready_max_lag;               /* default 1,000 */
-    uint64_t check_interval_ms;           /* default 0 (off) */
-    uint64_t max_batch_entries;           /* default 4096 proposals per Raft entry batch */
-    int pre_vote;                         /* default 1 */
-    int check_quorum;                     /* default 1 */
-    int lease_reads;                      /* default 0 */
-    int log_level;                        /* enum mc_log_level, default info */
-    int log_format;                       /* enum mc_log_format, default text */
+    size_t initial_count;                         /* 0 = single node (self only) */
+    struct mc_member_addr routes[MC_MAX_MEMBERS]; /* --peer-route: dial address overrides */
+    size_t route_count;
+    uint64_t heartbeat_ms;          /* default 100 */
+    uint64_t election_timeout_ms;   /* default 1000 */
+    uint64_t tick_ms;               /* default 10 */
+    uint64_t snapshot_entries;      /* default 10,000 applied entries */
+    uint64_t snapshot_tail_entries; /* default 5,000 kept for catch-up */
+    uint64_t max_map_size_bytes;    /* default 64 GiB (sparse) */
+    uint64_t ready_max_lag;         /* default 1,000 */
+    uint64_t check_interval_ms;     /* default 0 (off) */
+    uint64_t max_batch_entries;     /* default 4096 proposals per Raft entry batch */
+    int pre_vote;                   /* default 1 */
+    int check_quorum;               /* default 1 */
+    int lease_reads;                /* default 0 */
+    int log_level;                  /* enum mc_log_level, default info */
+    int log_format;                 /* enum mc_log_format, default text */
     char config_file[MC_PATH_MAX_BYTES];
 };
 

@@ -56,7 +56,7 @@ void el_become_leader(struct mc_raft *r)
 
 static void record_vote(struct mc_raft *r, uint64_t id, bool granted)
 {
-    if (conf_contains(r->votes_granted, r->n_granted, id) ||
+    if (!conf_is_any_voter(&r->conf, id) || conf_contains(r->votes_granted, r->n_granted, id) ||
         conf_contains(r->votes_rejected, r->n_rejected, id) || r->n_granted >= MC_RAFT_MAX_NODES ||
         r->n_rejected >= MC_RAFT_MAX_NODES) {
         return; /* one vote per voter per election */
@@ -135,6 +135,7 @@ void el_tick(struct mc_raft *r)
     r->election_elapsed++;
     if (r->role == MC_RAFT_LEADER) {
         r->heartbeat_elapsed++;
+        sn_tick(r);
         if (r->election_elapsed >= r->cfg.election_tick) {
             r->election_elapsed = 0;
             /* Thesis §6.2: step down when a quorum has not been heard from for a timeout. */

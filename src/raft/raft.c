@@ -149,6 +149,9 @@ void mc_raft_config_defaults(struct mc_raft_config *cfg)
     if (!cfg->max_committed_bytes_per_ready) {
         cfg->max_committed_bytes_per_ready = 64ull << 20;
     }
+    if (!cfg->snapshot_timeout_tick) {
+        cfg->snapshot_timeout_tick = 10 * cfg->election_tick;
+    }
     if (!cfg->snapshot_keep_entries) {
         cfg->snapshot_keep_entries = 5000;
     }
@@ -541,15 +544,24 @@ static size_t committed_to(const struct mc_raft *r, uint64_t *hi_out)
     return (size_t)(i - 1 - r->applied);
 }
 
+/* Field-wise (struct padding must not count as a change). */
+static bool hard_changed(const struct mc_raft *r)
+{
+    return r->term != r->prev_hard.term || r->vote != r->prev_hard.vote ||
+           r->commit != r->prev_hard.commit;
+}
+
+static bool soft_changed(const struct mc_raft *r)
+{
+    return r->leader != r->prev_soft.leader_id || r->role != r->prev_soft.role;
+}
+
 bool mc_raft_has_ready(const struct mc_raft *r)
 {
     uint64_t hi;
-    struct mc_raft_hard_state hs = {r->term, r->vote, r->commit};
-    struct mc_raft_soft_state ss = {r->leader, r->role};
     return r->n_out || r->n_rstates || r->snapshot_to_install || r->bcast_pending ||
-           r->read_bcast_pending || r->log.unstable <= log_last_index(&r->log) ||
-           memcmp(&hs, &r->prev_hard, sizeof(hs)) != 0 ||
-           memcmp(&ss, &r->prev_soft, sizeof(ss)) != 0 || committed_to(r, &hi) > 0;
+           r->read_bcast_pending || r->log.unstable <= log_last_index(&r->log) || hard_changed(r) ||
+           soft_changed(r) || committed_to(r, &hi) > 0;
 }
 
 void mc_raft_ready(struct mc_raft *r, struct mc_raft_ready *rd)
@@ -562,16 +574,13 @@ void mc_raft_ready(struct mc_raft *r, struct mc_raft_ready *rd)
     r->bcast_pending = false;
     r->read_bcast_pending = false;
 
-    struct mc_raft_soft_state ss = {r->leader, r->role};
-    if (memcmp(&ss, &r->prev_soft, sizeof(ss)) != 0) {
-        rd->soft_state_changed = true;
-    }
-    rd->soft_state = ss;
-    struct mc_raft_hard_state hs = {r->term, r->vote, r->commit};
-    if (memcmp(&hs, &r->prev_hard, sizeof(hs)) != 0) {
-        rd->hard_state_changed = true;
-    }
-    rd->hard_state = hs;
+    rd->soft_state_changed = soft_changed(r);
+    rd->soft_state.leader_id = r->leader;
+    rd->soft_state.role = r->role;
+    rd->hard_state_changed = hard_changed(r);
+    rd->hard_state.term = r->term;
+    rd->hard_state.vote = r->vote;
+    rd->hard_state.commit = r->commit;
 
     if (r->snapshot_to_install) {
         rd->snapshot = &r->snap;

@@ -39,6 +39,7 @@ struct progress {
     bool recent_active;
     uint64_t match, next;
     uint64_t pending_snapshot;
+    uint64_t snapshot_sent_tick;
     uint64_t last_heard_tick;
     uint64_t read_seq_acked;
     uint64_t sent_commit;
@@ -99,6 +100,7 @@ struct mc_raft {
     uint64_t seq_tick[RA_SEQ_RING];
     bool read_bcast_pending;
     uint64_t lease_until_tick;
+    bool lease_revoked; /* TimeoutNow sent: another leader may appear despite stickiness */
 
     /* outputs */
     struct mc_raft_msg *out;
@@ -237,5 +239,6 @@ void tr_handle_timeout_now(struct mc_raft *r, const struct mc_raft_msg *m);
 /* snapshot.c */
 bool sn_send(struct mc_raft *r, struct progress *p);
 void sn_handle_snapshot(struct mc_raft *r, const struct mc_raft_msg *m);
+void sn_tick(struct mc_raft *r);
 
 #endif

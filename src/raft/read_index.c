@@ -29,7 +29,7 @@ bool ri_lease_valid(const struct mc_raft *r)
      * (check-quorum stickiness), so a quorum-acked heartbeat sent at tick t guarantees no other
      * leader before t + election_tick on their clocks; the drift margin covers clock rate skew. */
     return r->cfg.lease_read && !r->cfg.disable_check_quorum && r->lead_transferee == 0 &&
-           r->tick < r->lease_until_tick;
+           !r->lease_revoked && r->tick < r->lease_until_tick;
 }
 
 static bool single_voter(const struct mc_raft *r)
@@ -178,6 +178,7 @@ void ri_reset(struct mc_raft *r)
 {
     ri_drop_all(r);
     r->lease_until_tick = 0;
+    r->lease_revoked = false;
     r->read_bcast_pending = false;
 }
 

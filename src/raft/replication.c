@@ -187,9 +187,31 @@ void rep_bcast_heartbeat(struct mc_raft *r, uint64_t seq)
 }
 
 /* Follower side of AppendEntries (§5.3). */
+/* A correct leader never sends these; a corrupt or hostile one must not crash us. */
+static bool append_well_formed(const struct mc_raft_msg *m)
+{
+    uint64_t prev_term = m->log_term;
+    if (m->log_term > m->term || m->index > UINT64_MAX - MC_RAFT_MAX_MSG_ENTRIES) {
+        return false;
+    }
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        const struct mc_raft_entry *e = &m->entries[i];
+        if (e->index != m->index + 1 + i || e->len > MC_RAFT_MAX_ENTRY_BYTES ||
+            (e->len && !e->data) || e->term > m->term || e->term < prev_term ||
+            e->type > MC_RAFT_ENTRY_CONF) {
+            return false;
+        }
+        prev_term = e->term;
+    }
+    return true;
+}
+
 void rep_handle_append(struct mc_raft *r, const struct mc_raft_msg *m)
 {
     struct mc_raft_msg *o;
+    if (!append_well_formed(m)) {
+        return;
+    }
     if (m->index < r->commit) {
         o = ra_msg(r, MC_RAFT_MSG_APPEND_RESP, m->from);
         if (o) {
@@ -210,13 +232,6 @@ void rep_handle_append(struct mc_raft *r, const struct mc_raft_msg *m)
             o->hint_term = log_term(&r->log, hint);
         }
         return;
-    }
-    for (uint32_t i = 0; i < m->n_entries; i++) {
-        const struct mc_raft_entry *e = &m->entries[i];
-        if (e->index != m->index + 1 + i || e->len > MC_RAFT_MAX_ENTRY_BYTES ||
-            (e->len && !e->data) || e->term > m->term) {
-            return; /* malformed: ignore */
-        }
     }
     uint64_t last_new = m->index + m->n_entries;
     uint64_t conflict = log_find_conflict(&r->log, m->entries, m->n_entries);
@@ -270,6 +285,9 @@ void rep_handle_append_resp(struct mc_raft *r, const struct mc_raft_msg *m)
         return;
     }
     on_heard(r, p);
+    if (m->index > log_last_index(&r->log)) {
+        return; /* acknowledges entries we never sent: malformed */
+    }
     if (m->reject) {
         uint64_t hint = m->reject_hint;
         if (m->hint_term > 0) {
@@ -330,12 +348,17 @@ void rep_handle_heartbeat_resp(struct mc_raft *r, const struct mc_raft_msg *m)
     if (p->state == MC_RAFT_PROGRESS_PROBE) {
         p->probe_sent = false;
     }
+    if (p->state == MC_RAFT_PROGRESS_REPLICATE && p->infl_count >= p->infl_cap) {
+        /* The window may be full of lost messages: let one more through (etcd does too). */
+        p->infl_start = (p->infl_start + 1) % p->infl_cap;
+        p->infl_count--;
+    }
+    /* An empty append also detects appends lost in flight: the follower rejects it. */
     bool sent = rep_send_append(r, p, false);
-    if (!sent && (p->sent_commit < r->commit ||
-                  (p->state == MC_RAFT_PROGRESS_PROBE && p->match < log_last_index(&r->log)))) {
+    if (!sent && (p->sent_commit < r->commit || p->match < log_last_index(&r->log))) {
         rep_send_append(r, p, true);
     }
-    if (m->ctx > p->read_seq_acked) {
+    if (m->ctx > p->read_seq_acked && m->ctx <= r->read_seq) {
         p->read_seq_acked = m->ctx;
         ri_on_heartbeat_resp(r);
     }

@@ -14,6 +14,7 @@ bool sn_send(struct mc_raft *r, struct progress *p)
     }
     m->snapshot = r->snap;
     pr_become_snapshot(p, r->snap.index);
+    p->snapshot_sent_tick = r->tick;
     return true;
 }
 
@@ -102,4 +103,17 @@ int mc_raft_snapshot_taken(struct mc_raft *r, uint64_t index, uint64_t term,
         log_compact(r, upto);
     }
     return 0;
+}
+
+/* Leader, every tick: give up on snapshot transfers whose report never came. */
+void sn_tick(struct mc_raft *r)
+{
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        struct progress *p = &r->prs[i];
+        if (p->state == MC_RAFT_PROGRESS_SNAPSHOT &&
+            r->tick - p->snapshot_sent_tick >= r->cfg.snapshot_timeout_tick) {
+            p->pending_snapshot = 0;
+            pr_become_probe(p);
+        }
+    }
 }

@@ -8,6 +8,10 @@ void tr_abort(struct mc_raft *r)
 
 static void send_timeout_now(struct mc_raft *r, uint64_t to)
 {
+    /* The target will campaign with the transfer flag, which voters honour even within our
+     * lease: from now on this term's lease is void (reads fall back to heartbeat rounds). */
+    r->lease_revoked = true;
+    r->lease_until_tick = 0;
     struct mc_raft_msg *m = ra_msg(r, MC_RAFT_MSG_TIMEOUT_NOW, to);
     if (m) {
         m->wait_persist = 0;

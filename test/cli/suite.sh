@@ -124,6 +124,11 @@ err_run "foreign dir refused" 1 NotMetacenterDir --data-dir "$T/foreign" bucket 
 # ---- buckets ----
 M bucket create bk1
 [ "$RC" -eq 0 ] && [ -d "$D/engine" ] && ok || bad "bucket create makes DIR/engine"
+[ "$(cat "$D/METACENTER" 2>/dev/null)" = "metacenter-datadir 1" ] && ok ||
+    bad "a new data dir gets the METACENTER marker the node expects"
+mkdir -p "$T/marked" && echo "metacenter-datadir 1" >"$T/marked/METACENTER"
+ok_run "a marked dir without engine/ is accepted" --data-dir "$T/marked" bucket create bkm
+err_run "restore into a foreign dir" 1 NotMetacenterDir snapshot restore "$T/foreign/notes.txt" --data-dir "$T/foreign"
 err_run "bucket exists" 1 BucketAlreadyExists --data-dir "$D" bucket create bk1
 err_run "bad bucket name" 1 InvalidBucketName --data-dir "$D" bucket create Bad_Name
 err_run "short bucket name" 1 InvalidBucketName --data-dir "$D" bucket create ab
@@ -257,6 +262,7 @@ ok_run "snapshot save" --data-dir "$D" snapshot save "$T/snap.mdb"
 ok_run "snapshot restore" snapshot restore "$T/snap.mdb" --data-dir "$T/restored"
 run --data-dir "$T/restored" check --json
 jtrue "restored state hash equal" "j['state_hash']=='$h1'"
+[ -f "$T/restored/METACENTER" ] && ok || bad "restored dir has the marker"
 err_run "restore over existing" 1 AlreadyExists snapshot restore "$T/snap.mdb" --data-dir "$D"
 head -c 8192 /dev/urandom >"$T/junk"
 run snapshot restore "$T/junk" --data-dir "$T/r2"
@@ -280,11 +286,105 @@ kill "$LOCKPID" 2>/dev/null
 wait "$LOCKPID" 2>/dev/null
 LOCKPID=
 err_run "locked write left nothing" 1 NoSuchBucket --data-dir "$D" bucket head bk9
+# the node's own data-dir lock (DATADIR/LOCK, storage.h mc_datadir_lock) is honoured too
+rm -f "$T/locked"
+python3 -c 'import fcntl,sys,time
+f=open(sys.argv[1],"a"); fcntl.flock(f,fcntl.LOCK_EX); open(sys.argv[2],"w").close(); time.sleep(30)' \
+    "$D/LOCK" "$T/locked" &
+LOCKPID=$!
+for _ in $(seq 100); do [ -e "$T/locked" ] && break; sleep 0.05; done
+err_run "DATADIR/LOCK held" 1 DataDirLocked --data-dir "$D" put bk1 zz
+kill "$LOCKPID" 2>/dev/null
+wait "$LOCKPID" 2>/dev/null
+LOCKPID=
+ok_run "lock released: works again" --data-dir "$D" bucket head bk1
 
 # ---- server mode without a server: one clear line, exit 1 ----
-run --endpoints 127.0.0.1:1 bucket ls
+run --endpoints 127.0.0.1:1 --timeout-ms 300 bucket ls
 [ "$RC" -eq 1 ] && [ "$(wc -l <"$ERR")" -eq 1 ] && grep -qE '^[A-Za-z]+: ' "$ERR" && ok ||
     bad "unreachable server: one error line, exit 1 (exit $RC)"
+err_run "bad --endpoints" 1 InvalidArgument --endpoints 'not an endpoint' bucket ls
+err_run "bad --timeout-ms" 2 InvalidArgument --timeout-ms 0 bucket ls
+
+# ---- server mode: the same commands through the client library against a test server (the
+# client module's engine-backed harness) print the same shapes and errors ----
+SRV=$(dirname "$MC")/cli_test_server
+if [ -x "$SRV" ]; then
+    mkfifo "$T/srv_in" "$T/fake_in"
+    mkdir -p "$T/srv_engine"
+    "$SRV" engine "$T/srv_engine" <"$T/srv_in" >"$T/srv_addr" 2>"$T/srv_log" &
+    SRVPID=$!
+    exec 7>"$T/srv_in" # the server exits when this suite (fd 7) goes away
+    "$SRV" fake <"$T/fake_in" >"$T/fake_addr" 2>"$T/fake_log" &
+    FAKEPID=$!
+    exec 8>"$T/fake_in"
+    for _ in $(seq 100); do [ -s "$T/srv_addr" ] && [ -s "$T/fake_addr" ] && break; sleep 0.05; done
+    A=$(head -1 "$T/srv_addr")
+    F=$(head -1 "$T/fake_addr")
+    S() { run --endpoints "$A" "$@"; }
+    S bucket create srv1 --json
+    [ "$RC" -eq 0 ] && ok || bad "server: bucket create"
+    err_run "server: bucket exists" 1 BucketAlreadyExists --endpoints "$A" bucket create srv1
+    err_run "server: bad bucket name" 1 InvalidBucketName --endpoints "$A" bucket create X_Y
+    ok_run "server: versioned bucket" --endpoints "$A" bucket create srvv --versioning
+    S bucket ls --json
+    jtrue "server: bucket ls --json" '[b["name"] for b in j["buckets"]]==["srv1","srvv"] and j["buckets"][1]["versioning"]=="enabled"'
+    S bucket head srvv --json
+    jtrue "server: bucket head" 'j["name"]=="srvv" and j["versioning"]=="enabled"'
+    err_run "server: bucket head missing" 1 NoSuchBucket --endpoints "$A" bucket head nope
+    S put srv1 a/x --size 3 --etag e1 --content-type text/plain --meta k=v --storage-class STANDARD --json
+    jtrue "server: put" 'j.get("version_id")=="null"'
+    S get srv1 a/x --json
+    jtrue "server: get record" 'j["bucket"]=="srv1" and j["key"]=="a/x" and j["size"]==3 and j["etag"]=="e1" and j["content_type"]=="text/plain" and j["user_metadata"]=={"k":"v"} and j["storage_class"]=="STANDARD" and j["mod_time_ns"]>0'
+    S head srv1 a/x --json
+    jtrue "server: head" 'j["size"]==3'
+    ok_run "server: put b" --endpoints "$A" put srv1 a/y --size 4
+    ok_run "server: put c" --endpoints "$A" put srv1 top --inline-file "$T/small"
+    err_run "server: if-none-match" 1 PreconditionFailed --endpoints "$A" put srv1 a/x --if-none-match '*'
+    err_run "server: if-match" 1 PreconditionFailed --endpoints "$A" put srv1 a/x --if-match zz
+    err_run "server: no such key" 1 NoSuchKey --endpoints "$A" get srv1 nope
+    err_run "server: no such bucket" 1 NoSuchBucket --endpoints "$A" ls nope
+    S ls srv1 --delimiter / --json
+    jtrue "server: ls delimiter" 'j["common_prefixes"]==["a/"] and [o["key"] for o in j["objects"]]==["top"] and j["key_count"]==2'
+    S ls srv1 --max-keys 1 --json
+    jtrue "server: ls page" 'j["is_truncated"]==True and j["next_continuation_token"]'
+    tok=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["next_continuation_token"])' "$OUT")
+    S ls srv1 --max-keys 1 --continuation-token "$tok" --json
+    jtrue "server: ls continues" '[o["key"] for o in j["objects"]]==["a/y"]'
+    err_run "server: bad token" 1 InvalidContinuationToken --endpoints "$A" ls srv1 --continuation-token '!!x'
+    S put srvv doc --size 1 --json
+    sv1=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["version_id"])' "$OUT")
+    S rm srvv doc --json
+    jtrue "server: rm adds marker" 'j.get("delete_marker")==True'
+    sdm=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["version_id"])' "$OUT")
+    err_run "server: get after marker" 1 NoSuchKey --endpoints "$A" get srvv doc
+    grep -q "$sdm" "$ERR" && ok || bad "server: NoSuchKey names the marker version"
+    S versions srvv --json
+    jtrue "server: versions" "[(v['version_id'],v['is_latest'],v['is_delete_marker']) for v in j['versions']]==[('$sdm',True,True),('$sv1',False,False)]"
+    ok_run "server: rm marker" --endpoints "$A" rm srvv doc --version-id "$sdm"
+    ok_run "server: get restored" --endpoints "$A" get srvv doc
+    err_run "server: bucket not empty" 1 BucketNotEmpty --endpoints "$A" bucket rm srvv
+    ok_run "server: versioning suspended" --endpoints "$A" bucket versioning srvv suspended
+    ok_run "server: stale read accepted" --endpoints "$A" --consistency stale --max-staleness-ms 1000 get srv1 a/x
+    ok_run "server: human ls" --endpoints "$A" ls srv1
+    has "server: human ls columns" "MODIFIED"
+    # admin commands against the fake store's canned replies
+    run --endpoints "$F" cluster status --json --timeout-ms 300
+    jtrue "server: cluster status --json" 'j["leader"]==1 and j["term"]==3 and [m["id"] for m in j["members"]]==[1,2,3] and [m["role"] for m in j["members"]]==["leader","follower","learner"] and all(set(["id","address","role","term","commit_index","applied_index","lag_entries","reachable"])<=set(m) for m in j["members"])'
+    run --endpoints "$F" cluster status --timeout-ms 300
+    has "server: cluster status human" "leader 1, term 3"
+    ok_run "server: cluster add" --endpoints "$F" cluster add 4 127.0.0.1:9999 --learner
+    ok_run "server: cluster promote" --endpoints "$F" cluster promote 4
+    ok_run "server: cluster transfer-leader" --endpoints "$F" cluster transfer-leader 2
+    ok_run "server: cluster remove" --endpoints "$F" cluster remove 4
+    err_run "server: cluster add bad addr" 2 InvalidArgument --endpoints "$F" cluster add 4 nowhere
+    ok_run "server: snapshot save" --endpoints "$F" snapshot save "$T/srv.snap"
+    [ -s "$T/srv.snap" ] && ok || bad "server: snapshot file written"
+    exec 7>&- 8>&-
+    wait "$SRVPID" "$FAKEPID" 2>/dev/null
+else
+    bad "no $SRV (build it with make)"
+fi
 
 echo "-- cli suite took $(($(date +%s) - start)) s"
 echo "$pass passed, $fail failed"

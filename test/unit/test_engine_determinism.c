@@ -5,10 +5,13 @@
 
 TestSuite(engine_determinism, .timeout = 120);
 
+#define DET_TTL_NS 100000 /* 100 µs of op time */
+
 static struct mc_engine *open_tmp(char *dir, size_t n)
 {
     te_mkdtemp(dir, n);
-    struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE};
+    /* A short TTL (op time advances ~0.5 µs per op) so sessions expire during the run. */
+    struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE, .session_ttl_ns = DET_TTL_NS};
     struct mc_engine *e;
     cr_assert_eq(mc_engine_open(dir, &o, &e), 0);
     return e;
@@ -27,7 +30,7 @@ static uint64_t run_seq(uint64_t seed, size_t n_ops, struct mc_engine **e, int n
     struct mc_op ops[64];
     struct mc_op_result res[2][64];
     int batches = 0;
-    size_t errors = 0, ok = 0;
+    size_t errors = 0, ok = 0, dups = 0, expired = 0, acked_rej = 0;
     while (done < n_ops) {
         size_t b = 1 + mc_rand_below(&br, 40);
         if (b > n_ops - done) {
@@ -50,18 +53,24 @@ static uint64_t run_seq(uint64_t seed, size_t n_ops, struct mc_engine **e, int n
                 gen_session(&g, res[0][i].session_id);
             }
             res[0][i].code ? errors++ : ok++;
+            dups += res[0][i].duplicate;
+            expired += ops[i].session_id && res[0][i].code == MC_ENOSESSION;
+            acked_rej += ops[i].session_id && res[0][i].code == MC_EINVAL;
             mc_op_clear(&ops[i]);
         }
         done += b;
         if (++batches == reopen_at && n_eng > 1) {
             /* A replica that restarts mid-log must converge just the same. */
             mc_engine_close(e[1]);
-            struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE};
+            struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE,
+                                          .session_ttl_ns = DET_TTL_NS};
             cr_assert_eq(mc_engine_open(dir1, &o, &e[1]), 0);
         }
     }
     cr_assert_gt(ok, n_ops / 4, "the workload must mostly succeed (ok=%zu err=%zu)", ok, errors);
     cr_assert_gt(errors, 0, "and exercise error paths");
+    cr_assert(dups > 0 && expired > 0 && acked_rej > 0,
+              "sessions: duplicates %zu, expired %zu, already-acked %zu", dups, expired, acked_rej);
     uint64_t h[2], ai[2];
     for (int k = 0; k < n_eng; k++) {
         cr_assert_eq(mc_engine_state_hash(e[k], &h[k], &ai[k]), 0);
@@ -147,7 +156,8 @@ static void all_ops(struct mc_op *ops, int *n)
     ops[i].if_match = strdup("etag0");
     ops[i].if_none_match_star = true;
     ops[i].session_id = 77;
-    ops[i++].seq = 3;
+    ops[i].seq = 3;
+    ops[i++].acked_seq = 2;
     mc_op_delete(&ops[i++], "bucket-a", "k", "v0", "v1", 9);
     mc_op_update_meta(&ops[i++], "bucket-a", "k", NULL, MC_UPDATE_USER_META, &m, 10);
     mc_op_session_register(&ops[i++], 11);
@@ -172,7 +182,9 @@ Test(engine_determinism, op_codec_round_trip_and_rejects)
         mc_wbuf_init(&w1, 0);
         mc_wbuf_init(&w2, 0);
         cr_assert_eq(mc_op_encode(&ops[i], &w1), 0);
-        cr_assert_eq(w1.data[0], MC_OP_FORMAT_VERSION);
+        /* Format 1 unless acked_seq is used (older readers keep working). */
+        uint8_t ver = ops[i].acked_seq ? MC_OP_FORMAT_VERSION : 1;
+        cr_assert_eq(w1.data[0], ver);
         struct mc_op d;
         cr_assert_eq(mc_op_decode(w1.data, w1.len, &d), 0, "type %d", i);
         cr_assert_eq(d.type, ops[i].type);
@@ -186,6 +198,8 @@ Test(engine_determinism, op_codec_round_trip_and_rejects)
             cr_assert_str_eq(d.meta.parts[1].etag, "p2");
             cr_assert_eq(d.session_id, 77);
             cr_assert_eq(d.time_ns, -5);
+            cr_assert_eq(d.seq, 3);
+            cr_assert_eq(d.acked_seq, 2);
         }
         mc_op_clear(&d);
         /* Every truncation is rejected. */
@@ -202,7 +216,9 @@ Test(engine_determinism, op_codec_round_trip_and_rejects)
         /* A newer format version byte. */
         w1.data[0] = 99;
         cr_assert_eq(mc_op_decode(w1.data, w1.len, &d), MC_EVERSION);
-        w1.data[0] = MC_OP_FORMAT_VERSION;
+        w1.data[0] = 0;
+        cr_assert_eq(mc_op_decode(w1.data, w1.len, &d), MC_EVERSION);
+        w1.data[0] = ver;
         /* Random corruption: never a crash (ASan run checks memory), decodes or errors. */
         for (int k = 0; k < 300; k++) {
             uint8_t *c = malloc(w1.len);

@@ -13,8 +13,10 @@ struct gen {
     int64_t time_ns;
     uint64_t vid_counter;
     uint64_t sessions[8];
-    uint64_t session_seq[8];
+    uint64_t session_seq[8];   /* highest seq issued */
+    uint64_t session_acked[8]; /* acked_seq the client claims */
     int n_sessions;
+    uint64_t n_registered;
 };
 
 static const char *gen_buckets[] = {"b-one", "b-two", "b-ver"};
@@ -111,21 +113,34 @@ static inline void gen_op(struct gen *g, struct mc_op *op)
     if (t < 30 && g->n_sessions) {
         int s = (int)mc_rand_below(&g->r, (uint64_t)g->n_sessions);
         op->session_id = g->sessions[s];
-        /* sometimes a retry of the last seq */
-        if (g->session_seq[s] && mc_rand_chance(&g->r, 1, 5)) {
-            op->seq = g->session_seq[s];
+        uint64_t *hi = &g->session_seq[s], *acked = &g->session_acked[s];
+        if (*hi && mc_rand_chance(&g->r, 1, 5)) {
+            /* A retry or a late (out-of-order) seq: cached, applied now, or already acked. */
+            op->seq = *hi - mc_rand_below(&g->r, *hi < 4 ? *hi : 4);
         } else {
-            op->seq = ++g->session_seq[s];
+            /* Sometimes skip one: it may arrive later, as a pipelined retry would. */
+            *hi += mc_rand_chance(&g->r, 1, 8) ? 2 : 1;
+            op->seq = *hi;
         }
+        if (*hi > 3 && mc_rand_chance(&g->r, 1, 4)) {
+            *acked = *hi - 3;
+        }
+        op->acked_seq = *acked < op->seq ? *acked : op->seq - 1;
     }
 }
 
 /* Record a registered session (called by tests from the result). */
 static inline void gen_session(struct gen *g, uint64_t id)
 {
-    if (id && g->n_sessions < 8) {
-        g->sessions[g->n_sessions] = id;
-        g->session_seq[g->n_sessions] = 0;
+    if (!id) {
+        return;
+    }
+    /* A ring of the 8 newest sessions (older ones may have expired). */
+    int slot = (int)(g->n_registered++ % 8);
+    g->sessions[slot] = id;
+    g->session_seq[slot] = 0;
+    g->session_acked[slot] = 0;
+    if (g->n_sessions < 8) {
         g->n_sessions++;
     }
 }

@@ -1,0 +1,375 @@
+/* storage.h: durable storage for Raft (layer 1): file-op interface, data dir, WAL, hard state,
+ * snapshot files. */
+#ifndef METACENTER_STORAGE_H
+#define METACENTER_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/*
+ * Threading summary
+ * -----------------
+ * - mc_fs_*, mc_datadir_*, mc_hardstate_*, mc_snap_*: synchronous, blocking; call them from a
+ *   worker thread, never from the node's event loop (they fsync).
+ * - mc_wal_*: one dedicated WAL thread does every write and fdatasync. mc_wal_append,
+ *   mc_wal_truncate, mc_wal_compact, mc_wal_reset and mc_wal_set_hard_state only enqueue (never
+ *   block on I/O; see enqueue_wait_ms) and may be called from the event loop. Completion is
+ *   reported by the on_durable callback (runs ON THE WAL THREAD: do nothing there but record the
+ *   numbers and uv_async_send) and by mc_wal_durable_index()/mc_wal_done_ticket(), readable from
+ *   any thread.
+ */
+
+/* ------------------------------------------------------------------------------------------ */
+/* File operations (fault-injection seam)                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Every file operation of this module goes through this table so tests can inject EIO/ENOSPC
+ * ("fail the Nth fdatasync"). Calls return what the syscall returns on success (fd, byte count,
+ * 0) and -errno on failure (never -1 + errno). `ctx` is passed back as the first argument.
+ */
+struct mc_fs_ops {
+    void *ctx;
+    int (*open)(void *ctx, const char *path, int flags, mode_t mode);
+    int (*close)(void *ctx, int fd);
+    ssize_t (*pread)(void *ctx, int fd, void *buf, size_t len, off_t off);
+    ssize_t (*pwrite)(void *ctx, int fd, const void *buf, size_t len, off_t off);
+    ssize_t (*pwritev)(void *ctx, int fd, const struct iovec *iov, int iovcnt, off_t off);
+    int (*fdatasync)(void *ctx, int fd);
+    int (*fsync)(void *ctx, int fd);
+    int (*fallocate)(void *ctx, int fd, off_t off, off_t len);
+    int (*ftruncate)(void *ctx, int fd, off_t len);
+    int (*rename)(void *ctx, const char *from, const char *to);
+    /* renameat2(RENAME_EXCHANGE): atomically swap two existing paths. */
+    int (*exchange)(void *ctx, const char *a, const char *b);
+    int (*unlink)(void *ctx, const char *path);
+    int (*mkdir)(void *ctx, const char *path, mode_t mode);
+    int (*rmdir)(void *ctx, const char *path);
+};
+
+/* The real syscalls. Never NULL; static storage. */
+const struct mc_fs_ops *mc_fs_default(void);
+
+/* Operation kinds for fault injection. */
+enum mc_fs_op {
+    MC_FS_OPEN = 0,
+    MC_FS_PREAD,
+    MC_FS_PWRITE, /* pwrite and pwritev both count as MC_FS_PWRITE */
+    MC_FS_FDATASYNC,
+    MC_FS_FSYNC,
+    MC_FS_FALLOCATE,
+    MC_FS_FTRUNCATE,
+    MC_FS_RENAME, /* rename and exchange */
+    MC_FS_UNLINK,
+    MC_FS_OP_COUNT
+};
+
+/*
+ * Fault injector wrapping another mc_fs_ops (usually mc_fs_default()). Thread-safe (atomics).
+ * Arm a rule with mc_fs_fault_arm: the `nth` next call (1 = the very next) of kind `op` fails with
+ * -err; with `sticky`, that call and every later one of that kind fail. pwrite failures write
+ * nothing. Counters of calls per kind are kept for assertions.
+ */
+struct mc_fs_fault {
+    struct mc_fs_ops ops; /* hand &ops to the module under test */
+    const struct mc_fs_ops *base;
+    int64_t countdown[MC_FS_OP_COUNT]; /* atomic; 0 = disarmed */
+    int err[MC_FS_OP_COUNT];
+    bool sticky[MC_FS_OP_COUNT];
+    bool tripped[MC_FS_OP_COUNT];      /* a sticky rule has fired */
+    uint64_t calls[MC_FS_OP_COUNT];    /* atomic; calls seen per kind */
+    uint64_t failures[MC_FS_OP_COUNT]; /* atomic; injected failures per kind */
+};
+
+void mc_fs_fault_init(struct mc_fs_fault *f, const struct mc_fs_ops *base);
+void mc_fs_fault_arm(struct mc_fs_fault *f, enum mc_fs_op op, uint64_t nth, int err, bool sticky);
+void mc_fs_fault_disarm(struct mc_fs_fault *f, enum mc_fs_op op);
+
+/* Helpers over mc_fs_ops (NULL fs = default). Return 0 or a negative MC_E* code. */
+int mc_fs_fsync_dir(const struct mc_fs_ops *fs, const char *dir);
+/* Write a whole small file atomically: PATH.tmp, fsync, rename, fsync dir. */
+int mc_fs_write_file_atomic(const struct mc_fs_ops *fs, const char *path, const void *data,
+                            size_t len);
+/* rm -r of a directory tree (only regular files and dirs); missing path is not an error. */
+int mc_fs_remove_tree(const struct mc_fs_ops *fs, const char *path);
+/* Map -errno to an MC_E* code (ENOSPC -> MC_ENOSPC, EEXIST -> MC_EEXIST, ENOENT ->
+ * MC_ENOTFOUND, else MC_EIO). */
+int mc_fs_errno_to_mc(int neg_errno);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Data directory                                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Layout of DATADIR:
+ *   METACENTER        marker file: "metacenter-datadir <format version>\n"
+ *   LOCK              flock()ed by the running node
+ *   engine/           the engine's LMDB environment (data.mdb)
+ *   engine.new/       transient: snapshot being installed (removed on start)
+ *   wal/              WAL segments  (wal-<seq 16 hex>.log)
+ *   snap/             snapshot files (snap-<index 16 hex>-<term 16 hex>.snap)
+ *   meta-a, meta-b    hard state, alternating
+ */
+#define MC_DATADIR_FORMAT_VERSION 1
+#define MC_DATADIR_PATH_MAX       1024 /* bytes, for every path derived from a data dir */
+
+/* Create DATADIR and its subdirs + marker if missing; validate the marker if present
+ * (MC_ENOTOURS: non-empty dir without marker; MC_EVERSION: unknown format version). */
+int mc_datadir_init(const char *datadir, const struct mc_fs_ops *fs);
+/* Validate an existing data dir (no creation): MC_ENOTFOUND, MC_ENOTOURS, MC_EVERSION. */
+int mc_datadir_check(const char *datadir);
+/* Take the exclusive lock (flock on DATADIR/LOCK). *lock_fd is released with mc_datadir_unlock.
+ * MC_ELOCKED when another process holds it. */
+int mc_datadir_lock(const char *datadir, int *lock_fd);
+void mc_datadir_unlock(int lock_fd);
+/* Startup cleanup of interrupted operations: removes engine.new/, snap/ *.tmp, snap/ *.part are
+ * KEPT (resumable receive). Call after locking, before opening engine/WAL. */
+int mc_datadir_recover(const char *datadir, const struct mc_fs_ops *fs);
+/* Build "DATADIR/<sub>" into out (size MC_DATADIR_PATH_MAX); MC_EINVAL when too long. */
+int mc_datadir_path(const char *datadir, const char *sub, char *out, size_t out_len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Hard state                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Raft persistent state (Raft paper Fig. 2: currentTerm, votedFor; commit kept as a hint). */
+struct mc_hard_state {
+    uint64_t term;
+    uint64_t vote;   /* 0 = none */
+    uint64_t commit; /* may lag on disk: commitIndex is volatile in Raft (§3.8 of the thesis) */
+};
+
+/*
+ * Two alternating files DIR/meta-a and DIR/meta-b, each 64 bytes: magic, version, sequence,
+ * term, vote, commit, checksum. A save writes the file NOT holding the newest valid copy, then
+ * fdatasyncs it, so a torn write only ever damages the older copy. Load takes the valid copy
+ * with the higher sequence.
+ */
+struct mc_hardstate_store {
+    const struct mc_fs_ops *fs;
+    char path[2][MC_DATADIR_PATH_MAX];
+    int fd[2];
+    uint64_t seq;            /* sequence of the newest valid copy; 0 = none yet */
+    int newest;              /* 0 or 1: which file holds it (-1 none) */
+    struct mc_hard_state hs; /* last loaded/saved */
+};
+
+/* Open/create both files under dir and load; a fresh dir yields hs = {0,0,0}. MC_ECORRUPT when
+ * files exist but neither copy is valid (message names the files). */
+int mc_hardstate_open(struct mc_hardstate_store *s, const char *dir, const struct mc_fs_ops *fs);
+/* Synchronous: write + fdatasync the older file. On failure the store is unusable (MC_EFATAL on
+ * later saves): the node must stop (fsyncgate). */
+int mc_hardstate_save(struct mc_hardstate_store *s, const struct mc_hard_state *hs);
+void mc_hardstate_close(struct mc_hardstate_store *s);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Write-ahead log                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+#define MC_WAL_RECORD_MAX_BYTES      (8u * 1024 * 1024) /* payload limit per record */
+#define MC_WAL_SEGMENT_DEFAULT_BYTES (64u * 1024 * 1024)
+#define MC_WAL_SEGMENT_MIN_BYTES     (4u * 1024)
+#define MC_WAL_QUEUE_DEFAULT_OPS     65536               /* queued operations (appended records) */
+#define MC_WAL_QUEUE_DEFAULT_BYTES   (64u * 1024 * 1024) /* queued payload bytes */
+#define MC_WAL_BATCH_MAX_BYTES       (16u * 1024 * 1024) /* bytes written per writev group */
+
+/* One log entry as the WAL sees it (the driver converts to/from raft.h entries). */
+struct mc_wal_record {
+    uint64_t index;
+    uint64_t term;
+    uint8_t type;
+    uint32_t len;
+    const uint8_t *data; /* borrowed; copied on append */
+};
+
+/* What a completion reports (passed to on_durable). */
+struct mc_wal_progress {
+    uint64_t durable_index; /* every entry <= this (and >= first index) is on disk, fdatasynced */
+    uint64_t durable_term;  /* term of durable_index (0 if none) */
+    uint64_t done_ticket;   /* every operation with ticket <= this has completed */
+    int error;              /* 0, or the error of the failed group (MC_EFATAL after fsync fail) */
+};
+
+struct mc_wal_options {
+    const char *wal_dir;         /* DATADIR/wal */
+    const char *hardstate_dir;   /* DATADIR (meta-a, meta-b); NULL = no hard state in the WAL */
+    const struct mc_fs_ops *fs;  /* NULL = mc_fs_default() */
+    uint64_t segment_size_bytes; /* 0 = default 64 MiB; min 4 KiB */
+    uint32_t queue_max_ops;      /* 0 = default */
+    uint64_t queue_max_bytes;    /* 0 = default */
+    /* When the queue is full: 0 = return MC_EBUSY at once; else block up to this long, then
+     * MC_EBUSY. The event loop should use 0. */
+    uint32_t enqueue_wait_ms;
+    /* Commit-only hard-state changes are written at most this often (0 = default 1000 ms);
+     * term/vote changes are always written in the group they arrive in. */
+    uint32_t commit_persist_interval_ms;
+    /* Called on the WAL thread after every group (and on error). Keep it tiny. May be NULL. */
+    void (*on_durable)(void *ctx, const struct mc_wal_progress *p);
+    void *ctx;
+    /* Optional: on a failed open (MC_ECORRUPT...), the same message that is logged (file,
+     * offset, advice), NUL-terminated. */
+    char *error_text;
+    size_t error_text_len;
+};
+
+struct mc_wal;
+
+/*
+ * Open (creating wal_dir if needed) and load: every segment in order, every record verified.
+ * A torn tail of the last written segment is truncated (logged). A bad record anywhere else, or
+ * a gap in indexes, is corruption: returns MC_ECORRUPT and logs the file, the offset and the
+ * recovery advice. Starts the WAL thread. Loaded entries are read with mc_wal_iterate.
+ *
+ * After a crash during mc_wal_reset the log may still hold a prefix of the old log: the driver
+ * applies the InstallSnapshot rule on start (Raft paper §7: if the log has an entry at the
+ * snapshot's index with the snapshot's term, keep what follows, else discard the log).
+ * Likewise after mc_wal_compact the first loaded index may be below the compaction point.
+ */
+int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out);
+/* Drain the queue (completes queued work), stop the thread, close files. NULL ok. */
+void mc_wal_close(struct mc_wal *w);
+
+/* First/last index in the log (including queued-but-not-durable appends for last). An empty
+ * log has last_index = first_index - 1. */
+uint64_t mc_wal_first_index(struct mc_wal *w);
+uint64_t mc_wal_last_index(struct mc_wal *w);
+uint64_t mc_wal_last_term(struct mc_wal *w);
+/* Hard state as loaded at open, or as last queued with mc_wal_set_hard_state. */
+void mc_wal_hard_state(struct mc_wal *w, struct mc_hard_state *out);
+
+/* Any thread: highest index such that the whole log up to it is durable; highest completed
+ * ticket. Monotonic, except that durable_index moves back on truncate/reset. */
+uint64_t mc_wal_durable_index(struct mc_wal *w);
+uint64_t mc_wal_done_ticket(struct mc_wal *w);
+/* 0, or MC_EFATAL after a failed write or fdatasync: the node must stop. */
+int mc_wal_error(struct mc_wal *w);
+
+/*
+ * Queue records (and optionally a hard state, may be NULL) to be written and fdatasynced in the
+ * next group commit; data is copied. Records must be contiguous: recs[0].index ==
+ * mc_wal_last_index()+1 (any index when the log is empty and was never reset, or the index
+ * given to mc_wal_reset). *ticket (may be NULL) receives this operation's ticket.
+ * Returns 0, MC_EBUSY (queue full), MC_EINVAL (bad index/size), MC_EFATAL.
+ */
+int mc_wal_append(struct mc_wal *w, const struct mc_wal_record *recs, size_t n,
+                  const struct mc_hard_state *hs, uint64_t *ticket);
+/* Queue a hard state alone (same ordering and durability as an append). */
+int mc_wal_set_hard_state(struct mc_wal *w, const struct mc_hard_state *hs, uint64_t *ticket);
+/* Queue "drop every entry with index >= from_index" (Raft conflict: §5.3). Ordered with appends;
+ * later appends continue at from_index. Old segments after the cut are deleted, the cut segment
+ * is shortened; live data is never rewritten. */
+int mc_wal_truncate(struct mc_wal *w, uint64_t from_index, uint64_t *ticket);
+/* Queue "entries <= upto_index are no longer needed" (after a snapshot): deletes whole segments
+ * whose last index <= upto_index. mc_wal_first_index moves to upto_index+1 immediately. */
+int mc_wal_compact(struct mc_wal *w, uint64_t upto_index, uint64_t *ticket);
+/* Queue "drop the whole log; the next append is next_index" (after installing a snapshot whose
+ * last index is next_index-1). */
+int mc_wal_reset(struct mc_wal *w, uint64_t next_index, uint64_t *ticket);
+/* Block until everything queued so far has completed; returns mc_wal_error(). Not for the loop. */
+int mc_wal_sync(struct mc_wal *w);
+
+/* Read entries lo..hi (inclusive) that have been written (not necessarily durable) and call fn
+ * for each in order; the record's data is valid only during the call. fn returning non-zero
+ * stops and that value is returned. MC_ENOTFOUND when lo < first index or hi > written last.
+ * Any thread; reads with pread and re-verifies checksums (MC_ECORRUPT). */
+typedef int (*mc_wal_visit_fn)(void *ctx, const struct mc_wal_record *rec);
+int mc_wal_iterate(struct mc_wal *w, uint64_t lo, uint64_t hi, mc_wal_visit_fn fn, void *ctx);
+
+/* Counters for metrics and benches. */
+struct mc_wal_stats {
+    uint64_t groups;        /* group commits done */
+    uint64_t fdatasyncs;    /* WAL fdatasync calls */
+    uint64_t records;       /* records written */
+    uint64_t bytes_written; /* framed bytes written */
+    uint64_t segments;      /* live segment files */
+    uint64_t segment_rolls; /* times a new segment was started */
+};
+void mc_wal_get_stats(struct mc_wal *w, struct mc_wal_stats *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Snapshot files                                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * One self-describing file (docs/storage.md): a 4 KiB header (magic "MCSNAP01", version,
+ * index, term, membership blob, data offset, data size, XXH3 of the data, header checksum),
+ * then the engine's LMDB data.mdb image.
+ */
+#define MC_SNAP_HEADER_BYTES         4096u          /* fixed header, membership inline */
+#define MC_SNAP_MEMBERSHIP_MAX_BYTES 3968u          /* fits the header with the fixed fields */
+#define MC_SNAP_CHUNK_MAX_BYTES      (1024u * 1024) /* per read/receive chunk */
+#define MC_SNAP_KEEP                 2              /* snapshots kept by mc_snap_prune */
+
+struct mc_snap_info {
+    uint64_t index;
+    uint64_t term;
+    uint32_t membership_len;
+    uint8_t membership[MC_SNAP_MEMBERSHIP_MAX_BYTES];
+    uint64_t data_offset;   /* where the LMDB image starts in the file */
+    uint64_t data_size;     /* bytes of LMDB image */
+    uint64_t data_checksum; /* XXH3-64 of the LMDB image */
+    uint64_t file_size;     /* header + data */
+    char path[MC_DATADIR_PATH_MAX];
+};
+
+/* Writes the LMDB copy into fd at its current offset with write(2) (mdb_env_copyfd2 does);
+ * e.g. a wrapper around mc_engine_copy_to_fd(eng, fd). Returns 0 or MC_E*. */
+typedef int (*mc_snap_write_fn)(void *ctx, int fd);
+
+/*
+ * Create snap_dir/snap-<index>-<term>.snap: temp file, header placeholder, write_data, checksum
+ * (reads the data back), header, fsync, rename, fsync dir. Writes may continue in the engine
+ * meanwhile (the copy runs under a read transaction). Blocking: run off the event loop. out may
+ * be NULL. Does not prune; call mc_snap_prune.
+ */
+int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index, uint64_t term,
+                   const void *membership, size_t membership_len, mc_snap_write_fn write_data,
+                   void *ctx, struct mc_snap_info *out);
+/* Read and verify the header (and with verify_data, the data checksum) of a snapshot file.
+ * MC_ECORRUPT / MC_EVERSION / MC_ENOTFOUND. */
+int mc_snap_read_info(const char *path, bool verify_data, struct mc_snap_info *out);
+/* Latest valid snapshot in snap_dir (full verification; invalid files are logged and skipped).
+ * MC_ENOTFOUND when none. */
+int mc_snap_latest(const char *snap_dir, struct mc_snap_info *out);
+/* Keep the newest `keep` snapshots (by index), delete older ones and stale temp files. */
+int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep);
+/* List up to max snapshots (headers only, newest first); *n = count found. */
+int mc_snap_list(const char *snap_dir, struct mc_snap_info *out, size_t max, size_t *n);
+
+/* Sender side: read up to len (≤ MC_SNAP_CHUNK_MAX_BYTES) bytes of the whole file at offset.
+ * *n = bytes read (0 at end). */
+int mc_snap_read_chunk(const char *path, uint64_t offset, void *buf, size_t len, size_t *n);
+
+/*
+ * Receiver side. Chunks of the whole snapshot file arrive in order; a partial file
+ * snap_dir/recv-<index>-<term>.part survives restarts, so a transfer resumes from
+ * mc_snap_recv_offset (report it to the sender).
+ */
+struct mc_snap_recv;
+int mc_snap_recv_open(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index,
+                      uint64_t term, struct mc_snap_recv **out);
+uint64_t mc_snap_recv_offset(const struct mc_snap_recv *r);
+/* offset must equal mc_snap_recv_offset (else MC_EINVAL: resend from there). */
+int mc_snap_recv_write(struct mc_snap_recv *r, uint64_t offset, const void *data, size_t len);
+/* Verify header (index/term must match) and data checksum, fsync, rename to the final name,
+ * fsync dir. MC_ECORRUPT on mismatch (the partial file is deleted). Frees r in every case. */
+int mc_snap_recv_finish(struct mc_snap_recv *r, struct mc_snap_info *out);
+/* Close; with discard, delete the partial file. Frees r. */
+void mc_snap_recv_abort(struct mc_snap_recv *r, bool discard);
+
+/*
+ * Install a verified snapshot file as the engine's state. The engine must be closed. Writes
+ * DATADIR/engine.new/data.mdb, fsyncs it and the dir, then atomically swaps engine.new with
+ * DATADIR/engine (renameat2 RENAME_EXCHANGE; plain rename if engine/ does not exist), fsyncs
+ * DATADIR and removes the old tree. kill -9 at any point leaves engine/ entirely old or
+ * entirely new (mc_datadir_recover removes leftovers).
+ */
+int mc_snap_install(const char *datadir, const struct mc_fs_ops *fs, const char *snap_path);
+
+/* Copy a snapshot file elsewhere (CLI `snapshot save`), verified, fsynced. */
+int mc_snap_copy_file(const char *from_path, const char *to_path, const struct mc_fs_ops *fs);
+
+#endif

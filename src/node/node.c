@@ -1,0 +1,868 @@
+/* node.c: node lifecycle: open the data dir, recover Raft state, start transports, stop. */
+#include "node/node_internal.h"
+#include "metacenter/error.h"
+#include "util/checksum.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CLUSTER_FILE_MAX 8192
+
+uint64_t node_now_ms(void)
+{
+    return mc_mono_ms();
+}
+
+/* Where to dial a peer: its --peer-route override (tests route links through a proxy). */
+static const char *node_dial_addr(struct mc_node *n, uint64_t id, const char *addr)
+{
+    for (size_t i = 0; i < n->opts.route_count; i++) {
+        if (n->opts.routes[i].id == id) {
+            return n->opts.routes[i].peer_addr;
+        }
+    }
+    return addr;
+}
+
+struct member_info *node_member(struct mc_node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->n_members; i++) {
+        if (n->members[i].id == id) {
+            return &n->members[i];
+        }
+    }
+    return NULL;
+}
+
+void node_set_member(struct mc_node *n, uint64_t id, const char *peer_addr, const char *client_addr)
+{
+    struct member_info *m = node_member(n, id);
+    if (!m) {
+        if (n->n_members >= MC_RAFT_MAX_NODES) {
+            return;
+        }
+        m = &n->members[n->n_members++];
+        memset(m, 0, sizeof(*m));
+        m->id = id;
+    }
+    if (peer_addr && peer_addr[0]) {
+        snprintf(m->peer_addr, sizeof(m->peer_addr), "%s", peer_addr);
+        if (id != n->id && n->peers) {
+            mc_peer_set(n->peers, id, node_dial_addr(n, id, m->peer_addr));
+        }
+    }
+    if (client_addr && client_addr[0]) {
+        snprintf(m->client_addr, sizeof(m->client_addr), "%s", client_addr);
+    }
+}
+
+const char *node_leader_client_addr(struct mc_node *n)
+{
+    uint64_t lead = n->raft ? mc_raft_leader(n->raft) : 0;
+    struct member_info *m = lead ? node_member(n, lead) : NULL;
+    return m && m->client_addr[0] ? m->client_addr : NULL;
+}
+
+void node_fatal(struct mc_node *n, const char *what, int rc)
+{
+    if (n->fatal) {
+        return;
+    }
+    n->fatal = true;
+    MC_ERROR("fatal_storage_error",
+             "what=%s err=%s detail=\"%s\" action=\"the node stops: data written after this "
+             "point is not known to be durable; restart it (it recovers from its WAL)\"",
+             what, mc_error_name(rc), mc_strerror(rc));
+    uv_stop(n->loop);
+}
+
+int mc_node_fatal(const struct mc_node *n)
+{
+    return n->fatal;
+}
+
+/* ---- cluster file: identity of this node and its initial cluster, written once ---- */
+
+static uint64_t cluster_id_of(const struct mc_node_options *o)
+{
+    /* Same on every member of a static cluster: hash of the sorted member list. */
+    struct mc_digest d;
+    if (mc_digest_init(&d) != 0) {
+        return 1;
+    }
+    uint64_t done = 0;
+    for (size_t k = 0; k < o->initial_count; k++) {
+        uint64_t best = UINT64_MAX;
+        size_t bi = 0;
+        for (size_t i = 0; i < o->initial_count; i++) {
+            if (o->initial[i].id > done && o->initial[i].id < best) {
+                best = o->initial[i].id;
+                bi = i;
+            }
+        }
+        mc_digest_update(&d, &best, sizeof(best));
+        mc_digest_update(&d, o->initial[bi].peer_addr, strlen(o->initial[bi].peer_addr));
+        done = best;
+    }
+    uint64_t h = mc_digest_final(&d);
+    return h ? h : 1;
+}
+
+static int write_cluster_file(struct mc_node *n, const char *path)
+{
+    char buf[CLUSTER_FILE_MAX];
+    size_t len = (size_t)snprintf(buf, sizeof(buf), "node_id=%llu\ncluster_id=%llu\n",
+                                  (unsigned long long)n->id, (unsigned long long)n->cluster_id);
+    for (size_t i = 0; i < n->opts.initial_count && len < sizeof(buf); i++) {
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "member=%llu %s\n",
+                                (unsigned long long)n->opts.initial[i].id,
+                                n->opts.initial[i].peer_addr);
+    }
+    if (len >= sizeof(buf)) {
+        return MC_ETOOLARGE;
+    }
+    return mc_fs_write_file_atomic(NULL, path, buf, len);
+}
+
+static int read_cluster_file(struct mc_node *n, const char *path, bool *found)
+{
+    *found = false;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return errno == ENOENT ? 0 : MC_EIO;
+    }
+    *found = true;
+    char line[512];
+    size_t members = 0;
+    unsigned long long file_node = 0, cluster = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long id;
+        char addr[MC_OPT_ADDR_MAX];
+        if (sscanf(line, "node_id=%llu", &file_node) == 1 ||
+            sscanf(line, "cluster_id=%llu", &cluster) == 1) {
+            continue;
+        }
+        if (sscanf(line, "member=%llu %127s", &id, addr) == 2 && members < MC_MAX_MEMBERS) {
+            n->opts.initial[members].id = id;
+            snprintf(n->opts.initial[members].peer_addr, MC_OPT_ADDR_MAX, "%s", addr);
+            members++;
+        }
+    }
+    fclose(f);
+    if (!file_node) {
+        MC_ERROR("bad_cluster_file", "path=%s", path);
+        return MC_ECORRUPT;
+    }
+    n->opts.initial_count = members;
+    n->id = file_node;
+    n->cluster_id = cluster;
+    return 0;
+}
+
+static int setup_identity(struct mc_node *n, bool flags_gave_cluster, bool flags_gave_id)
+{
+    char path[MC_DATADIR_PATH_MAX];
+    int rc = mc_datadir_path(n->datadir, "cluster", path, sizeof(path));
+    if (rc) {
+        return rc;
+    }
+    struct mc_node_options wanted = n->opts;
+    bool found;
+    rc = read_cluster_file(n, path, &found);
+    if (rc) {
+        return rc;
+    }
+    if (found) {
+        if (flags_gave_id && wanted.node_id != n->id) {
+            MC_ERROR("node_id_mismatch",
+                     "data_dir=%s has node_id=%llu but --node-id %llu was given: use the "
+                     "right data dir or omit --node-id",
+                     n->datadir, (unsigned long long)n->id, (unsigned long long)wanted.node_id);
+            return MC_EINVAL;
+        }
+        if (flags_gave_cluster) {
+            MC_INFO("cluster_flags_ignored", "reason=\"data dir already initialized\"");
+        }
+        return 0;
+    }
+    n->id = wanted.node_id;
+    if (n->opts.initial_count == 0 && !n->opts.join[0]) {
+        /* Embedded default: a cluster of one. */
+        n->opts.initial[0].id = n->id;
+        snprintf(n->opts.initial[0].peer_addr, MC_OPT_ADDR_MAX, "%s", n->opts.listen_peer);
+        n->opts.initial_count = 1;
+    }
+    if (n->opts.initial_count > 0) {
+        bool self = false;
+        for (size_t i = 0; i < n->opts.initial_count; i++) {
+            self |= n->opts.initial[i].id == n->id;
+        }
+        if (!self) {
+            MC_ERROR("node_not_in_cluster", "node_id=%llu is not in --initial-cluster",
+                     (unsigned long long)n->id);
+            return MC_EINVAL;
+        }
+        n->cluster_id = cluster_id_of(&n->opts);
+    }
+    return write_cluster_file(n, path);
+}
+
+/* ---- membership blob: the Raft configuration plus member addresses ---- */
+
+int node_conf_encode(struct mc_node *n, const struct mc_raft_conf *c, struct mc_wbuf *w)
+{
+    mc_wbuf_u8(w, 1); /* format */
+    mc_wbuf_u32(w, c->n_voters);
+    for (uint32_t i = 0; i < c->n_voters; i++) {
+        mc_wbuf_u64(w, c->voters[i]);
+    }
+    mc_wbuf_u32(w, c->n_learners);
+    for (uint32_t i = 0; i < c->n_learners; i++) {
+        mc_wbuf_u64(w, c->learners[i]);
+    }
+    mc_wbuf_u32(w, (uint32_t)n->n_members);
+    for (size_t i = 0; i < n->n_members; i++) {
+        mc_wbuf_u64(w, n->members[i].id);
+        mc_wbuf_str(w, n->members[i].peer_addr);
+        mc_wbuf_str(w, n->members[i].client_addr);
+    }
+    return mc_wbuf_error(w);
+}
+
+int node_conf_decode(struct mc_node *n, const uint8_t *p, size_t len, struct mc_raft_conf *c)
+{
+    struct mc_rbuf r;
+    mc_rbuf_init(&r, p, len);
+    memset(c, 0, sizeof(*c));
+    if (mc_rbuf_u8(&r) != 1) {
+        return MC_EPROTO;
+    }
+    c->n_voters = mc_rbuf_u32(&r);
+    if (c->n_voters > MC_RAFT_MAX_NODES) {
+        return MC_EPROTO;
+    }
+    for (uint32_t i = 0; i < c->n_voters; i++) {
+        c->voters[i] = mc_rbuf_u64(&r);
+    }
+    c->n_learners = mc_rbuf_u32(&r);
+    if (c->n_learners > MC_RAFT_MAX_NODES) {
+        return MC_EPROTO;
+    }
+    for (uint32_t i = 0; i < c->n_learners; i++) {
+        c->learners[i] = mc_rbuf_u64(&r);
+    }
+    uint32_t members = mc_rbuf_u32(&r);
+    if (members > MC_RAFT_MAX_NODES) {
+        return MC_EPROTO;
+    }
+    for (uint32_t i = 0; i < members && !mc_rbuf_error(&r); i++) {
+        uint64_t id = mc_rbuf_u64(&r);
+        size_t pl = 0, cl = 0;
+        const uint8_t *pa = mc_rbuf_bytes(&r, MC_ADDR_MAX - 1, &pl);
+        const uint8_t *ca = mc_rbuf_bytes(&r, MC_ADDR_MAX - 1, &cl);
+        if (mc_rbuf_error(&r)) {
+            break;
+        }
+        char pbuf[MC_ADDR_MAX], cbuf[MC_ADDR_MAX];
+        memcpy(pbuf, pa, pl);
+        pbuf[pl] = 0;
+        memcpy(cbuf, ca, cl);
+        cbuf[cl] = 0;
+        if (n) {
+            node_set_member(n, id, pbuf, cbuf);
+        }
+    }
+    return mc_rbuf_error(&r);
+}
+
+/* ---- loading the log ---- */
+
+struct load_ctx {
+    struct mc_raft_entry *entries;
+    size_t n, cap;
+    int err;
+};
+
+static int load_visit(void *ctx, const struct mc_wal_record *rec)
+{
+    struct load_ctx *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        struct mc_raft_entry *e = realloc(l->entries, cap * sizeof(*e));
+        if (!e) {
+            return MC_ENOMEM;
+        }
+        l->entries = e;
+        l->cap = cap;
+    }
+    struct mc_raft_entry *e = &l->entries[l->n];
+    e->index = rec->index;
+    e->term = rec->term;
+    e->type = rec->type;
+    e->len = rec->len;
+    e->data = NULL;
+    if (rec->len) {
+        e->data = malloc(rec->len);
+        if (!e->data) {
+            return MC_ENOMEM;
+        }
+        memcpy(e->data, rec->data, rec->len);
+    }
+    l->n++;
+    return 0;
+}
+
+static void load_free(struct load_ctx *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->entries[i].data);
+    }
+    free(l->entries);
+}
+
+static void on_wal_durable(void *ctx, const struct mc_wal_progress *p)
+{
+    struct mc_node *n = ctx;
+    if (p->error) {
+        atomic_store(&n->wal_error, p->error);
+    }
+    atomic_store(&n->wal_done_ticket, p->done_ticket);
+    uv_async_send(&n->wal_async);
+}
+
+static void wal_async_cb(uv_async_t *h)
+{
+    node_wal_progress(h->data);
+}
+
+static void tick_cb(uv_timer_t *h)
+{
+    struct mc_node *n = h->data;
+    if (n->fatal) {
+        return;
+    }
+    mc_raft_tick(n->raft);
+    uint64_t now = node_now_ms();
+    node_expire_writes(n, now);
+    node_expire_reads(n, now);
+}
+
+static void prepare_cb(uv_prepare_t *h)
+{
+    node_process_ready(h->data);
+}
+
+static void client_dispatch(void *ctx, const struct mc_client_request *r)
+{
+    struct mc_node *n = ctx;
+    if (n->stopping) {
+        mc_client_reply_error(&r->token, MC_ESHUTDOWN, NULL);
+        return;
+    }
+    switch (r->req->op) {
+    case MC_REQ_WRITE:
+        node_handle_write(n, r);
+        break;
+    case MC_REQ_REGISTER_SESSION:
+        node_handle_register(n, r);
+        break;
+    case MC_REQ_GET_OBJECT:
+    case MC_REQ_HEAD_OBJECT:
+    case MC_REQ_LIST_OBJECTS:
+    case MC_REQ_LIST_VERSIONS:
+    case MC_REQ_LIST_BUCKETS:
+    case MC_REQ_HEAD_BUCKET:
+        node_handle_read(n, r);
+        break;
+    default:
+        node_handle_admin(n, r);
+        break;
+    }
+}
+
+static const struct mc_client_handler client_handler = {.dispatch = client_dispatch};
+
+static void on_peer_hello(void *ctx, uint64_t from, uint64_t cluster_id, const char *client_addr,
+                          const char *http, const char *peer_addr)
+{
+    (void)http;
+    struct mc_node *n = ctx;
+    if (n->cluster_id == 0 && cluster_id != 0) {
+        /* A joining node: the first leader that contacts it tells it its cluster. */
+        n->cluster_id = cluster_id;
+        mc_peer_set_cluster_id(n->peers, cluster_id);
+        char path[MC_DATADIR_PATH_MAX];
+        if (mc_datadir_path(n->datadir, "cluster", path, sizeof(path)) == 0) {
+            write_cluster_file(n, path);
+        }
+        MC_INFO("cluster_joined", "cluster=%016llx via=%llu", (unsigned long long)cluster_id,
+                (unsigned long long)from);
+    }
+    struct member_info *m = node_member(n, from);
+    if (!m || !m->peer_addr[0]) {
+        node_set_member(n, from, peer_addr, client_addr);
+    } else if (client_addr[0]) {
+        snprintf(m->client_addr, sizeof(m->client_addr), "%s", client_addr);
+    }
+}
+
+static void on_peer_link(void *ctx, uint64_t peer, int up)
+{
+    struct mc_node *n = ctx;
+    struct member_info *m = node_member(n, peer);
+    if (m) {
+        m->reachable = up;
+    }
+    if (!up && n->raft) {
+        mc_raft_report_unreachable(n->raft, peer);
+    }
+}
+
+static int open_storage(struct mc_node *n)
+{
+    char path[MC_DATADIR_PATH_MAX];
+    int rc = mc_datadir_path(n->datadir, "engine", path, sizeof(path));
+    if (rc) {
+        return rc;
+    }
+    struct mc_engine_options eo = {.sync = MC_ENGINE_SYNC_NONE,
+                                   .max_map_size_bytes = n->opts.max_map_size_bytes};
+    rc = mc_engine_open(path, &eo, &n->engine);
+    if (rc) {
+        MC_ERROR("engine_open_failed", "path=%s err=%s detail=\"%s\"", path, mc_error_name(rc),
+                 mc_engine_last_error());
+        return rc;
+    }
+    char waldir[MC_DATADIR_PATH_MAX];
+    rc = mc_datadir_path(n->datadir, "wal", waldir, sizeof(waldir));
+    if (rc) {
+        return rc;
+    }
+    struct mc_wal_options wo = {.wal_dir = waldir,
+                                .hardstate_dir = n->datadir,
+                                .enqueue_wait_ms = 2000,
+                                .on_durable = on_wal_durable,
+                                .ctx = n};
+    rc = mc_wal_open(&wo, &n->wal);
+    if (rc) {
+        MC_ERROR("wal_open_failed", "dir=%s err=%s", waldir, mc_error_name(rc));
+        return rc;
+    }
+    return mc_datadir_path(n->datadir, "snap", n->snapdir, sizeof(n->snapdir));
+}
+
+static int create_raft(struct mc_node *n)
+{
+    struct mc_raft_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    struct mc_hard_state hs;
+    mc_wal_hard_state(n->wal, &hs);
+    rs.hard_state.term = hs.term;
+    rs.hard_state.vote = hs.vote;
+    rs.hard_state.commit = hs.commit;
+
+    struct mc_snap_info *si = calloc(1, sizeof(*si));
+    if (!si) {
+        return MC_ENOMEM;
+    }
+    int rc = mc_snap_latest(n->snapdir, si);
+    if (rc == 0) {
+        rs.has_snapshot = true;
+        rs.snapshot.index = si->index;
+        rs.snapshot.term = si->term;
+        rc = node_conf_decode(n, si->membership, si->membership_len, &rs.snapshot.conf);
+        if (rc) {
+            MC_ERROR("snapshot_membership_corrupt", "path=%s", si->path);
+            free(si);
+            return MC_ECORRUPT;
+        }
+        n->last_snapshot_index = si->index;
+        n->snapshot_size_bytes = si->file_size;
+    } else if (rc != MC_ENOTFOUND) {
+        free(si);
+        return rc;
+    }
+    free(si);
+
+    struct load_ctx l = {0};
+    uint64_t first = mc_wal_first_index(n->wal), last = mc_wal_last_index(n->wal);
+    if (last >= first) {
+        rc = mc_wal_iterate(n->wal, first, last, load_visit, &l);
+        if (rc) {
+            load_free(&l);
+            MC_ERROR("wal_load_failed", "err=%s", mc_error_name(rc));
+            return rc;
+        }
+    }
+    /* Raft §7: keep the log after the snapshot only if it agrees with it at its index. */
+    size_t skip = 0;
+    if (rs.has_snapshot) {
+        while (skip < l.n && l.entries[skip].index <= rs.snapshot.index) {
+            skip++;
+        }
+        bool agrees = false;
+        for (size_t i = 0; i < l.n && l.entries[i].index <= rs.snapshot.index; i++) {
+            if (l.entries[i].index == rs.snapshot.index) {
+                agrees = l.entries[i].term == rs.snapshot.term;
+            }
+        }
+        bool contiguous = skip < l.n && l.entries[skip].index == rs.snapshot.index + 1;
+        if (skip < l.n && (!contiguous || (skip > 0 && !agrees))) {
+            MC_WARN("wal_discarded_after_snapshot", "snapshot_index=%llu wal_first=%llu",
+                    (unsigned long long)rs.snapshot.index, (unsigned long long)first);
+            skip = l.n;
+        }
+    }
+    rs.entries = l.entries + skip;
+    rs.n_entries = l.n - skip;
+    uint64_t applied = 0;
+    mc_engine_applied_index(n->engine, &applied);
+    uint64_t log_last = rs.n_entries ? rs.entries[rs.n_entries - 1].index
+                                     : (rs.has_snapshot ? rs.snapshot.index : 0);
+    uint64_t floor = rs.has_snapshot ? rs.snapshot.index : 0;
+    /* The engine may be ahead of the log (a snapshot installed just before a crash): the
+     * engine skips entries at or below its applied index, so Raft can replay them. */
+    rs.applied = applied > log_last ? log_last : applied;
+    if (rs.applied < floor) {
+        MC_ERROR("engine_behind_snapshot",
+                 "engine_applied=%llu snapshot_index=%llu action=\"restore the engine from the "
+                 "snapshot: wipe the data dir and rejoin\"",
+                 (unsigned long long)applied, (unsigned long long)floor);
+        load_free(&l);
+        return MC_ECORRUPT;
+    }
+    if (rs.hard_state.commit < rs.applied) {
+        rs.hard_state.commit = rs.applied;
+    }
+    if (rs.hard_state.commit > log_last) {
+        rs.hard_state.commit = log_last;
+    }
+    n->applied_index = rs.applied;
+
+    uint64_t voters[MC_MAX_MEMBERS];
+    for (size_t i = 0; i < n->opts.initial_count; i++) {
+        voters[i] = n->opts.initial[i].id;
+    }
+    struct mc_raft_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.id = n->id;
+    cfg.heartbeat_tick = (uint32_t)(n->opts.heartbeat_ms / n->opts.tick_ms);
+    cfg.election_tick = (uint32_t)(n->opts.election_timeout_ms / n->opts.tick_ms);
+    if (cfg.heartbeat_tick < 1) {
+        cfg.heartbeat_tick = 1;
+    }
+    cfg.seed = n->id * 0x9e3779b97f4a7c15ull ^ mc_mono_ns();
+    cfg.disable_pre_vote = !n->opts.pre_vote;
+    cfg.disable_check_quorum = !n->opts.check_quorum;
+    cfg.lease_read = n->opts.lease_reads && n->opts.check_quorum;
+    cfg.snapshot_keep_entries = n->opts.snapshot_tail_entries;
+    cfg.initial_voters = voters;
+    cfg.n_initial_voters = n->opts.initial_count;
+    cfg.restore = &rs;
+    mc_raft_config_defaults(&cfg);
+    rc = mc_raft_create(&cfg, &n->raft);
+    MC_INFO("raft_restored",
+            "term=%llu vote=%llu commit=%llu applied=%llu snapshot_index=%llu entries=%zu",
+            (unsigned long long)rs.hard_state.term, (unsigned long long)rs.hard_state.vote,
+            (unsigned long long)rs.hard_state.commit, (unsigned long long)rs.applied,
+            (unsigned long long)(rs.has_snapshot ? rs.snapshot.index : 0), rs.n_entries);
+    load_free(&l);
+    if (rc) {
+        MC_ERROR("raft_create_failed", "err=%s", mc_error_name(rc));
+    }
+    return rc;
+}
+
+static void load_members(struct mc_node *n)
+{
+    for (size_t i = 0; i < n->opts.initial_count; i++) {
+        node_set_member(n, n->opts.initial[i].id, n->opts.initial[i].peer_addr, NULL);
+    }
+    void *conf = NULL;
+    size_t len = 0;
+    if (mc_engine_conf(n->engine, &conf, &len) == 0 && conf) {
+        struct mc_raft_conf c;
+        node_conf_decode(n, conf, len, &c);
+        free(conf);
+    }
+    node_set_member(n, n->id, n->opts.listen_peer, n->opts.advertise_client);
+}
+
+int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc_node **out)
+{
+    struct mc_node *n = calloc(1, sizeof(*n));
+    if (!n) {
+        return MC_ENOMEM;
+    }
+    n->loop = loop;
+    n->opts = *opts;
+    n->lock_fd = -1;
+    snprintf(n->datadir, sizeof(n->datadir), "%s", opts->data_dir);
+    mc_wbuf_init(&n->batch, NODE_MAX_BATCH_BYTES + (1u << 20));
+    mc_wbuf_init(&n->scratch, 0);
+    int rc = mc_datadir_init(n->datadir, NULL);
+    if (rc) {
+        MC_ERROR("data_dir_invalid", "dir=%s err=%s detail=\"%s\"", n->datadir, mc_error_name(rc),
+                 mc_strerror(rc));
+        goto fail;
+    }
+    rc = mc_datadir_lock(n->datadir, &n->lock_fd);
+    if (rc) {
+        MC_ERROR("data_dir_locked", "dir=%s detail=\"another metacenter process uses it\"",
+                 n->datadir);
+        goto fail;
+    }
+    rc = mc_datadir_recover(n->datadir, NULL);
+    if (rc) {
+        goto fail;
+    }
+    rc = setup_identity(n, opts->initial_count > 0, opts->node_id != 1);
+    if (rc) {
+        goto fail;
+    }
+    mc_log_set_node(n->id);
+    rc = open_storage(n);
+    if (rc) {
+        goto fail;
+    }
+    load_members(n);
+    rc = create_raft(n);
+    if (rc) {
+        goto fail;
+    }
+
+    struct mc_peer_options po = {.self_id = n->id,
+                                 .cluster_id = n->cluster_id,
+                                 .listen_addr = n->opts.listen_peer,
+                                 .on_recv = node_on_peer_frame,
+                                 .on_link = on_peer_link,
+                                 .on_hello = on_peer_hello,
+                                 .advertise_client = n->opts.advertise_client,
+                                 .advertise_http = n->opts.listen_http,
+                                 .advertise_peer = n->opts.listen_peer,
+                                 .ctx = n};
+    rc = mc_peer_start(loop, &po, &n->peers);
+    if (rc) {
+        goto fail;
+    }
+    for (size_t i = 0; i < n->n_members; i++) {
+        if (n->members[i].id != n->id && n->members[i].peer_addr[0]) {
+            mc_peer_set(n->peers, n->members[i].id,
+                        node_dial_addr(n, n->members[i].id, n->members[i].peer_addr));
+        }
+    }
+    rc = mc_client_server_start(loop, n->opts.listen_client, &client_handler, n, NULL, &n->clients);
+    if (rc) {
+        MC_ERROR("client_listen_failed", "addr=%s err=%s", n->opts.listen_client,
+                 mc_error_name(rc));
+        goto fail;
+    }
+    uv_async_init(loop, &n->wal_async, wal_async_cb);
+    n->wal_async.data = n;
+    uv_timer_init(loop, &n->tick_timer);
+    n->tick_timer.data = n;
+    uv_timer_start(&n->tick_timer, tick_cb, n->opts.tick_ms, n->opts.tick_ms);
+    /* Started last so it runs first among prepare handles (libuv runs the most recently
+     * started first): replies and peer frames it queues are flushed by the client server's
+     * and transport's own prepare handles in the same iteration, before the loop blocks. */
+    uv_prepare_init(loop, &n->prepare);
+    n->prepare.data = n;
+    uv_prepare_start(&n->prepare, prepare_cb);
+    n->last_leader_contact_ms = 0;
+    if (n->cluster_id == 0) {
+        MC_INFO("waiting_to_be_added",
+                "id=%llu peer=%s hint=\"on the cluster run: metacenter --endpoints %s cluster add "
+                "%llu %s --learner\"",
+                (unsigned long long)n->id, n->opts.listen_peer,
+                n->opts.join[0] ? n->opts.join : "LEADER", (unsigned long long)n->id,
+                n->opts.listen_peer);
+    }
+    MC_INFO("node_started",
+            "id=%llu cluster=%016llx data_dir=%s client=%s peer=%s voters=%zu applied=%llu",
+            (unsigned long long)n->id, (unsigned long long)n->cluster_id, n->datadir,
+            n->opts.listen_client, n->opts.listen_peer, n->opts.initial_count,
+            (unsigned long long)n->applied_index);
+    *out = n;
+    return 0;
+fail:
+    if (n->clients) {
+        mc_client_server_stop(n->clients, NULL, NULL);
+    }
+    if (n->peers) {
+        mc_peer_stop(n->peers);
+    }
+    if (n->raft) {
+        mc_raft_destroy(n->raft);
+    }
+    mc_wal_close(n->wal);
+    if (n->engine) {
+        mc_engine_close(n->engine);
+    }
+    if (n->lock_fd >= 0) {
+        mc_datadir_unlock(n->lock_fd);
+    }
+    mc_wbuf_free(&n->batch);
+    mc_wbuf_free(&n->scratch);
+    free(n);
+    return rc;
+}
+
+void mc_node_get_info(struct mc_node *n, struct mc_node_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = n->id;
+    out->leader_id = mc_raft_leader(n->raft);
+    out->term = mc_raft_term(n->raft);
+    out->role = mc_raft_role(n->raft);
+    out->commit_index = mc_raft_commit_index(n->raft);
+    out->applied_index = n->applied_index;
+    out->last_index = mc_raft_last_index(n->raft);
+    out->snapshot_index = n->last_snapshot_index;
+    out->snapshot_size_bytes = n->snapshot_size_bytes;
+    if (out->role == MC_RAFT_LEADER) {
+        out->ms_since_leader_contact = 0;
+    } else if (n->last_leader_contact_ms) {
+        out->ms_since_leader_contact = node_now_ms() - n->last_leader_contact_ms;
+    } else {
+        out->ms_since_leader_contact = UINT64_MAX;
+    }
+    const struct mc_raft_conf *c = mc_raft_conf(n->raft);
+    out->n_voters = c->n_voters;
+    out->n_learners = c->n_learners;
+}
+
+/* ---- stop ---- */
+
+static void stop_step_done(struct mc_node *n);
+
+static void handle_closed(uv_handle_t *h)
+{
+    stop_step_done(h->data);
+}
+
+static void close_handle(struct mc_node *n, uv_handle_t *h)
+{
+    h->data = n;
+    n->closing_handles++;
+    uv_close(h, handle_closed);
+}
+
+static void stop_step_done(struct mc_node *n)
+{
+    if (--n->closing_handles == 0 && n->stop_done) {
+        n->stop_done(n->stop_arg);
+    }
+}
+
+static void clients_stopped(void *arg)
+{
+    stop_step_done(arg);
+}
+
+static void finish_stop(struct mc_node *n)
+{
+    uv_timer_stop(&n->stop_timer);
+    node_fail_writes(n, MC_ESHUTDOWN);
+    node_fail_reads(n, MC_ESHUTDOWN);
+    /* Finish in-flight fsyncs before closing anything they report to. */
+    if (n->wal) {
+        mc_wal_sync(n->wal);
+    }
+    node_wal_progress(n);
+    n->closing_handles++; /* for the client server, see clients_stopped */
+    mc_client_server_stop(n->clients, clients_stopped, n);
+    n->clients = NULL;
+    mc_peer_stop(n->peers);
+    n->peers = NULL;
+    uv_timer_stop(&n->tick_timer);
+    uv_prepare_stop(&n->prepare);
+    close_handle(n, (uv_handle_t *)&n->tick_timer);
+    close_handle(n, (uv_handle_t *)&n->prepare);
+    close_handle(n, (uv_handle_t *)&n->wal_async);
+    close_handle(n, (uv_handle_t *)&n->stop_timer);
+}
+
+static void stop_timer_cb(uv_timer_t *h)
+{
+    struct mc_node *n = h->data;
+    /* Leadership transfer done (or given up): finish. */
+    if (mc_raft_role(n->raft) != MC_RAFT_LEADER || node_now_ms() >= n->stop_deadline_ms) {
+        finish_stop(n);
+    }
+}
+
+void mc_node_stop(struct mc_node *n, void (*done)(void *arg), void *arg)
+{
+    if (n->stopping) {
+        return;
+    }
+    n->stopping = true;
+    n->stop_done = done;
+    n->stop_arg = arg;
+    uv_timer_init(n->loop, &n->stop_timer);
+    n->stop_timer.data = n;
+    const struct mc_raft_conf *c = mc_raft_conf(n->raft);
+    if (!n->fatal && mc_raft_role(n->raft) == MC_RAFT_LEADER && c->n_voters > 1) {
+        /* Hand leadership to the most caught-up voter so clients fail over at once. */
+        struct mc_raft_status *st = malloc(sizeof(*st));
+        uint64_t best = 0, best_match = 0;
+        if (st) {
+            mc_raft_status(n->raft, st);
+            for (uint32_t i = 0; i < st->n_peers; i++) {
+                if (!st->peers[i].is_learner && st->peers[i].match >= best_match) {
+                    best = st->peers[i].id;
+                    best_match = st->peers[i].match;
+                }
+            }
+            free(st);
+        }
+        if (best && mc_raft_transfer_leader(n->raft, best) == 0) {
+            MC_INFO("shutdown_transfer_leader", "to=%llu", (unsigned long long)best);
+            n->stop_deadline_ms = node_now_ms() + n->opts.election_timeout_ms;
+            uv_timer_start(&n->stop_timer, stop_timer_cb, 10, 10);
+            return;
+        }
+    }
+    n->stop_deadline_ms = node_now_ms();
+    uv_timer_start(&n->stop_timer, stop_timer_cb, 0, 0);
+}
+
+void mc_node_free(struct mc_node *n)
+{
+    if (!n) {
+        return;
+    }
+    mc_wal_close(n->wal);
+    if (n->engine) {
+        mc_engine_sync(n->engine);
+        mc_engine_close(n->engine);
+    }
+    if (n->raft) {
+        mc_raft_destroy(n->raft);
+    }
+    if (n->recv) {
+        mc_snap_recv_abort(n->recv, false);
+    }
+    for (size_t i = 0; i < n->n_held; i++) {
+        free(n->held[i].data);
+    }
+    free(n->held);
+    free(n->marks);
+    free(n->batch_waiters);
+    free(n->writes);
+    free(n->reads);
+    mc_wbuf_free(&n->batch);
+    mc_wbuf_free(&n->scratch);
+    if (n->lock_fd >= 0) {
+        mc_datadir_unlock(n->lock_fd);
+    }
+    MC_INFO("node_stopped", "id=%llu", (unsigned long long)n->id);
+    free(n);
+}

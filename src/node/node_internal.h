@@ -1,0 +1,237 @@
+/* node_internal.h: the node's state shared by its files (lifecycle, ready, writes, reads, snap). */
+#ifndef MC_NODE_INTERNAL_H
+#define MC_NODE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "metacenter/engine.h"
+#include "metacenter/raft.h"
+#include "metacenter/storage.h"
+#include "net/client_server.h"
+#include "net/peer.h"
+#include "node/node.h"
+#include "node/options.h"
+#include "util/codec.h"
+
+/* Limits. */
+#define NODE_MAX_BATCH_OPS      4096       /* ops in one Raft entry (engine MC_APPLY_MAX_OPS) */
+#define NODE_MAX_BATCH_BYTES    (1u << 20) /* payload bytes of one Raft entry */
+#define NODE_MAX_PENDING_WRITES 262144     /* proposed, not yet applied */
+#define NODE_MAX_PENDING_READS  262144     /* waiting for a read index or for apply */
+#define NODE_MAX_HELD_MSGS      65536      /* messages waiting for the WAL */
+#define NODE_READ_TIMEOUT_MS    5000       /* a forwarded ReadIndex can be lost */
+#define NODE_WRITE_TIMEOUT_MS   10000      /* a proposal dropped by a leader change */
+#define NODE_SNAP_SEND_WINDOW   (4u << 20) /* snapshot bytes queued to a peer at once */
+#define NODE_SNAP_CHUNK_BYTES   (1u << 20)
+
+/* Raft entry payload: u8 kind, then kind-specific data. */
+enum node_entry_kind {
+    NODE_ENTRY_OPS = 1, /* u32 count, count × (u32 len, engine op record) */
+};
+
+/* A client write waiting for its entry to apply. */
+struct pending_write {
+    struct mc_client_token token;
+    uint64_t index;    /* Raft index of the entry holding the op */
+    uint32_t position; /* op position inside the entry */
+    uint64_t term;     /* term the entry was proposed in */
+    uint64_t deadline_ms;
+    uint8_t kind; /* 0 = client write, 1 = session register */
+};
+
+/* A read waiting for a ReadIndex answer and then for apply. */
+struct pending_read {
+    struct mc_client_token token;
+    uint8_t op;     /* MC_REQ_* */
+    uint64_t batch; /* ReadIndex ctx; 0 once the index is known */
+    uint64_t index; /* serve once applied >= index */
+    uint64_t deadline_ms;
+    /* Copied request fields (the frame buffer is gone by then). */
+    char *bucket, *key, *version_id, *prefix, *delimiter, *marker1, *marker2;
+    uint32_t max_keys;
+};
+
+/* A message waiting until the WAL completes ticket. */
+struct held_msg {
+    uint64_t ticket;
+    uint64_t to;
+    uint8_t *data;
+    size_t len;
+};
+
+/* A pending mc_raft_persisted report. */
+struct persist_mark {
+    uint64_t ticket;
+    uint64_t index;
+    uint64_t term;
+};
+
+/* Outgoing snapshot transfer to one follower. */
+struct snap_send {
+    uint64_t to;
+    uint64_t index;
+    uint64_t term;
+    uint64_t offset;
+    uint64_t total;
+    char path[MC_DATADIR_PATH_MAX];
+    bool active;
+    bool data_done;
+    uint64_t started_ms;
+    struct mc_raft_msg raft_msg; /* the SNAPSHOT message to deliver after the data */
+};
+
+struct member_info {
+    uint64_t id;
+    char peer_addr[MC_ADDR_MAX];
+    char client_addr[MC_ADDR_MAX];
+    bool reachable;
+};
+
+struct mc_node {
+    uv_loop_t *loop;
+    struct mc_node_options opts;
+    uint64_t id;
+    uint64_t cluster_id;
+    char datadir[MC_DATADIR_PATH_MAX];
+    char snapdir[MC_DATADIR_PATH_MAX];
+    int lock_fd;
+
+    struct mc_engine *engine;
+    struct mc_wal *wal;
+    struct mc_raft *raft;
+    struct mc_peer_transport *peers;
+    struct mc_client_server *clients;
+
+    uv_timer_t tick_timer;
+    uv_prepare_t prepare;
+    uv_async_t wal_async;
+    uv_signal_t sigterm, sigint;
+
+    /* WAL completions (written on the WAL thread). */
+    _Atomic uint64_t wal_done_ticket;
+    _Atomic int wal_error;
+    uint64_t last_ticket; /* last ticket issued */
+
+    /* Messages and persisted marks waiting for WAL tickets (FIFO, tickets ascending). */
+    struct held_msg *held;
+    size_t n_held, cap_held;
+    struct persist_mark *marks;
+    size_t n_marks, cap_marks;
+
+    /* Write batching: ops gathered during one loop iteration. */
+    struct mc_wbuf batch;
+    uint32_t batch_ops;
+    bool batch_has_register;
+    struct pending_write *batch_waiters; /* index unknown until proposed */
+    size_t n_batch_waiters, cap_batch_waiters;
+    struct pending_write *writes; /* proposed, ordered by (index, position) */
+    size_t n_writes, cap_writes, head_writes;
+    uint64_t version_counter;
+
+    /* Reads. */
+    struct pending_read *reads;
+    size_t n_reads, cap_reads;
+    uint64_t read_batch; /* ctx of the batch being collected (0 = none) */
+    uint64_t next_read_ctx;
+    uint32_t reads_unbatched; /* reads waiting for the next ReadIndex call */
+
+    /* Apply state. */
+    uint64_t applied_index;
+    uint64_t last_snapshot_index;
+    uint64_t snapshot_size_bytes;
+    bool snapshot_running;
+    uv_work_t snap_work;
+    uint64_t snap_work_index, snap_work_term;
+    int snap_work_rc;
+    struct mc_snap_info snap_work_info;
+    struct mc_raft_conf snap_work_conf;
+
+    /* Snapshot transfers. */
+    struct snap_send sends[MC_RAFT_MAX_NODES];
+    struct mc_snap_recv *recv;
+    uint64_t recv_index, recv_term;
+    uint64_t recv_done_index, recv_done_term; /* last snapshot fully received */
+    char recv_done_path[MC_DATADIR_PATH_MAX];
+
+    /* Snapshot streamed to a client (`snapshot save`). */
+    struct {
+        bool active;
+        struct mc_client_token token;
+        char path[MC_DATADIR_PATH_MAX];
+        uint64_t offset, total, checksum;
+    } save;
+
+    /* Members (peer + client addresses). */
+    struct member_info members[MC_RAFT_MAX_NODES];
+    size_t n_members;
+
+    /* Leader contact, for stale reads and readyz. */
+    uint64_t last_leader_contact_ms;
+    uint64_t leader_id;
+    int role;
+
+    bool stopping;
+    bool fatal;
+    void (*stop_done)(void *);
+    void *stop_arg;
+    uint64_t stop_deadline_ms;
+    uv_timer_t stop_timer;
+    int closing_handles;
+
+    /* Scratch. */
+    struct mc_wbuf scratch;
+};
+
+/* node.c */
+uint64_t node_now_ms(void);
+struct member_info *node_member(struct mc_node *n, uint64_t id);
+void node_set_member(struct mc_node *n, uint64_t id, const char *peer_addr,
+                     const char *client_addr);
+void node_fatal(struct mc_node *n, const char *what, int rc);
+const char *node_leader_client_addr(struct mc_node *n);
+int node_conf_encode(struct mc_node *n, const struct mc_raft_conf *c, struct mc_wbuf *w);
+int node_conf_decode(struct mc_node *n, const uint8_t *p, size_t len, struct mc_raft_conf *c);
+
+/* node_ready.c */
+void node_process_ready(struct mc_node *n);
+void node_wal_progress(struct mc_node *n);
+void node_send_raft(struct mc_node *n, const struct mc_raft_msg *m);
+void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *payload, size_t len);
+
+/* node_write.c */
+void node_handle_write(struct mc_node *n, const struct mc_client_request *r);
+void node_handle_register(struct mc_node *n, const struct mc_client_request *r);
+void node_flush_batch(struct mc_node *n);
+int node_apply_entry(struct mc_node *n, const struct mc_raft_entry *e);
+void node_fail_writes(struct mc_node *n, int code);
+void node_expire_writes(struct mc_node *n, uint64_t now_ms);
+
+/* node_read.c */
+void node_handle_read(struct mc_node *n, const struct mc_client_request *r);
+void node_flush_reads(struct mc_node *n);
+void node_on_read_state(struct mc_node *n, const struct mc_raft_read_state *rs);
+void node_serve_ready_reads(struct mc_node *n);
+void node_fail_reads(struct mc_node *n, int code);
+void node_expire_reads(struct mc_node *n, uint64_t now_ms);
+void node_reads_leader_changed(struct mc_node *n);
+
+/* node_snapshot.c */
+void node_maybe_snapshot(struct mc_node *n);
+void node_start_snapshot_send(struct mc_node *n, const struct mc_raft_msg *m);
+void node_pump_snapshot_sends(struct mc_node *n);
+void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size_t len);
+void node_on_snap_ack(struct mc_node *n, uint64_t from, const uint8_t *p, size_t len);
+int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta *meta);
+bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term);
+
+void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, uint64_t index);
+void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r);
+void node_pump_snapshot_saves(struct mc_node *n);
+
+/* node_admin.c */
+void node_handle_admin(struct mc_node *n, const struct mc_client_request *r);
+
+#endif

@@ -1,0 +1,451 @@
+/* node_snapshot.c: snapshots: periodic creation off the loop, streaming to followers in
+ * resumable chunks, receiving and installing them (Raft thesis §5.1 log compaction). */
+#include "node/node_internal.h"
+#include "metacenter/error.h"
+#include "util/codec.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SNAP_CHUNK_HEADER  32 /* u64 index, u64 term, u64 offset, u64 total */
+#define SNAP_ACK_DONE      1
+#define SNAP_ACK_RESEND    2
+#define SNAP_ACK_FAILED    3
+#define SNAP_SEND_STALL_MS 30000
+
+/* ---- creation ---- */
+
+struct snap_job {
+    struct mc_node *n;
+    uint64_t index, term;
+    struct mc_raft_conf conf;
+    struct mc_wbuf blob;
+    struct mc_snap_info info;
+    int rc;
+};
+
+static int write_engine(void *ctx, int fd)
+{
+    struct mc_engine *eng = ctx;
+    return mc_engine_copy_to_fd(eng, fd, NULL);
+}
+
+static void snap_work(uv_work_t *req)
+{
+    struct snap_job *j = req->data;
+    /* The WAL prefix is dropped after this: make the engine's own pages durable first. */
+    j->rc = mc_engine_sync(j->n->engine);
+    if (j->rc == 0) {
+        j->rc = mc_snap_create(j->n->snapdir, NULL, j->index, j->term, j->blob.data, j->blob.len,
+                               write_engine, j->n->engine, &j->info);
+    }
+    if (j->rc == 0) {
+        mc_snap_prune(j->n->snapdir, NULL, MC_SNAP_KEEP);
+    }
+}
+
+static void snap_done(uv_work_t *req, int status)
+{
+    struct snap_job *j = req->data;
+    struct mc_node *n = j->n;
+    n->snapshot_running = false;
+    if (status == 0 && j->rc == 0 && !n->stopping) {
+        int rc = mc_raft_snapshot_taken(n->raft, j->index, j->term, &j->conf);
+        if (rc == 0) {
+            n->last_snapshot_index = j->index;
+            n->snapshot_size_bytes = j->info.file_size;
+            uint64_t keep = n->opts.snapshot_tail_entries;
+            if (j->index > keep) {
+                mc_wal_compact(n->wal, j->index - keep, NULL);
+            }
+            MC_INFO("snapshot_created", "index=%llu term=%llu bytes=%llu",
+                    (unsigned long long)j->index, (unsigned long long)j->term,
+                    (unsigned long long)j->info.file_size);
+        }
+    } else if (j->rc) {
+        MC_WARN("snapshot_failed", "index=%llu err=%s", (unsigned long long)j->index,
+                mc_error_name(j->rc));
+    }
+    mc_wbuf_free(&j->blob);
+    free(j);
+}
+
+static int start_snapshot(struct mc_node *n, uint64_t index)
+{
+    struct snap_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        return MC_ENOMEM;
+    }
+    j->n = n;
+    j->index = index;
+    j->term = mc_raft_term_at(n->raft, index);
+    int rc = mc_raft_conf_at(n->raft, index, &j->conf);
+    mc_wbuf_init(&j->blob, MC_SNAP_MEMBERSHIP_MAX_BYTES);
+    if (rc == 0) {
+        rc = node_conf_encode(n, &j->conf, &j->blob);
+    }
+    if (rc || j->term == 0) {
+        mc_wbuf_free(&j->blob);
+        free(j);
+        return rc ? rc : MC_EINVAL;
+    }
+    n->snapshot_running = true;
+    n->snap_work.data = j;
+    rc = uv_queue_work(n->loop, &n->snap_work, snap_work, snap_done);
+    if (rc) {
+        n->snapshot_running = false;
+        mc_wbuf_free(&j->blob);
+        free(j);
+        return MC_EIO;
+    }
+    return 0;
+}
+
+void node_maybe_snapshot(struct mc_node *n)
+{
+    if (n->snapshot_running || n->stopping || n->fatal ||
+        n->applied_index < n->last_snapshot_index + n->opts.snapshot_entries) {
+        return;
+    }
+    start_snapshot(n, n->applied_index);
+}
+
+/* ---- sending (leader) ---- */
+
+static struct snap_send *find_send(struct mc_node *n, uint64_t to)
+{
+    for (int i = 0; i < MC_RAFT_MAX_NODES; i++) {
+        if (n->sends[i].active && n->sends[i].to == to) {
+            return &n->sends[i];
+        }
+    }
+    return NULL;
+}
+
+static void finish_send(struct mc_node *n, struct snap_send *s, bool ok)
+{
+    MC_INFO(ok ? "snapshot_sent" : "snapshot_send_failed", "to=%llu index=%llu bytes=%llu",
+            (unsigned long long)s->to, (unsigned long long)s->index, (unsigned long long)s->total);
+    s->active = false;
+    mc_raft_report_snapshot(n->raft, s->to, ok);
+}
+
+void node_start_snapshot_send(struct mc_node *n, const struct mc_raft_msg *m)
+{
+    struct snap_send *s = find_send(n, m->to);
+    if (s && s->index == m->snapshot.index) {
+        return; /* already streaming this one */
+    }
+    if (!s) {
+        for (int i = 0; i < MC_RAFT_MAX_NODES && !s; i++) {
+            if (!n->sends[i].active) {
+                s = &n->sends[i];
+            }
+        }
+    }
+    if (!s) {
+        mc_raft_report_snapshot(n->raft, m->to, false);
+        return;
+    }
+    struct mc_snap_info *info = malloc(sizeof(*info));
+    int rc = info ? mc_snap_latest(n->snapdir, info) : MC_ENOMEM;
+    if (rc || info->index != m->snapshot.index || info->term != m->snapshot.term) {
+        MC_WARN("snapshot_send_unavailable", "to=%llu index=%llu err=%s", (unsigned long long)m->to,
+                (unsigned long long)m->snapshot.index, mc_error_name(rc ? rc : MC_ENOTFOUND));
+        free(info);
+        mc_raft_report_snapshot(n->raft, m->to, false);
+        return;
+    }
+    memset(s, 0, sizeof(*s));
+    s->active = true;
+    s->to = m->to;
+    s->index = info->index;
+    s->term = info->term;
+    s->total = info->file_size;
+    snprintf(s->path, sizeof(s->path), "%s", info->path);
+    s->started_ms = node_now_ms();
+    s->raft_msg = *m;
+    s->raft_msg.entries = NULL;
+    s->raft_msg.n_entries = 0;
+    free(info);
+    MC_INFO("snapshot_send_started", "to=%llu index=%llu bytes=%llu", (unsigned long long)s->to,
+            (unsigned long long)s->index, (unsigned long long)s->total);
+}
+
+static void pump_one(struct mc_node *n, struct snap_send *s)
+{
+    static uint8_t buf[SNAP_CHUNK_HEADER + NODE_SNAP_CHUNK_BYTES];
+    if (!mc_peer_connected(n->peers, s->to)) {
+        mc_peer_send(n->peers, s->to, MC_PEER_SNAP_ACK, NULL, 0); /* starts connecting */
+        if (node_now_ms() - s->started_ms > SNAP_SEND_STALL_MS) {
+            finish_send(n, s, false);
+        }
+        return;
+    }
+    while (!s->data_done && mc_peer_pending_bytes(n->peers, s->to) < NODE_SNAP_SEND_WINDOW) {
+        size_t got = 0;
+        int rc = mc_snap_read_chunk(s->path, s->offset, buf + SNAP_CHUNK_HEADER,
+                                    NODE_SNAP_CHUNK_BYTES, &got);
+        if (rc) {
+            finish_send(n, s, false);
+            return;
+        }
+        mc_put_u64le(buf, s->index);
+        mc_put_u64le(buf + 8, s->term);
+        mc_put_u64le(buf + 16, s->offset);
+        mc_put_u64le(buf + 24, s->total);
+        if (mc_peer_send(n->peers, s->to, MC_PEER_SNAP_CHUNK, buf, SNAP_CHUNK_HEADER + got)) {
+            return; /* link trouble: retried on the next pump */
+        }
+        s->offset += got;
+        s->started_ms = node_now_ms();
+        if (s->offset >= s->total || got == 0) {
+            s->data_done = true;
+            node_send_raft(n, &s->raft_msg);
+        }
+    }
+}
+
+void node_pump_snapshot_sends(struct mc_node *n)
+{
+    for (int i = 0; i < MC_RAFT_MAX_NODES; i++) {
+        struct snap_send *s = &n->sends[i];
+        if (!s->active) {
+            continue;
+        }
+        if (mc_raft_role(n->raft) != MC_RAFT_LEADER) {
+            s->active = false;
+            continue;
+        }
+        pump_one(n, s);
+        if (s->active && s->data_done && node_now_ms() - s->started_ms > SNAP_SEND_STALL_MS) {
+            finish_send(n, s, false);
+        }
+    }
+}
+
+void node_on_snap_ack(struct mc_node *n, uint64_t from, const uint8_t *p, size_t len)
+{
+    if (len < 25) {
+        return;
+    }
+    uint64_t index = mc_get_u64le(p), term = mc_get_u64le(p + 8), off = mc_get_u64le(p + 16);
+    uint8_t status = p[24];
+    struct snap_send *s = find_send(n, from);
+    if (!s || s->index != index || s->term != term) {
+        return;
+    }
+    if (status == SNAP_ACK_DONE) {
+        finish_send(n, s, true);
+    } else if (status == SNAP_ACK_RESEND && off <= s->total) {
+        s->offset = off;
+        s->data_done = false;
+    } else {
+        finish_send(n, s, false);
+    }
+}
+
+/* ---- receiving (follower) ---- */
+
+static void send_ack(struct mc_node *n, uint64_t to, uint64_t index, uint64_t term, uint64_t off,
+                     uint8_t status)
+{
+    uint8_t a[25];
+    mc_put_u64le(a, index);
+    mc_put_u64le(a + 8, term);
+    mc_put_u64le(a + 16, off);
+    a[24] = status;
+    mc_peer_send(n->peers, to, MC_PEER_SNAP_ACK, a, sizeof(a));
+}
+
+void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size_t len)
+{
+    if (len < SNAP_CHUNK_HEADER) {
+        return;
+    }
+    uint64_t index = mc_get_u64le(p), term = mc_get_u64le(p + 8);
+    uint64_t off = mc_get_u64le(p + 16), total = mc_get_u64le(p + 24);
+    const uint8_t *data = p + SNAP_CHUNK_HEADER;
+    size_t dlen = len - SNAP_CHUNK_HEADER;
+    if (index <= n->applied_index && index == n->recv_done_index) {
+        send_ack(n, from, index, term, total, SNAP_ACK_DONE);
+        return;
+    }
+    if (n->recv && (n->recv_index != index || n->recv_term != term)) {
+        mc_snap_recv_abort(n->recv, true);
+        n->recv = NULL;
+    }
+    if (!n->recv) {
+        int rc = mc_snap_recv_open(n->snapdir, NULL, index, term, &n->recv);
+        if (rc) {
+            send_ack(n, from, index, term, 0, SNAP_ACK_FAILED);
+            return;
+        }
+        n->recv_index = index;
+        n->recv_term = term;
+        MC_INFO("snapshot_receive_started", "from=%llu index=%llu bytes=%llu resume_at=%llu",
+                (unsigned long long)from, (unsigned long long)index, (unsigned long long)total,
+                (unsigned long long)mc_snap_recv_offset(n->recv));
+    }
+    uint64_t have = mc_snap_recv_offset(n->recv);
+    if (off != have) {
+        if (off < have && off + dlen <= have) {
+            return; /* duplicate of what we have */
+        }
+        send_ack(n, from, index, term, have, SNAP_ACK_RESEND);
+        return;
+    }
+    int rc = mc_snap_recv_write(n->recv, off, data, dlen);
+    if (rc == 0 && off + dlen >= total) {
+        struct mc_snap_info *info = malloc(sizeof(*info));
+        rc = info ? mc_snap_recv_finish(n->recv, info) : MC_ENOMEM;
+        n->recv = NULL;
+        if (rc == 0) {
+            n->recv_done_index = index;
+            n->recv_done_term = term;
+            snprintf(n->recv_done_path, sizeof(n->recv_done_path), "%s", info->path);
+            MC_INFO("snapshot_received", "from=%llu index=%llu bytes=%llu",
+                    (unsigned long long)from, (unsigned long long)index, (unsigned long long)total);
+            send_ack(n, from, index, term, total, SNAP_ACK_DONE);
+        }
+        free(info);
+    }
+    if (rc) {
+        MC_WARN("snapshot_receive_failed", "index=%llu err=%s", (unsigned long long)index,
+                mc_error_name(rc));
+        if (n->recv) {
+            mc_snap_recv_abort(n->recv, true);
+            n->recv = NULL;
+        }
+        send_ack(n, from, index, term, 0, SNAP_ACK_FAILED);
+    }
+}
+
+bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term)
+{
+    return !n->snapshot_running && n->recv_done_index == index && n->recv_done_term == term;
+}
+
+int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta *meta)
+{
+    if (n->recv_done_index != meta->index || n->recv_done_term != meta->term) {
+        MC_ERROR("snapshot_install_missing", "index=%llu", (unsigned long long)meta->index);
+        return MC_ENOTFOUND;
+    }
+    mc_engine_close(n->engine);
+    n->engine = NULL;
+    int rc = mc_snap_install(n->datadir, NULL, n->recv_done_path);
+    char path[MC_DATADIR_PATH_MAX];
+    mc_datadir_path(n->datadir, "engine", path, sizeof(path));
+    struct mc_engine_options eo = {.sync = MC_ENGINE_SYNC_NONE,
+                                   .max_map_size_bytes = n->opts.max_map_size_bytes};
+    int orc = mc_engine_open(path, &eo, &n->engine);
+    if (rc || orc) {
+        MC_ERROR("snapshot_install_failed", "index=%llu err=%s", (unsigned long long)meta->index,
+                 mc_error_name(rc ? rc : orc));
+        return rc ? rc : orc;
+    }
+    rc = mc_wal_reset(n->wal, meta->index + 1, NULL);
+    if (rc) {
+        return rc;
+    }
+    uint64_t applied = 0;
+    mc_engine_applied_index(n->engine, &applied);
+    n->applied_index = applied > meta->index ? applied : meta->index;
+    n->last_snapshot_index = meta->index;
+    struct mc_snap_info *info = malloc(sizeof(*info));
+    if (info && mc_snap_read_info(n->recv_done_path, false, info) == 0) {
+        struct mc_raft_conf c;
+        node_conf_decode(n, info->membership, info->membership_len, &c);
+        n->snapshot_size_bytes = info->file_size;
+    }
+    free(info);
+    mc_snap_prune(n->snapdir, NULL, MC_SNAP_KEEP);
+    MC_INFO("snapshot_installed", "index=%llu term=%llu engine_applied=%llu",
+            (unsigned long long)meta->index, (unsigned long long)meta->term,
+            (unsigned long long)applied);
+    return 0;
+}
+
+/* ---- streaming a snapshot to a client (`metacenter snapshot save`) ---- */
+
+void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r)
+{
+    if (n->save.active) {
+        mc_client_reply_error(&r->token, MC_EBUSY, "another snapshot save is running; retry");
+        return;
+    }
+    struct mc_snap_info *info = malloc(sizeof(*info));
+    int rc = info ? mc_snap_latest(n->snapdir, info) : MC_ENOMEM;
+    if (rc == MC_ENOTFOUND || (rc == 0 && info->index < n->applied_index && n->applied_index > 0 &&
+                               !n->snapshot_running && info->index + 1 < n->applied_index)) {
+        /* Make a fresh snapshot first; the client retries on Busy. */
+        if (!n->snapshot_running && n->applied_index > 0) {
+            start_snapshot(n, n->applied_index);
+        }
+        free(info);
+        mc_client_reply_error(&r->token, MC_EBUSY, "creating a fresh snapshot; retry shortly");
+        return;
+    }
+    if (rc) {
+        free(info);
+        mc_client_reply_error(&r->token, rc, NULL);
+        return;
+    }
+    n->save.active = true;
+    n->save.token = r->token;
+    n->save.offset = 0;
+    n->save.total = info->file_size;
+    n->save.checksum = info->data_checksum;
+    snprintf(n->save.path, sizeof(n->save.path), "%s", info->path);
+    MC_INFO("snapshot_save_started", "index=%llu bytes=%llu", (unsigned long long)info->index,
+            (unsigned long long)info->file_size);
+    free(info);
+}
+
+void node_pump_snapshot_saves(struct mc_node *n)
+{
+    static uint8_t buf[MC_PROTO_MAX_CHUNK_BYTES - 64];
+    if (!n->save.active) {
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (mc_client_conn_pending_bytes(n->save.token.conn) > (4u << 20)) {
+            return;
+        }
+        size_t got = 0;
+        int rc = mc_snap_read_chunk(n->save.path, n->save.offset, buf, sizeof(buf), &got);
+        if (rc) {
+            n->save.active = false;
+            mc_client_reply_error(&n->save.token, rc, "reading the snapshot failed");
+            return;
+        }
+        struct mc_snapshot_chunk c = {.offset = n->save.offset,
+                                      .total_bytes = n->save.total,
+                                      .checksum = 0,
+                                      .data = buf,
+                                      .len = (uint32_t)got};
+        bool last = n->save.offset + got >= n->save.total || got == 0;
+        if (last) {
+            c.checksum = n->save.checksum;
+        }
+        struct mc_wbuf w;
+        mc_wbuf_init(&w, MC_PROTO_MAX_BODY_BYTES);
+        mc_proto_chunk_put(&w, &c);
+        n->save.offset += got;
+        if (last) {
+            mc_client_reply(&n->save.token, 0, w.data, w.len);
+            n->save.active = false;
+            MC_INFO("snapshot_save_done", "bytes=%llu", (unsigned long long)n->save.total);
+        } else if (mc_client_reply_more(&n->save.token, w.data, w.len) != 0) {
+            mc_client_reply_error(&n->save.token, MC_ESHUTDOWN, NULL);
+            n->save.active = false;
+        }
+        mc_wbuf_free(&w);
+        if (!n->save.active) {
+            return;
+        }
+    }
+}

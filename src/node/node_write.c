@@ -1,0 +1,469 @@
+/* node_write.c: the write path: batch client ops into Raft entries, apply, reply with results. */
+#include "node/node_internal.h"
+#include "metacenter/error.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t last_op_time_ns;
+
+/* Leader clock for op times: wall clock, never going backwards (mod times stay ordered). */
+static int64_t op_time_now(void)
+{
+    int64_t t = mc_wall_ns();
+    if (t <= last_op_time_ns) {
+        t = last_op_time_ns + 1;
+    }
+    last_op_time_ns = t;
+    return t;
+}
+
+static void reply_not_leader(struct mc_node *n, const struct mc_client_token *t)
+{
+    mc_client_reply_not_leader(t, mc_raft_leader(n->raft), node_leader_client_addr(n));
+}
+
+static int push_waiter(struct mc_node *n, const struct mc_client_token *t, uint8_t kind)
+{
+    if (n->n_batch_waiters == n->cap_batch_waiters) {
+        size_t cap = n->cap_batch_waiters ? n->cap_batch_waiters * 2 : 256;
+        struct pending_write *w = realloc(n->batch_waiters, cap * sizeof(*w));
+        if (!w) {
+            return MC_ENOMEM;
+        }
+        n->batch_waiters = w;
+        n->cap_batch_waiters = cap;
+    }
+    struct pending_write *w = &n->batch_waiters[n->n_batch_waiters++];
+    memset(w, 0, sizeof(*w));
+    w->token = *t;
+    w->position = n->batch_ops;
+    w->kind = kind;
+    return 0;
+}
+
+/* Stamp leader-chosen fields (time, version ids) into a decoded op. */
+static int stamp(struct mc_node *n, struct mc_op *op, int64_t now)
+{
+    op->time_ns = now;
+    if (op->type == MC_OP_PUT || op->type == MC_OP_DELETE) {
+        char vid[17];
+        mc_version_id_make(vid, now, ++n->version_counter);
+        free(op->new_version_id);
+        op->new_version_id = strdup(vid);
+        if (!op->new_version_id) {
+            return MC_ENOMEM;
+        }
+    }
+    for (uint32_t i = 0; i < op->n_sub; i++) {
+        int rc = stamp(n, &op->sub[i], now);
+        if (rc) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Append one encoded op (u32 len + bytes) to the batch being built this iteration. */
+static int batch_add(struct mc_node *n, const struct mc_op *op)
+{
+    if (n->batch.len == 0) {
+        mc_wbuf_u8(&n->batch, NODE_ENTRY_OPS);
+        mc_wbuf_u32(&n->batch, 0); /* count, patched at flush */
+    }
+    size_t at = n->batch.len;
+    mc_wbuf_u32(&n->batch, 0);
+    int rc = mc_op_encode(op, &n->batch);
+    if (rc || mc_wbuf_error(&n->batch)) {
+        n->batch.len = at;
+        n->batch.err = 0;
+        return rc ? rc : MC_ETOOLARGE;
+    }
+    mc_wbuf_patch_u32(&n->batch, at, (uint32_t)(n->batch.len - at - 4));
+    n->batch_ops++;
+    return 0;
+}
+
+static bool batch_full(struct mc_node *n)
+{
+    return n->batch_ops >= NODE_MAX_BATCH_OPS || n->batch.len >= NODE_MAX_BATCH_BYTES;
+}
+
+static bool can_accept_write(struct mc_node *n, const struct mc_client_token *t)
+{
+    if (mc_raft_role(n->raft) != MC_RAFT_LEADER) {
+        reply_not_leader(n, t);
+        return false;
+    }
+    if (n->n_writes - n->head_writes + n->n_batch_waiters >= NODE_MAX_PENDING_WRITES) {
+        mc_client_reply_error(t, MC_ELIMIT, "too many writes in flight; retry later");
+        return false;
+    }
+    if (batch_full(n)) {
+        node_flush_batch(n);
+    }
+    return true;
+}
+
+void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
+{
+    const struct mc_proto_request *q = r->req;
+    if (!can_accept_write(n, &r->token)) {
+        return;
+    }
+    struct mc_op op;
+    memset(&op, 0, sizeof(op));
+    int rc = 0;
+    int64_t now = op_time_now();
+    if (q->u.write.n_ops == 0) {
+        mc_client_reply_error(&r->token, MC_EINVAL, "a write needs at least one op");
+        return;
+    }
+    if (q->u.write.n_ops == 1) {
+        uint32_t pos = 0, len = 0;
+        const uint8_t *p = NULL;
+        mc_proto_ops_next(q->u.write.ops, q->u.write.ops_bytes, &pos, &p, &len);
+        rc = mc_op_decode(p, len, &op);
+    } else {
+        struct mc_op *subs = calloc(q->u.write.n_ops, sizeof(*subs));
+        uint32_t pos = 0, len = 0, i = 0;
+        const uint8_t *p = NULL;
+        rc = subs ? 0 : MC_ENOMEM;
+        while (rc == 0 && i < q->u.write.n_ops &&
+               mc_proto_ops_next(q->u.write.ops, q->u.write.ops_bytes, &pos, &p, &len)) {
+            rc = mc_op_decode(p, len, &subs[i++]);
+        }
+        if (rc == 0) {
+            rc = mc_op_atomic(&op, subs, q->u.write.n_ops);
+        }
+        for (uint32_t k = 0; subs && k < q->u.write.n_ops; k++) {
+            mc_op_clear(&subs[k]);
+        }
+        free(subs);
+    }
+    if (rc == 0 && (op.type == MC_OP_SESSION_REGISTER || op.session_id)) {
+        rc = MC_EINVAL; /* sessions travel in the frame, not inside op records */
+    }
+    if (rc == 0) {
+        op.session_id = q->u.write.session_id;
+        op.seq = q->u.write.seq;
+        op.acked_seq = q->u.write.acked_seq < op.seq ? q->u.write.acked_seq : 0;
+        rc = stamp(n, &op, now);
+    }
+    if (rc == 0) {
+        rc = push_waiter(n, &r->token, 0);
+        if (rc == 0) {
+            rc = batch_add(n, &op);
+            if (rc) {
+                n->n_batch_waiters--;
+            }
+        }
+    }
+    mc_op_clear(&op);
+    if (rc) {
+        mc_client_reply_error(&r->token, rc == MC_EPROTO ? MC_EPROTO : rc,
+                              rc == MC_EPROTO ? "malformed op record" : NULL);
+    }
+}
+
+void node_handle_register(struct mc_node *n, const struct mc_client_request *r)
+{
+    if (!can_accept_write(n, &r->token)) {
+        return;
+    }
+    /* A session id is the index of the entry registering it: one registration per entry. */
+    if (n->batch_has_register) {
+        node_flush_batch(n);
+    }
+    struct mc_op op;
+    memset(&op, 0, sizeof(op));
+    int rc = mc_op_session_register(&op, op_time_now());
+    if (rc == 0) {
+        rc = push_waiter(n, &r->token, 1);
+        if (rc == 0 && (rc = batch_add(n, &op)) != 0) {
+            n->n_batch_waiters--;
+        }
+        if (rc == 0) {
+            n->batch_has_register = true;
+        }
+    }
+    mc_op_clear(&op);
+    if (rc) {
+        mc_client_reply_error(&r->token, rc, NULL);
+    }
+}
+
+static int push_write(struct mc_node *n, const struct pending_write *w)
+{
+    if (n->head_writes > 0 && n->head_writes == n->n_writes) {
+        n->head_writes = n->n_writes = 0;
+    }
+    if (n->n_writes == n->cap_writes) {
+        if (n->head_writes > n->cap_writes / 2) {
+            memmove(n->writes, n->writes + n->head_writes,
+                    (n->n_writes - n->head_writes) * sizeof(*n->writes));
+            n->n_writes -= n->head_writes;
+            n->head_writes = 0;
+        } else {
+            size_t cap = n->cap_writes ? n->cap_writes * 2 : 1024;
+            struct pending_write *p = realloc(n->writes, cap * sizeof(*p));
+            if (!p) {
+                return MC_ENOMEM;
+            }
+            n->writes = p;
+            n->cap_writes = cap;
+        }
+    }
+    n->writes[n->n_writes++] = *w;
+    return 0;
+}
+
+/* Propose everything gathered this loop iteration as one Raft entry. */
+void node_flush_batch(struct mc_node *n)
+{
+    if (n->batch_ops == 0) {
+        return;
+    }
+    mc_wbuf_patch_u32(&n->batch, 1, n->batch_ops);
+    struct mc_raft_entry e = {
+        .type = MC_RAFT_ENTRY_NORMAL, .len = (uint32_t)n->batch.len, .data = n->batch.data};
+    uint64_t index = 0;
+    int rc = mc_raft_propose(n->raft, &e, 1, &index);
+    uint64_t term = mc_raft_term(n->raft);
+    uint64_t deadline = node_now_ms() + NODE_WRITE_TIMEOUT_MS;
+    for (size_t i = 0; i < n->n_batch_waiters; i++) {
+        struct pending_write *w = &n->batch_waiters[i];
+        if (rc) {
+            if (rc == MC_ENOTLEADER) {
+                reply_not_leader(n, &w->token);
+            } else {
+                mc_client_reply_error(&w->token, rc, NULL);
+            }
+            continue;
+        }
+        w->index = index;
+        w->term = term;
+        w->deadline_ms = deadline;
+        if (push_write(n, w) != 0) {
+            mc_client_reply_error(&w->token, MC_ENOMEM, NULL);
+        }
+    }
+    n->n_batch_waiters = 0;
+    n->batch_ops = 0;
+    n->batch_has_register = false;
+    mc_wbuf_reset(&n->batch);
+}
+
+static void reply_result(struct mc_node *n, const struct pending_write *w,
+                         const struct mc_op_result *res)
+{
+    (void)n;
+    if (w->kind == 2) {
+        mc_client_reply(&w->token, 0, NULL, 0);
+        return;
+    }
+    if (w->kind == 1) {
+        if (res->code) {
+            mc_client_reply_error(&w->token, res->code, NULL);
+            return;
+        }
+        struct mc_wbuf *b = mc_client_reply_begin(&w->token);
+        if (b) {
+            mc_proto_session_put(b, res->session_id);
+        }
+        mc_client_reply_end(&w->token, 0);
+        return;
+    }
+    if (res->code == 0) {
+        struct mc_wbuf *b = mc_client_reply_begin(&w->token);
+        if (b) {
+            mc_op_result_encode(res, b);
+        }
+        mc_client_reply_end(&w->token, 0);
+        return;
+    }
+    uint8_t buf[256];
+    struct mc_wbuf rb;
+    mc_wbuf_init(&rb, sizeof(buf) * 4);
+    mc_op_result_encode(res, &rb);
+    struct mc_proto_error e;
+    memset(&e, 0, sizeof(e));
+    e.message = mc_proto_cstr(mc_strerror(res->code));
+    e.leader_addr = mc_proto_cstr("");
+    e.version_id = mc_proto_cstr(res->version_id);
+    e.result = rb.data;
+    e.result_len = (uint32_t)rb.len;
+    mc_client_reply_error_full(&w->token, res->code, &e);
+    mc_wbuf_free(&rb);
+}
+
+/* Reply to every pending write at or before index: those at index get their result. */
+static void complete_writes(struct mc_node *n, const struct mc_raft_entry *e,
+                            const struct mc_op_result *results, uint32_t n_results)
+{
+    while (n->head_writes < n->n_writes) {
+        struct pending_write *w = &n->writes[n->head_writes];
+        if (w->index > e->index) {
+            break;
+        }
+        n->head_writes++;
+        if (w->index < e->index || w->term != e->term || w->position >= n_results) {
+            /* Its entry was replaced by another leader's: the outcome is that it did not
+             * apply here; the client retries with the same (session, seq). */
+            reply_not_leader(n, &w->token);
+            continue;
+        }
+        reply_result(n, w, &results[w->position]);
+    }
+}
+
+static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
+{
+    struct mc_rbuf r;
+    mc_rbuf_init(&r, e->data, e->len);
+    uint8_t kind = mc_rbuf_u8(&r);
+    uint32_t count = mc_rbuf_u32(&r);
+    if (mc_rbuf_error(&r) || kind != NODE_ENTRY_OPS || count > NODE_MAX_BATCH_OPS) {
+        MC_ERROR("bad_log_entry", "index=%llu kind=%u count=%u", (unsigned long long)e->index, kind,
+                 count);
+        return MC_ECORRUPT;
+    }
+    struct mc_op *ops = calloc(count ? count : 1, sizeof(*ops));
+    struct mc_op_result *res = calloc(count ? count : 1, sizeof(*res));
+    int rc = ops && res ? 0 : MC_ENOMEM;
+    uint32_t decoded = 0;
+    for (; rc == 0 && decoded < count; decoded++) {
+        size_t len = 0;
+        const uint8_t *p = mc_rbuf_bytes(&r, MC_OP_MAX_BYTES, &len);
+        if (!p) {
+            rc = MC_ECORRUPT;
+            break;
+        }
+        rc = mc_op_decode(p, len, &ops[decoded]);
+    }
+    if (rc == 0) {
+        rc = mc_engine_apply(n->engine, e->index, ops, count, NULL, 0, res);
+    }
+    if (rc == 0) {
+        complete_writes(n, e, res, count);
+    } else {
+        MC_ERROR("apply_failed", "index=%llu err=%s detail=\"%s\"", (unsigned long long)e->index,
+                 mc_error_name(rc), mc_engine_last_error());
+    }
+    for (uint32_t i = 0; i < decoded; i++) {
+        mc_op_clear(&ops[i]);
+    }
+    free(ops);
+    free(res);
+    return rc;
+}
+
+void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, uint64_t index)
+{
+    struct pending_write w;
+    memset(&w, 0, sizeof(w));
+    w.token = *t;
+    w.index = index;
+    w.term = mc_raft_term(n->raft);
+    w.kind = 2;
+    w.deadline_ms = node_now_ms() + NODE_WRITE_TIMEOUT_MS;
+    if (push_write(n, &w) != 0) {
+        mc_client_reply_error(t, MC_ENOMEM, NULL);
+    }
+}
+
+static int apply_conf(struct mc_node *n, const struct mc_raft_entry *e)
+{
+    struct mc_raft_conf_change cc;
+    struct mc_raft_conf conf;
+    int rc = mc_raft_conf_change_decode(e->data, e->len, &cc, &conf);
+    if (rc) {
+        return MC_ECORRUPT;
+    }
+    if (cc.type != MC_RAFT_CONF_REMOVE && cc.context_len > 0) {
+        /* context: str peer_addr, str client_addr */
+        struct mc_rbuf r;
+        mc_rbuf_init(&r, cc.context, cc.context_len);
+        size_t pl = 0, cl = 0;
+        const uint8_t *pa = mc_rbuf_bytes(&r, MC_ADDR_MAX - 1, &pl);
+        const uint8_t *ca = mc_rbuf_bytes(&r, MC_ADDR_MAX - 1, &cl);
+        if (!mc_rbuf_error(&r)) {
+            char pbuf[MC_ADDR_MAX], cbuf[MC_ADDR_MAX];
+            memcpy(pbuf, pa, pl);
+            pbuf[pl] = 0;
+            memcpy(cbuf, ca, cl);
+            cbuf[cl] = 0;
+            node_set_member(n, cc.node_id, pbuf, cbuf);
+        }
+    }
+    MC_INFO("membership_applied", "index=%llu change=%u node=%llu voters=%u learners=%u",
+            (unsigned long long)e->index, cc.type, (unsigned long long)cc.node_id, conf.n_voters,
+            conf.n_learners);
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, MC_CONF_MAX_BYTES);
+    rc = node_conf_encode(n, &conf, &w);
+    if (rc == 0) {
+        rc = mc_engine_apply(n->engine, e->index, NULL, 0, w.data, w.len, NULL);
+    }
+    mc_wbuf_free(&w);
+    if (rc == 0) {
+        struct mc_op_result ok;
+        memset(&ok, 0, sizeof(ok));
+        complete_writes(n, e, &ok, 1);
+    }
+    return rc;
+}
+
+int node_apply_entry(struct mc_node *n, const struct mc_raft_entry *e)
+{
+    int rc;
+    if (e->type == MC_RAFT_ENTRY_CONF) {
+        rc = apply_conf(n, e);
+    } else if (e->len == 0) {
+        rc = mc_engine_apply(n->engine, e->index, NULL, 0, NULL, 0, NULL);
+    } else {
+        rc = apply_ops(n, e);
+    }
+    if (rc == 0) {
+        if (e->index > n->applied_index) {
+            n->applied_index = e->index;
+        }
+        /* Writes whose entries were overwritten before this one. */
+        while (n->head_writes < n->n_writes && n->writes[n->head_writes].index <= e->index &&
+               e->type != MC_RAFT_ENTRY_CONF && e->len == 0) {
+            reply_not_leader(n, &n->writes[n->head_writes].token);
+            n->head_writes++;
+        }
+    }
+    return rc;
+}
+
+void node_fail_writes(struct mc_node *n, int code)
+{
+    for (size_t i = n->head_writes; i < n->n_writes; i++) {
+        if (code == MC_ENOTLEADER) {
+            reply_not_leader(n, &n->writes[i].token);
+        } else {
+            mc_client_reply_error(&n->writes[i].token, code, NULL);
+        }
+    }
+    n->head_writes = n->n_writes = 0;
+    for (size_t i = 0; i < n->n_batch_waiters; i++) {
+        mc_client_reply_error(&n->batch_waiters[i].token, code, NULL);
+    }
+    n->n_batch_waiters = 0;
+    n->batch_ops = 0;
+    mc_wbuf_reset(&n->batch);
+}
+
+void node_expire_writes(struct mc_node *n, uint64_t now_ms)
+{
+    /* The queue is in proposal order, so deadlines ascend. */
+    while (n->head_writes < n->n_writes && n->writes[n->head_writes].deadline_ms <= now_ms) {
+        mc_client_reply_error(&n->writes[n->head_writes].token, MC_ETIMEOUT,
+                              "the write did not commit in time (outcome unknown)");
+        n->head_writes++;
+    }
+}

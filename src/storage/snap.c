@@ -1,0 +1,466 @@
+/* snap.c: snapshot files: create (engine copy + header), verify, list/latest/prune, chunked read,
+ * copy (for `snapshot save`). */
+#include "storage/snap_internal.h"
+#include "metacenter/error.h"
+#include "util/checksum.h"
+#include "util/clock.h"
+#include "util/codec.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void snap_header_encode(uint8_t *b, const struct mc_snap_info *in)
+{
+    memset(b, 0, MC_SNAP_HEADER_BYTES);
+    memcpy(b, SNAP_MAGIC, 8);
+    mc_put_u32le(b + 8, SNAP_VERSION);
+    mc_put_u32le(b + 12, in->membership_len);
+    mc_put_u64le(b + 16, in->index);
+    mc_put_u64le(b + 24, in->term);
+    mc_put_u64le(b + 32, MC_SNAP_HEADER_BYTES);
+    mc_put_u64le(b + 40, in->data_size);
+    mc_put_u64le(b + 48, in->data_checksum);
+    mc_put_u64le(b + 56, (uint64_t)mc_wall_ns());
+    memcpy(b + 64, in->membership, in->membership_len);
+    mc_put_u64le(b + SNAP_HDR_SUM_OFF, mc_checksum64(b, SNAP_HDR_SUM_OFF));
+}
+
+int snap_header_decode(const uint8_t *b, struct mc_snap_info *out)
+{
+    if (memcmp(b, SNAP_MAGIC, 8) != 0 ||
+        mc_get_u64le(b + SNAP_HDR_SUM_OFF) != mc_checksum64(b, SNAP_HDR_SUM_OFF)) {
+        return MC_ECORRUPT;
+    }
+    if (mc_get_u32le(b + 8) != SNAP_VERSION) {
+        return MC_EVERSION;
+    }
+    uint32_t mlen = mc_get_u32le(b + 12);
+    if (mlen > MC_SNAP_MEMBERSHIP_MAX_BYTES || mc_get_u64le(b + 32) != MC_SNAP_HEADER_BYTES) {
+        return MC_ECORRUPT;
+    }
+    out->membership_len = mlen;
+    out->index = mc_get_u64le(b + 16);
+    out->term = mc_get_u64le(b + 24);
+    out->data_offset = MC_SNAP_HEADER_BYTES;
+    out->data_size = mc_get_u64le(b + 40);
+    out->data_checksum = mc_get_u64le(b + 48);
+    out->file_size = out->data_offset + out->data_size;
+    memcpy(out->membership, b + 64, mlen);
+    return 0;
+}
+
+/* XXH3 of [off, off+len) of fd, read in chunks. */
+int snap_checksum_range(const struct mc_fs_ops *fs, int fd, uint64_t off, uint64_t len,
+                        uint64_t *out)
+{
+    uint8_t *buf = malloc(MC_SNAP_CHUNK_MAX_BYTES);
+    struct mc_digest d;
+    if (!buf || mc_digest_init(&d)) {
+        free(buf);
+        return MC_ENOMEM;
+    }
+    int rc = 0;
+    while (len > 0) {
+        size_t want = len < MC_SNAP_CHUNK_MAX_BYTES ? (size_t)len : MC_SNAP_CHUNK_MAX_BYTES;
+        ssize_t n = fs->pread(fs->ctx, fd, buf, want, (off_t)off);
+        if (n <= 0) {
+            rc = n < 0 ? mc_fs_errno_to_mc((int)n) : MC_ECORRUPT;
+            break;
+        }
+        mc_digest_update(&d, buf, (size_t)n);
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    uint64_t h = mc_digest_final(&d);
+    free(buf);
+    if (rc == 0) {
+        *out = h;
+    }
+    return rc;
+}
+
+void snap_name(char *out, size_t n, const char *dir, uint64_t index, uint64_t term,
+               const char *suffix)
+{
+    snprintf(out, n, "%s/snap-%016llx-%016llx.snap%s", dir, (unsigned long long)index,
+             (unsigned long long)term, suffix);
+}
+
+int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index, uint64_t term,
+                   const void *membership, size_t membership_len, mc_snap_write_fn write_data,
+                   void *ctx, struct mc_snap_info *out)
+{
+    fs = fs ? fs : mc_fs_default();
+    if (membership_len > MC_SNAP_MEMBERSHIP_MAX_BYTES || !write_data ||
+        strlen(snap_dir) > MC_DATADIR_PATH_MAX - 64) {
+        return MC_EINVAL;
+    }
+    struct mc_snap_info *info = calloc(1, sizeof(*info));
+    uint8_t *hdr = calloc(1, MC_SNAP_HEADER_BYTES);
+    char tmp[MC_DATADIR_PATH_MAX];
+    int fd = -1, rc = 0;
+    if (!info || !hdr) {
+        rc = MC_ENOMEM;
+        goto done;
+    }
+    info->index = index;
+    info->term = term;
+    info->membership_len = (uint32_t)membership_len;
+    if (membership_len) {
+        memcpy(info->membership, membership, membership_len);
+    }
+    snap_name(info->path, sizeof(info->path), snap_dir, index, term, "");
+    snap_name(tmp, sizeof(tmp), snap_dir, index, term, ".tmp");
+    fd = fs->open(fs->ctx, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        rc = mc_fs_errno_to_mc(fd);
+        goto done;
+    }
+    if (lseek(fd, MC_SNAP_HEADER_BYTES, SEEK_SET) < 0) {
+        rc = MC_EIO;
+        goto done;
+    }
+    uint64_t t0 = mc_mono_ms();
+    rc = write_data(ctx, fd);
+    if (rc) {
+        goto done;
+    }
+    off_t end = lseek(fd, 0, SEEK_END);
+    if (end < (off_t)MC_SNAP_HEADER_BYTES) {
+        rc = MC_EIO;
+        goto done;
+    }
+    info->data_offset = MC_SNAP_HEADER_BYTES;
+    info->data_size = (uint64_t)end - MC_SNAP_HEADER_BYTES;
+    info->file_size = (uint64_t)end;
+    rc = snap_checksum_range(fs, fd, MC_SNAP_HEADER_BYTES, info->data_size, &info->data_checksum);
+    if (rc) {
+        goto done;
+    }
+    snap_header_encode(hdr, info);
+    ssize_t n = fs->pwrite(fs->ctx, fd, hdr, MC_SNAP_HEADER_BYTES, 0);
+    if (n != MC_SNAP_HEADER_BYTES) {
+        rc = n < 0 ? mc_fs_errno_to_mc((int)n) : MC_EIO;
+        goto done;
+    }
+    int s = fs->fsync(fs->ctx, fd);
+    if (s < 0) {
+        rc = mc_fs_errno_to_mc(s);
+        goto done;
+    }
+    fs->close(fs->ctx, fd);
+    fd = -1;
+    s = fs->rename(fs->ctx, tmp, info->path);
+    if (s < 0) {
+        rc = mc_fs_errno_to_mc(s);
+        goto done;
+    }
+    rc = mc_fs_fsync_dir(fs, snap_dir);
+    if (rc == 0) {
+        MC_INFO("snapshot_created", "path=%s index=%llu term=%llu size_bytes=%llu ms=%llu",
+                info->path, (unsigned long long)index, (unsigned long long)term,
+                (unsigned long long)info->file_size, (unsigned long long)(mc_mono_ms() - t0));
+        if (out) {
+            *out = *info;
+        }
+    }
+done:
+    if (fd >= 0) {
+        fs->close(fs->ctx, fd);
+    }
+    if (rc && info) {
+        fs->unlink(fs->ctx, tmp);
+    }
+    free(info);
+    free(hdr);
+    return rc;
+}
+
+int snap_read_info_fd(const struct mc_fs_ops *fs, int fd, bool verify_data,
+                      struct mc_snap_info *out)
+{
+    uint8_t *hdr = malloc(MC_SNAP_HEADER_BYTES);
+    if (!hdr) {
+        return MC_ENOMEM;
+    }
+    ssize_t n = fs->pread(fs->ctx, fd, hdr, MC_SNAP_HEADER_BYTES, 0);
+    int rc = n == MC_SNAP_HEADER_BYTES ? snap_header_decode(hdr, out)
+                                       : (n < 0 ? mc_fs_errno_to_mc((int)n) : MC_ECORRUPT);
+    free(hdr);
+    if (rc) {
+        return rc;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        return MC_EIO;
+    }
+    if ((uint64_t)st.st_size != out->file_size) {
+        return MC_ECORRUPT;
+    }
+    if (verify_data) {
+        uint64_t h;
+        rc = snap_checksum_range(fs, fd, out->data_offset, out->data_size, &h);
+        if (rc) {
+            return rc;
+        }
+        if (h != out->data_checksum) {
+            return MC_ECORRUPT;
+        }
+    }
+    return 0;
+}
+
+int mc_snap_read_info(const char *path, bool verify_data, struct mc_snap_info *out)
+{
+    const struct mc_fs_ops *fs = mc_fs_default();
+    int fd = fs->open(fs->ctx, path, O_RDONLY, 0);
+    if (fd < 0) {
+        return mc_fs_errno_to_mc(fd);
+    }
+    int rc = snap_read_info_fd(fs, fd, verify_data, out);
+    fs->close(fs->ctx, fd);
+    if (rc == 0) {
+        snprintf(out->path, sizeof(out->path), "%s", path);
+    }
+    return rc;
+}
+
+/* Snapshot files in dir, newest (index, then term) first. */
+struct snap_ent {
+    uint64_t index, term;
+    char name[64];
+};
+
+static int cmp_ent(const void *a, const void *b)
+{
+    const struct snap_ent *x = a, *y = b;
+    if (x->index != y->index) {
+        return x->index > y->index ? -1 : 1;
+    }
+    return x->term > y->term ? -1 : x->term < y->term;
+}
+
+static int list_names(const char *dir, struct snap_ent **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        return errno == ENOENT ? 0 : MC_EIO;
+    }
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long idx, term;
+        char tail[8];
+        if (strlen(e->d_name) != 43 ||
+            sscanf(e->d_name, "snap-%16llx-%16llx.%7s", &idx, &term, tail) != 3 ||
+            strcmp(tail, "snap") != 0) {
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct snap_ent *ne = realloc(*out, cap * sizeof(*ne));
+            if (!ne) {
+                closedir(d);
+                free(*out);
+                *out = NULL;
+                return MC_ENOMEM;
+            }
+            *out = ne;
+        }
+        (*out)[*n].index = idx;
+        (*out)[*n].term = term;
+        memcpy((*out)[*n].name, e->d_name, 44); /* length checked above: 43 + NUL */
+        (*n)++;
+    }
+    closedir(d);
+    if (*n) {
+        qsort(*out, *n, sizeof(**out), cmp_ent);
+    }
+    return 0;
+}
+
+int mc_snap_latest(const char *snap_dir, struct mc_snap_info *out)
+{
+    struct snap_ent *v;
+    size_t n;
+    int rc = list_names(snap_dir, &v, &n);
+    if (rc) {
+        return rc;
+    }
+    rc = MC_ENOTFOUND;
+    for (size_t i = 0; i < n; i++) {
+        char path[MC_DATADIR_PATH_MAX];
+        if (mc_datadir_path(snap_dir, v[i].name, path, sizeof(path))) {
+            continue;
+        }
+        int r = mc_snap_read_info(path, true, out);
+        if (r == 0 && out->index == v[i].index && out->term == v[i].term) {
+            rc = 0;
+            break;
+        }
+        MC_WARN("snapshot_invalid", "path=%s err=%s action=skipped", path,
+                mc_error_name(r ? r : MC_ECORRUPT));
+    }
+    free(v);
+    return rc;
+}
+
+int mc_snap_list(const char *snap_dir, struct mc_snap_info *out, size_t max, size_t *n)
+{
+    struct snap_ent *v;
+    size_t cnt;
+    int rc = list_names(snap_dir, &v, &cnt);
+    if (rc) {
+        return rc;
+    }
+    *n = 0;
+    for (size_t i = 0; i < cnt && *n < max; i++) {
+        char path[MC_DATADIR_PATH_MAX];
+        if (mc_datadir_path(snap_dir, v[i].name, path, sizeof(path)) == 0 &&
+            mc_snap_read_info(path, false, &out[*n]) == 0) {
+            (*n)++;
+        }
+    }
+    free(v);
+    return 0;
+}
+
+int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep)
+{
+    fs = fs ? fs : mc_fs_default();
+    struct snap_ent *v;
+    size_t n;
+    int rc = list_names(snap_dir, &v, &n);
+    if (rc) {
+        return rc;
+    }
+    bool removed = false;
+    for (size_t i = keep < 0 ? 0 : (size_t)keep; i < n; i++) {
+        char path[MC_DATADIR_PATH_MAX];
+        if (mc_datadir_path(snap_dir, v[i].name, path, sizeof(path)) == 0) {
+            int u = fs->unlink(fs->ctx, path);
+            if (u < 0 && u != -ENOENT) {
+                rc = mc_fs_errno_to_mc(u);
+            }
+            removed = true;
+            MC_INFO("snapshot_pruned", "path=%s", path);
+        }
+    }
+    free(v);
+    if (removed && rc == 0) {
+        rc = mc_fs_fsync_dir(fs, snap_dir);
+    }
+    return rc;
+}
+
+int mc_snap_read_chunk(const char *path, uint64_t offset, void *buf, size_t len, size_t *n)
+{
+    if (len > MC_SNAP_CHUNK_MAX_BYTES) {
+        return MC_EINVAL;
+    }
+    const struct mc_fs_ops *fs = mc_fs_default();
+    int fd = fs->open(fs->ctx, path, O_RDONLY, 0);
+    if (fd < 0) {
+        return mc_fs_errno_to_mc(fd);
+    }
+    ssize_t got = fs->pread(fs->ctx, fd, buf, len, (off_t)offset);
+    fs->close(fs->ctx, fd);
+    if (got < 0) {
+        return mc_fs_errno_to_mc((int)got);
+    }
+    *n = (size_t)got;
+    return 0;
+}
+
+/* Copy [off, off+len) of in to out at out_off, in chunks; digest on the way if d != NULL. */
+int snap_copy_range(const struct mc_fs_ops *fs, int in, uint64_t off, uint64_t len, int out,
+                    uint64_t out_off, struct mc_digest *d)
+{
+    uint8_t *buf = malloc(MC_SNAP_CHUNK_MAX_BYTES);
+    if (!buf) {
+        return MC_ENOMEM;
+    }
+    int rc = 0;
+    while (len > 0) {
+        size_t want = len < MC_SNAP_CHUNK_MAX_BYTES ? (size_t)len : MC_SNAP_CHUNK_MAX_BYTES;
+        ssize_t n = fs->pread(fs->ctx, in, buf, want, (off_t)off);
+        if (n <= 0) {
+            rc = n < 0 ? mc_fs_errno_to_mc((int)n) : MC_ECORRUPT;
+            break;
+        }
+        if (d) {
+            mc_digest_update(d, buf, (size_t)n);
+        }
+        ssize_t w = fs->pwrite(fs->ctx, out, buf, (size_t)n, (off_t)out_off);
+        if (w != n) {
+            rc = w < 0 ? mc_fs_errno_to_mc((int)w) : MC_EIO;
+            break;
+        }
+        off += (uint64_t)n;
+        out_off += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    free(buf);
+    return rc;
+}
+
+int mc_snap_copy_file(const char *from_path, const char *to_path, const struct mc_fs_ops *fs)
+{
+    fs = fs ? fs : mc_fs_default();
+    struct mc_snap_info *info = calloc(1, sizeof(*info));
+    char tmp[MC_DATADIR_PATH_MAX + 8];
+    int in = -1, out = -1, rc = 0;
+    if (!info) {
+        return MC_ENOMEM;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp", to_path);
+    in = fs->open(fs->ctx, from_path, O_RDONLY, 0);
+    if (in < 0) {
+        rc = mc_fs_errno_to_mc(in);
+        goto done;
+    }
+    rc = snap_read_info_fd(fs, in, true, info);
+    if (rc) {
+        goto done;
+    }
+    out = fs->open(fs->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out < 0) {
+        rc = mc_fs_errno_to_mc(out);
+        goto done;
+    }
+    rc = snap_copy_range(fs, in, 0, info->file_size, out, 0, NULL);
+    if (rc == 0) {
+        int s = fs->fsync(fs->ctx, out);
+        rc = s < 0 ? mc_fs_errno_to_mc(s) : 0;
+    }
+    fs->close(fs->ctx, out);
+    out = -1;
+    if (rc == 0) {
+        int s = fs->rename(fs->ctx, tmp, to_path);
+        rc = s < 0 ? mc_fs_errno_to_mc(s) : 0;
+    }
+    if (rc == 0) {
+        char dir[MC_DATADIR_PATH_MAX];
+        const char *slash = strrchr(to_path, '/');
+        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - to_path) : 1,
+                 slash ? to_path : ".");
+        rc = mc_fs_fsync_dir(fs, slash == to_path ? "/" : dir);
+    } else {
+        fs->unlink(fs->ctx, tmp);
+    }
+done:
+    if (in >= 0) {
+        fs->close(fs->ctx, in);
+    }
+    free(info);
+    return rc;
+}

@@ -1,0 +1,96 @@
+/* wal_internal.h: WAL on-disk format (segment header, record frame) and shared internals. */
+#ifndef MC_STORAGE_WAL_INTERNAL_H
+#define MC_STORAGE_WAL_INTERNAL_H
+
+#include "metacenter/storage.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+/*
+ * Segment file wal-<seq 16 hex>.log:
+ *   [0,64)  header: "MCWALSG1", u32 version, u32 0, u64 seq, zeros, u64 XXH3(bytes 0..56) at 56
+ *   [64,..) frames, 8-byte aligned, then zeros (the file is preallocated with fallocate)
+ * Frame:
+ *   0  u64 checksum  XXH3-64 of bytes [8, 32+len)
+ *   8  u32 len       payload bytes (<= MC_WAL_RECORD_MAX_BYTES)
+ *   12 u8  type
+ *   13 u8[3] zero
+ *   16 u64 index
+ *   24 u64 term
+ *   32 payload, then zero padding to a multiple of 8
+ * An all-zero frame header marks the end of written data (XXH3 of zeros is never 0 here, so a
+ * real frame never looks like that).
+ */
+#define WAL_SEG_MAGIC       "MCWALSG1"
+#define WAL_SEG_VERSION     1
+#define WAL_SEG_HDR_BYTES   64
+#define WAL_FRAME_HDR_BYTES 32
+
+static inline size_t wal_frame_bytes(uint32_t len)
+{
+    return ((size_t)WAL_FRAME_HDR_BYTES + len + 7) & ~(size_t)7;
+}
+
+enum { WAL_FRAME_OK = 0, WAL_FRAME_ZERO = 1, WAL_FRAME_BAD = 2 };
+
+/* Encode one record at dst (wal_frame_bytes(r->len) bytes, padding zeroed). */
+void wal_frame_encode(uint8_t *dst, const struct mc_wal_record *r);
+/* Decode the frame at p with avail bytes: WAL_FRAME_OK (out, *frame_bytes set; out->data points
+ * into p), WAL_FRAME_ZERO (all-zero header: end of data) or WAL_FRAME_BAD. */
+int wal_frame_decode(const uint8_t *p, size_t avail, struct mc_wal_record *out,
+                     size_t *frame_bytes);
+void wal_seg_header_encode(uint8_t *dst, uint64_t seq);
+int wal_seg_header_decode(const uint8_t *p, uint64_t *seq);
+
+/* One segment file. first/last/end are touched only by the WAL thread (or open/close). */
+struct wal_seg {
+    uint64_t seq;
+    int fd;
+    uint64_t first; /* index of the first record; last < first when empty */
+    uint64_t last;
+    uint64_t end; /* byte offset where the next frame goes */
+    bool dirty;   /* written since the last fdatasync */
+    char path[MC_DATADIR_PATH_MAX];
+};
+
+/* Where a written record lives. */
+struct wal_pos {
+    uint64_t term;
+    uint64_t seq;
+    uint64_t off;
+};
+
+/* Table of positions for indexes [first, first+len), trimmable at both ends. */
+struct wal_pos_table {
+    struct wal_pos *v;
+    size_t head, len, cap;
+    uint64_t first; /* index of v[head]; when len == 0, the next index expected */
+};
+
+int wal_pos_push(struct wal_pos_table *t, uint64_t index, const struct wal_pos *p);
+void wal_pos_trim_back(struct wal_pos_table *t, uint64_t keep_upto);  /* drop > keep_upto */
+void wal_pos_trim_front(struct wal_pos_table *t, uint64_t drop_upto); /* drop <= drop_upto */
+void wal_pos_clear(struct wal_pos_table *t, uint64_t next_index);
+const struct wal_pos *wal_pos_get(const struct wal_pos_table *t, uint64_t index);
+static inline uint64_t wal_pos_last(const struct wal_pos_table *t)
+{
+    return t->first + t->len - 1;
+}
+
+/* Result of loading a WAL directory. Segments sorted by seq; spare (if any) separate. */
+struct wal_loaded {
+    struct wal_seg *segs;
+    size_t nsegs;
+    struct wal_seg spare;
+    bool has_spare;
+    uint64_t next_seq;
+    struct wal_pos_table pos;
+};
+
+/* Load and verify wal_dir (see mc_wal_open). errbuf gets the message on MC_ECORRUPT. */
+int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_size_bytes,
+             struct wal_loaded *out, char *errbuf, size_t errbuf_len);
+void wal_seg_path(const char *wal_dir, uint64_t seq, char *out, size_t len);
+
+#endif

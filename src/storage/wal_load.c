@@ -1,0 +1,380 @@
+/* wal_load.c: WAL recovery: read every segment, verify every record, cut a torn tail, refuse to
+ * start on corruption with a message naming file, offset and the way to recover. */
+#include "storage/wal_internal.h"
+#include "metacenter/error.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ADVICE "wipe this node's data dir and rejoin the cluster, or `metacenter snapshot restore`"
+
+/* Per-file scan result. */
+struct scan {
+    struct wal_seg seg;
+    uint64_t size;     /* file size */
+    bool has_data;     /* any non-zero byte after the header */
+    uint64_t nrec;     /* valid records before the end/bad spot */
+    uint64_t good_end; /* offset after the last valid record */
+    bool bad;          /* a bad frame (or non-zero bytes after the zero end) at bad_off */
+    uint64_t bad_off;
+    bool valid_after_bad; /* a valid frame with a higher index exists after bad_off */
+    uint64_t gap_off;     /* offset of a record whose index breaks contiguity (0 = none) */
+};
+
+static int fail(char *errbuf, size_t n, const char *file, uint64_t off, const char *why)
+{
+    MC_ERROR("wal_corrupt", "file=%s offset=%llu reason=\"%s\" advice=\"%s\"", file,
+             (unsigned long long)off, why, ADVICE);
+    if (errbuf && n) {
+        snprintf(errbuf, n,
+                 "WAL corruption in %s at offset %llu: %s; refusing to start. To recover: %s", file,
+                 (unsigned long long)off, why, ADVICE);
+    }
+    return MC_ECORRUPT;
+}
+
+static bool zero_from(const uint8_t *p, uint64_t from, uint64_t size, uint64_t *first_nonzero)
+{
+    for (uint64_t i = from; i < size; i++) {
+        if (p[i]) {
+            *first_nonzero = i;
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Scan a mapped segment; fills positions into a temporary list (pos pushed by caller later). */
+static void scan_frames(const uint8_t *p, struct scan *s, struct wal_pos_table *tmp)
+{
+    uint64_t off = WAL_SEG_HDR_BYTES;
+    uint64_t prev = 0;
+    uint64_t nz;
+    s->has_data = !zero_from(p, WAL_SEG_HDR_BYTES, s->size, &nz);
+    while (off < s->size) {
+        struct mc_wal_record r;
+        size_t fb;
+        int k = wal_frame_decode(p + off, (size_t)(s->size - off), &r, &fb);
+        if (k == WAL_FRAME_ZERO) {
+            if (!zero_from(p, off, s->size, &nz)) {
+                s->bad = true;
+                s->bad_off = nz & ~(uint64_t)7;
+            }
+            break;
+        }
+        if (k == WAL_FRAME_BAD) {
+            s->bad = true;
+            s->bad_off = off;
+            break;
+        }
+        if (s->nrec > 0 && r.index != prev + 1) {
+            s->gap_off = off;
+            break;
+        }
+        struct wal_pos pos = {.term = r.term, .seq = s->seg.seq, .off = off};
+        if (wal_pos_push(tmp, r.index, &pos) != 0) {
+            s->bad = true; /* out of memory: treated as unreadable, refuses to start */
+            s->bad_off = off;
+            break;
+        }
+        if (s->nrec == 0) {
+            s->seg.first = r.index;
+        }
+        s->seg.last = r.index;
+        prev = r.index;
+        s->nrec++;
+        off += fb;
+    }
+    s->good_end = off;
+    if (s->bad) {
+        s->good_end = s->bad_off < off ? s->bad_off : off;
+        /* Is there any valid frame after the bad spot? Then this is not a torn tail. */
+        for (uint64_t o = (s->bad_off + 8) & ~(uint64_t)7; o + WAL_FRAME_HDR_BYTES <= s->size;
+             o += 8) {
+            struct mc_wal_record r;
+            size_t fb;
+            if (wal_frame_decode(p + o, (size_t)(s->size - o), &r, &fb) == WAL_FRAME_OK &&
+                (s->nrec == 0 || r.index > prev)) {
+                s->valid_after_bad = true;
+                break;
+            }
+        }
+    }
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+    const struct scan *x = a, *y = b;
+    return x->seg.seq < y->seg.seq ? -1 : x->seg.seq > y->seg.seq;
+}
+
+static void close_scans(const struct mc_fs_ops *fs, struct scan *sc, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (sc[i].seg.fd >= 0) {
+            fs->close(fs->ctx, sc[i].seg.fd);
+            sc[i].seg.fd = -1;
+        }
+    }
+}
+
+/* Cut a segment at off: everything after becomes zeros again, preallocated. */
+static int cut_segment(const struct mc_fs_ops *fs, struct wal_seg *seg, uint64_t off,
+                       uint64_t segment_size_bytes)
+{
+    int rc = fs->ftruncate(fs->ctx, seg->fd, (off_t)off);
+    if (rc == 0 && off < segment_size_bytes) {
+        rc = fs->fallocate(fs->ctx, seg->fd, (off_t)off, (off_t)(segment_size_bytes - off));
+    }
+    if (rc == 0) {
+        rc = fs->fdatasync(fs->ctx, seg->fd);
+    }
+    return rc < 0 ? mc_fs_errno_to_mc(rc) : 0;
+}
+
+int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_size_bytes,
+             struct wal_loaded *out, char *errbuf, size_t errbuf_len)
+{
+    memset(out, 0, sizeof(*out));
+    out->spare.fd = -1;
+    out->pos.first = 1;
+    out->next_seq = 1;
+    struct scan *sc = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    bool dir_changed = false;
+
+    DIR *d = opendir(wal_dir);
+    if (!d) {
+        return mc_fs_errno_to_mc(-errno);
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long seq;
+        char tail[8];
+        if (sscanf(e->d_name, "wal-%16llx.%7s", &seq, tail) != 2 || strcmp(tail, "log") != 0 ||
+            strlen(e->d_name) != 24) {
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct scan *ns = realloc(sc, cap * sizeof(*sc));
+            if (!ns) {
+                closedir(d);
+                free(sc);
+                return MC_ENOMEM;
+            }
+            sc = ns;
+        }
+        memset(&sc[n], 0, sizeof(sc[n]));
+        sc[n].seg.seq = seq;
+        sc[n].seg.fd = -1;
+        sc[n].seg.first = 1;
+        sc[n].seg.last = 0;
+        wal_seg_path(wal_dir, seq, sc[n].seg.path, sizeof(sc[n].seg.path));
+        n++;
+    }
+    closedir(d);
+    if (n) {
+        qsort(sc, n, sizeof(*sc), cmp_seq);
+    }
+
+    /* Pass 1: open, check headers, scan frames into per-segment tables. */
+    size_t ntabs = n ? n : 1;
+    struct wal_pos_table *tabs = calloc(ntabs, sizeof(*tabs));
+    if (!tabs) {
+        free(sc);
+        return MC_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct scan *s = &sc[i];
+        int fd = fs->open(fs->ctx, s->seg.path, O_RDWR, 0);
+        if (fd < 0) {
+            rc = mc_fs_errno_to_mc(fd);
+            goto out;
+        }
+        s->seg.fd = fd;
+        struct stat st;
+        if (fstat(fd, &st) < 0) {
+            rc = MC_EIO;
+            goto out;
+        }
+        s->size = (uint64_t)st.st_size;
+        uint8_t hdr[WAL_SEG_HDR_BYTES] = {0};
+        ssize_t got =
+            s->size >= WAL_SEG_HDR_BYTES ? fs->pread(fs->ctx, fd, hdr, WAL_SEG_HDR_BYTES, 0) : 0;
+        if (got < 0) {
+            rc = mc_fs_errno_to_mc((int)got);
+            goto out;
+        }
+        uint64_t seq;
+        int hrc = got == WAL_SEG_HDR_BYTES ? wal_seg_header_decode(hdr, &seq) : MC_ECORRUPT;
+        if (hrc == 0 && seq != s->seg.seq) {
+            hrc = MC_ECORRUPT;
+        }
+        if (hrc) {
+            uint64_t nz = 0;
+            bool empty_hdr = got < WAL_SEG_HDR_BYTES || zero_from(hdr, 0, sizeof(hdr), &nz);
+            if (i == n - 1 && empty_hdr) {
+                /* Crash while creating the newest segment (before its header was synced). */
+                MC_WARN("wal_remove_unfinished_segment", "file=%s", s->seg.path);
+                fs->close(fs->ctx, fd);
+                s->seg.fd = -1;
+                fs->unlink(fs->ctx, s->seg.path);
+                dir_changed = true;
+                n--;
+                break;
+            }
+            rc = hrc == MC_EVERSION
+                     ? MC_EVERSION
+                     : fail(errbuf, errbuf_len, s->seg.path, 0, "bad segment header");
+            goto out;
+        }
+        if (s->size > WAL_SEG_HDR_BYTES) {
+            void *m = mmap(NULL, (size_t)s->size, PROT_READ, MAP_SHARED, fd, 0);
+            if (m == MAP_FAILED) {
+                rc = MC_EIO;
+                goto out;
+            }
+            scan_frames(m, s, &tabs[i]);
+            munmap(m, (size_t)s->size);
+        }
+        s->seg.end = s->good_end ? s->good_end : WAL_SEG_HDR_BYTES;
+    }
+
+    /* The last segment holding any data is the only place a torn write can be. */
+    size_t last = n; /* n = none */
+    for (size_t i = n; i-- > 0;) {
+        if (sc[i].has_data) {
+            last = i;
+            break;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct scan *s = &sc[i];
+        if (s->gap_off) {
+            rc = fail(errbuf, errbuf_len, s->seg.path, s->gap_off,
+                      "record index breaks the sequence inside a segment");
+            goto out;
+        }
+        if (!s->bad) {
+            continue;
+        }
+        if (i != last) {
+            rc = fail(errbuf, errbuf_len, s->seg.path, s->bad_off,
+                      "bad record in a sealed segment (checksum/length mismatch)");
+            goto out;
+        }
+        if (s->valid_after_bad) {
+            rc = fail(errbuf, errbuf_len, s->seg.path, s->bad_off,
+                      "bad record followed by valid records (not a torn tail)");
+            goto out;
+        }
+        MC_WARN("wal_torn_tail", "file=%s offset=%llu dropped_bytes=%llu", s->seg.path,
+                (unsigned long long)s->bad_off, (unsigned long long)(s->size - s->bad_off));
+        rc = cut_segment(fs, &s->seg, s->good_end, segment_size_bytes);
+        if (rc) {
+            goto out;
+        }
+        s->seg.end = s->good_end;
+    }
+
+    /* Pass 2: stitch segments; a gap between segments means the earlier ones were compacted or
+     * reset away but not yet deleted; an overlap is corruption. */
+    size_t keep_from = 0;
+    uint64_t prev_last = 0;
+    bool have_prev = false;
+    for (size_t i = 0; last != n && i <= last; i++) {
+        if (sc[i].nrec == 0) {
+            continue;
+        }
+        if (have_prev && sc[i].seg.first <= prev_last) {
+            rc = fail(errbuf, errbuf_len, sc[i].seg.path, WAL_SEG_HDR_BYTES,
+                      "segment overlaps the previous one");
+            goto out;
+        }
+        if (have_prev && sc[i].seg.first != prev_last + 1) {
+            MC_WARN("wal_discard_superseded", "before=%s first=%llu prev_last=%llu", sc[i].seg.path,
+                    (unsigned long long)sc[i].seg.first, (unsigned long long)prev_last);
+            keep_from = i;
+        }
+        have_prev = true;
+        prev_last = sc[i].seg.last;
+    }
+    for (size_t i = 0; i < keep_from; i++) {
+        fs->close(fs->ctx, sc[i].seg.fd);
+        sc[i].seg.fd = -1;
+        fs->unlink(fs->ctx, sc[i].seg.path);
+        dir_changed = true;
+    }
+
+    /* Build the result: live segments [keep_from, last], one spare, delete other empties. */
+    out->segs = calloc(n ? n : 1, sizeof(*out->segs));
+    if (!out->segs) {
+        rc = MC_ENOMEM;
+        goto out;
+    }
+    for (size_t i = keep_from; i < n; i++) {
+        struct scan *s = &sc[i];
+        if (last != n && i <= last) {
+            if (s->nrec == 0 && i != last) {
+                /* an empty segment between live ones: harmless, drop it */
+                fs->close(fs->ctx, s->seg.fd);
+                fs->unlink(fs->ctx, s->seg.path);
+                dir_changed = true;
+            } else {
+                out->segs[out->nsegs++] = s->seg;
+                for (uint64_t k = 0; k < tabs[i].len; k++) {
+                    uint64_t idx = tabs[i].first + k;
+                    rc = wal_pos_push(&out->pos, idx, &tabs[i].v[tabs[i].head + k]);
+                    if (rc) {
+                        goto out;
+                    }
+                }
+            }
+        } else if (!out->has_spare) {
+            out->spare = s->seg;
+            out->has_spare = true;
+        } else {
+            fs->close(fs->ctx, s->seg.fd);
+            fs->unlink(fs->ctx, s->seg.path);
+            dir_changed = true;
+        }
+        s->seg.fd = -1; /* ownership moved */
+        out->next_seq = s->seg.seq + 1;
+    }
+    if (out->pos.len == 0 && out->nsegs > 0) {
+        out->pos.first = out->segs[out->nsegs - 1].last + 1;
+    }
+    if (dir_changed) {
+        rc = mc_fs_fsync_dir(fs, wal_dir);
+    }
+out:
+    if (rc) {
+        for (size_t i = 0; out->segs && i < out->nsegs; i++) {
+            fs->close(fs->ctx, out->segs[i].fd);
+        }
+        if (out->has_spare) {
+            fs->close(fs->ctx, out->spare.fd);
+        }
+        free(out->segs);
+        free(out->pos.v);
+        memset(out, 0, sizeof(*out));
+    }
+    close_scans(fs, sc, n);
+    for (size_t i = 0; tabs && i < ntabs; i++) {
+        free(tabs[i].v);
+    }
+    free(tabs);
+    free(sc);
+    return rc;
+}

@@ -1,0 +1,173 @@
+"""test_cluster.py: a 3-node cluster: replication to followers, redirects, failover, restart,
+snapshot catch-up, linearizable reads across a leader change, bad input on both ports."""
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+from harness import ASAN, Cluster, cli, cli_json, wait_for
+
+FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
+
+
+def test_writes_visible_on_followers_and_redirect():
+    with Cluster(3, FAST) as c:
+        leader = c.leader()
+        followers = [n for n in c.nodes if n.id != leader.id]
+        cli(["--endpoints", leader.client, "bucket", "create", "bkt1"])
+        cli(["--endpoints", leader.client, "put", "bkt1", "k1", "--size", "11", "--etag", "e1"])
+        # A write sent only to a follower succeeds (the client follows NotLeader).
+        cli(["--endpoints", followers[0].client, "put", "bkt1", "k2", "--size", "22"])
+        for f in followers:
+            rec = cli_json(["--endpoints", f.client, "get", "bkt1", "k1"])
+            assert rec["size"] == 11 and rec["etag"] == "e1", rec
+            rec = cli_json(["--endpoints", f.client, "get", "bkt1", "k2"])
+            assert rec["size"] == 22, rec
+
+            def stale_sees():
+                r = cli(["--endpoints", f.client, "--consistency", "stale", "--json", "get", "bkt1",
+                         "k2"], check=False)
+                return r.returncode == 0 and json.loads(r.stdout)["size"] == 22
+
+            assert wait_for(stale_sees, 5), "stale read on follower %d never saw k2" % f.id
+        listing = cli_json(["--endpoints", followers[1].client, "ls", "bkt1"])
+        assert [o["key"] for o in listing["objects"]] == ["k1", "k2"], listing
+
+
+def test_failover_restart_and_equal_hashes():
+    with Cluster(3) as c:  # default timeouts: heartbeat 100 ms, election 1000 ms
+        leader = c.leader()
+        cli(["--endpoints", c.endpoints(), "bucket", "create", "fover"])
+        acked = []
+        stop = threading.Event()
+
+        def writer():
+            i = 0
+            while not stop.is_set():
+                r = cli(["--endpoints", c.endpoints(), "--timeout-ms", "3000", "put", "fover",
+                         "k%05d" % i], check=False, timeout=20)
+                if r.returncode == 0:
+                    acked.append((time.time(), i))
+                i += 1
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            assert wait_for(lambda: len(acked) >= 10, 15), "no steady writes before the kill"
+            killed_at = time.time()
+            leader.kill()
+            assert wait_for(lambda: any(ts > killed_at for ts, _ in acked), 10), \
+                "no write succeeded within 10 s of killing the leader"
+            after = min(ts for ts, _ in acked if ts > killed_at)
+            print("failover: first acknowledged write %.2f s after kill -9" % (after - killed_at))
+            new_leader = c.leader(exclude=(leader.id,))
+            assert new_leader.id != leader.id
+        finally:
+            stop.set()
+            t.join()
+        leader.start()
+        last = acked[-1][1]
+        # The restarted node catches up: every acknowledged key is there, hashes agree.
+        assert wait_for(lambda: cli(["--endpoints", leader.client, "--consistency", "stale",
+                                     "get", "fover", "k%05d" % last], check=False).returncode == 0,
+                        15), "restarted node did not catch up"
+        for _, i in acked:
+            pass
+        listing_keys = set()
+        token = None
+        while True:
+            args = ["--endpoints", leader.client, "--consistency", "stale", "ls", "fover"]
+            if token:
+                args += ["--continuation-token", token]
+            page = cli_json(args)
+            listing_keys.update(o["key"] for o in page["objects"])
+            if not page["is_truncated"]:
+                break
+            token = page["next_continuation_token"]
+        missing = [i for _, i in acked if "k%05d" % i not in listing_keys]
+        assert not missing, "acknowledged writes missing on the restarted node: %s" % missing[:10]
+        assert wait_for(lambda: cli(["--endpoints", c.endpoints(), "check"],
+                                    check=False).returncode == 0, 15), \
+            cli(["--endpoints", c.endpoints(), "check"], check=False).stdout
+
+
+def test_snapshot_catch_up():
+    flags = FAST + ["--snapshot-entries", "20", "--snapshot-tail", "5"]
+    with Cluster(3, flags) as c:
+        leader = c.leader()
+        lagger = [n for n in c.nodes if n.id != leader.id][0]
+        lagger.stop()
+        r = cli(["bench", "load", "--objects", "20000", "--endpoints", c.endpoints(),
+                 "--connections", "8", "--pipeline", "8", "--json"], timeout=300)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        assert res["ops"] == 20000 and res["errors"] == 0, res
+        lagger.start()
+        assert wait_for(lambda: "snapshot_installed" in lagger.log(), 60), \
+            "the lagging node did not install a snapshot:\n" + lagger.log_tail(40)
+
+        def same():
+            return cli(["--endpoints", c.endpoints(), "check"], check=False).returncode == 0
+
+        assert wait_for(same, 30), cli(["--endpoints", c.endpoints(), "check"], check=False).stdout
+        rec = cli_json(["--endpoints", lagger.client, "--consistency", "stale", "get", "bench",
+                        "key-000000019999"])
+        assert rec["key"] == "key-000000019999"
+
+
+def test_linearizable_read_after_leader_change():
+    with Cluster(3, FAST) as c:
+        leader = c.leader()
+        cli(["--endpoints", c.endpoints(), "bucket", "create", "lin"])
+        for i in range(20):
+            cli(["--endpoints", c.endpoints(), "put", "lin", "reg", "--etag", "v%d" % i])
+        leader.kill()
+        # Every linearizable read, from any member, sees the last acknowledged value.
+        for n in c.nodes:
+            if n.alive():
+                rec = cli_json(["--endpoints", n.client, "get", "lin", "reg"], timeout=30)
+                assert rec["etag"] == "v19", (n.id, rec)
+        cli(["--endpoints", c.endpoints(), "put", "lin", "reg", "--etag", "v20"])
+        for n in c.nodes:
+            if n.alive():
+                rec = cli_json(["--endpoints", n.client, "get", "lin", "reg"])
+                assert rec["etag"] == "v20", (n.id, rec)
+
+
+def _garbage(port, payload):
+    s = socket.create_connection(("127.0.0.1", port), timeout=2)
+    try:
+        s.sendall(payload)
+        s.settimeout(0.3)
+        try:
+            while s.recv(4096):
+                pass
+        except (socket.timeout, ConnectionResetError):
+            pass
+    finally:
+        s.close()
+
+
+def test_bad_input_on_client_and_peer_ports():
+    with Cluster(3, FAST) as c:
+        leader = c.leader()
+        cli(["--endpoints", c.endpoints(), "bucket", "create", "bad"])
+        junk = [
+            os.urandom(4096),
+            b"\xff\xff\xff\xff" + b"x" * 100,             # oversize length
+            b"\x10\x00\x00\x00\x01\x03",                  # truncated frame
+            b"\x14\x00\x00\x00\x01\x7e" + b"\x00" * 18,   # unknown op
+            b"\x05\x00\x00\x00\x09\x01\x00\x00\x00",      # wrong version, short
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ]
+        for n in c.nodes:
+            for j in junk:
+                _garbage(n.client_port, j)
+                _garbage(n.peer_port, j)
+        for n in c.nodes:
+            assert n.alive(), "node %d died on bad input:\n%s" % (n.id, n.log_tail())
+        cli(["--endpoints", c.endpoints(), "put", "bad", "after", "--size", "1"])
+        for n in c.nodes:
+            rec = cli_json(["--endpoints", n.client, "get", "bad", "after"])
+            assert rec["size"] == 1

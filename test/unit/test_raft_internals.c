@@ -1,0 +1,363 @@
+/* test_raft_internals.c: unit tests of the core's pieces: log, quorum, conf changes, codec. */
+#include <criterion/criterion.h>
+
+#include "raft/raft_int.h"
+#include "util/codec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct mc_raft *mk(void)
+{
+    static const uint64_t v[] = {1, 2, 3};
+    struct mc_raft_config c;
+    memset(&c, 0, sizeof(c));
+    c.id = 1;
+    c.initial_voters = v;
+    c.n_initial_voters = 3;
+    struct mc_raft *r;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    return r;
+}
+
+static void append_terms(struct mc_raft *r, const uint64_t *terms, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = (uint8_t)i;
+        struct mc_raft_entry e = {log_last_index(&r->log) + 1, terms[i], MC_RAFT_ENTRY_NORMAL, 1,
+                                  &b};
+        cr_assert_eq(log_append(r, &e, 1), 0);
+    }
+}
+
+Test(raft_log, append_truncate_compact)
+{
+    struct mc_raft *r = mk();
+    uint64_t t[] = {1, 1, 2, 2, 3, 3, 3};
+    append_terms(r, t, 7);
+    cr_assert_eq(log_last_index(&r->log), 7);
+    cr_assert_eq(log_last_term(&r->log), 3);
+    cr_assert_eq(log_term(&r->log, 3), 2);
+    cr_assert_eq(log_term(&r->log, 0), 0);
+    cr_assert_eq(log_term(&r->log, 8), 0);
+    cr_assert(log_match(&r->log, 5, 3));
+    cr_assert_not(log_match(&r->log, 5, 2));
+    /* Up-to-date check (§5.4.1): higher last term wins, then longer log. */
+    cr_assert(log_up_to_date(&r->log, 7, 3));
+    cr_assert(log_up_to_date(&r->log, 1, 4));
+    cr_assert_not(log_up_to_date(&r->log, 6, 3));
+    cr_assert_not(log_up_to_date(&r->log, 100, 2));
+    /* Conflict detection. */
+    struct mc_raft_entry in[3] = {{4, 2, 0, 0, NULL}, {5, 4, 0, 0, NULL}, {6, 4, 0, 0, NULL}};
+    cr_assert_eq(log_find_conflict(&r->log, in, 3), 5);
+    cr_assert_eq(log_find_conflict(&r->log, in, 1), 0);
+    /* Fast backtracking hint: largest index <= 7 with term <= 2. */
+    cr_assert_eq(log_find_conflict_by_term(&r->log, 7, 2), 4);
+    cr_assert_eq(log_find_conflict_by_term(&r->log, 7, 0), 0);
+    r->log.unstable = 8;
+    r->log.persisted = 7;
+    log_truncate(r, 5);
+    cr_assert_eq(log_last_index(&r->log), 4);
+    cr_assert_eq(r->log.unstable, 5);
+    cr_assert_eq(r->log.persisted, 4);
+    log_compact(r, 2);
+    cr_assert_eq(r->log.offset, 2);
+    cr_assert_eq(r->log.offset_term, 1);
+    cr_assert_eq(log_term(&r->log, 2), 1);
+    cr_assert_eq(log_term(&r->log, 1), 0);
+    cr_assert_eq(log_at(&r->log, 3)->term, 2);
+    cr_assert_null(log_at(&r->log, 2));
+    cr_assert_eq(log_last_index(&r->log), 4);
+    log_reset(r, 10, 5);
+    cr_assert_eq(log_last_index(&r->log), 10);
+    cr_assert_eq(log_last_term(&r->log), 5);
+    cr_assert_eq(r->log.unstable, 11);
+    mc_raft_destroy(r);
+}
+
+static uint64_t vals[32];
+static uint64_t val_fn(const struct mc_raft *r, uint64_t id)
+{
+    (void)r;
+    return vals[id];
+}
+
+Test(raft_quorum, majority_joint_and_learners)
+{
+    struct mc_raft_conf c;
+    memset(&c, 0, sizeof(c));
+    c.n_voters = 3;
+    c.voters[0] = 1, c.voters[1] = 2, c.voters[2] = 3;
+    c.n_learners = 1;
+    c.learners[0] = 4;
+    vals[1] = 10, vals[2] = 7, vals[3] = 3, vals[4] = 100;
+    cr_assert_eq(quorum_committed(NULL, &c, val_fn), 7); /* learner 4 does not count */
+    c.n_voters = 4;
+    c.voters[3] = 5;
+    vals[5] = 5;
+    cr_assert_eq(quorum_committed(NULL, &c, val_fn), 5); /* 3 of 4 */
+    c.n_voters = 1;
+    cr_assert_eq(quorum_committed(NULL, &c, val_fn), 10);
+    /* Joint: {1,2,3} and outgoing {3,6,7}: min of both majorities. */
+    c.n_voters = 3;
+    c.n_voters_outgoing = 3;
+    c.voters_outgoing[0] = 3, c.voters_outgoing[1] = 6, c.voters_outgoing[2] = 7;
+    vals[6] = 2, vals[7] = 1;
+    cr_assert_eq(quorum_committed(NULL, &c, val_fn), 2);
+    /* Votes. */
+    uint64_t g[] = {1, 2}, rj[] = {3};
+    c.n_voters_outgoing = 0;
+    cr_assert_eq(quorum_vote_result(&c, g, 2, rj, 1), VOTE_WON);
+    cr_assert_eq(quorum_vote_result(&c, g, 1, rj, 1), VOTE_PENDING);
+    uint64_t rj2[] = {2, 3};
+    cr_assert_eq(quorum_vote_result(&c, g, 1, rj2, 2), VOTE_LOST);
+    c.n_voters_outgoing = 3;
+    cr_assert_eq(quorum_vote_result(&c, g, 2, rj, 1), VOTE_PENDING); /* outgoing: 3 no, 6,7 ? */
+    uint64_t rj3[] = {3, 6};
+    cr_assert_eq(quorum_vote_result(&c, g, 2, rj3, 2), VOTE_LOST); /* outgoing half lost */
+    uint64_t g2[] = {1, 2, 6, 7};
+    cr_assert_eq(quorum_vote_result(&c, g2, 4, rj, 1), VOTE_WON);
+    uint64_t g3[] = {1, 2, 6};
+    cr_assert_eq(quorum_vote_result(&c, g3, 3, NULL, 0), VOTE_PENDING);
+    struct mc_raft_conf empty;
+    memset(&empty, 0, sizeof(empty));
+    cr_assert_eq(quorum_committed(NULL, &empty, val_fn), 0);
+    cr_assert_eq(quorum_vote_result(&empty, g, 2, NULL, 0), VOTE_LOST);
+}
+
+Test(raft_conf, changes_and_payload)
+{
+    struct mc_raft_conf c, n;
+    memset(&c, 0, sizeof(c));
+    c.n_voters = 1;
+    c.voters[0] = 1;
+    struct mc_raft_conf_change cc = {.type = MC_RAFT_CONF_ADD_LEARNER, .node_id = 2};
+    cr_assert_eq(conf_apply_change(&c, &cc, &n), 0);
+    cr_assert(mc_raft_conf_is_learner(&n, 2));
+    cr_assert_eq(conf_apply_change(&n, &cc, &c), MC_EEXIST);
+    cc.type = MC_RAFT_CONF_PROMOTE;
+    cr_assert_eq(conf_apply_change(&n, &cc, &c), 0);
+    cr_assert(mc_raft_conf_is_voter(&c, 2));
+    cr_assert_not(mc_raft_conf_is_learner(&c, 2));
+    cc.node_id = 9;
+    cr_assert_eq(conf_apply_change(&c, &cc, &n), MC_ENOMEMBER);
+    cc.type = MC_RAFT_CONF_REMOVE;
+    cr_assert_eq(conf_apply_change(&c, &cc, &n), MC_ENOMEMBER);
+    cc.node_id = 1;
+    cr_assert_eq(conf_apply_change(&c, &cc, &n), 0);
+    cc.node_id = 2;
+    cr_assert_eq(conf_apply_change(&n, &cc, &c), MC_EINVAL); /* last voter */
+    /* Payload round trip with context. */
+    struct mc_raft_conf_change a = {.type = MC_RAFT_CONF_ADD_VOTER, .node_id = 7};
+    memcpy(a.context, "127.0.0.1:7071", 14);
+    a.context_len = 14;
+    uint8_t buf[MC_RAFT_CONF_CHANGE_MAX_BYTES];
+    size_t len;
+    cr_assert_eq(mc_raft_conf_change_encode(&a, &n, buf, sizeof(buf), &len), 0);
+    struct mc_raft_conf_change b;
+    struct mc_raft_conf res;
+    cr_assert_eq(mc_raft_conf_change_decode(buf, len, &b, &res), 0);
+    cr_assert_eq(b.node_id, 7);
+    cr_assert_eq(b.context_len, 14);
+    cr_assert_eq(memcmp(b.context, "127.0.0.1:7071", 14), 0);
+    cr_assert_eq(res.n_voters, n.n_voters);
+    for (size_t k = 0; k < len; k++) {
+        cr_assert_eq(mc_raft_conf_change_decode(buf, k, &b, &res), MC_EPROTO);
+    }
+}
+
+static void msg_eq(const struct mc_raft_msg *a, const struct mc_raft_msg *b)
+{
+    cr_assert_eq(a->type, b->type);
+    cr_assert_eq(a->from, b->from);
+    cr_assert_eq(a->to, b->to);
+    cr_assert_eq(a->term, b->term);
+    cr_assert_eq(a->index, b->index);
+    cr_assert_eq(a->log_term, b->log_term);
+    cr_assert_eq(a->commit, b->commit);
+    cr_assert_eq(a->reject, b->reject);
+    cr_assert_eq(a->reject_hint, b->reject_hint);
+    cr_assert_eq(a->hint_term, b->hint_term);
+    cr_assert_eq(a->ctx, b->ctx);
+    cr_assert_eq(a->flags, b->flags);
+    cr_assert_eq(a->n_entries, b->n_entries);
+    for (uint32_t i = 0; i < a->n_entries; i++) {
+        cr_assert_eq(a->entries[i].index, b->entries[i].index);
+        cr_assert_eq(a->entries[i].term, b->entries[i].term);
+        cr_assert_eq(a->entries[i].type, b->entries[i].type);
+        cr_assert_eq(a->entries[i].len, b->entries[i].len);
+        cr_assert_eq(memcmp(a->entries[i].data, b->entries[i].data, a->entries[i].len), 0);
+    }
+}
+
+Test(raft_codec, round_trip_truncated_corrupted)
+{
+    uint8_t p1[] = "hello", p2[] = "world!!";
+    struct mc_raft_entry ents[2] = {{5, 2, MC_RAFT_ENTRY_NORMAL, 5, p1},
+                                    {6, 2, MC_RAFT_ENTRY_CONF, 7, p2}};
+    struct mc_raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_APPEND;
+    m.from = 1, m.to = 2, m.term = 2, m.index = 4, m.log_term = 1, m.commit = 3;
+    m.ctx = 99, m.reject_hint = 7, m.hint_term = 1;
+    m.n_entries = 2;
+    m.entries = ents;
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    cr_assert_eq(mc_raft_msg_encode(&m, &w), 0);
+    struct mc_raft_msg d;
+    cr_assert_eq(mc_raft_msg_decode(w.data, w.len, &d), 0);
+    msg_eq(&m, &d);
+    mc_raft_msg_free(&d);
+    /* Every truncation is rejected, never a crash. */
+    for (size_t k = 0; k < w.len; k++) {
+        cr_assert_eq(mc_raft_msg_decode(w.data, k, &d), MC_EPROTO, "prefix %zu", k);
+    }
+    /* Trailing garbage is rejected. */
+    mc_wbuf_u8(&w, 0);
+    cr_assert_eq(mc_raft_msg_decode(w.data, w.len, &d), MC_EPROTO);
+    w.len--;
+    /* Flipped bytes: decode either fails cleanly or yields a message (fields are opaque). */
+    for (size_t k = 0; k < w.len; k++) {
+        for (int bit = 0; bit < 8; bit++) {
+            w.data[k] ^= (uint8_t)(1u << bit);
+            int rc = mc_raft_msg_decode(w.data, w.len, &d);
+            cr_assert(rc == 0 || rc == MC_EPROTO);
+            if (rc == 0) {
+                mc_raft_msg_free(&d);
+            }
+            w.data[k] ^= (uint8_t)(1u << bit);
+        }
+    }
+    /* A huge entry count with a short buffer must not allocate or overread. */
+    struct mc_raft_msg big = m;
+    big.n_entries = 0;
+    mc_wbuf_reset(&w);
+    mc_raft_msg_encode(&big, &w);
+    mc_put_u32le(w.data + w.len - 4, 0xffffffffu);
+    cr_assert_eq(mc_raft_msg_decode(w.data, w.len, &d), MC_EPROTO);
+
+    /* Snapshot message with its configuration. */
+    struct mc_raft_msg s;
+    memset(&s, 0, sizeof(s));
+    s.type = MC_RAFT_MSG_SNAPSHOT;
+    s.from = 1, s.to = 3, s.term = 4;
+    s.snapshot.index = 100, s.snapshot.term = 3;
+    s.snapshot.conf.n_voters = 2;
+    s.snapshot.conf.voters[0] = 1, s.snapshot.conf.voters[1] = 3;
+    s.snapshot.conf.n_learners = 1;
+    s.snapshot.conf.learners[0] = 9;
+    mc_wbuf_reset(&w);
+    cr_assert_eq(mc_raft_msg_encode(&s, &w), 0);
+    cr_assert_eq(mc_raft_msg_decode(w.data, w.len, &d), 0);
+    msg_eq(&s, &d);
+    cr_assert_eq(d.snapshot.index, 100);
+    cr_assert_eq(d.snapshot.conf.n_voters, 2);
+    cr_assert_eq(d.snapshot.conf.learners[0], 9);
+    mc_raft_msg_free(&d);
+    for (size_t k = 0; k < w.len; k++) {
+        cr_assert_eq(mc_raft_msg_decode(w.data, k, &d), MC_EPROTO);
+    }
+    mc_wbuf_free(&w);
+}
+
+Test(raft_api, config_validation_and_errors)
+{
+    struct mc_raft_config c;
+    memset(&c, 0, sizeof(c));
+    struct mc_raft *r;
+    cr_assert_eq(mc_raft_create(&c, &r), MC_EINVAL); /* id 0 */
+    c.id = 1;
+    c.election_tick = 5;
+    c.heartbeat_tick = 5;
+    cr_assert_eq(mc_raft_create(&c, &r), MC_EINVAL);
+    c.heartbeat_tick = 1;
+    c.lease_read = true;
+    c.disable_check_quorum = true;
+    cr_assert_eq(mc_raft_create(&c, &r), MC_EINVAL); /* lease needs check-quorum */
+    c.disable_check_quorum = false;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    /* No configuration: never campaigns, refuses leader-only calls. */
+    for (int i = 0; i < 100; i++) {
+        mc_raft_tick(r);
+    }
+    cr_assert_eq(mc_raft_role(r), MC_RAFT_FOLLOWER);
+    cr_assert_eq(mc_raft_term(r), 0);
+    struct mc_raft_entry e = {.len = 0};
+    cr_assert_eq(mc_raft_propose(r, &e, 1, NULL), MC_ENOTLEADER);
+    cr_assert_eq(mc_raft_read_index(r, 1), MC_ENOTLEADER);
+    cr_assert_eq(mc_raft_transfer_leader(r, 2), MC_ENOTLEADER);
+    struct mc_raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_HEARTBEAT;
+    m.from = 2, m.to = 3, m.term = 1;
+    cr_assert_eq(mc_raft_step(r, &m), MC_EINVAL); /* not for us */
+    mc_raft_destroy(r);
+    /* Restore with an applied index beyond the log is rejected. */
+    struct mc_raft_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.applied = 5;
+    c.restore = &rs;
+    cr_assert_eq(mc_raft_create(&c, &r), MC_EINVAL);
+}
+
+/* Allocation hook: every byte goes through it, and all of it is returned on destroy. */
+static long live_allocs;
+static void *h_malloc(void *ud, size_t n)
+{
+    (void)ud;
+    live_allocs++;
+    return malloc(n);
+}
+static void *h_realloc(void *ud, void *p, size_t n)
+{
+    (void)ud;
+    if (!p) {
+        live_allocs++;
+    }
+    return realloc(p, n);
+}
+static void h_free(void *ud, void *p)
+{
+    (void)ud;
+    if (p) {
+        live_allocs--;
+    }
+    free(p);
+}
+
+Test(raft_api, allocator_hook_balanced)
+{
+    static const uint64_t v[] = {1};
+    struct mc_raft_config c;
+    memset(&c, 0, sizeof(c));
+    c.id = 1;
+    c.initial_voters = v;
+    c.n_initial_voters = 1;
+    c.alloc = (struct mc_raft_alloc){h_malloc, h_realloc, h_free, NULL};
+    struct mc_raft *r;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    for (int i = 0; i < 30 && mc_raft_role(r) != MC_RAFT_LEADER; i++) {
+        mc_raft_tick(r);
+    }
+    cr_assert_eq(mc_raft_role(r), MC_RAFT_LEADER);
+    uint8_t d[10] = {0};
+    struct mc_raft_entry e = {.len = 10, .data = d};
+    for (int k = 0; k < 20; k++) {
+        cr_assert_eq(mc_raft_propose(r, &e, 1, NULL), 0);
+        while (mc_raft_has_ready(r)) {
+            struct mc_raft_ready rd;
+            mc_raft_ready(r, &rd);
+            uint64_t li = rd.n_entries ? rd.entries[rd.n_entries - 1].index : 0;
+            uint64_t lt = rd.n_entries ? rd.entries[rd.n_entries - 1].term : 0;
+            mc_raft_advance(r, &rd);
+            if (li) {
+                mc_raft_persisted(r, li, lt);
+            }
+        }
+    }
+    cr_assert_eq(mc_raft_commit_index(r), 21);
+    cr_assert_gt(live_allocs, 20);
+    mc_raft_destroy(r);
+    cr_assert_eq(live_allocs, 0);
+}

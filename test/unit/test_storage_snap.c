@@ -1,0 +1,317 @@
+/* test_storage_snap.c: snapshot create under concurrent writes (a private LMDB env), chunked
+ * resumable transfer, checksum rejection, retention, install atomicity under kill -9. */
+#include "storage_test_util.h"
+
+#include "metacenter/error.h"
+#include "util/checksum.h"
+#include "util/rand.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <time.h>
+
+struct env_writer {
+    MDB_env *env;
+    atomic_bool stop;
+    atomic_ulong committed;
+};
+
+static MDB_env *env_open(const char *dir)
+{
+    MDB_env *env;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_mapsize(env, 256u << 20), 0);
+    cr_assert_eq(mdb_env_open(env, dir, MDB_NOSYNC, 0644), 0, "open %s", dir);
+    return env;
+}
+
+/* Each txn i puts key k<i> and sets "counter" = i: a consistent copy has exactly k1..k<counter>. */
+static void put_batch(MDB_env *env, unsigned long i)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    char k[32], v[100];
+    snprintf(k, sizeof(k), "k%010lu", i);
+    memset(v, (int)(i & 0xff), sizeof(v));
+    MDB_val key = {strlen(k), k}, val = {sizeof(v), v};
+    cr_assert_eq(mdb_put(txn, dbi, &key, &val, 0), 0);
+    MDB_val ck = {7, "counter"}, cv = {sizeof(i), &i};
+    cr_assert_eq(mdb_put(txn, dbi, &ck, &cv, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+}
+
+static void *writer_main(void *arg)
+{
+    struct env_writer *w = arg;
+    unsigned long i = atomic_load(&w->committed);
+    while (!atomic_load(&w->stop)) {
+        put_batch(w->env, ++i);
+        atomic_store(&w->committed, i);
+    }
+    return NULL;
+}
+
+static int copy_cb(void *ctx, int fd)
+{
+    return mdb_env_copyfd2((MDB_env *)ctx, fd, 0) == 0 ? 0 : MC_EIO;
+}
+
+/* Open dir's LMDB and check k1..k<counter> all exist and k<counter+1> does not. */
+static unsigned long check_consistent(const char *dir)
+{
+    MDB_env *env = env_open(dir);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    MDB_val ck = {7, "counter"}, cv;
+    cr_assert_eq(mdb_get(txn, dbi, &ck, &cv), 0);
+    unsigned long c;
+    memcpy(&c, cv.mv_data, sizeof(c));
+    MDB_stat st;
+    cr_assert_eq(mdb_stat(txn, dbi, &st), 0);
+    cr_assert_eq(st.ms_entries, c + 1, "entries %zu counter %lu", st.ms_entries, c);
+    for (unsigned long i = 1; i <= c + 1; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "k%010lu", i);
+        MDB_val key = {strlen(k), k}, val;
+        cr_assert_eq(mdb_get(txn, dbi, &key, &val), i <= c ? 0 : MDB_NOTFOUND);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return c;
+}
+
+Test(storage_snap, create_while_writing_then_install)
+{
+    char root[64], envdir[128], snapdir[128], dd[128], eng[160];
+    st_tmpdir(root, sizeof(root));
+    snprintf(envdir, sizeof(envdir), "%s/src", root);
+    snprintf(snapdir, sizeof(snapdir), "%s/snap", root);
+    snprintf(dd, sizeof(dd), "%s/node", root);
+    cr_assert_eq(mkdir(envdir, 0755), 0);
+    cr_assert_eq(mkdir(snapdir, 0755), 0);
+    struct env_writer w = {.env = env_open(envdir)};
+    atomic_init(&w.stop, false);
+    atomic_init(&w.committed, 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, writer_main, &w), 0);
+    while (atomic_load(&w.committed) < 2000) {
+        usleep(1000);
+    }
+    static struct mc_snap_info info, info2;
+    unsigned long before = atomic_load(&w.committed);
+    cr_assert_eq(mc_snap_create(snapdir, NULL, 42, 7, "members:1,2,3", 13, copy_cb, w.env, &info),
+                 0);
+    unsigned long after = atomic_load(&w.committed);
+    atomic_store(&w.stop, true);
+    pthread_join(th, NULL);
+    cr_assert_eq(info.index, 42);
+    cr_assert_eq(info.term, 7);
+    cr_assert_gt(info.data_size, 0);
+    cr_assert_eq(info.file_size, st_file_size(info.path));
+    cr_assert_eq(mc_snap_read_info(info.path, true, &info2), 0);
+    cr_assert_eq(info2.data_checksum, info.data_checksum);
+    cr_assert_eq(info2.membership_len, 13);
+    cr_assert(memcmp(info2.membership, "members:1,2,3", 13) == 0);
+
+    cr_assert_eq(mc_datadir_init(dd, NULL), 0);
+    cr_assert_eq(mc_snap_install(dd, NULL, info.path), 0);
+    snprintf(eng, sizeof(eng), "%s/engine", dd);
+    unsigned long c = check_consistent(eng);
+    cr_assert_geq(c, before);
+    cr_assert_leq(c, after);
+    snprintf(eng, sizeof(eng), "%s/engine.new", dd);
+    cr_assert_neq(access(eng, F_OK), 0);
+    mdb_env_close(w.env);
+    st_rmtree(root);
+}
+
+/* Build a snapshot of a fresh env holding n txns. */
+static void make_snap(const char *root, const char *name, unsigned long n, uint64_t index,
+                      struct mc_snap_info *out)
+{
+    char envdir[160], snapdir[160];
+    snprintf(envdir, sizeof(envdir), "%s/%s.env", root, name);
+    snprintf(snapdir, sizeof(snapdir), "%s/snap", root);
+    mkdir(envdir, 0755);
+    mkdir(snapdir, 0755);
+    MDB_env *env = env_open(envdir);
+    for (unsigned long i = 1; i <= n; i++) {
+        put_batch(env, i);
+    }
+    cr_assert_eq(mc_snap_create(snapdir, NULL, index, 1, NULL, 0, copy_cb, env, out), 0);
+    mdb_env_close(env);
+}
+
+Test(storage_snap, chunked_transfer_resumes_and_checks)
+{
+    char root[64], rdir[128];
+    st_tmpdir(root, sizeof(root));
+    static struct mc_snap_info src, got;
+    make_snap(root, "a", 3000, 100, &src);
+    snprintf(rdir, sizeof(rdir), "%s/recv", root);
+    cr_assert_eq(mkdir(rdir, 0755), 0);
+    size_t chunk = 100 * 1024;
+    uint8_t *buf = malloc(MC_SNAP_CHUNK_MAX_BYTES);
+    size_t n;
+    cr_assert_eq(mc_snap_read_chunk(src.path, 0, buf, MC_SNAP_CHUNK_MAX_BYTES + 1, &n), MC_EINVAL);
+
+    /* first half, then the receiver "restarts" */
+    struct mc_snap_recv *r;
+    cr_assert_eq(mc_snap_recv_open(rdir, NULL, 100, 1, &r), 0);
+    cr_assert_eq(mc_snap_recv_offset(r), 0);
+    uint64_t off = 0;
+    while (off < src.file_size / 2) {
+        cr_assert_eq(mc_snap_read_chunk(src.path, off, buf, chunk, &n), 0);
+        cr_assert_eq(mc_snap_recv_write(r, off, buf, n), 0);
+        off += n;
+    }
+    cr_assert_eq(mc_snap_recv_write(r, off + 5, buf, 10), MC_EINVAL); /* must resend from off */
+    mc_snap_recv_abort(r, false);
+    cr_assert_eq(mc_snap_recv_open(rdir, NULL, 100, 1, &r), 0);
+    cr_assert_eq(mc_snap_recv_offset(r), off, "resume offset");
+    for (;;) {
+        cr_assert_eq(mc_snap_read_chunk(src.path, off, buf, chunk, &n), 0);
+        if (n == 0) {
+            break;
+        }
+        cr_assert_eq(mc_snap_recv_write(r, off, buf, n), 0);
+        off += n;
+    }
+    cr_assert_eq(off, src.file_size);
+    cr_assert_eq(mc_snap_recv_finish(r, &got), 0);
+    cr_assert_eq(got.data_checksum, src.data_checksum);
+    cr_assert_eq(got.index, 100);
+    cr_assert_eq(mc_snap_latest(rdir, &got), 0);
+    cr_assert_eq(got.index, 100);
+
+    /* a flipped byte in transit is rejected and the partial file discarded */
+    cr_assert_eq(mc_snap_recv_open(rdir, NULL, 101, 1, &r), 0);
+    cr_assert_eq(mc_snap_recv_offset(r), 0);
+    off = 0;
+    for (;;) {
+        cr_assert_eq(mc_snap_read_chunk(src.path, off, buf, chunk, &n), 0);
+        if (n == 0) {
+            break;
+        }
+        if (off == chunk) {
+            buf[77] ^= 1;
+        }
+        cr_assert_eq(mc_snap_recv_write(r, off, buf, n), 0);
+        off += n;
+    }
+    cr_assert_eq(mc_snap_recv_finish(r, NULL), MC_ECORRUPT);
+    char part[256];
+    snprintf(part, sizeof(part), "%s/recv-%016x-%016x.part", rdir, 101, 1);
+    cr_assert_neq(access(part, F_OK), 0);
+    /* right bytes, wrong index: rejected too */
+    cr_assert_eq(mc_snap_recv_open(rdir, NULL, 555, 1, &r), 0);
+    for (off = 0;; off += n) {
+        cr_assert_eq(mc_snap_read_chunk(src.path, off, buf, chunk, &n), 0);
+        if (n == 0) {
+            break;
+        }
+        cr_assert_eq(mc_snap_recv_write(r, off, buf, n), 0);
+    }
+    cr_assert_eq(mc_snap_recv_finish(r, NULL), MC_ECORRUPT);
+    free(buf);
+    st_rmtree(root);
+}
+
+Test(storage_snap, retention_and_latest_valid)
+{
+    char root[64], snapdir[128];
+    st_tmpdir(root, sizeof(root));
+    snprintf(snapdir, sizeof(snapdir), "%s/snap", root);
+    static struct mc_snap_info s1, s2, s3, got;
+    make_snap(root, "a", 10, 10, &s1);
+    make_snap(root, "b", 20, 20, &s2);
+    make_snap(root, "c", 30, 30, &s3);
+    cr_assert_eq(mc_snap_prune(snapdir, NULL, MC_SNAP_KEEP), 0);
+    static struct mc_snap_info list[4];
+    size_t n;
+    cr_assert_eq(mc_snap_list(snapdir, list, 4, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(list[0].index, 30);
+    cr_assert_eq(list[1].index, 20);
+    cr_assert_neq(access(s1.path, F_OK), 0);
+    cr_assert_eq(mc_snap_latest(snapdir, &got), 0);
+    cr_assert_eq(got.index, 30);
+    /* corrupt the newest's data: latest falls back to the older valid one */
+    st_flip_byte(s3.path, (off_t)s3.data_offset + 100);
+    cr_assert_eq(mc_snap_read_info(s3.path, true, &got), MC_ECORRUPT);
+    cr_assert_eq(mc_snap_latest(snapdir, &got), 0);
+    cr_assert_eq(got.index, 20);
+    /* copy (snapshot save) verifies the source */
+    char to[160];
+    snprintf(to, sizeof(to), "%s/saved.snap", root);
+    cr_assert_eq(mc_snap_copy_file(s3.path, to, NULL), MC_ECORRUPT);
+    cr_assert_eq(mc_snap_copy_file(s2.path, to, NULL), 0);
+    cr_assert_eq(mc_snap_read_info(to, true, &got), 0);
+    cr_assert_eq(got.index, 20);
+    st_rmtree(root);
+}
+
+static uint64_t file_hash(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0, "open %s", path);
+    off_t size = lseek(fd, 0, SEEK_END);
+    uint8_t *b = malloc((size_t)size + 1);
+    cr_assert_eq(pread(fd, b, (size_t)size, 0), size);
+    close(fd);
+    uint64_t h = mc_checksum64(b, (size_t)size);
+    free(b);
+    return h;
+}
+
+Test(storage_snap, install_is_atomic_under_kill9, .timeout = 60)
+{
+    char root[64], dd[128], data[160], newdir[160];
+    st_tmpdir(root, sizeof(root));
+    static struct mc_snap_info a, b;
+    make_snap(root, "a", 20000, 1000, &a);
+    make_snap(root, "b", 30000, 2000, &b);
+    snprintf(dd, sizeof(dd), "%s/node", root);
+    snprintf(data, sizeof(data), "%s/engine/data.mdb", dd);
+    snprintf(newdir, sizeof(newdir), "%s/engine.new", dd);
+    cr_assert_eq(mc_datadir_init(dd, NULL), 0);
+    cr_assert_eq(mc_snap_install(dd, NULL, a.path), 0);
+    uint64_t ha = file_hash(data);
+    cr_assert_eq(mc_snap_install(dd, NULL, b.path), 0);
+    uint64_t hb = file_hash(data);
+    cr_assert_neq(ha, hb);
+    struct mc_rand rng;
+    mc_rand_seed(&rng, 12345);
+    int runs = getenv("MC_ASAN") ? 10 : 30, saw_a = 0, saw_b = 0, mid = 0;
+    for (int i = 0; i < runs; i++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            for (int k = 0;; k++) {
+                mc_snap_install(dd, NULL, k % 2 ? b.path : a.path);
+            }
+        }
+        usleep((useconds_t)mc_rand_below(&rng, 40000));
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        mid += access(newdir, F_OK) == 0; /* killed between copy and cleanup */
+        cr_assert_eq(mc_datadir_recover(dd, NULL), 0);
+        cr_assert_neq(access(newdir, F_OK), 0);
+        uint64_t h = file_hash(data);
+        cr_assert(h == ha || h == hb, "run %d: engine dir is a mix", i);
+        saw_a += h == ha;
+        saw_b += h == hb;
+    }
+    cr_assert_gt(mid, 0, "no kill landed inside an install");
+    cr_assert_gt(saw_a, 0);
+    cr_assert_gt(saw_b, 0);
+    st_rmtree(root);
+}

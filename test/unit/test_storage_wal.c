@@ -1,0 +1,521 @@
+/* test_storage_wal.c: WAL round trip, truncate, compaction, torn tails, corruption, faults. */
+#include "storage_test_util.h"
+
+#include "metacenter/error.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+
+/* payload length used for index i in most tests */
+static uint32_t len_for(uint64_t i)
+{
+    static const uint32_t sizes[] = {0, 1, 7, 8, 100, 255, 4096, 10000, 65536};
+    return sizes[i % (sizeof(sizes) / sizeof(sizes[0]))];
+}
+
+static struct mc_wal *open_wal(const char *dir, uint64_t seg, const struct mc_fs_ops *fs)
+{
+    struct mc_wal_options o = {.wal_dir = dir, .segment_size_bytes = seg, .fs = fs};
+    struct mc_wal *w = NULL;
+    cr_assert_eq(mc_wal_open(&o, &w), 0);
+    return w;
+}
+
+/* Append [lo, hi] one record per call with len_fn sizes and term t. */
+static void append_range(struct mc_wal *w, uint64_t lo, uint64_t hi, uint64_t term,
+                         uint32_t (*lf)(uint64_t))
+{
+    uint8_t *buf = malloc(MC_WAL_RECORD_MAX_BYTES);
+    for (uint64_t i = lo; i <= hi; i++) {
+        uint32_t len = lf(i);
+        st_fill(buf, i * 31 + term, len);
+        struct mc_wal_record r = {
+            .index = i, .term = term, .type = (uint8_t)(i & 3), .len = len, .data = buf};
+        cr_assert_eq(mc_wal_append(w, &r, 1, NULL, NULL), 0, "append %llu", (unsigned long long)i);
+    }
+    free(buf);
+}
+
+struct check_ctx {
+    uint64_t next;
+    uint64_t term_of_hi; /* terms: index > split get term2 */
+    uint64_t split, term1, term2;
+    uint32_t (*lf)(uint64_t);
+};
+
+static int check_rec(void *vctx, const struct mc_wal_record *r)
+{
+    struct check_ctx *c = vctx;
+    cr_assert_eq(r->index, c->next, "index %llu want %llu", (unsigned long long)r->index,
+                 (unsigned long long)c->next);
+    uint64_t term = r->index > c->split ? c->term2 : c->term1;
+    cr_assert_eq(r->term, term);
+    cr_assert_eq(r->type, (uint8_t)(r->index & 3));
+    uint32_t len = c->lf(r->index);
+    cr_assert_eq(r->len, len);
+    uint8_t *want = malloc(len + 1);
+    st_fill(want, r->index * 31 + term, len);
+    cr_assert(len == 0 || memcmp(want, r->data, len) == 0, "content of %llu",
+              (unsigned long long)r->index);
+    free(want);
+    c->next++;
+    return 0;
+}
+
+static void check_range(struct mc_wal *w, uint64_t lo, uint64_t hi, uint64_t split, uint64_t t1,
+                        uint64_t t2, uint32_t (*lf)(uint64_t))
+{
+    struct check_ctx c = {.next = lo, .split = split, .term1 = t1, .term2 = t2, .lf = lf};
+    cr_assert_eq(mc_wal_iterate(w, lo, hi, check_rec, &c), 0);
+    cr_assert_eq(c.next, hi + 1);
+}
+
+static uint32_t big_len(uint64_t i)
+{
+    static const uint32_t sizes[] = {0, 1, 1024 * 1024, 17, 300000, 1024 * 1024 - 1};
+    return sizes[i % 6];
+}
+
+Test(storage_wal, round_trip_0B_to_1MiB)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 512 * 1024, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 0);
+    append_range(w, 1, 30, 2, big_len);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert_eq(mc_wal_durable_index(w), 30);
+    check_range(w, 1, 30, 1000, 2, 2, big_len);
+    mc_wal_close(w);
+
+    w = open_wal(dir, 512 * 1024, NULL);
+    cr_assert_eq(mc_wal_first_index(w), 1);
+    cr_assert_eq(mc_wal_last_index(w), 30);
+    cr_assert_eq(mc_wal_last_term(w), 2);
+    cr_assert_eq(mc_wal_durable_index(w), 30);
+    check_range(w, 1, 30, 1000, 2, 2, big_len);
+    append_range(w, 31, 40, 3, big_len);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    w = open_wal(dir, 512 * 1024, NULL);
+    check_range(w, 1, 40, 30, 2, 3, big_len);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+Test(storage_wal, batch_append_and_contiguity)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 64 * 1024, NULL);
+    struct mc_wal_record recs[3];
+    uint8_t data[3][8];
+    for (int i = 0; i < 3; i++) {
+        memset(data[i], 'a' + i, 8);
+        recs[i] = (struct mc_wal_record){.index = 5 + i, .term = 1, .len = 8, .data = data[i]};
+    }
+    uint64_t t = 0;
+    cr_assert_eq(mc_wal_append(w, recs, 3, NULL, &t), 0); /* empty log: any start index */
+    cr_assert_eq(t, 1);
+    cr_assert_eq(mc_wal_first_index(w), 5);
+    recs[0].index = 9; /* gap */
+    cr_assert_eq(mc_wal_append(w, recs, 1, NULL, NULL), MC_EINVAL);
+    recs[0].index = 8;
+    recs[1].index = 10; /* not contiguous inside the batch */
+    cr_assert_eq(mc_wal_append(w, recs, 2, NULL, NULL), MC_EINVAL);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert_eq(mc_wal_durable_index(w), 7);
+    cr_assert_eq(mc_wal_done_ticket(w), 1);
+    mc_wal_close(w);
+    w = open_wal(dir, 64 * 1024, NULL);
+    cr_assert_eq(mc_wal_first_index(w), 5);
+    cr_assert_eq(mc_wal_last_index(w), 7);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+Test(storage_wal, truncate_then_append)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 32 * 1024, NULL); /* several segments */
+    append_range(w, 1, 60, 1, len_for);
+    /* truncate from 25 (in an older segment) and from 58 (same segment) in the same queue */
+    cr_assert_eq(mc_wal_truncate(w, 58, NULL), 0);
+    cr_assert_eq(mc_wal_last_index(w), 57);
+    cr_assert_eq(mc_wal_truncate(w, 25, NULL), 0);
+    cr_assert_eq(mc_wal_last_index(w), 24);
+    cr_assert_eq(mc_wal_last_term(w), 1);
+    append_range(w, 25, 40, 2, len_for);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert_eq(mc_wal_durable_index(w), 40);
+    check_range(w, 1, 40, 24, 1, 2, len_for);
+    cr_assert_eq(mc_wal_iterate(w, 41, 41, check_rec, NULL), MC_ENOTFOUND);
+    mc_wal_close(w);
+    w = open_wal(dir, 32 * 1024, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 40);
+    check_range(w, 1, 40, 24, 1, 2, len_for);
+    /* truncate everything, then start again at 1 with term 3 */
+    cr_assert_eq(mc_wal_truncate(w, 1, NULL), 0);
+    append_range(w, 1, 5, 3, len_for);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    w = open_wal(dir, 32 * 1024, NULL);
+    cr_assert_eq(mc_wal_first_index(w), 1);
+    cr_assert_eq(mc_wal_last_index(w), 5);
+    check_range(w, 1, 5, 0, 3, 3, len_for);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+static uint32_t len100(uint64_t i)
+{
+    (void)i;
+    return 100;
+}
+
+Test(storage_wal, compaction_across_segments)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 8 * 1024, NULL); /* ~60 records per segment */
+    append_range(w, 1, 1000, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    char segs[64][MC_DATADIR_PATH_MAX];
+    int before = st_list_segments(dir, segs, 64);
+    cr_assert_gt(before, 10);
+    cr_assert_eq(mc_wal_compact(w, 500, NULL), 0);
+    cr_assert_eq(mc_wal_first_index(w), 501);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    int after = st_list_segments(dir, segs, 64);
+    cr_assert_lt(after, before - 6, "before %d after %d", before, after);
+    cr_assert_eq(mc_wal_iterate(w, 500, 500, check_rec, NULL), MC_ENOTFOUND);
+    check_range(w, 501, 1000, 2000, 1, 1, len100);
+    append_range(w, 1001, 1010, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    w = open_wal(dir, 8 * 1024, NULL);
+    /* whole segments were dropped; the partly covered one may still be loaded */
+    cr_assert_leq(mc_wal_first_index(w), 501);
+    cr_assert_gt(mc_wal_first_index(w), 400);
+    cr_assert_eq(mc_wal_last_index(w), 1010);
+    check_range(w, 501, 1010, 2000, 1, 1, len100);
+    /* compact past the end, then append at a new index (after a snapshot install) */
+    cr_assert_eq(mc_wal_compact(w, 2000, NULL), 0);
+    append_range(w, 2001, 2005, 4, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    w = open_wal(dir, 8 * 1024, NULL);
+    cr_assert_eq(mc_wal_first_index(w), 2001);
+    cr_assert_eq(mc_wal_last_index(w), 2005);
+    check_range(w, 2001, 2005, 0, 4, 4, len100);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+Test(storage_wal, reset_drops_log)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 8 * 1024, NULL);
+    append_range(w, 1, 200, 1, len100);
+    cr_assert_eq(mc_wal_reset(w, 5001, NULL), 0);
+    cr_assert_eq(mc_wal_first_index(w), 5001);
+    cr_assert_eq(mc_wal_last_index(w), 5000);
+    append_range(w, 5001, 5003, 7, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    w = open_wal(dir, 8 * 1024, NULL);
+    cr_assert_eq(mc_wal_first_index(w), 5001);
+    cr_assert_eq(mc_wal_last_index(w), 5003);
+    check_range(w, 5001, 5003, 0, 7, 7, len100);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+static uint32_t len_small(uint64_t i)
+{
+    return (uint32_t)(i * 13 % 90);
+}
+
+/* For every byte offset inside the last record, a file cut there loads the prefix before it. */
+Test(storage_wal, torn_tail_every_offset)
+{
+    char dir[64], pristine[128];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 4096, NULL);
+    append_range(w, 1, 10, 1, len_small);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    char segs[8][MC_DATADIR_PATH_MAX];
+    int n = st_list_segments(dir, segs, 8);
+    cr_assert_geq(n, 1);
+    /* drop the spare (if any): the data segment is the first */
+    for (int i = 1; i < n; i++) {
+        unlink(segs[i]);
+    }
+    uint64_t start = 64;
+    for (uint64_t i = 1; i < 10; i++) {
+        start += (32 + len_small(i) + 7) & ~7u;
+    }
+    uint64_t end = start + ((32 + len_small(10) + 7) & ~7u);
+    snprintf(pristine, sizeof(pristine), "%s.orig", dir);
+    st_copy_file(segs[0], pristine);
+    for (uint64_t cut = start; cut < end; cut++) {
+        st_copy_file(pristine, segs[0]);
+        cr_assert_eq(truncate(segs[0], (off_t)cut), 0);
+        w = open_wal(dir, 4096, NULL);
+        cr_assert_eq(mc_wal_last_index(w), 9, "cut at %llu", (unsigned long long)cut);
+        check_range(w, 1, 9, 100, 1, 1, len_small);
+        /* the log continues cleanly after the cut */
+        append_range(w, 10, 11, 2, len_small);
+        cr_assert_eq(mc_wal_sync(w), 0);
+        mc_wal_close(w);
+        w = open_wal(dir, 4096, NULL);
+        cr_assert_eq(mc_wal_last_index(w), 11);
+        check_range(w, 1, 11, 9, 1, 2, len_small);
+        mc_wal_close(w);
+        char s2[8][MC_DATADIR_PATH_MAX];
+        int m = st_list_segments(dir, s2, 8);
+        for (int i = 1; i < m; i++) {
+            unlink(s2[i]);
+        }
+    }
+    /* zeroed (not cut) tail: same result */
+    st_copy_file(pristine, segs[0]);
+    int fd = open(segs[0], O_RDWR);
+    char zeros[64] = {0};
+    cr_assert_eq(pwrite(fd, zeros, 20, (off_t)start + 10), 20);
+    close(fd);
+    w = open_wal(dir, 4096, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 9);
+    mc_wal_close(w);
+    unlink(pristine);
+    st_rmtree(dir);
+}
+
+Test(storage_wal, bit_flip_in_sealed_segment_refuses_start)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 8 * 1024, NULL);
+    append_range(w, 1, 300, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    char segs[64][MC_DATADIR_PATH_MAX];
+    int n = st_list_segments(dir, segs, 64);
+    cr_assert_gt(n, 3);
+    off_t off = 64 + 136 * 3 + 40; /* inside the payload of the 4th record */
+    st_flip_byte(segs[1], off);
+    char text[1024] = {0};
+    struct mc_wal_options o = {.wal_dir = dir,
+                               .segment_size_bytes = 8 * 1024,
+                               .error_text = text,
+                               .error_text_len = sizeof(text)};
+    struct mc_wal *w2 = NULL;
+    cr_assert_eq(mc_wal_open(&o, &w2), MC_ECORRUPT);
+    cr_assert_null(w2);
+    cr_assert_not_null(strstr(text, segs[1]), "message: %s", text);
+    char want[64];
+    snprintf(want, sizeof(want), "offset %lld", (long long)(64 + 136 * 3));
+    cr_assert_not_null(strstr(text, want), "message: %s", text);
+    cr_assert_not_null(strstr(text, "rejoin"), "message: %s", text);
+    /* the same flip in the middle of the LAST segment, with valid records after it */
+    st_flip_byte(segs[1], off); /* undo */
+    w = open_wal(dir, 8 * 1024, NULL);
+    mc_wal_close(w);
+    n = st_list_segments(dir, segs, 64);
+    int last_data = n - 1;
+    if (st_file_size(segs[last_data]) > 0) {
+        /* the spare has no records; find the last segment with data: spare is the newest */
+        last_data = n - 2;
+    }
+    st_flip_byte(segs[last_data], 64 + 40);
+    cr_assert_eq(mc_wal_open(&o, &w2), MC_ECORRUPT);
+    cr_assert_not_null(strstr(text, segs[last_data]), "message: %s", text);
+    st_rmtree(dir);
+}
+
+/* ---- fault injection ---- */
+
+struct cb_log {
+    pthread_mutex_t mu;
+    uint64_t max_durable;
+    int last_error;
+    int calls;
+};
+
+static void on_durable(void *ctx, const struct mc_wal_progress *p)
+{
+    struct cb_log *c = ctx;
+    pthread_mutex_lock(&c->mu);
+    if (p->durable_index > c->max_durable) {
+        c->max_durable = p->durable_index;
+    }
+    if (p->error) {
+        c->last_error = p->error;
+    }
+    c->calls++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void fault_case(enum mc_fs_op op, int err)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_fs_fault f;
+    mc_fs_fault_init(&f, NULL);
+    struct cb_log cb = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct mc_wal_options o = {.wal_dir = dir,
+                               .segment_size_bytes = 16 * 1024,
+                               .fs = &f.ops,
+                               .on_durable = on_durable,
+                               .ctx = &cb};
+    struct mc_wal *w = NULL;
+    cr_assert_eq(mc_wal_open(&o, &w), 0);
+    append_range(w, 1, 10, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert_eq(mc_wal_durable_index(w), 10);
+    mc_fs_fault_arm(&f, op, 1, err, true);
+    append_range(w, 11, 400, 1, len100); /* crosses segments: fallocate/unlink paths too */
+    int rc = mc_wal_sync(w);
+    cr_assert_eq(rc, MC_EFATAL, "op %d err %d rc %d", op, err, rc);
+    cr_assert_eq(mc_wal_error(w), MC_EFATAL);
+    uint64_t durable = mc_wal_durable_index(w);
+    cr_assert_lt(durable, 400);
+    pthread_mutex_lock(&cb.mu);
+    cr_assert_eq(cb.last_error, MC_EFATAL);
+    cr_assert_eq(cb.max_durable, durable);
+    pthread_mutex_unlock(&cb.mu);
+    struct mc_wal_record r = {.index = 401, .term = 1};
+    cr_assert_eq(mc_wal_append(w, &r, 1, NULL, NULL), MC_EFATAL);
+    cr_assert_eq(mc_wal_truncate(w, 5, NULL), MC_EFATAL);
+    cr_assert_gt(f.failures[op], 0);
+    mc_wal_close(w);
+    /* restart without faults: everything reported durable is there, intact */
+    w = open_wal(dir, 16 * 1024, NULL);
+    cr_assert_geq(mc_wal_last_index(w), durable);
+    check_range(w, 1, durable, 1000, 1, 1, len100);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+Test(storage_wal, eio_on_fdatasync_is_fatal)
+{
+    fault_case(MC_FS_FDATASYNC, EIO);
+}
+
+Test(storage_wal, eio_on_write_is_fatal)
+{
+    fault_case(MC_FS_PWRITE, EIO);
+}
+
+Test(storage_wal, enospc_on_write_is_fatal)
+{
+    fault_case(MC_FS_PWRITE, ENOSPC);
+}
+
+Test(storage_wal, enospc_on_fallocate_is_fatal)
+{
+    fault_case(MC_FS_FALLOCATE, ENOSPC);
+}
+
+Test(storage_wal, nth_fdatasync_failure_never_reports_undurable)
+{
+    /* fail the Nth fdatasync for several N: durable never exceeds what was synced */
+    int fatal_runs = 0;
+    for (uint64_t nth = 1; nth <= 6; nth++) {
+        char dir[64];
+        st_tmpdir(dir, sizeof(dir));
+        struct mc_fs_fault f;
+        mc_fs_fault_init(&f, NULL);
+        struct mc_wal_options o = {.wal_dir = dir, .segment_size_bytes = 8192, .fs = &f.ops};
+        struct mc_wal *w = NULL;
+        cr_assert_eq(mc_wal_open(&o, &w), 0);
+        mc_fs_fault_arm(&f, MC_FS_FDATASYNC, nth, EIO, false);
+        uint64_t last_ok = 0;
+        for (uint64_t i = 1; i <= 200; i++) {
+            uint8_t b[100] = {0};
+            struct mc_wal_record r = {.index = i, .term = 1, .len = 100, .data = b};
+            if (mc_wal_append(w, &r, 1, NULL, NULL) != 0) {
+                break;
+            }
+            if (mc_wal_sync(w) != 0) {
+                break;
+            }
+            last_ok = i;
+            cr_assert_eq(mc_wal_durable_index(w), i);
+        }
+        cr_assert_gt(f.failures[MC_FS_FDATASYNC], 0);
+        if (mc_wal_error(w) == MC_EFATAL) {
+            fatal_runs++;
+            cr_assert_leq(mc_wal_durable_index(w), last_ok);
+        } else {
+            /* the failed fdatasync was a spare segment's (prepared ahead, not yet in use):
+             * not fatal, nothing reported durable depended on it */
+            cr_assert_eq(last_ok, 200, "nth %llu", (unsigned long long)nth);
+        }
+        mc_wal_close(w);
+        w = NULL;
+        cr_assert_eq(
+            mc_wal_open(&(struct mc_wal_options){.wal_dir = dir, .segment_size_bytes = 8192}, &w),
+            0);
+        cr_assert_geq(mc_wal_last_index(w), last_ok);
+        mc_wal_close(w);
+        st_rmtree(dir);
+    }
+    cr_assert_geq(fatal_runs, 3);
+}
+
+/* ---- queue limit ---- */
+
+struct gate {
+    sem_t entered, release;
+    int calls;
+};
+
+static void gate_cb(void *ctx, const struct mc_wal_progress *p)
+{
+    (void)p;
+    struct gate *g = ctx;
+    if (g->calls++ == 0) {
+        sem_post(&g->entered);
+        sem_wait(&g->release);
+    }
+}
+
+Test(storage_wal, full_queue_returns_busy)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct gate g;
+    sem_init(&g.entered, 0, 0);
+    sem_init(&g.release, 0, 0);
+    g.calls = 0;
+    struct mc_wal_options o = {.wal_dir = dir,
+                               .segment_size_bytes = 64 * 1024,
+                               .queue_max_ops = 4,
+                               .on_durable = gate_cb,
+                               .ctx = &g};
+    struct mc_wal *w = NULL;
+    cr_assert_eq(mc_wal_open(&o, &w), 0);
+    uint8_t b[8] = {0};
+    struct mc_wal_record r = {.index = 1, .term = 1, .len = 8, .data = b};
+    cr_assert_eq(mc_wal_append(w, &r, 1, NULL, NULL), 0);
+    sem_wait(&g.entered); /* WAL thread is now stuck in the callback */
+    for (uint64_t i = 2; i <= 5; i++) {
+        r.index = i;
+        cr_assert_eq(mc_wal_append(w, &r, 1, NULL, NULL), 0);
+    }
+    r.index = 6;
+    cr_assert_eq(mc_wal_append(w, &r, 1, NULL, NULL), MC_EBUSY);
+    cr_assert_eq(mc_wal_last_index(w), 5);
+    sem_post(&g.release);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert_eq(mc_wal_append(w, &r, 1, NULL, NULL), 0);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert_eq(mc_wal_durable_index(w), 6);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
