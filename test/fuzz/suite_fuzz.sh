@@ -49,7 +49,8 @@ for t in $targets; do
     # 2. Open bugs (BUGS.md): still reproducible in strict mode? Informational only.
     for f in "$regress"/open-*; do
         [ -e "$f" ] || continue
-        if MC_FUZZ_STRICT=1 timeout 60 "$bin" -timeout=5 "$f" >/dev/null 2>&1; then
+        if MC_FUZZ_STRICT=1 timeout 60 "$bin" -timeout=5 -artifact_prefix="$work/$t/strict-" "$f" \
+            >/dev/null 2>&1; then
             echo "NOTE $t: $(basename "$f") no longer fails in strict mode: the bug looks FIXED;"\
                  "drop its tolerance (fuzz_common.h fuzz_strict) and rename it"
         else

@@ -9,6 +9,8 @@
 
 #include "gen.h"
 #include "metacenter/storage.h"
+#include "util/checksum.h"
+#include "util/codec.h"
 #include "util/log.h"
 
 /* Read a whole file; trailing zeros (preallocation) are trimmed to a multiple of 8 bytes. */
@@ -108,6 +110,16 @@ static int snap_data(void *ctx, int fd)
     return write(fd, s, strlen(s)) == (ssize_t)strlen(s) ? 0 : -3;
 }
 
+/* The header records its creation time (offset 56): pin it and re-seal the header checksum
+ * (offset 4088, XXH3-64 of bytes [0, 4088)) so the seeds are the same on every run. */
+static void pin_created(uint8_t *p, size_t len)
+{
+    if (len >= MC_SNAP_HEADER_BYTES) {
+        mc_put_u64le(p + 56, 1700000000000000000ull);
+        mc_put_u64le(p + MC_SNAP_HEADER_BYTES - 8, mc_checksum64(p, MC_SNAP_HEADER_BYTES - 8));
+    }
+}
+
 static void gen_snap(const char *tmp)
 {
     char dir[1024];
@@ -120,12 +132,14 @@ static void gen_snap(const char *tmp)
                              (void *)"pretend this is an LMDB data.mdb image", &info));
     size_t l;
     uint8_t *p = slurp(info.path, &l, 0);
+    pin_created(p, l);
     /* flags byte: bit 0 fix header checksum, bit 1 fix data checksum, bits 2-7 chunking. */
     gen_emit("snap", "snap_small", 0x00, p, l);
     gen_emit("snap", "snap_small_fix", 0x03, p, l);
     free(p);
     GEN_CHECK(mc_snap_create(dir, NULL, 200, 5, NULL, 0, snap_data, (void *)"x", &info));
     p = slurp(info.path, &l, 0);
+    pin_created(p, l);
     gen_emit("snap", "snap_no_membership", 0x40, p, l);
     free(p);
 }
