@@ -41,6 +41,9 @@ $(FUZZ_LIB): $(FUZZ_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# Keep the target objects (make would delete them as intermediates and rebuild every time).
+.SECONDARY: $(FUZZ_TARGET_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
+
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/test/fuzz/fuzz_%.o $(FUZZ_LIB)
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $< $(FUZZ_LIB) $(LDLIBS)
 

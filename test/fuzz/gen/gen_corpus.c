@@ -344,6 +344,59 @@ static void gen_apply(struct mc_wbuf *seq)
     mc_object_meta_clear(&m);
 }
 
+/* ---- action scripts for the raft_step target (see fuzz_raft_step.c for the opcodes) ---- */
+
+static void gen_raft_step(void)
+{
+    uint8_t s[512];
+    size_t n = 0;
+    s[n++] = 0;                   /* flags: no lease */
+    for (int i = 0; i < 5; i++) { /* 5 x 12 ticks: an election */
+        s[n++] = 0;
+        s[n++] = 11;
+    }
+    for (int i = 0; i < 6; i++) { /* proposals, replicated by ticks */
+        s[n++] = 4;
+        s[n++] = 8;
+        s[n++] = 0;
+        s[n++] = 1;
+    }
+    size_t elected = n;
+    gen_emit("raft_step", "elect_propose", -1, s, n);
+    /* + snapshots on every node, more proposals, a read, a transfer, a conf change */
+    for (int i = 0; i < 3; i++) {
+        s[n++] = 6;
+        s[n++] = (uint8_t)i;
+    }
+    for (int i = 0; i < 4; i++) {
+        s[n++] = 4;
+        s[n++] = 3;
+    }
+    s[n++] = 5, s[n++] = 1, s[n++] = 7;
+    s[n++] = 0, s[n++] = 3;
+    s[n++] = 7, s[n++] = 1;
+    s[n++] = 0, s[n++] = 11;
+    s[n++] = 8, s[n++] = 0, s[n++] = 3; /* add learner 4 */
+    s[n++] = 0, s[n++] = 5;
+    s[n++] = 8, s[n++] = 3, s[n++] = 2; /* remove 3 */
+    s[n++] = 0, s[n++] = 5;
+    gen_emit("raft_step", "snap_transfer_conf", -1, s, n);
+    /* + forged messages of every type against each node, and lost messages */
+    n = elected;
+    for (int t = 0; t < 12; t++) {
+        s[n++] = 2;
+        s[n++] = (uint8_t)(t % 3 | (t % 4) << 2);
+        s[n++] = (uint8_t)t;
+        s[n++] = (uint8_t)(0x31 * t);
+        for (int k = 0; k < 9; k++) {
+            s[n++] = (uint8_t)(7 * t + k);
+        }
+        s[n++] = 1, s[n++] = 2, s[n++] = 0x5a, s[n++] = 3;
+    }
+    s[n++] = 0, s[n++] = 11;
+    gen_emit("raft_step", "forged", -1, s, n);
+}
+
 /* ---- raft messages and conf-change payloads (target raft_msg) ---- */
 
 static size_t conf_payload(uint8_t *buf, size_t cap, uint8_t type, uint64_t node, const char *ctx,
@@ -680,6 +733,7 @@ int main(int argc, char **argv)
     gen_buckets(&w);
     gen_apply(&w);
     gen_raft(&w);
+    gen_raft_step();
     gen_proto(&w, &list_body);
     if (gen_storage) {
         char tmp[] = "/tmp/mc_fuzz_gen_XXXXXX";
