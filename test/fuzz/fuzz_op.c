@@ -79,7 +79,26 @@ static void fuzz_op(const uint8_t *in, size_t len)
     mc_wbuf_init(&w, 0);
     rc = mc_op_encode(&op, &w);
     FUZZ_ASSERT(rc == 0, "encode of a decoded op failed: %d", rc);
-    FUZZ_ASSERT_SAME_BYTES("op", &w, in, len);
+    /*
+     * Op records have two formats (engine.h): 2 adds acked_seq, and the encoder writes 1
+     * whenever every acked_seq is 0. So a format-2 record with acked_seq 0 (or an atomic whose
+     * sub-records mix formats) legitimately re-encodes differently; then the re-encoding must
+     * be a fixed point instead. Same format throughout: byte-identical.
+     */
+    if (w.data[0] == in[0] && op.n_sub == 0) {
+        FUZZ_ASSERT_SAME_BYTES("op", &w, in, len);
+    } else if (fuzz_first_diff(w.data, w.len, in, len) >= 0) {
+        struct mc_op again;
+        rc = mc_op_decode(w.data, w.len, &again);
+        FUZZ_ASSERT(rc == 0, "the re-encoding of an accepted op does not decode: %d", rc);
+        struct mc_wbuf w3;
+        mc_wbuf_init(&w3, 0);
+        FUZZ_ASSERT(mc_op_encode(&again, &w3) == 0, "encode");
+        FUZZ_ASSERT_SAME_BYTES("op (format-normalised fixed point)", &w3, w.data, w.len);
+        FUZZ_ASSERT(w.len <= len, "normalising the format made the record longer");
+        mc_wbuf_free(&w3);
+        mc_op_clear(&again);
+    }
 
     struct mc_op copy = {0};
     rc = mc_op_copy(&copy, &op);
@@ -87,7 +106,7 @@ static void fuzz_op(const uint8_t *in, size_t len)
     struct mc_wbuf w2;
     mc_wbuf_init(&w2, 0);
     FUZZ_ASSERT(mc_op_encode(&copy, &w2) == 0, "encode of the copy failed");
-    FUZZ_ASSERT_SAME_BYTES("op copy", &w2, in, len);
+    FUZZ_ASSERT_SAME_BYTES("op copy", &w2, w.data, w.len);
 
     mc_wbuf_free(&w2);
     mc_wbuf_free(&w);

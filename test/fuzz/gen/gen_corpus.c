@@ -117,6 +117,11 @@ static void gen_ops(struct mc_wbuf *w)
     op.session_id = 42;
     op.seq = 7;
     emit_op(w, "op_put_full", &op);
+    GEN_CHECK(mc_op_put(&op, "photos", "k", "0000018bcfe56802", 3, NULL));
+    op.session_id = 42;
+    op.seq = 9;
+    op.acked_seq = 7; /* format 2 */
+    emit_op(w, "op_put_acked_v2", &op);
     GEN_CHECK(mc_op_put(&op, "b01", "k", NULL, 5, NULL));
     op.if_none_match_star = true;
     emit_op(w, "op_put_min", &op);
