@@ -260,6 +260,45 @@ static void check_listing(struct mc_engine *e, const char *bucket, bool versions
     mc_wbuf_free(&big);
 }
 
+/*
+ * mc_engine_get_encoded (the server's fast path, copying stored bytes) must produce exactly
+ * mc_version_encode(mc_engine_get(...)), with the same error and delete-marker report.
+ */
+static void check_get(struct mc_engine *e, const char *bucket, const char *key, const char *vid,
+                      bool with_inline)
+{
+    struct mc_version v;
+    int rc = mc_engine_get(e, bucket, key, vid, with_inline, &v);
+    struct mc_wbuf fast;
+    mc_wbuf_init(&fast, 0);
+    bool marker = false;
+    char marker_vid[MC_VERSION_ID_MAX + 1] = "";
+    int rc2 = mc_engine_get_encoded(e, bucket, key, vid, with_inline, &fast, &marker, marker_vid);
+    FUZZ_ASSERT(rc == rc2, "get %d vs get_encoded %d", rc, rc2);
+    if (rc == 0) {
+        struct mc_wbuf slow;
+        mc_wbuf_init(&slow, 0);
+        FUZZ_ASSERT(mc_version_encode(&v, &slow) == 0, "encode");
+        long d = fuzz_first_diff(fast.data, fast.len, slow.data, slow.len);
+        FUZZ_ASSERT(d < 0, "get_encoded differs from encode(get) at byte %ld (%zu vs %zu bytes)", d,
+                    fast.len, slow.len);
+        mc_wbuf_free(&slow);
+        char *j = mc_version_json(&v, MC_JSON_COMPACT);
+        FUZZ_ASSERT(j != NULL, "json");
+        free(j);
+    } else if (rc == MC_ENOKEY && v.is_delete_marker) {
+        FUZZ_ASSERT(marker && fast.len == 0, "get_encoded did not report the delete marker");
+        FUZZ_ASSERT(fuzz_str_eq(marker_vid, v.version_id ? v.version_id : ""),
+                    "marker version %s vs %s", marker_vid, v.version_id);
+    } else {
+        FUZZ_ASSERT(fast.len == 0, "get_encoded wrote on error %d", rc);
+    }
+    if (rc == 0 || (rc == MC_ENOKEY && v.is_delete_marker)) {
+        mc_version_clear(&v);
+    }
+    mc_wbuf_free(&fast);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -306,13 +345,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct mc_bucket_info bi;
         (void)mc_engine_bucket_head(a, o->bucket, &bi);
         if (o->key) {
-            struct mc_version v;
-            int rc = mc_engine_get(a, o->bucket, o->key, o->version_id, true, &v);
-            if (rc == 0 || (rc == MC_ENOKEY && v.is_delete_marker)) {
-                char *j = mc_version_json(&v, MC_JSON_COMPACT);
-                free(j);
-                mc_version_clear(&v);
-            }
+            check_get(a, o->bucket, o->key, o->version_id, true);
+            check_get(a, o->bucket, o->key, o->version_id, false);
+            check_get(a, o->bucket, o->key, NULL, false);
         }
         if (i == 0 || strcmp(o->bucket, ops[i - 1].bucket) != 0) {
             check_listing(a, o->bucket, false, &lp);
