@@ -13,7 +13,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 echo "== unit tests ($BUILD/unit_tests)"
-"$BUILD/unit_tests" --jobs 2 2>&1 | tee "$log" | tail -60
+"$BUILD/unit_tests" --jobs 2 >"$log" 2>&1
+# Failures (with their assertion lines) and the summary; the node's log lines are left out.
+grep -aE '^\[(----|FAIL|====)\]|runtime error|AddressSanitizer|LeakSanitizer' "$log" | head -200
 line=$(grep -a 'Synthesis:' "$log" | tail -1)
 if [ -n "$line" ]; then
     t=$(sed -E 's/.*Tested: ([0-9]+).*/\1/' <<<"$line")
