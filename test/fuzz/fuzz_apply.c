@@ -40,7 +40,11 @@ static void cleanup(void)
 static void fresh_dir(const char *name, char *out, size_t cap)
 {
     if (!g_root[0]) {
-        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        /* MC_FUZZ_SCRATCH (set by the suite) keeps crash leftovers inside its own temp dir. */
+        const char *base = getenv("MC_FUZZ_SCRATCH");
+        if (!base || !*base) {
+            base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        }
         snprintf(g_root, sizeof(g_root), "%s/mc_fuzz_apply_%d_XXXXXX", base, (int)getpid());
         FUZZ_ASSERT(mkdtemp(g_root) != NULL, "mkdtemp");
         atexit(cleanup);

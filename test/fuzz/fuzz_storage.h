@@ -38,7 +38,11 @@ static void fuzz_storage_cleanup(void)
 static const char *fuzz_storage_root(void)
 {
     if (!g_fuzz_root[0]) {
-        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        /* MC_FUZZ_SCRATCH (set by the suite) keeps crash leftovers inside its own temp dir. */
+        const char *base = getenv("MC_FUZZ_SCRATCH");
+        if (!base || !*base) {
+            base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        }
         snprintf(g_fuzz_root, sizeof(g_fuzz_root), "%s/mc_fuzz_%d_XXXXXX", base, (int)getpid());
         FUZZ_ASSERT(mkdtemp(g_fuzz_root) != NULL, "mkdtemp %s", g_fuzz_root);
         atexit(fuzz_storage_cleanup);

@@ -13,6 +13,13 @@ passed=0
 failed=0
 work=$(mktemp -d /tmp/mc_fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+# Storage/apply targets put their scratch files here (on tmpfs when possible), so inputs that
+# abort do not leave directories behind.
+scratch_base=/dev/shm
+[ -w "$scratch_base" ] || scratch_base=/tmp
+scratch=$(mktemp -d "$scratch_base/mc_fuzz_suite.XXXXXX")
+trap 'rm -rf "$work" "$scratch"' EXIT
+export MC_FUZZ_SCRATCH=$scratch
 
 pass() { passed=$((passed + 1)); echo "PASS $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL $*"; }
