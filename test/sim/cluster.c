@@ -1192,6 +1192,9 @@ uint32_t sim_stable_leader(const struct sim_cluster *c)
         return 0;
     }
     const struct sim_node *ln = &c->nodes[l];
+    if (!mc_raft_conf_is_voter(mc_raft_conf(ln->r), l)) {
+        return 0; /* removing itself: it steps down once that commits (thesis §4.2.2) */
+    }
     for (uint32_t id = 1; id <= c->max_id; id++) {
         if (c->nodes[id].up && c->nodes[id].term > ln->term) {
             return 0;

@@ -154,8 +154,9 @@ bool sim_ok(const struct sim_cluster *c);
 
 /* The leader with the highest term among up nodes, or 0. */
 uint32_t sim_leader(const struct sim_cluster *c);
-/* A leader that is current (no up node has a higher term) and has committed an entry of its
- * term, so proposals to it can commit; 0 when there is none. */
+/* A leader that is current (no up node has a higher term), a voter of its own configuration (not
+ * removing itself) and has committed an entry of its term, so proposals to it can commit and be
+ * acknowledged by it; 0 when there is none. */
 uint32_t sim_stable_leader(const struct sim_cluster *c);
 /* Run until some node is leader (and, if stable_ms, it stays leader that long). 0 on timeout. */
 uint32_t sim_wait_leader(struct sim_cluster *c, uint64_t max_ms);
