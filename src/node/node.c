@@ -349,8 +349,24 @@ static void tick_cb(uv_timer_t *h)
     if (n->fatal) {
         return;
     }
-    mc_raft_tick(n->raft);
+    /* One Raft tick per elapsed tick interval on the monotonic clock: after a stall (a long
+     * fsync, SIGSTOP) libuv fires the timer once, but leases and timeouts must see the time
+     * that passed (a stale leader's lease must expire). Capped so a long pause stays cheap. */
     uint64_t now = node_now_ms();
+    uint64_t ticks = n->last_tick_ms ? (now - n->last_tick_ms) / n->opts.tick_ms : 1;
+    if (ticks == 0) {
+        return;
+    }
+    if (ticks > 1000) {
+        ticks = 1000;
+    }
+    n->last_tick_ms = n->last_tick_ms ? n->last_tick_ms + ticks * n->opts.tick_ms : now;
+    if (now - n->last_tick_ms > 1000 * n->opts.tick_ms) {
+        n->last_tick_ms = now;
+    }
+    for (uint64_t i = 0; i < ticks; i++) {
+        mc_raft_tick(n->raft);
+    }
     node_expire_writes(n, now);
     node_expire_reads(n, now);
     node_members_tick(n, now);

@@ -131,6 +131,7 @@ struct mc_node {
     struct mc_client_server *clients;
 
     uv_timer_t tick_timer;
+    uint64_t last_tick_ms; /* monotonic time the last Raft tick stands for */
     uv_prepare_t prepare;
     uv_async_t wal_async;
     uv_signal_t sigterm, sigint;
