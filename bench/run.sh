@@ -104,11 +104,12 @@ kill_all
 mc_cluster_start n3 3
 standard_set n3
 
-# Open-loop write sweep (p99 vs throughput): 10K ops/s upward until the cluster saturates.
+# Open-loop write sweep (p99 vs throughput): 2K, 5K, then 10K ops/s upward until the cluster
+# saturates (the low rates show where the latency knee is).
 log "cluster n3: open-loop write sweep (${SWEEP_DUR}s per rate)"
 SAVE_DUR=$DUR
 DUR=$SWEEP_DUR
-for rate in 10000 20000 30000 40000 50000 60000 80000 100000 120000 150000; do
+for rate in 2000 5000 10000 20000 30000 40000 50000 60000 80000 100000 120000 150000; do
     bench_row n3 "sweep_put_$rate" --workload put --connections 64 --pipeline 64 --keys $KEYS \
         --rate $rate
     got=$(jq -s --arg n "sweep_put_$rate" '[.[] | select(.name == $n) | .ops_per_sec] | sort | .[length/2|floor] // 0' "$RESULTS")

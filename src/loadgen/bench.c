@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BENCH_MAX_CONNECTIONS 1024
@@ -352,7 +353,19 @@ static void *worker_main(void *arg)
         int timeout = 10;
         if (w->interval_ns && w->inflight < c->pipeline) {
             uint64_t now2 = mc_mono_ns();
-            timeout = w->next_send_ns > now2 ? (int)((w->next_send_ns - now2) / 1000000) : 0;
+            uint64_t d = w->next_send_ns > now2 ? w->next_send_ns - now2 : 0;
+            timeout = (int)(d / 1000000);
+            if (timeout == 0 && d > 0) {
+                /* Under 1 ms to the next send: poll what has arrived, then sleep the rest
+                 * instead of spinning on poll(0) (64 spinning workers starve the servers). */
+                mc_client_poll(w->client, 0);
+                now2 = mc_mono_ns();
+                if (w->next_send_ns > now2) {
+                    struct timespec ts = {0, (long)(w->next_send_ns - now2)};
+                    nanosleep(&ts, NULL);
+                }
+                continue;
+            }
         }
         mc_client_poll(w->client, timeout);
     }
