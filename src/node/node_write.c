@@ -419,6 +419,7 @@ static int apply_conf(struct mc_node *n, const struct mc_raft_entry *e)
         struct mc_op_result ok;
         memset(&ok, 0, sizeof(ok));
         complete_writes(n, e, &ok, 1);
+        node_members_applied(n, e, &cc, &conf);
     }
     return rc;
 }
@@ -430,6 +431,8 @@ int node_apply_entry(struct mc_node *n, const struct mc_raft_entry *e)
         rc = apply_conf(n, e);
     } else if (e->len == 0) {
         rc = mc_engine_apply(n->engine, e->index, NULL, 0, NULL, 0, NULL);
+    } else if (e->data[0] == NODE_ENTRY_CHECK) {
+        rc = node_check_apply(n, e);
     } else {
         rc = apply_ops(n, e);
     }
