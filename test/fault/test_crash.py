@@ -166,8 +166,8 @@ def corruption_test(build, work, what, unclean=False):
     out = victim.log()[before:]
     if not exited:   # say whether the replica check at least notices the damage
         conv = jepsen.converge(build, c, timeout_s=10)
-        raise KnownBug("BUGS.md #%s: node %d started despite a flipped byte in %s (offset %d); replica check "
-                     "afterwards: converged=%s diverged=%s" % (
+        raise KnownBug("BUGS.md #%s: node %d started despite a flipped byte in %s (offset %d); "
+                       "replica check afterwards: converged=%s diverged=%s" % (
                          "4 (after kill -9)" if unclean else "2", victim.id, target, off,
                          conv.get("converged"), conv.get("diverged")))
     rc = victim.proc.returncode
