@@ -7,13 +7,19 @@
 #include <string.h>
 
 #include "metacenter/error.h"
+#include "obs/metrics.h"
 #include "util/clock.h"
 #include "util/log.h"
 
 #define DEFAULT_MAX_CONNECTIONS  4096u
 #define DEFAULT_MAX_INFLIGHT     4096u
 #define DEFAULT_MAX_OUTPUT_BYTES (32u * 1024 * 1024)
-#define INITIAL_READ_BYTES       (64u * 1024)
+#define DEFAULT_READ_TIMEOUT_MS  10000u
+#define DEFAULT_MAX_LIST_KEYS    1000u
+/* Timeout sweeps run at least this often and at most this rarely. */
+#define SWEEP_MIN_MS       10u
+#define SWEEP_MAX_MS       1000u
+#define INITIAL_READ_BYTES (64u * 1024)
 /* A write buffer larger than this is released once written (after a one-off big reply). */
 #define KEEP_BUFFER_BYTES (1u * 1024 * 1024)
 /* Graceful stop gives slow peers this long to take their last replies. */
@@ -43,6 +49,7 @@ struct mc_client_conn {
     uv_write_t wreq;
     size_t begin_off;
     uint64_t last_active_ms;
+    uint64_t frame_start_ms; /* when the first byte of the partial frame in rbuf arrived */
     char peer[48];
 };
 
@@ -479,6 +486,33 @@ static int grow_rbuf(struct mc_client_conn *c, size_t need)
     return 0;
 }
 
+/* Per-request limits (the frame itself was fine): refuse an oversized batch (a final error:
+ * EntityTooLarge, not the retryable SlowDown), clamp a list page. Returns false when answered. */
+static bool within_limits(struct mc_client_conn *c, struct mc_proto_request *req)
+{
+    struct mc_client_server *s = c->srv;
+    if (req->op == MC_REQ_WRITE && req->u.write.n_ops > s->opts.max_batch_ops) {
+        s->stats.batches_too_large++;
+        mc_metrics_limit(MC_LIMIT_BATCH_OPS);
+        mc_metrics_error(MC_ETOOLARGE);
+        char msg[80];
+        snprintf(msg, sizeof(msg), "write batch of %u ops over the limit of %u", req->u.write.n_ops,
+                 s->opts.max_batch_ops);
+        error_msg(c, req->op, req->request_id, MC_ETOOLARGE, msg);
+        return false;
+    }
+    uint32_t *mk = req->op == MC_REQ_LIST_OBJECTS    ? &req->u.list.max_keys
+                   : req->op == MC_REQ_LIST_VERSIONS ? &req->u.versions.max_keys
+                                                     : NULL;
+    if (mk && (*mk == 0 || *mk > s->opts.max_list_keys)) {
+        if (*mk > s->opts.max_list_keys) {
+            mc_metrics_limit(MC_LIMIT_LIST_KEYS);
+        }
+        *mk = s->opts.max_list_keys; /* S3: max-keys above the cap is clamped, not refused */
+    }
+    return true;
+}
+
 /* Parse and dispatch every complete frame buffered, within the in-flight/output limits. */
 static void process_input(struct mc_client_conn *c)
 {
@@ -489,10 +523,21 @@ static void process_input(struct mc_client_conn *c)
         struct mc_proto_header h;
         mc_proto_header_get(c->rbuf + pos, &h);
         int rc = mc_proto_header_check(&h);
+        if (rc == 0 && (size_t)h.length + 4 > s->opts.max_frame_bytes) {
+            rc = MC_ETOOLARGE;
+        }
+        if (rc == MC_ETOOLARGE) {
+            s->stats.frames_too_large++;
+            mc_metrics_limit(MC_LIMIT_FRAME_BYTES);
+            mc_metrics_error(MC_ETOOLARGE);
+            char msg[64];
+            snprintf(msg, sizeof(msg), "frame over the %u byte limit", s->opts.max_frame_bytes);
+            protocol_error(c, h.op & 0x7f, h.request_id, rc, msg);
+            break;
+        }
         if (rc != 0) {
-            const char *msg = rc == MC_ETOOLARGE  ? "frame over the 4 MiB limit"
-                              : rc == MC_EVERSION ? "unsupported protocol version"
-                                                  : "malformed frame header";
+            const char *msg =
+                rc == MC_EVERSION ? "unsupported protocol version" : "malformed frame header";
             protocol_error(c, h.op & 0x7f, h.request_id, rc, msg);
             break;
         }
@@ -519,6 +564,9 @@ static void process_input(struct mc_client_conn *c)
             protocol_error(c, h.op, h.request_id, MC_EPROTO, "malformed request body");
             break;
         }
+        if (!within_limits(c, &req)) {
+            continue; /* answered; the frame was fine, the connection stays */
+        }
         c->inflight++;
         c->refs++; /* released by the reply */
         s->stats.requests++;
@@ -531,6 +579,9 @@ static void process_input(struct mc_client_conn *c)
     if (pos > 0 && c->rbuf) {
         memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
         c->rlen -= pos;
+        /* What is left began arriving no earlier than now (approximation in the client's
+         * favour: it may have started in the last read). */
+        c->frame_start_ms = mc_mono_ms();
     }
     /* Make room for a partially received big frame. */
     if (c->state == CONN_OPEN && c->rlen >= MC_PROTO_HEADER_BYTES) {
@@ -546,6 +597,7 @@ static void process_input(struct mc_client_conn *c)
         } else if (!want && !c->read_paused) {
             c->read_paused = true;
             s->stats.read_pauses++;
+            mc_metrics_limit(MC_LIMIT_INFLIGHT);
             uv_read_stop((uv_stream_t *)&c->tcp);
         }
     }
@@ -577,6 +629,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0) {
         return;
     }
+    if (c->rlen == 0) {
+        c->frame_start_ms = mc_mono_ms(); /* a new frame starts */
+    }
     c->rlen += (size_t)nread;
     c->last_active_ms = mc_mono_ms();
     process_input(c);
@@ -585,6 +640,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 static void start_reading(struct mc_client_conn *c)
 {
     c->read_paused = false;
+    c->frame_start_ms = mc_mono_ms(); /* time we spent paused is not the client's */
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -681,6 +737,8 @@ static void on_connection(uv_stream_t *server, int status)
     s->stats.connections_accepted++;
     if (s->n_open > s->opts.max_connections) {
         s->stats.connections_rejected++;
+        mc_metrics_limit(MC_LIMIT_CONNECTIONS);
+        mc_metrics_error(MC_ELIMIT);
         MC_WARN("client_conn_rejected", "peer=%s max_connections=%u", c->peer,
                 s->opts.max_connections);
         c->state = CONN_CLOSING;
@@ -706,13 +764,42 @@ static void on_timer(uv_timer_t *t)
     struct mc_client_conn *c = s->conns;
     while (c) {
         struct mc_client_conn *next = c->next;
-        if (c->state == CONN_OPEN && c->inflight == 0 &&
-            now - c->last_active_ms >= s->opts.idle_timeout_ms) {
+        if (c->state != CONN_OPEN) {
+            c = next;
+            continue;
+        }
+        /* A partial frame is the client's fault only while we are reading (not paused by our
+         * own back-pressure, which leaves whole frames buffered, not partial ones). */
+        if (c->rlen > 0 && !c->read_paused &&
+            now - c->frame_start_ms >= s->opts.request_read_timeout_ms) {
+            s->stats.read_timeouts++;
+            mc_metrics_limit(MC_LIMIT_READ_TIMEOUT);
+            mc_metrics_error(MC_ETIMEOUT);
+            char msg[80];
+            snprintf(msg, sizeof(msg), "request not received within %u ms",
+                     s->opts.request_read_timeout_ms);
+            protocol_error(c, MC_REQ_PING, 0, MC_ETIMEOUT, msg);
+        } else if (s->opts.idle_timeout_ms && c->inflight == 0 && c->rlen == 0 &&
+                   now - c->last_active_ms >= s->opts.idle_timeout_ms) {
             MC_DEBUG("client_conn_idle", "peer=%s", c->peer);
+            s->stats.idle_closed++;
+            mc_metrics_limit(MC_LIMIT_IDLE_TIMEOUT);
             close_conn(c);
         }
         c = next;
     }
+    flush_all(s);
+}
+
+/* Sweep often enough to enforce the shortest timeout within ~25% of it. */
+static uint64_t sweep_interval_ms(const struct mc_client_server_opts *o)
+{
+    uint64_t t = o->request_read_timeout_ms;
+    if (o->idle_timeout_ms && o->idle_timeout_ms < t) {
+        t = o->idle_timeout_ms;
+    }
+    t /= 4;
+    return t < SWEEP_MIN_MS ? SWEEP_MIN_MS : t > SWEEP_MAX_MS ? SWEEP_MAX_MS : t;
 }
 
 /* ---- server ---- */
@@ -769,6 +856,21 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
     if (!s->opts.max_output_bytes) {
         s->opts.max_output_bytes = DEFAULT_MAX_OUTPUT_BYTES;
     }
+    if (!s->opts.request_read_timeout_ms) {
+        s->opts.request_read_timeout_ms = DEFAULT_READ_TIMEOUT_MS;
+    }
+    if (!s->opts.max_frame_bytes || s->opts.max_frame_bytes > MC_PROTO_MAX_FRAME_BYTES) {
+        s->opts.max_frame_bytes = MC_PROTO_MAX_FRAME_BYTES;
+    }
+    if (s->opts.max_frame_bytes < MC_PROTO_HEADER_BYTES) {
+        s->opts.max_frame_bytes = MC_PROTO_HEADER_BYTES;
+    }
+    if (!s->opts.max_batch_ops || s->opts.max_batch_ops > MC_PROTO_MAX_BATCH_OPS) {
+        s->opts.max_batch_ops = MC_PROTO_MAX_BATCH_OPS;
+    }
+    if (!s->opts.max_list_keys) {
+        s->opts.max_list_keys = DEFAULT_MAX_LIST_KEYS;
+    }
     if (s->opts.backlog <= 0) {
         s->opts.backlog = 511;
     }
@@ -804,10 +906,9 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     s->handles += 3;
-    if (s->opts.idle_timeout_ms) {
-        uint64_t every = s->opts.idle_timeout_ms / 2 ? s->opts.idle_timeout_ms / 2 : 1;
-        uv_timer_start(&s->timer, on_timer, every, every);
-    }
+    uint64_t every = sweep_interval_ms(&s->opts);
+    uv_timer_start(&s->timer, on_timer, every, every);
+    uv_unref((uv_handle_t *)&s->timer); /* the sweep alone does not keep the loop alive */
     MC_INFO("client_listening", "addr=%s port=%d", listen_addr, s->port);
     *out = s;
     return 0;

@@ -661,7 +661,16 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
                         node_dial_addr(n, n->members[i].id, n->members[i].peer_addr));
         }
     }
-    rc = mc_client_server_start(loop, n->opts.listen_client, &client_handler, n, NULL, &n->clients);
+    struct mc_client_server_opts co = {
+        .max_connections = (uint32_t)n->opts.max_client_connections,
+        .max_inflight_per_conn = (uint32_t)n->opts.max_inflight_per_conn,
+        .idle_timeout_ms = (uint32_t)n->opts.idle_timeout_ms,
+        .request_read_timeout_ms = (uint32_t)n->opts.request_read_timeout_ms,
+        .max_frame_bytes = (uint32_t)n->opts.max_frame_bytes,
+        .max_batch_ops = (uint32_t)n->opts.max_batch_ops,
+        .max_list_keys = (uint32_t)n->opts.max_list_keys,
+    };
+    rc = mc_client_server_start(loop, n->opts.listen_client, &client_handler, n, &co, &n->clients);
     if (rc) {
         MC_ERROR("client_listen_failed", "addr=%s err=%s", n->opts.listen_client,
                  mc_error_name(rc));
