@@ -94,6 +94,7 @@ struct mc_client *mc_http_client_get(struct mc_http_server *s)
     struct mc_client_opts o;
     mc_client_opts_default(&o);
     o.request_timeout_ms = s->request_timeout_ms;
+    o.token = s->internal_token[0] ? s->internal_token : NULL;
     if (mc_client_open(s->client_addr, &o, &c) != 0)
         return NULL;
     return c;

@@ -216,6 +216,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         mc_http_resp_header(&r, "Allow", mc_http_route_methods(q.path.route));
         return send_resp(conn, &r);
     }
+    rc = mc_http_authorize(s, &q);
+    if (rc != 0) {
+        struct mc_http_response r = {0};
+        mc_metrics_error(rc);
+        mc_http_resp_error(&r, rc,
+                           rc == MC_EUNAUTH
+                               ? "missing or invalid bearer token (Authorization: "
+                                 "Bearer TOKEN)"
+                               : "the token's role or bucket grants do not allow this");
+        if (rc == MC_EUNAUTH)
+            mc_http_resp_header(&r, "WWW-Authenticate", "Bearer realm=\"metacenter\"");
+        return send_resp(conn, &r);
+    }
     struct mc_http_response r = {0};
     mc_http_dispatch(&q, &r);
     return send_resp(conn, &r);
@@ -305,6 +318,15 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
     s->max_body_bytes = o->max_body_bytes ? o->max_body_bytes : MC_HTTP_MAX_BODY_BYTES;
     s->collect = o->collect;
     s->collect_ctx = o->collect_ctx;
+    s->auth = o->auth;
+    s->metrics_auth = o->metrics_auth;
+    if (o->auth && o->internal_token) {
+        if (strlen(o->internal_token) >= sizeof s->internal_token) {
+            free(s);
+            return MC_EINVAL;
+        }
+        snprintf(s->internal_token, sizeof s->internal_token, "%s", o->internal_token);
+    }
     pthread_mutex_init(&s->pool_mu, NULL);
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TURBO;

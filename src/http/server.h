@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "obs/metrics.h"
+#include "security/auth.h"
 
 /*
  * The server runs in libmicrohttpd's own threads (one per connection by default) and never touches
@@ -36,10 +37,18 @@ struct mc_http_options {
     uint32_t max_body_bytes;     /* 0 = MC_HTTP_MAX_BODY_BYTES */
     mc_node_collect_fn collect;  /* node state for /readyz and /metrics; may be NULL */
     void *collect_ctx;
-    bool use_thread_pool; /* default (false): one MHD thread per connection, so every
-                             connection can wait on the node (a write waits for Raft) without
-                             holding up others; true: an epoll pool of `threads` workers, each
-                             serving its connections one request at a time (docs/http.md) */
+    const struct mc_auth *auth; /* NULL = auth off. Else every route but /healthz, /readyz (and
+                                   /metrics unless metrics_auth) needs "Authorization: Bearer
+                                   TOKEN" of a principal whose role allows it: 401 without a
+                                   valid token, 403 for the wrong role/bucket. Must outlive
+                                   the server. */
+    const char *internal_token; /* with auth: the token the loopback clients authenticate
+                                   with (an admin principal in auth); copied */
+    bool metrics_auth;          /* with auth: /metrics needs a valid token (any role) */
+    bool use_thread_pool;       /* default (false): one MHD thread per connection, so every
+                                   connection can wait on the node (a write waits for Raft) without
+                                   holding up others; true: an epoll pool of `threads` workers, each
+                                   serving its connections one request at a time (docs/http.md) */
 };
 
 struct mc_http_server;

@@ -8,6 +8,8 @@
 
 #include "metacenter/error.h"
 #include "obs/metrics.h"
+#include "security/authz.h"
+#include "security/tls.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -17,8 +19,13 @@
 #define DEFAULT_READ_TIMEOUT_MS  10000u
 #define DEFAULT_MAX_LIST_KEYS    1000u
 /* Timeout sweeps run at least this often and at most this rarely. */
-#define SWEEP_MIN_MS       10u
-#define SWEEP_MAX_MS       1000u
+#define SWEEP_MIN_MS 10u
+#define SWEEP_MAX_MS 1000u
+/* TLS: ciphertext read per uv read callback; plaintext pulled per step into rbuf. */
+#define TLS_READ_BYTES (64u * 1024)
+#define TLS_PULL_BYTES (16u * 1024)
+/* Failed AUTH attempts before the connection is closed (slows token guessing). */
+#define MAX_AUTH_FAILURES  3
 #define INITIAL_READ_BYTES (64u * 1024)
 /* A write buffer larger than this is released once written (after a one-off big reply). */
 #define KEEP_BUFFER_BYTES (1u * 1024 * 1024)
@@ -50,7 +57,12 @@ struct mc_client_conn {
     size_t begin_off;
     uint64_t last_active_ms;
     uint64_t frame_start_ms; /* when the first byte of the partial frame in rbuf arrived */
+    const struct mc_principal *principal; /* set by a successful AUTH; NULL = anonymous */
+    uint32_t auth_failures;
     char peer[48];
+    struct mc_tls *tls; /* NULL = plaintext connection */
+    uint8_t *cbuf;      /* TLS: ciphertext read buffer (TLS_READ_BYTES) */
+    uint64_t accepted_ms;
 };
 
 struct mc_client_server {
@@ -102,6 +114,8 @@ static void conn_unref(struct mc_client_conn *c)
         mc_wbuf_free(&c->out);
         mc_wbuf_free(&c->wout);
         free(c->rbuf);
+        free(c->cbuf);
+        mc_tls_free(c->tls);
         free(c);
         server_unref(s);
     }
@@ -163,11 +177,35 @@ static void on_write(uv_write_t *req, int status)
     conn_unref(c); /* the write's reference */
 }
 
+/* TLS: turn the plaintext replies queued in c->out into ciphertext (plus any handshake
+ * records), in place: out holds only plaintext whenever no write is in flight. Replies queued
+ * before the handshake finished (a refusal at accept) are dropped: we close anyway. */
+static int tls_encrypt(struct mc_client_conn *c)
+{
+    if (c->out.len > 0) {
+        if (mc_tls_established(c->tls) && mc_tls_write(c->tls, c->out.data, c->out.len) != 0) {
+            MC_INFO("client_tls_failed", "peer=%s err=\"%s\"", c->peer, mc_tls_error(c->tls));
+            close_conn(c);
+            return MC_EPROTO;
+        }
+        c->out.len = 0;
+    }
+    if (mc_tls_take_all(c->tls, &c->out) != 0) {
+        c->out.err = 0;
+        close_conn(c);
+        return MC_ENOMEM;
+    }
+    return 0;
+}
+
 /* Write out what is queued: try_write first (usually everything), uv_write the rest. */
 static void flush_conn(struct mc_client_conn *c)
 {
     struct mc_client_server *s = c->srv;
     if (c->state == CONN_CLOSED || c->writing || c->in_reply) {
+        return;
+    }
+    if (c->tls && tls_encrypt(c) != 0) {
         return;
     }
     if (c->out.len > 0) {
@@ -513,8 +551,127 @@ static bool within_limits(struct mc_client_conn *c, struct mc_proto_request *req
     return true;
 }
 
-/* Parse and dispatch every complete frame buffered, within the in-flight/output limits. */
+/* AUTH: bind the connection to the token's principal (replaces any earlier one). Success body:
+ * str principal name, u8 role. With auth off every token is accepted as admin. */
+static void handle_auth(struct mc_client_conn *c, const struct mc_proto_request *req)
+{
+    struct mc_client_server *s = c->srv;
+    const struct mc_principal *p = NULL;
+    if (s->opts.auth) {
+        p = mc_auth_verify(s->opts.auth, req->u.auth.token.ptr, req->u.auth.token.len);
+        c->principal = p;
+        if (!p) {
+            c->auth_failures++;
+            mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
+            mc_metrics_error(MC_EUNAUTH);
+            MC_INFO("client_auth_failed", "peer=%s failures=%u", c->peer, c->auth_failures);
+            if (c->auth_failures >= MAX_AUTH_FAILURES) {
+                protocol_error(c, req->op, req->request_id, MC_EUNAUTH,
+                               "invalid token (too many attempts: closing)");
+            } else {
+                error_msg(c, req->op, req->request_id, MC_EUNAUTH, "invalid token");
+            }
+            return;
+        }
+    }
+    uint8_t body[4 + MC_AUTH_NAME_MAX + 2];
+    const char *name = p ? p->name : "";
+    uint32_t n = (uint32_t)strlen(name);
+    mc_put_u32le(body, n);
+    memcpy(body + 4, name, n);
+    body[4 + n] = 0;
+    body[5 + n] = (uint8_t)(p ? p->role : MC_ROLE_ADMIN);
+    append_reply(c, req->op, 0, req->request_id, 0, body, 6 + n);
+}
+
+/* With auth on: may this connection's principal run req? Answers and returns false if not. */
+static bool authorized(struct mc_client_conn *c, const struct mc_proto_request *req)
+{
+    struct mc_client_server *s = c->srv;
+    if (!s->opts.auth) {
+        return true;
+    }
+    int rc = mc_authz_check_request(c->principal, req);
+    if (rc == 0) {
+        return true;
+    }
+    mc_metrics_error(rc);
+    if (rc == MC_EUNAUTH) {
+        mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
+        error_msg(c, req->op, req->request_id, rc, "authentication required: send AUTH first");
+        return false;
+    }
+    char msg[160];
+    snprintf(msg, sizeof(msg), "principal '%s' (role %s%s) may not %s", c->principal->name,
+             mc_role_name(c->principal->role), c->principal->n_buckets ? ", bucket-scoped" : "",
+             mc_proto_op_name(req->op));
+    error_msg(c, req->op, req->request_id, rc, msg);
+    return false;
+}
+
+/* TLS: decrypt what has arrived into rbuf (as much as fits). Returns the plaintext bytes
+ * added; on a TLS failure the connection is closed once the alert is out. */
+static size_t tls_pull(struct mc_client_conn *c)
+{
+    size_t total = 0;
+    while (c->state == CONN_OPEN) {
+        if (c->rcap - c->rlen < TLS_PULL_BYTES && c->rcap < MC_PROTO_MAX_FRAME_BYTES) {
+            size_t want = c->rlen + TLS_PULL_BYTES;
+            if (grow_rbuf(c, want > MC_PROTO_MAX_FRAME_BYTES ? MC_PROTO_MAX_FRAME_BYTES : want)) {
+                close_conn(c);
+                break;
+            }
+        }
+        if (c->rcap == c->rlen) {
+            break; /* full: the frames in it must be parsed first */
+        }
+        size_t n = 0;
+        int rc = mc_tls_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen, &n);
+        if (rc != 0) {
+            if (rc != MC_ESHUTDOWN) {
+                MC_INFO("client_tls_failed", "peer=%s err=\"%s\"", c->peer, mc_tls_error(c->tls));
+            }
+            c->state = CONN_CLOSING; /* flush the alert, then close */
+            c->srv->n_open--;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            mark_dirty(c);
+            break;
+        }
+        if (n == 0) {
+            break;
+        }
+        if (c->rlen == 0) {
+            c->frame_start_ms = mc_mono_ms(); /* a new frame starts */
+        }
+        c->rlen += n;
+        total += n;
+    }
+    if (c->state != CONN_CLOSED && mc_tls_pending(c->tls) > 0) {
+        mark_dirty(c); /* handshake records to send */
+    }
+    return total;
+}
+
+static void process_frames(struct mc_client_conn *c);
+
+/* Parse and dispatch what arrived; over TLS, decrypt in rounds as rbuf space frees up. */
 static void process_input(struct mc_client_conn *c)
+{
+    if (!c->tls) {
+        process_frames(c);
+        return;
+    }
+    c->refs++;
+    size_t pulled;
+    do {
+        pulled = c->state == CONN_OPEN ? tls_pull(c) : 0;
+        process_frames(c);
+    } while (pulled > 0 && c->state == CONN_OPEN && may_read(c));
+    conn_unref(c);
+}
+
+/* Parse and dispatch every complete frame buffered, within the in-flight/output limits. */
+static void process_frames(struct mc_client_conn *c)
 {
     struct mc_client_server *s = c->srv;
     size_t pos = 0;
@@ -564,7 +721,11 @@ static void process_input(struct mc_client_conn *c)
             protocol_error(c, h.op, h.request_id, MC_EPROTO, "malformed request body");
             break;
         }
-        if (!within_limits(c, &req)) {
+        if (req.op == MC_REQ_AUTH) {
+            handle_auth(c, &req); /* answered here: the node never sees tokens */
+            continue;
+        }
+        if (!authorized(c, &req) || !within_limits(c, &req)) {
             continue; /* answered; the frame was fine, the connection stays */
         }
         c->inflight++;
@@ -608,6 +769,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct mc_client_conn *c = h->data;
+    if (c->tls) {
+        if (!c->cbuf) {
+            c->cbuf = malloc(TLS_READ_BYTES);
+        }
+        *buf = c->cbuf ? uv_buf_init((char *)c->cbuf, TLS_READ_BYTES) : uv_buf_init(NULL, 0);
+        return;
+    }
     if (c->rcap == 0 && grow_rbuf(c, INITIAL_READ_BYTES) != 0) {
         *buf = uv_buf_init(NULL, 0);
         return;
@@ -627,6 +795,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0) {
+        return;
+    }
+    if (c->tls) {
+        c->last_active_ms = mc_mono_ms();
+        if (mc_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
+            close_conn(c);
+            return;
+        }
+        process_input(c); /* pulls plaintext (and advances the handshake) */
         return;
     }
     if (c->rlen == 0) {
@@ -734,7 +911,12 @@ static void on_connection(uv_stream_t *server, int status)
         snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, ntohs(sin->sin_port));
     }
     c->last_active_ms = mc_mono_ms();
+    c->accepted_ms = c->last_active_ms;
     s->stats.connections_accepted++;
+    if (s->opts.tls && mc_tls_new(s->opts.tls, true, NULL, &c->tls) != 0) {
+        close_conn(c);
+        return;
+    }
     if (s->n_open > s->opts.max_connections) {
         s->stats.connections_rejected++;
         mc_metrics_limit(MC_LIMIT_CONNECTIONS);
@@ -765,6 +947,15 @@ static void on_timer(uv_timer_t *t)
     while (c) {
         struct mc_client_conn *next = c->next;
         if (c->state != CONN_OPEN) {
+            c = next;
+            continue;
+        }
+        if (c->tls && !mc_tls_established(c->tls) &&
+            now - c->accepted_ms >= s->opts.request_read_timeout_ms) {
+            s->stats.read_timeouts++;
+            mc_metrics_limit(MC_LIMIT_READ_TIMEOUT);
+            MC_INFO("client_tls_handshake_timeout", "peer=%s", c->peer);
+            close_conn(c);
             c = next;
             continue;
         }

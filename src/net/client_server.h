@@ -8,6 +8,7 @@
 
 #include "net/proto.h"
 #include "security/auth.h"
+#include "security/tls.h"
 #include "util/codec.h"
 
 /*
@@ -67,6 +68,8 @@ struct mc_client_server_opts {
                                          needs a connection authenticated by AUTH with a
                                          principal whose role/grants allow it (must outlive
                                          the server) */
+    struct mc_tls_ctx *tls;           /* NULL = plaintext; else every connection is TLS
+                                         (server context; must outlive the server) */
     int backlog;                      /* default 511 */
 };
 

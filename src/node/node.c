@@ -598,6 +598,32 @@ static void load_members(struct mc_node *n)
     node_set_member(n, n->id, n->opts.listen_peer, n->opts.advertise_client);
 }
 
+/* --auth-file: load the principals, plus an in-memory admin principal whose random token the
+ * HTTP layer's loopback clients use (the HTTP layer checks the caller's own token itself). */
+static int node_auth_load(struct mc_node *n)
+{
+    if (!n->opts.auth_file[0]) {
+        return 0;
+    }
+    char err[300];
+    int rc = mc_auth_load(n->opts.auth_file, &n->auth, err, sizeof(err));
+    if (rc) {
+        MC_ERROR("auth_file_invalid", "detail=\"%s\"", err);
+        return rc;
+    }
+    rc = mc_auth_random_token(n->internal_token, sizeof(n->internal_token));
+    if (rc == 0) {
+        rc = mc_auth_add_token(n->auth, "_internal_http", MC_ROLE_ADMIN, n->internal_token);
+    }
+    if (rc) {
+        MC_ERROR("auth_setup_failed", "err=%s", mc_error_name(rc));
+        return rc;
+    }
+    MC_INFO("auth_enabled", "file=%s principals=%zu metrics_auth=%d", n->opts.auth_file,
+            mc_auth_count(n->auth) - 1, n->opts.metrics_auth);
+    return 0;
+}
+
 int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc_node **out)
 {
     struct mc_node *n = calloc(1, sizeof(*n));
@@ -661,7 +687,12 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
                         node_dial_addr(n, n->members[i].id, n->members[i].peer_addr));
         }
     }
+    rc = node_auth_load(n);
+    if (rc) {
+        goto fail;
+    }
     struct mc_client_server_opts co = {
+        .auth = n->auth,
         .max_connections = (uint32_t)n->opts.max_client_connections,
         .max_inflight_per_conn = (uint32_t)n->opts.max_inflight_per_conn,
         .idle_timeout_ms = (uint32_t)n->opts.idle_timeout_ms,
@@ -732,6 +763,7 @@ fail:
     }
     mc_wbuf_free(&n->batch);
     mc_wbuf_free(&n->scratch);
+    mc_auth_free(n->auth);
     free(n);
     return rc;
 }
@@ -887,6 +919,7 @@ void mc_node_free(struct mc_node *n)
     if (n->board) {
         mc_metrics_board_free(n->board);
     }
+    mc_auth_free(n->auth);
     if (n->lock_fd >= 0) {
         mc_datadir_unlock(n->lock_fd);
     }

@@ -188,6 +188,8 @@ struct mc_node {
 
     /* HTTP API and metrics (node_metrics.c). */
     struct mc_http_server *http;
+    struct mc_auth *auth;    /* --auth-file (+ the internal principal); NULL = auth off */
+    char internal_token[80]; /* the HTTP layer's loopback clients authenticate with it */
     struct mc_metrics_board *board;
     uv_timer_t metrics_timer;
 

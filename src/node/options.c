@@ -43,7 +43,13 @@ const char mc_node_options_help[] =
     "  --max-frame-bytes N           largest request frame (default and max 4194304)\n"
     "  --max-inflight-per-conn N     pipelined requests handled per connection (default 4096)\n"
     "  --max-batch-ops N             ops in one atomic write (default and max 1000)\n"
-    "  --max-list-keys N             list page size cap (default 1000)\n";
+    "  --max-list-keys N             list page size cap (default 1000)\n"
+    "Security (docs/security.md):\n"
+    "  --auth-file FILE              bearer tokens + roles (lines from 'metacenter auth "
+    "hash-token');\n"
+    "                                requests without a valid token get Unauthorized\n"
+    "  --metrics-auth                /metrics also needs a token (any role); /healthz stays "
+    "open\n";
 
 void mc_node_options_default(struct mc_node_options *o)
 {
@@ -158,6 +164,10 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             o->check_quorum = 0;
             continue;
         }
+        if (strcmp(f, "--metrics-auth") == 0) {
+            o->metrics_auth = 1;
+            continue;
+        }
         if (strcmp(f, "--lease-reads") == 0) {
             o->lease_reads = 1;
             continue;
@@ -224,6 +234,8 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->ready_max_lag, v, 0, UINT64_MAX, f, err, errlen);
         } else if (strcmp(f, "--check-interval-ms") == 0) {
             rc = set_u64(&o->check_interval_ms, v, 0, UINT64_MAX, f, err, errlen);
+        } else if (strcmp(f, "--auth-file") == 0) {
+            rc = set_str(o->auth_file, sizeof(o->auth_file), v, f, err, errlen);
         } else if (strcmp(f, "--max-client-connections") == 0) {
             rc = set_u64(&o->max_client_connections, v, 1, 1000000, f, err, errlen);
         } else if (strcmp(f, "--idle-timeout-ms") == 0) {

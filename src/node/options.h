@@ -49,6 +49,9 @@ struct mc_node_options {
     uint64_t max_inflight_per_conn;   /* default 4096 */
     uint64_t max_batch_ops;           /* default 1000 (also the maximum) */
     uint64_t max_list_keys;           /* default 1000 */
+    /* Authentication (docs/security.md). */
+    char auth_file[MC_PATH_MAX_BYTES]; /* --auth-file: "" = auth off */
+    int metrics_auth;                  /* --metrics-auth: /metrics needs a valid token */
 };
 
 void mc_node_options_default(struct mc_node_options *o);

@@ -5,9 +5,11 @@ process at exit, even on failure). Prints one line per test and a closing "N pas
 import os
 import resource
 import socket
+import subprocess
 import sys
 import time
 import traceback
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,14 +29,20 @@ def test(fn):
     return fn
 
 
-def start_node(extra, http=False):
+def start_node(extra, http=False, token=None):
     c = Cluster(1, flags=list(extra))
     n = c.nodes[0]
     if http:
         n.http_port = free_port()
         c.flags += ["--listen-http", "127.0.0.1:%d" % n.http_port]
     c.start()
-    c.leader(timeout=15)
+    if token is None:
+        c.leader(timeout=15)
+    else:
+        ok = wait_for(lambda: harness.cli(["--endpoints", n.client, "--token", token, "--json",
+                                           "cluster", "status"], check=False,
+                                          timeout=5).returncode == 0, 15)
+        assert ok, "node not up: " + n.log_tail()
     return c, n
 
 
@@ -204,6 +212,180 @@ def list_page_clamped_to_max_list_keys():
         assert len(keys) == 3 and out["is_truncated"], out
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------- auth
+
+def make_auth_file(tmp):
+    """Principals admin/writer/reader/scoped (write on bucket 'photos'): {name: token}."""
+    tokens = {}
+    lines = ["# test principals"]
+    for name, role, buckets in [("admin", "admin", None), ("writer", "write", None),
+                                ("reader", "read", None), ("scoped", "write", "photos")]:
+        args = ["auth", "hash-token", "--name", name, "--role", role]
+        if buckets:
+            args += ["--buckets", buckets]
+        r = harness.cli(args)
+        tok = [ln for ln in r.stderr.splitlines() if ln.startswith("token: ")][0][7:]
+        assert len(tok) == 64 and tok not in r.stdout  # only the salted hash is printed
+        assert r.stdout.startswith("%s %s sha256$" % (name, role))
+        tokens[name] = tok
+        lines.append(r.stdout.strip())
+    path = os.path.join(tmp, "auth.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path, tokens
+
+
+def mc(n, token, *args):
+    """(exit code, stderr) of a CLI call with that token (None = no token)."""
+    env = dict(os.environ)
+    env.pop("METACENTER_TOKEN", None)
+    argv = [harness.BIN, "--endpoints", n.client] + (["--token", token] if token else []) + list(
+        args)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=20, env=env)
+    return r.returncode, r.stderr
+
+
+def expect(n, token, args, want):
+    rc, err = mc(n, token, *args)
+    if want == "ok":
+        assert rc == 0, "%s %s: %s" % (token and token[:6], args, err)
+    else:
+        assert rc != 0 and want in err, "%s: want %s, got rc %d %s" % (args, want, rc, err)
+
+
+def auth_node(extra=(), http=True):
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="mc-auth-")
+    path, tok = make_auth_file(tmp)
+    c, n = start_node(["--auth-file", path] + list(extra), http=http, token=tok["admin"])
+    return c, n, tok
+
+
+@test
+def wire_roles_allowed_and_denied():
+    c, n, tok = auth_node(http=False)
+    try:
+        U, D = "Unauthorized", "AccessDenied"
+        expect(n, None, ["bucket", "ls"], U)
+        expect(n, "f" * 64, ["bucket", "ls"], U)
+        # write: mutations yes, admin no
+        expect(n, tok["writer"], ["bucket", "create", "photos"], "ok")
+        expect(n, tok["writer"], ["bucket", "create", "other"], "ok")
+        expect(n, tok["writer"], ["put", "other", "k1"], "ok")
+        expect(n, tok["writer"], ["cluster", "status"], D)
+        expect(n, tok["writer"], ["check"], D)
+        # read: reads and lists only
+        for args in (["bucket", "ls"], ["ls", "other"], ["get", "other", "k1"],
+                     ["versions", "other"], ["bucket", "head", "other"]):
+            expect(n, tok["reader"], args, "ok")
+        expect(n, tok["reader"], ["put", "other", "k2"], D)
+        expect(n, tok["reader"], ["bucket", "create", "third"], D)
+        expect(n, tok["reader"], ["rm", "other", "k1"], D)
+        expect(n, tok["reader"], ["cluster", "status"], D)
+        # admin: everything
+        expect(n, tok["admin"], ["cluster", "status"], "ok")
+        expect(n, tok["admin"], ["put", "other", "k3"], "ok")
+        # bucket-scoped writer: its bucket only, no bucket listing, no admin
+        expect(n, tok["scoped"], ["put", "photos", "a.jpg"], "ok")
+        expect(n, tok["scoped"], ["ls", "photos"], "ok")
+        expect(n, tok["scoped"], ["put", "other", "x"], D)
+        expect(n, tok["scoped"], ["get", "other", "k1"], D)
+        expect(n, tok["scoped"], ["bucket", "ls"], D)
+        expect(n, tok["scoped"], ["bucket", "create", "mine"], D)
+        # METACENTER_TOKEN is read by the CLI
+        env = dict(os.environ, METACENTER_TOKEN=tok["reader"])
+        r = subprocess.run([harness.BIN, "--endpoints", n.client, "bucket", "ls"],
+                           capture_output=True, text=True, timeout=20, env=env)
+        assert r.returncode == 0 and "photos" in r.stdout, r.stderr
+        # raw protocol: PING is open, the rest needs AUTH; 3 bad AUTHs close the connection
+        assert mcwire.ping(n.client_port) == 0
+        s = mcwire.connect(n.client_port)
+        s.sendall(mcwire.frame(mcwire.OP_LIST_BUCKETS, 5, b"\0\0\0\0\0"))
+        r = mcwire.read_frame(s)
+        assert r[1] == 5 and r[2] == -30, r
+        s.sendall(mcwire.frame(mcwire.OP_AUTH, 6, mcwire.pstr(tok["reader"])))
+        r = mcwire.read_frame(s)
+        assert r[1] == 6 and r[2] == 0 and r[3][4:10] == b"reader" and r[3][-1] == 1, r
+        s.sendall(mcwire.frame(mcwire.OP_LIST_BUCKETS, 7, b"\0\0\0\0\0"))
+        assert mcwire.read_frame(s)[2] == 0
+        for i in range(3):
+            s.sendall(mcwire.frame(mcwire.OP_AUTH, 10 + i, mcwire.pstr("wrong")))
+            r = mcwire.read_frame(s)
+            assert r[2] == -30, r
+        assert mcwire.is_closed(s, 3), "connection kept after 3 bad AUTHs"
+        s.close()
+        # tokens never reach the log
+        assert all(t not in n.log() for t in tok.values())
+    finally:
+        c.close()
+
+
+def http_req(n, method, path, token=None, body=None):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (n.http_port, path), method=method,
+                                 data=body.encode() if body is not None else None)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers)
+
+
+@test
+def http_roles_allowed_and_denied():
+    c, n, tok = auth_node()
+    try:
+        assert http_req(n, "GET", "/healthz")[0] == 200
+        assert http_req(n, "GET", "/metrics")[0] == 200  # open without --metrics-auth
+        st, hdr = http_req(n, "GET", "/v1/buckets")
+        assert st == 401 and "Bearer" in hdr.get("WWW-Authenticate", ""), (st, hdr)
+        assert http_req(n, "GET", "/v1/buckets", "bad" * 10)[0] == 401
+        assert http_req(n, "GET", "/v1/buckets", tok["reader"])[0] == 200
+        assert http_req(n, "PUT", "/v1/buckets/hb1", tok["reader"])[0] == 403
+        assert http_req(n, "PUT", "/v1/buckets/hb1", tok["writer"])[0] == 200
+        assert http_req(n, "PUT", "/v1/buckets/photos", tok["writer"])[0] == 200
+        assert http_req(n, "PUT", "/v1/buckets/hb1/objects/k", tok["writer"], "{}")[0] == 200
+        assert http_req(n, "GET", "/v1/buckets/hb1/objects/k", tok["reader"])[0] == 200
+        assert http_req(n, "DELETE", "/v1/buckets/hb1/objects/k", tok["reader"])[0] == 403
+        assert http_req(n, "GET", "/v1/cluster", tok["writer"])[0] == 403
+        assert http_req(n, "GET", "/v1/cluster", tok["admin"])[0] == 200
+        assert http_req(n, "PUT", "/v1/buckets/photos/objects/p", tok["scoped"], "{}")[0] == 200
+        assert http_req(n, "PUT", "/v1/buckets/hb1/objects/p", tok["scoped"], "{}")[0] == 403
+        assert http_req(n, "GET", "/v1/buckets", tok["scoped"])[0] == 403
+        assert metric(n, 'metacenter_errors_total{code="Unauthorized"}') >= 2
+        assert metric(n, 'metacenter_errors_total{code="AccessDenied"}') >= 4
+    finally:
+        c.close()
+
+
+@test
+def http_metrics_auth_flag():
+    c, n, tok = auth_node(["--metrics-auth"])
+    try:
+        assert http_req(n, "GET", "/healthz")[0] == 200
+        assert http_req(n, "GET", "/metrics")[0] == 401
+        assert http_req(n, "GET", "/metrics", tok["scoped"])[0] == 200
+    finally:
+        c.close()
+
+
+@test
+def bad_auth_file_refused_at_start():
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="mc-auth-")
+    path = os.path.join(tmp, "auth.txt")
+    with open(path, "w") as f:
+        f.write("alice superuser sha256$00$11\n")
+    r = subprocess.run([harness.BIN, "serve", "--data-dir", os.path.join(tmp, "d"),
+                        "--listen-client", "127.0.0.1:%d" % free_port(), "--listen-peer",
+                        "127.0.0.1:%d" % free_port(), "--listen-http", "off", "--auth-file",
+                        path], capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0 and "auth.txt:1" in (r.stdout + r.stderr), r
 
 
 # ---------------------------------------------------------------- runner
