@@ -636,6 +636,7 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     snprintf(n->datadir, sizeof(n->datadir), "%s", opts->data_dir);
     mc_wbuf_init(&n->batch, NODE_MAX_BATCH_BYTES + (1u << 20));
     mc_wbuf_init(&n->scratch, 0);
+    mc_wbuf_init(&n->read_buf, MC_PROTO_MAX_BODY_BYTES);
     int rc = mc_datadir_init(n->datadir, NULL);
     if (rc) {
         MC_ERROR("data_dir_invalid", "dir=%s err=%s detail=\"%s\"", n->datadir, mc_error_name(rc),
@@ -763,6 +764,7 @@ fail:
     }
     mc_wbuf_free(&n->batch);
     mc_wbuf_free(&n->scratch);
+    mc_wbuf_free(&n->read_buf);
     mc_auth_free(n->auth);
     free(n);
     return rc;
@@ -916,6 +918,7 @@ void mc_node_free(struct mc_node *n)
     free(n->reads);
     mc_wbuf_free(&n->batch);
     mc_wbuf_free(&n->scratch);
+    mc_wbuf_free(&n->read_buf);
     if (n->board) {
         mc_metrics_board_free(n->board);
     }

@@ -195,6 +195,7 @@ struct mc_node {
 
     /* Scratch. */
     struct mc_wbuf scratch;
+    struct mc_wbuf read_buf; /* one encoded read reply */
 };
 
 /* node.c */

@@ -51,28 +51,25 @@ static void serve_one(struct mc_node *n, struct pending_read *r)
     switch (r->op) {
     case MC_REQ_GET_OBJECT:
     case MC_REQ_HEAD_OBJECT: {
-        struct mc_version v;
-        memset(&v, 0, sizeof(v));
-        rc = mc_engine_get(n->engine, r->bucket, r->key, nz(r->version_id),
-                           r->op == MC_REQ_GET_OBJECT, &v);
+        /* Fast path: the stored record is copied out without decoding it. */
+        bool is_dm = false;
+        char marker_vid[MC_VERSION_ID_MAX + 1] = "";
+        mc_wbuf_reset(&n->read_buf);
+        rc = mc_engine_get_encoded(n->engine, r->bucket, r->key, nz(r->version_id),
+                                   r->op == MC_REQ_GET_OBJECT, &n->read_buf, &is_dm, marker_vid);
         if (rc == 0) {
-            struct mc_wbuf *b = mc_client_reply_begin(t);
-            if (b) {
-                mc_version_encode(&v, b);
-            }
-            mc_client_reply_end(t, 0);
-        } else if (rc == MC_ENOKEY && v.is_delete_marker) {
+            mc_client_reply(t, 0, n->read_buf.data, n->read_buf.len);
+        } else if (rc == MC_ENOKEY && is_dm) {
             struct mc_proto_error e;
             memset(&e, 0, sizeof(e));
             e.message = mc_proto_cstr("the latest version is a delete marker");
             e.leader_addr = mc_proto_cstr("");
             e.flags = MC_PROTO_ERR_DELETE_MARKER;
-            e.version_id = mc_proto_cstr(v.version_id);
+            e.version_id = mc_proto_cstr(marker_vid);
             node_reply_error_full(t, rc, &e);
         } else {
             node_reply_error(t, rc, mc_engine_last_error());
         }
-        mc_version_clear(&v);
         return;
     }
     case MC_REQ_LIST_OBJECTS:
