@@ -21,6 +21,9 @@ static const struct mc_flag_spec global_flags[] = {
     {"max-staleness-ms", 1, 0, "N", "with stale: refuse when no leader was heard for N ms"},
     {"timeout-ms", 1, 0, "N", "server mode: give up on a request after N ms (default 5000)"},
     {"token", 1, 0, "TOKEN", "bearer token when the server has --auth-file (or METACENTER_TOKEN)"},
+    {"cacert", 1, 0, "FILE", "TLS: CA that the server certificate must chain to (turns TLS on)"},
+    {"cert", 1, 0, "FILE", "TLS: client certificate (servers with --client-cert-auth)"},
+    {"key", 1, 0, "FILE", "TLS: the client certificate's private key"},
     {"json", 0, 0, NULL, "print JSON instead of aligned columns"},
     {"help", 0, 0, NULL, "describe the command and its flags (-h too)"},
     {NULL, 0, 0, NULL, NULL},
@@ -220,6 +223,12 @@ static int apply_globals(struct mc_cli *cli, const struct mc_args *a)
     cli->endpoints = mc_args_get(a, "endpoints");
     cli->data_dir = mc_args_get(a, "data-dir");
     cli->token = mc_args_get(a, "token");
+    cli->cacert = mc_args_get(a, "cacert");
+    cli->cert = mc_args_get(a, "cert");
+    cli->key = mc_args_get(a, "key");
+    if ((cli->cert || cli->key) && !cli->cacert) {
+        return mc_cli_usage(cli, "--cert/--key need --cacert (TLS)");
+    }
     if (!cli->token) {
         cli->token = getenv("METACENTER_TOKEN");
     }

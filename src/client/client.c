@@ -112,6 +112,8 @@ struct mc_client {
     bool closing;
     char token[MC_CLIENT_TOKEN_MAX + 1]; /* opts.token points here */
     struct mc_tls_ctx *tls;              /* NULL = plaintext */
+    char tls_error[200];                 /* last TLS failure (reported with timeouts) */
+    char timeout_msg[256];
 };
 
 static void complete(struct mc_client *c, struct req *r, struct mc_client_result *res);
@@ -871,7 +873,8 @@ static ssize_t ep_recv(struct mc_client *c, int i, void *buf, size_t cap)
             return 0;
         }
         if (rc != 0) {
-            MC_WARN("client_tls_failed", "addr=%s err=\"%s\"", e->addr, mc_tls_error(e->tls));
+            MC_DEBUG("client_tls_failed", "addr=%s err=\"%s\"", e->addr, mc_tls_error(e->tls));
+            snprintf(c->tls_error, sizeof(c->tls_error), "%s", mc_tls_error(e->tls));
             errno = EPROTO;
             return -1;
         }
@@ -1156,6 +1159,13 @@ static void run_timers(struct mc_client *c, uint64_t now)
         res.outcome_unknown = r->is_write && r->sent_once;
         res.message = r->sent_once ? "no reply before the deadline"
                                    : "no reachable endpoint before the deadline";
+        if (c->tls_error[0]) {
+            /* A TLS failure retries like any connection loss (another member may be fine),
+             * but it is the likely cause: say so. */
+            snprintf(c->timeout_msg, sizeof(c->timeout_msg), "%s (TLS: %s)", res.message,
+                     c->tls_error);
+            res.message = c->timeout_msg;
+        }
         complete(c, r, &res);
     }
     for (int i = 0; i < c->n_eps; i++) {

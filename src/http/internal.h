@@ -30,6 +30,11 @@ struct mc_http_server {
     const struct mc_auth *auth; /* NULL = off */
     char internal_token[MC_CLIENT_TOKEN_MAX + 1];
     bool metrics_auth;
+    char *tls_cert_pem; /* HTTPS: file contents handed to MHD (kept until stop) */
+    char *tls_key_pem;
+    char loop_ca[1024]; /* loopback client TLS (paths); "" = plaintext */
+    char loop_cert[1024];
+    char loop_key[1024];
     _Atomic bool stopping; /* mc_http_stop began: waits give up (ShuttingDown) */
     pthread_mutex_t pool_mu;
     struct mc_client *pool[MC_HTTP_POOL_MAX]; /* idle clients */

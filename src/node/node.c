@@ -624,6 +624,41 @@ static int node_auth_load(struct mc_node *n)
     return 0;
 }
 
+/* TLS contexts from the etcd-style flags: client/HTTP port, and mutual TLS between peers. */
+static int node_tls_load(struct mc_node *n)
+{
+    char err[300];
+    int rc = 0;
+    if (n->opts.cert_file[0]) {
+        struct mc_tls_config tc = {.cert_file = n->opts.cert_file,
+                                   .key_file = n->opts.key_file,
+                                   .ca_file = n->opts.trusted_ca_file,
+                                   .verify_peer = n->opts.client_cert_auth != 0};
+        rc = mc_tls_ctx_new(&tc, true, &n->client_tls, err, sizeof(err));
+        if (rc) {
+            MC_ERROR("client_tls_invalid", "detail=\"%s\"", err);
+            return rc;
+        }
+    }
+    if (n->opts.peer_cert_file[0]) {
+        struct mc_tls_config pc = {.cert_file = n->opts.peer_cert_file,
+                                   .key_file = n->opts.peer_key_file,
+                                   .ca_file = n->opts.peer_trusted_ca_file,
+                                   .verify_peer = true};
+        rc = mc_tls_ctx_new(&pc, true, &n->peer_tls_server, err, sizeof(err));
+        if (rc == 0) {
+            rc = mc_tls_ctx_new(&pc, false, &n->peer_tls_client, err, sizeof(err));
+        }
+        if (rc) {
+            MC_ERROR("peer_tls_invalid", "detail=\"%s\"", err);
+            return rc;
+        }
+    }
+    MC_INFO("tls_config", "client_tls=%d client_cert_auth=%d peer_mtls=%d",
+            n->client_tls != NULL, n->opts.client_cert_auth, n->peer_tls_server != NULL);
+    return 0;
+}
+
 int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc_node **out)
 {
     struct mc_node *n = calloc(1, sizeof(*n));
@@ -668,7 +703,13 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
         goto fail;
     }
 
-    struct mc_peer_options po = {.self_id = n->id,
+    rc = node_tls_load(n);
+    if (rc) {
+        goto fail;
+    }
+    struct mc_peer_options po = {.tls_server = n->peer_tls_server,
+                                 .tls_client = n->peer_tls_client,
+                                 .self_id = n->id,
                                  .cluster_id = n->cluster_id,
                                  .listen_addr = n->opts.listen_peer,
                                  .on_recv = node_on_peer_frame,
@@ -694,6 +735,7 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     }
     struct mc_client_server_opts co = {
         .auth = n->auth,
+        .tls = n->client_tls,
         .max_connections = (uint32_t)n->opts.max_client_connections,
         .max_inflight_per_conn = (uint32_t)n->opts.max_inflight_per_conn,
         .idle_timeout_ms = (uint32_t)n->opts.idle_timeout_ms,
@@ -766,6 +808,9 @@ fail:
     mc_wbuf_free(&n->scratch);
     mc_wbuf_free(&n->read_buf);
     mc_auth_free(n->auth);
+    mc_tls_ctx_free(n->client_tls);
+    mc_tls_ctx_free(n->peer_tls_server);
+    mc_tls_ctx_free(n->peer_tls_client);
     free(n);
     return rc;
 }
@@ -923,6 +968,9 @@ void mc_node_free(struct mc_node *n)
         mc_metrics_board_free(n->board);
     }
     mc_auth_free(n->auth);
+    mc_tls_ctx_free(n->client_tls);
+    mc_tls_ctx_free(n->peer_tls_server);
+    mc_tls_ctx_free(n->peer_tls_client);
     if (n->lock_fd >= 0) {
         mc_datadir_unlock(n->lock_fd);
     }

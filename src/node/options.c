@@ -49,7 +49,14 @@ const char mc_node_options_help[] =
     "hash-token');\n"
     "                                requests without a valid token get Unauthorized\n"
     "  --metrics-auth                /metrics also needs a token (any role); /healthz stays "
-    "open\n";
+    "open\n"
+    "  --cert-file FILE              TLS certificate for the client and HTTP ports (PEM)\n"
+    "  --key-file FILE               its private key\n"
+    "  --trusted-ca-file FILE        CA that client certificates must chain to\n"
+    "  --client-cert-auth            client port: require a client certificate from that CA\n"
+    "  --peer-cert-file FILE         TLS certificate for the peer port (mutual TLS)\n"
+    "  --peer-key-file FILE          its private key\n"
+    "  --peer-trusted-ca-file FILE   CA that peer certificates must chain to\n";
 
 void mc_node_options_default(struct mc_node_options *o)
 {
@@ -164,6 +171,10 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             o->check_quorum = 0;
             continue;
         }
+        if (strcmp(f, "--client-cert-auth") == 0) {
+            o->client_cert_auth = 1;
+            continue;
+        }
         if (strcmp(f, "--metrics-auth") == 0) {
             o->metrics_auth = 1;
             continue;
@@ -234,6 +245,19 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->ready_max_lag, v, 0, UINT64_MAX, f, err, errlen);
         } else if (strcmp(f, "--check-interval-ms") == 0) {
             rc = set_u64(&o->check_interval_ms, v, 0, UINT64_MAX, f, err, errlen);
+        } else if (strcmp(f, "--cert-file") == 0) {
+            rc = set_str(o->cert_file, sizeof(o->cert_file), v, f, err, errlen);
+        } else if (strcmp(f, "--key-file") == 0) {
+            rc = set_str(o->key_file, sizeof(o->key_file), v, f, err, errlen);
+        } else if (strcmp(f, "--trusted-ca-file") == 0) {
+            rc = set_str(o->trusted_ca_file, sizeof(o->trusted_ca_file), v, f, err, errlen);
+        } else if (strcmp(f, "--peer-cert-file") == 0) {
+            rc = set_str(o->peer_cert_file, sizeof(o->peer_cert_file), v, f, err, errlen);
+        } else if (strcmp(f, "--peer-key-file") == 0) {
+            rc = set_str(o->peer_key_file, sizeof(o->peer_key_file), v, f, err, errlen);
+        } else if (strcmp(f, "--peer-trusted-ca-file") == 0) {
+            rc = set_str(o->peer_trusted_ca_file, sizeof(o->peer_trusted_ca_file), v, f, err,
+                         errlen);
         } else if (strcmp(f, "--auth-file") == 0) {
             rc = set_str(o->auth_file, sizeof(o->auth_file), v, f, err, errlen);
         } else if (strcmp(f, "--max-client-connections") == 0) {
@@ -280,6 +304,20 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
                  "InvalidArgument: --election-timeout-ms (%llu) must be at least twice "
                  "--heartbeat-ms (%llu)",
                  (unsigned long long)o->election_timeout_ms, (unsigned long long)o->heartbeat_ms);
+        return MC_EINVAL;
+    }
+    if ((o->cert_file[0] != 0) != (o->key_file[0] != 0) ||
+        (o->peer_cert_file[0] != 0) != (o->peer_key_file[0] != 0)) {
+        snprintf(err, errlen, "InvalidArgument: a --*cert-file needs its --*key-file (and back)");
+        return MC_EINVAL;
+    }
+    if (o->client_cert_auth && (!o->cert_file[0] || !o->trusted_ca_file[0])) {
+        snprintf(err, errlen,
+                 "InvalidArgument: --client-cert-auth needs --cert-file and --trusted-ca-file");
+        return MC_EINVAL;
+    }
+    if (o->peer_cert_file[0] && !o->peer_trusted_ca_file[0]) {
+        snprintf(err, errlen, "InvalidArgument: peer TLS is mutual: --peer-trusted-ca-file too");
         return MC_EINVAL;
     }
     if (!o->advertise_client[0]) {

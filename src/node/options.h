@@ -52,6 +52,14 @@ struct mc_node_options {
     /* Authentication (docs/security.md). */
     char auth_file[MC_PATH_MAX_BYTES]; /* --auth-file: "" = auth off */
     int metrics_auth;                  /* --metrics-auth: /metrics needs a valid token */
+    /* TLS (docs/security.md), etcd-style flags; "" = off. */
+    char cert_file[MC_PATH_MAX_BYTES];      /* client + HTTP ports */
+    char key_file[MC_PATH_MAX_BYTES];
+    char trusted_ca_file[MC_PATH_MAX_BYTES]; /* verifies client certificates */
+    int client_cert_auth;                    /* client port: require a client certificate */
+    char peer_cert_file[MC_PATH_MAX_BYTES];  /* peer port: mutual TLS when set */
+    char peer_key_file[MC_PATH_MAX_BYTES];
+    char peer_trusted_ca_file[MC_PATH_MAX_BYTES];
 };
 
 void mc_node_options_default(struct mc_node_options *o);
