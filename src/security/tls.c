@@ -46,6 +46,14 @@ int mc_tls_ctx_new(const struct mc_tls_config *cfg, bool server, struct mc_tls_c
         return MC_ENOMEM;
     }
     SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
+    /* AES-128-GCM first: as strong as needed here and ~30% cheaper per byte than AES-256
+     * (both ends are ours, so the server's preference decides). */
+    SSL_CTX_set_ciphersuites(s, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                "TLS_CHACHA20_POLY1305_SHA256");
+    SSL_CTX_set_options(s, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Read-ahead: SSL pulls whole buffers from the memory BIO instead of header, then body,
+     * per record (fewer BIO calls when many small records queue up). */
+    SSL_CTX_set_read_ahead(s, 1);
     /* Partial writes never happen with memory BIOs; moving buffers keeps realloc'd wbufs legal. */
     SSL_CTX_set_mode(s, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
     if (cfg->cert_file && cfg->cert_file[0]) {
