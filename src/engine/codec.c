@@ -691,6 +691,9 @@ int mc_list_result_decode(const void *data, size_t len, struct mc_list_result *o
         return MC_EPROTO;
     }
     uint8_t f = ru8(&r);
+    if (f & ~3u) {
+        r.err = MC_EPROTO; /* unknown flag bits: refuse rather than misread */
+    }
     out->is_truncated = f & 1;
     out->is_versions = (f & 2) != 0;
     uint32_t n = rcount(&r, MC_LIST_MAX_KEYS, 4);

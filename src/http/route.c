@@ -148,6 +148,9 @@ bool mc_http_route_allows(enum mc_http_route r, const char *method)
 {
     const char *list = mc_http_route_methods(r);
     size_t n = strlen(method);
+    if (n == 0) {
+        return false;
+    }
     for (const char *p = list; (p = strstr(p, method)) != NULL; p += n) {
         bool start = p == list || p[-1] == ' ';
         bool end = p[n] == '\0' || p[n] == ',';

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BENCH_MAX_CONNECTIONS 1024
@@ -38,6 +39,8 @@ struct bench_cfg {
     uint64_t count; /* stop after this many ops (0 = duration only) */
     char bucket[64];
     uint32_t list_page;
+    uint32_t backoff_max_ms;     /* 0 = client default */
+    uint32_t request_timeout_ms; /* 0 = client default */
     bool quiet;
     char cacert[1024], cert[1024], key[1024], token[257]; /* TLS + auth (docs/security.md) */
 };
@@ -56,6 +59,7 @@ struct worker {
     uint64_t key_cursor;
     uint8_t *value;
     int last_error;
+    bool warming; /* replies are not recorded */
 };
 
 struct req {
@@ -66,6 +70,12 @@ struct req {
 static _Atomic uint64_t total_ops;
 static _Atomic uint64_t total_errors;
 static _Atomic int stop_flag;
+/* Warm-up: each worker first completes one request unmeasured (connect, leader discovery,
+ * session registration), then waits for go_flag so every worker's clock starts together;
+ * otherwise an open-loop schedule would charge the connection setup to the first requests. */
+static _Atomic int warm_count;
+static _Atomic int go_flag;
+#define BENCH_WARMUP_MAX_MS 10000
 
 static const char usage[] =
     "usage: metacenter bench [flags]\n"
@@ -83,6 +93,10 @@ static const char usage[] =
     "  --consistency C         linearizable | stale (reads; default linearizable)\n"
     "  --rate OPS              open loop at OPS ops/s in total (default: closed loop)\n"
     "  --bucket NAME           bucket to use (default bench; created if missing)\n"
+    "  --list-page N           list: max-keys per page (default 1000); pages start after a\n"
+    "                          random key of the --keys space (as written by bench load)\n"
+    "  --backoff-max-ms N      client retry backoff cap (failover probes use a small one)\n"
+    "  --request-timeout-ms N  client request deadline (default 5000)\n"
     "  --json                  print one JSON object at the end\n";
 
 static int parse_u64(const char *v, uint64_t *out)
@@ -166,6 +180,18 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
             rc = parse_u64(v, &x);
             rc = rc || x > BENCH_MAX_VALUE_BYTES ? MC_EINVAL : 0;
             c->value_bytes = (uint32_t)x;
+        } else if (strcmp(f, "--list-page") == 0) {
+            rc = parse_u64(v, &x);
+            rc = rc || x < 1 || x > 1000 ? MC_EINVAL : 0;
+            c->list_page = (uint32_t)x;
+        } else if (strcmp(f, "--backoff-max-ms") == 0) {
+            rc = parse_u64(v, &x);
+            rc = rc || x < 1 || x > 60000 ? MC_EINVAL : 0;
+            c->backoff_max_ms = (uint32_t)x;
+        } else if (strcmp(f, "--request-timeout-ms") == 0) {
+            rc = parse_u64(v, &x);
+            rc = rc || x < 1 || x > 3600000 ? MC_EINVAL : 0;
+            c->request_timeout_ms = (uint32_t)x;
         } else if (strcmp(f, "--rate") == 0) {
             char *end;
             c->rate = strtod(v, &end);
@@ -208,6 +234,10 @@ static void on_reply(void *arg, const struct mc_client_result *r)
     struct worker *w = q->w;
     uint64_t now = mc_mono_ns();
     w->inflight--;
+    if (w->warming) {
+        free(q);
+        return;
+    }
     /* A get of a key never written is a valid answer for the benchmark. */
     if (r->status == 0 || r->status == MC_ENOKEY) {
         mc_hist_record(&w->hist, (now - q->start_ns) / 1000);
@@ -234,14 +264,22 @@ static int submit(struct worker *w, uint64_t intended_ns)
     q->w = w;
     q->start_ns = intended_ns;
     char key[64];
-    uint64_t k = c->wl == WL_LOAD ? w->key_cursor++ : mc_rand_below(&w->rng, c->keys);
+    uint64_t k;
+    if (c->wl == WL_LOAD) {
+        k = w->key_cursor++;
+    } else if (c->wl == WL_LIST) { /* full pages: start at least a page before the end */
+        k = mc_rand_below(&w->rng, c->keys > c->list_page ? c->keys - c->list_page : 1);
+    } else {
+        k = mc_rand_below(&w->rng, c->keys);
+    }
     key_of(key, sizeof(key), k);
     bool read = c->wl == WL_GET || c->wl == WL_LIST ||
                 (c->wl == WL_MIXED && (int)mc_rand_below(&w->rng, 100) < c->read_pct);
     struct mc_read_opts ro = {.consistency = c->consistency};
     int rc;
     if (c->wl == WL_LIST) {
-        struct mc_list_args a = {.bucket = c->bucket, .max_keys = c->list_page};
+        /* A page from a random place: the first page alone would stay in a few hot B-tree pages. */
+        struct mc_list_args a = {.bucket = c->bucket, .max_keys = c->list_page, .start_after = key};
         rc = mc_client_list_objects_async(w->client, &a, &ro, on_reply, q);
     } else if (read) {
         rc = mc_client_get_async(w->client, false, c->bucket, key, NULL, &ro, on_reply, q);
@@ -290,6 +328,18 @@ static void *worker_main(void *arg)
         w->key_cursor = (uint64_t)w->id * per_worker;
     }
     uint64_t submitted = 0;
+    w->warming = c->wl != WL_LOAD;
+    if (w->warming && submit(w, mc_mono_ns()) == 0) {
+        uint64_t until = mc_mono_ns() + BENCH_WARMUP_MAX_MS * 1000000ull;
+        while (w->inflight > 0 && mc_mono_ns() < until && !atomic_load(&stop_flag)) {
+            mc_client_poll(w->client, 10);
+        }
+    }
+    w->warming = false;
+    atomic_fetch_add(&warm_count, 1);
+    while (!atomic_load(&go_flag) && !atomic_load(&stop_flag)) {
+        usleep(1000);
+    }
     w->next_send_ns = mc_mono_ns();
     while (!atomic_load(&stop_flag)) {
         uint64_t now = mc_mono_ns();
@@ -314,7 +364,19 @@ static void *worker_main(void *arg)
         int timeout = 10;
         if (w->interval_ns && w->inflight < c->pipeline) {
             uint64_t now2 = mc_mono_ns();
-            timeout = w->next_send_ns > now2 ? (int)((w->next_send_ns - now2) / 1000000) : 0;
+            uint64_t d = w->next_send_ns > now2 ? w->next_send_ns - now2 : 0;
+            timeout = (int)(d / 1000000);
+            if (timeout == 0 && d > 0) {
+                /* Under 1 ms to the next send: poll what has arrived, then sleep the rest
+                 * instead of spinning on poll(0) (64 spinning workers starve the servers). */
+                mc_client_poll(w->client, 0);
+                now2 = mc_mono_ns();
+                if (w->next_send_ns > now2) {
+                    struct timespec ts = {0, (long)(w->next_send_ns - now2)};
+                    nanosleep(&ts, NULL);
+                }
+                continue;
+            }
         }
         mc_client_poll(w->client, timeout);
     }
@@ -336,13 +398,10 @@ static void security_opts(const struct bench_cfg *c, struct mc_client_opts *o)
     o->tls_key_file = c->key[0] ? c->key : NULL;
 }
 
-static int ensure_bucket(struct bench_cfg *c)
+static int ensure_bucket(struct bench_cfg *c, const struct mc_client_opts *co)
 {
     struct mc_client *cl;
-    struct mc_client_opts o;
-    mc_client_opts_default(&o);
-    security_opts(c, &o);
-    int rc = mc_client_open(c->endpoints, &o, &cl);
+    int rc = mc_client_open(c->endpoints, co, &cl);
     if (rc) {
         return rc;
     }
@@ -387,9 +446,6 @@ int mc_bench_main(int argc, char **argv)
         fprintf(stderr, "InvalidArgument: bench load needs --objects N\n");
         return 2;
     }
-    if (c.wl != WL_GET && c.wl != WL_LIST && ensure_bucket(&c) != 0) {
-        return 1;
-    }
     struct worker *ws = calloc((size_t)c.connections, sizeof(*ws));
     uint8_t *value = malloc(c.value_bytes + 1);
     if (!ws || !value) {
@@ -404,6 +460,18 @@ int mc_bench_main(int argc, char **argv)
     co.max_pending = (uint32_t)c.pipeline * 2 + 16;
     co.read.consistency = c.consistency;
     security_opts(&c, &co);
+    if (c.backoff_max_ms) {
+        co.backoff_max_ms = c.backoff_max_ms;
+        co.backoff_min_ms = co.backoff_min_ms < c.backoff_max_ms ? co.backoff_min_ms : 1;
+    }
+    if (c.request_timeout_ms) {
+        co.request_timeout_ms = c.request_timeout_ms;
+    }
+    if (c.wl != WL_GET && c.wl != WL_LIST && ensure_bucket(&c, &co) != 0) {
+        free(ws);
+        free(value);
+        return 1;
+    }
     for (int i = 0; i < c.connections; i++) {
         struct worker *w = &ws[i];
         w->cfg = &c;
@@ -422,20 +490,31 @@ int mc_bench_main(int argc, char **argv)
     }
     atomic_store(&total_ops, 0);
     atomic_store(&stop_flag, 0);
-    uint64_t start = mc_mono_ns();
+    atomic_store(&warm_count, 0);
+    atomic_store(&go_flag, 0);
     for (int i = 0; i < c.connections; i++) {
         pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]);
     }
+    uint64_t warm_until = mc_mono_ns() + BENCH_WARMUP_MAX_MS * 1000000ull;
+    while (atomic_load(&warm_count) < c.connections && mc_mono_ns() < warm_until) {
+        usleep(1000);
+    }
+    uint64_t start = mc_mono_ns();
+    atomic_store(&go_flag, 1);
     bool tty = isatty(STDERR_FILENO);
     uint64_t last_ops = 0, deadline = start + (uint64_t)(c.duration_s * 1e9);
+    uint64_t next_report = start + 1000000000ull;
+    /* With --count the end is checked often (failover probes time a single write). */
+    useconds_t tick_us = c.count ? 2000 : 100000;
     while (mc_mono_ns() < deadline) {
-        usleep(100000);
+        usleep(tick_us);
         uint64_t done = atomic_load(&total_ops);
         bool all_done = c.count && done + atomic_load(&total_errors) >= c.count;
-        uint64_t el = mc_mono_ns() - start;
-        if ((el / 1000000000ull) != ((el - 100000000ull) / 1000000000ull) || all_done) {
+        uint64_t now = mc_mono_ns();
+        if (now >= next_report) { /* progress once a second: on a terminal, or for load */
+            next_report += 1000000000ull;
             if (tty || c.wl == WL_LOAD) {
-                fprintf(stderr, "\r[%4.0fs] ops=%llu ops/s=%llu errors=%llu", el / 1e9,
+                fprintf(stderr, "\r[%4.0fs] ops=%llu ops/s=%llu errors=%llu", (now - start) / 1e9,
                         (unsigned long long)done, (unsigned long long)(done - last_ops),
                         (unsigned long long)atomic_load(&total_errors));
                 if (!tty) {

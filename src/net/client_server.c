@@ -598,7 +598,9 @@ static bool authorized(struct mc_client_conn *c, const struct mc_proto_request *
     mc_metrics_error(rc);
     if (rc == MC_EUNAUTH) {
         mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
-        error_msg(c, req->op, req->request_id, rc, "authentication required: send AUTH first");
+        error_msg(c, req->op, req->request_id, rc,
+                  c->auth_failures ? "invalid token (AUTH refused)"
+                                   : "authentication required: send AUTH first");
         return false;
     }
     char msg[160];

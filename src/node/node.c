@@ -1,5 +1,6 @@
 /* node.c: node lifecycle: open the data dir, recover Raft state, start transports, stop. */
 #include "node/node_internal.h"
+#include "node/seal.h"
 #include "metacenter/error.h"
 #include "util/checksum.h"
 #include "util/clock.h"
@@ -348,10 +349,27 @@ static void tick_cb(uv_timer_t *h)
     if (n->fatal) {
         return;
     }
-    mc_raft_tick(n->raft);
+    /* One Raft tick per elapsed tick interval on the monotonic clock: after a stall (a long
+     * fsync, SIGSTOP) libuv fires the timer once, but leases and timeouts must see the time
+     * that passed (a stale leader's lease must expire). Capped so a long pause stays cheap. */
     uint64_t now = node_now_ms();
+    uint64_t ticks = n->last_tick_ms ? (now - n->last_tick_ms) / n->opts.tick_ms : 1;
+    if (ticks == 0) {
+        return;
+    }
+    if (ticks > 1000) {
+        ticks = 1000;
+    }
+    n->last_tick_ms = n->last_tick_ms ? n->last_tick_ms + ticks * n->opts.tick_ms : now;
+    if (now - n->last_tick_ms > 1000 * n->opts.tick_ms) {
+        n->last_tick_ms = now;
+    }
+    for (uint64_t i = 0; i < ticks; i++) {
+        mc_raft_tick(n->raft);
+    }
     node_expire_writes(n, now);
     node_expire_reads(n, now);
+    node_members_tick(n, now);
 }
 
 static void prepare_cb(uv_prepare_t *h)
@@ -432,6 +450,10 @@ static int open_storage(struct mc_node *n)
 {
     char path[MC_DATADIR_PATH_MAX];
     int rc = mc_datadir_path(n->datadir, "engine", path, sizeof(path));
+    if (rc) {
+        return rc;
+    }
+    rc = mc_seal_verify(n->datadir);
     if (rc) {
         return rc;
     }
@@ -942,10 +964,15 @@ void mc_node_free(struct mc_node *n)
     if (!n) {
         return;
     }
+    node_members_free(n);
     mc_wal_close(n->wal);
     if (n->engine) {
-        mc_engine_sync(n->engine);
+        bool clean = !n->fatal && mc_engine_sync(n->engine) == 0;
         mc_engine_close(n->engine);
+        n->engine = NULL;
+        if (clean && mc_seal_write(n->datadir) != 0) {
+            MC_WARN("engine_seal_failed", "dir=%s", n->datadir);
+        }
     }
     if (n->raft) {
         mc_raft_destroy(n->raft);

@@ -14,6 +14,7 @@
 #include "net/peer.h"
 #include "node/node.h"
 #include "node/options.h"
+#include "util/checksum.h"
 #include "http/server.h"
 #include "obs/metrics.h"
 #include "util/codec.h"
@@ -31,7 +32,8 @@
 
 /* Raft entry payload: u8 kind, then kind-specific data. */
 enum node_entry_kind {
-    NODE_ENTRY_OPS = 1, /* u32 count, count × (u32 len, engine op record) */
+    NODE_ENTRY_OPS = 1,   /* u32 count, count × (u32 len, engine op record) */
+    NODE_ENTRY_CHECK = 2, /* u64 nonce: every replica hashes its state here (node_check.c) */
 };
 
 /* A client write waiting for its entry to apply. */
@@ -95,6 +97,24 @@ struct member_info {
     bool reachable;
 };
 
+/* Membership work in progress (node_members.c). */
+#define NODE_MAX_AUTO_PROMOTE     MC_RAFT_MAX_NODES
+#define NODE_AUTO_PROMOTE_WAIT_MS 60000 /* an added voter must catch up within this */
+
+struct auto_promote {
+    uint64_t id;
+    struct mc_client_token token; /* answered when the promotion applies */
+    uint64_t deadline_ms;
+};
+
+struct node_members_state {
+    struct auto_promote promote[NODE_MAX_AUTO_PROMOTE];
+    size_t n_promote;
+    uint64_t removed_index; /* applied our own removal at this index (0 = no) */
+    uint64_t removed_ms;
+    struct node_check *check; /* automatic consistency check (node_check.c), lazily made */
+};
+
 struct mc_node {
     uv_loop_t *loop;
     struct mc_node_options opts;
@@ -111,6 +131,7 @@ struct mc_node {
     struct mc_client_server *clients;
 
     uv_timer_t tick_timer;
+    uint64_t last_tick_ms; /* monotonic time the last Raft tick stands for */
     uv_prepare_t prepare;
     uv_async_t wal_async;
     uv_signal_t sigterm, sigint;
@@ -167,6 +188,7 @@ struct mc_node {
         struct mc_client_token token;
         char path[MC_DATADIR_PATH_MAX];
         uint64_t offset, total, checksum;
+        struct mc_digest digest; /* XXH3 of the whole file streamed (docs/protocol.md) */
     } save;
 
     /* Members (peer + client addresses). */
@@ -199,6 +221,8 @@ struct mc_node {
     /* Scratch. */
     struct mc_wbuf scratch;
     struct mc_wbuf read_buf; /* one encoded read reply */
+
+    struct node_members_state members_state;
 };
 
 /* node.c */
@@ -247,6 +271,21 @@ void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, 
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r);
 void node_pump_snapshot_saves(struct mc_node *n);
 
+/* node_members.c */
+void node_members_handle(struct mc_node *n, const struct mc_client_request *r);
+void node_members_tick(struct mc_node *n, uint64_t now_ms);
+void node_members_applied(struct mc_node *n, const struct mc_raft_entry *e,
+                          const struct mc_raft_conf_change *cc, const struct mc_raft_conf *conf);
+
+void node_members_free(struct mc_node *n);
+
+/* node_check.c */
+struct mc_check_result;
+int node_check_apply(struct mc_node *n, const struct mc_raft_entry *e);
+void node_check_tick(struct mc_node *n, uint64_t now_ms);
+bool node_check_lookup(struct mc_node *n, uint64_t index, uint64_t *hash);
+void node_check_alarm(struct mc_node *n, struct mc_check_result *out);
+void node_check_free(struct mc_node *n);
 /* node_metrics.c */
 int node_metrics_start(struct mc_node *n);
 void node_metrics_stop(struct mc_node *n);

@@ -398,6 +398,11 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
         node_reply_error(&r->token, rc, NULL);
         return;
     }
+    if (mc_digest_init(&n->save.digest) != 0) {
+        free(info);
+        node_reply_error(&r->token, MC_ENOMEM, NULL);
+        return;
+    }
     n->save.active = true;
     n->save.token = r->token;
     n->save.offset = 0;
@@ -423,6 +428,7 @@ void node_pump_snapshot_saves(struct mc_node *n)
         int rc = mc_snap_read_chunk(n->save.path, n->save.offset, buf, sizeof(buf), &got);
         if (rc) {
             n->save.active = false;
+            mc_digest_free(&n->save.digest);
             node_reply_error(&n->save.token, rc, "reading the snapshot failed");
             return;
         }
@@ -432,8 +438,9 @@ void node_pump_snapshot_saves(struct mc_node *n)
                                       .data = buf,
                                       .len = (uint32_t)got};
         bool last = n->save.offset + got >= n->save.total || got == 0;
+        mc_digest_update(&n->save.digest, buf, got);
         if (last) {
-            c.checksum = n->save.checksum;
+            c.checksum = mc_digest_final(&n->save.digest); /* of the whole file (protocol) */
         }
         struct mc_wbuf w;
         mc_wbuf_init(&w, MC_PROTO_MAX_BODY_BYTES);
@@ -446,6 +453,7 @@ void node_pump_snapshot_saves(struct mc_node *n)
         } else if (mc_client_reply_more(&n->save.token, w.data, w.len) != 0) {
             node_reply_error(&n->save.token, MC_ESHUTDOWN, NULL);
             n->save.active = false;
+            mc_digest_free(&n->save.digest);
         }
         mc_wbuf_free(&w);
         if (!n->save.active) {

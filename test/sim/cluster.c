@@ -841,7 +841,12 @@ static int node_start(struct sim_cluster *c, struct sim_node *n, bool initial)
     if (n->commit < n->log_base) {
         n->commit = n->log_base;
     }
-    n->next_tick_ms = c->now_ms + 1 + mc_rand_below(&c->rand, c->o.tick_ms);
+    n->tick_ms = c->o.tick_ms;
+    if (c->o.tick_skew_ms) {
+        n->tick_ms = (uint32_t)rand_between(c, c->o.tick_ms - c->o.tick_skew_ms,
+                                            c->o.tick_ms + c->o.tick_skew_ms);
+    }
+    n->next_tick_ms = c->now_ms + 1 + mc_rand_below(&c->rand, n->tick_ms);
     sim_trace(&c->trace, c->now_ms, "start n%u inc=%llu term=%llu commit=%llu snap=%llu last=%llu",
               n->id, U(n->incarnation), U(n->term), U(n->commit), U(n->log_base),
               U(shadow_last(n)));
@@ -950,6 +955,7 @@ struct sim_cluster *sim_cluster_new(const struct sim_opts *o)
     if (c->o.tick_ms == 0) {
         c->o.tick_ms = 10;
     }
+    assert(c->o.tick_skew_ms < c->o.tick_ms);
     assert(o->nodes + o->learners <= SIM_MAX_NODE_ID);
     mc_rand_seed(&c->rand, o->seed);
     sim_net_init(&c->net, &c->rand);
@@ -1122,7 +1128,7 @@ bool sim_step(struct sim_cluster *c)
         deliver(c, &p);
         free(p.data);
     } else {
-        n->next_tick_ms += c->o.tick_ms;
+        n->next_tick_ms += n->tick_ms;
         mc_raft_tick(n->r);
         process_ready(c, n);
     }
@@ -1186,6 +1192,9 @@ uint32_t sim_stable_leader(const struct sim_cluster *c)
         return 0;
     }
     const struct sim_node *ln = &c->nodes[l];
+    if (!mc_raft_conf_is_voter(mc_raft_conf(ln->r), l)) {
+        return 0; /* removing itself: it steps down once that commits (thesis §4.2.2) */
+    }
     for (uint32_t id = 1; id <= c->max_id; id++) {
         if (c->nodes[id].up && c->nodes[id].term > ln->term) {
             return 0;

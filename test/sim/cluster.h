@@ -66,7 +66,8 @@ struct sim_node {
     struct mc_raft *r;
     uint64_t incarnation;
     uint64_t next_tick_ms;
-    uint64_t seed; /* per incarnation */
+    uint32_t tick_ms; /* this incarnation's tick period: o.tick_ms +- o.tick_skew_ms (clock rate) */
+    uint64_t seed;    /* per incarnation */
     /* what the core told us */
     uint8_t role;
     uint64_t leader;
@@ -104,6 +105,7 @@ struct sim_opts {
     uint32_t nodes;                    /* initial voters 1..nodes */
     uint32_t learners;                 /* initial learners nodes+1..nodes+learners */
     uint32_t tick_ms;                  /* default 10 */
+    uint32_t tick_skew_ms;             /* each node's clock runs at tick_ms +- up to this */
     uint32_t disk_min_ms, disk_max_ms; /* default 0..0 (synchronous) */
     struct mc_raft_config raft; /* template: id/seed/initial lists/restore are filled per node */
     bool keep_removed; /* leave removed members running (default: stop them once committed) */
@@ -152,8 +154,9 @@ bool sim_ok(const struct sim_cluster *c);
 
 /* The leader with the highest term among up nodes, or 0. */
 uint32_t sim_leader(const struct sim_cluster *c);
-/* A leader that is current (no up node has a higher term) and has committed an entry of its
- * term, so proposals to it can commit; 0 when there is none. */
+/* A leader that is current (no up node has a higher term), a voter of its own configuration (not
+ * removing itself) and has committed an entry of its term, so proposals to it can commit and be
+ * acknowledged by it; 0 when there is none. */
 uint32_t sim_stable_leader(const struct sim_cluster *c);
 /* Run until some node is leader (and, if stable_ms, it stays leader that long). 0 on timeout. */
 uint32_t sim_wait_leader(struct sim_cluster *c, uint64_t max_ms);

@@ -45,6 +45,8 @@ static void choose_config(uint64_t seed, uint32_t nodes, struct sim_opts *o, str
     o->seed = seed;
     o->nodes = nodes;
     o->tick_ms = 10;
+    /* Clock rates differ by up to +-10 %: inside the lease's drift margin (2 of 10 ticks). */
+    o->tick_skew_ms = (uint32_t)PICK(&r, 0, 1);
     o->disk_min_ms = 0;
     o->disk_max_ms = (uint32_t)PICK(&r, 0, 1, 3, 10);
     o->raft.election_tick = 10;
@@ -439,11 +441,11 @@ static int run_seed(uint64_t seed, const struct params *p, bool verbose, uint64_
     c->net.faults = mx.net;
     sim_trace(&c->trace, 0,
               "config seed=%llu nodes=%u disk<=%u hb=%u inflight=%u msgbytes=%u keep=%llu "
-              "client=%u nemesis=%u drop=%u dup=%u delay<=%u lease=%d",
+              "client=%u nemesis=%u drop=%u dup=%u delay<=%u lease=%d skew=%u",
               U(seed), p->nodes, o.disk_max_ms, o.raft.heartbeat_tick, o.raft.max_inflight_msgs,
               o.raft.max_msg_bytes, U(o.raft.snapshot_keep_entries), mx.client_gap_ms,
               mx.nemesis_gap_ms, mx.net.drop_pm, mx.net.dup_pm, mx.net.delay_max_ms,
-              o.raft.lease_read);
+              o.raft.lease_read, o.tick_skew_ms);
     uint64_t next_client = 0, next_nemesis = 300;
     while (c->steps < p->steps && sim_ok(c)) {
         if (c->now_ms >= next_client) {

@@ -1,0 +1,130 @@
+# lib.sh: shared shell helpers for bench/run.sh and bench/vs_etcd.sh: ports, metacenter clusters
+# on 127.0.0.1, leader lookup, cleanup. Sourced, not run. Every wait loop here is bounded.
+
+# Needs: ROOT (repo root), WORK (scratch dir, removed at exit).
+MC=${MC:-$ROOT/build/metacenter}
+
+# N free TCP ports on 127.0.0.1, space separated (the kernel picks them; a tiny race is accepted).
+free_ports() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+now_ms() { date +%s%3N; }
+
+# Kill every process whose pid file lies under $WORK (nodes, etcd members); waits up to 5 s for
+# them to be gone.
+kill_all() {
+    local f p pids=()
+    for f in "$WORK"/*/*.pid "$WORK"/*.pid; do
+        [ -f "$f" ] || continue
+        p=$(cat "$f")
+        rm -f "$f"
+        [ -n "$p" ] || continue
+        kill -9 "$p" 2>/dev/null && pids+=("$p")
+    done
+    wait_gone 5 "${pids[@]}"
+}
+
+# wait_gone TIMEOUT_S PID...: until none of the pids is alive (bounded).
+wait_gone() {
+    local deadline=$(($(now_ms) + $1 * 1000)) p alive
+    shift
+    while [ "$(now_ms)" -lt "$deadline" ]; do
+        alive=0
+        for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && return 0
+        sleep 0.05
+    done
+}
+
+# mc_cluster_start NAME SIZE [extra serve flags...]: starts SIZE nodes in $WORK/NAME, records
+# NAME's endpoints in $WORK/NAME/endpoints and HTTP addresses in $WORK/NAME/http.
+mc_cluster_start() {
+    local name=$1 size=$2
+    shift 2
+    local dir=$WORK/$name
+    mkdir -p "$dir"
+    local ports
+    read -r -a ports <<<"$(free_ports $((size * 3)))"
+    local ic="" eps="" https="" i
+    for ((i = 1; i <= size; i++)); do
+        ic+="${ic:+,}$i=127.0.0.1:${ports[$(((i - 1) * 3 + 1))]}"
+        eps+="${eps:+,}127.0.0.1:${ports[$(((i - 1) * 3))]}"
+        https+="${https:+ }127.0.0.1:${ports[$(((i - 1) * 3 + 2))]}"
+    done
+    echo "$eps" >"$dir/endpoints"
+    echo "$https" >"$dir/http"
+    for ((i = 1; i <= size; i++)); do
+        local cmd=("$MC" serve --node-id "$i" --data-dir "$dir/n$i"
+            --listen-client "127.0.0.1:${ports[$(((i - 1) * 3))]}"
+            --listen-peer "127.0.0.1:${ports[$(((i - 1) * 3 + 1))]}"
+            --listen-http "127.0.0.1:${ports[$(((i - 1) * 3 + 2))]}"
+            --initial-cluster "$ic" --log-level warn "$@")
+        printf '%q ' "${cmd[@]}" >"$dir/n$i.cmd"
+        mc_node_start "$name" "$i"
+    done
+    mc_wait_leader "$name" 20 >/dev/null
+}
+
+# mc_node_start NAME ID: (re)starts node ID of cluster NAME with the command it was created with.
+mc_node_start() {
+    local dir=$WORK/$1
+    # exec: the recorded pid is the node itself, not a subshell (kill -9 must reach the node).
+    eval "exec $(cat "$dir/n$2.cmd")" >>"$dir/n$2.log" 2>&1 &
+    echo $! >"$dir/n$2.pid"
+    disown $! # no job notices when the run kills it
+}
+
+mc_node_pid() { cat "$WORK/$1/n$2.pid"; }
+
+# mc_leader NAME: the leader id as the first answering node sees it ("" when none).
+mc_leader() {
+    local ep out
+    for ep in $(tr ',' ' ' <"$WORK/$1/endpoints"); do
+        out=$(timeout 3 "$MC" --endpoints "$ep" --json cluster status 2>/dev/null) || continue
+        out=$(jq -r '.leader // 0' <<<"$out" 2>/dev/null) || continue
+        if [ -n "$out" ] && [ "$out" != 0 ] && [ "$out" != null ]; then
+            echo "$out"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# mc_wait_leader NAME TIMEOUT_S: waits until every live node agrees on one leader and every
+# member's applied index is within 100 of the commit index; prints the leader id.
+mc_wait_leader() {
+    local name=$1 deadline=$(($(now_ms) + $2 * 1000)) ep out ids lag
+    while [ "$(now_ms)" -lt "$deadline" ]; do
+        ids=""
+        lag=0
+        for ep in $(tr ',' ' ' <"$WORK/$name/endpoints"); do
+            out=$(timeout 3 "$MC" --endpoints "$ep" --json cluster status 2>/dev/null) || {
+                ids+=" x"
+                continue
+            }
+            ids+=" $(jq -r '.leader // 0' <<<"$out")"
+            lag=$(jq '[.members[] | ((.commit_index // 0) - (.applied_index // 0)) + (if .reachable then 0 else 1000 end)] | max // 0' <<<"$out")
+        done
+        local uniq
+        uniq=$(tr ' ' '\n' <<<"$ids" | sed '/^$/d' | sort -u)
+        if [ "$(wc -l <<<"$uniq")" = 1 ] && [ "$uniq" != 0 ] && [ "$uniq" != x ] && [ "$lag" -lt 100 ]; then
+            echo "$uniq"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "cluster $name: no agreed leader within $2 s" >&2
+    return 1
+}
+
+# RSS of a pid in KiB.
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
