@@ -104,7 +104,19 @@ struct mc_client_opts {
                                     session, so any retry finds its cached answer) */
     uint32_t max_sessions;       /* sessions one client opens to go deeper; default 64 */
     struct mc_read_opts read;    /* consistency used by the blocking read wrappers */
+    const char *token;           /* bearer token (≤ MC_CLIENT_TOKEN_MAX bytes), sent in an AUTH
+                                    request first on every connection; NULL/"" = none. Copied
+                                    by mc_client_open. */
+    /* TLS (docs/security.md): on when tls_ca_file is set. The server certificate must chain
+     * to that CA and name the dialed host (IP SAN for numeric hosts). cert/key: a client
+     * certificate for servers with --client-cert-auth. Files are read by mc_client_open. */
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    bool tls_skip_host_verify; /* chain only, no host name check: for the node's own
+                                  loopback clients (HTTP layer); never for remote use */
 };
+#define MC_CLIENT_TOKEN_MAX 256
 
 void mc_client_opts_default(struct mc_client_opts *o);
 

@@ -27,6 +27,10 @@ struct mc_cli {
     bool stale;            /* --consistency stale */
     uint64_t max_staleness_ms;
     uint64_t timeout_ms; /* server mode: per-request deadline; 0 = the client default (5 s) */
+    const char *token;   /* --token or $METACENTER_TOKEN; NULL = none */
+    const char *cacert;  /* --cacert: TLS on; --cert/--key: client certificate */
+    const char *cert;
+    const char *key;
     bool offline;
     /* the command being run (for usage hints) */
     const struct mc_cli_cmd *cmd;

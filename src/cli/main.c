@@ -6,6 +6,7 @@
 #include "cli/serve.h"
 #include "loadgen/bench.h"
 #include "metacenter/error.h"
+#include "security/auth_cli.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,10 @@ static const struct mc_flag_spec global_flags[] = {
     {"consistency", 1, 0, "linearizable|stale", "read consistency (default linearizable)"},
     {"max-staleness-ms", 1, 0, "N", "with stale: refuse when no leader was heard for N ms"},
     {"timeout-ms", 1, 0, "N", "server mode: give up on a request after N ms (default 5000)"},
+    {"token", 1, 0, "TOKEN", "bearer token when the server has --auth-file (or METACENTER_TOKEN)"},
+    {"cacert", 1, 0, "FILE", "TLS: CA that the server certificate must chain to (turns TLS on)"},
+    {"cert", 1, 0, "FILE", "TLS: client certificate (servers with --client-cert-auth)"},
+    {"key", 1, 0, "FILE", "TLS: the client certificate's private key"},
     {"json", 0, 0, NULL, "print JSON instead of aligned columns"},
     {"help", 0, 0, NULL, "describe the command and its flags (-h too)"},
     {NULL, 0, 0, NULL, NULL},
@@ -217,6 +222,16 @@ static int apply_globals(struct mc_cli *cli, const struct mc_args *a)
     cli->json = mc_args_has(a, "json");
     cli->endpoints = mc_args_get(a, "endpoints");
     cli->data_dir = mc_args_get(a, "data-dir");
+    cli->token = mc_args_get(a, "token");
+    cli->cacert = mc_args_get(a, "cacert");
+    cli->cert = mc_args_get(a, "cert");
+    cli->key = mc_args_get(a, "key");
+    if ((cli->cert || cli->key) && !cli->cacert) {
+        return mc_cli_usage(cli, "--cert/--key need --cacert (TLS)");
+    }
+    if (!cli->token) {
+        cli->token = getenv("METACENTER_TOKEN");
+    }
     const char *cons = mc_args_get(a, "consistency");
     if (cons && strcmp(cons, "linearizable") != 0 && strcmp(cons, "stale") != 0) {
         return mc_cli_usage(cli, "--consistency must be 'linearizable' or 'stale', not '%.40s'",
@@ -262,6 +277,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "bench") == 0) {
         return mc_bench_main(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "auth") == 0) {
+        return mc_auth_cli_main(argc - 1, argv + 1);
     }
     const struct mc_flag_spec *specs[64];
     size_t nspecs = all_specs(specs, 64);

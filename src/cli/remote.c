@@ -25,6 +25,10 @@ int mc_cli_client_open(struct mc_cli *cli, const char *endpoints, struct mc_clie
     }
     o.read.consistency = cli->stale ? MC_CONSISTENCY_STALE : MC_CONSISTENCY_LINEARIZABLE;
     o.read.max_staleness_ms = (uint32_t)cli->max_staleness_ms;
+    o.token = cli->token;
+    o.tls_ca_file = cli->cacert;
+    o.tls_cert_file = cli->cert;
+    o.tls_key_file = cli->key;
     int rc = mc_client_open(endpoints, &o, out);
     if (rc != 0) {
         *out = NULL;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "metacenter/error.h"
+#include "security/tls.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -52,6 +53,9 @@ struct ep {
     uint8_t *rbuf;
     size_t rcap, rlen;
     struct rlist inflight; /* REQ_SENT on this connection */
+    struct mc_tls *tls;    /* TLS session of the current connection (NULL = plaintext) */
+    struct mc_wbuf cout;   /* TLS: ciphertext not yet sent; [cout_off, len) pending */
+    size_t cout_off;
 };
 
 /* One exactly-once session; a client opens more when it pipelines more writes than one
@@ -106,6 +110,10 @@ struct mc_client {
     uint64_t callbacks; /* callbacks run so far */
     struct mc_client_error last_error;
     bool closing;
+    char token[MC_CLIENT_TOKEN_MAX + 1]; /* opts.token points here */
+    struct mc_tls_ctx *tls;              /* NULL = plaintext */
+    char tls_error[200];                 /* last TLS failure (reported with timeouts) */
+    char timeout_msg[256];
 };
 
 static void complete(struct mc_client *c, struct req *r, struct mc_client_result *res);
@@ -283,6 +291,7 @@ static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len)
     e->sa = sa;
     e->fd = -1;
     mc_wbuf_init(&e->out, 0);
+    mc_wbuf_init(&e->cout, 0);
     return c->n_eps++;
 }
 
@@ -322,6 +331,28 @@ int mc_client_open(const char *endpoints, const struct mc_client_opts *opts, str
             c->opts.max_sessions = d.max_sessions;
         }
     }
+    if (c->opts.token && c->opts.token[0]) {
+        if (strlen(c->opts.token) > MC_CLIENT_TOKEN_MAX) {
+            free(c);
+            return MC_EINVAL;
+        }
+        snprintf(c->token, sizeof(c->token), "%s", c->opts.token);
+        c->opts.token = c->token;
+    } else {
+        c->opts.token = NULL;
+    }
+    if (c->opts.tls_ca_file && c->opts.tls_ca_file[0]) {
+        struct mc_tls_config tc = {.cert_file = c->opts.tls_cert_file,
+                                   .key_file = c->opts.tls_key_file,
+                                   .ca_file = c->opts.tls_ca_file};
+        char err[256];
+        if (mc_tls_ctx_new(&tc, false, &c->tls, err, sizeof(err)) != 0) {
+            MC_WARN("client_tls_config", "err=\"%s\"", err);
+            free(c);
+            return MC_EINVAL;
+        }
+    }
+    c->opts.tls_ca_file = c->opts.tls_cert_file = c->opts.tls_key_file = NULL; /* not kept */
     if (c->opts.session_window > 64) {
         c->opts.session_window = 64;
     }
@@ -359,6 +390,11 @@ static void ep_close_fd(struct ep *e)
         e->fd = -1;
     }
     e->state = EP_IDLE;
+    mc_tls_free(e->tls);
+    e->tls = NULL;
+    e->cout.len = 0;
+    e->cout.err = 0;
+    e->cout_off = 0;
     e->out.len = 0;
     e->out.err = 0;
     e->out_off = 0;
@@ -381,6 +417,7 @@ void mc_client_close(struct mc_client *c)
     for (int i = 0; i < c->n_eps; i++) {
         ep_close_fd(&c->eps[i]);
         mc_wbuf_free(&c->eps[i].out);
+        mc_wbuf_free(&c->eps[i].cout);
         free(c->eps[i].rbuf);
     }
     for (uint32_t i = 0; i < c->n_slots; i++) {
@@ -389,6 +426,7 @@ void mc_client_close(struct mc_client *c)
     }
     free(c->slots);
     free(c->free_slots);
+    mc_tls_ctx_free(c->tls);
     free(c);
 }
 
@@ -636,6 +674,34 @@ static int ep_connect(struct mc_client *c, int i, uint64_t now)
     e->fd = fd;
     e->out_off = 0;
     e->rlen = 0;
+    if (c->tls) {
+        char host[MC_ADDR_MAX];
+        snprintf(host, sizeof(host), "%s", e->addr);
+        char *colon = strrchr(host, ':');
+        if (colon) {
+            *colon = 0;
+        }
+        if (strcmp(host, "localhost") == 0 && !c->opts.tls_skip_host_verify) {
+            snprintf(host, sizeof(host), "localhost");
+        }
+        if (mc_tls_new(c->tls, false, c->opts.tls_skip_host_verify ? NULL : host, &e->tls) != 0 ||
+            mc_tls_handshake(e->tls) != 0) {
+            ep_close_fd(e);
+            return MC_ENOMEM;
+        }
+    }
+    if (c->opts.token) {
+        /* AUTH goes first; the server handles frames in order, so everything queued after it
+         * runs authenticated. Request id 0 (never a request's): its reply is ignored, and a
+         * refused token shows up as Unauthorized on the requests themselves. */
+        struct mc_proto_request q = {.op = MC_REQ_AUTH, .request_id = 0};
+        q.u.auth.token = mc_proto_cstr(c->opts.token);
+        assert(e->out.len == 0);
+        if (mc_proto_request_encode(&e->out, &q) != 0) {
+            e->out.err = 0;
+            e->out.len = 0;
+        }
+    }
     if (connect(fd, (struct sockaddr *)&e->sa, sizeof(e->sa)) == 0) {
         e->state = EP_UP;
         return 0;
@@ -740,9 +806,99 @@ static void ep_fail(struct mc_client *c, int i, const char *why)
     }
 }
 
+/* Something to send: plaintext frames, or (TLS) ciphertext and handshake records. */
+static bool ep_wants_write(const struct ep *e)
+{
+    return e->out.len > e->out_off ||
+           (e->tls && (e->cout.len > e->cout_off || mc_tls_pending(e->tls) > 0));
+}
+
+/* TLS: encrypt the queued frames once the handshake is done, then send ciphertext. */
+static int ep_flush_tls(struct mc_client *c, int i)
+{
+    struct ep *e = &c->eps[i];
+    if (e->state != EP_UP) {
+        return 0;
+    }
+    if (mc_tls_established(e->tls) && e->out.len > e->out_off) {
+        if (mc_tls_write(e->tls, e->out.data + e->out_off, e->out.len - e->out_off) != 0) {
+            ep_fail(c, i, mc_tls_error(e->tls));
+            return MC_EIO;
+        }
+        e->out.len = 0;
+        e->out_off = 0;
+        if (e->out.cap > KEEP_BUFFER_BYTES) {
+            mc_wbuf_free(&e->out);
+        }
+    }
+    if (mc_tls_take_all(e->tls, &e->cout) != 0) {
+        ep_fail(c, i, "out of memory");
+        return MC_EIO;
+    }
+    while (e->cout_off < e->cout.len) {
+        ssize_t n =
+            send(e->fd, e->cout.data + e->cout_off, e->cout.len - e->cout_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return 0;
+            }
+            ep_fail(c, i, strerror(errno));
+            return MC_EIO;
+        }
+        e->cout_off += (size_t)n;
+    }
+    e->cout.len = 0;
+    e->cout_off = 0;
+    if (e->cout.cap > KEEP_BUFFER_BYTES) {
+        mc_wbuf_free(&e->cout);
+    }
+    return 0;
+}
+
+/* recv(2) for the frame reader: plaintext, decrypting over TLS (same return convention:
+ * > 0 bytes, 0 closed, -1 with errno, EAGAIN when nothing decrypts yet). */
+static ssize_t ep_recv(struct mc_client *c, int i, void *buf, size_t cap)
+{
+    struct ep *e = &c->eps[i];
+    if (!e->tls) {
+        return recv(e->fd, buf, cap, 0);
+    }
+    for (;;) {
+        size_t n = 0;
+        int rc = mc_tls_read(e->tls, buf, cap, &n);
+        if (rc == MC_ESHUTDOWN) {
+            return 0;
+        }
+        if (rc != 0) {
+            MC_DEBUG("client_tls_failed", "addr=%s err=\"%s\"", e->addr, mc_tls_error(e->tls));
+            snprintf(c->tls_error, sizeof(c->tls_error), "%s", mc_tls_error(e->tls));
+            errno = EPROTO;
+            return -1;
+        }
+        if (n > 0) {
+            return (ssize_t)n;
+        }
+        uint8_t cb[16 * 1024];
+        ssize_t k = recv(e->fd, cb, sizeof(cb), 0);
+        if (k <= 0) {
+            return k;
+        }
+        if (mc_tls_feed(e->tls, cb, (size_t)k) != 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+}
+
 static int ep_flush(struct mc_client *c, int i)
 {
     struct ep *e = &c->eps[i];
+    if (e->tls) {
+        return ep_flush_tls(c, i);
+    }
     while (e->state == EP_UP && e->out_off < e->out.len) {
         ssize_t n = send(e->fd, e->out.data + e->out_off, e->out.len - e->out_off, MSG_NOSIGNAL);
         if (n < 0) {
@@ -950,7 +1106,7 @@ static void ep_read(struct mc_client *c, int i)
             }
         }
         size_t space = e->rcap - e->rlen;
-        ssize_t n = recv(e->fd, e->rbuf + e->rlen, space, 0);
+        ssize_t n = ep_recv(c, i, e->rbuf + e->rlen, space);
         if (n == 0) {
             ep_fail(c, i, "closed by peer");
             return;
@@ -1003,6 +1159,13 @@ static void run_timers(struct mc_client *c, uint64_t now)
         res.outcome_unknown = r->is_write && r->sent_once;
         res.message = r->sent_once ? "no reply before the deadline"
                                    : "no reachable endpoint before the deadline";
+        if (c->tls_error[0]) {
+            /* A TLS failure retries like any connection loss (another member may be fine),
+             * but it is the likely cause: say so. */
+            snprintf(c->timeout_msg, sizeof(c->timeout_msg), "%s (TLS: %s)", res.message,
+                     c->tls_error);
+            res.message = c->timeout_msg;
+        }
         complete(c, r, &res);
     }
     for (int i = 0; i < c->n_eps; i++) {
@@ -1045,7 +1208,7 @@ static uint64_t next_timer(const struct mc_client *c)
 static void flush_all(struct mc_client *c)
 {
     for (int i = 0; i < c->n_eps; i++) {
-        if (c->eps[i].state == EP_UP && c->eps[i].out.len > c->eps[i].out_off) {
+        if (c->eps[i].state == EP_UP && ep_wants_write(&c->eps[i])) {
             ep_flush(c, i);
         }
     }
@@ -1116,7 +1279,7 @@ int mc_client_poll(struct mc_client *c, int timeout_ms)
                 continue;
             }
             short ev = POLLIN;
-            if (e->state == EP_CONNECTING || e->out.len > e->out_off) {
+            if (e->state == EP_CONNECTING || ep_wants_write(e)) {
                 ev |= POLLOUT;
             }
             fds[nfds].fd = e->fd;

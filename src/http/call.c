@@ -94,6 +94,13 @@ struct mc_client *mc_http_client_get(struct mc_http_server *s)
     struct mc_client_opts o;
     mc_client_opts_default(&o);
     o.request_timeout_ms = s->request_timeout_ms;
+    o.token = s->internal_token[0] ? s->internal_token : NULL;
+    if (s->loop_ca[0]) {
+        o.tls_ca_file = s->loop_ca;
+        o.tls_cert_file = s->loop_cert[0] ? s->loop_cert : NULL;
+        o.tls_key_file = s->loop_key[0] ? s->loop_key : NULL;
+        o.tls_skip_host_verify = true; /* our own port over loopback */
+    }
     if (mc_client_open(s->client_addr, &o, &c) != 0)
         return NULL;
     return c;

@@ -27,6 +27,14 @@ struct mc_http_server {
     uint32_t max_body_bytes;
     mc_node_collect_fn collect;
     void *collect_ctx;
+    const struct mc_auth *auth; /* NULL = off */
+    char internal_token[MC_CLIENT_TOKEN_MAX + 1];
+    bool metrics_auth;
+    char *tls_cert_pem; /* HTTPS: file contents handed to MHD (kept until stop) */
+    char *tls_key_pem;
+    char loop_ca[1024]; /* loopback client TLS (paths); "" = plaintext */
+    char loop_cert[1024];
+    char loop_key[1024];
     _Atomic bool stopping; /* mc_http_stop began: waits give up (ShuttingDown) */
     pthread_mutex_t pool_mu;
     struct mc_client *pool[MC_HTTP_POOL_MAX]; /* idle clients */
@@ -69,6 +77,14 @@ int mc_http_route_parse(const char *path, struct mc_http_path *out);
 /* "GET, HEAD" style list of the methods a route accepts (for 405 + Allow). */
 const char *mc_http_route_methods(enum mc_http_route r);
 bool mc_http_route_allows(enum mc_http_route r, const char *method);
+
+/* ---- authorization (auth.c) ---- */
+
+struct mc_http_request;
+/* With s->auth: 0, MC_EUNAUTH (no/invalid bearer token) or MC_EDENIED (role/bucket). Routes:
+ * /healthz, /readyz open; /metrics open unless metrics_auth (then any valid token); cluster
+ * and snapshot routes admin; other GET/HEAD read; other methods write. */
+int mc_http_authorize(const struct mc_http_server *s, const struct mc_http_request *q);
 
 /* ---- request / response ---- */
 

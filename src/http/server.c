@@ -1,6 +1,7 @@
 /* server.c: libmicrohttpd daemon: request bodies (bounded), routing, responses, lifecycle. */
 #include <arpa/inet.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -216,6 +217,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         mc_http_resp_header(&r, "Allow", mc_http_route_methods(q.path.route));
         return send_resp(conn, &r);
     }
+    rc = mc_http_authorize(s, &q);
+    if (rc != 0) {
+        struct mc_http_response r = {0};
+        mc_metrics_error(rc);
+        mc_http_resp_error(&r, rc,
+                           rc == MC_EUNAUTH
+                               ? "missing or invalid bearer token (Authorization: "
+                                 "Bearer TOKEN)"
+                               : "the token's role or bucket grants do not allow this");
+        if (rc == MC_EUNAUTH)
+            mc_http_resp_header(&r, "WWW-Authenticate", "Bearer realm=\"metacenter\"");
+        return send_resp(conn, &r);
+    }
     struct mc_http_response r = {0};
     mc_http_dispatch(&q, &r);
     return send_resp(conn, &r);
@@ -262,6 +276,49 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 
 /* ---- lifecycle ---- */
 
+/* Whole small file (a PEM) as a NUL-terminated string, or NULL. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = malloc(MC_HTTP_MAX_PEM_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, MC_HTTP_MAX_PEM_BYTES + 1, f) : 0;
+    fclose(f);
+    if (!buf || n == 0 || n > MC_HTTP_MAX_PEM_BYTES) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* HTTPS material and the loopback clients' TLS settings. 0 or MC_EINVAL. */
+static int setup_tls(struct mc_http_server *s, const struct mc_http_options *o)
+{
+    if (!o->tls_cert_file || !o->tls_cert_file[0])
+        return 0;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        MC_ERROR("http_tls_unsupported", "detail=\"libmicrohttpd built without TLS\"");
+        return MC_EINVAL;
+    }
+    const char *key = o->tls_key_file && o->tls_key_file[0] ? o->tls_key_file : o->tls_cert_file;
+    s->tls_cert_pem = slurp(o->tls_cert_file);
+    s->tls_key_pem = slurp(key);
+    const char *ca = o->tls_ca_file && o->tls_ca_file[0] ? o->tls_ca_file : o->tls_cert_file;
+    if (!s->tls_cert_pem || !s->tls_key_pem || strlen(ca) >= sizeof s->loop_ca ||
+        strlen(o->tls_cert_file) >= sizeof s->loop_cert || strlen(key) >= sizeof s->loop_key) {
+        MC_ERROR("http_tls_invalid", "cert=%s key=%s", o->tls_cert_file, key);
+        return MC_EINVAL;
+    }
+    snprintf(s->loop_ca, sizeof s->loop_ca, "%s", ca);
+    if (o->tls_client_cert) {
+        snprintf(s->loop_cert, sizeof s->loop_cert, "%s", o->tls_cert_file);
+        snprintf(s->loop_key, sizeof s->loop_key, "%s", key);
+    }
+    return 0;
+}
+
 static int parse_addr(const char *addr, struct sockaddr_in *sa)
 {
     char host[64];
@@ -305,6 +362,15 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
     s->max_body_bytes = o->max_body_bytes ? o->max_body_bytes : MC_HTTP_MAX_BODY_BYTES;
     s->collect = o->collect;
     s->collect_ctx = o->collect_ctx;
+    s->auth = o->auth;
+    s->metrics_auth = o->metrics_auth;
+    if (o->auth && o->internal_token) {
+        if (strlen(o->internal_token) >= sizeof s->internal_token) {
+            free(s);
+            return MC_EINVAL;
+        }
+        snprintf(s->internal_token, sizeof s->internal_token, "%s", o->internal_token);
+    }
     pthread_mutex_init(&s->pool_mu, NULL);
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TURBO;
@@ -314,24 +380,43 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     /* Thread-per-connection takes no pool: a pool size of 1 means "no pool" to MHD. */
     unsigned pool = o->use_thread_pool ? (unsigned)threads : 1u;
+    if (setup_tls(s, o) != 0) {
+        pthread_mutex_destroy(&s->pool_mu);
+        free(s->tls_cert_pem);
+        free(s->tls_key_pem);
+        free(s);
+        return MC_EINVAL;
+    }
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (s->tls_cert_pem)
+        flags |= MHD_USE_TLS;
+    else
+        tls_opts[0].option = MHD_OPTION_END;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)MC_HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
-        MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTP_THREAD_STACK_BYTES, MHD_OPTION_END);
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTP_THREAD_STACK_BYTES, MHD_OPTION_ARRAY, tls_opts,
+        MHD_OPTION_END);
     if (!s->daemon) {
         MC_ERROR("http_start_failed", "addr=%s", listen);
         pthread_mutex_destroy(&s->pool_mu);
+        free(s->tls_cert_pem);
+        free(s->tls_key_pem);
         free(s);
         return MC_EIO;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : ntohs(sa.sin_port);
-    MC_INFO("http_listening", "addr=%s port=%d mode=%s threads=%u client=%s", listen, s->port,
-            o->use_thread_pool ? "pool" : "thread_per_connection", o->use_thread_pool ? threads : 0,
-            s->client_addr);
+    MC_INFO("http_listening", "addr=%s port=%d mode=%s threads=%u client=%s tls=%d", listen,
+            s->port, o->use_thread_pool ? "pool" : "thread_per_connection",
+            o->use_thread_pool ? threads : 0, s->client_addr, s->tls_cert_pem != NULL);
     *out = s;
     return 0;
 }
@@ -352,5 +437,9 @@ void mc_http_stop(struct mc_http_server *s)
     MHD_stop_daemon(s->daemon);
     mc_http_pool_close(s);
     pthread_mutex_destroy(&s->pool_mu);
+    if (s->tls_key_pem)
+        OPENSSL_cleanse(s->tls_key_pem, strlen(s->tls_key_pem));
+    free(s->tls_key_pem);
+    free(s->tls_cert_pem);
     free(s);
 }

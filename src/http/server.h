@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "obs/metrics.h"
+#include "security/auth.h"
 
 /*
  * The server runs in libmicrohttpd's own threads (one per connection by default) and never touches
@@ -24,6 +25,7 @@
 #define MC_HTTP_DEFAULT_THREADS 8
 #define MC_HTTP_MAX_THREADS     64
 #define MC_HTTP_MAX_CONNECTIONS 1024
+#define MC_HTTP_MAX_PEM_BYTES   (1u << 20) /* --cert-file / --key-file read for HTTPS */
 
 struct mc_http_options {
     const char *listen_addr; /* "host:port" (numeric IPv4); port 0 = ephemeral (mc_http_port).
@@ -36,6 +38,22 @@ struct mc_http_options {
     uint32_t max_body_bytes;     /* 0 = MC_HTTP_MAX_BODY_BYTES */
     mc_node_collect_fn collect;  /* node state for /readyz and /metrics; may be NULL */
     void *collect_ctx;
+    const struct mc_auth *auth; /* NULL = auth off. Else every route but /healthz, /readyz (and
+                                   /metrics unless metrics_auth) needs "Authorization: Bearer
+                                   TOKEN" of a principal whose role allows it: 401 without a
+                                   valid token, 403 for the wrong role/bucket. Must outlive
+                                   the server. */
+    const char *internal_token; /* with auth: the token the loopback clients authenticate
+                                   with (an admin principal in auth); copied */
+    bool metrics_auth;          /* with auth: /metrics needs a valid token (any role) */
+    /* HTTPS (libmicrohttpd built with GnuTLS): cert + key PEM files; NULL = plain HTTP. The
+     * node's client port then speaks TLS too: the loopback clients verify it against
+     * tls_ca_file (NULL = tls_cert_file, for a self-signed cert) and, with
+     * tls_client_cert, present the same cert/key as their client certificate. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_ca_file;
+    bool tls_client_cert;
     bool use_thread_pool; /* default (false): one MHD thread per connection, so every
                              connection can wait on the node (a write waits for Raft) without
                              holding up others; true: an epoll pool of `threads` workers, each

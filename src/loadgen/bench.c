@@ -42,6 +42,7 @@ struct bench_cfg {
     uint32_t backoff_max_ms;     /* 0 = client default */
     uint32_t request_timeout_ms; /* 0 = client default */
     bool quiet;
+    char cacert[1024], cert[1024], key[1024], token[257]; /* TLS + auth (docs/security.md) */
 };
 
 struct worker {
@@ -80,6 +81,8 @@ static const char usage[] =
     "usage: metacenter bench [flags]\n"
     "       metacenter bench load --objects N [flags]   fill a cluster quickly\n"
     "  --endpoints LIST        servers (default 127.0.0.1:7070)\n"
+    "  --cacert/--cert/--key F TLS: CA of the servers, client certificate and key\n"
+    "  --token T               bearer token (or METACENTER_TOKEN)\n"
     "  --connections C         client connections, one thread each (default 16)\n"
     "  --pipeline P            requests in flight per connection (default 16)\n"
     "  --duration S            seconds to run (default 10)\n"
@@ -143,6 +146,14 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
         int rc = 0;
         if (strcmp(f, "--endpoints") == 0) {
             snprintf(c->endpoints, sizeof(c->endpoints), "%s", v);
+        } else if (strcmp(f, "--cacert") == 0) {
+            snprintf(c->cacert, sizeof(c->cacert), "%s", v);
+        } else if (strcmp(f, "--cert") == 0) {
+            snprintf(c->cert, sizeof(c->cert), "%s", v);
+        } else if (strcmp(f, "--key") == 0) {
+            snprintf(c->key, sizeof(c->key), "%s", v);
+        } else if (strcmp(f, "--token") == 0) {
+            snprintf(c->token, sizeof(c->token), "%s", v);
         } else if (strcmp(f, "--bucket") == 0) {
             snprintf(c->bucket, sizeof(c->bucket), "%s", v);
         } else if (strcmp(f, "--connections") == 0) {
@@ -377,6 +388,16 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* TLS and token settings shared by every client the bench opens. */
+static void security_opts(const struct bench_cfg *c, struct mc_client_opts *o)
+{
+    const char *env = getenv("METACENTER_TOKEN");
+    o->token = c->token[0] ? c->token : env;
+    o->tls_ca_file = c->cacert[0] ? c->cacert : NULL;
+    o->tls_cert_file = c->cert[0] ? c->cert : NULL;
+    o->tls_key_file = c->key[0] ? c->key : NULL;
+}
+
 static int ensure_bucket(struct bench_cfg *c, const struct mc_client_opts *co)
 {
     struct mc_client *cl;
@@ -438,6 +459,7 @@ int mc_bench_main(int argc, char **argv)
     mc_client_opts_default(&co);
     co.max_pending = (uint32_t)c.pipeline * 2 + 16;
     co.read.consistency = c.consistency;
+    security_opts(&c, &co);
     if (c.backoff_max_ms) {
         co.backoff_max_ms = c.backoff_max_ms;
         co.backoff_min_ms = co.backoff_min_ms < c.backoff_max_ms ? co.backoff_min_ms : 1;

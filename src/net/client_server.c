@@ -7,13 +7,26 @@
 #include <string.h>
 
 #include "metacenter/error.h"
+#include "obs/metrics.h"
+#include "security/authz.h"
+#include "security/tls.h"
 #include "util/clock.h"
 #include "util/log.h"
 
 #define DEFAULT_MAX_CONNECTIONS  4096u
 #define DEFAULT_MAX_INFLIGHT     4096u
 #define DEFAULT_MAX_OUTPUT_BYTES (32u * 1024 * 1024)
-#define INITIAL_READ_BYTES       (64u * 1024)
+#define DEFAULT_READ_TIMEOUT_MS  10000u
+#define DEFAULT_MAX_LIST_KEYS    1000u
+/* Timeout sweeps run at least this often and at most this rarely. */
+#define SWEEP_MIN_MS 10u
+#define SWEEP_MAX_MS 1000u
+/* TLS: ciphertext read per uv read callback; plaintext pulled per step into rbuf. */
+#define TLS_READ_BYTES (64u * 1024)
+#define TLS_PULL_BYTES (16u * 1024)
+/* Failed AUTH attempts before the connection is closed (slows token guessing). */
+#define MAX_AUTH_FAILURES  3
+#define INITIAL_READ_BYTES (64u * 1024)
 /* A write buffer larger than this is released once written (after a one-off big reply). */
 #define KEEP_BUFFER_BYTES (1u * 1024 * 1024)
 /* Graceful stop gives slow peers this long to take their last replies. */
@@ -43,7 +56,13 @@ struct mc_client_conn {
     uv_write_t wreq;
     size_t begin_off;
     uint64_t last_active_ms;
+    uint64_t frame_start_ms; /* when the first byte of the partial frame in rbuf arrived */
+    const struct mc_principal *principal; /* set by a successful AUTH; NULL = anonymous */
+    uint32_t auth_failures;
     char peer[48];
+    struct mc_tls *tls; /* NULL = plaintext connection */
+    uint8_t *cbuf;      /* TLS: ciphertext read buffer (TLS_READ_BYTES) */
+    uint64_t accepted_ms;
 };
 
 struct mc_client_server {
@@ -95,6 +114,8 @@ static void conn_unref(struct mc_client_conn *c)
         mc_wbuf_free(&c->out);
         mc_wbuf_free(&c->wout);
         free(c->rbuf);
+        free(c->cbuf);
+        mc_tls_free(c->tls);
         free(c);
         server_unref(s);
     }
@@ -156,11 +177,35 @@ static void on_write(uv_write_t *req, int status)
     conn_unref(c); /* the write's reference */
 }
 
+/* TLS: turn the plaintext replies queued in c->out into ciphertext (plus any handshake
+ * records), in place: out holds only plaintext whenever no write is in flight. Replies queued
+ * before the handshake finished (a refusal at accept) are dropped: we close anyway. */
+static int tls_encrypt(struct mc_client_conn *c)
+{
+    if (c->out.len > 0) {
+        if (mc_tls_established(c->tls) && mc_tls_write(c->tls, c->out.data, c->out.len) != 0) {
+            MC_INFO("client_tls_failed", "peer=%s err=\"%s\"", c->peer, mc_tls_error(c->tls));
+            close_conn(c);
+            return MC_EPROTO;
+        }
+        c->out.len = 0;
+    }
+    if (mc_tls_take_all(c->tls, &c->out) != 0) {
+        c->out.err = 0;
+        close_conn(c);
+        return MC_ENOMEM;
+    }
+    return 0;
+}
+
 /* Write out what is queued: try_write first (usually everything), uv_write the rest. */
 static void flush_conn(struct mc_client_conn *c)
 {
     struct mc_client_server *s = c->srv;
     if (c->state == CONN_CLOSED || c->writing || c->in_reply) {
+        return;
+    }
+    if (c->tls && tls_encrypt(c) != 0) {
         return;
     }
     if (c->out.len > 0) {
@@ -479,8 +524,156 @@ static int grow_rbuf(struct mc_client_conn *c, size_t need)
     return 0;
 }
 
-/* Parse and dispatch every complete frame buffered, within the in-flight/output limits. */
+/* Per-request limits (the frame itself was fine): refuse an oversized batch (a final error:
+ * EntityTooLarge, not the retryable SlowDown), clamp a list page. Returns false when answered. */
+static bool within_limits(struct mc_client_conn *c, struct mc_proto_request *req)
+{
+    struct mc_client_server *s = c->srv;
+    if (req->op == MC_REQ_WRITE && req->u.write.n_ops > s->opts.max_batch_ops) {
+        s->stats.batches_too_large++;
+        mc_metrics_limit(MC_LIMIT_BATCH_OPS);
+        mc_metrics_error(MC_ETOOLARGE);
+        char msg[80];
+        snprintf(msg, sizeof(msg), "write batch of %u ops over the limit of %u", req->u.write.n_ops,
+                 s->opts.max_batch_ops);
+        error_msg(c, req->op, req->request_id, MC_ETOOLARGE, msg);
+        return false;
+    }
+    uint32_t *mk = req->op == MC_REQ_LIST_OBJECTS    ? &req->u.list.max_keys
+                   : req->op == MC_REQ_LIST_VERSIONS ? &req->u.versions.max_keys
+                                                     : NULL;
+    if (mk && (*mk == 0 || *mk > s->opts.max_list_keys)) {
+        if (*mk > s->opts.max_list_keys) {
+            mc_metrics_limit(MC_LIMIT_LIST_KEYS);
+        }
+        *mk = s->opts.max_list_keys; /* S3: max-keys above the cap is clamped, not refused */
+    }
+    return true;
+}
+
+/* AUTH: bind the connection to the token's principal (replaces any earlier one). Success body:
+ * str principal name, u8 role. With auth off every token is accepted as admin. */
+static void handle_auth(struct mc_client_conn *c, const struct mc_proto_request *req)
+{
+    struct mc_client_server *s = c->srv;
+    const struct mc_principal *p = NULL;
+    if (s->opts.auth) {
+        p = mc_auth_verify(s->opts.auth, req->u.auth.token.ptr, req->u.auth.token.len);
+        c->principal = p;
+        if (!p) {
+            c->auth_failures++;
+            mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
+            mc_metrics_error(MC_EUNAUTH);
+            MC_INFO("client_auth_failed", "peer=%s failures=%u", c->peer, c->auth_failures);
+            if (c->auth_failures >= MAX_AUTH_FAILURES) {
+                protocol_error(c, req->op, req->request_id, MC_EUNAUTH,
+                               "invalid token (too many attempts: closing)");
+            } else {
+                error_msg(c, req->op, req->request_id, MC_EUNAUTH, "invalid token");
+            }
+            return;
+        }
+    }
+    uint8_t body[4 + MC_AUTH_NAME_MAX + 2];
+    const char *name = p ? p->name : "";
+    uint32_t n = (uint32_t)strlen(name);
+    mc_put_u32le(body, n);
+    memcpy(body + 4, name, n);
+    body[4 + n] = 0;
+    body[5 + n] = (uint8_t)(p ? p->role : MC_ROLE_ADMIN);
+    append_reply(c, req->op, 0, req->request_id, 0, body, 6 + n);
+}
+
+/* With auth on: may this connection's principal run req? Answers and returns false if not. */
+static bool authorized(struct mc_client_conn *c, const struct mc_proto_request *req)
+{
+    struct mc_client_server *s = c->srv;
+    if (!s->opts.auth) {
+        return true;
+    }
+    int rc = mc_authz_check_request(c->principal, req);
+    if (rc == 0) {
+        return true;
+    }
+    mc_metrics_error(rc);
+    if (rc == MC_EUNAUTH) {
+        mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
+        error_msg(c, req->op, req->request_id, rc,
+                  c->auth_failures ? "invalid token (AUTH refused)"
+                                   : "authentication required: send AUTH first");
+        return false;
+    }
+    char msg[160];
+    snprintf(msg, sizeof(msg), "principal '%s' (role %s%s) may not %s", c->principal->name,
+             mc_role_name(c->principal->role), c->principal->n_buckets ? ", bucket-scoped" : "",
+             mc_proto_op_name(req->op));
+    error_msg(c, req->op, req->request_id, rc, msg);
+    return false;
+}
+
+/* TLS: decrypt what has arrived into rbuf (as much as fits). Returns the plaintext bytes
+ * added; on a TLS failure the connection is closed once the alert is out. */
+static size_t tls_pull(struct mc_client_conn *c)
+{
+    size_t total = 0;
+    while (c->state == CONN_OPEN) {
+        if (c->rcap - c->rlen < TLS_PULL_BYTES && c->rcap < MC_PROTO_MAX_FRAME_BYTES) {
+            size_t want = c->rlen + TLS_PULL_BYTES;
+            if (grow_rbuf(c, want > MC_PROTO_MAX_FRAME_BYTES ? MC_PROTO_MAX_FRAME_BYTES : want)) {
+                close_conn(c);
+                break;
+            }
+        }
+        if (c->rcap == c->rlen) {
+            break; /* full: the frames in it must be parsed first */
+        }
+        size_t n = 0;
+        int rc = mc_tls_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen, &n);
+        if (rc != 0) {
+            if (rc != MC_ESHUTDOWN) {
+                MC_INFO("client_tls_failed", "peer=%s err=\"%s\"", c->peer, mc_tls_error(c->tls));
+            }
+            c->state = CONN_CLOSING; /* flush the alert, then close */
+            c->srv->n_open--;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            mark_dirty(c);
+            break;
+        }
+        if (n == 0) {
+            break;
+        }
+        if (c->rlen == 0) {
+            c->frame_start_ms = mc_mono_ms(); /* a new frame starts */
+        }
+        c->rlen += n;
+        total += n;
+    }
+    if (c->state != CONN_CLOSED && mc_tls_pending(c->tls) > 0) {
+        mark_dirty(c); /* handshake records to send */
+    }
+    return total;
+}
+
+static void process_frames(struct mc_client_conn *c);
+
+/* Parse and dispatch what arrived; over TLS, decrypt in rounds as rbuf space frees up. */
 static void process_input(struct mc_client_conn *c)
+{
+    if (!c->tls) {
+        process_frames(c);
+        return;
+    }
+    c->refs++;
+    size_t pulled;
+    do {
+        pulled = c->state == CONN_OPEN ? tls_pull(c) : 0;
+        process_frames(c);
+    } while (pulled > 0 && c->state == CONN_OPEN && may_read(c));
+    conn_unref(c);
+}
+
+/* Parse and dispatch every complete frame buffered, within the in-flight/output limits. */
+static void process_frames(struct mc_client_conn *c)
 {
     struct mc_client_server *s = c->srv;
     size_t pos = 0;
@@ -489,10 +682,21 @@ static void process_input(struct mc_client_conn *c)
         struct mc_proto_header h;
         mc_proto_header_get(c->rbuf + pos, &h);
         int rc = mc_proto_header_check(&h);
+        if (rc == 0 && (size_t)h.length + 4 > s->opts.max_frame_bytes) {
+            rc = MC_ETOOLARGE;
+        }
+        if (rc == MC_ETOOLARGE) {
+            s->stats.frames_too_large++;
+            mc_metrics_limit(MC_LIMIT_FRAME_BYTES);
+            mc_metrics_error(MC_ETOOLARGE);
+            char msg[64];
+            snprintf(msg, sizeof(msg), "frame over the %u byte limit", s->opts.max_frame_bytes);
+            protocol_error(c, h.op & 0x7f, h.request_id, rc, msg);
+            break;
+        }
         if (rc != 0) {
-            const char *msg = rc == MC_ETOOLARGE  ? "frame over the 4 MiB limit"
-                              : rc == MC_EVERSION ? "unsupported protocol version"
-                                                  : "malformed frame header";
+            const char *msg =
+                rc == MC_EVERSION ? "unsupported protocol version" : "malformed frame header";
             protocol_error(c, h.op & 0x7f, h.request_id, rc, msg);
             break;
         }
@@ -519,6 +723,13 @@ static void process_input(struct mc_client_conn *c)
             protocol_error(c, h.op, h.request_id, MC_EPROTO, "malformed request body");
             break;
         }
+        if (req.op == MC_REQ_AUTH) {
+            handle_auth(c, &req); /* answered here: the node never sees tokens */
+            continue;
+        }
+        if (!authorized(c, &req) || !within_limits(c, &req)) {
+            continue; /* answered; the frame was fine, the connection stays */
+        }
         c->inflight++;
         c->refs++; /* released by the reply */
         s->stats.requests++;
@@ -531,6 +742,9 @@ static void process_input(struct mc_client_conn *c)
     if (pos > 0 && c->rbuf) {
         memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
         c->rlen -= pos;
+        /* What is left began arriving no earlier than now (approximation in the client's
+         * favour: it may have started in the last read). */
+        c->frame_start_ms = mc_mono_ms();
     }
     /* Make room for a partially received big frame. */
     if (c->state == CONN_OPEN && c->rlen >= MC_PROTO_HEADER_BYTES) {
@@ -546,6 +760,7 @@ static void process_input(struct mc_client_conn *c)
         } else if (!want && !c->read_paused) {
             c->read_paused = true;
             s->stats.read_pauses++;
+            mc_metrics_limit(MC_LIMIT_INFLIGHT);
             uv_read_stop((uv_stream_t *)&c->tcp);
         }
     }
@@ -556,6 +771,13 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct mc_client_conn *c = h->data;
+    if (c->tls) {
+        if (!c->cbuf) {
+            c->cbuf = malloc(TLS_READ_BYTES);
+        }
+        *buf = c->cbuf ? uv_buf_init((char *)c->cbuf, TLS_READ_BYTES) : uv_buf_init(NULL, 0);
+        return;
+    }
     if (c->rcap == 0 && grow_rbuf(c, INITIAL_READ_BYTES) != 0) {
         *buf = uv_buf_init(NULL, 0);
         return;
@@ -577,6 +799,18 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0) {
         return;
     }
+    if (c->tls) {
+        c->last_active_ms = mc_mono_ms();
+        if (mc_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
+            close_conn(c);
+            return;
+        }
+        process_input(c); /* pulls plaintext (and advances the handshake) */
+        return;
+    }
+    if (c->rlen == 0) {
+        c->frame_start_ms = mc_mono_ms(); /* a new frame starts */
+    }
     c->rlen += (size_t)nread;
     c->last_active_ms = mc_mono_ms();
     process_input(c);
@@ -585,6 +819,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 static void start_reading(struct mc_client_conn *c)
 {
     c->read_paused = false;
+    c->frame_start_ms = mc_mono_ms(); /* time we spent paused is not the client's */
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -678,9 +913,16 @@ static void on_connection(uv_stream_t *server, int status)
         snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, ntohs(sin->sin_port));
     }
     c->last_active_ms = mc_mono_ms();
+    c->accepted_ms = c->last_active_ms;
     s->stats.connections_accepted++;
+    if (s->opts.tls && mc_tls_new(s->opts.tls, true, NULL, &c->tls) != 0) {
+        close_conn(c);
+        return;
+    }
     if (s->n_open > s->opts.max_connections) {
         s->stats.connections_rejected++;
+        mc_metrics_limit(MC_LIMIT_CONNECTIONS);
+        mc_metrics_error(MC_ELIMIT);
         MC_WARN("client_conn_rejected", "peer=%s max_connections=%u", c->peer,
                 s->opts.max_connections);
         c->state = CONN_CLOSING;
@@ -706,13 +948,51 @@ static void on_timer(uv_timer_t *t)
     struct mc_client_conn *c = s->conns;
     while (c) {
         struct mc_client_conn *next = c->next;
-        if (c->state == CONN_OPEN && c->inflight == 0 &&
-            now - c->last_active_ms >= s->opts.idle_timeout_ms) {
+        if (c->state != CONN_OPEN) {
+            c = next;
+            continue;
+        }
+        if (c->tls && !mc_tls_established(c->tls) &&
+            now - c->accepted_ms >= s->opts.request_read_timeout_ms) {
+            s->stats.read_timeouts++;
+            mc_metrics_limit(MC_LIMIT_READ_TIMEOUT);
+            MC_INFO("client_tls_handshake_timeout", "peer=%s", c->peer);
+            close_conn(c);
+            c = next;
+            continue;
+        }
+        /* A partial frame is the client's fault only while we are reading (not paused by our
+         * own back-pressure, which leaves whole frames buffered, not partial ones). */
+        if (c->rlen > 0 && !c->read_paused &&
+            now - c->frame_start_ms >= s->opts.request_read_timeout_ms) {
+            s->stats.read_timeouts++;
+            mc_metrics_limit(MC_LIMIT_READ_TIMEOUT);
+            mc_metrics_error(MC_ETIMEOUT);
+            char msg[80];
+            snprintf(msg, sizeof(msg), "request not received within %u ms",
+                     s->opts.request_read_timeout_ms);
+            protocol_error(c, MC_REQ_PING, 0, MC_ETIMEOUT, msg);
+        } else if (s->opts.idle_timeout_ms && c->inflight == 0 && c->rlen == 0 &&
+                   now - c->last_active_ms >= s->opts.idle_timeout_ms) {
             MC_DEBUG("client_conn_idle", "peer=%s", c->peer);
+            s->stats.idle_closed++;
+            mc_metrics_limit(MC_LIMIT_IDLE_TIMEOUT);
             close_conn(c);
         }
         c = next;
     }
+    flush_all(s);
+}
+
+/* Sweep often enough to enforce the shortest timeout within ~25% of it. */
+static uint64_t sweep_interval_ms(const struct mc_client_server_opts *o)
+{
+    uint64_t t = o->request_read_timeout_ms;
+    if (o->idle_timeout_ms && o->idle_timeout_ms < t) {
+        t = o->idle_timeout_ms;
+    }
+    t /= 4;
+    return t < SWEEP_MIN_MS ? SWEEP_MIN_MS : t > SWEEP_MAX_MS ? SWEEP_MAX_MS : t;
 }
 
 /* ---- server ---- */
@@ -769,6 +1049,21 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
     if (!s->opts.max_output_bytes) {
         s->opts.max_output_bytes = DEFAULT_MAX_OUTPUT_BYTES;
     }
+    if (!s->opts.request_read_timeout_ms) {
+        s->opts.request_read_timeout_ms = DEFAULT_READ_TIMEOUT_MS;
+    }
+    if (!s->opts.max_frame_bytes || s->opts.max_frame_bytes > MC_PROTO_MAX_FRAME_BYTES) {
+        s->opts.max_frame_bytes = MC_PROTO_MAX_FRAME_BYTES;
+    }
+    if (s->opts.max_frame_bytes < MC_PROTO_HEADER_BYTES) {
+        s->opts.max_frame_bytes = MC_PROTO_HEADER_BYTES;
+    }
+    if (!s->opts.max_batch_ops || s->opts.max_batch_ops > MC_PROTO_MAX_BATCH_OPS) {
+        s->opts.max_batch_ops = MC_PROTO_MAX_BATCH_OPS;
+    }
+    if (!s->opts.max_list_keys) {
+        s->opts.max_list_keys = DEFAULT_MAX_LIST_KEYS;
+    }
     if (s->opts.backlog <= 0) {
         s->opts.backlog = 511;
     }
@@ -804,10 +1099,9 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     s->handles += 3;
-    if (s->opts.idle_timeout_ms) {
-        uint64_t every = s->opts.idle_timeout_ms / 2 ? s->opts.idle_timeout_ms / 2 : 1;
-        uv_timer_start(&s->timer, on_timer, every, every);
-    }
+    uint64_t every = sweep_interval_ms(&s->opts);
+    uv_timer_start(&s->timer, on_timer, every, every);
+    uv_unref((uv_handle_t *)&s->timer); /* the sweep alone does not keep the loop alive */
     MC_INFO("client_listening", "addr=%s port=%d", listen_addr, s->port);
     *out = s;
     return 0;

@@ -7,6 +7,8 @@
 #include <uv.h>
 
 #include "net/proto.h"
+#include "security/auth.h"
+#include "security/tls.h"
 #include "util/codec.h"
 
 /*
@@ -49,12 +51,26 @@ struct mc_client_handler {
 };
 
 struct mc_client_server_opts {
-    uint32_t max_connections;       /* default 4096; extra connections get SlowDown + close */
-    uint32_t max_inflight_per_conn; /* default 4096; reading pauses while reached */
-    size_t max_output_bytes;        /* default 32 MiB; reading pauses while the output is
-                                       above this (slow reader) */
-    uint32_t idle_timeout_ms;       /* 0 = none; idle connections (nothing in flight) close */
-    int backlog;                    /* default 511 */
+    uint32_t max_connections;         /* default 4096; extra connections get SlowDown + close */
+    uint32_t max_inflight_per_conn;   /* default 4096; reading pauses while reached */
+    size_t max_output_bytes;          /* default 32 MiB; reading pauses while the output is
+                                         above this (slow reader) */
+    uint32_t idle_timeout_ms;         /* 0 = none; idle connections (nothing in flight) close */
+    uint32_t request_read_timeout_ms; /* 0 = default 10000: a frame must arrive whole within
+                                         this long of its first byte (slowloris), else the
+                                         connection gets Timeout and is closed */
+    uint32_t max_frame_bytes;         /* 0 = MC_PROTO_MAX_FRAME_BYTES (also the maximum);
+                                         larger frames get EntityTooLarge + close */
+    uint32_t max_batch_ops;           /* 0 = MC_PROTO_MAX_BATCH_OPS (also the maximum); a
+                                         WRITE with more op records gets EntityTooLarge */
+    uint32_t max_list_keys;           /* 0 = 1000: LIST max_keys above (or 0) is clamped */
+    const struct mc_auth *auth;       /* NULL = auth off. Else every request but PING and AUTH
+                                         needs a connection authenticated by AUTH with a
+                                         principal whose role/grants allow it (must outlive
+                                         the server) */
+    struct mc_tls_ctx *tls;           /* NULL = plaintext; else every connection is TLS
+                                         (server context; must outlive the server) */
+    int backlog;                      /* default 511 */
 };
 
 /*
@@ -84,9 +100,13 @@ struct mc_client_server_stats {
     uint64_t connections_rejected; /* over max_connections */
     uint64_t requests;
     uint64_t replies;
-    uint64_t protocol_errors; /* connections closed for malformed/oversized frames */
-    uint64_t writes;          /* write(2)/uv_write calls: replies/writes shows batching */
-    uint64_t read_pauses;     /* times a connection stopped reading (in-flight/output limit) */
+    uint64_t protocol_errors;   /* connections closed for malformed/oversized frames */
+    uint64_t writes;            /* write(2)/uv_write calls: replies/writes shows batching */
+    uint64_t read_pauses;       /* times a connection stopped reading (in-flight/output limit) */
+    uint64_t idle_closed;       /* connections closed by the idle timeout */
+    uint64_t read_timeouts;     /* connections closed: a frame did not complete in time */
+    uint64_t frames_too_large;  /* frames over max_frame_bytes */
+    uint64_t batches_too_large; /* WRITEs over max_batch_ops */
 };
 void mc_client_server_stats(const struct mc_client_server *s, struct mc_client_server_stats *out);
 

@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INBUF_INITIAL 65536
-#define MAX_INBOUND   64
+#define INBUF_INITIAL    65536
+#define TLS_CIPHER_BYTES (64u * 1024) /* ciphertext read per callback on TLS links */
+#define MAX_INBOUND      64
 
 enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP, LINK_BACKOFF, LINK_CLOSING };
 
@@ -29,6 +30,8 @@ struct peer {
     int writing;
     int used;
     int reported_up;
+    struct mc_tls *tls; /* outbound TLS session (NULL = plaintext) */
+    uint8_t *cbuf;      /* TLS: ciphertext read buffer */
 };
 
 struct inbound {
@@ -40,6 +43,8 @@ struct inbound {
     uint64_t from;
     int hello_seen;
     int used;
+    struct mc_tls *tls; /* inbound TLS session (NULL = plaintext) */
+    uint8_t *cbuf;
 };
 
 struct mc_peer_transport {
@@ -135,6 +140,8 @@ static void drop_link(struct peer *p)
         uv_close((uv_handle_t *)p->tcp, handle_closed);
         p->tcp = NULL;
     }
+    mc_tls_free(p->tls);
+    p->tls = NULL;
     mc_wbuf_reset(&p->out);
     link_down(p);
     if (t->stopping || !p->used) {
@@ -158,14 +165,61 @@ static void alloc_discard(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(scratch);
 }
 
-/* Peers never send on our outbound link; a read only tells us it closed. */
+static void report_up(struct peer *p)
+{
+    if (!p->reported_up) {
+        p->reported_up = 1;
+        MC_INFO("peer_up", "peer=%llu addr=%s tls=%d", (unsigned long long)p->id, p->addr,
+                p->tls != NULL);
+        if (p->t->opts.on_link) {
+            p->t->opts.on_link(p->t->opts.ctx, p->id, 1);
+        }
+    }
+}
+
+static void flush_peer(struct peer *p);
+
+static void outbound_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct peer *p = h->data;
+    if (!p->tls) {
+        alloc_discard(h, suggested, buf);
+        return;
+    }
+    if (!p->cbuf) {
+        p->cbuf = malloc(TLS_CIPHER_BYTES);
+    }
+    *buf = p->cbuf ? uv_buf_init((char *)p->cbuf, TLS_CIPHER_BYTES) : uv_buf_init(NULL, 0);
+}
+
+/* Peers send nothing on our outbound link but TLS handshake records; a read otherwise only
+ * tells us it closed. */
 static void outbound_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-    (void)buf;
+    struct peer *p = s->data;
     if (n < 0) {
-        struct peer *p = s->data;
         drop_link(p);
+        return;
     }
+    if (n == 0 || !p->tls) {
+        return;
+    }
+    uint8_t sink[256];
+    size_t got = 0;
+    int rc = mc_tls_feed(p->tls, buf->base, (size_t)n);
+    if (rc == 0) {
+        rc = mc_tls_read(p->tls, sink, sizeof(sink), &got); /* drives the handshake */
+    }
+    if (rc != 0) {
+        MC_WARN("peer_tls_failed", "peer=%llu addr=%s err=\"%s\"", (unsigned long long)p->id,
+                p->addr, mc_tls_error(p->tls));
+        drop_link(p);
+        return;
+    }
+    if (mc_tls_established(p->tls)) {
+        report_up(p);
+    }
+    flush_peer(p); /* handshake records, then what waited for the handshake */
 }
 
 static void put_header(uint8_t *h, uint32_t body_len, uint8_t kind, uint64_t from)
@@ -189,7 +243,20 @@ static void connected(uv_connect_t *req, int status)
     p->state = LINK_UP;
     p->backoff_ms = 0;
     uv_tcp_nodelay(p->tcp, 1);
-    uv_read_start((uv_stream_t *)p->tcp, alloc_discard, outbound_read);
+    if (p->t->opts.tls_client) {
+        char host[128];
+        snprintf(host, sizeof(host), "%s", p->addr);
+        char *colon = strrchr(host, ':');
+        if (colon) {
+            *colon = 0;
+        }
+        if (mc_tls_new(p->t->opts.tls_client, false, host, &p->tls) != 0 ||
+            mc_tls_handshake(p->tls) != 0) {
+            drop_link(p);
+            return;
+        }
+    }
+    uv_read_start((uv_stream_t *)p->tcp, outbound_alloc, outbound_read);
     /* HELLO goes first, ahead of anything queued while connecting. */
     struct mc_wbuf merged;
     mc_wbuf_init(&merged, MC_PEER_OUTBUF_MAX + 1024);
@@ -205,12 +272,10 @@ static void connected(uv_connect_t *req, int status)
     mc_wbuf_put(&merged, p->out.data, p->out.len);
     mc_wbuf_free(&p->out);
     p->out = merged;
-    if (!p->reported_up) {
-        p->reported_up = 1;
-        MC_INFO("peer_up", "peer=%llu addr=%s", (unsigned long long)p->id, p->addr);
-        if (p->t->opts.on_link) {
-            p->t->opts.on_link(p->t->opts.ctx, p->id, 1);
-        }
+    if (p->tls) {
+        flush_peer(p); /* the ClientHello; the link is up once the handshake completes */
+    } else {
+        report_up(p);
     }
 }
 
@@ -253,13 +318,35 @@ static void write_done(uv_write_t *req, int status)
 
 static void flush_peer(struct peer *p)
 {
-    if (p->state != LINK_UP || p->writing || p->out.len == 0) {
+    if (p->state != LINK_UP || p->writing) {
         return;
     }
-    struct mc_wbuf tmp = p->inflight;
-    p->inflight = p->out;
-    p->out = tmp;
-    mc_wbuf_reset(&p->out);
+    if (p->tls) {
+        /* Frames wait (plaintext in out) until the handshake is done; ciphertext goes out
+         * through inflight, which is empty while no write is in progress. */
+        if (mc_tls_established(p->tls) && p->out.len > 0) {
+            if (mc_tls_write(p->tls, p->out.data, p->out.len) != 0) {
+                drop_link(p);
+                return;
+            }
+            mc_wbuf_reset(&p->out);
+        }
+        if (mc_tls_take_all(p->tls, &p->inflight) != 0) {
+            drop_link(p);
+            return;
+        }
+        if (p->inflight.len == 0) {
+            return;
+        }
+    } else {
+        if (p->out.len == 0) {
+            return;
+        }
+        struct mc_wbuf tmp = p->inflight;
+        p->inflight = p->out;
+        p->out = tmp;
+        mc_wbuf_reset(&p->out);
+    }
     uv_buf_t b = uv_buf_init((char *)p->inflight.data, (unsigned)p->inflight.len);
     p->write_req.data = p;
     p->writing = 1;
@@ -332,6 +419,8 @@ static void inbound_closed(uv_handle_t *h)
     struct inbound *in = h->data;
     struct mc_peer_transport *t = in->t;
     free(in->buf);
+    free(in->cbuf);
+    mc_tls_free(in->tls);
     free(in);
     t->open_handles--;
     transport_release(t);
@@ -350,10 +439,9 @@ static void close_inbound(struct inbound *in)
     }
 }
 
-static void inbound_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Make room for at least 16 KiB more in in->buf (up to one max frame + slack). */
+static void inbound_grow(struct inbound *in)
 {
-    (void)suggested;
-    struct inbound *in = h->data;
     if (in->cap - in->len < 16384) {
         size_t cap = in->cap ? in->cap * 2 : INBUF_INITIAL;
         if (cap > MC_PEER_FRAME_MAX + 65536) {
@@ -365,8 +453,89 @@ static void inbound_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
             in->cap = cap;
         }
     }
+}
+
+static void inbound_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct inbound *in = h->data;
+    if (in->tls) {
+        if (!in->cbuf) {
+            in->cbuf = malloc(TLS_CIPHER_BYTES);
+        }
+        *buf = in->cbuf ? uv_buf_init((char *)in->cbuf, TLS_CIPHER_BYTES) : uv_buf_init(NULL, 0);
+        return;
+    }
+    inbound_grow(in);
     buf->base = (char *)in->buf + in->len;
     buf->len = in->cap - in->len;
+}
+
+/* A heap-owned write of TLS records (handshake, alerts, tickets) back on an inbound link. */
+struct tls_write {
+    uv_write_t req;
+    size_t len;
+    uint8_t data[];
+};
+
+static void tls_write_done(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req->data);
+}
+
+static void inbound_send_tls(struct inbound *in)
+{
+    size_t n = mc_tls_pending(in->tls);
+    if (n == 0 || uv_is_closing((uv_handle_t *)&in->tcp)) {
+        return;
+    }
+    struct tls_write *w = malloc(sizeof(*w) + n);
+    if (!w) {
+        return;
+    }
+    w->len = mc_tls_take(in->tls, w->data, n);
+    w->req.data = w;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    if (uv_write(&w->req, (uv_stream_t *)&in->tcp, &b, 1, tls_write_done) != 0) {
+        free(w);
+    }
+}
+
+static void inbound_parse(struct inbound *in);
+
+/* TLS inbound: decrypt into in->buf, parsing frames whenever it fills. */
+static void inbound_read_tls(struct inbound *in, const uv_buf_t *buf, size_t n)
+{
+    if (mc_tls_feed(in->tls, buf->base, n) != 0) {
+        close_inbound(in);
+        return;
+    }
+    for (;;) {
+        inbound_grow(in);
+        if (in->cap == in->len) {
+            close_inbound(in); /* out of memory */
+            return;
+        }
+        size_t got = 0;
+        int rc = mc_tls_read(in->tls, in->buf + in->len, in->cap - in->len, &got);
+        inbound_send_tls(in);
+        if (rc != 0) {
+            if (rc != MC_ESHUTDOWN) {
+                MC_WARN("peer_tls_failed", "inbound err=\"%s\"", mc_tls_error(in->tls));
+            }
+            close_inbound(in);
+            return;
+        }
+        if (got == 0) {
+            return;
+        }
+        in->len += got;
+        inbound_parse(in);
+        if (uv_is_closing((uv_handle_t *)&in->tcp) || in->t->stopping) {
+            return;
+        }
+    }
 }
 
 /* Returns 0 to continue, negative to close the connection. */
@@ -416,13 +585,24 @@ static int handle_frame(struct inbound *in, uint8_t kind, uint64_t from, const u
 
 static void inbound_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-    (void)buf;
     struct inbound *in = s->data;
     if (n < 0) {
         close_inbound(in);
         return;
     }
+    if (in->tls) {
+        if (n > 0) {
+            inbound_read_tls(in, buf, (size_t)n);
+        }
+        return;
+    }
     in->len += (size_t)n;
+    inbound_parse(in);
+}
+
+/* Handle every whole frame in in->buf; keep the partial rest. */
+static void inbound_parse(struct inbound *in)
+{
     size_t off = 0;
     while (in->len - off >= 4) {
         uint32_t flen = mc_get_u32le(in->buf + off);
@@ -481,6 +661,10 @@ static void on_accept(uv_stream_t *server, int status)
         return;
     }
     t->inbound[slot] = in;
+    if (t->opts.tls_server && mc_tls_new(t->opts.tls_server, true, NULL, &in->tls) != 0) {
+        close_inbound(in);
+        return;
+    }
     uv_tcp_nodelay(&in->tcp, 1);
     uv_read_start((uv_stream_t *)&in->tcp, inbound_alloc, inbound_read);
 }

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "security/tls.h"
+
 /*
  * Each node dials one outbound connection to every peer and sends on it;
  * it receives on the connections peers dial to it. So a pair of nodes uses two
@@ -58,6 +60,11 @@ struct mc_peer_options {
     void *ctx;
     uint64_t reconnect_min_ms; /* default 50 */
     uint64_t reconnect_max_ms; /* default 2000 */
+    /* Mutual TLS (docs/security.md): both set = every link is TLS; inbound links need a
+     * client certificate from the peer CA, outbound links verify the peer's certificate
+     * (chain + the dialed IP/host). Contexts must outlive the transport. */
+    struct mc_tls_ctx *tls_server;
+    struct mc_tls_ctx *tls_client;
 };
 
 int mc_peer_start(uv_loop_t *loop, const struct mc_peer_options *opts,

@@ -25,6 +25,7 @@ bool mc_proto_op_known(uint8_t op)
     case MC_REQ_TRANSFER_LEADER:
     case MC_REQ_SNAPSHOT_SAVE:
     case MC_REQ_CHECK:
+    case MC_REQ_AUTH:
         return true;
     default:
         return false;
@@ -66,6 +67,8 @@ const char *mc_proto_op_name(uint8_t op)
         return "SNAPSHOT_SAVE";
     case MC_REQ_CHECK:
         return "CHECK";
+    case MC_REQ_AUTH:
+        return "AUTH";
     default:
         return "UNKNOWN";
     }
@@ -261,6 +264,9 @@ static void put_body(struct mc_wbuf *w, const struct mc_proto_request *q)
     case MC_REQ_CHECK:
         mc_wbuf_u64(w, q->u.check.index);
         break;
+    case MC_REQ_AUTH:
+        put_pstr(w, q->u.auth.token);
+        break;
     default: /* PING, REGISTER_SESSION, CLUSTER_STATUS, SNAPSHOT_SAVE, unknown: empty */
         break;
     }
@@ -390,6 +396,9 @@ int mc_proto_request_decode(const struct mc_proto_header *h, const uint8_t *body
         break;
     case MC_REQ_CHECK:
         q->u.check.index = mc_rbuf_u64(&r);
+        break;
+    case MC_REQ_AUTH:
+        mc_proto_str_get(&r, &q->u.auth.token);
         break;
     default:
         break;

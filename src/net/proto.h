@@ -52,6 +52,7 @@ enum mc_proto_op {
     MC_REQ_TRANSFER_LEADER = 0x24,
     MC_REQ_SNAPSHOT_SAVE = 0x25,
     MC_REQ_CHECK = 0x26,
+    MC_REQ_AUTH = 0x30, /* str token: authenticates the connection (docs/security.md) */
 };
 
 /* True when op is one this version of the protocol defines. */
@@ -135,6 +136,9 @@ struct mc_proto_request {
         struct {
             uint64_t index; /* 0 = the node's current applied index */
         } check;
+        struct {
+            struct mc_proto_str token; /* bearer token; never logged */
+        } auth;
         /* PING, REGISTER_SESSION, CLUSTER_STATUS, SNAPSHOT_SAVE: empty body */
     } u;
 };

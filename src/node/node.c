@@ -620,6 +620,67 @@ static void load_members(struct mc_node *n)
     node_set_member(n, n->id, n->opts.listen_peer, n->opts.advertise_client);
 }
 
+/* --auth-file: load the principals, plus an in-memory admin principal whose random token the
+ * HTTP layer's loopback clients use (the HTTP layer checks the caller's own token itself). */
+static int node_auth_load(struct mc_node *n)
+{
+    if (!n->opts.auth_file[0]) {
+        return 0;
+    }
+    char err[300];
+    int rc = mc_auth_load(n->opts.auth_file, &n->auth, err, sizeof(err));
+    if (rc) {
+        MC_ERROR("auth_file_invalid", "detail=\"%s\"", err);
+        return rc;
+    }
+    rc = mc_auth_random_token(n->internal_token, sizeof(n->internal_token));
+    if (rc == 0) {
+        rc = mc_auth_add_token(n->auth, "_internal_http", MC_ROLE_ADMIN, n->internal_token);
+    }
+    if (rc) {
+        MC_ERROR("auth_setup_failed", "err=%s", mc_error_name(rc));
+        return rc;
+    }
+    MC_INFO("auth_enabled", "file=%s principals=%zu metrics_auth=%d", n->opts.auth_file,
+            mc_auth_count(n->auth) - 1, n->opts.metrics_auth);
+    return 0;
+}
+
+/* TLS contexts from the etcd-style flags: client/HTTP port, and mutual TLS between peers. */
+static int node_tls_load(struct mc_node *n)
+{
+    char err[300];
+    int rc = 0;
+    if (n->opts.cert_file[0]) {
+        struct mc_tls_config tc = {.cert_file = n->opts.cert_file,
+                                   .key_file = n->opts.key_file,
+                                   .ca_file = n->opts.trusted_ca_file,
+                                   .verify_peer = n->opts.client_cert_auth != 0};
+        rc = mc_tls_ctx_new(&tc, true, &n->client_tls, err, sizeof(err));
+        if (rc) {
+            MC_ERROR("client_tls_invalid", "detail=\"%s\"", err);
+            return rc;
+        }
+    }
+    if (n->opts.peer_cert_file[0]) {
+        struct mc_tls_config pc = {.cert_file = n->opts.peer_cert_file,
+                                   .key_file = n->opts.peer_key_file,
+                                   .ca_file = n->opts.peer_trusted_ca_file,
+                                   .verify_peer = true};
+        rc = mc_tls_ctx_new(&pc, true, &n->peer_tls_server, err, sizeof(err));
+        if (rc == 0) {
+            rc = mc_tls_ctx_new(&pc, false, &n->peer_tls_client, err, sizeof(err));
+        }
+        if (rc) {
+            MC_ERROR("peer_tls_invalid", "detail=\"%s\"", err);
+            return rc;
+        }
+    }
+    MC_INFO("tls_config", "client_tls=%d client_cert_auth=%d peer_mtls=%d",
+            n->client_tls != NULL, n->opts.client_cert_auth, n->peer_tls_server != NULL);
+    return 0;
+}
+
 int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc_node **out)
 {
     struct mc_node *n = calloc(1, sizeof(*n));
@@ -664,7 +725,13 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
         goto fail;
     }
 
-    struct mc_peer_options po = {.self_id = n->id,
+    rc = node_tls_load(n);
+    if (rc) {
+        goto fail;
+    }
+    struct mc_peer_options po = {.tls_server = n->peer_tls_server,
+                                 .tls_client = n->peer_tls_client,
+                                 .self_id = n->id,
                                  .cluster_id = n->cluster_id,
                                  .listen_addr = n->opts.listen_peer,
                                  .on_recv = node_on_peer_frame,
@@ -684,7 +751,22 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
                         node_dial_addr(n, n->members[i].id, n->members[i].peer_addr));
         }
     }
-    rc = mc_client_server_start(loop, n->opts.listen_client, &client_handler, n, NULL, &n->clients);
+    rc = node_auth_load(n);
+    if (rc) {
+        goto fail;
+    }
+    struct mc_client_server_opts co = {
+        .auth = n->auth,
+        .tls = n->client_tls,
+        .max_connections = (uint32_t)n->opts.max_client_connections,
+        .max_inflight_per_conn = (uint32_t)n->opts.max_inflight_per_conn,
+        .idle_timeout_ms = (uint32_t)n->opts.idle_timeout_ms,
+        .request_read_timeout_ms = (uint32_t)n->opts.request_read_timeout_ms,
+        .max_frame_bytes = (uint32_t)n->opts.max_frame_bytes,
+        .max_batch_ops = (uint32_t)n->opts.max_batch_ops,
+        .max_list_keys = (uint32_t)n->opts.max_list_keys,
+    };
+    rc = mc_client_server_start(loop, n->opts.listen_client, &client_handler, n, &co, &n->clients);
     if (rc) {
         MC_ERROR("client_listen_failed", "addr=%s err=%s", n->opts.listen_client,
                  mc_error_name(rc));
@@ -747,6 +829,10 @@ fail:
     mc_wbuf_free(&n->batch);
     mc_wbuf_free(&n->scratch);
     mc_wbuf_free(&n->read_buf);
+    mc_auth_free(n->auth);
+    mc_tls_ctx_free(n->client_tls);
+    mc_tls_ctx_free(n->peer_tls_server);
+    mc_tls_ctx_free(n->peer_tls_client);
     free(n);
     return rc;
 }
@@ -908,6 +994,10 @@ void mc_node_free(struct mc_node *n)
     if (n->board) {
         mc_metrics_board_free(n->board);
     }
+    mc_auth_free(n->auth);
+    mc_tls_ctx_free(n->client_tls);
+    mc_tls_ctx_free(n->peer_tls_server);
+    mc_tls_ctx_free(n->peer_tls_client);
     if (n->lock_fd >= 0) {
         mc_datadir_unlock(n->lock_fd);
     }

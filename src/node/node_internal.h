@@ -210,6 +210,11 @@ struct mc_node {
 
     /* HTTP API and metrics (node_metrics.c). */
     struct mc_http_server *http;
+    struct mc_auth *auth;    /* --auth-file (+ the internal principal); NULL = auth off */
+    char internal_token[80]; /* the HTTP layer's loopback clients authenticate with it */
+    struct mc_tls_ctx *client_tls; /* --cert-file: client port server context; NULL = plain */
+    struct mc_tls_ctx *peer_tls_server; /* --peer-cert-file: mutual TLS between members */
+    struct mc_tls_ctx *peer_tls_client;
     struct mc_metrics_board *board;
     uv_timer_t metrics_timer;
 

@@ -143,7 +143,14 @@ int node_metrics_start(struct mc_node *n)
                                  .client_addr = client,
                                  .ready_max_lag = n->opts.ready_max_lag,
                                  .collect = mc_metrics_board_collect,
-                                 .collect_ctx = n->board};
+                                 .collect_ctx = n->board,
+                                 .auth = n->auth,
+                                 .internal_token = n->auth ? n->internal_token : NULL,
+                                 .metrics_auth = n->opts.metrics_auth != 0,
+                                 .tls_cert_file = n->opts.cert_file,
+                                 .tls_key_file = n->opts.key_file,
+                                 .tls_ca_file = n->opts.trusted_ca_file,
+                                 .tls_client_cert = n->opts.client_cert_auth != 0};
     rc = mc_http_start(&ho, &n->http);
     if (rc) {
         MC_ERROR("http_listen_failed", "addr=%s err=%s", listen, mc_error_name(rc));

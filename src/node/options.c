@@ -35,7 +35,28 @@ const char mc_node_options_help[] =
     "  --no-check-quorum             disable check-quorum (also disables lease reads)\n"
     "  --lease-reads                 serve linearizable reads under a leader lease\n"
     "  --log-level LEVEL             debug|info|warn|error (default info)\n"
-    "  --log-format FORMAT           text|json (default text)\n";
+    "  --log-format FORMAT           text|json (default text)\n"
+    "Limits (client port):\n"
+    "  --max-client-connections N    open client connections (default 1000; extra: SlowDown)\n"
+    "  --idle-timeout-ms N           close connections idle this long (default 300000; 0=never)\n"
+    "  --request-read-timeout-ms N   a request frame must arrive within this (default 10000)\n"
+    "  --max-frame-bytes N           largest request frame (default and max 4194304)\n"
+    "  --max-inflight-per-conn N     pipelined requests handled per connection (default 4096)\n"
+    "  --max-batch-ops N             ops in one atomic write (default and max 1000)\n"
+    "  --max-list-keys N             list page size cap (default 1000)\n"
+    "Security (docs/security.md):\n"
+    "  --auth-file FILE              bearer tokens + roles (lines from 'metacenter auth "
+    "hash-token');\n"
+    "                                requests without a valid token get Unauthorized\n"
+    "  --metrics-auth                /metrics also needs a token (any role); /healthz stays "
+    "open\n"
+    "  --cert-file FILE              TLS certificate for the client and HTTP ports (PEM)\n"
+    "  --key-file FILE               its private key\n"
+    "  --trusted-ca-file FILE        CA that client certificates must chain to\n"
+    "  --client-cert-auth            client port: require a client certificate from that CA\n"
+    "  --peer-cert-file FILE         TLS certificate for the peer port (mutual TLS)\n"
+    "  --peer-key-file FILE          its private key\n"
+    "  --peer-trusted-ca-file FILE   CA that peer certificates must chain to\n";
 
 void mc_node_options_default(struct mc_node_options *o)
 {
@@ -57,6 +78,13 @@ void mc_node_options_default(struct mc_node_options *o)
     o->check_quorum = 1;
     o->log_level = MC_LOG_INFO;
     o->log_format = MC_LOG_TEXT;
+    o->max_client_connections = 1000;
+    o->idle_timeout_ms = 300000;
+    o->request_read_timeout_ms = 10000;
+    o->max_frame_bytes = 4u << 20;
+    o->max_inflight_per_conn = 4096;
+    o->max_batch_ops = 1000;
+    o->max_list_keys = 1000;
 }
 
 static int set_str(char *dst, size_t cap, const char *v, const char *flag, char *err, size_t el)
@@ -143,6 +171,14 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             o->check_quorum = 0;
             continue;
         }
+        if (strcmp(f, "--client-cert-auth") == 0) {
+            o->client_cert_auth = 1;
+            continue;
+        }
+        if (strcmp(f, "--metrics-auth") == 0) {
+            o->metrics_auth = 1;
+            continue;
+        }
         if (strcmp(f, "--lease-reads") == 0) {
             o->lease_reads = 1;
             continue;
@@ -209,6 +245,35 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->ready_max_lag, v, 0, UINT64_MAX, f, err, errlen);
         } else if (strcmp(f, "--check-interval-ms") == 0) {
             rc = set_u64(&o->check_interval_ms, v, 0, UINT64_MAX, f, err, errlen);
+        } else if (strcmp(f, "--cert-file") == 0) {
+            rc = set_str(o->cert_file, sizeof(o->cert_file), v, f, err, errlen);
+        } else if (strcmp(f, "--key-file") == 0) {
+            rc = set_str(o->key_file, sizeof(o->key_file), v, f, err, errlen);
+        } else if (strcmp(f, "--trusted-ca-file") == 0) {
+            rc = set_str(o->trusted_ca_file, sizeof(o->trusted_ca_file), v, f, err, errlen);
+        } else if (strcmp(f, "--peer-cert-file") == 0) {
+            rc = set_str(o->peer_cert_file, sizeof(o->peer_cert_file), v, f, err, errlen);
+        } else if (strcmp(f, "--peer-key-file") == 0) {
+            rc = set_str(o->peer_key_file, sizeof(o->peer_key_file), v, f, err, errlen);
+        } else if (strcmp(f, "--peer-trusted-ca-file") == 0) {
+            rc = set_str(o->peer_trusted_ca_file, sizeof(o->peer_trusted_ca_file), v, f, err,
+                         errlen);
+        } else if (strcmp(f, "--auth-file") == 0) {
+            rc = set_str(o->auth_file, sizeof(o->auth_file), v, f, err, errlen);
+        } else if (strcmp(f, "--max-client-connections") == 0) {
+            rc = set_u64(&o->max_client_connections, v, 1, 1000000, f, err, errlen);
+        } else if (strcmp(f, "--idle-timeout-ms") == 0) {
+            rc = set_u64(&o->idle_timeout_ms, v, 0, UINT32_MAX, f, err, errlen);
+        } else if (strcmp(f, "--request-read-timeout-ms") == 0) {
+            rc = set_u64(&o->request_read_timeout_ms, v, 10, UINT32_MAX, f, err, errlen);
+        } else if (strcmp(f, "--max-frame-bytes") == 0) {
+            rc = set_u64(&o->max_frame_bytes, v, 4096, 4u << 20, f, err, errlen);
+        } else if (strcmp(f, "--max-inflight-per-conn") == 0) {
+            rc = set_u64(&o->max_inflight_per_conn, v, 1, 1000000, f, err, errlen);
+        } else if (strcmp(f, "--max-batch-ops") == 0) {
+            rc = set_u64(&o->max_batch_ops, v, 1, 1000, f, err, errlen);
+        } else if (strcmp(f, "--max-list-keys") == 0) {
+            rc = set_u64(&o->max_list_keys, v, 1, 1000, f, err, errlen);
         } else if (strcmp(f, "--log-level") == 0) {
             enum mc_log_level l;
             rc = mc_log_parse_level(v, &l);
@@ -239,6 +304,20 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
                  "InvalidArgument: --election-timeout-ms (%llu) must be at least twice "
                  "--heartbeat-ms (%llu)",
                  (unsigned long long)o->election_timeout_ms, (unsigned long long)o->heartbeat_ms);
+        return MC_EINVAL;
+    }
+    if ((o->cert_file[0] != 0) != (o->key_file[0] != 0) ||
+        (o->peer_cert_file[0] != 0) != (o->peer_key_file[0] != 0)) {
+        snprintf(err, errlen, "InvalidArgument: a --*cert-file needs its --*key-file (and back)");
+        return MC_EINVAL;
+    }
+    if (o->client_cert_auth && (!o->cert_file[0] || !o->trusted_ca_file[0])) {
+        snprintf(err, errlen,
+                 "InvalidArgument: --client-cert-auth needs --cert-file and --trusted-ca-file");
+        return MC_EINVAL;
+    }
+    if (o->peer_cert_file[0] && !o->peer_trusted_ca_file[0]) {
+        snprintf(err, errlen, "InvalidArgument: peer TLS is mutual: --peer-trusted-ca-file too");
         return MC_EINVAL;
     }
     if (!o->advertise_client[0]) {

@@ -41,6 +41,25 @@ struct mc_node_options {
     int log_level;                  /* enum mc_log_level, default info */
     int log_format;                 /* enum mc_log_format, default text */
     char config_file[MC_PATH_MAX_BYTES];
+    /* Client-port limits against abuse (docs/security.md). */
+    uint64_t max_client_connections;  /* default 1000 */
+    uint64_t idle_timeout_ms;         /* default 300000 (0 = none) */
+    uint64_t request_read_timeout_ms; /* default 10000: a frame must arrive within this */
+    uint64_t max_frame_bytes;         /* default 4 MiB (also the maximum) */
+    uint64_t max_inflight_per_conn;   /* default 4096 */
+    uint64_t max_batch_ops;           /* default 1000 (also the maximum) */
+    uint64_t max_list_keys;           /* default 1000 */
+    /* Authentication (docs/security.md). */
+    char auth_file[MC_PATH_MAX_BYTES]; /* --auth-file: "" = auth off */
+    int metrics_auth;                  /* --metrics-auth: /metrics needs a valid token */
+    /* TLS (docs/security.md), etcd-style flags; "" = off. */
+    char cert_file[MC_PATH_MAX_BYTES];      /* client + HTTP ports */
+    char key_file[MC_PATH_MAX_BYTES];
+    char trusted_ca_file[MC_PATH_MAX_BYTES]; /* verifies client certificates */
+    int client_cert_auth;                    /* client port: require a client certificate */
+    char peer_cert_file[MC_PATH_MAX_BYTES];  /* peer port: mutual TLS when set */
+    char peer_key_file[MC_PATH_MAX_BYTES];
+    char peer_trusted_ca_file[MC_PATH_MAX_BYTES];
 };
 
 void mc_node_options_default(struct mc_node_options *o);

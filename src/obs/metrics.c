@@ -43,6 +43,7 @@ static struct {
     _Atomic uint64_t snapshots_sent;
     _Atomic uint64_t snapshots_received;
     _Atomic int64_t http_connections;
+    _Atomic uint64_t limits[MC_LIMIT_COUNT];
     struct ops_slot ops[OPS_SLOTS];
 } reg;
 
@@ -64,6 +65,23 @@ void mc_metrics_error(int code)
     if (code >= 0 || code <= -MC_ERR_SLOTS)
         return;
     atomic_fetch_add_explicit(&reg.errors[-code], 1, RLX);
+}
+
+static const char *const limit_names[MC_LIMIT_COUNT] = {
+    "connections", "frame_bytes",  "batch_ops",    "inflight",
+    "list_keys",   "idle_timeout", "read_timeout", "auth_failures",
+};
+
+void mc_metrics_limit(enum mc_metric_limit which)
+{
+    assert(which >= 0 && which < MC_LIMIT_COUNT);
+    atomic_fetch_add_explicit(&reg.limits[which], 1, RLX);
+}
+
+uint64_t mc_metrics_limit_hits(enum mc_metric_limit which)
+{
+    assert(which >= 0 && which < MC_LIMIT_COUNT);
+    return atomic_load_explicit(&reg.limits[which], RLX);
 }
 
 void mc_metrics_snapshot_sent(void)
@@ -255,6 +273,12 @@ static void render_events(struct mc_textbuf *b)
             continue;
         mc_textbuf_printf(b, "metacenter_errors_total{code=\"%s\"} %llu\n", mc_error_name(-i),
                           (unsigned long long)v);
+    }
+    header(b, "metacenter_limit_hits_total", "counter",
+           "Times a client hit a configured limit (docs/security.md), by limit.");
+    for (int i = 0; i < MC_LIMIT_COUNT; i++) {
+        mc_textbuf_printf(b, "metacenter_limit_hits_total{limit=\"%s\"} %llu\n", limit_names[i],
+                          (unsigned long long)atomic_load_explicit(&reg.limits[i], RLX));
     }
     counter_u(b, "metacenter_snapshots_sent_total", "Whole snapshots sent to peers.",
               atomic_load_explicit(&reg.snapshots_sent, RLX));

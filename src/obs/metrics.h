@@ -103,6 +103,21 @@ void mc_metrics_observe(enum mc_metric_hist h, uint64_t duration_ns);
  * code is a negative MC_E* code (0 is ignored). Any thread. */
 void mc_metrics_error(int code);
 
+/* metacenter_limit_hits_total{limit=...}: a client hit a configured limit (security). */
+enum mc_metric_limit {
+    MC_LIMIT_CONNECTIONS = 0, /* over --max-client-connections: refused */
+    MC_LIMIT_FRAME_BYTES,     /* frame over --max-frame-bytes: refused, closed */
+    MC_LIMIT_BATCH_OPS,       /* write batch over --max-batch-ops: refused */
+    MC_LIMIT_INFLIGHT,        /* in-flight/output limit: reading paused (back-pressure) */
+    MC_LIMIT_LIST_KEYS,       /* list max_keys above --max-list-keys: clamped */
+    MC_LIMIT_IDLE_TIMEOUT,    /* idle connection closed */
+    MC_LIMIT_READ_TIMEOUT,    /* frame not complete within --request-read-timeout-ms: closed */
+    MC_LIMIT_AUTH_FAILURES,   /* requests refused Unauthorized (bad/missing token) */
+    MC_LIMIT_COUNT
+};
+void mc_metrics_limit(enum mc_metric_limit which);
+uint64_t mc_metrics_limit_hits(enum mc_metric_limit which);
+
 /* metacenter_snapshots_{sent,received}_total: one whole snapshot sent to / installed from a
  * peer. Any thread. */
 void mc_metrics_snapshot_sent(void);
