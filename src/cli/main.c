@@ -95,7 +95,9 @@ static void help_main(FILE *out)
 {
     fprintf(out, "usage: metacenter [global flags] COMMAND [ARGS] [flags]\n"
                  "       metacenter serve [flags]       run a node (see 'metacenter serve "
-                 "--help')\n\n"
+                 "--help')\n"
+                 "       metacenter auth hash-token --name N --role R   line for serve "
+                 "--auth-file\n\n"
                  "Metadata for S3-compatible object stores, replicated with Raft.\n\n"
                  "commands:\n");
     for (const struct mc_cli_cmd *c = mc_cli_cmds; c->name; c++) {

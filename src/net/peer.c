@@ -806,6 +806,8 @@ static void transport_release(struct mc_peer_transport *t)
     for (int i = 0; i < MC_PEER_MAX_PEERS; i++) {
         mc_wbuf_free(&t->peers[i].out);
         mc_wbuf_free(&t->peers[i].inflight);
+        mc_tls_free(t->peers[i].tls);
+        free(t->peers[i].cbuf);
     }
     free(t);
 }
