@@ -28,12 +28,28 @@ def _kill_all():
 atexit.register(_kill_all)
 
 
+_handed_out = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free port below the kernel's ephemeral range (32768+): a port from bind(0) can be taken
+    by an outgoing connection between this call and the node's bind, failing the start."""
+    import random
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20000, 32700)
+        if port in _handed_out:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class Node:
