@@ -2,10 +2,12 @@
 #include "metacenter/error.h"
 #include "metacenter/raft.h"
 #include "util/clock.h"
+#include "util/codec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NODES   3
 #define QCAP    (1u << 16)
@@ -48,6 +50,16 @@ static void enqueue(const struct mc_raft_msg *m)
 }
 
 static uint64_t applied_total;
+
+/* CPU time of this process: the figure that matters on a shared machine (wall time includes
+ * waiting for the CPU). */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+static double last_cpu_rate;
 
 static void drain(int i)
 {
@@ -122,6 +134,7 @@ static double run(uint32_t batch, uint64_t total)
     }
     uint64_t base = mc_raft_commit_index(R[1]);
     uint64_t t0 = mc_mono_ns();
+    uint64_t c0 = cpu_ns();
     uint64_t proposed = 0;
     while (proposed < total) {
         if (mc_raft_propose(R[1], ents, batch, NULL)) {
@@ -142,6 +155,7 @@ static double run(uint32_t batch, uint64_t total)
         (void)c;
     }
     uint64_t t1 = mc_mono_ns();
+    uint64_t c1 = cpu_ns();
     uint64_t committed = mc_raft_commit_index(R[1]) - base;
     if (committed != total) {
         fprintf(stderr, "committed %llu != %llu\n", (unsigned long long)committed,
@@ -152,7 +166,43 @@ static double run(uint32_t batch, uint64_t total)
     for (int i = 1; i <= NODES; i++) {
         mc_raft_destroy(R[i]);
     }
+    last_cpu_rate = (double)committed / ((double)(c1 - c0) / 1e9);
     return (double)committed / ((double)(t1 - t0) / 1e9);
+}
+
+/* Wire codec cost: encode + decode of one AppendEntries carrying `batch` 64-byte entries. */
+static void bench_codec(uint32_t batch, uint64_t rounds)
+{
+    uint8_t payload[PAYLOAD];
+    memset(payload, 'y', sizeof(payload));
+    struct mc_raft_entry *ents = calloc(batch, sizeof(*ents));
+    for (uint32_t i = 0; i < batch; i++) {
+        ents[i] = (struct mc_raft_entry){100 + i, 3, MC_RAFT_ENTRY_NORMAL, PAYLOAD, payload};
+    }
+    struct mc_raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_APPEND;
+    m.from = 1, m.to = 2, m.term = 3, m.index = 99, m.log_term = 3, m.commit = 90;
+    m.n_entries = batch;
+    m.entries = ents;
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    uint64_t c0 = cpu_ns();
+    for (uint64_t k = 0; k < rounds; k++) {
+        mc_wbuf_reset(&w);
+        struct mc_raft_msg d;
+        if (mc_raft_msg_encode(&m, &w) || mc_raft_msg_decode(w.data, w.len, &d)) {
+            fprintf(stderr, "codec failed\n");
+            exit(1);
+        }
+        mc_raft_msg_free(&d);
+    }
+    double s = (double)(cpu_ns() - c0) / 1e9; /* CPU seconds */
+    printf(
+        "raft_bench codec append_entries=%u bytes=%zu msgs_per_cpu_s=%.0f entries_per_cpu_s=%.0f\n",
+        batch, w.len, (double)rounds / s, (double)rounds * batch / s);
+    mc_wbuf_free(&w);
+    free(ents);
 }
 
 int main(int argc, char **argv)
@@ -162,11 +212,14 @@ int main(int argc, char **argv)
     uint32_t batches[] = {1, 64};
     for (size_t b = 0; b < 2; b++) {
         uint64_t n = batches[b] == 1 ? total / 4 : total;
+        n = n / batches[b] * batches[b]; /* whole batches */
         double eps = run(batches[b], n);
-        printf(
-            "raft_bench nodes=3 payload=%dB batch=%u entries=%llu committed_entries_per_s=%.0f\n",
-            PAYLOAD, batches[b], (unsigned long long)n, eps);
+        printf("raft_bench nodes=3 payload=%dB batch=%u entries=%llu committed_entries_per_s=%.0f "
+               "per_cpu_s=%.0f\n",
+               PAYLOAD, batches[b], (unsigned long long)n, eps, last_cpu_rate);
     }
     free(Q);
+    bench_codec(1, total / 2);
+    bench_codec(64, total / 64);
     return 0;
 }

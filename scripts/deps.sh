@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential
     clang
+    curl
     libclang-rt-14-dev
     libcriterion-dev
     libjansson-dev

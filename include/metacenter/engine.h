@@ -131,6 +131,11 @@ struct mc_object_meta {
     char *checksum_value;
     uint8_t *inline_data; /* ≤ MC_INLINE_MAX_BYTES */
     uint32_t inline_len;
+    /* Set in versions returned by mc_engine_get: all strings and arrays of the version (key,
+       version_id and this meta) live in this one allocation (a read does one malloc instead of
+       ~15). Such a version is read-only: do not free or replace single fields; release it with
+       mc_version_clear, or mc_version_copy it to get individually owned fields. NULL otherwise. */
+    void *block;
 };
 
 struct mc_version {

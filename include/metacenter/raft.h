@@ -46,10 +46,20 @@
  * Committed entries are only handed out up to the index reported by mc_raft_persisted(), so the
  * state machine never gets ahead of the local WAL (a crash never leaves applied > last index).
  *
- * Messages: a leader's AppendEntries / Heartbeat / InstallSnapshot / TimeoutNow / ReadIndex
- * replies have wait_persist = 0; everything else (vote requests: the self-vote must be durable;
- * vote grants; append responses) has wait_persist = 1. Dropping, duplicating or reordering any
- * message is safe; the core retries on ticks.
+ * Proposals: mc_raft_propose() returns the index; the entry carries the current term. It
+ * succeeded when a committed entry (rd.committed) has that index AND term. It is lost when the
+ * committed entry at that index has another term, or when rd.entries writes another term at
+ * that index (a new leader overwrote it; committed entries are never overwritten, so it was
+ * definitely not applied and the client may retry). Until either happens the outcome is unknown.
+ * Committed entries of type MC_RAFT_ENTRY_NORMAL with len 0 are leader no-ops: skip them;
+ * MC_RAFT_ENTRY_CONF entries decode with mc_raft_conf_change_decode (e.g. for peer addresses).
+ *
+ * Messages: wait_persist = 1 for those that depend on this ready's hard state or entries being
+ * durable: vote requests (the self-vote), vote/pre-vote answers, append responses. wait_persist
+ * = 0 for the rest: a leader's AppendEntries / Heartbeat / InstallSnapshot / TimeoutNow /
+ * ReadIndex answers, heartbeat responses, forwarded ReadIndex requests, and the "your term is
+ * stale" answers. Dropping, duplicating or reordering any message is safe; the core retries on
+ * ticks.
  *
  * Snapshots: the leader core emits MC_RAFT_MSG_SNAPSHOT carrying metadata only. The driver
  * streams the snapshot file itself (in chunks), and on the follower, once the file is fully
@@ -222,19 +232,24 @@ struct mc_raft_restore {
     struct mc_raft_hard_state hard_state;
     bool has_snapshot;
     struct mc_raft_snapshot_meta snapshot;
-    const struct mc_raft_entry *entries; /* consecutive, starting at snapshot.index + 1 (or 1) */
+    const struct mc_raft_entry *entries; /* consecutive; must reach snapshot.index + 1 (or 1);
+                                            those <= snapshot.index are skipped */
     size_t n_entries;                    /* (payloads are copied) */
     uint64_t applied;                    /* state machine's applied index (>= snapshot.index) */
 };
 
 struct mc_raft_config {
-    uint64_t id;                    /* this node, non-zero */
-    uint32_t election_tick;         /* T: election timeout randomized in [T, 2T); default 10 */
-    uint32_t heartbeat_tick;        /* < election_tick; default 1 */
-    uint64_t seed;                  /* randomness for election timeouts */
-    bool disable_pre_vote;          /* pre-vote is on by default (thesis §9.6) */
-    bool disable_check_quorum;      /* check-quorum is on by default (thesis §6.2) */
-    bool lease_read;                /* serve ReadIndex from a leader lease (needs check-quorum) */
+    uint64_t id;               /* this node, non-zero */
+    uint32_t election_tick;    /* T: election timeout randomized in [T, 2T); default 10 */
+    uint32_t heartbeat_tick;   /* < election_tick; default 1 */
+    uint64_t seed;             /* randomness for election timeouts */
+    bool disable_pre_vote;     /* pre-vote is on by default (thesis §9.6) */
+    bool disable_check_quorum; /* check-quorum is on by default (thesis §6.2) */
+    /* Serve ReadIndex from a leader lease (needs check-quorum). Ticks are the lease's clock, so
+     * the driver MUST deliver one tick per elapsed tick interval, catching up after any stall
+     * (GC pause, SIGSTOP, slow disk on the loop thread) BEFORE it steps messages or calls
+     * mc_raft_read_index; otherwise a paused leader serves stale reads. Off by default. */
+    bool lease_read;
     uint32_t lease_drift_ticks;     /* lease = election_tick - drift; default 2 */
     uint32_t max_inflight_msgs;     /* per follower in replicate state; default 256 */
     uint32_t max_msg_bytes;         /* entry payload bytes per AppendEntries; default 1 MiB */
@@ -301,7 +316,7 @@ struct mc_raft_status {
     uint64_t term;
     uint64_t vote;
     uint64_t commit;
-    uint64_t applied;
+    uint64_t applied; /* last index handed out in rd.committed (advanced) */
     uint64_t persisted;
     uint64_t first_index; /* first entry held in memory */
     uint64_t last_index;
@@ -324,6 +339,8 @@ void mc_raft_config_defaults(struct mc_raft_config *cfg);
 /*
  * Create a core. Returns 0, MC_EINVAL (bad config / restore state), MC_ENOMEM.
  * The config's pointers are only read during the call.
+ * If the allocator fails later, the input call returns MC_ENOMEM and the core stays failed
+ * (every input returns MC_ENOMEM): destroy it and restart from the WAL (fail-stop).
  */
 int mc_raft_create(const struct mc_raft_config *cfg, struct mc_raft **out);
 void mc_raft_destroy(struct mc_raft *r);
@@ -368,6 +385,12 @@ int mc_raft_read_index(struct mc_raft *r, uint64_t ctx);
  * voter), MC_EINVAL (self).
  */
 int mc_raft_transfer_leader(struct mc_raft *r, uint64_t id);
+/*
+ * Start an election now instead of waiting for the timeout (pre-vote first when enabled), e.g.
+ * so a single-node cluster leads right after start. No-op for a leader; MC_ENOMEMBER if this
+ * node is not a voter.
+ */
+int mc_raft_campaign(struct mc_raft *r);
 /* The transport could not deliver to id: its progress falls back to probing. */
 void mc_raft_report_unreachable(struct mc_raft *r, uint64_t id);
 /* Leader: the snapshot transfer to id finished (ok) or failed. */
@@ -395,6 +418,8 @@ void mc_raft_status(const struct mc_raft *r, struct mc_raft_status *st);
 const struct mc_raft_conf *mc_raft_conf(const struct mc_raft *r);
 enum mc_raft_role mc_raft_role(const struct mc_raft *r);
 uint64_t mc_raft_id(const struct mc_raft *r);
+/* 0, or the sticky error (MC_ENOMEM) that made the core fail-stop. */
+int mc_raft_error(const struct mc_raft *r);
 uint64_t mc_raft_term(const struct mc_raft *r);
 uint64_t mc_raft_leader(const struct mc_raft *r);
 uint64_t mc_raft_commit_index(const struct mc_raft *r);

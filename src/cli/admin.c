@@ -3,6 +3,9 @@
 #include "cli/admin.h"
 #include "cli/backend.h"
 #include "cli/output.h"
+#include "node/backup.h"
+#include "util/checksum.h"
+#include "util/log.h"
 #include "metacenter/client.h"
 #include "metacenter/error.h"
 
@@ -18,10 +21,29 @@
 #include <unistd.h>
 
 const struct mc_flag_spec mc_cli_cluster_add_flags[] = {
-    {"learner", 0, 0, NULL, "join as a non-voting learner"},
+    {"learner", 0, 0, NULL,
+     "join as a non-voting learner (default: learner, then promoted once "
+     "caught up)"},
     {"client-addr", 1, 0, "HOST:PORT", "the new member's client address (for redirects)"},
+    {"wait-ms", 1, 0, "N", "voter: how long to wait for the learner to catch up (default 300000)"},
     {NULL, 0, 0, NULL, NULL},
 };
+
+const struct mc_flag_spec mc_cli_snapshot_restore_flags[] = {
+    {"node-id", 1, 0, "N", "the restored node's id (default 1)"},
+    {"listen-peer", 1, 0, "HOST:PORT", "its peer address, recorded in the membership"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+const struct mc_flag_spec mc_cli_cluster_promote_flags[] = {
+    {"wait", 0, 0, NULL, "while the learner lags (LearnerLagging), wait and retry"},
+    {"wait-ms", 1, 0, "N", "with --wait: give up after N ms (default 300000)"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+#define PROMOTE_WAIT_DEFAULT_MS 300000
+#define PROMOTE_RETRY_MS        200
+#define CONF_RETRY_MS           10000 /* retry ConfChangeInProgress this long */
 
 static int be_fail(int code)
 {
@@ -81,7 +103,8 @@ static int probe_status(struct mc_cli *cli, const char *addr, struct mc_cluster_
     return rc;
 }
 
-static int probe_check(struct mc_cli *cli, const char *addr, struct mc_check_result *out)
+static int probe_check(struct mc_cli *cli, const char *addr, uint64_t index,
+                       struct mc_check_result *out)
 {
     uint64_t saved = cli->timeout_ms;
     if (!cli->timeout_ms || cli->timeout_ms > PROBE_TIMEOUT_MS) {
@@ -91,7 +114,7 @@ static int probe_check(struct mc_cli *cli, const char *addr, struct mc_check_res
     int rc = mc_cli_client_open(cli, addr, &c);
     cli->timeout_ms = saved;
     if (rc == 0) {
-        rc = mc_client_check(c, 0, 0, out);
+        rc = mc_client_check(c, 0, index, out);
         mc_client_close(c);
     }
     return rc;
@@ -105,6 +128,47 @@ static const struct mc_member_status *find_member(const struct mc_cluster_status
         }
     }
     return NULL;
+}
+
+/* A member's view may lack some client addresses (a node learns them from its peers' HELLO):
+ * fill them in by asking each --endpoints address which node it is. */
+static void fill_addresses(struct mc_cli *cli, struct mc_cluster_status *st)
+{
+    bool missing = false;
+    for (uint32_t i = 0; i < st->n_members && i < MC_CLUSTER_MAX_MEMBERS; i++) {
+        missing |= !st->members[i].client_addr[0];
+    }
+    const char *eps = mc_cli_endpoints(cli);
+    while (missing && eps && *eps) {
+        char addr[MC_ADDR_MAX];
+        size_t len = strcspn(eps, ",");
+        bool known = false;
+        if (len > 0 && len < sizeof(addr)) {
+            memcpy(addr, eps, len);
+            addr[len] = 0;
+            for (uint32_t i = 0; i < st->n_members && i < MC_CLUSTER_MAX_MEMBERS; i++) {
+                known |= strcmp(st->members[i].client_addr, addr) == 0;
+            }
+        }
+        if (len > 0 && len < sizeof(addr) && !known) {
+            uint64_t saved = cli->timeout_ms;
+            cli->timeout_ms = PROBE_TIMEOUT_MS;
+            struct mc_client *c = NULL;
+            struct mc_ping_info p;
+            if (mc_cli_client_open(cli, addr, &c) == 0 && mc_client_ping(c, 0, &p) == 0) {
+                for (uint32_t i = 0; i < st->n_members && i < MC_CLUSTER_MAX_MEMBERS; i++) {
+                    if (st->members[i].id == p.node_id && !st->members[i].client_addr[0]) {
+                        snprintf(st->members[i].client_addr, MC_ADDR_MAX, "%s", addr);
+                    }
+                }
+            }
+            if (c) {
+                mc_client_close(c);
+            }
+            cli->timeout_ms = saved;
+        }
+        eps += len + (eps[len] == ',');
+    }
 }
 
 /* The membership as the leader sees it (it knows match indexes and reachability best). */
@@ -121,11 +185,13 @@ static int leader_view(struct mc_cli *cli, struct mc_cluster_status *st)
     if (rc != 0) {
         return rc;
     }
+    fill_addresses(cli, st);
     const struct mc_member_status *l = find_member(st, st->leader_id);
     if (st->leader_id && st->node_id != st->leader_id && l) {
         struct mc_cluster_status *ls = malloc(sizeof(*ls));
         if (ls && probe_status(cli, l->client_addr, ls) == 0 && ls->node_id == st->leader_id) {
             *st = *ls;
+            fill_addresses(cli, st);
         }
         free(ls);
     }
@@ -187,6 +253,17 @@ int mc_cli_cmd_cluster_status(struct mc_cli *cli, const struct mc_args *a, const
             r->lag_entries = leader_commit > m->match_index ? leader_commit - m->match_index : 0;
         }
     }
+    /* The leader's automatic consistency check (--check-interval-ms): a check request at index
+     * UINT64_MAX returns its alarm (node_id = the member that differed, 0 = none). */
+    struct mc_check_result alarm;
+    memset(&alarm, 0, sizeof(alarm));
+    for (uint32_t i = 0; i < n; i++) {
+        /* Only a leader that just answered: a dead one would cost another probe timeout. */
+        if (rows[i].id == st->leader_id && rows[i].probed &&
+            probe_check(cli, st->members[i].client_addr, UINT64_MAX, &alarm) != 0) {
+            memset(&alarm, 0, sizeof(alarm));
+        }
+    }
     if (cli->json) {
         json_t *members = json_array();
         for (uint32_t i = 0; i < n && members; i++) {
@@ -202,10 +279,17 @@ int mc_cli_cmd_cluster_status(struct mc_cli *cli, const struct mc_args *a, const
                 "reachable", r->reachable);
             json_array_append_new(members, o);
         }
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)alarm.hash);
+        json_t *aj = alarm.node_id
+                         ? json_pack("{s:s, s:I, s:I, s:s}", "alarm", "consistency_check_failed",
+                                     "member", (json_int_t)alarm.node_id, "index",
+                                     (json_int_t)alarm.index, "member_hash", hex)
+                         : json_null();
         ec = print_json(
-            json_pack("{s:o, s:I, s:o}", "leader",
+            json_pack("{s:o, s:I, s:o, s:o}", "leader",
                       st->leader_id ? json_integer((json_int_t)st->leader_id) : json_null(), "term",
-                      (json_int_t)st->term, "members", members));
+                      (json_int_t)st->term, "members", members, "alarm", aj));
         goto out;
     }
     static const char *const hdr[] = {"ID",     "ADDRESS", "ROLE", "TERM",
@@ -240,10 +324,83 @@ int mc_cli_cmd_cluster_status(struct mc_cli *cli, const struct mc_args *a, const
     } else {
         printf("no leader known (term %llu)\n", (unsigned long long)st->term);
     }
+    if (alarm.node_id) {
+        printf("ALARM consistency_check_failed: member %llu's state hash at index %llu differs "
+               "from the leader's (run check; wipe and re-add that member)\n",
+               (unsigned long long)alarm.node_id, (unsigned long long)alarm.index);
+    }
 out:
     free(st);
     free(rows);
     return ec;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Promote id; with wait, retry while the leader says the learner lags (or another change is
+ * committing), printing its progress on stderr, until wait_ms passed.
+ */
+static int promote_wait(struct mc_cli *cli, struct mc_client *c, uint64_t id, bool wait,
+                        uint64_t wait_ms)
+{
+    uint64_t deadline = now_ms() + wait_ms;
+    uint64_t last_print = 0;
+    for (;;) {
+        int rc = mc_client_promote(c, id);
+        if (rc == 0 || !wait || (rc != MC_ELAGGING && rc != MC_ECONFCHANGE) ||
+            now_ms() >= deadline) {
+            return rc;
+        }
+        if (!cli->json && now_ms() - last_print >= 2000) {
+            const struct mc_client_error *e = mc_client_last_error(c);
+            fprintf(stderr, "waiting for learner %llu to catch up: %s\n", (unsigned long long)id,
+                    e && e->message[0] ? e->message : mc_error_name(rc));
+            last_print = now_ms();
+        }
+        sleep_ms(PROMOTE_RETRY_MS);
+    }
+}
+
+/* After a change: warn about voter counts that tolerate fewer failures than they suggest.
+ * On stdout, after the result line: the command succeeded (stderr is for failures). */
+static void warn_about_size(struct mc_cli *cli)
+{
+    struct mc_cluster_status *st = calloc(1, sizeof(*st));
+    if (!st || leader_view(cli, st) != 0) {
+        free(st);
+        return;
+    }
+    uint32_t voters = 0, down = 0;
+    for (uint32_t i = 0; i < st->n_members && i < MC_CLUSTER_MAX_MEMBERS; i++) {
+        if (!st->members[i].learner) {
+            voters++;
+            down += st->node_id == st->leader_id && !st->members[i].reachable;
+        }
+    }
+    if (voters == 2) {
+        printf("warning: 2 voters tolerate no failure (a majority of 2 is 2): add a "
+               "third voter\n");
+    } else if (voters > 2 && voters % 2 == 0) {
+        printf("warning: %u voters tolerate %u failed member(s), no more than %u voters do: "
+               "use an odd number of voters\n",
+               voters, (voters - 1) / 2, voters - 1);
+    }
+    if (down > 0) {
+        printf("warning: %u of %u voters are unreachable\n", down, voters);
+    }
+    free(st);
 }
 
 int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const char *const *pos,
@@ -259,6 +416,11 @@ int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const
     }
     const char *what = cli->cmd->name;
     const char *client_addr = mc_args_get(a, "client-addr");
+    uint64_t wait_ms = PROMOTE_WAIT_DEFAULT_MS;
+    const char *wv = mc_args_get(a, "wait-ms");
+    if (wv && mc_args_parse_u64(wv, 0, UINT32_MAX, &wait_ms) != 0) {
+        return mc_cli_usage(cli, "--wait-ms must be a number of milliseconds");
+    }
     if (strcmp(what, "add") == 0) {
         if (npos < 2 || !*pos[1] || strlen(pos[1]) >= MC_ADDR_MAX || !strchr(pos[1], ':')) {
             return mc_cli_usage(cli, "ADDR must be HOST:PORT (under %d bytes)", MC_ADDR_MAX);
@@ -273,15 +435,40 @@ int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const
     if (rc != 0) {
         return be_fail(rc);
     }
+    bool voters_changed = true;
     if (strcmp(what, "add") == 0) {
-        rc = mc_client_add_member(c, id, pos[1], client_addr ? client_addr : "",
-                                  mc_args_has(a, "learner"));
+        /* Every voter goes through the learner stage: it gets the snapshot and the log first,
+         * and is promoted only once within the leader's --ready-max-lag. */
+        bool learner = mc_args_has(a, "learner");
+        uint64_t deadline = now_ms() + CONF_RETRY_MS;
+        while ((rc = mc_client_add_member(c, id, pos[1], client_addr ? client_addr : "", true)) ==
+                   MC_ECONFCHANGE &&
+               now_ms() < deadline) {
+            sleep_ms(PROMOTE_RETRY_MS);
+        }
+        if (rc == MC_EEXIST && !learner) {
+            rc = 0; /* already a learner (e.g. an earlier add that timed out): promote it */
+        }
+        if (rc == 0 && !learner) {
+            if (!cli->json) {
+                printf("added %llu as a learner; promoting it once it has caught up\n",
+                       (unsigned long long)id);
+            }
+            rc = promote_wait(cli, c, id, true, wait_ms);
+        }
+        voters_changed = !learner;
     } else if (strcmp(what, "promote") == 0) {
-        rc = mc_client_promote(c, id);
+        rc = promote_wait(cli, c, id, mc_args_has(a, "wait"), wait_ms);
     } else if (strcmp(what, "remove") == 0) {
-        rc = mc_client_remove_member(c, id);
+        /* A leader that just took over (e.g. from a removed leader) must commit an entry of its
+         * own term before the next change: ConfChangeInProgress for a moment. */
+        uint64_t deadline = now_ms() + CONF_RETRY_MS;
+        while ((rc = mc_client_remove_member(c, id)) == MC_ECONFCHANGE && now_ms() < deadline) {
+            sleep_ms(PROMOTE_RETRY_MS);
+        }
     } else {
         rc = mc_client_transfer_leader(c, id);
+        voters_changed = false;
     }
     if (rc != 0) {
         return be_fail(mc_cli_client_error(cli, c, rc));
@@ -291,6 +478,9 @@ int mc_cli_cmd_cluster_change(struct mc_cli *cli, const struct mc_args *a, const
             json_pack("{s:s, s:I, s:b}", "action", what, "id", (json_int_t)id, "ok", 1));
     }
     printf("cluster %s %llu: done\n", what, (unsigned long long)id);
+    if (voters_changed) {
+        warn_about_size(cli);
+    }
     return MC_CLI_EXIT_OK;
 }
 
@@ -326,7 +516,7 @@ static int check_servers(struct mc_cli *cli)
         bool first = true;
         for (uint32_t i = 0; i < n; i++) {
             memset(&res[i], 0, sizeof(res[i]));
-            ok[i] = probe_check(cli, st->members[i].client_addr, &res[i]) == 0;
+            ok[i] = probe_check(cli, st->members[i].client_addr, 0, &res[i]) == 0;
             if (!ok[i]) {
                 continue;
             }
@@ -350,6 +540,33 @@ static int check_servers(struct mc_cli *cli)
             }
         }
     }
+    /* The odd ones out: members whose hash differs from the most common one at that index. */
+    bool differs[MC_CLUSTER_MAX_MEMBERS] = {false};
+    char odd[256] = "";
+    if (!consistent && same_index) {
+        uint32_t best = 0, best_votes = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t votes = 0;
+            for (uint32_t j = 0; j < n; j++) {
+                votes += ok[i] && ok[j] && res[j].hash == res[i].hash;
+            }
+            if (votes > best_votes) {
+                best = i;
+                best_votes = votes;
+            }
+        }
+        size_t len = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            differs[i] = ok[i] && res[i].hash != res[best].hash;
+            if (differs[i] && len < sizeof(odd)) {
+                len += (size_t)snprintf(odd + len, sizeof(odd) - len, "%s%llu", len ? ", " : "",
+                                        (unsigned long long)st->members[i].id);
+            }
+        }
+        if (best_votes * 2 <= reachable) {
+            snprintf(odd, sizeof(odd), "(no hash has a majority: compare them with the leader)");
+        }
+    }
     int ec = MC_CLI_EXIT_OK;
     if (cli->json) {
         json_t *members = json_array();
@@ -357,20 +574,22 @@ static int check_servers(struct mc_cli *cli)
             char hex[17];
             snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)res[i].hash);
             json_array_append_new(
-                members, json_pack("{s:I, s:s, s:b, s:o, s:o}", "id", (json_int_t)st->members[i].id,
-                                   "address", st->members[i].client_addr, "reachable", ok[i],
-                                   "applied_index",
+                members, json_pack("{s:I, s:s, s:b, s:o, s:o, s:b}", "id",
+                                   (json_int_t)st->members[i].id, "address",
+                                   st->members[i].client_addr, "reachable", ok[i], "applied_index",
                                    ok[i] ? json_integer((json_int_t)res[i].index) : json_null(),
-                                   "state_hash", ok[i] ? json_string(hex) : json_null()));
+                                   "state_hash", ok[i] ? json_string(hex) : json_null(), "differs",
+                                   differs[i]));
         }
         ec = print_json(json_pack("{s:b, s:o}", "consistent", consistent && reachable == n,
                                   "members", members));
     } else {
         for (uint32_t i = 0; i < n; i++) {
             if (ok[i]) {
-                printf("member %llu  %s  applied_index %llu  state_hash %016llx\n",
+                printf("member %llu  %s  applied_index %llu  state_hash %016llx%s\n",
                        (unsigned long long)st->members[i].id, st->members[i].client_addr,
-                       (unsigned long long)res[i].index, (unsigned long long)res[i].hash);
+                       (unsigned long long)res[i].index, (unsigned long long)res[i].hash,
+                       differs[i] ? "  DIFFERS" : "");
             } else {
                 printf("member %llu  %s  unreachable\n", (unsigned long long)st->members[i].id,
                        st->members[i].client_addr);
@@ -379,8 +598,10 @@ static int check_servers(struct mc_cli *cli)
     }
     if (ec == MC_CLI_EXIT_OK) {
         if (!consistent && same_index) {
-            ec = mc_cli_fail(MC_ECORRUPT, "replicas disagree: different state hashes at the "
-                                          "same applied index");
+            ec = mc_cli_fail(MC_ECORRUPT,
+                             "replicas disagree at the same applied index; differing from the "
+                             "majority: %s (stop it, wipe its data dir, re-add it)",
+                             odd);
         } else if (!consistent) {
             ec = mc_cli_fail(MC_EBUSY, "replicas kept applying; no common applied index to "
                                        "compare (retry when writes pause)");
@@ -395,10 +616,133 @@ static int check_servers(struct mc_cli *cli)
     return ec;
 }
 
-/* Writes a snapshot of the offline engine to path via a temp file renamed into place. */
+/* Offline: the stopped node's engine as a snapshot file (same format as a server's). */
 static int save_offline(struct mc_cli *cli, const char *path)
 {
     int rc = mc_cli_offline_open(cli, false);
+    if (rc != 0) {
+        return be_fail(rc);
+    }
+    struct mc_snap_info *info = calloc(1, sizeof(*info));
+    rc = info ? mc_backup_export(cli->eng, path, info) : MC_ENOMEM;
+    if (rc != 0) {
+        free(info);
+        return mc_cli_fail(rc, "cannot write snapshot %s: %s", path, mc_strerror(rc));
+    }
+    int ec = MC_CLI_EXIT_OK;
+    if (cli->json) {
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016" PRIx64, info->data_checksum);
+        ec = print_json(json_pack("{s:s, s:I, s:I, s:s, s:b}", "file", path, "index",
+                                  (json_int_t)info->index, "size_bytes",
+                                  (json_int_t)info->file_size, "checksum", hex, "verified", 1));
+    } else {
+        printf("snapshot at applied index %" PRIu64 " saved to %s (%" PRIu64
+               " bytes, checksum %016" PRIx64 " verified)\n",
+               info->index, path, info->file_size, info->data_checksum);
+    }
+    free(info);
+    return ec;
+}
+
+/* Streaming a server's snapshot into a file, with progress on a terminal. */
+struct save_ctx {
+    FILE *f;
+    struct mc_digest digest; /* of the bytes received: the server's checksum covers the file */
+    bool done, progress;
+    int status;
+    uint64_t next_offset, total, checksum, last_print_ms;
+    char message[256];
+};
+
+static void save_cb(void *arg, const struct mc_client_result *r)
+{
+    struct save_ctx *s = arg;
+    if (r->status != 0) {
+        s->done = true;
+        s->status = r->status;
+        snprintf(s->message, sizeof(s->message), "%s", r->message);
+        return;
+    }
+    struct mc_snapshot_chunk ch;
+    if (s->status == 0 && mc_client_decode_chunk(r, &ch) != 0) {
+        s->status = MC_EPROTO;
+    }
+    if (s->status == 0 && ch.offset != s->next_offset) {
+        s->status = MC_EPROTO;
+    }
+    if (s->status == 0 && ch.len && fwrite(ch.data, 1, ch.len, s->f) != ch.len) {
+        s->status = MC_EIO;
+    }
+    if (s->status == 0) {
+        mc_digest_update(&s->digest, ch.data, ch.len);
+    }
+    if (s->status == 0) {
+        s->next_offset += ch.len;
+        s->total = ch.total_bytes;
+        if (!r->more) {
+            s->checksum = ch.checksum;
+        }
+    }
+    if (s->progress && (now_ms() - s->last_print_ms >= 200 || !r->more) && s->total) {
+        fprintf(stderr, "\rsnapshot: %llu / %llu bytes (%.0f%%)",
+                (unsigned long long)s->next_offset, (unsigned long long)s->total,
+                100.0 * (double)s->next_offset / (double)s->total);
+        s->last_print_ms = now_ms();
+    }
+    if (!r->more) {
+        s->done = true;
+    }
+}
+
+#define SAVE_BUSY_WAIT_MS 120000 /* a server answers Busy while it makes a fresh snapshot */
+
+static int save_stream(struct mc_cli *cli, struct mc_client *c, const char *tmp, struct save_ctx *s)
+{
+    uint64_t deadline = now_ms() + SAVE_BUSY_WAIT_MS;
+    for (;;) {
+        memset(s, 0, sizeof(*s));
+        s->progress = !cli->json && isatty(2);
+        s->f = fopen(tmp, "wb");
+        if (!s->f) {
+            return MC_EIO;
+        }
+        if (mc_digest_init(&s->digest) != 0) {
+            fclose(s->f);
+            return MC_ENOMEM;
+        }
+        int rc = mc_client_snapshot_async(c, -1, save_cb, s);
+        while (rc == 0 && !s->done) {
+            rc = mc_client_poll(c, 1000);
+            rc = rc < 0 ? rc : 0;
+        }
+        if (rc == 0) {
+            rc = s->status;
+        }
+        if (rc == 0 && (fflush(s->f) != 0 || fsync(fileno(s->f)) != 0)) {
+            rc = MC_EIO;
+        }
+        fclose(s->f);
+        uint64_t got = mc_digest_final(&s->digest);
+        if (rc == 0 && (got != s->checksum || s->next_offset != s->total)) {
+            rc = MC_ECORRUPT;
+            snprintf(s->message, sizeof(s->message),
+                     "the bytes received do not match the server's checksum");
+        }
+        if (s->progress) {
+            fputc('\n', stderr);
+        }
+        if (rc != MC_EBUSY || now_ms() >= deadline) {
+            return rc;
+        }
+        sleep_ms(200); /* the server is making a fresh snapshot */
+    }
+}
+
+static int save_online(struct mc_cli *cli, const char *path)
+{
+    struct mc_client *c = NULL;
+    int rc = server(cli, &c);
     if (rc != 0) {
         return be_fail(rc);
     }
@@ -406,35 +750,53 @@ static int save_offline(struct mc_cli *cli, const char *path)
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
         return mc_cli_usage(cli, "FILE path too long");
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return mc_cli_fail(MC_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    struct save_ctx s;
+    rc = save_stream(cli, c, tmp, &s);
+    if (rc != 0) {
+        unlink(tmp);
+        return mc_cli_fail(rc, "snapshot save failed: %s",
+                           s.message[0] ? s.message : mc_strerror(rc));
     }
-    uint64_t applied = 0;
-    rc = mc_engine_copy_to_fd(cli->eng, fd, &applied);
-    if (rc == 0 && fsync(fd) != 0) {
-        rc = MC_EIO;
+    /* The stream matched the server's checksum; a snapshot file is also checked on disk
+     * (header checksum, data checksum) before it takes the final name. */
+    struct mc_snap_info *info = calloc(1, sizeof(*info));
+    rc = info ? 0 : MC_ENOMEM;
+    char magic[8] = {0};
+    FILE *f = rc == 0 ? fopen(tmp, "rb") : NULL;
+    bool is_snap = f && fread(magic, 1, sizeof(magic), f) == sizeof(magic) &&
+                   memcmp(magic, "MCSNAP01", 8) == 0;
+    if (f) {
+        fclose(f);
     }
-    struct stat st;
-    if (rc == 0 && fstat(fd, &st) != 0) {
-        rc = MC_EIO;
+    if (rc == 0 && is_snap) {
+        rc = mc_snap_read_info(tmp, true, info);
+    } else if (rc == 0) {
+        info->file_size = s.total;
+        info->data_checksum = s.checksum;
     }
-    close(fd);
     if (rc == 0 && rename(tmp, path) != 0) {
         rc = MC_EIO;
     }
     if (rc != 0) {
         unlink(tmp);
-        return mc_cli_fail(rc, "cannot write snapshot %s: %s", path, mc_strerror(rc));
+        free(info);
+        return mc_cli_fail(rc, "the snapshot received does not verify (%s); nothing written",
+                           mc_strerror(rc));
     }
+    int ec = MC_CLI_EXIT_OK;
     if (cli->json) {
-        return print_json(json_pack("{s:s, s:I, s:I}", "file", path, "applied_index",
-                                    (json_int_t)applied, "size_bytes", (json_int_t)st.st_size));
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016" PRIx64, info->data_checksum);
+        ec = print_json(json_pack("{s:s, s:I, s:I, s:s, s:b}", "file", path, "index",
+                                  (json_int_t)info->index, "size_bytes",
+                                  (json_int_t)info->file_size, "checksum", hex, "verified", 1));
     } else {
-        printf("snapshot at applied index %" PRIu64 " saved to %s (%lld bytes)\n", applied, path,
-               (long long)st.st_size);
+        printf("snapshot at index %" PRIu64 " saved to %s (%" PRIu64 " bytes, checksum %016" PRIx64
+               " verified)\n",
+               info->index, path, info->file_size, info->data_checksum);
     }
-    return MC_CLI_EXIT_OK;
+    free(info);
+    return ec;
 }
 
 int mc_cli_cmd_snapshot_save(struct mc_cli *cli, const struct mc_args *a, const char *const *pos,
@@ -442,142 +804,50 @@ int mc_cli_cmd_snapshot_save(struct mc_cli *cli, const struct mc_args *a, const 
 {
     (void)a;
     (void)npos;
-    if (cli->offline) {
-        return save_offline(cli, pos[0]);
-    }
-    struct mc_client *c = NULL;
-    int rc = server(cli, &c);
-    uint64_t total = 0;
-    if (rc == 0) {
-        rc = mc_client_snapshot_save(c, -1, pos[0], &total);
-        if (rc != 0) {
-            rc = mc_cli_client_error(cli, c, rc);
-        }
-    }
-    if (rc != 0) {
-        return be_fail(rc);
-    }
-    if (cli->json) {
-        return print_json(json_pack("{s:s, s:I}", "file", pos[0], "size_bytes", (json_int_t)total));
-    }
-    printf("snapshot saved to %s (%llu bytes)\n", pos[0], (unsigned long long)total);
-    return MC_CLI_EXIT_OK;
-}
-
-static int copy_file(int in, int out)
-{
-    char buf[1 << 16];
-    for (;;) {
-        ssize_t n = read(in, buf, sizeof(buf));
-        if (n == 0) {
-            return 0;
-        }
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return MC_EIO;
-        }
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                return errno == ENOSPC ? MC_ENOSPC : MC_EIO;
-            }
-            off += w;
-        }
-    }
+    mc_log_set_level(MC_LOG_WARN); /* the storage module's info lines are for servers */
+    return cli->offline ? save_offline(cli, pos[0]) : save_online(cli, pos[0]);
 }
 
 /*
- * Restores FILE (an engine copy, as `snapshot save` writes) as DIR/engine/data.mdb. The copy
- * goes to a temp name first and is opened with the engine before it is renamed into place, so
- * a bad FILE leaves DIR as it was.
+ * Restores FILE (a snapshot from `snapshot save`) as a new single-node cluster in DIR, offline
+ * like etcdutl: start it with `serve --data-dir DIR`, then grow it with `cluster add`.
  */
 int mc_cli_cmd_snapshot_restore(struct mc_cli *cli, const struct mc_args *a, const char *const *pos,
                                 size_t npos)
 {
-    (void)a;
     (void)npos;
     if (!cli->data_dir) {
         return mc_cli_usage(cli, "snapshot restore needs --data-dir DIR (the new data dir)");
     }
-    const char *file = pos[0];
-    char eng[4096], stage[4096], data[4096];
-    if (snprintf(eng, sizeof(eng), "%s/engine", cli->data_dir) >= (int)sizeof(eng) ||
-        snprintf(stage, sizeof(stage), "%s/engine.restore", cli->data_dir) >= (int)sizeof(stage) ||
-        snprintf(data, sizeof(data), "%s/data.mdb", stage) >= (int)sizeof(data)) {
-        return mc_cli_usage(cli, "--data-dir path too long");
+    mc_log_set_level(MC_LOG_WARN); /* the storage module's info lines are for servers */
+    uint64_t node_id = 1;
+    const char *v = mc_args_get(a, "node-id");
+    if (v && mc_args_parse_u64(v, 1, UINT64_MAX, &node_id) != 0) {
+        return mc_cli_usage(cli, "--node-id must be a positive integer");
     }
-    int in = open(file, O_RDONLY | O_CLOEXEC);
-    if (in < 0) {
-        return mc_cli_fail(errno == ENOENT ? MC_ENOTFOUND : MC_EIO, "cannot open %s: %s", file,
-                           strerror(errno));
+    const char *peer = mc_args_get(a, "listen-peer");
+    if (peer && (strlen(peer) >= MC_ADDR_MAX || !strchr(peer, ':'))) {
+        return mc_cli_usage(cli, "--listen-peer must be HOST:PORT");
     }
-    char magic[8] = {0};
-    if (pread(in, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
-        memcmp(magic, "MCSNAP01", 8) == 0) {
-        /* A server snapshot (storage module format: header + engine image). */
-        close(in);
-        return mc_cli_fail(MC_EVERSION,
-                           "%s is a server snapshot (MCSNAP01); restoring those needs the storage "
-                           "module's snapshot reader, not in this build yet",
-                           file);
-    }
-    struct stat st;
-    if (stat(eng, &st) == 0) {
-        close(in);
-        return mc_cli_fail(MC_EEXIST, "%s already exists: restore only creates new data dirs", eng);
-    }
-    int prc = mc_cli_offline_prepare(cli->data_dir);
-    if (prc != 0) {
-        close(in);
-        return be_fail(prc);
-    }
-    if (mkdir(stage, 0755) != 0 && errno != EEXIST) {
-        close(in);
-        return mc_cli_fail(MC_EIO, "cannot create %s: %s", stage, strerror(errno));
-    }
-    int out = open(data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = out < 0 ? MC_EIO : copy_file(in, out);
-    if (rc == 0 && fsync(out) != 0) {
-        rc = MC_EIO;
-    }
-    close(in);
-    if (out >= 0) {
-        close(out);
-    }
-    uint64_t applied = 0;
-    void *conf = NULL;
-    size_t conf_len = 0;
-    if (rc == 0) {
-        rc = mc_engine_read_meta(stage, &applied, &conf, &conf_len);
-        free(conf);
-    }
-    if (rc == 0 && rename(stage, eng) != 0) {
-        rc = MC_EIO;
-    }
+    struct mc_restore_info ri;
+    char err[512] = "";
+    int rc = mc_backup_restore(pos[0], cli->data_dir, node_id, peer, &ri, err, sizeof(err));
     if (rc != 0) {
-        const char *why = mc_engine_last_error();
-        unlink(data);
-        char lock[4200];
-        if (snprintf(lock, sizeof(lock), "%s/LOCK", stage) < (int)sizeof(lock)) {
-            unlink(lock);
-        }
-        if (snprintf(lock, sizeof(lock), "%s/lock.mdb", stage) < (int)sizeof(lock)) {
-            unlink(lock);
-        }
-        rmdir(stage);
-        return mc_cli_fail(rc, "cannot restore %s: %s", file, why && *why ? why : mc_strerror(rc));
+        return mc_cli_fail(rc, "%s", err[0] ? err : mc_strerror(rc));
     }
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016" PRIx64, ri.state_hash);
     if (cli->json) {
-        return print_json(json_pack("{s:s, s:I}", "data_dir", cli->data_dir, "applied_index",
-                                    (json_int_t)applied));
-    } else {
-        printf("restored %s into %s (applied index %" PRIu64 ")\n", file, cli->data_dir, applied);
+        return print_json(json_pack("{s:s, s:I, s:I, s:I, s:s}", "data_dir", cli->data_dir,
+                                    "node_id", (json_int_t)node_id, "applied_index",
+                                    (json_int_t)ri.applied_index, "raft_index",
+                                    (json_int_t)ri.raft_index, "state_hash", hex));
     }
+    printf("restored %s into %s: node %" PRIu64 ", a new single-node cluster; data at applied "
+           "index %" PRIu64 ", state_hash %s\n"
+           "start it with: metacenter serve --data-dir %s --node-id %" PRIu64 " ...; then grow it "
+           "with cluster add\n",
+           pos[0], cli->data_dir, node_id, ri.applied_index, hex, cli->data_dir, node_id);
     return MC_CLI_EXIT_OK;
 }
 

@@ -1,4 +1,5 @@
 /* offline.c: the CLI backend that works directly on a stopped node's data dir (like etcdutl). */
+#include "node/seal.h"
 #include "cli/backend.h"
 #include "cli/cli.h"
 #include "metacenter/error.h"
@@ -160,6 +161,9 @@ int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
     int lrc = lock_dir(cli);
     if (lrc != 0) {
         return lrc;
+    }
+    if (mutating) {
+        mc_seal_remove(cli->data_dir); /* an offline write changes data.mdb on purpose */
     }
     struct mc_engine_options opts = {0};
     opts.sync = MC_ENGINE_SYNC_FULL;

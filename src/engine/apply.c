@@ -137,18 +137,34 @@ static int set_objects(struct actx *a, const char *bucket, const char *key, bool
     return put(a, a->eng->objects, lk.b, lk.len, val, vl);
 }
 
-static int refresh_objects(struct actx *a, const char *bucket, const char *key)
+/*
+ * The latest version's head (no decode, no allocation): *h filled; 0 /
+ * MC_ENOKEY (absent) / fatal. h's pointers are into the map: use them before
+ * the next write.
+ */
+static int latest_head(struct actx *a, const char *bucket, const char *key, struct mc_vrec_scan *h)
 {
-    struct mc_version latest;
-    int rc = mc_find_latest(a->eng, a->txn, vcursor(a), bucket, key, false, &latest, NULL);
+    MDB_cursor *c = vcursor(a);
+    if (!c) {
+        return a->fatal = mc_engine_seterr(MC_ENOMEM, "cannot open a cursor");
+    }
+    MDB_val v;
+    int rc = mc_find_latest_raw(a->eng, c, bucket, key, strlen(key), &v, h);
     if (rc && rc != MC_ENOKEY) {
         a->fatal = rc;
-        return rc;
     }
-    bool live = rc == 0 && !latest.is_delete_marker;
-    rc = set_objects(a, bucket, key, live, latest.seq);
-    mc_version_clear(&latest);
     return rc;
+}
+
+static int refresh_objects(struct actx *a, const char *bucket, const char *key)
+{
+    struct mc_vrec_scan h;
+    int rc = latest_head(a, bucket, key, &h);
+    if (a->fatal) {
+        return a->fatal;
+    }
+    bool live = rc == 0 && !h.is_delete_marker;
+    return set_objects(a, bucket, key, live, h.seq);
 }
 
 /* ---- op handlers: return 0 or an op error (a->fatal set for LMDB failures) ---- */
@@ -252,16 +268,6 @@ static int check_key(const char *key)
     return mc_validate_key(key, key ? strlen(key) : 0);
 }
 
-/* Latest version of key into *out; returns 0 / MC_ENOKEY (absent) / fatal. */
-static int latest(struct actx *a, const char *bucket, const char *key, struct mc_version *out)
-{
-    int rc = mc_find_latest(a->eng, a->txn, vcursor(a), bucket, key, false, out, NULL);
-    if (rc && rc != MC_ENOKEY) {
-        a->fatal = rc;
-    }
-    return rc;
-}
-
 /* Remove the "null" version of key if present. */
 static int remove_null(struct actx *a, const char *bucket, const char *key, bool *removed_dm)
 {
@@ -304,23 +310,27 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
         }
         vid = op->new_version_id;
     }
-    struct mc_version cur;
-    rc = latest(a, op->bucket, op->key, &cur);
+    struct mc_vrec_scan cur;
+    rc = latest_head(a, op->bucket, op->key, &cur);
     if (a->fatal) {
         return a->fatal;
     }
     bool exists = rc == 0;
     bool live = exists && !cur.is_delete_marker;
-    if ((op->if_match && (!live || strcmp(mc_s(cur.meta.etag), op->if_match))) ||
-        (op->if_none_match_star && live)) {
-        mc_version_clear(&cur);
+    if (op->if_match && (!live || cur.etag_len != strlen(op->if_match) ||
+                         memcmp(cur.etag ? cur.etag : "", op->if_match, cur.etag_len))) {
+        return MC_EPRECOND;
+    }
+    if (op->if_none_match_star && live) {
         return MC_EPRECOND;
     }
     /* Unversioned: the latest is the key's only version, the null one: replace it. */
-    rc = b.versioning == MC_VERSIONING_UNVERSIONED && exists ? remove_version(a, &cur, false) : 0;
-    mc_version_clear(&cur);
-    if (rc) {
-        return a->fatal;
+    if (b.versioning == MC_VERSIONING_UNVERSIONED && exists) {
+        struct mc_version old = {.key = op->key, .seq = cur.seq};
+        memcpy(old.bucket, op->bucket, sizeof(old.bucket));
+        if (remove_version(a, &old, false)) {
+            return a->fatal;
+        }
     }
     if (b.versioning == MC_VERSIONING_ENABLED) {
         struct mc_version dup;

@@ -127,6 +127,43 @@ static inline void wstr(struct mc_wbuf *w, const char *s)
     wbytes(w, s, s ? strlen(s) : 0);
 }
 
+/*
+ * Block decoding (MC_DEC_BLOCK): allocations come from one arena, bump-allocated.
+ * Thread-local because the decoders below are shared with the ordinary (malloc)
+ * path; set only for the duration of one mc_version_decode2 call.
+ */
+struct arena {
+    uint8_t *base;
+    size_t used, cap;
+};
+static _Thread_local struct arena *t_arena;
+
+static void *dalloc(size_t n, size_t align)
+{
+    struct arena *ar = t_arena;
+    if (!ar) {
+        return malloc(n ? n : 1);
+    }
+    size_t off = (ar->used + align - 1) & ~(align - 1);
+    if (off > ar->cap || n > ar->cap - off) {
+        return NULL; /* caller reports MC_ENOMEM; mc_version_decode2 falls back to malloc */
+    }
+    ar->used = off + n;
+    return ar->base + off;
+}
+
+static void *dcalloc(size_t cnt, size_t size)
+{
+    if (!t_arena) {
+        return calloc(cnt, size);
+    }
+    void *p = cnt <= SIZE_MAX / size ? dalloc(cnt * size, 8) : NULL;
+    if (p) {
+        memset(p, 0, cnt * size);
+    }
+    return p;
+}
+
 /* Read a string of at most max bytes into a new heap string; "" → NULL. Embedded NUL → error. */
 static char *rstr(struct mc_rbuf *r, size_t max)
 {
@@ -139,7 +176,7 @@ static char *rstr(struct mc_rbuf *r, size_t max)
         r->err = MC_EPROTO;
         return NULL;
     }
-    char *s = malloc(n + 1);
+    char *s = dalloc(n + 1, 1);
     if (!s) {
         r->err = MC_ENOMEM;
         return NULL;
@@ -210,7 +247,7 @@ static void meta_encode(const struct mc_object_meta *m, struct mc_wbuf *w)
     wbytes(w, m->inline_data, m->inline_len);
 }
 
-static void meta_decode(struct mc_rbuf *r, bool with_inline, struct mc_object_meta *m)
+static void meta_decode(struct mc_rbuf *r, unsigned dec, struct mc_object_meta *m)
 {
     memset(m, 0, sizeof(*m));
     m->size = ru64(r);
@@ -218,7 +255,7 @@ static void meta_decode(struct mc_rbuf *r, bool with_inline, struct mc_object_me
     m->content_type = rstr(r, MC_SHORT_STR_MAX);
     uint32_t n = rcount(r, MC_USER_META_MAX_PAIRS, 8);
     if (n) {
-        m->user_meta = calloc(n, sizeof(*m->user_meta));
+        m->user_meta = dcalloc(n, sizeof(*m->user_meta));
         if (!m->user_meta) {
             r->err = MC_ENOMEM;
             return;
@@ -235,7 +272,7 @@ static void meta_decode(struct mc_rbuf *r, bool with_inline, struct mc_object_me
     m->erasure.block_size = ru32(r);
     n = rcount(r, MC_DISTRIBUTION_MAX, 4);
     if (n) {
-        m->erasure.distribution = calloc(n, sizeof(uint32_t));
+        m->erasure.distribution = dcalloc(n, sizeof(uint32_t));
         if (!m->erasure.distribution) {
             r->err = MC_ENOMEM;
             return;
@@ -248,7 +285,7 @@ static void meta_decode(struct mc_rbuf *r, bool with_inline, struct mc_object_me
     m->data_dir = rstr(r, MC_SHORT_STR_MAX);
     n = rcount(r, MC_PARTS_MAX, 16);
     if (n) {
-        m->parts = calloc(n, sizeof(*m->parts));
+        m->parts = dcalloc(n, sizeof(*m->parts));
         if (!m->parts) {
             r->err = MC_ENOMEM;
             return;
@@ -264,8 +301,8 @@ static void meta_decode(struct mc_rbuf *r, bool with_inline, struct mc_object_me
     m->checksum_value = rstr(r, MC_SHORT_STR_MAX);
     size_t il;
     const uint8_t *p = rbytes(r, MC_INLINE_MAX_BYTES, &il);
-    if (p && il && with_inline) {
-        m->inline_data = malloc(il);
+    if (p && il && (dec & MC_DEC_INLINE)) {
+        m->inline_data = dalloc(il, 1);
         if (!m->inline_data) {
             r->err = MC_ENOMEM;
             return;
@@ -303,7 +340,7 @@ int mc_version_encode(const struct mc_version *v, struct mc_wbuf *w)
     return mc_wbuf_error(w);
 }
 
-static void version_read(struct mc_rbuf *r, bool with_inline, struct mc_version *v)
+static void version_read(struct mc_rbuf *r, unsigned dec, struct mc_version *v)
 {
     memset(v, 0, sizeof(*v));
     uint8_t ver = ru8(r);
@@ -322,7 +359,7 @@ static void version_read(struct mc_rbuf *r, bool with_inline, struct mc_version 
     v->is_latest = (f & 2) != 0;
     v->mod_time_ns = (int64_t)ru64(r);
     v->seq = ru64(r);
-    meta_decode(r, with_inline, &v->meta);
+    meta_decode(r, dec, &v->meta);
 }
 
 /* Skip a string field (bounded); NUL inside → error, as rstr. */
@@ -353,9 +390,10 @@ int mc_version_record_scan(const void *data, size_t len, struct mc_vrec_scan *s)
         return MC_EPROTO;
     }
     s->is_delete_marker = f & 1;
-    rtake(&r, 16); /* mod_time_ns, seq */
-    ru64(&r);      /* size */
-    rskip(&r, MC_SHORT_STR_MAX, &n);
+    ru64(&r); /* mod_time_ns */
+    s->seq = ru64(&r);
+    ru64(&r); /* size */
+    s->etag = (const char *)rskip(&r, MC_SHORT_STR_MAX, &s->etag_len);
     rskip(&r, MC_SHORT_STR_MAX, &n);
     uint32_t c = rcount(&r, MC_USER_META_MAX_PAIRS, 8);
     for (uint32_t i = 0; i < c; i++) {
@@ -379,11 +417,34 @@ int mc_version_record_scan(const void *data, size_t len, struct mc_vrec_scan *s)
     return finish_decode(&r);
 }
 
-int mc_version_decode2(const void *data, size_t len, bool with_inline, struct mc_version *out)
+int mc_version_decode2(const void *data, size_t len, unsigned dec, struct mc_version *out)
 {
     struct mc_rbuf r;
+    if (dec & MC_DEC_BLOCK) {
+        /* Every element takes at most 2.25x its encoded size (an empty user-metadata pair:
+           8 bytes encoded, 16 + 2 decoded), plus alignment. */
+        struct arena ar = {.cap = 3 * len + 64};
+        ar.base = malloc(ar.cap);
+        if (ar.base) {
+            t_arena = &ar;
+            mc_rbuf_init(&r, data, len);
+            version_read(&r, dec & ~MC_DEC_BLOCK, out);
+            t_arena = NULL;
+            int rc = finish_decode(&r);
+            if (!rc) {
+                out->meta.block = ar.base;
+                return 0;
+            }
+            free(ar.base);
+            memset(out, 0, sizeof(*out));
+            if (rc != MC_ENOMEM) {
+                return rc;
+            }
+        }
+        /* Fall back to separate allocations. */
+    }
     mc_rbuf_init(&r, data, len);
-    version_read(&r, with_inline, out);
+    version_read(&r, dec & ~MC_DEC_BLOCK, out);
     int rc = finish_decode(&r);
     if (rc) {
         mc_version_clear(out);
@@ -487,7 +548,7 @@ static void op_read(struct mc_rbuf *r, struct mc_op *op, int depth)
     op->if_none_match_star = f;
     op->versioning = (enum mc_versioning)v;
     op->update_mask = ru32(r);
-    meta_decode(r, true, &op->meta);
+    meta_decode(r, MC_DEC_INLINE, &op->meta);
     uint32_t n = rcount(r, depth == 0 ? MC_ATOMIC_MAX_OPS : 0, 4 + 32);
     if (r->err || !n) {
         return;
@@ -630,6 +691,9 @@ int mc_list_result_decode(const void *data, size_t len, struct mc_list_result *o
         return MC_EPROTO;
     }
     uint8_t f = ru8(&r);
+    if (f & ~3u) {
+        r.err = MC_EPROTO; /* unknown flag bits: refuse rather than misread */
+    }
     out->is_truncated = f & 1;
     out->is_versions = (f & 2) != 0;
     uint32_t n = rcount(&r, MC_LIST_MAX_KEYS, 4);

@@ -88,8 +88,14 @@ void mc_lkey_vid(struct mc_lkey *k, const char *bucket, const char *key, size_t 
                  const char *vid);
 size_t mc_sort_key(uint8_t *out, const char *key, size_t key_len);
 
-/* Version record codec with control over inline data. */
-int mc_version_decode2(const void *data, size_t len, bool with_inline, struct mc_version *out);
+/*
+ * Version record decode. dec: MC_DEC_INLINE copies inline data; MC_DEC_BLOCK
+ * puts every string and array in one allocation (out->meta.block; one malloc
+ * instead of ~15, freed by mc_version_clear). Plain true/false = inline or not.
+ */
+#define MC_DEC_INLINE 1u
+#define MC_DEC_BLOCK  2u
+int mc_version_decode2(const void *data, size_t len, unsigned dec, struct mc_version *out);
 
 /* Allocation-free walk over a stored version record (mc_version_encode bytes). */
 struct mc_vrec_scan {
@@ -98,10 +104,21 @@ struct mc_vrec_scan {
     const char *version_id; /* not NUL-terminated */
     size_t version_id_len;
     bool is_delete_marker;
+    uint64_t seq;
+    const char *etag; /* not NUL-terminated; NULL when empty */
+    size_t etag_len;
     size_t flags_off;  /* offset of the flags byte (bit 2 = is_latest) */
     size_t inline_off; /* offset of the trailing inline-data field (u32 length + bytes) */
 };
 int mc_version_record_scan(const void *data, size_t len, struct mc_vrec_scan *s);
+
+/*
+ * Latest version of a key without decoding it: *v is the stored record (valid
+ * until the next write in txn), *sc its scan. 0 / MC_ENOKEY / error. c: a
+ * cursor on versions in txn.
+ */
+int mc_find_latest_raw(struct mc_engine *eng, MDB_cursor *c, const char *bucket, const char *key,
+                       size_t key_len, MDB_val *v, struct mc_vrec_scan *sc);
 
 /* Bucket record */
 int mc_bucket_load(struct mc_engine *eng, MDB_txn *txn, const char *name,
@@ -110,10 +127,10 @@ int mc_bucket_load(struct mc_engine *eng, MDB_txn *txn, const char *name,
 /* Latest version of a key (including markers): 0 / MC_ENOKEY. out filled. c: a cursor on
  * versions in txn to use (NULL: open one). */
 int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, MDB_cursor *c, const char *bucket,
-                   const char *key, bool with_inline, struct mc_version *out, uint64_t *steps);
+                   const char *key, unsigned dec, struct mc_version *out, uint64_t *steps);
 /* Version by id: 0 / MC_ENOVERSION. */
 int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
-                    const char *vid, bool with_inline, struct mc_version *out);
+                    const char *vid, unsigned dec, struct mc_version *out);
 
 /* Convert format-1 session records in place (apply.c; called by open in its txn). */
 int mc_sessions_migrate_v1(struct mc_engine *eng, MDB_txn *txn);

@@ -84,10 +84,9 @@ int mc_bucket_load(struct mc_engine *eng, MDB_txn *txn, const char *name,
     return 0;
 }
 
-static int decode_checked(const MDB_val *v, bool with_inline, const char *key,
-                          struct mc_version *out)
+static int decode_checked(const MDB_val *v, unsigned dec, const char *key, struct mc_version *out)
 {
-    int rc = mc_version_decode2(v->mv_data, v->mv_size, with_inline, out);
+    int rc = mc_version_decode2(v->mv_data, v->mv_size, dec, out);
     if (rc) {
         return mc_engine_seterr(MC_ECORRUPT, "undecodable version record (%s)", mc_strerror(rc));
     }
@@ -100,7 +99,7 @@ static int decode_checked(const MDB_val *v, bool with_inline, const char *key,
 }
 
 int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, MDB_cursor *c, const char *bucket,
-                   const char *key, bool with_inline, struct mc_version *out, uint64_t *steps)
+                   const char *key, unsigned dec, struct mc_version *out, uint64_t *steps)
 {
     struct mc_lkey lk;
     size_t key_len = strlen(key);
@@ -130,7 +129,7 @@ int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, MDB_cursor *c, const cha
         ret = MC_ENOKEY;
     } else {
         /* Short keys are stored whole in the LMDB key: no need to compare the record's key. */
-        ret = decode_checked(&v, with_inline, key_len > MC_SORT_DIRECT ? key : NULL, out);
+        ret = decode_checked(&v, dec, key_len > MC_SORT_DIRECT ? key : NULL, out);
         if (!ret) {
             out->is_latest = true;
         }
@@ -167,7 +166,7 @@ static bool newer_exists(struct mc_engine *eng, MDB_txn *txn, const char *bucket
  * enabled, so such a null version is the key's oldest: one seek finds it.
  */
 static int find_oldest_null(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
-                            const char *key, bool with_inline, struct mc_version *out)
+                            const char *key, unsigned dec, struct mc_version *out)
 {
     struct mc_lkey lk;
     mc_lkey_object(&lk, bucket, key, strlen(key));
@@ -189,7 +188,7 @@ static int find_oldest_null(struct mc_engine *eng, MDB_txn *txn, const char *buc
     }
     int ret = MC_ENOVERSION;
     if (rc == 0 && k.mv_size == pl + 8 && !memcmp(k.mv_data, lk.b, pl)) {
-        ret = decode_checked(&v, with_inline, key, out);
+        ret = decode_checked(&v, dec, key, out);
         if (ret == MC_ENOKEY) {
             ret = MC_ENOVERSION;
         } else if (ret == 0 && strcmp(mc_s(out->version_id), "null")) {
@@ -207,7 +206,7 @@ static int find_oldest_null(struct mc_engine *eng, MDB_txn *txn, const char *buc
 }
 
 int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
-                    const char *vid, bool with_inline, struct mc_version *out)
+                    const char *vid, unsigned dec, struct mc_version *out)
 {
     memset(out, 0, sizeof(*out));
     if (!vid || !*vid || strlen(vid) > MC_VERSION_ID_MAX) {
@@ -219,7 +218,7 @@ int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, con
     int rc = mdb_get(txn, eng->vids, &k, &v);
     if (rc == MDB_NOTFOUND) {
         return strcmp(vid, "null") ? MC_ENOVERSION
-                                   : find_oldest_null(eng, txn, bucket, key, with_inline, out);
+                                   : find_oldest_null(eng, txn, bucket, key, dec, out);
     }
     if (rc) {
         return mc_lmdb_err(rc, "read version id");
@@ -238,7 +237,7 @@ int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, con
     if (rc) {
         return mc_lmdb_err(rc, "read version");
     }
-    rc = decode_checked(&v, with_inline, key, out);
+    rc = decode_checked(&v, dec, key, out);
     if (rc == MC_ENOKEY) {
         return MC_ENOVERSION;
     }

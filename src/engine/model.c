@@ -51,6 +51,11 @@ const char *mc_op_type_name(enum mc_op_type t)
 
 void mc_object_meta_clear(struct mc_object_meta *m)
 {
+    if (m->block) {
+        free(m->block); /* every string and array lives in it */
+        memset(m, 0, sizeof(*m));
+        return;
+    }
     free(m->etag);
     free(m->content_type);
     for (uint32_t i = 0; i < m->n_user_meta; i++) {
@@ -141,6 +146,9 @@ int mc_object_meta_add_user(struct mc_object_meta *m, const char *key, const cha
     if (m->n_user_meta >= MC_USER_META_MAX_PAIRS) {
         return MC_EMETATOOLARGE;
     }
+    if (m->block) {
+        return MC_EINVAL; /* a read-only block version (see engine.h): copy it first */
+    }
     struct mc_kv *kv = realloc(m->user_meta, (m->n_user_meta + 1) * sizeof(*kv));
     if (!kv) {
         return MC_ENOMEM;
@@ -161,8 +169,10 @@ int mc_object_meta_add_user(struct mc_object_meta *m, const char *key, const cha
 
 void mc_version_clear(struct mc_version *v)
 {
-    free(v->key);
-    free(v->version_id);
+    if (!v->meta.block) {
+        free(v->key);
+        free(v->version_id);
+    }
     mc_object_meta_clear(&v->meta);
     memset(v, 0, sizeof(*v));
 }

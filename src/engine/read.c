@@ -78,6 +78,8 @@ int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
     if (rc) {
         return rc;
     }
+    /* One allocation for the whole result (see mc_object_meta.block). */
+    unsigned dec = (with_inline ? MC_DEC_INLINE : 0) | MC_DEC_BLOCK;
     struct mc_rtxn *rt;
     rc = mc_rtxn_get(eng, &rt);
     if (rc) {
@@ -87,12 +89,12 @@ int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
     if (!bucket || !*bucket || strlen(bucket) > MC_BUCKET_NAME_MAX) {
         rc = MC_ENOBUCKET;
     } else if (version_id) {
-        rc = mc_find_version(eng, rt->txn, bucket, key, version_id, with_inline, out);
+        rc = mc_find_version(eng, rt->txn, bucket, key, version_id, dec, out);
     } else {
         MDB_cursor *c;
         rc = mc_rtxn_versions(eng, rt, &c);
         if (!rc) {
-            rc = mc_find_latest(eng, rt->txn, c, bucket, key, with_inline, out, NULL);
+            rc = mc_find_latest(eng, rt->txn, c, bucket, key, dec, out, NULL);
         }
         if (!rc && out->is_delete_marker) {
             rc = MC_ENOKEY; /* S3: 404 with x-amz-delete-marker; *out keeps the marker */
@@ -112,20 +114,15 @@ int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
     return rc;
 }
 
-/* Latest version of key as stored bytes in rt: 0 / MC_ENOKEY / error; *sc scanned. */
-static int latest_raw(struct mc_engine *eng, struct mc_rtxn *rt, const char *bucket,
-                      const char *key, size_t key_len, MDB_val *v, struct mc_vrec_scan *sc)
+int mc_find_latest_raw(struct mc_engine *eng, MDB_cursor *c, const char *bucket, const char *key,
+                       size_t key_len, MDB_val *v, struct mc_vrec_scan *sc)
 {
-    MDB_cursor *c;
-    int rc = mc_rtxn_versions(eng, rt, &c);
-    if (rc) {
-        return rc;
-    }
+    (void)eng;
     struct mc_lkey lk;
     mc_lkey_object(&lk, bucket, key, key_len);
     lk.b[lk.len++] = 0;
     MDB_val k = {lk.len, lk.b};
-    rc = mdb_cursor_get(c, &k, v, MDB_SET_RANGE);
+    int rc = mdb_cursor_get(c, &k, v, MDB_SET_RANGE);
     if (rc == MDB_NOTFOUND ||
         (rc == 0 && (k.mv_size != lk.len + 8 || memcmp(k.mv_data, lk.b, lk.len)))) {
         return MC_ENOKEY;
@@ -140,6 +137,14 @@ static int latest_raw(struct mc_engine *eng, struct mc_rtxn *rt, const char *buc
         return MC_ENOKEY; /* a long key sharing the group and the 64-bit hash */
     }
     return 0;
+}
+
+static int latest_raw(struct mc_engine *eng, struct mc_rtxn *rt, const char *bucket,
+                      const char *key, size_t key_len, MDB_val *v, struct mc_vrec_scan *sc)
+{
+    MDB_cursor *c;
+    int rc = mc_rtxn_versions(eng, rt, &c);
+    return rc ? rc : mc_find_latest_raw(eng, c, bucket, key, key_len, v, sc);
 }
 
 int mc_engine_get_encoded(struct mc_engine *eng, const char *bucket, const char *key,

@@ -557,6 +557,9 @@ int mc_proto_status_decode(const uint8_t *body, size_t len, struct mc_cluster_st
         mc_proto_str_get(&r, &a);
         copy_addr(m->client_addr, a, &r);
         uint8_t f = mc_rbuf_u8(&r);
+        if (f & ~3u) {
+            r.err = MC_EPROTO; /* only learner and reachable are defined */
+        }
         m->learner = (f & 1) != 0;
         m->reachable = (f & 2) != 0;
         m->match_index = mc_rbuf_u64(&r);

@@ -1,5 +1,6 @@
 /* node.c: node lifecycle: open the data dir, recover Raft state, start transports, stop. */
 #include "node/node_internal.h"
+#include "node/seal.h"
 #include "metacenter/error.h"
 #include "util/checksum.h"
 #include "util/clock.h"
@@ -348,10 +349,27 @@ static void tick_cb(uv_timer_t *h)
     if (n->fatal) {
         return;
     }
-    mc_raft_tick(n->raft);
+    /* One Raft tick per elapsed tick interval on the monotonic clock: after a stall (a long
+     * fsync, SIGSTOP) libuv fires the timer once, but leases and timeouts must see the time
+     * that passed (a stale leader's lease must expire). Capped so a long pause stays cheap. */
     uint64_t now = node_now_ms();
+    uint64_t ticks = n->last_tick_ms ? (now - n->last_tick_ms) / n->opts.tick_ms : 1;
+    if (ticks == 0) {
+        return;
+    }
+    if (ticks > 1000) {
+        ticks = 1000;
+    }
+    n->last_tick_ms = n->last_tick_ms ? n->last_tick_ms + ticks * n->opts.tick_ms : now;
+    if (now - n->last_tick_ms > 1000 * n->opts.tick_ms) {
+        n->last_tick_ms = now;
+    }
+    for (uint64_t i = 0; i < ticks; i++) {
+        mc_raft_tick(n->raft);
+    }
     node_expire_writes(n, now);
     node_expire_reads(n, now);
+    node_members_tick(n, now);
 }
 
 static void prepare_cb(uv_prepare_t *h)
@@ -363,7 +381,7 @@ static void client_dispatch(void *ctx, const struct mc_client_request *r)
 {
     struct mc_node *n = ctx;
     if (n->stopping) {
-        mc_client_reply_error(&r->token, MC_ESHUTDOWN, NULL);
+        node_reply_error(&r->token, MC_ESHUTDOWN, NULL);
         return;
     }
     switch (r->req->op) {
@@ -392,7 +410,6 @@ static const struct mc_client_handler client_handler = {.dispatch = client_dispa
 static void on_peer_hello(void *ctx, uint64_t from, uint64_t cluster_id, const char *client_addr,
                           const char *http, const char *peer_addr)
 {
-    (void)http;
     struct mc_node *n = ctx;
     if (n->cluster_id == 0 && cluster_id != 0) {
         /* A joining node: the first leader that contacts it tells it its cluster. */
@@ -408,8 +425,12 @@ static void on_peer_hello(void *ctx, uint64_t from, uint64_t cluster_id, const c
     struct member_info *m = node_member(n, from);
     if (!m || !m->peer_addr[0]) {
         node_set_member(n, from, peer_addr, client_addr);
+        m = node_member(n, from);
     } else if (client_addr[0]) {
         snprintf(m->client_addr, sizeof(m->client_addr), "%s", client_addr);
+    }
+    if (m && http[0] && strcmp(http, "off") != 0) {
+        snprintf(m->http_addr, sizeof(m->http_addr), "%s", http);
     }
 }
 
@@ -429,6 +450,10 @@ static int open_storage(struct mc_node *n)
 {
     char path[MC_DATADIR_PATH_MAX];
     int rc = mc_datadir_path(n->datadir, "engine", path, sizeof(path));
+    if (rc) {
+        return rc;
+    }
+    rc = mc_seal_verify(n->datadir);
     if (rc) {
         return rc;
     }
@@ -607,6 +632,7 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     snprintf(n->datadir, sizeof(n->datadir), "%s", opts->data_dir);
     mc_wbuf_init(&n->batch, NODE_MAX_BATCH_BYTES + (1u << 20));
     mc_wbuf_init(&n->scratch, 0);
+    mc_wbuf_init(&n->read_buf, MC_PROTO_MAX_BODY_BYTES);
     int rc = mc_datadir_init(n->datadir, NULL);
     if (rc) {
         MC_ERROR("data_dir_invalid", "dir=%s err=%s detail=\"%s\"", n->datadir, mc_error_name(rc),
@@ -664,6 +690,10 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
                  mc_error_name(rc));
         goto fail;
     }
+    rc = node_metrics_start(n);
+    if (rc) {
+        goto fail;
+    }
     uv_async_init(loop, &n->wal_async, wal_async_cb);
     n->wal_async.data = n;
     uv_timer_init(loop, &n->tick_timer);
@@ -692,6 +722,12 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     *out = n;
     return 0;
 fail:
+    node_metrics_stop(n);
+    if (n->board) {
+        uv_close((uv_handle_t *)&n->metrics_timer, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        mc_metrics_board_free(n->board);
+    }
     if (n->clients) {
         mc_client_server_stop(n->clients, NULL, NULL);
     }
@@ -710,6 +746,7 @@ fail:
     }
     mc_wbuf_free(&n->batch);
     mc_wbuf_free(&n->scratch);
+    mc_wbuf_free(&n->read_buf);
     free(n);
     return rc;
 }
@@ -769,6 +806,7 @@ static void clients_stopped(void *arg)
 static void finish_stop(struct mc_node *n)
 {
     uv_timer_stop(&n->stop_timer);
+    node_metrics_stop(n);
     node_fail_writes(n, MC_ESHUTDOWN);
     node_fail_reads(n, MC_ESHUTDOWN);
     /* Finish in-flight fsyncs before closing anything they report to. */
@@ -787,6 +825,7 @@ static void finish_stop(struct mc_node *n)
     close_handle(n, (uv_handle_t *)&n->prepare);
     close_handle(n, (uv_handle_t *)&n->wal_async);
     close_handle(n, (uv_handle_t *)&n->stop_timer);
+    close_handle(n, (uv_handle_t *)&n->metrics_timer);
 }
 
 static void stop_timer_cb(uv_timer_t *h)
@@ -839,10 +878,15 @@ void mc_node_free(struct mc_node *n)
     if (!n) {
         return;
     }
+    node_members_free(n);
     mc_wal_close(n->wal);
     if (n->engine) {
-        mc_engine_sync(n->engine);
+        bool clean = !n->fatal && mc_engine_sync(n->engine) == 0;
         mc_engine_close(n->engine);
+        n->engine = NULL;
+        if (clean && mc_seal_write(n->datadir) != 0) {
+            MC_WARN("engine_seal_failed", "dir=%s", n->datadir);
+        }
     }
     if (n->raft) {
         mc_raft_destroy(n->raft);
@@ -860,6 +904,10 @@ void mc_node_free(struct mc_node *n)
     free(n->reads);
     mc_wbuf_free(&n->batch);
     mc_wbuf_free(&n->scratch);
+    mc_wbuf_free(&n->read_buf);
+    if (n->board) {
+        mc_metrics_board_free(n->board);
+    }
     if (n->lock_fd >= 0) {
         mc_datadir_unlock(n->lock_fd);
     }

@@ -52,7 +52,7 @@ static void reply_status(struct mc_node *n, const struct mc_client_token *t)
     if (!st || !s) {
         free(st);
         free(s);
-        mc_client_reply_error(t, MC_ENOMEM, NULL);
+        node_reply_error(t, MC_ENOMEM, NULL);
         return;
     }
     mc_raft_status(n->raft, st);
@@ -77,17 +77,26 @@ static void reply_status(struct mc_node *n, const struct mc_client_token *t)
     free(s);
 }
 
+/* Index asking for the last automatic check's alarm instead of a hash (cluster status): the
+ * reply's node_id is the member found to differ (0 = none), index where, hash its hash. */
+#define CHECK_ALARM_INDEX UINT64_MAX
+
 static void reply_check(struct mc_node *n, const struct mc_client_token *t, uint64_t index)
 {
-    if (index > n->applied_index) {
-        mc_client_reply_error(t, MC_EBUSY, "that index is not applied here yet; retry");
-        return;
-    }
     struct mc_check_result c = {.node_id = n->id};
-    int rc = mc_engine_state_hash(n->engine, &c.hash, &c.index);
-    if (rc) {
-        mc_client_reply_error(t, rc, NULL);
+    if (index == CHECK_ALARM_INDEX) {
+        node_check_alarm(n, &c);
+    } else if (node_check_lookup(n, index, &c.hash)) {
+        c.index = index; /* the hash taken when the CHECK mark at index applied */
+    } else if (index > n->applied_index) {
+        node_reply_error(t, MC_EBUSY, "that index is not applied here yet; retry");
         return;
+    } else {
+        int rc = mc_engine_state_hash(n->engine, &c.hash, &c.index);
+        if (rc) {
+            node_reply_error(t, rc, NULL);
+            return;
+        }
     }
     struct mc_wbuf *w = mc_client_reply_begin(t);
     if (w) {
@@ -99,86 +108,6 @@ static void reply_check(struct mc_node *n, const struct mc_client_token *t, uint
 static void reply_ok_empty(const struct mc_client_token *t)
 {
     mc_client_reply(t, 0, NULL, 0);
-}
-
-static int member_change(struct mc_node *n, const struct mc_proto_request *q, uint8_t type,
-                         uint64_t *index)
-{
-    struct mc_raft_conf_change cc;
-    memset(&cc, 0, sizeof(cc));
-    cc.type = type;
-    cc.node_id = q->u.member.id;
-    if (type == MC_RAFT_CONF_ADD_LEARNER || type == MC_RAFT_CONF_ADD_VOTER) {
-        struct mc_wbuf w;
-        mc_wbuf_init(&w, MC_RAFT_CONF_CONTEXT_MAX);
-        mc_wbuf_bytes(&w, q->u.member.peer_addr.ptr, q->u.member.peer_addr.len);
-        mc_wbuf_bytes(&w, q->u.member.client_addr.ptr, q->u.member.client_addr.len);
-        if (mc_wbuf_error(&w)) {
-            mc_wbuf_free(&w);
-            return MC_ETOOLARGE;
-        }
-        memcpy(cc.context, w.data, w.len);
-        cc.context_len = (uint32_t)w.len;
-        mc_wbuf_free(&w);
-    }
-    return mc_raft_propose_conf_change(n->raft, &cc, index);
-}
-
-static void handle_member(struct mc_node *n, const struct mc_client_request *r)
-{
-    const struct mc_proto_request *q = r->req;
-    if (mc_raft_role(n->raft) != MC_RAFT_LEADER) {
-        mc_client_reply_not_leader(&r->token, mc_raft_leader(n->raft), node_leader_client_addr(n));
-        return;
-    }
-    uint8_t type;
-    switch (q->op) {
-    case MC_REQ_ADD_MEMBER:
-        type = q->u.member.learner ? MC_RAFT_CONF_ADD_LEARNER : MC_RAFT_CONF_ADD_VOTER;
-        break;
-    case MC_REQ_PROMOTE_MEMBER:
-        type = MC_RAFT_CONF_PROMOTE;
-        break;
-    default:
-        type = MC_RAFT_CONF_REMOVE;
-        break;
-    }
-    if (type == MC_RAFT_CONF_PROMOTE) {
-        struct mc_raft_status *st = malloc(sizeof(*st));
-        if (st) {
-            mc_raft_status(n->raft, st);
-            for (uint32_t i = 0; i < st->n_peers; i++) {
-                if (st->peers[i].id == q->u.member.id &&
-                    st->peers[i].match + n->opts.ready_max_lag < st->last_index) {
-                    free(st);
-                    mc_client_reply_error(&r->token, MC_ELAGGING,
-                                          "the learner is more than --ready-max-lag entries "
-                                          "behind; wait and retry");
-                    return;
-                }
-            }
-            free(st);
-        }
-    }
-    if (type == MC_RAFT_CONF_REMOVE && q->u.member.id == n->id) {
-        mc_client_reply_error(&r->token, MC_EBUSY,
-                              "this node is the leader: transfer leadership first "
-                              "(cluster transfer-leader), then remove it");
-        return;
-    }
-    if (q->op == MC_REQ_ADD_MEMBER) {
-        node_set_member(n, q->u.member.id, q->u.member.peer_addr.ptr, q->u.member.client_addr.ptr);
-    }
-    uint64_t index = 0;
-    int rc = member_change(n, q, type, &index);
-    if (rc) {
-        mc_client_reply_error(&r->token, rc, NULL);
-        return;
-    }
-    MC_INFO("membership_proposed", "type=%u node=%llu index=%llu", type,
-            (unsigned long long)q->u.member.id, (unsigned long long)index);
-    /* Answered when the entry applies (see node_write.c: conf entries complete kind 2). */
-    node_track_conf_change(n, &r->token, index);
 }
 
 void node_handle_admin(struct mc_node *n, const struct mc_client_request *r)
@@ -206,7 +135,7 @@ void node_handle_admin(struct mc_node *n, const struct mc_client_request *r)
         }
         int rc = mc_raft_transfer_leader(n->raft, q->u.member.id);
         if (rc) {
-            mc_client_reply_error(&r->token, rc, NULL);
+            node_reply_error(&r->token, rc, NULL);
         } else {
             MC_INFO("transfer_leader", "to=%llu", (unsigned long long)q->u.member.id);
             reply_ok_empty(&r->token);
@@ -216,12 +145,12 @@ void node_handle_admin(struct mc_node *n, const struct mc_client_request *r)
     case MC_REQ_ADD_MEMBER:
     case MC_REQ_PROMOTE_MEMBER:
     case MC_REQ_REMOVE_MEMBER:
-        handle_member(n, r);
+        node_members_handle(n, r);
         return;
     case MC_REQ_SNAPSHOT_SAVE:
         node_handle_snapshot_save(n, r);
         return;
     default:
-        mc_client_reply_error(&r->token, MC_EINVAL, "unknown op");
+        node_reply_error(&r->token, MC_EINVAL, "unknown op");
     }
 }

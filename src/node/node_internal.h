@@ -14,6 +14,9 @@
 #include "net/peer.h"
 #include "node/node.h"
 #include "node/options.h"
+#include "util/checksum.h"
+#include "http/server.h"
+#include "obs/metrics.h"
 #include "util/codec.h"
 
 /* Limits. */
@@ -29,7 +32,8 @@
 
 /* Raft entry payload: u8 kind, then kind-specific data. */
 enum node_entry_kind {
-    NODE_ENTRY_OPS = 1, /* u32 count, count × (u32 len, engine op record) */
+    NODE_ENTRY_OPS = 1,   /* u32 count, count × (u32 len, engine op record) */
+    NODE_ENTRY_CHECK = 2, /* u64 nonce: every replica hashes its state here (node_check.c) */
 };
 
 /* A client write waiting for its entry to apply. */
@@ -39,7 +43,8 @@ struct pending_write {
     uint32_t position; /* op position inside the entry */
     uint64_t term;     /* term the entry was proposed in */
     uint64_t deadline_ms;
-    uint8_t kind; /* 0 = client write, 1 = session register */
+    uint8_t kind;      /* 0 = client write, 1 = session register, 2 = membership change */
+    uint64_t start_ns; /* arrival, for the write latency histogram */
 };
 
 /* A read waiting for a ReadIndex answer and then for apply. */
@@ -49,6 +54,7 @@ struct pending_read {
     uint64_t batch; /* ReadIndex ctx; 0 once the index is known */
     uint64_t index; /* serve once applied >= index */
     uint64_t deadline_ms;
+    uint64_t start_ns; /* arrival, for the read latency histogram */
     /* Copied request fields (the frame buffer is gone by then). */
     char *bucket, *key, *version_id, *prefix, *delimiter, *marker1, *marker2;
     uint32_t max_keys;
@@ -87,7 +93,26 @@ struct member_info {
     uint64_t id;
     char peer_addr[MC_ADDR_MAX];
     char client_addr[MC_ADDR_MAX];
+    char http_addr[MC_ADDR_MAX];
     bool reachable;
+};
+
+/* Membership work in progress (node_members.c). */
+#define NODE_MAX_AUTO_PROMOTE     MC_RAFT_MAX_NODES
+#define NODE_AUTO_PROMOTE_WAIT_MS 60000 /* an added voter must catch up within this */
+
+struct auto_promote {
+    uint64_t id;
+    struct mc_client_token token; /* answered when the promotion applies */
+    uint64_t deadline_ms;
+};
+
+struct node_members_state {
+    struct auto_promote promote[NODE_MAX_AUTO_PROMOTE];
+    size_t n_promote;
+    uint64_t removed_index; /* applied our own removal at this index (0 = no) */
+    uint64_t removed_ms;
+    struct node_check *check; /* automatic consistency check (node_check.c), lazily made */
 };
 
 struct mc_node {
@@ -106,6 +131,7 @@ struct mc_node {
     struct mc_client_server *clients;
 
     uv_timer_t tick_timer;
+    uint64_t last_tick_ms; /* monotonic time the last Raft tick stands for */
     uv_prepare_t prepare;
     uv_async_t wal_async;
     uv_signal_t sigterm, sigint;
@@ -162,6 +188,7 @@ struct mc_node {
         struct mc_client_token token;
         char path[MC_DATADIR_PATH_MAX];
         uint64_t offset, total, checksum;
+        struct mc_digest digest; /* XXH3 of the whole file streamed (docs/protocol.md) */
     } save;
 
     /* Members (peer + client addresses). */
@@ -181,8 +208,16 @@ struct mc_node {
     uv_timer_t stop_timer;
     int closing_handles;
 
+    /* HTTP API and metrics (node_metrics.c). */
+    struct mc_http_server *http;
+    struct mc_metrics_board *board;
+    uv_timer_t metrics_timer;
+
     /* Scratch. */
     struct mc_wbuf scratch;
+    struct mc_wbuf read_buf; /* one encoded read reply */
+
+    struct node_members_state members_state;
 };
 
 /* node.c */
@@ -230,6 +265,30 @@ bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term);
 void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, uint64_t index);
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r);
 void node_pump_snapshot_saves(struct mc_node *n);
+
+/* node_members.c */
+void node_members_handle(struct mc_node *n, const struct mc_client_request *r);
+void node_members_tick(struct mc_node *n, uint64_t now_ms);
+void node_members_applied(struct mc_node *n, const struct mc_raft_entry *e,
+                          const struct mc_raft_conf_change *cc, const struct mc_raft_conf *conf);
+
+void node_members_free(struct mc_node *n);
+
+/* node_check.c */
+struct mc_check_result;
+int node_check_apply(struct mc_node *n, const struct mc_raft_entry *e);
+void node_check_tick(struct mc_node *n, uint64_t now_ms);
+bool node_check_lookup(struct mc_node *n, uint64_t index, uint64_t *hash);
+void node_check_alarm(struct mc_node *n, struct mc_check_result *out);
+void node_check_free(struct mc_node *n);
+/* node_metrics.c */
+int node_metrics_start(struct mc_node *n);
+void node_metrics_stop(struct mc_node *n);
+/* Error replies counted in metacenter_errors_total. */
+void node_reply_error(const struct mc_client_token *t, int code, const char *msg);
+void node_reply_error_full(const struct mc_client_token *t, int code,
+                           const struct mc_proto_error *e);
+void node_reply_not_leader(struct mc_node *n, const struct mc_client_token *t);
 
 /* node_admin.c */
 void node_handle_admin(struct mc_node *n, const struct mc_client_request *r);

@@ -2,6 +2,7 @@
  * batched ReadIndex (Raft thesis §6.4: one heartbeat round confirms every read of a batch). */
 #include "node/node_internal.h"
 #include "metacenter/error.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <stdlib.h>
@@ -34,35 +35,41 @@ static const char *nz(const char *s)
 }
 
 /* Run one read against the engine and reply. */
+static void serve_one(struct mc_node *n, struct pending_read *r);
+
 static void serve(struct mc_node *n, struct pending_read *r)
+{
+    serve_one(n, r);
+    mc_metrics_observe(r->batch == UINT64_MAX ? MC_METRIC_READ_STALE : MC_METRIC_READ_LINEARIZABLE,
+                       mc_mono_ns() - r->start_ns);
+}
+
+static void serve_one(struct mc_node *n, struct pending_read *r)
 {
     const struct mc_client_token *t = &r->token;
     int rc = 0;
     switch (r->op) {
     case MC_REQ_GET_OBJECT:
     case MC_REQ_HEAD_OBJECT: {
-        struct mc_version v;
-        memset(&v, 0, sizeof(v));
-        rc = mc_engine_get(n->engine, r->bucket, r->key, nz(r->version_id),
-                           r->op == MC_REQ_GET_OBJECT, &v);
+        /* Fast path: the stored record is copied out without decoding it. */
+        bool is_dm = false;
+        char marker_vid[MC_VERSION_ID_MAX + 1] = "";
+        mc_wbuf_reset(&n->read_buf);
+        rc = mc_engine_get_encoded(n->engine, r->bucket, r->key, nz(r->version_id),
+                                   r->op == MC_REQ_GET_OBJECT, &n->read_buf, &is_dm, marker_vid);
         if (rc == 0) {
-            struct mc_wbuf *b = mc_client_reply_begin(t);
-            if (b) {
-                mc_version_encode(&v, b);
-            }
-            mc_client_reply_end(t, 0);
-        } else if (rc == MC_ENOKEY && v.is_delete_marker) {
+            mc_client_reply(t, 0, n->read_buf.data, n->read_buf.len);
+        } else if (rc == MC_ENOKEY && is_dm) {
             struct mc_proto_error e;
             memset(&e, 0, sizeof(e));
             e.message = mc_proto_cstr("the latest version is a delete marker");
             e.leader_addr = mc_proto_cstr("");
             e.flags = MC_PROTO_ERR_DELETE_MARKER;
-            e.version_id = mc_proto_cstr(v.version_id);
-            mc_client_reply_error_full(t, rc, &e);
+            e.version_id = mc_proto_cstr(marker_vid);
+            node_reply_error_full(t, rc, &e);
         } else {
-            mc_client_reply_error(t, rc, mc_engine_last_error());
+            node_reply_error(t, rc, mc_engine_last_error());
         }
-        mc_version_clear(&v);
         return;
     }
     case MC_REQ_LIST_OBJECTS:
@@ -88,7 +95,7 @@ static void serve(struct mc_node *n, struct pending_read *r)
             }
             mc_client_reply_end(t, 0);
         } else {
-            mc_client_reply_error(t, rc, mc_engine_last_error());
+            node_reply_error(t, rc, mc_engine_last_error());
         }
         mc_list_result_clear(&res);
         return;
@@ -104,7 +111,7 @@ static void serve(struct mc_node *n, struct pending_read *r)
             }
             mc_client_reply_end(t, 0);
         } else {
-            mc_client_reply_error(t, rc, NULL);
+            node_reply_error(t, rc, NULL);
         }
         free(b);
         return;
@@ -119,12 +126,12 @@ static void serve(struct mc_node *n, struct pending_read *r)
             }
             mc_client_reply_end(t, 0);
         } else {
-            mc_client_reply_error(t, rc, NULL);
+            node_reply_error(t, rc, NULL);
         }
         return;
     }
     default:
-        mc_client_reply_error(t, MC_EINVAL, "not a read");
+        node_reply_error(t, MC_EINVAL, "not a read");
     }
 }
 
@@ -183,9 +190,10 @@ void node_handle_read(struct mc_node *n, const struct mc_client_request *r)
     struct pending_read p;
     int rc = capture(&p, r->req);
     p.token = r->token;
+    p.start_ns = mc_mono_ns();
     if (rc) {
         free_read(&p);
-        mc_client_reply_error(&r->token, rc, NULL);
+        node_reply_error(&r->token, rc, NULL);
         return;
     }
     if (ro->consistency == MC_CONSISTENCY_STALE) {
@@ -193,18 +201,19 @@ void node_handle_read(struct mc_node *n, const struct mc_client_request *r)
             uint64_t last = n->last_leader_contact_ms;
             if (!last || node_now_ms() - last > ro->max_staleness_ms) {
                 free_read(&p);
-                mc_client_reply_error(&r->token, MC_ESTALE,
-                                      "no leader heard from within max_staleness_ms");
+                node_reply_error(&r->token, MC_ESTALE,
+                                 "no leader heard from within max_staleness_ms");
                 return;
             }
         }
+        p.batch = UINT64_MAX; /* marks a stale read for the latency histogram */
         serve(n, &p);
         free_read(&p);
         return;
     }
     if (n->n_reads >= NODE_MAX_PENDING_READS) {
         free_read(&p);
-        mc_client_reply_error(&r->token, MC_ELIMIT, "too many reads in flight");
+        node_reply_error(&r->token, MC_ELIMIT, "too many reads in flight");
         return;
     }
     if (n->n_reads == n->cap_reads) {
@@ -212,7 +221,7 @@ void node_handle_read(struct mc_node *n, const struct mc_client_request *r)
         struct pending_read *a = realloc(n->reads, cap * sizeof(*a));
         if (!a) {
             free_read(&p);
-            mc_client_reply_error(&r->token, MC_ENOMEM, NULL);
+            node_reply_error(&r->token, MC_ENOMEM, NULL);
             return;
         }
         n->reads = a;
@@ -233,10 +242,9 @@ static void drop_reads(struct mc_node *n, uint64_t batch, int code)
         struct pending_read *r = &n->reads[i];
         if (r->batch == batch) {
             if (code == MC_ENOTLEADER) {
-                mc_client_reply_not_leader(&r->token, mc_raft_leader(n->raft),
-                                           node_leader_client_addr(n));
+                node_reply_not_leader(n, &r->token);
             } else {
-                mc_client_reply_error(&r->token, code, NULL);
+                node_reply_error(&r->token, code, NULL);
             }
             free_read(r);
             continue;
@@ -293,7 +301,7 @@ void node_serve_ready_reads(struct mc_node *n)
 void node_fail_reads(struct mc_node *n, int code)
 {
     for (size_t i = 0; i < n->n_reads; i++) {
-        mc_client_reply_error(&n->reads[i].token, code, NULL);
+        node_reply_error(&n->reads[i].token, code, NULL);
         free_read(&n->reads[i]);
     }
     n->n_reads = 0;
@@ -307,7 +315,7 @@ void node_expire_reads(struct mc_node *n, uint64_t now_ms)
         struct pending_read *r = &n->reads[i];
         if (r->deadline_ms <= now_ms) {
             /* Reads are idempotent: ServiceUnavailable lets the client retry elsewhere. */
-            mc_client_reply_error(&r->token, MC_EUNAVAIL, "read index not confirmed in time");
+            node_reply_error(&r->token, MC_EUNAVAIL, "read index not confirmed in time");
             free_read(r);
             continue;
         }
@@ -324,7 +332,7 @@ void node_reads_leader_changed(struct mc_node *n)
     for (size_t i = 0; i < n->n_reads; i++) {
         struct pending_read *r = &n->reads[i];
         if (r->batch != 0) {
-            mc_client_reply_error(&r->token, MC_EUNAVAIL, "leader changed; retry");
+            node_reply_error(&r->token, MC_EUNAVAIL, "leader changed; retry");
             free_read(r);
             continue;
         }

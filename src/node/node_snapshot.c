@@ -129,6 +129,9 @@ static void finish_send(struct mc_node *n, struct snap_send *s, bool ok)
     MC_INFO(ok ? "snapshot_sent" : "snapshot_send_failed", "to=%llu index=%llu bytes=%llu",
             (unsigned long long)s->to, (unsigned long long)s->index, (unsigned long long)s->total);
     s->active = false;
+    if (ok) {
+        mc_metrics_snapshot_sent();
+    }
     mc_raft_report_snapshot(n->raft, s->to, ok);
 }
 
@@ -363,6 +366,7 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
     }
     free(info);
     mc_snap_prune(n->snapdir, NULL, MC_SNAP_KEEP);
+    mc_metrics_snapshot_received();
     MC_INFO("snapshot_installed", "index=%llu term=%llu engine_applied=%llu",
             (unsigned long long)meta->index, (unsigned long long)meta->term,
             (unsigned long long)applied);
@@ -374,7 +378,7 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r)
 {
     if (n->save.active) {
-        mc_client_reply_error(&r->token, MC_EBUSY, "another snapshot save is running; retry");
+        node_reply_error(&r->token, MC_EBUSY, "another snapshot save is running; retry");
         return;
     }
     struct mc_snap_info *info = malloc(sizeof(*info));
@@ -386,12 +390,17 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
             start_snapshot(n, n->applied_index);
         }
         free(info);
-        mc_client_reply_error(&r->token, MC_EBUSY, "creating a fresh snapshot; retry shortly");
+        node_reply_error(&r->token, MC_EBUSY, "creating a fresh snapshot; retry shortly");
         return;
     }
     if (rc) {
         free(info);
-        mc_client_reply_error(&r->token, rc, NULL);
+        node_reply_error(&r->token, rc, NULL);
+        return;
+    }
+    if (mc_digest_init(&n->save.digest) != 0) {
+        free(info);
+        node_reply_error(&r->token, MC_ENOMEM, NULL);
         return;
     }
     n->save.active = true;
@@ -419,7 +428,8 @@ void node_pump_snapshot_saves(struct mc_node *n)
         int rc = mc_snap_read_chunk(n->save.path, n->save.offset, buf, sizeof(buf), &got);
         if (rc) {
             n->save.active = false;
-            mc_client_reply_error(&n->save.token, rc, "reading the snapshot failed");
+            mc_digest_free(&n->save.digest);
+            node_reply_error(&n->save.token, rc, "reading the snapshot failed");
             return;
         }
         struct mc_snapshot_chunk c = {.offset = n->save.offset,
@@ -428,8 +438,9 @@ void node_pump_snapshot_saves(struct mc_node *n)
                                       .data = buf,
                                       .len = (uint32_t)got};
         bool last = n->save.offset + got >= n->save.total || got == 0;
+        mc_digest_update(&n->save.digest, buf, got);
         if (last) {
-            c.checksum = n->save.checksum;
+            c.checksum = mc_digest_final(&n->save.digest); /* of the whole file (protocol) */
         }
         struct mc_wbuf w;
         mc_wbuf_init(&w, MC_PROTO_MAX_BODY_BYTES);
@@ -440,8 +451,9 @@ void node_pump_snapshot_saves(struct mc_node *n)
             n->save.active = false;
             MC_INFO("snapshot_save_done", "bytes=%llu", (unsigned long long)n->save.total);
         } else if (mc_client_reply_more(&n->save.token, w.data, w.len) != 0) {
-            mc_client_reply_error(&n->save.token, MC_ESHUTDOWN, NULL);
+            node_reply_error(&n->save.token, MC_ESHUTDOWN, NULL);
             n->save.active = false;
+            mc_digest_free(&n->save.digest);
         }
         mc_wbuf_free(&w);
         if (!n->save.active) {

@@ -22,7 +22,7 @@ static int64_t op_time_now(void)
 
 static void reply_not_leader(struct mc_node *n, const struct mc_client_token *t)
 {
-    mc_client_reply_not_leader(t, mc_raft_leader(n->raft), node_leader_client_addr(n));
+    node_reply_not_leader(n, t);
 }
 
 static int push_waiter(struct mc_node *n, const struct mc_client_token *t, uint8_t kind)
@@ -41,6 +41,7 @@ static int push_waiter(struct mc_node *n, const struct mc_client_token *t, uint8
     w->token = *t;
     w->position = n->batch_ops;
     w->kind = kind;
+    w->start_ns = mc_mono_ns();
     return 0;
 }
 
@@ -98,7 +99,7 @@ static bool can_accept_write(struct mc_node *n, const struct mc_client_token *t)
         return false;
     }
     if (n->n_writes - n->head_writes + n->n_batch_waiters >= NODE_MAX_PENDING_WRITES) {
-        mc_client_reply_error(t, MC_ELIMIT, "too many writes in flight; retry later");
+        node_reply_error(t, MC_ELIMIT, "too many writes in flight; retry later");
         return false;
     }
     if (batch_full(n)) {
@@ -118,7 +119,7 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     int rc = 0;
     int64_t now = op_time_now();
     if (q->u.write.n_ops == 0) {
-        mc_client_reply_error(&r->token, MC_EINVAL, "a write needs at least one op");
+        node_reply_error(&r->token, MC_EINVAL, "a write needs at least one op");
         return;
     }
     if (q->u.write.n_ops == 1) {
@@ -163,8 +164,8 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     }
     mc_op_clear(&op);
     if (rc) {
-        mc_client_reply_error(&r->token, rc == MC_EPROTO ? MC_EPROTO : rc,
-                              rc == MC_EPROTO ? "malformed op record" : NULL);
+        node_reply_error(&r->token, rc == MC_EPROTO ? MC_EPROTO : rc,
+                         rc == MC_EPROTO ? "malformed op record" : NULL);
     }
 }
 
@@ -191,7 +192,7 @@ void node_handle_register(struct mc_node *n, const struct mc_client_request *r)
     }
     mc_op_clear(&op);
     if (rc) {
-        mc_client_reply_error(&r->token, rc, NULL);
+        node_reply_error(&r->token, rc, NULL);
     }
 }
 
@@ -239,7 +240,7 @@ void node_flush_batch(struct mc_node *n)
             if (rc == MC_ENOTLEADER) {
                 reply_not_leader(n, &w->token);
             } else {
-                mc_client_reply_error(&w->token, rc, NULL);
+                node_reply_error(&w->token, rc, NULL);
             }
             continue;
         }
@@ -247,7 +248,7 @@ void node_flush_batch(struct mc_node *n)
         w->term = term;
         w->deadline_ms = deadline;
         if (push_write(n, w) != 0) {
-            mc_client_reply_error(&w->token, MC_ENOMEM, NULL);
+            node_reply_error(&w->token, MC_ENOMEM, NULL);
         }
     }
     n->n_batch_waiters = 0;
@@ -266,7 +267,7 @@ static void reply_result(struct mc_node *n, const struct pending_write *w,
     }
     if (w->kind == 1) {
         if (res->code) {
-            mc_client_reply_error(&w->token, res->code, NULL);
+            node_reply_error(&w->token, res->code, NULL);
             return;
         }
         struct mc_wbuf *b = mc_client_reply_begin(&w->token);
@@ -275,6 +276,9 @@ static void reply_result(struct mc_node *n, const struct pending_write *w,
         }
         mc_client_reply_end(&w->token, 0);
         return;
+    }
+    if (res->code == 0 || res->code == MC_EPRECOND) {
+        mc_metrics_observe(MC_METRIC_WRITE_LATENCY, mc_mono_ns() - w->start_ns);
     }
     if (res->code == 0) {
         struct mc_wbuf *b = mc_client_reply_begin(&w->token);
@@ -295,7 +299,7 @@ static void reply_result(struct mc_node *n, const struct pending_write *w,
     e.version_id = mc_proto_cstr(res->version_id);
     e.result = rb.data;
     e.result_len = (uint32_t)rb.len;
-    mc_client_reply_error_full(&w->token, res->code, &e);
+    node_reply_error_full(&w->token, res->code, &e);
     mc_wbuf_free(&rb);
 }
 
@@ -344,7 +348,9 @@ static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
         rc = mc_op_decode(p, len, &ops[decoded]);
     }
     if (rc == 0) {
+        uint64_t t0 = mc_mono_ns();
         rc = mc_engine_apply(n->engine, e->index, ops, count, NULL, 0, res);
+        mc_metrics_observe(MC_METRIC_APPLY, mc_mono_ns() - t0);
     }
     if (rc == 0) {
         complete_writes(n, e, res, count);
@@ -368,9 +374,10 @@ void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, 
     w.index = index;
     w.term = mc_raft_term(n->raft);
     w.kind = 2;
+    w.start_ns = mc_mono_ns();
     w.deadline_ms = node_now_ms() + NODE_WRITE_TIMEOUT_MS;
     if (push_write(n, &w) != 0) {
-        mc_client_reply_error(t, MC_ENOMEM, NULL);
+        node_reply_error(t, MC_ENOMEM, NULL);
     }
 }
 
@@ -412,6 +419,7 @@ static int apply_conf(struct mc_node *n, const struct mc_raft_entry *e)
         struct mc_op_result ok;
         memset(&ok, 0, sizeof(ok));
         complete_writes(n, e, &ok, 1);
+        node_members_applied(n, e, &cc, &conf);
     }
     return rc;
 }
@@ -423,10 +431,13 @@ int node_apply_entry(struct mc_node *n, const struct mc_raft_entry *e)
         rc = apply_conf(n, e);
     } else if (e->len == 0) {
         rc = mc_engine_apply(n->engine, e->index, NULL, 0, NULL, 0, NULL);
+    } else if (e->data[0] == NODE_ENTRY_CHECK) {
+        rc = node_check_apply(n, e);
     } else {
         rc = apply_ops(n, e);
     }
     if (rc == 0) {
+        mc_metrics_applied_add(1);
         if (e->index > n->applied_index) {
             n->applied_index = e->index;
         }
@@ -446,12 +457,12 @@ void node_fail_writes(struct mc_node *n, int code)
         if (code == MC_ENOTLEADER) {
             reply_not_leader(n, &n->writes[i].token);
         } else {
-            mc_client_reply_error(&n->writes[i].token, code, NULL);
+            node_reply_error(&n->writes[i].token, code, NULL);
         }
     }
     n->head_writes = n->n_writes = 0;
     for (size_t i = 0; i < n->n_batch_waiters; i++) {
-        mc_client_reply_error(&n->batch_waiters[i].token, code, NULL);
+        node_reply_error(&n->batch_waiters[i].token, code, NULL);
     }
     n->n_batch_waiters = 0;
     n->batch_ops = 0;
@@ -462,8 +473,8 @@ void node_expire_writes(struct mc_node *n, uint64_t now_ms)
 {
     /* The queue is in proposal order, so deadlines ascend. */
     while (n->head_writes < n->n_writes && n->writes[n->head_writes].deadline_ms <= now_ms) {
-        mc_client_reply_error(&n->writes[n->head_writes].token, MC_ETIMEOUT,
-                              "the write did not commit in time (outcome unknown)");
+        node_reply_error(&n->writes[n->head_writes].token, MC_ETIMEOUT,
+                         "the write did not commit in time (outcome unknown)");
         n->head_writes++;
     }
 }

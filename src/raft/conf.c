@@ -190,25 +190,21 @@ int mc_raft_conf_change_encode(const struct mc_raft_conf_change *cc,
                                const struct mc_raft_conf *result, uint8_t *buf, size_t cap,
                                size_t *len)
 {
-    if (cc->context_len > MC_RAFT_CONF_CONTEXT_MAX || conf_validate(result)) {
+    if (cc->context_len > MC_RAFT_CONF_CONTEXT_MAX || conf_validate(result) || cap == 0) {
         return MC_EINVAL;
     }
-    struct mc_wbuf w;
-    mc_wbuf_init(&w, MC_RAFT_CONF_CHANGE_MAX_BYTES);
+    /* Write straight into the caller's buffer: limit == cap means the writer reports
+     * MC_ETOOLARGE before it would ever grow (allocate), so the core allocates nothing here. */
+    struct mc_wbuf w = {.data = buf, .len = 0, .cap = cap, .limit = cap, .err = 0};
     mc_wbuf_u8(&w, CONF_PAYLOAD_VERSION);
     mc_wbuf_u8(&w, cc->type);
     mc_wbuf_u64(&w, cc->node_id);
     mc_wbuf_bytes(&w, cc->context, cc->context_len);
     conf_encode(&w, result);
     int rc = mc_wbuf_error(&w);
-    if (!rc && w.len > cap) {
-        rc = MC_ETOOLARGE;
-    }
     if (!rc) {
-        memcpy(buf, w.data, w.len);
         *len = w.len;
     }
-    mc_wbuf_free(&w);
     return rc;
 }
 

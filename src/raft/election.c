@@ -226,3 +226,18 @@ void el_handle_vote_resp(struct mc_raft *r, const struct mc_raft_msg *m)
         break;
     }
 }
+
+int mc_raft_campaign(struct mc_raft *r)
+{
+    if (r->err) {
+        return r->err;
+    }
+    if (r->role == MC_RAFT_LEADER) {
+        return 0;
+    }
+    if (!ra_promotable(r)) {
+        return MC_ENOMEMBER;
+    }
+    el_campaign(r, !r->cfg.disable_pre_vote, false);
+    return r->err;
+}

@@ -73,6 +73,16 @@ bool pr_maybe_update(struct progress *p, uint64_t n)
  */
 bool pr_maybe_decr(struct progress *p, uint64_t rejected, uint64_t match_hint)
 {
+    if (rejected > 0 && rejected == p->match && match_hint < p->match) {
+        /* The follower rejected the very entry we had recorded as matching: it lost persisted
+         * state (its data dir was wiped). Raft assumes this never happens (§5.1); rather than
+         * stall forever, re-probe from what it holds now. Moving match back is conservative:
+         * commit never decreases, and quorums only get harder to reach. */
+        p->match = match_hint;
+        p->next = match_hint + 1;
+        p->probe_sent = false;
+        return true;
+    }
     if (p->state == MC_RAFT_PROGRESS_REPLICATE) {
         if (rejected <= p->match) {
             return false;

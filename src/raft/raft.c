@@ -124,6 +124,23 @@ uint64_t ra_self_match(const struct mc_raft *r)
     return r->log.persisted;
 }
 
+/* Invariants checked after every input (O(1)); a violation is a core bug. */
+static void check_invariants(const struct mc_raft *r)
+{
+    uint64_t last = log_last_index(&r->log);
+    (void)last;
+    assert(r->applied <= r->commit);      /* applied <= committed */
+    assert(r->commit <= last);            /* committed <= last index */
+    assert(r->log.offset <= r->applied);  /* only applied entries are compacted */
+    assert(r->log.persisted <= last);     /* durable <= held */
+    assert(r->log.unstable <= last + 1);  /* handed out <= held */
+    assert(r->term >= r->prev_hard.term); /* term never decreases */
+    assert(r->term > r->prev_hard.term || r->prev_hard.vote == 0 ||
+           r->vote == r->prev_hard.vote);     /* one vote per term */
+    assert(r->commit >= r->prev_hard.commit); /* commit never moves back */
+    assert(r->role != MC_RAFT_LEADER || r->leader == r->id);
+}
+
 /* ---- config / create ---- */
 
 void mc_raft_config_defaults(struct mc_raft_config *cfg)
@@ -197,15 +214,25 @@ static int restore(struct mc_raft *r, const struct mc_raft_restore *rs)
         r->base_conf = rs->snapshot.conf;
     }
     log_init(r, offset, offset_term);
-    for (size_t i = 0; i < rs->n_entries; i++) {
-        const struct mc_raft_entry *e = &rs->entries[i];
-        if (e->index != offset + 1 + i || e->term < log_last_term(&r->log) ||
-            e->len > MC_RAFT_MAX_ENTRY_BYTES || (e->len && !e->data) ||
-            e->term > rs->hard_state.term) {
+    /* Entries at or below the snapshot (a WAL keeps some) are skipped; the rest must follow it. */
+    size_t skip = 0;
+    while (skip < rs->n_entries && rs->entries[skip].index <= offset) {
+        if (rs->entries[skip].index == offset && rs->entries[skip].term != offset_term) {
             return MC_EINVAL;
         }
+        skip++;
     }
-    int rc = log_append(r, rs->entries, rs->n_entries);
+    uint64_t prev_term = offset_term;
+    for (size_t i = skip; i < rs->n_entries; i++) {
+        const struct mc_raft_entry *e = &rs->entries[i];
+        if (e->index != offset + 1 + (i - skip) || e->term < prev_term || e->term == 0 ||
+            e->len > MC_RAFT_MAX_ENTRY_BYTES || (e->len && !e->data) ||
+            e->type > MC_RAFT_ENTRY_CONF || e->term > rs->hard_state.term) {
+            return MC_EINVAL;
+        }
+        prev_term = e->term;
+    }
+    int rc = log_append(r, rs->entries + skip, rs->n_entries - skip);
     if (rc) {
         return rc;
     }
@@ -299,6 +326,7 @@ void mc_raft_tick(struct mc_raft *r)
     }
     r->tick++;
     el_tick(r);
+    check_invariants(r);
 }
 
 static bool is_leader_msg(uint8_t t)
@@ -447,6 +475,7 @@ int mc_raft_step(struct mc_raft *r, const struct mc_raft_msg *m)
     }
     if (m->type == MC_RAFT_MSG_VOTE || m->type == MC_RAFT_MSG_PREVOTE) {
         el_handle_vote(r, m);
+        check_invariants(r);
         return r->err;
     }
     switch (r->role) {
@@ -461,6 +490,7 @@ int mc_raft_step(struct mc_raft *r, const struct mc_raft_msg *m)
         step_follower(r, m);
         break;
     }
+    check_invariants(r);
     return r->err;
 }
 
@@ -630,6 +660,7 @@ void mc_raft_advance(struct mc_raft *r, const struct mc_raft_ready *rd)
     r->n_arena = 0;
     r->n_rstates = 0;
     log_free_garbage(r);
+    check_invariants(r);
 }
 
 /* ---- status ---- */
@@ -684,6 +715,10 @@ enum mc_raft_role mc_raft_role(const struct mc_raft *r)
 uint64_t mc_raft_id(const struct mc_raft *r)
 {
     return r->id;
+}
+int mc_raft_error(const struct mc_raft *r)
+{
+    return r->err;
 }
 uint64_t mc_raft_term(const struct mc_raft *r)
 {

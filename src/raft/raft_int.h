@@ -1,4 +1,19 @@
 /* raft_int.h: internal state of the Raft core shared by its files (one file per Raft concern). */
+/*
+ * Map of the core (one file per concern, prefix = file):
+ *   raft.c        public entry points, step dispatch + term rules, ready/advance, status (ra_)
+ *   log.c         in-memory log: append/truncate/compact, conflict search (log_)
+ *   quorum.c      majority/joint arithmetic over a configuration (quorum_)
+ *   conf.c        configuration sets, conf-change payload codec (conf_)
+ *   progress.c    leader's per-peer progress: probe/replicate/snapshot, in-flight window (pr_)
+ *   election.c    timeouts, pre-vote, votes, role changes (el_)
+ *   replication.c AppendEntries/heartbeats both ways, commit rule (rep_)
+ *   read_index.c  ReadIndex rounds and the lease (ri_)
+ *   membership.c  configuration from the log, conf-change proposals (mb_)
+ *   transfer.c    leadership transfer (tr_)
+ *   snapshot.c    compaction, InstallSnapshot send/receive (sn_)
+ *   msg_codec.c   wire encoding of messages (driver side)
+ */
 #ifndef MC_RAFT_INT_H
 #define MC_RAFT_INT_H
 

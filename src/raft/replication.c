@@ -98,8 +98,11 @@ bool rep_send_append(struct mc_raft *r, struct progress *p, bool allow_empty)
     if (p->id == r->id || pr_is_paused(r, p)) {
         return false;
     }
-    uint64_t prev = p->next - 1;
     uint64_t last = log_last_index(&r->log);
+    if (p->next > last + 1) {
+        p->next = last + 1; /* never probe beyond our own log */
+    }
+    uint64_t prev = p->next - 1;
     if (!log_has_term(&r->log, prev)) {
         return sn_send(r, p); /* the entries it needs were compacted (§7) */
     }
@@ -186,7 +189,6 @@ void rep_bcast_heartbeat(struct mc_raft *r, uint64_t seq)
     }
 }
 
-/* Follower side of AppendEntries (§5.3). */
 /* A correct leader never sends these; a corrupt or hostile one must not crash us. */
 static bool append_well_formed(const struct mc_raft_msg *m)
 {
@@ -206,6 +208,7 @@ static bool append_well_formed(const struct mc_raft_msg *m)
     return true;
 }
 
+/* Follower side of AppendEntries (§5.3). */
 void rep_handle_append(struct mc_raft *r, const struct mc_raft_msg *m)
 {
     struct mc_raft_msg *o;

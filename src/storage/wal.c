@@ -4,6 +4,8 @@
 #include "metacenter/error.h"
 #include "util/clock.h"
 #include "util/codec.h"
+#include "obs/metrics.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <assert.h>
@@ -54,6 +56,7 @@ struct mc_wal {
 
     /* producer view (under mu) */
     struct wal_op *q_head, *q_tail;
+    struct wal_op *inflight; /* batch taken by the WAL thread, not yet fully written (mu) */
     size_t q_ops;
     uint64_t q_bytes;
     uint64_t q_first, q_last, q_last_term;
@@ -234,7 +237,13 @@ static int sync_active(struct mc_wal *w)
     if (!a || !a->dirty) {
         return 0;
     }
+    uint64_t t0 = mc_mono_ns();
     int rc = w->fs->fdatasync(w->fs->ctx, a->fd);
+    uint64_t took = mc_mono_ns() - t0;
+    mc_metrics_observe(MC_METRIC_WAL_FSYNC, took);
+    if (took > 100000000ull) {
+        MC_WARN("slow_fsync", "file=%s ms=%llu", a->path, (unsigned long long)(took / 1000000));
+    }
     ADD(w->stats.fdatasyncs, 1);
     if (rc < 0) {
         go_fatal(w, "fdatasync", a->path, mc_fs_errno_to_mc(rc));
@@ -536,6 +545,9 @@ static void run_group(struct mc_wal *w, struct wal_op *ops)
     if (rc == 0) {
         rc = sync_active(w);
     }
+    pthread_mutex_lock(&w->mu);
+    w->inflight = NULL;
+    pthread_mutex_unlock(&w->mu);
     free_ops(ops);
     if (rc) {
         return; /* go_fatal already reported */
@@ -615,11 +627,15 @@ static void *wal_main(void *arg)
             w->q_tail = NULL;
         }
         last->next = NULL;
+        w->inflight = first; /* term_at() still sees these until they are in w->pos */
         w->q_ops -= nops;
         w->q_bytes -= bytes;
         pthread_cond_broadcast(&w->space_cv);
         pthread_mutex_unlock(&w->mu);
         if (LOAD(w->error)) {
+            pthread_mutex_lock(&w->mu);
+            w->inflight = NULL;
+            pthread_mutex_unlock(&w->mu);
             free_ops(first);
             continue;
         }
@@ -920,9 +936,10 @@ int mc_wal_set_hard_state(struct mc_wal *w, const struct mc_hard_state *hs, uint
 }
 
 /* Term of index i as the producer sees it (queued or written); 0 when unknown. Under mu. */
-static uint64_t term_at(struct mc_wal *w, uint64_t i)
+/* Term of index i among queued appends (the latest write of i wins), or 0. */
+static uint64_t term_in_ops(struct wal_op *head, uint64_t i)
 {
-    for (struct wal_op *op = w->q_head; op; op = op->next) {
+    for (struct wal_op *op = head; op; op = op->next) {
         if (op->kind != OP_APPEND) {
             continue;
         }
@@ -951,6 +968,20 @@ static uint64_t term_at(struct mc_wal *w, uint64_t i)
             }
             off += fb;
         }
+    }
+    return 0;
+}
+
+/* Term of index i as the producer sees the log: queued ops, then the batch being written, then
+ * what is on disk. Called with w->mu held. */
+static uint64_t term_at(struct mc_wal *w, uint64_t i)
+{
+    uint64_t t = term_in_ops(w->q_head, i);
+    if (!t) {
+        t = term_in_ops(w->inflight, i);
+    }
+    if (t) {
+        return t;
     }
     const struct wal_pos *p = wal_pos_get(&w->pos, i);
     return p ? p->term : 0;
@@ -1044,7 +1075,7 @@ int mc_wal_iterate(struct mc_wal *w, uint64_t lo, uint64_t hi, mc_wal_visit_fn f
     uint8_t *buf = NULL;
     size_t cap = 0;
     int rc = 0;
-    for (uint64_t i = lo; i <= hi && rc == 0; i++) {
+    for (uint64_t i = lo; i <= hi && rc == 0 && i != 0; i++) { /* i != 0: never wraps */
         pthread_mutex_lock(&w->mu);
         const struct wal_pos *p = wal_pos_get(&w->pos, i);
         if (!p) {

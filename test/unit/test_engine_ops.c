@@ -1138,3 +1138,44 @@ Test(engine_ops, get_encoded_matches_get)
         check_encoded("bkt", "", NULL, wi);
     }
 }
+
+/* mc_engine_get returns one-allocation (block) versions: complete, copyable, read-only. */
+Test(engine_ops, get_block_versions)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
+    struct mc_object_meta m = {.etag = strdup("e"), .size = 7};
+    mc_object_meta_add_user(&m, "a", "1");
+    mc_object_meta_add_user(&m, "b", ""); /* near-empty pair: the worst case for the block */
+    m.inline_data = (uint8_t *)strdup("inline!");
+    m.inline_len = 7;
+    m.parts = calloc(2, sizeof(*m.parts));
+    m.n_parts = 2;
+    m.parts[0] = (struct mc_part){.number = 1, .size = 3, .etag = strdup("p1")};
+    m.parts[1] = (struct mc_part){.number = 2, .size = 4};
+    m.erasure = (struct mc_erasure){.data_blocks = 2, .parity_blocks = 1, .n_distribution = 3};
+    m.erasure.distribution = calloc(3, sizeof(uint32_t));
+    m.erasure.distribution[2] = 9;
+    struct mc_op op;
+    mc_op_put(&op, "bkt", "k", "v1", 5, &m);
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    mc_object_meta_clear(&m);
+    for (int by_id = 0; by_id < 2; by_id++) {
+        struct mc_version v, c;
+        cr_assert_eq(mc_engine_get(te_eng, "bkt", "k", by_id ? "v1" : NULL, true, &v), 0);
+        cr_assert_not_null(v.meta.block);
+        cr_assert_str_eq(v.key, "k");
+        cr_assert_str_eq(v.version_id, "v1");
+        cr_assert_eq(v.meta.inline_len, 7);
+        cr_assert_eq(memcmp(v.meta.inline_data, "inline!", 7), 0);
+        cr_assert_str_eq(v.meta.parts[0].etag, "p1");
+        cr_assert_eq(v.meta.erasure.distribution[2], 9);
+        cr_assert_str_eq(v.meta.user_meta[0].value, "1");
+        cr_assert_eq(mc_object_meta_add_user(&v.meta, "x", "y"), MC_EINVAL, "read-only");
+        cr_assert_eq(mc_version_copy(&c, &v), 0);
+        cr_assert_null(c.meta.block, "a copy owns its fields");
+        cr_assert_eq(mc_object_meta_add_user(&c.meta, "x", "y"), 0);
+        mc_version_clear(&v);
+        cr_assert_null(v.key);
+        mc_version_clear(&c);
+    }
+}

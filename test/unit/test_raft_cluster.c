@@ -296,6 +296,8 @@ Test(raft_cluster, elects_and_commits)
 Test(raft_cluster, single_node)
 {
     start(1, 1);
+    cr_assert_eq(mc_raft_campaign(N[1].r), 0); /* leads at once, no timeout */
+    cr_assert_eq(mc_raft_role(N[1].r), MC_RAFT_LEADER);
     int l = elect();
     cr_assert_eq(l, 1);
     uint64_t idx = propose_str(1, "x");
@@ -569,7 +571,7 @@ Test(raft_cluster, restart_from_snapshot_and_tail)
     mc_raft_destroy(t->r);
     static struct mc_raft_entry ents[WALMAX];
     size_t n = 0;
-    for (uint64_t k = si + 1; k <= t->wal_last; k++) {
+    for (uint64_t k = 1; k <= t->wal_last; k++) { /* the WAL still holds entries <= si */
         ents[n++] = (struct mc_raft_entry){k, t->wal[k].term, t->wal[k].type, t->wal[k].len,
                                            t->wal[k].data};
     }
@@ -720,5 +722,38 @@ Test(raft_cluster, random_messages_never_crash)
     memset(cut, 0, sizeof(cut));
     int l2 = elect();
     cr_assert(l2);
+    stop_all();
+}
+
+Test(raft_cluster, transfer_catches_up_target_or_gives_up)
+{
+    start(3, 3);
+    int l = elect();
+    cr_assert(l);
+    int target = l == 3 ? 1 : l + 1;
+    /* The target is unreachable: the transfer cannot finish and is abandoned after a timeout. */
+    cut[l][target] = cut[target][l] = true;
+    cr_assert_eq(mc_raft_transfer_leader(N[l].r, (uint64_t)target), 0);
+    struct mc_raft_entry e = {.len = 0};
+    cr_assert_eq(mc_raft_propose(N[l].r, &e, 1, NULL), MC_ENOTLEADER);
+    tick_all(12);
+    cr_assert_eq(leader(), l);
+    struct mc_raft_status st;
+    mc_raft_status(N[l].r, &st);
+    cr_assert_eq(st.lead_transferee, 0);
+    uint64_t idx = 0;
+    for (int k = 0; k < 10; k++) {
+        idx = propose_str(l, "w"); /* proposals accepted again; the target falls behind */
+    }
+    pump();
+    cr_assert_lt(N[target].applied, idx);
+    /* Reachable again: the leader first catches the target up, then hands over. */
+    memset(cut, 0, sizeof(cut));
+    cr_assert_eq(mc_raft_transfer_leader(N[l].r, (uint64_t)target), 0);
+    pump();
+    tick_all(2);
+    cr_assert_eq(leader(), target);
+    cr_assert_geq(N[target].applied, idx);
+    check_logs_agree();
     stop_all();
 }

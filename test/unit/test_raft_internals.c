@@ -164,6 +164,10 @@ Test(raft_conf, changes_and_payload)
     for (size_t k = 0; k < len; k++) {
         cr_assert_eq(mc_raft_conf_change_decode(buf, k, &b, &res), MC_EPROTO);
     }
+    /* Encoding into a buffer that is too small fails cleanly (and never grows it). */
+    uint8_t small[16];
+    size_t sl = 0;
+    cr_assert_eq(mc_raft_conf_change_encode(&a, &n, small, sizeof(small), &sl), MC_ETOOLARGE);
 }
 
 static void msg_eq(const struct mc_raft_msg *a, const struct mc_raft_msg *b)
@@ -360,4 +364,302 @@ Test(raft_api, allocator_hook_balanced)
     cr_assert_gt(live_allocs, 20);
     mc_raft_destroy(r);
     cr_assert_eq(live_allocs, 0);
+}
+
+/* etcd #10998: a node that does not (yet) see itself as a voter still answers vote requests,
+ * e.g. a learner whose promotion entry it has not appended yet. */
+Test(raft_api, learner_still_grants_votes)
+{
+    static const uint64_t voters[] = {1, 2, 3};
+    static const uint64_t learners[] = {4};
+    struct mc_raft_config c;
+    memset(&c, 0, sizeof(c));
+    c.id = 4;
+    c.initial_voters = voters;
+    c.n_initial_voters = 3;
+    c.initial_learners = learners;
+    c.n_initial_learners = 1;
+    struct mc_raft *r;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    struct mc_raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_VOTE;
+    m.from = 1, m.to = 4, m.term = 5;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    struct mc_raft_ready rd;
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_msgs, 1);
+    cr_assert_eq(rd.msgs[0].type, MC_RAFT_MSG_VOTE_RESP);
+    cr_assert_eq(rd.msgs[0].reject, 0);
+    cr_assert_eq(rd.msgs[0].wait_persist, 1); /* the vote must be durable first */
+    cr_assert(rd.hard_state_changed);
+    cr_assert_eq(rd.hard_state.term, 5);
+    cr_assert_eq(rd.hard_state.vote, 1);
+    mc_raft_advance(r, &rd);
+    /* One vote per term: another candidate in term 5 is refused. */
+    m.from = 2;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_msgs, 1);
+    cr_assert_eq(rd.msgs[0].reject, 1);
+    mc_raft_advance(r, &rd);
+    /* A learner never campaigns. */
+    for (int i = 0; i < 100; i++) {
+        mc_raft_tick(r);
+    }
+    cr_assert_eq(mc_raft_role(r), MC_RAFT_FOLLOWER);
+    cr_assert_eq(mc_raft_term(r), 5);
+    mc_raft_destroy(r);
+}
+
+/* §5.4.1: a candidate with a shorter log of the same last term is refused. */
+Test(raft_api, vote_requires_up_to_date_log)
+{
+    static const uint64_t voters[] = {1, 2, 3};
+    uint8_t d = 1;
+    struct mc_raft_entry ents[3] = {{1, 1, 0, 1, &d}, {2, 1, 0, 1, &d}, {3, 2, 0, 1, &d}};
+    struct mc_raft_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hard_state.term = 2;
+    rs.entries = ents;
+    rs.n_entries = 3;
+    struct mc_raft_config c;
+    memset(&c, 0, sizeof(c));
+    c.id = 3;
+    c.initial_voters = voters;
+    c.n_initial_voters = 3;
+    c.restore = &rs;
+    struct mc_raft *r;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    struct mc_raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_VOTE;
+    m.from = 1, m.to = 3, m.term = 3, m.index = 5, m.log_term = 1; /* longer but older */
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    struct mc_raft_ready rd;
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_msgs, 1);
+    cr_assert_eq(rd.msgs[0].reject, 1);
+    mc_raft_advance(r, &rd);
+    m.from = 2, m.term = 4, m.index = 3, m.log_term = 2; /* equal: granted */
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_msgs, 1);
+    cr_assert_eq(rd.msgs[0].reject, 0);
+    mc_raft_advance(r, &rd);
+    mc_raft_destroy(r);
+}
+
+static void drain(struct mc_raft *r)
+{
+    while (mc_raft_has_ready(r)) {
+        struct mc_raft_ready rd;
+        mc_raft_ready(r, &rd);
+        uint64_t li = rd.n_entries ? rd.entries[rd.n_entries - 1].index : 0;
+        uint64_t lt = rd.n_entries ? rd.entries[rd.n_entries - 1].term : 0;
+        mc_raft_advance(r, &rd);
+        if (li) {
+            mc_raft_persisted(r, li, lt);
+        }
+    }
+}
+
+/* §5.4.2 / Figure 8: a leader never commits an old-term entry by counting replicas. */
+Test(raft_api, commit_only_through_current_term)
+{
+    static const uint64_t voters[] = {1, 2, 3};
+    uint8_t d = 1;
+    struct mc_raft_entry ents[3] = {{1, 1, 0, 1, &d}, {2, 1, 0, 1, &d}, {3, 2, 0, 1, &d}};
+    struct mc_raft_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hard_state.term = 2;
+    rs.hard_state.commit = 1;
+    rs.entries = ents;
+    rs.n_entries = 3;
+    rs.applied = 1;
+    struct mc_raft_config c;
+    memset(&c, 0, sizeof(c));
+    c.id = 1;
+    c.initial_voters = voters;
+    c.n_initial_voters = 3;
+    c.disable_pre_vote = true;
+    c.restore = &rs;
+    struct mc_raft *r;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    while (mc_raft_role(r) != MC_RAFT_CANDIDATE) {
+        mc_raft_tick(r);
+    }
+    drain(r);
+    struct mc_raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_VOTE_RESP;
+    m.from = 2, m.to = 1, m.term = 3;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert_eq(mc_raft_role(r), MC_RAFT_LEADER);
+    cr_assert_eq(mc_raft_last_index(r), 4); /* the no-op of term 3 */
+    cr_assert_eq(mc_raft_term_at(r, 4), 3);
+    drain(r);
+    /* Follower 2 acknowledges index 3 (term 2): a majority holds it, but it is not ours. */
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_APPEND_RESP;
+    m.from = 2, m.to = 1, m.term = 3, m.index = 3;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    drain(r);
+    cr_assert_eq(mc_raft_commit_index(r), 1, "committed an old-term entry by counting");
+    /* Once the no-op is on a majority, everything up to it commits. */
+    m.index = 4;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    drain(r);
+    cr_assert_eq(mc_raft_commit_index(r), 4);
+    mc_raft_destroy(r);
+}
+
+/* Thesis §6.4: a new leader answers reads only after committing an entry of its term, and only
+ * after a heartbeat round sent after the read arrived. */
+Test(raft_api, read_index_waits_for_noop_and_heartbeat_round)
+{
+    static const uint64_t voters[] = {1, 2, 3};
+    struct mc_raft_config c;
+    memset(&c, 0, sizeof(c));
+    c.id = 1;
+    c.initial_voters = voters;
+    c.n_initial_voters = 3;
+    c.disable_pre_vote = true;
+    struct mc_raft *r;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    while (mc_raft_role(r) != MC_RAFT_CANDIDATE) {
+        mc_raft_tick(r);
+    }
+    drain(r);
+    struct mc_raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_VOTE_RESP;
+    m.from = 2, m.to = 1, m.term = 1;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert_eq(mc_raft_role(r), MC_RAFT_LEADER);
+    drain(r);
+    cr_assert_eq(mc_raft_read_index(r, 77), 0);
+    struct mc_raft_ready rd;
+    uint64_t seq = 0;
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_reads, 0, "answered before the no-op committed");
+    for (size_t i = 0; i < rd.n_msgs; i++) {
+        cr_assert_neq(rd.msgs[i].type, MC_RAFT_MSG_HEARTBEAT);
+    }
+    mc_raft_advance(r, &rd);
+    /* The no-op (index 1) commits: now a heartbeat round goes out for the read. */
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_APPEND_RESP;
+    m.from = 2, m.to = 1, m.term = 1, m.index = 1;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert_eq(mc_raft_commit_index(r), 1);
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_reads, 0);
+    for (size_t i = 0; i < rd.n_msgs; i++) {
+        if (rd.msgs[i].type == MC_RAFT_MSG_HEARTBEAT) {
+            seq = rd.msgs[i].ctx;
+            cr_assert_eq(rd.msgs[i].wait_persist, 0);
+        }
+    }
+    cr_assert_neq(seq, 0, "no heartbeat round for the read");
+    mc_raft_advance(r, &rd);
+    /* An ack of an older round does not confirm it; the round's ack does. */
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_HEARTBEAT_RESP;
+    m.from = 3, m.to = 1, m.term = 1, m.ctx = seq - 1;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_reads, 0);
+    mc_raft_advance(r, &rd);
+    m.ctx = seq;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_reads, 1);
+    cr_assert_eq(rd.reads[0].ctx, 77);
+    cr_assert_eq(rd.reads[0].index, 1);
+    cr_assert_eq(rd.reads[0].err, 0);
+    mc_raft_advance(r, &rd);
+    /* Stepping down drops pending reads with an error instead of leaving them hanging. */
+    cr_assert_eq(mc_raft_read_index(r, 78), 0);
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_APPEND;
+    m.from = 2, m.to = 1, m.term = 2, m.index = 1, m.log_term = 1;
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert_eq(mc_raft_role(r), MC_RAFT_FOLLOWER);
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.n_reads, 1);
+    cr_assert_eq(rd.reads[0].ctx, 78);
+    cr_assert_eq(rd.reads[0].err, MC_ENOTLEADER);
+    mc_raft_advance(r, &rd);
+    mc_raft_destroy(r);
+}
+
+/* SQLite-style: fail the Nth allocation; the core must report MC_ENOMEM (sticky), never crash,
+ * and free everything on destroy. */
+static long fail_at, n_calls;
+static void *f_malloc(void *ud, size_t n)
+{
+    if (++n_calls == fail_at) {
+        return NULL;
+    }
+    return h_malloc(ud, n);
+}
+static void *f_realloc(void *ud, void *p, size_t n)
+{
+    if (++n_calls == fail_at) {
+        return NULL;
+    }
+    return h_realloc(ud, p, n);
+}
+
+Test(raft_api, allocation_failures_are_survivable)
+{
+    static const uint64_t v[] = {1, 2, 3};
+    bool saw_enomem = false;
+    for (fail_at = 1; fail_at < 200; fail_at++) {
+        n_calls = 0;
+        live_allocs = 0;
+        struct mc_raft_config c;
+        memset(&c, 0, sizeof(c));
+        c.id = 1;
+        c.initial_voters = v;
+        c.n_initial_voters = 3;
+        c.disable_pre_vote = true;
+        c.alloc = (struct mc_raft_alloc){f_malloc, f_realloc, h_free, NULL};
+        struct mc_raft *r = NULL;
+        int rc = mc_raft_create(&c, &r);
+        if (rc) {
+            cr_assert_eq(rc, MC_ENOMEM);
+            cr_assert_eq(live_allocs, 0);
+            saw_enomem = true;
+            continue;
+        }
+        for (int i = 0; i < 30; i++) {
+            mc_raft_tick(r);
+        }
+        struct mc_raft_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = MC_RAFT_MSG_VOTE_RESP;
+        m.from = 2, m.to = 1, m.term = mc_raft_term(r);
+        mc_raft_step(r, &m);
+        uint8_t d[32] = {0};
+        struct mc_raft_entry e = {.len = 32, .data = d};
+        for (int k = 0; k < 10; k++) {
+            rc = mc_raft_propose(r, &e, 1, NULL);
+            cr_assert(rc == 0 || rc == MC_ENOMEM || rc == MC_ENOTLEADER);
+            saw_enomem |= rc == MC_ENOMEM;
+            cr_assert(rc != MC_ENOMEM || mc_raft_error(r) == MC_ENOMEM);
+            mc_raft_read_index(r, (uint64_t)k);
+            struct mc_raft_ready rd;
+            mc_raft_ready(r, &rd);
+            mc_raft_advance(r, &rd);
+            memset(&m, 0, sizeof(m));
+            m.type = MC_RAFT_MSG_APPEND_RESP;
+            m.from = 2, m.to = 1, m.term = mc_raft_term(r), m.index = mc_raft_last_index(r);
+            mc_raft_step(r, &m);
+        }
+        mc_raft_destroy(r);
+        cr_assert_eq(live_allocs, 0, "leak with allocation %ld failing", fail_at);
+    }
+    cr_assert(saw_enomem);
 }

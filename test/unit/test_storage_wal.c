@@ -378,7 +378,21 @@ static void fault_case(enum mc_fs_op op, int err)
     cr_assert_eq(mc_wal_sync(w), 0);
     cr_assert_eq(mc_wal_durable_index(w), 10);
     mc_fs_fault_arm(&f, op, 1, err, true);
-    append_range(w, 11, 400, 1, len100); /* crosses segments: fallocate/unlink paths too */
+    /* Crosses segments (fallocate/unlink paths too). The WAL thread may fail while we are still
+     * queueing: from then on appends answer MC_EFATAL, which is the behaviour under test. */
+    uint8_t *buf = malloc(MC_WAL_RECORD_MAX_BYTES);
+    for (uint64_t i = 11; i <= 400; i++) {
+        uint32_t len = len100(i);
+        st_fill(buf, i * 31 + 1, len);
+        struct mc_wal_record rec = {
+            .index = i, .term = 1, .type = (uint8_t)(i & 3), .len = len, .data = buf};
+        int arc = mc_wal_append(w, &rec, 1, NULL, NULL);
+        if (arc == MC_EFATAL) {
+            break;
+        }
+        cr_assert_eq(arc, 0, "append %llu", (unsigned long long)i);
+    }
+    free(buf);
     int rc = mc_wal_sync(w);
     cr_assert_eq(rc, MC_EFATAL, "op %d err %d rc %d", op, err, rc);
     cr_assert_eq(mc_wal_error(w), MC_EFATAL);

@@ -1,0 +1,543 @@
+/* handlers.c: bucket and object endpoints, served through the loopback client (DESIGN.md §4). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/handlers.h"
+#include "metacenter/error.h"
+#include "obs/metrics.h"
+
+/* ---- shared helpers (also used by admin.c) ---- */
+
+int mc_http_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    if (!s || !*s)
+        return MC_EINVAL;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || v > 0xFFFFFFFFull)
+            return MC_EINVAL;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (v < min)
+        return MC_EINVAL;
+    *out = v > max ? max : (uint32_t)v;
+    return 0;
+}
+
+/* consistency= and max_staleness_ms= (DESIGN.md §2.5). */
+static int read_opts(const struct mc_http_request *q, struct mc_read_opts *ro)
+{
+    ro->consistency = MC_CONSISTENCY_LINEARIZABLE;
+    ro->max_staleness_ms = 0;
+    const char *c = mc_http_arg(q, "consistency");
+    if (c && *c && mc_consistency_parse(c, &ro->consistency) != 0)
+        return MC_EINVAL;
+    const char *s = mc_http_arg(q, "max_staleness_ms");
+    if (s && *s && mc_http_parse_u32(s, 0, UINT32_MAX, &ro->max_staleness_ms) != 0)
+        return MC_EINVAL;
+    return 0;
+}
+
+/* Percent-encode a decoded path for a header (unreserved bytes and '/' stay). */
+static void encode_path(const char *in, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < cap; p++) {
+        bool keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || strchr("-._~/", *p);
+        if (keep) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+/* The node's view of the leader, when it has one (collect), for NotLeader answers. */
+static bool node_state(struct mc_http_server *s, struct mc_node_metrics *n)
+{
+    memset(n, 0, sizeof *n);
+    return s->collect && s->collect(s->collect_ctx, n) == 0;
+}
+
+void mc_http_fail_call(const struct mc_http_request *q, struct mc_http_response *r,
+                       const struct mc_http_call *k)
+{
+    int st = k->status;
+    struct mc_node_metrics n;
+    bool known = node_state(q->srv, &n);
+    /* The client library follows the leader itself, so a request only fails for want of one
+     * when none was reachable before the deadline: if this node knows no leader, or knows one
+     * that is not itself, say NotLeader with the hint (DESIGN.md §4). */
+    bool elsewhere = known && (!n.has_leader || n.leader_id != n.node_id);
+    if (st == MC_ENOTLEADER || ((st == MC_ETIMEOUT || st == MC_EUNAVAIL) && elsewhere)) {
+        uint64_t leader = st == MC_ENOTLEADER ? k->leader_id : 0;
+        if (leader == 0 && known && n.has_leader)
+            leader = n.leader_id;
+        json_t *o = json_pack("{s:s, s:s, s:I}", "error", mc_error_name(MC_ENOTLEADER), "message",
+                              leader ? "this node is not the leader and the leader did not answer"
+                                     : "no leader is known (election in progress?)",
+                              "leader", (json_int_t)leader);
+        if (k->outcome_unknown)
+            json_object_set_new(o, "outcome_unknown", json_true());
+        mc_http_resp_json(r, mc_error_http_status(MC_ENOTLEADER), json_dumps(o, JSON_COMPACT));
+        json_decref(o);
+        if (leader && known && n.has_leader && n.leader_id == leader && n.leader_http_addr[0]) {
+            char path[800], query[300], loc[MC_ADDR_MAX + sizeof path + sizeof query + 8];
+            encode_path(q->url, path, sizeof path);
+            mc_http_query_string(q, query, sizeof query);
+            snprintf(loc, sizeof loc, "http://%s%s%s", n.leader_http_addr, path, query);
+            mc_http_resp_header(r, "Location", loc);
+        }
+        return;
+    }
+    /* The engine reports "no error" when it has no detail: say what the code means then. */
+    bool detail = k->message[0] && strcmp(k->message, "no error") != 0;
+    json_t *o = json_pack("{s:s, s:s}", "error", mc_error_name(st), "message",
+                          detail ? k->message : mc_strerror(st));
+    if (k->delete_marker) {
+        json_object_set_new(o, "delete_marker", json_true());
+        if (k->version_id[0])
+            json_object_set_new(o, "version_id", json_string(k->version_id));
+        mc_http_resp_header(r, "X-Delete-Marker", "true");
+    }
+    if (k->outcome_unknown)
+        json_object_set_new(o, "outcome_unknown", json_true());
+    if (k->is_write && k->result.failed_op >= 0 && k->result.code != 0)
+        json_object_set_new(o, "failed_op", json_integer(k->result.failed_op));
+    mc_http_resp_json(r, mc_error_http_status(st), json_dumps(o, JSON_COMPACT));
+    json_decref(o);
+}
+
+/* Run one write op through a pooled client; fills k (k->result on success). */
+static int run_op(struct mc_http_server *s, const struct mc_op *op, struct mc_http_call *k)
+{
+    memset(k, 0, sizeof *k);
+    k->is_write = true;
+    k->result.failed_op = -1;
+    struct mc_client *c = mc_http_client_get(s);
+    if (!c) {
+        k->status = MC_ENOMEM;
+        return k->status;
+    }
+    int rc = mc_http_call_wait(s, c, k, mc_client_op_async(c, op, mc_http_call_cb, k));
+    mc_http_client_put(s, c);
+    return rc;
+}
+
+json_t *mc_http_parse_body(const struct mc_http_request *q, struct mc_http_response *r,
+                           bool required)
+{
+    if (q->body_len == 0) {
+        if (required) {
+            mc_http_resp_error(r, MC_EINVAL, "a JSON request body is required");
+            return NULL;
+        }
+        return json_object();
+    }
+    json_error_t err;
+    json_t *o = json_loadb(q->body, q->body_len, 0, &err);
+    if (!o || !json_is_object(o)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "malformed JSON body: %s", o ? "not an object" : err.text);
+        json_decref(o);
+        mc_http_resp_error(r, MC_EINVAL, msg);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- buckets ---- */
+
+static void bucket_list(struct mc_http_request *q, struct mc_http_response *r)
+{
+    struct mc_read_opts ro;
+    if (read_opts(q, &ro) != 0) {
+        mc_http_resp_error(r, MC_EINVAL, "bad consistency or max_staleness_ms");
+        return;
+    }
+    struct mc_http_call k = {0};
+    struct mc_client *c = mc_http_client_get(q->srv);
+    int rc = c ? mc_http_call_wait(q->srv, c, &k,
+                                   mc_client_list_buckets_async(c, &ro, mc_http_call_cb, &k))
+               : (k.status = MC_ENOMEM);
+    mc_http_client_put(q->srv, c);
+    struct mc_bucket_info *b = NULL;
+    size_t n = 0;
+    if (rc == 0 && (rc = mc_bucket_list_decode(k.body, k.body_len, &b, &n)) != 0)
+        k.status = rc;
+    if (rc == 0)
+        mc_http_resp_json(r, 200, mc_bucket_list_json(b, n, MC_JSON_COMPACT));
+    else
+        mc_http_fail_call(q, r, &k);
+    free(b);
+    mc_http_call_free(&k);
+}
+
+static void bucket_head(struct mc_http_request *q, struct mc_http_response *r)
+{
+    struct mc_read_opts ro;
+    if (read_opts(q, &ro) != 0) {
+        mc_http_resp_error(r, MC_EINVAL, "bad consistency or max_staleness_ms");
+        return;
+    }
+    struct mc_http_call k = {0};
+    struct mc_client *c = mc_http_client_get(q->srv);
+    int rc = c ? mc_http_call_wait(
+                     q->srv, c, &k,
+                     mc_client_head_bucket_async(c, q->path.bucket, &ro, mc_http_call_cb, &k))
+               : (k.status = MC_ENOMEM);
+    mc_http_client_put(q->srv, c);
+    struct mc_bucket_info *b = NULL;
+    size_t n = 0;
+    if (rc == 0 && (rc = mc_bucket_list_decode(k.body, k.body_len, &b, &n)) == 0 && n != 1)
+        rc = MC_EPROTO;
+    if (rc == 0) {
+        mc_http_resp_json(r, 200, mc_bucket_json(&b[0], MC_JSON_COMPACT));
+    } else {
+        if (k.status == 0)
+            k.status = rc;
+        mc_http_fail_call(q, r, &k);
+    }
+    free(b);
+    mc_http_call_free(&k);
+}
+
+/* PUT /v1/buckets/{b}, optional body {"versioning":"enabled"|"suspended"|"unversioned"}. */
+static void bucket_create(struct mc_http_request *q, struct mc_http_response *r)
+{
+    json_t *body = mc_http_parse_body(q, r, false);
+    if (!body)
+        return;
+    enum mc_versioning v = MC_VERSIONING_UNVERSIONED;
+    json_t *jv = json_object_get(body, "versioning");
+    int rc = 0;
+    if (json_object_size(body) > (jv ? 1u : 0u))
+        rc = MC_EINVAL;
+    else if (jv && (!json_is_string(jv) || mc_versioning_parse(json_string_value(jv), &v) != 0))
+        rc = MC_EINVAL;
+    json_decref(body);
+    if (rc) {
+        mc_http_resp_error(
+            r, rc, "body must be {\"versioning\":\"enabled\"|\"suspended\"|\"unversioned\"}");
+        return;
+    }
+    struct mc_op op = {0};
+    struct mc_http_call k;
+    rc = mc_op_bucket_create(&op, q->path.bucket, v, 0);
+    if (rc == 0)
+        rc = run_op(q->srv, &op, &k);
+    else
+        k = (struct mc_http_call){.status = rc, .is_write = true};
+    mc_op_clear(&op);
+    if (rc != 0) {
+        mc_http_fail_call(q, r, &k);
+        return;
+    }
+    json_t *o =
+        json_pack("{s:s, s:s}", "bucket", q->path.bucket, "versioning", mc_versioning_name(v));
+    mc_http_resp_json(r, 200, json_dumps(o, JSON_COMPACT));
+    json_decref(o);
+}
+
+static void bucket_delete(struct mc_http_request *q, struct mc_http_response *r)
+{
+    struct mc_op op = {0};
+    struct mc_http_call k;
+    int rc = mc_op_bucket_delete(&op, q->path.bucket);
+    if (rc == 0)
+        rc = run_op(q->srv, &op, &k);
+    else
+        k = (struct mc_http_call){.status = rc, .is_write = true};
+    mc_op_clear(&op);
+    if (rc != 0)
+        mc_http_fail_call(q, r, &k);
+    else
+        r->status = 204;
+}
+
+/* PUT /v1/buckets/{b}/versioning {"status":"enabled"|"suspended"} */
+static void bucket_versioning(struct mc_http_request *q, struct mc_http_response *r)
+{
+    json_t *body = mc_http_parse_body(q, r, true);
+    if (!body)
+        return;
+    enum mc_versioning v = MC_VERSIONING_UNVERSIONED;
+    json_t *js = json_object_get(body, "status");
+    int rc = 0;
+    if (!json_is_string(js) || json_object_size(body) != 1 ||
+        mc_versioning_parse(json_string_value(js), &v) != 0 || v == MC_VERSIONING_UNVERSIONED)
+        rc = MC_EINVAL;
+    json_decref(body);
+    if (rc) {
+        mc_http_resp_error(r, rc, "body must be {\"status\":\"enabled\"|\"suspended\"}");
+        return;
+    }
+    struct mc_op op = {0};
+    struct mc_http_call k;
+    rc = mc_op_bucket_versioning(&op, q->path.bucket, v);
+    if (rc == 0)
+        rc = run_op(q->srv, &op, &k);
+    else
+        k = (struct mc_http_call){.status = rc, .is_write = true};
+    mc_op_clear(&op);
+    if (rc != 0) {
+        mc_http_fail_call(q, r, &k);
+        return;
+    }
+    json_t *o =
+        json_pack("{s:s, s:s}", "bucket", q->path.bucket, "versioning", mc_versioning_name(v));
+    mc_http_resp_json(r, 200, json_dumps(o, JSON_COMPACT));
+    json_decref(o);
+}
+
+/* ---- listings ---- */
+
+static void list(struct mc_http_request *q, struct mc_http_response *r, bool versions)
+{
+    struct mc_read_opts ro;
+    if (read_opts(q, &ro) != 0) {
+        mc_http_resp_error(r, MC_EINVAL, "bad consistency or max_staleness_ms");
+        return;
+    }
+    struct mc_list_args a = {.bucket = q->path.bucket};
+    a.prefix = mc_http_arg(q, "prefix");
+    a.delimiter = mc_http_arg(q, "delimiter");
+    const char *mk = mc_http_arg(q, "max-keys");
+    if (mk && *mk && mc_http_parse_u32(mk, 1, 1000, &a.max_keys) != 0) {
+        mc_http_resp_error(r, MC_EINVAL, "max-keys must be an integer >= 1");
+        return;
+    }
+    if (versions) {
+        a.key_marker = mc_http_arg(q, "key-marker");
+        a.version_id_marker = mc_http_arg(q, "version-id-marker");
+        if (a.version_id_marker && *a.version_id_marker && !(a.key_marker && *a.key_marker)) {
+            mc_http_resp_error(r, MC_EINVAL, "version-id-marker needs key-marker");
+            return;
+        }
+    } else {
+        a.start_after = mc_http_arg(q, "start-after");
+        a.continuation_token = mc_http_arg(q, "continuation-token");
+    }
+    struct mc_http_call k = {0};
+    struct mc_client *c = mc_http_client_get(q->srv);
+    int rc;
+    if (!c)
+        rc = k.status = MC_ENOMEM;
+    else if (versions)
+        rc = mc_http_call_wait(q->srv, c, &k,
+                               mc_client_list_versions_async(c, &a, &ro, mc_http_call_cb, &k));
+    else
+        rc = mc_http_call_wait(q->srv, c, &k,
+                               mc_client_list_objects_async(c, &a, &ro, mc_http_call_cb, &k));
+    mc_http_client_put(q->srv, c);
+    struct mc_list_result lr = {0};
+    if (rc == 0 && (rc = mc_list_result_decode(k.body, k.body_len, &lr)) != 0)
+        k.status = rc;
+    if (rc == 0) {
+        lr.is_versions = versions;
+        mc_http_resp_json(r, 200, mc_list_result_json(&lr, MC_JSON_COMPACT));
+    } else {
+        mc_http_fail_call(q, r, &k);
+    }
+    mc_list_result_clear(&lr);
+    mc_http_call_free(&k);
+}
+
+/* ---- objects ---- */
+
+/* Strip the quotes of an HTTP entity tag ("abc" or W/"abc") into out. */
+static void unquote_etag(const char *in, char *out, size_t cap)
+{
+    if (strncmp(in, "W/", 2) == 0)
+        in += 2;
+    size_t n = strlen(in);
+    if (n >= 2 && in[0] == '"' && in[n - 1] == '"') {
+        in++;
+        n -= 2;
+    }
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, in, n);
+    out[n] = '\0';
+}
+
+static void object_put(struct mc_http_request *q, struct mc_http_response *r)
+{
+    struct mc_object_meta meta = {0};
+    int rc = 0;
+    if (q->body_len > 0) {
+        rc = mc_object_meta_from_json(q->body, q->body_len, &meta);
+        if (rc != 0) {
+            mc_http_resp_error(r, rc, rc == MC_EINVAL ? "malformed metadata JSON body" : NULL);
+            return;
+        }
+    }
+    struct mc_op op = {0};
+    rc = mc_op_put(&op, q->path.bucket, q->path.key, NULL, 0, &meta);
+    mc_object_meta_clear(&meta);
+    const char *im = mc_http_header(q, "If-Match");
+    const char *inm = mc_http_header(q, "If-None-Match");
+    const char *bad = NULL;
+    if (rc == 0 && inm) {
+        if (strcmp(inm, "*") == 0)
+            op.if_none_match_star = true;
+        else
+            bad = "If-None-Match only accepts *";
+    }
+    if (rc == 0 && im && !bad) {
+        char etag[1024];
+        unquote_etag(im, etag, sizeof etag);
+        if (strcmp(etag, "*") == 0 || etag[0] == '\0') {
+            bad = "If-Match needs one entity tag";
+        } else {
+            op.if_match = strdup(etag);
+            if (!op.if_match)
+                rc = MC_ENOMEM;
+        }
+    }
+    if (bad) {
+        mc_op_clear(&op);
+        mc_http_resp_error(r, MC_EINVAL, bad);
+        return;
+    }
+    struct mc_http_call k;
+    if (rc == 0)
+        rc = run_op(q->srv, &op, &k);
+    else
+        k = (struct mc_http_call){.status = rc, .is_write = true};
+    mc_op_clear(&op);
+    if (rc != 0) {
+        mc_http_fail_call(q, r, &k);
+        return;
+    }
+    if (k.result.version_id[0])
+        mc_http_resp_header(r, "X-Version-Id", k.result.version_id);
+    mc_http_resp_json(r, 200, mc_op_result_json(&k.result, MC_JSON_COMPACT));
+}
+
+static void object_get(struct mc_http_request *q, struct mc_http_response *r, bool head)
+{
+    struct mc_read_opts ro;
+    if (read_opts(q, &ro) != 0) {
+        mc_http_resp_error(r, MC_EINVAL, "bad consistency or max_staleness_ms");
+        return;
+    }
+    const char *vid = mc_http_arg(q, "version-id");
+    struct mc_http_call k = {0};
+    struct mc_client *c = mc_http_client_get(q->srv);
+    int rc = c ? mc_http_call_wait(q->srv, c, &k,
+                                   mc_client_get_async(c, head, q->path.bucket, q->path.key, vid,
+                                                       &ro, mc_http_call_cb, &k))
+               : (k.status = MC_ENOMEM);
+    mc_http_client_put(q->srv, c);
+    struct mc_version v = {0};
+    if (rc == 0 && (rc = mc_version_decode(k.body, k.body_len, &v)) != 0)
+        k.status = rc;
+    if (rc == 0) {
+        if (v.meta.etag && v.meta.etag[0]) {
+            char et[600];
+            snprintf(et, sizeof et, "\"%.512s\"", v.meta.etag);
+            mc_http_resp_header(r, "ETag", et);
+        }
+        if (v.version_id)
+            mc_http_resp_header(r, "X-Version-Id", v.version_id);
+        mc_http_resp_json(r, 200, mc_version_json(&v, MC_JSON_COMPACT));
+    } else {
+        mc_http_fail_call(q, r, &k);
+    }
+    mc_version_clear(&v);
+    mc_http_call_free(&k);
+}
+
+static void object_delete(struct mc_http_request *q, struct mc_http_response *r)
+{
+    const char *vid = mc_http_arg(q, "version-id");
+    if (vid && !*vid)
+        vid = NULL;
+    struct mc_op op = {0};
+    struct mc_http_call k;
+    int rc = mc_op_delete(&op, q->path.bucket, q->path.key, vid, NULL, 0);
+    if (rc == 0)
+        rc = run_op(q->srv, &op, &k);
+    else
+        k = (struct mc_http_call){.status = rc, .is_write = true};
+    mc_op_clear(&op);
+    if (rc != 0) {
+        mc_http_fail_call(q, r, &k);
+        return;
+    }
+    if (k.result.delete_marker)
+        mc_http_resp_header(r, "X-Delete-Marker", "true");
+    if (k.result.version_id[0])
+        mc_http_resp_header(r, "X-Version-Id", k.result.version_id);
+    mc_http_resp_json(r, 200, mc_op_result_json(&k.result, MC_JSON_COMPACT));
+}
+
+/* ---- dispatch ---- */
+
+static bool is(const struct mc_http_request *q, const char *m)
+{
+    return strcmp(q->method, m) == 0;
+}
+
+void mc_http_dispatch(struct mc_http_request *q, struct mc_http_response *r)
+{
+    bool get = is(q, "GET") || is(q, "HEAD");
+    switch (q->path.route) {
+    case MC_ROUTE_HEALTHZ:
+        mc_http_healthz(q, r);
+        return;
+    case MC_ROUTE_READYZ:
+        mc_http_readyz(q, r);
+        return;
+    case MC_ROUTE_METRICS:
+        mc_http_metrics(q, r);
+        return;
+    case MC_ROUTE_BUCKETS:
+        bucket_list(q, r);
+        return;
+    case MC_ROUTE_BUCKET:
+        if (get)
+            bucket_head(q, r);
+        else if (is(q, "PUT"))
+            bucket_create(q, r);
+        else
+            bucket_delete(q, r);
+        return;
+    case MC_ROUTE_VERSIONING:
+        bucket_versioning(q, r);
+        return;
+    case MC_ROUTE_OBJECTS:
+        list(q, r, false);
+        return;
+    case MC_ROUTE_VERSIONS:
+        list(q, r, true);
+        return;
+    case MC_ROUTE_OBJECT:
+        if (get)
+            object_get(q, r, is(q, "HEAD"));
+        else if (is(q, "PUT"))
+            object_put(q, r);
+        else
+            object_delete(q, r);
+        return;
+    case MC_ROUTE_CLUSTER:
+    case MC_ROUTE_MEMBERS:
+    case MC_ROUTE_MEMBER:
+    case MC_ROUTE_PROMOTE:
+    case MC_ROUTE_TRANSFER:
+    case MC_ROUTE_SNAPSHOT:
+        mc_http_admin(q, r);
+        return;
+    case MC_ROUTE_NONE:
+        break;
+    }
+    mc_http_resp_error_named(r, 404, "NotFound", "no such endpoint");
+}

@@ -1,0 +1,110 @@
+/* seal.c: engine file checksum at clean shutdown, verified at the next start. */
+#include "node/seal.h"
+#include "metacenter/error.h"
+#include "metacenter/storage.h"
+#include "util/checksum.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SEAL_READ_BYTES (1u << 20)
+
+static int file_hash(const char *path, uint64_t *hash, uint64_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? MC_ENOTFOUND : MC_EIO;
+    }
+    uint8_t *buf = malloc(SEAL_READ_BYTES);
+    struct mc_digest d = {0};
+    int rc = buf ? mc_digest_init(&d) : MC_ENOMEM;
+    *size = 0;
+    while (rc == 0) {
+        ssize_t n = read(fd, buf, SEAL_READ_BYTES);
+        if (n < 0) {
+            rc = MC_EIO;
+            break;
+        }
+        if (n == 0) {
+            break;
+        }
+        mc_digest_update(&d, buf, (size_t)n);
+        *size += (uint64_t)n;
+    }
+    if (rc == 0) {
+        *hash = mc_digest_final(&d);
+    } else {
+        mc_digest_free(&d);
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static int paths(const char *datadir, char *seal, char *data, size_t cap)
+{
+    int rc = mc_datadir_path(datadir, "engine.seal", seal, cap);
+    if (rc == 0) {
+        rc = mc_datadir_path(datadir, "engine/data.mdb", data, cap);
+    }
+    return rc;
+}
+
+int mc_seal_write(const char *datadir)
+{
+    char seal[MC_DATADIR_PATH_MAX], data[MC_DATADIR_PATH_MAX];
+    uint64_t hash = 0, size = 0;
+    int rc = paths(datadir, seal, data, sizeof(seal));
+    if (rc == 0) {
+        rc = file_hash(data, &hash, &size);
+    }
+    if (rc) {
+        return rc;
+    }
+    char line[96];
+    int len = snprintf(line, sizeof(line), "xxh3=%016llx size=%llu\n", (unsigned long long)hash,
+                       (unsigned long long)size);
+    return mc_fs_write_file_atomic(NULL, seal, line, (size_t)len);
+}
+
+void mc_seal_remove(const char *datadir)
+{
+    char seal[MC_DATADIR_PATH_MAX];
+    if (mc_datadir_path(datadir, "engine.seal", seal, sizeof(seal)) == 0) {
+        unlink(seal);
+    }
+}
+
+int mc_seal_verify(const char *datadir)
+{
+    char seal[MC_DATADIR_PATH_MAX], data[MC_DATADIR_PATH_MAX];
+    int rc = paths(datadir, seal, data, sizeof(seal));
+    if (rc) {
+        return rc;
+    }
+    FILE *f = fopen(seal, "r");
+    if (!f) {
+        return 0; /* no clean shutdown recorded: nothing to compare */
+    }
+    unsigned long long want = 0, want_size = 0;
+    int got = fscanf(f, "xxh3=%llx size=%llu", &want, &want_size);
+    fclose(f);
+    uint64_t hash = 0, size = 0;
+    rc = file_hash(data, &hash, &size);
+    if (got != 2 || rc != 0 || hash != want || size != want_size) {
+        MC_ERROR("engine_corrupt",
+                 "file=%s expected_xxh3=%016llx actual_xxh3=%016llx expected_size=%llu "
+                 "actual_size=%llu action=\"the state machine file changed while the node was "
+                 "stopped: wipe this node's data dir and restart it to rejoin (the leader sends "
+                 "a snapshot), or restore it with 'metacenter snapshot restore'\"",
+                 data, want, (unsigned long long)hash, want_size, (unsigned long long)size);
+        return MC_ECORRUPT;
+    }
+    unlink(seal);
+    return 0;
+}

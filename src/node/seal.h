@@ -1,0 +1,17 @@
+/* seal.h: a checksum of the engine's LMDB file written at clean shutdown and verified at start,
+ * so a byte flipped while the node was stopped is refused (LMDB has no page checksums). */
+#ifndef MC_NODE_SEAL_H
+#define MC_NODE_SEAL_H
+
+/* After a clean stop (engine synced and closed): write DATADIR/engine.seal. */
+int mc_seal_write(const char *datadir);
+/*
+ * Before opening the engine: if DATADIR/engine.seal exists, hash DATADIR/engine/data.mdb and
+ * compare; then remove the seal (the file changes from now on). Returns 0 (no seal, or it
+ * matches) or MC_ECORRUPT (logged with the file name and what to do).
+ */
+int mc_seal_verify(const char *datadir);
+/* An offline writer changes data.mdb legitimately: drop the seal first. */
+void mc_seal_remove(const char *datadir);
+
+#endif

@@ -1,0 +1,86 @@
+"""test_backup.py: snapshot save from a running node and offline, restore into a new single-node
+cluster (100,000 objects in 10 buckets), equal state hashes, growing the restored cluster, and a
+corrupted snapshot refused."""
+import json
+import os
+
+from harness import ASAN, Cluster, cli, cli_json, wait_for
+from test_membership import FAST, add_joiner
+
+OBJECTS = 20000 if ASAN else 100000
+BUCKETS = 10
+
+
+def state_hash(endpoints):
+    r = cli(["--endpoints", endpoints, "--json", "check"], check=False)
+    if r.returncode != 0:
+        return None
+    res = json.loads(r.stdout)
+    hashes = {m["state_hash"] for m in res["members"]}
+    return hashes.pop() if res["consistent"] and len(hashes) == 1 else None
+
+
+def test_save_restore_round_trip_and_grow():
+    with Cluster(1, FAST) as src:
+        n = src.nodes[0]
+        for b in range(BUCKETS):
+            r = cli(["bench", "load", "--objects", str(OBJECTS // BUCKETS), "--bucket",
+                     "bkt-%d" % b, "--endpoints", n.client, "--connections", "4", "--pipeline",
+                     "32", "--json"], timeout=300)
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            assert res["errors"] == 0, res
+        saved_hash = state_hash(n.client)
+        assert saved_hash, "no state hash from the source"
+        snap = os.path.join(src.tmp, "backup.snap")
+        out = cli_json(["--endpoints", n.client, "snapshot", "save", snap])
+        assert out["verified"] and os.path.getsize(snap) == out["size_bytes"], out
+
+        # A flipped byte in the data is caught before anything is written.
+        bad = os.path.join(src.tmp, "bad.snap")
+        with open(snap, "rb") as f:
+            data = bytearray(f.read())
+        data[len(data) // 2] ^= 0xFF
+        with open(bad, "wb") as f:
+            f.write(data)
+        bad_dir = os.path.join(src.tmp, "bad-dir")
+        r = cli(["snapshot", "restore", bad, "--data-dir", bad_dir], check=False)
+        assert r.returncode != 0 and "Corruption" in r.stderr, (r.returncode, r.stderr)
+        assert not os.path.exists(os.path.join(bad_dir, "cluster"))
+
+        dst = Cluster(1, FAST)  # not started: its node starts from the restored dir
+        try:
+            d = dst.nodes[0]
+            out = cli_json(["snapshot", "restore", snap, "--data-dir", d.dir, "--node-id", "1"])
+            assert out["state_hash"] == saved_hash, (out, saved_hash)
+            # Restoring over an existing node is refused.
+            r = cli(["snapshot", "restore", snap, "--data-dir", d.dir], check=False)
+            assert r.returncode != 0 and "AlreadyExists" in r.stderr, r.stderr
+            d.start()
+            assert wait_for(lambda: state_hash(d.client) == saved_hash, 15), \
+                "restored node hash differs: %s vs %s" % (state_hash(d.client), saved_hash)
+            page = cli_json(["--endpoints", d.client, "ls", "bkt-9", "--max-keys", "1000"])
+            assert page["key_count"] == 1000 and page["is_truncated"], page["key_count"]
+            buckets = cli_json(["--endpoints", d.client, "bucket", "ls"])
+            names = [b["name"] for b in (buckets["buckets"] if isinstance(buckets, dict)
+                                         else buckets)]
+            assert all("bkt-%d" % b in names for b in range(BUCKETS)), names
+            # It is a real cluster: writes, and it grows with cluster add.
+            cli(["--endpoints", d.client, "put", "bkt-0", "after-restore"])
+            j = add_joiner(dst, 2)
+            cli(["--endpoints", d.client, "cluster", "add", "2", j.peer, "--client-addr",
+                 j.client], timeout=120)
+            eps = dst.endpoints()
+            assert wait_for(lambda: cli(["--endpoints", eps, "check"], check=False).returncode
+                            == 0, 30), cli(["--endpoints", eps, "check"], check=False).stdout
+            assert cli(["--endpoints", j.client, "--consistency", "stale", "get", "bkt-0",
+                        "after-restore"], check=False).returncode == 0
+        finally:
+            dst.close()
+
+        # Offline save from the stopped source node gives the same state.
+        n.stop()
+        off = os.path.join(src.tmp, "offline.snap")
+        out = cli_json(["--data-dir", n.dir, "snapshot", "save", off])
+        assert out["verified"], out
+        out = cli_json(["snapshot", "restore", off, "--data-dir", os.path.join(src.tmp, "r2")])
+        assert out["state_hash"] == saved_hash, (out, saved_hash)

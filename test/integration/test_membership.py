@@ -1,0 +1,172 @@
+"""test_membership.py: growing a cluster through the learner stage (--join nodes), LearnerLagging,
+removing the leader (transfer first, the removed node stops), changes while a member is down."""
+import json
+import subprocess
+
+from harness import BIN, Cluster, Node, _procs, cli, cli_json, port_open, wait_for
+
+FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
+
+
+class JoinNode(Node):
+    """A node started with --join and no --initial-cluster: it waits until it is added."""
+
+    def __init__(self, cluster, node_id, join_addr):
+        super().__init__(cluster, node_id)
+        self.join = join_addr
+
+    def start(self, extra=None):
+        assert self.proc is None or self.proc.poll() is not None
+        args = [BIN, "serve", "--data-dir", self.dir, "--node-id", str(self.id),
+                "--listen-client", self.client, "--listen-peer", self.peer,
+                "--listen-http", "off", "--join", self.join] + self.cluster.flags + (extra or [])
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        _procs.append(self.proc)
+        wait_for(lambda: port_open(self.client_port) or self.proc.poll() is not None, 10)
+        if self.proc.poll() is not None:
+            raise RuntimeError("node %d exited at start: %s" % (self.id, self.log_tail()))
+
+
+def add_joiner(c, node_id, start=True):
+    n = JoinNode(c, node_id, c.nodes[0].client)
+    c.nodes.append(n)
+    if start:
+        n.start()
+    return n
+
+
+def members(c, node):
+    st = c.status(node)
+    assert st is not None, "no status from node %d" % node.id
+    return {m["id"]: m["role"] for m in st["members"]}
+
+
+def test_grow_through_learners_and_remove_leader():
+    with Cluster(1, FAST) as c:
+        n1 = c.nodes[0]
+        cli(["--endpoints", n1.client, "bucket", "create", "grow"])
+        for i in range(20):
+            cli(["--endpoints", n1.client, "put", "grow", "k%02d" % i])
+        n2 = add_joiner(c, 2)
+        assert "waiting_to_be_added" in n2.log()
+        # Adding a voter: learner first, promoted once caught up; 2 voters draw a warning.
+        r = cli(["--endpoints", n1.client, "cluster", "add", "2", n2.peer,
+                 "--client-addr", n2.client])
+        assert "done" in r.stdout, r.stdout
+        assert "2 voters tolerate no failure" in r.stdout, r.stdout
+        assert members(c, n1) == {1: "leader", 2: "follower"}
+        assert "cluster_joined" in n2.log() and "snapshot_installed" in n2.log() or \
+            "membership_applied" in n2.log(), n2.log_tail()
+        # --learner stays a learner until promoted.
+        n3 = add_joiner(c, 3)
+        cli(["--endpoints", n1.client, "cluster", "add", "3", n3.peer, "--learner",
+             "--client-addr", n3.client])
+        assert members(c, n1)[3] == "learner"
+        rec = cli_json(["--endpoints", n3.client, "--consistency", "stale", "get", "grow", "k19"]) \
+            if wait_for(lambda: cli(["--endpoints", n3.client, "--consistency", "stale", "get",
+                                     "grow", "k19"], check=False).returncode == 0, 10) else None
+        assert rec is not None, "learner never received the data"
+        cli(["--endpoints", n1.client, "cluster", "promote", "3"])
+        assert members(c, n1) == {1: "leader", 2: "follower", 3: "follower"}
+
+        # A learner that is not running lags: promote fails with LearnerLagging.
+        n4 = add_joiner(c, 4, start=False)
+        cli(["--endpoints", n1.client, "cluster", "add", "4", n4.peer, "--learner",
+             "--client-addr", n4.client])
+        cli(["bench", "load", "--objects", "1500", "--endpoints", c.endpoints(c.nodes[:3]),
+             "--bucket", "filler", "--connections", "2", "--pipeline", "1", "--json"],
+            timeout=120)
+        r = cli(["--endpoints", n1.client, "cluster", "promote", "4"], check=False)
+        assert r.returncode != 0 and "LearnerLagging" in r.stderr, (r.returncode, r.stderr)
+        # Once it runs, promote --wait succeeds; 4 voters draw the even-size warning.
+        n4.start()
+        r = cli(["--endpoints", n1.client, "cluster", "promote", "4", "--wait"], timeout=120)
+        assert "odd number" in r.stdout, r.stdout
+        cli(["--endpoints", n1.client, "cluster", "remove", "4"])
+        assert wait_for(lambda: not n4.alive(), 10), "removed follower 4 did not stop"
+        assert "removed_from_cluster" in n4.log(), n4.log_tail()
+        assert n4.proc.returncode == 0 and "node_stopped" in n4.log(), n4.log_tail()
+
+        # Removing the leader: it hands leadership over, the new leader removes it, it stops.
+        leader = c.leader(exclude=(4,))
+        r = cli(["--endpoints", c.endpoints(c.nodes[:3]), "cluster", "remove", str(leader.id)])
+        assert "done" in r.stdout, r.stdout
+        rest = [n for n in c.nodes[:3] if n.id != leader.id]
+        assert wait_for(lambda: not leader.alive(), 10), "removed leader did not stop"
+        assert leader.proc.returncode == 0 and "removed_from_cluster" in leader.log()
+        st = c.status(rest[0])
+        assert {m["id"] for m in st["members"]} == {n.id for n in rest}, st
+        assert st["leader"] in [n.id for n in rest], st
+        cli(["--endpoints", c.endpoints(rest), "put", "grow", "after-remove"])
+        assert wait_for(lambda: cli(["--endpoints", c.endpoints(rest), "check"],
+                                    check=False).returncode == 0, 15)
+        for n in rest:
+            keys = cli_json(["--endpoints", n.client, "--consistency", "stale", "ls", "grow"])
+            assert len(keys["objects"]) == 21, keys["key_count"]
+
+
+def test_changes_while_a_member_is_down():
+    with Cluster(3, FAST) as c:
+        leader = c.leader()
+        others = [n for n in c.nodes if n.id != leader.id]
+        down, live = others
+        down.kill()
+        cli(["--endpoints", c.endpoints(), "bucket", "create", "down"])
+        # Removing a live voter would leave {leader, down}: 1 of 2 reachable, never commits.
+        r = cli(["--endpoints", c.endpoints(), "cluster", "remove", str(live.id)], check=False)
+        assert r.returncode != 0 and "InvalidArgument" in r.stderr and "majority" in r.stderr, (r.returncode, r.stderr)
+        assert len(members(c, leader)) == 3
+        # Removing the down voter is the repair: 2 voters (warned), writes still commit.
+        r = cli(["--endpoints", c.endpoints(), "cluster", "remove", str(down.id)])
+        assert "2 voters tolerate no failure" in r.stdout, r.stdout
+        cli(["--endpoints", c.endpoints(), "put", "down", "k1"])
+        assert set(members(c, leader)) == {leader.id, live.id}
+        # The removed node comes back: it is no longer a member, nobody replicates to it.
+        down.start()
+        cli(["--endpoints", c.endpoints([leader, live]), "put", "down", "k2"])
+        st = c.status(leader)
+        assert down.id not in {m["id"] for m in st["members"]}, st
+        assert wait_for(lambda: cli(["--endpoints", c.endpoints([leader, live]), "check"],
+                                    check=False).returncode == 0, 15)
+
+
+def test_check_names_an_altered_follower_and_raises_the_alarm():
+    with Cluster(3, FAST + ["--check-interval-ms", "300"]) as c:
+        leader = c.leader()
+        cli(["--endpoints", c.endpoints(), "bucket", "create", "chk"])
+        for i in range(5):
+            cli(["--endpoints", c.endpoints(), "put", "chk", "k%d" % i])
+        eps = c.endpoints()
+        assert wait_for(lambda: cli(["--endpoints", eps, "check"], check=False).returncode == 0,
+                        10)
+        st = cli_json(["--endpoints", leader.client, "cluster", "status"])
+        assert st["alarm"] is None, st
+        assert "consistency_check_failed" not in leader.log()
+        # Alter one follower's data offline (through the engine API), then restart it.
+        bad = [n for n in c.nodes if n.id != leader.id][0]
+        bad.stop()
+        cli(["--data-dir", bad.dir, "put", "chk", "sneaky"])
+        bad.start()
+        for i in range(3):
+            cli(["--endpoints", eps, "put", "chk", "after%d" % i])
+        found = {}
+
+        def names_it():
+            r = cli(["--endpoints", eps, "check"], check=False)
+            found["r"] = r
+            return r.returncode != 0 and "Corruption" in r.stderr
+
+        assert wait_for(names_it, 15), found["r"].stdout + found["r"].stderr
+        r = found["r"]
+        assert "differing from the majority: %d " % bad.id in r.stderr, r.stdout + r.stderr + json.dumps([c.status(n) for n in c.nodes])
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith("member %d " % bad.id)][0]
+        assert "DIFFERS" in line, r.stdout
+        assert sum("DIFFERS" in ln for ln in r.stdout.splitlines()) == 1, r.stdout
+        # The leader's automatic check found it too: log and cluster status.
+        assert wait_for(lambda: "consistency_check_failed member=%d" % bad.id in leader.log(),
+                        10), leader.log_tail()
+        st = cli_json(["--endpoints", leader.client, "cluster", "status"])
+        assert st["alarm"] and st["alarm"]["member"] == bad.id, st
+        r = cli(["--endpoints", leader.client, "cluster", "status"])
+        assert "ALARM consistency_check_failed: member %d" % bad.id in r.stdout, r.stdout
