@@ -350,7 +350,12 @@ static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
     if (rc == 0) {
         uint64_t t0 = mc_mono_ns();
         rc = mc_engine_apply(n->engine, e->index, ops, count, NULL, 0, res);
-        mc_metrics_observe(MC_METRIC_APPLY, mc_mono_ns() - t0);
+        uint64_t took = mc_mono_ns() - t0;
+        mc_metrics_observe(MC_METRIC_APPLY, took);
+        if (took > 100000000ull) {
+            MC_WARN("slow_apply", "index=%llu ops=%u ms=%llu", (unsigned long long)e->index,
+                    count, (unsigned long long)(took / 1000000));
+        }
     }
     if (rc == 0) {
         complete_writes(n, e, res, count);

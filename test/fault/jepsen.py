@@ -364,6 +364,7 @@ class Nemesis:
         self.t0 = time.time()
         self.undo = []        # callables restoring health
         self.deck = []        # fault kinds still to come in this round
+        self.combine_p = 0.25 if len(self.kinds) > 1 else 0.0
 
     def note(self, what):
         self.events.append((round(time.time() - self.t0, 2), what))
@@ -494,6 +495,8 @@ class Nemesis:
                 return
             while time.time() + 1 < end and not stop_event.is_set():
                 self.step()
+                if self.rng.random() < self.combine_p:   # sometimes two faults at once
+                    self.step()
                 stop_event.wait(min(self.fault_s * self.rng.uniform(0.6, 1.4),
                                     max(0.0, end - time.time())))
                 self.heal()

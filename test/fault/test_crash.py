@@ -7,7 +7,8 @@
      well before the tail of the only segment) of one stopped node: that node refuses to start
      (non-zero exit naming the file), the other two keep serving; after its data dir is wiped it
      rejoins with the same --initial-cluster, is caught up and converges.
-  3. the same with a flipped byte inside a record of the node's LMDB file (engine/data.mdb).
+  3. the same with a flipped byte inside a record of the node's LMDB file (engine/data.mdb), after
+     a clean stop and after kill -9.
   4. a torn WAL tail (the last frame of a killed follower partly zeroed): it starts, cuts the torn
      record (logged wal_torn_tail), catches up, converges.
 
@@ -131,7 +132,7 @@ def flip_byte(path, needle, after=0, every=False):
     return offs[0]
 
 
-def corruption_test(build, work, what):
+def corruption_test(build, work, what, unclean=False):
     c = jepsen.Cluster(build, 3, work, proxy=False)
     c.start()
     check(jepsen.wait_settled(c, 30), "no leader at start")
@@ -140,7 +141,10 @@ def corruption_test(build, work, what):
     cl.wait(timeout=70)
     ld = c.leader()
     victim = [n for n in c.nodes if n.id != (ld.id if ld else 0)][0]   # a follower
-    victim.stop()
+    if unclean:
+        victim.kill9()     # no clean shutdown: whatever a clean stop writes (a seal) is missing
+    else:
+        victim.stop()
     if what == "wal":
         segs = sorted(glob.glob(os.path.join(victim.dir, "wal", "*.log")))
         check(segs, "no WAL segments in %s/wal" % victim.dir)
@@ -162,9 +166,10 @@ def corruption_test(build, work, what):
     out = victim.log()[before:]
     if not exited:   # say whether the replica check at least notices the damage
         conv = jepsen.converge(build, c, timeout_s=10)
-        raise KnownBug("BUGS.md #2: node %d started despite a flipped byte in %s (offset %d); replica check "
-                     "afterwards: converged=%s diverged=%s" % (
-                         victim.id, target, off, conv.get("converged"), conv.get("diverged")))
+        raise KnownBug("BUGS.md #%s: node %d started despite a flipped byte in %s (offset %d); "
+                       "replica check afterwards: converged=%s diverged=%s" % (
+                         "4 (after kill -9)" if unclean else "2", victim.id, target, off,
+                         conv.get("converged"), conv.get("diverged")))
     rc = victim.proc.returncode
     check(rc not in (0, None) and rc > 0, "node %d exit code %s (want a clean non-zero exit)" % (
         victim.id, rc))
@@ -261,7 +266,8 @@ def first_error_line(text):
 TESTS = [("kill_all_under_load", test_kill_all),
          ("torn_wal_tail", test_torn_tail),
          ("corrupt_wal_segment", lambda b, w: corruption_test(b, w, "wal")),
-         ("corrupt_lmdb", lambda b, w: corruption_test(b, w, "lmdb"))]
+         ("corrupt_lmdb", lambda b, w: corruption_test(b, w, "lmdb")),
+         ("corrupt_lmdb_after_kill9", lambda b, w: corruption_test(b, w, "lmdb", unclean=True))]
 
 
 def main():
