@@ -126,5 +126,32 @@ mc_wait_leader() {
     return 1
 }
 
+# mc_failover NAME KILLS: KILLS × (kill -9 the leader, time until a fresh client's first write
+# succeeds, restart the killed node, wait until it has caught up). Progress on stderr; prints a
+# JSON array [{"killed":ID,"ms":N|null}] (null: no successful write within 60 s).
+mc_failover() {
+    local name=$1 kills=$2 k leader pid t0 t1 fo="[]"
+    for ((k = 1; k <= kills; k++)); do
+        leader=$(mc_wait_leader "$name" 60) || break
+        pid=$(mc_node_pid "$name" "$leader")
+        t0=$(now_ms)
+        kill -9 "$pid"
+        # Backoff capped at 10 ms so the figure is the cluster's, not the client's retry timer.
+        if timeout 60 "$MC" bench --endpoints "$(cat "$WORK/$name/endpoints")" --bucket failover \
+            --workload put --connections 1 --pipeline 1 --count 1 --duration 55 \
+            --backoff-max-ms 10 --request-timeout-ms 50000 >/dev/null 2>>"$WORK/failover.err"; then
+            t1=$(now_ms)
+            fo=$(jq -c --argjson ms $((t1 - t0)) --argjson l "$leader" '. + [{killed: $l, ms: $ms}]' <<<"$fo")
+            echo "[$(date +%H:%M:%S)]   kill $k: leader $leader, first write after $((t1 - t0)) ms" >&2
+        else
+            echo "[$(date +%H:%M:%S)]   kill $k: leader $leader, no successful write within 60 s" >&2
+            fo=$(jq -c --argjson l "$leader" '. + [{killed: $l, ms: null}]' <<<"$fo")
+        fi
+        wait_gone 5 "$pid"
+        mc_node_start "$name" "$leader"
+    done
+    echo "$fo"
+}
+
 # RSS of a pid in KiB.
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }

@@ -150,25 +150,7 @@ bench_row n3 list_page1000_stale --workload list --bucket list --keys $LIST_OBJE
 
 # Failover: kill -9 the leader, time until the first write succeeds; restart it; repeat.
 log "cluster n3: failover x$KILLS"
-FO="[]"
-for ((k = 1; k <= KILLS; k++)); do
-    leader=$(mc_wait_leader n3 60) || break
-    pid=$(mc_node_pid n3 "$leader")
-    t0=$(now_ms)
-    kill -9 "$pid"
-    if timeout 60 "$MC" bench --endpoints "$(cat "$WORK/n3/endpoints")" --bucket failover \
-        --workload put --connections 1 --pipeline 1 --count 1 --duration 55 \
-        --backoff-max-ms 10 --request-timeout-ms 50000 >/dev/null 2>>"$WORK/bench.err"; then
-        t1=$(now_ms)
-        FO=$(jq -c --argjson ms $((t1 - t0)) --argjson l "$leader" '. + [{killed: $l, ms: $ms}]' <<<"$FO")
-        log "  kill $k: leader $leader, first write after $((t1 - t0)) ms"
-    else
-        log "  kill $k: leader $leader, no successful write within 60 s"
-        FO=$(jq -c --argjson l "$leader" '. + [{killed: $l, ms: null}]' <<<"$FO")
-    fi
-    wait_gone 5 "$pid"
-    mc_node_start n3 "$leader"
-done
+FO=$(mc_failover n3 $KILLS)
 jq --argjson fo "$FO" '. + {failover: $fo}' "$META" >"$META.tmp" && mv "$META.tmp" "$META"
 kill_all
 
