@@ -14,7 +14,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-missing-field-
 # protocol codec; the HTTP target also needs the HTTP, metrics and client modules (its handlers
 # call the client). Storage/HTTP sources are picked up once they exist.
 FUZZ_LIB_SRCS := $(sort $(wildcard src/util/*.c src/engine/*.c src/raft/*.c src/storage/*.c \
-                   src/http/*.c src/obs/*.c src/client/*.c) src/net/proto.c)
+                   src/http/*.c src/obs/*.c src/client/*.c src/security/*.c) src/net/proto.c)
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB      := $(FUZZ_BUILD)/libmetacenter_fuzz.a
 
