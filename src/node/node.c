@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CLUSTER_FILE_MAX 8192
@@ -681,6 +682,20 @@ static int node_tls_load(struct mc_node *n)
     return 0;
 }
 
+/* Create the parents of the data dir (like mkdir -p); the data dir itself is made by storage. */
+static void make_parents(const char *dir)
+{
+    char buf[MC_DATADIR_PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    }
+}
+
 int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc_node **out)
 {
     struct mc_node *n = calloc(1, sizeof(*n));
@@ -694,6 +709,7 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     mc_wbuf_init(&n->batch, NODE_MAX_BATCH_BYTES + (1u << 20));
     mc_wbuf_init(&n->scratch, 0);
     mc_wbuf_init(&n->read_buf, MC_PROTO_MAX_BODY_BYTES);
+    make_parents(n->datadir);
     int rc = mc_datadir_init(n->datadir, NULL);
     if (rc) {
         MC_ERROR("data_dir_invalid", "dir=%s err=%s detail=\"%s\"", n->datadir, mc_error_name(rc),
