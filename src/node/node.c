@@ -677,8 +677,8 @@ static int node_tls_load(struct mc_node *n)
             return rc;
         }
     }
-    MC_INFO("tls_config", "client_tls=%d client_cert_auth=%d peer_mtls=%d",
-            n->client_tls != NULL, n->opts.client_cert_auth, n->peer_tls_server != NULL);
+    MC_INFO("tls_config", "client_tls=%d client_cert_auth=%d peer_mtls=%d", n->client_tls != NULL,
+            n->opts.client_cert_auth, n->peer_tls_server != NULL);
     return 0;
 }
 
