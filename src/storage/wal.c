@@ -1075,7 +1075,7 @@ int mc_wal_iterate(struct mc_wal *w, uint64_t lo, uint64_t hi, mc_wal_visit_fn f
     uint8_t *buf = NULL;
     size_t cap = 0;
     int rc = 0;
-    for (uint64_t i = lo; i <= hi && rc == 0 && i != 0; i++) { /* i != 0: never wraps */
+    for (uint64_t i = lo; i <= hi && rc == 0; i++) {
         pthread_mutex_lock(&w->mu);
         const struct wal_pos *p = wal_pos_get(&w->pos, i);
         if (!p) {

@@ -76,7 +76,7 @@ static void scan_frames(const uint8_t *p, struct scan *s, struct wal_pos_table *
             s->bad_off = off;
             break;
         }
-        if (r.index == 0 || r.index == UINT64_MAX || (s->nrec > 0 && r.index != prev + 1)) {
+        if (s->nrec > 0 && r.index != prev + 1) {
             s->gap_off = off;
             break;
         }
