@@ -76,28 +76,9 @@ def spawn(args, **kw):
     return p
 
 
-_handed_out = set()
-
-
-def free_port():
-    """A free port below the kernel's ephemeral range (32768+): a port from bind(0) can be taken
-    by an outgoing connection between this call and the node's bind, failing the start."""
-    import random
-    rng = random.Random()
-    for _ in range(1000):
-        port = rng.randrange(20000, 32700)
-        if port in _handed_out:
-            continue
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        _handed_out.add(port)
-        return port
-    raise RuntimeError("no free port below the ephemeral range")
+# One port picker for every test harness (below the kernel's ephemeral range).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from harness import free_port  # noqa: E402
 
 
 def port_open(port):
