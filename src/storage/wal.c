@@ -880,7 +880,10 @@ int mc_wal_append(struct mc_wal *w, const struct mc_wal_record *recs, size_t n,
     }
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
+        /* Valid indexes are 1..UINT64_MAX-1: the loader treats 0 and UINT64_MAX as corruption
+         * (a log that cannot grow, or one whose indexes wrap), so they are never written. */
         if (recs[i].len > MC_WAL_RECORD_MAX_BYTES || (recs[i].len && !recs[i].data) ||
+            recs[i].index == 0 || recs[i].index == UINT64_MAX ||
             (i > 0 && recs[i].index != recs[i - 1].index + 1)) {
             return MC_EINVAL;
         }
@@ -1075,7 +1078,7 @@ int mc_wal_iterate(struct mc_wal *w, uint64_t lo, uint64_t hi, mc_wal_visit_fn f
     uint8_t *buf = NULL;
     size_t cap = 0;
     int rc = 0;
-    for (uint64_t i = lo; i <= hi && rc == 0; i++) {
+    for (uint64_t i = lo; i <= hi && rc == 0 && i != 0; i++) { /* i != 0: never wraps */
         pthread_mutex_lock(&w->mu);
         const struct wal_pos *p = wal_pos_get(&w->pos, i);
         if (!p) {

@@ -76,7 +76,8 @@ static void scan_frames(const uint8_t *p, struct scan *s, struct wal_pos_table *
             s->bad_off = off;
             break;
         }
-        if (s->nrec > 0 && r.index != prev + 1) {
+        /* 0 and UINT64_MAX are never written (mc_wal_append refuses them): corruption. */
+        if (r.index == 0 || r.index == UINT64_MAX || (s->nrec > 0 && r.index != prev + 1)) {
             s->gap_off = off;
             break;
         }
