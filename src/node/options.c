@@ -24,7 +24,7 @@ const char mc_node_options_help[] =
     "  --peer-route ID=ADDR          dial peer ID at ADDR (e.g. through a proxy); repeatable\n"
     "  --join ADDR                   join a running cluster through a member's client address\n"
     "  --heartbeat-ms N              leader heartbeat interval (default 100)\n"
-    "  --election-timeout-ms N       base election timeout (default 1000; randomized to [T,2T))\n"
+    "  --election-timeout-ms N       base election timeout (default 600; randomized to [T,2T))\n"
     "  --snapshot-entries N          snapshot every N applied entries (default 10000)\n"
     "  --snapshot-tail N             log entries kept after a snapshot (default 5000)\n"
     "  --max-map-size BYTES          LMDB map size limit (default 68719476736)\n"
@@ -67,7 +67,7 @@ void mc_node_options_default(struct mc_node_options *o)
     snprintf(o->listen_peer, sizeof(o->listen_peer), "127.0.0.1:7071");
     snprintf(o->listen_http, sizeof(o->listen_http), "127.0.0.1:7080");
     o->heartbeat_ms = 100;
-    o->election_timeout_ms = 1000;
+    o->election_timeout_ms = 600;
     o->tick_ms = 10;
     o->snapshot_entries = 10000;
     o->snapshot_tail_entries = 5000;

@@ -60,7 +60,7 @@ Test(config_examples, three_node_cluster_files)
             snprintf(want, sizeof(want), "127.0.0.1:%d", 7071 + i * 100);
             cr_assert_str_eq(o.initial[i].peer_addr, want);
         }
-        cr_assert_eq(o.election_timeout_ms, 1000);
+        cr_assert_eq(o.election_timeout_ms, 600);
         cr_assert_eq(o.heartbeat_ms, 100);
         cr_assert_eq(o.snapshot_entries, 10000);
         cr_assert_eq(o.snapshot_tail_entries, 5000);

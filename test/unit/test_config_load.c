@@ -109,7 +109,7 @@ Test(config_keys, absent_keys_keep_defaults)
     cr_assert(memcmp(&o, &d, sizeof(o)) == 0);
     cr_assert_eq(load("metadata:\n  data_dir: x\n", &o), 0, "%s", err);
     cr_assert_str_eq(o.data_dir, "x");
-    cr_assert_eq(o.election_timeout_ms, 1000);
+    cr_assert_eq(o.election_timeout_ms, 600);
     cr_assert_str_eq(o.listen_client, "127.0.0.1:7070");
     cr_assert_eq(o.initial_count, 0);
 }
