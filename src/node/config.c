@@ -455,6 +455,31 @@ static const struct field f_log[] = {
     END,
 };
 
+/* Ranges match the flags' ranges in options.c. */
+static const struct field f_limits[] = {
+    U64("max_client_connections", max_client_connections, 1, 1000000),
+    U64("idle_timeout_ms", idle_timeout_ms, 0, UINT32_MAX),
+    U64("request_read_timeout_ms", request_read_timeout_ms, 10, UINT32_MAX),
+    U64("max_frame_bytes", max_frame_bytes, 4096, 4u << 20),
+    U64("max_inflight_per_conn", max_inflight_per_conn, 1, 1000000),
+    U64("max_batch_ops", max_batch_ops, 1, 1000),
+    U64("max_list_keys", max_list_keys, 1, 1000),
+    END,
+};
+
+static const struct field f_security[] = {
+    STR("auth_file", auth_file),
+    BOOL("metrics_auth", metrics_auth),
+    STR("cert_file", cert_file),
+    STR("key_file", key_file),
+    STR("trusted_ca_file", trusted_ca_file),
+    BOOL("client_cert_auth", client_cert_auth),
+    STR("peer_cert_file", peer_cert_file),
+    STR("peer_key_file", peer_key_file),
+    STR("peer_trusted_ca_file", peer_trusted_ca_file),
+    END,
+};
+
 static const struct field f_metadata[] = {
     SPEC("engine_type", S_ENGINE_TYPE),
     STR("data_dir", data_dir),
@@ -465,6 +490,8 @@ static const struct field f_metadata[] = {
     U64("check_interval_ms", check_interval_ms, 0, UINT64_MAX),
     MAP("log", f_log),
     MAP("replication", f_replication),
+    MAP("limits", f_limits),
+    MAP("security", f_security),
     END,
 };
 

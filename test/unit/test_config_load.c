@@ -114,6 +114,52 @@ Test(config_keys, absent_keys_keep_defaults)
     cr_assert_eq(o.initial_count, 0);
 }
 
+Test(config_keys, limits_and_security_sections)
+{
+    struct mc_node_options o;
+    const char *y = "metadata:\n"
+                    "  limits:\n"
+                    "    max_client_connections: 50\n"
+                    "    idle_timeout_ms: 0\n"
+                    "    request_read_timeout_ms: 2000\n"
+                    "    max_frame_bytes: 65536\n"
+                    "    max_inflight_per_conn: 64\n"
+                    "    max_batch_ops: 10\n"
+                    "    max_list_keys: 100\n"
+                    "  security:\n"
+                    "    auth_file: /etc/mc/tokens\n"
+                    "    metrics_auth: true\n"
+                    "    cert_file: /etc/mc/c.pem\n"
+                    "    key_file: /etc/mc/c.key\n"
+                    "    trusted_ca_file: /etc/mc/ca.pem\n"
+                    "    client_cert_auth: true\n"
+                    "    peer_cert_file: /etc/mc/p.pem\n"
+                    "    peer_key_file: /etc/mc/p.key\n"
+                    "    peer_trusted_ca_file: /etc/mc/pca.pem\n";
+    cr_assert_eq(load(y, &o), 0, "%s", err);
+    cr_assert_eq(o.max_client_connections, 50);
+    cr_assert_eq(o.idle_timeout_ms, 0);
+    cr_assert_eq(o.request_read_timeout_ms, 2000);
+    cr_assert_eq(o.max_frame_bytes, 65536);
+    cr_assert_eq(o.max_inflight_per_conn, 64);
+    cr_assert_eq(o.max_batch_ops, 10);
+    cr_assert_eq(o.max_list_keys, 100);
+    cr_assert_str_eq(o.auth_file, "/etc/mc/tokens");
+    cr_assert_eq(o.metrics_auth, 1);
+    cr_assert_str_eq(o.cert_file, "/etc/mc/c.pem");
+    cr_assert_str_eq(o.key_file, "/etc/mc/c.key");
+    cr_assert_str_eq(o.trusted_ca_file, "/etc/mc/ca.pem");
+    cr_assert_eq(o.client_cert_auth, 1);
+    cr_assert_str_eq(o.peer_cert_file, "/etc/mc/p.pem");
+    cr_assert_str_eq(o.peer_key_file, "/etc/mc/p.key");
+    cr_assert_str_eq(o.peer_trusted_ca_file, "/etc/mc/pca.pem");
+    /* Same ranges as the flags. */
+    expect_error("metadata:\n  limits:\n    max_batch_ops: 1001\n", "max_batch_ops", NULL);
+    expect_error("metadata:\n  limits:\n    max_frame_bytes: 100\n", "max_frame_bytes", NULL);
+    expect_error("metadata:\n  security:\n    metrics_auth: 3\n", "metrics_auth", NULL);
+    expect_error("metadata:\n  security:\n    token_file: x\n", "token_file", NULL);
+}
+
 Test(config_keys, http_off_and_empty_disable)
 {
     struct mc_node_options o;
