@@ -2,6 +2,8 @@
 #include "engine/internal.h"
 #include "util/clock.h"
 
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +18,10 @@
  *  - counts: records per table must equal LMDB's stored counters, and pages in
  *    tables + pages on the free list + the 2 meta pages must equal the pages
  *    in use: a damaged free list would later hand out live pages.
+ * LMDB trusts its pages: a flipped byte in a page header or a node's offset can
+ * make it read outside the map (SIGSEGV/SIGBUS). During the scan those signals
+ * are turned into MC_ECORRUPT naming the table (the process then refuses to
+ * start; the read txn's state is abandoned, a few cursors leak).
  */
 
 #define PROGRESS_EVERY (1u << 16)
@@ -26,7 +32,19 @@ struct vctx {
     MDB_txn *txn;
     struct mc_engine_verify_report *r;
     uint64_t total;
+    const char *table; /* being walked, for the fault message */
 };
+
+static _Thread_local sigjmp_buf *fault_jmp;
+
+static void on_fault(int sig)
+{
+    if (fault_jmp) {
+        siglongjmp(*fault_jmp, sig);
+    }
+    /* Not the scanning thread: put the default action back; the fault repeats and kills. */
+    signal(sig, SIG_DFL);
+}
 
 static int corrupt(struct mc_engine *eng, const char *table, const MDB_val *k, const char *what)
 {
@@ -45,7 +63,9 @@ static int lmdb_corrupt(struct mc_engine *eng, const char *table, int rc)
     if (rc == MC_REC_BADSUM) {
         return MC_ECORRUPT;
     }
-    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND) {
+    /* Any LMDB-level failure of a read-only walk (MDB_CORRUPTED, MDB_PAGE_NOTFOUND,
+       MDB_CURSOR_FULL from a page cycle, ...) means a damaged tree; errno values do not. */
+    if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE) {
         return mc_engine_seterr(MC_ECORRUPT,
                                 "%s is corrupt: LMDB reports \"%s\" while walking sub-database "
                                 "'%s'; wipe the node's data dir so it rejoins from the cluster, "
@@ -70,6 +90,7 @@ static uint64_t table_pages(const MDB_stat *st)
 static int verify_table(struct vctx *x, MDB_dbi dbi, uint64_t *pages)
 {
     const char *name = mc_dbi_name(x->eng, dbi);
+    x->table = name;
     MDB_stat st;
     int rc = mdb_stat(x->txn, dbi, &st);
     if (rc) {
@@ -140,6 +161,7 @@ out:
 /* Pages on the free list (FREE_DBI = 0: key txn id, value a count then that many page numbers). */
 static int free_pages(struct vctx *x, uint64_t last_pgno, uint64_t *pages)
 {
+    x->table = "free list";
     MDB_stat st;
     int rc = mdb_stat(x->txn, 0, &st);
     if (rc) {
@@ -170,6 +192,38 @@ static int free_pages(struct vctx *x, uint64_t last_pgno, uint64_t *pages)
     }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? 0 : lmdb_corrupt(x->eng, "free list", rc);
+}
+
+/* The walks, with SIGSEGV/SIGBUS turned into MC_ECORRUPT (see the top comment). */
+static int walk_guarded(struct vctx *x, const MDB_dbi *dbis, size_t nd, uint64_t last_pgno,
+                        uint64_t *pages)
+{
+    sigjmp_buf jb;
+    struct sigaction sa, old_segv, old_bus;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_fault;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+    volatile int rc = 0;
+    int sig = sigsetjmp(jb, 1);
+    if (sig == 0) {
+        fault_jmp = &jb;
+        for (size_t i = 0; i < nd && !rc; i++) {
+            rc = verify_table(x, dbis[i], pages);
+        }
+        if (!rc) {
+            rc = free_pages(x, last_pgno, pages);
+        }
+    } else {
+        char what[96];
+        snprintf(what, sizeof(what), "a damaged page (LMDB read outside the file: signal %d)", sig);
+        rc = corrupt(x->eng, x->table ? x->table : "?", NULL, what);
+    }
+    fault_jmp = NULL;
+    sigaction(SIGSEGV, &old_segv, NULL);
+    sigaction(SIGBUS, &old_bus, NULL);
+    return rc;
 }
 
 int mc_engine_verify(struct mc_engine *eng, struct mc_engine_verify_report *report)
@@ -212,12 +266,9 @@ int mc_engine_verify(struct mc_engine *eng, struct mc_engine_verify_report *repo
     } else if (!rc) {
         pages += table_pages(&mst);
     }
-    for (size_t i = 0; i < nd && !rc; i++) {
-        rc = verify_table(&x, dbis[i], &pages);
-    }
     uint64_t last_pgno = info.me_last_pgno;
     if (!rc) {
-        rc = free_pages(&x, last_pgno, &pages);
+        rc = walk_guarded(&x, dbis, nd, last_pgno, &pages);
     }
     if (!rc && pages != last_pgno + 1) {
         char what[128];
