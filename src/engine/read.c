@@ -121,10 +121,14 @@ int mc_find_latest_raw(struct mc_engine *eng, MDB_cursor *c, const char *bucket,
     mc_lkey_object(&lk, bucket, key, key_len);
     lk.b[lk.len++] = 0;
     MDB_val k = {lk.len, lk.b};
-    int rc = mc_rec_cget(eng, c, &k, v, MDB_SET_RANGE);
+    /* Verify only the record we use, not the neighbour a miss lands on. */
+    int rc = mdb_cursor_get(c, &k, v, MDB_SET_RANGE);
     if (rc == MDB_NOTFOUND ||
         (rc == 0 && (k.mv_size != lk.len + 8 || memcmp(k.mv_data, lk.b, lk.len)))) {
         return MC_ENOKEY;
+    }
+    if (rc == 0) {
+        rc = mc_rec_check(eng->file, "versions", &k, v);
     }
     if (rc) {
         return mc_lmdb_err(rc, "seek version");
