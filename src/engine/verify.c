@@ -21,7 +21,7 @@
  * LMDB trusts its pages: a flipped byte in a page header or a node's offset can
  * make it read outside the map (SIGSEGV/SIGBUS). During the scan those signals
  * are turned into MC_ECORRUPT naming the table (the process then refuses to
- * start; the read txn's state is abandoned, a few cursors leak).
+ * start; the walk's cursors are closed, its read txn reset).
  */
 
 #define PROGRESS_EVERY (1u << 16)
@@ -32,7 +32,8 @@ struct vctx {
     MDB_txn *txn;
     struct mc_engine_verify_report *r;
     uint64_t total;
-    const char *table; /* being walked, for the fault message */
+    const char *table;       /* being walked, for the fault message */
+    MDB_cursor *open_cur[2]; /* closed after a fault (the walk's own frames are gone) */
 };
 
 static _Thread_local sigjmp_buf *fault_jmp;
@@ -102,6 +103,8 @@ static int verify_table(struct vctx *x, MDB_dbi dbi, uint64_t *pages)
     if (!rc) {
         rc = mdb_cursor_open(x->txn, dbi, &look);
     }
+    x->open_cur[0] = c;
+    x->open_cur[1] = look;
     if (rc) {
         rc = mc_lmdb_err(rc, "open cursor");
         goto out;
@@ -155,6 +158,7 @@ out:
     if (c) {
         mdb_cursor_close(c);
     }
+    x->open_cur[0] = x->open_cur[1] = NULL;
     return rc;
 }
 
@@ -173,6 +177,7 @@ static int free_pages(struct vctx *x, uint64_t last_pgno, uint64_t *pages)
     if (rc) {
         return mc_lmdb_err(rc, "open free-list cursor");
     }
+    x->open_cur[0] = c;
     MDB_val k, v;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
@@ -180,17 +185,20 @@ static int free_pages(struct vctx *x, uint64_t last_pgno, uint64_t *pages)
         if (v.mv_size < sizeof(size_t) || v.mv_size % sizeof(size_t) ||
             ids[0] != v.mv_size / sizeof(size_t) - 1) {
             mdb_cursor_close(c);
+            x->open_cur[0] = NULL;
             return corrupt(x->eng, "free list", NULL, "a malformed free-list record");
         }
         for (size_t i = 1; i <= ids[0]; i++) {
             if (ids[i] < NUM_METAS || ids[i] > last_pgno) {
                 mdb_cursor_close(c);
+                x->open_cur[0] = NULL;
                 return corrupt(x->eng, "free list", NULL, "a free page number out of range");
             }
         }
         *pages += ids[0];
     }
     mdb_cursor_close(c);
+    x->open_cur[0] = NULL;
     return rc == MDB_NOTFOUND ? 0 : lmdb_corrupt(x->eng, "free list", rc);
 }
 
@@ -219,6 +227,12 @@ static int walk_guarded(struct vctx *x, const MDB_dbi *dbis, size_t nd, uint64_t
         char what[96];
         snprintf(what, sizeof(what), "a damaged page (LMDB read outside the file: signal %d)", sig);
         rc = corrupt(x->eng, x->table ? x->table : "?", NULL, what);
+        for (int i = 0; i < 2; i++) {
+            if (x->open_cur[i]) {
+                mdb_cursor_close(x->open_cur[i]);
+                x->open_cur[i] = NULL;
+            }
+        }
     }
     fault_jmp = NULL;
     sigaction(SIGSEGV, &old_segv, NULL);
