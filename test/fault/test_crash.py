@@ -180,6 +180,12 @@ def corruption_test(build, work, what, unclean=False):
         victim.id, rc))
     check(os.path.basename(target) in out, "node %d error does not name %s: %s" % (
         victim.id, os.path.basename(target), out.strip()[-400:]))
+    if what == "lmdb":   # the offline scan finds the same damage
+        r = subprocess.run([os.path.join(build, "metacenter"), "--data-dir", victim.dir, "verify"],
+                           capture_output=True, text=True, timeout=120)
+        check(r.returncode == 1 and "data.mdb is corrupt" in r.stderr,
+              "metacenter verify on the damaged dir: exit %d, %s" % (
+                  r.returncode, (r.stdout + r.stderr).strip()[-300:]))
     # the other two keep serving
     rest = [n for n in c.nodes if n is not victim]
     hist2 = os.path.join(work, "history2.jsonl")
