@@ -35,6 +35,7 @@ static void reopen(void)
  */
 static void corrupt_record_closed(const char *dbname, const void *pfx, size_t pl, long at)
 {
+    te_damaged = true;
     mc_engine_close(te_eng);
     te_eng = NULL;
     MDB_env *env;
@@ -188,6 +189,7 @@ Test(engine_verify, flipped_format_marker_refuses_open)
 /* A byte flipped in the file itself (every copy of a key, as a bad disk would): found. */
 Test(engine_verify, flipped_key_byte_in_file)
 {
+    te_damaged = true;
     mc_engine_close(te_eng);
     te_eng = NULL;
     char path[300];
@@ -203,7 +205,7 @@ Test(engine_verify, flipped_key_byte_in_file)
     for (long i = 2 * 4096; i + 8 <= n; i++) {
         if (!memcmp(data + i, "dir/k123", 8)) {
             fseek(f, i + 5, SEEK_SET);
-            fputc(data[i + 5] ^ 0x01, f); /* "k123" -> "j123": sorts among the wrong keys */
+            fputc(data[i + 5] ^ 0x01, f); /* "k123" -> "k023": sorts among the wrong keys */
             hits++;
         }
     }
