@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /*
@@ -17,7 +18,9 @@
  *    stored key): every key is sought and must land on the very same record;
  *  - counts: records per table must equal LMDB's stored counters, and pages in
  *    tables + pages on the free list + the 2 meta pages must equal the pages
- *    in use: a damaged free list would later hand out live pages.
+ *    in use, and no page on the free list may hold a record we walked (the
+ *    record's address in the map gives its page) nor be listed twice: a damaged
+ *    free list would later hand out live pages.
  * LMDB trusts its pages: a flipped byte in a page header or a node's offset can
  * make it read outside the map (SIGSEGV/SIGBUS). During the scan those signals
  * are turned into MC_ECORRUPT naming the table (the process then refuses to
@@ -34,7 +37,38 @@ struct vctx {
     uint64_t total;
     const char *table;       /* being walked, for the fault message */
     MDB_cursor *open_cur[2]; /* closed after a fault (the walk's own frames are gone) */
+    uintptr_t map;           /* the env's map (from the first page seen): address -> page */
+    size_t psize;
+    uint64_t n_pages; /* last_pgno + 1 */
+    uint8_t *used;    /* bitmap of n_pages: leaf/overflow pages holding a record, then free */
 };
+
+/*
+ * Mark the pages [p, p + len) lies on; false when outside the used part of the file or on a
+ * page whose header names another page number. LMDB does not publish its map address (only
+ * with MDB_FIXEDMAP): a page starts with its own number, so the first page seen gives it.
+ */
+static bool mark_pages(struct vctx *x, const void *p, size_t len)
+{
+    uintptr_t b = (uintptr_t)p, page = b & ~(uintptr_t)(x->psize - 1);
+    uint64_t own;
+    memcpy(&own, (const void *)page, sizeof(own)); /* mp_pgno */
+    if (own >= x->n_pages) {
+        return false;
+    }
+    if (!x->map) {
+        x->map = page - (uintptr_t)(own * x->psize);
+    }
+    if (page != x->map + own * x->psize || (uint64_t)(b - x->map) + len > x->n_pages * x->psize) {
+        return false;
+    }
+    uint64_t first = own;
+    uint64_t last = (uint64_t)(b - x->map + (len ? len - 1 : 0)) / x->psize;
+    for (uint64_t pg = first; pg <= last; pg++) {
+        x->used[pg / 8] |= (uint8_t)(1u << (pg % 8));
+    }
+    return true;
+}
 
 static _Thread_local sigjmp_buf *fault_jmp;
 
@@ -128,6 +162,12 @@ static int verify_table(struct vctx *x, MDB_dbi dbi, uint64_t *pages)
             rc = corrupt(x->eng, name, &k, "a record that a lookup from the root does not find");
             goto out;
         }
+        if (!mark_pages(x, k.mv_data, k.mv_size) || !mark_pages(x, v.mv_data, v.mv_size)) {
+            rc = corrupt(
+                x->eng, name, &k,
+                "a record on a page with a wrong header or outside the used part of the file");
+            goto out;
+        }
         x->r->bytes += k.mv_size + v.mv_size;
         if (mc_rec_check(x->eng->file, name, &k, &v)) {
             rc = MC_ECORRUPT;
@@ -189,11 +229,18 @@ static int free_pages(struct vctx *x, uint64_t last_pgno, uint64_t *pages)
             return corrupt(x->eng, "free list", NULL, "a malformed free-list record");
         }
         for (size_t i = 1; i <= ids[0]; i++) {
+            const char *bad = NULL;
             if (ids[i] < NUM_METAS || ids[i] > last_pgno) {
+                bad = "a free page number out of range";
+            } else if (x->used[ids[i] / 8] & (1u << (ids[i] % 8))) {
+                bad = "a page both in use (or listed twice) and free";
+            }
+            if (bad) {
                 mdb_cursor_close(c);
                 x->open_cur[0] = NULL;
-                return corrupt(x->eng, "free list", NULL, "a free page number out of range");
+                return corrupt(x->eng, "free list", NULL, bad);
             }
+            x->used[ids[i] / 8] |= (uint8_t)(1u << (ids[i] % 8));
         }
         *pages += ids[0];
     }
@@ -281,9 +328,16 @@ int mc_engine_verify(struct mc_engine *eng, struct mc_engine_verify_report *repo
         pages += table_pages(&mst);
     }
     uint64_t last_pgno = info.me_last_pgno;
+    x.psize = est.ms_psize;
+    x.n_pages = last_pgno + 1;
+    x.used = rc ? NULL : calloc((size_t)(x.n_pages / 8 + 1), 1);
+    if (!rc && !x.used) {
+        rc = MC_ENOMEM;
+    }
     if (!rc) {
         rc = walk_guarded(&x, dbis, nd, last_pgno, &pages);
     }
+    free(x.used);
     if (!rc && pages != last_pgno + 1) {
         char what[128];
         snprintf(what, sizeof(what), "%llu pages accounted for where the file uses %llu",
