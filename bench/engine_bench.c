@@ -259,6 +259,13 @@ static void run(uint64_t n, uint64_t seed)
     t0 = now_ns();
     mc_engine_state_hash(e, &h, &ai);
     double hash_s = (double)(now_ns() - t0) / 1e9;
+    struct mc_engine_verify_report vr = {0};
+    t0 = now_ns();
+    if (mc_engine_verify(e, &vr)) {
+        fprintf(stderr, "verify: %s\n", mc_engine_last_error());
+        exit(1);
+    }
+    double verify_s = (double)(now_ns() - t0) / 1e9;
     mc_engine_close(e);
     mc_object_meta_clear(&m);
     rmrf(dir);
@@ -294,6 +301,8 @@ static void run(uint64_t n, uint64_t seed)
     printf("list: %.0f keys/s, %.1f cursor steps per page; state hash of %llu objects: %.2f s\n",
            page_rate * (double)keys_listed / (double)pages, (double)steps / (double)pages,
            (unsigned long long)total, hash_s);
+    printf("verify scan (mc_engine_verify): %llu records, %llu pages: %.2f s\n",
+           (unsigned long long)vr.records, (unsigned long long)vr.pages, verify_s);
     fflush(stdout);
 }
 

@@ -3,6 +3,7 @@
 #include "cli/backend.h"
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "cli/verify.h"
 #include "metacenter/error.h"
 
 #include <errno.h>
@@ -584,5 +585,7 @@ const struct mc_cli_cmd mc_cli_cmds[] = {
      "\"next_key_marker\",\"next_version_id_marker\"}",
      cmd_versions},
     MC_CLI_ADMIN_CMDS,
+    {NULL, "verify", "", 0, 0, NULL, "scan a stopped node's engine file for corruption",
+     MC_CLI_VERIFY_DETAILS, mc_cli_cmd_verify},
     {NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL},
 };

@@ -58,8 +58,7 @@ static MDB_cursor *vcursor(struct actx *a)
 
 static int put(struct actx *a, MDB_dbi dbi, const void *k, size_t kl, const void *v, size_t vl)
 {
-    MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
-    int rc = mdb_put(a->txn, dbi, &key, &val, 0);
+    int rc = mc_rec_put(a->eng, a->txn, dbi, k, kl, v, vl);
     return rc ? lmdb_fail(a, rc, "write") : 0;
 }
 
@@ -234,7 +233,7 @@ static int op_bucket_delete(struct actx *a, const struct mc_op *op)
         return lmdb_fail(a, mrc, "open cursor");
     }
     MDB_val k = {bl + 1, pfx}, v;
-    mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    mrc = mc_rec_cget(a->eng, c, &k, &v, MDB_SET_RANGE);
     bool empty =
         mrc == MDB_NOTFOUND || (mrc == 0 && (k.mv_size < bl + 1 || memcmp(k.mv_data, pfx, bl + 1)));
     mdb_cursor_close(c);
@@ -606,7 +605,7 @@ static int session_load(struct actx *a, uint64_t id, struct session *s)
     uint8_t kb[8];
     mc_put_u64be(kb, id);
     MDB_val k = {8, kb}, v;
-    int rc = mdb_get(a->txn, a->eng->sessions, &k, &v);
+    int rc = mc_rec_get(a->eng, a->txn, a->eng->sessions, &k, &v);
     if (rc == MDB_NOTFOUND) {
         return MC_ENOSESSION;
     }
@@ -665,7 +664,7 @@ static int drop_results(struct actx *a, uint64_t id, uint64_t upto, uint32_t *n_
     for (;;) {
         k.mv_size = 16;
         k.mv_data = kb;
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        rc = mc_rec_cget(a->eng, c, &k, &v, MDB_SET_RANGE);
         if (rc) {
             break;
         }
@@ -685,96 +684,6 @@ static int drop_results(struct actx *a, uint64_t id, uint64_t upto, uint32_t *n_
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_fail(a, rc, "drop session results");
 }
 
-/*
- * Engine format 1 → 2: a format-1 session record was
- *   i64 last_active, u64 last_seq, u8 n, n × (u64 seq, result)
- * (the last n applied seqs). It becomes a format-2 record plus one result row
- * per cached seq, with acked = (oldest cached seq) - 1, or last_seq when none
- * is cached: exactly the seqs format 1 would still have answered stay answerable.
- */
-int mc_sessions_migrate_v1(struct mc_engine *eng, MDB_txn *txn)
-{
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(txn, eng->sessions, &c);
-    if (rc) {
-        return mc_lmdb_err(rc, "open cursor");
-    }
-    struct mc_wbuf w;
-    mc_wbuf_init(&w, 0);
-    MDB_val k, v;
-    uint64_t next = 0; /* first id not yet migrated */
-    uint8_t kb[16];
-    int out = 0;
-    for (;;) {
-        mc_put_u64be(kb, next);
-        k.mv_size = 8;
-        k.mv_data = kb;
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        if (rc) {
-            break;
-        }
-        if (k.mv_size != 8) {
-            rc = MDB_CORRUPTED;
-            break;
-        }
-        uint64_t id = mc_get_u64be(k.mv_data);
-        struct mc_rbuf r;
-        mc_rbuf_init(&r, v.mv_data, v.mv_size);
-        int64_t last_active = mc_rbuf_i64(&r);
-        uint64_t last_seq = mc_rbuf_u64(&r);
-        uint32_t n = mc_rbuf_u8(&r);
-        uint64_t acked = last_seq;
-        /* Copy the rows out first: v points into the page we are about to overwrite. */
-        mc_wbuf_reset(&w);
-        for (uint32_t i = 0; i < n && !r.err; i++) {
-            uint64_t seq = mc_rbuf_u64(&r);
-            struct mc_op_result res;
-            mc_result_read(&r, &res);
-            if (seq && seq - 1 < acked) {
-                acked = seq - 1;
-            }
-            mc_wbuf_u64(&w, seq);
-            mc_result_write(&res, &w);
-        }
-        if (r.err || mc_rbuf_remaining(&r) || n > 255 || mc_wbuf_error(&w)) {
-            out = mc_engine_seterr(MC_ECORRUPT, "format-1 session %llu record is corrupt",
-                                   (unsigned long long)id);
-            goto done;
-        }
-        uint8_t rec[SESSION_REC_LEN];
-        mc_session_record_encode(rec, last_active, acked, n);
-        MDB_val rk = {8, kb}, rv = {sizeof(rec), rec};
-        mc_put_u64be(kb, id);
-        rc = mdb_put(txn, eng->sessions, &rk, &rv, 0);
-        struct mc_rbuf rows;
-        mc_rbuf_init(&rows, w.data, w.len);
-        for (uint32_t i = 0; i < n && !rc; i++) {
-            uint64_t seq = mc_rbuf_u64(&rows);
-            const uint8_t *p = rows.data + rows.pos;
-            struct mc_op_result res;
-            mc_result_read(&rows, &res);
-            uint8_t rkb[16];
-            result_key(rkb, id, seq);
-            MDB_val k2 = {16, rkb}, v2 = {(size_t)(rows.data + rows.pos - p), (void *)p};
-            rc = mdb_put(txn, eng->sessions, &k2, &v2, 0);
-        }
-        if (rc) {
-            break;
-        }
-        next = id + 1;
-        if (next == 0) {
-            break;
-        }
-    }
-    if (rc && rc != MDB_NOTFOUND) {
-        out = mc_lmdb_err(rc, "migrate sessions");
-    }
-done:
-    mdb_cursor_close(c);
-    mc_wbuf_free(&w);
-    return out;
-}
-
 /* Remove sessions idle longer than the TTL, oldest first (cheap: the sexp index is ordered). */
 static int expire_sessions(struct actx *a)
 {
@@ -784,8 +693,8 @@ static int expire_sessions(struct actx *a)
         return lmdb_fail(a, rc, "open cursor");
     }
     MDB_val k, v;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) {
+    for (rc = mc_rec_cget(a->eng, c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mc_rec_cget(a->eng, c, &k, &v, MDB_FIRST)) {
         if (k.mv_size != 16) {
             rc = MDB_CORRUPTED;
             break;
@@ -879,7 +788,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
     uint8_t kb[16];
     result_key(kb, s.id, op->seq);
     MDB_val k = {16, kb}, v;
-    rc = mdb_get(a->txn, a->eng->sessions, &k, &v);
+    rc = mc_rec_get(a->eng, a->txn, a->eng->sessions, &k, &v);
     if (rc == 0) {
         struct mc_rbuf r;
         mc_rbuf_init(&r, v.mv_data, v.mv_size);
@@ -936,7 +845,7 @@ static int meta_put_u64(struct actx *a, const char *name, uint64_t v)
 static int meta_get_u64(struct actx *a, const char *name, uint64_t *v)
 {
     MDB_val k = {strlen(name), (void *)name}, val;
-    int rc = mdb_get(a->txn, a->eng->meta, &k, &val);
+    int rc = mc_rec_get(a->eng, a->txn, a->eng->meta, &k, &val);
     *v = 0;
     if (rc == MDB_NOTFOUND) {
         return 0;

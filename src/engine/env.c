@@ -39,6 +39,9 @@ int mc_engine_seterr(int code, const char *fmt, ...)
 int mc_lmdb_err(int rc, const char *what)
 {
     int code;
+    if (rc == MC_REC_BADSUM) {
+        return MC_ECORRUPT; /* mc_rec_check set the sentence naming file, table and key */
+    }
     switch (rc) {
     case MDB_MAP_FULL:
     case ENOSPC:
@@ -211,7 +214,10 @@ static int open_dbis(struct mc_engine *eng, MDB_txn *txn, unsigned flags)
     return 0;
 }
 
-/* Check or write the format marker. */
+/*
+ * Check or write the format marker: MAGIC u32le(version), with a checksum trailer from
+ * format 3 on. Older formats (12 bytes, no trailer) are refused: there is no migration.
+ */
 static int check_format(struct mc_engine *eng, MDB_txn *txn, bool fresh, const char *dir)
 {
     MDB_val k = {6, "format"}, v;
@@ -220,10 +226,20 @@ static int check_format(struct mc_engine *eng, MDB_txn *txn, bool fresh, const c
     if (rc == MDB_NOTFOUND && fresh) {
         memcpy(buf, MC_ENGINE_MAGIC, 8);
         mc_put_u32le(buf + 8, MC_ENGINE_FORMAT_VERSION);
-        v.mv_size = sizeof(buf);
-        v.mv_data = buf;
-        rc = mdb_put(txn, eng->meta, &k, &v, 0);
+        rc = mc_rec_put(eng, txn, eng->meta, k.mv_data, k.mv_size, buf, sizeof(buf));
         return rc ? mc_lmdb_err(rc, "write format marker") : 0;
+    }
+    if (rc == 0 && v.mv_size == 12 && !memcmp(v.mv_data, MC_ENGINE_MAGIC, 8)) {
+        uint32_t old = mc_get_u32le((const uint8_t *)v.mv_data + 8);
+        return mc_engine_seterr(MC_EVERSION,
+                                "%s has engine format %u, without record checksums; this build "
+                                "reads format %u only (no migration: wipe the data dir so the "
+                                "node rejoins from the cluster, or restore a backup made by this "
+                                "version)",
+                                eng->file, old, MC_ENGINE_FORMAT_VERSION);
+    }
+    if (rc == 0 && mc_rec_check(eng->file, "meta", &k, &v) != 0) {
+        return MC_ECORRUPT;
     }
     if (rc == MDB_NOTFOUND ||
         (rc == 0 && (v.mv_size != 12 || memcmp(v.mv_data, MC_ENGINE_MAGIC, 8)))) {
@@ -236,26 +252,9 @@ static int check_format(struct mc_engine *eng, MDB_txn *txn, bool fresh, const c
         return mc_lmdb_err(rc, "read format marker");
     }
     uint32_t ver = mc_get_u32le((const uint8_t *)v.mv_data + 8);
-    if (ver > MC_ENGINE_FORMAT_VERSION) {
-        return mc_engine_seterr(MC_EVERSION, "%s has engine format %u; this build reads up to %u",
-                                dir, ver, MC_ENGINE_FORMAT_VERSION);
-    }
-    if (ver < MC_ENGINE_FORMAT_VERSION && !eng->read_only) {
-        /* Upgrade in the open transaction: all or nothing. Read-only opens leave format 1
-           (session rows are only read by apply and the state hash). */
-        rc = mc_sessions_migrate_v1(eng, txn);
-        if (rc) {
-            return rc;
-        }
-        memcpy(buf, MC_ENGINE_MAGIC, 8);
-        mc_put_u32le(buf + 8, MC_ENGINE_FORMAT_VERSION);
-        MDB_val nv = {sizeof(buf), buf};
-        rc = mdb_put(txn, eng->meta, &k, &nv, 0);
-        if (rc) {
-            return mc_lmdb_err(rc, "write format marker");
-        }
-        MC_INFO("engine_format_upgraded", "dir=%s from=%u to=%u", dir, ver,
-                MC_ENGINE_FORMAT_VERSION);
+    if (ver != MC_ENGINE_FORMAT_VERSION) {
+        return mc_engine_seterr(MC_EVERSION, "%s has engine format %u; this build reads format %u",
+                                eng->file, ver, MC_ENGINE_FORMAT_VERSION);
     }
     return 0;
 }
@@ -306,6 +305,13 @@ int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct
     }
     eng->lock_fd = -1;
     eng->read_only = o.read_only;
+    size_t fl = strlen(dir) + sizeof("/data.mdb");
+    eng->file = malloc(fl);
+    if (!eng->file) {
+        free(eng);
+        return MC_ENOMEM;
+    }
+    snprintf(eng->file, fl, "%s/data.mdb", dir);
     eng->map_size_bytes = o.map_size_bytes ? o.map_size_bytes : DEFAULT_MAP_SIZE;
     eng->max_map_size_bytes = o.max_map_size_bytes ? o.max_map_size_bytes : DEFAULT_MAX_MAP_SIZE;
     if (eng->map_size_bytes > eng->max_map_size_bytes) {
@@ -400,6 +406,7 @@ void mc_engine_close(struct mc_engine *eng)
     pthread_rwlock_destroy(&eng->resize_lock);
     pthread_mutex_destroy(&eng->write_lock);
     pthread_mutex_destroy(&eng->pool_lock);
+    free(eng->file);
     free(eng);
 }
 
@@ -418,7 +425,7 @@ static int read_meta_txn(struct mc_engine *eng, MDB_txn *txn, uint64_t *applied,
                          size_t *conf_len)
 {
     MDB_val k = {13, "applied_index"}, v;
-    int rc = mdb_get(txn, eng->meta, &k, &v);
+    int rc = mc_rec_get(eng, txn, eng->meta, &k, &v);
     if (applied) {
         *applied = (rc == 0 && v.mv_size == 8) ? mc_get_u64le(v.mv_data) : 0;
     }
@@ -429,7 +436,7 @@ static int read_meta_txn(struct mc_engine *eng, MDB_txn *txn, uint64_t *applied,
         *conf = NULL;
         *conf_len = 0;
         MDB_val ck = {4, "conf"};
-        rc = mdb_get(txn, eng->meta, &ck, &v);
+        rc = mc_rec_get(eng, txn, eng->meta, &ck, &v);
         if (rc == 0 && v.mv_size) {
             *conf = malloc(v.mv_size);
             if (!*conf) {
@@ -531,7 +538,8 @@ int mc_engine_copy_to_fd(struct mc_engine *eng, int fd, uint64_t *applied_index)
         if (rc == 0) {
             rc = mdb_dbi_open(txn, "meta", 0, &meta);
             MDB_val k = {13, "applied_index"}, v;
-            if (rc == 0 && mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 8) {
+            if (rc == 0 && mdb_get(txn, meta, &k, &v) == 0 &&
+                mc_rec_check(path, "meta", &k, &v) == 0 && v.mv_size == 8) {
                 *applied_index = mc_get_u64le(v.mv_data);
             }
             mdb_txn_abort(txn);
@@ -543,7 +551,9 @@ int mc_engine_copy_to_fd(struct mc_engine *eng, int fd, uint64_t *applied_index)
 
 /* ---- state hash ---- */
 
-static int hash_dbi(MDB_txn *txn, MDB_dbi dbi, struct mc_digest *d, uint8_t tag)
+/* Records without their trailers, each verified (a corrupt replica reports MC_ECORRUPT). */
+static int hash_dbi(struct mc_engine *eng, MDB_txn *txn, MDB_dbi dbi, struct mc_digest *d,
+                    uint8_t tag)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(txn, dbi, &c);
@@ -553,8 +563,8 @@ static int hash_dbi(MDB_txn *txn, MDB_dbi dbi, struct mc_digest *d, uint8_t tag)
     MDB_val k, v;
     uint8_t hdr[9];
     hdr[0] = tag;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    for (rc = mc_rec_cget(eng, c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mc_rec_cget(eng, c, &k, &v, MDB_NEXT)) {
         mc_put_u32le(hdr + 1, (uint32_t)k.mv_size);
         mc_put_u32le(hdr + 5, (uint32_t)v.mv_size);
         mc_digest_update(d, hdr, sizeof(hdr));
@@ -587,7 +597,7 @@ int mc_engine_state_hash(struct mc_engine *eng, uint64_t *hash, uint64_t *applie
     MDB_dbi dbis[] = {eng->buckets, eng->versions, eng->vids,
                       eng->objects, eng->sessions, eng->sexp};
     for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]) && !rc; i++) {
-        rc = hash_dbi(txn, dbis[i], &d, (uint8_t)(i + 1));
+        rc = hash_dbi(eng, txn, dbis[i], &d, (uint8_t)(i + 1));
     }
     if (!rc) {
         rc = read_meta_txn(eng, txn, applied_index, NULL, NULL);

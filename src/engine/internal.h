@@ -30,19 +30,23 @@
  *   sexp:     be64(last_active_ns) be64(id)         → "" (expiry order)
  *   meta:     "format" "applied_index" "conf" "session_clock"
  * ~seq makes the newest version of a key sort first.
+ * Every value above is followed by a 4-byte checksum trailer (format 3, record.c);
+ * the arrows show the value without it: the helpers below add, check and strip it.
  */
 #define MC_SORT_DIRECT   360
 #define MC_SORT_LONG_LEN (MC_SORT_DIRECT + 1 + 8)
 #define MC_LKEY_MAX      (MC_BUCKET_NAME_MAX + 1 + MC_SORT_LONG_LEN + 1 + MC_VERSION_ID_MAX)
 #define MC_READ_POOL_MAX 64
 
-#define MC_ENGINE_MAGIC          "MCENGINE"
-#define MC_ENGINE_FORMAT_VERSION 2u /* 2: per-seq session result rows (see apply.c) */
+#define MC_ENGINE_MAGIC "MCENGINE"
+/* 2: per-seq session result rows (see apply.c); 3: a checksum trailer on every record. */
+#define MC_ENGINE_FORMAT_VERSION 3u
 
 struct mc_engine {
     MDB_env *env;
     MDB_dbi meta, buckets, versions, vids, objects, sessions, sexp;
     int lock_fd;
+    char *file; /* DIR/data.mdb, for error sentences */
     bool read_only;
     uint64_t map_size_bytes;
     uint64_t max_map_size_bytes;
@@ -71,6 +75,26 @@ int mc_rtxn_get(struct mc_engine *eng, struct mc_rtxn **rt);
 void mc_rtxn_put(struct mc_engine *eng, struct mc_rtxn *rt);
 /* The versions cursor of rt, bound to rt->txn. */
 int mc_rtxn_versions(struct mc_engine *eng, struct mc_rtxn *rt, MDB_cursor **c);
+
+/*
+ * Checksummed records (record.c). Every value stored by the engine goes through
+ * mc_rec_put and is read back through mc_rec_get / mc_rec_cget, which verify the
+ * trailer and strip it from v. They return LMDB codes, plus MC_REC_BADSUM on a
+ * checksum mismatch (the error sentence, naming file, sub-database and key, is
+ * already set; mc_lmdb_err maps it to MC_ECORRUPT and keeps that sentence).
+ */
+#define MC_REC_SUM_LEN 4
+#define MC_REC_BADSUM  (-30500) /* outside LMDB's error range (-30799..-30780) */
+uint32_t mc_rec_sum(const void *k, size_t kl, const void *v, size_t vl);
+int mc_rec_put(struct mc_engine *eng, MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl,
+               const void *v, size_t vl);
+int mc_rec_get(struct mc_engine *eng, MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, MDB_val *v);
+int mc_rec_cget(struct mc_engine *eng, MDB_cursor *c, MDB_val *k, MDB_val *v, MDB_cursor_op op);
+/* Check and strip v's trailer (k its key); file/dbname name the record in the error sentence. */
+int mc_rec_check(const char *file, const char *dbname, const MDB_val *k, MDB_val *v);
+const char *mc_dbi_name(const struct mc_engine *eng, MDB_dbi dbi);
+/* Printable form of a key for error sentences (non-printables as \xNN, cut with "..."). */
+void mc_rec_key_text(const void *k, size_t kl, char *out, size_t cap);
 
 /* Keys */
 struct mc_lkey {
@@ -131,9 +155,6 @@ int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, MDB_cursor *c, const cha
 /* Version by id: 0 / MC_ENOVERSION. */
 int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
                     const char *vid, unsigned dec, struct mc_version *out);
-
-/* Convert format-1 session records in place (apply.c; called by open in its txn). */
-int mc_sessions_migrate_v1(struct mc_engine *eng, MDB_txn *txn);
 
 /* Small string helpers */
 char *mc_strdup0(const char *s); /* NULL → NULL */

@@ -24,6 +24,7 @@ struct ent {
 };
 
 struct iter {
+    struct mc_engine *eng;
     MDB_cursor *c;
     bool versions;
     uint8_t pfx[MC_BUCKET_NAME_MAX + 1]; /* bucket 0 */
@@ -42,7 +43,7 @@ struct iter {
 static int cget(struct iter *it, MDB_val *k, MDB_val *v, MDB_cursor_op op)
 {
     it->steps++;
-    return mdb_cursor_get(it->c, k, v, op);
+    return mc_rec_cget(it->eng, it->c, k, v, op);
 }
 
 static bool is_long(const struct iter *it, const MDB_val *k)
@@ -248,6 +249,7 @@ static int it_open(struct iter *it, struct mc_engine *eng, MDB_txn *txn, const c
                    bool versions)
 {
     memset(it, 0, sizeof(*it));
+    it->eng = eng;
     it->versions = versions;
     size_t bl = strlen(bucket);
     memcpy(it->pfx, bucket, bl);
@@ -527,7 +529,11 @@ int mc_engine_list_objects(struct mc_engine *eng, const char *bucket,
         struct mc_lkey lk;
         mc_lkey_version(&lk, bucket, it.cur.key, it.cur.klen, it.cur.seq);
         MDB_val k = {lk.len, lk.b}, val;
-        int mrc = mdb_get(txn, eng->versions, &k, &val);
+        int mrc = mc_rec_get(eng, txn, eng->versions, &k, &val);
+        if (mrc == MC_REC_BADSUM) {
+            rc = MC_ECORRUPT;
+            goto done;
+        }
         if (mrc) {
             rc = mc_engine_seterr(MC_ECORRUPT, "objects index points to a missing version");
             goto done;

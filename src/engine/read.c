@@ -34,8 +34,8 @@ int mc_engine_bucket_list(struct mc_engine *eng, struct mc_bucket_info **out, si
     struct mc_bucket_info *arr = NULL;
     size_t cnt = 0, cap = 0;
     MDB_val k, v;
-    for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
-         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    for (mrc = mc_rec_cget(eng, c, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mc_rec_cget(eng, c, &k, &v, MDB_NEXT)) {
         if (k.mv_size > MC_BUCKET_NAME_MAX || v.mv_size != 9) {
             rc = mc_engine_seterr(MC_ECORRUPT, "bad bucket record");
             break;
@@ -117,15 +117,18 @@ int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
 int mc_find_latest_raw(struct mc_engine *eng, MDB_cursor *c, const char *bucket, const char *key,
                        size_t key_len, MDB_val *v, struct mc_vrec_scan *sc)
 {
-    (void)eng;
     struct mc_lkey lk;
     mc_lkey_object(&lk, bucket, key, key_len);
     lk.b[lk.len++] = 0;
     MDB_val k = {lk.len, lk.b};
+    /* Verify only the record we use, not the neighbour a miss lands on. */
     int rc = mdb_cursor_get(c, &k, v, MDB_SET_RANGE);
     if (rc == MDB_NOTFOUND ||
         (rc == 0 && (k.mv_size != lk.len + 8 || memcmp(k.mv_data, lk.b, lk.len)))) {
         return MC_ENOKEY;
+    }
+    if (rc == 0) {
+        rc = mc_rec_check(eng->file, "versions", &k, v);
     }
     if (rc) {
         return mc_lmdb_err(rc, "seek version");

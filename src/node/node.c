@@ -454,7 +454,8 @@ static int open_storage(struct mc_node *n)
     if (rc) {
         return rc;
     }
-    rc = mc_seal_verify(n->datadir);
+    bool sealed = false;
+    rc = mc_seal_verify(n->datadir, &sealed);
     if (rc) {
         return rc;
     }
@@ -465,6 +466,20 @@ static int open_storage(struct mc_node *n)
         MC_ERROR("engine_open_failed", "path=%s err=%s detail=\"%s\"", path, mc_error_name(rc),
                  mc_engine_last_error());
         return rc;
+    }
+    if (!sealed) {
+        /* No seal: the last stop was unclean (or this is a first start), so nothing vouches
+           for data.mdb; LMDB has no page checksums. Scan it before serving from it. */
+        struct mc_engine_verify_report vr = {0};
+        rc = mc_engine_verify(n->engine, &vr);
+        if (rc) {
+            MC_ERROR("engine_corrupt", "path=%s/data.mdb err=%s detail=\"%s\"", path,
+                     mc_error_name(rc), mc_engine_last_error());
+            return rc;
+        }
+        MC_INFO("engine_verified", "path=%s/data.mdb records=%llu pages=%llu ms=%llu", path,
+                (unsigned long long)vr.records, (unsigned long long)vr.pages,
+                (unsigned long long)(vr.elapsed_ns / 1000000));
     }
     char waldir[MC_DATADIR_PATH_MAX];
     rc = mc_datadir_path(n->datadir, "wal", waldir, sizeof(waldir));

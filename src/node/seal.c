@@ -80,8 +80,11 @@ void mc_seal_remove(const char *datadir)
     }
 }
 
-int mc_seal_verify(const char *datadir)
+int mc_seal_verify(const char *datadir, bool *sealed)
 {
+    if (sealed) {
+        *sealed = false;
+    }
     char seal[MC_DATADIR_PATH_MAX], data[MC_DATADIR_PATH_MAX];
     int rc = paths(datadir, seal, data, sizeof(seal));
     if (rc) {
@@ -106,5 +109,8 @@ int mc_seal_verify(const char *datadir)
         return MC_ECORRUPT;
     }
     unlink(seal);
+    if (sealed) {
+        *sealed = true;
+    }
     return 0;
 }

@@ -3,14 +3,18 @@
 #ifndef MC_NODE_SEAL_H
 #define MC_NODE_SEAL_H
 
+#include <stdbool.h>
+
 /* After a clean stop (engine synced and closed): write DATADIR/engine.seal. */
 int mc_seal_write(const char *datadir);
 /*
  * Before opening the engine: if DATADIR/engine.seal exists, hash DATADIR/engine/data.mdb and
  * compare; then remove the seal (the file changes from now on). Returns 0 (no seal, or it
- * matches) or MC_ECORRUPT (logged with the file name and what to do).
+ * matches) or MC_ECORRUPT (logged with the file name and what to do). *sealed (may be NULL):
+ * true when a matching seal was found, i.e. the last stop was clean; false means the caller
+ * must verify the engine file itself (mc_engine_verify: kill -9, power loss, first start).
  */
-int mc_seal_verify(const char *datadir);
+int mc_seal_verify(const char *datadir, bool *sealed);
 /* An offline writer changes data.mdb legitimately: drop the seal first. */
 void mc_seal_remove(const char *datadir);
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # suite_crash.sh: crash and corruption tests against real processes (test/fault/test_crash.py):
-# kill -9 of every node under load, a torn WAL tail, a flipped byte in a WAL segment / in LMDB,
+# kill -9 of every node under load, a torn WAL tail, a flipped byte in a WAL segment / in LMDB
+# (and random flips in a killed node's LMDB file),
 # wipe and rejoin.
-#   usage: test/fault/suite_crash.sh BUILD_DIR     Time: about 80 s (2.5 min under ASan).
+#   usage: test/fault/suite_crash.sh BUILD_DIR     Time: about 100 s (3 min under ASan).
 set -uo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/../.."

@@ -1009,68 +1009,38 @@ Test(engine_ops, concurrent_readers_while_writing)
     }
 }
 
-/* A format-1 engine dir (sessions kept "the last 8 results" in one record) opens and upgrades. */
-Test(engine_ops, sessions_format1_upgrade)
+/* A dir of an older engine format (no record checksums) is refused with a clear error. */
+Test(engine_ops, older_format_refused)
 {
     cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
-    uint64_t sid = sess_register();
     mc_engine_close(te_eng);
     te_eng = NULL;
 
-    /* Rewrite the dir as format 1 by hand: session {last_active, last_seq 7, n 2: seq 5, 7}. */
+    /* Rewrite the format marker as format 2 did: MAGIC u32le(2), no trailer. */
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi meta, sessions;
+    MDB_dbi meta;
     cr_assert_eq(mdb_env_create(&env), 0);
     mdb_env_set_maxdbs(env, 16);
     mdb_env_set_mapsize(env, 256u << 20);
     cr_assert_eq(mdb_env_open(env, te_dir, MDB_WRITEMAP, 0644), 0);
     cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
     cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-    cr_assert_eq(mdb_dbi_open(txn, "sessions", 0, &sessions), 0);
-    struct mc_wbuf w;
-    mc_wbuf_init(&w, 0);
-    mc_wbuf_i64(&w, 1000);
-    mc_wbuf_u64(&w, 7);
-    mc_wbuf_u8(&w, 2);
-    struct mc_op_result r5 = {.failed_op = -1}, r7 = {.code = MC_EPRECOND, .failed_op = -1};
-    strcpy(r5.version_id, "old-v5");
-    mc_wbuf_u64(&w, 5);
-    mc_op_result_encode(&r5, &w);
-    mc_wbuf_u64(&w, 7);
-    mc_op_result_encode(&r7, &w);
-    uint8_t kb[8];
-    mc_put_u64be(kb, sid);
-    MDB_val k = {8, kb}, v = {w.len, w.data};
-    cr_assert_eq(mdb_put(txn, sessions, &k, &v, 0), 0);
     uint8_t fmt[12];
     memcpy(fmt, "MCENGINE", 8);
-    mc_put_u32le(fmt + 8, 1);
+    mc_put_u32le(fmt + 8, 2);
     MDB_val fk = {6, "format"}, fv = {12, fmt};
     cr_assert_eq(mdb_put(txn, meta, &fk, &fv, 0), 0);
     cr_assert_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
-    mc_wbuf_free(&w);
 
     struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE};
-    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), 0, "%s", mc_engine_last_error());
-    struct mc_op_result r;
-    /* Cached seqs still answer; what format 1 had forgotten (≤ 4) stays refused; 6 (never
-       cached, so never applied under format-1 rules... or refused) now applies once. */
-    cr_assert_eq(sess_put(sid, 5, 0, "new-v5", &r), 0);
-    cr_assert(r.duplicate);
-    cr_assert_str_eq(r.version_id, "old-v5");
-    cr_assert_eq(sess_put(sid, 7, 0, "new-v7", &r), MC_EPRECOND);
-    cr_assert(r.duplicate);
-    cr_assert_eq(sess_put(sid, 4, 0, "new-v4", &r), MC_EINVAL);
-    cr_assert_eq(sess_put(sid, 8, 4, "new-v8", &r), 0);
-    cr_assert(!r.duplicate);
-    /* Reopening does not migrate twice. */
-    mc_engine_close(te_eng);
-    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), 0);
-    cr_assert_eq(sess_put(sid, 8, 4, "new-v8b", &r), 0);
-    cr_assert(r.duplicate);
-    cr_assert_str_eq(r.version_id, "new-v8");
+    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), MC_EVERSION);
+    cr_assert_null(te_eng);
+    const char *e = mc_engine_last_error();
+    cr_assert(strstr(e, "data.mdb") && strstr(e, "format 2") && strstr(e, "format 3"), "%s", e);
+    o.read_only = true;
+    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), MC_EVERSION);
 }
 
 /* mc_engine_get_encoded must give exactly the bytes of mc_engine_get + mc_version_encode. */

@@ -16,6 +16,7 @@ static char te_dir[256];
 static struct mc_engine *te_eng;
 static uint64_t te_index;
 static uint64_t te_vid_counter;
+static bool te_damaged; /* set by tests that corrupt the file on purpose */
 
 static inline void te_rmrf(const char *dir)
 {
@@ -44,6 +45,12 @@ static inline void te_setup(void)
 
 static inline void te_teardown(void)
 {
+    /* Every record any test wrote must carry a valid checksum trailer and the tree must be
+       sound: catches a write path that bypasses mc_rec_put (src/engine/record.c). */
+    if (te_eng && !te_damaged) {
+        int rc = mc_engine_verify(te_eng, NULL);
+        cr_expect_eq(rc, 0, "verify at teardown: %s", mc_engine_last_error());
+    }
     mc_engine_close(te_eng);
     te_eng = NULL;
     te_rmrf(te_dir);
