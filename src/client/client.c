@@ -56,6 +56,7 @@ struct ep {
     struct mc_tls *tls;    /* TLS session of the current connection (NULL = plaintext) */
     struct mc_wbuf cout;   /* TLS: ciphertext not yet sent; [cout_off, len) pending */
     size_t cout_off;
+    uint32_t gen; /* new socket, new generation (mc_client_fd) */
 };
 
 /* One exactly-once session; a client opens more when it pipelines more writes than one
@@ -672,6 +673,7 @@ static int ep_connect(struct mc_client *c, int i, uint64_t now)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     e->fd = fd;
+    e->gen++;
     e->out_off = 0;
     e->rlen = 0;
     if (c->tls) {
@@ -1306,6 +1308,42 @@ int mc_client_poll(struct mc_client *c, int timeout_ms)
             break;
         }
     }
+    return (int)(c->callbacks - start_cb);
+}
+
+/* ---- external event loops ---- */
+
+int mc_client_fd(const struct mc_client *c, int i, short *events, uint32_t *gen)
+{
+    assert(i >= 0 && i < c->n_eps);
+    const struct ep *e = &c->eps[i];
+    *gen = e->gen;
+    *events = 0;
+    if (e->fd < 0) {
+        return -1;
+    }
+    *events = POLLIN;
+    if (e->state == EP_CONNECTING || ep_wants_write(e)) {
+        *events |= POLLOUT;
+    }
+    return e->fd;
+}
+
+int mc_client_handle(struct mc_client *c, int i, short revents)
+{
+    assert(i >= 0 && i < c->n_eps);
+    uint64_t start_cb = c->callbacks;
+    if (c->eps[i].fd >= 0 && revents) {
+        handle_event(c, i, revents);
+    }
+    return (int)(c->callbacks - start_cb);
+}
+
+int mc_client_step(struct mc_client *c)
+{
+    uint64_t start_cb = c->callbacks;
+    run_timers(c, mc_mono_ms());
+    flush_all(c);
     return (int)(c->callbacks - start_cb);
 }
 
