@@ -729,8 +729,10 @@ static int pick(struct mc_client *c, const struct req *r, uint64_t now)
     if (to_leader && c->leader_ep >= 0 && ep_usable(&c->eps[c->leader_ep], now)) {
         return c->leader_ep;
     }
+    /* Reads rotate per flush, not per request: what is submitted between two flushes goes to
+     * one member in one send (and is read there in one read) instead of one per member. */
     for (int k = 0; k < c->n_eps; k++) {
-        int i = (int)(c->rr++ % (uint32_t)c->n_eps);
+        int i = (int)((c->rr + (uint32_t)k) % (uint32_t)c->n_eps);
         if (ep_usable(&c->eps[i], now)) {
             return i;
         }
@@ -1209,10 +1211,15 @@ static uint64_t next_timer(const struct mc_client *c)
 
 static void flush_all(struct mc_client *c)
 {
+    bool sent = false;
     for (int i = 0; i < c->n_eps; i++) {
         if (c->eps[i].state == EP_UP && ep_wants_write(&c->eps[i])) {
             ep_flush(c, i);
+            sent = true;
         }
+    }
+    if (sent) {
+        c->rr++; /* the next burst of reads goes to the next member */
     }
 }
 
