@@ -1008,13 +1008,13 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
     if (r->gen != gen || r->state != REQ_SENT || r->ep != i) {
         return; /* a late reply to a request that timed out: ignore */
     }
-    uint64_t now = mc_mono_ms();
     e->failures = 0;
     struct mc_client_result res = {.status = h->status, .endpoint = i};
     if (h->status == 0) {
         res.body = body;
         res.body_len = len;
         if (h->flags & MC_PROTO_FLAG_MORE) {
+            uint64_t now = mc_mono_ms();
             res.more = true;
             res.message = res.leader_addr = res.version_id = "";
             /* A stream in progress is alive: push its deadline out. */
@@ -1030,6 +1030,7 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
         complete(c, r, &res);
         return;
     }
+    uint64_t now = mc_mono_ms(); /* errors only: a success needs no clock read */
     struct mc_proto_error err;
     mc_proto_error_decode(body, len, &err);
     res.message = err.message.ptr;
