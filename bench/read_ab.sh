@@ -7,7 +7,8 @@
 # Usage: bench/read_ab.sh A_BIN B_BIN [--rounds N] [--duration S] [--keys N] [--rows LIST]
 #   A_BIN, B_BIN   two `metacenter` binaries (e.g. a copy of main's build and this branch's)
 #   --rows LIST    comma-separated from: lin, stale, lin150k (open loop at 150K/s) (default all)
-#   --serve-flags F  extra `serve` flags for both; --a-flags/--b-flags F: extra bench flags
+#   --serve-flags F  extra `serve` flags for both; --a-serve/--b-serve F: for one of them
+#   --a-flags/--b-flags F: extra bench flags for one of them
 # cpu_per_100k is leader + followers + load generator: the whole box's cost of 100K reads, the
 # figure to compare when the machine is shared (throughput then follows the CPU share we get).
 # Prints one JSON line per run; every process started here is killed at exit.
@@ -16,7 +17,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 A=$1 B=$2
 shift 2
-ROUNDS=3 DUR=5 KEYS=100000 ROWS=lin,stale,lin150k SERVE_FLAGS="" A_FLAGS="" B_FLAGS=""
+ROUNDS=3 DUR=5 KEYS=100000 ROWS=lin,stale,lin150k SERVE_FLAGS="" A_FLAGS="" B_FLAGS="" A_SERVE="" B_SERVE=""
 while [ $# -gt 0 ]; do
     case $1 in
     --rounds) ROUNDS=$2; shift ;;
@@ -25,6 +26,8 @@ while [ $# -gt 0 ]; do
     --rows) ROWS=$2; shift ;;
     --serve-flags) SERVE_FLAGS=$2; shift ;;
     --a-flags) A_FLAGS=$2; shift ;;
+    --a-serve) A_SERVE=$2; shift ;;
+    --b-serve) B_SERVE=$2; shift ;;
     --b-flags) B_FLAGS=$2; shift ;;
     *) echo "read_ab.sh: unknown flag $1" >&2; exit 2 ;;
     esac
@@ -81,10 +84,10 @@ one_row() {
 }
 
 run_build() {
-    local label=$1 bin=$2
+    local label=$1 bin=$2 serve=$4
     rm -rf "$WORK/c"
     # shellcheck disable=SC2086
-    MC=$bin mc_cluster_start c 3 $SERVE_FLAGS
+    MC=$bin mc_cluster_start c 3 $SERVE_FLAGS $serve
     timeout 120 "$bin" bench load --objects "$KEYS" --endpoints "$(cat "$WORK/c/endpoints")" \
         --connections 16 --pipeline 64 >/dev/null 2>>"$WORK/bench.err"
     MC=$bin mc_wait_leader c 20 >/dev/null
@@ -96,10 +99,10 @@ run_build() {
 
 for ((r = 1; r <= ROUNDS; r++)); do
     if [ $((r % 2)) = 1 ]; then
-        run_build A "$A" "$A_FLAGS"
-        run_build B "$B" "$B_FLAGS"
+        run_build A "$A" "$A_FLAGS" "$A_SERVE"
+        run_build B "$B" "$B_FLAGS" "$B_SERVE"
     else
-        run_build B "$B" "$B_FLAGS"
-        run_build A "$A" "$A_FLAGS"
+        run_build B "$B" "$B_FLAGS" "$B_SERVE"
+        run_build A "$A" "$A_FLAGS" "$A_SERVE"
     fi
 done

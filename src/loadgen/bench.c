@@ -490,7 +490,10 @@ static void *loop_main(void *arg)
     }
     uint64_t now = mc_mono_ns(), last_all = now;
     for (int i = 0; i < l->n; i++) {
-        l->ws[i].next_send_ns = now;
+        /* Open loop: the workers' schedules are staggered over one interval, so the offered
+         * load is smooth instead of one burst from every connection per interval. */
+        struct worker *w = &l->ws[i];
+        w->next_send_ns = now + w->interval_ns * (uint64_t)w->id / (uint64_t)c->connections;
     }
     uint64_t published = 0, published_errs = 0;
     while (!atomic_load(&stop_flag)) {
