@@ -34,15 +34,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-WORK=$(mktemp -d /tmp/mcreadab.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-cleanup() {
-    kill_all
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_scratch mcreadab
 
 # CPU ticks (utime + stime) of a pid.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
