@@ -98,6 +98,7 @@ struct mc_client {
     int n_eps;
     int leader_ep;
     uint32_t rr;
+    bool rr_used; /* a request was routed by rr since the last flush: rotate at the flush */
     struct req **slots;
     uint32_t n_slots, cap_slots;
     uint32_t *free_slots;
@@ -731,9 +732,11 @@ static int pick(struct mc_client *c, const struct req *r, uint64_t now)
     }
     /* Reads rotate per flush, not per request: what is submitted between two flushes goes to
      * one member in one send (and is read there in one read) instead of one per member. */
+    uint32_t first = c->rr + r->attempts; /* a retry starts at another member */
     for (int k = 0; k < c->n_eps; k++) {
-        int i = (int)((c->rr + (uint32_t)k) % (uint32_t)c->n_eps);
+        int i = (int)((first + (uint32_t)k) % (uint32_t)c->n_eps);
         if (ep_usable(&c->eps[i], now)) {
+            c->rr_used = true;
             return i;
         }
     }
@@ -1212,14 +1215,13 @@ static uint64_t next_timer(const struct mc_client *c)
 
 static void flush_all(struct mc_client *c)
 {
-    bool sent = false;
     for (int i = 0; i < c->n_eps; i++) {
         if (c->eps[i].state == EP_UP && ep_wants_write(&c->eps[i])) {
             ep_flush(c, i);
-            sent = true;
         }
     }
-    if (sent) {
+    if (c->rr_used) {
+        c->rr_used = false;
         c->rr++; /* the next burst of reads goes to the next member */
     }
 }

@@ -382,6 +382,52 @@ Test(client_e2e, unreachable_member_skipped)
     th_stop(s, NULL);
 }
 
+static int g_burst_ep[64];
+static int g_burst_done;
+
+static void burst_cb(void *arg, const struct mc_client_result *r)
+{
+    g_burst_ep[(intptr_t)arg] = r->endpoint;
+    g_burst_done++;
+}
+
+Test(client_e2e, reads_rotate_members_per_flush)
+{
+    /* Reads submitted together go to one member (one send, one server wake-up); the next
+     * burst goes to the next member, so load still spreads. */
+    struct th_server *s[3];
+    char eps[256] = "";
+    for (int i = 0; i < 3; i++) {
+        s[i] = start((struct th_opts){.node_id = (uint64_t)i + 1});
+        snprintf(eps + strlen(eps), sizeof(eps) - strlen(eps), "%s%s", i ? "," : "", th_addr(s[i]));
+    }
+    struct mc_client *c = open_client(eps, 2000);
+    int first_ep[3];
+    for (int burst = 0; burst < 3; burst++) {
+        g_burst_done = 0;
+        for (int i = 0; i < 20; i++) {
+            cr_assert_eq(
+                mc_client_get_async(c, false, "b", "k", NULL, NULL, burst_cb, (void *)(intptr_t)i),
+                0);
+        }
+        for (int k = 0; k < 500 && g_burst_done < 20; k++) {
+            cr_assert_geq(mc_client_poll(c, 10), 0);
+        }
+        cr_assert_eq(g_burst_done, 20);
+        for (int i = 1; i < 20; i++) {
+            cr_assert_eq(g_burst_ep[i], g_burst_ep[0], "burst %d went to one member", burst);
+        }
+        first_ep[burst] = g_burst_ep[0];
+    }
+    cr_assert(first_ep[0] != first_ep[1] && first_ep[1] != first_ep[2] &&
+                  first_ep[0] != first_ep[2],
+              "bursts rotate over the members (%d %d %d)", first_ep[0], first_ep[1], first_ep[2]);
+    mc_client_close(c);
+    for (int i = 0; i < 3; i++) {
+        th_stop(s[i], NULL);
+    }
+}
+
 Test(client_e2e, inflight_limit_pauses_reading)
 {
     struct th_opts o = {.delay_every = 1};
