@@ -16,7 +16,8 @@
  * call them from inside a callback.
  *
  * Routing. Writes and membership changes go to the leader (learned from NotLeader
- * replies, which carry its address). Reads go round-robin to every reachable member (a
+ * replies, which carry its address). Reads go round-robin to every reachable member, one
+ * member per flush: the reads submitted between two polls travel together in one send (a
  * follower serves linearizable reads through ReadIndex, stale ones locally).
  *
  * Retries. NotLeader, Unavailable, ShuttingDown, SlowDown, StaleRead and connection loss
