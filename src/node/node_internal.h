@@ -293,6 +293,8 @@ void node_check_tick(struct mc_node *n, uint64_t now_ms);
 bool node_check_lookup(struct mc_node *n, uint64_t index, uint64_t *hash);
 void node_check_alarm(struct mc_node *n, struct mc_check_result *out);
 void node_check_free(struct mc_node *n);
+/* node.c: run the Raft ticks elapsed since the last one (after a stall); returns how many. */
+uint64_t node_catch_up_ticks(struct mc_node *n);
 /* node_metrics.c */
 int node_metrics_start(struct mc_node *n);
 void node_metrics_stop(struct mc_node *n);
