@@ -1,8 +1,16 @@
-# lib.sh: shared shell helpers for bench/run.sh and bench/vs_etcd.sh: ports, metacenter clusters
-# on 127.0.0.1, leader lookup, cleanup. Sourced, not run. Every wait loop here is bounded.
+# lib.sh: shared shell helpers for bench/run.sh, bench/vs_etcd.sh and bench/read_ab.sh: ports,
+# metacenter clusters on 127.0.0.1, leader lookup, cleanup. Sourced, not run. Every wait loop here is bounded.
 
-# Needs: ROOT (repo root), WORK (scratch dir, removed at exit).
+# Needs: ROOT (repo root), WORK (scratch dir, removed at exit; bench_scratch sets it up).
 MC=${MC:-$ROOT/build/metacenter}
+
+# bench_scratch PREFIX: WORK = a fresh /tmp/PREFIX.XXXXXX; at exit every process recorded under
+# it is killed (kill_all) and it is removed.
+bench_scratch() {
+    WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+    trap 'kill_all; rm -rf "$WORK"' EXIT
+    trap 'exit 130' INT TERM
+}
 
 # N free TCP ports on 127.0.0.1, space separated (the kernel picks them; a tiny race is accepted).
 free_ports() {

@@ -16,7 +16,8 @@
  * call them from inside a callback.
  *
  * Routing. Writes and membership changes go to the leader (learned from NotLeader
- * replies, which carry its address). Reads go round-robin to every reachable member (a
+ * replies, which carry its address). Reads go round-robin to every reachable member, one
+ * member per flush: the reads submitted between two polls travel together in one send (a
  * follower serves linearizable reads through ReadIndex, stale ones locally).
  *
  * Retries. NotLeader, Unavailable, ShuttingDown, SlowDown, StaleRead and connection loss
@@ -168,6 +169,19 @@ typedef void (*mc_client_cb)(void *arg, const struct mc_client_result *r);
  * at least one event. Returns the number of callbacks run (≥ 0) or a negative MC_E* code.
  */
 int mc_client_poll(struct mc_client *c, int timeout_ms);
+
+/*
+ * Driving many clients from one event loop (epoll) instead of mc_client_poll:
+ * mc_client_fd gives endpoint i's socket (-1 when none), the poll(2) events it waits for
+ * (POLLIN, plus POLLOUT while connecting or with output queued) and a generation that changes
+ * whenever the endpoint gets a new socket (the same fd number may come back: register again).
+ * After the loop reports events for that socket, call mc_client_handle; after submitting, and
+ * at least every few milliseconds (timeouts, retries), call mc_client_step, which sends what is
+ * queued (one send per endpoint). Both return the number of callbacks run, never block.
+ */
+int mc_client_fd(const struct mc_client *c, int i, short *events, uint32_t *gen);
+int mc_client_handle(struct mc_client *c, int i, short revents);
+int mc_client_step(struct mc_client *c);
 
 /* Requests submitted and not yet completed. */
 size_t mc_client_pending(const struct mc_client *c);

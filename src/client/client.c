@@ -56,6 +56,7 @@ struct ep {
     struct mc_tls *tls;    /* TLS session of the current connection (NULL = plaintext) */
     struct mc_wbuf cout;   /* TLS: ciphertext not yet sent; [cout_off, len) pending */
     size_t cout_off;
+    uint32_t gen; /* new socket, new generation (mc_client_fd) */
 };
 
 /* One exactly-once session; a client opens more when it pipelines more writes than one
@@ -97,6 +98,7 @@ struct mc_client {
     int n_eps;
     int leader_ep;
     uint32_t rr;
+    bool rr_used; /* a request was routed by rr since the last flush: rotate at the flush */
     struct req **slots;
     uint32_t n_slots, cap_slots;
     uint32_t *free_slots;
@@ -672,6 +674,7 @@ static int ep_connect(struct mc_client *c, int i, uint64_t now)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     e->fd = fd;
+    e->gen++;
     e->out_off = 0;
     e->rlen = 0;
     if (c->tls) {
@@ -727,9 +730,13 @@ static int pick(struct mc_client *c, const struct req *r, uint64_t now)
     if (to_leader && c->leader_ep >= 0 && ep_usable(&c->eps[c->leader_ep], now)) {
         return c->leader_ep;
     }
+    /* Reads rotate per flush, not per request: what is submitted between two flushes goes to
+     * one member in one send (and is read there in one read) instead of one per member. */
+    uint32_t first = c->rr + r->attempts; /* a retry starts at another member */
     for (int k = 0; k < c->n_eps; k++) {
-        int i = (int)(c->rr++ % (uint32_t)c->n_eps);
+        int i = (int)((first + (uint32_t)k) % (uint32_t)c->n_eps);
         if (ep_usable(&c->eps[i], now)) {
+            c->rr_used = true;
             return i;
         }
     }
@@ -1004,13 +1011,13 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
     if (r->gen != gen || r->state != REQ_SENT || r->ep != i) {
         return; /* a late reply to a request that timed out: ignore */
     }
-    uint64_t now = mc_mono_ms();
     e->failures = 0;
     struct mc_client_result res = {.status = h->status, .endpoint = i};
     if (h->status == 0) {
         res.body = body;
         res.body_len = len;
         if (h->flags & MC_PROTO_FLAG_MORE) {
+            uint64_t now = mc_mono_ms();
             res.more = true;
             res.message = res.leader_addr = res.version_id = "";
             /* A stream in progress is alive: push its deadline out. */
@@ -1026,6 +1033,7 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
         complete(c, r, &res);
         return;
     }
+    uint64_t now = mc_mono_ms(); /* errors only: a success needs no clock read */
     struct mc_proto_error err;
     mc_proto_error_decode(body, len, &err);
     res.message = err.message.ptr;
@@ -1212,6 +1220,10 @@ static void flush_all(struct mc_client *c)
             ep_flush(c, i);
         }
     }
+    if (c->rr_used) {
+        c->rr_used = false;
+        c->rr++; /* the next burst of reads goes to the next member */
+    }
 }
 
 static void handle_event(struct mc_client *c, int i, short revents)
@@ -1306,6 +1318,42 @@ int mc_client_poll(struct mc_client *c, int timeout_ms)
             break;
         }
     }
+    return (int)(c->callbacks - start_cb);
+}
+
+/* ---- external event loops ---- */
+
+int mc_client_fd(const struct mc_client *c, int i, short *events, uint32_t *gen)
+{
+    assert(i >= 0 && i < c->n_eps);
+    const struct ep *e = &c->eps[i];
+    *gen = e->gen;
+    *events = 0;
+    if (e->fd < 0) {
+        return -1;
+    }
+    *events = POLLIN;
+    if (e->state == EP_CONNECTING || ep_wants_write(e)) {
+        *events |= POLLOUT;
+    }
+    return e->fd;
+}
+
+int mc_client_handle(struct mc_client *c, int i, short revents)
+{
+    assert(i >= 0 && i < c->n_eps);
+    uint64_t start_cb = c->callbacks;
+    if (c->eps[i].fd >= 0 && revents) {
+        handle_event(c, i, revents);
+    }
+    return (int)(c->callbacks - start_cb);
+}
+
+int mc_client_step(struct mc_client *c)
+{
+    uint64_t start_cb = c->callbacks;
+    run_timers(c, mc_mono_ms());
+    flush_all(c);
     return (int)(c->callbacks - start_cb);
 }
 

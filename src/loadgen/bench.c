@@ -10,23 +10,32 @@
 #include "util/rand.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
 #define BENCH_MAX_CONNECTIONS 1024
 #define BENCH_MAX_PIPELINE    4096
 #define BENCH_MAX_VALUE_BYTES 65536
+#define BENCH_MAX_THREADS     64
+/* Endpoints per client tracked in a loop's epoll set (the client library's own limit). */
+#define BENCH_MAX_ENDPOINTS 16
+/* Every client's timers (timeouts, retries) are stepped at least this often. */
+#define BENCH_STEP_NS    5000000ull
+#define BENCH_MAX_EVENTS 512
 
 enum workload { WL_PUT, WL_GET, WL_MIXED, WL_LIST, WL_LOAD };
 
 struct bench_cfg {
     char endpoints[1024];
     int connections;
+    int threads; /* event-loop threads sharing the connections */
     int pipeline;
     double duration_s;
     enum workload wl;
@@ -45,10 +54,19 @@ struct bench_cfg {
     char cacert[1024], cert[1024], key[1024], token[257]; /* TLS + auth (docs/security.md) */
 };
 
+struct worker;
+
+/* A request in flight: preallocated per worker (pipeline + 1), no malloc per op. */
+struct req {
+    struct worker *w;
+    uint64_t start_ns;
+    struct req *next_free;
+};
+
+/* One connection's client, its pipeline and its share of the schedule. */
 struct worker {
     struct bench_cfg *cfg;
     int id;
-    pthread_t thread;
     struct mc_client *client;
     struct mc_rand rng;
     struct mc_histogram hist;
@@ -57,14 +75,25 @@ struct worker {
     uint64_t next_send_ns; /* open loop schedule */
     uint64_t interval_ns;
     uint64_t key_cursor;
+    uint64_t per_worker, submitted; /* --count share (0 = duration only) */
     uint8_t *value;
     int last_error;
     bool warming; /* replies are not recorded */
+    bool dirty;   /* had events or new requests: step its client */
+    struct req *reqs;
+    struct req *free_reqs;
+    int reg_fd[BENCH_MAX_ENDPOINTS]; /* what the loop's epoll set holds for each endpoint */
+    uint32_t reg_gen[BENCH_MAX_ENDPOINTS];
+    short reg_ev[BENCH_MAX_ENDPOINTS];
 };
 
-struct req {
-    struct worker *w;
-    uint64_t start_ns;
+/* One thread and one epoll set driving a share of the connections (--threads). */
+struct loop {
+    struct bench_cfg *cfg;
+    pthread_t thread;
+    int epfd;
+    struct worker *ws;
+    int n;
 };
 
 static _Atomic uint64_t total_ops;
@@ -83,7 +112,9 @@ static const char usage[] =
     "  --endpoints LIST        servers (default 127.0.0.1:7070)\n"
     "  --cacert/--cert/--key F TLS: CA of the servers, client certificate and key\n"
     "  --token T               bearer token (or METACENTER_TOKEN)\n"
-    "  --connections C         client connections, one thread each (default 16)\n"
+    "  --connections C         client connections (default 16)\n"
+    "  --threads T             event-loop threads driving them (default 1: the load\n"
+    "                          generator shares the cores with the servers it measures)\n"
     "  --pipeline P            requests in flight per connection (default 16)\n"
     "  --duration S            seconds to run (default 10)\n"
     "  --count N               stop after N operations (default: duration only)\n"
@@ -116,6 +147,7 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
     snprintf(c->endpoints, sizeof(c->endpoints), "127.0.0.1:7070");
     snprintf(c->bucket, sizeof(c->bucket), "bench");
     c->connections = 16;
+    c->threads = 1;
     c->pipeline = 16;
     c->duration_s = 10;
     c->keys = 100000;
@@ -160,6 +192,10 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
             rc = parse_u64(v, &x);
             rc = rc || x < 1 || x > BENCH_MAX_CONNECTIONS ? MC_EINVAL : 0;
             c->connections = (int)x;
+        } else if (strcmp(f, "--threads") == 0) {
+            rc = parse_u64(v, &x);
+            rc = rc || x < 1 || x > BENCH_MAX_THREADS ? MC_EINVAL : 0;
+            c->threads = (int)x;
         } else if (strcmp(f, "--pipeline") == 0) {
             rc = parse_u64(v, &x);
             rc = rc || x < 1 || x > BENCH_MAX_PIPELINE ? MC_EINVAL : 0;
@@ -223,43 +259,56 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
     return 0;
 }
 
+/* "key-%012llu" without snprintf (it showed in the generator's profile). */
 static void key_of(char *buf, size_t cap, uint64_t k)
 {
-    snprintf(buf, cap, "key-%012llu", (unsigned long long)k);
+    if (k >= 1000000000000ull || cap < 17) {
+        snprintf(buf, cap, "key-%012llu", (unsigned long long)k);
+        return;
+    }
+    memcpy(buf, "key-", 4);
+    for (int i = 15; i >= 4; i--) {
+        buf[i] = (char)('0' + k % 10);
+        k /= 10;
+    }
+    buf[16] = 0;
 }
+
+/* The time replies read from one socket arrived: one clock read per read batch, not per reply
+ * (0 = read the clock: timeouts and retries run outside a batch). */
+static _Thread_local uint64_t reply_now_ns;
 
 static void on_reply(void *arg, const struct mc_client_result *r)
 {
     struct req *q = arg;
     struct worker *w = q->w;
-    uint64_t now = mc_mono_ns();
     w->inflight--;
+    w->dirty = true;
+    q->next_free = w->free_reqs;
+    w->free_reqs = q;
     if (w->warming) {
-        free(q);
         return;
     }
     /* A get of a key never written is a valid answer for the benchmark. */
     if (r->status == 0 || r->status == MC_ENOKEY) {
-        mc_hist_record(&w->hist, (now - q->start_ns) / 1000);
+        uint64_t now = reply_now_ns ? reply_now_ns : mc_mono_ns();
+        mc_hist_record(&w->hist, (now > q->start_ns ? now - q->start_ns : 0) / 1000);
         w->ops++;
-        atomic_fetch_add(&total_ops, 1);
     } else {
         w->errors++;
         w->last_error = r->status;
         if (r->status == MC_ETIMEOUT) {
             w->timeouts++;
         }
-        atomic_fetch_add(&total_errors, 1);
     }
-    free(q);
 }
 
 static int submit(struct worker *w, uint64_t intended_ns)
 {
     struct bench_cfg *c = w->cfg;
-    struct req *q = malloc(sizeof(*q));
+    struct req *q = w->free_reqs;
     if (!q) {
-        return MC_ENOMEM;
+        return MC_ELIMIT; /* cannot happen: inflight < pipeline + 1 */
     }
     q->w = w;
     q->start_ns = intended_ns;
@@ -311,79 +360,203 @@ static int submit(struct worker *w, uint64_t intended_ns)
         mc_wbuf_free(&buf);
     }
     if (rc) {
-        free(q);
         return rc;
     }
+    w->free_reqs = q->next_free;
     w->inflight++;
+    w->dirty = true;
     return 0;
 }
 
-static void *worker_main(void *arg)
+/* Keep the epoll set in step with the client's sockets (a reconnect may reuse the fd number:
+ * the generation tells; a closed socket left the set by itself). */
+static void sync_fds(struct loop *l, struct worker *w, int wi)
 {
-    struct worker *w = arg;
-    struct bench_cfg *c = w->cfg;
-    uint64_t per_worker =
-        c->count ? (c->count + (uint64_t)c->connections - 1) / (uint64_t)c->connections : 0;
-    if (c->wl == WL_LOAD) {
-        w->key_cursor = (uint64_t)w->id * per_worker;
+    int n = mc_client_endpoint_count(w->client);
+    for (int i = 0; i < n && i < BENCH_MAX_ENDPOINTS; i++) {
+        short ev;
+        uint32_t gen;
+        int fd = mc_client_fd(w->client, i, &ev, &gen);
+        if (fd == w->reg_fd[i] && gen == w->reg_gen[i] && ev == w->reg_ev[i]) {
+            continue;
+        }
+        if (fd >= 0) {
+            struct epoll_event e = {
+                .events = EPOLLIN | ((ev & POLLOUT) ? EPOLLOUT : 0),
+                .data.u64 = (uint64_t)wi << 8 | (uint64_t)i,
+            };
+            bool same = fd == w->reg_fd[i] && gen == w->reg_gen[i];
+            if (epoll_ctl(l->epfd, same ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &e) != 0 &&
+                errno == EEXIST) {
+                epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &e);
+            }
+        }
+        w->reg_fd[i] = fd;
+        w->reg_gen[i] = gen;
+        w->reg_ev[i] = ev;
     }
-    uint64_t submitted = 0;
-    w->warming = c->wl != WL_LOAD;
-    if (w->warming && submit(w, mc_mono_ns()) == 0) {
-        uint64_t until = mc_mono_ns() + BENCH_WARMUP_MAX_MS * 1000000ull;
-        while (w->inflight > 0 && mc_mono_ns() < until && !atomic_load(&stop_flag)) {
-            mc_client_poll(w->client, 10);
+}
+
+static short poll_events(uint32_t e)
+{
+    return (short)(((e & EPOLLIN) ? POLLIN : 0) | ((e & EPOLLOUT) ? POLLOUT : 0) |
+                   ((e & EPOLLERR) ? POLLERR : 0) | ((e & EPOLLHUP) ? POLLHUP : 0));
+}
+
+/* Wait up to timeout_ms for socket events and hand them to the clients. */
+static void loop_wait(struct loop *l, int timeout_ms)
+{
+    struct epoll_event evs[BENCH_MAX_EVENTS];
+    int n = epoll_wait(l->epfd, evs, BENCH_MAX_EVENTS, timeout_ms);
+    for (int k = 0; k < n; k++) {
+        struct worker *w = &l->ws[evs[k].data.u64 >> 8];
+        reply_now_ns = mc_mono_ns();
+        mc_client_handle(w->client, (int)(evs[k].data.u64 & 0xff), poll_events(evs[k].events));
+        reply_now_ns = 0;
+        w->dirty = true;
+    }
+}
+
+/* Send what the workers queued (one send per endpoint), run client timers when due. */
+static void loop_step(struct loop *l, bool all)
+{
+    for (int i = 0; i < l->n; i++) {
+        struct worker *w = &l->ws[i];
+        if (w->dirty || all) {
+            w->dirty = false;
+            mc_client_step(w->client);
+            sync_fds(l, w, i);
         }
     }
-    w->warming = false;
-    atomic_fetch_add(&warm_count, 1);
-    while (!atomic_load(&go_flag) && !atomic_load(&stop_flag)) {
-        usleep(1000);
-    }
-    w->next_send_ns = mc_mono_ns();
-    while (!atomic_load(&stop_flag)) {
-        uint64_t now = mc_mono_ns();
-        while (w->inflight < c->pipeline && (!per_worker || submitted < per_worker)) {
-            uint64_t intended = now;
-            if (w->interval_ns) {
-                if (w->next_send_ns > now) {
-                    break;
-                }
-                intended = w->next_send_ns;
-                w->next_send_ns += w->interval_ns;
-            }
-            if (submit(w, intended) != 0) {
-                w->errors++;
+}
+
+/* Closed loop: top every pipeline up. Open loop: send what the schedule says is due. */
+static void refill(struct worker *w, uint64_t now)
+{
+    struct bench_cfg *c = w->cfg;
+    while (w->inflight < c->pipeline && (!w->per_worker || w->submitted < w->per_worker)) {
+        uint64_t intended = now;
+        if (w->interval_ns) {
+            if (w->next_send_ns > now) {
                 break;
             }
-            submitted++;
+            intended = w->next_send_ns;
+            w->next_send_ns += w->interval_ns;
         }
-        if (per_worker && submitted >= per_worker && w->inflight == 0) {
+        if (submit(w, intended) != 0) {
+            w->errors++;
             break;
         }
-        int timeout = 10;
-        if (w->interval_ns && w->inflight < c->pipeline) {
+        w->submitted++;
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    struct loop *l = arg;
+    struct bench_cfg *c = l->cfg;
+    uint64_t per_worker =
+        c->count ? (c->count + (uint64_t)c->connections - 1) / (uint64_t)c->connections : 0;
+    for (int i = 0; i < l->n; i++) {
+        struct worker *w = &l->ws[i];
+        w->per_worker = per_worker;
+        if (c->wl == WL_LOAD) {
+            w->key_cursor = (uint64_t)w->id * per_worker;
+        }
+        w->warming = c->wl != WL_LOAD;
+        if (w->warming) {
+            submit(w, mc_mono_ns());
+        }
+    }
+    /* Warm-up: one unmeasured request per connection. */
+    uint64_t until = mc_mono_ns() + BENCH_WARMUP_MAX_MS * 1000000ull;
+    for (;;) {
+        int busy = 0;
+        for (int i = 0; i < l->n; i++) {
+            busy += l->ws[i].inflight > 0;
+        }
+        if (!busy || mc_mono_ns() >= until || atomic_load(&stop_flag)) {
+            break;
+        }
+        loop_step(l, true);
+        loop_wait(l, 10);
+    }
+    for (int i = 0; i < l->n; i++) {
+        l->ws[i].warming = false;
+    }
+    atomic_fetch_add(&warm_count, l->n);
+    while (!atomic_load(&go_flag) && !atomic_load(&stop_flag)) {
+        loop_wait(l, 1); /* keep the sockets drained */
+    }
+    uint64_t now = mc_mono_ns(), last_all = now;
+    for (int i = 0; i < l->n; i++) {
+        /* Open loop: the workers' schedules are staggered over one interval, so the offered
+         * load is smooth instead of one burst from every connection per interval. */
+        struct worker *w = &l->ws[i];
+        w->next_send_ns = now + w->interval_ns * (uint64_t)w->id / (uint64_t)c->connections;
+    }
+    uint64_t published = 0, published_errs = 0;
+    while (!atomic_load(&stop_flag)) {
+        now = mc_mono_ns();
+        uint64_t next_send = UINT64_MAX, ops = 0, errs = 0;
+        bool all_done = per_worker != 0;
+        for (int i = 0; i < l->n; i++) {
+            struct worker *w = &l->ws[i];
+            refill(w, now);
+            if (w->interval_ns && w->inflight < c->pipeline && w->next_send_ns < next_send) {
+                next_send = w->next_send_ns;
+            }
+            if (!per_worker || w->submitted < per_worker || w->inflight > 0) {
+                all_done = false;
+            }
+            ops += w->ops;
+            errs += w->errors;
+        }
+        atomic_fetch_add(&total_ops, ops - published);
+        atomic_fetch_add(&total_errors, errs - published_errs);
+        published = ops;
+        published_errs = errs;
+        if (all_done) {
+            break;
+        }
+        bool all = now - last_all >= BENCH_STEP_NS;
+        if (all) {
+            last_all = now;
+        }
+        loop_step(l, all);
+        int timeout = (int)(BENCH_STEP_NS / 1000000);
+        if (next_send != UINT64_MAX) {
             uint64_t now2 = mc_mono_ns();
-            uint64_t d = w->next_send_ns > now2 ? w->next_send_ns - now2 : 0;
-            timeout = (int)(d / 1000000);
-            if (timeout == 0 && d > 0) {
-                /* Under 1 ms to the next send: poll what has arrived, then sleep the rest
-                 * instead of spinning on poll(0) (64 spinning workers starve the servers). */
-                mc_client_poll(w->client, 0);
+            uint64_t d = next_send > now2 ? next_send - now2 : 0;
+            if (d < 1000000) {
+                /* Under 1 ms to the next send: take what has arrived, then sleep the rest
+                 * instead of spinning (a spinning generator starves the servers). */
+                loop_wait(l, 0);
                 now2 = mc_mono_ns();
-                if (w->next_send_ns > now2) {
-                    struct timespec ts = {0, (long)(w->next_send_ns - now2)};
+                if (next_send > now2) {
+                    struct timespec ts = {0, (long)(next_send - now2)};
                     nanosleep(&ts, NULL);
                 }
                 continue;
             }
+            if ((int)(d / 1000000) < timeout) {
+                timeout = (int)(d / 1000000);
+            }
         }
-        mc_client_poll(w->client, timeout);
+        loop_wait(l, timeout);
     }
     /* Drain what is in flight (bounded by the client's request timeout). */
     uint64_t drain_until = mc_mono_ns() + 6000000000ull;
-    while (w->inflight > 0 && mc_mono_ns() < drain_until) {
-        mc_client_poll(w->client, 10);
+    for (;;) {
+        int busy = 0;
+        for (int i = 0; i < l->n; i++) {
+            busy += l->ws[i].inflight > 0;
+        }
+        if (!busy || mc_mono_ns() >= drain_until) {
+            break;
+        }
+        loop_step(l, true);
+        loop_wait(l, 10);
     }
     return NULL;
 }
@@ -472,6 +645,12 @@ int mc_bench_main(int argc, char **argv)
         free(value);
         return 1;
     }
+    int n_loops = c.threads < c.connections ? c.threads : c.connections;
+    struct loop *loops = calloc((size_t)n_loops, sizeof(*loops));
+    struct req *reqs = calloc((size_t)c.connections * (size_t)(c.pipeline + 1), sizeof(*reqs));
+    if (!loops || !reqs) {
+        return 1;
+    }
     for (int i = 0; i < c.connections; i++) {
         struct worker *w = &ws[i];
         w->cfg = &c;
@@ -479,6 +658,14 @@ int mc_bench_main(int argc, char **argv)
         w->value = value;
         mc_rand_seed(&w->rng, (uint64_t)i * 7919 + mc_mono_ns());
         mc_hist_reset(&w->hist);
+        w->reqs = reqs + (size_t)i * (size_t)(c.pipeline + 1);
+        for (int k = 0; k <= c.pipeline; k++) {
+            w->reqs[k].next_free = w->free_reqs;
+            w->free_reqs = &w->reqs[k];
+        }
+        for (int k = 0; k < BENCH_MAX_ENDPOINTS; k++) {
+            w->reg_fd[k] = -1;
+        }
         if (c.rate > 0) {
             w->interval_ns = (uint64_t)(1e9 * c.connections / c.rate);
         }
@@ -492,8 +679,20 @@ int mc_bench_main(int argc, char **argv)
     atomic_store(&stop_flag, 0);
     atomic_store(&warm_count, 0);
     atomic_store(&go_flag, 0);
-    for (int i = 0; i < c.connections; i++) {
-        pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]);
+    /* Connections are split evenly: loop k drives workers [k*C/T, (k+1)*C/T). */
+    for (int k = 0; k < n_loops; k++) {
+        struct loop *l = &loops[k];
+        int first = (int)((int64_t)k * c.connections / n_loops);
+        int last = (int)((int64_t)(k + 1) * c.connections / n_loops);
+        l->cfg = &c;
+        l->ws = ws + first;
+        l->n = last - first;
+        l->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (l->epfd < 0) {
+            fprintf(stderr, "bench: epoll_create1: %s\n", strerror(errno));
+            return 1;
+        }
+        pthread_create(&l->thread, NULL, loop_main, l);
     }
     uint64_t warm_until = mc_mono_ns() + BENCH_WARMUP_MAX_MS * 1000000ull;
     while (atomic_load(&warm_count) < c.connections && mc_mono_ns() < warm_until) {
@@ -528,8 +727,9 @@ int mc_bench_main(int argc, char **argv)
         }
     }
     atomic_store(&stop_flag, 1);
-    for (int i = 0; i < c.connections; i++) {
-        pthread_join(ws[i].thread, NULL);
+    for (int k = 0; k < n_loops; k++) {
+        pthread_join(loops[k].thread, NULL);
+        close(loops[k].epfd);
     }
     double seconds = (double)(mc_mono_ns() - start) / 1e9;
     if (tty) {
@@ -578,6 +778,8 @@ int mc_bench_main(int argc, char **argv)
     }
     free(h);
     free(ws);
+    free(reqs);
+    free(loops);
     free(value);
     return ops == 0 ? 1 : 0;
 }

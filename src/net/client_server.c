@@ -311,6 +311,7 @@ static void append_reply(struct mc_client_conn *c, uint8_t op, uint16_t flags, u
 static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int status,
                          const struct mc_proto_error *e)
 {
+    mc_metrics_error(status); /* every error reply is counted here, whoever sends it */
     if (c->state != CONN_OPEN && c->state != CONN_CLOSING) {
         return;
     }
@@ -532,16 +533,15 @@ static bool within_limits(struct mc_client_conn *c, struct mc_proto_request *req
     if (req->op == MC_REQ_WRITE && req->u.write.n_ops > s->opts.max_batch_ops) {
         s->stats.batches_too_large++;
         mc_metrics_limit(MC_LIMIT_BATCH_OPS);
-        mc_metrics_error(MC_ETOOLARGE);
         char msg[80];
         snprintf(msg, sizeof(msg), "write batch of %u ops over the limit of %u", req->u.write.n_ops,
                  s->opts.max_batch_ops);
         error_msg(c, req->op, req->request_id, MC_ETOOLARGE, msg);
         return false;
     }
-    uint32_t *mk = req->op == MC_REQ_LIST_OBJECTS    ? &req->u.list.max_keys
-                   : req->op == MC_REQ_LIST_VERSIONS ? &req->u.versions.max_keys
-                                                     : NULL;
+    uint32_t *mk = req->op == MC_REQ_LIST_OBJECTS || req->op == MC_REQ_LIST_VERSIONS
+                       ? &req->u.list.max_keys /* one shape, u.versions aliases it */
+                       : NULL;
     if (mk && (*mk == 0 || *mk > s->opts.max_list_keys)) {
         if (*mk > s->opts.max_list_keys) {
             mc_metrics_limit(MC_LIMIT_LIST_KEYS);
@@ -563,7 +563,6 @@ static void handle_auth(struct mc_client_conn *c, const struct mc_proto_request 
         if (!p) {
             c->auth_failures++;
             mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
-            mc_metrics_error(MC_EUNAUTH);
             MC_INFO("client_auth_failed", "peer=%s failures=%u", c->peer, c->auth_failures);
             if (c->auth_failures >= MAX_AUTH_FAILURES) {
                 protocol_error(c, req->op, req->request_id, MC_EUNAUTH,
@@ -595,7 +594,6 @@ static bool authorized(struct mc_client_conn *c, const struct mc_proto_request *
     if (rc == 0) {
         return true;
     }
-    mc_metrics_error(rc);
     if (rc == MC_EUNAUTH) {
         mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
         error_msg(c, req->op, req->request_id, rc,
@@ -688,7 +686,6 @@ static void process_frames(struct mc_client_conn *c)
         if (rc == MC_ETOOLARGE) {
             s->stats.frames_too_large++;
             mc_metrics_limit(MC_LIMIT_FRAME_BYTES);
-            mc_metrics_error(MC_ETOOLARGE);
             char msg[64];
             snprintf(msg, sizeof(msg), "frame over the %u byte limit", s->opts.max_frame_bytes);
             protocol_error(c, h.op & 0x7f, h.request_id, rc, msg);
@@ -922,7 +919,6 @@ static void on_connection(uv_stream_t *server, int status)
     if (s->n_open > s->opts.max_connections) {
         s->stats.connections_rejected++;
         mc_metrics_limit(MC_LIMIT_CONNECTIONS);
-        mc_metrics_error(MC_ELIMIT);
         MC_WARN("client_conn_rejected", "peer=%s max_connections=%u", c->peer,
                 s->opts.max_connections);
         c->state = CONN_CLOSING;
@@ -967,7 +963,6 @@ static void on_timer(uv_timer_t *t)
             now - c->frame_start_ms >= s->opts.request_read_timeout_ms) {
             s->stats.read_timeouts++;
             mc_metrics_limit(MC_LIMIT_READ_TIMEOUT);
-            mc_metrics_error(MC_ETIMEOUT);
             char msg[80];
             snprintf(msg, sizeof(msg), "request not received within %u ms",
                      s->opts.request_read_timeout_ms);

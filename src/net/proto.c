@@ -226,6 +226,7 @@ static void put_body(struct mc_wbuf *w, const struct mc_proto_request *q)
         put_pstr(w, q->u.get.version_id);
         break;
     case MC_REQ_LIST_OBJECTS:
+    case MC_REQ_LIST_VERSIONS:
         put_ro(w, &q->u.list.ro);
         put_pstr(w, q->u.list.bucket);
         put_pstr(w, q->u.list.prefix);
@@ -233,15 +234,6 @@ static void put_body(struct mc_wbuf *w, const struct mc_proto_request *q)
         put_pstr(w, q->u.list.start_after);
         put_pstr(w, q->u.list.continuation_token);
         mc_wbuf_u32(w, q->u.list.max_keys);
-        break;
-    case MC_REQ_LIST_VERSIONS:
-        put_ro(w, &q->u.versions.ro);
-        put_pstr(w, q->u.versions.bucket);
-        put_pstr(w, q->u.versions.prefix);
-        put_pstr(w, q->u.versions.delimiter);
-        put_pstr(w, q->u.versions.key_marker);
-        put_pstr(w, q->u.versions.version_id_marker);
-        mc_wbuf_u32(w, q->u.versions.max_keys);
         break;
     case MC_REQ_LIST_BUCKETS:
         put_ro(w, &q->u.bucket.ro);
@@ -351,6 +343,7 @@ int mc_proto_request_decode(const struct mc_proto_header *h, const uint8_t *body
         mc_proto_str_get(&r, &q->u.get.version_id);
         break;
     case MC_REQ_LIST_OBJECTS:
+    case MC_REQ_LIST_VERSIONS:
         get_ro(&r, &q->u.list.ro);
         mc_proto_str_get(&r, &q->u.list.bucket);
         mc_proto_str_get(&r, &q->u.list.prefix);
@@ -358,15 +351,6 @@ int mc_proto_request_decode(const struct mc_proto_header *h, const uint8_t *body
         mc_proto_str_get(&r, &q->u.list.start_after);
         mc_proto_str_get(&r, &q->u.list.continuation_token);
         q->u.list.max_keys = mc_rbuf_u32(&r);
-        break;
-    case MC_REQ_LIST_VERSIONS:
-        get_ro(&r, &q->u.versions.ro);
-        mc_proto_str_get(&r, &q->u.versions.bucket);
-        mc_proto_str_get(&r, &q->u.versions.prefix);
-        mc_proto_str_get(&r, &q->u.versions.delimiter);
-        mc_proto_str_get(&r, &q->u.versions.key_marker);
-        mc_proto_str_get(&r, &q->u.versions.version_id_marker);
-        q->u.versions.max_keys = mc_rbuf_u32(&r);
         break;
     case MC_REQ_LIST_BUCKETS:
         get_ro(&r, &q->u.bucket.ro);

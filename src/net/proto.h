@@ -95,6 +95,21 @@ struct mc_proto_read_opts {
     uint32_t max_staleness_ms;
 };
 
+/* The arguments of a listing request (ListObjectsV2 or ListObjectVersions). */
+struct mc_proto_list {
+    struct mc_proto_read_opts ro;
+    struct mc_proto_str bucket, prefix, delimiter;
+    union { /* LIST_OBJECTS: start_after; LIST_VERSIONS: key_marker */
+        struct mc_proto_str start_after;
+        struct mc_proto_str key_marker;
+    };
+    union { /* LIST_OBJECTS: continuation_token; LIST_VERSIONS: version_id_marker */
+        struct mc_proto_str continuation_token;
+        struct mc_proto_str version_id_marker;
+    };
+    uint32_t max_keys; /* 0 = default (1000) */
+};
+
 /* A decoded request. Pointers borrow the frame: valid only while the frame buffer is. */
 struct mc_proto_request {
     uint8_t op;
@@ -113,16 +128,10 @@ struct mc_proto_request {
             struct mc_proto_read_opts ro;
             struct mc_proto_str bucket, key, version_id; /* version_id "" = latest */
         } get;
-        struct {
-            struct mc_proto_read_opts ro;
-            struct mc_proto_str bucket, prefix, delimiter, start_after, continuation_token;
-            uint32_t max_keys; /* 0 = default (1000) */
-        } list;
-        struct {
-            struct mc_proto_read_opts ro;
-            struct mc_proto_str bucket, prefix, delimiter, key_marker, version_id_marker;
-            uint32_t max_keys;
-        } versions;
+        /* LIST_OBJECTS (u.list) and LIST_VERSIONS (u.versions): one shape on the wire and in
+         * memory (both members alias), only the two markers' names differ. */
+        struct mc_proto_list list;
+        struct mc_proto_list versions;
         struct { /* LIST_BUCKETS, HEAD_BUCKET (bucket unused for LIST_BUCKETS) */
             struct mc_proto_read_opts ro;
             struct mc_proto_str bucket;

@@ -344,19 +344,15 @@ static void wal_async_cb(uv_async_t *h)
     node_wal_progress(h->data);
 }
 
-static void tick_cb(uv_timer_t *h)
+uint64_t node_catch_up_ticks(struct mc_node *n)
 {
-    struct mc_node *n = h->data;
-    if (n->fatal) {
-        return;
-    }
     /* One Raft tick per elapsed tick interval on the monotonic clock: after a stall (a long
      * fsync, SIGSTOP) libuv fires the timer once, but leases and timeouts must see the time
      * that passed (a stale leader's lease must expire). Capped so a long pause stays cheap. */
     uint64_t now = node_now_ms();
     uint64_t ticks = n->last_tick_ms ? (now - n->last_tick_ms) / n->opts.tick_ms : 1;
     if (ticks == 0) {
-        return;
+        return 0;
     }
     if (ticks > 1000) {
         ticks = 1000;
@@ -368,6 +364,19 @@ static void tick_cb(uv_timer_t *h)
     for (uint64_t i = 0; i < ticks; i++) {
         mc_raft_tick(n->raft);
     }
+    return ticks;
+}
+
+static void tick_cb(uv_timer_t *h)
+{
+    struct mc_node *n = h->data;
+    if (n->fatal) {
+        return;
+    }
+    /* The ticks may already have been counted by a ReadIndex message (node_on_peer_frame):
+     * the time-based sweeps below run on every timer firing regardless. */
+    node_catch_up_ticks(n);
+    uint64_t now = node_now_ms();
     node_expire_writes(n, now);
     node_expire_reads(n, now);
     node_members_tick(n, now);

@@ -52,7 +52,7 @@ static void reply_status(struct mc_node *n, const struct mc_client_token *t)
     if (!st || !s) {
         free(st);
         free(s);
-        node_reply_error(t, MC_ENOMEM, NULL);
+        mc_client_reply_error(t, MC_ENOMEM, NULL);
         return;
     }
     mc_raft_status(n->raft, st);
@@ -89,12 +89,12 @@ static void reply_check(struct mc_node *n, const struct mc_client_token *t, uint
     } else if (node_check_lookup(n, index, &c.hash)) {
         c.index = index; /* the hash taken when the CHECK mark at index applied */
     } else if (index > n->applied_index) {
-        node_reply_error(t, MC_EBUSY, "that index is not applied here yet; retry");
+        mc_client_reply_error(t, MC_EBUSY, "that index is not applied here yet; retry");
         return;
     } else {
         int rc = mc_engine_state_hash(n->engine, &c.hash, &c.index);
         if (rc) {
-            node_reply_error(t, rc, NULL);
+            mc_client_reply_error(t, rc, NULL);
             return;
         }
     }
@@ -135,7 +135,7 @@ void node_handle_admin(struct mc_node *n, const struct mc_client_request *r)
         }
         int rc = mc_raft_transfer_leader(n->raft, q->u.member.id);
         if (rc) {
-            node_reply_error(&r->token, rc, NULL);
+            mc_client_reply_error(&r->token, rc, NULL);
         } else {
             MC_INFO("transfer_leader", "to=%llu", (unsigned long long)q->u.member.id);
             reply_ok_empty(&r->token);
@@ -151,6 +151,6 @@ void node_handle_admin(struct mc_node *n, const struct mc_client_request *r)
         node_handle_snapshot_save(n, r);
         return;
     default:
-        node_reply_error(&r->token, MC_EINVAL, "unknown op");
+        mc_client_reply_error(&r->token, MC_EINVAL, "unknown op");
     }
 }

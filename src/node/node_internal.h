@@ -48,6 +48,10 @@ struct pending_write {
 };
 
 /* A read waiting for a ReadIndex answer and then for apply. */
+/* Request strings of a queued read stored inline up to this many bytes; fields per read. */
+#define NODE_READ_INLINE_BYTES 64
+#define NODE_READ_FIELDS       7
+
 struct pending_read {
     struct mc_client_token token;
     uint8_t op;     /* MC_REQ_* */
@@ -55,8 +59,11 @@ struct pending_read {
     uint64_t index; /* serve once applied >= index */
     uint64_t deadline_ms;
     uint64_t start_ns; /* arrival, for the read latency histogram */
-    /* Copied request fields (the frame buffer is gone by then). */
-    char *bucket, *key, *version_id, *prefix, *delimiter, *marker1, *marker2;
+    /* The request's strings, copied (the frame buffer is gone by then) back to back with their
+     * NULs: in inl when they fit (a typical GET: no allocation), else in heap. */
+    char *heap;
+    char inl[NODE_READ_INLINE_BYTES];
+    uint32_t off[NODE_READ_FIELDS]; /* where each field starts (node_read.c: enum read_field) */
     uint32_t max_keys;
 };
 
@@ -210,8 +217,8 @@ struct mc_node {
 
     /* HTTP API and metrics (node_metrics.c). */
     struct mc_http_server *http;
-    struct mc_auth *auth;    /* --auth-file (+ the internal principal); NULL = auth off */
-    char internal_token[80]; /* the HTTP layer's loopback clients authenticate with it */
+    struct mc_auth *auth;          /* --auth-file (+ the internal principal); NULL = auth off */
+    char internal_token[80];       /* the HTTP layer's loopback clients authenticate with it */
     struct mc_tls_ctx *client_tls; /* --cert-file: client port server context; NULL = plain */
     struct mc_tls_ctx *peer_tls_server; /* --peer-cert-file: mutual TLS between members */
     struct mc_tls_ctx *peer_tls_client;
@@ -286,13 +293,22 @@ void node_check_tick(struct mc_node *n, uint64_t now_ms);
 bool node_check_lookup(struct mc_node *n, uint64_t index, uint64_t *hash);
 void node_check_alarm(struct mc_node *n, struct mc_check_result *out);
 void node_check_free(struct mc_node *n);
+/* node.c: run the Raft ticks elapsed since the last one (after a stall); returns how many. */
+uint64_t node_catch_up_ticks(struct mc_node *n);
 /* node_metrics.c */
 int node_metrics_start(struct mc_node *n);
 void node_metrics_stop(struct mc_node *n);
-/* Error replies counted in metacenter_errors_total. */
-void node_reply_error(const struct mc_client_token *t, int code, const char *msg);
-void node_reply_error_full(const struct mc_client_token *t, int code,
-                           const struct mc_proto_error *e);
+/* Error replies are counted by the client server itself (every error reply, admin ones too);
+ * these names stay for the write/membership call sites: plain mc_client_reply_error*. */
+static inline void node_reply_error(const struct mc_client_token *t, int code, const char *msg)
+{
+    mc_client_reply_error(t, code, msg);
+}
+static inline void node_reply_error_full(const struct mc_client_token *t, int code,
+                                         const struct mc_proto_error *e)
+{
+    mc_client_reply_error_full(t, code, e);
+}
 void node_reply_not_leader(struct mc_node *n, const struct mc_client_token *t);
 
 /* node_admin.c */

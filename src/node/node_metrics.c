@@ -10,22 +10,8 @@
 
 #define METRICS_PUBLISH_MS 100
 
-void node_reply_error(const struct mc_client_token *t, int code, const char *msg)
-{
-    mc_metrics_error(code);
-    mc_client_reply_error(t, code, msg);
-}
-
-void node_reply_error_full(const struct mc_client_token *t, int code,
-                           const struct mc_proto_error *e)
-{
-    mc_metrics_error(code);
-    mc_client_reply_error_full(t, code, e);
-}
-
 void node_reply_not_leader(struct mc_node *n, const struct mc_client_token *t)
 {
-    mc_metrics_error(MC_ENOTLEADER);
     mc_client_reply_not_leader(t, mc_raft_leader(n->raft), node_leader_client_addr(n));
 }
 

@@ -5,28 +5,92 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-static char *dup_str(const struct mc_proto_str *s)
+/* The string fields of a read request, in the order pending_read.off stores them. */
+enum read_field { F_BUCKET, F_KEY, F_VERSION_ID, F_PREFIX, F_DELIMITER, F_MARKER1, F_MARKER2 };
+_Static_assert(F_MARKER2 + 1 == NODE_READ_FIELDS, "pending_read.off holds every field");
+
+/* A read's arguments as C strings: into the request frame (a stale read, served during
+ * dispatch) or into a pending_read's copy. marker1/marker2: start_after/continuation_token
+ * (ListObjectsV2) or key_marker/version_id_marker (ListObjectVersions). */
+struct read_args {
+    const char *f[NODE_READ_FIELDS];
+    uint32_t max_keys;
+};
+
+static void args_of(const struct mc_proto_request *q, struct read_args *a)
 {
-    char *p = malloc((size_t)s->len + 1);
-    if (p) {
-        memcpy(p, s->ptr, s->len);
-        p[s->len] = 0;
+    static const struct mc_proto_str empty = {"", 0};
+    const struct mc_proto_str *s[NODE_READ_FIELDS] = {&empty, &empty, &empty, &empty,
+                                                      &empty, &empty, &empty};
+    a->max_keys = 0;
+    switch (q->op) {
+    case MC_REQ_GET_OBJECT:
+    case MC_REQ_HEAD_OBJECT:
+        s[F_BUCKET] = &q->u.get.bucket;
+        s[F_KEY] = &q->u.get.key;
+        s[F_VERSION_ID] = &q->u.get.version_id;
+        break;
+    case MC_REQ_LIST_OBJECTS:
+    case MC_REQ_LIST_VERSIONS: /* one shape: u.list aliases u.versions */
+        s[F_BUCKET] = &q->u.list.bucket;
+        s[F_PREFIX] = &q->u.list.prefix;
+        s[F_DELIMITER] = &q->u.list.delimiter;
+        s[F_MARKER1] = &q->u.list.start_after;
+        s[F_MARKER2] = &q->u.list.continuation_token;
+        a->max_keys = q->u.list.max_keys;
+        break;
+    default:
+        s[F_BUCKET] = &q->u.bucket.bucket;
     }
-    return p;
+    /* Decoded strings are NUL-terminated in the frame (docs/decisions.md): no copy. */
+    for (int i = 0; i < NODE_READ_FIELDS; i++) {
+        a->f[i] = s[i]->ptr ? s[i]->ptr : "";
+    }
+}
+
+/* Copy a's strings into p (inline when they fit). Returns 0 or MC_ENOMEM. */
+static int capture(struct pending_read *p, const struct read_args *a)
+{
+    size_t len[NODE_READ_FIELDS], total = 0;
+    for (int i = 0; i < NODE_READ_FIELDS; i++) {
+        len[i] = strlen(a->f[i]) + 1;
+        total += len[i];
+    }
+    char *buf = p->inl;
+    p->heap = NULL;
+    if (total > sizeof(p->inl)) {
+        buf = p->heap = malloc(total);
+        if (!buf) {
+            return MC_ENOMEM;
+        }
+    }
+    size_t at = 0;
+    for (int i = 0; i < NODE_READ_FIELDS; i++) {
+        memcpy(buf + at, a->f[i], len[i]);
+        p->off[i] = (uint32_t)at;
+        at += len[i];
+    }
+    p->max_keys = a->max_keys;
+    return 0;
+}
+
+static void args_of_pending(const struct pending_read *p, struct read_args *a)
+{
+    const char *buf = p->heap ? p->heap : p->inl;
+    for (int i = 0; i < NODE_READ_FIELDS; i++) {
+        a->f[i] = buf + p->off[i];
+    }
+    a->max_keys = p->max_keys;
 }
 
 static void free_read(struct pending_read *r)
 {
-    free(r->bucket);
-    free(r->key);
-    free(r->version_id);
-    free(r->prefix);
-    free(r->delimiter);
-    free(r->marker1);
-    free(r->marker2);
+    free(r->heap);
+    r->heap = NULL;
 }
 
 static const char *nz(const char *s)
@@ -35,28 +99,19 @@ static const char *nz(const char *s)
 }
 
 /* Run one read against the engine and reply. */
-static void serve_one(struct mc_node *n, struct pending_read *r);
-
-static void serve(struct mc_node *n, struct pending_read *r)
+static void serve(struct mc_node *n, const struct mc_client_token *t, const struct read_args *a)
 {
-    serve_one(n, r);
-    mc_metrics_observe(r->batch == UINT64_MAX ? MC_METRIC_READ_STALE : MC_METRIC_READ_LINEARIZABLE,
-                       mc_mono_ns() - r->start_ns);
-}
-
-static void serve_one(struct mc_node *n, struct pending_read *r)
-{
-    const struct mc_client_token *t = &r->token;
     int rc = 0;
-    switch (r->op) {
+    const char *bucket = a->f[F_BUCKET];
+    switch (t->op) {
     case MC_REQ_GET_OBJECT:
     case MC_REQ_HEAD_OBJECT: {
         /* Fast path: the stored record is copied out without decoding it. */
         bool is_dm = false;
         char marker_vid[MC_VERSION_ID_MAX + 1] = "";
         mc_wbuf_reset(&n->read_buf);
-        rc = mc_engine_get_encoded(n->engine, r->bucket, r->key, nz(r->version_id),
-                                   r->op == MC_REQ_GET_OBJECT, &n->read_buf, &is_dm, marker_vid);
+        rc = mc_engine_get_encoded(n->engine, bucket, a->f[F_KEY], nz(a->f[F_VERSION_ID]),
+                                   t->op == MC_REQ_GET_OBJECT, &n->read_buf, &is_dm, marker_vid);
         if (rc == 0) {
             mc_client_reply(t, 0, n->read_buf.data, n->read_buf.len);
         } else if (rc == MC_ENOKEY && is_dm) {
@@ -66,27 +121,27 @@ static void serve_one(struct mc_node *n, struct pending_read *r)
             e.leader_addr = mc_proto_cstr("");
             e.flags = MC_PROTO_ERR_DELETE_MARKER;
             e.version_id = mc_proto_cstr(marker_vid);
-            node_reply_error_full(t, rc, &e);
+            mc_client_reply_error_full(t, rc, &e);
         } else {
-            node_reply_error(t, rc, mc_engine_last_error());
+            mc_client_reply_error(t, rc, mc_engine_last_error());
         }
         return;
     }
     case MC_REQ_LIST_OBJECTS:
     case MC_REQ_LIST_VERSIONS: {
-        struct mc_list_params p = {.prefix = r->prefix,
-                                   .delimiter = nz(r->delimiter),
-                                   .max_keys = (int)(r->max_keys > 1000 ? 1000 : r->max_keys)};
+        struct mc_list_params p = {.prefix = a->f[F_PREFIX],
+                                   .delimiter = nz(a->f[F_DELIMITER]),
+                                   .max_keys = (int)(a->max_keys > 1000 ? 1000 : a->max_keys)};
         struct mc_list_result res;
         memset(&res, 0, sizeof(res));
-        if (r->op == MC_REQ_LIST_OBJECTS) {
-            p.start_after = nz(r->marker1);
-            p.continuation_token = nz(r->marker2);
-            rc = mc_engine_list_objects(n->engine, r->bucket, &p, &res);
+        if (t->op == MC_REQ_LIST_OBJECTS) {
+            p.start_after = nz(a->f[F_MARKER1]);
+            p.continuation_token = nz(a->f[F_MARKER2]);
+            rc = mc_engine_list_objects(n->engine, bucket, &p, &res);
         } else {
-            p.key_marker = nz(r->marker1);
-            p.version_id_marker = nz(r->marker2);
-            rc = mc_engine_list_versions(n->engine, r->bucket, &p, &res);
+            p.key_marker = nz(a->f[F_MARKER1]);
+            p.version_id_marker = nz(a->f[F_MARKER2]);
+            rc = mc_engine_list_versions(n->engine, bucket, &p, &res);
         }
         if (rc == 0) {
             struct mc_wbuf *b = mc_client_reply_begin(t);
@@ -95,7 +150,7 @@ static void serve_one(struct mc_node *n, struct pending_read *r)
             }
             mc_client_reply_end(t, 0);
         } else {
-            node_reply_error(t, rc, mc_engine_last_error());
+            mc_client_reply_error(t, rc, mc_engine_last_error());
         }
         mc_list_result_clear(&res);
         return;
@@ -111,14 +166,14 @@ static void serve_one(struct mc_node *n, struct pending_read *r)
             }
             mc_client_reply_end(t, 0);
         } else {
-            node_reply_error(t, rc, NULL);
+            mc_client_reply_error(t, rc, NULL);
         }
         free(b);
         return;
     }
     case MC_REQ_HEAD_BUCKET: {
         struct mc_bucket_info b;
-        rc = mc_engine_bucket_head(n->engine, r->bucket, &b);
+        rc = mc_engine_bucket_head(n->engine, bucket, &b);
         if (rc == 0) {
             struct mc_wbuf *w = mc_client_reply_begin(t);
             if (w) {
@@ -126,47 +181,21 @@ static void serve_one(struct mc_node *n, struct pending_read *r)
             }
             mc_client_reply_end(t, 0);
         } else {
-            node_reply_error(t, rc, NULL);
+            mc_client_reply_error(t, rc, NULL);
         }
         return;
     }
     default:
-        node_reply_error(t, MC_EINVAL, "not a read");
+        mc_client_reply_error(t, MC_EINVAL, "not a read");
     }
 }
 
-/* Copy the request's fields (the frame buffer is reused after dispatch). */
-static int capture(struct pending_read *p, const struct mc_proto_request *q)
+static void serve_pending(struct mc_node *n, struct pending_read *r)
 {
-    memset(p, 0, sizeof(*p));
-    p->op = q->op;
-    switch (q->op) {
-    case MC_REQ_GET_OBJECT:
-    case MC_REQ_HEAD_OBJECT:
-        p->bucket = dup_str(&q->u.get.bucket);
-        p->key = dup_str(&q->u.get.key);
-        p->version_id = dup_str(&q->u.get.version_id);
-        return p->bucket && p->key && p->version_id ? 0 : MC_ENOMEM;
-    case MC_REQ_LIST_OBJECTS:
-        p->bucket = dup_str(&q->u.list.bucket);
-        p->prefix = dup_str(&q->u.list.prefix);
-        p->delimiter = dup_str(&q->u.list.delimiter);
-        p->marker1 = dup_str(&q->u.list.start_after);
-        p->marker2 = dup_str(&q->u.list.continuation_token);
-        p->max_keys = q->u.list.max_keys;
-        return p->bucket && p->prefix && p->delimiter && p->marker1 && p->marker2 ? 0 : MC_ENOMEM;
-    case MC_REQ_LIST_VERSIONS:
-        p->bucket = dup_str(&q->u.versions.bucket);
-        p->prefix = dup_str(&q->u.versions.prefix);
-        p->delimiter = dup_str(&q->u.versions.delimiter);
-        p->marker1 = dup_str(&q->u.versions.key_marker);
-        p->marker2 = dup_str(&q->u.versions.version_id_marker);
-        p->max_keys = q->u.versions.max_keys;
-        return p->bucket && p->prefix && p->delimiter && p->marker1 && p->marker2 ? 0 : MC_ENOMEM;
-    default:
-        p->bucket = dup_str(&q->u.bucket.bucket);
-        return p->bucket ? 0 : MC_ENOMEM;
-    }
+    struct read_args a;
+    args_of_pending(r, &a);
+    serve(n, &r->token, &a);
+    mc_metrics_observe(MC_METRIC_READ_LINEARIZABLE, mc_mono_ns() - r->start_ns);
 }
 
 static const struct mc_proto_read_opts *read_opts(const struct mc_proto_request *q)
@@ -176,9 +205,8 @@ static const struct mc_proto_read_opts *read_opts(const struct mc_proto_request 
     case MC_REQ_HEAD_OBJECT:
         return &q->u.get.ro;
     case MC_REQ_LIST_OBJECTS:
-        return &q->u.list.ro;
     case MC_REQ_LIST_VERSIONS:
-        return &q->u.versions.ro;
+        return &q->u.list.ro;
     default:
         return &q->u.bucket.ro;
     }
@@ -187,52 +215,53 @@ static const struct mc_proto_read_opts *read_opts(const struct mc_proto_request 
 void node_handle_read(struct mc_node *n, const struct mc_client_request *r)
 {
     const struct mc_proto_read_opts *ro = read_opts(r->req);
-    struct pending_read p;
-    int rc = capture(&p, r->req);
-    p.token = r->token;
-    p.start_ns = mc_mono_ns();
-    if (rc) {
-        free_read(&p);
-        node_reply_error(&r->token, rc, NULL);
-        return;
-    }
+    assert(r->token.op == r->req->op);
+    struct read_args a;
+    args_of(r->req, &a);
     if (ro->consistency == MC_CONSISTENCY_STALE) {
         if (ro->max_staleness_ms && mc_raft_role(n->raft) != MC_RAFT_LEADER) {
             uint64_t last = n->last_leader_contact_ms;
             if (!last || node_now_ms() - last > ro->max_staleness_ms) {
-                free_read(&p);
-                node_reply_error(&r->token, MC_ESTALE,
-                                 "no leader heard from within max_staleness_ms");
+                mc_client_reply_error(&r->token, MC_ESTALE,
+                                      "no leader heard from within max_staleness_ms");
                 return;
             }
         }
-        p.batch = UINT64_MAX; /* marks a stale read for the latency histogram */
-        serve(n, &p);
-        free_read(&p);
+        /* Served now, straight from the request frame. */
+        uint64_t start = mc_mono_ns();
+        serve(n, &r->token, &a);
+        mc_metrics_observe(MC_METRIC_READ_STALE, mc_mono_ns() - start);
         return;
     }
     if (n->n_reads >= NODE_MAX_PENDING_READS) {
-        free_read(&p);
-        node_reply_error(&r->token, MC_ELIMIT, "too many reads in flight");
+        mc_client_reply_error(&r->token, MC_ELIMIT, "too many reads in flight");
         return;
     }
     if (n->n_reads == n->cap_reads) {
         size_t cap = n->cap_reads ? n->cap_reads * 2 : 256;
-        struct pending_read *a = realloc(n->reads, cap * sizeof(*a));
-        if (!a) {
-            free_read(&p);
-            node_reply_error(&r->token, MC_ENOMEM, NULL);
+        struct pending_read *arr = realloc(n->reads, cap * sizeof(*arr));
+        if (!arr) {
+            mc_client_reply_error(&r->token, MC_ENOMEM, NULL);
             return;
         }
-        n->reads = a;
+        n->reads = arr;
         n->cap_reads = cap;
     }
+    struct pending_read *p = &n->reads[n->n_reads];
+    if (capture(p, &a) != 0) {
+        mc_client_reply_error(&r->token, MC_ENOMEM, NULL);
+        return;
+    }
+    p->token = r->token;
+    p->op = r->req->op;
+    p->start_ns = mc_mono_ns();
     if (!n->read_batch) {
         n->read_batch = ++n->next_read_ctx;
     }
-    p.batch = n->read_batch;
-    p.deadline_ms = node_now_ms() + NODE_READ_TIMEOUT_MS;
-    n->reads[n->n_reads++] = p;
+    p->batch = n->read_batch;
+    p->index = 0;
+    p->deadline_ms = node_now_ms() + NODE_READ_TIMEOUT_MS;
+    n->n_reads++;
 }
 
 static void drop_reads(struct mc_node *n, uint64_t batch, int code)
@@ -244,7 +273,7 @@ static void drop_reads(struct mc_node *n, uint64_t batch, int code)
             if (code == MC_ENOTLEADER) {
                 node_reply_not_leader(n, &r->token);
             } else {
-                node_reply_error(&r->token, code, NULL);
+                mc_client_reply_error(&r->token, code, NULL);
             }
             free_read(r);
             continue;
@@ -289,7 +318,7 @@ void node_serve_ready_reads(struct mc_node *n)
     for (size_t i = 0; i < n->n_reads; i++) {
         struct pending_read *r = &n->reads[i];
         if (r->batch == 0 && r->index <= n->applied_index) {
-            serve(n, r);
+            serve_pending(n, r);
             free_read(r);
             continue;
         }
@@ -301,7 +330,7 @@ void node_serve_ready_reads(struct mc_node *n)
 void node_fail_reads(struct mc_node *n, int code)
 {
     for (size_t i = 0; i < n->n_reads; i++) {
-        node_reply_error(&n->reads[i].token, code, NULL);
+        mc_client_reply_error(&n->reads[i].token, code, NULL);
         free_read(&n->reads[i]);
     }
     n->n_reads = 0;
@@ -315,7 +344,7 @@ void node_expire_reads(struct mc_node *n, uint64_t now_ms)
         struct pending_read *r = &n->reads[i];
         if (r->deadline_ms <= now_ms) {
             /* Reads are idempotent: ServiceUnavailable lets the client retry elsewhere. */
-            node_reply_error(&r->token, MC_EUNAVAIL, "read index not confirmed in time");
+            mc_client_reply_error(&r->token, MC_EUNAVAIL, "read index not confirmed in time");
             free_read(r);
             continue;
         }
@@ -332,7 +361,7 @@ void node_reads_leader_changed(struct mc_node *n)
     for (size_t i = 0; i < n->n_reads; i++) {
         struct pending_read *r = &n->reads[i];
         if (r->batch != 0) {
-            node_reply_error(&r->token, MC_EUNAVAIL, "leader changed; retry");
+            mc_client_reply_error(&r->token, MC_EUNAVAIL, "leader changed; retry");
             free_read(r);
             continue;
         }

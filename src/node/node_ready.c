@@ -273,6 +273,11 @@ void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *p
             n->last_leader_contact_ms = node_now_ms();
         }
     }
+    if (m.type == MC_RAFT_MSG_READ_INDEX) {
+        /* A leader may answer from its lease right here: after a stall it must first count
+         * the time that passed (the tick timer runs only after these I/O callbacks). */
+        node_catch_up_ticks(n);
+    }
     mc_raft_step(n->raft, &m);
     mc_raft_msg_free(&m);
 }

@@ -2,6 +2,7 @@
  * redirects, exactly-once retries, timeouts, admin calls, and bad input on the socket. */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,77 @@ Test(client_e2e, pipeline_1000_on_one_connection)
     free(p);
 }
 
+/* Drive c the way an epoll loop does (mc_client_fd/handle/step over poll(2)) until nothing is
+ * pending (bounded: 10 s); counts the sockets that got a new generation. */
+static int drive_external(struct mc_client *c)
+{
+    uint32_t last_gen[16] = {0};
+    int new_sockets = 0;
+    for (int round = 0; round < 2000 && mc_client_pending(c) > 0; round++) {
+        struct pollfd fds[16];
+        int map[16], n = 0;
+        for (int i = 0; i < mc_client_endpoint_count(c) && i < 16; i++) {
+            short ev;
+            uint32_t gen;
+            int fd = mc_client_fd(c, i, &ev, &gen);
+            if (gen != last_gen[i]) {
+                new_sockets++;
+                last_gen[i] = gen;
+            }
+            if (fd >= 0) {
+                fds[n] = (struct pollfd){.fd = fd, .events = ev};
+                map[n++] = i;
+            }
+        }
+        cr_assert_geq(poll(fds, (nfds_t)n, 5), 0);
+        for (int k = 0; k < n; k++) {
+            if (fds[k].revents) {
+                cr_assert_geq(mc_client_handle(c, map[k], fds[k].revents), 0);
+            }
+        }
+        cr_assert_geq(mc_client_step(c), 0);
+    }
+    cr_assert_eq(mc_client_pending(c), 0, "an external loop completes every request");
+    return new_sockets;
+}
+
+Test(client_e2e, external_event_loop)
+{
+    /* the first 2 writes' replies are lost with the connection: the client reconnects, and the
+     * external loop must pick up the new socket (a new generation, maybe the same fd number) */
+    struct th_server *s = start((struct th_opts){.drop_after_apply = 2});
+    struct mc_client *c = open_client(th_addr(s), 0);
+    struct pctx *p = calloc(1, sizeof(*p));
+    g_p = p;
+    char kv[64];
+    for (int i = 0; i < 20; i++) {
+        snprintf(kv, sizeof(kv), "k%04d=v%d", i, i * 3);
+        snprintf(p->want[i], sizeof(p->want[i]), "v%d", i * 3);
+        const void *op = kv;
+        size_t len = strlen(kv);
+        cr_assert_eq(mc_client_write_async(c, 1, &op, &len, put_cb, NULL), 0);
+    }
+    int sockets = drive_external(c);
+    cr_assert_eq(p->done, 20);
+    cr_assert_eq(p->errors, 0);
+    cr_assert_geq(sockets, 2, "reconnected after the dropped connection (%d sockets)", sockets);
+    cr_assert_eq(th_applied(s), 20, "each write applied once");
+    p->done = 0;
+    p->last_idx = 0;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(kv, sizeof(kv), "k%04d", i % 20);
+        cr_assert_eq(
+            mc_client_get_async(c, false, "b", kv, NULL, NULL, get_cb, (void *)(intptr_t)(i % 20)),
+            0);
+    }
+    drive_external(c);
+    cr_assert_eq(p->done, 1000);
+    cr_assert_eq(p->errors, 0);
+    mc_client_close(c);
+    th_stop(s, NULL);
+    free(p);
+}
+
 Test(client_e2e, leader_redirect)
 {
     struct th_server *b = start((struct th_opts){.node_id = 2});
@@ -308,6 +380,52 @@ Test(client_e2e, unreachable_member_skipped)
     cr_assert_str_eq(v, "b");
     mc_client_close(c);
     th_stop(s, NULL);
+}
+
+static int g_burst_ep[64];
+static int g_burst_done;
+
+static void burst_cb(void *arg, const struct mc_client_result *r)
+{
+    g_burst_ep[(intptr_t)arg] = r->endpoint;
+    g_burst_done++;
+}
+
+Test(client_e2e, reads_rotate_members_per_flush)
+{
+    /* Reads submitted together go to one member (one send, one server wake-up); the next
+     * burst goes to the next member, so load still spreads. */
+    struct th_server *s[3];
+    char eps[256] = "";
+    for (int i = 0; i < 3; i++) {
+        s[i] = start((struct th_opts){.node_id = (uint64_t)i + 1});
+        snprintf(eps + strlen(eps), sizeof(eps) - strlen(eps), "%s%s", i ? "," : "", th_addr(s[i]));
+    }
+    struct mc_client *c = open_client(eps, 2000);
+    int first_ep[3];
+    for (int burst = 0; burst < 3; burst++) {
+        g_burst_done = 0;
+        for (int i = 0; i < 20; i++) {
+            cr_assert_eq(
+                mc_client_get_async(c, false, "b", "k", NULL, NULL, burst_cb, (void *)(intptr_t)i),
+                0);
+        }
+        for (int k = 0; k < 500 && g_burst_done < 20; k++) {
+            cr_assert_geq(mc_client_poll(c, 10), 0);
+        }
+        cr_assert_eq(g_burst_done, 20);
+        for (int i = 1; i < 20; i++) {
+            cr_assert_eq(g_burst_ep[i], g_burst_ep[0], "burst %d went to one member", burst);
+        }
+        first_ep[burst] = g_burst_ep[0];
+    }
+    cr_assert(first_ep[0] != first_ep[1] && first_ep[1] != first_ep[2] &&
+                  first_ep[0] != first_ep[2],
+              "bursts rotate over the members (%d %d %d)", first_ep[0], first_ep[1], first_ep[2]);
+    mc_client_close(c);
+    for (int i = 0; i < 3; i++) {
+        th_stop(s[i], NULL);
+    }
 }
 
 Test(client_e2e, inflight_limit_pauses_reading)
