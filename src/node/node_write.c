@@ -98,6 +98,10 @@ static bool can_accept_write(struct mc_node *n, const struct mc_client_token *t)
         reply_not_leader(n, t);
         return false;
     }
+    if (mc_disk_space_low(&n->disk, n->datadir, mc_mono_ms())) {
+        node_reply_error(t, MC_ELOWDISK, "free disk below --disk-reserve-mb: free space to write");
+        return false;
+    }
     if (n->n_writes - n->head_writes + n->n_batch_waiters >= NODE_MAX_PENDING_WRITES) {
         node_reply_error(t, MC_ELIMIT, "too many writes in flight; retry later");
         return false;
