@@ -7,8 +7,11 @@
 #include "util/log.h"
 
 #include <assert.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 void mc_disk_space_init(struct mc_disk_space *d, uint64_t reserve_bytes)
 {
@@ -44,4 +47,31 @@ bool mc_disk_space_low(struct mc_disk_space *d, const char *dir, uint64_t now_ms
     }
     d->low = low;
     return low;
+}
+
+static char sigbus_dir[1024];
+
+static void on_sigbus(int sig)
+{
+    (void)sig;
+    /* A synchronous fault in the thread copying into the LMDB map (it holds no log or stdio lock),
+     * so logging here is the lesser evil next to dying silently. The transaction being written is
+     * not committed (LMDB updates its meta page last): the data dir stays consistent and the node
+     * recovers from its WAL once space is freed. */
+    MC_ERROR("fatal_storage_error",
+             "what=lmdb_map_write err=NoSpace detail=\"SIGBUS writing the LMDB map: the disk of "
+             "%s is full (or data.mdb was truncated)\" action=\"the node stops; free disk space, "
+             "then restart it (it recovers from its WAL)\"",
+             sigbus_dir);
+    _exit(3);
+}
+
+void mc_disk_space_catch_sigbus(const char *dir)
+{
+    snprintf(sigbus_dir, sizeof(sigbus_dir), "%s", dir);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
 }

@@ -20,5 +20,10 @@ void mc_disk_space_init(struct mc_disk_space *d, uint64_t reserve_bytes);
  * MC_DISK_SPACE_CHECK_MS; a failing statvfs keeps the previous answer). Logs each transition
  * (`disk_space_low` / `disk_space_ok`). */
 bool mc_disk_space_low(struct mc_disk_space *d, const char *dir, uint64_t now_ms);
+/* Fail-stop with a clear log line on SIGBUS: with MDB_WRITEMAP, LMDB writes through a shared map
+ * of a sparse file, and a full disk surfaces as SIGBUS on the first write to an unallocated page,
+ * not as ENOSPC. Logs `fatal_storage_error what=lmdb_map_write err=NoSpace` and exits 3 (the
+ * status of every fatal storage error). Process-wide; dir only names the data dir in the line. */
+void mc_disk_space_catch_sigbus(const char *dir);
 
 #endif

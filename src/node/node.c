@@ -796,6 +796,7 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     uv_async_init(loop, &n->wal_async, wal_async_cb);
     n->wal_async.data = n;
     mc_disk_space_init(&n->disk, n->opts.disk_reserve_mb << 20);
+    mc_disk_space_catch_sigbus(n->datadir);
     uv_timer_init(loop, &n->tick_timer);
     n->tick_timer.data = n;
     uv_timer_start(&n->tick_timer, tick_cb, n->opts.tick_ms, n->opts.tick_ms);
