@@ -17,7 +17,9 @@ Nemeses: partition (random subset), isolate-leader, bridge (5 nodes), kill (kill
 pause-leader (SIGSTOP past the election timeout, SIGCONT), transfer (leadership transfer under
 load), oneway (one-way drops), delay, membership (remove a member, the leader a third of the
 time, then re-add it wiped through the learner stage, or add a spare node as learner and promote
-it; half the time together with another fault).
+it; half the time together with another fault), clock (wall clocks jump by minutes to days,
+forward and back, through the test-only MC_TEST_WALL_CLOCK_FILE hook; with the leader cut off half
+the time).
 Every process started here is killed at exit, even on failure (atexit + signal handlers).
 """
 import argparse
@@ -38,7 +40,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ASAN = os.environ.get("MC_ASAN") == "1"
 NEMESES = ["partition", "isolate-leader", "bridge", "kill", "pause-leader", "transfer", "oneway",
-           "delay", "membership"]
+           "delay", "membership", "clock"]
 DEFAULT_NEMESES = list(NEMESES)   # bridge is dropped for 3 nodes
 CRASH_PATTERNS = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|Assertion|"
                             r"assertion failed|Segmentation fault|stack-buffer|heap-use-after-free")
@@ -154,6 +156,9 @@ class Node:
         self.paused = False
         self.expected_exit = False   # the nemesis killed it (kill -9) / the harness stopped it
         self.join = None             # a member's client address: started with --join (wiped node)
+        # Test-only wall-clock offset (seconds) the node reads from this file (src/util/clock.c).
+        self.clock_file = os.path.join(cluster.workdir, "clock%d" % node_id)
+        self.clock_offset = 0
         self.crashes = []            # unexpected exits: (returncode, when)
         self.starts = 0
 
@@ -179,7 +184,9 @@ class Node:
     def start(self, wait=True):
         assert not self.alive()
         logf = open(self.log_path, "ab")
-        self.proc = spawn(self.args(), stdout=logf, stderr=subprocess.STDOUT)
+        env = dict(os.environ, MC_TEST_WALL_CLOCK_FILE=self.clock_file) if self.cluster.clock_hook \
+            else None
+        self.proc = spawn(self.args(), stdout=logf, stderr=subprocess.STDOUT, env=env)
         logf.close()
         self.paused = False
         self.expected_exit = False
@@ -192,6 +199,12 @@ class Node:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def set_clock_offset(self, seconds):
+        self.clock_offset = seconds
+        with open(self.clock_file + ".tmp", "w") as f:
+            f.write("%d\n" % seconds)
+        os.replace(self.clock_file + ".tmp", self.clock_file)   # never read half-written
 
     def wipe(self):
         assert not self.alive()
@@ -249,13 +262,15 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, build, size, workdir, proxy=True, extra_flags=None, spares=0):
+    def __init__(self, build, size, workdir, proxy=True, extra_flags=None, spares=0,
+                 clock_hook=False):
         self.build = build
         self.bin = os.path.join(build, "metacenter")
         self.workdir = workdir
         self.heartbeat_ms = 100 if ASAN else 50
         self.election_timeout_ms = 1000 if ASAN else 500
         self.extra_flags = extra_flags or []
+        self.clock_hook = clock_hook   # nodes started with MC_TEST_WALL_CLOCK_FILE (clock nemesis)
         # Every node the run may use: `size` initial voters, then `spares` not-yet-members (the
         # membership nemesis adds them with --join). Proxy links exist for all of them.
         self.nodes = [Node(self, i + 1) for i in range(size + spares)]
@@ -545,6 +560,26 @@ class Nemesis:
         self.note("membership: promote %d: %s" % (node.id, "ok" if ok else " ".join(why)[:120]))
         return ok
 
+    def f_clock(self):
+        """Jump wall clocks (src/util/clock.c test hook) by minutes to days, forward or back: the
+        leader's, half the time every node's too, and half the time the leader is cut off at the
+        same moment. Clocks stay skewed after heal (a later jump moves them again)."""
+        ld = self.c.log_leader()
+        victims = [n for n in self.c.members() if n is ld or self.rng.random() < 0.5] or \
+            self.c.members()[:1]
+        jumps = []
+        for n in victims:   # alternate: a clock ahead jumps back past zero, one behind forward
+            mag = self.rng.choice([90, 600, 3600, 7200, 86400, 864000])
+            off = -mag if n.clock_offset > 0 or (n.clock_offset == 0 and self.rng.random() < 0.5) \
+                else mag
+            jumps.append("%d:%+ds" % (n.id, off - n.clock_offset))
+            n.set_clock_offset(off)
+        self.note("wall clock jump %s" % " ".join(jumps))
+        if ld and self.rng.random() < 0.5:
+            rest = [i for i in self.ids() if i != ld.id]
+            self.cut([[ld.id], rest])
+            self.note("isolate leader %d" % ld.id)
+
     def f_membership(self):
         """Remove a member (the leader a third of the time) while the client load runs, half the
         time together with another fault; at heal either add it back (wiped, --join, learner then
@@ -725,7 +760,8 @@ def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, pr
     log("run %s in %s" % (name, workdir))
     try:
         cluster = Cluster(build, nodes, workdir, extra_flags=node_flags,
-                          spares=1 if "membership" in nemeses else 0)
+                          spares=1 if "membership" in nemeses else 0,
+                          clock_hook="clock" in nemeses)
         cluster.start()
         if not wait_settled(cluster, 30):
             res.fail("no leader within 30 s of start")
