@@ -581,12 +581,12 @@ class Nemesis:
             self.note("isolate leader %d" % ld.id)
 
     def f_membership(self):
-        """Remove a member (the leader a third of the time) while the client load runs, half the
-        time together with another fault; at heal either add it back (wiped, --join, learner then
+        """Remove a member (the leader a third of the time) while the client load runs, after the
+        run's first change half the time together with another fault; at heal either add it back (wiped, --join, learner then
         promoted) or, when a spare exists, add the spare as a learner now and promote it at heal
         (the removed node becomes the spare)."""
         others = [k for k in self.kinds if k != "membership"]
-        if others and self.rng.random() < 0.5:
+        if others and self.counts.get("membership", 0) > 1 and self.rng.random() < 0.5:
             kind = self.rng.choice(others)
             self.counts[kind] = self.counts.get(kind, 0) + 1
             getattr(self, "f_" + kind.replace("-", "_"))()
@@ -891,13 +891,21 @@ SUITE = [  # (nodes, seed, nemeses); a membership change is the first fault of t
 def suite(build, duration):
     runs = SUITE[:2] + SUITE[3:] if ASAN else SUITE
     passed = failed = 0
+    changes = 0
     for nodes, seed, nem in runs:
         r = run_once(build, nodes=nodes, duration=duration, seed=seed, nemeses=nem,
                      first="membership")
+        changes += sum(1 for _, e in r.info.get("events", [])
+                       if e.startswith("membership: ") and e.endswith(": ok"))
         if r.ok:
             passed += 1
         else:
             failed += 1
+    if changes:   # the membership nemesis must have changed the membership at least once
+        passed += 1
+    else:
+        failed += 1
+        log("FAIL no membership change succeeded in the suite's runs")
     if not ASAN:
         # Negative control: stale (local) reads while the leader is cut off must be caught by the
         # checker, and only by it (so a quiet checker above means something).
