@@ -243,8 +243,20 @@ class Node:
             self.proc.wait()
             self.crashes.append((-9, "did not exit within 15 s of SIGTERM"))
 
+    def removed_itself(self):
+        """Exit 0 after `removed_from_cluster` (since its last start): the documented way a
+        removed node stops, also when the `cluster remove` answer was lost (outcome unknown)."""
+        text = self.log()
+        return self.proc.returncode == 0 and \
+            "msg=removed_from_cluster" in text[text.rfind("msg=node_started"):]
+
     def poll_crash(self):
         """Record an exit the nemesis did not cause."""
+        if self.proc is not None and self.proc.poll() is not None and not self.expected_exit \
+                and self.removed_itself():
+            self.expected_exit = True
+            self.cluster.member_ids.discard(self.id)
+            log("node %d stopped itself after its removal (exit 0)" % self.id)
         if self.proc is not None and self.proc.poll() is not None and not self.expected_exit:
             self.crashes.append((self.proc.returncode, "exited %d unexpectedly" %
                                  self.proc.returncode))
