@@ -243,12 +243,15 @@ class Node:
             self.proc.wait()
             self.crashes.append((-9, "did not exit within 15 s of SIGTERM"))
 
-    def removed_itself(self):
-        """Exit 0 after `removed_from_cluster` (since its last start): the documented way a
-        removed node stops, also when the `cluster remove` answer was lost (outcome unknown)."""
+    def learned_removal(self):
+        """It logged `removed_from_cluster` since its last start (it then stops by itself)."""
         text = self.log()
-        return self.proc.returncode == 0 and \
-            "msg=removed_from_cluster" in text[text.rfind("msg=node_started"):]
+        return "msg=removed_from_cluster" in text[text.rfind("msg=node_started"):]
+
+    def removed_itself(self):
+        """Exit 0 after `removed_from_cluster`: the documented way a removed node stops, also
+        when the `cluster remove` answer was lost (outcome unknown)."""
+        return self.proc.returncode == 0 and self.learned_removal()
 
     def poll_crash(self):
         """Record an exit the nemesis did not cause."""
@@ -543,8 +546,15 @@ class Nemesis:
     def retire(self, node):
         """A node that is no longer a member: stopped (it stops itself once it learns its removal;
         one cut off at the time never learns it) and wiped, ready to join again."""
-        wait_for(lambda: not node.alive(), 3 * self.c.election_timeout_ms / 1000.0, 0.1)
-        node.stop()     # SIGTERM: a removed node still exits 0
+        wait_for(lambda: not node.alive(), 15 if node.learned_removal() else
+                 3 * self.c.election_timeout_ms / 1000.0, 0.1)
+        if node.alive():
+            before = len(node.crashes)
+            node.stop()     # SIGTERM: a removed node still exits 0
+            if node.learned_removal():
+                # It was in its own shutdown: the node stops handling SIGTERM then, so the signal
+                # ends it (exit -15); not a crash.
+                del node.crashes[before:]
         node.wipe()
 
     def add_member(self, node, learner, wait_s=20):
