@@ -46,7 +46,9 @@
     X(MC_EINTERNAL, -35, "InternalError", 500, "internal error")                                   \
     X(MC_ENOMEMBER, -36, "NoSuchMember", 404, "no such cluster member")                            \
     X(MC_ELAGGING, -37, "LearnerLagging", 409, "the learner's log is too far behind")              \
-    X(MC_ECONFCHANGE, -38, "ConfChangeInProgress", 409, "a membership change is in progress")
+    X(MC_ECONFCHANGE, -38, "ConfChangeInProgress", 409, "a membership change is in progress")      \
+    X(MC_ELOWDISK, -39, "InsufficientStorage", 507,                                                \
+      "free disk space is below the node's reserve: writes rejected, reads served")
 
 enum mc_error {
 #define MC_ERROR_ENUM(sym, val, name, http, text) sym = val,

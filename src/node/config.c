@@ -488,6 +488,7 @@ static const struct field f_metadata[] = {
     U64("max_map_size_bytes", max_map_size_bytes, 1 << 20, UINT64_MAX),
     U64("ready_max_lag", ready_max_lag, 0, UINT64_MAX),
     U64("check_interval_ms", check_interval_ms, 0, UINT64_MAX),
+    U64("disk_reserve_mb", disk_reserve_mb, 0, UINT32_MAX),
     MAP("log", f_log),
     MAP("replication", f_replication),
     MAP("limits", f_limits),

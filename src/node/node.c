@@ -380,6 +380,7 @@ static void tick_cb(uv_timer_t *h)
     node_expire_writes(n, now);
     node_expire_reads(n, now);
     node_members_tick(n, now);
+    mc_disk_space_low(&n->disk, n->datadir, now); /* logs low disk on followers too */
 }
 
 static void prepare_cb(uv_prepare_t *h)
@@ -818,6 +819,8 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     }
     uv_async_init(loop, &n->wal_async, wal_async_cb);
     n->wal_async.data = n;
+    mc_disk_space_init(&n->disk, n->opts.disk_reserve_mb << 20);
+    mc_disk_space_catch_sigbus(n->datadir);
     uv_timer_init(loop, &n->tick_timer);
     n->tick_timer.data = n;
     uv_timer_start(&n->tick_timer, tick_cb, n->opts.tick_ms, n->opts.tick_ms);

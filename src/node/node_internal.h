@@ -12,6 +12,7 @@
 #include "metacenter/storage.h"
 #include "net/client_server.h"
 #include "net/peer.h"
+#include "node/disk_space.h"
 #include "node/node.h"
 #include "node/options.h"
 #include "util/checksum.h"
@@ -139,6 +140,8 @@ struct mc_node {
 
     uv_timer_t tick_timer;
     uint64_t last_tick_ms; /* monotonic time the last Raft tick stands for */
+
+    struct mc_disk_space disk; /* write admission by free space */
     uv_prepare_t prepare;
     uv_async_t wal_async;
     uv_signal_t sigterm, sigint;

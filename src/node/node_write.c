@@ -9,7 +9,10 @@
 
 static int64_t last_op_time_ns;
 
-/* Leader clock for op times: wall clock, never going backwards (mod times stay ordered). */
+/* Leader clock for op times: wall clock, never going backwards (mod times stay ordered), and
+ * never below the newest op time this process applied, so a new leader whose wall clock is
+ * behind its predecessor's does not stamp a key's next version before its previous one
+ * (test/fault/test_clock.py). */
 static int64_t op_time_now(void)
 {
     int64_t t = mc_wall_ns();
@@ -96,6 +99,10 @@ static bool can_accept_write(struct mc_node *n, const struct mc_client_token *t)
 {
     if (mc_raft_role(n->raft) != MC_RAFT_LEADER) {
         reply_not_leader(n, t);
+        return false;
+    }
+    if (mc_disk_space_low(&n->disk, n->datadir, mc_mono_ms())) {
+        node_reply_error(t, MC_ELOWDISK, "free disk below --disk-reserve-mb: free space to write");
         return false;
     }
     if (n->n_writes - n->head_writes + n->n_batch_waiters >= NODE_MAX_PENDING_WRITES) {
@@ -346,6 +353,13 @@ static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
             break;
         }
         rc = mc_op_decode(p, len, &ops[decoded]);
+        /* The floor of op_time_now(): the end of this op's microsecond, so the next op stamped
+         * here is in a later microsecond and its version id (µs + this node's counter) cannot
+         * equal one another leader made. */
+        int64_t floor_ns = (ops[decoded].time_ns / 1000 + 1) * 1000 - 1;
+        if (rc == 0 && floor_ns > last_op_time_ns) {
+            last_op_time_ns = floor_ns;
+        }
     }
     if (rc == 0) {
         uint64_t t0 = mc_mono_ns();

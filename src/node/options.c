@@ -31,6 +31,8 @@ const char mc_node_options_help[] =
     "  --ready-max-lag N             /readyz fails when applied lags commit by more (default "
     "1000)\n"
     "  --check-interval-ms N         run the replica consistency check this often (default 0=off)\n"
+    "  --disk-reserve-mb N           reject writes (InsufficientStorage) while the data dir's\n"
+    "                                disk has less than N MiB free (default 256; 0=off)\n"
     "  --no-pre-vote                 disable Raft pre-vote\n"
     "  --no-check-quorum             disable check-quorum (also disables lease reads)\n"
     "  --lease-reads                 serve linearizable reads under a leader lease\n"
@@ -72,6 +74,7 @@ void mc_node_options_default(struct mc_node_options *o)
     o->snapshot_entries = 10000;
     o->snapshot_tail_entries = 5000;
     o->max_map_size_bytes = 64ull << 30;
+    o->disk_reserve_mb = 256;
     o->ready_max_lag = 1000;
     o->max_batch_entries = 4096;
     o->pre_vote = 1;
@@ -243,6 +246,8 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->max_map_size_bytes, v, 1 << 20, UINT64_MAX, f, err, errlen);
         } else if (strcmp(f, "--ready-max-lag") == 0) {
             rc = set_u64(&o->ready_max_lag, v, 0, UINT64_MAX, f, err, errlen);
+        } else if (strcmp(f, "--disk-reserve-mb") == 0) {
+            rc = set_u64(&o->disk_reserve_mb, v, 0, UINT32_MAX, f, err, errlen);
         } else if (strcmp(f, "--check-interval-ms") == 0) {
             rc = set_u64(&o->check_interval_ms, v, 0, UINT64_MAX, f, err, errlen);
         } else if (strcmp(f, "--cert-file") == 0) {

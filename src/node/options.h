@@ -34,6 +34,7 @@ struct mc_node_options {
     uint64_t max_map_size_bytes;    /* default 64 GiB (sparse) */
     uint64_t ready_max_lag;         /* default 1,000 */
     uint64_t check_interval_ms;     /* default 0 (off) */
+    uint64_t disk_reserve_mb;       /* default 256 MiB free, else writes rejected (0 = off) */
     uint64_t max_batch_entries;     /* default 4096 proposals per Raft entry batch */
     int pre_vote;                   /* default 1 */
     int check_quorum;               /* default 1 */

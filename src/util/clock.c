@@ -1,6 +1,9 @@
-/* clock.c: clock_gettime wrappers. */
+/* clock.c: clock_gettime wrappers, and a test-only wall-clock offset hook. */
 #include "util/clock.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 uint64_t mc_mono_ns(void)
@@ -20,9 +23,63 @@ uint64_t mc_mono_ms(void)
     return mc_mono_ns() / 1000000;
 }
 
+/* Test hook: with MC_TEST_WALL_CLOCK_FILE=PATH in the environment, mc_wall_ns() adds the signed
+ * offset in seconds written in PATH (re-read at most every MC_WALL_HOOK_REREAD_NS), so a fault
+ * test can jump one process's wall clock forward and back while it runs. Unset (production), the
+ * hook costs one relaxed atomic load. Only the wall clock moves: leases, timeouts and ticks use
+ * CLOCK_MONOTONIC, which the hook never touches. */
+#define MC_WALL_HOOK_REREAD_NS (20ull * 1000000ull)
+enum { HOOK_UNKNOWN = 0, HOOK_OFF, HOOK_ON };
+static _Atomic int hook_state;
+static const char *hook_path;
+static _Atomic int64_t hook_offset_ns;
+static _Atomic uint64_t hook_read_at_ns;
+
+static void hook_reread(uint64_t now)
+{
+    FILE *f = fopen(hook_path, "r");
+    double s = 0;
+    if (f) {
+        if (fscanf(f, "%lf", &s) == 1) {
+            atomic_store_explicit(&hook_offset_ns, (int64_t)(s * 1e9), memory_order_relaxed);
+        }
+        fclose(f);
+    }
+    atomic_store_explicit(&hook_read_at_ns, now ? now : 1, memory_order_relaxed);
+}
+
+static int64_t wall_offset_ns(void)
+{
+    int st = atomic_load_explicit(&hook_state, memory_order_relaxed);
+    if (st == HOOK_OFF) {
+        return 0;
+    }
+    if (st == HOOK_UNKNOWN) {
+        const char *p = getenv("MC_TEST_WALL_CLOCK_FILE");
+        hook_path = p && p[0] ? p : NULL; /* racing first callers store the same value */
+        st = hook_path ? HOOK_ON : HOOK_OFF;
+        if (st == HOOK_ON) {
+            fprintf(stderr,
+                    "WARNING test hook: wall clock offset read from %s "
+                    "(MC_TEST_WALL_CLOCK_FILE; never set this in production)\n",
+                    hook_path);
+        }
+        atomic_store(&hook_state, st);
+        if (st == HOOK_OFF) {
+            return 0;
+        }
+    }
+    uint64_t now = mc_mono_ns();
+    uint64_t at = atomic_load_explicit(&hook_read_at_ns, memory_order_relaxed);
+    if (at == 0 || now - at >= MC_WALL_HOOK_REREAD_NS) {
+        hook_reread(now);
+    }
+    return atomic_load_explicit(&hook_offset_ns, memory_order_relaxed);
+}
+
 int64_t mc_wall_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec + wall_offset_ns();
 }

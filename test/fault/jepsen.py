@@ -15,7 +15,11 @@ nemesis killed (exit codes; logs grepped for sanitizer/assertion reports).
 
 Nemeses: partition (random subset), isolate-leader, bridge (5 nodes), kill (kill -9 + restart),
 pause-leader (SIGSTOP past the election timeout, SIGCONT), transfer (leadership transfer under
-load), oneway (one-way drops), delay, membership (hook: skipped until membership lands).
+load), oneway (one-way drops), delay, membership (remove a member, the leader a third of the
+time, then re-add it wiped through the learner stage, or add a spare node as learner and promote
+it; half the time together with another fault), clock (wall clocks jump by minutes to days,
+forward and back, through the test-only MC_TEST_WALL_CLOCK_FILE hook; with the leader cut off half
+the time).
 Every process started here is killed at exit, even on failure (atexit + signal handlers).
 """
 import argparse
@@ -36,9 +40,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ASAN = os.environ.get("MC_ASAN") == "1"
 NEMESES = ["partition", "isolate-leader", "bridge", "kill", "pause-leader", "transfer", "oneway",
-           "delay", "membership"]
-# The default mix: membership is a hook until the membership issue lands (it only logs a skip).
-DEFAULT_NEMESES = [n for n in NEMESES if n != "membership"]
+           "delay", "membership", "clock"]
+DEFAULT_NEMESES = list(NEMESES)   # bridge is dropped for 3 nodes
 CRASH_PATTERNS = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|Assertion|"
                             r"assertion failed|Segmentation fault|stack-buffer|heap-use-after-free")
 
@@ -152,6 +155,10 @@ class Node:
         self.proc = None
         self.paused = False
         self.expected_exit = False   # the nemesis killed it (kill -9) / the harness stopped it
+        self.join = None             # a member's client address: started with --join (wiped node)
+        # Test-only wall-clock offset (seconds) the node reads from this file (src/util/clock.c).
+        self.clock_file = os.path.join(cluster.workdir, "clock%d" % node_id)
+        self.clock_offset = 0
         self.crashes = []            # unexpected exits: (returncode, when)
         self.starts = 0
 
@@ -163,7 +170,8 @@ class Node:
         c = self.cluster
         a = [c.bin, "serve", "--data-dir", self.dir, "--node-id", str(self.id),
              "--listen-client", self.client, "--listen-peer", "127.0.0.1:%d" % self.peer_port,
-             "--listen-http", "off", "--initial-cluster", c.spec(),
+             "--listen-http", "off"] + (["--join", self.join] if self.join else
+                                        ["--initial-cluster", c.spec()]) + [
              "--heartbeat-ms", str(c.heartbeat_ms), "--election-timeout-ms",
              str(c.election_timeout_ms)] + c.extra_flags
         if c.proxy:
@@ -176,7 +184,9 @@ class Node:
     def start(self, wait=True):
         assert not self.alive()
         logf = open(self.log_path, "ab")
-        self.proc = spawn(self.args(), stdout=logf, stderr=subprocess.STDOUT)
+        env = dict(os.environ, MC_TEST_WALL_CLOCK_FILE=self.clock_file) if self.cluster.clock_hook \
+            else None
+        self.proc = spawn(self.args(), stdout=logf, stderr=subprocess.STDOUT, env=env)
         logf.close()
         self.paused = False
         self.expected_exit = False
@@ -189,6 +199,16 @@ class Node:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def set_clock_offset(self, seconds):
+        self.clock_offset = seconds
+        with open(self.clock_file + ".tmp", "w") as f:
+            f.write("%d\n" % seconds)
+        os.replace(self.clock_file + ".tmp", self.clock_file)   # never read half-written
+
+    def wipe(self):
+        assert not self.alive()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def kill9(self):
         if self.alive():
@@ -223,8 +243,23 @@ class Node:
             self.proc.wait()
             self.crashes.append((-9, "did not exit within 15 s of SIGTERM"))
 
+    def learned_removal(self):
+        """It logged `removed_from_cluster` since its last start (it then stops by itself)."""
+        text = self.log()
+        return "msg=removed_from_cluster" in text[text.rfind("msg=node_started"):]
+
+    def removed_itself(self):
+        """Exit 0 after `removed_from_cluster`: the documented way a removed node stops, also
+        when the `cluster remove` answer was lost (outcome unknown)."""
+        return self.proc.returncode == 0 and self.learned_removal()
+
     def poll_crash(self):
         """Record an exit the nemesis did not cause."""
+        if self.proc is not None and self.proc.poll() is not None and not self.expected_exit \
+                and self.removed_itself():
+            self.expected_exit = True
+            self.cluster.member_ids.discard(self.id)
+            log("node %d stopped itself after its removal (exit 0)" % self.id)
         if self.proc is not None and self.proc.poll() is not None and not self.expected_exit:
             self.crashes.append((self.proc.returncode, "exited %d unexpectedly" %
                                  self.proc.returncode))
@@ -242,14 +277,20 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, build, size, workdir, proxy=True, extra_flags=None):
+    def __init__(self, build, size, workdir, proxy=True, extra_flags=None, spares=0,
+                 clock_hook=False):
         self.build = build
         self.bin = os.path.join(build, "metacenter")
         self.workdir = workdir
         self.heartbeat_ms = 100 if ASAN else 50
         self.election_timeout_ms = 1000 if ASAN else 500
         self.extra_flags = extra_flags or []
-        self.nodes = [Node(self, i + 1) for i in range(size)]
+        self.clock_hook = clock_hook   # nodes started with MC_TEST_WALL_CLOCK_FILE (clock nemesis)
+        # Every node the run may use: `size` initial voters, then `spares` not-yet-members (the
+        # membership nemesis adds them with --join). Proxy links exist for all of them.
+        self.nodes = [Node(self, i + 1) for i in range(size + spares)]
+        self.initial_ids = [n.id for n in self.nodes[:size]]
+        self.member_ids = set(self.initial_ids)   # what the harness believes the members are
         self.proxy = None
         if proxy:
             links = [("%dto%d" % (a.id, b.id), b.peer_port)
@@ -257,18 +298,34 @@ class Cluster:
             self.proxy = Proxy(build, workdir, links)
 
     def spec(self):
-        return ",".join("%d=127.0.0.1:%d" % (n.id, n.peer_port) for n in self.nodes)
+        return ",".join("%d=127.0.0.1:%d" % (n.id, n.peer_port) for n in self.nodes
+                        if n.id in self.initial_ids)
+
+    def members(self):
+        return [n for n in self.nodes if n.id in self.member_ids]
 
     def endpoints(self, nodes=None):
-        return ",".join(n.client for n in (nodes or self.nodes))
+        return ",".join(n.client for n in (nodes or self.members()))
+
+    def sync_members(self):
+        """member_ids from the leader's `cluster status` (voters and learners); False when no
+        member answered with a leader."""
+        for n in self.members() + [n for n in self.nodes if n.id not in self.member_ids]:
+            if not n.alive() or n.paused:
+                continue
+            st = self.status(n)
+            if st and st.get("leader") and st.get("members"):
+                self.member_ids = {m["id"] for m in st["members"]}
+                return True
+        return False
 
     def node(self, node_id):
         return [n for n in self.nodes if n.id == node_id][0]
 
     def start(self):
-        for n in self.nodes:
+        for n in self.members():
             n.start(wait=False)
-        for n in self.nodes:
+        for n in self.members():
             wait_for(lambda: port_open(n.client_port) or not n.alive(), 20)
             if not n.alive():
                 raise RuntimeError("node %d exited at start: %s" % (n.id, n.log_tail()))
@@ -350,10 +407,10 @@ def links_between(a_ids, b_ids):
 class Nemesis:
     """Faults for one period each (start → undo), then a healthy period; always ends healed."""
 
-    def __init__(self, cluster, rng, kinds, fault_s, healthy_s):
+    def __init__(self, cluster, rng, kinds, fault_s, healthy_s, first=None):
         self.c = cluster
         self.rng = rng
-        self.kinds = [k for k in kinds if not (k == "bridge" and len(cluster.nodes) < 5)]
+        self.kinds = [k for k in kinds if not (k == "bridge" and len(cluster.initial_ids) < 5)]
         self.fault_s = fault_s
         self.healthy_s = healthy_s
         self.events = []      # (time offset s, description)
@@ -361,6 +418,7 @@ class Nemesis:
         self.t0 = time.time()
         self.undo = []        # callables restoring health
         self.deck = []        # fault kinds still to come in this round
+        self.first = first if first in self.kinds else None   # comes up first (bounded runs)
         self.combine_p = 0.25 if len(self.kinds) > 1 else 0.0
 
     def note(self, what):
@@ -379,7 +437,7 @@ class Nemesis:
                 self.c.proxy.cmd("close " + " ".join(names))
 
     def ids(self):
-        return [n.id for n in self.c.nodes]
+        return sorted(self.c.member_ids)
 
     # ---- faults
     def f_partition(self):
@@ -406,8 +464,8 @@ class Nemesis:
         self.note("bridge %s -%d- %s" % (sorted(a), bridge, sorted(b)))
 
     def f_kill(self):
-        alive = [n for n in self.c.nodes if n.alive()]
-        minority = (len(self.c.nodes) - 1) // 2
+        alive = [n for n in self.c.members() if n.alive()]
+        minority = max(1, (len(self.c.member_ids) - 1) // 2)
         k = self.rng.randint(1, minority)
         if self.rng.random() < 0.15:
             k = len(alive)   # sometimes everyone: recovery from a whole-cluster crash
@@ -417,14 +475,15 @@ class Nemesis:
         self.note("kill -9 %s" % sorted(n.id for n in victims))
 
         def restart():
-            for n in victims:
-                n.start(wait=False)
+            for n in victims:   # not one the membership nemesis removed (or re-added) meanwhile
+                if not n.alive() and n.id in self.c.member_ids:
+                    n.start(wait=False)
         self.undo.append(restart)
 
     def f_pause_leader(self):
         ld = self.c.leader(timeout=3)
         if not ld:
-            ld = self.rng.choice([n for n in self.c.nodes if n.alive()])
+            ld = self.rng.choice([n for n in self.c.members() if n.alive()])
         ld.pause()
         self.note("SIGSTOP node %d (leader)" % ld.id)
         self.undo.append(ld.resume)
@@ -434,7 +493,7 @@ class Nemesis:
         if not ld:
             self.note("transfer: no leader known, skipped")
             return
-        target = self.rng.choice([n for n in self.c.nodes if n.id != ld.id])
+        target = self.rng.choice([n for n in self.c.members() if n.id != ld.id])
         try:
             r = self.c.cli(["--endpoints", self.c.endpoints(), "cluster", "transfer-leader",
                             str(target.id)], timeout=15)
@@ -461,16 +520,150 @@ class Nemesis:
         self.c.proxy.cmd("delay %d %s" % (ms, " ".join(names)))
         self.note("delay %d ms on node %d's links" % (ms, victim))
 
+    # ---- membership (docs/operations.md "Membership changes")
+    def member_cli(self, args, timeout):
+        try:
+            r = self.c.cli(["--endpoints", self.c.endpoints()] + args, timeout=timeout)
+            return r.returncode == 0, (r.stderr.strip() or r.stdout.strip()).splitlines()[-1:]
+        except subprocess.TimeoutExpired:
+            return False, ["timeout"]
+
+    def remove_member(self, victim):
+        """`cluster remove`: True when the victim is no longer a member (the leader says so)."""
+        was_leader = victim is self.c.log_leader()
+        victim.expected_exit = True    # a removed node stops by itself (exit 0)
+        ok, why = self.member_cli(["cluster", "remove", str(victim.id)], 15)
+        if not ok and self.c.sync_members():
+            ok = victim.id not in self.c.member_ids    # the answer was lost, the change was not
+        if ok:
+            self.c.member_ids.discard(victim.id)
+        elif victim.alive():
+            victim.expected_exit = False
+        self.note("membership: remove %d%s: %s" % (victim.id, " (leader)" if was_leader else "",
+                                                   "ok" if ok else " ".join(why)[:120]))
+        return ok
+
+    def retire(self, node):
+        """A node that is no longer a member: stopped (it stops itself once it learns its removal;
+        one cut off at the time never learns it) and wiped, ready to join again."""
+        wait_for(lambda: not node.alive(), 15 if node.learned_removal() else
+                 3 * self.c.election_timeout_ms / 1000.0, 0.1)
+        if node.alive():
+            before = len(node.crashes)
+            node.stop()     # SIGTERM: a removed node still exits 0
+            if node.learned_removal():
+                # It was in its own shutdown: the node stops handling SIGTERM then, so the signal
+                # ends it (exit -15); not a crash.
+                del node.crashes[before:]
+        node.wipe()
+
+    def add_member(self, node, learner, wait_s=20):
+        """Wipe, start with --join, `cluster add` (--learner: stays one; else learner, promoted once
+        caught up). True when it is a member."""
+        if node.alive():
+            self.retire(node)
+        node.wipe()
+        node.join = self.c.members()[0].client
+        node.start(wait=True)
+        args = ["cluster", "add", str(node.id), "127.0.0.1:%d" % node.peer_port, "--client-addr",
+                node.client] + (["--learner"] if learner else ["--wait-ms", str(int(wait_s * 1000))])
+        ok, why = self.member_cli(args, wait_s + 15)
+        if not ok and self.c.sync_members():
+            ok = node.id in self.c.member_ids
+        if ok:
+            self.c.member_ids.add(node.id)
+        self.note("membership: add %d%s: %s" % (node.id, " as learner" if learner else "",
+                                                "ok" if ok else " ".join(why)[:120]))
+        return ok
+
+    def promote(self, node, wait_s=20):
+        ok, why = self.member_cli(["cluster", "promote", str(node.id), "--wait", "--wait-ms",
+                                   str(int(wait_s * 1000))], wait_s + 15)
+        self.note("membership: promote %d: %s" % (node.id, "ok" if ok else " ".join(why)[:120]))
+        return ok
+
+    def f_clock(self):
+        """Jump wall clocks (src/util/clock.c test hook) by minutes to days, forward or back: the
+        leader's, half the time every node's too, and half the time the leader is cut off at the
+        same moment. Clocks stay skewed after heal (a later jump moves them again)."""
+        ld = self.c.log_leader()
+        victims = [n for n in self.c.members() if n is ld or self.rng.random() < 0.5] or \
+            self.c.members()[:1]
+        jumps = []
+        for n in victims:   # alternate: a clock ahead jumps back past zero, one behind forward
+            mag = self.rng.choice([90, 600, 3600, 7200, 86400, 864000])
+            off = -mag if n.clock_offset > 0 or (n.clock_offset == 0 and self.rng.random() < 0.5) \
+                else mag
+            jumps.append("%d:%+ds" % (n.id, off - n.clock_offset))
+            n.set_clock_offset(off)
+        self.note("wall clock jump %s" % " ".join(jumps))
+        if ld and self.rng.random() < 0.5:
+            rest = [i for i in self.ids() if i != ld.id]
+            self.cut([[ld.id], rest])
+            self.note("isolate leader %d" % ld.id)
+
     def f_membership(self):
-        # Hook: membership change during faults (remove + re-add a follower) comes with the
-        # membership issue; until then this nemesis only records that it was skipped.
-        self.note("membership: not implemented yet, skipped")
+        """Remove a member (the leader a third of the time) while the client load runs, after the
+        run's first change half the time together with another fault; at heal either add it back (wiped, --join, learner then
+        promoted) or, when a spare exists, add the spare as a learner now and promote it at heal
+        (the removed node becomes the spare)."""
+        others = [k for k in self.kinds if k != "membership"]
+        if others and self.counts.get("membership", 0) > 1 and self.rng.random() < 0.5:
+            kind = self.rng.choice(others)
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            getattr(self, "f_" + kind.replace("-", "_"))()
+        members = [n for n in self.c.members() if not n.paused]
+        ld = self.c.log_leader()
+        victim = ld if ld in members and self.rng.random() < 0.33 else \
+            self.rng.choice([n for n in members if n is not ld] or members)
+        if not self.remove_member(victim):
+            return
+        spares = [n for n in self.c.nodes if n.id not in self.c.member_ids and n is not victim
+                  and not n.alive()]
+        if spares and self.rng.random() < 0.5:
+            fresh = spares[0]
+            added = self.add_member(fresh, learner=True)
+
+            def finish_replace():
+                self.retire(victim)
+                if added and fresh.id in self.c.member_ids:
+                    self.promote(fresh)
+                else:
+                    self.add_member(fresh, learner=False)
+            self.undo.append(finish_replace)
+        else:
+            def readd():
+                self.retire(victim)
+                self.add_member(victim, learner=False)
+            self.undo.append(readd)
+
+    def restore_members(self, size):
+        """End of run: back to `size` voters (re-adding retired nodes), learners promoted."""
+        for _ in range(3):
+            if not self.c.sync_members():
+                time.sleep(1)
+                continue
+            st = next((self.c.status(n) for n in self.c.members() if n.alive()), None) or {}
+            learners = [m["id"] for m in st.get("members", []) if m["role"] == "learner"]
+            for i in learners:
+                self.promote(self.c.node(i))
+            spare = [n for n in self.c.nodes if n.id not in self.c.member_ids]
+            if len(self.c.member_ids) >= size or not spare:
+                if not learners:
+                    return True
+                continue
+            self.add_member(spare[0], learner=False)
+        return self.c.sync_members() and len(self.c.member_ids) >= size
 
     def step(self):
         # A shuffled deck, refilled when empty: every kind comes up once per len(kinds) faults.
         if not self.deck:
             self.deck = list(self.kinds)
             self.rng.shuffle(self.deck)
+            if self.first:
+                self.deck.remove(self.first)
+                self.deck.append(self.first)
+                self.first = None
         kind = self.deck.pop()
         self.counts[kind] = self.counts.get(kind, 0) + 1
         getattr(self, "f_" + kind.replace("-", "_"))()
@@ -533,7 +726,7 @@ def last_json(text):
 def wait_settled(cluster, timeout):
     """All nodes alive and a leader every node logs agreement with (best effort)."""
     def ok():
-        return all(n.alive() for n in cluster.nodes) and cluster.log_leader() is not None
+        return all(n.alive() for n in cluster.members()) and cluster.log_leader() is not None
     return wait_for(ok, timeout, 0.2)
 
 
@@ -552,8 +745,8 @@ def caught_up(cluster, conv):
     """Nodes at the highest applied index in a check summary (all nodes when unknown)."""
     idx = {n.get("endpoint"): n.get("index", -1) for n in conv.get("nodes", [])}
     best = max(idx.values(), default=-1)
-    nodes = [n for n in cluster.nodes if idx.get(n.client, -1) == best and best >= 0]
-    return nodes or cluster.nodes
+    nodes = [n for n in cluster.members() if idx.get(n.client, -1) == best and best >= 0]
+    return nodes or cluster.members()
 
 
 def verify(build, cluster, hist, keys, nodes=None):
@@ -574,7 +767,7 @@ def verify(build, cluster, hist, keys, nodes=None):
 
 def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, processes=8,
              keys=5, keep=False, fault_s=None, healthy_s=None, node_flags=None,
-             consistency="linearizable"):
+             consistency="linearizable", first=None):
     """One fault run; returns a Result (failures empty = passed)."""
     nemeses = nemeses or DEFAULT_NEMESES
     name = "n%d-s%d-%s" % (nodes, seed, "+".join(nemeses) if len(nemeses) < 4 else "mixed")
@@ -588,21 +781,26 @@ def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, pr
     t_start = time.time()
     log("run %s in %s" % (name, workdir))
     try:
-        cluster = Cluster(build, nodes, workdir, extra_flags=node_flags)
+        cluster = Cluster(build, nodes, workdir, extra_flags=node_flags,
+                          spares=1 if "membership" in nemeses else 0,
+                          clock_hook="clock" in nemeses)
         cluster.start()
         if not wait_settled(cluster, 30):
             res.fail("no leader within 30 s of start")
             return res
         timeout_ms = 4000 if ASAN else 2000
         client_log = open(os.path.join(workdir, "client.log"), "w")
-        client = spawn([os.path.join(build, "jepsen_client"), "--endpoints", cluster.endpoints(),
+        # Every node, spares too: the client reaches whichever are members (and learns the
+        # leader's address from NotLeader replies).
+        client = spawn([os.path.join(build, "jepsen_client"), "--endpoints",
+                        cluster.endpoints(cluster.nodes),
                         "--processes", str(processes), "--keys", str(keys), "--duration",
                         str(duration), "--out", hist, "--seed", str(seed), "--timeout-ms",
                         str(timeout_ms), "--max-ops", str(int(6000 * duration)),
                         "--consistency", consistency], stdout=client_log, stderr=subprocess.STDOUT)
         fault_s = fault_s or (4.0 if duration >= 20 else 2.5)
         healthy_s = healthy_s or (2.5 if duration >= 20 else 1.5)
-        nem = Nemesis(cluster, rng, nemeses, fault_s, healthy_s)
+        nem = Nemesis(cluster, rng, nemeses, fault_s, healthy_s, first=first)
         stop = threading.Event()
         # The client needs a little time to create its bucket before the first fault.
         time.sleep(0.5)
@@ -624,12 +822,21 @@ def run_once(build, nodes=3, duration=30, seed=1, nemeses=None, workdir=None, pr
             res.fail("jepsen_client exited %s: %s" % (client.returncode, ctext[-500:]))
         for n in cluster.nodes:
             n.poll_crash()
-        # -- healed: wait until everyone is back and a leader exists
-        for n in cluster.nodes:
+        # -- healed: wait until every member is back and a leader exists
+        for n in cluster.members():
             if not n.alive():
                 n.start(wait=False)
         if not wait_settled(cluster, 60 if ASAN else 30):
             res.fail("no settled leader within 30 s after healing")
+        if "membership" in nemeses:
+            # The checks run against the final membership: as many voters as at the start.
+            if not nem.restore_members(nodes):
+                res.fail("membership not restored to %d voters: %s" % (
+                    nodes, sorted(cluster.member_ids)))
+            res.info["members"] = sorted(cluster.member_ids)
+            for n in cluster.nodes:
+                if n.id not in cluster.member_ids and n.alive():
+                    n.stop()
         # -- replicas converge (first: verification then reads only from caught-up nodes)
         conv = converge(build, cluster)
         res.info["check"] = conv
@@ -695,23 +902,32 @@ def summary_line(res):
 
 # ------------------------------------------------------------------------------------ entrypoints
 
-SUITE = [  # (nodes, seed, nemeses)
+SUITE = [  # (nodes, seed, nemeses); a membership change is the first fault of the runs having it
     (3, 1, ["partition", "isolate-leader", "oneway"]),
-    (3, 2, ["kill", "pause-leader", "transfer"]),
+    (3, 2, ["kill", "pause-leader", "transfer", "membership"]),
     (5, 3, ["bridge", "partition", "delay"]),
-    (5, 4, ["kill", "isolate-leader", "pause-leader", "oneway", "transfer"]),
+    (5, 4, ["kill", "isolate-leader", "pause-leader", "oneway", "transfer", "membership"]),
 ]
 
 
 def suite(build, duration):
     runs = SUITE[:2] + SUITE[3:] if ASAN else SUITE
     passed = failed = 0
+    changes = 0
     for nodes, seed, nem in runs:
-        r = run_once(build, nodes=nodes, duration=duration, seed=seed, nemeses=nem)
+        r = run_once(build, nodes=nodes, duration=duration, seed=seed, nemeses=nem,
+                     first="membership")
+        changes += sum(1 for _, e in r.info.get("events", [])
+                       if e.startswith("membership: ") and e.endswith(": ok"))
         if r.ok:
             passed += 1
         else:
             failed += 1
+    if changes:   # the membership nemesis must have changed the membership at least once
+        passed += 1
+    else:
+        failed += 1
+        log("FAIL no membership change succeeded in the suite's runs")
     if not ASAN:
         # Negative control: stale (local) reads while the leader is cut off must be caught by the
         # checker, and only by it (so a quiet checker above means something).

@@ -2,9 +2,10 @@
 # suite_jepsen.sh: Jepsen-style fault runs against real processes (test/fault/jepsen.py), after a
 # self-test of the pipeline (jepsen_client -> lincheck, loss detection) on the engine-backed server.
 #   usage: test/fault/suite_jepsen.sh BUILD_DIR   (MC_ASAN=1: 3 runs of 15 s instead of 4 of 25 s)
-#   Runs: 3 nodes {partition, isolate-leader, oneway}, 3 {kill, pause-leader, transfer}, 5 {bridge,
-#   partition, delay}, 5 {kill, isolate-leader, pause-leader, oneway, transfer}, and a negative
-#   control (stale reads must be flagged). Time: about 3 minutes; 1.5 min under ASan.
+#   Runs: 3 nodes {partition, isolate-leader, oneway}, 3 {kill, pause-leader, transfer, membership},
+#   5 {bridge, partition, delay}, 5 {kill, isolate-leader, pause-leader, oneway, transfer,
+#   membership} (a membership change is the first fault of those two), and a negative control
+#   (stale reads must be flagged). Time: about 3 minutes; 1.5 min under ASan.
 set -uo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/../.."
