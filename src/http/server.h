@@ -8,6 +8,9 @@
 #include "obs/metrics.h"
 #include "security/auth.h"
 
+struct mc_client_server;
+struct uv_loop_s;
+
 /*
  * The server runs in libmicrohttpd's own threads (one per connection by default) and never touches
  * the node's loop: each request is served by calling the node through the client protocol over
@@ -54,6 +57,15 @@ struct mc_http_options {
     const char *tls_key_file;
     const char *tls_ca_file;
     bool tls_client_cert;
+    /* In-process path (the node): requests are handed to the node's loop (clients' in-process
+     * connection, running as local_principal) instead of a loopback client; one epoll thread
+     * (`threads` with use_thread_pool) suspends each connection until its answer is back.
+     * Admin routes and requests the node answers NotLeader/Unavailable go through the
+     * loopback client on worker threads (it follows the leader). mc_http_start and
+     * mc_http_stop must then run on local_loop's thread. NULL = loopback only. */
+    struct uv_loop_s *local_loop;
+    struct mc_client_server *local_clients;
+    const struct mc_principal *local_principal;
     bool use_thread_pool; /* default (false): one MHD thread per connection, so every
                              connection can wait on the node (a write waits for Raft) without
                              holding up others; true: an epoll pool of `threads` workers, each
