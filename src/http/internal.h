@@ -212,7 +212,8 @@ void mc_http_local_free(struct mc_http_local *l);
 int mc_http_workers_start(uint32_t n, void (*run)(void *item), struct mc_http_workers **out);
 /* Queue an item (at most MC_HTTP_MAX_CONNECTIONS queued: one per connection). 0 or MC_ELIMIT. */
 int mc_http_workers_push(struct mc_http_workers *w, void *item);
-/* Run what is queued, then join. */
+/* Run what is queued, then join; later pushes are refused. */
 void mc_http_workers_stop(struct mc_http_workers *w);
+void mc_http_workers_free(struct mc_http_workers *w); /* stops first if needed */
 
 #endif
