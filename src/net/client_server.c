@@ -79,7 +79,8 @@ struct mc_client_server {
     int port;
     struct mc_client_conn *conns; /* live handles */
     struct mc_client_conn *dirty;
-    uint32_t n_open; /* conns in CONN_OPEN (counted against max_connections) */
+    uint32_t n_open;  /* conns in CONN_OPEN (counted against max_connections) */
+    uint32_t n_local; /* in-process conns among them: not counted against the limit */
     uint32_t n_conns;
     int handles; /* open libuv handles (server's own + connections) */
     uint32_t refs;
@@ -884,6 +885,7 @@ static void close_conn(struct mc_client_conn *c)
     }
     c->prev = c->next = NULL;
     if (c->local_out) {
+        s->n_local--;
         c->local_out(c->local_ctx, NULL, 0);
         if (s->handler.conn_closed) {
             s->handler.conn_closed(s->ctx, c);
@@ -924,6 +926,7 @@ int mc_client_server_local_open(struct mc_client_server *s, const struct mc_prin
     s->refs++;
     s->n_conns++;
     s->n_open++;
+    s->n_local++;
     s->stats.connections_open++;
     s->stats.connections_accepted++;
     c->next = s->conns;
@@ -1009,7 +1012,7 @@ static void on_connection(uv_stream_t *server, int status)
         close_conn(c);
         return;
     }
-    if (s->n_open > s->opts.max_connections) {
+    if (s->n_open - s->n_local > s->opts.max_connections) {
         s->stats.connections_rejected++;
         mc_metrics_limit(MC_LIMIT_CONNECTIONS);
         mc_metrics_error(MC_ELIMIT);
