@@ -1,4 +1,5 @@
-/* handlers.c: bucket and object endpoints, served through the loopback client (DESIGN.md §4). */
+/* handlers.c: bucket and object endpoints: node requests built and answers formatted (DESIGN.md
+ * §4). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
