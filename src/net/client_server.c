@@ -101,7 +101,7 @@ static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int
 static void read_stop(struct mc_client_conn *c)
 {
     if (!c->local_out) {
-        read_stop(c);
+        uv_read_stop((uv_stream_t *)&c->tcp);
     }
 }
 
