@@ -165,7 +165,7 @@ Test(http_local, objects_in_process, .init = start, .fini = stop)
     cr_assert_str_eq(hv, "\"e1\"");
     thc_free(&r);
     json_decref(j);
-    req("HEAD", "/v1/buckets/photos/objects/a/b%20c", NULL, NULL, 200, NULL);
+    json_decref(req("HEAD", "/v1/buckets/photos/objects/a/b%20c", NULL, NULL, 200, NULL));
     j = req("GET", "/v1/buckets/photos/objects/nope", NULL, NULL, 404, NULL);
     cr_assert_str_eq(jstr(j, "error"), "NoSuchKey");
     json_decref(j);
@@ -225,7 +225,7 @@ static void *client_main(void *arg)
 /* Many keep-alive connections at once: each answer reaches its own connection. */
 Test(http_local, concurrent_keep_alive, .init = start, .fini = stop)
 {
-    req("PUT", "/v1/buckets/load", NULL, NULL, 200, NULL);
+    json_decref(req("PUT", "/v1/buckets/load", NULL, NULL, 200, NULL));
     pthread_t th[THREADS];
     for (int t = 0; t < THREADS; t++)
         pthread_create(&th[t], NULL, client_main, (void *)(intptr_t)t);
@@ -243,11 +243,11 @@ Test(http_local, concurrent_keep_alive, .init = start, .fini = stop)
 Test(http_local, follower_writes_go_through_the_client, .init = start, .fini = stop)
 {
     g.leader_elsewhere = true;
-    req("PUT", "/v1/buckets/fwd", NULL, NULL, 200, NULL);
-    req("PUT", "/v1/buckets/fwd/objects/k", NULL, "{\"size\":1}", 200, NULL);
+    json_decref(req("PUT", "/v1/buckets/fwd", NULL, NULL, 200, NULL));
+    json_decref(req("PUT", "/v1/buckets/fwd/objects/k", NULL, "{\"size\":1}", 200, NULL));
     cr_assert_gt(accepted(), 1); /* the loopback client connected */
     uint64_t before = accepted();
-    req("GET", "/v1/buckets/fwd/objects/k?consistency=stale", NULL, NULL, 200, NULL);
+    json_decref(req("GET", "/v1/buckets/fwd/objects/k?consistency=stale", NULL, NULL, 200, NULL));
     cr_assert_eq(accepted(), before);
     /* Admin routes go through the client on a worker too (the engine harness has no cluster
      * status: any answer will do, as long as one comes). */
