@@ -465,7 +465,7 @@ static void object_get_finish(struct mc_http_request *q, struct mc_http_response
         }
         if (v.version_id)
             mc_http_resp_header(r, "X-Version-Id", v.version_id);
-        mc_http_resp_json(r, 200, mc_version_json(&v, MC_JSON_COMPACT));
+        mc_http_resp_json(r, 200, mc_http_version_json(&v));
     } else {
         k->status = rc;
         mc_http_fail_call(q, r, k);

@@ -135,6 +135,10 @@ void mc_http_resp_error(struct mc_http_response *r, int code, const char *msg);
 void mc_http_resp_error_named(struct mc_http_response *r, int status, const char *name,
                               const char *msg);
 
+/* Exactly mc_version_json(v, MC_JSON_COMPACT), written without jansson (json_out.c). NULL
+ * when out of memory. */
+char *mc_http_version_json(const struct mc_version *v);
+
 /* Run the request, blocking on the loopback client (handlers.c); always fills resp. */
 void mc_http_dispatch(struct mc_http_request *q, struct mc_http_response *resp);
 
