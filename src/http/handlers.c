@@ -439,7 +439,7 @@ static void object_write_finish(struct mc_http_request *q, struct mc_http_respon
         mc_http_resp_header(r, "X-Delete-Marker", "true");
     if (k->result.version_id[0])
         mc_http_resp_header(r, "X-Version-Id", k->result.version_id);
-    mc_http_resp_json(r, 200, mc_op_result_json(&k->result, MC_JSON_COMPACT));
+    mc_http_resp_json(r, 200, mc_http_op_result_json(&k->result));
 }
 
 static bool object_get_prepare(struct mc_http_request *q, struct mc_http_response *r,

@@ -138,6 +138,8 @@ void mc_http_resp_error_named(struct mc_http_response *r, int status, const char
 /* Exactly mc_version_json(v, MC_JSON_COMPACT), written without jansson (json_out.c). NULL
  * when out of memory. */
 char *mc_http_version_json(const struct mc_version *v);
+/* Exactly mc_op_result_json(r, MC_JSON_COMPACT) (json_out.c). */
+char *mc_http_op_result_json(const struct mc_op_result *r);
 
 /* Run the request, blocking on the loopback client (handlers.c); always fills resp. */
 void mc_http_dispatch(struct mc_http_request *q, struct mc_http_response *resp);

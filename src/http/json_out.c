@@ -245,3 +245,34 @@ char *mc_http_version_json(const struct mc_version *v)
     o.p[o.len] = '\0';
     return o.p;
 }
+
+char *mc_http_op_result_json(const struct mc_op_result *r)
+{
+    if (r->code || !valid_utf8(r->version_id))
+        return mc_op_result_json(r, MC_JSON_COMPACT); /* error bodies: rare */
+    struct out o = {0};
+    PUTS(&o, "{");
+    if (r->version_id[0]) {
+        PUTS(&o, "\"version_id\":");
+        put_str(&o, r->version_id);
+        PUTS(&o, ",");
+    }
+    PUTS(&o, "\"delete_marker\":");
+    if (r->delete_marker)
+        PUTS(&o, "true");
+    else
+        PUTS(&o, "false");
+    if (r->session_id) {
+        PUTS(&o, ",\"session_id\":");
+        put_int(&o, (long long)r->session_id);
+    }
+    if (r->duplicate)
+        PUTS(&o, ",\"duplicate\":true");
+    PUTS(&o, "}");
+    if (o.err) {
+        free(o.p);
+        return NULL;
+    }
+    o.p[o.len] = '\0';
+    return o.p;
+}

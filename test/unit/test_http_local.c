@@ -392,3 +392,25 @@ Test(http_local, version_json_matches_the_engine)
         mc_version_clear(&v);
     }
 }
+
+Test(http_local, op_result_json_matches_the_engine)
+{
+    unsigned seed = 7;
+    for (int iter = 0; iter < 2000; iter++) {
+        struct mc_op_result r = {.failed_op = -1};
+        r.code = iter % 9 == 0 ? MC_EPRECOND : 0;
+        r.failed_op = iter % 18 == 0 ? 3 : -1;
+        r.delete_marker = iter % 2;
+        r.duplicate = iter % 5 == 0;
+        r.session_id = iter % 7 == 0 ? (uint64_t)iter << 40 : 0;
+        char *s = rand_str(&seed);
+        snprintf(r.version_id, sizeof r.version_id, "%s", iter % 4 ? s : "");
+        free(s);
+        char *want = mc_op_result_json(&r, MC_JSON_COMPACT);
+        char *got = mc_http_op_result_json(&r);
+        cr_assert_not_null(got);
+        cr_assert_str_eq(got, want);
+        free(want);
+        free(got);
+    }
+}
