@@ -156,7 +156,8 @@ size_t mc_client_conn_pending_bytes(const struct mc_client_conn *conn);
  */
 typedef void (*mc_client_local_out_fn)(void *ctx, const uint8_t *frames, size_t len);
 int mc_client_server_local_open(struct mc_client_server *s, const struct mc_principal *principal,
-                                mc_client_local_out_fn out, void *ctx, struct mc_client_conn **conn);
+                                mc_client_local_out_fn out, void *ctx,
+                                struct mc_client_conn **conn);
 /* Take request frames (any prefix of a frame stream). Returns the bytes taken: fewer than len
  * while the connection's read buffer is full (in-flight limit reached): feed the rest later. */
 size_t mc_client_conn_local_feed(struct mc_client_conn *c, const uint8_t *frames, size_t len);
