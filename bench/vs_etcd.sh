@@ -74,15 +74,22 @@ etcd_start() {
 }
 
 # wrk_row SYSTEM OP URL SCRIPT: REPS wrk runs, one JSON row each.
+# CPU_PID (optional): a process whose CPU time each run records (cpu_s, cpu_s_per_100k).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 wrk_row() {
-    local sys=$1 op=$2 url=$3 script=$4 r out
+    local sys=$1 op=$2 url=$3 script=$4 r out c0=0 c1=0 hz
+    hz=$(getconf CLK_TCK)
     for ((r = 1; r <= REPS; r++)); do
+        [ -n "${CPU_PID:-}" ] && c0=$(cpu_ticks "$CPU_PID")
         out=$(WRK_OP=$op WRK_KEYS=$KEYS WRK_VALUE_BYTES=$VALUE_BYTES WRK_THREADS=$THREADS \
             timeout $((DUR + 30)) wrk -t$THREADS -c"$CONNS" -d"${DUR}s" --timeout 10s -s "$script" "$url" |
             grep '^{"requests"' | tail -1) || { log "  $sys $op rep $r: wrk failed"; continue; }
+        [ -n "${CPU_PID:-}" ] && c1=$(cpu_ticks "$CPU_PID")
+        out=$(jq -c --argjson t "$((c1 - c0))" --argjson hz "$hz" \
+            'if $t > 0 then . + {cpu_s: ($t / $hz), cpu_s_per_100k: ($t / $hz * 100000 / .requests)} else . end' <<<"$out")
         jq -c --arg s "$sys" --arg o "$op" --argjson r "$r" '. + {system: $s, op: $o, rep: $r}' \
             <<<"$out" >>"$ROWS"
-        log "  $sys $op: $(jq -r '"\(.rps|floor) req/s p50=\(.p50_us)us p99=\(.p99_us)us non2xx=\(.errors_status)"' <<<"$out")"
+        log "  $sys $op: $(jq -r '"\(.rps|floor) req/s p50=\(.p50_us)us p99=\(.p99_us)us non2xx=\(.errors_status) cpu/100k=\(.cpu_s_per_100k // "-")s"' <<<"$out")"
     done
 }
 
@@ -157,6 +164,7 @@ curl -sf -X PUT "$M_URL/v1/buckets/bench" >/dev/null || true
 log "metacenter: leader $leader at $M_URL; loading $KEYS keys"
 wrk_load mc "$M_URL" "$ROOT/bench/wrk/metacenter.lua"
 log "metacenter: ${REPS}x ${DUR}s per op, $CONNS connections"
+CPU_PID=$(mc_node_pid mc "$leader")
 wrk_row mc put "$M_URL" "$ROOT/bench/wrk/metacenter.lua"
 wrk_row mc get "$M_URL" "$ROOT/bench/wrk/metacenter.lua"
 wrk_row mc stale "$M_URL" "$ROOT/bench/wrk/metacenter.lua"
@@ -189,6 +197,8 @@ for sysname in ("etcd", "mc"):
         if rs:
             s[(sysname, op)] = {k: med([r[k] for r in rs]) for k in ("rps", "p50_us", "p99_us")}
             s[(sysname, op)]["non2xx"] = sum(r["errors_status"] for r in rs)
+            cpu = [r["cpu_s_per_100k"] for r in rs if "cpu_s_per_100k" in r]
+            s[(sysname, op)]["cpu_s_per_100k"] = med(cpu)
 def ms(us):
     return "-" if us is None else f"{us / 1000:.2f} ms"
 names = {"put": f"put {vbytes} B over {int(keys):,} keys", "get": "linearizable get", "stale": "serializable / stale get"}
@@ -206,6 +216,11 @@ for op in ("put", "get", "stale"):
              f"{m['rps']:,.0f} | {ms(m['p50_us'])} | {ms(m['p99_us'])} | "
              + (f"{ratio:.2f}×" if ratio else "-") + " |" if e and m else f"| {names[op]} | missing |")
     js["rows"][op] = {"etcd": e, "ours": m, "ratio": ratio}
+cpu = [(op, s[("mc", op)]["cpu_s_per_100k"]) for op in ("put", "get", "stale")
+       if ("mc", op) in s and s[("mc", op)].get("cpu_s_per_100k") is not None]
+if cpu:
+    L.append("\nOur leader's CPU-seconds per 100K HTTP requests (user + system, /proc/PID/stat, median): "
+             + ", ".join(f"{op} {v:.2f} s" for op, v in cpu) + ".")
 nat = {}
 for wl, cons in (("put", "linearizable"), ("get", "linearizable"), ("get", "stale")):
     rs = [r for r in native if r["workload"] == wl and r["consistency"] == cons]

@@ -12,9 +12,10 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-missing-field-
 
 # The targets only need the codecs: the whole util, engine and raft modules plus the client
 # protocol codec; the HTTP target also needs the HTTP, metrics and client modules (its handlers
-# call the client). Storage/HTTP sources are picked up once they exist.
+# call the client) and the client server (the in-process path to the node). Storage/HTTP sources are picked up once they exist.
 FUZZ_LIB_SRCS := $(sort $(wildcard src/util/*.c src/engine/*.c src/raft/*.c src/storage/*.c \
-                   src/http/*.c src/obs/*.c src/client/*.c src/security/*.c) src/net/proto.c)
+                   src/http/*.c src/obs/*.c src/client/*.c src/security/*.c) src/net/proto.c \
+                   src/net/client_server.c)
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB      := $(FUZZ_BUILD)/libmetacenter_fuzz.a
 

@@ -80,6 +80,95 @@ void mc_http_call_free(struct mc_http_call *k)
     free(k->body);
     k->body = NULL;
     k->body_len = 0;
+    mc_wbuf_free(&k->ops);
+}
+
+void mc_http_call_reset(struct mc_http_call *k)
+{
+    free(k->body);
+    k->body = NULL;
+    k->body_len = 0;
+    k->done = false;
+    k->status = 0;
+    k->outcome_unknown = false;
+    k->delete_marker = false;
+    k->leader_id = 0;
+    k->message[0] = k->version_id[0] = k->leader_addr[0] = '\0';
+    memset(&k->result, 0, sizeof k->result);
+    k->result.failed_op = -1;
+}
+
+bool mc_http_status_retriable(int status)
+{
+    /* As the client library's own retry rule (src/client/client.c). */
+    return status == MC_ENOTLEADER || status == MC_EUNAVAIL || status == MC_ESHUTDOWN ||
+           status == MC_ELIMIT || status == MC_ESTALE;
+}
+
+/* Submit k->req on c (the library's async calls, which keep its sessions and retries). */
+static int submit(struct mc_client *c, struct mc_http_call *k)
+{
+    const struct mc_proto_request *q = &k->req;
+    switch (q->op) {
+    case MC_REQ_WRITE: {
+        if (k->ops.len < 4)
+            return MC_EINVAL;
+        const void *op = k->ops.data + 4; /* the one record, after its u32 length */
+        size_t len = k->ops.len - 4;
+        return mc_client_write_async(c, 1, &op, &len, mc_http_call_cb, k);
+    }
+    case MC_REQ_GET_OBJECT:
+    case MC_REQ_HEAD_OBJECT: {
+        struct mc_read_opts ro = {q->u.get.ro.consistency, q->u.get.ro.max_staleness_ms};
+        return mc_client_get_async(c, q->op == MC_REQ_HEAD_OBJECT, q->u.get.bucket.ptr,
+                                   q->u.get.key.ptr, q->u.get.version_id.ptr, &ro, mc_http_call_cb,
+                                   k);
+    }
+    case MC_REQ_LIST_OBJECTS: {
+        struct mc_read_opts ro = {q->u.list.ro.consistency, q->u.list.ro.max_staleness_ms};
+        struct mc_list_args a = {.bucket = q->u.list.bucket.ptr,
+                                 .prefix = q->u.list.prefix.ptr,
+                                 .delimiter = q->u.list.delimiter.ptr,
+                                 .start_after = q->u.list.start_after.ptr,
+                                 .continuation_token = q->u.list.continuation_token.ptr,
+                                 .max_keys = q->u.list.max_keys};
+        return mc_client_list_objects_async(c, &a, &ro, mc_http_call_cb, k);
+    }
+    case MC_REQ_LIST_VERSIONS: {
+        struct mc_read_opts ro = {q->u.versions.ro.consistency, q->u.versions.ro.max_staleness_ms};
+        struct mc_list_args a = {.bucket = q->u.versions.bucket.ptr,
+                                 .prefix = q->u.versions.prefix.ptr,
+                                 .delimiter = q->u.versions.delimiter.ptr,
+                                 .key_marker = q->u.versions.key_marker.ptr,
+                                 .version_id_marker = q->u.versions.version_id_marker.ptr,
+                                 .max_keys = q->u.versions.max_keys};
+        return mc_client_list_versions_async(c, &a, &ro, mc_http_call_cb, k);
+    }
+    case MC_REQ_LIST_BUCKETS:
+    case MC_REQ_HEAD_BUCKET: {
+        struct mc_read_opts ro = {q->u.bucket.ro.consistency, q->u.bucket.ro.max_staleness_ms};
+        if (q->op == MC_REQ_LIST_BUCKETS)
+            return mc_client_list_buckets_async(c, &ro, mc_http_call_cb, k);
+        return mc_client_head_bucket_async(c, q->u.bucket.bucket.ptr, &ro, mc_http_call_cb, k);
+    }
+    default:
+        return MC_EINVAL;
+    }
+}
+
+int mc_http_call_client(struct mc_http_server *s, struct mc_http_call *k)
+{
+    mc_http_call_reset(k);
+    k->is_write = k->req.op == MC_REQ_WRITE;
+    struct mc_client *c = mc_http_client_get(s);
+    if (!c) {
+        k->done = true;
+        k->status = MC_ENOMEM;
+        return k->status;
+    }
+    int rc = mc_http_call_wait(s, c, k, submit(c, k));
+    mc_http_client_put(s, c);
+    return rc;
 }
 
 struct mc_client *mc_http_client_get(struct mc_http_server *s)

@@ -1,4 +1,5 @@
-/* handlers.c: bucket and object endpoints, served through the loopback client (DESIGN.md §4). */
+/* handlers.c: bucket and object endpoints: node requests built and answers formatted (DESIGN.md
+ * §4). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,22 +116,6 @@ void mc_http_fail_call(const struct mc_http_request *q, struct mc_http_response 
     json_decref(o);
 }
 
-/* Run one write op through a pooled client; fills k (k->result on success). */
-static int run_op(struct mc_http_server *s, const struct mc_op *op, struct mc_http_call *k)
-{
-    memset(k, 0, sizeof *k);
-    k->is_write = true;
-    k->result.failed_op = -1;
-    struct mc_client *c = mc_http_client_get(s);
-    if (!c) {
-        k->status = MC_ENOMEM;
-        return k->status;
-    }
-    int rc = mc_http_call_wait(s, c, k, mc_client_op_async(c, op, mc_http_call_cb, k));
-    mc_http_client_put(s, c);
-    return rc;
-}
-
 json_t *mc_http_parse_body(const struct mc_http_request *q, struct mc_http_response *r,
                            bool required)
 {
@@ -153,68 +138,118 @@ json_t *mc_http_parse_body(const struct mc_http_request *q, struct mc_http_respo
     return o;
 }
 
-/* ---- buckets ---- */
+/* ---- node requests: prepare (k gets what to send) and finish (k has the answer) ---- */
 
-static void bucket_list(struct mc_http_request *q, struct mc_http_response *r)
+/* Answer r with code as a failed call would (no node request made). Returns false. */
+static bool fail_now(struct mc_http_request *q, struct mc_http_response *r, struct mc_http_call *k,
+                     int code)
 {
-    struct mc_read_opts ro;
-    if (read_opts(q, &ro) != 0) {
-        mc_http_resp_error(r, MC_EINVAL, "bad consistency or max_staleness_ms");
-        return;
-    }
-    struct mc_http_call k = {0};
-    struct mc_client *c = mc_http_client_get(q->srv);
-    int rc = c ? mc_http_call_wait(q->srv, c, &k,
-                                   mc_client_list_buckets_async(c, &ro, mc_http_call_cb, &k))
-               : (k.status = MC_ENOMEM);
-    mc_http_client_put(q->srv, c);
-    struct mc_bucket_info *b = NULL;
-    size_t n = 0;
-    if (rc == 0 && (rc = mc_bucket_list_decode(k.body, k.body_len, &b, &n)) != 0)
-        k.status = rc;
-    if (rc == 0)
-        mc_http_resp_json(r, 200, mc_bucket_list_json(b, n, MC_JSON_COMPACT));
-    else
-        mc_http_fail_call(q, r, &k);
-    free(b);
-    mc_http_call_free(&k);
+    k->status = code;
+    k->is_write = true;
+    k->result.failed_op = -1;
+    mc_http_fail_call(q, r, k);
+    return false;
 }
 
-static void bucket_head(struct mc_http_request *q, struct mc_http_response *r)
+/* k becomes a WRITE of op (built by the caller with build_rc); op is cleared. */
+static bool prepare_write(struct mc_http_request *q, struct mc_http_response *r,
+                          struct mc_http_call *k, struct mc_op *op, int build_rc)
+{
+    int rc = build_rc;
+    if (rc == 0) {
+        if (!k->ops.data)
+            mc_wbuf_init(&k->ops, MC_PROTO_MAX_BODY_BYTES);
+        k->ops.len = 0;
+        k->ops.err = 0;
+        mc_wbuf_u32(&k->ops, 0);
+        rc = mc_op_encode(op, &k->ops);
+        if (rc == 0)
+            rc = mc_wbuf_error(&k->ops);
+        if (rc == 0)
+            mc_wbuf_patch_u32(&k->ops, 0, (uint32_t)(k->ops.len - 4));
+    }
+    mc_op_clear(op);
+    if (rc != 0)
+        return fail_now(q, r, k, rc);
+    k->is_write = true;
+    k->req.op = MC_REQ_WRITE;
+    k->req.u.write.n_ops = 1;
+    k->req.u.write.ops = k->ops.data;
+    k->req.u.write.ops_bytes = (uint32_t)k->ops.len;
+    return true;
+}
+
+/* k's read options from consistency= and max_staleness_ms=; false (r answered) when bad. */
+static bool prepare_read(struct mc_http_request *q, struct mc_http_response *r,
+                         struct mc_proto_read_opts *pro)
 {
     struct mc_read_opts ro;
     if (read_opts(q, &ro) != 0) {
         mc_http_resp_error(r, MC_EINVAL, "bad consistency or max_staleness_ms");
-        return;
+        return false;
     }
-    struct mc_http_call k = {0};
-    struct mc_client *c = mc_http_client_get(q->srv);
-    int rc = c ? mc_http_call_wait(
-                     q->srv, c, &k,
-                     mc_client_head_bucket_async(c, q->path.bucket, &ro, mc_http_call_cb, &k))
-               : (k.status = MC_ENOMEM);
-    mc_http_client_put(q->srv, c);
+    pro->consistency = (uint8_t)ro.consistency;
+    pro->max_staleness_ms = ro.max_staleness_ms;
+    return true;
+}
+
+/* ---- buckets ---- */
+
+static bool bucket_list_prepare(struct mc_http_request *q, struct mc_http_response *r,
+                                struct mc_http_call *k)
+{
+    k->req.op = MC_REQ_LIST_BUCKETS;
+    k->req.u.bucket.bucket = mc_proto_cstr("");
+    return prepare_read(q, r, &k->req.u.bucket.ro);
+}
+
+static void bucket_list_finish(struct mc_http_request *q, struct mc_http_response *r,
+                               struct mc_http_call *k)
+{
     struct mc_bucket_info *b = NULL;
     size_t n = 0;
-    if (rc == 0 && (rc = mc_bucket_list_decode(k.body, k.body_len, &b, &n)) == 0 && n != 1)
+    int rc = mc_bucket_list_decode(k->body, k->body_len, &b, &n);
+    if (rc == 0) {
+        mc_http_resp_json(r, 200, mc_bucket_list_json(b, n, MC_JSON_COMPACT));
+    } else {
+        k->status = rc;
+        mc_http_fail_call(q, r, k);
+    }
+    free(b);
+}
+
+static bool bucket_head_prepare(struct mc_http_request *q, struct mc_http_response *r,
+                                struct mc_http_call *k)
+{
+    k->req.op = MC_REQ_HEAD_BUCKET;
+    k->req.u.bucket.bucket = mc_proto_cstr(q->path.bucket);
+    return prepare_read(q, r, &k->req.u.bucket.ro);
+}
+
+static void bucket_head_finish(struct mc_http_request *q, struct mc_http_response *r,
+                               struct mc_http_call *k)
+{
+    struct mc_bucket_info *b = NULL;
+    size_t n = 0;
+    int rc = mc_bucket_list_decode(k->body, k->body_len, &b, &n);
+    if (rc == 0 && n != 1)
         rc = MC_EPROTO;
     if (rc == 0) {
         mc_http_resp_json(r, 200, mc_bucket_json(&b[0], MC_JSON_COMPACT));
     } else {
-        if (k.status == 0)
-            k.status = rc;
-        mc_http_fail_call(q, r, &k);
+        k->status = rc;
+        mc_http_fail_call(q, r, k);
     }
     free(b);
-    mc_http_call_free(&k);
 }
 
 /* PUT /v1/buckets/{b}, optional body {"versioning":"enabled"|"suspended"|"unversioned"}. */
-static void bucket_create(struct mc_http_request *q, struct mc_http_response *r)
+static bool bucket_create_prepare(struct mc_http_request *q, struct mc_http_response *r,
+                                  struct mc_http_call *k)
 {
     json_t *body = mc_http_parse_body(q, r, false);
     if (!body)
-        return;
+        return false;
     enum mc_versioning v = MC_VERSIONING_UNVERSIONED;
     json_t *jv = json_object_get(body, "versioning");
     int rc = 0;
@@ -226,48 +261,45 @@ static void bucket_create(struct mc_http_request *q, struct mc_http_response *r)
     if (rc) {
         mc_http_resp_error(
             r, rc, "body must be {\"versioning\":\"enabled\"|\"suspended\"|\"unversioned\"}");
-        return;
+        return false;
     }
+    k->aux = (int)v;
     struct mc_op op = {0};
-    struct mc_http_call k;
-    rc = mc_op_bucket_create(&op, q->path.bucket, v, 0);
-    if (rc == 0)
-        rc = run_op(q->srv, &op, &k);
-    else
-        k = (struct mc_http_call){.status = rc, .is_write = true};
-    mc_op_clear(&op);
-    if (rc != 0) {
-        mc_http_fail_call(q, r, &k);
-        return;
-    }
-    json_t *o =
-        json_pack("{s:s, s:s}", "bucket", q->path.bucket, "versioning", mc_versioning_name(v));
+    return prepare_write(q, r, k, &op, mc_op_bucket_create(&op, q->path.bucket, v, 0));
+}
+
+/* {"bucket","versioning"} for bucket create and versioning (k->aux: the versioning). */
+static void bucket_versioning_finish(struct mc_http_request *q, struct mc_http_response *r,
+                                     struct mc_http_call *k)
+{
+    json_t *o = json_pack("{s:s, s:s}", "bucket", q->path.bucket, "versioning",
+                          mc_versioning_name((enum mc_versioning)k->aux));
     mc_http_resp_json(r, 200, json_dumps(o, JSON_COMPACT));
     json_decref(o);
 }
 
-static void bucket_delete(struct mc_http_request *q, struct mc_http_response *r)
+static bool bucket_delete_prepare(struct mc_http_request *q, struct mc_http_response *r,
+                                  struct mc_http_call *k)
 {
     struct mc_op op = {0};
-    struct mc_http_call k;
-    int rc = mc_op_bucket_delete(&op, q->path.bucket);
-    if (rc == 0)
-        rc = run_op(q->srv, &op, &k);
-    else
-        k = (struct mc_http_call){.status = rc, .is_write = true};
-    mc_op_clear(&op);
-    if (rc != 0)
-        mc_http_fail_call(q, r, &k);
-    else
-        r->status = 204;
+    return prepare_write(q, r, k, &op, mc_op_bucket_delete(&op, q->path.bucket));
+}
+
+static void bucket_delete_finish(struct mc_http_request *q, struct mc_http_response *r,
+                                 struct mc_http_call *k)
+{
+    (void)q;
+    (void)k;
+    r->status = 204;
 }
 
 /* PUT /v1/buckets/{b}/versioning {"status":"enabled"|"suspended"} */
-static void bucket_versioning(struct mc_http_request *q, struct mc_http_response *r)
+static bool bucket_versioning_prepare(struct mc_http_request *q, struct mc_http_response *r,
+                                      struct mc_http_call *k)
 {
     json_t *body = mc_http_parse_body(q, r, true);
     if (!body)
-        return;
+        return false;
     enum mc_versioning v = MC_VERSIONING_UNVERSIONED;
     json_t *js = json_object_get(body, "status");
     int rc = 0;
@@ -277,77 +309,64 @@ static void bucket_versioning(struct mc_http_request *q, struct mc_http_response
     json_decref(body);
     if (rc) {
         mc_http_resp_error(r, rc, "body must be {\"status\":\"enabled\"|\"suspended\"}");
-        return;
+        return false;
     }
+    k->aux = (int)v;
     struct mc_op op = {0};
-    struct mc_http_call k;
-    rc = mc_op_bucket_versioning(&op, q->path.bucket, v);
-    if (rc == 0)
-        rc = run_op(q->srv, &op, &k);
-    else
-        k = (struct mc_http_call){.status = rc, .is_write = true};
-    mc_op_clear(&op);
-    if (rc != 0) {
-        mc_http_fail_call(q, r, &k);
-        return;
-    }
-    json_t *o =
-        json_pack("{s:s, s:s}", "bucket", q->path.bucket, "versioning", mc_versioning_name(v));
-    mc_http_resp_json(r, 200, json_dumps(o, JSON_COMPACT));
-    json_decref(o);
+    return prepare_write(q, r, k, &op, mc_op_bucket_versioning(&op, q->path.bucket, v));
 }
 
 /* ---- listings ---- */
 
-static void list(struct mc_http_request *q, struct mc_http_response *r, bool versions)
+static bool list_prepare(struct mc_http_request *q, struct mc_http_response *r,
+                         struct mc_http_call *k)
 {
-    struct mc_read_opts ro;
-    if (read_opts(q, &ro) != 0) {
-        mc_http_resp_error(r, MC_EINVAL, "bad consistency or max_staleness_ms");
-        return;
-    }
-    struct mc_list_args a = {.bucket = q->path.bucket};
-    a.prefix = mc_http_arg(q, "prefix");
-    a.delimiter = mc_http_arg(q, "delimiter");
+    bool versions = q->path.route == MC_ROUTE_VERSIONS;
+    uint32_t max_keys = 0;
     const char *mk = mc_http_arg(q, "max-keys");
-    if (mk && *mk && mc_http_parse_u32(mk, 1, 1000, &a.max_keys) != 0) {
+    if (mk && *mk && mc_http_parse_u32(mk, 1, 1000, &max_keys) != 0) {
         mc_http_resp_error(r, MC_EINVAL, "max-keys must be an integer >= 1");
-        return;
+        return false;
     }
     if (versions) {
-        a.key_marker = mc_http_arg(q, "key-marker");
-        a.version_id_marker = mc_http_arg(q, "version-id-marker");
-        if (a.version_id_marker && *a.version_id_marker && !(a.key_marker && *a.key_marker)) {
+        const char *km = mc_http_arg(q, "key-marker");
+        const char *vm = mc_http_arg(q, "version-id-marker");
+        if (vm && *vm && !(km && *km)) {
             mc_http_resp_error(r, MC_EINVAL, "version-id-marker needs key-marker");
-            return;
+            return false;
         }
-    } else {
-        a.start_after = mc_http_arg(q, "start-after");
-        a.continuation_token = mc_http_arg(q, "continuation-token");
+        k->req.op = MC_REQ_LIST_VERSIONS;
+        k->req.u.versions.bucket = mc_proto_cstr(q->path.bucket);
+        k->req.u.versions.prefix = mc_proto_cstr(mc_http_arg(q, "prefix"));
+        k->req.u.versions.delimiter = mc_proto_cstr(mc_http_arg(q, "delimiter"));
+        k->req.u.versions.key_marker = mc_proto_cstr(km);
+        k->req.u.versions.version_id_marker = mc_proto_cstr(vm);
+        k->req.u.versions.max_keys = max_keys;
+        return prepare_read(q, r, &k->req.u.versions.ro);
     }
-    struct mc_http_call k = {0};
-    struct mc_client *c = mc_http_client_get(q->srv);
-    int rc;
-    if (!c)
-        rc = k.status = MC_ENOMEM;
-    else if (versions)
-        rc = mc_http_call_wait(q->srv, c, &k,
-                               mc_client_list_versions_async(c, &a, &ro, mc_http_call_cb, &k));
-    else
-        rc = mc_http_call_wait(q->srv, c, &k,
-                               mc_client_list_objects_async(c, &a, &ro, mc_http_call_cb, &k));
-    mc_http_client_put(q->srv, c);
+    k->req.op = MC_REQ_LIST_OBJECTS;
+    k->req.u.list.bucket = mc_proto_cstr(q->path.bucket);
+    k->req.u.list.prefix = mc_proto_cstr(mc_http_arg(q, "prefix"));
+    k->req.u.list.delimiter = mc_proto_cstr(mc_http_arg(q, "delimiter"));
+    k->req.u.list.start_after = mc_proto_cstr(mc_http_arg(q, "start-after"));
+    k->req.u.list.continuation_token = mc_proto_cstr(mc_http_arg(q, "continuation-token"));
+    k->req.u.list.max_keys = max_keys;
+    return prepare_read(q, r, &k->req.u.list.ro);
+}
+
+static void list_finish(struct mc_http_request *q, struct mc_http_response *r,
+                        struct mc_http_call *k)
+{
     struct mc_list_result lr = {0};
-    if (rc == 0 && (rc = mc_list_result_decode(k.body, k.body_len, &lr)) != 0)
-        k.status = rc;
+    int rc = mc_list_result_decode(k->body, k->body_len, &lr);
     if (rc == 0) {
-        lr.is_versions = versions;
+        lr.is_versions = q->path.route == MC_ROUTE_VERSIONS;
         mc_http_resp_json(r, 200, mc_list_result_json(&lr, MC_JSON_COMPACT));
     } else {
-        mc_http_fail_call(q, r, &k);
+        k->status = rc;
+        mc_http_fail_call(q, r, k);
     }
     mc_list_result_clear(&lr);
-    mc_http_call_free(&k);
 }
 
 /* ---- objects ---- */
@@ -368,7 +387,8 @@ static void unquote_etag(const char *in, char *out, size_t cap)
     out[n] = '\0';
 }
 
-static void object_put(struct mc_http_request *q, struct mc_http_response *r)
+static bool object_put_prepare(struct mc_http_request *q, struct mc_http_response *r,
+                               struct mc_http_call *k)
 {
     struct mc_object_meta meta = {0};
     int rc = 0;
@@ -376,7 +396,7 @@ static void object_put(struct mc_http_request *q, struct mc_http_response *r)
         rc = mc_object_meta_from_json(q->body, q->body_len, &meta);
         if (rc != 0) {
             mc_http_resp_error(r, rc, rc == MC_EINVAL ? "malformed metadata JSON body" : NULL);
-            return;
+            return false;
         }
     }
     struct mc_op op = {0};
@@ -405,41 +425,38 @@ static void object_put(struct mc_http_request *q, struct mc_http_response *r)
     if (bad) {
         mc_op_clear(&op);
         mc_http_resp_error(r, MC_EINVAL, bad);
-        return;
+        return false;
     }
-    struct mc_http_call k;
-    if (rc == 0)
-        rc = run_op(q->srv, &op, &k);
-    else
-        k = (struct mc_http_call){.status = rc, .is_write = true};
-    mc_op_clear(&op);
-    if (rc != 0) {
-        mc_http_fail_call(q, r, &k);
-        return;
-    }
-    if (k.result.version_id[0])
-        mc_http_resp_header(r, "X-Version-Id", k.result.version_id);
-    mc_http_resp_json(r, 200, mc_op_result_json(&k.result, MC_JSON_COMPACT));
+    return prepare_write(q, r, k, &op, rc);
 }
 
-static void object_get(struct mc_http_request *q, struct mc_http_response *r, bool head)
+/* Object PUT and DELETE: {"version_id","delete_marker"} + X-Version-Id (+ X-Delete-Marker). */
+static void object_write_finish(struct mc_http_request *q, struct mc_http_response *r,
+                                struct mc_http_call *k)
 {
-    struct mc_read_opts ro;
-    if (read_opts(q, &ro) != 0) {
-        mc_http_resp_error(r, MC_EINVAL, "bad consistency or max_staleness_ms");
-        return;
-    }
-    const char *vid = mc_http_arg(q, "version-id");
-    struct mc_http_call k = {0};
-    struct mc_client *c = mc_http_client_get(q->srv);
-    int rc = c ? mc_http_call_wait(q->srv, c, &k,
-                                   mc_client_get_async(c, head, q->path.bucket, q->path.key, vid,
-                                                       &ro, mc_http_call_cb, &k))
-               : (k.status = MC_ENOMEM);
-    mc_http_client_put(q->srv, c);
+    (void)q;
+    if (k->result.delete_marker)
+        mc_http_resp_header(r, "X-Delete-Marker", "true");
+    if (k->result.version_id[0])
+        mc_http_resp_header(r, "X-Version-Id", k->result.version_id);
+    mc_http_resp_json(r, 200, mc_http_op_result_json(&k->result));
+}
+
+static bool object_get_prepare(struct mc_http_request *q, struct mc_http_response *r,
+                               struct mc_http_call *k)
+{
+    k->req.op = strcmp(q->method, "HEAD") == 0 ? MC_REQ_HEAD_OBJECT : MC_REQ_GET_OBJECT;
+    k->req.u.get.bucket = mc_proto_cstr(q->path.bucket);
+    k->req.u.get.key = mc_proto_cstr(q->path.key);
+    k->req.u.get.version_id = mc_proto_cstr(mc_http_arg(q, "version-id"));
+    return prepare_read(q, r, &k->req.u.get.ro);
+}
+
+static void object_get_finish(struct mc_http_request *q, struct mc_http_response *r,
+                              struct mc_http_call *k)
+{
     struct mc_version v = {0};
-    if (rc == 0 && (rc = mc_version_decode(k.body, k.body_len, &v)) != 0)
-        k.status = rc;
+    int rc = mc_version_decode(k->body, k->body_len, &v);
     if (rc == 0) {
         if (v.meta.etag && v.meta.etag[0]) {
             char et[600];
@@ -448,96 +465,138 @@ static void object_get(struct mc_http_request *q, struct mc_http_response *r, bo
         }
         if (v.version_id)
             mc_http_resp_header(r, "X-Version-Id", v.version_id);
-        mc_http_resp_json(r, 200, mc_version_json(&v, MC_JSON_COMPACT));
+        mc_http_resp_json(r, 200, mc_http_version_json(&v));
     } else {
-        mc_http_fail_call(q, r, &k);
+        k->status = rc;
+        mc_http_fail_call(q, r, k);
     }
     mc_version_clear(&v);
-    mc_http_call_free(&k);
 }
 
-static void object_delete(struct mc_http_request *q, struct mc_http_response *r)
+static bool object_delete_prepare(struct mc_http_request *q, struct mc_http_response *r,
+                                  struct mc_http_call *k)
 {
     const char *vid = mc_http_arg(q, "version-id");
     if (vid && !*vid)
         vid = NULL;
     struct mc_op op = {0};
-    struct mc_http_call k;
-    int rc = mc_op_delete(&op, q->path.bucket, q->path.key, vid, NULL, 0);
-    if (rc == 0)
-        rc = run_op(q->srv, &op, &k);
-    else
-        k = (struct mc_http_call){.status = rc, .is_write = true};
-    mc_op_clear(&op);
-    if (rc != 0) {
-        mc_http_fail_call(q, r, &k);
-        return;
-    }
-    if (k.result.delete_marker)
-        mc_http_resp_header(r, "X-Delete-Marker", "true");
-    if (k.result.version_id[0])
-        mc_http_resp_header(r, "X-Version-Id", k.result.version_id);
-    mc_http_resp_json(r, 200, mc_op_result_json(&k.result, MC_JSON_COMPACT));
+    return prepare_write(q, r, k, &op,
+                         mc_op_delete(&op, q->path.bucket, q->path.key, vid, NULL, 0));
 }
 
 /* ---- dispatch ---- */
+
+typedef bool (*prepare_fn)(struct mc_http_request *q, struct mc_http_response *r,
+                           struct mc_http_call *k);
+typedef void (*finish_fn)(struct mc_http_request *q, struct mc_http_response *r,
+                          struct mc_http_call *k);
 
 static bool is(const struct mc_http_request *q, const char *m)
 {
     return strcmp(q->method, m) == 0;
 }
 
-void mc_http_dispatch(struct mc_http_request *q, struct mc_http_response *r)
+/* The two phases of a data route (both NULL for the rest). */
+static void data_route(const struct mc_http_request *q, prepare_fn *p, finish_fn *f)
 {
     bool get = is(q, "GET") || is(q, "HEAD");
+    *p = NULL;
+    *f = NULL;
     switch (q->path.route) {
-    case MC_ROUTE_HEALTHZ:
-        mc_http_healthz(q, r);
-        return;
-    case MC_ROUTE_READYZ:
-        mc_http_readyz(q, r);
-        return;
-    case MC_ROUTE_METRICS:
-        mc_http_metrics(q, r);
-        return;
     case MC_ROUTE_BUCKETS:
-        bucket_list(q, r);
+        *p = bucket_list_prepare, *f = bucket_list_finish;
         return;
     case MC_ROUTE_BUCKET:
         if (get)
-            bucket_head(q, r);
+            *p = bucket_head_prepare, *f = bucket_head_finish;
         else if (is(q, "PUT"))
-            bucket_create(q, r);
+            *p = bucket_create_prepare, *f = bucket_versioning_finish;
         else
-            bucket_delete(q, r);
+            *p = bucket_delete_prepare, *f = bucket_delete_finish;
         return;
     case MC_ROUTE_VERSIONING:
-        bucket_versioning(q, r);
+        *p = bucket_versioning_prepare, *f = bucket_versioning_finish;
         return;
     case MC_ROUTE_OBJECTS:
-        list(q, r, false);
-        return;
     case MC_ROUTE_VERSIONS:
-        list(q, r, true);
+        *p = list_prepare, *f = list_finish;
         return;
     case MC_ROUTE_OBJECT:
         if (get)
-            object_get(q, r, is(q, "HEAD"));
+            *p = object_get_prepare, *f = object_get_finish;
         else if (is(q, "PUT"))
-            object_put(q, r);
+            *p = object_put_prepare, *f = object_write_finish;
         else
-            object_delete(q, r);
+            *p = object_delete_prepare, *f = object_write_finish;
         return;
+    default:
+        return;
+    }
+}
+
+bool mc_http_route_is_admin(enum mc_http_route r)
+{
+    switch (r) {
     case MC_ROUTE_CLUSTER:
     case MC_ROUTE_MEMBERS:
     case MC_ROUTE_MEMBER:
     case MC_ROUTE_PROMOTE:
     case MC_ROUTE_TRANSFER:
     case MC_ROUTE_SNAPSHOT:
-        mc_http_admin(q, r);
-        return;
-    case MC_ROUTE_NONE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool mc_http_prepare(struct mc_http_request *q, struct mc_http_response *r, struct mc_http_call *k)
+{
+    switch (q->path.route) {
+    case MC_ROUTE_HEALTHZ:
+        mc_http_healthz(q, r);
+        return false;
+    case MC_ROUTE_READYZ:
+        mc_http_readyz(q, r);
+        return false;
+    case MC_ROUTE_METRICS:
+        mc_http_metrics(q, r);
+        return false;
+    default:
         break;
     }
-    mc_http_resp_error_named(r, 404, "NotFound", "no such endpoint");
+    prepare_fn p;
+    finish_fn f;
+    data_route(q, &p, &f);
+    if (!p) {
+        mc_http_resp_error_named(r, 404, "NotFound", "no such endpoint");
+        return false;
+    }
+    k->req.request_id = 0;
+    k->result.failed_op = -1;
+    return p(q, r, k);
+}
+
+void mc_http_finish(struct mc_http_request *q, struct mc_http_response *r, struct mc_http_call *k)
+{
+    prepare_fn p;
+    finish_fn f;
+    data_route(q, &p, &f);
+    if (k->status != 0 || !f)
+        mc_http_fail_call(q, r, k);
+    else
+        f(q, r, k);
+}
+
+void mc_http_dispatch(struct mc_http_request *q, struct mc_http_response *r)
+{
+    if (mc_http_route_is_admin(q->path.route)) {
+        mc_http_admin(q, r);
+        return;
+    }
+    struct mc_http_call k = {0};
+    if (mc_http_prepare(q, r, &k)) {
+        mc_http_call_client(q->srv, &k);
+        mc_http_finish(q, r, &k);
+    }
+    mc_http_call_free(&k);
 }

@@ -11,9 +11,15 @@
 #include "http/server.h"
 #include "metacenter/client.h"
 #include "metacenter/engine.h"
+#include "net/proto.h"
+#include "util/codec.h"
 
 struct MHD_Connection;
 struct MHD_Daemon;
+struct mc_http_local;
+struct mc_http_workers;
+struct mc_client_server;
+struct uv_loop_s;
 
 /* Idle loopback clients kept for reuse; more are closed when returned. */
 #define MC_HTTP_POOL_MAX 128
@@ -39,6 +45,8 @@ struct mc_http_server {
     pthread_mutex_t pool_mu;
     struct mc_client *pool[MC_HTTP_POOL_MAX]; /* idle clients */
     uint32_t n_pool;
+    struct mc_http_local *local;     /* in-process path to the node (NULL: loopback only) */
+    struct mc_http_workers *workers; /* with local: admin routes and forwarded requests */
 };
 
 /* ---- routes (route.c) ---- */
@@ -127,13 +135,31 @@ void mc_http_resp_error(struct mc_http_response *r, int code, const char *msg);
 void mc_http_resp_error_named(struct mc_http_response *r, int status, const char *name,
                               const char *msg);
 
-/* Run the request (handlers.c); always fills resp. */
+/* Exactly mc_version_json(v, MC_JSON_COMPACT), written without jansson (json_out.c). NULL
+ * when out of memory. */
+char *mc_http_version_json(const struct mc_version *v);
+/* Exactly mc_op_result_json(r, MC_JSON_COMPACT) (json_out.c). */
+char *mc_http_op_result_json(const struct mc_op_result *r);
+
+/* Run the request, blocking on the loopback client (handlers.c); always fills resp. */
 void mc_http_dispatch(struct mc_http_request *q, struct mc_http_response *resp);
+
+/* Two-phase form of mc_http_dispatch for the data routes (buckets, objects, listings): prepare
+ * fills k with the node request to make and returns true, or answers r and returns false
+ * (bad input, /healthz, /readyz, /metrics). Once k has the node's answer (loopback client or
+ * in-process), finish formats r. Admin routes (mc_http_route_is_admin) have no two-phase form. */
+struct mc_http_call;
+bool mc_http_prepare(struct mc_http_request *q, struct mc_http_response *r, struct mc_http_call *k);
+void mc_http_finish(struct mc_http_request *q, struct mc_http_response *r, struct mc_http_call *k);
+bool mc_http_route_is_admin(enum mc_http_route r);
 
 /* ---- loopback calls (call.c) ---- */
 
-/* What one client request returned, copied out of the callback. */
+/* One node request: what to send (req, ops) and what it returned, copied out of the callback. */
 struct mc_http_call {
+    struct mc_proto_request req; /* strings borrow the HTTP request (path, args) */
+    struct mc_wbuf ops;          /* MC_REQ_WRITE: the op list (u32 length + op record) */
+    int aux;                     /* handler scratch kept from prepare to finish */
     bool done;
     bool is_write;
     int status;
@@ -149,17 +175,51 @@ struct mc_http_call {
 };
 
 void mc_http_call_cb(void *arg, const struct mc_client_result *r);
+/* Forget the last answer (before sending k->req again); keeps req and ops. */
+void mc_http_call_reset(struct mc_http_call *k);
+/* Send k->req through a pooled loopback client and wait (the library follows the leader and
+ * retries). Returns k->status. */
+int mc_http_call_client(struct mc_http_server *s, struct mc_http_call *k);
+/* Statuses the client library retries (another member or later may succeed). */
+bool mc_http_status_retriable(int status);
 /* Poll until the call's callback ran, or the server stops (MC_ESHUTDOWN: then the caller must
  * hand c back with mc_http_client_put while k is still alive: closing c completes k).
  * submit_rc = what the submit returned. Returns k->status. */
 #define MC_HTTP_STOP_CHECK_MS 50
 int mc_http_call_wait(struct mc_http_server *s, struct mc_client *c, struct mc_http_call *k,
                       int submit_rc);
+/* Frees the reply body and the op list. */
 void mc_http_call_free(struct mc_http_call *k);
 
 /* Take a loopback client (pooled or new) / give it back. NULL on failure. */
 struct mc_client *mc_http_client_get(struct mc_http_server *s);
 void mc_http_client_put(struct mc_http_server *s, struct mc_client *c);
 void mc_http_pool_close(struct mc_http_server *s);
+
+/* ---- in-process path to the node (local.c) ---- */
+
+/* Loop thread: bridge to the client server's in-process connection (uv_async for input). */
+int mc_http_local_new(struct uv_loop_s *loop, struct mc_client_server *clients,
+                      const struct mc_principal *principal, struct mc_http_local **out);
+/* Any thread: queue k->req for the node. done(arg) runs on the loop thread once k holds the
+ * answer. *id identifies it for mc_http_local_cancel. 0 or MC_ESHUTDOWN, MC_ELIMIT, encode
+ * errors (then done never runs). */
+int mc_http_local_submit(struct mc_http_local *l, struct mc_http_call *k, void (*done)(void *),
+                         void *arg, uint64_t *id);
+/* Any thread: k will not be written any more (its owner is going away). */
+void mc_http_local_cancel(struct mc_http_local *l, uint64_t id);
+/* Loop thread: answer everything pending with status (done runs) and refuse new submits. */
+void mc_http_local_fail_all(struct mc_http_local *l, int status);
+/* Loop thread, after fail_all and once no thread submits any more: close and free. */
+void mc_http_local_free(struct mc_http_local *l);
+
+/* ---- worker threads (worker.c): blocking work off the MHD thread ---- */
+
+int mc_http_workers_start(uint32_t n, void (*run)(void *item), struct mc_http_workers **out);
+/* Queue an item (at most MC_HTTP_MAX_CONNECTIONS queued: one per connection). 0 or MC_ELIMIT. */
+int mc_http_workers_push(struct mc_http_workers *w, void *item);
+/* Run what is queued, then join; later pushes are refused. */
+void mc_http_workers_stop(struct mc_http_workers *w);
+void mc_http_workers_free(struct mc_http_workers *w); /* stops first if needed */
 
 #endif

@@ -18,12 +18,31 @@
  * client library (a few KiB). Bounded so 1024 connections reserve at most 512 MiB virtual. */
 #define HTTP_THREAD_STACK_BYTES (512u * 1024u)
 
-/* Per-request state kept by MHD between calls of the access handler. */
+/* A request body buffer larger than this is released after its request (a one-off big PUT). */
+#define KEEP_BODY_BYTES (64u * 1024)
+/* In-process mode: threads for admin routes and forwarded requests (blocking client calls). */
+#define LOCAL_WORKERS 4
+
+enum req_phase {
+    RQ_NEW,    /* being received / routed */
+    RQ_LOCAL,  /* suspended: k is with the node (in-process) */
+    RQ_WORKER, /* suspended: a worker fills r */
+};
+
+/* Per-connection state (MHD's socket context), reused by each request on the connection: one
+ * request at a time, so nothing is allocated per request but the response body. */
 struct req_ctx {
+    struct mc_http_server *srv;
     char *body;
     size_t len;
     size_t cap;
     bool too_large;
+    enum req_phase phase;
+    bool forward;      /* RQ_WORKER: resend k through the loopback client, then finish */
+    uint64_t local_id; /* RQ_LOCAL: the in-process request (for cancel) */
+    struct mc_http_request q;
+    struct mc_http_call k;
+    struct mc_http_response r;
 };
 
 /* ---- response helpers ---- */
@@ -171,6 +190,108 @@ static int body_append(struct req_ctx *c, const char *data, size_t n, size_t max
     return 0;
 }
 
+/* The finished response r goes out; k is ready for the next request. */
+static enum MHD_Result respond(struct req_ctx *c)
+{
+    enum MHD_Result ok = send_resp(c->q.conn, &c->r);
+    mc_http_call_reset(&c->k);
+    return ok;
+}
+
+/* In-process answer arrived (loop thread): wake the connection. */
+static void local_done(void *arg)
+{
+    struct req_ctx *c = arg;
+    MHD_resume_connection(c->q.conn);
+}
+
+/* Worker thread: the blocking part (admin routes; requests the node could not serve locally,
+ * resent through the loopback client, which follows the leader and retries). */
+static void worker_run(void *item)
+{
+    struct req_ctx *c = item;
+    if (c->forward) {
+        mc_http_call_client(c->srv, &c->k);
+        mc_http_finish(&c->q, &c->r, &c->k);
+    } else {
+        mc_http_dispatch(&c->q, &c->r);
+    }
+    MHD_resume_connection(c->q.conn);
+}
+
+static enum MHD_Result to_worker(struct req_ctx *c, bool forward)
+{
+    c->phase = RQ_WORKER;
+    c->forward = forward;
+    MHD_suspend_connection(c->q.conn);
+    if (mc_http_workers_push(c->srv->workers, c) != 0) {
+        mc_http_resp_error(&c->r, MC_ESHUTDOWN, NULL);
+        MHD_resume_connection(c->q.conn);
+    }
+    return MHD_YES;
+}
+
+/* Hand a prepared data request to the node's loop; the connection sleeps until the answer.
+ * Suspended before submitting: the answer (and resume) may come before submit returns. */
+static enum MHD_Result to_local(struct req_ctx *c)
+{
+    c->phase = RQ_LOCAL;
+    MHD_suspend_connection(c->q.conn);
+    int rc = mc_http_local_submit(c->srv->local, &c->k, local_done, c, &c->local_id);
+    if (rc != 0) {
+        c->k.done = true;
+        c->k.status = rc;
+        MHD_resume_connection(c->q.conn);
+    }
+    return MHD_YES;
+}
+
+/* Back from the node: finish, or resend through the client library when another member (or
+ * a moment later) may serve it (reads: NotLeader, Unavailable, StaleRead...). A write is
+ * resent only after SlowDown (refused on arrival): a local write carries no exactly-once
+ * session, and after NotLeader/ShuttingDown it may have been proposed and may still commit,
+ * so resending it could apply it twice; it is answered with outcome_unknown instead. */
+static enum MHD_Result after_local(struct req_ctx *c)
+{
+    c->local_id = 0;
+    int st = c->k.status;
+    bool write = c->k.req.op == MC_REQ_WRITE;
+    if (mc_http_status_retriable(st) && (!write || st == MC_ELIMIT) &&
+        !atomic_load_explicit(&c->srv->stopping, memory_order_relaxed))
+        return to_worker(c, true);
+    if (write && mc_http_status_retriable(st))
+        c->k.outcome_unknown = true;
+    mc_http_finish(&c->q, &c->r, &c->k);
+    return respond(c);
+}
+
+/* Does this node lead (as last published)? Writes elsewhere go through the client library. */
+static bool node_leads(struct mc_http_server *s)
+{
+    struct mc_node_metrics n;
+    memset(&n, 0, sizeof n);
+    return s->collect && s->collect(s->collect_ctx, &n) == 0 && n.has_leader &&
+           n.leader_id == n.node_id;
+}
+
+static void req_begin(struct req_ctx *c)
+{
+    c->len = 0;
+    c->too_large = false;
+    c->phase = RQ_NEW;
+    c->forward = false;
+    c->local_id = 0;
+    free(c->r.body);
+    c->r = (struct mc_http_response){0};
+    struct mc_wbuf ops = c->k.ops; /* kept: its buffer is reused */
+    mc_http_call_reset(&c->k);
+    memset(&c->k, 0, sizeof c->k);
+    ops.len = 0;
+    ops.err = 0;
+    c->k.ops = ops;
+    c->k.result.failed_op = -1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -179,9 +300,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct mc_http_server *s = cls;
     struct req_ctx *c = *req_cls;
     if (!c) {
-        c = calloc(1, sizeof *c);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        c = ci ? ci->socket_context : NULL;
         if (!c)
             return MHD_NO;
+        req_begin(c);
         *req_cls = c;
         /* Refuse a declared oversized body before reading it. */
         const char *cl =
@@ -190,6 +314,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return send_local_error(conn, MC_ETOOLARGE, "request body over 1 MiB");
         return MHD_YES;
     }
+    if (c->phase == RQ_LOCAL)
+        return after_local(c);
+    if (c->phase == RQ_WORKER)
+        return respond(c);
     if (*upload_data_size > 0) {
         if (body_append(c, upload_data, *upload_data_size, s->max_body_bytes) != 0)
             return MHD_NO;
@@ -199,63 +327,93 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (c->too_large)
         return send_local_error(conn, MC_ETOOLARGE, "request body over 1 MiB");
 
-    struct mc_http_request q = {.srv = s, .conn = conn, .method = method, .url = url};
-    q.body = c->body ? c->body : "";
-    q.body_len = c->len;
-    int rc = mc_http_route_parse(url, &q.path);
+    struct mc_http_request *q = &c->q;
+    *q = (struct mc_http_request){.srv = s, .conn = conn, .method = method, .url = url};
+    q->body = c->body && c->len ? c->body : "";
+    q->body_len = c->len;
+    int rc = mc_http_route_parse(url, &q->path);
     if (rc == MC_ENOTFOUND) {
-        struct mc_http_response r = {0};
-        mc_http_resp_error_named(&r, 404, "NotFound", "no such endpoint");
-        return send_resp(conn, &r);
+        mc_http_resp_error_named(&c->r, 404, "NotFound", "no such endpoint");
+        return respond(c);
     }
     if (rc != 0)
         return send_local_error(conn, rc, NULL);
-    if (!mc_http_route_allows(q.path.route, method)) {
-        struct mc_http_response r = {0};
-        mc_http_resp_error_named(&r, 405, "MethodNotAllowed",
+    if (!mc_http_route_allows(q->path.route, method)) {
+        mc_http_resp_error_named(&c->r, 405, "MethodNotAllowed",
                                  "method not allowed on this endpoint");
-        mc_http_resp_header(&r, "Allow", mc_http_route_methods(q.path.route));
-        return send_resp(conn, &r);
+        mc_http_resp_header(&c->r, "Allow", mc_http_route_methods(q->path.route));
+        return respond(c);
     }
-    rc = mc_http_authorize(s, &q);
+    rc = mc_http_authorize(s, q);
     if (rc != 0) {
-        struct mc_http_response r = {0};
         mc_metrics_error(rc);
-        mc_http_resp_error(&r, rc,
+        mc_http_resp_error(&c->r, rc,
                            rc == MC_EUNAUTH
                                ? "missing or invalid bearer token (Authorization: "
                                  "Bearer TOKEN)"
                                : "the token's role or bucket grants do not allow this");
         if (rc == MC_EUNAUTH)
-            mc_http_resp_header(&r, "WWW-Authenticate", "Bearer realm=\"metacenter\"");
-        return send_resp(conn, &r);
+            mc_http_resp_header(&c->r, "WWW-Authenticate", "Bearer realm=\"metacenter\"");
+        return respond(c);
     }
-    struct mc_http_response r = {0};
-    mc_http_dispatch(&q, &r);
-    return send_resp(conn, &r);
+    if (!s->local) {
+        mc_http_dispatch(q, &c->r); /* blocks this connection's thread on the loopback client */
+        return respond(c);
+    }
+    if (mc_http_route_is_admin(q->path.route))
+        return to_worker(c, false);
+    if (!mc_http_prepare(q, &c->r, &c->k))
+        return respond(c); /* answered without the node (bad input, health, metrics) */
+    if (c->k.req.op == MC_REQ_WRITE && !node_leads(s))
+        return to_worker(c, true); /* a follower's write: forwarded with an exactly-once session */
+    return to_local(c);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)conn;
     (void)toe;
+    struct mc_http_server *s = cls;
     struct req_ctx *c = *req_cls;
-    if (c) {
+    if (!c)
+        return;
+    /* Only at daemon stop can a connection end while its request is with the node. */
+    if (c->local_id && s->local)
+        mc_http_local_cancel(s->local, c->local_id);
+    c->local_id = 0;
+    free(c->r.body);
+    c->r.body = NULL;
+    if (c->cap > KEEP_BODY_BYTES) {
         free(c->body);
-        free(c);
-        *req_cls = NULL;
+        c->body = NULL;
+        c->cap = 0;
     }
+    *req_cls = NULL;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)cls;
     (void)conn;
-    (void)socket_ctx;
-    mc_metrics_http_connections_add(toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    struct mc_http_server *s = cls;
+    bool started = toe == MHD_CONNECTION_NOTIFY_STARTED;
+    mc_metrics_http_connections_add(started ? 1 : -1);
+    if (started) {
+        struct req_ctx *c = calloc(1, sizeof *c);
+        if (c)
+            c->srv = s;
+        *socket_ctx = c; /* NULL: on_request refuses the connection's requests */
+        return;
+    }
+    struct req_ctx *c = *socket_ctx;
+    if (c) {
+        free(c->body);
+        free(c->r.body);
+        mc_http_call_free(&c->k);
+        free(c);
+        *socket_ctx = NULL;
+    }
 }
 
 /*
@@ -373,14 +531,31 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
     }
     pthread_mutex_init(&s->pool_mu, NULL);
 
+    bool local = o->local_loop && o->local_clients;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TURBO;
-    if (o->use_thread_pool)
+    if (local)
+        flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    else if (o->use_thread_pool)
         flags |= MHD_USE_EPOLL;
     else
         flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
-    /* Thread-per-connection takes no pool: a pool size of 1 means "no pool" to MHD. */
+    /* Thread-per-connection takes no pool: a pool size of 1 means "no pool" to MHD. In-process,
+     * one epoll thread unless asked for a pool: nothing blocks it. */
     unsigned pool = o->use_thread_pool ? (unsigned)threads : 1u;
+    if (local) {
+        int lrc = mc_http_local_new(o->local_loop, o->local_clients, o->local_principal, &s->local);
+        if (lrc == 0)
+            lrc = mc_http_workers_start(LOCAL_WORKERS, worker_run, &s->workers);
+        if (lrc != 0) {
+            mc_http_local_free(s->local);
+            pthread_mutex_destroy(&s->pool_mu);
+            free(s);
+            return lrc;
+        }
+    }
     if (setup_tls(s, o) != 0) {
+        mc_http_workers_free(s->workers);
+        mc_http_local_free(s->local);
         pthread_mutex_destroy(&s->pool_mu);
         free(s->tls_cert_pem);
         free(s->tls_key_pem);
@@ -406,6 +581,8 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
         MHD_OPTION_END);
     if (!s->daemon) {
         MC_ERROR("http_start_failed", "addr=%s", listen);
+        mc_http_workers_free(s->workers);
+        mc_http_local_free(s->local);
         pthread_mutex_destroy(&s->pool_mu);
         free(s->tls_cert_pem);
         free(s->tls_key_pem);
@@ -415,8 +592,11 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : ntohs(sa.sin_port);
     MC_INFO("http_listening", "addr=%s port=%d mode=%s threads=%u client=%s tls=%d", listen,
-            s->port, o->use_thread_pool ? "pool" : "thread_per_connection",
-            o->use_thread_pool ? threads : 0, s->client_addr, s->tls_cert_pem != NULL);
+            s->port,
+            local                ? "in_process"
+            : o->use_thread_pool ? "pool"
+                                 : "thread_per_connection",
+            local || o->use_thread_pool ? pool : 0, s->client_addr, s->tls_cert_pem != NULL);
     *out = s;
     return 0;
 }
@@ -434,7 +614,16 @@ void mc_http_stop(struct mc_http_server *s)
      * this returns quickly even when called from the node's loop thread, which then cannot
      * answer the loopback requests. */
     atomic_store(&s->stopping, true);
+    /* In-process mode: every suspended connection must be resumed before MHD_stop_daemon
+     * (MHD aborts otherwise). Workers finish (their client calls give up on `stopping`) and
+     * resume theirs; what is with the node is answered ShuttingDown (this is the loop thread:
+     * the node will not answer any more); later requests are refused at submit. */
+    mc_http_workers_stop(s->workers);
+    if (s->local)
+        mc_http_local_fail_all(s->local, MC_ESHUTDOWN);
     MHD_stop_daemon(s->daemon);
+    mc_http_workers_free(s->workers);
+    mc_http_local_free(s->local);
     mc_http_pool_close(s);
     pthread_mutex_destroy(&s->pool_mu);
     if (s->tls_key_pem)

@@ -1,4 +1,5 @@
-/* server.h: the HTTP/JSON API (DESIGN.md §4, docs/http.md): libmicrohttpd, own threads. */
+/* server.h: the HTTP/JSON API (DESIGN.md §4, docs/http.md): libmicrohttpd, in-process or loopback.
+ */
 #ifndef MC_HTTP_SERVER_H
 #define MC_HTTP_SERVER_H
 
@@ -8,15 +9,20 @@
 #include "obs/metrics.h"
 #include "security/auth.h"
 
+struct mc_client_server;
+struct uv_loop_s;
+
 /*
- * The server runs in libmicrohttpd's own threads (one per connection by default) and never touches
- * the node's loop: each request is served by calling the node through the client protocol over
- * loopback, with the C client library (a small pool of mc_client, one per concurrently served
- * request). So HTTP behaves exactly like any client: writes on a follower are forwarded by the
- * client library to the leader, retries keep exactly-once sessions. Cost: one loopback hop per
- * request.
+ * Two ways to reach the node (docs/http.md):
+ * - in-process (local_loop set: inside the node): one epoll MHD thread hands each request to the
+ *   node's loop through the client server's in-process connection and suspends the MHD
+ *   connection until the answer is back (src/http/local.c). Follower writes, retriable reads
+ *   and admin routes go through the loopback client below, on worker threads.
+ * - loopback only (test servers): MHD's own threads (one per connection by default) call the
+ *   node through the client protocol over loopback with the C client library (a small pool of
+ *   mc_client), which follows the leader and keeps exactly-once sessions.
  *
- * /healthz, /readyz and /metrics do not use the loopback client: they read node state
+ * /healthz, /readyz and /metrics do not involve the node's loop: they read node state
  * through opts.collect (see obs/metrics.h) and the metrics registry.
  */
 
@@ -54,6 +60,15 @@ struct mc_http_options {
     const char *tls_key_file;
     const char *tls_ca_file;
     bool tls_client_cert;
+    /* In-process path (the node): requests are handed to the node's loop (clients' in-process
+     * connection, running as local_principal) instead of a loopback client; one epoll thread
+     * (`threads` with use_thread_pool) suspends each connection until its answer is back.
+     * Admin routes and requests the node answers NotLeader/Unavailable go through the
+     * loopback client on worker threads (it follows the leader). mc_http_start and
+     * mc_http_stop must then run on local_loop's thread. NULL = loopback only. */
+    struct uv_loop_s *local_loop;
+    struct mc_client_server *local_clients;
+    const struct mc_principal *local_principal;
     bool use_thread_pool; /* default (false): one MHD thread per connection, so every
                              connection can wait on the node (a write waits for Raft) without
                              holding up others; true: an epoll pool of `threads` workers, each

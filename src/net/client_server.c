@@ -63,6 +63,8 @@ struct mc_client_conn {
     struct mc_tls *tls; /* NULL = plaintext connection */
     uint8_t *cbuf;      /* TLS: ciphertext read buffer (TLS_READ_BYTES) */
     uint64_t accepted_ms;
+    mc_client_local_out_fn local_out; /* in-process connection: replies go here, no socket */
+    void *local_ctx;
 };
 
 struct mc_client_server {
@@ -77,7 +79,8 @@ struct mc_client_server {
     int port;
     struct mc_client_conn *conns; /* live handles */
     struct mc_client_conn *dirty;
-    uint32_t n_open; /* conns in CONN_OPEN (counted against max_connections) */
+    uint32_t n_open;  /* conns in CONN_OPEN (counted against max_connections) */
+    uint32_t n_local; /* in-process conns among them: not counted against the limit */
     uint32_t n_conns;
     int handles; /* open libuv handles (server's own + connections) */
     uint32_t refs;
@@ -94,6 +97,13 @@ static void process_input(struct mc_client_conn *c);
 static void start_reading(struct mc_client_conn *c);
 static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int status,
                          const struct mc_proto_error *e);
+
+static void read_stop(struct mc_client_conn *c)
+{
+    if (!c->local_out) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
 
 /* ---- lifetimes ---- */
 
@@ -208,7 +218,13 @@ static void flush_conn(struct mc_client_conn *c)
     if (c->tls && tls_encrypt(c) != 0) {
         return;
     }
-    if (c->out.len > 0) {
+    if (c->local_out) {
+        if (c->out.len > 0) {
+            s->stats.writes++;
+            c->local_out(c->local_ctx, c->out.data, c->out.len);
+            c->out.len = 0;
+        }
+    } else if (c->out.len > 0) {
         uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
         int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
         s->stats.writes++;
@@ -492,7 +508,7 @@ static void protocol_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, i
     if (c->state == CONN_OPEN) {
         c->state = CONN_CLOSING;
         s->n_open--;
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        read_stop(c);
         mark_dirty(c);
     }
 }
@@ -633,7 +649,7 @@ static size_t tls_pull(struct mc_client_conn *c)
             }
             c->state = CONN_CLOSING; /* flush the alert, then close */
             c->srv->n_open--;
-            uv_read_stop((uv_stream_t *)&c->tcp);
+            read_stop(c);
             mark_dirty(c);
             break;
         }
@@ -758,7 +774,7 @@ static void process_frames(struct mc_client_conn *c)
             c->read_paused = true;
             s->stats.read_pauses++;
             mc_metrics_limit(MC_LIMIT_INFLIGHT);
-            uv_read_stop((uv_stream_t *)&c->tcp);
+            read_stop(c);
         }
     }
     conn_unref(c);
@@ -817,7 +833,9 @@ static void start_reading(struct mc_client_conn *c)
 {
     c->read_paused = false;
     c->frame_start_ms = mc_mono_ms(); /* time we spent paused is not the client's */
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (!c->local_out) {
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
 }
 
 /* ---- connections ---- */
@@ -863,11 +881,86 @@ static void close_conn(struct mc_client_conn *c)
         c->next->prev = c->prev;
     }
     c->prev = c->next = NULL;
+    if (c->local_out) {
+        s->n_local--;
+        c->local_out(c->local_ctx, NULL, 0);
+        if (s->handler.conn_closed) {
+            s->handler.conn_closed(s->ctx, c);
+        }
+        assert(s->n_conns > 0);
+        s->n_conns--;
+        conn_unref(c); /* the owner's reference (no handle to close) */
+        if (s->stopping && s->n_conns == 0) {
+            close_own_handles(s);
+        }
+        return;
+    }
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
     if (s->handler.conn_closed) {
         s->handler.conn_closed(s->ctx, c);
     }
+}
+
+int mc_client_server_local_open(struct mc_client_server *s, const struct mc_principal *principal,
+                                mc_client_local_out_fn out, void *ctx, struct mc_client_conn **conn)
+{
+    if (s->stopping) {
+        return MC_ESHUTDOWN;
+    }
+    struct mc_client_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        return MC_ENOMEM;
+    }
+    c->srv = s;
+    c->refs = 1;
+    mc_wbuf_init(&c->out, s->opts.max_output_bytes * 2 + MC_PROTO_MAX_FRAME_BYTES);
+    mc_wbuf_init(&c->wout, s->opts.max_output_bytes * 2 + MC_PROTO_MAX_FRAME_BYTES);
+    c->local_out = out;
+    c->local_ctx = ctx;
+    c->principal = principal;
+    snprintf(c->peer, sizeof(c->peer), "local");
+    s->refs++;
+    s->n_conns++;
+    s->n_open++;
+    s->n_local++;
+    s->stats.connections_open++;
+    s->stats.connections_accepted++;
+    c->next = s->conns;
+    if (s->conns) {
+        s->conns->prev = c;
+    }
+    s->conns = c;
+    c->last_active_ms = mc_mono_ms();
+    c->accepted_ms = c->last_active_ms;
+    *conn = c;
+    return 0;
+}
+
+size_t mc_client_conn_local_feed(struct mc_client_conn *c, const uint8_t *frames, size_t len)
+{
+    assert(c->local_out);
+    if (c->state != CONN_OPEN) {
+        return len; /* gone: the bytes are dropped (the owner was told by out(NULL, 0)) */
+    }
+    size_t room = MC_PROTO_MAX_FRAME_BYTES - c->rlen;
+    size_t n = len < room ? len : room;
+    if (n > 0 && grow_rbuf(c, c->rlen + n) != 0) {
+        n = c->rcap - c->rlen;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    memcpy(c->rbuf + c->rlen, frames, n);
+    if (c->rlen == 0) {
+        c->frame_start_ms = mc_mono_ms();
+    }
+    c->rlen += n;
+    c->last_active_ms = mc_mono_ms();
+    if (!c->read_paused) {
+        process_input(c);
+    }
+    return n;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -916,7 +1009,7 @@ static void on_connection(uv_stream_t *server, int status)
         close_conn(c);
         return;
     }
-    if (s->n_open > s->opts.max_connections) {
+    if (s->n_open - s->n_local > s->opts.max_connections) {
         s->stats.connections_rejected++;
         mc_metrics_limit(MC_LIMIT_CONNECTIONS);
         MC_WARN("client_conn_rejected", "peer=%s max_connections=%u", c->peer,
@@ -944,7 +1037,7 @@ static void on_timer(uv_timer_t *t)
     struct mc_client_conn *c = s->conns;
     while (c) {
         struct mc_client_conn *next = c->next;
-        if (c->state != CONN_OPEN) {
+        if (c->state != CONN_OPEN || c->local_out) {
             c = next;
             continue;
         }
@@ -1123,7 +1216,7 @@ void mc_client_server_stop(struct mc_client_server *s, void (*done)(void *arg), 
         if (c->state == CONN_OPEN) {
             c->state = CONN_CLOSING;
             s->n_open--;
-            uv_read_stop((uv_stream_t *)&c->tcp);
+            read_stop(c);
         }
         mark_dirty(c);
     }

@@ -147,6 +147,21 @@ int mc_client_reply_more(const struct mc_client_token *t, const void *body, size
  * streaming producer pace itself. */
 size_t mc_client_conn_pending_bytes(const struct mc_client_conn *conn);
 
+/*
+ * In-process connection (the node's HTTP API, src/http/local.c): no socket. Request frames
+ * are fed with mc_client_conn_local_feed; replies are handed to out(ctx, frames, len) once
+ * per flush, batched like socket writes (the bytes are valid during the call only);
+ * out(ctx, NULL, 0) says the connection closed (server stop, mc_client_conn_close). It runs
+ * as principal (NULL = anonymous) and never idles out. Loop thread only, like everything here.
+ */
+typedef void (*mc_client_local_out_fn)(void *ctx, const uint8_t *frames, size_t len);
+int mc_client_server_local_open(struct mc_client_server *s, const struct mc_principal *principal,
+                                mc_client_local_out_fn out, void *ctx,
+                                struct mc_client_conn **conn);
+/* Take request frames (any prefix of a frame stream). Returns the bytes taken: fewer than len
+ * while the connection's read buffer is full (in-flight limit reached): feed the rest later. */
+size_t mc_client_conn_local_feed(struct mc_client_conn *c, const uint8_t *frames, size_t len);
+
 /* Close a connection now (queued output is dropped). Unanswered requests still accept
  * (and drop) their replies. */
 void mc_client_conn_close(struct mc_client_conn *conn);

@@ -125,6 +125,9 @@ int node_metrics_start(struct mc_node *n)
     char bound[MC_OPT_ADDR_MAX + 16];
     snprintf(bound, sizeof(bound), "%s:%s", host, port);
     connectable(bound, client, sizeof(client));
+    /* Served in-process: requests go straight to this loop, as the internal admin. */
+    const struct mc_principal *self =
+        n->auth ? mc_auth_verify(n->auth, n->internal_token, strlen(n->internal_token)) : NULL;
     struct mc_http_options ho = {.listen_addr = listen,
                                  .client_addr = client,
                                  .ready_max_lag = n->opts.ready_max_lag,
@@ -136,7 +139,10 @@ int node_metrics_start(struct mc_node *n)
                                  .tls_cert_file = n->opts.cert_file,
                                  .tls_key_file = n->opts.key_file,
                                  .tls_ca_file = n->opts.trusted_ca_file,
-                                 .tls_client_cert = n->opts.client_cert_auth != 0};
+                                 .tls_client_cert = n->opts.client_cert_auth != 0,
+                                 .local_loop = n->loop,
+                                 .local_clients = n->clients,
+                                 .local_principal = self};
     rc = mc_http_start(&ho, &n->http);
     if (rc) {
         MC_ERROR("http_listen_failed", "addr=%s err=%s", listen, mc_error_name(rc));

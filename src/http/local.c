@@ -1,0 +1,259 @@
+/* local.c: in-process path from the HTTP threads to the node's loop (no loopback socket hop). */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "http/internal.h"
+#include "metacenter/error.h"
+#include "net/client_server.h"
+#include "util/log.h"
+
+/*
+ * HTTP threads encode each request as a client-protocol frame into `in` (under mu) and wake
+ * the loop with one uv_async (libuv coalesces the wake-ups: one per loop iteration however
+ * many requests arrived). The loop feeds the batch to the client server's in-process
+ * connection, so the node serves it exactly like a socket client's (same dispatch, limits,
+ * authorization); the replies come back batched once per loop iteration through out_cb,
+ * which copies each into its mc_http_call and calls done (the HTTP side resumes its
+ * suspended connection).
+ *
+ * At most one request per HTTP connection is in flight, so MC_HTTP_MAX_CONNECTIONS slots
+ * bound the pending table; a request id is (generation << 16 | slot).
+ */
+
+#define SLOTS        MC_HTTP_MAX_CONNECTIONS
+#define SLOT_BITS    16
+#define IN_MAX_BYTES ((size_t)SLOTS * MC_PROTO_MAX_FRAME_BYTES) /* every slot's frame */
+
+struct slot {
+    uint64_t id;            /* 0 = free */
+    struct mc_http_call *k; /* NULL once cancelled: the answer is dropped */
+    void (*done)(void *arg);
+    void *arg;
+};
+
+struct mc_http_local {
+    uv_async_t async;
+    struct mc_client_server *clients;
+    struct mc_client_conn *conn; /* loop thread; NULL once closed */
+    pthread_mutex_t mu;
+    bool closed;       /* mu: submits refused */
+    struct mc_wbuf in; /* mu: frames queued by HTTP threads */
+    uint64_t gen;      /* mu */
+    uint32_t free_top; /* mu: free slot stack */
+    uint16_t free_slots[SLOTS];
+    struct slot slots[SLOTS];
+    struct mc_wbuf feeding; /* loop thread: frames being fed, [feed_off, len) left */
+    size_t feed_off;
+};
+
+static void feed(struct mc_http_local *l)
+{
+    while (l->conn && l->feed_off < l->feeding.len) {
+        size_t n = mc_client_conn_local_feed(l->conn, l->feeding.data + l->feed_off,
+                                             l->feeding.len - l->feed_off);
+        if (n == 0)
+            break; /* in-flight limit: retried after the next replies (out_cb) */
+        l->feed_off += n;
+    }
+    if (l->feed_off == l->feeding.len || !l->conn) {
+        l->feeding.len = 0;
+        l->feed_off = 0;
+    }
+}
+
+static void async_cb(uv_async_t *h)
+{
+    struct mc_http_local *l = h->data;
+    pthread_mutex_lock(&l->mu);
+    if (l->feeding.len == 0) {
+        struct mc_wbuf t = l->feeding;
+        l->feeding = l->in;
+        l->in = t;
+    } else if (l->in.len > 0) {
+        mc_wbuf_put(&l->feeding, l->in.data, l->in.len); /* rare: the last batch is stuck */
+    }
+    l->in.len = 0;
+    pthread_mutex_unlock(&l->mu);
+    feed(l);
+}
+
+/* Take slot for id out of the table; returns its copy (k NULL when cancelled/unknown). */
+static struct slot take(struct mc_http_local *l, uint64_t id)
+{
+    struct slot none = {0};
+    uint32_t i = (uint32_t)(id & ((1u << SLOT_BITS) - 1));
+    if (i >= SLOTS || l->slots[i].id != id || id == 0)
+        return none;
+    struct slot s = l->slots[i];
+    l->slots[i] = none;
+    l->free_slots[l->free_top++] = (uint16_t)i;
+    return s;
+}
+
+/* One reply frame → its call (as the client library would report it). */
+static void deliver(struct mc_http_local *l, const struct mc_proto_header *h, const uint8_t *body,
+                    size_t len)
+{
+    struct mc_client_result res = {.status = h->status,
+                                   .body = body,
+                                   .body_len = len,
+                                   .message = "",
+                                   .leader_addr = "",
+                                   .version_id = "",
+                                   .endpoint = 0};
+    if (h->status != 0) {
+        struct mc_proto_error e;
+        memset(&e, 0, sizeof e);
+        mc_proto_error_decode(body, len, &e);
+        res.message = e.message.ptr ? e.message.ptr : "";
+        res.leader_id = e.leader_id;
+        res.leader_addr = e.leader_addr.ptr ? e.leader_addr.ptr : "";
+        res.delete_marker = (e.flags & MC_PROTO_ERR_DELETE_MARKER) != 0;
+        res.version_id = e.version_id.ptr ? e.version_id.ptr : "";
+        res.body = e.result;
+        res.body_len = e.result_len;
+    }
+    pthread_mutex_lock(&l->mu);
+    struct slot s = take(l, h->request_id);
+    if (s.k) {
+        s.k->is_write = s.k->req.op == MC_REQ_WRITE;
+        mc_http_call_cb(s.k, &res);
+    }
+    pthread_mutex_unlock(&l->mu);
+    /* Outside the lock: done resumes an MHD connection (MHD's own locks). The connection
+     * stays suspended until then, so its owner cannot go away meanwhile. */
+    if (s.k && s.done)
+        s.done(s.arg);
+}
+
+static void out_cb(void *ctx, const uint8_t *frames, size_t len)
+{
+    struct mc_http_local *l = ctx;
+    if (!frames) {
+        l->conn = NULL; /* closed under us (client server stopping) */
+        mc_http_local_fail_all(l, MC_ESHUTDOWN);
+        return;
+    }
+    size_t pos = 0;
+    while (len - pos >= MC_PROTO_HEADER_BYTES) {
+        struct mc_proto_header h;
+        mc_proto_header_get(frames + pos, &h);
+        size_t frame = (size_t)h.length + 4;
+        assert(frame >= MC_PROTO_HEADER_BYTES && frame <= len - pos); /* whole frames only */
+        if (!(h.flags & MC_PROTO_FLAG_MORE)) /* streamed parts: not used over HTTP */
+            deliver(l, &h, frames + pos + MC_PROTO_HEADER_BYTES, frame - MC_PROTO_HEADER_BYTES);
+        pos += frame;
+    }
+    if (l->feed_off < l->feeding.len)
+        uv_async_send(&l->async); /* replies made room: feed the rest next iteration */
+}
+
+int mc_http_local_new(struct uv_loop_s *loop, struct mc_client_server *clients,
+                      const struct mc_principal *principal, struct mc_http_local **out)
+{
+    struct mc_http_local *l = calloc(1, sizeof *l);
+    if (!l)
+        return MC_ENOMEM;
+    l->clients = clients;
+    pthread_mutex_init(&l->mu, NULL);
+    mc_wbuf_init(&l->in, IN_MAX_BYTES);
+    mc_wbuf_init(&l->feeding, IN_MAX_BYTES);
+    for (uint32_t i = 0; i < SLOTS; i++)
+        l->free_slots[i] = (uint16_t)(SLOTS - 1 - i);
+    l->free_top = SLOTS;
+    int rc = mc_client_server_local_open(clients, principal, out_cb, l, &l->conn);
+    if (rc != 0) {
+        pthread_mutex_destroy(&l->mu);
+        free(l);
+        return rc;
+    }
+    uv_async_init(loop, &l->async, async_cb);
+    l->async.data = l;
+    *out = l;
+    return 0;
+}
+
+int mc_http_local_submit(struct mc_http_local *l, struct mc_http_call *k, void (*done)(void *),
+                         void *arg, uint64_t *id)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->closed || l->free_top == 0) {
+        int rc = l->closed ? MC_ESHUTDOWN : MC_ELIMIT;
+        pthread_mutex_unlock(&l->mu);
+        return rc;
+    }
+    uint32_t i = l->free_slots[--l->free_top];
+    uint64_t rid = (++l->gen << SLOT_BITS) | i;
+    k->req.request_id = rid;
+    size_t off = l->in.len;
+    int rc = mc_proto_request_encode(&l->in, &k->req);
+    if (rc != 0) {
+        l->in.len = off;
+        l->in.err = 0;
+        l->free_slots[l->free_top++] = (uint16_t)i;
+        pthread_mutex_unlock(&l->mu);
+        return rc;
+    }
+    l->slots[i] = (struct slot){.id = rid, .k = k, .done = done, .arg = arg};
+    pthread_mutex_unlock(&l->mu);
+    *id = rid;
+    uv_async_send(&l->async);
+    return 0;
+}
+
+void mc_http_local_cancel(struct mc_http_local *l, uint64_t id)
+{
+    pthread_mutex_lock(&l->mu);
+    uint32_t i = (uint32_t)(id & ((1u << SLOT_BITS) - 1));
+    if (id != 0 && i < SLOTS && l->slots[i].id == id)
+        l->slots[i].k = NULL; /* the slot stays taken until the answer (or free) */
+    pthread_mutex_unlock(&l->mu);
+}
+
+void mc_http_local_fail_all(struct mc_http_local *l, int status)
+{
+    struct slot failed[SLOTS];
+    uint32_t n = 0;
+    pthread_mutex_lock(&l->mu);
+    l->closed = true;
+    for (uint32_t i = 0; i < SLOTS; i++) {
+        if (l->slots[i].id == 0)
+            continue;
+        struct slot s = take(l, l->slots[i].id);
+        if (!s.k)
+            continue;
+        mc_http_call_reset(s.k);
+        s.k->done = true;
+        s.k->status = status;
+        s.k->outcome_unknown = s.k->req.op == MC_REQ_WRITE;
+        failed[n++] = s;
+    }
+    pthread_mutex_unlock(&l->mu);
+    for (uint32_t i = 0; i < n; i++)
+        if (failed[i].done)
+            failed[i].done(failed[i].arg);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct mc_http_local *l = h->data;
+    mc_wbuf_free(&l->in);
+    mc_wbuf_free(&l->feeding);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+void mc_http_local_free(struct mc_http_local *l)
+{
+    if (!l)
+        return;
+    mc_http_local_fail_all(l, MC_ESHUTDOWN);
+    if (l->conn) {
+        struct mc_client_conn *c = l->conn;
+        l->conn = NULL;
+        mc_client_conn_close(c); /* calls out_cb(NULL): nothing is pending any more */
+    }
+    uv_close((uv_handle_t *)&l->async, on_closed);
+}
