@@ -63,6 +63,14 @@ static int put(struct actx *a, MDB_dbi dbi, const void *k, size_t kl, const void
     return rc ? lmdb_fail(a, rc, "write") : 0;
 }
 
+/* put() through a positioned cursor: LMDB searches the cursor's leaf page first. */
+static int cput(struct actx *a, MDB_cursor *c, const void *k, size_t kl, const void *v, size_t vl)
+{
+    MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+    int rc = mdb_cursor_put(c, &key, &val, 0);
+    return rc ? lmdb_fail(a, rc, "write") : 0;
+}
+
 static int del(struct actx *a, MDB_dbi dbi, const void *k, size_t kl)
 {
     MDB_val key = {kl, (void *)k};
@@ -81,7 +89,8 @@ static int del(struct actx *a, MDB_dbi dbi, const void *k, size_t kl)
  * after versioning is enabled, as the oldest: see mc_find_version): this saves
  * one B-tree write per put in the common case.
  */
-static int write_version(struct actx *a, const struct mc_version *v, bool with_vid)
+static int write_version_at(struct actx *a, const struct mc_version *v, bool with_vid,
+                            MDB_cursor *near)
 {
     struct mc_lkey lk;
     size_t kl = strlen(v->key);
@@ -91,7 +100,8 @@ static int write_version(struct actx *a, const struct mc_version *v, bool with_v
         return rc;
     }
     mc_lkey_version(&lk, v->bucket, v->key, kl, v->seq);
-    if (put(a, a->eng->versions, lk.b, lk.len, a->w.data, a->w.len)) {
+    if (near ? cput(a, near, lk.b, lk.len, a->w.data, a->w.len)
+             : put(a, a->eng->versions, lk.b, lk.len, a->w.data, a->w.len)) {
         return a->fatal;
     }
     if (!with_vid) {
@@ -101,6 +111,12 @@ static int write_version(struct actx *a, const struct mc_version *v, bool with_v
     mc_put_u64be(seqbe, v->seq);
     mc_lkey_vid(&lk, v->bucket, v->key, kl, v->version_id);
     return put(a, a->eng->vids, lk.b, lk.len, seqbe, 8);
+}
+
+/* near: a versions cursor positioned next to where v goes (NULL: search from the root). */
+static int write_version(struct actx *a, const struct mc_version *v, bool with_vid)
+{
+    return write_version_at(a, v, with_vid, NULL);
 }
 
 static int remove_version(struct actx *a, const struct mc_version *v, bool with_vid)
@@ -324,13 +340,17 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     if (op->if_none_match_star && live) {
         return MC_EPRECOND;
     }
-    /* Unversioned: the latest is the key's only version, the null one: replace it. */
+    /* Unversioned: the latest is the key's only version, the null one: replace it. The
+       versions cursor still sits on it (latest_head): delete it there, and insert the new
+       record (it sorts just before the old one: ~seq) through the same cursor, so LMDB stays
+       on that leaf page instead of descending from the root twice more. */
+    MDB_cursor *near = NULL;
     if (b.versioning == MC_VERSIONING_UNVERSIONED && exists) {
-        struct mc_version old = {.key = op->key, .seq = cur.seq};
-        memcpy(old.bucket, op->bucket, sizeof(old.bucket));
-        if (remove_version(a, &old, false)) {
-            return a->fatal;
+        int mrc = mdb_cursor_del(a->vcur, 0);
+        if (mrc) {
+            return lmdb_fail(a, mrc, "delete");
         }
+        near = a->vcur;
     }
     if (b.versioning == MC_VERSIONING_ENABLED) {
         struct mc_version dup;
@@ -354,7 +374,8 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     v.seq = next_seq(a);
     v.meta = op->meta;
     bool with_vid = b.versioning != MC_VERSIONING_UNVERSIONED;
-    if (write_version(a, &v, with_vid) || set_objects(a, op->bucket, op->key, true, v.seq)) {
+    if (write_version_at(a, &v, with_vid, near) ||
+        set_objects(a, op->bucket, op->key, true, v.seq)) {
         return a->fatal;
     }
     snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
