@@ -30,6 +30,7 @@ struct actx {
     int64_t clock_ns; /* session clock for this call */
     struct mc_wbuf w; /* scratch encoder */
     MDB_cursor *vcur; /* versions cursor for latest lookups (closed by commit/abort) */
+    MDB_cursor *scur; /* sessions cursor for drop_results (likewise: one open per call) */
     /* Atomic batches without nested txns (MDB_WRITEMAP forbids them): when a sub-op
        fails, the whole call restarts with that op's result forced (not re-applied). */
     struct mc_op_result *forced; /* per top-level op, valid where is_forced[i] */
@@ -303,6 +304,14 @@ static int remove_null(struct actx *a, const char *bucket, const char *key, bool
     return rc;
 }
 
+/* res->version_id = vid (snprintf's format parsing was 4% of a put). */
+static void set_result_vid(struct mc_op_result *res, const char *vid)
+{
+    size_t n = strnlen(vid, MC_VERSION_ID_MAX);
+    memcpy(res->version_id, vid, n);
+    res->version_id[n] = 0;
+}
+
 static uint64_t next_seq(struct actx *a)
 {
     assert(a->counter < 0xFFFF);
@@ -378,7 +387,7 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
         set_objects(a, op->bucket, op->key, true, v.seq)) {
         return a->fatal;
     }
-    snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
+    set_result_vid(res, vid);
     return 0;
 }
 
@@ -403,14 +412,14 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
             /* S3 DeleteObject with a versionId that does not exist answers 204: idempotent,
                nothing changes (a retried permanent delete must not fail either). The id is
                echoed, as S3 echoes x-amz-version-id; delete_marker stays false. */
-            snprintf(res->version_id, sizeof(res->version_id), "%s", op->version_id);
+            set_result_vid(res, op->version_id);
             return 0;
         }
         if (rc) {
             return a->fatal = rc;
         }
         res->delete_marker = v.is_delete_marker;
-        snprintf(res->version_id, sizeof(res->version_id), "%s", v.version_id);
+        set_result_vid(res, mc_s(v.version_id));
         rc = remove_version(a, &v, true);
         mc_version_clear(&v);
         return rc ? rc : refresh_objects(a, op->bucket, op->key);
@@ -452,7 +461,7 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
         return a->fatal;
     }
     res->delete_marker = true;
-    snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
+    set_result_vid(res, vid);
     return 0;
 }
 
@@ -506,7 +515,7 @@ static int op_update_meta(struct actx *a, const struct mc_op *op, struct mc_op_r
         v.meta = nm;
         v.is_latest = false;
         rc = write_version(a, &v, false); /* same seq and id: indexes unchanged */
-        snprintf(res->version_id, sizeof(res->version_id), "%s", mc_s(v.version_id));
+        set_result_vid(res, mc_s(v.version_id));
     }
     v.meta = saved;
     mc_version_clear(&v);
@@ -674,11 +683,12 @@ static int session_store(struct actx *a, const struct session *s, int64_t old_ac
  * (may be NULL) is decremented per row removed. Results sort by seq, so this costs O(removed). */
 static int drop_results(struct actx *a, uint64_t id, uint64_t upto, uint32_t *n_out)
 {
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(a->txn, a->eng->sessions, &c);
+    int rc = a->scur ? 0 : mdb_cursor_open(a->txn, a->eng->sessions, &a->scur);
     if (rc) {
+        a->scur = NULL;
         return lmdb_fail(a, rc, "open cursor");
     }
+    MDB_cursor *c = a->scur;
     uint8_t kb[16];
     result_key(kb, id, 0);
     MDB_val k, v;
@@ -702,7 +712,6 @@ static int drop_results(struct actx *a, uint64_t id, uint64_t upto, uint32_t *n_
             (*n_out)--;
         }
     }
-    mdb_cursor_close(c);
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_fail(a, rc, "drop session results");
 }
 

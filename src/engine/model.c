@@ -493,6 +493,11 @@ int mc_op_atomic(struct mc_op *op, struct mc_op *subs, uint32_t n)
 
 void mc_op_clear(struct mc_op *op)
 {
+    if (op->meta.block) {
+        free(op->meta.block); /* mc_op_decode_block: every string and array, sub-ops too */
+        memset(op, 0, sizeof(*op));
+        return;
+    }
     free(op->key);
     free(op->version_id);
     free(op->new_version_id);
