@@ -1,0 +1,141 @@
+/* test_engine_decode_block.c: mc_op_decode_block (apply's one-allocation decode) equals
+ * mc_op_decode: same fields, same re-encoding, same rejections; its fallback for big ATOMICs. */
+#include "test_engine_util.h"
+#include "util/codec.h"
+#include "util/rand.h"
+
+TestSuite(engine_decode_block, .timeout = 60);
+
+static void full_meta(struct mc_object_meta *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->size = 12345;
+    m->etag = strdup("0123456789abcdef");
+    m->content_type = strdup("text/plain");
+    mc_object_meta_add_user(m, "x-amz-meta-a", "alpha");
+    mc_object_meta_add_user(m, "x-amz-meta-b", "");
+    m->storage_class = strdup("STANDARD");
+    m->erasure.data_blocks = 4;
+    m->erasure.parity_blocks = 2;
+    m->erasure.n_distribution = 6;
+    m->erasure.distribution = calloc(6, sizeof(uint32_t));
+    m->erasure.distribution[5] = 9;
+    m->data_dir = strdup("dd-1");
+    m->n_parts = 2;
+    m->parts = calloc(2, sizeof(*m->parts));
+    m->parts[0] = (struct mc_part){1, 10, strdup("p1")};
+    m->parts[1] = (struct mc_part){2, 20, NULL};
+    m->checksum_algorithm = strdup("CRC32");
+    m->checksum_value = strdup("abcd");
+    m->inline_len = 4;
+    m->inline_data = malloc(4);
+    memcpy(m->inline_data, "data", 4);
+}
+
+/* Encode op, decode it both ways, check both re-encode to the same bytes. Returns the block op's
+ * whether the block decoder used one block (false: it fell back to separate allocations). */
+static bool same_both_ways(const struct mc_op *op)
+{
+    struct mc_wbuf w1, w2, w3;
+    mc_wbuf_init(&w1, 0);
+    mc_wbuf_init(&w2, 0);
+    mc_wbuf_init(&w3, 0);
+    cr_assert_eq(mc_op_encode(op, &w1), 0);
+    struct mc_op a, b;
+    cr_assert_eq(mc_op_decode(w1.data, w1.len, &a), 0);
+    cr_assert_eq(mc_op_decode_block(w1.data, w1.len, &b), 0);
+    bool block = b.meta.block != NULL;
+    cr_assert_eq(mc_op_encode(&a, &w2), 0);
+    cr_assert_eq(mc_op_encode(&b, &w3), 0);
+    cr_assert_eq(w2.len, w1.len);
+    cr_assert_eq(w3.len, w1.len);
+    cr_assert_eq(memcmp(w1.data, w3.data, w1.len), 0, "block decode re-encodes differently");
+    cr_assert_eq(b.type, op->type);
+    cr_assert_eq(b.n_sub, op->n_sub);
+    mc_op_clear(&a);
+    mc_op_clear(&b);
+    cr_assert_null(b.meta.block);
+    /* Every truncation and trailing garbage is rejected, leaving *out empty. */
+    for (size_t len = 0; len < w1.len; len++) {
+        cr_assert_neq(mc_op_decode_block(w1.data, len, &b), 0, "truncated to %zu", len);
+        cr_assert_null(b.key);
+        cr_assert_null(b.meta.block);
+    }
+    mc_wbuf_u8(&w1, 0);
+    cr_assert_eq(mc_op_decode_block(w1.data, w1.len, &b), MC_EPROTO);
+    mc_wbuf_free(&w1);
+    mc_wbuf_free(&w2);
+    mc_wbuf_free(&w3);
+    return block;
+}
+
+Test(engine_decode_block, put_delete_atomic_match_plain_decode)
+{
+    struct mc_object_meta m;
+    full_meta(&m);
+    struct mc_op put;
+    cr_assert_eq(mc_op_put(&put, "bucket-a", "key/\xe2\x82\xac", "v1", 42, &m), 0);
+    put.if_match = strdup("etag0");
+    put.session_id = 7;
+    put.seq = 3;
+    put.acked_seq = 2;
+    cr_assert(same_both_ways(&put), "a plain op decodes into one block");
+
+    struct mc_op del;
+    cr_assert_eq(mc_op_delete(&del, "bucket-a", "k", "v0", "v9", 9), 0);
+    cr_assert(same_both_ways(&del));
+    struct mc_op empty = {0};
+    cr_assert(same_both_ways(&empty), "NOOP: no strings at all");
+
+    struct mc_op subs[2], atomic;
+    cr_assert_eq(mc_op_put(&subs[0], "bucket-a", "s0", "v", 1, &m), 0);
+    cr_assert_eq(mc_op_delete(&subs[1], "bucket-a", "s1", NULL, "v2", 2), 0);
+    cr_assert_eq(mc_op_atomic(&atomic, subs, 2), 0);
+    (void)same_both_ways(&atomic); /* block or fallback: both must give the same op */
+
+    /* Many small sub-ops: the sub-op array is the largest part of the block. */
+    enum { N = 200 };
+    struct mc_op many[N], big;
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(mc_op_bucket_delete(&many[i], "b-1"), 0);
+    }
+    cr_assert_eq(mc_op_atomic(&big, many, N), 0);
+    (void)same_both_ways(&big);
+
+    mc_op_clear(&put);
+    mc_op_clear(&del);
+    mc_op_clear(&atomic);
+    mc_op_clear(&big);
+    mc_object_meta_clear(&m);
+}
+
+Test(engine_decode_block, corrupt_input_decodes_or_fails_cleanly)
+{
+    struct mc_object_meta m;
+    full_meta(&m);
+    struct mc_op put;
+    cr_assert_eq(mc_op_put(&put, "bucket-a", "key", "v1", 42, &m), 0);
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    cr_assert_eq(mc_op_encode(&put, &w), 0);
+    struct mc_rand r;
+    mc_rand_seed(&r, 11);
+    uint8_t *c = malloc(w.len);
+    for (int k = 0; k < 2000; k++) {
+        memcpy(c, w.data, w.len);
+        int flips = 1 + (int)mc_rand_below(&r, 4);
+        for (int f = 0; f < flips; f++) {
+            c[mc_rand_below(&r, w.len)] = (uint8_t)mc_rand_next(&r);
+        }
+        struct mc_op a, b;
+        int ra = mc_op_decode(c, w.len, &a);
+        int rb = mc_op_decode_block(c, w.len, &b);
+        cr_assert_eq(ra, rb, "both decoders agree on every input (flip %d)", k);
+        mc_op_clear(&a);
+        mc_op_clear(&b);
+    }
+    free(c);
+    mc_wbuf_free(&w);
+    mc_op_clear(&put);
+    mc_object_meta_clear(&m);
+}
