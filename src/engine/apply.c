@@ -31,6 +31,9 @@ struct actx {
     struct mc_wbuf w; /* scratch encoder */
     MDB_cursor *vcur; /* versions cursor for latest lookups (closed by commit/abort) */
     MDB_cursor *scur; /* sessions cursor for drop_results (likewise: one open per call) */
+    struct mc_bucket_info bcache; /* the last bucket load_bucket found (a batch of puts mostly
+                                     names one bucket); valid while bcache_ok */
+    bool bcache_ok;
     /* Atomic batches without nested txns (MDB_WRITEMAP forbids them): when a sub-op
        fails, the whole call restarts with that op's result forced (not re-applied). */
     struct mc_op_result *forced; /* per top-level op, valid where is_forced[i] */
@@ -225,11 +228,27 @@ static int op_bucket_create(struct actx *a, const struct mc_op *op)
     return put(a, a->eng->buckets, op->bucket, strlen(op->bucket), rec, sizeof(rec));
 }
 
+/* Bucket deletion and versioning changes drop the cached bucket (apply_plain); creation cannot
+ * make it stale (only existing buckets are cached). */
 static int load_bucket(struct actx *a, const char *name, struct mc_bucket_info *b)
 {
-    int rc = mc_bucket_load(a->eng, a->txn, name, b);
+    if (a->bcache_ok && !strcmp(a->bcache.name, name)) {
+        if (b) {
+            *b = a->bcache;
+        }
+        return 0;
+    }
+    struct mc_bucket_info info;
+    int rc = mc_bucket_load(a->eng, a->txn, name, &info);
     if (rc && rc != MC_ENOBUCKET) {
         a->fatal = rc;
+    }
+    if (rc == 0) {
+        a->bcache = info;
+        a->bcache_ok = true;
+        if (b) {
+            *b = info;
+        }
     }
     return rc;
 }
@@ -557,15 +576,20 @@ static int op_atomic(struct actx *a, const struct mc_op *op, struct mc_op_result
 
 static int apply_plain(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
 {
+    int rc;
     switch (op->type) {
     case MC_OP_NOOP:
         return 0;
     case MC_OP_BUCKET_CREATE:
         return op_bucket_create(a, op);
     case MC_OP_BUCKET_DELETE:
-        return op_bucket_delete(a, op);
+        rc = op_bucket_delete(a, op); /* loads (caches) the bucket, then deletes it */
+        a->bcache_ok = false;
+        return rc;
     case MC_OP_BUCKET_VERSIONING:
-        return op_bucket_versioning(a, op);
+        rc = op_bucket_versioning(a, op);
+        a->bcache_ok = false;
+        return rc;
     case MC_OP_PUT:
         return op_put(a, op, res);
     case MC_OP_DELETE:

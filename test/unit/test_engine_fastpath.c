@@ -1,10 +1,10 @@
-/* test_engine_decode_block.c: mc_op_decode_block (apply's one-allocation decode) equals
- * mc_op_decode: same fields, same re-encoding, same rejections; its fallback for big ATOMICs. */
+/* test_engine_fastpath.c: the write path's shortcuts behave as the plain paths: mc_op_decode_block
+ * equals mc_op_decode; the per-call bucket cache of apply sees bucket changes. */
 #include "test_engine_util.h"
 #include "util/codec.h"
 #include "util/rand.h"
 
-TestSuite(engine_decode_block, .timeout = 60);
+TestSuite(engine_fastpath, .timeout = 60);
 
 static void full_meta(struct mc_object_meta *m)
 {
@@ -69,7 +69,7 @@ static bool same_both_ways(const struct mc_op *op)
     return block;
 }
 
-Test(engine_decode_block, put_delete_atomic_match_plain_decode)
+Test(engine_fastpath, put_delete_atomic_match_plain_decode)
 {
     struct mc_object_meta m;
     full_meta(&m);
@@ -109,7 +109,7 @@ Test(engine_decode_block, put_delete_atomic_match_plain_decode)
     mc_object_meta_clear(&m);
 }
 
-Test(engine_decode_block, corrupt_input_decodes_or_fails_cleanly)
+Test(engine_fastpath, corrupt_input_decodes_or_fails_cleanly)
 {
     struct mc_object_meta m;
     full_meta(&m);
@@ -138,4 +138,48 @@ Test(engine_decode_block, corrupt_input_decodes_or_fails_cleanly)
     mc_wbuf_free(&w);
     mc_op_clear(&put);
     mc_object_meta_clear(&m);
+}
+
+/* apply.c caches the bucket record within one apply call: bucket changes in the same call must
+ * be seen by the ops after them. */
+Test(engine_fastpath, bucket_changes_seen_within_one_apply_call, .init = te_setup,
+     .fini = te_teardown)
+{
+    cr_assert_eq(te_bucket("bk1", MC_VERSIONING_UNVERSIONED), 0);
+    struct mc_op ops[7];
+    struct mc_op_result res[7];
+    mc_op_put(&ops[0], "bk1", "k1", "0000000000000001", 10, NULL);
+    mc_op_bucket_versioning(&ops[1], "bk1", MC_VERSIONING_ENABLED);
+    mc_op_put(&ops[2], "bk1", "k2", "0000000000000002", 11, NULL);
+    mc_op_delete(&ops[3], "bk1", "k1", "null", NULL, 12);
+    mc_op_delete(&ops[4], "bk1", "k2", "0000000000000002", NULL, 13);
+    mc_op_bucket_delete(&ops[5], "bk1");
+    cr_assert_eq(mc_engine_apply(te_eng, ++te_index, ops, 6, NULL, 0, res), 0);
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(res[i].code, 0, "op %d: %s", i, mc_strerror(res[i].code));
+        mc_op_clear(&ops[i]);
+    }
+    cr_assert_str_eq(res[0].version_id, "null", "unversioned put");
+    cr_assert_str_eq(res[2].version_id, "0000000000000002", "versioning enabled in this call");
+    /* The bucket is gone within the same call: a put after its deletion fails. */
+    mc_op_bucket_create(&ops[0], "bk2", MC_VERSIONING_UNVERSIONED, 20);
+    mc_op_put(&ops[1], "bk2", "k", "0000000000000003", 21, NULL);
+    mc_op_bucket_delete(&ops[2], "bk2");
+    mc_op_put(&ops[3], "bk2", "k", "0000000000000004", 22, NULL);
+    mc_op_delete(&ops[4], "bk2", "k", NULL, NULL, 23);
+    mc_op_bucket_delete(&ops[5], "bk2");
+    mc_op_put(&ops[6], "bk2", "k", "0000000000000006", 24, NULL);
+    cr_assert_eq(mc_engine_apply(te_eng, ++te_index, ops, 7, NULL, 0, res), 0);
+    cr_assert_eq(res[0].code, 0);
+    cr_assert_eq(res[1].code, 0);
+    cr_assert_eq(res[2].code, MC_EBUCKETNOTEMPTY);
+    cr_assert_eq(res[3].code, 0);
+    cr_assert_eq(res[4].code, 0);
+    cr_assert_eq(res[5].code, 0);
+    cr_assert_eq(res[6].code, MC_ENOBUCKET, "deleted earlier in this call");
+    for (int i = 0; i < 7; i++) {
+        mc_op_clear(&ops[i]);
+    }
+    mc_op_put(&ops[0], "bk2", "k", "0000000000000005", 30, NULL);
+    cr_assert_eq(te_apply(&ops[0], NULL), MC_ENOBUCKET, "deleted in the previous call");
 }
