@@ -34,6 +34,7 @@ struct actx {
     struct mc_bucket_info bcache; /* the last bucket load_bucket found (a batch of puts mostly
                                      names one bucket); valid while bcache_ok */
     bool bcache_ok;
+    struct scache *sc; /* session records read/written by this call (see session_get) */
     /* Atomic batches without nested txns (MDB_WRITEMAP forbids them): when a sub-op
        fails, the whole call restarts with that op's result forced (not re-applied). */
     struct mc_op_result *forced; /* per top-level op, valid where is_forced[i] */
@@ -703,6 +704,73 @@ static int session_store(struct actx *a, const struct session *s, int64_t old_ac
     return put(a, a->eng->sessions, kb, 8, rec, sizeof(rec));
 }
 
+/*
+ * Per-call session cache: a batch holds several ops of each client session, and every one
+ * read and rewrote the session record (two B-tree operations on the sessions sub-db per op).
+ * Records are read once per call and written once, by scache_flush before the commit, with the
+ * expiry index moved from the stored last_active: the committed state is the one the per-op
+ * writes gave. Bounded: sessions beyond SCACHE_MAX in one call go straight to LMDB.
+ */
+#define SCACHE_MAX 128
+
+struct scache {
+    struct {
+        struct session s;
+        int64_t stored_active; /* last_active_ns as stored in LMDB (the sexp key to move) */
+        bool dirty;
+    } e[SCACHE_MAX];
+    uint32_t n;
+};
+
+static int scache_find(const struct scache *sc, uint64_t id)
+{
+    for (uint32_t i = 0; sc && i < sc->n; i++) {
+        if (sc->e[i].s.id == id) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int session_get(struct actx *a, uint64_t id, struct session *s)
+{
+    int i = scache_find(a->sc, id);
+    if (i >= 0) {
+        *s = a->sc->e[i].s;
+        return 0;
+    }
+    int rc = session_load(a, id, s);
+    if (rc == 0 && a->sc && a->sc->n < SCACHE_MAX) {
+        uint32_t k = a->sc->n++;
+        a->sc->e[k].s = *s;
+        a->sc->e[k].stored_active = s->last_active_ns;
+        a->sc->e[k].dirty = false;
+    }
+    return rc;
+}
+
+/* old_active: s's last_active when session_get returned it. */
+static int session_put(struct actx *a, const struct session *s, int64_t old_active)
+{
+    int i = scache_find(a->sc, s->id);
+    if (i < 0) {
+        return session_store(a, s, old_active);
+    }
+    a->sc->e[i].s = *s;
+    a->sc->e[i].dirty = true;
+    return 0;
+}
+
+static int scache_flush(struct actx *a)
+{
+    for (uint32_t i = 0; a->sc && i < a->sc->n && !a->fatal; i++) {
+        if (a->sc->e[i].dirty) {
+            session_store(a, &a->sc->e[i].s, a->sc->e[i].stored_active);
+        }
+    }
+    return a->fatal;
+}
+
 /* Delete the result rows of session id with seq ≤ upto (all when upto = UINT64_MAX); *n_out
  * (may be NULL) is decremented per row removed. Results sort by seq, so this costs O(removed). */
 static int drop_results(struct actx *a, uint64_t id, uint64_t upto, uint32_t *n_out)
@@ -900,7 +968,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
         return;
     }
     struct session s;
-    int rc = session_load(a, op->session_id, &s);
+    int rc = session_get(a, op->session_id, &s);
     if (rc) {
         res->code = rc;
         return;
@@ -944,7 +1012,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
             return;
         }
         res->duplicate = true;
-        session_store(a, &s, old_active);
+        session_put(a, &s, old_active);
         return;
     }
     if (rc != MDB_NOTFOUND) {
@@ -958,7 +1026,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
                                      "%llu); seq %llu refused until acked_seq advances",
                                      (unsigned long long)s.id, MC_SESSION_RESULTS_KEPT,
                                      (unsigned long long)s.acked_seq, (unsigned long long)op->seq);
-        session_store(a, &s, old_active);
+        session_put(a, &s, old_active);
         return;
     }
     apply_forced_or_plain(a, op, res);
@@ -975,7 +1043,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
         return;
     }
     s.n++;
-    session_store(a, &s, old_active);
+    session_put(a, &s, old_active);
 }
 
 /* ---- the batch ---- */
@@ -1018,7 +1086,10 @@ static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *op
                    const void *conf, size_t conf_len, struct mc_op_result *results, bool *map_full,
                    struct mc_op_result *forced, bool *is_forced, bool *restart)
 {
-    struct actx a = {.eng = eng, .index = index, .forced = forced, .is_forced = is_forced};
+    static _Thread_local struct scache sc; /* 5 KiB: not on the stack; one apply per thread */
+    sc.n = 0;
+    struct actx a = {
+        .eng = eng, .index = index, .forced = forced, .is_forced = is_forced, .sc = &sc};
     mc_wbuf_init(&a.w, 0);
     int rc = mdb_txn_begin(eng->env, NULL, 0, &a.txn);
     if (rc) {
@@ -1066,7 +1137,7 @@ static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *op
             return 0;
         }
     }
-    if (meta_put_u64(&a, "applied_index", index) ||
+    if (scache_flush(&a) || meta_put_u64(&a, "applied_index", index) ||
         meta_put_u64(&a, "session_clock", (uint64_t)a.clock_ns)) {
         goto abort;
     }

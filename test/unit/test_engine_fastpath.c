@@ -183,3 +183,55 @@ Test(engine_fastpath, bucket_changes_seen_within_one_apply_call, .init = te_setu
     mc_op_put(&ops[0], "bk2", "k", "0000000000000005", 30, NULL);
     cr_assert_eq(te_apply(&ops[0], NULL), MC_ENOBUCKET, "deleted in the previous call");
 }
+
+/* apply.c caches session records within one call and writes them once: several ops of one
+ * session in one call behave as in separate calls (duplicates, acks), and the stored record
+ * carries on into the next call. */
+Test(engine_fastpath, session_ops_within_one_apply_call, .init = te_setup, .fini = te_teardown)
+{
+    cr_assert_eq(te_bucket("bk1", MC_VERSIONING_UNVERSIONED), 0);
+    struct mc_op reg;
+    struct mc_op_result rr;
+    mc_op_session_register(&reg, 5);
+    cr_assert_eq(te_apply(&reg, &rr), 0);
+    uint64_t sid = rr.session_id;
+    struct mc_op ops[4];
+    struct mc_op_result res[4];
+    uint64_t seqs[4] = {1, 1, 2, 3}, acks[4] = {0, 0, 1, 1};
+    for (int i = 0; i < 4; i++) {
+        char k[8];
+        snprintf(k, sizeof(k), "k%d", i);
+        mc_op_put(&ops[i], "bk1", k, "0000000000000001", 10 + i, NULL);
+        ops[i].session_id = sid;
+        ops[i].seq = seqs[i];
+        ops[i].acked_seq = acks[i];
+    }
+    cr_assert_eq(mc_engine_apply(te_eng, ++te_index, ops, 4, NULL, 0, res), 0);
+    cr_assert_eq(res[0].code, 0);
+    cr_assert_not(res[0].duplicate);
+    cr_assert_eq(res[1].code, 0);
+    cr_assert(res[1].duplicate, "seq 1 again in the same call: the cached result");
+    cr_assert_eq(res[2].code, 0);
+    cr_assert_not(res[2].duplicate);
+    cr_assert_eq(res[3].code, 0);
+    for (int i = 0; i < 4; i++) {
+        mc_op_clear(&ops[i]);
+    }
+    /* Next call: seq 1 is acknowledged (acked 1 was seen), seq 3 is a duplicate. */
+    mc_op_put(&ops[0], "bk1", "x", "0000000000000002", 20, NULL);
+    ops[0].session_id = sid;
+    ops[0].seq = 1;
+    cr_assert_eq(te_apply(&ops[0], NULL), MC_EINVAL);
+    mc_op_put(&ops[0], "bk1", "x", "0000000000000002", 21, NULL);
+    ops[0].session_id = sid;
+    ops[0].seq = 3;
+    ops[0].acked_seq = 1;
+    cr_assert_eq(te_apply(&ops[0], &rr), 0);
+    cr_assert(rr.duplicate);
+    mc_op_put(&ops[0], "bk1", "x", "0000000000000002", 22, NULL);
+    ops[0].session_id = sid;
+    ops[0].seq = 4;
+    ops[0].acked_seq = 3;
+    cr_assert_eq(te_apply(&ops[0], &rr), 0);
+    cr_assert_not(rr.duplicate);
+}
