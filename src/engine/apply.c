@@ -69,10 +69,11 @@ static int put(struct actx *a, MDB_dbi dbi, const void *k, size_t kl, const void
 }
 
 /* put() through a positioned cursor: LMDB searches the cursor's leaf page first. */
-static int cput(struct actx *a, MDB_cursor *c, const void *k, size_t kl, const void *v, size_t vl)
+static int cput(struct actx *a, MDB_cursor *c, const void *k, size_t kl, const void *v, size_t vl,
+                unsigned flags)
 {
     MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
-    int rc = mdb_cursor_put(c, &key, &val, 0);
+    int rc = mdb_cursor_put(c, &key, &val, flags);
     return rc ? lmdb_fail(a, rc, "write") : 0;
 }
 
@@ -95,7 +96,7 @@ static int del(struct actx *a, MDB_dbi dbi, const void *k, size_t kl)
  * one B-tree write per put in the common case.
  */
 static int write_version_at(struct actx *a, const struct mc_version *v, bool with_vid,
-                            MDB_cursor *near)
+                            MDB_cursor *near, unsigned flags)
 {
     struct mc_lkey lk;
     size_t kl = strlen(v->key);
@@ -105,7 +106,7 @@ static int write_version_at(struct actx *a, const struct mc_version *v, bool wit
         return rc;
     }
     mc_lkey_version(&lk, v->bucket, v->key, kl, v->seq);
-    if (near ? cput(a, near, lk.b, lk.len, a->w.data, a->w.len)
+    if (near ? cput(a, near, lk.b, lk.len, a->w.data, a->w.len, flags)
              : put(a, a->eng->versions, lk.b, lk.len, a->w.data, a->w.len)) {
         return a->fatal;
     }
@@ -118,10 +119,11 @@ static int write_version_at(struct actx *a, const struct mc_version *v, bool wit
     return put(a, a->eng->vids, lk.b, lk.len, seqbe, 8);
 }
 
-/* near: a versions cursor positioned next to where v goes (NULL: search from the root). */
+/* near: a versions cursor positioned next to where v goes (NULL: search from the root); flags:
+ * MDB_CURRENT when near sits on v's own row (an overwrite in place). */
 static int write_version(struct actx *a, const struct mc_version *v, bool with_vid)
 {
-    return write_version_at(a, v, with_vid, NULL);
+    return write_version_at(a, v, with_vid, NULL, 0);
 }
 
 static int remove_version(struct actx *a, const struct mc_version *v, bool with_vid)
@@ -369,17 +371,25 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     if (op->if_none_match_star && live) {
         return MC_EPRECOND;
     }
-    /* Unversioned: the latest is the key's only version, the null one: replace it. The
-       versions cursor still sits on it (latest_head): delete it there, and insert the new
-       record (it sorts just before the old one: ~seq) through the same cursor, so LMDB stays
-       on that leaf page instead of descending from the root twice more. */
+    /*
+     * Unversioned: the latest is the key's only version, the null one: replace it, through the
+     * versions cursor latest_head left on it (no second descent from the root). A live one
+     * (the common overwrite) is replaced in place and keeps its seq: its row key (bucket, key,
+     * ~seq) stays, so MDB_CURRENT rewrites it, and the objects index entry (key -> seq) stays
+     * valid and needs no write at all. seq only orders versions within a key; this key has
+     * one, and any later version (versioning enabled) is made at a higher index. A delete
+     * marker (not made in unversioned buckets; handled anyway) is deleted there and the new
+     * row inserted beside it (it sorts just before: ~seq), on the same leaf page.
+     */
     MDB_cursor *near = NULL;
+    bool in_place = false;
     if (b.versioning == MC_VERSIONING_UNVERSIONED && exists) {
-        int mrc = mdb_cursor_del(a->vcur, 0);
+        near = a->vcur;
+        in_place = live;
+        int mrc = in_place ? 0 : mdb_cursor_del(a->vcur, 0);
         if (mrc) {
             return lmdb_fail(a, mrc, "delete");
         }
-        near = a->vcur;
     }
     if (b.versioning == MC_VERSIONING_ENABLED) {
         struct mc_version dup;
@@ -400,11 +410,11 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     v.key = op->key;
     v.version_id = (char *)vid;
     v.mod_time_ns = op->time_ns;
-    v.seq = next_seq(a);
+    v.seq = in_place ? cur.seq : next_seq(a);
     v.meta = op->meta;
     bool with_vid = b.versioning != MC_VERSIONING_UNVERSIONED;
-    if (write_version_at(a, &v, with_vid, near) ||
-        set_objects(a, op->bucket, op->key, true, v.seq)) {
+    if (write_version_at(a, &v, with_vid, near, in_place ? MDB_CURRENT : 0) ||
+        (!in_place && set_objects(a, op->bucket, op->key, true, v.seq))) {
         return a->fatal;
     }
     set_result_vid(res, vid);
