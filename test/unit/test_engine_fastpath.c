@@ -199,7 +199,7 @@ Test(engine_fastpath, session_ops_within_one_apply_call, .init = te_setup, .fini
     struct mc_op_result res[4];
     uint64_t seqs[4] = {1, 1, 2, 3}, acks[4] = {0, 0, 1, 1};
     for (int i = 0; i < 4; i++) {
-        char k[8];
+        char k[16];
         snprintf(k, sizeof(k), "k%d", i);
         mc_op_put(&ops[i], "bk1", k, "0000000000000001", 10 + i, NULL);
         ops[i].session_id = sid;
