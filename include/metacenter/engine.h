@@ -252,6 +252,10 @@ struct mc_op_result {
 struct mc_wbuf;
 int mc_op_encode(const struct mc_op *op, struct mc_wbuf *w);
 int mc_op_decode(const void *data, size_t len, struct mc_op *out);
+/* As mc_op_decode, but every string and array (sub-ops included) lives in one allocation,
+ * out->meta.block (one malloc instead of one per field): a read-only op, for apply. Do not
+ * free or replace single fields; release with mc_op_clear. */
+int mc_op_decode_block(const void *data, size_t len, struct mc_op *out);
 int mc_op_result_encode(const struct mc_op_result *r, struct mc_wbuf *w);
 int mc_op_result_decode(const void *data, size_t len, struct mc_op_result *out);
 

@@ -30,6 +30,11 @@ struct actx {
     int64_t clock_ns; /* session clock for this call */
     struct mc_wbuf w; /* scratch encoder */
     MDB_cursor *vcur; /* versions cursor for latest lookups (closed by commit/abort) */
+    MDB_cursor *scur; /* sessions cursor for drop_results (likewise: one open per call) */
+    struct mc_bucket_info bcache; /* the last bucket load_bucket found (a batch of puts mostly
+                                     names one bucket); valid while bcache_ok */
+    bool bcache_ok;
+    struct scache *sc; /* session records read/written by this call (see session_get) */
     /* Atomic batches without nested txns (MDB_WRITEMAP forbids them): when a sub-op
        fails, the whole call restarts with that op's result forced (not re-applied). */
     struct mc_op_result *forced; /* per top-level op, valid where is_forced[i] */
@@ -62,6 +67,14 @@ static int put(struct actx *a, MDB_dbi dbi, const void *k, size_t kl, const void
     return rc ? lmdb_fail(a, rc, "write") : 0;
 }
 
+/* put() through a positioned cursor: LMDB searches the cursor's leaf page first. */
+static int cput(struct actx *a, MDB_cursor *c, const void *k, size_t kl, const void *v, size_t vl,
+                unsigned flags)
+{
+    int rc = mc_rec_cput(c, k, kl, v, vl, flags);
+    return rc ? lmdb_fail(a, rc, "write") : 0;
+}
+
 static int del(struct actx *a, MDB_dbi dbi, const void *k, size_t kl)
 {
     MDB_val key = {kl, (void *)k};
@@ -80,7 +93,8 @@ static int del(struct actx *a, MDB_dbi dbi, const void *k, size_t kl)
  * after versioning is enabled, as the oldest: see mc_find_version): this saves
  * one B-tree write per put in the common case.
  */
-static int write_version(struct actx *a, const struct mc_version *v, bool with_vid)
+static int write_version_at(struct actx *a, const struct mc_version *v, bool with_vid,
+                            MDB_cursor *near, unsigned flags)
 {
     struct mc_lkey lk;
     size_t kl = strlen(v->key);
@@ -90,7 +104,8 @@ static int write_version(struct actx *a, const struct mc_version *v, bool with_v
         return rc;
     }
     mc_lkey_version(&lk, v->bucket, v->key, kl, v->seq);
-    if (put(a, a->eng->versions, lk.b, lk.len, a->w.data, a->w.len)) {
+    if (near ? cput(a, near, lk.b, lk.len, a->w.data, a->w.len, flags)
+             : put(a, a->eng->versions, lk.b, lk.len, a->w.data, a->w.len)) {
         return a->fatal;
     }
     if (!with_vid) {
@@ -100,6 +115,13 @@ static int write_version(struct actx *a, const struct mc_version *v, bool with_v
     mc_put_u64be(seqbe, v->seq);
     mc_lkey_vid(&lk, v->bucket, v->key, kl, v->version_id);
     return put(a, a->eng->vids, lk.b, lk.len, seqbe, 8);
+}
+
+/* near: a versions cursor positioned next to where v goes (NULL: search from the root); flags:
+ * MDB_CURRENT when near sits on v's own row (an overwrite in place). */
+static int write_version(struct actx *a, const struct mc_version *v, bool with_vid)
+{
+    return write_version_at(a, v, with_vid, NULL, 0);
 }
 
 static int remove_version(struct actx *a, const struct mc_version *v, bool with_vid)
@@ -207,11 +229,27 @@ static int op_bucket_create(struct actx *a, const struct mc_op *op)
     return put(a, a->eng->buckets, op->bucket, strlen(op->bucket), rec, sizeof(rec));
 }
 
+/* Bucket deletion and versioning changes drop the cached bucket (apply_plain); creation cannot
+ * make it stale (only existing buckets are cached). */
 static int load_bucket(struct actx *a, const char *name, struct mc_bucket_info *b)
 {
-    int rc = mc_bucket_load(a->eng, a->txn, name, b);
+    if (a->bcache_ok && !strcmp(a->bcache.name, name)) {
+        if (b) {
+            *b = a->bcache;
+        }
+        return 0;
+    }
+    struct mc_bucket_info info;
+    int rc = mc_bucket_load(a->eng, a->txn, name, &info);
     if (rc && rc != MC_ENOBUCKET) {
         a->fatal = rc;
+    }
+    if (rc == 0) {
+        a->bcache = info;
+        a->bcache_ok = true;
+        if (b) {
+            *b = info;
+        }
     }
     return rc;
 }
@@ -286,6 +324,14 @@ static int remove_null(struct actx *a, const char *bucket, const char *key, bool
     return rc;
 }
 
+/* res->version_id = vid (snprintf's format parsing was 4% of a put). */
+static void set_result_vid(struct mc_op_result *res, const char *vid)
+{
+    size_t n = strnlen(vid, MC_VERSION_ID_MAX);
+    memcpy(res->version_id, vid, n);
+    res->version_id[n] = 0;
+}
+
 static uint64_t next_seq(struct actx *a)
 {
     assert(a->counter < 0xFFFF);
@@ -323,12 +369,24 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     if (op->if_none_match_star && live) {
         return MC_EPRECOND;
     }
-    /* Unversioned: the latest is the key's only version, the null one: replace it. */
+    /*
+     * Unversioned: the latest is the key's only version, the null one: replace it, through the
+     * versions cursor latest_head left on it (no second descent from the root). A live one
+     * (the common overwrite) is replaced in place and keeps its seq: its row key (bucket, key,
+     * ~seq) stays, so MDB_CURRENT rewrites it, and the objects index entry (key -> seq) stays
+     * valid and needs no write at all. seq only orders versions within a key; this key has
+     * one, and any later version (versioning enabled) is made at a higher index. A delete
+     * marker (not made in unversioned buckets; handled anyway) is deleted there and the new
+     * row inserted beside it (it sorts just before: ~seq), on the same leaf page.
+     */
+    MDB_cursor *near = NULL;
+    bool in_place = false;
     if (b.versioning == MC_VERSIONING_UNVERSIONED && exists) {
-        struct mc_version old = {.key = op->key, .seq = cur.seq};
-        memcpy(old.bucket, op->bucket, sizeof(old.bucket));
-        if (remove_version(a, &old, false)) {
-            return a->fatal;
+        near = a->vcur;
+        in_place = live;
+        int mrc = in_place ? 0 : mdb_cursor_del(a->vcur, 0);
+        if (mrc) {
+            return lmdb_fail(a, mrc, "delete");
         }
     }
     if (b.versioning == MC_VERSIONING_ENABLED) {
@@ -350,13 +408,14 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     v.key = op->key;
     v.version_id = (char *)vid;
     v.mod_time_ns = op->time_ns;
-    v.seq = next_seq(a);
+    v.seq = in_place ? cur.seq : next_seq(a);
     v.meta = op->meta;
     bool with_vid = b.versioning != MC_VERSIONING_UNVERSIONED;
-    if (write_version(a, &v, with_vid) || set_objects(a, op->bucket, op->key, true, v.seq)) {
+    if (write_version_at(a, &v, with_vid, near, in_place ? MDB_CURRENT : 0) ||
+        (!in_place && set_objects(a, op->bucket, op->key, true, v.seq))) {
         return a->fatal;
     }
-    snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
+    set_result_vid(res, vid);
     return 0;
 }
 
@@ -381,14 +440,14 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
             /* S3 DeleteObject with a versionId that does not exist answers 204: idempotent,
                nothing changes (a retried permanent delete must not fail either). The id is
                echoed, as S3 echoes x-amz-version-id; delete_marker stays false. */
-            snprintf(res->version_id, sizeof(res->version_id), "%s", op->version_id);
+            set_result_vid(res, op->version_id);
             return 0;
         }
         if (rc) {
             return a->fatal = rc;
         }
         res->delete_marker = v.is_delete_marker;
-        snprintf(res->version_id, sizeof(res->version_id), "%s", v.version_id);
+        set_result_vid(res, mc_s(v.version_id));
         rc = remove_version(a, &v, true);
         mc_version_clear(&v);
         return rc ? rc : refresh_objects(a, op->bucket, op->key);
@@ -430,7 +489,7 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
         return a->fatal;
     }
     res->delete_marker = true;
-    snprintf(res->version_id, sizeof(res->version_id), "%s", vid);
+    set_result_vid(res, vid);
     return 0;
 }
 
@@ -484,7 +543,7 @@ static int op_update_meta(struct actx *a, const struct mc_op *op, struct mc_op_r
         v.meta = nm;
         v.is_latest = false;
         rc = write_version(a, &v, false); /* same seq and id: indexes unchanged */
-        snprintf(res->version_id, sizeof(res->version_id), "%s", mc_s(v.version_id));
+        set_result_vid(res, mc_s(v.version_id));
     }
     v.meta = saved;
     mc_version_clear(&v);
@@ -526,15 +585,20 @@ static int op_atomic(struct actx *a, const struct mc_op *op, struct mc_op_result
 
 static int apply_plain(struct actx *a, const struct mc_op *op, struct mc_op_result *res)
 {
+    int rc;
     switch (op->type) {
     case MC_OP_NOOP:
         return 0;
     case MC_OP_BUCKET_CREATE:
         return op_bucket_create(a, op);
     case MC_OP_BUCKET_DELETE:
-        return op_bucket_delete(a, op);
+        rc = op_bucket_delete(a, op); /* loads (caches) the bucket, then deletes it */
+        a->bcache_ok = false;
+        return rc;
     case MC_OP_BUCKET_VERSIONING:
-        return op_bucket_versioning(a, op);
+        rc = op_bucket_versioning(a, op);
+        a->bcache_ok = false;
+        return rc;
     case MC_OP_PUT:
         return op_put(a, op, res);
     case MC_OP_DELETE:
@@ -648,15 +712,83 @@ static int session_store(struct actx *a, const struct session *s, int64_t old_ac
     return put(a, a->eng->sessions, kb, 8, rec, sizeof(rec));
 }
 
+/*
+ * Per-call session cache: a batch holds several ops of each client session, and every one
+ * read and rewrote the session record (two B-tree operations on the sessions sub-db per op).
+ * Records are read once per call and written once, by scache_flush before the commit, with the
+ * expiry index moved from the stored last_active: the committed state is the one the per-op
+ * writes gave. Bounded: sessions beyond SCACHE_MAX in one call go straight to LMDB.
+ */
+#define SCACHE_MAX 128
+
+struct scache {
+    struct {
+        struct session s;
+        int64_t stored_active; /* last_active_ns as stored in LMDB (the sexp key to move) */
+        bool dirty;
+    } e[SCACHE_MAX];
+    uint32_t n;
+};
+
+static int scache_find(const struct scache *sc, uint64_t id)
+{
+    for (uint32_t i = 0; sc && i < sc->n; i++) {
+        if (sc->e[i].s.id == id) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int session_get(struct actx *a, uint64_t id, struct session *s)
+{
+    int i = scache_find(a->sc, id);
+    if (i >= 0) {
+        *s = a->sc->e[i].s;
+        return 0;
+    }
+    int rc = session_load(a, id, s);
+    if (rc == 0 && a->sc && a->sc->n < SCACHE_MAX) {
+        uint32_t k = a->sc->n++;
+        a->sc->e[k].s = *s;
+        a->sc->e[k].stored_active = s->last_active_ns;
+        a->sc->e[k].dirty = false;
+    }
+    return rc;
+}
+
+/* old_active: s's last_active when session_get returned it. */
+static int session_put(struct actx *a, const struct session *s, int64_t old_active)
+{
+    int i = scache_find(a->sc, s->id);
+    if (i < 0) {
+        return session_store(a, s, old_active);
+    }
+    a->sc->e[i].s = *s;
+    a->sc->e[i].dirty = true;
+    return 0;
+}
+
+static int scache_flush(struct actx *a)
+{
+    for (uint32_t i = 0; a->sc && i < a->sc->n && !a->fatal; i++) {
+        if (a->sc->e[i].dirty) {
+            session_store(a, &a->sc->e[i].s, a->sc->e[i].stored_active);
+        }
+    }
+    return a->fatal;
+}
+
 /* Delete the result rows of session id with seq ≤ upto (all when upto = UINT64_MAX); *n_out
  * (may be NULL) is decremented per row removed. Results sort by seq, so this costs O(removed). */
 static int drop_results(struct actx *a, uint64_t id, uint64_t upto, uint32_t *n_out)
 {
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(a->txn, a->eng->sessions, &c);
+    int rc = a->scur ? 0 : mdb_cursor_open(a->txn, a->eng->sessions, &a->scur);
     if (rc) {
+        a->scur = NULL;
         return lmdb_fail(a, rc, "open cursor");
     }
+    MDB_cursor *c = a->scur;
     uint8_t kb[16];
     result_key(kb, id, 0);
     MDB_val k, v;
@@ -680,7 +812,6 @@ static int drop_results(struct actx *a, uint64_t id, uint64_t upto, uint32_t *n_
             (*n_out)--;
         }
     }
-    mdb_cursor_close(c);
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_fail(a, rc, "drop session results");
 }
 
@@ -755,7 +886,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
         return;
     }
     struct session s;
-    int rc = session_load(a, op->session_id, &s);
+    int rc = session_get(a, op->session_id, &s);
     if (rc) {
         res->code = rc;
         return;
@@ -799,7 +930,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
             return;
         }
         res->duplicate = true;
-        session_store(a, &s, old_active);
+        session_put(a, &s, old_active);
         return;
     }
     if (rc != MDB_NOTFOUND) {
@@ -813,7 +944,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
                                      "%llu); seq %llu refused until acked_seq advances",
                                      (unsigned long long)s.id, MC_SESSION_RESULTS_KEPT,
                                      (unsigned long long)s.acked_seq, (unsigned long long)op->seq);
-        session_store(a, &s, old_active);
+        session_put(a, &s, old_active);
         return;
     }
     apply_forced_or_plain(a, op, res);
@@ -830,7 +961,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
         return;
     }
     s.n++;
-    session_store(a, &s, old_active);
+    session_put(a, &s, old_active);
 }
 
 /* ---- the batch ---- */
@@ -873,7 +1004,10 @@ static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *op
                    const void *conf, size_t conf_len, struct mc_op_result *results, bool *map_full,
                    struct mc_op_result *forced, bool *is_forced, bool *restart)
 {
-    struct actx a = {.eng = eng, .index = index, .forced = forced, .is_forced = is_forced};
+    static _Thread_local struct scache sc; /* 5 KiB: not on the stack; one apply per thread */
+    sc.n = 0;
+    struct actx a = {
+        .eng = eng, .index = index, .forced = forced, .is_forced = is_forced, .sc = &sc};
     mc_wbuf_init(&a.w, 0);
     int rc = mdb_txn_begin(eng->env, NULL, 0, &a.txn);
     if (rc) {
@@ -921,7 +1055,7 @@ static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *op
             return 0;
         }
     }
-    if (meta_put_u64(&a, "applied_index", index) ||
+    if (scache_flush(&a) || meta_put_u64(&a, "applied_index", index) ||
         meta_put_u64(&a, "session_clock", (uint64_t)a.clock_ns)) {
         goto abort;
     }

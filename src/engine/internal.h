@@ -89,6 +89,9 @@ uint32_t mc_rec_sum(const void *k, size_t kl, const void *v, size_t vl);
 int mc_rec_put(struct mc_engine *eng, MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl,
                const void *v, size_t vl);
 int mc_rec_get(struct mc_engine *eng, MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, MDB_val *v);
+/* mc_rec_put through a positioned cursor (flags: 0 or MDB_CURRENT; LMDB tries the cursor's
+ * page first). */
+int mc_rec_cput(MDB_cursor *c, const void *k, size_t kl, const void *v, size_t vl, unsigned flags);
 int mc_rec_cget(struct mc_engine *eng, MDB_cursor *c, MDB_val *k, MDB_val *v, MDB_cursor_op op);
 /* Check and strip v's trailer (k its key); file/dbname name the record in the error sentence. */
 int mc_rec_check(const char *file, const char *dbname, const MDB_val *k, MDB_val *v);

@@ -373,41 +373,48 @@ static int set_bucket(struct mc_op *op, const char *bucket)
     return 0;
 }
 
-int mc_op_bucket_create(struct mc_op *op, const char *bucket, enum mc_versioning v, int64_t time_ns)
+/* The constructors' shared preamble: a zeroed op of type, its bucket, key (copied; NULL = none)
+ * and time. A bad bucket name still leaves a typed op (applying it answers MC_EBUCKETNAME, as
+ * the S3 layer expects); nothing is allocated then. */
+static int op_init(struct mc_op *op, enum mc_op_type type, const char *bucket, const char *key,
+                   int64_t time_ns)
 {
     memset(op, 0, sizeof(*op));
-    op->type = MC_OP_BUCKET_CREATE;
-    op->versioning = v;
+    op->type = type;
     op->time_ns = time_ns;
-    return set_bucket(op, bucket);
+    int rc = set_bucket(op, bucket);
+    if (rc == 0 && key && !(op->key = strdup(key))) {
+        rc = MC_ENOMEM;
+    }
+    return rc;
+}
+
+int mc_op_bucket_create(struct mc_op *op, const char *bucket, enum mc_versioning v, int64_t time_ns)
+{
+    int rc = op_init(op, MC_OP_BUCKET_CREATE, bucket, NULL, time_ns);
+    op->versioning = v;
+    return rc;
 }
 
 int mc_op_bucket_delete(struct mc_op *op, const char *bucket)
 {
-    memset(op, 0, sizeof(*op));
-    op->type = MC_OP_BUCKET_DELETE;
-    return set_bucket(op, bucket);
+    return op_init(op, MC_OP_BUCKET_DELETE, bucket, NULL, 0);
 }
 
 int mc_op_bucket_versioning(struct mc_op *op, const char *bucket, enum mc_versioning v)
 {
-    memset(op, 0, sizeof(*op));
-    op->type = MC_OP_BUCKET_VERSIONING;
+    int rc = op_init(op, MC_OP_BUCKET_VERSIONING, bucket, NULL, 0);
     op->versioning = v;
-    return set_bucket(op, bucket);
+    return rc;
 }
 
 int mc_op_put(struct mc_op *op, const char *bucket, const char *key, const char *new_version_id,
               int64_t time_ns, const struct mc_object_meta *meta)
 {
-    memset(op, 0, sizeof(*op));
-    op->type = MC_OP_PUT;
-    op->time_ns = time_ns;
-    int rc = set_bucket(op, bucket);
+    int rc = op_init(op, MC_OP_PUT, bucket, key, time_ns);
     if (rc) {
         return rc;
     }
-    DUP(op->key, key);
     DUP(op->new_version_id, new_version_id);
     if (meta && mc_object_meta_copy(&op->meta, meta)) {
         goto nomem;
@@ -421,14 +428,10 @@ nomem:
 int mc_op_delete(struct mc_op *op, const char *bucket, const char *key, const char *version_id,
                  const char *new_version_id, int64_t time_ns)
 {
-    memset(op, 0, sizeof(*op));
-    op->type = MC_OP_DELETE;
-    op->time_ns = time_ns;
-    int rc = set_bucket(op, bucket);
+    int rc = op_init(op, MC_OP_DELETE, bucket, key, time_ns);
     if (rc) {
         return rc;
     }
-    DUP(op->key, key);
     DUP(op->version_id, version_id);
     DUP(op->new_version_id, new_version_id);
     return 0;
@@ -440,15 +443,11 @@ nomem:
 int mc_op_update_meta(struct mc_op *op, const char *bucket, const char *key, const char *version_id,
                       uint32_t update_mask, const struct mc_object_meta *meta, int64_t time_ns)
 {
-    memset(op, 0, sizeof(*op));
-    op->type = MC_OP_UPDATE_META;
-    op->time_ns = time_ns;
-    op->update_mask = update_mask;
-    int rc = set_bucket(op, bucket);
+    int rc = op_init(op, MC_OP_UPDATE_META, bucket, key, time_ns);
     if (rc) {
         return rc;
     }
-    DUP(op->key, key);
+    op->update_mask = update_mask;
     DUP(op->version_id, version_id);
     if (meta && mc_object_meta_copy(&op->meta, meta)) {
         goto nomem;
@@ -493,6 +492,11 @@ int mc_op_atomic(struct mc_op *op, struct mc_op *subs, uint32_t n)
 
 void mc_op_clear(struct mc_op *op)
 {
+    if (op->meta.block) {
+        free(op->meta.block); /* mc_op_decode_block: every string and array, sub-ops too */
+        memset(op, 0, sizeof(*op));
+        return;
+    }
     free(op->key);
     free(op->version_id);
     free(op->new_version_id);

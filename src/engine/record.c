@@ -97,23 +97,37 @@ int mc_rec_check(const char *file, const char *dbname, const MDB_val *k, MDB_val
     return MC_REC_BADSUM;
 }
 
+/* Reserve the value plus trailer, then fill it in place: one copy, as a plain put would make.
+ * memmove: v may be the record being replaced (same size: LMDB reserves it in place). */
+static void rec_fill(MDB_val *val, const void *k, size_t kl, const void *v, size_t vl)
+{
+    assert(val->mv_size == vl + MC_REC_SUM_LEN);
+    if (vl) {
+        memmove(val->mv_data, v, vl);
+    }
+    mc_put_u32le((uint8_t *)val->mv_data + vl, mc_rec_sum(k, kl, v, vl));
+}
+
 int mc_rec_put(struct mc_engine *eng, MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl,
                const void *v, size_t vl)
 {
     MDB_val key = {kl, (void *)k}, val = {vl + MC_REC_SUM_LEN, NULL};
-    uint32_t sum = mc_rec_sum(k, kl, v, vl);
     (void)eng;
-    /* Reserve and fill in place: one copy, as a plain put would make. memmove: v may be the
-       record being replaced (same size: LMDB reserves it in place). */
     int rc = mdb_put(txn, dbi, &key, &val, MDB_RESERVE);
-    if (rc) {
-        return rc;
+    if (rc == 0) {
+        rec_fill(&val, k, kl, v, vl);
     }
-    if (vl) {
-        memmove(val.mv_data, v, vl);
+    return rc;
+}
+
+int mc_rec_cput(MDB_cursor *c, const void *k, size_t kl, const void *v, size_t vl, unsigned flags)
+{
+    MDB_val key = {kl, (void *)k}, val = {vl + MC_REC_SUM_LEN, NULL};
+    int rc = mdb_cursor_put(c, &key, &val, flags | MDB_RESERVE);
+    if (rc == 0) {
+        rec_fill(&val, k, kl, v, vl);
     }
-    mc_put_u32le((uint8_t *)val.mv_data + vl, sum);
-    return 0;
+    return rc;
 }
 
 int mc_rec_get(struct mc_engine *eng, MDB_txn *txn, MDB_dbi dbi, const MDB_val *k, MDB_val *v)

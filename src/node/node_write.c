@@ -4,6 +4,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,21 +49,29 @@ static int push_waiter(struct mc_node *n, const struct mc_client_token *t, uint8
     return 0;
 }
 
-/* Stamp leader-chosen fields (time, version ids) into a decoded op. */
-static int stamp(struct mc_node *n, struct mc_op *op, int64_t now)
+/* Stamp leader-chosen fields (time, version ids) into a decoded op. A block-decoded op
+ * (mc_op_decode_block: no sub-ops here) gets its version id in vidbuf, which must outlive the
+ * op's encoding. */
+static int stamp(struct mc_node *n, struct mc_op *op, int64_t now, char vidbuf[17])
 {
     op->time_ns = now;
     if (op->type == MC_OP_PUT || op->type == MC_OP_DELETE) {
         char vid[17];
         mc_version_id_make(vid, now, ++n->version_counter);
-        free(op->new_version_id);
-        op->new_version_id = strdup(vid);
-        if (!op->new_version_id) {
-            return MC_ENOMEM;
+        if (op->meta.block) {
+            assert(op->n_sub == 0 && vidbuf);
+            memcpy(vidbuf, vid, sizeof(vid));
+            op->new_version_id = vidbuf; /* the old one lives in the block */
+        } else {
+            free(op->new_version_id);
+            op->new_version_id = strdup(vid);
+            if (!op->new_version_id) {
+                return MC_ENOMEM;
+            }
         }
     }
     for (uint32_t i = 0; i < op->n_sub; i++) {
-        int rc = stamp(n, &op->sub[i], now);
+        int rc = stamp(n, &op->sub[i], now, NULL);
         if (rc) {
             return rc;
         }
@@ -125,6 +134,7 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     memset(&op, 0, sizeof(op));
     int rc = 0;
     int64_t now = op_time_now();
+    char vidbuf[17];
     if (q->u.write.n_ops == 0) {
         node_reply_error(&r->token, MC_EINVAL, "a write needs at least one op");
         return;
@@ -133,7 +143,12 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         uint32_t pos = 0, len = 0;
         const uint8_t *p = NULL;
         mc_proto_ops_next(q->u.write.ops, q->u.write.ops_bytes, &pos, &p, &len);
-        rc = mc_op_decode(p, len, &op);
+        rc = mc_op_decode_block(p, len, &op);
+        if (rc == 0 && op.n_sub) {
+            /* An ATOMIC record: stamping replaces sub-op fields, so decode it field by field. */
+            mc_op_clear(&op);
+            rc = mc_op_decode(p, len, &op);
+        }
     } else {
         struct mc_op *subs = calloc(q->u.write.n_ops, sizeof(*subs));
         uint32_t pos = 0, len = 0, i = 0;
@@ -158,7 +173,7 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         op.session_id = q->u.write.session_id;
         op.seq = q->u.write.seq;
         op.acked_seq = q->u.write.acked_seq < op.seq ? q->u.write.acked_seq : 0;
-        rc = stamp(n, &op, now);
+        rc = stamp(n, &op, now, vidbuf);
     }
     if (rc == 0) {
         rc = push_waiter(n, &r->token, 0);
@@ -352,7 +367,7 @@ static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
             rc = MC_ECORRUPT;
             break;
         }
-        rc = mc_op_decode(p, len, &ops[decoded]);
+        rc = mc_op_decode_block(p, len, &ops[decoded]);
         /* The floor of op_time_now(): the end of this op's microsecond, so the next op stamped
          * here is in a later microsecond and its version id (µs + this node's counter) cannot
          * equal one another leader made. */
@@ -367,8 +382,8 @@ static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
         uint64_t took = mc_mono_ns() - t0;
         mc_metrics_observe(MC_METRIC_APPLY, took);
         if (took > 100000000ull) {
-            MC_WARN("slow_apply", "index=%llu ops=%u ms=%llu", (unsigned long long)e->index,
-                    count, (unsigned long long)(took / 1000000));
+            MC_WARN("slow_apply", "index=%llu ops=%u ms=%llu", (unsigned long long)e->index, count,
+                    (unsigned long long)(took / 1000000));
         }
     }
     if (rc == 0) {
