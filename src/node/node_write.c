@@ -110,6 +110,14 @@ static bool can_accept_write(struct mc_node *n, const struct mc_client_token *t)
         reply_not_leader(n, t);
         return false;
     }
+    if (mc_raft_term_at(n->raft, n->applied_index) != mc_raft_term(n->raft)) {
+        /* A new leader stamps op times and version ids only after applying an entry of its own
+         * term (its no-op, thesis §6.4): by then it has applied every op its predecessors
+         * stamped, so op_time_now()'s floor orders its ops after theirs and no version id it
+         * makes can repeat one of theirs. A write refused here never happened: retriable. */
+        node_reply_error(t, MC_ELIMIT, "new leader still applying earlier entries; retry");
+        return false;
+    }
     if (mc_disk_space_low(&n->disk, n->datadir, mc_mono_ms())) {
         node_reply_error(t, MC_ELOWDISK, "free disk below --disk-reserve-mb: free space to write");
         return false;
