@@ -76,7 +76,8 @@ struct req {
     uint8_t state;
     bool is_write; /* numbered in a session */
     bool sent_once;
-    bool internal; /* session registration */
+    uint16_t sends; /* times the frame went out (saturating) */
+    bool internal;  /* session registration */
     int8_t pin;
     int8_t ep;
     int16_t lane;
@@ -508,6 +509,7 @@ static struct req *req_alloc(struct mc_client *c)
     r->frame.len = 0;
     r->frame.err = 0;
     r->is_write = r->sent_once = r->internal = false;
+    r->sends = 0;
     r->pin = -1;
     r->ep = -1;
     r->lane = -1;
@@ -791,6 +793,9 @@ static void route(struct mc_client *c, struct req *r, uint64_t now)
     r->state = REQ_SENT;
     r->ep = (int8_t)i;
     r->sent_once = true;
+    if (r->sends < UINT16_MAX) {
+        r->sends++;
+    }
     rl_push(&e->inflight, r);
 }
 
@@ -1043,9 +1048,18 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
     res.version_id = err.version_id.ptr;
     res.body = err.result;
     res.body_len = err.result_len;
+    if (r->is_write && h->status == MC_ENOSESSION && r->sends > 1) {
+        /* The session expired (or was dropped) after an earlier attempt went out: that attempt
+         * may have been applied and its cached result expired with the session, so a resend
+         * under a fresh session could apply the write twice (thesis §6.3). Outcome unknown. */
+        res.outcome_unknown = true;
+        res.message = "session expired after an earlier attempt: the write may have been applied";
+        complete(c, r, &res);
+        return;
+    }
     if (r->is_write && h->status == MC_ENOSESSION && r->lane >= 0 && now < r->deadline_ms) {
-        /* The session expired on the cluster (idle past its TTL): nothing was applied under
-         * it, so take a fresh session and seq. */
+        /* The session expired on the cluster (idle past its TTL) and this was the only attempt:
+         * nothing was applied under it, so take a fresh session and seq. */
         struct lane *l = &c->lanes[r->lane];
         if (!l->registering) {
             l->session_id = 0;

@@ -42,6 +42,7 @@ struct th_server {
     size_t cap, n;
     uint64_t next_session;
     int drops_left;
+    uint64_t expired_upto; /* sessions <= this id are expired (expire_on_drop) */
     uint64_t requests;
     uint64_t applied, duplicates;
     struct mc_client_token *held;
@@ -328,10 +329,18 @@ static void dispatch(void *ctx, const struct mc_client_request *r)
         mc_client_reply_not_leader(&r->token, s->o.redirect_to ? 2 : 0, s->o.redirect_to);
         return;
     }
+    if (r->req->op == MC_REQ_WRITE && r->req->u.write.session_id &&
+        r->req->u.write.session_id <= s->expired_upto) {
+        mc_client_reply_error(&r->token, MC_ENOSESSION, "session expired");
+        return;
+    }
     if (r->req->op == MC_REQ_WRITE && s->drops_left > 0) {
         /* Apply, but lose the reply with the connection (leader crash after commit). */
         s->drops_left--;
         mc_client_conn_close(r->token.conn);
+        if (s->o.expire_on_drop) {
+            s->expired_upto = s->next_session;
+        }
     }
     if (s->o.mode == TH_ENGINE) {
         th_engine_dispatch(s->engine, s->o.node_id, r, &s->applied, &s->duplicates);

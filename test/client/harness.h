@@ -21,6 +21,8 @@ struct th_opts {
     bool redirect_unknown;   /* writes get NotLeader without a leader */
     int drop_after_apply;    /* the first N writes are applied, then the connection is closed
                                 without a reply (a leader crashing before it answers) */
+    bool expire_on_drop;     /* with drop_after_apply: the sessions known at a drop expire (their
+                                writes then get NoSuchSession, as after a session-clock jump) */
     bool blackhole;          /* answer nothing but REGISTER_SESSION (the rest gets
                                 ShuttingDown at stop) */
     uint32_t delay_every;    /* fake: every Nth request is answered 2 ms later (out of order) */

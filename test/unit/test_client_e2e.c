@@ -301,6 +301,24 @@ Test(client_e2e, exactly_once_across_lost_replies)
     th_stop(s, NULL);
 }
 
+Test(client_e2e, session_expired_after_a_lost_reply_is_outcome_unknown)
+{
+    /* The write is applied, its reply lost, and the session expires before the retry arrives
+     * (its cached result with it): resending under a fresh session would apply it twice. */
+    struct th_server *s = start((struct th_opts){.drop_after_apply = 1, .expire_on_drop = true});
+    struct mc_client *c = open_client(th_addr(s), 0);
+    const void *op = "k=1";
+    size_t len = 3;
+    int rc = mc_client_write(c, 1, &op, &len, NULL);
+    cr_assert_eq(rc, MC_ENOSESSION, "rc %d", rc);
+    cr_assert_eq(th_applied(s), 1, "applied once, not resent under a new session");
+    /* A write whose only attempt meets an expired session is resent under a fresh one. */
+    cr_assert_eq(put_kv(c, "k2=2"), 0);
+    cr_assert_eq(th_applied(s), 2);
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
 Test(client_e2e, pipelined_exactly_once)
 {
     struct th_server *s = start((struct th_opts){.drop_after_apply = 2});
