@@ -126,6 +126,18 @@ void mc_http_resp_error_named(struct mc_http_response *r, int status, const char
                               const char *msg)
 {
     json_t *o = json_pack("{s:s, s:s}", "error", name, "message", msg ? msg : "");
+    if (!o) {
+        /* The message echoes input that is not UTF-8 (e.g. a JSON parser's error text):
+         * keep its ASCII, mark the rest, so the caller still gets this status, not a 500. */
+        char clean[512];
+        size_t i = 0;
+        for (; msg && msg[i] && i + 1 < sizeof clean; i++) {
+            unsigned char ch = (unsigned char)msg[i];
+            clean[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+        }
+        clean[i] = 0;
+        o = json_pack("{s:s, s:s}", "error", name, "message", clean);
+    }
     mc_http_resp_json(r, status, o ? json_dumps(o, JSON_COMPACT) : NULL);
     json_decref(o);
 }
