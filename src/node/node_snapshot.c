@@ -8,12 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define SNAP_CHUNK_HEADER  32 /* u64 index, u64 term, u64 offset, u64 total */
 #define SNAP_ACK_DONE      1
 #define SNAP_ACK_RESEND    2
 #define SNAP_ACK_FAILED    3
 #define SNAP_SEND_STALL_MS 30000
+#define MC_SNAPSHOT_NICE   19 /* snapshot creation yields the CPU to the event loops */
 
 /* ---- creation ---- */
 
@@ -35,6 +39,11 @@ static int write_engine(void *ctx, int fd)
 static void snap_work(uv_work_t *req)
 {
     struct snap_job *j = req->data;
+    /* Background work: every replica snapshots at about the same index, and on a small machine
+     * the copy competes with the event loops for the CPU. Linux nice is per thread; this pool
+     * thread only ever runs snapshot jobs (the node's only uv_queue_work), so it stays niced.
+     * (Snapshots are still the main source of the open-loop write tail: docs/benchmarks.md.) */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MC_SNAPSHOT_NICE);
     /* The WAL prefix is dropped after this: make the engine's own pages durable first. */
     j->rc = mc_engine_sync(j->n->engine);
     if (j->rc == 0) {
