@@ -392,7 +392,7 @@ static void client_dispatch(void *ctx, const struct mc_client_request *r)
 {
     struct mc_node *n = ctx;
     if (n->stopping) {
-        node_reply_error(&r->token, MC_ESHUTDOWN, NULL);
+        mc_client_reply_error(&r->token, MC_ESHUTDOWN, NULL);
         return;
     }
     switch (r->req->op) {

@@ -166,6 +166,7 @@ struct mc_node {
     struct pending_write *writes; /* proposed, ordered by (index, position) */
     size_t n_writes, cap_writes, head_writes;
     uint64_t version_counter;
+    int64_t last_op_time_ns; /* newest op time stamped or applied here (op_time_now floor) */
 
     /* Reads. */
     struct pending_read *reads;
@@ -301,17 +302,7 @@ uint64_t node_catch_up_ticks(struct mc_node *n);
 /* node_metrics.c */
 int node_metrics_start(struct mc_node *n);
 void node_metrics_stop(struct mc_node *n);
-/* Error replies are counted by the client server itself (every error reply, admin ones too);
- * these names stay for the write/membership call sites: plain mc_client_reply_error*. */
-static inline void node_reply_error(const struct mc_client_token *t, int code, const char *msg)
-{
-    mc_client_reply_error(t, code, msg);
-}
-static inline void node_reply_error_full(const struct mc_client_token *t, int code,
-                                         const struct mc_proto_error *e)
-{
-    mc_client_reply_error_full(t, code, e);
-}
+/* Error replies are counted by the client server itself (mc_client_reply_error*). */
 void node_reply_not_leader(struct mc_node *n, const struct mc_client_token *t);
 
 /* node_admin.c */

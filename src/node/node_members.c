@@ -132,10 +132,10 @@ static void propose(struct mc_node *n, const struct mc_client_token *t, uint8_t 
         rc = mc_raft_propose_conf_change(n->raft, &cc, &index);
     }
     if (rc) {
-        node_reply_error(t, rc,
-                         rc == MC_ECONFCHANGE ? "another membership change is still "
-                                                "committing; retry"
-                                              : NULL);
+        mc_client_reply_error(t, rc,
+                              rc == MC_ECONFCHANGE ? "another membership change is still "
+                                                     "committing; retry"
+                                                   : NULL);
         return;
     }
     MC_INFO("membership_proposed", "type=%u node=%llu index=%llu", type,
@@ -150,7 +150,7 @@ static void add_voter(struct mc_node *n, const struct mc_client_request *r)
     struct node_members_state *ms = &n->members_state;
     uint64_t id = r->req->u.member.id;
     if (ms->n_promote >= NODE_MAX_AUTO_PROMOTE) {
-        node_reply_error(&r->token, MC_EBUSY, "too many members being added; retry");
+        mc_client_reply_error(&r->token, MC_EBUSY, "too many members being added; retry");
         return;
     }
     struct mc_raft_conf_change cc;
@@ -166,7 +166,7 @@ static void add_voter(struct mc_node *n, const struct mc_client_request *r)
         rc = 0; /* already a learner: just promote it when ready */
     }
     if (rc) {
-        node_reply_error(&r->token, rc, NULL);
+        mc_client_reply_error(&r->token, rc, NULL);
         return;
     }
     struct auto_promote *p = &ms->promote[ms->n_promote++];
@@ -184,18 +184,18 @@ static void remove_self(struct mc_node *n, const struct mc_client_request *r,
                         const struct mc_raft_status *st)
 {
     if (st->conf.n_voters <= 1 && conf_has(st->conf.voters, st->conf.n_voters, n->id)) {
-        node_reply_error(&r->token, MC_EINVAL, "cannot remove the last voter");
+        mc_client_reply_error(&r->token, MC_EINVAL, "cannot remove the last voter");
         return;
     }
     uint64_t to = st->lead_transferee ? st->lead_transferee : best_transferee(st);
     if (to == 0) {
-        node_reply_error(&r->token, MC_EUNAVAIL, "no other voter to hand leadership to");
+        mc_client_reply_error(&r->token, MC_EUNAVAIL, "no other voter to hand leadership to");
         return;
     }
     if (!st->lead_transferee) {
         int rc = mc_raft_transfer_leader(n->raft, to);
         if (rc) {
-            node_reply_error(&r->token, rc, NULL);
+            mc_client_reply_error(&r->token, rc, NULL);
             return;
         }
         MC_INFO("remove_leader_transfer", "to=%llu detail=\"the new leader removes this node\"",
@@ -215,7 +215,7 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
     }
     struct mc_raft_status *st = malloc(sizeof(*st));
     if (!st) {
-        node_reply_error(&r->token, MC_ENOMEM, NULL);
+        mc_client_reply_error(&r->token, MC_ENOMEM, NULL);
         return;
     }
     mc_raft_status(n->raft, st);
@@ -231,7 +231,7 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
     switch (q->op) {
     case MC_REQ_ADD_MEMBER:
         if (conf_has(st->conf.voters, st->conf.n_voters, id)) {
-            node_reply_error(&r->token, MC_EEXIST, "already a voter");
+            mc_client_reply_error(&r->token, MC_EEXIST, "already a voter");
             goto out;
         }
         node_set_member(n, id, q->u.member.peer_addr.ptr, q->u.member.client_addr.ptr);
@@ -250,7 +250,7 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
                      "learner %llu has not been heard from or acknowledged any entry yet; "
                      "is it running? wait and retry, or use --wait",
                      (unsigned long long)id);
-            node_reply_error(&r->token, MC_ELAGGING, why);
+            mc_client_reply_error(&r->token, MC_ELAGGING, why);
             goto out;
         }
         if (learner && lag > n->opts.ready_max_lag) {
@@ -259,12 +259,12 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
                      "--ready-max-lag %llu); wait and retry, or use --wait",
                      (unsigned long long)id, (unsigned long long)lag,
                      (unsigned long long)n->opts.ready_max_lag);
-            node_reply_error(&r->token, MC_ELAGGING, why);
+            mc_client_reply_error(&r->token, MC_ELAGGING, why);
             goto out;
         }
         int rc = quorum_guard(n, st, id, +1, why, sizeof(why));
         if (rc) {
-            node_reply_error(&r->token, rc, why);
+            mc_client_reply_error(&r->token, rc, why);
             goto out;
         }
         propose(n, &r->token, MC_RAFT_CONF_PROMOTE, q);
@@ -277,7 +277,7 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
         }
         int rc = quorum_guard(n, st, id, -1, why, sizeof(why));
         if (rc) {
-            node_reply_error(&r->token, rc, why);
+            mc_client_reply_error(&r->token, rc, why);
             goto out;
         }
         propose(n, &r->token, MC_RAFT_CONF_REMOVE, q);
@@ -326,7 +326,7 @@ static void tick_promotions(struct mc_node *n, uint64_t now_ms)
                      "node %llu was added as a learner but is still %llu entries behind; "
                      "promote it later (cluster promote %llu --wait)",
                      (unsigned long long)p->id, (unsigned long long)lag, (unsigned long long)p->id);
-            node_reply_error(&p->token, MC_ELAGGING, why);
+            mc_client_reply_error(&p->token, MC_ELAGGING, why);
             drop_promote(ms, i);
             continue;
         }
@@ -346,7 +346,7 @@ static void tick_promotions(struct mc_node *n, uint64_t now_ms)
             continue;
         }
         if (rc) {
-            node_reply_error(&p->token, rc, NULL);
+            mc_client_reply_error(&p->token, rc, NULL);
         } else {
             MC_INFO("member_promoted_when_caught_up", "node=%llu lag=%llu index=%llu",
                     (unsigned long long)p->id, (unsigned long long)lag, (unsigned long long)index);

@@ -387,7 +387,7 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r)
 {
     if (n->save.active) {
-        node_reply_error(&r->token, MC_EBUSY, "another snapshot save is running; retry");
+        mc_client_reply_error(&r->token, MC_EBUSY, "another snapshot save is running; retry");
         return;
     }
     struct mc_snap_info *info = malloc(sizeof(*info));
@@ -399,17 +399,17 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
             start_snapshot(n, n->applied_index);
         }
         free(info);
-        node_reply_error(&r->token, MC_EBUSY, "creating a fresh snapshot; retry shortly");
+        mc_client_reply_error(&r->token, MC_EBUSY, "creating a fresh snapshot; retry shortly");
         return;
     }
     if (rc) {
         free(info);
-        node_reply_error(&r->token, rc, NULL);
+        mc_client_reply_error(&r->token, rc, NULL);
         return;
     }
     if (mc_digest_init(&n->save.digest) != 0) {
         free(info);
-        node_reply_error(&r->token, MC_ENOMEM, NULL);
+        mc_client_reply_error(&r->token, MC_ENOMEM, NULL);
         return;
     }
     n->save.active = true;
@@ -438,7 +438,7 @@ void node_pump_snapshot_saves(struct mc_node *n)
         if (rc) {
             n->save.active = false;
             mc_digest_free(&n->save.digest);
-            node_reply_error(&n->save.token, rc, "reading the snapshot failed");
+            mc_client_reply_error(&n->save.token, rc, "reading the snapshot failed");
             return;
         }
         struct mc_snapshot_chunk c = {.offset = n->save.offset,
@@ -460,7 +460,7 @@ void node_pump_snapshot_saves(struct mc_node *n)
             n->save.active = false;
             MC_INFO("snapshot_save_done", "bytes=%llu", (unsigned long long)n->save.total);
         } else if (mc_client_reply_more(&n->save.token, w.data, w.len) != 0) {
-            node_reply_error(&n->save.token, MC_ESHUTDOWN, NULL);
+            mc_client_reply_error(&n->save.token, MC_ESHUTDOWN, NULL);
             n->save.active = false;
             mc_digest_free(&n->save.digest);
         }

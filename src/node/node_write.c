@@ -8,25 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t last_op_time_ns;
-
 /* Leader clock for op times: wall clock, never going backwards (mod times stay ordered), and
- * never below the newest op time this process applied, so a new leader whose wall clock is
+ * never below the newest op time this node applied, so a new leader whose wall clock is
  * behind its predecessor's does not stamp a key's next version before its previous one
  * (test/fault/test_clock.py). */
-static int64_t op_time_now(void)
+static int64_t op_time_now(struct mc_node *n)
 {
     int64_t t = mc_wall_ns();
-    if (t <= last_op_time_ns) {
-        t = last_op_time_ns + 1;
+    if (t <= n->last_op_time_ns) {
+        t = n->last_op_time_ns + 1;
     }
-    last_op_time_ns = t;
+    n->last_op_time_ns = t;
     return t;
-}
-
-static void reply_not_leader(struct mc_node *n, const struct mc_client_token *t)
-{
-    node_reply_not_leader(n, t);
 }
 
 static int push_waiter(struct mc_node *n, const struct mc_client_token *t, uint8_t kind)
@@ -107,7 +100,7 @@ static bool batch_full(struct mc_node *n)
 static bool can_accept_write(struct mc_node *n, const struct mc_client_token *t)
 {
     if (mc_raft_role(n->raft) != MC_RAFT_LEADER) {
-        reply_not_leader(n, t);
+        node_reply_not_leader(n, t);
         return false;
     }
     if (mc_raft_term_at(n->raft, n->applied_index) != mc_raft_term(n->raft)) {
@@ -115,15 +108,16 @@ static bool can_accept_write(struct mc_node *n, const struct mc_client_token *t)
          * term (its no-op, thesis §6.4): by then it has applied every op its predecessors
          * stamped, so op_time_now()'s floor orders its ops after theirs and no version id it
          * makes can repeat one of theirs. A write refused here never happened: retriable. */
-        node_reply_error(t, MC_ELIMIT, "new leader still applying earlier entries; retry");
+        mc_client_reply_error(t, MC_ELIMIT, "new leader still applying earlier entries; retry");
         return false;
     }
     if (mc_disk_space_low(&n->disk, n->datadir, mc_mono_ms())) {
-        node_reply_error(t, MC_ELOWDISK, "free disk below --disk-reserve-mb: free space to write");
+        mc_client_reply_error(t, MC_ELOWDISK,
+                              "free disk below --disk-reserve-mb: free space to write");
         return false;
     }
     if (n->n_writes - n->head_writes + n->n_batch_waiters >= NODE_MAX_PENDING_WRITES) {
-        node_reply_error(t, MC_ELIMIT, "too many writes in flight; retry later");
+        mc_client_reply_error(t, MC_ELIMIT, "too many writes in flight; retry later");
         return false;
     }
     if (batch_full(n)) {
@@ -141,10 +135,10 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     struct mc_op op;
     memset(&op, 0, sizeof(op));
     int rc = 0;
-    int64_t now = op_time_now();
+    int64_t now = op_time_now(n);
     char vidbuf[17];
     if (q->u.write.n_ops == 0) {
-        node_reply_error(&r->token, MC_EINVAL, "a write needs at least one op");
+        mc_client_reply_error(&r->token, MC_EINVAL, "a write needs at least one op");
         return;
     }
     if (q->u.write.n_ops == 1) {
@@ -194,8 +188,8 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     }
     mc_op_clear(&op);
     if (rc) {
-        node_reply_error(&r->token, rc == MC_EPROTO ? MC_EPROTO : rc,
-                         rc == MC_EPROTO ? "malformed op record" : NULL);
+        mc_client_reply_error(&r->token, rc == MC_EPROTO ? MC_EPROTO : rc,
+                              rc == MC_EPROTO ? "malformed op record" : NULL);
     }
 }
 
@@ -210,7 +204,7 @@ void node_handle_register(struct mc_node *n, const struct mc_client_request *r)
     }
     struct mc_op op;
     memset(&op, 0, sizeof(op));
-    int rc = mc_op_session_register(&op, op_time_now());
+    int rc = mc_op_session_register(&op, op_time_now(n));
     if (rc == 0) {
         rc = push_waiter(n, &r->token, 1);
         if (rc == 0 && (rc = batch_add(n, &op)) != 0) {
@@ -222,7 +216,7 @@ void node_handle_register(struct mc_node *n, const struct mc_client_request *r)
     }
     mc_op_clear(&op);
     if (rc) {
-        node_reply_error(&r->token, rc, NULL);
+        mc_client_reply_error(&r->token, rc, NULL);
     }
 }
 
@@ -268,9 +262,9 @@ void node_flush_batch(struct mc_node *n)
         struct pending_write *w = &n->batch_waiters[i];
         if (rc) {
             if (rc == MC_ENOTLEADER) {
-                reply_not_leader(n, &w->token);
+                node_reply_not_leader(n, &w->token);
             } else {
-                node_reply_error(&w->token, rc, NULL);
+                mc_client_reply_error(&w->token, rc, NULL);
             }
             continue;
         }
@@ -278,7 +272,7 @@ void node_flush_batch(struct mc_node *n)
         w->term = term;
         w->deadline_ms = deadline;
         if (push_write(n, w) != 0) {
-            node_reply_error(&w->token, MC_ENOMEM, NULL);
+            mc_client_reply_error(&w->token, MC_ENOMEM, NULL);
         }
     }
     n->n_batch_waiters = 0;
@@ -297,7 +291,7 @@ static void reply_result(struct mc_node *n, const struct pending_write *w,
     }
     if (w->kind == 1) {
         if (res->code) {
-            node_reply_error(&w->token, res->code, NULL);
+            mc_client_reply_error(&w->token, res->code, NULL);
             return;
         }
         struct mc_wbuf *b = mc_client_reply_begin(&w->token);
@@ -329,7 +323,7 @@ static void reply_result(struct mc_node *n, const struct pending_write *w,
     e.version_id = mc_proto_cstr(res->version_id);
     e.result = rb.data;
     e.result_len = (uint32_t)rb.len;
-    node_reply_error_full(&w->token, res->code, &e);
+    mc_client_reply_error_full(&w->token, res->code, &e);
     mc_wbuf_free(&rb);
 }
 
@@ -346,7 +340,7 @@ static void complete_writes(struct mc_node *n, const struct mc_raft_entry *e,
         if (w->index < e->index || w->term != e->term || w->position >= n_results) {
             /* Its entry was replaced by another leader's: the outcome is that it did not
              * apply here; the client retries with the same (session, seq). */
-            reply_not_leader(n, &w->token);
+            node_reply_not_leader(n, &w->token);
             continue;
         }
         reply_result(n, w, &results[w->position]);
@@ -380,8 +374,8 @@ static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
          * here is in a later microsecond and its version id (µs + this node's counter) cannot
          * equal one another leader made. */
         int64_t floor_ns = (ops[decoded].time_ns / 1000 + 1) * 1000 - 1;
-        if (rc == 0 && floor_ns > last_op_time_ns) {
-            last_op_time_ns = floor_ns;
+        if (rc == 0 && floor_ns > n->last_op_time_ns) {
+            n->last_op_time_ns = floor_ns;
         }
     }
     if (rc == 0) {
@@ -419,7 +413,7 @@ void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, 
     w.start_ns = mc_mono_ns();
     w.deadline_ms = node_now_ms() + NODE_WRITE_TIMEOUT_MS;
     if (push_write(n, &w) != 0) {
-        node_reply_error(t, MC_ENOMEM, NULL);
+        mc_client_reply_error(t, MC_ENOMEM, NULL);
     }
 }
 
@@ -486,7 +480,7 @@ int node_apply_entry(struct mc_node *n, const struct mc_raft_entry *e)
         /* Writes whose entries were overwritten before this one. */
         while (n->head_writes < n->n_writes && n->writes[n->head_writes].index <= e->index &&
                e->type != MC_RAFT_ENTRY_CONF && e->len == 0) {
-            reply_not_leader(n, &n->writes[n->head_writes].token);
+            node_reply_not_leader(n, &n->writes[n->head_writes].token);
             n->head_writes++;
         }
     }
@@ -497,14 +491,14 @@ void node_fail_writes(struct mc_node *n, int code)
 {
     for (size_t i = n->head_writes; i < n->n_writes; i++) {
         if (code == MC_ENOTLEADER) {
-            reply_not_leader(n, &n->writes[i].token);
+            node_reply_not_leader(n, &n->writes[i].token);
         } else {
-            node_reply_error(&n->writes[i].token, code, NULL);
+            mc_client_reply_error(&n->writes[i].token, code, NULL);
         }
     }
     n->head_writes = n->n_writes = 0;
     for (size_t i = 0; i < n->n_batch_waiters; i++) {
-        node_reply_error(&n->batch_waiters[i].token, code, NULL);
+        mc_client_reply_error(&n->batch_waiters[i].token, code, NULL);
     }
     n->n_batch_waiters = 0;
     n->batch_ops = 0;
@@ -515,8 +509,8 @@ void node_expire_writes(struct mc_node *n, uint64_t now_ms)
 {
     /* The queue is in proposal order, so deadlines ascend. */
     while (n->head_writes < n->n_writes && n->writes[n->head_writes].deadline_ms <= now_ms) {
-        node_reply_error(&n->writes[n->head_writes].token, MC_ETIMEOUT,
-                         "the write did not commit in time (outcome unknown)");
+        mc_client_reply_error(&n->writes[n->head_writes].token, MC_ETIMEOUT,
+                              "the write did not commit in time (outcome unknown)");
         n->head_writes++;
     }
 }

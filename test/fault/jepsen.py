@@ -30,7 +30,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -81,24 +80,7 @@ def spawn(args, **kw):
 
 # One port picker for every test harness (below the kernel's ephemeral range).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import free_port  # noqa: E402
-
-
-def port_open(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
-
-
-def wait_for(cond, timeout, interval=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(interval)
-    return cond()
+from harness import free_port, port_open, wait_for  # noqa: E402
 
 
 def log(msg):
