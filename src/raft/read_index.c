@@ -126,9 +126,15 @@ static uint64_t acked_of(const struct mc_raft *r, uint64_t id)
     return 0;
 }
 
+/* The newest heartbeat round a quorum has acknowledged (0 or UINT64_MAX: none known). */
+static uint64_t quorum_acked_seq(const struct mc_raft *r)
+{
+    return quorum_committed(r, &r->conf, acked_of);
+}
+
 void ri_on_heartbeat_resp(struct mc_raft *r)
 {
-    uint64_t acked = quorum_committed(r, &r->conf, acked_of);
+    uint64_t acked = quorum_acked_seq(r);
     if (acked == UINT64_MAX || acked == 0) {
         return;
     }
@@ -148,6 +154,24 @@ void ri_on_heartbeat_resp(struct mc_raft *r)
         r->reads_head = (r->reads_head + 1) % r->cap_reads;
         r->n_reads_q--;
     }
+    if (r->n_reads_q && acked >= r->read_seq) {
+        /* The round ri_flush waited for is complete: reads queued meanwhile get the next one. */
+        struct pending_read *last = q_at(r, r->n_reads_q - 1);
+        if (last->seq == 0 && last->index != 0) {
+            r->read_bcast_pending = true;
+        }
+    }
+}
+
+/* A heartbeat round sent this tick is still waiting for its quorum. */
+static bool read_round_outstanding(const struct mc_raft *r)
+{
+    uint64_t acked = quorum_acked_seq(r);
+    if (acked == UINT64_MAX || acked >= r->read_seq) {
+        return false;
+    }
+    /* A round whose messages were lost must not hold reads forever: after a tick, send anew. */
+    return r->seq_tick[r->read_seq % RA_SEQ_RING] == r->tick;
 }
 
 void ri_flush(struct mc_raft *r)
@@ -157,6 +181,13 @@ void ri_flush(struct mc_raft *r)
     }
     struct pending_read *last = q_at(r, r->n_reads_q - 1);
     if (last->seq != 0 || last->index == 0) {
+        return;
+    }
+    /* At most one round in flight (etcd's read loop does the same): reads that arrive while a
+     * round is out wait for it to complete and then share the next one, so the number of rounds
+     * per second stays bounded by the round trip instead of growing with the read rate.
+     * ri_on_heartbeat_resp re-arms the broadcast when the outstanding round completes. */
+    if (read_round_outstanding(r)) {
         return;
     }
     /* One heartbeat round confirms every read queued since the previous round. */
