@@ -594,6 +594,95 @@ Test(raft_api, read_index_waits_for_noop_and_heartbeat_round)
     mc_raft_destroy(r);
 }
 
+/* A 3-voter leader (id 1) of term 1 whose no-op (index 1) has committed. */
+static struct mc_raft *leader_with_committed_noop(void)
+{
+    static const uint64_t voters[] = {1, 2, 3};
+    struct mc_raft_config c;
+    memset(&c, 0, sizeof(c));
+    c.id = 1;
+    c.initial_voters = voters;
+    c.n_initial_voters = 3;
+    c.disable_pre_vote = true;
+    c.heartbeat_tick = 5; /* so a single tick sends no heartbeat of its own */
+    struct mc_raft *r;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    while (mc_raft_role(r) != MC_RAFT_CANDIDATE) {
+        mc_raft_tick(r);
+    }
+    drain(r);
+    struct mc_raft_msg m = {.type = MC_RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 1};
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert_eq(mc_raft_role(r), MC_RAFT_LEADER);
+    drain(r);
+    m = (struct mc_raft_msg){
+        .type = MC_RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .index = 1};
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert_eq(mc_raft_commit_index(r), 1);
+    drain(r);
+    return r;
+}
+
+/* One ready: how many reads it answers; *hb_seq = the heartbeat round it sends (0: none). */
+static size_t ready_reads(struct mc_raft *r, uint64_t *hb_seq)
+{
+    struct mc_raft_ready rd;
+    mc_raft_ready(r, &rd);
+    *hb_seq = 0;
+    for (size_t i = 0; i < rd.n_msgs; i++) {
+        if (rd.msgs[i].type == MC_RAFT_MSG_HEARTBEAT) {
+            cr_assert(*hb_seq == 0 || *hb_seq == rd.msgs[i].ctx, "two rounds in one ready");
+            *hb_seq = rd.msgs[i].ctx;
+        }
+    }
+    size_t n = rd.n_reads;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(rd.reads[i].err, 0);
+    }
+    mc_raft_advance(r, &rd);
+    return n;
+}
+
+static void ack_round(struct mc_raft *r, uint64_t seq)
+{
+    struct mc_raft_msg m = {
+        .type = MC_RAFT_MSG_HEARTBEAT_RESP, .from = 3, .to = 1, .term = 1, .ctx = seq};
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+}
+
+/* Reads arriving while a heartbeat round is out wait for it and share the next round (one round in
+ * flight, as etcd's read loop); a round whose acks never come is replaced after a tick. */
+Test(raft_api, read_index_one_round_in_flight)
+{
+    struct mc_raft *r = leader_with_committed_noop();
+    uint64_t s1, s2, s3, s;
+    cr_assert_eq(mc_raft_read_index(r, 1), 0);
+    cr_assert_eq(ready_reads(r, &s1), 0);
+    cr_assert_neq(s1, 0, "no round for the first read");
+    cr_assert_eq(mc_raft_read_index(r, 2), 0);
+    cr_assert_eq(mc_raft_read_index(r, 3), 0);
+    cr_assert_eq(ready_reads(r, &s), 0);
+    cr_assert_eq(s, 0, "a second round while the first is out");
+    ack_round(r, s1);
+    cr_assert_eq(ready_reads(r, &s2), 1, "the first read is answered by its round");
+    cr_assert_gt(s2, s1, "the waiting reads get the next round when the first completes");
+    ack_round(r, s2);
+    cr_assert_eq(ready_reads(r, &s), 2);
+    cr_assert_eq(s, 0);
+    /* A round that is never acknowledged does not hold reads past the tick it was sent in. */
+    cr_assert_eq(mc_raft_read_index(r, 4), 0);
+    cr_assert_eq(ready_reads(r, &s3), 0);
+    cr_assert_neq(s3, 0);
+    mc_raft_tick(r);
+    cr_assert_eq(mc_raft_read_index(r, 5), 0);
+    size_t answered = ready_reads(r, &s);
+    cr_assert_eq(answered, 0);
+    cr_assert_gt(s, s3, "a lost round blocks the next one");
+    ack_round(r, s);
+    cr_assert_eq(ready_reads(r, &s), 2, "both reads are confirmed by the newer round");
+    mc_raft_destroy(r);
+}
+
 /* SQLite-style: fail the Nth allocation; the core must report MC_ENOMEM (sticky), never crash,
  * and free everything on destroy. */
 static long fail_at, n_calls;
