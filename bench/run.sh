@@ -104,6 +104,14 @@ kill_all
 mc_cluster_start n3 3
 standard_set n3
 
+# Open-loop linearizable reads at 150K offered (the target's latency figure): the throughput shape
+# (C=64 P=32) and fewer, deeper connections (C=16), as a gateway multiplexing its requests would.
+log "cluster n3: open-loop reads at 150K offered"
+bench_row n3 get_lin_open150k_c64 --workload get --connections 64 --pipeline 32 --keys $KEYS \
+    --rate 150000
+bench_row n3 get_lin_open150k_c16 --workload get --connections 16 --pipeline 128 --keys $KEYS \
+    --rate 150000
+
 # Open-loop write sweep (p99 vs throughput): 2K, 5K, then 10K ops/s upward until the cluster
 # saturates (the low rates show where the latency knee is).
 log "cluster n3: open-loop write sweep (${SWEEP_DUR}s per rate)"
