@@ -978,6 +978,45 @@ def write_report(path, minutes, results):
     log("wrote %s" % path)
 
 
+def run_named_tests(tests, prefix, run_subdir=None, known_bug=(), strict=False):
+    """The runner of the scripted fault tests (test_crash.py, test_clock.py): `--build B --only
+    NAME`; each test is fn(build, workdir) in a fresh temp dir (kept when it fails), with every
+    process killed after it. An exception of a `known_bug` class is XFAIL (counted passed) unless
+    `strict`. Prints the suite's `N passed, N failed` line; returns the exit code."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--only")
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    passed = failed = 0
+    for name, fn in tests:
+        if a.only and a.only != name:
+            continue
+        work = tempfile.mkdtemp(prefix=prefix)
+        t0 = time.time()
+        keep = False
+        try:
+            detail = fn(build, os.path.join(work, run_subdir) if run_subdir else work)
+            passed += 1
+            log("PASS %s (%.1fs): %s" % (name, time.time() - t0, detail))
+        except known_bug as e:
+            passed, failed, keep = passed + (not strict), failed + strict, strict
+            log("%s %s (%.1fs): %s" % ("FAIL" if strict else "XFAIL (known bug)", name,
+                                       time.time() - t0, e))
+        except Exception as e:  # noqa: BLE001 - report and go on with the next test
+            failed += 1
+            keep = True
+            log("FAIL %s (%.1fs): %s" % (name, time.time() - t0, e))
+        finally:
+            _kill_all()
+        if keep:
+            log("kept %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("mode", choices=["run", "suite", "soak"])

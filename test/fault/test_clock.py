@@ -20,13 +20,9 @@ Leases, election and request timeouts use CLOCK_MONOTONIC, which the hook does n
 
   test_clock.py --build B      prints PASS/FAIL, then "N passed, N failed". Time: about 45 s.
 """
-import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -115,29 +111,7 @@ TESTS = [("jumps_under_load", test_jumps_under_load), ("object_times", test_obje
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--only")
-    a = ap.parse_args()
-    build = os.path.abspath(a.build)
-    passed = failed = 0
-    for name, fn in TESTS:
-        if a.only and a.only != name:
-            continue
-        work = tempfile.mkdtemp(prefix="mc-clock-")
-        t0 = time.time()
-        try:
-            detail = fn(build, os.path.join(work, "run"))
-            passed += 1
-            jepsen.log("PASS %s (%.1fs): %s" % (name, time.time() - t0, detail))
-            shutil.rmtree(work, ignore_errors=True)
-        except Exception as e:  # noqa: BLE001 - report and go on with the next test
-            failed += 1
-            jepsen.log("FAIL %s (%.1fs): %s (kept %s)" % (name, time.time() - t0, e, work))
-        finally:
-            jepsen._kill_all()
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+    return jepsen.run_named_tests(TESTS, "mc-clock-", run_subdir="run")
 
 
 if __name__ == "__main__":

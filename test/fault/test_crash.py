@@ -21,13 +21,11 @@
 Failures listed in BUGS.md print XFAIL and count as passed; MC_FAULT_STRICT=1 makes them fail.
 Every process started here is killed at exit (jepsen.py's atexit/signal handlers).
 """
-import argparse
 import glob
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -107,9 +105,6 @@ def test_kill_all(build, work):
     c.close()
     no_crash(c)
     return "appends acked %s, lost %s" % (s.get("appends_acked"), s.get("appends_lost"))
-
-
-t0 = 0.0
 
 
 def flip_byte(path, needle, after=0, every=False):
@@ -351,41 +346,7 @@ TESTS = [("kill_all_under_load", test_kill_all),
 
 
 def main():
-    global t0
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build")
-    ap.add_argument("--only")
-    a = ap.parse_args()
-    build = os.path.abspath(a.build)
-    passed = failed = 0
-    for name, fn in TESTS:
-        if a.only and a.only != name:
-            continue
-        work = tempfile.mkdtemp(prefix="mc-crash-")
-        t0 = time.time()
-        try:
-            detail = fn(build, work)
-            passed += 1
-            jepsen.log("PASS %s (%.1fs): %s" % (name, time.time() - t0, detail))
-            shutil.rmtree(work, ignore_errors=True)
-        except KnownBug as e:
-            if STRICT:
-                failed += 1
-            else:
-                passed += 1
-            jepsen.log("%s %s (%.1fs): %s" % ("FAIL" if STRICT else "XFAIL (known bug)", name,
-                                               time.time() - t0, e))
-            if STRICT:
-                jepsen.log("kept %s" % work)
-            else:
-                shutil.rmtree(work, ignore_errors=True)
-        except Exception as e:  # noqa: BLE001 - report and go on with the next test
-            failed += 1
-            jepsen.log("FAIL %s (%.1fs): %s (kept %s)" % (name, time.time() - t0, e, work))
-        finally:
-            jepsen._kill_all()
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+    return jepsen.run_named_tests(TESTS, "mc-crash-", known_bug=(KnownBug,), strict=STRICT)
 
 
 if __name__ == "__main__":
