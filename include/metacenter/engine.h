@@ -356,6 +356,17 @@ int mc_engine_list_objects(struct mc_engine *eng, const char *bucket,
 int mc_engine_list_versions(struct mc_engine *eng, const char *bucket,
                             const struct mc_list_params *p, struct mc_list_result *out);
 
+/* A listing in its wire form (what mc_list_result_encode writes and mc_list_result_decode reads),
+ * appended to w in one pass: each entry is copied from its stored record (checksum verified),
+ * nothing is allocated per entry. versions: ListObjectVersions, else ListObjectsV2. On error w
+ * is back at its length at the call. Same errors as the two calls above. */
+int mc_engine_list_encode(struct mc_engine *eng, const char *bucket,
+                          const struct mc_list_params *p, bool versions, struct mc_wbuf *w);
+/* Only the checks of a listing (parameters, token, bucket, version-id-marker): 0 or the error
+ * mc_engine_list_encode would refuse the same request with (mc_engine_last_error says why). */
+int mc_engine_list_check(struct mc_engine *eng, const char *bucket,
+                         const struct mc_list_params *p, bool versions);
+
 /* ---- whole-state functions ---- */
 
 /* 64-bit digest of the logical content (buckets, versions, sessions) at *applied_index. */
