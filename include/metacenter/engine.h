@@ -32,6 +32,8 @@
 #define MC_PARTS_MAX            10000       /* S3 multipart limit */
 #define MC_DISTRIBUTION_MAX     256         /* erasure distribution entries */
 #define MC_LIST_MAX_KEYS        1000        /* default and cap for max_keys */
+#define MC_LIST_PAGE_BYTES      (2u * 1024 * 1024) /* a page ends early (truncated) past this:
+                                                      encoded, it must fit one reply frame */
 #define MC_DELIMITER_MAX        64          /* bytes */
 #define MC_CONF_MAX_BYTES       (64 * 1024) /* opaque membership blob */
 #define MC_APPLY_MAX_OPS        4096 /* ops per mc_engine_apply call, atomic sub-ops included */
@@ -333,8 +335,9 @@ struct mc_list_params {
 };
 
 struct mc_list_result {
-    struct mc_version *entries; /* objects (latest, live) or versions (newest first per key);
-                                   inline data is never copied */
+    struct mc_version *entries; /* objects (latest, live) or versions (newest first per key).
+                                   As S3 listings: without inline data, user metadata, parts
+                                   and erasure distribution (those are empty) */
     uint32_t n_entries;
     char **common_prefixes; /* sorted */
     uint32_t n_prefixes;

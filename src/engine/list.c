@@ -369,29 +369,48 @@ static void out_begin(struct lout *o, struct mc_wbuf *w)
     mc_wbuf_init(&o->pfx, MC_LIST_MAX_KEYS * (4 + MC_KEY_MAX_BYTES));
 }
 
-static uint32_t out_count(const struct lout *o)
-{
-    return o->n_entries + o->n_prefixes;
-}
-
-/* Append the stored version record v (checksum verified and stripped); *sc gets its scan. */
+/* Append the stored version record v (checksum verified and stripped) as a listed entry;
+ * *sc gets its scan. The record is copied in four runs around what a listing leaves out: user
+ * metadata, erasure distribution and parts become empty, and so does the inline data. */
 static int out_entry(struct lout *o, const MDB_val *v, bool is_latest, struct mc_vrec_scan *sc)
 {
     if (mc_version_record_scan(v->mv_data, v->mv_size, sc)) {
         return mc_engine_seterr(MC_ECORRUPT, "undecodable version record");
     }
-    size_t n = sc->inline_off;
-    uint8_t *p = mc_wbuf_reserve(o->w, 4 + n + 4);
+    const uint8_t *rec = v->mv_data;
+    const size_t run[4][2] = {{0, sc->user_meta_off},
+                              {sc->user_meta_end, sc->distribution_off},
+                              {sc->distribution_end, sc->parts_off},
+                              {sc->parts_end, sc->inline_off}};
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        assert(run[i][0] <= run[i][1]);
+        n += run[i][1] - run[i][0] + 4; /* the run, then an empty collection */
+    }
+    uint8_t *p = mc_wbuf_reserve(o->w, 4 + n);
     if (!p) {
         return mc_wbuf_error(o->w);
     }
-    mc_put_u32le(p, (uint32_t)(n + 4));
-    memcpy(p + 4, v->mv_data, n);
-    uint8_t *flags = p + 4 + sc->flags_off;
+    mc_put_u32le(p, (uint32_t)n);
+    uint8_t *d = p + 4;
+    for (int i = 0; i < 4; i++) {
+        size_t len = run[i][1] - run[i][0];
+        memcpy(d, rec + run[i][0], len);
+        mc_put_u32le(d + len, 0);
+        d += len + 4;
+    }
+    uint8_t *flags = p + 4 + sc->flags_off; /* in the first run */
     *flags = (uint8_t)((*flags & ~2u) | (is_latest ? 2u : 0u));
-    mc_put_u32le(p + 4 + n, 0); /* inline data is never listed */
     o->n_entries++;
     return 0;
+}
+
+/* The page is full: max_keys items, or MC_LIST_PAGE_BYTES of output (an item more would still
+ * fit a reply frame: an entry without its collections is at most ~8 KiB). */
+static bool out_full(const struct lout *o, int max_keys)
+{
+    return o->n_entries + o->n_prefixes == (uint32_t)max_keys ||
+           (o->w->len - o->start) + o->pfx.len >= MC_LIST_PAGE_BYTES;
 }
 
 static int out_prefix(struct lout *o, const char *s, size_t n)
@@ -593,7 +612,7 @@ static int list_objects(struct mc_engine *eng, struct mc_rtxn *rt, const char *b
     size_t last_len = 0;
     char last_type = 0;
     while (it.valid && !it.err && has_prefix(&it.cur, pfx, pl)) {
-        if (out_count(&o) == (uint32_t)ls->max_keys) {
+        if (out_full(&o, ls->max_keys)) {
             truncated = true;
             break;
         }
@@ -697,7 +716,7 @@ static int list_versions(struct mc_engine *eng, struct mc_rtxn *rt, const char *
     char last_type = 0;
     struct mc_vrec_scan last = {0};
     while (it.valid && !it.err && has_prefix(&it.cur, pfx, pl)) {
-        if (out_count(&o) == (uint32_t)ls->max_keys) {
+        if (out_full(&o, ls->max_keys)) {
             truncated = true;
             break;
         }
