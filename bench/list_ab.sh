@@ -29,17 +29,11 @@ done
 . "$ROOT/bench/lib.sh"
 bench_scratch mclistab
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
 # one_row LABEL BIN ROW: one `bench --workload list` run against cluster c, one JSON line.
 one_row() {
-    local label=$1 bin=$2 row=$3 leader lpid t0l t0f t1l t1f out tf lg i
+    local label=$1 bin=$2 row=$3 leader t0l t0f t1l t1f out tf lg
     leader=$(MC=$bin mc_leader c)
-    lpid=$(mc_node_pid c "$leader")
-    local fpids=()
-    for i in 1 2 3; do [ "$i" = "$leader" ] || fpids+=("$(mc_node_pid c "$i")"); done
-    t0l=$(ticks "$lpid")
-    t0f=$(($(ticks "${fpids[0]}") + $(ticks "${fpids[1]}")))
+    read -r t0l t0f <<<"$(mc_role_ticks c "$leader")"
     tf=$WORK/time.out
     out=$(/usr/bin/time -f '%U %S' -o "$tf" timeout $((DUR + 60)) "$bin" bench \
         --endpoints "$(cat "$WORK/c/endpoints")" --workload list --bucket list --keys "$OBJECTS" \
@@ -49,8 +43,7 @@ one_row() {
         echo "{\"label\":\"$label\",\"row\":\"$row\",\"failed\":true}"
         return 0
     }
-    t1l=$(ticks "$lpid")
-    t1f=$(($(ticks "${fpids[0]}") + $(ticks "${fpids[1]}")))
+    read -r t1l t1f <<<"$(mc_role_ticks c "$leader")"
     lg=$(awk '{print $1 + $2}' "$tf")
     jq -c --arg lbl "$label" --arg row "$row" --argjson ltk $((t1l - t0l)) \
         --argjson ftk $((t1f - t0f)) --argjson lg "$lg" --arg load "$(cut -d' ' -f1 /proc/loadavg)" \

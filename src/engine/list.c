@@ -758,8 +758,9 @@ done:
     return rc;
 }
 
-int mc_engine_list_check(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
-                         bool versions)
+/* Check the request, then (w != NULL) list into w: both calls refuse a request alike. */
+static int list_run(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
+                    bool versions, struct mc_wbuf *w)
 {
     struct mc_rtxn *rt;
     int rc = mc_rtxn_get(eng, &rt);
@@ -768,26 +769,25 @@ int mc_engine_list_check(struct mc_engine *eng, const char *bucket, const struct
     }
     struct listing ls;
     rc = prepare(eng, rt->txn, bucket, p, versions, &ls);
-    mc_rtxn_put(eng, rt);
-    return rc;
-}
-
-int mc_engine_list_encode(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
-                          bool versions, struct mc_wbuf *w)
-{
-    struct mc_rtxn *rt;
-    int rc = mc_rtxn_get(eng, &rt);
-    if (rc) {
-        return rc;
-    }
-    struct listing ls;
-    rc = prepare(eng, rt->txn, bucket, p, versions, &ls);
-    if (!rc) {
+    if (!rc && w) {
         rc = versions ? list_versions(eng, rt, bucket, &ls, w)
                       : list_objects(eng, rt, bucket, &ls, w);
     }
     mc_rtxn_put(eng, rt);
     return rc;
+}
+
+int mc_engine_list_check(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
+                         bool versions)
+{
+    return list_run(eng, bucket, p, versions, NULL);
+}
+
+int mc_engine_list_encode(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
+                          bool versions, struct mc_wbuf *w)
+{
+    assert(w);
+    return list_run(eng, bucket, p, versions, w);
 }
 
 /* The struct form: the wire form decoded (one implementation of the listing semantics). */
