@@ -369,14 +369,21 @@ static void out_begin(struct lout *o, struct mc_wbuf *w)
     mc_wbuf_init(&o->pfx, MC_LIST_MAX_KEYS * (4 + MC_KEY_MAX_BYTES));
 }
 
-/* Append the stored version record v (checksum verified and stripped) as a listed entry;
- * *sc gets its scan. The record is copied in four runs around what a listing leaves out: user
- * metadata, erasure distribution and parts become empty, and so does the inline data. */
-static int out_entry(struct lout *o, const MDB_val *v, bool is_latest, struct mc_vrec_scan *sc)
+/* Scan a stored version record (checksum verified and stripped). */
+static int scan_rec(const MDB_val *v, struct mc_vrec_scan *sc)
 {
     if (mc_version_record_scan(v->mv_data, v->mv_size, sc)) {
         return mc_engine_seterr(MC_ECORRUPT, "undecodable version record");
     }
+    return 0;
+}
+
+/* Append the stored version record v, scanned as *sc, as a listed entry. The record is copied
+ * in four runs around what a listing leaves out: user metadata, erasure distribution and parts
+ * become empty, and so does the inline data. */
+static int out_entry(struct lout *o, const MDB_val *v, const struct mc_vrec_scan *sc,
+                     bool is_latest)
+{
     const uint8_t *rec = v->mv_data;
     const size_t run[4][2] = {{0, sc->user_meta_off},
                               {sc->user_meta_end, sc->distribution_off},
@@ -495,6 +502,7 @@ static bool has_prefix(const struct ent *e, const char *pfx, size_t pl)
 /* A listing's request, checked: everything that can refuse it is decided before any output. */
 struct listing {
     bool versions;
+    bool direct; /* ListObjectsV2 of an unversioned bucket: walk the versions table itself */
     int max_keys;
     const char *pfx, *d;
     size_t pl, dl;
@@ -551,7 +559,13 @@ static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
             memcpy(ls->mark, p->start_after, ls->ml + 1);
             ls->mtype = 'K';
         }
-        return mc_bucket_load(eng, txn, bucket, NULL);
+        struct mc_bucket_info b;
+        rc = mc_bucket_load(eng, txn, bucket, &b);
+        /* An unversioned bucket has one version per key and no delete markers (apply.c
+           op_put/op_delete): its versions table lists like the objects index, without the
+           second lookup per key. */
+        ls->direct = !rc && b.versioning == MC_VERSIONING_UNVERSIONED;
+        return rc;
     }
     ls->km = p->key_marker && *p->key_marker ? p->key_marker : NULL;
     ls->vm = p->version_id_marker && *p->version_id_marker ? p->version_id_marker : NULL;
@@ -593,7 +607,7 @@ static int list_objects(struct mc_engine *eng, struct mc_rtxn *rt, const char *b
     char token[TOKEN_CHARS_MAX];
     bool truncated = false;
     out_begin(&o, w);
-    rc = it_open(&it, eng, rt->txn, bucket, false);
+    rc = it_open(&it, eng, rt->txn, bucket, ls->direct);
     if (rc) {
         goto done;
     }
@@ -608,8 +622,8 @@ static int list_objects(struct mc_engine *eng, struct mc_rtxn *rt, const char *b
     if (it.valid && keycmp(it.cur.key, it.cur.klen, pfx, pl) < 0) {
         it_seek_ge(&it, pfx, pl);
     }
-    const char *last = NULL;
-    size_t last_len = 0;
+    const char *last = NULL, *seen = NULL; /* last listed key or prefix; last key walked */
+    size_t last_len = 0, seen_len = 0;
     char last_type = 0;
     while (it.valid && !it.err && has_prefix(&it.cur, pfx, pl)) {
         if (out_full(&o, ls->max_keys)) {
@@ -627,23 +641,48 @@ static int list_objects(struct mc_engine *eng, struct mc_rtxn *rt, const char *b
             it_seek_past_prefix(&it, last, cl);
             continue;
         }
-        struct mc_lkey lk;
-        mc_lkey_version(&lk, bucket, it.cur.key, it.cur.klen, it.cur.seq);
-        MDB_val k = {lk.len, lk.b}, val;
-        /* Through a cursor, not mdb_get (a descent from the root per key): MDB_SET on a
-           positioned cursor searches its current leaf first, and consecutive keys' latest
-           versions mostly share a leaf. (MDB_NEXT and a compare was slower: measured.) */
-        int mrc = mc_rec_cget(eng, vc, &k, &val, MDB_SET);
-        if (mrc == MDB_NOTFOUND) {
-            rc = mc_engine_seterr(MC_ECORRUPT, "objects index points to a missing version");
-            goto done;
-        }
-        if (mrc) {
-            rc = mc_lmdb_err(mrc, "seek version");
-            goto done;
-        }
+        MDB_val val;
         struct mc_vrec_scan sc;
-        if ((rc = out_entry(&o, &val, true, &sc))) {
+        if (ls->direct) {
+            /* The first version of a key is its latest; a delete marker hides the key. Neither
+               an older version nor a marker occurs in an unversioned bucket: skipping them
+               keeps the walk exact anyway. */
+            bool older = seen && keycmp(seen, seen_len, it.cur.key, it.cur.klen) == 0;
+            seen = it.cur.key;
+            seen_len = it.cur.klen;
+            val = it.cur.v;
+            if (older) {
+                it_next(&it);
+                continue;
+            }
+            if ((rc = scan_rec(&val, &sc))) {
+                goto done;
+            }
+            if (sc.is_delete_marker) {
+                it_next(&it);
+                continue;
+            }
+        } else {
+            struct mc_lkey lk;
+            mc_lkey_version(&lk, bucket, it.cur.key, it.cur.klen, it.cur.seq);
+            MDB_val k = {lk.len, lk.b};
+            /* Through a cursor, not mdb_get (a descent from the root per key): MDB_SET on a
+               positioned cursor searches its current leaf first, and consecutive keys' latest
+               versions mostly share a leaf. (MDB_NEXT and a compare was slower: measured.) */
+            int mrc = mc_rec_cget(eng, vc, &k, &val, MDB_SET);
+            if (mrc == MDB_NOTFOUND) {
+                rc = mc_engine_seterr(MC_ECORRUPT, "objects index points to a missing version");
+                goto done;
+            }
+            if (mrc) {
+                rc = mc_lmdb_err(mrc, "seek version");
+                goto done;
+            }
+            if ((rc = scan_rec(&val, &sc))) {
+                goto done;
+            }
+        }
+        if ((rc = out_entry(&o, &val, &sc, true))) {
             goto done;
         }
         last = it.cur.key;
@@ -731,7 +770,7 @@ static int list_versions(struct mc_engine *eng, struct mc_rtxn *rt, const char *
             continue;
         }
         bool latest = !(cur_key && keycmp(cur_key, cur_len, it.cur.key, it.cur.klen) == 0);
-        if ((rc = out_entry(&o, &it.cur.v, latest, &last))) {
+        if ((rc = scan_rec(&it.cur.v, &last)) || (rc = out_entry(&o, &it.cur.v, &last, latest))) {
             goto done;
         }
         cur_key = it.cur.key;

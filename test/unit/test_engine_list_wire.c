@@ -259,3 +259,66 @@ Test(engine_list_wire, page_stops_at_the_byte_budget, .timeout = 120)
     mc_list_result_clear(&r);
     mc_wbuf_free(&w);
 }
+
+/* ListObjectsV2 of an unversioned bucket walks its versions table, of a versioned one the objects
+ * index: the same keys list the same way (prefix, delimiter, start-after, pages, long keys). */
+Test(engine_list_wire, unversioned_walk_lists_as_the_index)
+{
+    cr_assert_eq(te_bucket("unv", MC_VERSIONING_UNVERSIONED), 0);
+    cr_assert_eq(te_bucket("ver", MC_VERSIONING_ENABLED), 0);
+    char lk[600];
+    memset(lk, 'q', sizeof(lk) - 1);
+    lk[sizeof(lk) - 1] = 0;
+    const char *keys[] = {"a", "a/1", "a/2/x", "b", "b/1", "c", "c/1/2", "d/", "e", lk};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        cr_assert_eq(te_put("unv", keys[i], "e", NULL), 0);
+        cr_assert_eq(te_put("unv", keys[i], "e2", NULL), 0); /* an overwrite: still one */
+        cr_assert_eq(te_put("ver", keys[i], "e", NULL), 0);
+        cr_assert_eq(te_put("ver", keys[i], "e2", NULL), 0);
+    }
+    cr_assert_eq(te_put("ver", "gone", "e", NULL), 0);
+    cr_assert_eq(te_del("ver", "gone", NULL, NULL), 0); /* hidden by its marker */
+    cr_assert_eq(te_put("unv", "gone", "e", NULL), 0);
+    cr_assert_eq(te_del("unv", "gone", NULL, NULL), 0); /* removed */
+    struct mc_list_params ps[] = {
+        {0},
+        {.delimiter = "/"},
+        {.prefix = "a/", .delimiter = "/"},
+        {.start_after = "b"},
+        {.prefix = "c"},
+        {.max_keys = 1},
+        {.max_keys = 3, .delimiter = "/"},
+    };
+    for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+        char *tu = NULL, *tv = NULL;
+        for (int page = 0; page < 20; page++) {
+            struct mc_list_params pu = ps[i], pv = ps[i];
+            pu.continuation_token = tu;
+            pv.continuation_token = tv;
+            struct mc_list_result ru, rv;
+            cr_assert_eq(mc_engine_list_objects(te_eng, "unv", &pu, &ru), 0);
+            cr_assert_eq(mc_engine_list_objects(te_eng, "ver", &pv, &rv), 0);
+            cr_assert_eq(ru.n_entries, rv.n_entries, "params %zu page %d", i, page);
+            cr_assert_eq(ru.n_prefixes, rv.n_prefixes, "params %zu page %d", i, page);
+            cr_assert_eq(ru.is_truncated, rv.is_truncated);
+            for (uint32_t j = 0; j < ru.n_entries; j++) {
+                cr_assert_str_eq(ru.entries[j].key, rv.entries[j].key);
+                cr_assert_str_eq(ru.entries[j].meta.etag, "e2");
+                cr_assert(ru.entries[j].is_latest);
+            }
+            for (uint32_t j = 0; j < ru.n_prefixes; j++) {
+                cr_assert_str_eq(ru.common_prefixes[j], rv.common_prefixes[j]);
+            }
+            free(tu);
+            free(tv);
+            tu = ru.next_continuation_token ? strdup(ru.next_continuation_token) : NULL;
+            tv = rv.next_continuation_token ? strdup(rv.next_continuation_token) : NULL;
+            mc_list_result_clear(&ru);
+            mc_list_result_clear(&rv);
+            if (!tu) {
+                cr_assert_null(tv);
+                break;
+            }
+        }
+    }
+}
