@@ -352,7 +352,8 @@ struct mc_list_result {
 void mc_list_result_clear(struct mc_list_result *r);
 
 /* ListObjectsV2. MC_ENOBUCKET, MC_EINVAL, MC_EBADTOKEN. Costs O(page): rolled-up prefixes are
- * skipped with one seek. */
+ * skipped with one seek. A page holds max_keys items, or fewer (truncated, as S3 allows) once
+ * its encoding passes MC_LIST_PAGE_BYTES. The listing is mc_engine_list_encode's, decoded. */
 int mc_engine_list_objects(struct mc_engine *eng, const char *bucket,
                            const struct mc_list_params *p, struct mc_list_result *out);
 /* ListObjectVersions (key then newest first; delete markers with is_latest). */
