@@ -163,3 +163,22 @@ mc_failover() {
 
 # RSS of a pid in KiB.
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# ticks PID: CPU ticks (utime + stime, 1/100 s) of a pid.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# mc_role_ticks NAME LEADER: "LEADER_TICKS FOLLOWER_TICKS": CPU ticks of node LEADER of cluster
+# NAME, and of its other nodes together.
+mc_role_ticks() {
+    local f dir=$WORK/$1 l=0 o=0 id
+    for f in "$dir"/n*.pid; do
+        id=${f##*/n}
+        id=${id%.pid}
+        if [ "$id" = "$2" ]; then
+            l=$(ticks "$(cat "$f")")
+        else
+            o=$((o + $(ticks "$(cat "$f")")))
+        fi
+    done
+    echo "$l $o"
+}

@@ -38,9 +38,6 @@ done
 . "$ROOT/bench/lib.sh"
 bench_scratch mcreadab
 
-# CPU ticks (utime + stime) of a pid.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
 # one_row LABEL BIN ROW: run one bench row against cluster c (built with BIN), print JSON.
 one_row() {
     local label=$1 bin=$2 row=$3 extra=$4 args=() leader lpid f1 f2 t0l t0f t1l t1f out tf
@@ -50,11 +47,7 @@ one_row() {
     lin150k) args=(--consistency linearizable --rate 150000) ;;
     esac
     leader=$(MC=$bin mc_leader c)
-    lpid=$(mc_node_pid c "$leader")
-    local fpids=()
-    for i in 1 2 3; do [ "$i" = "$leader" ] || fpids+=("$(mc_node_pid c "$i")"); done
-    t0l=$(ticks "$lpid")
-    t0f=$(($(ticks "${fpids[0]}") + $(ticks "${fpids[1]}")))
+    read -r t0l t0f <<<"$(mc_role_ticks c "$leader")"
     tf=$WORK/time.out
     out=$(/usr/bin/time -f '%U %S' -o "$tf" timeout $((DUR + 60)) "$bin" bench \
         --endpoints "$(cat "$WORK/c/endpoints")" --workload get --connections 64 --pipeline 32 \
@@ -62,8 +55,7 @@ one_row() {
         echo "{\"label\":\"$label\",\"row\":\"$row\",\"failed\":true}"
         return 0
     }
-    t1l=$(ticks "$lpid")
-    t1f=$(($(ticks "${fpids[0]}") + $(ticks "${fpids[1]}")))
+    read -r t1l t1f <<<"$(mc_role_ticks c "$leader")"
     local lg
     lg=$(awk '{print $1 + $2}' "$tf")
     jq -c --arg lbl "$label" --arg row "$row" --argjson ltk $((t1l - t0l)) \

@@ -32,6 +32,8 @@
 #define MC_PARTS_MAX            10000       /* S3 multipart limit */
 #define MC_DISTRIBUTION_MAX     256         /* erasure distribution entries */
 #define MC_LIST_MAX_KEYS        1000        /* default and cap for max_keys */
+#define MC_LIST_PAGE_BYTES      (2u * 1024 * 1024) /* a page ends early (truncated) past this:
+                                                      encoded, it must fit one reply frame */
 #define MC_DELIMITER_MAX        64          /* bytes */
 #define MC_CONF_MAX_BYTES       (64 * 1024) /* opaque membership blob */
 #define MC_APPLY_MAX_OPS        4096 /* ops per mc_engine_apply call, atomic sub-ops included */
@@ -333,8 +335,9 @@ struct mc_list_params {
 };
 
 struct mc_list_result {
-    struct mc_version *entries; /* objects (latest, live) or versions (newest first per key);
-                                   inline data is never copied */
+    struct mc_version *entries; /* objects (latest, live) or versions (newest first per key).
+                                   As S3 listings: without inline data, user metadata, parts
+                                   and erasure distribution (those are empty) */
     uint32_t n_entries;
     char **common_prefixes; /* sorted */
     uint32_t n_prefixes;
@@ -349,12 +352,24 @@ struct mc_list_result {
 void mc_list_result_clear(struct mc_list_result *r);
 
 /* ListObjectsV2. MC_ENOBUCKET, MC_EINVAL, MC_EBADTOKEN. Costs O(page): rolled-up prefixes are
- * skipped with one seek. */
+ * skipped with one seek. A page holds max_keys items, or fewer (truncated, as S3 allows) once
+ * its encoding passes MC_LIST_PAGE_BYTES. The listing is mc_engine_list_encode's, decoded. */
 int mc_engine_list_objects(struct mc_engine *eng, const char *bucket,
                            const struct mc_list_params *p, struct mc_list_result *out);
 /* ListObjectVersions (key then newest first; delete markers with is_latest). */
 int mc_engine_list_versions(struct mc_engine *eng, const char *bucket,
                             const struct mc_list_params *p, struct mc_list_result *out);
+
+/* A listing in its wire form (what mc_list_result_encode writes and mc_list_result_decode reads),
+ * appended to w in one pass: each entry is copied from its stored record (checksum verified),
+ * nothing is allocated per entry. versions: ListObjectVersions, else ListObjectsV2. On error w
+ * is back at its length at the call. Same errors as the two calls above. */
+int mc_engine_list_encode(struct mc_engine *eng, const char *bucket,
+                          const struct mc_list_params *p, bool versions, struct mc_wbuf *w);
+/* Only the checks of a listing (parameters, token, bucket, version-id-marker): 0 or the error
+ * mc_engine_list_encode would refuse the same request with (mc_engine_last_error says why). */
+int mc_engine_list_check(struct mc_engine *eng, const char *bucket,
+                         const struct mc_list_params *p, bool versions);
 
 /* ---- whole-state functions ---- */
 

@@ -404,21 +404,27 @@ int mc_version_record_scan(const void *data, size_t len, struct mc_vrec_scan *s)
     ru64(&r); /* size */
     s->etag = (const char *)rskip(&r, MC_SHORT_STR_MAX, &s->etag_len);
     rpass(&r, MC_SHORT_STR_MAX);
+    s->user_meta_off = r.pos;
     uint32_t c = rcount(&r, MC_USER_META_MAX_PAIRS, 8);
     for (uint32_t i = 0; i < c; i++) {
         rpass(&r, MC_USER_META_MAX_BYTES);
         rpass(&r, MC_USER_META_MAX_BYTES);
     }
+    s->user_meta_end = r.pos;
     rpass(&r, MC_SHORT_STR_MAX);
     rtake(&r, 12);
+    s->distribution_off = r.pos;
     c = rcount(&r, MC_DISTRIBUTION_MAX, 4);
     rtake(&r, (size_t)c * 4);
+    s->distribution_end = r.pos;
     rpass(&r, MC_SHORT_STR_MAX);
+    s->parts_off = r.pos;
     c = rcount(&r, MC_PARTS_MAX, 16);
     for (uint32_t i = 0; i < c; i++) {
         rtake(&r, 12);
         rpass(&r, MC_SHORT_STR_MAX);
     }
+    s->parts_end = r.pos;
     rpass(&r, MC_SHORT_STR_MAX);
     rpass(&r, MC_SHORT_STR_MAX);
     s->inline_off = r.pos;

@@ -136,6 +136,11 @@ struct mc_vrec_scan {
     size_t etag_len;
     size_t flags_off;  /* offset of the flags byte (bit 2 = is_latest) */
     size_t inline_off; /* offset of the trailing inline-data field (u32 length + bytes) */
+    /* [off, end) of the variable-size collections (each: u32 count + elements); a listing
+       leaves them out (list.c) */
+    size_t user_meta_off, user_meta_end;
+    size_t distribution_off, distribution_end;
+    size_t parts_off, parts_end;
 };
 int mc_version_record_scan(const void *data, size_t len, struct mc_vrec_scan *s);
 

@@ -3,6 +3,7 @@
 #include "engine/internal.h"
 #include "util/checksum.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,25 +272,26 @@ static void it_close(struct iter *it)
 
 #define TOKEN_VERSION 1
 
-static char *token_make(char type, const char *s, size_t n)
+/* Longest token: hex of version, type, a key of MC_KEY_MAX_BYTES and the checksum, plus NUL. */
+#define TOKEN_CHARS_MAX (2 * (2 + MC_KEY_MAX_BYTES + 8) + 1)
+
+/* Writes the token for (type, s) into out; returns its length. */
+static size_t token_make(char type, const char *s, size_t n, char out[TOKEN_CHARS_MAX])
 {
     uint8_t raw[2 + MC_KEY_MAX_BYTES + 8];
+    assert(n <= MC_KEY_MAX_BYTES);
     raw[0] = TOKEN_VERSION;
     raw[1] = (uint8_t)type;
     memcpy(raw + 2, s, n);
     mc_put_u64le(raw + 2 + n, mc_checksum64(raw, 2 + n));
     size_t rl = 2 + n + 8;
-    char *out = malloc(rl * 2 + 1);
-    if (!out) {
-        return NULL;
-    }
     static const char hx[] = "0123456789abcdef";
     for (size_t i = 0; i < rl; i++) {
         out[2 * i] = hx[raw[i] >> 4];
         out[2 * i + 1] = hx[raw[i] & 15];
     }
     out[rl * 2] = 0;
-    return out;
+    return rl * 2;
 }
 
 static int hexval(char c)
@@ -333,59 +335,137 @@ static int token_parse(const char *tok, char *type, char *out, size_t *n)
     return 0;
 }
 
-/* ---- result building ---- */
+/* ---- output ----
+ * A listing is written in one pass straight into the caller's buffer, in the wire form of
+ * mc_list_result_encode (codec.c): u8 version, u8 flags, u32 n, n × (u32 length, version),
+ * u32 n_prefixes, the prefixes, token, key marker, version-id marker, u64 cursor steps. A stored
+ * version record and the wire mc_version are one encoding (codec.c version_encode), so an entry
+ * is its record (checksum verified on the bytes in hand) copied up to the inline data, with an
+ * empty inline field and the is_latest bit set: nothing is decoded or allocated per entry. The
+ * common prefixes follow the entries on the wire but interleave with them in key order, so they
+ * are collected aside (one buffer per listing, only when there are some). */
 
-struct builder {
-    struct mc_list_result *r;
-    uint32_t cap_e, cap_p;
+#define LIST_WIRE_VERSION 1 /* RECORD_VERSION of codec.c */
+
+struct lout {
+    struct mc_wbuf *w;
+    size_t start;    /* w->len before the listing: restored on error */
+    size_t count_at; /* offset of the entry count in w */
+    uint32_t n_entries, n_prefixes;
+    struct mc_wbuf pfx; /* the common prefixes, encoded (u32 length + bytes each) */
+    size_t last_pfx_at; /* offset of the last prefix's bytes in pfx */
 };
 
-static char *dupn(const char *s, size_t n)
+static void out_begin(struct lout *o, struct mc_wbuf *w)
 {
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = 0;
-    }
-    return d;
+    memset(o, 0, sizeof(*o));
+    o->w = w;
+    o->start = w->len;
+    mc_wbuf_u8(w, LIST_WIRE_VERSION);
+    mc_wbuf_u8(w, 0); /* flags: out_end sets them */
+    o->count_at = w->len;
+    mc_wbuf_u32(w, 0);
+    /* At most MC_LIST_MAX_KEYS prefixes of at most MC_KEY_MAX_BYTES each. */
+    mc_wbuf_init(&o->pfx, MC_LIST_MAX_KEYS * (4 + MC_KEY_MAX_BYTES));
 }
 
-static int add_prefix(struct builder *b, const char *s, size_t n)
+/* Scan a stored version record (checksum verified and stripped). */
+static int scan_rec(const MDB_val *v, struct mc_vrec_scan *sc)
 {
-    struct mc_list_result *r = b->r;
-    if (r->n_prefixes == b->cap_p) {
-        uint32_t nc = b->cap_p ? b->cap_p * 2 : 16;
-        char **np = realloc(r->common_prefixes, nc * sizeof(char *));
-        if (!np) {
-            return MC_ENOMEM;
-        }
-        r->common_prefixes = np;
-        b->cap_p = nc;
+    if (mc_version_record_scan(v->mv_data, v->mv_size, sc)) {
+        return mc_engine_seterr(MC_ECORRUPT, "undecodable version record");
     }
-    char *d = dupn(s, n);
-    if (!d) {
-        return MC_ENOMEM;
-    }
-    r->common_prefixes[r->n_prefixes++] = d;
-    r->key_count++;
     return 0;
 }
 
-static struct mc_version *add_entry(struct builder *b)
+/* Append the stored version record v, scanned as *sc, as a listed entry. The record is copied
+ * in four runs around what a listing leaves out: user metadata, erasure distribution and parts
+ * become empty, and so does the inline data. */
+static int out_entry(struct lout *o, const MDB_val *v, const struct mc_vrec_scan *sc,
+                     bool is_latest)
 {
-    struct mc_list_result *r = b->r;
-    if (r->n_entries == b->cap_e) {
-        uint32_t nc = b->cap_e ? b->cap_e * 2 : 16;
-        struct mc_version *ne = realloc(r->entries, nc * sizeof(*ne));
-        if (!ne) {
-            return NULL;
-        }
-        r->entries = ne;
-        b->cap_e = nc;
+    const uint8_t *rec = v->mv_data;
+    const size_t run[4][2] = {{0, sc->user_meta_off},
+                              {sc->user_meta_end, sc->distribution_off},
+                              {sc->distribution_end, sc->parts_off},
+                              {sc->parts_end, sc->inline_off}};
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        assert(run[i][0] <= run[i][1]);
+        n += run[i][1] - run[i][0] + 4; /* the run, then an empty collection */
     }
-    struct mc_version *v = &r->entries[r->n_entries];
-    memset(v, 0, sizeof(*v));
-    return v;
+    uint8_t *p = mc_wbuf_reserve(o->w, 4 + n);
+    if (!p) {
+        return mc_wbuf_error(o->w);
+    }
+    mc_put_u32le(p, (uint32_t)n);
+    uint8_t *d = p + 4;
+    for (int i = 0; i < 4; i++) {
+        size_t len = run[i][1] - run[i][0];
+        memcpy(d, rec + run[i][0], len);
+        mc_put_u32le(d + len, 0);
+        d += len + 4;
+    }
+    uint8_t *flags = p + 4 + sc->flags_off; /* in the first run */
+    *flags = (uint8_t)((*flags & ~2u) | (is_latest ? 2u : 0u));
+    o->n_entries++;
+    return 0;
+}
+
+/* The page is full: max_keys items, or MC_LIST_PAGE_BYTES of output (an item more would still
+ * fit a reply frame: an entry without its collections is at most ~8 KiB). */
+static bool out_full(const struct lout *o, int max_keys)
+{
+    return o->n_entries + o->n_prefixes == (uint32_t)max_keys ||
+           (o->w->len - o->start) + o->pfx.len >= MC_LIST_PAGE_BYTES;
+}
+
+static int out_prefix(struct lout *o, const char *s, size_t n)
+{
+    mc_wbuf_bytes(&o->pfx, s, n);
+    int rc = mc_wbuf_error(&o->pfx);
+    if (rc) {
+        return rc;
+    }
+    o->last_pfx_at = o->pfx.len - n;
+    o->n_prefixes++;
+    return 0;
+}
+
+/* The bytes of the last prefix added (valid until the next out_prefix or out_end). */
+static const char *out_last_prefix(const struct lout *o)
+{
+    return (const char *)o->pfx.data + o->last_pfx_at;
+}
+
+/* The "next" fields of a truncated listing (not NUL-terminated; NULL = empty). */
+struct markers {
+    const char *token, *key, *vid;
+    size_t token_len, key_len, vid_len;
+};
+
+/* Finish the listing (rc == 0) or take it back out of w (rc != 0). Returns rc or w's error. */
+static int out_end(struct lout *o, int rc, bool truncated, bool versions, const struct markers *m,
+                   uint64_t steps)
+{
+    struct mc_wbuf *w = o->w;
+    if (!rc) {
+        mc_wbuf_u32(w, o->n_prefixes);
+        mc_wbuf_put(w, o->pfx.data, o->pfx.len);
+        mc_wbuf_bytes(w, m->token, m->token_len);
+        mc_wbuf_bytes(w, m->key, m->key_len);
+        mc_wbuf_bytes(w, m->vid, m->vid_len);
+        mc_wbuf_u64(w, steps);
+        rc = mc_wbuf_error(w);
+    }
+    if (!rc) {
+        w->data[o->start + 1] = (uint8_t)((truncated ? 1 : 0) | (versions ? 2 : 0));
+        mc_wbuf_patch_u32(w, o->count_at, o->n_entries);
+    } else if (w->len > o->start) {
+        w->len = o->start;
+    }
+    mc_wbuf_free(&o->pfx);
+    return rc;
 }
 
 void mc_list_result_clear(struct mc_list_result *r)
@@ -419,134 +499,193 @@ static bool has_prefix(const struct ent *e, const char *pfx, size_t pl)
     return e->klen >= pl && !memcmp(e->key, pfx, pl);
 }
 
-static int check_params(const struct mc_list_params *p, int *max_keys, const char **pfx, size_t *pl,
-                        const char **d, size_t *dl)
+/* A listing's request, checked: everything that can refuse it is decided before any output. */
+struct listing {
+    bool versions;
+    bool direct; /* ListObjectsV2 of an unversioned bucket: walk the versions table itself */
+    int max_keys;
+    const char *pfx, *d;
+    size_t pl, dl;
+    /* ListObjectsV2: where to start, from the token ('K' key / 'C' common prefix) or start-after */
+    char mark[MC_KEY_MAX_BYTES + 1];
+    size_t ml;
+    char mtype;
+    /* ListObjectVersions: key-marker, version-id-marker and the marker version's seq */
+    const char *km, *vm;
+    size_t kml;
+    uint64_t mseq;
+};
+
+static int check_params(const struct mc_list_params *p, struct listing *ls)
 {
     if (p->max_keys < 0) {
         return mc_engine_seterr(MC_EINVAL, "max-keys must not be negative");
     }
-    *max_keys = p->max_keys == 0 || p->max_keys > MC_LIST_MAX_KEYS ? MC_LIST_MAX_KEYS : p->max_keys;
-    *pfx = p->prefix ? p->prefix : "";
-    *pl = strlen(*pfx);
-    *d = p->delimiter ? p->delimiter : "";
-    *dl = strlen(*d);
-    if (*pl > MC_KEY_MAX_BYTES) {
+    ls->max_keys =
+        p->max_keys == 0 || p->max_keys > MC_LIST_MAX_KEYS ? MC_LIST_MAX_KEYS : p->max_keys;
+    ls->pfx = p->prefix ? p->prefix : "";
+    ls->pl = strlen(ls->pfx);
+    ls->d = p->delimiter ? p->delimiter : "";
+    ls->dl = strlen(ls->d);
+    if (ls->pl > MC_KEY_MAX_BYTES) {
         return mc_engine_seterr(MC_EKEYTOOLONG, "prefix longer than %d bytes", MC_KEY_MAX_BYTES);
     }
-    if (*dl > MC_DELIMITER_MAX) {
+    if (ls->dl > MC_DELIMITER_MAX) {
         return mc_engine_seterr(MC_EINVAL, "delimiter longer than %d bytes", MC_DELIMITER_MAX);
     }
     return 0;
 }
 
-static int begin(struct mc_engine *eng, const char *bucket, struct mc_rtxn **rt)
+static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
+                   const struct mc_list_params *p, bool versions, struct listing *ls)
 {
-    int rc = mc_rtxn_get(eng, rt);
+    memset(ls, 0, sizeof(*ls));
+    ls->versions = versions;
+    int rc = check_params(p, ls);
     if (rc) {
         return rc;
     }
-    rc = mc_bucket_load(eng, (*rt)->txn, bucket, NULL);
-    if (rc) {
-        mc_rtxn_put(eng, *rt);
+    if (!versions) {
+        if (p->continuation_token) {
+            if (token_parse(p->continuation_token, &ls->mtype, ls->mark, &ls->ml)) {
+                return mc_engine_seterr(MC_EBADTOKEN, "malformed continuation token");
+            }
+        } else if (p->start_after && *p->start_after) {
+            ls->ml = strlen(p->start_after);
+            if (ls->ml > MC_KEY_MAX_BYTES) {
+                return mc_engine_seterr(MC_EKEYTOOLONG, "start-after longer than %d bytes",
+                                        MC_KEY_MAX_BYTES);
+            }
+            memcpy(ls->mark, p->start_after, ls->ml + 1);
+            ls->mtype = 'K';
+        }
+        struct mc_bucket_info b;
+        rc = mc_bucket_load(eng, txn, bucket, &b);
+        /* An unversioned bucket has one version per key and no delete markers (apply.c
+           op_put/op_delete): its versions table lists like the objects index, without the
+           second lookup per key. */
+        ls->direct = !rc && b.versioning == MC_VERSIONING_UNVERSIONED;
+        return rc;
     }
-    return rc;
+    ls->km = p->key_marker && *p->key_marker ? p->key_marker : NULL;
+    ls->vm = p->version_id_marker && *p->version_id_marker ? p->version_id_marker : NULL;
+    if (ls->vm && !ls->km) {
+        return mc_engine_seterr(MC_EINVAL, "version-id-marker needs key-marker");
+    }
+    ls->kml = ls->km ? strlen(ls->km) : 0;
+    if (ls->kml > MC_KEY_MAX_BYTES) {
+        return mc_engine_seterr(MC_EKEYTOOLONG, "key-marker longer than %d bytes",
+                                MC_KEY_MAX_BYTES);
+    }
+    rc = mc_bucket_load(eng, txn, bucket, NULL);
+    if (rc || !ls->vm) {
+        return rc;
+    }
+    struct mc_version mv;
+    rc = mc_find_version(eng, txn, bucket, ls->km, ls->vm, false, &mv);
+    if (rc) {
+        return mc_engine_seterr(rc, "version-id-marker %s of key-marker not found", ls->vm);
+    }
+    ls->mseq = mv.seq;
+    mc_version_clear(&mv);
+    return 0;
 }
 
-int mc_engine_list_objects(struct mc_engine *eng, const char *bucket,
-                           const struct mc_list_params *p, struct mc_list_result *out)
+static int list_objects(struct mc_engine *eng, struct mc_rtxn *rt, const char *bucket,
+                        const struct listing *ls, struct mc_wbuf *w)
 {
-    memset(out, 0, sizeof(*out));
-    int max_keys;
-    const char *pfx, *d;
-    size_t pl, dl;
-    int rc = check_params(p, &max_keys, &pfx, &pl, &d, &dl);
+    const char *pfx = ls->pfx, *d = ls->d;
+    size_t pl = ls->pl, dl = ls->dl;
+    MDB_cursor *vc;
+    int rc = mc_rtxn_versions(eng, rt, &vc);
     if (rc) {
         return rc;
     }
-    char mark[MC_KEY_MAX_BYTES + 1];
-    size_t ml = 0;
-    char mtype = 0;
-    if (p->continuation_token) {
-        if (token_parse(p->continuation_token, &mtype, mark, &ml)) {
-            return mc_engine_seterr(MC_EBADTOKEN, "malformed continuation token");
-        }
-    } else if (p->start_after && *p->start_after) {
-        ml = strlen(p->start_after);
-        if (ml > MC_KEY_MAX_BYTES) {
-            return mc_engine_seterr(MC_EKEYTOOLONG, "start-after longer than %d bytes",
-                                    MC_KEY_MAX_BYTES);
-        }
-        memcpy(mark, p->start_after, ml + 1);
-        mtype = 'K';
-    }
-    struct mc_rtxn *rt;
-    rc = begin(eng, bucket, &rt);
-    if (rc) {
-        return rc;
-    }
-    MDB_txn *txn = rt->txn;
     struct iter it;
-    struct builder b = {.r = out};
-    rc = it_open(&it, eng, txn, bucket, false);
+    struct lout o;
+    struct markers m = {0};
+    char token[TOKEN_CHARS_MAX];
+    bool truncated = false;
+    out_begin(&o, w);
+    rc = it_open(&it, eng, rt->txn, bucket, ls->direct);
     if (rc) {
         goto done;
     }
     /* Start: the later of prefix and marker. */
-    if (mtype == 'C') {
-        it_seek_past_prefix(&it, mark, ml);
-    } else if (mtype == 'K') {
-        it_seek_gt(&it, mark, ml);
+    if (ls->mtype == 'C') {
+        it_seek_past_prefix(&it, ls->mark, ls->ml);
+    } else if (ls->mtype == 'K') {
+        it_seek_gt(&it, ls->mark, ls->ml);
     } else {
         it_seek_ge(&it, pfx, pl);
     }
     if (it.valid && keycmp(it.cur.key, it.cur.klen, pfx, pl) < 0) {
         it_seek_ge(&it, pfx, pl);
     }
-    const char *last = NULL;
-    size_t last_len = 0;
+    const char *last = NULL, *seen = NULL; /* last listed key or prefix; last key walked */
+    size_t last_len = 0, seen_len = 0;
     char last_type = 0;
     while (it.valid && !it.err && has_prefix(&it.cur, pfx, pl)) {
-        if (out->key_count == (uint32_t)max_keys) {
-            out->is_truncated = true;
+        if (out_full(&o, ls->max_keys)) {
+            truncated = true;
             break;
         }
         size_t cl = rollup_len(&it.cur, pl, d, dl);
         if (cl) {
-            if ((rc = add_prefix(&b, it.cur.key, cl))) {
+            if ((rc = out_prefix(&o, it.cur.key, cl))) {
                 goto done;
             }
-            last = out->common_prefixes[out->n_prefixes - 1];
+            last = out_last_prefix(&o);
             last_len = cl;
             last_type = 'C';
             it_seek_past_prefix(&it, last, cl);
             continue;
         }
-        struct mc_version *v = add_entry(&b);
-        if (!v) {
-            rc = MC_ENOMEM;
+        MDB_val val;
+        struct mc_vrec_scan sc;
+        if (ls->direct) {
+            /* The first version of a key is its latest; a delete marker hides the key. Neither
+               an older version nor a marker occurs in an unversioned bucket: skipping them
+               keeps the walk exact anyway. */
+            bool older = seen && keycmp(seen, seen_len, it.cur.key, it.cur.klen) == 0;
+            seen = it.cur.key;
+            seen_len = it.cur.klen;
+            val = it.cur.v;
+            if (older) {
+                it_next(&it);
+                continue;
+            }
+            if ((rc = scan_rec(&val, &sc))) {
+                goto done;
+            }
+            if (sc.is_delete_marker) {
+                it_next(&it);
+                continue;
+            }
+        } else {
+            struct mc_lkey lk;
+            mc_lkey_version(&lk, bucket, it.cur.key, it.cur.klen, it.cur.seq);
+            MDB_val k = {lk.len, lk.b};
+            /* Through a cursor, not mdb_get (a descent from the root per key): MDB_SET on a
+               positioned cursor searches its current leaf first, and consecutive keys' latest
+               versions mostly share a leaf. (MDB_NEXT and a compare was slower: measured.) */
+            int mrc = mc_rec_cget(eng, vc, &k, &val, MDB_SET);
+            if (mrc == MDB_NOTFOUND) {
+                rc = mc_engine_seterr(MC_ECORRUPT, "objects index points to a missing version");
+                goto done;
+            }
+            if (mrc) {
+                rc = mc_lmdb_err(mrc, "seek version");
+                goto done;
+            }
+            if ((rc = scan_rec(&val, &sc))) {
+                goto done;
+            }
+        }
+        if ((rc = out_entry(&o, &val, &sc, true))) {
             goto done;
         }
-        struct mc_lkey lk;
-        mc_lkey_version(&lk, bucket, it.cur.key, it.cur.klen, it.cur.seq);
-        MDB_val k = {lk.len, lk.b}, val;
-        int mrc = mc_rec_get(eng, txn, eng->versions, &k, &val);
-        if (mrc == MC_REC_BADSUM) {
-            rc = MC_ECORRUPT;
-            goto done;
-        }
-        if (mrc) {
-            rc = mc_engine_seterr(MC_ECORRUPT, "objects index points to a missing version");
-            goto done;
-        }
-        rc = mc_version_decode2(val.mv_data, val.mv_size, false, v);
-        if (rc) {
-            rc = mc_engine_seterr(MC_ECORRUPT, "undecodable version record");
-            goto done;
-        }
-        v->is_latest = true;
-        out->n_entries++;
-        out->key_count++;
-        last = v->key;
+        last = it.cur.key;
         last_len = it.cur.klen;
         last_type = 'K';
         it_next(&it);
@@ -555,79 +694,45 @@ int mc_engine_list_objects(struct mc_engine *eng, const char *bucket,
         rc = it.err;
         goto done;
     }
-    if (out->is_truncated && last) {
-        out->next_continuation_token = token_make(last_type, last, last_len);
-        if (!out->next_continuation_token) {
-            rc = MC_ENOMEM;
-        }
+    if (truncated && last) {
+        m.token = token;
+        m.token_len = token_make(last_type, last, last_len, token);
     }
 done:
-    out->cursor_steps = it.steps;
+    rc = out_end(&o, rc, truncated, false, &m, it.steps);
     it_close(&it);
-    mc_rtxn_put(eng, rt);
-    if (rc) {
-        mc_list_result_clear(out);
-    }
     return rc;
 }
 
-int mc_engine_list_versions(struct mc_engine *eng, const char *bucket,
-                            const struct mc_list_params *p, struct mc_list_result *out)
+static int list_versions(struct mc_engine *eng, struct mc_rtxn *rt, const char *bucket,
+                         const struct listing *ls, struct mc_wbuf *w)
 {
-    memset(out, 0, sizeof(*out));
-    out->is_versions = true;
-    int max_keys;
-    const char *pfx, *d;
-    size_t pl, dl;
-    int rc = check_params(p, &max_keys, &pfx, &pl, &d, &dl);
-    if (rc) {
-        return rc;
-    }
-    const char *km = p->key_marker && *p->key_marker ? p->key_marker : NULL;
-    const char *vm = p->version_id_marker && *p->version_id_marker ? p->version_id_marker : NULL;
-    if (vm && !km) {
-        return mc_engine_seterr(MC_EINVAL, "version-id-marker needs key-marker");
-    }
-    size_t kml = km ? strlen(km) : 0;
-    if (kml > MC_KEY_MAX_BYTES) {
-        return mc_engine_seterr(MC_EKEYTOOLONG, "key-marker longer than %d bytes",
-                                MC_KEY_MAX_BYTES);
-    }
-    struct mc_rtxn *rt;
-    rc = begin(eng, bucket, &rt);
-    if (rc) {
-        out->is_versions = true;
-        return rc;
-    }
-    MDB_txn *txn = rt->txn;
+    const char *pfx = ls->pfx, *d = ls->d, *km = ls->km;
+    size_t pl = ls->pl, dl = ls->dl, kml = ls->kml;
     struct iter it;
-    struct builder b = {.r = out};
-    rc = it_open(&it, eng, txn, bucket, true);
+    struct lout o;
+    struct markers m = {0};
+    bool truncated = false;
+    out_begin(&o, w);
+    int rc = it_open(&it, eng, rt->txn, bucket, true);
     if (rc) {
         goto done;
     }
     /* Entries of this key after the start are not the latest (a newer one came before). */
     const char *cur_key = NULL;
     size_t cur_len = 0;
-    if (vm) {
-        struct mc_version mv;
-        rc = mc_find_version(eng, txn, bucket, km, vm, false, &mv);
-        if (rc) {
-            rc = mc_engine_seterr(rc, "version-id-marker %s of key-marker not found", vm);
-            goto done;
-        }
-        uint64_t mseq = mv.seq;
-        mc_version_clear(&mv);
+    if (ls->vm) {
         if (kml <= MC_SORT_DIRECT) {
             struct mc_lkey lk;
-            mc_lkey_version(&lk, bucket, km, kml, mseq);
+            mc_lkey_version(&lk, bucket, km, kml, ls->mseq);
             MDB_val k = {lk.len, lk.b}, v;
             int mrc = cget(&it, &k, &v, MDB_SET_RANGE);
             land(&it, mrc, &k, &v);
         } else {
             it_seek_ge(&it, km, kml);
         }
-        while (it.valid && keycmp(it.cur.key, it.cur.klen, km, kml) == 0 && it.cur.seq >= mseq) {
+        while (it.valid && keycmp(it.cur.key, it.cur.klen, km, kml) == 0 &&
+               it.cur.seq >= ls->mseq) {
             it_next(&it);
         }
         cur_key = km;
@@ -648,35 +753,27 @@ int mc_engine_list_versions(struct mc_engine *eng, const char *bucket,
         cur_key = NULL;
     }
     char last_type = 0;
+    struct mc_vrec_scan last = {0};
     while (it.valid && !it.err && has_prefix(&it.cur, pfx, pl)) {
-        if (out->key_count == (uint32_t)max_keys) {
-            out->is_truncated = true;
+        if (out_full(&o, ls->max_keys)) {
+            truncated = true;
             break;
         }
         size_t cl = rollup_len(&it.cur, pl, d, dl);
         if (cl) {
-            if ((rc = add_prefix(&b, it.cur.key, cl))) {
+            if ((rc = out_prefix(&o, it.cur.key, cl))) {
                 goto done;
             }
             last_type = 'C';
-            it_seek_past_prefix(&it, out->common_prefixes[out->n_prefixes - 1], cl);
+            it_seek_past_prefix(&it, out_last_prefix(&o), cl);
             cur_key = NULL;
             continue;
         }
-        struct mc_version *v = add_entry(&b);
-        if (!v) {
-            rc = MC_ENOMEM;
+        bool latest = !(cur_key && keycmp(cur_key, cur_len, it.cur.key, it.cur.klen) == 0);
+        if ((rc = scan_rec(&it.cur.v, &last)) || (rc = out_entry(&o, &it.cur.v, &last, latest))) {
             goto done;
         }
-        rc = mc_version_decode2(it.cur.v.mv_data, it.cur.v.mv_size, false, v);
-        if (rc) {
-            rc = mc_engine_seterr(MC_ECORRUPT, "undecodable version record");
-            goto done;
-        }
-        out->n_entries++;
-        out->key_count++;
-        v->is_latest = !(cur_key && keycmp(cur_key, cur_len, it.cur.key, it.cur.klen) == 0);
-        cur_key = v->key;
+        cur_key = it.cur.key;
         cur_len = it.cur.klen;
         last_type = 'K';
         it_next(&it);
@@ -685,22 +782,83 @@ int mc_engine_list_versions(struct mc_engine *eng, const char *bucket,
         rc = it.err;
         goto done;
     }
-    if (out->is_truncated) {
-        if (last_type == 'C') {
-            out->next_key_marker = strdup(out->common_prefixes[out->n_prefixes - 1]);
-        } else if (last_type == 'K') {
-            struct mc_version *lv = &out->entries[out->n_entries - 1];
-            out->next_key_marker = strdup(lv->key);
-            out->next_version_id_marker = strdup(mc_s(lv->version_id));
-        }
+    if (truncated && last_type == 'C') {
+        m.key = out_last_prefix(&o);
+        m.key_len = (size_t)(o.pfx.len - o.last_pfx_at);
+    } else if (truncated && last_type == 'K') {
+        m.key = last.key;
+        m.key_len = last.key_len;
+        m.vid = last.version_id;
+        m.vid_len = last.version_id_len;
     }
 done:
-    out->cursor_steps = it.steps;
+    rc = out_end(&o, rc, truncated, true, &m, it.steps);
     it_close(&it);
+    return rc;
+}
+
+/* Check the request, then (w != NULL) list into w: both calls refuse a request alike. */
+static int list_run(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
+                    bool versions, struct mc_wbuf *w)
+{
+    struct mc_rtxn *rt;
+    int rc = mc_rtxn_get(eng, &rt);
+    if (rc) {
+        return rc;
+    }
+    struct listing ls;
+    rc = prepare(eng, rt->txn, bucket, p, versions, &ls);
+    if (!rc && w) {
+        rc = versions ? list_versions(eng, rt, bucket, &ls, w)
+                      : list_objects(eng, rt, bucket, &ls, w);
+    }
     mc_rtxn_put(eng, rt);
+    return rc;
+}
+
+int mc_engine_list_check(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
+                         bool versions)
+{
+    return list_run(eng, bucket, p, versions, NULL);
+}
+
+int mc_engine_list_encode(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
+                          bool versions, struct mc_wbuf *w)
+{
+    assert(w);
+    return list_run(eng, bucket, p, versions, w);
+}
+
+/* The struct form: the wire form decoded (one implementation of the listing semantics). */
+static int list_decoded(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
+                        bool versions, struct mc_list_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    int rc = mc_engine_list_encode(eng, bucket, p, versions, &w);
+    if (!rc) {
+        rc = mc_list_result_decode(w.data, w.len, out);
+        if (rc == MC_EPROTO) {
+            rc = mc_engine_seterr(MC_ECORRUPT, "undecodable version record");
+        }
+    }
+    mc_wbuf_free(&w);
     if (rc) {
         mc_list_result_clear(out);
-        out->is_versions = true;
+        out->is_versions = versions;
     }
     return rc;
+}
+
+int mc_engine_list_objects(struct mc_engine *eng, const char *bucket,
+                           const struct mc_list_params *p, struct mc_list_result *out)
+{
+    return list_decoded(eng, bucket, p, false, out);
+}
+
+int mc_engine_list_versions(struct mc_engine *eng, const char *bucket,
+                            const struct mc_list_params *p, struct mc_list_result *out)
+{
+    return list_decoded(eng, bucket, p, true, out);
 }

@@ -132,27 +132,30 @@ static void serve(struct mc_node *n, const struct mc_client_token *t, const stru
         struct mc_list_params p = {.prefix = a->f[F_PREFIX],
                                    .delimiter = nz(a->f[F_DELIMITER]),
                                    .max_keys = (int)(a->max_keys > 1000 ? 1000 : a->max_keys)};
-        struct mc_list_result res;
-        memset(&res, 0, sizeof(res));
-        if (t->op == MC_REQ_LIST_OBJECTS) {
-            p.start_after = nz(a->f[F_MARKER1]);
-            p.continuation_token = nz(a->f[F_MARKER2]);
-            rc = mc_engine_list_objects(n->engine, bucket, &p, &res);
-        } else {
+        bool versions = t->op == MC_REQ_LIST_VERSIONS;
+        if (versions) {
             p.key_marker = nz(a->f[F_MARKER1]);
             p.version_id_marker = nz(a->f[F_MARKER2]);
-            rc = mc_engine_list_versions(n->engine, bucket, &p, &res);
-        }
-        if (rc == 0) {
-            struct mc_wbuf *b = mc_client_reply_begin(t);
-            if (b) {
-                mc_list_result_encode(&res, b);
-            }
-            mc_client_reply_end(t, 0);
         } else {
-            mc_client_reply_error(t, rc, mc_engine_last_error());
+            p.start_after = nz(a->f[F_MARKER1]);
+            p.continuation_token = nz(a->f[F_MARKER2]);
         }
-        mc_list_result_clear(&res);
+        /* Refusals first, with their message; then the page goes straight into the reply
+           (no copy): what can still fail there is a corrupt record or memory. */
+        rc = mc_engine_list_check(n->engine, bucket, &p, versions);
+        if (rc) {
+            mc_client_reply_error(t, rc, mc_engine_last_error());
+            return;
+        }
+        struct mc_wbuf *b = mc_client_reply_begin(t);
+        if (b) {
+            rc = mc_engine_list_encode(n->engine, bucket, &p, versions, b);
+            if (rc && rc != mc_wbuf_error(b)) {
+                MC_ERROR("list_failed", "bucket=%s code=%s error=\"%s\"", bucket, mc_error_name(rc),
+                         mc_engine_last_error());
+            }
+        }
+        mc_client_reply_end(t, rc);
         return;
     }
     case MC_REQ_LIST_BUCKETS: {
