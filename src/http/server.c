@@ -628,6 +628,20 @@ static int parse_addr(const char *addr, struct sockaddr_in *sa)
     return 0;
 }
 
+/* Undo a half-done mc_http_start (no connection exists yet); returns rc. */
+static int start_failed(struct mc_http_server *s, int rc)
+{
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    mc_http_workers_free(s->workers);
+    mc_http_local_free(s->local);
+    pthread_mutex_destroy(&s->pool_mu);
+    free(s->tls_cert_pem);
+    free(s->tls_key_pem);
+    free(s);
+    return rc;
+}
+
 int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
 {
     *out = NULL;
@@ -683,15 +697,8 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
             return lrc;
         }
     }
-    if (setup_tls(s, o) != 0) {
-        mc_http_workers_free(s->workers);
-        mc_http_local_free(s->local);
-        pthread_mutex_destroy(&s->pool_mu);
-        free(s->tls_cert_pem);
-        free(s->tls_key_pem);
-        free(s);
-        return MC_EINVAL;
-    }
+    if (setup_tls(s, o) != 0)
+        return start_failed(s, MC_EINVAL);
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem},
         {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem},
@@ -709,31 +716,10 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
         s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTP_THREAD_STACK_BYTES, MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
-    if (!s->daemon) {
-        MC_ERROR("http_start_failed", "addr=%s", listen);
-        mc_http_workers_free(s->workers);
-        mc_http_local_free(s->local);
-        pthread_mutex_destroy(&s->pool_mu);
-        free(s->tls_cert_pem);
-        free(s->tls_key_pem);
-        free(s);
-        return MC_EIO;
-    }
-    if (local) {
-        int lrc = on_loop_start(s, o->local_loop);
-        if (lrc != 0) {
-            MC_ERROR("http_start_failed", "addr=%s err=%s", listen, mc_error_name(lrc));
-            mc_http_workers_stop(s->workers);
-            mc_http_local_fail_all(s->local, MC_ESHUTDOWN);
-            MHD_stop_daemon(s->daemon);
-            mc_http_workers_free(s->workers);
-            mc_http_local_free(s->local);
-            pthread_mutex_destroy(&s->pool_mu);
-            free(s->tls_cert_pem);
-            free(s->tls_key_pem);
-            free(s);
-            return lrc;
-        }
+    int lrc = !s->daemon ? MC_EIO : local ? on_loop_start(s, o->local_loop) : 0;
+    if (lrc != 0) {
+        MC_ERROR("http_start_failed", "addr=%s err=%s", listen, mc_error_name(lrc));
+        return start_failed(s, lrc);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : ntohs(sa.sin_port);
