@@ -47,6 +47,7 @@ struct mc_http_server {
     uint32_t n_pool;
     struct mc_http_local *local;     /* in-process path to the node (NULL: loopback only) */
     struct mc_http_workers *workers; /* with local: admin routes and forwarded requests */
+    struct http_on_loop *on_loop;    /* with local: MHD's epoll set, driven by the node's loop */
 };
 
 /* ---- routes (route.c) ---- */

@@ -13,6 +13,8 @@
 #include "obs/metrics.h"
 #include "util/log.h"
 
+#include <uv.h>
+
 #define IDLE_TIMEOUT_S 120 /* keep-alive connections idle longer are closed */
 /* Per-connection threads run one handler at a time; its deepest stack use is jansson and the
  * client library (a few KiB). Bounded so 1024 connections reserve at most 512 MiB virtual. */
@@ -210,11 +212,16 @@ static enum MHD_Result respond(struct req_ctx *c)
     return ok;
 }
 
-/* In-process answer arrived (loop thread): wake the connection. */
+static void on_loop_kick(struct mc_http_server *s);
+static void on_loop_wake(struct mc_http_server *s);
+
+/* In-process answer arrived (loop thread): wake the connection. With no MHD thread, MHD acts
+ * on a resume only in its next MHD_run: schedule one for this loop iteration. */
 static void local_done(void *arg)
 {
     struct req_ctx *c = arg;
     MHD_resume_connection(c->q.conn);
+    on_loop_kick(c->srv);
 }
 
 /* Worker thread: the blocking part (admin routes; requests the node could not serve locally,
@@ -229,6 +236,7 @@ static void worker_run(void *item)
         mc_http_dispatch(&c->q, &c->r);
     }
     MHD_resume_connection(c->q.conn);
+    on_loop_wake(c->srv);
 }
 
 static enum MHD_Result to_worker(struct req_ctx *c, bool forward)
@@ -239,6 +247,7 @@ static enum MHD_Result to_worker(struct req_ctx *c, bool forward)
     if (mc_http_workers_push(c->srv->workers, c) != 0) {
         mc_http_resp_error(&c->r, MC_ESHUTDOWN, NULL);
         MHD_resume_connection(c->q.conn);
+        on_loop_kick(c->srv);
     }
     return MHD_YES;
 }
@@ -254,6 +263,7 @@ static enum MHD_Result to_local(struct req_ctx *c)
         c->k.done = true;
         c->k.status = rc;
         MHD_resume_connection(c->q.conn);
+        on_loop_kick(c->srv);
     }
     return MHD_YES;
 }
@@ -444,6 +454,113 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     return MHD_http_unescape(s);
 }
 
+/* ---- in-process mode: MHD runs on the node's loop ----
+ *
+ * No MHD thread: MHD's epoll set (listen socket, connections, its inter-thread channel) is one
+ * fd watched by the node's libuv loop, and MHD_run handles what is ready on the loop thread.
+ * A request goes from parsing to the node's batch and back without a thread hop, a mutex
+ * handoff or a cross-thread wake-up per request (issue 8: with an MHD thread, each request
+ * cost a futex wake, an eventfd write for the resume and two thread switches, and the MHD
+ * thread took over half of the leader's CPU per HTTP write). Worker threads (admin routes,
+ * forwarded requests) still resume their connections from their own threads: MHD's
+ * inter-thread channel, in the same epoll set, wakes the loop. */
+struct http_on_loop {
+    uv_poll_t poll;   /* MHD's epoll fd readable: something to do */
+    uv_timer_t timer; /* MHD_get_timeout: idle timeouts, work MHD left queued, resumes (0 ms) */
+    uv_async_t wake;  /* a worker thread resumed a connection */
+    struct mc_http_server *srv;
+    int open_handles; /* freed when both handles have closed */
+};
+
+static void on_loop_timer(uv_timer_t *t);
+
+static void on_loop_run(struct http_on_loop *g)
+{
+    MHD_run(g->srv->daemon);
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    if (MHD_get_timeout(g->srv->daemon, &ms) == MHD_YES)
+        uv_timer_start(&g->timer, on_loop_timer, ms < IDLE_TIMEOUT_S * 1000ull ? ms : 1000, 0);
+    else
+        uv_timer_stop(&g->timer);
+}
+
+static void on_loop_timer(uv_timer_t *t)
+{
+    on_loop_run(t->data);
+}
+
+static void on_loop_poll(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    on_loop_run(p->data);
+}
+
+static void on_loop_async(uv_async_t *a)
+{
+    on_loop_run(a->data);
+}
+
+/* Loop thread: run MHD once more in this iteration (after a resume). */
+static void on_loop_kick(struct mc_http_server *s)
+{
+    if (s->on_loop)
+        uv_timer_start(&s->on_loop->timer, on_loop_timer, 0, 0);
+}
+
+/* Any thread (workers): wake the loop to run MHD (after a resume). */
+static void on_loop_wake(struct mc_http_server *s)
+{
+    if (s->on_loop)
+        uv_async_send(&s->on_loop->wake);
+}
+
+static void on_loop_closed(uv_handle_t *h)
+{
+    struct http_on_loop *g = h->data;
+    if (--g->open_handles == 0)
+        free(g);
+}
+
+/* Watch MHD's epoll fd from the loop. 0, MC_ENOMEM or MC_EIO. */
+static int on_loop_start(struct mc_http_server *s, struct uv_loop_s *loop)
+{
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!di || di->epoll_fd < 0)
+        return MC_EIO;
+    struct http_on_loop *g = calloc(1, sizeof *g);
+    if (!g)
+        return MC_ENOMEM;
+    g->srv = s;
+    if (uv_poll_init(loop, &g->poll, di->epoll_fd) != 0) {
+        free(g);
+        return MC_EIO;
+    }
+    g->poll.data = g;
+    uv_timer_init(loop, &g->timer);
+    g->timer.data = g;
+    uv_async_init(loop, &g->wake, on_loop_async);
+    g->wake.data = g;
+    g->open_handles = 3;
+    s->on_loop = g;
+    uv_poll_start(&g->poll, UV_READABLE, on_loop_poll);
+    uv_timer_start(&g->timer, on_loop_timer, 0, 0); /* first run: MHD's initial state */
+    return 0;
+}
+
+/* Before MHD closes its epoll fd: the loop must not watch it any more. */
+static void on_loop_stop(struct mc_http_server *s)
+{
+    struct http_on_loop *g = s->on_loop;
+    if (!g)
+        return;
+    s->on_loop = NULL;
+    g->srv = NULL;
+    uv_close((uv_handle_t *)&g->poll, on_loop_closed);
+    uv_close((uv_handle_t *)&g->timer, on_loop_closed);
+    uv_close((uv_handle_t *)&g->wake, on_loop_closed);
+}
+
 /* ---- lifecycle ---- */
 
 /* Whole small file (a PEM) as a NUL-terminated string, or NULL. */
@@ -511,6 +628,20 @@ static int parse_addr(const char *addr, struct sockaddr_in *sa)
     return 0;
 }
 
+/* Undo a half-done mc_http_start (no connection exists yet); returns rc. */
+static int start_failed(struct mc_http_server *s, int rc)
+{
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    mc_http_workers_free(s->workers);
+    mc_http_local_free(s->local);
+    pthread_mutex_destroy(&s->pool_mu);
+    free(s->tls_cert_pem);
+    free(s->tls_key_pem);
+    free(s);
+    return rc;
+}
+
 int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
 {
     *out = NULL;
@@ -544,16 +675,17 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
     pthread_mutex_init(&s->pool_mu, NULL);
 
     bool local = o->local_loop && o->local_clients;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TURBO;
+    /* In-process: no MHD thread, the node's loop runs MHD (http_on_loop). */
+    unsigned flags = MHD_USE_TURBO;
     if (local)
         flags |= MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     else if (o->use_thread_pool)
-        flags |= MHD_USE_EPOLL;
+        flags |= MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
     else
-        flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
-    /* Thread-per-connection takes no pool: a pool size of 1 means "no pool" to MHD. In-process,
-     * one epoll thread unless asked for a pool: nothing blocks it. */
-    unsigned pool = o->use_thread_pool ? (unsigned)threads : 1u;
+        flags |= MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+    /* Thread-per-connection and the loop-driven mode take no pool: a pool size of 1 means "no
+     * pool" to MHD. */
+    unsigned pool = o->use_thread_pool && !local ? (unsigned)threads : 1u;
     if (local) {
         int lrc = mc_http_local_new(o->local_loop, o->local_clients, o->local_principal, &s->local);
         if (lrc == 0)
@@ -565,15 +697,8 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
             return lrc;
         }
     }
-    if (setup_tls(s, o) != 0) {
-        mc_http_workers_free(s->workers);
-        mc_http_local_free(s->local);
-        pthread_mutex_destroy(&s->pool_mu);
-        free(s->tls_cert_pem);
-        free(s->tls_key_pem);
-        free(s);
-        return MC_EINVAL;
-    }
+    if (setup_tls(s, o) != 0)
+        return start_failed(s, MC_EINVAL);
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem},
         {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem},
@@ -591,21 +716,16 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
         s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)512,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTP_THREAD_STACK_BYTES, MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
-    if (!s->daemon) {
-        MC_ERROR("http_start_failed", "addr=%s", listen);
-        mc_http_workers_free(s->workers);
-        mc_http_local_free(s->local);
-        pthread_mutex_destroy(&s->pool_mu);
-        free(s->tls_cert_pem);
-        free(s->tls_key_pem);
-        free(s);
-        return MC_EIO;
+    int lrc = !s->daemon ? MC_EIO : local ? on_loop_start(s, o->local_loop) : 0;
+    if (lrc != 0) {
+        MC_ERROR("http_start_failed", "addr=%s err=%s", listen, mc_error_name(lrc));
+        return start_failed(s, lrc);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : ntohs(sa.sin_port);
     MC_INFO("http_listening", "addr=%s port=%d mode=%s threads=%u client=%s tls=%d", listen,
             s->port,
-            local                ? "in_process"
+            local                ? "in_process_on_loop"
             : o->use_thread_pool ? "pool"
                                  : "thread_per_connection",
             local || o->use_thread_pool ? pool : 0, s->client_addr, s->tls_cert_pem != NULL);
@@ -633,6 +753,7 @@ void mc_http_stop(struct mc_http_server *s)
     mc_http_workers_stop(s->workers);
     if (s->local)
         mc_http_local_fail_all(s->local, MC_ESHUTDOWN);
+    on_loop_stop(s);
     MHD_stop_daemon(s->daemon);
     mc_http_workers_free(s->workers);
     mc_http_local_free(s->local);

@@ -61,8 +61,9 @@ struct mc_http_options {
     const char *tls_ca_file;
     bool tls_client_cert;
     /* In-process path (the node): requests are handed to the node's loop (clients' in-process
-     * connection, running as local_principal) instead of a loopback client; one epoll thread
-     * (`threads` with use_thread_pool) suspends each connection until its answer is back.
+     * connection, running as local_principal) instead of a loopback client; MHD itself runs
+     * on local_loop (its epoll fd is watched by the loop: no MHD thread, no per-request thread
+     * handoff) and suspends each connection until its answer is back.
      * Admin routes and requests the node answers NotLeader/Unavailable go through the
      * loopback client on worker threads (it follows the leader). mc_http_start and
      * mc_http_stop must then run on local_loop's thread. NULL = loopback only. */

@@ -161,9 +161,14 @@ void rep_flush(struct mc_raft *r)
                 break;
             }
         }
-        if (!sent && p->sent_commit < r->commit && p->state == MC_RAFT_PROGRESS_REPLICATE) {
+        if (!sent && p->sent_commit < r->commit && p->state == MC_RAFT_PROGRESS_REPLICATE &&
+            p->infl_count == 0) {
             rep_send_append(r, p, true); /* carry the new commit index */
         }
+        /* With appends in flight to p, the new commit index rides on the next append instead
+         * (or goes alone once they are all acknowledged: rep_handle_append_resp). Under load
+         * this saved a third of all appends, each a follower wake-up and an ack (issue 8);
+         * heartbeats still carry it whatever happens to those appends. */
     }
 }
 
@@ -333,10 +338,16 @@ void rep_handle_append_resp(struct mc_raft *r, const struct mc_raft_msg *m)
     if (r->role != MC_RAFT_LEADER) {
         return; /* committing our own removal made us step down */
     }
+    bool sent = false;
     while (rep_send_append(r, p, false)) {
+        sent = true;
         if (p->state != MC_RAFT_PROGRESS_REPLICATE) {
             break;
         }
+    }
+    if (!sent && p->state == MC_RAFT_PROGRESS_REPLICATE && p->infl_count == 0 &&
+        p->sent_commit < r->commit) {
+        rep_send_append(r, p, true); /* the commit index rep_flush held back (in flight) */
     }
     tr_on_match(r, p);
 }

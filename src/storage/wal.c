@@ -282,6 +282,41 @@ static int roll(struct mc_wal *w)
 /* ------------------------------------------------------------------------------------------ */
 /* writing                                                                                     */
 
+/*
+ * Zero ahead of the write position. A segment is preallocated with fallocate, which leaves
+ * unwritten extents: the first write into each block converts its extent, so nearly every
+ * group's fdatasync also had to write the inode (ext4: a second synchronous I/O per fsync).
+ * Writing zeros a chunk ahead makes the following frames plain overwrites; the zeros go out
+ * with the group's own fdatasync, one inode update per chunk instead of per group. On this
+ * disk: 4-6 KiB append + fdatasync p50 193 -> 108 us, mean 241 -> 145 us (issue 8). Zeros
+ * read back as the end of the log, exactly as unwritten extents do, so recovery is unchanged.
+ */
+#define WAL_ZERO_CHUNK_BYTES (256u * 1024)
+#define WAL_ZERO_LOW_BYTES   (64u * 1024)
+static const uint8_t wal_zeros[WAL_ZERO_CHUNK_BYTES];
+
+static int zero_ahead(struct mc_wal *w, struct wal_seg *a)
+{
+    if (a->zeroed < a->end) {
+        a->zeroed = a->end; /* never write zeros over frames */
+    }
+    if (a->zeroed - a->end >= WAL_ZERO_LOW_BYTES || a->zeroed >= w->seg_size) {
+        return 0;
+    }
+    uint64_t len = w->seg_size - a->zeroed;
+    if (len > WAL_ZERO_CHUNK_BYTES) {
+        len = WAL_ZERO_CHUNK_BYTES;
+    }
+    ssize_t n = w->fs->pwrite(w->fs->ctx, a->fd, wal_zeros, (size_t)len, (off_t)a->zeroed);
+    if (n != (ssize_t)len) {
+        go_fatal(w, "write", a->path, n < 0 ? mc_fs_errno_to_mc((int)n) : MC_EIO);
+        return MC_EFATAL;
+    }
+    a->zeroed += len;
+    a->dirty = true;
+    return 0;
+}
+
 /* Write the pending iovecs at pend_off in the active segment, then publish their positions. */
 static int flush(struct mc_wal *w)
 {
@@ -301,6 +336,9 @@ static int flush(struct mc_wal *w)
     a->dirty = true;
     ADD(w->stats.bytes_written, bytes);
     ADD(w->stats.records, w->npend);
+    if (zero_ahead(w, a) != 0) {
+        return MC_EFATAL;
+    }
     pthread_mutex_lock(&w->mu);
     for (size_t i = 0; i < w->npend; i++) {
         struct wal_pos p = {.term = w->pend[i].term, .seq = a->seq, .off = w->pend[i].off};
@@ -459,6 +497,7 @@ static int do_truncate(struct mc_wal *w, uint64_t from)
         return MC_EFATAL;
     }
     a->end = p.off;
+    a->zeroed = p.off; /* the tail was preallocated again: unwritten extents */
     a->last = from - 1;
     a->dirty = true;
     return 0;

@@ -51,6 +51,9 @@ struct wal_seg {
     uint64_t last;
     uint64_t end; /* byte offset where the next frame goes */
     bool dirty;   /* written since the last fdatasync */
+    /* Bytes [0, zeroed) were written (frames or zeros): an overwrite there changes no extent,
+     * so fdatasync writes no inode (wal.c zero_ahead). 0 = unknown (a loaded segment). */
+    uint64_t zeroed;
     char path[MC_DATADIR_PATH_MAX];
 };
 

@@ -757,3 +757,67 @@ Test(raft_cluster, transfer_catches_up_target_or_gives_up)
     check_logs_agree();
     stop_all();
 }
+
+/* Queued messages to `to` of `type`: how many, and how many carry no entries. */
+static int queued(uint64_t to, enum mc_raft_msg_type type, int *empty)
+{
+    int n = 0;
+    *empty = 0;
+    for (int k = 0; k < nq; k++) {
+        struct mc_raft_msg m;
+        cr_assert_eq(mc_raft_msg_decode(Q[k].buf, Q[k].len, &m), 0);
+        if (Q[k].to == to && m.type == type) {
+            n++;
+            *empty += m.n_entries == 0;
+        }
+        mc_raft_msg_free(&m);
+    }
+    return n;
+}
+
+/* Step the queued messages to `to` of `type` into it (the rest stay queued), then its ready. */
+static void deliver(int to, enum mc_raft_msg_type type)
+{
+    int keep = 0;
+    for (int k = 0; k < nq; k++) {
+        struct mc_raft_msg m;
+        cr_assert_eq(mc_raft_msg_decode(Q[k].buf, Q[k].len, &m), 0);
+        if (Q[k].to == (uint64_t)to && m.type == type) {
+            mc_raft_step(N[to].r, &m);
+            free(Q[k].buf);
+        } else {
+            Q[keep++] = Q[k];
+        }
+        mc_raft_msg_free(&m);
+    }
+    nq = keep;
+    handle_ready(to);
+}
+
+/* While appends are in flight to a follower, a commit advance rides on its next append instead
+ * of an extra empty one (replication.c rep_flush); once they are acknowledged the commit index
+ * goes out at once, so followers apply without waiting for a heartbeat. */
+Test(raft_cluster, commit_index_rides_on_inflight_appends)
+{
+    start(3, 3);
+    int l = elect();
+    cr_assert(l);
+    pump();
+    int a = l % 3 + 1, b = a % 3 + 1;
+    propose_str(l, "x1");
+    handle_ready(l);
+    uint64_t i2 = propose_str(l, "x2");
+    handle_ready(l);
+    int empty;
+    cr_assert_eq(queued((uint64_t)b, MC_RAFT_MSG_APPEND, &empty), 2, "x1 and x2 pipelined to b");
+    deliver(a, MC_RAFT_MSG_APPEND);
+    deliver(l, MC_RAFT_MSG_APPEND_RESP); /* a's acks: x1, x2 commit (leader + a) */
+    cr_assert_eq(mc_raft_commit_index(N[l].r), i2);
+    queued((uint64_t)b, MC_RAFT_MSG_APPEND, &empty);
+    cr_assert_eq(empty, 0, "no commit-only append to b while x1, x2 are in flight to it");
+    pump(); /* no ticks: no heartbeat */
+    cr_assert_eq(N[a].applied, i2);
+    cr_assert_eq(N[b].applied, i2, "b learns the commit index once its appends are acked");
+    check_logs_agree();
+    stop_all();
+}

@@ -4,7 +4,13 @@
 #include "metacenter/error.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <semaphore.h>
 
 /* payload length used for index i in most tests */
@@ -530,6 +536,69 @@ Test(storage_wal, full_queue_returns_busy)
     cr_assert_eq(mc_wal_append(w, &r, 1, NULL, NULL), 0);
     cr_assert_eq(mc_wal_sync(w), 0);
     cr_assert_eq(mc_wal_durable_index(w), 6);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+/* Unwritten (preallocated, never written) extents overlapping [lo, hi) of path; -1 when the
+ * filesystem cannot tell (no FIEMAP). */
+static int unwritten_extents(const char *path, uint64_t lo, uint64_t hi)
+{
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    size_t cap = 64;
+    struct fiemap *fm = calloc(1, sizeof(*fm) + cap * sizeof(struct fiemap_extent));
+    fm->fm_start = lo;
+    fm->fm_length = hi - lo;
+    fm->fm_flags = FIEMAP_FLAG_SYNC;
+    fm->fm_extent_count = (uint32_t)cap;
+    int n = -1;
+    if (ioctl(fd, FS_IOC_FIEMAP, fm) == 0) {
+        n = 0;
+        for (uint32_t i = 0; i < fm->fm_mapped_extents; i++) {
+            n += (fm->fm_extents[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN) != 0;
+        }
+    }
+    free(fm);
+    close(fd);
+    return n;
+}
+
+/* zero_ahead (wal.c): after each group, at least 64 KiB past the last frame are written
+ * (zeros), so the next groups overwrite written blocks and fdatasync writes no extent change.
+ * Also after a truncate, which preallocates the tail again. */
+Test(storage_wal, zero_ahead_of_the_tail)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 4 * 1024 * 1024, NULL);
+    append_range(w, 1, 40, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    char segs[4][MC_DATADIR_PATH_MAX];
+    cr_assert_geq(st_list_segments(dir, segs, 4), 1); /* the active one first (and a spare) */
+    struct stat st;
+    cr_assert_eq(stat(segs[0], &st), 0);
+    cr_assert_eq((uint64_t)st.st_size, 4 * 1024 * 1024, "preallocated whole");
+    int n = unwritten_extents(segs[0], 0, 80 * 1024);
+    if (n < 0) {
+        mc_wal_close(w);
+        st_rmtree(dir);
+        cr_skip_test("no FIEMAP on this filesystem");
+    }
+    cr_assert_eq(n, 0, "the first 80 KiB (~5 KiB of frames + zeros ahead) are written");
+    cr_assert_gt(unwritten_extents(segs[0], 1024 * 1024, 4 * 1024 * 1024), 0,
+                 "the far tail is still only preallocated");
+    /* Cut back to index 10 (~1 KiB): the tail is preallocated again; the next group zeroes
+     * ahead of the new end, and the frames after the cut read back. */
+    cr_assert_eq(mc_wal_truncate(w, 11, NULL), 0);
+    append_range(w, 11, 20, 2, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert_eq(unwritten_extents(segs[0], 0, 64 * 1024), 0);
+    check_range(w, 1, 20, 10, 1, 2, len100);
+    mc_wal_close(w);
+    w = open_wal(dir, 4 * 1024 * 1024, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 20);
+    check_range(w, 1, 20, 10, 1, 2, len100);
     mc_wal_close(w);
     st_rmtree(dir);
 }
