@@ -325,9 +325,11 @@ typedef int (*mc_snap_write_fn)(void *ctx, int fd);
 /*
  * Create snap_dir/snap-<index>-<term>.snap: temp file, write_data streamed in after the header
  * placeholder (checksummed on the way, written back in MC_SNAP_SYNC_STEP_BYTES steps so the
- * dirty backlog stays small), header, fsync, rename, fsync dir. Writes may continue in the engine
- * meanwhile (the copy runs under a read transaction). Blocking: run off the event loop. out may
- * be NULL. Does not prune; call mc_snap_prune.
+ * dirty backlog stays small), header, fsync, rename, fsync dir. write_data NULL: a header-only
+ * file (data_size 0), a compaction point that records (index, term, membership) without an
+ * engine image (the node's periodic snapshots; an image is made when one is needed). Writes may
+ * continue in the engine meanwhile (the copy runs under a read transaction). Blocking: run off the
+ * event loop. out may be NULL. Does not prune; call mc_snap_prune.
  */
 int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index, uint64_t term,
                    const void *membership, size_t membership_len, mc_snap_write_fn write_data,

@@ -94,6 +94,17 @@ void snap_name(char *out, size_t n, const char *dir, uint64_t index, uint64_t te
              (unsigned long long)term, suffix);
 }
 
+/* XXH3 of no bytes (what snap_checksum_range computes for an empty data range). */
+static int snap_digest_empty(uint64_t *out)
+{
+    struct mc_digest d;
+    if (mc_digest_init(&d)) {
+        return MC_ENOMEM;
+    }
+    *out = mc_digest_final(&d);
+    return 0;
+}
+
 /*
  * Streaming the copy to disk. write_data produces the image with write(2) into a pipe on a
  * helper thread; this thread pwrites it into the file, digests it on the way (no read-back pass)
@@ -190,7 +201,7 @@ int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t in
                    void *ctx, struct mc_snap_info *out)
 {
     fs = fs ? fs : mc_fs_default();
-    if (membership_len > MC_SNAP_MEMBERSHIP_MAX_BYTES || !write_data ||
+    if (membership_len > MC_SNAP_MEMBERSHIP_MAX_BYTES ||
         strlen(snap_dir) > MC_DATADIR_PATH_MAX - 64) {
         return MC_EINVAL;
     }
@@ -216,6 +227,10 @@ int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t in
         goto done;
     }
     uint64_t t0 = mc_mono_ms();
+    if (!write_data) {
+        rc = snap_digest_empty(&info->data_checksum); /* header only: a compaction point */
+        goto header;
+    }
     if (pipe2(pfd, O_CLOEXEC) != 0) {
         rc = MC_EIO;
         goto done;
@@ -235,6 +250,7 @@ int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t in
     if (rc == 0) {
         rc = ct.rc;
     }
+header:
     if (rc) {
         goto done;
     }

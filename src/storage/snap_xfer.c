@@ -141,6 +141,10 @@ int mc_snap_install(const char *datadir, const struct mc_fs_ops *fs, const char 
     if (rc) {
         goto done;
     }
+    if (info->data_size == 0) {
+        rc = MC_EINVAL; /* a header-only compaction point holds no engine image */
+        goto done;
+    }
     /* 1. engine.new/data.mdb: a full copy, checksummed on the way, fsynced */
     rc = mc_fs_remove_tree(fs, newdir);
     if (rc) {
