@@ -60,9 +60,6 @@ struct mc_engine_options {
     uint64_t session_ttl_ns; /* sessions idle longer than this, in op time, expire; 0 = 1 hour.
                                 Must be equal on every replica (it shapes replicated state). */
     unsigned max_readers;    /* concurrent read transactions; 0 = 126 */
-    unsigned writeback_interval_ms; /* > 0 (writable engines): a background thread starts
-                                       writeback of the map's dirty pages this often, so a later
-                                       mc_engine_sync finds little to flush; 0 = off */
 };
 
 struct mc_engine;
@@ -78,10 +75,10 @@ struct mc_engine;
  */
 int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct mc_engine **out);
 void mc_engine_close(struct mc_engine *eng);
-/* Flush to disk (useful with MC_ENGINE_SYNC_NONE, e.g. before a snapshot or shutdown). */
+/* Flush to disk (useful with MC_ENGINE_SYNC_NONE, e.g. before a snapshot or shutdown): the
+ * dirty map pages go out in MC_ENGINE_SYNC_STEP_BYTES ranges, one in flight at a time. */
+#define MC_ENGINE_SYNC_STEP_BYTES (2u << 20)
 int mc_engine_sync(struct mc_engine *eng);
-/* Background writeback rounds done so far (0 when writeback_interval_ms was 0). */
-uint64_t mc_engine_writeback_rounds(const struct mc_engine *eng);
 /* Thread-local: a human sentence about the last error an engine call returned on this thread. */
 const char *mc_engine_last_error(void);
 

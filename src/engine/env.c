@@ -1,5 +1,5 @@
-/* env.c: engine lifecycle on LMDB: open/lock/close, read-txn pool, sync, background writeback,
- * copy, state hash. */
+/* env.c: engine lifecycle on LMDB: open/lock/close, read-txn pool, stepped sync, copy, state
+ * hash. */
 #include "engine/internal.h"
 #include "util/checksum.h"
 #include "util/log.h"
@@ -8,13 +8,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_MAP_SIZE     (256ull << 20)
@@ -141,104 +139,6 @@ void mc_rtxn_put(struct mc_engine *eng, struct mc_rtxn *rt)
         rtxn_free(rt);
     }
     pthread_rwlock_unlock(&eng->resize_lock);
-}
-
-/* ---- background writeback ----
- *
- * The node runs the engine MDB_NOSYNC (the WAL is the durable record; docs/decisions.md), so
- * dirty map pages pile up until the kernel's 30 s expiry or a snapshot's mdb_env_sync. That
- * sync then flushes tens of MB at once, and on ext4 data=ordered the WAL's next fdatasync (a
- * journal commit) queues behind it: the open-loop write tail of issue 8. This thread starts
- * writeback (SYNC_FILE_RANGE_WRITE: no wait, no journal commit) of whatever is dirty every
- * interval, so the backlog stays at about one interval's worth of writes.
- */
-
-struct engine_writeback {
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond; /* CLOCK_MONOTONIC; signalled on stop */
-    bool stop;
-    unsigned interval_ms;
-    int fd;                       /* data.mdb, owned by LMDB; valid until mdb_env_close */
-    _Atomic uint64_t rounds;      /* completed writeback calls */
-    _Atomic uint64_t error_count; /* failed calls (logged once) */
-};
-
-static void *writeback_main(void *arg)
-{
-    struct engine_writeback *wb = arg;
-    pthread_mutex_lock(&wb->lock);
-    while (!wb->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)wb->interval_ms * 1000000ull;
-        ts.tv_sec += (time_t)(ns / 1000000000ull);
-        ts.tv_nsec = (long)(ns % 1000000000ull);
-        while (!wb->stop && pthread_cond_timedwait(&wb->cond, &wb->lock, &ts) != ETIMEDOUT) {
-        }
-        if (wb->stop) {
-            break;
-        }
-        pthread_mutex_unlock(&wb->lock);
-        /* nbytes 0 = to the end of the file; pages already under writeback are skipped. */
-        if (sync_file_range(wb->fd, 0, 0, SYNC_FILE_RANGE_WRITE) != 0 &&
-            atomic_fetch_add(&wb->error_count, 1) == 0) {
-            MC_WARN("engine_writeback_failed", "err=\"%s\"", strerror(errno));
-        }
-        atomic_fetch_add(&wb->rounds, 1);
-        pthread_mutex_lock(&wb->lock);
-    }
-    pthread_mutex_unlock(&wb->lock);
-    return NULL;
-}
-
-static int writeback_start(struct mc_engine *eng, unsigned interval_ms)
-{
-    struct engine_writeback *wb = calloc(1, sizeof(*wb));
-    if (!wb) {
-        return MC_ENOMEM;
-    }
-    wb->interval_ms = interval_ms;
-    if (mdb_env_get_fd(eng->env, &wb->fd) != 0) {
-        free(wb);
-        return mc_engine_seterr(MC_EIO, "no file descriptor for the engine map");
-    }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&wb->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&wb->lock, NULL);
-    if (pthread_create(&wb->thread, NULL, writeback_main, wb) != 0) {
-        pthread_cond_destroy(&wb->cond);
-        pthread_mutex_destroy(&wb->lock);
-        free(wb);
-        return mc_engine_seterr(MC_ENOMEM, "cannot start the engine writeback thread");
-    }
-    eng->wb = wb;
-    return 0;
-}
-
-static void writeback_stop(struct mc_engine *eng)
-{
-    struct engine_writeback *wb = eng->wb;
-    if (!wb) {
-        return;
-    }
-    pthread_mutex_lock(&wb->lock);
-    wb->stop = true;
-    pthread_cond_signal(&wb->cond);
-    pthread_mutex_unlock(&wb->lock);
-    pthread_join(wb->thread, NULL);
-    pthread_cond_destroy(&wb->cond);
-    pthread_mutex_destroy(&wb->lock);
-    free(wb);
-    eng->wb = NULL;
-}
-
-uint64_t mc_engine_writeback_rounds(const struct mc_engine *eng)
-{
-    return eng->wb ? atomic_load(&eng->wb->rounds) : 0;
 }
 
 /* ---- directory checks ---- */
@@ -483,12 +383,6 @@ int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct
         rc = mc_lmdb_err(mrc, "commit open transaction");
         goto fail;
     }
-    if (o.writeback_interval_ms > 0 && !o.read_only) {
-        rc = writeback_start(eng, o.writeback_interval_ms);
-        if (rc) {
-            goto fail;
-        }
-    }
     *out = eng;
     return 0;
 fail:
@@ -501,7 +395,6 @@ void mc_engine_close(struct mc_engine *eng)
     if (!eng) {
         return;
     }
-    writeback_stop(eng); /* before mdb_env_close closes the fd it writes back */
     for (int i = 0; i < eng->n_pool; i++) {
         rtxn_free(eng->pool[i]);
     }
@@ -518,10 +411,26 @@ void mc_engine_close(struct mc_engine *eng)
     free(eng);
 }
 
+/*
+ * Write the map's dirty pages back in MC_ENGINE_SYNC_STEP_BYTES ranges, each waited for, then
+ * mdb_env_sync (msync of the whole map: what is left, and the journal commit). One msync of a
+ * large backlog puts all of it in the device queue at once, and the WAL's fdatasync (its cache
+ * flush, and on ext4 data=ordered its journal commit) waits behind all of it; in steps, at most
+ * one step is in flight ahead of it.
+ */
 int mc_engine_sync(struct mc_engine *eng)
 {
     if (eng->read_only) {
         return 0;
+    }
+    int fd;
+    struct stat st;
+    if (mdb_env_get_fd(eng->env, &fd) == 0 && fstat(fd, &st) == 0) {
+        for (uint64_t off = 0; off < (uint64_t)st.st_size; off += MC_ENGINE_SYNC_STEP_BYTES) {
+            (void)sync_file_range(fd, (off_t)off, (off_t)MC_ENGINE_SYNC_STEP_BYTES,
+                                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                      SYNC_FILE_RANGE_WAIT_AFTER);
+        }
     }
     int rc = mdb_env_sync(eng->env, 1);
     return rc ? mc_lmdb_err(rc, "sync") : 0;

@@ -56,7 +56,6 @@ struct mc_engine {
     pthread_mutex_t pool_lock;
     struct mc_rtxn *pool[MC_READ_POOL_MAX]; /* reset read txns, renewed on use */
     int n_pool;
-    struct engine_writeback *wb; /* background dirty-page writeback (env.c); NULL = off */
 };
 
 /* Thread-local error sentence; returns code for chaining. */

@@ -470,8 +470,7 @@ static int open_storage(struct mc_node *n)
         return rc;
     }
     struct mc_engine_options eo = {.sync = MC_ENGINE_SYNC_NONE,
-                                   .max_map_size_bytes = n->opts.max_map_size_bytes,
-                                   .writeback_interval_ms = (unsigned)n->opts.engine_writeback_ms};
+                                   .max_map_size_bytes = n->opts.max_map_size_bytes};
     rc = mc_engine_open(path, &eo, &n->engine);
     if (rc) {
         MC_ERROR("engine_open_failed", "path=%s err=%s detail=\"%s\"", path, mc_error_name(rc),

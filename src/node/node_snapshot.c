@@ -404,8 +404,7 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
     char path[MC_DATADIR_PATH_MAX];
     mc_datadir_path(n->datadir, "engine", path, sizeof(path));
     struct mc_engine_options eo = {.sync = MC_ENGINE_SYNC_NONE,
-                                   .max_map_size_bytes = n->opts.max_map_size_bytes,
-                                   .writeback_interval_ms = (unsigned)n->opts.engine_writeback_ms};
+                                   .max_map_size_bytes = n->opts.max_map_size_bytes};
     int orc = mc_engine_open(path, &eo, &n->engine);
     if (rc || orc) {
         MC_ERROR("snapshot_install_failed", "index=%llu err=%s", (unsigned long long)meta->index,

@@ -27,8 +27,6 @@ const char mc_node_options_help[] =
     "  --election-timeout-ms N       base election timeout (default 600; randomized to [T,2T))\n"
     "  --snapshot-entries N          snapshot every N applied entries (default 10000)\n"
     "  --snapshot-tail N             log entries kept after a snapshot (default 5000)\n"
-    "  --engine-writeback-ms N       start writeback of the engine's dirty pages every N ms so a\n"
-    "                                snapshot's sync finds little to flush (default 200; 0=off)\n"
     "  --max-map-size BYTES          LMDB map size limit (default 68719476736)\n"
     "  --ready-max-lag N             /readyz fails when applied lags commit by more (default "
     "1000)\n"
@@ -75,7 +73,6 @@ void mc_node_options_default(struct mc_node_options *o)
     o->tick_ms = 10;
     o->snapshot_entries = 10000;
     o->snapshot_tail_entries = 5000;
-    o->engine_writeback_ms = 200;
     o->max_map_size_bytes = 64ull << 30;
     o->disk_reserve_mb = 256;
     o->ready_max_lag = 1000;
@@ -243,8 +240,6 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->election_timeout_ms, v, 10, 600000, f, err, errlen);
         } else if (strcmp(f, "--snapshot-entries") == 0) {
             rc = set_u64(&o->snapshot_entries, v, 10, UINT32_MAX, f, err, errlen);
-        } else if (strcmp(f, "--engine-writeback-ms") == 0) {
-            rc = set_u64(&o->engine_writeback_ms, v, 0, 60000, f, err, errlen);
         } else if (strcmp(f, "--snapshot-tail") == 0) {
             rc = set_u64(&o->snapshot_tail_entries, v, 0, UINT32_MAX, f, err, errlen);
         } else if (strcmp(f, "--max-map-size") == 0) {

@@ -31,17 +31,16 @@ struct mc_node_options {
     uint64_t tick_ms;               /* default 10 */
     uint64_t snapshot_entries;      /* default 10,000 applied entries */
     uint64_t snapshot_tail_entries; /* default 5,000 kept for catch-up */
-    uint64_t engine_writeback_ms; /* default 200: background writeback of engine pages (0 = off) */
-    uint64_t max_map_size_bytes;  /* default 64 GiB (sparse) */
-    uint64_t ready_max_lag;       /* default 1,000 */
-    uint64_t check_interval_ms;   /* default 0 (off) */
-    uint64_t disk_reserve_mb;     /* default 256 MiB free, else writes rejected (0 = off) */
-    uint64_t max_batch_entries;   /* default 4096 proposals per Raft entry batch */
-    int pre_vote;                 /* default 1 */
-    int check_quorum;             /* default 1 */
-    int lease_reads;              /* default 0 */
-    int log_level;                /* enum mc_log_level, default info */
-    int log_format;               /* enum mc_log_format, default text */
+    uint64_t max_map_size_bytes;    /* default 64 GiB (sparse) */
+    uint64_t ready_max_lag;         /* default 1,000 */
+    uint64_t check_interval_ms;     /* default 0 (off) */
+    uint64_t disk_reserve_mb;       /* default 256 MiB free, else writes rejected (0 = off) */
+    uint64_t max_batch_entries;     /* default 4096 proposals per Raft entry batch */
+    int pre_vote;                   /* default 1 */
+    int check_quorum;               /* default 1 */
+    int lease_reads;                /* default 0 */
+    int log_level;                  /* enum mc_log_level, default info */
+    int log_format;                 /* enum mc_log_format, default text */
     char config_file[MC_PATH_MAX_BYTES];
     /* Client-port limits against abuse (docs/security.md). */
     uint64_t max_client_connections;  /* default 1000 */
@@ -55,7 +54,7 @@ struct mc_node_options {
     char auth_file[MC_PATH_MAX_BYTES]; /* --auth-file: "" = auth off */
     int metrics_auth;                  /* --metrics-auth: /metrics needs a valid token */
     /* TLS (docs/security.md), etcd-style flags; "" = off. */
-    char cert_file[MC_PATH_MAX_BYTES]; /* client + HTTP ports */
+    char cert_file[MC_PATH_MAX_BYTES];      /* client + HTTP ports */
     char key_file[MC_PATH_MAX_BYTES];
     char trusted_ca_file[MC_PATH_MAX_BYTES]; /* verifies client certificates */
     int client_cert_auth;                    /* client port: require a client certificate */

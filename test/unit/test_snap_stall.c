@@ -1,6 +1,6 @@
-/* test_snap_stall.c: what keeps snapshots out of the write tail (issue 8): the engine's dirty
- * pages are written back in the background, a snapshot image goes to disk in synced steps (its
- * dirty backlog stays bounded), and log compaction writes a header-only file. Dirty page counts
+/* test_snap_stall.c: what keeps snapshots out of the write tail (issue 8): log compaction writes
+ * a header-only file, the engine sync before it writes the map back in steps, and a snapshot
+ * image goes to disk in synced steps (its dirty backlog stays bounded). Dirty page counts
  * come from cachestat(2) (Linux 6.5+; the tests that need it skip on older kernels). */
 #include "storage_test_util.h"
 #include "test_engine_util.h"
@@ -8,9 +8,10 @@
 #include "metacenter/error.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
-#include <time.h>
 
 #ifndef __NR_cachestat
 #define __NR_cachestat 451 /* same number on every architecture */
@@ -23,24 +24,24 @@ struct cs_stat {
     uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
 };
 
-/* Pages of path that are dirty or under writeback; -1 when cachestat is not available. */
-static long dirty_pages(const char *path)
+static int cachestat_of(const char *path, struct cs_stat *s)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         return -1;
     }
     struct cs_range r = {0, 0}; /* len 0: to the end of the file */
-    struct cs_stat s = {0};
-    long rc = syscall(__NR_cachestat, fd, &r, &s, 0);
+    memset(s, 0, sizeof(*s));
+    long rc = syscall(__NR_cachestat, fd, &r, s, 0);
     close(fd);
-    return rc == 0 ? (long)(s.nr_dirty + s.nr_writeback) : -1;
+    return rc == 0 ? 0 : -1;
 }
 
-static void sleep_ms(long ms)
+/* Pages of path that are dirty or under writeback; -1 when cachestat is not available. */
+static long dirty_pages(const char *path)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    struct cs_stat s;
+    return cachestat_of(path, &s) == 0 ? (long)(s.nr_dirty + s.nr_writeback) : -1;
 }
 
 static void need_cachestat(void)
@@ -170,49 +171,60 @@ Test(snap_stall, header_only_snapshot_records_meta_and_is_not_installable)
     st_rmtree(dir);
 }
 
-/* ---- the engine's dirty pages are written back in the background ---- */
+/* ---- the engine sync writes the map back in steps ---- */
 
-Test(snap_stall, engine_writeback_keeps_dirty_pages_bounded, .timeout = 60)
+struct sync_job {
+    atomic_bool done;
+    int rc;
+};
+
+static void *sync_main(void *arg)
+{
+    struct sync_job *j = arg;
+    j->rc = mc_engine_sync(te_eng);
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+Test(snap_stall, engine_sync_writes_back_in_steps, .timeout = 120)
 {
     need_cachestat();
-    te_mkdtemp(te_dir, sizeof(te_dir));
-    struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE, .writeback_interval_ms = 50};
-    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), 0, "open: %s", mc_engine_last_error());
+    te_setup(); /* MC_ENGINE_SYNC_NONE: the node's mode */
     char data[300];
     snprintf(data, sizeof(data), "%s/data.mdb", te_dir);
     cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), MC_OK);
-    long peak = 0;
     char key[64], etag[64];
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < 60000; i++) {
         snprintf(key, sizeof(key), "key-%08d-%0*d", i, 24, i);
         snprintf(etag, sizeof(etag), "etag-%d", i);
         cr_assert_eq(te_put("bkt", key, etag, NULL), MC_OK);
-        if (i % 1000 == 999) {
-            long d = dirty_pages(data);
-            peak = d > peak ? d : peak;
+    }
+    struct cs_stat before;
+    cr_assert_eq(cachestat_of(data, &before), 0);
+    long step_pages = (long)(MC_ENGINE_SYNC_STEP_BYTES / 4096);
+    /* Precondition: a backlog several steps big (nothing flushes a NOSYNC map for ~30 s). */
+    cr_assert_gt((long)before.nr_dirty, 3 * step_pages, "dirty=%llu",
+                 (unsigned long long)before.nr_dirty);
+    struct sync_job j = {0};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, sync_main, &j), 0);
+    long max_wb = 0;
+    int samples = 0;
+    while (!atomic_load(&j.done)) {
+        struct cs_stat s;
+        if (cachestat_of(data, &s) == 0) {
+            max_wb = (long)s.nr_writeback > max_wb ? (long)s.nr_writeback : max_wb;
+            samples++;
         }
     }
-    /* The writes dirtied the map (NOSYNC: nothing else flushes it for ~30 s)... */
-    cr_assert_gt(peak, 0);
-    /* ...and within a few intervals the background writeback has cleaned it. */
-    long d = -1;
-    for (int i = 0; i < 40; i++) {
-        sleep_ms(50);
-        d = dirty_pages(data);
-        if (d >= 0 && d <= 16 && mc_engine_writeback_rounds(te_eng) >= 2) {
-            break;
-        }
-    }
-    cr_assert_leq(d, 16, "engine dirty pages %ld (peak %ld) after 2 s of writeback", d, peak);
-    cr_assert_geq(mc_engine_writeback_rounds(te_eng), 2);
-    te_teardown();
-}
-
-Test(snap_stall, engine_without_writeback_has_no_thread)
-{
-    te_setup();
-    cr_assert_eq(mc_engine_writeback_rounds(te_eng), 0);
-    sleep_ms(120);
-    cr_assert_eq(mc_engine_writeback_rounds(te_eng), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(j.rc, 0);
+    struct cs_stat after;
+    cr_assert_eq(cachestat_of(data, &after), 0);
+    cr_assert_eq(after.nr_dirty + after.nr_writeback, 0, "sync left pages dirty");
+    /* One msync of the whole map puts the whole backlog under writeback at once. */
+    cr_assert_gt(samples, 0);
+    cr_assert_leq(max_wb, step_pages + 16, "%ld pages under writeback at once (step %ld)", max_wb,
+                  step_pages);
     te_teardown();
 }
