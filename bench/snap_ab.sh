@@ -26,7 +26,7 @@ metrics after
 for i in 1 2 3; do
     # snapshot count and the slowest steps, per node (info log); WAL fsync max from /metrics
     echo "n$i snapshots: $(grep -c 'msg=snapshot_created path' "$WORK/c/n$i.log" || true)" \
-        "$(grep 'msg=snapshot_created path' "$WORK/c/n$i.log" | grep -o 'ms=[0-9]* steps=[0-9]* fsync_ms=[0-9]*' | tr '\n' ';' | cut -c1-300)"
+        "$(grep 'msg=snapshot_created index' "$WORK/c/n$i.log" | grep -o 'image=[0-9]* sync_ms=[0-9]*' | tr '\n' ';' | cut -c1-300)"
     h=$(cut -d' ' -f$i "$WORK/c/http")
     python3 "$ROOT/bench/snap_hist.py" "n$i wal fsync during run" "$WORK/before.$h" "$WORK/after.$h" || true
 done

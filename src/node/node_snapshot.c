@@ -2,6 +2,7 @@
  * resumable chunks, receiving and installing them (Raft thesis §5.1 log compaction). */
 #include "node/node_internal.h"
 #include "metacenter/error.h"
+#include "util/clock.h"
 #include "util/codec.h"
 #include "util/log.h"
 
@@ -36,6 +37,7 @@ struct snap_job {
     struct mc_node *n;
     bool image; /* write the engine image (else header only) */
     uint64_t index, term;
+    uint64_t sync_ms; /* the engine sync's duration, for the log */
     struct mc_raft_conf conf;
     struct mc_wbuf blob;
     struct mc_snap_info info;
@@ -57,7 +59,9 @@ static void snap_work(uv_work_t *req)
      * (Snapshots are still the main source of the open-loop write tail: docs/benchmarks.md.) */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MC_SNAPSHOT_NICE);
     /* The WAL prefix is dropped after this: make the engine's own pages durable first. */
+    uint64_t t0 = mc_mono_ms();
     j->rc = mc_engine_sync(j->n->engine);
+    j->sync_ms = mc_mono_ms() - t0;
     if (j->rc == 0) {
         j->rc = mc_snap_create(j->n->snapdir, NULL, j->index, j->term, j->blob.data, j->blob.len,
                                j->image ? write_engine : NULL, j->n->engine, &j->info);
@@ -81,9 +85,10 @@ static void snap_done(uv_work_t *req, int status)
             if (j->index > keep) {
                 mc_wal_compact(n->wal, j->index - keep, NULL);
             }
-            MC_INFO("snapshot_created", "index=%llu term=%llu bytes=%llu image=%d",
+            MC_INFO("snapshot_created", "index=%llu term=%llu bytes=%llu image=%d sync_ms=%llu",
                     (unsigned long long)j->index, (unsigned long long)j->term,
-                    (unsigned long long)j->info.file_size, j->image);
+                    (unsigned long long)j->info.file_size, j->image,
+                    (unsigned long long)j->sync_ms);
         }
     } else if (j->rc) {
         MC_WARN("snapshot_failed", "index=%llu err=%s", (unsigned long long)j->index,
