@@ -53,10 +53,10 @@ static int write_engine(void *ctx, int fd)
 static void snap_work(uv_work_t *req)
 {
     struct snap_job *j = req->data;
-    /* Background work: every replica snapshots at about the same index, and on a small machine
-     * the copy competes with the event loops for the CPU. Linux nice is per thread; this pool
-     * thread only ever runs snapshot jobs (the node's only uv_queue_work), so it stays niced.
-     * (Snapshots are still the main source of the open-loop write tail: docs/benchmarks.md.) */
+    /* Background work: every replica compacts at about the same index, and on a small machine
+     * an image copy competes with the event loops for the CPU. Linux nice is per thread (and
+     * inherited by the copy's helper threads); this pool thread only ever runs snapshot jobs
+     * (the node's only uv_queue_work), so it stays niced. */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MC_SNAPSHOT_NICE);
     /* The WAL prefix is dropped after this: make the engine's own pages durable first. */
     uint64_t t0 = mc_mono_ms();
