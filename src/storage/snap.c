@@ -129,15 +129,29 @@ static void *copy_thread_main(void *arg)
     return NULL;
 }
 
-/* Waits for writeback of [done, upto) and drops it from the page cache. */
-static void step_wait(int fd, uint64_t done, uint64_t upto)
+void snap_steps_init(struct snap_steps *s, uint64_t off)
 {
-    if (upto > done) {
-        (void)sync_file_range(fd, (off_t)done, (off_t)(upto - done),
+    s->step_start = s->prev_start = off;
+    s->steps = 0;
+}
+
+void snap_steps_advance(struct snap_steps *s, int fd, uint64_t off)
+{
+    if (off - s->step_start < MC_SNAP_SYNC_STEP_BYTES) {
+        return;
+    }
+    (void)sync_file_range(fd, (off_t)s->step_start, (off_t)(off - s->step_start),
+                          SYNC_FILE_RANGE_WRITE);
+    if (s->step_start > s->prev_start) {
+        off_t len = (off_t)(s->step_start - s->prev_start);
+        (void)sync_file_range(fd, (off_t)s->prev_start, len,
                               SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                                   SYNC_FILE_RANGE_WAIT_AFTER);
-        (void)posix_fadvise(fd, (off_t)done, (off_t)(upto - done), POSIX_FADV_DONTNEED);
+        (void)posix_fadvise(fd, (off_t)s->prev_start, len, POSIX_FADV_DONTNEED);
     }
+    s->prev_start = s->step_start;
+    s->step_start = off;
+    s->steps++;
 }
 
 /* Drain the pipe into fd from MC_SNAP_HEADER_BYTES on; *size = bytes of data, *sum = their XXH3.
@@ -152,7 +166,9 @@ static int stream_to_file(const struct mc_fs_ops *fs, int in, int fd, uint64_t *
         buf = NULL;
     }
     int rc = buf ? 0 : MC_ENOMEM;
-    uint64_t off = MC_SNAP_HEADER_BYTES, step_start = off, prev_start = off;
+    uint64_t off = MC_SNAP_HEADER_BYTES;
+    struct snap_steps st;
+    snap_steps_init(&st, off);
     uint8_t sink[4096];
     for (;;) {
         ssize_t n = read(in, rc ? sink : buf, rc ? sizeof(sink) : MC_SNAP_CHUNK_MAX_BYTES);
@@ -176,15 +192,9 @@ static int stream_to_file(const struct mc_fs_ops *fs, int in, int fd, uint64_t *
             continue;
         }
         off += (uint64_t)n;
-        if (off - step_start >= MC_SNAP_SYNC_STEP_BYTES) {
-            (void)sync_file_range(fd, (off_t)step_start, (off_t)(off - step_start),
-                                  SYNC_FILE_RANGE_WRITE);
-            step_wait(fd, prev_start, step_start);
-            prev_start = step_start;
-            step_start = off;
-            (*steps)++;
-        }
+        snap_steps_advance(&st, fd, off);
     }
+    *steps = st.steps;
     if (buf) {
         uint64_t h = mc_digest_final(&d);
         if (rc == 0) {
@@ -506,6 +516,8 @@ int snap_copy_range(const struct mc_fs_ops *fs, int in, uint64_t off, uint64_t l
         return MC_ENOMEM;
     }
     int rc = 0;
+    struct snap_steps st;
+    snap_steps_init(&st, out_off);
     while (len > 0) {
         size_t want = len < MC_SNAP_CHUNK_MAX_BYTES ? (size_t)len : MC_SNAP_CHUNK_MAX_BYTES;
         ssize_t n = fs->pread(fs->ctx, in, buf, want, (off_t)off);
@@ -524,6 +536,7 @@ int snap_copy_range(const struct mc_fs_ops *fs, int in, uint64_t off, uint64_t l
         off += (uint64_t)n;
         out_off += (uint64_t)n;
         len -= (uint64_t)n;
+        snap_steps_advance(&st, out, out_off);
     }
     free(buf);
     return rc;
