@@ -77,7 +77,9 @@ struct mc_engine;
  */
 int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct mc_engine **out);
 void mc_engine_close(struct mc_engine *eng);
-/* Flush to disk (useful with MC_ENGINE_SYNC_NONE, e.g. before a snapshot or shutdown). */
+/* Flush to disk (useful with MC_ENGINE_SYNC_NONE, e.g. before a snapshot or shutdown): the
+ * dirty map pages go out in MC_ENGINE_SYNC_STEP_BYTES ranges, one in flight at a time. */
+#define MC_ENGINE_SYNC_STEP_BYTES (2u << 20)
 int mc_engine_sync(struct mc_engine *eng);
 /* Thread-local: a human sentence about the last error an engine call returned on this thread. */
 const char *mc_engine_last_error(void);

@@ -302,6 +302,7 @@ void mc_wal_get_stats(struct mc_wal *w, struct mc_wal_stats *out);
 #define MC_SNAP_MEMBERSHIP_MAX_BYTES 3968u          /* fits the header with the fixed fields */
 #define MC_SNAP_CHUNK_MAX_BYTES      (1024u * 1024) /* per read/receive chunk */
 #define MC_SNAP_KEEP                 2              /* snapshots kept by mc_snap_prune */
+#define MC_SNAP_SYNC_STEP_BYTES      (2u << 20) /* mc_snap_create writes back in steps this big */
 
 struct mc_snap_info {
     uint64_t index;
@@ -312,18 +313,23 @@ struct mc_snap_info {
     uint64_t data_size;     /* bytes of LMDB image */
     uint64_t data_checksum; /* XXH3-64 of the LMDB image */
     uint64_t file_size;     /* header + data */
+    uint32_t write_steps;   /* mc_snap_create only: synced steps the data went out in */
     char path[MC_DATADIR_PATH_MAX];
 };
 
-/* Writes the LMDB copy into fd at its current offset with write(2) (mdb_env_copyfd2 does);
- * e.g. a wrapper around mc_engine_copy_to_fd(eng, fd). Returns 0 or MC_E*. */
+/* Writes the LMDB copy into fd with write(2) (mdb_env_copyfd2 does); fd is a pipe (no seeking)
+ * and the function runs on a helper thread; e.g. a wrapper around mc_engine_copy_to_fd(eng, fd).
+ * Returns 0 or MC_E*. */
 typedef int (*mc_snap_write_fn)(void *ctx, int fd);
 
 /*
- * Create snap_dir/snap-<index>-<term>.snap: temp file, header placeholder, write_data, checksum
- * (reads the data back), header, fsync, rename, fsync dir. Writes may continue in the engine
- * meanwhile (the copy runs under a read transaction). Blocking: run off the event loop. out may
- * be NULL. Does not prune; call mc_snap_prune.
+ * Create snap_dir/snap-<index>-<term>.snap: temp file, write_data streamed in after the header
+ * placeholder (checksummed on the way, written back in MC_SNAP_SYNC_STEP_BYTES steps so the
+ * dirty backlog stays small), header, fsync, rename, fsync dir. write_data NULL: a header-only
+ * file (data_size 0), a compaction point that records (index, term, membership) without an
+ * engine image (the node's periodic snapshots; an image is made when one is needed). Writes may
+ * continue in the engine meanwhile (the copy runs under a read transaction). Blocking: run off the
+ * event loop. out may be NULL. Does not prune; call mc_snap_prune.
  */
 int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index, uint64_t term,
                    const void *membership, size_t membership_len, mc_snap_write_fn write_data,

@@ -180,6 +180,7 @@ struct mc_node {
     uint64_t last_snapshot_index;
     uint64_t snapshot_size_bytes;
     bool snapshot_running;
+    uint64_t snapshot_image_wanted_ms; /* when an engine image was asked for (0 = not) */
     uv_work_t snap_work;
     uint64_t snap_work_index, snap_work_term;
     int snap_work_rc;

@@ -2,6 +2,7 @@
  * resumable chunks, receiving and installing them (Raft thesis §5.1 log compaction). */
 #include "node/node_internal.h"
 #include "metacenter/error.h"
+#include "util/clock.h"
 #include "util/codec.h"
 #include "util/log.h"
 
@@ -17,13 +18,26 @@
 #define SNAP_ACK_RESEND    2
 #define SNAP_ACK_FAILED    3
 #define SNAP_SEND_STALL_MS 30000
-#define MC_SNAPSHOT_NICE   19 /* snapshot creation yields the CPU to the event loops */
+#define MC_SNAPSHOT_NICE   19    /* snapshot creation yields the CPU to the event loops */
+#define SNAP_IMAGE_WAIT_MS 30000 /* periodic compaction pauses this long for a wanted image */
 
-/* ---- creation ---- */
+/* ---- creation ----
+ *
+ * Log compaction does not copy the engine (the etcd way). The engine is the state machine and
+ * records its applied index; once synced it is durable at >= the snapshot index, so the
+ * periodic snapshot is a header-only file recording (index, term, membership) — enough for
+ * startup and for dropping the log prefix. An engine image (a full snapshot file, written in
+ * synced steps) is made only when one is needed: a follower behind the log start, or
+ * `snapshot save`. Before, every replica copied its whole engine (tens of MB) every
+ * --snapshot-entries entries, at about the same index; the copy and its fsync stalled the WAL's
+ * fdatasync and took the CPU from the event loops: the open-loop write tail of issue 8.
+ */
 
 struct snap_job {
     struct mc_node *n;
+    bool image; /* write the engine image (else header only) */
     uint64_t index, term;
+    uint64_t sync_ms; /* the engine sync's duration, for the log */
     struct mc_raft_conf conf;
     struct mc_wbuf blob;
     struct mc_snap_info info;
@@ -39,16 +53,18 @@ static int write_engine(void *ctx, int fd)
 static void snap_work(uv_work_t *req)
 {
     struct snap_job *j = req->data;
-    /* Background work: every replica snapshots at about the same index, and on a small machine
-     * the copy competes with the event loops for the CPU. Linux nice is per thread; this pool
-     * thread only ever runs snapshot jobs (the node's only uv_queue_work), so it stays niced.
-     * (Snapshots are still the main source of the open-loop write tail: docs/benchmarks.md.) */
+    /* Background work: every replica compacts at about the same index, and on a small machine
+     * an image copy competes with the event loops for the CPU. Linux nice is per thread (and
+     * inherited by the copy's helper threads); this pool thread only ever runs snapshot jobs
+     * (the node's only uv_queue_work), so it stays niced. */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MC_SNAPSHOT_NICE);
     /* The WAL prefix is dropped after this: make the engine's own pages durable first. */
+    uint64_t t0 = mc_mono_ms();
     j->rc = mc_engine_sync(j->n->engine);
+    j->sync_ms = mc_mono_ms() - t0;
     if (j->rc == 0) {
         j->rc = mc_snap_create(j->n->snapdir, NULL, j->index, j->term, j->blob.data, j->blob.len,
-                               write_engine, j->n->engine, &j->info);
+                               j->image ? write_engine : NULL, j->n->engine, &j->info);
     }
     if (j->rc == 0) {
         mc_snap_prune(j->n->snapdir, NULL, MC_SNAP_KEEP);
@@ -69,9 +85,10 @@ static void snap_done(uv_work_t *req, int status)
             if (j->index > keep) {
                 mc_wal_compact(n->wal, j->index - keep, NULL);
             }
-            MC_INFO("snapshot_created", "index=%llu term=%llu bytes=%llu",
+            MC_INFO("snapshot_created", "index=%llu term=%llu bytes=%llu image=%d sync_ms=%llu",
                     (unsigned long long)j->index, (unsigned long long)j->term,
-                    (unsigned long long)j->info.file_size);
+                    (unsigned long long)j->info.file_size, j->image,
+                    (unsigned long long)j->sync_ms);
         }
     } else if (j->rc) {
         MC_WARN("snapshot_failed", "index=%llu err=%s", (unsigned long long)j->index,
@@ -81,13 +98,14 @@ static void snap_done(uv_work_t *req, int status)
     free(j);
 }
 
-static int start_snapshot(struct mc_node *n, uint64_t index)
+static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
 {
     struct snap_job *j = calloc(1, sizeof(*j));
     if (!j) {
         return MC_ENOMEM;
     }
     j->n = n;
+    j->image = image;
     j->index = index;
     j->term = mc_raft_term_at(n->raft, index);
     int rc = mc_raft_conf_at(n->raft, index, &j->conf);
@@ -112,13 +130,45 @@ static int start_snapshot(struct mc_node *n, uint64_t index)
     return 0;
 }
 
+/* An engine image at the current applied index, for a follower or `snapshot save`; until one is
+ * being sent (or SNAP_IMAGE_WAIT_MS passed), periodic compaction waits, so raft's snapshot index
+ * stays the image's and the retried send finds it. */
+static void want_image(struct mc_node *n)
+{
+    if (!n->snapshot_image_wanted_ms) {
+        n->snapshot_image_wanted_ms = node_now_ms();
+    }
+    if (!n->snapshot_running && n->applied_index > 0) {
+        start_snapshot(n, n->applied_index, true);
+    }
+}
+
+static bool sending_image(const struct mc_node *n)
+{
+    for (int i = 0; i < MC_RAFT_MAX_NODES; i++) {
+        if (n->sends[i].active) {
+            return true;
+        }
+    }
+    return n->save.active;
+}
+
 void node_maybe_snapshot(struct mc_node *n)
 {
     if (n->snapshot_running || n->stopping || n->fatal ||
         n->applied_index < n->last_snapshot_index + n->opts.snapshot_entries) {
         return;
     }
-    start_snapshot(n, n->applied_index);
+    if (n->snapshot_image_wanted_ms &&
+        node_now_ms() - n->snapshot_image_wanted_ms < SNAP_IMAGE_WAIT_MS) {
+        return;
+    }
+    n->snapshot_image_wanted_ms = 0;
+    /* A header-only snapshot prunes older files; keep the ones being streamed. */
+    if (sending_image(n)) {
+        return;
+    }
+    start_snapshot(n, n->applied_index, false);
 }
 
 /* ---- sending (leader) ---- */
@@ -163,13 +213,20 @@ void node_start_snapshot_send(struct mc_node *n, const struct mc_raft_msg *m)
     }
     struct mc_snap_info *info = malloc(sizeof(*info));
     int rc = info ? mc_snap_latest(n->snapdir, info) : MC_ENOMEM;
-    if (rc || info->index != m->snapshot.index || info->term != m->snapshot.term) {
-        MC_WARN("snapshot_send_unavailable", "to=%llu index=%llu err=%s", (unsigned long long)m->to,
-                (unsigned long long)m->snapshot.index, mc_error_name(rc ? rc : MC_ENOTFOUND));
+    if (rc || info->index != m->snapshot.index || info->term != m->snapshot.term ||
+        info->data_size == 0) {
+        /* No image at raft's snapshot index (compaction points are header-only): make one;
+         * raft retries the send after the next heartbeat and then finds it. */
+        if (!n->snapshot_image_wanted_ms) {
+            MC_INFO("snapshot_image_needed", "to=%llu index=%llu err=%s", (unsigned long long)m->to,
+                    (unsigned long long)m->snapshot.index, mc_error_name(rc ? rc : MC_ENOTFOUND));
+        }
+        want_image(n);
         free(info);
         mc_raft_report_snapshot(n->raft, m->to, false);
         return;
     }
+    n->snapshot_image_wanted_ms = 0;
     memset(s, 0, sizeof(*s));
     s->active = true;
     s->to = m->to;
@@ -392,12 +449,12 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
     }
     struct mc_snap_info *info = malloc(sizeof(*info));
     int rc = info ? mc_snap_latest(n->snapdir, info) : MC_ENOMEM;
-    if (rc == MC_ENOTFOUND || (rc == 0 && info->index < n->applied_index && n->applied_index > 0 &&
-                               !n->snapshot_running && info->index + 1 < n->applied_index)) {
-        /* Make a fresh snapshot first; the client retries on Busy. */
-        if (!n->snapshot_running && n->applied_index > 0) {
-            start_snapshot(n, n->applied_index);
-        }
+    if (rc == MC_ENOTFOUND ||
+        (rc == 0 &&
+         (info->data_size == 0 || (info->index < n->applied_index && n->applied_index > 0 &&
+                                   !n->snapshot_running && info->index + 1 < n->applied_index)))) {
+        /* Make a fresh image first; the client retries on Busy. */
+        want_image(n);
         free(info);
         mc_client_reply_error(&r->token, MC_EBUSY, "creating a fresh snapshot; retry shortly");
         return;
@@ -412,6 +469,7 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
         mc_client_reply_error(&r->token, MC_ENOMEM, NULL);
         return;
     }
+    n->snapshot_image_wanted_ms = 0;
     n->save.active = true;
     n->save.token = r->token;
     n->save.offset = 0;

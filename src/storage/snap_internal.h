@@ -29,4 +29,18 @@ int snap_copy_range(const struct mc_fs_ops *fs, int in, uint64_t off, uint64_t l
 void snap_name(char *out, size_t n, const char *dir, uint64_t index, uint64_t term,
                const char *suffix);
 
+/*
+ * A file written front to back goes to disk in MC_SNAP_SYNC_STEP_BYTES steps as it grows:
+ * writeback of each full step starts, the one before is waited for and dropped from the page
+ * cache, so at most ~3 steps are dirty and the final fsync finds little (a big dirty backlog
+ * makes the WAL's fdatasync wait behind it: issue 8).
+ */
+struct snap_steps {
+    uint64_t step_start, prev_start;
+    uint32_t steps; /* completed steps */
+};
+void snap_steps_init(struct snap_steps *s, uint64_t off);
+/* off: the end of what has been written so far. */
+void snap_steps_advance(struct snap_steps *s, int fd, uint64_t off);
+
 #endif

@@ -17,6 +17,7 @@ struct mc_snap_recv {
     int fd;
     uint64_t index, term;
     uint64_t offset;
+    struct snap_steps steps;
     char dir[MC_DATADIR_PATH_MAX];
     char part[MC_DATADIR_PATH_MAX];
 };
@@ -52,6 +53,7 @@ int mc_snap_recv_open(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t
     }
     /* resume: whatever reached the file counts; the final checksum catches any garbage */
     r->offset = (uint64_t)st.st_size;
+    snap_steps_init(&r->steps, r->offset);
     if (r->offset) {
         MC_INFO("snapshot_recv_resume", "path=%s offset=%llu", r->part,
                 (unsigned long long)r->offset);
@@ -75,6 +77,7 @@ int mc_snap_recv_write(struct mc_snap_recv *r, uint64_t offset, const void *data
         return n < 0 ? mc_fs_errno_to_mc((int)n) : MC_EIO;
     }
     r->offset += len;
+    snap_steps_advance(&r->steps, r->fd, r->offset);
     return 0;
 }
 
@@ -139,6 +142,10 @@ int mc_snap_install(const char *datadir, const struct mc_fs_ops *fs, const char 
     }
     rc = snap_read_info_fd(fs, in, false, info);
     if (rc) {
+        goto done;
+    }
+    if (info->data_size == 0) {
+        rc = MC_EINVAL; /* a header-only compaction point holds no engine image */
         goto done;
     }
     /* 1. engine.new/data.mdb: a full copy, checksummed on the way, fsynced */
