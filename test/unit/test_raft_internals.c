@@ -7,14 +7,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct mc_raft *mk(void)
+/* A config for node `id` of the voters {1, 2, 3}, everything else default. */
+static struct mc_raft_config cfg3(uint64_t id)
 {
-    static const uint64_t v[] = {1, 2, 3};
+    static const uint64_t voters[] = {1, 2, 3};
     struct mc_raft_config c;
     memset(&c, 0, sizeof(c));
-    c.id = 1;
-    c.initial_voters = v;
+    c.id = id;
+    c.initial_voters = voters;
     c.n_initial_voters = 3;
+    return c;
+}
+
+static struct mc_raft *mk(void)
+{
+    struct mc_raft_config c = cfg3(1);
     struct mc_raft *r;
     cr_assert_eq(mc_raft_create(&c, &r), 0);
     return r;
@@ -370,13 +377,8 @@ Test(raft_api, allocator_hook_balanced)
  * e.g. a learner whose promotion entry it has not appended yet. */
 Test(raft_api, learner_still_grants_votes)
 {
-    static const uint64_t voters[] = {1, 2, 3};
     static const uint64_t learners[] = {4};
-    struct mc_raft_config c;
-    memset(&c, 0, sizeof(c));
-    c.id = 4;
-    c.initial_voters = voters;
-    c.n_initial_voters = 3;
+    struct mc_raft_config c = cfg3(4);
     c.initial_learners = learners;
     c.n_initial_learners = 1;
     struct mc_raft *r;
@@ -415,7 +417,6 @@ Test(raft_api, learner_still_grants_votes)
 /* §5.4.1: a candidate with a shorter log of the same last term is refused. */
 Test(raft_api, vote_requires_up_to_date_log)
 {
-    static const uint64_t voters[] = {1, 2, 3};
     uint8_t d = 1;
     struct mc_raft_entry ents[3] = {{1, 1, 0, 1, &d}, {2, 1, 0, 1, &d}, {3, 2, 0, 1, &d}};
     struct mc_raft_restore rs;
@@ -423,11 +424,7 @@ Test(raft_api, vote_requires_up_to_date_log)
     rs.hard_state.term = 2;
     rs.entries = ents;
     rs.n_entries = 3;
-    struct mc_raft_config c;
-    memset(&c, 0, sizeof(c));
-    c.id = 3;
-    c.initial_voters = voters;
-    c.n_initial_voters = 3;
+    struct mc_raft_config c = cfg3(3);
     c.restore = &rs;
     struct mc_raft *r;
     cr_assert_eq(mc_raft_create(&c, &r), 0);
@@ -467,7 +464,6 @@ static void drain(struct mc_raft *r)
 /* §5.4.2 / Figure 8: a leader never commits an old-term entry by counting replicas. */
 Test(raft_api, commit_only_through_current_term)
 {
-    static const uint64_t voters[] = {1, 2, 3};
     uint8_t d = 1;
     struct mc_raft_entry ents[3] = {{1, 1, 0, 1, &d}, {2, 1, 0, 1, &d}, {3, 2, 0, 1, &d}};
     struct mc_raft_restore rs;
@@ -477,11 +473,7 @@ Test(raft_api, commit_only_through_current_term)
     rs.entries = ents;
     rs.n_entries = 3;
     rs.applied = 1;
-    struct mc_raft_config c;
-    memset(&c, 0, sizeof(c));
-    c.id = 1;
-    c.initial_voters = voters;
-    c.n_initial_voters = 3;
+    struct mc_raft_config c = cfg3(1);
     c.disable_pre_vote = true;
     c.restore = &rs;
     struct mc_raft *r;
@@ -518,12 +510,7 @@ Test(raft_api, commit_only_through_current_term)
  * after a heartbeat round sent after the read arrived. */
 Test(raft_api, read_index_waits_for_noop_and_heartbeat_round)
 {
-    static const uint64_t voters[] = {1, 2, 3};
-    struct mc_raft_config c;
-    memset(&c, 0, sizeof(c));
-    c.id = 1;
-    c.initial_voters = voters;
-    c.n_initial_voters = 3;
+    struct mc_raft_config c = cfg3(1);
     c.disable_pre_vote = true;
     struct mc_raft *r;
     cr_assert_eq(mc_raft_create(&c, &r), 0);
@@ -597,12 +584,7 @@ Test(raft_api, read_index_waits_for_noop_and_heartbeat_round)
 /* A 3-voter leader (id 1) of term 1 whose no-op (index 1) has committed. */
 static struct mc_raft *leader_with_committed_noop(void)
 {
-    static const uint64_t voters[] = {1, 2, 3};
-    struct mc_raft_config c;
-    memset(&c, 0, sizeof(c));
-    c.id = 1;
-    c.initial_voters = voters;
-    c.n_initial_voters = 3;
+    struct mc_raft_config c = cfg3(1);
     c.disable_pre_vote = true;
     c.heartbeat_tick = 5; /* so a single tick sends no heartbeat of its own */
     struct mc_raft *r;
