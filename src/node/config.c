@@ -421,6 +421,7 @@ static const struct field f_raft[] = {
     U64("election_timeout_ms", election_timeout_ms, 10, 600000),
     U64("heartbeat_interval_ms", heartbeat_ms, 1, 60000),
     U64("snapshot_interval", snapshot_entries, 10, UINT32_MAX),
+    U64("snapshot_log_mb", snapshot_log_mb, 1, 1 << 20),
     U64("max_log_entries", snapshot_tail_entries, 0, UINT32_MAX),
     SPEC("log_dir", S_LOG_DIR),
     SPEC("snapshot_dir", S_SNAPSHOT_DIR),

@@ -178,6 +178,7 @@ struct mc_node {
     /* Apply state. */
     uint64_t applied_index;
     uint64_t last_snapshot_index;
+    uint64_t log_bytes_since_snapshot; /* applied entry bytes since the last snapshot started */
     uint64_t snapshot_size_bytes;
     bool snapshot_running;
     uint64_t snapshot_image_wanted_ms; /* when an engine image was asked for (0 = not) */

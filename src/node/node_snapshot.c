@@ -37,7 +37,8 @@ struct snap_job {
     struct mc_node *n;
     bool image; /* write the engine image (else header only) */
     uint64_t index, term;
-    uint64_t sync_ms; /* the engine sync's duration, for the log */
+    uint64_t sync_ms;   /* the engine sync's duration, for the log */
+    uint64_t log_bytes; /* node->log_bytes_since_snapshot when the job started */
     struct mc_raft_conf conf;
     struct mc_wbuf blob;
     struct mc_snap_info info;
@@ -80,6 +81,10 @@ static void snap_done(uv_work_t *req, int status)
         int rc = mc_raft_snapshot_taken(n->raft, j->index, j->term, &j->conf);
         if (rc == 0) {
             n->last_snapshot_index = j->index;
+            /* What was applied while the job ran counts toward the next snapshot. */
+            n->log_bytes_since_snapshot -= j->log_bytes < n->log_bytes_since_snapshot
+                                               ? j->log_bytes
+                                               : n->log_bytes_since_snapshot;
             n->snapshot_size_bytes = j->info.file_size;
             uint64_t keep = n->opts.snapshot_tail_entries;
             if (j->index > keep) {
@@ -118,6 +123,7 @@ static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
         free(j);
         return rc ? rc : MC_EINVAL;
     }
+    j->log_bytes = n->log_bytes_since_snapshot;
     n->snapshot_running = true;
     n->snap_work.data = j;
     rc = uv_queue_work(n->loop, &n->snap_work, snap_work, snap_done);
@@ -156,7 +162,9 @@ static bool sending_image(const struct mc_node *n)
 void node_maybe_snapshot(struct mc_node *n)
 {
     if (n->snapshot_running || n->stopping || n->fatal ||
-        n->applied_index < n->last_snapshot_index + n->opts.snapshot_entries) {
+        n->applied_index <= n->last_snapshot_index ||
+        (n->applied_index < n->last_snapshot_index + n->opts.snapshot_entries &&
+         n->log_bytes_since_snapshot < (n->opts.snapshot_log_mb << 20))) {
         return;
     }
     if (n->snapshot_image_wanted_ms &&
@@ -424,6 +432,7 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
     mc_engine_applied_index(n->engine, &applied);
     n->applied_index = applied > meta->index ? applied : meta->index;
     n->last_snapshot_index = meta->index;
+    n->log_bytes_since_snapshot = 0;
     struct mc_snap_info *info = malloc(sizeof(*info));
     if (info && mc_snap_read_info(n->recv_done_path, false, info) == 0) {
         struct mc_raft_conf c;

@@ -25,7 +25,8 @@ const char mc_node_options_help[] =
     "  --join ADDR                   join a running cluster through a member's client address\n"
     "  --heartbeat-ms N              leader heartbeat interval (default 100)\n"
     "  --election-timeout-ms N       base election timeout (default 600; randomized to [T,2T))\n"
-    "  --snapshot-entries N          snapshot every N applied entries (default 10000)\n"
+    "  --snapshot-entries N          snapshot every N applied entries (default 100000)\n"
+    "  --snapshot-log-mb N           ... or every N MiB of applied entries, sooner (default 64)\n"
     "  --snapshot-tail N             log entries kept after a snapshot (default 5000)\n"
     "  --max-map-size BYTES          LMDB map size limit (default 68719476736)\n"
     "  --ready-max-lag N             /readyz fails when applied lags commit by more (default "
@@ -71,7 +72,8 @@ void mc_node_options_default(struct mc_node_options *o)
     o->heartbeat_ms = 100;
     o->election_timeout_ms = 600;
     o->tick_ms = 10;
-    o->snapshot_entries = 10000;
+    o->snapshot_entries = 100000;
+    o->snapshot_log_mb = 64;
     o->snapshot_tail_entries = 5000;
     o->max_map_size_bytes = 64ull << 30;
     o->disk_reserve_mb = 256;
@@ -240,6 +242,8 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->election_timeout_ms, v, 10, 600000, f, err, errlen);
         } else if (strcmp(f, "--snapshot-entries") == 0) {
             rc = set_u64(&o->snapshot_entries, v, 10, UINT32_MAX, f, err, errlen);
+        } else if (strcmp(f, "--snapshot-log-mb") == 0) {
+            rc = set_u64(&o->snapshot_log_mb, v, 1, 1 << 20, f, err, errlen);
         } else if (strcmp(f, "--snapshot-tail") == 0) {
             rc = set_u64(&o->snapshot_tail_entries, v, 0, UINT32_MAX, f, err, errlen);
         } else if (strcmp(f, "--max-map-size") == 0) {

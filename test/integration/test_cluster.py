@@ -98,6 +98,24 @@ def _snap_sizes(node):
     return [os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".snap")]
 
 
+def test_snapshot_by_log_bytes():
+    """A snapshot comes after --snapshot-log-mb of applied entries even when --snapshot-entries
+    is far off; with the 64 MiB default the same load takes none."""
+    def load_and_count(log_mb):
+        flags = FAST + ["--snapshot-entries", "1000000", "--snapshot-log-mb", str(log_mb)]
+        with Cluster(1, flags) as c:
+            r = cli(["bench", "load", "--objects", "20000", "--endpoints", c.endpoints(),
+                     "--connections", "4", "--pipeline", "16", "--json"], timeout=300)
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            assert res["ops"] == 20000 and res["errors"] == 0, res
+            node = c.nodes[0]
+            wait_for(lambda: _snap_sizes(node), 5 if log_mb == 1 else 1)
+            return len(_snap_sizes(node))
+
+    assert load_and_count(1) >= 1, "no snapshot after 20,000 puts with --snapshot-log-mb 1"
+    assert load_and_count(64) == 0, "a snapshot before 64 MiB or 1,000,000 entries"
+
+
 def test_snapshot_catch_up():
     flags = FAST + ["--snapshot-entries", "20", "--snapshot-tail", "5"]
     with Cluster(3, flags) as c:
