@@ -26,7 +26,7 @@ const char mc_node_options_help[] =
     "  --heartbeat-ms N              leader heartbeat interval (default 100)\n"
     "  --election-timeout-ms N       base election timeout (default 600; randomized to [T,2T))\n"
     "  --snapshot-entries N          snapshot every N applied entries (default 100000)\n"
-    "  --snapshot-log-mb N           ... or every N MiB of applied entries, sooner (default 64)\n"
+    "  --snapshot-log-mb N           ... or every N MiB of applied entries, sooner (default 256)\n"
     "  --snapshot-tail N             log entries kept after a snapshot (default 5000)\n"
     "  --max-map-size BYTES          LMDB map size limit (default 68719476736)\n"
     "  --ready-max-lag N             /readyz fails when applied lags commit by more (default "
@@ -73,7 +73,7 @@ void mc_node_options_default(struct mc_node_options *o)
     o->election_timeout_ms = 600;
     o->tick_ms = 10;
     o->snapshot_entries = 100000;
-    o->snapshot_log_mb = 64;
+    o->snapshot_log_mb = 256;
     o->snapshot_tail_entries = 5000;
     o->max_map_size_bytes = 64ull << 30;
     o->disk_reserve_mb = 256;

@@ -27,10 +27,10 @@ struct mc_node_options {
     struct mc_member_addr routes[MC_MAX_MEMBERS]; /* --peer-route: dial address overrides */
     size_t route_count;
     uint64_t heartbeat_ms;          /* default 100 */
-    uint64_t election_timeout_ms;   /* default 1000 */
+    uint64_t election_timeout_ms;   /* default 600 */
     uint64_t tick_ms;               /* default 10 */
     uint64_t snapshot_entries;      /* default 100,000 applied entries */
-    uint64_t snapshot_log_mb;       /* default 64: or this many MiB of applied entries */
+    uint64_t snapshot_log_mb;       /* default 256: or this many MiB of applied entries */
     uint64_t snapshot_tail_entries; /* default 5,000 kept for catch-up */
     uint64_t max_map_size_bytes;    /* default 64 GiB (sparse) */
     uint64_t ready_max_lag;         /* default 1,000 */

@@ -100,7 +100,7 @@ def _snap_sizes(node):
 
 def test_snapshot_by_log_bytes():
     """A snapshot comes after --snapshot-log-mb of applied entries even when --snapshot-entries
-    is far off; with the 64 MiB default the same load takes none."""
+    is far off; with the 256 MiB default the same load takes none."""
     def load_and_count(log_mb):
         flags = FAST + ["--snapshot-entries", "1000000", "--snapshot-log-mb", str(log_mb)]
         with Cluster(1, flags) as c:
@@ -113,7 +113,7 @@ def test_snapshot_by_log_bytes():
             return len(_snap_sizes(node))
 
     assert load_and_count(1) >= 1, "no snapshot after 20,000 puts with --snapshot-log-mb 1"
-    assert load_and_count(64) == 0, "a snapshot before 64 MiB or 1,000,000 entries"
+    assert load_and_count(256) == 0, "a snapshot before 256 MiB or 1,000,000 entries"
 
 
 def test_snapshot_catch_up():
