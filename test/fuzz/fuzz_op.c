@@ -95,7 +95,12 @@ static void fuzz_op(const uint8_t *in, size_t len)
         mc_wbuf_init(&w3, 0);
         FUZZ_ASSERT(mc_op_encode(&again, &w3) == 0, "encode");
         FUZZ_ASSERT_SAME_BYTES("op (format-normalised fixed point)", &w3, w.data, w.len);
-        FUZZ_ASSERT(w.len <= len, "normalising the format made the record longer");
+        /* Normalising drops acked_seq (8 bytes) from format-2 records whose acked_seq is 0,
+         * but when one record of an atomic needs format 2 every record gets it, so a format-1
+         * record mixed into a format-2 atomic grows by 8 (the encoder never mixes formats;
+         * only a crafted record does). BUGS.md #6. */
+        FUZZ_ASSERT(w.len <= len + 8 * (1 + (size_t)op.n_sub),
+                    "normalising the format grew the record by more than acked_seq fields");
         mc_wbuf_free(&w3);
         mc_op_clear(&again);
     }
