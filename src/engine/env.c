@@ -423,10 +423,16 @@ int mc_engine_sync(struct mc_engine *eng)
     if (eng->read_only) {
         return 0;
     }
+    /* Only up to the highest page in use: the file is sparse up to the map size, and stepping
+     * over its unused part cost one syscall per 2 MiB for nothing (anything dirty beyond, e.g.
+     * from an aborted write txn, is still written by the msync below). */
     int fd;
-    struct stat st;
-    if (mdb_env_get_fd(eng->env, &fd) == 0 && fstat(fd, &st) == 0) {
-        for (uint64_t off = 0; off < (uint64_t)st.st_size; off += MC_ENGINE_SYNC_STEP_BYTES) {
+    MDB_envinfo info;
+    MDB_stat ms;
+    if (mdb_env_get_fd(eng->env, &fd) == 0 && mdb_env_info(eng->env, &info) == 0 &&
+        mdb_env_stat(eng->env, &ms) == 0) {
+        uint64_t used = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+        for (uint64_t off = 0; off < used; off += MC_ENGINE_SYNC_STEP_BYTES) {
             (void)sync_file_range(fd, (off_t)off, (off_t)MC_ENGINE_SYNC_STEP_BYTES,
                                   SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                                       SYNC_FILE_RANGE_WAIT_AFTER);
