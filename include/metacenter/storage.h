@@ -340,7 +340,10 @@ int mc_snap_read_info(const char *path, bool verify_data, struct mc_snap_info *o
 /* Latest valid snapshot in snap_dir (full verification; invalid files are logged and skipped).
  * MC_ENOTFOUND when none. */
 int mc_snap_latest(const char *snap_dir, struct mc_snap_info *out);
-/* Keep the newest `keep` snapshots (by index), delete older ones and stale temp files. */
+/* The same, among the files that hold an engine image (data_size > 0). */
+int mc_snap_latest_image(const char *snap_dir, struct mc_snap_info *out);
+/* Keep the newest `keep` snapshots (by index) and the newest engine image; delete older ones
+ * and stale temp files. */
 int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep);
 /* List up to max snapshots (headers only, newest first); *n = count found. */
 int mc_snap_list(const char *snap_dir, struct mc_snap_info *out, size_t max, size_t *n);

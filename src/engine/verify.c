@@ -81,6 +81,17 @@ static void on_fault(int sig)
     signal(sig, SIG_DFL);
 }
 
+/* LMDB's own assert() on a page it cannot make sense of (e.g. mdb_cursor_sibling: "IS_BRANCH")
+ * would abort the process: during the scan it is damage like the signals above. */
+static void on_lmdb_assert(MDB_env *env, const char *msg)
+{
+    (void)env;
+    (void)msg;
+    if (fault_jmp) {
+        siglongjmp(*fault_jmp, SIGABRT);
+    }
+}
+
 static int corrupt(struct mc_engine *eng, const char *table, const MDB_val *k, const char *what)
 {
     char kt[160] = "";
@@ -264,6 +275,7 @@ static int walk_guarded(struct vctx *x, const MDB_dbi *dbis, size_t nd, uint64_t
     int sig = sigsetjmp(jb, 1);
     if (sig == 0) {
         fault_jmp = &jb;
+        mdb_env_set_assert(x->eng->env, on_lmdb_assert);
         for (size_t i = 0; i < nd && !rc; i++) {
             rc = verify_table(x, dbis[i], pages);
         }
@@ -272,7 +284,12 @@ static int walk_guarded(struct vctx *x, const MDB_dbi *dbis, size_t nd, uint64_t
         }
     } else {
         char what[96];
-        snprintf(what, sizeof(what), "a damaged page (LMDB read outside the file: signal %d)", sig);
+        if (sig == SIGABRT) {
+            snprintf(what, sizeof(what), "a damaged page (an LMDB page assertion failed)");
+        } else {
+            snprintf(what, sizeof(what), "a damaged page (LMDB read outside the file: signal %d)",
+                     sig);
+        }
         rc = corrupt(x->eng, x->table ? x->table : "?", NULL, what);
         for (int i = 0; i < 2; i++) {
             if (x->open_cur[i]) {
@@ -282,6 +299,7 @@ static int walk_guarded(struct vctx *x, const MDB_dbi *dbis, size_t nd, uint64_t
         }
     }
     fault_jmp = NULL;
+    mdb_env_set_assert(x->eng->env, NULL);
     sigaction(SIGSEGV, &old_segv, NULL);
     sigaction(SIGBUS, &old_bus, NULL);
     return rc;

@@ -457,8 +457,11 @@ static void on_peer_link(void *ctx, uint64_t peer, int up)
     }
 }
 
-static int open_storage(struct mc_node *n)
+/* Open the engine (and scan it after an unclean stop) and the WAL. *damaged: the engine is
+ * unreadable or failed the scan; node_recover_engine rebuilds it. */
+static int open_storage(struct mc_node *n, bool *damaged)
 {
+    *damaged = false;
     char path[MC_DATADIR_PATH_MAX];
     int rc = mc_datadir_path(n->datadir, "engine", path, sizeof(path));
     if (rc) {
@@ -472,24 +475,30 @@ static int open_storage(struct mc_node *n)
     struct mc_engine_options eo = {.sync = MC_ENGINE_SYNC_NONE,
                                    .max_map_size_bytes = n->opts.max_map_size_bytes};
     rc = mc_engine_open(path, &eo, &n->engine);
-    if (rc) {
+    if (rc == MC_ENOTOURS || rc == MC_ECORRUPT) {
+        /* A torn file (power loss) may not even open: its meta pages are part of the damage. */
+        n->engine = NULL;
+        *damaged = true;
+        MC_ERROR("engine_corrupt", "path=%s/data.mdb err=%s detail=\"%s\" action=rebuild", path,
+                 mc_error_name(rc), mc_engine_last_error());
+    } else if (rc) {
         MC_ERROR("engine_open_failed", "path=%s err=%s detail=\"%s\"", path, mc_error_name(rc),
                  mc_engine_last_error());
         return rc;
-    }
-    if (!sealed) {
+    } else if (!sealed) {
         /* No seal: the last stop was unclean (or this is a first start), so nothing vouches
            for data.mdb; LMDB has no page checksums. Scan it before serving from it. */
         struct mc_engine_verify_report vr = {0};
         rc = mc_engine_verify(n->engine, &vr);
         if (rc) {
-            MC_ERROR("engine_corrupt", "path=%s/data.mdb err=%s detail=\"%s\"", path,
-                     mc_error_name(rc), mc_engine_last_error());
-            return rc;
+            MC_ERROR("engine_corrupt", "path=%s/data.mdb err=%s detail=\"%s\" action=rebuild",
+                     path, mc_error_name(rc), mc_engine_last_error());
+            *damaged = true;
+        } else {
+            MC_INFO("engine_verified", "path=%s/data.mdb records=%llu pages=%llu ms=%llu", path,
+                    (unsigned long long)vr.records, (unsigned long long)vr.pages,
+                    (unsigned long long)(vr.elapsed_ns / 1000000));
         }
-        MC_INFO("engine_verified", "path=%s/data.mdb records=%llu pages=%llu ms=%llu", path,
-                (unsigned long long)vr.records, (unsigned long long)vr.pages,
-                (unsigned long long)(vr.elapsed_ns / 1000000));
     }
     char waldir[MC_DATADIR_PATH_MAX];
     rc = mc_datadir_path(n->datadir, "wal", waldir, sizeof(waldir));
@@ -509,7 +518,7 @@ static int open_storage(struct mc_node *n)
     return mc_datadir_path(n->datadir, "snap", n->snapdir, sizeof(n->snapdir));
 }
 
-static int create_raft(struct mc_node *n)
+static int create_raft(struct mc_node *n, const struct node_base *base)
 {
     struct mc_raft_restore rs;
     memset(&rs, 0, sizeof(rs));
@@ -519,31 +528,28 @@ static int create_raft(struct mc_node *n)
     rs.hard_state.vote = hs.vote;
     rs.hard_state.commit = hs.commit;
 
-    struct mc_snap_info *si = calloc(1, sizeof(*si));
-    if (!si) {
-        return MC_ENOMEM;
-    }
-    int rc = mc_snap_latest(n->snapdir, si);
-    if (rc == 0) {
+    int rc = 0;
+    const struct mc_snap_info *si = base->snap;
+    if (si) {
         rs.has_snapshot = true;
         rs.snapshot.index = si->index;
         rs.snapshot.term = si->term;
         rc = node_conf_decode(n, si->membership, si->membership_len, &rs.snapshot.conf);
         if (rc) {
             MC_ERROR("snapshot_membership_corrupt", "path=%s", si->path);
-            free(si);
             return MC_ECORRUPT;
         }
         n->last_snapshot_index = si->index;
         n->snapshot_size_bytes = si->file_size;
-    } else if (rc != MC_ENOTFOUND) {
-        free(si);
-        return rc;
     }
-    free(si);
 
     struct load_ctx l = {0};
+    /* From the base on (its own entry for the agreement check below): the WAL also keeps the
+     * entries back to the newest engine image (node_recover.c), which Raft does not need. */
     uint64_t first = mc_wal_first_index(n->wal), last = mc_wal_last_index(n->wal);
+    if (rs.has_snapshot && rs.snapshot.index > first) {
+        first = rs.snapshot.index;
+    }
     if (last >= first) {
         rc = mc_wal_iterate(n->wal, first, last, load_visit, &l);
         if (rc) {
@@ -591,6 +597,11 @@ static int create_raft(struct mc_node *n)
     }
     if (rs.hard_state.commit < rs.applied) {
         rs.hard_state.commit = rs.applied;
+    }
+    /* The newest snapshot's entries were applied before it was taken, so they are committed:
+     * after an engine rebuild they are applied again at once, without waiting for a leader. */
+    if (rs.hard_state.commit < base->latest_index) {
+        rs.hard_state.commit = base->latest_index;
     }
     if (rs.hard_state.commit > log_last) {
         rs.hard_state.commit = log_last;
@@ -756,12 +767,19 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
         goto fail;
     }
     mc_log_set_node(n->id);
-    rc = open_storage(n);
+    bool damaged;
+    rc = open_storage(n, &damaged);
+    if (rc) {
+        goto fail;
+    }
+    struct node_base base;
+    rc = node_recover_engine(n, damaged, &base);
     if (rc) {
         goto fail;
     }
     load_members(n);
-    rc = create_raft(n);
+    rc = create_raft(n, &base);
+    free(base.snap);
     if (rc) {
         goto fail;
     }

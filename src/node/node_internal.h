@@ -179,6 +179,8 @@ struct mc_node {
     uint64_t applied_index;
     uint64_t last_snapshot_index;
     uint64_t log_bytes_since_snapshot; /* applied entry bytes since the last snapshot started */
+    uint64_t last_image_index;         /* newest engine image on disk: the WAL keeps what follows */
+    uint64_t log_bytes_since_image;    /* applied entry bytes since the last image started */
     uint64_t snapshot_size_bytes;
     bool snapshot_running;
     uint64_t snapshot_image_wanted_ms; /* when an engine image was asked for (0 = not) */
@@ -270,6 +272,15 @@ void node_serve_ready_reads(struct mc_node *n);
 void node_fail_reads(struct mc_node *n, int code);
 void node_expire_reads(struct mc_node *n, uint64_t now_ms);
 void node_reads_leader_changed(struct mc_node *n);
+
+/* node_recover.c */
+/* The snapshot Raft restarts from: snap (NULL = the log's start; owned by the caller) and the
+ * newest snapshot's index (applied before, so known committed). */
+struct node_base {
+    struct mc_snap_info *snap;
+    uint64_t latest_index;
+};
+int node_recover_engine(struct mc_node *n, bool damaged, struct node_base *out);
 
 /* node_snapshot.c */
 void node_maybe_snapshot(struct mc_node *n);

@@ -6,6 +6,7 @@
 #include "util/codec.h"
 #include "util/log.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,22 +24,25 @@
 
 /* ---- creation ----
  *
- * Log compaction does not copy the engine (the etcd way). The engine is the state machine and
- * records its applied index; once synced it is durable at >= the snapshot index, so the
- * periodic snapshot is a header-only file recording (index, term, membership) — enough for
- * startup and for dropping the log prefix. An engine image (a full snapshot file, written in
- * synced steps) is made only when one is needed: a follower behind the log start, or
- * `snapshot save`. Before, every replica copied its whole engine (tens of MB) every
- * --snapshot-entries entries, at about the same index; the copy and its fsync stalled the WAL's
- * fdatasync and took the CPU from the event loops: the open-loop write tail of issue 8.
+ * Two kinds of snapshot file. A periodic snapshot is a header-only file recording (index,
+ * term, membership): it bounds the log Raft holds in memory and is where a restart begins. It
+ * neither copies nor syncs the engine, and it does not shorten the WAL. An engine image (the
+ * header plus a consistent LMDB copy made under a read transaction while writes go on, written
+ * in synced steps) is made every --image-entries entries or --image-log-mb MiB, for a follower
+ * behind the log start, and for `snapshot save`; the WAL is compacted only up to the newest
+ * image. Why: the engine runs without fsync, so after a power loss data.mdb may be torn or old,
+ * and node_recover.c rebuilds it from that image plus the WAL after it. (Session 3 synced the
+ * engine at every header-only snapshot and compacted the WAL there; an msync racing the loop's
+ * commits is not crash-consistent, and the writeback made the next applies fault on every page
+ * they touched: the open-loop write tail of issue 8.)
  */
 
 struct snap_job {
     struct mc_node *n;
     bool image; /* write the engine image (else header only) */
     uint64_t index, term;
-    uint64_t sync_ms;   /* the engine sync's duration, for the log */
-    uint64_t log_bytes; /* node->log_bytes_since_snapshot when the job started */
+    uint64_t log_bytes;       /* node->log_bytes_since_snapshot when the job started */
+    uint64_t image_log_bytes; /* node->log_bytes_since_image when the job started */
     struct mc_raft_conf conf;
     struct mc_wbuf blob;
     struct mc_snap_info info;
@@ -59,14 +63,8 @@ static void snap_work(uv_work_t *req)
      * inherited by the copy's helper threads); this pool thread only ever runs snapshot jobs
      * (the node's only uv_queue_work), so it stays niced. */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MC_SNAPSHOT_NICE);
-    /* The WAL prefix is dropped after this: make the engine's own pages durable first. */
-    uint64_t t0 = mc_mono_ms();
-    j->rc = mc_engine_sync(j->n->engine);
-    j->sync_ms = mc_mono_ms() - t0;
-    if (j->rc == 0) {
-        j->rc = mc_snap_create(j->n->snapdir, NULL, j->index, j->term, j->blob.data, j->blob.len,
-                               j->image ? write_engine : NULL, j->n->engine, &j->info);
-    }
+    j->rc = mc_snap_create(j->n->snapdir, NULL, j->index, j->term, j->blob.data, j->blob.len,
+                           j->image ? write_engine : NULL, j->n->engine, &j->info);
     if (j->rc == 0) {
         mc_snap_prune(j->n->snapdir, NULL, MC_SNAP_KEEP);
     }
@@ -81,19 +79,25 @@ static void snap_done(uv_work_t *req, int status)
         int rc = mc_raft_snapshot_taken(n->raft, j->index, j->term, &j->conf);
         if (rc == 0) {
             n->last_snapshot_index = j->index;
-            /* What was applied while the job ran counts toward the next snapshot. */
-            n->log_bytes_since_snapshot -= j->log_bytes < n->log_bytes_since_snapshot
-                                               ? j->log_bytes
-                                               : n->log_bytes_since_snapshot;
+            /* What was applied while the job ran counts toward the next snapshot. Nothing
+             * resets the counters while a job runs (an install waits for !snapshot_running). */
+            assert(n->log_bytes_since_snapshot >= j->log_bytes);
+            assert(n->log_bytes_since_image >= j->image_log_bytes);
+            n->log_bytes_since_snapshot -= j->log_bytes;
             n->snapshot_size_bytes = j->info.file_size;
-            uint64_t keep = n->opts.snapshot_tail_entries;
-            if (j->index > keep) {
-                mc_wal_compact(n->wal, j->index - keep, NULL);
+            if (j->image) {
+                n->last_image_index = j->index;
+                n->log_bytes_since_image -= j->image_log_bytes;
             }
-            MC_INFO("snapshot_created", "index=%llu term=%llu bytes=%llu image=%d sync_ms=%llu",
+            /* The WAL keeps every entry after the newest image (node_recover.c), plus the
+             * catch-up tail. */
+            uint64_t keep = n->opts.snapshot_tail_entries;
+            if (n->last_image_index > keep) {
+                mc_wal_compact(n->wal, n->last_image_index - keep, NULL);
+            }
+            MC_INFO("snapshot_created", "index=%llu term=%llu bytes=%llu image=%d",
                     (unsigned long long)j->index, (unsigned long long)j->term,
-                    (unsigned long long)j->info.file_size, j->image,
-                    (unsigned long long)j->sync_ms);
+                    (unsigned long long)j->info.file_size, j->image);
         }
     } else if (j->rc) {
         MC_WARN("snapshot_failed", "index=%llu err=%s", (unsigned long long)j->index,
@@ -124,6 +128,7 @@ static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
         return rc ? rc : MC_EINVAL;
     }
     j->log_bytes = n->log_bytes_since_snapshot;
+    j->image_log_bytes = n->log_bytes_since_image;
     n->snapshot_running = true;
     n->snap_work.data = j;
     rc = uv_queue_work(n->loop, &n->snap_work, snap_work, snap_done);
@@ -176,7 +181,9 @@ void node_maybe_snapshot(struct mc_node *n)
     if (sending_image(n)) {
         return;
     }
-    start_snapshot(n, n->applied_index, false);
+    bool image = n->applied_index >= n->last_image_index + n->opts.image_entries ||
+                 n->log_bytes_since_image >= (n->opts.image_log_mb << 20);
+    start_snapshot(n, n->applied_index, image);
 }
 
 /* ---- sending (leader) ---- */
@@ -432,7 +439,9 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
     mc_engine_applied_index(n->engine, &applied);
     n->applied_index = applied > meta->index ? applied : meta->index;
     n->last_snapshot_index = meta->index;
+    n->last_image_index = meta->index; /* the received file is an image: the WAL restarts here */
     n->log_bytes_since_snapshot = 0;
+    n->log_bytes_since_image = 0;
     struct mc_snap_info *info = malloc(sizeof(*info));
     if (info && mc_snap_read_info(n->recv_done_path, false, info) == 0) {
         struct mc_raft_conf c;

@@ -28,6 +28,9 @@ const char mc_node_options_help[] =
     "  --snapshot-entries N          snapshot every N applied entries (default 100000)\n"
     "  --snapshot-log-mb N           ... or every N MiB of applied entries, sooner (default 256)\n"
     "  --snapshot-tail N             log entries kept after a snapshot (default 5000)\n"
+    "  --image-entries N             write an engine image every N applied entries: the WAL\n"
+    "                                keeps everything after the newest image (default 1000000)\n"
+    "  --image-log-mb N              ... or every N MiB of applied entries, sooner (default 512)\n"
     "  --max-map-size BYTES          LMDB map size limit (default 68719476736)\n"
     "  --ready-max-lag N             /readyz fails when applied lags commit by more (default "
     "1000)\n"
@@ -75,6 +78,8 @@ void mc_node_options_default(struct mc_node_options *o)
     o->snapshot_entries = 100000;
     o->snapshot_log_mb = 256;
     o->snapshot_tail_entries = 5000;
+    o->image_entries = 1000000;
+    o->image_log_mb = 512;
     o->max_map_size_bytes = 64ull << 30;
     o->disk_reserve_mb = 256;
     o->ready_max_lag = 1000;
@@ -246,6 +251,10 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->snapshot_log_mb, v, 1, 1 << 20, f, err, errlen);
         } else if (strcmp(f, "--snapshot-tail") == 0) {
             rc = set_u64(&o->snapshot_tail_entries, v, 0, UINT32_MAX, f, err, errlen);
+        } else if (strcmp(f, "--image-entries") == 0) {
+            rc = set_u64(&o->image_entries, v, 10, UINT32_MAX, f, err, errlen);
+        } else if (strcmp(f, "--image-log-mb") == 0) {
+            rc = set_u64(&o->image_log_mb, v, 1, 1 << 20, f, err, errlen);
         } else if (strcmp(f, "--max-map-size") == 0) {
             rc = set_u64(&o->max_map_size_bytes, v, 1 << 20, UINT64_MAX, f, err, errlen);
         } else if (strcmp(f, "--ready-max-lag") == 0) {

@@ -32,6 +32,8 @@ struct mc_node_options {
     uint64_t snapshot_entries;      /* default 100,000 applied entries */
     uint64_t snapshot_log_mb;       /* default 256: or this many MiB of applied entries */
     uint64_t snapshot_tail_entries; /* default 5,000 kept for catch-up */
+    uint64_t image_entries;         /* default 1,000,000: an engine image this often ... */
+    uint64_t image_log_mb;          /* ... or every 512 MiB of applied entries (WAL retention) */
     uint64_t max_map_size_bytes;    /* default 64 GiB (sparse) */
     uint64_t ready_max_lag;         /* default 1,000 */
     uint64_t check_interval_ms;     /* default 0 (off) */

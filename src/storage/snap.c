@@ -414,7 +414,8 @@ static int list_names(const char *dir, struct snap_ent **out, size_t *n)
     return 0;
 }
 
-int mc_snap_latest(const char *snap_dir, struct mc_snap_info *out)
+/* The newest valid snapshot file; with images_only, the newest one holding an engine image. */
+static int latest(const char *snap_dir, bool images_only, struct mc_snap_info *out)
 {
     struct snap_ent *v;
     size_t n;
@@ -428,7 +429,14 @@ int mc_snap_latest(const char *snap_dir, struct mc_snap_info *out)
         if (mc_datadir_path(snap_dir, v[i].name, path, sizeof(path))) {
             continue;
         }
-        int r = mc_snap_read_info(path, true, out);
+        /* Header-only files are skipped before their (empty) data is read. */
+        int r = mc_snap_read_info(path, false, out);
+        if (r == 0 && images_only && out->data_size == 0) {
+            continue;
+        }
+        if (r == 0) {
+            r = mc_snap_read_info(path, true, out);
+        }
         if (r == 0 && out->index == v[i].index && out->term == v[i].term) {
             rc = 0;
             break;
@@ -438,6 +446,16 @@ int mc_snap_latest(const char *snap_dir, struct mc_snap_info *out)
     }
     free(v);
     return rc;
+}
+
+int mc_snap_latest(const char *snap_dir, struct mc_snap_info *out)
+{
+    return latest(snap_dir, false, out);
+}
+
+int mc_snap_latest_image(const char *snap_dir, struct mc_snap_info *out)
+{
+    return latest(snap_dir, true, out);
 }
 
 int mc_snap_list(const char *snap_dir, struct mc_snap_info *out, size_t max, size_t *n)
@@ -469,17 +487,26 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep)
     if (rc) {
         return rc;
     }
-    bool removed = false;
-    for (size_t i = keep < 0 ? 0 : (size_t)keep; i < n; i++) {
+    bool removed = false, image_kept = false;
+    for (size_t i = 0; i < n; i++) {
         char path[MC_DATADIR_PATH_MAX];
-        if (mc_datadir_path(snap_dir, v[i].name, path, sizeof(path)) == 0) {
-            int u = fs->unlink(fs->ctx, path);
-            if (u < 0 && u != -ENOENT) {
-                rc = mc_fs_errno_to_mc(u);
-            }
-            removed = true;
-            MC_INFO("snapshot_pruned", "path=%s", path);
+        if (mc_datadir_path(snap_dir, v[i].name, path, sizeof(path))) {
+            continue;
         }
+        /* The newest engine image is the base the engine is rebuilt from after a power loss
+         * (node_recover.c): never pruned, however many header-only files came after it. */
+        struct stat st;
+        bool image = !image_kept && stat(path, &st) == 0 && (uint64_t)st.st_size > MC_SNAP_HEADER_BYTES;
+        image_kept = image_kept || image;
+        if (i < (size_t)(keep < 0 ? 0 : keep) || image) {
+            continue;
+        }
+        int u = fs->unlink(fs->ctx, path);
+        if (u < 0 && u != -ENOENT) {
+            rc = mc_fs_errno_to_mc(u);
+        }
+        removed = true;
+        MC_INFO("snapshot_pruned", "path=%s", path);
     }
     free(v);
     if (removed && rc == 0) {

@@ -1,0 +1,135 @@
+/* node_recover.c: the engine at start-up: rebuilt from the newest engine image and the WAL when
+ * it is damaged or older than the newest snapshot (power loss), and the snapshot Raft restarts
+ * from. */
+#include "node/node_internal.h"
+#include "metacenter/error.h"
+#include "util/log.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Why this exists. The engine's LMDB runs without fsync (MDB_NOSYNC, MDB_WRITEMAP): the WAL is
+ * the durability source. After kill -9 the page cache still holds every committed LMDB page, so
+ * the file is whole. After a power loss it is not: the kernel writes the map's dirty pages back
+ * in any order, so data.mdb may be torn (a meta page newer than the pages it points to) or
+ * simply old. Such an engine can only be rebuilt, never repaired, and what it is rebuilt from
+ * must be on disk: the newest engine image (a consistent copy, written and fsynced by
+ * mc_snap_create) plus every WAL entry after it. So the WAL is compacted only up to the newest
+ * image (node_snapshot.c), header-only snapshots bound Raft's in-memory log but never the WAL,
+ * and images are written every --image-entries entries or --image-log-mb MiB.
+ *
+ * Decision at start (A = the engine's applied index, S = the newest snapshot, I = the newest
+ * image, W = the WAL's first index):
+ *   - engine readable and A >= S: Raft restarts from S, as after any clean or kill -9 stop;
+ *   - else, when W <= I + 1 (the WAL reaches back to the image): if the engine is damaged or
+ *     A < I, it is replaced by the image (or, with no image and the WAL from index 1, by an
+ *     empty engine); Raft restarts from I with the WAL after it, and the entries up to S, known
+ *     committed, are applied again on start (the engine skips those at or below A);
+ *   - else the node refuses to start (engine_behind_snapshot): a data dir written before this
+ *     rule (its WAL was compacted to header-only snapshots) has nothing to rebuild from.
+ */
+
+static int open_engine(struct mc_node *n, const char *path)
+{
+    struct mc_engine_options eo = {.sync = MC_ENGINE_SYNC_NONE,
+                                   .max_map_size_bytes = n->opts.max_map_size_bytes};
+    int rc = mc_engine_open(path, &eo, &n->engine);
+    if (rc) {
+        n->engine = NULL;
+        MC_ERROR("engine_open_failed", "path=%s err=%s detail=\"%s\"", path, mc_error_name(rc),
+                 mc_engine_last_error());
+    }
+    return rc;
+}
+
+/* Replace the engine by the image (checksummed on the way: mc_snap_install) or, without one, by
+ * an empty engine; reopen it. */
+static int rebuild_engine(struct mc_node *n, const struct mc_snap_info *img)
+{
+    char path[MC_DATADIR_PATH_MAX];
+    int rc = mc_datadir_path(n->datadir, "engine", path, sizeof(path));
+    if (rc) {
+        return rc;
+    }
+    mc_engine_close(n->engine);
+    n->engine = NULL;
+    rc = img ? mc_snap_install(n->datadir, NULL, img->path)
+             : mc_fs_remove_tree(mc_fs_default(), path);
+    if (rc) {
+        MC_ERROR("engine_rebuild_failed", "from=%s err=%s", img ? img->path : "empty",
+                 mc_error_name(rc));
+        return rc;
+    }
+    return open_engine(n, path);
+}
+
+int node_recover_engine(struct mc_node *n, bool damaged, struct node_base *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct mc_snap_info *latest = calloc(1, sizeof(*latest));
+    struct mc_snap_info *img = calloc(1, sizeof(*img));
+    int rc = latest && img ? 0 : MC_ENOMEM;
+    if (rc) {
+        goto done;
+    }
+    rc = mc_snap_latest(n->snapdir, latest);
+    bool has_latest = rc == 0;
+    if (rc && rc != MC_ENOTFOUND) {
+        goto done;
+    }
+    rc = mc_snap_latest_image(n->snapdir, img);
+    bool has_img = rc == 0;
+    if (rc && rc != MC_ENOTFOUND) {
+        goto done;
+    }
+    rc = 0;
+    uint64_t s = has_latest ? latest->index : 0, i = has_img ? img->index : 0;
+    uint64_t w = mc_wal_first_index(n->wal), a = 0;
+    if (!damaged) {
+        mc_engine_applied_index(n->engine, &a);
+    }
+    n->last_image_index = i;
+    out->latest_index = s;
+    if (!damaged && a >= s) {
+        if (has_latest) {
+            out->snap = latest;
+            latest = NULL;
+        }
+        goto done;
+    }
+    if (w > i + 1) {
+        MC_ERROR("engine_behind_snapshot",
+                 "engine_applied=%llu damaged=%d snapshot_index=%llu image_index=%llu "
+                 "wal_first=%llu action=\"nothing on disk to rebuild the engine from: wipe the "
+                 "data dir and rejoin, or restore a backup\"",
+                 (unsigned long long)a, damaged, (unsigned long long)s, (unsigned long long)i,
+                 (unsigned long long)w);
+        rc = MC_ECORRUPT;
+        goto done;
+    }
+    bool rebuilt = damaged || a < i;
+    if (rebuilt) {
+        rc = rebuild_engine(n, has_img ? img : NULL);
+        if (rc) {
+            goto done;
+        }
+        mc_engine_applied_index(n->engine, &a);
+    }
+    assert(a >= i);
+    MC_WARN("engine_recovering",
+            "engine_applied=%llu damaged=%d rebuilt_from=%s snapshot_index=%llu "
+            "wal_first=%llu replay=\"%llu..%llu from the WAL\"",
+            (unsigned long long)a, damaged, !rebuilt ? "-" : has_img ? img->path : "empty",
+            (unsigned long long)s, (unsigned long long)w, (unsigned long long)(a + 1),
+            (unsigned long long)s);
+    if (has_img) {
+        out->snap = img;
+        img = NULL;
+    }
+done:
+    free(latest);
+    free(img);
+    return rc;
+}
