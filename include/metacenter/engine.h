@@ -368,10 +368,18 @@ int mc_engine_list_versions(struct mc_engine *eng, const char *bucket,
  * is back at its length at the call. Same errors as the two calls above. */
 int mc_engine_list_encode(struct mc_engine *eng, const char *bucket,
                           const struct mc_list_params *p, bool versions, struct mc_wbuf *w);
-/* Only the checks of a listing (parameters, token, bucket, version-id-marker): 0 or the error
- * mc_engine_list_encode would refuse the same request with (mc_engine_last_error says why). */
-int mc_engine_list_check(struct mc_engine *eng, const char *bucket,
-                         const struct mc_list_params *p, bool versions);
+/* Where mc_engine_list_encode_to writes: called at most once, after every check passed and
+ * before anything is written. Returns the buffer to append the listing to, or NULL when there is
+ * nowhere to write it (the call then returns MC_ESHUTDOWN). */
+typedef struct mc_wbuf *(*mc_list_sink_fn)(void *ctx);
+/* mc_engine_list_encode with the buffer asked for only once the request is accepted: a refusal
+ * (parameters, token, bucket, version-id-marker) returns before sink is called, with
+ * mc_engine_last_error saying why, so the node answers it with its message and begins a reply
+ * only for a listing. The checks run once. Once sink was called, what can still fail is a
+ * corrupt record, memory or the buffer's limit (w is then back at its length at the call). */
+int mc_engine_list_encode_to(struct mc_engine *eng, const char *bucket,
+                             const struct mc_list_params *p, bool versions, mc_list_sink_fn sink,
+                             void *ctx);
 
 /* ---- whole-state functions ---- */
 

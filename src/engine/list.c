@@ -536,6 +536,15 @@ static int check_params(const struct mc_list_params *p, struct listing *ls)
     return 0;
 }
 
+/* The listing's bucket. A missing one says so: mc_bucket_load leaves the thread's last message
+ * as it was, and a refusal is answered with that message (node_read.c). */
+static int load_bucket(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
+                       struct mc_bucket_info *b)
+{
+    int rc = mc_bucket_load(eng, txn, bucket, b);
+    return rc == MC_ENOBUCKET ? mc_engine_seterr(rc, "%s", mc_strerror(rc)) : rc;
+}
+
 static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
                    const struct mc_list_params *p, bool versions, struct listing *ls)
 {
@@ -560,7 +569,7 @@ static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
             ls->mtype = 'K';
         }
         struct mc_bucket_info b;
-        rc = mc_bucket_load(eng, txn, bucket, &b);
+        rc = load_bucket(eng, txn, bucket, &b);
         /* An unversioned bucket has one version per key and no delete markers (apply.c
            op_put/op_delete): its versions table lists like the objects index, without the
            second lookup per key. */
@@ -577,7 +586,7 @@ static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
         return mc_engine_seterr(MC_EKEYTOOLONG, "key-marker longer than %d bytes",
                                 MC_KEY_MAX_BYTES);
     }
-    rc = mc_bucket_load(eng, txn, bucket, NULL);
+    rc = load_bucket(eng, txn, bucket, NULL);
     if (rc || !ls->vm) {
         return rc;
     }
@@ -797,10 +806,12 @@ done:
     return rc;
 }
 
-/* Check the request, then (w != NULL) list into w: both calls refuse a request alike. */
-static int list_run(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
-                    bool versions, struct mc_wbuf *w)
+/* Check the request, then list into the buffer sink(ctx) gives: nothing can refuse it after. */
+int mc_engine_list_encode_to(struct mc_engine *eng, const char *bucket,
+                             const struct mc_list_params *p, bool versions, mc_list_sink_fn sink,
+                             void *ctx)
 {
+    assert(sink);
     struct mc_rtxn *rt;
     int rc = mc_rtxn_get(eng, &rt);
     if (rc) {
@@ -808,25 +819,29 @@ static int list_run(struct mc_engine *eng, const char *bucket, const struct mc_l
     }
     struct listing ls;
     rc = prepare(eng, rt->txn, bucket, p, versions, &ls);
-    if (!rc && w) {
-        rc = versions ? list_versions(eng, rt, bucket, &ls, w)
-                      : list_objects(eng, rt, bucket, &ls, w);
+    if (!rc) {
+        struct mc_wbuf *w = sink(ctx);
+        if (!w) {
+            rc = MC_ESHUTDOWN;
+        } else {
+            rc = versions ? list_versions(eng, rt, bucket, &ls, w)
+                          : list_objects(eng, rt, bucket, &ls, w);
+        }
     }
     mc_rtxn_put(eng, rt);
     return rc;
 }
 
-int mc_engine_list_check(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
-                         bool versions)
+static struct mc_wbuf *sink_given(void *w)
 {
-    return list_run(eng, bucket, p, versions, NULL);
+    return w;
 }
 
 int mc_engine_list_encode(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
                           bool versions, struct mc_wbuf *w)
 {
     assert(w);
-    return list_run(eng, bucket, p, versions, w);
+    return mc_engine_list_encode_to(eng, bucket, p, versions, sink_given, w);
 }
 
 /* The struct form: the wire form decoded (one implementation of the listing semantics). */

@@ -105,6 +105,29 @@ bool mc_http_status_retriable(int status)
            status == MC_ELIMIT || status == MC_ESTALE;
 }
 
+static struct mc_read_opts read_opts(const struct mc_proto_read_opts *ro)
+{
+    return (struct mc_read_opts){ro->consistency, ro->max_staleness_ms};
+}
+
+/* The client library's arguments of a LIST_OBJECTS or LIST_VERSIONS request: the one place a
+ * listing's fields are taken from the request (u.list and u.versions are one shape, proto.h). */
+static void list_args(const struct mc_proto_request *q, struct mc_list_args *a)
+{
+    const struct mc_proto_list *l = &q->u.list;
+    *a = (struct mc_list_args){.bucket = l->bucket.ptr,
+                               .prefix = l->prefix.ptr,
+                               .delimiter = l->delimiter.ptr,
+                               .max_keys = l->max_keys};
+    if (q->op == MC_REQ_LIST_VERSIONS) {
+        a->key_marker = l->key_marker.ptr;
+        a->version_id_marker = l->version_id_marker.ptr;
+    } else {
+        a->start_after = l->start_after.ptr;
+        a->continuation_token = l->continuation_token.ptr;
+    }
+}
+
 /* Submit k->req on c (the library's async calls, which keep its sessions and retries). */
 static int submit(struct mc_client *c, struct mc_http_call *k)
 {
@@ -119,34 +142,23 @@ static int submit(struct mc_client *c, struct mc_http_call *k)
     }
     case MC_REQ_GET_OBJECT:
     case MC_REQ_HEAD_OBJECT: {
-        struct mc_read_opts ro = {q->u.get.ro.consistency, q->u.get.ro.max_staleness_ms};
+        struct mc_read_opts ro = read_opts(&q->u.get.ro);
         return mc_client_get_async(c, q->op == MC_REQ_HEAD_OBJECT, q->u.get.bucket.ptr,
                                    q->u.get.key.ptr, q->u.get.version_id.ptr, &ro, mc_http_call_cb,
                                    k);
     }
-    case MC_REQ_LIST_OBJECTS: {
-        struct mc_read_opts ro = {q->u.list.ro.consistency, q->u.list.ro.max_staleness_ms};
-        struct mc_list_args a = {.bucket = q->u.list.bucket.ptr,
-                                 .prefix = q->u.list.prefix.ptr,
-                                 .delimiter = q->u.list.delimiter.ptr,
-                                 .start_after = q->u.list.start_after.ptr,
-                                 .continuation_token = q->u.list.continuation_token.ptr,
-                                 .max_keys = q->u.list.max_keys};
-        return mc_client_list_objects_async(c, &a, &ro, mc_http_call_cb, k);
-    }
+    case MC_REQ_LIST_OBJECTS:
     case MC_REQ_LIST_VERSIONS: {
-        struct mc_read_opts ro = {q->u.versions.ro.consistency, q->u.versions.ro.max_staleness_ms};
-        struct mc_list_args a = {.bucket = q->u.versions.bucket.ptr,
-                                 .prefix = q->u.versions.prefix.ptr,
-                                 .delimiter = q->u.versions.delimiter.ptr,
-                                 .key_marker = q->u.versions.key_marker.ptr,
-                                 .version_id_marker = q->u.versions.version_id_marker.ptr,
-                                 .max_keys = q->u.versions.max_keys};
-        return mc_client_list_versions_async(c, &a, &ro, mc_http_call_cb, k);
+        struct mc_read_opts ro = read_opts(&q->u.list.ro);
+        struct mc_list_args a;
+        list_args(q, &a);
+        if (q->op == MC_REQ_LIST_VERSIONS)
+            return mc_client_list_versions_async(c, &a, &ro, mc_http_call_cb, k);
+        return mc_client_list_objects_async(c, &a, &ro, mc_http_call_cb, k);
     }
     case MC_REQ_LIST_BUCKETS:
     case MC_REQ_HEAD_BUCKET: {
-        struct mc_read_opts ro = {q->u.bucket.ro.consistency, q->u.bucket.ro.max_staleness_ms};
+        struct mc_read_opts ro = read_opts(&q->u.bucket.ro);
         if (q->op == MC_REQ_LIST_BUCKETS)
             return mc_client_list_buckets_async(c, &ro, mc_http_call_cb, k);
         return mc_client_head_bucket_async(c, q->u.bucket.bucket.ptr, &ro, mc_http_call_cb, k);

@@ -98,6 +98,21 @@ static const char *nz(const char *s)
     return s && s[0] ? s : NULL;
 }
 
+/* The reply a listing is written into: begun only once the engine accepted the request. */
+struct list_reply {
+    const struct mc_client_token *t;
+    struct mc_wbuf *b; /* NULL: the connection is gone */
+    bool begun;
+};
+
+static struct mc_wbuf *list_reply_begin(void *ctx)
+{
+    struct list_reply *r = ctx;
+    r->begun = true;
+    r->b = mc_client_reply_begin(r->t);
+    return r->b;
+}
+
 /* Run one read against the engine and reply. */
 static void serve(struct mc_node *n, const struct mc_client_token *t, const struct read_args *a)
 {
@@ -140,22 +155,21 @@ static void serve(struct mc_node *n, const struct mc_client_token *t, const stru
             p.start_after = nz(a->f[F_MARKER1]);
             p.continuation_token = nz(a->f[F_MARKER2]);
         }
-        /* Refusals first, with their message; then the page goes straight into the reply
-           (no copy): what can still fail there is a corrupt record or memory. */
-        rc = mc_engine_list_check(n->engine, bucket, &p, versions);
-        if (rc) {
+        /* One pass: a refusal returns before the reply is begun, with its message; an accepted
+           listing goes straight into the reply (no copy): what can still fail there is a
+           corrupt record or memory. */
+        struct list_reply lr = {.t = t};
+        rc = mc_engine_list_encode_to(n->engine, bucket, &p, versions, list_reply_begin, &lr);
+        if (!lr.begun) {
+            assert(rc);
             mc_client_reply_error(t, rc, mc_engine_last_error());
             return;
         }
-        struct mc_wbuf *b = mc_client_reply_begin(t);
-        if (b) {
-            rc = mc_engine_list_encode(n->engine, bucket, &p, versions, b);
-            if (rc && rc != mc_wbuf_error(b)) {
-                MC_ERROR("list_failed", "bucket=%s code=%s error=\"%s\"", bucket, mc_error_name(rc),
-                         mc_engine_last_error());
-            }
+        if (rc && lr.b && rc != mc_wbuf_error(lr.b)) {
+            MC_ERROR("list_failed", "bucket=%s code=%s error=\"%s\"", bucket, mc_error_name(rc),
+                     mc_engine_last_error());
         }
-        mc_client_reply_end(t, rc);
+        mc_client_reply_end(t, rc); /* no reply begun (connection gone): only consumes t */
         return;
     }
     case MC_REQ_LIST_BUCKETS: {

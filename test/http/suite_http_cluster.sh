@@ -84,6 +84,22 @@ for i in 1 2 3; do
 done
 check "412 via follower" 412 "$(code -X PUT -H 'If-None-Match: *' "${H[$f]}/v1/buckets/clus/objects/k%2F1" -d '{}')"
 check "list" 1 "$(curl -s "${H[$f]}/v1/buckets/clus/objects" | jq .key_count)"
+# A refused listing keeps the node's status, S3 name and message (node_read.c: refusals are
+# decided before the reply is begun).
+refused() { # refused NAME URL STATUS ERROR MESSAGE
+    check "$1 status" "$3" "$(code "$2")"
+    check "$1 error" "$4" "$(jq -r .error "$TMP/body")"
+    check "$1 message" "$5" "$(jq -r .message "$TMP/body")"
+}
+refused "list bad token" "${H[$f]}/v1/buckets/clus/objects?continuation-token=zz" 400 \
+    InvalidContinuationToken "malformed continuation token"
+refused "versions marker alone" "${H[$f]}/v1/buckets/clus/versions?version-id-marker=v" 400 \
+    InvalidArgument "version-id-marker needs key-marker"
+refused "versions unknown marker" \
+    "${H[$f]}/v1/buckets/clus/versions?key-marker=k/1&version-id-marker=0000000000000000" 404 \
+    NoSuchVersion "version-id-marker 0000000000000000 of key-marker not found"
+refused "list no bucket" "${H[$f]}/v1/buckets/nope/objects" 404 NoSuchBucket \
+    "the bucket does not exist"
 
 if [ $wired = 1 ]; then
     for i in 1 2 3; do

@@ -1,5 +1,6 @@
 /* test_engine_list_wire.c: the one-pass listing (mc_engine_list_encode) writes exactly the wire
- * form of mc_list_result_encode, appends to the caller's buffer, and leaves it as it was on error.
+ * form of mc_list_result_encode, appends to the caller's buffer, and leaves it as it was on error;
+ * mc_engine_list_encode_to asks for that buffer only once the request is accepted.
  */
 #include "test_engine_util.h"
 #include "util/codec.h"
@@ -38,6 +39,19 @@ static void put_full(const char *bucket, const char *key)
     cr_assert_eq(r.code, 0, "%s", mc_error_name(r.code));
 }
 
+/* A sink that counts its calls and hands out one buffer (NULL: nowhere to write). */
+struct sink {
+    struct mc_wbuf *w;
+    int calls;
+};
+
+static struct mc_wbuf *sink_count(void *ctx)
+{
+    struct sink *s = ctx;
+    s->calls++;
+    return s->w;
+}
+
 static void fill(void)
 {
     cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
@@ -62,9 +76,10 @@ static void check_wire(const struct mc_list_params *p, bool versions, struct mc_
     mc_wbuf_init(&w, 0);
     mc_wbuf_init(&re, 0);
     mc_wbuf_put(&w, "HDR", 3);
-    cr_assert_eq(mc_engine_list_check(te_eng, "bkt", p, versions), 0, "%s", mc_engine_last_error());
-    cr_assert_eq(mc_engine_list_encode(te_eng, "bkt", p, versions, &w), 0, "%s",
+    struct sink s = {.w = &w};
+    cr_assert_eq(mc_engine_list_encode_to(te_eng, "bkt", p, versions, sink_count, &s), 0, "%s",
                  mc_engine_last_error());
+    cr_assert_eq(s.calls, 1, "an accepted listing asks for its buffer once");
     cr_assert(w.len > 3 && !memcmp(w.data, "HDR", 3));
     cr_assert_eq(mc_list_result_decode(w.data + 3, w.len - 3, out), 0);
     cr_assert_eq(out->is_versions, versions);
@@ -161,28 +176,45 @@ Test(engine_list_wire, errors_leave_the_buffer_as_it_was)
         const char *bucket;
         bool versions;
         int code;
+        const char *message;
     } cases[] = {
-        {{.continuation_token = "zz"}, "bkt", false, MC_EBADTOKEN},
-        {{.max_keys = -1}, "bkt", false, MC_EINVAL},
-        {{0}, "nosuchbucket", false, MC_ENOBUCKET},
-        {{.version_id_marker = "x"}, "bkt", true, MC_EINVAL},
-        {{.key_marker = "a", .version_id_marker = "0000000000000000"}, "bkt", true, 0},
+        {{.continuation_token = "zz"}, "bkt", false, MC_EBADTOKEN, "malformed continuation token"},
+        {{.max_keys = -1}, "bkt", false, MC_EINVAL, "max-keys must not be negative"},
+        /* After another refusal: its message must not stand in for this one's. */
+        {{0}, "nosuchbucket", false, MC_ENOBUCKET, "the bucket does not exist"},
+        {{0}, "nosuchbucket", true, MC_ENOBUCKET, "the bucket does not exist"},
+        {{.version_id_marker = "x"}, "bkt", true, MC_EINVAL, "version-id-marker needs key-marker"},
+        {{.key_marker = "a", .version_id_marker = "0000000000000000"},
+         "bkt",
+         true,
+         0,
+         "version-id-marker 0000000000000000 of key-marker not found"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct mc_wbuf w;
         mc_wbuf_init(&w, 0);
         mc_wbuf_put(&w, "HDR", 3);
-        int rc = mc_engine_list_check(te_eng, cases[i].bucket, &cases[i].p, cases[i].versions);
+        struct sink s = {.w = &w};
+        int rc = mc_engine_list_encode_to(te_eng, cases[i].bucket, &cases[i].p, cases[i].versions,
+                                          sink_count, &s);
         cr_assert_neq(rc, 0, "case %zu", i);
         if (cases[i].code) {
             cr_assert_eq(rc, cases[i].code, "case %zu: %s", i, mc_error_name(rc));
         }
+        cr_assert_eq(s.calls, 0, "case %zu: refused before asking for a buffer", i);
+        cr_assert_str_eq(mc_engine_last_error(), cases[i].message, "case %zu", i);
         cr_assert_eq(
             mc_engine_list_encode(te_eng, cases[i].bucket, &cases[i].p, cases[i].versions, &w), rc,
-            "case %zu: check and listing refuse alike", i);
+            "case %zu: both calls refuse alike", i);
         cr_assert_eq(w.len, 3, "case %zu", i);
         mc_wbuf_free(&w);
     }
+    /* Accepted, but nowhere to write: nothing listed. */
+    struct sink none = {0};
+    struct mc_list_params all = {0};
+    cr_assert_eq(mc_engine_list_encode_to(te_eng, "bkt", &all, false, sink_count, &none),
+                 MC_ESHUTDOWN);
+    cr_assert_eq(none.calls, 1);
     /* The buffer's limit is hit mid-page: the partial listing is taken back out. */
     struct mc_wbuf w;
     mc_wbuf_init(&w, 600);
