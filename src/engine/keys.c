@@ -59,14 +59,16 @@ void mc_lkey_vid(struct mc_lkey *k, const char *bucket, const char *key, size_t 
 int mc_bucket_load(struct mc_engine *eng, MDB_txn *txn, const char *name,
                    struct mc_bucket_info *out)
 {
+    /* The message is set here so that every caller's refusal carries its own (a caller that
+     * replies with mc_engine_last_error() would otherwise repeat an earlier, unrelated one). */
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n > MC_BUCKET_NAME_MAX) {
-        return MC_ENOBUCKET;
+        return mc_engine_seterr(MC_ENOBUCKET, "the bucket does not exist");
     }
     MDB_val k = {n, (void *)name}, v;
     int rc = mc_rec_get(eng, txn, eng->buckets, &k, &v);
     if (rc == MDB_NOTFOUND) {
-        return MC_ENOBUCKET;
+        return mc_engine_seterr(MC_ENOBUCKET, "the bucket does not exist");
     }
     if (rc) {
         return mc_lmdb_err(rc, "read bucket");
