@@ -340,7 +340,7 @@ int mc_snap_read_info(const char *path, bool verify_data, struct mc_snap_info *o
 /* Latest valid snapshot in snap_dir (full verification; invalid files are logged and skipped).
  * MC_ENOTFOUND when none. */
 int mc_snap_latest(const char *snap_dir, struct mc_snap_info *out);
-/* The same, among the files that hold an engine image (data_size > 0). */
+/* The newest file that holds an engine image (data_size > 0); its header only is verified. */
 int mc_snap_latest_image(const char *snap_dir, struct mc_snap_info *out);
 /* Keep the newest `keep` snapshots (by index) and the newest engine image; delete older ones
  * and stale temp files. */

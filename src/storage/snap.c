@@ -429,13 +429,11 @@ static int latest(const char *snap_dir, bool images_only, struct mc_snap_info *o
         if (mc_datadir_path(snap_dir, v[i].name, path, sizeof(path))) {
             continue;
         }
-        /* Header-only files are skipped before their (empty) data is read. */
-        int r = mc_snap_read_info(path, false, out);
+        /* An image's data is not read here (it may be GBs, and this runs at every start):
+         * mc_snap_install checks it while copying, the one time it is used. */
+        int r = mc_snap_read_info(path, !images_only, out);
         if (r == 0 && images_only && out->data_size == 0) {
             continue;
-        }
-        if (r == 0) {
-            r = mc_snap_read_info(path, true, out);
         }
         if (r == 0 && out->index == v[i].index && out->term == v[i].term) {
             rc = 0;
