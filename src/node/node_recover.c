@@ -121,7 +121,10 @@ int node_recover_engine(struct mc_node *n, bool damaged, struct node_base *out)
     MC_WARN("engine_recovering",
             "engine_applied=%llu damaged=%d rebuilt_from=%s snapshot_index=%llu "
             "wal_first=%llu replay=\"%llu..%llu from the WAL\"",
-            (unsigned long long)a, damaged, !rebuilt ? "-" : has_img ? img->path : "empty",
+            (unsigned long long)a, damaged,
+            !rebuilt  ? "-"
+            : has_img ? img->path
+                      : "empty",
             (unsigned long long)s, (unsigned long long)w, (unsigned long long)(a + 1),
             (unsigned long long)s);
     if (has_img) {

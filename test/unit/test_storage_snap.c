@@ -317,3 +317,34 @@ Test(storage_snap, install_is_atomic_under_kill9, .timeout = 60)
     cr_assert_gt(saw_b, 0);
     st_rmtree(root);
 }
+
+/* The newest engine image survives pruning however many header-only files follow it: a
+ * power-damaged engine is rebuilt from it plus the WAL (src/node/node_recover.c). */
+Test(storage_snap, prune_keeps_the_newest_image)
+{
+    char root[64], snapdir[128];
+    st_tmpdir(root, sizeof(root));
+    snprintf(snapdir, sizeof(snapdir), "%s/snap", root);
+    static struct mc_snap_info old_img, img, h, got;
+    make_snap(root, "a", 5, 5, &old_img);
+    make_snap(root, "b", 10, 10, &img);
+    for (uint64_t i = 20; i <= 50; i += 10) {
+        cr_assert_eq(mc_snap_create(snapdir, NULL, i, 1, NULL, 0, NULL, NULL, &h), 0);
+    }
+    cr_assert_eq(mc_snap_prune(snapdir, NULL, MC_SNAP_KEEP), 0);
+    static struct mc_snap_info list[8];
+    size_t n;
+    cr_assert_eq(mc_snap_list(snapdir, list, 8, &n), 0);
+    cr_assert_eq(n, 3, "kept %zu files", n);
+    cr_assert_eq(list[0].index, 50);
+    cr_assert_eq(list[1].index, 40);
+    cr_assert_eq(list[2].index, 10); /* the newest image; the older one and 20, 30 are gone */
+    cr_assert_neq(access(old_img.path, F_OK), 0);
+    cr_assert_eq(mc_snap_latest(snapdir, &got), 0);
+    cr_assert_eq(got.index, 50);
+    cr_assert_eq(got.data_size, 0);
+    cr_assert_eq(mc_snap_latest_image(snapdir, &got), 0);
+    cr_assert_eq(got.index, 10);
+    cr_assert_gt(got.data_size, 0);
+    st_rmtree(root);
+}
