@@ -135,15 +135,20 @@ def flip_byte(path, needle, after=0, every=False):
     return offs[0]
 
 
-def corruption_test(build, work, what):
+def loaded_cluster(build, work, duration, seed):
+    """3 nodes after `duration` s of client load: (cluster, history path, a follower)."""
     c = jepsen.Cluster(build, 3, work, proxy=False)
     c.start()
     check(jepsen.wait_settled(c, 30), "no leader at start")
     hist = os.path.join(work, "history.jsonl")
-    cl = client(build, c, hist, 4, seed=31 if what == "wal" else 41)
+    cl = client(build, c, hist, duration, seed=seed)
     cl.wait(timeout=70)
     ld = c.leader()
-    victim = [n for n in c.nodes if n.id != (ld.id if ld else 0)][0]   # a follower
+    return c, hist, [n for n in c.nodes if n.id != (ld.id if ld else 0)][0]
+
+
+def corruption_test(build, work, what):
+    c, hist, victim = loaded_cluster(build, work, 4, 31 if what == "wal" else 41)
     victim.stop()          # a clean stop: the seal vouches for data.mdb (after kill -9: 3a)
     if what == "wal":
         segs = sorted(glob.glob(os.path.join(victim.dir, "wal", "*.log")))
@@ -216,14 +221,7 @@ def used_extent(data):
 
 
 def test_lmdb_rebuilt_after_kill9(build, work):
-    c = jepsen.Cluster(build, 3, work, proxy=False)
-    c.start()
-    check(jepsen.wait_settled(c, 30), "no leader at start")
-    hist = os.path.join(work, "history.jsonl")
-    cl = client(build, c, hist, 4, seed=41)
-    cl.wait(timeout=70)
-    ld = c.leader()
-    victim = [n for n in c.nodes if n.id != (ld.id if ld else 0)][0]   # a follower
+    c, hist, victim = loaded_cluster(build, work, 4, 41)
     victim.kill9()
     target = os.path.join(victim.dir, "engine", "data.mdb")
     check(os.path.exists(target), "no %s" % target)
@@ -248,14 +246,7 @@ def test_random_lmdb_flips(build, work):
     seed = int(os.environ.get("MC_FLIP_SEED", str(int(time.time()) % 100000)))
     trials = int(os.environ.get("MC_FLIP_TRIALS", "8"))
     rng = random.Random(seed)
-    c = jepsen.Cluster(build, 3, work, proxy=False)
-    c.start()
-    check(jepsen.wait_settled(c, 30), "no leader at start")
-    hist = os.path.join(work, "history.jsonl")
-    cl = client(build, c, hist, 3, seed=71)
-    cl.wait(timeout=70)
-    ld = c.leader()
-    victim = [n for n in c.nodes if n.id != (ld.id if ld else 0)][0]
+    c, _, victim = loaded_cluster(build, work, 3, 71)
     victim.kill9()
     # Only data.mdb is damaged, never the WAL or hard state: a node whose Raft log rolled back
     # would break Raft's own assumptions (it may forget a vote or an ack). Flips accumulate over
