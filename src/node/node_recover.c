@@ -3,6 +3,7 @@
  * from. */
 #include "node/node_internal.h"
 #include "metacenter/error.h"
+#include "obs/metrics.h"
 #include "util/log.h"
 
 #include <assert.h>
@@ -116,6 +117,7 @@ int node_recover_engine(struct mc_node *n, bool damaged, struct node_base *out)
             goto done;
         }
         mc_engine_applied_index(n->engine, &a);
+        mc_metrics_engine_rebuilt();
     }
     assert(a >= i);
     MC_WARN("engine_recovering",

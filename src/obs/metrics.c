@@ -42,6 +42,7 @@ static struct {
     _Atomic uint64_t errors[MC_ERR_SLOTS];
     _Atomic uint64_t snapshots_sent;
     _Atomic uint64_t snapshots_received;
+    _Atomic uint64_t engine_rebuilds;
     _Atomic int64_t http_connections;
     _Atomic uint64_t limits[MC_LIMIT_COUNT];
     struct ops_slot ops[OPS_SLOTS];
@@ -87,6 +88,11 @@ uint64_t mc_metrics_limit_hits(enum mc_metric_limit which)
 void mc_metrics_snapshot_sent(void)
 {
     atomic_fetch_add_explicit(&reg.snapshots_sent, 1, RLX);
+}
+
+void mc_metrics_engine_rebuilt(void)
+{
+    atomic_fetch_add_explicit(&reg.engine_rebuilds, 1, RLX);
 }
 
 void mc_metrics_snapshot_received(void)
@@ -284,6 +290,10 @@ static void render_events(struct mc_textbuf *b)
               atomic_load_explicit(&reg.snapshots_sent, RLX));
     counter_u(b, "metacenter_snapshots_received_total", "Whole snapshots received and installed.",
               atomic_load_explicit(&reg.snapshots_received, RLX));
+    counter_u(b, "metacenter_engine_rebuilds_total",
+              "Engine files rebuilt at start from the newest image and the WAL (damaged or old "
+              "after a power loss).",
+              atomic_load_explicit(&reg.engine_rebuilds, RLX));
 }
 
 static void render_process(struct mc_textbuf *b)

@@ -122,6 +122,7 @@ uint64_t mc_metrics_limit_hits(enum mc_metric_limit which);
  * peer. Any thread. */
 void mc_metrics_snapshot_sent(void);
 void mc_metrics_snapshot_received(void);
+void mc_metrics_engine_rebuilt(void); /* node_recover.c: an engine rebuilt at start */
 
 /* Entries applied to the engine (feeds rustfs_metadata_replication_ops_per_second, averaged
  * over the last 10 whole seconds). Call from ONE thread only (the apply thread/loop). */
