@@ -7,7 +7,7 @@
 set -uo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/../.."
-for p in jepsen_client lincheck faultproxy metacenter; do
+for p in jepsen_client lincheck faultproxy metacenter rawwrite; do
     [ -x "$BUILD/$p" ] || { echo "missing $BUILD/$p (make first)"; echo "0 passed, 1 failed"; exit 1; }
 done
 python3 test/fault/test_clock.py --build "$BUILD"
