@@ -114,9 +114,7 @@ static uint64_t apply_delay_ns(void)
         d = (int64_t)ms * 1000000;
         if (d) {
             MC_WARN("test_hook_apply_delay",
-                    "ms=%ld (MC_TEST_APPLY_DELAY_MS; never set this in "
-                    "production)",
-                    ms);
+                    "ms=%ld (never set MC_TEST_APPLY_DELAY_MS in production)", ms);
         }
         atomic_store_explicit(&delay_ns, d, memory_order_relaxed);
     }
