@@ -426,6 +426,11 @@ uint64_t mc_raft_commit_index(const struct mc_raft *r);
 uint64_t mc_raft_last_index(const struct mc_raft *r);
 /* Term of the entry at index (0 when unknown / compacted away, except the snapshot index). */
 uint64_t mc_raft_term_at(const struct mc_raft *r, uint64_t index);
+/* The entry at index while the log holds it (NULL when compacted away or beyond the last);
+ * valid until the next call into the core. A driver may apply committed entries later than the
+ * ready that handed them out (node_ready.c's test-only apply delay): the core never compacts past
+ * the index the driver reports with mc_raft_snapshot_taken(). */
+const struct mc_raft_entry *mc_raft_entry_at(const struct mc_raft *r, uint64_t index);
 /* The configuration after applying every entry up to index (index >= snapshot index). */
 int mc_raft_conf_at(const struct mc_raft *r, uint64_t index, struct mc_raft_conf *out);
 

@@ -30,6 +30,7 @@
 #define NODE_WRITE_TIMEOUT_MS   10000      /* a proposal dropped by a leader change */
 #define NODE_SNAP_SEND_WINDOW   (4u << 20) /* snapshot bytes queued to a peer at once */
 #define NODE_SNAP_CHUNK_BYTES   (1u << 20)
+#define NODE_MAX_APPLY_HOLDS    64         /* test hook: held ready batches (node_ready.c) */
 
 /* Raft entry payload: u8 kind, then kind-specific data. */
 enum node_entry_kind {
@@ -81,6 +82,12 @@ struct persist_mark {
     uint64_t ticket;
     uint64_t index;
     uint64_t term;
+};
+
+/* Test hook MC_TEST_APPLY_DELAY_MS: committed entries up to index apply at due_ns (monotonic). */
+struct apply_hold {
+    uint64_t index;
+    uint64_t due_ns;
 };
 
 /* Outgoing snapshot transfer to one follower. */
@@ -177,6 +184,8 @@ struct mc_node {
 
     /* Apply state. */
     uint64_t applied_index;
+    struct apply_hold apply_holds[NODE_MAX_APPLY_HOLDS]; /* index ascending; hook off: empty */
+    size_t n_apply_holds;
     uint64_t last_snapshot_index;
     uint64_t log_bytes_since_snapshot; /* applied entry bytes since the last snapshot started */
     uint64_t last_image_index;         /* newest engine image on disk: the WAL keeps what follows */

@@ -1,8 +1,11 @@
 /* node_ready.c: drives the Raft core: persist to the WAL, send messages, apply, serve reads. */
 #include "node/node_internal.h"
 #include "metacenter/error.h"
+#include "util/clock.h"
 #include "util/log.h"
 
+#include <assert.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +93,62 @@ void node_wal_progress(struct mc_node *n)
         memmove(n->marks, n->marks + k, (n->n_marks - k) * sizeof(*n->marks));
         n->n_marks -= k;
     }
+}
+
+/* Test hook: with MC_TEST_APPLY_DELAY_MS=N (1..60000) in the environment (read once), this node
+ * applies each batch of committed entries N ms after Raft hands it out; persisting, acks and
+ * elections go on as usual, only the state machine lags. It widens the window in which a new
+ * leader has not yet applied its predecessors' entries, the window can_accept_write()'s
+ * own-term rule closes (test/fault/test_clock.py new_leader_applies_first): without the delay a
+ * follower has normally applied everything by the time it wins an election. Unset (production):
+ * nothing is held, one relaxed atomic load per ready. */
+#define APPLY_DELAY_MAX_MS 60000
+static uint64_t apply_delay_ns(void)
+{
+    static _Atomic int64_t delay_ns = -1; /* -1: not read yet */
+    int64_t d = atomic_load_explicit(&delay_ns, memory_order_relaxed);
+    if (d < 0) {
+        const char *s = getenv("MC_TEST_APPLY_DELAY_MS");
+        long ms = s && s[0] ? strtol(s, NULL, 10) : 0;
+        ms = ms < 0 ? 0 : ms > APPLY_DELAY_MAX_MS ? APPLY_DELAY_MAX_MS : ms;
+        d = (int64_t)ms * 1000000;
+        if (d) {
+            MC_WARN("test_hook_apply_delay",
+                    "ms=%ld (never set MC_TEST_APPLY_DELAY_MS in production)", ms);
+        }
+        atomic_store_explicit(&delay_ns, d, memory_order_relaxed);
+    }
+    return (uint64_t)d;
+}
+
+/* Hold the entries up to index (handed out now) until delay_ns from now. The core keeps them:
+ * it compacts only up to what node_snapshot.c reports, which is <= applied_index. */
+static void hold_applies(struct mc_node *n, uint64_t index, uint64_t delay_ns)
+{
+    if (n->n_apply_holds == NODE_MAX_APPLY_HOLDS) {
+        /* Full: the newest hold covers these entries too (they apply a little early). */
+        n->apply_holds[n->n_apply_holds - 1].index = index;
+        return;
+    }
+    n->apply_holds[n->n_apply_holds++] = (struct apply_hold){index, mc_mono_ns() + delay_ns};
+}
+
+/* Apply the held entries whose time has come, in log order. */
+static int apply_held(struct mc_node *n)
+{
+    uint64_t now = mc_mono_ns();
+    size_t k = 0;
+    int rc = 0;
+    for (; rc == 0 && k < n->n_apply_holds && n->apply_holds[k].due_ns <= now; k++) {
+        for (uint64_t i = n->applied_index + 1; rc == 0 && i <= n->apply_holds[k].index; i++) {
+            const struct mc_raft_entry *e = mc_raft_entry_at(n->raft, i);
+            assert(e && "a held committed entry left the Raft log");
+            rc = node_apply_entry(n, e);
+        }
+    }
+    memmove(n->apply_holds, n->apply_holds + k, (n->n_apply_holds - k) * sizeof(*n->apply_holds));
+    n->n_apply_holds -= k;
+    return rc;
 }
 
 static void on_soft_state(struct mc_node *n, const struct mc_raft_soft_state *ss)
@@ -194,6 +253,10 @@ void node_process_ready(struct mc_node *n)
             on_soft_state(n, &rd.soft_state);
         }
         if (rd.snapshot) {
+            /* The core installs a snapshot only past its commit index: it covers every hold. */
+            assert(n->n_apply_holds == 0 ||
+                   n->apply_holds[n->n_apply_holds - 1].index < rd.snapshot->index);
+            n->n_apply_holds = 0;
             int rc = node_install_snapshot(n, rd.snapshot);
             if (rc) {
                 mc_raft_advance(n->raft, &rd);
@@ -209,7 +272,11 @@ void node_process_ready(struct mc_node *n)
             return;
         }
         send_msgs(n, &rd, ticket);
-        for (size_t i = 0; i < rd.n_committed; i++) {
+        uint64_t delay_ns = apply_delay_ns();
+        if (delay_ns && rd.n_committed) {
+            hold_applies(n, rd.committed[rd.n_committed - 1].index, delay_ns);
+        }
+        for (size_t i = 0; !delay_ns && i < rd.n_committed; i++) {
             rc = node_apply_entry(n, &rd.committed[i]);
             if (rc) {
                 mc_raft_advance(n->raft, &rd);
@@ -226,6 +293,11 @@ void node_process_ready(struct mc_node *n)
         if (n->fatal) {
             return;
         }
+    }
+    int rc = n->n_apply_holds ? apply_held(n) : 0;
+    if (rc) {
+        node_fatal(n, "apply", rc);
+        return;
     }
     node_serve_ready_reads(n);
     node_maybe_snapshot(n);

@@ -740,6 +740,11 @@ uint64_t mc_raft_term_at(const struct mc_raft *r, uint64_t index)
 {
     return log_term(&r->log, index);
 }
+
+const struct mc_raft_entry *mc_raft_entry_at(const struct mc_raft *r, uint64_t index)
+{
+    return log_at(&r->log, index);
+}
 int mc_raft_conf_at(const struct mc_raft *r, uint64_t index, struct mc_raft_conf *out)
 {
     return mb_conf_at(r, index, out);

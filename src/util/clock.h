@@ -8,7 +8,9 @@ uint64_t mc_mono_ns(void);
 uint64_t mc_mono_us(void);
 uint64_t mc_mono_ms(void);
 /* Wall clock, ns since the epoch: only for timestamps carried in ops (mod_time_ns). Test hook:
- * MC_TEST_WALL_CLOCK_FILE=PATH adds the offset (seconds, signed) written in PATH (clock.c). */
+ * MC_TEST_WALL_CLOCK_FILE=PATH adds the offset (seconds, signed) written in PATH (clock.c).
+ * Its sibling MC_TEST_APPLY_DELAY_MS (a node applies committed entries late) is in
+ * node/node_ready.c. */
 int64_t mc_wall_ns(void);
 
 #endif

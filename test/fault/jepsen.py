@@ -141,6 +141,7 @@ class Node:
         # Test-only wall-clock offset (seconds) the node reads from this file (src/util/clock.c).
         self.clock_file = os.path.join(cluster.workdir, "clock%d" % node_id)
         self.clock_offset = 0
+        self.env = {}                # extra environment, e.g. test hooks (MC_TEST_APPLY_DELAY_MS)
         self.crashes = []            # unexpected exits: (returncode, when)
         self.starts = 0
 
@@ -166,8 +167,9 @@ class Node:
     def start(self, wait=True):
         assert not self.alive()
         logf = open(self.log_path, "ab")
-        env = dict(os.environ, MC_TEST_WALL_CLOCK_FILE=self.clock_file) if self.cluster.clock_hook \
-            else None
+        env = dict(os.environ, **self.env)
+        if self.cluster.clock_hook:
+            env["MC_TEST_WALL_CLOCK_FILE"] = self.clock_file
         self.proc = spawn(self.args(), stdout=logf, stderr=subprocess.STDOUT, env=env)
         logf.close()
         self.paused = False

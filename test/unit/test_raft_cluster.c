@@ -454,6 +454,12 @@ Test(raft_cluster, snapshot_catch_up)
     mc_raft_status(N[l].r, &st);
     cr_assert_eq(st.first_index, idx - 5 + 1);
     cr_assert_eq(st.snapshot_index, idx);
+    /* mc_raft_entry_at: what the log still holds (node_ready.c's apply-delay hook re-reads it). */
+    cr_assert_null(mc_raft_entry_at(N[l].r, st.first_index - 1));
+    const struct mc_raft_entry *e = mc_raft_entry_at(N[l].r, idx);
+    cr_assert(e && e->index == idx && e->len == 1 && e->data[0] == 's');
+    cr_assert_eq(mc_raft_entry_at(N[l].r, st.first_index)->index, st.first_index);
+    cr_assert_null(mc_raft_entry_at(N[l].r, mc_raft_last_index(N[l].r) + 1));
     N[f].up = true;
     tick_all(3);
     /* The follower needed compacted entries: it got a snapshot. */
