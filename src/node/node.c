@@ -491,8 +491,8 @@ static int open_storage(struct mc_node *n, bool *damaged)
         struct mc_engine_verify_report vr = {0};
         rc = mc_engine_verify(n->engine, &vr);
         if (rc) {
-            MC_ERROR("engine_corrupt", "path=%s/data.mdb err=%s detail=\"%s\" action=rebuild",
-                     path, mc_error_name(rc), mc_engine_last_error());
+            MC_ERROR("engine_corrupt", "path=%s/data.mdb err=%s detail=\"%s\" action=rebuild", path,
+                     mc_error_name(rc), mc_engine_last_error());
             *damaged = true;
         } else {
             MC_INFO("engine_verified", "path=%s/data.mdb records=%llu pages=%llu ms=%llu", path,

@@ -494,7 +494,8 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep)
         /* The newest engine image is the base the engine is rebuilt from after a power loss
          * (node_recover.c): never pruned, however many header-only files came after it. */
         struct stat st;
-        bool image = !image_kept && stat(path, &st) == 0 && (uint64_t)st.st_size > MC_SNAP_HEADER_BYTES;
+        bool image =
+            !image_kept && stat(path, &st) == 0 && (uint64_t)st.st_size > MC_SNAP_HEADER_BYTES;
         image_kept = image_kept || image;
         if (i < (size_t)(keep < 0 ? 0 : keep) || image) {
             continue;
