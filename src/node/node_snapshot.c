@@ -150,6 +150,7 @@ static void want_image(struct mc_node *n)
         n->snapshot_image_wanted_ms = node_now_ms();
     }
     if (!n->snapshot_running && n->applied_index > 0) {
+        mc_engine_reserve_map(n->engine, NULL); /* before the copy's read txn (engine.h) */
         start_snapshot(n, n->applied_index, true);
     }
 }
@@ -181,8 +182,15 @@ void node_maybe_snapshot(struct mc_node *n)
     if (sending_image(n)) {
         return;
     }
+    /* An image every --image-entries entries, or once the log since the last one is larger
+     * than --image-log-mb and than twice the engine: an image costs a copy of the whole engine,
+     * and while it runs LMDB cannot reuse freed pages (docs/benchmarks.md, session 4), so at
+     * most one engine's worth of image is written per two of log. */
+    uint64_t used = 0;
+    mc_engine_reserve_map(n->engine, &used);
+    uint64_t log_floor = n->opts.image_log_mb << 20;
     bool image = n->applied_index >= n->last_image_index + n->opts.image_entries ||
-                 n->log_bytes_since_image >= (n->opts.image_log_mb << 20);
+                 n->log_bytes_since_image >= (log_floor > 2 * used ? log_floor : 2 * used);
     start_snapshot(n, n->applied_index, image);
 }
 
