@@ -392,11 +392,13 @@ int mc_engine_state_hash(struct mc_engine *eng, uint64_t *hash, uint64_t *applie
  * DIR/data.mdb to restore.
  */
 int mc_engine_copy_to_fd(struct mc_engine *eng, int fd, uint64_t *applied_index);
-/* Writer thread, no transaction open: grow the map until it is at least twice the pages in use
- * (*used_bytes, may be NULL). Before a copy: the copy's read txn holds the resize lock, and
- * while it runs freed pages cannot be reused, so the file grows; a map growth the apply path
- * needed meanwhile would wait for the whole copy (seconds at 1M objects). 0, MC_ENOSPC, MC_EIO. */
-int mc_engine_reserve_map(struct mc_engine *eng, uint64_t *used_bytes);
+/* Writer thread, no transaction open: grow the map until it is at least twice the pages in use.
+ * Before a copy: the copy's read txn holds the resize lock, and while it runs freed pages cannot
+ * be reused, so the file grows; a map growth the apply path needed meanwhile would wait for the
+ * whole copy (seconds at 1M objects). 0, MC_ENOSPC, MC_EIO. */
+int mc_engine_reserve_map(struct mc_engine *eng);
+/* Bytes of the file in use (pages up to the highest one written); 0 if LMDB cannot tell. */
+uint64_t mc_engine_used_bytes(struct mc_engine *eng);
 /* applied_index and conf blob of a closed engine dir (takes the LOCK briefly; conf malloc'd). */
 int mc_engine_read_meta(const char *dir, uint64_t *applied_index, void **conf, size_t *conf_len);
 

@@ -340,8 +340,9 @@ int mc_snap_read_info(const char *path, bool verify_data, struct mc_snap_info *o
 /* Latest valid snapshot in snap_dir (full verification; invalid files are logged and skipped).
  * MC_ENOTFOUND when none. */
 int mc_snap_latest(const char *snap_dir, struct mc_snap_info *out);
-/* The newest file that holds an engine image (data_size > 0); its header only is verified. */
-int mc_snap_latest_image(const char *snap_dir, struct mc_snap_info *out);
+/* The same with only headers read and verified (an image's data may be GBs: it is checked when
+ * installed); images_only: the newest file that holds an engine image (data_size > 0). */
+int mc_snap_latest_header(const char *snap_dir, bool images_only, struct mc_snap_info *out);
 /* Keep the newest `keep` snapshots (by index) and the newest engine image; delete older ones
  * and stale temp files. */
 int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep);

@@ -1100,17 +1100,9 @@ static int grow_map(struct mc_engine *eng)
     return 0;
 }
 
-int mc_engine_reserve_map(struct mc_engine *eng, uint64_t *used_bytes)
+int mc_engine_reserve_map(struct mc_engine *eng)
 {
-    MDB_envinfo info;
-    MDB_stat st;
-    if (mdb_env_info(eng->env, &info) || mdb_env_stat(eng->env, &st)) {
-        return mc_engine_seterr(MC_EIO, "cannot read the engine's size");
-    }
-    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-    if (used_bytes) {
-        *used_bytes = used;
-    }
+    uint64_t used = mc_engine_used_bytes(eng);
     int rc = 0;
     while (rc == 0 && used * 2 > eng->map_size_bytes &&
            eng->map_size_bytes < eng->max_map_size_bytes) {

@@ -418,6 +418,16 @@ void mc_engine_close(struct mc_engine *eng)
  * flush, and on ext4 data=ordered its journal commit) waits behind all of it; in steps, at most
  * one step is in flight ahead of it.
  */
+uint64_t mc_engine_used_bytes(struct mc_engine *eng)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(eng->env, &info) || mdb_env_stat(eng->env, &st)) {
+        return 0;
+    }
+    return ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+}
+
 int mc_engine_sync(struct mc_engine *eng)
 {
     if (eng->read_only) {
@@ -427,11 +437,8 @@ int mc_engine_sync(struct mc_engine *eng)
      * over its unused part cost one syscall per 2 MiB for nothing (anything dirty beyond, e.g.
      * from an aborted write txn, is still written by the msync below). */
     int fd;
-    MDB_envinfo info;
-    MDB_stat ms;
-    if (mdb_env_get_fd(eng->env, &fd) == 0 && mdb_env_info(eng->env, &info) == 0 &&
-        mdb_env_stat(eng->env, &ms) == 0) {
-        uint64_t used = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+    uint64_t used = mc_engine_used_bytes(eng);
+    if (mdb_env_get_fd(eng->env, &fd) == 0) {
         for (uint64_t off = 0; off < used; off += MC_ENGINE_SYNC_STEP_BYTES) {
             (void)sync_file_range(fd, (off_t)off, (off_t)MC_ENGINE_SYNC_STEP_BYTES,
                                   SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |

@@ -187,9 +187,10 @@ struct mc_node {
     struct apply_hold apply_holds[NODE_MAX_APPLY_HOLDS]; /* index ascending; hook off: empty */
     size_t n_apply_holds;
     uint64_t last_snapshot_index;
-    uint64_t log_bytes_since_snapshot; /* applied entry bytes since the last snapshot started */
-    uint64_t last_image_index;         /* newest engine image on disk: the WAL keeps what follows */
-    uint64_t log_bytes_since_image;    /* applied entry bytes since the last image started */
+    uint64_t applied_log_bytes;   /* entry bytes applied since start (snapshot triggers) */
+    uint64_t snapshot_log_mark;   /* applied_log_bytes when the last snapshot started */
+    uint64_t last_image_index;    /* newest engine image on disk: the WAL keeps what follows */
+    uint64_t image_log_mark;      /* applied_log_bytes when the last image started */
     uint64_t snapshot_size_bytes;
     bool snapshot_running;
     uint64_t snapshot_image_wanted_ms; /* when an engine image was asked for (0 = not) */

@@ -75,12 +75,12 @@ int node_recover_engine(struct mc_node *n, bool damaged, struct node_base *out)
     if (rc) {
         goto done;
     }
-    rc = mc_snap_latest(n->snapdir, latest);
+    rc = mc_snap_latest_header(n->snapdir, false, latest);
     bool has_latest = rc == 0;
     if (rc && rc != MC_ENOTFOUND) {
         goto done;
     }
-    rc = mc_snap_latest_image(n->snapdir, img);
+    rc = mc_snap_latest_header(n->snapdir, true, img);
     bool has_img = rc == 0;
     if (rc && rc != MC_ENOTFOUND) {
         goto done;

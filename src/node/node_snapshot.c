@@ -6,7 +6,6 @@
 #include "util/codec.h"
 #include "util/log.h"
 
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +40,7 @@ struct snap_job {
     struct mc_node *n;
     bool image; /* write the engine image (else header only) */
     uint64_t index, term;
-    uint64_t log_bytes;       /* node->log_bytes_since_snapshot when the job started */
-    uint64_t image_log_bytes; /* node->log_bytes_since_image when the job started */
+    uint64_t log_mark; /* node->applied_log_bytes when the job started */
     struct mc_raft_conf conf;
     struct mc_wbuf blob;
     struct mc_snap_info info;
@@ -79,15 +77,12 @@ static void snap_done(uv_work_t *req, int status)
         int rc = mc_raft_snapshot_taken(n->raft, j->index, j->term, &j->conf);
         if (rc == 0) {
             n->last_snapshot_index = j->index;
-            /* What was applied while the job ran counts toward the next snapshot. Nothing
-             * resets the counters while a job runs (an install waits for !snapshot_running). */
-            assert(n->log_bytes_since_snapshot >= j->log_bytes);
-            assert(n->log_bytes_since_image >= j->image_log_bytes);
-            n->log_bytes_since_snapshot -= j->log_bytes;
+            /* What was applied while the job ran counts toward the next snapshot. */
+            n->snapshot_log_mark = j->log_mark;
             n->snapshot_size_bytes = j->info.file_size;
             if (j->image) {
                 n->last_image_index = j->index;
-                n->log_bytes_since_image -= j->image_log_bytes;
+                n->image_log_mark = j->log_mark;
             }
             /* The WAL keeps every entry after the newest image (node_recover.c), plus the
              * catch-up tail. */
@@ -127,8 +122,10 @@ static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
         free(j);
         return rc ? rc : MC_EINVAL;
     }
-    j->log_bytes = n->log_bytes_since_snapshot;
-    j->image_log_bytes = n->log_bytes_since_image;
+    j->log_mark = n->applied_log_bytes;
+    if (image) {
+        mc_engine_reserve_map(n->engine); /* before the copy's read txn (engine.h) */
+    }
     n->snapshot_running = true;
     n->snap_work.data = j;
     rc = uv_queue_work(n->loop, &n->snap_work, snap_work, snap_done);
@@ -150,7 +147,6 @@ static void want_image(struct mc_node *n)
         n->snapshot_image_wanted_ms = node_now_ms();
     }
     if (!n->snapshot_running && n->applied_index > 0) {
-        mc_engine_reserve_map(n->engine, NULL); /* before the copy's read txn (engine.h) */
         start_snapshot(n, n->applied_index, true);
     }
 }
@@ -170,7 +166,7 @@ void node_maybe_snapshot(struct mc_node *n)
     if (n->snapshot_running || n->stopping || n->fatal ||
         n->applied_index <= n->last_snapshot_index ||
         (n->applied_index < n->last_snapshot_index + n->opts.snapshot_entries &&
-         n->log_bytes_since_snapshot < (n->opts.snapshot_log_mb << 20))) {
+         n->applied_log_bytes - n->snapshot_log_mark < (n->opts.snapshot_log_mb << 20))) {
         return;
     }
     if (n->snapshot_image_wanted_ms &&
@@ -186,11 +182,11 @@ void node_maybe_snapshot(struct mc_node *n)
      * than --image-log-mb and than twice the engine: an image costs a copy of the whole engine,
      * and while it runs LMDB cannot reuse freed pages (docs/benchmarks.md, session 4), so at
      * most one engine's worth of image is written per two of log. */
-    uint64_t used = 0;
-    mc_engine_reserve_map(n->engine, &used);
+    uint64_t used = mc_engine_used_bytes(n->engine);
     uint64_t log_floor = n->opts.image_log_mb << 20;
-    bool image = n->applied_index >= n->last_image_index + n->opts.image_entries ||
-                 n->log_bytes_since_image >= (log_floor > 2 * used ? log_floor : 2 * used);
+    bool image =
+        n->applied_index >= n->last_image_index + n->opts.image_entries ||
+        n->applied_log_bytes - n->image_log_mark >= (log_floor > 2 * used ? log_floor : 2 * used);
     start_snapshot(n, n->applied_index, image);
 }
 
@@ -448,8 +444,7 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
     n->applied_index = applied > meta->index ? applied : meta->index;
     n->last_snapshot_index = meta->index;
     n->last_image_index = meta->index; /* the received file is an image: the WAL restarts here */
-    n->log_bytes_since_snapshot = 0;
-    n->log_bytes_since_image = 0;
+    n->snapshot_log_mark = n->image_log_mark = n->applied_log_bytes;
     struct mc_snap_info *info = malloc(sizeof(*info));
     if (info && mc_snap_read_info(n->recv_done_path, false, info) == 0) {
         struct mc_raft_conf c;

@@ -476,8 +476,7 @@ int node_apply_entry(struct mc_node *n, const struct mc_raft_entry *e)
         mc_metrics_applied_add(1);
         if (e->index > n->applied_index) {
             n->applied_index = e->index;
-            n->log_bytes_since_snapshot += e->len;
-            n->log_bytes_since_image += e->len;
+            n->applied_log_bytes += e->len;
         }
         /* Writes whose entries were overwritten before this one. */
         while (n->head_writes < n->n_writes && n->writes[n->head_writes].index <= e->index &&

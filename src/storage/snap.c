@@ -414,8 +414,10 @@ static int list_names(const char *dir, struct snap_ent **out, size_t *n)
     return 0;
 }
 
-/* The newest valid snapshot file; with images_only, the newest one holding an engine image. */
-static int latest(const char *snap_dir, bool images_only, struct mc_snap_info *out)
+/* The newest valid snapshot file (verify_data: its data checksum too); with images_only, the
+ * newest one holding an engine image. */
+static int latest(const char *snap_dir, bool images_only, bool verify_data,
+                  struct mc_snap_info *out)
 {
     struct snap_ent *v;
     size_t n;
@@ -429,9 +431,7 @@ static int latest(const char *snap_dir, bool images_only, struct mc_snap_info *o
         if (mc_datadir_path(snap_dir, v[i].name, path, sizeof(path))) {
             continue;
         }
-        /* An image's data is not read here (it may be GBs, and this runs at every start):
-         * mc_snap_install checks it while copying, the one time it is used. */
-        int r = mc_snap_read_info(path, !images_only, out);
+        int r = mc_snap_read_info(path, verify_data, out);
         if (r == 0 && images_only && out->data_size == 0) {
             continue;
         }
@@ -448,12 +448,12 @@ static int latest(const char *snap_dir, bool images_only, struct mc_snap_info *o
 
 int mc_snap_latest(const char *snap_dir, struct mc_snap_info *out)
 {
-    return latest(snap_dir, false, out);
+    return latest(snap_dir, false, true, out);
 }
 
-int mc_snap_latest_image(const char *snap_dir, struct mc_snap_info *out)
+int mc_snap_latest_header(const char *snap_dir, bool images_only, struct mc_snap_info *out)
 {
-    return latest(snap_dir, true, out);
+    return latest(snap_dir, images_only, false, out);
 }
 
 int mc_snap_list(const char *snap_dir, struct mc_snap_info *out, size_t max, size_t *n)
