@@ -144,6 +144,26 @@ bool rep_send_append(struct mc_raft *r, struct progress *p, bool allow_empty)
 }
 
 /* Leader, at ready time: one batched round of appends for everything proposed since. */
+/* Send p what it lacks; with nothing to send and no append in flight, the new commit index
+ * alone. With appends in flight the commit index rides on the next append instead (or goes
+ * alone once they are all acknowledged: rep_handle_append_resp calls this again). Under load
+ * this saved a third of all appends, each a follower wake-up and an ack (issue 8); heartbeats
+ * still carry it whatever happens to those appends. */
+static void send_appends(struct mc_raft *r, struct progress *p)
+{
+    bool sent = false;
+    while (rep_send_append(r, p, false)) {
+        sent = true;
+        if (p->state != MC_RAFT_PROGRESS_REPLICATE) {
+            break;
+        }
+    }
+    if (!sent && p->state == MC_RAFT_PROGRESS_REPLICATE && p->infl_count == 0 &&
+        p->sent_commit < r->commit) {
+        rep_send_append(r, p, true);
+    }
+}
+
 void rep_flush(struct mc_raft *r)
 {
     if (!r->bcast_pending) {
@@ -154,21 +174,7 @@ void rep_flush(struct mc_raft *r)
         if (p->id == r->id) {
             continue;
         }
-        bool sent = false;
-        while (rep_send_append(r, p, false)) {
-            sent = true;
-            if (p->state != MC_RAFT_PROGRESS_REPLICATE) {
-                break;
-            }
-        }
-        if (!sent && p->sent_commit < r->commit && p->state == MC_RAFT_PROGRESS_REPLICATE &&
-            p->infl_count == 0) {
-            rep_send_append(r, p, true); /* carry the new commit index */
-        }
-        /* With appends in flight to p, the new commit index rides on the next append instead
-         * (or goes alone once they are all acknowledged: rep_handle_append_resp). Under load
-         * this saved a third of all appends, each a follower wake-up and an ack (issue 8);
-         * heartbeats still carry it whatever happens to those appends. */
+        send_appends(r, p);
     }
 }
 
@@ -338,17 +344,7 @@ void rep_handle_append_resp(struct mc_raft *r, const struct mc_raft_msg *m)
     if (r->role != MC_RAFT_LEADER) {
         return; /* committing our own removal made us step down */
     }
-    bool sent = false;
-    while (rep_send_append(r, p, false)) {
-        sent = true;
-        if (p->state != MC_RAFT_PROGRESS_REPLICATE) {
-            break;
-        }
-    }
-    if (!sent && p->state == MC_RAFT_PROGRESS_REPLICATE && p->infl_count == 0 &&
-        p->sent_commit < r->commit) {
-        rep_send_append(r, p, true); /* the commit index rep_flush held back (in flight) */
-    }
+    send_appends(r, p);
     tr_on_match(r, p);
 }
 
