@@ -63,12 +63,12 @@ int mc_bucket_load(struct mc_engine *eng, MDB_txn *txn, const char *name,
      * replies with mc_engine_last_error() would otherwise repeat an earlier, unrelated one). */
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n > MC_BUCKET_NAME_MAX) {
-        return mc_engine_seterr(MC_ENOBUCKET, "the bucket does not exist");
+        return mc_engine_seterr(MC_ENOBUCKET, "%s", mc_strerror(MC_ENOBUCKET));
     }
     MDB_val k = {n, (void *)name}, v;
     int rc = mc_rec_get(eng, txn, eng->buckets, &k, &v);
     if (rc == MDB_NOTFOUND) {
-        return mc_engine_seterr(MC_ENOBUCKET, "the bucket does not exist");
+        return mc_engine_seterr(MC_ENOBUCKET, "%s", mc_strerror(MC_ENOBUCKET));
     }
     if (rc) {
         return mc_lmdb_err(rc, "read bucket");

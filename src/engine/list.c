@@ -538,13 +538,6 @@ static int check_params(const struct mc_list_params *p, struct listing *ls)
 
 /* The listing's bucket. A missing one says so: mc_bucket_load leaves the thread's last message
  * as it was, and a refusal is answered with that message (node_read.c). */
-static int load_bucket(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
-                       struct mc_bucket_info *b)
-{
-    int rc = mc_bucket_load(eng, txn, bucket, b);
-    return rc == MC_ENOBUCKET ? mc_engine_seterr(rc, "%s", mc_strerror(rc)) : rc;
-}
-
 static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
                    const struct mc_list_params *p, bool versions, struct listing *ls)
 {
@@ -569,7 +562,7 @@ static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
             ls->mtype = 'K';
         }
         struct mc_bucket_info b;
-        rc = load_bucket(eng, txn, bucket, &b);
+        rc = mc_bucket_load(eng, txn, bucket, &b);
         /* An unversioned bucket has one version per key and no delete markers (apply.c
            op_put/op_delete): its versions table lists like the objects index, without the
            second lookup per key. */
@@ -586,7 +579,7 @@ static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
         return mc_engine_seterr(MC_EKEYTOOLONG, "key-marker longer than %d bytes",
                                 MC_KEY_MAX_BYTES);
     }
-    rc = load_bucket(eng, txn, bucket, NULL);
+    rc = mc_bucket_load(eng, txn, bucket, NULL);
     if (rc || !ls->vm) {
         return rc;
     }
