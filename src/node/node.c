@@ -587,14 +587,8 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
     /* The engine may be ahead of the log (a snapshot installed just before a crash): the
      * engine skips entries at or below its applied index, so Raft can replay them. */
     rs.applied = applied > log_last ? log_last : applied;
-    if (rs.applied < floor) {
-        MC_ERROR("engine_behind_snapshot",
-                 "engine_applied=%llu snapshot_index=%llu action=\"restore the engine from the "
-                 "snapshot: wipe the data dir and rejoin\"",
-                 (unsigned long long)applied, (unsigned long long)floor);
-        load_free(&l);
-        return MC_ECORRUPT;
-    }
+    /* node_recover_engine chose the base at or below the engine (or refused to start). */
+    assert(rs.applied >= floor);
     if (rs.hard_state.commit < rs.applied) {
         rs.hard_state.commit = rs.applied;
     }
