@@ -469,7 +469,7 @@ struct http_on_loop {
     uv_timer_t timer; /* MHD_get_timeout: idle timeouts, work MHD left queued, resumes (0 ms) */
     uv_async_t wake;  /* a worker thread resumed a connection */
     struct mc_http_server *srv;
-    int open_handles; /* freed when both handles have closed */
+    int open_handles; /* freed when all three handles have closed */
 };
 
 static void on_loop_timer(uv_timer_t *t);
