@@ -105,6 +105,10 @@ struct mc_client_opts {
                                     session, so any retry finds its cached answer) */
     uint32_t max_sessions;       /* sessions one client opens to go deeper; default 64 */
     struct mc_read_opts read;    /* consistency used by the blocking read wrappers */
+    bool follower_reads;         /* linearizable reads rotate over every member (followers
+                                    then ask the leader for a read index); default false: they
+                                    go to the leader once known (asked with a LEADER request),
+                                    one hop and no follower round per batch */
     const char *token;           /* bearer token (≤ MC_CLIENT_TOKEN_MAX bytes), sent in an AUTH
                                     request first on every connection; NULL/"" = none. Copied
                                     by mc_client_open. */

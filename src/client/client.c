@@ -28,6 +28,10 @@
 #define WRITE_SESSION_OFF (MC_PROTO_HEADER_BYTES)
 #define WRITE_SEQ_OFF     (MC_PROTO_HEADER_BYTES + 8)
 #define WRITE_ACKED_OFF   (MC_PROTO_HEADER_BYTES + 16)
+/* LEADER requests (leader_probe): again this often while linearizable reads flow, since a
+ * read-only client hears of no NotLeader when leadership moves; sooner while none is known. */
+#define LEADER_REFRESH_MS 2000
+#define LEADER_RETRY_MS   250
 
 enum ep_state { EP_IDLE, EP_CONNECTING, EP_UP };
 enum req_state { REQ_FREE, REQ_WAIT_SESSION, REQ_QUEUED, REQ_SENT };
@@ -78,6 +82,8 @@ struct req {
     bool sent_once;
     uint16_t sends; /* times the frame went out (saturating) */
     bool internal;  /* session registration */
+    bool probe;     /* LEADER request the client sent itself (leader_probe) */
+    bool lin_read;  /* a linearizable read: goes to the leader once known */
     int8_t pin;
     int8_t ep;
     int16_t lane;
@@ -98,6 +104,8 @@ struct mc_client {
     struct ep eps[MC_CLIENT_MAX_ENDPOINTS];
     int n_eps;
     int leader_ep;
+    int probe_ep;           /* where the LEADER request in flight went; -1 = none in flight */
+    uint64_t probe_next_ms; /* no new LEADER request before this (after a failed one) */
     uint32_t rr;
     bool rr_used; /* a request was routed by rr since the last flush: rotate at the flush */
     struct req **slots;
@@ -363,6 +371,7 @@ int mc_client_open(const char *endpoints, const struct mc_client_opts *opts, str
         c->opts.max_sessions = MC_CLIENT_MAX_SESSIONS;
     }
     c->leader_ep = -1;
+    c->probe_ep = -1;
     const char *p = endpoints ? endpoints : "";
     while (*p) {
         const char *comma = strchr(p, ',');
@@ -455,7 +464,7 @@ uint64_t mc_client_session_id(const struct mc_client *c)
 
 size_t mc_client_pending(const struct mc_client *c)
 {
-    return c->pending;
+    return c->pending - (c->probe_ep >= 0); /* the caller's requests, not our LEADER one */
 }
 
 const struct mc_client_error *mc_client_last_error(const struct mc_client *c)
@@ -508,7 +517,7 @@ static struct req *req_alloc(struct mc_client *c)
     }
     r->frame.len = 0;
     r->frame.err = 0;
-    r->is_write = r->sent_once = r->internal = false;
+    r->is_write = r->sent_once = r->internal = r->probe = r->lin_read = false;
     r->sends = 0;
     r->pin = -1;
     r->ep = -1;
@@ -726,9 +735,10 @@ static int pick(struct mc_client *c, const struct req *r, uint64_t now)
     if (r->pin >= 0) {
         return ep_usable(&c->eps[r->pin], now) ? r->pin : -1;
     }
-    bool to_leader = !mc_proto_op_is_read(r->op) && r->op != MC_REQ_PING &&
-                     r->op != MC_REQ_CLUSTER_STATUS && r->op != MC_REQ_SNAPSHOT_SAVE &&
-                     r->op != MC_REQ_CHECK;
+    bool to_leader = (!mc_proto_op_is_read(r->op) && r->op != MC_REQ_PING &&
+                      r->op != MC_REQ_CLUSTER_STATUS && r->op != MC_REQ_SNAPSHOT_SAVE &&
+                      r->op != MC_REQ_CHECK) ||
+                     (r->lin_read && !c->opts.follower_reads);
     if (to_leader && c->leader_ep >= 0 && ep_usable(&c->eps[c->leader_ep], now)) {
         return c->leader_ep;
     }
@@ -752,6 +762,59 @@ static void requeue(struct mc_client *c, struct req *r, uint64_t at)
     r->ep = -1;
     r->retry_at_ms = at;
     rl_push(&c->retry, r);
+}
+
+/* Ask member ep where the leader is, so that linearizable reads go there (at most one LEADER
+ * request in flight; asked again now and then, since a read-only client hears of no NotLeader
+ * when leadership moves). */
+static void leader_probe(struct mc_client *c, int ep, uint64_t now)
+{
+    if (c->probe_ep >= 0 || now < c->probe_next_ms) {
+        return;
+    }
+    struct req *r = req_alloc(c);
+    if (!r) {
+        return;
+    }
+    struct mc_proto_request q = {.op = MC_REQ_LEADER, .request_id = req_id(r)};
+    if (mc_proto_request_encode(&r->frame, &q) != 0) {
+        r->state = REQ_QUEUED; /* req_free expects a live request */
+        req_free(c, r);
+        return;
+    }
+    r->op = MC_REQ_LEADER;
+    r->probe = true;
+    r->pin = (int8_t)ep;
+    c->probe_ep = ep;
+    req_start(c, r);
+}
+
+static void leader_probe_done(struct mc_client *c, struct req *r,
+                              const struct mc_client_result *res)
+{
+    int ep = c->probe_ep;
+    assert(ep >= 0);
+    c->probe_ep = -1;
+    uint64_t now = mc_mono_ms();
+    struct mc_proto_leader l;
+    int li = -1;
+    if (res->status == 0 && mc_proto_leader_decode(res->body, res->body_len, &l) == 0 &&
+        l.leader_id != 0) {
+        if (l.leader_addr.len > 0) {
+            li = ep_find_or_add(c, l.leader_addr.ptr, l.leader_addr.len);
+        } else if (l.node_id == l.leader_id) {
+            li = ep; /* the leader answered and knows no client address of its own */
+        }
+    }
+    req_free(c, r);
+    if (li < 0) {
+        /* No leader known there yet (an election), or a server without LEADER: reads keep
+         * rotating over the members meanwhile. */
+        c->probe_next_ms = now + LEADER_RETRY_MS;
+        return;
+    }
+    c->leader_ep = li;
+    c->probe_next_ms = now + LEADER_REFRESH_MS;
 }
 
 /* Send r to an endpoint (or park it until one is usable). */
@@ -797,6 +860,9 @@ static void route(struct mc_client *c, struct req *r, uint64_t now)
         r->sends++;
     }
     rl_push(&e->inflight, r);
+    if (r->lin_read && !c->opts.follower_reads) {
+        leader_probe(c, i, now); /* when due: behind r, in the same send */
+    }
 }
 
 static void ep_fail(struct mc_client *c, int i, const char *why)
@@ -809,6 +875,7 @@ static void ep_fail(struct mc_client *c, int i, const char *why)
     e->retry_at_ms = now + backoff_ms(c, e->failures);
     if (c->leader_ep == i) {
         c->leader_ep = -1;
+        c->probe_next_ms = 0; /* linearizable reads: find the new leader soon */
     }
     /* Everything in flight there goes elsewhere (a write keeps its session and seq). */
     while (e->inflight.head) {
@@ -947,6 +1014,10 @@ static void complete(struct mc_client *c, struct req *r, struct mc_client_result
 {
     rl_remove(r);
     dl_remove(c, r);
+    if (r->probe) {
+        leader_probe_done(c, r, res);
+        return;
+    }
     if (r->internal) {
         struct lane *l = &c->lanes[r->lane];
         l->registering = false;
@@ -1392,6 +1463,8 @@ int mc_client_submit(struct mc_client *c, const struct mc_proto_request *q, int 
         return rc;
     }
     r->op = q->op;
+    const struct mc_proto_read_opts *ro = mc_proto_request_ro(q);
+    r->lin_read = ro && ro->consistency == MC_CONSISTENCY_LINEARIZABLE;
     r->pin = (int8_t)pin;
     r->cb = cb;
     r->arg = arg;

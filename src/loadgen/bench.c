@@ -45,6 +45,7 @@ struct bench_cfg {
     enum mc_consistency consistency;
     double rate; /* total ops/s; 0 = closed loop */
     bool json;
+    bool follower_reads; /* linearizable reads rotate over every member (client option) */
     uint64_t count; /* stop after this many ops (0 = duration only) */
     char bucket[64];
     uint32_t list_page;
@@ -122,6 +123,8 @@ static const char usage[] =
     "  --keys N                key space (default 100000)\n"
     "  --value-bytes B         user metadata bytes per object (default 128)\n"
     "  --consistency C         linearizable | stale (reads; default linearizable)\n"
+    "  --follower-reads        linearizable reads rotate over every member instead of\n"
+    "                          going to the leader (the client library's default)\n"
     "  --rate OPS              open loop at OPS ops/s in total (default: closed loop)\n"
     "  --bucket NAME           bucket to use (default bench; created if missing)\n"
     "  --list-page N           list: max-keys per page (default 1000); pages start after a\n"
@@ -167,6 +170,10 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
         }
         if (strcmp(f, "--json") == 0) {
             c->json = true;
+            continue;
+        }
+        if (strcmp(f, "--follower-reads") == 0) {
+            c->follower_reads = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -632,6 +639,7 @@ int mc_bench_main(int argc, char **argv)
     mc_client_opts_default(&co);
     co.max_pending = (uint32_t)c.pipeline * 2 + 16;
     co.read.consistency = c.consistency;
+    co.follower_reads = c.follower_reads;
     security_opts(&c, &co);
     if (c.backoff_max_ms) {
         co.backoff_max_ms = c.backoff_max_ms;

@@ -12,6 +12,7 @@ bool mc_proto_op_known(uint8_t op)
     case MC_REQ_PING:
     case MC_REQ_REGISTER_SESSION:
     case MC_REQ_WRITE:
+    case MC_REQ_LEADER:
     case MC_REQ_GET_OBJECT:
     case MC_REQ_HEAD_OBJECT:
     case MC_REQ_LIST_OBJECTS:
@@ -41,6 +42,8 @@ const char *mc_proto_op_name(uint8_t op)
         return "REGISTER_SESSION";
     case MC_REQ_WRITE:
         return "WRITE";
+    case MC_REQ_LEADER:
+        return "LEADER";
     case MC_REQ_GET_OBJECT:
         return "GET_OBJECT";
     case MC_REQ_HEAD_OBJECT:
@@ -86,6 +89,23 @@ bool mc_proto_op_is_read(uint8_t op)
         return true;
     default:
         return false;
+    }
+}
+
+const struct mc_proto_read_opts *mc_proto_request_ro(const struct mc_proto_request *q)
+{
+    switch (q->op) {
+    case MC_REQ_GET_OBJECT:
+    case MC_REQ_HEAD_OBJECT:
+        return &q->u.get.ro;
+    case MC_REQ_LIST_OBJECTS:
+    case MC_REQ_LIST_VERSIONS:
+        return &q->u.list.ro;
+    case MC_REQ_LIST_BUCKETS:
+    case MC_REQ_HEAD_BUCKET:
+        return &q->u.bucket.ro;
+    default:
+        return NULL;
     }
 }
 
@@ -259,7 +279,7 @@ static void put_body(struct mc_wbuf *w, const struct mc_proto_request *q)
     case MC_REQ_AUTH:
         put_pstr(w, q->u.auth.token);
         break;
-    default: /* PING, REGISTER_SESSION, CLUSTER_STATUS, SNAPSHOT_SAVE, unknown: empty */
+    default: /* PING, REGISTER_SESSION, LEADER, CLUSTER_STATUS, SNAPSHOT_SAVE, unknown: empty */
         break;
     }
 }
@@ -475,6 +495,23 @@ int mc_proto_ping_decode(const uint8_t *body, size_t len, struct mc_ping_info *p
     p->node_id = mc_rbuf_u64(&r);
     p->leader_id = mc_rbuf_u64(&r);
     p->term = mc_rbuf_u64(&r);
+    return finish(&r);
+}
+
+void mc_proto_leader_put(struct mc_wbuf *w, const struct mc_proto_leader *l)
+{
+    mc_wbuf_u64(w, l->node_id);
+    mc_wbuf_u64(w, l->leader_id);
+    put_pstr(w, l->leader_addr);
+}
+
+int mc_proto_leader_decode(const uint8_t *body, size_t len, struct mc_proto_leader *l)
+{
+    struct mc_rbuf r;
+    mc_rbuf_init(&r, body, len);
+    l->node_id = mc_rbuf_u64(&r);
+    l->leader_id = mc_rbuf_u64(&r);
+    mc_proto_str_get(&r, &l->leader_addr);
     return finish(&r);
 }
 

@@ -39,6 +39,7 @@ enum mc_proto_op {
     MC_REQ_PING = 0x01,
     MC_REQ_REGISTER_SESSION = 0x02,
     MC_REQ_WRITE = 0x03,
+    MC_REQ_LEADER = 0x04, /* where the leader is: lets a client send linearizable reads there */
     MC_REQ_GET_OBJECT = 0x10,
     MC_REQ_HEAD_OBJECT = 0x11,
     MC_REQ_LIST_OBJECTS = 0x12,
@@ -148,9 +149,12 @@ struct mc_proto_request {
         struct {
             struct mc_proto_str token; /* bearer token; never logged */
         } auth;
-        /* PING, REGISTER_SESSION, CLUSTER_STATUS, SNAPSHOT_SAVE: empty body */
+        /* PING, REGISTER_SESSION, LEADER, CLUSTER_STATUS, SNAPSHOT_SAVE: empty body */
     } u;
 };
+
+/* A read request's options (consistency); NULL for other ops. */
+const struct mc_proto_read_opts *mc_proto_request_ro(const struct mc_proto_request *q);
 
 /*
  * Decode a request body for the op in h (the frame's body, after the header).
@@ -206,6 +210,15 @@ int mc_proto_reply_encode(struct mc_wbuf *w, uint8_t op, uint16_t flags, uint64_
 /* Reply bodies with a protocol-defined shape (the others carry engine encodings). */
 void mc_proto_ping_put(struct mc_wbuf *w, const struct mc_ping_info *p);
 int mc_proto_ping_decode(const uint8_t *body, size_t len, struct mc_ping_info *p);
+/* LEADER reply: u64 node_id (the answering member), u64 leader_id (0 = unknown),
+ * str leader_addr (the leader's client address, "" = unknown). */
+struct mc_proto_leader {
+    uint64_t node_id;
+    uint64_t leader_id;
+    struct mc_proto_str leader_addr;
+};
+void mc_proto_leader_put(struct mc_wbuf *w, const struct mc_proto_leader *l);
+int mc_proto_leader_decode(const uint8_t *body, size_t len, struct mc_proto_leader *l);
 void mc_proto_session_put(struct mc_wbuf *w, uint64_t session_id);
 int mc_proto_session_decode(const uint8_t *body, size_t len, uint64_t *session_id);
 void mc_proto_status_put(struct mc_wbuf *w, const struct mc_cluster_status *s);

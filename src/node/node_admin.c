@@ -17,6 +17,19 @@ static void reply_ping(struct mc_node *n, const struct mc_client_token *t)
     mc_client_reply_end(t, 0);
 }
 
+/* LEADER: the client library asks so that it can send linearizable reads to the leader, which
+ * answers them itself instead of a follower asking it for a read index on every batch. */
+static void reply_leader(struct mc_node *n, const struct mc_client_token *t)
+{
+    const char *addr = node_leader_client_addr(n);
+    struct mc_proto_leader l = {n->id, mc_raft_leader(n->raft), mc_proto_cstr(addr ? addr : "")};
+    struct mc_wbuf *w = mc_client_reply_begin(t);
+    if (w) {
+        mc_proto_leader_put(w, &l);
+    }
+    mc_client_reply_end(t, 0);
+}
+
 static void add_status_member(struct mc_node *n, struct mc_cluster_status *s,
                               const struct mc_raft_status *st, uint64_t id, bool learner)
 {
@@ -116,6 +129,9 @@ void node_handle_admin(struct mc_node *n, const struct mc_client_request *r)
     switch (q->op) {
     case MC_REQ_PING:
         reply_ping(n, &r->token);
+        return;
+    case MC_REQ_LEADER:
+        reply_leader(n, &r->token);
         return;
     case MC_REQ_CLUSTER_STATUS:
         reply_status(n, &r->token);

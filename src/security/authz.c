@@ -8,6 +8,7 @@ enum mc_role mc_authz_op_role(uint8_t op)
 {
     switch (op) {
     case MC_REQ_PING:
+    case MC_REQ_LEADER: /* says no more than PING's leader_id plus that member's address */
     case MC_REQ_AUTH:
         return MC_ROLE_NONE;
     case MC_REQ_GET_OBJECT:

@@ -250,6 +250,14 @@ static void fake_dispatch(struct th_server *s, const struct mc_client_request *r
         }
         break;
     }
+    case MC_REQ_LEADER: {
+        /* A follower names the member it redirects writes to; the leader names itself. */
+        struct mc_proto_leader l = {s->o.node_id, s->o.redirect_to ? 2 : s->o.node_id,
+                                    mc_proto_cstr(s->o.redirect_to ? s->o.redirect_to : "")};
+        mc_proto_leader_put(&w, &l);
+        mc_client_reply(&r->token, 0, w.data, w.len);
+        break;
+    }
     case MC_REQ_REGISTER_SESSION:
         mc_proto_session_put(&w, ++s->next_session);
         mc_client_reply(&r->token, 0, w.data, w.len);

@@ -271,10 +271,14 @@ static void *proc_main(void *arg)
     return NULL;
 }
 
-static int open_client(const struct cfg *cfg, struct mc_client **out)
+/* follower_reads: linearizable reads rotate over the members (followers ask the leader for a
+ * read index) instead of going to the leader; half the processes do so, so that the history
+ * covers both paths. */
+static int open_client(const struct cfg *cfg, bool follower_reads, struct mc_client **out)
 {
     struct mc_client_opts o;
     mc_client_opts_default(&o);
+    o.follower_reads = follower_reads;
     o.request_timeout_ms = cfg->timeout_ms;
     o.connect_timeout_ms = cfg->timeout_ms < 1000 ? cfg->timeout_ms : 1000;
     o.backoff_max_ms = 200;
@@ -288,7 +292,7 @@ static int open_client(const struct cfg *cfg, struct mc_client **out)
 static int ensure_bucket(const struct cfg *cfg)
 {
     struct mc_client *c;
-    int rc = open_client(cfg, &c);
+    int rc = open_client(cfg, false, &c);
     if (rc) {
         return rc;
     }
@@ -330,7 +334,7 @@ static int run(const struct cfg *cfg, struct recorder *rec)
         p->rec = rec;
         p->deadline_ns = deadline;
         mc_rand_seed(&p->rng, cfg->seed * 1000003u + (uint64_t)i + 1);
-        if ((rc = open_client(cfg, &p->client)) != 0) {
+        if ((rc = open_client(cfg, i % 2 == 1, &p->client)) != 0) {
             fprintf(stderr, "jepsen_client: open: %s\n", mc_error_name(rc));
             break;
         }
@@ -354,7 +358,7 @@ static int verify(const struct cfg *cfg, struct recorder *rec, FILE *appends_in,
                   uint64_t *lost)
 {
     struct mc_client *c;
-    if (open_client(cfg, &c) != 0) {
+    if (open_client(cfg, false, &c) != 0) {
         return 2;
     }
     int result = 0;
@@ -427,7 +431,7 @@ static int verify(const struct cfg *cfg, struct recorder *rec, FILE *appends_in,
 static int check_hashes(const struct cfg *cfg)
 {
     struct mc_client *c;
-    if (open_client(cfg, &c) != 0) {
+    if (open_client(cfg, false, &c) != 0) {
         return 2;
     }
     int n = mc_client_endpoint_count(c);

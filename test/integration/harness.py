@@ -60,6 +60,7 @@ class Node:
         self.peer_port = free_port()
         self.dir = os.path.join(cluster.tmp, "node%d" % node_id)
         self.log_path = os.path.join(cluster.tmp, "node%d.log" % node_id)
+        self.http_port = free_port() if cluster.http else None
         self.proc = None
 
     @property
@@ -74,7 +75,7 @@ class Node:
         assert self.proc is None or self.proc.poll() is not None
         args = [BIN, "serve", "--data-dir", self.dir, "--node-id", str(self.id),
                 "--listen-client", self.client, "--listen-peer", self.peer,
-                "--listen-http", "off",
+                "--listen-http", "127.0.0.1:%d" % self.http_port if self.http_port else "off",
                 "--initial-cluster", self.cluster.spec()] + self.cluster.flags + (extra or [])
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
@@ -113,9 +114,10 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, size, flags=None):
+    def __init__(self, size, flags=None, http=False):
         self.tmp = tempfile.mkdtemp(prefix="mc-it-")
         self.flags = flags if flags is not None else []
+        self.http = http  # each node serves HTTP (/metrics) on its own port
         self.nodes = [Node(self, i + 1) for i in range(size)]
 
     def spec(self):

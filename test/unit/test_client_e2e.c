@@ -412,14 +412,20 @@ static void burst_cb(void *arg, const struct mc_client_result *r)
 Test(client_e2e, reads_rotate_members_per_flush)
 {
     /* Reads submitted together go to one member (one send, one server wake-up); the next
-     * burst goes to the next member, so load still spreads. */
+     * burst goes to the next member, so load still spreads (linearizable reads do so only with
+     * follower_reads; without it they go to the leader). */
     struct th_server *s[3];
     char eps[256] = "";
     for (int i = 0; i < 3; i++) {
         s[i] = start((struct th_opts){.node_id = (uint64_t)i + 1});
         snprintf(eps + strlen(eps), sizeof(eps) - strlen(eps), "%s%s", i ? "," : "", th_addr(s[i]));
     }
-    struct mc_client *c = open_client(eps, 2000);
+    struct mc_client_opts o;
+    mc_client_opts_default(&o);
+    o.request_timeout_ms = 2000;
+    o.follower_reads = true;
+    struct mc_client *c = NULL;
+    cr_assert_eq(mc_client_open(eps, &o, &c), 0);
     int first_ep[3];
     for (int burst = 0; burst < 3; burst++) {
         g_burst_done = 0;
@@ -648,30 +654,93 @@ Test(client_e2e, connection_limit)
     cr_assert_eq(stats.connections_rejected, 1);
 }
 
-Test(client_e2e, reads_spread_writes_follow_leader)
+/* Requests the fake stores have seen, per store, into n[]. */
+static void requests_of(struct th_server *const *s, uint64_t *n)
 {
-    struct th_server *l = start((struct th_opts){.node_id = 1});
-    struct th_server *f1 = start((struct th_opts){.node_id = 2, .redirect_to = th_addr(l)});
-    struct th_server *f2 = start((struct th_opts){.node_id = 3, .redirect_to = th_addr(l)});
-    char eps[128];
-    snprintf(eps, sizeof(eps), "%s,%s,%s", th_addr(f1), th_addr(f2), th_addr(l));
-    struct mc_client *c = open_client(eps, 0);
-    cr_assert_eq(put_kv(c, "a=1"), 0);
-    cr_assert_eq(mc_client_leader_index(c), 2);
-    cr_assert_eq(th_applied(l), 1);
+    for (int i = 0; i < 3; i++) {
+        n[i] = th_requests(s[i]);
+    }
+}
+
+static void get_n(struct mc_client *c, int n)
+{
     char v[8];
-    for (int i = 0; i < 30; i++) {
+    for (int i = 0; i < n; i++) {
         int rc = get_val(c, "a", v, sizeof(v));
         cr_assert(rc == 0 || rc == MC_ENOKEY); /* followers' fake stores are empty */
     }
-    cr_assert_geq(th_requests(f1), 10);
-    cr_assert_geq(th_requests(f2), 10);
-    cr_assert_eq(put_kv(c, "b=2"), 0);
-    cr_assert_eq(th_applied(l), 2);
+}
+
+/* Leader first in the array, then the two followers that redirect to it. */
+static void start_three(struct th_server **s, char *eps, size_t cap)
+{
+    s[0] = start((struct th_opts){.node_id = 1});
+    s[1] = start((struct th_opts){.node_id = 2, .redirect_to = th_addr(s[0])});
+    s[2] = start((struct th_opts){.node_id = 3, .redirect_to = th_addr(s[0])});
+    snprintf(eps, cap, "%s,%s,%s", th_addr(s[1]), th_addr(s[2]), th_addr(s[0]));
+}
+
+static void stop_three(struct th_server **s)
+{
+    for (int i = 0; i < 3; i++) {
+        th_stop(s[i], NULL);
+    }
+}
+
+Test(client_e2e, linearizable_reads_go_to_the_leader_writes_follow_it)
+{
+    struct th_server *s[3];
+    char eps[128];
+    start_three(s, eps, sizeof(eps));
+    struct mc_client *c = open_client(eps, 0);
+    /* A read-only client finds the leader with a LEADER request sent behind its first read. */
+    uint64_t a[3], b[3];
+    requests_of(s, a);
+    get_n(c, 30);
+    requests_of(s, b);
+    cr_assert_eq(mc_client_leader_index(c), 2);
+    cr_assert_leq(b[1] - a[1] + b[2] - a[2], 2, "only the first read and its LEADER request");
+    cr_assert_geq(b[0] - a[0], 29);
+    /* Writes go to the leader too. */
+    cr_assert_eq(put_kv(c, "a=1"), 0);
+    cr_assert_eq(th_applied(s[0]), 1);
+    cr_assert_eq(mc_client_pending(c), 0, "the client's own LEADER requests are not counted");
     mc_client_close(c);
-    th_stop(f1, NULL);
-    th_stop(f2, NULL);
-    th_stop(l, NULL);
+    stop_three(s);
+}
+
+Test(client_e2e, follower_reads_and_stale_reads_spread)
+{
+    struct th_server *s[3];
+    char eps[128];
+    start_three(s, eps, sizeof(eps));
+    struct mc_client_opts o;
+    mc_client_opts_default(&o);
+    o.follower_reads = true;
+    struct mc_client *c = NULL;
+    cr_assert_eq(mc_client_open(eps, &o, &c), 0);
+    cr_assert_eq(put_kv(c, "a=1"), 0);
+    cr_assert_eq(mc_client_leader_index(c), 2);
+    uint64_t a[3], b[3];
+    requests_of(s, a);
+    get_n(c, 30);
+    requests_of(s, b);
+    cr_assert_geq(b[1] - a[1], 10);
+    cr_assert_geq(b[2] - a[2], 10);
+    mc_client_close(c);
+
+    /* Stale reads spread whatever follower_reads says: each member answers from its own copy. */
+    mc_client_opts_default(&o);
+    o.read.consistency = MC_CONSISTENCY_STALE;
+    cr_assert_eq(mc_client_open(eps, &o, &c), 0);
+    cr_assert_eq(put_kv(c, "b=2"), 0);
+    requests_of(s, a);
+    get_n(c, 30);
+    requests_of(s, b);
+    cr_assert_geq(b[1] - a[1], 10);
+    cr_assert_geq(b[2] - a[2], 10);
+    mc_client_close(c);
+    stop_three(s);
 }
 
 Test(client_e2e, idle_timeout_and_stop_with_open_connections)

@@ -158,8 +158,8 @@ Test(client_proto, admin_round_trips)
     cr_assert_eq(d.u.check.index, 99);
     mc_wbuf_free(&w);
     uint8_t empty[] = {MC_REQ_PING, MC_REQ_REGISTER_SESSION, MC_REQ_CLUSTER_STATUS,
-                       MC_REQ_SNAPSHOT_SAVE};
-    for (int i = 0; i < 4; i++) {
+                       MC_REQ_SNAPSHOT_SAVE, MC_REQ_LEADER};
+    for (int i = 0; i < 5; i++) {
         q = (struct mc_proto_request){.op = empty[i], .request_id = 4};
         round_trip(&q, &d, &w);
         cr_assert_eq(w.len, MC_PROTO_HEADER_BYTES);
@@ -198,6 +198,16 @@ Test(client_proto, reply_bodies_round_trip)
     cr_assert_eq(pd.node_id, 1);
     cr_assert_eq(pd.leader_id, 2);
     cr_assert_eq(pd.term, 3);
+
+    mc_wbuf_reset(&w);
+    struct mc_proto_leader l = {2, 3, S("127.0.0.1:7091")}, ld;
+    mc_proto_leader_put(&w, &l);
+    cr_assert_eq(mc_proto_leader_decode(w.data, w.len, &ld), 0);
+    cr_assert_eq(ld.node_id, 2);
+    cr_assert_eq(ld.leader_id, 3);
+    str_eq(ld.leader_addr, "127.0.0.1:7091");
+    cr_assert_eq(mc_proto_leader_decode(w.data, w.len - 1, &ld), MC_EPROTO);
+    cr_assert_eq(mc_proto_leader_decode(w.data, 16, &ld), MC_EPROTO); /* no address */
 
     mc_wbuf_reset(&w);
     uint64_t sid;

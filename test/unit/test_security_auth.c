@@ -135,6 +135,7 @@ Test(security_authz, wire_ops)
     struct mc_principal sc = {.role = MC_ROLE_WRITE, .n_buckets = 1};
     strcpy(sc.buckets[0], "photos");
     cr_assert_eq(mc_authz_op_role(MC_REQ_PING), MC_ROLE_NONE);
+    cr_assert_eq(mc_authz_op_role(MC_REQ_LEADER), MC_ROLE_NONE);
     cr_assert_eq(mc_authz_op_role(MC_REQ_LIST_BUCKETS), MC_ROLE_READ);
     cr_assert_eq(mc_authz_op_role(MC_REQ_WRITE), MC_ROLE_WRITE);
     cr_assert_eq(mc_authz_op_role(MC_REQ_SNAPSHOT_SAVE), MC_ROLE_ADMIN);
