@@ -105,12 +105,18 @@ mc_cluster_start n3 3
 standard_set n3
 
 # Open-loop linearizable reads at 150K offered (the target's latency figure): the throughput shape
-# (C=64 P=32) and fewer, deeper connections (C=16), as a gateway multiplexing its requests would.
+# (C=64 P=32) and fewer, deeper connections (C=16, C=4), as gateways multiplexing their requests
+# would; the client library sends them to the leader. C=16 once more with --follower-reads
+# (rotated over every member, followers asking the leader for a read index) for comparison.
 log "cluster n3: open-loop reads at 150K offered"
 bench_row n3 get_lin_open150k_c64 --workload get --connections 64 --pipeline 32 --keys $KEYS \
     --rate 150000
 bench_row n3 get_lin_open150k_c16 --workload get --connections 16 --pipeline 128 --keys $KEYS \
     --rate 150000
+bench_row n3 get_lin_open150k_c4 --workload get --connections 4 --pipeline 512 --keys $KEYS \
+    --rate 150000
+bench_row n3 get_lin_open150k_c16_fr --workload get --connections 16 --pipeline 128 --keys $KEYS \
+    --rate 150000 --follower-reads
 
 # Open-loop write sweep (p99 vs throughput): 2K, 5K, then 10K ops/s upward until the cluster
 # saturates (the low rates show where the latency knee is).
