@@ -369,8 +369,9 @@ void mc_snap_verify_free(struct mc_snap_verify *v); /* NULL is fine */
 /* A snapshot file whose data failed its checksum: renamed to path + ".corrupt" (kept for the
  * operator; lookups, list and prune no longer see it, so the next lookup takes the previous
  * file) and logged as snapshot_corrupt. Not fsynced: a rename lost in a crash only means the
- * damage is found again by the next stream. */
-int mc_snap_set_aside(const char *path);
+ * damage is found again by the next stream. With v, only if path is still the file v checked
+ * (else MC_ENOTFOUND: a fresh image took the name, and the stream that failed read a mix). */
+int mc_snap_set_aside(const char *path, const struct mc_snap_verify *v);
 
 /*
  * Receiver side. Chunks of the whole snapshot file arrive in order; a partial file

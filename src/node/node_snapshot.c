@@ -284,9 +284,9 @@ void node_start_snapshot_send(struct mc_node *n, const struct mc_raft_msg *m)
 
 /* The image being streamed failed its data checksum: set it aside so no later lookup returns
  * it, and make a fresh one (the retried send or save then finds that). */
-static void image_corrupt(struct mc_node *n, const char *path)
+static void image_corrupt(struct mc_node *n, const char *path, const struct mc_snap_verify *v)
 {
-    mc_snap_set_aside(path);
+    mc_snap_set_aside(path, v);
     want_image(n);
 }
 
@@ -312,7 +312,7 @@ static void pump_one(struct mc_node *n, struct snap_send *s)
          * the follower never completes the file (it checks the whole file itself too). */
         if (mc_snap_verify_update(s->verify, s->offset, buf + SNAP_CHUNK_HEADER, got) ==
             MC_ECORRUPT) {
-            image_corrupt(n, s->path);
+            image_corrupt(n, s->path, s->verify);
             finish_send(n, s, false);
             return;
         }
@@ -594,7 +594,7 @@ void node_pump_snapshot_saves(struct mc_node *n)
         if (v == MC_ECORRUPT || (last && v != 1)) {
             MC_INFO("snapshot_save_failed", "path=%s offset=%llu", n->save.path,
                     (unsigned long long)n->save.offset);
-            image_corrupt(n, n->save.path);
+            image_corrupt(n, n->save.path, n->save.verify);
             end_save(n, true);
             mc_client_reply_error(&n->save.token, MC_EBUSY,
                                   "the snapshot image failed its checksum and was set aside; "

@@ -539,6 +539,8 @@ struct mc_snap_verify {
     uint64_t next; /* file offset digested up to */
     int verdict;   /* 0 none yet, 1 matched, MC_ECORRUPT */
     bool gap;      /* a chunk skipped ahead: no verdict */
+    dev_t dev;     /* the file checked (a new image at the same index replaces the name) */
+    ino_t ino;
 };
 
 int mc_snap_verify_new(const struct mc_snap_info *info, struct mc_snap_verify **out)
@@ -548,6 +550,11 @@ int mc_snap_verify_new(const struct mc_snap_info *info, struct mc_snap_verify **
     if (!v || mc_digest_init(&v->digest)) {
         free(v);
         return MC_ENOMEM;
+    }
+    struct stat st;
+    if (stat(info->path, &st) == 0) {
+        v->dev = st.st_dev;
+        v->ino = st.st_ino;
     }
     v->next = info->data_offset;
     v->data_end = info->data_offset + info->data_size;
@@ -585,11 +592,18 @@ void mc_snap_verify_free(struct mc_snap_verify *v)
     free(v);
 }
 
-int mc_snap_set_aside(const char *path)
+int mc_snap_set_aside(const char *path, const struct mc_snap_verify *v)
 {
     char to[MC_DATADIR_PATH_MAX + 16];
     snprintf(to, sizeof(to), "%s.corrupt", path);
-    int rc = rename(path, to) == 0 ? 0 : (errno == ENOENT ? MC_ENOTFOUND : MC_EIO);
+    struct stat st;
+    int rc = stat(path, &st) == 0 ? 0 : (errno == ENOENT ? MC_ENOTFOUND : MC_EIO);
+    if (rc == 0 && v && (st.st_dev != v->dev || st.st_ino != v->ino)) {
+        rc = MC_ENOTFOUND; /* replaced by a fresh image meanwhile: the stream read a mix */
+    }
+    if (rc == 0 && rename(path, to) != 0) {
+        rc = errno == ENOENT ? MC_ENOTFOUND : MC_EIO;
+    }
     MC_ERROR("snapshot_corrupt", "path=%s err=%s action=%s", path, mc_error_name(MC_ECORRUPT),
              rc == 0 ? "set_aside" : mc_error_name(rc));
     return rc;
