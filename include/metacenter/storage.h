@@ -354,6 +354,26 @@ int mc_snap_list(const char *snap_dir, struct mc_snap_info *out, size_t max, siz
 int mc_snap_read_chunk(const char *path, uint64_t offset, void *buf, size_t len, size_t *n);
 
 /*
+ * Sender side: the image's data checksum checked while its file is streamed front to back, so
+ * no lookup reads the whole image on the event loop first (node_snapshot.c). Feed the chunks in
+ * file order; a chunk that starts past what was digested (a receiver resuming a partial file)
+ * leaves no verdict, and the receiver's own whole-file check is then the only one.
+ */
+struct mc_snap_verify;
+/* Start checking info's file (from its header); *out NULL on MC_ENOMEM. */
+int mc_snap_verify_new(const struct mc_snap_info *info, struct mc_snap_verify **out);
+/* Bytes [off, off+len) of the file were read. Returns 0 (no verdict yet, or none after a gap),
+ * 1 once all the data was digested and matches the header, MC_ECORRUPT when it does not. */
+int mc_snap_verify_update(struct mc_snap_verify *v, uint64_t off, const void *buf, size_t len);
+void mc_snap_verify_free(struct mc_snap_verify *v); /* NULL is fine */
+/* A snapshot file whose data failed its checksum: renamed to path + ".corrupt" (kept for the
+ * operator; lookups, list and prune no longer see it, so the next lookup takes the previous
+ * file) and logged as snapshot_corrupt. Not fsynced: a rename lost in a crash only means the
+ * damage is found again by the next stream. With v, only if path is still the file v checked
+ * (else MC_ENOTFOUND: a fresh image took the name, and the stream that failed read a mix). */
+int mc_snap_set_aside(const char *path, const struct mc_snap_verify *v);
+
+/*
  * Receiver side. Chunks of the whole snapshot file arrive in order; a partial file
  * snap_dir/recv-<index>-<term>.part survives restarts, so a transfer resumes from
  * mc_snap_recv_offset (report it to the sender).

@@ -1035,6 +1035,7 @@ void mc_node_free(struct mc_node *n)
     if (n->recv) {
         mc_snap_recv_abort(n->recv, false);
     }
+    node_snapshot_free(n);
     for (size_t i = 0; i < n->n_held; i++) {
         free(n->held[i].data);
     }

@@ -101,7 +101,8 @@ struct snap_send {
     bool active;
     bool data_done;
     uint64_t started_ms;
-    struct mc_raft_msg raft_msg; /* the SNAPSHOT message to deliver after the data */
+    struct mc_raft_msg raft_msg;   /* the SNAPSHOT message to deliver after the data */
+    struct mc_snap_verify *verify; /* the image's data checksum, checked as it is read */
 };
 
 struct member_info {
@@ -214,6 +215,7 @@ struct mc_node {
         char path[MC_DATADIR_PATH_MAX];
         uint64_t offset, total, checksum;
         struct mc_digest digest; /* XXH3 of the whole file streamed (docs/protocol.md) */
+        struct mc_snap_verify *verify;
     } save;
 
     /* Members (peer + client addresses). */
@@ -303,6 +305,8 @@ bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term);
 
 void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, uint64_t index);
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r);
+/* At mc_node_free: what active snapshot streams hold. */
+void node_snapshot_free(struct mc_node *n);
 void node_pump_snapshot_saves(struct mc_node *n);
 
 /* node_members.c */

@@ -533,6 +533,82 @@ int mc_snap_read_chunk(const char *path, uint64_t offset, void *buf, size_t len,
     return 0;
 }
 
+struct mc_snap_verify {
+    struct mc_digest digest; /* freed by mc_digest_final once the verdict is in */
+    uint64_t data_end, data_checksum;
+    uint64_t next; /* file offset digested up to */
+    int verdict;   /* 0 none yet, 1 matched, MC_ECORRUPT */
+    bool gap;      /* a chunk skipped ahead: no verdict */
+    dev_t dev;     /* the file checked (a new image at the same index replaces the name) */
+    ino_t ino;
+};
+
+int mc_snap_verify_new(const struct mc_snap_info *info, struct mc_snap_verify **out)
+{
+    struct mc_snap_verify *v = calloc(1, sizeof(*v));
+    *out = NULL;
+    if (!v || mc_digest_init(&v->digest)) {
+        free(v);
+        return MC_ENOMEM;
+    }
+    struct stat st;
+    if (stat(info->path, &st) == 0) {
+        v->dev = st.st_dev;
+        v->ino = st.st_ino;
+    }
+    v->next = info->data_offset;
+    v->data_end = info->data_offset + info->data_size;
+    v->data_checksum = info->data_checksum;
+    *out = v;
+    return 0;
+}
+
+int mc_snap_verify_update(struct mc_snap_verify *v, uint64_t off, const void *buf, size_t len)
+{
+    if (v->verdict || v->gap) {
+        return v->gap ? 0 : v->verdict;
+    }
+    if (off > v->next) {
+        v->gap = true; /* bytes [next, off) will never be digested */
+        return 0;
+    }
+    uint64_t end = off + len < v->data_end ? off + len : v->data_end;
+    if (end > v->next) {
+        mc_digest_update(&v->digest, (const uint8_t *)buf + (v->next - off),
+                         (size_t)(end - v->next));
+        v->next = end;
+    }
+    if (v->next == v->data_end) {
+        v->verdict = mc_digest_final(&v->digest) == v->data_checksum ? 1 : MC_ECORRUPT;
+    }
+    return v->verdict;
+}
+
+void mc_snap_verify_free(struct mc_snap_verify *v)
+{
+    if (v && !v->verdict) {
+        mc_digest_free(&v->digest);
+    }
+    free(v);
+}
+
+int mc_snap_set_aside(const char *path, const struct mc_snap_verify *v)
+{
+    char to[MC_DATADIR_PATH_MAX + 16];
+    snprintf(to, sizeof(to), "%s.corrupt", path);
+    struct stat st;
+    int rc = stat(path, &st) == 0 ? 0 : (errno == ENOENT ? MC_ENOTFOUND : MC_EIO);
+    if (rc == 0 && v && (st.st_dev != v->dev || st.st_ino != v->ino)) {
+        rc = MC_ENOTFOUND; /* replaced by a fresh image meanwhile: the stream read a mix */
+    }
+    if (rc == 0 && rename(path, to) != 0) {
+        rc = errno == ENOENT ? MC_ENOTFOUND : MC_EIO;
+    }
+    MC_ERROR("snapshot_corrupt", "path=%s err=%s action=%s", path, mc_error_name(MC_ECORRUPT),
+             rc == 0 ? "set_aside" : mc_error_name(rc));
+    return rc;
+}
+
 /* Copy [off, off+len) of in to out at out_off, in chunks; digest on the way if d != NULL. */
 int snap_copy_range(const struct mc_fs_ops *fs, int in, uint64_t off, uint64_t len, int out,
                     uint64_t out_off, struct mc_digest *d)

@@ -3,6 +3,7 @@ cluster (100,000 objects in 10 buckets), equal state hashes, growing the restore
 corrupted snapshot refused."""
 import json
 import os
+import re
 
 from harness import ASAN, Cluster, cli, cli_json, wait_for
 from test_membership import FAST, add_joiner
@@ -84,3 +85,50 @@ def test_save_restore_round_trip_and_grow():
         assert out["verified"], out
         out = cli_json(["snapshot", "restore", off, "--data-dir", os.path.join(src.tmp, "r2")])
         assert out["state_hash"] == saved_hash, (out, saved_hash)
+
+
+def newest_image(node):
+    """Path of the newest engine image (data after the 4 KiB header) in node's snap dir."""
+    d = os.path.join(node.dir, "snap")
+    imgs = sorted(f for f in os.listdir(d) if f.startswith("snap-") and f.endswith(".snap")
+                  and os.path.getsize(os.path.join(d, f)) > 4096)
+    return os.path.join(d, imgs[-1]) if imgs else None
+
+
+def flip_data_byte(path):
+    """A flipped byte in an image's data (its header stays valid)."""
+    with open(path, "r+b") as f:
+        f.seek(4096 + (os.path.getsize(path) - 4096) // 2)
+        b = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([b[0] ^ 0xFF]))
+
+
+def test_save_never_streams_a_corrupt_image_as_good():
+    """The save's lookup reads headers only (lookup_us in the log); the image is checked as it
+    streams. A flipped byte in the newest image's data: that save ends with Busy instead of its
+    final chunk, the image is set aside (snapshot_corrupt, *.corrupt kept) and the client's
+    retry gets a fresh image, which verifies."""
+    with Cluster(1, FAST) as c:
+        n = c.nodes[0]
+        r = cli(["bench", "load", "--objects", "20000", "--endpoints", n.client, "--connections",
+                 "4", "--pipeline", "32", "--json"], timeout=300)
+        assert json.loads(r.stdout.strip().splitlines()[-1])["errors"] == 0
+        first = os.path.join(c.tmp, "first.snap")
+        out = cli_json(["--endpoints", n.client, "snapshot", "save", first], timeout=120)
+        assert out["verified"], out
+        img = newest_image(n)
+        assert img and os.path.getsize(img) == out["size_bytes"], (img, out)
+        lookups = [int(m) for m in re.findall(r"snapshot_save_started .*lookup_us=(\d+)", n.log())]
+        assert lookups and max(lookups) < 50000, lookups  # headers only: far below a data read
+
+        flip_data_byte(img)
+        second = os.path.join(c.tmp, "second.snap")
+        out2 = cli_json(["--endpoints", n.client, "snapshot", "save", second], timeout=120)
+        assert out2["verified"] and out2["index"] == out["index"], (out, out2)
+        assert "snapshot_corrupt" in n.log(), n.log_tail(30)
+        assert os.path.exists(img + ".corrupt"), os.listdir(os.path.dirname(img))
+        # The file written is a good image of the running node's state, not the damaged one.
+        restored = cli_json(["snapshot", "restore", second, "--data-dir",
+                             os.path.join(c.tmp, "restored")])
+        assert restored["state_hash"] == state_hash(n.client), restored

@@ -116,7 +116,11 @@ def test_snapshot_by_log_bytes():
     assert load_and_count(256) == 0, "a snapshot before 256 MiB or 1,000,000 entries"
 
 
-def test_snapshot_catch_up():
+def _catch_up_by_snapshot(damage_image):
+    """A follower stopped through 20,000 puts catches up by snapshot and ends with the leader's
+    state. damage_image: the leader's newest image (made by a save at the last applied index,
+    what the follower will be sent) gets a flipped data byte first."""
+    from test_backup import flip_data_byte, newest_image
     flags = FAST + ["--snapshot-entries", "20", "--snapshot-tail", "5"]
     with Cluster(3, flags) as c:
         leader = c.leader()
@@ -129,11 +133,24 @@ def test_snapshot_catch_up():
         # Log compaction copies no engine: the periodic snapshots are header-only files (4 KiB).
         sizes = _snap_sizes(leader)
         assert sizes and all(sz == 4096 for sz in sizes), sizes
+        img = None
+        if damage_image:
+            cli_json(["--endpoints", leader.client, "snapshot", "save",
+                      os.path.join(c.tmp, "s.snap")], timeout=120)
+            img = newest_image(leader)
+            assert img, os.listdir(os.path.join(leader.dir, "snap"))
+            flip_data_byte(img)
         lagger.start()
         assert wait_for(lambda: "snapshot_installed" in lagger.log(), 60), \
             "the lagging node did not install a snapshot:\n" + lagger.log_tail(40)
-        # ... and the leader made an engine image on demand for the lagging follower.
-        assert any("snapshot_image_needed" in n.log() for n in c.nodes), leader.log_tail(40)
+        if img:
+            # Found by the send's streamed check (the lookup reads headers only) and set aside.
+            assert "snapshot_corrupt" in leader.log(), leader.log_tail(40)
+            assert os.path.exists(img + ".corrupt")
+            assert "snapshot_send_started" in leader.log() and "lookup_us=" in leader.log()
+        else:
+            # ... and the leader made an engine image on demand for the lagging follower.
+            assert any("snapshot_image_needed" in n.log() for n in c.nodes), leader.log_tail(40)
 
         def same():
             return cli(["--endpoints", c.endpoints(), "check"], check=False).returncode == 0
@@ -142,6 +159,17 @@ def test_snapshot_catch_up():
         rec = cli_json(["--endpoints", lagger.client, "--consistency", "stale", "get", "bench",
                         "key-000000019999"])
         assert rec["key"] == "key-000000019999"
+
+
+def test_snapshot_catch_up():
+    _catch_up_by_snapshot(False)
+
+
+def test_snapshot_catch_up_skips_a_corrupt_image():
+    """The damaged image is never installed: the stream's check finds it before the final chunk
+    (snapshot_corrupt, the file set aside), a fresh image is made and sent, and the follower ends
+    with the leader's state."""
+    _catch_up_by_snapshot(True)
 
 
 def test_linearizable_read_after_leader_change():

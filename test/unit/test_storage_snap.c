@@ -348,3 +348,96 @@ Test(storage_snap, prune_keeps_the_newest_image)
     cr_assert_gt(got.data_size, 0);
     st_rmtree(root);
 }
+
+/* Stream [from, size) of path in chunks through v; returns the last verdict and, in *first_at,
+ * the offset of the chunk that first gave a nonzero verdict. */
+static int stream_verify(struct mc_snap_verify *v, const char *path, uint64_t from, size_t chunk,
+                         uint64_t *first_at)
+{
+    uint8_t *buf = malloc(chunk);
+    int verdict = 0;
+    *first_at = UINT64_MAX;
+    size_t n;
+    for (uint64_t off = from;; off += n) {
+        cr_assert_eq(mc_snap_read_chunk(path, off, buf, chunk, &n), 0);
+        if (n == 0) {
+            break;
+        }
+        verdict = mc_snap_verify_update(v, off, buf, n);
+        if (verdict && *first_at == UINT64_MAX) {
+            *first_at = off;
+        }
+    }
+    free(buf);
+    return verdict;
+}
+
+/* What a sender does instead of reading the whole image at lookup (node_snapshot.c): the data
+ * checksum checked as the file is streamed; a corrupt image is set aside and the next lookup
+ * (header only) takes the previous image. */
+Test(storage_snap, streamed_verify_and_set_aside)
+{
+    char root[64], snapdir[128], aside[MC_DATADIR_PATH_MAX + 16];
+    st_tmpdir(root, sizeof(root));
+    snprintf(snapdir, sizeof(snapdir), "%s/snap", root);
+    static struct mc_snap_info old_img, img, got;
+    make_snap(root, "a", 2000, 10, &old_img);
+    make_snap(root, "b", 3000, 20, &img);
+    cr_assert_gt(img.data_size, 3 * 64 * 1024, "several chunks");
+    size_t chunk = 64 * 1024;
+    uint64_t at;
+
+    /* intact: the verdict comes with the last chunk */
+    struct mc_snap_verify *v;
+    cr_assert_eq(mc_snap_verify_new(&img, &v), 0);
+    cr_assert_eq(stream_verify(v, img.path, 0, chunk, &at), 1);
+    cr_assert_eq(at, (img.file_size - 1) / chunk * chunk, "verdict at %llu",
+                 (unsigned long long)at);
+    mc_snap_verify_free(v);
+
+    /* a rewind (a receiver asks to resend from an earlier offset) is digested once */
+    cr_assert_eq(mc_snap_verify_new(&img, &v), 0);
+    uint8_t *buf = malloc(3 * chunk);
+    size_t n;
+    cr_assert_eq(mc_snap_read_chunk(img.path, 0, buf, 3 * chunk, &n), 0);
+    cr_assert_eq(mc_snap_verify_update(v, 0, buf, n), 0);
+    cr_assert_eq(stream_verify(v, img.path, chunk, chunk, &at), 1);
+    mc_snap_verify_free(v);
+
+    /* a skip ahead (a receiver resuming a partial file) gives no verdict, never a false one */
+    cr_assert_eq(mc_snap_verify_new(&img, &v), 0);
+    cr_assert_eq(mc_snap_verify_update(v, 0, buf, chunk), 0);
+    cr_assert_eq(stream_verify(v, img.path, 2 * chunk, chunk, &at), 0);
+    mc_snap_verify_free(v);
+    free(buf);
+
+    /* a flipped data byte: the header still reads fine, the stream's end says corrupt */
+    st_flip_byte(img.path, (off_t)img.data_offset + 100);
+    cr_assert_eq(mc_snap_latest_header(snapdir, true, &got), 0);
+    cr_assert_eq(got.index, 20);
+    cr_assert_eq(mc_snap_verify_new(&got, &v), 0);
+    cr_assert_eq(stream_verify(v, got.path, 0, chunk, &at), MC_ECORRUPT);
+    cr_assert_eq(at, (img.file_size - 1) / chunk * chunk, "not before the last chunk");
+    mc_snap_verify_free(v);
+
+    /* set aside: kept for the operator, invisible to lookups and prune; not when the name is
+     * another file by now (a fresh image at the same index replaced it) */
+    struct mc_snap_verify *other;
+    cr_assert_eq(mc_snap_verify_new(&old_img, &other), 0);
+    cr_assert_eq(mc_snap_set_aside(got.path, other), MC_ENOTFOUND);
+    mc_snap_verify_free(other);
+    cr_assert_eq(access(img.path, F_OK), 0);
+    cr_assert_eq(mc_snap_verify_new(&got, &v), 0);
+    cr_assert_eq(mc_snap_set_aside(got.path, v), 0);
+    mc_snap_verify_free(v);
+    snprintf(aside, sizeof(aside), "%s.corrupt", img.path);
+    cr_assert_eq(access(aside, F_OK), 0);
+    cr_assert_neq(access(img.path, F_OK), 0);
+    cr_assert_eq(mc_snap_latest_header(snapdir, true, &got), 0);
+    cr_assert_eq(got.index, 10, "the previous image");
+    cr_assert_eq(mc_snap_prune(snapdir, NULL, MC_SNAP_KEEP), 0);
+    cr_assert_eq(access(old_img.path, F_OK), 0, "the newest good image is kept");
+    cr_assert_eq(access(aside, F_OK), 0);
+    cr_assert_eq(mc_snap_set_aside(img.path, NULL), MC_ENOTFOUND);
+    st_rmtree(root);
+}
