@@ -30,8 +30,9 @@
 #define WRITE_ACKED_OFF   (MC_PROTO_HEADER_BYTES + 16)
 /* LEADER requests (leader_probe): again this often while linearizable reads flow, since a
  * read-only client hears of no NotLeader when leadership moves; sooner while none is known. */
-#define LEADER_REFRESH_MS 2000
-#define LEADER_RETRY_MS   250
+#define LEADER_REFRESH_MS    2000
+#define LEADER_RETRY_MS      250
+#define LEADER_OLD_SERVER_MS 60000
 
 enum ep_state { EP_IDLE, EP_CONNECTING, EP_UP };
 enum req_state { REQ_FREE, REQ_WAIT_SESSION, REQ_QUEUED, REQ_SENT };
@@ -282,6 +283,13 @@ static int parse_endpoint(const char *s, size_t len, struct sockaddr_in *sa)
 /* Index of the endpoint with this address, adding it when new; -1 when full or invalid. */
 static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len)
 {
+    /* The same text first: no name lookup for an address already known (LEADER replies
+     * repeat the leader's address every LEADER_REFRESH_MS). */
+    for (int i = 0; i < c->n_eps; i++) {
+        if (strlen(c->eps[i].addr) == len && memcmp(c->eps[i].addr, addr, len) == 0) {
+            return i;
+        }
+    }
     struct sockaddr_in sa;
     if (parse_endpoint(addr, len, &sa) != 0) {
         return -1;
@@ -481,7 +489,9 @@ const struct mc_read_opts *mc_client_default_read(const struct mc_client *c)
 
 static struct req *req_alloc(struct mc_client *c)
 {
-    if (c->closing || c->pending >= c->opts.max_pending) {
+    /* The LEADER request (leader_probe sets probe_ep before it allocates) does not count: it
+     * must neither take a caller's slot nor be starved by a full pipeline. */
+    if (c->closing || c->pending - (c->probe_ep >= 0) >= c->opts.max_pending) {
         return NULL;
     }
     struct req *r;
@@ -735,10 +745,10 @@ static int pick(struct mc_client *c, const struct req *r, uint64_t now)
     if (r->pin >= 0) {
         return ep_usable(&c->eps[r->pin], now) ? r->pin : -1;
     }
-    bool to_leader = (!mc_proto_op_is_read(r->op) && r->op != MC_REQ_PING &&
-                      r->op != MC_REQ_CLUSTER_STATUS && r->op != MC_REQ_SNAPSHOT_SAVE &&
-                      r->op != MC_REQ_CHECK) ||
-                     (r->lin_read && !c->opts.follower_reads);
+    bool to_leader =
+        (!mc_proto_op_is_read(r->op) && r->op != MC_REQ_PING && r->op != MC_REQ_CLUSTER_STATUS &&
+         r->op != MC_REQ_SNAPSHOT_SAVE && r->op != MC_REQ_CHECK) ||
+        (r->lin_read && !c->opts.follower_reads && r->attempts == 0);
     if (to_leader && c->leader_ep >= 0 && ep_usable(&c->eps[c->leader_ep], now)) {
         return c->leader_ep;
     }
@@ -772,20 +782,33 @@ static void leader_probe(struct mc_client *c, int ep, uint64_t now)
     if (c->probe_ep >= 0 || now < c->probe_next_ms) {
         return;
     }
+    if (c->leader_ep >= 0) {
+        /* A refresh asks another member: after a partition a follower knows the new leader,
+         * the old one does not (and a silent one would not answer). */
+        for (int k = 1; k < c->n_eps; k++) {
+            int i = (c->leader_ep + k + (int)(c->rr % (uint32_t)c->n_eps)) % c->n_eps;
+            if (i != c->leader_ep && ep_usable(&c->eps[i], now)) {
+                ep = i;
+                break;
+            }
+        }
+    }
+    c->probe_ep = ep; /* before req_alloc: see there */
     struct req *r = req_alloc(c);
     if (!r) {
+        c->probe_ep = -1;
         return;
     }
     struct mc_proto_request q = {.op = MC_REQ_LEADER, .request_id = req_id(r)};
     if (mc_proto_request_encode(&r->frame, &q) != 0) {
         r->state = REQ_QUEUED; /* req_free expects a live request */
         req_free(c, r);
+        c->probe_ep = -1;
         return;
     }
     r->op = MC_REQ_LEADER;
     r->probe = true;
     r->pin = (int8_t)ep;
-    c->probe_ep = ep;
     req_start(c, r);
 }
 
@@ -808,9 +831,10 @@ static void leader_probe_done(struct mc_client *c, struct req *r,
     }
     req_free(c, r);
     if (li < 0) {
-        /* No leader known there yet (an election), or a server without LEADER: reads keep
-         * rotating over the members meanwhile. */
-        c->probe_next_ms = now + LEADER_RETRY_MS;
+        /* No leader known there yet (an election): reads keep rotating over the members
+         * meanwhile. A server without LEADER (unknown op: MC_EPROTO) is asked rarely. */
+        c->probe_next_ms =
+            now + (res->status == MC_EPROTO ? LEADER_OLD_SERVER_MS : LEADER_RETRY_MS);
         return;
     }
     c->leader_ep = li;
@@ -873,15 +897,24 @@ static void ep_fail(struct mc_client *c, int i, const char *why)
     ep_close_fd(e);
     e->failures++;
     e->retry_at_ms = now + backoff_ms(c, e->failures);
-    if (c->leader_ep == i) {
+    bool was_leader = c->leader_ep == i;
+    if (was_leader) {
         c->leader_ep = -1;
-        c->probe_next_ms = 0; /* linearizable reads: find the new leader soon */
     }
-    /* Everything in flight there goes elsewhere (a write keeps its session and seq). */
+    /* Everything in flight there goes elsewhere (a write keeps its session and seq); the
+     * LEADER request, pinned there, ends (the next read sends a new one elsewhere). */
     while (e->inflight.head) {
         struct req *r = e->inflight.head;
+        if (r->probe) {
+            struct mc_client_result res = {.status = MC_EIO, .endpoint = i};
+            complete(c, r, &res);
+            continue;
+        }
         r->attempts++;
         requeue(c, r, now);
+    }
+    if (was_leader) {
+        c->probe_next_ms = 0; /* linearizable reads: find the new leader soon */
     }
 }
 
@@ -1252,6 +1285,12 @@ static void run_timers(struct mc_client *c, uint64_t now)
         res.outcome_unknown = r->is_write && r->sent_once;
         res.message = r->sent_once ? "no reply before the deadline"
                                    : "no reachable endpoint before the deadline";
+        if ((r->lin_read || r->probe) && r->ep >= 0 && r->ep == c->leader_ep) {
+            /* A leader that went silent without closing the connection: reads rotate again
+             * and the next LEADER request (sent now, elsewhere) finds the new one. */
+            c->leader_ep = -1;
+            c->probe_next_ms = 0;
+        }
         if (c->tls_error[0]) {
             /* A TLS failure retries like any connection loss (another member may be fine),
              * but it is the likely cause: say so. */
@@ -1348,7 +1387,7 @@ int mc_client_poll(struct mc_client *c, int timeout_ms)
         if (c->callbacks > start_cb) {
             break;
         }
-        if (c->pending == 0 && timeout_ms < 0) {
+        if (mc_client_pending(c) == 0 && timeout_ms < 0) {
             break;
         }
         int64_t wait;

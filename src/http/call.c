@@ -195,6 +195,9 @@ struct mc_client *mc_http_client_get(struct mc_http_server *s)
     struct mc_client_opts o;
     mc_client_opts_default(&o);
     o.request_timeout_ms = s->request_timeout_ms;
+    /* Reads stay on this node's own port: its internal token (and skipping the TLS host check
+     * below) are valid there only, so the client must not move them to the leader. */
+    o.follower_reads = true;
     o.token = s->internal_token[0] ? s->internal_token : NULL;
     if (s->loop_ca[0]) {
         o.tls_ca_file = s->loop_ca;

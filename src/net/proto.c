@@ -512,7 +512,8 @@ int mc_proto_leader_decode(const uint8_t *body, size_t len, struct mc_proto_lead
     l->node_id = mc_rbuf_u64(&r);
     l->leader_id = mc_rbuf_u64(&r);
     mc_proto_str_get(&r, &l->leader_addr);
-    return finish(&r);
+    /* Trailing bytes are allowed: a later server may append fields. */
+    return r.err ? MC_EPROTO : 0;
 }
 
 void mc_proto_session_put(struct mc_wbuf *w, uint64_t session_id)
