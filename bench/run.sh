@@ -168,6 +168,18 @@ FO=$(mc_failover n3 $KILLS)
 jq --argjson fo "$FO" '. + {failover: $fo}' "$META" >"$META.tmp" && mv "$META.tmp" "$META"
 kill_all
 
+# The same 150K read rows on a cluster serving linearizable reads under a leader lease
+# (`serve --lease-reads`, off by default: docs/decisions.md): no follower round per batch.
+mc_cluster_start n3l 3 --lease-reads
+"$MC" bench load --endpoints "$(cat "$WORK/n3l/endpoints")" --objects $KEYS \
+    --connections 8 --pipeline 64 >/dev/null 2>>"$WORK/bench.err"
+log "cluster n3l (--lease-reads): open-loop reads at 150K offered"
+bench_row n3l get_lin_open150k_c16 --workload get --connections 16 --pipeline 128 --keys $KEYS \
+    --rate 150000
+bench_row n3l get_lin_open150k_c4 --workload get --connections 4 --pipeline 512 --keys $KEYS \
+    --rate 150000
+kill_all
+
 jq --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '. + {loadavg_end: $load}' "$META" >"$META.tmp" &&
     mv "$META.tmp" "$META"
 python3 "$ROOT/bench/report.py" --results "$RESULTS" --meta "$META" --out "$OUT"
