@@ -172,6 +172,105 @@ def test_snapshot_catch_up_skips_a_corrupt_image():
     _catch_up_by_snapshot(True)
 
 
+def _stop_lagger_and_load(c, objects):
+    """Stop one follower, put `objects` objects through the other two; returns (leader, lagger).
+    Before the stop, bucket "ping" reaches every node (for gets that answer NoSuchKey)."""
+    leader = c.leader()
+    lagger = [n for n in c.nodes if n.id != leader.id][0]
+    cli(["--endpoints", c.endpoints(), "bucket", "create", "ping"])
+    assert wait_for(lambda: "ping" in cli(["--endpoints", lagger.client, "--consistency", "stale",
+                                           "bucket", "ls"], check=False).stdout, 10)
+    lagger.stop()
+    r = cli(["bench", "load", "--objects", str(objects), "--endpoints", c.endpoints(),
+             "--connections", "8", "--pipeline", "16", "--json"], timeout=600)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["ops"] == objects and res["errors"] == 0, res
+    return leader, lagger
+
+
+def _log_field(log, event, field):
+    """Integer `field=` of the last `event` line in a node log (None if absent)."""
+    val = None
+    for line in log.splitlines():
+        if event in line:
+            for tok in line.split():
+                if tok.startswith(field + "="):
+                    val = int(tok.split("=", 1)[1])
+    return val
+
+
+def test_snapshot_catch_up_follower_keeps_answering():
+    """A lagging follower finishes a large received image (data checksum, fsync, the engine copy)
+    on a worker: its event loop keeps answering meanwhile. Stale gets on it at 200/s, open loop
+    (a stall shows as latency of every request scheduled during it), across the whole catch-up:
+    the p99 stays far below what the whole-file passes on the loop cost (issue 8)."""
+    objects = 50000 if ASAN else 200000
+    flags = FAST + ["--snapshot-entries", "20", "--snapshot-tail", "5"]
+    with Cluster(3, flags) as c:
+        leader, lagger = _stop_lagger_and_load(c, objects)
+        lagger.start()
+        duration = 40 if ASAN else 25
+        r = cli(["bench", "--endpoints", lagger.client, "--workload", "get", "--bucket", "ping",
+                 "--keys", "100", "--consistency", "stale", "--connections", "1", "--pipeline",
+                 "1", "--rate", "200", "--duration", str(duration), "--json"],
+                timeout=duration + 60)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        log = lagger.log()
+        assert "snapshot_installed" in log, \
+            "no install within the %d s measured:\n%s" % (duration, lagger.log_tail(40))
+        received = _log_field(log, "snapshot_received", "bytes")
+        print("follower during catch-up (%d objects, image %.0f MB): ops=%d errors=%d p99_us=%d "
+              "max_us=%d; finish_ms=%s prepare_ms=%s install loop_us=%s"
+              % (objects, (received or 0) / 1e6, res["ops"], res["errors"], res["p99_us"],
+                 res["max_us"], _log_field(log, "snapshot_received", "finish_ms"),
+                 _log_field(log, "snapshot_received", "prepare_ms"),
+                 _log_field(log, "snapshot_installed", "loop_us")))
+        assert res["errors"] == 0 and res["ops"] >= duration * 200 * 0.9, res
+        # Only the swap ran on the loop. The p99 bound: 200K objects (123 MB image), this
+        # machine, whole-file passes on the loop: p99 ~100 ms (max ~335 ms); off it: 2-3 ms.
+        # What stays is the receive itself (chunk writes in synced steps, max ~120-180 ms).
+        assert "prepared=1" in [l for l in log.splitlines() if "snapshot_installed" in l][-1], log
+        assert res["p99_us"] < 50000, res
+
+        def same():
+            return cli(["--endpoints", c.endpoints(), "check"], check=False).returncode == 0
+
+        assert wait_for(same, 30), cli(["--endpoints", c.endpoints(), "check"], check=False).stdout
+
+
+def test_snapshot_finish_in_flight_at_shutdown():
+    """SIGTERM while the worker finishes a received image (held there by a test hook): the loop
+    answers meanwhile, the node waits for the worker and stops cleanly; restarted, it starts
+    from what the worker left on disk and ends with the leader's state."""
+    flags = FAST + ["--snapshot-entries", "20", "--snapshot-tail", "5"]
+    with Cluster(3, flags) as c:
+        leader, lagger = _stop_lagger_and_load(c, 5000)
+        os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"] = "2000"
+        try:
+            lagger.start()
+        finally:
+            del os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"]
+        assert wait_for(lambda: "snapshot_receive_finishing" in lagger.log(), 60), \
+            lagger.log_tail(40)
+        t0 = time.time()
+        assert c.status(lagger) is not None
+        assert time.time() - t0 < 1.0, "the follower's loop waited for the worker"
+        assert "snapshot_received" not in lagger.log(), lagger.log_tail(20)
+        lagger.proc.send_signal(signal.SIGTERM)
+        assert lagger.proc.wait(timeout=30) == 0, lagger.log_tail(40)
+        log = lagger.log()
+        assert "node_stopped" in log and "snapshot_installed" not in log, lagger.log_tail(40)
+        lagger.start()
+
+        def same():
+            return cli(["--endpoints", c.endpoints(), "check"], check=False).returncode == 0
+
+        assert wait_for(same, 60), cli(["--endpoints", c.endpoints(), "check"], check=False).stdout
+        rec = cli_json(["--endpoints", lagger.client, "--consistency", "stale", "get", "bench",
+                        "key-000000004999"])
+        assert rec["key"] == "key-000000004999"
+
+
 def test_linearizable_read_after_leader_change():
     with Cluster(3, FAST) as c:
         leader = c.leader()
