@@ -274,17 +274,24 @@ static uint64_t file_hash(const char *path)
     return h;
 }
 
+/* Two images (n_a and n_b objects) under root and an empty data dir root/node (dd). */
+static void two_images(char *root, size_t root_len, char dd[128], unsigned long n_a,
+                       unsigned long n_b, struct mc_snap_info *a, struct mc_snap_info *b)
+{
+    st_tmpdir(root, root_len);
+    make_snap(root, "a", n_a, 1000, a);
+    make_snap(root, "b", n_b, 2000, b);
+    snprintf(dd, 128, "%s/node", root);
+    cr_assert_eq(mc_datadir_init(dd, NULL), 0);
+}
+
 Test(storage_snap, install_is_atomic_under_kill9, .timeout = 60)
 {
     char root[64], dd[128], data[160], newdir[160];
-    st_tmpdir(root, sizeof(root));
     static struct mc_snap_info a, b;
-    make_snap(root, "a", 20000, 1000, &a);
-    make_snap(root, "b", 30000, 2000, &b);
-    snprintf(dd, sizeof(dd), "%s/node", root);
+    two_images(root, sizeof(root), dd, 20000, 30000, &a, &b);
     snprintf(data, sizeof(data), "%s/engine/data.mdb", dd);
     snprintf(newdir, sizeof(newdir), "%s/engine.new", dd);
-    cr_assert_eq(mc_datadir_init(dd, NULL), 0);
     cr_assert_eq(mc_snap_install(dd, NULL, a.path), 0);
     uint64_t ha = file_hash(data);
     cr_assert_eq(mc_snap_install(dd, NULL, b.path), 0);
@@ -325,14 +332,10 @@ Test(storage_snap, install_is_atomic_under_kill9, .timeout = 60)
 Test(storage_snap, install_prepare_then_swap, .timeout = 60)
 {
     char root[64], dd[128], data[160], newdata[160], bad[160];
-    st_tmpdir(root, sizeof(root));
     static struct mc_snap_info a, b;
-    make_snap(root, "a", 2000, 1000, &a);
-    make_snap(root, "b", 3000, 2000, &b);
-    snprintf(dd, sizeof(dd), "%s/node", root);
+    two_images(root, sizeof(root), dd, 2000, 3000, &a, &b);
     snprintf(data, sizeof(data), "%s/engine/data.mdb", dd);
     snprintf(newdata, sizeof(newdata), "%s/engine.new/data.mdb", dd);
-    cr_assert_eq(mc_datadir_init(dd, NULL), 0);
     cr_assert_eq(mc_snap_install_swap(dd, NULL), MC_ENOTFOUND);
     cr_assert_eq(mc_snap_install(dd, NULL, a.path), 0);
     uint64_t ha = file_hash(data);
