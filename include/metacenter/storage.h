@@ -398,6 +398,15 @@ void mc_snap_recv_abort(struct mc_snap_recv *r, bool discard);
  * entirely new (mc_datadir_recover removes leftovers).
  */
 int mc_snap_install(const char *datadir, const struct mc_fs_ops *fs, const char *snap_path);
+/* mc_snap_install in two steps, so the long one can run off the event loop. Prepare (any thread;
+ * the engine may stay open): writes DATADIR/engine.new/data.mdb from the image, checksummed on
+ * the way (MC_ECORRUPT on mismatch), fsyncs it and engine.new/. Nothing in engine/ changes, so a
+ * crash before the swap only leaves engine.new for mc_datadir_recover to remove. Swap (engine
+ * closed): the atomic exchange, DATADIR fsync and removal of the old tree; MC_ENOTFOUND when
+ * engine.new holds no prepared data.mdb. The caller makes sure nothing rewrites engine.new
+ * between the two. */
+int mc_snap_install_prepare(const char *datadir, const struct mc_fs_ops *fs, const char *snap_path);
+int mc_snap_install_swap(const char *datadir, const struct mc_fs_ops *fs);
 
 /* Copy a snapshot file elsewhere (CLI `snapshot save`), verified, fsynced. */
 int mc_snap_copy_file(const char *from_path, const char *to_path, const struct mc_fs_ops *fs);

@@ -207,6 +207,8 @@ struct mc_node {
     uint64_t recv_index, recv_term;
     uint64_t recv_done_index, recv_done_term; /* last snapshot fully received */
     char recv_done_path[MC_DATADIR_PATH_MAX];
+    bool recv_done_prepared;   /* engine.new holds recv_done's image, ready to swap in */
+    struct recv_job *recv_job; /* a received image being finished off the loop */
 
     /* Snapshot streamed to a client (`snapshot save`). */
     struct {
@@ -302,6 +304,10 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
 void node_on_snap_ack(struct mc_node *n, uint64_t from, const uint8_t *p, size_t len);
 int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta *meta);
 bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term);
+/* A SNAPSHOT message for the image a worker is finishing: kept and replayed when it is done
+ * (true), else false (dropped: the leader retries). */
+bool node_snapshot_hold(struct mc_node *n, const struct mc_raft_msg *m, uint64_t from,
+                        const uint8_t *p, size_t len);
 
 void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, uint64_t index);
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r);

@@ -6,6 +6,7 @@
 #include "util/codec.h"
 #include "util/log.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 #define SNAP_SEND_STALL_MS 30000
 #define MC_SNAPSHOT_NICE   19    /* snapshot creation yields the CPU to the event loops */
 #define SNAP_IMAGE_WAIT_MS 30000 /* periodic compaction pauses this long for a wanted image */
+
+static void start_recv_job(struct mc_node *n);
 
 /* ---- creation ----
  *
@@ -59,7 +62,7 @@ static void snap_work(uv_work_t *req)
     /* Background work: every replica compacts at about the same index, and on a small machine
      * an image copy competes with the event loops for the CPU. Linux nice is per thread (and
      * inherited by the copy's helper threads); this pool thread only ever runs snapshot jobs
-     * (the node's only uv_queue_work), so it stays niced. */
+     * (creation, and finishing a received image), so it stays niced. */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MC_SNAPSHOT_NICE);
     j->rc = mc_snap_create(j->n->snapdir, NULL, j->index, j->term, j->blob.data, j->blob.len,
                            j->image ? write_engine : NULL, j->n->engine, &j->info);
@@ -334,6 +337,7 @@ static void pump_one(struct mc_node *n, struct snap_send *s)
 
 void node_pump_snapshot_sends(struct mc_node *n)
 {
+    start_recv_job(n); /* here: Raft's ready is drained (see "Finishing a received image") */
     for (int i = 0; i < MC_RAFT_MAX_NODES; i++) {
         struct snap_send *s = &n->sends[i];
         if (!s->active) {
@@ -384,6 +388,172 @@ static void send_ack(struct mc_node *n, uint64_t to, uint64_t index, uint64_t te
     mc_peer_send(n->peers, to, MC_PEER_SNAP_ACK, a, sizeof(a));
 }
 
+/*
+ * Finishing a received image off the event loop. The whole-file work (data checksum, fsync,
+ * rename; then the engine.new copy, checksummed again, fsynced: mc_snap_install_prepare) takes
+ * seconds at 1M objects (~640 MB), and on the loop it silenced heartbeat acks and ticks (issue 8).
+ * It runs on a libuv worker; the loop keeps only the swap (node_install_snapshot).
+ *
+ * Ordering, so that nothing rewrites engine.new under a swap: the job is queued from the end of
+ * node_process_ready (node_pump_snapshot_sends), after its ready loop, so a SNAPSHOT message
+ * stepped earlier has had its install (Raft hands it out in the very next ready); while the job
+ * exists node_snapshot_received is false, so no SNAPSHOT message is stepped and Raft cannot ask
+ * for an install until it completes. The leader's SNAPSHOT message (sent right after the last
+ * chunk) is held meanwhile and replayed on completion, as if it had arrived then. Chunks of the
+ * same image are dropped (the ack follows); a different image is refused with FAILED (the
+ * leader retries after its next heartbeat). The worker may share the pool thread niced by
+ * snapshot creation (snap_work): it then yields the CPU to the loops too.
+ */
+#define RECV_HELD_MSG_MAX_BYTES (64u << 10) /* an encoded SNAPSHOT message: header + conf */
+#define RECV_TEST_DELAY_MAX_MS  60000
+
+struct recv_job {
+    uv_work_t req;
+    struct mc_node *n;
+    struct mc_snap_recv *recv; /* owned until the worker's mc_snap_recv_finish frees it */
+    bool queued;
+    uint64_t from, index, term, total;
+    uint8_t *held; /* the SNAPSHOT message to replay (NULL = none) */
+    size_t held_len;
+    uint64_t held_from;
+    struct mc_snap_info info;
+    int rc, prep_rc;
+    uint64_t finish_ms, prep_ms;
+};
+
+/* Test hook (integration tests: shutdown and traffic while a finish runs): the worker sleeps
+ * this long first. Unset in production. */
+static uint64_t recv_test_delay_ms(void)
+{
+    const char *s = getenv("MC_TEST_SNAP_FINISH_DELAY_MS");
+    long ms = s && s[0] ? strtol(s, NULL, 10) : 0;
+    return ms < 0 ? 0 : ms > RECV_TEST_DELAY_MAX_MS ? RECV_TEST_DELAY_MAX_MS : (uint64_t)ms;
+}
+
+static void recv_job_free(struct recv_job *j)
+{
+    mc_snap_recv_abort(j->recv, false); /* not started: keep the file, a restart resumes it */
+    free(j->held);
+    free(j);
+}
+
+static void recv_work(uv_work_t *req)
+{
+    struct recv_job *j = req->data;
+    uint64_t delay_ms = recv_test_delay_ms();
+    if (delay_ms) {
+        usleep((useconds_t)(delay_ms * 1000));
+    }
+    uint64_t t0 = mc_mono_ms();
+    j->rc = mc_snap_recv_finish(j->recv, &j->info);
+    j->recv = NULL; /* freed in every case */
+    uint64_t t1 = mc_mono_ms();
+    j->finish_ms = t1 - t0;
+    j->prep_rc = MC_ENOTFOUND;
+    if (j->rc == 0) {
+        /* Only this job writes engine.new while it runs (see the ordering above). */
+        j->prep_rc = mc_snap_install_prepare(j->n->datadir, NULL, j->info.path);
+        j->prep_ms = mc_mono_ms() - t1;
+    }
+}
+
+static void recv_work_done(uv_work_t *req, int status)
+{
+    struct recv_job *j = req->data;
+    struct mc_node *n = j->n;
+    assert(n->recv_job == j);
+    n->recv_job = NULL;
+    if (status == UV_ECANCELED || n->stopping) {
+        /* Stopping: whatever the worker got to is safe on disk (a .part file resumes, a renamed
+         * image is found at start, a prepared engine.new is removed at start). */
+        recv_job_free(j);
+        return;
+    }
+    if (j->rc) {
+        MC_WARN("snapshot_receive_failed", "index=%llu err=%s", (unsigned long long)j->index,
+                mc_error_name(j->rc));
+        send_ack(n, j->from, j->index, j->term, 0, SNAP_ACK_FAILED);
+        recv_job_free(j);
+        return;
+    }
+    n->recv_done_index = j->index;
+    n->recv_done_term = j->term;
+    n->recv_done_prepared = j->prep_rc == 0;
+    snprintf(n->recv_done_path, sizeof(n->recv_done_path), "%s", j->info.path);
+    if (j->prep_rc) {
+        MC_WARN("snapshot_install_prepare_failed",
+                "index=%llu err=%s action=\"install copies "
+                "on the loop\"",
+                (unsigned long long)j->index, mc_error_name(j->prep_rc));
+    }
+    MC_INFO("snapshot_received", "from=%llu index=%llu bytes=%llu finish_ms=%llu prepare_ms=%llu",
+            (unsigned long long)j->from, (unsigned long long)j->index, (unsigned long long)j->total,
+            (unsigned long long)j->finish_ms, (unsigned long long)j->prep_ms);
+    send_ack(n, j->from, j->index, j->term, j->total, SNAP_ACK_DONE);
+    if (j->held) {
+        node_on_peer_frame(n, j->held_from, MC_PEER_RAFT, j->held, j->held_len);
+    }
+    recv_job_free(j);
+}
+
+/* The last chunk is written: hand the finish to a worker (queued by start_recv_job). */
+static int defer_finish(struct mc_node *n, uint64_t from, uint64_t index, uint64_t term,
+                        uint64_t total)
+{
+    struct recv_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        return MC_ENOMEM;
+    }
+    j->n = n;
+    j->recv = n->recv;
+    n->recv = NULL;
+    j->from = from;
+    j->index = index;
+    j->term = term;
+    j->total = total;
+    j->req.data = j;
+    n->recv_job = j;
+    return 0;
+}
+
+static void start_recv_job(struct mc_node *n)
+{
+    struct recv_job *j = n->recv_job;
+    if (!j || j->queued || n->stopping) {
+        return;
+    }
+    /* engine.new is about to be rewritten: an earlier prepared image is gone */
+    n->recv_done_prepared = false;
+    j->queued = true;
+    MC_INFO("snapshot_receive_finishing", "index=%llu bytes=%llu", (unsigned long long)j->index,
+            (unsigned long long)j->total);
+    if (uv_queue_work(n->loop, &j->req, recv_work, recv_work_done) != 0) {
+        n->recv_job = NULL;
+        send_ack(n, j->from, j->index, j->term, 0, SNAP_ACK_FAILED);
+        recv_job_free(j);
+    }
+}
+
+bool node_snapshot_hold(struct mc_node *n, const struct mc_raft_msg *m, uint64_t from,
+                        const uint8_t *p, size_t len)
+{
+    struct recv_job *j = n->recv_job;
+    if (!j || m->snapshot.index != j->index || m->snapshot.term != j->term ||
+        len > RECV_HELD_MSG_MAX_BYTES) {
+        return false;
+    }
+    uint8_t *copy = malloc(len);
+    if (!copy) {
+        return false;
+    }
+    memcpy(copy, p, len);
+    free(j->held); /* a resent one replaces it */
+    j->held = copy;
+    j->held_len = len;
+    j->held_from = from;
+    return true;
+}
+
 void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size_t len)
 {
     if (len < SNAP_CHUNK_HEADER) {
@@ -396,6 +566,12 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
     if (index <= n->applied_index && index == n->recv_done_index) {
         send_ack(n, from, index, term, total, SNAP_ACK_DONE);
         return;
+    }
+    if (n->recv_job) {
+        if (n->recv_job->index != index || n->recv_job->term != term) {
+            send_ack(n, from, index, term, 0, SNAP_ACK_FAILED); /* busy: retried later */
+        }
+        return; /* this image is being finished: its ack follows */
     }
     if (n->recv && (n->recv_index != index || n->recv_term != term)) {
         mc_snap_recv_abort(n->recv, true);
@@ -423,18 +599,7 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
     }
     int rc = mc_snap_recv_write(n->recv, off, data, dlen);
     if (rc == 0 && off + dlen >= total) {
-        struct mc_snap_info *info = malloc(sizeof(*info));
-        rc = info ? mc_snap_recv_finish(n->recv, info) : MC_ENOMEM;
-        n->recv = NULL;
-        if (rc == 0) {
-            n->recv_done_index = index;
-            n->recv_done_term = term;
-            snprintf(n->recv_done_path, sizeof(n->recv_done_path), "%s", info->path);
-            MC_INFO("snapshot_received", "from=%llu index=%llu bytes=%llu",
-                    (unsigned long long)from, (unsigned long long)index, (unsigned long long)total);
-            send_ack(n, from, index, term, total, SNAP_ACK_DONE);
-        }
-        free(info);
+        rc = defer_finish(n, from, index, term, total);
     }
     if (rc) {
         MC_WARN("snapshot_receive_failed", "index=%llu err=%s", (unsigned long long)index,
@@ -449,7 +614,8 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
 
 bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term)
 {
-    return !n->snapshot_running && n->recv_done_index == index && n->recv_done_term == term;
+    return !n->snapshot_running && !n->recv_job && n->recv_done_index == index &&
+           n->recv_done_term == term;
 }
 
 int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta *meta)
@@ -458,9 +624,16 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
         MC_ERROR("snapshot_install_missing", "index=%llu", (unsigned long long)meta->index);
         return MC_ENOTFOUND;
     }
+    /* No finish job runs now (see the ordering above): engine.new is ours. */
+    assert(!n->recv_job || !n->recv_job->queued);
+    uint64_t t0 = mc_mono_ns();
     mc_engine_close(n->engine);
     n->engine = NULL;
-    int rc = mc_snap_install(n->datadir, NULL, n->recv_done_path);
+    /* Prepared by the worker: only the swap is left. Else (its prepare failed) the whole copy. */
+    bool prepared = n->recv_done_prepared;
+    n->recv_done_prepared = false;
+    int rc = prepared ? mc_snap_install_swap(n->datadir, NULL)
+                      : mc_snap_install(n->datadir, NULL, n->recv_done_path);
     char path[MC_DATADIR_PATH_MAX];
     mc_datadir_path(n->datadir, "engine", path, sizeof(path));
     struct mc_engine_options eo = {.sync = MC_ENGINE_SYNC_NONE,
@@ -490,9 +663,10 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
     free(info);
     mc_snap_prune(n->snapdir, NULL, MC_SNAP_KEEP);
     mc_metrics_snapshot_received();
-    MC_INFO("snapshot_installed", "index=%llu term=%llu engine_applied=%llu",
-            (unsigned long long)meta->index, (unsigned long long)meta->term,
-            (unsigned long long)applied);
+    MC_INFO(
+        "snapshot_installed", "index=%llu term=%llu engine_applied=%llu prepared=%d loop_us=%llu",
+        (unsigned long long)meta->index, (unsigned long long)meta->term,
+        (unsigned long long)applied, prepared, (unsigned long long)((mc_mono_ns() - t0) / 1000));
     return 0;
 }
 
@@ -561,6 +735,12 @@ static void end_save(struct mc_node *n, bool digest_live)
 
 void node_snapshot_free(struct mc_node *n)
 {
+    if (n->recv_job) {
+        /* Never queued (a queued job completes before the loop stops running). */
+        assert(!n->recv_job->queued);
+        recv_job_free(n->recv_job);
+        n->recv_job = NULL;
+    }
     for (int i = 0; i < MC_RAFT_MAX_NODES; i++) {
         end_send(&n->sends[i]);
     }

@@ -2,6 +2,7 @@
  * directory by atomic swap (renameat2 RENAME_EXCHANGE). */
 #include "storage/snap_internal.h"
 #include "metacenter/error.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -121,17 +122,26 @@ int mc_snap_recv_finish(struct mc_snap_recv *r, struct mc_snap_info *out)
     return rc;
 }
 
-int mc_snap_install(const char *datadir, const struct mc_fs_ops *fs, const char *snap_path)
+static int install_paths(const char *datadir, char *newdir, char *engdir, char *data)
+{
+    if (mc_datadir_path(datadir, "engine.new", newdir, MC_DATADIR_PATH_MAX) ||
+        mc_datadir_path(datadir, "engine", engdir, MC_DATADIR_PATH_MAX) ||
+        mc_datadir_path(newdir, "data.mdb", data, MC_DATADIR_PATH_MAX)) {
+        return MC_EINVAL;
+    }
+    return 0;
+}
+
+int mc_snap_install_prepare(const char *datadir, const struct mc_fs_ops *fs, const char *snap_path)
 {
     fs = fs ? fs : mc_fs_default();
     char newdir[MC_DATADIR_PATH_MAX], engdir[MC_DATADIR_PATH_MAX], data[MC_DATADIR_PATH_MAX];
-    if (mc_datadir_path(datadir, "engine.new", newdir, sizeof(newdir)) ||
-        mc_datadir_path(datadir, "engine", engdir, sizeof(engdir)) ||
-        mc_datadir_path(newdir, "data.mdb", data, sizeof(data))) {
+    if (install_paths(datadir, newdir, engdir, data)) {
         return MC_EINVAL;
     }
     struct mc_snap_info *info = calloc(1, sizeof(*info));
     int in = -1, out = -1, rc;
+    uint64_t t0 = mc_mono_ms();
     if (!info) {
         return MC_ENOMEM;
     }
@@ -148,7 +158,7 @@ int mc_snap_install(const char *datadir, const struct mc_fs_ops *fs, const char 
         rc = MC_EINVAL; /* a header-only compaction point holds no engine image */
         goto done;
     }
-    /* 1. engine.new/data.mdb: a full copy, checksummed on the way, fsynced */
+    /* engine.new/data.mdb: a full copy, checksummed on the way, fsynced with its dir */
     rc = mc_fs_remove_tree(fs, newdir);
     if (rc) {
         goto done;
@@ -184,32 +194,11 @@ int mc_snap_install(const char *datadir, const struct mc_fs_ops *fs, const char 
     fs->close(fs->ctx, out);
     out = -1;
     rc = mc_fs_fsync_dir(fs, newdir);
-    if (rc) {
-        goto done;
-    }
-    /* 2. the swap: one atomic step from entirely-old to entirely-new */
-    struct stat st;
-    if (stat(engdir, &st) == 0) {
-        s = fs->exchange(fs->ctx, newdir, engdir);
-    } else {
-        s = fs->rename(fs->ctx, newdir, engdir);
-    }
-    if (s < 0) {
-        rc = mc_fs_errno_to_mc(s);
-        goto done;
-    }
-    rc = mc_fs_fsync_dir(fs, datadir);
-    if (rc) {
-        goto done;
-    }
-    /* 3. engine.new now holds the old state: drop it (mc_datadir_recover does it after a crash) */
-    rc = mc_fs_remove_tree(fs, newdir);
     if (rc == 0) {
-        rc = mc_fs_fsync_dir(fs, datadir);
+        MC_INFO("snapshot_install_prepared", "path=%s index=%llu term=%llu size_bytes=%llu ms=%llu",
+                snap_path, (unsigned long long)info->index, (unsigned long long)info->term,
+                (unsigned long long)info->data_size, (unsigned long long)(mc_mono_ms() - t0));
     }
-    MC_INFO("snapshot_installed", "path=%s index=%llu term=%llu size_bytes=%llu", snap_path,
-            (unsigned long long)info->index, (unsigned long long)info->term,
-            (unsigned long long)info->data_size);
 done:
     if (in >= 0) {
         fs->close(fs->ctx, in);
@@ -218,5 +207,47 @@ done:
         fs->close(fs->ctx, out);
     }
     free(info);
+    return rc;
+}
+
+int mc_snap_install_swap(const char *datadir, const struct mc_fs_ops *fs)
+{
+    fs = fs ? fs : mc_fs_default();
+    char newdir[MC_DATADIR_PATH_MAX], engdir[MC_DATADIR_PATH_MAX], data[MC_DATADIR_PATH_MAX];
+    if (install_paths(datadir, newdir, engdir, data)) {
+        return MC_EINVAL;
+    }
+    /* Only a prepared tree is swapped in: without its data.mdb the swap would install nothing. */
+    struct stat st;
+    if (stat(data, &st) != 0) {
+        return errno == ENOENT ? MC_ENOTFOUND : MC_EIO;
+    }
+    /* the swap: one atomic step from entirely-old to entirely-new */
+    int s = stat(engdir, &st) == 0 ? fs->exchange(fs->ctx, newdir, engdir)
+                                   : fs->rename(fs->ctx, newdir, engdir);
+    if (s < 0) {
+        return mc_fs_errno_to_mc(s);
+    }
+    int rc = mc_fs_fsync_dir(fs, datadir);
+    if (rc) {
+        return rc;
+    }
+    /* engine.new now holds the old state: drop it (mc_datadir_recover does it after a crash) */
+    rc = mc_fs_remove_tree(fs, newdir);
+    if (rc == 0) {
+        rc = mc_fs_fsync_dir(fs, datadir);
+    }
+    return rc;
+}
+
+int mc_snap_install(const char *datadir, const struct mc_fs_ops *fs, const char *snap_path)
+{
+    int rc = mc_snap_install_prepare(datadir, fs, snap_path);
+    if (rc == 0) {
+        rc = mc_snap_install_swap(datadir, fs);
+    }
+    if (rc == 0) {
+        MC_INFO("snapshot_installed", "path=%s", snap_path);
+    }
     return rc;
 }

@@ -1,5 +1,6 @@
 /* test_storage_snap.c: snapshot create under concurrent writes (a private LMDB env), chunked
- * resumable transfer, checksum rejection, retention, install atomicity under kill -9. */
+ * resumable transfer, checksum rejection, retention, install atomicity under kill -9, install
+ * in two steps (prepare, swap). */
 #include "storage_test_util.h"
 
 #include "metacenter/error.h"
@@ -273,17 +274,24 @@ static uint64_t file_hash(const char *path)
     return h;
 }
 
+/* Two images (n_a and n_b objects) under root and an empty data dir root/node (dd). */
+static void two_images(char *root, size_t root_len, char dd[128], unsigned long n_a,
+                       unsigned long n_b, struct mc_snap_info *a, struct mc_snap_info *b)
+{
+    st_tmpdir(root, root_len);
+    make_snap(root, "a", n_a, 1000, a);
+    make_snap(root, "b", n_b, 2000, b);
+    snprintf(dd, 128, "%s/node", root);
+    cr_assert_eq(mc_datadir_init(dd, NULL), 0);
+}
+
 Test(storage_snap, install_is_atomic_under_kill9, .timeout = 60)
 {
     char root[64], dd[128], data[160], newdir[160];
-    st_tmpdir(root, sizeof(root));
     static struct mc_snap_info a, b;
-    make_snap(root, "a", 20000, 1000, &a);
-    make_snap(root, "b", 30000, 2000, &b);
-    snprintf(dd, sizeof(dd), "%s/node", root);
+    two_images(root, sizeof(root), dd, 20000, 30000, &a, &b);
     snprintf(data, sizeof(data), "%s/engine/data.mdb", dd);
     snprintf(newdir, sizeof(newdir), "%s/engine.new", dd);
-    cr_assert_eq(mc_datadir_init(dd, NULL), 0);
     cr_assert_eq(mc_snap_install(dd, NULL, a.path), 0);
     uint64_t ha = file_hash(data);
     cr_assert_eq(mc_snap_install(dd, NULL, b.path), 0);
@@ -315,6 +323,54 @@ Test(storage_snap, install_is_atomic_under_kill9, .timeout = 60)
     cr_assert_gt(mid, 0, "no kill landed inside an install");
     cr_assert_gt(saw_a, 0);
     cr_assert_gt(saw_b, 0);
+    st_rmtree(root);
+}
+
+/* The install in two steps (node_snapshot.c prepares on a worker, swaps on the loop): prepare
+ * leaves engine/ untouched, so a crash before the swap loses nothing (recover drops engine.new);
+ * a damaged image never gets prepared; a swap with nothing prepared installs nothing. */
+Test(storage_snap, install_prepare_then_swap, .timeout = 60)
+{
+    char root[64], dd[128], data[160], newdata[160], bad[160];
+    static struct mc_snap_info a, b;
+    two_images(root, sizeof(root), dd, 2000, 3000, &a, &b);
+    snprintf(data, sizeof(data), "%s/engine/data.mdb", dd);
+    snprintf(newdata, sizeof(newdata), "%s/engine.new/data.mdb", dd);
+    cr_assert_eq(mc_snap_install_swap(dd, NULL), MC_ENOTFOUND);
+    cr_assert_eq(mc_snap_install(dd, NULL, a.path), 0);
+    uint64_t ha = file_hash(data);
+
+    cr_assert_eq(mc_snap_install_prepare(dd, NULL, b.path), 0);
+    cr_assert_eq(file_hash(data), ha, "prepare touched engine/");
+    uint64_t hb = file_hash(newdata);
+    cr_assert_neq(ha, hb);
+    /* a crash here: the restart's cleanup drops the prepared tree, engine/ is the old one */
+    cr_assert_eq(mc_datadir_recover(dd, NULL), 0);
+    cr_assert_neq(access(newdata, F_OK), 0);
+    cr_assert_eq(file_hash(data), ha);
+    cr_assert_eq(mc_snap_install_swap(dd, NULL), MC_ENOTFOUND);
+    cr_assert_eq(file_hash(data), ha);
+
+    /* a flipped data byte: refused, nothing to swap */
+    snprintf(bad, sizeof(bad), "%s/bad.snap", root);
+    cr_assert_eq(mc_snap_copy_file(b.path, bad, NULL), 0);
+    int fd = open(bad, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint8_t c;
+    off_t at = (off_t)(b.data_offset + b.data_size / 2);
+    cr_assert_eq(pread(fd, &c, 1, at), 1);
+    c ^= 0x40;
+    cr_assert_eq(pwrite(fd, &c, 1, at), 1);
+    close(fd);
+    cr_assert_eq(mc_snap_install_prepare(dd, NULL, bad), MC_ECORRUPT);
+    cr_assert_eq(mc_datadir_recover(dd, NULL), 0);
+    cr_assert_eq(mc_snap_install_swap(dd, NULL), MC_ENOTFOUND);
+    cr_assert_eq(file_hash(data), ha);
+
+    cr_assert_eq(mc_snap_install_prepare(dd, NULL, b.path), 0);
+    cr_assert_eq(mc_snap_install_swap(dd, NULL), 0);
+    cr_assert_eq(file_hash(data), hb);
+    cr_assert_neq(access(newdata, F_OK), 0, "the old tree was left behind");
     st_rmtree(root);
 }
 
