@@ -215,24 +215,10 @@ static void serve_pending(struct mc_node *n, struct pending_read *r)
     mc_metrics_observe(MC_METRIC_READ_LINEARIZABLE, mc_mono_ns() - r->start_ns);
 }
 
-static const struct mc_proto_read_opts *read_opts(const struct mc_proto_request *q)
-{
-    switch (q->op) {
-    case MC_REQ_GET_OBJECT:
-    case MC_REQ_HEAD_OBJECT:
-        return &q->u.get.ro;
-    case MC_REQ_LIST_OBJECTS:
-    case MC_REQ_LIST_VERSIONS:
-        return &q->u.list.ro;
-    default:
-        return &q->u.bucket.ro;
-    }
-}
-
 void node_handle_read(struct mc_node *n, const struct mc_client_request *r)
 {
-    const struct mc_proto_read_opts *ro = read_opts(r->req);
-    assert(r->token.op == r->req->op);
+    const struct mc_proto_read_opts *ro = mc_proto_request_ro(r->req);
+    assert(ro != NULL && r->token.op == r->req->op); /* only read ops are dispatched here */
     struct read_args a;
     args_of(r->req, &a);
     if (ro->consistency == MC_CONSISTENCY_STALE) {

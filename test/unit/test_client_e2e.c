@@ -709,6 +709,17 @@ Test(client_e2e, linearizable_reads_go_to_the_leader_writes_follow_it)
     stop_three(s);
 }
 
+/* 30 gets through c: each follower (s[1], s[2]) must have answered at least 10. */
+static void gets_reach_both_followers(struct th_server *const *s, struct mc_client *c)
+{
+    uint64_t a[3], b[3];
+    requests_of(s, a);
+    get_n(c, 30);
+    requests_of(s, b);
+    cr_assert_geq(b[1] - a[1], 10);
+    cr_assert_geq(b[2] - a[2], 10);
+}
+
 Test(client_e2e, follower_reads_and_stale_reads_spread)
 {
     struct th_server *s[3];
@@ -721,12 +732,7 @@ Test(client_e2e, follower_reads_and_stale_reads_spread)
     cr_assert_eq(mc_client_open(eps, &o, &c), 0);
     cr_assert_eq(put_kv(c, "a=1"), 0);
     cr_assert_eq(mc_client_leader_index(c), 2);
-    uint64_t a[3], b[3];
-    requests_of(s, a);
-    get_n(c, 30);
-    requests_of(s, b);
-    cr_assert_geq(b[1] - a[1], 10);
-    cr_assert_geq(b[2] - a[2], 10);
+    gets_reach_both_followers(s, c);
     mc_client_close(c);
 
     /* Stale reads spread whatever follower_reads says: each member answers from its own copy. */
@@ -734,11 +740,7 @@ Test(client_e2e, follower_reads_and_stale_reads_spread)
     o.read.consistency = MC_CONSISTENCY_STALE;
     cr_assert_eq(mc_client_open(eps, &o, &c), 0);
     cr_assert_eq(put_kv(c, "b=2"), 0);
-    requests_of(s, a);
-    get_n(c, 30);
-    requests_of(s, b);
-    cr_assert_geq(b[1] - a[1], 10);
-    cr_assert_geq(b[2] - a[2], 10);
+    gets_reach_both_followers(s, c);
     mc_client_close(c);
     stop_three(s);
 }
