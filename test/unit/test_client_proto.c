@@ -208,6 +208,9 @@ Test(client_proto, reply_bodies_round_trip)
     str_eq(ld.leader_addr, "127.0.0.1:7091");
     cr_assert_eq(mc_proto_leader_decode(w.data, w.len - 1, &ld), MC_EPROTO);
     cr_assert_eq(mc_proto_leader_decode(w.data, 16, &ld), MC_EPROTO); /* no address */
+    mc_wbuf_u8(&w, 7); /* a field a later server may add */
+    cr_assert_eq(mc_proto_leader_decode(w.data, w.len, &ld), 0);
+    str_eq(ld.leader_addr, "127.0.0.1:7091");
 
     mc_wbuf_reset(&w);
     uint64_t sid;
