@@ -81,12 +81,17 @@ wrk_row() {
     hz=$(getconf CLK_TCK)
     for ((r = 1; r <= REPS; r++)); do
         [ -n "${CPU_PID:-}" ] && c0=$(cpu_ticks "$CPU_PID")
+        # wrk runs under time(1): its own CPU per request bounds what the box can reach.
         out=$(WRK_OP=$op WRK_KEYS=$KEYS WRK_VALUE_BYTES=$VALUE_BYTES WRK_THREADS=$THREADS \
-            timeout $((DUR + 30)) wrk -t$THREADS -c"$CONNS" -d"${DUR}s" --timeout 10s -s "$script" "$url" |
+            timeout $((DUR + 30)) /usr/bin/time -f 'wrk_cpu_s %U %S' -o "$WORK/wrk.time" \
+            wrk -t$THREADS -c"$CONNS" -d"${DUR}s" --timeout 10s -s "$script" "$url" |
             grep '^{"requests"' | tail -1) || { log "  $sys $op rep $r: wrk failed"; continue; }
         [ -n "${CPU_PID:-}" ] && c1=$(cpu_ticks "$CPU_PID")
-        out=$(jq -c --argjson t "$((c1 - c0))" --argjson hz "$hz" \
-            'if $t > 0 then . + {cpu_s: ($t / $hz), cpu_s_per_100k: ($t / $hz * 100000 / .requests)} else . end' <<<"$out")
+        local wcpu
+        wcpu=$(awk '/^wrk_cpu_s/ {print $2 + $3}' "$WORK/wrk.time" 2>/dev/null)
+        out=$(jq -c --argjson t "$((c1 - c0))" --argjson hz "$hz" --argjson w "${wcpu:-0}" \
+            'if $t > 0 then . + {cpu_s: ($t / $hz), cpu_s_per_100k: ($t / $hz * 100000 / .requests)} else . end
+             | if $w > 0 then . + {wrk_cpu_s_per_100k: ($w * 100000 / .requests)} else . end' <<<"$out")
         jq -c --arg s "$sys" --arg o "$op" --argjson r "$r" '. + {system: $s, op: $o, rep: $r}' \
             <<<"$out" >>"$ROWS"
         log "  $sys $op: $(jq -r '"\(.rps|floor) req/s p50=\(.p50_us)us p99=\(.p99_us)us non2xx=\(.errors_status) cpu/100k=\(.cpu_s_per_100k // "-")s"' <<<"$out")"
@@ -199,6 +204,8 @@ for sysname in ("etcd", "mc"):
             s[(sysname, op)]["non2xx"] = sum(r["errors_status"] for r in rs)
             cpu = [r["cpu_s_per_100k"] for r in rs if "cpu_s_per_100k" in r]
             s[(sysname, op)]["cpu_s_per_100k"] = med(cpu)
+            wcpu = [r["wrk_cpu_s_per_100k"] for r in rs if "wrk_cpu_s_per_100k" in r]
+            s[(sysname, op)]["wrk_cpu_s_per_100k"] = med(wcpu)
 def ms(us):
     return "-" if us is None else f"{us / 1000:.2f} ms"
 names = {"put": f"put {vbytes} B over {int(keys):,} keys", "get": "linearizable get", "stale": "serializable / stale get"}
@@ -221,6 +228,20 @@ cpu = [(op, s[("mc", op)]["cpu_s_per_100k"]) for op in ("put", "get", "stale")
 if cpu:
     L.append("\nOur leader's CPU-seconds per 100K HTTP requests (user + system, /proc/PID/stat, median): "
              + ", ".join(f"{op} {v:.2f} s" for op, v in cpu) + ".")
+# The ceiling wrk itself sets: its CPU per request against ours (the servers get what is left).
+wrk_lines = []
+for op, want in (("put", 5), ("get", 20), ("stale", 20)):
+    e, m = s.get(("etcd", op)), s.get(("mc", op))
+    if not (e and m and m.get("wrk_cpu_s_per_100k")):
+        continue
+    us = m["wrk_cpu_s_per_100k"] * 10  # CPU-s per 100K requests -> µs per request
+    need = want * e["rps"]
+    wrk_lines.append(f"{op}: wrk {us:.1f} µs/request; at {want}× etcd ({need:,.0f} req/s) wrk alone "
+                     f"needs {need * us / 1e6:.2f} of the {nproc} cores; wrk alone saturates the box "
+                     f"at {int(nproc) * 1e6 / us:,.0f} req/s ({int(nproc) * 1e6 / us / e['rps']:.1f}× etcd)")
+    js["rows"][op]["wrk_us_per_request"] = us
+if wrk_lines:
+    L.append("\nwrk's own CPU (user + system, time(1), median) against our servers: " + "; ".join(wrk_lines) + ".")
 nat = {}
 for wl, cons in (("put", "linearizable"), ("get", "linearizable"), ("get", "stale")):
     rs = [r for r in native if r["workload"] == wl and r["consistency"] == cons]

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # bench-deps.sh: Debian packages only the benchmarks need (etcd for the side-by-side run, wrk as the
-# HTTP load generator, gnuplot for the latency/throughput plot). Idempotent and quiet: installs
-# only what is missing. Not part of scripts/deps.sh (the build and tests do not need them).
+# HTTP load generator, time(1) for wrk's own CPU, gnuplot for the latency/throughput plot).
+# Idempotent and quiet: installs only what is missing. Not part of scripts/deps.sh (the build and tests do not need them).
 set -euo pipefail
-PKGS=(etcd-server etcd-client wrk gnuplot-nox)
+PKGS=(etcd-server etcd-client wrk gnuplot-nox time)
 missing=()
 for p in "${PKGS[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
