@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench-deps.sh: Debian packages only the benchmarks need (etcd for the side-by-side run, wrk as the
 # HTTP load generator, time(1) for wrk's own CPU, gnuplot for the latency/throughput plot).
-# Idempotent and quiet: installs only what is missing. Not part of scripts/deps.sh (the build and tests do not need them).
+# Idempotent and quiet: installs only what is missing. Not part of scripts/deps.sh (the build
+# and tests do not need them).
 set -euo pipefail
 PKGS=(etcd-server etcd-client wrk gnuplot-nox time)
 missing=()
