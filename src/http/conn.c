@@ -180,13 +180,14 @@ static size_t tls_pull(struct mc_http_conn *c)
     return total;
 }
 
-/* Read unless paused: TLS while busy (the session's input would grow without bound), or
- * plain input with no room while busy (on_read got UV_ENOBUFS). */
+/* Read unless paused: TLS while busy (the session's input would grow without bound), plain
+ * input with no room while busy (on_read got UV_ENOBUFS), or after the last request until
+ * its answer is out (then draining reads to EOF). */
 static void update_reading(struct mc_http_conn *c)
 {
     if (c->closing)
         return;
-    bool want = c->draining || c->close_after || !c->busy || (!c->tls && !c->read_full);
+    bool want = c->draining || (!c->close_after && (!c->busy || (!c->tls && !c->read_full)));
     if (want && !c->reading) {
         c->read_full = false;
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
@@ -204,8 +205,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         update_reading(c);
         return;
     }
+    if (nread == UV_EOF && c->busy && !c->closing) {
+        /* Half-closed: no more requests, but the one in flight is still answered. */
+        c->close_after = true;
+        uv_read_stop(st);
+        c->reading = false;
+        return;
+    }
     if (nread < 0) {
-        conn_close(c); /* EOF or error */
+        conn_close(c); /* EOF, reset or error */
         return;
     }
     if (nread == 0 || c->draining || c->close_after)

@@ -1,4 +1,4 @@
-/* local.c: in-process path from the HTTP threads to the node's loop (no loopback socket hop). */
+/* local.c: in-process path from the HTTP connections to the node (no loopback socket hop). */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +10,13 @@
 #include "util/log.h"
 
 /*
- * HTTP threads encode each request as a client-protocol frame into `in` (under mu) and wake
- * the loop with one uv_async (libuv coalesces the wake-ups: one per loop iteration however
- * many requests arrived). The loop feeds the batch to the client server's in-process
- * connection, so the node serves it exactly like a socket client's (same dispatch, limits,
- * authorization); the replies come back batched once per loop iteration through out_cb,
- * which copies each into its mc_http_call and calls done (the HTTP side resumes its
- * suspended connection).
+ * The HTTP side (on the loop thread; any thread may submit) encodes each request as a
+ * client-protocol frame into `in` (under mu) and wakes the loop with one uv_async (libuv coalesces
+ * the wake-ups: one per loop iteration however many requests arrived). The loop feeds the batch to
+ * the client server's in-process connection, so the node serves it exactly like a socket client's
+ * (same dispatch, limits, authorization); the replies come back batched once per loop iteration
+ * through out_cb, which copies each into its mc_http_call and calls done (the HTTP side answers its
+ * connection).
  *
  * At most one request per HTTP connection is in flight, so MC_HTTP_MAX_CONNECTIONS slots
  * bound the pending table; a request id is (generation << 16 | slot).
@@ -122,8 +122,8 @@ static void deliver(struct mc_http_local *l, const struct mc_proto_header *h, co
         mc_http_call_cb(s.k, &res);
     }
     pthread_mutex_unlock(&l->mu);
-    /* Outside the lock: done resumes an MHD connection (MHD's own locks). The connection
-     * stays suspended until then, so its owner cannot go away meanwhile. */
+    /* Outside the lock: done answers the HTTP connection (it may submit again, to a worker).
+     * A connection that went away cancelled its slot first, so s.k is NULL then. */
     if (s.k && s.done)
         s.done(s.arg);
 }

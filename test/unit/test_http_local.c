@@ -2,6 +2,7 @@
  * client server's in-process connection on its libuv loop, no loopback socket. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <uv.h>
 
 #include "../client/harness.h"
+#include "http/h1.h"
 #include "http/internal.h"
 #include "http/server.h"
 #include "metacenter/error.h"
@@ -413,4 +415,346 @@ Test(http_local, op_result_json_matches_the_engine)
         free(want);
         free(got);
     }
+}
+
+/* ---- the HTTP/1.1 connection on raw sockets (src/http/conn.c, h1.c) ---- */
+
+/* Buffered reader of responses on one socket (pipelined answers arrive back to back). */
+struct wire {
+    int fd;
+    char buf[1 << 16];
+    size_t len;
+};
+
+static void wire_open(struct wire *w)
+{
+    w->fd = thc_connect(g.port);
+    w->len = 0;
+    cr_assert_geq(w->fd, 0);
+}
+
+static void wire_send(struct wire *w, const char *s)
+{
+    cr_assert_eq(thc_send_all(w->fd, s, strlen(s)), 0);
+}
+
+/* Read one response: its status, headers (copied into head) and body (into body, NUL-ended).
+ * head_only: a HEAD answer (Content-Length but no body). Returns the status or -1 (EOF). */
+static int wire_read(struct wire *w, bool head_only, char *head, size_t head_cap, char *body,
+                     size_t body_cap)
+{
+    char *end;
+    for (;;) {
+        w->buf[w->len] = '\0';
+        end = strstr(w->buf, "\r\n\r\n");
+        if (end)
+            break;
+        cr_assert_lt(w->len + 1, sizeof w->buf);
+        ssize_t k = recv(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len, 0);
+        if (k <= 0)
+            return -1;
+        w->len += (size_t)k;
+    }
+    size_t hlen = (size_t)(end - w->buf) + 4;
+    int status = 0;
+    cr_assert_eq(sscanf(w->buf, "HTTP/1.1 %d", &status), 1, "%s", w->buf);
+    struct th_resp hr = {0};
+    snprintf(hr.headers, sizeof hr.headers, "%.*s", (int)hlen, w->buf);
+    char cl[32];
+    size_t want = thc_header(&hr, "Content-Length", cl, sizeof cl) ? strtoull(cl, NULL, 10) : 0;
+    if (head_only || status == 100 || status == 204)
+        want = 0;
+    while (w->len < hlen + want) {
+        cr_assert_lt(w->len + 1, sizeof w->buf);
+        ssize_t k = recv(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len, 0);
+        cr_assert_gt(k, 0, "connection closed in the middle of a body");
+        w->len += (size_t)k;
+    }
+    if (head)
+        snprintf(head, head_cap, "%.*s", (int)hlen, w->buf);
+    if (body)
+        snprintf(body, body_cap, "%.*s", (int)want, w->buf + hlen);
+    memmove(w->buf, w->buf + hlen + want, w->len - hlen - want);
+    w->len -= hlen + want;
+    return status;
+}
+
+/* After a final answer the server closes: EOF (not a reset) once we stop sending. */
+static void wire_expect_eof(struct wire *w)
+{
+    char b[256];
+    cr_assert_eq(w->len, 0, "bytes after the last answer: %s", w->buf);
+    shutdown(w->fd, SHUT_WR);
+    ssize_t k;
+    while ((k = recv(w->fd, b, sizeof b, 0)) > 0) {
+    }
+    cr_assert_eq(k, 0, "not a clean close");
+    close(w->fd);
+}
+
+#define BODY_CAP 4096
+
+/* Three requests in one write are answered in order, on the same connection. */
+Test(http_local, wire_pipelined_in_order, .init = start, .fini = stop)
+{
+    struct wire w;
+    wire_open(&w);
+    wire_send(&w, "PUT /v1/buckets/pipe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+                  "PUT /v1/buckets/pipe/objects/a HTTP/1.1\r\nContent-Length: 10\r\n\r\n"
+                  "{\"size\":3}"
+                  "GET /v1/buckets/pipe/objects/a HTTP/1.1\r\n\r\n"
+                  "GET /v1/buckets/pipe/objects/missing HTTP/1.1\r\n\r\n");
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    cr_assert(strstr(body, "\"pipe\""), "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    cr_assert(strstr(body, "version_id"), "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    cr_assert(strstr(body, "\"size\":3,"), "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 404);
+    cr_assert(strstr(body, "NoSuchKey"), "%s", body);
+    close(w.fd);
+    cr_assert_eq(g.applied, 2);
+}
+
+/* A request arriving one byte per segment parses the same. */
+Test(http_local, wire_split_byte_by_byte, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/split", NULL, NULL, 200, NULL));
+    struct wire w;
+    wire_open(&w);
+    int one = 1;
+    setsockopt(w.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const char *r = "PUT /v1/buckets/split/objects/k%20x?ignored=1 HTTP/1.1\r\n"
+                    "host: x\r\ncontent-length: 11\r\n\r\n{\"size\":42}";
+    for (const char *p = r; *p; p++) {
+        cr_assert_eq(thc_send_all(w.fd, p, 1), 0);
+        if ((p - r) % 7 == 0)
+            usleep(200); /* let some bytes arrive alone */
+    }
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200, "%s", body);
+    wire_send(&w, "GET /v1/buckets/split/objects/k%20x HTTP/1.1\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    cr_assert(strstr(body, "\"key\":\"k x\"") && strstr(body, "\"size\":42,"), "%s", body);
+    close(w.fd);
+}
+
+/* Transfer-Encoding: chunked request bodies (chunk extensions, trailers) are decoded. */
+Test(http_local, wire_chunked_body, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/chunky", NULL, NULL, 200, NULL));
+    struct wire w;
+    wire_open(&w);
+    wire_send(&w, "PUT /v1/buckets/chunky/objects/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "4\r\n{\"si\r\n"
+                  "5;ext=1\r\nze\":7\r\n"
+                  "1\r\n}\r\n"
+                  "0\r\nX-Trailer: t\r\n\r\n"
+                  "GET /v1/buckets/chunky/objects/k HTTP/1.1\r\n\r\n");
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200, "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    cr_assert(strstr(body, "\"size\":7,"), "%s", body);
+    /* bad framing: 400 and close */
+    wire_send(&w, "PUT /v1/buckets/chunky/objects/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "zz\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 400);
+    wire_expect_eof(&w);
+}
+
+/* Expect: 100-continue gets an interim 100 before the body is sent, then the answer. */
+Test(http_local, wire_expect_continue, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/expect", NULL, NULL, 200, NULL));
+    struct wire w;
+    wire_open(&w);
+    wire_send(&w, "PUT /v1/buckets/expect/objects/k HTTP/1.1\r\nContent-Length: 10\r\n"
+                  "Expect: 100-continue\r\n\r\n");
+    char head[1024];
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, NULL, 0), 100);
+    cr_assert_eq(g.applied, 1, "nothing before the body");
+    wire_send(&w, "{\"size\":5}");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, NULL, 0), 200);
+    cr_assert_eq(g.applied, 2);
+    /* a declared oversized body: 413 at once, no 100, then close */
+    char big[256];
+    snprintf(big, sizeof big,
+             "PUT /v1/buckets/expect/objects/k HTTP/1.1\r\nContent-Length: %u\r\n"
+             "Expect: 100-continue\r\n\r\n",
+             MC_HTTP_MAX_BODY_BYTES + 1);
+    wire_send(&w, big);
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 413);
+    cr_assert(strstr(body, "EntityTooLarge"), "%s", body);
+    cr_assert(strstr(head, "Connection: close"), "%s", head);
+    wire_expect_eof(&w);
+}
+
+/* Oversized bodies: declared (answered before the body is read, while the client still sends
+ * it) and chunked (a chunk over the limit is refused when its size line arrives). */
+Test(http_local, wire_body_over_limit, .init = start, .fini = stop)
+{
+    struct wire w;
+    wire_open(&w);
+    char hdr[256];
+    snprintf(hdr, sizeof hdr, "PUT /v1/buckets/b/objects/k HTTP/1.1\r\nContent-Length: %u\r\n\r\n",
+             MC_HTTP_MAX_BODY_BYTES + 1);
+    wire_send(&w, hdr);
+    char *junk = calloc(1, 256 * 1024);
+    for (int i = 0; i < 5; i++) /* the server keeps reading (and dropping) it: no reset */
+        cr_assert_eq(thc_send_all(w.fd, junk, 256 * 1024), 0);
+    free(junk);
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 413);
+    wire_expect_eof(&w);
+    wire_open(&w);
+    wire_send(&w, "PUT /v1/buckets/b/objects/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "100001\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 413);
+    cr_assert(strstr(body, "EntityTooLarge"), "%s", body);
+    wire_expect_eof(&w);
+    cr_assert_eq(g.applied, 0);
+}
+
+/* Request line + headers over 16 KiB, or over 64 headers: 431 and close. */
+Test(http_local, wire_headers_too_large, .init = start, .fini = stop)
+{
+    struct wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nX-Big: ");
+    char *big = malloc(MC_H1_MAX_HEAD_BYTES + 1);
+    memset(big, 'a', MC_H1_MAX_HEAD_BYTES);
+    big[MC_H1_MAX_HEAD_BYTES] = '\0';
+    wire_send(&w, big);
+    free(big);
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 431);
+    wire_expect_eof(&w);
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\n");
+    for (int i = 0; i < MC_H1_MAX_HEADERS + 1; i++)
+        wire_send(&w, "X-H: 1\r\n");
+    wire_send(&w, "\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 431);
+    wire_expect_eof(&w);
+    /* exactly 64 headers are fine */
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\n");
+    for (int i = 0; i < MC_H1_MAX_HEADERS; i++)
+        wire_send(&w, "X-H: 1\r\n");
+    wire_send(&w, "\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    close(w.fd);
+}
+
+/* Malformed requests: 400 (or 505 for another version) and close; the server carries on. */
+Test(http_local, wire_garbage, .init = start, .fini = stop)
+{
+    static const char *const bad[] = {
+        "GARBAGE\r\n\r\n",
+        "GET  /healthz HTTP/1.1\r\n\r\n",
+        "GET healthz HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nNo colon\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nBad Name: v\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
+        "PUT /v1/buckets/x HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+        "PUT /v1/buckets/x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        "PUT /v1/buckets/x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "\r\n\r\n",
+    };
+    char body[BODY_CAP];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct wire w;
+        wire_open(&w);
+        wire_send(&w, bad[i]);
+        cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 400, "case %zu", i);
+        cr_assert(strstr(body, "BadRequest"), "%s", body);
+        wire_expect_eof(&w);
+    }
+    struct wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/2.0\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 505);
+    wire_expect_eof(&w);
+    json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL));
+}
+
+/* HTTP/1.0: closed after the answer unless it asks for keep-alive; Connection: close on 1.1. */
+Test(http_local, wire_http10_and_connection_close, .init = start, .fini = stop)
+{
+    struct wire w;
+    char head[1024];
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.0\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, NULL, 0), 200);
+    cr_assert(strstr(head, "Connection: close"), "%s", head);
+    wire_expect_eof(&w);
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, NULL, 0), 200);
+    cr_assert(strstr(head, "Connection: keep-alive"), "%s", head);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+                  "GET /healthz HTTP/1.1\r\n\r\n"); /* after close: never answered */
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, NULL, 0), 200);
+    cr_assert(strstr(head, "Connection: close"), "%s", head);
+    wire_expect_eof(&w);
+}
+
+/* HEAD: the headers of the GET (Content-Length included) and no body; 204 has neither. */
+Test(http_local, wire_head_and_keep_alive, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/headb", NULL, NULL, 200, NULL));
+    json_decref(req("PUT", "/v1/buckets/headb/objects/k", NULL, "{\"size\":1}", 200, NULL));
+    struct wire w;
+    wire_open(&w);
+    char head[1024], body[BODY_CAP], cl[32];
+    for (int i = 0; i < 5; i++) { /* keep-alive reuse: one connection */
+        wire_send(&w, "GET /v1/buckets/headb/objects/k HTTP/1.1\r\n\r\n");
+        cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 200);
+    }
+    size_t get_len = strlen(body);
+    wire_send(&w, "HEAD /v1/buckets/headb/objects/k HTTP/1.1\r\n\r\n"
+                  "GET /healthz HTTP/1.1\r\n\r\n");
+    cr_assert_eq(wire_read(&w, true, head, sizeof head, NULL, 0), 200);
+    struct th_resp hr = {0};
+    snprintf(hr.headers, sizeof hr.headers, "%s", head);
+    cr_assert(thc_header(&hr, "Content-Length", cl, sizeof cl), "%s", head);
+    cr_assert_eq(strtoull(cl, NULL, 10), get_len, "HEAD announces the GET's length");
+    cr_assert(thc_header(&hr, "X-Version-Id", cl, sizeof cl), "%s", head);
+    /* the next answer follows at once: the HEAD one carried no body bytes */
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 200);
+    cr_assert(strstr(body, "ok"), "%s", body);
+    cr_assert_gt(get_len, 0);
+    close(w.fd);
+    cr_assert_eq(accepted(), 1);
+}
+
+/* A client that goes away while its request is with the node: nothing is written to the
+ * freed connection when the node answers later (ASan checks), and the server carries on.
+ * A reset drops the request at once (cancelled with the node); a FIN is a half-close: the
+ * answer is still written (at stop), then the connection closes. */
+Test(http_local, wire_client_gone_while_with_node, .init = start, .fini = stop)
+{
+    for (int i = 0; i < 3; i++) {
+        struct wire w;
+        wire_open(&w);
+        wire_send(&w, "GET /v1/buckets/hole/objects/x HTTP/1.1\r\n\r\n");
+        for (int t = 0; t < 200; t++) {
+            struct mc_client_server_stats st;
+            mc_client_server_stats(g.srv, &st);
+            if (st.requests >= (uint64_t)i + 1)
+                break;
+            usleep(5000);
+        }
+        if (i % 2 == 0) {
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(w.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg); /* close sends RST */
+        }
+        close(w.fd);
+    }
+    usleep(50 * 1000);
+    json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL));
+    json_decref(req("PUT", "/v1/buckets/after", NULL, NULL, 200, NULL));
+    /* stop() answers the held requests: their connections are gone */
 }
