@@ -145,6 +145,12 @@ char *mc_http_version_json(const struct mc_version *v);
 /* Exactly mc_op_result_json(r, MC_JSON_COMPACT) (json_out.c). */
 char *mc_http_op_result_json(const struct mc_op_result *r);
 
+/* PUT object body: the flat common case parsed without jansson (json_in.c). true: out holds
+ * exactly what mc_object_meta_from_json would return (with 0); false: not handled here (out
+ * cleared), run mc_object_meta_from_json. */
+struct mc_object_meta;
+bool mc_http_meta_from_json_fast(const char *json, size_t len, struct mc_object_meta *out);
+
 /* Run the request, blocking on the loopback client (handlers.c); always fills resp. */
 void mc_http_dispatch(struct mc_http_request *q, struct mc_http_response *resp);
 
