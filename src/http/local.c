@@ -11,8 +11,8 @@
 
 /*
  * The HTTP side (on the loop thread; any thread may submit) encodes each request as a
- * client-protocol frame into `in` (under mu) and wakes the loop with one uv_async (libuv coalesces
- * the wake-ups: one per loop iteration however many requests arrived). The loop feeds the batch to
+ * client-protocol frame into `in` (under mu); the batch is fed once per loop iteration (a
+ * uv_idle on the loop thread, a uv_async from other threads). The loop feeds the batch to
  * the client server's in-process connection, so the node serves it exactly like a socket client's
  * (same dispatch, limits, authorization); the replies come back batched once per loop iteration
  * through out_cb, which copies each into its mc_http_call and calls done (the HTTP side answers its
@@ -34,7 +34,10 @@ struct slot {
 };
 
 struct mc_http_local {
-    uv_async_t async;
+    uv_async_t async; /* a submit from another thread */
+    uv_idle_t idle;   /* a submit on the loop thread: feed at the next loop iteration */
+    pthread_t loop_thread;
+    int open_handles;
     struct mc_client_server *clients;
     struct mc_client_conn *conn; /* loop thread; NULL once closed */
     pthread_mutex_t mu;
@@ -63,9 +66,8 @@ static void feed(struct mc_http_local *l)
     }
 }
 
-static void async_cb(uv_async_t *h)
+static void take_batch(struct mc_http_local *l)
 {
-    struct mc_http_local *l = h->data;
     pthread_mutex_lock(&l->mu);
     if (l->feeding.len == 0) {
         struct mc_wbuf t = l->feeding;
@@ -77,6 +79,17 @@ static void async_cb(uv_async_t *h)
     l->in.len = 0;
     pthread_mutex_unlock(&l->mu);
     feed(l);
+}
+
+static void async_cb(uv_async_t *h)
+{
+    take_batch(h->data);
+}
+
+static void idle_cb(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    take_batch(h->data);
 }
 
 /* Take slot for id out of the table; returns its copy (k NULL when cancelled/unknown). */
@@ -147,7 +160,7 @@ static void out_cb(void *ctx, const uint8_t *frames, size_t len)
         pos += frame;
     }
     if (l->feed_off < l->feeding.len)
-        uv_async_send(&l->async); /* replies made room: feed the rest next iteration */
+        uv_idle_start(&l->idle, idle_cb); /* replies made room: feed the rest */
 }
 
 int mc_http_local_new(struct uv_loop_s *loop, struct mc_client_server *clients,
@@ -171,6 +184,10 @@ int mc_http_local_new(struct uv_loop_s *loop, struct mc_client_server *clients,
     }
     uv_async_init(loop, &l->async, async_cb);
     l->async.data = l;
+    uv_idle_init(loop, &l->idle);
+    l->idle.data = l;
+    l->loop_thread = pthread_self();
+    l->open_handles = 2;
     *out = l;
     return 0;
 }
@@ -199,7 +216,14 @@ int mc_http_local_submit(struct mc_http_local *l, struct mc_http_call *k, void (
     l->slots[i] = (struct slot){.id = rid, .k = k, .done = done, .arg = arg};
     pthread_mutex_unlock(&l->mu);
     *id = rid;
-    uv_async_send(&l->async);
+    /* On the loop thread (every HTTP request in-process) an idle handle feeds the batch at
+     * the start of the next loop iteration (an active idle handle keeps the loop from
+     * blocking in poll, whatever phase submitted): no eventfd write + read per batch, as an
+     * async wake-up costs. */
+    if (pthread_equal(pthread_self(), l->loop_thread))
+        uv_idle_start(&l->idle, idle_cb);
+    else
+        uv_async_send(&l->async);
     return 0;
 }
 
@@ -239,6 +263,8 @@ void mc_http_local_fail_all(struct mc_http_local *l, int status)
 static void on_closed(uv_handle_t *h)
 {
     struct mc_http_local *l = h->data;
+    if (--l->open_handles > 0)
+        return;
     mc_wbuf_free(&l->in);
     mc_wbuf_free(&l->feeding);
     pthread_mutex_destroy(&l->mu);
@@ -256,4 +282,5 @@ void mc_http_local_free(struct mc_http_local *l)
         mc_client_conn_close(c); /* calls out_cb(NULL): nothing is pending any more */
     }
     uv_close((uv_handle_t *)&l->async, on_closed);
+    uv_close((uv_handle_t *)&l->idle, on_closed);
 }
