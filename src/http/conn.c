@@ -133,23 +133,38 @@ static size_t in_reserve(struct mc_http_conn *c, size_t want)
     return c->in_cap > c->in_len ? c->in_cap - c->in_len - 1 : 0;
 }
 
-/* While a request is busy its parsed fields point into c->in: input that arrives meanwhile (a
- * pipelined request) goes into the room left without growing the buffer; when that is full,
- * reading pauses until the answer. Not stopping the read otherwise saves libuv's epoll_ctl
- * calls (two per request) that a stop/start around each request would cost. */
+/* While a request is busy its parsed fields (and its body's NUL terminator) are in c->in, which
+ * a worker may be reading: input that arrives meanwhile (a pipelined request) is held in cin
+ * until the answer, and reading pauses when that is full. Not stopping the read otherwise
+ * saves libuv's epoll_ctl calls (two per request) that a stop/start around each request
+ * would cost. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct mc_http_conn *c = h->data;
-    if (c->tls || c->draining || c->close_after) {
+    bool hold = c->busy && !c->tls && !c->draining && !c->close_after;
+    if (hold || c->tls || c->draining || c->close_after) {
         if (!c->cin)
             c->cin = malloc(READ_BYTES);
-        *buf = uv_buf_init(c->cin, c->cin ? READ_BYTES : 0);
+        size_t off = hold ? c->held_len : 0; /* otherwise ciphertext, or discarded input */
+        *buf = uv_buf_init(c->cin ? c->cin + off : NULL, c->cin ? READ_BYTES - (unsigned)off : 0);
         return;
     }
-    size_t room = c->busy ? (c->in_cap > c->in_len ? c->in_cap - c->in_len - 1 : 0)
-                          : in_reserve(c, READ_BYTES);
+    size_t room = in_reserve(c, READ_BYTES);
     *buf = uv_buf_init(room ? c->in + c->in_len : NULL, (unsigned)room);
+}
+
+/* Input held while busy moves into c->in (as much as fits). */
+static void absorb_held(struct mc_http_conn *c)
+{
+    if (c->held_len == 0 || c->busy)
+        return;
+    size_t room = in_reserve(c, c->held_len);
+    size_t n = room < c->held_len ? room : c->held_len;
+    memcpy(c->in + c->in_len, c->cin, n);
+    c->in_len += n;
+    memmove(c->cin, c->cin + n, c->held_len - n);
+    c->held_len -= n;
 }
 
 /* TLS: decrypt what is buffered into c->in. Returns the plaintext bytes added; closes the
@@ -187,9 +202,9 @@ static void update_reading(struct mc_http_conn *c)
 {
     if (c->closing)
         return;
-    bool want = c->draining || (!c->close_after && (!c->busy || (!c->tls && !c->read_full)));
+    bool want = c->draining || (!c->close_after && (!c->busy || (!c->tls && !c->hold_full)));
     if (want && !c->reading) {
-        c->read_full = false;
+        c->hold_full = false;
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -201,7 +216,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct mc_http_conn *c = st->data;
     if (nread == UV_ENOBUFS && c->busy && !c->closing) {
-        c->read_full = true; /* a pipelined request filled the room: read after the answer */
+        c->hold_full = true; /* pipelined input filled the holding room: read after the answer */
         update_reading(c);
         return;
     }
@@ -226,6 +241,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         }
         if (!c->busy)
             tls_pull(c);
+    } else if (c->busy) {
+        c->held_len += (size_t)nread;
     } else {
         c->in_len += (size_t)nread;
     }
@@ -275,9 +292,8 @@ static void flush(struct mc_http_conn *c)
             }
             c->out.len = 0;
         }
-        struct mc_wbuf *o = c->out.len == 0 ? &c->out : &c->wout;
-        assert(o == &c->out); /* plaintext is encrypted as soon as the handshake is done */
-        if (mc_tls_take_all(c->tls, o) != 0) {
+        c->out.len = 0; /* plaintext before the handshake is done: none is ever queued */
+        if (mc_tls_take_all(c->tls, &c->out) != 0) {
             conn_close(c);
             return;
         }
@@ -508,6 +524,7 @@ static void process(struct mc_http_conn *c)
 {
     c->in_process = true;
     while (!c->busy && !c->closing && !c->close_after) {
+        absorb_held(c);
         int rc = 0;
         if (!c->have_head) {
             rc = c->in_len ? mc_h1_parse_head(c->in, c->in_len, &c->h) : MC_H1_MORE;

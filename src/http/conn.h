@@ -15,7 +15,7 @@
  * server's own thread in loopback mode). A connection reads, parses (h1.c) and hands one
  * complete request at a time to server.c (mc_http_on_request); the next one is parsed only
  * once the answer is written (mc_http_conn_respond), so pipelined requests are answered in
- * order, and the input buffer does not grow meanwhile (reading pauses when it is full). Worker
+ * order; input that arrives meanwhile is held aside (reading pauses when that is full). Worker
  * threads hand finished requests back with mc_http_io_worker_done (one uv_async wake-up for however
  * many are queued).
  */
@@ -36,8 +36,9 @@ struct mc_http_conn {
     struct mc_http_conn *prev, *next; /* io's list of open connections */
     struct mc_http_conn *done_next;   /* io's list of worker completions */
     struct mc_tls *tls;               /* HTTPS session; NULL = plain */
-    char *cin;                        /* TLS: ciphertext read buffer */
-    char *in;                         /* plaintext input; in_len < in_cap (room for a NUL) */
+    char *cin;       /* READ_BYTES: TLS ciphertext; plain: input held while busy; discarded input */
+    size_t held_len; /* plain, busy: bytes held in cin until the answer */
+    char *in;        /* plaintext input; in_len < in_cap (room for a NUL) */
     size_t in_len, in_cap;
     struct mc_h1_req h;
     bool have_head;      /* h holds the current request's parsed head */
@@ -50,7 +51,7 @@ struct mc_http_conn {
     bool free_later;     /* closed while with a worker: freed when the worker hands it back */
     bool writing;        /* a uv_write of wout is in flight */
     bool reading;        /* uv_read_start in effect */
-    bool read_full;      /* busy and the input buffer's room is used up: reading paused */
+    bool hold_full;      /* busy and the holding room (cin) is used up: reading paused */
     char nul_saved;      /* the byte after the body, replaced by a NUL while busy */
     struct mc_wbuf out;  /* queued output (plaintext; TLS: turned into ciphertext at flush) */
     struct mc_wbuf wout; /* the bytes of the uv_write in flight */

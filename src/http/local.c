@@ -1,5 +1,6 @@
 /* local.c: in-process path from the HTTP connections to the node (no loopback socket hop). */
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -34,8 +35,9 @@ struct slot {
 };
 
 struct mc_http_local {
-    uv_async_t async; /* a submit from another thread */
-    uv_idle_t idle;   /* a submit on the loop thread: feed at the next loop iteration */
+    uv_async_t async;        /* a submit from another thread */
+    uv_idle_t idle;          /* a submit on the loop thread: feed at the next loop iteration */
+    _Atomic bool loop_known; /* loop_thread is set (by the first callback on the loop) */
     pthread_t loop_thread;
     int open_handles;
     struct mc_client_server *clients;
@@ -83,7 +85,12 @@ static void take_batch(struct mc_http_local *l)
 
 static void async_cb(uv_async_t *h)
 {
-    take_batch(h->data);
+    struct mc_http_local *l = h->data;
+    if (!atomic_load(&l->loop_known)) {
+        l->loop_thread = pthread_self(); /* mc_http_local_new may run before the loop does */
+        atomic_store(&l->loop_known, true);
+    }
+    take_batch(l);
 }
 
 static void idle_cb(uv_idle_t *h)
@@ -186,7 +193,6 @@ int mc_http_local_new(struct uv_loop_s *loop, struct mc_client_server *clients,
     l->async.data = l;
     uv_idle_init(loop, &l->idle);
     l->idle.data = l;
-    l->loop_thread = pthread_self();
     l->open_handles = 2;
     *out = l;
     return 0;
@@ -220,7 +226,7 @@ int mc_http_local_submit(struct mc_http_local *l, struct mc_http_call *k, void (
      * the start of the next loop iteration (an active idle handle keeps the loop from
      * blocking in poll, whatever phase submitted): no eventfd write + read per batch, as an
      * async wake-up costs. */
-    if (pthread_equal(pthread_self(), l->loop_thread))
+    if (atomic_load(&l->loop_known) && pthread_equal(pthread_self(), l->loop_thread))
         uv_idle_start(&l->idle, idle_cb);
     else
         uv_async_send(&l->async);

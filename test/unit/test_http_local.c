@@ -26,6 +26,7 @@
 static struct {
     uv_loop_t loop;
     uv_async_t stop_async;
+    uv_async_t release_async; /* answer the held requests NoSuchKey (loop thread) */
     pthread_t thread;
     struct mc_client_server *srv;
     struct mc_http_server *hs;
@@ -75,6 +76,15 @@ static void on_stop(uv_async_t *h)
     g.n_held = 0;
     mc_client_server_stop(g.srv, NULL, NULL);
     uv_close((uv_handle_t *)h, NULL);
+    uv_close((uv_handle_t *)&g.release_async, NULL);
+}
+
+static void on_release(uv_async_t *h)
+{
+    (void)h;
+    for (int i = 0; i < g.n_held; i++)
+        mc_client_reply_error(&g.held[i], MC_ENOKEY, NULL);
+    g.n_held = 0;
 }
 
 static void start(void)
@@ -98,6 +108,7 @@ static void start(void)
     cr_assert_eq(mc_http_start(&ho, &g.hs), 0);
     g.port = mc_http_port(g.hs);
     uv_async_init(&g.loop, &g.stop_async, on_stop);
+    uv_async_init(&g.loop, &g.release_async, on_release);
     cr_assert_eq(pthread_create(&g.thread, NULL, loop_main, NULL), 0);
 }
 
@@ -419,77 +430,26 @@ Test(http_local, op_result_json_matches_the_engine)
 
 /* ---- the HTTP/1.1 connection on raw sockets (src/http/conn.c, h1.c) ---- */
 
-/* Buffered reader of responses on one socket (pipelined answers arrive back to back). */
-struct wire {
-    int fd;
-    char buf[1 << 16];
-    size_t len;
-};
-
-static void wire_open(struct wire *w)
+/* The wire helpers of test_http_client.h, asserting. */
+static void wire_open(struct thc_wire *w)
 {
-    w->fd = thc_connect(g.port);
-    w->len = 0;
-    cr_assert_geq(w->fd, 0);
+    cr_assert_geq(thc_wire_open(w, g.port), 0);
 }
 
-static void wire_send(struct wire *w, const char *s)
+static void wire_send(struct thc_wire *w, const char *s)
 {
     cr_assert_eq(thc_send_all(w->fd, s, strlen(s)), 0);
 }
 
-/* Read one response: its status, headers (copied into head) and body (into body, NUL-ended).
- * head_only: a HEAD answer (Content-Length but no body). Returns the status or -1 (EOF). */
-static int wire_read(struct wire *w, bool head_only, char *head, size_t head_cap, char *body,
+static int wire_read(struct thc_wire *w, bool head_only, char *head, size_t head_cap, char *body,
                      size_t body_cap)
 {
-    char *end;
-    for (;;) {
-        w->buf[w->len] = '\0';
-        end = strstr(w->buf, "\r\n\r\n");
-        if (end)
-            break;
-        cr_assert_lt(w->len + 1, sizeof w->buf);
-        ssize_t k = recv(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len, 0);
-        if (k <= 0)
-            return -1;
-        w->len += (size_t)k;
-    }
-    size_t hlen = (size_t)(end - w->buf) + 4;
-    int status = 0;
-    cr_assert_eq(sscanf(w->buf, "HTTP/1.1 %d", &status), 1, "%s", w->buf);
-    struct th_resp hr = {0};
-    snprintf(hr.headers, sizeof hr.headers, "%.*s", (int)hlen, w->buf);
-    char cl[32];
-    size_t want = thc_header(&hr, "Content-Length", cl, sizeof cl) ? strtoull(cl, NULL, 10) : 0;
-    if (head_only || status == 100 || status == 204)
-        want = 0;
-    while (w->len < hlen + want) {
-        cr_assert_lt(w->len + 1, sizeof w->buf);
-        ssize_t k = recv(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len, 0);
-        cr_assert_gt(k, 0, "connection closed in the middle of a body");
-        w->len += (size_t)k;
-    }
-    if (head)
-        snprintf(head, head_cap, "%.*s", (int)hlen, w->buf);
-    if (body)
-        snprintf(body, body_cap, "%.*s", (int)want, w->buf + hlen);
-    memmove(w->buf, w->buf + hlen + want, w->len - hlen - want);
-    w->len -= hlen + want;
-    return status;
+    return thc_wire_read(w, head_only, head, head_cap, body, body_cap);
 }
 
-/* After a final answer the server closes: EOF (not a reset) once we stop sending. */
-static void wire_expect_eof(struct wire *w)
+static void wire_expect_eof(struct thc_wire *w)
 {
-    char b[256];
-    cr_assert_eq(w->len, 0, "bytes after the last answer: %s", w->buf);
-    shutdown(w->fd, SHUT_WR);
-    ssize_t k;
-    while ((k = recv(w->fd, b, sizeof b, 0)) > 0) {
-    }
-    cr_assert_eq(k, 0, "not a clean close");
-    close(w->fd);
+    cr_assert_eq(thc_wire_eof(w), 0, "not a clean close after the last answer");
 }
 
 #define BODY_CAP 4096
@@ -497,7 +457,7 @@ static void wire_expect_eof(struct wire *w)
 /* Three requests in one write are answered in order, on the same connection. */
 Test(http_local, wire_pipelined_in_order, .init = start, .fini = stop)
 {
-    struct wire w;
+    struct thc_wire w;
     wire_open(&w);
     wire_send(&w, "PUT /v1/buckets/pipe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
                   "PUT /v1/buckets/pipe/objects/a HTTP/1.1\r\nContent-Length: 10\r\n\r\n"
@@ -517,11 +477,50 @@ Test(http_local, wire_pipelined_in_order, .init = start, .fini = stop)
     cr_assert_eq(g.applied, 2);
 }
 
+/* Wait until the node holds n requests (bucket "hole"). */
+static void wait_held(uint64_t n)
+{
+    for (int t = 0; t < 400; t++) {
+        struct mc_client_server_stats st;
+        mc_client_server_stats(g.srv, &st);
+        if (st.requests >= n)
+            break;
+        usleep(5000);
+    }
+}
+
+/* Requests that arrive while the previous one is with the node are held aside (the busy
+ * request's buffer is not touched) and answered in order once it is back. */
+Test(http_local, wire_pipelined_while_busy, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/busy", NULL, NULL, 200, NULL));
+    struct mc_client_server_stats st0;
+    mc_client_server_stats(g.srv, &st0);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /v1/buckets/hole/objects/x HTTP/1.1\r\n\r\n");
+    wait_held(st0.requests + 1);
+    /* with the node now: these arrive while it is busy */
+    wire_send(&w, "PUT /v1/buckets/busy/objects/k HTTP/1.1\r\nContent-Length: 10\r\n\r\n"
+                  "{\"size\":5}");
+    wire_send(&w, "GET /v1/buckets/busy/objects/k HTTP/1.1\r\n\r\n");
+    usleep(50 * 1000);
+    cr_assert_eq(g.applied, 1, "nothing runs before the held request is answered");
+    uv_async_send(&g.release_async);
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 404, "%s", body);
+    cr_assert(strstr(body, "NoSuchKey"), "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200, "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200, "%s", body);
+    cr_assert(strstr(body, "\"size\":5,"), "%s", body);
+    close(w.fd);
+}
+
 /* A request arriving one byte per segment parses the same. */
 Test(http_local, wire_split_byte_by_byte, .init = start, .fini = stop)
 {
     json_decref(req("PUT", "/v1/buckets/split", NULL, NULL, 200, NULL));
-    struct wire w;
+    struct thc_wire w;
     wire_open(&w);
     int one = 1;
     setsockopt(w.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -544,7 +543,7 @@ Test(http_local, wire_split_byte_by_byte, .init = start, .fini = stop)
 Test(http_local, wire_chunked_body, .init = start, .fini = stop)
 {
     json_decref(req("PUT", "/v1/buckets/chunky", NULL, NULL, 200, NULL));
-    struct wire w;
+    struct thc_wire w;
     wire_open(&w);
     wire_send(&w, "PUT /v1/buckets/chunky/objects/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "4\r\n{\"si\r\n"
@@ -567,7 +566,7 @@ Test(http_local, wire_chunked_body, .init = start, .fini = stop)
 Test(http_local, wire_expect_continue, .init = start, .fini = stop)
 {
     json_decref(req("PUT", "/v1/buckets/expect", NULL, NULL, 200, NULL));
-    struct wire w;
+    struct thc_wire w;
     wire_open(&w);
     wire_send(&w, "PUT /v1/buckets/expect/objects/k HTTP/1.1\r\nContent-Length: 10\r\n"
                   "Expect: 100-continue\r\n\r\n");
@@ -595,7 +594,7 @@ Test(http_local, wire_expect_continue, .init = start, .fini = stop)
  * it) and chunked (a chunk over the limit is refused when its size line arrives). */
 Test(http_local, wire_body_over_limit, .init = start, .fini = stop)
 {
-    struct wire w;
+    struct thc_wire w;
     wire_open(&w);
     char hdr[256];
     snprintf(hdr, sizeof hdr, "PUT /v1/buckets/b/objects/k HTTP/1.1\r\nContent-Length: %u\r\n\r\n",
@@ -620,7 +619,7 @@ Test(http_local, wire_body_over_limit, .init = start, .fini = stop)
 /* Request line + headers over 16 KiB, or over 64 headers: 431 and close. */
 Test(http_local, wire_headers_too_large, .init = start, .fini = stop)
 {
-    struct wire w;
+    struct thc_wire w;
     wire_open(&w);
     wire_send(&w, "GET /healthz HTTP/1.1\r\nX-Big: ");
     char *big = malloc(MC_H1_MAX_HEAD_BYTES + 1);
@@ -665,14 +664,14 @@ Test(http_local, wire_garbage, .init = start, .fini = stop)
     };
     char body[BODY_CAP];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct wire w;
+        struct thc_wire w;
         wire_open(&w);
         wire_send(&w, bad[i]);
         cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 400, "case %zu", i);
         cr_assert(strstr(body, "BadRequest"), "%s", body);
         wire_expect_eof(&w);
     }
-    struct wire w;
+    struct thc_wire w;
     wire_open(&w);
     wire_send(&w, "GET /healthz HTTP/2.0\r\n\r\n");
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 505);
@@ -683,7 +682,7 @@ Test(http_local, wire_garbage, .init = start, .fini = stop)
 /* HTTP/1.0: closed after the answer unless it asks for keep-alive; Connection: close on 1.1. */
 Test(http_local, wire_http10_and_connection_close, .init = start, .fini = stop)
 {
-    struct wire w;
+    struct thc_wire w;
     char head[1024];
     wire_open(&w);
     wire_send(&w, "GET /healthz HTTP/1.0\r\n\r\n");
@@ -706,7 +705,7 @@ Test(http_local, wire_head_and_keep_alive, .init = start, .fini = stop)
 {
     json_decref(req("PUT", "/v1/buckets/headb", NULL, NULL, 200, NULL));
     json_decref(req("PUT", "/v1/buckets/headb/objects/k", NULL, "{\"size\":1}", 200, NULL));
-    struct wire w;
+    struct thc_wire w;
     wire_open(&w);
     char head[1024], body[BODY_CAP], cl[32];
     for (int i = 0; i < 5; i++) { /* keep-alive reuse: one connection */
@@ -737,7 +736,7 @@ Test(http_local, wire_head_and_keep_alive, .init = start, .fini = stop)
 Test(http_local, wire_client_gone_while_with_node, .init = start, .fini = stop)
 {
     for (int i = 0; i < 3; i++) {
-        struct wire w;
+        struct thc_wire w;
         wire_open(&w);
         wire_send(&w, "GET /v1/buckets/hole/objects/x HTTP/1.1\r\n\r\n");
         for (int t = 0; t < 200; t++) {
