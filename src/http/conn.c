@@ -23,6 +23,7 @@
 #define READ_BYTES     (16u * 1024) /* room offered to each read */
 #define KEEP_IN_BYTES  (64u * 1024) /* a larger idle input buffer is released (one big PUT) */
 #define OUT_MAX_BYTES  (64u * 1024 * 1024) /* largest answer (a listing) + what is queued */
+#define KEEP_OUT_BYTES (64u * 1024)        /* a larger idle output buffer is released */
 #define SWEEP_MS       1000                /* idle / drain timeout check period */
 #define LISTEN_BACKLOG 512
 
@@ -256,6 +257,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 static void on_write(uv_write_t *w, int status);
 
+/* An empty output buffer grown by one large answer (a listing) is released. */
+static void shrink(struct mc_wbuf *w)
+{
+    if (w->len == 0 && w->cap > KEEP_OUT_BYTES) {
+        mc_wbuf_free(w);
+        mc_wbuf_init(w, OUT_MAX_BYTES);
+    }
+}
+
 static void on_shutdown(uv_shutdown_t *r, int status)
 {
     struct mc_http_conn *c = r->data;
@@ -328,6 +338,7 @@ static void flush(struct mc_http_conn *c)
             return;
         }
         c->out.len = 0;
+        shrink(&c->out);
     }
     if (c->close_after && !c->busy && !(c->tls && !mc_tls_established(c->tls)))
         begin_drain(c);
@@ -338,6 +349,7 @@ static void on_write(uv_write_t *w, int status)
     struct mc_http_conn *c = w->data;
     c->writing = false;
     c->wout.len = 0;
+    shrink(&c->wout);
     if (status < 0) {
         conn_close(c);
         return;

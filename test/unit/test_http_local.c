@@ -757,3 +757,33 @@ Test(http_local, wire_client_gone_while_with_node, .init = start, .fini = stop)
     json_decref(req("PUT", "/v1/buckets/after", NULL, NULL, 200, NULL));
     /* stop() answers the held requests: their connections are gone */
 }
+
+/* At most MC_HTTP_MAX_CONNECTIONS connections: one more is accepted and closed at once; once
+ * one goes away, a new one is served again. */
+Test(http_local, wire_connection_limit, .init = start, .fini = stop)
+{
+    static int fds[MC_HTTP_MAX_CONNECTIONS];
+    for (int i = 0; i < MC_HTTP_MAX_CONNECTIONS; i++) {
+        fds[i] = thc_connect(g.port);
+        cr_assert_geq(fds[i], 0, "connection %d", i);
+    }
+    /* the last one answered: every earlier one was accepted before it (FIFO backlog) */
+    struct th_resp r;
+    cr_assert_eq(
+        thc_request_fd(fds[MC_HTTP_MAX_CONNECTIONS - 1], "GET", "/healthz", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    thc_free(&r);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\n\r\n");
+    char b[64];
+    cr_assert_leq(recv(w.fd, b, sizeof b, 0), 0, "connection over the limit served");
+    close(w.fd);
+    close(fds[0]);
+    usleep(100 * 1000); /* the server sees the close */
+    cr_assert_eq(thc_request(g.port, "GET", "/healthz", NULL, NULL, &r), 0);
+    cr_assert_eq(r.status, 200);
+    thc_free(&r);
+    for (int i = 1; i < MC_HTTP_MAX_CONNECTIONS; i++)
+        close(fds[i]);
+}
