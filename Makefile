@@ -7,7 +7,7 @@ OPT      ?= -O2
 SANITIZE ?=
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers \
                -Iinclude -Isrc -g -pthread -MMD -MP $(OPT) $(SANITIZE) $(EXTRA_CFLAGS)
-LDLIBS   := -llmdb -luv -lxxhash -ljansson -lmicrohttpd -lyaml -lssl -lcrypto -lpthread -lm
+LDLIBS   := -llmdb -luv -lxxhash -ljansson -lyaml -lssl -lcrypto -lpthread -lm
 LDFLAGS  := -pthread $(SANITIZE)
 
 # Library: everything under src/ except the CLI's main program.

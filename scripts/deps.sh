@@ -11,7 +11,6 @@ PACKAGES=(
     libcriterion-dev
     libjansson-dev
     liblmdb-dev
-    libmicrohttpd-dev
     libssl-dev
     libuv1-dev
     libxxhash-dev

@@ -392,7 +392,7 @@ static bool object_put_prepare(struct mc_http_request *q, struct mc_http_respons
 {
     struct mc_object_meta meta = {0};
     int rc = 0;
-    if (q->body_len > 0) {
+    if (q->body_len > 0 && !mc_http_meta_from_json_fast(q->body, q->body_len, &meta)) {
         rc = mc_object_meta_from_json(q->body, q->body_len, &meta);
         if (rc != 0) {
             mc_http_resp_error(r, rc, rc == MC_EINVAL ? "malformed metadata JSON body" : NULL);

@@ -14,8 +14,9 @@
 #include "net/proto.h"
 #include "util/codec.h"
 
-struct MHD_Connection;
-struct MHD_Daemon;
+struct mc_h1_req;
+struct mc_tls_ctx;
+struct mc_http_io;
 struct mc_http_local;
 struct mc_http_workers;
 struct mc_client_server;
@@ -25,7 +26,7 @@ struct uv_loop_s;
 #define MC_HTTP_POOL_MAX 128
 
 struct mc_http_server {
-    struct MHD_Daemon *daemon;
+    struct mc_http_io *io; /* listener and connections on the loop (conn.c) */
     int port;
     char client_addr[MC_ADDR_MAX];
     uint64_t ready_max_lag;
@@ -36,9 +37,8 @@ struct mc_http_server {
     const struct mc_auth *auth; /* NULL = off */
     char internal_token[MC_CLIENT_TOKEN_MAX + 1];
     bool metrics_auth;
-    char *tls_cert_pem; /* HTTPS: file contents handed to MHD (kept until stop) */
-    char *tls_key_pem;
-    char loop_ca[1024]; /* loopback client TLS (paths); "" = plaintext */
+    struct mc_tls_ctx *tls; /* HTTPS: server context (cert + key); NULL = plain HTTP */
+    char loop_ca[1024];     /* loopback client TLS (paths); "" = plaintext */
     char loop_cert[1024];
     char loop_key[1024];
     _Atomic bool stopping; /* mc_http_stop began: waits give up (ShuttingDown) */
@@ -46,8 +46,11 @@ struct mc_http_server {
     struct mc_client *pool[MC_HTTP_POOL_MAX]; /* idle clients */
     uint32_t n_pool;
     struct mc_http_local *local;     /* in-process path to the node (NULL: loopback only) */
-    struct mc_http_workers *workers; /* with local: admin routes and forwarded requests */
-    struct http_on_loop *on_loop;    /* with local: MHD's epoll set, driven by the node's loop */
+    struct mc_http_workers *workers; /* blocking work: admin routes, forwarded requests; all
+                                        data requests in loopback mode */
+    bool local_mode;                 /* in-process: the node's loop runs the connections */
+    struct uv_loop_s *own_loop;      /* loopback mode: the loop run by `thread` */
+    pthread_t thread;
 };
 
 /* ---- routes (route.c) ---- */
@@ -101,7 +104,7 @@ int mc_http_authorize(const struct mc_http_server *s, const struct mc_http_reque
 
 struct mc_http_request {
     struct mc_http_server *srv;
-    struct MHD_Connection *conn;
+    const struct mc_h1_req *h; /* the parsed request (headers, query args) */
     const char *method;
     const char *url;
     struct mc_http_path path;
@@ -141,6 +144,12 @@ void mc_http_resp_error_named(struct mc_http_response *r, int status, const char
 char *mc_http_version_json(const struct mc_version *v);
 /* Exactly mc_op_result_json(r, MC_JSON_COMPACT) (json_out.c). */
 char *mc_http_op_result_json(const struct mc_op_result *r);
+
+/* PUT object body: the flat common case parsed without jansson (json_in.c). true: out holds
+ * exactly what mc_object_meta_from_json would return (with 0); false: not handled here (out
+ * cleared), run mc_object_meta_from_json. */
+struct mc_object_meta;
+bool mc_http_meta_from_json_fast(const char *json, size_t len, struct mc_object_meta *out);
 
 /* Run the request, blocking on the loopback client (handlers.c); always fills resp. */
 void mc_http_dispatch(struct mc_http_request *q, struct mc_http_response *resp);
@@ -214,7 +223,7 @@ void mc_http_local_fail_all(struct mc_http_local *l, int status);
 /* Loop thread, after fail_all and once no thread submits any more: close and free. */
 void mc_http_local_free(struct mc_http_local *l);
 
-/* ---- worker threads (worker.c): blocking work off the MHD thread ---- */
+/* ---- worker threads (worker.c): blocking work off the loop thread ---- */
 
 int mc_http_workers_start(uint32_t n, void (*run)(void *item), struct mc_http_workers **out);
 /* Queue an item (at most MC_HTTP_MAX_CONNECTIONS queued: one per connection). 0 or MC_ELIMIT. */

@@ -1,5 +1,6 @@
-/* local.c: in-process path from the HTTP threads to the node's loop (no loopback socket hop). */
+/* local.c: in-process path from the HTTP connections to the node (no loopback socket hop). */
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -10,13 +11,13 @@
 #include "util/log.h"
 
 /*
- * HTTP threads encode each request as a client-protocol frame into `in` (under mu) and wake
- * the loop with one uv_async (libuv coalesces the wake-ups: one per loop iteration however
- * many requests arrived). The loop feeds the batch to the client server's in-process
- * connection, so the node serves it exactly like a socket client's (same dispatch, limits,
- * authorization); the replies come back batched once per loop iteration through out_cb,
- * which copies each into its mc_http_call and calls done (the HTTP side resumes its
- * suspended connection).
+ * The HTTP side (on the loop thread; any thread may submit) encodes each request as a
+ * client-protocol frame into `in` (under mu); the batch is fed once per loop iteration (a
+ * uv_idle on the loop thread, a uv_async from other threads). The loop feeds the batch to
+ * the client server's in-process connection, so the node serves it exactly like a socket client's
+ * (same dispatch, limits, authorization); the replies come back batched once per loop iteration
+ * through out_cb, which copies each into its mc_http_call and calls done (the HTTP side answers its
+ * connection).
  *
  * At most one request per HTTP connection is in flight, so MC_HTTP_MAX_CONNECTIONS slots
  * bound the pending table; a request id is (generation << 16 | slot).
@@ -34,7 +35,11 @@ struct slot {
 };
 
 struct mc_http_local {
-    uv_async_t async;
+    uv_async_t async;        /* a submit from another thread */
+    uv_idle_t idle;          /* a submit on the loop thread: feed at the next loop iteration */
+    _Atomic bool loop_known; /* loop_thread is set (by the first callback on the loop) */
+    pthread_t loop_thread;
+    int open_handles;
     struct mc_client_server *clients;
     struct mc_client_conn *conn; /* loop thread; NULL once closed */
     pthread_mutex_t mu;
@@ -63,9 +68,8 @@ static void feed(struct mc_http_local *l)
     }
 }
 
-static void async_cb(uv_async_t *h)
+static void take_batch(struct mc_http_local *l)
 {
-    struct mc_http_local *l = h->data;
     pthread_mutex_lock(&l->mu);
     if (l->feeding.len == 0) {
         struct mc_wbuf t = l->feeding;
@@ -77,6 +81,22 @@ static void async_cb(uv_async_t *h)
     l->in.len = 0;
     pthread_mutex_unlock(&l->mu);
     feed(l);
+}
+
+static void async_cb(uv_async_t *h)
+{
+    struct mc_http_local *l = h->data;
+    if (!atomic_load(&l->loop_known)) {
+        l->loop_thread = pthread_self(); /* mc_http_local_new may run before the loop does */
+        atomic_store(&l->loop_known, true);
+    }
+    take_batch(l);
+}
+
+static void idle_cb(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    take_batch(h->data);
 }
 
 /* Take slot for id out of the table; returns its copy (k NULL when cancelled/unknown). */
@@ -122,8 +142,8 @@ static void deliver(struct mc_http_local *l, const struct mc_proto_header *h, co
         mc_http_call_cb(s.k, &res);
     }
     pthread_mutex_unlock(&l->mu);
-    /* Outside the lock: done resumes an MHD connection (MHD's own locks). The connection
-     * stays suspended until then, so its owner cannot go away meanwhile. */
+    /* Outside the lock: done answers the HTTP connection (it may submit again, to a worker).
+     * A connection that went away cancelled its slot first, so s.k is NULL then. */
     if (s.k && s.done)
         s.done(s.arg);
 }
@@ -147,7 +167,7 @@ static void out_cb(void *ctx, const uint8_t *frames, size_t len)
         pos += frame;
     }
     if (l->feed_off < l->feeding.len)
-        uv_async_send(&l->async); /* replies made room: feed the rest next iteration */
+        uv_idle_start(&l->idle, idle_cb); /* replies made room: feed the rest */
 }
 
 int mc_http_local_new(struct uv_loop_s *loop, struct mc_client_server *clients,
@@ -171,6 +191,9 @@ int mc_http_local_new(struct uv_loop_s *loop, struct mc_client_server *clients,
     }
     uv_async_init(loop, &l->async, async_cb);
     l->async.data = l;
+    uv_idle_init(loop, &l->idle);
+    l->idle.data = l;
+    l->open_handles = 2;
     *out = l;
     return 0;
 }
@@ -199,7 +222,14 @@ int mc_http_local_submit(struct mc_http_local *l, struct mc_http_call *k, void (
     l->slots[i] = (struct slot){.id = rid, .k = k, .done = done, .arg = arg};
     pthread_mutex_unlock(&l->mu);
     *id = rid;
-    uv_async_send(&l->async);
+    /* On the loop thread (every HTTP request in-process) an idle handle feeds the batch at
+     * the start of the next loop iteration (an active idle handle keeps the loop from
+     * blocking in poll, whatever phase submitted): no eventfd write + read per batch, as an
+     * async wake-up costs. */
+    if (atomic_load(&l->loop_known) && pthread_equal(pthread_self(), l->loop_thread))
+        uv_idle_start(&l->idle, idle_cb);
+    else
+        uv_async_send(&l->async);
     return 0;
 }
 
@@ -239,6 +269,8 @@ void mc_http_local_fail_all(struct mc_http_local *l, int status)
 static void on_closed(uv_handle_t *h)
 {
     struct mc_http_local *l = h->data;
+    if (--l->open_handles > 0)
+        return;
     mc_wbuf_free(&l->in);
     mc_wbuf_free(&l->feeding);
     pthread_mutex_destroy(&l->mu);
@@ -256,4 +288,5 @@ void mc_http_local_free(struct mc_http_local *l)
         mc_client_conn_close(c); /* calls out_cb(NULL): nothing is pending any more */
     }
     uv_close((uv_handle_t *)&l->async, on_closed);
+    uv_close((uv_handle_t *)&l->idle, on_closed);
 }

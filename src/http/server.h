@@ -1,5 +1,4 @@
-/* server.h: the HTTP/JSON API (DESIGN.md §4, docs/http.md): libmicrohttpd, in-process or loopback.
- */
+/* server.h: the HTTP/JSON API (DESIGN.md §4, docs/http.md): our HTTP/1.1 server on libuv. */
 #ifndef MC_HTTP_SERVER_H
 #define MC_HTTP_SERVER_H
 
@@ -13,14 +12,17 @@ struct mc_client_server;
 struct uv_loop_s;
 
 /*
- * Two ways to reach the node (docs/http.md):
- * - in-process (local_loop set: inside the node): one epoll MHD thread hands each request to the
- *   node's loop through the client server's in-process connection and suspends the MHD
- *   connection until the answer is back (src/http/local.c). Follower writes, retriable reads
- *   and admin routes go through the loopback client below, on worker threads.
- * - loopback only (test servers): MHD's own threads (one per connection by default) call the
- *   node through the client protocol over loopback with the C client library (a small pool of
- *   mc_client), which follows the leader and keeps exactly-once sessions.
+ * Two ways to reach the node (docs/http.md); both parse HTTP/1.1 themselves on a libuv loop
+ * (src/http/conn.c, h1.c):
+ * - in-process (local_loop set: inside the node): the listener and connections live on the
+ *   node's loop; each request is handed to the node through the client server's in-process
+ *   connection (src/http/local.c) and answered from the loop when the reply is back. Follower
+ *   writes, retriable reads and admin routes go through the loopback client below, on worker
+ *   threads.
+ * - loopback only (test servers): the server runs its own loop on a thread of its own and hands
+ *   each data/admin request to `threads` worker threads, which call the node through the
+ *   client protocol over loopback with the C client library (a small pool of mc_client), which
+ *   follows the leader and keeps exactly-once sessions.
  *
  * /healthz, /readyz and /metrics do not involve the node's loop: they read node state
  * through opts.collect (see obs/metrics.h) and the metrics registry.
@@ -34,12 +36,12 @@ struct uv_loop_s;
 #define MC_HTTP_MAX_PEM_BYTES   (1u << 20) /* --cert-file / --key-file read for HTTPS */
 
 struct mc_http_options {
-    const char *listen_addr; /* "host:port" (numeric IPv4); port 0 = ephemeral (mc_http_port).
-                                NULL = MC_HTTP_DEFAULT_ADDR. "off" is the caller's business. */
-    const char *client_addr; /* node's client-protocol address, reachable from here
-                                ("127.0.0.1:7070"; not 0.0.0.0). Required. */
-    uint64_t ready_max_lag;  /* /readyz: max commit_index - applied_index; 0 = 1000 */
-    uint32_t threads;        /* with use_thread_pool: MHD workers; 0 = MC_HTTP_DEFAULT_THREADS */
+    const char *listen_addr;     /* "host:port" (numeric IPv4); port 0 = ephemeral (mc_http_port).
+                                    NULL = MC_HTTP_DEFAULT_ADDR. "off" is the caller's business. */
+    const char *client_addr;     /* node's client-protocol address, reachable from here
+                                    ("127.0.0.1:7070"; not 0.0.0.0). Required. */
+    uint64_t ready_max_lag;      /* /readyz: max commit_index - applied_index; 0 = 1000 */
+    uint32_t threads;            /* loopback mode: worker threads; 0 = MC_HTTP_DEFAULT_THREADS */
     uint32_t request_timeout_ms; /* loopback client per-request timeout; 0 = 5000 */
     uint32_t max_body_bytes;     /* 0 = MC_HTTP_MAX_BODY_BYTES */
     mc_node_collect_fn collect;  /* node state for /readyz and /metrics; may be NULL */
@@ -52,7 +54,8 @@ struct mc_http_options {
     const char *internal_token; /* with auth: the token the loopback clients authenticate
                                    with (an admin principal in auth); copied */
     bool metrics_auth;          /* with auth: /metrics needs a valid token (any role) */
-    /* HTTPS (libmicrohttpd built with GnuTLS): cert + key PEM files; NULL = plain HTTP. The
+    /* HTTPS (OpenSSL, src/security/tls.h): cert + key PEM files; NULL = plain HTTP; no client
+     * certificate is asked for on the HTTP port (bearer tokens authenticate there). The
      * node's client port then speaks TLS too: the loopback clients verify it against
      * tls_ca_file (NULL = tls_cert_file, for a self-signed cert) and, with
      * tls_client_cert, present the same cert/key as their client certificate. */
@@ -61,19 +64,17 @@ struct mc_http_options {
     const char *tls_ca_file;
     bool tls_client_cert;
     /* In-process path (the node): requests are handed to the node's loop (clients' in-process
-     * connection, running as local_principal) instead of a loopback client; MHD itself runs
-     * on local_loop (its epoll fd is watched by the loop: no MHD thread, no per-request thread
-     * handoff) and suspends each connection until its answer is back.
+     * connection, running as local_principal) instead of a loopback client; the listener and
+     * connections run on local_loop (no HTTP thread, no per-request thread handoff).
      * Admin routes and requests the node answers NotLeader/Unavailable go through the
      * loopback client on worker threads (it follows the leader). mc_http_start and
      * mc_http_stop must then run on local_loop's thread. NULL = loopback only. */
     struct uv_loop_s *local_loop;
     struct mc_client_server *local_clients;
     const struct mc_principal *local_principal;
-    bool use_thread_pool; /* default (false): one MHD thread per connection, so every
-                             connection can wait on the node (a write waits for Raft) without
-                             holding up others; true: an epoll pool of `threads` workers, each
-                             serving its connections one request at a time (docs/http.md) */
+    bool use_thread_pool; /* no effect (kept for callers): it chose between libmicrohttpd's
+                             thread per connection and an epoll pool; loopback mode now always
+                             runs one loop thread + `threads` workers */
 };
 
 struct mc_http_server;

@@ -1,5 +1,4 @@
-/* worker.c: a few threads for the HTTP work that blocks (loopback client calls) off the MHD thread.
- */
+/* worker.c: a few threads for the HTTP work that blocks (loopback client calls) off the loop. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>

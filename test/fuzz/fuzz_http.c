@@ -1,24 +1,29 @@
-/* fuzz_http.c: libFuzzer target for the HTTP API's request parsing: routes, methods, args, body. */
+/* fuzz_http.c: libFuzzer target for the HTTP API's request parsing: wire, routes, args, body. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "http/h1.h"
 #include "http/handlers.h"
 #include "http/internal.h"
 #include "metacenter/engine.h"
 #include "metacenter/error.h"
 
 /*
- * The HTTP server (libmicrohttpd) hands every request to mc_http_route_parse(url) and
- * mc_http_route_allows(route, method), then the handler parses query args (mc_http_parse_u32)
- * and the JSON body (mc_http_parse_body). mc_http_dispatch itself needs a live MHD connection
- * (argument lookups go through it), so it is not reachable without sockets; these are the
+ * The HTTP server reads a connection's bytes with the HTTP/1.1 parser (src/http/h1.c: request
+ * line, headers, URL decoding, Content-Length / chunked bodies), then hands every request to
+ * mc_http_route_parse(url) and mc_http_route_allows(route, method); the handler parses query
+ * args (mc_http_parse_u32) and the JSON body (mc_http_parse_body). All of these are
  * socket-free entry points.
  *
- * Input: "METHOD\nPATH\nARG\nBODY..." (missing parts are empty). Checked against small
- * reference implementations: the route fields are within bounds and point into the path; the
- * method check accepts exactly the methods listed by mc_http_route_methods; parse_u32 agrees
- * with a strtoull-based parse; the body parser returns an object or an error response.
+ * Input, twice over: (1) the whole input as the bytes of a connection: requests parsed one
+ * after another as the server does (in place, bodies capped at WIRE_MAX_BODY), checked for
+ * in-bounds results and against a split of the same input (a complete head parsed from a
+ * prefix is the same head); (2) "METHOD\nPATH\nARG\nBODY..." (missing parts are empty),
+ * checked against small reference implementations: the route fields are within bounds and
+ * point into the path; the method check accepts exactly the methods listed by
+ * mc_http_route_methods; parse_u32 agrees with a strtoull-based parse; the body parser returns
+ * an object or an error response.
  */
 
 #define MAX_PART 4096
@@ -140,9 +145,86 @@ static void check_body(const uint8_t *body, size_t len)
     free(copy);
 }
 
+#define WIRE_MAX_BODY     4096
+#define WIRE_MAX_REQUESTS 16
+
+static void check_head(const char *buf, size_t len, const struct mc_h1_req *r)
+{
+    FUZZ_ASSERT(r->head_len > 0 && r->head_len <= len, "head_len %zu of %zu", r->head_len, len);
+    FUZZ_ASSERT(r->method >= buf && r->method < buf + r->head_len, "method outside the head");
+    FUZZ_ASSERT(r->method[0] != 0, "empty method");
+    FUZZ_ASSERT(r->path >= buf && r->path < buf + r->head_len && r->path[0] == '/',
+                "path outside the head or not absolute");
+    FUZZ_ASSERT(r->minor == 0 || r->minor == 1, "minor %d", r->minor);
+    FUZZ_ASSERT(r->n_headers <= MC_H1_MAX_HEADERS && r->n_args <= MC_H1_MAX_ARGS, "counts");
+    for (uint32_t i = 0; i < r->n_headers; i++) {
+        FUZZ_ASSERT(r->headers[i].name[0] != 0, "empty header name");
+        FUZZ_ASSERT(r->headers[i].value >= buf && r->headers[i].value < buf + r->head_len,
+                    "header value outside the head");
+    }
+    FUZZ_ASSERT(!(r->chunked && r->content_length), "chunked with a Content-Length");
+}
+
+/* The server's reading loop over the input as one connection's bytes. */
+static void check_wire(const uint8_t *data, size_t size)
+{
+    char *buf = malloc(size + 1);
+    FUZZ_ASSERT(buf != NULL, "malloc");
+    memcpy(buf, data, size);
+    buf[size] = 0;
+    size_t len = size;
+    for (int n = 0; n < WIRE_MAX_REQUESTS && len > 0; n++) {
+        /* the same head from the first half of what is there, when it is complete */
+        size_t half = len / 2;
+        char *pre = malloc(half + 1);
+        FUZZ_ASSERT(pre != NULL, "malloc");
+        memcpy(pre, buf, half);
+        struct mc_h1_req *rp = malloc(sizeof *rp), *r = malloc(sizeof *r);
+        FUZZ_ASSERT(rp && r, "malloc");
+        int rc_pre = mc_h1_parse_head(pre, half, rp);
+        int rc = mc_h1_parse_head(buf, len, r);
+        FUZZ_ASSERT(rc == 0 || rc == MC_H1_MORE || rc == 400 || rc == 431 || rc == 501 || rc == 505,
+                    "parse_head rc %d", rc);
+        if (rc_pre == 0) {
+            FUZZ_ASSERT(rc == 0 && r->head_len == rp->head_len, "prefix head %zu, whole rc %d",
+                        rp->head_len, rc);
+            check_head(pre, half, rp);
+        }
+        if (rc == MC_H1_MORE)
+            FUZZ_ASSERT(rc_pre == MC_H1_MORE, "prefix rc %d, whole needs more", rc_pre);
+        free(pre);
+        free(rp);
+        if (rc == 0) {
+            check_head(buf, len, r);
+            struct mc_http_request q = {.h = r};
+            char qs[256];
+            mc_http_query_string(&q, qs, sizeof qs);
+            FUZZ_ASSERT(strlen(qs) < sizeof qs, "query string overflow");
+            (void)mc_h1_header(r, "content-type");
+            (void)mc_h1_arg(r, "prefix");
+            rc = mc_h1_parse_body(buf, &len, WIRE_MAX_BODY, r);
+            FUZZ_ASSERT(rc == 0 || rc == MC_H1_MORE || rc == 400 || rc == 413 || rc == 431,
+                        "parse_body rc %d", rc);
+            FUZZ_ASSERT(len <= size, "buffer grew");
+        }
+        if (rc != 0) {
+            free(r);
+            break;
+        }
+        FUZZ_ASSERT(r->body_len <= WIRE_MAX_BODY, "body %zu over the limit", r->body_len);
+        FUZZ_ASSERT(r->head_len + r->body_len <= r->total_len && r->total_len <= len,
+                    "body %zu+%zu total %zu len %zu", r->head_len, r->body_len, r->total_len, len);
+        memmove(buf, buf + r->total_len, len - r->total_len);
+        len -= r->total_len;
+        free(r);
+    }
+    free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_wire(data, size);
     const uint8_t *p = data, *end = data + size;
     char *method = next_part(&p, end);
     char *path = next_part(&p, end);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench_http.sh: wrk against the HTTP API over the engine-backed test server (no Raft): GET and
-# PUT throughput/latency with 64 keep-alive connections, per MHD threading mode.
-# Usage: test/http/bench_http.sh [BUILD] [SECONDS] [MODE...]; MODE = pool:N | tpc. Needs wrk.
+# PUT throughput/latency with 64 keep-alive connections, per worker count (loopback mode).
+# Usage: test/http/bench_http.sh [BUILD] [SECONDS] [MODE...]; MODE = pool:N (N workers) | tpc
+# (the default, 8 workers). Needs wrk.
 set -u
 BUILD=${1:-build}
 SECS=${2:-5}

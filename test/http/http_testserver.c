@@ -81,7 +81,6 @@ int main(int argc, char **argv)
         } else if (v && strcmp(a, "--listen") == 0) {
             ho.listen_addr = v, i++;
         } else if (v && strcmp(a, "--pool") == 0) {
-            ho.use_thread_pool = true; /* default: a thread per connection */
             ho.threads = (uint32_t)atoi(v), i++;
         } else if (v && strcmp(a, "--lag") == 0) {
             st.lag = strtoull(v, NULL, 10), i++;

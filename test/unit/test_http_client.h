@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,80 @@ static inline void thc_free(struct th_resp *r)
 {
     free(r->body);
     r->body = NULL;
+}
+
+/* Buffered reader of responses on one keep-alive socket (pipelined answers arrive back to
+ * back). */
+struct thc_wire {
+    int fd;
+    char buf[1 << 16];
+    size_t len;
+};
+
+static inline int thc_wire_open(struct thc_wire *w, int port)
+{
+    w->fd = thc_connect(port);
+    w->len = 0;
+    return w->fd;
+}
+
+/* Read one response: status (returned), headers (copied into head) and body (into body,
+ * NUL-ended). head_only: a HEAD answer (Content-Length but no body). -1: EOF or malformed. */
+static inline int thc_wire_read(struct thc_wire *w, bool head_only, char *head, size_t head_cap,
+                                char *body, size_t body_cap)
+{
+    char *end;
+    for (;;) {
+        w->buf[w->len] = '\0';
+        end = strstr(w->buf, "\r\n\r\n");
+        if (end)
+            break;
+        if (w->len + 1 >= sizeof w->buf)
+            return -1;
+        ssize_t k = recv(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len, 0);
+        if (k <= 0)
+            return -1;
+        w->len += (size_t)k;
+    }
+    size_t hlen = (size_t)(end - w->buf) + 4;
+    int status = 0;
+    if (sscanf(w->buf, "HTTP/1.1 %d", &status) != 1)
+        return -1;
+    struct th_resp hr; /* only its headers are used */
+    snprintf(hr.headers, sizeof hr.headers, "%.*s", (int)hlen, w->buf);
+    char cl[32];
+    size_t want = thc_header(&hr, "Content-Length", cl, sizeof cl) ? strtoull(cl, NULL, 10) : 0;
+    if (head_only || status == 100 || status == 204)
+        want = 0;
+    while (w->len < hlen + want) {
+        if (w->len + 1 >= sizeof w->buf)
+            return -1;
+        ssize_t k = recv(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len, 0);
+        if (k <= 0)
+            return -1;
+        w->len += (size_t)k;
+    }
+    if (head)
+        snprintf(head, head_cap, "%.*s", (int)hlen, w->buf);
+    if (body)
+        snprintf(body, body_cap, "%.*s", (int)want, w->buf + hlen);
+    memmove(w->buf, w->buf + hlen + want, w->len - hlen - want);
+    w->len -= hlen + want;
+    return status;
+}
+
+/* After the last answer: no bytes left over, and a clean close (EOF, not a reset) once we stop
+ * sending. Closes the socket. 0 or -1. */
+static inline int thc_wire_eof(struct thc_wire *w)
+{
+    char b[256];
+    int rc = w->len == 0 ? 0 : -1;
+    shutdown(w->fd, SHUT_WR);
+    ssize_t k;
+    while ((k = recv(w->fd, b, sizeof b, 0)) > 0) {
+    }
+    close(w->fd);
+    return k == 0 ? rc : -1;
 }
 
 #endif

@@ -2,6 +2,7 @@
  * client server's in-process connection on its libuv loop, no loopback socket. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <uv.h>
 
 #include "../client/harness.h"
+#include "http/h1.h"
 #include "http/internal.h"
 #include "http/server.h"
 #include "metacenter/error.h"
@@ -24,6 +26,7 @@
 static struct {
     uv_loop_t loop;
     uv_async_t stop_async;
+    uv_async_t release_async; /* answer the held requests NoSuchKey (loop thread) */
     pthread_t thread;
     struct mc_client_server *srv;
     struct mc_http_server *hs;
@@ -73,6 +76,15 @@ static void on_stop(uv_async_t *h)
     g.n_held = 0;
     mc_client_server_stop(g.srv, NULL, NULL);
     uv_close((uv_handle_t *)h, NULL);
+    uv_close((uv_handle_t *)&g.release_async, NULL);
+}
+
+static void on_release(uv_async_t *h)
+{
+    (void)h;
+    for (int i = 0; i < g.n_held; i++)
+        mc_client_reply_error(&g.held[i], MC_ENOKEY, NULL);
+    g.n_held = 0;
 }
 
 static void start(void)
@@ -96,6 +108,7 @@ static void start(void)
     cr_assert_eq(mc_http_start(&ho, &g.hs), 0);
     g.port = mc_http_port(g.hs);
     uv_async_init(&g.loop, &g.stop_async, on_stop);
+    uv_async_init(&g.loop, &g.release_async, on_release);
     cr_assert_eq(pthread_create(&g.thread, NULL, loop_main, NULL), 0);
 }
 
@@ -413,4 +426,364 @@ Test(http_local, op_result_json_matches_the_engine)
         free(want);
         free(got);
     }
+}
+
+/* ---- the HTTP/1.1 connection on raw sockets (src/http/conn.c, h1.c) ---- */
+
+/* The wire helpers of test_http_client.h, asserting. */
+static void wire_open(struct thc_wire *w)
+{
+    cr_assert_geq(thc_wire_open(w, g.port), 0);
+}
+
+static void wire_send(struct thc_wire *w, const char *s)
+{
+    cr_assert_eq(thc_send_all(w->fd, s, strlen(s)), 0);
+}
+
+static int wire_read(struct thc_wire *w, bool head_only, char *head, size_t head_cap, char *body,
+                     size_t body_cap)
+{
+    return thc_wire_read(w, head_only, head, head_cap, body, body_cap);
+}
+
+static void wire_expect_eof(struct thc_wire *w)
+{
+    cr_assert_eq(thc_wire_eof(w), 0, "not a clean close after the last answer");
+}
+
+#define BODY_CAP 4096
+
+/* Three requests in one write are answered in order, on the same connection. */
+Test(http_local, wire_pipelined_in_order, .init = start, .fini = stop)
+{
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "PUT /v1/buckets/pipe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+                  "PUT /v1/buckets/pipe/objects/a HTTP/1.1\r\nContent-Length: 10\r\n\r\n"
+                  "{\"size\":3}"
+                  "GET /v1/buckets/pipe/objects/a HTTP/1.1\r\n\r\n"
+                  "GET /v1/buckets/pipe/objects/missing HTTP/1.1\r\n\r\n");
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    cr_assert(strstr(body, "\"pipe\""), "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    cr_assert(strstr(body, "version_id"), "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    cr_assert(strstr(body, "\"size\":3,"), "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 404);
+    cr_assert(strstr(body, "NoSuchKey"), "%s", body);
+    close(w.fd);
+    cr_assert_eq(g.applied, 2);
+}
+
+/* Wait until the node holds n requests (bucket "hole"). */
+static void wait_held(uint64_t n)
+{
+    for (int t = 0; t < 400; t++) {
+        struct mc_client_server_stats st;
+        mc_client_server_stats(g.srv, &st);
+        if (st.requests >= n)
+            break;
+        usleep(5000);
+    }
+}
+
+/* Requests that arrive while the previous one is with the node are held aside (the busy
+ * request's buffer is not touched) and answered in order once it is back. */
+Test(http_local, wire_pipelined_while_busy, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/busy", NULL, NULL, 200, NULL));
+    struct mc_client_server_stats st0;
+    mc_client_server_stats(g.srv, &st0);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /v1/buckets/hole/objects/x HTTP/1.1\r\n\r\n");
+    wait_held(st0.requests + 1);
+    /* with the node now: these arrive while it is busy */
+    wire_send(&w, "PUT /v1/buckets/busy/objects/k HTTP/1.1\r\nContent-Length: 10\r\n\r\n"
+                  "{\"size\":5}");
+    wire_send(&w, "GET /v1/buckets/busy/objects/k HTTP/1.1\r\n\r\n");
+    usleep(50 * 1000);
+    cr_assert_eq(g.applied, 1, "nothing runs before the held request is answered");
+    uv_async_send(&g.release_async);
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 404, "%s", body);
+    cr_assert(strstr(body, "NoSuchKey"), "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200, "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200, "%s", body);
+    cr_assert(strstr(body, "\"size\":5,"), "%s", body);
+    close(w.fd);
+}
+
+/* A request arriving one byte per segment parses the same. */
+Test(http_local, wire_split_byte_by_byte, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/split", NULL, NULL, 200, NULL));
+    struct thc_wire w;
+    wire_open(&w);
+    int one = 1;
+    setsockopt(w.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const char *r = "PUT /v1/buckets/split/objects/k%20x?ignored=1 HTTP/1.1\r\n"
+                    "host: x\r\ncontent-length: 11\r\n\r\n{\"size\":42}";
+    for (const char *p = r; *p; p++) {
+        cr_assert_eq(thc_send_all(w.fd, p, 1), 0);
+        if ((p - r) % 7 == 0)
+            usleep(200); /* let some bytes arrive alone */
+    }
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200, "%s", body);
+    wire_send(&w, "GET /v1/buckets/split/objects/k%20x HTTP/1.1\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    cr_assert(strstr(body, "\"key\":\"k x\"") && strstr(body, "\"size\":42,"), "%s", body);
+    close(w.fd);
+}
+
+/* Transfer-Encoding: chunked request bodies (chunk extensions, trailers) are decoded. */
+Test(http_local, wire_chunked_body, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/chunky", NULL, NULL, 200, NULL));
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "PUT /v1/buckets/chunky/objects/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "4\r\n{\"si\r\n"
+                  "5;ext=1\r\nze\":7\r\n"
+                  "1\r\n}\r\n"
+                  "0\r\nX-Trailer: t\r\n\r\n"
+                  "GET /v1/buckets/chunky/objects/k HTTP/1.1\r\n\r\n");
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200, "%s", body);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    cr_assert(strstr(body, "\"size\":7,"), "%s", body);
+    /* bad framing: 400 and close */
+    wire_send(&w, "PUT /v1/buckets/chunky/objects/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "zz\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 400);
+    wire_expect_eof(&w);
+}
+
+/* Expect: 100-continue gets an interim 100 before the body is sent, then the answer. */
+Test(http_local, wire_expect_continue, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/expect", NULL, NULL, 200, NULL));
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "PUT /v1/buckets/expect/objects/k HTTP/1.1\r\nContent-Length: 10\r\n"
+                  "Expect: 100-continue\r\n\r\n");
+    char head[1024];
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, NULL, 0), 100);
+    cr_assert_eq(g.applied, 1, "nothing before the body");
+    wire_send(&w, "{\"size\":5}");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, NULL, 0), 200);
+    cr_assert_eq(g.applied, 2);
+    /* a declared oversized body: 413 at once, no 100, then close */
+    char big[256];
+    snprintf(big, sizeof big,
+             "PUT /v1/buckets/expect/objects/k HTTP/1.1\r\nContent-Length: %u\r\n"
+             "Expect: 100-continue\r\n\r\n",
+             MC_HTTP_MAX_BODY_BYTES + 1);
+    wire_send(&w, big);
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 413);
+    cr_assert(strstr(body, "EntityTooLarge"), "%s", body);
+    cr_assert(strstr(head, "Connection: close"), "%s", head);
+    wire_expect_eof(&w);
+}
+
+/* Oversized bodies: declared (answered before the body is read, while the client still sends
+ * it) and chunked (a chunk over the limit is refused when its size line arrives). */
+Test(http_local, wire_body_over_limit, .init = start, .fini = stop)
+{
+    struct thc_wire w;
+    wire_open(&w);
+    char hdr[256];
+    snprintf(hdr, sizeof hdr, "PUT /v1/buckets/b/objects/k HTTP/1.1\r\nContent-Length: %u\r\n\r\n",
+             MC_HTTP_MAX_BODY_BYTES + 1);
+    wire_send(&w, hdr);
+    char *junk = calloc(1, 256 * 1024);
+    for (int i = 0; i < 5; i++) /* the server keeps reading (and dropping) it: no reset */
+        cr_assert_eq(thc_send_all(w.fd, junk, 256 * 1024), 0);
+    free(junk);
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 413);
+    wire_expect_eof(&w);
+    wire_open(&w);
+    wire_send(&w, "PUT /v1/buckets/b/objects/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "100001\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 413);
+    cr_assert(strstr(body, "EntityTooLarge"), "%s", body);
+    wire_expect_eof(&w);
+    cr_assert_eq(g.applied, 0);
+}
+
+/* Request line + headers over 16 KiB, or over 64 headers: 431 and close. */
+Test(http_local, wire_headers_too_large, .init = start, .fini = stop)
+{
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nX-Big: ");
+    char *big = malloc(MC_H1_MAX_HEAD_BYTES + 1);
+    memset(big, 'a', MC_H1_MAX_HEAD_BYTES);
+    big[MC_H1_MAX_HEAD_BYTES] = '\0';
+    wire_send(&w, big);
+    free(big);
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 431);
+    wire_expect_eof(&w);
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\n");
+    for (int i = 0; i < MC_H1_MAX_HEADERS + 1; i++)
+        wire_send(&w, "X-H: 1\r\n");
+    wire_send(&w, "\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 431);
+    wire_expect_eof(&w);
+    /* exactly 64 headers are fine */
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\n");
+    for (int i = 0; i < MC_H1_MAX_HEADERS; i++)
+        wire_send(&w, "X-H: 1\r\n");
+    wire_send(&w, "\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    close(w.fd);
+}
+
+/* Malformed requests: 400 (or 505 for another version) and close; the server carries on. */
+Test(http_local, wire_garbage, .init = start, .fini = stop)
+{
+    static const char *const bad[] = {
+        "GARBAGE\r\n\r\n",
+        "GET  /healthz HTTP/1.1\r\n\r\n",
+        "GET healthz HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nNo colon\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nBad Name: v\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
+        "PUT /v1/buckets/x HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+        "PUT /v1/buckets/x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        "PUT /v1/buckets/x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "\r\n\r\n",
+    };
+    char body[BODY_CAP];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct thc_wire w;
+        wire_open(&w);
+        wire_send(&w, bad[i]);
+        cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 400, "case %zu", i);
+        cr_assert(strstr(body, "BadRequest"), "%s", body);
+        wire_expect_eof(&w);
+    }
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/2.0\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 505);
+    wire_expect_eof(&w);
+    json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL));
+}
+
+/* HTTP/1.0: closed after the answer unless it asks for keep-alive; Connection: close on 1.1. */
+Test(http_local, wire_http10_and_connection_close, .init = start, .fini = stop)
+{
+    struct thc_wire w;
+    char head[1024];
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.0\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, NULL, 0), 200);
+    cr_assert(strstr(head, "Connection: close"), "%s", head);
+    wire_expect_eof(&w);
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, NULL, 0), 200);
+    cr_assert(strstr(head, "Connection: keep-alive"), "%s", head);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+                  "GET /healthz HTTP/1.1\r\n\r\n"); /* after close: never answered */
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, NULL, 0), 200);
+    cr_assert(strstr(head, "Connection: close"), "%s", head);
+    wire_expect_eof(&w);
+}
+
+/* HEAD: the headers of the GET (Content-Length included) and no body; 204 has neither. */
+Test(http_local, wire_head_and_keep_alive, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/headb", NULL, NULL, 200, NULL));
+    json_decref(req("PUT", "/v1/buckets/headb/objects/k", NULL, "{\"size\":1}", 200, NULL));
+    struct thc_wire w;
+    wire_open(&w);
+    char head[1024], body[BODY_CAP], cl[32];
+    for (int i = 0; i < 5; i++) { /* keep-alive reuse: one connection */
+        wire_send(&w, "GET /v1/buckets/headb/objects/k HTTP/1.1\r\n\r\n");
+        cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 200);
+    }
+    size_t get_len = strlen(body);
+    wire_send(&w, "HEAD /v1/buckets/headb/objects/k HTTP/1.1\r\n\r\n"
+                  "GET /healthz HTTP/1.1\r\n\r\n");
+    cr_assert_eq(wire_read(&w, true, head, sizeof head, NULL, 0), 200);
+    struct th_resp hr = {0};
+    snprintf(hr.headers, sizeof hr.headers, "%s", head);
+    cr_assert(thc_header(&hr, "Content-Length", cl, sizeof cl), "%s", head);
+    cr_assert_eq(strtoull(cl, NULL, 10), get_len, "HEAD announces the GET's length");
+    cr_assert(thc_header(&hr, "X-Version-Id", cl, sizeof cl), "%s", head);
+    /* the next answer follows at once: the HEAD one carried no body bytes */
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 200);
+    cr_assert(strstr(body, "ok"), "%s", body);
+    cr_assert_gt(get_len, 0);
+    close(w.fd);
+    cr_assert_eq(accepted(), 1);
+}
+
+/* A client that goes away while its request is with the node: nothing is written to the
+ * freed connection when the node answers later (ASan checks), and the server carries on.
+ * A reset drops the request at once (cancelled with the node); a FIN is a half-close: the
+ * answer is still written (at stop), then the connection closes. */
+Test(http_local, wire_client_gone_while_with_node, .init = start, .fini = stop)
+{
+    for (int i = 0; i < 3; i++) {
+        struct thc_wire w;
+        wire_open(&w);
+        wire_send(&w, "GET /v1/buckets/hole/objects/x HTTP/1.1\r\n\r\n");
+        for (int t = 0; t < 200; t++) {
+            struct mc_client_server_stats st;
+            mc_client_server_stats(g.srv, &st);
+            if (st.requests >= (uint64_t)i + 1)
+                break;
+            usleep(5000);
+        }
+        if (i % 2 == 0) {
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(w.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg); /* close sends RST */
+        }
+        close(w.fd);
+    }
+    usleep(50 * 1000);
+    json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL));
+    json_decref(req("PUT", "/v1/buckets/after", NULL, NULL, 200, NULL));
+    /* stop() answers the held requests: their connections are gone */
+}
+
+/* At most MC_HTTP_MAX_CONNECTIONS connections: one more is accepted and closed at once; once
+ * one goes away, a new one is served again. */
+Test(http_local, wire_connection_limit, .init = start, .fini = stop)
+{
+    static int fds[MC_HTTP_MAX_CONNECTIONS];
+    for (int i = 0; i < MC_HTTP_MAX_CONNECTIONS; i++) {
+        fds[i] = thc_connect(g.port);
+        cr_assert_geq(fds[i], 0, "connection %d", i);
+    }
+    /* the last one answered: every earlier one was accepted before it (FIFO backlog) */
+    struct th_resp r;
+    cr_assert_eq(
+        thc_request_fd(fds[MC_HTTP_MAX_CONNECTIONS - 1], "GET", "/healthz", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    thc_free(&r);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\n\r\n");
+    char b[64];
+    cr_assert_leq(recv(w.fd, b, sizeof b, 0), 0, "connection over the limit served");
+    close(w.fd);
+    close(fds[0]);
+    usleep(100 * 1000); /* the server sees the close */
+    cr_assert_eq(thc_request(g.port, "GET", "/healthz", NULL, NULL, &r), 0);
+    cr_assert_eq(r.status, 200);
+    thc_free(&r);
+    for (int i = 1; i < MC_HTTP_MAX_CONNECTIONS; i++)
+        close(fds[i]);
 }

@@ -1,0 +1,729 @@
+/* conn.c: HTTP/1.1 connections on libuv: accept, read + parse, one request at a time, write. */
+#include "http/conn.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metacenter/error.h"
+#include "obs/metrics.h"
+#include "security/tls.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/*
+ * Per request, a plain connection costs one read (libuv keeps the fd in its epoll set; a
+ * short read ends the read loop without another call) and one write (uv_try_write of the
+ * answer, head and body in one buffer); nothing is allocated but the handler's response body.
+ * uv_write takes over only when the socket buffer is full.
+ */
+
+#define READ_BYTES     (16u * 1024) /* room offered to each read */
+#define KEEP_IN_BYTES  (64u * 1024) /* a larger idle input buffer is released (one big PUT) */
+#define OUT_MAX_BYTES  (64u * 1024 * 1024) /* largest answer (a listing) + what is queued */
+#define KEEP_OUT_BYTES (64u * 1024)        /* a larger idle output buffer is released */
+#define SWEEP_MS       1000                /* idle / drain timeout check period */
+#define LISTEN_BACKLOG 512
+
+struct mc_http_io {
+    uv_loop_t *loop;
+    struct mc_http_server *srv; /* NULL once stopped */
+    uv_tcp_t listener;
+    uv_timer_t sweep;
+    uv_async_t done_async; /* worker completions queued */
+    uv_async_t stop_async; /* loopback mode: mc_http_stop from another thread */
+    int port;
+    int refs; /* open handles + connections not yet freed; the io is freed at 0 */
+    struct mc_http_conn *conns;
+    uint32_t n_conns;
+    pthread_mutex_t done_mu;
+    struct mc_http_conn *done; /* done_mu */
+};
+
+static void process(struct mc_http_conn *c);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void flush(struct mc_http_conn *c);
+
+static void io_unref(struct mc_http_io *io)
+{
+    assert(io->refs > 0);
+    if (--io->refs == 0) {
+        pthread_mutex_destroy(&io->done_mu);
+        free(io);
+    }
+}
+
+static void conn_free(struct mc_http_conn *c)
+{
+    struct mc_http_io *io = c->io;
+    mc_http_conn_state_free(c);
+    mc_tls_free(c->tls);
+    mc_wbuf_free(&c->out);
+    mc_wbuf_free(&c->wout);
+    free(c->in);
+    free(c->cin);
+    free(c);
+    io_unref(io);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct mc_http_conn *c = h->data;
+    if (c->phase == RQ_WORKER) {
+        c->free_later = true; /* the worker still fills c->r: freed when it hands c back */
+        return;
+    }
+    conn_free(c);
+}
+
+static void conn_close(struct mc_http_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->busy)
+        mc_http_on_conn_closing(c);
+    struct mc_http_io *io = c->io;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        io->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    io->n_conns--;
+    mc_metrics_http_connections_add(-1);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/* ---- input ---- */
+
+static size_t in_limit(const struct mc_http_conn *c)
+{
+    /* head + body + one chunk's framing + trailers (h1.h), and the spare NUL byte */
+    return 2u * MC_H1_MAX_HEAD_BYTES + c->srv->max_body_bytes + MC_H1_MAX_CHUNK_LINE + 16;
+}
+
+/* Room for want more bytes (plus the NUL) in c->in, within the limit. Never while busy: the
+ * parsed request points into the buffer. Returns the room available (0: full or no memory). */
+static size_t in_reserve(struct mc_http_conn *c, size_t want)
+{
+    assert(!c->busy);
+    if (c->in_cap - c->in_len > want)
+        return c->in_cap - c->in_len - 1;
+    size_t limit = in_limit(c);
+    size_t cap = c->in_cap ? c->in_cap * 2 : 4096;
+    while (cap < c->in_len + want + 1)
+        cap *= 2;
+    if (cap > limit)
+        cap = limit;
+    if (cap > c->in_cap) {
+        char *p = malloc(cap);
+        if (!p)
+            return c->in_cap > c->in_len ? c->in_cap - c->in_len - 1 : 0;
+        if (c->in_len)
+            memcpy(p, c->in, c->in_len);
+        if (c->have_head)
+            mc_h1_rebase(&c->h, (uintptr_t)c->in, p); /* the head parsed before the body */
+        free(c->in);
+        c->in = p;
+        c->in_cap = cap;
+    }
+    return c->in_cap > c->in_len ? c->in_cap - c->in_len - 1 : 0;
+}
+
+/* While a request is busy its parsed fields (and its body's NUL terminator) are in c->in, which
+ * a worker may be reading: input that arrives meanwhile (a pipelined request) is held in cin
+ * until the answer, and reading pauses when that is full. Not stopping the read otherwise
+ * saves libuv's epoll_ctl calls (two per request) that a stop/start around each request
+ * would cost. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct mc_http_conn *c = h->data;
+    bool hold = c->busy && !c->tls && !c->draining && !c->close_after;
+    if (hold || c->tls || c->draining || c->close_after) {
+        if (!c->cin)
+            c->cin = malloc(READ_BYTES);
+        size_t off = hold ? c->held_len : 0; /* otherwise ciphertext, or discarded input */
+        *buf = uv_buf_init(c->cin ? c->cin + off : NULL, c->cin ? READ_BYTES - (unsigned)off : 0);
+        return;
+    }
+    size_t room = in_reserve(c, READ_BYTES);
+    *buf = uv_buf_init(room ? c->in + c->in_len : NULL, (unsigned)room);
+}
+
+/* Input held while busy moves into c->in (as much as fits). */
+static void absorb_held(struct mc_http_conn *c)
+{
+    if (c->held_len == 0 || c->busy)
+        return;
+    size_t room = in_reserve(c, c->held_len);
+    size_t n = room < c->held_len ? room : c->held_len;
+    memcpy(c->in + c->in_len, c->cin, n);
+    c->in_len += n;
+    memmove(c->cin, c->cin + n, c->held_len - n);
+    c->held_len -= n;
+}
+
+/* TLS: decrypt what is buffered into c->in. Returns the plaintext bytes added; closes the
+ * connection on a TLS failure. */
+static size_t tls_pull(struct mc_http_conn *c)
+{
+    size_t total = 0;
+    while (!c->closing && !c->busy) {
+        size_t room = in_reserve(c, READ_BYTES);
+        if (room == 0)
+            break;
+        size_t n = 0;
+        int rc = mc_tls_read(c->tls, c->in + c->in_len, room, &n);
+        if (rc != 0) {
+            if (rc != MC_ESHUTDOWN)
+                MC_INFO("http_tls_failed", "err=\"%s\"", mc_tls_error(c->tls));
+            flush(c); /* the alert, if any */
+            conn_close(c);
+            break;
+        }
+        if (n == 0)
+            break;
+        c->in_len += n;
+        total += n;
+    }
+    if (!c->closing && mc_tls_pending(c->tls) > 0)
+        flush(c); /* handshake records */
+    return total;
+}
+
+/* Read unless paused: TLS while busy (the session's input would grow without bound), plain
+ * input with no room while busy (on_read got UV_ENOBUFS), or after the last request until
+ * its answer is out (then draining reads to EOF). */
+static void update_reading(struct mc_http_conn *c)
+{
+    if (c->closing)
+        return;
+    bool want = c->draining || (!c->close_after && (!c->busy || (!c->tls && !c->hold_full)));
+    if (want && !c->reading) {
+        c->hold_full = false;
+        c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct mc_http_conn *c = st->data;
+    if (nread == UV_ENOBUFS && c->busy && !c->closing) {
+        c->hold_full = true; /* pipelined input filled the holding room: read after the answer */
+        update_reading(c);
+        return;
+    }
+    if (nread == UV_EOF && c->busy && !c->closing) {
+        /* Half-closed: no more requests, but the one in flight is still answered. */
+        c->close_after = true;
+        uv_read_stop(st);
+        c->reading = false;
+        return;
+    }
+    if (nread < 0) {
+        conn_close(c); /* EOF, reset or error */
+        return;
+    }
+    if (nread == 0 || c->draining || c->close_after)
+        return; /* input after the final request is dropped */
+    c->last_active_ms = mc_mono_ms();
+    if (c->tls) {
+        if (mc_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
+            conn_close(c);
+            return;
+        }
+        if (!c->busy)
+            tls_pull(c);
+    } else if (c->busy) {
+        c->held_len += (size_t)nread;
+    } else {
+        c->in_len += (size_t)nread;
+    }
+    if (!c->busy)
+        process(c);
+    else
+        update_reading(c);
+}
+
+/* ---- output ---- */
+
+static void on_write(uv_write_t *w, int status);
+
+/* An empty output buffer grown by one large answer (a listing) is released. */
+static void shrink(struct mc_wbuf *w)
+{
+    if (w->len == 0 && w->cap > KEEP_OUT_BYTES) {
+        mc_wbuf_free(w);
+        mc_wbuf_init(w, OUT_MAX_BYTES);
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *r, int status)
+{
+    struct mc_http_conn *c = r->data;
+    if (status < 0)
+        conn_close(c);
+}
+
+/* The final answer is out: shut the write side and discard what the client still sends
+ * (closing with unread input would reset the connection, and the client could lose the
+ * answer before reading it: a 413 while it still sends the body). */
+static void begin_drain(struct mc_http_conn *c)
+{
+    if (c->draining || c->closing)
+        return;
+    c->draining = true;
+    c->last_active_ms = mc_mono_ms();
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    update_reading(c);
+}
+
+static void flush(struct mc_http_conn *c)
+{
+    if (c->writing || c->closing)
+        return;
+    if (c->tls) {
+        if (c->out.len > 0 && mc_tls_established(c->tls)) {
+            if (mc_tls_write(c->tls, c->out.data, c->out.len) != 0) {
+                conn_close(c);
+                return;
+            }
+            c->out.len = 0;
+        }
+        c->out.len = 0; /* plaintext before the handshake is done: none is ever queued */
+        if (mc_tls_take_all(c->tls, &c->out) != 0) {
+            conn_close(c);
+            return;
+        }
+    }
+    if (c->out.err) {
+        conn_close(c);
+        return;
+    }
+    if (c->out.len > 0) {
+        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c);
+            return;
+        }
+        size_t done = n > 0 ? (size_t)n : 0;
+        if (done < c->out.len) {
+            /* The socket is full: the rest goes with uv_write from wout. */
+            memmove(c->out.data, c->out.data + done, c->out.len - done);
+            c->out.len -= done;
+            struct mc_wbuf t = c->wout;
+            c->wout = c->out;
+            c->out = t;
+            c->out.len = 0;
+            b = uv_buf_init((char *)c->wout.data, (unsigned)c->wout.len);
+            c->wreq.data = c;
+            if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+                conn_close(c);
+                return;
+            }
+            c->writing = true;
+            return;
+        }
+        c->out.len = 0;
+        shrink(&c->out);
+    }
+    if (c->close_after && !c->busy && !(c->tls && !mc_tls_established(c->tls)))
+        begin_drain(c);
+}
+
+static void on_write(uv_write_t *w, int status)
+{
+    struct mc_http_conn *c = w->data;
+    c->writing = false;
+    c->wout.len = 0;
+    shrink(&c->wout);
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    flush(c);
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Status";
+    }
+}
+
+static void put_str(struct mc_wbuf *w, const char *s)
+{
+    mc_wbuf_put(w, s, strlen(s));
+}
+
+/* Status line, headers and (unless HEAD / 204) the body of r into c->out. */
+static void put_response(struct mc_http_conn *c, const struct mc_http_response *r, bool head_only,
+                         bool keep_alive)
+{
+    char line[96];
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", r->status, reason(r->status));
+    mc_wbuf_put(&c->out, line, (size_t)n);
+    bool no_body = r->status == 204 || r->status == 304;
+    if (!no_body) {
+        put_str(&c->out, "Content-Type: ");
+        put_str(&c->out, r->content_type ? r->content_type : "application/json");
+        n = snprintf(line, sizeof line, "\r\nContent-Length: %zu\r\n", r->body_len);
+        mc_wbuf_put(&c->out, line, (size_t)n);
+    }
+    for (uint32_t i = 0; i < r->n_headers; i++) {
+        put_str(&c->out, r->headers[i].name);
+        put_str(&c->out, ": ");
+        put_str(&c->out, r->headers[i].value);
+        put_str(&c->out, "\r\n");
+    }
+    if (!keep_alive)
+        put_str(&c->out, "Connection: close\r\n");
+    else if (c->have_head && c->h.minor == 0)
+        put_str(&c->out, "Connection: keep-alive\r\n");
+    put_str(&c->out, "\r\n");
+    if (!no_body && !head_only && r->body_len > 0)
+        mc_wbuf_put(&c->out, r->body, r->body_len);
+}
+
+/* The current request's bytes leave the buffer; the next pipelined one (if any) moves up. */
+static void consume_request(struct mc_http_conn *c)
+{
+    if (!c->have_head)
+        return;
+    size_t end = c->h.head_len + c->h.body_len;
+    assert(end < c->in_cap && c->h.total_len <= c->in_len);
+    c->in[end] = c->nul_saved;
+    memmove(c->in, c->in + c->h.total_len, c->in_len - c->h.total_len);
+    c->in_len -= c->h.total_len;
+    c->have_head = false;
+    if (c->in_len == 0 && c->in_cap > KEEP_IN_BYTES) {
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    }
+}
+
+void mc_http_conn_respond(struct mc_http_conn *c)
+{
+    assert(c->busy);
+    bool keep = c->have_head && c->h.keep_alive && !c->close_after && c->io->srv &&
+                !atomic_load_explicit(&c->srv->stopping, memory_order_relaxed);
+    bool head_only = c->have_head && strcmp(c->h.method, "HEAD") == 0;
+    if (!c->closing)
+        put_response(c, &c->r, head_only, keep);
+    free(c->r.body);
+    c->r.body = NULL;
+    c->busy = false;
+    c->phase = RQ_NEW;
+    consume_request(c);
+    if (!keep)
+        c->close_after = true;
+    if (c->closing)
+        return;
+    c->last_active_ms = mc_mono_ms();
+    flush(c);
+    if (!c->in_process)
+        process(c); /* the next pipelined request, or read again */
+}
+
+/* An error found while reading the request (the request never reaches server.c): answer it
+ * and close. */
+static void fail_request(struct mc_http_conn *c, int status)
+{
+    struct mc_http_response *r = &c->r;
+    free(r->body);
+    *r = (struct mc_http_response){0};
+    switch (status) {
+    case 413:
+        mc_metrics_error(MC_ETOOLARGE);
+        mc_http_resp_error(r, MC_ETOOLARGE, "request body over 1 MiB");
+        break;
+    case 431:
+        mc_http_resp_error_named(r, 431, "RequestHeaderFieldsTooLarge",
+                                 "request line and headers over 16 KiB or 64 headers");
+        break;
+    case 501:
+        mc_http_resp_error_named(r, 501, "NotImplemented", "unsupported Transfer-Encoding");
+        break;
+    case 505:
+        mc_http_resp_error_named(r, 505, "HTTPVersionNotSupported", "HTTP/1.0 or 1.1 only");
+        break;
+    default:
+        mc_http_resp_error_named(r, 400, "BadRequest", "malformed HTTP request");
+        break;
+    }
+    c->have_head = false; /* nothing to consume: the connection closes */
+    c->close_after = true;
+    c->busy = true;
+    mc_http_conn_respond(c);
+}
+
+/* Expect: 100-continue on a request whose body has not all arrived: invite it. */
+static void maybe_continue(struct mc_http_conn *c)
+{
+    if (!c->h.expect_continue || c->continue_sent || c->h.minor == 0 ||
+        (!c->h.chunked && c->h.content_length == 0))
+        return;
+    c->continue_sent = true;
+    put_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    flush(c);
+}
+
+/* Parse and hand over buffered requests, one at a time, then (re)start or stop reading. */
+static void process(struct mc_http_conn *c)
+{
+    c->in_process = true;
+    while (!c->busy && !c->closing && !c->close_after) {
+        absorb_held(c);
+        int rc = 0;
+        if (!c->have_head) {
+            rc = c->in_len ? mc_h1_parse_head(c->in, c->in_len, &c->h) : MC_H1_MORE;
+            if (rc == 0) {
+                c->have_head = true;
+                c->continue_sent = false;
+            }
+        }
+        if (rc == 0)
+            rc = mc_h1_parse_body(c->in, &c->in_len, c->srv->max_body_bytes, &c->h);
+        if (rc == MC_H1_MORE) {
+            if (c->tls && tls_pull(c) > 0)
+                continue;
+            if (c->have_head)
+                maybe_continue(c);
+            break;
+        }
+        if (rc != 0) {
+            fail_request(c, rc);
+            break;
+        }
+        size_t end = c->h.head_len + c->h.body_len;
+        c->nul_saved = c->in[end];
+        c->in[end] = '\0';
+        c->busy = true;
+        c->phase = RQ_NEW;
+        mc_http_on_request(c); /* may answer at once (mc_http_conn_respond) */
+    }
+    c->in_process = false;
+    update_reading(c);
+}
+
+/* ---- accept, sweep, worker completions ---- */
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    struct mc_http_io *io = l->data;
+    if (status < 0 || !io->srv)
+        return;
+    struct mc_http_conn *c = calloc(1, sizeof *c);
+    if (!c || uv_tcp_init(io->loop, &c->tcp) != 0) {
+        free(c);
+        return;
+    }
+    c->tcp.data = c;
+    c->io = io;
+    c->srv = io->srv;
+    io->refs++;
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 || io->n_conns >= MC_HTTP_MAX_CONNECTIONS ||
+        (io->srv->tls && mc_tls_new(io->srv->tls, true, NULL, &c->tls) != 0)) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed); /* over the limit: refused */
+        return;
+    }
+    mc_wbuf_init(&c->out, OUT_MAX_BYTES);
+    mc_wbuf_init(&c->wout, OUT_MAX_BYTES);
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->k.result.failed_op = -1;
+    c->next = io->conns;
+    if (io->conns)
+        io->conns->prev = c;
+    io->conns = c;
+    io->n_conns++;
+    mc_metrics_http_connections_add(1);
+    c->last_active_ms = mc_mono_ms();
+    update_reading(c);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct mc_http_io *io = t->data;
+    uint64_t now = mc_mono_ms();
+    for (struct mc_http_conn *c = io->conns, *next; c; c = next) {
+        next = c->next;
+        uint64_t idle = now - c->last_active_ms;
+        if (c->draining ? idle > MC_HTTP_DRAIN_TIMEOUT_MS
+                        : !c->busy && !c->writing && idle > MC_HTTP_IDLE_TIMEOUT_MS)
+            conn_close(c);
+    }
+}
+
+static void drain_done(struct mc_http_io *io)
+{
+    pthread_mutex_lock(&io->done_mu);
+    struct mc_http_conn *c = io->done;
+    io->done = NULL;
+    pthread_mutex_unlock(&io->done_mu);
+    while (c) {
+        struct mc_http_conn *next = c->done_next;
+        c->done_next = NULL;
+        assert(c->phase == RQ_WORKER);
+        if (c->free_later) {
+            c->phase = RQ_NEW;
+            conn_free(c);
+        } else if (c->closing) {
+            c->phase = RQ_NEW; /* its close callback is still to come: it frees c */
+        } else {
+            mc_http_after_worker(c);
+        }
+        c = next;
+    }
+}
+
+static void on_done_async(uv_async_t *a)
+{
+    drain_done(a->data);
+}
+
+void mc_http_io_worker_done(struct mc_http_io *io, struct mc_http_conn *c)
+{
+    pthread_mutex_lock(&io->done_mu);
+    c->done_next = io->done;
+    io->done = c;
+    pthread_mutex_unlock(&io->done_mu);
+    uv_async_send(&io->done_async);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    io_unref(h->data);
+}
+
+void mc_http_io_stop(struct mc_http_io *io)
+{
+    if (!io->srv)
+        return;
+    drain_done(io); /* workers have stopped: what they finished is answered */
+    while (io->conns) {
+        struct mc_http_conn *c = io->conns;
+        flush(c);
+        conn_close(c);
+    }
+    io->srv = NULL;
+    uv_close((uv_handle_t *)&io->listener, on_handle_closed);
+    uv_close((uv_handle_t *)&io->sweep, on_handle_closed);
+    uv_close((uv_handle_t *)&io->done_async, on_handle_closed);
+    uv_close((uv_handle_t *)&io->stop_async, on_handle_closed);
+}
+
+static void on_stop_async(uv_async_t *a)
+{
+    mc_http_io_stop(a->data);
+}
+
+void mc_http_io_stop_async(struct mc_http_io *io)
+{
+    uv_async_send(&io->stop_async);
+}
+
+int mc_http_io_port(const struct mc_http_io *io)
+{
+    return io->port;
+}
+
+int mc_http_io_start(struct mc_http_server *s, uv_loop_t *loop, const struct sockaddr_in *sa,
+                     struct mc_http_io **out)
+{
+    struct mc_http_io *io = calloc(1, sizeof *io);
+    if (!io)
+        return MC_ENOMEM;
+    io->loop = loop;
+    io->srv = s;
+    pthread_mutex_init(&io->done_mu, NULL);
+    uv_tcp_init(loop, &io->listener);
+    uv_timer_init(loop, &io->sweep);
+    uv_async_init(loop, &io->done_async, on_done_async);
+    uv_async_init(loop, &io->stop_async, on_stop_async);
+    io->listener.data = io->sweep.data = io->done_async.data = io->stop_async.data = io;
+    io->refs = 4;
+    int rc = uv_tcp_bind(&io->listener, (const struct sockaddr *)sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&io->listener, LISTEN_BACKLOG, on_connection);
+    struct sockaddr_in bound;
+    int len = sizeof bound;
+    if (rc == 0)
+        rc = uv_tcp_getsockname(&io->listener, (struct sockaddr *)&bound, &len);
+    if (rc != 0) {
+        MC_ERROR("http_listen_failed", "err=%s", uv_strerror(rc));
+        io->srv = s; /* mc_http_io_stop closes the handles; the loop frees io */
+        uv_close((uv_handle_t *)&io->listener, on_handle_closed);
+        uv_close((uv_handle_t *)&io->sweep, on_handle_closed);
+        uv_close((uv_handle_t *)&io->done_async, on_handle_closed);
+        uv_close((uv_handle_t *)&io->stop_async, on_handle_closed);
+        return MC_EIO;
+    }
+    io->port = ntohs(bound.sin_port);
+    uv_timer_start(&io->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    uv_unref((uv_handle_t *)&io->sweep);
+    *out = io;
+    return 0;
+}

@@ -1,0 +1,170 @@
+/* test_http_h1.c: the HTTP/1.x request parser (src/http/h1.c) without sockets. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/h1.h"
+
+static struct mc_h1_req g_r;
+static char g_buf[1 << 16];
+
+/* Parse head (and body, limit max_body) of s; returns the first non-zero code, or 0. */
+static int parse(const char *s, size_t max_body, size_t *len_out)
+{
+    size_t len = strlen(s);
+    cr_assert_lt(len, sizeof g_buf);
+    memcpy(g_buf, s, len + 1);
+    int rc = mc_h1_parse_head(g_buf, len, &g_r);
+    if (rc == 0)
+        rc = mc_h1_parse_body(g_buf, &len, max_body, &g_r);
+    if (len_out)
+        *len_out = len;
+    return rc;
+}
+
+Test(http_h1, request_line_headers_and_url)
+{
+    cr_assert_eq(
+        parse("GET /v1/buckets/b/objects/a%20b%2Bc+d?prefix=x+y%2B&flag&k=%00&=v "
+              "HTTP/1.1\r\nHost: h\r\nX-Thing:   spaced value  \r\nIF-MATCH: \"e\"\r\n\r\n",
+              100, NULL),
+        0);
+    cr_assert_str_eq(g_r.method, "GET");
+    cr_assert_str_eq(g_r.path, "/v1/buckets/b/objects/a b+c+d"); /* '+' stays in a path */
+    cr_assert_eq(g_r.minor, 1);
+    cr_assert(g_r.keep_alive);
+    cr_assert_str_eq(mc_h1_header(&g_r, "x-thing"), "spaced value");
+    cr_assert_str_eq(mc_h1_header(&g_r, "If-Match"), "\"e\"");
+    cr_assert_null(mc_h1_header(&g_r, "Missing"));
+    cr_assert_str_eq(mc_h1_arg(&g_r, "prefix"), "x y+"); /* '+' is a space in a query */
+    cr_assert_null(mc_h1_arg(&g_r, "flag"));             /* present without '=' */
+    cr_assert_eq(g_r.n_args, 4);
+    cr_assert_str_eq(mc_h1_arg(&g_r, "k"), "\xff"); /* %00 never cuts a string short */
+    cr_assert_eq(g_r.body_len, 0);
+    cr_assert_eq(g_r.total_len, g_r.head_len);
+}
+
+Test(http_h1, unescape_rules)
+{
+    char s[64];
+    strcpy(s, "a%zz%4%41%00b%2f+");
+    cr_assert_eq(mc_h1_unescape(s, false), strlen("a%zz%4A\xff"
+                                                  "b/+"));
+    cr_assert_str_eq(s, "a%zz%4A\xff"
+                        "b/+"); /* invalid escapes stay as they are */
+    strcpy(s, "a+b%2B");
+    mc_h1_unescape(s, true);
+    cr_assert_str_eq(s, "a b+");
+}
+
+Test(http_h1, incomplete_input_needs_more)
+{
+    const char *req = "PUT /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+    size_t n = strlen(req);
+    for (size_t k = 0; k < n; k++) {
+        memcpy(g_buf, req, k);
+        size_t len = k;
+        int rc = mc_h1_parse_head(g_buf, len, &g_r);
+        if (rc == 0)
+            rc = mc_h1_parse_body(g_buf, &len, 100, &g_r);
+        cr_assert_eq(rc, MC_H1_MORE, "prefix %zu: rc %d", k, rc);
+    }
+    cr_assert_eq(parse(req, 100, NULL), 0);
+    cr_assert_eq(g_r.body_len, 5);
+    cr_assert_eq(memcmp(g_buf + g_r.head_len, "hello", 5), 0);
+}
+
+Test(http_h1, connection_semantics)
+{
+    cr_assert_eq(parse("GET / HTTP/1.0\r\n\r\n", 0, NULL), 0);
+    cr_assert_not(g_r.keep_alive);
+    cr_assert_eq(parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 0, NULL), 0);
+    cr_assert(g_r.keep_alive);
+    cr_assert_eq(parse("GET / HTTP/1.1\r\nConnection: foo, close\r\n\r\n", 0, NULL), 0);
+    cr_assert_not(g_r.keep_alive);
+    cr_assert_eq(
+        parse("PUT / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n", 10, NULL),
+        MC_H1_MORE);
+    cr_assert(g_r.expect_continue);
+    /* bare LF line ends are accepted */
+    cr_assert_eq(parse("GET /a HTTP/1.1\nHost: x\n\n", 0, NULL), 0);
+    cr_assert_str_eq(mc_h1_header(&g_r, "host"), "x");
+}
+
+Test(http_h1, chunked_bodies)
+{
+    size_t len;
+    const char *req = "PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "3\r\nabc\r\nA;name=v\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+    cr_assert_eq(parse(req, 100, &len), 0);
+    cr_assert_eq(g_r.body_len, 13);
+    cr_assert_eq(memcmp(g_buf + g_r.head_len, "abc0123456789", 13), 0);
+    cr_assert_eq(len - g_r.total_len, 4);
+    cr_assert_eq(memcmp(g_buf + g_r.total_len, "NEXT", 4), 0); /* the pipelined rest */
+    /* over the limit: refused at the size line */
+    cr_assert_eq(parse("PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n", 4, NULL), 413);
+    cr_assert_eq(parse("PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "3\r\nabc\r\n3\r\nabc\r\n",
+                       5, NULL),
+                 413);
+    cr_assert_eq(
+        parse("PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", 9, NULL), 400);
+    cr_assert_eq(parse("PUT /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 9, NULL), 501);
+}
+
+/* Chunks arriving in pieces: the framing already decoded is squeezed out of the buffer. */
+Test(http_h1, chunked_incremental)
+{
+    const char *head = "PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char *parts[] = {"4\r\nab", "cd\r\n2\r", "\nef\r\n", "0\r\n", "\r\n"};
+    size_t len = strlen(head);
+    memcpy(g_buf, head, len);
+    cr_assert_eq(mc_h1_parse_head(g_buf, len, &g_r), 0);
+    int rc = MC_H1_MORE;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        cr_assert_eq(rc, MC_H1_MORE);
+        memcpy(g_buf + len, parts[i], strlen(parts[i]));
+        len += strlen(parts[i]);
+        rc = mc_h1_parse_body(g_buf, &len, 100, &g_r);
+    }
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(g_r.body_len, 6);
+    cr_assert_eq(memcmp(g_buf + g_r.head_len, "abcdef", 6), 0);
+    cr_assert_eq(g_r.total_len, len);
+}
+
+Test(http_h1, limits_and_malformed)
+{
+    cr_assert_eq(parse("PUT /x HTTP/1.1\r\nContent-Length: 11\r\n\r\n", 10, NULL), 413);
+    static char big[MC_H1_MAX_HEAD_BYTES + 64];
+    snprintf(big, sizeof big, "GET / HTTP/1.1\r\nX: %0*d", (int)MC_H1_MAX_HEAD_BYTES, 0);
+    cr_assert_eq(parse(big, 0, NULL), 431);
+    char many[4096] = "GET / HTTP/1.1\r\n";
+    for (int i = 0; i < MC_H1_MAX_HEADERS + 1; i++)
+        strcat(many, "A: b\r\n");
+    strcat(many, "\r\n");
+    cr_assert_eq(parse(many, 0, NULL), 431);
+    cr_assert_eq(parse("GET / HTTP/1.2\r\n\r\n", 0, NULL), 505);
+    static const char *const bad[] = {
+        "\r\n",
+        "GET\r\n\r\n",
+        "GET / HTTP/1.1 x\r\n\r\n",
+        "G(T / HTTP/1.1\r\n\r\n",
+        "GET x HTTP/1.1\r\n\r\n",
+        "GET / FTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nX : y\r\n\r\n",
+        "GET / HTTP/1.1\r\n y\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n",
+        "GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        "GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        "GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(parse(bad[i], 100, NULL), 400, "case %zu: %s", i, bad[i]);
+    /* a NUL byte in the head */
+    memcpy(g_buf, "GET /\0 HTTP/1.1\r\n\r\n", 20);
+    cr_assert_eq(mc_h1_parse_head(g_buf, 20, &g_r), 400);
+}
