@@ -97,11 +97,11 @@ static char *status_json(const struct mc_cluster_status *st)
 static void cluster_status(struct mc_http_request *q, struct mc_http_response *r)
 {
     struct mc_http_call k = {0};
-    struct mc_client *c = mc_http_client_get(q->srv);
+    struct mc_client *c = mc_http_client_get(q->srv, mc_http_pool_token(q));
     /* Pinned to endpoint 0, this node: the status is this node's view. */
     int rc = c ? mc_http_call_wait(q->srv, c, &k, mc_client_status_async(c, 0, mc_http_call_cb, &k))
                : (k.status = MC_ENOMEM);
-    mc_http_client_put(q->srv, c);
+    mc_http_client_put(q->srv, c, mc_http_pool_token(q));
     struct mc_client_result res = {.body = k.body, .body_len = k.body_len};
     struct mc_cluster_status *st = calloc(1, sizeof *st);
     if (!st)
@@ -193,7 +193,7 @@ static void member_change(struct mc_http_request *q, struct mc_http_response *r,
         }
     }
     struct mc_http_call k = {0};
-    struct mc_client *c = mc_http_client_get(q->srv);
+    struct mc_client *c = mc_http_client_get(q->srv, mc_http_pool_token(q));
     int rc = MC_ENOMEM;
     if (c) {
         switch (act) {
@@ -214,7 +214,7 @@ static void member_change(struct mc_http_request *q, struct mc_http_response *r,
     } else {
         k.status = rc;
     }
-    mc_http_client_put(q->srv, c);
+    mc_http_client_put(q->srv, c, mc_http_pool_token(q));
     if (rc != 0) {
         mc_http_fail_call(q, r, &k);
     } else {

@@ -30,6 +30,17 @@ static enum mc_role route_role(const struct mc_http_server *s, enum mc_http_rout
     }
 }
 
+const char *mc_http_bearer_token(const struct mc_http_request *q)
+{
+    const char *h = mc_http_header(q, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    const char *t = h + 7;
+    while (*t == ' ')
+        t++;
+    return t;
+}
+
 int mc_http_authorize(const struct mc_http_server *s, const struct mc_http_request *q)
 {
     if (!s->auth) {
@@ -39,15 +50,8 @@ int mc_http_authorize(const struct mc_http_server *s, const struct mc_http_reque
     if (need == MC_ROLE_NONE) {
         return 0;
     }
-    const char *h = mc_http_header(q, "Authorization");
-    const struct mc_principal *p = NULL;
-    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
-        const char *t = h + 7;
-        while (*t == ' ') {
-            t++;
-        }
-        p = mc_auth_verify(s->auth, t, strlen(t));
-    }
+    const char *t = mc_http_bearer_token(q);
+    const struct mc_principal *p = t ? mc_auth_verify(s->auth, t, strlen(t)) : NULL;
     if (!p) {
         mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
         return MC_EUNAUTH;

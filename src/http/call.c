@@ -1,4 +1,7 @@
 /* call.c: loopback client pool and blocking waits over the client library's async API. */
+#include <assert.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,37 +171,68 @@ static int submit(struct mc_client *c, struct mc_http_call *k)
     }
 }
 
-int mc_http_call_client(struct mc_http_server *s, struct mc_http_call *k)
+int mc_http_call_client(struct mc_http_server *s, const char *token, struct mc_http_call *k)
 {
     mc_http_call_reset(k);
     k->is_write = k->req.op == MC_REQ_WRITE;
-    struct mc_client *c = mc_http_client_get(s);
+    struct mc_client *c = mc_http_client_get(s, token);
     if (!c) {
         k->done = true;
         k->status = MC_ENOMEM;
         return k->status;
     }
     int rc = mc_http_call_wait(s, c, k, submit(c, k));
-    mc_http_client_put(s, c);
+    mc_http_client_put(s, c, token);
     return rc;
 }
 
-struct mc_client *mc_http_client_get(struct mc_http_server *s)
+const char *mc_http_pool_token(const struct mc_http_request *q)
 {
+    if (!q->srv->auth || !q->srv->local)
+        return NULL;
+    const char *h = mc_http_bearer_token(q);
+    return h && strlen(h) <= MC_CLIENT_TOKEN_MAX ? h : NULL;
+}
+
+/* Pool slots hold the token their client authenticated with. Compared in constant time: the
+ * slots hold other callers' tokens. */
+static bool pool_token_is(const char *slot, const char *token)
+{
+    size_t n = strlen(token);
+    return strlen(slot) == n && CRYPTO_memcmp(slot, token, n) == 0;
+}
+
+static const char *effective_token(const struct mc_http_server *s, const char *token)
+{
+    return token ? token : s->internal_token;
+}
+
+struct mc_client *mc_http_client_get(struct mc_http_server *s, const char *token)
+{
+    token = effective_token(s, token);
     struct mc_client *c = NULL;
     pthread_mutex_lock(&s->pool_mu);
-    if (s->n_pool > 0)
-        c = s->pool[--s->n_pool];
+    for (uint32_t i = s->n_pool; i-- > 0;) {
+        if (pool_token_is(s->pool_token[i], token)) {
+            c = s->pool[i];
+            /* Keep the pool dense: the last slot fills the hole. */
+            s->n_pool--;
+            s->pool[i] = s->pool[s->n_pool];
+            memcpy(s->pool_token[i], s->pool_token[s->n_pool], sizeof s->pool_token[i]);
+            break;
+        }
+    }
     pthread_mutex_unlock(&s->pool_mu);
     if (c)
         return c;
     struct mc_client_opts o;
     mc_client_opts_default(&o);
     o.request_timeout_ms = s->request_timeout_ms;
-    /* Reads stay on this node's own port: its internal token (and skipping the TLS host check
-     * below) are valid there only, so the client must not move them to the leader. */
+    /* Reads stay on this node's own port (they come here after this node answered them with a
+     * retriable status, or in loopback mode for a node of the test server's choosing); writes
+     * follow the leader, with the caller's own token (mc_http_pool_token). */
     o.follower_reads = true;
-    o.token = s->internal_token[0] ? s->internal_token : NULL;
+    o.token = token[0] ? token : NULL;
     if (s->loop_ca[0]) {
         o.tls_ca_file = s->loop_ca;
         o.tls_cert_file = s->loop_cert[0] ? s->loop_cert : NULL;
@@ -210,14 +244,17 @@ struct mc_client *mc_http_client_get(struct mc_http_server *s)
     return c;
 }
 
-void mc_http_client_put(struct mc_http_server *s, struct mc_client *c)
+void mc_http_client_put(struct mc_http_server *s, struct mc_client *c, const char *token)
 {
     if (!c)
         return;
+    token = effective_token(s, token);
+    assert(strlen(token) < sizeof s->pool_token[0]);
     /* A client with requests still pending (a poll failure) is not reused. */
     if (mc_client_pending(c) == 0) {
         pthread_mutex_lock(&s->pool_mu);
         if (s->n_pool < MC_HTTP_POOL_MAX) {
+            snprintf(s->pool_token[s->n_pool], sizeof s->pool_token[0], "%s", token);
             s->pool[s->n_pool++] = c;
             c = NULL;
         }
@@ -233,5 +270,6 @@ void mc_http_pool_close(struct mc_http_server *s)
     for (uint32_t i = 0; i < s->n_pool; i++)
         mc_client_close(s->pool[i]);
     s->n_pool = 0;
+    OPENSSL_cleanse(s->pool_token, sizeof s->pool_token);
     pthread_mutex_unlock(&s->pool_mu);
 }

@@ -595,7 +595,7 @@ void mc_http_dispatch(struct mc_http_request *q, struct mc_http_response *r)
     }
     struct mc_http_call k = {0};
     if (mc_http_prepare(q, r, &k)) {
-        mc_http_call_client(q->srv, &k);
+        mc_http_call_client(q->srv, mc_http_pool_token(q), &k);
         mc_http_finish(q, r, &k);
     }
     mc_http_call_free(&k);

@@ -43,7 +43,9 @@ struct mc_http_server {
     char loop_key[1024];
     _Atomic bool stopping; /* mc_http_stop began: waits give up (ShuttingDown) */
     pthread_mutex_t pool_mu;
-    struct mc_client *pool[MC_HTTP_POOL_MAX]; /* idle clients */
+    struct mc_client *pool[MC_HTTP_POOL_MAX];                   /* idle clients */
+    char pool_token[MC_HTTP_POOL_MAX][MC_CLIENT_TOKEN_MAX + 1]; /* what each authenticated
+                                                                   with ("" = none) */
     uint32_t n_pool;
     struct mc_http_local *local;     /* in-process path to the node (NULL: loopback only) */
     struct mc_http_workers *workers; /* blocking work: admin routes, forwarded requests; all
@@ -97,6 +99,8 @@ struct mc_http_request;
  * /healthz, /readyz open; /metrics open unless metrics_auth (then any valid token); cluster
  * and snapshot routes admin; other GET/HEAD read; other methods write. */
 int mc_http_authorize(const struct mc_http_server *s, const struct mc_http_request *q);
+/* The token of an "Authorization: Bearer TOKEN" header, or NULL. */
+const char *mc_http_bearer_token(const struct mc_http_request *q);
 
 /* ---- request / response ---- */
 
@@ -187,9 +191,9 @@ struct mc_http_call {
 void mc_http_call_cb(void *arg, const struct mc_client_result *r);
 /* Forget the last answer (before sending k->req again); keeps req and ops. */
 void mc_http_call_reset(struct mc_http_call *k);
-/* Send k->req through a pooled loopback client and wait (the library follows the leader and
- * retries). Returns k->status. */
-int mc_http_call_client(struct mc_http_server *s, struct mc_http_call *k);
+/* Send k->req through a pooled loopback client authenticated with token (mc_http_pool_token)
+ * and wait (the library follows the leader and retries). Returns k->status. */
+int mc_http_call_client(struct mc_http_server *s, const char *token, struct mc_http_call *k);
 /* Statuses the client library retries (another member or later may succeed). */
 bool mc_http_status_retriable(int status);
 /* Poll until the call's callback ran, or the server stops (MC_ESHUTDOWN: then the caller must
@@ -201,9 +205,18 @@ int mc_http_call_wait(struct mc_http_server *s, struct mc_client *c, struct mc_h
 /* Frees the reply body and the op list. */
 void mc_http_call_free(struct mc_http_call *k);
 
-/* Take a loopback client (pooled or new) / give it back. NULL on failure. */
-struct mc_client *mc_http_client_get(struct mc_http_server *s);
-void mc_http_client_put(struct mc_http_server *s, struct mc_client *c);
+/*
+ * The credential a request's loopback client authenticates with. In-process mode with auth:
+ * the caller's own bearer token (already checked by mc_http_authorize), because the client
+ * library may carry the request to the leader, and a token of this node's own would be refused
+ * there; the leader then checks the caller's role and buckets itself. Otherwise NULL: the
+ * server's internal token (loopback mode: the node behind the test server knows that one).
+ */
+const char *mc_http_pool_token(const struct mc_http_request *q);
+/* Take a loopback client authenticated with token (NULL = the internal token; pooled or new) /
+ * give it back with the same token. NULL on failure. */
+struct mc_client *mc_http_client_get(struct mc_http_server *s, const char *token);
+void mc_http_client_put(struct mc_http_server *s, struct mc_client *c, const char *token);
 void mc_http_pool_close(struct mc_http_server *s);
 
 /* ---- in-process path to the node (local.c) ---- */

@@ -140,7 +140,7 @@ static void worker_run(void *item)
 {
     struct mc_http_conn *c = item;
     if (c->forward) {
-        mc_http_call_client(c->srv, &c->k);
+        mc_http_call_client(c->srv, mc_http_pool_token(&c->q), &c->k);
         mc_http_finish(&c->q, &c->r, &c->k);
     } else {
         mc_http_dispatch(&c->q, &c->r);

@@ -384,6 +384,75 @@ def http_roles_allowed_and_denied():
         c.close()
 
 
+def make_scoped_everywhere(path, token):
+    """Rewrite auth file path so that principal 'scoped' (same token) may write every bucket."""
+    r = harness.cli(["auth", "hash-token", "--name", "scoped", "--role", "write", "--token", token])
+    with open(path) as f:
+        lines = [ln for ln in f.read().splitlines() if not ln.startswith("scoped ")]
+    with open(path, "w") as f:
+        f.write("\n".join(lines + [r.stdout.strip()]) + "\n")
+
+
+def with_token(token, fn):
+    """fn() with METACENTER_TOKEN set (the harness's status calls read it)."""
+    saved = os.environ.get("METACENTER_TOKEN")
+    os.environ["METACENTER_TOKEN"] = token
+    try:
+        return fn()
+    finally:
+        if saved is None:
+            os.environ.pop("METACENTER_TOKEN", None)
+        else:
+            os.environ["METACENTER_TOKEN"] = saved
+
+
+@test
+def http_through_a_follower_with_auth():
+    # A follower's HTTP layer carries writes and admin requests to the leader with the caller's
+    # own token (a token of the follower's own would be refused there), and the leader checks
+    # the caller's role and buckets itself.
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="mc-auth-")
+    path, tok = make_auth_file(tmp)
+    c = Cluster(3, flags=["--auth-file", path, "--heartbeat-ms", "50",
+                          "--election-timeout-ms", "500"], http=True)
+    try:
+        c.start()
+        leader = with_token(tok["admin"], lambda: c.leader(timeout=20))
+        f = [n for n in c.nodes if n.id != leader.id][0]
+        assert http_req(f, "PUT", "/v1/buckets/fb1", tok["writer"])[0] == 200
+        assert http_req(f, "PUT", "/v1/buckets/photos", tok["admin"])[0] == 200
+        assert http_req(f, "PUT", "/v1/buckets/fb1/objects/k", tok["writer"], "{}")[0] == 200
+        assert http_req(f, "PUT", "/v1/buckets/photos/objects/p", tok["scoped"], "{}")[0] == 200
+        assert http_req(leader, "GET", "/v1/buckets/fb1/objects/k", tok["reader"])[0] == 200
+        assert http_req(f, "GET", "/v1/buckets/photos/objects/p", tok["reader"])[0] == 200
+        learner = '{"id":9,"peer_addr":"127.0.0.1:%d","learner":true}' % free_port()
+        assert http_req(f, "POST", "/v1/cluster/members", tok["admin"], learner)[0] == 200
+        assert http_req(f, "DELETE", "/v1/cluster/members/9", tok["admin"])[0] == 200
+        # Refused at the follower, as on the leader.
+        assert http_req(f, "PUT", "/v1/buckets/fb1/objects/r", tok["reader"], "{}")[0] == 403
+        assert http_req(f, "PUT", "/v1/buckets/fb1/objects/s", tok["scoped"], "{}")[0] == 403
+        assert http_req(f, "PUT", "/v1/buckets/fb1/objects/n", None, "{}")[0] == 401
+        assert http_req(f, "GET", "/v1/cluster", tok["writer"])[0] == 403
+        # The leader checks the caller, not the follower: restarted with a file that lets
+        # 'scoped' write every bucket, the follower lets the write through and the leader (still
+        # on the old file) refuses it. A forward under a credential of the node's own would pass.
+        make_scoped_everywhere(path, tok["scoped"])
+        f.stop()
+        f.start()
+        assert wait_for(lambda: http_req(f, "GET", "/v1/buckets/fb1/objects/k",
+                                         tok["reader"])[0] == 200, 15), f.log_tail()
+        st = http_req(f, "PUT", "/v1/buckets/fb1/objects/s", tok["scoped"], "{}")[0]
+        assert st == 403, st
+        assert http_req(f, "PUT", "/v1/buckets/photos/objects/s", tok["scoped"], "{}")[0] == 200
+        for i in range(3):  # other principals' pooled clients are not mixed up with it
+            assert http_req(f, "PUT", "/v1/buckets/fb1/objects/w%d" % i, tok["writer"], "{}")[0] == 200
+            assert http_req(f, "PUT", "/v1/buckets/fb1/objects/s", tok["scoped"], "{}")[0] == 403
+        assert all(t not in n.log() for n in c.nodes for t in tok.values())
+    finally:
+        c.close()
+
+
 @test
 def http_metrics_auth_flag():
     c, n, tok = auth_node(["--metrics-auth"])
