@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# writeback_stall.sh: the write stalls after heavy write phases (docs/benchmarks.md). A fresh
+# 3-node cluster, 30 s of C=64 P=16 puts, `bench load --objects 100000`, then NW (default 6)
+# windows of 5 s at 40K puts/s offered; per window p50/p99/max and the most Dirty/Writeback seen
+# in /proc/meminfo (sampled every 100 ms); then the engine images the nodes wrote (log lines).
+# Usage: bench/writeback_stall.sh [--windows N] [--pre S]. Every process started here is killed
+# at exit; every loop is bounded.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NW=6 PRE=30
+while [ $# -gt 0 ]; do
+    case $1 in
+    --windows) NW=$2; shift ;;
+    --pre) PRE=$2; shift ;;
+    -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "writeback_stall.sh: unknown flag $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+WORK=$(mktemp -d /tmp/mcstall.XXXXXX)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+MEMPID=""
+cleanup() {
+    [ -n "$MEMPID" ] && kill "$MEMPID" 2>/dev/null || true
+    kill_all
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+[ -x "$MC" ] || make -C "$ROOT" -j2 >/dev/null
+mc_cluster_start c 3 --log-level info >/dev/null
+mc_wait_leader c 30 >/dev/null
+EP=$(cat "$WORK/c/endpoints")
+"$MC" bench --endpoints "$EP" --workload put --connections 64 --pipeline 16 --keys 100000 \
+    --duration "$PRE" --json 2>/dev/null | tail -1 | jq -c '{phase: "puts C=64 P=16", ops_per_sec}'
+"$MC" bench load --endpoints "$EP" --objects 100000 --connections 8 --pipeline 64 >/dev/null 2>&1
+# Bounded sampler: at most (NW * 6 + 10) s of 100 ms samples.
+(
+    end=$(($(date +%s) + NW * 6 + 10))
+    while [ "$(date +%s)" -lt "$end" ]; do
+        awk -v t="$(date +%s.%N)" '/^Dirty:/ {d = $2} /^Writeback:/ {w = $2}
+            END {printf "%s %d %d\n", t, d / 1024, w / 1024}' /proc/meminfo
+        sleep 0.1
+    done
+) >"$WORK/mem.log" &
+MEMPID=$!
+for ((k = 1; k <= NW; k++)); do
+    t0=$(date +%s.%N)
+    "$MC" bench --endpoints "$EP" --workload put --connections 64 --pipeline 64 --keys 100000 \
+        --rate 40000 --duration 5 --json 2>/dev/null | tail -1 >"$WORK/w.json"
+    t1=$(date +%s.%N)
+    read -r dmax wmax < <(awk -v a="$t0" -v b="$t1" '$1 >= a && $1 <= b {
+        if ($2 > d) d = $2; if ($3 > w) w = $3 } END {print d + 0, w + 0}' "$WORK/mem.log")
+    jq -c --arg w "w$k $(date -d "@${t0%.*}" +%T)" --argjson d "$dmax" --argjson b "$wmax" \
+        '{window: $w, p50_us, p99_us, max_us, dirty_mb_max: $d, writeback_mb_max: $b}' "$WORK/w.json"
+done
+grep -h "snapshot_created" "$WORK"/c/n*.log | grep "image=1" | cut -c1-120 || true
