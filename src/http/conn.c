@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "metacenter/error.h"
 #include "obs/metrics.h"
@@ -20,12 +21,13 @@
  * uv_write takes over only when the socket buffer is full.
  */
 
-#define READ_BYTES     (16u * 1024) /* room offered to each read */
-#define KEEP_IN_BYTES  (64u * 1024) /* a larger idle input buffer is released (one big PUT) */
-#define OUT_MAX_BYTES  (64u * 1024 * 1024) /* largest answer (a listing) + what is queued */
-#define KEEP_OUT_BYTES (64u * 1024)        /* a larger idle output buffer is released */
-#define SWEEP_MS       1000                /* idle / drain timeout check period */
-#define LISTEN_BACKLOG 512
+#define READ_BYTES      (16u * 1024) /* room offered to each read */
+#define KEEP_IN_BYTES   (64u * 1024) /* a larger idle input buffer is released (one big PUT) */
+#define OUT_MAX_BYTES   (64u * 1024 * 1024) /* largest answer (a listing) + what is queued */
+#define KEEP_OUT_BYTES  (64u * 1024)        /* a larger idle output buffer is released */
+#define OUT_PAUSE_BYTES (256u * 1024)       /* queued output above: no more requests parsed */
+#define SWEEP_MS        1000                /* idle / drain timeout check period */
+#define LISTEN_BACKLOG  512
 
 struct mc_http_io {
     uv_loop_t *loop;
@@ -38,11 +40,15 @@ struct mc_http_io {
     int refs; /* open handles + connections not yet freed; the io is freed at 0 */
     struct mc_http_conn *conns;
     uint32_t n_conns;
+    uint32_t n_alloc; /* connections not yet freed (open or closed while with a worker) */
+    char date[48];    /* "Date: <IMF-fixdate>\r\n", refreshed by the sweep every second */
+    size_t date_len;
     pthread_mutex_t done_mu;
     struct mc_http_conn *done; /* done_mu */
 };
 
 static void process(struct mc_http_conn *c);
+static void fail_request(struct mc_http_conn *c, int status);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void flush(struct mc_http_conn *c);
 
@@ -65,6 +71,7 @@ static void conn_free(struct mc_http_conn *c)
     free(c->in);
     free(c->cin);
     free(c);
+    io->n_alloc--;
     io_unref(io);
 }
 
@@ -179,9 +186,12 @@ static size_t tls_pull(struct mc_http_conn *c)
             break;
         size_t n = 0;
         int rc = mc_tls_read(c->tls, c->in + c->in_len, room, &n);
+        if (rc == MC_ESHUTDOWN) {
+            c->eof = true; /* close_notify: what is buffered is still answered */
+            break;
+        }
         if (rc != 0) {
-            if (rc != MC_ESHUTDOWN)
-                MC_INFO("http_tls_failed", "err=\"%s\"", mc_tls_error(c->tls));
+            MC_INFO("http_tls_failed", "err=\"%s\"", mc_tls_error(c->tls));
             flush(c); /* the alert, if any */
             conn_close(c);
             break;
@@ -196,14 +206,24 @@ static size_t tls_pull(struct mc_http_conn *c)
     return total;
 }
 
+/* Output backpressure: while the socket is full (a uv_write in flight) or much is queued, no
+ * further pipelined request is parsed and reading pauses, so a client that sends without
+ * reading holds at most one answer plus OUT_PAUSE_BYTES, not everything it asked for. */
+static bool out_paused(const struct mc_http_conn *c)
+{
+    return c->writing || c->out.len > OUT_PAUSE_BYTES;
+}
+
 /* Read unless paused: TLS while busy (the session's input would grow without bound), plain
- * input with no room while busy (on_read got UV_ENOBUFS), or after the last request until
- * its answer is out (then draining reads to EOF). */
+ * input with no room while busy (on_read got UV_ENOBUFS), output backed up, after a
+ * half-close, or after the last request until its answer is out (then draining reads to
+ * EOF). */
 static void update_reading(struct mc_http_conn *c)
 {
     if (c->closing)
         return;
-    bool want = c->draining || (!c->close_after && (!c->busy || (!c->tls && !c->hold_full)));
+    bool want = !c->eof && (c->draining || (!c->close_after && !out_paused(c) &&
+                                            (!c->busy || (!c->tls && !c->hold_full))));
     if (want && !c->reading) {
         c->hold_full = false;
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
@@ -221,11 +241,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         update_reading(c);
         return;
     }
-    if (nread == UV_EOF && c->busy && !c->closing) {
-        /* Half-closed: no more requests, but the one in flight is still answered. */
-        c->close_after = true;
-        uv_read_stop(st);
-        c->reading = false;
+    if (nread == UV_EOF && !c->closing && !c->draining) {
+        /* Half-closed: no more requests, but the one in flight and the complete ones already
+         * buffered are answered (the last with Connection: close), then the connection
+         * closes once its output is out. */
+        c->eof = true;
+        update_reading(c);
+        if (!c->busy)
+            process(c);
         return;
     }
     if (nread < 0) {
@@ -269,8 +292,8 @@ static void shrink(struct mc_wbuf *w)
 static void on_shutdown(uv_shutdown_t *r, int status)
 {
     struct mc_http_conn *c = r->data;
-    if (status < 0)
-        conn_close(c);
+    if (status < 0 || c->eof)
+        conn_close(c); /* after a half-close there is no input left to drain */
 }
 
 /* The final answer is out: shut the write side and discard what the client still sends
@@ -335,13 +358,19 @@ static void flush(struct mc_http_conn *c)
                 return;
             }
             c->writing = true;
+            c->last_write_ms = mc_mono_ms();
+            c->last_wq = c->tcp.write_queue_size;
             return;
         }
         c->out.len = 0;
         shrink(&c->out);
     }
-    if (c->close_after && !c->busy && !(c->tls && !mc_tls_established(c->tls)))
-        begin_drain(c);
+    if (c->close_after && !c->busy) {
+        if (c->tls && !mc_tls_established(c->tls))
+            conn_close(c); /* no session: no answer to deliver (EOF during the handshake) */
+        else
+            begin_drain(c);
+    }
 }
 
 static void on_write(uv_write_t *w, int status)
@@ -355,6 +384,8 @@ static void on_write(uv_write_t *w, int status)
         return;
     }
     flush(c);
+    if (!c->closing && !c->busy && !c->in_process)
+        process(c); /* output drained: parse what was waiting, read again */
 }
 
 static const char *reason(int status)
@@ -432,7 +463,9 @@ static void put_response(struct mc_http_conn *c, const struct mc_http_response *
         n = snprintf(line, sizeof line, "\r\nContent-Length: %zu\r\n", r->body_len);
         mc_wbuf_put(&c->out, line, (size_t)n);
     }
+    mc_wbuf_put(&c->out, c->io->date, c->io->date_len);
     for (uint32_t i = 0; i < r->n_headers; i++) {
+        /* mc_http_resp_header dropped any name or value that could split the answer */
         put_str(&c->out, r->headers[i].name);
         put_str(&c->out, ": ");
         put_str(&c->out, r->headers[i].value);
@@ -468,7 +501,11 @@ static void consume_request(struct mc_http_conn *c)
 void mc_http_conn_respond(struct mc_http_conn *c)
 {
     assert(c->busy);
-    bool keep = c->have_head && c->h.keep_alive && !c->close_after && c->io->srv &&
+    /* after a half-close, the answer to the last buffered request says the connection ends */
+    /* (TLS: the session may still hold plaintext; that close goes without the header) */
+    bool last =
+        c->eof && !c->tls && (!c->have_head || c->in_len - c->h.total_len + c->held_len == 0);
+    bool keep = c->have_head && c->h.keep_alive && !c->close_after && !last && c->io->srv &&
                 !atomic_load_explicit(&c->srv->stopping, memory_order_relaxed);
     bool head_only = c->have_head && strcmp(c->h.method, "HEAD") == 0;
     if (!c->closing)
@@ -476,6 +513,7 @@ void mc_http_conn_respond(struct mc_http_conn *c)
     free(c->r.body);
     c->r.body = NULL;
     c->busy = false;
+    c->hold_full = false; /* the holding room empties into c->in before the next request */
     c->phase = RQ_NEW;
     consume_request(c);
     if (!keep)
@@ -496,10 +534,16 @@ static void fail_request(struct mc_http_conn *c, int status)
     free(r->body);
     *r = (struct mc_http_response){0};
     switch (status) {
-    case 413:
-        mc_metrics_error(MC_ETOOLARGE);
-        mc_http_resp_error(r, MC_ETOOLARGE, "request body over 1 MiB");
+    case 408:
+        mc_http_resp_error_named(r, 408, "RequestTimeout", "request not received in time");
         break;
+    case 413: {
+        char msg[64];
+        snprintf(msg, sizeof msg, "request body over %u bytes", c->srv->max_body_bytes);
+        mc_metrics_error(MC_ETOOLARGE);
+        mc_http_resp_error(r, MC_ETOOLARGE, msg);
+        break;
+    }
     case 431:
         mc_http_resp_error_named(r, 431, "RequestHeaderFieldsTooLarge",
                                  "request line and headers over 16 KiB or 64 headers");
@@ -535,7 +579,7 @@ static void maybe_continue(struct mc_http_conn *c)
 static void process(struct mc_http_conn *c)
 {
     c->in_process = true;
-    while (!c->busy && !c->closing && !c->close_after) {
+    while (!c->busy && !c->closing && !c->close_after && !out_paused(c)) {
         absorb_held(c);
         int rc = 0;
         if (!c->have_head) {
@@ -550,8 +594,14 @@ static void process(struct mc_http_conn *c)
         if (rc == MC_H1_MORE) {
             if (c->tls && tls_pull(c) > 0)
                 continue;
+            if (c->eof) {
+                c->close_after = true; /* half-closed: nothing more will complete it */
+                break;
+            }
             if (c->have_head)
                 maybe_continue(c);
+            if (!c->req_start_ms && (c->in_len || c->have_head))
+                c->req_start_ms = mc_mono_ms(); /* the head / body deadline (on_sweep) */
             break;
         }
         if (rc != 0) {
@@ -561,12 +611,15 @@ static void process(struct mc_http_conn *c)
         size_t end = c->h.head_len + c->h.body_len;
         c->nul_saved = c->in[end];
         c->in[end] = '\0';
+        c->req_start_ms = 0;
         c->busy = true;
         c->phase = RQ_NEW;
         mc_http_on_request(c); /* may answer at once (mc_http_conn_respond) */
     }
     c->in_process = false;
     update_reading(c);
+    if (c->close_after && !c->busy && !c->closing)
+        flush(c); /* nothing more to answer: drain (or close, after a half-close) once out */
 }
 
 /* ---- accept, sweep, worker completions ---- */
@@ -585,7 +638,9 @@ static void on_connection(uv_stream_t *l, int status)
     c->io = io;
     c->srv = io->srv;
     io->refs++;
+    io->n_alloc++;
     if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 || io->n_conns >= MC_HTTP_MAX_CONNECTIONS ||
+        io->n_alloc > MC_HTTP_MAX_ALLOCATED ||
         (io->srv->tls && mc_tls_new(io->srv->tls, true, NULL, &c->tls) != 0)) {
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed); /* over the limit: refused */
         return;
@@ -604,16 +659,48 @@ static void on_connection(uv_stream_t *l, int status)
     update_reading(c);
 }
 
+/* The Date header (RFC 9110 §6.6.1) for every answer: formatted once a second, not per
+ * answer. */
+static void update_date(struct mc_http_io *io)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    io->date_len = strftime(io->date, sizeof io->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+}
+
+/* Once a second: the Date string, and the timeouts. Idle keep-alive connections, output that
+ * made no progress (a client that stopped reading), and requests not received in time (a
+ * head within head_timeout_ms of its first byte, the body within idle_timeout_ms more:
+ * slowloris) are closed, the last with a 408. */
 static void on_sweep(uv_timer_t *t)
 {
     struct mc_http_io *io = t->data;
+    update_date(io);
     uint64_t now = mc_mono_ms();
     for (struct mc_http_conn *c = io->conns, *next; c; c = next) {
         next = c->next;
-        uint64_t idle = now - c->last_active_ms;
-        if (c->draining ? idle > MC_HTTP_DRAIN_TIMEOUT_MS
-                        : !c->busy && !c->writing && idle > MC_HTTP_IDLE_TIMEOUT_MS)
+        uint64_t idle = now - c->last_active_ms, idle_max = c->srv->idle_timeout_ms;
+        uint64_t head_max = c->srv->head_timeout_ms;
+        if (c->draining) {
+            if (idle > MC_HTTP_DRAIN_TIMEOUT_MS)
+                conn_close(c);
+        } else if (c->writing) {
+            if (c->tcp.write_queue_size != c->last_wq) {
+                c->last_wq = c->tcp.write_queue_size;
+                c->last_write_ms = now;
+            } else if (now - c->last_write_ms > idle_max) {
+                MC_INFO("http_write_stalled", "queued=%zu", c->last_wq);
+                conn_close(c);
+            }
+        } else if (c->busy) {
+            continue;
+        } else if (c->req_start_ms &&
+                   now - c->req_start_ms > (c->have_head ? head_max + idle_max : head_max)) {
+            fail_request(c, 408);
+        } else if (idle > idle_max) {
             conn_close(c);
+        }
     }
 }
 
@@ -722,6 +809,7 @@ int mc_http_io_start(struct mc_http_server *s, uv_loop_t *loop, const struct soc
         return MC_EIO;
     }
     io->port = ntohs(bound.sin_port);
+    update_date(io);
     uv_timer_start(&io->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     uv_unref((uv_handle_t *)&io->sweep);
     *out = io;

@@ -20,8 +20,7 @@
  * many are queued).
  */
 
-#define MC_HTTP_IDLE_TIMEOUT_MS  (120u * 1000) /* keep-alive connections idle longer are closed */
-#define MC_HTTP_DRAIN_TIMEOUT_MS 2000          /* after a final answer: discard input this long */
+#define MC_HTTP_DRAIN_TIMEOUT_MS 2000 /* after a final answer: discard input this long */
 
 enum mc_http_phase {
     RQ_NEW,    /* being received / routed */
@@ -52,12 +51,16 @@ struct mc_http_conn {
     bool writing;        /* a uv_write of wout is in flight */
     bool reading;        /* uv_read_start in effect */
     bool hold_full;      /* busy and the holding room (cin) is used up: reading paused */
+    bool eof;            /* the client half-closed: answer what is buffered, then close */
     char nul_saved;      /* the byte after the body, replaced by a NUL while busy */
     struct mc_wbuf out;  /* queued output (plaintext; TLS: turned into ciphertext at flush) */
     struct mc_wbuf wout; /* the bytes of the uv_write in flight */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     uint64_t last_active_ms;
+    uint64_t last_write_ms; /* the in-flight uv_write began or last made progress */
+    size_t last_wq;         /* tcp.write_queue_size at last_write_ms */
+    uint64_t req_start_ms;  /* first byte of the request being received; 0 = none */
     /* server.c's request state (reused by each request on the connection) */
     enum mc_http_phase phase;
     bool forward;      /* RQ_WORKER: resend k through the loopback client, then finish */

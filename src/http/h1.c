@@ -52,14 +52,18 @@ static bool is_token(const char *s)
     return true;
 }
 
-/* "a=1&b&c=x+y" split in place into r->args (decoded; '+' is a space, as MHD did). */
-static void parse_query(char *q, struct mc_h1_req *r)
+/* "a=1&b&c=x+y" split in place into r->args (decoded; '+' is a space, as MHD did). 0, or
+ * 400 over MC_H1_MAX_ARGS: dropping the rest silently would ignore e.g. a version-id and act
+ * on the current version instead. */
+static int parse_query(char *q, struct mc_h1_req *r)
 {
     while (q && *q) {
         char *amp = strchr(q, '&');
         if (amp)
             *amp = '\0';
-        if (*q && r->n_args < MC_H1_MAX_ARGS) {
+        if (*q && r->n_args == MC_H1_MAX_ARGS)
+            return 400;
+        if (*q) {
             char *eq = strchr(q, '=');
             if (eq) {
                 *eq = '\0';
@@ -70,6 +74,7 @@ static void parse_query(char *q, struct mc_h1_req *r)
         }
         q = amp ? amp + 1 : NULL;
     }
+    return 0;
 }
 
 /* "METHOD SP target SP HTTP/1.x" (line NUL-terminated). 0, 400 or 505. */
@@ -86,12 +91,12 @@ static int parse_request_line(char *line, struct mc_h1_req *r)
         return 400;
     if (strncmp(version, "HTTP/", 5) != 0)
         return 400;
-    if (strcmp(version + 5, "1.1") == 0)
-        r->minor = 1;
-    else if (strcmp(version + 5, "1.0") == 0)
-        r->minor = 0;
-    else
-        return 505;
+    const char *v = version + 5;
+    if (v[0] != '1' || v[1] != '.' || v[2] < '0' || v[2] > '9' || v[3])
+        return v[0] >= '0' && v[0] <= '9' && v[1] == '.' && v[2] >= '0' && v[2] <= '9' && !v[3]
+                   ? 505
+                   : 400;
+    r->minor = v[2] == '0' ? 0 : 1; /* RFC 9112 §2.3: a higher 1.x minor is treated as 1.1 */
     for (const char *p = target; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
             return 400;
@@ -99,7 +104,8 @@ static int parse_request_line(char *line, struct mc_h1_req *r)
     char *qm = strchr(target, '?');
     if (qm) {
         *qm = '\0';
-        parse_query(qm + 1, r);
+        if (parse_query(qm + 1, r) != 0)
+            return 400;
     }
     mc_h1_unescape(target, false);
     r->path = target;
@@ -130,6 +136,7 @@ static bool list_has(const char *v, const char *t)
 static int apply_headers(struct mc_h1_req *r)
 {
     bool have_cl = false, conn_close = false, conn_keep = false;
+    uint32_t n_host = 0;
     for (uint32_t i = 0; i < r->n_headers; i++) {
         const char *n = r->headers[i].name, *v = r->headers[i].value;
         if (strcasecmp(n, "Content-Length") == 0) {
@@ -151,14 +158,32 @@ static int apply_headers(struct mc_h1_req *r)
             conn_keep |= list_has(v, "keep-alive");
         } else if (strcasecmp(n, "Expect") == 0 && strcasecmp(v, "100-continue") == 0) {
             r->expect_continue = true;
+        } else if (strcasecmp(n, "Host") == 0) {
+            n_host++;
         }
     }
+    if (n_host > 1 || (r->minor == 1 && n_host == 0))
+        return 400; /* RFC 9112 §3.2: exactly one Host on 1.1, at most one on 1.0 */
     if (r->chunked && have_cl)
         return 400; /* RFC 9112 §6.3: ambiguous framing, refuse */
     if (r->chunked && r->minor == 0)
         return 400;
     r->keep_alive = !conn_close && (r->minor == 1 || conn_keep);
     return 0;
+}
+
+/* A field value's characters: no CTL but HTAB (RFC 9110 §5.5). */
+static bool value_ok(const char *p, const char *end)
+{
+    for (; p < end; p++)
+        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return false;
+    return true;
+}
+
+bool mc_h1_field_ok(const char *name, const char *value)
+{
+    return is_token(name) && value_ok(value, value + strlen(value));
 }
 
 /* "Name: value" (line NUL-terminated) into r->headers. 0, 400 or 431. */
@@ -176,9 +201,8 @@ static int parse_header(char *line, struct mc_h1_req *r)
     char *e = v + strlen(v);
     while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
         *--e = '\0';
-    for (const char *p = v; *p; p++)
-        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-            return 400;
+    if (!value_ok(v, e))
+        return 400;
     if (r->n_headers == MC_H1_MAX_HEADERS)
         return 431;
     r->headers[r->n_headers++] = (struct mc_h1_field){line, v};
@@ -192,7 +216,7 @@ int mc_h1_parse_head(char *buf, size_t len, struct mc_h1_req *r)
     r->body_len = r->total_len = r->ck_raw = r->ck_out = 0;
     size_t limit = len < MC_H1_MAX_HEAD_BYTES ? len : MC_H1_MAX_HEAD_BYTES;
     /* Find the end of the head first: nothing is modified until it is all there. */
-    size_t pos = 0, end = 0;
+    size_t pos = 0, end = 0, start = 0;
     bool first = true;
     while (!end) {
         char *nl = memchr(buf + pos, '\n', limit - pos);
@@ -201,19 +225,21 @@ int mc_h1_parse_head(char *buf, size_t len, struct mc_h1_req *r)
         size_t line_len = (size_t)(nl - (buf + pos));
         if (line_len > 0 && nl[-1] == '\r')
             line_len--;
-        if (line_len == 0 && !first)
-            end = (size_t)(nl - buf) + 1;
-        else if (line_len == 0)
-            return 400; /* the request line is empty */
-        first = false;
         pos = (size_t)(nl - buf) + 1;
+        if (line_len == 0 && !first)
+            end = pos;
+        else if (line_len == 0)
+            start = pos; /* RFC 9112 §2.2: empty lines before the request line are ignored
+                            (bounded by the head limit, as they count in head_len) */
+        else
+            first = false;
     }
     if (memchr(buf, '\0', end))
         return 400;
     r->head_len = end;
     int rc = 0;
     bool request_line = true;
-    for (pos = 0; pos < end;) {
+    for (pos = start; pos < end;) {
         char *nl = memchr(buf + pos, '\n', end - pos);
         assert(nl);
         char *line = buf + pos;
@@ -231,6 +257,37 @@ int mc_h1_parse_head(char *buf, size_t len, struct mc_h1_req *r)
     return apply_headers(r);
 }
 
+static const char *skip_bws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* One or more tchars from p: the end of them, or NULL. */
+static const char *skip_token(const char *p, const char *end)
+{
+    const char *s = p;
+    while (p < end && is_tchar((unsigned char)*p))
+        p++;
+    return p > s ? p : NULL;
+}
+
+/* A quoted-string at p ('"'): past its closing quote, or NULL (RFC 9110 §5.6.4). */
+static const char *skip_quoted(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"')
+            return p + 1;
+        if (ch == '\\' && p + 1 < end)
+            ch = (unsigned char)*++p;
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return NULL;
+    }
+    return NULL;
+}
+
 /* Parse a chunk-size line at p (n bytes available): size, and bytes of the line with CRLF.
  * 0, MC_H1_MORE or 400. */
 static int chunk_line(const char *p, size_t n, uint64_t *size, size_t *line_len)
@@ -246,27 +303,54 @@ static int chunk_line(const char *p, size_t n, uint64_t *size, size_t *line_len)
             return 400;
         v = v * 16 + (uint64_t)hexval(p[i]);
     }
-    if (i == 0 || (p[i] != ';' && p[i] != '\r' && p[i] != '\n' && p[i] != ' ' && p[i] != '\t'))
-        return 400;
+    if (i == 0 || nl == p || nl[-1] != '\r')
+        return 400; /* RFC 9112 §7.1: the line ends with CRLF */
+    const char *q = p + i, *end = nl - 1;
+    /* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) */
+    for (;;) {
+        q = skip_bws(q, end);
+        if (q == end)
+            break;
+        if (*q != ';')
+            return 400;
+        q = skip_token(skip_bws(q + 1, end), end);
+        if (!q)
+            return 400;
+        const char *e = skip_bws(q, end);
+        if (e < end && *e == '=') {
+            e = skip_bws(e + 1, end);
+            q = e < end && *e == '"' ? skip_quoted(e, end) : skip_token(e, end);
+            if (!q)
+                return 400;
+        }
+    }
     *size = v;
     *line_len = (size_t)(nl - p) + 1;
     return 0;
 }
 
-/* Trailer section after the last chunk, at p: bytes up to and including its empty line. */
+/* Trailer section after the last chunk, at p: bytes up to and including its empty line.
+ * Each line ends with CRLF and is a field line as in the head ("name: value", no CTLs); the
+ * fields themselves are not used. */
 static int chunk_trailers(const char *p, size_t n, size_t *used)
 {
     size_t pos = 0;
     for (;;) {
-        const char *nl = memchr(p + pos, '\n', n - pos);
+        const char *line = p + pos;
+        const char *nl = memchr(line, '\n', n - pos);
         if (!nl)
             return n >= MC_H1_MAX_HEAD_BYTES ? 431 : MC_H1_MORE;
-        size_t line_len = (size_t)(nl - (p + pos));
-        pos += line_len + 1;
-        if (line_len == 0 || (line_len == 1 && nl[-1] == '\r')) {
+        if (nl == line || nl[-1] != '\r')
+            return 400;
+        const char *cr = nl - 1;
+        pos += (size_t)(nl - line) + 1;
+        if (cr == line) {
             *used = pos;
             return 0;
         }
+        const char *colon = skip_token(line, cr);
+        if (!colon || *colon != ':' || !value_ok(colon + 1, cr))
+            return 400;
         if (pos >= MC_H1_MAX_HEAD_BYTES)
             return 431;
     }
@@ -303,10 +387,8 @@ static int parse_chunked(char *buf, size_t *len, size_t max_body, struct mc_h1_r
             break;
         }
         const char *data = buf + r->ck_raw + line;
-        if (data[size] == '\r' ? data[size + 1] != '\n' : data[size] != '\n')
-            return 400;
-        if (data[size] == '\n')
-            need--; /* bare LF after the data */
+        if (data[size] != '\r' || data[size + 1] != '\n')
+            return 400; /* RFC 9112 §7.1: CRLF after the data */
         memmove(buf + r->ck_out, data, (size_t)size);
         r->ck_out += (size_t)size;
         r->ck_raw += need;

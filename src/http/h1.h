@@ -17,7 +17,7 @@
 
 #define MC_H1_MAX_HEAD_BYTES (16u * 1024) /* request line + headers: more answers 431 */
 #define MC_H1_MAX_HEADERS    64           /* more answers 431 */
-#define MC_H1_MAX_ARGS       64           /* query arguments kept; more are ignored */
+#define MC_H1_MAX_ARGS       64           /* query arguments; more answers 400 */
 #define MC_H1_MAX_CHUNK_LINE 1024         /* chunk-size line with extensions: more is 400 */
 #define MC_H1_MORE           1            /* need more input */
 
@@ -29,7 +29,7 @@ struct mc_h1_field {
 struct mc_h1_req {
     const char *method;
     char *path; /* percent-decoded (%00 becomes 0xFF), NUL-terminated */
-    int minor;  /* HTTP/1.minor: 0 or 1 */
+    int minor;  /* HTTP/1.minor: 0 or 1 (1.2 and up count as 1) */
     bool keep_alive;
     bool expect_continue; /* Expect: 100-continue */
     bool chunked;
@@ -48,12 +48,15 @@ struct mc_h1_req {
 };
 
 /* Parse the head in buf[0, len). 0 (r filled; buf modified in place), MC_H1_MORE, or the HTTP
- * status to answer before closing: 400 (malformed), 431 (over the limits), 501 (unsupported
- * Transfer-Encoding), 505 (not HTTP/1.0 or 1.1). */
+ * status to answer before closing: 400 (malformed, over MC_H1_MAX_ARGS, no Host on 1.1),
+ * 431 (over the limits), 501 (unsupported Transfer-Encoding), 505 (not HTTP/1.x; a 1.x minor
+ * above 1 is taken as 1.1). Empty lines before the request line are skipped (counted in
+ * head_len). */
 int mc_h1_parse_head(char *buf, size_t len, struct mc_h1_req *r);
 
 /* After a parsed head: is the body complete in buf[0, *len)? 0 (r->body_len, r->total_len
- * set), MC_H1_MORE, 400 (bad chunk framing) or 413 (more than max_body bytes). A chunked body
+ * set), MC_H1_MORE, 400 (bad chunk framing: CRLF required, chunk extensions and trailer lines
+ * checked for syntax) or 413 (more than max_body bytes). A chunked body
  * is decoded in place; the consumed framing is squeezed out of buf (*len shrinks), so the
  * buffer never holds more than head + max_body + one chunk's framing. */
 int mc_h1_parse_body(char *buf, size_t *len, size_t max_body, struct mc_h1_req *r);
@@ -61,6 +64,9 @@ int mc_h1_parse_body(char *buf, size_t *len, size_t max_body, struct mc_h1_req *
 /* The buffer holding a parsed head moved (it grew while the body arrives): old_base was its
  * address. */
 void mc_h1_rebase(struct mc_h1_req *r, uintptr_t old_base, char *new_base);
+
+/* May "name: value" be written as a header line? name a token, value without CTLs but HTAB. */
+bool mc_h1_field_ok(const char *name, const char *value);
 
 /* Case-insensitive header lookup (first match) or NULL. */
 const char *mc_h1_header(const struct mc_h1_req *r, const char *name);

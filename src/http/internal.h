@@ -32,6 +32,8 @@ struct mc_http_server {
     uint64_t ready_max_lag;
     uint32_t request_timeout_ms;
     uint32_t max_body_bytes;
+    uint32_t idle_timeout_ms;
+    uint32_t head_timeout_ms;
     mc_node_collect_fn collect;
     void *collect_ctx;
     const struct mc_auth *auth; /* NULL = off */
@@ -239,7 +241,11 @@ void mc_http_local_free(struct mc_http_local *l);
 /* ---- worker threads (worker.c): blocking work off the loop thread ---- */
 
 int mc_http_workers_start(uint32_t n, void (*run)(void *item), struct mc_http_workers **out);
-/* Queue an item (at most MC_HTTP_MAX_CONNECTIONS queued: one per connection). 0 or MC_ELIMIT. */
+/* Connections allocated at once: open ones (MC_HTTP_MAX_CONNECTIONS) plus those closed while a
+ * worker still holds them (freed when it hands them back). Bounds the worker queue. */
+#define MC_HTTP_MAX_ALLOCATED (2 * MC_HTTP_MAX_CONNECTIONS)
+/* Queue an item (at most MC_HTTP_MAX_ALLOCATED queued: one per allocated connection). 0, or
+ * MC_ELIMIT (full: SlowDown), MC_ESHUTDOWN (stopping). */
 int mc_http_workers_push(struct mc_http_workers *w, void *item);
 /* Run what is queued, then join; later pushes are refused. */
 void mc_http_workers_stop(struct mc_http_workers *w);

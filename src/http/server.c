@@ -78,10 +78,15 @@ void mc_http_resp_json(struct mc_http_response *r, int status, char *json)
     r->content_type = NULL;
 }
 
+/* A header whose name is not a token or whose value has a CTL (CR, LF...) is dropped: values
+ * come from stored data (an object's etag may hold "\r\n"), and writing them raw would let
+ * them add header lines to the answer (response splitting). */
 void mc_http_resp_header(struct mc_http_response *r, const char *name, const char *value)
 {
-    if (r->n_headers >= MC_HTTP_MAX_HEADERS)
+    if (r->n_headers >= MC_HTTP_MAX_HEADERS || !mc_h1_field_ok(name, value)) {
+        MC_DEBUG("http_header_dropped", "name=%s", name);
         return;
+    }
     r->headers[r->n_headers].name = name;
     snprintf(r->headers[r->n_headers].value, sizeof r->headers[0].value, "%s", value);
     r->n_headers++;
@@ -152,9 +157,10 @@ static void to_worker(struct mc_http_conn *c, bool forward)
 {
     c->phase = RQ_WORKER;
     c->forward = forward;
-    if (mc_http_workers_push(c->srv->workers, c) != 0) {
+    int rc = mc_http_workers_push(c->srv->workers, c);
+    if (rc != 0) {
         c->phase = RQ_NEW;
-        mc_http_resp_error(&c->r, MC_ESHUTDOWN, NULL);
+        mc_http_resp_error(&c->r, rc, NULL); /* SlowDown when full, ShuttingDown when stopping */
         respond(c);
     }
 }
@@ -435,6 +441,8 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
     s->ready_max_lag = o->ready_max_lag ? o->ready_max_lag : 1000;
     s->request_timeout_ms = o->request_timeout_ms ? o->request_timeout_ms : 5000;
     s->max_body_bytes = o->max_body_bytes ? o->max_body_bytes : MC_HTTP_MAX_BODY_BYTES;
+    s->idle_timeout_ms = o->idle_timeout_ms ? o->idle_timeout_ms : MC_HTTP_IDLE_TIMEOUT_MS;
+    s->head_timeout_ms = o->head_timeout_ms ? o->head_timeout_ms : MC_HTTP_HEAD_TIMEOUT_MS;
     s->collect = o->collect;
     s->collect_ctx = o->collect_ctx;
     s->auth = o->auth;

@@ -33,7 +33,9 @@ struct uv_loop_s;
 #define MC_HTTP_DEFAULT_THREADS 8
 #define MC_HTTP_MAX_THREADS     64
 #define MC_HTTP_MAX_CONNECTIONS 1024
-#define MC_HTTP_MAX_PEM_BYTES   (1u << 20) /* --cert-file / --key-file read for HTTPS */
+#define MC_HTTP_IDLE_TIMEOUT_MS (120u * 1000) /* idle, or output stalled: closed */
+#define MC_HTTP_HEAD_TIMEOUT_MS (30u * 1000)  /* first byte of a request to its whole head */
+#define MC_HTTP_MAX_PEM_BYTES   (1u << 20)    /* --cert-file / --key-file read for HTTPS */
 
 struct mc_http_options {
     const char *listen_addr;     /* "host:port" (numeric IPv4); port 0 = ephemeral (mc_http_port).
@@ -44,6 +46,11 @@ struct mc_http_options {
     uint32_t threads;            /* loopback mode: worker threads; 0 = MC_HTTP_DEFAULT_THREADS */
     uint32_t request_timeout_ms; /* loopback client per-request timeout; 0 = 5000 */
     uint32_t max_body_bytes;     /* 0 = MC_HTTP_MAX_BODY_BYTES */
+    uint32_t idle_timeout_ms;    /* connection idle, or its output stalled (the client does
+                                    not read), this long: closed. 0 = MC_HTTP_IDLE_TIMEOUT_MS */
+    uint32_t head_timeout_ms;    /* a request head not complete this long after its first
+                                    byte: 408 and close (slowloris); its body gets
+                                    idle_timeout_ms more. 0 = MC_HTTP_HEAD_TIMEOUT_MS */
     mc_node_collect_fn collect;  /* node state for /readyz and /metrics; may be NULL */
     void *collect_ctx;
     const struct mc_auth *auth; /* NULL = auth off. Else every route but /healthz, /readyz (and

@@ -6,7 +6,7 @@
 #include "http/internal.h"
 #include "metacenter/error.h"
 
-#define QUEUE_MAX MC_HTTP_MAX_CONNECTIONS /* one item per connection at most */
+#define QUEUE_MAX MC_HTTP_MAX_ALLOCATED /* one item per allocated connection at most */
 
 struct mc_http_workers {
     pthread_mutex_t mu;
@@ -63,8 +63,9 @@ int mc_http_workers_push(struct mc_http_workers *w, void *item)
 {
     pthread_mutex_lock(&w->mu);
     if (w->count == QUEUE_MAX || w->stopping) {
+        int rc = w->stopping ? MC_ESHUTDOWN : MC_ELIMIT;
         pthread_mutex_unlock(&w->mu);
-        return MC_ELIMIT;
+        return rc;
     }
     w->queue[(w->head + w->count) % QUEUE_MAX] = item;
     w->count++;

@@ -161,7 +161,10 @@ static void check_head(const char *buf, size_t len, const struct mc_h1_req *r)
         FUZZ_ASSERT(r->headers[i].name[0] != 0, "empty header name");
         FUZZ_ASSERT(r->headers[i].value >= buf && r->headers[i].value < buf + r->head_len,
                     "header value outside the head");
+        FUZZ_ASSERT(mc_h1_field_ok(r->headers[i].name, r->headers[i].value),
+                    "accepted a field the server would refuse to write");
     }
+    FUZZ_ASSERT(r->minor == 0 || mc_h1_header(r, "Host") != NULL, "HTTP/1.1 without Host");
     FUZZ_ASSERT(!(r->chunked && r->content_length), "chunked with a Content-Length");
 }
 

@@ -52,6 +52,12 @@ check "head etag" '"e5"' "$(curl -s -I "$U/v1/buckets/suite/objects/dir/k%201" |
 check "list delimiter" '["dir/"]' "$(curl -s "$U/v1/buckets/suite/objects?delimiter=/" |
     jq -c .common_prefixes)"
 check "versions" 1 "$(curl -s "$U/v1/buckets/suite/versions" | jq '.versions | length')"
+# a stored etag holding CR LF never splits the answer into extra header lines
+check "put etag with CRLF" 200 "$(code -X PUT "$U/v1/buckets/suite/objects/inj" \
+    -d '{"etag":"x\r\nSet-Cookie: pwned=1\r\nX-Injected: yes"}')"
+curl -s -D "$TMP/hdrs" -o /dev/null "$U/v1/buckets/suite/objects/inj"
+check "no injected header" 0 "$(grep -ciE '^(Set-Cookie|X-Injected):' "$TMP/hdrs")"
+check "Date header" 1 "$(grep -c '^Date: [A-Z][a-z][a-z], [0-9][0-9] [A-Z][a-z][a-z] 20[0-9][0-9] ' "$TMP/hdrs")"
 check "delete" 200 "$(code -X DELETE "$U/v1/buckets/suite/objects/dir/k%201")"
 check "get after delete 404" 404 "$(code "$U/v1/buckets/suite/objects/dir/k%201")"
 check "delete marker flagged" true "$(jq -r .delete_marker "$TMP/body")"

@@ -432,10 +432,12 @@ Test(http_api, pipelined_while_with_a_worker, .init = setup_engine, .fini = stop
     for (int i = 0; i < 50; i++) {
         char put[256], get[128], obj[32];
         snprintf(obj, sizeof obj, "{\"size\":%d}", i);
-        snprintf(put, sizeof put,
-                 "PUT /v1/buckets/busy/objects/k%d HTTP/1.1\r\nContent-Length: %zu\r\n\r\n%s", i,
-                 strlen(obj), obj);
-        snprintf(get, sizeof get, "GET /v1/buckets/busy/objects/k%d HTTP/1.1\r\n\r\n", i);
+        snprintf(
+            put, sizeof put,
+            "PUT /v1/buckets/busy/objects/k%d HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+            i, strlen(obj), obj);
+        snprintf(get, sizeof get, "GET /v1/buckets/busy/objects/k%d HTTP/1.1\r\nHost: x\r\n\r\n",
+                 i);
         cr_assert_eq(thc_send_all(w.fd, put, strlen(put)), 0);
         usleep(100); /* the GET arrives while the PUT is with a worker (most of the time) */
         cr_assert_eq(thc_send_all(w.fd, get, strlen(get)), 0);
@@ -705,7 +707,7 @@ Test(http_api, garbage_input, .init = setup_engine, .fini = stop)
     int fd = thc_connect(g_port);
     char *big = malloc(200000);
     memset(big, 'a', 200000);
-    const char *start = "GET /healthz HTTP/1.1\r\nX-Big: ";
+    const char *start = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ";
     thc_send_all(fd, start, strlen(start));
     thc_send_all(fd, big, 200000);
     thc_send_all(fd, "\r\n\r\n", 4);
@@ -775,4 +777,50 @@ Test(http_api, stop_with_requests_in_flight, .init = setup_blackhole)
         cr_assert(p[i].rc != 0 || p[i].status == 503, "rc %d status %d", p[i].rc, p[i].status);
     }
     th_stop(g_ts, NULL);
+}
+
+/* ---- the worker queue (src/http/worker.c) ---- */
+
+static pthread_mutex_t g_wq_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_wq_cv = PTHREAD_COND_INITIALIZER;
+static bool g_wq_open;
+static int g_wq_ran, g_wq_started;
+
+static void wq_run(void *item)
+{
+    (void)item;
+    pthread_mutex_lock(&g_wq_mu);
+    g_wq_started++;
+    while (!g_wq_open)
+        pthread_cond_wait(&g_wq_cv, &g_wq_mu);
+    g_wq_ran++;
+    pthread_mutex_unlock(&g_wq_mu);
+}
+
+/* The queue holds an item for every connection that can be allocated (open ones plus those
+ * closed while still queued), so blocked workers never make a push fail below that; a full
+ * queue answers SlowDown (MC_ELIMIT), a stopping one ShuttingDown. */
+Test(http_workers, queue_sized_for_allocated_connections)
+{
+    struct mc_http_workers *w;
+    cr_assert_eq(mc_http_workers_start(1, wq_run, &w), 0);
+    static int items[MC_HTTP_MAX_ALLOCATED + 1];
+    cr_assert_eq(mc_http_workers_push(w, &items[0]), 0); /* taken by the worker, which blocks */
+    for (int t = 0; t < 2000 && !__atomic_load_n(&g_wq_started, __ATOMIC_ACQUIRE); t++)
+        usleep(1000); /* until the worker has taken it */
+    cr_assert_eq(__atomic_load_n(&g_wq_started, __ATOMIC_ACQUIRE), 1);
+    int pushed = 0;
+    while (pushed < MC_HTTP_MAX_ALLOCATED + 1 && mc_http_workers_push(w, &items[pushed]) == 0)
+        pushed++;
+    cr_assert_eq(pushed, MC_HTTP_MAX_ALLOCATED);
+    cr_assert_geq(pushed, 2 * MC_HTTP_MAX_CONNECTIONS);
+    cr_assert_eq(mc_http_workers_push(w, &items[0]), MC_ELIMIT);
+    pthread_mutex_lock(&g_wq_mu);
+    g_wq_open = true;
+    pthread_cond_broadcast(&g_wq_cv);
+    pthread_mutex_unlock(&g_wq_mu);
+    mc_http_workers_stop(w);
+    cr_assert_eq(g_wq_ran, MC_HTTP_MAX_ALLOCATED + 1);
+    cr_assert_eq(mc_http_workers_push(w, &items[0]), MC_ESHUTDOWN);
+    mc_http_workers_free(w);
 }

@@ -1,8 +1,10 @@
 /* test_http_local.c: the HTTP API served in-process (as inside the node): requests reach a
  * client server's in-process connection on its libuv loop, no loopback socket. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <jansson.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "net/client_server.h"
 #include "obs/metrics.h"
 #include "test_http_client.h"
+#include "util/clock.h"
 
 #define HELD_MAX 64
 
@@ -87,6 +90,8 @@ static void on_release(uv_async_t *h)
     g.n_held = 0;
 }
 
+static uint32_t g_idle_ms, g_head_ms; /* options for the next start(); 0 = defaults */
+
 static void start(void)
 {
     memset(&g, 0, sizeof g);
@@ -102,6 +107,8 @@ static void start(void)
     struct mc_http_options ho = {.listen_addr = "127.0.0.1:0",
                                  .client_addr = client,
                                  .request_timeout_ms = 2000,
+                                 .idle_timeout_ms = g_idle_ms,
+                                 .head_timeout_ms = g_head_ms,
                                  .collect = collect,
                                  .local_loop = &g.loop,
                                  .local_clients = g.srv};
@@ -460,10 +467,10 @@ Test(http_local, wire_pipelined_in_order, .init = start, .fini = stop)
     struct thc_wire w;
     wire_open(&w);
     wire_send(&w, "PUT /v1/buckets/pipe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-                  "PUT /v1/buckets/pipe/objects/a HTTP/1.1\r\nContent-Length: 10\r\n\r\n"
+                  "PUT /v1/buckets/pipe/objects/a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
                   "{\"size\":3}"
-                  "GET /v1/buckets/pipe/objects/a HTTP/1.1\r\n\r\n"
-                  "GET /v1/buckets/pipe/objects/missing HTTP/1.1\r\n\r\n");
+                  "GET /v1/buckets/pipe/objects/a HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /v1/buckets/pipe/objects/missing HTTP/1.1\r\nHost: x\r\n\r\n");
     char body[BODY_CAP];
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
     cr_assert(strstr(body, "\"pipe\""), "%s", body);
@@ -498,12 +505,12 @@ Test(http_local, wire_pipelined_while_busy, .init = start, .fini = stop)
     mc_client_server_stats(g.srv, &st0);
     struct thc_wire w;
     wire_open(&w);
-    wire_send(&w, "GET /v1/buckets/hole/objects/x HTTP/1.1\r\n\r\n");
+    wire_send(&w, "GET /v1/buckets/hole/objects/x HTTP/1.1\r\nHost: x\r\n\r\n");
     wait_held(st0.requests + 1);
     /* with the node now: these arrive while it is busy */
-    wire_send(&w, "PUT /v1/buckets/busy/objects/k HTTP/1.1\r\nContent-Length: 10\r\n\r\n"
+    wire_send(&w, "PUT /v1/buckets/busy/objects/k HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
                   "{\"size\":5}");
-    wire_send(&w, "GET /v1/buckets/busy/objects/k HTTP/1.1\r\n\r\n");
+    wire_send(&w, "GET /v1/buckets/busy/objects/k HTTP/1.1\r\nHost: x\r\n\r\n");
     usleep(50 * 1000);
     cr_assert_eq(g.applied, 1, "nothing runs before the held request is answered");
     uv_async_send(&g.release_async);
@@ -533,7 +540,7 @@ Test(http_local, wire_split_byte_by_byte, .init = start, .fini = stop)
     }
     char body[BODY_CAP];
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200, "%s", body);
-    wire_send(&w, "GET /v1/buckets/split/objects/k%20x HTTP/1.1\r\n\r\n");
+    wire_send(&w, "GET /v1/buckets/split/objects/k%20x HTTP/1.1\r\nHost: x\r\n\r\n");
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
     cr_assert(strstr(body, "\"key\":\"k x\"") && strstr(body, "\"size\":42,"), "%s", body);
     close(w.fd);
@@ -545,19 +552,23 @@ Test(http_local, wire_chunked_body, .init = start, .fini = stop)
     json_decref(req("PUT", "/v1/buckets/chunky", NULL, NULL, 200, NULL));
     struct thc_wire w;
     wire_open(&w);
-    wire_send(&w, "PUT /v1/buckets/chunky/objects/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                  "4\r\n{\"si\r\n"
-                  "5;ext=1\r\nze\":7\r\n"
-                  "1\r\n}\r\n"
-                  "0\r\nX-Trailer: t\r\n\r\n"
-                  "GET /v1/buckets/chunky/objects/k HTTP/1.1\r\n\r\n");
+    wire_send(
+        &w,
+        "PUT /v1/buckets/chunky/objects/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "4\r\n{\"si\r\n"
+        "5;ext=1\r\nze\":7\r\n"
+        "1\r\n}\r\n"
+        "0\r\nX-Trailer: t\r\n\r\n"
+        "GET /v1/buckets/chunky/objects/k HTTP/1.1\r\nHost: x\r\n\r\n");
     char body[BODY_CAP];
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200, "%s", body);
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
     cr_assert(strstr(body, "\"size\":7,"), "%s", body);
     /* bad framing: 400 and close */
-    wire_send(&w, "PUT /v1/buckets/chunky/objects/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                  "zz\r\n");
+    wire_send(
+        &w,
+        "PUT /v1/buckets/chunky/objects/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "zz\r\n");
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 400);
     wire_expect_eof(&w);
 }
@@ -568,7 +579,7 @@ Test(http_local, wire_expect_continue, .init = start, .fini = stop)
     json_decref(req("PUT", "/v1/buckets/expect", NULL, NULL, 200, NULL));
     struct thc_wire w;
     wire_open(&w);
-    wire_send(&w, "PUT /v1/buckets/expect/objects/k HTTP/1.1\r\nContent-Length: 10\r\n"
+    wire_send(&w, "PUT /v1/buckets/expect/objects/k HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
                   "Expect: 100-continue\r\n\r\n");
     char head[1024];
     cr_assert_eq(wire_read(&w, false, head, sizeof head, NULL, 0), 100);
@@ -579,7 +590,7 @@ Test(http_local, wire_expect_continue, .init = start, .fini = stop)
     /* a declared oversized body: 413 at once, no 100, then close */
     char big[256];
     snprintf(big, sizeof big,
-             "PUT /v1/buckets/expect/objects/k HTTP/1.1\r\nContent-Length: %u\r\n"
+             "PUT /v1/buckets/expect/objects/k HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n"
              "Expect: 100-continue\r\n\r\n",
              MC_HTTP_MAX_BODY_BYTES + 1);
     wire_send(&w, big);
@@ -597,7 +608,8 @@ Test(http_local, wire_body_over_limit, .init = start, .fini = stop)
     struct thc_wire w;
     wire_open(&w);
     char hdr[256];
-    snprintf(hdr, sizeof hdr, "PUT /v1/buckets/b/objects/k HTTP/1.1\r\nContent-Length: %u\r\n\r\n",
+    snprintf(hdr, sizeof hdr,
+             "PUT /v1/buckets/b/objects/k HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
              MC_HTTP_MAX_BODY_BYTES + 1);
     wire_send(&w, hdr);
     char *junk = calloc(1, 256 * 1024);
@@ -606,10 +618,12 @@ Test(http_local, wire_body_over_limit, .init = start, .fini = stop)
     free(junk);
     char body[BODY_CAP];
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 413);
+    cr_assert(strstr(body, "over 1048576 bytes"), "the configured limit: %s", body);
     wire_expect_eof(&w);
     wire_open(&w);
-    wire_send(&w, "PUT /v1/buckets/b/objects/k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                  "100001\r\n");
+    wire_send(
+        &w, "PUT /v1/buckets/b/objects/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "100001\r\n");
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 413);
     cr_assert(strstr(body, "EntityTooLarge"), "%s", body);
     wire_expect_eof(&w);
@@ -621,7 +635,7 @@ Test(http_local, wire_headers_too_large, .init = start, .fini = stop)
 {
     struct thc_wire w;
     wire_open(&w);
-    wire_send(&w, "GET /healthz HTTP/1.1\r\nX-Big: ");
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
     char *big = malloc(MC_H1_MAX_HEAD_BYTES + 1);
     memset(big, 'a', MC_H1_MAX_HEAD_BYTES);
     big[MC_H1_MAX_HEAD_BYTES] = '\0';
@@ -631,16 +645,16 @@ Test(http_local, wire_headers_too_large, .init = start, .fini = stop)
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 431);
     wire_expect_eof(&w);
     wire_open(&w);
-    wire_send(&w, "GET /healthz HTTP/1.1\r\n");
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
     for (int i = 0; i < MC_H1_MAX_HEADERS + 1; i++)
         wire_send(&w, "X-H: 1\r\n");
     wire_send(&w, "\r\n");
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 431);
     wire_expect_eof(&w);
-    /* exactly 64 headers are fine */
+    /* exactly 64 headers (Host included) are fine */
     wire_open(&w);
-    wire_send(&w, "GET /healthz HTTP/1.1\r\n");
-    for (int i = 0; i < MC_H1_MAX_HEADERS; i++)
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < MC_H1_MAX_HEADERS - 1; i++)
         wire_send(&w, "X-H: 1\r\n");
     wire_send(&w, "\r\n");
     cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
@@ -652,15 +666,16 @@ Test(http_local, wire_garbage, .init = start, .fini = stop)
 {
     static const char *const bad[] = {
         "GARBAGE\r\n\r\n",
-        "GET  /healthz HTTP/1.1\r\n\r\n",
-        "GET healthz HTTP/1.1\r\n\r\n",
-        "GET /healthz HTTP/1.1\r\nNo colon\r\n\r\n",
-        "GET /healthz HTTP/1.1\r\nBad Name: v\r\n\r\n",
-        "GET /healthz HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
-        "PUT /v1/buckets/x HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
-        "PUT /v1/buckets/x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-        "PUT /v1/buckets/x HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-        "\r\n\r\n",
+        "GET  /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n",
+        "PUT /v1/buckets/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
+        "PUT /v1/buckets/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        "PUT /v1/buckets/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\n\r\n", /* no Host */
     };
     char body[BODY_CAP];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -693,8 +708,8 @@ Test(http_local, wire_http10_and_connection_close, .init = start, .fini = stop)
     wire_send(&w, "GET /healthz HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
     cr_assert_eq(wire_read(&w, false, head, sizeof head, NULL, 0), 200);
     cr_assert(strstr(head, "Connection: keep-alive"), "%s", head);
-    wire_send(&w, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
-                  "GET /healthz HTTP/1.1\r\n\r\n"); /* after close: never answered */
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                  "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); /* after close: never answered */
     cr_assert_eq(wire_read(&w, false, head, sizeof head, NULL, 0), 200);
     cr_assert(strstr(head, "Connection: close"), "%s", head);
     wire_expect_eof(&w);
@@ -709,12 +724,12 @@ Test(http_local, wire_head_and_keep_alive, .init = start, .fini = stop)
     wire_open(&w);
     char head[1024], body[BODY_CAP], cl[32];
     for (int i = 0; i < 5; i++) { /* keep-alive reuse: one connection */
-        wire_send(&w, "GET /v1/buckets/headb/objects/k HTTP/1.1\r\n\r\n");
+        wire_send(&w, "GET /v1/buckets/headb/objects/k HTTP/1.1\r\nHost: x\r\n\r\n");
         cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 200);
     }
     size_t get_len = strlen(body);
-    wire_send(&w, "HEAD /v1/buckets/headb/objects/k HTTP/1.1\r\n\r\n"
-                  "GET /healthz HTTP/1.1\r\n\r\n");
+    wire_send(&w, "HEAD /v1/buckets/headb/objects/k HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     cr_assert_eq(wire_read(&w, true, head, sizeof head, NULL, 0), 200);
     struct th_resp hr = {0};
     snprintf(hr.headers, sizeof hr.headers, "%s", head);
@@ -738,7 +753,7 @@ Test(http_local, wire_client_gone_while_with_node, .init = start, .fini = stop)
     for (int i = 0; i < 3; i++) {
         struct thc_wire w;
         wire_open(&w);
-        wire_send(&w, "GET /v1/buckets/hole/objects/x HTTP/1.1\r\n\r\n");
+        wire_send(&w, "GET /v1/buckets/hole/objects/x HTTP/1.1\r\nHost: x\r\n\r\n");
         for (int t = 0; t < 200; t++) {
             struct mc_client_server_stats st;
             mc_client_server_stats(g.srv, &st);
@@ -775,7 +790,7 @@ Test(http_local, wire_connection_limit, .init = start, .fini = stop)
     thc_free(&r);
     struct thc_wire w;
     wire_open(&w);
-    wire_send(&w, "GET /healthz HTTP/1.1\r\n\r\n");
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     char b[64];
     cr_assert_leq(recv(w.fd, b, sizeof b, 0), 0, "connection over the limit served");
     close(w.fd);
@@ -786,4 +801,256 @@ Test(http_local, wire_connection_limit, .init = start, .fini = stop)
     thc_free(&r);
     for (int i = 1; i < MC_HTTP_MAX_CONNECTIONS; i++)
         close(fds[i]);
+}
+
+/* ---- review fixes: header injection, half-close, backpressure, timeouts ---- */
+
+/* An etag holding CR LF (stored through the API, JSON escapes) never becomes header lines of
+ * the answer (response splitting): the ETag header is dropped. Every answer has a Date. */
+Test(http_local, wire_no_header_injection, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/inj", NULL, NULL, 200, NULL));
+    json_decref(req("PUT", "/v1/buckets/inj/objects/k", NULL,
+                    "{\"etag\":\"x\\r\\nSet-Cookie: pwned=1\\r\\nX-Injected: yes\"}", 200, NULL));
+    struct thc_wire w;
+    wire_open(&w);
+    char head[2048], body[BODY_CAP];
+    wire_send(&w, "GET /v1/buckets/inj/objects/k HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 200);
+    cr_assert_null(strstr(head, "Set-Cookie"), "%s", head);
+    cr_assert_null(strstr(head, "X-Injected"), "%s", head);
+    cr_assert_null(strstr(head, "ETag"), "%s", head);
+    cr_assert(strstr(head, "X-Version-Id: "), "%s", head); /* the other headers stay */
+    cr_assert(strstr(body, "Set-Cookie"), "the stored etag is in the JSON body: %s", body);
+    /* Date: IMF-fixdate */
+    const char *d = strstr(head, "\r\nDate: ");
+    cr_assert(d, "%s", head);
+    int day, year, hh, mm, ss;
+    char wd[4], mon[4];
+    cr_assert_eq(sscanf(d + 8, "%3s, %d %3s %d %d:%d:%d GMT", wd, &day, mon, &year, &hh, &mm, &ss),
+                 7, "%s", d);
+    cr_assert_geq(year, 2024);
+    close(w.fd);
+}
+
+/* Leading empty lines before a request line are ignored (RFC 9112 §2.2), pipelined too. */
+Test(http_local, wire_leading_crlf, .init = start, .fini = stop)
+{
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\r\n"
+                  "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    char body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    close(w.fd);
+}
+
+/* A half-close after pipelined requests, one of them with the node: every complete request
+ * is answered in order, the last answer says Connection: close, then a clean EOF. */
+Test(http_local, wire_half_close_answers_everything, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/hcl", NULL, NULL, 200, NULL));
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /v1/buckets/hcl/objects?x HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                  "GET /v1/buckets/hcl/objects/missing HTTP/1.1\r\nHost: x\r\n\r\n");
+    shutdown(w.fd, SHUT_WR);
+    char head[1024], body[BODY_CAP];
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 200);
+    cr_assert(strstr(body, "objects"), "%s", body);
+    cr_assert_null(strstr(head, "Connection: close"), "%s", head);
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 200);
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 404);
+    cr_assert(strstr(head, "Connection: close"), "%s", head);
+    wire_expect_eof(&w);
+}
+
+#define PIPE_REQ "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+/* Count answers ("HTTP/1.1 ") in the bytes read; sets *eof on EOF/reset. Reads what is there
+ * (non-blocking), or at most one recv of max bytes when max is not 0. */
+static size_t count_answers(int fd, bool *eof, size_t *carry, size_t max)
+{
+    static char b[1 << 16];
+    size_t n = 0;
+    for (bool once = false; !once; once = max != 0) {
+        ssize_t k = recv(fd, b, max ? max : sizeof b, MSG_DONTWAIT);
+        if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            *eof = true;
+            return n;
+        }
+        if (k < 0)
+            return n;
+        /* "HTTP/1.1 2" may straddle reads: count status-line starts by a small state machine */
+        static const char pat[] = "HTTP/1.1 ";
+        for (ssize_t i = 0; i < k; i++) {
+            *carry = b[i] == pat[*carry] ? *carry + 1 : (b[i] == pat[0] ? 1 : 0);
+            if (*carry == sizeof pat - 1) {
+                n++;
+                *carry = 0;
+            }
+        }
+    }
+    return n;
+}
+
+/* Many pipelined requests, then a half-close while answers are still queued / being written:
+ * all of them are answered (nothing lost to a close with output in flight). The client reads
+ * a little only when it cannot send, so the server's output is backed up at the EOF. */
+Test(http_local, wire_half_close_while_writing, .init = start, .fini = stop)
+{
+    enum { N = 100000 };
+    struct thc_wire w;
+    wire_open(&w);
+    size_t got = 0, carry = 0, sent = 0, len = strlen(PIPE_REQ);
+    bool eof = false;
+    static char batch[64 * sizeof PIPE_REQ];
+    for (int i = 0; i < 64; i++)
+        memcpy(batch + (size_t)i * len, PIPE_REQ, len);
+    uint64_t t0 = mc_mono_ms();
+    size_t off = 0; /* bytes of the current batch sent */
+    while (sent < N && mc_mono_ms() - t0 < 20000) {
+        size_t want = (N - sent < 64 ? N - sent : 64) * len;
+        ssize_t k = send(w.fd, batch + off, want - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k > 0) {
+            off += (size_t)k;
+            if (off == want) {
+                sent += want / len;
+                off = 0;
+            }
+            continue;
+        }
+        cr_assert(k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "send: %s", strerror(errno));
+        struct pollfd p = {.fd = w.fd, .events = POLLIN};
+        poll(&p, 1, 10);
+        got += count_answers(w.fd, &eof, &carry, 4096);
+        cr_assert_not(eof, "closed after %zu answers", got);
+    }
+    cr_assert_eq(sent, N);
+    shutdown(w.fd, SHUT_WR);
+    while (!eof && mc_mono_ms() - t0 < 30000) {
+        struct pollfd p = {.fd = w.fd, .events = POLLIN};
+        poll(&p, 1, 100);
+        got += count_answers(w.fd, &eof, &carry, 0);
+    }
+    cr_assert(eof);
+    cr_assert_eq(got, N, "answers lost at the half-close");
+    close(w.fd);
+}
+
+/* Send up to max_bytes of pipelined requests without reading, until the socket accepts no
+ * more for 500 ms (or 5 s pass). Returns the requests sent. */
+static size_t send_unread(int fd, size_t max_bytes)
+{
+    static char batch[256 * sizeof PIPE_REQ];
+    size_t len = strlen(PIPE_REQ), per = sizeof batch / sizeof PIPE_REQ;
+    for (size_t i = 0; i < per; i++)
+        memcpy(batch + i * len, PIPE_REQ, len);
+    size_t total = 0;
+    uint64_t t0 = mc_mono_ms(), last = t0;
+    while (total < max_bytes && mc_mono_ms() - last < 500 && mc_mono_ms() - t0 < 5000) {
+        size_t at = total % (per * len);
+        ssize_t k = send(fd, batch + at, per * len - at, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k > 0) {
+            total += (size_t)k;
+            last = mc_mono_ms();
+        } else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            break;
+        } else {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            poll(&p, 1, 50);
+        }
+    }
+    return total / len;
+}
+
+/* A client that pipelines without reading is held back: the server stops parsing and reading
+ * while its output is backed up, so the client's sends block long before everything it
+ * wanted to send is taken (and the server does not buffer an answer for each). */
+Test(http_local, wire_output_backpressure, .init = start, .fini = stop)
+{
+    struct thc_wire w;
+    wire_open(&w);
+    int small = 64 * 1024;
+    setsockopt(w.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    const size_t max = 24u << 20; /* ~650000 requests: ~80 MB of answers unbounded */
+    size_t n = send_unread(w.fd, max);
+    cr_assert_lt(n * strlen(PIPE_REQ), max / 2, "sent %zu requests: no backpressure", n);
+    /* still served: read a few answers */
+    char body[BODY_CAP];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(wire_read(&w, false, NULL, 0, body, sizeof body), 200);
+    close(w.fd);
+}
+
+static void start_short_timeouts(void)
+{
+    g_idle_ms = 1500;
+    g_head_ms = 1000;
+    start();
+}
+
+static void stop_short_timeouts(void)
+{
+    stop();
+    g_idle_ms = g_head_ms = 0;
+}
+
+/* A client that stops reading is closed once its output made no progress for the idle
+ * timeout (not kept forever with megabytes queued). */
+Test(http_local, wire_stalled_reader_closed, .init = start_short_timeouts,
+     .fini = stop_short_timeouts)
+{
+    struct thc_wire w;
+    wire_open(&w);
+    int small = 64 * 1024;
+    setsockopt(w.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    size_t n = send_unread(w.fd, 8u << 20);
+    sleep(4); /* idle timeout 1.5 s, checked every second */
+    size_t got = 0, carry = 0;
+    bool eof = false;
+    uint64_t t0 = mc_mono_ms();
+    while (!eof && got < n && mc_mono_ms() - t0 < 10000) {
+        struct pollfd p = {.fd = w.fd, .events = POLLIN};
+        poll(&p, 1, 100);
+        got += count_answers(w.fd, &eof, &carry, 0);
+    }
+    cr_assert(eof, "still open after %zu of %zu answers", got, n);
+    cr_assert_lt(got, n);
+    close(w.fd);
+}
+
+/* Slowloris: a head dripping in one byte at a time gets 408 and a close once the head
+ * timeout (1 s here) has passed since its first byte, although every byte resets idleness. */
+Test(http_local, wire_head_timeout, .init = start_short_timeouts, .fini = stop_short_timeouts)
+{
+    struct thc_wire w;
+    wire_open(&w);
+    const char *drip = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaa";
+    uint64_t t0 = mc_mono_ms();
+    char b[512];
+    ssize_t k = 0;
+    for (const char *p = drip; *p && mc_mono_ms() - t0 < 8000; p++) {
+        if (send(w.fd, p, 1, MSG_NOSIGNAL) != 1)
+            break;
+        k = recv(w.fd, b, sizeof b - 1, MSG_DONTWAIT);
+        if (k > 0)
+            break;
+        usleep(200 * 1000);
+    }
+    if (k <= 0) {
+        struct pollfd p = {.fd = w.fd, .events = POLLIN};
+        poll(&p, 1, 3000);
+        k = recv(w.fd, b, sizeof b - 1, 0);
+    }
+    cr_assert_gt(k, 0, "no answer to a slow head");
+    b[k] = '\0';
+    cr_assert(strncmp(b, "HTTP/1.1 408 ", 13) == 0, "%s", b);
+    cr_assert(strstr(b, "Connection: close"), "%s", b);
+    cr_assert_lt(mc_mono_ms() - t0, 4000);
+    /* a request that is complete in time is served on the same server */
+    json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL));
+    close(w.fd);
 }
