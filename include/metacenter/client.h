@@ -118,8 +118,10 @@ struct mc_client_opts {
     const char *tls_ca_file;
     const char *tls_cert_file;
     const char *tls_key_file;
-    bool tls_skip_host_verify; /* chain only, no host name check: for the node's own
-                                  loopback clients (HTTP layer); never for remote use */
+    bool tls_skip_host_verify; /* chain only, no host name check, for the endpoints given to
+                                  mc_client_open only (members learned later from leader
+                                  hints are checked by name): for the node's own loopback
+                                  clients (HTTP layer); never for remote use */
 };
 #define MC_CLIENT_TOKEN_MAX 256
 

@@ -104,6 +104,8 @@ struct mc_client {
     struct mc_client_opts opts;
     struct ep eps[MC_CLIENT_MAX_ENDPOINTS];
     int n_eps;
+    int n_given_eps; /* eps[0..n_given_eps) came from mc_client_open; later ones were learned
+                        from the cluster (leader hints) */
     int leader_ep;
     int probe_ep;           /* where the LEADER request in flight went; -1 = none in flight */
     uint64_t probe_next_ms; /* no new LEADER request before this (after a failed one) */
@@ -399,6 +401,7 @@ int mc_client_open(const char *endpoints, const struct mc_client_opts *opts, str
         free(c);
         return MC_EINVAL;
     }
+    c->n_given_eps = c->n_eps;
     *out = c;
     return 0;
 }
@@ -447,6 +450,7 @@ void mc_client_close(struct mc_client *c)
     free(c->slots);
     free(c->free_slots);
     mc_tls_ctx_free(c->tls);
+    explicit_bzero(c->token, sizeof(c->token)); /* a caller's credential (HTTP layer) */
     free(c);
 }
 
@@ -705,10 +709,11 @@ static int ep_connect(struct mc_client *c, int i, uint64_t now)
         if (colon) {
             *colon = 0;
         }
-        if (strcmp(host, "localhost") == 0 && !c->opts.tls_skip_host_verify) {
-            snprintf(host, sizeof(host), "localhost");
-        }
-        if (mc_tls_new(c->tls, false, c->opts.tls_skip_host_verify ? NULL : host, &e->tls) != 0 ||
+        /* The host check is skipped only where the caller asked for it and only for the
+         * endpoints it named: a member learned from a leader hint is verified by name, since
+         * the HTTP layer's clients send callers' own tokens there. */
+        bool skip_host = c->opts.tls_skip_host_verify && i < c->n_given_eps;
+        if (mc_tls_new(c->tls, false, skip_host ? NULL : host, &e->tls) != 0 ||
             mc_tls_handshake(e->tls) != 0) {
             ep_close_fd(e);
             return MC_ENOMEM;

@@ -8,6 +8,7 @@
 
 #include "http/internal.h"
 #include "metacenter/error.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -207,6 +208,28 @@ static const char *effective_token(const struct mc_http_server *s, const char *t
     return token ? token : s->internal_token;
 }
 
+/* Take slot i out (pool_mu held): the last slot fills the hole, the vacated one is wiped. */
+static void pool_remove(struct mc_http_server *s, uint32_t i)
+{
+    assert(i < s->n_pool);
+    s->n_pool--;
+    s->pool[i] = s->pool[s->n_pool];
+    s->pool_used_ms[i] = s->pool_used_ms[s->n_pool];
+    memcpy(s->pool_token[i], s->pool_token[s->n_pool], sizeof s->pool_token[i]);
+    OPENSSL_cleanse(s->pool_token[s->n_pool], sizeof s->pool_token[0]);
+}
+
+/* The slot returned longest ago (pool_mu held, pool not empty): evicted when the pool is full,
+ * so clients of tokens no longer used do not keep their connections and block the others. */
+static uint32_t pool_oldest(const struct mc_http_server *s)
+{
+    uint32_t o = 0;
+    for (uint32_t i = 1; i < s->n_pool; i++)
+        if (s->pool_used_ms[i] < s->pool_used_ms[o])
+            o = i;
+    return o;
+}
+
 struct mc_client *mc_http_client_get(struct mc_http_server *s, const char *token)
 {
     token = effective_token(s, token);
@@ -215,10 +238,7 @@ struct mc_client *mc_http_client_get(struct mc_http_server *s, const char *token
     for (uint32_t i = s->n_pool; i-- > 0;) {
         if (pool_token_is(s->pool_token[i], token)) {
             c = s->pool[i];
-            /* Keep the pool dense: the last slot fills the hole. */
-            s->n_pool--;
-            s->pool[i] = s->pool[s->n_pool];
-            memcpy(s->pool_token[i], s->pool_token[s->n_pool], sizeof s->pool_token[i]);
+            pool_remove(s, i);
             break;
         }
     }
@@ -251,15 +271,21 @@ void mc_http_client_put(struct mc_http_server *s, struct mc_client *c, const cha
     token = effective_token(s, token);
     assert(strlen(token) < sizeof s->pool_token[0]);
     /* A client with requests still pending (a poll failure) is not reused. */
+    struct mc_client *evicted = NULL;
     if (mc_client_pending(c) == 0) {
         pthread_mutex_lock(&s->pool_mu);
-        if (s->n_pool < MC_HTTP_POOL_MAX) {
-            snprintf(s->pool_token[s->n_pool], sizeof s->pool_token[0], "%s", token);
-            s->pool[s->n_pool++] = c;
-            c = NULL;
+        if (s->n_pool == MC_HTTP_POOL_MAX) {
+            uint32_t o = pool_oldest(s);
+            evicted = s->pool[o];
+            pool_remove(s, o);
         }
+        snprintf(s->pool_token[s->n_pool], sizeof s->pool_token[0], "%s", token);
+        s->pool_used_ms[s->n_pool] = mc_mono_ms();
+        s->pool[s->n_pool++] = c;
+        c = NULL;
         pthread_mutex_unlock(&s->pool_mu);
     }
+    mc_client_close(evicted); /* outside the lock: closing may wait on the socket */
     if (c)
         mc_client_close(c);
 }

@@ -263,6 +263,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             conn_close(c);
             return;
         }
+        /* The head deadline counts from the first byte on the wire: a handshake or a request
+         * record trickled a byte at a time shows no plaintext, yet must time out too. */
+        if (!c->busy && !c->req_start_ms)
+            c->req_start_ms = c->last_active_ms;
         if (!c->busy)
             tls_pull(c);
     } else if (c->busy) {
@@ -576,6 +580,15 @@ static void maybe_continue(struct mc_http_conn *c)
 }
 
 /* Parse and hand over buffered requests, one at a time, then (re)start or stop reading. */
+/* Only CR and LF (or nothing): what may precede a request line without being one. */
+static bool only_blank_lines(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != '\r' && p[i] != '\n')
+            return false;
+    return true;
+}
+
 static void process(struct mc_http_conn *c)
 {
     c->in_process = true;
@@ -600,8 +613,11 @@ static void process(struct mc_http_conn *c)
             }
             if (c->have_head)
                 maybe_continue(c);
-            if (!c->req_start_ms && (c->in_len || c->have_head))
-                c->req_start_ms = mc_mono_ms(); /* the head / body deadline (on_sweep) */
+            /* The head / body deadline (on_sweep). Blank lines alone do not start it: some
+             * clients send a CRLF after a body (RFC 9112 §2.2), and an idle keep-alive
+             * connection must not be answered 408 for that. */
+            if (!c->req_start_ms && (c->have_head || !only_blank_lines(c->in, c->in_len)))
+                c->req_start_ms = mc_mono_ms();
             break;
         }
         if (rc != 0) {
@@ -697,7 +713,10 @@ static void on_sweep(uv_timer_t *t)
             continue;
         } else if (c->req_start_ms &&
                    now - c->req_start_ms > (c->have_head ? head_max + idle_max : head_max)) {
-            fail_request(c, 408);
+            if (c->tls && !mc_tls_established(c->tls))
+                conn_close(c); /* no HTTP answer before the handshake is done */
+            else
+                fail_request(c, 408);
         } else if (idle > idle_max) {
             conn_close(c);
         }

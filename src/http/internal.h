@@ -48,6 +48,8 @@ struct mc_http_server {
     struct mc_client *pool[MC_HTTP_POOL_MAX];                   /* idle clients */
     char pool_token[MC_HTTP_POOL_MAX][MC_CLIENT_TOKEN_MAX + 1]; /* what each authenticated
                                                                    with ("" = none) */
+    uint64_t pool_used_ms[MC_HTTP_POOL_MAX]; /* when each was returned (the oldest is evicted
+                                                when the pool is full) */
     uint32_t n_pool;
     struct mc_http_local *local;     /* in-process path to the node (NULL: loopback only) */
     struct mc_http_workers *workers; /* blocking work: admin routes, forwarded requests; all

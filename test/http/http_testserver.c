@@ -54,7 +54,8 @@ static void usage(void)
     fprintf(stderr, "usage: http_testserver [--fake] [--dir DIR | --client NODE_ADDR] [--listen "
                     "ADDR] [--threads N]\n"
                     "       [--no-leader] [--lag N] [--redirect-unknown] [--timeout-ms N]\n"
-                    "       [--delay-every N]\n");
+                    "       [--delay-every N] [--head-timeout-ms N] [--idle-timeout-ms N]\n"
+                    "       [--cert-file PEM --key-file PEM]\n");
     exit(2);
 }
 
@@ -86,6 +87,14 @@ int main(int argc, char **argv)
             st.lag = strtoull(v, NULL, 10), i++;
         } else if (v && strcmp(a, "--timeout-ms") == 0) {
             ho.request_timeout_ms = (uint32_t)atoi(v), i++;
+        } else if (v && strcmp(a, "--head-timeout-ms") == 0) {
+            ho.head_timeout_ms = (uint32_t)atoi(v), i++;
+        } else if (v && strcmp(a, "--idle-timeout-ms") == 0) {
+            ho.idle_timeout_ms = (uint32_t)atoi(v), i++;
+        } else if (v && strcmp(a, "--cert-file") == 0) {
+            ho.tls_cert_file = v, i++; /* HTTPS (the loopback clients then expect TLS too) */
+        } else if (v && strcmp(a, "--key-file") == 0) {
+            ho.tls_key_file = v, i++;
         } else {
             usage();
         }

@@ -1054,3 +1054,23 @@ Test(http_local, wire_head_timeout, .init = start_short_timeouts, .fini = stop_s
     json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL));
     close(w.fd);
 }
+
+/* A CRLF after a request (some clients send one after a body, RFC 9112 §2.2) does not start the
+ * head deadline: the idle keep-alive connection is closed quietly at the idle timeout (1.5 s),
+ * not answered 408 at the head timeout (1 s) — a client sending its next request then would
+ * take the 408 for its answer. */
+Test(http_local, wire_trailing_crlf_no_408, .init = start_short_timeouts,
+     .fini = stop_short_timeouts)
+{
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\r\n");
+    cr_assert_eq(thc_wire_read(&w, false, NULL, 0, NULL, 0), 200);
+    struct pollfd p = {.fd = w.fd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 4000), 1, "not closed at the idle timeout");
+    char b[256];
+    ssize_t k = recv(w.fd, b, sizeof b - 1, 0);
+    b[k > 0 ? k : 0] = '\0';
+    cr_assert_eq(k, 0, "expected a quiet close, got: %s", b);
+    close(w.fd);
+}
