@@ -824,3 +824,49 @@ Test(http_workers, queue_sized_for_allocated_connections)
     cr_assert_eq(mc_http_workers_push(w, &items[0]), MC_ESHUTDOWN);
     mc_http_workers_free(w);
 }
+
+/* The loopback client pool keeps one idle client per credential it authenticated with, hands a
+ * client only to the same token, and when full closes the client returned longest ago (so
+ * clients of tokens no longer used do not keep every slot). No request is sent: clients
+ * connect lazily. */
+Test(http_pool, keyed_by_token_oldest_evicted)
+{
+    struct mc_http_server *s = calloc(1, sizeof *s);
+    cr_assert_not_null(s);
+    pthread_mutex_init(&s->pool_mu, NULL);
+    snprintf(s->client_addr, sizeof s->client_addr, "127.0.0.1:1");
+    snprintf(s->internal_token, sizeof s->internal_token, "internal");
+    char tok[MC_HTTP_POOL_MAX + 1][16];
+    struct mc_client *c[MC_HTTP_POOL_MAX + 1];
+    for (uint32_t i = 0; i <= MC_HTTP_POOL_MAX; i++) {
+        snprintf(tok[i], sizeof tok[i], "token-%u", i);
+        c[i] = mc_http_client_get(s, tok[i]);
+        cr_assert_not_null(c[i]);
+    }
+    for (uint32_t i = 0; i <= MC_HTTP_POOL_MAX; i++) {
+        mc_http_client_put(s, c[i], tok[i]);
+        usleep(i == 0 ? 2000 : 0); /* token-0 is the oldest by a clear margin */
+    }
+    cr_assert_eq(s->n_pool, MC_HTTP_POOL_MAX);
+    /* The newest comes back for its own token only; token-0's client was evicted. */
+    struct mc_client *again = mc_http_client_get(s, tok[MC_HTTP_POOL_MAX]);
+    cr_assert_eq(again, c[MC_HTTP_POOL_MAX]);
+    cr_assert_eq(s->n_pool, MC_HTTP_POOL_MAX - 1);
+    struct mc_client *fresh = mc_http_client_get(s, tok[0]);
+    for (uint32_t i = 0; i <= MC_HTTP_POOL_MAX; i++)
+        cr_assert_neq(fresh, i == 0 ? NULL : c[i], "token-0 got another token's client");
+    cr_assert_eq(s->n_pool, MC_HTTP_POOL_MAX - 1);
+    struct mc_client *other = mc_http_client_get(s, tok[5]);
+    cr_assert_eq(other, c[5]);
+    /* NULL = the internal token: a new client, not one of the callers'. */
+    struct mc_client *internal = mc_http_client_get(s, NULL);
+    for (uint32_t i = 1; i <= MC_HTTP_POOL_MAX; i++)
+        cr_assert_neq(internal, c[i]);
+    mc_http_client_put(s, again, tok[MC_HTTP_POOL_MAX]);
+    mc_http_client_put(s, fresh, tok[0]);
+    mc_http_client_put(s, other, tok[5]);
+    mc_http_client_put(s, internal, NULL);
+    mc_http_pool_close(s);
+    pthread_mutex_destroy(&s->pool_mu);
+    free(s);
+}
