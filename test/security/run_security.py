@@ -664,6 +664,61 @@ def tls_client_port_round_trip_and_refusals():
 
 
 @test
+def https_forward_checks_the_leaders_name():
+    # A follower's HTTP layer forwards a write through its loopback client, which follows the
+    # leader hint. Host-name checking is skipped only for the node's own port the client was
+    # opened on: a leader learned from a hint must be named by its certificate. Here every
+    # node advertises "127.1:PORT" (the same address, but a name the certificate, made for
+    # 127.0.0.1/localhost, does not carry), so the forward is refused, while the leader itself
+    # serves the same write. With the check skipped for every endpoint it went through.
+    import json
+    import ssl
+    p = pki()
+    ca = p["ca"][0]
+    c = Cluster(3, flags=["--cert-file", p["server"][0], "--key-file", p["server"][1],
+                          "--trusted-ca-file", ca, "--heartbeat-ms", "50",
+                          "--election-timeout-ms", "500"], http=True)
+    try:
+        for n in c.nodes:
+            n.start(["--advertise-client", "127.1:%d" % n.client_port])
+        found = {}
+
+        def agreed():
+            ids = set()
+            for n in c.nodes:
+                rc, out, _ = tls_cli(n, ca, None, "--json", "cluster", "status")
+                if rc != 0:
+                    return False
+                ids.add(json.loads(out).get("leader"))
+            if len(ids) == 1 and ids.pop() not in (None, 0):
+                found["id"] = json.loads(out)["leader"]
+                return True
+            return False
+
+        assert wait_for(agreed, 20, interval=0.2), "no leader"
+        leader = c.node(found["id"])
+        f = [n for n in c.nodes if n.id != leader.id][0]
+        ctx = ssl.create_default_context(cafile=ca)
+
+        def put(n, path, body=None):
+            req = urllib.request.Request("https://127.0.0.1:%d%s" % (n.http_port, path),
+                                         method="PUT", data=body.encode() if body else None)
+            try:
+                with urllib.request.urlopen(req, context=ctx, timeout=20) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+
+        assert put(leader, "/v1/buckets/fwd") == 200
+        assert put(leader, "/v1/buckets/fwd/objects/a", "{}") == 200
+        st = put(f, "/v1/buckets/fwd/objects/b", "{}")
+        assert st != 200, "forwarded to a leader whose certificate does not name it (%s)" % st
+        assert "certificate" in f.log() or st >= 500, f.log_tail()
+    finally:
+        c.close()
+
+
+@test
 def tls_expired_server_certificate_refused():
     p = pki()
     c = Cluster(1, flags=["--cert-file", p["expired"][0], "--key-file", p["expired"][1]])
