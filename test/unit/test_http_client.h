@@ -159,6 +159,18 @@ static inline int thc_wire_open(struct thc_wire *w, int port)
     return w->fd;
 }
 
+/* One recv into what is left of the buffer. 0, or -1: full, EOF or error. */
+static inline int thc_wire_fill(struct thc_wire *w)
+{
+    if (w->len + 1 >= sizeof w->buf)
+        return -1;
+    ssize_t k = recv(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len, 0);
+    if (k <= 0)
+        return -1;
+    w->len += (size_t)k;
+    return 0;
+}
+
 /* Read one response: status (returned), headers (copied into head) and body (into body,
  * NUL-ended). head_only: a HEAD answer (Content-Length but no body). -1: EOF or malformed. */
 static inline int thc_wire_read(struct thc_wire *w, bool head_only, char *head, size_t head_cap,
@@ -170,12 +182,8 @@ static inline int thc_wire_read(struct thc_wire *w, bool head_only, char *head, 
         end = strstr(w->buf, "\r\n\r\n");
         if (end)
             break;
-        if (w->len + 1 >= sizeof w->buf)
+        if (thc_wire_fill(w) != 0)
             return -1;
-        ssize_t k = recv(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len, 0);
-        if (k <= 0)
-            return -1;
-        w->len += (size_t)k;
     }
     size_t hlen = (size_t)(end - w->buf) + 4;
     int status = 0;
@@ -188,12 +196,8 @@ static inline int thc_wire_read(struct thc_wire *w, bool head_only, char *head, 
     if (head_only || status == 100 || status == 204)
         want = 0;
     while (w->len < hlen + want) {
-        if (w->len + 1 >= sizeof w->buf)
+        if (thc_wire_fill(w) != 0)
             return -1;
-        ssize_t k = recv(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len, 0);
-        if (k <= 0)
-            return -1;
-        w->len += (size_t)k;
     }
     if (head)
         snprintf(head, head_cap, "%.*s", (int)hlen, w->buf);
