@@ -196,9 +196,47 @@ static void it_next(struct iter *it)
     land(it, rc, &k, &v);
 }
 
+/* The loaded group holds every key that starts with target's first MC_SORT_DIRECT bytes and
+ * is longer than that: a target of that shape sorts inside it (or just past its end). */
+static bool in_loaded_group(const struct iter *it, const char *target, size_t tlen)
+{
+    return it->valid && it->in_group && tlen > MC_SORT_DIRECT &&
+           !memcmp(it->grp[0].key, target, MC_SORT_DIRECT);
+}
+
+/* Binary search in the group in hand for the first entry with key >= target (versions of a
+ * key are newest first, so this is the key's newest), or past the group. Reloading and
+ * re-sorting the group per seek made a delimiter listing over one group cost page x group x
+ * log(group): a page of common prefixes under a 5,000-key group took 1.5 s and blocked the
+ * node's loop. Seeks in a listing only go forwards, but searching the whole group is as cheap. */
+static void group_seek(struct iter *it, const char *target, size_t tlen)
+{
+    size_t lo = 0, hi = it->n_grp;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct ent *e = &it->grp[mid];
+        if (keycmp(e->key, e->klen, target, tlen) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo < it->n_grp) {
+        it->gi = lo;
+        it->cur = it->grp[lo];
+        return;
+    }
+    MDB_val k = it->after_k, v = it->after_v;
+    land(it, it->after_rc, &k, &v);
+}
+
 /* First entry with key >= target. */
 static void it_seek_ge(struct iter *it, const char *target, size_t tlen)
 {
+    if (in_loaded_group(it, target, tlen)) {
+        group_seek(it, target, tlen);
+        return;
+    }
     uint8_t lk[MC_LKEY_MAX + 16];
     memcpy(lk, it->pfx, it->pfx_len);
     size_t n = it->pfx_len;
@@ -213,8 +251,8 @@ static void it_seek_ge(struct iter *it, const char *target, size_t tlen)
     MDB_val k = {n, lk}, v;
     int rc = cget(it, &k, &v, MDB_SET_RANGE);
     land(it, rc, &k, &v);
-    while (it->valid && it->in_group && keycmp(it->cur.key, it->cur.klen, target, tlen) < 0) {
-        it_next(it);
+    if (in_loaded_group(it, target, tlen)) {
+        group_seek(it, target, tlen);
     }
 }
 
