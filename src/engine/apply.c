@@ -1114,6 +1114,7 @@ int mc_engine_reserve_map(struct mc_engine *eng)
 int mc_engine_apply(struct mc_engine *eng, uint64_t index, const struct mc_op *ops, size_t n_ops,
                     const void *conf, size_t conf_len, struct mc_op_result *results)
 {
+    mc_engine_clearerr();
     if (eng->read_only) {
         return mc_engine_seterr(MC_EINVAL, "engine opened read-only");
     }

@@ -28,6 +28,11 @@ const char *mc_engine_last_error(void)
     return last_error[0] ? last_error : "no error";
 }
 
+void mc_engine_clearerr(void)
+{
+    last_error[0] = 0;
+}
+
 int mc_engine_seterr(int code, const char *fmt, ...)
 {
     va_list ap;

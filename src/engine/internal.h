@@ -61,6 +61,9 @@ struct mc_engine {
 /* Thread-local error sentence; returns code for chaining. */
 int mc_engine_seterr(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int mc_lmdb_err(int rc, const char *what);
+/* Forget the sentence: every public entry point calls it first, so a refusal never answers with
+ * the sentence of an earlier call on this thread (replies carry mc_engine_last_error()). */
+void mc_engine_clearerr(void);
 
 /*
  * A pooled read txn with a reusable cursor on `versions` (opening a cursor

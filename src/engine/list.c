@@ -843,6 +843,7 @@ int mc_engine_list_encode_to(struct mc_engine *eng, const char *bucket,
                              void *ctx)
 {
     assert(sink);
+    mc_engine_clearerr();
     struct mc_rtxn *rt;
     int rc = mc_rtxn_get(eng, &rt);
     if (rc) {

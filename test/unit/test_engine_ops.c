@@ -1149,3 +1149,74 @@ Test(engine_ops, get_block_versions)
         mc_version_clear(&c);
     }
 }
+
+/* A refusal that has no sentence of its own must not answer with the previous call's sentence
+ * (the node replies with mc_engine_last_error(): it leaked another bucket's marker text). */
+Test(engine_ops, error_sentence_does_not_leak)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
+    cr_assert_eq(te_put("bkt", "k", "e1", NULL), 0);
+    const char *secret = "SECRETMARKER7";
+    struct mc_list_params p = {.key_marker = "k", .version_id_marker = secret};
+    struct mc_list_result r;
+    for (int i = 0; i < 9; i++) {
+        cr_assert_neq(mc_engine_list_versions(te_eng, "bkt", &p, &r), 0);
+        mc_list_result_clear(&r);
+        cr_assert(strstr(mc_engine_last_error(), secret), "%s", mc_engine_last_error());
+        struct mc_version v;
+        int rc = 0;
+        bool dm = false;
+        char mvid[MC_VERSION_ID_MAX + 1];
+        struct mc_wbuf w;
+        mc_wbuf_init(&w, 0);
+        switch (i) {
+        case 0:
+            rc = mc_engine_get(te_eng, "bkt", "missing", NULL, false, &v);
+            cr_assert_eq(rc, MC_ENOKEY);
+            break;
+        case 1:
+            rc = mc_engine_get(te_eng, "bkt", "k", "0000000000000000", false, &v);
+            cr_assert_eq(rc, MC_ENOVERSION);
+            break;
+        case 2:
+            rc = mc_engine_get(te_eng, "bkt", "", NULL, false, &v);
+            cr_assert_eq(rc, MC_EBADKEY);
+            break;
+        case 3:
+            rc = mc_engine_get(te_eng, "", "k", NULL, false, &v);
+            cr_assert_eq(rc, MC_ENOBUCKET);
+            break;
+        case 4:
+            rc = mc_engine_get_encoded(te_eng, "bkt", "missing", NULL, false, &w, &dm, mvid);
+            cr_assert_eq(rc, MC_ENOKEY);
+            break;
+        case 5:
+            rc =
+                mc_engine_get_encoded(te_eng, "bkt", "k", "0000000000000000", false, &w, &dm, mvid);
+            cr_assert_eq(rc, MC_ENOVERSION);
+            break;
+        case 6:
+            rc = mc_engine_get_encoded(te_eng, "bkt", "", NULL, false, &w, &dm, mvid);
+            cr_assert_eq(rc, MC_EBADKEY);
+            break;
+        case 7:
+            rc = mc_engine_get_encoded(te_eng, "b", "k", NULL, false, &w, &dm, mvid);
+            cr_assert_eq(rc, MC_ENOBUCKET);
+            break;
+        case 8: {
+            cr_assert_eq(te_del("bkt", "k", NULL, NULL), 0);
+            rc = mc_engine_get_encoded(te_eng, "bkt", "k", NULL, false, &w, &dm, mvid);
+            cr_assert_eq(rc, MC_ENOKEY);
+            cr_assert(dm);
+            break;
+        }
+        }
+        if (i < 4) {
+            mc_version_clear(&v);
+        }
+        mc_wbuf_free(&w);
+        cr_assert_not(strstr(mc_engine_last_error(), secret), "call %d: %s", i,
+                      mc_engine_last_error());
+        cr_assert_str_neq(mc_engine_last_error(), "no error", "call %d", i);
+    }
+}
