@@ -213,7 +213,10 @@ struct mc_op {
     uint32_t n_sub;
 };
 
-/* Constructors: op must be zeroed or cleared; strings and meta are deep-copied. */
+/* Constructors: op must be zeroed or cleared; strings and meta are deep-copied. They return 0,
+ * MC_EBUCKETNAME, MC_EKEYTOOLONG (key over MC_KEY_MAX_BYTES), MC_EINVAL (a version id over
+ * MC_VERSION_ID_MAX: the op codec caps both, so a sent op would be a protocol error) or
+ * MC_ENOMEM; after a refusal the op may hold copies: mc_op_clear it. */
 int mc_op_bucket_create(struct mc_op *op, const char *bucket, enum mc_versioning v,
                         int64_t time_ns);
 int mc_op_bucket_delete(struct mc_op *op, const char *bucket);

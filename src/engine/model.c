@@ -375,7 +375,9 @@ static int set_bucket(struct mc_op *op, const char *bucket)
 
 /* The constructors' shared preamble: a zeroed op of type, its bucket, key (copied; NULL = none)
  * and time. A bad bucket name still leaves a typed op (applying it answers MC_EBUCKETNAME, as
- * the S3 layer expects); nothing is allocated then. */
+ * the S3 layer expects); nothing is allocated then. A key over MC_KEY_MAX_BYTES is refused here,
+ * MC_EKEYTOOLONG (the op keeps it; applying answers the same): the op codec caps keys at that
+ * length, so a sent op would come back as a protocol error instead of KeyTooLongError. */
 static int op_init(struct mc_op *op, enum mc_op_type type, const char *bucket, const char *key,
                    int64_t time_ns)
 {
@@ -386,7 +388,17 @@ static int op_init(struct mc_op *op, enum mc_op_type type, const char *bucket, c
     if (rc == 0 && key && !(op->key = strdup(key))) {
         rc = MC_ENOMEM;
     }
+    if (rc == 0 && key && strlen(key) > MC_KEY_MAX_BYTES) {
+        rc = MC_EKEYTOOLONG;
+    }
     return rc;
+}
+
+/* Version ids past MC_VERSION_ID_MAX: MC_EINVAL (the codec caps them too, see op_init). */
+static int check_vids(const char *a, const char *b)
+{
+    return (a && strlen(a) > MC_VERSION_ID_MAX) || (b && strlen(b) > MC_VERSION_ID_MAX) ? MC_EINVAL
+                                                                                        : 0;
 }
 
 int mc_op_bucket_create(struct mc_op *op, const char *bucket, enum mc_versioning v, int64_t time_ns)
@@ -419,7 +431,7 @@ int mc_op_put(struct mc_op *op, const char *bucket, const char *key, const char 
     if (meta && mc_object_meta_copy(&op->meta, meta)) {
         goto nomem;
     }
-    return 0;
+    return check_vids(new_version_id, NULL);
 nomem:
     mc_op_clear(op);
     return MC_ENOMEM;
@@ -434,7 +446,7 @@ int mc_op_delete(struct mc_op *op, const char *bucket, const char *key, const ch
     }
     DUP(op->version_id, version_id);
     DUP(op->new_version_id, new_version_id);
-    return 0;
+    return check_vids(version_id, new_version_id);
 nomem:
     mc_op_clear(op);
     return MC_ENOMEM;
@@ -452,7 +464,7 @@ int mc_op_update_meta(struct mc_op *op, const char *bucket, const char *key, con
     if (meta && mc_object_meta_copy(&op->meta, meta)) {
         goto nomem;
     }
-    return 0;
+    return check_vids(version_id, NULL);
 nomem:
     mc_op_clear(op);
     return MC_ENOMEM;
