@@ -1,6 +1,7 @@
 /* model.c: the data model's value helpers: clear/copy, validation (S3 rules), op constructors. */
 #include "engine/internal.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,6 +353,12 @@ int mc_validate_object_meta(const struct mc_object_meta *m)
         return MC_ETOOLARGE;
     }
     return 0;
+}
+
+void mc_version_id_from_time(char out[17], int64_t time_ns)
+{
+    assert(time_ns >= 0);
+    snprintf(out, 17, "%016" PRIx64, (uint64_t)time_ns);
 }
 
 void mc_version_id_make(char out[17], int64_t time_ns, uint64_t counter)
