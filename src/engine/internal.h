@@ -134,6 +134,7 @@ struct mc_vrec_scan {
     const char *version_id; /* not NUL-terminated */
     size_t version_id_len;
     bool is_delete_marker;
+    int64_t mod_time_ns;
     uint64_t seq;
     const char *etag; /* not NUL-terminated; NULL when empty */
     size_t etag_len;
@@ -166,6 +167,9 @@ int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, MDB_cursor *c, const cha
 /* Version by id: 0 / MC_ENOVERSION. */
 int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
                     const char *vid, unsigned dec, struct mc_version *out);
+
+/* A well-formed version id: 1..MC_VERSION_ID_MAX printable ASCII, no space (0 or MC_EINVAL). */
+int mc_validate_version_id(const char *vid);
 
 /* Small string helpers */
 char *mc_strdup0(const char *s); /* NULL → NULL */

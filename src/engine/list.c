@@ -574,6 +574,52 @@ static int check_params(const struct mc_list_params *p, struct listing *ls)
     return 0;
 }
 
+/* The version-id-marker names no version of key-marker: deleted between two pages. S3 treats the
+ * marker as a position. A version id a node made is its op time in ns (node_write.c stamp), and a
+ * key's versions, newest first, have non-increasing mod times (op times: a leader never stamps
+ * below an applied one), so the listing resumes at the first version of key-marker older than
+ * the marker's time (ls->mseq = its seq + 1; 0 = past the key). A marker in another form (the
+ * "null" version, ids made before op-time ids) has no recoverable position: NoSuchVersion. */
+static int marker_gone(struct mc_engine *eng, MDB_txn *txn, const char *bucket, struct listing *ls)
+{
+    uint64_t t = 0;
+    size_t n = strlen(ls->vm);
+    for (size_t i = 0; i < n && n == 16; i++) {
+        int h = hexval(ls->vm[i]);
+        if (h < 0) {
+            n = 0;
+            break;
+        }
+        t = t << 4 | (uint64_t)h;
+    }
+    if (n != 16 || t > (uint64_t)INT64_MAX) {
+        return mc_engine_seterr(MC_ENOVERSION, "version-id-marker %s of key-marker not found",
+                                ls->vm);
+    }
+    struct iter it;
+    int rc = it_open(&it, eng, txn, bucket, true);
+    if (!rc) {
+        it_seek_ge(&it, ls->km, ls->kml);
+        ls->mseq = 0;
+        while (it.valid && !it.err && keycmp(it.cur.key, it.cur.klen, ls->km, ls->kml) == 0) {
+            struct mc_vrec_scan sc;
+            if ((rc = scan_rec(&it.cur.v, &sc))) {
+                break;
+            }
+            if (sc.mod_time_ns < (int64_t)t) {
+                ls->mseq = it.cur.seq + 1;
+                break;
+            }
+            it_next(&it);
+        }
+        if (!rc && it.err) {
+            rc = it.err;
+        }
+    }
+    it_close(&it);
+    return rc;
+}
+
 /* The listing's bucket. A missing one says so: mc_bucket_load leaves the thread's last message
  * as it was, and a refusal is answered with that message (node_read.c). */
 static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
@@ -617,14 +663,20 @@ static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
         return mc_engine_seterr(MC_EKEYTOOLONG, "key-marker longer than %d bytes",
                                 MC_KEY_MAX_BYTES);
     }
+    if (ls->vm && mc_validate_version_id(ls->vm)) {
+        return mc_engine_seterr(MC_EINVAL, "version-id-marker is not a version id");
+    }
     rc = mc_bucket_load(eng, txn, bucket, NULL);
     if (rc || !ls->vm) {
         return rc;
     }
     struct mc_version mv;
     rc = mc_find_version(eng, txn, bucket, ls->km, ls->vm, false, &mv);
+    if (rc == MC_ENOVERSION) {
+        return marker_gone(eng, txn, bucket, ls);
+    }
     if (rc) {
-        return mc_engine_seterr(rc, "version-id-marker %s of key-marker not found", ls->vm);
+        return rc;
     }
     ls->mseq = mv.seq;
     mc_version_clear(&mv);

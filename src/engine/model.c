@@ -355,6 +355,23 @@ int mc_validate_object_meta(const struct mc_object_meta *m)
     return 0;
 }
 
+int mc_validate_version_id(const char *vid)
+{
+    if (!vid || !*vid) {
+        return MC_EINVAL;
+    }
+    size_t n = strlen(vid);
+    if (n > MC_VERSION_ID_MAX) {
+        return MC_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (vid[i] <= 0x20 || vid[i] >= 0x7f) {
+            return MC_EINVAL;
+        }
+    }
+    return 0;
+}
+
 void mc_version_id_from_time(char out[17], int64_t time_ns)
 {
     assert(time_ns >= 0);

@@ -627,3 +627,80 @@ Test(engine_list, long_key_group_rollup_costs_o_group)
     free(kl);
     free(ks);
 }
+
+/* Put b/k as a node does: the version id is the op time (mc_version_id_from_time). */
+static void put_timed(const char *b, const char *k, int64_t t, char vid[17])
+{
+    mc_version_id_from_time(vid, t);
+    struct mc_op op;
+    cr_assert_eq(mc_op_put(&op, b, k, vid, t, NULL), 0);
+    cr_assert_eq(te_apply(&op, NULL), 0);
+}
+
+static void del_version(const char *b, const char *k, const char *vid)
+{
+    struct mc_op op;
+    cr_assert_eq(mc_op_delete(&op, b, k, vid, NULL, 0), 0);
+    cr_assert_eq(te_apply(&op, NULL), 0);
+}
+
+/* A version-id-marker whose version was deleted between pages is a position (S3): the listing
+ * resumes at the next older version; a malformed marker is InvalidArgument. */
+Test(engine_list, versions_marker_deleted_between_pages)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
+    const int64_t t0 = 1795714511750903813LL;
+    char a[5][17], b[2][17];
+    for (int i = 0; i < 5; i++) {
+        put_timed("bkt", "a", t0 + 10 * i, a[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        put_timed("bkt", "b", t0 + 100 + i, b[i]);
+    }
+    struct mc_list_params p = {.max_keys = 2};
+    struct mc_list_result r;
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), 0);
+    cr_assert_eq(r.n_entries, 2);
+    cr_assert_str_eq(r.next_key_marker, "a");
+    cr_assert_str_eq(r.next_version_id_marker, a[3]);
+    mc_list_result_clear(&r);
+
+    /* The marker (a, a[3]) is deleted: the next page starts at a[2]. */
+    del_version("bkt", "a", a[3]);
+    p = (struct mc_list_params){.key_marker = "a", .version_id_marker = a[3], .max_keys = 2};
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), 0, "%s", mc_engine_last_error());
+    cr_assert_eq(r.n_entries, 2);
+    cr_assert_str_eq(r.entries[0].version_id, a[2]);
+    cr_assert_str_eq(r.entries[1].version_id, a[1]);
+    cr_assert(!r.entries[0].is_latest);
+    mc_list_result_clear(&r);
+
+    /* The oldest version of a was the marker: resume at b. */
+    del_version("bkt", "a", a[0]);
+    p = (struct mc_list_params){.key_marker = "a", .version_id_marker = a[0]};
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), 0, "%s", mc_engine_last_error());
+    cr_assert_eq(r.n_entries, 2);
+    cr_assert_str_eq(r.entries[0].key, "b");
+    cr_assert_str_eq(r.entries[0].version_id, b[1]);
+    cr_assert(r.entries[0].is_latest);
+    mc_list_result_clear(&r);
+
+    /* Every version of a gone: resume at b as well. */
+    for (int i = 1; i < 5; i++) {
+        if (i != 3) {
+            del_version("bkt", "a", a[i]);
+        }
+    }
+    p = (struct mc_list_params){.key_marker = "a", .version_id_marker = a[4]};
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), 0, "%s", mc_engine_last_error());
+    cr_assert_eq(r.n_entries, 2);
+    cr_assert_str_eq(r.entries[0].key, "b");
+    mc_list_result_clear(&r);
+
+    p = (struct mc_list_params){.key_marker = "a", .version_id_marker = "not an id"};
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), MC_EINVAL);
+    mc_list_result_clear(&r);
+    p.version_id_marker = "null"; /* no position to recover */
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), MC_ENOVERSION);
+    mc_list_result_clear(&r);
+}

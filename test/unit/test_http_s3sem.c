@@ -138,3 +138,27 @@ Test(http_s3sem, key_and_version_id_too_long)
     snprintf(path, sizeof path, "/v1/buckets/bk1/objects/k?version-id=%s", vid);
     s3_error("DELETE", path, NULL, 400, "InvalidArgument");
 }
+
+/* A deleted marker version is a position; a malformed one is 400 InvalidArgument. */
+Test(http_s3sem, version_id_marker_position)
+{
+    json_decref(s3_req("PUT", "/v1/buckets/bk1", "{\"versioning\":\"enabled\"}", 200, NULL));
+    char vid[3][128], path[256];
+    for (int i = 0; i < 3; i++) {
+        json_t *j = s3_req("PUT", "/v1/buckets/bk1/objects/a", "{\"size\":1}", 200, NULL);
+        snprintf(vid[i], sizeof vid[i], "%s", json_string_value(json_object_get(j, "version_id")));
+        json_decref(j);
+    }
+    snprintf(path, sizeof path, "/v1/buckets/bk1/objects/a?version-id=%s", vid[1]);
+    json_decref(s3_req("DELETE", path, NULL, 200, NULL));
+    snprintf(path, sizeof path, "/v1/buckets/bk1/versions?key-marker=a&version-id-marker=%s",
+             vid[1]);
+    json_t *j = s3_req("GET", path, NULL, 200, NULL);
+    json_t *vs = json_object_get(j, "versions");
+    cr_assert_eq(json_array_size(vs), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(vs, 0), "version_id")),
+                     vid[0]);
+    json_decref(j);
+    s3_error("GET", "/v1/buckets/bk1/versions?key-marker=a&version-id-marker=a%20b", NULL, 400,
+             "InvalidArgument");
+}
