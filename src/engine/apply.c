@@ -345,7 +345,12 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     }
     bool exists = rc == 0;
     bool live = exists && !cur.is_delete_marker;
-    if (op->if_match && (!live || cur.etag_len != strlen(op->if_match) ||
+    /* S3 conditional writes: If-Match with no current version, or a delete marker as the
+     * current one, is 404 NoSuchKey; an etag mismatch is 412. */
+    if (op->if_match && !live) {
+        return mc_engine_seterr(MC_ENOKEY, "If-Match: the key has no current version");
+    }
+    if (op->if_match && (cur.etag_len != strlen(op->if_match) ||
                          memcmp(cur.etag ? cur.etag : "", op->if_match, cur.etag_len))) {
         return MC_EPRECOND;
     }

@@ -385,10 +385,10 @@ Test(engine_ops, preconditions)
     cr_assert_eq(te_bucket("vbk", MC_VERSIONING_ENABLED), 0);
     struct mc_object_meta m = {.etag = "e2"};
     struct mc_op op;
-    /* If-Match on a missing key fails. */
+    /* If-Match on a missing key: NoSuchKey (S3: 404), not PreconditionFailed. */
     mc_op_put(&op, "vbk", "k", "v1", 10, &m);
     op.if_match = strdup("e1");
-    cr_assert_eq(te_apply(&op, NULL), MC_EPRECOND);
+    cr_assert_eq(te_apply(&op, NULL), MC_ENOKEY);
     /* If-None-Match * on a missing key succeeds. */
     m.etag = "e1";
     mc_op_put(&op, "vbk", "k", "v2", 10, &m);
@@ -406,11 +406,11 @@ Test(engine_ops, preconditions)
     mc_op_put(&op, "vbk", "k", "v5", 10, &m);
     op.if_match = strdup("e1");
     cr_assert_eq(te_apply(&op, NULL), MC_EPRECOND);
-    /* After a delete marker: If-None-Match * succeeds, If-Match fails. */
+    /* After a delete marker: If-None-Match * succeeds, If-Match is NoSuchKey. */
     cr_assert_eq(te_del("vbk", "k", NULL, NULL), 0);
     mc_op_put(&op, "vbk", "k", "v6", 10, &m);
     op.if_match = strdup("e2");
-    cr_assert_eq(te_apply(&op, NULL), MC_EPRECOND);
+    cr_assert_eq(te_apply(&op, NULL), MC_ENOKEY);
     mc_op_put(&op, "vbk", "k", "v7", 10, &m);
     op.if_none_match_star = true;
     cr_assert_eq(te_apply(&op, NULL), 0);
