@@ -222,6 +222,8 @@ v1=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["version_id"
 M put vbk doc --size 2 --json
 v2=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["version_id"])' "$OUT")
 [ -n "$v1" ] && [ "$v1" != "$v2" ] && [ "$v1" != null ] && ok || bad "distinct version ids ($v1 $v2)"
+# Offline ids are op times, as a leader's: later writes sort after earlier ones.
+[[ "$v2" > "$v1" ]] && ok || bad "offline version ids in write order ($v1 $v2)"
 M get vbk doc --version-id "$v1" --json
 jtrue "get old version" 'j["size"]==1'
 err_run "get missing version" 1 NoSuchVersion --data-dir "$D" get vbk doc --version-id nope
