@@ -584,9 +584,24 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
     uint64_t log_last = rs.n_entries ? rs.entries[rs.n_entries - 1].index
                                      : (rs.has_snapshot ? rs.snapshot.index : 0);
     uint64_t floor = rs.has_snapshot ? rs.snapshot.index : 0;
-    /* The engine may be ahead of the log (a snapshot installed just before a crash): the
-     * engine skips entries at or below its applied index, so Raft can replay them. */
-    rs.applied = applied > log_last ? log_last : applied;
+    /* The engine can never be ahead of both the log and the snapshot Raft restarts from: an
+     * installed snapshot is labelled with the index its image holds (node_snapshot.c), and
+     * applied entries are durable in the WAL first. An engine ahead means log entries it has
+     * applied are gone (a lost or cut WAL segment): Raft would reuse those indexes for new
+     * entries, which the engine skips. Refuse (Raft's own restore refuses applied > last). */
+    if (applied > log_last) {
+        MC_ERROR("engine_ahead_of_log",
+                 "engine_applied=%llu log_last=%llu snapshot_index=%llu newest_snapshot=%llu "
+                 "action=\"entries %llu..%llu the engine applied are missing from the WAL: "
+                 "wipe this node's data dir and rejoin the cluster, or restore a backup with "
+                 "'metacenter snapshot restore'\"",
+                 (unsigned long long)applied, (unsigned long long)log_last,
+                 (unsigned long long)floor, (unsigned long long)base->latest_index,
+                 (unsigned long long)(log_last + 1), (unsigned long long)applied);
+        load_free(&l);
+        return MC_ECORRUPT;
+    }
+    rs.applied = applied;
     /* node_recover_engine chose the base at or below the engine (or refused to start). */
     assert(rs.applied >= floor);
     if (rs.hard_state.commit < rs.applied) {
