@@ -334,6 +334,15 @@ typedef int (*mc_snap_write_fn)(void *ctx, int fd);
 int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index, uint64_t term,
                    const void *membership, size_t membership_len, mc_snap_write_fn write_data,
                    void *ctx, struct mc_snap_info *out);
+/* mc_snap_create with the data read from `in` (to EOF), the read end of a pipe a producer the
+ * caller already started writes the image into. Why: the node starts the engine copy itself and
+ * waits for its first bytes (its read transaction has begun) before applying anything more, so
+ * the image holds exactly `index` (node_snapshot.c). finish(ctx) is called once the data is
+ * read (or on an early error, after `in` is closed so the producer gets EPIPE): it joins the
+ * producer and returns its result, which fails the file if non-zero. Takes `in` (closes it). */
+int mc_snap_create_from_pipe(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index,
+                             uint64_t term, const void *membership, size_t membership_len, int in,
+                             int (*finish)(void *ctx), void *ctx, struct mc_snap_info *out);
 /* Read and verify the header (and with verify_data, the data checksum) of a snapshot file.
  * MC_ECORRUPT / MC_EVERSION / MC_ENOTFOUND. */
 int mc_snap_read_info(const char *path, bool verify_data, struct mc_snap_info *out);

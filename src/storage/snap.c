@@ -8,6 +8,7 @@
 #include "util/log.h"
 
 #include <dirent.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -206,19 +207,25 @@ static int stream_to_file(const struct mc_fs_ops *fs, int in, int fd, uint64_t *
     return rc;
 }
 
-int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index, uint64_t term,
-                   const void *membership, size_t membership_len, mc_snap_write_fn write_data,
-                   void *ctx, struct mc_snap_info *out)
+/* The data comes from write_data on a helper thread started here, or (in >= 0) from a pipe a
+ * producer the caller started writes into; finish(fctx) then joins it and gives its result. */
+static int create_file(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index,
+                       uint64_t term, const void *membership, size_t membership_len,
+                       mc_snap_write_fn write_data, void *ctx, int in, int (*finish)(void *),
+                       void *fctx, struct mc_snap_info *out)
 {
     fs = fs ? fs : mc_fs_default();
-    if (membership_len > MC_SNAP_MEMBERSHIP_MAX_BYTES ||
-        strlen(snap_dir) > MC_DATADIR_PATH_MAX - 64) {
-        return MC_EINVAL;
-    }
-    struct mc_snap_info *info = calloc(1, sizeof(*info));
-    uint8_t *hdr = calloc(1, MC_SNAP_HEADER_BYTES);
+    struct mc_snap_info *info = NULL;
+    uint8_t *hdr = NULL;
     char tmp[MC_DATADIR_PATH_MAX];
     int fd = -1, rc = 0, pfd[2] = {-1, -1};
+    if (membership_len > MC_SNAP_MEMBERSHIP_MAX_BYTES ||
+        strlen(snap_dir) > MC_DATADIR_PATH_MAX - 64) {
+        rc = MC_EINVAL;
+        goto done;
+    }
+    info = calloc(1, sizeof(*info));
+    hdr = calloc(1, MC_SNAP_HEADER_BYTES);
     if (!info || !hdr) {
         rc = MC_ENOMEM;
         goto done;
@@ -237,6 +244,14 @@ int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t in
         goto done;
     }
     uint64_t t0 = mc_mono_ms();
+    if (in >= 0) {
+        rc = stream_to_file(fs, in, fd, &info->data_size, &info->data_checksum, &info->write_steps);
+        int frc = finish(fctx); /* the producer saw EOF or EPIPE: joins at once */
+        close(in);
+        in = -1;
+        rc = rc ? rc : frc;
+        goto header;
+    }
     if (!write_data) {
         rc = snap_digest_empty(&info->data_checksum); /* header only: a compaction point */
         goto header;
@@ -298,6 +313,10 @@ header:
         }
     }
 done:
+    if (in >= 0) {
+        close(in); /* the producer gets EPIPE */
+        finish(fctx);
+    }
     if (fd >= 0) {
         fs->close(fs->ctx, fd);
     }
@@ -307,6 +326,23 @@ done:
     free(info);
     free(hdr);
     return rc;
+}
+
+int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index, uint64_t term,
+                   const void *membership, size_t membership_len, mc_snap_write_fn write_data,
+                   void *ctx, struct mc_snap_info *out)
+{
+    return create_file(snap_dir, fs, index, term, membership, membership_len, write_data, ctx, -1,
+                       NULL, NULL, out);
+}
+
+int mc_snap_create_from_pipe(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index,
+                             uint64_t term, const void *membership, size_t membership_len, int in,
+                             int (*finish)(void *ctx), void *ctx, struct mc_snap_info *out)
+{
+    assert(in >= 0 && finish);
+    return create_file(snap_dir, fs, index, term, membership, membership_len, NULL, NULL, in,
+                       finish, ctx, out);
 }
 
 int snap_read_info_fd(const struct mc_fs_ops *fs, int fd, bool verify_data,
