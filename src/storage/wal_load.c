@@ -225,6 +225,23 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
         if (hrc) {
             uint64_t nz = 0;
             bool empty_hdr = got < WAL_SEG_HDR_BYTES || zero_from(hdr, 0, sizeof(hdr), &nz);
+            bool data_after = false;
+            if (i == n - 1 && empty_hdr && s->size > WAL_SEG_HDR_BYTES) {
+                void *m = mmap(NULL, (size_t)s->size, PROT_READ, MAP_SHARED, fd, 0);
+                if (m == MAP_FAILED) {
+                    rc = MC_EIO;
+                    goto out;
+                }
+                data_after = !zero_from(m, WAL_SEG_HDR_BYTES, s->size, &nz);
+                munmap(m, (size_t)s->size);
+            }
+            if (data_after) {
+                /* seg_create syncs the header before any frame goes in: a zero header in front
+                 * of data is damage, never a crash outcome. */
+                rc = fail(errbuf, errbuf_len, s->seg.path, 0,
+                          "zero segment header in front of records");
+                goto out;
+            }
             if (i == n - 1 && empty_hdr) {
                 /* Crash while creating the newest segment (before its header was synced). */
                 MC_WARN("wal_remove_unfinished_segment", "file=%s", s->seg.path);

@@ -602,3 +602,38 @@ Test(storage_wal, zero_ahead_of_the_tail)
     mc_wal_close(w);
     st_rmtree(dir);
 }
+
+/* The newest segment (no spare after it) with a zeroed header but records after it: damage
+ * (headers are synced before any frame), never deleted as an unfinished segment. */
+Test(storage_wal, zero_header_newest_segment_with_records_refuses)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 64 * 1024, NULL);
+    append_range(w, 1, 50, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    char segs[8][MC_DATADIR_PATH_MAX];
+    int n = st_list_segments(dir, segs, 8);
+    cr_assert_geq(n, 1);
+    for (int i = 1; i < n; i++) {
+        cr_assert_eq(unlink(segs[i]), 0); /* the spare(s): the data segment is the newest */
+    }
+    int fd = open(segs[0], O_RDWR);
+    cr_assert(fd >= 0);
+    uint8_t zero[64] = {0};
+    cr_assert_eq(pwrite(fd, zero, sizeof(zero), 0), 64);
+    close(fd);
+    struct mc_wal_options o = {.wal_dir = dir, .segment_size_bytes = 64 * 1024};
+    cr_assert_eq(mc_wal_open(&o, &w), MC_ECORRUPT);
+    cr_assert_eq(access(segs[0], F_OK), 0, "the damaged segment is kept as evidence");
+    /* Header and data both zero (a crash while creating it): removed, as before. */
+    fd = open(segs[0], O_RDWR | O_TRUNC);
+    cr_assert(fd >= 0);
+    cr_assert_eq(ftruncate(fd, 64 * 1024), 0);
+    close(fd);
+    cr_assert_eq(mc_wal_open(&o, &w), 0);
+    cr_assert_eq(mc_wal_last_index(w), 0);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
