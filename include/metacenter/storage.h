@@ -234,6 +234,14 @@ void mc_wal_close(struct mc_wal *w);
 
 /* First/last index in the log (including queued-but-not-durable appends for last). An empty
  * log has last_index = first_index - 1. */
+/* A gap between segments found at open: indexes *missing_first..*missing_last are not on disk,
+ * and the segments before the gap were left out of the log (first_index is after the gap) but
+ * not deleted. A crash during mc_wal_reset leaves such a gap below the snapshot the reset made
+ * room for; a lost segment leaves one anywhere. The caller decides: if its newest snapshot
+ * covers the missing range, mc_wal_remove_dropped deletes the old segments; else refuse. */
+bool mc_wal_gap(struct mc_wal *w, uint64_t *missing_first, uint64_t *missing_last);
+/* Delete the segments mc_wal_gap left out (call before any append; fsyncs the dir). */
+int mc_wal_remove_dropped(struct mc_wal *w);
 uint64_t mc_wal_first_index(struct mc_wal *w);
 uint64_t mc_wal_last_index(struct mc_wal *w);
 uint64_t mc_wal_last_term(struct mc_wal *w);

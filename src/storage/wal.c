@@ -9,6 +9,7 @@
 #include "util/log.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -69,7 +70,8 @@ struct mc_wal {
     struct wal_seg spare;
     bool has_spare;
     uint64_t next_seq;
-    struct wal_pos_table pos; /* written records (under mu) */
+    uint64_t gap_first, gap_last, dropped_below_seq; /* wal_loaded's; gap_last 0 = none */
+    struct wal_pos_table pos;                        /* written records (under mu) */
 
     /* WAL-thread only */
     struct iovec iov[IOV_MAX];
@@ -749,6 +751,9 @@ int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
     w->has_spare = ld.has_spare;
     w->next_seq = ld.next_seq;
     w->pos = ld.pos;
+    w->gap_first = ld.gap_first;
+    w->gap_last = ld.gap_last;
+    w->dropped_below_seq = ld.dropped_below_seq;
     w->q_first = w->pos.first;
     w->q_last = wal_pos_last(&w->pos);
     const struct wal_pos *lp = wal_pos_get(&w->pos, w->q_last);
@@ -769,6 +774,53 @@ int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
     return 0;
 fail:
     mc_wal_close(w);
+    return rc;
+}
+
+bool mc_wal_gap(struct mc_wal *w, uint64_t *missing_first, uint64_t *missing_last)
+{
+    *missing_first = w->gap_first;
+    *missing_last = w->gap_last;
+    return w->gap_last != 0;
+}
+
+int mc_wal_remove_dropped(struct mc_wal *w)
+{
+    if (!w->gap_last) {
+        return 0;
+    }
+    DIR *d = opendir(w->dir);
+    if (!d) {
+        return mc_fs_errno_to_mc(-errno);
+    }
+    struct dirent *e;
+    int rc = 0;
+    size_t removed = 0;
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long seq;
+        char tail[8];
+        if (sscanf(e->d_name, "wal-%16llx.%7s", &seq, tail) != 2 || strcmp(tail, "log") != 0 ||
+            strlen(e->d_name) != 24 || seq >= w->dropped_below_seq) {
+            continue;
+        }
+        char path[MC_DATADIR_PATH_MAX];
+        wal_seg_path(w->dir, seq, path, sizeof(path));
+        int u = w->fs->unlink(w->fs->ctx, path);
+        if (u < 0 && rc == 0) {
+            rc = mc_fs_errno_to_mc(u);
+        }
+        removed++;
+    }
+    closedir(d);
+    if (rc == 0 && removed) {
+        rc = mc_fs_fsync_dir(w->fs, w->dir);
+    }
+    MC_INFO("wal_dropped_segments_removed", "count=%zu missing=%llu..%llu err=%s", removed,
+            (unsigned long long)w->gap_first, (unsigned long long)w->gap_last,
+            rc ? mc_error_name(rc) : "none");
+    if (rc == 0) {
+        w->gap_first = w->gap_last = 0;
+    }
     return rc;
 }
 

@@ -89,6 +89,9 @@ struct wal_loaded {
     bool has_spare;
     uint64_t next_seq;
     struct wal_pos_table pos;
+    /* A gap between segments: indexes gap_first..gap_last are missing; the segments before it
+     * (seq < dropped_below_seq) were not loaded and are still on disk. gap_last 0 = no gap. */
+    uint64_t gap_first, gap_last, dropped_below_seq;
 };
 
 /* Load and verify wal_dir (see mc_wal_open). errbuf gets the message on MC_ECORRUPT. */

@@ -306,8 +306,11 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
         s->seg.end = s->good_end;
     }
 
-    /* Pass 2: stitch segments; a gap between segments means the earlier ones were compacted or
-     * reset away but not yet deleted; an overlap is corruption. */
+    /* Pass 2: stitch segments; an overlap is corruption. A gap between segments: the earlier
+     * ones were reset away but not yet deleted (a crash during mc_wal_reset), or a segment is
+     * missing (damage). Only the caller can tell (is the missing range covered by a snapshot?):
+     * the earlier segments are left out of the log but not deleted, and the gap reported
+     * (mc_wal_gap, mc_wal_remove_dropped). */
     size_t keep_from = 0;
     uint64_t prev_last = 0;
     bool have_prev = false;
@@ -321,9 +324,15 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
             goto out;
         }
         if (have_prev && sc[i].seg.first != prev_last + 1) {
-            MC_WARN("wal_discard_superseded", "before=%s first=%llu prev_last=%llu", sc[i].seg.path,
-                    (unsigned long long)sc[i].seg.first, (unsigned long long)prev_last);
+            MC_WARN("wal_gap",
+                    "before=%s missing=%llu..%llu action=\"earlier segments left out "
+                    "of the log (not deleted)\"",
+                    sc[i].seg.path, (unsigned long long)(prev_last + 1),
+                    (unsigned long long)(sc[i].seg.first - 1));
             keep_from = i;
+            out->gap_first = prev_last + 1;
+            out->gap_last = sc[i].seg.first - 1;
+            out->dropped_below_seq = sc[i].seg.seq;
         }
         have_prev = true;
         prev_last = sc[i].seg.last;
@@ -331,8 +340,6 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
     for (size_t i = 0; i < keep_from; i++) {
         fs->close(fs->ctx, sc[i].seg.fd);
         sc[i].seg.fd = -1;
-        fs->unlink(fs->ctx, sc[i].seg.path);
-        dir_changed = true;
     }
 
     /* Build the result: live segments [keep_from, last], one spare, delete other empties. */

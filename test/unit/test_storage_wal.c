@@ -637,3 +637,47 @@ Test(storage_wal, zero_header_newest_segment_with_records_refuses)
     mc_wal_close(w);
     st_rmtree(dir);
 }
+
+/* A missing middle segment is not taken for compaction: nothing is deleted at open, the missing
+ * range is reported, and only the caller (who knows the snapshot index) removes the rest. */
+Test(storage_wal, missing_middle_segment_is_reported_not_deleted)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 64 * 1024, NULL);
+    append_range(w, 1, 1500, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    uint64_t gf = 1, gl = 1;
+    cr_assert(!mc_wal_gap(w, &gf, &gl));
+    mc_wal_close(w);
+    char segs[16][MC_DATADIR_PATH_MAX];
+    int n = st_list_segments(dir, segs, 16);
+    cr_assert_geq(n, 3, "segments: %d", n);
+    cr_assert_eq(unlink(segs[1]), 0);
+    w = open_wal(dir, 64 * 1024, NULL);
+    cr_assert(mc_wal_gap(w, &gf, &gl));
+    cr_assert_eq(gf, mc_wal_first_index(w) - (gl - gf + 1), "missing range right before first");
+    cr_assert_eq(gl, mc_wal_first_index(w) - 1);
+    cr_assert_gt(gf, 1);
+    cr_assert_eq(mc_wal_last_index(w), 1500);
+    cr_assert_eq(access(segs[0], F_OK), 0, "the segment before the gap is still on disk");
+    mc_wal_close(w);
+    /* Reopened: the same gap again (nothing was decided). */
+    w = open_wal(dir, 64 * 1024, NULL);
+    uint64_t gf2 = 0, gl2 = 0;
+    cr_assert(mc_wal_gap(w, &gf2, &gl2));
+    cr_assert_eq(gf2, gf);
+    cr_assert_eq(gl2, gl);
+    cr_assert_eq(mc_wal_remove_dropped(w), 0);
+    cr_assert(!mc_wal_gap(w, &gf2, &gl2));
+    cr_assert_neq(access(segs[0], F_OK), 0, "removed once the caller accepted the gap");
+    append_range(w, 1501, 1510, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    w = open_wal(dir, 64 * 1024, NULL);
+    cr_assert(!mc_wal_gap(w, &gf2, &gl2));
+    cr_assert_eq(mc_wal_first_index(w), gl + 1);
+    check_range(w, gl + 1, 1510, 0, 1, 1, len100);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
