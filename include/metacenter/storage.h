@@ -48,6 +48,9 @@ struct mc_fs_ops {
     int (*unlink)(void *ctx, const char *path);
     int (*mkdir)(void *ctx, const char *path, mode_t mode);
     int (*rmdir)(void *ctx, const char *path);
+    /* sync_file_range(2). Its WAIT flags report (and consume) a writeback error, so a later
+     * fsync of the file returns 0: every caller treats an error as its fsync failing. */
+    int (*sync_file_range)(void *ctx, int fd, off_t off, off_t len, unsigned flags);
 };
 
 /* The real syscalls. Never NULL; static storage. */
@@ -64,6 +67,7 @@ enum mc_fs_op {
     MC_FS_FTRUNCATE,
     MC_FS_RENAME, /* rename and exchange */
     MC_FS_UNLINK,
+    MC_FS_SYNC_RANGE,
     MC_FS_OP_COUNT
 };
 

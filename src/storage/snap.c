@@ -136,23 +136,31 @@ void snap_steps_init(struct snap_steps *s, uint64_t off)
     s->steps = 0;
 }
 
-void snap_steps_advance(struct snap_steps *s, int fd, uint64_t off)
+int snap_steps_advance(struct snap_steps *s, const struct mc_fs_ops *fs, int fd, uint64_t off)
 {
     if (off - s->step_start < MC_SNAP_SYNC_STEP_BYTES) {
-        return;
+        return 0;
     }
-    (void)sync_file_range(fd, (off_t)s->step_start, (off_t)(off - s->step_start),
-                          SYNC_FILE_RANGE_WRITE);
-    if (s->step_start > s->prev_start) {
+    int e = fs->sync_file_range(fs->ctx, fd, (off_t)s->step_start, (off_t)(off - s->step_start),
+                                SYNC_FILE_RANGE_WRITE);
+    if (e == 0 && s->step_start > s->prev_start) {
         off_t len = (off_t)(s->step_start - s->prev_start);
-        (void)sync_file_range(fd, (off_t)s->prev_start, len,
-                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                  SYNC_FILE_RANGE_WAIT_AFTER);
-        (void)posix_fadvise(fd, (off_t)s->prev_start, len, POSIX_FADV_DONTNEED);
+        e = fs->sync_file_range(fs->ctx, fd, (off_t)s->prev_start, len,
+                                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                    SYNC_FILE_RANGE_WAIT_AFTER);
+        if (e == 0) {
+            (void)posix_fadvise(fd, (off_t)s->prev_start, len, POSIX_FADV_DONTNEED);
+        }
+    }
+    if (e) {
+        MC_ERROR("snapshot_writeback_failed", "offset=%llu err=%s",
+                 (unsigned long long)s->prev_start, mc_error_name(mc_fs_errno_to_mc(e)));
+        return mc_fs_errno_to_mc(e) == MC_ENOSPC ? MC_ENOSPC : MC_EIO;
     }
     s->prev_start = s->step_start;
     s->step_start = off;
     s->steps++;
+    return 0;
 }
 
 /* Drain the pipe into fd from MC_SNAP_HEADER_BYTES on; *size = bytes of data, *sum = their XXH3.
@@ -193,7 +201,7 @@ static int stream_to_file(const struct mc_fs_ops *fs, int in, int fd, uint64_t *
             continue;
         }
         off += (uint64_t)n;
-        snap_steps_advance(&st, fd, off);
+        rc = snap_steps_advance(&st, fs, fd, off);
     }
     *steps = st.steps;
     if (buf) {
@@ -708,7 +716,10 @@ int snap_copy_range(const struct mc_fs_ops *fs, int in, uint64_t off, uint64_t l
         off += (uint64_t)n;
         out_off += (uint64_t)n;
         len -= (uint64_t)n;
-        snap_steps_advance(&st, out, out_off);
+        rc = snap_steps_advance(&st, fs, out, out_off);
+        if (rc) {
+            break;
+        }
     }
     free(buf);
     return rc;
