@@ -546,6 +546,25 @@ static void run_group(struct mc_wal *w, struct wal_op *ops)
     uint64_t last_ticket = 0;
     int rc = 0;
     bool hs_urgent = false;
+    /* A term/vote change is saved before any frame of the group is written: frames reach the
+     * page cache (and may reach the disk, e.g. at a roll) before the group's fdatasync, and
+     * after a power loss a WAL holding entries of a term above the saved one is refused. The
+     * hard state saved is the group's last (term and vote only grow within a group; commit is
+     * clamped to the log at restore). Same number of syncs as after the frames. */
+    const struct wal_op *last_hs = NULL;
+    for (const struct wal_op *op = ops; op; op = op->next) {
+        if (op->has_hs) {
+            last_hs = op;
+            if (op->hs.term != w->hss.hs.term || op->hs.vote != w->hss.hs.vote) {
+                hs_urgent = true;
+            }
+        }
+    }
+    if (hs_urgent && w->has_hs_store) {
+        w->hs_pending = last_hs->hs;
+        w->hs_dirty = true;
+        rc = save_hs(w);
+    }
     for (struct wal_op *op = ops; op && rc == 0; op = op->next) {
         switch (op->kind) {
         case OP_APPEND:
@@ -566,11 +585,8 @@ static void run_group(struct mc_wal *w, struct wal_op *ops)
             rc = rc ? rc : do_reset(w, op->arg);
             break;
         }
-        if (op->has_hs) {
-            if (op->hs.term != w->hss.hs.term || op->hs.vote != w->hss.hs.vote) {
-                hs_urgent = true;
-            }
-            w->hs_pending = op->hs;
+        if (op->has_hs && !hs_urgent) {
+            w->hs_pending = op->hs; /* commit only: coalesced (below) */
             w->hs_dirty = w->has_hs_store;
         }
         last_ticket = op->ticket;
@@ -578,9 +594,7 @@ static void run_group(struct mc_wal *w, struct wal_op *ops)
     if (rc == 0) {
         rc = flush(w);
     }
-    if (rc == 0 && w->hs_dirty &&
-        (hs_urgent || mc_mono_ms() - w->hs_written_ms >= w->commit_interval_ms)) {
-        /* term/vote must be durable before the votes/messages that depend on them go out */
+    if (rc == 0 && w->hs_dirty && mc_mono_ms() - w->hs_written_ms >= w->commit_interval_ms) {
         rc = save_hs(w);
     }
     if (rc == 0) {

@@ -681,3 +681,43 @@ Test(storage_wal, missing_middle_segment_is_reported_not_deleted)
     mc_wal_close(w);
     st_rmtree(dir);
 }
+
+/* A group that raises the term writes the hard state before any of its frames: with the hard
+ * state's fdatasync failing, no frame of the new term is left behind (before: the frames were
+ * in the page cache already, and a restart found entries of a term above the saved one). */
+Test(storage_wal, term_change_saved_before_the_frames)
+{
+    char dir[64], wdir[80];
+    st_tmpdir(dir, sizeof(dir));
+    snprintf(wdir, sizeof(wdir), "%s/wal", dir);
+    struct mc_fs_fault f;
+    mc_fs_fault_init(&f, NULL);
+    struct mc_wal_options o = {
+        .wal_dir = wdir, .hardstate_dir = dir, .segment_size_bytes = 64 * 1024, .fs = &f.ops};
+    struct mc_wal *w = NULL;
+    cr_assert_eq(mc_wal_open(&o, &w), 0);
+    uint8_t buf[100];
+    memset(buf, 7, sizeof(buf));
+    struct mc_hard_state hs = {.term = 1, .vote = 1, .commit = 0};
+    struct mc_wal_record r = {.index = 1, .term = 1, .len = sizeof(buf), .data = buf};
+    cr_assert_eq(mc_wal_append(w, &r, 1, &hs, NULL), 0);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    /* Term 2: the first fdatasync of the group fails. */
+    mc_fs_fault_arm(&f, MC_FS_FDATASYNC, 1, EIO, true);
+    hs = (struct mc_hard_state){.term = 2, .vote = 0, .commit = 1};
+    struct mc_wal_record r2[2] = {{.index = 2, .term = 2, .len = sizeof(buf), .data = buf},
+                                  {.index = 3, .term = 2, .len = sizeof(buf), .data = buf}};
+    cr_assert_eq(mc_wal_append(w, r2, 2, &hs, NULL), 0);
+    cr_assert_eq(mc_wal_sync(w), MC_EFATAL);
+    mc_wal_close(w);
+    mc_fs_fault_disarm(&f, MC_FS_FDATASYNC);
+    o.fs = NULL;
+    cr_assert_eq(mc_wal_open(&o, &w), 0);
+    struct mc_hard_state got;
+    mc_wal_hard_state(w, &got);
+    cr_assert_geq(got.term, mc_wal_last_term(w), "saved term %llu, last log term %llu",
+                  (unsigned long long)got.term, (unsigned long long)mc_wal_last_term(w));
+    cr_assert_eq(mc_wal_last_index(w), 1, "no frame of the unsaved term");
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
