@@ -71,7 +71,8 @@ struct mc_wal {
     bool has_spare;
     uint64_t next_seq;
     uint64_t gap_first, gap_last, dropped_below_seq; /* wal_loaded's; gap_last 0 = none */
-    struct wal_pos_table pos;                        /* written records (under mu) */
+    uint32_t group;           /* WAL thread: the group being written (stamped into its frames) */
+    struct wal_pos_table pos; /* written records (under mu) */
 
     /* WAL-thread only */
     struct iovec iov[IOV_MAX];
@@ -420,6 +421,8 @@ static int do_append(struct mc_wal *w, struct wal_op *op)
         int k = wal_frame_decode(op->buf + off, op->bytes - off, &r, &fb);
         assert(k == WAL_FRAME_OK);
         (void)k;
+        /* Producers only read index/term/len of queued frames (term_in_ops): not these bytes. */
+        wal_frame_stamp(op->buf + off, w->group);
         int rc = add_frame(w, op->buf + off, fb, r.index, r.term);
         if (rc) {
             return rc;
@@ -552,6 +555,7 @@ static void run_group(struct mc_wal *w, struct wal_op *ops)
      * hard state saved is the group's last (term and vote only grow within a group; commit is
      * clamped to the log at restore). Same number of syncs as after the frames. */
     const struct wal_op *last_hs = NULL;
+    w->group = wal_group_next(w->group);
     for (const struct wal_op *op = ops; op; op = op->next) {
         if (op->has_hs) {
             last_hs = op;
@@ -768,6 +772,7 @@ int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
     w->gap_first = ld.gap_first;
     w->gap_last = ld.gap_last;
     w->dropped_below_seq = ld.dropped_below_seq;
+    w->group = ld.last_group;
     w->q_first = w->pos.first;
     w->q_last = wal_pos_last(&w->pos);
     const struct wal_pos *lp = wal_pos_get(&w->pos, w->q_last);
@@ -1043,6 +1048,17 @@ int mc_wal_set_hard_state(struct mc_wal *w, const struct mc_hard_state *hs, uint
     return mc_wal_append(w, NULL, 0, hs, ticket);
 }
 
+/* Index, term and size of a queued frame (framed by mc_wal_append, so well formed). Not
+ * wal_frame_decode: the WAL thread stamps the group into the checksum and bytes 13-15 of
+ * in-flight frames meanwhile; these fields it never writes. */
+static void frame_fields(const uint8_t *p, struct mc_wal_record *r, size_t *fb)
+{
+    r->len = mc_get_u32le(p + 8);
+    r->index = mc_get_u64le(p + 16);
+    r->term = mc_get_u64le(p + 24);
+    *fb = wal_frame_bytes(r->len);
+}
+
 /* Term of index i as the producer sees it (queued or written); 0 when unknown. Under mu. */
 /* Term of index i among queued appends (the latest write of i wins), or 0. */
 static uint64_t term_in_ops(struct wal_op *head, uint64_t i)
@@ -1056,7 +1072,7 @@ static uint64_t term_in_ops(struct wal_op *head, uint64_t i)
         for (size_t k = 0; k < op->nrec; k++) {
             struct mc_wal_record r;
             size_t fb;
-            wal_frame_decode(op->buf + off, op->bytes - off, &r, &fb);
+            frame_fields(op->buf + off, &r, &fb);
             if (r.index == i) {
                 uint64_t t = r.term;
                 /* keep scanning: a later op may rewrite i */
@@ -1065,7 +1081,7 @@ static uint64_t term_in_ops(struct wal_op *head, uint64_t i)
                     for (size_t k2 = 0; o2->kind == OP_APPEND && k2 < o2->nrec; k2++) {
                         struct mc_wal_record r2;
                         size_t fb2;
-                        wal_frame_decode(o2->buf + off2, o2->bytes - off2, &r2, &fb2);
+                        frame_fields(o2->buf + off2, &r2, &fb2);
                         if (r2.index == i) {
                             t = r2.term;
                         }
