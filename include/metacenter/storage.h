@@ -48,6 +48,9 @@ struct mc_fs_ops {
     int (*unlink)(void *ctx, const char *path);
     int (*mkdir)(void *ctx, const char *path, mode_t mode);
     int (*rmdir)(void *ctx, const char *path);
+    /* sync_file_range(2). Its WAIT flags report (and consume) a writeback error, so a later
+     * fsync of the file returns 0: every caller treats an error as its fsync failing. */
+    int (*sync_file_range)(void *ctx, int fd, off_t off, off_t len, unsigned flags);
 };
 
 /* The real syscalls. Never NULL; static storage. */
@@ -64,6 +67,7 @@ enum mc_fs_op {
     MC_FS_FTRUNCATE,
     MC_FS_RENAME, /* rename and exchange */
     MC_FS_UNLINK,
+    MC_FS_SYNC_RANGE,
     MC_FS_OP_COUNT
 };
 
@@ -234,6 +238,14 @@ void mc_wal_close(struct mc_wal *w);
 
 /* First/last index in the log (including queued-but-not-durable appends for last). An empty
  * log has last_index = first_index - 1. */
+/* A gap between segments found at open: indexes *missing_first..*missing_last are not on disk,
+ * and the segments before the gap were left out of the log (first_index is after the gap) but
+ * not deleted. A crash during mc_wal_reset leaves such a gap below the snapshot the reset made
+ * room for; a lost segment leaves one anywhere. The caller decides: if its newest snapshot
+ * covers the missing range, mc_wal_remove_dropped deletes the old segments; else refuse. */
+bool mc_wal_gap(struct mc_wal *w, uint64_t *missing_first, uint64_t *missing_last);
+/* Delete the segments mc_wal_gap left out (call before any append; fsyncs the dir). */
+int mc_wal_remove_dropped(struct mc_wal *w);
 uint64_t mc_wal_first_index(struct mc_wal *w);
 uint64_t mc_wal_last_index(struct mc_wal *w);
 uint64_t mc_wal_last_term(struct mc_wal *w);
@@ -334,6 +346,15 @@ typedef int (*mc_snap_write_fn)(void *ctx, int fd);
 int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index, uint64_t term,
                    const void *membership, size_t membership_len, mc_snap_write_fn write_data,
                    void *ctx, struct mc_snap_info *out);
+/* mc_snap_create with the data read from `in` (to EOF), the read end of a pipe a producer the
+ * caller already started writes the image into. Why: the node starts the engine copy itself and
+ * waits for its first bytes (its read transaction has begun) before applying anything more, so
+ * the image holds exactly `index` (node_snapshot.c). finish(ctx) is called once the data is
+ * read (or on an early error, after `in` is closed so the producer gets EPIPE): it joins the
+ * producer and returns its result, which fails the file if non-zero. Takes `in` (closes it). */
+int mc_snap_create_from_pipe(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index,
+                             uint64_t term, const void *membership, size_t membership_len, int in,
+                             int (*finish)(void *ctx), void *ctx, struct mc_snap_info *out);
 /* Read and verify the header (and with verify_data, the data checksum) of a snapshot file.
  * MC_ECORRUPT / MC_EVERSION / MC_ENOTFOUND. */
 int mc_snap_read_info(const char *path, bool verify_data, struct mc_snap_info *out);

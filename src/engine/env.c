@@ -445,9 +445,13 @@ int mc_engine_sync(struct mc_engine *eng)
     uint64_t used = mc_engine_used_bytes(eng);
     if (mdb_env_get_fd(eng->env, &fd) == 0) {
         for (uint64_t off = 0; off < used; off += MC_ENGINE_SYNC_STEP_BYTES) {
-            (void)sync_file_range(fd, (off_t)off, (off_t)MC_ENGINE_SYNC_STEP_BYTES,
-                                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                      SYNC_FILE_RANGE_WAIT_AFTER);
+            /* Its wait consumes a writeback error, which the msync below then would not see. */
+            if (sync_file_range(fd, (off_t)off, (off_t)MC_ENGINE_SYNC_STEP_BYTES,
+                                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                    SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+                return mc_engine_seterr(MC_EIO, "sync: writeback failed at offset %llu: %s",
+                                        (unsigned long long)off, strerror(errno));
+            }
         }
     }
     int rc = mdb_env_sync(eng->env, 1);

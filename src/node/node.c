@@ -457,8 +457,62 @@ static void on_peer_link(void *ctx, uint64_t peer, int up)
     }
 }
 
+/*
+ * The boot the engine was last opened for writing in: DATADIR/engine.boot holds the kernel's
+ * boot id (/proc/sys/kernel/random/boot_id), written durably before the engine is opened. Why:
+ * LMDB runs with MDB_NOSYNC|MDB_WRITEMAP, so after an OS crash or power loss the file holds
+ * whatever pages the kernel happened to write back, in any order: it can be stale yet well
+ * formed, and the verification scan cannot tell. After kill -9 the page cache survives and the
+ * file is whole. So on an unclean start (no seal) a different boot id means "the machine went
+ * down under the engine": always rebuild it from the newest image plus the WAL. *rebooted is set
+ * only when the recorded id is known and differs (no file: first start or an older version).
+ */
+#define NODE_BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
+#define NODE_BOOT_ID_MAX  64
+
+static void read_line(const char *path, char *out, size_t cap)
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return;
+    }
+    if (!fgets(out, (int)cap, f)) {
+        out[0] = 0;
+    }
+    fclose(f);
+    out[strcspn(out, "\r\n")] = 0;
+}
+
+static int boot_check(struct mc_node *n, bool *rebooted)
+{
+    *rebooted = false;
+    char path[MC_DATADIR_PATH_MAX], now[NODE_BOOT_ID_MAX], was[NODE_BOOT_ID_MAX];
+    int rc = mc_datadir_path(n->datadir, "engine.boot", path, sizeof(path));
+    if (rc) {
+        return rc;
+    }
+    read_line(NODE_BOOT_ID_PATH, now, sizeof(now));
+    if (!now[0]) {
+        return 0; /* no boot id on this system: nothing to compare */
+    }
+    read_line(path, was, sizeof(was));
+    *rebooted = was[0] && strcmp(was, now) != 0;
+    if (strcmp(was, now) == 0) {
+        return 0;
+    }
+    char line[NODE_BOOT_ID_MAX + 1];
+    int len = snprintf(line, sizeof(line), "%s\n", now);
+    rc = mc_fs_write_file_atomic(NULL, path, line, (size_t)len);
+    if (rc) {
+        MC_ERROR("engine_boot_write_failed", "file=%s err=%s", path, mc_error_name(rc));
+    }
+    return rc;
+}
+
 /* Open the engine (and scan it after an unclean stop) and the WAL. *damaged: the engine is
- * unreadable or failed the scan; node_recover_engine rebuilds it. */
+ * unreadable, failed the scan, or the machine rebooted since an unclean stop;
+ * node_recover_engine rebuilds it. */
 static int open_storage(struct mc_node *n, bool *damaged)
 {
     *damaged = false;
@@ -469,6 +523,11 @@ static int open_storage(struct mc_node *n, bool *damaged)
     }
     bool sealed = false;
     rc = mc_seal_verify(n->datadir, &sealed);
+    if (rc) {
+        return rc;
+    }
+    bool rebooted = false;
+    rc = boot_check(n, &rebooted);
     if (rc) {
         return rc;
     }
@@ -485,6 +544,12 @@ static int open_storage(struct mc_node *n, bool *damaged)
         MC_ERROR("engine_open_failed", "path=%s err=%s detail=\"%s\"", path, mc_error_name(rc),
                  mc_engine_last_error());
         return rc;
+    } else if (!sealed && rebooted) {
+        *damaged = true;
+        MC_WARN("engine_rebuild",
+                "path=%s/data.mdb reason=reboot_since_unclean_stop "
+                "detail=\"an OS crash or power loss: unsynced pages may be stale\"",
+                path);
     } else if (!sealed) {
         /* No seal: the last stop was unclean (or this is a first start), so nothing vouches
            for data.mdb; LMDB has no page checksums. Scan it before serving from it. */
@@ -584,9 +649,24 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
     uint64_t log_last = rs.n_entries ? rs.entries[rs.n_entries - 1].index
                                      : (rs.has_snapshot ? rs.snapshot.index : 0);
     uint64_t floor = rs.has_snapshot ? rs.snapshot.index : 0;
-    /* The engine may be ahead of the log (a snapshot installed just before a crash): the
-     * engine skips entries at or below its applied index, so Raft can replay them. */
-    rs.applied = applied > log_last ? log_last : applied;
+    /* The engine can never be ahead of both the log and the snapshot Raft restarts from: an
+     * installed snapshot is labelled with the index its image holds (node_snapshot.c), and
+     * applied entries are durable in the WAL first. An engine ahead means log entries it has
+     * applied are gone (a lost or cut WAL segment): Raft would reuse those indexes for new
+     * entries, which the engine skips. Refuse (Raft's own restore refuses applied > last). */
+    if (applied > log_last) {
+        MC_ERROR("engine_ahead_of_log",
+                 "engine_applied=%llu log_last=%llu snapshot_index=%llu newest_snapshot=%llu "
+                 "action=\"entries %llu..%llu the engine applied are missing from the WAL: "
+                 "wipe this node's data dir and rejoin the cluster, or restore a backup with "
+                 "'metacenter snapshot restore'\"",
+                 (unsigned long long)applied, (unsigned long long)log_last,
+                 (unsigned long long)floor, (unsigned long long)base->latest_index,
+                 (unsigned long long)(log_last + 1), (unsigned long long)applied);
+        load_free(&l);
+        return MC_ECORRUPT;
+    }
+    rs.applied = applied;
     /* node_recover_engine chose the base at or below the engine (or refused to start). */
     assert(rs.applied >= floor);
     if (rs.hard_state.commit < rs.applied) {

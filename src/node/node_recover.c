@@ -93,6 +93,26 @@ int node_recover_engine(struct mc_node *n, bool damaged, struct node_base *out)
     }
     n->last_image_index = i;
     out->latest_index = s;
+    uint64_t gap_first = 0, gap_last = 0;
+    if (mc_wal_gap(n->wal, &gap_first, &gap_last)) {
+        /* Below the newest snapshot the entries are not needed (a crash during a WAL reset
+         * leaves such a gap); above it they are committed entries this node no longer has. */
+        if (gap_last > s) {
+            MC_ERROR("wal_segment_missing",
+                     "missing=%llu..%llu snapshot_index=%llu action=\"WAL entries after the "
+                     "newest snapshot are missing (a lost segment): wipe this node's data dir "
+                     "and rejoin the cluster, or restore a backup\"",
+                     (unsigned long long)gap_first, (unsigned long long)gap_last,
+                     (unsigned long long)s);
+            rc = MC_ECORRUPT;
+            goto done;
+        }
+        rc = mc_wal_remove_dropped(n->wal);
+        if (rc) {
+            goto done;
+        }
+        w = mc_wal_first_index(n->wal);
+    }
     if (!damaged && a >= s) {
         if (has_latest) {
             out->snap = latest;

@@ -7,6 +7,11 @@
 #include "util/log.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,12 +53,75 @@ struct snap_job {
     struct mc_wbuf blob;
     struct mc_snap_info info;
     int rc;
+    /* image: the copy thread, started on the loop (start_copy) */
+    pthread_t copy_th;
+    int copy_in, copy_out; /* pipe: the worker reads copy_in; the copy thread writes copy_out */
+    int copy_rc;
+    _Atomic int copy_tid;
+    bool copy_unsure; /* its first bytes did not come in time: the index it holds is unknown */
 };
 
-static int write_engine(void *ctx, int fd)
+static void *copy_main(void *arg)
 {
-    struct mc_engine *eng = ctx;
-    return mc_engine_copy_to_fd(eng, fd, NULL);
+    struct snap_job *j = arg;
+    atomic_store(&j->copy_tid, (int)syscall(SYS_gettid));
+    j->copy_rc = mc_engine_copy_to_fd(j->n->engine, j->copy_out, NULL);
+    close(j->copy_out);
+    return NULL;
+}
+
+/* Worker: the data is all read (or the pipe closed): join the copy thread. */
+static int finish_copy(void *ctx)
+{
+    struct snap_job *j = ctx;
+    pthread_join(j->copy_th, NULL);
+    if (j->copy_rc == 0 && j->copy_unsure) {
+        MC_WARN("snapshot_image_unlabelled", "index=%llu reason=copy_start_timeout",
+                (unsigned long long)j->index);
+        return MC_EBUSY;
+    }
+    return j->copy_rc;
+}
+
+/*
+ * Loop: start the engine copy and wait for its first bytes, so the image holds exactly
+ * n->applied_index. The copy (mdb_env_copyfd2) opens its own read transaction and writes nothing
+ * before it has; the loop is the only thread that applies, and it applies nothing while it waits
+ * here, so that transaction sees the state at j->index. Without this the copy, begun later on a
+ * worker, held a newer state than its header's index, and a node restarting from it (or a
+ * follower that installed it) had an engine ahead of its log (node.c refuses that). The wait is
+ * the copy's start: LMDB fills a 1 MiB buffer before its first write (a few ms; a whole small
+ * engine), once per image (every --image-entries entries). Labelling the file afterwards with
+ * the index the copy read instead would need that index out of the stream, and the term and
+ * membership at it from Raft on the loop.
+ */
+#define SNAP_COPY_START_MS 10000
+static int start_copy(struct mc_node *n, struct snap_job *j)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0) {
+        return MC_EIO;
+    }
+    (void)fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20); /* fewer wakeups; the default 64 KiB also works */
+    j->copy_in = pfd[0];
+    j->copy_out = pfd[1];
+    if (pthread_create(&j->copy_th, NULL, copy_main, j) != 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        j->copy_in = -1;
+        return MC_ENOMEM;
+    }
+    struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+    uint64_t t0 = mc_mono_ns();
+    int r;
+    do {
+        r = poll(&p, 1, SNAP_COPY_START_MS);
+    } while (r < 0 && errno == EINTR);
+    j->copy_unsure = r <= 0;
+    MC_DEBUG("snapshot_copy_started", "index=%llu wait_us=%llu", (unsigned long long)j->index,
+             (unsigned long long)((mc_mono_ns() - t0) / 1000));
+    (void)n;
+    return 0;
 }
 
 static void snap_work(uv_work_t *req)
@@ -64,8 +132,18 @@ static void snap_work(uv_work_t *req)
      * inherited by the copy's helper threads); this pool thread only ever runs snapshot jobs
      * (creation, and finishing a received image), so it stays niced. */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MC_SNAPSHOT_NICE);
-    j->rc = mc_snap_create(j->n->snapdir, NULL, j->index, j->term, j->blob.data, j->blob.len,
-                           j->image ? write_engine : NULL, j->n->engine, &j->info);
+    if (j->image) {
+        int tid = atomic_load(&j->copy_tid); /* started at nice 0 on the loop: yield now */
+        if (tid > 0) {
+            (void)setpriority(PRIO_PROCESS, (id_t)tid, MC_SNAPSHOT_NICE);
+        }
+        j->rc = mc_snap_create_from_pipe(j->n->snapdir, NULL, j->index, j->term, j->blob.data,
+                                         j->blob.len, j->copy_in, finish_copy, j, &j->info);
+        j->copy_in = -1;
+    } else {
+        j->rc = mc_snap_create(j->n->snapdir, NULL, j->index, j->term, j->blob.data, j->blob.len,
+                               NULL, NULL, &j->info);
+    }
     if (j->rc == 0) {
         mc_snap_prune(j->n->snapdir, NULL, MC_SNAP_KEEP);
     }
@@ -126,14 +204,25 @@ static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
         return rc ? rc : MC_EINVAL;
     }
     j->log_mark = n->applied_log_bytes;
+    j->copy_in = -1;
     if (image) {
         mc_engine_reserve_map(n->engine); /* before the copy's read txn (engine.h) */
+        rc = start_copy(n, j);
+        if (rc) {
+            mc_wbuf_free(&j->blob);
+            free(j);
+            return rc;
+        }
     }
     n->snapshot_running = true;
     n->snap_work.data = j;
     rc = uv_queue_work(n->loop, &n->snap_work, snap_work, snap_done);
     if (rc) {
         n->snapshot_running = false;
+        if (j->copy_in >= 0) {
+            close(j->copy_in); /* the copy gets EPIPE and ends */
+            pthread_join(j->copy_th, NULL);
+        }
         mc_wbuf_free(&j->blob);
         free(j);
         return MC_EIO;

@@ -309,6 +309,13 @@ static void reply_result(struct mc_node *n, const struct pending_write *w,
         mc_client_reply(&w->token, 0, NULL, 0);
         return;
     }
+    if (res->skipped) {
+        /* The engine already held this index (its state came from elsewhere), so this write's
+         * ops did not run: never success. Unavailable is retried by the client with the same
+         * (session, seq), which the session table makes safe whatever the outcome was. */
+        mc_client_reply_error(&w->token, MC_EUNAVAIL, "entry not applied here; retry");
+        return;
+    }
     if (w->kind == 1) {
         if (res->code) {
             mc_client_reply_error(&w->token, res->code, NULL);

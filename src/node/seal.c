@@ -75,13 +75,19 @@ int mc_seal_write(const char *datadir)
 void mc_seal_remove(const char *datadir)
 {
     char seal[MC_DATADIR_PATH_MAX];
-    if (mc_datadir_path(datadir, "engine.seal", seal, sizeof(seal)) == 0) {
-        unlink(seal);
+    if (mc_datadir_path(datadir, "engine.seal", seal, sizeof(seal)) == 0 && unlink(seal) == 0) {
+        (void)mc_fs_fsync_dir(NULL, datadir); /* best effort: the offline writer syncs its own */
     }
 }
 
 int mc_seal_verify(const char *datadir, bool *sealed)
 {
+    return mc_seal_verify_fs(NULL, datadir, sealed);
+}
+
+int mc_seal_verify_fs(const struct mc_fs_ops *fs, const char *datadir, bool *sealed)
+{
+    fs = fs ? fs : mc_fs_default();
     if (sealed) {
         *sealed = false;
     }
@@ -108,7 +114,14 @@ int mc_seal_verify(const char *datadir, bool *sealed)
                  data, want, (unsigned long long)hash, want_size, (unsigned long long)size);
         return MC_ECORRUPT;
     }
-    unlink(seal);
+    /* The engine is opened for writing next: the removal must be on disk first, or after a
+     * power loss the old seal still vouches for (or condemns) a file that changed since. */
+    int u = fs->unlink(fs->ctx, seal);
+    rc = u < 0 ? mc_fs_errno_to_mc(u) : mc_fs_fsync_dir(fs, datadir);
+    if (rc) {
+        MC_ERROR("engine_seal_remove_failed", "file=%s err=%s", seal, mc_error_name(rc));
+        return rc;
+    }
     if (sealed) {
         *sealed = true;
     }

@@ -15,6 +15,10 @@ int mc_seal_write(const char *datadir);
  * must verify the engine file itself (mc_engine_verify: kill -9, power loss, first start).
  */
 int mc_seal_verify(const char *datadir, bool *sealed);
+/* The same through fs (NULL = real syscalls): the seal's removal is fsynced (dir) before it
+ * returns 0; a failure there is returned (MC_EIO), the engine must not be opened. */
+struct mc_fs_ops;
+int mc_seal_verify_fs(const struct mc_fs_ops *fs, const char *datadir, bool *sealed);
 /* An offline writer changes data.mdb legitimately: drop the seal first. */
 void mc_seal_remove(const char *datadir);
 

@@ -172,6 +172,12 @@ static int r_rmdir(void *ctx, const char *path)
     return rmdir(path) < 0 ? -errno : 0;
 }
 
+static int r_sync_file_range(void *ctx, int fd, off_t off, off_t len, unsigned flags)
+{
+    (void)ctx;
+    return sync_file_range(fd, off, len, flags) < 0 ? -errno : 0;
+}
+
 static const struct mc_fs_ops real_ops = {
     .ctx = NULL,
     .open = r_open,
@@ -188,6 +194,7 @@ static const struct mc_fs_ops real_ops = {
     .unlink = r_unlink,
     .mkdir = r_mkdir,
     .rmdir = r_rmdir,
+    .sync_file_range = r_sync_file_range,
 };
 
 const struct mc_fs_ops *mc_fs_default(void)
@@ -293,6 +300,12 @@ static int f_rmdir(void *ctx, const char *path)
     return BASE(ctx)->rmdir(BASE(ctx)->ctx, path);
 }
 
+static int f_sync_file_range(void *ctx, int fd, off_t off, off_t len, unsigned flags)
+{
+    int e = fault_check(FB(ctx), MC_FS_SYNC_RANGE);
+    return e ? e : BASE(ctx)->sync_file_range(BASE(ctx)->ctx, fd, off, len, flags);
+}
+
 void mc_fs_fault_init(struct mc_fs_fault *f, const struct mc_fs_ops *base)
 {
     memset(f, 0, sizeof(*f));
@@ -313,6 +326,7 @@ void mc_fs_fault_init(struct mc_fs_fault *f, const struct mc_fs_ops *base)
         .unlink = f_unlink,
         .mkdir = f_mkdir,
         .rmdir = f_rmdir,
+        .sync_file_range = f_sync_file_range,
     };
 }
 

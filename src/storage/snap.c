@@ -8,6 +8,7 @@
 #include "util/log.h"
 
 #include <dirent.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -135,23 +136,31 @@ void snap_steps_init(struct snap_steps *s, uint64_t off)
     s->steps = 0;
 }
 
-void snap_steps_advance(struct snap_steps *s, int fd, uint64_t off)
+int snap_steps_advance(struct snap_steps *s, const struct mc_fs_ops *fs, int fd, uint64_t off)
 {
     if (off - s->step_start < MC_SNAP_SYNC_STEP_BYTES) {
-        return;
+        return 0;
     }
-    (void)sync_file_range(fd, (off_t)s->step_start, (off_t)(off - s->step_start),
-                          SYNC_FILE_RANGE_WRITE);
-    if (s->step_start > s->prev_start) {
+    int e = fs->sync_file_range(fs->ctx, fd, (off_t)s->step_start, (off_t)(off - s->step_start),
+                                SYNC_FILE_RANGE_WRITE);
+    if (e == 0 && s->step_start > s->prev_start) {
         off_t len = (off_t)(s->step_start - s->prev_start);
-        (void)sync_file_range(fd, (off_t)s->prev_start, len,
-                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                  SYNC_FILE_RANGE_WAIT_AFTER);
-        (void)posix_fadvise(fd, (off_t)s->prev_start, len, POSIX_FADV_DONTNEED);
+        e = fs->sync_file_range(fs->ctx, fd, (off_t)s->prev_start, len,
+                                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                    SYNC_FILE_RANGE_WAIT_AFTER);
+        if (e == 0) {
+            (void)posix_fadvise(fd, (off_t)s->prev_start, len, POSIX_FADV_DONTNEED);
+        }
+    }
+    if (e) {
+        MC_ERROR("snapshot_writeback_failed", "offset=%llu err=%s",
+                 (unsigned long long)s->prev_start, mc_error_name(mc_fs_errno_to_mc(e)));
+        return mc_fs_errno_to_mc(e) == MC_ENOSPC ? MC_ENOSPC : MC_EIO;
     }
     s->prev_start = s->step_start;
     s->step_start = off;
     s->steps++;
+    return 0;
 }
 
 /* Drain the pipe into fd from MC_SNAP_HEADER_BYTES on; *size = bytes of data, *sum = their XXH3.
@@ -192,7 +201,7 @@ static int stream_to_file(const struct mc_fs_ops *fs, int in, int fd, uint64_t *
             continue;
         }
         off += (uint64_t)n;
-        snap_steps_advance(&st, fd, off);
+        rc = snap_steps_advance(&st, fs, fd, off);
     }
     *steps = st.steps;
     if (buf) {
@@ -206,19 +215,25 @@ static int stream_to_file(const struct mc_fs_ops *fs, int in, int fd, uint64_t *
     return rc;
 }
 
-int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index, uint64_t term,
-                   const void *membership, size_t membership_len, mc_snap_write_fn write_data,
-                   void *ctx, struct mc_snap_info *out)
+/* The data comes from write_data on a helper thread started here, or (in >= 0) from a pipe a
+ * producer the caller started writes into; finish(fctx) then joins it and gives its result. */
+static int create_file(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index,
+                       uint64_t term, const void *membership, size_t membership_len,
+                       mc_snap_write_fn write_data, void *ctx, int in, int (*finish)(void *),
+                       void *fctx, struct mc_snap_info *out)
 {
     fs = fs ? fs : mc_fs_default();
-    if (membership_len > MC_SNAP_MEMBERSHIP_MAX_BYTES ||
-        strlen(snap_dir) > MC_DATADIR_PATH_MAX - 64) {
-        return MC_EINVAL;
-    }
-    struct mc_snap_info *info = calloc(1, sizeof(*info));
-    uint8_t *hdr = calloc(1, MC_SNAP_HEADER_BYTES);
+    struct mc_snap_info *info = NULL;
+    uint8_t *hdr = NULL;
     char tmp[MC_DATADIR_PATH_MAX];
     int fd = -1, rc = 0, pfd[2] = {-1, -1};
+    if (membership_len > MC_SNAP_MEMBERSHIP_MAX_BYTES ||
+        strlen(snap_dir) > MC_DATADIR_PATH_MAX - 64) {
+        rc = MC_EINVAL;
+        goto done;
+    }
+    info = calloc(1, sizeof(*info));
+    hdr = calloc(1, MC_SNAP_HEADER_BYTES);
     if (!info || !hdr) {
         rc = MC_ENOMEM;
         goto done;
@@ -237,6 +252,14 @@ int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t in
         goto done;
     }
     uint64_t t0 = mc_mono_ms();
+    if (in >= 0) {
+        rc = stream_to_file(fs, in, fd, &info->data_size, &info->data_checksum, &info->write_steps);
+        int frc = finish(fctx); /* the producer saw EOF or EPIPE: joins at once */
+        close(in);
+        in = -1;
+        rc = rc ? rc : frc;
+        goto header;
+    }
     if (!write_data) {
         rc = snap_digest_empty(&info->data_checksum); /* header only: a compaction point */
         goto header;
@@ -298,6 +321,10 @@ header:
         }
     }
 done:
+    if (in >= 0) {
+        close(in); /* the producer gets EPIPE */
+        finish(fctx);
+    }
     if (fd >= 0) {
         fs->close(fs->ctx, fd);
     }
@@ -307,6 +334,23 @@ done:
     free(info);
     free(hdr);
     return rc;
+}
+
+int mc_snap_create(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index, uint64_t term,
+                   const void *membership, size_t membership_len, mc_snap_write_fn write_data,
+                   void *ctx, struct mc_snap_info *out)
+{
+    return create_file(snap_dir, fs, index, term, membership, membership_len, write_data, ctx, -1,
+                       NULL, NULL, out);
+}
+
+int mc_snap_create_from_pipe(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index,
+                             uint64_t term, const void *membership, size_t membership_len, int in,
+                             int (*finish)(void *ctx), void *ctx, struct mc_snap_info *out)
+{
+    assert(in >= 0 && finish);
+    return create_file(snap_dir, fs, index, term, membership, membership_len, NULL, NULL, in,
+                       finish, ctx, out);
 }
 
 int snap_read_info_fd(const struct mc_fs_ops *fs, int fd, bool verify_data,
@@ -672,7 +716,10 @@ int snap_copy_range(const struct mc_fs_ops *fs, int in, uint64_t off, uint64_t l
         off += (uint64_t)n;
         out_off += (uint64_t)n;
         len -= (uint64_t)n;
-        snap_steps_advance(&st, out, out_off);
+        rc = snap_steps_advance(&st, fs, out, out_off);
+        if (rc) {
+            break;
+        }
     }
     free(buf);
     return rc;

@@ -40,7 +40,9 @@ struct snap_steps {
     uint32_t steps; /* completed steps */
 };
 void snap_steps_init(struct snap_steps *s, uint64_t off);
-/* off: the end of what has been written so far. */
-void snap_steps_advance(struct snap_steps *s, int fd, uint64_t off);
+/* off: the end of what has been written so far. 0, or MC_EIO/MC_ENOSPC when writeback of a
+ * step failed: sync_file_range's wait consumed the error, so the file's fsync would not report
+ * it; the caller must fail the file as if its fsync had. */
+int snap_steps_advance(struct snap_steps *s, const struct mc_fs_ops *fs, int fd, uint64_t off);
 
 #endif

@@ -78,8 +78,7 @@ int mc_snap_recv_write(struct mc_snap_recv *r, uint64_t offset, const void *data
         return n < 0 ? mc_fs_errno_to_mc((int)n) : MC_EIO;
     }
     r->offset += len;
-    snap_steps_advance(&r->steps, r->fd, r->offset);
-    return 0;
+    return snap_steps_advance(&r->steps, r->fs, r->fd, r->offset);
 }
 
 void mc_snap_recv_abort(struct mc_snap_recv *r, bool discard)

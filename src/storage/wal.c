@@ -9,6 +9,7 @@
 #include "util/log.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -69,6 +70,8 @@ struct mc_wal {
     struct wal_seg spare;
     bool has_spare;
     uint64_t next_seq;
+    uint64_t gap_first, gap_last, dropped_below_seq; /* wal_loaded's; gap_last 0 = none */
+    uint32_t group;           /* WAL thread: the group being written (stamped into its frames) */
     struct wal_pos_table pos; /* written records (under mu) */
 
     /* WAL-thread only */
@@ -418,6 +421,8 @@ static int do_append(struct mc_wal *w, struct wal_op *op)
         int k = wal_frame_decode(op->buf + off, op->bytes - off, &r, &fb);
         assert(k == WAL_FRAME_OK);
         (void)k;
+        /* Producers only read index/term/len of queued frames (term_in_ops): not these bytes. */
+        wal_frame_stamp(op->buf + off, w->group);
         int rc = add_frame(w, op->buf + off, fb, r.index, r.term);
         if (rc) {
             return rc;
@@ -544,6 +549,26 @@ static void run_group(struct mc_wal *w, struct wal_op *ops)
     uint64_t last_ticket = 0;
     int rc = 0;
     bool hs_urgent = false;
+    /* A term/vote change is saved before any frame of the group is written: frames reach the
+     * page cache (and may reach the disk, e.g. at a roll) before the group's fdatasync, and
+     * after a power loss a WAL holding entries of a term above the saved one is refused. The
+     * hard state saved is the group's last (term and vote only grow within a group; commit is
+     * clamped to the log at restore). Same number of syncs as after the frames. */
+    const struct wal_op *last_hs = NULL;
+    w->group = wal_group_next(w->group);
+    for (const struct wal_op *op = ops; op; op = op->next) {
+        if (op->has_hs) {
+            last_hs = op;
+            if (op->hs.term != w->hss.hs.term || op->hs.vote != w->hss.hs.vote) {
+                hs_urgent = true;
+            }
+        }
+    }
+    if (hs_urgent && w->has_hs_store) {
+        w->hs_pending = last_hs->hs;
+        w->hs_dirty = true;
+        rc = save_hs(w);
+    }
     for (struct wal_op *op = ops; op && rc == 0; op = op->next) {
         switch (op->kind) {
         case OP_APPEND:
@@ -564,11 +589,8 @@ static void run_group(struct mc_wal *w, struct wal_op *ops)
             rc = rc ? rc : do_reset(w, op->arg);
             break;
         }
-        if (op->has_hs) {
-            if (op->hs.term != w->hss.hs.term || op->hs.vote != w->hss.hs.vote) {
-                hs_urgent = true;
-            }
-            w->hs_pending = op->hs;
+        if (op->has_hs && !hs_urgent) {
+            w->hs_pending = op->hs; /* commit only: coalesced (below) */
             w->hs_dirty = w->has_hs_store;
         }
         last_ticket = op->ticket;
@@ -576,9 +598,7 @@ static void run_group(struct mc_wal *w, struct wal_op *ops)
     if (rc == 0) {
         rc = flush(w);
     }
-    if (rc == 0 && w->hs_dirty &&
-        (hs_urgent || mc_mono_ms() - w->hs_written_ms >= w->commit_interval_ms)) {
-        /* term/vote must be durable before the votes/messages that depend on them go out */
+    if (rc == 0 && w->hs_dirty && mc_mono_ms() - w->hs_written_ms >= w->commit_interval_ms) {
         rc = save_hs(w);
     }
     if (rc == 0) {
@@ -749,6 +769,10 @@ int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
     w->has_spare = ld.has_spare;
     w->next_seq = ld.next_seq;
     w->pos = ld.pos;
+    w->gap_first = ld.gap_first;
+    w->gap_last = ld.gap_last;
+    w->dropped_below_seq = ld.dropped_below_seq;
+    w->group = ld.last_group;
     w->q_first = w->pos.first;
     w->q_last = wal_pos_last(&w->pos);
     const struct wal_pos *lp = wal_pos_get(&w->pos, w->q_last);
@@ -769,6 +793,53 @@ int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
     return 0;
 fail:
     mc_wal_close(w);
+    return rc;
+}
+
+bool mc_wal_gap(struct mc_wal *w, uint64_t *missing_first, uint64_t *missing_last)
+{
+    *missing_first = w->gap_first;
+    *missing_last = w->gap_last;
+    return w->gap_last != 0;
+}
+
+int mc_wal_remove_dropped(struct mc_wal *w)
+{
+    if (!w->gap_last) {
+        return 0;
+    }
+    DIR *d = opendir(w->dir);
+    if (!d) {
+        return mc_fs_errno_to_mc(-errno);
+    }
+    struct dirent *e;
+    int rc = 0;
+    size_t removed = 0;
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long seq;
+        char tail[8];
+        if (sscanf(e->d_name, "wal-%16llx.%7s", &seq, tail) != 2 || strcmp(tail, "log") != 0 ||
+            strlen(e->d_name) != 24 || seq >= w->dropped_below_seq) {
+            continue;
+        }
+        char path[MC_DATADIR_PATH_MAX];
+        wal_seg_path(w->dir, seq, path, sizeof(path));
+        int u = w->fs->unlink(w->fs->ctx, path);
+        if (u < 0 && rc == 0) {
+            rc = mc_fs_errno_to_mc(u);
+        }
+        removed++;
+    }
+    closedir(d);
+    if (rc == 0 && removed) {
+        rc = mc_fs_fsync_dir(w->fs, w->dir);
+    }
+    MC_INFO("wal_dropped_segments_removed", "count=%zu missing=%llu..%llu err=%s", removed,
+            (unsigned long long)w->gap_first, (unsigned long long)w->gap_last,
+            rc ? mc_error_name(rc) : "none");
+    if (rc == 0) {
+        w->gap_first = w->gap_last = 0;
+    }
     return rc;
 }
 
@@ -977,6 +1048,17 @@ int mc_wal_set_hard_state(struct mc_wal *w, const struct mc_hard_state *hs, uint
     return mc_wal_append(w, NULL, 0, hs, ticket);
 }
 
+/* Index, term and size of a queued frame (framed by mc_wal_append, so well formed). Not
+ * wal_frame_decode: the WAL thread stamps the group into the checksum and bytes 13-15 of
+ * in-flight frames meanwhile; these fields it never writes. */
+static void frame_fields(const uint8_t *p, struct mc_wal_record *r, size_t *fb)
+{
+    r->len = mc_get_u32le(p + 8);
+    r->index = mc_get_u64le(p + 16);
+    r->term = mc_get_u64le(p + 24);
+    *fb = wal_frame_bytes(r->len);
+}
+
 /* Term of index i as the producer sees it (queued or written); 0 when unknown. Under mu. */
 /* Term of index i among queued appends (the latest write of i wins), or 0. */
 static uint64_t term_in_ops(struct wal_op *head, uint64_t i)
@@ -990,7 +1072,7 @@ static uint64_t term_in_ops(struct wal_op *head, uint64_t i)
         for (size_t k = 0; k < op->nrec; k++) {
             struct mc_wal_record r;
             size_t fb;
-            wal_frame_decode(op->buf + off, op->bytes - off, &r, &fb);
+            frame_fields(op->buf + off, &r, &fb);
             if (r.index == i) {
                 uint64_t t = r.term;
                 /* keep scanning: a later op may rewrite i */
@@ -999,7 +1081,7 @@ static uint64_t term_in_ops(struct wal_op *head, uint64_t i)
                     for (size_t k2 = 0; o2->kind == OP_APPEND && k2 < o2->nrec; k2++) {
                         struct mc_wal_record r2;
                         size_t fb2;
-                        wal_frame_decode(o2->buf + off2, o2->bytes - off2, &r2, &fb2);
+                        frame_fields(o2->buf + off2, &r2, &fb2);
                         if (r2.index == i) {
                             t = r2.term;
                         }

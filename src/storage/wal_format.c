@@ -24,6 +24,43 @@ void wal_frame_encode(uint8_t *dst, const struct mc_wal_record *r)
     mc_put_u64le(dst, mc_checksum64(dst + 8, WAL_FRAME_HDR_BYTES - 8 + (size_t)r->len));
 }
 
+/* Odd: g * K is 0 only for g = 0, so a version 1 frame's checksum is unchanged. */
+#define WAL_GROUP_K 0x9e3779b97f4a7c15ull
+
+void wal_frame_stamp(uint8_t *p, uint32_t g)
+{
+    assert(g && g <= WAL_GROUP_MASK && wal_frame_group(p) == 0);
+    p[13] = (uint8_t)g;
+    p[14] = (uint8_t)(g >> 8);
+    p[15] = (uint8_t)(g >> 16);
+    mc_put_u64le(p, mc_get_u64le(p) ^ (uint64_t)g * WAL_GROUP_K);
+}
+
+/* XXH3 of bytes [8, 32+len) with the group bytes read as zero. */
+static uint64_t frame_sum(const uint8_t *p, uint32_t len)
+{
+    size_t n = WAL_FRAME_HDR_BYTES - 8 + (size_t)len;
+    if (wal_frame_group(p) == 0) {
+        return mc_checksum64(p + 8, n);
+    }
+    uint8_t small[4096];
+    if (n <= sizeof(small)) {
+        memcpy(small, p + 8, n);
+        small[5] = small[6] = small[7] = 0;
+        return mc_checksum64(small, n);
+    }
+    uint8_t hdr[WAL_FRAME_HDR_BYTES - 8];
+    memcpy(hdr, p + 8, sizeof(hdr));
+    hdr[5] = hdr[6] = hdr[7] = 0;
+    struct mc_digest d;
+    if (mc_digest_init(&d)) {
+        return ~mc_get_u64le(p); /* no memory: cannot verify, so it does not match */
+    }
+    mc_digest_update(&d, hdr, sizeof(hdr));
+    mc_digest_update(&d, p + WAL_FRAME_HDR_BYTES, len);
+    return mc_digest_final(&d);
+}
+
 static bool all_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -43,14 +80,14 @@ int wal_frame_decode(const uint8_t *p, size_t avail, struct mc_wal_record *out, 
         return WAL_FRAME_ZERO;
     }
     uint32_t len = mc_get_u32le(p + 8);
-    if (len > MC_WAL_RECORD_MAX_BYTES || p[13] || p[14] || p[15]) {
+    if (len > MC_WAL_RECORD_MAX_BYTES) {
         return WAL_FRAME_BAD;
     }
     size_t total = wal_frame_bytes(len);
     if (total > avail) {
         return WAL_FRAME_BAD;
     }
-    if (mc_get_u64le(p) != mc_checksum64(p + 8, WAL_FRAME_HDR_BYTES - 8 + (size_t)len)) {
+    if ((mc_get_u64le(p) ^ (uint64_t)wal_frame_group(p) * WAL_GROUP_K) != frame_sum(p, len)) {
         return WAL_FRAME_BAD;
     }
     if (!all_zero(p + WAL_FRAME_HDR_BYTES + len, total - WAL_FRAME_HDR_BYTES - len)) {
@@ -79,7 +116,8 @@ int wal_seg_header_decode(const uint8_t *p, uint64_t *seq)
     if (memcmp(p, WAL_SEG_MAGIC, 8) != 0 || mc_get_u64le(p + 56) != mc_checksum64(p, 56)) {
         return MC_ECORRUPT;
     }
-    if (mc_get_u32le(p + 8) != WAL_SEG_VERSION) {
+    uint32_t v = mc_get_u32le(p + 8);
+    if (v != 1 && v != WAL_SEG_VERSION) {
         return MC_EVERSION;
     }
     *seq = mc_get_u64le(p + 16);

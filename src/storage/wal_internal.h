@@ -12,18 +12,27 @@
  *   [0,64)  header: "MCWALSG1", u32 version, u32 0, u64 seq, zeros, u64 XXH3(bytes 0..56) at 56
  *   [64,..) frames, 8-byte aligned, then zeros (the file is preallocated with fallocate)
  * Frame:
- *   0  u64 checksum  XXH3-64 of bytes [8, 32+len)
+ *   0  u64 checksum  XXH3-64 of bytes [8, 32+len) with bytes 13-15 zero, XOR group * K
  *   8  u32 len       payload bytes (<= MC_WAL_RECORD_MAX_BYTES)
  *   12 u8  type
- *   13 u8[3] zero
+ *   13 u24 group     the write group (low 24 bits, never 0; 0 = version 1 frame)
  *   16 u64 index
  *   24 u64 term
  *   32 payload, then zero padding to a multiple of 8
  * An all-zero frame header marks the end of written data (XXH3 of zeros is never 0 here, so a
  * real frame never looks like that).
+ *
+ * The group: producers frame and checksum records with group 0 (their thread); the WAL thread
+ * stamps the group it writes them in (bytes 13-15, and the checksum XORed with group * K: O(1),
+ * no second pass over the data). Groups are written one after the other, each fdatasynced before
+ * the next one's first byte, so only the last group can be torn, and a multi-page group can be
+ * torn anywhere inside (the kernel writes its pages back in any order). At load a bad spot
+ * followed only by valid frames of its own group is such a tear (cut); followed by a frame of
+ * another group, it is damage (wal_load.c). Version 1 segments hold group 0 frames only.
  */
 #define WAL_SEG_MAGIC       "MCWALSG1"
-#define WAL_SEG_VERSION     1
+#define WAL_SEG_VERSION     2 /* written; 1 (no group numbers) is still read */
+#define WAL_GROUP_MASK      0xffffffu
 #define WAL_SEG_HDR_BYTES   64
 #define WAL_FRAME_HDR_BYTES 32
 
@@ -40,6 +49,18 @@ void wal_frame_encode(uint8_t *dst, const struct mc_wal_record *r);
  * into p), WAL_FRAME_ZERO (all-zero header: end of data) or WAL_FRAME_BAD. */
 int wal_frame_decode(const uint8_t *p, size_t avail, struct mc_wal_record *out,
                      size_t *frame_bytes);
+/* The frame's group (bytes 13-15; 0 for a version 1 frame). */
+static inline uint32_t wal_frame_group(const uint8_t *p)
+{
+    return (uint32_t)p[13] | (uint32_t)p[14] << 8 | (uint32_t)p[15] << 16;
+}
+/* Stamp group g (1..WAL_GROUP_MASK) into a frame encoded with group 0. */
+void wal_frame_stamp(uint8_t *p, uint32_t g);
+static inline uint32_t wal_group_next(uint32_t g)
+{
+    g = (g + 1) & WAL_GROUP_MASK;
+    return g ? g : 1;
+}
 void wal_seg_header_encode(uint8_t *dst, uint64_t seq);
 int wal_seg_header_decode(const uint8_t *p, uint64_t *seq);
 
@@ -89,6 +110,10 @@ struct wal_loaded {
     bool has_spare;
     uint64_t next_seq;
     struct wal_pos_table pos;
+    /* A gap between segments: indexes gap_first..gap_last are missing; the segments before it
+     * (seq < dropped_below_seq) were not loaded and are still on disk. gap_last 0 = no gap. */
+    uint64_t gap_first, gap_last, dropped_below_seq;
+    uint32_t last_group; /* of the last frame kept (0: none or version 1): groups go on from it */
 };
 
 /* Load and verify wal_dir (see mc_wal_open). errbuf gets the message on MC_ECORRUPT. */

@@ -26,7 +26,9 @@ struct scan {
     uint64_t good_end; /* offset after the last valid record */
     bool bad;          /* a bad frame (or non-zero bytes after the zero end) at bad_off */
     uint64_t bad_off;
-    bool valid_after_bad; /* a valid frame with a higher index exists after bad_off */
+    bool valid_after_bad; /* a valid frame after bad_off that a torn write cannot explain */
+    uint32_t last_group;  /* group of the last valid frame before the end/bad spot */
+    uint32_t torn_group;  /* bad spot followed by valid frames of this (the last) group only */
     uint64_t gap_off;     /* offset of a record whose index breaks contiguity (0 = none) */
 };
 
@@ -91,6 +93,7 @@ static void scan_frames(const uint8_t *p, struct scan *s, struct wal_pos_table *
             s->seg.first = r.index;
         }
         s->seg.last = r.index;
+        s->last_group = wal_frame_group(p + off);
         prev = r.index;
         s->nrec++;
         off += fb;
@@ -98,16 +101,33 @@ static void scan_frames(const uint8_t *p, struct scan *s, struct wal_pos_table *
     s->good_end = off;
     if (s->bad) {
         s->good_end = s->bad_off < off ? s->bad_off : off;
-        /* Is there any valid frame after the bad spot? Then this is not a torn tail. */
-        for (uint64_t o = (s->bad_off + 8) & ~(uint64_t)7; o + WAL_FRAME_HDR_BYTES <= s->size;
-             o += 8) {
+        /* Valid frames after the bad spot: a torn write explains them only if they all belong
+         * to the group being written when it stopped, the one the bad spot is in: the group of
+         * the frame before it, or the next one (its first page was lost). Frames of another
+         * group mean a group written (and synced) after the bad spot: damage. Version 1
+         * frames (group 0) carry no group: any valid frame after is damage, as before. */
+        bool any = false, mixed = false;
+        uint32_t g_after = 0;
+        for (uint64_t o = (s->bad_off + 8) & ~(uint64_t)7; o + WAL_FRAME_HDR_BYTES <= s->size;) {
             struct mc_wal_record r;
             size_t fb;
             if (wal_frame_decode(p + o, (size_t)(s->size - o), &r, &fb) == WAL_FRAME_OK &&
                 (s->nrec == 0 || r.index > prev)) {
-                s->valid_after_bad = true;
-                break;
+                uint32_t g = wal_frame_group(p + o);
+                mixed = mixed || (any && g != g_after);
+                g_after = g;
+                any = true;
+                o += fb;
+                continue;
             }
+            o += 8;
+        }
+        if (any) {
+            bool torn = !mixed && g_after != 0 &&
+                        (s->nrec == 0 || g_after == s->last_group ||
+                         g_after == wal_group_next(s->last_group));
+            s->valid_after_bad = !torn;
+            s->torn_group = torn ? g_after : 0;
         }
     }
 }
@@ -225,6 +245,23 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
         if (hrc) {
             uint64_t nz = 0;
             bool empty_hdr = got < WAL_SEG_HDR_BYTES || zero_from(hdr, 0, sizeof(hdr), &nz);
+            bool data_after = false;
+            if (i == n - 1 && empty_hdr && s->size > WAL_SEG_HDR_BYTES) {
+                void *m = mmap(NULL, (size_t)s->size, PROT_READ, MAP_SHARED, fd, 0);
+                if (m == MAP_FAILED) {
+                    rc = MC_EIO;
+                    goto out;
+                }
+                data_after = !zero_from(m, WAL_SEG_HDR_BYTES, s->size, &nz);
+                munmap(m, (size_t)s->size);
+            }
+            if (data_after) {
+                /* seg_create syncs the header before any frame goes in: a zero header in front
+                 * of data is damage, never a crash outcome. */
+                rc = fail(errbuf, errbuf_len, s->seg.path, 0,
+                          "zero segment header in front of records");
+                goto out;
+            }
             if (i == n - 1 && empty_hdr) {
                 /* Crash while creating the newest segment (before its header was synced). */
                 MC_WARN("wal_remove_unfinished_segment", "file=%s", s->seg.path);
@@ -280,8 +317,9 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
                       "bad record followed by valid records (not a torn tail)");
             goto out;
         }
-        MC_WARN("wal_torn_tail", "file=%s offset=%llu dropped_bytes=%llu", s->seg.path,
-                (unsigned long long)s->bad_off, (unsigned long long)(s->size - s->bad_off));
+        MC_WARN("wal_torn_tail", "file=%s offset=%llu dropped_bytes=%llu torn_group=%u",
+                s->seg.path, (unsigned long long)s->bad_off,
+                (unsigned long long)(s->size - s->bad_off), s->torn_group);
         rc = cut_segment(fs, &s->seg, s->good_end, segment_size_bytes);
         if (rc) {
             goto out;
@@ -289,8 +327,11 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
         s->seg.end = s->good_end;
     }
 
-    /* Pass 2: stitch segments; a gap between segments means the earlier ones were compacted or
-     * reset away but not yet deleted; an overlap is corruption. */
+    /* Pass 2: stitch segments; an overlap is corruption. A gap between segments: the earlier
+     * ones were reset away but not yet deleted (a crash during mc_wal_reset), or a segment is
+     * missing (damage). Only the caller can tell (is the missing range covered by a snapshot?):
+     * the earlier segments are left out of the log but not deleted, and the gap reported
+     * (mc_wal_gap, mc_wal_remove_dropped). */
     size_t keep_from = 0;
     uint64_t prev_last = 0;
     bool have_prev = false;
@@ -304,9 +345,15 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
             goto out;
         }
         if (have_prev && sc[i].seg.first != prev_last + 1) {
-            MC_WARN("wal_discard_superseded", "before=%s first=%llu prev_last=%llu", sc[i].seg.path,
-                    (unsigned long long)sc[i].seg.first, (unsigned long long)prev_last);
+            MC_WARN("wal_gap",
+                    "before=%s missing=%llu..%llu action=\"earlier segments left out "
+                    "of the log (not deleted)\"",
+                    sc[i].seg.path, (unsigned long long)(prev_last + 1),
+                    (unsigned long long)(sc[i].seg.first - 1));
             keep_from = i;
+            out->gap_first = prev_last + 1;
+            out->gap_last = sc[i].seg.first - 1;
+            out->dropped_below_seq = sc[i].seg.seq;
         }
         have_prev = true;
         prev_last = sc[i].seg.last;
@@ -314,8 +361,6 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
     for (size_t i = 0; i < keep_from; i++) {
         fs->close(fs->ctx, sc[i].seg.fd);
         sc[i].seg.fd = -1;
-        fs->unlink(fs->ctx, sc[i].seg.path);
-        dir_changed = true;
     }
 
     /* Build the result: live segments [keep_from, last], one spare, delete other empties. */
@@ -352,6 +397,9 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
         }
         s->seg.fd = -1; /* ownership moved */
         out->next_seq = s->seg.seq + 1;
+    }
+    if (last != n) {
+        out->last_group = sc[last].last_group;
     }
     if (out->pos.len == 0 && out->nsegs > 0) {
         out->pos.first = out->segs[out->nsegs - 1].last + 1;

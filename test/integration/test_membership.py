@@ -1,6 +1,8 @@
 """test_membership.py: growing a cluster through the learner stage (--join nodes), LearnerLagging,
 removing the leader (transfer first, the removed node stops), changes while a member is down."""
 import json
+import os
+import shutil
 import subprocess
 
 from harness import BIN, Cluster, Node, _procs, cli, cli_json, port_open, wait_for
@@ -143,9 +145,23 @@ def test_check_names_an_altered_follower_and_raises_the_alarm():
         st = cli_json(["--endpoints", leader.client, "cluster", "status"])
         assert st["alarm"] is None, st
         assert "consistency_check_failed" not in leader.log()
-        # Alter one follower's data offline (through the engine API), then restart it.
+        # Alter one follower's data offline (through the engine API), then restart it. An
+        # offline write applies at the engine's applied index + 1, and a node whose engine is
+        # ahead of its log refuses to start (engine_ahead_of_log): so the write goes into an
+        # older copy of its engine, behind a log that has moved on meanwhile.
         bad = [n for n in c.nodes if n.id != leader.id][0]
         bad.stop()
+        engine = os.path.join(bad.dir, "engine")
+        older = os.path.join(c.tmp, "older-engine")
+        shutil.copytree(engine, older)
+        bad.start()
+        for i in range(2):
+            cli(["--endpoints", eps, "put", "chk", "mid%d" % i])
+        assert wait_for(lambda: cli(["--endpoints", bad.client, "--consistency", "stale", "get",
+                                     "chk", "mid1"], check=False).returncode == 0, 10)
+        bad.stop()
+        shutil.rmtree(engine)
+        shutil.copytree(older, engine)
         cli(["--data-dir", bad.dir, "put", "chk", "sneaky"])
         bad.start()
         for i in range(3):

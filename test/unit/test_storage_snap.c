@@ -7,6 +7,7 @@
 #include "util/checksum.h"
 #include "util/rand.h"
 
+#include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -504,4 +505,63 @@ Test(storage_snap, streamed_verify_and_set_aside)
     cr_assert_eq(access(aside_old, F_OK), 0);
     cr_assert_neq(access(aside, F_OK), 0, "the earlier set-aside image is removed");
     st_rmtree(root);
+}
+
+/* 8 MiB of bytes (four sync steps) into the pipe. */
+static int bytes_cb(void *ctx, int fd)
+{
+    (void)ctx;
+    static uint8_t buf[64 * 1024];
+    memset(buf, 0x5a, sizeof(buf));
+    for (int i = 0; i < 128; i++) {
+        for (size_t off = 0; off < sizeof(buf);) {
+            ssize_t n = write(fd, buf + off, sizeof(buf) - off);
+            if (n <= 0) {
+                return MC_EIO;
+            }
+            off += (size_t)n;
+        }
+    }
+    return 0;
+}
+
+/* A writeback error reported by sync_file_range's wait is consumed there (the later fsync of the
+ * file returns 0): it must fail the snapshot file itself, and the received file too. */
+Test(storage_snap, sync_range_error_fails_the_file)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_fs_fault f;
+    mc_fs_fault_init(&f, NULL);
+    mc_fs_fault_arm(&f, MC_FS_SYNC_RANGE, 2, EIO, false); /* the first wait on a step */
+    struct mc_snap_info info;
+    int rc = mc_snap_create(dir, &f.ops, 10, 1, "m", 1, bytes_cb, NULL, &info);
+    cr_assert_eq(rc, MC_EIO, "create: %s", mc_error_name(rc));
+    cr_assert_eq(f.failures[MC_FS_SYNC_RANGE], 1);
+    cr_assert_eq(mc_snap_latest_header(dir, true, &info), MC_ENOTFOUND, "no file left behind");
+    /* Without the fault it works (and really steps). */
+    rc = mc_snap_create(dir, &f.ops, 10, 1, "m", 1, bytes_cb, NULL, &info);
+    cr_assert_eq(rc, 0);
+    cr_assert_geq(info.write_steps, 3);
+    /* Receiving: the chunk write whose step wait fails reports it. */
+    struct mc_snap_recv *r;
+    mc_fs_fault_arm(&f, MC_FS_SYNC_RANGE, 2, EIO, false);
+    cr_assert_eq(mc_snap_recv_open(dir, &f.ops, 20, 1, &r), 0);
+    int fd = open(info.path, O_RDONLY);
+    cr_assert(fd >= 0);
+    static uint8_t chunk[MC_SNAP_CHUNK_MAX_BYTES];
+    int failed = 0;
+    for (uint64_t off = 0; off < info.file_size && !failed;) {
+        size_t want =
+            info.file_size - off < sizeof(chunk) ? (size_t)(info.file_size - off) : sizeof(chunk);
+        cr_assert_eq(pread(fd, chunk, want, (off_t)off), (ssize_t)want);
+        rc = mc_snap_recv_write(r, off, chunk, want);
+        failed = rc != 0;
+        off += want;
+    }
+    close(fd);
+    cr_assert(failed, "the step failure is reported by a write");
+    cr_assert_eq(rc, MC_EIO);
+    mc_snap_recv_abort(r, true);
+    st_rmtree(dir);
 }

@@ -327,9 +327,13 @@ Test(storage_wal, bit_flip_in_sealed_segment_refuses_start)
     snprintf(want, sizeof(want), "offset %lld", (long long)(64 + 136 * 3));
     cr_assert_not_null(strstr(text, want), "message: %s", text);
     cr_assert_not_null(strstr(text, "rejoin"), "message: %s", text);
-    /* the same flip in the middle of the LAST segment, with valid records after it */
+    /* the same flip in the middle of the LAST segment, with valid records of a later write
+     * group after it (within one group it would be a torn write: see
+     * torn_multi_page_group_is_cut_not_corruption) */
     st_flip_byte(segs[1], off); /* undo */
     w = open_wal(dir, 8 * 1024, NULL);
+    append_range(w, 301, 301, 1, len100); /* a group of its own: the queue was idle */
+    cr_assert_eq(mc_wal_sync(w), 0);
     mc_wal_close(w);
     n = st_list_segments(dir, segs, 64);
     int last_data = n - 1;
@@ -600,5 +604,195 @@ Test(storage_wal, zero_ahead_of_the_tail)
     cr_assert_eq(mc_wal_last_index(w), 20);
     check_range(w, 1, 20, 10, 1, 2, len100);
     mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+/* The newest segment (no spare after it) with a zeroed header but records after it: damage
+ * (headers are synced before any frame), never deleted as an unfinished segment. */
+Test(storage_wal, zero_header_newest_segment_with_records_refuses)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 64 * 1024, NULL);
+    append_range(w, 1, 50, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    char segs[8][MC_DATADIR_PATH_MAX];
+    int n = st_list_segments(dir, segs, 8);
+    cr_assert_geq(n, 1);
+    for (int i = 1; i < n; i++) {
+        cr_assert_eq(unlink(segs[i]), 0); /* the spare(s): the data segment is the newest */
+    }
+    int fd = open(segs[0], O_RDWR);
+    cr_assert(fd >= 0);
+    uint8_t zero[64] = {0};
+    cr_assert_eq(pwrite(fd, zero, sizeof(zero), 0), 64);
+    close(fd);
+    struct mc_wal_options o = {.wal_dir = dir, .segment_size_bytes = 64 * 1024};
+    cr_assert_eq(mc_wal_open(&o, &w), MC_ECORRUPT);
+    cr_assert_eq(access(segs[0], F_OK), 0, "the damaged segment is kept as evidence");
+    /* Header and data both zero (a crash while creating it): removed, as before. */
+    fd = open(segs[0], O_RDWR | O_TRUNC);
+    cr_assert(fd >= 0);
+    cr_assert_eq(ftruncate(fd, 64 * 1024), 0);
+    close(fd);
+    cr_assert_eq(mc_wal_open(&o, &w), 0);
+    cr_assert_eq(mc_wal_last_index(w), 0);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+/* A missing middle segment is not taken for compaction: nothing is deleted at open, the missing
+ * range is reported, and only the caller (who knows the snapshot index) removes the rest. */
+Test(storage_wal, missing_middle_segment_is_reported_not_deleted)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 64 * 1024, NULL);
+    append_range(w, 1, 1500, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    uint64_t gf = 1, gl = 1;
+    cr_assert(!mc_wal_gap(w, &gf, &gl));
+    mc_wal_close(w);
+    char segs[16][MC_DATADIR_PATH_MAX];
+    int n = st_list_segments(dir, segs, 16);
+    cr_assert_geq(n, 3, "segments: %d", n);
+    cr_assert_eq(unlink(segs[1]), 0);
+    w = open_wal(dir, 64 * 1024, NULL);
+    cr_assert(mc_wal_gap(w, &gf, &gl));
+    cr_assert_eq(gf, mc_wal_first_index(w) - (gl - gf + 1), "missing range right before first");
+    cr_assert_eq(gl, mc_wal_first_index(w) - 1);
+    cr_assert_gt(gf, 1);
+    cr_assert_eq(mc_wal_last_index(w), 1500);
+    cr_assert_eq(access(segs[0], F_OK), 0, "the segment before the gap is still on disk");
+    mc_wal_close(w);
+    /* Reopened: the same gap again (nothing was decided). */
+    w = open_wal(dir, 64 * 1024, NULL);
+    uint64_t gf2 = 0, gl2 = 0;
+    cr_assert(mc_wal_gap(w, &gf2, &gl2));
+    cr_assert_eq(gf2, gf);
+    cr_assert_eq(gl2, gl);
+    cr_assert_eq(mc_wal_remove_dropped(w), 0);
+    cr_assert(!mc_wal_gap(w, &gf2, &gl2));
+    cr_assert_neq(access(segs[0], F_OK), 0, "removed once the caller accepted the gap");
+    append_range(w, 1501, 1510, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    w = open_wal(dir, 64 * 1024, NULL);
+    cr_assert(!mc_wal_gap(w, &gf2, &gl2));
+    cr_assert_eq(mc_wal_first_index(w), gl + 1);
+    check_range(w, gl + 1, 1510, 0, 1, 1, len100);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+/* A group that raises the term writes the hard state before any of its frames: with the hard
+ * state's fdatasync failing, no frame of the new term is left behind (before: the frames were
+ * in the page cache already, and a restart found entries of a term above the saved one). */
+Test(storage_wal, term_change_saved_before_the_frames)
+{
+    char dir[64], wdir[80];
+    st_tmpdir(dir, sizeof(dir));
+    snprintf(wdir, sizeof(wdir), "%s/wal", dir);
+    struct mc_fs_fault f;
+    mc_fs_fault_init(&f, NULL);
+    struct mc_wal_options o = {
+        .wal_dir = wdir, .hardstate_dir = dir, .segment_size_bytes = 64 * 1024, .fs = &f.ops};
+    struct mc_wal *w = NULL;
+    cr_assert_eq(mc_wal_open(&o, &w), 0);
+    uint8_t buf[100];
+    memset(buf, 7, sizeof(buf));
+    struct mc_hard_state hs = {.term = 1, .vote = 1, .commit = 0};
+    struct mc_wal_record r = {.index = 1, .term = 1, .len = sizeof(buf), .data = buf};
+    cr_assert_eq(mc_wal_append(w, &r, 1, &hs, NULL), 0);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    /* Term 2: the first fdatasync of the group fails. */
+    mc_fs_fault_arm(&f, MC_FS_FDATASYNC, 1, EIO, true);
+    hs = (struct mc_hard_state){.term = 2, .vote = 0, .commit = 1};
+    struct mc_wal_record r2[2] = {{.index = 2, .term = 2, .len = sizeof(buf), .data = buf},
+                                  {.index = 3, .term = 2, .len = sizeof(buf), .data = buf}};
+    cr_assert_eq(mc_wal_append(w, r2, 2, &hs, NULL), 0);
+    cr_assert_eq(mc_wal_sync(w), MC_EFATAL);
+    mc_wal_close(w);
+    mc_fs_fault_disarm(&f, MC_FS_FDATASYNC);
+    o.fs = NULL;
+    cr_assert_eq(mc_wal_open(&o, &w), 0);
+    struct mc_hard_state got;
+    mc_wal_hard_state(w, &got);
+    cr_assert_geq(got.term, mc_wal_last_term(w), "saved term %llu, last log term %llu",
+                  (unsigned long long)got.term, (unsigned long long)mc_wal_last_term(w));
+    cr_assert_eq(mc_wal_last_index(w), 1, "no frame of the unsaved term");
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+static uint32_t len3000(uint64_t i)
+{
+    (void)i;
+    return 3000;
+}
+
+/* Append [lo, hi] (3000-byte records) in ONE call: one op, one write group when the queue is
+ * idle. */
+static void append_group(struct mc_wal *w, uint64_t lo, uint64_t hi, uint64_t term)
+{
+    struct mc_wal_record r[16];
+    static uint8_t bufs[16][3000];
+    cr_assert_leq(hi - lo + 1, 16);
+    for (uint64_t i = lo; i <= hi; i++) {
+        st_fill(bufs[i - lo], i * 31 + term, 3000);
+        r[i - lo] = (struct mc_wal_record){
+            .index = i, .term = term, .type = (uint8_t)(i & 3), .len = 3000, .data = bufs[i - lo]};
+    }
+    cr_assert_eq(mc_wal_append(w, r, hi - lo + 1, NULL, NULL), 0);
+    cr_assert_eq(mc_wal_sync(w), 0);
+}
+
+static void zero_at(const char *path, off_t off, size_t len)
+{
+    static uint8_t z[8192];
+    cr_assert_leq(len, sizeof(z));
+    int fd = open(path, O_RDWR);
+    cr_assert(fd >= 0);
+    cr_assert_eq(pwrite(fd, z, len, off), (ssize_t)len);
+    close(fd);
+}
+
+/* A power loss in the middle of a multi-page group can leave any of its pages unwritten: a hole
+ * followed by valid frames of the same group is a torn tail (cut; the group was never
+ * acknowledged), not corruption. A hole followed by a frame of a later group is damage. */
+Test(storage_wal, torn_multi_page_group_is_cut_not_corruption)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 1024 * 1024, NULL);
+    append_group(w, 1, 4, 1); /* group A: frames at 64 + k * 3032 */
+    append_group(w, 5, 8, 1); /* group B */
+    mc_wal_close(w);
+    char segs[4][MC_DATADIR_PATH_MAX];
+    cr_assert_geq(st_list_segments(dir, segs, 4), 1);
+    const off_t fr = 3032; /* wal_frame_bytes(3000) */
+    /* The first page of group B lost (frame 5 zeroed), frames 6..8 of B on disk. */
+    zero_at(segs[0], 64 + 4 * fr, (size_t)fr);
+    w = open_wal(dir, 1024 * 1024, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 4, "group B cut at its hole");
+    check_range(w, 1, 4, 0, 1, 1, len3000);
+    /* Writing goes on after the cut, in a new group. */
+    append_group(w, 5, 7, 2);
+    mc_wal_close(w);
+    w = open_wal(dir, 1024 * 1024, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 7);
+    check_range(w, 1, 7, 4, 1, 2, len3000);
+    mc_wal_close(w);
+    /* A hole inside the last group (frame 6 of 5..7) with its frame 7 after: cut at 5. */
+    zero_at(segs[0], 64 + 5 * fr + 100, 200);
+    w = open_wal(dir, 1024 * 1024, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 5);
+    append_group(w, 6, 9, 3);
+    mc_wal_close(w);
+    /* A hole in group A (frame 2), followed by frames of later groups: damage. */
+    zero_at(segs[0], 64 + 1 * fr + 8, 100);
+    struct mc_wal_options o = {.wal_dir = dir, .segment_size_bytes = 1024 * 1024};
+    cr_assert_eq(mc_wal_open(&o, &w), MC_ECORRUPT);
     st_rmtree(dir);
 }
