@@ -294,17 +294,6 @@ static size_t token_make(char type, const char *s, size_t n, char out[TOKEN_CHAR
     return rl * 2;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
-
 /* Decode into type/out (out has MC_KEY_MAX_BYTES+1 room). */
 static int token_parse(const char *tok, char *type, char *out, size_t *n)
 {
@@ -315,7 +304,8 @@ static int token_parse(const char *tok, char *type, char *out, size_t *n)
     uint8_t raw[2 + MC_KEY_MAX_BYTES + 8];
     size_t rl = tl / 2;
     for (size_t i = 0; i < rl; i++) {
-        int hi = hexval(tok[2 * i]), lo = hexval(tok[2 * i + 1]);
+        int hi = mc_hex_digit((unsigned char)tok[2 * i], false); /* lowercase only: one spelling */
+        int lo = mc_hex_digit((unsigned char)tok[2 * i + 1], false);
         if (hi < 0 || lo < 0) {
             return MC_EBADTOKEN;
         }

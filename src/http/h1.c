@@ -6,23 +6,14 @@
 #include <string.h>
 #include <strings.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "util/codec.h"
 
 size_t mc_h1_unescape(char *s, bool plus)
 {
     char *w = s;
     for (const char *p = s; *p; p++) {
-        int hi = p[0] == '%' ? hexval(p[1]) : -1;
-        int lo = hi >= 0 ? hexval(p[2]) : -1;
+        int hi = p[0] == '%' ? mc_hex_digit((unsigned char)p[1], true) : -1;
+        int lo = hi >= 0 ? mc_hex_digit((unsigned char)p[2], true) : -1;
         if (lo >= 0) {
             int v = hi * 16 + lo;
             *w++ = (char)(v == 0 ? 0xFF : v);
@@ -298,10 +289,10 @@ static int chunk_line(const char *p, size_t n, uint64_t *size, size_t *line_len)
         return n >= MC_H1_MAX_CHUNK_LINE ? 400 : MC_H1_MORE;
     uint64_t v = 0;
     size_t i = 0;
-    for (; p + i < nl && hexval(p[i]) >= 0; i++) {
+    for (; p + i < nl && mc_hex_digit((unsigned char)p[i], true) >= 0; i++) {
         if (i >= 15)
             return 400;
-        v = v * 16 + (uint64_t)hexval(p[i]);
+        v = v * 16 + (uint64_t)mc_hex_digit((unsigned char)p[i], true);
     }
     if (i == 0 || nl == p || nl[-1] != '\r')
         return 400; /* RFC 9112 §7.1: the line ends with CRLF */
