@@ -1074,3 +1074,37 @@ Test(http_local, wire_trailing_crlf_no_408, .init = start_short_timeouts,
     cr_assert_eq(k, 0, "expected a quiet close, got: %s", b);
     close(w.fd);
 }
+
+/* ---- http7: absolute-form, send deadline, connection limit counter ---- */
+
+/* RFC 9112 §3.2.2: a request with an absolute-form target (http:// or https://) is routed by
+ * its path and query, the authority ignored; Host is still required on 1.1. */
+Test(http_local, wire_absolute_form, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/abs", NULL, NULL, 200, NULL));
+    json_decref(req("PUT", "/v1/buckets/abs/objects/k", NULL, "{\"size\":7}", 200, NULL));
+    struct thc_wire w;
+    wire_open(&w);
+    char line[256], head[1024], body[BODY_CAP];
+    snprintf(line, sizeof line,
+             "GET http://127.0.0.1:%d/v1/buckets/abs/objects/k?consistency=stale HTTP/1.1\r\n"
+             "Host: 127.0.0.1:%d\r\n\r\n",
+             g.port, g.port);
+    wire_send(&w, line);
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 200, "%s", body);
+    cr_assert(strstr(body, "\"size\":7,"), "%s", body);
+    /* the query is applied: a bad value is refused */
+    wire_send(&w, "GET HTTPS://elsewhere.example/v1/buckets/abs/objects/k?consistency=bogus "
+                  "HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 400, "%s", body);
+    cr_assert(strstr(body, "InvalidArgument"), "%s", body);
+    wire_send(&w, "HEAD http://x/healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(wire_read(&w, true, head, sizeof head, body, sizeof body), 200, "%s", head);
+    wire_send(&w, "GET http://x HTTP/1.1\r\nHost: x\r\n\r\n"); /* path "/": no such route */
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 404, "%s", body);
+    /* without Host on 1.1: still 400 and close */
+    wire_send(&w, "GET http://x/healthz HTTP/1.1\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 400, "%s", body);
+    cr_assert(strstr(head, "Connection: close"), "%s", head);
+    wire_expect_eof(&w);
+}
