@@ -28,6 +28,7 @@
 #define OUT_PAUSE_BYTES (256u * 1024)       /* queued output above: no more requests parsed */
 #define SWEEP_MS        1000                /* idle / drain timeout check period */
 #define LISTEN_BACKLOG  512
+#define REFUSED_LOG_MS  1000 /* http_accept_refused: at most one line a second */
 
 struct mc_http_io {
     uv_loop_t *loop;
@@ -43,6 +44,8 @@ struct mc_http_io {
     uint32_t n_alloc; /* connections not yet freed (open or closed while with a worker) */
     char date[48];    /* "Date: <IMF-fixdate>\r\n", refreshed by the sweep every second */
     size_t date_len;
+    uint64_t refused_log_ms;   /* last http_accept_refused line (0 = none yet) */
+    uint64_t refused_unlogged; /* refused since that line */
     pthread_mutex_t done_mu;
     struct mc_http_conn *done; /* done_mu */
 };
@@ -640,6 +643,21 @@ static void process(struct mc_http_conn *c)
 
 /* ---- accept, sweep, worker completions ---- */
 
+/* A connection refused over the limit: counted, and logged at most once a second (with how
+ * many were refused since the last line) so a flood does not flood the log too. */
+static void refused(struct mc_http_io *io)
+{
+    mc_metrics_http_connection_refused();
+    io->refused_unlogged++;
+    uint64_t now = mc_mono_ms();
+    if (io->refused_log_ms && now - io->refused_log_ms < REFUSED_LOG_MS)
+        return;
+    MC_WARN("http_accept_refused", "open=%u allocated=%u max=%u refused=%llu", io->n_conns,
+            io->n_alloc - 1, io->srv->max_connections, (unsigned long long)io->refused_unlogged);
+    io->refused_log_ms = now;
+    io->refused_unlogged = 0;
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
     struct mc_http_io *io = l->data;
@@ -655,10 +673,20 @@ static void on_connection(uv_stream_t *l, int status)
     c->srv = io->srv;
     io->refs++;
     io->n_alloc++;
-    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 || io->n_conns >= MC_HTTP_MAX_CONNECTIONS ||
-        io->n_alloc > MC_HTTP_MAX_ALLOCATED ||
-        (io->srv->tls && mc_tls_new(io->srv->tls, true, NULL, &c->tls) != 0)) {
+    /* Allocated: open ones plus those closed while a worker holds them (MC_HTTP_MAX_ALLOCATED
+     * at the default limit, which bounds the worker queue). */
+    uint32_t max = io->srv->max_connections;
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    if (io->n_conns >= max || io->n_alloc > 2 * max) {
+        refused(io);
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed); /* over the limit: refused */
+        return;
+    }
+    if (io->srv->tls && mc_tls_new(io->srv->tls, true, NULL, &c->tls) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
     }
     mc_wbuf_init(&c->out, OUT_MAX_BYTES);

@@ -90,7 +90,8 @@ static void on_release(uv_async_t *h)
     g.n_held = 0;
 }
 
-static uint32_t g_idle_ms, g_head_ms; /* options for the next start(); 0 = defaults */
+static uint32_t g_idle_ms, g_head_ms, g_send_ms, g_max_conns; /* options for the next start();
+                                                                0 = defaults */
 
 static void start(void)
 {
@@ -109,6 +110,8 @@ static void start(void)
                                  .request_timeout_ms = 2000,
                                  .idle_timeout_ms = g_idle_ms,
                                  .head_timeout_ms = g_head_ms,
+                                 .send_timeout_ms = g_send_ms,
+                                 .max_connections = g_max_conns,
                                  .collect = collect,
                                  .local_loop = &g.loop,
                                  .local_clients = g.srv};
@@ -1107,4 +1110,68 @@ Test(http_local, wire_absolute_form, .init = start, .fini = stop)
     cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 400, "%s", body);
     cr_assert(strstr(head, "Connection: close"), "%s", head);
     wire_expect_eof(&w);
+}
+
+/* The value of an unlabelled series in GET /metrics, or -1. */
+static long long metric_value(const char *name)
+{
+    struct th_resp r;
+    cr_assert_eq(thc_request(g.port, "GET", "/metrics", NULL, NULL, &r), 0);
+    cr_assert_eq(r.status, 200);
+    long long v = -1;
+    size_t n = strlen(name);
+    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ')
+            v = atoll(p + n + 1);
+    thc_free(&r);
+    return v;
+}
+
+static void start_4_connections(void)
+{
+    g_max_conns = 4;
+    start();
+}
+
+static void stop_4_connections(void)
+{
+    stop();
+    g_max_conns = 0;
+}
+
+/* Connections over the limit (max_connections 4 here) are accepted and closed at once, and
+ * counted in metacenter_http_connections_refused_total; the server serves again once one
+ * goes away. */
+Test(http_local, wire_refused_connections_counted, .init = start_4_connections,
+     .fini = stop_4_connections)
+{
+    const char *m = "metacenter_http_connections_refused_total";
+    long long before = metric_value(m);
+    cr_assert_geq(before, 0, "%s not exported", m);
+    int fds[4];
+    struct th_resp r;
+    for (int i = 0; i < 4; i++) {
+        fds[i] = thc_connect(g.port);
+        cr_assert_geq(fds[i], 0);
+        cr_assert_eq(thc_request_fd(fds[i], "GET", "/healthz", NULL, NULL, 0, &r), 0, "conn %d", i);
+        cr_assert_eq(r.status, 200);
+        thc_free(&r);
+    }
+    for (int i = 0; i < 3; i++) {
+        struct thc_wire w;
+        wire_open(&w);
+        wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        char b[64];
+        cr_assert_leq(recv(w.fd, b, sizeof b, 0), 0, "connection over the limit served");
+        close(w.fd);
+    }
+    close(fds[0]);
+    usleep(100 * 1000); /* the server sees the close */
+    cr_assert_eq(metric_value(m), before + 3);
+    for (int i = 1; i < 4; i++) { /* the others are still served */
+        cr_assert_eq(thc_request_fd(fds[i], "GET", "/healthz", NULL, NULL, 0, &r), 0, "conn %d", i);
+        cr_assert_eq(r.status, 200);
+        thc_free(&r);
+        close(fds[i]);
+    }
 }
