@@ -2,10 +2,12 @@
 #include "http/conn.h"
 
 #include <assert.h>
+#include <linux/sockios.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #include "metacenter/error.h"
@@ -367,6 +369,8 @@ static void flush(struct mc_http_conn *c)
             c->writing = true;
             c->last_write_ms = mc_mono_ms();
             c->last_wq = c->tcp.write_queue_size;
+            if (!c->send_since_ms)
+                c->send_since_ms = c->last_write_ms;
             return;
         }
         c->out.len = 0;
@@ -713,8 +717,34 @@ static void update_date(struct mc_http_io *io)
     io->date_len = strftime(io->date, sizeof io->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
 }
 
+/* Bytes the kernel still holds for the peer (unsent or unacknowledged); 0 when unknown. */
+static size_t socket_unsent(const struct mc_http_conn *c)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &n) != 0)
+        return 0;
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Output has been pending since send_since_ms: past the send deadline? Measured from when
+ * the socket first filled up, and reset only once everything has drained (nothing queued or
+ * in flight here, the socket's send queue empty): a reader that takes a few bytes now and
+ * then makes progress, so the stall check never fires, yet must not hold a connection (and
+ * its queued answers) forever. Seen once a second, so a client that keeps the pipe full
+ * without ever catching up for send_timeout_ms is closed too. */
+static bool send_expired(struct mc_http_conn *c, uint64_t now)
+{
+    if (!c->writing && c->out.len == 0 && socket_unsent(c) == 0) {
+        c->send_since_ms = 0;
+        return false;
+    }
+    return now - c->send_since_ms > c->srv->send_timeout_ms;
+}
+
 /* Once a second: the Date string, and the timeouts. Idle keep-alive connections, output that
- * made no progress (a client that stopped reading), and requests not received in time (a
+ * made no progress (a client that stopped reading) or has not drained within send_timeout_ms
+ * (a slow reader), and requests not received in time (a
  * head within head_timeout_ms of its first byte, the body within idle_timeout_ms more:
  * slowloris) are closed, the last with a 408. */
 static void on_sweep(uv_timer_t *t)
@@ -729,6 +759,10 @@ static void on_sweep(uv_timer_t *t)
         if (c->draining) {
             if (idle > MC_HTTP_DRAIN_TIMEOUT_MS)
                 conn_close(c);
+        } else if (c->send_since_ms && send_expired(c, now)) {
+            MC_INFO("http_send_timeout", "pending_ms=%llu queued=%zu",
+                    (unsigned long long)(now - c->send_since_ms), c->tcp.write_queue_size);
+            conn_close(c);
         } else if (c->writing) {
             if (c->tcp.write_queue_size != c->last_wq) {
                 c->last_wq = c->tcp.write_queue_size;

@@ -60,6 +60,8 @@ struct mc_http_conn {
     uint64_t last_active_ms;
     uint64_t last_write_ms; /* the in-flight uv_write began or last made progress */
     size_t last_wq;         /* tcp.write_queue_size at last_write_ms */
+    uint64_t send_since_ms; /* output first became pending (the socket was full); 0 = it has
+                               drained completely since (send_timeout_ms) */
     uint64_t req_start_ms;  /* first byte of the request being received; 0 = none */
     /* server.c's request state (reused by each request on the connection) */
     enum mc_http_phase phase;

@@ -943,14 +943,14 @@ Test(http_local, wire_half_close_while_writing, .init = start, .fini = stop)
     close(w.fd);
 }
 
-/* Send up to max_bytes of pipelined requests without reading, until the socket accepts no
- * more for 500 ms (or 5 s pass). Returns the requests sent. */
-static size_t send_unread(int fd, size_t max_bytes)
+/* Send up to max_bytes of pipelined requests (req, at most 128 bytes) without reading, until the
+ * socket accepts no more for 500 ms (or 5 s pass). Returns the requests sent. */
+static size_t send_unread_req(int fd, size_t max_bytes, const char *req)
 {
-    static char batch[256 * sizeof PIPE_REQ];
-    size_t len = strlen(PIPE_REQ), per = sizeof batch / sizeof PIPE_REQ;
+    static char batch[256 * 128];
+    size_t len = strlen(req), per = sizeof batch / len;
     for (size_t i = 0; i < per; i++)
-        memcpy(batch + i * len, PIPE_REQ, len);
+        memcpy(batch + i * len, req, len);
     size_t total = 0;
     uint64_t t0 = mc_mono_ms(), last = t0;
     while (total < max_bytes && mc_mono_ms() - last < 500 && mc_mono_ms() - t0 < 5000) {
@@ -967,6 +967,11 @@ static size_t send_unread(int fd, size_t max_bytes)
         }
     }
     return total / len;
+}
+
+static size_t send_unread(int fd, size_t max_bytes)
+{
+    return send_unread_req(fd, max_bytes, PIPE_REQ);
 }
 
 /* A client that pipelines without reading is held back: the server stops parsing and reading
@@ -1174,4 +1179,65 @@ Test(http_local, wire_refused_connections_counted, .init = start_4_connections,
         thc_free(&r);
         close(fds[i]);
     }
+}
+
+static void start_short_send(void)
+{
+    g_idle_ms = 3000;
+    g_send_ms = 1500;
+    start();
+}
+
+static void stop_short_send(void)
+{
+    stop();
+    g_idle_ms = g_send_ms = 0;
+}
+
+/* A slow reader that keeps making a little progress (so the stall check, idle 3 s here, never
+ * fires) is closed once its output has been pending without ever draining for the send
+ * timeout (1.5 s here): it pipelines many GETs (each answered by the node), then reads one
+ * byte at a time. Without the deadline it kept the connection and its queued answers as long
+ * as it kept reading a little. */
+Test(http_local, wire_slow_reader_closed_at_send_deadline, .init = start_short_send,
+     .fini = stop_short_send)
+{
+    json_decref(req("PUT", "/v1/buckets/slow", NULL, NULL, 200, NULL));
+    json_decref(req("PUT", "/v1/buckets/slow/objects/k", NULL, "{\"size\":1}", 200, NULL));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    int small = 4096; /* before connect: a small window, so small reads open it */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    size_t n =
+        send_unread_req(fd, 4u << 20, "GET /v1/buckets/slow/objects/k HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_gt(n, 1000);
+    /* one byte per recv, paced at ~400 KB/s: the server's output keeps moving (the stall
+     * check sees progress), but never catches up with ~30 MB of answers */
+    uint64_t t0 = mc_mono_ms();
+    size_t got = 0;
+    bool eof = false;
+    while (!eof && mc_mono_ms() - t0 < 8000) {
+        if (got >= (mc_mono_ms() - t0 + 1) * 400) {
+            usleep(1000);
+            continue;
+        }
+        char b;
+        ssize_t k = recv(fd, &b, 1, MSG_DONTWAIT);
+        if (k == 1)
+            got++;
+        else if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            eof = true;
+        else
+            usleep(1000);
+    }
+    uint64_t took = mc_mono_ms() - t0;
+    cr_assert(eof, "still open after %llu ms, %zu bytes read of the answers to %zu requests",
+              (unsigned long long)took, got, n);
+    cr_assert_gt(got, 64u * 1024, "the reader made little progress: %zu bytes", got);
+    cr_assert_lt(took, 6000);
+    close(fd);
+    json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL)); /* the server still serves */
 }
