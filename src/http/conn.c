@@ -155,7 +155,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct mc_http_conn *c = h->data;
-    bool hold = c->busy && !c->tls && !c->draining && !c->close_after;
+    bool hold = c->busy && !c->draining && !c->close_after;
     if (hold || c->tls || c->draining || c->close_after) {
         if (!c->cin)
             c->cin = malloc(READ_BYTES);
@@ -167,11 +167,22 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(room ? c->in + c->in_len : NULL, (unsigned)room);
 }
 
-/* Input held while busy moves into c->in (as much as fits). */
+/* Input held while busy moves into c->in (as much as fits); TLS: the held ciphertext goes
+ * into the session (tls_pull decrypts it). May close the connection (TLS). */
 static void absorb_held(struct mc_http_conn *c)
 {
     if (c->held_len == 0 || c->busy)
         return;
+    if (c->tls) {
+        if (mc_tls_feed(c->tls, c->cin, c->held_len) != 0) {
+            conn_close(c);
+            return;
+        }
+        c->held_len = 0;
+        if (!c->req_start_ms) /* the head deadline: from the first byte on the wire */
+            c->req_start_ms = mc_mono_ms();
+        return;
+    }
     size_t room = in_reserve(c, c->held_len);
     size_t n = room < c->held_len ? room : c->held_len;
     memcpy(c->in + c->in_len, c->cin, n);
@@ -219,16 +230,16 @@ static bool out_paused(const struct mc_http_conn *c)
     return c->writing || c->out.len > OUT_PAUSE_BYTES;
 }
 
-/* Read unless paused: TLS while busy (the session's input would grow without bound), plain
- * input with no room while busy (on_read got UV_ENOBUFS), output backed up, after a
- * half-close, or after the last request until its answer is out (then draining reads to
- * EOF). */
+/* Read unless paused: input (plain or TLS ciphertext) with no room while busy (on_read got
+ * UV_ENOBUFS), output backed up, after a half-close, or after the last request until its
+ * answer is out (then draining reads to EOF). Reading on while busy lets a half-close be seen
+ * before the answer goes (it then says Connection: close), over TLS as over plain TCP. */
 static void update_reading(struct mc_http_conn *c)
 {
     if (c->closing)
         return;
-    bool want = !c->eof && (c->draining || (!c->close_after && !out_paused(c) &&
-                                            (!c->busy || (!c->tls && !c->hold_full))));
+    bool want = !c->eof &&
+                (c->draining || (!c->close_after && !out_paused(c) && (!c->busy || !c->hold_full)));
     if (want && !c->reading) {
         c->hold_full = false;
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
@@ -263,19 +274,18 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->draining || c->close_after)
         return; /* input after the final request is dropped */
     c->last_active_ms = mc_mono_ms();
-    if (c->tls) {
+    if (c->busy) {
+        c->held_len += (size_t)nread; /* plaintext or ciphertext, until the answer */
+    } else if (c->tls) {
         if (mc_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
             conn_close(c);
             return;
         }
         /* The head deadline counts from the first byte on the wire: a handshake or a request
          * record trickled a byte at a time shows no plaintext, yet must time out too. */
-        if (!c->busy && !c->req_start_ms)
+        if (!c->req_start_ms)
             c->req_start_ms = c->last_active_ms;
-        if (!c->busy)
-            tls_pull(c);
-    } else if (c->busy) {
-        c->held_len += (size_t)nread;
+        tls_pull(c);
     } else {
         c->in_len += (size_t)nread;
     }
@@ -377,11 +387,37 @@ static void flush(struct mc_http_conn *c)
         shrink(&c->out);
     }
     if (c->close_after && !c->busy) {
-        if (c->tls && !mc_tls_established(c->tls))
+        if (c->tls && !mc_tls_established(c->tls)) {
             conn_close(c); /* no session: no answer to deliver (EOF during the handshake) */
-        else
+        } else if (c->tls && !c->notify_sent) {
+            /* The last answer is out: say the end is intended (close_notify) before the FIN,
+             * written like an answer (flush again, or on_write once the socket takes it). */
+            c->notify_sent = true;
+            if (mc_tls_close_notify(c->tls) != 0)
+                MC_INFO("http_tls_close_notify_failed", "err=\"%s\"", mc_tls_error(c->tls));
+            flush(c);
+        } else {
             begin_drain(c);
+        }
     }
+}
+
+/* Close at once (a timeout, the server stopping). TLS: a close_notify first if nothing is
+ * being written (best effort, one non-blocking write; a record cut short would be no
+ * better than none). */
+static void close_now(struct mc_http_conn *c)
+{
+    if (c->tls && !c->notify_sent && !c->writing && !c->closing && c->out.len == 0 &&
+        mc_tls_established(c->tls)) {
+        c->notify_sent = true;
+        if (mc_tls_close_notify(c->tls) == 0 && mc_tls_take_all(c->tls, &c->out) == 0 &&
+            c->out.len > 0) {
+            uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+            (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        }
+        c->out.len = 0;
+    }
+    conn_close(c);
 }
 
 static void on_write(uv_write_t *w, int status)
@@ -462,7 +498,7 @@ static void put_str(struct mc_wbuf *w, const char *s)
 
 /* Status line, headers and (unless HEAD / 204) the body of r into c->out. */
 static void put_response(struct mc_http_conn *c, const struct mc_http_response *r, bool head_only,
-                         bool keep_alive)
+                         bool keep_alive, bool http10)
 {
     char line[96];
     int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", r->status, reason(r->status));
@@ -484,7 +520,7 @@ static void put_response(struct mc_http_conn *c, const struct mc_http_response *
     }
     if (!keep_alive)
         put_str(&c->out, "Connection: close\r\n");
-    else if (c->have_head && c->h.minor == 0)
+    else if (http10)
         put_str(&c->out, "Connection: keep-alive\r\n");
     put_str(&c->out, "\r\n");
     if (!no_body && !head_only && r->body_len > 0)
@@ -512,21 +548,28 @@ static void consume_request(struct mc_http_conn *c)
 void mc_http_conn_respond(struct mc_http_conn *c)
 {
     assert(c->busy);
-    /* after a half-close, the answer to the last buffered request says the connection ends */
-    /* (TLS: the session may still hold plaintext; that close goes without the header) */
-    bool last =
-        c->eof && !c->tls && (!c->have_head || c->in_len - c->h.total_len + c->held_len == 0);
-    bool keep = c->have_head && c->h.keep_alive && !c->close_after && !last && c->io->srv &&
+    bool keep = c->have_head && c->h.keep_alive && !c->close_after && c->io->srv &&
                 !atomic_load_explicit(&c->srv->stopping, memory_order_relaxed);
     bool head_only = c->have_head && strcmp(c->h.method, "HEAD") == 0;
-    if (!c->closing)
-        put_response(c, &c->r, head_only, keep);
-    free(c->r.body);
-    c->r.body = NULL;
+    bool http10 = c->have_head && c->h.minor == 0;
     c->busy = false;
     c->hold_full = false; /* the holding room empties into c->in before the next request */
     c->phase = RQ_NEW;
-    consume_request(c);
+    consume_request(c); /* the answer (r) holds copies, nothing points into c->in */
+    /* After a half-close (EOF or TLS close_notify) the answer to the last request says the
+     * connection ends: nothing is left after it (TLS: once what is held is decrypted). */
+    if (keep && c->eof && !c->closing) {
+        if (c->tls && !c->close_after) {
+            absorb_held(c);
+            if (!c->closing)
+                tls_pull(c);
+        }
+        keep = c->in_len + c->held_len > 0;
+    }
+    if (!c->closing)
+        put_response(c, &c->r, head_only, keep, http10);
+    free(c->r.body);
+    c->r.body = NULL;
     if (!keep)
         c->close_after = true;
     if (c->closing)
@@ -601,6 +644,8 @@ static void process(struct mc_http_conn *c)
     c->in_process = true;
     while (!c->busy && !c->closing && !c->close_after && !out_paused(c)) {
         absorb_held(c);
+        if (c->closing)
+            break;
         int rc = 0;
         if (!c->have_head) {
             rc = c->in_len ? mc_h1_parse_head(c->in, c->in_len, &c->h) : MC_H1_MORE;
@@ -780,7 +825,7 @@ static void on_sweep(uv_timer_t *t)
             else
                 fail_request(c, 408);
         } else if (idle > idle_max) {
-            conn_close(c);
+            close_now(c);
         }
     }
 }
@@ -834,7 +879,7 @@ void mc_http_io_stop(struct mc_http_io *io)
     while (io->conns) {
         struct mc_http_conn *c = io->conns;
         flush(c);
-        conn_close(c);
+        close_now(c);
     }
     io->srv = NULL;
     uv_close((uv_handle_t *)&io->listener, on_handle_closed);

@@ -52,6 +52,7 @@ struct mc_http_conn {
     bool reading;        /* uv_read_start in effect */
     bool hold_full;      /* busy and the holding room (cin) is used up: reading paused */
     bool eof;            /* the client half-closed: answer what is buffered, then close */
+    bool notify_sent;    /* TLS close_notify queued: the session says no more */
     char nul_saved;      /* the byte after the body, replaced by a NUL while busy */
     struct mc_wbuf out;  /* queued output (plaintext; TLS: turned into ciphertext at flush) */
     struct mc_wbuf wout; /* the bytes of the uv_write in flight */
