@@ -528,82 +528,6 @@ def trickle_until_closed(port, data, seconds, step_s=0.3):
         s.close()
 
 
-@test
-def https_slow_handshake_and_slow_request_record_time_out():
-    # The head deadline counts from the first byte on the wire: a TLS handshake or a request
-    # record trickled a byte at a time shows no plaintext, but is closed once the head timeout
-    # (1 s here) has passed, although every byte resets the idle timer (3 s).
-    import ssl
-    p = pki()
-    ts = os.path.join(os.path.dirname(harness.BIN), "http_testserver")
-    proc = subprocess.Popen([ts, "--fake", "--head-timeout-ms", "1000", "--idle-timeout-ms",
-                             "3000", "--cert-file", p["server"][0], "--key-file",
-                             p["server"][1]], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("HTTP_PORT="), line
-        port = int(line.strip().split("=")[1])
-        ctx = ssl.create_default_context(cafile=p["ca"][0])
-        ctx.check_hostname = False
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-            with ctx.wrap_socket(raw) as tls:  # a prompt client is served
-                tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert tls.recv(4096).startswith(b"HTTP/1.1 200 "), "healthz over TLS"
-        # A ClientHello, trickled.
-        i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = ctx.wrap_bio(i, o)
-        try:
-            obj.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        hello = o.read()
-        t = trickle_until_closed(port, hello, 8)
-        assert t is not None and t < 4, "slow handshake not closed: %s" % t
-        # A request record (ciphertext) trickled after a prompt handshake: no plaintext
-        # shows until the record's last byte.
-        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-        try:
-            i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
-            obj = ctx.wrap_bio(i, o)
-            for _ in range(20):  # bounded handshake pump
-                try:
-                    obj.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    raw.sendall(o.read())
-                    i.write(raw.recv(65536))
-            raw.sendall(o.read())
-            obj.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            record = o.read()
-            raw.setblocking(False)
-            t0, closed = time.time(), None
-            for k in range(len(record) - 1):
-                raw.send(record[k:k + 1])
-                time.sleep(0.3)
-                try:
-                    if raw.recv(65536) == b"":
-                        closed = time.time() - t0
-                        break
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    closed = time.time() - t0
-                    break
-                if time.time() - t0 > 8:
-                    break
-            assert closed is not None and closed < 4, "slow request record not closed: %s" % closed
-        finally:
-            raw.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 class TlsTestServer:
     """build/http_testserver --fake over HTTPS (the test PKI's server certificate), stopped on
     exit even when the test fails."""
@@ -656,6 +580,73 @@ def tls_read_to_end(tls, seconds=10):
     raise AssertionError("session not ended in %d s: %r" % (seconds, data[-200:]))
 
 
+def tls_bio_handshake(ctx, raw):
+    """A memory-BIO TLS client over the connected socket raw, handshake done (bounded pump).
+    Returns (SSLObject, incoming BIO, outgoing BIO)."""
+    import ssl
+    i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(i, o)
+    for _ in range(20):
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            raw.sendall(o.read())
+            i.write(raw.recv(65536))
+    raw.sendall(o.read())
+    return obj, i, o
+
+
+@test
+def https_slow_handshake_and_slow_request_record_time_out():
+    # The head deadline counts from the first byte on the wire: a TLS handshake or a request
+    # record trickled a byte at a time shows no plaintext, but is closed once the head timeout
+    # (1 s here) has passed, although every byte resets the idle timer (3 s).
+    import ssl
+    with TlsTestServer("--head-timeout-ms", "1000", "--idle-timeout-ms", "3000") as ts:
+        port, ctx = ts.port, ts.ctx
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw) as tls:  # a prompt client is served
+                tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert tls.recv(4096).startswith(b"HTTP/1.1 200 "), "healthz over TLS"
+        # A ClientHello, trickled.
+        i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(i, o)
+        try:
+            obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = o.read()
+        t = trickle_until_closed(port, hello, 8)
+        assert t is not None and t < 4, "slow handshake not closed: %s" % t
+        # A request record (ciphertext) trickled after a prompt handshake: no plaintext
+        # shows until the record's last byte.
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            obj, i, o = tls_bio_handshake(ctx, raw)
+            obj.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            record = o.read()
+            raw.setblocking(False)
+            t0, closed = time.time(), None
+            for k in range(len(record) - 1):
+                raw.send(record[k:k + 1])
+                time.sleep(0.3)
+                try:
+                    if raw.recv(65536) == b"":
+                        closed = time.time() - t0
+                        break
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    closed = time.time() - t0
+                    break
+                if time.time() - t0 > 8:
+                    break
+            assert closed is not None and closed < 4, "slow request record not closed: %s" % closed
+        finally:
+            raw.close()
+
+
 @test
 def https_close_notify_before_closing():
     # The server ends a TLS session with close_notify (then the FIN) on Connection: close,
@@ -690,15 +681,7 @@ def tls_pump_client(ts, plaintext, end):
     import ssl
     raw = socket.create_connection(("127.0.0.1", ts.port), timeout=10)
     try:
-        i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = ts.ctx.wrap_bio(i, o)
-        for _ in range(20):  # bounded handshake pump
-            try:
-                obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                raw.sendall(o.read())
-                i.write(raw.recv(65536))
+        obj, i, o = tls_bio_handshake(ts.ctx, raw)
         obj.write(plaintext)
         if end == "close_notify":
             try:

@@ -776,6 +776,26 @@ Test(http_local, wire_client_gone_while_with_node, .init = start, .fini = stop)
     /* stop() answers the held requests: their connections are gone */
 }
 
+/* A new connection is accepted and closed without an answer (over the limit). */
+static void expect_refused(void)
+{
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    char b[64];
+    cr_assert_leq(recv(w.fd, b, sizeof b, 0), 0, "connection over the limit served");
+    close(w.fd);
+}
+
+/* GET /healthz on the open connection fd answers 200. */
+static void expect_healthz_fd(int fd)
+{
+    struct th_resp r;
+    cr_assert_eq(thc_request_fd(fd, "GET", "/healthz", NULL, NULL, 0, &r), 0, "fd %d", fd);
+    cr_assert_eq(r.status, 200);
+    thc_free(&r);
+}
+
 /* At most MC_HTTP_MAX_CONNECTIONS connections: one more is accepted and closed at once; once
  * one goes away, a new one is served again. */
 Test(http_local, wire_connection_limit, .init = start, .fini = stop)
@@ -791,12 +811,7 @@ Test(http_local, wire_connection_limit, .init = start, .fini = stop)
         thc_request_fd(fds[MC_HTTP_MAX_CONNECTIONS - 1], "GET", "/healthz", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
     thc_free(&r);
-    struct thc_wire w;
-    wire_open(&w);
-    wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    char b[64];
-    cr_assert_leq(recv(w.fd, b, sizeof b, 0), 0, "connection over the limit served");
-    close(w.fd);
+    expect_refused();
     close(fds[0]);
     usleep(100 * 1000); /* the server sees the close */
     cr_assert_eq(thc_request(g.port, "GET", "/healthz", NULL, NULL, &r), 0);
@@ -1000,16 +1015,17 @@ static void start_short_timeouts(void)
     start();
 }
 
-static void stop_short_timeouts(void)
+/* fini of the tests that set options: the next start() has the defaults again */
+static void stop_reset_options(void)
 {
     stop();
-    g_idle_ms = g_head_ms = 0;
+    g_idle_ms = g_head_ms = g_send_ms = g_max_conns = 0;
 }
 
 /* A client that stops reading is closed once its output made no progress for the idle
  * timeout (not kept forever with megabytes queued). */
 Test(http_local, wire_stalled_reader_closed, .init = start_short_timeouts,
-     .fini = stop_short_timeouts)
+     .fini = stop_reset_options)
 {
     struct thc_wire w;
     wire_open(&w);
@@ -1032,7 +1048,7 @@ Test(http_local, wire_stalled_reader_closed, .init = start_short_timeouts,
 
 /* Slowloris: a head dripping in one byte at a time gets 408 and a close once the head
  * timeout (1 s here) has passed since its first byte, although every byte resets idleness. */
-Test(http_local, wire_head_timeout, .init = start_short_timeouts, .fini = stop_short_timeouts)
+Test(http_local, wire_head_timeout, .init = start_short_timeouts, .fini = stop_reset_options)
 {
     struct thc_wire w;
     wire_open(&w);
@@ -1068,7 +1084,7 @@ Test(http_local, wire_head_timeout, .init = start_short_timeouts, .fini = stop_s
  * not answered 408 at the head timeout (1 s) — a client sending its next request then would
  * take the 408 for its answer. */
 Test(http_local, wire_trailing_crlf_no_408, .init = start_short_timeouts,
-     .fini = stop_short_timeouts)
+     .fini = stop_reset_options)
 {
     struct thc_wire w;
     wire_open(&w);
@@ -1138,45 +1154,28 @@ static void start_4_connections(void)
     start();
 }
 
-static void stop_4_connections(void)
-{
-    stop();
-    g_max_conns = 0;
-}
-
 /* Connections over the limit (max_connections 4 here) are accepted and closed at once, and
  * counted in metacenter_http_connections_refused_total; the server serves again once one
  * goes away. */
 Test(http_local, wire_refused_connections_counted, .init = start_4_connections,
-     .fini = stop_4_connections)
+     .fini = stop_reset_options)
 {
     const char *m = "metacenter_http_connections_refused_total";
     long long before = metric_value(m);
     cr_assert_geq(before, 0, "%s not exported", m);
     int fds[4];
-    struct th_resp r;
     for (int i = 0; i < 4; i++) {
         fds[i] = thc_connect(g.port);
         cr_assert_geq(fds[i], 0);
-        cr_assert_eq(thc_request_fd(fds[i], "GET", "/healthz", NULL, NULL, 0, &r), 0, "conn %d", i);
-        cr_assert_eq(r.status, 200);
-        thc_free(&r);
+        expect_healthz_fd(fds[i]);
     }
-    for (int i = 0; i < 3; i++) {
-        struct thc_wire w;
-        wire_open(&w);
-        wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-        char b[64];
-        cr_assert_leq(recv(w.fd, b, sizeof b, 0), 0, "connection over the limit served");
-        close(w.fd);
-    }
+    for (int i = 0; i < 3; i++)
+        expect_refused();
     close(fds[0]);
     usleep(100 * 1000); /* the server sees the close */
     cr_assert_eq(metric_value(m), before + 3);
     for (int i = 1; i < 4; i++) { /* the others are still served */
-        cr_assert_eq(thc_request_fd(fds[i], "GET", "/healthz", NULL, NULL, 0, &r), 0, "conn %d", i);
-        cr_assert_eq(r.status, 200);
-        thc_free(&r);
+        expect_healthz_fd(fds[i]);
         close(fds[i]);
     }
 }
@@ -1188,19 +1187,13 @@ static void start_short_send(void)
     start();
 }
 
-static void stop_short_send(void)
-{
-    stop();
-    g_idle_ms = g_send_ms = 0;
-}
-
 /* A slow reader that keeps making a little progress (so the stall check, idle 3 s here, never
  * fires) is closed once its output has been pending without ever draining for the send
  * timeout (1.5 s here): it pipelines many GETs (each answered by the node), then reads one
  * byte at a time. Without the deadline it kept the connection and its queued answers as long
  * as it kept reading a little. */
 Test(http_local, wire_slow_reader_closed_at_send_deadline, .init = start_short_send,
-     .fini = stop_short_send)
+     .fini = stop_reset_options)
 {
     json_decref(req("PUT", "/v1/buckets/slow", NULL, NULL, 200, NULL));
     json_decref(req("PUT", "/v1/buckets/slow/objects/k", NULL, "{\"size\":1}", 200, NULL));
