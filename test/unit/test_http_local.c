@@ -1196,14 +1196,20 @@ static void start_short_send(void)
 
 /* A slow reader that keeps making a little progress (so the stall check, idle 3 s here, never
  * fires) is closed once its output has been pending without ever draining for the send
- * timeout (1.5 s here): it pipelines many GETs (each answered by the node) and reads one
- * byte at a time. Without the deadline it kept the connection and its queued answers as long
+ * timeout (1.5 s here): it pipelines many listings (each answered by the node) and reads
+ * one byte at a time. Without the deadline it kept the connection and its queued answers as long
  * as it kept reading a little. */
 Test(http_local, wire_slow_reader_closed_at_send_deadline, .init = start_short_send,
      .fini = stop_reset_options)
 {
+    /* 100 keys of 100 bytes: each listing answer is ~20 KB, so even a server slowed down
+     * (ASan, a loaded machine) produces answers far faster than the reader takes them */
     json_decref(req("PUT", "/v1/buckets/slow", NULL, NULL, 200, NULL));
-    json_decref(req("PUT", "/v1/buckets/slow/objects/k", NULL, "{\"size\":1}", 200, NULL));
+    for (int i = 0; i < 100; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "/v1/buckets/slow/objects/%03d%0100d", i, 0);
+        json_decref(req("PUT", path, NULL, "{\"size\":1}", 200, NULL));
+    }
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(fd, 0);
     int small = 4096; /* before connect: a small window, so small reads open it */
@@ -1211,10 +1217,11 @@ Test(http_local, wire_slow_reader_closed_at_send_deadline, .init = start_short_s
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    /* Pipelined GETs sent without blocking (up to 4 MiB: ~30 MB of answers) while reading
+    /* Pipelined listings sent without blocking (up to 4 MiB of them) while reading
      * one byte per recv, paced at ~400 KB/s from the start: the server's output keeps moving
      * (the stall check sees progress) but never catches up. */
-    static const char rq[] = "GET /v1/buckets/slow/objects/k HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char rq[] =
+        "GET /v1/buckets/slow/objects?max-keys=1000 HTTP/1.1\r\nHost: x\r\n\r\n";
     static char batch[256 * (sizeof rq - 1)];
     const size_t len = sizeof rq - 1, blen = sizeof batch;
     for (size_t i = 0; i < 256; i++)
