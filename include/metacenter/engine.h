@@ -166,8 +166,14 @@ int mc_validate_key(const char *key, size_t len); /* 0, MC_EKEYTOOLONG or MC_EBA
 int mc_validate_object_meta(
     const struct mc_object_meta *m); /* 0, MC_EMETATOOLARGE, MC_ETOOLARGE, MC_EINVAL */
 
-/* Leader helper: a 16-hex-char version id from time and a counter (unique per leader). */
+/* A 16-hex-char version id from time and a counter (unique per leader; keeps only the low 44
+ * bits of the microseconds: offline CLI and tests). */
 void mc_version_id_make(char out[17], int64_t time_ns, uint64_t counter);
+/* The node's version id: the op time in ns as 16 hex chars. Op times are strictly increasing
+ * cluster-wide per op (node_write.c op_time_now), so these ids are unique and sort in write
+ * order. Ids are compared only for equality (the vids index), so older ids stored in the other
+ * form keep working. */
+void mc_version_id_from_time(char out[17], int64_t time_ns);
 
 /* ---- operation records ---- */
 
@@ -213,7 +219,10 @@ struct mc_op {
     uint32_t n_sub;
 };
 
-/* Constructors: op must be zeroed or cleared; strings and meta are deep-copied. */
+/* Constructors: op must be zeroed or cleared; strings and meta are deep-copied. They return 0,
+ * MC_EBUCKETNAME, MC_EKEYTOOLONG (key over MC_KEY_MAX_BYTES), MC_EINVAL (a version id over
+ * MC_VERSION_ID_MAX: the op codec caps both, so a sent op would be a protocol error) or
+ * MC_ENOMEM; after a refusal the op may hold copies: mc_op_clear it. */
 int mc_op_bucket_create(struct mc_op *op, const char *bucket, enum mc_versioning v,
                         int64_t time_ns);
 int mc_op_bucket_delete(struct mc_op *op, const char *bucket);
@@ -297,6 +306,9 @@ int mc_engine_apply_one(struct mc_engine *eng, const struct mc_op *op, struct mc
 /* ---- reads ---- */
 
 int mc_engine_applied_index(struct mc_engine *eng, uint64_t *applied_index);
+/* The newest op time applied (the session clock; 0 when none): a leader stamps above it, also
+ * after a restart whose log was compacted into the engine image (node_write.c). */
+int mc_engine_op_clock(struct mc_engine *eng, int64_t *time_ns);
 /* Membership blob (malloc'd, caller frees; *conf = NULL, *len = 0 when none). */
 int mc_engine_conf(struct mc_engine *eng, void **conf, size_t *conf_len);
 
@@ -366,8 +378,8 @@ int mc_engine_list_versions(struct mc_engine *eng, const char *bucket,
  * appended to w in one pass: each entry is copied from its stored record (checksum verified),
  * nothing is allocated per entry. versions: ListObjectVersions, else ListObjectsV2. On error w
  * is back at its length at the call. Same errors as the two calls above. */
-int mc_engine_list_encode(struct mc_engine *eng, const char *bucket,
-                          const struct mc_list_params *p, bool versions, struct mc_wbuf *w);
+int mc_engine_list_encode(struct mc_engine *eng, const char *bucket, const struct mc_list_params *p,
+                          bool versions, struct mc_wbuf *w);
 /* Where mc_engine_list_encode_to writes: called at most once, after every check passed and
  * before anything is written. Returns the buffer to append the listing to, or NULL when there is
  * nowhere to write it (the call then returns MC_ESHUTDOWN). */

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -185,14 +184,23 @@ int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
     return 0;
 }
 
-/* A unique version id: wall time plus 64 random bits (offline there is no leader counter). */
-static void new_version_id(char out[17], int64_t now_ns)
+/* The op time and version id of an offline write, as a leader stamps them (node_write.c): the
+ * wall clock, but above the newest op time the engine holds, so the id (the op time in ns) is
+ * unique and sorts after every version written before. Opens the engine for writing. */
+static int stamp_offline(struct mc_cli *cli, int64_t *now_ns, char vid[17])
 {
-    uint64_t salt = 0;
-    if (getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt)) {
-        salt = (uint64_t)mc_mono_ns() ^ ((uint64_t)getpid() << 32);
+    int rc = mc_cli_offline_open(cli, true);
+    int64_t clock_ns = 0;
+    if (rc == 0) {
+        rc = mc_engine_op_clock(cli->eng, &clock_ns);
     }
-    mc_version_id_make(out, now_ns, salt);
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t t = mc_wall_ns();
+    *now_ns = t > clock_ns ? t : clock_ns + 1;
+    mc_version_id_from_time(vid, *now_ns);
+    return 0;
 }
 
 /* Applies op at applied_index + 1 and folds the op result into the return value. */
@@ -270,10 +278,14 @@ static int off_put(struct mc_cli *cli, const char *bucket, const char *key,
                    struct mc_op_result *r)
 {
     struct mc_op op = {0};
-    int64_t now = mc_wall_ns();
+    int64_t now = 0;
     char vid[17];
-    new_version_id(vid, now);
-    int rc = mc_op_put(&op, bucket, key, vid, now, meta);
+    int rc = stamp_offline(cli, &now, vid);
+    if (rc != 0) {
+        memset(r, 0, sizeof(*r));
+        return r->code = rc;
+    }
+    rc = mc_op_put(&op, bucket, key, vid, now, meta);
     if (rc == 0 && if_match) {
         op.if_match = strdup(if_match);
         rc = op.if_match ? 0 : MC_ENOMEM;
@@ -291,10 +303,14 @@ static int off_del(struct mc_cli *cli, const char *bucket, const char *key, cons
                    struct mc_op_result *r)
 {
     struct mc_op op = {0};
-    int64_t now = mc_wall_ns();
+    int64_t now = 0;
     char vid[17];
-    new_version_id(vid, now);
-    int rc = mc_op_delete(&op, bucket, key, version_id, vid, now);
+    int rc = stamp_offline(cli, &now, vid);
+    if (rc != 0) {
+        memset(r, 0, sizeof(*r));
+        return r->code = rc;
+    }
+    rc = mc_op_delete(&op, bucket, key, version_id, vid, now);
     if (rc != 0) {
         mc_op_clear(&op);
         memset(r, 0, sizeof(*r));

@@ -190,23 +190,6 @@ static int refresh_objects(struct actx *a, const char *bucket, const char *key)
 
 /* ---- op handlers: return 0 or an op error (a->fatal set for LMDB failures) ---- */
 
-static int valid_vid(const char *vid)
-{
-    if (!vid || !*vid) {
-        return MC_EINVAL;
-    }
-    size_t n = strlen(vid);
-    if (n > MC_VERSION_ID_MAX) {
-        return MC_EINVAL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (vid[i] <= 0x20 || vid[i] >= 0x7f) {
-            return MC_EINVAL;
-        }
-    }
-    return 0;
-}
-
 static int op_bucket_create(struct actx *a, const struct mc_op *op)
 {
     int rc = mc_validate_bucket_name(op->bucket);
@@ -350,7 +333,7 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     }
     const char *vid = "null";
     if (b.versioning == MC_VERSIONING_ENABLED) {
-        if (valid_vid(op->new_version_id) || !strcmp(op->new_version_id, "null")) {
+        if (mc_validate_version_id(op->new_version_id) || !strcmp(op->new_version_id, "null")) {
             return MC_EINVAL;
         }
         vid = op->new_version_id;
@@ -362,7 +345,12 @@ static int op_put(struct actx *a, const struct mc_op *op, struct mc_op_result *r
     }
     bool exists = rc == 0;
     bool live = exists && !cur.is_delete_marker;
-    if (op->if_match && (!live || cur.etag_len != strlen(op->if_match) ||
+    /* S3 conditional writes: If-Match with no current version, or a delete marker as the
+     * current one, is 404 NoSuchKey; an etag mismatch is 412. */
+    if (op->if_match && !live) {
+        return mc_engine_seterr(MC_ENOKEY, "If-Match: the key has no current version");
+    }
+    if (op->if_match && (cur.etag_len != strlen(op->if_match) ||
                          memcmp(cur.etag ? cur.etag : "", op->if_match, cur.etag_len))) {
         return MC_EPRECOND;
     }
@@ -431,7 +419,7 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
     }
     if (op->version_id) {
         /* Permanent removal of one version; the next newest (if any) becomes latest. */
-        if (valid_vid(op->version_id)) {
+        if (mc_validate_version_id(op->version_id)) {
             return MC_EINVAL; /* S3: 400 InvalidArgument "Invalid version id specified" */
         }
         struct mc_version v;
@@ -461,7 +449,7 @@ static int op_delete(struct actx *a, const struct mc_op *op, struct mc_op_result
     }
     const char *vid = "null";
     if (b.versioning == MC_VERSIONING_ENABLED) {
-        if (valid_vid(op->new_version_id) || !strcmp(op->new_version_id, "null")) {
+        if (mc_validate_version_id(op->new_version_id) || !strcmp(op->new_version_id, "null")) {
             return MC_EINVAL;
         }
         vid = op->new_version_id;
@@ -1114,6 +1102,7 @@ int mc_engine_reserve_map(struct mc_engine *eng)
 int mc_engine_apply(struct mc_engine *eng, uint64_t index, const struct mc_op *ops, size_t n_ops,
                     const void *conf, size_t conf_len, struct mc_op_result *results)
 {
+    mc_engine_clearerr();
     if (eng->read_only) {
         return mc_engine_seterr(MC_EINVAL, "engine opened read-only");
     }

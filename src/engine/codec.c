@@ -399,7 +399,7 @@ int mc_version_record_scan(const void *data, size_t len, struct mc_vrec_scan *s)
         return MC_EPROTO;
     }
     s->is_delete_marker = f & 1;
-    ru64(&r); /* mod_time_ns */
+    s->mod_time_ns = (int64_t)ru64(&r);
     s->seq = ru64(&r);
     ru64(&r); /* size */
     s->etag = (const char *)rskip(&r, MC_SHORT_STR_MAX, &s->etag_len);

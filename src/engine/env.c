@@ -28,6 +28,11 @@ const char *mc_engine_last_error(void)
     return last_error[0] ? last_error : "no error";
 }
 
+void mc_engine_clearerr(void)
+{
+    last_error[0] = 0;
+}
+
 int mc_engine_seterr(int code, const char *fmt, ...)
 {
     va_list ap;
@@ -489,6 +494,26 @@ int mc_engine_applied_index(struct mc_engine *eng, uint64_t *applied_index)
         return rc;
     }
     rc = read_meta_txn(eng, rt->txn, applied_index, NULL, NULL);
+    mc_rtxn_put(eng, rt);
+    return rc;
+}
+
+int mc_engine_op_clock(struct mc_engine *eng, int64_t *time_ns)
+{
+    mc_engine_clearerr();
+    *time_ns = 0;
+    struct mc_rtxn *rt;
+    int rc = mc_rtxn_get(eng, &rt);
+    if (rc) {
+        return rc;
+    }
+    MDB_val k = {13, "session_clock"}, v;
+    int mrc = mc_rec_get(eng, rt->txn, eng->meta, &k, &v);
+    if (mrc == 0 && v.mv_size == 8) {
+        *time_ns = (int64_t)mc_get_u64le(v.mv_data);
+    } else if (mrc && mrc != MDB_NOTFOUND) {
+        rc = mc_lmdb_err(mrc, "read session_clock");
+    }
     mc_rtxn_put(eng, rt);
     return rc;
 }

@@ -61,6 +61,9 @@ struct mc_engine {
 /* Thread-local error sentence; returns code for chaining. */
 int mc_engine_seterr(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int mc_lmdb_err(int rc, const char *what);
+/* Forget the sentence: every public entry point calls it first, so a refusal never answers with
+ * the sentence of an earlier call on this thread (replies carry mc_engine_last_error()). */
+void mc_engine_clearerr(void);
 
 /*
  * A pooled read txn with a reusable cursor on `versions` (opening a cursor
@@ -131,6 +134,7 @@ struct mc_vrec_scan {
     const char *version_id; /* not NUL-terminated */
     size_t version_id_len;
     bool is_delete_marker;
+    int64_t mod_time_ns;
     uint64_t seq;
     const char *etag; /* not NUL-terminated; NULL when empty */
     size_t etag_len;
@@ -163,6 +167,9 @@ int mc_find_latest(struct mc_engine *eng, MDB_txn *txn, MDB_cursor *c, const cha
 /* Version by id: 0 / MC_ENOVERSION. */
 int mc_find_version(struct mc_engine *eng, MDB_txn *txn, const char *bucket, const char *key,
                     const char *vid, unsigned dec, struct mc_version *out);
+
+/* A well-formed version id: 1..MC_VERSION_ID_MAX printable ASCII, no space (0 or MC_EINVAL). */
+int mc_validate_version_id(const char *vid);
 
 /* Small string helpers */
 char *mc_strdup0(const char *s); /* NULL → NULL */

@@ -1,6 +1,7 @@
 /* model.c: the data model's value helpers: clear/copy, validation (S3 rules), op constructors. */
 #include "engine/internal.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,6 +355,29 @@ int mc_validate_object_meta(const struct mc_object_meta *m)
     return 0;
 }
 
+int mc_validate_version_id(const char *vid)
+{
+    if (!vid || !*vid) {
+        return MC_EINVAL;
+    }
+    size_t n = strlen(vid);
+    if (n > MC_VERSION_ID_MAX) {
+        return MC_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (vid[i] <= 0x20 || vid[i] >= 0x7f) {
+            return MC_EINVAL;
+        }
+    }
+    return 0;
+}
+
+void mc_version_id_from_time(char out[17], int64_t time_ns)
+{
+    assert(time_ns >= 0);
+    snprintf(out, 17, "%016" PRIx64, (uint64_t)time_ns);
+}
+
 void mc_version_id_make(char out[17], int64_t time_ns, uint64_t counter)
 {
     /* 44 bits of microseconds then a 20-bit counter: ids sort roughly by time. */
@@ -375,7 +399,9 @@ static int set_bucket(struct mc_op *op, const char *bucket)
 
 /* The constructors' shared preamble: a zeroed op of type, its bucket, key (copied; NULL = none)
  * and time. A bad bucket name still leaves a typed op (applying it answers MC_EBUCKETNAME, as
- * the S3 layer expects); nothing is allocated then. */
+ * the S3 layer expects); nothing is allocated then. A key over MC_KEY_MAX_BYTES is refused here,
+ * MC_EKEYTOOLONG (the op keeps it; applying answers the same): the op codec caps keys at that
+ * length, so a sent op would come back as a protocol error instead of KeyTooLongError. */
 static int op_init(struct mc_op *op, enum mc_op_type type, const char *bucket, const char *key,
                    int64_t time_ns)
 {
@@ -386,7 +412,17 @@ static int op_init(struct mc_op *op, enum mc_op_type type, const char *bucket, c
     if (rc == 0 && key && !(op->key = strdup(key))) {
         rc = MC_ENOMEM;
     }
+    if (rc == 0 && key && strlen(key) > MC_KEY_MAX_BYTES) {
+        rc = MC_EKEYTOOLONG;
+    }
     return rc;
+}
+
+/* Version ids past MC_VERSION_ID_MAX: MC_EINVAL (the codec caps them too, see op_init). */
+static int check_vids(const char *a, const char *b)
+{
+    return (a && strlen(a) > MC_VERSION_ID_MAX) || (b && strlen(b) > MC_VERSION_ID_MAX) ? MC_EINVAL
+                                                                                        : 0;
 }
 
 int mc_op_bucket_create(struct mc_op *op, const char *bucket, enum mc_versioning v, int64_t time_ns)
@@ -419,7 +455,7 @@ int mc_op_put(struct mc_op *op, const char *bucket, const char *key, const char 
     if (meta && mc_object_meta_copy(&op->meta, meta)) {
         goto nomem;
     }
-    return 0;
+    return check_vids(new_version_id, NULL);
 nomem:
     mc_op_clear(op);
     return MC_ENOMEM;
@@ -434,7 +470,7 @@ int mc_op_delete(struct mc_op *op, const char *bucket, const char *key, const ch
     }
     DUP(op->version_id, version_id);
     DUP(op->new_version_id, new_version_id);
-    return 0;
+    return check_vids(version_id, new_version_id);
 nomem:
     mc_op_clear(op);
     return MC_ENOMEM;
@@ -452,7 +488,7 @@ int mc_op_update_meta(struct mc_op *op, const char *bucket, const char *key, con
     if (meta && mc_object_meta_copy(&op->meta, meta)) {
         goto nomem;
     }
-    return 0;
+    return check_vids(version_id, NULL);
 nomem:
     mc_op_clear(op);
     return MC_ENOMEM;

@@ -4,8 +4,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The sentence of a refusal that carries none yet (a miss, a bad key, a bad bucket name). */
+static int read_err(int rc, bool delete_marker)
+{
+    if (rc == MC_ENOKEY && delete_marker) {
+        return mc_engine_seterr(rc, "the latest version is a delete marker");
+    }
+    if (rc == MC_ENOKEY || rc == MC_ENOVERSION || rc == MC_EKEYTOOLONG || rc == MC_EBADKEY ||
+        rc == MC_ENOBUCKET) {
+        return mc_engine_seterr(rc, "%s", mc_strerror(rc));
+    }
+    return rc;
+}
+
 int mc_engine_bucket_head(struct mc_engine *eng, const char *bucket, struct mc_bucket_info *out)
 {
+    mc_engine_clearerr();
     struct mc_rtxn *rt;
     int rc = mc_rtxn_get(eng, &rt);
     if (rc) {
@@ -18,6 +32,7 @@ int mc_engine_bucket_head(struct mc_engine *eng, const char *bucket, struct mc_b
 
 int mc_engine_bucket_list(struct mc_engine *eng, struct mc_bucket_info **out, size_t *n)
 {
+    mc_engine_clearerr();
     *out = NULL;
     *n = 0;
     struct mc_rtxn *rt;
@@ -73,10 +88,11 @@ int mc_engine_bucket_list(struct mc_engine *eng, struct mc_bucket_info **out, si
 int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
                   const char *version_id, bool with_inline, struct mc_version *out)
 {
+    mc_engine_clearerr();
     memset(out, 0, sizeof(*out));
     int rc = mc_validate_key(key, key ? strlen(key) : 0);
     if (rc) {
-        return rc;
+        return read_err(rc, false);
     }
     /* One allocation for the whole result (see mc_object_meta.block). */
     unsigned dec = (with_inline ? MC_DEC_INLINE : 0) | MC_DEC_BLOCK;
@@ -111,7 +127,7 @@ int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
     if (rc && !(rc == MC_ENOKEY && out->is_delete_marker)) {
         mc_version_clear(out);
     }
-    return rc;
+    return read_err(rc, rc == MC_ENOKEY && out->is_delete_marker);
 }
 
 int mc_find_latest_raw(struct mc_engine *eng, MDB_cursor *c, const char *bucket, const char *key,
@@ -154,6 +170,7 @@ int mc_engine_get_encoded(struct mc_engine *eng, const char *bucket, const char 
                           const char *version_id, bool with_inline, struct mc_wbuf *w,
                           bool *is_delete_marker, char marker_vid[MC_VERSION_ID_MAX + 1])
 {
+    mc_engine_clearerr();
     *is_delete_marker = false;
     if (marker_vid) {
         marker_vid[0] = 0;
@@ -175,10 +192,10 @@ int mc_engine_get_encoded(struct mc_engine *eng, const char *bucket, const char 
     size_t key_len = key ? strlen(key) : 0;
     int rc = mc_validate_key(key, key_len);
     if (rc) {
-        return rc;
+        return read_err(rc, false);
     }
     if (!bucket || !*bucket || strlen(bucket) > MC_BUCKET_NAME_MAX) {
-        return MC_ENOBUCKET;
+        return read_err(MC_ENOBUCKET, false);
     }
     struct mc_rtxn *rt;
     rc = mc_rtxn_get(eng, &rt);
@@ -217,5 +234,5 @@ int mc_engine_get_encoded(struct mc_engine *eng, const char *bucket, const char 
         }
     }
     mc_rtxn_put(eng, rt);
-    return rc;
+    return read_err(rc, *is_delete_marker);
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/handlers.h"
 #include "metacenter/error.h"
@@ -107,6 +108,8 @@ void mc_http_fail_call(const struct mc_http_request *q, struct mc_http_response 
         if (k->version_id[0])
             json_object_set_new(o, "version_id", json_string(k->version_id));
         mc_http_resp_header(r, "X-Delete-Marker", "true");
+        if (k->version_id[0]) /* the marker's id: a HEAD answer has no body */
+            mc_http_resp_header(r, "X-Version-Id", k->version_id);
     }
     if (k->outcome_unknown)
         json_object_set_new(o, "outcome_unknown", json_true());
@@ -324,10 +327,15 @@ static bool list_prepare(struct mc_http_request *q, struct mc_http_response *r,
     bool versions = q->path.route == MC_ROUTE_VERSIONS;
     uint32_t max_keys = 0;
     const char *mk = mc_http_arg(q, "max-keys");
-    if (mk && *mk && mc_http_parse_u32(mk, 1, 1000, &max_keys) != 0) {
-        mc_http_resp_error(r, MC_EINVAL, "max-keys must be an integer >= 1");
+    if (mk && *mk && mc_http_parse_u32(mk, 0, 1000, &max_keys) != 0) {
+        mc_http_resp_error(r, MC_EINVAL, "max-keys must be an integer >= 0");
         return false;
     }
+    /* max-keys=0 (S3: an empty listing, not truncated): a one-key listing still checks the
+       bucket and the markers; list_finish empties it. On the wire 0 means the default. */
+    k->aux = mk && *mk && max_keys == 0;
+    if (k->aux)
+        max_keys = 1;
     if (versions) {
         const char *km = mc_http_arg(q, "key-marker");
         const char *vm = mc_http_arg(q, "version-id-marker");
@@ -359,6 +367,8 @@ static void list_finish(struct mc_http_request *q, struct mc_http_response *r,
 {
     struct mc_list_result lr = {0};
     int rc = mc_list_result_decode(k->body, k->body_len, &lr);
+    if (rc == 0 && k->aux)
+        mc_list_result_clear(&lr);
     if (rc == 0) {
         lr.is_versions = q->path.route == MC_ROUTE_VERSIONS;
         mc_http_resp_json(r, 200, mc_list_result_json(&lr, MC_JSON_COMPACT));
@@ -457,7 +467,23 @@ static void object_get_finish(struct mc_http_request *q, struct mc_http_response
 {
     struct mc_version v = {0};
     int rc = mc_version_decode(k->body, k->body_len, &v);
-    if (rc == 0) {
+    if (rc == 0 && v.is_delete_marker) {
+        /* A marker addressed by version id: S3 answers 405 with the marker's headers (the
+           native protocol returns the record, flag set). */
+        char lm[64];
+        time_t sec = (time_t)(v.mod_time_ns / 1000000000);
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        strftime(lm, sizeof lm, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        mc_http_resp_header(r, "Last-Modified", lm);
+        mc_http_resp_header(r, "X-Delete-Marker", "true");
+        mc_http_resp_header(r, "X-Version-Id", v.version_id ? v.version_id : "");
+        json_t *o = json_pack("{s:s, s:s, s:b, s:s}", "error", "MethodNotAllowed", "message",
+                              "the version is a delete marker", "delete_marker", 1, "version_id",
+                              v.version_id ? v.version_id : "");
+        mc_http_resp_json(r, 405, json_dumps(o, JSON_COMPACT));
+        json_decref(o);
+    } else if (rc == 0) {
         if (v.meta.etag && v.meta.etag[0]) {
             char et[600];
             snprintf(et, sizeof et, "\"%.512s\"", v.meta.etag);

@@ -173,7 +173,7 @@ struct mc_node {
     size_t n_batch_waiters, cap_batch_waiters;
     struct pending_write *writes; /* proposed, ordered by (index, position) */
     size_t n_writes, cap_writes, head_writes;
-    uint64_t version_counter;
+    uint64_t op_clock_term;  /* term whose writes are floored by the engine's op clock */
     int64_t last_op_time_ns; /* newest op time stamped or applied here (op_time_now floor) */
 
     /* Reads. */

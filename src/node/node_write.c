@@ -11,7 +11,8 @@
 /* Leader clock for op times: wall clock, never going backwards (mod times stay ordered), and
  * never below the newest op time this node applied, so a new leader whose wall clock is
  * behind its predecessor's does not stamp a key's next version before its previous one
- * (test/fault/test_clock.py). */
+ * (test/fault/test_clock.py). Every op (every sub-op of an ATOMIC too) gets its own time, so op
+ * times are strictly increasing cluster-wide and a version id is its op time (stamp). */
 static int64_t op_time_now(struct mc_node *n)
 {
     int64_t t = mc_wall_ns();
@@ -50,7 +51,7 @@ static int stamp(struct mc_node *n, struct mc_op *op, int64_t now, char vidbuf[1
     op->time_ns = now;
     if (op->type == MC_OP_PUT || op->type == MC_OP_DELETE) {
         char vid[17];
-        mc_version_id_make(vid, now, ++n->version_counter);
+        mc_version_id_from_time(vid, now);
         if (op->meta.block) {
             assert(op->n_sub == 0 && vidbuf);
             memcpy(vidbuf, vid, sizeof(vid));
@@ -64,10 +65,15 @@ static int stamp(struct mc_node *n, struct mc_op *op, int64_t now, char vidbuf[1
         }
     }
     for (uint32_t i = 0; i < op->n_sub; i++) {
-        int rc = stamp(n, &op->sub[i], now, NULL);
+        int rc = stamp(n, &op->sub[i], op_time_now(n), NULL);
         if (rc) {
             return rc;
         }
+    }
+    if (op->n_sub) {
+        /* The newest sub-op time: the floor in apply_ops and the engine's op clock (the
+           largest top-level op time) then cover every id stamped here. */
+        op->time_ns = n->last_op_time_ns;
     }
     return 0;
 }
@@ -110,6 +116,20 @@ static bool can_accept_write(struct mc_node *n, const struct mc_client_token *t)
          * makes can repeat one of theirs. A write refused here never happened: retriable. */
         mc_client_reply_error(t, MC_ELIMIT, "new leader still applying earlier entries; retry");
         return false;
+    }
+    if (n->op_clock_term != mc_raft_term(n->raft)) {
+        /* Ops applied from a snapshot image (a restart after log compaction, an install) never
+           passed apply_ops' floor: take the engine's newest op time, once per term. */
+        int64_t clock_ns;
+        int rc = mc_engine_op_clock(n->engine, &clock_ns);
+        if (rc) {
+            mc_client_reply_error(t, rc, mc_engine_last_error());
+            return false;
+        }
+        if (clock_ns > n->last_op_time_ns) {
+            n->last_op_time_ns = clock_ns;
+        }
+        n->op_clock_term = mc_raft_term(n->raft);
     }
     if (mc_disk_space_low(&n->disk, n->datadir, mc_mono_ms())) {
         mc_client_reply_error(t, MC_ELOWDISK,
@@ -370,12 +390,11 @@ static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
             break;
         }
         rc = mc_op_decode_block(p, len, &ops[decoded]);
-        /* The floor of op_time_now(): the end of this op's microsecond, so the next op stamped
-         * here is in a later microsecond and its version id (µs + this node's counter) cannot
-         * equal one another leader made. */
-        int64_t floor_ns = (ops[decoded].time_ns / 1000 + 1) * 1000 - 1;
-        if (rc == 0 && floor_ns > n->last_op_time_ns) {
-            n->last_op_time_ns = floor_ns;
+        /* The floor of op_time_now(): the next op stamped here gets a later time, so its
+         * version id (the op time, stamp) cannot equal one another leader made. An ATOMIC's
+         * time is its newest sub-op's. */
+        if (rc == 0 && ops[decoded].time_ns > n->last_op_time_ns) {
+            n->last_op_time_ns = ops[decoded].time_ns;
         }
     }
     if (rc == 0) {

@@ -222,6 +222,14 @@ v1=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["version_id"
 M put vbk doc --size 2 --json
 v2=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["version_id"])' "$OUT")
 [ -n "$v1" ] && [ "$v1" != "$v2" ] && [ "$v1" != null ] && ok || bad "distinct version ids ($v1 $v2)"
+# Offline ids are op times, as a leader's: a later write sorts after earlier ones even when the
+# wall clock went back an hour meanwhile (the engine's op clock is the floor).
+echo -3600 >"$D.clock"
+MC_TEST_WALL_CLOCK_FILE="$D.clock" "$MC" --data-dir "$D" put vbk doc --size 3 --json >"$OUT" 2>/dev/null
+v3=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["version_id"])' "$OUT")
+rm -f "$D.clock"
+[[ "$v2" > "$v1" && "$v3" > "$v2" ]] && ok || bad "offline version ids in write order ($v1 $v2 $v3)"
+M rm vbk doc --version-id "$v3" --json
 M get vbk doc --version-id "$v1" --json
 jtrue "get old version" 'j["size"]==1'
 err_run "get missing version" 1 NoSuchVersion --data-dir "$D" get vbk doc --version-id nope

@@ -12,7 +12,7 @@
 struct th_engine {
     struct mc_engine *eng;
     uint64_t index;
-    uint64_t vid_counter;
+    int64_t last_ns; /* newest op time stamped: op times strictly increase, as a node's */
 };
 
 struct th_server;
@@ -39,13 +39,18 @@ void th_engine_close(void *engine)
     free(e);
 }
 
-/* What the leader fills in when it proposes: op time and new version ids. */
+/* What the leader fills in when it proposes: op time and new version ids, as node_write.c
+ * stamp(): every op and sub-op its own time, a version id that time. */
 static int prepare_op(struct th_engine *e, struct mc_op *op, int64_t now)
 {
+    if (now <= e->last_ns) {
+        now = e->last_ns + 1;
+    }
+    e->last_ns = now;
     op->time_ns = now;
     if ((op->type == MC_OP_PUT || op->type == MC_OP_DELETE) && !op->new_version_id) {
         char vid[17];
-        mc_version_id_make(vid, now, ++e->vid_counter);
+        mc_version_id_from_time(vid, now);
         op->new_version_id = strdup(vid);
         if (!op->new_version_id) {
             return MC_ENOMEM;
@@ -57,6 +62,7 @@ static int prepare_op(struct th_engine *e, struct mc_op *op, int64_t now)
             return rc;
         }
     }
+    op->time_ns = e->last_ns;
     return 0;
 }
 

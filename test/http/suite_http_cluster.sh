@@ -95,9 +95,10 @@ refused "list bad token" "${H[$f]}/v1/buckets/clus/objects?continuation-token=zz
     InvalidContinuationToken "malformed continuation token"
 refused "versions marker alone" "${H[$f]}/v1/buckets/clus/versions?version-id-marker=v" 400 \
     InvalidArgument "version-id-marker needs key-marker"
+# (A 16-hex-digit marker is an op time: a position even when its version is gone, list.c.)
 refused "versions unknown marker" \
-    "${H[$f]}/v1/buckets/clus/versions?key-marker=k/1&version-id-marker=0000000000000000" 404 \
-    NoSuchVersion "version-id-marker 0000000000000000 of key-marker not found"
+    "${H[$f]}/v1/buckets/clus/versions?key-marker=k/1&version-id-marker=nosuchversion" 404 \
+    NoSuchVersion "version-id-marker nosuchversion of key-marker not found"
 refused "list no bucket" "${H[$f]}/v1/buckets/nope/objects" 404 NoSuchBucket \
     "the bucket does not exist"
 

@@ -103,7 +103,32 @@ Test(engine_ops, bad_keys_and_metadata)
     char longkey[1100];
     memset(longkey, 'k', 1025);
     longkey[1025] = 0;
-    cr_assert_eq(te_put("bkt", longkey, "e", NULL), MC_EKEYTOOLONG);
+    /* Refused by the constructor (the op codec caps keys: a sent op would be a ProtocolError);
+       the op still holds the key, and applying it answers the same. */
+    struct mc_op lop;
+    cr_assert_eq(mc_op_put(&lop, "bkt", longkey, "v1", 5, NULL), MC_EKEYTOOLONG);
+    cr_assert_eq(te_apply(&lop, NULL), MC_EKEYTOOLONG);
+    cr_assert_eq(mc_op_delete(&lop, "bkt", longkey, NULL, "v1", 5), MC_EKEYTOOLONG);
+    mc_op_clear(&lop);
+    cr_assert_eq(mc_op_update_meta(&lop, "bkt", longkey, NULL, 0, NULL, 5), MC_EKEYTOOLONG);
+    mc_op_clear(&lop);
+    longkey[1024] = 0;
+    cr_assert_eq(mc_op_put(&lop, "bkt", longkey, "v1", 5, NULL), 0, "1024 bytes is allowed");
+    mc_op_clear(&lop);
+    char longvid[80];
+    memset(longvid, '7', 65);
+    longvid[65] = 0;
+    cr_assert_eq(mc_op_put(&lop, "bkt", "k", longvid, 5, NULL), MC_EINVAL);
+    mc_op_clear(&lop);
+    cr_assert_eq(mc_op_delete(&lop, "bkt", "k", longvid, "v1", 5), MC_EINVAL);
+    mc_op_clear(&lop);
+    cr_assert_eq(mc_op_delete(&lop, "bkt", "k", NULL, longvid, 5), MC_EINVAL);
+    mc_op_clear(&lop);
+    cr_assert_eq(mc_op_update_meta(&lop, "bkt", "k", longvid, 0, NULL, 5), MC_EINVAL);
+    mc_op_clear(&lop);
+    longvid[64] = 0;
+    cr_assert_eq(mc_op_delete(&lop, "bkt", "k", longvid, "v1", 5), 0, "64 chars is allowed");
+    mc_op_clear(&lop);
     cr_assert_eq(te_put("bkt", "", "e", NULL), MC_EBADKEY);
     cr_assert_eq(te_put("bkt", "bad\xff", "e", NULL), MC_EBADKEY);
     cr_assert_eq(te_put("bkt", "over\xc0\xaflong", "e", NULL), MC_EBADKEY);
@@ -360,10 +385,10 @@ Test(engine_ops, preconditions)
     cr_assert_eq(te_bucket("vbk", MC_VERSIONING_ENABLED), 0);
     struct mc_object_meta m = {.etag = "e2"};
     struct mc_op op;
-    /* If-Match on a missing key fails. */
+    /* If-Match on a missing key: NoSuchKey (S3: 404), not PreconditionFailed. */
     mc_op_put(&op, "vbk", "k", "v1", 10, &m);
     op.if_match = strdup("e1");
-    cr_assert_eq(te_apply(&op, NULL), MC_EPRECOND);
+    cr_assert_eq(te_apply(&op, NULL), MC_ENOKEY);
     /* If-None-Match * on a missing key succeeds. */
     m.etag = "e1";
     mc_op_put(&op, "vbk", "k", "v2", 10, &m);
@@ -381,11 +406,11 @@ Test(engine_ops, preconditions)
     mc_op_put(&op, "vbk", "k", "v5", 10, &m);
     op.if_match = strdup("e1");
     cr_assert_eq(te_apply(&op, NULL), MC_EPRECOND);
-    /* After a delete marker: If-None-Match * succeeds, If-Match fails. */
+    /* After a delete marker: If-None-Match * succeeds, If-Match is NoSuchKey. */
     cr_assert_eq(te_del("vbk", "k", NULL, NULL), 0);
     mc_op_put(&op, "vbk", "k", "v6", 10, &m);
     op.if_match = strdup("e2");
-    cr_assert_eq(te_apply(&op, NULL), MC_EPRECOND);
+    cr_assert_eq(te_apply(&op, NULL), MC_ENOKEY);
     mc_op_put(&op, "vbk", "k", "v7", 10, &m);
     op.if_none_match_star = true;
     cr_assert_eq(te_apply(&op, NULL), 0);
@@ -1148,4 +1173,108 @@ Test(engine_ops, get_block_versions)
         cr_assert_null(v.key);
         mc_version_clear(&c);
     }
+}
+
+/* A refusal that has no sentence of its own must not answer with the previous call's sentence
+ * (the node replies with mc_engine_last_error(): it leaked another bucket's marker text). */
+Test(engine_ops, error_sentence_does_not_leak)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
+    cr_assert_eq(te_put("bkt", "k", "e1", NULL), 0);
+    const char *secret = "SECRETMARKER7";
+    struct mc_list_params p = {.key_marker = "k", .version_id_marker = secret};
+    struct mc_list_result r;
+    for (int i = 0; i < 9; i++) {
+        cr_assert_neq(mc_engine_list_versions(te_eng, "bkt", &p, &r), 0);
+        mc_list_result_clear(&r);
+        cr_assert(strstr(mc_engine_last_error(), secret), "%s", mc_engine_last_error());
+        struct mc_version v;
+        int rc = 0;
+        bool dm = false;
+        char mvid[MC_VERSION_ID_MAX + 1];
+        struct mc_wbuf w;
+        mc_wbuf_init(&w, 0);
+        switch (i) {
+        case 0:
+            rc = mc_engine_get(te_eng, "bkt", "missing", NULL, false, &v);
+            cr_assert_eq(rc, MC_ENOKEY);
+            break;
+        case 1:
+            rc = mc_engine_get(te_eng, "bkt", "k", "0000000000000000", false, &v);
+            cr_assert_eq(rc, MC_ENOVERSION);
+            break;
+        case 2:
+            rc = mc_engine_get(te_eng, "bkt", "", NULL, false, &v);
+            cr_assert_eq(rc, MC_EBADKEY);
+            break;
+        case 3:
+            rc = mc_engine_get(te_eng, "", "k", NULL, false, &v);
+            cr_assert_eq(rc, MC_ENOBUCKET);
+            break;
+        case 4:
+            rc = mc_engine_get_encoded(te_eng, "bkt", "missing", NULL, false, &w, &dm, mvid);
+            cr_assert_eq(rc, MC_ENOKEY);
+            break;
+        case 5:
+            rc =
+                mc_engine_get_encoded(te_eng, "bkt", "k", "0000000000000000", false, &w, &dm, mvid);
+            cr_assert_eq(rc, MC_ENOVERSION);
+            break;
+        case 6:
+            rc = mc_engine_get_encoded(te_eng, "bkt", "", NULL, false, &w, &dm, mvid);
+            cr_assert_eq(rc, MC_EBADKEY);
+            break;
+        case 7:
+            rc = mc_engine_get_encoded(te_eng, "b", "k", NULL, false, &w, &dm, mvid);
+            cr_assert_eq(rc, MC_ENOBUCKET);
+            break;
+        case 8: {
+            cr_assert_eq(te_del("bkt", "k", NULL, NULL), 0);
+            rc = mc_engine_get_encoded(te_eng, "bkt", "k", NULL, false, &w, &dm, mvid);
+            cr_assert_eq(rc, MC_ENOKEY);
+            cr_assert(dm);
+            break;
+        }
+        }
+        if (i < 4) {
+            mc_version_clear(&v);
+        }
+        mc_wbuf_free(&w);
+        cr_assert_not(strstr(mc_engine_last_error(), secret), "call %d: %s", i,
+                      mc_engine_last_error());
+        cr_assert_str_neq(mc_engine_last_error(), "no error", "call %d", i);
+    }
+}
+
+/* The op clock (newest op time applied) survives in the engine: a leader restarted from an image
+ * floors its op times with it (node_write.c). Version ids from op times sort in time order. */
+Test(engine_ops, op_clock_and_time_version_ids)
+{
+    int64_t clock_ns = -1;
+    cr_assert_eq(mc_engine_op_clock(te_eng, &clock_ns), 0);
+    cr_assert_eq(clock_ns, 0);
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
+    const int64_t t0 = 1795714511750903813LL;
+    char prev[17] = "";
+    for (int i = 0; i < 3; i++) {
+        char vid[17];
+        mc_version_id_from_time(vid, t0 + i);
+        cr_assert_eq(strlen(vid), 16);
+        cr_assert_gt(strcmp(vid, prev), 0, "%s after %s", vid, prev);
+        memcpy(prev, vid, sizeof(vid));
+        struct mc_op op;
+        cr_assert_eq(mc_op_put(&op, "bkt", "k", vid, t0 + i, NULL), 0);
+        cr_assert_eq(te_apply(&op, NULL), 0);
+    }
+    struct mc_op op;
+    cr_assert_eq(mc_op_bucket_versioning(&op, "bkt", MC_VERSIONING_SUSPENDED), 0);
+    op.time_ns = t0 - 5; /* an older time does not move the clock back */
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    cr_assert_eq(mc_engine_op_clock(te_eng, &clock_ns), 0);
+    cr_assert_eq(clock_ns, t0 + 2);
+    mc_engine_close(te_eng);
+    struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE};
+    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), 0);
+    cr_assert_eq(mc_engine_op_clock(te_eng, &clock_ns), 0);
+    cr_assert_eq(clock_ns, t0 + 2, "kept across a reopen");
 }

@@ -363,7 +363,7 @@ Test(http_api, listings, .init = setup_engine, .fini = stop)
     cr_assert_str_eq(jstr(json_array_get(json_object_get(j, "versions"), 0), "key"), "c/x/y");
     json_decref(j);
 
-    expect_error("GET", "/v1/buckets/lbk/objects?max-keys=0", NULL, NULL, 400, "InvalidArgument");
+    expect_error("GET", "/v1/buckets/lbk/objects?max-keys=-1", NULL, NULL, 400, "InvalidArgument");
     expect_error("GET", "/v1/buckets/lbk/objects?max-keys=abc", NULL, NULL, 400, "InvalidArgument");
     expect_error("GET", "/v1/buckets/lbk/objects?continuation-token=garbage", NULL, NULL, 400,
                  "InvalidContinuationToken");

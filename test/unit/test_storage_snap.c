@@ -495,5 +495,13 @@ Test(storage_snap, streamed_verify_and_set_aside)
     cr_assert_eq(access(old_img.path, F_OK), 0, "the newest good image is kept");
     cr_assert_eq(access(aside, F_OK), 0);
     cr_assert_eq(mc_snap_set_aside(img.path, NULL), MC_ENOTFOUND);
+
+    /* only the newest set-aside image is kept: setting the older image aside removes the one
+     * above (a damaging disk must not fill up with engine-sized evidence) */
+    char aside_old[MC_DATADIR_PATH_MAX + 16];
+    snprintf(aside_old, sizeof(aside_old), "%s.corrupt", old_img.path);
+    cr_assert_eq(mc_snap_set_aside(old_img.path, NULL), 0);
+    cr_assert_eq(access(aside_old, F_OK), 0);
+    cr_assert_neq(access(aside, F_OK), 0, "the earlier set-aside image is removed");
     st_rmtree(root);
 }
