@@ -332,17 +332,6 @@ static size_t token_make(char type, const char *s, size_t n, char out[TOKEN_CHAR
     return rl * 2;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
-
 /* Decode into type/out (out has MC_KEY_MAX_BYTES+1 room). */
 static int token_parse(const char *tok, char *type, char *out, size_t *n)
 {
@@ -353,7 +342,8 @@ static int token_parse(const char *tok, char *type, char *out, size_t *n)
     uint8_t raw[2 + MC_KEY_MAX_BYTES + 8];
     size_t rl = tl / 2;
     for (size_t i = 0; i < rl; i++) {
-        int hi = hexval(tok[2 * i]), lo = hexval(tok[2 * i + 1]);
+        int hi = mc_hex_digit((unsigned char)tok[2 * i], false); /* lowercase only: one spelling */
+        int lo = mc_hex_digit((unsigned char)tok[2 * i + 1], false);
         if (hi < 0 || lo < 0) {
             return MC_EBADTOKEN;
         }
@@ -585,7 +575,7 @@ static int marker_gone(struct mc_engine *eng, MDB_txn *txn, const char *bucket, 
     uint64_t t = 0;
     size_t n = strlen(ls->vm);
     for (size_t i = 0; i < n && n == 16; i++) {
-        int h = hexval(ls->vm[i]);
+        int h = mc_hex_digit((unsigned char)ls->vm[i], false); /* ids are lowercase */
         if (h < 0) {
             n = 0;
             break;

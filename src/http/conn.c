@@ -2,10 +2,12 @@
 #include "http/conn.h"
 
 #include <assert.h>
+#include <linux/sockios.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #include "metacenter/error.h"
@@ -28,6 +30,7 @@
 #define OUT_PAUSE_BYTES (256u * 1024)       /* queued output above: no more requests parsed */
 #define SWEEP_MS        1000                /* idle / drain timeout check period */
 #define LISTEN_BACKLOG  512
+#define REFUSED_LOG_MS  1000 /* http_accept_refused: at most one line a second */
 
 struct mc_http_io {
     uv_loop_t *loop;
@@ -43,6 +46,8 @@ struct mc_http_io {
     uint32_t n_alloc; /* connections not yet freed (open or closed while with a worker) */
     char date[48];    /* "Date: <IMF-fixdate>\r\n", refreshed by the sweep every second */
     size_t date_len;
+    uint64_t refused_log_ms;   /* last http_accept_refused line (0 = none yet) */
+    uint64_t refused_unlogged; /* refused since that line */
     pthread_mutex_t done_mu;
     struct mc_http_conn *done; /* done_mu */
 };
@@ -150,7 +155,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct mc_http_conn *c = h->data;
-    bool hold = c->busy && !c->tls && !c->draining && !c->close_after;
+    bool hold = c->busy && !c->draining && !c->close_after;
     if (hold || c->tls || c->draining || c->close_after) {
         if (!c->cin)
             c->cin = malloc(READ_BYTES);
@@ -162,11 +167,22 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(room ? c->in + c->in_len : NULL, (unsigned)room);
 }
 
-/* Input held while busy moves into c->in (as much as fits). */
+/* Input held while busy moves into c->in (as much as fits); TLS: the held ciphertext goes
+ * into the session (tls_pull decrypts it). May close the connection (TLS). */
 static void absorb_held(struct mc_http_conn *c)
 {
     if (c->held_len == 0 || c->busy)
         return;
+    if (c->tls) {
+        if (mc_tls_feed(c->tls, c->cin, c->held_len) != 0) {
+            conn_close(c);
+            return;
+        }
+        c->held_len = 0;
+        if (!c->req_start_ms) /* the head deadline: from the first byte on the wire */
+            c->req_start_ms = mc_mono_ms();
+        return;
+    }
     size_t room = in_reserve(c, c->held_len);
     size_t n = room < c->held_len ? room : c->held_len;
     memcpy(c->in + c->in_len, c->cin, n);
@@ -214,16 +230,16 @@ static bool out_paused(const struct mc_http_conn *c)
     return c->writing || c->out.len > OUT_PAUSE_BYTES;
 }
 
-/* Read unless paused: TLS while busy (the session's input would grow without bound), plain
- * input with no room while busy (on_read got UV_ENOBUFS), output backed up, after a
- * half-close, or after the last request until its answer is out (then draining reads to
- * EOF). */
+/* Read unless paused: input (plain or TLS ciphertext) with no room while busy (on_read got
+ * UV_ENOBUFS), output backed up, after a half-close, or after the last request until its
+ * answer is out (then draining reads to EOF). Reading on while busy lets a half-close be seen
+ * before the answer goes (it then says Connection: close), over TLS as over plain TCP. */
 static void update_reading(struct mc_http_conn *c)
 {
     if (c->closing)
         return;
-    bool want = !c->eof && (c->draining || (!c->close_after && !out_paused(c) &&
-                                            (!c->busy || (!c->tls && !c->hold_full))));
+    bool want = !c->eof &&
+                (c->draining || (!c->close_after && !out_paused(c) && (!c->busy || !c->hold_full)));
     if (want && !c->reading) {
         c->hold_full = false;
         c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
@@ -258,19 +274,18 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->draining || c->close_after)
         return; /* input after the final request is dropped */
     c->last_active_ms = mc_mono_ms();
-    if (c->tls) {
+    if (c->busy) {
+        c->held_len += (size_t)nread; /* plaintext or ciphertext, until the answer */
+    } else if (c->tls) {
         if (mc_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
             conn_close(c);
             return;
         }
         /* The head deadline counts from the first byte on the wire: a handshake or a request
          * record trickled a byte at a time shows no plaintext, yet must time out too. */
-        if (!c->busy && !c->req_start_ms)
+        if (!c->req_start_ms)
             c->req_start_ms = c->last_active_ms;
-        if (!c->busy)
-            tls_pull(c);
-    } else if (c->busy) {
-        c->held_len += (size_t)nread;
+        tls_pull(c);
     } else {
         c->in_len += (size_t)nread;
     }
@@ -364,17 +379,45 @@ static void flush(struct mc_http_conn *c)
             c->writing = true;
             c->last_write_ms = mc_mono_ms();
             c->last_wq = c->tcp.write_queue_size;
+            if (!c->send_since_ms)
+                c->send_since_ms = c->last_write_ms;
             return;
         }
         c->out.len = 0;
         shrink(&c->out);
     }
     if (c->close_after && !c->busy) {
-        if (c->tls && !mc_tls_established(c->tls))
+        if (c->tls && !mc_tls_established(c->tls)) {
             conn_close(c); /* no session: no answer to deliver (EOF during the handshake) */
-        else
+        } else if (c->tls && !c->notify_sent) {
+            /* The last answer is out: say the end is intended (close_notify) before the FIN,
+             * written like an answer (flush again, or on_write once the socket takes it). */
+            c->notify_sent = true;
+            if (mc_tls_close_notify(c->tls) != 0)
+                MC_INFO("http_tls_close_notify_failed", "err=\"%s\"", mc_tls_error(c->tls));
+            flush(c);
+        } else {
             begin_drain(c);
+        }
     }
+}
+
+/* Close at once (a timeout, the server stopping). TLS: a close_notify first if nothing is
+ * being written (best effort, one non-blocking write; a record cut short would be no
+ * better than none). */
+static void close_now(struct mc_http_conn *c)
+{
+    if (c->tls && !c->notify_sent && !c->writing && !c->closing && c->out.len == 0 &&
+        mc_tls_established(c->tls)) {
+        c->notify_sent = true;
+        if (mc_tls_close_notify(c->tls) == 0 && mc_tls_take_all(c->tls, &c->out) == 0 &&
+            c->out.len > 0) {
+            uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+            (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        }
+        c->out.len = 0;
+    }
+    conn_close(c);
 }
 
 static void on_write(uv_write_t *w, int status)
@@ -455,7 +498,7 @@ static void put_str(struct mc_wbuf *w, const char *s)
 
 /* Status line, headers and (unless HEAD / 204) the body of r into c->out. */
 static void put_response(struct mc_http_conn *c, const struct mc_http_response *r, bool head_only,
-                         bool keep_alive)
+                         bool keep_alive, bool http10)
 {
     char line[96];
     int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", r->status, reason(r->status));
@@ -477,7 +520,7 @@ static void put_response(struct mc_http_conn *c, const struct mc_http_response *
     }
     if (!keep_alive)
         put_str(&c->out, "Connection: close\r\n");
-    else if (c->have_head && c->h.minor == 0)
+    else if (http10)
         put_str(&c->out, "Connection: keep-alive\r\n");
     put_str(&c->out, "\r\n");
     if (!no_body && !head_only && r->body_len > 0)
@@ -505,21 +548,28 @@ static void consume_request(struct mc_http_conn *c)
 void mc_http_conn_respond(struct mc_http_conn *c)
 {
     assert(c->busy);
-    /* after a half-close, the answer to the last buffered request says the connection ends */
-    /* (TLS: the session may still hold plaintext; that close goes without the header) */
-    bool last =
-        c->eof && !c->tls && (!c->have_head || c->in_len - c->h.total_len + c->held_len == 0);
-    bool keep = c->have_head && c->h.keep_alive && !c->close_after && !last && c->io->srv &&
+    bool keep = c->have_head && c->h.keep_alive && !c->close_after && c->io->srv &&
                 !atomic_load_explicit(&c->srv->stopping, memory_order_relaxed);
     bool head_only = c->have_head && strcmp(c->h.method, "HEAD") == 0;
-    if (!c->closing)
-        put_response(c, &c->r, head_only, keep);
-    free(c->r.body);
-    c->r.body = NULL;
+    bool http10 = c->have_head && c->h.minor == 0;
     c->busy = false;
     c->hold_full = false; /* the holding room empties into c->in before the next request */
     c->phase = RQ_NEW;
-    consume_request(c);
+    consume_request(c); /* the answer (r) holds copies, nothing points into c->in */
+    /* After a half-close (EOF or TLS close_notify) the answer to the last request says the
+     * connection ends: nothing is left after it (TLS: once what is held is decrypted). */
+    if (keep && c->eof && !c->closing) {
+        if (c->tls && !c->close_after) {
+            absorb_held(c);
+            if (!c->closing)
+                tls_pull(c);
+        }
+        keep = c->in_len + c->held_len > 0;
+    }
+    if (!c->closing)
+        put_response(c, &c->r, head_only, keep, http10);
+    free(c->r.body);
+    c->r.body = NULL;
     if (!keep)
         c->close_after = true;
     if (c->closing)
@@ -594,6 +644,8 @@ static void process(struct mc_http_conn *c)
     c->in_process = true;
     while (!c->busy && !c->closing && !c->close_after && !out_paused(c)) {
         absorb_held(c);
+        if (c->closing)
+            break;
         int rc = 0;
         if (!c->have_head) {
             rc = c->in_len ? mc_h1_parse_head(c->in, c->in_len, &c->h) : MC_H1_MORE;
@@ -640,6 +692,21 @@ static void process(struct mc_http_conn *c)
 
 /* ---- accept, sweep, worker completions ---- */
 
+/* A connection refused over the limit: counted, and logged at most once a second (with how
+ * many were refused since the last line) so a flood does not flood the log too. */
+static void refused(struct mc_http_io *io)
+{
+    mc_metrics_http_connection_refused();
+    io->refused_unlogged++;
+    uint64_t now = mc_mono_ms();
+    if (io->refused_log_ms && now - io->refused_log_ms < REFUSED_LOG_MS)
+        return;
+    MC_WARN("http_accept_refused", "open=%u allocated=%u max=%u refused=%llu", io->n_conns,
+            io->n_alloc - 1, io->srv->max_connections, (unsigned long long)io->refused_unlogged);
+    io->refused_log_ms = now;
+    io->refused_unlogged = 0;
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
     struct mc_http_io *io = l->data;
@@ -655,10 +722,20 @@ static void on_connection(uv_stream_t *l, int status)
     c->srv = io->srv;
     io->refs++;
     io->n_alloc++;
-    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0 || io->n_conns >= MC_HTTP_MAX_CONNECTIONS ||
-        io->n_alloc > MC_HTTP_MAX_ALLOCATED ||
-        (io->srv->tls && mc_tls_new(io->srv->tls, true, NULL, &c->tls) != 0)) {
+    /* Allocated: open ones plus those closed while a worker holds them (MC_HTTP_MAX_ALLOCATED
+     * at the default limit, which bounds the worker queue). */
+    uint32_t max = io->srv->max_connections;
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    if (io->n_conns >= max || io->n_alloc > 2 * max) {
+        refused(io);
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed); /* over the limit: refused */
+        return;
+    }
+    if (io->srv->tls && mc_tls_new(io->srv->tls, true, NULL, &c->tls) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
     }
     mc_wbuf_init(&c->out, OUT_MAX_BYTES);
@@ -685,8 +762,34 @@ static void update_date(struct mc_http_io *io)
     io->date_len = strftime(io->date, sizeof io->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
 }
 
+/* Bytes the kernel still holds for the peer (unsent or unacknowledged); 0 when unknown. */
+static size_t socket_unsent(const struct mc_http_conn *c)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &n) != 0)
+        return 0;
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Output has been pending since send_since_ms: past the send deadline? Measured from when
+ * the socket first filled up, and reset only once everything has drained (nothing queued or
+ * in flight here, the socket's send queue empty): a reader that takes a few bytes now and
+ * then makes progress, so the stall check never fires, yet must not hold a connection (and
+ * its queued answers) forever. Seen once a second, so a client that keeps the pipe full
+ * without ever catching up for send_timeout_ms is closed too. */
+static bool send_expired(struct mc_http_conn *c, uint64_t now)
+{
+    if (!c->writing && c->out.len == 0 && socket_unsent(c) == 0) {
+        c->send_since_ms = 0;
+        return false;
+    }
+    return now - c->send_since_ms > c->srv->send_timeout_ms;
+}
+
 /* Once a second: the Date string, and the timeouts. Idle keep-alive connections, output that
- * made no progress (a client that stopped reading), and requests not received in time (a
+ * made no progress (a client that stopped reading) or has not drained within send_timeout_ms
+ * (a slow reader), and requests not received in time (a
  * head within head_timeout_ms of its first byte, the body within idle_timeout_ms more:
  * slowloris) are closed, the last with a 408. */
 static void on_sweep(uv_timer_t *t)
@@ -701,6 +804,10 @@ static void on_sweep(uv_timer_t *t)
         if (c->draining) {
             if (idle > MC_HTTP_DRAIN_TIMEOUT_MS)
                 conn_close(c);
+        } else if (c->send_since_ms && send_expired(c, now)) {
+            MC_INFO("http_send_timeout", "pending_ms=%llu queued=%zu",
+                    (unsigned long long)(now - c->send_since_ms), c->tcp.write_queue_size);
+            conn_close(c);
         } else if (c->writing) {
             if (c->tcp.write_queue_size != c->last_wq) {
                 c->last_wq = c->tcp.write_queue_size;
@@ -718,7 +825,7 @@ static void on_sweep(uv_timer_t *t)
             else
                 fail_request(c, 408);
         } else if (idle > idle_max) {
-            conn_close(c);
+            close_now(c);
         }
     }
 }
@@ -772,7 +879,7 @@ void mc_http_io_stop(struct mc_http_io *io)
     while (io->conns) {
         struct mc_http_conn *c = io->conns;
         flush(c);
-        conn_close(c);
+        close_now(c);
     }
     io->srv = NULL;
     uv_close((uv_handle_t *)&io->listener, on_handle_closed);

@@ -52,6 +52,7 @@ struct mc_http_conn {
     bool reading;        /* uv_read_start in effect */
     bool hold_full;      /* busy and the holding room (cin) is used up: reading paused */
     bool eof;            /* the client half-closed: answer what is buffered, then close */
+    bool notify_sent;    /* TLS close_notify queued: the session says no more */
     char nul_saved;      /* the byte after the body, replaced by a NUL while busy */
     struct mc_wbuf out;  /* queued output (plaintext; TLS: turned into ciphertext at flush) */
     struct mc_wbuf wout; /* the bytes of the uv_write in flight */
@@ -60,6 +61,8 @@ struct mc_http_conn {
     uint64_t last_active_ms;
     uint64_t last_write_ms; /* the in-flight uv_write began or last made progress */
     size_t last_wq;         /* tcp.write_queue_size at last_write_ms */
+    uint64_t send_since_ms; /* output first became pending (the socket was full); 0 = it has
+                               drained completely since (send_timeout_ms) */
     uint64_t req_start_ms;  /* first byte of the request being received; 0 = none */
     /* server.c's request state (reused by each request on the connection) */
     enum mc_http_phase phase;

@@ -6,23 +6,14 @@
 #include <string.h>
 #include <strings.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "util/codec.h"
 
 size_t mc_h1_unescape(char *s, bool plus)
 {
     char *w = s;
     for (const char *p = s; *p; p++) {
-        int hi = p[0] == '%' ? hexval(p[1]) : -1;
-        int lo = hi >= 0 ? hexval(p[2]) : -1;
+        int hi = p[0] == '%' ? mc_hex_digit((unsigned char)p[1], true) : -1;
+        int lo = hi >= 0 ? mc_hex_digit((unsigned char)p[2], true) : -1;
         if (lo >= 0) {
             int v = hi * 16 + lo;
             *w++ = (char)(v == 0 ? 0xFF : v);
@@ -77,6 +68,31 @@ static int parse_query(char *q, struct mc_h1_req *r)
     return 0;
 }
 
+/* The origin-form part ("/path?query") of a request target (NUL-terminated, modified in
+ * place), or NULL (400). RFC 9112 §3.2.2: a server MUST accept the absolute-form
+ * ("http://host:port/path?query", what a proxy is sent); routing uses its path and query
+ * only, the authority is ignored (Host is still checked as for origin-form). An empty path
+ * is "/": the authority's last byte, no longer needed, becomes that slash. */
+static char *origin_part(char *target)
+{
+    if (target[0] == '/')
+        return target;
+    size_t skip = strncasecmp(target, "http://", 7) == 0    ? 7
+                  : strncasecmp(target, "https://", 8) == 0 ? 8
+                                                            : 0;
+    if (!skip)
+        return NULL;
+    char *auth = target + skip;
+    size_t auth_len = strcspn(auth, "/?#");
+    /* RFC 9110 §4.2.1: an empty host is invalid; §4.2.4: userinfo is treated as an error */
+    if (auth_len == 0 || memchr(auth, '@', auth_len))
+        return NULL;
+    if (auth[auth_len] == '/')
+        return auth + auth_len;
+    auth[auth_len - 1] = '/';
+    return auth + auth_len - 1;
+}
+
 /* "METHOD SP target SP HTTP/1.x" (line NUL-terminated). 0, 400 or 505. */
 static int parse_request_line(char *line, struct mc_h1_req *r)
 {
@@ -87,7 +103,7 @@ static int parse_request_line(char *line, struct mc_h1_req *r)
     *sp1 = '\0';
     *sp2 = '\0';
     char *target = sp1 + 1, *version = sp2 + 1;
-    if (!is_token(line) || target[0] != '/')
+    if (!is_token(line) || !(target = origin_part(target)))
         return 400;
     if (strncmp(version, "HTTP/", 5) != 0)
         return 400;
@@ -97,7 +113,7 @@ static int parse_request_line(char *line, struct mc_h1_req *r)
                    ? 505
                    : 400;
     r->minor = v[2] == '0' ? 0 : 1; /* RFC 9112 §2.3: a higher 1.x minor is treated as 1.1 */
-    for (const char *p = target; *p; p++)
+    for (const char *p = sp1 + 1; *p; p++) /* the whole target, authority included */
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
             return 400;
     r->method = line;
@@ -298,10 +314,10 @@ static int chunk_line(const char *p, size_t n, uint64_t *size, size_t *line_len)
         return n >= MC_H1_MAX_CHUNK_LINE ? 400 : MC_H1_MORE;
     uint64_t v = 0;
     size_t i = 0;
-    for (; p + i < nl && hexval(p[i]) >= 0; i++) {
+    for (; p + i < nl && mc_hex_digit((unsigned char)p[i], true) >= 0; i++) {
         if (i >= 15)
             return 400;
-        v = v * 16 + (uint64_t)hexval(p[i]);
+        v = v * 16 + (uint64_t)mc_hex_digit((unsigned char)p[i], true);
     }
     if (i == 0 || nl == p || nl[-1] != '\r')
         return 400; /* RFC 9112 §7.1: the line ends with CRLF */

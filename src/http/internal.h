@@ -34,6 +34,8 @@ struct mc_http_server {
     uint32_t max_body_bytes;
     uint32_t idle_timeout_ms;
     uint32_t head_timeout_ms;
+    uint32_t send_timeout_ms;
+    uint32_t max_connections; /* ≤ MC_HTTP_MAX_CONNECTIONS (sizes local.c's slots) */
     mc_node_collect_fn collect;
     void *collect_ctx;
     const struct mc_auth *auth; /* NULL = off */

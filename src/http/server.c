@@ -443,6 +443,10 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
     s->max_body_bytes = o->max_body_bytes ? o->max_body_bytes : MC_HTTP_MAX_BODY_BYTES;
     s->idle_timeout_ms = o->idle_timeout_ms ? o->idle_timeout_ms : MC_HTTP_IDLE_TIMEOUT_MS;
     s->head_timeout_ms = o->head_timeout_ms ? o->head_timeout_ms : MC_HTTP_HEAD_TIMEOUT_MS;
+    s->send_timeout_ms = o->send_timeout_ms ? o->send_timeout_ms : MC_HTTP_SEND_TIMEOUT_MS;
+    s->max_connections = o->max_connections && o->max_connections < MC_HTTP_MAX_CONNECTIONS
+                             ? o->max_connections
+                             : MC_HTTP_MAX_CONNECTIONS;
     s->collect = o->collect;
     s->collect_ctx = o->collect_ctx;
     s->auth = o->auth;

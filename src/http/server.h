@@ -35,6 +35,7 @@ struct uv_loop_s;
 #define MC_HTTP_MAX_CONNECTIONS 1024
 #define MC_HTTP_IDLE_TIMEOUT_MS (120u * 1000) /* idle, or output stalled: closed */
 #define MC_HTTP_HEAD_TIMEOUT_MS (30u * 1000)  /* first byte of a request to its whole head */
+#define MC_HTTP_SEND_TIMEOUT_MS (120u * 1000) /* output pending, never drained: closed */
 #define MC_HTTP_MAX_PEM_BYTES   (1u << 20)    /* --cert-file / --key-file read for HTTPS */
 
 struct mc_http_options {
@@ -51,6 +52,13 @@ struct mc_http_options {
     uint32_t head_timeout_ms;    /* a request head not complete this long after its first
                                     byte: 408 and close (slowloris); its body gets
                                     idle_timeout_ms more. 0 = MC_HTTP_HEAD_TIMEOUT_MS */
+    uint32_t send_timeout_ms;    /* output pending (the socket was full) and not drained
+                                    completely since, socket buffer included, this long:
+                                    closed (a slow reader, even one that makes progress).
+                                    0 = MC_HTTP_SEND_TIMEOUT_MS */
+    uint32_t max_connections;    /* open connections at once (more are accepted and closed:
+                                    metacenter_http_connections_refused_total); 0 or above
+                                    MC_HTTP_MAX_CONNECTIONS = MC_HTTP_MAX_CONNECTIONS */
     mc_node_collect_fn collect;  /* node state for /readyz and /metrics; may be NULL */
     void *collect_ctx;
     const struct mc_auth *auth; /* NULL = auth off. Else every route but /healthz, /readyz (and

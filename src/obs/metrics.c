@@ -44,6 +44,7 @@ static struct {
     _Atomic uint64_t snapshots_received;
     _Atomic uint64_t engine_rebuilds;
     _Atomic int64_t http_connections;
+    _Atomic uint64_t http_refused;
     _Atomic uint64_t limits[MC_LIMIT_COUNT];
     struct ops_slot ops[OPS_SLOTS];
 } reg;
@@ -103,6 +104,11 @@ void mc_metrics_snapshot_received(void)
 void mc_metrics_http_connections_add(int64_t delta)
 {
     atomic_fetch_add_explicit(&reg.http_connections, delta, RLX);
+}
+
+void mc_metrics_http_connection_refused(void)
+{
+    atomic_fetch_add_explicit(&reg.http_refused, 1, RLX);
 }
 
 /* Single writer (the apply thread): a slot is recycled when its second comes round again. */
@@ -247,6 +253,9 @@ static void render_node(struct mc_textbuf *b, const struct mc_node_metrics *n)
     int64_t http = atomic_load_explicit(&reg.http_connections, RLX);
     gauge_u(b, "metacenter_client_connections", "Open client connections (wire protocol and HTTP).",
             n->client_connections + (uint64_t)(http > 0 ? http : 0));
+    counter_u(b, "metacenter_http_connections_refused_total",
+              "HTTP connections closed at once because the connection limit was reached.",
+              atomic_load_explicit(&reg.http_refused, RLX));
 
     uint32_t np = n->n_peers <= MC_METRICS_MAX_PEERS ? n->n_peers : MC_METRICS_MAX_PEERS;
     header(b, "metacenter_peer_reachable", "gauge",

@@ -131,6 +131,9 @@ void mc_metrics_applied_add(uint64_t entries);
 /* HTTP connections currently open (the HTTP server maintains it; added to
  * metacenter_client_connections). Any thread. */
 void mc_metrics_http_connections_add(int64_t delta);
+/* metacenter_http_connections_refused_total: an HTTP connection accepted and closed at once
+ * because the server's connection limit was reached. Any thread. */
+void mc_metrics_http_connection_refused(void);
 
 /* Zero the whole registry (tests). Not safe concurrently with updates. */
 void mc_metrics_reset(void);

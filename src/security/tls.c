@@ -258,6 +258,18 @@ int mc_tls_write(struct mc_tls *t, const void *data, size_t len)
     return 0;
 }
 
+int mc_tls_close_notify(struct mc_tls *t)
+{
+    if (!t->established) {
+        return MC_EPROTO;
+    }
+    if (SSL_shutdown(t->ssl) < 0) { /* 0: sent, the peer's not seen yet; 1: both done */
+        ERR_clear_error();
+        return MC_EPROTO;
+    }
+    return 0;
+}
+
 size_t mc_tls_pending(const struct mc_tls *t)
 {
     return BIO_ctrl_pending(t->wbio);

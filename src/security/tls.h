@@ -52,6 +52,10 @@ bool mc_tls_established(const struct mc_tls *t);
 int mc_tls_read(struct mc_tls *t, void *buf, size_t cap, size_t *n);
 /* Encrypt all of data (the handshake must be done). 0 or MC_EPROTO. */
 int mc_tls_write(struct mc_tls *t, const void *data, size_t len);
+/* Queue a close_notify alert (take it with mc_tls_take*), without waiting for the peer's:
+ * a server about to close says the end is intended, not a truncation (RFC 8446 §6.1). 0 or
+ * MC_EPROTO (no session, or it already failed). */
+int mc_tls_close_notify(struct mc_tls *t);
 /* Ciphertext waiting to be sent. */
 size_t mc_tls_pending(const struct mc_tls *t);
 /* Move up to cap bytes of ciphertext to buf; returns the count. */

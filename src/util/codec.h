@@ -64,6 +64,20 @@ const uint8_t *mc_rbuf_take(struct mc_rbuf *r, size_t n);
 /* Length-prefixed bytes, length ≤ max; returns a borrowed pointer, *n = length. */
 const uint8_t *mc_rbuf_bytes(struct mc_rbuf *r, size_t max, size_t *n);
 
+/* Value of the hex digit c (0..15), or -1. Lowercase a-f always; A-F only when upper_ok
+ * (continuation tokens are lowercase only, so each token has one spelling; URL escapes take
+ * both cases). */
+static inline int mc_hex_digit(int c, bool upper_ok)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (upper_ok && c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Raw little-endian helpers for fixed headers. */
 static inline void mc_put_u32le(uint8_t *p, uint32_t v)
 {

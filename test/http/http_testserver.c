@@ -55,6 +55,7 @@ static void usage(void)
                     "ADDR] [--threads N]\n"
                     "       [--no-leader] [--lag N] [--redirect-unknown] [--timeout-ms N]\n"
                     "       [--delay-every N] [--head-timeout-ms N] [--idle-timeout-ms N]\n"
+                    "       [--send-timeout-ms N] [--max-connections N]\n"
                     "       [--cert-file PEM --key-file PEM]\n");
     exit(2);
 }
@@ -91,6 +92,10 @@ int main(int argc, char **argv)
             ho.head_timeout_ms = (uint32_t)atoi(v), i++;
         } else if (v && strcmp(a, "--idle-timeout-ms") == 0) {
             ho.idle_timeout_ms = (uint32_t)atoi(v), i++;
+        } else if (v && strcmp(a, "--send-timeout-ms") == 0) {
+            ho.send_timeout_ms = (uint32_t)atoi(v), i++;
+        } else if (v && strcmp(a, "--max-connections") == 0) {
+            ho.max_connections = (uint32_t)atoi(v), i++;
         } else if (v && strcmp(a, "--cert-file") == 0) {
             ho.tls_cert_file = v, i++; /* HTTPS (the loopback clients then expect TLS too) */
         } else if (v && strcmp(a, "--key-file") == 0) {

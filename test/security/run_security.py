@@ -528,24 +528,83 @@ def trickle_until_closed(port, data, seconds, step_s=0.3):
         s.close()
 
 
+class TlsTestServer:
+    """build/http_testserver --fake over HTTPS (the test PKI's server certificate), stopped on
+    exit even when the test fails."""
+
+    def __init__(self, *flags):
+        p = pki()
+        ts = os.path.join(os.path.dirname(harness.BIN), "http_testserver")
+        self.proc = subprocess.Popen([ts, "--fake", "--cert-file", p["server"][0], "--key-file",
+                                      p["server"][1]] + list(flags), stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("HTTP_PORT="):
+            self.__exit__()
+            raise AssertionError("http_testserver: %r" % line)
+        self.port = int(line.strip().split("=")[1])
+        import ssl
+        self.ctx = ssl.create_default_context(cafile=p["ca"][0])
+        self.ctx.check_hostname = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def connect(self):
+        """An SSLSocket that reports a TCP close without close_notify as SSLEOFError."""
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        return self.ctx.wrap_socket(raw, suppress_ragged_eofs=False)
+
+
+def tls_read_to_end(tls, seconds=10):
+    """Read until the server ends the session: (bytes, True) after its close_notify, (bytes,
+    False) when the TCP connection ended without one."""
+    import ssl
+    data, t0 = b"", time.time()
+    while time.time() - t0 < seconds:
+        try:
+            k = tls.recv(65536)
+        except (ssl.SSLEOFError, ConnectionResetError):
+            return data, False
+        if not k:
+            return data, True
+        data += k
+    raise AssertionError("session not ended in %d s: %r" % (seconds, data[-200:]))
+
+
+def tls_bio_handshake(ctx, raw):
+    """A memory-BIO TLS client over the connected socket raw, handshake done (bounded pump).
+    Returns (SSLObject, incoming BIO, outgoing BIO)."""
+    import ssl
+    i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(i, o)
+    for _ in range(20):
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            raw.sendall(o.read())
+            i.write(raw.recv(65536))
+    raw.sendall(o.read())
+    return obj, i, o
+
+
 @test
 def https_slow_handshake_and_slow_request_record_time_out():
     # The head deadline counts from the first byte on the wire: a TLS handshake or a request
     # record trickled a byte at a time shows no plaintext, but is closed once the head timeout
     # (1 s here) has passed, although every byte resets the idle timer (3 s).
     import ssl
-    p = pki()
-    ts = os.path.join(os.path.dirname(harness.BIN), "http_testserver")
-    proc = subprocess.Popen([ts, "--fake", "--head-timeout-ms", "1000", "--idle-timeout-ms",
-                             "3000", "--cert-file", p["server"][0], "--key-file",
-                             p["server"][1]], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("HTTP_PORT="), line
-        port = int(line.strip().split("=")[1])
-        ctx = ssl.create_default_context(cafile=p["ca"][0])
-        ctx.check_hostname = False
+    with TlsTestServer("--head-timeout-ms", "1000", "--idle-timeout-ms", "3000") as ts:
+        port, ctx = ts.port, ts.ctx
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             with ctx.wrap_socket(raw) as tls:  # a prompt client is served
                 tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -564,16 +623,7 @@ def https_slow_handshake_and_slow_request_record_time_out():
         # shows until the record's last byte.
         raw = socket.create_connection(("127.0.0.1", port), timeout=5)
         try:
-            i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
-            obj = ctx.wrap_bio(i, o)
-            for _ in range(20):  # bounded handshake pump
-                try:
-                    obj.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    raw.sendall(o.read())
-                    i.write(raw.recv(65536))
-            raw.sendall(o.read())
+            obj, i, o = tls_bio_handshake(ctx, raw)
             obj.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             record = o.read()
             raw.setblocking(False)
@@ -595,13 +645,112 @@ def https_slow_handshake_and_slow_request_record_time_out():
             assert closed is not None and closed < 4, "slow request record not closed: %s" % closed
         finally:
             raw.close()
+
+
+@test
+def https_close_notify_before_closing():
+    # The server ends a TLS session with close_notify (then the FIN) on Connection: close,
+    # after an error answer, after a 408 and at the idle timeout: a client can tell the end
+    # from a truncation (SSLSocket.unwrap() returns cleanly only when it was received).
+    # Before: a bare FIN (SSLEOFError).
+    with TlsTestServer("--head-timeout-ms", "1000", "--idle-timeout-ms", "2000") as ts:
+        cases = (("Connection: close", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n\r\n", b"HTTP/1.1 200 "),
+                 ("error", b"GARBAGE\r\n\r\n", b"HTTP/1.1 400 "),
+                 ("head timeout", b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"HTTP/1.1 408 "))
+        for what, req, want in cases:
+            with ts.connect() as tls:
+                tls.sendall(req)
+                data, notified = tls_read_to_end(tls)
+                assert data.startswith(want) and b"Connection: close\r\n" in data, (what, data)
+                assert notified, "%s: closed without close_notify" % what
+                tls.unwrap()  # our close_notify; theirs was received: returns cleanly
+        with ts.connect() as tls:  # idle keep-alive connection: closed quietly, but notified
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert tls.recv(65536).startswith(b"HTTP/1.1 200 ")
+            t0 = time.time()
+            data, notified = tls_read_to_end(tls, 6)
+            assert data == b"" and notified, "idle close: %r, close_notify %s" % (data, notified)
+            assert time.time() - t0 > 1.5, "closed before the idle timeout"
+
+
+def tls_pump_client(ts, plaintext, end):
+    """A memory-BIO TLS client on a raw socket: handshake, send plaintext, then end the
+    sending side with a close_notify (end="close_notify") or a bare TCP FIN (end="fin"), and
+    read everything until the server ends. Returns (plaintext read, server sent close_notify)."""
+    import ssl
+    raw = socket.create_connection(("127.0.0.1", ts.port), timeout=10)
+    try:
+        obj, i, o = tls_bio_handshake(ts.ctx, raw)
+        obj.write(plaintext)
+        if end == "close_notify":
+            try:
+                obj.unwrap()
+            except ssl.SSLWantReadError:
+                pass  # ours is queued; the server's comes later
+        raw.sendall(o.read())
+        if end == "fin":
+            raw.shutdown(socket.SHUT_WR)
+        data, t0 = b"", time.time()
+        while time.time() - t0 < 10:
+            k = raw.recv(65536)
+            if not k:
+                i.write_eof()
+            else:
+                i.write(k)
+            try:
+                while True:
+                    got = obj.read(65536)
+                    if not got:  # the server's close_notify (Python returns b"" once ours
+                        return data, True  # was not sent, else raises SSLZeroReturnError)
+                    data += got
+            except ssl.SSLWantReadError:
+                if not k:
+                    return data, False
+            except ssl.SSLZeroReturnError:
+                return data, True
+            except ssl.SSLEOFError:
+                return data, False
+        raise AssertionError("not ended: %r" % data[-200:])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        raw.close()
+
+
+@test
+def https_half_close_last_answer_says_close():
+    # After the client's close_notify or its TCP FIN, every request already sent is answered
+    # and the last answer carries Connection: close, as over plain HTTP; the session then ends
+    # with the server's close_notify. The data request waits ~300 ms for its (failing) node
+    # call on a worker, so the FIN arrives while it is busy. Before: no Connection: close.
+    with TlsTestServer("--timeout-ms", "300") as ts:
+        reqs = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /v1/buckets/b/objects/k HTTP/1.1\r\nHost: x\r\n\r\n")
+        for end in ("close_notify", "fin"):
+            data, notified = tls_pump_client(ts, reqs, end)
+            answers = data.split(b"HTTP/1.1 ")[1:]
+            assert len(answers) == 2, (end, data)
+            assert b"Connection: close" not in answers[0], (end, data)
+            assert b"Connection: close\r\n" in answers[1], "%s: last answer: %r" % (end, data)
+            assert notified, "%s: no close_notify from the server" % end
+
+
+@test
+def https_pipelined_while_busy():
+    # Records that arrive while a request is with a worker (~300 ms here) are held as
+    # ciphertext (16 KiB, then reading pauses) and answered in order after it.
+    with TlsTestServer("--timeout-ms", "300") as ts:
+        with ts.connect() as tls:
+            tls.sendall(b"GET /v1/buckets/b/objects/k HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.1)
+            n = 2000  # ~70 KB: more than the holding room
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * n +
+                        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data, notified = tls_read_to_end(tls)
+            answers = data.split(b"HTTP/1.1 ")[1:]
+            assert len(answers) == n + 2, len(answers)
+            assert answers[0].startswith(b"504 ") and all(a.startswith(b"200 ")
+                                                          for a in answers[1:]), data[:300]
+            assert notified
 
 
 def tls_cli(n, cacert, cert=None, *args, timeout_ms=3000):

@@ -273,3 +273,31 @@ Test(http_h1, field_ok)
     cr_assert_not(mc_h1_field_ok("Bad Name", "x"));
     cr_assert_not(mc_h1_field_ok("", "x"));
 }
+
+/* RFC 9112 §3.2.2: the absolute-form is accepted; routing sees its path and query only. */
+Test(http_h1, absolute_form_target)
+{
+    cr_assert_eq(parse("GET http://127.0.0.1:7080/v1/buckets/b/objects/a%20b?x=1&y HTTP/1.1\r\n"
+                       "Host: 127.0.0.1:7080\r\n\r\n",
+                       0, NULL),
+                 0);
+    cr_assert_str_eq(g_r.path, "/v1/buckets/b/objects/a b");
+    cr_assert_eq(g_r.n_args, 2);
+    cr_assert_str_eq(mc_h1_arg(&g_r, "x"), "1");
+    cr_assert_eq(parse("GET HTTPS://h/healthz HTTP/1.1\r\nHost: h\r\n\r\n", 0, NULL), 0);
+    cr_assert_str_eq(g_r.path, "/healthz");
+    /* an empty path is "/" */
+    cr_assert_eq(parse("GET http://host:1?k=v HTTP/1.1\r\nHost: h\r\n\r\n", 0, NULL), 0);
+    cr_assert_str_eq(g_r.path, "/");
+    cr_assert_str_eq(mc_h1_arg(&g_r, "k"), "v");
+    cr_assert_eq(parse("GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", 0, NULL), 0);
+    cr_assert_str_eq(g_r.path, "/");
+    /* still refused: no host, userinfo, other schemes, no Host header on 1.1, a CTL in the
+     * authority */
+    cr_assert_eq(parse("GET http:///healthz HTTP/1.1\r\nHost: h\r\n\r\n", 0, NULL), 400);
+    cr_assert_eq(parse("GET http://u@h/healthz HTTP/1.1\r\nHost: h\r\n\r\n", 0, NULL), 400);
+    cr_assert_eq(parse("GET ftp://h/healthz HTTP/1.1\r\nHost: h\r\n\r\n", 0, NULL), 400);
+    cr_assert_eq(parse("GET http:/h/healthz HTTP/1.1\r\nHost: h\r\n\r\n", 0, NULL), 400);
+    cr_assert_eq(parse("GET http://h/healthz HTTP/1.1\r\n\r\n", 0, NULL), 400);
+    cr_assert_eq(parse("GET http://h\x01x/healthz HTTP/1.1\r\nHost: h\r\n\r\n", 0, NULL), 400);
+}

@@ -90,7 +90,8 @@ static void on_release(uv_async_t *h)
     g.n_held = 0;
 }
 
-static uint32_t g_idle_ms, g_head_ms; /* options for the next start(); 0 = defaults */
+static uint32_t g_idle_ms, g_head_ms, g_send_ms, g_max_conns; /* options for the next start();
+                                                                0 = defaults */
 
 static void start(void)
 {
@@ -109,6 +110,8 @@ static void start(void)
                                  .request_timeout_ms = 2000,
                                  .idle_timeout_ms = g_idle_ms,
                                  .head_timeout_ms = g_head_ms,
+                                 .send_timeout_ms = g_send_ms,
+                                 .max_connections = g_max_conns,
                                  .collect = collect,
                                  .local_loop = &g.loop,
                                  .local_clients = g.srv};
@@ -773,6 +776,26 @@ Test(http_local, wire_client_gone_while_with_node, .init = start, .fini = stop)
     /* stop() answers the held requests: their connections are gone */
 }
 
+/* A new connection is accepted and closed without an answer (over the limit). */
+static void expect_refused(void)
+{
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    char b[64];
+    cr_assert_leq(recv(w.fd, b, sizeof b, 0), 0, "connection over the limit served");
+    close(w.fd);
+}
+
+/* GET /healthz on the open connection fd answers 200. */
+static void expect_healthz_fd(int fd)
+{
+    struct th_resp r;
+    cr_assert_eq(thc_request_fd(fd, "GET", "/healthz", NULL, NULL, 0, &r), 0, "fd %d", fd);
+    cr_assert_eq(r.status, 200);
+    thc_free(&r);
+}
+
 /* At most MC_HTTP_MAX_CONNECTIONS connections: one more is accepted and closed at once; once
  * one goes away, a new one is served again. */
 Test(http_local, wire_connection_limit, .init = start, .fini = stop)
@@ -788,12 +811,7 @@ Test(http_local, wire_connection_limit, .init = start, .fini = stop)
         thc_request_fd(fds[MC_HTTP_MAX_CONNECTIONS - 1], "GET", "/healthz", NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
     thc_free(&r);
-    struct thc_wire w;
-    wire_open(&w);
-    wire_send(&w, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    char b[64];
-    cr_assert_leq(recv(w.fd, b, sizeof b, 0), 0, "connection over the limit served");
-    close(w.fd);
+    expect_refused();
     close(fds[0]);
     usleep(100 * 1000); /* the server sees the close */
     cr_assert_eq(thc_request(g.port, "GET", "/healthz", NULL, NULL, &r), 0);
@@ -846,17 +864,24 @@ Test(http_local, wire_leading_crlf, .init = start, .fini = stop)
     close(w.fd);
 }
 
-/* A half-close after pipelined requests, one of them with the node: every complete request
- * is answered in order, the last answer says Connection: close, then a clean EOF. */
+/* A half-close after pipelined requests, the last one with the node when it comes (held in
+ * bucket "hole" until released: before, the server could answer everything before the FIN
+ * arrived, and the test failed now and then): every complete request is answered in order,
+ * the last answer says Connection: close, then a clean EOF. */
 Test(http_local, wire_half_close_answers_everything, .init = start, .fini = stop)
 {
     json_decref(req("PUT", "/v1/buckets/hcl", NULL, NULL, 200, NULL));
+    struct mc_client_server_stats st0;
+    mc_client_server_stats(g.srv, &st0);
     struct thc_wire w;
     wire_open(&w);
     wire_send(&w, "GET /v1/buckets/hcl/objects?x HTTP/1.1\r\nHost: x\r\n\r\n"
                   "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                  "GET /v1/buckets/hcl/objects/missing HTTP/1.1\r\nHost: x\r\n\r\n");
+                  "GET /v1/buckets/hole/objects/missing HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_held(st0.requests + 2); /* the listing, then the held GET */
     shutdown(w.fd, SHUT_WR);
+    usleep(50 * 1000); /* the server reads the EOF */
+    uv_async_send(&g.release_async);
     char head[1024], body[BODY_CAP];
     cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 200);
     cr_assert(strstr(body, "objects"), "%s", body);
@@ -940,14 +965,14 @@ Test(http_local, wire_half_close_while_writing, .init = start, .fini = stop)
     close(w.fd);
 }
 
-/* Send up to max_bytes of pipelined requests without reading, until the socket accepts no
- * more for 500 ms (or 5 s pass). Returns the requests sent. */
-static size_t send_unread(int fd, size_t max_bytes)
+/* Send up to max_bytes of pipelined requests (req, at most 128 bytes) without reading, until the
+ * socket accepts no more for 500 ms (or 5 s pass). Returns the requests sent. */
+static size_t send_unread_req(int fd, size_t max_bytes, const char *req)
 {
-    static char batch[256 * sizeof PIPE_REQ];
-    size_t len = strlen(PIPE_REQ), per = sizeof batch / sizeof PIPE_REQ;
+    static char batch[256 * 128];
+    size_t len = strlen(req), per = sizeof batch / len;
     for (size_t i = 0; i < per; i++)
-        memcpy(batch + i * len, PIPE_REQ, len);
+        memcpy(batch + i * len, req, len);
     size_t total = 0;
     uint64_t t0 = mc_mono_ms(), last = t0;
     while (total < max_bytes && mc_mono_ms() - last < 500 && mc_mono_ms() - t0 < 5000) {
@@ -964,6 +989,11 @@ static size_t send_unread(int fd, size_t max_bytes)
         }
     }
     return total / len;
+}
+
+static size_t send_unread(int fd, size_t max_bytes)
+{
+    return send_unread_req(fd, max_bytes, PIPE_REQ);
 }
 
 /* A client that pipelines without reading is held back: the server stops parsing and reading
@@ -992,16 +1022,17 @@ static void start_short_timeouts(void)
     start();
 }
 
-static void stop_short_timeouts(void)
+/* fini of the tests that set options: the next start() has the defaults again */
+static void stop_reset_options(void)
 {
     stop();
-    g_idle_ms = g_head_ms = 0;
+    g_idle_ms = g_head_ms = g_send_ms = g_max_conns = 0;
 }
 
 /* A client that stops reading is closed once its output made no progress for the idle
  * timeout (not kept forever with megabytes queued). */
 Test(http_local, wire_stalled_reader_closed, .init = start_short_timeouts,
-     .fini = stop_short_timeouts)
+     .fini = stop_reset_options)
 {
     struct thc_wire w;
     wire_open(&w);
@@ -1024,7 +1055,7 @@ Test(http_local, wire_stalled_reader_closed, .init = start_short_timeouts,
 
 /* Slowloris: a head dripping in one byte at a time gets 408 and a close once the head
  * timeout (1 s here) has passed since its first byte, although every byte resets idleness. */
-Test(http_local, wire_head_timeout, .init = start_short_timeouts, .fini = stop_short_timeouts)
+Test(http_local, wire_head_timeout, .init = start_short_timeouts, .fini = stop_reset_options)
 {
     struct thc_wire w;
     wire_open(&w);
@@ -1060,7 +1091,7 @@ Test(http_local, wire_head_timeout, .init = start_short_timeouts, .fini = stop_s
  * not answered 408 at the head timeout (1 s) — a client sending its next request then would
  * take the 408 for its answer. */
 Test(http_local, wire_trailing_crlf_no_408, .init = start_short_timeouts,
-     .fini = stop_short_timeouts)
+     .fini = stop_reset_options)
 {
     struct thc_wire w;
     wire_open(&w);
@@ -1073,4 +1104,157 @@ Test(http_local, wire_trailing_crlf_no_408, .init = start_short_timeouts,
     b[k > 0 ? k : 0] = '\0';
     cr_assert_eq(k, 0, "expected a quiet close, got: %s", b);
     close(w.fd);
+}
+
+/* ---- http7: absolute-form, send deadline, connection limit counter ---- */
+
+/* RFC 9112 §3.2.2: a request with an absolute-form target (http:// or https://) is routed by
+ * its path and query, the authority ignored; Host is still required on 1.1. */
+Test(http_local, wire_absolute_form, .init = start, .fini = stop)
+{
+    json_decref(req("PUT", "/v1/buckets/abs", NULL, NULL, 200, NULL));
+    json_decref(req("PUT", "/v1/buckets/abs/objects/k", NULL, "{\"size\":7}", 200, NULL));
+    struct thc_wire w;
+    wire_open(&w);
+    char line[256], head[1024], body[BODY_CAP];
+    snprintf(line, sizeof line,
+             "GET http://127.0.0.1:%d/v1/buckets/abs/objects/k?consistency=stale HTTP/1.1\r\n"
+             "Host: 127.0.0.1:%d\r\n\r\n",
+             g.port, g.port);
+    wire_send(&w, line);
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 200, "%s", body);
+    cr_assert(strstr(body, "\"size\":7,"), "%s", body);
+    /* the query is applied: a bad value is refused */
+    wire_send(&w, "GET HTTPS://elsewhere.example/v1/buckets/abs/objects/k?consistency=bogus "
+                  "HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 400, "%s", body);
+    cr_assert(strstr(body, "InvalidArgument"), "%s", body);
+    wire_send(&w, "HEAD http://x/healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(wire_read(&w, true, head, sizeof head, body, sizeof body), 200, "%s", head);
+    wire_send(&w, "GET http://x HTTP/1.1\r\nHost: x\r\n\r\n"); /* path "/": no such route */
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 404, "%s", body);
+    /* without Host on 1.1: still 400 and close */
+    wire_send(&w, "GET http://x/healthz HTTP/1.1\r\n\r\n");
+    cr_assert_eq(wire_read(&w, false, head, sizeof head, body, sizeof body), 400, "%s", body);
+    cr_assert(strstr(head, "Connection: close"), "%s", head);
+    wire_expect_eof(&w);
+}
+
+/* The value of an unlabelled series in GET /metrics, or -1. */
+static long long metric_value(const char *name)
+{
+    struct th_resp r;
+    cr_assert_eq(thc_request(g.port, "GET", "/metrics", NULL, NULL, &r), 0);
+    cr_assert_eq(r.status, 200);
+    long long v = -1;
+    size_t n = strlen(name);
+    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ')
+            v = atoll(p + n + 1);
+    thc_free(&r);
+    return v;
+}
+
+static void start_4_connections(void)
+{
+    g_max_conns = 4;
+    start();
+}
+
+/* Connections over the limit (max_connections 4 here) are accepted and closed at once, and
+ * counted in metacenter_http_connections_refused_total; the server serves again once one
+ * goes away. */
+Test(http_local, wire_refused_connections_counted, .init = start_4_connections,
+     .fini = stop_reset_options)
+{
+    const char *m = "metacenter_http_connections_refused_total";
+    long long before = metric_value(m);
+    cr_assert_geq(before, 0, "%s not exported", m);
+    int fds[4];
+    for (int i = 0; i < 4; i++) {
+        fds[i] = thc_connect(g.port);
+        cr_assert_geq(fds[i], 0);
+        expect_healthz_fd(fds[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        expect_refused();
+    close(fds[0]);
+    usleep(100 * 1000); /* the server sees the close */
+    cr_assert_eq(metric_value(m), before + 3);
+    for (int i = 1; i < 4; i++) { /* the others are still served */
+        expect_healthz_fd(fds[i]);
+        close(fds[i]);
+    }
+}
+
+static void start_short_send(void)
+{
+    g_idle_ms = 3000;
+    g_send_ms = 1500;
+    start();
+}
+
+/* A slow reader that keeps making a little progress (so the stall check, idle 3 s here, never
+ * fires) is closed once its output has been pending without ever draining for the send
+ * timeout (1.5 s here): it pipelines many listings (each answered by the node) and reads
+ * one byte at a time. Without the deadline it kept the connection and its queued answers as long
+ * as it kept reading a little. */
+Test(http_local, wire_slow_reader_closed_at_send_deadline, .init = start_short_send,
+     .fini = stop_reset_options)
+{
+    /* 100 keys of 100 bytes: each listing answer is ~20 KB, so even a server slowed down
+     * (ASan, a loaded machine) produces answers far faster than the reader takes them */
+    json_decref(req("PUT", "/v1/buckets/slow", NULL, NULL, 200, NULL));
+    for (int i = 0; i < 100; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "/v1/buckets/slow/objects/%03d%0100d", i, 0);
+        json_decref(req("PUT", path, NULL, "{\"size\":1}", 200, NULL));
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    int small = 4096; /* before connect: a small window, so small reads open it */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    /* Pipelined listings sent without blocking (up to 4 MiB of them) while reading
+     * one byte per recv, paced at ~400 KB/s from the start: the server's output keeps moving
+     * (the stall check sees progress) but never catches up. */
+    static const char rq[] =
+        "GET /v1/buckets/slow/objects?max-keys=1000 HTTP/1.1\r\nHost: x\r\n\r\n";
+    static char batch[256 * (sizeof rq - 1)];
+    const size_t len = sizeof rq - 1, blen = sizeof batch;
+    for (size_t i = 0; i < 256; i++)
+        memcpy(batch + i * len, rq, len);
+    size_t sent = 0, got = 0;
+    bool eof = false;
+    uint64_t t0 = mc_mono_ms();
+    while (!eof && mc_mono_ms() - t0 < 10000) {
+        if (sent < (4u << 20)) {
+            ssize_t k =
+                send(fd, batch + sent % blen, blen - sent % blen, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (k > 0)
+                sent += (size_t)k;
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                eof = true; /* closed by the server */
+        }
+        if (got >= (mc_mono_ms() - t0 + 1) * 400) {
+            usleep(1000);
+            continue;
+        }
+        char b;
+        ssize_t k = recv(fd, &b, 1, MSG_DONTWAIT);
+        if (k == 1)
+            got++;
+        else if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            eof = true;
+        else
+            usleep(1000);
+    }
+    uint64_t took = mc_mono_ms() - t0;
+    cr_assert(eof, "still open after %llu ms, %zu bytes read of the answers to %zu requests",
+              (unsigned long long)took, got, sent / len);
+    cr_assert_gt(got, 64u * 1024, "the reader made little progress: %zu bytes", got);
+    close(fd);
+    json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL)); /* the server still serves */
 }
