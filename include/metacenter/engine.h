@@ -166,13 +166,14 @@ int mc_validate_key(const char *key, size_t len); /* 0, MC_EKEYTOOLONG or MC_EBA
 int mc_validate_object_meta(
     const struct mc_object_meta *m); /* 0, MC_EMETATOOLARGE, MC_ETOOLARGE, MC_EINVAL */
 
-/* A 16-hex-char version id from time and a counter (unique per leader; keeps only the low 44
- * bits of the microseconds: offline CLI and tests). */
+/* A 16-hex-char version id from time and a counter: the form nodes used before op-time ids
+ * (keeps only the low 44 bits of the microseconds); tests use it to make such ids. */
 void mc_version_id_make(char out[17], int64_t time_ns, uint64_t counter);
 /* The node's version id: the op time in ns as 16 hex chars. Op times are strictly increasing
  * cluster-wide per op (node_write.c op_time_now), so these ids are unique and sort in write
- * order. Ids are compared only for equality (the vids index), so older ids stored in the other
- * form keep working. */
+ * order. Lookups compare ids for equality (the vids index), so older ids stored in the other
+ * form keep working; only a ListObjectVersions marker whose version is gone is read as a time
+ * (list.c marker_gone, which refuses where older-format ids are around it). */
 void mc_version_id_from_time(char out[17], int64_t time_ns);
 
 /* ---- operation records ---- */

@@ -542,6 +542,7 @@ struct listing {
     const char *km, *vm;
     size_t kml;
     uint64_t mseq;
+    bool marker_was_latest; /* the gone marker was key-marker's newest version (marker_gone) */
 };
 
 static int check_params(const struct mc_list_params *p, struct listing *ls)
@@ -564,12 +565,35 @@ static int check_params(const struct mc_list_params *p, struct listing *ls)
     return 0;
 }
 
+/* At most this many versions of key-marker are read to place a gone marker (the walk runs on the
+ * node's loop; a made-up marker must not make it read every version of a large key). */
+#define MARKER_WALK_MAX 10000
+
+/* Whether a version's id is its op time (the ids nodes make since session 7; before: µs + a
+ * counter, which also looks like 16 hex digits). */
+static bool is_op_time_id(const struct mc_vrec_scan *sc)
+{
+    char want[17];
+    mc_version_id_from_time(want, sc->mod_time_ns);
+    return sc->version_id_len == 16 && memcmp(sc->version_id, want, 16) == 0;
+}
+
+static int marker_unplaceable(const struct listing *ls, const char *why)
+{
+    return mc_engine_seterr(MC_ENOVERSION, "version-id-marker %s of key-marker not found (%s)",
+                            ls->vm, why);
+}
+
 /* The version-id-marker names no version of key-marker: deleted between two pages. S3 treats the
- * marker as a position. A version id a node made is its op time in ns (node_write.c stamp), and a
- * key's versions, newest first, have non-increasing mod times (op times: a leader never stamps
+ * marker as a position. A version id a node makes is its op time in ns (node_write.c stamp), and
+ * a key's versions, newest first, have non-increasing mod times (op times: a leader never stamps
  * below an applied one), so the listing resumes at the first version of key-marker older than
- * the marker's time (ls->mseq = its seq + 1; 0 = past the key). A marker in another form (the
- * "null" version, ids made before op-time ids) has no recoverable position: NoSuchVersion. */
+ * the marker's time (ls->mseq = its seq + 1; 0 = past the key). The reading "id = time" is
+ * trusted only where the versions around that position carry op-time ids: an older-format id
+ * (µs + counter, also 16 hex digits) read as a time would skip or repeat versions, and is
+ * answered NoSuchVersion as before; so are the "null" version and keys with more than
+ * MARKER_WALK_MAX newer versions. Known gap: an older-format marker that was the key's oldest
+ * version, under only op-time versions, is placed above them (the key's versions repeat). */
 static int marker_gone(struct mc_engine *eng, MDB_txn *txn, const char *bucket, struct listing *ls)
 {
     uint64_t t = 0;
@@ -583,27 +607,42 @@ static int marker_gone(struct mc_engine *eng, MDB_txn *txn, const char *bucket, 
         t = t << 4 | (uint64_t)h;
     }
     if (n != 16 || t > (uint64_t)INT64_MAX) {
-        return mc_engine_seterr(MC_ENOVERSION, "version-id-marker %s of key-marker not found",
-                                ls->vm);
+        return marker_unplaceable(ls, "not an op-time id");
     }
     struct iter it;
     int rc = it_open(&it, eng, txn, bucket, true);
     if (!rc) {
         it_seek_ge(&it, ls->km, ls->kml);
         ls->mseq = 0;
+        size_t walked = 0;
+        bool prev_op_id = true; /* the newer neighbour's id (none: nothing to distrust) */
         while (it.valid && !it.err && keycmp(it.cur.key, it.cur.klen, ls->km, ls->kml) == 0) {
             struct mc_vrec_scan sc;
+            if (++walked > MARKER_WALK_MAX) {
+                rc = marker_unplaceable(ls, "too many newer versions to place it");
+                break;
+            }
             if ((rc = scan_rec(&it.cur.v, &sc))) {
                 break;
             }
+            bool op_id = is_op_time_id(&sc);
             if (sc.mod_time_ns < (int64_t)t) {
+                if (!op_id || !prev_op_id) {
+                    rc = marker_unplaceable(ls, "older-format ids around it");
+                    break;
+                }
                 ls->mseq = it.cur.seq + 1;
+                ls->marker_was_latest = walked == 1;
                 break;
             }
+            prev_op_id = op_id;
             it_next(&it);
         }
         if (!rc && it.err) {
             rc = it.err;
+        }
+        if (!rc && ls->mseq == 0 && !prev_op_id) {
+            rc = marker_unplaceable(ls, "older-format ids around it");
         }
     }
     it_close(&it);
@@ -817,8 +856,9 @@ static int list_versions(struct mc_engine *eng, struct mc_rtxn *rt, const char *
                it.cur.seq >= ls->mseq) {
             it_next(&it);
         }
-        cur_key = km;
-        cur_len = kml;
+        /* A gone marker that was the key's newest version leaves the next one the latest. */
+        cur_key = ls->marker_was_latest ? NULL : km;
+        cur_len = ls->marker_was_latest ? 0 : kml;
     } else if (km) {
         struct ent me = {.key = km, .klen = kml};
         size_t cl = rollup_len(&me, pl, d, dl);

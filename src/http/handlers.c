@@ -478,6 +478,7 @@ static void object_get_finish(struct mc_http_request *q, struct mc_http_response
         mc_http_resp_header(r, "Last-Modified", lm);
         mc_http_resp_header(r, "X-Delete-Marker", "true");
         mc_http_resp_header(r, "X-Version-Id", v.version_id ? v.version_id : "");
+        mc_http_resp_header(r, "Allow", "DELETE"); /* RFC 9110 §15.5.6: a 405 names what is */
         json_t *o = json_pack("{s:s, s:s, s:b, s:s}", "error", "MethodNotAllowed", "message",
                               "the version is a delete marker", "delete_marker", 1, "version_id",
                               v.version_id ? v.version_id : "");

@@ -98,7 +98,7 @@ refused "versions marker alone" "${H[$f]}/v1/buckets/clus/versions?version-id-ma
 # (A 16-hex-digit marker is an op time: a position even when its version is gone, list.c.)
 refused "versions unknown marker" \
     "${H[$f]}/v1/buckets/clus/versions?key-marker=k/1&version-id-marker=nosuchversion" 404 \
-    NoSuchVersion "version-id-marker nosuchversion of key-marker not found"
+    NoSuchVersion "version-id-marker nosuchversion of key-marker not found (not an op-time id)"
 refused "list no bucket" "${H[$f]}/v1/buckets/nope/objects" 404 NoSuchBucket \
     "the bucket does not exist"
 

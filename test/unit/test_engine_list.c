@@ -704,3 +704,42 @@ Test(engine_list, versions_marker_deleted_between_pages)
     cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), MC_ENOVERSION);
     mc_list_result_clear(&r);
 }
+
+/* A gone marker that was the key's newest version leaves the next one the latest; a gone marker
+ * among versions with older-format ids (µs + counter, also 16 hex digits) cannot be placed by
+ * time: NoSuchVersion as before op-time ids, never a page that skips or repeats versions. */
+Test(engine_list, versions_marker_gone_latest_and_old_format_ids)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
+    const int64_t t0 = 1795714511750903813LL;
+    char c[3][17];
+    for (int i = 0; i < 3; i++) {
+        put_timed("bkt", "c", t0 + 10 * i, c[i]);
+    }
+    struct mc_list_params p = {.max_keys = 1};
+    struct mc_list_result r;
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), 0);
+    cr_assert_str_eq(r.next_version_id_marker, c[2]);
+    mc_list_result_clear(&r);
+    del_version("bkt", "c", c[2]);
+    p = (struct mc_list_params){.key_marker = "c", .version_id_marker = c[2]};
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), 0, "%s", mc_engine_last_error());
+    cr_assert_eq(r.n_entries, 2);
+    cr_assert_str_eq(r.entries[0].version_id, c[1]);
+    cr_assert(r.entries[0].is_latest, "the newest remaining version is the latest");
+    cr_assert(!r.entries[1].is_latest);
+    mc_list_result_clear(&r);
+
+    /* Older-format ids: te_put makes µs + counter ids, as nodes did before op-time ids. */
+    char d[4][MC_VERSION_ID_MAX + 1];
+    for (int i = 0; i < 4; i++) {
+        struct mc_op_result res;
+        cr_assert_eq(te_put("bkt", "d", "e", &res), 0);
+        snprintf(d[i], sizeof(d[i]), "%s", res.version_id);
+    }
+    del_version("bkt", "d", d[2]);
+    p = (struct mc_list_params){.key_marker = "d", .version_id_marker = d[2]};
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), MC_ENOVERSION, "%s",
+                 mc_engine_last_error());
+    mc_list_result_clear(&r);
+}

@@ -189,7 +189,7 @@ Test(engine_list_wire, errors_leave_the_buffer_as_it_was)
          "bkt",
          true,
          MC_ENOVERSION,
-         "version-id-marker nosuchversion of key-marker not found"},
+         "version-id-marker nosuchversion of key-marker not found (not an op-time id)"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct mc_wbuf w;

@@ -78,6 +78,7 @@ Test(http_s3sem, delete_marker_by_version_id_is_405)
         j = s3_req(head ? "HEAD" : "GET", path, NULL, 405, &r);
         cr_assert_str_eq(thc_header(&r, "X-Delete-Marker", h, sizeof h), "true");
         cr_assert_str_eq(thc_header(&r, "X-Version-Id", h, sizeof h), dm);
+        cr_assert_str_eq(thc_header(&r, "Allow", h, sizeof h), "DELETE");
         cr_assert_not_null(thc_header(&r, "Last-Modified", h, sizeof h));
         cr_assert(strstr(h, " GMT"), "%s", h);
         if (head) {
