@@ -328,7 +328,7 @@ static void reply_result(struct mc_node *n, const struct pending_write *w,
         mc_client_reply_end(&w->token, 0);
         return;
     }
-    if (res->code == 0 || res->code == MC_EPRECOND) {
+    if (res->code == 0 || res->code == MC_EPRECOND || res->code == MC_ENOKEY) { /* verdicts */
         mc_metrics_observe(MC_METRIC_WRITE_LATENCY, mc_mono_ns() - w->start_ns);
     }
     if (res->code == 0) {
