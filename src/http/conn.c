@@ -558,12 +558,14 @@ void mc_http_conn_respond(struct mc_http_conn *c)
     consume_request(c); /* the answer (r) holds copies, nothing points into c->in */
     /* After a half-close (EOF or TLS close_notify) the answer to the last request says the
      * connection ends: nothing is left after it (TLS: once what is held is decrypted). */
-    if (keep && c->eof && !c->closing) {
-        if (c->tls && !c->close_after) {
-            absorb_held(c);
-            if (!c->closing)
-                tls_pull(c);
+    if (keep && c->tls && c->held_len > 0 && !c->closing) {
+        /* Decrypt what is held: a close_notify without a FIN is a half-close too. */
+        absorb_held(c);
+        if (!c->closing) {
+            tls_pull(c);
         }
+    }
+    if (keep && c->eof && !c->closing) {
         keep = c->in_len + c->held_len > 0;
     }
     if (!c->closing)
@@ -639,6 +641,7 @@ static bool only_blank_lines(const char *p, size_t n)
     return true;
 }
 
+static size_t socket_unsent(const struct mc_http_conn *c);
 static void process(struct mc_http_conn *c)
 {
     c->in_process = true;
@@ -680,6 +683,12 @@ static void process(struct mc_http_conn *c)
         c->nul_saved = c->in[end];
         c->in[end] = '\0';
         c->req_start_ms = 0;
+        if (c->send_since_ms && !c->writing && c->out.len == 0 && socket_unsent(c) == 0) {
+            /* Caught up when it asks again: a client reading every answer before the next
+             * request (its request carries the ACKs) is not a slow reader, even if a 1 Hz sweep
+             * never sees it fully drained. A pipelining slow reader still has bytes queued. */
+            c->send_since_ms = 0;
+        }
         c->busy = true;
         c->phase = RQ_NEW;
         mc_http_on_request(c); /* may answer at once (mc_http_conn_respond) */

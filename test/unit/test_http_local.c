@@ -1258,3 +1258,67 @@ Test(http_local, wire_slow_reader_closed_at_send_deadline, .init = start_short_s
     close(fd);
     json_decref(req("GET", "/healthz", NULL, NULL, 200, NULL)); /* the server still serves */
 }
+
+/* Reads one whole answer (head + Content-Length body) from fd in small paced reads; returns its
+ * body length, or -1 when the connection ended first. */
+static long read_whole_answer_slowly(int fd)
+{
+    static char buf[1 << 20];
+    size_t got = 0;
+    long need = -1;
+    uint64_t t0 = mc_mono_ms();
+    while (mc_mono_ms() - t0 < 5000) {
+        ssize_t k = recv(fd, buf + got, got + 4096 < sizeof buf ? 4096 : sizeof buf - got, 0);
+        if (k <= 0) {
+            return -1;
+        }
+        got += (size_t)k;
+        usleep(500); /* ~8 MB/s at most: slower than the server writes */
+        char *end = memmem(buf, got, "\r\n\r\n", 4);
+        if (end && need < 0) {
+            char *cl = memmem(buf, (size_t)(end - buf), "Content-Length: ", 16);
+            cr_assert_not_null(cl);
+            need = (long)(end + 4 - buf) + strtol(cl + 16, NULL, 10);
+        }
+        if (need >= 0 && (long)got >= need) {
+            cr_assert_eq((long)got, need, "one answer at a time");
+            return need;
+        }
+    }
+    return -1;
+}
+
+/* A client that reads every answer before asking again is not a slow reader, even when each
+ * answer backs its output up (small window) and a once-a-second sweep never happens to see it
+ * fully drained: it is caught up when it asks again. Before, it was closed after the send
+ * timeout, sometimes in the middle of an answer. */
+Test(http_local, wire_one_at_a_time_reader_not_closed_at_send_deadline,
+     .init = start_short_send, .fini = stop_reset_options)
+{
+    json_decref(req("PUT", "/v1/buckets/steady", NULL, NULL, 200, NULL));
+    for (int i = 0; i < 300; i++) { /* 300 keys of 1000 bytes: ~330 KB answers */
+        char path[1100];
+        snprintf(path, sizeof path, "/v1/buckets/steady/objects/%03d%0997d", i, 0);
+        json_decref(req("PUT", path, NULL, "{\"size\":1}", 200, NULL));
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    int small = 4096; /* before connect: a small window, so every answer backs up */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    static const char rq[] =
+        "GET /v1/buckets/steady/objects?max-keys=1000 HTTP/1.1\r\nHost: x\r\n\r\n";
+    int answers = 0;
+    uint64_t t0 = mc_mono_ms();
+    while (mc_mono_ms() - t0 < 4000) { /* 2.7 send timeouts */
+        cr_assert_eq(send(fd, rq, sizeof rq - 1, MSG_NOSIGNAL), (ssize_t)(sizeof rq - 1));
+        long n = read_whole_answer_slowly(fd);
+        cr_assert_gt(n, 256 * 1024, "answer %d: connection closed (%ld) after %llu ms", answers,
+                     n, (unsigned long long)(mc_mono_ms() - t0));
+        answers++;
+    }
+    cr_assert_gt(answers, 3);
+    close(fd);
+}
