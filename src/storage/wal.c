@@ -72,6 +72,7 @@ struct mc_wal {
     uint64_t next_seq;
     uint64_t gap_first, gap_last, dropped_below_seq; /* wal_loaded's; gap_last 0 = none */
     uint32_t group;           /* WAL thread: the group being written (stamped into its frames) */
+    bool group_started;       /* WAL thread: the group's first frame (WAL_GROUP_START) is out */
     struct wal_pos_table pos; /* written records (under mu) */
 
     /* WAL-thread only */
@@ -422,7 +423,8 @@ static int do_append(struct mc_wal *w, struct wal_op *op)
         assert(k == WAL_FRAME_OK);
         (void)k;
         /* Producers only read index/term/len of queued frames (term_in_ops): not these bytes. */
-        wal_frame_stamp(op->buf + off, w->group);
+        wal_frame_stamp(op->buf + off, w->group | (w->group_started ? 0 : WAL_GROUP_START));
+        w->group_started = true;
         int rc = add_frame(w, op->buf + off, fb, r.index, r.term);
         if (rc) {
             return rc;
@@ -556,6 +558,7 @@ static void run_group(struct mc_wal *w, struct wal_op *ops)
      * clamped to the log at restore). Same number of syncs as after the frames. */
     const struct wal_op *last_hs = NULL;
     w->group = wal_group_next(w->group);
+    w->group_started = false;
     for (const struct wal_op *op = ops; op; op = op->next) {
         if (op->has_hs) {
             last_hs = op;

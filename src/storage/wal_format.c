@@ -29,7 +29,8 @@ void wal_frame_encode(uint8_t *dst, const struct mc_wal_record *r)
 
 void wal_frame_stamp(uint8_t *p, uint32_t g)
 {
-    assert(g && g <= WAL_GROUP_MASK && wal_frame_group(p) == 0);
+    assert((g & WAL_GROUP_MASK) && g <= (WAL_GROUP_MASK | WAL_GROUP_START) &&
+           wal_frame_group_field(p) == 0);
     p[13] = (uint8_t)g;
     p[14] = (uint8_t)(g >> 8);
     p[15] = (uint8_t)(g >> 16);
@@ -40,7 +41,7 @@ void wal_frame_stamp(uint8_t *p, uint32_t g)
 static uint64_t frame_sum(const uint8_t *p, uint32_t len)
 {
     size_t n = WAL_FRAME_HDR_BYTES - 8 + (size_t)len;
-    if (wal_frame_group(p) == 0) {
+    if (wal_frame_group_field(p) == 0) {
         return mc_checksum64(p + 8, n);
     }
     uint8_t small[4096];
@@ -87,7 +88,7 @@ int wal_frame_decode(const uint8_t *p, size_t avail, struct mc_wal_record *out, 
     if (total > avail) {
         return WAL_FRAME_BAD;
     }
-    if ((mc_get_u64le(p) ^ (uint64_t)wal_frame_group(p) * WAL_GROUP_K) != frame_sum(p, len)) {
+    if ((mc_get_u64le(p) ^ (uint64_t)wal_frame_group_field(p) * WAL_GROUP_K) != frame_sum(p, len)) {
         return WAL_FRAME_BAD;
     }
     if (!all_zero(p + WAL_FRAME_HDR_BYTES + len, total - WAL_FRAME_HDR_BYTES - len)) {

@@ -796,3 +796,23 @@ Test(storage_wal, torn_multi_page_group_is_cut_not_corruption)
     cr_assert_eq(mc_wal_open(&o, &w), MC_ECORRUPT);
     st_rmtree(dir);
 }
+
+/* Damage in the last frame of a synced group g followed by all of group g+1: g+1's first frame
+ * (marked as a group start) proves g was synced before it, so this is corruption, not a tear
+ * (cutting would drop acknowledged records 4..8). */
+Test(storage_wal, damaged_group_end_before_next_group_start_is_refused)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 1024 * 1024, NULL);
+    append_group(w, 1, 4, 1);
+    append_group(w, 5, 8, 1);
+    mc_wal_close(w);
+    char segs[4][MC_DATADIR_PATH_MAX];
+    cr_assert_geq(st_list_segments(dir, segs, 4), 1);
+    const off_t fr = 3032;
+    zero_at(segs[0], 64 + 3 * fr + 40, 100); /* payload of frame 4, the last of group A */
+    struct mc_wal_options o = {.wal_dir = dir, .segment_size_bytes = 1024 * 1024};
+    cr_assert_eq(mc_wal_open(&o, &w), MC_ECORRUPT, "acknowledged group B must not be cut");
+    st_rmtree(dir);
+}
