@@ -158,6 +158,7 @@ static int seg_create(struct mc_wal *w, uint64_t seq, struct wal_seg *out)
     const struct mc_fs_ops *fs = w->fs;
     memset(out, 0, sizeof(*out));
     out->seq = seq;
+    out->version = WAL_SEG_VERSION;
     out->first = 1;
     out->last = 0;
     out->end = WAL_SEG_HDR_BYTES;
@@ -362,8 +363,9 @@ static int flush(struct mc_wal *w)
 static int add_frame(struct mc_wal *w, const uint8_t *p, size_t fb, uint64_t index, uint64_t term)
 {
     struct wal_seg *a = active(w);
-    bool need_roll = a == NULL;
-    if (a && !seg_empty(a)) {
+    /* A version 1 segment is sealed: appends go to a new version 2 one (wal_internal.h). */
+    bool need_roll = a == NULL || a->version != WAL_SEG_VERSION;
+    if (a && !need_roll && !seg_empty(a)) {
         /* a segment holds one contiguous run; a jump (after reset/compaction past the end)
          * starts a new segment */
         need_roll = index != a->last + 1 || a->end + fb > w->seg_size;
@@ -776,6 +778,16 @@ int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
     w->gap_last = ld.gap_last;
     w->dropped_below_seq = ld.dropped_below_seq;
     w->group = ld.last_group;
+    if (w->has_spare && w->spare.version != WAL_SEG_VERSION) {
+        /* An empty version 1 spare: recreated as version 2 when needed (wal_internal.h). */
+        w->fs->close(w->fs->ctx, w->spare.fd);
+        w->has_spare = false;
+        rc = w->fs->unlink(w->fs->ctx, w->spare.path);
+        rc = rc < 0 ? mc_fs_errno_to_mc(rc) : mc_fs_fsync_dir(w->fs, w->dir);
+        if (rc) {
+            goto fail; /* ld's segments are owned by w now: freed there */
+        }
+    }
     w->q_first = w->pos.first;
     w->q_last = wal_pos_last(&w->pos);
     const struct wal_pos *lp = wal_pos_get(&w->pos, w->q_last);

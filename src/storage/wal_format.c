@@ -112,7 +112,7 @@ void wal_seg_header_encode(uint8_t *dst, uint64_t seq)
     mc_put_u64le(dst + 56, mc_checksum64(dst, 56));
 }
 
-int wal_seg_header_decode(const uint8_t *p, uint64_t *seq)
+int wal_seg_header_decode(const uint8_t *p, uint64_t *seq, uint32_t *version)
 {
     if (memcmp(p, WAL_SEG_MAGIC, 8) != 0 || mc_get_u64le(p + 56) != mc_checksum64(p, 56)) {
         return MC_ECORRUPT;
@@ -122,6 +122,7 @@ int wal_seg_header_decode(const uint8_t *p, uint64_t *seq)
         return MC_EVERSION;
     }
     *seq = mc_get_u64le(p + 16);
+    *version = v;
     return 0;
 }
 

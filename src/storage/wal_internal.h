@@ -77,12 +77,17 @@ static inline uint32_t wal_group_next(uint32_t g)
     return g ? g : 1;
 }
 void wal_seg_header_encode(uint8_t *dst, uint64_t seq);
-int wal_seg_header_decode(const uint8_t *p, uint64_t *seq);
+/* 0 (*seq, *version set), MC_ECORRUPT or MC_EVERSION. */
+int wal_seg_header_decode(const uint8_t *p, uint64_t *seq, uint32_t *version);
 
 /* One segment file. first/last/end are touched only by the WAL thread (or open/close). */
 struct wal_seg {
     uint64_t seq;
     int fd;
+    /* Header version. A version 1 segment (left by an older binary) is never appended to, so
+     * that binary, after a downgrade, meets a version 2 header and refuses with MC_EVERSION
+     * instead of reading the new frames as a torn tail and cutting them. */
+    uint32_t version;
     uint64_t first; /* index of the first record; last < first when empty */
     uint64_t last;
     uint64_t end; /* byte offset where the next frame goes */

@@ -248,7 +248,8 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
             goto out;
         }
         uint64_t seq;
-        int hrc = got == WAL_SEG_HDR_BYTES ? wal_seg_header_decode(hdr, &seq) : MC_ECORRUPT;
+        int hrc = got == WAL_SEG_HDR_BYTES ? wal_seg_header_decode(hdr, &seq, &s->seg.version)
+                                           : MC_ECORRUPT;
         if (hrc == 0 && seq != s->seg.seq) {
             hrc = MC_ECORRUPT;
         }
