@@ -278,6 +278,21 @@ def test_unclean_stop_then_reboot_rebuilds_the_engine():
         node.kill()
         with open(boot, "w") as f:
             f.write("00000000-1111-2222-3333-444444444444\n")  # as if the machine rebooted
+        # A start that fails before the rebuild (a bad WAL segment) must not record the new
+        # boot id: the next start still has to rebuild.
+        bad = os.path.join(node.dir, "wal", "wal-00000000000000ff.log")
+        with open(bad, "wb") as f:
+            f.write(os.urandom(4096))
+        before = len(node.log())
+        try:
+            node.start()
+        except RuntimeError:
+            pass
+        assert node.proc.wait(timeout=30) != 0, node.log_tail(10)
+        assert "wal_corrupt" in node.log()[before:], node.log()[before:][-800:]
+        with open(boot) as f:
+            assert f.read().strip() == "00000000-1111-2222-3333-444444444444"
+        os.unlink(bad)
         before = len(node.log())
         node.start()
         assert wait_for(lambda: count_keys(node) == 1500, 60), (count_keys(node),
