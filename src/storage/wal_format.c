@@ -4,6 +4,9 @@
 #include "util/checksum.h"
 #include "util/codec.h"
 
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,14 +40,16 @@ void wal_frame_stamp(uint8_t *p, uint32_t g)
     mc_put_u64le(p, mc_get_u64le(p) ^ (uint64_t)g * WAL_GROUP_K);
 }
 
-/* XXH3 of bytes [8, 32+len) with the group bytes read as zero. */
+/* XXH3 of bytes [8, 32+len) with the group bytes read as zero. Allocates nothing (a failed
+ * allocation must never read as a bad frame: recovery would cut it as a torn tail): a small
+ * frame is hashed from a stack copy, a larger one streamed with a stack XXH3 state. */
 static uint64_t frame_sum(const uint8_t *p, uint32_t len)
 {
     size_t n = WAL_FRAME_HDR_BYTES - 8 + (size_t)len;
     if (wal_frame_group_field(p) == 0) {
         return mc_checksum64(p + 8, n);
     }
-    uint8_t small[4096];
+    uint8_t small[256];
     if (n <= sizeof(small)) {
         memcpy(small, p + 8, n);
         small[5] = small[6] = small[7] = 0;
@@ -53,13 +58,12 @@ static uint64_t frame_sum(const uint8_t *p, uint32_t len)
     uint8_t hdr[WAL_FRAME_HDR_BYTES - 8];
     memcpy(hdr, p + 8, sizeof(hdr));
     hdr[5] = hdr[6] = hdr[7] = 0;
-    struct mc_digest d;
-    if (mc_digest_init(&d)) {
-        return ~mc_get_u64le(p); /* no memory: cannot verify, so it does not match */
-    }
-    mc_digest_update(&d, hdr, sizeof(hdr));
-    mc_digest_update(&d, p + WAL_FRAME_HDR_BYTES, len);
-    return mc_digest_final(&d);
+    XXH3_state_t st;
+    XXH3_INITSTATE(&st);
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, hdr, sizeof(hdr));
+    XXH3_64bits_update(&st, p + WAL_FRAME_HDR_BYTES, len);
+    return XXH3_64bits_digest(&st);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
