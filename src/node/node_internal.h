@@ -194,6 +194,9 @@ struct mc_node {
     uint64_t image_log_mark;      /* applied_log_bytes when the last image started */
     uint64_t snapshot_size_bytes;
     bool snapshot_running;
+    bool apply_paused;          /* an image copy is starting: hold applies (node_snapshot.c) */
+    uint64_t image_retry_ms;    /* no image before this (after one was given up) */
+    uint64_t image_backoff_ms;  /* the last wait set; 0 after an image succeeded */
     uint64_t snapshot_image_wanted_ms; /* when an engine image was asked for (0 = not) */
     uv_work_t snap_work;
     uint64_t snap_work_index, snap_work_term;

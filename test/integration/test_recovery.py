@@ -309,3 +309,48 @@ def test_unclean_stop_then_reboot_rebuilds_the_engine():
         node.start()
         assert wait_for(lambda: count_keys(node) == 1500, 60), node.log_tail(30)
         assert "reboot_since_unclean_stop" not in node.log()[before:], node.log()[before:][-800:]
+
+
+def test_an_image_copy_starting_late_does_not_stall_the_loop():
+    """Making an engine image pauses applying until the copy's first bytes arrive (so the image
+    holds exactly its label's index), but the event loop keeps serving: a copy that starts late
+    (cold cache; here the test hook MC_TEST_SNAP_COPY_START_DELAY_MS) must not block requests
+    or heartbeats for its whole wait (election timeout ~0.5 s). Before: the loop blocked in
+    poll() for up to 10 s per image."""
+    import threading
+    import time
+    flags = FAST + ["--snapshot-entries", "100", "--snapshot-tail", "50", "--image-entries", "300"]
+    os.environ["MC_TEST_SNAP_COPY_START_DELAY_MS"] = "2000"
+    try:
+        with Cluster(1, flags) as c:
+            c.leader()
+            node = c.nodes[0]
+            cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
+            worst = [0.0]
+            calls = [0]
+            done = threading.Event()
+
+            def probe():
+                while not done.is_set():
+                    t0 = time.monotonic()
+                    cli(["--endpoints", node.client, "--json", "cluster", "status"], timeout=30,
+                        check=False)
+                    worst[0] = max(worst[0], time.monotonic() - t0)
+                    calls[0] += 1
+                    time.sleep(0.05)
+
+            th = threading.Thread(target=probe)
+            th.start()
+            try:
+                load(c, 400)
+                assert wait_for(lambda: "image=1" in node.log(), 30), node.log_tail(30)
+            finally:
+                done.set()
+                th.join(60)
+            log = node.log()
+            assert "snapshot_image_given_up" not in log, log[-1500:]
+            assert worst[0] < 1.0, "the loop stalled %.2f s: %s" % (worst[0], node.log_tail(20))
+            assert calls[0] >= 20, calls[0]
+            assert count_keys(node) == 400
+    finally:
+        del os.environ["MC_TEST_SNAP_COPY_START_DELAY_MS"]
