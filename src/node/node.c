@@ -675,7 +675,8 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
      * applied entries are durable in the WAL first. An engine ahead means log entries it has
      * applied are gone (a lost or cut WAL segment): Raft would reuse those indexes for new
      * entries, which the engine skips. Refuse (Raft's own restore refuses applied > last). */
-    if (applied > log_last) {
+    bool legacy = applied > log_last && node_legacy_image_accepts(n, applied, log_last);
+    if (applied > log_last && !legacy) {
         MC_ERROR("engine_ahead_of_log",
                  "engine_applied=%llu log_last=%llu snapshot_index=%llu newest_snapshot=%llu "
                  "action=\"entries %llu..%llu the engine applied are missing from the WAL: "
@@ -687,7 +688,9 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
         load_free(&l);
         return MC_ECORRUPT;
     }
-    rs.applied = applied;
+    /* A legacy image (node_recover.c): Raft resumes at the log's end; the engine skips the
+     * entries up to `applied` it already holds, as after the install. */
+    rs.applied = legacy ? log_last : applied;
     /* node_recover_engine chose the base at or below the engine (or refused to start). */
     assert(rs.applied >= floor);
     if (rs.hard_state.commit < rs.applied) {
@@ -701,7 +704,7 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
     if (rs.hard_state.commit > log_last) {
         rs.hard_state.commit = log_last;
     }
-    n->applied_index = rs.applied;
+    n->applied_index = applied;
 
     uint64_t voters[MC_MAX_MEMBERS];
     for (size_t i = 0; i < n->opts.initial_count; i++) {

@@ -298,6 +298,11 @@ struct node_base {
     uint64_t latest_index;
 };
 int node_recover_engine(struct mc_node *n, bool damaged, struct node_base *out);
+/* An installed image whose content (engine applied index) is above its label (older versions
+ * made such images): record (label, content) durably; content <= label drops a record. */
+int node_legacy_image_record(struct mc_node *n, uint64_t label, uint64_t content);
+/* At start, an engine ahead of the log: true when a legacy image record explains it. */
+bool node_legacy_image_accepts(struct mc_node *n, uint64_t applied, uint64_t log_last);
 
 /* node_snapshot.c */
 void node_maybe_snapshot(struct mc_node *n);

@@ -815,6 +815,10 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
     }
     uint64_t applied = 0;
     mc_engine_applied_index(n->engine, &applied);
+    rc = node_legacy_image_record(n, meta->index, applied);
+    if (rc) {
+        return rc;
+    }
     n->applied_index = applied > meta->index ? applied : meta->index;
     n->last_snapshot_index = meta->index;
     n->last_image_index = meta->index; /* the received file is an image: the WAL restarts here */
