@@ -319,7 +319,9 @@ def test_an_image_copy_starting_late_does_not_stall_the_loop():
     poll() for up to 10 s per image."""
     import threading
     import time
-    flags = FAST + ["--snapshot-entries", "100", "--snapshot-tail", "50", "--image-entries", "300"]
+    # 600 puts are at least 300 entries (two connections: at most two puts per entry), so an
+    # image (every 150) is made at least once.
+    flags = FAST + ["--snapshot-entries", "100", "--snapshot-tail", "50", "--image-entries", "150"]
     os.environ["MC_TEST_SNAP_COPY_START_DELAY_MS"] = "2000"
     try:
         with Cluster(1, flags) as c:
@@ -342,7 +344,7 @@ def test_an_image_copy_starting_late_does_not_stall_the_loop():
             th = threading.Thread(target=probe)
             th.start()
             try:
-                load(c, 400)
+                load(c, 600)
                 assert wait_for(lambda: "image=1" in node.log(), 30), node.log_tail(30)
             finally:
                 done.set()
@@ -351,7 +353,7 @@ def test_an_image_copy_starting_late_does_not_stall_the_loop():
             assert "snapshot_image_given_up" not in log, log[-1500:]
             assert worst[0] < 1.0, "the loop stalled %.2f s: %s" % (worst[0], node.log_tail(20))
             assert calls[0] >= 20, calls[0]
-            assert count_keys(node) == 400
+            assert count_keys(node) == 600
     finally:
         del os.environ["MC_TEST_SNAP_COPY_START_DELAY_MS"]
 
