@@ -459,7 +459,8 @@ static void on_peer_link(void *ctx, uint64_t peer, int up)
 
 /*
  * The boot the engine was last opened for writing in: DATADIR/engine.boot holds the kernel's
- * boot id (/proc/sys/kernel/random/boot_id), written durably before the engine is opened. Why:
+ * boot id (/proc/sys/kernel/random/boot_id), written durably once the engine is fit for this
+ * boot (rebuilt or scanned) and before anything is applied to it (boot_record). Why:
  * LMDB runs with MDB_NOSYNC|MDB_WRITEMAP, so after an OS crash or power loss the file holds
  * whatever pages the kernel happened to write back, in any order: it can be stale yet well
  * formed, and the verification scan cannot tell. After kill -9 the page cache survives and the
@@ -484,20 +485,40 @@ static void read_line(const char *path, char *out, size_t cap)
     out[strcspn(out, "\r\n")] = 0;
 }
 
-static int boot_check(struct mc_node *n, bool *rebooted)
+/* Compare the recorded boot id with this boot's (now: NODE_BOOT_ID_MAX bytes, "" when the
+ * system has none). Writes nothing: boot_record does, once the engine is fit for this boot. */
+static int boot_check(struct mc_node *n, bool *rebooted, char *now)
 {
     *rebooted = false;
-    char path[MC_DATADIR_PATH_MAX], now[NODE_BOOT_ID_MAX], was[NODE_BOOT_ID_MAX];
+    char path[MC_DATADIR_PATH_MAX], was[NODE_BOOT_ID_MAX];
     int rc = mc_datadir_path(n->datadir, "engine.boot", path, sizeof(path));
     if (rc) {
         return rc;
     }
-    read_line(NODE_BOOT_ID_PATH, now, sizeof(now));
+    read_line(NODE_BOOT_ID_PATH, now, NODE_BOOT_ID_MAX);
     if (!now[0]) {
-        return 0; /* no boot id on this system: nothing to compare */
+        MC_WARN("boot_id_unreadable",
+                "file=%s effect=\"a reboot since an unclean stop cannot be detected: the "
+                "engine is scanned, not rebuilt\"",
+                NODE_BOOT_ID_PATH);
+        return 0;
     }
     read_line(path, was, sizeof(was));
     *rebooted = was[0] && strcmp(was, now) != 0;
+    return 0;
+}
+
+/* Record this boot's id, after node_recover_engine made the engine fit for it (rebuilt and
+ * synced, or scanned) and before the first apply writes to it. Recording it earlier would let a
+ * start that fails in between (a bad WAL, no space) erase the "rebuild needed" mark. */
+static int boot_record(struct mc_node *n, const char *now)
+{
+    char path[MC_DATADIR_PATH_MAX], was[NODE_BOOT_ID_MAX];
+    int rc = mc_datadir_path(n->datadir, "engine.boot", path, sizeof(path));
+    if (rc || !now[0]) {
+        return rc;
+    }
+    read_line(path, was, sizeof(was));
     if (strcmp(was, now) == 0) {
         return 0;
     }
@@ -513,7 +534,7 @@ static int boot_check(struct mc_node *n, bool *rebooted)
 /* Open the engine (and scan it after an unclean stop) and the WAL. *damaged: the engine is
  * unreadable, failed the scan, or the machine rebooted since an unclean stop;
  * node_recover_engine rebuilds it. */
-static int open_storage(struct mc_node *n, bool *damaged)
+static int open_storage(struct mc_node *n, bool *damaged, char *boot_now)
 {
     *damaged = false;
     char path[MC_DATADIR_PATH_MAX];
@@ -527,7 +548,7 @@ static int open_storage(struct mc_node *n, bool *damaged)
         return rc;
     }
     bool rebooted = false;
-    rc = boot_check(n, &rebooted);
+    rc = boot_check(n, &rebooted, boot_now);
     if (rc) {
         return rc;
     }
@@ -654,7 +675,8 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
      * applied entries are durable in the WAL first. An engine ahead means log entries it has
      * applied are gone (a lost or cut WAL segment): Raft would reuse those indexes for new
      * entries, which the engine skips. Refuse (Raft's own restore refuses applied > last). */
-    if (applied > log_last) {
+    bool legacy = applied > log_last && node_legacy_image_accepts(n, applied, log_last);
+    if (applied > log_last && !legacy) {
         MC_ERROR("engine_ahead_of_log",
                  "engine_applied=%llu log_last=%llu snapshot_index=%llu newest_snapshot=%llu "
                  "action=\"entries %llu..%llu the engine applied are missing from the WAL: "
@@ -666,7 +688,9 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
         load_free(&l);
         return MC_ECORRUPT;
     }
-    rs.applied = applied;
+    /* A legacy image (node_recover.c): Raft resumes at the log's end; the engine skips the
+     * entries up to `applied` it already holds, as after the install. */
+    rs.applied = legacy ? log_last : applied;
     /* node_recover_engine chose the base at or below the engine (or refused to start). */
     assert(rs.applied >= floor);
     if (rs.hard_state.commit < rs.applied) {
@@ -680,7 +704,7 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
     if (rs.hard_state.commit > log_last) {
         rs.hard_state.commit = log_last;
     }
-    n->applied_index = rs.applied;
+    n->applied_index = applied;
 
     uint64_t voters[MC_MAX_MEMBERS];
     for (size_t i = 0; i < n->opts.initial_count; i++) {
@@ -842,12 +866,19 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     }
     mc_log_set_node(n->id);
     bool damaged;
-    rc = open_storage(n, &damaged);
+    char boot_now[NODE_BOOT_ID_MAX];
+    rc = open_storage(n, &damaged, boot_now);
     if (rc) {
         goto fail;
     }
     struct node_base base;
     rc = node_recover_engine(n, damaged, &base);
+    if (rc == 0) {
+        rc = boot_record(n, boot_now);
+        if (rc) {
+            free(base.snap);
+        }
+    }
     if (rc) {
         goto fail;
     }

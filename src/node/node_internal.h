@@ -194,6 +194,9 @@ struct mc_node {
     uint64_t image_log_mark;      /* applied_log_bytes when the last image started */
     uint64_t snapshot_size_bytes;
     bool snapshot_running;
+    bool apply_paused;          /* an image copy is starting: hold applies (node_snapshot.c) */
+    uint64_t image_retry_ms;    /* no image before this (after one was given up) */
+    uint64_t image_backoff_ms;  /* the last wait set; 0 after an image succeeded */
     uint64_t snapshot_image_wanted_ms; /* when an engine image was asked for (0 = not) */
     uv_work_t snap_work;
     uint64_t snap_work_index, snap_work_term;
@@ -295,6 +298,11 @@ struct node_base {
     uint64_t latest_index;
 };
 int node_recover_engine(struct mc_node *n, bool damaged, struct node_base *out);
+/* An installed image whose content (engine applied index) is above its label (older versions
+ * made such images): record (label, content) durably; content <= label drops a record. */
+int node_legacy_image_record(struct mc_node *n, uint64_t label, uint64_t content);
+/* At start, an engine ahead of the log: true when a legacy image record explains it. */
+bool node_legacy_image_accepts(struct mc_node *n, uint64_t applied, uint64_t log_last);
 
 /* node_snapshot.c */
 void node_maybe_snapshot(struct mc_node *n);

@@ -136,6 +136,9 @@ static void hold_applies(struct mc_node *n, uint64_t index, uint64_t delay_ns)
 /* Apply the held entries whose time has come, in log order. */
 static int apply_held(struct mc_node *n)
 {
+    if (n->apply_paused) {
+        return 0;
+    }
     uint64_t now = mc_mono_ns();
     size_t k = 0;
     int rc = 0;
@@ -272,11 +275,14 @@ void node_process_ready(struct mc_node *n)
             return;
         }
         send_msgs(n, &rd, ticket);
+        /* Held: the test hook, an image copy starting (node_snapshot.c start_copy), or older
+         * entries still held (log order). */
         uint64_t delay_ns = apply_delay_ns();
-        if (delay_ns && rd.n_committed) {
+        bool hold = delay_ns || n->apply_paused || n->n_apply_holds > 0;
+        if (hold && rd.n_committed) {
             hold_applies(n, rd.committed[rd.n_committed - 1].index, delay_ns);
         }
-        for (size_t i = 0; !delay_ns && i < rd.n_committed; i++) {
+        for (size_t i = 0; !hold && i < rd.n_committed; i++) {
             rc = node_apply_entry(n, &rd.committed[i]);
             if (rc) {
                 mc_raft_advance(n->raft, &rd);

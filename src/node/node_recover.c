@@ -7,8 +7,11 @@
 #include "util/log.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /*
  * Why this exists. The engine's LMDB runs without fsync (MDB_NOSYNC, MDB_WRITEMAP): the WAL is
@@ -157,4 +160,73 @@ done:
     free(latest);
     free(img);
     return rc;
+}
+
+/*
+ * An image made by an older leader can hold more than its label: content A above index S (that
+ * version labelled it before its copy began). A follower installing it has an engine at A and a
+ * WAL restarting at S+1; restarting before the WAL reaches A, create_raft would see the engine
+ * ahead of the log, which otherwise means lost WAL entries, and refuse. So the install records
+ * (S, A) in DATADIR/engine.legacy (durably, right after the install: a crash in between only
+ * refuses, as before); at start an engine ahead of the log is accepted only when the record
+ * matches it exactly and the log reaches S (the entries S+1..A the engine holds are then the
+ * committed entries the image was made from, not indexes reused after a loss). The record is
+ * dropped once the log reaches A, or replaced by the next install.
+ */
+#define LEGACY_FILE "engine.legacy"
+
+static int legacy_drop(struct mc_node *n, const char *path)
+{
+    if (unlink(path) != 0) {
+        return errno == ENOENT ? 0 : mc_fs_errno_to_mc(-errno);
+    }
+    return mc_fs_fsync_dir(NULL, n->datadir);
+}
+
+int node_legacy_image_record(struct mc_node *n, uint64_t label, uint64_t content)
+{
+    char path[MC_DATADIR_PATH_MAX];
+    int rc = mc_datadir_path(n->datadir, LEGACY_FILE, path, sizeof(path));
+    if (rc) {
+        return rc;
+    }
+    if (content <= label) {
+        return legacy_drop(n, path);
+    }
+    char line[64];
+    int len = snprintf(line, sizeof(line), "%llu %llu\n", (unsigned long long)label,
+                       (unsigned long long)content);
+    rc = mc_fs_write_file_atomic(NULL, path, line, (size_t)len);
+    if (rc == 0) {
+        MC_WARN("snapshot_legacy_image", "index=%llu engine_applied=%llu file=%s",
+                (unsigned long long)label, (unsigned long long)content, path);
+    }
+    return rc;
+}
+
+bool node_legacy_image_accepts(struct mc_node *n, uint64_t applied, uint64_t log_last)
+{
+    char path[MC_DATADIR_PATH_MAX];
+    if (mc_datadir_path(n->datadir, LEGACY_FILE, path, sizeof(path)) != 0) {
+        return false;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return false;
+    }
+    unsigned long long s = 0, a = 0;
+    bool ok = fscanf(f, "%llu %llu", &s, &a) == 2;
+    fclose(f);
+    if (ok && log_last >= a) {
+        (void)legacy_drop(n, path); /* the log holds everything the engine does again */
+        return false;
+    }
+    ok = ok && a == applied && log_last >= s;
+    if (ok) {
+        MC_WARN("engine_ahead_legacy_image",
+                "engine_applied=%llu log_last=%llu image_index=%llu action=\"accepted: entries "
+                "up to %llu came with an image from an older version\"",
+                (unsigned long long)applied, (unsigned long long)log_last, s, a);
+    }
+    return ok;
 }

@@ -58,13 +58,29 @@ struct snap_job {
     int copy_in, copy_out; /* pipe: the worker reads copy_in; the copy thread writes copy_out */
     int copy_rc;
     _Atomic int copy_tid;
-    bool copy_unsure; /* its first bytes did not come in time: the index it holds is unknown */
+    uv_timer_t copy_wait; /* loop: polls copy_in for the copy's first bytes (start_copy) */
+    uint64_t copy_wait_t0_ns;
+    bool copy_abandon; /* its first bytes did not come in time: the index it holds is unknown */
 };
+
+/* Test hook: with MC_TEST_SNAP_COPY_START_DELAY_MS=N (1..60000) in the environment, the image
+ * copy starts N ms late (as a copy on a cold cache does), to check the loop keeps serving
+ * meanwhile (test/integration/test_recovery.py). */
+static unsigned copy_start_delay_ms(void)
+{
+    const char *s = getenv("MC_TEST_SNAP_COPY_START_DELAY_MS");
+    long ms = s && s[0] ? strtol(s, NULL, 10) : 0;
+    return ms <= 0 ? 0 : ms > 60000 ? 60000 : (unsigned)ms;
+}
 
 static void *copy_main(void *arg)
 {
     struct snap_job *j = arg;
     atomic_store(&j->copy_tid, (int)syscall(SYS_gettid));
+    unsigned delay_ms = copy_start_delay_ms();
+    if (delay_ms) {
+        usleep(delay_ms * 1000u);
+    }
     j->copy_rc = mc_engine_copy_to_fd(j->n->engine, j->copy_out, NULL);
     close(j->copy_out);
     return NULL;
@@ -75,27 +91,74 @@ static int finish_copy(void *ctx)
 {
     struct snap_job *j = ctx;
     pthread_join(j->copy_th, NULL);
-    if (j->copy_rc == 0 && j->copy_unsure) {
-        MC_WARN("snapshot_image_unlabelled", "index=%llu reason=copy_start_timeout",
-                (unsigned long long)j->index);
-        return MC_EBUSY;
-    }
     return j->copy_rc;
 }
 
 /*
- * Loop: start the engine copy and wait for its first bytes, so the image holds exactly
- * n->applied_index. The copy (mdb_env_copyfd2) opens its own read transaction and writes nothing
- * before it has; the loop is the only thread that applies, and it applies nothing while it waits
- * here, so that transaction sees the state at j->index. Without this the copy, begun later on a
- * worker, held a newer state than its header's index, and a node restarting from it (or a
- * follower that installed it) had an engine ahead of its log (node.c refuses that). The wait is
- * the copy's start: LMDB fills a 1 MiB buffer before its first write (a few ms; a whole small
- * engine), once per image (every --image-entries entries). Labelling the file afterwards with
- * the index the copy read instead would need that index out of the stream, and the term and
- * membership at it from Raft on the loop.
+ * Loop: start the engine copy, and apply nothing until its first bytes arrive, so the image
+ * holds exactly n->applied_index. The copy (mdb_env_copyfd2) opens its own read transaction and
+ * writes nothing before it has; the loop is the only thread that applies, and it applies nothing
+ * until then (n->apply_paused: committed entries are held, node_ready.c), so that transaction
+ * sees the state at j->index. Without this the copy held a newer state than its header's index,
+ * and a node restarting from it (or a follower that installed it) had an engine ahead of its log
+ * (node.c refuses that). The loop itself never blocks on the copy: LMDB's compacting copy fills
+ * a 1 MiB buffer before its first write (a few ms; seconds on a cold cache), and a blocked loop
+ * sends no heartbeats (election timeout ~0.5-1 s). A timer polls the pipe every millisecond;
+ * persisting, acks, heartbeats and elections go on. After SNAP_COPY_START_MS without a byte
+ * (or at stop) the image is given up, applying resumes, and the next image waits a backoff
+ * (image_backoff). Labelling the file afterwards with the index the copy read instead would
+ * need that index out of the stream, and the term and membership at it from Raft on the loop.
  */
-#define SNAP_COPY_START_MS 10000
+#define SNAP_COPY_START_MS     10000
+#define SNAP_IMAGE_BACKOFF_MS  10000  /* first wait after a given-up image; doubles */
+#define SNAP_IMAGE_BACKOFF_MAX 300000 /* ... up to this */
+
+static void snap_work(uv_work_t *req);
+static void snap_done(uv_work_t *req, int status);
+
+static void copy_wait_closed(uv_handle_t *h)
+{
+    struct snap_job *j = h->data;
+    struct mc_node *n = j->n;
+    n->snap_work.data = j;
+    if (uv_queue_work(n->loop, &n->snap_work, snap_work, snap_done) != 0) {
+        close(j->copy_in); /* the copy gets EPIPE and ends */
+        pthread_join(j->copy_th, NULL);
+        j->copy_in = -1;
+        n->snapshot_running = false;
+        MC_WARN("snapshot_failed", "index=%llu err=%s", (unsigned long long)j->index,
+                mc_error_name(MC_EIO));
+        mc_wbuf_free(&j->blob);
+        free(j);
+    }
+}
+
+static void copy_wait_cb(uv_timer_t *t)
+{
+    struct snap_job *j = t->data;
+    struct mc_node *n = j->n;
+    struct pollfd p = {.fd = j->copy_in, .events = POLLIN};
+    int r = poll(&p, 1, 0);
+    uint64_t waited_ms = (mc_mono_ns() - j->copy_wait_t0_ns) / 1000000;
+    if (r == 0 && waited_ms < SNAP_COPY_START_MS && !n->stopping) {
+        return;
+    }
+    /* r > 0: data or the copy's end (an error closes the pipe): its transaction is open, or
+     * it failed (the worker reports copy_rc). */
+    j->copy_abandon = r <= 0;
+    n->apply_paused = false;
+    if (j->copy_abandon) {
+        MC_WARN("snapshot_image_given_up", "index=%llu waited_ms=%llu reason=%s",
+                (unsigned long long)j->index, (unsigned long long)waited_ms,
+                n->stopping ? "stopping" : "copy_start_timeout");
+    } else {
+        MC_DEBUG("snapshot_copy_started", "index=%llu wait_ms=%llu", (unsigned long long)j->index,
+                 (unsigned long long)waited_ms);
+    }
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, copy_wait_closed);
+}
+
 static int start_copy(struct mc_node *n, struct snap_job *j)
 {
     int pfd[2];
@@ -105,23 +168,23 @@ static int start_copy(struct mc_node *n, struct snap_job *j)
     (void)fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20); /* fewer wakeups; the default 64 KiB also works */
     j->copy_in = pfd[0];
     j->copy_out = pfd[1];
-    if (pthread_create(&j->copy_th, NULL, copy_main, j) != 0) {
-        close(pfd[0]);
-        close(pfd[1]);
-        j->copy_in = -1;
-        return MC_ENOMEM;
+    if (uv_timer_init(n->loop, &j->copy_wait) != 0) {
+        goto fail;
     }
-    struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-    uint64_t t0 = mc_mono_ns();
-    int r;
-    do {
-        r = poll(&p, 1, SNAP_COPY_START_MS);
-    } while (r < 0 && errno == EINTR);
-    j->copy_unsure = r <= 0;
-    MC_DEBUG("snapshot_copy_started", "index=%llu wait_us=%llu", (unsigned long long)j->index,
-             (unsigned long long)((mc_mono_ns() - t0) / 1000));
-    (void)n;
+    j->copy_wait.data = j;
+    if (pthread_create(&j->copy_th, NULL, copy_main, j) != 0) {
+        uv_close((uv_handle_t *)&j->copy_wait, NULL); /* closes at once: never started */
+        goto fail;
+    }
+    j->copy_wait_t0_ns = mc_mono_ns();
+    n->apply_paused = true;
+    uv_timer_start(&j->copy_wait, copy_wait_cb, 1, 1);
     return 0;
+fail:
+    close(pfd[0]);
+    close(pfd[1]);
+    j->copy_in = -1;
+    return MC_ENOMEM;
 }
 
 static void snap_work(uv_work_t *req)
@@ -132,6 +195,13 @@ static void snap_work(uv_work_t *req)
      * inherited by the copy's helper threads); this pool thread only ever runs snapshot jobs
      * (creation, and finishing a received image), so it stays niced. */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MC_SNAPSHOT_NICE);
+    if (j->image && j->copy_abandon) {
+        close(j->copy_in); /* the copy gets EPIPE at its first write and ends */
+        j->copy_in = -1;
+        pthread_join(j->copy_th, NULL);
+        j->rc = MC_EBUSY;
+        return;
+    }
     if (j->image) {
         int tid = atomic_load(&j->copy_tid); /* started at nice 0 on the loop: yield now */
         if (tid > 0) {
@@ -164,6 +234,7 @@ static void snap_done(uv_work_t *req, int status)
             if (j->image) {
                 n->last_image_index = j->index;
                 n->image_log_mark = j->log_mark;
+                n->image_backoff_ms = 0;
             }
             /* The WAL keeps every entry after the newest image (node_recover.c), plus the
              * catch-up tail. */
@@ -178,6 +249,12 @@ static void snap_done(uv_work_t *req, int status)
     } else if (j->rc) {
         MC_WARN("snapshot_failed", "index=%llu err=%s", (unsigned long long)j->index,
                 mc_error_name(j->rc));
+        if (j->copy_abandon) {
+            /* Given up at its start (start_copy): wait before pausing applies for one again. */
+            uint64_t b = n->image_backoff_ms ? n->image_backoff_ms * 2 : SNAP_IMAGE_BACKOFF_MS;
+            n->image_backoff_ms = b < SNAP_IMAGE_BACKOFF_MAX ? b : SNAP_IMAGE_BACKOFF_MAX;
+            n->image_retry_ms = node_now_ms() + n->image_backoff_ms;
+        }
     }
     mc_wbuf_free(&j->blob);
     free(j);
@@ -213,16 +290,14 @@ static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
             free(j);
             return rc;
         }
+        n->snapshot_running = true; /* the work is queued once the copy started (above) */
+        return 0;
     }
     n->snapshot_running = true;
     n->snap_work.data = j;
     rc = uv_queue_work(n->loop, &n->snap_work, snap_work, snap_done);
     if (rc) {
         n->snapshot_running = false;
-        if (j->copy_in >= 0) {
-            close(j->copy_in); /* the copy gets EPIPE and ends */
-            pthread_join(j->copy_th, NULL);
-        }
         mc_wbuf_free(&j->blob);
         free(j);
         return MC_EIO;
@@ -238,7 +313,7 @@ static void want_image(struct mc_node *n)
     if (!n->snapshot_image_wanted_ms) {
         n->snapshot_image_wanted_ms = node_now_ms();
     }
-    if (!n->snapshot_running && n->applied_index > 0) {
+    if (!n->snapshot_running && n->applied_index > 0 && node_now_ms() >= n->image_retry_ms) {
         start_snapshot(n, n->applied_index, true);
     }
 }
@@ -279,6 +354,7 @@ void node_maybe_snapshot(struct mc_node *n)
     bool image =
         n->applied_index >= n->last_image_index + n->opts.image_entries ||
         n->applied_log_bytes - n->image_log_mark >= (log_floor > 2 * used ? log_floor : 2 * used);
+    image = image && node_now_ms() >= n->image_retry_ms; /* else header-only for now */
     start_snapshot(n, n->applied_index, image);
 }
 
@@ -739,6 +815,10 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
     }
     uint64_t applied = 0;
     mc_engine_applied_index(n->engine, &applied);
+    rc = node_legacy_image_record(n, meta->index, applied);
+    if (rc) {
+        return rc;
+    }
     n->applied_index = applied > meta->index ? applied : meta->index;
     n->last_snapshot_index = meta->index;
     n->last_image_index = meta->index; /* the received file is an image: the WAL restarts here */

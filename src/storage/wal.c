@@ -72,6 +72,7 @@ struct mc_wal {
     uint64_t next_seq;
     uint64_t gap_first, gap_last, dropped_below_seq; /* wal_loaded's; gap_last 0 = none */
     uint32_t group;           /* WAL thread: the group being written (stamped into its frames) */
+    bool group_started;       /* WAL thread: the group's first frame (WAL_GROUP_START) is out */
     struct wal_pos_table pos; /* written records (under mu) */
 
     /* WAL-thread only */
@@ -157,6 +158,7 @@ static int seg_create(struct mc_wal *w, uint64_t seq, struct wal_seg *out)
     const struct mc_fs_ops *fs = w->fs;
     memset(out, 0, sizeof(*out));
     out->seq = seq;
+    out->version = WAL_SEG_VERSION;
     out->first = 1;
     out->last = 0;
     out->end = WAL_SEG_HDR_BYTES;
@@ -361,8 +363,9 @@ static int flush(struct mc_wal *w)
 static int add_frame(struct mc_wal *w, const uint8_t *p, size_t fb, uint64_t index, uint64_t term)
 {
     struct wal_seg *a = active(w);
-    bool need_roll = a == NULL;
-    if (a && !seg_empty(a)) {
+    /* A version 1 segment is sealed: appends go to a new version 2 one (wal_internal.h). */
+    bool need_roll = a == NULL || a->version != WAL_SEG_VERSION;
+    if (a && !need_roll && !seg_empty(a)) {
         /* a segment holds one contiguous run; a jump (after reset/compaction past the end)
          * starts a new segment */
         need_roll = index != a->last + 1 || a->end + fb > w->seg_size;
@@ -422,7 +425,8 @@ static int do_append(struct mc_wal *w, struct wal_op *op)
         assert(k == WAL_FRAME_OK);
         (void)k;
         /* Producers only read index/term/len of queued frames (term_in_ops): not these bytes. */
-        wal_frame_stamp(op->buf + off, w->group);
+        wal_frame_stamp(op->buf + off, w->group | (w->group_started ? 0 : WAL_GROUP_START));
+        w->group_started = true;
         int rc = add_frame(w, op->buf + off, fb, r.index, r.term);
         if (rc) {
             return rc;
@@ -556,6 +560,7 @@ static void run_group(struct mc_wal *w, struct wal_op *ops)
      * clamped to the log at restore). Same number of syncs as after the frames. */
     const struct wal_op *last_hs = NULL;
     w->group = wal_group_next(w->group);
+    w->group_started = false;
     for (const struct wal_op *op = ops; op; op = op->next) {
         if (op->has_hs) {
             last_hs = op;
@@ -773,6 +778,16 @@ int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
     w->gap_last = ld.gap_last;
     w->dropped_below_seq = ld.dropped_below_seq;
     w->group = ld.last_group;
+    if (w->has_spare && w->spare.version != WAL_SEG_VERSION) {
+        /* An empty version 1 spare: recreated as version 2 when needed (wal_internal.h). */
+        w->fs->close(w->fs->ctx, w->spare.fd);
+        w->has_spare = false;
+        rc = w->fs->unlink(w->fs->ctx, w->spare.path);
+        rc = rc < 0 ? mc_fs_errno_to_mc(rc) : mc_fs_fsync_dir(w->fs, w->dir);
+        if (rc) {
+            goto fail; /* ld's segments are owned by w now: freed there */
+        }
+    }
     w->q_first = w->pos.first;
     w->q_last = wal_pos_last(&w->pos);
     const struct wal_pos *lp = wal_pos_get(&w->pos, w->q_last);

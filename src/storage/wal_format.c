@@ -4,6 +4,9 @@
 #include "util/checksum.h"
 #include "util/codec.h"
 
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,21 +32,24 @@ void wal_frame_encode(uint8_t *dst, const struct mc_wal_record *r)
 
 void wal_frame_stamp(uint8_t *p, uint32_t g)
 {
-    assert(g && g <= WAL_GROUP_MASK && wal_frame_group(p) == 0);
+    assert((g & WAL_GROUP_MASK) && g <= (WAL_GROUP_MASK | WAL_GROUP_START) &&
+           wal_frame_group_field(p) == 0);
     p[13] = (uint8_t)g;
     p[14] = (uint8_t)(g >> 8);
     p[15] = (uint8_t)(g >> 16);
     mc_put_u64le(p, mc_get_u64le(p) ^ (uint64_t)g * WAL_GROUP_K);
 }
 
-/* XXH3 of bytes [8, 32+len) with the group bytes read as zero. */
+/* XXH3 of bytes [8, 32+len) with the group bytes read as zero. Allocates nothing (a failed
+ * allocation must never read as a bad frame: recovery would cut it as a torn tail): a small
+ * frame is hashed from a stack copy, a larger one streamed with a stack XXH3 state. */
 static uint64_t frame_sum(const uint8_t *p, uint32_t len)
 {
     size_t n = WAL_FRAME_HDR_BYTES - 8 + (size_t)len;
-    if (wal_frame_group(p) == 0) {
+    if (wal_frame_group_field(p) == 0) {
         return mc_checksum64(p + 8, n);
     }
-    uint8_t small[4096];
+    uint8_t small[256];
     if (n <= sizeof(small)) {
         memcpy(small, p + 8, n);
         small[5] = small[6] = small[7] = 0;
@@ -52,13 +58,12 @@ static uint64_t frame_sum(const uint8_t *p, uint32_t len)
     uint8_t hdr[WAL_FRAME_HDR_BYTES - 8];
     memcpy(hdr, p + 8, sizeof(hdr));
     hdr[5] = hdr[6] = hdr[7] = 0;
-    struct mc_digest d;
-    if (mc_digest_init(&d)) {
-        return ~mc_get_u64le(p); /* no memory: cannot verify, so it does not match */
-    }
-    mc_digest_update(&d, hdr, sizeof(hdr));
-    mc_digest_update(&d, p + WAL_FRAME_HDR_BYTES, len);
-    return mc_digest_final(&d);
+    XXH3_state_t st;
+    XXH3_INITSTATE(&st);
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, hdr, sizeof(hdr));
+    XXH3_64bits_update(&st, p + WAL_FRAME_HDR_BYTES, len);
+    return XXH3_64bits_digest(&st);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -87,7 +92,7 @@ int wal_frame_decode(const uint8_t *p, size_t avail, struct mc_wal_record *out, 
     if (total > avail) {
         return WAL_FRAME_BAD;
     }
-    if ((mc_get_u64le(p) ^ (uint64_t)wal_frame_group(p) * WAL_GROUP_K) != frame_sum(p, len)) {
+    if ((mc_get_u64le(p) ^ (uint64_t)wal_frame_group_field(p) * WAL_GROUP_K) != frame_sum(p, len)) {
         return WAL_FRAME_BAD;
     }
     if (!all_zero(p + WAL_FRAME_HDR_BYTES + len, total - WAL_FRAME_HDR_BYTES - len)) {
@@ -111,7 +116,7 @@ void wal_seg_header_encode(uint8_t *dst, uint64_t seq)
     mc_put_u64le(dst + 56, mc_checksum64(dst, 56));
 }
 
-int wal_seg_header_decode(const uint8_t *p, uint64_t *seq)
+int wal_seg_header_decode(const uint8_t *p, uint64_t *seq, uint32_t *version)
 {
     if (memcmp(p, WAL_SEG_MAGIC, 8) != 0 || mc_get_u64le(p + 56) != mc_checksum64(p, 56)) {
         return MC_ECORRUPT;
@@ -121,6 +126,7 @@ int wal_seg_header_decode(const uint8_t *p, uint64_t *seq)
         return MC_EVERSION;
     }
     *seq = mc_get_u64le(p + 16);
+    *version = v;
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include "metacenter/storage.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -15,7 +16,8 @@
  *   0  u64 checksum  XXH3-64 of bytes [8, 32+len) with bytes 13-15 zero, XOR group * K
  *   8  u32 len       payload bytes (<= MC_WAL_RECORD_MAX_BYTES)
  *   12 u8  type
- *   13 u24 group     the write group (low 24 bits, never 0; 0 = version 1 frame)
+ *   13 u24 group     bits 0-22: the write group (never 0); bit 23: the group's first frame
+ *                    (WAL_GROUP_START); 0 = version 1 frame
  *   16 u64 index
  *   24 u64 term
  *   32 payload, then zero padding to a multiple of 8
@@ -27,12 +29,15 @@
  * no second pass over the data). Groups are written one after the other, each fdatasynced before
  * the next one's first byte, so only the last group can be torn, and a multi-page group can be
  * torn anywhere inside (the kernel writes its pages back in any order). At load a bad spot
- * followed only by valid frames of its own group is such a tear (cut); followed by a frame of
- * another group, it is damage (wal_load.c). Version 1 segments hold group 0 frames only.
+ * followed only by valid non-start frames of its own group is such a tear (cut); followed by a
+ * frame of another group, or by any group's start frame (which proves the bad spot was synced
+ * before that group began), it is damage (wal_load.c). Version 1 segments hold group 0 frames
+ * only. (Branch dur7 wrote version 2 frames without start bits, groups < 2^23 in practice.)
  */
 #define WAL_SEG_MAGIC       "MCWALSG1"
 #define WAL_SEG_VERSION     2 /* written; 1 (no group numbers) is still read */
-#define WAL_GROUP_MASK      0xffffffu
+#define WAL_GROUP_MASK      0x7fffffu
+#define WAL_GROUP_START     0x800000u /* bit 23 of the group field: first frame of a group */
 #define WAL_SEG_HDR_BYTES   64
 #define WAL_FRAME_HDR_BYTES 32
 
@@ -49,12 +54,22 @@ void wal_frame_encode(uint8_t *dst, const struct mc_wal_record *r);
  * into p), WAL_FRAME_ZERO (all-zero header: end of data) or WAL_FRAME_BAD. */
 int wal_frame_decode(const uint8_t *p, size_t avail, struct mc_wal_record *out,
                      size_t *frame_bytes);
-/* The frame's group (bytes 13-15; 0 for a version 1 frame). */
-static inline uint32_t wal_frame_group(const uint8_t *p)
+/* The frame's group field (bytes 13-15; 0 for a version 1 frame), start bit included. */
+static inline uint32_t wal_frame_group_field(const uint8_t *p)
 {
     return (uint32_t)p[13] | (uint32_t)p[14] << 8 | (uint32_t)p[15] << 16;
 }
-/* Stamp group g (1..WAL_GROUP_MASK) into a frame encoded with group 0. */
+/* The frame's group number (start bit masked off). */
+static inline uint32_t wal_frame_group(const uint8_t *p)
+{
+    return wal_frame_group_field(p) & WAL_GROUP_MASK;
+}
+static inline bool wal_frame_is_start(const uint8_t *p)
+{
+    return (wal_frame_group_field(p) & WAL_GROUP_START) != 0;
+}
+/* Stamp group field g (group 1..WAL_GROUP_MASK, optionally | WAL_GROUP_START) into a frame
+ * encoded with group 0. */
 void wal_frame_stamp(uint8_t *p, uint32_t g);
 static inline uint32_t wal_group_next(uint32_t g)
 {
@@ -62,12 +77,17 @@ static inline uint32_t wal_group_next(uint32_t g)
     return g ? g : 1;
 }
 void wal_seg_header_encode(uint8_t *dst, uint64_t seq);
-int wal_seg_header_decode(const uint8_t *p, uint64_t *seq);
+/* 0 (*seq, *version set), MC_ECORRUPT or MC_EVERSION. */
+int wal_seg_header_decode(const uint8_t *p, uint64_t *seq, uint32_t *version);
 
 /* One segment file. first/last/end are touched only by the WAL thread (or open/close). */
 struct wal_seg {
     uint64_t seq;
     int fd;
+    /* Header version. A version 1 segment (left by an older binary) is never appended to, so
+     * that binary, after a downgrade, meets a version 2 header and refuses with MC_EVERSION
+     * instead of reading the new frames as a torn tail and cutting them. */
+    uint32_t version;
     uint64_t first; /* index of the first record; last < first when empty */
     uint64_t last;
     uint64_t end; /* byte offset where the next frame goes */

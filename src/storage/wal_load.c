@@ -26,10 +26,13 @@ struct scan {
     uint64_t good_end; /* offset after the last valid record */
     bool bad;          /* a bad frame (or non-zero bytes after the zero end) at bad_off */
     uint64_t bad_off;
-    bool valid_after_bad; /* a valid frame after bad_off that a torn write cannot explain */
-    uint32_t last_group;  /* group of the last valid frame before the end/bad spot */
-    uint32_t torn_group;  /* bad spot followed by valid frames of this (the last) group only */
-    uint64_t gap_off;     /* offset of a record whose index breaks contiguity (0 = none) */
+    bool any_after;      /* valid frames after bad_off (with an index above the last good) */
+    bool mixed_after;    /* ... of more than one group */
+    bool start_after;    /* ... one of them a group's start frame */
+    uint32_t g_after;    /* ... the group of the last one */
+    uint32_t last_group; /* group of the last valid frame before the end/bad spot */
+    bool oom;            /* out of memory while scanning: the load fails with MC_ENOMEM */
+    uint64_t gap_off;    /* offset of a record whose index breaks contiguity (0 = none) */
 };
 
 static int fail(char *errbuf, size_t n, const char *file, uint64_t off, const char *why)
@@ -85,8 +88,7 @@ static void scan_frames(const uint8_t *p, struct scan *s, struct wal_pos_table *
         }
         struct wal_pos pos = {.term = r.term, .seq = s->seg.seq, .off = off};
         if (wal_pos_push(tmp, r.index, &pos) != 0) {
-            s->bad = true; /* out of memory: treated as unreadable, refuses to start */
-            s->bad_off = off;
+            s->oom = true; /* out of memory: fails the load with MC_ENOMEM, never a cut */
             break;
         }
         if (s->nrec == 0) {
@@ -101,35 +103,43 @@ static void scan_frames(const uint8_t *p, struct scan *s, struct wal_pos_table *
     s->good_end = off;
     if (s->bad) {
         s->good_end = s->bad_off < off ? s->bad_off : off;
-        /* Valid frames after the bad spot: a torn write explains them only if they all belong
-         * to the group being written when it stopped, the one the bad spot is in: the group of
-         * the frame before it, or the next one (its first page was lost). Frames of another
-         * group mean a group written (and synced) after the bad spot: damage. Version 1
-         * frames (group 0) carry no group: any valid frame after is damage, as before. */
-        bool any = false, mixed = false;
-        uint32_t g_after = 0;
+        /* Valid frames after the bad spot (recorded here, judged in wal_load, which knows the
+         * group before a segment that starts with the bad spot). */
         for (uint64_t o = (s->bad_off + 8) & ~(uint64_t)7; o + WAL_FRAME_HDR_BYTES <= s->size;) {
             struct mc_wal_record r;
             size_t fb;
             if (wal_frame_decode(p + o, (size_t)(s->size - o), &r, &fb) == WAL_FRAME_OK &&
                 (s->nrec == 0 || r.index > prev)) {
                 uint32_t g = wal_frame_group(p + o);
-                mixed = mixed || (any && g != g_after);
-                g_after = g;
-                any = true;
+                s->mixed_after = s->mixed_after || (s->any_after && g != s->g_after);
+                s->start_after = s->start_after || wal_frame_is_start(p + o);
+                s->g_after = g;
+                s->any_after = true;
                 o += fb;
                 continue;
             }
             o += 8;
         }
-        if (any) {
-            bool torn = !mixed && g_after != 0 &&
-                        (s->nrec == 0 || g_after == s->last_group ||
-                         g_after == wal_group_next(s->last_group));
-            s->valid_after_bad = !torn;
-            s->torn_group = torn ? g_after : 0;
-        }
     }
+}
+
+/* Can a power loss while writing the last group explain valid frames after the bad spot? Groups
+ * are written one after the other, each fdatasynced before the next one's first byte, so a tear
+ * is inside the last group only. The frames after must all be non-start frames of one group:
+ * the group of the frame before the bad spot (prev_group: in this segment, else the previous
+ * segment's last frame, as a group can continue across a roll), or the next one (its start
+ * frame is what was lost). A start frame after the bad spot proves the bad spot was synced
+ * before that group began: damage. Version 1 frames (group 0) carry no group: any valid frame
+ * after is damage, as before. */
+static bool torn_explains(const struct scan *s, uint32_t prev_group)
+{
+    if (!s->any_after) {
+        return true;
+    }
+    if (s->mixed_after || s->start_after || s->g_after == 0) {
+        return false;
+    }
+    return prev_group == 0 || s->g_after == prev_group || s->g_after == wal_group_next(prev_group);
 }
 
 static int cmp_seq(const void *a, const void *b)
@@ -238,7 +248,8 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
             goto out;
         }
         uint64_t seq;
-        int hrc = got == WAL_SEG_HDR_BYTES ? wal_seg_header_decode(hdr, &seq) : MC_ECORRUPT;
+        int hrc = got == WAL_SEG_HDR_BYTES ? wal_seg_header_decode(hdr, &seq, &s->seg.version)
+                                           : MC_ECORRUPT;
         if (hrc == 0 && seq != s->seg.seq) {
             hrc = MC_ECORRUPT;
         }
@@ -285,6 +296,10 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
             }
             scan_frames(m, s, &tabs[i]);
             munmap(m, (size_t)s->size);
+            if (s->oom) {
+                rc = MC_ENOMEM;
+                goto out;
+            }
         }
         s->seg.end = s->good_end ? s->good_end : WAL_SEG_HDR_BYTES;
     }
@@ -312,14 +327,21 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
                       "bad record in a sealed segment (checksum/length mismatch)");
             goto out;
         }
-        if (s->valid_after_bad) {
+        uint32_t prev_group = s->last_group;
+        for (size_t j = i; s->nrec == 0 && j-- > 0;) {
+            if (sc[j].nrec > 0) {
+                prev_group = sc[j].last_group;
+                break;
+            }
+        }
+        if (!torn_explains(s, prev_group)) {
             rc = fail(errbuf, errbuf_len, s->seg.path, s->bad_off,
                       "bad record followed by valid records (not a torn tail)");
             goto out;
         }
         MC_WARN("wal_torn_tail", "file=%s offset=%llu dropped_bytes=%llu torn_group=%u",
                 s->seg.path, (unsigned long long)s->bad_off,
-                (unsigned long long)(s->size - s->bad_off), s->torn_group);
+                (unsigned long long)(s->size - s->bad_off), s->any_after ? s->g_after : 0);
         rc = cut_segment(fs, &s->seg, s->good_end, segment_size_bytes);
         if (rc) {
             goto out;

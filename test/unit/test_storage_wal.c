@@ -2,6 +2,9 @@
 #include "storage_test_util.h"
 
 #include "metacenter/error.h"
+#include "storage/wal_internal.h"
+#include "util/checksum.h"
+#include "util/codec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -796,3 +799,164 @@ Test(storage_wal, torn_multi_page_group_is_cut_not_corruption)
     cr_assert_eq(mc_wal_open(&o, &w), MC_ECORRUPT);
     st_rmtree(dir);
 }
+
+/* Damage in the last frame of a synced group g followed by all of group g+1: g+1's first frame
+ * (marked as a group start) proves g was synced before it, so this is corruption, not a tear
+ * (cutting would drop acknowledged records 4..8). */
+Test(storage_wal, damaged_group_end_before_next_group_start_is_refused)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 1024 * 1024, NULL);
+    append_group(w, 1, 4, 1);
+    append_group(w, 5, 8, 1);
+    mc_wal_close(w);
+    char segs[4][MC_DATADIR_PATH_MAX];
+    cr_assert_geq(st_list_segments(dir, segs, 4), 1);
+    const off_t fr = 3032;
+    zero_at(segs[0], 64 + 3 * fr + 40, 100); /* payload of frame 4, the last of group A */
+    struct mc_wal_options o = {.wal_dir = dir, .segment_size_bytes = 1024 * 1024};
+    cr_assert_eq(mc_wal_open(&o, &w), MC_ECORRUPT, "acknowledged group B must not be cut");
+    st_rmtree(dir);
+}
+
+/* Write a version 1 segment (header version 1, group 0 frames) as an older binary did. */
+static void write_v1_segment(const char *dir, uint64_t seq, uint64_t lo, uint64_t hi)
+{
+    size_t size = 1024 * 1024;
+    uint8_t *f = calloc(1, size);
+    wal_seg_header_encode(f, seq);
+    mc_put_u32le(f + 8, 1);
+    mc_put_u64le(f + 56, mc_checksum64(f, 56));
+    size_t off = WAL_SEG_HDR_BYTES;
+    uint8_t buf[100];
+    for (uint64_t i = lo; i <= hi; i++) {
+        st_fill(buf, i * 31 + 1, sizeof(buf));
+        struct mc_wal_record r = {
+            .index = i, .term = 1, .type = (uint8_t)(i & 3), .len = sizeof(buf), .data = buf};
+        wal_frame_encode(f + off, &r);
+        off += wal_frame_bytes(r.len);
+    }
+    char path[MC_DATADIR_PATH_MAX];
+    wal_seg_path(dir, seq, path, sizeof(path));
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0644);
+    cr_assert(fd >= 0);
+    cr_assert_eq(pwrite(fd, f, size, 0), (ssize_t)size);
+    close(fd);
+    free(f);
+}
+
+static uint32_t seg_version(const char *path)
+{
+    uint8_t h[WAL_SEG_HDR_BYTES];
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0);
+    cr_assert_eq(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    close(fd);
+    return mc_get_u32le(h + 8);
+}
+
+/* After an upgrade, a version 1 active segment and a version 1 spare are never appended to: new
+ * frames go to a new version 2 segment, so a downgraded binary refuses (MC_EVERSION) instead of
+ * cutting the new frames as a torn tail. The version 1 segment's bytes stay as they were. */
+Test(storage_wal, version1_segments_are_sealed_after_upgrade)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    write_v1_segment(dir, 1, 1, 5);
+    write_v1_segment(dir, 2, 1, 0); /* an empty version 1 spare */
+    char segs[4][MC_DATADIR_PATH_MAX];
+    cr_assert_eq(st_list_segments(dir, segs, 4), 2);
+    int fd = open(segs[0], O_RDONLY);
+    uint8_t *before = malloc(1024 * 1024), *after = malloc(1024 * 1024);
+    cr_assert_eq(pread(fd, before, 1024 * 1024, 0), 1024 * 1024);
+    close(fd);
+
+    struct mc_wal *w = open_wal(dir, 1024 * 1024, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 5);
+    append_range(w, 6, 8, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+
+    int n = st_list_segments(dir, segs, 4);
+    cr_assert_geq(n, 2);
+    cr_assert_eq(seg_version(segs[0]), 1);
+    fd = open(segs[0], O_RDONLY);
+    cr_assert_eq(pread(fd, after, 1024 * 1024, 0), 1024 * 1024);
+    close(fd);
+    cr_assert(memcmp(before, after, 1024 * 1024) == 0, "version 1 segment changed");
+    for (int i = 1; i < n; i++) {
+        cr_assert_eq(seg_version(segs[i]), WAL_SEG_VERSION, "%s", segs[i]);
+    }
+    w = open_wal(dir, 1024 * 1024, NULL);
+    cr_assert_eq(mc_wal_first_index(w), 1);
+    cr_assert_eq(mc_wal_last_index(w), 8);
+    check_range(w, 6, 8, 0, 1, 1, len100);
+    mc_wal_close(w);
+    free(before);
+    free(after);
+    st_rmtree(dir);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ST_ASAN 1
+#endif
+#endif
+
+#ifndef ST_ASAN
+#include <sys/resource.h>
+/* Checking a frame needs no memory: with malloc failing, a valid stamped frame larger than any
+ * stack copy still decodes as OK (before: the digest's malloc failed and it read as a bad frame,
+ * which recovery would cut as a torn tail). (Skipped under ASan: its allocator aborts.) */
+Test(storage_wal, frame_check_allocates_nothing)
+{
+    size_t len = 10000, fb = wal_frame_bytes((uint32_t)len);
+    uint8_t *data = malloc(len), *f = calloc(1, fb);
+    st_fill(data, 7, (uint32_t)len);
+    struct mc_wal_record r = {.index = 7, .term = 3, .type = 1, .len = (uint32_t)len, .data = data};
+    wal_frame_encode(f, &r);
+    wal_frame_stamp(f, 5 | WAL_GROUP_START);
+    /* Exhaust the heap: cap the address space, then allocate until malloc fails (bounded). */
+    struct rlimit rl;
+    cr_assert_eq(getrlimit(RLIMIT_AS, &rl), 0);
+    FILE *st = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    cr_assert_eq(fscanf(st, "%lu", &pages), 1);
+    fclose(st);
+    struct rlimit cap = {.rlim_cur = pages * 4096 + (1 << 20), .rlim_max = rl.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_AS, &cap), 0);
+    void *chain = NULL;
+    size_t n = 0;
+    /* every size class down to 16 bytes, so no per-size cache (tcache) keeps a free chunk */
+    for (size_t sz = 65536; sz >= 16; sz = sz > 2048 ? sz / 2 : sz - 16) {
+        for (; n < 10000000; n++) {
+            void **b = malloc(sz);
+            if (!b) {
+                break;
+            }
+            *b = chain;
+            chain = b;
+        }
+    }
+    void *probe = malloc(640);
+    struct mc_wal_record out;
+    size_t got = 0;
+    int k = wal_frame_decode(f, fb, &out, &got);
+    free(probe);
+    while (chain) {
+        void *next = *(void **)chain;
+        free(chain);
+        chain = next;
+    }
+    setrlimit(RLIMIT_AS, &rl);
+    cr_assert_null(probe, "the heap was not exhausted (%zu blocks)", n);
+    cr_assert_eq(k, WAL_FRAME_OK);
+    cr_assert_eq(got, fb);
+    cr_assert_eq(out.index, 7);
+    free(f);
+    free(data);
+}
+#endif
