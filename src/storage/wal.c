@@ -425,6 +425,9 @@ static int do_append(struct mc_wal *w, struct wal_op *op)
         assert(k == WAL_FRAME_OK);
         (void)k;
         /* Producers only read index/term/len of queued frames (term_in_ops): not these bytes. */
+        if (!w->group_started) {
+            w->group = wal_group_next(w->group);
+        }
         wal_frame_stamp(op->buf + off, w->group | (w->group_started ? 0 : WAL_GROUP_START));
         w->group_started = true;
         int rc = add_frame(w, op->buf + off, fb, r.index, r.term);
@@ -559,8 +562,7 @@ static void run_group(struct mc_wal *w, struct wal_op *ops)
      * hard state saved is the group's last (term and vote only grow within a group; commit is
      * clamped to the log at restore). Same number of syncs as after the frames. */
     const struct wal_op *last_hs = NULL;
-    w->group = wal_group_next(w->group);
-    w->group_started = false;
+    w->group_started = false; /* numbered at its first frame (do_append) */
     for (const struct wal_op *op = ops; op; op = op->next) {
         if (op->has_hs) {
             last_hs = op;

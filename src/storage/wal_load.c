@@ -420,8 +420,13 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
         s->seg.fd = -1; /* ownership moved */
         out->next_seq = s->seg.seq + 1;
     }
-    if (last != n) {
-        out->last_group = sc[last].last_group;
+    /* Numbering continues from the newest segment that still has frames (a cut can leave the
+     * newest one empty): a group restarted at 1 would make the next torn tail look foreign. */
+    for (size_t i = last + 1; last != n && i-- > 0;) {
+        if (sc[i].nrec > 0) {
+            out->last_group = sc[i].last_group;
+            break;
+        }
     }
     if (out->pos.len == 0 && out->nsegs > 0) {
         out->pos.first = out->segs[out->nsegs - 1].last + 1;

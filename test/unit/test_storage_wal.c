@@ -960,3 +960,76 @@ Test(storage_wal, frame_check_allocates_nothing)
     free(data);
 }
 #endif
+
+/* Crash layouts after groups without frames and after a restart (third review). One group = one
+ * mc_wal_append of 3000-byte records + mc_wal_sync; frames are 3032 bytes after a 64-byte
+ * segment header. */
+static void tg_group(struct mc_wal *w, uint64_t lo, uint64_t hi)
+{
+    static uint8_t b[8][3000];
+    struct mc_wal_record r[8];
+    cr_assert_leq(hi - lo + 1, 8);
+    for (uint64_t i = lo; i <= hi; i++) {
+        memset(b[i - lo], (int)i, sizeof b[0]);
+        r[i - lo] = (struct mc_wal_record){
+            .index = i, .term = 1, .type = 1, .len = sizeof b[0], .data = b[i - lo]};
+    }
+    cr_assert_eq(mc_wal_append(w, r, (size_t)(hi - lo + 1), NULL, NULL), 0);
+    cr_assert_eq(mc_wal_sync(w), 0);
+}
+
+static void tg_zero(const char *dir, int segno, off_t off, size_t len)
+{
+    char p[MC_DATADIR_PATH_MAX];
+    snprintf(p, sizeof p, "%s/wal-%016x.log", dir, segno);
+    static const uint8_t z[8192];
+    int fd = open(p, O_RDWR);
+    cr_assert_geq(fd, 0, "%s", p);
+    cr_assert_eq(pwrite(fd, z, len, off), (ssize_t)len);
+    close(fd);
+}
+
+/* A hard-state-only group between two frame groups, then the later group's first page lost (a
+ * plain torn tail): cut, not refused. Groups are numbered at their first frame, so the frame
+ * groups on disk are consecutive. */
+Test(storage_wal, torn_tail_after_a_group_without_frames_is_cut)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 1 << 20, NULL);
+    tg_group(w, 1, 4);
+    struct mc_hard_state hs = {.term = 1, .vote = 0, .commit = 4};
+    cr_assert_eq(mc_wal_set_hard_state(w, &hs, NULL), 0);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    tg_group(w, 5, 8);
+    mc_wal_close(w);
+    tg_zero(dir, 1, 64 + 4 * 3032, 3032); /* the start frame (5) of the last group lost */
+    w = open_wal(dir, 1 << 20, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 4);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+/* The last group rolls into a fresh segment and loses its first page (cut: the newest segment
+ * is left without frames); after the restart the first group written loses its first page
+ * again: cut again, not refused (numbering continues from the newest segment with frames). */
+Test(storage_wal, torn_first_group_after_restart_is_cut)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 16384, NULL);
+    tg_group(w, 1, 3);
+    tg_group(w, 4, 5);
+    tg_group(w, 6, 8);
+    mc_wal_close(w);
+    tg_zero(dir, 2, 64, 3032);
+    w = open_wal(dir, 16384, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 5);
+    tg_group(w, 6, 8);
+    mc_wal_close(w);
+    tg_zero(dir, 2, 64, 3032);
+    w = open_wal(dir, 16384, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 5);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
