@@ -675,7 +675,8 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
      * applied entries are durable in the WAL first. An engine ahead means log entries it has
      * applied are gone (a lost or cut WAL segment): Raft would reuse those indexes for new
      * entries, which the engine skips. Refuse (Raft's own restore refuses applied > last). */
-    bool legacy = applied > log_last && node_legacy_image_accepts(n, applied, log_last);
+    /* Asked at every start: a record the log has caught up with is dropped here too. */
+    bool legacy = node_legacy_image_accepts(n, applied, log_last) && applied > log_last;
     if (applied > log_last && !legacy) {
         MC_ERROR("engine_ahead_of_log",
                  "engine_applied=%llu log_last=%llu snapshot_index=%llu newest_snapshot=%llu "

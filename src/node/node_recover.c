@@ -217,8 +217,11 @@ bool node_legacy_image_accepts(struct mc_node *n, uint64_t applied, uint64_t log
     unsigned long long s = 0, a = 0;
     bool ok = fscanf(f, "%llu %llu", &s, &a) == 2;
     fclose(f);
-    if (ok && log_last >= a) {
-        (void)legacy_drop(n, path); /* the log holds everything the engine does again */
+    if (ok && (log_last >= a || applied > a)) {
+        /* The log holds everything the engine does again, or the engine moved past the image:
+         * the record explains nothing any more, and a stale one must not accept a later
+         * engine-ahead state at the same index. */
+        (void)legacy_drop(n, path);
         return false;
     }
     ok = ok && a == applied && log_last >= s;

@@ -109,7 +109,7 @@ static int finish_copy(void *ctx)
  * (image_backoff). Labelling the file afterwards with the index the copy read instead would
  * need that index out of the stream, and the term and membership at it from Raft on the loop.
  */
-#define SNAP_COPY_START_MS     10000
+#define SNAP_COPY_START_MS     3000 /* under the 5 s client and read timeouts (applies pause) */
 #define SNAP_IMAGE_BACKOFF_MS  10000  /* first wait after a given-up image; doubles */
 #define SNAP_IMAGE_BACKOFF_MAX 300000 /* ... up to this */
 
@@ -249,8 +249,9 @@ static void snap_done(uv_work_t *req, int status)
     } else if (j->rc) {
         MC_WARN("snapshot_failed", "index=%llu err=%s", (unsigned long long)j->index,
                 mc_error_name(j->rc));
-        if (j->copy_abandon) {
-            /* Given up at its start (start_copy): wait before pausing applies for one again. */
+        if (j->image) {
+            /* Given up at its start (start_copy) or failed later (ENOSPC...): wait before
+             * pausing applies and copying the whole engine for one again. */
             uint64_t b = n->image_backoff_ms ? n->image_backoff_ms * 2 : SNAP_IMAGE_BACKOFF_MS;
             n->image_backoff_ms = b < SNAP_IMAGE_BACKOFF_MAX ? b : SNAP_IMAGE_BACKOFF_MAX;
             n->image_retry_ms = node_now_ms() + n->image_backoff_ms;
