@@ -196,6 +196,15 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
             strlen(e->d_name) != 24) {
             continue;
         }
+        if (seq == 0 || seq >= (1ull << 62)) {
+            /* Sequence numbers count up from 1, one per segment ever created: one this large
+             * is damage, and the next segment's number would wrap past it. */
+            char path[MC_DATADIR_PATH_MAX];
+            wal_seg_path(wal_dir, seq, path, sizeof(path));
+            closedir(d);
+            free(sc);
+            return fail(errbuf, errbuf_len, path, 0, "segment sequence number out of range");
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             struct scan *ns = realloc(sc, cap * sizeof(*sc));
