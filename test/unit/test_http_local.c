@@ -1187,6 +1187,32 @@ Test(http_local, wire_refused_connections_counted, .init = start_4_connections,
     }
 }
 
+/* Creates bucket b with n objects whose keys are klen bytes long (listings of them are large). */
+static void fill_bucket(const char *b, int n, int klen)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "/v1/buckets/%s", b);
+    json_decref(req("PUT", path, NULL, NULL, 200, NULL));
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "/v1/buckets/%s/objects/%03d%0*d", b, i, klen - 3, 0);
+        json_decref(req("PUT", path, NULL, "{\"size\":1}", 200, NULL));
+    }
+}
+
+/* A client socket to the test server with a 4 KiB receive buffer set before connect: a small
+ * window, so the server's answers back up in its own send queue. */
+static int connect_small_window(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
 static void start_short_send(void)
 {
     g_idle_ms = 3000;
@@ -1204,19 +1230,8 @@ Test(http_local, wire_slow_reader_closed_at_send_deadline, .init = start_short_s
 {
     /* 100 keys of 100 bytes: each listing answer is ~20 KB, so even a server slowed down
      * (ASan, a loaded machine) produces answers far faster than the reader takes them */
-    json_decref(req("PUT", "/v1/buckets/slow", NULL, NULL, 200, NULL));
-    for (int i = 0; i < 100; i++) {
-        char path[256];
-        snprintf(path, sizeof path, "/v1/buckets/slow/objects/%03d%0100d", i, 0);
-        json_decref(req("PUT", path, NULL, "{\"size\":1}", 200, NULL));
-    }
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    int small = 4096; /* before connect: a small window, so small reads open it */
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    fill_bucket("slow", 100, 103);
+    int fd = connect_small_window(); /* small reads open it */
     /* Pipelined listings sent without blocking (up to 4 MiB of them) while reading
      * one byte per recv, paced at ~400 KB/s from the start: the server's output keeps moving
      * (the stall check sees progress) but never catches up. */
@@ -1292,22 +1307,11 @@ static long read_whole_answer_slowly(int fd)
  * answer backs its output up (small window) and a once-a-second sweep never happens to see it
  * fully drained: it is caught up when it asks again. Before, it was closed after the send
  * timeout, sometimes in the middle of an answer. */
-Test(http_local, wire_one_at_a_time_reader_not_closed_at_send_deadline,
-     .init = start_short_send, .fini = stop_reset_options)
+Test(http_local, wire_one_at_a_time_reader_not_closed_at_send_deadline, .init = start_short_send,
+     .fini = stop_reset_options)
 {
-    json_decref(req("PUT", "/v1/buckets/steady", NULL, NULL, 200, NULL));
-    for (int i = 0; i < 300; i++) { /* 300 keys of 1000 bytes: ~330 KB answers */
-        char path[1100];
-        snprintf(path, sizeof path, "/v1/buckets/steady/objects/%03d%0997d", i, 0);
-        json_decref(req("PUT", path, NULL, "{\"size\":1}", 200, NULL));
-    }
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    int small = 4096; /* before connect: a small window, so every answer backs up */
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    fill_bucket("steady", 300, 1000); /* ~330 KB answers */
+    int fd = connect_small_window();  /* every answer backs up */
     static const char rq[] =
         "GET /v1/buckets/steady/objects?max-keys=1000 HTTP/1.1\r\nHost: x\r\n\r\n";
     int answers = 0;
@@ -1315,8 +1319,8 @@ Test(http_local, wire_one_at_a_time_reader_not_closed_at_send_deadline,
     while (mc_mono_ms() - t0 < 4000) { /* 2.7 send timeouts */
         cr_assert_eq(send(fd, rq, sizeof rq - 1, MSG_NOSIGNAL), (ssize_t)(sizeof rq - 1));
         long n = read_whole_answer_slowly(fd);
-        cr_assert_gt(n, 256 * 1024, "answer %d: connection closed (%ld) after %llu ms", answers,
-                     n, (unsigned long long)(mc_mono_ms() - t0));
+        cr_assert_gt(n, 256 * 1024, "answer %d: connection closed (%ld) after %llu ms", answers, n,
+                     (unsigned long long)(mc_mono_ms() - t0));
         answers++;
     }
     cr_assert_gt(answers, 3);
