@@ -27,9 +27,6 @@ void wal_frame_encode(uint8_t *dst, const struct mc_wal_record *r)
     mc_put_u64le(dst, mc_checksum64(dst + 8, WAL_FRAME_HDR_BYTES - 8 + (size_t)r->len));
 }
 
-/* Odd: g * K is 0 only for g = 0, so a version 1 frame's checksum is unchanged. */
-#define WAL_GROUP_K 0x9e3779b97f4a7c15ull
-
 void wal_frame_stamp(uint8_t *p, uint32_t g)
 {
     assert((g & WAL_GROUP_MASK) && g <= (WAL_GROUP_MASK | WAL_GROUP_START) &&

@@ -34,10 +34,13 @@
  * before that group began), it is damage (wal_load.c). Version 1 segments hold group 0 frames
  * only. (Branch dur7 wrote version 2 frames without start bits, groups < 2^23 in practice.)
  */
-#define WAL_SEG_MAGIC       "MCWALSG1"
-#define WAL_SEG_VERSION     2 /* written; 1 (no group numbers) is still read */
-#define WAL_GROUP_MASK      0x7fffffu
-#define WAL_GROUP_START     0x800000u /* bit 23 of the group field: first frame of a group */
+#define WAL_SEG_MAGIC   "MCWALSG1"
+#define WAL_SEG_VERSION 2 /* written; 1 (no group numbers) is still read */
+#define WAL_GROUP_MASK  0x7fffffu
+#define WAL_GROUP_START 0x800000u /* bit 23 of the group field: first frame of a group */
+/* A frame's checksum is XORed with field * K. Odd: field * K is 0 only for field 0, so a version
+ * 1 frame's checksum is unchanged. */
+#define WAL_GROUP_K         0x9e3779b97f4a7c15ull
 #define WAL_SEG_HDR_BYTES   64
 #define WAL_FRAME_HDR_BYTES 32
 

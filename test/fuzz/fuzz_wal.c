@@ -4,6 +4,7 @@
 
 #include "fuzz_storage.h"
 #include "metacenter/error.h"
+#include "storage/wal_internal.h"
 #include "util/checksum.h"
 #include "util/codec.h"
 
@@ -39,14 +40,13 @@ static void fix_checksums(uint8_t *p, size_t len)
             break;
         }
         /* As the WAL sums a frame: the group field (bytes 13-15) read as zero, the sum XORed
-         * with field * K (src/storage/wal_format.c), so stamped frames stay valid. */
+         * with field * K (wal_internal.h), so stamped frames stay valid. */
         uint8_t grp[3];
         memcpy(grp, p + off + 13, 3);
         memset(p + off + 13, 0, 3);
         uint64_t sum = mc_checksum64(p + off + 8, FRAME_HDR - 8 + (size_t)n);
         memcpy(p + off + 13, grp, 3);
-        uint32_t field = (uint32_t)grp[0] | (uint32_t)grp[1] << 8 | (uint32_t)grp[2] << 16;
-        mc_put_u64le(p + off, sum ^ (uint64_t)field * 0x9e3779b97f4a7c15ull);
+        mc_put_u64le(p + off, sum ^ (uint64_t)wal_frame_group_field(p + off) * WAL_GROUP_K);
         off += total;
     }
 }
