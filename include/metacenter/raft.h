@@ -325,6 +325,9 @@ struct mc_raft_status {
     uint64_t lead_transferee; /* 0 = no transfer in progress */
     bool is_learner;
     struct mc_raft_conf conf;
+    /* (Pre-)votes this node refused because it holds no entry and no snapshot while the
+     * candidate's log is not empty: its data dir may have been lost (election.c). */
+    uint64_t empty_log_vote_refusals;
     uint32_t n_peers; /* leader only: progress of every other member */
     struct mc_raft_peer_status peers[MC_RAFT_MAX_NODES];
 };

@@ -186,6 +186,17 @@ void el_handle_vote(struct mc_raft *r, const struct mc_raft_msg *m)
     /* §5.4.1: only a candidate whose log is at least as up-to-date as ours gets the vote. */
     bool up_to_date = log_up_to_date(&r->log, m->index, m->log_term);
 #endif
+    /* A voter that holds no entry and no snapshot may be one whose data dir was lost (a disk
+     * replaced, a node restarted on an empty dir with its old flags): its vote would let a
+     * candidate that lacks a write this voter had acknowledged win (thesis §3.8 assumes the
+     * term, vote and log survive). It therefore votes only for a candidate whose log is empty
+     * too (a new cluster's first election); once a leader has sent it entries it votes as
+     * usual. Cost: it cannot help elect before that (docs/decisions.md). */
+    bool amnesia_refused = up_to_date && log_last_index(&r->log) == 0 && m->index > 0;
+    if (amnesia_refused) {
+        up_to_date = false;
+        r->empty_log_vote_refusals++;
+    }
     uint8_t rtype = pre ? MC_RAFT_MSG_PREVOTE_RESP : MC_RAFT_MSG_VOTE_RESP;
     struct mc_raft_msg *o = ra_msg(r, rtype, m->from);
     if (!o) {

@@ -683,6 +683,7 @@ void mc_raft_status(const struct mc_raft *r, struct mc_raft_status *st)
     st->lead_transferee = r->lead_transferee;
     st->is_learner = mc_raft_conf_is_learner(&r->conf, r->id);
     st->conf = r->conf;
+    st->empty_log_vote_refusals = r->empty_log_vote_refusals;
     if (r->role != MC_RAFT_LEADER) {
         return;
     }

@@ -116,6 +116,7 @@ struct mc_raft {
     bool read_bcast_pending;
     uint64_t lease_until_tick;
     bool lease_revoked; /* TimeoutNow sent: another leader may appear despite stickiness */
+    uint64_t empty_log_vote_refusals; /* votes refused because our log is empty (election.c) */
 
     /* outputs */
     struct mc_raft_msg *out;

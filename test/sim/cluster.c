@@ -880,6 +880,22 @@ void sim_crash(struct sim_cluster *c, uint32_t id)
     n->has_incoming_snap = false;
 }
 
+void sim_wipe(struct sim_cluster *c, uint32_t id)
+{
+    struct sim_node *n = &c->nodes[id];
+    sim_crash(c, id);
+    sim_trace(&c->trace, c->now_ms, "wipe n%u (data dir lost)", id);
+    for (size_t i = 0; i < n->disk_n; i++) {
+        free(n->disk_log[i].data);
+    }
+    n->disk_n = 0;
+    n->disk_first = 1;
+    memset(&n->disk_hs, 0, sizeof(n->disk_hs));
+    n->disk_has_snap = false;
+    memset(&n->disk_snap, 0, sizeof(n->disk_snap));
+    memset(&n->disk_snap_sm, 0, sizeof(n->disk_snap_sm));
+}
+
 int sim_restart(struct sim_cluster *c, uint32_t id)
 {
     struct sim_node *n = &c->nodes[id];

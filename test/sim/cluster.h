@@ -183,6 +183,10 @@ int sim_snapshot(struct sim_cluster *c, uint32_t id);
 
 void sim_crash(struct sim_cluster *c, uint32_t id);
 int sim_restart(struct sim_cluster *c, uint32_t id);
+/* Crash id and lose its whole disk (hard state, snapshot, log): a data dir lost or replaced.
+ * Not part of the fault model the checks judge (Raft assumes stable storage, thesis §3.8):
+ * only for the scenario that tests the core's guard against it. */
+void sim_wipe(struct sim_cluster *c, uint32_t id);
 void sim_pause(struct sim_cluster *c, uint32_t id);
 void sim_resume(struct sim_cluster *c, uint32_t id);
 

@@ -135,3 +135,59 @@ Test(scenario_election, learner_never_votes)
     scn_assert_ok(c);
     sim_cluster_free(c);
 }
+
+/* A voter whose disk is lost (a data dir replaced, a node restarted on an empty dir) must not
+ * elect a candidate that lacks a write the lost disk had acknowledged: with a 3-node cluster,
+ * write X is committed by the leader and node w while node b is cut off; the leader and w
+ * crash, w comes back with nothing. b's log lacks X, and w's empty log would grant b its vote
+ * (§5.4.1 compares logs, and w's is the shortest): b must stay a candidate until the old leader
+ * is back, then X survives. Leader Completeness (the checker) fails without election.c's guard. */
+Test(scenario_election, wiped_voter_does_not_elect_a_candidate_missing_its_writes)
+{
+    struct sim_cluster *c = scn_new(3, 41);
+    uint32_t l = sim_wait_leader(c, 2000);
+    cr_assert_neq(l, 0);
+    cr_assert(sim_write_sync(c, l, 1000));
+    uint32_t b = scn_pick(c, 0, &l, 1);
+    uint32_t skip[2] = {l, b};
+    uint32_t w = scn_pick(c, 0, skip, 2);
+    scn_split(c, &b, 1);
+    cr_assert(sim_write_sync(c, l, 1000), "write X not acknowledged by leader + w");
+    uint64_t x_index = c->last_acked_write_index;
+    cr_assert_lt(scn_last(c, b), x_index, "b must lack X");
+    sim_crash(c, l);
+    sim_wipe(c, w);
+    sim_net_heal(&c->net);
+    cr_assert_eq(sim_restart(c, w), 0);
+    sim_run(c, 3000); /* 15+ election timeouts */
+    cr_assert_eq(sim_count_leaders(c), 0, "b was elected without X (by the wiped voter)");
+    cr_assert_not_null(c->nodes[w].r);
+    struct mc_raft_status st;
+    mc_raft_status(c->nodes[w].r, &st);
+    cr_assert_gt(st.empty_log_vote_refusals, 0, "the wiped voter refused no vote");
+    cr_assert_eq(sim_restart(c, l), 0);
+    uint32_t l2 = sim_wait_leader(c, 3000);
+    cr_assert_neq(l2, 0, "no leader once the old leader is back");
+    cr_assert(sim_write_sync(c, l2, 1000));
+    sim_run(c, 500);
+    for (uint32_t id = 1; id <= 3; id++) {
+        cr_assert_geq(scn_last(c, id), x_index, "node %u lacks X", id);
+    }
+    scn_assert_ok(c);
+    sim_cluster_free(c);
+}
+
+/* A new cluster still elects: every log is empty, so the guard never applies. */
+Test(scenario_election, fresh_cluster_elects_with_empty_logs)
+{
+    struct sim_cluster *c = scn_new(5, 43);
+    uint32_t l = sim_wait_leader(c, 2000);
+    cr_assert_neq(l, 0);
+    struct mc_raft_status st;
+    for (uint32_t id = 1; id <= 5; id++) {
+        mc_raft_status(c->nodes[id].r, &st);
+        cr_assert_eq(st.empty_log_vote_refusals, 0);
+    }
+    scn_assert_ok(c);
+    sim_cluster_free(c);
+}
