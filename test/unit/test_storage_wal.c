@@ -495,6 +495,54 @@ Test(storage_wal, nth_fdatasync_failure_never_reports_undurable)
     cr_assert_geq(fatal_runs, 3);
 }
 
+static uint32_t len5000(uint64_t i)
+{
+    (void)i;
+    return 5000;
+}
+
+/* Waits up to 5 s for cond; true when it held. */
+#define WAIT_FOR(cond)                                                                             \
+    ({                                                                                             \
+        bool ok_ = false;                                                                          \
+        for (int k_ = 0; k_ < 500 && !(ok_ = (cond)); k_++) {                                      \
+            usleep(10000);                                                                         \
+        }                                                                                          \
+        ok_;                                                                                       \
+    })
+
+/* A spare segment prepared while idle whose directory fsync fails is removed, not left behind:
+ * the next roll creates it again (here that succeeds) instead of failing with "exists" on the
+ * leftover file and naming that as the fatal error. */
+Test(storage_wal, failed_dir_fsync_of_a_spare_does_not_poison_the_next_roll)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_fs_fault f;
+    mc_fs_fault_init(&f, NULL);
+    /* 16 KiB segments of 5000-byte records: three per segment, rolls at 4 and 7. */
+    struct mc_wal *w = open_wal(dir, 16 * 1024, &f.ops);
+    char segs[8][MC_DATADIR_PATH_MAX];
+    append_range(w, 1, 2, 1, len5000);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert(WAIT_FOR(st_list_segments(dir, segs, 8) == 2), "no spare prepared while idle");
+    mc_fs_fault_arm(&f, MC_FS_FSYNC, 1, EIO, false);
+    append_range(w, 3, 4, 1, len5000); /* 4 goes into the spare: the next one is prepared */
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert(WAIT_FOR(__atomic_load_n(&f.failures[MC_FS_FSYNC], __ATOMIC_RELAXED) == 1),
+              "the next spare's dir fsync never ran");
+    append_range(w, 5, 8, 1, len5000); /* rolls at 7 */
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert_eq(mc_wal_error(w), 0);
+    cr_assert_eq(mc_wal_durable_index(w), 8);
+    cr_assert_eq(f.failures[MC_FS_FSYNC], 1);
+    mc_wal_close(w);
+    w = open_wal(dir, 16 * 1024, NULL);
+    check_range(w, 1, 8, 1000, 1, 1, len5000);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
 /* ---- queue limit ---- */
 
 struct gate {
