@@ -24,7 +24,7 @@ static inline void st_rmtree(const char *dir)
     mc_fs_remove_tree(NULL, dir);
 }
 
-/* Sorted list of wal-*.log paths in dir; returns count. */
+/* Sorted list of wal-*.log paths in dir (not the .torn evidence files); returns count. */
 static inline int st_list_segments(const char *dir, char out[][MC_DATADIR_PATH_MAX], int max)
 {
     DIR *d = opendir(dir);
@@ -32,7 +32,8 @@ static inline int st_list_segments(const char *dir, char out[][MC_DATADIR_PATH_M
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL && n < max) {
-        if (strncmp(e->d_name, "wal-", 4) == 0) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "wal-", 4) == 0 && strcmp(e->d_name + len - 4, ".log") == 0) {
             snprintf(out[n++], MC_DATADIR_PATH_MAX, "%s/%s", dir, e->d_name);
         }
     }

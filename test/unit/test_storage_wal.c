@@ -304,6 +304,91 @@ Test(storage_wal, torn_tail_every_offset)
     st_rmtree(dir);
 }
 
+/* The whole file at path (malloc'd; *len its size). */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    *len = (size_t)st_file_size(path);
+    uint8_t *b = malloc(*len ? *len : 1);
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0 && b);
+    cr_assert_eq(pread(fd, b, *len, 0), (ssize_t)*len);
+    close(fd);
+    return b;
+}
+
+/* Flips a byte in the last record of the newest segment holding data; returns that segment's
+ * index in segs and, in *tail, the bytes from the record's start to the last non-zero byte (what
+ * the cut drops, as the .torn file must hold them). Frames of len100 records are 136 bytes. */
+static int tear_last_record(const char *dir, char segs[][MC_DATADIR_PATH_MAX], uint8_t **tail,
+                            size_t *tail_len)
+{
+    int n = st_list_segments(dir, segs, 64);
+    for (int i = n; i-- > 0;) {
+        size_t len;
+        uint8_t *b = slurp(segs[i], &len);
+        size_t nz = len;
+        while (nz > 64 && b[nz - 1] == 0) {
+            nz--;
+        }
+        if (nz > 64) {
+            size_t start = 64 + (nz - 64 - 1) / 136 * 136; /* the last frame */
+            b[start + 60] ^= 0x10;                         /* inside its payload */
+            st_flip_byte(segs[i], (off_t)(start + 60));
+            *tail_len = nz - start;
+            *tail = malloc(*tail_len);
+            memcpy(*tail, b + start, *tail_len);
+            free(b);
+            return i;
+        }
+        free(b);
+    }
+    cr_assert_fail("no segment with data");
+    return -1;
+}
+
+/* A torn tail is cut only after its bytes are copied to <segment>.torn (trailing zeros left out),
+ * and only the newest such file is kept. */
+Test(storage_wal, torn_tail_bytes_are_saved_before_the_cut)
+{
+    char dir[64], segs[64][MC_DATADIR_PATH_MAX], torn[MC_DATADIR_PATH_MAX + 8];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 8 * 1024, NULL);
+    append_range(w, 1, 20, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    uint8_t *tail;
+    size_t tail_len;
+    int first = tear_last_record(dir, segs, &tail, &tail_len);
+    w = open_wal(dir, 8 * 1024, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 19);
+    snprintf(torn, sizeof(torn), "%s.torn", segs[first]);
+    size_t got_len;
+    uint8_t *got = slurp(torn, &got_len);
+    cr_assert_eq(got_len, tail_len);
+    cr_assert_eq(memcmp(got, tail, tail_len), 0);
+    free(got);
+    free(tail);
+    /* a second torn tail, in a later segment: its file replaces the first one */
+    append_range(w, 20, 80, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    int second = tear_last_record(dir, segs, &tail, &tail_len);
+    cr_assert_gt(second, first);
+    w = open_wal(dir, 8 * 1024, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 79);
+    check_range(w, 1, 79, 1000, 1, 1, len100);
+    mc_wal_close(w);
+    struct stat st;
+    cr_assert_neq(stat(torn, &st), 0, "the older %s is kept", torn);
+    snprintf(torn, sizeof(torn), "%s.torn", segs[second]);
+    got = slurp(torn, &got_len);
+    cr_assert_eq(got_len, tail_len);
+    cr_assert_eq(memcmp(got, tail, tail_len), 0);
+    free(got);
+    free(tail);
+    st_rmtree(dir);
+}
+
 Test(storage_wal, bit_flip_in_sealed_segment_refuses_start)
 {
     char dir[64];
