@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,20 @@ static inline void st_flip_byte(const char *path, off_t off)
     cr_assert_eq(pread(fd, &b, 1, off), 1);
     b ^= 0x10;
     cr_assert_eq(pwrite(fd, &b, 1, off), 1);
+    close(fd);
+}
+
+/* Overwrites [off, off + len) of the file at path with zeros (a lost or never-written range). */
+static inline void st_zero_range(const char *path, off_t off, size_t len)
+{
+    static const uint8_t z[8192];
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0, "%s", path);
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < sizeof(z) ? len - done : sizeof(z);
+        cr_assert_eq(pwrite(fd, z, n, off + (off_t)done), (ssize_t)n);
+        done += n;
+    }
     close(fd);
 }
 
