@@ -6,6 +6,7 @@
 #include "metacenter/storage.h"
 #include "util/clock.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <errno.h>
@@ -184,11 +185,19 @@ int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
     return 0;
 }
 
+/* A stand-in version id for building and validating an op before stamp_offline: same length as
+ * a real one (mc_version_id_from_time), so stamp_offline overwrites it in place. */
+#define VID_UNSTAMPED "0000000000000000"
+
 /* The op time and version id of an offline write, as a leader stamps them (node_write.c): the
  * wall clock, but above the newest op time the engine holds, so the id (the op time in ns) is
- * unique and sorts after every version written before. Opens the engine for writing. */
-static int stamp_offline(struct mc_cli *cli, int64_t *now_ns, char vid[17])
+ * unique and sorts after every version written before. Opens the engine for writing (and so
+ * drops the seal): op must already be built and validated with VID_UNSTAMPED, so a refused
+ * argument leaves the data dir as it was (a written engine makes a member refuse to start with
+ * engine_ahead_of_log). */
+static int stamp_offline(struct mc_cli *cli, struct mc_op *op)
 {
+    assert(op->new_version_id && strlen(op->new_version_id) == sizeof(VID_UNSTAMPED) - 1);
     int rc = mc_cli_offline_open(cli, true);
     int64_t clock_ns = 0;
     if (rc == 0) {
@@ -198,8 +207,11 @@ static int stamp_offline(struct mc_cli *cli, int64_t *now_ns, char vid[17])
         return rc;
     }
     int64_t t = mc_wall_ns();
-    *now_ns = t > clock_ns ? t : clock_ns + 1;
-    mc_version_id_from_time(vid, *now_ns);
+    op->time_ns = t > clock_ns ? t : clock_ns + 1;
+    char vid[17];
+    mc_version_id_from_time(vid, op->time_ns);
+    assert(strlen(vid) == sizeof(VID_UNSTAMPED) - 1);
+    memcpy(op->new_version_id, vid, sizeof(VID_UNSTAMPED) - 1);
     return 0;
 }
 
@@ -273,50 +285,40 @@ static int off_bucket_list(struct mc_cli *cli, struct mc_bucket_info **out, size
     return rc ? rc : mc_engine_bucket_list(cli->eng, out, n);
 }
 
+/* Built and checked first, stamped (engine opened for writing) only once valid, then applied. */
+static int stamp_and_apply(struct mc_cli *cli, struct mc_op *op, int rc, struct mc_op_result *r)
+{
+    if (rc == 0) {
+        rc = stamp_offline(cli, op);
+    }
+    if (rc != 0) {
+        mc_op_clear(op);
+        memset(r, 0, sizeof(*r));
+        return r->code = rc;
+    }
+    return apply(cli, op, r);
+}
+
 static int off_put(struct mc_cli *cli, const char *bucket, const char *key,
                    const struct mc_object_meta *meta, const char *if_match, bool if_none_match_star,
                    struct mc_op_result *r)
 {
     struct mc_op op = {0};
-    int64_t now = 0;
-    char vid[17];
-    int rc = stamp_offline(cli, &now, vid);
-    if (rc != 0) {
-        memset(r, 0, sizeof(*r));
-        return r->code = rc;
-    }
-    rc = mc_op_put(&op, bucket, key, vid, now, meta);
+    int rc = mc_op_put(&op, bucket, key, VID_UNSTAMPED, 0, meta);
     if (rc == 0 && if_match) {
         op.if_match = strdup(if_match);
         rc = op.if_match ? 0 : MC_ENOMEM;
     }
     op.if_none_match_star = if_none_match_star;
-    if (rc != 0) {
-        mc_op_clear(&op);
-        memset(r, 0, sizeof(*r));
-        return r->code = rc;
-    }
-    return apply(cli, &op, r);
+    return stamp_and_apply(cli, &op, rc, r);
 }
 
 static int off_del(struct mc_cli *cli, const char *bucket, const char *key, const char *version_id,
                    struct mc_op_result *r)
 {
     struct mc_op op = {0};
-    int64_t now = 0;
-    char vid[17];
-    int rc = stamp_offline(cli, &now, vid);
-    if (rc != 0) {
-        memset(r, 0, sizeof(*r));
-        return r->code = rc;
-    }
-    rc = mc_op_delete(&op, bucket, key, version_id, vid, now);
-    if (rc != 0) {
-        mc_op_clear(&op);
-        memset(r, 0, sizeof(*r));
-        return r->code = rc;
-    }
-    return apply(cli, &op, r);
+    int rc = mc_op_delete(&op, bucket, key, version_id, VID_UNSTAMPED, 0);
+    return stamp_and_apply(cli, &op, rc, r);
 }
 
 static int off_get(struct mc_cli *cli, const char *bucket, const char *key, const char *version_id,

@@ -198,6 +198,7 @@ struct mc_node {
     uint64_t image_retry_ms;    /* no image before this (after one was given up) */
     uint64_t image_backoff_ms;  /* the last wait set; 0 after an image succeeded */
     uint64_t snapshot_image_wanted_ms; /* when an engine image was asked for (0 = not) */
+    bool image_asked;                  /* want_image: start one at the next node_maybe_snapshot */
     uv_work_t snap_work;
     uint64_t snap_work_index, snap_work_term;
     int snap_work_rc;

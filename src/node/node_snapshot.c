@@ -109,7 +109,7 @@ static int finish_copy(void *ctx)
  * (image_backoff). Labelling the file afterwards with the index the copy read instead would
  * need that index out of the stream, and the term and membership at it from Raft on the loop.
  */
-#define SNAP_COPY_START_MS     3000 /* under the 5 s client and read timeouts (applies pause) */
+#define SNAP_COPY_START_MS     3000   /* under the 5 s client and read timeouts (applies pause) */
 #define SNAP_IMAGE_BACKOFF_MS  10000  /* first wait after a given-up image; doubles */
 #define SNAP_IMAGE_BACKOFF_MAX 300000 /* ... up to this */
 
@@ -308,15 +308,16 @@ static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
 
 /* An engine image at the current applied index, for a follower or `snapshot save`; until one is
  * being sent (or SNAP_IMAGE_WAIT_MS passed), periodic compaction waits, so raft's snapshot index
- * stays the image's and the retried send finds it. */
+ * stays the image's and the retried send finds it. The copy starts in node_maybe_snapshot, never
+ * here: `snapshot save` asks from the I/O phase, where a SNAPSHOT message stepped just before
+ * has its install still to come (the next node_process_ready), and that install closes the
+ * engine the copy's read transaction would be reading (see node_install_snapshot). */
 static void want_image(struct mc_node *n)
 {
     if (!n->snapshot_image_wanted_ms) {
         n->snapshot_image_wanted_ms = node_now_ms();
     }
-    if (!n->snapshot_running && n->applied_index > 0 && node_now_ms() >= n->image_retry_ms) {
-        start_snapshot(n, n->applied_index, true);
-    }
+    n->image_asked = true;
 }
 
 static bool sending_image(const struct mc_node *n)
@@ -331,6 +332,17 @@ static bool sending_image(const struct mc_node *n)
 
 void node_maybe_snapshot(struct mc_node *n)
 {
+    /* Called after node_process_ready's ready loop: any install Raft handed out has run, and no
+     * SNAPSHOT message is stepped while a job runs (node_snapshot_received). Asked once: the asker
+     * (a retried send or save) asks again if it could not start now. */
+    if (n->image_asked) {
+        n->image_asked = false;
+        if (!n->snapshot_running && !n->stopping && !n->fatal && n->applied_index > 0 &&
+            node_now_ms() >= n->image_retry_ms) {
+            start_snapshot(n, n->applied_index, true);
+            return;
+        }
+    }
     if (n->snapshot_running || n->stopping || n->fatal ||
         n->applied_index <= n->last_snapshot_index ||
         (n->applied_index < n->last_snapshot_index + n->opts.snapshot_entries &&
@@ -792,6 +804,11 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
     }
     /* No finish job runs now (see the ordering above): engine.new is ours. */
     assert(!n->recv_job || !n->recv_job->queued);
+    /* No snapshot job runs now: an image copy reads n->engine under its own read transaction,
+     * and it is closed below. SNAPSHOT messages are not stepped while a job runs
+     * (node_snapshot_received), and jobs start only after the ready loop (node_maybe_snapshot),
+     * by which time an install stepped in the same loop iteration has run. */
+    assert(!n->snapshot_running);
     uint64_t t0 = mc_mono_ns();
     mc_engine_close(n->engine);
     n->engine = NULL;

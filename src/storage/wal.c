@@ -185,7 +185,14 @@ static int seg_create(struct mc_wal *w, uint64_t seq, struct wal_seg *out)
     out->fd = fd;
     rc = mc_fs_fsync_dir(fs, w->dir);
     if (rc) {
+        /* The entry may not be durable: drop the (empty) file, so the same seq is created and
+         * its entry synced again by the next attempt (an idle retry or the roll, which fails
+         * stop with this error if it fails again). Left in place, every later attempt failed
+         * with MC_EEXIST, and the roll went fatal naming that instead of the failed fsync. */
         fs->close(fs->ctx, fd);
+        int urc = fs->unlink(fs->ctx, out->path);
+        MC_WARN("wal_segment_dir_sync_failed", "file=%s err=%s removed=%d", out->path,
+                mc_error_name(rc), urc == 0);
         return rc;
     }
     return 0;

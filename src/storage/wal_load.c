@@ -15,6 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define WAL_TORN_MAX_BYTES   (64u << 20) /* evidence kept of one cut tail (save_torn) */
+#define WAL_TORN_CHUNK_BYTES (1u << 20)
+
 #define ADVICE "wipe this node's data dir and rejoin the cluster, or `metacenter snapshot restore`"
 
 /* Per-file scan result. */
@@ -170,6 +173,96 @@ static int cut_segment(const struct mc_fs_ops *fs, struct wal_seg *seg, uint64_t
         rc = fs->fdatasync(fs->ctx, seg->fd);
     }
     return rc < 0 ? mc_fs_errno_to_mc(rc) : 0;
+}
+
+/* Removes every "wal-*.log.torn" in dir except keep (a file name): only the newest cut tail is
+ * kept as evidence, as for snapshots (.snap.corrupt). Best effort. */
+static void drop_older_torn(const struct mc_fs_ops *fs, const char *dir, const char *keep)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "wal-", 4) != 0 || len < 9 ||
+            strcmp(e->d_name + len - 9, ".log.torn") != 0 || strcmp(e->d_name, keep) == 0) {
+            continue;
+        }
+        char path[MC_DATADIR_PATH_MAX + 16];
+        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path) &&
+            fs->unlink(fs->ctx, path) == 0) {
+            MC_INFO("wal_torn_removed", "path=%s reason=newer_one_saved", path);
+        }
+    }
+    closedir(d);
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/*
+ * Before a torn tail is cut: copy the bytes that go, from off to the last non-zero one (the
+ * preallocated zeros after it say nothing) and at most WAL_TORN_MAX_BYTES, to PATH.torn, so an
+ * operator can see what the cut dropped. Zero chunks are left as holes. Returns the bytes kept
+ * in it (0: nothing worth keeping, no file) or a negative MC_E*; the caller cuts regardless (a
+ * node that cannot keep the evidence must still start), logging which.
+ */
+static int64_t save_torn(const struct mc_fs_ops *fs, const struct wal_seg *seg, uint64_t off,
+                         uint64_t size, char *out, size_t out_len)
+{
+    if (snprintf(out, out_len, "%s.torn", seg->path) >= (int)out_len) {
+        return MC_EINVAL;
+    }
+    uint64_t end = size - off > WAL_TORN_MAX_BYTES ? off + WAL_TORN_MAX_BYTES : size;
+    uint8_t *buf = malloc(WAL_TORN_CHUNK_BYTES);
+    if (!buf) {
+        return MC_ENOMEM;
+    }
+    int fd = fs->open(fs->ctx, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int rc = fd < 0 ? fd : 0;
+    uint64_t kept = 0; /* bytes from off to the last non-zero one */
+    for (uint64_t at = off; rc == 0 && at < end;) {
+        size_t want = end - at > WAL_TORN_CHUNK_BYTES ? WAL_TORN_CHUNK_BYTES : (size_t)(end - at);
+        ssize_t n = fs->pread(fs->ctx, seg->fd, buf, want, (off_t)at);
+        if (n <= 0) {
+            rc = n < 0 ? (int)n : -EIO;
+            break;
+        }
+        if (!all_zero(buf, (size_t)n)) {
+            ssize_t wn = fs->pwrite(fs->ctx, fd, buf, (size_t)n, (off_t)(at - off));
+            rc = wn == n ? 0 : (wn < 0 ? (int)wn : -EIO);
+            size_t last = (size_t)n;
+            while (buf[last - 1] == 0) {
+                last--;
+            }
+            kept = at + last - off;
+        }
+        at += (uint64_t)n;
+    }
+    if (rc == 0) {
+        rc = fs->ftruncate(fs->ctx, fd, (off_t)kept); /* trailing zeros dropped */
+    }
+    if (rc == 0 && kept) {
+        rc = fs->fsync(fs->ctx, fd);
+    }
+    if (fd >= 0) {
+        fs->close(fs->ctx, fd);
+    }
+    free(buf);
+    if (rc == 0 && kept == 0) {
+        fs->unlink(fs->ctx, out);
+    }
+    if (rc < 0) {
+        if (fd >= 0) {
+            fs->unlink(fs->ctx, out); /* no partial evidence that looks whole */
+        }
+        return mc_fs_errno_to_mc(rc);
+    }
+    return (int64_t)kept;
 }
 
 int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_size_bytes,
@@ -348,9 +441,19 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
                       "bad record followed by valid records (not a torn tail)");
             goto out;
         }
-        MC_WARN("wal_torn_tail", "file=%s offset=%llu dropped_bytes=%llu torn_group=%u",
-                s->seg.path, (unsigned long long)s->bad_off,
-                (unsigned long long)(s->size - s->bad_off), s->any_after ? s->g_after : 0);
+        char torn[MC_DATADIR_PATH_MAX + 16];
+        int64_t kept = save_torn(fs, &s->seg, s->good_end, s->size, torn, sizeof(torn));
+        if (kept > 0) {
+            dir_changed = true;
+            const char *slash = strrchr(torn, '/');
+            drop_older_torn(fs, wal_dir, slash ? slash + 1 : torn);
+        }
+        MC_WARN(
+            "wal_torn_tail",
+            "file=%s offset=%llu dropped_bytes=%llu torn_group=%u saved=%s saved_bytes=%lld%s%s",
+            s->seg.path, (unsigned long long)s->bad_off, (unsigned long long)(s->size - s->bad_off),
+            s->any_after ? s->g_after : 0, kept > 0 ? torn : "-", (long long)(kept > 0 ? kept : 0),
+            kept < 0 ? " save_err=" : "", kept < 0 ? mc_error_name((int)kept) : "");
         rc = cut_segment(fs, &s->seg, s->good_end, segment_size_bytes);
         if (rc) {
             goto out;

@@ -165,6 +165,24 @@ err_run "get missing key" 1 NoSuchKey --data-dir "$D" get bk1 nothing
 err_run "get missing bucket" 1 NoSuchBucket --data-dir "$D" get nope k
 long=$(head -c 1025 /dev/zero | tr '\0' k)
 err_run "key too long" 1 KeyTooLongError --data-dir "$D" put bk1 "$long"
+# A refused offline write leaves the data dir as it was: the seal a clean stop wrote stays and
+# data.mdb is unchanged (a written engine makes a member refuse to start: engine_ahead_of_log).
+unchanged() {
+    if [ -f "$D/engine.seal" ] && cmp -s "$D/engine/data.mdb" "$T/data.mdb.before"; then
+        ok
+    else
+        bad "$1 left the data dir changed (seal $([ -f "$D/engine.seal" ] && echo kept || echo removed))"
+    fi
+}
+echo "stand-in seal" >"$D/engine.seal"
+cp "$D/engine/data.mdb" "$T/data.mdb.before"
+err_run "put key too long (sealed)" 1 KeyTooLongError --data-dir "$D" put bk1 "$long"
+unchanged "a put with a bad key"
+err_run "rm key too long (sealed)" 1 KeyTooLongError --data-dir "$D" rm bk1 "$long"
+unchanged "an rm with a bad key"
+err_run "rm bad version id (sealed)" 2 InvalidArgument --data-dir "$D" rm bk1 k --version-id "$long"
+unchanged "an rm with a bad version id"
+rm -f "$D/engine.seal" "$T/data.mdb.before"
 big=$(head -c 2100 /dev/zero | tr '\0' v)
 err_run "metadata too large" 1 MetadataTooLarge --data-dir "$D" put bk1 k --meta "x=$big"
 err_run "bad --meta" 2 InvalidArgument --data-dir "$D" put bk1 k --meta novalue

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ static inline void st_rmtree(const char *dir)
     mc_fs_remove_tree(NULL, dir);
 }
 
-/* Sorted list of wal-*.log paths in dir; returns count. */
+/* Sorted list of wal-*.log paths in dir (not the .torn evidence files); returns count. */
 static inline int st_list_segments(const char *dir, char out[][MC_DATADIR_PATH_MAX], int max)
 {
     DIR *d = opendir(dir);
@@ -32,7 +33,8 @@ static inline int st_list_segments(const char *dir, char out[][MC_DATADIR_PATH_M
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL && n < max) {
-        if (strncmp(e->d_name, "wal-", 4) == 0) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "wal-", 4) == 0 && strcmp(e->d_name + len - 4, ".log") == 0) {
             snprintf(out[n++], MC_DATADIR_PATH_MAX, "%s/%s", dir, e->d_name);
         }
     }
@@ -58,6 +60,20 @@ static inline void st_flip_byte(const char *path, off_t off)
     cr_assert_eq(pread(fd, &b, 1, off), 1);
     b ^= 0x10;
     cr_assert_eq(pwrite(fd, &b, 1, off), 1);
+    close(fd);
+}
+
+/* Overwrites [off, off + len) of the file at path with zeros (a lost or never-written range). */
+static inline void st_zero_range(const char *path, off_t off, size_t len)
+{
+    static const uint8_t z[8192];
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0, "%s", path);
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < sizeof(z) ? len - done : sizeof(z);
+        cr_assert_eq(pwrite(fd, z, n, off + (off_t)done), (ssize_t)n);
+        done += n;
+    }
     close(fd);
 }
 

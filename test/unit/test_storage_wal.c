@@ -293,14 +293,96 @@ Test(storage_wal, torn_tail_every_offset)
     }
     /* zeroed (not cut) tail: same result */
     st_copy_file(pristine, segs[0]);
-    int fd = open(segs[0], O_RDWR);
-    char zeros[64] = {0};
-    cr_assert_eq(pwrite(fd, zeros, 20, (off_t)start + 10), 20);
-    close(fd);
+    st_zero_range(segs[0], (off_t)start + 10, 20);
     w = open_wal(dir, 4096, NULL);
     cr_assert_eq(mc_wal_last_index(w), 9);
     mc_wal_close(w);
     unlink(pristine);
+    st_rmtree(dir);
+}
+
+/* The whole file at path (malloc'd; *len its size). */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    *len = (size_t)st_file_size(path);
+    uint8_t *b = malloc(*len ? *len : 1);
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0 && b);
+    cr_assert_eq(pread(fd, b, *len, 0), (ssize_t)*len);
+    close(fd);
+    return b;
+}
+
+/* Flips a byte in the last record of the newest segment holding data; returns that segment's
+ * index in segs and, in *tail, the bytes from the record's start to the last non-zero byte (what
+ * the cut drops, as the .torn file must hold them). Frames of len100 records are 136 bytes. */
+static int tear_last_record(const char *dir, char segs[][MC_DATADIR_PATH_MAX], uint8_t **tail,
+                            size_t *tail_len)
+{
+    int n = st_list_segments(dir, segs, 64);
+    for (int i = n; i-- > 0;) {
+        size_t len;
+        uint8_t *b = slurp(segs[i], &len);
+        size_t nz = len;
+        while (nz > 64 && b[nz - 1] == 0) {
+            nz--;
+        }
+        if (nz > 64) {
+            size_t start = 64 + (nz - 64 - 1) / 136 * 136; /* the last frame */
+            b[start + 60] ^= 0x10;                         /* inside its payload */
+            st_flip_byte(segs[i], (off_t)(start + 60));
+            *tail_len = nz - start;
+            *tail = malloc(*tail_len);
+            memcpy(*tail, b + start, *tail_len);
+            free(b);
+            return i;
+        }
+        free(b);
+    }
+    cr_assert_fail("no segment with data");
+    return -1;
+}
+
+/* A torn tail is cut only after its bytes are copied to <segment>.torn (trailing zeros left out),
+ * and only the newest such file is kept. */
+Test(storage_wal, torn_tail_bytes_are_saved_before_the_cut)
+{
+    char dir[64], segs[64][MC_DATADIR_PATH_MAX], torn[MC_DATADIR_PATH_MAX + 8];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 8 * 1024, NULL);
+    append_range(w, 1, 20, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    uint8_t *tail;
+    size_t tail_len;
+    int first = tear_last_record(dir, segs, &tail, &tail_len);
+    w = open_wal(dir, 8 * 1024, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 19);
+    snprintf(torn, sizeof(torn), "%s.torn", segs[first]);
+    size_t got_len;
+    uint8_t *got = slurp(torn, &got_len);
+    cr_assert_eq(got_len, tail_len);
+    cr_assert_eq(memcmp(got, tail, tail_len), 0);
+    free(got);
+    free(tail);
+    /* a second torn tail, in a later segment: its file replaces the first one */
+    append_range(w, 20, 80, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    int second = tear_last_record(dir, segs, &tail, &tail_len);
+    cr_assert_gt(second, first);
+    w = open_wal(dir, 8 * 1024, NULL);
+    cr_assert_eq(mc_wal_last_index(w), 79);
+    check_range(w, 1, 79, 1000, 1, 1, len100);
+    mc_wal_close(w);
+    struct stat st;
+    cr_assert_neq(stat(torn, &st), 0, "the older %s is kept", torn);
+    snprintf(torn, sizeof(torn), "%s.torn", segs[second]);
+    got = slurp(torn, &got_len);
+    cr_assert_eq(got_len, tail_len);
+    cr_assert_eq(memcmp(got, tail, tail_len), 0);
+    free(got);
+    free(tail);
     st_rmtree(dir);
 }
 
@@ -495,6 +577,54 @@ Test(storage_wal, nth_fdatasync_failure_never_reports_undurable)
     cr_assert_geq(fatal_runs, 3);
 }
 
+static uint32_t len5000(uint64_t i)
+{
+    (void)i;
+    return 5000;
+}
+
+/* Waits up to 5 s for cond; true when it held. */
+#define WAIT_FOR(cond)                                                                             \
+    ({                                                                                             \
+        bool ok_ = false;                                                                          \
+        for (int k_ = 0; k_ < 500 && !(ok_ = (cond)); k_++) {                                      \
+            usleep(10000);                                                                         \
+        }                                                                                          \
+        ok_;                                                                                       \
+    })
+
+/* A spare segment prepared while idle whose directory fsync fails is removed, not left behind:
+ * the next roll creates it again (here that succeeds) instead of failing with "exists" on the
+ * leftover file and naming that as the fatal error. */
+Test(storage_wal, failed_dir_fsync_of_a_spare_does_not_poison_the_next_roll)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_fs_fault f;
+    mc_fs_fault_init(&f, NULL);
+    /* 16 KiB segments of 5000-byte records: three per segment, rolls at 4 and 7. */
+    struct mc_wal *w = open_wal(dir, 16 * 1024, &f.ops);
+    char segs[8][MC_DATADIR_PATH_MAX];
+    append_range(w, 1, 2, 1, len5000);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert(WAIT_FOR(st_list_segments(dir, segs, 8) == 2), "no spare prepared while idle");
+    mc_fs_fault_arm(&f, MC_FS_FSYNC, 1, EIO, false);
+    append_range(w, 3, 4, 1, len5000); /* 4 goes into the spare: the next one is prepared */
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert(WAIT_FOR(__atomic_load_n(&f.failures[MC_FS_FSYNC], __ATOMIC_RELAXED) == 1),
+              "the next spare's dir fsync never ran");
+    append_range(w, 5, 8, 1, len5000); /* rolls at 7 */
+    cr_assert_eq(mc_wal_sync(w), 0);
+    cr_assert_eq(mc_wal_error(w), 0);
+    cr_assert_eq(mc_wal_durable_index(w), 8);
+    cr_assert_eq(f.failures[MC_FS_FSYNC], 1);
+    mc_wal_close(w);
+    w = open_wal(dir, 16 * 1024, NULL);
+    check_range(w, 1, 8, 1000, 1, 1, len5000);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
 /* ---- queue limit ---- */
 
 struct gate {
@@ -626,16 +756,12 @@ Test(storage_wal, zero_header_newest_segment_with_records_refuses)
     for (int i = 1; i < n; i++) {
         cr_assert_eq(unlink(segs[i]), 0); /* the spare(s): the data segment is the newest */
     }
-    int fd = open(segs[0], O_RDWR);
-    cr_assert(fd >= 0);
-    uint8_t zero[64] = {0};
-    cr_assert_eq(pwrite(fd, zero, sizeof(zero), 0), 64);
-    close(fd);
+    st_zero_range(segs[0], 0, 64);
     struct mc_wal_options o = {.wal_dir = dir, .segment_size_bytes = 64 * 1024};
     cr_assert_eq(mc_wal_open(&o, &w), MC_ECORRUPT);
     cr_assert_eq(access(segs[0], F_OK), 0, "the damaged segment is kept as evidence");
     /* Header and data both zero (a crash while creating it): removed, as before. */
-    fd = open(segs[0], O_RDWR | O_TRUNC);
+    int fd = open(segs[0], O_RDWR | O_TRUNC);
     cr_assert(fd >= 0);
     cr_assert_eq(ftruncate(fd, 64 * 1024), 0);
     close(fd);
@@ -751,16 +877,6 @@ static void append_group(struct mc_wal *w, uint64_t lo, uint64_t hi, uint64_t te
     cr_assert_eq(mc_wal_sync(w), 0);
 }
 
-static void zero_at(const char *path, off_t off, size_t len)
-{
-    static uint8_t z[8192];
-    cr_assert_leq(len, sizeof(z));
-    int fd = open(path, O_RDWR);
-    cr_assert(fd >= 0);
-    cr_assert_eq(pwrite(fd, z, len, off), (ssize_t)len);
-    close(fd);
-}
-
 /* A power loss in the middle of a multi-page group can leave any of its pages unwritten: a hole
  * followed by valid frames of the same group is a torn tail (cut; the group was never
  * acknowledged), not corruption. A hole followed by a frame of a later group is damage. */
@@ -776,7 +892,7 @@ Test(storage_wal, torn_multi_page_group_is_cut_not_corruption)
     cr_assert_geq(st_list_segments(dir, segs, 4), 1);
     const off_t fr = 3032; /* wal_frame_bytes(3000) */
     /* The first page of group B lost (frame 5 zeroed), frames 6..8 of B on disk. */
-    zero_at(segs[0], 64 + 4 * fr, (size_t)fr);
+    st_zero_range(segs[0], 64 + 4 * fr, (size_t)fr);
     w = open_wal(dir, 1024 * 1024, NULL);
     cr_assert_eq(mc_wal_last_index(w), 4, "group B cut at its hole");
     check_range(w, 1, 4, 0, 1, 1, len3000);
@@ -788,13 +904,13 @@ Test(storage_wal, torn_multi_page_group_is_cut_not_corruption)
     check_range(w, 1, 7, 4, 1, 2, len3000);
     mc_wal_close(w);
     /* A hole inside the last group (frame 6 of 5..7) with its frame 7 after: cut at 5. */
-    zero_at(segs[0], 64 + 5 * fr + 100, 200);
+    st_zero_range(segs[0], 64 + 5 * fr + 100, 200);
     w = open_wal(dir, 1024 * 1024, NULL);
     cr_assert_eq(mc_wal_last_index(w), 5);
     append_group(w, 6, 9, 3);
     mc_wal_close(w);
     /* A hole in group A (frame 2), followed by frames of later groups: damage. */
-    zero_at(segs[0], 64 + 1 * fr + 8, 100);
+    st_zero_range(segs[0], 64 + 1 * fr + 8, 100);
     struct mc_wal_options o = {.wal_dir = dir, .segment_size_bytes = 1024 * 1024};
     cr_assert_eq(mc_wal_open(&o, &w), MC_ECORRUPT);
     st_rmtree(dir);
@@ -814,7 +930,7 @@ Test(storage_wal, damaged_group_end_before_next_group_start_is_refused)
     char segs[4][MC_DATADIR_PATH_MAX];
     cr_assert_geq(st_list_segments(dir, segs, 4), 1);
     const off_t fr = 3032;
-    zero_at(segs[0], 64 + 3 * fr + 40, 100); /* payload of frame 4, the last of group A */
+    st_zero_range(segs[0], 64 + 3 * fr + 40, 100); /* payload of frame 4, the last of group A */
     struct mc_wal_options o = {.wal_dir = dir, .segment_size_bytes = 1024 * 1024};
     cr_assert_eq(mc_wal_open(&o, &w), MC_ECORRUPT, "acknowledged group B must not be cut");
     st_rmtree(dir);
@@ -978,15 +1094,12 @@ static void tg_group(struct mc_wal *w, uint64_t lo, uint64_t hi)
     cr_assert_eq(mc_wal_sync(w), 0);
 }
 
-static void tg_zero(const char *dir, int segno, off_t off, size_t len)
+/* The path of segment segno in dir (valid until the next call). */
+static const char *tg_seg(const char *dir, int segno)
 {
-    char p[MC_DATADIR_PATH_MAX];
-    snprintf(p, sizeof p, "%s/wal-%016x.log", dir, segno);
-    static const uint8_t z[8192];
-    int fd = open(p, O_RDWR);
-    cr_assert_geq(fd, 0, "%s", p);
-    cr_assert_eq(pwrite(fd, z, len, off), (ssize_t)len);
-    close(fd);
+    static char p[MC_DATADIR_PATH_MAX];
+    wal_seg_path(dir, (uint64_t)segno, p, sizeof p);
+    return p;
 }
 
 /* A hard-state-only group between two frame groups, then the later group's first page lost (a
@@ -1003,7 +1116,8 @@ Test(storage_wal, torn_tail_after_a_group_without_frames_is_cut)
     cr_assert_eq(mc_wal_sync(w), 0);
     tg_group(w, 5, 8);
     mc_wal_close(w);
-    tg_zero(dir, 1, 64 + 4 * 3032, 3032); /* the start frame (5) of the last group lost */
+    st_zero_range(tg_seg(dir, 1), 64 + 4 * 3032,
+                  3032); /* the start frame (5) of the last group lost */
     w = open_wal(dir, 1 << 20, NULL);
     cr_assert_eq(mc_wal_last_index(w), 4);
     mc_wal_close(w);
@@ -1022,12 +1136,12 @@ Test(storage_wal, torn_first_group_after_restart_is_cut)
     tg_group(w, 4, 5);
     tg_group(w, 6, 8);
     mc_wal_close(w);
-    tg_zero(dir, 2, 64, 3032);
+    st_zero_range(tg_seg(dir, 2), 64, 3032);
     w = open_wal(dir, 16384, NULL);
     cr_assert_eq(mc_wal_last_index(w), 5);
     tg_group(w, 6, 8);
     mc_wal_close(w);
-    tg_zero(dir, 2, 64, 3032);
+    st_zero_range(tg_seg(dir, 2), 64, 3032);
     w = open_wal(dir, 16384, NULL);
     cr_assert_eq(mc_wal_last_index(w), 5);
     mc_wal_close(w);
