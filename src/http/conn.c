@@ -752,6 +752,10 @@ static void on_connection(uv_stream_t *l, int status)
     mc_wbuf_init(&c->out, OUT_MAX_BYTES);
     mc_wbuf_init(&c->wout, OUT_MAX_BYTES);
     uv_tcp_nodelay(&c->tcp, 1);
+    if (io->srv->sndbuf_bytes) {
+        int v = (int)io->srv->sndbuf_bytes; /* the kernel doubles it (bookkeeping) */
+        (void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &v);
+    }
     c->k.result.failed_op = -1;
     c->next = io->conns;
     if (io->conns)

@@ -93,7 +93,8 @@ static void on_release(uv_async_t *h)
 
 static uint32_t g_idle_ms, g_head_ms, g_send_ms, g_max_conns; /* options for the next start();
                                                                 0 = defaults */
-static bool g_tls; /* the next start() serves HTTPS (a self-signed certificate in g.dir) */
+static uint32_t g_sndbuf; /* SO_SNDBUF of the server's accepted sockets; 0 = the kernel's */
+static bool g_tls;        /* the next start() serves HTTPS (a self-signed certificate in g.dir) */
 
 /* A self-signed EC certificate + key in dir (openssl CLI, as the security suite's certs.py). */
 static void make_cert(const char *dir, char *cert, char *key, size_t cap)
@@ -132,6 +133,7 @@ static void start(void)
                                  .head_timeout_ms = g_head_ms,
                                  .send_timeout_ms = g_send_ms,
                                  .max_connections = g_max_conns,
+                                 .sndbuf_bytes = g_sndbuf,
                                  .collect = collect,
                                  .local_loop = &g.loop,
                                  .local_clients = g.srv};
@@ -1046,7 +1048,7 @@ static void start_short_timeouts(void)
 static void stop_reset_options(void)
 {
     stop();
-    g_idle_ms = g_head_ms = g_send_ms = g_max_conns = 0;
+    g_idle_ms = g_head_ms = g_send_ms = g_max_conns = g_sndbuf = 0;
     g_tls = false;
 }
 
@@ -1324,12 +1326,21 @@ static long read_whole_answer_slowly(int fd)
     return -1;
 }
 
+/* As start_short_send, with a 16 KiB SO_SNDBUF on the server's sockets: on loopback the kernel
+ * otherwise autotunes the send buffer to megabytes, takes a whole answer at once and the
+ * server's output never backs up (the send deadline never starts), whatever the client does. */
+static void start_short_send_small_sndbuf(void)
+{
+    g_sndbuf = 16 * 1024;
+    start_short_send();
+}
+
 /* A client that reads every answer before asking again is not a slow reader, even when each
- * answer backs its output up (small window) and a once-a-second sweep never happens to see it
- * fully drained: it is caught up when it asks again. Before, it was closed after the send
- * timeout, sometimes in the middle of an answer. */
-Test(http_local, wire_one_at_a_time_reader_not_closed_at_send_deadline, .init = start_short_send,
-     .fini = stop_reset_options)
+ * answer backs its output up (small windows on both sides) and a once-a-second sweep never
+ * happens to see it fully drained: it is caught up when it asks again. Before, it was closed
+ * after the send timeout, sometimes in the middle of an answer. */
+Test(http_local, wire_one_at_a_time_reader_not_closed_at_send_deadline,
+     .init = start_short_send_small_sndbuf, .fini = stop_reset_options)
 {
     fill_bucket("steady", 300, 1000); /* ~330 KB answers */
     int fd = connect_small_window();  /* every answer backs up */
