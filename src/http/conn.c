@@ -178,9 +178,7 @@ static void absorb_held(struct mc_http_conn *c)
             conn_close(c);
             return;
         }
-        c->held_len = 0;
-        if (!c->req_start_ms) /* the head deadline: from the first byte on the wire */
-            c->req_start_ms = mc_mono_ms();
+        c->held_len = 0; /* the head deadline: process(), once tls_pull has decrypted it */
         return;
     }
     size_t room = in_reserve(c, c->held_len);
@@ -281,11 +279,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             conn_close(c);
             return;
         }
-        /* The head deadline counts from the first byte on the wire: a handshake or a request
-         * record trickled a byte at a time shows no plaintext, yet must time out too. */
-        if (!c->req_start_ms)
-            c->req_start_ms = c->last_active_ms;
-        tls_pull(c);
+        tls_pull(c); /* the head deadline: process() */
     } else {
         c->in_len += (size_t)nread;
     }
@@ -668,10 +662,18 @@ static void process(struct mc_http_conn *c)
             }
             if (c->have_head)
                 maybe_continue(c);
-            /* The head / body deadline (on_sweep). Blank lines alone do not start it: some
-             * clients send a CRLF after a body (RFC 9112 §2.2), and an idle keep-alive
-             * connection must not be answered 408 for that. */
-            if (!c->req_start_ms && (c->have_head || !only_blank_lines(c->in, c->in_len)))
+            /* The head / body deadline (on_sweep) runs while a request is under way. Blank
+             * lines alone do not start it: some clients send a CRLF after a body (RFC 9112
+             * §2.2), and an idle keep-alive connection must not be answered 408 for that.
+             * Over TLS it counts from the first byte on the wire (a handshake or a request
+             * record trickled a byte at a time shows no plaintext, yet must time out too), but
+             * a whole record that held no plaintext (a TLS 1.3 KeyUpdate, a post-handshake
+             * message) leaves the connection idle: the deadline stops again. */
+            bool under_way = c->have_head || !only_blank_lines(c->in, c->in_len) ||
+                             (c->tls && mc_tls_incomplete(c->tls));
+            if (!under_way)
+                c->req_start_ms = 0;
+            else if (!c->req_start_ms)
                 c->req_start_ms = mc_mono_ms();
             break;
         }
@@ -750,6 +752,10 @@ static void on_connection(uv_stream_t *l, int status)
     mc_wbuf_init(&c->out, OUT_MAX_BYTES);
     mc_wbuf_init(&c->wout, OUT_MAX_BYTES);
     uv_tcp_nodelay(&c->tcp, 1);
+    if (io->srv->sndbuf_bytes) {
+        int v = (int)io->srv->sndbuf_bytes; /* the kernel doubles it (bookkeeping) */
+        (void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &v);
+    }
     c->k.result.failed_op = -1;
     c->next = io->conns;
     if (io->conns)

@@ -36,6 +36,7 @@ struct mc_http_server {
     uint32_t head_timeout_ms;
     uint32_t send_timeout_ms;
     uint32_t max_connections; /* ≤ MC_HTTP_MAX_CONNECTIONS (sizes local.c's slots) */
+    uint32_t sndbuf_bytes;    /* SO_SNDBUF of accepted sockets; 0 = the kernel's (tests) */
     mc_node_collect_fn collect;
     void *collect_ctx;
     const struct mc_auth *auth; /* NULL = off */

@@ -447,6 +447,7 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
     s->max_connections = o->max_connections && o->max_connections < MC_HTTP_MAX_CONNECTIONS
                              ? o->max_connections
                              : MC_HTTP_MAX_CONNECTIONS;
+    s->sndbuf_bytes = o->sndbuf_bytes;
     s->collect = o->collect;
     s->collect_ctx = o->collect_ctx;
     s->auth = o->auth;

@@ -59,6 +59,9 @@ struct mc_http_options {
     uint32_t max_connections;    /* open connections at once (more are accepted and closed:
                                     metacenter_http_connections_refused_total); 0 or above
                                     MC_HTTP_MAX_CONNECTIONS = MC_HTTP_MAX_CONNECTIONS */
+    uint32_t sndbuf_bytes;       /* tests: SO_SNDBUF of each accepted socket (small: answers
+                                    back up in the server, as over a real network, instead of
+                                    fitting loopback's autotuned buffer); 0 = the kernel's */
     mc_node_collect_fn collect;  /* node state for /readyz and /metrics; may be NULL */
     void *collect_ctx;
     const struct mc_auth *auth; /* NULL = auth off. Else every route but /healthz, /readyz (and

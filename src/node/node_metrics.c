@@ -141,6 +141,8 @@ int node_metrics_start(struct mc_node *n)
     struct mc_http_options ho = {.listen_addr = listen,
                                  .client_addr = client,
                                  .ready_max_lag = n->opts.ready_max_lag,
+                                 .max_connections = (uint32_t)n->opts.http_max_connections,
+                                 .send_timeout_ms = (uint32_t)n->opts.http_send_timeout_ms,
                                  .collect = mc_metrics_board_collect,
                                  .collect_ctx = n->board,
                                  .auth = n->auth,

@@ -1,5 +1,6 @@
 /* options.c: defaults and flag parsing for `metacenter serve`. */
 #include "node/options.h"
+#include "http/server.h"
 #include "metacenter/error.h"
 #include "util/log.h"
 
@@ -51,6 +52,11 @@ const char mc_node_options_help[] =
     "  --max-inflight-per-conn N     pipelined requests handled per connection (default 4096)\n"
     "  --max-batch-ops N             ops in one atomic write (default and max 1000)\n"
     "  --max-list-keys N             list page size cap (default 1000)\n"
+    "Limits (HTTP port):\n"
+    "  --http-max-connections N      open HTTP connections (default and max 1024; extra are\n"
+    "                                accepted and closed at once)\n"
+    "  --http-send-timeout-ms N      close a connection whose pending answers have not drained\n"
+    "                                completely within N ms (slow reader; default 120000)\n"
     "Security (docs/security.md):\n"
     "  --auth-file FILE              bearer tokens + roles (lines from 'metacenter auth "
     "hash-token');\n"
@@ -96,6 +102,8 @@ void mc_node_options_default(struct mc_node_options *o)
     o->max_inflight_per_conn = 4096;
     o->max_batch_ops = 1000;
     o->max_list_keys = 1000;
+    o->http_max_connections = MC_HTTP_MAX_CONNECTIONS;
+    o->http_send_timeout_ms = MC_HTTP_SEND_TIMEOUT_MS;
 }
 
 static int set_str(char *dst, size_t cap, const char *v, const char *flag, char *err, size_t el)
@@ -293,6 +301,10 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->max_batch_ops, v, 1, 1000, f, err, errlen);
         } else if (strcmp(f, "--max-list-keys") == 0) {
             rc = set_u64(&o->max_list_keys, v, 1, 1000, f, err, errlen);
+        } else if (strcmp(f, "--http-max-connections") == 0) {
+            rc = set_u64(&o->http_max_connections, v, 1, MC_HTTP_MAX_CONNECTIONS, f, err, errlen);
+        } else if (strcmp(f, "--http-send-timeout-ms") == 0) {
+            rc = set_u64(&o->http_send_timeout_ms, v, 1, UINT32_MAX, f, err, errlen);
         } else if (strcmp(f, "--log-level") == 0) {
             enum mc_log_level l;
             rc = mc_log_parse_level(v, &l);

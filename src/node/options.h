@@ -53,11 +53,14 @@ struct mc_node_options {
     uint64_t max_inflight_per_conn;   /* default 4096 */
     uint64_t max_batch_ops;           /* default 1000 (also the maximum) */
     uint64_t max_list_keys;           /* default 1000 */
+    /* HTTP-port limits (src/http/server.h; docs/operations.md). */
+    uint64_t http_max_connections; /* default 1024 (also the maximum); extra: refused */
+    uint64_t http_send_timeout_ms; /* default 120000: pending output not drained this long */
     /* Authentication (docs/security.md). */
     char auth_file[MC_PATH_MAX_BYTES]; /* --auth-file: "" = auth off */
     int metrics_auth;                  /* --metrics-auth: /metrics needs a valid token */
     /* TLS (docs/security.md), etcd-style flags; "" = off. */
-    char cert_file[MC_PATH_MAX_BYTES];      /* client + HTTP ports */
+    char cert_file[MC_PATH_MAX_BYTES]; /* client + HTTP ports */
     char key_file[MC_PATH_MAX_BYTES];
     char trusted_ca_file[MC_PATH_MAX_BYTES]; /* verifies client certificates */
     int client_cert_auth;                    /* client port: require a client certificate */

@@ -218,6 +218,13 @@ bool mc_tls_established(const struct mc_tls *t)
     return t->established;
 }
 
+bool mc_tls_incomplete(const struct mc_tls *t)
+{
+    /* With read-ahead, a partial record sits in the SSL's own read buffer (SSL_has_pending
+     * counts it), not in the memory BIO. */
+    return !t->established || SSL_has_pending(t->ssl) || BIO_ctrl_pending(t->rbio) > 0;
+}
+
 int mc_tls_read(struct mc_tls *t, void *buf, size_t cap, size_t *n)
 {
     *n = 0;

@@ -47,6 +47,10 @@ int mc_tls_feed(struct mc_tls *t, const void *data, size_t len);
  * progress) or MC_EPROTO (failed: see mc_tls_error). */
 int mc_tls_handshake(struct mc_tls *t);
 bool mc_tls_established(const struct mc_tls *t);
+/* Something is under way: the handshake is not done, or received ciphertext waits for the rest
+ * of its record (or to be read). False once every record received is processed, even if it
+ * held no plaintext (a TLS 1.3 KeyUpdate, a post-handshake message). */
+bool mc_tls_incomplete(const struct mc_tls *t);
 /* Plaintext: *n bytes (0 = nothing yet). Returns 0, MC_ESHUTDOWN (peer closed TLS) or
  * MC_EPROTO (handshake/record failure). */
 int mc_tls_read(struct mc_tls *t, void *buf, size_t cap, size_t *n);

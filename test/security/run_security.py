@@ -201,6 +201,65 @@ def batch_over_max_ops_refused_connection_kept():
         c.close()
 
 
+def http_keepalive_get(s, path):
+    """One GET on the keep-alive socket s; returns the whole answer (head + body)."""
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        k = s.recv(65536)
+        assert k, "connection closed: %r" % data
+        data += k
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        k = s.recv(65536)
+        assert k, "connection closed in the body"
+        body += k
+    return head + b"\r\n\r\n" + body
+
+
+@test
+def http_max_connections_flag_refuses_the_next():
+    # `serve --http-max-connections 2`: with two HTTP connections open, a third is accepted and
+    # closed at once, and counted. Before: the node had no such flag (serve refused to start)
+    # and always allowed 1024. --http-send-timeout-ms is accepted alongside.
+    c, n = start_node(["--http-max-connections", "2", "--http-send-timeout-ms", "5000"],
+                      http=True)
+    try:
+        held = [socket.create_connection(("127.0.0.1", n.http_port), timeout=5)
+                for _ in range(2)]
+        try:
+            for s in held:  # both accepted and served
+                assert http_keepalive_get(s, "/healthz").startswith(b"HTTP/1.1 200 ")
+            before = http_keepalive_get(held[0], "/metrics")
+            assert b"metacenter_http_connections_refused_total 0\n" in before, before[-2000:]
+            third = socket.create_connection(("127.0.0.1", n.http_port), timeout=5)
+            try:
+                third.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                try:
+                    got = third.recv(4096)
+                except ConnectionResetError:
+                    got = b""
+                assert got == b"", "third connection served: %r" % got
+            finally:
+                third.close()
+            after = http_keepalive_get(held[1], "/metrics")
+            assert b"metacenter_http_connections_refused_total 1\n" in after, after[-2000:]
+        finally:
+            for s in held:
+                s.close()
+        # Once they close, a new one is served again (the server sees the closes shortly).
+        def healthz_ok():
+            try:
+                return urllib.request.urlopen("http://127.0.0.1:%d/healthz" % n.http_port,
+                                              timeout=5).status == 200
+            except OSError:
+                return False
+        assert wait_for(healthz_ok, 5), "not served after the others closed"
+    finally:
+        c.close()
+
+
 @test
 def idle_connection_closed():
     c, n = start_node(["--idle-timeout-ms", "500"])
