@@ -17,6 +17,7 @@ PACKAGES=(
     jq
     libyaml-dev
     lmdb-utils
+    openssl
     pkg-config
     prometheus
     python3
