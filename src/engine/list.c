@@ -692,12 +692,14 @@ static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
         return mc_engine_seterr(MC_EKEYTOOLONG, "key-marker longer than %d bytes",
                                 MC_KEY_MAX_BYTES);
     }
-    if (ls->vm && mc_validate_version_id(ls->vm)) {
-        return mc_engine_seterr(MC_EINVAL, "version-id-marker is not a version id");
-    }
+    /* The bucket before the marker: S3 answers a missing bucket 404 NoSuchBucket whatever the
+       marker holds (the marker only means something inside a bucket). */
     rc = mc_bucket_load(eng, txn, bucket, NULL);
     if (rc || !ls->vm) {
         return rc;
+    }
+    if (mc_validate_version_id(ls->vm)) {
+        return mc_engine_seterr(MC_EINVAL, "version-id-marker is not a version id");
     }
     struct mc_version mv;
     rc = mc_find_version(eng, txn, bucket, ls->km, ls->vm, false, &mv);

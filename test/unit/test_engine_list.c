@@ -700,6 +700,9 @@ Test(engine_list, versions_marker_deleted_between_pages)
     p = (struct mc_list_params){.key_marker = "a", .version_id_marker = "not an id"};
     cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), MC_EINVAL);
     mc_list_result_clear(&r);
+    /* The bucket is checked first (S3: 404 NoSuchBucket whatever the marker holds). */
+    cr_assert_eq(mc_engine_list_versions(te_eng, "nob", &p, &r), MC_ENOBUCKET);
+    mc_list_result_clear(&r);
     p.version_id_marker = "null"; /* no position to recover */
     cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), MC_ENOVERSION);
     mc_list_result_clear(&r);

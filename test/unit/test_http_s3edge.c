@@ -54,3 +54,14 @@ Test(http_s3edge, empty_version_id_is_400)
     cr_assert_eq(json_array_size(json_object_get(j, "versions")), 0);
     json_decref(j);
 }
+
+/* S3 checks the bucket before a listing's version-id-marker: a missing bucket is 404
+ * NoSuchBucket even when the marker is malformed. */
+Test(http_s3edge, missing_bucket_before_bad_version_id_marker)
+{
+    s3_error("GET", "/v1/buckets/nob/versions?key-marker=a&version-id-marker=a%20b", NULL, 404,
+             "NoSuchBucket");
+    json_decref(s3_req("PUT", "/v1/buckets/bk1", "{\"versioning\":\"enabled\"}", 200, NULL));
+    s3_error("GET", "/v1/buckets/bk1/versions?key-marker=a&version-id-marker=a%20b", NULL, 400,
+             "InvalidArgument");
+}
