@@ -316,6 +316,24 @@ static size_t slen(const char *s)
     return s ? strlen(s) : 0;
 }
 
+int mc_validate_etag(const char *etag)
+{
+    size_t n = slen(etag);
+    if (n > MC_SHORT_STR_MAX) {
+        return mc_engine_seterr(MC_EINVAL, "etag is longer than %d bytes", MC_SHORT_STR_MAX);
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)etag[i];
+        if (c < 0x21 || c == '"' || c > 0x7e) {
+            return mc_engine_seterr(MC_EINVAL,
+                                    "etag byte %zu is 0x%02x: an etag is printable ASCII without "
+                                    "'\"' or spaces (it is sent inside a quoted ETag header)",
+                                    i, c);
+        }
+    }
+    return 0;
+}
+
 int mc_validate_object_meta(const struct mc_object_meta *m)
 {
     size_t total = 0;
@@ -331,9 +349,11 @@ int mc_validate_object_meta(const struct mc_object_meta *m)
     if (total > MC_USER_META_MAX_BYTES) {
         return MC_EMETATOOLARGE;
     }
-    if (slen(m->etag) > MC_SHORT_STR_MAX || slen(m->content_type) > MC_SHORT_STR_MAX ||
-        slen(m->storage_class) > MC_SHORT_STR_MAX || slen(m->data_dir) > MC_SHORT_STR_MAX ||
-        slen(m->checksum_algorithm) > MC_SHORT_STR_MAX ||
+    if (mc_validate_etag(m->etag)) {
+        return MC_EINVAL;
+    }
+    if (slen(m->content_type) > MC_SHORT_STR_MAX || slen(m->storage_class) > MC_SHORT_STR_MAX ||
+        slen(m->data_dir) > MC_SHORT_STR_MAX || slen(m->checksum_algorithm) > MC_SHORT_STR_MAX ||
         slen(m->checksum_value) > MC_SHORT_STR_MAX) {
         return MC_EINVAL;
     }

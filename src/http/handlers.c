@@ -406,7 +406,8 @@ static bool object_put_prepare(struct mc_http_request *q, struct mc_http_respons
     if (q->body_len > 0 && !mc_http_meta_from_json_fast(q->body, q->body_len, &meta)) {
         rc = mc_object_meta_from_json(q->body, q->body_len, &meta);
         if (rc != 0) {
-            mc_http_resp_error(r, rc, rc == MC_EINVAL ? "malformed metadata JSON body" : NULL);
+            /* The engine parser says what is wrong (a field, a type, an etag's byte). */
+            mc_http_resp_error(r, rc, rc == MC_EINVAL ? mc_engine_last_error() : NULL);
             return false;
         }
     }
@@ -525,9 +526,10 @@ static void object_get_finish(struct mc_http_request *q, struct mc_http_response
         mc_http_resp_json(r, 405, json_dumps(o, JSON_COMPACT));
         json_decref(o);
     } else if (rc == 0) {
-        if (v.meta.etag && v.meta.etag[0]) {
-            char et[600];
-            snprintf(et, sizeof et, "\"%.512s\"", v.meta.etag);
+        /* An etag stored before etags were checked at input may not fit a header: left out. */
+        if (v.meta.etag && v.meta.etag[0] && mc_validate_etag(v.meta.etag) == 0) {
+            char et[MC_SHORT_STR_MAX + 3];
+            snprintf(et, sizeof et, "\"%s\"", v.meta.etag);
             mc_http_resp_header(r, "ETag", et);
         }
         if (v.version_id)
