@@ -21,20 +21,19 @@
  */
 
 /* ---- limits (each is checked; exceeding one gives the error named) ---- */
-#define MC_BUCKET_NAME_MIN     3
-#define MC_BUCKET_NAME_MAX     63          /* MC_EBUCKETNAME */
-#define MC_KEY_MAX_BYTES       1024        /* MC_EKEYTOOLONG; empty/invalid UTF-8/NUL: MC_EBADKEY */
-#define MC_USER_META_MAX_BYTES 2048        /* sum of key+value lengths: MC_EMETATOOLARGE */
-#define MC_USER_META_MAX_PAIRS 128         /* MC_EMETATOOLARGE */
-#define MC_INLINE_MAX_BYTES    (64 * 1024) /* MC_ETOOLARGE */
-#define MC_VERSION_ID_MAX      64          /* bytes; printable ASCII, no '\0' (MC_EINVAL) */
-#define MC_SHORT_STR_MAX       1024        /* etag, content_type, storage_class, data_dir, ... */
-#define MC_PARTS_MAX           10000       /* S3 multipart limit */
-#define MC_DISTRIBUTION_MAX    256         /* erasure distribution entries */
-#define MC_LIST_MAX_KEYS       1000        /* default and cap for max_keys */
-#define MC_LIST_PAGE_BYTES                                                                         \
-    (2u * 1024 * 1024)                      /* a page ends early (truncated) past this:            \
-                                               encoded, it must fit one reply frame */
+#define MC_BUCKET_NAME_MIN      3
+#define MC_BUCKET_NAME_MAX      63   /* MC_EBUCKETNAME */
+#define MC_KEY_MAX_BYTES        1024 /* MC_EKEYTOOLONG; empty/invalid UTF-8/NUL: MC_EBADKEY */
+#define MC_USER_META_MAX_BYTES  2048 /* sum of key+value lengths: MC_EMETATOOLARGE */
+#define MC_USER_META_MAX_PAIRS  128  /* MC_EMETATOOLARGE */
+#define MC_INLINE_MAX_BYTES     (64 * 1024) /* MC_ETOOLARGE */
+#define MC_VERSION_ID_MAX       64          /* bytes; printable ASCII, no '\0' (MC_EINVAL) */
+#define MC_SHORT_STR_MAX        1024        /* etag, content_type, storage_class, data_dir, ... */
+#define MC_PARTS_MAX            10000       /* S3 multipart limit */
+#define MC_DISTRIBUTION_MAX     256         /* erasure distribution entries */
+#define MC_LIST_MAX_KEYS        1000        /* default and cap for max_keys */
+#define MC_LIST_PAGE_BYTES      (2u * 1024 * 1024) /* a page ends early (truncated) past this:
+                                                      encoded, it must fit one reply frame */
 #define MC_DELIMITER_MAX        64          /* bytes */
 #define MC_CONF_MAX_BYTES       (64 * 1024) /* opaque membership blob */
 #define MC_APPLY_MAX_OPS        4096 /* ops per mc_engine_apply call, atomic sub-ops included */
