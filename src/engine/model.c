@@ -220,6 +220,29 @@ static bool is_ipv4(const char *s)
     return dots == 3 && digits > 0;
 }
 
+/* Prefixes and suffixes S3 reserves (Amazon S3 User Guide, "General purpose bucket naming
+ * rules": xn-- is punycode, the rest name access points, S3 on Outposts, Multi-Region Access
+ * Points, directory and table buckets). */
+static const char *const reserved_prefix[] = {"xn--", "sthree-", "amzn-s3-demo-"};
+static const char *const reserved_suffix[] = {"-s3alias", "--ol-s3", ".mrap", "--x-s3",
+                                              "--table-s3"};
+
+static bool reserved_name(const char *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof reserved_prefix / sizeof *reserved_prefix; i++) {
+        if (strncmp(name, reserved_prefix[i], strlen(reserved_prefix[i])) == 0) {
+            return true;
+        }
+    }
+    for (size_t i = 0; i < sizeof reserved_suffix / sizeof *reserved_suffix; i++) {
+        size_t sl = strlen(reserved_suffix[i]);
+        if (n >= sl && memcmp(name + n - sl, reserved_suffix[i], sl) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int mc_validate_bucket_name(const char *name)
 {
     if (!name) {
@@ -246,7 +269,7 @@ int mc_validate_bucket_name(const char *name)
             return MC_EBUCKETNAME;
         }
     }
-    if (is_ipv4(name)) {
+    if (is_ipv4(name) || reserved_name(name, n)) {
         return MC_EBUCKETNAME;
     }
     return 0;

@@ -56,3 +56,25 @@ Test(engine_s3edge, etag_must_fit_a_quoted_header)
     cr_assert_eq(mc_object_meta_from_json(js, strlen(js), &jm), MC_EINVAL);
     cr_assert(strstr(mc_engine_last_error(), "wrong field or type"), "%s", mc_engine_last_error());
 }
+
+/* S3's reserved prefixes and suffixes (User Guide, general purpose bucket naming rules) and
+ * names formatted as an IP address are InvalidBucketName; near misses are fine. */
+Test(engine_s3edge, reserved_bucket_names)
+{
+    static const char *const bad[] = {
+        "xn--abc",    "sthree-abc",     "sthree-configurator", "amzn-s3-demo-bucket", "abc-s3alias",
+        "abc--ol-s3", "abc.mrap",       "abc--x-s3",           "abc--table-s3",       "192.168.5.4",
+        "10.0.0.1",   "255.255.255.255"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_assert_eq(mc_validate_bucket_name(bad[i]), MC_EBUCKETNAME, "%s", bad[i]);
+        cr_assert_eq(te_bucket(bad[i], MC_VERSIONING_UNVERSIONED), MC_EBUCKETNAME, "%s", bad[i]);
+    }
+    static const char *const good[] = {
+        "xn-abc",       "axn--bc",      "sthree",    "sthreeabc", "amzn-s3-demo",
+        "abc-s3aliasx", "abc-ol-s3",    "abc.mrapx", "mrap.abc",  "abc-x-s3",
+        "abc-table-s3", "192.168.5.4a", "192.168.5", "1.2.3.4.5"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        cr_assert_eq(mc_validate_bucket_name(good[i]), 0, "%s", good[i]);
+        cr_assert_eq(te_bucket(good[i], MC_VERSIONING_UNVERSIONED), 0, "%s", good[i]);
+    }
+}

@@ -94,3 +94,19 @@ Test(http_s3edge, etag_checked_at_input)
     cr_assert_str_eq(thc_header(&r, "ETag", h, sizeof h), et);
     thc_free(&r);
 }
+
+/* Reserved bucket names are 400 InvalidBucketName over HTTP too (the engine decides). */
+Test(http_s3edge, reserved_bucket_names)
+{
+    static const char *const bad[] = {"xn--abc",     "sthree-abc",    "amzn-s3-demo-x",
+                                      "abc-s3alias", "abc--ol-s3",    "abc.mrap",
+                                      "abc--x-s3",   "abc--table-s3", "192.168.5.4"};
+    char path[128];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(path, sizeof path, "/v1/buckets/%s", bad[i]);
+        s3_error("PUT", path, NULL, 400, "InvalidBucketName");
+    }
+    json_t *j = s3_req("GET", "/v1/buckets", NULL, 200, NULL);
+    cr_assert_eq(json_array_size(json_object_get(j, "buckets")), 0);
+    json_decref(j);
+}
