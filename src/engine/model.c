@@ -391,6 +391,19 @@ int mc_validate_object_meta(const struct mc_object_meta *m)
         if (slen(m->parts[i].etag) > MC_SHORT_STR_MAX) {
             return MC_EINVAL;
         }
+        /* S3 part numbers are 1..10000 (UploadPart: InvalidArgument otherwise), listed in
+           ascending order once each (CompleteMultipartUpload: InvalidPartOrder). */
+        uint32_t num = m->parts[i].number;
+        if (num < 1 || num > MC_PARTS_MAX) {
+            return mc_engine_seterr(MC_EINVAL, "part number %" PRIu32 " is not in 1..%d", num,
+                                    MC_PARTS_MAX);
+        }
+        if (i > 0 && num <= m->parts[i - 1].number) {
+            return mc_engine_seterr(MC_EINVAL,
+                                    "part number %" PRIu32 " follows %" PRIu32
+                                    ": parts are listed in ascending order, each once",
+                                    num, m->parts[i - 1].number);
+        }
     }
     if (m->inline_len > MC_INLINE_MAX_BYTES) {
         return MC_ETOOLARGE;

@@ -78,3 +78,36 @@ Test(engine_s3edge, reserved_bucket_names)
         cr_assert_eq(te_bucket(good[i], MC_VERSIONING_UNVERSIONED), 0, "%s", good[i]);
     }
 }
+
+/* Part numbers are 1..10000 (S3 UploadPart), ascending and unique (CompleteMultipartUpload). */
+Test(engine_s3edge, part_numbers)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    struct mc_part parts[3];
+    struct mc_object_meta m = {.parts = parts};
+    static const uint32_t bad[][3] = {{0},    {10001},   {UINT32_MAX}, {1, 1},
+                                      {2, 1}, {1, 3, 2}, {1, 10001}};
+    static const uint32_t n_bad[] = {1, 1, 1, 2, 2, 3, 2};
+    for (size_t i = 0; i < sizeof n_bad / sizeof *n_bad; i++) {
+        m.n_parts = n_bad[i];
+        for (uint32_t j = 0; j < n_bad[i]; j++) {
+            parts[j] = (struct mc_part){.number = bad[i][j], .size = 1};
+        }
+        cr_assert_eq(mc_validate_object_meta(&m), MC_EINVAL, "%zu", i);
+        cr_assert(strstr(mc_engine_last_error(), "part number"), "%s", mc_engine_last_error());
+        cr_assert_eq(put_meta("bkt", "k", &m), MC_EINVAL, "%zu", i);
+    }
+    static const uint32_t good[][3] = {{1}, {10000}, {1, 2, 3}, {2, 7, 10000}};
+    static const uint32_t n_good[] = {1, 1, 3, 3};
+    for (size_t i = 0; i < sizeof n_good / sizeof *n_good; i++) {
+        m.n_parts = n_good[i];
+        for (uint32_t j = 0; j < n_good[i]; j++) {
+            parts[j] = (struct mc_part){.number = good[i][j], .size = 1};
+        }
+        cr_assert_eq(put_meta("bkt", "k", &m), 0, "%zu", i);
+    }
+    const char *js = "{\"parts\":[{\"number\":0,\"size\":1}]}";
+    struct mc_object_meta jm;
+    cr_assert_eq(mc_object_meta_from_json(js, strlen(js), &jm), MC_EINVAL);
+    cr_assert(strstr(mc_engine_last_error(), "part number 0"), "%s", mc_engine_last_error());
+}

@@ -110,3 +110,23 @@ Test(http_s3edge, reserved_bucket_names)
     cr_assert_eq(json_array_size(json_object_get(j, "buckets")), 0);
     json_decref(j);
 }
+
+/* The API has no partNumber query (GET/HEAD serve the whole record); part numbers come in the
+ * PUT body's parts[] and are checked there: 1..10000, ascending (400 InvalidArgument). */
+Test(http_s3edge, part_numbers_in_put_body)
+{
+    json_decref(s3_req("PUT", "/v1/buckets/bk1", NULL, 200, NULL));
+    static const char *const bad[] = {"{\"parts\":[{\"number\":0,\"size\":1}]}",
+                                      "{\"parts\":[{\"number\":10001,\"size\":1}]}",
+                                      "{\"parts\":[{\"number\":2,\"size\":1},{\"number\":1}]}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *j = s3_req("PUT", "/v1/buckets/bk1/objects/k", bad[i], 400, NULL);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "InvalidArgument");
+        const char *msg = json_string_value(json_object_get(j, "message"));
+        cr_assert(msg && strstr(msg, "part number"), "%s: %s", bad[i], msg);
+        json_decref(j);
+    }
+    json_decref(s3_req("PUT", "/v1/buckets/bk1/objects/k",
+                       "{\"parts\":[{\"number\":1,\"size\":1},{\"number\":10000,\"size\":2}]}", 200,
+                       NULL));
+}
