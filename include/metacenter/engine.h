@@ -178,7 +178,8 @@ void mc_version_id_make(char out[17], int64_t time_ns, uint64_t counter);
  * cluster-wide per op (node_write.c op_time_now), so these ids are unique and sort in write
  * order. Lookups compare ids for equality (the vids index), so older ids stored in the other
  * form keep working; only a ListObjectVersions marker whose version is gone is read as a time
- * (list.c marker_gone, which refuses where older-format ids are around it). */
+ * (list.c marker_gone, which refuses where older-format ids are around it or the time is past
+ * the newest op time applied). */
 void mc_version_id_from_time(char out[17], int64_t time_ns);
 
 /* ---- operation records ---- */
