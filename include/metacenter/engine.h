@@ -165,6 +165,11 @@ int mc_validate_bucket_name(const char *name);    /* 0 or MC_EBUCKETNAME */
 int mc_validate_key(const char *key, size_t len); /* 0, MC_EKEYTOOLONG or MC_EBADKEY */
 int mc_validate_object_meta(
     const struct mc_object_meta *m); /* 0, MC_EMETATOOLARGE, MC_ETOOLARGE, MC_EINVAL */
+/* An object's etag (NULL/"" = none): at most MC_SHORT_STR_MAX bytes of printable ASCII without
+ * '"' or space (RFC 9110 §8.8.3 etagc, obs-text left out): it is sent as a quoted ETag header,
+ * where a '"' or a control byte (CR LF: response splitting) would break it. 0 or MC_EINVAL (with
+ * mc_engine_last_error saying which byte). Part of mc_validate_object_meta. */
+int mc_validate_etag(const char *etag);
 
 /* A 16-hex-char version id from time and a counter: the form nodes used before op-time ids
  * (keeps only the low 44 bits of the microseconds); tests use it to make such ids. */
@@ -173,7 +178,8 @@ void mc_version_id_make(char out[17], int64_t time_ns, uint64_t counter);
  * cluster-wide per op (node_write.c op_time_now), so these ids are unique and sort in write
  * order. Lookups compare ids for equality (the vids index), so older ids stored in the other
  * form keep working; only a ListObjectVersions marker whose version is gone is read as a time
- * (list.c marker_gone, which refuses where older-format ids are around it). */
+ * (list.c marker_gone, which refuses where older-format ids are around it or the time is past
+ * the newest op time applied). */
 void mc_version_id_from_time(char out[17], int64_t time_ns);
 
 /* ---- operation records ---- */

@@ -447,11 +447,13 @@ int mc_object_meta_from_json(const char *json, size_t len, struct mc_object_meta
     if (!root) {
         return mc_engine_seterr(MC_EINVAL, "bad JSON: %s (line %d)", err.text, err.line);
     }
+    mc_engine_clearerr();
     int rc = parse_meta(root, out);
     json_decref(root);
     if (rc) {
         mc_object_meta_clear(out);
-        if (rc == MC_EINVAL) {
+        /* A validator's own message (which field, which byte) is kept. */
+        if (rc == MC_EINVAL && strcmp(mc_engine_last_error(), "no error") == 0) {
             mc_engine_seterr(rc, "object metadata JSON has a wrong field or type");
         }
     }

@@ -592,8 +592,12 @@ static int marker_unplaceable(const struct listing *ls, const char *why)
  * trusted only where the versions around that position carry op-time ids: an older-format id
  * (µs + counter, also 16 hex digits) read as a time would skip or repeat versions, and is
  * answered NoSuchVersion as before; so are the "null" version and keys with more than
- * MARKER_WALK_MAX newer versions. Known gap: an older-format marker that was the key's oldest
- * version, under only op-time versions, is placed above them (the key's versions repeat). */
+ * MARKER_WALK_MAX newer versions, and a marker whose time is above the newest op time applied
+ * (it cannot be an op-time id: most older-format ids read as times are). Left: an
+ * older-format marker that was the key's oldest version, under only op-time versions, whose
+ * id read as a time falls between their op times and the newest op time is placed among them
+ * (some of the key's versions repeat on the next page); over the id space that is a window of
+ * (now - first op-time version) in 2^64 ns, about 1e-4 for a month. */
 static int marker_gone(struct mc_engine *eng, MDB_txn *txn, const char *bucket, struct listing *ls)
 {
     uint64_t t = 0;
@@ -608,6 +612,19 @@ static int marker_gone(struct mc_engine *eng, MDB_txn *txn, const char *bucket, 
     }
     if (n != 16 || t > (uint64_t)INT64_MAX) {
         return marker_unplaceable(ls, "not an op-time id");
+    }
+    /* The marker's version was written at op time t, so t is at most the newest op time
+       applied (apply.c session_clock; its delete came after, but a delete made offline may
+       carry no time). An older-format id read as a time is anywhere in
+       0..2^64, mostly above it: such a marker, when it was the key's oldest version under only
+       op-time ones, would be placed above them all and the key's versions listed again. */
+    MDB_val ck = {13, "session_clock"}, cv;
+    int mrc = mc_rec_get(eng, txn, eng->meta, &ck, &cv);
+    if (mrc && mrc != MDB_NOTFOUND) {
+        return mc_lmdb_err(mrc, "read session_clock");
+    }
+    if (mrc || cv.mv_size != 8 || t > mc_get_u64le(cv.mv_data)) {
+        return marker_unplaceable(ls, "not an op-time id: after the newest op time");
     }
     struct iter it;
     int rc = it_open(&it, eng, txn, bucket, true);
@@ -692,12 +709,14 @@ static int prepare(struct mc_engine *eng, MDB_txn *txn, const char *bucket,
         return mc_engine_seterr(MC_EKEYTOOLONG, "key-marker longer than %d bytes",
                                 MC_KEY_MAX_BYTES);
     }
-    if (ls->vm && mc_validate_version_id(ls->vm)) {
-        return mc_engine_seterr(MC_EINVAL, "version-id-marker is not a version id");
-    }
+    /* The bucket before the marker: S3 answers a missing bucket 404 NoSuchBucket whatever the
+       marker holds (the marker only means something inside a bucket). */
     rc = mc_bucket_load(eng, txn, bucket, NULL);
     if (rc || !ls->vm) {
         return rc;
+    }
+    if (mc_validate_version_id(ls->vm)) {
+        return mc_engine_seterr(MC_EINVAL, "version-id-marker is not a version id");
     }
     struct mc_version mv;
     rc = mc_find_version(eng, txn, bucket, ls->km, ls->vm, false, &mv);

@@ -220,6 +220,29 @@ static bool is_ipv4(const char *s)
     return dots == 3 && digits > 0;
 }
 
+/* Prefixes and suffixes S3 reserves (Amazon S3 User Guide, "General purpose bucket naming
+ * rules": xn-- is punycode, the rest name access points, S3 on Outposts, Multi-Region Access
+ * Points, directory and table buckets). */
+static const char *const reserved_prefix[] = {"xn--", "sthree-", "amzn-s3-demo-"};
+static const char *const reserved_suffix[] = {"-s3alias", "--ol-s3", ".mrap", "--x-s3",
+                                              "--table-s3"};
+
+static bool reserved_name(const char *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof reserved_prefix / sizeof *reserved_prefix; i++) {
+        if (strncmp(name, reserved_prefix[i], strlen(reserved_prefix[i])) == 0) {
+            return true;
+        }
+    }
+    for (size_t i = 0; i < sizeof reserved_suffix / sizeof *reserved_suffix; i++) {
+        size_t sl = strlen(reserved_suffix[i]);
+        if (n >= sl && memcmp(name + n - sl, reserved_suffix[i], sl) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int mc_validate_bucket_name(const char *name)
 {
     if (!name) {
@@ -246,7 +269,7 @@ int mc_validate_bucket_name(const char *name)
             return MC_EBUCKETNAME;
         }
     }
-    if (is_ipv4(name)) {
+    if (is_ipv4(name) || reserved_name(name, n)) {
         return MC_EBUCKETNAME;
     }
     return 0;
@@ -316,6 +339,24 @@ static size_t slen(const char *s)
     return s ? strlen(s) : 0;
 }
 
+int mc_validate_etag(const char *etag)
+{
+    size_t n = slen(etag);
+    if (n > MC_SHORT_STR_MAX) {
+        return mc_engine_seterr(MC_EINVAL, "etag is longer than %d bytes", MC_SHORT_STR_MAX);
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)etag[i];
+        if (c < 0x21 || c == '"' || c > 0x7e) {
+            return mc_engine_seterr(MC_EINVAL,
+                                    "etag byte %zu is 0x%02x: an etag is printable ASCII without "
+                                    "'\"' or spaces (it is sent inside a quoted ETag header)",
+                                    i, c);
+        }
+    }
+    return 0;
+}
+
 int mc_validate_object_meta(const struct mc_object_meta *m)
 {
     size_t total = 0;
@@ -331,9 +372,11 @@ int mc_validate_object_meta(const struct mc_object_meta *m)
     if (total > MC_USER_META_MAX_BYTES) {
         return MC_EMETATOOLARGE;
     }
-    if (slen(m->etag) > MC_SHORT_STR_MAX || slen(m->content_type) > MC_SHORT_STR_MAX ||
-        slen(m->storage_class) > MC_SHORT_STR_MAX || slen(m->data_dir) > MC_SHORT_STR_MAX ||
-        slen(m->checksum_algorithm) > MC_SHORT_STR_MAX ||
+    if (mc_validate_etag(m->etag)) {
+        return MC_EINVAL;
+    }
+    if (slen(m->content_type) > MC_SHORT_STR_MAX || slen(m->storage_class) > MC_SHORT_STR_MAX ||
+        slen(m->data_dir) > MC_SHORT_STR_MAX || slen(m->checksum_algorithm) > MC_SHORT_STR_MAX ||
         slen(m->checksum_value) > MC_SHORT_STR_MAX) {
         return MC_EINVAL;
     }
@@ -347,6 +390,19 @@ int mc_validate_object_meta(const struct mc_object_meta *m)
     for (uint32_t i = 0; i < m->n_parts; i++) {
         if (slen(m->parts[i].etag) > MC_SHORT_STR_MAX) {
             return MC_EINVAL;
+        }
+        /* S3 part numbers are 1..10000 (UploadPart: InvalidArgument otherwise), listed in
+           ascending order once each (CompleteMultipartUpload: InvalidPartOrder). */
+        uint32_t num = m->parts[i].number;
+        if (num < 1 || num > MC_PARTS_MAX) {
+            return mc_engine_seterr(MC_EINVAL, "part number %" PRIu32 " is not in 1..%d", num,
+                                    MC_PARTS_MAX);
+        }
+        if (i > 0 && num <= m->parts[i - 1].number) {
+            return mc_engine_seterr(MC_EINVAL,
+                                    "part number %" PRIu32 " follows %" PRIu32
+                                    ": parts are listed in ascending order, each once",
+                                    num, m->parts[i - 1].number);
         }
     }
     if (m->inline_len > MC_INLINE_MAX_BYTES) {

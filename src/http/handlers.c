@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "http/h1.h"
 #include "http/handlers.h"
 #include "metacenter/error.h"
 #include "obs/metrics.h"
@@ -405,7 +406,8 @@ static bool object_put_prepare(struct mc_http_request *q, struct mc_http_respons
     if (q->body_len > 0 && !mc_http_meta_from_json_fast(q->body, q->body_len, &meta)) {
         rc = mc_object_meta_from_json(q->body, q->body_len, &meta);
         if (rc != 0) {
-            mc_http_resp_error(r, rc, rc == MC_EINVAL ? "malformed metadata JSON body" : NULL);
+            /* The engine parser says what is wrong (a field, a type, an etag's byte). */
+            mc_http_resp_error(r, rc, rc == MC_EINVAL ? mc_engine_last_error() : NULL);
             return false;
         }
     }
@@ -452,13 +454,52 @@ static void object_write_finish(struct mc_http_request *q, struct mc_http_respon
     mc_http_resp_json(r, 200, mc_http_op_result_json(&k->result));
 }
 
+/* Whether the query names arg, with or without a value ("?versionId" has none). */
+static bool has_arg(const struct mc_http_request *q, const char *name, const char **value)
+{
+    for (uint32_t i = 0; i < q->h->n_args; i++) {
+        if (strcmp(q->h->args[i].name, name) == 0) {
+            *value = q->h->args[i].value ? q->h->args[i].value : "";
+            return true;
+        }
+    }
+    *value = NULL;
+    return false;
+}
+
+/* The version id of an object GET/HEAD/DELETE: version-id=, or S3's spelling versionId= (a
+ * client speaking S3 would otherwise act on the latest version, silently). NULL when neither is
+ * given. An empty one is refused as S3 refuses it (400 InvalidArgument, "Version id cannot be
+ * the empty string": Amazon S3 API Reference, GetObject/DeleteObject versionId), rather than
+ * read as none, which would act on the latest version (a DELETE adds a marker or removes it).
+ * Both given must agree. False (r answered) when refused. */
+static bool version_id_arg(const struct mc_http_request *q, struct mc_http_response *r,
+                           const char **vid)
+{
+    const char *a, *b;
+    bool has_a = has_arg(q, "version-id", &a), has_b = has_arg(q, "versionId", &b);
+    *vid = has_a ? a : b;
+    if ((has_a && !*a) || (has_b && !*b)) {
+        mc_http_resp_error(r, MC_EINVAL, "Version id cannot be the empty string");
+        return false;
+    }
+    if (has_a && has_b && strcmp(a, b) != 0) {
+        mc_http_resp_error(r, MC_EINVAL, "version-id and versionId name different versions");
+        return false;
+    }
+    return true;
+}
+
 static bool object_get_prepare(struct mc_http_request *q, struct mc_http_response *r,
                                struct mc_http_call *k)
 {
     k->req.op = strcmp(q->method, "HEAD") == 0 ? MC_REQ_HEAD_OBJECT : MC_REQ_GET_OBJECT;
     k->req.u.get.bucket = mc_proto_cstr(q->path.bucket);
     k->req.u.get.key = mc_proto_cstr(q->path.key);
-    k->req.u.get.version_id = mc_proto_cstr(mc_http_arg(q, "version-id"));
+    const char *vid;
+    if (!version_id_arg(q, r, &vid))
+        return false;
+    k->req.u.get.version_id = mc_proto_cstr(vid);
     return prepare_read(q, r, &k->req.u.get.ro);
 }
 
@@ -485,9 +526,10 @@ static void object_get_finish(struct mc_http_request *q, struct mc_http_response
         mc_http_resp_json(r, 405, json_dumps(o, JSON_COMPACT));
         json_decref(o);
     } else if (rc == 0) {
-        if (v.meta.etag && v.meta.etag[0]) {
-            char et[600];
-            snprintf(et, sizeof et, "\"%.512s\"", v.meta.etag);
+        /* An etag stored before etags were checked at input may not fit a header: left out. */
+        if (v.meta.etag && v.meta.etag[0] && mc_validate_etag(v.meta.etag) == 0) {
+            char et[MC_SHORT_STR_MAX + 3];
+            snprintf(et, sizeof et, "\"%s\"", v.meta.etag);
             mc_http_resp_header(r, "ETag", et);
         }
         if (v.version_id)
@@ -503,9 +545,9 @@ static void object_get_finish(struct mc_http_request *q, struct mc_http_response
 static bool object_delete_prepare(struct mc_http_request *q, struct mc_http_response *r,
                                   struct mc_http_call *k)
 {
-    const char *vid = mc_http_arg(q, "version-id");
-    if (vid && !*vid)
-        vid = NULL;
+    const char *vid;
+    if (!version_id_arg(q, r, &vid))
+        return false;
     struct mc_op op = {0};
     return prepare_write(q, r, k, &op,
                          mc_op_delete(&op, q->path.bucket, q->path.key, vid, NULL, 0));

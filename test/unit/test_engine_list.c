@@ -700,6 +700,9 @@ Test(engine_list, versions_marker_deleted_between_pages)
     p = (struct mc_list_params){.key_marker = "a", .version_id_marker = "not an id"};
     cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), MC_EINVAL);
     mc_list_result_clear(&r);
+    /* The bucket is checked first (S3: 404 NoSuchBucket whatever the marker holds). */
+    cr_assert_eq(mc_engine_list_versions(te_eng, "nob", &p, &r), MC_ENOBUCKET);
+    mc_list_result_clear(&r);
     p.version_id_marker = "null"; /* no position to recover */
     cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), MC_ENOVERSION);
     mc_list_result_clear(&r);
@@ -741,5 +744,112 @@ Test(engine_list, versions_marker_gone_latest_and_old_format_ids)
     p = (struct mc_list_params){.key_marker = "d", .version_id_marker = d[2]};
     cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), MC_ENOVERSION, "%s",
                  mc_engine_last_error());
+    mc_list_result_clear(&r);
+}
+
+/* The listing of key "e" from key-marker e / version-id-marker vm: its version ids in vids
+ * (newest first, at most 8); returns the result code. */
+static int versions_after(const char *vm, char vids[8][MC_VERSION_ID_MAX + 1], uint32_t *n)
+{
+    struct mc_list_params p = {.key_marker = "e", .version_id_marker = vm};
+    struct mc_list_result r;
+    int rc = mc_engine_list_versions(te_eng, "bkt", &p, &r);
+    *n = 0;
+    for (uint32_t i = 0; rc == 0 && i < r.n_entries && *n < 8; i++) {
+        if (strcmp(r.entries[i].key, "e") == 0) {
+            snprintf(vids[(*n)++], MC_VERSION_ID_MAX + 1, "%s", r.entries[i].version_id);
+        }
+    }
+    mc_list_result_clear(&r);
+    return rc;
+}
+
+/* An older-format marker that was the key's oldest version, under op-time versions only: its
+ * id read as a time (here above every op time: ids of that form are µs << 20, anywhere in
+ * 0..2^64) once placed it above them, so the key's versions repeated on the next page. Present,
+ * the listing continues after it; gone, it cannot be placed: NoSuchVersion, never a repeat. */
+Test(engine_list, versions_marker_old_format_oldest)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
+    char old[17];
+    mc_version_id_make(old, 1717986918400000LL, 1); /* "1900000000000001" */
+    cr_assert_str_eq(old, "1900000000000001");
+    struct mc_op op;
+    cr_assert_eq(mc_op_put(&op, "bkt", "e", old, 5000, NULL), 0);
+    cr_assert_eq(te_apply(&op, NULL), 0);
+    const int64_t t0 = 1795714511750903813LL;
+    char e[3][17];
+    for (int i = 0; i < 3; i++) {
+        put_timed("bkt", "e", t0 + 10 * i, e[i]);
+    }
+    put_timed("bkt", "f", t0 + 100, e[0]); /* a later key: the page goes on to it */
+    char vids[8][MC_VERSION_ID_MAX + 1];
+    uint32_t n;
+    cr_assert_eq(versions_after(old, vids, &n), 0, "%s", mc_engine_last_error());
+    cr_assert_eq(n, 0, "the marker was e's oldest: nothing of e follows (got %u, first %s)", n,
+                 n ? vids[0] : "");
+    del_version("bkt", "e", old);
+    int rc = versions_after(old, vids, &n);
+    cr_assert(rc == MC_ENOVERSION || (rc == 0 && n == 0), "rc %d, %u versions of e repeated: %s",
+              rc, n, mc_engine_last_error());
+    cr_assert_eq(rc, MC_ENOVERSION, "%s", mc_engine_last_error());
+    /* An op-time marker that was the newest, then deleted, is still placed (above e[1]). */
+    del_version("bkt", "e", e[2]);
+    cr_assert_eq(versions_after(e[2], vids, &n), 0, "%s", mc_engine_last_error());
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(vids[0], e[1]);
+}
+
+/* Apply puts of b/k at op times t0 + 10 * i for i in [from, to), up to MC_APPLY_MAX_OPS per
+ * call (one write transaction each). */
+static void put_timed_batch(const char *b, const char *k, int64_t t0, int from, int to)
+{
+    static struct mc_op ops[MC_APPLY_MAX_OPS];
+    static struct mc_op_result res[MC_APPLY_MAX_OPS];
+    while (from < to) {
+        int n = to - from < MC_APPLY_MAX_OPS ? to - from : MC_APPLY_MAX_OPS;
+        for (int i = 0; i < n; i++) {
+            char vid[17];
+            int64_t t = t0 + 10 * (int64_t)(from + i);
+            mc_version_id_from_time(vid, t);
+            cr_assert_eq(mc_op_put(&ops[i], b, k, vid, t, NULL), 0);
+        }
+        cr_assert_eq(mc_engine_apply(te_eng, ++te_index, ops, (size_t)n, NULL, 0, res), 0, "%s",
+                     mc_engine_last_error());
+        for (int i = 0; i < n; i++) {
+            cr_assert_eq(res[i].code, 0);
+            mc_op_clear(&ops[i]);
+        }
+        from += n;
+    }
+}
+
+/* Placing a gone version-id-marker reads at most 10,000 versions of key-marker (list.c
+ * MARKER_WALK_MAX: the walk runs on the node's loop): with 9,999 newer versions the marker is
+ * placed, with 10,000 it is NoSuchVersion, saying why. */
+Test(engine_list, versions_marker_gone_walk_cap)
+{
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_ENABLED), 0);
+    const int64_t t0 = 1795714511750903813LL;
+    put_timed_batch("bkt", "a", t0, 0, 10000); /* v0 .. v9999 */
+    char marker[17], v0[17];
+    mc_version_id_from_time(marker, t0 + 5); /* between v0 and v1: never stored, so gone */
+    mc_version_id_from_time(v0, t0);
+    struct mc_list_params p = {.key_marker = "a", .version_id_marker = marker, .max_keys = 2};
+    struct mc_list_result r;
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), 0, "%s", mc_engine_last_error());
+    cr_assert_eq(r.n_entries, 1);
+    cr_assert_str_eq(r.entries[0].version_id, v0);
+    cr_assert(!r.entries[0].is_latest);
+    mc_list_result_clear(&r);
+    put_timed_batch("bkt", "a", t0, 10000, 10001); /* one more newer version: 10,000 above */
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), MC_ENOVERSION);
+    cr_assert(strstr(mc_engine_last_error(), "too many newer versions"), "%s",
+              mc_engine_last_error());
+    mc_list_result_clear(&r);
+    /* The versions themselves still list, and a present marker deep in the key is found. */
+    p.version_id_marker = v0;
+    cr_assert_eq(mc_engine_list_versions(te_eng, "bkt", &p, &r), 0, "%s", mc_engine_last_error());
+    cr_assert_eq(r.n_entries, 0);
     mc_list_result_clear(&r);
 }
