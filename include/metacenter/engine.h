@@ -160,15 +160,27 @@ int mc_object_meta_add_user(struct mc_object_meta *m, const char *key, const cha
 void mc_version_clear(struct mc_version *v);
 int mc_version_copy(struct mc_version *dst, const struct mc_version *src);
 
-/* Validation (also applied by mc_engine_apply; exported for early CLI/HTTP errors). */
+/* Validation (also applied by mc_engine_apply; exported for early CLI/HTTP errors). The rules
+ * apply enforces never change without a format gate: replicas of different versions (a rolling
+ * upgrade) must apply the same log alike, so a rule added later is an *input* check
+ * (mc_validate_new_bucket_name, mc_validate_object_meta_input), made before an op is proposed. */
 int mc_validate_bucket_name(const char *name);    /* 0 or MC_EBUCKETNAME */
+/* mc_validate_bucket_name plus S3's reserved prefixes/suffixes (xn--, sthree-, amzn-s3-demo-,
+ * -s3alias, --ol-s3, .mrap, --x-s3, --table-s3): for a bucket being created (node_write.c, CLI).
+ * Buckets that exist under such names keep working. 0 or MC_EBUCKETNAME. */
+int mc_validate_new_bucket_name(const char *name);
 int mc_validate_key(const char *key, size_t len); /* 0, MC_EKEYTOOLONG or MC_EBADKEY */
 int mc_validate_object_meta(
     const struct mc_object_meta *m); /* 0, MC_EMETATOOLARGE, MC_ETOOLARGE, MC_EINVAL */
+/* mc_validate_object_meta plus the input rules added in session 8: mc_validate_etag and part
+ * numbers 1..MC_PARTS_MAX, ascending, each once (MC_EINVAL with a message). Made by the HTTP
+ * and CLI parsers; apply does not (see above), and an etag that fails it is never sent in an
+ * ETag header (handlers.c). */
+int mc_validate_object_meta_input(const struct mc_object_meta *m);
 /* An object's etag (NULL/"" = none): at most MC_SHORT_STR_MAX bytes of printable ASCII without
  * '"' or space (RFC 9110 §8.8.3 etagc, obs-text left out): it is sent as a quoted ETag header,
  * where a '"' or a control byte (CR LF: response splitting) would break it. 0 or MC_EINVAL (with
- * mc_engine_last_error saying which byte). Part of mc_validate_object_meta. */
+ * mc_engine_last_error saying which byte). Part of mc_validate_object_meta_input. */
 int mc_validate_etag(const char *etag);
 
 /* A 16-hex-char version id from time and a counter: the form nodes used before op-time ids

@@ -24,9 +24,12 @@ static int be_fail(int code, const char *what)
 }
 
 /* Validates a bucket name argument before anything is opened (no partial work on bad input). */
-static int check_bucket(const char *name)
+static int check_bucket(const char *name, bool creating)
 {
-    int rc = mc_validate_bucket_name(name);
+    int rc = creating ? mc_validate_new_bucket_name(name) : mc_validate_bucket_name(name);
+    if (rc != 0 && creating && mc_validate_bucket_name(name) == 0) {
+        return mc_cli_fail(rc, "%s", mc_engine_last_error());
+    }
     if (rc != 0) {
         char *e = mc_cli_escape(name);
         mc_cli_fail(rc, "'%.80s': names are 3-63 characters of a-z, 0-9, '.' and '-'", e ? e : "");
@@ -60,7 +63,7 @@ static int cmd_bucket_create(struct mc_cli *cli, const struct mc_args *a, const 
                              size_t npos)
 {
     (void)npos;
-    if (check_bucket(pos[0]) != 0) {
+    if (check_bucket(pos[0], true) != 0) {
         return MC_CLI_EXIT_ERROR;
     }
     enum mc_versioning v =
@@ -80,7 +83,7 @@ static int cmd_bucket_rm(struct mc_cli *cli, const struct mc_args *a, const char
 {
     (void)a;
     (void)npos;
-    if (check_bucket(pos[0]) != 0) {
+    if (check_bucket(pos[0], false) != 0) {
         return MC_CLI_EXIT_ERROR;
     }
     struct mc_op_result r = {0};
@@ -116,7 +119,7 @@ static int cmd_bucket_head(struct mc_cli *cli, const struct mc_args *a, const ch
 {
     (void)a;
     (void)npos;
-    if (check_bucket(pos[0]) != 0) {
+    if (check_bucket(pos[0], false) != 0) {
         return MC_CLI_EXIT_ERROR;
     }
     struct mc_bucket_info b = {0};
@@ -141,7 +144,7 @@ static int cmd_bucket_versioning(struct mc_cli *cli, const struct mc_args *a,
         return mc_cli_usage(cli, "versioning state must be 'enabled' or 'suspended', not '%.40s'",
                             pos[1]);
     }
-    if (check_bucket(pos[0]) != 0) {
+    if (check_bucket(pos[0], false) != 0) {
         return MC_CLI_EXIT_ERROR;
     }
     struct mc_op_result r = {0};
@@ -266,13 +269,14 @@ static int build_meta(const struct mc_cli *cli, const struct mc_args *a, struct 
         }
     }
     m->size = size_v;
-    int rc = mc_validate_object_meta(m);
+    int rc = mc_validate_object_meta_input(m);
     if (rc != 0) {
         if (rc == MC_EMETATOOLARGE) {
             return mc_cli_fail(rc, "user metadata exceeds %d bytes or %d pairs",
                                MC_USER_META_MAX_BYTES, MC_USER_META_MAX_PAIRS);
         }
-        return mc_cli_fail(rc, "%s", mc_strerror(rc));
+        const char *why = mc_engine_last_error();
+        return mc_cli_fail(rc, "%s", why && *why ? why : mc_strerror(rc));
     }
     return 0;
 }
@@ -288,7 +292,7 @@ static int cmd_put(struct mc_cli *cli, const struct mc_args *a, const char *cons
     if (im && (*im == '\0' || strlen(im) > MC_SHORT_STR_MAX)) {
         return mc_cli_usage(cli, "--if-match wants an etag of 1-%d bytes", MC_SHORT_STR_MAX);
     }
-    if (check_bucket(pos[0]) != 0 || check_key(pos[1]) != 0) {
+    if (check_bucket(pos[0], false) != 0 || check_key(pos[1]) != 0) {
         return MC_CLI_EXIT_ERROR;
     }
     struct mc_object_meta m = {0};
@@ -323,7 +327,7 @@ static int get_or_head(struct mc_cli *cli, const struct mc_args *a, const char *
     if (check_version_id(cli, vid) != 0) {
         return MC_CLI_EXIT_USAGE;
     }
-    if (check_bucket(pos[0]) != 0 || check_key(pos[1]) != 0) {
+    if (check_bucket(pos[0], false) != 0 || check_key(pos[1]) != 0) {
         return MC_CLI_EXIT_ERROR;
     }
     struct mc_version v = {0};
@@ -368,7 +372,7 @@ static int cmd_rm(struct mc_cli *cli, const struct mc_args *a, const char *const
     if (check_version_id(cli, vid) != 0) {
         return MC_CLI_EXIT_USAGE;
     }
-    if (check_bucket(pos[0]) != 0 || check_key(pos[1]) != 0) {
+    if (check_bucket(pos[0], false) != 0 || check_key(pos[1]) != 0) {
         return MC_CLI_EXIT_ERROR;
     }
     struct mc_op_result r = {0};
@@ -448,7 +452,7 @@ static int cmd_ls(struct mc_cli *cli, const struct mc_args *a, const char *const
     if (ec != 0) {
         return ec;
     }
-    if (check_bucket(pos[0]) != 0) {
+    if (check_bucket(pos[0], false) != 0) {
         return MC_CLI_EXIT_ERROR;
     }
     struct mc_list_result r = {0};
@@ -487,7 +491,7 @@ static int cmd_versions(struct mc_cli *cli, const struct mc_args *a, const char 
     if (ec != 0) {
         return ec;
     }
-    if (check_bucket(pos[0]) != 0) {
+    if (check_bucket(pos[0], false) != 0) {
         return MC_CLI_EXIT_ERROR;
     }
     struct mc_list_result r = {0};

@@ -526,11 +526,7 @@ static int op_update_meta(struct actx *a, const struct mc_op *op, struct mc_op_r
     if (op->update_mask & MC_UPDATE_STORAGE_CLASS) {
         nm.storage_class = op->meta.storage_class;
     }
-    /* The etag is not changed here: one stored before etags were checked (mc_validate_etag)
-       must not block an update of the other fields, as it did not before. */
-    nm.etag = NULL;
     rc = mc_validate_object_meta(&nm);
-    nm.etag = saved.etag;
     if (!rc) {
         v.meta = nm;
         v.is_latest = false;

@@ -436,7 +436,7 @@ static int parse_meta(json_t *root, struct mc_object_meta *m)
             return rc;
         }
     }
-    return mc_validate_object_meta(m);
+    return mc_validate_object_meta_input(m);
 }
 
 int mc_object_meta_from_json(const char *json, size_t len, struct mc_object_meta *out)

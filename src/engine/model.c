@@ -269,10 +269,20 @@ int mc_validate_bucket_name(const char *name)
             return MC_EBUCKETNAME;
         }
     }
-    if (is_ipv4(name) || reserved_name(name, n)) {
+    if (is_ipv4(name)) {
         return MC_EBUCKETNAME;
     }
     return 0;
+}
+
+int mc_validate_new_bucket_name(const char *name)
+{
+    mc_engine_clearerr();
+    int rc = mc_validate_bucket_name(name);
+    if (rc == 0 && reserved_name(name, strlen(name))) {
+        rc = mc_engine_seterr(MC_EBUCKETNAME, "'%s' uses a prefix or suffix S3 reserves", name);
+    }
+    return rc;
 }
 
 /* Strict UTF-8 (no overlongs, no surrogates, ≤ U+10FFFF); rejects NUL. */
@@ -372,11 +382,9 @@ int mc_validate_object_meta(const struct mc_object_meta *m)
     if (total > MC_USER_META_MAX_BYTES) {
         return MC_EMETATOOLARGE;
     }
-    if (mc_validate_etag(m->etag)) {
-        return MC_EINVAL;
-    }
-    if (slen(m->content_type) > MC_SHORT_STR_MAX || slen(m->storage_class) > MC_SHORT_STR_MAX ||
-        slen(m->data_dir) > MC_SHORT_STR_MAX || slen(m->checksum_algorithm) > MC_SHORT_STR_MAX ||
+    if (slen(m->etag) > MC_SHORT_STR_MAX || slen(m->content_type) > MC_SHORT_STR_MAX ||
+        slen(m->storage_class) > MC_SHORT_STR_MAX || slen(m->data_dir) > MC_SHORT_STR_MAX ||
+        slen(m->checksum_algorithm) > MC_SHORT_STR_MAX ||
         slen(m->checksum_value) > MC_SHORT_STR_MAX) {
         return MC_EINVAL;
     }
@@ -391,6 +399,24 @@ int mc_validate_object_meta(const struct mc_object_meta *m)
         if (slen(m->parts[i].etag) > MC_SHORT_STR_MAX) {
             return MC_EINVAL;
         }
+    }
+    if (m->inline_len > MC_INLINE_MAX_BYTES) {
+        return MC_ETOOLARGE;
+    }
+    return 0;
+}
+
+int mc_validate_object_meta_input(const struct mc_object_meta *m)
+{
+    mc_engine_clearerr(); /* the message, when there is one, is this call's */
+    int rc = mc_validate_object_meta(m);
+    if (rc) {
+        return rc;
+    }
+    if (mc_validate_etag(m->etag)) {
+        return MC_EINVAL;
+    }
+    for (uint32_t i = 0; i < m->n_parts; i++) {
         /* S3 part numbers are 1..10000 (UploadPart: InvalidArgument otherwise), listed in
            ascending order once each (CompleteMultipartUpload: InvalidPartOrder). */
         uint32_t num = m->parts[i].number;
@@ -404,9 +430,6 @@ int mc_validate_object_meta(const struct mc_object_meta *m)
                                     ": parts are listed in ascending order, each once",
                                     num, m->parts[i - 1].number);
         }
-    }
-    if (m->inline_len > MC_INLINE_MAX_BYTES) {
-        return MC_ETOOLARGE;
     }
     return 0;
 }

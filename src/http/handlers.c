@@ -251,6 +251,11 @@ static void bucket_head_finish(struct mc_http_request *q, struct mc_http_respons
 static bool bucket_create_prepare(struct mc_http_request *q, struct mc_http_response *r,
                                   struct mc_http_call *k)
 {
+    if (mc_validate_new_bucket_name(q->path.bucket)) {
+        /* An input rule (engine.h): the node checks it too, before proposing. */
+        mc_http_resp_error(r, MC_EBUCKETNAME, mc_engine_last_error());
+        return false;
+    }
     json_t *body = mc_http_parse_body(q, r, false);
     if (!body)
         return false;

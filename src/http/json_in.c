@@ -162,7 +162,7 @@ bool mc_http_meta_from_json_fast(const char *json, size_t len, struct mc_object_
     skip_ws(&s);
     /* The engine parser's checks too (sizes, empty metadata names): what it would refuse
      * falls back to it and is refused with its error, not later at apply. */
-    if (ok && s.p == s.end && mc_validate_object_meta(out) == 0)
+    if (ok && s.p == s.end && mc_validate_object_meta_input(out) == 0)
         return true;
     mc_object_meta_clear(out);
     memset(out, 0, sizeof *out);

@@ -191,6 +191,13 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     if (rc == 0 && (op.type == MC_OP_SESSION_REGISTER || op.session_id)) {
         rc = MC_EINVAL; /* sessions travel in the frame, not inside op records */
     }
+    const char *why = NULL;
+    if (rc == 0 && op.type == MC_OP_BUCKET_CREATE &&
+        (rc = mc_validate_new_bucket_name(op.bucket)) != 0) {
+        /* An input rule newer than apply's (engine.h): checked before proposing, so replicas
+           of different versions still apply the log alike. */
+        why = mc_engine_last_error();
+    }
     if (rc == 0) {
         op.session_id = q->u.write.session_id;
         op.seq = q->u.write.seq;
@@ -209,7 +216,7 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     mc_op_clear(&op);
     if (rc) {
         mc_client_reply_error(&r->token, rc == MC_EPROTO ? MC_EPROTO : rc,
-                              rc == MC_EPROTO ? "malformed op record" : NULL);
+                              rc == MC_EPROTO ? "malformed op record" : why);
     }
 }
 

@@ -79,7 +79,8 @@ static int roundtrip(const char *addr, const struct mc_proto_request *req, uint8
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG\n");
+        fprintf(stderr, "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG | "
+                        "ADDR mkbucket NAME\n");
         return 2;
     }
     const char *addr = argv[1];
@@ -97,6 +98,28 @@ int main(int argc, char **argv)
         }
         printf("{\"status\":\"%s\",\"session\":%llu}\n", mc_error_name(rc),
                (unsigned long long)sid);
+        free(body);
+        return rc ? 1 : 0;
+    }
+    if (strcmp(argv[2], "mkbucket") == 0 && argc == 4) {
+        /* A bucket create sent as is: no CLI or HTTP check in front of the node's. */
+        struct mc_op op;
+        memset(&op, 0, sizeof(op));
+        struct mc_wbuf ops, one;
+        mc_wbuf_init(&ops, 0);
+        mc_wbuf_init(&one, 0);
+        mc_op_bucket_create(&op, argv[3], MC_VERSIONING_UNVERSIONED, 0);
+        mc_op_encode(&op, &one);
+        mc_proto_ops_put(&ops, one.data, one.len);
+        req.op = MC_REQ_WRITE;
+        req.u.write.n_ops = 1;
+        req.u.write.ops = ops.data;
+        req.u.write.ops_bytes = (uint32_t)ops.len;
+        int rc = roundtrip(addr, &req, &body, &blen);
+        printf("{\"status\":\"%s\"}\n", mc_error_name(rc));
+        mc_op_clear(&op);
+        mc_wbuf_free(&ops);
+        mc_wbuf_free(&one);
         free(body);
         return rc ? 1 : 0;
     }
