@@ -167,7 +167,8 @@ struct mc_node {
 
     /* Write batching: ops gathered during one loop iteration. */
     struct mc_wbuf batch;
-    uint32_t batch_ops;
+    uint32_t batch_ops;       /* top-level op records in the batch */
+    uint32_t batch_apply_ops; /* the same counted as the engine does: 1 + sub-ops each */
     bool batch_has_register;
     struct pending_write *batch_waiters; /* index unknown until proposed */
     size_t n_batch_waiters, cap_batch_waiters;

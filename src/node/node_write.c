@@ -23,7 +23,9 @@ static int64_t op_time_now(struct mc_node *n)
     return t;
 }
 
-static int push_waiter(struct mc_node *n, const struct mc_client_token *t, uint8_t kind)
+/* Room for one more batch waiter, so that adding it after its op is in the batch cannot fail
+ * (an op in the batch without a waiter would be applied with nobody told). */
+static int reserve_waiter(struct mc_node *n)
 {
     if (n->n_batch_waiters == n->cap_batch_waiters) {
         size_t cap = n->cap_batch_waiters ? n->cap_batch_waiters * 2 : 256;
@@ -34,13 +36,19 @@ static int push_waiter(struct mc_node *n, const struct mc_client_token *t, uint8
         n->batch_waiters = w;
         n->cap_batch_waiters = cap;
     }
+    return 0;
+}
+
+/* The waiter of the op batch_add just appended (reserve_waiter made room). */
+static void add_waiter(struct mc_node *n, const struct mc_client_token *t, uint8_t kind)
+{
+    assert(n->n_batch_waiters < n->cap_batch_waiters && n->batch_ops > 0);
     struct pending_write *w = &n->batch_waiters[n->n_batch_waiters++];
     memset(w, 0, sizeof(*w));
     w->token = *t;
-    w->position = n->batch_ops;
+    w->position = n->batch_ops - 1;
     w->kind = kind;
     w->start_ns = mc_mono_ns();
-    return 0;
 }
 
 /* Stamp leader-chosen fields (time, version ids) into a decoded op. A block-decoded op
@@ -79,7 +87,7 @@ static int stamp(struct mc_node *n, struct mc_op *op, int64_t now, char vidbuf[1
 }
 
 /* Append one encoded op (u32 len + bytes) to the batch being built this iteration. */
-static int batch_add(struct mc_node *n, const struct mc_op *op)
+static int batch_append(struct mc_node *n, const struct mc_op *op)
 {
     if (n->batch.len == 0) {
         mc_wbuf_u8(&n->batch, NODE_ENTRY_OPS);
@@ -95,7 +103,31 @@ static int batch_add(struct mc_node *n, const struct mc_op *op)
     }
     mc_wbuf_patch_u32(&n->batch, at, (uint32_t)(n->batch.len - at - 4));
     n->batch_ops++;
+    n->batch_apply_ops += 1 + op->n_sub;
     return 0;
+}
+
+/*
+ * Add op to the batch, proposing the batch first where op would not fit: the engine applies at
+ * most MC_APPLY_MAX_OPS ops per entry counting atomic sub-ops (an entry over it could never be
+ * applied: every replica would stop on it, at every restart), and the batch buffer holds
+ * NODE_MAX_BATCH_BYTES plus one largest op (an op that fits alone must not be refused because
+ * other clients' ops came first in this iteration).
+ */
+static int batch_add(struct mc_node *n, const struct mc_op *op)
+{
+    uint32_t need = 1 + op->n_sub;
+    assert(need <= MC_APPLY_MAX_OPS);
+    if (n->batch_apply_ops + need > MC_APPLY_MAX_OPS) {
+        node_flush_batch(n);
+    }
+    int rc = batch_append(n, op);
+    if (rc == MC_ETOOLARGE && n->batch_ops > 0) {
+        node_flush_batch(n);
+        rc = batch_append(n, op);
+    }
+    assert(rc != 0 || n->batch_apply_ops <= MC_APPLY_MAX_OPS);
+    return rc;
 }
 
 static bool batch_full(struct mc_node *n)
@@ -204,14 +236,8 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         op.acked_seq = q->u.write.acked_seq < op.seq ? q->u.write.acked_seq : 0;
         rc = stamp(n, &op, now, vidbuf);
     }
-    if (rc == 0) {
-        rc = push_waiter(n, &r->token, 0);
-        if (rc == 0) {
-            rc = batch_add(n, &op);
-            if (rc) {
-                n->n_batch_waiters--;
-            }
-        }
+    if (rc == 0 && (rc = reserve_waiter(n)) == 0 && (rc = batch_add(n, &op)) == 0) {
+        add_waiter(n, &r->token, 0);
     }
     mc_op_clear(&op);
     if (rc) {
@@ -232,14 +258,9 @@ void node_handle_register(struct mc_node *n, const struct mc_client_request *r)
     struct mc_op op;
     memset(&op, 0, sizeof(op));
     int rc = mc_op_session_register(&op, op_time_now(n));
-    if (rc == 0) {
-        rc = push_waiter(n, &r->token, 1);
-        if (rc == 0 && (rc = batch_add(n, &op)) != 0) {
-            n->n_batch_waiters--;
-        }
-        if (rc == 0) {
-            n->batch_has_register = true;
-        }
+    if (rc == 0 && (rc = reserve_waiter(n)) == 0 && (rc = batch_add(n, &op)) == 0) {
+        add_waiter(n, &r->token, 1);
+        n->batch_has_register = true;
     }
     mc_op_clear(&op);
     if (rc) {
@@ -304,6 +325,7 @@ void node_flush_batch(struct mc_node *n)
     }
     n->n_batch_waiters = 0;
     n->batch_ops = 0;
+    n->batch_apply_ops = 0;
     n->batch_has_register = false;
     mc_wbuf_reset(&n->batch);
 }
@@ -352,7 +374,12 @@ static void reply_result(struct mc_node *n, const struct pending_write *w,
     mc_op_result_encode(res, &rb);
     struct mc_proto_error e;
     memset(&e, 0, sizeof(e));
-    e.message = mc_proto_cstr(mc_strerror(res->code));
+    /* Per-op results carry a code only (the engine's sentence is per call); in a write result
+     * MC_ENOSESSION (= MC_ENOTFOUND) only ever means the session, so say so. */
+    e.message = mc_proto_cstr(res->code == MC_ENOSESSION
+                                  ? "session unknown or expired: the write was not applied; "
+                                    "register a new session"
+                                  : mc_strerror(res->code));
     e.leader_addr = mc_proto_cstr("");
     e.version_id = mc_proto_cstr(res->version_id);
     e.result = rb.data;
@@ -536,6 +563,8 @@ void node_fail_writes(struct mc_node *n, int code)
     }
     n->n_batch_waiters = 0;
     n->batch_ops = 0;
+    n->batch_apply_ops = 0;
+    n->batch_has_register = false;
     mc_wbuf_reset(&n->batch);
 }
 

@@ -7,6 +7,8 @@
 #include "util/codec.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,122 @@ static int roundtrip(const char *addr, const struct mc_proto_request *req, uint8
     return rc;
 }
 
+/* One WRITE frame of n_ops puts (keys PREFIX-kI in bucket, each with inline_bytes of inline
+ * data; n_ops > 1 = an atomic batch) into out. */
+static void frame_puts(const char *bucket, const char *prefix, int n_ops, int inline_bytes,
+                       uint64_t request_id, struct mc_wbuf *out)
+{
+    static uint8_t data[64 * 1024];
+    struct mc_wbuf ops;
+    mc_wbuf_init(&ops, 0);
+    for (int i = 0; i < n_ops; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "%s-k%d", prefix, i);
+        struct mc_object_meta meta;
+        memset(&meta, 0, sizeof(meta));
+        meta.size = (uint64_t)inline_bytes;
+        meta.inline_data = inline_bytes ? data : NULL;
+        meta.inline_len = (uint32_t)inline_bytes;
+        struct mc_op op;
+        struct mc_wbuf one;
+        mc_wbuf_init(&one, 0);
+        mc_op_put(&op, bucket, key, NULL, 0, &meta);
+        mc_op_encode(&op, &one);
+        mc_proto_ops_put(&ops, one.data, one.len);
+        op.meta.inline_data = NULL; /* not ours to free */
+        mc_op_clear(&op);
+        mc_wbuf_free(&one);
+    }
+    struct mc_proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.request_id = request_id;
+    req.op = MC_REQ_WRITE;
+    req.u.write.n_ops = (uint32_t)n_ops;
+    req.u.write.ops = ops.data;
+    req.u.write.ops_bytes = (uint32_t)ops.len;
+    mc_wbuf_init(out, 0);
+    mc_proto_request_encode(out, &req);
+    mc_wbuf_free(&ops);
+}
+
+/*
+ * burst: SMALL connections each send one put of SMALL_BYTES inline bytes, then BIG connections
+ * each send an atomic WRITE of BIG_OPS puts of BIG_BYTES inline bytes, completed while the node
+ * (PID) is stopped, so its loop reads them in one iteration and batches them together; then
+ * every reply is read. Prints {"ok":N,"errors":N,"first_error":"...","big_ok":N}.
+ */
+static int burst(const char *addr, const char *bucket, char **v)
+{
+    enum { MAX_CONNS = 64 };
+    int small = atoi(v[0]), small_bytes = atoi(v[1]), big = atoi(v[2]), big_ops = atoi(v[3]),
+        big_bytes = atoi(v[4]);
+    pid_t pid = (pid_t)atoi(v[5]);
+    int conns = small + big;
+    if (conns < 1 || conns > MAX_CONNS || big_ops < 0 || big_ops > 1000) {
+        return 2;
+    }
+    int fds[MAX_CONNS];
+    struct mc_wbuf frames[MAX_CONNS];
+    for (int c = 0; c < conns; c++) {
+        fds[c] = dial(addr);
+        if (fds[c] < 0) {
+            return 2;
+        }
+        char prefix[32];
+        snprintf(prefix, sizeof(prefix), "c%d", c);
+        bool is_big = c >= small;
+        frame_puts(bucket, prefix, is_big ? big_ops : 1, is_big ? big_bytes : small_bytes,
+                   (uint64_t)c + 1, &frames[c]);
+    }
+    /* A big frame takes several reads: all but its last byte go first, and the node buffers
+     * them, so the last byte completes it in the same iteration as the small ones. */
+    for (int c = small; c < conns; c++) {
+        if (write(fds[c], frames[c].data, frames[c].len - 1) != (ssize_t)frames[c].len - 1) {
+            fprintf(stderr, "short write\n");
+        }
+    }
+    usleep(big ? 500 * 1000 : 0);
+    if (pid > 0) {
+        kill(pid, SIGSTOP);
+    }
+    for (int c = 0; c < conns; c++) {
+        size_t off = c >= small ? frames[c].len - 1 : 0;
+        if (write(fds[c], frames[c].data + off, frames[c].len - off) !=
+            (ssize_t)(frames[c].len - off)) {
+            fprintf(stderr, "short write\n");
+        }
+        mc_wbuf_free(&frames[c]);
+    }
+    if (pid > 0) {
+        usleep(200 * 1000);
+        kill(pid, SIGCONT);
+    }
+    int ok = 0, errors = 0, big_ok = 0;
+    const char *first = "";
+    for (int c = 0; c < conns; c++) {
+        uint8_t hdr[MC_PROTO_HEADER_BYTES];
+        int st = MC_ETIMEOUT;
+        if (read_full(fds[c], hdr, sizeof(hdr)) == 0) {
+            struct mc_proto_header h;
+            mc_proto_header_get(hdr, &h);
+            size_t blen = h.length + 4 - MC_PROTO_HEADER_BYTES;
+            uint8_t *body = malloc(blen + 1);
+            st = body && read_full(fds[c], body, blen) == 0 ? h.status : MC_ETIMEOUT;
+            free(body);
+        }
+        if (st == 0) {
+            ok++;
+            big_ok += c >= small;
+        } else if (errors++ == 0) {
+            first = mc_error_name(st);
+        }
+        close(fds[c]);
+    }
+    printf("{\"ok\":%d,\"errors\":%d,\"first_error\":\"%s\",\"big_ok\":%d}\n", ok, errors, first,
+           big_ok);
+    return errors ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -100,6 +218,9 @@ int main(int argc, char **argv)
                (unsigned long long)sid);
         free(body);
         return rc ? 1 : 0;
+    }
+    if (strcmp(argv[2], "burst") == 0 && argc == 10) {
+        return burst(addr, argv[3], argv + 4);
     }
     if (strcmp(argv[2], "mkbucket") == 0 && argc == 4) {
         /* A bucket create sent as is: no CLI or HTTP check in front of the node's. */
