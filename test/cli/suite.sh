@@ -188,6 +188,24 @@ err_run "rm bad version id (sealed)" 2 InvalidArgument --data-dir "$D" rm bk1 k 
 unchanged "an rm with a bad version id"
 rm -f "$T/data.mdb.before"
 mv "$T/seal.real" "$D/engine.seal"
+# A write the engine rejects commits nothing (review 8b #4): the applied index stays (an index
+# with no log entry behind it makes the member refuse to start: engine_ahead_of_log) and the
+# data dir stays sealed as it was.
+applied() { M check --json && python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["applied_index"])' "$OUT"; }
+a0=$(applied)
+cp "$D/engine.seal" "$T/seal.before"
+err_run "rejected: bucket exists" 1 BucketAlreadyExists --data-dir "$D" bucket create bk1
+err_run "rejected: put to a missing bucket" 1 NoSuchBucket --data-dir "$D" put nope k
+err_run "rejected: if-none-match" 1 PreconditionFailed --data-dir "$D" put bk1 photos/a.jpg --if-none-match '*'
+err_run "rejected: bucket rm missing" 1 NoSuchBucket --data-dir "$D" bucket rm nope
+err_run "rejected: bucket rm non-empty" 1 BucketNotEmpty --data-dir "$D" bucket rm bk1
+a1=$(applied)
+[ -n "$a0" ] && [ "$a0" = "$a1" ] && ok || bad "rejected writes moved the applied index ($a0 -> $a1)"
+cmp -s "$D/engine.seal" "$T/seal.before" && ok || bad "rejected writes changed or dropped the seal"
+ok_run "an accepted write after them" --data-dir "$D" put bk1 after-rejected
+a2=$(applied)
+[ "$a2" = "$((a0 + 1))" ] && [ -f "$D/engine.seal" ] && ok || bad "accepted write: index $a0 -> $a2, sealed again"
+ok_run "rm it" --data-dir "$D" rm bk1 after-rejected
 big=$(head -c 2100 /dev/zero | tr '\0' v)
 err_run "metadata too large" 1 MetadataTooLarge --data-dir "$D" put bk1 k --meta "x=$big"
 err_run "bad --meta" 2 InvalidArgument --data-dir "$D" put bk1 k --meta novalue
