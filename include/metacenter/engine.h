@@ -319,7 +319,8 @@ int mc_op_result_decode(const void *data, size_t len, struct mc_op_result *out);
  */
 int mc_engine_apply(struct mc_engine *eng, uint64_t index, const struct mc_op *ops, size_t n_ops,
                     const void *conf, size_t conf_len, struct mc_op_result *results);
-/* Offline convenience (CLI on a stopped node): apply one op at applied_index + 1. */
+/* Offline convenience (CLI on a stopped node): apply one op at applied_index + 1. An op that
+ * fails (result->code != 0) commits nothing: applied_index stays as it was. */
 int mc_engine_apply_one(struct mc_engine *eng, const struct mc_op *op, struct mc_op_result *result);
 
 /* ---- reads ---- */

@@ -129,8 +129,9 @@ int mc_datadir_check(const char *datadir);
  * MC_ELOCKED when another process holds it. */
 int mc_datadir_lock(const char *datadir, int *lock_fd);
 void mc_datadir_unlock(int lock_fd);
-/* Startup cleanup of interrupted operations: removes engine.new/, snap/ *.tmp, snap/ *.part are
- * KEPT (resumable receive). Call after locking, before opening engine/WAL. */
+/* Startup cleanup of interrupted operations: removes engine.new/, snap/ *.tmp; of the snap/
+ * recv-*.part files only the newest (index, term) is KEPT (resumable receive). Call after
+ * locking, before opening engine/WAL. */
 int mc_datadir_recover(const char *datadir, const struct mc_fs_ops *fs);
 /* Build "DATADIR/<sub>" into out (size MC_DATADIR_PATH_MAX); MC_EINVAL when too long. */
 int mc_datadir_path(const char *datadir, const char *sub, char *out, size_t out_len);
@@ -397,7 +398,8 @@ int mc_snap_set_aside(const char *path, const struct mc_snap_verify *v);
 /*
  * Receiver side. Chunks of the whole snapshot file arrive in order; a partial file
  * snap_dir/recv-<index>-<term>.part survives restarts, so a transfer resumes from
- * mc_snap_recv_offset (report it to the sender).
+ * mc_snap_recv_offset (report it to the sender). Opening a receive removes every other
+ * recv-*.part in snap_dir (one receive at a time; each can be engine-sized).
  */
 struct mc_snap_recv;
 int mc_snap_recv_open(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index,

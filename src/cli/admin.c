@@ -4,6 +4,7 @@
 #include "cli/backend.h"
 #include "cli/output.h"
 #include "node/backup.h"
+#include "node/seal.h"
 #include "util/checksum.h"
 #include "util/log.h"
 #include "metacenter/client.h"
@@ -622,6 +623,27 @@ static int save_offline(struct mc_cli *cli, const char *path)
     int rc = mc_cli_offline_open(cli, false);
     if (rc != 0) {
         return be_fail(rc);
+    }
+    /* The export stamps what it copies with a fresh checksum that restore then trusts, so copy
+     * only an engine the node itself would trust: one a clean stop sealed (the dir is locked
+     * now, nothing changes it). Without a seal the last stop was unclean, and an engine run
+     * without fsync (NOSYNC|WRITEMAP) can hold stale but well-formed pages after a power loss;
+     * the node rebuilds such an engine from its image and WAL at start (node.c open_storage). */
+    rc = mc_seal_check(cli->data_dir);
+    if (rc == MC_ENOTFOUND) {
+        return mc_cli_fail(rc,
+                           "%s/engine.seal is missing: the node did not stop cleanly, so its "
+                           "engine file may hold stale pages; start the node once so it rebuilds "
+                           "from image + WAL (then stop it), or save from a running member "
+                           "with --endpoints",
+                           cli->data_dir);
+    }
+    if (rc != 0) {
+        return mc_cli_fail(rc,
+                           "%s/engine/data.mdb does not match %s/engine.seal: it changed since "
+                           "the node stopped; save from a running member with --endpoints, or "
+                           "wipe this member and let it rejoin",
+                           cli->data_dir, cli->data_dir);
     }
     struct mc_snap_info *info = calloc(1, sizeof(*info));
     rc = info ? mc_backup_export(cli->eng, path, info) : MC_ENOMEM;

@@ -37,7 +37,8 @@ struct mc_cli {
     /* backend: offline engine or server client, opened on first use */
     const struct mc_cli_backend *be;
     struct mc_engine *eng;
-    int dir_lock_fd; /* fd + 1 of the flocked DATADIR/LOCK (0 = not held) */
+    int dir_lock_fd;     /* fd + 1 of the flocked DATADIR/LOCK (0 = not held) */
+    bool offline_reseal; /* offline.c: write engine.seal again when the engine is closed */
     struct mc_client *client;
 };
 

@@ -163,7 +163,14 @@ int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
         return lrc;
     }
     if (mutating) {
-        mc_seal_remove(cli->data_dir); /* an offline write changes data.mdb on purpose */
+        /* An offline write changes data.mdb on purpose: the seal goes first. It is written
+         * again at close (the writes are synced: MC_ENGINE_SYNC_FULL) if the engine was one
+         * to trust here: sealed by a clean stop, or created by this command. An engine from an
+         * unclean stop stays unsealed: the node's start checks it (node.c open_storage). */
+        char data[4160];
+        snprintf(data, sizeof(data), "%s/data.mdb", path);
+        cli->offline_reseal = stat(data, &st) != 0 || mc_seal_check(cli->data_dir) == 0;
+        mc_seal_remove(cli->data_dir);
     }
     struct mc_engine_options opts = {0};
     opts.sync = MC_ENGINE_SYNC_FULL;
@@ -347,6 +354,13 @@ static void off_close(struct mc_cli *cli)
     if (cli->eng) {
         mc_engine_close(cli->eng);
         cli->eng = NULL;
+        if (cli->offline_reseal && mc_seal_write(cli->data_dir) != 0) {
+            fprintf(stderr,
+                    "warning: could not write %s/engine.seal: the node's next start "
+                    "checks the engine file instead\n",
+                    cli->data_dir);
+        }
+        cli->offline_reseal = false;
     }
     if (cli->dir_lock_fd > 0) {
         close(cli->dir_lock_fd - 1); /* releases the flock */

@@ -988,6 +988,9 @@ static size_t count_ops(const struct mc_op *ops, size_t n)
 }
 
 /* One attempt. Returns 0 (committed or skipped), or an error; *map_full when growing may help. */
+/* Set by mc_engine_apply_one only (offline CLI): a failed op aborts instead of committing. */
+static _Thread_local bool abort_failed_op;
+
 static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *ops, size_t n_ops,
                    const void *conf, size_t conf_len, struct mc_op_result *results, bool *map_full,
                    struct mc_op_result *forced, bool *is_forced, bool *restart)
@@ -1042,6 +1045,11 @@ static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *op
             mc_wbuf_free(&a.w);
             return 0;
         }
+    }
+    if (abort_failed_op && n_ops == 1 && results[0].code != 0) {
+        mdb_txn_abort(a.txn); /* offline: nothing at this index, applied_index stays */
+        mc_wbuf_free(&a.w);
+        return 0;
     }
     if (scache_flush(&a) || meta_put_u64(&a, "applied_index", index) ||
         meta_put_u64(&a, "session_clock", (uint64_t)a.clock_ns)) {
@@ -1165,5 +1173,11 @@ int mc_engine_apply_one(struct mc_engine *eng, const struct mc_op *op, struct mc
     if (rc) {
         return rc;
     }
-    return mc_engine_apply(eng, applied + 1, op, 1, NULL, 0, result);
+    /* Raft applies a failed op as a no-op result at its index (every replica must reach the
+     * same applied_index); offline there is no log entry behind it, and an applied_index past
+     * the log makes the member refuse to start (engine_ahead_of_log). */
+    abort_failed_op = true;
+    rc = mc_engine_apply(eng, applied + 1, op, 1, NULL, 0, result);
+    abort_failed_op = false;
+    return rc;
 }

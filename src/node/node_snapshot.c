@@ -594,6 +594,7 @@ struct recv_job {
     uint8_t *held; /* the SNAPSHOT message to replay (NULL = none) */
     size_t held_len;
     uint64_t held_from;
+    bool resumed_whole; /* the file was complete when a restart reopened it (see below) */
     struct mc_snap_info info;
     int rc, prep_rc;
     uint64_t finish_ms, prep_ms;
@@ -650,7 +651,11 @@ static void recv_work_done(uv_work_t *req, int status)
     if (j->rc) {
         MC_WARN("snapshot_receive_failed", "index=%llu err=%s", (unsigned long long)j->index,
                 mc_error_name(j->rc));
-        send_ack(n, j->from, j->index, j->term, 0, SNAP_ACK_FAILED);
+        /* A resumed whole file that failed is gone (mc_snap_recv_finish discards it): have
+         * the leader stream its image again from the start, instead of failing a send that
+         * would find the same state next time. */
+        send_ack(n, j->from, j->index, j->term, 0,
+                 j->resumed_whole ? SNAP_ACK_RESEND : SNAP_ACK_FAILED);
         recv_job_free(j);
         return;
     }
@@ -676,7 +681,7 @@ static void recv_work_done(uv_work_t *req, int status)
 
 /* The last chunk is written: hand the finish to a worker (queued by start_recv_job). */
 static int defer_finish(struct mc_node *n, uint64_t from, uint64_t index, uint64_t term,
-                        uint64_t total)
+                        uint64_t total, bool resumed_whole)
 {
     struct recv_job *j = calloc(1, sizeof(*j));
     if (!j) {
@@ -689,6 +694,7 @@ static int defer_finish(struct mc_node *n, uint64_t from, uint64_t index, uint64
     j->index = index;
     j->term = term;
     j->total = total;
+    j->resumed_whole = resumed_whole;
     j->req.data = j;
     n->recv_job = j;
     return 0;
@@ -768,6 +774,28 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
                 (unsigned long long)mc_snap_recv_offset(n->recv));
     }
     uint64_t have = mc_snap_recv_offset(n->recv);
+    if (have > total) {
+        /* A .part of a larger image at this (index, term), another leader's: no resume point
+         * for this one (the leader refuses a RESEND past its end). Start from scratch. */
+        MC_WARN("snapshot_receive_discarded", "index=%llu have=%llu total=%llu",
+                (unsigned long long)index, (unsigned long long)have, (unsigned long long)total);
+        mc_snap_recv_abort(n->recv, true);
+        n->recv = NULL;
+        send_ack(n, from, index, term, 0, SNAP_ACK_RESEND);
+        return;
+    }
+    if (have == total && total > 0) {
+        /* Only after a restart (a receive that gets here finishes at its last chunk): the file
+         * arrived whole before a crash stopped its finish. Every chunk is a duplicate now, so
+         * finish at once; the whole-file verification decides (on failure: RESEND 0). */
+        MC_INFO("snapshot_receive_complete_on_resume", "index=%llu bytes=%llu",
+                (unsigned long long)index, (unsigned long long)total);
+        int rc = defer_finish(n, from, index, term, total, true);
+        if (rc) {
+            send_ack(n, from, index, term, 0, SNAP_ACK_FAILED);
+        }
+        return;
+    }
     if (off != have) {
         if (off < have && off + dlen <= have) {
             return; /* duplicate of what we have */
@@ -777,7 +805,7 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
     }
     int rc = mc_snap_recv_write(n->recv, off, data, dlen);
     if (rc == 0 && off + dlen >= total) {
-        rc = defer_finish(n, from, index, term, total);
+        rc = defer_finish(n, from, index, term, total, false);
     }
     if (rc) {
         MC_WARN("snapshot_receive_failed", "index=%llu err=%s", (unsigned long long)index,

@@ -85,6 +85,33 @@ int mc_seal_verify(const char *datadir, bool *sealed)
     return mc_seal_verify_fs(NULL, datadir, sealed);
 }
 
+/* MC_ENOTFOUND: no seal; MC_ECORRUPT: it does not match data.mdb (the figures in *c). */
+struct seal_cmp {
+    unsigned long long want, want_size;
+    uint64_t hash, size;
+};
+
+static int seal_compare(const char *seal, const char *data, struct seal_cmp *c)
+{
+    memset(c, 0, sizeof(*c));
+    FILE *f = fopen(seal, "r");
+    if (!f) {
+        return MC_ENOTFOUND; /* no clean shutdown recorded: nothing to compare */
+    }
+    int got = fscanf(f, "xxh3=%llx size=%llu", &c->want, &c->want_size);
+    fclose(f);
+    int rc = file_hash(data, &c->hash, &c->size);
+    return got != 2 || rc != 0 || c->hash != c->want || c->size != c->want_size ? MC_ECORRUPT : 0;
+}
+
+int mc_seal_check(const char *datadir)
+{
+    char seal[MC_DATADIR_PATH_MAX], data[MC_DATADIR_PATH_MAX];
+    struct seal_cmp c;
+    int rc = paths(datadir, seal, data, sizeof(seal));
+    return rc ? rc : seal_compare(seal, data, &c);
+}
+
 int mc_seal_verify_fs(const struct mc_fs_ops *fs, const char *datadir, bool *sealed)
 {
     fs = fs ? fs : mc_fs_default();
@@ -96,22 +123,18 @@ int mc_seal_verify_fs(const struct mc_fs_ops *fs, const char *datadir, bool *sea
     if (rc) {
         return rc;
     }
-    FILE *f = fopen(seal, "r");
-    if (!f) {
-        return 0; /* no clean shutdown recorded: nothing to compare */
+    struct seal_cmp c;
+    rc = seal_compare(seal, data, &c);
+    if (rc == MC_ENOTFOUND) {
+        return 0;
     }
-    unsigned long long want = 0, want_size = 0;
-    int got = fscanf(f, "xxh3=%llx size=%llu", &want, &want_size);
-    fclose(f);
-    uint64_t hash = 0, size = 0;
-    rc = file_hash(data, &hash, &size);
-    if (got != 2 || rc != 0 || hash != want || size != want_size) {
+    if (rc) {
         MC_ERROR("engine_corrupt",
                  "file=%s expected_xxh3=%016llx actual_xxh3=%016llx expected_size=%llu "
                  "actual_size=%llu action=\"the state machine file changed while the node was "
                  "stopped: wipe this node's data dir and restart it to rejoin (the leader sends "
                  "a snapshot), or restore it with 'metacenter snapshot restore'\"",
-                 data, want, (unsigned long long)hash, want_size, (unsigned long long)size);
+                 data, c.want, (unsigned long long)c.hash, c.want_size, (unsigned long long)c.size);
         return MC_ECORRUPT;
     }
     /* The engine is opened for writing next: the removal must be on disk first, or after a

@@ -19,6 +19,10 @@ int mc_seal_verify(const char *datadir, bool *sealed);
  * returns 0; a failure there is returned (MC_EIO), the engine must not be opened. */
 struct mc_fs_ops;
 int mc_seal_verify_fs(const struct mc_fs_ops *fs, const char *datadir, bool *sealed);
+/* Read-only (nothing logged, the seal stays): 0 when DATADIR/engine.seal matches data.mdb,
+ * MC_ENOTFOUND when there is no seal (unclean stop, or never stopped), MC_ECORRUPT when it
+ * does not match. For tools that must not trust an engine the node itself would not. */
+int mc_seal_check(const char *datadir);
 /* An offline writer changes data.mdb legitimately: drop the seal first. */
 void mc_seal_remove(const char *datadir);
 

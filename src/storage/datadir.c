@@ -1,5 +1,6 @@
 /* datadir.c: a node's data directory: layout, marker file with format version, lock, cleanup. */
 #include "metacenter/storage.h"
+#include "storage/snap_internal.h"
 #include "metacenter/error.h"
 #include "util/log.h"
 
@@ -194,5 +195,8 @@ int mc_datadir_recover(const char *datadir, const struct mc_fs_ops *fs)
         }
     }
     closedir(d);
-    return rc;
+    /* A receive resumes only its newest .part (mc_snap_recv_open drops the others then); older
+     * ones left by crashes would otherwise stay forever, each up to an engine's size. */
+    int prc = snap_recv_prune(snapdir, fs, true, 0, 0);
+    return rc ? rc : prc;
 }

@@ -29,6 +29,12 @@ int snap_copy_range(const struct mc_fs_ops *fs, int in, uint64_t off, uint64_t l
 void snap_name(char *out, size_t n, const char *dir, uint64_t index, uint64_t term,
                const char *suffix);
 
+/* Remove the recv-<index>-<term>.part files in snap_dir but one: (keep_index, keep_term), or
+ * with keep_newest the highest (index, term) present. Unlink failures are returned (the rest
+ * are still tried); the dir is fsynced when anything was removed. */
+int snap_recv_prune(const char *snap_dir, const struct mc_fs_ops *fs, bool keep_newest,
+                    uint64_t keep_index, uint64_t keep_term);
+
 /*
  * A file written front to back goes to disk in MC_SNAP_SYNC_STEP_BYTES steps as it grows:
  * writeback of each full step starts, the one before is waited for and dropped from the page

@@ -5,6 +5,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,6 +24,65 @@ struct mc_snap_recv {
     char part[MC_DATADIR_PATH_MAX];
 };
 
+/* recv-<index 16 hex>-<term 16 hex>.part: true and the pair when name is one */
+static bool part_name_parse(const char *name, uint64_t *index, uint64_t *term)
+{
+    unsigned long long i, t;
+    int end = 0;
+    if (strlen(name) != 43 || sscanf(name, "recv-%16llx-%16llx.part%n", &i, &t, &end) != 2 ||
+        end != 43) {
+        return false;
+    }
+    *index = i;
+    *term = t;
+    return true;
+}
+
+int snap_recv_prune(const char *snap_dir, const struct mc_fs_ops *fs, bool keep_newest,
+                    uint64_t keep_index, uint64_t keep_term)
+{
+    fs = fs ? fs : mc_fs_default();
+    DIR *d = opendir(snap_dir);
+    if (!d) {
+        return errno == ENOENT ? 0 : MC_EIO;
+    }
+    struct dirent *e;
+    uint64_t i, t;
+    if (keep_newest) { /* first pass: the newest (index, term) present */
+        keep_index = keep_term = 0;
+        while ((e = readdir(d)) != NULL) {
+            if (part_name_parse(e->d_name, &i, &t) &&
+                (i > keep_index || (i == keep_index && t > keep_term))) {
+                keep_index = i;
+                keep_term = t;
+            }
+        }
+        rewinddir(d);
+    }
+    int rc = 0, removed = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (!part_name_parse(e->d_name, &i, &t) || (i == keep_index && t == keep_term)) {
+            continue;
+        }
+        char path[MC_DATADIR_PATH_MAX];
+        struct stat st;
+        if (mc_datadir_path(snap_dir, e->d_name, path, sizeof(path))) {
+            continue;
+        }
+        uint64_t bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+        int u = fs->unlink(fs->ctx, path);
+        if (u < 0 && u != -ENOENT) {
+            rc = mc_fs_errno_to_mc(u);
+            continue;
+        }
+        removed++;
+        MC_INFO("snapshot_recv_part_removed", "path=%s bytes=%llu kept_index=%llu", path,
+                (unsigned long long)bytes, (unsigned long long)keep_index);
+    }
+    closedir(d);
+    return rc ? rc : removed ? mc_fs_fsync_dir(fs, snap_dir) : 0;
+}
+
 int mc_snap_recv_open(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t index,
                       uint64_t term, struct mc_snap_recv **out)
 {
@@ -40,6 +100,12 @@ int mc_snap_recv_open(const char *snap_dir, const struct mc_fs_ops *fs, uint64_t
     snprintf(r->dir, sizeof(r->dir), "%s", snap_dir);
     snprintf(r->part, sizeof(r->part), "%s/recv-%016llx-%016llx.part", snap_dir,
              (unsigned long long)index, (unsigned long long)term);
+    /* Only one receive at a time: a .part of another image (a crash, a send abandoned for a
+     * newer image) would never be resumed, and each can be engine-sized. */
+    int prc = snap_recv_prune(snap_dir, r->fs, false, index, term);
+    if (prc) {
+        MC_WARN("snapshot_recv_prune_failed", "dir=%s err=%s", snap_dir, mc_error_name(prc));
+    }
     r->fd = r->fs->open(r->fs->ctx, r->part, O_RDWR | O_CREAT, 0644);
     if (r->fd < 0) {
         int rc = mc_fs_errno_to_mc(r->fd);

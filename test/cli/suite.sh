@@ -174,6 +174,10 @@ unchanged() {
         bad "$1 left the data dir changed (seal $([ -f "$D/engine.seal" ] && echo kept || echo removed))"
     fi
 }
+# Offline writes on a dir this CLI created keep it sealed (synced writes): the real seal is set
+# aside for the stand-in and put back after.
+[ -f "$D/engine.seal" ] && ok || bad "offline writes to a new dir left no engine.seal"
+mv "$D/engine.seal" "$T/seal.real"
 echo "stand-in seal" >"$D/engine.seal"
 cp "$D/engine/data.mdb" "$T/data.mdb.before"
 err_run "put key too long (sealed)" 1 KeyTooLongError --data-dir "$D" put bk1 "$long"
@@ -182,7 +186,26 @@ err_run "rm key too long (sealed)" 1 KeyTooLongError --data-dir "$D" rm bk1 "$lo
 unchanged "an rm with a bad key"
 err_run "rm bad version id (sealed)" 2 InvalidArgument --data-dir "$D" rm bk1 k --version-id "$long"
 unchanged "an rm with a bad version id"
-rm -f "$D/engine.seal" "$T/data.mdb.before"
+rm -f "$T/data.mdb.before"
+mv "$T/seal.real" "$D/engine.seal"
+# A write the engine rejects commits nothing (review 8b #4): the applied index stays (an index
+# with no log entry behind it makes the member refuse to start: engine_ahead_of_log) and the
+# data dir stays sealed as it was.
+applied() { M check --json && python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["applied_index"])' "$OUT"; }
+a0=$(applied)
+cp "$D/engine.seal" "$T/seal.before"
+err_run "rejected: bucket exists" 1 BucketAlreadyExists --data-dir "$D" bucket create bk1
+err_run "rejected: put to a missing bucket" 1 NoSuchBucket --data-dir "$D" put nope k
+err_run "rejected: if-none-match" 1 PreconditionFailed --data-dir "$D" put bk1 photos/a.jpg --if-none-match '*'
+err_run "rejected: bucket rm missing" 1 NoSuchBucket --data-dir "$D" bucket rm nope
+err_run "rejected: bucket rm non-empty" 1 BucketNotEmpty --data-dir "$D" bucket rm bk1
+a1=$(applied)
+[ -n "$a0" ] && [ "$a0" = "$a1" ] && ok || bad "rejected writes moved the applied index ($a0 -> $a1)"
+cmp -s "$D/engine.seal" "$T/seal.before" && ok || bad "rejected writes changed or dropped the seal"
+ok_run "an accepted write after them" --data-dir "$D" put bk1 after-rejected
+a2=$(applied)
+[ "$a2" = "$((a0 + 1))" ] && [ -f "$D/engine.seal" ] && ok || bad "accepted write: index $a0 -> $a2, sealed again"
+ok_run "rm it" --data-dir "$D" rm bk1 after-rejected
 big=$(head -c 2100 /dev/zero | tr '\0' v)
 err_run "metadata too large" 1 MetadataTooLarge --data-dir "$D" put bk1 k --meta "x=$big"
 err_run "bad --meta" 2 InvalidArgument --data-dir "$D" put bk1 k --meta novalue
@@ -285,6 +308,21 @@ jtrue "check offline" 'j["applied_index"]>0 and len(j["state_hash"])==16'
 h1=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["state_hash"])' "$OUT")
 ok_run "snapshot save" --data-dir "$D" snapshot save "$T/snap.mdb"
 [ -s "$T/snap.mdb" ] && [ ! -e "$T/snap.mdb.tmp" ] && ok || bad "snapshot file written"
+# Offline save copies only a sealed engine (review 8b #3): without the seal a clean stop writes,
+# data.mdb may hold stale pages (an unclean stop of an unsynced engine), and the export would
+# stamp them with a checksum restore trusts.
+mv "$D/engine.seal" "$T/seal.real"
+err_run "snapshot save of an unsealed engine" 1 NotFound --data-dir "$D" snapshot save "$T/uns.snap"
+grep -q "start the node once" "$ERR" && [ ! -e "$T/uns.snap" ] && ok ||
+    bad "unsealed save: says what to do and writes nothing"
+ok_run "offline write on an unsealed engine" --data-dir "$D" put bk1 unsealed-put
+[ ! -e "$D/engine.seal" ] && ok || bad "an offline write sealed an engine from an unclean stop"
+err_run "snapshot save still refused" 1 NotFound --data-dir "$D" snapshot save "$T/uns.snap"
+sed 's/xxh3=./xxh3=0/' "$T/seal.real" >"$D/engine.seal"
+cmp -s "$D/engine.seal" "$T/seal.real" && sed -i 's/xxh3=./xxh3=1/' "$D/engine.seal"
+err_run "snapshot save with a seal that does not match" 1 Corruption --data-dir "$D" snapshot save "$T/uns.snap"
+[ ! -e "$T/uns.snap" ] && ok || bad "mismatched seal: a snapshot was written"
+rm -f "$D/engine.seal"
 ok_run "snapshot restore" snapshot restore "$T/snap.mdb" --data-dir "$T/restored"
 run --data-dir "$T/restored" check --json
 jtrue "restored state hash equal" "j['state_hash']=='$h1'"

@@ -86,6 +86,24 @@ def test_save_restore_round_trip_and_grow():
         out = cli_json(["snapshot", "restore", off, "--data-dir", os.path.join(src.tmp, "r2")])
         assert out["state_hash"] == saved_hash, (out, saved_hash)
 
+        # After an unclean stop there is no seal: offline save refuses the engine (it may hold
+        # stale pages after a power loss) and says what to do instead (review 8b #3).
+        n.start()
+        src.leader()
+        n.kill()
+        assert not os.path.exists(os.path.join(n.dir, "engine.seal"))
+        unclean = os.path.join(src.tmp, "unclean.snap")
+        r = cli(["--data-dir", n.dir, "snapshot", "save", unclean], check=False)
+        assert r.returncode == 1 and r.stderr.startswith("NotFound: ") and \
+            "start the node once" in r.stderr, (r.returncode, r.stderr)
+        assert not os.path.exists(unclean)
+        # A clean stop seals it again, and the save works.
+        n.start()
+        src.leader()
+        n.stop()
+        out = cli_json(["--data-dir", n.dir, "snapshot", "save", unclean])
+        assert out["verified"], out
+
 
 def newest_image(node):
     """Path of the newest engine image (data after the 4 KiB header) in node's snap dir."""
