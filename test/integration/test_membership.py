@@ -186,3 +186,17 @@ def test_check_names_an_altered_follower_and_raises_the_alarm():
         assert st["alarm"] and st["alarm"]["member"] == bad.id, st
         r = cli(["--endpoints", leader.client, "cluster", "status"])
         assert "ALARM consistency_check_failed: member %d" % bad.id in r.stdout, r.stdout
+        # With the alarmed member down its hash is not compared: rounds are incomplete and the
+        # alarm stays (it clears only when a round finds that member equal).
+        bad.stop()
+        seen = len(leader.log())
+
+        def concluded():
+            new = leader.log()[seen:]
+            return ("consistency_check_recovered" in new or
+                    "consistency_check_incomplete" in new and "members=%d" % bad.id in new)
+
+        assert wait_for(concluded, 15), leader.log_tail()
+        assert "consistency_check_recovered" not in leader.log()[seen:], leader.log_tail()
+        st = cli_json(["--endpoints", leader.client, "cluster", "status"])
+        assert st["alarm"] and st["alarm"]["member"] == bad.id, st
