@@ -247,3 +247,19 @@ def test_forged_hello_does_not_rewrite_a_members_client_address():
         assert bogus not in json.dumps(lead), lead
         assert "peer_hello_address_ignored member=%d" % leader.id in f.log(), f.log_tail()
         assert "peer_hello_not_member from=77" in f.log(), f.log_tail()
+
+
+def test_refused_add_keeps_the_members_addresses():
+    with Cluster(1, FAST) as c:
+        n1 = c.nodes[0]
+        c.leader()
+        peer, client = "127.0.0.1:%d" % free_port(), "127.0.0.1:%d" % free_port()
+        cli(["--endpoints", n1.client, "cluster", "add", "2", peer, "--learner",
+             "--client-addr", client])
+        other = "127.0.0.1:%d" % free_port()
+        r = cli(["--endpoints", n1.client, "cluster", "add", "2", other, "--learner",
+                 "--client-addr", other], check=False)
+        assert r.returncode != 0, r.stdout  # already a learner: refused...
+        m = {m["id"]: m for m in c.status(n1)["members"]}[2]
+        # ...and the refused request changed nothing (it is not replicated anywhere).
+        assert (m["peer_address"], m["address"]) == (peer, client), m
