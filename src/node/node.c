@@ -418,18 +418,6 @@ static void client_dispatch(void *ctx, const struct mc_client_request *r)
 
 static const struct mc_client_handler client_handler = {.dispatch = client_dispatch};
 
-static bool hello_in_conf(struct mc_node *n, uint64_t id, bool *conf_empty)
-{
-    const struct mc_raft_conf *c = n->raft ? mc_raft_conf(n->raft) : NULL;
-    *conf_empty = !c || c->n_voters + c->n_learners == 0;
-    for (uint32_t k = 0; c && k < c->n_voters + c->n_learners; k++) {
-        if ((k < c->n_voters ? c->voters[k] : c->learners[k - c->n_voters]) == id) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Fill an address field from a HELLO only while it is unknown (see on_peer_hello). */
 static void hello_fill(struct member_info *m, char *field, size_t cap, const char *claimed,
                        const char *what)
@@ -471,8 +459,9 @@ static void on_peer_hello(void *ctx, uint64_t from, uint64_t cluster_id, const c
         MC_INFO("cluster_joined", "cluster=%016llx via=%llu", (unsigned long long)cluster_id,
                 (unsigned long long)from);
     }
-    bool conf_empty = false;
-    bool member = hello_in_conf(n, from, &conf_empty);
+    const struct mc_raft_conf *c = n->raft ? mc_raft_conf(n->raft) : NULL;
+    bool conf_empty = !c || c->n_voters + c->n_learners == 0;
+    bool member = node_in_conf(n, from);
     struct member_info *m = node_member(n, from);
     if (from == n->id || (!m && !member && !conf_empty)) {
         MC_WARN("peer_hello_not_member", "from=%llu peer_addr=%s effect=\"addresses ignored\"",

@@ -15,9 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK_RECENT               8    /* mark hashes a replica remembers */
-#define CHECK_ROUND_TIMEOUT_MIN_MS 2000 /* members that have not answered by then are unanswered   \
-                                         */
+#define CHECK_RECENT 8 /* mark hashes a replica remembers */
+#define CHECK_ROUND_TIMEOUT_MIN_MS                                                                 \
+    2000 /* members that have not answered by then are unanswered                                  \
+          */
 #define CHECK_ROUND_TIMEOUT_MAX_MS 10000
 #define CHECK_RETRY_MS             100  /* a member that has not applied the mark yet: ask again */
 #define CHECK_REQUEST_MS           1000 /* an ask without an answer (frame lost on a reconnect) */
@@ -97,17 +98,6 @@ void node_check_alarm(struct mc_node *n, struct mc_check_result *out)
     }
 }
 
-static bool in_conf(struct mc_node *n, uint64_t id)
-{
-    const struct mc_raft_conf *c = mc_raft_conf(n->raft);
-    for (uint32_t k = 0; k < c->n_voters + c->n_learners; k++) {
-        if ((k < c->n_voters ? c->voters[k] : c->learners[k - c->n_voters]) == id) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /*
  * A round ends when every member has answered or at its deadline. OK only when every member's
  * hash was compared and equal; a member that did not answer (down, partitioned, slow) or could
@@ -153,7 +143,7 @@ static void end_round(struct node_check *ck, bool abandoned)
                     (unsigned long long)ck->round_index, result, count[EQUAL], count[DIFFERS]);
         }
         if (ck->alarm_member && count[DIFFERS] == 0 &&
-            (alarmed_equal || !in_conf(n, ck->alarm_member))) {
+            (alarmed_equal || !node_in_conf(n, ck->alarm_member))) {
             MC_INFO("consistency_check_recovered", "index=%llu previous_member=%llu reason=%s",
                     (unsigned long long)ck->round_index, (unsigned long long)ck->alarm_member,
                     alarmed_equal ? "equal" : "removed");

@@ -329,6 +329,8 @@ void node_members_tick(struct mc_node *n, uint64_t now_ms);
 void node_members_applied(struct mc_node *n, const struct mc_raft_entry *e,
                           const struct mc_raft_conf_change *cc, const struct mc_raft_conf *conf);
 
+/* id is a voter or learner of the current configuration. */
+bool node_in_conf(struct mc_node *n, uint64_t id);
 void node_members_free(struct mc_node *n);
 
 /* node_check.c */

@@ -35,6 +35,12 @@ static bool conf_has(const uint64_t *ids, uint32_t n, uint64_t id)
     return false;
 }
 
+bool node_in_conf(struct mc_node *n, uint64_t id)
+{
+    const struct mc_raft_conf *c = n->raft ? mc_raft_conf(n->raft) : NULL;
+    return c && (conf_has(c->voters, c->n_voters, id) || conf_has(c->learners, c->n_learners, id));
+}
+
 /* Voter id can be reached: self, or its link is up and the leader heard from it within two
  * election timeouts (a stopped process keeps its TCP link up, a killed one does not). */
 static bool voter_reachable(struct mc_node *n, const struct mc_raft_status *st, uint64_t id)
