@@ -31,7 +31,8 @@ enum mc_peer_kind {
     MC_PEER_RAFT = 1,      /* an encoded Raft message */
     MC_PEER_SNAP_CHUNK = 2, /* snapshot bytes: leader → follower */
     MC_PEER_SNAP_ACK = 3,   /* follower → leader: bytes received so far / done / failed */
-    MC_PEER_KIND_MAX = 3,
+    MC_PEER_CHECK = 4,      /* consistency check: leader asks a member's hash, it answers */
+    MC_PEER_KIND_MAX = 4,
 };
 
 struct mc_peer_transport;

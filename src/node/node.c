@@ -418,6 +418,32 @@ static void client_dispatch(void *ctx, const struct mc_client_request *r)
 
 static const struct mc_client_handler client_handler = {.dispatch = client_dispatch};
 
+/* Fill an address field from a HELLO only while it is unknown (see on_peer_hello). */
+static void hello_fill(struct member_info *m, char *field, size_t cap, const char *claimed,
+                       const char *what)
+{
+    if (!claimed[0] || strcmp(claimed, "off") == 0 || strcmp(field, claimed) == 0) {
+        return;
+    }
+    if (field[0]) {
+        MC_WARN("peer_hello_address_ignored",
+                "member=%llu field=%s known=%s claimed=%s detail=\"a member's addresses come "
+                "from the configuration; to change one, remove the member and add it back\"",
+                (unsigned long long)m->id, what, field, claimed);
+        return;
+    }
+    snprintf(field, cap, "%s", claimed);
+}
+
+/*
+ * A HELLO's frame header and addresses are not authenticated (without peer mTLS anyone who
+ * reaches the peer port can send one), yet a member's client address feeds NotLeader hints and
+ * the HTTP layer sends callers' tokens to the leader's. So a HELLO only fills in addresses still
+ * unknown: of a member in the configuration (or already recorded, e.g. from --initial-cluster),
+ * or of anyone while this node has no configuration yet (a --join node learning its leader).
+ * Known addresses change only through the configuration (a conf change's context, a snapshot's
+ * membership blob), never through a HELLO.
+ */
 static void on_peer_hello(void *ctx, uint64_t from, uint64_t cluster_id, const char *client_addr,
                           const char *http, const char *peer_addr)
 {
@@ -433,15 +459,24 @@ static void on_peer_hello(void *ctx, uint64_t from, uint64_t cluster_id, const c
         MC_INFO("cluster_joined", "cluster=%016llx via=%llu", (unsigned long long)cluster_id,
                 (unsigned long long)from);
     }
+    const struct mc_raft_conf *c = n->raft ? mc_raft_conf(n->raft) : NULL;
+    bool conf_empty = !c || c->n_voters + c->n_learners == 0;
+    bool member = node_in_conf(n, from);
     struct member_info *m = node_member(n, from);
-    if (!m || !m->peer_addr[0]) {
+    if (from == n->id || (!m && !member && !conf_empty)) {
+        MC_WARN("peer_hello_not_member", "from=%llu peer_addr=%s effect=\"addresses ignored\"",
+                (unsigned long long)from, peer_addr);
+        return;
+    }
+    if (!m) {
         node_set_member(n, from, peer_addr, client_addr);
         m = node_member(n, from);
-    } else if (client_addr[0]) {
-        snprintf(m->client_addr, sizeof(m->client_addr), "%s", client_addr);
+    } else if (!m->peer_addr[0]) {
+        node_set_member(n, from, peer_addr, NULL);
     }
-    if (m && http[0] && strcmp(http, "off") != 0) {
-        snprintf(m->http_addr, sizeof(m->http_addr), "%s", http);
+    if (m) {
+        hello_fill(m, m->client_addr, sizeof(m->client_addr), client_addr, "client");
+        hello_fill(m, m->http_addr, sizeof(m->http_addr), http, "http");
     }
 }
 

@@ -1,27 +1,40 @@
 /* node_check.c: the automatic replica consistency check (--check-interval-ms). The leader puts a
  * CHECK mark entry in the log; every replica hashes its state when it applies that entry (the
  * same index everywhere, so the hashes must be equal); the leader then asks each member for its
- * hash at that index over the client protocol and raises an alarm when one differs. */
+ * hash at that index over the peer transport (MC_PEER_CHECK frames) and raises an alarm when one
+ * differs. The peer transport, not the client port: members hold no token the others' --auth-file
+ * accepts, while the peer link is already the members' trusted channel (docs/security.md). */
 #include "node/node_internal.h"
 #include "metacenter/client.h"
 #include "metacenter/error.h"
+#include "net/peer.h"
+#include "util/codec.h"
 #include "util/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK_RECENT           8     /* mark hashes a replica remembers */
-#define CHECK_ROUND_TIMEOUT_MS 10000 /* members that have not answered by then are skipped */
-#define CHECK_RETRY_MS         100   /* a member that has not applied the mark yet: ask again */
-#define CHECK_REQUEST_MS       2000
+#define CHECK_RECENT 8 /* mark hashes a replica remembers */
+#define CHECK_ROUND_TIMEOUT_MIN_MS                                                                 \
+    2000 /* members that have not answered by then are unanswered                                  \
+          */
+#define CHECK_ROUND_TIMEOUT_MAX_MS 10000
+#define CHECK_RETRY_MS             100  /* a member that has not applied the mark yet: ask again */
+#define CHECK_REQUEST_MS           1000 /* an ask without an answer (frame lost on a reconnect) */
+
+/* MC_PEER_CHECK payload: u8 type | u64 index | u64 hash | u8 answer (fixed size). */
+#define CHECK_MSG_BYTES 18
+enum { MSG_ASK = 0, MSG_ANSWER = 1 };
+enum {
+    ANSWER_HASH = 0,    /* hash = its state hash when the mark at index applied */
+    ANSWER_NOT_YET = 1, /* index not applied there yet: ask again */
+    ANSWER_NO_HASH = 2, /* index applied but no hash for it (skipped by a snapshot, forgotten) */
+};
 
 enum { ASK = 0, ASKED = 1, DONE = 2 };
-
-struct check_ctx {
-    struct node_check *ck;
-    uint32_t slot;
-};
+/* What a round learned from one member. */
+enum { NOTHING = 0, EQUAL = 1, DIFFERS = 2, NOT_COMPARABLE = 3 };
 
 struct node_check {
     struct mc_node *n;
@@ -33,18 +46,15 @@ struct node_check {
     } recent[CHECK_RECENT];
     uint32_t recent_head;
     /* A round: asking every other member for its hash at round_index. */
-    struct mc_client *client;
     uint64_t round_index, round_hash, round_deadline_ms;
     uint32_t n_slots;
     uint64_t ids[MC_RAFT_MAX_NODES];
-    int endpoint[MC_RAFT_MAX_NODES];
     uint8_t state[MC_RAFT_MAX_NODES];
-    uint64_t retry_ms[MC_RAFT_MAX_NODES];
-    struct check_ctx ctx[MC_RAFT_MAX_NODES];
-    bool round_failed;
+    uint8_t outcome[MC_RAFT_MAX_NODES];
+    uint64_t retry_ms[MC_RAFT_MAX_NODES]; /* ASK: not before; ASKED: ask again after */
     /* The alarm (0 = none): the latest member found to differ. */
     uint64_t alarm_member, alarm_index, alarm_member_hash, alarm_leader_hash;
-    uint64_t rounds_ok, rounds_failed;
+    uint64_t rounds_ok, rounds_failed, rounds_incomplete;
 };
 
 static struct node_check *get(struct mc_node *n)
@@ -88,62 +98,140 @@ void node_check_alarm(struct mc_node *n, struct mc_check_result *out)
     }
 }
 
-static void end_round(struct node_check *ck)
+/*
+ * A round ends when every member has answered or at its deadline. OK only when every member's
+ * hash was compared and equal; a member that did not answer (down, partitioned, slow) or could
+ * not be compared makes it "incomplete", which says nothing either way. So the alarm clears only
+ * when a round compared the alarmed member and found it equal (or it left the configuration).
+ * abandoned: leadership was lost mid-round, nothing is concluded.
+ */
+static void end_round(struct node_check *ck, bool abandoned)
 {
-    if (ck->client) {
-        mc_client_close(ck->client); /* pending callbacks run first, with ShuttingDown */
-        ck->client = NULL;
-    }
     struct mc_node *n = ck->n;
-    if (ck->round_index && !ck->round_failed) {
-        ck->rounds_ok++;
-        if (ck->alarm_member) {
-            MC_INFO("consistency_check_recovered", "index=%llu previous_member=%llu",
-                    (unsigned long long)ck->round_index, (unsigned long long)ck->alarm_member);
+    uint32_t count[4] = {0};
+    char missing[MC_RAFT_MAX_NODES * 21 + 1] = "";
+    size_t len = 0;
+    bool alarmed_equal = false;
+    for (uint32_t i = 0; i < ck->n_slots; i++) {
+        count[ck->outcome[i]]++;
+        if (ck->outcome[i] == EQUAL && ck->ids[i] == ck->alarm_member) {
+            alarmed_equal = true;
         }
-        ck->alarm_member = 0;
+        if (ck->outcome[i] == NOTHING || ck->outcome[i] == NOT_COMPARABLE) {
+            len += (size_t)snprintf(missing + len, sizeof(missing) - len, "%s%llu", len ? "," : "",
+                                    (unsigned long long)ck->ids[i]);
+        }
+    }
+    if (ck->round_index && !abandoned) {
+        const char *result = "ok";
+        if (count[DIFFERS]) {
+            result = "failed";
+            ck->rounds_failed++;
+        } else if (count[NOTHING] || count[NOT_COMPARABLE]) {
+            result = "incomplete";
+            ck->rounds_incomplete++;
+        } else {
+            ck->rounds_ok++;
+        }
+        if (count[DIFFERS] == 0 && (count[NOTHING] || count[NOT_COMPARABLE])) {
+            MC_WARN("consistency_check_incomplete",
+                    "index=%llu equal=%u unanswered=%u not_comparable=%u members=%s",
+                    (unsigned long long)ck->round_index, count[EQUAL], count[NOTHING],
+                    count[NOT_COMPARABLE], missing);
+        } else {
+            MC_INFO("consistency_check_round", "index=%llu result=%s equal=%u differs=%u",
+                    (unsigned long long)ck->round_index, result, count[EQUAL], count[DIFFERS]);
+        }
+        if (ck->alarm_member && count[DIFFERS] == 0 &&
+            (alarmed_equal || !node_in_conf(n, ck->alarm_member))) {
+            MC_INFO("consistency_check_recovered", "index=%llu previous_member=%llu reason=%s",
+                    (unsigned long long)ck->round_index, (unsigned long long)ck->alarm_member,
+                    alarmed_equal ? "equal" : "removed");
+            ck->alarm_member = 0;
+        }
     }
     ck->round_index = 0;
+    ck->n_slots = 0;
     ck->next_ms = node_now_ms() + n->opts.check_interval_ms;
 }
 
-static void on_check(void *arg, const struct mc_client_result *r)
+static void send_msg(struct mc_node *n, uint64_t to, uint8_t type, uint64_t index, uint64_t hash,
+                     uint8_t answer)
 {
-    struct check_ctx *cx = arg;
-    struct node_check *ck = cx->ck;
-    uint32_t i = cx->slot;
-    if (!ck->round_index || ck->state[i] != ASKED) {
-        return;
+    uint8_t b[CHECK_MSG_BYTES];
+    b[0] = type;
+    mc_put_u64le(b + 1, index);
+    mc_put_u64le(b + 9, hash);
+    b[17] = answer;
+    mc_peer_send(n->peers, to, MC_PEER_CHECK, b, sizeof(b)); /* lost: the leader asks again */
+}
+
+/* A member: answer the leader's ask for its hash at index. */
+static void answer(struct mc_node *n, uint64_t from, uint64_t index)
+{
+    uint64_t hash = 0;
+    uint8_t a = ANSWER_NO_HASH;
+    if (node_check_lookup(n, index, &hash)) {
+        a = ANSWER_HASH;
+    } else if (index > n->applied_index) {
+        a = ANSWER_NOT_YET;
     }
-    struct mc_check_result res;
-    if (r->status == MC_EBUSY) {
-        ck->state[i] = ASK; /* has not applied the mark yet */
+    send_msg(n, from, MSG_ANSWER, index, hash, a);
+}
+
+/* The leader: a member's answer for the current round. */
+static void on_answer(struct node_check *ck, uint64_t from, uint64_t index, uint64_t hash,
+                      uint8_t a)
+{
+    uint32_t i = 0;
+    while (i < ck->n_slots && ck->ids[i] != from) {
+        i++;
+    }
+    if (!ck->round_index || index != ck->round_index || i == ck->n_slots || ck->state[i] != ASKED) {
+        return; /* a late answer for an older round, or a duplicate */
+    }
+    if (a == ANSWER_NOT_YET) {
+        ck->state[i] = ASK;
         ck->retry_ms[i] = node_now_ms() + CHECK_RETRY_MS;
         return;
     }
     ck->state[i] = DONE;
-    if (r->status != 0 || mc_client_decode_check(r, &res) != 0) {
-        MC_WARN("consistency_check_unanswered", "member=%llu index=%llu err=%s",
-                (unsigned long long)ck->ids[i], (unsigned long long)ck->round_index,
-                mc_error_name(r->status ? r->status : MC_EPROTO));
+    if (a != ANSWER_HASH) {
+        ck->outcome[i] = NOT_COMPARABLE; /* it skipped the mark (installed a later snapshot) */
         return;
     }
-    if (res.index != ck->round_index) {
-        return; /* it skipped the mark (installed a later snapshot): not comparable */
+    if (hash == ck->round_hash) {
+        ck->outcome[i] = EQUAL;
+        return;
     }
-    if (res.hash != ck->round_hash) {
-        ck->round_failed = true;
-        ck->rounds_failed++;
-        ck->alarm_member = ck->ids[i];
-        ck->alarm_index = ck->round_index;
-        ck->alarm_member_hash = res.hash;
-        ck->alarm_leader_hash = ck->round_hash;
-        MC_ERROR("consistency_check_failed",
-                 "member=%llu index=%llu member_hash=%016llx leader_hash=%016llx action=\"the "
-                 "member's state differs from the leader's at the same log index: stop it, wipe "
-                 "its data dir and re-add it (docs/operations.md)\"",
-                 (unsigned long long)ck->ids[i], (unsigned long long)ck->round_index,
-                 (unsigned long long)res.hash, (unsigned long long)ck->round_hash);
+    ck->outcome[i] = DIFFERS;
+    ck->alarm_member = from;
+    ck->alarm_index = ck->round_index;
+    ck->alarm_member_hash = hash;
+    ck->alarm_leader_hash = ck->round_hash;
+    MC_ERROR("consistency_check_failed",
+             "member=%llu index=%llu member_hash=%016llx leader_hash=%016llx action=\"the "
+             "member's state differs from the leader's at the same log index: stop it, wipe "
+             "its data dir and re-add it (docs/operations.md)\"",
+             (unsigned long long)from, (unsigned long long)ck->round_index,
+             (unsigned long long)hash, (unsigned long long)ck->round_hash);
+}
+
+/* An MC_PEER_CHECK frame (node_on_peer_frame): an ask (any replica) or an answer (the leader). */
+void node_check_on_peer(struct mc_node *n, uint64_t from, const uint8_t *payload, size_t len)
+{
+    if (len != CHECK_MSG_BYTES || (payload[0] != MSG_ASK && payload[0] != MSG_ANSWER)) {
+        MC_WARN("peer_bad_check_msg", "from=%llu len=%zu", (unsigned long long)from, len);
+        return;
+    }
+    uint64_t index = mc_get_u64le(payload + 1), hash = mc_get_u64le(payload + 9);
+    if (payload[0] == MSG_ASK) {
+        answer(n, from, index);
+        return;
+    }
+    struct node_check *ck = n->members_state.check;
+    if (ck && mc_raft_role(n->raft) == MC_RAFT_LEADER) {
+        on_answer(ck, from, index, hash, payload[17]);
     }
 }
 
@@ -151,44 +239,26 @@ static void start_round(struct node_check *ck, uint64_t index, uint64_t hash)
 {
     struct mc_node *n = ck->n;
     const struct mc_raft_conf *c = mc_raft_conf(n->raft);
-    char eps[MC_RAFT_MAX_NODES * MC_ADDR_MAX + 1] = "";
-    size_t len = 0;
     ck->n_slots = 0;
     for (uint32_t k = 0; k < c->n_voters + c->n_learners; k++) {
         uint64_t id = k < c->n_voters ? c->voters[k] : c->learners[k - c->n_voters];
-        struct member_info *mi = node_member(n, id);
-        if (id == n->id || !mi || !mi->client_addr[0]) {
+        if (id == n->id) {
             continue;
         }
-        len +=
-            (size_t)snprintf(eps + len, sizeof(eps) - len, "%s%s", len ? "," : "", mi->client_addr);
         ck->ids[ck->n_slots] = id;
         ck->state[ck->n_slots] = ASK;
+        ck->outcome[ck->n_slots] = NOTHING;
         ck->retry_ms[ck->n_slots] = 0;
-        ck->endpoint[ck->n_slots] = (int)ck->n_slots;
-        ck->ctx[ck->n_slots] = (struct check_ctx){ck, ck->n_slots};
         ck->n_slots++;
     }
     ck->round_index = index;
     ck->round_hash = hash;
-    ck->round_failed = false;
-    ck->round_deadline_ms = node_now_ms() + CHECK_ROUND_TIMEOUT_MS;
-    struct mc_client_opts o;
-    mc_client_opts_default(&o);
-    o.request_timeout_ms = CHECK_REQUEST_MS;
-    o.connect_timeout_ms = CHECK_REQUEST_MS / 2;
-    if (ck->n_slots == 0 || mc_client_open(eps, &o, &ck->client) != 0) {
-        end_round(ck);
-        return;
-    }
-    /* The client keeps endpoints in the order given; match by address to be sure. */
-    for (uint32_t s = 0; s < ck->n_slots; s++) {
-        struct member_info *mi = node_member(n, ck->ids[s]);
-        for (int e = 0; e < mc_client_endpoint_count(ck->client); e++) {
-            if (mi && strcmp(mc_client_endpoint_addr(ck->client, e), mi->client_addr) == 0) {
-                ck->endpoint[s] = e;
-            }
-        }
+    uint64_t timeout_ms = 4 * n->opts.check_interval_ms;
+    timeout_ms = timeout_ms < CHECK_ROUND_TIMEOUT_MIN_MS ? CHECK_ROUND_TIMEOUT_MIN_MS : timeout_ms;
+    timeout_ms = timeout_ms > CHECK_ROUND_TIMEOUT_MAX_MS ? CHECK_ROUND_TIMEOUT_MAX_MS : timeout_ms;
+    ck->round_deadline_ms = node_now_ms() + timeout_ms;
+    if (ck->n_slots == 0) {
+        end_round(ck, false);
     }
 }
 
@@ -242,7 +312,7 @@ void node_check_tick(struct mc_node *n, uint64_t now_ms)
     }
     if (mc_raft_role(n->raft) != MC_RAFT_LEADER) {
         if (ck->round_index) {
-            end_round(ck);
+            end_round(ck, true);
         }
         ck->proposed_index = 0;
         return;
@@ -250,21 +320,19 @@ void node_check_tick(struct mc_node *n, uint64_t now_ms)
     if (ck->round_index) {
         uint32_t pending = 0;
         for (uint32_t i = 0; i < ck->n_slots; i++) {
-            if (ck->state[i] == ASK && now_ms >= ck->retry_ms[i]) {
-                if (mc_client_check_async(ck->client, ck->endpoint[i], ck->round_index, on_check,
-                                          &ck->ctx[i]) == 0) {
-                    ck->state[i] = ASKED;
-                }
+            if ((ck->state[i] == ASK || ck->state[i] == ASKED) && now_ms >= ck->retry_ms[i]) {
+                send_msg(n, ck->ids[i], MSG_ASK, ck->round_index, 0, 0);
+                ck->state[i] = ASKED;
+                ck->retry_ms[i] = now_ms + CHECK_REQUEST_MS;
             }
             pending += ck->state[i] != DONE;
         }
-        mc_client_poll(ck->client, 0);
         if (pending == 0 || now_ms >= ck->round_deadline_ms) {
-            end_round(ck);
+            end_round(ck, false);
         }
         return;
     }
-    if (ck->proposed_index && now_ms - ck->proposed_ms > CHECK_ROUND_TIMEOUT_MS) {
+    if (ck->proposed_index && now_ms - ck->proposed_ms > CHECK_ROUND_TIMEOUT_MAX_MS) {
         ck->proposed_index = 0; /* lost with a leader change */
     }
     if (!ck->proposed_index && now_ms >= ck->next_ms) {
@@ -274,12 +342,6 @@ void node_check_tick(struct mc_node *n, uint64_t now_ms)
 
 void node_check_free(struct mc_node *n)
 {
-    struct node_check *ck = n->members_state.check;
-    if (ck) {
-        if (ck->client) {
-            mc_client_close(ck->client);
-        }
-        free(ck);
-        n->members_state.check = NULL;
-    }
+    free(n->members_state.check);
+    n->members_state.check = NULL;
 }

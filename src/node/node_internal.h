@@ -332,6 +332,8 @@ void node_members_tick(struct mc_node *n, uint64_t now_ms);
 void node_members_applied(struct mc_node *n, const struct mc_raft_entry *e,
                           const struct mc_raft_conf_change *cc, const struct mc_raft_conf *conf);
 
+/* id is a voter or learner of the current configuration. */
+bool node_in_conf(struct mc_node *n, uint64_t id);
 void node_members_free(struct mc_node *n);
 
 /* node_check.c */
@@ -340,6 +342,7 @@ int node_check_apply(struct mc_node *n, const struct mc_raft_entry *e);
 void node_check_tick(struct mc_node *n, uint64_t now_ms);
 bool node_check_lookup(struct mc_node *n, uint64_t index, uint64_t *hash);
 void node_check_alarm(struct mc_node *n, struct mc_check_result *out);
+void node_check_on_peer(struct mc_node *n, uint64_t from, const uint8_t *payload, size_t len);
 void node_check_free(struct mc_node *n);
 /* node.c: run the Raft ticks elapsed since the last one (after a stall); returns how many. */
 uint64_t node_catch_up_ticks(struct mc_node *n);

@@ -35,6 +35,12 @@ static bool conf_has(const uint64_t *ids, uint32_t n, uint64_t id)
     return false;
 }
 
+bool node_in_conf(struct mc_node *n, uint64_t id)
+{
+    const struct mc_raft_conf *c = n->raft ? mc_raft_conf(n->raft) : NULL;
+    return c && (conf_has(c->voters, c->n_voters, id) || conf_has(c->learners, c->n_learners, id));
+}
+
 /* Voter id can be reached: self, or its link is up and the leader heard from it within two
  * election timeouts (a stopped process keeps its TCP link up, a killed one does not). */
 static bool voter_reachable(struct mc_node *n, const struct mc_raft_status *st, uint64_t id)
@@ -116,6 +122,17 @@ static uint64_t best_transferee(const struct mc_raft_status *st)
     return best;
 }
 
+/*
+ * A learner just proposed: record its addresses so the leader can replicate to it at once (the
+ * change takes effect when appended, thesis §4.1; the ready's messages go out after this). Only
+ * once the proposal is accepted: a refused one (ConfChangeInProgress, already a learner) must not
+ * change an existing member's address on the leader alone; apply_conf records them everywhere.
+ */
+static void set_new_member(struct mc_node *n, const struct mc_proto_request *q)
+{
+    node_set_member(n, q->u.member.id, q->u.member.peer_addr.ptr, q->u.member.client_addr.ptr);
+}
+
 static void propose(struct mc_node *n, const struct mc_client_token *t, uint8_t type,
                     const struct mc_proto_request *q)
 {
@@ -130,6 +147,9 @@ static void propose(struct mc_node *n, const struct mc_client_token *t, uint8_t 
     uint64_t index = 0;
     if (rc == 0) {
         rc = mc_raft_propose_conf_change(n->raft, &cc, &index);
+    }
+    if (rc == 0 && type == MC_RAFT_CONF_ADD_LEARNER) {
+        set_new_member(n, q);
     }
     if (rc) {
         mc_client_reply_error(t, rc,
@@ -162,8 +182,10 @@ static void add_voter(struct mc_node *n, const struct mc_client_request *r)
     if (rc == 0) {
         rc = mc_raft_propose_conf_change(n->raft, &cc, &index);
     }
-    if (rc == MC_EEXIST) {
-        rc = 0; /* already a learner: just promote it when ready */
+    if (rc == 0) {
+        set_new_member(n, r->req);
+    } else if (rc == MC_EEXIST) {
+        rc = 0; /* already a learner (its addresses stay): just promote it when ready */
     }
     if (rc) {
         mc_client_reply_error(&r->token, rc, NULL);
@@ -234,7 +256,6 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
             mc_client_reply_error(&r->token, MC_EEXIST, "already a voter");
             goto out;
         }
-        node_set_member(n, id, q->u.member.peer_addr.ptr, q->u.member.client_addr.ptr);
         if (q->u.member.learner) {
             propose(n, &r->token, MC_RAFT_CONF_ADD_LEARNER, q);
         } else {

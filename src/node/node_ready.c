@@ -326,6 +326,10 @@ void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *p
         node_on_snap_ack(n, from, payload, len);
         return;
     }
+    if (kind == MC_PEER_CHECK) {
+        node_check_on_peer(n, from, payload, len);
+        return;
+    }
     struct mc_raft_msg m;
     int rc = mc_raft_msg_decode(payload, len, &m);
     if (rc) {
