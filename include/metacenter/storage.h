@@ -56,6 +56,12 @@ struct mc_fs_ops {
 /* The real syscalls. Never NULL; static storage. */
 const struct mc_fs_ops *mc_fs_default(void);
 
+/* Evidence files (a damaged image, a cut WAL tail) keep only the newest: remove every file in
+ * dir named prefix*suffix except keep (a file name), logging `event` with its path and reason
+ * "newer_one_kept". Best effort: a file that cannot be removed stays. fs NULL = default. */
+void mc_fs_remove_others(const struct mc_fs_ops *fs, const char *dir, const char *prefix,
+                         const char *suffix, const char *keep, const char *event);
+
 /* Operation kinds for fault injection. */
 enum mc_fs_op {
     MC_FS_OPEN = 0,

@@ -1,6 +1,7 @@
 /* fs.c: the file-operation table (real syscalls), a fault injector over it, and small helpers. */
 #include "metacenter/storage.h"
 #include "metacenter/error.h"
+#include "util/log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -471,4 +472,29 @@ int mc_fs_remove_tree(const struct mc_fs_ops *fs, const char *path)
     }
     int r = fs->rmdir(fs->ctx, path);
     return r < 0 && r != -ENOENT ? mc_fs_errno_to_mc(r) : 0;
+}
+
+void mc_fs_remove_others(const struct mc_fs_ops *fs, const char *dir, const char *prefix,
+                         const char *suffix, const char *keep, const char *event)
+{
+    fs = fs ? fs : mc_fs_default();
+    DIR *d = opendir(dir);
+    if (!d) {
+        return;
+    }
+    size_t pl = strlen(prefix), sl = strlen(suffix);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < pl + sl || strncmp(e->d_name, prefix, pl) != 0 ||
+            strcmp(e->d_name + len - sl, suffix) != 0 || strcmp(e->d_name, keep) == 0) {
+            continue;
+        }
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path) &&
+            fs->unlink(fs->ctx, path) == 0) {
+            MC_INFO(event, "path=%s reason=newer_one_kept", path);
+        }
+    }
+    closedir(d);
 }

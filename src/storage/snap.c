@@ -636,31 +636,6 @@ void mc_snap_verify_free(struct mc_snap_verify *v)
     free(v);
 }
 
-/* Removes every "snap-*.snap.corrupt" in dir except keep (a file name). Only the newest damaged
- * image is kept as evidence: a disk that keeps damaging images would otherwise fill up with
- * engine-sized copies of them. Best effort: a file that cannot be removed stays. */
-static void drop_older_set_aside(const char *dir, const char *keep)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (strncmp(e->d_name, "snap-", 5) != 0 || len < 13 ||
-            strcmp(e->d_name + len - 13, ".snap.corrupt") != 0 || strcmp(e->d_name, keep) == 0) {
-            continue;
-        }
-        char path[MC_DATADIR_PATH_MAX + 16];
-        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path) &&
-            unlink(path) == 0) {
-            MC_INFO("snapshot_corrupt_removed", "path=%s reason=newer_one_set_aside", path);
-        }
-    }
-    closedir(d);
-}
-
 int mc_snap_set_aside(const char *path, const struct mc_snap_verify *v)
 {
     char to[MC_DATADIR_PATH_MAX + 16];
@@ -681,7 +656,8 @@ int mc_snap_set_aside(const char *path, const struct mc_snap_verify *v)
         char *slash = strrchr(dir, '/');
         if (slash) {
             *slash = 0;
-            drop_older_set_aside(dir, strrchr(to, '/') + 1);
+            mc_fs_remove_others(NULL, dir, "snap-", ".snap.corrupt", strrchr(to, '/') + 1,
+                                "snapshot_corrupt_removed");
         }
     }
     return rc;

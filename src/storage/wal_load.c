@@ -175,30 +175,6 @@ static int cut_segment(const struct mc_fs_ops *fs, struct wal_seg *seg, uint64_t
     return rc < 0 ? mc_fs_errno_to_mc(rc) : 0;
 }
 
-/* Removes every "wal-*.log.torn" in dir except keep (a file name): only the newest cut tail is
- * kept as evidence, as for snapshots (.snap.corrupt). Best effort. */
-static void drop_older_torn(const struct mc_fs_ops *fs, const char *dir, const char *keep)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (strncmp(e->d_name, "wal-", 4) != 0 || len < 9 ||
-            strcmp(e->d_name + len - 9, ".log.torn") != 0 || strcmp(e->d_name, keep) == 0) {
-            continue;
-        }
-        char path[MC_DATADIR_PATH_MAX + 16];
-        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path) &&
-            fs->unlink(fs->ctx, path) == 0) {
-            MC_INFO("wal_torn_removed", "path=%s reason=newer_one_saved", path);
-        }
-    }
-    closedir(d);
-}
-
 static bool all_zero(const uint8_t *p, size_t n)
 {
     return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
@@ -446,7 +422,8 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
         if (kept > 0) {
             dir_changed = true;
             const char *slash = strrchr(torn, '/');
-            drop_older_torn(fs, wal_dir, slash ? slash + 1 : torn);
+            mc_fs_remove_others(fs, wal_dir, "wal-", ".log.torn", slash ? slash + 1 : torn,
+                                "wal_torn_removed");
         }
         MC_WARN(
             "wal_torn_tail",
