@@ -123,6 +123,10 @@ struct mc_raft_conf {
     uint64_t learners[MC_RAFT_MAX_NODES];
 };
 
+/* Promote a learner (or add a voter) once it has caught up: a member that started with no
+ * entry and no snapshot votes only for candidates whose log is empty until it has caught up
+ * with a leader (status `amnesic`, election.c), so a voter that has not would not help elect
+ * (the node's `cluster promote` waits for the learner to catch up). */
 enum mc_raft_conf_change_type {
     MC_RAFT_CONF_ADD_LEARNER = 1, /* add a non-voting member */
     MC_RAFT_CONF_PROMOTE = 2,     /* learner -> voter */
@@ -325,9 +329,13 @@ struct mc_raft_status {
     uint64_t lead_transferee; /* 0 = no transfer in progress */
     bool is_learner;
     struct mc_raft_conf conf;
-    /* (Pre-)votes this node refused because it holds no entry and no snapshot while the
-     * candidate's log is not empty: its data dir may have been lost (election.c). */
+    /* (Pre-)votes this node refused because it started with no entry and no snapshot (its data
+     * dir may have been lost) and has not caught up, while the candidate's log is not empty
+     * (election.c). */
     uint64_t empty_log_vote_refusals;
+    /* Started with no entry and no snapshot and not yet caught up with a leader (election.c):
+     * votes only for candidates whose log is empty. */
+    bool amnesic;
     uint32_t n_peers; /* leader only: progress of every other member */
     struct mc_raft_peer_status peers[MC_RAFT_MAX_NODES];
 };

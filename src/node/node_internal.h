@@ -232,6 +232,7 @@ struct mc_node {
     /* Leader contact, for stale reads and readyz. */
     uint64_t last_leader_contact_ms;
     uint64_t empty_log_refusals_logged; /* raft status empty_log_vote_refusals last logged */
+    bool was_amnesic;                   /* raft status amnesic at the last publish */
     uint64_t leader_id;
     int role;
 

@@ -21,13 +21,19 @@ static void fill(struct mc_node *n, struct mc_node_metrics *m, struct mc_raft_st
     mc_raft_status(n->raft, st);
     uint64_t now = node_now_ms();
     uint64_t election_ms = n->opts.election_timeout_ms;
+    if (n->was_amnesic && !st->amnesic) {
+        MC_INFO("caught_up_after_empty_start", "last_index=%llu term=%llu",
+                (unsigned long long)st->last_index, (unsigned long long)st->term);
+    }
+    n->was_amnesic = st->amnesic;
     if (st->empty_log_vote_refusals > n->empty_log_refusals_logged) {
         /* At most once per publish: the guard in election.c keeps refusing until a leader has
          * sent entries; the operator must know why this member does not help elect. */
         MC_WARN("vote_refused_empty_log",
-                "refusals=%llu term=%llu reason=\"this member holds no entry and no snapshot but "
-                "a candidate's log is not empty: if its data dir was lost, remove it (cluster "
-                "remove) and add it back (docs/operations.md)\"",
+                "refusals=%llu term=%llu reason=\"this member started with no entry and no "
+                "snapshot and has not caught up with a leader, but a candidate's log is not "
+                "empty: if its data dir was lost, remove it (cluster remove) and add it back "
+                "(docs/operations.md)\"",
                 (unsigned long long)st->empty_log_vote_refusals, (unsigned long long)st->term);
         n->empty_log_refusals_logged = st->empty_log_vote_refusals;
     }

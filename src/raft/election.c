@@ -173,6 +173,32 @@ void el_tick(struct mc_raft *r)
     }
 }
 
+/*
+ * A member that started empty is caught up once its log reaches the first AppendEntries it got
+ * since it started: that leader's commit index (all it knew committed) and an entry of its
+ * term — by Leader Completeness (thesis §3.6.3) a leader's log holds every committed entry
+ * before its first own-term entry, which covers a new leader whose commit index still lags.
+ * The target is fixed at that first message (a follower that lags a busy leader still reaches
+ * it); a restart learns a new one. Not covered: a first message from a deposed leader that
+ * lacks the write (check-quorum makes it step down within an election timeout).
+ */
+void el_amnesia_learn(struct mc_raft *r, const struct mc_raft_msg *m)
+{
+    if (!r->amnesic || r->amnesia_term != 0) {
+        return;
+    }
+    r->amnesia_floor = m->commit;
+    r->amnesia_term = m->term;
+}
+
+void el_amnesia_check(struct mc_raft *r)
+{
+    if (r->amnesic && r->amnesia_term && log_last_index(&r->log) >= r->amnesia_floor &&
+        log_last_term(&r->log) >= r->amnesia_term) {
+        r->amnesic = false;
+    }
+}
+
 void el_handle_vote(struct mc_raft *r, const struct mc_raft_msg *m)
 {
     bool pre = m->type == MC_RAFT_MSG_PREVOTE;
@@ -186,13 +212,13 @@ void el_handle_vote(struct mc_raft *r, const struct mc_raft_msg *m)
     /* §5.4.1: only a candidate whose log is at least as up-to-date as ours gets the vote. */
     bool up_to_date = log_up_to_date(&r->log, m->index, m->log_term);
 #endif
-    /* A voter that holds no entry and no snapshot may be one whose data dir was lost (a disk
-     * replaced, a node restarted on an empty dir with its old flags): its vote would let a
+    /* A voter that started with no entry and no snapshot may be one whose data dir was lost (a
+     * disk replaced, a node restarted on an empty dir with its old flags): its vote would let a
      * candidate that lacks a write this voter had acknowledged win (thesis §3.8 assumes the
-     * term, vote and log survive). It therefore votes only for a candidate whose log is empty
-     * too (a new cluster's first election); once a leader has sent it entries it votes as
-     * usual. Cost: it cannot help elect before that (docs/decisions.md). */
-    bool amnesia_refused = up_to_date && log_last_index(&r->log) == 0 && m->index > 0;
+     * term, vote and log survive). Until it has caught up (el_amnesia_check) it votes only for
+     * a candidate whose log is empty too (a new cluster's first election). Cost: it cannot
+     * help elect before that (docs/decisions.md). */
+    bool amnesia_refused = up_to_date && r->amnesic && m->index > 0;
     if (amnesia_refused) {
         up_to_date = false;
         r->empty_log_vote_refusals++;

@@ -295,6 +295,8 @@ int mc_raft_create(const struct mc_raft_config *cfg_in, struct mc_raft **out)
         return rc;
     }
     r->role = MC_RAFT_FOLLOWER;
+    /* Nothing on disk: a new member, or one whose data dir was lost (election.c). */
+    r->amnesic = log_last_index(&r->log) == 0;
     el_reset_timeout(r);
     r->prev_hard = (struct mc_raft_hard_state){r->term, r->vote, r->commit};
     r->prev_soft = (struct mc_raft_soft_state){0, MC_RAFT_FOLLOWER};
@@ -684,6 +686,7 @@ void mc_raft_status(const struct mc_raft *r, struct mc_raft_status *st)
     st->is_learner = mc_raft_conf_is_learner(&r->conf, r->id);
     st->conf = r->conf;
     st->empty_log_vote_refusals = r->empty_log_vote_refusals;
+    st->amnesic = r->amnesic;
     if (r->role != MC_RAFT_LEADER) {
         return;
     }

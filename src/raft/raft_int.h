@@ -116,7 +116,14 @@ struct mc_raft {
     bool read_bcast_pending;
     uint64_t lease_until_tick;
     bool lease_revoked; /* TimeoutNow sent: another leader may appear despite stickiness */
-    uint64_t empty_log_vote_refusals; /* votes refused because our log is empty (election.c) */
+    uint64_t empty_log_vote_refusals; /* votes refused while amnesic (election.c) */
+    /* Started with no entry and no snapshot and not caught up since: votes only for
+     * candidates with an empty log (el_amnesia_check). In memory only: persisting it kept
+     * members that lag a busy leader from voting across restarts, and the simulator found
+     * clusters with every member up and no possible leader (docs/decisions.md). */
+    bool amnesic;
+    uint64_t amnesia_floor; /* commit index of the first AppendEntries since start */
+    uint64_t amnesia_term;  /* term of the first AppendEntries since start (0: none yet) */
 
     /* outputs */
     struct mc_raft_msg *out;
@@ -215,6 +222,9 @@ void el_campaign(struct mc_raft *r, bool pre_vote, bool transfer);
 void el_reset_timeout(struct mc_raft *r);
 void el_handle_vote(struct mc_raft *r, const struct mc_raft_msg *m);
 void el_handle_vote_resp(struct mc_raft *r, const struct mc_raft_msg *m);
+void el_amnesia_learn(struct mc_raft *r,
+                      const struct mc_raft_msg *m); /* an APPEND from the leader */
+void el_amnesia_check(struct mc_raft *r);           /* after the log grew */
 
 /* replication.c */
 bool rep_send_append(struct mc_raft *r, struct progress *p, bool allow_empty);

@@ -226,6 +226,7 @@ void rep_handle_append(struct mc_raft *r, const struct mc_raft_msg *m)
     if (!append_well_formed(m)) {
         return;
     }
+    el_amnesia_learn(r, m);
     if (m->index < r->commit) {
         o = ra_msg(r, MC_RAFT_MSG_APPEND_RESP, m->from);
         if (o) {
@@ -269,6 +270,7 @@ void rep_handle_append(struct mc_raft *r, const struct mc_raft_msg *m)
     }
     uint64_t c = m->commit < last_new ? m->commit : last_new;
     rep_commit_to(r, c);
+    el_amnesia_check(r);
     o = ra_msg(r, MC_RAFT_MSG_APPEND_RESP, m->from);
     if (o) {
         o->index = last_new;

@@ -1,7 +1,7 @@
 """test_lost_data_dir.py: a voter whose data dir is lost (a disk replaced, a node restarted on
 an empty dir with its old flags) must not help elect a member that lacks a write it had
-acknowledged (src/raft/election.c: a voter holding no entry and no snapshot votes only for a
-candidate whose log is empty too). Found by the session 8 review, reproduced with real processes:
+acknowledged (src/raft/election.c: a voter that started with no entry and no snapshot votes
+only for a candidate whose log is empty too, until it has caught up with a leader). Found by the session 8 review, reproduced with real processes:
 before the guard the wiped member voted, the new leader lacked the write, and members diverged."""
 import shutil
 import time
@@ -59,3 +59,4 @@ def test_wiped_voter_does_not_elect_a_member_missing_an_acknowledged_write():
             assert ok, "node %d lacks the acknowledged write" % n.id
         r = cli(["--endpoints", c.endpoints(), "check"], check=False)
         assert r.returncode == 0, r.stdout + r.stderr
+        assert wait_for(lambda: "caught_up_after_empty_start" in B.log(), 10), B.log_tail()

@@ -170,6 +170,19 @@ static void leader_minority(struct sim_cluster *c)
     sim_trace(&c->trace, c->now_ms, "nemesis leader-minority l=%u kept=%u", l, kept);
 }
 
+/* Leader l's progress for learner v has reached l's commit index. */
+static bool learner_caught_up(struct sim_cluster *c, uint32_t l, uint64_t v)
+{
+    struct mc_raft_status st;
+    mc_raft_status(c->nodes[l].r, &st);
+    for (uint32_t i = 0; i < st.n_peers; i++) {
+        if (st.peers[i].id == v) {
+            return st.peers[i].match >= st.commit;
+        }
+    }
+    return false;
+}
+
 static void nemesis(struct sim_cluster *c, const struct mix *mx)
 {
     uint64_t roll = mc_rand_below(&c->rand, 100);
@@ -235,7 +248,11 @@ static void nemesis(struct sim_cluster *c, const struct mix *mx)
             }
         } else if (what == 1 && conf->n_learners > 0) {
             uint64_t v = conf->learners[mc_rand_below(&c->rand, conf->n_learners)];
-            sim_conf_change(c, l, MC_RAFT_CONF_PROMOTE, (uint32_t)v);
+            /* Only a learner that has caught up, as the node's `cluster promote` (raft.h): one
+               that started empty votes for no candidate with entries before it has. */
+            if (learner_caught_up(c, l, v)) {
+                sim_conf_change(c, l, MC_RAFT_CONF_PROMOTE, (uint32_t)v);
+            }
         } else if (what == 2) {
             uint32_t total = conf->n_voters + conf->n_learners;
             uint64_t k = mc_rand_below(&c->rand, total);
@@ -327,6 +344,24 @@ static void dump_leader(struct sim_cluster *c, uint32_t l)
     }
 }
 
+/* Every up node's view (why no leader was elected). */
+static void dump_nodes(struct sim_cluster *c)
+{
+    for (uint32_t id = 1; id <= c->max_id; id++) {
+        const struct sim_node *n = &c->nodes[id];
+        if (!n->up) {
+            continue;
+        }
+        struct mc_raft_status st;
+        mc_raft_status(n->r, &st);
+        printf("node %u: role=%u term=%llu vote=%llu last=%llu last_term=%llu commit=%llu "
+               "snap=%llu voters=%u learner=%d amnesic=%d refusals=%llu\n",
+               id, st.role, U(st.term), U(st.vote), U(st.last_index),
+               U(mc_raft_term_at(n->r, st.last_index)), U(st.commit), U(st.snapshot_index),
+               st.conf.n_voters, st.is_learner, st.amnesic, U(st.empty_log_vote_refusals));
+    }
+}
+
 /* Uncommitted entries in leader l's log. */
 static uint64_t uncommitted_suffix(const struct sim_cluster *c, uint32_t l)
 {
@@ -347,6 +382,7 @@ static void check_liveness(struct sim_cluster *c)
         return;
     }
     if (!l) {
+        dump_nodes(c);
         sim_check_fail(&c->check, "Liveness: no leader %u ms after healing", LIVENESS_LEADER_MS);
         return;
     }
