@@ -455,6 +455,11 @@ uint64_t th_duplicates(const struct th_server *s)
     return __atomic_load_n(&s->duplicates, __ATOMIC_RELAXED);
 }
 
+void th_stats(const struct th_server *s, struct mc_client_server_stats *out)
+{
+    mc_client_server_stats(s->srv, out);
+}
+
 void th_stop(struct th_server *s, struct mc_client_server_stats *stats)
 {
     if (!s) {

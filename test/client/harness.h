@@ -41,6 +41,9 @@ uint64_t th_applied(const struct th_server *s);
 uint64_t th_duplicates(const struct th_server *s);
 /* Requests dispatched to the handler. */
 uint64_t th_requests(const struct th_server *s);
+/* The server's counters now, read from another thread (plain counters: a torn read only
+ * skews one by a little; tests poll them). */
+void th_stats(const struct th_server *s, struct mc_client_server_stats *out);
 /* Stop the server and join its thread; stats (may be NULL) gets the server's counters. */
 void th_stop(struct th_server *s, struct mc_client_server_stats *stats);
 
