@@ -81,10 +81,12 @@ struct req {
     uint8_t state;
     bool is_write; /* numbered in a session */
     bool sent_once;
-    uint16_t sends; /* times the frame went out (saturating) */
-    bool internal;  /* session registration */
-    bool probe;     /* LEADER request the client sent itself (leader_probe) */
-    bool lin_read;  /* a linearizable read: goes to the leader once known */
+    uint16_t sends;     /* times the frame went out (saturating) */
+    bool internal;      /* session registration */
+    bool probe;         /* LEADER request the client sent itself (leader_probe) */
+    bool lin_read;      /* a linearizable read: goes to the leader once known */
+    bool maybe_applied; /* a write attempt went out and its answer was lost (connection
+                           failure) or was the server's Timeout: it may have been applied */
     int8_t pin;
     int8_t ep;
     int16_t lane;
@@ -531,7 +533,7 @@ static struct req *req_alloc(struct mc_client *c)
     }
     r->frame.len = 0;
     r->frame.err = 0;
-    r->is_write = r->sent_once = r->internal = r->probe = r->lin_read = false;
+    r->is_write = r->sent_once = r->internal = r->probe = r->lin_read = r->maybe_applied = false;
     r->sends = 0;
     r->pin = -1;
     r->ep = -1;
@@ -916,6 +918,7 @@ static void ep_fail(struct mc_client *c, int i, const char *why)
             continue;
         }
         r->attempts++;
+        r->maybe_applied = r->maybe_applied || r->is_write;
         requeue(c, r, now);
     }
     if (was_leader) {
@@ -1181,6 +1184,16 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
         lane_assign_waiting(c, now);
         return;
     }
+    if (r->is_write && h->status == MC_ETIMEOUT) {
+        /* The server's commit wait expired: the entry was proposed and may still commit. */
+        r->maybe_applied = true;
+        if (r->lane >= 0 && now < r->deadline_ms) {
+            /* Resend under the same (session, seq): answered from the session's result cache
+             * if it committed, applied once if it did not (thesis §6.3). */
+            requeue(c, r, now + backoff_ms(c, ++r->attempts));
+            return;
+        }
+    }
     bool pinned = r->pin >= 0;
     if (retriable(h->status) && !(pinned && h->status == MC_ENOTLEADER) && now < r->deadline_ms) {
         uint64_t at = now + backoff_ms(c, ++r->attempts);
@@ -1196,6 +1209,12 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
         }
         requeue(c, r, at);
         return;
+    }
+    if (r->maybe_applied && (retriable(h->status) || h->status == MC_ETIMEOUT)) {
+        /* This answer says only that this attempt was not applied (or not yet): an earlier
+         * one, or this one still in the log, may have been. Any other error is the write's
+         * own result (a resend under the same seq gets the cached one). */
+        res.outcome_unknown = true;
     }
     complete(c, r, &res);
 }

@@ -23,6 +23,9 @@ struct th_opts {
                                 without a reply (a leader crashing before it answers) */
     bool expire_on_drop;     /* with drop_after_apply: the sessions known at a drop expire (their
                                 writes then get NoSuchSession, as after a session-clock jump) */
+    int timeout_writes;      /* the first N writes are applied, then answered Timeout "outcome
+                                unknown" (a node whose commit wait expired: the entry was
+                                proposed and may commit) */
     bool blackhole;          /* answer nothing but REGISTER_SESSION (the rest gets
                                 ShuttingDown at stop) */
     uint32_t delay_every;    /* fake: every Nth request is answered 2 ms later (out of order) */

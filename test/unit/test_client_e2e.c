@@ -302,6 +302,30 @@ Test(client_e2e, exactly_once_across_lost_replies)
     th_stop(s, NULL);
 }
 
+Test(client_e2e, server_timeout_on_a_write_is_retried_in_its_session)
+{
+    /* The node's commit wait expired (Timeout, outcome unknown) but the entry committed: the
+     * resend under the same (session, seq) gets the cached result, nothing applies twice. */
+    struct th_server *s = start((struct th_opts){.timeout_writes = 2});
+    struct mc_client *c = open_client(th_addr(s), 3000);
+    cr_assert_eq(put_kv(c, "k=1"), 0);
+    cr_assert_eq(th_applied(s), 1);
+    cr_assert_eq(th_duplicates(s), 2, "resent twice in its session");
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
+Test(client_e2e, server_timeout_past_the_deadline_is_outcome_unknown)
+{
+    struct th_server *s = start((struct th_opts){.timeout_writes = 1000000});
+    struct mc_client *c = open_client(th_addr(s), 100);
+    cr_assert_eq(put_kv(c, "k=1"), MC_ETIMEOUT);
+    cr_assert(mc_client_last_error(c)->outcome_unknown, "the write may have been applied");
+    cr_assert_eq(th_applied(s), 1);
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
 Test(client_e2e, session_expired_after_a_lost_reply_is_outcome_unknown)
 {
     /* The write is applied, its reply lost, and the session expires before the retry arrives
