@@ -1535,6 +1535,22 @@ int mc_client_submit(struct mc_client *c, const struct mc_proto_request *q, int 
     return 0;
 }
 
+void mc_client_cancel_arg(struct mc_client *c, void *arg, int status)
+{
+    assert(status != 0);
+    /* By index: a completion may register a session (req_alloc grows c->slots). */
+    for (uint32_t i = 0; i < c->n_slots; i++) {
+        struct req *r = c->slots[i];
+        if (r->state == REQ_FREE || r->internal || r->probe || r->arg != arg) {
+            continue;
+        }
+        struct mc_client_result res = {.status = status, .endpoint = -1};
+        res.outcome_unknown = r->is_write && r->sent_once;
+        res.message = "request abandoned: polling failed";
+        complete(c, r, &res);
+    }
+}
+
 /* Start a WRITE frame in r->frame; session, seq and acked_seq are patched in when a session
  * slot is assigned. */
 static void write_head(struct req *r, uint32_t n_ops)

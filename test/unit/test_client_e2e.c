@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -394,6 +395,29 @@ Test(client_e2e, timeouts)
     }
     cr_assert_eq(g_status, MC_ETIMEOUT);
     cr_assert_not(g_unknown);
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
+Test(client_e2e, blocking_call_whose_poll_fails_leaves_no_request_behind)
+{
+    struct th_server *s = start((struct th_opts){.blackhole = true});
+    struct mc_client *c = open_client(th_addr(s), 2000);
+    /* connect: a ping the server holds */
+    cr_assert_eq(mc_client_ping_async(c, -1, one_cb, NULL), 0);
+    mc_client_poll(c, 50);
+    /* poll(2) fails with EINVAL while nfds is over RLIMIT_NOFILE */
+    struct rlimit old, none = {0, 0};
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    none.rlim_max = old.rlim_max;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &none), 0);
+    char v[8];
+    int rc = get_val(c, "k", v, sizeof(v));
+    size_t left = mc_client_pending(c);
+    setrlimit(RLIMIT_NOFILE, &old);
+    cr_assert_eq(rc, MC_EIO, "rc %d", rc);
+    cr_assert_eq(left, 1, "only the ping is pending: the GET did not outlive its call");
+    cr_assert_eq(mc_client_last_error(c)->status, MC_EIO);
     mc_client_close(c);
     th_stop(s, NULL);
 }
