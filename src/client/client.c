@@ -85,6 +85,7 @@ struct req {
     bool internal;      /* session registration */
     bool probe;         /* LEADER request the client sent itself (leader_probe) */
     bool lin_read;      /* a linearizable read: goes to the leader once known */
+    bool redirected;    /* went at once to a NotLeader hint already: later hints back off */
     bool maybe_applied; /* a write attempt went out and its answer was lost (connection
                            failure) or was the server's Timeout: it may have been applied */
     int8_t pin;
@@ -533,7 +534,8 @@ static struct req *req_alloc(struct mc_client *c)
     }
     r->frame.len = 0;
     r->frame.err = 0;
-    r->is_write = r->sent_once = r->internal = r->probe = r->lin_read = r->maybe_applied = false;
+    r->is_write = r->sent_once = r->internal = r->probe = r->lin_read = r->maybe_applied =
+        r->redirected = false;
     r->sends = 0;
     r->pin = -1;
     r->ep = -1;
@@ -1203,8 +1205,11 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
                 li = ep_find_or_add(c, err.leader_addr.ptr, err.leader_addr.len);
             }
             c->leader_ep = li;
-            if (li >= 0 && li != i) {
-                at = now; /* a known new leader: go at once */
+            if (li >= 0 && li != i && !r->redirected) {
+                /* A known new leader: go at once, but once per request: two members naming
+                 * each other (stale views during an election) must not make us spin. */
+                r->redirected = true;
+                at = now;
             }
         }
         requeue(c, r, at);

@@ -16,6 +16,7 @@
 #include "metacenter/client.h"
 #include "metacenter/error.h"
 #include "net/proto.h"
+#include "util/clock.h"
 
 static struct th_server *start(struct th_opts o)
 {
@@ -271,6 +272,26 @@ Test(client_e2e, leader_redirect)
     cr_assert_eq(th_applied(a), 0);
     /* a pinned admin call gets the NotLeader itself */
     cr_assert_eq(mc_client_promote(c, 3), 0); /* routed to the leader */
+    mc_client_close(c);
+    th_stop(a, NULL);
+    th_stop(b, NULL);
+}
+
+Test(client_e2e, members_naming_each_other_leader_back_off)
+{
+    /* Stale views during an election: a redirects to b, b to a. */
+    static char a_addr[32];
+    struct th_server *b = start((struct th_opts){.node_id = 2, .redirect_to = a_addr});
+    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = th_addr(b)});
+    snprintf(a_addr, sizeof(a_addr), "%s", th_addr(a)); /* before any request */
+    struct mc_client *c = open_client(th_addr(a), 300);
+    uint64_t t0 = mc_mono_ms();
+    int rc = put_kv(c, "x=1");
+    cr_assert(rc == MC_ENOTLEADER || rc == MC_ETIMEOUT, "rc %d", rc);
+    cr_assert_geq(mc_mono_ms() - t0, 250, "retried until the deadline");
+    uint64_t n = th_requests(a) + th_requests(b);
+    cr_assert_lt(n, 40, "backed off between redirects (%llu requests in 300 ms)",
+                 (unsigned long long)n);
     mc_client_close(c);
     th_stop(a, NULL);
     th_stop(b, NULL);
