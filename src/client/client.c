@@ -285,7 +285,34 @@ static int parse_endpoint(const char *s, size_t len, struct sockaddr_in *sa)
     return 0;
 }
 
-/* Index of the endpoint with this address, adding it when new; -1 when full or invalid. */
+static void ep_close_fd(struct ep *e);
+
+/* A learned endpoint (from a leader hint, not named by the caller) that nothing refers to: not
+ * the leader or the LEADER request's, no request sent there or pinned to it. The one failing
+ * the longest goes first (a member removed from the cluster); -1 when there is none. */
+static int ep_evictable(const struct mc_client *c)
+{
+    int best = -1;
+    /* n_given_eps is 0 while mc_client_open adds the caller's: none of those is evicted. */
+    for (int i = c->n_given_eps; c->n_given_eps > 0 && i < c->n_eps; i++) {
+        const struct ep *e = &c->eps[i];
+        if (i == c->leader_ep || i == c->probe_ep || e->inflight.n > 0) {
+            continue;
+        }
+        bool used = false;
+        for (uint32_t k = 0; k < c->n_slots && !used; k++) {
+            const struct req *r = c->slots[k];
+            used = r->state != REQ_FREE && (r->pin == i || r->ep == i);
+        }
+        if (!used && (best < 0 || e->failures > c->eps[best].failures)) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* Index of the endpoint with this address, adding it when new (when the list is full, in place
+ * of a learned one nothing uses); -1 when full or invalid. */
 static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len)
 {
     /* The same text first: no name lookup for an address already known (LEADER replies
@@ -306,7 +333,21 @@ static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len)
         }
     }
     if (c->n_eps == MC_CLIENT_MAX_ENDPOINTS) {
-        return -1;
+        int i = ep_evictable(c);
+        if (i < 0) {
+            return -1;
+        }
+        /* Reuse the slot (its buffers too): the cluster's membership moved on. */
+        struct ep *e = &c->eps[i];
+        MC_DEBUG("client_endpoint_evicted", "addr=%s for=%.*s", e->addr, (int)len, addr);
+        ep_close_fd(e);
+        e->gen++; /* a new socket will come (mc_client_fd) */
+        memcpy(e->addr, addr, len);
+        e->addr[len] = 0;
+        e->sa = sa;
+        e->failures = 0;
+        e->retry_at_ms = 0;
+        return i;
     }
     struct ep *e = &c->eps[c->n_eps];
     memset(e, 0, sizeof(*e));

@@ -297,6 +297,30 @@ Test(client_e2e, members_naming_each_other_leader_back_off)
     th_stop(b, NULL);
 }
 
+Test(client_e2e, new_leader_learned_when_the_endpoint_list_is_full)
+{
+    /* a names a different (dead) leader on each write until the client's list is full, then
+     * the real one, b */
+    static char hint[32];
+    struct th_server *b = start((struct th_opts){.node_id = 2});
+    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = hint});
+    struct mc_client *c = open_client(th_addr(a), 100);
+    for (int k = 1; mc_client_endpoint_count(c) < 16; k++) {
+        cr_assert_lt(k, 20);
+        snprintf(hint, sizeof(hint), "127.0.0.1:%d", k); /* nothing listens there */
+        cr_assert_neq(put_kv(c, "x=1"), 0);
+    }
+    snprintf(hint, sizeof(hint), "%s", th_addr(b));
+    cr_assert_eq(put_kv(c, "x=2"), 0, "the new leader took a learned endpoint's place");
+    cr_assert_eq(th_applied(b), 1);
+    cr_assert_eq(mc_client_endpoint_count(c), 16);
+    cr_assert_str_eq(mc_client_endpoint_addr(c, mc_client_leader_index(c)), th_addr(b));
+    cr_assert_str_eq(mc_client_endpoint_addr(c, 0), th_addr(a), "the caller's endpoint stays");
+    mc_client_close(c);
+    th_stop(a, NULL);
+    th_stop(b, NULL);
+}
+
 Test(client_e2e, no_leader_times_out_with_unknown_outcome)
 {
     struct th_server *a = start((struct th_opts){.redirect_unknown = true});
