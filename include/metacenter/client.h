@@ -24,10 +24,14 @@
  * are retried with exponential backoff until the request's timeout. A write keeps its
  * (session, seq) across retries, so the cluster applies it at most once: the client
  * registers a session lazily on the first write and numbers its writes 1, 2, ...
+ * A server's Timeout on a write (its commit wait expired; the entry may still commit) is
+ * retried the same way: the resend gets the session's cached result if it committed.
  *
  * Timeout. Each request has a deadline (opts.request_timeout_ms, default 5000 ms). At the
  * deadline the callback gets MC_ETIMEOUT; for a write that was sent, the result has
- * outcome_unknown = true: it may or may not have been applied.
+ * outcome_unknown = true: it may or may not have been applied. So has a write's final
+ * server Timeout, and a final retriable error (NotLeader...) after an attempt whose answer
+ * was lost: that error speaks only for the last attempt.
  */
 
 struct mc_client;
@@ -155,7 +159,8 @@ uint64_t mc_client_session_id(const struct mc_client *c);
  */
 struct mc_client_result {
     int status;           /* 0 or negative MC_E* */
-    bool outcome_unknown; /* write sent but no definite answer (timeout, shutdown) */
+    bool outcome_unknown; /* write sent but no definite answer (timeout, shutdown, a final
+                             retriable error after a lost answer) */
     bool more;            /* streamed reply: more parts follow (snapshot chunks) */
     const uint8_t *body;
     size_t body_len;

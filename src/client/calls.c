@@ -1,4 +1,5 @@
 /* calls.c: client request builders (async) and blocking wrappers over the client core. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,7 +215,10 @@ static int sync_wait(struct sync *s, int rc)
     while (!s->done) {
         rc = mc_client_poll(s->c, 1000);
         if (rc < 0) {
-            return rc;
+            /* s is on our caller's stack: the request must not outlive this call. */
+            mc_client_cancel_arg(s->c, s, rc);
+            assert(s->done);
+            break;
         }
     }
     return s->status;

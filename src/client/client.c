@@ -81,10 +81,13 @@ struct req {
     uint8_t state;
     bool is_write; /* numbered in a session */
     bool sent_once;
-    uint16_t sends; /* times the frame went out (saturating) */
-    bool internal;  /* session registration */
-    bool probe;     /* LEADER request the client sent itself (leader_probe) */
-    bool lin_read;  /* a linearizable read: goes to the leader once known */
+    uint16_t sends;     /* times the frame went out (saturating) */
+    bool internal;      /* session registration */
+    bool probe;         /* LEADER request the client sent itself (leader_probe) */
+    bool lin_read;      /* a linearizable read: goes to the leader once known */
+    bool redirected;    /* went at once to a NotLeader hint already: later hints back off */
+    bool maybe_applied; /* a write attempt went out and its answer was lost (connection
+                           failure) or was the server's Timeout: it may have been applied */
     int8_t pin;
     int8_t ep;
     int16_t lane;
@@ -282,7 +285,34 @@ static int parse_endpoint(const char *s, size_t len, struct sockaddr_in *sa)
     return 0;
 }
 
-/* Index of the endpoint with this address, adding it when new; -1 when full or invalid. */
+static void ep_close_fd(struct ep *e);
+
+/* A learned endpoint (from a leader hint, not named by the caller) that nothing refers to: not
+ * the leader or the LEADER request's, no request sent there or pinned to it. The one failing
+ * the longest goes first (a member removed from the cluster); -1 when there is none. */
+static int ep_evictable(const struct mc_client *c)
+{
+    int best = -1;
+    /* n_given_eps is 0 while mc_client_open adds the caller's: none of those is evicted. */
+    for (int i = c->n_given_eps; c->n_given_eps > 0 && i < c->n_eps; i++) {
+        const struct ep *e = &c->eps[i];
+        if (i == c->leader_ep || i == c->probe_ep || e->inflight.n > 0) {
+            continue;
+        }
+        bool used = false;
+        for (uint32_t k = 0; k < c->n_slots && !used; k++) {
+            const struct req *r = c->slots[k];
+            used = r->state != REQ_FREE && (r->pin == i || r->ep == i);
+        }
+        if (!used && (best < 0 || e->failures > c->eps[best].failures)) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* Index of the endpoint with this address, adding it when new (when the list is full, in place
+ * of a learned one nothing uses); -1 when full or invalid. */
 static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len)
 {
     /* The same text first: no name lookup for an address already known (LEADER replies
@@ -303,7 +333,21 @@ static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len)
         }
     }
     if (c->n_eps == MC_CLIENT_MAX_ENDPOINTS) {
-        return -1;
+        int i = ep_evictable(c);
+        if (i < 0) {
+            return -1;
+        }
+        /* Reuse the slot (its buffers too): the cluster's membership moved on. */
+        struct ep *e = &c->eps[i];
+        MC_DEBUG("client_endpoint_evicted", "addr=%s for=%.*s", e->addr, (int)len, addr);
+        ep_close_fd(e);
+        e->gen++; /* a new socket will come (mc_client_fd) */
+        memcpy(e->addr, addr, len);
+        e->addr[len] = 0;
+        e->sa = sa;
+        e->failures = 0;
+        e->retry_at_ms = 0;
+        return i;
     }
     struct ep *e = &c->eps[c->n_eps];
     memset(e, 0, sizeof(*e));
@@ -531,7 +575,8 @@ static struct req *req_alloc(struct mc_client *c)
     }
     r->frame.len = 0;
     r->frame.err = 0;
-    r->is_write = r->sent_once = r->internal = r->probe = r->lin_read = false;
+    r->is_write = r->sent_once = r->internal = r->probe = r->lin_read = r->maybe_applied =
+        r->redirected = false;
     r->sends = 0;
     r->pin = -1;
     r->ep = -1;
@@ -916,6 +961,7 @@ static void ep_fail(struct mc_client *c, int i, const char *why)
             continue;
         }
         r->attempts++;
+        r->maybe_applied = r->maybe_applied || r->is_write;
         requeue(c, r, now);
     }
     if (was_leader) {
@@ -1181,6 +1227,16 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
         lane_assign_waiting(c, now);
         return;
     }
+    if (r->is_write && h->status == MC_ETIMEOUT) {
+        /* The server's commit wait expired: the entry was proposed and may still commit. */
+        r->maybe_applied = true;
+        if (r->lane >= 0 && now < r->deadline_ms) {
+            /* Resend under the same (session, seq): answered from the session's result cache
+             * if it committed, applied once if it did not (thesis §6.3). */
+            requeue(c, r, now + backoff_ms(c, ++r->attempts));
+            return;
+        }
+    }
     bool pinned = r->pin >= 0;
     if (retriable(h->status) && !(pinned && h->status == MC_ENOTLEADER) && now < r->deadline_ms) {
         uint64_t at = now + backoff_ms(c, ++r->attempts);
@@ -1190,12 +1246,21 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
                 li = ep_find_or_add(c, err.leader_addr.ptr, err.leader_addr.len);
             }
             c->leader_ep = li;
-            if (li >= 0 && li != i) {
-                at = now; /* a known new leader: go at once */
+            if (li >= 0 && li != i && !r->redirected) {
+                /* A known new leader: go at once, but once per request: two members naming
+                 * each other (stale views during an election) must not make us spin. */
+                r->redirected = true;
+                at = now;
             }
         }
         requeue(c, r, at);
         return;
+    }
+    if (r->maybe_applied && (retriable(h->status) || h->status == MC_ETIMEOUT)) {
+        /* This answer says only that this attempt was not applied (or not yet): an earlier
+         * one, or this one still in the log, may have been. Any other error is the write's
+         * own result (a resend under the same seq gets the cached one). */
+        res.outcome_unknown = true;
     }
     complete(c, r, &res);
 }
@@ -1514,6 +1579,22 @@ int mc_client_submit(struct mc_client *c, const struct mc_proto_request *q, int 
     r->arg = arg;
     req_start(c, r);
     return 0;
+}
+
+void mc_client_cancel_arg(struct mc_client *c, void *arg, int status)
+{
+    assert(status != 0);
+    /* By index: a completion may register a session (req_alloc grows c->slots). */
+    for (uint32_t i = 0; i < c->n_slots; i++) {
+        struct req *r = c->slots[i];
+        if (r->state == REQ_FREE || r->internal || r->probe || r->arg != arg) {
+            continue;
+        }
+        struct mc_client_result res = {.status = status, .endpoint = -1};
+        res.outcome_unknown = r->is_write && r->sent_once;
+        res.message = "request abandoned: polling failed";
+        complete(c, r, &res);
+    }
 }
 
 /* Start a WRITE frame in r->frame; session, seq and acked_seq are patched in when a session

@@ -17,6 +17,11 @@
 int mc_client_submit(struct mc_client *c, const struct mc_proto_request *q, int pin,
                      mc_client_cb cb, void *arg);
 
+/* Complete every pending request of the caller's whose callback argument is arg with status
+ * (callbacks run): a blocking call that cannot poll any more must not leave a request
+ * behind that would call back into its returned stack frame. */
+void mc_client_cancel_arg(struct mc_client *c, void *arg, int status);
+
 /* Copy a result's error details into c's last_error. */
 void mc_client_note_error(struct mc_client *c, const struct mc_client_result *r);
 

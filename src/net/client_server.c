@@ -13,11 +13,15 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define DEFAULT_MAX_CONNECTIONS  4096u
+#define DEFAULT_MAX_CONNECTIONS  1000u /* = serve's --max-client-connections default */
 #define DEFAULT_MAX_INFLIGHT     4096u
 #define DEFAULT_MAX_OUTPUT_BYTES (32u * 1024 * 1024)
 #define DEFAULT_READ_TIMEOUT_MS  10000u
-#define DEFAULT_MAX_LIST_KEYS    1000u
+/* Metadata replies are small and a healthy client reads continuously: output that has not
+ * reached the kernel after this long belongs to a peer that stopped reading. Shorter than the
+ * HTTP server's 120 s (which streams large listings to browsers and scripts). */
+#define DEFAULT_SEND_TIMEOUT_MS 30000u
+#define DEFAULT_MAX_LIST_KEYS   1000u
 /* Timeout sweeps run at least this often and at most this rarely. */
 #define SWEEP_MIN_MS 10u
 #define SWEEP_MAX_MS 1000u
@@ -29,8 +33,10 @@
 #define INITIAL_READ_BYTES (64u * 1024)
 /* A write buffer larger than this is released once written (after a one-off big reply). */
 #define KEEP_BUFFER_BYTES (1u * 1024 * 1024)
-/* Graceful stop gives slow peers this long to take their last replies. */
-#define STOP_GRACE_MS 1000u
+/* Graceful stop gives slow peers this long to take their last replies; a connection closing
+ * after a protocol error (or refused at accept) gets as long for its error reply. */
+#define STOP_GRACE_MS  1000u
+#define CLOSE_GRACE_MS 1000u
 /* Passes over the dirty list per flush (dispatch inside a flush can dirty more). */
 #define FLUSH_PASSES 4
 
@@ -54,6 +60,8 @@ struct mc_client_conn {
     size_t wout_off;
     bool writing;
     uv_write_t wreq;
+    uint64_t write_start_ms; /* when the uv_write in flight (writing) began */
+    uint64_t closing_ms;     /* when the state became CONN_CLOSING */
     size_t begin_off;
     uint64_t last_active_ms;
     uint64_t frame_start_ms; /* when the first byte of the partial frame in rbuf arrived */
@@ -79,10 +87,10 @@ struct mc_client_server {
     int port;
     struct mc_client_conn *conns; /* live handles */
     struct mc_client_conn *dirty;
-    uint32_t n_open;  /* conns in CONN_OPEN (counted against max_connections) */
-    uint32_t n_local; /* in-process conns among them: not counted against the limit */
-    uint32_t n_conns;
-    int handles; /* open libuv handles (server's own + connections) */
+    uint32_t n_local; /* in-process conns among n_conns: not counted against the limit */
+    uint32_t n_conns; /* conns whose socket is not closed yet, CLOSING and CLOSED-with-the-close-
+                         pending too (counted against max_connections, less n_local) */
+    int handles;      /* open libuv handles (server's own + connections) */
     uint32_t refs;
     bool stopping;
     bool own_closed;
@@ -255,6 +263,7 @@ static void flush_conn(struct mc_client_conn *c)
                 return;
             }
             c->writing = true;
+            c->write_start_ms = mc_mono_ms();
             c->refs++;
         }
     }
@@ -496,6 +505,17 @@ const char *mc_client_conn_peer(const struct mc_client_conn *c)
 
 /* ---- input ---- */
 
+/* Read no more; close once the queued output is out, or after CLOSE_GRACE_MS (on_timer) if the
+ * peer does not take it. The connection still counts against max_connections until then. */
+static void set_closing(struct mc_client_conn *c)
+{
+    assert(c->state == CONN_OPEN);
+    c->state = CONN_CLOSING;
+    c->closing_ms = mc_mono_ms();
+    read_stop(c);
+    mark_dirty(c);
+}
+
 /* Reply to a broken frame and close once the reply is out (the stream is out of sync). */
 static void protocol_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int status,
                            const char *msg)
@@ -506,10 +526,7 @@ static void protocol_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, i
             msg);
     error_msg(c, op, rid, status, msg);
     if (c->state == CONN_OPEN) {
-        c->state = CONN_CLOSING;
-        s->n_open--;
-        read_stop(c);
-        mark_dirty(c);
+        set_closing(c);
     }
 }
 
@@ -647,10 +664,7 @@ static size_t tls_pull(struct mc_client_conn *c)
             if (rc != MC_ESHUTDOWN) {
                 MC_INFO("client_tls_failed", "peer=%s err=\"%s\"", c->peer, mc_tls_error(c->tls));
             }
-            c->state = CONN_CLOSING; /* flush the alert, then close */
-            c->srv->n_open--;
-            read_stop(c);
-            mark_dirty(c);
+            set_closing(c); /* flush the alert, then close */
             break;
         }
         if (n == 0) {
@@ -867,9 +881,6 @@ static void close_conn(struct mc_client_conn *c)
     if (c->state == CONN_CLOSED) {
         return;
     }
-    if (c->state == CONN_OPEN) {
-        s->n_open--;
-    }
     c->state = CONN_CLOSED;
     s->stats.connections_open--;
     if (c->prev) {
@@ -922,7 +933,6 @@ int mc_client_server_local_open(struct mc_client_server *s, const struct mc_prin
     snprintf(c->peer, sizeof(c->peer), "local");
     s->refs++;
     s->n_conns++;
-    s->n_open++;
     s->n_local++;
     s->stats.connections_open++;
     s->stats.connections_accepted++;
@@ -982,7 +992,6 @@ static void on_connection(uv_stream_t *server, int status)
     s->refs++;
     s->handles++;
     s->n_conns++;
-    s->n_open++;
     s->stats.connections_open++;
     c->next = s->conns;
     if (s->conns) {
@@ -1009,13 +1018,12 @@ static void on_connection(uv_stream_t *server, int status)
         close_conn(c);
         return;
     }
-    if (s->n_open - s->n_local > s->opts.max_connections) {
+    if (s->n_conns - s->n_local > s->opts.max_connections) {
         s->stats.connections_rejected++;
         mc_metrics_limit(MC_LIMIT_CONNECTIONS);
         MC_WARN("client_conn_rejected", "peer=%s max_connections=%u", c->peer,
                 s->opts.max_connections);
-        c->state = CONN_CLOSING;
-        s->n_open--;
+        set_closing(c);
         error_msg(c, MC_REQ_PING, 0, MC_ELIMIT, "too many connections");
         return;
     }
@@ -1037,7 +1045,32 @@ static void on_timer(uv_timer_t *t)
     struct mc_client_conn *c = s->conns;
     while (c) {
         struct mc_client_conn *next = c->next;
-        if (c->state != CONN_OPEN || c->local_out) {
+        if (c->local_out) {
+            c = next;
+            continue;
+        }
+        /* Replies that do not drain hold up to max_output_bytes (plus what is in the write)
+         * per connection: a peer that stopped reading, or takes a few bytes now and then, may
+         * not keep that forever. Back-pressure cannot help here (reading is paused already),
+         * and the read and idle timeouts do not apply (nothing partial, requests answered). */
+        if (c->writing && now - c->write_start_ms >= s->opts.send_timeout_ms) {
+            s->stats.send_timeouts++;
+            MC_INFO("client_send_timeout", "peer=%s queued=%zu ms=%llu", c->peer,
+                    mc_client_conn_pending_bytes(c), (unsigned long long)(now - c->write_start_ms));
+            close_conn(c);
+            c = next;
+            continue;
+        }
+        if (c->state == CONN_CLOSING && now - c->closing_ms >= CLOSE_GRACE_MS) {
+            /* Its last reply (an error) was not taken in time: the peer is not reading. */
+            s->stats.send_timeouts++;
+            MC_INFO("client_close_grace_over", "peer=%s queued=%zu", c->peer,
+                    mc_client_conn_pending_bytes(c));
+            close_conn(c);
+            c = next;
+            continue;
+        }
+        if (c->state != CONN_OPEN) {
             c = next;
             continue;
         }
@@ -1078,6 +1111,9 @@ static uint64_t sweep_interval_ms(const struct mc_client_server_opts *o)
     uint64_t t = o->request_read_timeout_ms;
     if (o->idle_timeout_ms && o->idle_timeout_ms < t) {
         t = o->idle_timeout_ms;
+    }
+    if (o->send_timeout_ms < t) {
+        t = o->send_timeout_ms;
     }
     t /= 4;
     return t < SWEEP_MIN_MS ? SWEEP_MIN_MS : t > SWEEP_MAX_MS ? SWEEP_MAX_MS : t;
@@ -1139,6 +1175,9 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
     }
     if (!s->opts.request_read_timeout_ms) {
         s->opts.request_read_timeout_ms = DEFAULT_READ_TIMEOUT_MS;
+    }
+    if (!s->opts.send_timeout_ms) {
+        s->opts.send_timeout_ms = DEFAULT_SEND_TIMEOUT_MS;
     }
     if (!s->opts.max_frame_bytes || s->opts.max_frame_bytes > MC_PROTO_MAX_FRAME_BYTES) {
         s->opts.max_frame_bytes = MC_PROTO_MAX_FRAME_BYTES;
@@ -1214,11 +1253,10 @@ void mc_client_server_stop(struct mc_client_server *s, void (*done)(void *arg), 
     uv_close((uv_handle_t *)&s->listener, on_handle_closed);
     for (struct mc_client_conn *c = s->conns; c; c = c->next) {
         if (c->state == CONN_OPEN) {
-            c->state = CONN_CLOSING;
-            s->n_open--;
-            read_stop(c);
+            set_closing(c);
+        } else {
+            mark_dirty(c);
         }
-        mark_dirty(c);
     }
     uv_timer_stop(&s->timer);
     uv_timer_start(&s->timer, on_timer, STOP_GRACE_MS, 0);

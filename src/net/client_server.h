@@ -51,11 +51,16 @@ struct mc_client_handler {
 };
 
 struct mc_client_server_opts {
-    uint32_t max_connections;         /* default 4096; extra connections get SlowDown + close */
+    uint32_t max_connections;         /* default 1000 (serve --max-client-connections); extra
+                                         connections get SlowDown + close. A connection counts
+                                         until its socket is closed, closing ones too */
     uint32_t max_inflight_per_conn;   /* default 4096; reading pauses while reached */
     size_t max_output_bytes;          /* default 32 MiB; reading pauses while the output is
                                          above this (slow reader) */
     uint32_t idle_timeout_ms;         /* 0 = none; idle connections (nothing in flight) close */
+    uint32_t send_timeout_ms;         /* 0 = default 30000: replies handed to a write must all
+                                         reach the kernel within this long, else the peer has
+                                         stopped reading (or trickles) and is closed */
     uint32_t request_read_timeout_ms; /* 0 = default 10000: a frame must arrive whole within
                                          this long of its first byte (slowloris), else the
                                          connection gets Timeout and is closed */
@@ -107,6 +112,8 @@ struct mc_client_server_stats {
     uint64_t read_timeouts;     /* connections closed: a frame did not complete in time */
     uint64_t frames_too_large;  /* frames over max_frame_bytes */
     uint64_t batches_too_large; /* WRITEs over max_batch_ops */
+    uint64_t send_timeouts;     /* connections closed: queued replies did not drain in time
+                                   (send_timeout_ms; the close grace after a protocol error) */
 };
 void mc_client_server_stats(const struct mc_client_server *s, struct mc_client_server_stats *out);
 

@@ -42,6 +42,7 @@ struct th_server {
     size_t cap, n;
     uint64_t next_session;
     int drops_left;
+    int timeouts_left;
     uint64_t expired_upto; /* sessions <= this id are expired (expire_on_drop) */
     uint64_t requests;
     uint64_t applied, duplicates;
@@ -168,6 +169,13 @@ static void fake_write(struct th_server *s, const struct mc_client_request *r)
             kv_put(s, (const char *)op, (size_t)(eq - op), eq + 1, len - (size_t)(eq - op) - 1);
         }
         __atomic_add_fetch(&s->applied, 1, __ATOMIC_RELAXED);
+    }
+    if (s->timeouts_left > 0) {
+        s->timeouts_left--;
+        mc_client_reply_error(&r->token, MC_ETIMEOUT,
+                              "write not committed in time (outcome "
+                              "unknown)");
+        return;
     }
     uint8_t body[8];
     mc_put_u64le(body, s->applied);
@@ -401,6 +409,7 @@ int th_start(const struct th_opts *o, struct th_server **out)
         s->o.node_id = 1;
     }
     s->drops_left = o->drop_after_apply;
+    s->timeouts_left = o->timeout_writes;
     s->held = calloc(MAX_HELD, sizeof(*s->held));
     s->delayed = calloc(MAX_DELAYED, sizeof(*s->delayed));
     if (o->mode == TH_ENGINE) {
@@ -453,6 +462,11 @@ uint64_t th_requests(const struct th_server *s)
 uint64_t th_duplicates(const struct th_server *s)
 {
     return __atomic_load_n(&s->duplicates, __ATOMIC_RELAXED);
+}
+
+void th_stats(const struct th_server *s, struct mc_client_server_stats *out)
+{
+    mc_client_server_stats(s->srv, out);
 }
 
 void th_stop(struct th_server *s, struct mc_client_server_stats *stats)

@@ -23,6 +23,9 @@ struct th_opts {
                                 without a reply (a leader crashing before it answers) */
     bool expire_on_drop;     /* with drop_after_apply: the sessions known at a drop expire (their
                                 writes then get NoSuchSession, as after a session-clock jump) */
+    int timeout_writes;      /* the first N writes are applied, then answered Timeout "outcome
+                                unknown" (a node whose commit wait expired: the entry was
+                                proposed and may commit) */
     bool blackhole;          /* answer nothing but REGISTER_SESSION (the rest gets
                                 ShuttingDown at stop) */
     uint32_t delay_every;    /* fake: every Nth request is answered 2 ms later (out of order) */
@@ -41,6 +44,9 @@ uint64_t th_applied(const struct th_server *s);
 uint64_t th_duplicates(const struct th_server *s);
 /* Requests dispatched to the handler. */
 uint64_t th_requests(const struct th_server *s);
+/* The server's counters now, read from another thread (plain counters: a torn read only
+ * skews one by a little; tests poll them). */
+void th_stats(const struct th_server *s, struct mc_client_server_stats *out);
 /* Stop the server and join its thread; stats (may be NULL) gets the server's counters. */
 void th_stop(struct th_server *s, struct mc_client_server_stats *stats);
 

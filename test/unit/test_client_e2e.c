@@ -1,11 +1,13 @@
 /* test_client_e2e.c: client library ↔ server layer end to end over TCP (fake store): pipelining,
  * redirects, exactly-once retries, timeouts, admin calls, and bad input on the socket. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include "metacenter/client.h"
 #include "metacenter/error.h"
 #include "net/proto.h"
+#include "util/clock.h"
 
 static struct th_server *start(struct th_opts o)
 {
@@ -274,6 +277,50 @@ Test(client_e2e, leader_redirect)
     th_stop(b, NULL);
 }
 
+Test(client_e2e, members_naming_each_other_leader_back_off)
+{
+    /* Stale views during an election: a redirects to b, b to a. */
+    static char a_addr[32];
+    struct th_server *b = start((struct th_opts){.node_id = 2, .redirect_to = a_addr});
+    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = th_addr(b)});
+    snprintf(a_addr, sizeof(a_addr), "%s", th_addr(a)); /* before any request */
+    struct mc_client *c = open_client(th_addr(a), 300);
+    uint64_t t0 = mc_mono_ms();
+    int rc = put_kv(c, "x=1");
+    cr_assert(rc == MC_ENOTLEADER || rc == MC_ETIMEOUT, "rc %d", rc);
+    cr_assert_geq(mc_mono_ms() - t0, 250, "retried until the deadline");
+    uint64_t n = th_requests(a) + th_requests(b);
+    cr_assert_lt(n, 40, "backed off between redirects (%llu requests in 300 ms)",
+                 (unsigned long long)n);
+    mc_client_close(c);
+    th_stop(a, NULL);
+    th_stop(b, NULL);
+}
+
+Test(client_e2e, new_leader_learned_when_the_endpoint_list_is_full)
+{
+    /* a names a different (dead) leader on each write until the client's list is full, then
+     * the real one, b */
+    static char hint[32];
+    struct th_server *b = start((struct th_opts){.node_id = 2});
+    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = hint});
+    struct mc_client *c = open_client(th_addr(a), 100);
+    for (int k = 1; mc_client_endpoint_count(c) < 16; k++) {
+        cr_assert_lt(k, 20);
+        snprintf(hint, sizeof(hint), "127.0.0.1:%d", k); /* nothing listens there */
+        cr_assert_neq(put_kv(c, "x=1"), 0);
+    }
+    snprintf(hint, sizeof(hint), "%s", th_addr(b));
+    cr_assert_eq(put_kv(c, "x=2"), 0, "the new leader took a learned endpoint's place");
+    cr_assert_eq(th_applied(b), 1);
+    cr_assert_eq(mc_client_endpoint_count(c), 16);
+    cr_assert_str_eq(mc_client_endpoint_addr(c, mc_client_leader_index(c)), th_addr(b));
+    cr_assert_str_eq(mc_client_endpoint_addr(c, 0), th_addr(a), "the caller's endpoint stays");
+    mc_client_close(c);
+    th_stop(a, NULL);
+    th_stop(b, NULL);
+}
+
 Test(client_e2e, no_leader_times_out_with_unknown_outcome)
 {
     struct th_server *a = start((struct th_opts){.redirect_unknown = true});
@@ -297,6 +344,30 @@ Test(client_e2e, exactly_once_across_lost_replies)
     }
     cr_assert_eq(th_applied(s), 5, "each write applied once");
     cr_assert_eq(th_duplicates(s), 3, "the retries were recognised as duplicates");
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
+Test(client_e2e, server_timeout_on_a_write_is_retried_in_its_session)
+{
+    /* The node's commit wait expired (Timeout, outcome unknown) but the entry committed: the
+     * resend under the same (session, seq) gets the cached result, nothing applies twice. */
+    struct th_server *s = start((struct th_opts){.timeout_writes = 2});
+    struct mc_client *c = open_client(th_addr(s), 3000);
+    cr_assert_eq(put_kv(c, "k=1"), 0);
+    cr_assert_eq(th_applied(s), 1);
+    cr_assert_eq(th_duplicates(s), 2, "resent twice in its session");
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
+Test(client_e2e, server_timeout_past_the_deadline_is_outcome_unknown)
+{
+    struct th_server *s = start((struct th_opts){.timeout_writes = 1000000});
+    struct mc_client *c = open_client(th_addr(s), 100);
+    cr_assert_eq(put_kv(c, "k=1"), MC_ETIMEOUT);
+    cr_assert(mc_client_last_error(c)->outcome_unknown, "the write may have been applied");
+    cr_assert_eq(th_applied(s), 1);
     mc_client_close(c);
     th_stop(s, NULL);
 }
@@ -369,6 +440,29 @@ Test(client_e2e, timeouts)
     }
     cr_assert_eq(g_status, MC_ETIMEOUT);
     cr_assert_not(g_unknown);
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
+Test(client_e2e, blocking_call_whose_poll_fails_leaves_no_request_behind)
+{
+    struct th_server *s = start((struct th_opts){.blackhole = true});
+    struct mc_client *c = open_client(th_addr(s), 2000);
+    /* connect: a ping the server holds */
+    cr_assert_eq(mc_client_ping_async(c, -1, one_cb, NULL), 0);
+    mc_client_poll(c, 50);
+    /* poll(2) fails with EINVAL while nfds is over RLIMIT_NOFILE */
+    struct rlimit old, none = {0, 0};
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    none.rlim_max = old.rlim_max;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &none), 0);
+    char v[8];
+    int rc = get_val(c, "k", v, sizeof(v));
+    size_t left = mc_client_pending(c);
+    setrlimit(RLIMIT_NOFILE, &old);
+    cr_assert_eq(rc, MC_EIO, "rc %d", rc);
+    cr_assert_eq(left, 1, "only the ping is pending: the GET did not outlive its call");
+    cr_assert_eq(mc_client_last_error(c)->status, MC_EIO);
     mc_client_close(c);
     th_stop(s, NULL);
 }
@@ -477,9 +571,14 @@ Test(client_e2e, inflight_limit_pauses_reading)
 
 /* ---- raw sockets: bad input ---- */
 
-static int raw_connect(int port)
+/* rcvbuf: SO_RCVBUF set before connecting (0 = the kernel's), to make a non-reading peer
+ * stall the server's output sooner. */
+static int raw_connect_rcvbuf(int port, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -487,6 +586,11 @@ static int raw_connect(int port)
     struct timeval tv = {.tv_sec = 3};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     return fd;
+}
+
+static int raw_connect(int port)
+{
+    return raw_connect_rcvbuf(port, 0);
 }
 
 static void send_all(int fd, const void *p, size_t n)
@@ -769,26 +873,39 @@ Test(client_e2e, idle_timeout_and_stop_with_open_connections)
     th_stop(s, NULL);
 }
 
-Test(client_e2e, slow_reader_backpressure)
+#define BIG_VALUE_BYTES (64 * 1024)
+
+/* Store key "big" with a BIG_VALUE_BYTES value of 'z's. */
+static void put_big(struct th_server *s)
 {
-    struct th_opts o = {0};
-    o.srv.max_output_bytes = 256 * 1024;
-    struct th_server *s = start(o);
     struct mc_client *c = open_client(th_addr(s), 0);
-    size_t vlen = 64 * 1024;
-    char *kv = malloc(vlen + 8);
+    char *kv = malloc(BIG_VALUE_BYTES + 8);
     memcpy(kv, "big=", 4);
-    memset(kv + 4, 'z', vlen);
-    kv[4 + vlen] = 0;
+    memset(kv + 4, 'z', BIG_VALUE_BYTES);
+    kv[4 + BIG_VALUE_BYTES] = 0;
     cr_assert_eq(put_kv(c, kv), 0);
     free(kv);
     mc_client_close(c);
+    /* Its connection is gone on the server too before the test's own come (connection-limit
+     * tests count them). */
+    struct mc_client_server_stats st;
+    for (int i = 0; i < 500; i++) {
+        th_stats(s, &st);
+        if (st.connections_open == 0) {
+            break;
+        }
+        usleep(2000);
+    }
+    cr_assert_eq(st.connections_open, 0);
+    usleep(20 * 1000); /* and its socket closed (the close callback) */
+}
 
-    /* 300 GETs of 64 KiB (~19 MiB of replies) sent without reading any reply */
-    int fd = raw_connect(th_port(s));
+/* n GETs of "big" (request ids 1..n) in one send, no reply read. */
+static void send_big_gets(int fd, int n)
+{
     struct mc_wbuf w;
     mc_wbuf_init(&w, 0);
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < n; i++) {
         struct mc_proto_request q = {.op = MC_REQ_GET_OBJECT, .request_id = (uint64_t)i + 1};
         q.u.get.bucket = mc_proto_cstr("b");
         q.u.get.key = mc_proto_cstr("big");
@@ -796,6 +913,35 @@ Test(client_e2e, slow_reader_backpressure)
     }
     send_all(fd, w.data, w.len);
     mc_wbuf_free(&w);
+}
+
+/* Read until the server closes (true) or nothing comes for the receive timeout (false);
+ * *bytes gets what was read. */
+static bool read_until_closed(int fd, size_t *bytes)
+{
+    static uint8_t buf[64 * 1024];
+    *bytes = 0;
+    for (;;) {
+        ssize_t k = recv(fd, buf, sizeof(buf), 0);
+        if (k > 0) {
+            *bytes += (size_t)k;
+            continue;
+        }
+        return k == 0 || errno == ECONNRESET;
+    }
+}
+
+Test(client_e2e, slow_reader_backpressure)
+{
+    struct th_opts o = {0};
+    o.srv.max_output_bytes = 256 * 1024;
+    struct th_server *s = start(o);
+    size_t vlen = BIG_VALUE_BYTES;
+    put_big(s);
+
+    /* 300 GETs of 64 KiB (~19 MiB of replies) sent without reading any reply */
+    int fd = raw_connect(th_port(s));
+    send_big_gets(fd, 300);
     usleep(200 * 1000);
     uint8_t *body = malloc(vlen + 64);
     for (int i = 0; i < 300; i++) {
@@ -815,4 +961,65 @@ Test(client_e2e, slow_reader_backpressure)
     th_stop(s, &st);
     cr_assert_eq(st.protocol_errors, 0);
     cr_assert_gt(st.read_pauses, 0, "the server stopped reading while the peer did not read");
+}
+
+Test(client_e2e, peer_that_stops_reading_is_closed_after_the_send_timeout)
+{
+    struct th_opts o = {0};
+    o.srv.max_output_bytes = 256 * 1024;
+    o.srv.send_timeout_ms = 300;
+    struct th_server *s = start(o);
+    put_big(s);
+    /* ~19 MiB of replies, far more than the socket buffers hold: the server's write stalls */
+    int fd = raw_connect_rcvbuf(th_port(s), 4096);
+    send_big_gets(fd, 300);
+    usleep(1000 * 1000);
+    size_t got = 0;
+    cr_assert(read_until_closed(fd, &got), "the server closed the stalled connection");
+    cr_assert_lt(got, (size_t)300 * BIG_VALUE_BYTES, "before all replies went out (%zu)", got);
+    close(fd);
+    /* a reading client is unaffected */
+    int ok = raw_connect(th_port(s));
+    raw_ping(ok, 1);
+    close(ok);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.send_timeouts, 1);
+}
+
+Test(client_e2e, closing_connection_counts_and_is_closed_after_a_grace)
+{
+    struct th_opts o = {0};
+    o.srv.max_connections = 1;
+    struct th_server *s = start(o);
+    put_big(s);
+    /* ~12 MiB of replies queued (under max_output_bytes: reading goes on), then a bad frame:
+     * a protocol error while the output cannot drain */
+    int a = raw_connect_rcvbuf(th_port(s), 4096);
+    send_big_gets(a, 200);
+    uint8_t hb[MC_PROTO_HEADER_BYTES];
+    struct mc_proto_header v9 = {.length = 16, .version = 9, .op = MC_REQ_PING, .request_id = 7};
+    mc_proto_header_put(hb, &v9);
+    send_all(a, hb, sizeof(hb));
+    usleep(200 * 1000);
+    /* still holding its socket: it counts against max_connections */
+    int b = raw_connect(th_port(s));
+    struct mc_proto_header h;
+    cr_assert_eq(read_reply(b, &h), MC_ELIMIT, "the closing connection still counts");
+    expect_closed(b);
+    close(b);
+    /* the grace is over: closed with its replies untaken, and its place is free */
+    usleep(2000 * 1000);
+    int c = raw_connect(th_port(s));
+    raw_ping(c, 1);
+    close(c);
+    size_t got = 0;
+    cr_assert(read_until_closed(a, &got));
+    cr_assert_lt(got, (size_t)200 * BIG_VALUE_BYTES, "closed before its replies went out");
+    close(a);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.protocol_errors, 1);
+    cr_assert_eq(st.send_timeouts, 1);
+    cr_assert_eq(st.connections_rejected, 1);
 }
