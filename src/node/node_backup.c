@@ -6,6 +6,7 @@
 #include "util/checksum.h"
 #include "util/clock.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,13 +134,53 @@ static uint64_t new_cluster_id(const char *datadir)
     return h ? h : 1;
 }
 
-static bool exists(const char *datadir, const char *sub)
+/* Entries a data dir may hold and still count as holding no node: the marker, the lock file
+ * and the empty subdirs mc_datadir_init makes. */
+static bool empty_subdir(const char *datadir, const char *name)
 {
+    if (strcmp(name, "engine") != 0 && strcmp(name, "wal") != 0 && strcmp(name, "snap") != 0) {
+        return false;
+    }
     char path[MC_DATADIR_PATH_MAX];
-    struct stat st;
-    return mc_datadir_path(datadir, sub, path, sizeof(path)) == 0 && stat(path, &st) == 0;
+    if (mc_datadir_path(datadir, name, path, sizeof(path)) != 0) {
+        return false;
+    }
+    DIR *d = opendir(path);
+    if (!d) {
+        return false; /* a file named like a subdir is not ours to overwrite */
+    }
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL) {
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    }
+    closedir(d);
+    return empty;
 }
 
+/* The first entry of datadir that is node state (WAL, snapshots, hard state meta-a/meta-b,
+ * engine, identity, seal, anything unknown) into what; 0 when there is none. A restore that
+ * kept any of it would start with the old hard state or log next to the new engine. */
+static int find_node_state(const char *datadir, char *what, size_t what_len)
+{
+    DIR *d = opendir(datadir);
+    if (!d) {
+        return errno == ENOENT ? 0 : MC_EIO;
+    }
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 || strcmp(nm, "METACENTER") == 0 ||
+            strcmp(nm, "LOCK") == 0 || empty_subdir(datadir, nm)) {
+            continue;
+        }
+        snprintf(what, what_len, "%s", nm);
+        found = 1;
+    }
+    closedir(d);
+    return found;
+}
 int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_id,
                       const char *peer_addr, struct mc_restore_info *out, char *err, size_t err_len)
 {
@@ -151,12 +192,15 @@ int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_
     mc_wbuf_init(&blob, MC_SNAP_MEMBERSHIP_MAX_BYTES);
     char engdir[MC_DATADIR_PATH_MAX], snapdir[MC_DATADIR_PATH_MAX];
     bool created = false;
+    int lock_fd = -1;
     int rc = info ? 0 : MC_ENOMEM;
     if (rc) {
         goto out;
     }
     struct stat dst;
-    if (stat(datadir, &dst) == 0 && (rc = mc_datadir_check(datadir)) != 0 && rc != MC_ENOTFOUND) {
+    char what[256];
+    if (stat(datadir, &dst) == 0 && (rc = mc_datadir_check(datadir)) != 0 && rc != MC_ENOTFOUND &&
+        !(rc == MC_ENOTOURS && find_node_state(datadir, what, sizeof(what)) == 0)) {
         rc = say(err, err_len, rc, "cannot restore into %s: %s", datadir, mc_strerror(rc));
         goto out;
     }
@@ -168,15 +212,36 @@ int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_
     }
     ri.snapshot_index = info->index;
     ri.data_bytes = info->data_size;
-    if (exists(datadir, "cluster") || exists(datadir, "engine/data.mdb")) {
-        rc = say(err, err_len, MC_EEXIST,
-                 "%s already holds a node: restore only creates new data dirs", datadir);
+    /* The marker and the lock first (both need the dir; init touches no node state), then the
+     * look: a `serve` on the same dir either holds the lock already (refused here) or cannot
+     * take it until the restore is complete. */
+    rc = mc_datadir_init(datadir, NULL);
+    if (rc) {
+        rc = say(err, err_len, rc, "cannot use %s as a data dir: %s", datadir, mc_strerror(rc));
         goto out;
     }
-    rc = mc_datadir_init(datadir, NULL);
-    if (rc == 0) {
-        rc = mc_datadir_path(datadir, "engine", engdir, sizeof(engdir));
+    rc = mc_datadir_lock(datadir, &lock_fd);
+    if (rc == MC_ELOCKED) {
+        rc = say(err, err_len, rc,
+                 "%s is in use by another process (a running server?): restore only creates "
+                 "new data dirs",
+                 datadir);
+        goto out;
     }
+    if (rc) {
+        rc = say(err, err_len, rc, "cannot lock %s: %s", datadir, mc_strerror(rc));
+        goto out;
+    }
+    rc = find_node_state(datadir, what, sizeof(what));
+    if (rc) {
+        rc = rc < 0 ? say(err, err_len, rc, "cannot read %s: %s", datadir, mc_strerror(rc))
+                    : say(err, err_len, MC_EEXIST,
+                          "%s already holds node state (%s): restore only creates new data "
+                          "dirs; give it an empty or new --data-dir",
+                          datadir, what);
+        goto out;
+    }
+    rc = mc_datadir_path(datadir, "engine", engdir, sizeof(engdir));
     if (rc == 0) {
         rc = mc_datadir_path(datadir, "snap", snapdir, sizeof(snapdir));
     }
@@ -240,6 +305,7 @@ out:
             unlink(path);
         }
     }
+    mc_datadir_unlock(lock_fd); /* after the cleanup: nothing starts on a half-written dir */
     if (rc == 0 && out) {
         *out = ri;
     }

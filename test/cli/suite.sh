@@ -328,6 +328,38 @@ run --data-dir "$T/restored" check --json
 jtrue "restored state hash equal" "j['state_hash']=='$h1'"
 [ -f "$T/restored/METACENTER" ] && ok || bad "restored dir has the marker"
 err_run "restore over existing" 1 AlreadyExists snapshot restore "$T/snap.mdb" --data-dir "$D"
+# A dir with a leftover WAL and hard state but no engine/cluster file is node state too: the
+# restored node would keep the old hard state and log (review 8c #1). Nothing in it changes.
+mkdir -p "$T/left/wal" "$T/left/snap" "$T/left/engine"
+echo "metacenter-datadir 1" >"$T/left/METACENTER"
+echo "old log" >"$T/left/wal/wal-0000000000000001.log"
+echo "old term" >"$T/left/meta-a"
+cp "$T/left/meta-a" "$T/left/meta-b"
+err_run "restore over a leftover WAL + hard state" 1 AlreadyExists snapshot restore "$T/snap.mdb" --data-dir "$T/left"
+grep -q "meta-a\|meta-b\|wal" "$ERR" && [ ! -e "$T/left/cluster" ] && [ -z "$(ls -A "$T/left/engine")" ] &&
+    grep -q "old term" "$T/left/meta-a" && ok || bad "leftover dir: names what it holds, left as it was"
+rm "$T/left/meta-a" "$T/left/meta-b"
+err_run "restore over a leftover WAL alone" 1 AlreadyExists snapshot restore "$T/snap.mdb" --data-dir "$T/left"
+rm "$T/left/wal/wal-0000000000000001.log"
+# An initialised dir with nothing in it (marker, empty subdirs) or an empty dir is fine.
+ok_run "restore into an empty initialised dir" snapshot restore "$T/snap.mdb" --data-dir "$T/left"
+mkdir "$T/empty"
+ok_run "restore into an existing empty dir" snapshot restore "$T/snap.mdb" --data-dir "$T/empty"
+# Restore holds DATADIR/LOCK while it writes: a running server's lock refuses it.
+rm -f "$T/locked"
+mkdir "$T/busy" # as a starting server leaves it: marker, lock held, nothing else yet
+echo "metacenter-datadir 1" >"$T/busy/METACENTER"
+python3 -c 'import fcntl,sys,time
+f=open(sys.argv[1],"a"); fcntl.flock(f,fcntl.LOCK_EX); open(sys.argv[2],"w").close(); time.sleep(30)' \
+    "$T/busy/LOCK" "$T/locked" &
+LOCKPID=$!
+for _ in $(seq 100); do [ -e "$T/locked" ] && break; sleep 0.05; done
+err_run "restore into a locked dir" 1 DataDirLocked snapshot restore "$T/snap.mdb" --data-dir "$T/busy"
+[ ! -e "$T/busy/cluster" ] && [ ! -e "$T/busy/engine/data.mdb" ] && ok || bad "locked restore wrote state"
+kill "$LOCKPID" 2>/dev/null
+wait "$LOCKPID" 2>/dev/null
+LOCKPID=
+rm -f "$T/locked"
 head -c 8192 /dev/urandom >"$T/junk"
 run snapshot restore "$T/junk" --data-dir "$T/r2"
 [ "$RC" -eq 1 ] && [ ! -e "$T/r2/engine" ] && [ "$(wc -l <"$ERR")" -eq 1 ] && ok ||
