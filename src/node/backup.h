@@ -28,7 +28,8 @@ int mc_backup_export(struct mc_engine *eng, const char *path, struct mc_snap_inf
  * Create a new single-node cluster in datadir from the snapshot
  * file at snap_path (checksums verified first): DATADIR/engine from the image, a conf entry
  * applied at applied+1 that makes node_id the only voter, DATADIR/snap/ holding a snapshot at
- * that index (so Raft starts there) and the DATADIR/cluster identity file with a new cluster
+ * that index (so Raft starts there), DATADIR/engine.seal (the engine is synced and complete, as
+ * after a clean stop) and the DATADIR/cluster identity file with a new cluster
  * id. peer_addr (may be NULL/"") is recorded as the member's peer address. datadir must be
  * new, empty, or hold nothing but the marker, LOCK and empty engine/ wal/ snap/ (else
  * MC_EEXIST naming the first entry: a leftover WAL or meta-a/meta-b would outlive the restore);

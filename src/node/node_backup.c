@@ -2,6 +2,7 @@
  * data dir whose Raft log starts at the engine's applied index (so the two line up). */
 #include "node/backup.h"
 #include "node/node_internal.h"
+#include "node/seal.h"
 #include "metacenter/error.h"
 #include "util/checksum.h"
 #include "util/clock.h"
@@ -287,6 +288,15 @@ int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_
         rc = say(err, err_len, rc, "cannot write the restored state: %s", mc_strerror(rc));
         goto out;
     }
+    /* The engine is complete and synced: seal it as a clean stop would (seal.h), so the node's
+     * first start trusts it and an offline `snapshot save` of the never-started dir works. */
+    mc_engine_close(eng);
+    eng = NULL;
+    rc = mc_seal_write(datadir);
+    if (rc) {
+        rc = say(err, err_len, rc, "cannot write %s/engine.seal: %s", datadir, mc_strerror(rc));
+        goto out;
+    }
     ri.cluster_id = new_cluster_id(datadir);
     rc = write_identity(datadir, node_id, ri.cluster_id, peer_addr);
     if (rc) {
@@ -304,6 +314,7 @@ out:
         if (mc_datadir_path(datadir, "cluster", path, sizeof(path)) == 0) {
             unlink(path);
         }
+        mc_seal_remove(datadir);
     }
     mc_datadir_unlock(lock_fd); /* after the cleanup: nothing starts on a half-written dir */
     if (rc == 0 && out) {

@@ -327,6 +327,12 @@ ok_run "snapshot restore" snapshot restore "$T/snap.mdb" --data-dir "$T/restored
 run --data-dir "$T/restored" check --json
 jtrue "restored state hash equal" "j['state_hash']=='$h1'"
 [ -f "$T/restored/METACENTER" ] && ok || bad "restored dir has the marker"
+# The engine a restore writes is complete and synced: it is sealed, so an offline save of the
+# never-started dir works and gives the same state (review 8c #2).
+ok_run "snapshot save of a fresh restore" --data-dir "$T/restored" snapshot save "$T/resnap.mdb"
+ok_run "restore of that save" snapshot restore "$T/resnap.mdb" --data-dir "$T/restored2"
+run --data-dir "$T/restored2" check --json
+jtrue "restore of a restore: state hash" "j['state_hash']!='' and j['applied_index']>0"
 err_run "restore over existing" 1 AlreadyExists snapshot restore "$T/snap.mdb" --data-dir "$D"
 # A dir with a leftover WAL and hard state but no engine/cluster file is node state too: the
 # restored node would keep the old hard state and log (review 8c #1). Nothing in it changes.
