@@ -401,6 +401,36 @@ wait "$LOCKPID" 2>/dev/null
 LOCKPID=
 ok_run "lock released: works again" --data-dir "$D" bucket head bk1
 
+# A write whose engine open fails (the engine held by another process) leaves a clean stop's
+# seal in place: nothing changed, the node must not rebuild for it (review 8c #4).
+ok_run "new sealed dir" --data-dir "$T/sealed" bucket create bk1
+cp "$T/sealed/engine.seal" "$T/sealed.seal.before"
+rm -f "$T/locked"
+python3 -c 'import fcntl,sys,time
+f=open(sys.argv[1],"a"); fcntl.flock(f,fcntl.LOCK_EX); open(sys.argv[2],"w").close(); time.sleep(30)' \
+    "$T/sealed/engine/LOCK" "$T/locked" &
+LOCKPID=$!
+for _ in $(seq 100); do [ -e "$T/locked" ] && break; sleep 0.05; done
+err_run "write with the engine locked" 1 DataDirLocked --data-dir "$T/sealed" put bk1 k
+kill "$LOCKPID" 2>/dev/null
+wait "$LOCKPID" 2>/dev/null
+LOCKPID=
+cmp -s "$T/sealed/engine.seal" "$T/sealed.seal.before" && ok || bad "failed open dropped the seal"
+ok_run "sealed dir saves after the failed write" --data-dir "$T/sealed" snapshot save "$T/sealed.snap"
+# A node dir whose engine was deleted (WAL and snapshots left) gets a new engine from an offline
+# write, but no seal: the node's start must check that engine against its log (review 8c #3).
+mkdir -p "$T/noeng/wal" "$T/noeng/snap"
+echo "metacenter-datadir 1" >"$T/noeng/METACENTER"
+echo "segment" >"$T/noeng/wal/wal-0000000000000001.log"
+ok_run "write into a node dir without engine" --data-dir "$T/noeng" bucket create bk1
+[ -f "$T/noeng/engine/data.mdb" ] && [ ! -e "$T/noeng/engine.seal" ] && ok ||
+    bad "engine made inside a node dir with a WAL was sealed"
+rm "$T/noeng/wal/wal-0000000000000001.log"
+echo "snapshot" >"$T/noeng/snap/snap-0000000000000005-0000000000000001.snap"
+rm -rf "$T/noeng/engine"
+ok_run "write into a node dir with snapshots only" --data-dir "$T/noeng" bucket create bk1
+[ ! -e "$T/noeng/engine.seal" ] && ok || bad "engine made next to snapshots was sealed"
+
 # ---- server mode without a server: one clear line, exit 1 ----
 run --endpoints 127.0.0.1:1 --timeout-ms 300 bucket ls
 [ "$RC" -eq 1 ] && [ "$(wc -l <"$ERR")" -eq 1 ] && grep -qE '^[A-Za-z]+: ' "$ERR" && ok ||
