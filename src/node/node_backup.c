@@ -182,6 +182,22 @@ static int find_node_state(const char *datadir, char *what, size_t what_len)
     closedir(d);
     return found;
 }
+static int refuse_node_state(const char *datadir, char *err, size_t err_len)
+{
+    char what[256];
+    int rc = find_node_state(datadir, what, sizeof(what));
+    if (rc < 0) {
+        return say(err, err_len, rc, "cannot read %s: %s", datadir, mc_strerror(rc));
+    }
+    if (rc > 0) {
+        return say(err, err_len, MC_EEXIST,
+                   "%s already holds node state (%s): restore only creates new data dirs; give "
+                   "it an empty or new --data-dir",
+                   datadir, what);
+    }
+    return 0;
+}
+
 int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_id,
                       const char *peer_addr, struct mc_restore_info *out, char *err, size_t err_len)
 {
@@ -213,9 +229,14 @@ int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_
     }
     ri.snapshot_index = info->index;
     ri.data_bytes = info->data_size;
-    /* The marker and the lock first (both need the dir; init touches no node state), then the
-     * look: a `serve` on the same dir either holds the lock already (refused here) or cannot
-     * take it until the restore is complete. */
+    /* Looked at twice: before anything is created (a refused dir is left exactly as it was),
+     * and again under the lock, which needs the marker and may make missing empty subdirs: a
+     * `serve` on the same dir either holds the lock already (refused here) or cannot take it
+     * until the restore is complete. */
+    rc = refuse_node_state(datadir, err, err_len);
+    if (rc) {
+        goto out;
+    }
     rc = mc_datadir_init(datadir, NULL);
     if (rc) {
         rc = say(err, err_len, rc, "cannot use %s as a data dir: %s", datadir, mc_strerror(rc));
@@ -233,13 +254,8 @@ int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_
         rc = say(err, err_len, rc, "cannot lock %s: %s", datadir, mc_strerror(rc));
         goto out;
     }
-    rc = find_node_state(datadir, what, sizeof(what));
+    rc = refuse_node_state(datadir, err, err_len);
     if (rc) {
-        rc = rc < 0 ? say(err, err_len, rc, "cannot read %s: %s", datadir, mc_strerror(rc))
-                    : say(err, err_len, MC_EEXIST,
-                          "%s already holds node state (%s): restore only creates new data "
-                          "dirs; give it an empty or new --data-dir",
-                          datadir, what);
         goto out;
     }
     rc = mc_datadir_path(datadir, "engine", engdir, sizeof(engdir));
