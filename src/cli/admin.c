@@ -779,30 +779,28 @@ static int save_online(struct mc_cli *cli, const char *path)
         return mc_cli_fail(rc, "snapshot save failed: %s",
                            s.message[0] ? s.message : mc_strerror(rc));
     }
-    /* The stream matched the server's checksum; a snapshot file is also checked on disk
-     * (header checksum, data checksum) before it takes the final name. */
+    /* The stream matched the server's checksum, which only says the bytes arrived as sent.
+     * Every file is also checked on disk as a snapshot (magic, header checksum, data checksum)
+     * before it takes the final name: a stream that is not one (no MCSNAP01 header) is refused,
+     * never kept as a backup that restore would reject later. */
     struct mc_snap_info *info = calloc(1, sizeof(*info));
-    rc = info ? 0 : MC_ENOMEM;
-    char magic[8] = {0};
-    FILE *f = rc == 0 ? fopen(tmp, "rb") : NULL;
-    bool is_snap = f && fread(magic, 1, sizeof(magic), f) == sizeof(magic) &&
-                   memcmp(magic, "MCSNAP01", 8) == 0;
-    if (f) {
-        fclose(f);
-    }
-    if (rc == 0 && is_snap) {
-        rc = mc_snap_read_info(tmp, true, info);
-    } else if (rc == 0) {
-        info->file_size = s.total;
-        info->data_checksum = s.checksum;
-    }
+    rc = info ? mc_snap_read_info(tmp, true, info) : MC_ENOMEM;
     if (rc == 0 && rename(tmp, path) != 0) {
         rc = MC_EIO;
     }
     if (rc != 0) {
+        char magic[8] = {0};
+        FILE *f = fopen(tmp, "rb");
+        bool is_snap = f && fread(magic, 1, sizeof(magic), f) == sizeof(magic) &&
+                       memcmp(magic, "MCSNAP01", sizeof(magic)) == 0;
+        if (f) {
+            fclose(f);
+        }
         unlink(tmp);
         free(info);
-        return mc_cli_fail(rc, "the snapshot received does not verify (%s); nothing written",
+        return mc_cli_fail(rc, "the snapshot received %s (%s); nothing written",
+                           is_snap ? "does not verify"
+                                   : "is not a snapshot file (no MCSNAP01 header)",
                            mc_strerror(rc));
     }
     int ec = MC_CLI_EXIT_OK;

@@ -82,6 +82,28 @@ static int write_marker(const char *dir)
     return ok ? 0 : mc_cli_be_seterr(MC_EIO, "cannot write %s", path);
 }
 
+/* 1 when DIR holds Raft state a node wrote: WAL segments, snapshots or hard state. */
+static int has_node_log(const char *dir)
+{
+    char path[4096];
+    const char *subs[] = {"wal", "snap"};
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        if (snprintf(path, sizeof(path), "%s/%s", dir, subs[i]) < (int)sizeof(path) &&
+            dir_nonempty(path)) {
+            return 1;
+        }
+    }
+    const char *files[] = {"meta-a", "meta-b"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        struct stat st;
+        if (snprintf(path, sizeof(path), "%s/%s", dir, files[i]) < (int)sizeof(path) &&
+            stat(path, &st) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Takes DIR/LOCK the way a running node does (flock, storage.h mc_datadir_lock), so neither a
  * server nor a second CLI can start on the dir while this command works on it. */
 static int lock_dir(struct mc_cli *cli)
@@ -162,15 +184,23 @@ int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
     if (lrc != 0) {
         return lrc;
     }
+    bool have_data = true;
     if (mutating) {
-        /* An offline write changes data.mdb on purpose: the seal goes first. It is written
-         * again at close (the writes are synced: MC_ENGINE_SYNC_FULL) if the engine was one
-         * to trust here: sealed by a clean stop, or created by this command. An engine from an
-         * unclean stop stays unsealed: the node's start checks it (node.c open_storage). */
+        /* An offline write changes data.mdb on purpose: the seal goes before the first write.
+         * It is written again at close (the writes are synced: MC_ENGINE_SYNC_FULL) if the
+         * engine was one to trust here: sealed by a clean stop, or created by this command in
+         * a dir with no node state yet. An engine from an unclean stop stays unsealed (the
+         * node's start checks it, node.c open_storage), and so does a new engine made in a
+         * node dir whose data.mdb is gone: its WAL and snapshots say what the engine should
+         * hold, and the node's start must compare them, not trust a seal. */
         char data[4160];
         snprintf(data, sizeof(data), "%s/data.mdb", path);
-        cli->offline_reseal = stat(data, &st) != 0 || mc_seal_check(cli->data_dir) == 0;
-        mc_seal_remove(cli->data_dir);
+        have_data = stat(data, &st) == 0;
+        cli->offline_reseal =
+            have_data ? mc_seal_check(cli->data_dir) == 0 : !has_node_log(cli->data_dir);
+        if (!have_data) {
+            mc_seal_remove(cli->data_dir); /* vouches for no file: the open creates a new one */
+        }
     }
     struct mc_engine_options opts = {0};
     opts.sync = MC_ENGINE_SYNC_FULL;
@@ -188,6 +218,12 @@ int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
         }
         return mc_cli_be_seterr(rc, "cannot open %s: %s", path,
                                 why && *why ? why : mc_strerror(rc));
+    }
+    if (mutating && have_data) {
+        /* Only now: opening an existing engine writes nothing to data.mdb, and an open that
+         * failed (engine locked, unreadable) must leave a clean stop's seal in place, or the
+         * node would rebuild an engine nobody changed. */
+        mc_seal_remove(cli->data_dir);
     }
     return 0;
 }

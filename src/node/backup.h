@@ -25,12 +25,16 @@ struct mc_restore_info {
 int mc_backup_export(struct mc_engine *eng, const char *path, struct mc_snap_info *out);
 
 /*
- * Create a new single-node cluster in datadir (must not hold a node yet) from the snapshot
+ * Create a new single-node cluster in datadir from the snapshot
  * file at snap_path (checksums verified first): DATADIR/engine from the image, a conf entry
  * applied at applied+1 that makes node_id the only voter, DATADIR/snap/ holding a snapshot at
- * that index (so Raft starts there) and the DATADIR/cluster identity file with a new cluster
- * id. peer_addr (may be NULL/"") is recorded as the member's peer address. On failure the
- * pieces created are removed. err (may be NULL) gets one line naming the problem.
+ * that index (so Raft starts there), DATADIR/engine.seal (the engine is synced and complete, as
+ * after a clean stop) and the DATADIR/cluster identity file with a new cluster
+ * id. peer_addr (may be NULL/"") is recorded as the member's peer address. datadir must be
+ * new, empty, or hold nothing but the marker, LOCK and empty engine/ wal/ snap/ (else
+ * MC_EEXIST naming the first entry: a leftover WAL or meta-a/meta-b would outlive the restore);
+ * DATADIR/LOCK is held throughout (MC_ELOCKED when a server holds it). On failure the pieces
+ * created are removed. err (may be NULL) gets one line naming the problem.
  */
 int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_id,
                       const char *peer_addr, struct mc_restore_info *out, char *err,

@@ -2,10 +2,12 @@
  * data dir whose Raft log starts at the engine's applied index (so the two line up). */
 #include "node/backup.h"
 #include "node/node_internal.h"
+#include "node/seal.h"
 #include "metacenter/error.h"
 #include "util/checksum.h"
 #include "util/clock.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,11 +135,67 @@ static uint64_t new_cluster_id(const char *datadir)
     return h ? h : 1;
 }
 
-static bool exists(const char *datadir, const char *sub)
+/* Entries a data dir may hold and still count as holding no node: the marker, the lock file
+ * and the empty subdirs mc_datadir_init makes. */
+static bool empty_subdir(const char *datadir, const char *name)
 {
+    if (strcmp(name, "engine") != 0 && strcmp(name, "wal") != 0 && strcmp(name, "snap") != 0) {
+        return false;
+    }
     char path[MC_DATADIR_PATH_MAX];
-    struct stat st;
-    return mc_datadir_path(datadir, sub, path, sizeof(path)) == 0 && stat(path, &st) == 0;
+    if (mc_datadir_path(datadir, name, path, sizeof(path)) != 0) {
+        return false;
+    }
+    DIR *d = opendir(path);
+    if (!d) {
+        return false; /* a file named like a subdir is not ours to overwrite */
+    }
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL) {
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    }
+    closedir(d);
+    return empty;
+}
+
+/* The first entry of datadir that is node state (WAL, snapshots, hard state meta-a/meta-b,
+ * engine, identity, seal, anything unknown) into what; 0 when there is none. A restore that
+ * kept any of it would start with the old hard state or log next to the new engine. */
+static int find_node_state(const char *datadir, char *what, size_t what_len)
+{
+    DIR *d = opendir(datadir);
+    if (!d) {
+        return errno == ENOENT ? 0 : MC_EIO;
+    }
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 || strcmp(nm, "METACENTER") == 0 ||
+            strcmp(nm, "LOCK") == 0 || empty_subdir(datadir, nm)) {
+            continue;
+        }
+        snprintf(what, what_len, "%s", nm);
+        found = 1;
+    }
+    closedir(d);
+    return found;
+}
+static int refuse_node_state(const char *datadir, char *err, size_t err_len)
+{
+    char what[256];
+    int rc = find_node_state(datadir, what, sizeof(what));
+    if (rc < 0) {
+        return say(err, err_len, rc, "cannot read %s: %s", datadir, mc_strerror(rc));
+    }
+    if (rc > 0) {
+        return say(err, err_len, MC_EEXIST,
+                   "%s already holds node state (%s): restore only creates new data dirs; give "
+                   "it an empty or new --data-dir",
+                   datadir, what);
+    }
+    return 0;
 }
 
 int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_id,
@@ -151,12 +209,15 @@ int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_
     mc_wbuf_init(&blob, MC_SNAP_MEMBERSHIP_MAX_BYTES);
     char engdir[MC_DATADIR_PATH_MAX], snapdir[MC_DATADIR_PATH_MAX];
     bool created = false;
+    int lock_fd = -1;
     int rc = info ? 0 : MC_ENOMEM;
     if (rc) {
         goto out;
     }
     struct stat dst;
-    if (stat(datadir, &dst) == 0 && (rc = mc_datadir_check(datadir)) != 0 && rc != MC_ENOTFOUND) {
+    char what[256];
+    if (stat(datadir, &dst) == 0 && (rc = mc_datadir_check(datadir)) != 0 && rc != MC_ENOTFOUND &&
+        !(rc == MC_ENOTOURS && find_node_state(datadir, what, sizeof(what)) == 0)) {
         rc = say(err, err_len, rc, "cannot restore into %s: %s", datadir, mc_strerror(rc));
         goto out;
     }
@@ -168,15 +229,36 @@ int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_
     }
     ri.snapshot_index = info->index;
     ri.data_bytes = info->data_size;
-    if (exists(datadir, "cluster") || exists(datadir, "engine/data.mdb")) {
-        rc = say(err, err_len, MC_EEXIST,
-                 "%s already holds a node: restore only creates new data dirs", datadir);
+    /* Looked at twice: before anything is created (a refused dir is left exactly as it was),
+     * and again under the lock, which needs the marker and may make missing empty subdirs: a
+     * `serve` on the same dir either holds the lock already (refused here) or cannot take it
+     * until the restore is complete. */
+    rc = refuse_node_state(datadir, err, err_len);
+    if (rc) {
         goto out;
     }
     rc = mc_datadir_init(datadir, NULL);
-    if (rc == 0) {
-        rc = mc_datadir_path(datadir, "engine", engdir, sizeof(engdir));
+    if (rc) {
+        rc = say(err, err_len, rc, "cannot use %s as a data dir: %s", datadir, mc_strerror(rc));
+        goto out;
     }
+    rc = mc_datadir_lock(datadir, &lock_fd);
+    if (rc == MC_ELOCKED) {
+        rc = say(err, err_len, rc,
+                 "%s is in use by another process (a running server?): restore only creates "
+                 "new data dirs",
+                 datadir);
+        goto out;
+    }
+    if (rc) {
+        rc = say(err, err_len, rc, "cannot lock %s: %s", datadir, mc_strerror(rc));
+        goto out;
+    }
+    rc = refuse_node_state(datadir, err, err_len);
+    if (rc) {
+        goto out;
+    }
+    rc = mc_datadir_path(datadir, "engine", engdir, sizeof(engdir));
     if (rc == 0) {
         rc = mc_datadir_path(datadir, "snap", snapdir, sizeof(snapdir));
     }
@@ -222,6 +304,15 @@ int mc_backup_restore(const char *snap_path, const char *datadir, uint64_t node_
         rc = say(err, err_len, rc, "cannot write the restored state: %s", mc_strerror(rc));
         goto out;
     }
+    /* The engine is complete and synced: seal it as a clean stop would (seal.h), so the node's
+     * first start trusts it and an offline `snapshot save` of the never-started dir works. */
+    mc_engine_close(eng);
+    eng = NULL;
+    rc = mc_seal_write(datadir);
+    if (rc) {
+        rc = say(err, err_len, rc, "cannot write %s/engine.seal: %s", datadir, mc_strerror(rc));
+        goto out;
+    }
     ri.cluster_id = new_cluster_id(datadir);
     rc = write_identity(datadir, node_id, ri.cluster_id, peer_addr);
     if (rc) {
@@ -239,7 +330,9 @@ out:
         if (mc_datadir_path(datadir, "cluster", path, sizeof(path)) == 0) {
             unlink(path);
         }
+        mc_seal_remove(datadir);
     }
+    mc_datadir_unlock(lock_fd); /* after the cleanup: nothing starts on a half-written dir */
     if (rc == 0 && out) {
         *out = ri;
     }

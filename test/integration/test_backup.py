@@ -4,6 +4,7 @@ corrupted snapshot refused."""
 import json
 import os
 import re
+import shutil
 
 from harness import ASAN, Cluster, cli, cli_json, wait_for
 from test_membership import FAST, add_joiner
@@ -56,6 +57,12 @@ def test_save_restore_round_trip_and_grow():
             # Restoring over an existing node is refused.
             r = cli(["snapshot", "restore", snap, "--data-dir", d.dir], check=False)
             assert r.returncode != 0 and "AlreadyExists" in r.stderr, r.stderr
+            # The restored engine is sealed: an offline save works before the first start
+            # (review 8c #2).
+            assert os.path.exists(os.path.join(d.dir, "engine.seal"))
+            out = cli_json(["--data-dir", d.dir, "snapshot", "save",
+                            os.path.join(src.tmp, "fresh-restore.snap")])
+            assert out["verified"], out
             d.start()
             assert wait_for(lambda: state_hash(d.client) == saved_hash, 15), \
                 "restored node hash differs: %s vs %s" % (state_hash(d.client), saved_hash)
@@ -85,6 +92,18 @@ def test_save_restore_round_trip_and_grow():
         assert out["verified"], out
         out = cli_json(["snapshot", "restore", off, "--data-dir", os.path.join(src.tmp, "r2")])
         assert out["state_hash"] == saved_hash, (out, saved_hash)
+        # A node dir whose identity and engine are gone still holds its WAL and hard state:
+        # restore refuses it rather than start with the old log next to the new engine
+        # (review 8c #1), and leaves it as it was.
+        left = os.path.join(src.tmp, "leftover")
+        shutil.copytree(n.dir, left)
+        shutil.rmtree(os.path.join(left, "engine"))
+        os.remove(os.path.join(left, "cluster"))
+        before = sorted(os.listdir(left))
+        r = cli(["snapshot", "restore", off, "--data-dir", left], check=False)
+        assert r.returncode == 1 and r.stderr.startswith("AlreadyExists: ") and \
+            "node state" in r.stderr, (r.returncode, r.stderr)
+        assert sorted(os.listdir(left)) == before, (before, os.listdir(left))
 
         # After an unclean stop there is no seal: offline save refuses the engine (it may hold
         # stale pages after a power loss) and says what to do instead (review 8b #3).
