@@ -135,6 +135,8 @@ static inline void wstr(struct mc_wbuf *w, const char *s)
 struct arena {
     uint8_t *base;
     size_t used, cap;
+    bool full; /* an allocation did not fit: decode again with malloc, whatever the error code
+                  (a read after the failed one turns MC_ENOMEM into MC_EPROTO) */
 };
 static _Thread_local struct arena *t_arena;
 
@@ -146,6 +148,7 @@ static void *dalloc(size_t n, size_t align)
     }
     size_t off = (ar->used + align - 1) & ~(align - 1);
     if (off > ar->cap || n > ar->cap - off) {
+        ar->full = true;
         return NULL; /* caller reports MC_ENOMEM; mc_version_decode2 falls back to malloc */
     }
     ar->used = off + n;
@@ -452,7 +455,7 @@ int mc_version_decode2(const void *data, size_t len, unsigned dec, struct mc_ver
             }
             free(ar.base);
             memset(out, 0, sizeof(*out));
-            if (rc != MC_ENOMEM) {
+            if (rc != MC_ENOMEM && !ar.full) {
                 return rc;
             }
         }
@@ -633,8 +636,9 @@ int mc_op_decode_block(const void *data, size_t len, struct mc_op *out)
         }
         free(ar.base); /* every pointer in *out points into it: nothing else to free */
         memset(out, 0, sizeof(*out));
-        if (rc != MC_ENOMEM) {
-            return rc;
+        if (rc != MC_ENOMEM && !ar.full) {
+            return rc; /* an ATOMIC whose count claims more sub-ops than it holds can fill the
+                          arena before its real error: only the malloc decode tells which */
         }
     }
     return mc_op_decode(data, len, out);

@@ -15,7 +15,8 @@
  * version ids before the record goes through Raft to mc_engine_apply on every replica. So any
  * record that mc_op_decode accepts must be safe to apply. Input: up to MAX_OPS records, each
  * u16 length + bytes (undecodable ones are skipped). They are applied one per log index to two
- * fresh engines (scratch dirs on /dev/shm), one op per log index on each.
+ * fresh engines (scratch dirs on /dev/shm), one op per log index on each: A applies what
+ * mc_op_decode gave, B what mc_op_decode_block gives (the node's apply path).
  * Checked: apply returns 0 (failures are per-op results with MC_E* codes), replaying an index
  * is skipped, both replicas end with the same state hash (determinism), and listings of every
  * bucket named keep S3 shape (prefix/delimiter/start-after/order/page size) and list the same
@@ -307,6 +308,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct mc_op ops[MAX_OPS];
+    const uint8_t *rec[MAX_OPS];
+    size_t rec_len[MAX_OPS];
     size_t n = 0, off = 0;
     while (n < MAX_OPS && off + 2 <= size) {
         size_t len = (size_t)data[off] | (size_t)data[off + 1] << 8;
@@ -318,6 +321,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         if (mc_op_decode(data + off, len, &ops[n]) == 0) {
+            rec[n] = data + off;
+            rec_len[n] = len;
             n++;
         }
         off += len;
@@ -363,11 +368,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(mc_engine_bucket_list(a, &bl, &nb) == 0, "bucket list");
     free(bl);
 
-    /* Replica B: same ops, same indexes, must reach the same state. */
+    /* Replica B: same records, same indexes, decoded as the node's apply_ops does (one arena
+     * per op: mc_op_decode_block), must reach the same state. */
     struct mc_engine *b = open_engine("b");
     struct mc_op_result rb[MAX_OPS];
     for (size_t i = 0; i < n; i++) {
-        FUZZ_ASSERT(mc_engine_apply(b, i + 1, &ops[i], 1, NULL, 0, &rb[i]) == 0, "apply on B");
+        struct mc_op ob;
+        FUZZ_ASSERT(mc_op_decode_block(rec[i], rec_len[i], &ob) == 0, "block decode");
+        FUZZ_ASSERT(mc_engine_apply(b, i + 1, &ob, 1, NULL, 0, &rb[i]) == 0, "apply on B");
+        mc_op_clear(&ob);
         FUZZ_ASSERT(rb[i].code == res[i].code && strcmp(rb[i].version_id, res[i].version_id) == 0,
                     "replicas disagree on the result of op %zu", i);
     }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "fuzz_op_block.h"
 #include "metacenter/engine.h"
 #include "metacenter/error.h"
 
@@ -13,20 +14,13 @@
  *  - a rejected record leaves the output cleared (the header's contract);
  *  - re-encoding the decoded value gives back exactly the input bytes (the codecs are
  *    canonical, so a replica re-encoding a log entry produces the same bytes);
- *  - deep copies encode identically, and the JSON renderers accept whatever decoded.
+ *  - deep copies encode identically, and the JSON renderers accept whatever decoded;
+ *  - op records: mc_op_decode_block agrees with mc_op_decode, and a stamped, re-encoded op
+ *    block-decodes back to itself (fuzz_op_block.h).
  */
 enum { K_OP, K_RESULT, K_VERSION, K_LIST, K_BUCKETS, FUZZ_OP_KINDS };
 
-static int is_zero(const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        if (b[i]) {
-            return 0;
-        }
-    }
-    return 1;
-}
+#define is_zero fuzz_is_zero
 
 /* What apply would check first; only exercised here (return values are input-dependent). */
 static void validate_meta(const struct mc_object_meta *m)
@@ -71,9 +65,11 @@ static void fuzz_op(const uint8_t *in, size_t len)
     if (rc != 0) {
         FUZZ_ASSERT(rc == MC_EPROTO || rc == MC_EVERSION || rc == MC_ENOMEM, "rc %d", rc);
         FUZZ_ASSERT(is_zero(&op, sizeof(op)), "rejected op not cleared (rc %d)", rc);
+        fuzz_check_op_block(in, len, rc, NULL);
         return;
     }
     check_op_invariants(&op, 0);
+    fuzz_check_op_block(in, len, 0, &op);
 
     struct mc_wbuf w;
     mc_wbuf_init(&w, 0);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "fuzz_op_block.h"
 #include "metacenter/engine.h"
 #include "metacenter/error.h"
 #include "net/proto.h"
@@ -10,7 +11,8 @@
 /*
  * The input is a byte stream of frames, as a server (requests) or a client (replies) reads it
  * off a connection: header check, then the body for the op. A request goes through
- * mc_proto_request_decode (and each op record of a WRITE through mc_op_decode, as the node does);
+ * mc_proto_request_decode (and each op record of a WRITE through mc_op_decode and, as the node
+ * does, mc_op_decode_block with the leader's stamp/re-encode path: fuzz_op_block.h);
  * a reply frame (op bit 0x80) through the decoder the client uses for that op. Every accepted
  * body must re-encode to the same bytes. Decoding stops at the first bad header, as the
  * connection would be closed there.
@@ -63,7 +65,10 @@ static void check_request(const struct mc_proto_request *q)
         while (mc_proto_ops_next(q->u.write.ops, q->u.write.ops_bytes, &pos, &rec, &len)) {
             n++;
             struct mc_op op;
-            if (mc_op_decode(rec, len, &op) == 0) {
+            int rc = mc_op_decode(rec, len, &op);
+            /* The node block-decodes a single-op WRITE (node_handle_write). */
+            fuzz_check_op_block(rec, len, rc, &op);
+            if (rc == 0) {
                 mc_op_clear(&op);
             }
         }

@@ -142,6 +142,20 @@ static void gen_ops(struct mc_wbuf *w)
     GEN_CHECK(mc_op_bucket_create(&subs[2], "other-bucket", MC_VERSIONING_UNVERSIONED, 10));
     GEN_CHECK(mc_op_atomic(&op, subs, 3));
     emit_op(w, "op_atomic3", &op);
+
+    /* An ATOMIC whose sub-ops carry full metadata (inline data, parts, user metadata, erasure)
+     * and whose acked_seq makes the whole record format 2: the node stamps it field by field
+     * and every replica block-decodes it at apply (fuzz_op_block.h). */
+    struct mc_op full[3] = {{0}};
+    GEN_CHECK(mc_op_put(&full[0], "photos", "2024/cat.jpg", "0000018bcfe56803", 11, &m));
+    GEN_CHECK(mc_op_update_meta(&full[1], "photos", "2024/dog.jpg", "0000018bcfe56800",
+                                MC_UPDATE_USER_META | MC_UPDATE_CONTENT_TYPE, &m, 11));
+    GEN_CHECK(mc_op_delete(&full[2], "photos", "old", "0000018bcfe56700", "0000018bcfe56804", 11));
+    GEN_CHECK(mc_op_atomic(&op, full, 3));
+    op.session_id = 42;
+    op.seq = 12;
+    op.acked_seq = 11;
+    emit_op(w, "op_atomic_full_v2", &op);
     mc_object_meta_clear(&m);
 }
 
@@ -581,6 +595,38 @@ static void gen_proto(struct mc_wbuf *w, struct mc_wbuf *list_body)
     q.u.write.ops = ops.data;
     q.u.write.ops_bytes = (uint32_t)ops.len;
     emit_req(w, "req_write_batch3", &q);
+
+    /* Single-op WRITEs, which the node block-decodes (mc_op_decode_block): a PUT with full
+     * metadata, and an ATOMIC record (decoded field by field for stamping). */
+    struct mc_object_meta m;
+    full_meta(&m);
+    GEN_CHECK(mc_op_put(&op, "photos", "2024/cat.jpg", NULL, 0, &m));
+    mc_wbuf_reset(&rec);
+    GEN_CHECK(mc_op_encode(&op, &rec));
+    mc_op_clear(&op);
+    mc_wbuf_reset(&ops);
+    mc_proto_ops_put(&ops, rec.data, rec.len);
+    q.u.write.session_id = 5;
+    q.u.write.seq = 3;
+    q.u.write.acked_seq = 2;
+    q.u.write.n_ops = 1;
+    q.u.write.ops = ops.data;
+    q.u.write.ops_bytes = (uint32_t)ops.len;
+    emit_req(w, "req_write1_put_full", &q);
+    struct mc_op subs[2] = {{0}};
+    GEN_CHECK(mc_op_put(&subs[0], "photos", "a", NULL, 0, &m));
+    GEN_CHECK(mc_op_delete(&subs[1], "photos", "b", "0000018bcfe56800", NULL, 0));
+    GEN_CHECK(mc_op_atomic(&op, subs, 2));
+    mc_object_meta_clear(&m);
+    mc_wbuf_reset(&rec);
+    GEN_CHECK(mc_op_encode(&op, &rec));
+    mc_op_clear(&op);
+    mc_wbuf_reset(&ops);
+    mc_proto_ops_put(&ops, rec.data, rec.len);
+    q.u.write.acked_seq = 0;
+    q.u.write.ops = ops.data;
+    q.u.write.ops_bytes = (uint32_t)ops.len;
+    emit_req(w, "req_write1_atomic", &q);
 
     q = (struct mc_proto_request){.op = MC_REQ_GET_OBJECT, .request_id = 2};
     q.u.get.bucket = mc_proto_cstr("photos");
