@@ -2,9 +2,11 @@
 #include "net/client_server.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "metacenter/error.h"
 #include "obs/metrics.h"
@@ -60,7 +62,8 @@ struct mc_client_conn {
     size_t wout_off;
     bool writing;
     uv_write_t wreq;
-    uint64_t write_start_ms; /* when the uv_write in flight (writing) began */
+    uint64_t write_start_ms; /* when the write in flight began or last made progress */
+    size_t write_queue_seen; /* smallest libuv write queue seen for it (progress = shrinking) */
     uint64_t closing_ms;     /* when the state became CONN_CLOSING */
     size_t begin_off;
     uint64_t last_active_ms;
@@ -264,6 +267,7 @@ static void flush_conn(struct mc_client_conn *c)
             }
             c->writing = true;
             c->write_start_ms = mc_mono_ms();
+            c->write_queue_seen = SIZE_MAX;
             c->refs++;
         }
     }
@@ -1003,6 +1007,13 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->opts.sndbuf_bytes > 0) {
+        int fd = -1;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+            (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &s->opts.sndbuf_bytes,
+                             sizeof(s->opts.sndbuf_bytes));
+        }
+    }
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET) {
@@ -1053,9 +1064,18 @@ static void on_timer(uv_timer_t *t)
          * per connection: a peer that stopped reading, or takes a few bytes now and then, may
          * not keep that forever. Back-pressure cannot help here (reading is paused already),
          * and the read and idle timeouts do not apply (nothing partial, requests answered). */
+        if (c->writing) {
+            /* The deadline is for a write that makes no progress: a client reading slowly but
+             * steadily drains the queue (libuv hands the kernel more as it reads) and is kept. */
+            size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+            if (q < c->write_queue_seen) {
+                c->write_queue_seen = q;
+                c->write_start_ms = now;
+            }
+        }
         if (c->writing && now - c->write_start_ms >= s->opts.send_timeout_ms) {
             s->stats.send_timeouts++;
-            MC_INFO("client_send_timeout", "peer=%s queued=%zu ms=%llu", c->peer,
+            MC_INFO("client_send_timeout", "peer=%s queued=%zu stalled_ms=%llu", c->peer,
                     mc_client_conn_pending_bytes(c), (unsigned long long)(now - c->write_start_ms));
             close_conn(c);
             c = next;

@@ -61,6 +61,8 @@ struct mc_client_server_opts {
     uint32_t send_timeout_ms;         /* 0 = default 30000: replies handed to a write must all
                                          reach the kernel within this long, else the peer has
                                          stopped reading (or trickles) and is closed */
+    int sndbuf_bytes; /* tests only: SO_SNDBUF of accepted sockets (0 = the kernel's): on
+                         loopback the kernel's auto-sized buffer takes whole replies */
     uint32_t request_read_timeout_ms; /* 0 = default 10000: a frame must arrive whole within
                                          this long of its first byte (slowloris), else the
                                          connection gets Timeout and is closed */

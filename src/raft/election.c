@@ -179,8 +179,10 @@ void el_tick(struct mc_raft *r)
  * term — by Leader Completeness (thesis §3.6.3) a leader's log holds every committed entry
  * before its first own-term entry, which covers a new leader whose commit index still lags.
  * The target is fixed at that first message (a follower that lags a busy leader still reaches
- * it); a restart learns a new one. Not covered: a first message from a deposed leader that
- * lacks the write (check-quorum makes it step down within an election timeout).
+ * it). Not covered (docs/decisions.md): a restart in the middle of catching up (the state is in
+ * memory: the log is no longer empty), and a deposed leader that lacks the write reaching the
+ * member first (having lost its term, the member follows it, and its acks can even keep that
+ * leader's quorum and check-quorum alive).
  */
 void el_amnesia_learn(struct mc_raft *r, const struct mc_raft_msg *m)
 {

@@ -987,6 +987,38 @@ Test(client_e2e, peer_that_stops_reading_is_closed_after_the_send_timeout)
     cr_assert_eq(st.send_timeouts, 1);
 }
 
+/* A client that reads slowly but steadily is not cut: the deadline is for a write making no
+ * progress (third review: one uv_write carried everything queued, so a reader taking 16 KiB
+ * every 50 ms had 256 KiB in one write for ~800 ms, past a 300 ms deadline). */
+Test(client_e2e, slow_steady_reader_is_not_closed_at_the_send_timeout)
+{
+    struct th_opts o = {0};
+    o.srv.max_output_bytes = 256 * 1024;
+    o.srv.send_timeout_ms = 300;
+    o.srv.sndbuf_bytes = 16 * 1024; /* else loopback takes the whole write at once */
+    struct th_server *s = start(o);
+    put_big(s);
+    int fd = raw_connect_rcvbuf(th_port(s), 4096);
+    enum { GETS = 12 };
+    send_big_gets(fd, GETS);
+    size_t want = (size_t)GETS * BIG_VALUE_BYTES, got = 0;
+    static uint8_t buf[16 * 1024];
+    uint64_t deadline = mc_mono_ms() + 20000;
+    while (got < want && mc_mono_ms() < deadline) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+        usleep(50 * 1000);
+    }
+    cr_assert_geq(got, want, "closed after %zu of %zu bytes", got, want);
+    close(fd);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.send_timeouts, 0);
+}
+
 Test(client_e2e, closing_connection_counts_and_is_closed_after_a_grace)
 {
     struct th_opts o = {0};
