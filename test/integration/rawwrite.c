@@ -100,8 +100,7 @@ static void frame_puts(const char *bucket, const char *prefix, int n_ops, int in
         mc_op_put(&op, bucket, key, NULL, 0, &meta);
         mc_op_encode(&op, &one);
         mc_proto_ops_put(&ops, one.data, one.len);
-        op.meta.inline_data = NULL; /* not ours to free */
-        mc_op_clear(&op);
+        mc_op_clear(&op); /* mc_op_put copied meta, inline bytes included */
         mc_wbuf_free(&one);
     }
     struct mc_proto_request req;
