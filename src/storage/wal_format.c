@@ -63,22 +63,17 @@ static uint64_t frame_sum(const uint8_t *p, uint32_t len)
     return XXH3_64bits_digest(&st);
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
+bool wal_all_zero(const uint8_t *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (p[i]) {
-            return false;
-        }
-    }
-    return true;
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
 int wal_frame_decode(const uint8_t *p, size_t avail, struct mc_wal_record *out, size_t *frame_bytes)
 {
     if (avail < WAL_FRAME_HDR_BYTES) {
-        return all_zero(p, avail) ? WAL_FRAME_ZERO : WAL_FRAME_BAD;
+        return wal_all_zero(p, avail) ? WAL_FRAME_ZERO : WAL_FRAME_BAD;
     }
-    if (all_zero(p, WAL_FRAME_HDR_BYTES)) {
+    if (wal_all_zero(p, WAL_FRAME_HDR_BYTES)) {
         return WAL_FRAME_ZERO;
     }
     uint32_t len = mc_get_u32le(p + 8);
@@ -92,7 +87,7 @@ int wal_frame_decode(const uint8_t *p, size_t avail, struct mc_wal_record *out, 
     if ((mc_get_u64le(p) ^ (uint64_t)wal_frame_group_field(p) * WAL_GROUP_K) != frame_sum(p, len)) {
         return WAL_FRAME_BAD;
     }
-    if (!all_zero(p + WAL_FRAME_HDR_BYTES + len, total - WAL_FRAME_HDR_BYTES - len)) {
+    if (!wal_all_zero(p + WAL_FRAME_HDR_BYTES + len, total - WAL_FRAME_HDR_BYTES - len)) {
         return WAL_FRAME_BAD;
     }
     out->len = len;

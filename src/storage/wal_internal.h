@@ -144,4 +144,7 @@ int wal_load(const char *wal_dir, const struct mc_fs_ops *fs, uint64_t segment_s
              struct wal_loaded *out, char *errbuf, size_t errbuf_len);
 void wal_seg_path(const char *wal_dir, uint64_t seq, char *out, size_t len);
 
+/* True when p[0..n) holds only zero bytes (preallocated, never written). */
+bool wal_all_zero(const uint8_t *p, size_t n);
+
 #endif

@@ -175,11 +175,6 @@ static int cut_segment(const struct mc_fs_ops *fs, struct wal_seg *seg, uint64_t
     return rc < 0 ? mc_fs_errno_to_mc(rc) : 0;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 /*
  * Before a torn tail is cut: copy the bytes that go, from off to the last non-zero one (the
  * preallocated zeros after it say nothing) and at most WAL_TORN_MAX_BYTES, to PATH.torn, so an
@@ -208,7 +203,7 @@ static int64_t save_torn(const struct mc_fs_ops *fs, const struct wal_seg *seg, 
             rc = n < 0 ? (int)n : -EIO;
             break;
         }
-        if (!all_zero(buf, (size_t)n)) {
+        if (!wal_all_zero(buf, (size_t)n)) {
             ssize_t wn = fs->pwrite(fs->ctx, fd, buf, (size_t)n, (off_t)(at - off));
             rc = wn == n ? 0 : (wn < 0 ? (int)wn : -EIO);
             size_t last = (size_t)n;
