@@ -214,3 +214,11 @@ def cli(args, timeout=30, check=True, input=None):
 def cli_json(args, **kw):
     r = cli(args + ["--json"], **kw)
     return json.loads(r.stdout)
+
+
+def rawwrite(*args, timeout=60):
+    """build/rawwrite (test/integration/rawwrite.c): one hand-made client-protocol request; its
+    JSON line."""
+    r = subprocess.run([os.path.join(ROOT, BUILD, "rawwrite")] + list(args), capture_output=True,
+                       text=True, timeout=timeout)
+    return json.loads(r.stdout)

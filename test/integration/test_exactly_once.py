@@ -1,39 +1,29 @@
 """test_exactly_once.py: the same (session, seq) write delivered twice, across a leader change,
 is applied once (the second delivery returns the cached result)."""
-import json
-import os
-import subprocess
+from harness import Cluster, cli, cli_json, rawwrite
 
-from harness import BUILD, ROOT, Cluster, cli, cli_json
-
-RAW = os.path.join(ROOT, BUILD, "rawwrite")
 FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
-
-
-def raw(*args):
-    r = subprocess.run([RAW] + list(args), capture_output=True, text=True, timeout=30)
-    return json.loads(r.stdout)
 
 
 def test_duplicate_write_across_leader_change_applies_once():
     with Cluster(3, FAST) as c:
         leader = c.leader()
         cli(["--endpoints", c.endpoints(), "bucket", "create", "once", "--versioning"])
-        sess = raw(leader.client, "register")
+        sess = rawwrite(leader.client, "register")
         assert sess["status"] == "OK" and sess["session"] > 0, sess
-        first = raw(leader.client, "put", str(sess["session"]), "1", "once", "k", "etag-1")
+        first = rawwrite(leader.client, "put", str(sess["session"]), "1", "once", "k", "etag-1")
         assert first["status"] == "OK" and not first["duplicate"], first
         leader.kill()
         new_leader = c.leader(exclude=(leader.id,))
-        again = raw(new_leader.client, "put", str(sess["session"]), "1", "once", "k", "etag-1")
+        again = rawwrite(new_leader.client, "put", str(sess["session"]), "1", "once", "k", "etag-1")
         assert again["status"] == "OK" and again["duplicate"], again
         assert again["version_id"] == first["version_id"], (first, again)
         # A new seq applies normally; the versioned bucket holds exactly two versions.
-        nxt = raw(new_leader.client, "put", str(sess["session"]), "2", "once", "k", "etag-2")
+        nxt = rawwrite(new_leader.client, "put", str(sess["session"]), "2", "once", "k", "etag-2")
         assert nxt["status"] == "OK" and not nxt["duplicate"], nxt
         versions = cli_json(["--endpoints", new_leader.client, "versions", "once"])
         assert len(versions["versions"]) == 2, versions
         # A write on a follower is refused with NotLeader (the client library follows it).
         follower = [n for n in c.nodes if n.alive() and n.id != new_leader.id][0]
-        red = raw(follower.client, "put", str(sess["session"]), "3", "once", "k", "etag-3")
+        red = rawwrite(follower.client, "put", str(sess["session"]), "3", "once", "k", "etag-3")
         assert red["status"] == "NotLeader", red

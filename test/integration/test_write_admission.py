@@ -3,27 +3,23 @@
 after the apply rules were fixed are checked here, not at apply, so replicas of different
 versions apply the same log alike (engine.h); a batch never holds more engine ops than one apply
 takes, and a large write is not refused because other clients' writes came first."""
-import json
-import os
-import subprocess
-
-from harness import BUILD, ROOT, Cluster
-
-RAW = os.path.join(ROOT, BUILD, "rawwrite")
+from harness import Cluster, cli_json, rawwrite
 
 
-def raw(*args):
-    r = subprocess.run([RAW] + list(args), capture_output=True, text=True, timeout=30)
-    return json.loads(r.stdout)
+
+def burst(node, bucket, *shape):
+    """rawwrite burst into a new bucket, the node stopped while the writes arrive."""
+    assert rawwrite(node.client, "mkbucket", bucket)["status"] == "OK"
+    return rawwrite(node.client, "burst", bucket, *shape, str(node.proc.pid))
 
 
 def test_node_refuses_a_reserved_bucket_name_before_proposing():
     with Cluster(1) as c:
         node = c.leader()
         for name in ("xn--abc", "abc-s3alias", "sthree-x"):
-            r = raw(node.client, "mkbucket", name)
+            r = rawwrite(node.client, "mkbucket", name)
             assert r["status"] == "InvalidBucketName", (name, r)
-        assert raw(node.client, "mkbucket", "plain-name")["status"] == "OK"
+        assert rawwrite(node.client, "mkbucket", "plain-name")["status"] == "OK"
 
 
 def test_atomic_writes_batched_together_stay_under_the_engine_op_limit():
@@ -33,20 +29,14 @@ def test_atomic_writes_batched_together_stay_under_the_engine_op_limit():
     restart (session 8 review). Now the batch is proposed before it would go over."""
     with Cluster(1) as c:
         node = c.leader()
-        assert raw(node.client, "mkbucket", "burst")["status"] == "OK"
-        r = subprocess.run([RAW, node.client, "burst", "burst", "0", "0", "12", "1000", "0",
-                            str(node.proc.pid)], capture_output=True, text=True, timeout=60)
-        res = json.loads(r.stdout)
+        res = burst(node, "burst", "0", "0", "12", "1000", "0")
         assert res["ok"] == 12 and res["errors"] == 0, (res, node.log_tail())
         assert node.alive(), node.log_tail()
         node.stop()
         node.start()
-        listed = subprocess.run(
-            [os.path.join(ROOT, BUILD, "metacenter"), "--endpoints", node.client, "--json", "ls",
-             "burst", "--max-keys", "1000", "--prefix", "c11-"],
-            capture_output=True, text=True, timeout=30)
-        assert listed.returncode == 0, listed.stderr
-        assert len(json.loads(listed.stdout)["objects"]) == 1000, listed.stdout[:300]
+        listed = cli_json(["--endpoints", node.client, "ls", "burst", "--max-keys", "1000",
+                           "--prefix", "c11-"])
+        assert len(listed["objects"]) == 1000, str(listed)[:300]
 
 
 def test_a_large_write_is_not_refused_for_what_others_sent_first():
@@ -56,8 +46,5 @@ def test_a_large_write_is_not_refused_for_what_others_sent_first():
     proposed first and the atomic starts the next one."""
     with Cluster(1) as c:
         node = c.leader()
-        assert raw(node.client, "mkbucket", "big")["status"] == "OK"
-        r = subprocess.run([RAW, node.client, "burst", "big", "34", "30000", "1", "18", "60000",
-                            str(node.proc.pid)], capture_output=True, text=True, timeout=60)
-        res = json.loads(r.stdout)
+        res = burst(node, "big", "34", "30000", "1", "18", "60000")
         assert res["errors"] == 0 and res["big_ok"] == 1, (res, node.log_tail())
