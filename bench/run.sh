@@ -117,6 +117,19 @@ bench_row n3 get_lin_open150k_c4 --workload get --connections 4 --pipeline 512 -
     --rate 150000
 bench_row n3 get_lin_open150k_c16_fr --workload get --connections 16 --pipeline 128 --keys $KEYS \
     --rate 150000 --follower-reads
+# C=4 once more with the generator sending on a 100 µs grid (`--send-tick-us 100`: what falls due
+# within a tick leaves in one send per connection; the wait counts in the latency). On this
+# shared box the generator's sends are a third of the CPU at 150K/s (docs/benchmarks.md).
+bench_row n3 get_lin_open150k_c4_t100 --workload get --connections 4 --pipeline 512 --keys $KEYS \
+    --rate 150000 --send-tick-us 100
+
+# Open-loop writes at 40K offered (the target's latency figure) from fewer, deeper connections,
+# as the read rows above; the sweep below has the C=64 figure.
+log "cluster n3: open-loop writes at 40K offered"
+bench_row n3 put_open40k_c16 --workload put --connections 16 --pipeline 256 --keys $KEYS \
+    --rate 40000
+bench_row n3 put_open40k_c4 --workload put --connections 4 --pipeline 1024 --keys $KEYS \
+    --rate 40000
 
 # Open-loop write sweep (p99 vs throughput): 2K, 5K, then 10K ops/s upward until the cluster
 # saturates (the low rates show where the latency knee is).

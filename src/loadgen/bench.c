@@ -44,6 +44,7 @@ struct bench_cfg {
     uint32_t value_bytes;
     enum mc_consistency consistency;
     double rate; /* total ops/s; 0 = closed loop */
+    uint32_t send_tick_us; /* open loop: sends leave on this grid (0 = each as soon as due) */
     bool json;
     bool follower_reads; /* linearizable reads rotate over every member (client option) */
     uint64_t count; /* stop after this many ops (0 = duration only) */
@@ -106,6 +107,7 @@ static _Atomic int stop_flag;
 static _Atomic int warm_count;
 static _Atomic int go_flag;
 #define BENCH_WARMUP_MAX_MS 10000
+#define BENCH_SEND_TICK_MAX_US 100000
 
 static const char usage[] =
     "usage: metacenter bench [flags]\n"
@@ -126,6 +128,9 @@ static const char usage[] =
     "  --follower-reads        linearizable reads rotate over every member instead of\n"
     "                          going to the leader (the client library's default)\n"
     "  --rate OPS              open loop at OPS ops/s in total (default: closed loop)\n"
+    "  --send-tick-us N        open loop: send what is due every N us instead of each\n"
+    "                          request as soon as due (fewer, fuller sends: less load-\n"
+    "                          generator CPU; the wait counts in the latency; default 0)\n"
     "  --bucket NAME           bucket to use (default bench; created if missing)\n"
     "  --list-page N           list: max-keys per page (default 1000); pages start after a\n"
     "                          random key of the --keys space (as written by bench load)\n"
@@ -235,6 +240,10 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
             rc = parse_u64(v, &x);
             rc = rc || x < 1 || x > 3600000 ? MC_EINVAL : 0;
             c->request_timeout_ms = (uint32_t)x;
+        } else if (strcmp(f, "--send-tick-us") == 0) {
+            rc = parse_u64(v, &x);
+            rc = rc || x > BENCH_SEND_TICK_MAX_US ? MC_EINVAL : 0;
+            c->send_tick_us = (uint32_t)x;
         } else if (strcmp(f, "--rate") == 0) {
             char *end;
             c->rate = strtod(v, &end);
@@ -262,6 +271,10 @@ static int parse_args(struct bench_cfg *c, int argc, char **argv)
             fprintf(stderr, "InvalidArgument: bad value '%s' for %s\n", v, f);
             return MC_EINVAL;
         }
+    }
+    if (c->send_tick_us && c->rate <= 0) {
+        fprintf(stderr, "InvalidArgument: --send-tick-us needs --rate (open loop)\n");
+        return MC_EINVAL;
     }
     return 0;
 }
@@ -495,7 +508,8 @@ static void *loop_main(void *arg)
     while (!atomic_load(&go_flag) && !atomic_load(&stop_flag)) {
         loop_wait(l, 1); /* keep the sockets drained */
     }
-    uint64_t now = mc_mono_ns(), last_all = now;
+    uint64_t now = mc_mono_ns(), last_all = now, grid0 = now;
+    uint64_t tick_ns = (uint64_t)c->send_tick_us * 1000;
     for (int i = 0; i < l->n; i++) {
         /* Open loop: the workers' schedules are staggered over one interval, so the offered
          * load is smooth instead of one burst from every connection per interval. */
@@ -505,11 +519,14 @@ static void *loop_main(void *arg)
     uint64_t published = 0, published_errs = 0;
     while (!atomic_load(&stop_flag)) {
         now = mc_mono_ns();
+        /* With a send tick, a request is sent at the last grid point at or after it fell due
+         * (a reply waking the loop between grid points sends nothing early). */
+        uint64_t due_by = tick_ns ? grid0 + (now - grid0) / tick_ns * tick_ns : now;
         uint64_t next_send = UINT64_MAX, ops = 0, errs = 0;
         bool all_done = per_worker != 0;
         for (int i = 0; i < l->n; i++) {
             struct worker *w = &l->ws[i];
-            refill(w, now);
+            refill(w, due_by);
             if (w->interval_ns && w->inflight < c->pipeline && w->next_send_ns < next_send) {
                 next_send = w->next_send_ns;
             }
@@ -533,6 +550,12 @@ static void *loop_main(void *arg)
         loop_step(l, all);
         int timeout = (int)(BENCH_STEP_NS / 1000000);
         if (next_send != UINT64_MAX) {
+            if (tick_ns) {
+                /* Wait for the grid point at or after the next due send: what falls due
+                 * meanwhile leaves in the same sends; its latency still counts from when it
+                 * was due (intended), so the wait is measured, never hidden. */
+                next_send = grid0 + (next_send - grid0 + tick_ns - 1) / tick_ns * tick_ns;
+            }
             uint64_t now2 = mc_mono_ns();
             uint64_t d = next_send > now2 ? next_send - now2 : 0;
             if (d < 1000000) {
@@ -762,14 +785,14 @@ int mc_bench_main(int argc, char **argv)
         printf("{\"workload\":\"%s\",\"connections\":%d,\"pipeline\":%d,\"ops\":%llu,"
                "\"errors\":%llu,\"seconds\":%.3f,\"ops_per_sec\":%.1f,\"p50_us\":%llu,"
                "\"p90_us\":%llu,\"p99_us\":%llu,\"p999_us\":%llu,\"max_us\":%llu,"
-               "\"rate\":%.0f,\"consistency\":\"%s\"}\n",
+               "\"rate\":%.0f,\"send_tick_us\":%u,\"consistency\":\"%s\"}\n",
                wname, c.connections, c.pipeline, (unsigned long long)ops,
                (unsigned long long)errors, seconds, ops_per_sec,
                (unsigned long long)mc_hist_quantile(h, 0.50),
                (unsigned long long)mc_hist_quantile(h, 0.90),
                (unsigned long long)mc_hist_quantile(h, 0.99),
                (unsigned long long)mc_hist_quantile(h, 0.999), (unsigned long long)h->max, c.rate,
-               c.consistency == MC_CONSISTENCY_STALE ? "stale" : "linearizable");
+               c.send_tick_us, c.consistency == MC_CONSISTENCY_STALE ? "stale" : "linearizable");
     } else {
         printf("workload=%s connections=%d pipeline=%d ops=%llu errors=%llu seconds=%.2f\n"
                "ops/s=%.0f latency_us p50=%llu p90=%llu p99=%llu p99.9=%llu max=%llu\n",
