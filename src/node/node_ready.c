@@ -275,12 +275,6 @@ void node_process_ready(struct mc_node *n)
             return;
         }
         send_msgs(n, &rd, ticket);
-        if (rd.n_committed) {
-            /* Replicate before applying: followers persist the new entries while this node
-             * applies the committed ones, instead of after (a leader's apply of a large
-             * batch is the longest step of its loop). */
-            mc_peer_flush(n->peers);
-        }
         /* Held: the test hook, an image copy starting (node_snapshot.c start_copy), or older
          * entries still held (log order). */
         uint64_t delay_ns = apply_delay_ns();
