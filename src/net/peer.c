@@ -12,6 +12,7 @@
 #define INBUF_INITIAL    65536
 #define TLS_CIPHER_BYTES (64u * 1024) /* ciphertext read per callback on TLS links */
 #define MAX_INBOUND      64
+#define UNKNOWN_KIND_LOG_MS 1000 /* at most one peer_unknown_frame_kind line per link per second */
 
 enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP, LINK_BACKOFF, LINK_CLOSING };
 
@@ -45,6 +46,9 @@ struct inbound {
     int used;
     struct mc_tls *tls; /* inbound TLS session (NULL = plaintext) */
     uint8_t *cbuf;
+    uint64_t unknown_kinds;      /* frames of a kind newer than this build, skipped */
+    uint64_t unknown_logged_ms;  /* loop time of the last peer_unknown_frame_kind line */
+    int unknown_logged;
 };
 
 struct mc_peer_transport {
@@ -538,6 +542,22 @@ static void inbound_read_tls(struct inbound *in, const uv_buf_t *buf, size_t n)
     }
 }
 
+/* A well-formed frame of a kind newer than this build, from the authenticated peer: skipped,
+ * the link kept. During a rolling upgrade a newer member sends kinds an older one does not know
+ * (MC_PEER_CHECK came in session 8); dropping the link for them would lose the Raft traffic on
+ * it too. Logged at most once a second per link: the sender may repeat it on every tick. */
+static void skip_unknown_kind(struct inbound *in, uint8_t kind)
+{
+    uint64_t now = uv_now(in->t->loop);
+    in->unknown_kinds++;
+    if (!in->unknown_logged || now - in->unknown_logged_ms >= UNKNOWN_KIND_LOG_MS) {
+        MC_WARN("peer_unknown_frame_kind", "from=%llu kind=%u skipped=%llu",
+                (unsigned long long)in->from, kind, (unsigned long long)in->unknown_kinds);
+        in->unknown_logged = 1;
+        in->unknown_logged_ms = now;
+    }
+}
+
 /* Returns 0 to continue, negative to close the connection. */
 static int handle_frame(struct inbound *in, uint8_t kind, uint64_t from, const uint8_t *payload,
                         size_t len)
@@ -575,9 +595,13 @@ static int handle_frame(struct inbound *in, uint8_t kind, uint64_t from, const u
         }
         return 0;
     }
-    if (kind == MC_PEER_HELLO || kind > MC_PEER_KIND_MAX || from != in->from) {
+    if (kind == MC_PEER_HELLO || from != in->from) {
         MC_WARN("peer_bad_frame", "from=%llu kind=%u", (unsigned long long)from, kind);
         return MC_EPROTO;
+    }
+    if (kind > MC_PEER_KIND_MAX) {
+        skip_unknown_kind(in, kind);
+        return 0;
     }
     t->opts.on_recv(t->opts.ctx, from, kind, payload, len);
     return 0;

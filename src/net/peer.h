@@ -20,6 +20,8 @@
  * id differs is refused (a node with cluster id 0 — one waiting to join — accepts
  * the first one it sees: on_hello reports it); the addresses let followers
  * redirect clients to the leader and a joining node dial back the leader. Frames are ≤ MC_PEER_FRAME_MAX.
+ * After HELLO, a frame of a kind above MC_PEER_KIND_MAX (from a newer build) is skipped and the
+ * link kept; a second HELLO or a from_node other than the HELLO's closes the link.
  */
 #define MC_PEER_FRAME_MAX (8u * 1024 * 1024)
 #define MC_PEER_MAX_PEERS 16
@@ -32,7 +34,7 @@ enum mc_peer_kind {
     MC_PEER_SNAP_CHUNK = 2, /* snapshot bytes: leader → follower */
     MC_PEER_SNAP_ACK = 3,   /* follower → leader: bytes received so far / done / failed */
     MC_PEER_CHECK = 4,      /* consistency check: leader asks a member's hash, it answers */
-    MC_PEER_KIND_MAX = 4,
+    MC_PEER_KIND_MAX = 4, /* the newest kind this build knows; newer ones are skipped */
 };
 
 struct mc_peer_transport;

@@ -178,6 +178,24 @@ static bool can_accept_write(struct mc_node *n, const struct mc_client_token *t)
     return true;
 }
 
+/* The engine's decoders call a record over MC_OP_MAX_BYTES malformed (they also read log
+ * entries, where that is right); a client whose record is merely too big gets EntityTooLarge
+ * naming the limit instead, checked for every record before any is decoded. */
+_Static_assert(MC_OP_MAX_BYTES == 2u * 1024 * 1024, "the message below names the limit");
+#define OP_TOO_LARGE_MSG "an op record is larger than 2 MiB (MC_OP_MAX_BYTES)"
+
+static bool op_record_too_large(const struct mc_proto_request *q)
+{
+    uint32_t pos = 0, len = 0;
+    const uint8_t *p = NULL;
+    while (mc_proto_ops_next(q->u.write.ops, q->u.write.ops_bytes, &pos, &p, &len)) {
+        if (len > MC_OP_MAX_BYTES) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
 {
     const struct mc_proto_request *q = r->req;
@@ -191,6 +209,10 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     char vidbuf[17];
     if (q->u.write.n_ops == 0) {
         mc_client_reply_error(&r->token, MC_EINVAL, "a write needs at least one op");
+        return;
+    }
+    if (op_record_too_large(q)) {
+        mc_client_reply_error(&r->token, MC_ETOOLARGE, OP_TOO_LARGE_MSG);
         return;
     }
     if (q->u.write.n_ops == 1) {

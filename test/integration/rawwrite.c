@@ -193,11 +193,65 @@ static int burst(const char *addr, const char *bucket, char **v)
     return errors ? 1 : 0;
 }
 
+/*
+ * bigop: one WRITE of n_ops records into bucket, the last one MC_OP_MAX_BYTES + 1 bytes (zeros:
+ * the node must refuse it on its length alone), the others small valid puts. Prints
+ * {"status":"...","message":"..."}.
+ */
+static int bigop(const char *addr, const char *bucket, int n_ops)
+{
+    if (n_ops < 1 || n_ops > 100) {
+        return 2;
+    }
+    struct mc_wbuf ops, one;
+    mc_wbuf_init(&ops, 0);
+    for (int i = 0; i + 1 < n_ops; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "small-%d", i);
+        struct mc_object_meta meta;
+        memset(&meta, 0, sizeof(meta));
+        meta.etag = "e";
+        struct mc_op op;
+        mc_op_put(&op, bucket, key, NULL, 0, &meta);
+        mc_wbuf_init(&one, 0);
+        mc_op_encode(&op, &one);
+        mc_proto_ops_put(&ops, one.data, one.len);
+        mc_op_clear(&op);
+        mc_wbuf_free(&one);
+    }
+    uint8_t *big = calloc(1, MC_OP_MAX_BYTES + 1);
+    if (!big) {
+        return 2;
+    }
+    mc_proto_ops_put(&ops, big, MC_OP_MAX_BYTES + 1);
+    free(big);
+    struct mc_proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.request_id = 9;
+    req.op = MC_REQ_WRITE;
+    req.u.write.n_ops = (uint32_t)n_ops;
+    req.u.write.ops = ops.data;
+    req.u.write.ops_bytes = (uint32_t)ops.len;
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = roundtrip(addr, &req, &body, &blen);
+    struct mc_proto_error e;
+    memset(&e, 0, sizeof(e));
+    if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
+        memset(&e, 0, sizeof(e));
+    }
+    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc),
+           (int)e.message.len, e.message.ptr ? e.message.ptr : "");
+    free(body);
+    mc_wbuf_free(&ops);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG | "
-                        "ADDR mkbucket NAME\n");
+                        "ADDR mkbucket NAME | ADDR bigop BUCKET N_OPS\n");
         return 2;
     }
     const char *addr = argv[1];
@@ -217,6 +271,9 @@ int main(int argc, char **argv)
                (unsigned long long)sid);
         free(body);
         return rc ? 1 : 0;
+    }
+    if (strcmp(argv[2], "bigop") == 0 && argc == 5) {
+        return bigop(addr, argv[3], atoi(argv[4]));
     }
     if (strcmp(argv[2], "burst") == 0 && argc == 10) {
         return burst(addr, argv[3], argv + 4);

@@ -249,6 +249,37 @@ def test_forged_hello_does_not_rewrite_a_members_client_address():
         assert "peer_hello_not_member from=77" in f.log(), f.log_tail()
 
 
+def test_unknown_peer_frame_kind_keeps_the_link():
+    """A frame of a kind newer than the build (a newer member in a rolling upgrade) is skipped
+    and logged; before session 9 the node dropped the link (peer_bad_frame) and the Raft
+    traffic on it with it."""
+    with Cluster(3, FAST) as c:
+        leader = c.leader()
+        f = [n for n in c.nodes if n.id != leader.id][0]
+        with open(os.path.join(f.dir, "cluster")) as fh:
+            cluster_id = int([ln for ln in fh.read().splitlines()
+                              if ln.startswith("cluster_id=")][0].split("=")[1])
+        s = socket.create_connection(("127.0.0.1", f.peer_port), timeout=5)
+        try:
+            s.sendall(_hello(77, cluster_id, "", "", "") +
+                      3 * (struct.pack("<IBQ", 9 + 4, 200, 77) + b"new!"))
+            logged = wait_for(lambda: "peer_unknown_frame_kind from=77 kind=200" in f.log(), 5)
+            s.settimeout(0.5)
+            try:
+                closed = s.recv(1) == b""
+            except socket.timeout:
+                closed = False
+            except OSError:
+                closed = True
+            assert not closed, "the link was dropped:\n" + f.log_tail()
+            assert logged, f.log_tail()
+            assert f.log().count("peer_unknown_frame_kind") == 1, "rate limited to 1/s/link"
+        finally:
+            s.close()
+        assert f.alive(), f.log_tail()
+        cli(["--endpoints", c.endpoints(), "bucket", "create", "after-unknown-kind"])
+
+
 def test_refused_add_keeps_the_members_addresses():
     with Cluster(1, FAST) as c:
         n1 = c.nodes[0]
