@@ -28,7 +28,8 @@
 #define OUT_MAX_BYTES   (64u * 1024 * 1024) /* largest answer (a listing) + what is queued */
 #define KEEP_OUT_BYTES  (64u * 1024)        /* a larger idle output buffer is released */
 #define OUT_PAUSE_BYTES (256u * 1024)       /* queued output above: no more requests parsed */
-#define SWEEP_MS        1000                /* idle / drain timeout check period */
+#define SWEEP_MS        1000                /* idle / drain timeout check period ... */
+#define SWEEP_MIN_MS    25 /* ... shorter, down to this, for timeouts under 4 s (sweep_period) */
 #define LISTEN_BACKLOG  512
 #define REFUSED_LOG_MS  1000 /* http_accept_refused: at most one line a second */
 
@@ -44,7 +45,7 @@ struct mc_http_io {
     struct mc_http_conn *conns;
     uint32_t n_conns;
     uint32_t n_alloc; /* connections not yet freed (open or closed while with a worker) */
-    char date[48];    /* "Date: <IMF-fixdate>\r\n", refreshed by the sweep every second */
+    char date[48];    /* "Date: <IMF-fixdate>\r\n", refreshed by every sweep (sweep_period) */
     size_t date_len;
     uint64_t refused_log_ms;   /* last http_accept_refused line (0 = none yet) */
     uint64_t refused_unlogged; /* refused since that line */
@@ -767,8 +768,8 @@ static void on_connection(uv_stream_t *l, int status)
     update_reading(c);
 }
 
-/* The Date header (RFC 9110 §6.6.1) for every answer: formatted once a second, not per
- * answer. */
+/* The Date header (RFC 9110 §6.6.1) for every answer: formatted by the sweep (at least once
+ * a second), not per answer. */
 static void update_date(struct mc_http_io *io)
 {
     time_t now = time(NULL);
@@ -802,9 +803,9 @@ static bool send_expired(struct mc_http_conn *c, uint64_t now)
     return now - c->send_since_ms > c->srv->send_timeout_ms;
 }
 
-/* Once a second: the Date string, and the timeouts. Idle keep-alive connections, output that
- * made no progress (a client that stopped reading) or has not drained within send_timeout_ms
- * (a slow reader), and requests not received in time (a
+/* Every sweep_period (a second by default): the Date string, and the timeouts. Idle
+ * keep-alive connections, output that made no progress (a client that stopped reading) or has
+ * not drained within send_timeout_ms (a slow reader), and requests not received in time (a
  * head within head_timeout_ms of its first byte, the body within idle_timeout_ms more:
  * slowloris) are closed, the last with a 408. */
 static void on_sweep(uv_timer_t *t)
@@ -918,6 +919,18 @@ int mc_http_io_port(const struct mc_http_io *io)
     return io->port;
 }
 
+/* The sweep period: every second, or a quarter of the idle or head timeout when that is
+ * under 4 s (`serve --http-head-timeout-ms 300` then closes within ~25% of 300 ms, not
+ * anywhere up to 1.3 s); at most one sweep per SWEEP_MIN_MS. The send timeout is left out:
+ * its drain check samples the socket, and sampling it more often for a short send timeout
+ * would change what counts as caught up (send_expired). */
+static uint64_t sweep_period(const struct mc_http_server *s)
+{
+    uint32_t t = s->idle_timeout_ms < s->head_timeout_ms ? s->idle_timeout_ms : s->head_timeout_ms;
+    uint64_t p = t / 4;
+    return p > SWEEP_MS ? SWEEP_MS : p < SWEEP_MIN_MS ? SWEEP_MIN_MS : p;
+}
+
 int mc_http_io_start(struct mc_http_server *s, uv_loop_t *loop, const struct sockaddr_in *sa,
                      struct mc_http_io **out)
 {
@@ -951,7 +964,8 @@ int mc_http_io_start(struct mc_http_server *s, uv_loop_t *loop, const struct soc
     }
     io->port = ntohs(bound.sin_port);
     update_date(io);
-    uv_timer_start(&io->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    uint64_t period = sweep_period(s);
+    uv_timer_start(&io->sweep, on_sweep, period, period);
     uv_unref((uv_handle_t *)&io->sweep);
     *out = io;
     return 0;

@@ -16,6 +16,14 @@
 
 #include <uv.h>
 
+/* server.h's reasoning for the body cap: one request frame carries it, and a record the
+ * engine takes fits in it with room for JSON's overhead. */
+_Static_assert(MC_HTTP_MAX_BODY_LIMIT <= MC_PROTO_MAX_FRAME_BYTES,
+               "an HTTP body must fit the client frame it becomes");
+_Static_assert(MC_HTTP_MAX_BODY_LIMIT >= MC_OP_MAX_BYTES,
+               "the body cap must leave room for the largest op record");
+_Static_assert(MC_HTTP_MAX_BODY_BYTES <= MC_HTTP_MAX_BODY_LIMIT, "default within the cap");
+
 /* In-process mode: threads for admin routes and forwarded requests (blocking client calls). */
 #define LOCAL_WORKERS 4
 
@@ -430,7 +438,7 @@ int mc_http_start(const struct mc_http_options *o, struct mc_http_server **out)
     if (parse_addr(listen, &sa) != 0)
         return MC_EINVAL;
     uint32_t threads = o->threads ? o->threads : MC_HTTP_DEFAULT_THREADS;
-    if (threads > MC_HTTP_MAX_THREADS)
+    if (threads > MC_HTTP_MAX_THREADS || o->max_body_bytes > MC_HTTP_MAX_BODY_LIMIT)
         return MC_EINVAL;
     if (o->auth && o->internal_token && strlen(o->internal_token) >= MC_CLIENT_TOKEN_MAX + 1)
         return MC_EINVAL;

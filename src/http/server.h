@@ -37,6 +37,12 @@ struct uv_loop_s;
 #define MC_HTTP_HEAD_TIMEOUT_MS (30u * 1000)  /* first byte of a request to its whole head */
 #define MC_HTTP_SEND_TIMEOUT_MS (120u * 1000) /* output pending, never drained: closed */
 #define MC_HTTP_MAX_PEM_BYTES   (1u << 20)    /* --cert-file / --key-file read for HTTPS */
+/* Largest max_body_bytes (mc_http_start refuses more): a body becomes one client-protocol
+ * frame (at most MC_PROTO_MAX_FRAME_BYTES, 4 MiB) holding one op record the engine takes up to
+ * MC_OP_MAX_BYTES (2 MiB); the compact JSON of such a record stays under 4 MiB (base64 inline
+ * data is 4/3 of its bytes, etags and names ~1x), so a larger body could only be buffered
+ * (per connection) to be refused later. server.c asserts the relation. */
+#define MC_HTTP_MAX_BODY_LIMIT (4u << 20)
 
 struct mc_http_options {
     const char *listen_addr;     /* "host:port" (numeric IPv4); port 0 = ephemeral (mc_http_port).
@@ -46,7 +52,8 @@ struct mc_http_options {
     uint64_t ready_max_lag;      /* /readyz: max commit_index - applied_index; 0 = 1000 */
     uint32_t threads;            /* loopback mode: worker threads; 0 = MC_HTTP_DEFAULT_THREADS */
     uint32_t request_timeout_ms; /* loopback client per-request timeout; 0 = 5000 */
-    uint32_t max_body_bytes;     /* 0 = MC_HTTP_MAX_BODY_BYTES */
+    uint32_t max_body_bytes;     /* 0 = MC_HTTP_MAX_BODY_BYTES; above MC_HTTP_MAX_BODY_LIMIT:
+                                    MC_EINVAL. Each connection may buffer this much. */
     uint32_t idle_timeout_ms;    /* connection idle, or its output stalled (the client does
                                     not read), this long: closed. 0 = MC_HTTP_IDLE_TIMEOUT_MS */
     uint32_t head_timeout_ms;    /* a request head not complete this long after its first

@@ -57,6 +57,12 @@ const char mc_node_options_help[] =
     "                                accepted and closed at once)\n"
     "  --http-send-timeout-ms N      close a connection whose pending answers have not drained\n"
     "                                completely within N ms (slow reader; default 120000)\n"
+    "  --http-idle-timeout-ms N      close a keep-alive connection idle (or its output stalled)\n"
+    "                                N ms (100..86400000; default 120000)\n"
+    "  --http-head-timeout-ms N      a request head must be complete N ms after its first byte,\n"
+    "                                else 408 and close (100..86400000; default 30000)\n"
+    "  --http-max-body-bytes N       larger request bodies get 413 (256..4194304; default\n"
+    "                                1048576; each connection may buffer this much)\n"
     "Security (docs/security.md):\n"
     "  --auth-file FILE              bearer tokens + roles (lines from 'metacenter auth "
     "hash-token');\n"
@@ -104,6 +110,9 @@ void mc_node_options_default(struct mc_node_options *o)
     o->max_list_keys = 1000;
     o->http_max_connections = MC_HTTP_MAX_CONNECTIONS;
     o->http_send_timeout_ms = MC_HTTP_SEND_TIMEOUT_MS;
+    o->http_idle_timeout_ms = MC_HTTP_IDLE_TIMEOUT_MS;
+    o->http_head_timeout_ms = MC_HTTP_HEAD_TIMEOUT_MS;
+    o->http_max_body_bytes = MC_HTTP_MAX_BODY_BYTES;
 }
 
 static int set_str(char *dst, size_t cap, const char *v, const char *flag, char *err, size_t el)
@@ -305,6 +314,15 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->http_max_connections, v, 1, MC_HTTP_MAX_CONNECTIONS, f, err, errlen);
         } else if (strcmp(f, "--http-send-timeout-ms") == 0) {
             rc = set_u64(&o->http_send_timeout_ms, v, 1, UINT32_MAX, f, err, errlen);
+        } else if (strcmp(f, "--http-idle-timeout-ms") == 0) {
+            rc = set_u64(&o->http_idle_timeout_ms, v, MC_OPT_HTTP_TIMEOUT_MIN_MS,
+                         MC_OPT_HTTP_TIMEOUT_MAX_MS, f, err, errlen);
+        } else if (strcmp(f, "--http-head-timeout-ms") == 0) {
+            rc = set_u64(&o->http_head_timeout_ms, v, MC_OPT_HTTP_TIMEOUT_MIN_MS,
+                         MC_OPT_HTTP_TIMEOUT_MAX_MS, f, err, errlen);
+        } else if (strcmp(f, "--http-max-body-bytes") == 0) {
+            rc = set_u64(&o->http_max_body_bytes, v, MC_OPT_HTTP_BODY_MIN_BYTES,
+                         MC_HTTP_MAX_BODY_LIMIT, f, err, errlen);
         } else if (strcmp(f, "--log-level") == 0) {
             enum mc_log_level l;
             rc = mc_log_parse_level(v, &l);

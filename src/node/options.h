@@ -56,6 +56,9 @@ struct mc_node_options {
     /* HTTP-port limits (src/http/server.h; docs/operations.md). */
     uint64_t http_max_connections; /* default 1024 (also the maximum); extra: refused */
     uint64_t http_send_timeout_ms; /* default 120000: pending output not drained this long */
+    uint64_t http_idle_timeout_ms; /* default 120000: keep-alive idle (or output stalled) */
+    uint64_t http_head_timeout_ms; /* default 30000: request head complete after first byte */
+    uint64_t http_max_body_bytes;  /* default 1 MiB, max MC_HTTP_MAX_BODY_LIMIT (4 MiB): 413 */
     /* Authentication (docs/security.md). */
     char auth_file[MC_PATH_MAX_BYTES]; /* --auth-file: "" = auth off */
     int metrics_auth;                  /* --metrics-auth: /metrics needs a valid token */
@@ -68,6 +71,13 @@ struct mc_node_options {
     char peer_key_file[MC_PATH_MAX_BYTES];
     char peer_trusted_ca_file[MC_PATH_MAX_BYTES];
 };
+
+/* HTTP idle/head timeout range (flags and config): under 100 ms a client on a real network
+ * could not send a request in time; a day is far past any keep-alive pool's. */
+#define MC_OPT_HTTP_TIMEOUT_MIN_MS 100
+#define MC_OPT_HTTP_TIMEOUT_MAX_MS (24u * 3600 * 1000)
+/* Smallest HTTP body limit: room for every small JSON body (bucket, member, versioning). */
+#define MC_OPT_HTTP_BODY_MIN_BYTES 256
 
 void mc_node_options_default(struct mc_node_options *o);
 /*

@@ -2,6 +2,7 @@
 
 Each test starts its own single node on ephemeral 127.0.0.1 ports (harness.py kills every
 process at exit, even on failure). Prints one line per test and a closing "N passed, N failed"."""
+import json
 import os
 import resource
 import socket
@@ -256,6 +257,157 @@ def http_max_connections_flag_refuses_the_next():
             except OSError:
                 return False
         assert wait_for(healthz_ok, 5), "not served after the others closed"
+    finally:
+        c.close()
+
+
+def serve_refuses(flags):
+    """`metacenter serve FLAGS` on free ports: (exit code, stderr); a node that starts anyway is
+    killed at the timeout (TimeoutExpired fails the test)."""
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="mc-flags-")
+    r = subprocess.run([harness.BIN, "serve", "--data-dir", os.path.join(tmp, "d"),
+                        "--listen-client", "127.0.0.1:%d" % free_port(), "--listen-peer",
+                        "127.0.0.1:%d" % free_port(), "--listen-http", "off"] + flags,
+                       capture_output=True, text=True, timeout=20)
+    return r.returncode, r.stderr
+
+
+@test
+def http_limit_flags_refuse_bad_values():
+    # Each HTTP limit flag names itself and its range; 0 (the server's "default") and values
+    # past the range are refused before anything starts (exit 2, one line). Before: the flags
+    # did not exist ("unknown flag").
+    cases = [("--http-idle-timeout-ms", v, "[100, 86400000]")
+             for v in ("0", "99", "86400001", "-5", "1e3", "")]
+    cases += [("--http-head-timeout-ms", v, "[100, 86400000]") for v in ("0", "86400001", "x")]
+    cases += [("--http-max-body-bytes", v, "[256, 4194304]")
+              for v in ("0", "255", "4194305", "18446744073709551616")]
+    for flag, v, rng in cases:
+        rc, err = serve_refuses([flag, v])
+        want = "InvalidArgument: %s wants an integer in %s, got '%s'" % (flag, rng, v)
+        assert rc == 2 and want in err, (flag, v, rc, err)
+    # --help lists them
+    r = subprocess.run([harness.BIN, "serve", "--help"], capture_output=True, text=True,
+                       timeout=20)
+    for flag in ("--http-idle-timeout-ms", "--http-head-timeout-ms", "--http-max-body-bytes"):
+        assert flag in r.stdout, r.stdout
+
+
+def read_until_closed(s, seconds):
+    """Everything s receives until the peer closes; (data, seconds it took) or (data, None)
+    when still open after `seconds`."""
+    t0 = time.time()
+    data = b""
+    while time.time() - t0 < seconds:
+        s.settimeout(max(0.01, seconds - (time.time() - t0)))
+        try:
+            k = s.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            return data, time.time() - t0
+        if not k:
+            return data, time.time() - t0
+        data += k
+    return data, None
+
+
+def staggered_closes(port, start, count=3, gap=0.33, seconds=3):
+    """count connections to port, the i-th started (start(sock)) i*gap seconds after the
+    first, each read until the server closes it: [(data, seconds from start to close or None)].
+    Staggered a third of a second apart, so a timeout enforced only once a second shows up as
+    one of them closing late, whatever the phase of that timer."""
+    import threading
+    out = [None] * count
+
+    def one(i):
+        time.sleep(i * gap)
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            start(s)
+            out[i] = read_until_closed(s, seconds)
+        finally:
+            s.close()
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(seconds + count * gap + 10)
+    return out
+
+
+@test
+def http_head_timeout_flag():
+    # `serve --http-head-timeout-ms 300`: half a request head is answered 408 and closed ~300 ms
+    # after its first byte, not before and not up to a second late (the sweep runs every 75 ms
+    # for this timeout). Before: no such flag, and a node waited 30 s.
+    c, n = start_node(["--http-head-timeout-ms", "300"], http=True)
+    try:
+        half = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"  # no blank line: incomplete
+        for data, took in staggered_closes(n.http_port, lambda s: s.sendall(half)):
+            assert took is not None, "half a head still open after 3 s: %r" % data
+            assert data.startswith(b"HTTP/1.1 408 "), data
+            assert 0.25 <= took < 0.8, "closed after %.3f s, head timeout 0.3 s" % took
+        # a whole request is still served (the limit is on slow heads only)
+        assert http_req(n, "GET", "/healthz")[0] == 200
+    finally:
+        c.close()
+
+
+@test
+def http_idle_timeout_flag():
+    # `serve --http-idle-timeout-ms 300`: a keep-alive connection idle after an answer is
+    # closed ~300 ms later, not before and not up to a second late. Before: no such flag, and
+    # a node waited 120 s.
+    c, n = start_node(["--http-idle-timeout-ms", "300"], http=True)
+    try:
+        def one_get(s):
+            assert http_keepalive_get(s, "/healthz").startswith(b"HTTP/1.1 200 ")
+        for data, took in staggered_closes(n.http_port, one_get):
+            assert took is not None, "idle keep-alive connection still open after 3 s"
+            assert data == b"", data
+            assert 0.25 <= took < 0.8, "closed after %.3f s, idle timeout 0.3 s" % took
+    finally:
+        c.close()
+
+
+def http_put_status(n, path, body):
+    """(status, JSON answer) of a PUT with this exact body."""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (n.http_port, path), method="PUT",
+                                 data=body)
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def meta_body(size):
+    """A valid object PUT body of exactly `size` bytes (one user metadata value fills it)."""
+    b = json.dumps({"size": 1, "user_metadata": {"k": ""}}, separators=(",", ":"))
+    return b.replace('"k":""', '"k":"%s"' % ("v" * (size - len(b)))).encode()
+
+
+@test
+def http_max_body_bytes_flag():
+    # `serve --http-max-body-bytes 1000`: a body over 1000 bytes is answered 413
+    # EntityTooLarge naming the limit; 500 and exactly 1000 bytes are accepted. Every body here
+    # is a valid record (a node with the default 1 MiB limit takes them all). Before: no flag.
+    c, n = start_node(["--http-max-body-bytes", "1000"], http=True)
+    try:
+        assert http_put_status(n, "/v1/buckets/bodies", b"")[0] == 200
+        for size, want in ((500, 200), (1000, 200), (1001, 413), (2000, 413)):
+            body = meta_body(size)
+            assert len(body) == size
+            st, ans = http_put_status(n, "/v1/buckets/bodies/objects/k%d" % size, body)
+            assert st == want, (size, st, ans)
+            if want == 413:
+                assert ans.get("error") == "EntityTooLarge", ans
+                assert "1000 bytes" in ans.get("message", ""), ans
+        assert http_req(n, "GET", "/healthz")[0] == 200  # the node is fine
     finally:
         c.close()
 

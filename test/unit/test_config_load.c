@@ -160,6 +160,38 @@ Test(config_keys, limits_and_security_sections)
     expect_error("metadata:\n  security:\n    token_file: x\n", "token_file", NULL);
 }
 
+/* The HTTP-port limits (serve --http-*): keys, defaults and the flags' ranges. */
+Test(config_keys, http_limits)
+{
+    struct mc_node_options o;
+    cr_assert_eq(load("metadata: {limits: {}}\n", &o), 0, "%s", err);
+    cr_assert_eq(o.http_idle_timeout_ms, 120000);
+    cr_assert_eq(o.http_head_timeout_ms, 30000);
+    cr_assert_eq(o.http_max_body_bytes, 1u << 20);
+    const char *y = "metadata:\n"
+                    "  limits:\n"
+                    "    http_max_connections: 7\n"
+                    "    http_send_timeout_ms: 9000\n"
+                    "    http_idle_timeout_ms: 600000\n"
+                    "    http_head_timeout_ms: 5000\n"
+                    "    http_max_body_bytes: 4194304\n";
+    cr_assert_eq(load(y, &o), 0, "%s", err);
+    cr_assert_eq(o.http_max_connections, 7);
+    cr_assert_eq(o.http_send_timeout_ms, 9000);
+    cr_assert_eq(o.http_idle_timeout_ms, 600000);
+    cr_assert_eq(o.http_head_timeout_ms, 5000);
+    cr_assert_eq(o.http_max_body_bytes, 4u << 20);
+    expect_error("metadata: {limits: {http_idle_timeout_ms: 0}}",
+                 "t.yaml:1:", "http_idle_timeout_ms: 0 is out of range [100, 86400000]");
+    expect_error("metadata: {limits: {http_idle_timeout_ms: 86400001}}",
+                 "t.yaml:1:", "out of range");
+    expect_error("metadata: {limits: {http_head_timeout_ms: 99}}",
+                 "t.yaml:1:", "http_head_timeout_ms: 99 is out of range [100, 86400000]");
+    expect_error("metadata: {limits: {http_max_body_bytes: 4194305}}",
+                 "t.yaml:1:", "http_max_body_bytes: 4194305 is out of range [256, 4194304]");
+    expect_error("metadata: {limits: {http_max_body_bytes: 0}}", "t.yaml:1:", "out of range");
+}
+
 Test(config_keys, http_off_and_empty_disable)
 {
     struct mc_node_options o;
