@@ -51,6 +51,7 @@ struct mc_http_local {
     struct slot slots[SLOTS];
     struct mc_wbuf feeding; /* loop thread: frames being fed, [feed_off, len) left */
     size_t feed_off;
+    uint32_t max_frame; /* the client server's frame limit (set once) */
 };
 
 static void feed(struct mc_http_local *l)
@@ -177,6 +178,7 @@ int mc_http_local_new(struct uv_loop_s *loop, struct mc_client_server *clients,
     if (!l)
         return MC_ENOMEM;
     l->clients = clients;
+    l->max_frame = mc_client_server_max_frame_bytes(clients);
     pthread_mutex_init(&l->mu, NULL);
     mc_wbuf_init(&l->in, IN_MAX_BYTES);
     mc_wbuf_init(&l->feeding, IN_MAX_BYTES);
@@ -212,6 +214,11 @@ int mc_http_local_submit(struct mc_http_local *l, struct mc_http_call *k, void (
     k->req.request_id = rid;
     size_t off = l->in.len;
     int rc = mc_proto_request_encode(&l->in, &k->req);
+    if (rc == 0 && l->in.len - off > l->max_frame) {
+        /* Over the node's --max-frame-bytes: the client server would close the in-process
+         * connection as a protocol error, and every later request through it would fail. */
+        rc = MC_ETOOLARGE;
+    }
     if (rc != 0) {
         l->in.len = off;
         l->in.err = 0;

@@ -1259,6 +1259,11 @@ int mc_client_server_port(const struct mc_client_server *s)
     return s->port;
 }
 
+uint32_t mc_client_server_max_frame_bytes(const struct mc_client_server *s)
+{
+    return s->opts.max_frame_bytes;
+}
+
 void mc_client_server_stats(const struct mc_client_server *s, struct mc_client_server_stats *out)
 {
     *out = s->stats;

@@ -118,6 +118,9 @@ struct mc_client_server_stats {
                                    (send_timeout_ms; the close grace after a protocol error) */
 };
 void mc_client_server_stats(const struct mc_client_server *s, struct mc_client_server_stats *out);
+/* The largest frame a connection may send (opts.max_frame_bytes after defaults); a larger one
+ * is a protocol error that closes the connection, the in-process one included. */
+uint32_t mc_client_server_max_frame_bytes(const struct mc_client_server *s);
 
 /*
  * Reply with a body (success: the op's result encoding; error: usually use the helpers

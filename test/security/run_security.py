@@ -413,6 +413,28 @@ def http_max_body_bytes_flag():
 
 
 @test
+def http_body_over_the_frame_limit_keeps_http_writes_working():
+    # `--max-frame-bytes 65536` with the default 1 MiB HTTP body limit: a ~980 KB PUT makes a
+    # frame over the node's limit. It is answered 413 EntityTooLarge, and later HTTP writes
+    # still work. Before: the frame reached the node's in-process connection, which closed it
+    # as a protocol error, and every later HTTP write on the node answered 503 ShuttingDown.
+    c, n = start_node(["--max-frame-bytes", "65536"], http=True)
+    try:
+        assert http_put_status(n, "/v1/buckets/frames", b"")[0] == 200
+        big = json.dumps({"size": 1, "parts": [{"number": i, "size": 1, "etag": "e" * 1000}
+                                               for i in range(1, 951)]}).encode()
+        st, ans = http_put_status(n, "/v1/buckets/frames/objects/big", big)
+        assert st == 413 and ans.get("error") == "EntityTooLarge", (st, ans)
+        for i in range(3):
+            st, ans = http_put_status(n, "/v1/buckets/frames/objects/small%d" % i,
+                                      meta_body(100))
+            assert st == 200, (i, st, ans)
+        assert http_req(n, "GET", "/v1/buckets/frames/objects/small2")[0] == 200
+    finally:
+        c.close()
+
+
+@test
 def idle_connection_closed():
     c, n = start_node(["--idle-timeout-ms", "500"])
     try:
