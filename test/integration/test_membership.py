@@ -215,13 +215,18 @@ def _hello(from_id, cluster_id, client, http, peer):
     return struct.pack("<IBQ", len(body) + 9, 0, from_id) + body
 
 
+def _cluster_id(node):
+    """The cluster id a member keeps in its data dir (peer HELLOs must carry it)."""
+    with open(os.path.join(node.dir, "cluster")) as fh:
+        return int([ln for ln in fh.read().splitlines()
+                    if ln.startswith("cluster_id=")][0].split("=")[1])
+
+
 def test_forged_hello_does_not_rewrite_a_members_client_address():
     with Cluster(3, FAST) as c:
         leader = c.leader()
         f = [n for n in c.nodes if n.id != leader.id][0]
-        with open(os.path.join(f.dir, "cluster")) as fh:
-            cluster_id = int([ln for ln in fh.read().splitlines()
-                              if ln.startswith("cluster_id=")][0].split("=")[1])
+        cluster_id = _cluster_id(f)
         bogus = "127.0.0.1:%d" % free_port()
         socks = []
         try:
@@ -256,9 +261,7 @@ def test_unknown_peer_frame_kind_keeps_the_link():
     with Cluster(3, FAST) as c:
         leader = c.leader()
         f = [n for n in c.nodes if n.id != leader.id][0]
-        with open(os.path.join(f.dir, "cluster")) as fh:
-            cluster_id = int([ln for ln in fh.read().splitlines()
-                              if ln.startswith("cluster_id=")][0].split("=")[1])
+        cluster_id = _cluster_id(f)
         s = socket.create_connection(("127.0.0.1", f.peer_port), timeout=5)
         try:
             s.sendall(_hello(77, cluster_id, "", "", "") +
