@@ -247,10 +247,7 @@ static uint64_t backoff_ms(const struct mc_client *c, uint32_t attempts)
     return b < c->opts.backoff_max_ms ? b : c->opts.backoff_max_ms;
 }
 
-/* "host:port" → sa. may_resolve: a name may be looked up (the caller's endpoints, at open);
- * else only numeric hosts (and "localhost") are taken: leader hints arrive on the caller's
- * loop, where a DNS lookup would block every request in flight. */
-static int parse_endpoint(const char *s, size_t len, bool may_resolve, struct sockaddr_in *sa)
+static int parse_endpoint(const char *s, size_t len, struct sockaddr_in *sa)
 {
     char buf[MC_ADDR_MAX];
     if (len == 0 || len >= sizeof(buf)) {
@@ -278,11 +275,9 @@ static int parse_endpoint(const char *s, size_t len, bool may_resolve, struct so
     if (inet_pton(AF_INET, buf, &sa->sin_addr) == 1) {
         return 0;
     }
-    struct addrinfo hints = {.ai_family = AF_INET,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV | (may_resolve ? 0 : AI_NUMERICHOST)};
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
     struct addrinfo *ai = NULL;
-    if (getaddrinfo(buf, colon + 1, &hints, &ai) != 0 || !ai) {
+    if (getaddrinfo(buf, NULL, &hints, &ai) != 0 || !ai) {
         return MC_EINVAL;
     }
     sa->sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
@@ -317,9 +312,8 @@ static int ep_evictable(const struct mc_client *c)
 }
 
 /* Index of the endpoint with this address, adding it when new (when the list is full, in place
- * of a learned one nothing uses); -1 when full or invalid, or a name not known by this text
- * when !may_resolve (see parse_endpoint). */
-static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len, bool may_resolve)
+ * of a learned one nothing uses); -1 when full or invalid. */
+static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len)
 {
     /* The same text first: no name lookup for an address already known (LEADER replies
      * repeat the leader's address every LEADER_REFRESH_MS). */
@@ -329,7 +323,7 @@ static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len, boo
         }
     }
     struct sockaddr_in sa;
-    if (parse_endpoint(addr, len, may_resolve, &sa) != 0) {
+    if (parse_endpoint(addr, len, &sa) != 0) {
         return -1;
     }
     for (int i = 0; i < c->n_eps; i++) {
@@ -364,18 +358,6 @@ static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len, boo
     mc_wbuf_init(&e->out, 0);
     mc_wbuf_init(&e->cout, 0);
     return c->n_eps++;
-}
-
-/* A leader hint (NotLeader, LEADER reply): the server's configured client address. A name
- * (not numeric) is followed only when it is the text of an endpoint already known, the
- * caller's as given; otherwise ignored, and the usual rotation finds the leader. */
-static int ep_find_or_add_hint(struct mc_client *c, const char *addr, size_t len)
-{
-    int i = ep_find_or_add(c, addr, len, false);
-    if (i < 0) {
-        MC_DEBUG("client_leader_hint_ignored", "hint=%.*s", (int)(len < 200 ? len : 200), addr);
-    }
-    return i;
 }
 
 /* ---- open / close ---- */
@@ -449,7 +431,7 @@ int mc_client_open(const char *endpoints, const struct mc_client_opts *opts, str
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (len > 0) {
-            if (ep_find_or_add(c, p, len, true) < 0) {
+            if (ep_find_or_add(c, p, len) < 0) {
                 free(c);
                 return MC_EINVAL;
             }
@@ -826,9 +808,7 @@ static int pick(struct mc_client *c, const struct req *r, uint64_t now)
     for (int k = 0; k < c->n_eps; k++) {
         int i = (int)((first + (uint32_t)k) % (uint32_t)c->n_eps);
         if (ep_usable(&c->eps[i], now)) {
-            /* Only reads move rr: a leader-bound retry moving both rr and attempts stepped by
-             * two, and with two members never left the first (no leader known or hinted). */
-            c->rr_used = c->rr_used || !to_leader;
+            c->rr_used = true;
             return i;
         }
     }
@@ -894,7 +874,7 @@ static void leader_probe_done(struct mc_client *c, struct req *r,
     if (res->status == 0 && mc_proto_leader_decode(res->body, res->body_len, &l) == 0 &&
         l.leader_id != 0) {
         if (l.leader_addr.len > 0) {
-            li = ep_find_or_add_hint(c, l.leader_addr.ptr, l.leader_addr.len);
+            li = ep_find_or_add(c, l.leader_addr.ptr, l.leader_addr.len);
         } else if (l.node_id == l.leader_id) {
             li = ep; /* the leader answered and knows no client address of its own */
         }
@@ -1263,7 +1243,7 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
         if (h->status == MC_ENOTLEADER) {
             int li = -1;
             if (err.leader_addr.len > 0) {
-                li = ep_find_or_add_hint(c, err.leader_addr.ptr, err.leader_addr.len);
+                li = ep_find_or_add(c, err.leader_addr.ptr, err.leader_addr.len);
             }
             c->leader_ep = li;
             if (li >= 0 && li != i && !r->redirected) {

@@ -1,9 +1,7 @@
 /* test_client_e2e.c: client library ↔ server layer end to end over TCP (fake store): pipelining,
  * redirects, exactly-once retries, timeouts, admin calls, and bad input on the socket. */
 #include <criterion/criterion.h>
-#include <dlfcn.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -274,103 +272,6 @@ Test(client_e2e, leader_redirect)
     cr_assert_eq(th_applied(a), 0);
     /* a pinned admin call gets the NotLeader itself */
     cr_assert_eq(mc_client_promote(c, 3), 0); /* routed to the leader */
-    mc_client_close(c);
-    th_stop(a, NULL);
-    th_stop(b, NULL);
-}
-
-/*
- * Name lookups, seen from the test: getaddrinfo is interposed for the whole unit_tests binary
- * (everything but the names below goes to libc's). "*.invalid" never resolves (answered at
- * once: no resolver is asked, so a test cannot stall on the machine's DNS); "*.test" is
- * loopback, like an /etc/hosts entry. Lookups of either that could reach DNS (no
- * AI_NUMERICHOST) are counted.
- */
-static int test_name_lookups;
-
-int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-                struct addrinfo **res)
-{
-    static int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
-    if (!real) {
-        *(void **)&real = dlsym(RTLD_NEXT, "getaddrinfo");
-    }
-    size_t n = node ? strlen(node) : 0;
-    bool invalid = n > 8 && strcmp(node + n - 8, ".invalid") == 0;
-    bool test = n > 5 && strcmp(node + n - 5, ".test") == 0;
-    if (invalid || test) {
-        bool numeric_only = hints && (hints->ai_flags & AI_NUMERICHOST);
-        if (numeric_only) {
-            return EAI_NONAME; /* what libc says for a name under AI_NUMERICHOST */
-        }
-        __atomic_add_fetch(&test_name_lookups, 1, __ATOMIC_SEQ_CST);
-        if (invalid) {
-            return EAI_NONAME;
-        }
-        node = "127.0.0.1";
-    }
-    return real(node, service, hints, res);
-}
-
-Test(client_e2e, a_leader_hint_naming_an_unknown_host_is_ignored_without_a_lookup)
-{
-    /* Hints are the servers' configured client addresses; one that is a name was looked up
-     * with a blocking getaddrinfo on the caller's loop (every request in flight stalled behind
-     * the resolver). Now it is ignored and rotation finds the leader (b). */
-    struct th_server *b = start((struct th_opts){.node_id = 2});
-    struct th_server *a =
-        start((struct th_opts){.node_id = 1, .redirect_to = "no-such-host.invalid:1"});
-    char eps[64];
-    snprintf(eps, sizeof(eps), "%s,%s", th_addr(a), th_addr(b));
-    struct mc_client *c = open_client(eps, 2000);
-    int before = __atomic_load_n(&test_name_lookups, __ATOMIC_SEQ_CST);
-    uint64_t t0 = mc_mono_ms();
-    int rc = put_kv(c, "x=1");
-    cr_assert_eq(rc, 0, "rc %d (%s) after %llu ms, requests a %llu b %llu", rc, mc_error_name(rc),
-                 (unsigned long long)(mc_mono_ms() - t0), (unsigned long long)th_requests(a),
-                 (unsigned long long)th_requests(b));
-    cr_assert_lt(mc_mono_ms() - t0, 1500, "the write stalled");
-    int lookups = __atomic_load_n(&test_name_lookups, __ATOMIC_SEQ_CST) - before;
-    cr_assert_eq(lookups, 0, "the leader hint was looked up by name (%d lookups)", lookups);
-    cr_assert_eq(mc_client_endpoint_count(c), 2, "the hint was not added as an endpoint");
-    cr_assert_eq(th_applied(b), 1);
-    mc_client_close(c);
-    th_stop(a, NULL);
-    th_stop(b, NULL);
-}
-
-Test(client_e2e, a_leader_hint_equal_to_a_configured_endpoint_is_followed)
-{
-    /* The caller named the leader by the same name the servers send: that endpoint is the
-     * hint's, by its text (resolved once, at open). A name it did not configure is ignored. */
-    struct th_server *b = start((struct th_opts){.node_id = 2});
-    static char hint[64];
-    snprintf(hint, sizeof(hint), "leader.test:%d", th_port(b));
-    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = hint});
-    char eps[128];
-    snprintf(eps, sizeof(eps), "%s,%s", th_addr(a), hint);
-    int before = __atomic_load_n(&test_name_lookups, __ATOMIC_SEQ_CST);
-    struct mc_client *c = open_client(eps, 2000);
-    cr_assert_eq(__atomic_load_n(&test_name_lookups, __ATOMIC_SEQ_CST) - before, 1,
-                 "the caller's endpoint names are resolved at open");
-    cr_assert_eq(put_kv(c, "x=1"), 0);
-    cr_assert_eq(put_kv(c, "y=2"), 0);
-    cr_assert_eq(mc_client_leader_index(c), 1, "the hint names the configured endpoint");
-    cr_assert_str_eq(mc_client_endpoint_addr(c, 1), hint);
-    cr_assert_eq(mc_client_endpoint_count(c), 2);
-    cr_assert_eq(th_applied(b), 2);
-    cr_assert_eq(th_applied(a), 0);
-    cr_assert_eq(__atomic_load_n(&test_name_lookups, __ATOMIC_SEQ_CST) - before, 1,
-                 "the hint itself is not looked up");
-    mc_client_close(c);
-
-    /* Only a configured: the same hint is a name it does not know, so not followed. */
-    c = open_client(th_addr(a), 300);
-    before = __atomic_load_n(&test_name_lookups, __ATOMIC_SEQ_CST);
-    cr_assert_neq(put_kv(c, "z=3"), 0);
-    cr_assert_eq(__atomic_load_n(&test_name_lookups, __ATOMIC_SEQ_CST) - before, 0);
-    cr_assert_eq(mc_client_endpoint_count(c), 1);
-    cr_assert_eq(th_applied(b), 2);
     mc_client_close(c);
     th_stop(a, NULL);
     th_stop(b, NULL);
