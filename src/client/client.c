@@ -90,6 +90,8 @@ struct req {
                            failure) or was the server's Timeout: it may have been applied */
     int8_t pin;
     int8_t ep;
+    int8_t last_ep; /* where the previous attempt went by rotation (-1: none): a retry starts
+                       at the member after it */
     int16_t lane;
     uint64_t seq;
     uint64_t deadline_ms;
@@ -580,6 +582,7 @@ static struct req *req_alloc(struct mc_client *c)
     r->sends = 0;
     r->pin = -1;
     r->ep = -1;
+    r->last_ep = -1;
     r->lane = -1;
     r->seq = 0;
     r->attempts = 0;
@@ -790,7 +793,7 @@ static int ep_connect(struct mc_client *c, int i, uint64_t now)
 }
 
 /* Choose an endpoint for r: -1 when none is usable right now. */
-static int pick(struct mc_client *c, const struct req *r, uint64_t now)
+static int pick(struct mc_client *c, struct req *r, uint64_t now)
 {
     if (r->pin >= 0) {
         return ep_usable(&c->eps[r->pin], now) ? r->pin : -1;
@@ -804,11 +807,15 @@ static int pick(struct mc_client *c, const struct req *r, uint64_t now)
     }
     /* Reads rotate per flush, not per request: what is submitted between two flushes goes to
      * one member in one send (and is read there in one read) instead of one per member. */
-    uint32_t first = c->rr + r->attempts; /* a retry starts at another member */
+    /* A retry starts at the member after the one its previous attempt went to: counting from
+     * rr + attempts stepped by two when rr moved in between (one flush), so with two members
+     * a leader-bound retry without a hint went back to the same one every time. */
+    uint32_t first = r->last_ep >= 0 && r->attempts > 0 ? (uint32_t)r->last_ep + 1 : c->rr;
     for (int k = 0; k < c->n_eps; k++) {
         int i = (int)((first + (uint32_t)k) % (uint32_t)c->n_eps);
         if (ep_usable(&c->eps[i], now)) {
             c->rr_used = true;
+            r->last_ep = (int8_t)i;
             return i;
         }
     }
