@@ -527,7 +527,9 @@ static void *loop_main(void *arg)
         for (int i = 0; i < l->n; i++) {
             struct worker *w = &l->ws[i];
             refill(w, due_by);
-            if (w->interval_ns && w->inflight < c->pipeline && w->next_send_ns < next_send) {
+            bool share_sent = per_worker && w->submitted >= per_worker; /* --count */
+            if (w->interval_ns && !share_sent && w->inflight < c->pipeline &&
+                w->next_send_ns < next_send) {
                 next_send = w->next_send_ns;
             }
             if (!per_worker || w->submitted < per_worker || w->inflight > 0) {
