@@ -129,7 +129,9 @@ static void send_frame(int fd, uint8_t kind, uint64_t from, const uint8_t *paylo
     mc_put_u32le(buf, (uint32_t)(len + 9));
     buf[4] = kind;
     mc_put_u64le(buf + 5, from);
-    memcpy(buf + MC_PEER_HEADER_BYTES, payload, len);
+    if (len) {
+        memcpy(buf + MC_PEER_HEADER_BYTES, payload, len); /* payload may be NULL when empty */
+    }
     cr_assert_eq(write(fd, buf, len + MC_PEER_HEADER_BYTES), (ssize_t)(len + MC_PEER_HEADER_BYTES));
 }
 
