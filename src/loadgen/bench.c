@@ -43,11 +43,11 @@ struct bench_cfg {
     uint64_t keys;
     uint32_t value_bytes;
     enum mc_consistency consistency;
-    double rate; /* total ops/s; 0 = closed loop */
+    double rate;           /* total ops/s; 0 = closed loop */
     uint32_t send_tick_us; /* open loop: sends leave on this grid (0 = each as soon as due) */
     bool json;
     bool follower_reads; /* linearizable reads rotate over every member (client option) */
-    uint64_t count; /* stop after this many ops (0 = duration only) */
+    uint64_t count;      /* stop after this many ops (0 = duration only) */
     char bucket[64];
     uint32_t list_page;
     uint32_t backoff_max_ms;     /* 0 = client default */
@@ -106,7 +106,7 @@ static _Atomic int stop_flag;
  * otherwise an open-loop schedule would charge the connection setup to the first requests. */
 static _Atomic int warm_count;
 static _Atomic int go_flag;
-#define BENCH_WARMUP_MAX_MS 10000
+#define BENCH_WARMUP_MAX_MS    10000
 #define BENCH_SEND_TICK_MAX_US 100000
 
 static const char usage[] =

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INBUF_INITIAL    65536
-#define TLS_CIPHER_BYTES (64u * 1024) /* ciphertext read per callback on TLS links */
-#define MAX_INBOUND      64
-#define UNKNOWN_KIND_LOG_MS 1000 /* at most one peer_unknown_frame_kind line per link per second */
+#define INBUF_INITIAL       65536
+#define TLS_CIPHER_BYTES    (64u * 1024) /* ciphertext read per callback on TLS links */
+#define MAX_INBOUND         64
+#define UNKNOWN_KIND_LOG_MS 1000 /* peer_unknown_frame_kind: one line a second per link */
 
 enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP, LINK_BACKOFF, LINK_CLOSING };
 
@@ -46,8 +46,8 @@ struct inbound {
     int used;
     struct mc_tls *tls; /* inbound TLS session (NULL = plaintext) */
     uint8_t *cbuf;
-    uint64_t unknown_kinds;      /* frames of a kind newer than this build, skipped */
-    uint64_t unknown_logged_ms;  /* loop time of the last peer_unknown_frame_kind line */
+    uint64_t unknown_kinds;     /* frames of a kind newer than this build, skipped */
+    uint64_t unknown_logged_ms; /* loop time of the last peer_unknown_frame_kind line */
     int unknown_logged;
 };
 

@@ -19,22 +19,22 @@
  * str http_addr, str peer_addr} (str = u32 length + bytes): a peer whose cluster
  * id differs is refused (a node with cluster id 0 — one waiting to join — accepts
  * the first one it sees: on_hello reports it); the addresses let followers
- * redirect clients to the leader and a joining node dial back the leader. Frames are ≤ MC_PEER_FRAME_MAX.
- * After HELLO, a frame of a kind above MC_PEER_KIND_MAX (from a newer build) is skipped and the
- * link kept; a second HELLO or a from_node other than the HELLO's closes the link.
+ * redirect clients to the leader and a joining node dial back the leader. Frames are ≤
+ * MC_PEER_FRAME_MAX. After HELLO, a frame of a kind above MC_PEER_KIND_MAX (from a newer build) is
+ * skipped and the link kept; a second HELLO or a from_node other than the HELLO's closes the link.
  */
-#define MC_PEER_FRAME_MAX (8u * 1024 * 1024)
-#define MC_PEER_MAX_PEERS 16
-#define MC_PEER_OUTBUF_MAX (64u * 1024 * 1024) /* per peer; beyond it frames are dropped */
+#define MC_PEER_FRAME_MAX    (8u * 1024 * 1024)
+#define MC_PEER_MAX_PEERS    16
+#define MC_PEER_OUTBUF_MAX   (64u * 1024 * 1024) /* per peer; beyond it frames are dropped */
 #define MC_PEER_HEADER_BYTES 13
 
 enum mc_peer_kind {
     MC_PEER_HELLO = 0,
-    MC_PEER_RAFT = 1,      /* an encoded Raft message */
+    MC_PEER_RAFT = 1,       /* an encoded Raft message */
     MC_PEER_SNAP_CHUNK = 2, /* snapshot bytes: leader → follower */
     MC_PEER_SNAP_ACK = 3,   /* follower → leader: bytes received so far / done / failed */
     MC_PEER_CHECK = 4,      /* consistency check: leader asks a member's hash, it answers */
-    MC_PEER_KIND_MAX = 4, /* the newest kind this build knows; newer ones are skipped */
+    MC_PEER_KIND_MAX = 4,   /* the newest kind this build knows; newer ones are skipped */
 };
 
 struct mc_peer_transport;
@@ -56,10 +56,10 @@ struct mc_peer_options {
     const char *listen_addr; /* "HOST:PORT"; port 0 = ephemeral */
     mc_peer_recv_fn on_recv;
     mc_peer_link_fn on_link;
-    mc_peer_hello_fn on_hello; /* optional */
+    mc_peer_hello_fn on_hello;    /* optional */
     const char *advertise_client; /* this node's client address, sent in HELLO */
     const char *advertise_http;
-    const char *advertise_peer;   /* this node's peer address, sent in HELLO */
+    const char *advertise_peer; /* this node's peer address, sent in HELLO */
     void *ctx;
     uint64_t reconnect_min_ms; /* default 50 */
     uint64_t reconnect_max_ms; /* default 2000 */

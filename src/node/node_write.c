@@ -180,20 +180,17 @@ static bool can_accept_write(struct mc_node *n, const struct mc_client_token *t)
 
 /* The engine's decoders call a record over MC_OP_MAX_BYTES malformed (they also read log
  * entries, where that is right); a client whose record is merely too big gets EntityTooLarge
- * naming the limit instead, checked for every record before any is decoded. */
+ * naming the limit instead. */
 _Static_assert(MC_OP_MAX_BYTES == 2u * 1024 * 1024, "the message below names the limit");
 #define OP_TOO_LARGE_MSG "an op record is larger than 2 MiB (MC_OP_MAX_BYTES)"
 
-static bool op_record_too_large(const struct mc_proto_request *q)
+static int decode_record(const uint8_t *p, uint32_t len, bool block, struct mc_op *op)
 {
-    uint32_t pos = 0, len = 0;
-    const uint8_t *p = NULL;
-    while (mc_proto_ops_next(q->u.write.ops, q->u.write.ops_bytes, &pos, &p, &len)) {
-        if (len > MC_OP_MAX_BYTES) {
-            return true;
-        }
+    if (len > MC_OP_MAX_BYTES) {
+        memset(op, 0, sizeof(*op));
+        return MC_ETOOLARGE;
     }
-    return false;
+    return block ? mc_op_decode_block(p, len, op) : mc_op_decode(p, len, op);
 }
 
 void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
@@ -211,15 +208,11 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         mc_client_reply_error(&r->token, MC_EINVAL, "a write needs at least one op");
         return;
     }
-    if (op_record_too_large(q)) {
-        mc_client_reply_error(&r->token, MC_ETOOLARGE, OP_TOO_LARGE_MSG);
-        return;
-    }
     if (q->u.write.n_ops == 1) {
         uint32_t pos = 0, len = 0;
         const uint8_t *p = NULL;
         mc_proto_ops_next(q->u.write.ops, q->u.write.ops_bytes, &pos, &p, &len);
-        rc = mc_op_decode_block(p, len, &op);
+        rc = decode_record(p, len, true, &op);
         if (rc == 0 && op.n_sub) {
             /* An ATOMIC record: stamping replaces sub-op fields, so decode it field by field. */
             mc_op_clear(&op);
@@ -232,7 +225,7 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         rc = subs ? 0 : MC_ENOMEM;
         while (rc == 0 && i < q->u.write.n_ops &&
                mc_proto_ops_next(q->u.write.ops, q->u.write.ops_bytes, &pos, &p, &len)) {
-            rc = mc_op_decode(p, len, &subs[i++]);
+            rc = decode_record(p, len, false, &subs[i++]);
         }
         if (rc == 0) {
             rc = mc_op_atomic(&op, subs, q->u.write.n_ops);
@@ -242,10 +235,10 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         }
         free(subs);
     }
+    const char *why = rc == MC_ETOOLARGE ? OP_TOO_LARGE_MSG : NULL;
     if (rc == 0 && (op.type == MC_OP_SESSION_REGISTER || op.session_id)) {
         rc = MC_EINVAL; /* sessions travel in the frame, not inside op records */
     }
-    const char *why = NULL;
     if (rc == 0 && op.type == MC_OP_BUCKET_CREATE &&
         (rc = mc_validate_new_bucket_name(op.bucket)) != 0) {
         /* An input rule newer than apply's (engine.h): checked before proposing, so replicas

@@ -240,8 +240,8 @@ static int bigop(const char *addr, const char *bucket, int n_ops)
     if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
         memset(&e, 0, sizeof(e));
     }
-    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc),
-           (int)e.message.len, e.message.ptr ? e.message.ptr : "");
+    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc), (int)e.message.len,
+           e.message.ptr ? e.message.ptr : "");
     free(body);
     mc_wbuf_free(&ops);
     return rc ? 1 : 0;

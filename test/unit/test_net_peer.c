@@ -187,8 +187,9 @@ Test(net_peer, unknown_frame_kind_is_skipped_and_the_link_kept)
     send_frame(fd, 255, 1, junk, sizeof(junk));
     send_frame(fd, MC_PEER_RAFT, 1, raft, sizeof(raft));
     run_until(&loop, &b.frames, 1);
-    cr_assert_eq(b.frames, 1, "the RAFT frame after unknown kinds was not delivered (link "
-                              "dropped?)");
+    cr_assert_eq(b.frames, 1,
+                 "the RAFT frame after unknown kinds was not delivered (link "
+                 "dropped?)");
     cr_assert_eq(b.last_kind, MC_PEER_RAFT, "unknown kinds are not handed to the node");
     cr_assert_eq(b.bytes, sizeof(raft));
     cr_assert_not(closed_by_peer(&loop, fd), "the link was closed on an unknown frame kind");
