@@ -141,6 +141,19 @@ void mc_datadir_unlock(int lock_fd);
 int mc_datadir_recover(const char *datadir, const struct mc_fs_ops *fs);
 /* Build "DATADIR/<sub>" into out (size MC_DATADIR_PATH_MAX); MC_EINVAL when too long. */
 int mc_datadir_path(const char *datadir, const char *sub, char *out, size_t out_len);
+/* The engine's directory: DATADIR/engine, or the directory that DATADIR/engine links to when
+ * the engine lives elsewhere (serve --engine-dir; the link is absolute). Installs stage next to
+ * it, in "<that>.new", so the swap stays one rename within one file system. */
+int mc_datadir_engine_dir(const char *datadir, char *out, size_t out_len);
+/* Put the engine where `engine_dir` says (NULL or "": in DATADIR/engine; else ENGINE_DIR/engine,
+ * with DATADIR/engine a symbolic link to it). ENGINE_DIR is created if missing (its parent must
+ * exist) and claimed with an OWNER file naming the data dir: MC_ENOTOURS when it belongs to
+ * another data dir or is neither empty nor ours, MC_EINVAL when it lies inside the data dir.
+ * *fresh is set when the engine was just created empty (placement changed, or the engine dir
+ * lost its contents, e.g. tmpfs after a reboot): the caller drops the engine's seal and rebuilds
+ * it from the image and the WAL. An engine left at a former place is removed (never reused: the
+ * log may have moved on without it). Call with the data dir locked, before mc_datadir_recover. */
+int mc_datadir_place_engine(const char *datadir, const char *engine_dir, bool *fresh);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Hard state                                                                                 */

@@ -495,6 +495,7 @@ static const struct field f_security[] = {
 static const struct field f_metadata[] = {
     SPEC("engine_type", S_ENGINE_TYPE),
     STR("data_dir", data_dir),
+    STR("engine_dir", engine_dir),
     MAP("listen", f_listen),
     ADDR("advertise_client", advertise_client),
     U64("max_map_size_bytes", max_map_size_bytes, 1 << 20, UINT64_MAX),

@@ -380,7 +380,18 @@ static void tick_cb(uv_timer_t *h)
     node_expire_writes(n, now);
     node_expire_reads(n, now);
     node_members_tick(n, now);
-    mc_disk_space_low(&n->disk, n->datadir, now); /* logs low disk on followers too */
+    node_disk_low(n, now); /* logs low disk on followers too */
+}
+
+bool node_disk_low(struct mc_node *n, uint64_t now_ms)
+{
+    bool low = mc_disk_space_low(&n->disk, n->datadir, now_ms);
+    /* The engine's own file system (serve --engine-dir, e.g. tmpfs) fills up too: LMDB writes
+     * its map there, and a full one is a SIGBUS, not an error return. */
+    if (n->opts.engine_dir[0]) {
+        low = mc_disk_space_low(&n->disk_engine, n->opts.engine_dir, now_ms) || low;
+    }
+    return low;
 }
 
 static void prepare_cb(uv_prepare_t *h)
@@ -573,7 +584,7 @@ static int open_storage(struct mc_node *n, bool *damaged, char *boot_now)
 {
     *damaged = false;
     char path[MC_DATADIR_PATH_MAX];
-    int rc = mc_datadir_path(n->datadir, "engine", path, sizeof(path));
+    int rc = mc_datadir_engine_dir(n->datadir, path, sizeof(path));
     if (rc) {
         return rc;
     }
@@ -892,6 +903,14 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
                  n->datadir);
         goto fail;
     }
+    bool fresh_engine = false;
+    rc = mc_datadir_place_engine(n->datadir, opts->engine_dir, &fresh_engine);
+    if (rc) {
+        goto fail;
+    }
+    if (fresh_engine) {
+        mc_seal_remove(n->datadir); /* it vouched for an engine that is gone */
+    }
     rc = mc_datadir_recover(n->datadir, NULL);
     if (rc) {
         goto fail;
@@ -979,7 +998,8 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     uv_async_init(loop, &n->wal_async, wal_async_cb);
     n->wal_async.data = n;
     mc_disk_space_init(&n->disk, n->opts.disk_reserve_mb << 20);
-    mc_disk_space_catch_sigbus(n->datadir);
+    mc_disk_space_init(&n->disk_engine, n->opts.disk_reserve_mb << 20);
+    mc_disk_space_catch_sigbus(n->opts.engine_dir[0] ? n->opts.engine_dir : n->datadir);
     uv_timer_init(loop, &n->tick_timer);
     n->tick_timer.data = n;
     uv_timer_start(&n->tick_timer, tick_cb, n->opts.tick_ms, n->opts.tick_ms);

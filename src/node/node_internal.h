@@ -149,7 +149,8 @@ struct mc_node {
     uv_timer_t tick_timer;
     uint64_t last_tick_ms; /* monotonic time the last Raft tick stands for */
 
-    struct mc_disk_space disk; /* write admission by free space */
+    struct mc_disk_space disk;        /* write admission by free space */
+    struct mc_disk_space disk_engine; /* ... and on the engine's file system (--engine-dir) */
     uv_prepare_t prepare;
     uv_async_t wal_async;
     uv_signal_t sigterm, sigint;
@@ -267,6 +268,8 @@ struct member_info *node_member(struct mc_node *n, uint64_t id);
 void node_set_member(struct mc_node *n, uint64_t id, const char *peer_addr,
                      const char *client_addr);
 void node_fatal(struct mc_node *n, const char *what, int rc);
+/* Free space below --disk-reserve-mb on the data dir's or the engine dir's file system. */
+bool node_disk_low(struct mc_node *n, uint64_t now_ms);
 const char *node_leader_client_addr(struct mc_node *n);
 int node_conf_encode(struct mc_node *n, const struct mc_raft_conf *c, struct mc_wbuf *w);
 int node_conf_decode(struct mc_node *n, const uint8_t *p, size_t len, struct mc_raft_conf *c);

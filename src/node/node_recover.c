@@ -53,7 +53,7 @@ static int open_engine(struct mc_node *n, const char *path)
 static int rebuild_engine(struct mc_node *n, const struct mc_snap_info *img)
 {
     char path[MC_DATADIR_PATH_MAX];
-    int rc = mc_datadir_path(n->datadir, "engine", path, sizeof(path));
+    int rc = mc_datadir_engine_dir(n->datadir, path, sizeof(path));
     if (rc) {
         return rc;
     }

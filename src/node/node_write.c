@@ -163,7 +163,7 @@ static bool can_accept_write(struct mc_node *n, const struct mc_client_token *t)
         }
         n->op_clock_term = mc_raft_term(n->raft);
     }
-    if (mc_disk_space_low(&n->disk, n->datadir, mc_mono_ms())) {
+    if (node_disk_low(n, mc_mono_ms())) {
         mc_client_reply_error(t, MC_ELOWDISK,
                               "free disk below --disk-reserve-mb: free space to write");
         return false;

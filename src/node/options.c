@@ -16,6 +16,8 @@ const char mc_node_options_help[] =
     "\n"
     "  --config FILE                 YAML config (flags override it)\n"
     "  --data-dir DIR                data directory (default ./metacenter-data)\n"
+    "  --engine-dir DIR              keep the engine (LMDB) in DIR instead, e.g. on tmpfs: a\n"
+    "                                reboot empties it and the node rebuilds it from its WAL\n"
     "  --node-id N                   this node's id, non-zero (default 1)\n"
     "  --listen-client ADDR          client protocol address (default 127.0.0.1:7070)\n"
     "  --listen-peer ADDR            Raft peer address (default 127.0.0.1:7071)\n"
@@ -225,6 +227,8 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_str(o->config_file, sizeof(o->config_file), v, f, err, errlen);
         } else if (strcmp(f, "--data-dir") == 0) {
             rc = set_str(o->data_dir, sizeof(o->data_dir), v, f, err, errlen);
+        } else if (strcmp(f, "--engine-dir") == 0) {
+            rc = set_str(o->engine_dir, sizeof(o->engine_dir), v, f, err, errlen);
         } else if (strcmp(f, "--node-id") == 0) {
             rc = set_u64(&o->node_id, v, 1, UINT64_MAX, f, err, errlen);
         } else if (strcmp(f, "--listen-client") == 0) {

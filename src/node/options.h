@@ -16,6 +16,7 @@ struct mc_member_addr {
 
 struct mc_node_options {
     char data_dir[MC_PATH_MAX_BYTES];       /* default ./metacenter-data */
+    char engine_dir[MC_PATH_MAX_BYTES];     /* "" = DATA_DIR/engine; else the engine's own dir */
     uint64_t node_id;                       /* default 1 */
     char listen_client[MC_OPT_ADDR_MAX];    /* default 127.0.0.1:7070 */
     char listen_peer[MC_OPT_ADDR_MAX];      /* default 127.0.0.1:7071 */

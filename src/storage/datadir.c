@@ -154,20 +154,29 @@ static bool ends_with(const char *s, const char *suffix)
 int mc_datadir_recover(const char *datadir, const struct mc_fs_ops *fs)
 {
     fs = fs ? fs : mc_fs_default();
-    char path[MC_DATADIR_PATH_MAX];
-    if (mc_datadir_path(datadir, "engine.new", path, sizeof(path))) {
+    char path[MC_DATADIR_PATH_MAX], engdir[MC_DATADIR_PATH_MAX];
+    if (mc_datadir_engine_dir(datadir, engdir, sizeof(engdir))) {
+        return MC_EINVAL;
+    }
+    int w = snprintf(path, sizeof(path), "%s.new", engdir);
+    if (w < 0 || (size_t)w >= sizeof(path)) {
         return MC_EINVAL;
     }
     struct stat st;
     if (stat(path, &st) == 0) {
         /* An install was interrupted: engine/ is entirely old or entirely new (the swap is one
-         * renameat2), so whatever is left in engine.new is garbage. */
+         * renameat2), so whatever is left in engine.new is garbage. Synced with the dir holding
+         * it: the data dir, or the engine's own (serve --engine-dir). */
         MC_WARN("datadir_cleanup", "removing=%s reason=\"interrupted snapshot install\"", path);
         int rc = mc_fs_remove_tree(fs, path);
         if (rc) {
             return rc;
         }
-        rc = mc_fs_fsync_dir(fs, datadir);
+        char *slash = strrchr(path, '/');
+        if (slash && slash != path) {
+            *slash = 0;
+        }
+        rc = mc_fs_fsync_dir(fs, path);
         if (rc) {
             return rc;
         }

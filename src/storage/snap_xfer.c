@@ -187,12 +187,26 @@ int mc_snap_recv_finish(struct mc_snap_recv *r, struct mc_snap_info *out)
     return rc;
 }
 
-static int install_paths(const char *datadir, char *newdir, char *engdir, char *data)
+/* The engine dir (DATADIR/engine or where it links to: mc_datadir_engine_dir), its staging
+ * sibling "<engdir>.new", the staged data.mdb, and the dir holding both (fsynced after a swap). */
+static int install_paths(const char *datadir, char *newdir, char *engdir, char *data, char *parent)
 {
-    if (mc_datadir_path(datadir, "engine.new", newdir, MC_DATADIR_PATH_MAX) ||
-        mc_datadir_path(datadir, "engine", engdir, MC_DATADIR_PATH_MAX) ||
+    if (mc_datadir_engine_dir(datadir, engdir, MC_DATADIR_PATH_MAX)) {
+        return MC_EINVAL;
+    }
+    int w = snprintf(newdir, MC_DATADIR_PATH_MAX, "%s.new", engdir);
+    if (w < 0 || w >= MC_DATADIR_PATH_MAX ||
         mc_datadir_path(newdir, "data.mdb", data, MC_DATADIR_PATH_MAX)) {
         return MC_EINVAL;
+    }
+    snprintf(parent, MC_DATADIR_PATH_MAX, "%s", engdir);
+    char *slash = strrchr(parent, '/');
+    if (slash == parent) {
+        slash[1] = 0; /* an engine dir right under / */
+    } else if (slash) {
+        *slash = 0;
+    } else {
+        snprintf(parent, MC_DATADIR_PATH_MAX, ".");
     }
     return 0;
 }
@@ -201,7 +215,8 @@ int mc_snap_install_prepare(const char *datadir, const struct mc_fs_ops *fs, con
 {
     fs = fs ? fs : mc_fs_default();
     char newdir[MC_DATADIR_PATH_MAX], engdir[MC_DATADIR_PATH_MAX], data[MC_DATADIR_PATH_MAX];
-    if (install_paths(datadir, newdir, engdir, data)) {
+    char parent[MC_DATADIR_PATH_MAX];
+    if (install_paths(datadir, newdir, engdir, data, parent)) {
         return MC_EINVAL;
     }
     struct mc_snap_info *info = calloc(1, sizeof(*info));
@@ -279,7 +294,8 @@ int mc_snap_install_swap(const char *datadir, const struct mc_fs_ops *fs)
 {
     fs = fs ? fs : mc_fs_default();
     char newdir[MC_DATADIR_PATH_MAX], engdir[MC_DATADIR_PATH_MAX], data[MC_DATADIR_PATH_MAX];
-    if (install_paths(datadir, newdir, engdir, data)) {
+    char parent[MC_DATADIR_PATH_MAX];
+    if (install_paths(datadir, newdir, engdir, data, parent)) {
         return MC_EINVAL;
     }
     /* Only a prepared tree is swapped in: without its data.mdb the swap would install nothing. */
@@ -293,14 +309,14 @@ int mc_snap_install_swap(const char *datadir, const struct mc_fs_ops *fs)
     if (s < 0) {
         return mc_fs_errno_to_mc(s);
     }
-    int rc = mc_fs_fsync_dir(fs, datadir);
+    int rc = mc_fs_fsync_dir(fs, parent);
     if (rc) {
         return rc;
     }
     /* engine.new now holds the old state: drop it (mc_datadir_recover does it after a crash) */
     rc = mc_fs_remove_tree(fs, newdir);
     if (rc == 0) {
-        rc = mc_fs_fsync_dir(fs, datadir);
+        rc = mc_fs_fsync_dir(fs, parent);
     }
     return rc;
 }

@@ -38,6 +38,7 @@ Test(config_keys, every_key_maps_onto_options)
     const char *y = "metadata:\n"
                     "  engine_type: replicated\n"
                     "  data_dir: /var/lib/mc\n"
+                    "  engine_dir: /dev/shm/mc-engine\n"
                     "  listen:\n"
                     "    client: 127.0.0.1:9070\n"
                     "    peer: 127.0.0.1:9071\n"
@@ -72,6 +73,7 @@ Test(config_keys, every_key_maps_onto_options)
     struct mc_node_options o;
     cr_assert_eq(load(y, &o), 0, "%s", err);
     cr_assert_str_eq(o.data_dir, "/var/lib/mc");
+    cr_assert_str_eq(o.engine_dir, "/dev/shm/mc-engine");
     cr_assert_str_eq(o.listen_client, "127.0.0.1:9070");
     cr_assert_str_eq(o.listen_peer, "127.0.0.1:9071");
     cr_assert_str_eq(o.listen_http, "127.0.0.1:9080");

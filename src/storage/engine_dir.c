@@ -1,0 +1,252 @@
+/* engine_dir.c: where a node's engine lives: DATADIR/engine, or a directory of its own (serve
+ * --engine-dir, e.g. on tmpfs) that DATADIR/engine links to.
+ *
+ * Why it may live elsewhere: the engine is never synced (docs/decisions.md, "Engine recovery
+ * after a power loss"); the WAL and the newest engine image are what a node recovers from. On a
+ * disk the kernel still writes the whole LMDB map back every few seconds once it has been dirty
+ * 30 s, and the WAL's next fdatasync waits for that (docs/benchmarks.md). On tmpfs nothing is
+ * written back; a reboot empties it and the node rebuilds the engine from its image and WAL.
+ *
+ * Rules: the directory is claimed by an OWNER file naming the data dir (two nodes can never
+ * share one); an engine at a former place is removed, never reused (while it was elsewhere the
+ * log may have moved on, or the data dir been restored); the link is absolute. */
+#include "metacenter/error.h"
+#include "metacenter/storage.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OWNER_NAME      "OWNER"
+#define OWNER_PREFIX    "metacenter-engine-dir of "
+#define OWNER_MAX_BYTES (MC_DATADIR_PATH_MAX + 64)
+
+int mc_datadir_engine_dir(const char *datadir, char *out, size_t out_len)
+{
+    char link[MC_DATADIR_PATH_MAX];
+    if (mc_datadir_path(datadir, "engine", link, sizeof(link))) {
+        return MC_EINVAL;
+    }
+    char target[MC_DATADIR_PATH_MAX];
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n < 0) {
+        if (errno != EINVAL && errno != ENOENT) {
+            return mc_fs_errno_to_mc(-errno);
+        }
+        /* not a link (or not there yet): the engine lives in the data dir */
+        int w = snprintf(out, out_len, "%s", link);
+        return w < 0 || (size_t)w >= out_len ? MC_EINVAL : 0;
+    }
+    if ((size_t)n >= sizeof(target) - 1 || target[0] != '/') {
+        return MC_EINVAL; /* only absolute links are made here (mc_datadir_place_engine) */
+    }
+    target[n] = 0;
+    int w = snprintf(out, out_len, "%s", target);
+    return w < 0 || (size_t)w >= out_len ? MC_EINVAL : 0;
+}
+
+/* "<dir>/<name>" into out[MC_DATADIR_PATH_MAX]. */
+static int join(const char *dir, const char *name, char *out)
+{
+    return mc_datadir_path(dir, name, out, MC_DATADIR_PATH_MAX);
+}
+
+static bool has_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        return true; /* unreadable: treated as not empty, so it is never claimed */
+    }
+    struct dirent *e;
+    bool any = false;
+    while (!any && (e = readdir(d)) != NULL) {
+        any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    }
+    closedir(d);
+    return any;
+}
+
+/* 0: DIR/OWNER names this data dir; MC_ENOTFOUND: no OWNER; MC_ENOTOURS: another one's. */
+static int owner_check(const char *dir, const char *datadir_real)
+{
+    char path[MC_DATADIR_PATH_MAX];
+    if (join(dir, OWNER_NAME, path)) {
+        return MC_EINVAL;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return errno == ENOENT ? MC_ENOTFOUND : mc_fs_errno_to_mc(-errno);
+    }
+    char buf[OWNER_MAX_BYTES] = {0};
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char want[OWNER_MAX_BYTES];
+    snprintf(want, sizeof(want), OWNER_PREFIX "%s\n", datadir_real);
+    return strcmp(buf, want) == 0 ? 0 : MC_ENOTOURS;
+}
+
+static int owner_write(const char *dir, const char *datadir_real)
+{
+    char path[MC_DATADIR_PATH_MAX];
+    char text[OWNER_MAX_BYTES];
+    int len = snprintf(text, sizeof(text), OWNER_PREFIX "%s\n", datadir_real);
+    if (join(dir, OWNER_NAME, path) || len < 0 || (size_t)len >= sizeof(text)) {
+        return MC_EINVAL;
+    }
+    return mc_fs_write_file_atomic(NULL, path, text, (size_t)len);
+}
+
+/* Remove an engine tree and its staging tree ("<dir>.new"). */
+static int remove_engine(const char *engdir)
+{
+    char staged[MC_DATADIR_PATH_MAX];
+    int w = snprintf(staged, sizeof(staged), "%s.new", engdir);
+    if (w < 0 || (size_t)w >= sizeof(staged)) {
+        return MC_EINVAL;
+    }
+    int rc = mc_fs_remove_tree(NULL, engdir);
+    return rc ? rc : mc_fs_remove_tree(NULL, staged);
+}
+
+/* Claim ENGINE_DIR (created if missing) for the data dir whose real path is datadir_real; its
+ * real path into dir_real[PATH_MAX]. */
+static int claim(const char *engine_dir, const char *datadir_real, char *dir_real)
+{
+    if (mkdir(engine_dir, 0700) != 0 && errno != EEXIST) {
+        int e = errno;
+        MC_ERROR("engine_dir_invalid",
+                 "dir=%s err=%s detail=\"cannot create it (its parent must exist)\"", engine_dir,
+                 strerror(e));
+        return mc_fs_errno_to_mc(-e);
+    }
+    if (!realpath(engine_dir, dir_real)) {
+        return mc_fs_errno_to_mc(-errno);
+    }
+    size_t dl = strlen(datadir_real);
+    if (strncmp(dir_real, datadir_real, dl) == 0 && (dir_real[dl] == '/' || dir_real[dl] == 0)) {
+        MC_ERROR("engine_dir_invalid",
+                 "dir=%s data_dir=%s detail=\"it must be outside the data dir\"", dir_real,
+                 datadir_real);
+        return MC_EINVAL;
+    }
+    int rc = owner_check(dir_real, datadir_real);
+    if (rc == MC_ENOTFOUND) {
+        if (has_entries(dir_real)) {
+            MC_ERROR("engine_dir_invalid",
+                     "dir=%s detail=\"not empty and not claimed by a metacenter data dir: give "
+                     "an empty or new directory\"",
+                     dir_real);
+            return MC_ENOTOURS;
+        }
+        rc = owner_write(dir_real, datadir_real);
+    } else if (rc == MC_ENOTOURS) {
+        MC_ERROR("engine_dir_invalid",
+                 "dir=%s data_dir=%s detail=\"it holds the engine of another data dir (its "
+                 "OWNER file says which); give each node a directory of its own\"",
+                 dir_real, datadir_real);
+    }
+    return rc;
+}
+
+/* Back to DATADIR/engine from a link: the former engine is removed if its directory is ours. */
+static int place_in_datadir(const char *datadir, const char *datadir_real, const char *link,
+                            bool *fresh)
+{
+    char target[MC_DATADIR_PATH_MAX];
+    int rc = mc_datadir_engine_dir(datadir, target, sizeof(target));
+    if (rc) {
+        return rc;
+    }
+    if (unlink(link) != 0 || mkdir(link, 0755) != 0) {
+        return mc_fs_errno_to_mc(-errno);
+    }
+    rc = mc_fs_fsync_dir(NULL, datadir);
+    if (rc) {
+        return rc;
+    }
+    char parent[MC_DATADIR_PATH_MAX];
+    snprintf(parent, sizeof(parent), "%s", target);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = 0;
+        if (owner_check(parent, datadir_real) == 0) {
+            (void)remove_engine(target); /* best effort: memory on tmpfs, never used again */
+        }
+    }
+    MC_WARN("engine_dir_changed",
+            "from=%s to=%s action=\"the engine is rebuilt from the newest "
+            "image and the WAL\"",
+            target, link);
+    *fresh = true;
+    return 0;
+}
+
+int mc_datadir_place_engine(const char *datadir, const char *engine_dir, bool *fresh)
+{
+    *fresh = false;
+    char link[MC_DATADIR_PATH_MAX], datadir_real[PATH_MAX], dir_real[PATH_MAX];
+    if (mc_datadir_path(datadir, "engine", link, sizeof(link)) ||
+        !realpath(datadir, datadir_real)) {
+        return MC_EINVAL;
+    }
+    struct stat lst;
+    bool have = lstat(link, &lst) == 0;
+    bool is_link = have && S_ISLNK(lst.st_mode);
+    if (!engine_dir || !engine_dir[0]) {
+        return is_link ? place_in_datadir(datadir, datadir_real, link, fresh) : 0;
+    }
+    int rc = claim(engine_dir, datadir_real, dir_real);
+    char target[MC_DATADIR_PATH_MAX], current[MC_DATADIR_PATH_MAX];
+    if (rc || join(dir_real, "engine", target)) {
+        return rc ? rc : MC_EINVAL;
+    }
+    if (is_link && mc_datadir_engine_dir(datadir, current, sizeof(current)) == 0 &&
+        strcmp(current, target) == 0) {
+        struct stat st;
+        if (stat(target, &st) == 0) {
+            return 0; /* in place, as last time */
+        }
+        /* The engine dir lost its contents (tmpfs after a reboot): start an empty engine. */
+        if (mkdir(target, 0755) != 0) {
+            return mc_fs_errno_to_mc(-errno);
+        }
+        MC_WARN("engine_dir_emptied",
+                "dir=%s action=\"the engine is rebuilt from the newest "
+                "image and the WAL\"",
+                target);
+        *fresh = true;
+        return mc_fs_fsync_dir(NULL, dir_real);
+    }
+    /* A new place: the former engine (a directory here, or another link) is dropped, and so is
+     * anything left at the target from an earlier placement. */
+    rc = have ? mc_fs_remove_tree(NULL, link) : 0;
+    if (rc == 0) {
+        rc = remove_engine(target);
+    }
+    if (rc == 0 && (mkdir(target, 0755) != 0 || symlink(target, link) != 0)) {
+        rc = mc_fs_errno_to_mc(-errno);
+    }
+    if (rc == 0) {
+        rc = mc_fs_fsync_dir(NULL, dir_real);
+    }
+    if (rc == 0) {
+        rc = mc_fs_fsync_dir(NULL, datadir);
+    }
+    if (rc) {
+        MC_ERROR("engine_dir_invalid", "dir=%s err=%s", dir_real, mc_error_name(rc));
+        return rc;
+    }
+    MC_WARN("engine_dir_changed",
+            "from=%s to=%s action=\"the engine is rebuilt from the newest "
+            "image and the WAL\"",
+            is_link ? "another link" : link, target);
+    *fresh = true;
+    return 0;
+}
