@@ -31,7 +31,6 @@
 #define SWEEP_MS        1000                /* idle / drain timeout check period ... */
 #define SWEEP_MIN_MS    25 /* ... shorter, down to this, for timeouts under 4 s (sweep_period) */
 #define LISTEN_BACKLOG  512
-#define REFUSED_LOG_MS  1000 /* http_accept_refused: at most one line a second */
 
 struct mc_http_io {
     uv_loop_t *loop;
@@ -47,8 +46,7 @@ struct mc_http_io {
     uint32_t n_alloc; /* connections not yet freed (open or closed while with a worker) */
     char date[48];    /* "Date: <IMF-fixdate>\r\n", refreshed by every sweep (sweep_period) */
     size_t date_len;
-    uint64_t refused_log_ms;   /* last http_accept_refused line (0 = none yet) */
-    uint64_t refused_unlogged; /* refused since that line */
+    struct mc_log_limit refused_log; /* http_accept_refused: at most one line a second */
     pthread_mutex_t done_mu;
     struct mc_http_conn *done; /* done_mu */
 };
@@ -709,14 +707,12 @@ static void process(struct mc_http_conn *c)
 static void refused(struct mc_http_io *io)
 {
     mc_metrics_http_connection_refused();
-    io->refused_unlogged++;
-    uint64_t now = mc_mono_ms();
-    if (io->refused_log_ms && now - io->refused_log_ms < REFUSED_LOG_MS)
+    uint64_t suppressed;
+    if (!mc_log_limit_allow(&io->refused_log, mc_mono_ms(), &suppressed))
         return;
+    /* refused= counts this one too: the refusals since the previous line. */
     MC_WARN("http_accept_refused", "open=%u allocated=%u max=%u refused=%llu", io->n_conns,
-            io->n_alloc - 1, io->srv->max_connections, (unsigned long long)io->refused_unlogged);
-    io->refused_log_ms = now;
-    io->refused_unlogged = 0;
+            io->n_alloc - 1, io->srv->max_connections, (unsigned long long)suppressed + 1);
 }
 
 static void on_connection(uv_stream_t *l, int status)

@@ -19,11 +19,7 @@
 #define DEFAULT_MAX_INFLIGHT     4096u
 #define DEFAULT_MAX_OUTPUT_BYTES (32u * 1024 * 1024)
 #define DEFAULT_READ_TIMEOUT_MS  10000u
-/* Metadata replies are small and a healthy client reads continuously: output that has not
- * reached the kernel after this long belongs to a peer that stopped reading. Shorter than the
- * HTTP server's 120 s (which streams large listings to browsers and scripts). */
-#define DEFAULT_SEND_TIMEOUT_MS 30000u
-#define DEFAULT_MAX_LIST_KEYS   1000u
+#define DEFAULT_MAX_LIST_KEYS    1000u
 /* Timeout sweeps run at least this often and at most this rarely. */
 #define SWEEP_MIN_MS 10u
 #define SWEEP_MAX_MS 1000u
@@ -1197,7 +1193,7 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
         s->opts.request_read_timeout_ms = DEFAULT_READ_TIMEOUT_MS;
     }
     if (!s->opts.send_timeout_ms) {
-        s->opts.send_timeout_ms = DEFAULT_SEND_TIMEOUT_MS;
+        s->opts.send_timeout_ms = MC_CLIENT_SEND_TIMEOUT_MS;
     }
     if (!s->opts.max_frame_bytes || s->opts.max_frame_bytes > MC_PROTO_MAX_FRAME_BYTES) {
         s->opts.max_frame_bytes = MC_PROTO_MAX_FRAME_BYTES;

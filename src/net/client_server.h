@@ -50,17 +50,24 @@ struct mc_client_handler {
     void (*conn_closed)(void *ctx, struct mc_client_conn *conn);
 };
 
+/* Metadata replies are small and a healthy client reads continuously: output that has not
+ * reached the kernel after this long belongs to a peer that stopped reading. Shorter than the
+ * HTTP server's 120 s (which streams large listings to browsers and scripts). The default of
+ * opts.send_timeout_ms and of `serve --client-send-timeout-ms`. */
+#define MC_CLIENT_SEND_TIMEOUT_MS 30000u
+
 struct mc_client_server_opts {
-    uint32_t max_connections;         /* default 1000 (serve --max-client-connections); extra
-                                         connections get SlowDown + close. A connection counts
-                                         until its socket is closed, closing ones too */
-    uint32_t max_inflight_per_conn;   /* default 4096; reading pauses while reached */
-    size_t max_output_bytes;          /* default 32 MiB; reading pauses while the output is
-                                         above this (slow reader) */
-    uint32_t idle_timeout_ms;         /* 0 = none; idle connections (nothing in flight) close */
-    uint32_t send_timeout_ms;         /* 0 = default 30000: replies handed to a write must all
-                                         reach the kernel within this long, else the peer has
-                                         stopped reading (or trickles) and is closed */
+    uint32_t max_connections;       /* default 1000 (serve --max-client-connections); extra
+                                       connections get SlowDown + close. A connection counts
+                                       until its socket is closed, closing ones too */
+    uint32_t max_inflight_per_conn; /* default 4096; reading pauses while reached */
+    size_t max_output_bytes;        /* default 32 MiB; reading pauses while the output is
+                                       above this (slow reader) */
+    uint32_t idle_timeout_ms;       /* 0 = none; idle connections (nothing in flight) close */
+    uint32_t send_timeout_ms;       /* 0 = MC_CLIENT_SEND_TIMEOUT_MS (serve
+                                       --client-send-timeout-ms): replies handed to a write
+                                       must all reach the kernel within this long, else the
+                                       peer has stopped reading (or trickles) and is closed */
     int sndbuf_bytes; /* tests only: SO_SNDBUF of accepted sockets (0 = the kernel's): on
                          loopback the kernel's auto-sized buffer takes whole replies */
     uint32_t request_read_timeout_ms; /* 0 = default 10000: a frame must arrive whole within

@@ -9,10 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INBUF_INITIAL       65536
-#define TLS_CIPHER_BYTES    (64u * 1024) /* ciphertext read per callback on TLS links */
-#define MAX_INBOUND         64
-#define UNKNOWN_KIND_LOG_MS 1000 /* peer_unknown_frame_kind: one line a second per link */
+#define INBUF_INITIAL    65536
+#define TLS_CIPHER_BYTES (64u * 1024) /* ciphertext read per callback on TLS links */
+#define MAX_INBOUND      64
 
 enum link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP, LINK_BACKOFF, LINK_CLOSING };
 
@@ -46,9 +45,8 @@ struct inbound {
     int used;
     struct mc_tls *tls; /* inbound TLS session (NULL = plaintext) */
     uint8_t *cbuf;
-    uint64_t unknown_kinds;     /* frames of a kind newer than this build, skipped */
-    uint64_t unknown_logged_ms; /* loop time of the last peer_unknown_frame_kind line */
-    int unknown_logged;
+    uint64_t unknown_kinds;          /* frames of a kind newer than this build, skipped */
+    struct mc_log_limit unknown_log; /* peer_unknown_frame_kind: one line a second per link */
 };
 
 struct mc_peer_transport {
@@ -548,13 +546,12 @@ static void inbound_read_tls(struct inbound *in, const uv_buf_t *buf, size_t n)
  * it too. Logged at most once a second per link: the sender may repeat it on every tick. */
 static void skip_unknown_kind(struct inbound *in, uint8_t kind)
 {
-    uint64_t now = uv_now(in->t->loop);
     in->unknown_kinds++;
-    if (!in->unknown_logged || now - in->unknown_logged_ms >= UNKNOWN_KIND_LOG_MS) {
-        MC_WARN("peer_unknown_frame_kind", "from=%llu kind=%u skipped=%llu",
-                (unsigned long long)in->from, kind, (unsigned long long)in->unknown_kinds);
-        in->unknown_logged = 1;
-        in->unknown_logged_ms = now;
+    uint64_t suppressed;
+    if (mc_log_limit_allow(&in->unknown_log, uv_now(in->t->loop), &suppressed)) {
+        MC_WARN("peer_unknown_frame_kind", "from=%llu kind=%u skipped=%llu suppressed=%llu",
+                (unsigned long long)in->from, kind, (unsigned long long)in->unknown_kinds,
+                (unsigned long long)suppressed);
     }
 }
 

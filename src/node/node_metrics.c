@@ -53,6 +53,7 @@ static void fill(struct mc_node *n, struct mc_node_metrics *m, struct mc_raft_st
     if (n->clients) {
         mc_client_server_stats(n->clients, &cs);
         m->client_connections = cs.connections_open;
+        m->client_send_timeouts = cs.send_timeouts;
     }
     struct member_info *lead = st->leader_id ? node_member(n, st->leader_id) : NULL;
     if (lead) {

@@ -2,6 +2,7 @@
 #include "node/options.h"
 #include "http/server.h"
 #include "metacenter/error.h"
+#include "net/client_server.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -54,6 +55,9 @@ const char mc_node_options_help[] =
     "  --max-inflight-per-conn N     pipelined requests handled per connection (default 4096)\n"
     "  --max-batch-ops N             ops in one atomic write (default and max 1000)\n"
     "  --max-list-keys N             list page size cap (default 1000)\n"
+    "  --client-send-timeout-ms N    close a connection whose queued replies have not drained\n"
+    "                                within N ms (stopped reader; 100..86400000; default "
+    "30000)\n"
     "Limits (HTTP port):\n"
     "  --http-max-connections N      open HTTP connections (default and max 1024; extra are\n"
     "                                accepted and closed at once)\n"
@@ -110,6 +114,7 @@ void mc_node_options_default(struct mc_node_options *o)
     o->max_inflight_per_conn = 4096;
     o->max_batch_ops = 1000;
     o->max_list_keys = 1000;
+    o->client_send_timeout_ms = MC_CLIENT_SEND_TIMEOUT_MS;
     o->http_max_connections = MC_HTTP_MAX_CONNECTIONS;
     o->http_send_timeout_ms = MC_HTTP_SEND_TIMEOUT_MS;
     o->http_idle_timeout_ms = MC_HTTP_IDLE_TIMEOUT_MS;
@@ -314,6 +319,9 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->max_batch_ops, v, 1, 1000, f, err, errlen);
         } else if (strcmp(f, "--max-list-keys") == 0) {
             rc = set_u64(&o->max_list_keys, v, 1, 1000, f, err, errlen);
+        } else if (strcmp(f, "--client-send-timeout-ms") == 0) {
+            rc = set_u64(&o->client_send_timeout_ms, v, MC_OPT_CLIENT_SEND_TIMEOUT_MIN_MS,
+                         MC_OPT_CLIENT_SEND_TIMEOUT_MAX_MS, f, err, errlen);
         } else if (strcmp(f, "--http-max-connections") == 0) {
             rc = set_u64(&o->http_max_connections, v, 1, MC_HTTP_MAX_CONNECTIONS, f, err, errlen);
         } else if (strcmp(f, "--http-send-timeout-ms") == 0) {

@@ -54,6 +54,7 @@ struct mc_node_options {
     uint64_t max_inflight_per_conn;   /* default 4096 */
     uint64_t max_batch_ops;           /* default 1000 (also the maximum) */
     uint64_t max_list_keys;           /* default 1000 */
+    uint64_t client_send_timeout_ms;  /* default 30000: queued replies not drained this long */
     /* HTTP-port limits (src/http/server.h; docs/operations.md). */
     uint64_t http_max_connections; /* default 1024 (also the maximum); extra: refused */
     uint64_t http_send_timeout_ms; /* default 120000: pending output not drained this long */
@@ -77,6 +78,10 @@ struct mc_node_options {
  * could not send a request in time; a day is far past any keep-alive pool's. */
 #define MC_OPT_HTTP_TIMEOUT_MIN_MS 100
 #define MC_OPT_HTTP_TIMEOUT_MAX_MS (24u * 3600 * 1000)
+/* Client-port send timeout range: the same bounds as the HTTP timeouts, for the same reasons
+ * (under 100 ms a reader on a real network stalls that long now and then). */
+#define MC_OPT_CLIENT_SEND_TIMEOUT_MIN_MS MC_OPT_HTTP_TIMEOUT_MIN_MS
+#define MC_OPT_CLIENT_SEND_TIMEOUT_MAX_MS MC_OPT_HTTP_TIMEOUT_MAX_MS
 /* Smallest HTTP body limit: room for every small JSON body (bucket, member, versioning). */
 #define MC_OPT_HTTP_BODY_MIN_BYTES 256
 

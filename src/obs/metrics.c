@@ -253,6 +253,11 @@ static void render_node(struct mc_textbuf *b, const struct mc_node_metrics *n)
     int64_t http = atomic_load_explicit(&reg.http_connections, RLX);
     gauge_u(b, "metacenter_client_connections", "Open client connections (wire protocol and HTTP).",
             n->client_connections + (uint64_t)(http > 0 ? http : 0));
+    counter_u(b, "metacenter_client_send_timeouts_total",
+              "Client-port connections closed because their queued replies did not drain "
+              "within --client-send-timeout-ms (or 1 s after a closing error reply): the "
+              "client stopped reading.",
+              n->client_send_timeouts);
     counter_u(b, "metacenter_http_connections_refused_total",
               "HTTP connections closed at once because the connection limit was reached.",
               atomic_load_explicit(&reg.http_refused, RLX));

@@ -48,9 +48,10 @@ struct mc_node_metrics {
     uint32_t healthy_nodes; /* leader only: members that acked within the election timeout */
     uint64_t commit_index;
     uint64_t applied_index;
-    uint64_t snapshot_size_bytes; /* newest snapshot, 0 if none */
-    uint64_t proposals_pending;   /* leader: proposals not yet applied/answered */
-    uint64_t client_connections;  /* wire-protocol connections (HTTP adds its own count) */
+    uint64_t snapshot_size_bytes;  /* newest snapshot, 0 if none */
+    uint64_t proposals_pending;    /* leader: proposals not yet applied/answered */
+    uint64_t client_connections;   /* wire-protocol connections (HTTP adds its own count) */
+    uint64_t client_send_timeouts; /* wire-protocol connections closed: replies not drained */
     char leader_http_addr[MC_METRICS_ADDR_MAX]; /* leader's HTTP "host:port" if known, else "";
                                                    used for NotLeader Location hints */
     uint32_t n_lag;

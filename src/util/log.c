@@ -109,3 +109,20 @@ void mc_log(enum mc_log_level level, const char *msg, const char *fmt, ...)
     ssize_t n = write(STDERR_FILENO, line, len);
     (void)n;
 }
+
+bool mc_log_limit_allow(struct mc_log_limit *l, uint64_t now_ms, uint64_t *suppressed_out)
+{
+    /* A clock read before last_ms (another clock by mistake) counts as "long ago": a line too
+     * many beats a line never written again. */
+    if (l->logged && now_ms >= l->last_ms && now_ms - l->last_ms < MC_LOG_LIMIT_MS) {
+        l->suppressed++;
+        return false;
+    }
+    if (suppressed_out) {
+        *suppressed_out = l->suppressed;
+    }
+    l->logged = true;
+    l->last_ms = now_ms;
+    l->suppressed = 0;
+    return true;
+}

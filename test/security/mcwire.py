@@ -5,6 +5,7 @@ import struct
 VERSION = 1
 OP_PING = 0x01
 OP_WRITE = 0x03
+OP_GET_OBJECT = 0x10
 OP_LIST_BUCKETS = 0x14
 OP_AUTH = 0x30
 HEADER = 20
@@ -17,6 +18,11 @@ def frame(op, rid, body=b"", version=VERSION):
 def pstr(s):
     b = s.encode()
     return struct.pack("<I", len(b)) + b + b"\0"
+
+
+def get_body(bucket, key, stale=True):
+    """GET_OBJECT: ro (u8 consistency, u32 max_staleness_ms), bucket, key, version_id ""."""
+    return struct.pack("<BI", 1 if stale else 0, 0) + pstr(bucket) + pstr(key) + pstr("")
 
 
 def write_body(n_ops, session=0, seq=0):

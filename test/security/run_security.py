@@ -294,6 +294,75 @@ def http_limit_flags_refuse_bad_values():
         assert flag in r.stdout, r.stdout
 
 
+@test
+def client_send_timeout_flag_refuses_bad_values():
+    # --client-send-timeout-ms names itself and its range; 0 and values past it are refused
+    # before anything starts (exit 2, one line). Before: the flag did not exist ("unknown
+    # flag"), the timeout was fixed at 30 s.
+    for v in ("0", "99", "86400001", "-5", "1e3", "", "18446744073709551616"):
+        rc, err = serve_refuses(["--client-send-timeout-ms", v])
+        want = ("InvalidArgument: --client-send-timeout-ms wants an integer in [100, 86400000], "
+                "got '%s'" % v)
+        assert rc == 2 and want in err and len(err.strip().splitlines()) == 1, (v, rc, err)
+    r = subprocess.run([harness.BIN, "serve", "--help"], capture_output=True, text=True,
+                       timeout=20)
+    assert "--client-send-timeout-ms" in r.stdout, r.stdout
+
+
+@test
+def stopped_reader_closed_after_client_send_timeout():
+    # `serve --client-send-timeout-ms 300`: a client that pipelines GETs of a 64 KiB value and
+    # never reads fills both socket buffers; its queued replies make no progress, so the node
+    # closes it about 300 ms later (not the default 30 s), counts it, and keeps serving others.
+    # Before: the flag did not exist (the node refused to start).
+    c, n = start_node(["--client-send-timeout-ms", "300"], http=True)
+    try:
+        value = os.path.join(c.tmp, "value")
+        with open(value, "wb") as f:
+            f.write(os.urandom(64 * 1024))
+        ep = ["--endpoints", n.client]
+        harness.cli(ep + ["bucket", "create", "stall"])
+        harness.cli(ep + ["put", "stall", "big", "--inline-file", value])
+        assert metric(n, "metacenter_client_send_timeouts_total") == 0
+        s = socket.socket()
+        # A small fixed receive buffer (no autotuning): the replies back up at once.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        s.settimeout(5)
+        s.connect(("127.0.0.1", n.client_port))
+        gets = 300  # ~19 MiB of replies: far past the kernel's buffers on both sides
+        s.sendall(b"".join(mcwire.frame(mcwire.OP_GET_OBJECT, i + 1,
+                                        mcwire.get_body("stall", "big")) for i in range(gets)))
+        t0 = time.monotonic()
+        counted = wait_for(lambda: metric(n, "metacenter_client_send_timeouts_total") >= 1, 10,
+                           interval=0.02)
+        took = time.monotonic() - t0
+        assert counted, "stopped reader not closed within 10 s: " + n.log_tail()
+        # Not before the timeout (the writes stall within ms of the GETs); well before 30 s
+        # (sweep every 75 ms, metrics published every 100 ms).
+        assert 0.25 <= took < 2.0, "closed after %.2f s, timeout 0.3 s" % took
+        assert "client_send_timeout" in n.log(), n.log_tail()
+        # The socket is closed: what the kernel still held arrives, then EOF, far short of
+        # every reply.
+        got, eof = 0, False
+        s.settimeout(5)
+        try:
+            while True:
+                k = s.recv(1 << 20)
+                if not k:
+                    eof = True
+                    break
+                got += len(k)
+        except ConnectionResetError:
+            eof = True
+        s.close()
+        assert eof, "connection left open after %d bytes" % got
+        assert got < gets * 64 * 1024 // 2, "got %d bytes: the replies drained" % got
+        assert mcwire.ping(n.client_port) == 0  # others still served
+        assert metric(n, "metacenter_client_send_timeouts_total") == 1
+    finally:
+        c.close()
+
+
 def read_until_closed(s, seconds):
     """Everything s receives until the peer closes; (data, seconds it took) or (data, None)
     when still open after `seconds`."""

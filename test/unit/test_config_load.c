@@ -194,6 +194,24 @@ Test(config_keys, http_limits)
     expect_error("metadata: {limits: {http_max_body_bytes: 0}}", "t.yaml:1:", "out of range");
 }
 
+/* limits.client_send_timeout_ms (serve --client-send-timeout-ms): default and range. */
+Test(config_keys, client_send_timeout)
+{
+    struct mc_node_options o;
+    cr_assert_eq(load("metadata: {limits: {}}\n", &o), 0, "%s", err);
+    cr_assert_eq(o.client_send_timeout_ms, 30000);
+    cr_assert_eq(load("metadata: {limits: {client_send_timeout_ms: 300}}\n", &o), 0, "%s", err);
+    cr_assert_eq(o.client_send_timeout_ms, 300);
+    cr_assert_eq(load("metadata: {limits: {client_send_timeout_ms: 86400000}}\n", &o), 0, "%s",
+                 err);
+    cr_assert_eq(o.client_send_timeout_ms, 86400000);
+    expect_error("metadata: {limits: {client_send_timeout_ms: 99}}",
+                 "t.yaml:1:", "client_send_timeout_ms: 99 is out of range [100, 86400000]");
+    expect_error("metadata: {limits: {client_send_timeout_ms: 86400001}}",
+                 "t.yaml:1:", "out of range");
+    expect_error("metadata: {limits: {client_send_timeout_ms: 0}}", "t.yaml:1:", "out of range");
+}
+
 Test(config_keys, http_off_and_empty_disable)
 {
     struct mc_node_options o;

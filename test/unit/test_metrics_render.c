@@ -49,6 +49,7 @@ static const char *const contract[][2] = {
     {"metacenter_apply_duration_seconds", "histogram"},
     {"metacenter_proposals_pending", "gauge"},
     {"metacenter_client_connections", "gauge"},
+    {"metacenter_client_send_timeouts_total", "counter"},
     {"metacenter_errors_total", "counter"},
     {"metacenter_snapshots_sent_total", "counter"},
     {"metacenter_snapshots_received_total", "counter"},
@@ -75,6 +76,7 @@ Test(metrics_render, every_metric_has_help_and_type)
     has_line(t, "rustfs_metadata_replication_write_latency_seconds_count 0");
     has_line(t, "rustfs_metadata_replication_read_latency_seconds_count{consistency=\"stale\"} 0");
     has_line(t, "metacenter_snapshots_sent_total 0");
+    has_line(t, "metacenter_client_send_timeouts_total 0");
     /* every line is a comment or "name[{labels}] value" */
     for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] == '#')
@@ -159,6 +161,7 @@ Test(metrics_render, node_state)
                                 .snapshot_size_bytes = 65536,
                                 .proposals_pending = 0,
                                 .client_connections = 5,
+                                .client_send_timeouts = 4,
                                 .n_lag = 1,
                                 .n_peers = 2};
     n.lag[0] = (struct mc_lag_metrics){.peer = 2, .entries = 2, .time_ms = 40};
@@ -176,6 +179,7 @@ Test(metrics_render, node_state)
     has_line(t, "rustfs_metadata_replication_applied_index 118");
     has_line(t, "rustfs_metadata_replication_snapshot_size_bytes 65536");
     has_line(t, "metacenter_client_connections 7"); /* 5 wire + 2 HTTP */
+    has_line(t, "metacenter_client_send_timeouts_total 4");
     has_line(t, "metacenter_peer_reachable{peer=\"1\"} 1");
     has_line(t, "metacenter_peer_reachable{peer=\"3\"} 0");
     free(t);

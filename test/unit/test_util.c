@@ -1,10 +1,11 @@
-/* test_util.c: unit tests for src/util (codec, errors, histogram, checksum, rand). */
+/* test_util.c: unit tests for src/util (codec, errors, histogram, checksum, rand, log limit). */
 #include <criterion/criterion.h>
 
 #include "metacenter/error.h"
 #include "util/checksum.h"
 #include "util/codec.h"
 #include "util/histogram.h"
+#include "util/log.h"
 #include "util/rand.h"
 
 #include <string.h>
@@ -118,4 +119,28 @@ Test(rand, deterministic)
     for (int i = 0; i < 1000; i++) {
         cr_assert_lt(mc_rand_below(&a, 7), 7);
     }
+}
+
+/* The first event logs (also at clock 0); later ones within MC_LOG_LIMIT_MS are suppressed and
+ * counted; the next allowed line reports them and restarts the count. */
+Test(log_limit, once_a_second_with_the_suppressed_count)
+{
+    struct mc_log_limit l = {0};
+    uint64_t sup = 99;
+    cr_assert(mc_log_limit_allow(&l, 0, &sup));
+    cr_assert_eq(sup, 0);
+    for (uint64_t t = 1; t < MC_LOG_LIMIT_MS; t += 100) {
+        cr_assert_not(mc_log_limit_allow(&l, t, &sup), "allowed at %llu ms", (unsigned long long)t);
+    }
+    cr_assert_not(mc_log_limit_allow(&l, MC_LOG_LIMIT_MS - 1, NULL));
+    cr_assert(mc_log_limit_allow(&l, MC_LOG_LIMIT_MS, &sup));
+    cr_assert_eq(sup, 11, "suppressed %llu", (unsigned long long)sup);
+    /* a quiet spell: the next event logs at once, nothing suppressed */
+    cr_assert(mc_log_limit_allow(&l, 10 * MC_LOG_LIMIT_MS, &sup));
+    cr_assert_eq(sup, 0);
+    cr_assert_not(mc_log_limit_allow(&l, 10 * MC_LOG_LIMIT_MS, &sup));
+    cr_assert(mc_log_limit_allow(&l, 11 * MC_LOG_LIMIT_MS + 5, NULL));
+    cr_assert_eq(l.suppressed, 0);
+    /* a clock behind the last line (misuse) logs rather than going silent */
+    cr_assert(mc_log_limit_allow(&l, 5, &sup));
 }
