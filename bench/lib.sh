@@ -76,6 +76,12 @@ mc_cluster_start() {
             --listen-peer "127.0.0.1:${ports[$(((i - 1) * 3 + 1))]}"
             --listen-http "127.0.0.1:${ports[$(((i - 1) * 3 + 2))]}"
             --initial-cluster "$ic" --log-level warn "$@")
+        # MC_ENGINE_ROOT (e.g. a dir on /dev/shm): each node's engine in a dir of its own there
+        # (`serve --engine-dir`); the caller removes MC_ENGINE_ROOT at exit.
+        if [ -n "${MC_ENGINE_ROOT:-}" ]; then
+            mkdir -p "$MC_ENGINE_ROOT/$name"
+            cmd+=(--engine-dir "$MC_ENGINE_ROOT/$name/n$i")
+        fi
         printf '%q ' "${cmd[@]}" >"$dir/n$i.cmd"
         mc_node_start "$name" "$i"
     done

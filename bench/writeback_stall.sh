@@ -3,21 +3,29 @@
 # 3-node cluster, 30 s of C=64 P=16 puts, `bench load --objects 100000`, then NW (default 6)
 # windows of 5 s at 40K puts/s offered; per window p50/p99/max and the most Dirty/Writeback seen
 # in /proc/meminfo (sampled every 100 ms); then the engine images the nodes wrote (log lines).
-# Usage: bench/writeback_stall.sh [--windows N] [--pre S]. Every process started here is killed
-# at exit; every loop is bounded.
+# Usage: bench/writeback_stall.sh [--windows N] [--pre S] [--connections C --pipeline P]
+#   [--engine-tmpfs]: --engine-tmpfs keeps each node's engine on /dev/shm (`serve --engine-dir`).
+# Every process started here is killed at exit; every loop is bounded.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-NW=6 PRE=30
+NW=6 PRE=30 CONN=64 PIPE=64 TMPFS=0
 while [ $# -gt 0 ]; do
     case $1 in
     --windows) NW=$2; shift ;;
     --pre) PRE=$2; shift ;;
-    -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+    --connections) CONN=$2; shift ;;
+    --pipeline) PIPE=$2; shift ;;
+    --engine-tmpfs) TMPFS=1 ;;
+    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "writeback_stall.sh: unknown flag $1" >&2; exit 2 ;;
     esac
     shift
 done
 WORK=$(mktemp -d /tmp/mcstall.XXXXXX)
+MC_ENGINE_ROOT=""
+if [ $TMPFS = 1 ]; then
+    MC_ENGINE_ROOT=$(mktemp -d /dev/shm/mcstall.XXXXXX)
+fi
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 MEMPID=""
@@ -25,6 +33,7 @@ cleanup() {
     [ -n "$MEMPID" ] && kill "$MEMPID" 2>/dev/null || true
     kill_all
     rm -rf "$WORK"
+    [ -z "$MC_ENGINE_ROOT" ] || rm -rf "$MC_ENGINE_ROOT"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -47,8 +56,8 @@ EP=$(cat "$WORK/c/endpoints")
 MEMPID=$!
 for ((k = 1; k <= NW; k++)); do
     t0=$(date +%s.%N)
-    "$MC" bench --endpoints "$EP" --workload put --connections 64 --pipeline 64 --keys 100000 \
-        --rate 40000 --duration 5 --json 2>/dev/null | tail -1 >"$WORK/w.json"
+    "$MC" bench --endpoints "$EP" --workload put --connections "$CONN" --pipeline "$PIPE" \
+        --keys 100000 --rate 40000 --duration 5 --json 2>/dev/null | tail -1 >"$WORK/w.json"
     t1=$(date +%s.%N)
     read -r dmax wmax < <(awk -v a="$t0" -v b="$t1" '$1 >= a && $1 <= b {
         if ($2 > d) d = $2; if ($3 > w) w = $3 } END {print d + 0, w + 0}' "$WORK/mem.log")
