@@ -35,9 +35,11 @@ fi
 WORK=$(mktemp -d /tmp/mcbench.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
+MC_ENGINE_ROOT="" # set only for the n3t cluster below (lib.sh: each engine under it)
 cleanup() {
     kill_all
     rm -rf "$WORK"
+    [ -z "$MC_ENGINE_ROOT" ] || rm -rf "$MC_ENGINE_ROOT"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -192,6 +194,29 @@ bench_row n3l get_lin_open150k_c16 --workload get --connections 16 --pipeline 12
 bench_row n3l get_lin_open150k_c4 --workload get --connections 4 --pipeline 512 --keys $KEYS \
     --rate 150000
 kill_all
+
+# The write and read latency rows once more on a cluster whose engines live on tmpfs (`serve
+# --engine-dir`, docs/operations.md): the kernel never writes an LMDB map back there. The
+# throughput row first, so the latency rows follow sustained writes as on n3.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    MC_ENGINE_ROOT=$(mktemp -d /dev/shm/mcbench.XXXXXX)
+    mc_cluster_start n3t 3
+    "$MC" bench load --endpoints "$(cat "$WORK/n3t/endpoints")" --objects $KEYS \
+        --connections 8 --pipeline 64 >/dev/null 2>>"$WORK/bench.err"
+    log "cluster n3t (--engine-dir on tmpfs): writes, then the latency rows"
+    bench_row n3t put_c64_p16 --workload put --connections 64 --pipeline 16 --keys $KEYS
+    bench_row n3t put_open40k_c16 --workload put --connections 16 --pipeline 256 --keys $KEYS \
+        --rate 40000
+    bench_row n3t put_open40k_c4 --workload put --connections 4 --pipeline 1024 --keys $KEYS \
+        --rate 40000
+    bench_row n3t get_lin_open150k_c4 --workload get --connections 4 --pipeline 512 --keys $KEYS \
+        --rate 150000
+    bench_row n3t get_lin_open150k_c4_t100 --workload get --connections 4 --pipeline 512 \
+        --keys $KEYS --rate 150000 --send-tick-us 100
+    kill_all
+    rm -rf "$MC_ENGINE_ROOT"
+    MC_ENGINE_ROOT=""
+fi
 
 jq --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '. + {loadavg_end: $load}' "$META" >"$META.tmp" &&
     mv "$META.tmp" "$META"
