@@ -224,6 +224,7 @@ struct mc_node {
         uint64_t offset, total, checksum;
         struct mc_digest digest; /* XXH3 of the whole file streamed (docs/protocol.md) */
         struct mc_snap_verify *verify;
+        uint64_t fresh_index; /* a save asked for an image at this applied index (0: none) */
     } save;
 
     /* Members (peer + client addresses). */

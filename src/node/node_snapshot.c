@@ -900,11 +900,19 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
     struct mc_snap_info *info = malloc(sizeof(*info));
     int rc = info ? mc_snap_latest_header(n->snapdir, false, info) : MC_ENOMEM;
     uint64_t lookup_us = (mc_mono_ns() - t0) / 1000;
-    if (rc == MC_ENOTFOUND ||
-        (rc == 0 &&
-         (info->data_size == 0 || (info->index < n->applied_index && n->applied_index > 0 &&
-                                   !n->snapshot_running && info->index + 1 < n->applied_index)))) {
+    bool stale = rc == 0 && (info->data_size == 0 ||
+                             (info->index < n->applied_index && n->applied_index > 0 &&
+                              !n->snapshot_running && info->index + 1 < n->applied_index));
+    /* Under writes the applied index is always ahead of the newest image: one made since a save
+     * asked for it is fresh enough. Else every retry asked for another image, on every member
+     * the client rotated to (seen: seven 64 MB images in 1.7 s at 40K writes/s). */
+    if (stale && info->data_size != 0 && n->save.fresh_index != 0 &&
+        info->index >= n->save.fresh_index) {
+        stale = false;
+    }
+    if (rc == MC_ENOTFOUND || stale) {
         /* Make a fresh image first; the client retries on Busy. */
+        n->save.fresh_index = n->applied_index;
         want_image(n);
         free(info);
         mc_client_reply_error(&r->token, MC_EBUSY, "creating a fresh snapshot; retry shortly");
