@@ -275,3 +275,28 @@ def test_engine_dir_a_move_removes_the_former_engine():
         assert os.path.exists(os.path.join(y, "engine", "data.mdb"))
     finally:
         c.close()
+
+
+def test_engine_dir_offline_commands_after_a_reboot_say_what_to_do():
+    """Review 10: with the engine dir emptied (tmpfs after a reboot) DATADIR/engine links to
+    nothing; offline commands said "no metacenter data in DATADIR (commands that write create
+    it)" or "DATADIR/engine exists and is not a directory". They must say to start the node
+    first, and change nothing."""
+    c = Cluster(1, SMALL)
+    try:
+        a = c.nodes[0]
+        x = eng(c, a)
+        up(c, a)
+        c.leader()
+        cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
+        load(c, 300)
+        a.stop()
+        shutil.rmtree(x)
+        for args in (["ls", "bench"], ["put", "bench", "offline-key"],
+                     ["snapshot", "save", os.path.join(c.tmp, "s.snap")]):
+            r = cli(["--data-dir", a.dir] + args, check=False)
+            assert r.returncode != 0 and "start the node once" in r.stderr, (args, r.stderr)
+        assert os.path.islink(os.path.join(a.dir, "engine")) and not os.path.exists(x)
+        serves(c, a, x, 300)
+    finally:
+        c.close()
