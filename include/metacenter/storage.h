@@ -139,6 +139,8 @@ void mc_datadir_unlock(int lock_fd);
  * recv-*.part files only the newest (index, term) is KEPT (resumable receive). Call after
  * locking, before opening engine/WAL. */
 int mc_datadir_recover(const char *datadir, const struct mc_fs_ops *fs);
+/* The engine's seal in the data dir (node/seal.h): a clean stop's checksum of data.mdb. */
+#define MC_DATADIR_SEAL_NAME "engine.seal"
 /* Build "DATADIR/<sub>" into out (size MC_DATADIR_PATH_MAX); MC_EINVAL when too long. */
 int mc_datadir_path(const char *datadir, const char *sub, char *out, size_t out_len);
 /* The engine's directory: DATADIR/engine, or the directory that DATADIR/engine links to when
@@ -152,7 +154,10 @@ int mc_datadir_engine_dir(const char *datadir, char *out, size_t out_len);
  * *fresh is set when the engine was just created empty (placement changed, or the engine dir
  * lost its contents, e.g. tmpfs after a reboot): the caller drops the engine's seal and rebuilds
  * it from the image and the WAL. An engine left at a former place is removed (never reused: the
- * log may have moved on without it). Call with the data dir locked, before mc_datadir_recover. */
+ * log may have moved on without it). DATADIR/engine.seal is dropped, durably, before the first
+ * change, so a crash anywhere in between leaves no seal vouching for a gone engine; DIR's paths
+ * are checked to fit before anything changes. Call with the data dir locked, before
+ * mc_datadir_recover. */
 int mc_datadir_place_engine(const char *datadir, const char *engine_dir, bool *fresh);
 
 /* ------------------------------------------------------------------------------------------ */

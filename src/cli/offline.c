@@ -160,6 +160,18 @@ int mc_cli_offline_open(struct mc_cli *cli, bool mutating)
     }
     struct stat st;
     int have_engine = stat(path, &st) == 0;
+    if (!have_engine && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        /* serve --engine-dir: the engine dir it links to lost its contents (tmpfs after a
+         * reboot). Only the node rebuilds it (image + WAL); an engine made here would not. */
+        char target[4096];
+        ssize_t tn = readlink(path, target, sizeof(target) - 1);
+        target[tn > 0 ? tn : 0] = 0;
+        return mc_cli_be_seterr(MC_ENOTFOUND,
+                                "%s links to %s, which is gone (an --engine-dir on tmpfs after a "
+                                "reboot?): start the node once to rebuild the engine, then use "
+                                "offline commands",
+                                path, target);
+    }
     if (!have_engine) {
         if (dir_nonempty(cli->data_dir) && !has_marker(cli->data_dir)) {
             return mc_cli_be_seterr(MC_ENOTOURS,

@@ -909,7 +909,9 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
         goto fail;
     }
     if (fresh_engine) {
-        mc_seal_remove(n->datadir); /* it vouched for an engine that is gone */
+        /* Already gone: the placement drops it before its first change (a crash in between
+         * must not leave it vouching for a gone engine). Kept as a belt-and-braces no-op. */
+        mc_seal_remove(n->datadir);
     }
     rc = mc_datadir_recover(n->datadir, NULL);
     if (rc) {

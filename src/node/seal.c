@@ -48,7 +48,7 @@ static int file_hash(const char *path, uint64_t *hash, uint64_t *size)
 
 static int paths(const char *datadir, char *seal, char *data, size_t cap)
 {
-    int rc = mc_datadir_path(datadir, "engine.seal", seal, cap);
+    int rc = mc_datadir_path(datadir, MC_DATADIR_SEAL_NAME, seal, cap);
     if (rc == 0) {
         rc = mc_datadir_path(datadir, "engine/data.mdb", data, cap);
     }
@@ -75,7 +75,8 @@ int mc_seal_write(const char *datadir)
 void mc_seal_remove(const char *datadir)
 {
     char seal[MC_DATADIR_PATH_MAX];
-    if (mc_datadir_path(datadir, "engine.seal", seal, sizeof(seal)) == 0 && unlink(seal) == 0) {
+    if (mc_datadir_path(datadir, MC_DATADIR_SEAL_NAME, seal, sizeof(seal)) == 0 &&
+        unlink(seal) == 0) {
         (void)mc_fs_fsync_dir(NULL, datadir); /* best effort: the offline writer syncs its own */
     }
 }

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,26 @@
 #include <unistd.h>
 
 #define OWNER_NAME      "OWNER"
+#define OWNER_TMP_NAME  OWNER_NAME ".tmp"
 #define OWNER_PREFIX    "metacenter-engine-dir of "
 #define OWNER_MAX_BYTES (MC_DATADIR_PATH_MAX + 64)
+
+/* Test hook: with MC_TEST_ENGINE_PLACE_KILL_AT=N in the environment, the process kills itself
+ * (SIGKILL, as kill -9 does) right after the Nth change mc_datadir_place_engine makes, so a test
+ * can restart from every state a crash there leaves (test/integration/test_engine_dir.py).
+ * Unset (production): nothing. */
+static void kill_point(void)
+{
+    static long step;
+    const char *s = getenv("MC_TEST_ENGINE_PLACE_KILL_AT");
+    if (s && s[0] && strtol(s, NULL, 10) == ++step) {
+        MC_WARN("test_hook_engine_place_kill",
+                "step=%ld (never set MC_TEST_ENGINE_PLACE_KILL_AT "
+                "in production)",
+                step);
+        raise(SIGKILL);
+    }
+}
 
 int mc_datadir_engine_dir(const char *datadir, char *out, size_t out_len)
 {
@@ -66,7 +85,9 @@ static bool has_entries(const char *path)
     struct dirent *e;
     bool any = false;
     while (!any && (e = readdir(d)) != NULL) {
-        any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+        /* OWNER.tmp: what a crash in owner_write leaves (mc_fs_write_file_atomic); rewritten */
+        any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+              strcmp(e->d_name, OWNER_TMP_NAME) != 0;
     }
     closedir(d);
     return any;
@@ -103,7 +124,7 @@ static int owner_write(const char *dir, const char *datadir_real)
     return mc_fs_write_file_atomic(NULL, path, text, (size_t)len);
 }
 
-/* Remove an engine tree and its staging tree ("<dir>.new"). */
+/* Remove an engine tree (or a link to one: the link only) and its staging tree "<dir>.new". */
 static int remove_engine(const char *engdir)
 {
     char staged[MC_DATADIR_PATH_MAX];
@@ -115,8 +136,40 @@ static int remove_engine(const char *engdir)
     return rc ? rc : mc_fs_remove_tree(NULL, staged);
 }
 
+/* Drop DATADIR/engine.seal, durably, before the engine is emptied or moved: it vouches for a
+ * data.mdb about to go. Dropped after the change instead, a crash in between leaves a seal that
+ * condemns the new, empty engine at every later start (engine_corrupt; review 10). */
+static int drop_seal(const char *datadir)
+{
+    char path[MC_DATADIR_PATH_MAX];
+    if (join(datadir, MC_DATADIR_SEAL_NAME, path)) {
+        return MC_EINVAL;
+    }
+    if (unlink(path) != 0) {
+        return errno == ENOENT ? 0 : mc_fs_errno_to_mc(-errno);
+    }
+    return mc_fs_fsync_dir(NULL, datadir);
+}
+
+/* The paths derived from DIR fit (the longest: a staged install's DIR/engine.new/data.mdb), and
+ * so does OWNER's text: checked before anything changes, or an install or a rebuild after a
+ * reboot would fail long after the flag was accepted. */
+static int check_lengths(const char *dir_real, const char *datadir_real)
+{
+    char longest[MC_DATADIR_PATH_MAX];
+    if (join(dir_real, "engine.new/data.mdb", longest) ||
+        strlen(OWNER_PREFIX) + strlen(datadir_real) + 2 > OWNER_MAX_BYTES) {
+        MC_ERROR("engine_dir_invalid",
+                 "dir=%s data_dir=%s detail=\"path too long: DIR/engine.new/data.mdb and "
+                 "the data dir's real path must each stay under %d bytes\"",
+                 dir_real, datadir_real, MC_DATADIR_PATH_MAX);
+        return MC_EINVAL;
+    }
+    return 0;
+}
+
 /* Claim ENGINE_DIR (created if missing) for the data dir whose real path is datadir_real; its
- * real path into dir_real[PATH_MAX]. */
+ * real path into dir_real[PATH_MAX]. Changes nothing but DIR/OWNER. */
 static int claim(const char *engine_dir, const char *datadir_real, char *dir_real)
 {
     if (mkdir(engine_dir, 0700) != 0 && errno != EEXIST) {
@@ -127,7 +180,11 @@ static int claim(const char *engine_dir, const char *datadir_real, char *dir_rea
         return mc_fs_errno_to_mc(-e);
     }
     if (!realpath(engine_dir, dir_real)) {
-        return mc_fs_errno_to_mc(-errno);
+        int e = errno;
+        MC_ERROR("engine_dir_invalid",
+                 "dir=%s err=%s detail=\"cannot resolve it (a symbolic link to nowhere?)\"",
+                 engine_dir, strerror(e));
+        return mc_fs_errno_to_mc(-e);
     }
     size_t dl = strlen(datadir_real);
     if (strncmp(dir_real, datadir_real, dl) == 0 && (dir_real[dl] == '/' || dir_real[dl] == 0)) {
@@ -136,7 +193,11 @@ static int claim(const char *engine_dir, const char *datadir_real, char *dir_rea
                  datadir_real);
         return MC_EINVAL;
     }
-    int rc = owner_check(dir_real, datadir_real);
+    int rc = check_lengths(dir_real, datadir_real);
+    if (rc) {
+        return rc;
+    }
+    rc = owner_check(dir_real, datadir_real);
     if (rc == MC_ENOTFOUND) {
         if (has_entries(dir_real)) {
             MC_ERROR("engine_dir_invalid",
@@ -146,6 +207,7 @@ static int claim(const char *engine_dir, const char *datadir_real, char *dir_rea
             return MC_ENOTOURS;
         }
         rc = owner_write(dir_real, datadir_real);
+        kill_point();
     } else if (rc == MC_ENOTOURS) {
         MC_ERROR("engine_dir_invalid",
                  "dir=%s data_dir=%s detail=\"it holds the engine of another data dir (its "
@@ -155,35 +217,78 @@ static int claim(const char *engine_dir, const char *datadir_real, char *dir_rea
     return rc;
 }
 
-/* Back to DATADIR/engine from a link: the former engine is removed if its directory is ours. */
-static int place_in_datadir(const char *datadir, const char *datadir_real, const char *link,
-                            bool *fresh)
+/* Remove the engine a link pointed to (and its staging tree) when its directory is claimed by
+ * this data dir. Best effort, after the new place is made: it is never used again, but on tmpfs
+ * it holds memory. */
+static void remove_former(const char *former, const char *datadir_real)
 {
-    char target[MC_DATADIR_PATH_MAX];
-    int rc = mc_datadir_engine_dir(datadir, target, sizeof(target));
-    if (rc) {
-        return rc;
-    }
-    if (unlink(link) != 0 || mkdir(link, 0755) != 0) {
-        return mc_fs_errno_to_mc(-errno);
-    }
-    rc = mc_fs_fsync_dir(NULL, datadir);
-    if (rc) {
-        return rc;
-    }
     char parent[MC_DATADIR_PATH_MAX];
-    snprintf(parent, sizeof(parent), "%s", target);
+    snprintf(parent, sizeof(parent), "%s", former);
     char *slash = strrchr(parent, '/');
     if (slash && slash != parent) {
         *slash = 0;
         if (owner_check(parent, datadir_real) == 0) {
-            (void)remove_engine(target); /* best effort: memory on tmpfs, never used again */
+            (void)remove_engine(former);
+            kill_point();
         }
     }
+}
+
+/* Back to DATADIR/engine from a link: the former engine is removed if its directory is ours. */
+static int place_in_datadir(const char *datadir, const char *datadir_real, const char *link,
+                            bool *fresh)
+{
+    char former[MC_DATADIR_PATH_MAX];
+    int rc = mc_datadir_engine_dir(datadir, former, sizeof(former));
+    if (rc == 0) {
+        rc = drop_seal(datadir);
+        kill_point();
+    }
+    if (rc) {
+        return rc;
+    }
+    if (unlink(link) != 0) {
+        return mc_fs_errno_to_mc(-errno);
+    }
+    kill_point();
+    if (mkdir(link, 0755) != 0) {
+        return mc_fs_errno_to_mc(-errno);
+    }
+    kill_point();
+    rc = mc_fs_fsync_dir(NULL, datadir);
+    if (rc) {
+        return rc;
+    }
+    kill_point();
+    remove_former(former, datadir_real);
     MC_WARN("engine_dir_changed",
             "from=%s to=%s action=\"the engine is rebuilt from the newest "
             "image and the WAL\"",
-            target, link);
+            former, link);
+    *fresh = true;
+    return 0;
+}
+
+/* The engine dir lost its contents (tmpfs after a reboot): start an empty engine there. */
+static int place_emptied(const char *datadir, const char *dir_real, const char *target, bool *fresh)
+{
+    int rc = drop_seal(datadir);
+    kill_point();
+    if (rc == 0 && mkdir(target, 0755) != 0) {
+        rc = mc_fs_errno_to_mc(-errno);
+    }
+    kill_point();
+    if (rc == 0) {
+        rc = mc_fs_fsync_dir(NULL, dir_real);
+    }
+    if (rc) {
+        MC_ERROR("engine_dir_invalid", "dir=%s err=%s", dir_real, mc_error_name(rc));
+        return rc;
+    }
+    MC_WARN("engine_dir_emptied",
+            "dir=%s action=\"the engine is rebuilt from the newest "
+            "image and the WAL\"",
+            target);
     *fresh = true;
     return 0;
 }
@@ -203,50 +308,57 @@ int mc_datadir_place_engine(const char *datadir, const char *engine_dir, bool *f
         return is_link ? place_in_datadir(datadir, datadir_real, link, fresh) : 0;
     }
     int rc = claim(engine_dir, datadir_real, dir_real);
-    char target[MC_DATADIR_PATH_MAX], current[MC_DATADIR_PATH_MAX];
+    char target[MC_DATADIR_PATH_MAX], former[MC_DATADIR_PATH_MAX] = "";
     if (rc || join(dir_real, "engine", target)) {
         return rc ? rc : MC_EINVAL;
     }
-    if (is_link && mc_datadir_engine_dir(datadir, current, sizeof(current)) == 0 &&
-        strcmp(current, target) == 0) {
-        struct stat st;
-        if (stat(target, &st) == 0) {
-            return 0; /* in place, as last time */
-        }
-        /* The engine dir lost its contents (tmpfs after a reboot): start an empty engine. */
-        if (mkdir(target, 0755) != 0) {
-            return mc_fs_errno_to_mc(-errno);
-        }
-        MC_WARN("engine_dir_emptied",
-                "dir=%s action=\"the engine is rebuilt from the newest "
-                "image and the WAL\"",
-                target);
-        *fresh = true;
-        return mc_fs_fsync_dir(NULL, dir_real);
+    if (is_link && mc_datadir_engine_dir(datadir, former, sizeof(former)) != 0) {
+        former[0] = 0; /* not a link made here: replaced like a directory */
     }
-    /* A new place: the former engine (a directory here, or another link) is dropped, and so is
-     * anything left at the target from an earlier placement. */
-    rc = have ? mc_fs_remove_tree(NULL, link) : 0;
+    if (former[0] && strcmp(former, target) == 0) {
+        struct stat st;
+        return stat(target, &st) == 0 ? 0 /* in place, as last time */
+                                      : place_emptied(datadir, dir_real, target, fresh);
+    }
+    /* A new place: the former engine (a directory here with its staging tree, or a link whose
+     * target is removed last) is dropped, and so is anything left at the target from an
+     * earlier placement. The seal goes first. */
+    rc = drop_seal(datadir);
+    kill_point();
+    if (rc == 0) {
+        rc = have ? remove_engine(link) : 0;
+        kill_point();
+    }
     if (rc == 0) {
         rc = remove_engine(target);
+        kill_point();
     }
-    if (rc == 0 && (mkdir(target, 0755) != 0 || symlink(target, link) != 0)) {
+    if (rc == 0 && mkdir(target, 0755) != 0) {
         rc = mc_fs_errno_to_mc(-errno);
     }
+    kill_point();
+    if (rc == 0 && symlink(target, link) != 0) {
+        rc = mc_fs_errno_to_mc(-errno);
+    }
+    kill_point();
     if (rc == 0) {
         rc = mc_fs_fsync_dir(NULL, dir_real);
     }
     if (rc == 0) {
         rc = mc_fs_fsync_dir(NULL, datadir);
     }
+    kill_point();
     if (rc) {
         MC_ERROR("engine_dir_invalid", "dir=%s err=%s", dir_real, mc_error_name(rc));
         return rc;
     }
+    if (former[0]) {
+        remove_former(former, datadir_real);
+    }
     MC_WARN("engine_dir_changed",
             "from=%s to=%s action=\"the engine is rebuilt from the newest "
             "image and the WAL\"",
-            is_link ? "another link" : link, target);
+            former[0] ? former : link, target);
     *fresh = true;
     return 0;
 }
