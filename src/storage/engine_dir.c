@@ -307,6 +307,12 @@ int mc_datadir_place_engine(const char *datadir, const char *engine_dir, bool *f
     if (!engine_dir || !engine_dir[0]) {
         return is_link ? place_in_datadir(datadir, datadir_real, link, fresh) : 0;
     }
+    /* A new data dir's engine/ holds no data.mdb: placing it elsewhere changes nothing anyone
+     * had, so it is logged as a placement, not as a change. */
+    char probe[MC_DATADIR_PATH_MAX];
+    struct stat pst;
+    bool had_engine =
+        is_link || (have && join(link, "data.mdb", probe) == 0 && stat(probe, &pst) == 0);
     int rc = claim(engine_dir, datadir_real, dir_real);
     char target[MC_DATADIR_PATH_MAX], former[MC_DATADIR_PATH_MAX] = "";
     if (rc || join(dir_real, "engine", target)) {
@@ -355,10 +361,14 @@ int mc_datadir_place_engine(const char *datadir, const char *engine_dir, bool *f
     if (former[0]) {
         remove_former(former, datadir_real);
     }
-    MC_WARN("engine_dir_changed",
-            "from=%s to=%s action=\"the engine is rebuilt from the newest "
-            "image and the WAL\"",
-            former[0] ? former : link, target);
+    if (had_engine) {
+        MC_WARN("engine_dir_changed",
+                "from=%s to=%s action=\"the engine is rebuilt from the newest "
+                "image and the WAL\"",
+                former[0] ? former : link, target);
+    } else {
+        MC_INFO("engine_dir_placed", "dir=%s", target);
+    }
     *fresh = true;
     return 0;
 }

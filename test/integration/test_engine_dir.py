@@ -60,6 +60,8 @@ def test_engine_dir_survives_kills_losses_and_moves():
             with open(os.path.join(eng(c, n), "OWNER")) as f:
                 assert os.path.realpath(n.dir) in f.read()
             assert not os.path.exists(os.path.join(n.dir, "engine.new"))
+            # a new data dir's empty engine is placed, not "changed" (no warning on a first start)
+            assert "engine_dir_placed" in n.log() and "engine_dir_changed" not in n.log(), n.id
 
         # kill -9: the engine in its own dir is kept (scanned, not rebuilt)
         a, b, d = c.nodes
