@@ -85,8 +85,10 @@ static bool has_entries(const char *path)
     struct dirent *e;
     bool any = false;
     while (!any && (e = readdir(d)) != NULL) {
-        /* OWNER.tmp: what a crash in owner_write leaves (mc_fs_write_file_atomic); rewritten */
+        /* OWNER.cPID(.tmp): what a crash in owner_write leaves (shorter than engine.new/data.mdb,
+         * so check_lengths covers it); never read */
         any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+              strncmp(e->d_name, OWNER_NAME ".c", strlen(OWNER_NAME ".c")) != 0 &&
               strcmp(e->d_name, OWNER_TMP_NAME) != 0;
     }
     closedir(d);
@@ -113,15 +115,27 @@ static int owner_check(const char *dir, const char *datadir_real)
     return strcmp(buf, want) == 0 ? 0 : MC_ENOTOURS;
 }
 
+/* Claim DIR exclusively: OWNER is written under a name of this process's own and hard-linked
+ * into place, which fails if another node claimed DIR at the same moment (two nodes given the
+ * same new DIR: both saw it empty). MC_EEXIST then; the caller reads whose it is. */
 static int owner_write(const char *dir, const char *datadir_real)
 {
-    char path[MC_DATADIR_PATH_MAX];
+    char path[MC_DATADIR_PATH_MAX], tmp[MC_DATADIR_PATH_MAX], name[64];
     char text[OWNER_MAX_BYTES];
     int len = snprintf(text, sizeof(text), OWNER_PREFIX "%s\n", datadir_real);
-    if (join(dir, OWNER_NAME, path) || len < 0 || (size_t)len >= sizeof(text)) {
+    snprintf(name, sizeof(name), OWNER_NAME ".c%ld", (long)getpid());
+    if (join(dir, OWNER_NAME, path) || join(dir, name, tmp) || len < 0 ||
+        (size_t)len >= sizeof(text)) {
         return MC_EINVAL;
     }
-    return mc_fs_write_file_atomic(NULL, path, text, (size_t)len);
+    int rc = mc_fs_write_file_atomic(NULL, tmp, text, (size_t)len);
+    if (rc) {
+        return rc;
+    }
+    rc = link(tmp, path) == 0 ? 0 : (errno == EEXIST ? MC_EEXIST : mc_fs_errno_to_mc(-errno));
+    (void)unlink(tmp);
+    int frc = mc_fs_fsync_dir(NULL, dir);
+    return rc ? rc : frc;
 }
 
 /* Remove an engine tree (or a link to one: the link only) and its staging tree "<dir>.new". */
@@ -208,7 +222,11 @@ static int claim(const char *engine_dir, const char *datadir_real, char *dir_rea
         }
         rc = owner_write(dir_real, datadir_real);
         kill_point();
-    } else if (rc == MC_ENOTOURS) {
+        if (rc == MC_EEXIST) {
+            rc = owner_check(dir_real, datadir_real); /* lost a race: ours only if it says so */
+        }
+    }
+    if (rc == MC_ENOTOURS) {
         MC_ERROR("engine_dir_invalid",
                  "dir=%s data_dir=%s detail=\"it holds the engine of another data dir (its "
                  "OWNER file says which); give each node a directory of its own\"",
