@@ -1197,6 +1197,13 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
             }
             return;
         }
+        if (r->is_write && r->pin < 0) {
+            /* Only the leader commits a write: where one succeeded is where the next go
+             * (before, with no leader named, each new write met a follower first). Not a
+             * session registration: a wedged member may still answer those (client_rotation
+             * writes_leave_a_silent_first_member). */
+            c->leader_ep = i;
+        }
         complete(c, r, &res);
         return;
     }

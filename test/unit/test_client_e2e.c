@@ -1087,6 +1087,32 @@ Test(client_rotation, a_write_retry_without_a_hint_goes_to_the_other_of_two_memb
     cr_assert_eq(applied_b, 5);
 }
 
+/* A write that succeeded at a member says that member was the leader: the writes after it go
+ * there at once. Before, with no leader named, every new write started at the rotation and met
+ * the follower first every other time (a NotLeader round trip each). */
+Test(client_rotation, a_successful_write_records_its_member_as_the_leader)
+{
+    struct th_server *a = start((struct th_opts){.node_id = 2, .redirect_unknown = true});
+    struct th_server *b = start((struct th_opts){.node_id = 1});
+    char eps[128];
+    snprintf(eps, sizeof(eps), "%s,%s", th_addr(a), th_addr(b));
+    struct mc_client *c = open_client(eps, 2000);
+    int ok = 0;
+    for (int i = 0; i < 6; i++) {
+        ok += put_kv(c, "k=v") == 0;
+    }
+    int leader = mc_client_leader_index(c);
+    uint64_t at_a = th_requests(a);
+    mc_client_close(c);
+    th_stop(a, NULL);
+    th_stop(b, NULL);
+    cr_assert_eq(ok, 6);
+    cr_assert_eq(leader, 1, "leader index %d after 6 writes that succeeded at member 1", leader);
+    /* the session's registration and the first write's first attempt; none after that */
+    cr_assert_leq(at_a, 2, "%llu requests at the follower for 6 writes",
+                  (unsigned long long)at_a);
+}
+
 /* A first member that accepts connections and never answers (SIGSTOPped, wedged): with no
  * leader known, later requests must still reach the others (rotation moves on). Guards the
  * reverted session-9 change that kept leader-bound requests on one member (0 of 10). */
