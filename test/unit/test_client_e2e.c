@@ -1109,8 +1109,7 @@ Test(client_rotation, a_successful_write_records_its_member_as_the_leader)
     cr_assert_eq(ok, 6);
     cr_assert_eq(leader, 1, "leader index %d after 6 writes that succeeded at member 1", leader);
     /* the session's registration and the first write's first attempt; none after that */
-    cr_assert_leq(at_a, 2, "%llu requests at the follower for 6 writes",
-                  (unsigned long long)at_a);
+    cr_assert_leq(at_a, 2, "%llu requests at the follower for 6 writes", (unsigned long long)at_a);
 }
 
 /* A first member that accepts connections and never answers (SIGSTOPped, wedged): with no
