@@ -1369,9 +1369,10 @@ static void run_timers(struct mc_client *c, uint64_t now)
         res.outcome_unknown = r->is_write && r->sent_once;
         res.message = r->sent_once ? "no reply before the deadline"
                                    : "no reachable endpoint before the deadline";
-        if ((r->lin_read || r->probe) && r->ep >= 0 && r->ep == c->leader_ep) {
-            /* A leader that went silent without closing the connection: reads rotate again
-             * and the next LEADER request (sent now, elsewhere) finds the new one. */
+        if ((r->lin_read || r->probe || r->is_write) && r->ep >= 0 && r->ep == c->leader_ep) {
+            /* A leader that went silent without closing the connection: reads and writes
+             * rotate again and the next LEADER request (sent now, elsewhere) finds the new one
+             * (test client_rotation/writes_leave_a_recorded_leader_that_went_silent). */
             c->leader_ep = -1;
             c->probe_next_ms = 0;
         }

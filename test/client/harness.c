@@ -45,6 +45,7 @@ struct th_server {
     int timeouts_left;
     uint64_t expired_upto; /* sessions <= this id are expired (expire_on_drop) */
     uint64_t requests;
+    bool wedged; /* th_set_wedged: hold every request from now on (atomic: set from the test) */
     uint64_t applied, duplicates;
     struct mc_client_token *held;
     size_t n_held;
@@ -333,7 +334,8 @@ static void dispatch(void *ctx, const struct mc_client_request *r)
 {
     struct th_server *s = ctx;
     __atomic_add_fetch(&s->requests, 1, __ATOMIC_RELAXED);
-    if (s->o.blackhole && r->req->op != MC_REQ_REGISTER_SESSION) {
+    if ((s->o.blackhole && r->req->op != MC_REQ_REGISTER_SESSION) ||
+        __atomic_load_n(&s->wedged, __ATOMIC_ACQUIRE)) {
         if (s->n_held < MAX_HELD) {
             s->held[s->n_held++] = r->token;
         } else {
@@ -491,4 +493,9 @@ void th_stop(struct th_server *s, struct mc_client_server_stats *stats)
     free(s->held);
     free(s->delayed);
     free(s);
+}
+
+void th_set_wedged(struct th_server *s, bool wedged)
+{
+    __atomic_store_n(&s->wedged, wedged, __ATOMIC_RELEASE);
 }

@@ -44,6 +44,8 @@ uint64_t th_applied(const struct th_server *s);
 uint64_t th_duplicates(const struct th_server *s);
 /* Requests dispatched to the handler. */
 uint64_t th_requests(const struct th_server *s);
+/* From now on hold every request unanswered, connections kept open (a SIGSTOPped member). */
+void th_set_wedged(struct th_server *s, bool wedged);
 /* The server's counters now, read from another thread (plain counters: a torn read only
  * skews one by a little; tests poll them). */
 void th_stats(const struct th_server *s, struct mc_client_server_stats *out);

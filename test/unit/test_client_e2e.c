@@ -1112,6 +1112,30 @@ Test(client_rotation, a_successful_write_records_its_member_as_the_leader)
     cr_assert_leq(at_a, 2, "%llu requests at the follower for 6 writes", (unsigned long long)at_a);
 }
 
+/* The member recorded as the leader goes silent with its connection open (SIGSTOPped): a
+ * write that times out there must let the next ones look elsewhere, as a read's timeout does.
+ * Before, every later write went to it and timed out too. */
+Test(client_rotation, writes_leave_a_recorded_leader_that_went_silent)
+{
+    struct th_server *s[2] = {start((struct th_opts){.node_id = 1}),
+                              start((struct th_opts){.node_id = 2})};
+    char eps[128];
+    snprintf(eps, sizeof(eps), "%s,%s", th_addr(s[0]), th_addr(s[1]));
+    struct mc_client *c = open_client(eps, 300);
+    cr_assert_eq(put_kv(c, "k=v"), 0);
+    int x = mc_client_leader_index(c);
+    cr_assert(x == 0 || x == 1, "no leader recorded after a write: %d", x);
+    th_set_wedged(s[x], true);
+    int ok = 0;
+    for (int i = 0; i < 8; i++) {
+        ok += put_kv(c, "k=v") == 0;
+    }
+    mc_client_close(c);
+    th_stop(s[0], NULL);
+    th_stop(s[1], NULL);
+    cr_assert_geq(ok, 4, "writes stayed on the silent recorded leader: %d of 8 succeeded", ok);
+}
+
 /* A first member that accepts connections and never answers (SIGSTOPped, wedged): with no
  * leader known, later requests must still reach the others (rotation moves on). Guards the
  * reverted session-9 change that kept leader-bound requests on one member (0 of 10). */
