@@ -5,6 +5,7 @@
 
 #include "metacenter/error.h"
 #include "util/checksum.h"
+#include "util/clock.h"
 #include "util/rand.h"
 
 #include <errno.h>
@@ -295,21 +296,28 @@ Test(storage_snap, install_is_atomic_under_kill9, .timeout = 60)
     snprintf(newdir, sizeof(newdir), "%s/engine.new", dd);
     cr_assert_eq(mc_snap_install(dd, NULL, a.path), 0);
     uint64_t ha = file_hash(data);
+    uint64_t t0 = mc_mono_ns();
     cr_assert_eq(mc_snap_install(dd, NULL, b.path), 0);
+    uint64_t install_us = (mc_mono_ns() - t0) / 1000;
     uint64_t hb = file_hash(data);
     cr_assert_neq(ha, hb);
     struct mc_rand rng;
     mc_rand_seed(&rng, 12345);
+    /* Kills land anywhere in about three installs: a fixed 40 ms window was shorter than one
+     * install under ASan on a loaded machine, so every run could end on the same image. Each
+     * child starts with the image that is not in place, so a finished install shows. */
+    uint64_t window_us = install_us * 3 > 40000 ? install_us * 3 : 40000;
     int runs = getenv("MC_ASAN") ? 10 : 30, saw_a = 0, saw_b = 0, mid = 0;
     for (int i = 0; i < runs; i++) {
+        bool now_a = file_hash(data) == ha;
         pid_t pid = fork();
         cr_assert_geq(pid, 0);
         if (pid == 0) {
             for (int k = 0;; k++) {
-                mc_snap_install(dd, NULL, k % 2 ? b.path : a.path);
+                mc_snap_install(dd, NULL, (k % 2 == 0) == now_a ? b.path : a.path);
             }
         }
-        usleep((useconds_t)mc_rand_below(&rng, 40000));
+        usleep((useconds_t)mc_rand_below(&rng, window_us));
         kill(pid, SIGKILL);
         int st;
         waitpid(pid, &st, 0);
