@@ -132,6 +132,22 @@ def target_lines(s, meta):
     return t
 
 
+def cluster_table(L, rows, title, note=None):
+    """A second cluster's rows (ops/s, p50, p99, p99.9) under a heading; nothing if it ran none."""
+    if not rows:
+        return
+    L.append(f"\n## {title}\n")
+    if note:
+        L.append(note)
+    L.append("| workload | ops/s | p50 | p99 | p99.9 |")
+    L.append("|---|---:|---:|---:|---:|")
+    for key, label in ROWS:
+        v = rows.get(key)
+        if v:
+            L.append(f"| {label} | {fmt_ops(v['ops_per_sec'])} | {fmt_us(v['p50_us'])} | "
+                     f"{fmt_us(v['p99_us'])} | {fmt_us(v['p999_us'])} |")
+
+
 def write_plot(s, out_png, workdir):
     sweep = sorted(
         (v["rate"], v["ops_per_sec"], v["p99_us"], v["p50_us"])
@@ -212,28 +228,12 @@ def main():
                      f"{fmt_us(v['p90_us'])} | {fmt_us(v['p99_us'])} | {fmt_us(v['p999_us'])} |")
         if png:
             L.append(f"\n![p99 vs throughput]({os.path.basename(png)})")
-    lease = s.get("n3l", {})
-    if lease:
-        L.append("\n## 3 nodes with `serve --lease-reads` (linearizable reads under a leader lease)\n")
-        L.append("| workload | ops/s | p50 | p99 | p99.9 |")
-        L.append("|---|---:|---:|---:|---:|")
-        for key, label in ROWS:
-            v = lease.get(key)
-            if v:
-                L.append(f"| {label} | {fmt_ops(v['ops_per_sec'])} | {fmt_us(v['p50_us'])} | "
-                         f"{fmt_us(v['p99_us'])} | {fmt_us(v['p999_us'])} |")
-    tmpfs = s.get("n3t", {})
-    if tmpfs:
-        L.append("\n## 3 nodes with `serve --engine-dir` on tmpfs (no LMDB map writeback)\n")
-        L.append("The throughput row runs first, so the latency rows follow sustained writes, as "
-                 "they do on the cluster above.\n")
-        L.append("| workload | ops/s | p50 | p99 | p99.9 |")
-        L.append("|---|---:|---:|---:|---:|")
-        for key, label in ROWS:
-            v = tmpfs.get(key)
-            if v:
-                L.append(f"| {label} | {fmt_ops(v['ops_per_sec'])} | {fmt_us(v['p50_us'])} | "
-                         f"{fmt_us(v['p99_us'])} | {fmt_us(v['p999_us'])} |")
+    cluster_table(L, s.get("n3l", {}),
+                  "3 nodes with `serve --lease-reads` (linearizable reads under a leader lease)")
+    cluster_table(L, s.get("n3t", {}),
+                  "3 nodes with `serve --engine-dir` on tmpfs (no LMDB map writeback)",
+                  "The throughput row runs first, so the latency rows follow sustained writes, as "
+                  "they do on the cluster above.\n")
     ll = meta.get("list_load")
     if ll:
         n = ll["objects"]

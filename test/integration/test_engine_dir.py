@@ -164,6 +164,15 @@ def serves(c, node, engine_dir, keys):
     node.stop()
 
 
+def one_node_with_a_bucket(c):
+    """Start c's only node, create bucket bench; (node, DIR X, DIR Y) under c.tmp."""
+    a = c.nodes[0]
+    a.start()
+    c.leader()
+    cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
+    return a, os.path.join(c.tmp, "X"), os.path.join(c.tmp, "Y")
+
+
 def test_engine_dir_every_crash_point_of_a_placement_restarts():
     """kill -9 after each change a placement makes (MC_TEST_ENGINE_PLACE_KILL_AT), from a clean
     stop (a sealed engine): the node restarts with the new placement and with the old one, and
@@ -171,11 +180,7 @@ def test_engine_dir_every_crash_point_of_a_placement_restarts():
     crash after the engine was emptied or moved refused every later start (engine_corrupt)."""
     c = Cluster(1, SMALL)
     try:
-        a = c.nodes[0]
-        x, y = os.path.join(c.tmp, "X"), os.path.join(c.tmp, "Y")
-        a.start()
-        c.leader()
-        cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
+        a, x, y = one_node_with_a_bucket(c)
         load(c, 1500)  # an image at 1000, WAL after it
         a.stop()
 
@@ -258,11 +263,7 @@ def test_engine_dir_a_move_removes_the_former_engine():
     staging tree of an interrupted install: a whole engine's disk space)."""
     c = Cluster(1, SMALL)
     try:
-        a = c.nodes[0]
-        x, y = os.path.join(c.tmp, "X"), os.path.join(c.tmp, "Y")
-        a.start()
-        c.leader()
-        cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
+        a, x, y = one_node_with_a_bucket(c)
         load(c, 300)
         a.stop()
         staged = os.path.join(a.dir, "engine.new")

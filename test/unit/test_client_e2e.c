@@ -1058,15 +1058,23 @@ Test(client_e2e, closing_connection_counts_and_is_closed_after_a_grace)
 
 /* ---- where a request goes when no leader is known (client_rotation) ---- */
 
+/* Member a answers writes NotLeader naming no leader; member b is the leader. eps: "a,b". */
+static void start_follower_and_leader(struct th_server **a, struct th_server **b, char *eps,
+                                      size_t cap)
+{
+    *a = start((struct th_opts){.node_id = 2, .redirect_unknown = true});
+    *b = start((struct th_opts){.node_id = 1});
+    snprintf(eps, cap, "%s,%s", th_addr(*a), th_addr(*b));
+}
+
 /* Two members, the first answering NotLeader without naming a leader (it knows none): the
  * retry must go to the second. Counting retries from rr + attempts stepped by two once rr had
  * moved, so every retry went back to the first until the deadline (Timeout). */
 Test(client_rotation, a_write_retry_without_a_hint_goes_to_the_other_of_two_members)
 {
-    struct th_server *a = start((struct th_opts){.node_id = 2, .redirect_unknown = true});
-    struct th_server *b = start((struct th_opts){.node_id = 1});
+    struct th_server *a, *b;
     char eps[128];
-    snprintf(eps, sizeof(eps), "%s,%s", th_addr(a), th_addr(b));
+    start_follower_and_leader(&a, &b, eps, sizeof(eps));
     struct mc_client *c = open_client(eps, 2000);
     int ok = 0;
     uint64_t t0 = mc_mono_ms();
@@ -1092,10 +1100,9 @@ Test(client_rotation, a_write_retry_without_a_hint_goes_to_the_other_of_two_memb
  * the follower first every other time (a NotLeader round trip each). */
 Test(client_rotation, a_successful_write_records_its_member_as_the_leader)
 {
-    struct th_server *a = start((struct th_opts){.node_id = 2, .redirect_unknown = true});
-    struct th_server *b = start((struct th_opts){.node_id = 1});
+    struct th_server *a, *b;
     char eps[128];
-    snprintf(eps, sizeof(eps), "%s,%s", th_addr(a), th_addr(b));
+    start_follower_and_leader(&a, &b, eps, sizeof(eps));
     struct mc_client *c = open_client(eps, 2000);
     int ok = 0;
     for (int i = 0; i < 6; i++) {
