@@ -100,6 +100,8 @@ void mc_fs_fault_disarm(struct mc_fs_fault *f, enum mc_fs_op op);
 
 /* Helpers over mc_fs_ops (NULL fs = default). Return 0 or a negative MC_E* code. */
 int mc_fs_fsync_dir(const struct mc_fs_ops *fs, const char *dir);
+/* Parent dir of path into out ("." if no '/'); MC_EINVAL when it does not fit out_len. */
+int mc_fs_dir_of(const char *path, char *out, size_t out_len);
 /* Write a whole small file atomically: PATH.tmp, fsync, rename, fsync dir. */
 int mc_fs_write_file_atomic(const struct mc_fs_ops *fs, const char *path, const void *data,
                             size_t len);

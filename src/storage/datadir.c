@@ -172,11 +172,11 @@ int mc_datadir_recover(const char *datadir, const struct mc_fs_ops *fs)
         if (rc) {
             return rc;
         }
-        char *slash = strrchr(path, '/');
-        if (slash && slash != path) {
-            *slash = 0;
+        char parent[MC_DATADIR_PATH_MAX];
+        rc = mc_fs_dir_of(path, parent, sizeof(parent));
+        if (rc == 0) {
+            rc = mc_fs_fsync_dir(fs, parent);
         }
-        rc = mc_fs_fsync_dir(fs, path);
         if (rc) {
             return rc;
         }

@@ -241,14 +241,10 @@ static int claim(const char *engine_dir, const char *datadir_real, char *dir_rea
 static void remove_former(const char *former, const char *datadir_real)
 {
     char parent[MC_DATADIR_PATH_MAX];
-    snprintf(parent, sizeof(parent), "%s", former);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) {
-        *slash = 0;
-        if (owner_check(parent, datadir_real) == 0) {
-            (void)remove_engine(former);
-            kill_point();
-        }
+    if (mc_fs_dir_of(former, parent, sizeof(parent)) == 0 &&
+        owner_check(parent, datadir_real) == 0) {
+        (void)remove_engine(former);
+        kill_point();
     }
 }
 

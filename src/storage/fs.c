@@ -380,17 +380,18 @@ int mc_fs_fsync_dir(const struct mc_fs_ops *fs, const char *dir)
     return rc < 0 ? mc_fs_errno_to_mc(rc) : 0;
 }
 
-/* Directory part of path into out ("." when none). */
-static void dir_of(const char *path, char *out, size_t n)
+int mc_fs_dir_of(const char *path, char *out, size_t out_len)
 {
     const char *slash = strrchr(path, '/');
+    int w;
     if (!slash) {
-        snprintf(out, n, ".");
+        w = snprintf(out, out_len, ".");
     } else if (slash == path) {
-        snprintf(out, n, "/");
+        w = snprintf(out, out_len, "/");
     } else {
-        snprintf(out, n, "%.*s", (int)(slash - path), path);
+        w = snprintf(out, out_len, "%.*s", (int)(slash - path), path);
     }
+    return w < 0 || (size_t)w >= out_len ? MC_EINVAL : 0;
 }
 
 int mc_fs_write_file_atomic(const struct mc_fs_ops *fs, const char *path, const void *data,
@@ -403,7 +404,9 @@ int mc_fs_write_file_atomic(const struct mc_fs_ops *fs, const char *path, const 
         return MC_EINVAL;
     }
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    dir_of(path, dir, sizeof(dir));
+    if (mc_fs_dir_of(path, dir, sizeof(dir))) {
+        return MC_EINVAL;
+    }
     int fd = fs->open(fs->ctx, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         return mc_fs_errno_to_mc(fd);

@@ -650,15 +650,11 @@ int mc_snap_set_aside(const char *path, const struct mc_snap_verify *v)
     }
     MC_ERROR("snapshot_corrupt", "path=%s err=%s action=%s", path, mc_error_name(MC_ECORRUPT),
              rc == 0 ? "set_aside" : mc_error_name(rc));
-    if (rc == 0) {
-        char dir[MC_DATADIR_PATH_MAX + 16];
-        snprintf(dir, sizeof(dir), "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash) {
-            *slash = 0;
-            mc_fs_remove_others(NULL, dir, "snap-", ".snap.corrupt", strrchr(to, '/') + 1,
-                                "snapshot_corrupt_removed");
-        }
+    const char *base = strrchr(to, '/');
+    char dir[MC_DATADIR_PATH_MAX + 16];
+    if (rc == 0 && base && mc_fs_dir_of(path, dir, sizeof(dir)) == 0) {
+        mc_fs_remove_others(NULL, dir, "snap-", ".snap.corrupt", base + 1,
+                            "snapshot_corrupt_removed");
     }
     return rc;
 }
@@ -738,10 +734,8 @@ int mc_snap_copy_file(const char *from_path, const char *to_path, const struct m
     }
     if (rc == 0) {
         char dir[MC_DATADIR_PATH_MAX];
-        const char *slash = strrchr(to_path, '/');
-        snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - to_path) : 1,
-                 slash ? to_path : ".");
-        rc = mc_fs_fsync_dir(fs, slash == to_path ? "/" : dir);
+        rc = mc_fs_dir_of(to_path, dir, sizeof(dir));
+        rc = rc ? rc : mc_fs_fsync_dir(fs, dir);
     } else {
         fs->unlink(fs->ctx, tmp);
     }

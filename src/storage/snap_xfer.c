@@ -199,16 +199,7 @@ static int install_paths(const char *datadir, char *newdir, char *engdir, char *
         mc_datadir_path(newdir, "data.mdb", data, MC_DATADIR_PATH_MAX)) {
         return MC_EINVAL;
     }
-    snprintf(parent, MC_DATADIR_PATH_MAX, "%s", engdir);
-    char *slash = strrchr(parent, '/');
-    if (slash == parent) {
-        slash[1] = 0; /* an engine dir right under / */
-    } else if (slash) {
-        *slash = 0;
-    } else {
-        snprintf(parent, MC_DATADIR_PATH_MAX, ".");
-    }
-    return 0;
+    return mc_fs_dir_of(engdir, parent, MC_DATADIR_PATH_MAX);
 }
 
 int mc_snap_install_prepare(const char *datadir, const struct mc_fs_ops *fs, const char *snap_path)
