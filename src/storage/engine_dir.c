@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -85,8 +86,8 @@ static bool has_entries(const char *path)
     struct dirent *e;
     bool any = false;
     while (!any && (e = readdir(d)) != NULL) {
-        /* OWNER.cPID(.tmp): what a crash in owner_write leaves (shorter than engine.new/data.mdb,
-         * so check_lengths covers it); never read */
+        /* OWNER.cPID (OWNER.cPID.tmp before session 11): what a crash in owner_write leaves
+         * (shorter than engine.new/data.mdb, so check_lengths covers it); never read */
         any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
               strncmp(e->d_name, OWNER_NAME ".c", strlen(OWNER_NAME ".c")) != 0 &&
               strcmp(e->d_name, OWNER_TMP_NAME) != 0;
@@ -115,11 +116,13 @@ static int owner_check(const char *dir, const char *datadir_real)
     return strcmp(buf, want) == 0 ? 0 : MC_ENOTOURS;
 }
 
-/* Claim DIR exclusively: OWNER is written under a name of this process's own and hard-linked
- * into place, which fails if another node claimed DIR at the same moment (two nodes given the
- * same new DIR: both saw it empty). MC_EEXIST then; the caller reads whose it is. */
+/* Claim DIR exclusively: OWNER is written and synced under a name of this process's own
+ * (OWNER.cPID) and hard-linked into place, which fails if another node claimed DIR at the same
+ * moment (two nodes given the same new DIR: both saw it empty). MC_EEXIST then; the caller reads
+ * whose it is. Written once: the link is what makes OWNER appear whole, so no rename is needed. */
 static int owner_write(const char *dir, const char *datadir_real)
 {
+    const struct mc_fs_ops *fs = mc_fs_default();
     char path[MC_DATADIR_PATH_MAX], tmp[MC_DATADIR_PATH_MAX], name[64];
     char text[OWNER_MAX_BYTES];
     int len = snprintf(text, sizeof(text), OWNER_PREFIX "%s\n", datadir_real);
@@ -128,13 +131,25 @@ static int owner_write(const char *dir, const char *datadir_real)
         (size_t)len >= sizeof(text)) {
         return MC_EINVAL;
     }
-    int rc = mc_fs_write_file_atomic(NULL, tmp, text, (size_t)len);
+    (void)fs->unlink(fs->ctx, tmp); /* a crash's, by an earlier process with this PID */
+    int fd = fs->open(fs->ctx, tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return mc_fs_errno_to_mc(fd);
+    }
+    ssize_t n = fs->pwrite(fs->ctx, fd, text, (size_t)len, 0); /* loops over short writes */
+    int rc = n < 0 ? mc_fs_errno_to_mc((int)n) : ((size_t)n != (size_t)len ? MC_EIO : 0);
+    if (rc == 0) {
+        int s = fs->fsync(fs->ctx, fd);
+        rc = s < 0 ? mc_fs_errno_to_mc(s) : 0;
+    }
+    fs->close(fs->ctx, fd);
     if (rc) {
+        (void)fs->unlink(fs->ctx, tmp);
         return rc;
     }
     rc = link(tmp, path) == 0 ? 0 : (errno == EEXIST ? MC_EEXIST : mc_fs_errno_to_mc(-errno));
-    (void)unlink(tmp);
-    int frc = mc_fs_fsync_dir(NULL, dir);
+    (void)fs->unlink(fs->ctx, tmp);
+    int frc = mc_fs_fsync_dir(fs, dir);
     return rc ? rc : frc;
 }
 
