@@ -97,6 +97,39 @@ standard_set() {
     bench_row "$cl" mixed90_c64_p16 --workload mixed:90 --connections 64 --pipeline 16 --keys $KEYS
 }
 
+# The open-loop latency rows' flags, in one place for every cluster that runs a row (n3, n3l,
+# n3t), so a row is the same row on each.
+# - get_lin_open150k_*: 150K linearizable reads offered (the target's latency figure): the
+#   throughput shape (C=64 P=32) and fewer, deeper connections (C=16, C=4), as gateways
+#   multiplexing their requests would; the client library sends them to the leader.
+# - _fr: with --follower-reads (rotated over every member, followers asking the leader for a read
+#   index) for comparison.
+# - _t100: the generator sending on a 100 µs grid (`--send-tick-us 100`: what falls due within a
+#   tick leaves in one send per connection; the wait counts in the latency). On this shared box
+#   the generator's sends are a third of the CPU at 150K/s (docs/benchmarks.md).
+# - put_open40k_*: 40K writes offered (the target's latency figure) from fewer, deeper
+#   connections, as the read rows; the sweep has the C=64 figure.
+declare -A LATENCY_ROW=(
+    [get_lin_open150k_c64]="--workload get --connections 64 --pipeline 32 --keys $KEYS --rate 150000"
+    [get_lin_open150k_c16]="--workload get --connections 16 --pipeline 128 --keys $KEYS --rate 150000"
+    [get_lin_open150k_c4]="--workload get --connections 4 --pipeline 512 --keys $KEYS --rate 150000"
+    [get_lin_open150k_c16_fr]="--workload get --connections 16 --pipeline 128 --keys $KEYS --rate 150000 --follower-reads"
+    [get_lin_open150k_c4_t100]="--workload get --connections 4 --pipeline 512 --keys $KEYS --rate 150000 --send-tick-us 100"
+    [put_open40k_c16]="--workload put --connections 16 --pipeline 256 --keys $KEYS --rate 40000"
+    [put_open40k_c4]="--workload put --connections 4 --pipeline 1024 --keys $KEYS --rate 40000"
+)
+
+# latency_rows CLUSTER ROW...: those rows on CLUSTER, in the order given.
+latency_rows() {
+    local cl=$1 row flags
+    shift
+    for row in "$@"; do
+        [ -n "${LATENCY_ROW[$row]-}" ] || { log "run.sh: no latency row $row"; exit 1; }
+        read -ra flags <<<"${LATENCY_ROW[$row]}"
+        bench_row "$cl" "$row" "${flags[@]}"
+    done
+}
+
 # ---- 1 node ----
 mc_cluster_start n1 1
 standard_set n1
@@ -106,32 +139,12 @@ kill_all
 mc_cluster_start n3 3
 standard_set n3
 
-# Open-loop linearizable reads at 150K offered (the target's latency figure): the throughput shape
-# (C=64 P=32) and fewer, deeper connections (C=16, C=4), as gateways multiplexing their requests
-# would; the client library sends them to the leader. C=16 once more with --follower-reads
-# (rotated over every member, followers asking the leader for a read index) for comparison.
+# Open-loop reads, then writes (latency_rows has each row's flags and why).
 log "cluster n3: open-loop reads at 150K offered"
-bench_row n3 get_lin_open150k_c64 --workload get --connections 64 --pipeline 32 --keys $KEYS \
-    --rate 150000
-bench_row n3 get_lin_open150k_c16 --workload get --connections 16 --pipeline 128 --keys $KEYS \
-    --rate 150000
-bench_row n3 get_lin_open150k_c4 --workload get --connections 4 --pipeline 512 --keys $KEYS \
-    --rate 150000
-bench_row n3 get_lin_open150k_c16_fr --workload get --connections 16 --pipeline 128 --keys $KEYS \
-    --rate 150000 --follower-reads
-# C=4 once more with the generator sending on a 100 µs grid (`--send-tick-us 100`: what falls due
-# within a tick leaves in one send per connection; the wait counts in the latency). On this
-# shared box the generator's sends are a third of the CPU at 150K/s (docs/benchmarks.md).
-bench_row n3 get_lin_open150k_c4_t100 --workload get --connections 4 --pipeline 512 --keys $KEYS \
-    --rate 150000 --send-tick-us 100
-
-# Open-loop writes at 40K offered (the target's latency figure) from fewer, deeper connections,
-# as the read rows above; the sweep below has the C=64 figure.
+latency_rows n3 get_lin_open150k_c64 get_lin_open150k_c16 get_lin_open150k_c4 \
+    get_lin_open150k_c16_fr get_lin_open150k_c4_t100
 log "cluster n3: open-loop writes at 40K offered"
-bench_row n3 put_open40k_c16 --workload put --connections 16 --pipeline 256 --keys $KEYS \
-    --rate 40000
-bench_row n3 put_open40k_c4 --workload put --connections 4 --pipeline 1024 --keys $KEYS \
-    --rate 40000
+latency_rows n3 put_open40k_c16 put_open40k_c4
 
 # Open-loop write sweep (p99 vs throughput): 2K, 5K, then 10K ops/s upward until the cluster
 # saturates (the low rates show where the latency knee is).
@@ -189,10 +202,7 @@ mc_cluster_start n3l 3 --lease-reads
 "$MC" bench load --endpoints "$(cat "$WORK/n3l/endpoints")" --objects $KEYS \
     --connections 8 --pipeline 64 >/dev/null 2>>"$WORK/bench.err"
 log "cluster n3l (--lease-reads): open-loop reads at 150K offered"
-bench_row n3l get_lin_open150k_c16 --workload get --connections 16 --pipeline 128 --keys $KEYS \
-    --rate 150000
-bench_row n3l get_lin_open150k_c4 --workload get --connections 4 --pipeline 512 --keys $KEYS \
-    --rate 150000
+latency_rows n3l get_lin_open150k_c16 get_lin_open150k_c4
 kill_all
 
 # The write and read latency rows once more on a cluster whose engines live on tmpfs (`serve
@@ -205,14 +215,7 @@ if [ -d /dev/shm ] && [ -w /dev/shm ]; then
         --connections 8 --pipeline 64 >/dev/null 2>>"$WORK/bench.err"
     log "cluster n3t (--engine-dir on tmpfs): writes, then the latency rows"
     bench_row n3t put_c64_p16 --workload put --connections 64 --pipeline 16 --keys $KEYS
-    bench_row n3t put_open40k_c16 --workload put --connections 16 --pipeline 256 --keys $KEYS \
-        --rate 40000
-    bench_row n3t put_open40k_c4 --workload put --connections 4 --pipeline 1024 --keys $KEYS \
-        --rate 40000
-    bench_row n3t get_lin_open150k_c4 --workload get --connections 4 --pipeline 512 --keys $KEYS \
-        --rate 150000
-    bench_row n3t get_lin_open150k_c4_t100 --workload get --connections 4 --pipeline 512 \
-        --keys $KEYS --rate 150000 --send-tick-us 100
+    latency_rows n3t put_open40k_c16 put_open40k_c4 get_lin_open150k_c4 get_lin_open150k_c4_t100
     kill_all
     rm -rf "$MC_ENGINE_ROOT"
     MC_ENGINE_ROOT=""
