@@ -224,7 +224,8 @@ struct mc_node {
         uint64_t offset, total, checksum;
         struct mc_digest digest; /* XXH3 of the whole file streamed (docs/protocol.md) */
         struct mc_snap_verify *verify;
-        uint64_t fresh_index; /* a save asked for an image at this applied index (0: none) */
+        uint64_t fresh_index;    /* a save asked for an image at this applied index (0: none) */
+        uint64_t fresh_asked_ms; /* ... at this time: the ask holds for one save's retries */
     } save;
 
     /* Members (peer + client addresses). */

@@ -889,6 +889,36 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
 
 /* ---- streaming a snapshot to a client (`metacenter snapshot save`) ---- */
 
+/* How long a save's ask for a fresh image holds: the CLI retries Busy for 120 s
+ * (SAVE_BUSY_WAIT_MS in cli/admin.c); a later save asks again. */
+#define SAVE_FRESH_ASK_MS 150000
+
+/* Whether the newest file (info, rc from mc_snap_latest_header) will do for a save, or a fresh
+ * image is needed first. An image at the applied index will; under writes the applied index is
+ * always past the newest image, so an image made since this save asked will too (else every
+ * retry asked for another image, on every member the client rotated to: seven 64 MB images in
+ * 1.7 s at 40K writes/s). Nothing else will: not a header-only file, and not an older image,
+ * however recent the ask that made it was (session 10 kept the ask after serving, and every
+ * later save was given that save's image). */
+static bool save_needs_image(const struct mc_node *n, int rc, const struct mc_snap_info *info)
+{
+    if (rc == MC_ENOTFOUND) {
+        return true;
+    }
+    if (rc != 0) {
+        return false; /* answered as the error */
+    }
+    if (info->data_size == 0) {
+        return true;
+    }
+    if (info->index + 1 >= n->applied_index) {
+        return false;
+    }
+    bool asked =
+        n->save.fresh_index != 0 && node_now_ms() - n->save.fresh_asked_ms < SAVE_FRESH_ASK_MS;
+    return !(asked && info->index >= n->save.fresh_index);
+}
+
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r)
 {
     if (n->save.active) {
@@ -900,21 +930,17 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
     struct mc_snap_info *info = malloc(sizeof(*info));
     int rc = info ? mc_snap_latest_header(n->snapdir, false, info) : MC_ENOMEM;
     uint64_t lookup_us = (mc_mono_ns() - t0) / 1000;
-    bool stale = rc == 0 && (info->data_size == 0 ||
-                             (info->index < n->applied_index && n->applied_index > 0 &&
-                              !n->snapshot_running && info->index + 1 < n->applied_index));
-    /* Under writes the applied index is always ahead of the newest image: one made since a save
-     * asked for it is fresh enough. Else every retry asked for another image, on every member
-     * the client rotated to (seen: seven 64 MB images in 1.7 s at 40K writes/s). */
-    if (stale && info->data_size != 0 && n->save.fresh_index != 0 &&
-        info->index >= n->save.fresh_index) {
-        stale = false;
-    }
-    if (rc == MC_ENOTFOUND || stale) {
-        /* Make a fresh image first; the client retries on Busy. */
-        n->save.fresh_index = n->applied_index;
-        want_image(n);
+    if (save_needs_image(n, rc, info)) {
         free(info);
+        /* While a snapshot is being made, wait for it: an image under way may be this save's
+         * (asking again would move fresh_index past it, and it would be made twice), and a
+         * header-only one would drop the ask (node_maybe_snapshot asks once). The retry after
+         * it asks if it still has to. */
+        if (!n->snapshot_running) {
+            n->save.fresh_index = n->applied_index;
+            n->save.fresh_asked_ms = node_now_ms();
+            want_image(n);
+        }
         mc_client_reply_error(&r->token, MC_EBUSY, "creating a fresh snapshot; retry shortly");
         return;
     }
@@ -936,6 +962,7 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
         return;
     }
     n->snapshot_image_wanted_ms = 0;
+    n->save.fresh_index = 0; /* the ask is answered: the next save asks for its own image */
     n->save.active = true;
     n->save.token = r->token;
     n->save.offset = 0;

@@ -1,6 +1,7 @@
 """test_backup.py: snapshot save from a running node and offline, restore into a new single-node
 cluster (100,000 objects in 10 buckets), equal state hashes, growing the restored cluster, and a
 corrupted snapshot refused."""
+import contextlib
 import json
 import os
 import re
@@ -171,29 +172,62 @@ def test_save_never_streams_a_corrupt_image_as_good():
         assert restored["state_hash"] == state_hash(n.client), restored
 
 
+@contextlib.contextmanager
+def writes_in_background(c, seconds):
+    """20,000 objects loaded, then puts at 2K/s over them for `seconds` while the body runs."""
+    import subprocess
+    from harness import BIN
+    r = cli(["bench", "load", "--objects", "20000", "--endpoints", c.endpoints(),
+             "--connections", "4", "--pipeline", "64", "--json"], timeout=120)
+    assert json.loads(r.stdout.strip().splitlines()[-1])["errors"] == 0
+    writes = subprocess.Popen([BIN, "bench", "--endpoints", c.endpoints(), "--workload", "put",
+                               "--keys", "20000", "--connections", "2", "--pipeline", "4",
+                               "--rate", "2000", "--duration", str(seconds), "--json"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: False, 1)  # writes under way
+        yield
+    finally:
+        writes.wait(timeout=30 + seconds)
+
+
+def image_count(c):
+    return sum(len(re.findall(r"msg=snapshot_created index=\d+ term=\d+ bytes=\d+ image=1",
+                              n.log())) for n in c.nodes)
+
+
 def test_save_under_writes_makes_one_image_per_member_asked():
     """Under writes the applied index is always past the newest image. `snapshot save` answers
     Busy while a member makes a fresh image and the client retries; the retry must take that
     image, not ask for yet another (before: an image per retry, on every member the client
     rotated to — seven 64 MB images in 1.7 s at 40K writes/s)."""
-    import subprocess
-    from harness import BIN
     with Cluster(3, FAST) as c:
         c.leader()
-        r = cli(["bench", "load", "--objects", "20000", "--endpoints", c.endpoints(),
-                 "--connections", "4", "--pipeline", "64", "--json"], timeout=120)
-        assert json.loads(r.stdout.strip().splitlines()[-1])["errors"] == 0
-        writes = subprocess.Popen([BIN, "bench", "--endpoints", c.endpoints(), "--workload", "put",
-                                   "--keys", "20000", "--connections", "2", "--pipeline", "4",
-                                   "--rate", "2000", "--duration", "8", "--json"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for(lambda: False, 1)  # writes under way
+        with writes_in_background(c, 8):
             snap = os.path.join(c.tmp, "busy.snap")
             out = cli_json(["--endpoints", c.endpoints(), "snapshot", "save", snap], timeout=60)
             assert out["verified"], out
-        finally:
-            writes.wait(timeout=30)
-        images = sum(len(re.findall(r"msg=snapshot_created index=\d+ term=\d+ bytes=\d+ image=1",
-                                    n.log())) for n in c.nodes)
+        images = image_count(c)
         assert images <= 3, "%d images for one save" % images
+
+
+def test_each_save_under_writes_gets_an_image_of_its_own():
+    """A save takes the image made for it, and the next save asks for a newer one: the ask is
+    answered once (session 10 kept it, and every later save on that member was given the first
+    save's image, however old: a nightly backup would have saved the same state every night)."""
+    with Cluster(3, FAST) as c:
+        c.leader()
+        with writes_in_background(c, 10):
+            ep = c.nodes[0].client  # one member: both saves ask the same node
+            saved = []
+            for k in range(2):
+                snap = os.path.join(c.tmp, "each-%d.snap" % k)
+                saved.append(cli_json(["--endpoints", ep, "snapshot", "save", snap],
+                                      timeout=60))
+                wait_for(lambda: False, 1.5)  # ~3,000 writes in between
+        assert all(o["verified"] for o in saved), saved
+        assert saved[1]["index"] > saved[0]["index"] + 100, \
+            "the second save was given an older state: index %d, then %d" % (
+                saved[0]["index"], saved[1]["index"])
+        images = image_count(c)
+        assert images <= 2, "%d images for two saves on one member" % images
