@@ -8,6 +8,7 @@
 #include "http/internal.h"
 #include "metacenter/error.h"
 #include "net/client_server.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /*
@@ -21,6 +22,12 @@
  *
  * At most one request per HTTP connection is in flight, so MC_HTTP_MAX_CONNECTIONS slots
  * bound the pending table; a request id is (generation << 16 | slot).
+ *
+ * The client server may close the in-process connection on its own (a protocol error, any
+ * close_conn): what was with the node is failed (writes "outcome unknown") and a new connection
+ * is opened at the next loop iteration (not inside the close callback, which runs deep in the
+ * client server, often from our own feed). Only when the HTTP server or the client server is
+ * stopping does the path stay closed (later submits answered ShuttingDown).
  */
 
 #define SLOTS        MC_HTTP_MAX_CONNECTIONS
@@ -41,9 +48,13 @@ struct mc_http_local {
     pthread_t loop_thread;
     int open_handles;
     struct mc_client_server *clients;
-    struct mc_client_conn *conn; /* loop thread; NULL once closed */
+    const struct mc_principal *principal; /* the connection's (reopens use it again) */
+    struct mc_client_conn *conn;          /* loop thread; NULL once closed */
+    bool reopen;                          /* loop thread: conn closed under us, open a new one */
+    uint64_t reopens;                     /* loop thread: connections reopened (logged) */
+    struct mc_log_limit reopen_log;       /* http_local_reopened: one line a second at most */
     pthread_mutex_t mu;
-    bool closed;       /* mu: submits refused */
+    bool closed;       /* mu: submits refused (the HTTP server or the client server stops) */
     struct mc_wbuf in; /* mu: frames queued by HTTP threads */
     uint64_t gen;      /* mu */
     uint32_t free_top; /* mu: free slot stack */
@@ -54,11 +65,16 @@ struct mc_http_local {
     uint32_t max_frame; /* the client server's frame limit (set once) */
 };
 
+static void reopen(struct mc_http_local *l);
+static void out_cb(void *ctx, const uint8_t *frames, size_t len);
+
 static void feed(struct mc_http_local *l)
 {
     while (l->conn && l->feed_off < l->feeding.len) {
         size_t n = mc_client_conn_local_feed(l->conn, l->feeding.data + l->feed_off,
                                              l->feeding.len - l->feed_off);
+        if (!l->conn)
+            return; /* closed while serving them: conn_lost dropped the batch */
         if (n == 0)
             break; /* in-flight limit: retried after the next replies (out_cb) */
         l->feed_off += n;
@@ -71,6 +87,8 @@ static void feed(struct mc_http_local *l)
 
 static void take_batch(struct mc_http_local *l)
 {
+    if (l->reopen)
+        reopen(l); /* before feeding: frames queued since the close go to the new connection */
     pthread_mutex_lock(&l->mu);
     if (l->feeding.len == 0) {
         struct mc_wbuf t = l->feeding;
@@ -149,12 +167,87 @@ static void deliver(struct mc_http_local *l, const struct mc_proto_header *h, co
         s.done(s.arg);
 }
 
+/* Answer every pending slot with status (done runs, outside the lock). refuse: later submits
+ * are refused too (stopping); else the queued frames are dropped (their slots are failed
+ * here) and later submits queue for the next connection. */
+static void fail_pending(struct mc_http_local *l, int status, bool refuse)
+{
+    struct slot failed[SLOTS];
+    uint32_t n = 0;
+    pthread_mutex_lock(&l->mu);
+    if (refuse) {
+        l->closed = true;
+    } else {
+        l->in.len = 0;
+        l->in.err = 0;
+    }
+    for (uint32_t i = 0; i < SLOTS; i++) {
+        if (l->slots[i].id == 0)
+            continue;
+        struct slot s = take(l, l->slots[i].id);
+        if (!s.k)
+            continue;
+        mc_http_call_reset(s.k);
+        s.k->done = true;
+        s.k->status = status;
+        s.k->outcome_unknown = s.k->req.op == MC_REQ_WRITE;
+        failed[n++] = s;
+    }
+    pthread_mutex_unlock(&l->mu);
+    for (uint32_t i = 0; i < n; i++)
+        if (failed[i].done)
+            failed[i].done(failed[i].arg);
+}
+
+/* Loop thread, at the next iteration after conn_lost: a new in-process connection. The
+ * client server refuses once it is stopping: then the path stays closed. */
+static void reopen(struct mc_http_local *l)
+{
+    assert(!l->conn);
+    l->reopen = false;
+    pthread_mutex_lock(&l->mu);
+    bool closed = l->closed; /* fail_all ran since: the HTTP server stops */
+    pthread_mutex_unlock(&l->mu);
+    int rc = closed ? MC_ESHUTDOWN
+                    : mc_client_server_local_open(l->clients, l->principal, out_cb, l, &l->conn);
+    if (rc != 0) {
+        l->conn = NULL;
+        MC_WARN("http_local_reopen_failed", "err=%s", mc_error_name(rc));
+        fail_pending(l, MC_ESHUTDOWN, true);
+        return;
+    }
+    l->reopens++;
+    uint64_t suppressed;
+    if (mc_log_limit_allow(&l->reopen_log, mc_mono_ms(), &suppressed))
+        MC_WARN("http_local_reopened", "reopens=%llu unlogged=%llu", (unsigned long long)l->reopens,
+                (unsigned long long)suppressed);
+}
+
+/* The client server closed the in-process connection (out_cb(NULL)), maybe from inside feed. */
+static void conn_lost(struct mc_http_local *l)
+{
+    l->conn = NULL;
+    pthread_mutex_lock(&l->mu);
+    bool stopping = l->closed; /* mc_http_local_fail_all ran: the HTTP server stops */
+    pthread_mutex_unlock(&l->mu);
+    stopping = stopping || mc_client_server_stopping(l->clients);
+    /* Loop-thread state first: the done callbacks below may submit again (into `in`). */
+    l->feeding.len = 0; /* what was fed or queued belongs to the slots failed below */
+    l->feed_off = 0;
+    if (stopping) {
+        fail_pending(l, MC_ESHUTDOWN, true); /* no reopen: mc_http_local_free closes it too */
+        return;
+    }
+    l->reopen = true;
+    fail_pending(l, MC_ESHUTDOWN, false);
+    uv_idle_start(&l->idle, idle_cb); /* reopen at the next loop iteration, not in here */
+}
+
 static void out_cb(void *ctx, const uint8_t *frames, size_t len)
 {
     struct mc_http_local *l = ctx;
     if (!frames) {
-        l->conn = NULL; /* closed under us (client server stopping) */
-        mc_http_local_fail_all(l, MC_ESHUTDOWN);
+        conn_lost(l);
         return;
     }
     size_t pos = 0;
@@ -178,6 +271,7 @@ int mc_http_local_new(struct uv_loop_s *loop, struct mc_client_server *clients,
     if (!l)
         return MC_ENOMEM;
     l->clients = clients;
+    l->principal = principal;
     l->max_frame = mc_client_server_max_frame_bytes(clients);
     pthread_mutex_init(&l->mu, NULL);
     mc_wbuf_init(&l->in, IN_MAX_BYTES);
@@ -251,26 +345,7 @@ void mc_http_local_cancel(struct mc_http_local *l, uint64_t id)
 
 void mc_http_local_fail_all(struct mc_http_local *l, int status)
 {
-    struct slot failed[SLOTS];
-    uint32_t n = 0;
-    pthread_mutex_lock(&l->mu);
-    l->closed = true;
-    for (uint32_t i = 0; i < SLOTS; i++) {
-        if (l->slots[i].id == 0)
-            continue;
-        struct slot s = take(l, l->slots[i].id);
-        if (!s.k)
-            continue;
-        mc_http_call_reset(s.k);
-        s.k->done = true;
-        s.k->status = status;
-        s.k->outcome_unknown = s.k->req.op == MC_REQ_WRITE;
-        failed[n++] = s;
-    }
-    pthread_mutex_unlock(&l->mu);
-    for (uint32_t i = 0; i < n; i++)
-        if (failed[i].done)
-            failed[i].done(failed[i].arg);
+    fail_pending(l, status, true);
 }
 
 static void on_closed(uv_handle_t *h)

@@ -93,6 +93,8 @@ struct mc_client_server {
     uint32_t refs;
     bool stopping;
     bool own_closed;
+    uint64_t test_local_close_at; /* MC_TEST_HTTP_LOCAL_CLOSE_AFTER (0 = unset) */
+    uint64_t local_requests;      /* requests received over in-process conns (when it is set) */
     void (*done)(void *arg);
     void *done_arg;
     struct mc_client_server_stats stats;
@@ -765,6 +767,13 @@ static void process_frames(struct mc_client_conn *c)
             .req = &req,
         };
         s->handler.dispatch(s->ctx, &r);
+        if (c->local_out && s->test_local_close_at &&
+            ++s->local_requests == s->test_local_close_at) {
+            MC_WARN("test_hook_http_local_close", "requests=%llu",
+                    (unsigned long long)s->local_requests);
+            close_conn(c); /* with this request in flight, as any close_conn may */
+            break;
+        }
     }
     if (pos > 0 && c->rbuf) {
         memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
@@ -1137,6 +1146,24 @@ static uint64_t sweep_interval_ms(const struct mc_client_server_opts *o)
 
 /* ---- server ---- */
 
+/* Test hook: with MC_TEST_HTTP_LOCAL_CLOSE_AFTER=N (N >= 1) in the environment (read once, at
+ * server start), the server closes the in-process connection that carries the Nth request
+ * received over in-process connections (counted across them, so only once), right after
+ * dispatching it: the HTTP layer then sees its connection closed under it with a request in
+ * flight, as any close_conn would do, and must reopen it (test/integration/test_http.py).
+ * Unset (production): 0, one compare per in-process request. */
+static uint64_t test_local_close_at(void)
+{
+    const char *v = getenv("MC_TEST_HTTP_LOCAL_CLOSE_AFTER");
+    long long n = v && v[0] ? strtoll(v, NULL, 10) : 0;
+    if (n <= 0) {
+        return 0;
+    }
+    MC_WARN("test_hook_http_local_close_after",
+            "n=%lld (never set MC_TEST_HTTP_LOCAL_CLOSE_AFTER in production)", n);
+    return (uint64_t)n;
+}
+
 static int parse_addr(const char *addr, struct sockaddr_in *out)
 {
     char host[64];
@@ -1198,6 +1225,7 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
     if (!s->opts.max_frame_bytes || s->opts.max_frame_bytes > MC_PROTO_MAX_FRAME_BYTES) {
         s->opts.max_frame_bytes = MC_PROTO_MAX_FRAME_BYTES;
     }
+    s->test_local_close_at = test_local_close_at();
     if (s->opts.max_frame_bytes < MC_PROTO_HEADER_BYTES) {
         s->opts.max_frame_bytes = MC_PROTO_HEADER_BYTES;
     }
@@ -1253,6 +1281,11 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
 int mc_client_server_port(const struct mc_client_server *s)
 {
     return s->port;
+}
+
+bool mc_client_server_stopping(const struct mc_client_server *s)
+{
+    return s->stopping;
 }
 
 uint32_t mc_client_server_max_frame_bytes(const struct mc_client_server *s)

@@ -128,6 +128,9 @@ void mc_client_server_stats(const struct mc_client_server *s, struct mc_client_s
 /* The largest frame a connection may send (opts.max_frame_bytes after defaults); a larger one
  * is a protocol error that closes the connection, the in-process one included. */
 uint32_t mc_client_server_max_frame_bytes(const struct mc_client_server *s);
+/* mc_client_server_stop was called: an in-process connection closed now is not coming back
+ * (mc_client_server_local_open refuses with MC_ESHUTDOWN). */
+bool mc_client_server_stopping(const struct mc_client_server *s);
 
 /*
  * Reply with a body (success: the op's result encoding; error: usually use the helpers

@@ -339,6 +339,34 @@ Test(http_local, stop_with_requests_in_flight)
     }
 }
 
+/* The client server closes the in-process connection under the HTTP layer (test hook: with
+ * the 2nd request through it in flight): that request fails 503 (a write: outcome unknown),
+ * and the next ones go through a new connection (before, every later write answered 503
+ * ShuttingDown until the process ended). Then a clean stop with the reopened connection. */
+Test(http_local, connection_closed_under_us_is_reopened)
+{
+    cr_assert_eq(setenv("MC_TEST_HTTP_LOCAL_CLOSE_AFTER", "2", 1), 0);
+    start(); /* the hook is read when the client server starts */
+    unsetenv("MC_TEST_HTTP_LOCAL_CLOSE_AFTER");
+    uint64_t before = accepted();
+    json_decref(req("PUT", "/v1/buckets/reopen", NULL, "{}", 200, NULL));
+    json_t *j = req("PUT", "/v1/buckets/reopen/objects/lost", NULL, "{}", 503, NULL);
+    cr_assert_str_eq(jstr(j, "error"), "ShuttingDown");
+    cr_assert(json_is_true(json_object_get(j, "outcome_unknown")));
+    json_decref(j);
+    for (int i = 0; i < 5; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/buckets/reopen/objects/k%d", i);
+        json_decref(req("PUT", path, NULL, "{\"size\":3}", 200, NULL));
+        j = req("GET", path, NULL, NULL, 200, NULL);
+        cr_assert_eq(json_integer_value(json_object_get(j, "size")), 3);
+        json_decref(j);
+    }
+    /* One new in-process connection; the GETs went through it, not the loopback client. */
+    cr_assert_eq(accepted(), before + 1);
+    stop();
+}
+
 /* ---- the GET body writer: byte for byte mc_version_json ---- */
 
 static void check_same(const struct mc_version *v)
