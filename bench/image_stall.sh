@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# image_stall.sh: what one engine image costs the write tail, and on which member. A fresh
+# 3-node cluster (engines on /dev/shm, `serve --engine-dir`; automatic images off), 10 s of
+# C=64 puts, `bench load --objects 100000`, then REPS rounds of 6 s windows at 40K puts/s
+# offered (C=4 P=1024, the run.sh row), one per mode: `none` (no image), `leader` or `follower`
+# (`snapshot save` to that member 1.5 s into the window: it makes a fresh image first), `all`
+# (a save to every member at once). Prints one JSON line per window, then the leader's
+# snapshot_created lines (size, ms). docs/benchmarks.md "Session 11".
+# Usage: bench/image_stall.sh [--reps N] [--modes "none leader follower all"] [--disk]
+#   --disk keeps the engines in the data dirs (on disk) instead of /dev/shm.
+# Every process started here is killed at exit; every loop is bounded.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+REPS=3 MODES="none leader follower all" TMPFS=1
+while [ $# -gt 0 ]; do
+    case $1 in
+    --reps) REPS=$2; shift ;;
+    --modes) MODES=$2; shift ;;
+    --disk) TMPFS=0 ;;
+    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "image_stall.sh: unknown flag $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+WORK=$(mktemp -d /tmp/mcimage.XXXXXX)
+SAVES=$(mktemp -d /dev/shm/mcimage-saves.XXXXXX) # saved files: RAM, not the disk measured
+MC_ENGINE_ROOT=""
+if [ $TMPFS = 1 ]; then
+    MC_ENGINE_ROOT=$(mktemp -d /dev/shm/mcimage.XXXXXX)
+fi
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+cleanup() {
+    kill_all
+    rm -rf "$WORK" "$SAVES"
+    [ -z "$MC_ENGINE_ROOT" ] || rm -rf "$MC_ENGINE_ROOT"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+[ -x "$MC" ] || make -C "$ROOT" -j2 >/dev/null
+mc_cluster_start c 3 --log-level info --image-entries 100000000 --image-log-mb 100000 >/dev/null
+L=$(mc_wait_leader c 30)
+F=$((L % 3 + 1))
+EP=$(cat "$WORK/c/endpoints")
+IFS=, read -r -a EPS <<<"$EP"
+echo "{\"leader\": $L, \"follower\": $F}"
+"$MC" bench --endpoints "$EP" --workload put --connections 64 --pipeline 16 --keys 100000 \
+    --duration 10 --json 2>/dev/null | tail -1 | jq -c '{phase: "puts C=64 P=16", ops_per_sec}'
+"$MC" bench load --endpoints "$EP" --objects 100000 --connections 8 --pipeline 64 >/dev/null 2>&1
+
+# save ID: a snapshot save from member ID (it makes a fresh image first), the file discarded.
+save() {
+    timeout 60 "$MC" --endpoints "${EPS[$(($1 - 1))]}" snapshot save "$SAVES/s$1" >/dev/null 2>&1 ||
+        echo "{\"save\": $1, \"failed\": true}"
+    rm -f "$SAVES/s$1"
+}
+
+for ((r = 1; r <= REPS; r++)); do
+    for mode in $MODES; do
+        (
+            sleep 1.5
+            case $mode in
+            leader) save "$L" ;;
+            follower) save "$F" ;;
+            all) save 1 & save 2 & save 3 & wait ;;
+            esac
+        ) &
+        sp=$!
+        "$MC" bench --endpoints "$EP" --workload put --connections 4 --pipeline 1024 \
+            --keys 100000 --rate 40000 --duration 6 --json 2>/dev/null | tail -1 |
+            jq -c --arg m "$mode" --argjson r "$r" \
+                '{mode: $m, round: $r, ops_per_sec, p50_us, p99_us, max_us}'
+        wait $sp
+        sleep 1
+    done
+done
+grep -h "snapshot_created.*size_bytes" "$WORK/c/n$L.log" |
+    sed -e 's/.*msg=//' -e 's/path=[^ ]* //' || true
