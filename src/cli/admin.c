@@ -673,6 +673,7 @@ struct save_ctx {
     struct mc_digest digest; /* of the bytes received: the server's checksum covers the file */
     bool done, progress;
     int status;
+    int endpoint; /* the member that answered (-1: none) */
     uint64_t next_offset, total, checksum, last_print_ms;
     char message[256];
 };
@@ -680,6 +681,7 @@ struct save_ctx {
 static void save_cb(void *arg, const struct mc_client_result *r)
 {
     struct save_ctx *s = arg;
+    s->endpoint = r->endpoint;
     if (r->status != 0) {
         s->done = true;
         s->status = r->status;
@@ -722,6 +724,10 @@ static void save_cb(void *arg, const struct mc_client_result *r)
 static int save_stream(struct mc_cli *cli, struct mc_client *c, const char *tmp, struct save_ctx *s)
 {
     uint64_t deadline = now_ms() + SAVE_BUSY_WAIT_MS;
+    /* Retries go to the member that answered Busy: each member a save reaches asks itself for
+     * a fresh image and keeps the ask until a save takes it, so a save rotated over the members
+     * left asks behind, and the next save to reach one of them was given this one's image. */
+    int pin = -1;
     for (;;) {
         memset(s, 0, sizeof(*s));
         s->progress = !cli->json && isatty(2);
@@ -733,7 +739,8 @@ static int save_stream(struct mc_cli *cli, struct mc_client *c, const char *tmp,
             fclose(s->f);
             return MC_ENOMEM;
         }
-        int rc = mc_client_snapshot_async(c, -1, save_cb, s);
+        s->endpoint = -1;
+        int rc = mc_client_snapshot_async(c, pin, save_cb, s);
         while (rc == 0 && !s->done) {
             rc = mc_client_poll(c, 1000);
             rc = rc < 0 ? rc : 0;
@@ -754,8 +761,15 @@ static int save_stream(struct mc_cli *cli, struct mc_client *c, const char *tmp,
         if (s->progress) {
             fputc('\n', stderr);
         }
+        if (pin >= 0 && (rc == MC_EIO || rc == MC_ETIMEOUT) && now_ms() < deadline) {
+            pin = -1; /* that member went away: ask another */
+            continue;
+        }
         if (rc != MC_EBUSY || now_ms() >= deadline) {
             return rc;
+        }
+        if (s->endpoint >= 0) {
+            pin = s->endpoint;
         }
         sleep_ms(200); /* the server is making a fresh snapshot */
     }

@@ -231,3 +231,29 @@ def test_each_save_under_writes_gets_an_image_of_its_own():
                 saved[0]["index"], saved[1]["index"])
         images = image_count(c)
         assert images <= 2, "%d images for two saves on one member" % images
+
+
+def image_indexes(c):
+    return [int(i) for n in c.nodes for i in
+            re.findall(r"msg=snapshot_created index=(\d+) term=\d+ bytes=\d+ image=1", n.log())]
+
+
+def test_a_save_after_a_save_through_every_member_gets_a_newer_image():
+    """The client rotates a retried save over the members, so one save under writes asked each
+    member it reached for an image and was served by one: the others kept the ask (150 s), and
+    the next save that reached one of them first was given an image made for the first save
+    (a backup missing every write acknowledged in between). The CLI now retries on the member
+    that answered Busy, so only that member is asked."""
+    with Cluster(3, FAST) as c:
+        c.leader()
+        with writes_in_background(c, 10):
+            first = cli_json(["--endpoints", c.endpoints(), "snapshot", "save",
+                              os.path.join(c.tmp, "every-0.snap")], timeout=60)
+            made_before = max(image_indexes(c))  # every image made before the first returned
+            wait_for(lambda: False, 1.5)  # ~3,000 writes in between
+            second = cli_json(["--endpoints", c.endpoints(), "snapshot", "save",
+                               os.path.join(c.tmp, "every-1.snap")], timeout=60)
+        assert first["verified"] and second["verified"], (first, second)
+        assert second["index"] > made_before, \
+            "the second save was given an image made before the first returned: index %d " \
+            "(first %d, images up to %d then)" % (second["index"], first["index"], made_before)
