@@ -3,21 +3,24 @@
 # 3-node cluster (engines on /dev/shm, `serve --engine-dir`; automatic images off), 10 s of
 # C=64 puts, `bench load --objects 100000`, then REPS rounds of 6 s windows at 40K puts/s
 # offered (C=4 P=1024, the run.sh row), one per mode: `none` (no image), `leader` or `follower`
-# (`snapshot save` to that member 1.5 s into the window: it makes a fresh image first), `all`
-# (a save to every member at once). Prints one JSON line per window, then the leader's
-# snapshot_created lines (size, ms). docs/benchmarks.md "Session 11".
-# Usage: bench/image_stall.sh [--reps N] [--modes "none leader follower all"] [--disk]
-#   --disk keeps the engines in the data dirs (on disk) instead of /dev/shm.
+# (1.5 s into the window, a `snapshot save` to that member, stopped after 0.15 s: the member
+# answers Busy and makes a fresh image, which nobody fetches), `all` (every member at once).
+# Prints one JSON line per window, then the leader's snapshot_created lines (size, ms).
+# docs/benchmarks.md "Session 11".
+# Usage: bench/image_stall.sh [--reps N] [--modes "none leader follower all"] [--disk] [--fetch]
+#   --disk keeps the engines in the data dirs (on disk) instead of /dev/shm; --fetch lets each
+#   save run to its end, so the member also streams its image to the CLI.
 # Every process started here is killed at exit; every loop is bounded.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-REPS=3 MODES="none leader follower all" TMPFS=1
+REPS=3 MODES="none leader follower all" TMPFS=1 FETCH=0
 while [ $# -gt 0 ]; do
     case $1 in
     --reps) REPS=$2; shift ;;
     --modes) MODES=$2; shift ;;
     --disk) TMPFS=0 ;;
-    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+    --fetch) FETCH=1 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "image_stall.sh: unknown flag $1" >&2; exit 2 ;;
     esac
     shift
@@ -48,11 +51,17 @@ echo "{\"leader\": $L, \"follower\": $F}"
     --duration 10 --json 2>/dev/null | tail -1 | jq -c '{phase: "puts C=64 P=16", ops_per_sec}'
 "$MC" bench load --endpoints "$EP" --objects 100000 --connections 8 --pipeline 64 >/dev/null 2>&1
 
-# save ID: a snapshot save from member ID (it makes a fresh image first), the file discarded.
+# save ID: member ID makes a fresh image (a snapshot save asks for one); with --fetch the save
+# runs to its end (the image streamed to a file, then discarded), else it is stopped at once.
 save() {
-    timeout 60 "$MC" --endpoints "${EPS[$(($1 - 1))]}" snapshot save "$SAVES/s$1" >/dev/null 2>&1 ||
-        echo "{\"save\": $1, \"failed\": true}"
-    rm -f "$SAVES/s$1"
+    if [ $FETCH = 1 ]; then
+        timeout 60 "$MC" --endpoints "${EPS[$(($1 - 1))]}" snapshot save "$SAVES/s$1" \
+            >/dev/null 2>&1 || echo "{\"save\": $1, \"failed\": true}"
+    else
+        timeout 0.15 "$MC" --endpoints "${EPS[$(($1 - 1))]}" snapshot save "$SAVES/s$1" \
+            >/dev/null 2>&1 || true
+    fi
+    rm -f "$SAVES/s$1" "$SAVES/s$1.tmp"
 }
 
 for ((r = 1; r <= REPS; r++)); do
