@@ -68,8 +68,9 @@
  * SNAPSHOT message it was given, when the transfer finished or failed (also when the message was
  * dropped): until then that follower's progress waits in the snapshot state (as in etcd). The
  * driver makes snapshots of its own state machine whenever it wants and reports them with
- * mc_raft_snapshot_taken(), which lets the core drop log entries (keeping cfg.snapshot_keep_entries
- * for catching up slow followers without a snapshot).
+ * mc_raft_snapshot_taken(), which lets the core drop log entries (keeping
+ * cfg.snapshot_keep_entries, at most cfg.snapshot_keep_bytes, for catching up slow followers
+ * without a snapshot).
  *
  * Restart: pass what the WAL holds in cfg.restore (hard state, snapshot meta, the entries after
  * the snapshot, and the state machine's applied index).
@@ -260,6 +261,7 @@ struct mc_raft_config {
     uint64_t max_uncommitted_bytes; /* leader refuses proposals beyond it (MC_ELIMIT); 64 MiB */
     uint64_t max_committed_bytes_per_ready; /* bounds rd.committed; default 64 MiB */
     uint64_t snapshot_keep_entries;         /* log tail kept after a snapshot; default 5000 */
+    uint64_t snapshot_keep_bytes;           /* ... at most this many payload bytes; 32 MiB */
     struct mc_raft_alloc alloc;             /* all NULL = libc */
     const uint64_t *initial_voters;         /* bootstrap configuration (see contract) */
     size_t n_initial_voters;
@@ -414,7 +416,8 @@ void mc_raft_persisted(struct mc_raft *r, uint64_t index, uint64_t term);
 /*
  * The driver made a snapshot of its state machine covering entries up to index (<= applied).
  * conf: the configuration as of index, or NULL to let the core compute it. The core keeps
- * cfg.snapshot_keep_entries entries before index and frees older ones. MC_EINVAL if index >
+ * cfg.snapshot_keep_entries entries before index (at most cfg.snapshot_keep_bytes of payload)
+ * and frees older ones. MC_EINVAL if index >
  * applied or unknown term.
  */
 int mc_raft_snapshot_taken(struct mc_raft *r, uint64_t index, uint64_t term,

@@ -770,6 +770,7 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
     cfg.disable_check_quorum = !n->opts.check_quorum;
     cfg.lease_read = n->opts.lease_reads && n->opts.check_quorum;
     cfg.snapshot_keep_entries = n->opts.snapshot_tail_entries;
+    cfg.snapshot_keep_bytes = n->opts.snapshot_tail_mb << 20;
     cfg.initial_voters = voters;
     cfg.n_initial_voters = n->opts.initial_count;
     cfg.restore = &rs;

@@ -30,8 +30,9 @@ const char mc_node_options_help[] =
     "  --heartbeat-ms N              leader heartbeat interval (default 100)\n"
     "  --election-timeout-ms N       base election timeout (default 600; randomized to [T,2T))\n"
     "  --snapshot-entries N          snapshot every N applied entries (default 100000)\n"
-    "  --snapshot-log-mb N           ... or every N MiB of applied entries, sooner (default 256)\n"
+    "  --snapshot-log-mb N           ... or every N MiB of applied entries, sooner (default 64)\n"
     "  --snapshot-tail N             log entries kept after a snapshot (default 5000)\n"
+    "  --snapshot-tail-mb N          ... at most N MiB of them (default 32)\n"
     "  --image-entries N             write an engine image every N applied entries: the WAL\n"
     "                                keeps everything after the newest image (default 1000000)\n"
     "  --image-log-mb N              ... or once the log since the last one exceeds N MiB and\n"
@@ -95,8 +96,9 @@ void mc_node_options_default(struct mc_node_options *o)
     o->election_timeout_ms = 600;
     o->tick_ms = 10;
     o->snapshot_entries = 100000;
-    o->snapshot_log_mb = 256;
+    o->snapshot_log_mb = 64;
     o->snapshot_tail_entries = 5000;
+    o->snapshot_tail_mb = 32;
     o->image_entries = 1000000;
     o->image_log_mb = 512;
     o->max_map_size_bytes = 64ull << 30;
@@ -278,6 +280,8 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->snapshot_log_mb, v, 1, 1 << 20, f, err, errlen);
         } else if (strcmp(f, "--snapshot-tail") == 0) {
             rc = set_u64(&o->snapshot_tail_entries, v, 0, UINT32_MAX, f, err, errlen);
+        } else if (strcmp(f, "--snapshot-tail-mb") == 0) {
+            rc = set_u64(&o->snapshot_tail_mb, v, 1, 1 << 20, f, err, errlen);
         } else if (strcmp(f, "--image-entries") == 0) {
             rc = set_u64(&o->image_entries, v, 10, UINT32_MAX, f, err, errlen);
         } else if (strcmp(f, "--image-log-mb") == 0) {

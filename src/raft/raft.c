@@ -172,6 +172,9 @@ void mc_raft_config_defaults(struct mc_raft_config *cfg)
     if (!cfg->snapshot_keep_entries) {
         cfg->snapshot_keep_entries = 5000;
     }
+    if (!cfg->snapshot_keep_bytes) {
+        cfg->snapshot_keep_bytes = 32ull << 20;
+    }
     if (!cfg->alloc.malloc || !cfg->alloc.realloc || !cfg->alloc.free) {
         cfg->alloc.malloc = libc_malloc;
         cfg->alloc.realloc = libc_realloc;

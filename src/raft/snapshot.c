@@ -68,6 +68,28 @@ void mc_raft_report_snapshot(struct mc_raft *r, uint64_t id, bool ok)
     p->probe_sent = true;
 }
 
+/*
+ * Keep a tail before a snapshot so slightly slow followers catch up from the log, not a snapshot
+ * (as etcd's SnapshotCatchUpEntries): the last cfg.snapshot_keep_entries entries, but at most
+ * cfg.snapshot_keep_bytes of payload, so the in-memory log stays bounded when entries are large
+ * (a batch entry can hold MC_RAFT_MAX_ENTRY_BYTES; 5000 of them would be 20 GiB). Returns the
+ * index up to which entries may be dropped (never the entry at index itself).
+ */
+static uint64_t tail_start(const struct mc_raft *r, uint64_t index)
+{
+    uint64_t keep = r->cfg.snapshot_keep_entries;
+    uint64_t upto = index > keep ? index - keep : 0;
+    uint64_t first = upto > r->log.offset ? upto : r->log.offset;
+    uint64_t bytes = 0;
+    for (uint64_t i = index; i > first; i--) {
+        bytes += log_at(&r->log, i)->len;
+        if (bytes > r->cfg.snapshot_keep_bytes && i < index) {
+            return i; /* entries up to i go; the tail keeps at least the entry at index */
+        }
+    }
+    return upto;
+}
+
 int mc_raft_snapshot_taken(struct mc_raft *r, uint64_t index, uint64_t term,
                            const struct mc_raft_conf *conf)
 {
@@ -93,9 +115,7 @@ int mc_raft_snapshot_taken(struct mc_raft *r, uint64_t index, uint64_t term,
     r->snap.term = term;
     r->snap.conf = c;
     r->has_snap = true;
-    /* Keep a tail so slightly slow followers catch up from the log, not a snapshot. */
-    uint64_t keep = r->cfg.snapshot_keep_entries;
-    uint64_t upto = index > keep ? index - keep : 0;
+    uint64_t upto = tail_start(r, index);
     if (upto > r->log.offset) {
         struct mc_raft_conf bc;
         mb_conf_at(r, upto, &bc);

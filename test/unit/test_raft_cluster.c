@@ -50,6 +50,7 @@ static int nq;
 static bool cut[TN + 1][TN + 1]; /* cut[a][b]: drop a -> b */
 static bool use_lease;
 static bool drop_snapshots; /* lose SNAPSHOT messages without reporting */
+static uint64_t keep_bytes; /* cfg.snapshot_keep_bytes (0: the core's default) */
 
 static struct mc_raft_config mkcfg(uint64_t id, int n)
 {
@@ -66,6 +67,7 @@ static struct mc_raft_config mkcfg(uint64_t id, int n)
     c.initial_voters = voters;
     c.n_initial_voters = (size_t)n;
     c.snapshot_keep_entries = 5;
+    c.snapshot_keep_bytes = keep_bytes;
     c.lease_read = use_lease;
     return c;
 }
@@ -471,6 +473,40 @@ Test(raft_cluster, snapshot_catch_up)
     cr_assert_geq(N[f].applied, i2);
     cr_assert_eq(N[f].snap.conf.n_voters, 3);
     stop_all();
+}
+
+/* The tail kept after a snapshot is capped in bytes too: large (batch) entries must not keep
+ * snapshot_keep_entries of them in memory. */
+static void snapshot_tail_with_cap(uint64_t cap, uint64_t want_tail)
+{
+    keep_bytes = cap;
+    start(3, 3);
+    keep_bytes = 0;
+    int l = elect();
+    cr_assert(l);
+    char big[41]; /* the test WAL holds entries of up to 64 bytes */
+    memset(big, 'b', 40);
+    big[40] = 0;
+    uint64_t idx = 0;
+    for (int k = 0; k < 20; k++) {
+        idx = propose_str(l, big);
+        pump();
+    }
+    cr_assert_geq(N[l].applied, idx);
+    cr_assert_eq(mc_raft_snapshot_taken(N[l].r, idx, mc_raft_term_at(N[l].r, idx), NULL), 0);
+    struct mc_raft_status st;
+    mc_raft_status(N[l].r, &st);
+    cr_assert_eq(idx - st.first_index + 1, want_tail, "tail of %llu entries, want %llu",
+                 (unsigned long long)(idx - st.first_index + 1), (unsigned long long)want_tail);
+    cr_assert_eq(mc_raft_entry_at(N[l].r, idx)->len, 40);
+    stop_all();
+}
+
+Test(raft_cluster, snapshot_tail_capped_in_bytes)
+{
+    snapshot_tail_with_cap(100, 2);     /* 2 x 40 bytes fit, a third would not */
+    snapshot_tail_with_cap(30, 1);      /* the entry at the snapshot index is always kept */
+    snapshot_tail_with_cap(1 << 20, 5); /* a roomy cap: the entry count rules */
 }
 
 Test(raft_cluster, restart_from_persisted_state)
