@@ -14,42 +14,23 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=3 MODES="none leader follower all" TMPFS=1 FETCH=0
-while [ $# -gt 0 ]; do
-    case $1 in
-    --reps) REPS=$2; shift ;;
-    --modes) MODES=$2; shift ;;
-    --disk) TMPFS=0 ;;
-    --fetch) FETCH=1 ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "image_stall.sh: unknown flag $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-WORK=$(mktemp -d /tmp/mcimage.XXXXXX)
-SAVES=$(mktemp -d /dev/shm/mcimage-saves.XXXXXX) # saved files: RAM, not the disk measured
-MC_ENGINE_ROOT=""
-if [ $TMPFS = 1 ]; then
-    MC_ENGINE_ROOT=$(mktemp -d /dev/shm/mcimage.XXXXXX)
-fi
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-cleanup() {
-    kill_all
-    rm -rf "$WORK" "$SAVES"
-    [ -z "$MC_ENGINE_ROOT" ] || rm -rf "$MC_ENGINE_ROOT"
+stall_flag() {
+    case $1 in
+    --reps) REPS=$2 STALL_TOOK=2 ;;
+    --modes) MODES=$2 STALL_TOOK=2 ;;
+    --disk) TMPFS=0 ;;
+    --fetch) FETCH=1 ;;
+    *) return 1 ;;
+    esac
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-[ -x "$MC" ] || make -C "$ROOT" -j2 >/dev/null
-mc_cluster_start c 3 --log-level info --image-entries 100000000 --image-log-mb 100000 >/dev/null
-L=$(mc_wait_leader c 30)
-F=$((L % 3 + 1))
-EP=$(cat "$WORK/c/endpoints")
+stall_flags 2,13 "$@"
+SAVES=""
+stall_on_exit() { rm -rf "$SAVES"; }
+stall_setup mcimage 10 --image-entries 100000000 --image-log-mb 100000
+SAVES=$(mktemp -d /dev/shm/mcimage-saves.XXXXXX) # saved files: RAM, not the disk measured
 IFS=, read -r -a EPS <<<"$EP"
-echo "{\"leader\": $L, \"follower\": $F}"
-"$MC" bench --endpoints "$EP" --workload put --connections 64 --pipeline 16 --keys 100000 \
-    --duration 10 --json 2>/dev/null | tail -1 | jq -c '{phase: "puts C=64 P=16", ops_per_sec}'
-"$MC" bench load --endpoints "$EP" --objects 100000 --connections 8 --pipeline 64 >/dev/null 2>&1
 
 # save ID: member ID makes a fresh image (a snapshot save asks for one); with --fetch the save
 # runs to its end (the image streamed to a file, then discarded), else it is stopped at once.

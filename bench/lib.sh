@@ -1,5 +1,6 @@
-# lib.sh: shared shell helpers for bench/run.sh, bench/vs_etcd.sh and bench/read_ab.sh: ports,
-# metacenter clusters on 127.0.0.1, leader lookup, cleanup. Sourced, not run. Every wait loop here is bounded.
+# lib.sh: shared shell helpers for bench/run.sh, bench/vs_etcd.sh, bench/read_ab.sh and the stall
+# scripts (image_stall.sh, writeback_stall.sh): ports, metacenter clusters on 127.0.0.1, leader
+# lookup, cleanup. Sourced, not run. Every wait loop here is bounded.
 
 # Needs: ROOT (repo root), WORK (scratch dir, removed at exit; bench_scratch sets it up).
 MC=${MC:-$ROOT/build/metacenter}
@@ -187,4 +188,60 @@ mc_role_ticks() {
         fi
     done
     echo "$l $o"
+}
+
+# ---- the stall scripts (bench/image_stall.sh, bench/writeback_stall.sh) ----
+
+# stall_flags HELP_LINES ARG...: their flag loop. -h/--help prints lines HELP_LINES (a sed range,
+# e.g. 2,13) of the script and exits 0; any other flag goes to the script's stall_flag FLAG
+# [VALUE], which sets its variables, sets STALL_TOOK=2 when it used VALUE, and fails for a flag it
+# does not know (exit 2).
+stall_flags() {
+    local help=$1 me=${0##*/}
+    shift
+    while [ $# -gt 0 ]; do
+        case $1 in
+        -h | --help) sed -n "${help}p" "$0"; exit 0 ;;
+        esac
+        STALL_TOOK=1
+        stall_flag "$1" "${2-}" || { echo "$me: unknown flag $1" >&2; exit 2; }
+        [ $# -ge "$STALL_TOOK" ] || { echo "$me: $1 wants a value" >&2; exit 2; }
+        shift "$STALL_TOOK"
+    done
+}
+
+# stall_setup PREFIX PRE_S [serve flags...]: WORK = a fresh /tmp/PREFIX.XXXXXX and, with TMPFS=1,
+# the engines in MC_ENGINE_ROOT = a fresh /dev/shm/PREFIX.XXXXXX (no map writeback); at exit the
+# script's stall_on_exit (if it has one) runs, every node is killed and both are removed. Then a
+# 3-node cluster c (`--log-level info` and the serve flags) with leader L, follower F and
+# endpoints EP (one JSON line: L and F), PRE_S s of C=64 P=16 puts (one JSON line) and
+# `bench load --objects 100000`.
+stall_setup() {
+    local prefix=$1 pre=$2
+    shift 2
+    WORK=$(mktemp -d "/tmp/$prefix.XXXXXX")
+    MC_ENGINE_ROOT=""
+    trap stall_cleanup EXIT
+    trap 'exit 130' INT TERM
+    if [ "$TMPFS" = 1 ]; then
+        MC_ENGINE_ROOT=$(mktemp -d "/dev/shm/$prefix.XXXXXX")
+    fi
+    [ -x "$MC" ] || make -C "$ROOT" -j2 >/dev/null
+    mc_cluster_start c 3 --log-level info "$@" >/dev/null
+    L=$(mc_wait_leader c 30)
+    F=$((L % 3 + 1))
+    EP=$(cat "$WORK/c/endpoints")
+    echo "{\"leader\": $L, \"follower\": $F}"
+    "$MC" bench --endpoints "$EP" --workload put --connections 64 --pipeline 16 --keys 100000 \
+        --duration "$pre" --json 2>/dev/null | tail -1 | jq -c '{phase: "puts C=64 P=16", ops_per_sec}'
+    "$MC" bench load --endpoints "$EP" --objects 100000 --connections 8 --pipeline 64 >/dev/null 2>&1
+}
+
+stall_cleanup() {
+    if declare -F stall_on_exit >/dev/null; then
+        stall_on_exit
+    fi
+    kill_all
+    rm -rf "$WORK"
+    [ -z "$MC_ENGINE_ROOT" ] || rm -rf "$MC_ENGINE_ROOT"
 }

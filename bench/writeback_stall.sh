@@ -1,49 +1,31 @@
 #!/usr/bin/env bash
 # writeback_stall.sh: the write stalls after heavy write phases (docs/benchmarks.md). A fresh
-# 3-node cluster, 30 s of C=64 P=16 puts, `bench load --objects 100000`, then NW (default 6)
-# windows of 5 s at 40K puts/s offered; per window p50/p99/max and the most Dirty/Writeback seen
-# in /proc/meminfo (sampled every 100 ms); then the engine images the nodes wrote (log lines).
+# 3-node cluster (its leader printed first), 30 s of C=64 P=16 puts, `bench load --objects
+# 100000`, then NW (default 6) windows of 5 s at 40K puts/s offered; per window p50/p99/max and
+# the most Dirty/Writeback seen in /proc/meminfo (sampled every 100 ms); then the engine images
+# the nodes wrote (log lines).
 # Usage: bench/writeback_stall.sh [--windows N] [--pre S] [--connections C --pipeline P]
 #   [--engine-tmpfs]: --engine-tmpfs keeps each node's engine on /dev/shm (`serve --engine-dir`).
 # Every process started here is killed at exit; every loop is bounded.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NW=6 PRE=30 CONN=64 PIPE=64 TMPFS=0
-while [ $# -gt 0 ]; do
-    case $1 in
-    --windows) NW=$2; shift ;;
-    --pre) PRE=$2; shift ;;
-    --connections) CONN=$2; shift ;;
-    --pipeline) PIPE=$2; shift ;;
-    --engine-tmpfs) TMPFS=1 ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "writeback_stall.sh: unknown flag $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-WORK=$(mktemp -d /tmp/mcstall.XXXXXX)
-MC_ENGINE_ROOT=""
-if [ $TMPFS = 1 ]; then
-    MC_ENGINE_ROOT=$(mktemp -d /dev/shm/mcstall.XXXXXX)
-fi
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-MEMPID=""
-cleanup() {
-    [ -n "$MEMPID" ] && kill "$MEMPID" 2>/dev/null || true
-    kill_all
-    rm -rf "$WORK"
-    [ -z "$MC_ENGINE_ROOT" ] || rm -rf "$MC_ENGINE_ROOT"
+stall_flag() {
+    case $1 in
+    --windows) NW=$2 STALL_TOOK=2 ;;
+    --pre) PRE=$2 STALL_TOOK=2 ;;
+    --connections) CONN=$2 STALL_TOOK=2 ;;
+    --pipeline) PIPE=$2 STALL_TOOK=2 ;;
+    --engine-tmpfs) TMPFS=1 ;;
+    *) return 1 ;;
+    esac
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-[ -x "$MC" ] || make -C "$ROOT" -j2 >/dev/null
-mc_cluster_start c 3 --log-level info >/dev/null
-mc_wait_leader c 30 >/dev/null
-EP=$(cat "$WORK/c/endpoints")
-"$MC" bench --endpoints "$EP" --workload put --connections 64 --pipeline 16 --keys 100000 \
-    --duration "$PRE" --json 2>/dev/null | tail -1 | jq -c '{phase: "puts C=64 P=16", ops_per_sec}'
-"$MC" bench load --endpoints "$EP" --objects 100000 --connections 8 --pipeline 64 >/dev/null 2>&1
+stall_flags 2,10 "$@"
+MEMPID=""
+stall_on_exit() { [ -z "$MEMPID" ] || kill "$MEMPID" 2>/dev/null || true; }
+stall_setup mcstall "$PRE"
 # Bounded sampler: at most (NW * 6 + 10) s of 100 ms samples.
 (
     end=$(($(date +%s) + NW * 6 + 10))

@@ -1154,14 +1154,13 @@ static uint64_t sweep_interval_ms(const struct mc_client_server_opts *o)
  * Unset (production): 0, one compare per in-process request. */
 static uint64_t test_local_close_at(void)
 {
-    const char *v = getenv("MC_TEST_HTTP_LOCAL_CLOSE_AFTER");
-    long long n = v && v[0] ? strtoll(v, NULL, 10) : 0;
-    if (n <= 0) {
-        return 0;
+    uint64_t n = mc_test_env_u64("MC_TEST_HTTP_LOCAL_CLOSE_AFTER", UINT64_MAX);
+    if (n) {
+        MC_WARN("test_hook_http_local_close_after",
+                "n=%llu (never set MC_TEST_HTTP_LOCAL_CLOSE_AFTER in production)",
+                (unsigned long long)n);
     }
-    MC_WARN("test_hook_http_local_close_after",
-            "n=%lld (never set MC_TEST_HTTP_LOCAL_CLOSE_AFTER in production)", n);
-    return (uint64_t)n;
+    return n;
 }
 
 static int parse_addr(const char *addr, struct sockaddr_in *out)

@@ -30,7 +30,7 @@
 #define NODE_WRITE_TIMEOUT_MS   10000      /* a proposal dropped by a leader change */
 #define NODE_SNAP_SEND_WINDOW   (4u << 20) /* snapshot bytes queued to a peer at once */
 #define NODE_SNAP_CHUNK_BYTES   (1u << 20)
-#define NODE_MAX_APPLY_HOLDS    64         /* test hook: held ready batches (node_ready.c) */
+#define NODE_MAX_APPLY_HOLDS    64 /* test hook: held ready batches (node_ready.c) */
 
 /* Raft entry payload: u8 kind, then kind-specific data. */
 enum node_entry_kind {
@@ -190,15 +190,15 @@ struct mc_node {
     struct apply_hold apply_holds[NODE_MAX_APPLY_HOLDS]; /* index ascending; hook off: empty */
     size_t n_apply_holds;
     uint64_t last_snapshot_index;
-    uint64_t applied_log_bytes;   /* entry bytes applied since start (snapshot triggers) */
-    uint64_t snapshot_log_mark;   /* applied_log_bytes when the last snapshot started */
-    uint64_t last_image_index;    /* newest engine image on disk: the WAL keeps what follows */
-    uint64_t image_log_mark;      /* applied_log_bytes when the last image started */
+    uint64_t applied_log_bytes; /* entry bytes applied since start (snapshot triggers) */
+    uint64_t snapshot_log_mark; /* applied_log_bytes when the last snapshot started */
+    uint64_t last_image_index;  /* newest engine image on disk: the WAL keeps what follows */
+    uint64_t image_log_mark;    /* applied_log_bytes when the last image started */
     uint64_t snapshot_size_bytes;
     bool snapshot_running;
-    bool apply_paused;          /* an image copy is starting: hold applies (node_snapshot.c) */
-    uint64_t image_retry_ms;    /* no image before this (after one was given up) */
-    uint64_t image_backoff_ms;  /* the last wait set; 0 after an image succeeded */
+    bool apply_paused;         /* an image copy is starting: hold applies (node_snapshot.c) */
+    uint64_t image_retry_ms;   /* no image before this (after one was given up) */
+    uint64_t image_backoff_ms; /* the last wait set; 0 after an image succeeded */
     uint64_t snapshot_image_wanted_ms; /* when an engine image was asked for (0 = not) */
     bool image_asked;                  /* want_image: start one at the next node_maybe_snapshot */
     uv_work_t snap_work;

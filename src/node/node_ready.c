@@ -108,13 +108,12 @@ static uint64_t apply_delay_ns(void)
     static _Atomic int64_t delay_ns = -1; /* -1: not read yet */
     int64_t d = atomic_load_explicit(&delay_ns, memory_order_relaxed);
     if (d < 0) {
-        const char *s = getenv("MC_TEST_APPLY_DELAY_MS");
-        long ms = s && s[0] ? strtol(s, NULL, 10) : 0;
-        ms = ms < 0 ? 0 : ms > APPLY_DELAY_MAX_MS ? APPLY_DELAY_MAX_MS : ms;
+        uint64_t ms = mc_test_env_u64("MC_TEST_APPLY_DELAY_MS", APPLY_DELAY_MAX_MS);
         d = (int64_t)ms * 1000000;
         if (d) {
             MC_WARN("test_hook_apply_delay",
-                    "ms=%ld (never set MC_TEST_APPLY_DELAY_MS in production)", ms);
+                    "ms=%llu (never set MC_TEST_APPLY_DELAY_MS in production)",
+                    (unsigned long long)ms);
         }
         atomic_store_explicit(&delay_ns, d, memory_order_relaxed);
     }

@@ -68,9 +68,7 @@ struct snap_job {
  * meanwhile (test/integration/test_recovery.py). */
 static unsigned copy_start_delay_ms(void)
 {
-    const char *s = getenv("MC_TEST_SNAP_COPY_START_DELAY_MS");
-    long ms = s && s[0] ? strtol(s, NULL, 10) : 0;
-    return ms <= 0 ? 0 : ms > 60000 ? 60000 : (unsigned)ms;
+    return (unsigned)mc_test_env_u64("MC_TEST_SNAP_COPY_START_DELAY_MS", 60000);
 }
 
 static void *copy_main(void *arg)
@@ -604,9 +602,7 @@ struct recv_job {
  * this long first. Unset in production. */
 static uint64_t recv_test_delay_ms(void)
 {
-    const char *s = getenv("MC_TEST_SNAP_FINISH_DELAY_MS");
-    long ms = s && s[0] ? strtol(s, NULL, 10) : 0;
-    return ms < 0 ? 0 : ms > RECV_TEST_DELAY_MAX_MS ? RECV_TEST_DELAY_MAX_MS : (uint64_t)ms;
+    return mc_test_env_u64("MC_TEST_SNAP_FINISH_DELAY_MS", RECV_TEST_DELAY_MAX_MS);
 }
 
 static void recv_job_free(struct recv_job *j)

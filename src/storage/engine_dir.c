@@ -12,6 +12,7 @@
  * log may have moved on, or the data dir been restored); the link is absolute. */
 #include "metacenter/error.h"
 #include "metacenter/storage.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -36,13 +37,11 @@
  * Unset (production): nothing. */
 static void kill_point(void)
 {
-    static long step;
-    const char *s = getenv("MC_TEST_ENGINE_PLACE_KILL_AT");
-    if (s && s[0] && strtol(s, NULL, 10) == ++step) {
+    static uint64_t step;
+    if (mc_test_env_u64("MC_TEST_ENGINE_PLACE_KILL_AT", UINT64_MAX) == ++step) {
         MC_WARN("test_hook_engine_place_kill",
-                "step=%ld (never set MC_TEST_ENGINE_PLACE_KILL_AT "
-                "in production)",
-                step);
+                "step=%llu (never set MC_TEST_ENGINE_PLACE_KILL_AT in production)",
+                (unsigned long long)step);
         raise(SIGKILL);
     }
 }

@@ -1,6 +1,8 @@
-/* clock.c: clock_gettime wrappers, and a test-only wall-clock offset hook. */
+/* clock.c: clock_gettime wrappers, a test-only wall-clock offset hook, and the test hooks'
+ * environment reader. */
 #include "util/clock.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,4 +84,23 @@ int64_t mc_wall_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec + wall_offset_ns();
+}
+
+uint64_t mc_test_env_u64(const char *name, uint64_t max)
+{
+    const char *s = getenv(name);
+    if (!s || !s[0]) {
+        return 0;
+    }
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') {
+            return 0; /* strtoull alone would take "-1" as UINT64_MAX and "5x" as 5 */
+        }
+    }
+    errno = 0;
+    unsigned long long v = strtoull(s, NULL, 10);
+    if (errno == ERANGE || v > max) {
+        return max; /* all digits: a number, only too large */
+    }
+    return (uint64_t)v;
 }

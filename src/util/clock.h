@@ -1,4 +1,5 @@
-/* clock.h: monotonic and wall clocks in ns/us/ms (leases use the monotonic one only). */
+/* clock.h: monotonic and wall clocks in ns/us/ms (leases use the monotonic one only), and the
+ * reader of the MC_TEST_* test hooks' environment variables. */
 #ifndef MC_UTIL_CLOCK_H
 #define MC_UTIL_CLOCK_H
 
@@ -12,5 +13,11 @@ uint64_t mc_mono_ms(void);
  * Its sibling MC_TEST_APPLY_DELAY_MS (a node applies committed entries late) is in
  * node/node_ready.c. */
 int64_t mc_wall_ns(void);
+
+/* Test hooks (MC_TEST_APPLY_DELAY_MS and its siblings): the environment variable name as a
+ * decimal number, clamped to max; 0 when unset, empty or not a plain decimal number (a sign,
+ * a space or a trailing letter make it not one). Only for MC_TEST_* hooks: a setting a user
+ * makes goes through the options, which say what is wrong with it. */
+uint64_t mc_test_env_u64(const char *name, uint64_t max);
 
 #endif

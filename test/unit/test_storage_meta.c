@@ -1,9 +1,12 @@
-/* test_storage_meta.c: hard state files (alternation, torn/corrupt fallback), data dir, WAL+hs. */
+/* test_storage_meta.c: hard state files (alternation, torn/corrupt fallback), data dir, WAL+hs,
+ * the engine dir's claim, mc_fs_dir_of. */
 #include "storage_test_util.h"
 
 #include "metacenter/error.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 
 Test(storage_hardstate, alternates_and_reloads)
 {
@@ -166,4 +169,57 @@ Test(storage_datadir, init_check_lock_recover)
     cr_assert_eq(mc_datadir_check(dir), MC_EVERSION);
     st_rmtree(other);
     st_rmtree(dir);
+}
+
+/* Under '/', no slash at all, '/' repeated: the parent as dirname(3) gives it for these; a parent
+ * that does not fit out is MC_EINVAL, one that just fits is not. */
+Test(storage_fs, dir_of_edges)
+{
+    char out[16];
+    cr_assert_eq(mc_fs_dir_of("/x", out, sizeof(out)), 0);
+    cr_assert_str_eq(out, "/");
+    cr_assert_eq(mc_fs_dir_of("//x", out, sizeof(out)), 0);
+    cr_assert_str_eq(out, "/");
+    cr_assert_eq(mc_fs_dir_of("x", out, sizeof(out)), 0);
+    cr_assert_str_eq(out, ".");
+    cr_assert_eq(mc_fs_dir_of("a/b", out, sizeof(out)), 0);
+    cr_assert_str_eq(out, "a");
+    cr_assert_eq(mc_fs_dir_of("/data/n1/engine", out, sizeof(out)), 0);
+    cr_assert_str_eq(out, "/data/n1");
+    cr_assert_eq(mc_fs_dir_of("/123456789abcde/x", out, sizeof(out)), 0); /* 15 + NUL */
+    cr_assert_str_eq(out, "/123456789abcde");
+    cr_assert_eq(mc_fs_dir_of("/123456789abcdef/x", out, sizeof(out)), MC_EINVAL);
+    cr_assert_eq(mc_fs_dir_of("x", out, 1), MC_EINVAL); /* not even "." fits */
+    cr_assert_eq(mc_fs_dir_of("/x", out, 1), MC_EINVAL);
+}
+
+/* A crash in owner_write leaves OWNER.c<PID>; a later process with the same PID must not fail
+ * its O_EXCL create on it: the claim succeeds, OWNER names the data dir, the leftover is gone. */
+Test(storage_engine_dir, claim_removes_a_same_pid_leftover)
+{
+    char datadir[64], engdir[64], p[192], real[PATH_MAX];
+    st_tmpdir(datadir, sizeof(datadir));
+    st_tmpdir(engdir, sizeof(engdir));
+    cr_assert_eq(mc_datadir_init(datadir, NULL), 0);
+    snprintf(p, sizeof(p), "%s/OWNER.c%ld", engdir, (long)getpid());
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f);
+    fputs("metacenter-engine-dir of /half/written", f);
+    fclose(f);
+    bool fresh = false;
+    cr_assert_eq(mc_datadir_place_engine(datadir, engdir, &fresh), 0);
+    cr_assert(fresh);
+    cr_assert_neq(access(p, F_OK), 0, "%s is still there", p);
+    snprintf(p, sizeof(p), "%s/OWNER", engdir);
+    f = fopen(p, "r");
+    cr_assert_not_null(f);
+    char buf[PATH_MAX + 64] = {0}, want[PATH_MAX + 64];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cr_assert_not_null(realpath(datadir, real));
+    snprintf(want, sizeof(want), "metacenter-engine-dir of %s\n", real);
+    cr_assert_str_eq(buf, want);
+    st_rmtree(engdir);
+    st_rmtree(datadir);
 }

@@ -1,13 +1,16 @@
-/* test_util.c: unit tests for src/util (codec, errors, histogram, checksum, rand, log limit). */
+/* test_util.c: unit tests for src/util (codec, errors, histogram, checksum, rand, log limit,
+ * test-hook environment). */
 #include <criterion/criterion.h>
 
 #include "metacenter/error.h"
 #include "util/checksum.h"
+#include "util/clock.h"
 #include "util/codec.h"
 #include "util/histogram.h"
 #include "util/log.h"
 #include "util/rand.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 Test(codec, round_trip)
@@ -143,4 +146,32 @@ Test(log_limit, once_a_second_with_the_suppressed_count)
     cr_assert_eq(l.suppressed, 0);
     /* a clock behind the last line (misuse) logs rather than going silent */
     cr_assert(mc_log_limit_allow(&l, 5, &sup));
+}
+
+#define ENV_U64_NAME "MC_TEST_UNIT_ENV_U64"
+
+static uint64_t env_u64_of(const char *value, uint64_t max)
+{
+    cr_assert_eq(setenv(ENV_U64_NAME, value, 1), 0);
+    return mc_test_env_u64(ENV_U64_NAME, max);
+}
+
+/* Unset, empty and anything but plain digits read as 0 (the hook off); numbers clamp to max,
+ * including those past UINT64_MAX. */
+Test(test_env, u64_parses_clamps_and_ignores_garbage)
+{
+    cr_assert_eq(unsetenv(ENV_U64_NAME), 0);
+    cr_assert_eq(mc_test_env_u64(ENV_U64_NAME, 100), 0);
+    cr_assert_eq(env_u64_of("", 100), 0);
+    cr_assert_eq(env_u64_of("0", 100), 0);
+    cr_assert_eq(env_u64_of("42", 100), 42);
+    cr_assert_eq(env_u64_of("100", 100), 100);
+    cr_assert_eq(env_u64_of("101", 100), 100);
+    cr_assert_eq(env_u64_of("99999999999999999999999", 100), 100);
+    cr_assert_eq(env_u64_of("18446744073709551615", UINT64_MAX), UINT64_MAX);
+    cr_assert_eq(env_u64_of("-1", 100), 0);
+    cr_assert_eq(env_u64_of("+5", 100), 0);
+    cr_assert_eq(env_u64_of(" 5", 100), 0);
+    cr_assert_eq(env_u64_of("5ms", 100), 0);
+    cr_assert_eq(env_u64_of("abc", 100), 0);
 }
