@@ -170,6 +170,8 @@ mc_failover() {
 
 # RSS of a pid in KiB.
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Its anonymous part (heap: mostly the Raft log held in memory); the rest is the engine's map.
+rss_anon_kib() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ticks PID: CPU ticks (utime + stime, 1/100 s) of a pid.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }

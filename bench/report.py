@@ -239,11 +239,12 @@ def main():
         n = ll["objects"]
         L.append(f"\n## {n:,} objects (3 nodes)\n")
         L.append(f"Loaded in {ll['load_ms'] / 1000:.1f} s ({n / max(ll['load_ms'], 1) * 1000:,.0f} objects/s).\n")
-        L.append("| node | RSS before load | RSS after | engine file | engine bytes per object | data dir |")
-        L.append("|---|---:|---:|---:|---:|---:|")
+        L.append("| node | RSS before load | RSS after | of it anonymous | engine file | engine bytes per object | data dir |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
         for nd in ll["nodes"]:
             L.append(f"| {nd['id']} | {nd['rss_kib_before'] / 1024:.0f} MiB | "
                      f"{nd['rss_kib'] / 1024:.0f} MiB | "
+                     f"{nd.get('rss_anon_kib', 0) / 1024:.0f} MiB | "
                      f"{nd['engine_bytes'] / 2**20:.0f} MiB | "
                      f"{(nd['engine_bytes'] - nd['engine_bytes_before']) / n:.0f} B | "
                      f"{nd['data_dir_bytes'] / 2**20:.0f} MiB |")

@@ -177,9 +177,10 @@ NODES_JSON="[]"
 for i in 1 2 3; do
     pid=$(mc_node_pid n3 $i)
     NODES_JSON=$(jq -c --argjson id $i --argjson rss "$(rss_kib "$pid")" --argjson rss0 "${RSS0[$i]}" \
+        --argjson anon "$(rss_anon_kib "$pid")" \
         --argjson mdb "$(mdb_bytes $i)" --argjson mdb0 "${MDB0[$i]}" \
         --argjson dir "$(du -sB1 "$WORK/n3/n$i" | cut -f1)" \
-        '. + [{id: $id, rss_kib: $rss, rss_kib_before: $rss0, engine_bytes: $mdb,
+        '. + [{id: $id, rss_kib: $rss, rss_kib_before: $rss0, rss_anon_kib: $anon, engine_bytes: $mdb,
                engine_bytes_before: $mdb0, data_dir_bytes: $dir}]' <<<"$NODES_JSON")
 done
 jq --argjson n $LIST_OBJECTS --argjson ms $((t1 - t0)) --argjson nodes "$NODES_JSON" \
