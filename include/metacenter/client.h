@@ -243,6 +243,12 @@ int mc_client_remove_member_async(struct mc_client *c, uint64_t id, mc_client_cb
 int mc_client_transfer_leader_async(struct mc_client *c, uint64_t id, mc_client_cb cb, void *arg);
 /* Streamed: the callback runs once per chunk (result.more = true) then once more, last. */
 int mc_client_snapshot_async(struct mc_client *c, int endpoint, mc_client_cb cb, void *arg);
+/* The same, for a client that retries Busy itself: the image streamed has index ≥ min_index
+ * (0 = the member's applied index when the request arrives). A Busy answer carries the index
+ * to send on the retries (mc_client_decode_save_busy), to the same endpoint: another member has
+ * its own applied index, so a save moved elsewhere starts again with 0. */
+int mc_client_snapshot_from_async(struct mc_client *c, int endpoint, uint64_t min_index,
+                                  mc_client_cb cb, void *arg);
 /* State hash at index (0 = current applied index) on one endpoint. */
 int mc_client_check_async(struct mc_client *c, int endpoint, uint64_t index, mc_client_cb cb,
                           void *arg);
@@ -263,6 +269,9 @@ int mc_client_decode_ping(const struct mc_client_result *r, struct mc_ping_info 
 int mc_client_decode_status(const struct mc_client_result *r, struct mc_cluster_status *out);
 int mc_client_decode_check(const struct mc_client_result *r, struct mc_check_result *out);
 int mc_client_decode_chunk(const struct mc_client_result *r, struct mc_snapshot_chunk *out);
+/* The min index a Busy answer to a snapshot save carries: 0, or MC_ENOTFOUND (not Busy, or a
+ * server before session 12). */
+int mc_client_decode_save_busy(const struct mc_client_result *r, uint64_t *min_index);
 
 /* ---- blocking API ---- */
 

@@ -673,7 +673,8 @@ struct save_ctx {
     struct mc_digest digest; /* of the bytes received: the server's checksum covers the file */
     bool done, progress;
     int status;
-    int endpoint; /* the member that answered (-1: none) */
+    int endpoint;       /* the member that answered (-1: none) */
+    uint64_t min_index; /* a Busy answer's: the image index to ask that member for (0: none) */
     uint64_t next_offset, total, checksum, last_print_ms;
     char message[256];
 };
@@ -686,6 +687,7 @@ static void save_cb(void *arg, const struct mc_client_result *r)
         s->done = true;
         s->status = r->status;
         snprintf(s->message, sizeof(s->message), "%s", r->message);
+        (void)mc_client_decode_save_busy(r, &s->min_index); /* none from an old server */
         return;
     }
     struct mc_snapshot_chunk ch;
@@ -724,12 +726,15 @@ static void save_cb(void *arg, const struct mc_client_result *r)
 static int save_stream(struct mc_cli *cli, struct mc_client *c, const char *tmp, struct save_ctx *s)
 {
     uint64_t deadline = now_ms() + SAVE_BUSY_WAIT_MS;
-    /* Retries go to the member that answered Busy: each member a save reaches asks itself for
-     * a fresh image and keeps the ask until a save takes it, so a save rotated over the members
-     * left asks behind, and the next save to reach one of them was given this one's image. */
+    /* The first try asks for an image as fresh as the member's applied index when it arrives
+     * (min index 0); its Busy answer names that index, and every retry asks the same member
+     * for an image at it or later, so the node keeps nothing per save (docs/protocol.md).
+     * Another member has its own applied index: a save moved there starts again with 0. */
     int pin = -1;
+    uint64_t min_index = 0;
     for (;;) {
         memset(s, 0, sizeof(*s));
+        s->min_index = min_index;
         s->progress = !cli->json && isatty(2);
         s->f = fopen(tmp, "wb");
         if (!s->f) {
@@ -740,7 +745,7 @@ static int save_stream(struct mc_cli *cli, struct mc_client *c, const char *tmp,
             return MC_ENOMEM;
         }
         s->endpoint = -1;
-        int rc = mc_client_snapshot_async(c, pin, save_cb, s);
+        int rc = mc_client_snapshot_from_async(c, pin, min_index, save_cb, s);
         while (rc == 0 && !s->done) {
             rc = mc_client_poll(c, 1000);
             rc = rc < 0 ? rc : 0;
@@ -762,7 +767,8 @@ static int save_stream(struct mc_cli *cli, struct mc_client *c, const char *tmp,
             fputc('\n', stderr);
         }
         if (pin >= 0 && (rc == MC_EIO || rc == MC_ETIMEOUT) && now_ms() < deadline) {
-            pin = -1; /* that member went away: ask another */
+            pin = -1; /* that member went away: ask another, fresh as of then */
+            min_index = 0;
             continue;
         }
         if (rc != MC_EBUSY || now_ms() >= deadline) {
@@ -770,6 +776,7 @@ static int save_stream(struct mc_cli *cli, struct mc_client *c, const char *tmp,
         }
         if (s->endpoint >= 0) {
             pin = s->endpoint;
+            min_index = s->min_index; /* kept when a Busy carries none (an old server) */
         }
         sleep_ms(200); /* the server is making a fresh snapshot */
     }

@@ -97,6 +97,14 @@ int mc_client_snapshot_async(struct mc_client *c, int endpoint, mc_client_cb cb,
     return simple(c, MC_REQ_SNAPSHOT_SAVE, endpoint, cb, arg);
 }
 
+int mc_client_snapshot_from_async(struct mc_client *c, int endpoint, uint64_t min_index,
+                                  mc_client_cb cb, void *arg)
+{
+    struct mc_proto_request q = {.op = MC_REQ_SNAPSHOT_SAVE, .flags = MC_PROTO_FLAG_SAVE_MIN_INDEX};
+    q.u.save.min_index = min_index;
+    return mc_client_submit(c, &q, endpoint, cb, arg);
+}
+
 int mc_client_add_member_async(struct mc_client *c, uint64_t id, const char *peer_addr,
                                const char *client_addr, bool learner, mc_client_cb cb, void *arg)
 {
@@ -167,6 +175,14 @@ int mc_client_decode_check(const struct mc_client_result *r, struct mc_check_res
 int mc_client_decode_chunk(const struct mc_client_result *r, struct mc_snapshot_chunk *out)
 {
     return mc_proto_chunk_decode(r->body, r->body_len, out);
+}
+
+int mc_client_decode_save_busy(const struct mc_client_result *r, uint64_t *min_index)
+{
+    if (r->status != MC_EBUSY) {
+        return MC_ENOTFOUND;
+    }
+    return mc_proto_save_busy_index(r->body, r->body_len, min_index);
 }
 
 /* ---- blocking ---- */

@@ -279,7 +279,14 @@ static void put_body(struct mc_wbuf *w, const struct mc_proto_request *q)
     case MC_REQ_AUTH:
         put_pstr(w, q->u.auth.token);
         break;
-    default: /* PING, REGISTER_SESSION, LEADER, CLUSTER_STATUS, SNAPSHOT_SAVE, unknown: empty */
+    case MC_REQ_SNAPSHOT_SAVE:
+        /* 0 goes as an empty body, which every server takes; a min index is only sent to a
+         * member whose Busy answer carried it, so never to a server that cannot parse it. */
+        if (q->u.save.min_index != 0) {
+            mc_wbuf_u64(w, q->u.save.min_index);
+        }
+        break;
+    default: /* PING, REGISTER_SESSION, LEADER, CLUSTER_STATUS, unknown: empty */
         break;
     }
 }
@@ -404,6 +411,14 @@ int mc_proto_request_decode(const struct mc_proto_header *h, const uint8_t *body
     case MC_REQ_AUTH:
         mc_proto_str_get(&r, &q->u.auth.token);
         break;
+    case MC_REQ_SNAPSHOT_SAVE:
+        if (len != 0) { /* optional: empty or exactly a u64 (anything else is malformed) */
+            q->u.save.min_index = mc_rbuf_u64(&r);
+            if (q->u.save.min_index == 0) {
+                return MC_EPROTO; /* 0 is sent as an empty body: one encoding per request */
+            }
+        }
+        break;
     default:
         break;
     }
@@ -449,6 +464,22 @@ void mc_proto_error_put(struct mc_wbuf *w, const struct mc_proto_error *e)
     mc_wbuf_u8(w, e->flags);
     put_pstr(w, e->version_id);
     mc_wbuf_bytes(w, e->result, e->result_len);
+}
+
+void mc_proto_save_busy_set(struct mc_proto_error *e, uint8_t buf[8], uint64_t min_index)
+{
+    mc_put_u64le(buf, min_index);
+    e->result = buf;
+    e->result_len = 8;
+}
+
+int mc_proto_save_busy_index(const uint8_t *result, size_t len, uint64_t *min_index)
+{
+    if (len != 8) {
+        return MC_ENOTFOUND;
+    }
+    *min_index = mc_get_u64le(result);
+    return 0;
 }
 
 int mc_proto_error_decode(const uint8_t *body, size_t len, struct mc_proto_error *e)

@@ -34,6 +34,11 @@
 #define MC_PROTO_REPLY_BIT 0x80u
 /* Reply flag: a streamed reply (snapshot chunk); more frames with this request id follow. */
 #define MC_PROTO_FLAG_MORE 0x0001u
+/* Request flag, SNAPSHOT_SAVE only: the client reads the min index a Busy answer carries and
+ * sends it back on its retries (u.save.min_index), so the node keeps no state for it. Without
+ * the flag (clients before session 12) the node also serves a recently made image. Old servers
+ * ignore request flags. */
+#define MC_PROTO_FLAG_SAVE_MIN_INDEX 0x0002u
 
 enum mc_proto_op {
     MC_REQ_PING = 0x01,
@@ -149,7 +154,12 @@ struct mc_proto_request {
         struct {
             struct mc_proto_str token; /* bearer token; never logged */
         } auth;
-        /* PING, REGISTER_SESSION, LEADER, CLUSTER_STATUS, SNAPSHOT_SAVE: empty body */
+        struct {
+            /* The oldest image index the client takes: 0 (an empty body) = fresh as of when the
+             * request arrives; else the index a Busy answer from this member carried. */
+            uint64_t min_index;
+        } save;
+        /* PING, REGISTER_SESSION, LEADER, CLUSTER_STATUS: empty body */
     } u;
 };
 
@@ -200,6 +210,12 @@ struct mc_proto_error {
     uint32_t result_len;
 };
 void mc_proto_error_put(struct mc_wbuf *w, const struct mc_proto_error *e);
+/* A Busy answer to SNAPSHOT_SAVE carries the min index to send back in its `result` field: a
+ * u64 (8 bytes). Fills buf and points e->result at it. */
+void mc_proto_save_busy_set(struct mc_proto_error *e, uint8_t buf[8], uint64_t min_index);
+/* The min index from a SNAPSHOT_SAVE Busy answer's result bytes: 0 or MC_ENOTFOUND (an old
+ * server's Busy carries none). */
+int mc_proto_save_busy_index(const uint8_t *result, size_t len, uint64_t *min_index);
 /* Tolerant: an empty body decodes to an all-empty error. Returns 0 or MC_EPROTO. */
 int mc_proto_error_decode(const uint8_t *body, size_t len, struct mc_proto_error *e);
 

@@ -224,8 +224,10 @@ struct mc_node {
         uint64_t offset, total, checksum;
         struct mc_digest digest; /* XXH3 of the whole file streamed (docs/protocol.md) */
         struct mc_snap_verify *verify;
-        uint64_t fresh_index;    /* a save asked for an image at this applied index (0: none) */
-        uint64_t fresh_asked_ms; /* ... at this time: the ask holds for one save's retries */
+        uint64_t min_index; /* the save's (a Busy after a bad image carries it back) */
+        /* The newest image this node made itself, and when it was finished: a save from a
+         * client before session 12 takes it for a moment (SAVE_LEGACY_IMAGE_MS). */
+        uint64_t made_index, made_ms;
     } save;
 
     /* Members (peer + client addresses). */

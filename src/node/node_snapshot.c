@@ -233,6 +233,8 @@ static void snap_done(uv_work_t *req, int status)
                 n->last_image_index = j->index;
                 n->image_log_mark = j->log_mark;
                 n->image_backoff_ms = 0;
+                n->save.made_index = j->index;
+                n->save.made_ms = node_now_ms();
             }
             /* The WAL keeps every entry after the newest image (node_recover.c), plus the
              * catch-up tail. */
@@ -885,40 +887,48 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
 
 /* ---- streaming a snapshot to a client (`metacenter snapshot save`) ---- */
 
-/* How long a save's ask for a fresh image holds: the CLI retries Busy for 120 s
- * (SAVE_BUSY_WAIT_MS in cli/admin.c); a later save asks again. */
-#define SAVE_FRESH_ASK_MS 150000
+/* A save from a client before session 12 (no MC_PROTO_FLAG_SAVE_MIN_INDEX) resends an empty
+ * request on Busy, "fresh as of now" each time: under writes no image would ever be fresh
+ * enough for its retry. It also takes the image this node finished last, for this long after:
+ * its retry (every 200 ms) finds the image its first try asked for. */
+#define SAVE_LEGACY_IMAGE_MS 2000
 
-/* Whether the newest file (info, rc from mc_snap_latest_header) will do for a save, or a fresh
- * image is needed first. An image at the applied index will; under writes the applied index is
- * always past the newest image, so an image made since this save asked will too (else every
- * retry asked for another image, on every member the client rotated to: seven 64 MB images in
- * 1.7 s at 40K writes/s). Nothing else will: not a header-only file, and not an older image,
- * however recent the ask that made it was (session 10 kept the ask after serving, and every
- * later save was given that save's image). */
-static bool save_needs_image(const struct mc_node *n, int rc, const struct mc_snap_info *info)
+/* Whether the newest file (info) will do for a save wanting an image at index >= min (the
+ * request's min index, or the applied index when it arrived: docs/protocol.md). A header-only
+ * file never will. Nothing is remembered per save: a retry carries min back (session 11 kept
+ * "a save asked at index N" on the node, and a second save within the ask's 150 s could be
+ * given the first one's image). */
+static bool save_image_will_do(const struct mc_node *n, const struct mc_snap_info *info,
+                               uint64_t min, bool legacy)
 {
-    if (rc == MC_ENOTFOUND) {
-        return true;
-    }
-    if (rc != 0) {
-        return false; /* answered as the error */
-    }
     if (info->data_size == 0) {
-        return true;
-    }
-    if (info->index + 1 >= n->applied_index) {
         return false;
     }
-    bool asked =
-        n->save.fresh_index != 0 && node_now_ms() - n->save.fresh_asked_ms < SAVE_FRESH_ASK_MS;
-    return !(asked && info->index >= n->save.fresh_index);
+    if (info->index >= min) {
+        return true;
+    }
+    return legacy && n->save.made_ms != 0 && info->index == n->save.made_index &&
+           node_now_ms() - n->save.made_ms < SAVE_LEGACY_IMAGE_MS;
+}
+
+/* Busy for a save, carrying the min index its retry sends back (clients before session 12
+ * ignore it). */
+static void save_busy(const struct mc_client_token *t, uint64_t min, const char *why)
+{
+    uint8_t buf[8];
+    struct mc_proto_error e = {0};
+    e.message = mc_proto_cstr(why);
+    mc_proto_save_busy_set(&e, buf, min);
+    mc_client_reply_error_full(t, MC_EBUSY, &e);
 }
 
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r)
 {
+    const struct mc_proto_request *q = r->req;
+    uint64_t min = q->u.save.min_index ? q->u.save.min_index : n->applied_index;
+    bool legacy = !(q->flags & MC_PROTO_FLAG_SAVE_MIN_INDEX) && q->u.save.min_index == 0;
     if (n->save.active) {
-        mc_client_reply_error(&r->token, MC_EBUSY, "another snapshot save is running; retry");
+        save_busy(&r->token, min, "another snapshot save is running; retry");
         return;
     }
     /* Header only, as for a follower: node_pump_snapshot_saves checks the data as it streams. */
@@ -926,23 +936,32 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
     struct mc_snap_info *info = malloc(sizeof(*info));
     int rc = info ? mc_snap_latest_header(n->snapdir, false, info) : MC_ENOMEM;
     uint64_t lookup_us = (mc_mono_ns() - t0) / 1000;
-    if (save_needs_image(n, rc, info)) {
-        free(info);
-        /* While a snapshot is being made, wait for it: an image under way may be this save's
-         * (asking again would move fresh_index past it, and it would be made twice), and a
-         * header-only one would drop the ask (node_maybe_snapshot asks once). The retry after
-         * it asks if it still has to. */
-        if (!n->snapshot_running) {
-            n->save.fresh_index = n->applied_index;
-            n->save.fresh_asked_ms = node_now_ms();
-            want_image(n);
-        }
-        mc_client_reply_error(&r->token, MC_EBUSY, "creating a fresh snapshot; retry shortly");
-        return;
-    }
-    if (rc) {
+    if (rc != 0 && rc != MC_ENOTFOUND) {
         free(info);
         mc_client_reply_error(&r->token, rc, NULL);
+        return;
+    }
+    if (rc == MC_ENOTFOUND || !save_image_will_do(n, info, min, legacy)) {
+        free(info);
+        if (min > n->applied_index) {
+            /* Not applied here yet (or not an index this member gave): an image now would be
+             * older than the client wants. It is made once the applied index gets there. */
+            char why[160];
+            snprintf(why, sizeof(why),
+                     "this member has applied up to index %llu, the save wants an image at %llu "
+                     "or later; retry",
+                     (unsigned long long)n->applied_index, (unsigned long long)min);
+            save_busy(&r->token, min, why);
+            return;
+        }
+        /* While a snapshot is being made, wait for it: it may be the image this save's first
+         * try asked for (asking again would make another), and a header-only one would drop
+         * the ask (node_maybe_snapshot asks once). The retry after it asks if it still has to;
+         * an image made then is at the applied index, so >= min. */
+        if (!n->snapshot_running) {
+            want_image(n);
+        }
+        save_busy(&r->token, min, "creating a fresh snapshot; retry shortly");
         return;
     }
     if (mc_snap_verify_new(info, &n->save.verify) != 0) {
@@ -958,16 +977,17 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
         return;
     }
     n->snapshot_image_wanted_ms = 0;
-    n->save.fresh_index = 0; /* the ask is answered: the next save asks for its own image */
+    n->save.min_index = min;
     n->save.active = true;
     n->save.token = r->token;
     n->save.offset = 0;
     n->save.total = info->file_size;
     n->save.checksum = info->data_checksum;
     snprintf(n->save.path, sizeof(n->save.path), "%s", info->path);
-    MC_INFO("snapshot_save_started", "index=%llu bytes=%llu lookup_us=%llu",
-            (unsigned long long)info->index, (unsigned long long)info->file_size,
-            (unsigned long long)lookup_us);
+    MC_INFO("snapshot_save_started",
+            "index=%llu min_index=%llu legacy=%d bytes=%llu lookup_us=%llu",
+            (unsigned long long)info->index, (unsigned long long)min, legacy,
+            (unsigned long long)info->file_size, (unsigned long long)lookup_us);
     free(info);
 }
 
@@ -1024,9 +1044,9 @@ void node_pump_snapshot_saves(struct mc_node *n)
                     (unsigned long long)n->save.offset);
             image_corrupt(n, n->save.path, n->save.verify);
             end_save(n, true);
-            mc_client_reply_error(&n->save.token, MC_EBUSY,
-                                  "the snapshot image failed its checksum and was set aside; "
-                                  "making a fresh one, retry");
+            save_busy(&n->save.token, n->save.min_index,
+                      "the snapshot image failed its checksum and was set aside; making a "
+                      "fresh one, retry");
             return;
         }
         struct mc_snapshot_chunk c = {.offset = n->save.offset,

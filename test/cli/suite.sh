@@ -516,6 +516,10 @@ if [ -x "$SRV" ]; then
     err_run "server: snapshot save of a non-snapshot stream" 1 Corruption --endpoints "$F" snapshot save "$T/srv.snap"
     grep -q "not a snapshot file" "$ERR" && [ ! -e "$T/srv.snap" ] && [ ! -e "$T/srv.snap.tmp" ] && ok ||
         bad "server: a non-snapshot stream was written as a backup"
+    # The fake answers the first try Busy carrying min index 77: the retry sends it back.
+    grep -q "fake: snapshot save min_index=0" "$T/fake_log" &&
+        grep -q "fake: snapshot save min_index=77" "$T/fake_log" && ok ||
+        bad "server: snapshot save retry did not send back the min index its Busy carried"
     exec 7>&- 8>&-
     wait "$SRVPID" "$FAKEPID" 2>/dev/null
 else

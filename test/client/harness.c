@@ -210,6 +210,32 @@ static void fake_get(struct th_server *s, const struct mc_client_request *r, boo
     mc_client_reply_end(&r->token, 0);
 }
 
+/* A save from a client that sends back the min index a Busy carries (session 12) first gets
+ * Busy carrying FAKE_SAVE_MIN_INDEX, and is served only when its retry sends exactly that
+ * (logged to stderr for test/cli/suite.sh). Other saves are served at once. */
+#define FAKE_SAVE_MIN_INDEX 77
+static bool fake_snapshot_busy(const struct mc_proto_request *q, const struct mc_client_request *r)
+{
+    if (!(q->flags & MC_PROTO_FLAG_SAVE_MIN_INDEX)) {
+        return false;
+    }
+    fprintf(stderr, "fake: snapshot save min_index=%llu\n",
+            (unsigned long long)q->u.save.min_index);
+    if (q->u.save.min_index == FAKE_SAVE_MIN_INDEX) {
+        return false;
+    }
+    if (q->u.save.min_index != 0) {
+        mc_client_reply_error(&r->token, MC_EINVAL, "fake: a retry must send the min index 77");
+        return true;
+    }
+    uint8_t buf[8];
+    struct mc_proto_error e = {0};
+    e.message = mc_proto_cstr("fake: making an image");
+    mc_proto_save_busy_set(&e, buf, FAKE_SAVE_MIN_INDEX);
+    mc_client_reply_error_full(&r->token, MC_EBUSY, &e);
+    return true;
+}
+
 static void fake_snapshot(struct th_server *s, const struct mc_client_request *r)
 {
     (void)s;
@@ -304,6 +330,9 @@ static void fake_dispatch(struct th_server *s, const struct mc_client_request *r
         break;
     }
     case MC_REQ_SNAPSHOT_SAVE:
+        if (fake_snapshot_busy(q, r)) {
+            break;
+        }
         fake_snapshot(s, r);
         break;
     case MC_REQ_ADD_MEMBER:

@@ -257,3 +257,183 @@ def test_a_save_after_a_save_through_every_member_gets_a_newer_image():
         assert second["index"] > made_before, \
             "the second save was given an image made before the first returned: index %d " \
             "(first %d, images up to %d then)" % (second["index"], first["index"], made_before)
+
+
+# ---- SNAPSHOT_SAVE over raw frames (docs/protocol.md): the client controls its retries ----
+
+OP_SAVE, OP_STATUS = 0x25, 0x20
+FLAG_MORE, FLAG_SAVE_MIN_INDEX = 0x1, 0x2
+E_PROTO, E_BUSY = -24, -28
+
+
+def save_frame(rid, min_index=0, body=None, flags=FLAG_SAVE_MIN_INDEX):
+    """SNAPSHOT_SAVE asking for an image at min_index or later (0: an empty body). flags=0 is
+    a client before session 12."""
+    import struct
+    if body is None:
+        body = struct.pack("<Q", min_index) if min_index else b""
+    return struct.pack("<IBBHQi", 16 + len(body), 1, OP_SAVE, flags, rid, 0) + body
+
+
+def read_frame(s):
+    """(flags, status, body) of the next frame on s."""
+    import struct
+
+    def exact(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            assert chunk, "the node closed the connection"
+            buf += chunk
+        return buf
+    length, _v, _op, flags, _rid, status = struct.unpack("<IBBHQi", exact(20))
+    return flags, status, exact(length - 16)
+
+
+def error_fields(body):
+    """(message, min index from a save's Busy or None) of an error reply body."""
+    import struct
+    pos = 0
+
+    def pstr():
+        nonlocal pos
+        n = struct.unpack_from("<I", body, pos)[0]
+        v = body[pos + 4:pos + 4 + n].decode()
+        pos += 4 + n + 1
+        return v
+    msg = pstr()
+    pos += 8  # leader_id
+    pstr()  # leader_addr
+    pos += 1  # flags
+    pstr()  # version_id
+    n = struct.unpack_from("<I", body, pos)[0]
+    result = body[pos + 4:pos + 4 + n]
+    return msg, struct.unpack("<Q", result)[0] if len(result) == 8 else None
+
+
+def applied_index(s):
+    import struct
+    s.sendall(struct.pack("<IBBHQi", 16, 1, OP_STATUS, 0, 99, 0))
+    _f, status, body = read_frame(s)
+    assert status == 0, status
+    return struct.unpack_from("<Q", body, 32)[0]
+
+
+def save_until_streamed(s, min_index, timeout, legacy=False):
+    """Retries a save on s as the CLI does (sending back the min index a Busy carries) until it
+    streams; returns the bytes streamed and the min index the last request sent. legacy: as a
+    client before session 12 (no flag, an empty request every time)."""
+    import time
+    deadline = time.time() + timeout
+    while True:
+        s.sendall(save_frame(1, min_index, flags=0) if legacy else save_frame(1, min_index))
+        flags, status, body = read_frame(s)
+        if status == 0:
+            got = 0
+            while True:
+                got += len(body)
+                if not flags & FLAG_MORE:
+                    return got, min_index
+                flags, status, body = read_frame(s)
+                assert status == 0, (status, body[:200])
+        assert status == E_BUSY, (status, error_fields(body))
+        _msg, carried = error_fields(body)
+        if carried is not None and not legacy:
+            min_index = carried
+        assert time.time() < deadline, "still Busy after %ds" % timeout
+        time.sleep(0.2)
+
+
+def saves_started(node):
+    return [int(i) for i in re.findall(r"snapshot_save_started index=(\d+)", node.log())]
+
+
+def test_a_save_asking_while_another_saves_image_is_made_gets_one_as_fresh_as_its_ask():
+    """Two saves on one member under writes: the second asks after the first's image began.
+    Each save names in its retries the applied index its first try met (the Busy answer carries
+    it), so the second gets an image at or past that index. Before (session 11) the node kept
+    "a save asked at N" itself, and the second save was given the first one's image, missing
+    every write acknowledged in between."""
+    import socket
+    with Cluster(1, FAST) as c:
+        n = c.nodes[0]
+        c.leader()
+        with writes_in_background(c, 10):
+            a = socket.create_connection(("127.0.0.1", n.client_port), timeout=30)
+            b = socket.create_connection(("127.0.0.1", n.client_port), timeout=30)
+            try:
+                a.sendall(save_frame(1))
+                _f, status, body = read_frame(a)
+                assert status == E_BUSY, (status, error_fields(body))  # the first's image began
+                wait_for(lambda: False, 0.5)  # ~1,000 writes
+                asked_at = applied_index(b)
+                streamed, sent = save_until_streamed(b, 0, 60)
+            finally:
+                a.close()
+                b.close()
+        started = saves_started(n)
+        assert streamed > 4096 and len(started) == 1, (streamed, started)
+        assert started[0] >= asked_at, \
+            "the second save was given an image at index %d, older than the applied index %d " \
+            "when it asked (min index sent: %d)" % (started[0], asked_at, sent)
+        assert sent >= asked_at, (sent, asked_at)
+
+
+def test_a_save_min_index_past_the_applied_index_gets_busy_and_a_malformed_one_an_error():
+    """A min index this member has not applied is answered Busy carrying it (never an older
+    image, and no image is made for it); a body that is not empty or one u64 is a malformed
+    request: ProtocolError, the connection closed, the node unharmed."""
+    import socket
+    import struct
+    with Cluster(1, FAST) as c:
+        n = c.nodes[0]
+        c.leader()
+        s = socket.create_connection(("127.0.0.1", n.client_port), timeout=10)
+        try:
+            applied = applied_index(s)
+            for want in (applied + 1000000, 2 ** 64 - 1):
+                for _ in range(3):
+                    s.sendall(save_frame(1, want))
+                    _f, status, body = read_frame(s)
+                    msg, carried = error_fields(body)
+                    assert status == E_BUSY, (status, msg)
+                    assert carried == want and "applied up to index" in msg, (carried, msg)
+        finally:
+            s.close()
+        assert saves_started(n) == [] and image_count(c) == 0, n.log_tail(20)
+        for body in (b"\x01\x02\x03", struct.pack("<QB", 5, 0), struct.pack("<Q", 0)):
+            s = socket.create_connection(("127.0.0.1", n.client_port), timeout=10)
+            try:
+                s.sendall(save_frame(1, body=body))
+                _f, status, reply = read_frame(s)
+                assert status == E_PROTO, status
+                assert "malformed" in error_fields(reply)[0], error_fields(reply)
+                assert s.recv(1) == b"", "the connection stays open after a malformed body"
+            finally:
+                s.close()
+        assert n.alive()
+        out = cli_json(["--endpoints", n.client, "snapshot", "save",
+                        os.path.join(c.tmp, "after.snap")], timeout=60)
+        assert out["verified"] and out["index"] >= applied, (out, applied)
+
+
+def test_a_save_from_a_client_before_min_index_still_gets_an_image_under_writes():
+    """A client before session 12 resends an empty request on Busy: "fresh as of now" each time,
+    and under writes the image its first try asked for is behind by its retry. The node serves
+    such a client the image it finished last for 2 s, so the save ends with one image made
+    (without that: an image per retry until the client gives up)."""
+    import socket
+    with Cluster(1, FAST) as c:
+        n = c.nodes[0]
+        c.leader()
+        with writes_in_background(c, 8):
+            s = socket.create_connection(("127.0.0.1", n.client_port), timeout=30)
+            try:
+                before = image_count(c)
+                streamed, _ = save_until_streamed(s, 0, 30, legacy=True)
+            finally:
+                s.close()
+        assert streamed > 4096, streamed
+        assert "legacy=1" in n.log(), n.log_tail(10)
+        made = image_count(c) - before
+        assert made <= 2, "%d images for one old client's save" % made
