@@ -326,6 +326,7 @@ struct mc_raft_status {
     uint64_t persisted;
     uint64_t first_index; /* first entry held in memory */
     uint64_t last_index;
+    uint64_t log_bytes; /* payload bytes of the entries held in memory */
     uint64_t snapshot_index;
     uint64_t tick;
     uint64_t lead_transferee; /* 0 = no transfer in progress */

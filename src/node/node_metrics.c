@@ -49,6 +49,8 @@ static void fill(struct mc_node *n, struct mc_node_metrics *m, struct mc_raft_st
     m->applied_index = n->applied_index;
     m->snapshot_size_bytes = n->snapshot_size_bytes;
     m->proposals_pending = n->n_writes - n->head_writes + n->n_batch_waiters;
+    m->raft_log_entries = st->last_index + 1 - st->first_index;
+    m->raft_log_bytes = st->log_bytes;
     struct mc_client_server_stats cs;
     if (n->clients) {
         mc_client_server_stats(n->clients, &cs);

@@ -250,6 +250,12 @@ static void render_node(struct mc_textbuf *b, const struct mc_node_metrics *n)
     gauge_u(b, "metacenter_proposals_pending",
             "Proposals accepted by this node as leader and not yet applied/answered.",
             n->proposals_pending);
+    gauge_u(b, "metacenter_raft_log_entries",
+            "Log entries the Raft core holds in memory (since the last snapshot, plus its tail).",
+            n->raft_log_entries);
+    gauge_u(b, "metacenter_raft_log_bytes",
+            "Payload bytes of those entries: bounded by --snapshot-log-mb plus --snapshot-tail-mb.",
+            n->raft_log_bytes);
     int64_t http = atomic_load_explicit(&reg.http_connections, RLX);
     gauge_u(b, "metacenter_client_connections", "Open client connections (wire protocol and HTTP).",
             n->client_connections + (uint64_t)(http > 0 ? http : 0));

@@ -50,6 +50,8 @@ struct mc_node_metrics {
     uint64_t applied_index;
     uint64_t snapshot_size_bytes;  /* newest snapshot, 0 if none */
     uint64_t proposals_pending;    /* leader: proposals not yet applied/answered */
+    uint64_t raft_log_entries;     /* entries the Raft core holds in memory */
+    uint64_t raft_log_bytes;       /* ... and their payload bytes */
     uint64_t client_connections;   /* wire-protocol connections (HTTP adds its own count) */
     uint64_t client_send_timeouts; /* wire-protocol connections closed: replies not drained */
     char leader_http_addr[MC_METRICS_ADDR_MAX]; /* leader's HTTP "host:port" if known, else "";

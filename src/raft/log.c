@@ -127,6 +127,7 @@ int log_append(struct mc_raft *r, const struct mc_raft_entry *e, size_t n)
             }
             memcpy(d->data, e[i].data, e[i].len);
         }
+        l->bytes += e[i].len;
         l->n++;
     }
     return 0;
@@ -138,6 +139,8 @@ void log_truncate(struct mc_raft *r, uint64_t from)
     assert(from > l->offset);
     while (log_last_index(l) >= from) {
         garbage_push(r, l->ents[l->n - 1].data);
+        assert(l->bytes >= l->ents[l->n - 1].len);
+        l->bytes -= l->ents[l->n - 1].len;
         l->n--;
     }
     if (l->unstable > from) {
@@ -160,6 +163,8 @@ void log_compact(struct mc_raft *r, uint64_t upto)
     uint64_t t = log_term(l, upto);
     for (size_t i = 0; i < k; i++) {
         garbage_push(r, l->ents[i].data);
+        assert(l->bytes >= l->ents[i].len);
+        l->bytes -= l->ents[i].len;
     }
     memmove(l->ents, l->ents + k, (l->n - k) * sizeof(*l->ents));
     l->n -= k;
@@ -174,6 +179,7 @@ void log_reset(struct mc_raft *r, uint64_t index, uint64_t term)
         garbage_push(r, l->ents[i].data);
     }
     l->n = 0;
+    l->bytes = 0;
     l->offset = index;
     l->offset_term = term;
     l->unstable = index + 1;

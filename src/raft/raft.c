@@ -683,6 +683,7 @@ void mc_raft_status(const struct mc_raft *r, struct mc_raft_status *st)
     st->persisted = r->log.persisted;
     st->first_index = r->log.offset + 1;
     st->last_index = log_last_index(&r->log);
+    st->log_bytes = r->log.bytes;
     st->snapshot_index = r->has_snap ? r->snap.index : 0;
     st->tick = r->tick;
     st->lead_transferee = r->lead_transferee;

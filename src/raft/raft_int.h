@@ -41,6 +41,7 @@ struct rlog {
     uint64_t offset_term; /* term of that index */
     uint64_t unstable;    /* first index not yet handed to the driver for persistence */
     uint64_t persisted;   /* driver reported durable up to here */
+    uint64_t bytes;       /* payload bytes of the held entries (bounded by snapshots, §5) */
     void **garbage;       /* payloads dropped by truncation/compaction, freed at advance */
     size_t n_garbage, cap_garbage;
 };

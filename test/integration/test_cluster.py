@@ -2,10 +2,12 @@
 snapshot catch-up, linearizable reads across a leader change, bad input on both ports."""
 import json
 import os
+import re
 import signal
 import socket
 import threading
 import time
+import urllib.request
 
 from harness import ASAN, Cluster, cli, cli_json, wait_for
 
@@ -100,7 +102,7 @@ def _snap_sizes(node):
 
 def test_snapshot_by_log_bytes():
     """A snapshot comes after --snapshot-log-mb of applied entries even when --snapshot-entries
-    is far off; with the 256 MiB default the same load takes none."""
+    is far off; with 256 MiB the same load takes none."""
     def load_and_count(log_mb):
         flags = FAST + ["--snapshot-entries", "1000000", "--snapshot-log-mb", str(log_mb)]
         with Cluster(1, flags) as c:
@@ -114,6 +116,34 @@ def test_snapshot_by_log_bytes():
 
     assert load_and_count(1) >= 1, "no snapshot after 20,000 puts with --snapshot-log-mb 1"
     assert load_and_count(256) == 0, "a snapshot before 256 MiB or 1,000,000 entries"
+
+
+def _metric(node, name):
+    url = "http://127.0.0.1:%d/metrics" % node.http_port
+    with urllib.request.urlopen(url, timeout=5) as r:
+        m = re.search(r"^%s (\d+)$" % name, r.read().decode(), re.M)
+    assert m, "no %s on /metrics" % name
+    return int(m.group(1))
+
+
+def test_raft_log_in_memory_stays_under_the_snapshot_and_tail_caps():
+    """The log the Raft core holds in memory is bounded in bytes: --snapshot-log-mb since the
+    last snapshot plus a tail of at most --snapshot-tail-mb (not 5,000 entries whatever their
+    size: bench load's batch entries kept its whole log in memory)."""
+    flags = FAST + ["--snapshot-entries", "1000000", "--snapshot-log-mb", "1",
+                    "--snapshot-tail-mb", "1"]
+    with Cluster(1, flags, http=True) as c:
+        r = cli(["bench", "load", "--objects", "20000", "--endpoints", c.endpoints(),
+                 "--connections", "4", "--pipeline", "64", "--json"], timeout=300)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        assert res["ops"] == 20000 and res["errors"] == 0, res
+        node = c.nodes[0]
+        wait_for(lambda: _snap_sizes(node), 5)
+        entries = _metric(node, "metacenter_raft_log_entries")
+        held = _metric(node, "metacenter_raft_log_bytes")
+        # 1 MiB since the last snapshot + 1 MiB of tail + the one entry that crosses each.
+        assert 0 < held <= (3 << 20), (held, entries)
+        assert entries < 5000, (held, entries)
 
 
 def _assert_converged(c, lagger, last_key, timeout):

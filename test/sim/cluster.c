@@ -466,6 +466,26 @@ static void apply_entry(struct sim_cluster *c, struct sim_node *n, const struct 
 /* ------------------------------------------------------------------------------------------ */
 /* the ready loop (the driver, per the contract in raft.h)                                    */
 
+/* LogBytes: the core's count of the payload bytes it holds (metacenter_raft_log_bytes, what
+ * --snapshot-tail-mb bounds) is the sum over the entries it holds. O(log), so every 64 steps. */
+static void check_log_bytes(struct sim_cluster *c, struct sim_node *n)
+{
+    if (c->steps % 64 != 0) {
+        return;
+    }
+    struct mc_raft_status st;
+    mc_raft_status(n->r, &st);
+    uint64_t sum = 0;
+    for (uint64_t i = st.first_index; i <= st.last_index; i++) {
+        const struct mc_raft_entry *e = mc_raft_entry_at(n->r, i);
+        sum += e ? e->len : 0;
+    }
+    if (sum != st.log_bytes) {
+        fail(c, "LogBytes: node %u holds %llu payload bytes in [%llu..%llu], counts %llu", n->id,
+             U(sum), U(st.first_index), U(st.last_index), U(st.log_bytes));
+    }
+}
+
 static void note_commit(struct sim_cluster *c, struct sim_node *n, uint64_t commit, bool leading)
 {
     if (leading && commit > n->commit && !c->o.no_commit_term_check) {
@@ -730,6 +750,7 @@ static void process_ready(struct sim_cluster *c, struct sim_node *n)
             tmp.has_hs = true;
             tmp.hs = rd.hard_state;
         }
+        check_log_bytes(c, n);
         if (became_leader) {
             sim_trace(&c->trace, c->now_ms, "leader n%u term=%llu last=%llu", n->id, U(term),
                       U(shadow_last(n)));

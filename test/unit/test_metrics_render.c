@@ -48,6 +48,8 @@ static const char *const contract[][2] = {
     {"metacenter_wal_fsync_duration_seconds", "histogram"},
     {"metacenter_apply_duration_seconds", "histogram"},
     {"metacenter_proposals_pending", "gauge"},
+    {"metacenter_raft_log_entries", "gauge"},
+    {"metacenter_raft_log_bytes", "gauge"},
     {"metacenter_client_connections", "gauge"},
     {"metacenter_client_send_timeouts_total", "counter"},
     {"metacenter_errors_total", "counter"},

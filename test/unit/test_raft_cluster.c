@@ -499,6 +499,7 @@ static void snapshot_tail_with_cap(uint64_t cap, uint64_t want_tail)
     cr_assert_eq(idx - st.first_index + 1, want_tail, "tail of %llu entries, want %llu",
                  (unsigned long long)(idx - st.first_index + 1), (unsigned long long)want_tail);
     cr_assert_eq(mc_raft_entry_at(N[l].r, idx)->len, 40);
+    cr_assert_eq(st.log_bytes, want_tail * 40); /* what metacenter_raft_log_bytes shows */
     stop_all();
 }
 
