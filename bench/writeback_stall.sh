@@ -22,7 +22,7 @@ stall_flag() {
     *) return 1 ;;
     esac
 }
-stall_flags 2,10 "$@"
+stall_flags 2,9 "$@"
 MEMPID=""
 stall_on_exit() { [ -z "$MEMPID" ] || kill "$MEMPID" 2>/dev/null || true; }
 stall_setup mcstall "$PRE"
