@@ -423,7 +423,7 @@ static const struct field f_raft[] = {
     U64("heartbeat_interval_ms", heartbeat_ms, 1, 60000),
     U64("snapshot_interval", snapshot_entries, 10, UINT32_MAX),
     U64("snapshot_log_mb", snapshot_log_mb, 1, 1 << 20),
-    U64("max_log_entries", snapshot_tail_entries, 0, UINT32_MAX),
+    U64("max_log_entries", snapshot_tail_entries, 1, UINT32_MAX),
     U64("max_log_mb", snapshot_tail_mb, 1, 1 << 20),
     U64("image_entries", image_entries, 10, UINT32_MAX),
     U64("image_log_mb", image_log_mb, 1, 1 << 20),

@@ -893,17 +893,14 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
  * its retry (every 200 ms) finds the image its first try asked for. */
 #define SAVE_LEGACY_IMAGE_MS 2000
 
-/* Whether the newest file (info) will do for a save wanting an image at index >= min (the
- * request's min index, or the applied index when it arrived: docs/protocol.md). A header-only
- * file never will. Nothing is remembered per save: a retry carries min back (session 11 kept
+/* Whether the newest image (info) will do for a save wanting an image at index >= min (the
+ * request's min index, or the applied index when it arrived: docs/protocol.md). Nothing is remembered per save: a retry carries min back (session 11 kept
  * "a save asked at index N" on the node, and a second save within the ask's 150 s could be
  * given the first one's image). */
 static bool save_image_will_do(const struct mc_node *n, const struct mc_snap_info *info,
                                uint64_t min, bool legacy)
 {
-    if (info->data_size == 0) {
-        return false;
-    }
+    assert(info->data_size > 0); /* looked up with images_only */
     if (info->index >= min) {
         return true;
     }
@@ -931,10 +928,12 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
         save_busy(&r->token, min, "another snapshot save is running; retry");
         return;
     }
-    /* Header only, as for a follower: node_pump_snapshot_saves checks the data as it streams. */
+    /* The newest image, not the newest file: a header-only snapshot after the image this save
+     * asked for (one every --snapshot-log-mb) must not make it ask for another. Header only, as
+     * for a follower: node_pump_snapshot_saves checks the data as it streams. */
     uint64_t t0 = mc_mono_ns();
     struct mc_snap_info *info = malloc(sizeof(*info));
-    int rc = info ? mc_snap_latest_header(n->snapdir, false, info) : MC_ENOMEM;
+    int rc = info ? mc_snap_latest_header(n->snapdir, true, info) : MC_ENOMEM;
     uint64_t lookup_us = (mc_mono_ns() - t0) / 1000;
     if (rc != 0 && rc != MC_ENOTFOUND) {
         free(info);

@@ -279,7 +279,7 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
         } else if (strcmp(f, "--snapshot-log-mb") == 0) {
             rc = set_u64(&o->snapshot_log_mb, v, 1, 1 << 20, f, err, errlen);
         } else if (strcmp(f, "--snapshot-tail") == 0) {
-            rc = set_u64(&o->snapshot_tail_entries, v, 0, UINT32_MAX, f, err, errlen);
+            rc = set_u64(&o->snapshot_tail_entries, v, 1, UINT32_MAX, f, err, errlen);
         } else if (strcmp(f, "--snapshot-tail-mb") == 0) {
             rc = set_u64(&o->snapshot_tail_mb, v, 1, 1 << 20, f, err, errlen);
         } else if (strcmp(f, "--image-entries") == 0) {

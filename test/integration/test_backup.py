@@ -437,3 +437,38 @@ def test_a_save_from_a_client_before_min_index_still_gets_an_image_under_writes(
         assert "legacy=1" in n.log(), n.log_tail(10)
         made = image_count(c) - before
         assert made <= 2, "%d images for one old client's save" % made
+
+
+def test_a_save_takes_an_image_at_its_min_index_under_a_newer_header_only_snapshot():
+    """A header-only snapshot (one every --snapshot-entries here) landing after the image a save
+    asked for must not make the save ask for another: the newest *image* at or past min_index
+    is streamed at once."""
+    import socket
+    flags = FAST + ["--snapshot-entries", "10"]
+    with Cluster(1, flags) as c:
+        n = c.nodes[0]
+        c.leader()
+        first = cli_json(["--endpoints", n.client, "snapshot", "save",
+                          os.path.join(c.tmp, "first.snap")], timeout=60)
+        cli(["bench", "load", "--objects", "200", "--endpoints", c.endpoints(),
+             "--connections", "1", "--pipeline", "1"], timeout=60)
+        d = os.path.join(n.dir, "snap")
+
+        def header_only_after():
+            for f in os.listdir(d):
+                m = re.match(r"snap-([0-9a-f]{16})-", f)
+                if m and int(m.group(1), 16) > first["index"] and \
+                        os.path.getsize(os.path.join(d, f)) == 4096:
+                    return True
+            return False
+        assert wait_for(header_only_after, 10), sorted(os.listdir(d))
+        images_before = image_count(c)
+        s = socket.create_connection(("127.0.0.1", n.client_port), timeout=30)
+        try:
+            s.sendall(save_frame(1, first["index"]))
+            _f, status, body = read_frame(s)
+            assert status == 0, ("the save was not streamed at once", status,
+                                 error_fields(body) if status else None)
+        finally:
+            s.close()
+        assert image_count(c) == images_before, "another image was made"
