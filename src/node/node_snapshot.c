@@ -894,9 +894,9 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
 #define SAVE_LEGACY_IMAGE_MS 2000
 
 /* Whether the newest image (info) will do for a save wanting an image at index >= min (the
- * request's min index, or the applied index when it arrived: docs/protocol.md). Nothing is remembered per save: a retry carries min back (session 11 kept
- * "a save asked at index N" on the node, and a second save within the ask's 150 s could be
- * given the first one's image). */
+ * request's min index, or the applied index when it arrived: docs/protocol.md). Nothing is
+ * remembered per save: a retry carries min back (session 11 kept "a save asked at index N" on the
+ * node, and a second save within the ask's 150 s could be given the first one's image). */
 static bool save_image_will_do(const struct mc_node *n, const struct mc_snap_info *info,
                                uint64_t min, bool legacy)
 {
