@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("BUILD", "build")
@@ -192,6 +193,13 @@ def port_open(port):
         return True
     except OSError:
         return False
+
+
+def metrics_text(node):
+    """The node's /metrics page (the cluster started with http=True)."""
+    url = "http://127.0.0.1:%d/metrics" % node.http_port
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read().decode()
 
 
 def wait_for(cond, timeout, interval=0.05):

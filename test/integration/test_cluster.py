@@ -7,9 +7,8 @@ import signal
 import socket
 import threading
 import time
-import urllib.request
 
-from harness import ASAN, Cluster, cli, cli_json, wait_for
+from harness import ASAN, Cluster, cli, cli_json, metrics_text, wait_for
 
 FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
 
@@ -119,9 +118,7 @@ def test_snapshot_by_log_bytes():
 
 
 def _metric(node, name):
-    url = "http://127.0.0.1:%d/metrics" % node.http_port
-    with urllib.request.urlopen(url, timeout=5) as r:
-        m = re.search(r"^%s (\d+)$" % name, r.read().decode(), re.M)
+    m = re.search(r"^%s (\d+)$" % name, metrics_text(node), re.M)
     assert m, "no %s on /metrics" % name
     return int(m.group(1))
 

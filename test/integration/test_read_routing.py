@@ -4,9 +4,8 @@ LEADER request and asked again every 2 s), and rotates them over every member wi
 import re
 import subprocess
 import time
-import urllib.request
 
-from harness import ASAN, BIN, Cluster, cli, wait_for
+from harness import ASAN, BIN, Cluster, cli, metrics_text, wait_for
 
 FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
 SERIES = re.compile(r'^rustfs_metadata_replication_read_latency_seconds_count'
@@ -15,9 +14,7 @@ SERIES = re.compile(r'^rustfs_metadata_replication_read_latency_seconds_count'
 
 def lin_reads(node):
     """Linearizable reads this node has answered (its read-latency histogram's count)."""
-    url = "http://127.0.0.1:%d/metrics" % node.http_port
-    with urllib.request.urlopen(url, timeout=5) as r:
-        m = SERIES.search(r.read().decode())
+    m = SERIES.search(metrics_text(node))
     return int(m.group(1)) if m else 0
 
 
