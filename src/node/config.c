@@ -425,6 +425,7 @@ static const struct field f_raft[] = {
     U64("snapshot_log_mb", snapshot_log_mb, 1, 1 << 20),
     U64("max_log_entries", snapshot_tail_entries, 1, UINT32_MAX),
     U64("max_log_mb", snapshot_tail_mb, 1, 1 << 20),
+    U64("catch_up_log_mb", catch_up_log_mb, 0, 1 << 20),
     U64("image_entries", image_entries, 10, UINT32_MAX),
     U64("image_log_mb", image_log_mb, 1, 1 << 20),
     SPEC("log_dir", S_LOG_DIR),

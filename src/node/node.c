@@ -771,6 +771,8 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
     cfg.lease_read = n->opts.lease_reads && n->opts.check_quorum;
     cfg.snapshot_keep_entries = n->opts.snapshot_tail_entries;
     cfg.snapshot_keep_bytes = n->opts.snapshot_tail_mb << 20;
+    /* 0: keep nothing extra (the core reads 0 as its default, so 1 byte). */
+    cfg.catch_up_keep_bytes = n->opts.catch_up_log_mb ? n->opts.catch_up_log_mb << 20 : 1;
     cfg.initial_voters = voters;
     cfg.n_initial_voters = n->opts.initial_count;
     cfg.restore = &rs;

@@ -33,6 +33,8 @@ const char mc_node_options_help[] =
     "  --snapshot-log-mb N           ... or every N MiB of applied entries, sooner (default 64)\n"
     "  --snapshot-tail N             log entries kept after a snapshot (default 5000)\n"
     "  --snapshot-tail-mb N          ... at most N MiB of them (default 32)\n"
+    "  --catch-up-log-mb N           a leader keeps more for a lagging member, up to N MiB in\n"
+    "                                all, so it catches up from the log (default 256; 0: none)\n"
     "  --image-entries N             write an engine image every N applied entries: the WAL\n"
     "                                keeps everything after the newest image (default 1000000)\n"
     "  --image-log-mb N              ... or once the log since the last one exceeds N MiB and\n"
@@ -99,6 +101,7 @@ void mc_node_options_default(struct mc_node_options *o)
     o->snapshot_log_mb = 64;
     o->snapshot_tail_entries = 5000;
     o->snapshot_tail_mb = 32;
+    o->catch_up_log_mb = 256;
     o->image_entries = 1000000;
     o->image_log_mb = 512;
     o->max_map_size_bytes = 64ull << 30;
@@ -282,6 +285,8 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->snapshot_tail_entries, v, 1, UINT32_MAX, f, err, errlen);
         } else if (strcmp(f, "--snapshot-tail-mb") == 0) {
             rc = set_u64(&o->snapshot_tail_mb, v, 1, 1 << 20, f, err, errlen);
+        } else if (strcmp(f, "--catch-up-log-mb") == 0) {
+            rc = set_u64(&o->catch_up_log_mb, v, 0, 1 << 20, f, err, errlen);
         } else if (strcmp(f, "--image-entries") == 0) {
             rc = set_u64(&o->image_entries, v, 10, UINT32_MAX, f, err, errlen);
         } else if (strcmp(f, "--image-log-mb") == 0) {

@@ -34,6 +34,7 @@ struct mc_node_options {
     uint64_t snapshot_log_mb;       /* default 64: or this many MiB of applied entries */
     uint64_t snapshot_tail_entries; /* default 5,000 kept for catch-up */
     uint64_t snapshot_tail_mb;      /* default 32: ... at most this many MiB of payload */
+    uint64_t catch_up_log_mb;       /* default 256: leader, kept for a lagging member */
     uint64_t image_entries;         /* default 1,000,000: an engine image this often ... */
     uint64_t image_log_mb;          /* ... or every 512 MiB of applied entries (WAL retention) */
     uint64_t max_map_size_bytes;    /* default 64 GiB (sparse) */

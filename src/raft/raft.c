@@ -175,6 +175,9 @@ void mc_raft_config_defaults(struct mc_raft_config *cfg)
     if (!cfg->snapshot_keep_bytes) {
         cfg->snapshot_keep_bytes = 32ull << 20;
     }
+    if (!cfg->catch_up_keep_bytes) {
+        cfg->catch_up_keep_bytes = 256ull << 20;
+    }
     if (!cfg->alloc.malloc || !cfg->alloc.realloc || !cfg->alloc.free) {
         cfg->alloc.malloc = libc_malloc;
         cfg->alloc.realloc = libc_realloc;

@@ -72,10 +72,10 @@ void mc_raft_report_snapshot(struct mc_raft *r, uint64_t id, bool ok)
  * Keep a tail before a snapshot so slightly slow followers catch up from the log, not a snapshot
  * (as etcd's SnapshotCatchUpEntries): the last cfg.snapshot_keep_entries entries, but at most
  * cfg.snapshot_keep_bytes of payload, so the in-memory log stays bounded when entries are large
- * (a batch entry can hold MC_RAFT_MAX_ENTRY_BYTES; 5000 of them would be 20 GiB). Returns the
- * index up to which entries may be dropped (never the entry at index itself).
+ * (an entry may hold MC_RAFT_MAX_ENTRY_BYTES; 5000 of them would be 20 GiB). Returns the index
+ * up to which entries may be dropped (never the entry at index itself).
  */
-static uint64_t tail_start(const struct mc_raft *r, uint64_t index)
+static uint64_t tail_start(const struct mc_raft *r, uint64_t index, uint64_t *tail_bytes)
 {
     uint64_t keep = r->cfg.snapshot_keep_entries;
     uint64_t upto = index > keep ? index - keep : 0;
@@ -84,8 +84,39 @@ static uint64_t tail_start(const struct mc_raft *r, uint64_t index)
     for (uint64_t i = index; i > first; i--) {
         bytes += log_at(&r->log, i)->len;
         if (bytes > r->cfg.snapshot_keep_bytes && i < index) {
+            *tail_bytes = bytes - log_at(&r->log, i)->len;
             return i; /* entries up to i go; the tail keeps at least the entry at index */
         }
+    }
+    *tail_bytes = bytes;
+    return upto;
+}
+
+/*
+ * A leader also keeps what a lagging member still needs (paused, restarting, slow disk), up to
+ * cfg.catch_up_keep_bytes in all: it then catches up from the log instead of being sent a copy
+ * of the whole state machine (TiKV's raft log GC likewise waits for the slowest follower, within
+ * a size limit). A member already being sent a snapshot is not waited for. Only ever lowers upto:
+ * keeping more entries is always safe.
+ */
+static uint64_t catch_up_start(const struct mc_raft *r, uint64_t upto, uint64_t bytes)
+{
+    if (r->role != MC_RAFT_LEADER) {
+        return upto;
+    }
+    uint64_t need = upto;
+    for (uint32_t i = 0; i < r->n_prs; i++) {
+        const struct progress *p = &r->prs[i];
+        if (p->id != r->id && p->state != MC_RAFT_PROGRESS_SNAPSHOT && p->match < need) {
+            need = p->match; /* it has everything up to match; it needs match + 1 on */
+        }
+    }
+    while (upto > need && upto > r->log.offset) {
+        bytes += log_at(&r->log, upto)->len;
+        if (bytes > r->cfg.catch_up_keep_bytes) {
+            break;
+        }
+        upto--;
     }
     return upto;
 }
@@ -115,7 +146,9 @@ int mc_raft_snapshot_taken(struct mc_raft *r, uint64_t index, uint64_t term,
     r->snap.term = term;
     r->snap.conf = c;
     r->has_snap = true;
-    uint64_t upto = tail_start(r, index);
+    uint64_t tail_bytes = 0;
+    uint64_t upto = tail_start(r, index, &tail_bytes);
+    upto = catch_up_start(r, upto, tail_bytes);
     if (upto > r->log.offset) {
         struct mc_raft_conf bc;
         mb_conf_at(r, upto, &bc);

@@ -930,7 +930,8 @@ def suite(build, duration):
 
 # Node configurations the soak cycles through: defaults, leader-lease reads, frequent snapshots
 # (so snapshot install and log compaction happen during faults).
-SOAK_FLAGS = [[], ["--lease-reads"], ["--snapshot-entries", "500", "--snapshot-tail", "100"]]
+SOAK_FLAGS = [[], ["--lease-reads"], ["--snapshot-entries", "500", "--snapshot-tail", "100",
+                                                   "--catch-up-log-mb", "0"]]
 
 
 def soak(build, minutes, report):

@@ -8,7 +8,7 @@ from harness import Cluster, cli, wait_for
 from test_membership import add_joiner
 
 FLAGS = ["--heartbeat-ms", "50", "--election-timeout-ms", "500", "--snapshot-entries", "40",
-         "--snapshot-tail", "5"]
+         "--snapshot-tail", "5", "--catch-up-log-mb", "0"]
 
 
 def parts(node):

@@ -69,6 +69,8 @@ static void choose_config(uint64_t seed, uint32_t nodes, struct sim_opts *o, str
     mx->net.slow_max_ms = 300;
     /* Last, so the picks above stay what they were for each seed. 0: the core's 32 MiB. */
     o->raft.snapshot_keep_bytes = PICK(&r, 0, 0, 64, 1024);
+    /* 1: nothing kept for a lagging member (snapshot installs); 0: the core's 256 MiB. */
+    o->raft.catch_up_keep_bytes = PICK(&r, 1, 1, 256, 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -479,10 +481,10 @@ static int run_seed(uint64_t seed, const struct params *p, bool verbose, uint64_
     c->net.faults = mx.net;
     sim_trace(
         &c->trace, 0,
-        "config seed=%llu nodes=%u disk<=%u hb=%u inflight=%u msgbytes=%u keep=%llu keepb=%llu "
+        "config seed=%llu nodes=%u disk<=%u hb=%u inflight=%u msgbytes=%u keep=%llu keepb=%llu catchup=%llu "
         "client=%u nemesis=%u drop=%u dup=%u delay<=%u lease=%d skew=%u",
         U(seed), p->nodes, o.disk_max_ms, o.raft.heartbeat_tick, o.raft.max_inflight_msgs,
-        o.raft.max_msg_bytes, U(o.raft.snapshot_keep_entries), U(o.raft.snapshot_keep_bytes),
+        o.raft.max_msg_bytes, U(o.raft.snapshot_keep_entries), U(o.raft.snapshot_keep_bytes), U(o.raft.catch_up_keep_bytes),
         mx.client_gap_ms, mx.nemesis_gap_ms, mx.net.drop_pm, mx.net.dup_pm, mx.net.delay_max_ms,
         o.raft.lease_read, o.tick_skew_ms);
     uint64_t next_client = 0, next_nemesis = 300;

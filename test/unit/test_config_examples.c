@@ -66,6 +66,7 @@ Test(config_examples, three_node_cluster_files)
         cr_assert_eq(o.snapshot_log_mb, 64);
         cr_assert_eq(o.snapshot_tail_entries, 5000);
         cr_assert_eq(o.snapshot_tail_mb, 32);
+        cr_assert_eq(o.catch_up_log_mb, 256);
         cr_assert_eq(o.max_batch_entries, 4096);
         cr_assert_eq(o.pre_vote, 1);
         cr_assert_eq(o.check_quorum, 1);

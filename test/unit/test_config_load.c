@@ -63,6 +63,7 @@ Test(config_keys, every_key_maps_onto_options)
                     "      snapshot_interval: 20000\n"
                     "      max_log_entries: 3000\n"
                     "      max_log_mb: 16\n"
+                    "      catch_up_log_mb: 128\n"
                     "      log_dir: /var/lib/mc/wal\n"
                     "      snapshot_dir: /var/lib/mc/snap\n"
                     "      tick_ms: 5\n"
@@ -95,6 +96,7 @@ Test(config_keys, every_key_maps_onto_options)
     cr_assert_eq(o.snapshot_entries, 20000);
     cr_assert_eq(o.snapshot_tail_entries, 3000);
     cr_assert_eq(o.snapshot_tail_mb, 16);
+    cr_assert_eq(o.catch_up_log_mb, 128);
     cr_assert_eq(o.tick_ms, 5);
     cr_assert_eq(o.pre_vote, 0);
     cr_assert_eq(o.check_quorum, 0);

@@ -51,6 +51,8 @@ static bool cut[TN + 1][TN + 1]; /* cut[a][b]: drop a -> b */
 static bool use_lease;
 static bool drop_snapshots; /* lose SNAPSHOT messages without reporting */
 static uint64_t keep_bytes; /* cfg.snapshot_keep_bytes (0: the core's default) */
+/* cfg.catch_up_keep_bytes: 1 = a down follower gets a snapshot, as most tests here want */
+static uint64_t catch_up_bytes = 1;
 
 static struct mc_raft_config mkcfg(uint64_t id, int n)
 {
@@ -68,6 +70,7 @@ static struct mc_raft_config mkcfg(uint64_t id, int n)
     c.n_initial_voters = (size_t)n;
     c.snapshot_keep_entries = 5;
     c.snapshot_keep_bytes = keep_bytes;
+    c.catch_up_keep_bytes = catch_up_bytes;
     c.lease_read = use_lease;
     return c;
 }
@@ -508,6 +511,56 @@ Test(raft_cluster, snapshot_tail_capped_in_bytes)
     snapshot_tail_with_cap(100, 2);     /* 2 x 40 bytes fit, a third would not */
     snapshot_tail_with_cap(30, 1);      /* the entry at the snapshot index is always kept */
     snapshot_tail_with_cap(1 << 20, 5); /* a roomy cap: the entry count rules */
+}
+
+/* A leader keeps the log a lagging follower still needs, up to cfg.catch_up_keep_bytes: the
+ * follower then catches up from the log, not by a copy of the whole state machine. */
+static void lagging_follower_with_cap(uint64_t cap, bool want_log)
+{
+    catch_up_bytes = cap;
+    start(3, 3);
+    catch_up_bytes = 1;
+    int l = elect();
+    cr_assert(l);
+    int f = l == 1 ? 2 : 1;
+    pump();
+    uint64_t had = mc_raft_last_index(N[l].r); /* the follower has everything up to here */
+    N[f].up = false;
+    char big[41];
+    memset(big, 'c', 40);
+    big[40] = 0;
+    uint64_t idx = 0;
+    for (int k = 0; k < 50; k++) {
+        idx = propose_str(l, big);
+        pump();
+    }
+    cr_assert_eq(mc_raft_snapshot_taken(N[l].r, idx, mc_raft_term_at(N[l].r, idx), NULL), 0);
+    struct mc_raft_status st;
+    mc_raft_status(N[l].r, &st);
+    if (want_log) {
+        cr_assert_leq(st.first_index, had + 1, "first held %llu, the follower needs %llu",
+                      (unsigned long long)st.first_index, (unsigned long long)had + 1);
+    } else {
+        /* 5 tail entries (200 bytes), then 5 more within the 400-byte cap. */
+        cr_assert_eq(st.first_index, idx - 9, "first held %llu, want %llu",
+                     (unsigned long long)st.first_index, (unsigned long long)idx - 9);
+    }
+    N[f].up = true;
+    tick_all(3);
+    cr_assert_eq(N[f].has_snap, !want_log);
+    if (!want_log) {
+        mc_raft_report_snapshot(N[l].r, (uint64_t)f, true);
+    }
+    uint64_t i2 = propose_str(l, "t");
+    tick_all(3);
+    cr_assert_geq(N[f].applied, i2);
+    stop_all();
+}
+
+Test(raft_cluster, lagging_follower_catches_up_from_the_log_within_the_cap)
+{
+    lagging_follower_with_cap(0, true);     /* the core's default, 256 MiB */
+    lagging_follower_with_cap(400, false);  /* 50 x 40 bytes do not fit: a snapshot */
 }
 
 Test(raft_cluster, restart_from_persisted_state)
