@@ -262,9 +262,9 @@ struct mc_raft_config {
     uint64_t max_committed_bytes_per_ready; /* bounds rd.committed; default 64 MiB */
     uint64_t snapshot_keep_entries;         /* log tail kept after a snapshot; default 5000 */
     uint64_t snapshot_keep_bytes;           /* ... at most this many payload bytes; 32 MiB */
-    uint64_t catch_up_keep_bytes; /* leader: more kept for a lagging member, up to; 256 MiB */
-    struct mc_raft_alloc alloc;             /* all NULL = libc */
-    const uint64_t *initial_voters;         /* bootstrap configuration (see contract) */
+    uint64_t catch_up_keep_bytes;   /* leader: more kept for a lagging member, up to; 256 MiB */
+    struct mc_raft_alloc alloc;     /* all NULL = libc */
+    const uint64_t *initial_voters; /* bootstrap configuration (see contract) */
     size_t n_initial_voters;
     const uint64_t *initial_learners;
     size_t n_initial_learners;
