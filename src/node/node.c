@@ -1123,6 +1123,7 @@ static void finish_stop(struct mc_node *n)
     node_metrics_stop(n);
     node_fail_writes(n, MC_ESHUTDOWN);
     node_fail_reads(n, MC_ESHUTDOWN);
+    node_snapshot_stop(n);
     /* Finish in-flight fsyncs before closing anything they report to. */
     if (n->wal) {
         mc_wal_sync(n->wal);

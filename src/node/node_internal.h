@@ -90,6 +90,25 @@ struct apply_hold {
     uint64_t due_ns;
 };
 
+/* A snapshot stream's chunk reads, off the event loop (node_chunk_read.c). */
+struct chunk_job;
+struct chunk_reader {
+    struct chunk_job *job;         /* the read in flight (NULL = none): one at a time */
+    struct mc_snap_verify *verify; /* the image's data checksum, checked as it is read */
+    struct mc_digest *digest;      /* a save's digest of the whole file sent; NULL for a send */
+};
+
+/* One chunk read, handed to the stream on the loop. */
+struct chunk_read {
+    uint64_t offset;
+    int rc;        /* the read's; 0: data holds got bytes */
+    int verdict;   /* mc_snap_verify_update's after this chunk: 0 none yet, 1 matched, ECORRUPT */
+    uint8_t *buf;  /* head bytes free for the stream's header, then data */
+    uint8_t *data; /* freed after the callback returns */
+    size_t got;
+};
+typedef void (*chunk_read_cb)(struct mc_node *n, void *arg, const struct chunk_read *c);
+
 /* Outgoing snapshot transfer to one follower. */
 struct snap_send {
     uint64_t to;
@@ -101,8 +120,8 @@ struct snap_send {
     bool active;
     bool data_done;
     uint64_t started_ms;
-    struct mc_raft_msg raft_msg;   /* the SNAPSHOT message to deliver after the data */
-    struct mc_snap_verify *verify; /* the image's data checksum, checked as it is read */
+    struct mc_raft_msg raft_msg; /* the SNAPSHOT message to deliver after the data */
+    struct chunk_reader reader;  /* holds the verify (the image's data checksum) */
 };
 
 struct member_info {
@@ -222,8 +241,8 @@ struct mc_node {
         struct mc_client_token token;
         char path[MC_DATADIR_PATH_MAX];
         uint64_t offset, total, checksum;
-        struct mc_digest digest; /* XXH3 of the whole file streamed (docs/protocol.md) */
-        struct mc_snap_verify *verify;
+        /* Its verify, and the XXH3 of the whole file streamed (docs/protocol.md). */
+        struct chunk_reader reader;
         uint64_t min_index; /* the save's (a Busy after a bad image carries it back) */
         /* The newest image this node made itself, and when it was finished: a save from a
          * client before session 12 takes it for a moment (SAVE_LEGACY_IMAGE_MS). */
@@ -330,9 +349,23 @@ bool node_snapshot_hold(struct mc_node *n, const struct mc_raft_msg *m, uint64_t
 
 void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, uint64_t index);
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r);
+/* At node stop, before the client server stops: a `snapshot save` in progress is answered. */
+void node_snapshot_stop(struct mc_node *n);
 /* At mc_node_free: what active snapshot streams hold. */
 void node_snapshot_free(struct mc_node *n);
 void node_pump_snapshot_saves(struct mc_node *n);
+
+/* node_chunk_read.c */
+/* Queue the read of [offset, offset+len) of path into a buffer with head free bytes before the
+ * data (len <= MC_SNAP_CHUNK_MAX_BYTES); the worker checks it with r->verify and adds it to
+ * r->digest (if any), both lent to it meanwhile. cb(n, arg, read) runs on the loop when it is
+ * done, unless the stream ended (node_chunk_reader_end) or the node is stopping. No read may be
+ * in flight (node_chunk_reading). Error: nothing queued, r unchanged. */
+int node_chunk_read_start(struct mc_node *n, struct chunk_reader *r, const char *path,
+                          uint64_t offset, size_t head, size_t len, chunk_read_cb cb, void *arg);
+bool node_chunk_reading(const struct chunk_reader *r);
+/* The stream ends: free its verify and digest; a read in flight is dropped when it completes. */
+void node_chunk_reader_end(struct chunk_reader *r);
 
 /* node_members.c */
 void node_members_handle(struct mc_node *n, const struct mc_client_request *r);

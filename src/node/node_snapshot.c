@@ -190,8 +190,9 @@ static void snap_work(uv_work_t *req)
     struct snap_job *j = req->data;
     /* Background work: every replica compacts at about the same index, and on a small machine
      * an image copy competes with the event loops for the CPU. Linux nice is per thread (and
-     * inherited by the copy's helper threads); this pool thread only ever runs snapshot jobs
-     * (creation, and finishing a received image), so it stays niced. */
+     * inherited by the copy's helper threads); the pool only ever runs snapshot jobs
+     * (creation, finishing a received image, chunk reads for a send or a save:
+     * node_chunk_read.c), so it stays niced. */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MC_SNAPSHOT_NICE);
     if (j->image && j->copy_abandon) {
         close(j->copy_in); /* the copy gets EPIPE at its first write and ends */
@@ -386,8 +387,7 @@ static struct snap_send *find_send(struct mc_node *n, uint64_t to)
 static void end_send(struct snap_send *s)
 {
     s->active = false;
-    mc_snap_verify_free(s->verify);
-    s->verify = NULL;
+    node_chunk_reader_end(&s->reader);
 }
 
 static void finish_send(struct mc_node *n, struct snap_send *s, bool ok)
@@ -444,9 +444,9 @@ void node_start_snapshot_send(struct mc_node *n, const struct mc_raft_msg *m)
         return;
     }
     n->snapshot_image_wanted_ms = 0;
-    mc_snap_verify_free(s->verify); /* a send of an older index to the same follower */
+    node_chunk_reader_end(&s->reader); /* a send of an older index to the same follower */
     memset(s, 0, sizeof(*s));
-    s->verify = verify;
+    s->reader.verify = verify;
     s->active = true;
     s->to = m->to;
     s->index = info->index;
@@ -471,9 +471,12 @@ static void image_corrupt(struct mc_node *n, const char *path, const struct mc_s
     want_image(n);
 }
 
+static void send_chunk_read(struct mc_node *n, void *arg, const struct chunk_read *c);
+
+/* Queue the next chunk's read when the link may take it (NODE_SNAP_SEND_WINDOW); a chunk read
+ * is sent by send_chunk_read, which pumps again. Reads run on the threadpool: node_chunk_read.c. */
 static void pump_one(struct mc_node *n, struct snap_send *s)
 {
-    static uint8_t buf[SNAP_CHUNK_HEADER + NODE_SNAP_CHUNK_BYTES];
     if (!mc_peer_connected(n->peers, s->to)) {
         mc_peer_send(n->peers, s->to, MC_PEER_SNAP_ACK, NULL, 0); /* starts connecting */
         if (node_now_ms() - s->started_ms > SNAP_SEND_STALL_MS) {
@@ -481,36 +484,55 @@ static void pump_one(struct mc_node *n, struct snap_send *s)
         }
         return;
     }
-    while (!s->data_done && mc_peer_pending_bytes(n->peers, s->to) < NODE_SNAP_SEND_WINDOW) {
-        size_t got = 0;
-        int rc = mc_snap_read_chunk(s->path, s->offset, buf + SNAP_CHUNK_HEADER,
-                                    NODE_SNAP_CHUNK_BYTES, &got);
-        if (rc) {
-            finish_send(n, s, false);
-            return;
-        }
-        /* Checked before the chunk goes out: on a mismatch the final chunk is never sent, so
-         * the follower never completes the file (it checks the whole file itself too). */
-        if (mc_snap_verify_update(s->verify, s->offset, buf + SNAP_CHUNK_HEADER, got) ==
-            MC_ECORRUPT) {
-            image_corrupt(n, s->path, s->verify);
-            finish_send(n, s, false);
-            return;
-        }
-        mc_put_u64le(buf, s->index);
-        mc_put_u64le(buf + 8, s->term);
-        mc_put_u64le(buf + 16, s->offset);
-        mc_put_u64le(buf + 24, s->total);
-        if (mc_peer_send(n->peers, s->to, MC_PEER_SNAP_CHUNK, buf, SNAP_CHUNK_HEADER + got)) {
-            return; /* link trouble: retried on the next pump */
-        }
-        s->offset += got;
-        s->started_ms = node_now_ms();
-        if (s->offset >= s->total || got == 0) {
-            s->data_done = true;
-            node_send_raft(n, &s->raft_msg);
-        }
+    if (node_chunk_reading(&s->reader) || s->data_done ||
+        mc_peer_pending_bytes(n->peers, s->to) >= NODE_SNAP_SEND_WINDOW) {
+        return;
     }
+    if (node_chunk_read_start(n, &s->reader, s->path, s->offset, SNAP_CHUNK_HEADER,
+                              NODE_SNAP_CHUNK_BYTES, send_chunk_read, s) != 0) {
+        finish_send(n, s, false);
+    }
+}
+
+/* Loop: a chunk of s's image was read and checked (only while s is the stream it was read
+ * for: node_chunk_read.c). */
+static void send_chunk_read(struct mc_node *n, void *arg, const struct chunk_read *c)
+{
+    struct snap_send *s = arg;
+    assert(s->active);
+    if (mc_raft_role(n->raft) != MC_RAFT_LEADER) {
+        return; /* node_pump_snapshot_sends ends the send */
+    }
+    if (c->rc) {
+        finish_send(n, s, false);
+        return;
+    }
+    /* Checked before the chunk goes out: on a mismatch the final chunk is never sent, so the
+     * follower never completes the file (it checks the whole file itself too). */
+    if (c->verdict == MC_ECORRUPT) {
+        image_corrupt(n, s->path, s->reader.verify);
+        finish_send(n, s, false);
+        return;
+    }
+    if (c->offset != s->offset) {
+        pump_one(n, s); /* a RESEND moved the stream meanwhile: read from there */
+        return;
+    }
+    mc_put_u64le(c->buf, s->index);
+    mc_put_u64le(c->buf + 8, s->term);
+    mc_put_u64le(c->buf + 16, s->offset);
+    mc_put_u64le(c->buf + 24, s->total);
+    if (mc_peer_send(n->peers, s->to, MC_PEER_SNAP_CHUNK, c->buf, SNAP_CHUNK_HEADER + c->got)) {
+        return; /* link trouble: read again and retried on the next pump */
+    }
+    s->offset += c->got;
+    s->started_ms = node_now_ms();
+    if (s->offset >= s->total || c->got == 0) {
+        s->data_done = true;
+        node_send_raft(n, &s->raft_msg);
+        return;
+    }
+    pump_one(n, s);
 }
 
 void node_pump_snapshot_sends(struct mc_node *n)
@@ -963,14 +985,12 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
         save_busy(&r->token, min, "creating a fresh snapshot; retry shortly");
         return;
     }
-    if (mc_snap_verify_new(info, &n->save.verify) != 0) {
-        free(info);
-        mc_client_reply_error(&r->token, MC_ENOMEM, NULL);
-        return;
-    }
-    if (mc_digest_init(&n->save.digest) != 0) {
-        mc_snap_verify_free(n->save.verify);
-        n->save.verify = NULL;
+    assert(!n->save.reader.job && !n->save.reader.verify && !n->save.reader.digest);
+    struct chunk_reader *cr = &n->save.reader;
+    cr->digest = calloc(1, sizeof(*cr->digest));
+    if (!cr->digest || mc_digest_init(cr->digest) != 0 ||
+        mc_snap_verify_new(info, &cr->verify) != 0) {
+        node_chunk_reader_end(cr);
         free(info);
         mc_client_reply_error(&r->token, MC_ENOMEM, NULL);
         return;
@@ -990,14 +1010,20 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
     free(info);
 }
 
-static void end_save(struct mc_node *n, bool digest_live)
+static void end_save(struct mc_node *n)
 {
     n->save.active = false;
-    if (digest_live) {
-        mc_digest_free(&n->save.digest);
+    node_chunk_reader_end(&n->save.reader);
+}
+
+void node_snapshot_stop(struct mc_node *n)
+{
+    if (n->save.active) {
+        /* Answered while the client server still runs: the reply releases the connection the
+         * save holds (left unanswered, it leaked at exit). A read in flight is dropped. */
+        end_save(n);
+        mc_client_reply_error(&n->save.token, MC_ESHUTDOWN, "the node is stopping");
     }
-    mc_snap_verify_free(n->save.verify);
-    n->save.verify = NULL;
 }
 
 void node_snapshot_free(struct mc_node *n)
@@ -1012,66 +1038,76 @@ void node_snapshot_free(struct mc_node *n)
         end_send(&n->sends[i]);
     }
     if (n->save.active) {
-        end_save(n, true);
+        end_save(n);
     }
 }
 
+#define SAVE_PENDING_MAX_BYTES (4u << 20) /* queued to the client before the next read */
+#define SAVE_CHUNK_BYTES       (MC_PROTO_MAX_CHUNK_BYTES - 64)
+
+static void save_chunk_read(struct mc_node *n, void *arg, const struct chunk_read *c);
+
+/* Queue the next chunk's read when the client connection may take it; a chunk read is sent by
+ * save_chunk_read, which pumps again. Reads run on the threadpool: node_chunk_read.c. */
 void node_pump_snapshot_saves(struct mc_node *n)
 {
-    static uint8_t buf[MC_PROTO_MAX_CHUNK_BYTES - 64];
-    if (!n->save.active) {
+    if (!n->save.active || node_chunk_reading(&n->save.reader) ||
+        mc_client_conn_pending_bytes(n->save.token.conn) > SAVE_PENDING_MAX_BYTES) {
         return;
     }
-    for (int i = 0; i < 4; i++) {
-        if (mc_client_conn_pending_bytes(n->save.token.conn) > (4u << 20)) {
-            return;
-        }
-        size_t got = 0;
-        int rc = mc_snap_read_chunk(n->save.path, n->save.offset, buf, sizeof(buf), &got);
-        if (rc) {
-            end_save(n, true);
-            mc_client_reply_error(&n->save.token, rc, "reading the snapshot failed");
-            return;
-        }
-        bool last = n->save.offset + got >= n->save.total || got == 0;
-        /* Streamed from offset 0 in order, so the last chunk always brings the verdict; a
-         * mismatch (or a file cut short) ends the stream with Busy instead of the final chunk,
-         * and the client's retry gets a fresh image. */
-        int v = mc_snap_verify_update(n->save.verify, n->save.offset, buf, got);
-        if (v == MC_ECORRUPT || (last && v != 1)) {
-            MC_INFO("snapshot_save_failed", "path=%s offset=%llu", n->save.path,
-                    (unsigned long long)n->save.offset);
-            image_corrupt(n, n->save.path, n->save.verify);
-            end_save(n, true);
-            save_busy(&n->save.token, n->save.min_index,
-                      "the snapshot image failed its checksum and was set aside; making a "
-                      "fresh one, retry");
-            return;
-        }
-        struct mc_snapshot_chunk c = {.offset = n->save.offset,
-                                      .total_bytes = n->save.total,
-                                      .checksum = 0,
-                                      .data = buf,
-                                      .len = (uint32_t)got};
-        mc_digest_update(&n->save.digest, buf, got);
-        if (last) {
-            c.checksum = mc_digest_final(&n->save.digest); /* of the whole file (protocol) */
-        }
-        struct mc_wbuf w;
-        mc_wbuf_init(&w, MC_PROTO_MAX_BODY_BYTES);
-        mc_proto_chunk_put(&w, &c);
-        n->save.offset += got;
-        if (last) {
-            mc_client_reply(&n->save.token, 0, w.data, w.len);
-            end_save(n, false); /* mc_digest_final freed the digest */
-            MC_INFO("snapshot_save_done", "bytes=%llu", (unsigned long long)n->save.total);
-        } else if (mc_client_reply_more(&n->save.token, w.data, w.len) != 0) {
-            mc_client_reply_error(&n->save.token, MC_ESHUTDOWN, NULL);
-            end_save(n, true);
-        }
-        mc_wbuf_free(&w);
-        if (!n->save.active) {
-            return;
-        }
+    int rc = node_chunk_read_start(n, &n->save.reader, n->save.path, n->save.offset, 0,
+                                   SAVE_CHUNK_BYTES, save_chunk_read, NULL);
+    if (rc) {
+        end_save(n);
+        mc_client_reply_error(&n->save.token, rc, "reading the snapshot failed");
     }
+}
+
+/* Loop: the save's next chunk was read, checked and digested (node_chunk_read.c). */
+static void save_chunk_read(struct mc_node *n, void *arg, const struct chunk_read *c)
+{
+    (void)arg;
+    assert(n->save.active && c->offset == n->save.offset);
+    if (c->rc) {
+        end_save(n);
+        mc_client_reply_error(&n->save.token, c->rc, "reading the snapshot failed");
+        return;
+    }
+    bool last = n->save.offset + c->got >= n->save.total || c->got == 0;
+    /* Streamed from offset 0 in order, so the last chunk always brings the verdict; a mismatch
+     * (or a file cut short) ends the stream with Busy instead of the final chunk, and the
+     * client's retry gets a fresh image. */
+    if (c->verdict == MC_ECORRUPT || (last && c->verdict != 1)) {
+        MC_INFO("snapshot_save_failed", "path=%s offset=%llu", n->save.path,
+                (unsigned long long)n->save.offset);
+        image_corrupt(n, n->save.path, n->save.reader.verify);
+        end_save(n);
+        save_busy(&n->save.token, n->save.min_index,
+                  "the snapshot image failed its checksum and was set aside; making a fresh "
+                  "one, retry");
+        return;
+    }
+    struct mc_snapshot_chunk ch = {.offset = n->save.offset,
+                                   .total_bytes = n->save.total,
+                                   .checksum = 0,
+                                   .data = c->data,
+                                   .len = (uint32_t)c->got};
+    if (last) {
+        /* Of the whole file (protocol); the worker digested every chunk. */
+        ch.checksum = mc_digest_final(n->save.reader.digest);
+    }
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, MC_PROTO_MAX_BODY_BYTES);
+    mc_proto_chunk_put(&w, &ch);
+    n->save.offset += c->got;
+    if (last) {
+        mc_client_reply(&n->save.token, 0, w.data, w.len);
+        end_save(n);
+        MC_INFO("snapshot_save_done", "bytes=%llu", (unsigned long long)n->save.total);
+    } else if (mc_client_reply_more(&n->save.token, w.data, w.len) != 0) {
+        mc_client_reply_error(&n->save.token, MC_ESHUTDOWN, NULL);
+        end_save(n);
+    }
+    mc_wbuf_free(&w);
+    node_pump_snapshot_saves(n);
 }

@@ -1,0 +1,168 @@
+/* node_chunk_read.c: a snapshot stream's chunk reads (read, data check, digest) on the libuv
+ * threadpool, one in flight per stream, handed back to the stream on the event loop. */
+#include "node/node_internal.h"
+#include "metacenter/error.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * Why: an image file is written with POSIX_FADV_DONTNEED, so a chunk read goes to disk (ms
+ * each; ~700 MB at 1M objects), and on the loop every client request and Raft message on the
+ * member waited behind it. The stream (a send to a follower, a `snapshot save`) queues one read
+ * at a time; the job owns its buffer and, while it runs, the stream's verify and digest (lent:
+ * the stream's pointers are NULL meanwhile, so ending the stream never frees what the worker
+ * uses). The after-work callback gives them back and calls the stream's callback, which sends
+ * the chunk and decides whether to queue the next read (back-pressure stays the stream's).
+ * A stream ended while its job runs (send finished or cancelled, save ended, node stopping)
+ * only drops r->job: the after-work sees it is no longer the reader's job and just frees it
+ * and what it holds. The reader lives in struct mc_node, which outlives every queued job: node
+ * stop lets them complete (uv_run returns only once no request is active), as for snap_work
+ * and recv_work (node_snapshot.c).
+ */
+
+#define CHUNK_TEST_DELAY_MAX_MS 60000
+
+struct chunk_job {
+    uv_work_t req;
+    struct mc_node *n;
+    struct chunk_reader *reader; /* the stream's; its job != this one: the stream ended */
+    chunk_read_cb cb;
+    void *arg;
+    char path[MC_DATADIR_PATH_MAX];
+    size_t head, len;              /* bytes kept before the data; bytes to read */
+    uint64_t delay_ms;             /* test hook (below) */
+    struct mc_snap_verify *verify; /* lent by the stream while the job exists */
+    struct mc_digest *digest;      /* lent (a save's), or NULL */
+    struct chunk_read c;
+    uint8_t buf[];
+};
+
+/* Test hook: with MC_TEST_SNAP_READ_DELAY_MS=N (1..60000) each chunk read sleeps N ms first, as
+ * a read from a cold disk does, to check the loop keeps serving meanwhile
+ * (test/integration/test_backup.py). Read once. Unset (production): 0. */
+static uint64_t chunk_test_delay_ms(void)
+{
+    static _Atomic int64_t delay_ms = -1; /* -1: not read yet */
+    int64_t d = atomic_load_explicit(&delay_ms, memory_order_relaxed);
+    if (d < 0) {
+        d = (int64_t)mc_test_env_u64("MC_TEST_SNAP_READ_DELAY_MS", CHUNK_TEST_DELAY_MAX_MS);
+        if (d) {
+            MC_WARN("test_hook_snap_read_delay",
+                    "ms=%lld (never set MC_TEST_SNAP_READ_DELAY_MS in production)", (long long)d);
+        }
+        atomic_store_explicit(&delay_ms, d, memory_order_relaxed);
+    }
+    return (uint64_t)d;
+}
+
+static void chunk_job_free(struct chunk_job *j)
+{
+    mc_snap_verify_free(j->verify);
+    if (j->digest) {
+        mc_digest_free(j->digest);
+        free(j->digest);
+    }
+    free(j);
+}
+
+/* Worker: touches only the job (its path copy, its buffer, the lent verify and digest). */
+static void chunk_work(uv_work_t *req)
+{
+    struct chunk_job *j = req->data;
+    struct chunk_read *c = &j->c;
+    if (j->delay_ms) {
+        usleep((useconds_t)(j->delay_ms * 1000));
+    }
+    c->rc = mc_snap_read_chunk(j->path, c->offset, c->data, j->len, &c->got);
+    if (c->rc) {
+        return;
+    }
+    c->verdict = mc_snap_verify_update(j->verify, c->offset, c->data, c->got);
+    if (j->digest && c->verdict != MC_ECORRUPT) {
+        mc_digest_update(j->digest, c->data, c->got);
+    }
+}
+
+static void chunk_work_done(uv_work_t *req, int status)
+{
+    struct chunk_job *j = req->data;
+    struct chunk_reader *r = j->reader;
+    if (r->job != j) {
+        chunk_job_free(j); /* the stream ended meanwhile: nothing of it is touched */
+        return;
+    }
+    r->job = NULL;
+    assert(!r->verify && !r->digest);
+    r->verify = j->verify;
+    r->digest = j->digest;
+    j->verify = NULL;
+    j->digest = NULL;
+    if (status == 0 && !j->n->stopping) {
+        /* Stopping: the stream stays as it is; node_snapshot_free ends it. */
+        j->cb(j->n, j->arg, &j->c);
+    }
+    chunk_job_free(j);
+}
+
+int node_chunk_read_start(struct mc_node *n, struct chunk_reader *r, const char *path,
+                          uint64_t offset, size_t head, size_t len, chunk_read_cb cb, void *arg)
+{
+    assert(!r->job && r->verify);
+    if (n->stopping) {
+        return MC_ESHUTDOWN;
+    }
+    if (len > MC_SNAP_CHUNK_MAX_BYTES || head > 4096 || strlen(path) >= MC_DATADIR_PATH_MAX) {
+        return MC_EINVAL;
+    }
+    struct chunk_job *j = malloc(sizeof(*j) + head + len);
+    if (!j) {
+        return MC_ENOMEM;
+    }
+    memset(j, 0, sizeof(*j));
+    j->req.data = j;
+    j->n = n;
+    j->reader = r;
+    j->cb = cb;
+    j->arg = arg;
+    snprintf(j->path, sizeof(j->path), "%s", path);
+    j->head = head;
+    j->len = len;
+    j->delay_ms = chunk_test_delay_ms();
+    j->c.offset = offset;
+    j->c.buf = j->buf;
+    j->c.data = j->buf + head;
+    j->verify = r->verify;
+    j->digest = r->digest;
+    if (uv_queue_work(n->loop, &j->req, chunk_work, chunk_work_done) != 0) {
+        free(j); /* verify and digest stay the stream's */
+        return MC_EIO;
+    }
+    r->verify = NULL;
+    r->digest = NULL;
+    r->job = j;
+    return 0;
+}
+
+bool node_chunk_reading(const struct chunk_reader *r)
+{
+    return r->job != NULL;
+}
+
+void node_chunk_reader_end(struct chunk_reader *r)
+{
+    r->job = NULL; /* a job in flight frees itself and what it holds (chunk_work_done) */
+    mc_snap_verify_free(r->verify);
+    r->verify = NULL;
+    if (r->digest) {
+        mc_digest_free(r->digest);
+        free(r->digest);
+        r->digest = NULL;
+    }
+}
