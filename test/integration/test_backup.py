@@ -474,6 +474,22 @@ def test_a_save_takes_an_image_at_its_min_index_under_a_newer_header_only_snapsh
         assert image_count(c) == images_before, "another image was made"
 
 
+def restart_with_slow_chunk_reads(c, objects, delay_ms):
+    """Loads objects into the one-node cluster c, then restarts its node with each snapshot
+    chunk read held delay_ms (MC_TEST_SNAP_READ_DELAY_MS) and waits for it to lead."""
+    n = c.nodes[0]
+    r = cli(["bench", "load", "--objects", str(objects), "--endpoints", n.client, "--connections",
+             "4", "--pipeline", "32", "--json"], timeout=300)
+    assert json.loads(r.stdout.strip().splitlines()[-1])["errors"] == 0
+    n.stop()
+    os.environ["MC_TEST_SNAP_READ_DELAY_MS"] = str(delay_ms)
+    try:
+        n.start()
+    finally:
+        del os.environ["MC_TEST_SNAP_READ_DELAY_MS"]
+    c.leader()
+
+
 def test_a_save_reading_its_image_slowly_leaves_the_member_serving():
     """`snapshot save` reads, checks and digests its image's chunks off the event loop. Each
     chunk read is held 300 ms by a test hook (an image on a cold disk: its files are written
@@ -484,16 +500,7 @@ def test_a_save_reading_its_image_slowly_leaves_the_member_serving():
     from harness import BIN
     with Cluster(1, FAST) as c:
         n = c.nodes[0]
-        r = cli(["bench", "load", "--objects", "30000", "--endpoints", n.client, "--connections",
-                 "4", "--pipeline", "32", "--json"], timeout=300)
-        assert json.loads(r.stdout.strip().splitlines()[-1])["errors"] == 0
-        n.stop()
-        os.environ["MC_TEST_SNAP_READ_DELAY_MS"] = "300"
-        try:
-            n.start()
-        finally:
-            del os.environ["MC_TEST_SNAP_READ_DELAY_MS"]
-        c.leader()
+        restart_with_slow_chunk_reads(c, 30000, 300)
         out = os.path.join(c.tmp, "slow.snap")
         save = subprocess.Popen([BIN, "--endpoints", n.client, "--json", "snapshot", "save", out],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -532,16 +539,7 @@ def test_a_save_with_a_chunk_read_in_flight_at_shutdown_stops_cleanly():
     from harness import BIN
     with Cluster(1, FAST) as c:
         n = c.nodes[0]
-        r = cli(["bench", "load", "--objects", "10000", "--endpoints", n.client, "--connections",
-                 "4", "--pipeline", "32", "--json"], timeout=300)
-        assert json.loads(r.stdout.strip().splitlines()[-1])["errors"] == 0
-        n.stop()
-        os.environ["MC_TEST_SNAP_READ_DELAY_MS"] = "1000"
-        try:
-            n.start()
-        finally:
-            del os.environ["MC_TEST_SNAP_READ_DELAY_MS"]
-        c.leader()
+        restart_with_slow_chunk_reads(c, 10000, 1000)
         save = subprocess.Popen([BIN, "--endpoints", n.client, "snapshot", "save",
                                  os.path.join(c.tmp, "cut.snap")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

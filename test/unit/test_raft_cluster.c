@@ -478,6 +478,21 @@ Test(raft_cluster, snapshot_catch_up)
     stop_all();
 }
 
+/* Proposes count entries of 40 bytes at leader l (the test WAL holds up to 64), delivering each;
+ * returns the last one's index. */
+static uint64_t propose_40_bytes(int l, int count)
+{
+    char big[41];
+    memset(big, 'b', 40);
+    big[40] = 0;
+    uint64_t idx = 0;
+    for (int k = 0; k < count; k++) {
+        idx = propose_str(l, big);
+        pump();
+    }
+    return idx;
+}
+
 /* The tail kept after a snapshot is capped in bytes too: large (batch) entries must not keep
  * snapshot_keep_entries of them in memory. */
 static void snapshot_tail_with_cap(uint64_t cap, uint64_t want_tail)
@@ -487,14 +502,7 @@ static void snapshot_tail_with_cap(uint64_t cap, uint64_t want_tail)
     keep_bytes = 0;
     int l = elect();
     cr_assert(l);
-    char big[41]; /* the test WAL holds entries of up to 64 bytes */
-    memset(big, 'b', 40);
-    big[40] = 0;
-    uint64_t idx = 0;
-    for (int k = 0; k < 20; k++) {
-        idx = propose_str(l, big);
-        pump();
-    }
+    uint64_t idx = propose_40_bytes(l, 20);
     cr_assert_geq(N[l].applied, idx);
     cr_assert_eq(mc_raft_snapshot_taken(N[l].r, idx, mc_raft_term_at(N[l].r, idx), NULL), 0);
     struct mc_raft_status st;
@@ -526,14 +534,7 @@ static void lagging_follower_with_cap(uint64_t cap, bool want_log)
     pump();
     uint64_t had = mc_raft_last_index(N[l].r); /* the follower has everything up to here */
     N[f].up = false;
-    char big[41];
-    memset(big, 'c', 40);
-    big[40] = 0;
-    uint64_t idx = 0;
-    for (int k = 0; k < 50; k++) {
-        idx = propose_str(l, big);
-        pump();
-    }
+    uint64_t idx = propose_40_bytes(l, 50);
     cr_assert_eq(mc_raft_snapshot_taken(N[l].r, idx, mc_raft_term_at(N[l].r, idx), NULL), 0);
     struct mc_raft_status st;
     mc_raft_status(N[l].r, &st);
@@ -559,8 +560,8 @@ static void lagging_follower_with_cap(uint64_t cap, bool want_log)
 
 Test(raft_cluster, lagging_follower_catches_up_from_the_log_within_the_cap)
 {
-    lagging_follower_with_cap(0, true);     /* the core's default, 256 MiB */
-    lagging_follower_with_cap(400, false);  /* 50 x 40 bytes do not fit: a snapshot */
+    lagging_follower_with_cap(0, true);    /* the core's default, 256 MiB */
+    lagging_follower_with_cap(400, false); /* 50 x 40 bytes do not fit: a snapshot */
 }
 
 Test(raft_cluster, restart_from_persisted_state)
