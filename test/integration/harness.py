@@ -135,8 +135,10 @@ class Cluster:
     def close(self, keep=False):
         for n in self.nodes:
             n.stop()
+        reports = sanitizer_reports(self.nodes)
         if not keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        return reports
 
     def __enter__(self):
         return self.start()
@@ -145,7 +147,10 @@ class Cluster:
         if exc[0] is not None:
             for n in self.nodes:
                 print("---- node %d log tail ----\n%s" % (n.id, n.log_tail(30)))
-        self.close()
+        reports = self.close()
+        # A leak or an error the sanitizers report at a node's exit fails the test that ran it
+        # (the node's exit status alone is not looked at: most tests stop nodes at the end).
+        assert exc[0] is not None or not reports, "\n".join(reports)
 
     def node(self, node_id):
         return [n for n in self.nodes if n.id == node_id][0]
@@ -193,6 +198,21 @@ def port_open(port):
         return True
     except OSError:
         return False
+
+
+SANITIZER_REPORT = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_reports(nodes):
+    """The sanitizer reports in the nodes' logs (each node's first report, 40 lines)."""
+    out = []
+    for n in nodes:
+        lines = n.log().splitlines()
+        for i, line in enumerate(lines):
+            if any(s in line for s in SANITIZER_REPORT):
+                out.append("node %d: %s" % (n.id, "\n".join(lines[i:i + 40])))
+                break
+    return out
 
 
 def metrics_text(node):
