@@ -108,7 +108,10 @@ standard_set() {
 #   tick leaves in one send per connection; the wait counts in the latency). On this shared box
 #   the generator's sends are a third of the CPU at 150K/s (docs/benchmarks.md).
 # - put_open40k_*: 40K writes offered (the target's latency figure) from fewer, deeper
-#   connections, as the read rows; the sweep has the C=64 figure.
+#   connections, as the read rows; the sweep has the C=64 figure. _t500: sends on a 500 µs grid
+#   (at 40K/s over 4 connections one put falls due per connection every 100 µs, so a 100 µs
+#   tick would coalesce nothing); it takes the box from ~88% to ~82% busy (docs/benchmarks.md,
+#   session 13).
 declare -A LATENCY_ROW=(
     [get_lin_open150k_c64]="--workload get --connections 64 --pipeline 32 --keys $KEYS --rate 150000"
     [get_lin_open150k_c16]="--workload get --connections 16 --pipeline 128 --keys $KEYS --rate 150000"
@@ -117,6 +120,7 @@ declare -A LATENCY_ROW=(
     [get_lin_open150k_c4_t100]="--workload get --connections 4 --pipeline 512 --keys $KEYS --rate 150000 --send-tick-us 100"
     [put_open40k_c16]="--workload put --connections 16 --pipeline 256 --keys $KEYS --rate 40000"
     [put_open40k_c4]="--workload put --connections 4 --pipeline 1024 --keys $KEYS --rate 40000"
+    [put_open40k_c4_t500]="--workload put --connections 4 --pipeline 1024 --keys $KEYS --rate 40000 --send-tick-us 500"
 )
 
 # latency_rows CLUSTER ROW...: those rows on CLUSTER, in the order given.
@@ -144,7 +148,7 @@ log "cluster n3: open-loop reads at 150K offered"
 latency_rows n3 get_lin_open150k_c64 get_lin_open150k_c16 get_lin_open150k_c4 \
     get_lin_open150k_c16_fr get_lin_open150k_c4_t100
 log "cluster n3: open-loop writes at 40K offered"
-latency_rows n3 put_open40k_c16 put_open40k_c4
+latency_rows n3 put_open40k_c16 put_open40k_c4 put_open40k_c4_t500
 
 # Open-loop write sweep (p99 vs throughput): 2K, 5K, then 10K ops/s upward until the cluster
 # saturates (the low rates show where the latency knee is).
@@ -216,7 +220,8 @@ if [ -d /dev/shm ] && [ -w /dev/shm ]; then
         --connections 8 --pipeline 64 >/dev/null 2>>"$WORK/bench.err"
     log "cluster n3t (--engine-dir on tmpfs): writes, then the latency rows"
     bench_row n3t put_c64_p16 --workload put --connections 64 --pipeline 16 --keys $KEYS
-    latency_rows n3t put_open40k_c16 put_open40k_c4 get_lin_open150k_c4 get_lin_open150k_c4_t100
+    latency_rows n3t put_open40k_c16 put_open40k_c4 put_open40k_c4_t500 get_lin_open150k_c4 \
+        get_lin_open150k_c4_t100
     kill_all
     rm -rf "$MC_ENGINE_ROOT"
     MC_ENGINE_ROOT=""

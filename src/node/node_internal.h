@@ -213,6 +213,7 @@ struct mc_node {
     uint64_t snapshot_log_mark; /* applied_log_bytes when the last snapshot started */
     uint64_t last_image_index;  /* newest engine image on disk: the WAL keeps what follows */
     uint64_t image_log_mark;    /* applied_log_bytes when the last image started */
+    bool imaged_since_start;    /* an image was made or installed since start (image phase) */
     uint64_t snapshot_size_bytes;
     bool snapshot_running;
     bool apply_paused;         /* an image copy is starting: hold applies (node_snapshot.c) */

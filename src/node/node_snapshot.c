@@ -26,6 +26,7 @@
 #define SNAP_SEND_STALL_MS 30000
 #define MC_SNAPSHOT_NICE   19    /* snapshot creation yields the CPU to the event loops */
 #define SNAP_IMAGE_WAIT_MS 30000 /* periodic compaction pauses this long for a wanted image */
+#define LEADER_IMAGE_DEFER 4     /* a leader's periodic images come this many intervals apart */
 
 static void start_recv_job(struct mc_node *n);
 
@@ -233,6 +234,7 @@ static void snap_done(uv_work_t *req, int status)
             if (j->image) {
                 n->last_image_index = j->index;
                 n->image_log_mark = j->log_mark;
+                n->imaged_since_start = true;
                 n->image_backoff_ms = 0;
                 n->save.made_index = j->index;
                 n->save.made_ms = node_now_ms();
@@ -331,6 +333,49 @@ static bool sending_image(const struct mc_node *n)
     return n->save.active;
 }
 
+/* Where in the image interval this member's first periodic image after start falls, as a
+ * fraction of it: id × the golden ratio, mod 1, spreads any set of ids over the interval
+ * (ids 1, 2, 3 → 0.62, 0.24, 0.85). Every member applies the same log, so without it members
+ * started together would copy their engines at the same index, on a small machine at the same
+ * moment (docs/benchmarks.md, session 13). */
+static double image_phase(uint64_t node_id)
+{
+    double x = (double)node_id * 0.6180339887498949;
+    return x - (double)(uint64_t)x;
+}
+
+/* Is a periodic engine image due? One every --image-entries entries, or once the log since the
+ * last one is larger than --image-log-mb and than twice the engine: an image costs a copy of the
+ * whole engine, and while it runs LMDB cannot reuse freed pages (docs/benchmarks.md, session 4),
+ * so at most one engine's worth of image is written per two of log.
+ * - Until its first image after start, a member counts image_phase() of an interval as already
+ *   done, so the members of a cluster take turns.
+ * - A leader of a cluster with other voters waits LEADER_IMAGE_DEFER intervals: its copy stalls
+ *   the commit path of every write (a follower's only its own acks, and the other follower acks;
+ *   docs/benchmarks.md, session 11: ~80-120 ms of a 6 s window's p99 against ~10-40). The cost
+ *   is that much more WAL on its disk and to replay at its restart. An image a follower or a
+ *   save needs is made at once (want_image), whatever this says. */
+static bool periodic_image_due(const struct mc_node *n)
+{
+    const struct mc_raft_conf *conf = mc_raft_conf(n->raft);
+    uint64_t scale = 1;
+    if (mc_raft_role(n->raft) == MC_RAFT_LEADER && conf->n_voters > 1) {
+        scale = LEADER_IMAGE_DEFER;
+    }
+    uint64_t entries = n->opts.image_entries * scale;
+    uint64_t used = mc_engine_used_bytes(n->engine);
+    uint64_t log_floor = n->opts.image_log_mb << 20;
+    uint64_t bytes = (log_floor > 2 * used ? log_floor : 2 * used) * scale;
+    uint64_t since_entries = n->applied_index - n->last_image_index;
+    uint64_t since_bytes = n->applied_log_bytes - n->image_log_mark;
+    if (!n->imaged_since_start) {
+        double phase = image_phase(n->opts.node_id);
+        since_entries += (uint64_t)(phase * (double)n->opts.image_entries);
+        since_bytes += (uint64_t)(phase * (double)log_floor);
+    }
+    return since_entries >= entries || since_bytes >= bytes;
+}
+
 void node_maybe_snapshot(struct mc_node *n)
 {
     /* Called after node_process_ready's ready loop: any install Raft handed out has run, and no
@@ -359,16 +404,7 @@ void node_maybe_snapshot(struct mc_node *n)
     if (sending_image(n)) {
         return;
     }
-    /* An image every --image-entries entries, or once the log since the last one is larger
-     * than --image-log-mb and than twice the engine: an image costs a copy of the whole engine,
-     * and while it runs LMDB cannot reuse freed pages (docs/benchmarks.md, session 4), so at
-     * most one engine's worth of image is written per two of log. */
-    uint64_t used = mc_engine_used_bytes(n->engine);
-    uint64_t log_floor = n->opts.image_log_mb << 20;
-    bool image =
-        n->applied_index >= n->last_image_index + n->opts.image_entries ||
-        n->applied_log_bytes - n->image_log_mark >= (log_floor > 2 * used ? log_floor : 2 * used);
-    image = image && node_now_ms() >= n->image_retry_ms; /* else header-only for now */
+    bool image = periodic_image_due(n) && node_now_ms() >= n->image_retry_ms; /* else header-only */
     start_snapshot(n, n->applied_index, image);
 }
 
@@ -891,6 +927,7 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
     n->last_snapshot_index = meta->index;
     n->last_image_index = meta->index; /* the received file is an image: the WAL restarts here */
     n->snapshot_log_mark = n->image_log_mark = n->applied_log_bytes;
+    n->imaged_since_start = true;
     struct mc_snap_info *info = malloc(sizeof(*info));
     if (info && mc_snap_read_info(n->recv_done_path, false, info) == 0) {
         struct mc_raft_conf c;

@@ -6,6 +6,7 @@ its data.mdb is then deleted, damaged, or replaced by an older copy. The WAL, ha
 snapshot files are left as they were: they are fsynced, so a power loss keeps them."""
 import json
 import os
+import re
 import shutil
 
 from harness import ASAN, Cluster, cli, port_open, wait_for
@@ -254,6 +255,35 @@ def test_an_image_holds_exactly_the_index_in_its_header():
         assert all(i == a for i, a in got), got
 
 
+def image_indexes_of(node):
+    return [int(i) for i in re.findall(
+        r"msg=snapshot_created index=(\d+) term=\d+ bytes=\d+ image=1", node.log())]
+
+
+def test_members_take_turns_making_images_and_the_leader_waits():
+    """Every member applies the same log, so members started together used to copy their engines
+    at the same index (on a small machine, at the same moment), and the leader's copy stalls
+    every write's commit. A member's first periodic image now falls at a point of the interval
+    set by its id, and a leader's come four intervals apart (node_snapshot.c
+    periodic_image_due). Images every 400 entries here; ~900 entries of one put each."""
+    flags = FAST + ["--snapshot-entries", "20", "--image-entries", "400"]
+    with Cluster(3, flags) as c:
+        leader = c.leader()
+        load(c, 900, connections=1)
+        assert c.leader() == leader, "the leader changed: the test needs one leader throughout"
+        wait_for(lambda: all(len(image_indexes_of(n)) >= 2 for n in c.nodes
+                             if n.id != leader.id), 10)
+        images = {n.id: image_indexes_of(n) for n in c.nodes}
+        assert images[leader.id] == [], \
+            "the leader made images at %s within ~900 entries (every 1,600 for a leader)" % \
+            images[leader.id]
+        firsts = sorted(images[n.id][0] for n in c.nodes if n.id != leader.id)
+        assert all(len(images[n.id]) >= 2 for n in c.nodes if n.id != leader.id), images
+        assert firsts[1] - firsts[0] >= 40, \
+            "the followers' first images came at indexes %s: together, not in turn (%s)" % (
+                firsts, images)
+
+
 def test_unclean_stop_then_reboot_rebuilds_the_engine():
     """After kill -9 the page cache keeps data.mdb whole; after an OS crash or power loss it may
     be stale yet well formed (no fsync, pages written back in any order), which the scan cannot
@@ -367,7 +397,6 @@ def test_engine_ahead_by_a_recorded_legacy_image_is_accepted():
     S (during a rolling upgrade, a restart before the WAL reaches A must not refuse). Any other
     engine ahead of the log still refuses. Here the state is made by hand: an older WAL put back
     under a newer engine, then a record written."""
-    import re
     with Cluster(1, FAST) as c:
         c.leader()
         ep = ["--endpoints", c.endpoints()]
