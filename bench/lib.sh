@@ -1,6 +1,6 @@
-# lib.sh: shared shell helpers for bench/run.sh, bench/vs_etcd.sh, bench/read_ab.sh and the stall
-# scripts (image_stall.sh, writeback_stall.sh): ports, metacenter clusters on 127.0.0.1, leader
-# lookup, cleanup. Sourced, not run. Every wait loop here is bounded.
+# lib.sh: shared shell helpers for bench/run.sh, bench/vs_etcd.sh, bench/read_ab.sh, the stall
+# scripts (image_stall.sh, writeback_stall.sh) and memory.sh, catchup.sh, snap_send.sh: ports,
+# metacenter clusters on 127.0.0.1, leader lookup, /metrics, cleanup. Sourced, not run. Every wait loop here is bounded.
 
 # Needs: ROOT (repo root), WORK (scratch dir, removed at exit; bench_scratch sets it up).
 MC=${MC:-$ROOT/build/metacenter}
@@ -192,18 +192,54 @@ mc_role_ticks() {
     echo "$l $o"
 }
 
-# ---- the stall scripts (bench/image_stall.sh, bench/writeback_stall.sh) ----
+# mc_metric NAME ID METRIC: METRIC's value on node ID of cluster NAME (its /metrics, the series
+# without labels); empty when the node does not answer within 2 s (e.g. stopped).
+mc_metric() {
+    local h
+    h=$(cut -d' ' -f"$2" "$WORK/$1/http")
+    curl -s -m 2 "http://$h/metrics" 2>/dev/null | awk -v m="$3" '$1 == m {v = $2} END {print v}' || true
+}
+
+# mc_trio NAME [serve flags...]: a fresh 3-node cluster NAME (mc_cluster_start); sets L (its
+# leader), F (a follower: the node after L) and EP (its endpoints).
+mc_trio() {
+    local name=$1
+    shift
+    mc_cluster_start "$name" 3 "$@" >/dev/null
+    L=$(mc_wait_leader "$name" 30)
+    F=$((L % 3 + 1))
+    EP=$(cat "$WORK/$name/endpoints")
+}
+
+# result FORMAT JSON: one measurement, as a line for the reader (the jq string FORMAT applied to
+# JSON), then as one JSON line.
+result() {
+    jq -r "$1" <<<"$2"
+    jq -c . <<<"$2"
+}
+
+# ---- the stall scripts (bench/image_stall.sh, bench/writeback_stall.sh) and the scripts that
+# share their flag loop (bench/memory.sh, bench/catchup.sh, bench/snap_send.sh) ----
 
 # stall_flags HELP_LINES ARG...: their flag loop. -h/--help prints lines HELP_LINES (a sed range,
-# e.g. 2,13) of the script and exits 0; any other flag goes to the script's stall_flag FLAG
-# [VALUE], which sets its variables, sets STALL_TOOK=2 when it used VALUE, and fails for a flag it
-# does not know (exit 2).
+# e.g. 2,13) of the script and exits 0; `--` ends the flags: what follows goes to the array
+# SERVE_FLAGS (extra `serve` flags, for scripts that take them); any other flag goes to the
+# script's stall_flag FLAG [VALUE], which sets its variables, sets STALL_TOOK=2 when it used
+# VALUE, and fails for a flag it does not know (exit 2).
 stall_flags() {
     local help=$1 me=${0##*/}
     shift
+    # shellcheck disable=SC2034
+    SERVE_FLAGS=()
     while [ $# -gt 0 ]; do
         case $1 in
         -h | --help) sed -n "${help}p" "$0"; exit 0 ;;
+        --)
+            shift
+            # shellcheck disable=SC2034 # the sourcing script reads it
+            SERVE_FLAGS=("$@")
+            return 0
+            ;;
         esac
         STALL_TOOK=1
         stall_flag "$1" "${2-}" || { echo "$me: unknown flag $1" >&2; exit 2; }
@@ -212,27 +248,30 @@ stall_flags() {
     done
 }
 
-# stall_setup PREFIX PRE_S [serve flags...]: WORK = a fresh /tmp/PREFIX.XXXXXX and, with TMPFS=1,
-# the engines in MC_ENGINE_ROOT = a fresh /dev/shm/PREFIX.XXXXXX (no map writeback); at exit the
-# script's stall_on_exit (if it has one) runs, every node is killed and both are removed. Then a
-# 3-node cluster c (`--log-level info` and the serve flags) with leader L, follower F and
-# endpoints EP (one JSON line: L and F), PRE_S s of C=64 P=16 puts (one JSON line) and
-# `bench load --objects 100000`.
-stall_setup() {
-    local prefix=$1 pre=$2
-    shift 2
-    WORK=$(mktemp -d "/tmp/$prefix.XXXXXX")
+# stall_scratch PREFIX: WORK = a fresh /tmp/PREFIX.XXXXXX and, with TMPFS=1, the engines in
+# MC_ENGINE_ROOT = a fresh /dev/shm/PREFIX.XXXXXX (no map writeback); at exit (also on failure,
+# Ctrl-C or TERM) the script's stall_on_exit (if it has one) runs, every node is killed and both
+# are removed. Builds $MC when it is missing.
+stall_scratch() {
+    WORK=$(mktemp -d "/tmp/$1.XXXXXX")
     MC_ENGINE_ROOT=""
     trap stall_cleanup EXIT
     trap 'exit 130' INT TERM
-    if [ "$TMPFS" = 1 ]; then
-        MC_ENGINE_ROOT=$(mktemp -d "/dev/shm/$prefix.XXXXXX")
+    if [ "${TMPFS:-0}" = 1 ]; then
+        MC_ENGINE_ROOT=$(mktemp -d "/dev/shm/$1.XXXXXX")
     fi
     [ -x "$MC" ] || make -C "$ROOT" -j2 >/dev/null
-    mc_cluster_start c 3 --log-level info "$@" >/dev/null
-    L=$(mc_wait_leader c 30)
-    F=$((L % 3 + 1))
-    EP=$(cat "$WORK/c/endpoints")
+    [ -x "$MC" ] || { echo "${0##*/}: $MC is not an executable" >&2; exit 2; }
+}
+
+# stall_setup PREFIX PRE_S [serve flags...]: stall_scratch PREFIX, then a 3-node cluster c
+# (`--log-level info` and the serve flags) with leader L, follower F and endpoints EP (one JSON
+# line: L and F), PRE_S s of C=64 P=16 puts (one JSON line) and `bench load --objects 100000`.
+stall_setup() {
+    local pre=$2
+    stall_scratch "$1"
+    shift 2
+    mc_trio c --log-level info "$@"
     echo "{\"leader\": $L, \"follower\": $F}"
     "$MC" bench --endpoints "$EP" --workload put --connections 64 --pipeline 16 --keys 100000 \
         --duration "$pre" --json 2>/dev/null | tail -1 | jq -c '{phase: "puts C=64 P=16", ops_per_sec}'
