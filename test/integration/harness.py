@@ -200,6 +200,15 @@ def port_open(port):
         return False
 
 
+def snapshot_flags(entries, tail):
+    """`metacenter serve` flags for a test that needs a snapshot sent to a lagging member: a
+    snapshot every `entries` applied entries keeping `tail` entries after it, and no catch-up log
+    (--catch-up-log-mb 0). Without the last a leader keeps the log a lagging member still needs
+    (256 MiB by default), the member catches up from the log, and no snapshot is sent."""
+    return ["--snapshot-entries", str(entries), "--snapshot-tail", str(tail),
+            "--catch-up-log-mb", "0"]
+
+
 SANITIZER_REPORT = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
