@@ -80,7 +80,7 @@ def spawn(args, **kw):
 
 # One port picker for every test harness (below the kernel's ephemeral range).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from harness import free_port, port_open, wait_for  # noqa: E402
+from harness import free_port, port_open, snapshot_flags, wait_for  # noqa: E402
 
 
 def log(msg):
@@ -930,8 +930,7 @@ def suite(build, duration):
 
 # Node configurations the soak cycles through: defaults, leader-lease reads, frequent snapshots
 # (so snapshot install and log compaction happen during faults).
-SOAK_FLAGS = [[], ["--lease-reads"], ["--snapshot-entries", "500", "--snapshot-tail", "100",
-                                                   "--catch-up-log-mb", "0"]]
+SOAK_FLAGS = [[], ["--lease-reads"], snapshot_flags(500, 100)]
 
 
 def soak(build, minutes, report):

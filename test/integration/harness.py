@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -133,12 +134,17 @@ class Cluster:
         return self
 
     def close(self, keep=False):
+        """Stops every node and (unless keep) removes the cluster's files. A leak or an error the
+        sanitizers report at a node's exit fails the test that ran it, whether it ends a `with
+        Cluster` block or a `try: ... finally: c.close()` (the node's exit status alone is not
+        looked at: most tests stop nodes at the end); not while an exception is already on its
+        way out, so that one is the failure shown."""
         for n in self.nodes:
             n.stop()
         reports = sanitizer_reports(self.nodes)
         if not keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
-        return reports
+        assert sys.exc_info()[0] is not None or not reports, "\n".join(reports)
 
     def __enter__(self):
         return self.start()
@@ -147,10 +153,7 @@ class Cluster:
         if exc[0] is not None:
             for n in self.nodes:
                 print("---- node %d log tail ----\n%s" % (n.id, n.log_tail(30)))
-        reports = self.close()
-        # A leak or an error the sanitizers report at a node's exit fails the test that ran it
-        # (the node's exit status alone is not looked at: most tests stop nodes at the end).
-        assert exc[0] is not None or not reports, "\n".join(reports)
+        self.close()
 
     def node(self, node_id):
         return [n for n in self.nodes if n.id == node_id][0]
@@ -198,6 +201,15 @@ def port_open(port):
         return True
     except OSError:
         return False
+
+
+def snapshot_flags(entries, tail):
+    """`metacenter serve` flags for a test that needs a snapshot sent to a lagging member: a
+    snapshot every `entries` applied entries keeping `tail` entries after it, and no catch-up log
+    (--catch-up-log-mb 0). Without the last a leader keeps the log a lagging member still needs
+    (256 MiB by default), the member catches up from the log, and no snapshot is sent."""
+    return ["--snapshot-entries", str(entries), "--snapshot-tail", str(tail),
+            "--catch-up-log-mb", "0"]
 
 
 SANITIZER_REPORT = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")

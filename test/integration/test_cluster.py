@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from harness import ASAN, Cluster, cli, cli_json, metrics_text, wait_for
+from harness import ASAN, Cluster, cli, cli_json, metrics_text, snapshot_flags, wait_for
 
 FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
 
@@ -161,8 +161,7 @@ def _catch_up_by_snapshot(damage_image):
     state. damage_image: the leader's newest image (made by a save at the last applied index,
     what the follower will be sent) gets a flipped data byte first."""
     from test_backup import flip_data_byte, newest_image
-    flags = FAST + ["--snapshot-entries", "20", "--snapshot-tail", "5",
-                    "--catch-up-log-mb", "0"]
+    flags = FAST + snapshot_flags(20, 5)
     with Cluster(3, flags) as c:
         leader = c.leader()
         lagger = [n for n in c.nodes if n.id != leader.id][0]
@@ -240,8 +239,7 @@ def test_snapshot_catch_up_follower_keeps_answering():
     The worker is held 1.5 s longer by a test hook, so work moved back onto the loop shows as a
     max above 1.5 s; the install's loop part must be only the swap (prepared=1)."""
     objects = 50000 if ASAN else 200000
-    flags = FAST + ["--snapshot-entries", "20", "--snapshot-tail", "5",
-                    "--catch-up-log-mb", "0"]
+    flags = FAST + snapshot_flags(20, 5)
     with Cluster(3, flags) as c:
         leader, lagger = _stop_lagger_and_load(c, objects)
         os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"] = "1500"
@@ -278,8 +276,7 @@ def test_snapshot_finish_in_flight_at_shutdown():
     """SIGTERM while the worker finishes a received image (held there by a test hook): the loop
     answers meanwhile, the node waits for the worker and stops cleanly; restarted, it starts
     from what the worker left on disk and ends with the leader's state."""
-    flags = FAST + ["--snapshot-entries", "20", "--snapshot-tail", "5",
-                    "--catch-up-log-mb", "0"]
+    flags = FAST + snapshot_flags(20, 5)
     with Cluster(3, flags) as c:
         leader, lagger = _stop_lagger_and_load(c, 5000)
         os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"] = "2000"

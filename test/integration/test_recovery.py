@@ -9,12 +9,12 @@ import os
 import re
 import shutil
 
-from harness import ASAN, Cluster, cli, port_open, wait_for
+from harness import ASAN, Cluster, cli, port_open, snapshot_flags, wait_for
 
 FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
 # Header-only snapshots every 200 entries, an engine image every 1,000: the WAL is compacted to
 # the newest image, and header-only snapshots lie after it (the replay path is exercised).
-SMALL = FAST + ["--snapshot-entries", "200", "--snapshot-tail", "50", "--catch-up-log-mb", "0", "--image-entries", "1000"]
+SMALL = FAST + snapshot_flags(200, 50) + ["--image-entries", "1000"]
 
 
 def load(c, n, connections=2):
@@ -117,7 +117,7 @@ def test_power_loss_on_every_node_loses_no_acknowledged_write():
 
 def test_no_image_yet_the_engine_is_rebuilt_from_the_whole_log():
     """Before the first image the WAL is never compacted: an empty engine plus the log."""
-    flags = FAST + ["--snapshot-entries", "200", "--snapshot-tail", "50", "--catch-up-log-mb", "0"]
+    flags = FAST + snapshot_flags(200, 50)
     with Cluster(1, flags) as c:
         c.leader()
         cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
@@ -241,7 +241,7 @@ def test_an_image_holds_exactly_the_index_in_its_header():
     engine ahead of its log: refused by test_engine_ahead_of_log_...)."""
     # 4,000 puts with at most 16 in flight make at least 250 entries however they are batched:
     # the image is due at 200 (it was 400, and a loaded machine batched the load into fewer).
-    flags = FAST + ["--snapshot-entries", "100", "--snapshot-tail", "50", "--catch-up-log-mb", "0", "--image-entries", "200"]
+    flags = FAST + snapshot_flags(100, 50) + ["--image-entries", "200"]
     with Cluster(1, flags) as c:
         c.leader()
         cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
@@ -289,7 +289,7 @@ def test_unclean_stop_then_reboot_rebuilds_the_engine():
     be stale yet well formed (no fsync, pages written back in any order), which the scan cannot
     see. The node records the boot id it opened the engine in; a different one on an unclean
     start rebuilds the engine from the image + WAL (here: the whole log) instead of trusting it."""
-    flags = FAST + ["--snapshot-entries", "200", "--snapshot-tail", "50", "--catch-up-log-mb", "0"]
+    flags = FAST + snapshot_flags(200, 50)
     with Cluster(1, flags) as c:
         c.leader()
         cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
@@ -353,7 +353,7 @@ def test_an_image_copy_starting_late_does_not_stall_the_loop():
     import time
     # 600 puts are at least 300 entries (two connections: at most two puts per entry), so an
     # image (every 150) is made at least once.
-    flags = FAST + ["--snapshot-entries", "100", "--snapshot-tail", "50", "--catch-up-log-mb", "0", "--image-entries", "150"]
+    flags = FAST + snapshot_flags(100, 50) + ["--image-entries", "150"]
     os.environ["MC_TEST_SNAP_COPY_START_DELAY_MS"] = "2000"
     try:
         with Cluster(1, flags) as c:

@@ -4,11 +4,10 @@ item 1): the whole .part is verified and installed at once; a .part larger than 
 by another leader's image at the same index and term) is discarded and received afresh."""
 import os
 
-from harness import Cluster, cli, wait_for
+from harness import Cluster, cli, snapshot_flags, wait_for
 from test_membership import add_joiner
 
-FLAGS = ["--heartbeat-ms", "50", "--election-timeout-ms", "500", "--snapshot-entries", "40",
-         "--snapshot-tail", "5", "--catch-up-log-mb", "0"]
+FLAGS = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"] + snapshot_flags(40, 5)
 
 
 def parts(node):

@@ -162,6 +162,8 @@ Test(metrics_render, node_state)
                                 .applied_index = 118,
                                 .snapshot_size_bytes = 65536,
                                 .proposals_pending = 0,
+                                .raft_log_entries = 3000,
+                                .raft_log_bytes = 120000,
                                 .client_connections = 5,
                                 .client_send_timeouts = 4,
                                 .n_lag = 1,
@@ -180,6 +182,9 @@ Test(metrics_render, node_state)
     has_line(t, "rustfs_metadata_replication_committed_index 120");
     has_line(t, "rustfs_metadata_replication_applied_index 118");
     has_line(t, "rustfs_metadata_replication_snapshot_size_bytes 65536");
+    /* the values, not only the names: each gauge shows its own field */
+    has_line(t, "metacenter_raft_log_entries 3000");
+    has_line(t, "metacenter_raft_log_bytes 120000");
     has_line(t, "metacenter_client_connections 7"); /* 5 wire + 2 HTTP */
     has_line(t, "metacenter_client_send_timeouts_total 4");
     has_line(t, "metacenter_peer_reachable{peer=\"1\"} 1");

@@ -493,15 +493,25 @@ static uint64_t propose_40_bytes(int l, int count)
     return idx;
 }
 
+/* Starts three voters whose config has *knob = value (one of the config overrides above), puts
+ * the knob back to its default at once so the next test starts from it, and elects a leader;
+ * returns the leader. */
+static int start_with(uint64_t *knob, uint64_t value)
+{
+    uint64_t dflt = *knob;
+    *knob = value;
+    start(3, 3);
+    *knob = dflt;
+    int l = elect();
+    cr_assert(l);
+    return l;
+}
+
 /* The tail kept after a snapshot is capped in bytes too: large (batch) entries must not keep
  * snapshot_keep_entries of them in memory. */
 static void snapshot_tail_with_cap(uint64_t cap, uint64_t want_tail)
 {
-    keep_bytes = cap;
-    start(3, 3);
-    keep_bytes = 0;
-    int l = elect();
-    cr_assert(l);
+    int l = start_with(&keep_bytes, cap);
     uint64_t idx = propose_40_bytes(l, 20);
     cr_assert_geq(N[l].applied, idx);
     cr_assert_eq(mc_raft_snapshot_taken(N[l].r, idx, mc_raft_term_at(N[l].r, idx), NULL), 0);
@@ -525,11 +535,7 @@ Test(raft_cluster, snapshot_tail_capped_in_bytes)
  * follower then catches up from the log, not by a copy of the whole state machine. */
 static void lagging_follower_with_cap(uint64_t cap, bool want_log)
 {
-    catch_up_bytes = cap;
-    start(3, 3);
-    catch_up_bytes = 1;
-    int l = elect();
-    cr_assert(l);
+    int l = start_with(&catch_up_bytes, cap);
     int f = l == 1 ? 2 : 1;
     pump();
     uint64_t had = mc_raft_last_index(N[l].r); /* the follower has everything up to here */
