@@ -5,11 +5,13 @@
 # the most Dirty/Writeback seen in /proc/meminfo (sampled every 100 ms); then the engine images
 # the nodes wrote (log lines).
 # Usage: bench/writeback_stall.sh [--windows N] [--pre S] [--connections C --pipeline P]
-#   [--engine-tmpfs]: --engine-tmpfs keeps each node's engine on /dev/shm (`serve --engine-dir`).
+#   [--send-tick-us N] [--engine-tmpfs]: --engine-tmpfs keeps each node's engine on /dev/shm
+#   (`serve --engine-dir`); --send-tick-us is the generator's (bench --help). MC=PATH times
+#   another build.
 # Every process started here is killed at exit; every loop is bounded.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-NW=6 PRE=30 CONN=64 PIPE=64 TMPFS=0
+NW=6 PRE=30 CONN=64 PIPE=64 TMPFS=0 TICK=0
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 stall_flag() {
@@ -18,11 +20,12 @@ stall_flag() {
     --pre) PRE=$2 STALL_TOOK=2 ;;
     --connections) CONN=$2 STALL_TOOK=2 ;;
     --pipeline) PIPE=$2 STALL_TOOK=2 ;;
+    --send-tick-us) TICK=$2 STALL_TOOK=2 ;;
     --engine-tmpfs) TMPFS=1 ;;
     *) return 1 ;;
     esac
 }
-stall_flags 2,9 "$@"
+stall_flags 2,11 "$@"
 MEMPID=""
 stall_on_exit() { [ -z "$MEMPID" ] || kill "$MEMPID" 2>/dev/null || true; }
 stall_setup mcstall "$PRE"
@@ -39,7 +42,8 @@ MEMPID=$!
 for ((k = 1; k <= NW; k++)); do
     t0=$(date +%s.%N)
     "$MC" bench --endpoints "$EP" --workload put --connections "$CONN" --pipeline "$PIPE" \
-        --keys 100000 --rate 40000 --duration 5 --json 2>/dev/null | tail -1 >"$WORK/w.json"
+        --keys 100000 --rate 40000 --duration 5 --send-tick-us "$TICK" --json 2>/dev/null |
+        tail -1 >"$WORK/w.json"
     t1=$(date +%s.%N)
     read -r dmax wmax < <(awk -v a="$t0" -v b="$t1" '$1 >= a && $1 <= b {
         if ($2 > d) d = $2; if ($3 > w) w = $3 } END {print d + 0, w + 0}' "$WORK/mem.log")
