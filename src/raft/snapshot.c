@@ -173,8 +173,7 @@ int mc_raft_snapshot_taken(struct mc_raft *r, uint64_t index, uint64_t term,
         log_compact(r, upto);
         assert(log_at(&r->log, index) != NULL);
         /* The entry that set the current configuration is held, or it is the base now. */
-        assert(r->conf_index <= upto ||
-               log_at(&r->log, r->conf_index)->type == MC_RAFT_ENTRY_CONF);
+        assert(r->conf_index <= upto || log_at(&r->log, r->conf_index)->type == MC_RAFT_ENTRY_CONF);
     }
     return 0;
 }

@@ -1,4 +1,4 @@
-/* test_raft_log_gc.c: the one-walk raft-log GC (sn_compact_point) against session 12's two walks. */
+/* test_raft_log_gc.c: the one-walk raft-log GC (sn_compact_point) against the walks it replaced. */
 #include <criterion/criterion.h>
 
 #include "raft/raft_int.h"
@@ -158,7 +158,8 @@ Test(raft_log_gc, one_walk_matches_the_tail_and_catch_up_rules)
         uint64_t n = below(&seed, 60);
         fill_log(r, &seed, offset, n);
         uint64_t index = offset + below(&seed, n + 1);
-        r->cfg.snapshot_keep_entries = below(&seed, 2) ? pick(&seed, counts, 9) : 1 + below(&seed, n + 2);
+        r->cfg.snapshot_keep_entries =
+            below(&seed, 2) ? pick(&seed, counts, 9) : 1 + below(&seed, n + 2);
         r->cfg.snapshot_keep_bytes = pick(&seed, caps, 8);
         r->cfg.catch_up_keep_bytes = pick(&seed, caps, 8);
         r->role = below(&seed, 4) ? MC_RAFT_LEADER : MC_RAFT_FOLLOWER;
@@ -167,9 +168,10 @@ Test(raft_log_gc, one_walk_matches_the_tail_and_catch_up_rules)
         uint64_t want = ref_compact_point(r, index);
         uint64_t got = sn_compact_point(r, index);
         cr_assert_eq(got, want,
-                     "case %d (seed %#" PRIx64 "): log (%" PRIu64 ", %" PRIu64 "], snapshot at %" PRIu64
-                     ", tail %" PRIu64 " entries / %" PRIu64 " B, catch-up %" PRIu64
-                     " B, %s: compacts up to %" PRIu64 ", the two walks %" PRIu64,
+                     "case %d (seed %#" PRIx64 "): log (%" PRIu64 ", %" PRIu64
+                     "], snapshot at %" PRIu64 ", tail %" PRIu64 " entries / %" PRIu64
+                     " B, catch-up %" PRIu64 " B, %s: compacts up to %" PRIu64
+                     ", the two walks %" PRIu64,
                      it, s0, offset, offset + n, index, r->cfg.snapshot_keep_entries,
                      r->cfg.snapshot_keep_bytes, r->cfg.catch_up_keep_bytes,
                      r->role == MC_RAFT_LEADER ? "leader" : "follower", got, want);
