@@ -418,8 +418,9 @@ void mc_raft_persisted(struct mc_raft *r, uint64_t index, uint64_t term);
 /*
  * The driver made a snapshot of its state machine covering entries up to index (<= applied).
  * conf: the configuration as of index, or NULL to let the core compute it. The core keeps
- * cfg.snapshot_keep_entries entries before index (at most cfg.snapshot_keep_bytes of payload)
- * and frees older ones. MC_EINVAL if index >
+ * cfg.snapshot_keep_entries entries up to index (at most cfg.snapshot_keep_bytes of payload,
+ * always the entry at index), a leader also what its slowest member not being sent a snapshot
+ * still needs (up to cfg.catch_up_keep_bytes in all), and frees older ones. MC_EINVAL if index >
  * applied or unknown term.
  */
 int mc_raft_snapshot_taken(struct mc_raft *r, uint64_t index, uint64_t term,

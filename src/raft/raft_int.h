@@ -267,5 +267,7 @@ void tr_handle_timeout_now(struct mc_raft *r, const struct mc_raft_msg *m);
 bool sn_send(struct mc_raft *r, struct progress *p);
 void sn_handle_snapshot(struct mc_raft *r, const struct mc_raft_msg *m);
 void sn_tick(struct mc_raft *r);
+/* Raft-log GC: entries up to the returned index may go once a snapshot covers index. */
+uint64_t sn_compact_point(const struct mc_raft *r, uint64_t index);
 
 #endif

@@ -69,56 +69,74 @@ void mc_raft_report_snapshot(struct mc_raft *r, uint64_t id, bool ok)
 }
 
 /*
- * Keep a tail before a snapshot so slightly slow followers catch up from the log, not a snapshot
- * (as etcd's SnapshotCatchUpEntries): the last cfg.snapshot_keep_entries entries, but at most
- * cfg.snapshot_keep_bytes of payload, so the in-memory log stays bounded when entries are large
- * (an entry may hold MC_RAFT_MAX_ENTRY_BYTES; 5000 of them would be 20 GiB). Returns the index
- * up to which entries may be dropped (never the entry at index itself).
+ * Catch-up rule's floor: the lowest match index of the members a leader still waits for (not
+ * itself, not one being sent a snapshot: that one will not need the log below the snapshot),
+ * capped at index. Not a leader: index, i.e. the catch-up rule keeps nothing.
  */
-static uint64_t tail_start(const struct mc_raft *r, uint64_t index, uint64_t *tail_bytes)
+static uint64_t catch_up_floor(const struct mc_raft *r, uint64_t index)
 {
-    uint64_t keep = r->cfg.snapshot_keep_entries;
-    uint64_t upto = index > keep ? index - keep : 0;
-    uint64_t first = upto > r->log.offset ? upto : r->log.offset;
-    uint64_t bytes = 0;
-    for (uint64_t i = index; i > first; i--) {
-        bytes += log_at(&r->log, i)->len;
-        if (bytes > r->cfg.snapshot_keep_bytes && i < index) {
-            *tail_bytes = bytes - log_at(&r->log, i)->len;
-            return i; /* entries up to i go; the tail keeps at least the entry at index */
-        }
-    }
-    *tail_bytes = bytes;
-    return upto;
-}
-
-/*
- * A leader also keeps what a lagging member still needs (paused, restarting, slow disk), up to
- * cfg.catch_up_keep_bytes in all: it then catches up from the log instead of being sent a copy
- * of the whole state machine (TiKV's raft log GC likewise waits for the slowest follower, within
- * a size limit). A member already being sent a snapshot is not waited for. Only ever lowers upto:
- * keeping more entries is always safe.
- */
-static uint64_t catch_up_start(const struct mc_raft *r, uint64_t upto, uint64_t bytes)
-{
+    uint64_t need = index;
     if (r->role != MC_RAFT_LEADER) {
-        return upto;
+        return need;
     }
-    uint64_t need = upto;
     for (uint32_t i = 0; i < r->n_prs; i++) {
         const struct progress *p = &r->prs[i];
         if (p->id != r->id && p->state != MC_RAFT_PROGRESS_SNAPSHOT && p->match < need) {
             need = p->match; /* it has everything up to match; it needs match + 1 on */
         }
     }
-    while (upto > need && upto > r->log.offset) {
-        bytes += log_at(&r->log, upto)->len;
-        if (bytes > r->cfg.catch_up_keep_bytes) {
+    return need;
+}
+
+/*
+ * Raft-log GC policy: once a snapshot covers entries up to index, how far the in-memory log is
+ * dropped. The snapshot makes every entry it covers redundant (thesis ch. 5, §5.1; paper §7),
+ * but a follower whose log ends below the dropped prefix can then only be sent the whole state
+ * machine (InstallSnapshot) instead of the entries it misses, which is how a leader normally
+ * brings a slow follower up to date (AppendEntries retried from its log, thesis §3.5). So some
+ * entries just behind index are kept: one backward walk from index, entry by entry, two rules in
+ * turn (TiKV's raft-log GC likewise has count and size limits and waits for the slowest
+ * follower within a size limit):
+ *
+ *  1. Tail, any role (etcd's SnapshotCatchUpEntries): the last cfg.snapshot_keep_entries
+ *     entries up to index, ending at the first one that would take the payload kept past
+ *     cfg.snapshot_keep_bytes: an entry may hold MC_RAFT_MAX_ENTRY_BYTES, so a count alone does
+ *     not bound memory (5000 of them would be 20 GiB). The entry at index is kept whatever its
+ *     size: the log's offset never passes the snapshot.
+ *  2. Catch-up, leader only, from where the tail ended: entries a lagging member (paused,
+ *     restarting, slow disk) still needs, i.e. above catch_up_floor(), while the payload kept in
+ *     all, tail included, stays within cfg.catch_up_keep_bytes.
+ *
+ * Each rule ends for good at the first entry it does not keep, so what is kept is the one run
+ * (upto, index] and each entry is looked at once. Keeping more than this is always safe (it costs
+ * only memory); dropping an entry at or past index is not. Returns upto: entries up to it may be
+ * dropped (log.offset: none).
+ */
+uint64_t sn_compact_point(const struct mc_raft *r, uint64_t index)
+{
+    const struct rlog *l = &r->log;
+    uint64_t keep = r->cfg.snapshot_keep_entries;
+    assert(index >= l->offset && index <= log_last_index(l));
+    assert(keep >= 1); /* mc_raft_create defaults 0; else the entry at index could go */
+    uint64_t tail_floor = index > keep ? index - keep : 0; /* the tail holds entries above it */
+    uint64_t need = catch_up_floor(r, index);
+    bool in_tail = true;
+    uint64_t bytes = 0; /* payload of the entries kept so far, (i, index] */
+    uint64_t i = index;
+    for (; i > l->offset; i--) {
+        uint64_t len = log_at(l, i)->len;
+        if (in_tail &&
+            (i <= tail_floor || (i < index && bytes + len > r->cfg.snapshot_keep_bytes))) {
+            in_tail = false;
+        }
+        if (!in_tail && (i <= need || bytes + len > r->cfg.catch_up_keep_bytes)) {
             break;
         }
-        upto--;
+        bytes += len;
     }
-    return upto;
+    /* Never at or past the snapshot index, unless nothing is held before it anyway. */
+    assert(i >= l->offset && (i < index || i == l->offset));
+    return i;
 }
 
 int mc_raft_snapshot_taken(struct mc_raft *r, uint64_t index, uint64_t term,
@@ -146,14 +164,16 @@ int mc_raft_snapshot_taken(struct mc_raft *r, uint64_t index, uint64_t term,
     r->snap.term = term;
     r->snap.conf = c;
     r->has_snap = true;
-    uint64_t tail_bytes = 0;
-    uint64_t upto = tail_start(r, index, &tail_bytes);
-    upto = catch_up_start(r, upto, tail_bytes);
+    uint64_t upto = sn_compact_point(r, index);
     if (upto > r->log.offset) {
+        /* The configuration as of upto becomes the base; conf entries above upto stay. */
         struct mc_raft_conf bc;
         mb_conf_at(r, upto, &bc);
         r->base_conf = bc;
         log_compact(r, upto);
+        assert(log_at(&r->log, index) != NULL);
+        /* The entry that set the current configuration is held, or it is the base now. */
+        assert(r->conf_index <= upto || log_at(&r->log, r->conf_index)->type == MC_RAFT_ENTRY_CONF);
     }
     return 0;
 }
