@@ -397,10 +397,6 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep);
 /* List up to max snapshots (headers only, newest first); *n = count found. */
 int mc_snap_list(const char *snap_dir, struct mc_snap_info *out, size_t max, size_t *n);
 
-/* Sender side: read up to len (≤ MC_SNAP_CHUNK_MAX_BYTES) bytes of the whole file at offset.
- * *n = bytes read (0 at end). */
-int mc_snap_read_chunk(const char *path, uint64_t offset, void *buf, size_t len, size_t *n);
-
 /*
  * Sender side: the image's data checksum checked while its file is streamed front to back, so
  * no lookup reads the whole image on the event loop first (node_snapshot.c). Feed the chunks in
@@ -414,6 +410,24 @@ int mc_snap_verify_new(const struct mc_snap_info *info, struct mc_snap_verify **
  * 1 once all the data was digested and matches the header, MC_ECORRUPT when it does not. */
 int mc_snap_verify_update(struct mc_snap_verify *v, uint64_t off, const void *buf, size_t len);
 void mc_snap_verify_free(struct mc_snap_verify *v); /* NULL is fine */
+/*
+ * Sender side: a stream (a send to a follower, a `snapshot save`) reads its file through one
+ * descriptor from its first chunk to its end, so a fresh image renamed over the name (a new
+ * image at the same index) or a prune meanwhile does not switch files under it: every chunk,
+ * and so the verify's verdict, is of the file the stream looked up. The descriptor is not
+ * shared: one caller at a time.
+ */
+struct mc_snap_chunk_file;
+/* Open path for a stream. With v (from the same lookup), the file must still be the one v was
+ * made for, else MC_EBUSY (a fresh image took the name since: look up again). *out NULL on
+ * error (MC_ENOTFOUND when path is gone). */
+int mc_snap_chunk_open(const char *path, const struct mc_snap_verify *v,
+                       struct mc_snap_chunk_file **out);
+/* Read up to len (≤ MC_SNAP_CHUNK_MAX_BYTES, else MC_EINVAL) bytes of the whole file at offset.
+ * *n = bytes read (0 at end). */
+int mc_snap_chunk_read(struct mc_snap_chunk_file *f, uint64_t offset, void *buf, size_t len,
+                       size_t *n);
+void mc_snap_chunk_close(struct mc_snap_chunk_file *f); /* NULL is fine */
 /* A snapshot file whose data failed its checksum: renamed to path + ".corrupt" (kept for the
  * operator; lookups, list and prune no longer see it, so the next lookup takes the previous
  * file) and logged as snapshot_corrupt. Not fsynced: a rename lost in a crash only means the

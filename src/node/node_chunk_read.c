@@ -16,15 +16,22 @@
  * Why: an image file is written with POSIX_FADV_DONTNEED, so a chunk read goes to disk (ms
  * each; ~700 MB at 1M objects), and on the loop every client request and Raft message on the
  * member waited behind it. The stream (a send to a follower, a `snapshot save`) queues one read
- * at a time; the job owns its buffer and, while it runs, the stream's verify and digest (lent:
- * the stream's pointers are NULL meanwhile, so ending the stream never frees what the worker
- * uses). The after-work callback gives them back and calls the stream's callback, which sends
- * the chunk and decides whether to queue the next read (back-pressure stays the stream's).
- * A stream ended while its job runs (send finished or cancelled, save ended, node stopping)
- * only drops r->job: the after-work sees it is no longer the reader's job and just frees it
- * and what it holds. The reader lives in struct mc_node, which outlives every queued job: node
- * stop lets them complete (uv_run returns only once no request is active), as for snap_work
- * and recv_work (node_snapshot.c).
+ * at a time; the job owns its buffer and, while it runs, the stream's verify, digest and file
+ * (lent: the stream's pointers are NULL meanwhile, so ending the stream never frees or closes
+ * what the worker uses). The after-work callback gives them back and calls the stream's
+ * callback, which sends the chunk and decides whether to queue the next read (back-pressure
+ * stays the stream's). A stream ended while its job runs (send finished or cancelled, save
+ * ended, node stopping) only drops r->job: the after-work sees it is no longer the reader's job
+ * and just frees it and what it holds. The reader lives in struct mc_node, which outlives every
+ * queued job: node stop lets them complete (uv_run returns only once no request is active), as
+ * for snap_work and recv_work (node_snapshot.c).
+ *
+ * The file: opened by the stream's first read, on the worker (an open is a path lookup and an
+ * inode read: disk work too), and kept to the stream's end, so every chunk is of the file the
+ * stream looked up even when a fresh image is renamed over its name (storage.h
+ * mc_snap_chunk_open), and a stream costs one descriptor, not an open and close per chunk. It is
+ * closed on the threadpool as well (chunk_file_close): when the stream outlived a prune of its
+ * image, the last close is what frees the image's blocks (~700 MB at 1M objects).
  */
 
 #define CHUNK_TEST_DELAY_MAX_MS 60000
@@ -36,10 +43,11 @@ struct chunk_job {
     chunk_read_cb cb;
     void *arg;
     char path[MC_DATADIR_PATH_MAX];
-    size_t head, len;              /* bytes kept before the data; bytes to read */
-    uint64_t delay_ms;             /* test hook (below) */
-    struct mc_snap_verify *verify; /* lent by the stream while the job exists */
-    struct mc_digest *digest;      /* lent (a save's), or NULL */
+    size_t head, len;                /* bytes kept before the data; bytes to read */
+    uint64_t delay_ms;               /* test hook (below) */
+    struct mc_snap_verify *verify;   /* lent by the stream while the job exists */
+    struct mc_digest *digest;        /* lent (a save's), or NULL */
+    struct mc_snap_chunk_file *file; /* lent; NULL: the worker opens path */
     struct chunk_read c;
     uint8_t buf[];
 };
@@ -62,8 +70,48 @@ static uint64_t chunk_test_delay_ms(void)
     return (uint64_t)d;
 }
 
+struct chunk_close {
+    uv_work_t req;
+    struct mc_snap_chunk_file *file;
+};
+
+static void chunk_close_work(uv_work_t *req)
+{
+    struct chunk_close *c = req->data;
+    mc_snap_chunk_close(c->file);
+    c->file = NULL;
+}
+
+static void chunk_close_done(uv_work_t *req, int status)
+{
+    struct chunk_close *c = req->data;
+    (void)status;
+    mc_snap_chunk_close(c->file); /* NULL unless the work never ran */
+    free(c);
+}
+
+/* Close a stream's file on the threadpool (see the top). Stopping or fatal, the loop may not run
+ * again (node_snapshot_free runs after it stopped): close here. */
+static void chunk_file_close(struct mc_node *n, struct mc_snap_chunk_file *f)
+{
+    if (!f) {
+        return;
+    }
+    struct chunk_close *c = n && !n->stopping && !n->fatal ? malloc(sizeof(*c)) : NULL;
+    if (c) {
+        c->req.data = c;
+        c->file = f;
+        if (uv_queue_work(n->loop, &c->req, chunk_close_work, chunk_close_done) == 0) {
+            return;
+        }
+        free(c);
+    }
+    mc_snap_chunk_close(f);
+}
+
 static void chunk_job_free(struct chunk_job *j)
 {
+    chunk_file_close(j->n, j->file);
     mc_snap_verify_free(j->verify);
     if (j->digest) {
         mc_digest_free(j->digest);
@@ -72,7 +120,7 @@ static void chunk_job_free(struct chunk_job *j)
     free(j);
 }
 
-/* Worker: touches only the job (its path copy, its buffer, the lent verify and digest). */
+/* Worker: touches only the job (its path copy, its buffer, the lent verify, digest and file). */
 static void chunk_work(uv_work_t *req)
 {
     struct chunk_job *j = req->data;
@@ -80,7 +128,10 @@ static void chunk_work(uv_work_t *req)
     if (j->delay_ms) {
         usleep((useconds_t)(j->delay_ms * 1000));
     }
-    c->rc = mc_snap_read_chunk(j->path, c->offset, c->data, j->len, &c->got);
+    c->rc = j->file ? 0 : mc_snap_chunk_open(j->path, j->verify, &j->file);
+    if (c->rc == 0) {
+        c->rc = mc_snap_chunk_read(j->file, c->offset, c->data, j->len, &c->got);
+    }
     if (c->rc) {
         return;
     }
@@ -99,11 +150,13 @@ static void chunk_work_done(uv_work_t *req, int status)
         return;
     }
     r->job = NULL;
-    assert(!r->verify && !r->digest);
+    assert(!r->verify && !r->digest && !r->file);
     r->verify = j->verify;
     r->digest = j->digest;
+    r->file = j->file; /* NULL if the first read's open failed */
     j->verify = NULL;
     j->digest = NULL;
+    j->file = NULL;
     if (status == 0 && !j->n->stopping) {
         /* Stopping: the stream stays as it is; node_snapshot_free ends it. */
         j->cb(j->n, j->arg, &j->c);
@@ -140,12 +193,15 @@ int node_chunk_read_start(struct mc_node *n, struct chunk_reader *r, const char 
     j->c.data = j->buf + head;
     j->verify = r->verify;
     j->digest = r->digest;
+    j->file = r->file;
     if (uv_queue_work(n->loop, &j->req, chunk_work, chunk_work_done) != 0) {
-        free(j); /* verify and digest stay the stream's */
+        free(j); /* verify, digest and file stay the stream's */
         return MC_EIO;
     }
     r->verify = NULL;
     r->digest = NULL;
+    r->file = NULL;
+    r->n = n;
     r->job = j;
     return 0;
 }
@@ -165,4 +221,6 @@ void node_chunk_reader_end(struct chunk_reader *r)
         free(r->digest);
         r->digest = NULL;
     }
+    chunk_file_close(r->n, r->file); /* held only while no read is in flight: lent to it */
+    r->file = NULL;
 }

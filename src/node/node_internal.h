@@ -93,9 +93,11 @@ struct apply_hold {
 /* A snapshot stream's chunk reads, off the event loop (node_chunk_read.c). */
 struct chunk_job;
 struct chunk_reader {
-    struct chunk_job *job;         /* the read in flight (NULL = none): one at a time */
-    struct mc_snap_verify *verify; /* the image's data checksum, checked as it is read */
-    struct mc_digest *digest;      /* a save's digest of the whole file sent; NULL for a send */
+    struct chunk_job *job;           /* the read in flight (NULL = none): one at a time */
+    struct mc_snap_verify *verify;   /* the image's data checksum, checked as it is read */
+    struct mc_digest *digest;        /* a save's digest of the whole file sent; NULL for a send */
+    struct mc_snap_chunk_file *file; /* the image, open from the first read (NULL before) */
+    struct mc_node *n;               /* set by the first read: where the file is closed */
 };
 
 /* One chunk read, handed to the stream on the loop. */
@@ -359,13 +361,16 @@ void node_pump_snapshot_saves(struct mc_node *n);
 /* node_chunk_read.c */
 /* Queue the read of [offset, offset+len) of path into a buffer with head free bytes before the
  * data (len <= MC_SNAP_CHUNK_MAX_BYTES); the worker checks it with r->verify and adds it to
- * r->digest (if any), both lent to it meanwhile. cb(n, arg, read) runs on the loop when it is
+ * r->digest (if any), both lent to it meanwhile, as is r->file: the first read opens path (must
+ * still be the file r->verify was made for, else the read fails MC_EBUSY), later ones read that
+ * file whatever path names by then. cb(n, arg, read) runs on the loop when it is
  * done, unless the stream ended (node_chunk_reader_end) or the node is stopping. No read may be
  * in flight (node_chunk_reading). Error: nothing queued, r unchanged. */
 int node_chunk_read_start(struct mc_node *n, struct chunk_reader *r, const char *path,
                           uint64_t offset, size_t head, size_t len, chunk_read_cb cb, void *arg);
 bool node_chunk_reading(const struct chunk_reader *r);
-/* The stream ends: free its verify and digest; a read in flight is dropped when it completes. */
+/* The stream ends: free its verify and digest and close its file (off the loop); a read in
+ * flight is dropped, with what it holds, when it completes. */
 void node_chunk_reader_end(struct chunk_reader *r);
 
 /* node_members.c */

@@ -558,24 +558,11 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep)
     return rc;
 }
 
-int mc_snap_read_chunk(const char *path, uint64_t offset, void *buf, size_t len, size_t *n)
-{
-    if (len > MC_SNAP_CHUNK_MAX_BYTES) {
-        return MC_EINVAL;
-    }
-    const struct mc_fs_ops *fs = mc_fs_default();
-    int fd = fs->open(fs->ctx, path, O_RDONLY, 0);
-    if (fd < 0) {
-        return mc_fs_errno_to_mc(fd);
-    }
-    ssize_t got = fs->pread(fs->ctx, fd, buf, len, (off_t)offset);
-    fs->close(fs->ctx, fd);
-    if (got < 0) {
-        return mc_fs_errno_to_mc((int)got);
-    }
-    *n = (size_t)got;
-    return 0;
-}
+/* A stream's image, held open from its first chunk to its end: a newer image renamed over the
+ * name, or a prune, does not change the bytes the stream reads (storage.h). */
+struct mc_snap_chunk_file {
+    int fd;
+};
 
 struct mc_snap_verify {
     struct mc_digest digest; /* freed by mc_digest_final once the verdict is in */
@@ -634,6 +621,63 @@ void mc_snap_verify_free(struct mc_snap_verify *v)
         mc_digest_free(&v->digest);
     }
     free(v);
+}
+
+int mc_snap_chunk_open(const char *path, const struct mc_snap_verify *v,
+                       struct mc_snap_chunk_file **out)
+{
+    *out = NULL;
+    struct mc_snap_chunk_file *f = malloc(sizeof(*f));
+    if (!f) {
+        return MC_ENOMEM;
+    }
+    const struct mc_fs_ops *fs = mc_fs_default();
+    f->fd = fs->open(fs->ctx, path, O_RDONLY, 0);
+    if (f->fd < 0) {
+        int rc = mc_fs_errno_to_mc(f->fd);
+        free(f);
+        return rc;
+    }
+    /* The stream's header (size, checksum) and v came from the file at lookup; a fresh image
+     * renamed over the name since would be read against them: the stream looks up again. */
+    struct stat st;
+    int rc = 0;
+    if (v && fstat(f->fd, &st) != 0) {
+        rc = MC_EIO;
+    } else if (v && (st.st_dev != v->dev || st.st_ino != v->ino)) {
+        rc = MC_EBUSY;
+    }
+    if (rc) {
+        mc_snap_chunk_close(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int mc_snap_chunk_read(struct mc_snap_chunk_file *f, uint64_t offset, void *buf, size_t len,
+                       size_t *n)
+{
+    assert(f && f->fd >= 0);
+    if (len > MC_SNAP_CHUNK_MAX_BYTES) {
+        return MC_EINVAL;
+    }
+    const struct mc_fs_ops *fs = mc_fs_default();
+    ssize_t got = fs->pread(fs->ctx, f->fd, buf, len, (off_t)offset);
+    if (got < 0) {
+        return mc_fs_errno_to_mc((int)got);
+    }
+    *n = (size_t)got;
+    return 0;
+}
+
+void mc_snap_chunk_close(struct mc_snap_chunk_file *f)
+{
+    if (f) {
+        const struct mc_fs_ops *fs = mc_fs_default();
+        fs->close(fs->ctx, f->fd);
+        free(f);
+    }
 }
 
 int mc_snap_set_aside(const char *path, const struct mc_snap_verify *v)

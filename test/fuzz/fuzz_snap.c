@@ -51,9 +51,12 @@ static void check_accepted(const struct mc_snap_info *in, const char *path, cons
     /* Read it back as a sender would, in uneven chunks. */
     uint8_t buf[1500];
     uint64_t off = 0;
+    struct mc_snap_chunk_file *f = NULL;
+    int orc = mc_snap_chunk_open(path, NULL, &f);
+    FUZZ_ASSERT(orc == 0, "chunk_open: %d", orc);
     for (;;) {
         size_t n = 0;
-        int rc = mc_snap_read_chunk(path, off, buf, sizeof(buf), &n);
+        int rc = mc_snap_chunk_read(f, off, buf, sizeof(buf), &n);
         FUZZ_ASSERT(rc == 0, "read_chunk at %llu: %d", (unsigned long long)off, rc);
         if (n == 0) {
             break;
@@ -61,6 +64,7 @@ static void check_accepted(const struct mc_snap_info *in, const char *path, cons
         FUZZ_ASSERT(off + n <= len && memcmp(buf, file + off, n) == 0, "chunk content");
         off += n;
     }
+    mc_snap_chunk_close(f);
     FUZZ_ASSERT(off == len, "read_chunk stopped at %llu of %zu", (unsigned long long)off, len);
 }
 

@@ -227,6 +227,23 @@ def sanitizer_reports(nodes):
     return out
 
 
+def open_files(node, suffix=""):
+    """What the node's open descriptors point at, those ending with suffix (Linux /proc; a file
+    unlinked while open reads "<path> (deleted)" and counts too)."""
+    d = "/proc/%d/fd" % node.proc.pid
+    out = []
+    for fd in os.listdir(d):
+        try:
+            target = os.readlink(os.path.join(d, fd))
+        except OSError:
+            continue  # closed meanwhile
+        if target.endswith(" (deleted)"):
+            target = target[:-len(" (deleted)")]
+        if target.endswith(suffix):
+            out.append(target)
+    return out
+
+
 def metrics_text(node):
     """The node's /metrics page (the cluster started with http=True)."""
     url = "http://127.0.0.1:%d/metrics" % node.http_port

@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 
-from harness import ASAN, Cluster, cli, cli_json, wait_for
+from harness import ASAN, Cluster, cli, cli_json, open_files, wait_for
 from test_membership import FAST, add_joiner
 
 OBJECTS = 20000 if ASAN else 100000
@@ -561,3 +561,63 @@ def test_a_save_with_a_chunk_read_in_flight_at_shutdown_stops_cleanly():
         n.start()
         c.leader()
         cli(["--endpoints", n.client, "put", "bench", "after-restart"])
+
+
+def test_a_save_reads_the_image_it_opened_when_a_file_replaces_its_name():
+    """A stream holds its image open from its first chunk read to its end (node_chunk_read.c):
+    one descriptor for the whole save, closed when it ends, and a file renamed over the image's
+    name meanwhile (here a copy with a flipped byte near its end; in life a fresh image at the
+    same index) does not switch files under it. Before, every chunk opened the name again: the
+    save read the tail of the other file, its checksum failed ("snapshot_save_failed", Busy,
+    a fresh image made for the retry)."""
+    import subprocess
+    import time
+    from harness import BIN
+    with Cluster(1, FAST) as c:
+        n = c.nodes[0]
+        restart_with_slow_chunk_reads(c, 10000, 300)
+        snap_dir = os.path.join(n.dir, "snap")
+        orig = os.path.join(c.tmp, "orig.snap")
+        other = os.path.join(c.tmp, "other.snap")
+        fds_before = len(open_files(n))
+        out = os.path.join(c.tmp, "saved.snap")
+        save = subprocess.Popen([BIN, "--endpoints", n.client, "--json", "snapshot", "save", out],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        held = []
+        try:
+            # The save has the node make its image first (Busy, then the CLI's retry streams it).
+            assert wait_for(lambda: "snapshot_save_started" in n.log(), 60), n.log_tail(30)
+            t0 = time.time()
+            image = max((os.path.join(snap_dir, f) for f in os.listdir(snap_dir)
+                         if f.endswith(".snap")), key=os.path.getsize)
+            size = os.path.getsize(image)
+            assert size > 3 * (1 << 20), "a few chunks are needed: %d bytes" % size
+            shutil.copyfile(image, orig)
+            shutil.copyfile(image, other)
+            with open(other, "r+b") as f:
+                f.seek(size - 100)
+                b = f.read(1)
+                f.seek(size - 100)
+                f.write(bytes([b[0] ^ 0x10]))
+            time.sleep(max(0.0, t0 + 0.45 - time.time()))  # first chunk read, second reading
+            os.rename(other, image)
+            while save.poll() is None:
+                held.append(len(open_files(n, ".snap")))
+                time.sleep(0.05)
+            stdout, stderr = save.communicate(timeout=120)
+        finally:
+            if save.poll() is None:
+                save.kill()
+                save.wait()
+        log = n.log()
+        assert "snapshot_save_failed" not in log, n.log_tail(30)
+        assert save.returncode == 0 and json.loads(stdout)["verified"], (stdout, stderr)
+        with open(out, "rb") as a, open(orig, "rb") as b:
+            assert a.read() == b.read(), "the save is not the image it started with"
+        assert "snapshot_corrupt" not in log, n.log_tail(30)
+        assert max(held) == 1 and held.count(1) >= len(held) // 2, \
+            "image descriptors held while streaming: %s" % held
+        # Closed when the save ends (on a worker: a moment later), nothing else left open.
+        assert wait_for(lambda: not open_files(n, ".snap"), 5), open_files(n, ".snap")
+        assert wait_for(lambda: len(open_files(n)) == fds_before, 5), \
+            (fds_before, open_files(n))

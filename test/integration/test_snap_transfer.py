@@ -3,8 +3,9 @@ complete but not yet finished catches up when the leader sends the same image ag
 item 1): the whole .part is verified and installed at once; a .part larger than the image (left
 by another leader's image at the same index and term) is discarded and received afresh."""
 import os
+import time
 
-from harness import Cluster, cli, snapshot_flags, wait_for
+from harness import Cluster, cli, open_files, snapshot_flags, wait_for
 from test_membership import add_joiner
 
 FLAGS = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"] + snapshot_flags(40, 5)
@@ -75,3 +76,38 @@ def test_complete_part_after_crash_is_finished_on_resend():
                      "--max-keys", "5", "--json"], check=False)
             assert r.returncode == 0 and '"key_count": 5' in r.stdout.replace(":5", ": 5"), \
                 (r.stdout, r.stderr)
+
+
+def test_a_send_holds_its_image_open_once_and_closes_it_when_done():
+    """The leader's send to a learner reads its image through one descriptor, from the first
+    chunk read to the send's end (node_chunk_read.c); it is closed after the send (on a worker),
+    so the leader's image descriptors go back to none. Each chunk read is held 200 ms by the
+    test hook so the stream can be watched. Before, each chunk opened and closed the file: no
+    descriptor was ever seen held."""
+    with Cluster(1, FLAGS) as c:
+        n1 = c.nodes[0]
+        c.leader()
+        cli(["bench", "load", "--objects", "10000", "--endpoints", n1.client, "--connections",
+             "4", "--pipeline", "32"], timeout=120)
+        n1.stop()
+        os.environ["MC_TEST_SNAP_READ_DELAY_MS"] = "200"
+        try:
+            n1.start()
+        finally:
+            del os.environ["MC_TEST_SNAP_READ_DELAY_MS"]
+        c.leader()
+        assert not open_files(n1, ".snap"), open_files(n1, ".snap")
+        n2 = add_joiner(c, 2)
+        cli(["--endpoints", n1.client, "cluster", "add", "2", n2.peer, "--learner",
+             "--client-addr", n2.client])
+        held = []
+        deadline = time.time() + 60
+        while "snapshot_sent" not in n1.log() and time.time() < deadline:
+            held.append(len(open_files(n1, ".snap")))
+            time.sleep(0.05)
+        assert "snapshot_sent" in n1.log(), n1.log_tail(30)
+        assert "snapshot_send_failed" not in n1.log(), n1.log_tail(30)
+        assert held and max(held) == 1 and held.count(1) >= 3, \
+            "image descriptors held while sending: %s" % held
+        assert wait_for(lambda: not open_files(n1, ".snap"), 5), open_files(n1, ".snap")
+        assert wait_for(lambda: installs(n2) == 1, 30), n2.log_tail(30)

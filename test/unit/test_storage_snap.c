@@ -165,7 +165,9 @@ Test(storage_snap, chunked_transfer_resumes_and_checks)
     size_t chunk = 100 * 1024;
     uint8_t *buf = malloc(MC_SNAP_CHUNK_MAX_BYTES);
     size_t n;
-    cr_assert_eq(mc_snap_read_chunk(src.path, 0, buf, MC_SNAP_CHUNK_MAX_BYTES + 1, &n), MC_EINVAL);
+    struct mc_snap_chunk_file *f;
+    cr_assert_eq(mc_snap_chunk_open(src.path, NULL, &f), 0);
+    cr_assert_eq(mc_snap_chunk_read(f, 0, buf, MC_SNAP_CHUNK_MAX_BYTES + 1, &n), MC_EINVAL);
 
     /* first half, then the receiver "restarts" */
     struct mc_snap_recv *r;
@@ -173,7 +175,7 @@ Test(storage_snap, chunked_transfer_resumes_and_checks)
     cr_assert_eq(mc_snap_recv_offset(r), 0);
     uint64_t off = 0;
     while (off < src.file_size / 2) {
-        cr_assert_eq(mc_snap_read_chunk(src.path, off, buf, chunk, &n), 0);
+        cr_assert_eq(mc_snap_chunk_read(f, off, buf, chunk, &n), 0);
         cr_assert_eq(mc_snap_recv_write(r, off, buf, n), 0);
         off += n;
     }
@@ -182,7 +184,7 @@ Test(storage_snap, chunked_transfer_resumes_and_checks)
     cr_assert_eq(mc_snap_recv_open(rdir, NULL, 100, 1, &r), 0);
     cr_assert_eq(mc_snap_recv_offset(r), off, "resume offset");
     for (;;) {
-        cr_assert_eq(mc_snap_read_chunk(src.path, off, buf, chunk, &n), 0);
+        cr_assert_eq(mc_snap_chunk_read(f, off, buf, chunk, &n), 0);
         if (n == 0) {
             break;
         }
@@ -201,7 +203,7 @@ Test(storage_snap, chunked_transfer_resumes_and_checks)
     cr_assert_eq(mc_snap_recv_offset(r), 0);
     off = 0;
     for (;;) {
-        cr_assert_eq(mc_snap_read_chunk(src.path, off, buf, chunk, &n), 0);
+        cr_assert_eq(mc_snap_chunk_read(f, off, buf, chunk, &n), 0);
         if (n == 0) {
             break;
         }
@@ -218,13 +220,14 @@ Test(storage_snap, chunked_transfer_resumes_and_checks)
     /* right bytes, wrong index: rejected too */
     cr_assert_eq(mc_snap_recv_open(rdir, NULL, 555, 1, &r), 0);
     for (off = 0;; off += n) {
-        cr_assert_eq(mc_snap_read_chunk(src.path, off, buf, chunk, &n), 0);
+        cr_assert_eq(mc_snap_chunk_read(f, off, buf, chunk, &n), 0);
         if (n == 0) {
             break;
         }
         cr_assert_eq(mc_snap_recv_write(r, off, buf, n), 0);
     }
     cr_assert_eq(mc_snap_recv_finish(r, NULL), MC_ECORRUPT);
+    mc_snap_chunk_close(f);
     free(buf);
     st_rmtree(root);
 }
@@ -489,8 +492,10 @@ static int stream_verify(struct mc_snap_verify *v, const char *path, uint64_t fr
     int verdict = 0;
     *first_at = UINT64_MAX;
     size_t n;
+    struct mc_snap_chunk_file *f;
+    cr_assert_eq(mc_snap_chunk_open(path, v, &f), 0);
     for (uint64_t off = from;; off += n) {
-        cr_assert_eq(mc_snap_read_chunk(path, off, buf, chunk, &n), 0);
+        cr_assert_eq(mc_snap_chunk_read(f, off, buf, chunk, &n), 0);
         if (n == 0) {
             break;
         }
@@ -499,8 +504,87 @@ static int stream_verify(struct mc_snap_verify *v, const char *path, uint64_t fr
             *first_at = off;
         }
     }
+    mc_snap_chunk_close(f);
     free(buf);
     return verdict;
+}
+
+/* Read f from offset 0 to its end in chunk-sized reads into out (room for max bytes); returns
+ * the bytes read. */
+static size_t read_all(struct mc_snap_chunk_file *f, size_t chunk, uint8_t *out, size_t max)
+{
+    size_t off = 0, n;
+    do {
+        size_t want = max - off < chunk ? max - off : chunk;
+        cr_assert_eq(mc_snap_chunk_read(f, off, out + off, want, &n), 0);
+        off += n;
+    } while (n > 0 && off < max);
+    return off;
+}
+
+/* A stream holds its file open from the first chunk to the end (node_chunk_read.c): a fresh image
+ * renamed over the name meanwhile (a new image at the same index) does not switch files under
+ * it, so every chunk and the verify's verdict are of the file it looked up. */
+Test(storage_snap, chunk_file_keeps_reading_the_file_it_opened)
+{
+    char root[64];
+    st_tmpdir(root, sizeof(root));
+    static struct mc_snap_info a, b;
+    make_snap(root, "a", 2000, 10, &a);
+    make_snap(root, "b", 3000, 20, &b);
+    size_t chunk = 64 * 1024;
+    cr_assert_gt(a.file_size, 3 * chunk, "several chunks");
+    uint64_t a_hash = file_hash(a.path), b_hash = file_hash(b.path);
+    cr_assert_neq(a_hash, b_hash);
+    size_t max = (size_t)(a.file_size > b.file_size ? a.file_size : b.file_size) + chunk;
+    uint8_t *bytes = malloc(max);
+
+    struct mc_snap_verify *v;
+    cr_assert_eq(mc_snap_verify_new(&a, &v), 0);
+    struct mc_snap_chunk_file *f = NULL;
+    cr_assert_eq(mc_snap_chunk_open(a.path, v, &f), 0);
+    size_t n;
+    cr_assert_eq(mc_snap_chunk_read(f, 0, bytes, chunk, &n), 0);
+    cr_assert_eq(n, chunk);
+    cr_assert_eq(mc_snap_verify_update(v, 0, bytes, n), 0);
+    cr_assert_eq(rename(b.path, a.path), 0, "b's image takes a's name (a is unlinked)");
+
+    /* the rest, from the file opened: a's bytes, whole, and a's checksum matches */
+    size_t got = chunk;
+    int verdict = 0;
+    for (;;) {
+        cr_assert_eq(mc_snap_chunk_read(f, got, bytes + got, chunk, &n), 0);
+        if (n == 0) {
+            break;
+        }
+        verdict = mc_snap_verify_update(v, got, bytes + got, n);
+        got += n;
+    }
+    cr_assert_eq(got, a.file_size, "read %zu bytes of a's %llu", got,
+                 (unsigned long long)a.file_size);
+    cr_assert_eq(mc_checksum64(bytes, got), a_hash, "the bytes read are not a's");
+    cr_assert_eq(verdict, 1, "the verify saw a mix of two files (verdict %d)", verdict);
+    /* a rewind (a follower's RESEND) reads the same file too */
+    cr_assert_eq(read_all(f, chunk, bytes, max), a.file_size);
+    cr_assert_eq(mc_checksum64(bytes, (size_t)a.file_size), a_hash);
+    mc_snap_chunk_close(f);
+
+    /* a stream that opens after the replace: not the file its lookup (v) was of */
+    f = (struct mc_snap_chunk_file *)&n; /* must be reset */
+    cr_assert_eq(mc_snap_chunk_open(a.path, v, &f), MC_EBUSY);
+    cr_assert_null(f);
+    mc_snap_verify_free(v);
+    cr_assert_eq(mc_snap_chunk_open(a.path, NULL, &f), 0, "without a verify: what the name is");
+    cr_assert_eq(read_all(f, chunk, bytes, max), b.file_size);
+    cr_assert_eq(mc_checksum64(bytes, (size_t)b.file_size), b_hash);
+    cr_assert_eq(mc_snap_chunk_read(f, 0, bytes, MC_SNAP_CHUNK_MAX_BYTES + 1, &n), MC_EINVAL);
+    mc_snap_chunk_close(f);
+
+    cr_assert_eq(mc_snap_chunk_open(b.path, NULL, &f), MC_ENOTFOUND, "gone (renamed)");
+    cr_assert_null(f);
+    mc_snap_chunk_close(NULL);
+    free(bytes);
+    st_rmtree(root);
 }
 
 /* What a sender does instead of reading the whole image at lookup (node_snapshot.c): the data
@@ -530,7 +614,10 @@ Test(storage_snap, streamed_verify_and_set_aside)
     cr_assert_eq(mc_snap_verify_new(&img, &v), 0);
     uint8_t *buf = malloc(3 * chunk);
     size_t n;
-    cr_assert_eq(mc_snap_read_chunk(img.path, 0, buf, 3 * chunk, &n), 0);
+    struct mc_snap_chunk_file *f;
+    cr_assert_eq(mc_snap_chunk_open(img.path, v, &f), 0);
+    cr_assert_eq(mc_snap_chunk_read(f, 0, buf, 3 * chunk, &n), 0);
+    mc_snap_chunk_close(f);
     cr_assert_eq(mc_snap_verify_update(v, 0, buf, n), 0);
     cr_assert_eq(stream_verify(v, img.path, chunk, chunk, &at), 1);
     mc_snap_verify_free(v);
