@@ -128,6 +128,22 @@ static uint64_t slowest_match(const struct mc_raft *r)
     return m;
 }
 
+/* Member 1 of voters {1, 2, 3}; keep_entries/keep_bytes 0 take the defaults. */
+static struct mc_raft *create_member_1_of_3(uint64_t keep_entries, uint64_t keep_bytes)
+{
+    static const uint64_t voters[] = {1, 2, 3};
+    struct mc_raft_config c;
+    memset(&c, 0, sizeof(c));
+    c.id = 1;
+    c.initial_voters = voters;
+    c.n_initial_voters = 3;
+    c.snapshot_keep_entries = keep_entries;
+    c.snapshot_keep_bytes = keep_bytes;
+    struct mc_raft *r;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    return r;
+}
+
 /*
  * Same compaction point as the two walks for random logs and configurations: offsets, entry
  * sizes, tail count and byte caps, catch-up caps, roles, members' match indexes and snapshot
@@ -137,14 +153,7 @@ Test(raft_log_gc, one_walk_matches_the_tail_and_catch_up_rules)
 {
     static const uint64_t counts[] = {1, 1, 2, 3, 5, 8, 20, 50, 5000};
     static const uint64_t caps[] = {0, 1, 50, 100, 300, 1000, 5000, UINT64_MAX};
-    static const uint64_t voters[] = {1, 2, 3};
-    struct mc_raft_config c;
-    memset(&c, 0, sizeof(c));
-    c.id = 1;
-    c.initial_voters = voters;
-    c.n_initial_voters = 3;
-    struct mc_raft *r;
-    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    struct mc_raft *r = create_member_1_of_3(0, 0);
     uint8_t role = r->role;
     uint32_t n_prs = r->n_prs;
     struct progress prs[MC_RAFT_MAX_NODES];
@@ -207,16 +216,7 @@ Test(raft_log_gc, one_walk_matches_the_tail_and_catch_up_rules)
 /* Through the API: the entry at the snapshot index stays and the kept tail is (upto, index]. */
 Test(raft_log_gc, snapshot_keeps_the_entry_at_its_index)
 {
-    static const uint64_t voters[] = {1, 2, 3};
-    struct mc_raft_config c;
-    memset(&c, 0, sizeof(c));
-    c.id = 1;
-    c.initial_voters = voters;
-    c.n_initial_voters = 3;
-    c.snapshot_keep_entries = 1;
-    c.snapshot_keep_bytes = 1;
-    struct mc_raft *r;
-    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    struct mc_raft *r = create_member_1_of_3(1, 1);
     uint64_t seed = 42;
     fill_log(r, &seed, 0, 10);
     r->log.unstable = 11;
