@@ -85,7 +85,8 @@ static uint32_t entry_len(uint64_t *s)
     return (uint32_t)(below(s, 3) ? below(s, 120) : pick(s, lens, sizeof(lens) / sizeof(lens[0])));
 }
 
-/* A fresh log holding (offset, offset + n], entry lengths random, every fifth or so a CONF. */
+/* A fresh log holding (offset, offset + n], entry lengths random, all NORMAL (the walk does not
+ * look at entry types; keeping conf entries is mc_raft_snapshot_taken's, asserted there). */
 static void fill_log(struct mc_raft *r, uint64_t *s, uint64_t offset, uint64_t n)
 {
     static uint8_t payload[1000];
