@@ -26,7 +26,10 @@ stall_flags 2,12 "$@"
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 # status_kib PID FIELD: FIELD of /proc/PID/status in KiB (0 when the process is gone).
-status_kib() { awk -v f="$2:" '$1 == f {v = $2} END {print v + 0}' "/proc/$1/status" 2>/dev/null || echo 0; }
+status_kib() {
+    [ -r "/proc/$1/status" ] || { echo 0; return; }
+    awk -v f="$2:" '$1 == f {v = $2} END {print v + 0}' "/proc/$1/status" 2>/dev/null || echo 0
+}
 
 # sample POINT: the memory of every node, and the leader's Raft log, at POINT.
 sample() {

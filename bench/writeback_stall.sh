@@ -26,6 +26,8 @@ stall_flag() {
     esac
 }
 stall_flags 2,11 "$@"
+TICK_FLAG=() # only when asked: builds before session 13 may not know the flag
+[ "$TICK" = 0 ] || TICK_FLAG=(--send-tick-us "$TICK")
 MEMPID=""
 stall_on_exit() { [ -z "$MEMPID" ] || kill "$MEMPID" 2>/dev/null || true; }
 stall_setup mcstall "$PRE"
@@ -42,7 +44,7 @@ MEMPID=$!
 for ((k = 1; k <= NW; k++)); do
     t0=$(date +%s.%N)
     "$MC" bench --endpoints "$EP" --workload put --connections "$CONN" --pipeline "$PIPE" \
-        --keys 100000 --rate 40000 --duration 5 --send-tick-us "$TICK" --json 2>/dev/null |
+        --keys 100000 --rate 40000 --duration 5 ${TICK_FLAG[@]+"${TICK_FLAG[@]}"} --json 2>/dev/null |
         tail -1 >"$WORK/w.json"
     t1=$(date +%s.%N)
     read -r dmax wmax < <(awk -v a="$t0" -v b="$t1" '$1 >= a && $1 <= b {

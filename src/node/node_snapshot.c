@@ -362,18 +362,18 @@ static bool periodic_image_due(const struct mc_node *n)
     if (mc_raft_role(n->raft) == MC_RAFT_LEADER && conf->n_voters > 1) {
         scale = LEADER_IMAGE_DEFER;
     }
-    uint64_t entries = n->opts.image_entries * scale;
     uint64_t used = mc_engine_used_bytes(n->engine);
     uint64_t log_floor = n->opts.image_log_mb << 20;
-    uint64_t bytes = (log_floor > 2 * used ? log_floor : 2 * used) * scale;
+    uint64_t interval_entries = n->opts.image_entries;
+    uint64_t interval_bytes = log_floor > 2 * used ? log_floor : 2 * used;
     uint64_t since_entries = n->applied_index - n->last_image_index;
     uint64_t since_bytes = n->applied_log_bytes - n->image_log_mark;
     if (!n->imaged_since_start) {
         double phase = image_phase(n->opts.node_id);
-        since_entries += (uint64_t)(phase * (double)n->opts.image_entries);
-        since_bytes += (uint64_t)(phase * (double)log_floor);
+        since_entries += (uint64_t)(phase * (double)interval_entries);
+        since_bytes += (uint64_t)(phase * (double)interval_bytes);
     }
-    return since_entries >= entries || since_bytes >= bytes;
+    return since_entries >= interval_entries * scale || since_bytes >= interval_bytes * scale;
 }
 
 void node_maybe_snapshot(struct mc_node *n)
