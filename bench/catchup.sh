@@ -32,7 +32,6 @@ stall_flag() {
     esac
 }
 stall_flags 2,18 "$@"
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 LOAD=""
 # The load runs in the background, where Ctrl-C does not reach it: stop it here (TERM to
 # `timeout` reaches the generator too).

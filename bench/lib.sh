@@ -28,6 +28,9 @@ EOF
 
 now_ms() { date +%s%3N; }
 
+# log MESSAGE...: a timestamped progress line on stderr.
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
 # Kill every process whose pid file lies under $WORK (nodes, etcd members); waits up to 5 s for
 # them to be gone.
 kill_all() {

@@ -23,7 +23,6 @@ stall_flag() {
     esac
 }
 stall_flags 2,12 "$@"
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 # status_kib PID FIELD: FIELD of /proc/PID/status in KiB (0 when the process is gone).
 status_kib() {

@@ -44,7 +44,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 "$ROOT/scripts/bench-deps.sh"
 log "building"

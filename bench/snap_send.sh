@@ -35,7 +35,6 @@ stall_flag() {
     esac
 }
 stall_flags 2,20 "$@"
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 # puts S CONNECTIONS KEYS VALUE_BYTES: S seconds of closed-loop puts on the current cluster.
 puts() {

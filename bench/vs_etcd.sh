@@ -34,7 +34,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 "$ROOT/scripts/bench-deps.sh"
 if [ -z "${MC_SKIP_MAKE:-}" ]; then

@@ -2,22 +2,11 @@
 #include <criterion/criterion.h>
 
 #include "raft/raft_int.h"
+#include "raft_test_util.h"
 #include "util/codec.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* A config for node `id` of the voters {1, 2, 3}, everything else default. */
-static struct mc_raft_config cfg3(uint64_t id)
-{
-    static const uint64_t voters[] = {1, 2, 3};
-    struct mc_raft_config c;
-    memset(&c, 0, sizeof(c));
-    c.id = id;
-    c.initial_voters = voters;
-    c.n_initial_voters = 3;
-    return c;
-}
 
 static struct mc_raft *mk(void)
 {
@@ -685,16 +674,11 @@ static void *f_realloc(void *ud, void *p, size_t n)
 
 Test(raft_api, allocation_failures_are_survivable)
 {
-    static const uint64_t v[] = {1, 2, 3};
     bool saw_enomem = false;
     for (fail_at = 1; fail_at < 200; fail_at++) {
         n_calls = 0;
         live_allocs = 0;
-        struct mc_raft_config c;
-        memset(&c, 0, sizeof(c));
-        c.id = 1;
-        c.initial_voters = v;
-        c.n_initial_voters = 3;
+        struct mc_raft_config c = cfg3(1);
         c.disable_pre_vote = true;
         c.alloc = (struct mc_raft_alloc){f_malloc, f_realloc, h_free, NULL};
         struct mc_raft *r = NULL;

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 
 #include "raft/raft_int.h"
+#include "raft_test_util.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -132,12 +133,7 @@ static uint64_t slowest_match(const struct mc_raft *r)
 /* Member 1 of voters {1, 2, 3}; keep_entries/keep_bytes 0 take the defaults. */
 static struct mc_raft *create_member_1_of_3(uint64_t keep_entries, uint64_t keep_bytes)
 {
-    static const uint64_t voters[] = {1, 2, 3};
-    struct mc_raft_config c;
-    memset(&c, 0, sizeof(c));
-    c.id = 1;
-    c.initial_voters = voters;
-    c.n_initial_voters = 3;
+    struct mc_raft_config c = cfg3(1);
     c.snapshot_keep_entries = keep_entries;
     c.snapshot_keep_bytes = keep_bytes;
     struct mc_raft *r;
