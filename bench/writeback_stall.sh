@@ -7,7 +7,7 @@
 # Usage: bench/writeback_stall.sh [--windows N] [--pre S] [--connections C --pipeline P]
 #   [--send-tick-us N] [--engine-tmpfs]: --engine-tmpfs keeps each node's engine on /dev/shm
 #   (`serve --engine-dir`); --send-tick-us is the generator's (bench --help). MC=PATH times
-#   another build.
+#   another build. Flags after `--` go to every `serve` (e.g. -- --no-image-handoff).
 # Every process started here is killed at exit; every loop is bounded.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +30,7 @@ TICK_FLAG=() # only when asked: builds before session 13 may not know the flag
 [ "$TICK" = 0 ] || TICK_FLAG=(--send-tick-us "$TICK")
 MEMPID=""
 stall_on_exit() { [ -z "$MEMPID" ] || kill "$MEMPID" 2>/dev/null || true; }
-stall_setup mcstall "$PRE"
+stall_setup mcstall "$PRE" ${SERVE_FLAGS[@]+"${SERVE_FLAGS[@]}"}
 # Bounded sampler: at most (NW * 6 + 10) s of 100 ms samples.
 (
     end=$(($(date +%s) + NW * 6 + 10))
@@ -53,3 +53,4 @@ for ((k = 1; k <= NW; k++)); do
         '{window: $w, p50_us, p99_us, max_us, dirty_mb_max: $d, writeback_mb_max: $b}' "$WORK/w.json"
 done
 grep -h "snapshot_created" "$WORK"/c/n*.log | grep "image=1" | cut -c1-120 || true
+grep -h "msg=image_handoff\|msg=raft_state role=leader" "$WORK"/c/n*.log | sort | cut -c1-120 || true

@@ -434,6 +434,7 @@ static const struct field f_raft[] = {
     BOOL("pre_vote", pre_vote),
     BOOL("check_quorum", check_quorum),
     BOOL("lease_reads", lease_reads),
+    BOOL("image_handoff", image_handoff),
     END,
 };
 
@@ -917,7 +918,7 @@ const char *mc_node_config_find_arg(int argc, char **argv)
 {
     /* Flags without a value, as in mc_node_options_parse; every other --flag takes one. */
     static const char *const bare[] = {"--help",        "-h", "--no-pre-vote", "--no-check-quorum",
-                                       "--lease-reads", NULL};
+                                       "--lease-reads", "--no-image-handoff", NULL};
     const char *found = NULL;
     for (int i = 1; i < argc; i++) {
         int is_bare = 0;

@@ -1143,6 +1143,23 @@ static void finish_stop(struct mc_node *n)
     close_handle(n, (uv_handle_t *)&n->metrics_timer);
 }
 
+uint64_t node_best_transferee(struct mc_node *n)
+{
+    struct mc_raft_status *st = malloc(sizeof(*st));
+    uint64_t best = 0, best_match = 0;
+    if (st) {
+        mc_raft_status(n->raft, st);
+        for (uint32_t i = 0; i < st->n_peers; i++) {
+            if (!st->peers[i].is_learner && st->peers[i].match >= best_match) {
+                best = st->peers[i].id;
+                best_match = st->peers[i].match;
+            }
+        }
+        free(st);
+    }
+    return best;
+}
+
 static void stop_timer_cb(uv_timer_t *h)
 {
     struct mc_node *n = h->data;
@@ -1165,18 +1182,7 @@ void mc_node_stop(struct mc_node *n, void (*done)(void *arg), void *arg)
     const struct mc_raft_conf *c = mc_raft_conf(n->raft);
     if (!n->fatal && mc_raft_role(n->raft) == MC_RAFT_LEADER && c->n_voters > 1) {
         /* Hand leadership to the most caught-up voter so clients fail over at once. */
-        struct mc_raft_status *st = malloc(sizeof(*st));
-        uint64_t best = 0, best_match = 0;
-        if (st) {
-            mc_raft_status(n->raft, st);
-            for (uint32_t i = 0; i < st->n_peers; i++) {
-                if (!st->peers[i].is_learner && st->peers[i].match >= best_match) {
-                    best = st->peers[i].id;
-                    best_match = st->peers[i].match;
-                }
-            }
-            free(st);
-        }
+        uint64_t best = node_best_transferee(n);
         if (best && mc_raft_transfer_leader(n->raft, best) == 0) {
             MC_INFO("shutdown_transfer_leader", "to=%llu", (unsigned long long)best);
             n->stop_deadline_ms = node_now_ms() + n->opts.election_timeout_ms;

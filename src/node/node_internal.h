@@ -216,6 +216,9 @@ struct mc_node {
     uint64_t last_image_index;  /* newest engine image on disk: the WAL keeps what follows */
     uint64_t image_log_mark;    /* applied_log_bytes when the last image started */
     bool imaged_since_start;    /* an image was made or installed since start (image phase) */
+    bool image_after_handoff;   /* a periodic image waits for this leader's hand-off */
+    bool image_as_leader;       /* a hand-off timed out: the next periodic image is made anyway */
+    uint64_t handoff_deadline_ms; /* the image is made as leader after this */
     uint64_t snapshot_size_bytes;
     bool snapshot_running;
     bool apply_paused;         /* an image copy is starting: hold applies (node_snapshot.c) */
@@ -294,6 +297,9 @@ struct member_info *node_member(struct mc_node *n, uint64_t id);
 void node_set_member(struct mc_node *n, uint64_t id, const char *peer_addr,
                      const char *client_addr);
 void node_fatal(struct mc_node *n, const char *what, int rc);
+/* The voter (not this node, not a learner) with the highest match index, for a leadership
+ * transfer; 0 when there is none or on allocation failure. Leader only. */
+uint64_t node_best_transferee(struct mc_node *n);
 /* Free space below --disk-reserve-mb on the data dir's or the engine dir's file system. */
 bool node_disk_low(struct mc_node *n, uint64_t now_ms);
 const char *node_leader_client_addr(struct mc_node *n);

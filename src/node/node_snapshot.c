@@ -235,6 +235,7 @@ static void snap_done(uv_work_t *req, int status)
                 n->last_image_index = j->index;
                 n->image_log_mark = j->log_mark;
                 n->imaged_since_start = true;
+                n->image_as_leader = false;
                 n->image_backoff_ms = 0;
                 n->save.made_index = j->index;
                 n->save.made_ms = node_now_ms();
@@ -294,6 +295,8 @@ static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
             free(j);
             return rc;
         }
+        MC_INFO("snapshot_image_start", "index=%llu role=%s", (unsigned long long)index,
+                mc_raft_role_name(mc_raft_role(n->raft)));
         n->snapshot_running = true; /* the work is queued once the copy started (above) */
         return 0;
     }
@@ -353,8 +356,9 @@ static double image_phase(uint64_t node_id)
  * - A leader of a cluster with other voters waits LEADER_IMAGE_DEFER intervals: its copy stalls
  *   the commit path of every write (a follower's only its own acks, and the other follower acks;
  *   docs/benchmarks.md, session 11: ~80-120 ms of a 6 s window's p99 against ~10-40). The cost
- *   is that much more WAL on its disk and to replay at its restart. An image a follower or a
- *   save needs is made at once (want_image), whatever this says. */
+ *   is that much more WAL on its disk and to replay at its restart. When its image falls due it
+ *   hands leadership off first (handoff_before_image). An image a follower or a save needs is
+ *   made at once (want_image), whatever this says. */
 static bool periodic_image_due(const struct mc_node *n)
 {
     const struct mc_raft_conf *conf = mc_raft_conf(n->raft);
@@ -376,6 +380,60 @@ static bool periodic_image_due(const struct mc_node *n)
     return since_entries >= interval_entries * scale || since_bytes >= interval_bytes * scale;
 }
 
+/* A leader's periodic image is the one stall every write waits on (its copy's read transaction
+ * pins LMDB's free pages, so each commit takes fresh pages of the map; docs/benchmarks.md,
+ * sessions 11 and 13: ~0.6 s of write tail against a few ms for a leader change). So when it
+ * falls due, the leader hands leadership to its most caught-up voter (thesis §3.10: the target
+ * is caught up, then told to campaign at once) and makes the image as a follower; until then
+ * only header-only snapshots are taken. If leadership has not moved after two election
+ * timeouts, the image is made as leader all the same (image_as_leader), so the WAL stays
+ * bounded by LEADER_IMAGE_DEFER intervals plus that wait. Returns true while an image waits
+ * for a hand-off, started now or earlier. */
+static bool handoff_before_image(struct mc_node *n)
+{
+    if (n->image_after_handoff) {
+        return true;
+    }
+    const struct mc_raft_conf *conf = mc_raft_conf(n->raft);
+    if (!n->opts.image_handoff || n->image_as_leader ||
+        mc_raft_role(n->raft) != MC_RAFT_LEADER || conf->n_voters < 2) {
+        return false;
+    }
+    uint64_t to = node_best_transferee(n);
+    int rc = to ? mc_raft_transfer_leader(n->raft, to) : MC_ENOMEMBER;
+    if (rc) {
+        MC_WARN("image_handoff_failed", "to=%llu err=%s reason=\"the image is made as leader\"",
+                (unsigned long long)to, mc_error_name(rc));
+        n->image_as_leader = true;
+        return false;
+    }
+    MC_INFO("image_handoff", "to=%llu applied=%llu", (unsigned long long)to,
+            (unsigned long long)n->applied_index);
+    mc_metrics_image_handoff();
+    n->image_after_handoff = true;
+    n->handoff_deadline_ms = node_now_ms() + 2 * n->opts.election_timeout_ms;
+    return true;
+}
+
+/* The image a hand-off was for: as soon as this member is no longer the leader, or at the
+ * deadline if it still is. Returns true when it started it. */
+static bool image_after_handoff(struct mc_node *n)
+{
+    uint64_t now = node_now_ms();
+    bool leader = mc_raft_role(n->raft) == MC_RAFT_LEADER;
+    if ((leader && now < n->handoff_deadline_ms) || n->snapshot_running || n->stopping ||
+        n->fatal || now < n->image_retry_ms) {
+        return false;
+    }
+    if (leader) {
+        MC_WARN("image_handoff_timeout", "applied=%llu reason=\"leadership did not move: the "
+                "image is made as leader\"", (unsigned long long)n->applied_index);
+    }
+    n->image_after_handoff = false;
+    start_snapshot(n, n->applied_index, true);
+    return true;
+}
+
 void node_maybe_snapshot(struct mc_node *n)
 {
     /* Called after node_process_ready's ready loop: any install Raft handed out has run, and no
@@ -388,6 +446,9 @@ void node_maybe_snapshot(struct mc_node *n)
             start_snapshot(n, n->applied_index, true);
             return;
         }
+    }
+    if (n->image_after_handoff && image_after_handoff(n)) {
+        return;
     }
     if (n->snapshot_running || n->stopping || n->fatal ||
         n->applied_index <= n->last_snapshot_index ||
@@ -405,6 +466,9 @@ void node_maybe_snapshot(struct mc_node *n)
         return;
     }
     bool image = periodic_image_due(n) && node_now_ms() >= n->image_retry_ms; /* else header-only */
+    if (image && handoff_before_image(n)) {
+        image = false;
+    }
     start_snapshot(n, n->applied_index, image);
 }
 

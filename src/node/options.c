@@ -39,6 +39,8 @@ const char mc_node_options_help[] =
     "                                keeps everything after the newest image (default 1000000)\n"
     "  --image-log-mb N              ... or once the log since the last one exceeds N MiB and\n"
     "                                twice the engine, sooner (default 512)\n"
+    "  --no-image-handoff            a leader makes its periodic image itself instead of first\n"
+    "                                handing leadership to an up-to-date follower\n"
     "  --max-map-size BYTES          LMDB map size limit (default 68719476736)\n"
     "  --ready-max-lag N             /readyz fails when applied lags commit by more (default "
     "1000)\n"
@@ -104,6 +106,7 @@ void mc_node_options_default(struct mc_node_options *o)
     o->catch_up_log_mb = 256;
     o->image_entries = 1000000;
     o->image_log_mb = 512;
+    o->image_handoff = 1;
     o->max_map_size_bytes = 64ull << 30;
     o->disk_reserve_mb = 256;
     o->ready_max_lag = 1000;
@@ -221,6 +224,10 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
         }
         if (strcmp(f, "--lease-reads") == 0) {
             o->lease_reads = 1;
+            continue;
+        }
+        if (strcmp(f, "--no-image-handoff") == 0) {
+            o->image_handoff = 0;
             continue;
         }
         if (strncmp(f, "--", 2) != 0) {

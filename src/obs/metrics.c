@@ -43,6 +43,7 @@ static struct {
     _Atomic uint64_t snapshots_sent;
     _Atomic uint64_t snapshots_received;
     _Atomic uint64_t engine_rebuilds;
+    _Atomic uint64_t image_handoffs;
     _Atomic int64_t http_connections;
     _Atomic uint64_t http_refused;
     _Atomic uint64_t limits[MC_LIMIT_COUNT];
@@ -89,6 +90,11 @@ uint64_t mc_metrics_limit_hits(enum mc_metric_limit which)
 void mc_metrics_snapshot_sent(void)
 {
     atomic_fetch_add_explicit(&reg.snapshots_sent, 1, RLX);
+}
+
+void mc_metrics_image_handoff(void)
+{
+    atomic_fetch_add_explicit(&reg.image_handoffs, 1, RLX);
 }
 
 void mc_metrics_engine_rebuilt(void)
@@ -310,6 +316,9 @@ static void render_events(struct mc_textbuf *b)
               atomic_load_explicit(&reg.snapshots_sent, RLX));
     counter_u(b, "metacenter_snapshots_received_total", "Whole snapshots received and installed.",
               atomic_load_explicit(&reg.snapshots_received, RLX));
+    counter_u(b, "metacenter_image_handoffs_total",
+              "Leadership transfers this node started as leader before its periodic engine image.",
+              atomic_load_explicit(&reg.image_handoffs, RLX));
     counter_u(b, "metacenter_engine_rebuilds_total",
               "Engine files rebuilt at start from the newest image and the WAL (damaged or old "
               "after a power loss).",

@@ -126,6 +126,8 @@ uint64_t mc_metrics_limit_hits(enum mc_metric_limit which);
 void mc_metrics_snapshot_sent(void);
 void mc_metrics_snapshot_received(void);
 void mc_metrics_engine_rebuilt(void); /* node_recover.c: an engine rebuilt at start */
+/* metacenter_image_handoffs_total: node_snapshot.c, a leader handing off before its image. */
+void mc_metrics_image_handoff(void);
 
 /* Entries applied to the engine (feeds rustfs_metadata_replication_ops_per_second, averaged
  * over the last 10 whole seconds). Call from ONE thread only (the apply thread/loop). */

@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 
-from harness import ASAN, Cluster, cli, port_open, snapshot_flags, wait_for
+from harness import ASAN, Cluster, cli, metrics_text, port_open, snapshot_flags, wait_for
 
 FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
 # Header-only snapshots every 200 entries, an engine image every 1,000: the WAL is compacted to
@@ -282,6 +282,47 @@ def test_members_take_turns_making_images_and_the_leader_waits():
         assert firsts[1] - firsts[0] >= 40, \
             "the followers' first images came at indexes %s: together, not in turn (%s)" % (
                 firsts, images)
+
+
+def images_by_role(node):
+    """(index, role) of each engine image the node started, in order (`snapshot_image_start`)."""
+    return [(int(i), role) for i, role in re.findall(
+        r"msg=snapshot_image_start index=(\d+) role=(\w+)", node.log())]
+
+
+def test_a_leader_hands_off_leadership_before_its_periodic_image():
+    """A leader's image stalls every write (its copy pins LMDB's free pages: each commit then
+    takes fresh pages), so when its periodic image falls due (every 4 intervals for a leader)
+    it first hands leadership to its most caught-up voter, and makes the image as a follower
+    (node_snapshot.c handoff_before_image). The clients see no error. Images every 100 entries
+    here, so a leader's falls due within ~400 of ~900 one-put entries. With
+    --no-image-handoff the leader makes it itself and stays leader."""
+    flags = FAST + ["--snapshot-entries", "20", "--image-entries", "100"]
+    with Cluster(3, flags, http=True) as c:
+        first = c.leader()
+        load(c, 900, connections=1)
+        assert wait_for(lambda: "msg=image_handoff " in first.log(), 10), first.log_tail(30)
+        assert wait_for(lambda: c.leader().id != first.id, 10), "leadership did not move"
+        handoffs = sum(n.log().count("msg=image_handoff ") for n in c.nodes)
+        made = {n.id: images_by_role(n) for n in c.nodes}
+        as_leader = {i: [x for x, role in m if role == "leader"] for i, m in made.items()}
+        assert all(not v for v in as_leader.values()), \
+            "images made as leader: %s (all: %s)" % (as_leader, made)
+        # the first leader made its image once it was a follower
+        after = first.log().split("msg=image_handoff ", 1)[1]
+        assert "msg=snapshot_image_start" in after, first.log_tail(30)
+        assert handoffs >= 1 and "image_handoff_timeout" not in "".join(
+            n.log() for n in c.nodes), [n.log_tail(10) for n in c.nodes]
+        metric = metrics_text(first)
+        assert re.search(r"^metacenter_image_handoffs_total [1-9]", metric, re.M), metric[-2000:]
+    with Cluster(3, flags + ["--no-image-handoff"]) as c:
+        first = c.leader()
+        load(c, 900, connections=1)
+        assert c.leader() == first, "the leader changed without a hand-off"
+        assert wait_for(lambda: any(role == "leader" for _, role in images_by_role(first)), 10), \
+            "the leader made no image of its own with --no-image-handoff: %s" % (
+                images_by_role(first),)
+        assert all("msg=image_handoff " not in n.log() for n in c.nodes)
 
 
 def test_unclean_stop_then_reboot_rebuilds_the_engine():

@@ -70,6 +70,7 @@ Test(config_keys, every_key_maps_onto_options)
                     "      pre_vote: false\n"
                     "      check_quorum: False\n"
                     "      lease_reads: true\n"
+                    "      image_handoff: false\n"
                     "    max_batch_size: 128\n"
                     "    batch_timeout_ms: 0\n";
     struct mc_node_options o;
@@ -101,6 +102,7 @@ Test(config_keys, every_key_maps_onto_options)
     cr_assert_eq(o.pre_vote, 0);
     cr_assert_eq(o.check_quorum, 0);
     cr_assert_eq(o.lease_reads, 1);
+    cr_assert_eq(o.image_handoff, 0);
     cr_assert_eq(o.max_batch_entries, 128);
     cr_assert_str_eq(o.config_file, "t.yaml");
     cr_assert_eq(warns.count, 0, "unexpected warning: %s", warns.msg[0]);
@@ -590,6 +592,19 @@ Test(config_files, flags_override_the_file)
     cr_assert_eq(o.node_id, 7);
     cr_assert_eq(o.election_timeout_ms, 3000);              /* file value kept */
     cr_assert_str_eq(o.advertise_client, "127.0.0.1:9000"); /* defaulted from the file's client */
+}
+
+Test(config_files, image_handoff_is_on_unless_turned_off)
+{
+    struct mc_node_options o;
+    mc_node_options_default(&o);
+    cr_assert_eq(o.image_handoff, 1);
+    char *argv[] = {"serve", "--no-image-handoff", "--node-id", "3", NULL};
+    cr_assert_eq(mc_node_options_parse(&o, 4, argv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(o.image_handoff, 0);
+    cr_assert_eq(o.node_id, 3);
+    char *a2[] = {"serve", "--no-image-handoff", "--config", "x.yaml", NULL};
+    cr_assert_str_eq(mc_node_config_find_arg(4, a2), "x.yaml");
 }
 
 Test(config_files, find_config_arg)

@@ -56,6 +56,7 @@ static const char *const contract[][2] = {
     {"metacenter_snapshots_sent_total", "counter"},
     {"metacenter_snapshots_received_total", "counter"},
     {"metacenter_engine_rebuilds_total", "counter"},
+    {"metacenter_image_handoffs_total", "counter"},
     {"metacenter_peer_reachable", "gauge"},
     {"process_resident_memory_bytes", "gauge"},
     {"process_open_fds", "gauge"},
