@@ -917,8 +917,9 @@ int mc_node_config_load(const char *path, struct mc_node_options *o, char *err, 
 const char *mc_node_config_find_arg(int argc, char **argv)
 {
     /* Flags without a value, as in mc_node_options_parse; every other --flag takes one. */
-    static const char *const bare[] = {"--help",        "-h", "--no-pre-vote", "--no-check-quorum",
-                                       "--lease-reads", "--no-image-handoff", NULL};
+    static const char *const bare[] = {
+        "--help", "-h", "--no-pre-vote", "--no-check-quorum", "--lease-reads", "--no-image-handoff",
+        NULL};
     const char *found = NULL;
     for (int i = 1; i < argc; i++) {
         int is_bare = 0;
