@@ -211,13 +211,13 @@ struct mc_node {
     struct apply_hold apply_holds[NODE_MAX_APPLY_HOLDS]; /* index ascending; hook off: empty */
     size_t n_apply_holds;
     uint64_t last_snapshot_index;
-    uint64_t applied_log_bytes; /* entry bytes applied since start (snapshot triggers) */
-    uint64_t snapshot_log_mark; /* applied_log_bytes when the last snapshot started */
-    uint64_t last_image_index;  /* newest engine image on disk: the WAL keeps what follows */
-    uint64_t image_log_mark;    /* applied_log_bytes when the last image started */
-    bool imaged_since_start;    /* an image was made or installed since start (image phase) */
-    bool image_after_handoff;   /* a periodic image waits for this leader's hand-off */
-    bool image_as_leader;       /* a hand-off timed out: the next periodic image is made anyway */
+    uint64_t applied_log_bytes;   /* entry bytes applied since start (snapshot triggers) */
+    uint64_t snapshot_log_mark;   /* applied_log_bytes when the last snapshot started */
+    uint64_t last_image_index;    /* newest engine image on disk: the WAL keeps what follows */
+    uint64_t image_log_mark;      /* applied_log_bytes when the last image started */
+    bool imaged_since_start;      /* an image was made or installed since start (image phase) */
+    bool image_after_handoff;     /* a periodic image waits for this leader's hand-off */
+    bool image_as_leader;         /* a hand-off timed out: the next periodic image is made anyway */
     uint64_t handoff_deadline_ms; /* the image is made as leader after this */
     uint64_t snapshot_size_bytes;
     bool snapshot_running;

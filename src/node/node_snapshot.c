@@ -395,8 +395,8 @@ static bool handoff_before_image(struct mc_node *n)
         return true;
     }
     const struct mc_raft_conf *conf = mc_raft_conf(n->raft);
-    if (!n->opts.image_handoff || n->image_as_leader ||
-        mc_raft_role(n->raft) != MC_RAFT_LEADER || conf->n_voters < 2) {
+    if (!n->opts.image_handoff || n->image_as_leader || mc_raft_role(n->raft) != MC_RAFT_LEADER ||
+        conf->n_voters < 2) {
         return false;
     }
     uint64_t to = node_best_transferee(n);
@@ -426,8 +426,10 @@ static bool image_after_handoff(struct mc_node *n)
         return false;
     }
     if (leader) {
-        MC_WARN("image_handoff_timeout", "applied=%llu reason=\"leadership did not move: the "
-                "image is made as leader\"", (unsigned long long)n->applied_index);
+        MC_WARN("image_handoff_timeout",
+                "applied=%llu reason=\"leadership did not move: the "
+                "image is made as leader\"",
+                (unsigned long long)n->applied_index);
     }
     n->image_after_handoff = false;
     start_snapshot(n, n->applied_index, true);

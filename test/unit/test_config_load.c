@@ -404,8 +404,8 @@ Test(config_errors, out_of_range_values)
     expect_error("metadata: {replication: {raft: {max_log_entries: 4294967296}}}",
                  "t.yaml:1:", "max_log_entries");
     /* 0 was accepted and meant the core's default of 5,000 (the WAL kept none): refused now. */
-    expect_error("metadata: {replication: {raft: {max_log_entries: 0}}}", "t.yaml:1:",
-                 "max_log_entries");
+    expect_error("metadata: {replication: {raft: {max_log_entries: 0}}}",
+                 "t.yaml:1:", "max_log_entries");
     expect_error("metadata: {replication: {raft: {tick_ms: 0}}}", "t.yaml:1:", "tick_ms");
     expect_error("metadata: {replication: {node_id: 0}}",
                  "t.yaml:1:", "node_id: 0 is out of range");
