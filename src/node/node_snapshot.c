@@ -427,8 +427,7 @@ static bool image_after_handoff(struct mc_node *n)
     }
     if (leader) {
         MC_WARN("image_handoff_timeout",
-                "applied=%llu reason=\"leadership did not move: the "
-                "image is made as leader\"",
+                "applied=%llu reason=\"leadership did not move: the image is made as leader\"",
                 (unsigned long long)n->applied_index);
     }
     n->image_after_handoff = false;
