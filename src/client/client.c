@@ -9,6 +9,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,12 @@
 #define LEADER_REFRESH_MS    2000
 #define LEADER_RETRY_MS      250
 #define LEADER_OLD_SERVER_MS 60000
+/* Names in leader hints are looked up off the request path (struct lookup): at most this many
+ * at once, a finished one checked for this often, a failed one not tried again for this long. */
+#define MAX_LOOKUPS     4
+#define LOOKUP_POLL_MS  5
+#define LOOKUP_RETRY_MS 1000
+#define LOOKUP_PENDING  (-2) /* ep_learn: the name is being looked up */
 
 enum ep_state { EP_IDLE, EP_CONNECTING, EP_UP };
 enum req_state { REQ_FREE, REQ_WAIT_SESSION, REQ_QUEUED, REQ_SENT };
@@ -62,6 +71,27 @@ struct ep {
     struct mc_wbuf cout;   /* TLS: ciphertext not yet sent; [cout_off, len) pending */
     size_t cout_off;
     uint32_t gen; /* new socket, new generation (mc_client_fd) */
+};
+
+/* One name lookup (getaddrinfo on a thread of its own), shared with that thread: whichever of
+ * the two lets go last frees it, so a client may close while a slow resolver still works. */
+struct lookup_job {
+    atomic_int refs;
+    atomic_bool done;
+    int rc;              /* getaddrinfo's (EAI_*), valid once done */
+    struct in_addr addr; /* valid once done with rc 0 */
+    char host[MC_ADDR_MAX];
+};
+
+/* A name learned from a leader hint ("host:port"), resolved or on its way. Kept after it
+ * resolves: a name that turned out to be an endpoint the caller gave by number maps there
+ * again without another lookup. */
+struct lookup {
+    char addr[MC_ADDR_MAX]; /* "" = unused */
+    struct lookup_job *job; /* in flight; NULL once finished */
+    struct sockaddr_in sa;  /* the port at once, the address once resolved */
+    int rc;                 /* the last finished lookup's: 0 resolved, else EAI_* */
+    uint64_t at_ms;         /* started (in flight) or finished */
 };
 
 /* One exactly-once session; a client opens more when it pipelines more writes than one
@@ -112,6 +142,8 @@ struct mc_client {
     int n_given_eps; /* eps[0..n_given_eps) came from mc_client_open; later ones were learned
                         from the cluster (leader hints) */
     int leader_ep;
+    int leader_lookup;      /* the leader is known by a name being looked up (index in lookups;
+                               -1 = none): requests for the leader wait for it (pick) */
     int probe_ep;           /* where the LEADER request in flight went; -1 = none in flight */
     uint64_t probe_next_ms; /* no new LEADER request before this (after a failed one) */
     uint32_t rr;
@@ -132,7 +164,10 @@ struct mc_client {
     char token[MC_CLIENT_TOKEN_MAX + 1]; /* opts.token points here */
     struct mc_tls_ctx *tls;              /* NULL = plaintext */
     char tls_error[200];                 /* last TLS failure (reported with timeouts) */
-    char timeout_msg[256];
+    char timeout_msg[512];
+    struct lookup lookups[MAX_LOOKUPS];
+    char lookup_error[200];   /* the last failed lookup (reported with timeouts) */
+    uint64_t lookup_error_ms; /* when it failed */
 };
 
 static void complete(struct mc_client *c, struct req *r, struct mc_client_result *res);
@@ -249,16 +284,17 @@ static uint64_t backoff_ms(const struct mc_client *c, uint32_t attempts)
     return b < c->opts.backoff_max_ms ? b : c->opts.backoff_max_ms;
 }
 
-static int parse_endpoint(const char *s, size_t len, struct sockaddr_in *sa)
+/* Parse "host:port": 0 with sa filled for a numeric address or "localhost" (no lookup), 1 for
+ * a name (sa has the port, host the name to look up), MC_EINVAL when malformed. */
+static int parse_endpoint(const char *s, size_t len, struct sockaddr_in *sa, char host[MC_ADDR_MAX])
 {
-    char buf[MC_ADDR_MAX];
-    if (len == 0 || len >= sizeof(buf)) {
+    if (len == 0 || len >= MC_ADDR_MAX) {
         return MC_EINVAL;
     }
-    memcpy(buf, s, len);
-    buf[len] = 0;
-    char *colon = strrchr(buf, ':');
-    if (!colon || colon == buf || colon[1] == 0) {
+    memcpy(host, s, len);
+    host[len] = 0;
+    char *colon = strrchr(host, ':');
+    if (!colon || colon == host || colon[1] == 0) {
         return MC_EINVAL;
     }
     *colon = 0;
@@ -270,21 +306,82 @@ static int parse_endpoint(const char *s, size_t len, struct sockaddr_in *sa)
     memset(sa, 0, sizeof(*sa));
     sa->sin_family = AF_INET;
     sa->sin_port = htons((uint16_t)port);
-    if (strcmp(buf, "localhost") == 0) {
+    if (strcmp(host, "localhost") == 0) {
         sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         return 0;
     }
-    if (inet_pton(AF_INET, buf, &sa->sin_addr) == 1) {
+    if (inet_pton(AF_INET, host, &sa->sin_addr) == 1) {
         return 0;
     }
+    return 1;
+}
+
+/* getaddrinfo for an IPv4 address: 0 or an EAI_* code. Blocks: a caller's endpoint at open, or
+ * a lookup thread. */
+static int resolve_host(const char *host, struct in_addr *out)
+{
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
     struct addrinfo *ai = NULL;
-    if (getaddrinfo(buf, NULL, &hints, &ai) != 0 || !ai) {
-        return MC_EINVAL;
+    int rc = getaddrinfo(host, NULL, &hints, &ai);
+    if (rc == 0 && !ai) {
+        rc = EAI_NONAME;
     }
-    sa->sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-    freeaddrinfo(ai);
-    return 0;
+    if (rc == 0) {
+        *out = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+    }
+    if (ai) {
+        freeaddrinfo(ai);
+    }
+    return rc;
+}
+
+/* ---- name lookups off the request path ---- */
+
+static void job_unref(struct lookup_job *j)
+{
+    if (atomic_fetch_sub(&j->refs, 1) == 1) {
+        free(j);
+    }
+}
+
+static void *job_main(void *arg)
+{
+    struct lookup_job *j = arg;
+    j->rc = resolve_host(j->host, &j->addr);
+    atomic_store(&j->done, true); /* publishes rc and addr */
+    job_unref(j);
+    return NULL;
+}
+
+/* Look host up on a detached thread (signals blocked there: they belong to the caller's
+ * loop). NULL when no thread could be started. */
+static struct lookup_job *job_start(const char *host)
+{
+    struct lookup_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        return NULL;
+    }
+    snprintf(j->host, sizeof(j->host), "%s", host);
+    atomic_init(&j->refs, 2);
+    atomic_init(&j->done, false);
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) {
+        free(j);
+        return NULL;
+    }
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, job_main, j);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(j);
+        return NULL;
+    }
+    return j;
 }
 
 static void ep_close_fd(struct ep *e);
@@ -313,24 +410,24 @@ static int ep_evictable(const struct mc_client *c)
     return best;
 }
 
-/* Index of the endpoint with this address, adding it when new (when the list is full, in place
- * of a learned one nothing uses); -1 when full or invalid. */
-static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len)
+/* Index of the endpoint with this text, -1 when none. */
+static int ep_find_text(const struct mc_client *c, const char *addr, size_t len)
 {
-    /* The same text first: no name lookup for an address already known (LEADER replies
-     * repeat the leader's address every LEADER_REFRESH_MS). */
     for (int i = 0; i < c->n_eps; i++) {
         if (strlen(c->eps[i].addr) == len && memcmp(c->eps[i].addr, addr, len) == 0) {
             return i;
         }
     }
-    struct sockaddr_in sa;
-    if (parse_endpoint(addr, len, &sa) != 0) {
-        return -1;
-    }
+    return -1;
+}
+
+/* Index of the endpoint at sa, adding it as addr when new (when the list is full, in place of
+ * a learned one nothing uses); -1 when full. */
+static int ep_add(struct mc_client *c, const char *addr, size_t len, const struct sockaddr_in *sa)
+{
     for (int i = 0; i < c->n_eps; i++) {
-        if (c->eps[i].sa.sin_addr.s_addr == sa.sin_addr.s_addr &&
-            c->eps[i].sa.sin_port == sa.sin_port) {
+        if (c->eps[i].sa.sin_addr.s_addr == sa->sin_addr.s_addr &&
+            c->eps[i].sa.sin_port == sa->sin_port) {
             return i;
         }
     }
@@ -346,7 +443,7 @@ static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len)
         e->gen++; /* a new socket will come (mc_client_fd) */
         memcpy(e->addr, addr, len);
         e->addr[len] = 0;
-        e->sa = sa;
+        e->sa = *sa;
         e->failures = 0;
         e->retry_at_ms = 0;
         return i;
@@ -355,11 +452,161 @@ static int ep_find_or_add(struct mc_client *c, const char *addr, size_t len)
     memset(e, 0, sizeof(*e));
     memcpy(e->addr, addr, len);
     e->addr[len] = 0;
-    e->sa = sa;
+    e->sa = *sa;
     e->fd = -1;
     mc_wbuf_init(&e->out, 0);
     mc_wbuf_init(&e->cout, 0);
     return c->n_eps++;
+}
+
+/* A caller's endpoint at open: a name is looked up here, blocking (mc_client_open may block;
+ * request processing may not). Index, or -1 when invalid or unresolvable. */
+static int ep_given(struct mc_client *c, const char *addr, size_t len)
+{
+    int i = ep_find_text(c, addr, len);
+    if (i >= 0) {
+        return i;
+    }
+    struct sockaddr_in sa;
+    char host[MC_ADDR_MAX];
+    int rc = parse_endpoint(addr, len, &sa, host);
+    if (rc == 1 && resolve_host(host, &sa.sin_addr) != 0) {
+        return -1;
+    }
+    return rc < 0 ? -1 : ep_add(c, addr, len, &sa);
+}
+
+static int lookup_find(const struct mc_client *c, const char *addr, size_t len)
+{
+    for (int k = 0; k < MAX_LOOKUPS; k++) {
+        const char *a = c->lookups[k].addr;
+        if (strlen(a) == len && memcmp(a, addr, len) == 0) {
+            return k;
+        }
+    }
+    return -1;
+}
+
+/* A slot for a new name: an unused one, else the one finished longest ago; -1 when every one
+ * is in flight. */
+static int lookup_slot(const struct mc_client *c)
+{
+    int best = -1;
+    for (int k = 0; k < MAX_LOOKUPS; k++) {
+        const struct lookup *lk = &c->lookups[k];
+        if (!lk->addr[0]) {
+            return k;
+        }
+        if (!lk->job && (best < 0 || lk->at_ms < c->lookups[best].at_ms)) {
+            best = k;
+        }
+    }
+    return best;
+}
+
+/* An endpoint learned from the cluster (a leader hint): its index, adding it when new;
+ * LOOKUP_PENDING (*lookup set) while its name is looked up, on a thread: a resolver may take
+ * seconds and this runs while replies are handled; -1 when invalid, unresolvable (for
+ * LOOKUP_RETRY_MS after a failed lookup) or the list is full. */
+static int ep_learn(struct mc_client *c, const char *addr, size_t len, uint64_t now, int *lookup)
+{
+    int i = ep_find_text(c, addr, len);
+    if (i >= 0) {
+        return i;
+    }
+    struct sockaddr_in sa;
+    char host[MC_ADDR_MAX];
+    int rc = parse_endpoint(addr, len, &sa, host);
+    if (rc <= 0) {
+        return rc == 0 ? ep_add(c, addr, len, &sa) : -1;
+    }
+    int k = lookup_find(c, addr, len);
+    if (k >= 0) {
+        struct lookup *lk = &c->lookups[k];
+        if (lk->job) {
+            *lookup = k;
+            return LOOKUP_PENDING;
+        }
+        if (lk->rc == 0) {
+            return ep_add(c, addr, len, &lk->sa);
+        }
+        if (now < lk->at_ms + LOOKUP_RETRY_MS) {
+            return -1;
+        }
+    } else {
+        k = lookup_slot(c);
+        if (k < 0) {
+            return -1;
+        }
+    }
+    struct lookup *lk = &c->lookups[k];
+    struct lookup_job *j = job_start(host);
+    if (!j) {
+        return -1;
+    }
+    memcpy(lk->addr, addr, len);
+    lk->addr[len] = 0;
+    lk->sa = sa;
+    lk->job = j;
+    lk->rc = 0;
+    lk->at_ms = now;
+    MC_DEBUG("client_lookup_started", "addr=%s", lk->addr);
+    *lookup = k;
+    return LOOKUP_PENDING;
+}
+
+/* The leader is endpoint i (-1: unknown); nothing waits for a lookup any more. */
+static void set_leader(struct mc_client *c, int i)
+{
+    c->leader_ep = i;
+    c->leader_lookup = -1;
+}
+
+/* The leader named by a hint: its endpoint, or the lookup to wait for. -1 when unusable. */
+static int learn_leader(struct mc_client *c, const char *addr, size_t len, uint64_t now)
+{
+    int k = -1;
+    int li = ep_learn(c, addr, len, now, &k);
+    set_leader(c, li >= 0 ? li : -1);
+    if (li == LOOKUP_PENDING) {
+        c->leader_lookup = k;
+    }
+    return li;
+}
+
+/* Collect finished lookups. The leader's address arrived: what waited for it goes now. */
+static void lookups_poll(struct mc_client *c, uint64_t now)
+{
+    for (int k = 0; k < MAX_LOOKUPS; k++) {
+        struct lookup *lk = &c->lookups[k];
+        if (!lk->job || !atomic_load(&lk->job->done)) {
+            continue;
+        }
+        lk->rc = lk->job->rc;
+        lk->sa.sin_addr = lk->job->addr;
+        job_unref(lk->job);
+        lk->job = NULL;
+        lk->at_ms = now;
+        if (lk->rc != 0) {
+            MC_DEBUG("client_lookup_failed", "addr=%s err=\"%s\"", lk->addr, gai_strerror(lk->rc));
+            snprintf(c->lookup_error, sizeof(c->lookup_error),
+                     "leader address %s did not resolve: %s", lk->addr, gai_strerror(lk->rc));
+            c->lookup_error_ms = now;
+            if (c->leader_lookup == k) {
+                c->leader_lookup = -1; /* leader unknown: requests rotate (and retry) */
+            }
+            continue;
+        }
+        if (c->leader_lookup != k) {
+            continue;
+        }
+        set_leader(c, ep_add(c, lk->addr, strlen(lk->addr), &lk->sa));
+        for (struct req *r = c->retry.head; r; r = r->qnext) {
+            if (r->retry_at_ms > now) {
+                r->retry_at_ms = now;
+            }
+        }
+    }
 }
 
 /* ---- open / close ---- */
@@ -427,13 +674,14 @@ int mc_client_open(const char *endpoints, const struct mc_client_opts *opts, str
         c->opts.max_sessions = MC_CLIENT_MAX_SESSIONS;
     }
     c->leader_ep = -1;
+    c->leader_lookup = -1;
     c->probe_ep = -1;
     const char *p = endpoints ? endpoints : "";
     while (*p) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (len > 0) {
-            if (ep_find_or_add(c, p, len) < 0) {
+            if (ep_given(c, p, len) < 0) {
                 free(c);
                 return MC_EINVAL;
             }
@@ -488,6 +736,11 @@ void mc_client_close(struct mc_client *c)
         mc_wbuf_free(&c->eps[i].out);
         mc_wbuf_free(&c->eps[i].cout);
         free(c->eps[i].rbuf);
+    }
+    for (int k = 0; k < MAX_LOOKUPS; k++) {
+        if (c->lookups[k].job) {
+            job_unref(c->lookups[k].job); /* its thread frees it when the resolver answers */
+        }
     }
     for (uint32_t i = 0; i < c->n_slots; i++) {
         mc_wbuf_free(&c->slots[i]->frame);
@@ -802,6 +1055,10 @@ static int pick(struct mc_client *c, struct req *r, uint64_t now)
         (!mc_proto_op_is_read(r->op) && r->op != MC_REQ_PING && r->op != MC_REQ_CLUSTER_STATUS &&
          r->op != MC_REQ_SNAPSHOT_SAVE && r->op != MC_REQ_CHECK) ||
         (r->lin_read && !c->opts.follower_reads && r->attempts == 0);
+    if (to_leader && c->leader_ep < 0 && c->leader_lookup >= 0) {
+        assert(c->lookups[c->leader_lookup].job); /* lookups_poll clears it when done */
+        return -1; /* the leader's name is being looked up: wait for it (lookups_poll) */
+    }
     if (to_leader && c->leader_ep >= 0 && ep_usable(&c->eps[c->leader_ep], now)) {
         return c->leader_ep;
     }
@@ -877,16 +1134,20 @@ static void leader_probe_done(struct mc_client *c, struct req *r,
     c->probe_ep = -1;
     uint64_t now = mc_mono_ms();
     struct mc_proto_leader l;
-    int li = -1;
+    int li = -1, k = -1;
     if (res->status == 0 && mc_proto_leader_decode(res->body, res->body_len, &l) == 0 &&
         l.leader_id != 0) {
         if (l.leader_addr.len > 0) {
-            li = ep_find_or_add(c, l.leader_addr.ptr, l.leader_addr.len);
+            li = ep_learn(c, l.leader_addr.ptr, l.leader_addr.len, now, &k);
         } else if (l.node_id == l.leader_id) {
             li = ep; /* the leader answered and knows no client address of its own */
         }
     }
     req_free(c, r);
+    if (li == LOOKUP_PENDING) {
+        set_leader(c, -1);
+        c->leader_lookup = k; /* what goes to the leader waits for its address */
+    }
     if (li < 0) {
         /* No leader known there yet (an election): reads keep rotating over the members
          * meanwhile. A server without LEADER (unknown op: MC_EPROTO) is asked rarely. */
@@ -894,7 +1155,7 @@ static void leader_probe_done(struct mc_client *c, struct req *r,
             now + (res->status == MC_EPROTO ? LEADER_OLD_SERVER_MS : LEADER_RETRY_MS);
         return;
     }
-    c->leader_ep = li;
+    set_leader(c, li);
     c->probe_next_ms = now + LEADER_REFRESH_MS;
 }
 
@@ -956,7 +1217,7 @@ static void ep_fail(struct mc_client *c, int i, const char *why)
     e->retry_at_ms = now + backoff_ms(c, e->failures);
     bool was_leader = c->leader_ep == i;
     if (was_leader) {
-        c->leader_ep = -1;
+        set_leader(c, -1);
     }
     /* Everything in flight there goes elsewhere (a write keeps its session and seq); the
      * LEADER request, pinned there, ends (the next read sends a new one elsewhere). */
@@ -1129,7 +1390,7 @@ static void complete(struct mc_client *c, struct req *r, struct mc_client_result
             while (c->wait_session.head) {
                 struct req *w = c->wait_session.head;
                 struct mc_client_result wr = {.status = st,
-                                              .message = "",
+                                              .message = res->message ? res->message : "",
                                               .leader_addr = "",
                                               .version_id = "",
                                               .endpoint = -1};
@@ -1202,7 +1463,7 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
              * (before, with no leader named, each new write met a follower first). Not a
              * session registration: a wedged member may still answer those (client_rotation
              * writes_leave_a_silent_first_member). */
-            c->leader_ep = i;
+            set_leader(c, i);
         }
         complete(c, r, &res);
         return;
@@ -1257,9 +1518,10 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
         if (h->status == MC_ENOTLEADER) {
             int li = -1;
             if (err.leader_addr.len > 0) {
-                li = ep_find_or_add(c, err.leader_addr.ptr, err.leader_addr.len);
+                li = learn_leader(c, err.leader_addr.ptr, err.leader_addr.len, now);
+            } else {
+                set_leader(c, -1);
             }
-            c->leader_ep = li;
             if (li >= 0 && li != i && !r->redirected) {
                 /* A known new leader: go at once, but once per request: two members naming
                  * each other (stale views during an election) must not make us spin. */
@@ -1361,8 +1623,33 @@ static void ep_read(struct mc_client *c, int i)
 
 /* ---- timers ---- */
 
+/* A timed-out request's message: base, and the likely cause when there is one (a TLS failure,
+ * the leader's name not resolved). */
+static const char *timeout_message(struct mc_client *c, const struct req *r, const char *base)
+{
+    char lk[256] = "";
+    if (c->leader_lookup >= 0) {
+        snprintf(lk, sizeof(lk), "leader address %s: name lookup still in progress",
+                 c->lookups[c->leader_lookup].addr);
+    } else if (c->lookup_error[0] &&
+               c->lookup_error_ms + c->opts.request_timeout_ms >= r->deadline_ms) {
+        snprintf(lk, sizeof(lk), "%s", c->lookup_error); /* failed during this request */
+    }
+    if (!c->tls_error[0] && !lk[0]) {
+        return base;
+    }
+    /* A TLS failure retries like any connection loss (another member may be fine), and so
+     * does a leader hint that does not resolve (the leader may move): each is the likely
+     * cause. */
+    snprintf(c->timeout_msg, sizeof(c->timeout_msg), "%s (%s%s%s%s)", base,
+             c->tls_error[0] ? "TLS: " : "", c->tls_error, c->tls_error[0] && lk[0] ? "; " : "",
+             lk);
+    return c->timeout_msg;
+}
+
 static void run_timers(struct mc_client *c, uint64_t now)
 {
+    lookups_poll(c, now);
     while (c->dhead && c->dhead->deadline_ms <= now) {
         struct req *r = c->dhead;
         struct mc_client_result res = {.status = MC_ETIMEOUT, .endpoint = -1};
@@ -1373,16 +1660,10 @@ static void run_timers(struct mc_client *c, uint64_t now)
             /* A leader that went silent without closing the connection: reads and writes
              * rotate again and the next LEADER request (sent now, elsewhere) finds the new one
              * (test client_rotation/writes_leave_a_recorded_leader_that_went_silent). */
-            c->leader_ep = -1;
+            set_leader(c, -1);
             c->probe_next_ms = 0;
         }
-        if (c->tls_error[0]) {
-            /* A TLS failure retries like any connection loss (another member may be fine),
-             * but it is the likely cause: say so. */
-            snprintf(c->timeout_msg, sizeof(c->timeout_msg), "%s (TLS: %s)", res.message,
-                     c->tls_error);
-            res.message = c->timeout_msg;
-        }
+        res.message = timeout_message(c, r, res.message);
         complete(c, r, &res);
     }
     for (int i = 0; i < c->n_eps; i++) {
@@ -1403,9 +1684,14 @@ static void run_timers(struct mc_client *c, uint64_t now)
     }
 }
 
-static uint64_t next_timer(const struct mc_client *c)
+static uint64_t next_timer(const struct mc_client *c, uint64_t now)
 {
     uint64_t t = UINT64_MAX;
+    for (int k = 0; k < MAX_LOOKUPS; k++) {
+        if (c->lookups[k].job) {
+            t = now + LOOKUP_POLL_MS; /* a lookup thread has no fd to poll */
+        }
+    }
     if (c->dhead) {
         t = c->dhead->deadline_ms;
     }
@@ -1484,7 +1770,7 @@ int mc_client_poll(struct mc_client *c, int timeout_ms)
                 wait = 0;
             }
         }
-        uint64_t t = next_timer(c);
+        uint64_t t = next_timer(c, now);
         if (t != UINT64_MAX) {
             int64_t d = t > now ? (int64_t)(t - now) : 0;
             if (d < wait) {
