@@ -201,7 +201,6 @@ int node_chunk_read_start(struct mc_node *n, struct chunk_reader *r, const char 
     r->verify = NULL;
     r->digest = NULL;
     r->file = NULL;
-    r->n = n;
     r->job = j;
     return 0;
 }
@@ -211,7 +210,7 @@ bool node_chunk_reading(const struct chunk_reader *r)
     return r->job != NULL;
 }
 
-void node_chunk_reader_end(struct chunk_reader *r)
+void node_chunk_reader_end(struct mc_node *n, struct chunk_reader *r)
 {
     r->job = NULL; /* a job in flight frees itself and what it holds (chunk_work_done) */
     mc_snap_verify_free(r->verify);
@@ -221,6 +220,6 @@ void node_chunk_reader_end(struct chunk_reader *r)
         free(r->digest);
         r->digest = NULL;
     }
-    chunk_file_close(r->n, r->file); /* held only while no read is in flight: lent to it */
+    chunk_file_close(n, r->file); /* held only while no read is in flight: lent to it */
     r->file = NULL;
 }

@@ -97,7 +97,6 @@ struct chunk_reader {
     struct mc_snap_verify *verify;   /* the image's data checksum, checked as it is read */
     struct mc_digest *digest;        /* a save's digest of the whole file sent; NULL for a send */
     struct mc_snap_chunk_file *file; /* the image, open from the first read (NULL before) */
-    struct mc_node *n;               /* set by the first read: where the file is closed */
 };
 
 /* One chunk read, handed to the stream on the loop. */
@@ -377,7 +376,7 @@ int node_chunk_read_start(struct mc_node *n, struct chunk_reader *r, const char 
 bool node_chunk_reading(const struct chunk_reader *r);
 /* The stream ends: free its verify and digest and close its file (off the loop); a read in
  * flight is dropped, with what it holds, when it completes. */
-void node_chunk_reader_end(struct chunk_reader *r);
+void node_chunk_reader_end(struct mc_node *n, struct chunk_reader *r);
 
 /* node_members.c */
 void node_members_handle(struct mc_node *n, const struct mc_client_request *r);

@@ -485,17 +485,17 @@ static struct snap_send *find_send(struct mc_node *n, uint64_t to)
     return NULL;
 }
 
-static void end_send(struct snap_send *s)
+static void end_send(struct mc_node *n, struct snap_send *s)
 {
     s->active = false;
-    node_chunk_reader_end(&s->reader);
+    node_chunk_reader_end(n, &s->reader);
 }
 
 static void finish_send(struct mc_node *n, struct snap_send *s, bool ok)
 {
     MC_INFO(ok ? "snapshot_sent" : "snapshot_send_failed", "to=%llu index=%llu bytes=%llu",
             (unsigned long long)s->to, (unsigned long long)s->index, (unsigned long long)s->total);
-    end_send(s);
+    end_send(n, s);
     if (ok) {
         mc_metrics_snapshot_sent();
     }
@@ -545,7 +545,7 @@ void node_start_snapshot_send(struct mc_node *n, const struct mc_raft_msg *m)
         return;
     }
     n->snapshot_image_wanted_ms = 0;
-    node_chunk_reader_end(&s->reader); /* a send of an older index to the same follower */
+    node_chunk_reader_end(n, &s->reader); /* a send of an older index to the same follower */
     memset(s, 0, sizeof(*s));
     s->reader.verify = verify;
     s->active = true;
@@ -645,7 +645,7 @@ void node_pump_snapshot_sends(struct mc_node *n)
             continue;
         }
         if (mc_raft_role(n->raft) != MC_RAFT_LEADER) {
-            end_send(s);
+            end_send(n, s);
             continue;
         }
         pump_one(n, s);
@@ -1092,7 +1092,7 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
     cr->digest = calloc(1, sizeof(*cr->digest));
     if (!cr->digest || mc_digest_init(cr->digest) != 0 ||
         mc_snap_verify_new(info, &cr->verify) != 0) {
-        node_chunk_reader_end(cr);
+        node_chunk_reader_end(n, cr);
         free(info);
         mc_client_reply_error(&r->token, MC_ENOMEM, NULL);
         return;
@@ -1115,7 +1115,7 @@ void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request
 static void end_save(struct mc_node *n)
 {
     n->save.active = false;
-    node_chunk_reader_end(&n->save.reader);
+    node_chunk_reader_end(n, &n->save.reader);
 }
 
 void node_snapshot_stop(struct mc_node *n)
@@ -1137,7 +1137,7 @@ void node_snapshot_free(struct mc_node *n)
         n->recv_job = NULL;
     }
     for (int i = 0; i < MC_RAFT_MAX_NODES; i++) {
-        end_send(&n->sends[i]);
+        end_send(n, &n->sends[i]);
     }
     if (n->save.active) {
         end_save(n);

@@ -114,6 +114,21 @@ err_run "endpoints and data-dir" 2 InvalidArgument --endpoints 127.0.0.1:1 --dat
 err_run "repeated flag" 2 InvalidArgument --data-dir "$D" put bk1 k --size 1 --size 2
 grep -q "metacenter put --help" "$ERR" && ok || bad "usage error names 'metacenter put --help'"
 
+# ---- serve flags: refused before anything starts ----
+# --snapshot-tail 0 once meant the Raft core's 5,000 entries while WAL compaction kept none
+# (decisions.md, session 12); the YAML max_log_entries: 0 is in test_config_load.c. Under
+# `timeout` and on ephemeral ports, so that a serve that accepts it stops and fails the test.
+timeout 20 "$MC" serve --data-dir "$T/tail0" --listen-client 127.0.0.1:0 \
+    --listen-peer 127.0.0.1:0 --listen-http off --snapshot-tail 0 >"$OUT" 2>"$ERR"
+RC=$?
+if [ "$RC" -eq 2 ] && [ "$(wc -l <"$ERR")" -eq 1 ] &&
+    grep -qF "InvalidArgument: --snapshot-tail wants an integer in [1, 4294967295], got '0'" "$ERR"; then
+    ok
+else
+    bad "serve --snapshot-tail 0 is refused (want exit 2 + one InvalidArgument line, got exit $RC)"
+fi
+[ ! -e "$T/tail0" ] && ok || bad "a refused serve created its data dir"
+
 # ---- reads of a data dir that does not exist create nothing ----
 err_run "read of a missing data dir" 1 NotFound --data-dir "$D" bucket ls
 [ ! -e "$D" ] && ok || bad "a read created the data dir"

@@ -7,8 +7,8 @@ import os
 import re
 import shutil
 
-from harness import ASAN, Cluster, cli, cli_json, open_files, wait_for
-from test_membership import FAST, add_joiner
+from harness import ASAN, FAST_FLAGS, Cluster, cli, cli_json, open_files, wait_for
+from test_membership import add_joiner
 
 OBJECTS = 20000 if ASAN else 100000
 BUCKETS = 10
@@ -24,7 +24,7 @@ def state_hash(endpoints):
 
 
 def test_save_restore_round_trip_and_grow():
-    with Cluster(1, FAST) as src:
+    with Cluster(1, FAST_FLAGS) as src:
         n = src.nodes[0]
         for b in range(BUCKETS):
             r = cli(["bench", "load", "--objects", str(OBJECTS // BUCKETS), "--bucket",
@@ -50,7 +50,7 @@ def test_save_restore_round_trip_and_grow():
         assert r.returncode != 0 and "Corruption" in r.stderr, (r.returncode, r.stderr)
         assert not os.path.exists(os.path.join(bad_dir, "cluster"))
 
-        dst = Cluster(1, FAST)  # not started: its node starts from the restored dir
+        dst = Cluster(1, FAST_FLAGS)  # not started: its node starts from the restored dir
         try:
             d = dst.nodes[0]
             out = cli_json(["snapshot", "restore", snap, "--data-dir", d.dir, "--node-id", "1"])
@@ -147,7 +147,7 @@ def test_save_never_streams_a_corrupt_image_as_good():
     streams. A flipped byte in the newest image's data: that save ends with Busy instead of its
     final chunk, the image is set aside (snapshot_corrupt, *.corrupt kept) and the client's
     retry gets a fresh image, which verifies."""
-    with Cluster(1, FAST) as c:
+    with Cluster(1, FAST_FLAGS) as c:
         n = c.nodes[0]
         r = cli(["bench", "load", "--objects", "20000", "--endpoints", n.client, "--connections",
                  "4", "--pipeline", "32", "--json"], timeout=300)
@@ -201,7 +201,7 @@ def test_save_under_writes_makes_one_image_per_member_asked():
     Busy while a member makes a fresh image and the client retries; the retry must take that
     image, not ask for yet another (before: an image per retry, on every member the client
     rotated to — seven 64 MB images in 1.7 s at 40K writes/s)."""
-    with Cluster(3, FAST) as c:
+    with Cluster(3, FAST_FLAGS) as c:
         c.leader()
         with writes_in_background(c, 8):
             snap = os.path.join(c.tmp, "busy.snap")
@@ -215,7 +215,7 @@ def test_each_save_under_writes_gets_an_image_of_its_own():
     """A save takes the image made for it, and the next save asks for a newer one: the ask is
     answered once (session 10 kept it, and every later save on that member was given the first
     save's image, however old: a nightly backup would have saved the same state every night)."""
-    with Cluster(3, FAST) as c:
+    with Cluster(3, FAST_FLAGS) as c:
         c.leader()
         with writes_in_background(c, 10):
             ep = c.nodes[0].client  # one member: both saves ask the same node
@@ -244,7 +244,7 @@ def test_a_save_after_a_save_through_every_member_gets_a_newer_image():
     the next save that reached one of them first was given an image made for the first save
     (a backup missing every write acknowledged in between). The CLI now retries on the member
     that answered Busy, so only that member is asked."""
-    with Cluster(3, FAST) as c:
+    with Cluster(3, FAST_FLAGS) as c:
         c.leader()
         with writes_in_background(c, 10):
             first = cli_json(["--endpoints", c.endpoints(), "snapshot", "save",
@@ -355,7 +355,7 @@ def test_a_save_asking_while_another_saves_image_is_made_gets_one_as_fresh_as_it
     "a save asked at N" itself, and the second save was given the first one's image, missing
     every write acknowledged in between."""
     import socket
-    with Cluster(1, FAST) as c:
+    with Cluster(1, FAST_FLAGS) as c:
         n = c.nodes[0]
         c.leader()
         with writes_in_background(c, 10):
@@ -385,7 +385,7 @@ def test_a_save_min_index_past_the_applied_index_gets_busy_and_a_malformed_one_a
     request: ProtocolError, the connection closed, the node unharmed."""
     import socket
     import struct
-    with Cluster(1, FAST) as c:
+    with Cluster(1, FAST_FLAGS) as c:
         n = c.nodes[0]
         c.leader()
         s = socket.create_connection(("127.0.0.1", n.client_port), timeout=10)
@@ -423,7 +423,7 @@ def test_a_save_from_a_client_before_min_index_still_gets_an_image_under_writes(
     such a client the image it finished last for 2 s, so the save ends with one image made
     (without that: an image per retry until the client gives up)."""
     import socket
-    with Cluster(1, FAST) as c:
+    with Cluster(1, FAST_FLAGS) as c:
         n = c.nodes[0]
         c.leader()
         with writes_in_background(c, 8):
@@ -444,7 +444,7 @@ def test_a_save_takes_an_image_at_its_min_index_under_a_newer_header_only_snapsh
     asked for must not make the save ask for another: the newest *image* at or past min_index
     is streamed at once."""
     import socket
-    flags = FAST + ["--snapshot-entries", "10"]
+    flags = FAST_FLAGS + ["--snapshot-entries", "10"]
     with Cluster(1, flags) as c:
         n = c.nodes[0]
         c.leader()
@@ -498,7 +498,7 @@ def test_a_save_reading_its_image_slowly_leaves_the_member_serving():
     (up to 4 reads, 1.2 s, per loop iteration)."""
     import subprocess
     from harness import BIN
-    with Cluster(1, FAST) as c:
+    with Cluster(1, FAST_FLAGS) as c:
         n = c.nodes[0]
         restart_with_slow_chunk_reads(c, 30000, 300)
         out = os.path.join(c.tmp, "slow.snap")
@@ -537,7 +537,7 @@ def test_a_save_with_a_chunk_read_in_flight_at_shutdown_stops_cleanly():
     import subprocess
     import time
     from harness import BIN
-    with Cluster(1, FAST) as c:
+    with Cluster(1, FAST_FLAGS) as c:
         n = c.nodes[0]
         restart_with_slow_chunk_reads(c, 10000, 1000)
         save = subprocess.Popen([BIN, "--endpoints", n.client, "snapshot", "save",
@@ -573,7 +573,7 @@ def test_a_save_reads_the_image_it_opened_when_a_file_replaces_its_name():
     import subprocess
     import time
     from harness import BIN
-    with Cluster(1, FAST) as c:
+    with Cluster(1, FAST_FLAGS) as c:
         n = c.nodes[0]
         restart_with_slow_chunk_reads(c, 10000, 300)
         snap_dir = os.path.join(n.dir, "snap")

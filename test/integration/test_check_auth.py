@@ -3,9 +3,7 @@ leader asks members over the peer transport, so rounds compare hashes instead of
 Unauthorized on the client port (and an unanswered round never counts as OK)."""
 import os
 
-from harness import Cluster, cli, wait_for
-
-FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
+from harness import FAST_FLAGS, Cluster, cli, wait_for
 
 
 def test_check_compares_hashes_with_auth_file():
@@ -17,7 +15,7 @@ def test_check_compares_hashes_with_auth_file():
         with open(auth, "w") as f:
             f.write(r.stdout)
         os.chmod(auth, 0o600)
-        c.flags = FAST + ["--auth-file", auth, "--check-interval-ms", "300"]
+        c.flags = FAST_FLAGS + ["--auth-file", auth, "--check-interval-ms", "300"]
         c.start()
         os.environ["METACENTER_TOKEN"] = token  # the harness's cli() calls (cluster status)
         leader = c.leader()

@@ -8,13 +8,11 @@ import socket
 import threading
 import time
 
-from harness import ASAN, Cluster, cli, cli_json, metrics_text, snapshot_flags, wait_for
-
-FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
+from harness import ASAN, FAST_FLAGS, Cluster, cli, cli_json, metrics_text, snapshot_flags, wait_for
 
 
 def test_writes_visible_on_followers_and_redirect():
-    with Cluster(3, FAST) as c:
+    with Cluster(3, FAST_FLAGS) as c:
         leader = c.leader()
         followers = [n for n in c.nodes if n.id != leader.id]
         cli(["--endpoints", leader.client, "bucket", "create", "bkt1"])
@@ -103,7 +101,7 @@ def test_snapshot_by_log_bytes():
     """A snapshot comes after --snapshot-log-mb of applied entries even when --snapshot-entries
     is far off; with 256 MiB the same load takes none."""
     def load_and_count(log_mb):
-        flags = FAST + ["--snapshot-entries", "1000000", "--snapshot-log-mb", str(log_mb)]
+        flags = FAST_FLAGS + ["--snapshot-entries", "1000000", "--snapshot-log-mb", str(log_mb)]
         with Cluster(1, flags) as c:
             r = cli(["bench", "load", "--objects", "20000", "--endpoints", c.endpoints(),
                      "--connections", "4", "--pipeline", "16", "--json"], timeout=300)
@@ -127,7 +125,7 @@ def test_raft_log_in_memory_stays_under_the_snapshot_and_tail_caps():
     """The log the Raft core holds in memory is bounded in bytes: --snapshot-log-mb since the
     last snapshot plus a tail of at most --snapshot-tail-mb (not 5,000 entries whatever their
     size: bench load's batch entries kept its whole log in memory)."""
-    flags = FAST + ["--snapshot-entries", "1000000", "--snapshot-log-mb", "1",
+    flags = FAST_FLAGS + ["--snapshot-entries", "1000000", "--snapshot-log-mb", "1",
                     "--snapshot-tail-mb", "1"]
     with Cluster(1, flags, http=True) as c:
         r = cli(["bench", "load", "--objects", "20000", "--endpoints", c.endpoints(),
@@ -161,7 +159,7 @@ def _catch_up_by_snapshot(damage_image):
     state. damage_image: the leader's newest image (made by a save at the last applied index,
     what the follower will be sent) gets a flipped data byte first."""
     from test_backup import flip_data_byte, newest_image
-    flags = FAST + snapshot_flags(20, 5)
+    flags = FAST_FLAGS + snapshot_flags(20, 5)
     with Cluster(3, flags) as c:
         leader = c.leader()
         lagger = [n for n in c.nodes if n.id != leader.id][0]
@@ -239,7 +237,7 @@ def test_snapshot_catch_up_follower_keeps_answering():
     The worker is held 1.5 s longer by a test hook, so work moved back onto the loop shows as a
     max above 1.5 s; the install's loop part must be only the swap (prepared=1)."""
     objects = 50000 if ASAN else 200000
-    flags = FAST + snapshot_flags(20, 5)
+    flags = FAST_FLAGS + snapshot_flags(20, 5)
     with Cluster(3, flags) as c:
         leader, lagger = _stop_lagger_and_load(c, objects)
         os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"] = "1500"
@@ -276,7 +274,7 @@ def test_snapshot_finish_in_flight_at_shutdown():
     """SIGTERM while the worker finishes a received image (held there by a test hook): the loop
     answers meanwhile, the node waits for the worker and stops cleanly; restarted, it starts
     from what the worker left on disk and ends with the leader's state."""
-    flags = FAST + snapshot_flags(20, 5)
+    flags = FAST_FLAGS + snapshot_flags(20, 5)
     with Cluster(3, flags) as c:
         leader, lagger = _stop_lagger_and_load(c, 5000)
         os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"] = "2000"
@@ -299,7 +297,7 @@ def test_snapshot_finish_in_flight_at_shutdown():
 
 
 def test_linearizable_read_after_leader_change():
-    with Cluster(3, FAST) as c:
+    with Cluster(3, FAST_FLAGS) as c:
         leader = c.leader()
         cli(["--endpoints", c.endpoints(), "bucket", "create", "lin"])
         for i in range(20):
@@ -332,7 +330,7 @@ def _garbage(port, payload):
 
 
 def test_bad_input_on_client_and_peer_ports():
-    with Cluster(3, FAST) as c:
+    with Cluster(3, FAST_FLAGS) as c:
         leader = c.leader()
         cli(["--endpoints", c.endpoints(), "bucket", "create", "bad"])
         junk = [

@@ -1,12 +1,10 @@
 """test_exactly_once.py: the same (session, seq) write delivered twice, across a leader change,
 is applied once (the second delivery returns the cached result)."""
-from harness import Cluster, cli, cli_json, rawwrite
-
-FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
+from harness import FAST_FLAGS, Cluster, cli, cli_json, rawwrite
 
 
 def test_duplicate_write_across_leader_change_applies_once():
-    with Cluster(3, FAST) as c:
+    with Cluster(3, FAST_FLAGS) as c:
         leader = c.leader()
         cli(["--endpoints", c.endpoints(), "bucket", "create", "once", "--versioning"])
         sess = rawwrite(leader.client, "register")

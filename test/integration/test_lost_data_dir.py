@@ -6,9 +6,7 @@ before the guard the wiped member voted, the new leader lacked the write, and me
 import shutil
 import time
 
-from harness import Cluster, cli, wait_for
-
-FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
+from harness import FAST_FLAGS, Cluster, cli, wait_for
 
 
 def agreed_leader(nodes, timeout):
@@ -33,7 +31,7 @@ def agreed_leader(nodes, timeout):
 
 
 def test_wiped_voter_does_not_elect_a_member_missing_an_acknowledged_write():
-    with Cluster(3, FAST) as c:
+    with Cluster(3, FAST_FLAGS) as c:
         L = c.leader()
         A, B = [n for n in c.nodes if n is not L]
         cli(["--endpoints", L.client, "bucket", "create", "bkt"])

@@ -8,10 +8,8 @@ import socket
 import struct
 import subprocess
 
-from harness import (BIN, Cluster, Node, _procs, cli, cli_json, free_port, port_open,
-                     wait_for)
-
-FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
+from harness import (BIN, FAST_FLAGS, Cluster, Node, _procs, cli, cli_json, free_port,
+                     port_open, wait_for)
 
 
 class JoinNode(Node):
@@ -49,7 +47,7 @@ def members(c, node):
 
 
 def test_grow_through_learners_and_remove_leader():
-    with Cluster(1, FAST) as c:
+    with Cluster(1, FAST_FLAGS) as c:
         n1 = c.nodes[0]
         cli(["--endpoints", n1.client, "bucket", "create", "grow"])
         for i in range(20):
@@ -113,7 +111,7 @@ def test_grow_through_learners_and_remove_leader():
 
 
 def test_changes_while_a_member_is_down():
-    with Cluster(3, FAST) as c:
+    with Cluster(3, FAST_FLAGS) as c:
         leader = c.leader()
         others = [n for n in c.nodes if n.id != leader.id]
         down, live = others
@@ -138,7 +136,7 @@ def test_changes_while_a_member_is_down():
 
 
 def test_check_names_an_altered_follower_and_raises_the_alarm():
-    with Cluster(3, FAST + ["--check-interval-ms", "300"]) as c:
+    with Cluster(3, FAST_FLAGS + ["--check-interval-ms", "300"]) as c:
         leader = c.leader()
         cli(["--endpoints", c.endpoints(), "bucket", "create", "chk"])
         for i in range(5):
@@ -223,7 +221,7 @@ def _cluster_id(node):
 
 
 def test_forged_hello_does_not_rewrite_a_members_client_address():
-    with Cluster(3, FAST) as c:
+    with Cluster(3, FAST_FLAGS) as c:
         leader = c.leader()
         f = [n for n in c.nodes if n.id != leader.id][0]
         cluster_id = _cluster_id(f)
@@ -258,7 +256,7 @@ def test_unknown_peer_frame_kind_keeps_the_link():
     """A frame of a kind newer than the build (a newer member in a rolling upgrade) is skipped
     and logged; before session 9 the node dropped the link (peer_bad_frame) and the Raft
     traffic on it with it."""
-    with Cluster(3, FAST) as c:
+    with Cluster(3, FAST_FLAGS) as c:
         leader = c.leader()
         f = [n for n in c.nodes if n.id != leader.id][0]
         cluster_id = _cluster_id(f)
@@ -284,7 +282,7 @@ def test_unknown_peer_frame_kind_keeps_the_link():
 
 
 def test_refused_add_keeps_the_members_addresses():
-    with Cluster(1, FAST) as c:
+    with Cluster(1, FAST_FLAGS) as c:
         n1 = c.nodes[0]
         c.leader()
         peer, client = "127.0.0.1:%d" % free_port(), "127.0.0.1:%d" % free_port()

@@ -8,8 +8,8 @@ import shutil
 import subprocess
 import time
 
-from harness import ASAN, BUILD, ROOT, Cluster, cli, cli_json, wait_for
-from test_membership import FAST, JoinNode
+from harness import ASAN, BUILD, FAST_FLAGS, ROOT, Cluster, cli, cli_json, wait_for
+from test_membership import JoinNode
 
 WRITER = os.path.join(ROOT, BUILD, "load_writer")
 RATE = 300 if ASAN else 600
@@ -30,7 +30,7 @@ def listed_keys(endpoint, bucket):
 
 def test_single_node_to_three_and_replace_the_original():
     # The automatic consistency check runs throughout: it must never raise a false alarm.
-    with Cluster(1, FAST + ["--check-interval-ms", "500"]) as c:
+    with Cluster(1, FAST_FLAGS + ["--check-interval-ms", "500"]) as c:
         n1 = c.nodes[0]
         n2, n3 = JoinNode(c, 2, n1.client), JoinNode(c, 3, n1.client)
         c.nodes += [n2, n3]

@@ -5,9 +5,8 @@ import re
 import subprocess
 import time
 
-from harness import ASAN, BIN, Cluster, cli, metrics_text, wait_for
+from harness import ASAN, BIN, FAST_FLAGS, Cluster, cli, metrics_text, wait_for
 
-FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
 SERIES = re.compile(r'^rustfs_metadata_replication_read_latency_seconds_count'
                     r'\{consistency="linearizable"\} (\d+)$', re.M)
 
@@ -37,7 +36,7 @@ def delta(after, before):
 
 
 def test_linearizable_reads_go_to_the_leader():
-    with Cluster(3, FAST, http=True) as c:
+    with Cluster(3, FAST_FLAGS, http=True) as c:
         leader = c.leader()
         cli(["bench", "load", "--endpoints", c.endpoints(), "--objects", "500"])
         before = counts(c)
@@ -58,7 +57,7 @@ def test_linearizable_reads_go_to_the_leader():
 
 def test_reads_follow_a_leadership_transfer():
     """A read-only client hears of no NotLeader: it must find the new leader by asking again."""
-    with Cluster(3, FAST, http=True) as c:
+    with Cluster(3, FAST_FLAGS, http=True) as c:
         leader = c.leader()
         cli(["bench", "load", "--endpoints", c.endpoints(), "--objects", "500"])
         target = next(n for n in c.nodes if n is not leader)

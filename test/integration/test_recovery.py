@@ -9,12 +9,12 @@ import os
 import re
 import shutil
 
-from harness import ASAN, Cluster, cli, metrics_text, port_open, snapshot_flags, wait_for
+from harness import (ASAN, FAST_FLAGS, Cluster, cli, metrics_text, port_open, snapshot_flags,
+                     wait_for)
 
-FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"]
 # Header-only snapshots every 200 entries, an engine image every 1,000: the WAL is compacted to
 # the newest image, and header-only snapshots lie after it (the replay path is exercised).
-SMALL = FAST + snapshot_flags(200, 50) + ["--image-entries", "1000"]
+SMALL = FAST_FLAGS + snapshot_flags(200, 50) + ["--image-entries", "1000"]
 
 
 def load(c, n, connections=2):
@@ -117,7 +117,7 @@ def test_power_loss_on_every_node_loses_no_acknowledged_write():
 
 def test_no_image_yet_the_engine_is_rebuilt_from_the_whole_log():
     """Before the first image the WAL is never compacted: an empty engine plus the log."""
-    flags = FAST + snapshot_flags(200, 50)
+    flags = FAST_FLAGS + snapshot_flags(200, 50)
     with Cluster(1, flags) as c:
         c.leader()
         cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
@@ -185,7 +185,7 @@ def test_engine_ahead_of_log_refuses_and_acknowledges_nothing_it_skipped():
     new writes the indexes the engine already applied, the engine skips them, and (before the
     fix) they were acknowledged and lost. Now the node refuses to start, naming the range; and
     whatever it answers, no acknowledged write may be missing."""
-    with Cluster(1, FAST) as c:
+    with Cluster(1, FAST_FLAGS) as c:
         c.leader()
         ep = ["--endpoints", c.endpoints()]
         cli(ep + ["bucket", "create", "bkt"])
@@ -241,7 +241,7 @@ def test_an_image_holds_exactly_the_index_in_its_header():
     engine ahead of its log: refused by test_engine_ahead_of_log_...)."""
     # 4,000 puts with at most 16 in flight make at least 250 entries however they are batched:
     # the image is due at 200 (it was 400, and a loaded machine batched the load into fewer).
-    flags = FAST + snapshot_flags(100, 50) + ["--image-entries", "200"]
+    flags = FAST_FLAGS + snapshot_flags(100, 50) + ["--image-entries", "200"]
     with Cluster(1, flags) as c:
         c.leader()
         cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
@@ -266,7 +266,7 @@ def test_members_take_turns_making_images_and_the_leader_waits():
     every write's commit. A member's first periodic image now falls at a point of the interval
     set by its id, and a leader's come four intervals apart (node_snapshot.c
     periodic_image_due). Images every 400 entries here; ~900 entries of one put each."""
-    flags = FAST + ["--snapshot-entries", "20", "--image-entries", "400"]
+    flags = FAST_FLAGS + ["--snapshot-entries", "20", "--image-entries", "400"]
     with Cluster(3, flags) as c:
         leader = c.leader()
         load(c, 900, connections=1)
@@ -297,7 +297,7 @@ def test_a_leader_hands_off_leadership_before_its_periodic_image():
     (node_snapshot.c handoff_before_image). The clients see no error. Images every 100 entries
     here, so a leader's falls due within ~400 of ~900 one-put entries. With
     --no-image-handoff the leader makes it itself and stays leader."""
-    flags = FAST + ["--snapshot-entries", "20", "--image-entries", "100"]
+    flags = FAST_FLAGS + ["--snapshot-entries", "20", "--image-entries", "100"]
     with Cluster(3, flags, http=True) as c:
         first = c.leader()
         load(c, 900, connections=1)
@@ -330,7 +330,7 @@ def test_unclean_stop_then_reboot_rebuilds_the_engine():
     be stale yet well formed (no fsync, pages written back in any order), which the scan cannot
     see. The node records the boot id it opened the engine in; a different one on an unclean
     start rebuilds the engine from the image + WAL (here: the whole log) instead of trusting it."""
-    flags = FAST + snapshot_flags(200, 50)
+    flags = FAST_FLAGS + snapshot_flags(200, 50)
     with Cluster(1, flags) as c:
         c.leader()
         cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
@@ -394,7 +394,7 @@ def test_an_image_copy_starting_late_does_not_stall_the_loop():
     import time
     # 600 puts are at least 300 entries (two connections: at most two puts per entry), so an
     # image (every 150) is made at least once.
-    flags = FAST + snapshot_flags(100, 50) + ["--image-entries", "150"]
+    flags = FAST_FLAGS + snapshot_flags(100, 50) + ["--image-entries", "150"]
     os.environ["MC_TEST_SNAP_COPY_START_DELAY_MS"] = "2000"
     try:
         with Cluster(1, flags) as c:
@@ -438,7 +438,7 @@ def test_engine_ahead_by_a_recorded_legacy_image_is_accepted():
     S (during a rolling upgrade, a restart before the WAL reaches A must not refuse). Any other
     engine ahead of the log still refuses. Here the state is made by hand: an older WAL put back
     under a newer engine, then a record written."""
-    with Cluster(1, FAST) as c:
+    with Cluster(1, FAST_FLAGS) as c:
         c.leader()
         ep = ["--endpoints", c.endpoints()]
         cli(ep + ["bucket", "create", "bkt"])
