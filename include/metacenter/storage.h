@@ -229,8 +229,14 @@ struct mc_wal_options {
     const char *hardstate_dir;   /* DATADIR (meta-a, meta-b); NULL = no hard state in the WAL */
     const struct mc_fs_ops *fs;  /* NULL = mc_fs_default() */
     uint64_t segment_size_bytes; /* 0 = default 64 MiB; min 4 KiB */
-    uint32_t queue_max_ops;      /* 0 = default */
-    uint64_t queue_max_bytes;    /* 0 = default */
+    /* Segments dropped by mc_wal_compact are renamed to "<name>.del" and cut down this many
+     * bytes at a time, one cut per delete_pause_ms, on a thread of their own (trash.c: a file
+     * system mounted with `discard` trims what one commit frees while every fsync waits).
+     * 0 = defaults (8 MiB, 10 ms). */
+    uint64_t delete_chunk_bytes;
+    uint32_t delete_pause_ms;
+    uint32_t queue_max_ops;   /* 0 = default */
+    uint64_t queue_max_bytes; /* 0 = default */
     /* When the queue is full: 0 = return MC_EBUSY at once; else block up to this long, then
      * MC_EBUSY. The event loop should use 0. */
     uint32_t enqueue_wait_ms;

@@ -1,6 +1,7 @@
 /* wal.c: the write-ahead log: bounded queue, group commit on a dedicated thread (one writev + one
  * fdatasync per group), suffix truncation, prefix compaction, fail-stop on I/O errors. */
 #include "storage/wal_internal.h"
+#include "storage/trash.h"
 #include "metacenter/error.h"
 #include "util/clock.h"
 #include "util/codec.h"
@@ -51,6 +52,7 @@ struct mc_wal {
 
     pthread_mutex_t mu; /* queue, producer view, segs array, pos table */
     pthread_cond_t work_cv, space_cv, done_cv;
+    struct mc_trash *trash; /* compacted segments are deleted slowly here; NULL: unlinked */
     pthread_t thread;
     bool thread_started;
     bool stopping;
@@ -522,6 +524,33 @@ static int do_truncate(struct mc_wal *w, uint64_t from)
     return 0;
 }
 
+/* A segment compaction dropped: out of the array, renamed to "<name>.del" (ignored by the
+ * loader, deleted at open) and handed to the trash thread, which deletes it a chunk at a time
+ * (trash.c); unlinked here when there is no trash thread or its queue is full. */
+static int seg_retire(struct mc_wal *w, size_t i)
+{
+    if (!w->trash) {
+        return seg_delete(w, i);
+    }
+    struct wal_seg s = w->segs[i];
+    pthread_mutex_lock(&w->mu);
+    memmove(&w->segs[i], &w->segs[i + 1], (w->nsegs - i - 1) * sizeof(*w->segs));
+    w->nsegs--;
+    pthread_mutex_unlock(&w->mu);
+    w->fs->close(w->fs->ctx, s.fd);
+    char del[MC_DATADIR_PATH_MAX + 8];
+    int len = snprintf(del, sizeof(del), "%s.del", s.path);
+    assert(len > 0 && (size_t)len < MC_DATADIR_PATH_MAX); /* mc_wal_open bounds the dir */
+    int rc = w->fs->rename(w->fs->ctx, s.path, del);
+    if (rc < 0) {
+        return rc == -ENOENT ? 0 : mc_fs_errno_to_mc(rc);
+    }
+    if (mc_trash_add(w->trash, del) != 0) {
+        rc = w->fs->unlink(w->fs->ctx, del);
+    }
+    return rc < 0 && rc != -ENOENT ? mc_fs_errno_to_mc(rc) : 0;
+}
+
 /* After a snapshot at upto: delete whole segments entirely <= upto, oldest first (a crash
  * midway leaves a suffix). The active segment is never deleted here. */
 static int do_compact(struct mc_wal *w, uint64_t upto)
@@ -531,7 +560,7 @@ static int do_compact(struct mc_wal *w, uint64_t upto)
     pthread_mutex_unlock(&w->mu);
     bool deleted = false;
     while (w->nsegs > 1 && (seg_empty(&w->segs[0]) || w->segs[0].last <= upto)) {
-        int rc = seg_delete(w, 0);
+        int rc = seg_retire(w, 0);
         if (rc) {
             go_fatal(w, "unlink", w->dir, rc);
             return MC_EFATAL;
@@ -723,6 +752,37 @@ static void *wal_main(void *arg)
 /* ------------------------------------------------------------------------------------------ */
 /* public API                                                                                  */
 
+/* The trash thread for compacted segments, and what an earlier run left to it: "*.log.del"
+ * files (a crash, or a stop, before they were gone). Without it (no thread) segments are
+ * unlinked at once, as before. */
+static void start_trash(struct mc_wal *w)
+{
+    uint64_t chunk = w->opt.delete_chunk_bytes ? w->opt.delete_chunk_bytes : 8ull << 20;
+    uint32_t pause = w->opt.delete_pause_ms ? w->opt.delete_pause_ms : 10;
+    if (mc_trash_open(w->fs, chunk, pause, &w->trash) != 0) {
+        MC_WARN("wal_trash_unavailable", "dir=%s reason=\"segments are unlinked at once\"", w->dir);
+        return;
+    }
+    DIR *d = opendir(w->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        unsigned long long seq;
+        char tail[8];
+        if (sscanf(e->d_name, "wal-%16llx.%7s", &seq, tail) != 2 || strcmp(tail, "log.del") != 0 ||
+            strlen(e->d_name) != 28) {
+            continue;
+        }
+        char path[MC_DATADIR_PATH_MAX + 32];
+        int len = snprintf(path, sizeof(path), "%s/%s", w->dir, e->d_name);
+        if (len > 0 && (size_t)len < sizeof(path) && mc_trash_add(w->trash, path) != 0) {
+            (void)w->fs->unlink(w->fs->ctx, path);
+        }
+    }
+    if (d) {
+        closedir(d);
+    }
+}
+
 int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
 {
     *out = NULL;
@@ -806,6 +866,7 @@ int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
     w->next_ticket = 1;
     w->stats.segments = w->nsegs;
     w->hs_written_ms = mc_mono_ms();
+    start_trash(w);
     MC_INFO("wal_loaded", "dir=%s first=%llu last=%llu segments=%zu", w->dir,
             (unsigned long long)w->q_first, (unsigned long long)w->q_last, w->nsegs);
     if (pthread_create(&w->thread, NULL, wal_main, w) != 0) {
@@ -879,6 +940,7 @@ void mc_wal_close(struct mc_wal *w)
         pthread_mutex_unlock(&w->mu);
         pthread_join(w->thread, NULL);
     }
+    mc_trash_close(w->trash);
     free_ops(w->q_head);
     for (size_t i = 0; i < w->nsegs; i++) {
         w->fs->close(w->fs->ctx, w->segs[i].fd);

@@ -1147,3 +1147,92 @@ Test(storage_wal, torn_first_group_after_restart_is_cut)
     mc_wal_close(w);
     st_rmtree(dir);
 }
+
+static int count_named(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    int n = 0;
+    struct dirent *e;
+    size_t sl = strlen(suffix);
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        n += strncmp(e->d_name, "wal-", 4) == 0 && len > sl &&
+             strcmp(e->d_name + len - sl, suffix) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Polls (10 ms steps, at most 5 s) until no "*.log.del" is left in dir. */
+static bool del_files_gone(const char *dir)
+{
+    for (int i = 0; i < 500; i++) {
+        if (count_named(dir, ".log.del") == 0) {
+            return true;
+        }
+        usleep(10000);
+    }
+    return false;
+}
+
+/* A segment compaction drops is renamed out of the way and cut down a chunk at a time, each cut
+ * synced, before its unlink (trash.c): on a file system mounted with `discard` one commit
+ * freeing ~512 MiB stalled every WAL fsync on the disk (docs/benchmarks.md, session 14). */
+Test(storage_wal, compacted_segments_are_deleted_a_chunk_at_a_time)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_fs_fault f;
+    mc_fs_fault_init(&f, NULL);
+    struct mc_wal_options o = {.wal_dir = dir,
+                               .segment_size_bytes = 64 * 1024,
+                               .delete_chunk_bytes = 16 * 1024,
+                               .delete_pause_ms = 1,
+                               .fs = &f.ops};
+    struct mc_wal *w = NULL;
+    cr_assert_eq(mc_wal_open(&o, &w), 0);
+    append_range(w, 1, 3000, 1, len100); /* ~5 segments of 64 KiB */
+    cr_assert_eq(mc_wal_sync(w), 0);
+    int before = count_named(dir, ".log");
+    cr_assert_geq(before, 4, "%d segments", before);
+    uint64_t cuts0 = f.calls[MC_FS_FTRUNCATE];
+    cr_assert_eq(mc_wal_compact(w, 2500, NULL), 0);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    int dropped = before - count_named(dir, ".log");
+    cr_assert_geq(dropped, 3, "before %d, dropped %d", before, dropped);
+    cr_assert(del_files_gone(dir), "dropped segments still on disk after 5 s");
+    uint64_t cuts = f.calls[MC_FS_FTRUNCATE] - cuts0;
+    cr_assert_geq(cuts, 4u * (uint64_t)dropped,
+                  "%llu cuts for %d segments of 64 KiB in 16 KiB chunks: deleted at once",
+                  (unsigned long long)cuts, dropped);
+    check_range(w, 2501, 3000, 3000, 1, 1, len100);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+/* A "*.log.del" left by a crash (or a stop) before its deletion finished is never loaded as a
+ * segment, and the next open deletes it. */
+Test(storage_wal, leftover_deleted_segment_is_ignored_and_removed_at_open)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_wal *w = open_wal(dir, 8 * 1024, NULL);
+    append_range(w, 1, 100, 1, len100);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    mc_wal_close(w);
+    char path[MC_DATADIR_PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/wal-%016llx.log.del", dir, 0x42ull);
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp);
+    for (int i = 0; i < 3000; i++) {
+        fputs("garbage that is not a WAL segment ", fp);
+    }
+    fclose(fp);
+    w = open_wal(dir, 8 * 1024, NULL);
+    cr_assert_eq(mc_wal_first_index(w), 1);
+    cr_assert_eq(mc_wal_last_index(w), 100);
+    cr_assert(del_files_gone(dir), "the leftover was not deleted");
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
