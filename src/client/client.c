@@ -1692,8 +1692,8 @@ static uint64_t next_timer(const struct mc_client *c, uint64_t now)
             t = now + LOOKUP_POLL_MS; /* a lookup thread has no fd to poll */
         }
     }
-    if (c->dhead) {
-        t = c->dhead->deadline_ms;
+    if (c->dhead && c->dhead->deadline_ms < t) {
+        t = c->dhead->deadline_ms; /* not in place of a lookup's poll above */
     }
     for (const struct req *r = c->retry.head; r; r = r->qnext) {
         if (r->retry_at_ms < t) {

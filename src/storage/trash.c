@@ -53,11 +53,33 @@ static bool pause_or_stop(struct mc_trash *t)
     return t->stopping;
 }
 
+/* Sync the directory holding path: the owner's rename out of use must be durable before the
+ * first cut. Otherwise a crash could keep the old name (a WAL segment, loaded at the next open)
+ * with its end cut off. Called with mu held. */
+static bool rename_durable(struct mc_trash *t, const char *path)
+{
+    char dir[MC_DATADIR_PATH_MAX];
+    pthread_mutex_unlock(&t->mu);
+    int rc = mc_fs_dir_of(path, dir, sizeof(dir));
+    if (rc == 0) {
+        rc = mc_fs_fsync_dir(t->fs, dir);
+    }
+    pthread_mutex_lock(&t->mu);
+    if (rc) {
+        MC_WARN("trash_dir_sync_failed", "path=%s err=%s reason=\"left for the owner's next open\"",
+                path, mc_error_name(rc));
+    }
+    return rc == 0;
+}
+
 /* Cut the file down chunk by chunk (each cut synced), then unlink it. Returns false when it
  * stopped midway: the file stays, shorter, for the owner's next open. Called with mu held; the
  * file work runs without it. */
 static bool delete_slowly(struct mc_trash *t, const char *path)
 {
+    if (!rename_durable(t, path)) {
+        return true; /* untouched: next file */
+    }
     const struct mc_fs_ops *fs = t->fs;
     int fd = fs->open(fs->ctx, path, O_WRONLY | O_CLOEXEC, 0);
     if (fd >= 0) {

@@ -218,8 +218,8 @@ static int segs_push(struct mc_wal *w, const struct wal_seg *s)
     return 0;
 }
 
-/* Remove segs[i] from the array (under mu), then close and unlink it. */
-static int seg_delete(struct mc_wal *w, size_t i)
+/* Remove segs[i] from the array (under mu) and close it; returns it (for its path). */
+static struct wal_seg seg_detach(struct mc_wal *w, size_t i)
 {
     struct wal_seg s = w->segs[i];
     pthread_mutex_lock(&w->mu);
@@ -227,6 +227,13 @@ static int seg_delete(struct mc_wal *w, size_t i)
     w->nsegs--;
     pthread_mutex_unlock(&w->mu);
     w->fs->close(w->fs->ctx, s.fd);
+    return s;
+}
+
+/* Remove segs[i] from the array, then close and unlink it. */
+static int seg_delete(struct mc_wal *w, size_t i)
+{
+    struct wal_seg s = seg_detach(w, i);
     int rc = w->fs->unlink(w->fs->ctx, s.path);
     return rc < 0 && rc != -ENOENT ? mc_fs_errno_to_mc(rc) : 0;
 }
@@ -532,12 +539,7 @@ static int seg_retire(struct mc_wal *w, size_t i)
     if (!w->trash) {
         return seg_delete(w, i);
     }
-    struct wal_seg s = w->segs[i];
-    pthread_mutex_lock(&w->mu);
-    memmove(&w->segs[i], &w->segs[i + 1], (w->nsegs - i - 1) * sizeof(*w->segs));
-    w->nsegs--;
-    pthread_mutex_unlock(&w->mu);
-    w->fs->close(w->fs->ctx, s.fd);
+    struct wal_seg s = seg_detach(w, i);
     char del[MC_DATADIR_PATH_MAX + 8];
     int len = snprintf(del, sizeof(del), "%s.del", s.path);
     assert(len > 0 && (size_t)len < MC_DATADIR_PATH_MAX); /* mc_wal_open bounds the dir */

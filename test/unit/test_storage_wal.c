@@ -2,6 +2,7 @@
 #include "storage_test_util.h"
 
 #include "metacenter/error.h"
+#include "storage/trash.h"
 #include "storage/wal_internal.h"
 #include "util/checksum.h"
 #include "util/codec.h"
@@ -1234,5 +1235,43 @@ Test(storage_wal, leftover_deleted_segment_is_ignored_and_removed_at_open)
     cr_assert_eq(mc_wal_last_index(w), 100);
     cr_assert(del_files_gone(dir), "the leftover was not deleted");
     mc_wal_close(w);
+    st_rmtree(dir);
+}
+
+/* The trash thread syncs a file's directory before its first cut: the owner's rename out of use
+ * must be durable before the file shrinks, or a crash could leave a WAL segment under its old
+ * name with its end cut off. When that sync fails, the file is left whole. */
+Test(storage_wal, trash_does_not_cut_a_file_whose_rename_may_not_be_durable)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    char path[MC_DATADIR_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/wal-%016llx.log.del", dir, 0x7ull);
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp);
+    for (int i = 0; i < 4096; i++) {
+        fputs("sixteen bytes..\n", fp);
+    }
+    fclose(fp);
+    struct mc_fs_fault f;
+    mc_fs_fault_init(&f, NULL);
+    mc_fs_fault_arm(&f, MC_FS_FSYNC, 1, EIO, true); /* every directory fsync fails */
+    struct mc_trash *t = NULL;
+    cr_assert_eq(mc_trash_open(&f.ops, 4096, 1, &t), 0);
+    cr_assert_eq(mc_trash_add(t, path), 0);
+    bool synced = false;
+    for (int i = 0; i < 300 && !synced; i++) {
+        synced = __atomic_load_n(&f.failures[MC_FS_FSYNC], __ATOMIC_SEQ_CST) > 0;
+        usleep(10000);
+    }
+    usleep(50000); /* time for cuts, if any were coming */
+    uint64_t cuts = __atomic_load_n(&f.calls[MC_FS_FTRUNCATE], __ATOMIC_SEQ_CST);
+    mc_trash_close(t);
+    cr_assert(synced, "the directory was never synced before the file was cut (%llu cuts)",
+              (unsigned long long)cuts);
+    cr_assert_eq(cuts, 0, "%llu cuts after a failed directory sync", (unsigned long long)cuts);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "the file was deleted");
+    cr_assert_eq(st.st_size, 4096 * 16);
     st_rmtree(dir);
 }
