@@ -13,36 +13,11 @@
 #include <unistd.h>
 
 #include "../client/harness.h"
+#include "client_test_util.h"
 #include "metacenter/client.h"
 #include "metacenter/error.h"
 #include "net/proto.h"
 #include "util/clock.h"
-
-static struct th_server *start(struct th_opts o)
-{
-    struct th_server *s = NULL;
-    cr_assert_eq(th_start(&o, &s), 0);
-    return s;
-}
-
-static struct mc_client *open_client(const char *eps, uint32_t timeout_ms)
-{
-    struct mc_client_opts o;
-    mc_client_opts_default(&o);
-    if (timeout_ms) {
-        o.request_timeout_ms = timeout_ms;
-    }
-    struct mc_client *c = NULL;
-    cr_assert_eq(mc_client_open(eps, &o, &c), 0);
-    return c;
-}
-
-static int put_kv(struct mc_client *c, const char *kv)
-{
-    const void *p = kv;
-    size_t len = strlen(kv);
-    return mc_client_write(c, 1, &p, &len, NULL);
-}
 
 static int get_val(struct mc_client *c, const char *key, char *out, size_t cap)
 {
@@ -59,16 +34,16 @@ static int get_val(struct mc_client *c, const char *key, char *out, size_t cap)
 
 Test(client_e2e, put_get_and_admin)
 {
-    struct th_server *s = start((struct th_opts){.node_id = 5});
-    struct mc_client *c = open_client(th_addr(s), 0);
-    cr_assert_eq(put_kv(c, "alpha=one"), 0);
+    struct th_server *s = ct_start((struct th_opts){.node_id = 5});
+    struct mc_client *c = ct_open_client(th_addr(s), 0);
+    cr_assert_eq(ct_put_kv(c, "alpha=one"), 0);
     cr_assert_neq(mc_client_session_id(c), 0, "first write registers a session");
     char v[64];
     cr_assert_eq(get_val(c, "alpha", v, sizeof(v)), 0);
     cr_assert_str_eq(v, "one");
     cr_assert_eq(get_val(c, "nope", v, sizeof(v)), MC_ENOKEY);
     cr_assert_not(mc_client_last_error(c)->delete_marker);
-    cr_assert_eq(put_kv(c, "gone=DELETED"), 0);
+    cr_assert_eq(ct_put_kv(c, "gone=DELETED"), 0);
     cr_assert_eq(get_val(c, "gone", v, sizeof(v)), MC_ENOKEY);
     cr_assert(mc_client_last_error(c)->delete_marker);
     cr_assert_str_eq(mc_client_last_error(c)->version_id, "dm1");
@@ -146,11 +121,11 @@ static void put_cb(void *arg, const struct mc_client_result *r)
 Test(client_e2e, pipeline_1000_on_one_connection)
 {
     /* every 7th request is answered 2 ms late: replies come back out of order */
-    struct th_server *s = start((struct th_opts){.delay_every = 7});
-    struct mc_client *c = open_client(th_addr(s), 0);
+    struct th_server *s = ct_start((struct th_opts){.delay_every = 7});
+    struct mc_client *c = ct_open_client(th_addr(s), 0);
     struct pctx *p = calloc(1, sizeof(*p));
     g_p = p;
-    cr_assert_eq(put_kv(c, "seed=x"), 0); /* session registered up front */
+    cr_assert_eq(ct_put_kv(c, "seed=x"), 0); /* session registered up front */
     char kv[64];
     for (int i = 0; i < 1000; i++) {
         snprintf(kv, sizeof(kv), "k%04d=v%d", i, i * 3);
@@ -224,8 +199,8 @@ Test(client_e2e, external_event_loop)
 {
     /* the first 2 writes' replies are lost with the connection: the client reconnects, and the
      * external loop must pick up the new socket (a new generation, maybe the same fd number) */
-    struct th_server *s = start((struct th_opts){.drop_after_apply = 2});
-    struct mc_client *c = open_client(th_addr(s), 0);
+    struct th_server *s = ct_start((struct th_opts){.drop_after_apply = 2});
+    struct mc_client *c = ct_open_client(th_addr(s), 0);
     struct pctx *p = calloc(1, sizeof(*p));
     g_p = p;
     char kv[64];
@@ -259,15 +234,15 @@ Test(client_e2e, external_event_loop)
 
 Test(client_e2e, leader_redirect)
 {
-    struct th_server *b = start((struct th_opts){.node_id = 2});
-    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = th_addr(b)});
-    struct mc_client *c = open_client(th_addr(a), 0);
+    struct th_server *b = ct_start((struct th_opts){.node_id = 2});
+    struct th_server *a = ct_start((struct th_opts){.node_id = 1, .redirect_to = th_addr(b)});
+    struct mc_client *c = ct_open_client(th_addr(a), 0);
     cr_assert_eq(mc_client_endpoint_count(c), 1);
-    cr_assert_eq(put_kv(c, "x=1"), 0);
+    cr_assert_eq(ct_put_kv(c, "x=1"), 0);
     cr_assert_eq(mc_client_endpoint_count(c), 2, "the leader named by NotLeader is added");
     cr_assert_eq(mc_client_leader_index(c), 1);
     cr_assert_str_eq(mc_client_endpoint_addr(c, 1), th_addr(b));
-    cr_assert_eq(put_kv(c, "y=2"), 0);
+    cr_assert_eq(ct_put_kv(c, "y=2"), 0);
     cr_assert_eq(th_applied(b), 2);
     cr_assert_eq(th_applied(a), 0);
     /* a pinned admin call gets the NotLeader itself */
@@ -281,12 +256,12 @@ Test(client_e2e, members_naming_each_other_leader_back_off)
 {
     /* Stale views during an election: a redirects to b, b to a. */
     static char a_addr[32];
-    struct th_server *b = start((struct th_opts){.node_id = 2, .redirect_to = a_addr});
-    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = th_addr(b)});
+    struct th_server *b = ct_start((struct th_opts){.node_id = 2, .redirect_to = a_addr});
+    struct th_server *a = ct_start((struct th_opts){.node_id = 1, .redirect_to = th_addr(b)});
     snprintf(a_addr, sizeof(a_addr), "%s", th_addr(a)); /* before any request */
-    struct mc_client *c = open_client(th_addr(a), 300);
+    struct mc_client *c = ct_open_client(th_addr(a), 300);
     uint64_t t0 = mc_mono_ms();
-    int rc = put_kv(c, "x=1");
+    int rc = ct_put_kv(c, "x=1");
     cr_assert(rc == MC_ENOTLEADER || rc == MC_ETIMEOUT, "rc %d", rc);
     cr_assert_geq(mc_mono_ms() - t0, 250, "retried until the deadline");
     uint64_t n = th_requests(a) + th_requests(b);
@@ -302,16 +277,16 @@ Test(client_e2e, new_leader_learned_when_the_endpoint_list_is_full)
     /* a names a different (dead) leader on each write until the client's list is full, then
      * the real one, b */
     static char hint[32];
-    struct th_server *b = start((struct th_opts){.node_id = 2});
-    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = hint});
-    struct mc_client *c = open_client(th_addr(a), 100);
+    struct th_server *b = ct_start((struct th_opts){.node_id = 2});
+    struct th_server *a = ct_start((struct th_opts){.node_id = 1, .redirect_to = hint});
+    struct mc_client *c = ct_open_client(th_addr(a), 100);
     for (int k = 1; mc_client_endpoint_count(c) < 16; k++) {
         cr_assert_lt(k, 20);
         snprintf(hint, sizeof(hint), "127.0.0.1:%d", k); /* nothing listens there */
-        cr_assert_neq(put_kv(c, "x=1"), 0);
+        cr_assert_neq(ct_put_kv(c, "x=1"), 0);
     }
     snprintf(hint, sizeof(hint), "%s", th_addr(b));
-    cr_assert_eq(put_kv(c, "x=2"), 0, "the new leader took a learned endpoint's place");
+    cr_assert_eq(ct_put_kv(c, "x=2"), 0, "the new leader took a learned endpoint's place");
     cr_assert_eq(th_applied(b), 1);
     cr_assert_eq(mc_client_endpoint_count(c), 16);
     cr_assert_str_eq(mc_client_endpoint_addr(c, mc_client_leader_index(c)), th_addr(b));
@@ -323,9 +298,9 @@ Test(client_e2e, new_leader_learned_when_the_endpoint_list_is_full)
 
 Test(client_e2e, no_leader_times_out_with_unknown_outcome)
 {
-    struct th_server *a = start((struct th_opts){.redirect_unknown = true});
-    struct mc_client *c = open_client(th_addr(a), 300);
-    cr_assert_eq(put_kv(c, "x=1"), MC_ETIMEOUT);
+    struct th_server *a = ct_start((struct th_opts){.redirect_unknown = true});
+    struct mc_client *c = ct_open_client(th_addr(a), 300);
+    cr_assert_eq(ct_put_kv(c, "x=1"), MC_ETIMEOUT);
     /* the session registration itself never got an answer: the write never left */
     cr_assert_not(mc_client_last_error(c)->outcome_unknown);
     mc_client_close(c);
@@ -335,12 +310,12 @@ Test(client_e2e, no_leader_times_out_with_unknown_outcome)
 Test(client_e2e, exactly_once_across_lost_replies)
 {
     /* the first 3 writes are applied but their replies are lost with the connection */
-    struct th_server *s = start((struct th_opts){.drop_after_apply = 3});
-    struct mc_client *c = open_client(th_addr(s), 0);
+    struct th_server *s = ct_start((struct th_opts){.drop_after_apply = 3});
+    struct mc_client *c = ct_open_client(th_addr(s), 0);
     char kv[32];
     for (int i = 0; i < 5; i++) {
         snprintf(kv, sizeof(kv), "k%d=%d", i, i);
-        cr_assert_eq(put_kv(c, kv), 0);
+        cr_assert_eq(ct_put_kv(c, kv), 0);
     }
     cr_assert_eq(th_applied(s), 5, "each write applied once");
     cr_assert_eq(th_duplicates(s), 3, "the retries were recognised as duplicates");
@@ -352,9 +327,9 @@ Test(client_e2e, server_timeout_on_a_write_is_retried_in_its_session)
 {
     /* The node's commit wait expired (Timeout, outcome unknown) but the entry committed: the
      * resend under the same (session, seq) gets the cached result, nothing applies twice. */
-    struct th_server *s = start((struct th_opts){.timeout_writes = 2});
-    struct mc_client *c = open_client(th_addr(s), 3000);
-    cr_assert_eq(put_kv(c, "k=1"), 0);
+    struct th_server *s = ct_start((struct th_opts){.timeout_writes = 2});
+    struct mc_client *c = ct_open_client(th_addr(s), 3000);
+    cr_assert_eq(ct_put_kv(c, "k=1"), 0);
     cr_assert_eq(th_applied(s), 1);
     cr_assert_eq(th_duplicates(s), 2, "resent twice in its session");
     mc_client_close(c);
@@ -363,9 +338,9 @@ Test(client_e2e, server_timeout_on_a_write_is_retried_in_its_session)
 
 Test(client_e2e, server_timeout_past_the_deadline_is_outcome_unknown)
 {
-    struct th_server *s = start((struct th_opts){.timeout_writes = 1000000});
-    struct mc_client *c = open_client(th_addr(s), 100);
-    cr_assert_eq(put_kv(c, "k=1"), MC_ETIMEOUT);
+    struct th_server *s = ct_start((struct th_opts){.timeout_writes = 1000000});
+    struct mc_client *c = ct_open_client(th_addr(s), 100);
+    cr_assert_eq(ct_put_kv(c, "k=1"), MC_ETIMEOUT);
     cr_assert(mc_client_last_error(c)->outcome_unknown, "the write may have been applied");
     cr_assert_eq(th_applied(s), 1);
     mc_client_close(c);
@@ -376,15 +351,15 @@ Test(client_e2e, session_expired_after_a_lost_reply_is_outcome_unknown)
 {
     /* The write is applied, its reply lost, and the session expires before the retry arrives
      * (its cached result with it): resending under a fresh session would apply it twice. */
-    struct th_server *s = start((struct th_opts){.drop_after_apply = 1, .expire_on_drop = true});
-    struct mc_client *c = open_client(th_addr(s), 0);
+    struct th_server *s = ct_start((struct th_opts){.drop_after_apply = 1, .expire_on_drop = true});
+    struct mc_client *c = ct_open_client(th_addr(s), 0);
     const void *op = "k=1";
     size_t len = 3;
     int rc = mc_client_write(c, 1, &op, &len, NULL);
     cr_assert_eq(rc, MC_ENOSESSION, "rc %d", rc);
     cr_assert_eq(th_applied(s), 1, "applied once, not resent under a new session");
     /* A write whose only attempt meets an expired session is resent under a fresh one. */
-    cr_assert_eq(put_kv(c, "k2=2"), 0);
+    cr_assert_eq(ct_put_kv(c, "k2=2"), 0);
     cr_assert_eq(th_applied(s), 2);
     mc_client_close(c);
     th_stop(s, NULL);
@@ -392,8 +367,8 @@ Test(client_e2e, session_expired_after_a_lost_reply_is_outcome_unknown)
 
 Test(client_e2e, pipelined_exactly_once)
 {
-    struct th_server *s = start((struct th_opts){.drop_after_apply = 2});
-    struct mc_client *c = open_client(th_addr(s), 0);
+    struct th_server *s = ct_start((struct th_opts){.drop_after_apply = 2});
+    struct mc_client *c = ct_open_client(th_addr(s), 0);
     struct pctx *p = calloc(1, sizeof(*p));
     g_p = p;
     char kv[32];
@@ -426,13 +401,13 @@ static void one_cb(void *arg, const struct mc_client_result *r)
 
 Test(client_e2e, timeouts)
 {
-    struct th_server *s = start((struct th_opts){.blackhole = true});
-    struct mc_client *c = open_client(th_addr(s), 200);
+    struct th_server *s = ct_start((struct th_opts){.blackhole = true});
+    struct mc_client *c = ct_open_client(th_addr(s), 200);
     char v[8];
     cr_assert_eq(get_val(c, "k", v, sizeof(v)), MC_ETIMEOUT);
     cr_assert_not(mc_client_last_error(c)->outcome_unknown);
     /* a write whose frame went out: outcome unknown */
-    cr_assert_eq(put_kv(c, "k=v"), MC_ETIMEOUT);
+    cr_assert_eq(ct_put_kv(c, "k=v"), MC_ETIMEOUT);
     cr_assert(mc_client_last_error(c)->outcome_unknown);
     cr_assert_eq(mc_client_ping_async(c, 0, one_cb, NULL), 0);
     while (g_status == 1) {
@@ -446,8 +421,8 @@ Test(client_e2e, timeouts)
 
 Test(client_e2e, blocking_call_whose_poll_fails_leaves_no_request_behind)
 {
-    struct th_server *s = start((struct th_opts){.blackhole = true});
-    struct mc_client *c = open_client(th_addr(s), 2000);
+    struct th_server *s = ct_start((struct th_opts){.blackhole = true});
+    struct mc_client *c = ct_open_client(th_addr(s), 2000);
     /* connect: a ping the server holds */
     cr_assert_eq(mc_client_ping_async(c, -1, one_cb, NULL), 0);
     mc_client_poll(c, 50);
@@ -480,11 +455,11 @@ static int dead_port(void)
 
 Test(client_e2e, unreachable_member_skipped)
 {
-    struct th_server *s = start((struct th_opts){0});
+    struct th_server *s = ct_start((struct th_opts){0});
     char eps[128];
     snprintf(eps, sizeof(eps), "127.0.0.1:%d,%s", dead_port(), th_addr(s));
-    struct mc_client *c = open_client(eps, 2000);
-    cr_assert_eq(put_kv(c, "a=b"), 0);
+    struct mc_client *c = ct_open_client(eps, 2000);
+    cr_assert_eq(ct_put_kv(c, "a=b"), 0);
     char v[8];
     for (int i = 0; i < 20; i++) {
         cr_assert_eq(get_val(c, "a", v, sizeof(v)), 0);
@@ -511,7 +486,7 @@ Test(client_e2e, reads_rotate_members_per_flush)
     struct th_server *s[3];
     char eps[256] = "";
     for (int i = 0; i < 3; i++) {
-        s[i] = start((struct th_opts){.node_id = (uint64_t)i + 1});
+        s[i] = ct_start((struct th_opts){.node_id = (uint64_t)i + 1});
         snprintf(eps + strlen(eps), sizeof(eps) - strlen(eps), "%s%s", i ? "," : "", th_addr(s[i]));
     }
     struct mc_client_opts o;
@@ -550,8 +525,8 @@ Test(client_e2e, inflight_limit_pauses_reading)
 {
     struct th_opts o = {.delay_every = 1};
     o.srv.max_inflight_per_conn = 4;
-    struct th_server *s = start(o);
-    struct mc_client *c = open_client(th_addr(s), 0);
+    struct th_server *s = ct_start(o);
+    struct mc_client *c = ct_open_client(th_addr(s), 0);
     int done = 0;
     struct pctx *p = calloc(1, sizeof(*p));
     g_p = p;
@@ -647,9 +622,9 @@ static void raw_ping(int fd, uint64_t rid)
 
 Test(client_e2e, bad_input_on_the_socket)
 {
-    struct th_server *s = start((struct th_opts){0});
-    struct mc_client *good = open_client(th_addr(s), 0);
-    cr_assert_eq(put_kv(good, "k=v"), 0);
+    struct th_server *s = ct_start((struct th_opts){0});
+    struct mc_client *good = ct_open_client(th_addr(s), 0);
+    cr_assert_eq(ct_put_kv(good, "k=v"), 0);
     struct mc_proto_header h;
 
     /* garbage bytes: an error reply, then close */
@@ -741,7 +716,7 @@ Test(client_e2e, connection_limit)
 {
     struct th_opts o = {0};
     o.srv.max_connections = 2;
-    struct th_server *s = start(o);
+    struct th_server *s = ct_start(o);
     int a = raw_connect(th_port(s)), b = raw_connect(th_port(s));
     raw_ping(a, 1);
     raw_ping(b, 2);
@@ -778,9 +753,9 @@ static void get_n(struct mc_client *c, int n)
 /* Leader first in the array, then the two followers that redirect to it. */
 static void start_three(struct th_server **s, char *eps, size_t cap)
 {
-    s[0] = start((struct th_opts){.node_id = 1});
-    s[1] = start((struct th_opts){.node_id = 2, .redirect_to = th_addr(s[0])});
-    s[2] = start((struct th_opts){.node_id = 3, .redirect_to = th_addr(s[0])});
+    s[0] = ct_start((struct th_opts){.node_id = 1});
+    s[1] = ct_start((struct th_opts){.node_id = 2, .redirect_to = th_addr(s[0])});
+    s[2] = ct_start((struct th_opts){.node_id = 3, .redirect_to = th_addr(s[0])});
     snprintf(eps, cap, "%s,%s,%s", th_addr(s[1]), th_addr(s[2]), th_addr(s[0]));
 }
 
@@ -796,7 +771,7 @@ Test(client_e2e, linearizable_reads_go_to_the_leader_writes_follow_it)
     struct th_server *s[3];
     char eps[128];
     start_three(s, eps, sizeof(eps));
-    struct mc_client *c = open_client(eps, 0);
+    struct mc_client *c = ct_open_client(eps, 0);
     /* A read-only client finds the leader with a LEADER request sent behind its first read. */
     uint64_t a[3], b[3];
     requests_of(s, a);
@@ -806,7 +781,7 @@ Test(client_e2e, linearizable_reads_go_to_the_leader_writes_follow_it)
     cr_assert_leq(b[1] - a[1] + b[2] - a[2], 2, "only the first read and its LEADER request");
     cr_assert_geq(b[0] - a[0], 29);
     /* Writes go to the leader too. */
-    cr_assert_eq(put_kv(c, "a=1"), 0);
+    cr_assert_eq(ct_put_kv(c, "a=1"), 0);
     cr_assert_eq(th_applied(s[0]), 1);
     cr_assert_eq(mc_client_pending(c), 0, "the client's own LEADER requests are not counted");
     mc_client_close(c);
@@ -834,7 +809,7 @@ Test(client_e2e, follower_reads_and_stale_reads_spread)
     o.follower_reads = true;
     struct mc_client *c = NULL;
     cr_assert_eq(mc_client_open(eps, &o, &c), 0);
-    cr_assert_eq(put_kv(c, "a=1"), 0);
+    cr_assert_eq(ct_put_kv(c, "a=1"), 0);
     cr_assert_eq(mc_client_leader_index(c), 2);
     gets_reach_both_followers(s, c);
     mc_client_close(c);
@@ -843,7 +818,7 @@ Test(client_e2e, follower_reads_and_stale_reads_spread)
     mc_client_opts_default(&o);
     o.read.consistency = MC_CONSISTENCY_STALE;
     cr_assert_eq(mc_client_open(eps, &o, &c), 0);
-    cr_assert_eq(put_kv(c, "b=2"), 0);
+    cr_assert_eq(ct_put_kv(c, "b=2"), 0);
     gets_reach_both_followers(s, c);
     mc_client_close(c);
     stop_three(s);
@@ -853,15 +828,15 @@ Test(client_e2e, idle_timeout_and_stop_with_open_connections)
 {
     struct th_opts o = {0};
     o.srv.idle_timeout_ms = 100;
-    struct th_server *s = start(o);
+    struct th_server *s = ct_start(o);
     int fd = raw_connect(th_port(s));
     raw_ping(fd, 1);
     usleep(400 * 1000);
     expect_closed(fd);
     close(fd);
     /* stop while a client is connected and has requests in flight: nothing leaks or hangs */
-    struct th_server *b = start((struct th_opts){.blackhole = true});
-    struct mc_client *c = open_client(th_addr(b), 300);
+    struct th_server *b = ct_start((struct th_opts){.blackhole = true});
+    struct mc_client *c = ct_open_client(th_addr(b), 300);
     cr_assert_eq(mc_client_ping_async(c, -1, one_cb, NULL), 0);
     mc_client_poll(c, 50);
     th_stop(b, NULL);
@@ -878,12 +853,12 @@ Test(client_e2e, idle_timeout_and_stop_with_open_connections)
 /* Store key "big" with a BIG_VALUE_BYTES value of 'z's. */
 static void put_big(struct th_server *s)
 {
-    struct mc_client *c = open_client(th_addr(s), 0);
+    struct mc_client *c = ct_open_client(th_addr(s), 0);
     char *kv = malloc(BIG_VALUE_BYTES + 8);
     memcpy(kv, "big=", 4);
     memset(kv + 4, 'z', BIG_VALUE_BYTES);
     kv[4 + BIG_VALUE_BYTES] = 0;
-    cr_assert_eq(put_kv(c, kv), 0);
+    cr_assert_eq(ct_put_kv(c, kv), 0);
     free(kv);
     mc_client_close(c);
     /* Its connection is gone on the server too before the test's own come (connection-limit
@@ -935,7 +910,7 @@ Test(client_e2e, slow_reader_backpressure)
 {
     struct th_opts o = {0};
     o.srv.max_output_bytes = 256 * 1024;
-    struct th_server *s = start(o);
+    struct th_server *s = ct_start(o);
     size_t vlen = BIG_VALUE_BYTES;
     put_big(s);
 
@@ -968,7 +943,7 @@ Test(client_e2e, peer_that_stops_reading_is_closed_after_the_send_timeout)
     struct th_opts o = {0};
     o.srv.max_output_bytes = 256 * 1024;
     o.srv.send_timeout_ms = 300;
-    struct th_server *s = start(o);
+    struct th_server *s = ct_start(o);
     put_big(s);
     /* ~19 MiB of replies, far more than the socket buffers hold: the server's write stalls */
     int fd = raw_connect_rcvbuf(th_port(s), 4096);
@@ -996,7 +971,7 @@ Test(client_e2e, slow_steady_reader_is_not_closed_at_the_send_timeout)
     o.srv.max_output_bytes = 256 * 1024;
     o.srv.send_timeout_ms = 300;
     o.srv.sndbuf_bytes = 16 * 1024; /* else loopback takes the whole write at once */
-    struct th_server *s = start(o);
+    struct th_server *s = ct_start(o);
     put_big(s);
     int fd = raw_connect_rcvbuf(th_port(s), 4096);
     enum { GETS = 12 };
@@ -1023,7 +998,7 @@ Test(client_e2e, closing_connection_counts_and_is_closed_after_a_grace)
 {
     struct th_opts o = {0};
     o.srv.max_connections = 1;
-    struct th_server *s = start(o);
+    struct th_server *s = ct_start(o);
     put_big(s);
     /* ~12 MiB of replies queued (under max_output_bytes: reading goes on), then a bad frame:
      * a protocol error while the output cannot drain */
@@ -1062,8 +1037,8 @@ Test(client_e2e, closing_connection_counts_and_is_closed_after_a_grace)
 static void start_follower_and_leader(struct th_server **a, struct th_server **b, char *eps,
                                       size_t cap)
 {
-    *a = start((struct th_opts){.node_id = 2, .redirect_unknown = true});
-    *b = start((struct th_opts){.node_id = 1});
+    *a = ct_start((struct th_opts){.node_id = 2, .redirect_unknown = true});
+    *b = ct_start((struct th_opts){.node_id = 1});
     snprintf(eps, cap, "%s,%s", th_addr(*a), th_addr(*b));
 }
 
@@ -1075,11 +1050,11 @@ Test(client_rotation, a_write_retry_without_a_hint_goes_to_the_other_of_two_memb
     struct th_server *a, *b;
     char eps[128];
     start_follower_and_leader(&a, &b, eps, sizeof(eps));
-    struct mc_client *c = open_client(eps, 2000);
+    struct mc_client *c = ct_open_client(eps, 2000);
     int ok = 0;
     uint64_t t0 = mc_mono_ms();
     for (int i = 0; i < 5; i++) {
-        int rc = put_kv(c, "k=v");
+        int rc = ct_put_kv(c, "k=v");
         ok += rc == 0;
     }
     uint64_t ms = mc_mono_ms() - t0;
@@ -1103,10 +1078,10 @@ Test(client_rotation, a_successful_write_records_its_member_as_the_leader)
     struct th_server *a, *b;
     char eps[128];
     start_follower_and_leader(&a, &b, eps, sizeof(eps));
-    struct mc_client *c = open_client(eps, 2000);
+    struct mc_client *c = ct_open_client(eps, 2000);
     int ok = 0;
     for (int i = 0; i < 6; i++) {
-        ok += put_kv(c, "k=v") == 0;
+        ok += ct_put_kv(c, "k=v") == 0;
     }
     int leader = mc_client_leader_index(c);
     uint64_t at_a = th_requests(a);
@@ -1124,18 +1099,18 @@ Test(client_rotation, a_successful_write_records_its_member_as_the_leader)
  * Before, every later write went to it and timed out too. */
 Test(client_rotation, writes_leave_a_recorded_leader_that_went_silent)
 {
-    struct th_server *s[2] = {start((struct th_opts){.node_id = 1}),
-                              start((struct th_opts){.node_id = 2})};
+    struct th_server *s[2] = {ct_start((struct th_opts){.node_id = 1}),
+                              ct_start((struct th_opts){.node_id = 2})};
     char eps[128];
     snprintf(eps, sizeof(eps), "%s,%s", th_addr(s[0]), th_addr(s[1]));
-    struct mc_client *c = open_client(eps, 300);
-    cr_assert_eq(put_kv(c, "k=v"), 0);
+    struct mc_client *c = ct_open_client(eps, 300);
+    cr_assert_eq(ct_put_kv(c, "k=v"), 0);
     int x = mc_client_leader_index(c);
     cr_assert(x == 0 || x == 1, "no leader recorded after a write: %d", x);
     th_set_wedged(s[x], true);
     int ok = 0;
     for (int i = 0; i < 8; i++) {
-        ok += put_kv(c, "k=v") == 0;
+        ok += ct_put_kv(c, "k=v") == 0;
     }
     mc_client_close(c);
     th_stop(s[0], NULL);
@@ -1148,14 +1123,14 @@ Test(client_rotation, writes_leave_a_recorded_leader_that_went_silent)
  * reverted session-9 change that kept leader-bound requests on one member (0 of 10). */
 Test(client_rotation, writes_leave_a_silent_first_member)
 {
-    struct th_server *dead = start((struct th_opts){.blackhole = true});
-    struct th_server *b = start((struct th_opts){.node_id = 2});
+    struct th_server *dead = ct_start((struct th_opts){.blackhole = true});
+    struct th_server *b = ct_start((struct th_opts){.node_id = 2});
     char eps[128];
     snprintf(eps, sizeof(eps), "%s,%s", th_addr(dead), th_addr(b));
-    struct mc_client *c = open_client(eps, 200);
+    struct mc_client *c = ct_open_client(eps, 200);
     int ok = 0;
     for (int i = 0; i < 10; i++) {
-        ok += put_kv(c, "k=v") == 0;
+        ok += ct_put_kv(c, "k=v") == 0;
     }
     mc_client_close(c);
     th_stop(dead, NULL);
@@ -1165,12 +1140,12 @@ Test(client_rotation, writes_leave_a_silent_first_member)
 
 Test(client_rotation, linearizable_reads_leave_a_silent_first_member)
 {
-    struct th_server *dead = start((struct th_opts){.blackhole = true});
-    struct th_server *b = start((struct th_opts){.node_id = 2});
-    struct th_server *d = start((struct th_opts){.node_id = 3, .redirect_to = "x"});
+    struct th_server *dead = ct_start((struct th_opts){.blackhole = true});
+    struct th_server *b = ct_start((struct th_opts){.node_id = 2});
+    struct th_server *d = ct_start((struct th_opts){.node_id = 3, .redirect_to = "x"});
     char eps[128];
     snprintf(eps, sizeof(eps), "%s,%s,%s", th_addr(dead), th_addr(b), th_addr(d));
-    struct mc_client *c = open_client(eps, 200);
+    struct mc_client *c = ct_open_client(eps, 200);
     int ok = 0;
     for (int i = 0; i < 10; i++) {
         struct mc_client_buf buf = {0};

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../client/harness.h"
+#include "client_test_util.h"
 #include "metacenter/client.h"
 #include "metacenter/error.h"
 #include "util/clock.h"
@@ -33,30 +34,6 @@ int getaddrinfo(const char *restrict node, const char *restrict service,
     return real(node, service, hints, res);
 }
 
-static struct th_server *start(struct th_opts o)
-{
-    struct th_server *s = NULL;
-    cr_assert_eq(th_start(&o, &s), 0);
-    return s;
-}
-
-static struct mc_client *open_client(const char *eps, uint32_t timeout_ms)
-{
-    struct mc_client_opts o;
-    mc_client_opts_default(&o);
-    o.request_timeout_ms = timeout_ms;
-    struct mc_client *c = NULL;
-    cr_assert_eq(mc_client_open(eps, &o, &c), 0);
-    return c;
-}
-
-static int put_kv(struct mc_client *c, const char *kv)
-{
-    const void *p = kv;
-    size_t len = strlen(kv);
-    return mc_client_write(c, 1, &p, &len, NULL);
-}
-
 struct done {
     int n, status;
     uint64_t at_ms;
@@ -74,10 +51,10 @@ Test(client_resolve, a_slow_leader_name_does_not_stall_other_requests)
 {
     g_slow_ms = 1500;
     static char hint[64];
-    struct th_server *b = start((struct th_opts){.node_id = 2});
+    struct th_server *b = ct_start((struct th_opts){.node_id = 2});
     snprintf(hint, sizeof(hint), "leader.slow.test:%d", th_port(b));
-    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = hint});
-    struct mc_client *c = open_client(th_addr(a), 5000);
+    struct th_server *a = ct_start((struct th_opts){.node_id = 1, .redirect_to = hint});
+    struct mc_client *c = ct_open_client(th_addr(a), 5000);
     const char *kv = "x=1";
     const void *p = kv;
     size_t len = strlen(kv);
@@ -106,7 +83,7 @@ Test(client_resolve, a_slow_leader_name_does_not_stall_other_requests)
     cr_assert_eq(th_applied(b), 1);
     cr_assert_eq(th_applied(a), 0);
     cr_assert_str_eq(mc_client_endpoint_addr(c, mc_client_leader_index(c)), hint);
-    cr_assert_eq(put_kv(c, "y=2"), 0, "the next write goes to the leader at once");
+    cr_assert_eq(ct_put_kv(c, "y=2"), 0, "the next write goes to the leader at once");
     cr_assert_eq(th_applied(b), 2);
     mc_client_close(c);
     th_stop(a, NULL);
@@ -116,12 +93,12 @@ Test(client_resolve, a_slow_leader_name_does_not_stall_other_requests)
 Test(client_resolve, a_leader_name_that_does_not_resolve_fails_clearly)
 {
     static char hint[64];
-    struct th_server *b = start((struct th_opts){.node_id = 2});
+    struct th_server *b = ct_start((struct th_opts){.node_id = 2});
     snprintf(hint, sizeof(hint), "nonexistent.invalid:%d", th_port(b));
-    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = hint});
-    struct mc_client *c = open_client(th_addr(a), 600);
+    struct th_server *a = ct_start((struct th_opts){.node_id = 1, .redirect_to = hint});
+    struct mc_client *c = ct_open_client(th_addr(a), 600);
     uint64_t t0 = mc_mono_ms();
-    cr_assert_eq(put_kv(c, "x=1"), MC_ETIMEOUT);
+    cr_assert_eq(ct_put_kv(c, "x=1"), MC_ETIMEOUT);
     cr_assert_lt(mc_mono_ms() - t0, 2000);
     const char *msg = mc_client_last_error(c)->message;
     cr_assert(strstr(msg, "nonexistent.invalid") && strstr(msg, "did not resolve"),
@@ -138,12 +115,12 @@ Test(client_resolve, a_request_waiting_for_a_name_ends_at_its_deadline)
 {
     g_slow_ms = 3000;
     static char hint[64];
-    struct th_server *b = start((struct th_opts){.node_id = 2});
+    struct th_server *b = ct_start((struct th_opts){.node_id = 2});
     snprintf(hint, sizeof(hint), "leader.slow.test:%d", th_port(b));
-    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = hint});
-    struct mc_client *c = open_client(th_addr(a), 300);
+    struct th_server *a = ct_start((struct th_opts){.node_id = 1, .redirect_to = hint});
+    struct mc_client *c = ct_open_client(th_addr(a), 300);
     uint64_t t0 = mc_mono_ms();
-    cr_assert_eq(put_kv(c, "x=1"), MC_ETIMEOUT);
+    cr_assert_eq(ct_put_kv(c, "x=1"), MC_ETIMEOUT);
     uint64_t took = mc_mono_ms() - t0;
     cr_assert_lt(took, 1000, "the write took %llu ms (blocked on the lookup)",
                  (unsigned long long)took);
@@ -159,15 +136,15 @@ Test(client_resolve, a_name_for_an_endpoint_given_by_number_maps_to_it)
 {
     g_slow_ms = 20;
     static char hint[64];
-    struct th_server *b = start((struct th_opts){.node_id = 2});
+    struct th_server *b = ct_start((struct th_opts){.node_id = 2});
     snprintf(hint, sizeof(hint), "leader.slow.test:%d", th_port(b));
-    struct th_server *a = start((struct th_opts){.node_id = 1, .redirect_to = hint});
+    struct th_server *a = ct_start((struct th_opts){.node_id = 1, .redirect_to = hint});
     char eps[128];
     snprintf(eps, sizeof(eps), "%s,%s", th_addr(a), th_addr(b));
-    struct mc_client *c = open_client(eps, 2000);
+    struct mc_client *c = ct_open_client(eps, 2000);
     /* Rotation starts at a: its NotLeader names b by name. */
-    cr_assert_eq(put_kv(c, "x=1"), 0);
-    cr_assert_eq(put_kv(c, "y=2"), 0);
+    cr_assert_eq(ct_put_kv(c, "x=1"), 0);
+    cr_assert_eq(ct_put_kv(c, "y=2"), 0);
     cr_assert_eq(mc_client_endpoint_count(c), 2, "no second endpoint for b's name");
     cr_assert_eq(mc_client_leader_index(c), 1);
     cr_assert_eq(th_applied(b), 2);
