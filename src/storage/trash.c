@@ -11,6 +11,7 @@
  */
 #include "storage/trash.h"
 #include "metacenter/error.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <assert.h>
@@ -40,14 +41,7 @@ struct mc_trash {
 /* Sleep pause_ms unless stopping; returns true when stopping. Called with mu held. */
 static bool pause_or_stop(struct mc_trash *t)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += t->pause_ms / 1000;
-    until.tv_nsec += (long)(t->pause_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = mc_mono_deadline(t->pause_ms);
     while (!t->stopping && pthread_cond_timedwait(&t->cv, &t->mu, &until) != ETIMEDOUT) {
     }
     return t->stopping;
@@ -152,11 +146,7 @@ int mc_trash_open(const struct mc_fs_ops *fs, uint64_t chunk_bytes, uint32_t pau
     t->chunk_bytes = chunk_bytes;
     t->pause_ms = pause_ms;
     pthread_mutex_init(&t->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    mc_cond_init_monotonic(&t->cv);
     if (pthread_create(&t->thread, NULL, trash_main, t) != 0) {
         pthread_cond_destroy(&t->cv);
         pthread_mutex_destroy(&t->mu);

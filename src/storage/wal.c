@@ -703,11 +703,7 @@ static void *wal_main(void *arg)
                     pthread_mutex_lock(&w->mu);
                     continue;
                 }
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                uint64_t ns = (uint64_t)ts.tv_nsec + (due - now) * 1000000ull;
-                ts.tv_sec += (time_t)(ns / 1000000000ull);
-                ts.tv_nsec = (long)(ns % 1000000000ull);
+                struct timespec ts = mc_mono_deadline(due - now);
                 pthread_cond_timedwait(&w->work_cv, &w->mu, &ts);
                 continue;
             }
@@ -807,11 +803,7 @@ int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
     w->commit_interval_ms =
         opt->commit_persist_interval_ms ? opt->commit_persist_interval_ms : 1000;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->work_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    mc_cond_init_monotonic(&w->work_cv);
     pthread_cond_init(&w->space_cv, NULL);
     pthread_cond_init(&w->done_cv, NULL);
     w->spare.fd = -1;

@@ -1,5 +1,5 @@
-/* clock.c: clock_gettime wrappers, a test-only wall-clock offset hook, and the test hooks'
- * environment reader. */
+/* clock.c: clock_gettime wrappers, monotonic condition waits, a test-only wall-clock offset hook,
+ * and the test hooks' environment reader. */
 #include "util/clock.h"
 
 #include <errno.h>
@@ -103,4 +103,23 @@ uint64_t mc_test_env_u64(const char *name, uint64_t max)
         return max; /* all digits: a number, only too large */
     }
     return (uint64_t)v;
+}
+
+void mc_cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+struct timespec mc_mono_deadline(uint64_t after_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + after_ms * 1000000ull;
+    ts.tv_sec += (time_t)(ns / 1000000000ull);
+    ts.tv_nsec = (long)(ns % 1000000000ull);
+    return ts;
 }

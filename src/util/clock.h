@@ -3,7 +3,9 @@
 #ifndef MC_UTIL_CLOCK_H
 #define MC_UTIL_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 uint64_t mc_mono_ns(void);
 uint64_t mc_mono_us(void);
@@ -13,6 +15,12 @@ uint64_t mc_mono_ms(void);
  * Its sibling MC_TEST_APPLY_DELAY_MS (a node applies committed entries late) is in
  * node/node_ready.c. */
 int64_t mc_wall_ns(void);
+
+/* A condition variable whose timed waits count on CLOCK_MONOTONIC (a wall-clock step neither
+ * cuts nor stretches them), and the absolute time after_ms from now on that clock, for its
+ * pthread_cond_timedwait (the WAL thread, the trash thread). */
+void mc_cond_init_monotonic(pthread_cond_t *cv);
+struct timespec mc_mono_deadline(uint64_t after_ms);
 
 /* Test hooks (MC_TEST_APPLY_DELAY_MS and its siblings): the environment variable name as a
  * decimal number, clamped to max; 0 when unset, empty or not a plain decimal number (a sign,
