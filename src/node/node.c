@@ -1143,18 +1143,31 @@ static void finish_stop(struct mc_node *n)
     close_handle(n, (uv_handle_t *)&n->metrics_timer);
 }
 
+uint64_t node_pick_transferee(const struct mc_raft_status *st, uint64_t window_ticks)
+{
+    const struct mc_raft_peer_status *best = NULL;
+    for (uint32_t i = 0; i < st->n_peers; i++) {
+        const struct mc_raft_peer_status *p = &st->peers[i];
+        bool heard =
+            p->last_heard_tick >= st->tick || st->tick - p->last_heard_tick <= window_ticks;
+        if (p->is_learner || !heard) {
+            continue;
+        }
+        if (!best || p->match > best->match ||
+            (p->match == best->match && p->last_heard_tick > best->last_heard_tick)) {
+            best = p;
+        }
+    }
+    return best ? best->id : 0;
+}
+
 uint64_t node_best_transferee(struct mc_node *n)
 {
     struct mc_raft_status *st = malloc(sizeof(*st));
-    uint64_t best = 0, best_match = 0;
+    uint64_t best = 0;
     if (st) {
         mc_raft_status(n->raft, st);
-        for (uint32_t i = 0; i < st->n_peers; i++) {
-            if (!st->peers[i].is_learner && st->peers[i].match >= best_match) {
-                best = st->peers[i].id;
-                best_match = st->peers[i].match;
-            }
-        }
+        best = node_pick_transferee(st, n->opts.election_timeout_ms / n->opts.tick_ms);
         free(st);
     }
     return best;

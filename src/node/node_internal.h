@@ -216,7 +216,7 @@ struct mc_node {
     uint64_t image_log_mark;      /* applied_log_bytes when the last image started */
     bool imaged_since_start;      /* an image was made or installed since start (image phase) */
     bool image_after_handoff;     /* a periodic image waits for this leader's hand-off */
-    bool image_as_leader;         /* a hand-off timed out: the next periodic image is made anyway */
+    bool image_as_leader;         /* no hand-off before the next image (handoff_before_image) */
     uint64_t handoff_deadline_ms; /* the image is made as leader after this */
     uint64_t snapshot_size_bytes;
     bool snapshot_running;
@@ -296,8 +296,16 @@ struct member_info *node_member(struct mc_node *n, uint64_t id);
 void node_set_member(struct mc_node *n, uint64_t id, const char *peer_addr,
                      const char *client_addr);
 void node_fatal(struct mc_node *n, const char *what, int rc);
-/* The voter (not this node, not a learner) with the highest match index, for a leadership
- * transfer; 0 when there is none or on allocation failure. Leader only. */
+/* The voter to hand leadership to (thesis §3.10), from a leader's status: of the voters other
+ * than this node heard from within window_ticks, the one with the highest match index (on a
+ * tie, the one heard from last); 0 when none was. A voter not heard from (stopped, cut off)
+ * cannot take over: the transfer would run out an election timeout while proposals are refused,
+ * and a graceful stop or an image hand-off would wait for nothing. Why last_heard_tick and not
+ * recent_active: Raft clears that flag at every check-quorum boundary, so just after one every
+ * voter looks inactive until its next reply (and without check-quorum it is never cleared). */
+uint64_t node_pick_transferee(const struct mc_raft_status *st, uint64_t window_ticks);
+/* node_pick_transferee over this leader's status, with an election timeout as the window; 0 also
+ * on allocation failure. */
 uint64_t node_best_transferee(struct mc_node *n);
 /* Free space below --disk-reserve-mb on the data dir's or the engine dir's file system. */
 bool node_disk_low(struct mc_node *n, uint64_t now_ms);

@@ -107,21 +107,6 @@ static uint64_t learner_lag(struct mc_node *n, const struct mc_raft_status *st, 
     return st->last_index;
 }
 
-/* The most caught-up voter other than this node (0 = none). */
-static uint64_t best_transferee(const struct mc_raft_status *st)
-{
-    uint64_t best = 0, best_match = 0;
-    for (uint32_t i = 0; i < st->n_peers; i++) {
-        const struct mc_raft_peer_status *p = &st->peers[i];
-        if (!p->is_learner &&
-            (best == 0 || p->match > best_match || (p->match == best_match && p->recent_active))) {
-            best = p->id;
-            best_match = p->match;
-        }
-    }
-    return best;
-}
-
 /*
  * A learner just proposed: record its addresses so the leader can replicate to it at once (the
  * change takes effect when appended, thesis §4.1; the ready's messages go out after this). Only
@@ -209,9 +194,13 @@ static void remove_self(struct mc_node *n, const struct mc_client_request *r,
         mc_client_reply_error(&r->token, MC_EINVAL, "cannot remove the last voter");
         return;
     }
-    uint64_t to = st->lead_transferee ? st->lead_transferee : best_transferee(st);
+    uint64_t to = st->lead_transferee
+                      ? st->lead_transferee
+                      : node_pick_transferee(st, n->opts.election_timeout_ms / n->opts.tick_ms);
     if (to == 0) {
-        mc_client_reply_error(&r->token, MC_EUNAVAIL, "no other voter to hand leadership to");
+        mc_client_reply_error(&r->token, MC_EUNAVAIL,
+                              "no other voter heard from within an election timeout to hand "
+                              "leadership to");
         return;
     }
     if (!st->lead_transferee) {
