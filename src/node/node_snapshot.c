@@ -115,6 +115,15 @@ static int finish_copy(void *ctx)
 static void snap_work(uv_work_t *req);
 static void snap_done(uv_work_t *req, int status);
 
+/* An image failed (could not start, was given up at its start, or failed later: ENOSPC...):
+ * wait before pausing applies and copying the whole engine for one again. */
+static void image_backoff(struct mc_node *n)
+{
+    uint64_t b = n->image_backoff_ms ? n->image_backoff_ms * 2 : SNAP_IMAGE_BACKOFF_MS;
+    n->image_backoff_ms = b < SNAP_IMAGE_BACKOFF_MAX ? b : SNAP_IMAGE_BACKOFF_MAX;
+    n->image_retry_ms = node_now_ms() + n->image_backoff_ms;
+}
+
 static void copy_wait_closed(uv_handle_t *h)
 {
     struct snap_job *j = h->data;
@@ -254,18 +263,14 @@ static void snap_done(uv_work_t *req, int status)
         MC_WARN("snapshot_failed", "index=%llu err=%s", (unsigned long long)j->index,
                 mc_error_name(j->rc));
         if (j->image) {
-            /* Given up at its start (start_copy) or failed later (ENOSPC...): wait before
-             * pausing applies and copying the whole engine for one again. */
-            uint64_t b = n->image_backoff_ms ? n->image_backoff_ms * 2 : SNAP_IMAGE_BACKOFF_MS;
-            n->image_backoff_ms = b < SNAP_IMAGE_BACKOFF_MAX ? b : SNAP_IMAGE_BACKOFF_MAX;
-            n->image_retry_ms = node_now_ms() + n->image_backoff_ms;
+            image_backoff(n);
         }
     }
     mc_wbuf_free(&j->blob);
     free(j);
 }
 
-static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
+static int start_job(struct mc_node *n, uint64_t index, bool image)
 {
     struct snap_job *j = calloc(1, sizeof(*j));
     if (!j) {
@@ -310,6 +315,21 @@ static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
         return MC_EIO;
     }
     return 0;
+}
+
+/* A snapshot job at index. An image that cannot start (no memory, no pipe or thread) backs off
+ * as a failed one does (snap_done), and says so once: its callers would otherwise try again at
+ * every ready loop. A header-only one is tried again at the next loop, as before. */
+static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
+{
+    int rc = start_job(n, index, image);
+    if (rc && image) {
+        image_backoff(n);
+        MC_WARN("snapshot_failed", "index=%llu err=%s image=1 retry_in_ms=%llu",
+                (unsigned long long)index, mc_error_name(rc),
+                (unsigned long long)n->image_backoff_ms);
+    }
+    return rc;
 }
 
 /* An engine image at the current applied index, for a follower or `snapshot save`; until one is
@@ -383,12 +403,14 @@ static bool periodic_image_due(const struct mc_node *n)
 /* A leader's periodic image is the one stall every write waits on (its copy's read transaction
  * pins LMDB's free pages, so each commit takes fresh pages of the map; docs/benchmarks.md,
  * sessions 11 and 13: ~0.6 s of write tail against a few ms for a leader change). So when it
- * falls due, the leader hands leadership to its most caught-up voter (thesis §3.10: the target
- * is caught up, then told to campaign at once) and makes the image as a follower; until then
- * only header-only snapshots are taken. If leadership has not moved after two election
- * timeouts, the image is made as leader all the same (image_as_leader), so the WAL stays
- * bounded by LEADER_IMAGE_DEFER intervals plus that wait. Returns true while an image waits
- * for a hand-off, started now or earlier. */
+ * falls due, the leader hands leadership to its most caught-up voter heard from within an
+ * election timeout (node_best_transferee; thesis §3.10: the target is caught up, then told to
+ * campaign at once) and makes the image as a follower; until then only header-only snapshots
+ * are taken. If no voter was heard from, the image is made as leader at once; if leadership has
+ * not moved after two election timeouts, it is made as leader all the same (image_as_leader),
+ * so the WAL stays bounded by LEADER_IMAGE_DEFER intervals plus that wait. An image that fails
+ * after a hand-off is made again after the backoff, in whatever role, without another hand-off.
+ * Returns true while an image waits for a hand-off, started now or earlier. */
 static bool handoff_before_image(struct mc_node *n)
 {
     if (n->image_after_handoff) {
@@ -402,8 +424,10 @@ static bool handoff_before_image(struct mc_node *n)
     uint64_t to = node_best_transferee(n);
     int rc = to ? mc_raft_transfer_leader(n->raft, to) : MC_ENOMEMBER;
     if (rc) {
-        MC_WARN("image_handoff_failed", "to=%llu err=%s reason=\"the image is made as leader\"",
-                (unsigned long long)to, mc_error_name(rc));
+        MC_WARN("image_handoff_failed", "to=%llu err=%s reason=\"%s: the image is made as leader\"",
+                (unsigned long long)to, mc_error_name(rc),
+                to ? "the transfer did not start"
+                   : "no voter heard from within an election timeout");
         n->image_as_leader = true;
         return false;
     }
@@ -431,6 +455,9 @@ static bool image_after_handoff(struct mc_node *n)
                 (unsigned long long)n->applied_index);
     }
     n->image_after_handoff = false;
+    /* Leadership was handed off (or tried) for this image: if it fails, the retry after the
+     * backoff is made in whatever role this member has then, without another hand-off. */
+    n->image_as_leader = true;
     start_snapshot(n, n->applied_index, true);
     return true;
 }
