@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -51,6 +52,7 @@ struct mc_fs_ops {
     /* sync_file_range(2). Its WAIT flags report (and consume) a writeback error, so a later
      * fsync of the file returns 0: every caller treats an error as its fsync failing. */
     int (*sync_file_range)(void *ctx, int fd, off_t off, off_t len, unsigned flags);
+    int (*fstat)(void *ctx, int fd, struct stat *st);
 };
 
 /* The real syscalls. Never NULL; static storage. */
@@ -74,6 +76,7 @@ enum mc_fs_op {
     MC_FS_RENAME, /* rename and exchange */
     MC_FS_UNLINK,
     MC_FS_SYNC_RANGE,
+    MC_FS_FSTAT,
     MC_FS_OP_COUNT
 };
 

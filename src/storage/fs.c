@@ -179,6 +179,12 @@ static int r_sync_file_range(void *ctx, int fd, off_t off, off_t len, unsigned f
     return sync_file_range(fd, off, len, flags) < 0 ? -errno : 0;
 }
 
+static int r_fstat(void *ctx, int fd, struct stat *st)
+{
+    (void)ctx;
+    return fstat(fd, st) < 0 ? -errno : 0;
+}
+
 static const struct mc_fs_ops real_ops = {
     .ctx = NULL,
     .open = r_open,
@@ -196,6 +202,7 @@ static const struct mc_fs_ops real_ops = {
     .mkdir = r_mkdir,
     .rmdir = r_rmdir,
     .sync_file_range = r_sync_file_range,
+    .fstat = r_fstat,
 };
 
 const struct mc_fs_ops *mc_fs_default(void)
@@ -307,6 +314,12 @@ static int f_sync_file_range(void *ctx, int fd, off_t off, off_t len, unsigned f
     return e ? e : BASE(ctx)->sync_file_range(BASE(ctx)->ctx, fd, off, len, flags);
 }
 
+static int f_fstat(void *ctx, int fd, struct stat *st)
+{
+    int e = fault_check(FB(ctx), MC_FS_FSTAT);
+    return e ? e : BASE(ctx)->fstat(BASE(ctx)->ctx, fd, st);
+}
+
 void mc_fs_fault_init(struct mc_fs_fault *f, const struct mc_fs_ops *base)
 {
     memset(f, 0, sizeof(*f));
@@ -328,6 +341,7 @@ void mc_fs_fault_init(struct mc_fs_fault *f, const struct mc_fs_ops *base)
         .mkdir = f_mkdir,
         .rmdir = f_rmdir,
         .sync_file_range = f_sync_file_range,
+        .fstat = f_fstat,
     };
 }
 

@@ -78,7 +78,12 @@ static bool delete_slowly(struct mc_trash *t, const char *path)
     int fd = fs->open(fs->ctx, path, O_WRONLY | O_CLOEXEC, 0);
     if (fd >= 0) {
         struct stat st;
-        off_t size = fstat(fd, &st) == 0 ? st.st_size : 0;
+        int src = fs->fstat(fs->ctx, fd, &st);
+        off_t size = src == 0 ? st.st_size : 0;
+        if (src < 0) {
+            MC_WARN("trash_stat_failed", "path=%s err=%s reason=\"unlinked at once\"", path,
+                    mc_error_name(mc_fs_errno_to_mc(src)));
+        }
         while (size > 0) {
             size = (uint64_t)size > t->chunk_bytes ? size - (off_t)t->chunk_bytes : 0;
             pthread_mutex_unlock(&t->mu);

@@ -13,7 +13,8 @@ struct mc_trash;
 /* Start the deleting thread: each file's directory is fsynced first (the caller's rename is
  * durable before any cut; on failure the file is left alone), then the file is cut down
  * chunk_bytes at a time (each cut fdatasync'd), with pause_ms between cuts and between files,
- * then unlinked. fs NULL = mc_fs_default().
+ * then unlinked. A file that cannot be opened, sized (fstat) or cut is unlinked at once (as
+ * before the trash existed). fs NULL = mc_fs_default().
  * MC_EINVAL (chunk_bytes 0, pause over 60 s), MC_ENOMEM. */
 int mc_trash_open(const struct mc_fs_ops *fs, uint64_t chunk_bytes, uint32_t pause_ms,
                   struct mc_trash **out);

@@ -533,9 +533,11 @@ static int do_truncate(struct mc_wal *w, uint64_t from)
 
 /* A segment compaction dropped: out of the array, renamed to "<name>.del" (ignored by the
  * loader, deleted at open) and handed to the trash thread, which deletes it a chunk at a time
- * (trash.c); unlinked here when there is no trash thread or its queue is full. */
-static int seg_retire(struct mc_wal *w, size_t i)
+ * (trash.c); unlinked here when there is no trash thread or its queue is full. On failure *op
+ * names the call that failed ("rename" or "unlink"), for the fatal report. */
+static int seg_retire(struct mc_wal *w, size_t i, const char **op)
 {
+    *op = "unlink";
     if (!w->trash) {
         return seg_delete(w, i);
     }
@@ -545,6 +547,7 @@ static int seg_retire(struct mc_wal *w, size_t i)
     assert(len > 0 && (size_t)len < MC_DATADIR_PATH_MAX); /* mc_wal_open bounds the dir */
     int rc = w->fs->rename(w->fs->ctx, s.path, del);
     if (rc < 0) {
+        *op = "rename";
         return rc == -ENOENT ? 0 : mc_fs_errno_to_mc(rc);
     }
     if (mc_trash_add(w->trash, del) != 0) {
@@ -562,9 +565,10 @@ static int do_compact(struct mc_wal *w, uint64_t upto)
     pthread_mutex_unlock(&w->mu);
     bool deleted = false;
     while (w->nsegs > 1 && (seg_empty(&w->segs[0]) || w->segs[0].last <= upto)) {
-        int rc = seg_retire(w, 0);
+        const char *op;
+        int rc = seg_retire(w, 0, &op);
         if (rc) {
-            go_fatal(w, "unlink", w->dir, rc);
+            go_fatal(w, op, w->dir, rc);
             return MC_EFATAL;
         }
         ADD(w->stats.segments, -1);
