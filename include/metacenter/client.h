@@ -113,9 +113,13 @@ struct mc_client_opts {
                                     then ask the leader for a read index); default false: they
                                     go to the leader once known (asked with a LEADER request),
                                     one hop and no follower round per batch */
-    const char *token;           /* bearer token (≤ MC_CLIENT_TOKEN_MAX bytes), sent in an AUTH
-                                    request first on every connection; NULL/"" = none. Copied
-                                    by mc_client_open. */
+    /* Ask the kernel when each read's bytes reached the socket (SO_TIMESTAMPNS; plaintext
+     * only): mc_client_rx_ns gives it to the reply callbacks, for load generators that do not
+     * read each reply as it arrives. Default false. */
+    bool rx_timestamps;
+    const char *token; /* bearer token (≤ MC_CLIENT_TOKEN_MAX bytes), sent in an AUTH
+                          request first on every connection; NULL/"" = none. Copied
+                          by mc_client_open. */
     /* TLS (docs/security.md): on when tls_ca_file is set. The server certificate must chain
      * to that CA and name the dialed host (IP SAN for numeric hosts). cert/key: a client
      * certificate for servers with --client-cert-auth. Files are read by mc_client_open. */
@@ -191,6 +195,11 @@ int mc_client_poll(struct mc_client *c, int timeout_ms);
  * queued (one send per endpoint). Both return the number of callbacks run, never block.
  */
 int mc_client_fd(const struct mc_client *c, int i, short *events, uint32_t *gen);
+/* Inside a reply callback run by mc_client_handle, with opts.rx_timestamps: when the bytes that
+ * completed this reply reached the socket, on the mc_mono_ns clock (the newest packet of the
+ * read that completed it, so never earlier than the reply's own arrival). 0 elsewhere, over
+ * TLS, or when the kernel gave no time. */
+uint64_t mc_client_rx_ns(const struct mc_client *c);
 int mc_client_handle(struct mc_client *c, int i, short revents);
 int mc_client_step(struct mc_client *c);
 

@@ -168,6 +168,7 @@ struct mc_client {
     struct lookup lookups[MAX_LOOKUPS];
     char lookup_error[200];   /* the last failed lookup (reported with timeouts) */
     uint64_t lookup_error_ms; /* when it failed */
+    uint64_t rx_ns;           /* mc_client_rx_ns: set while ep_read runs the callbacks */
 };
 
 static void complete(struct mc_client *c, struct req *r, struct mc_client_result *res);
@@ -999,6 +1000,9 @@ static int ep_connect(struct mc_client *c, int i, uint64_t now)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (c->opts.rx_timestamps && !c->tls) {
+        setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+    }
     e->fd = fd;
     e->gen++;
     e->out_off = 0;
@@ -1289,13 +1293,48 @@ static int ep_flush_tls(struct mc_client *c, int i)
     return 0;
 }
 
+uint64_t mc_client_rx_ns(const struct mc_client *c)
+{
+    return c->rx_ns;
+}
+
+/* recv(2) with the kernel's receive time of the newest packet read (SO_TIMESTAMPNS, wall
+ * clock) moved onto the monotonic clock in c->rx_ns; left as it was when none came. */
+static ssize_t recv_stamped(struct mc_client *c, int fd, void *buf, size_t cap)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {buf, cap};
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = ctl.buf,
+                       .msg_controllen = sizeof(ctl.buf)};
+    ssize_t n = recvmsg(fd, &m, 0);
+    for (struct cmsghdr *h = n > 0 ? CMSG_FIRSTHDR(&m) : NULL; h; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS) {
+            continue;
+        }
+        struct timespec rx, wall;
+        memcpy(&rx, CMSG_DATA(h), sizeof(rx));
+        clock_gettime(CLOCK_REALTIME, &wall);
+        uint64_t mono = mc_mono_ns();
+        int64_t ago = ((int64_t)wall.tv_sec - rx.tv_sec) * 1000000000 + (wall.tv_nsec - rx.tv_nsec);
+        /* A wall-clock step makes ago meaningless: then the time of this read stands. */
+        c->rx_ns =
+            ago > 0 && (uint64_t)ago < mono && ago < 10000000000 ? mono - (uint64_t)ago : mono;
+    }
+    return n;
+}
+
 /* recv(2) for the frame reader: plaintext, decrypting over TLS (same return convention:
  * > 0 bytes, 0 closed, -1 with errno, EAGAIN when nothing decrypts yet). */
 static ssize_t ep_recv(struct mc_client *c, int i, void *buf, size_t cap)
 {
     struct ep *e = &c->eps[i];
     if (!e->tls) {
-        return recv(e->fd, buf, cap, 0);
+        return c->opts.rx_timestamps ? recv_stamped(c, e->fd, buf, cap) : recv(e->fd, buf, cap, 0);
     }
     for (;;) {
         size_t n = 0;
@@ -1562,7 +1601,7 @@ static int grow_rbuf(struct ep *e, size_t need)
     return 0;
 }
 
-static void ep_read(struct mc_client *c, int i)
+static void ep_read_frames(struct mc_client *c, int i)
 {
     struct ep *e = &c->eps[i];
     for (int k = 0; k < READS_PER_EVENT && e->state == EP_UP; k++) {
@@ -1619,6 +1658,14 @@ static void ep_read(struct mc_client *c, int i)
             return;
         }
     }
+}
+
+/* Read and dispatch endpoint i's replies; mc_client_rx_ns holds while their callbacks run. */
+static void ep_read(struct mc_client *c, int i)
+{
+    c->rx_ns = 0;
+    ep_read_frames(c, i);
+    c->rx_ns = 0;
 }
 
 /* ---- timers ---- */

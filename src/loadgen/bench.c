@@ -294,8 +294,9 @@ static void key_of(char *buf, size_t cap, uint64_t k)
     buf[16] = 0;
 }
 
-/* The time replies read from one socket arrived: one clock read per read batch, not per reply
- * (0 = read the clock: timeouts and retries run outside a batch). */
+/* The time replies read from one socket were taken: one clock read per read batch, not per
+ * reply (0 = read the clock: timeouts and retries run outside a batch). A reply's latency ends
+ * at the kernel's receive time instead when the client has it (mc_client_rx_ns; not over TLS). */
 static _Thread_local uint64_t reply_now_ns;
 
 static void on_reply(void *arg, const struct mc_client_result *r)
@@ -311,7 +312,8 @@ static void on_reply(void *arg, const struct mc_client_result *r)
     }
     /* A get of a key never written is a valid answer for the benchmark. */
     if (r->status == 0 || r->status == MC_ENOKEY) {
-        uint64_t now = reply_now_ns ? reply_now_ns : mc_mono_ns();
+        uint64_t now = mc_client_rx_ns(w->client);
+        now = now ? now : reply_now_ns ? reply_now_ns : mc_mono_ns();
         mc_hist_record(&w->hist, (now > q->start_ns ? now - q->start_ns : 0) / 1000);
         w->ops++;
     } else {
@@ -423,9 +425,11 @@ static short poll_events(uint32_t e)
                    ((e & EPOLLERR) ? POLLERR : 0) | ((e & EPOLLHUP) ? POLLHUP : 0));
 }
 
-/* Hand n socket events to the clients; a reply's latency ends here. */
-static void loop_take(struct loop *l, const struct epoll_event *evs, int n)
+/* Wait up to timeout_ms for socket events and hand them to the clients. */
+static void loop_wait(struct loop *l, int timeout_ms)
 {
+    struct epoll_event evs[BENCH_MAX_EVENTS];
+    int n = epoll_wait(l->epfd, evs, BENCH_MAX_EVENTS, timeout_ms);
     for (int k = 0; k < n; k++) {
         struct worker *w = &l->ws[evs[k].data.u64 >> 8];
         reply_now_ns = mc_mono_ns();
@@ -433,37 +437,6 @@ static void loop_take(struct loop *l, const struct epoll_event *evs, int n)
         reply_now_ns = 0;
         w->dirty = true;
     }
-}
-
-/* Wait up to timeout_ms for socket events and hand them to the clients. */
-static void loop_wait(struct loop *l, int timeout_ms)
-{
-    struct epoll_event evs[BENCH_MAX_EVENTS];
-    loop_take(l, evs, epoll_wait(l->epfd, evs, BENCH_MAX_EVENTS, timeout_ms));
-}
-
-/* Wait until deadline_ns (monotonic) for socket events, to the nanosecond, and hand them to the
- * clients as they come: a reply is timestamped when it arrives, not when the next send falls due
- * (sleeping through replies until then added up to one send tick to each latency, and to the
- * p99, of every open-loop run). Returns false where the kernel has no epoll_pwait2 (before
- * Linux 5.11): the caller then sleeps as before. */
-static bool loop_wait_until(struct loop *l, uint64_t deadline_ns)
-{
-    static _Thread_local bool no_pwait2;
-    if (no_pwait2) {
-        return false;
-    }
-    uint64_t now = mc_mono_ns();
-    uint64_t d = deadline_ns > now ? deadline_ns - now : 0;
-    struct timespec ts = {(time_t)(d / 1000000000u), (long)(d % 1000000000u)};
-    struct epoll_event evs[BENCH_MAX_EVENTS];
-    int n = epoll_pwait2(l->epfd, evs, BENCH_MAX_EVENTS, &ts, NULL);
-    if (n < 0 && errno == ENOSYS) {
-        no_pwait2 = true;
-        return false;
-    }
-    loop_take(l, evs, n);
-    return true;
 }
 
 /* Send what the workers queued (one send per endpoint), run client timers when due. */
@@ -590,13 +563,9 @@ static void *loop_main(void *arg)
             uint64_t now2 = mc_mono_ns();
             uint64_t d = next_send > now2 ? next_send - now2 : 0;
             if (d < 1000000) {
-                /* Under 1 ms to the next send: wait for it or a reply, to the nanosecond
-                 * (epoll_wait's milliseconds would spin or send late; a spinning generator
-                 * starves the servers). Without epoll_pwait2: take what has arrived, then
-                 * sleep the rest. */
-                if (loop_wait_until(l, next_send)) {
-                    continue;
-                }
+                /* Under 1 ms to the next send: take what has arrived, then sleep the rest
+                 * instead of spinning (a spinning generator starves the servers). Replies
+                 * arriving meanwhile keep their receive time (mc_client_rx_ns). */
                 loop_wait(l, 0);
                 now2 = mc_mono_ns();
                 if (next_send > now2) {
@@ -699,6 +668,9 @@ int mc_bench_main(int argc, char **argv)
     co.max_pending = (uint32_t)c.pipeline * 2 + 16;
     co.read.consistency = c.consistency;
     co.follower_reads = c.follower_reads;
+    /* Between sends the generator may sleep through replies (below): each reply's latency
+     * ends when the kernel received it, not when the generator next looked. */
+    co.rx_timestamps = true;
     security_opts(&c, &co);
     if (c.backoff_max_ms) {
         co.backoff_max_ms = c.backoff_max_ms;

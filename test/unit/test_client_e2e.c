@@ -1159,3 +1159,61 @@ Test(client_rotation, linearizable_reads_leave_a_silent_first_member)
     th_stop(d, NULL);
     cr_assert_geq(ok, 5, "linearizable reads stayed on the silent member: %d of 10", ok);
 }
+
+/* What a reply callback saw: the kernel's receive time (mc_client_rx_ns) and the time it ran. */
+struct rx_seen {
+    struct mc_client *c;
+    uint64_t rx_ns, cb_ns;
+    int status, done;
+};
+
+static void rx_cb(void *arg, const struct mc_client_result *r)
+{
+    struct rx_seen *s = arg;
+    s->rx_ns = mc_client_rx_ns(s->c);
+    s->cb_ns = mc_mono_ns();
+    s->status = r->status;
+    s->done++;
+}
+
+/* A ping whose reply sits in the socket for 30 ms before the client reads it. The kernel turns
+ * receive stamps on for the whole system a little after the first socket asks (a deferred
+ * static key), so with rx_timestamps the first replies may come unstamped: up to 20 tries. */
+static struct rx_seen ping_read_late(struct th_server *srv, bool rx_timestamps, uint64_t *sent_ns)
+{
+    struct mc_client_opts o;
+    mc_client_opts_default(&o);
+    o.rx_timestamps = rx_timestamps;
+    struct rx_seen s = {0};
+    cr_assert_eq(mc_client_open(th_addr(srv), &o, &s.c), 0);
+    cr_assert_eq(mc_client_ping(s.c, 0, NULL), 0, "connected");
+    for (int try = 0; try < 20 && (try == 0 || (rx_timestamps && s.rx_ns == 0)); try++) {
+        s.done = 0;
+        cr_assert_eq(mc_client_ping_async(s.c, 0, rx_cb, &s), 0);
+        *sent_ns = mc_mono_ns();
+        cr_assert_geq(mc_client_step(s.c), 0); /* sends it */
+        usleep(30000);
+        for (int k = 0; k < 100 && !s.done; k++) {
+            mc_client_poll(s.c, 20);
+        }
+        cr_assert_eq(s.done, 1);
+        cr_assert_eq(s.status, 0);
+    }
+    mc_client_close(s.c);
+    return s;
+}
+
+Test(client_e2e, reply_callbacks_see_the_kernel_receive_time)
+{
+    struct th_server *srv = ct_start((struct th_opts){0});
+    uint64_t sent;
+    struct rx_seen s = ping_read_late(srv, true, &sent);
+    cr_assert_gt(s.rx_ns, sent, "received after it was sent (rx %llu, sent %llu)",
+                 (unsigned long long)s.rx_ns, (unsigned long long)sent);
+    cr_assert_geq(s.cb_ns - s.rx_ns, 20000000ull,
+                  "the stamp is when the reply arrived, not when it was read: %llu us apart",
+                  (unsigned long long)((s.cb_ns - s.rx_ns) / 1000));
+    s = ping_read_late(srv, false, &sent);
+    cr_assert_eq(s.rx_ns, 0, "no stamp unless asked for");
+    th_stop(srv, NULL);
+}
