@@ -3,6 +3,7 @@
 #ifndef METACENTER_STORAGE_H
 #define METACENTER_STORAGE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,10 @@ struct mc_fs_ops {
 /* The real syscalls. Never NULL; static storage. */
 const struct mc_fs_ops *mc_fs_default(void);
 
+/* Call fn(ctx, "dir/name", name) for each file in dir named prefix*suffix (readdir order). Best
+ * effort: an unreadable dir calls nothing. */
+void mc_fs_each_named(const char *dir, const char *prefix, const char *suffix,
+                      void (*fn)(void *ctx, const char *path, const char *name), void *ctx);
 /* Evidence files (a damaged image, a cut WAL tail) keep only the newest: remove every file in
  * dir named prefix*suffix except keep (a file name), logging `event` with its path and reason
  * "newer_one_kept". Best effort: a file that cannot be removed stays. fs NULL = default. */
@@ -400,9 +405,27 @@ int mc_snap_latest(const char *snap_dir, struct mc_snap_info *out);
 /* The same with only headers read and verified (an image's data may be GBs: it is checked when
  * installed); images_only: the newest file that holds an engine image (data_size > 0). */
 int mc_snap_latest_header(const char *snap_dir, bool images_only, struct mc_snap_info *out);
+/* How mc_snap_prune removes files; NULL (the offline tools) = all unlinked at once, none in use.
+ * - trash: a pruned file that holds an image is renamed to "<name>.del" (no lookup lists it)
+ *   and handed to this trash (storage/trash.h), which cuts it down a chunk at a time: freeing
+ *   ~700 MB at once stalls every fsync on a `discard` file system. Header-only files, and
+ *   images the trash's queue cannot take, are unlinked at once. The owner requeues leftover
+ *   "*.snap.del" files at its next open. NULL: unlinked at once.
+ * - in_use(ctx, path): true when a stream holds path open (or is about to open it): the file is
+ *   skipped, and removed by a later prune once it is no longer in use. Called with *mu held
+ *   (when mu is set), and the rename or unlink it allows is done before mu is released: a
+ *   stream that registers under mu before it opens never opens a file being cut. */
+struct mc_trash;
+struct mc_snap_prune_opts {
+    struct mc_trash *trash;
+    bool (*in_use)(void *ctx, const char *path);
+    void *ctx;
+    pthread_mutex_t *mu;
+};
 /* Keep the newest `keep` snapshots (by index) and the newest engine image; delete older ones
- * and stale temp files. */
-int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep);
+ * (as o says; o NULL: unlinked at once). */
+int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep,
+                  const struct mc_snap_prune_opts *o);
 /* List up to max snapshots (headers only, newest first); *n = count found. */
 int mc_snap_list(const char *snap_dir, struct mc_snap_info *out, size_t max, size_t *n);
 

@@ -1,6 +1,7 @@
 /* node.c: node lifecycle: open the data dir, recover Raft state, start transports, stop. */
 #include "node/node_internal.h"
 #include "node/seal.h"
+#include "storage/trash.h"
 #include "metacenter/error.h"
 #include "util/checksum.h"
 #include "util/clock.h"
@@ -580,6 +581,20 @@ static int boot_record(struct mc_node *n, const char *now)
 /* Open the engine (and scan it after an unclean stop) and the WAL. *damaged: the engine is
  * unreadable, failed the scan, or the machine rebooted since an unclean stop;
  * node_recover_engine rebuilds it. */
+/* The trash pruned images go to (node_snap_prune), and what an earlier run left to it:
+ * "*.snap.del" files (a crash, or a stop, before they were gone). Without it (no thread) pruned
+ * images are unlinked at once, as before. */
+static void open_snap_trash(struct mc_node *n)
+{
+    if (mc_trash_open(NULL, MC_TRASH_CHUNK_BYTES_DEFAULT, MC_TRASH_PAUSE_MS_DEFAULT,
+                      &n->snap_trash) != 0) {
+        MC_WARN("snapshot_trash_unavailable",
+                "dir=%s reason=\"pruned images are unlinked at once\"", n->snapdir);
+        return;
+    }
+    mc_trash_requeue(n->snap_trash, NULL, n->snapdir, "snap-", ".snap.del");
+}
+
 static int open_storage(struct mc_node *n, bool *damaged, char *boot_now)
 {
     *damaged = false;
@@ -647,7 +662,12 @@ static int open_storage(struct mc_node *n, bool *damaged, char *boot_now)
         MC_ERROR("wal_open_failed", "dir=%s err=%s", waldir, mc_error_name(rc));
         return rc;
     }
-    return mc_datadir_path(n->datadir, "snap", n->snapdir, sizeof(n->snapdir));
+    rc = mc_datadir_path(n->datadir, "snap", n->snapdir, sizeof(n->snapdir));
+    if (rc) {
+        return rc;
+    }
+    open_snap_trash(n);
+    return 0;
 }
 
 static int create_raft(struct mc_node *n, const struct node_base *base)
@@ -886,6 +906,7 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     if (!n) {
         return MC_ENOMEM;
     }
+    pthread_mutex_init(&n->snap_users.mu, NULL);
     n->loop = loop;
     n->opts = *opts;
     n->lock_fd = -1;
@@ -1048,6 +1069,8 @@ fail:
         mc_raft_destroy(n->raft);
     }
     mc_wal_close(n->wal);
+    mc_trash_close(n->snap_trash);
+    pthread_mutex_destroy(&n->snap_users.mu);
     if (n->engine) {
         mc_engine_close(n->engine);
     }
@@ -1229,6 +1252,8 @@ void mc_node_free(struct mc_node *n)
         mc_snap_recv_abort(n->recv, false);
     }
     node_snapshot_free(n);
+    mc_trash_close(n->snap_trash); /* after the streams' files closed; queued files stay */
+    pthread_mutex_destroy(&n->snap_users.mu);
     for (size_t i = 0; i < n->n_held; i++) {
         free(n->held[i].data);
     }

@@ -30,8 +30,15 @@
  * inode read: disk work too), and kept to the stream's end, so every chunk is of the file the
  * stream looked up even when a fresh image is renamed over its name (storage.h
  * mc_snap_chunk_open), and a stream costs one descriptor, not an open and close per chunk. It is
- * closed on the threadpool as well (chunk_file_close): when the stream outlived a prune of its
- * image, the last close is what frees the image's blocks (~700 MB at 1M objects).
+ * closed on the threadpool as well (chunk_file_close).
+ *
+ * No prune takes a file a stream holds (session 15): a pruned image goes to the node's trash,
+ * which cuts it down in place, and a cut under a stream would feed it short reads. So the file
+ * is marked in use (node_snap_use) before the open and unmarked after the close, both under the
+ * lock a prune holds across its check and its rename: either the prune took the name first (the
+ * open fails with MC_ENOTFOUND: the stream looks up again, as when the image was unlinked) or
+ * it sees the mark and leaves the file to a later prune. The mark is the file's, not the
+ * stream's: it outlives a stream that ended while its read or its close was still queued.
  */
 
 #define CHUNK_TEST_DELAY_MAX_MS 60000
@@ -43,11 +50,11 @@ struct chunk_job {
     chunk_read_cb cb;
     void *arg;
     char path[MC_DATADIR_PATH_MAX];
-    size_t head, len;                /* bytes kept before the data; bytes to read */
-    uint64_t delay_ms;               /* test hook (below) */
-    struct mc_snap_verify *verify;   /* lent by the stream while the job exists */
-    struct mc_digest *digest;        /* lent (a save's), or NULL */
-    struct mc_snap_chunk_file *file; /* lent; NULL: the worker opens path */
+    size_t head, len;              /* bytes kept before the data; bytes to read */
+    uint64_t delay_ms;             /* test hook (below) */
+    struct mc_snap_verify *verify; /* lent by the stream while the job exists */
+    struct mc_digest *digest;      /* lent (a save's), or NULL */
+    struct stream_file *file;      /* lent; NULL: the worker opens path */
     struct chunk_read c;
     uint8_t buf[];
 };
@@ -70,15 +77,121 @@ static uint64_t chunk_test_delay_ms(void)
     return (uint64_t)d;
 }
 
+/* ---- files in use (see the top) ---- */
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* Slot holding name, or (want_free) a free one; -1 if none. Called with mu held. */
+static int users_find(struct snap_users *u, const char *name, bool want_free)
+{
+    int free_slot = -1;
+    for (int i = 0; i < NODE_SNAP_USERS_MAX; i++) {
+        if (u->e[i].refs && strcmp(u->e[i].name, name) == 0) {
+            return i;
+        }
+        if (!u->e[i].refs && free_slot < 0) {
+            free_slot = i;
+        }
+    }
+    return want_free ? free_slot : -1;
+}
+
+int node_snap_use(struct mc_node *n, const char *path)
+{
+    const char *name = base_name(path);
+    if (strlen(name) >= sizeof(n->snap_users.e[0].name)) {
+        return MC_EINVAL;
+    }
+    pthread_mutex_lock(&n->snap_users.mu);
+    int i = users_find(&n->snap_users, name, true);
+    if (i >= 0) {
+        snprintf(n->snap_users.e[i].name, sizeof(n->snap_users.e[i].name), "%s", name);
+        n->snap_users.e[i].refs++;
+    }
+    pthread_mutex_unlock(&n->snap_users.mu);
+    return i >= 0 ? 0 : MC_EBUSY;
+}
+
+void node_snap_unuse(struct mc_node *n, const char *path)
+{
+    pthread_mutex_lock(&n->snap_users.mu);
+    int i = users_find(&n->snap_users, base_name(path), false);
+    assert(i >= 0); /* every unuse follows its use */
+    if (i >= 0) {
+        n->snap_users.e[i].refs--;
+    }
+    pthread_mutex_unlock(&n->snap_users.mu);
+}
+
+/* mc_snap_prune_opts.in_use: called with snap_users.mu held. */
+static bool snap_in_use(void *ctx, const char *path)
+{
+    struct mc_node *n = ctx;
+    return users_find(&n->snap_users, base_name(path), false) >= 0;
+}
+
+void node_snap_prune(struct mc_node *n)
+{
+    struct mc_snap_prune_opts o = {
+        .trash = n->snap_trash, .in_use = snap_in_use, .ctx = n, .mu = &n->snap_users.mu};
+    mc_snap_prune(n->snapdir, NULL, MC_SNAP_KEEP, &o);
+}
+
+/* An image a stream holds open, marked in use while it is. */
+struct stream_file {
+    struct mc_snap_chunk_file *f;
+    char path[MC_DATADIR_PATH_MAX];
+};
+
+/* Worker: mark, then open (see the top). */
+static int stream_file_open(struct mc_node *n, const char *path, const struct mc_snap_verify *v,
+                            struct stream_file **out)
+{
+    *out = NULL;
+    struct stream_file *sf = malloc(sizeof(*sf));
+    if (!sf) {
+        return MC_ENOMEM;
+    }
+    snprintf(sf->path, sizeof(sf->path), "%s", path);
+    int rc = node_snap_use(n, path);
+    if (rc == 0) {
+        rc = mc_snap_chunk_open(path, v, &sf->f);
+        if (rc) {
+            node_snap_unuse(n, path);
+        }
+    }
+    if (rc) {
+        free(sf);
+        return rc;
+    }
+    *out = sf;
+    return 0;
+}
+
+/* Close, then unmark: the prune after this one may take the file. NULL is fine. */
+static void stream_file_close(struct mc_node *n, struct stream_file *sf)
+{
+    if (sf) {
+        mc_snap_chunk_close(sf->f);
+        node_snap_unuse(n, sf->path);
+        free(sf);
+    }
+}
+
 struct chunk_close {
     uv_work_t req;
-    struct mc_snap_chunk_file *file;
+    struct mc_node *n;
+    struct stream_file *file;
 };
 
 static void chunk_close_work(uv_work_t *req)
 {
     struct chunk_close *c = req->data;
-    mc_snap_chunk_close(c->file);
+    stream_file_close(c->n, c->file);
     c->file = NULL;
 }
 
@@ -86,13 +199,13 @@ static void chunk_close_done(uv_work_t *req, int status)
 {
     struct chunk_close *c = req->data;
     (void)status;
-    mc_snap_chunk_close(c->file); /* NULL unless the work never ran */
+    stream_file_close(c->n, c->file); /* NULL unless the work never ran */
     free(c);
 }
 
 /* Close a stream's file on the threadpool (see the top). Stopping or fatal, the loop may not run
  * again (node_snapshot_free runs after it stopped): close here. */
-static void chunk_file_close(struct mc_node *n, struct mc_snap_chunk_file *f)
+static void chunk_file_close(struct mc_node *n, struct stream_file *f)
 {
     if (!f) {
         return;
@@ -100,13 +213,14 @@ static void chunk_file_close(struct mc_node *n, struct mc_snap_chunk_file *f)
     struct chunk_close *c = n && !n->stopping && !n->fatal ? malloc(sizeof(*c)) : NULL;
     if (c) {
         c->req.data = c;
+        c->n = n;
         c->file = f;
         if (uv_queue_work(n->loop, &c->req, chunk_close_work, chunk_close_done) == 0) {
             return;
         }
         free(c);
     }
-    mc_snap_chunk_close(f);
+    stream_file_close(n, f);
 }
 
 static void chunk_job_free(struct chunk_job *j)
@@ -128,9 +242,9 @@ static void chunk_work(uv_work_t *req)
     if (j->delay_ms) {
         usleep((useconds_t)(j->delay_ms * 1000));
     }
-    c->rc = j->file ? 0 : mc_snap_chunk_open(j->path, j->verify, &j->file);
+    c->rc = j->file ? 0 : stream_file_open(j->n, j->path, j->verify, &j->file);
     if (c->rc == 0) {
-        c->rc = mc_snap_chunk_read(j->file, c->offset, c->data, j->len, &c->got);
+        c->rc = mc_snap_chunk_read(j->file->f, c->offset, c->data, j->len, &c->got);
     }
     if (c->rc) {
         return;

@@ -92,11 +92,25 @@ struct apply_hold {
 
 /* A snapshot stream's chunk reads, off the event loop (node_chunk_read.c). */
 struct chunk_job;
+struct stream_file; /* an image a stream holds open, registered in snap_users */
 struct chunk_reader {
-    struct chunk_job *job;           /* the read in flight (NULL = none): one at a time */
-    struct mc_snap_verify *verify;   /* the image's data checksum, checked as it is read */
-    struct mc_digest *digest;        /* a save's digest of the whole file sent; NULL for a send */
-    struct mc_snap_chunk_file *file; /* the image, open from the first read (NULL before) */
+    struct chunk_job *job;         /* the read in flight (NULL = none): one at a time */
+    struct mc_snap_verify *verify; /* the image's data checksum, checked as it is read */
+    struct mc_digest *digest;      /* a save's digest of the whole file sent; NULL for a send */
+    struct stream_file *file;      /* the image, open from the first read (NULL before) */
+};
+
+/* Snapshot files held open by a stream or a finish (or about to be opened), by name, with how
+ * many hold each: mc_snap_prune skips them (node_chunk_read.c). Any thread, under mu, which a
+ * prune holds across its check and the rename or unlink. Distinct files in use at once: one per
+ * send and save, in practice the newest image or two. */
+#define NODE_SNAP_USERS_MAX 16
+struct snap_users {
+    pthread_mutex_t mu;
+    struct {
+        char name[64]; /* "" = free slot */
+        uint32_t refs;
+    } e[NODE_SNAP_USERS_MAX];
 };
 
 /* One chunk read, handed to the stream on the loop. */
@@ -158,6 +172,8 @@ struct mc_node {
     uint64_t cluster_id;
     char datadir[MC_DATADIR_PATH_MAX];
     char snapdir[MC_DATADIR_PATH_MAX];
+    struct mc_trash *snap_trash;  /* pruned images are cut down here (NULL: unlinked at once) */
+    struct snap_users snap_users; /* files no prune may take (mutex initialised at start) */
     int lock_fd;
 
     struct mc_engine *engine;
@@ -382,6 +398,14 @@ void node_pump_snapshot_saves(struct mc_node *n);
 int node_chunk_read_start(struct mc_node *n, struct chunk_reader *r, const char *path,
                           uint64_t offset, size_t head, size_t len, chunk_read_cb cb, void *arg);
 bool node_chunk_reading(const struct chunk_reader *r);
+/* Mark path (a file in n->snapdir) in use before opening it, so no prune takes it; MC_EBUSY when
+ * NODE_SNAP_USERS_MAX files are in use (look up again later). Unmark once it is closed. Any
+ * thread. */
+int node_snap_use(struct mc_node *n, const char *path);
+void node_snap_unuse(struct mc_node *n, const char *path);
+/* Prune n->snapdir (MC_SNAP_KEEP): files in use are skipped, images go to the snapshot trash.
+ * Any thread. */
+void node_snap_prune(struct mc_node *n);
 /* The stream ends: free its verify and digest and close its file (off the loop); a read in
  * flight is dropped, with what it holds, when it completes. */
 void node_chunk_reader_end(struct mc_node *n, struct chunk_reader *r);

@@ -224,7 +224,7 @@ static void snap_work(uv_work_t *req)
                                NULL, NULL, &j->info);
     }
     if (j->rc == 0) {
-        mc_snap_prune(j->n->snapdir, NULL, MC_SNAP_KEEP);
+        node_snap_prune(j->n);
     }
 }
 
@@ -778,8 +778,14 @@ static void recv_work(uv_work_t *req)
     j->finish_ms = t1 - t0;
     j->prep_rc = MC_ENOTFOUND;
     if (j->rc == 0) {
-        /* Only this job writes engine.new while it runs (see the ordering above). */
-        j->prep_rc = mc_snap_install_prepare(j->n->datadir, NULL, j->info.path);
+        /* Only this job writes engine.new while it runs (see the ordering above). The image is
+         * read for seconds: marked in use, so a prune by a snapshot made meanwhile leaves it
+         * (node_chunk_read.c). Not marked (all slots taken): the loop installs it instead. */
+        j->prep_rc = node_snap_use(j->n, j->info.path);
+        if (j->prep_rc == 0) {
+            j->prep_rc = mc_snap_install_prepare(j->n->datadir, NULL, j->info.path);
+            node_snap_unuse(j->n, j->info.path);
+        }
         j->prep_ms = mc_mono_ms() - t1;
     }
 }
@@ -1027,7 +1033,7 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
         n->snapshot_size_bytes = info->file_size;
     }
     free(info);
-    mc_snap_prune(n->snapdir, NULL, MC_SNAP_KEEP);
+    node_snap_prune(n);
     mc_metrics_snapshot_received();
     MC_INFO(
         "snapshot_installed", "index=%llu term=%llu engine_applied=%llu prepared=%d loop_us=%llu",

@@ -491,10 +491,9 @@ int mc_fs_remove_tree(const struct mc_fs_ops *fs, const char *path)
     return r < 0 && r != -ENOENT ? mc_fs_errno_to_mc(r) : 0;
 }
 
-void mc_fs_remove_others(const struct mc_fs_ops *fs, const char *dir, const char *prefix,
-                         const char *suffix, const char *keep, const char *event)
+void mc_fs_each_named(const char *dir, const char *prefix, const char *suffix,
+                      void (*fn)(void *ctx, const char *path, const char *name), void *ctx)
 {
-    fs = fs ? fs : mc_fs_default();
     DIR *d = opendir(dir);
     if (!d) {
         return;
@@ -504,14 +503,33 @@ void mc_fs_remove_others(const struct mc_fs_ops *fs, const char *dir, const char
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
         if (len < pl + sl || strncmp(e->d_name, prefix, pl) != 0 ||
-            strcmp(e->d_name + len - sl, suffix) != 0 || strcmp(e->d_name, keep) == 0) {
+            strcmp(e->d_name + len - sl, suffix) != 0) {
             continue;
         }
         char path[PATH_MAX];
-        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path) &&
-            fs->unlink(fs->ctx, path) == 0) {
-            MC_INFO(event, "path=%s reason=newer_one_kept", path);
+        if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path)) {
+            fn(ctx, path, e->d_name);
         }
     }
     closedir(d);
+}
+
+struct remove_others {
+    const struct mc_fs_ops *fs;
+    const char *keep, *event;
+};
+
+static void remove_other(void *ctx, const char *path, const char *name)
+{
+    struct remove_others *r = ctx;
+    if (strcmp(name, r->keep) != 0 && r->fs->unlink(r->fs->ctx, path) == 0) {
+        MC_INFO(r->event, "path=%s reason=newer_one_kept", path);
+    }
+}
+
+void mc_fs_remove_others(const struct mc_fs_ops *fs, const char *dir, const char *prefix,
+                         const char *suffix, const char *keep, const char *event)
+{
+    struct remove_others r = {.fs = fs ? fs : mc_fs_default(), .keep = keep, .event = event};
+    mc_fs_each_named(dir, prefix, suffix, remove_other, &r);
 }

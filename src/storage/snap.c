@@ -1,6 +1,7 @@
 /* snap.c: snapshot files: create (engine copy streamed to disk in synced steps + header), verify,
  * list/latest/prune, chunked read, copy (for `snapshot save`). */
 #include "storage/snap_internal.h"
+#include "storage/trash.h"
 #include "metacenter/error.h"
 #include "util/checksum.h"
 #include "util/clock.h"
@@ -430,6 +431,8 @@ static int list_names(const char *dir, struct snap_ent **out, size_t *n)
     while ((e = readdir(d)) != NULL) {
         unsigned long long idx, term;
         char tail[8];
+        /* Exactly "snap-<16 hex>-<16 hex>.snap": not .tmp, .corrupt, nor a pruned image on its
+         * way out ("<name>.del", the trash's: mc_snap_prune). */
         if (strlen(e->d_name) != 43 ||
             sscanf(e->d_name, "snap-%16llx-%16llx.%7s", &idx, &term, tail) != 3 ||
             strcmp(tail, "snap") != 0) {
@@ -520,7 +523,42 @@ int mc_snap_list(const char *snap_dir, struct mc_snap_info *out, size_t max, siz
     return 0;
 }
 
-int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep)
+/* Take one pruned file away: an image to the trash as "<name>.del" (trash.c says why), else
+ * (header only, no trash, a full queue) unlinked. 0, or the failed call's error. */
+static int prune_remove(const struct mc_fs_ops *fs, const char *path, bool image,
+                        struct mc_trash *trash)
+{
+    char del[MC_DATADIR_PATH_MAX + 8];
+    int len = snprintf(del, sizeof(del), "%s.del", path);
+    bool slow = trash && image && len > 0 && (size_t)len < MC_DATADIR_PATH_MAX; /* the trash's */
+    if (slow) {
+        int r = fs->rename(fs->ctx, path, del);
+        if (r < 0) {
+            MC_WARN("snapshot_prune_rename_failed", "path=%s err=%s reason=\"unlinked at once\"",
+                    path, mc_error_name(mc_fs_errno_to_mc(r)));
+        } else if (mc_trash_add(trash, del) == 0) {
+            return 0;
+        } else {
+            path = del; /* the queue is full or closing: at once, as the WAL does */
+        }
+    }
+    int u = fs->unlink(fs->ctx, path);
+    return u < 0 && u != -ENOENT ? mc_fs_errno_to_mc(u) : 0;
+}
+
+/* Whether path is to be skipped: a stream holds it open. Why that is safe and bounded: a skipped
+ * file is only an extra file kept (nothing relies on it being gone: lookups take the newest),
+ * and every later prune (each new snapshot, each install) tries it again, so it goes with the
+ * first prune after the stream ends. At most one file per stream is kept so: a node streams to
+ * at most MC_RAFT_MAX_NODES followers and one `snapshot save` at a time, each stream holds one
+ * image, and streams end (done, cancelled, timed out, node stopped). */
+static bool prune_in_use(const struct mc_snap_prune_opts *o, const char *path)
+{
+    return o && o->in_use && o->in_use(o->ctx, path);
+}
+
+int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep,
+                  const struct mc_snap_prune_opts *o)
 {
     fs = fs ? fs : mc_fs_default();
     struct snap_ent *v;
@@ -538,16 +576,25 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep)
         /* The newest engine image is the base the engine is rebuilt from after a power loss
          * (node_recover.c): never pruned, however many header-only files came after it. */
         struct stat st;
-        bool image =
-            !image_kept && stat(path, &st) == 0 && (uint64_t)st.st_size > MC_SNAP_HEADER_BYTES;
-        image_kept = image_kept || image;
-        if (i < (size_t)(keep < 0 ? 0 : keep) || image) {
+        bool has_image = stat(path, &st) == 0 && (uint64_t)st.st_size > MC_SNAP_HEADER_BYTES;
+        bool newest_image = !image_kept && has_image;
+        image_kept = image_kept || has_image;
+        if (i < (size_t)(keep < 0 ? 0 : keep) || newest_image) {
             continue;
         }
-        int u = fs->unlink(fs->ctx, path);
-        if (u < 0 && u != -ENOENT) {
-            rc = mc_fs_errno_to_mc(u);
+        if (o && o->mu) {
+            pthread_mutex_lock(o->mu);
         }
+        bool skip = prune_in_use(o, path);
+        int r = skip ? 0 : prune_remove(fs, path, has_image, o ? o->trash : NULL);
+        if (o && o->mu) {
+            pthread_mutex_unlock(o->mu);
+        }
+        if (skip) {
+            MC_INFO("snapshot_prune_deferred", "path=%s reason=streaming", path);
+            continue;
+        }
+        rc = rc ? rc : r;
         removed = true;
         MC_INFO("snapshot_pruned", "path=%s", path);
     }
@@ -559,7 +606,12 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep)
 }
 
 /* A stream's image, held open from its first chunk to its end: a newer image renamed over the
- * name, or a prune, does not change the bytes the stream reads (storage.h). */
+ * name, or a prune, does not change the bytes the stream reads (storage.h). A prune never
+ * takes a file a stream registered (mc_snap_prune_opts.in_use), so no trash cuts it. A fresh
+ * image renamed over the name is the one case left: the stream then holds an inode no name
+ * points to, which no prune or trash can reach; its blocks are freed at once by the stream's
+ * last close (on the threadpool: node_chunk_read.c), as before the trash. Rare (a second image
+ * at the same index and term) and left so. */
 struct mc_snap_chunk_file {
     int fd;
 };

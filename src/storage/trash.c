@@ -180,6 +180,27 @@ int mc_trash_add(struct mc_trash *t, const char *path)
     return rc;
 }
 
+struct requeue {
+    struct mc_trash *t;
+    const struct mc_fs_ops *fs;
+};
+
+static void requeue_one(void *ctx, const char *path, const char *name)
+{
+    struct requeue *r = ctx;
+    (void)name;
+    if (mc_trash_add(r->t, path) != 0) {
+        (void)r->fs->unlink(r->fs->ctx, path);
+    }
+}
+
+void mc_trash_requeue(struct mc_trash *t, const struct mc_fs_ops *fs, const char *dir,
+                      const char *prefix, const char *suffix)
+{
+    struct requeue r = {.t = t, .fs = fs ? fs : mc_fs_default()};
+    mc_fs_each_named(dir, prefix, suffix, requeue_one, &r);
+}
+
 uint64_t mc_trash_deleted(struct mc_trash *t)
 {
     return atomic_load(&t->deleted);

@@ -7,6 +7,10 @@
 #include <stdint.h>
 
 #define MC_TRASH_MAX_FILES 64 /* queued at once; mc_trash_add says MC_EBUSY beyond */
+/* What the owners use (the WAL's compacted segments, the node's pruned images): small enough
+ * that one cut's trim is a short commit, large enough that a 700 MB image goes in ~1 s. */
+#define MC_TRASH_CHUNK_BYTES_DEFAULT (8ull << 20)
+#define MC_TRASH_PAUSE_MS_DEFAULT    10
 
 struct mc_trash;
 
@@ -23,6 +27,12 @@ int mc_trash_open(const struct mc_fs_ops *fs, uint64_t chunk_bytes, uint32_t pau
  * its owner deletes at open, so a crash midway loses nothing it needs). MC_EBUSY when the queue
  * is full or closing (the caller unlinks it itself), MC_EINVAL when the path is too long. */
 int mc_trash_add(struct mc_trash *t, const char *path);
+
+/* At the owner's open: queue what an earlier run left in dir (files named prefix*suffix, say
+ * "wal-" "*.log.del": a crash, or a stop, came before they were gone). A file the queue cannot
+ * take is unlinked at once. Best effort: an unreadable dir is skipped. fs NULL = default. */
+void mc_trash_requeue(struct mc_trash *t, const struct mc_fs_ops *fs, const char *dir,
+                      const char *prefix, const char *suffix);
 
 /* Files deleted so far (tests, logs). */
 uint64_t mc_trash_deleted(struct mc_trash *t);

@@ -759,30 +759,14 @@ static void *wal_main(void *arg)
  * unlinked at once, as before. */
 static void start_trash(struct mc_wal *w)
 {
-    uint64_t chunk = w->opt.delete_chunk_bytes ? w->opt.delete_chunk_bytes : 8ull << 20;
-    uint32_t pause = w->opt.delete_pause_ms ? w->opt.delete_pause_ms : 10;
+    uint64_t chunk =
+        w->opt.delete_chunk_bytes ? w->opt.delete_chunk_bytes : MC_TRASH_CHUNK_BYTES_DEFAULT;
+    uint32_t pause = w->opt.delete_pause_ms ? w->opt.delete_pause_ms : MC_TRASH_PAUSE_MS_DEFAULT;
     if (mc_trash_open(w->fs, chunk, pause, &w->trash) != 0) {
         MC_WARN("wal_trash_unavailable", "dir=%s reason=\"segments are unlinked at once\"", w->dir);
         return;
     }
-    DIR *d = opendir(w->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        unsigned long long seq;
-        char tail[8];
-        if (sscanf(e->d_name, "wal-%16llx.%7s", &seq, tail) != 2 || strcmp(tail, "log.del") != 0 ||
-            strlen(e->d_name) != 28) {
-            continue;
-        }
-        char path[MC_DATADIR_PATH_MAX + 32];
-        int len = snprintf(path, sizeof(path), "%s/%s", w->dir, e->d_name);
-        if (len > 0 && (size_t)len < sizeof(path) && mc_trash_add(w->trash, path) != 0) {
-            (void)w->fs->unlink(w->fs->ctx, path);
-        }
-    }
-    if (d) {
-        closedir(d);
-    }
+    mc_trash_requeue(w->trash, w->fs, w->dir, "wal-", ".log.del");
 }
 
 int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)

@@ -2,6 +2,7 @@
  * resumable transfer, checksum rejection, retention, install atomicity under kill -9, install
  * in two steps (prepare, swap). */
 #include "storage_test_util.h"
+#include "storage/trash.h"
 
 #include "metacenter/error.h"
 #include "util/checksum.h"
@@ -241,7 +242,7 @@ Test(storage_snap, retention_and_latest_valid)
     make_snap(root, "a", 10, 10, &s1);
     make_snap(root, "b", 20, 20, &s2);
     make_snap(root, "c", 30, 30, &s3);
-    cr_assert_eq(mc_snap_prune(snapdir, NULL, MC_SNAP_KEEP), 0);
+    cr_assert_eq(mc_snap_prune(snapdir, NULL, MC_SNAP_KEEP, NULL), 0);
     static struct mc_snap_info list[4];
     size_t n;
     cr_assert_eq(mc_snap_list(snapdir, list, 4, &n), 0);
@@ -465,7 +466,7 @@ Test(storage_snap, prune_keeps_the_newest_image)
     for (uint64_t i = 20; i <= 50; i += 10) {
         cr_assert_eq(mc_snap_create(snapdir, NULL, i, 1, NULL, 0, NULL, NULL, &h), 0);
     }
-    cr_assert_eq(mc_snap_prune(snapdir, NULL, MC_SNAP_KEEP), 0);
+    cr_assert_eq(mc_snap_prune(snapdir, NULL, MC_SNAP_KEEP, NULL), 0);
     static struct mc_snap_info list[8];
     size_t n;
     cr_assert_eq(mc_snap_list(snapdir, list, 8, &n), 0);
@@ -653,7 +654,7 @@ Test(storage_snap, streamed_verify_and_set_aside)
     cr_assert_neq(access(img.path, F_OK), 0);
     cr_assert_eq(mc_snap_latest_header(snapdir, true, &got), 0);
     cr_assert_eq(got.index, 10, "the previous image");
-    cr_assert_eq(mc_snap_prune(snapdir, NULL, MC_SNAP_KEEP), 0);
+    cr_assert_eq(mc_snap_prune(snapdir, NULL, MC_SNAP_KEEP, NULL), 0);
     cr_assert_eq(access(old_img.path, F_OK), 0, "the newest good image is kept");
     cr_assert_eq(access(aside, F_OK), 0);
     cr_assert_eq(mc_snap_set_aside(img.path, NULL), MC_ENOTFOUND);
@@ -725,4 +726,157 @@ Test(storage_snap, sync_range_error_fails_the_file)
     cr_assert_eq(rc, MC_EIO);
     mc_snap_recv_abort(r, true);
     st_rmtree(dir);
+}
+
+#define PRUNE_CUT (64 * 1024)
+
+/* A fresh temp root and its snap/ dir. */
+static void snap_root(char *root, size_t root_cap, char *snapdir, size_t dir_cap)
+{
+    st_tmpdir(root, root_cap);
+    snprintf(snapdir, dir_cap, "%s/snap", root);
+}
+
+/* Images at indexes 10, 20, 30 (30 and 20 are kept by MC_SNAP_KEEP, 10 is pruned). */
+static void three_images(const char *root, struct mc_snap_info *old)
+{
+    static struct mc_snap_info s2, s3;
+    make_snap(root, "a", 3000, 10, old);
+    make_snap(root, "b", 10, 20, &s2);
+    make_snap(root, "c", 10, 30, &s3);
+    cr_assert_gt(old->file_size, 4 * PRUNE_CUT, "the image must take several cuts");
+}
+
+/* A trash cutting PRUNE_CUT bytes at a time, 1 ms apart, through f (which counts the calls). */
+static struct mc_trash *counting_trash(struct mc_fs_fault *f)
+{
+    mc_fs_fault_init(f, NULL);
+    struct mc_trash *t = NULL;
+    cr_assert_eq(mc_trash_open(&f->ops, PRUNE_CUT, 1, &t), 0);
+    return t;
+}
+
+static bool wait_deleted(struct mc_trash *t, uint64_t want)
+{
+    for (int i = 0; i < 500 && mc_trash_deleted(t) < want; i++) {
+        usleep(10000);
+    }
+    return mc_trash_deleted(t) >= want;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* A pruned image is freed a chunk at a time by the trash, not unlinked at once: on a file system
+ * mounted with `discard`, ~700 MB freed in one commit stalls every fsync on the disk
+ * (docs/decisions.md, session 15). */
+Test(storage_snap, prune_hands_a_pruned_image_to_the_trash_cut_in_chunks)
+{
+    char root[64], snapdir[128], del[MC_DATADIR_PATH_MAX + 8];
+    snap_root(root, sizeof(root), snapdir, sizeof(snapdir));
+    static struct mc_snap_info old;
+    three_images(root, &old);
+    static struct mc_fs_fault f;
+    struct mc_trash *t = counting_trash(&f);
+    struct mc_snap_prune_opts o = {.trash = t};
+    cr_assert_eq(mc_snap_prune(snapdir, &f.ops, MC_SNAP_KEEP, &o), 0);
+    cr_assert(!exists(old.path), "the pruned image is still under its name");
+    bool deleted = wait_deleted(t, 1);
+    uint64_t cuts = __atomic_load_n(&f.calls[MC_FS_FTRUNCATE], __ATOMIC_SEQ_CST);
+    mc_trash_close(t);
+    cr_assert_geq(cuts, old.file_size / PRUNE_CUT,
+                  "%llu cuts for an image of %llu bytes in 64 KiB chunks: deleted at once",
+                  (unsigned long long)cuts, (unsigned long long)old.file_size);
+    cr_assert(deleted, "the trash deleted nothing");
+    snprintf(del, sizeof(del), "%s.del", old.path);
+    cr_assert(!exists(del), "%s left behind", del);
+    static struct mc_snap_info list[4];
+    size_t n;
+    cr_assert_eq(mc_snap_list(snapdir, list, 4, &n), 0);
+    cr_assert_eq(n, 2);
+    st_rmtree(root);
+}
+
+/* Files named by a test's in_use (one name, switched off by the test). */
+struct in_use_one {
+    const char *path;
+    bool on;
+    pthread_mutex_t mu;
+    int calls_unlocked; /* in_use called without mu held: must stay 0 */
+};
+
+static bool in_use_one(void *ctx, const char *path)
+{
+    struct in_use_one *u = ctx;
+    if (pthread_mutex_trylock(&u->mu) == 0) {
+        u->calls_unlocked++;
+        pthread_mutex_unlock(&u->mu);
+    }
+    return u->on && strcmp(u->path, path) == 0;
+}
+
+/* A stream may hold a pruned image open (node_chunk_read.c): cut by the trash it would read a
+ * shortened file. Prune leaves a file in use and takes it at a later prune once it is not. */
+Test(storage_snap, prune_skips_a_file_in_use_and_removes_it_later)
+{
+    char root[64], snapdir[128];
+    snap_root(root, sizeof(root), snapdir, sizeof(snapdir));
+    static struct mc_snap_info old;
+    three_images(root, &old);
+    static struct mc_fs_fault f;
+    struct mc_trash *t = counting_trash(&f);
+    static struct in_use_one u;
+    u.path = old.path;
+    u.on = true;
+    pthread_mutex_init(&u.mu, NULL);
+    struct mc_snap_prune_opts o = {.trash = t, .in_use = in_use_one, .ctx = &u, .mu = &u.mu};
+    cr_assert_eq(mc_snap_prune(snapdir, NULL, MC_SNAP_KEEP, &o), 0);
+    cr_assert(exists(old.path), "a file in use was pruned");
+    cr_assert_eq(u.calls_unlocked, 0, "in_use was called without the caller's lock");
+    usleep(50000); /* time for cuts, if any were coming */
+    cr_assert_eq(__atomic_load_n(&f.calls[MC_FS_FTRUNCATE], __ATOMIC_SEQ_CST), 0,
+                 "a file in use was cut");
+    struct stat st;
+    cr_assert_eq(stat(old.path, &st), 0);
+    cr_assert_eq((uint64_t)st.st_size, old.file_size, "a file in use changed size");
+    u.on = false; /* the stream ended */
+    cr_assert_eq(mc_snap_prune(snapdir, NULL, MC_SNAP_KEEP, &o), 0);
+    cr_assert(!exists(old.path), "not pruned once no longer in use");
+    cr_assert(wait_deleted(t, 1), "the trash deleted nothing");
+    mc_trash_close(t);
+    pthread_mutex_destroy(&u.mu);
+    st_rmtree(root);
+}
+
+/* A pruned image the trash had not finished ("<name>.del", a stop or crash came first) is not a
+ * snapshot to any lookup, and the owner's open queues it to its trash (node.c open_snap_trash). */
+Test(storage_snap, leftover_del_is_not_listed_and_is_deleted_at_open)
+{
+    char root[64], snapdir[128], del[MC_DATADIR_PATH_MAX + 8];
+    snap_root(root, sizeof(root), snapdir, sizeof(snapdir));
+    static struct mc_snap_info s1, s2, got;
+    make_snap(root, "a", 10, 10, &s1);
+    make_snap(root, "b", 3000, 20, &s2);
+    snprintf(del, sizeof(del), "%s.del", s2.path);
+    cr_assert_eq(rename(s2.path, del), 0);
+    static struct mc_snap_info list[4];
+    size_t n;
+    cr_assert_eq(mc_snap_list(snapdir, list, 4, &n), 0);
+    cr_assert_eq(n, 1, "a .del file was listed as a snapshot");
+    cr_assert_eq(list[0].index, 10);
+    cr_assert_eq(mc_snap_latest_header(snapdir, false, &got), 0);
+    cr_assert_eq(got.index, 10, "a .del file was looked up as the latest snapshot");
+    static struct mc_fs_fault f;
+    struct mc_trash *t = counting_trash(&f);
+    mc_trash_requeue(t, NULL, snapdir, "snap-", ".snap.del");
+    bool deleted = wait_deleted(t, 1);
+    uint64_t cuts = __atomic_load_n(&f.calls[MC_FS_FTRUNCATE], __ATOMIC_SEQ_CST);
+    mc_trash_close(t);
+    cr_assert(deleted && !exists(del), "the leftover was not deleted");
+    cr_assert_gt(cuts, 1, "the leftover was not cut in chunks");
+    cr_assert(exists(s1.path), "a snapshot was deleted with the leftover");
+    st_rmtree(root);
 }
