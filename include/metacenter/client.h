@@ -197,8 +197,9 @@ int mc_client_poll(struct mc_client *c, int timeout_ms);
 int mc_client_fd(const struct mc_client *c, int i, short *events, uint32_t *gen);
 /* Inside a reply callback run by mc_client_handle, with opts.rx_timestamps: when the bytes that
  * completed this reply reached the socket, on the mc_mono_ns clock (the newest packet of the
- * read that completed it, so never earlier than the reply's own arrival). 0 elsewhere, over
- * TLS, or when the kernel gave no time. */
+ * read that completed it, so never earlier than the reply's own arrival unless the wall clock
+ * stepped meanwhile: the kernel stamps with it). 0 elsewhere, over TLS, or when the read that
+ * completed it brought no time. */
 uint64_t mc_client_rx_ns(const struct mc_client *c);
 int mc_client_handle(struct mc_client *c, int i, short revents);
 int mc_client_step(struct mc_client *c);

@@ -1299,7 +1299,7 @@ uint64_t mc_client_rx_ns(const struct mc_client *c)
 }
 
 /* recv(2) with the kernel's receive time of the newest packet read (SO_TIMESTAMPNS, wall
- * clock) moved onto the monotonic clock in c->rx_ns; left as it was when none came. */
+ * clock) moved onto the monotonic clock in c->rx_ns; 0 when the read brought none. */
 static ssize_t recv_stamped(struct mc_client *c, int fd, void *buf, size_t cap)
 {
     union {
@@ -1312,6 +1312,9 @@ static ssize_t recv_stamped(struct mc_client *c, int fd, void *buf, size_t cap)
                        .msg_control = ctl.buf,
                        .msg_controllen = sizeof(ctl.buf)};
     ssize_t n = recvmsg(fd, &m, 0);
+    if (n > 0) {
+        c->rx_ns = 0; /* an unstamped read: its replies take their read time (not an older one) */
+    }
     for (struct cmsghdr *h = n > 0 ? CMSG_FIRSTHDR(&m) : NULL; h; h = CMSG_NXTHDR(&m, h)) {
         if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS) {
             continue;
@@ -1663,9 +1666,10 @@ static void ep_read_frames(struct mc_client *c, int i)
 /* Read and dispatch endpoint i's replies; mc_client_rx_ns holds while their callbacks run. */
 static void ep_read(struct mc_client *c, int i)
 {
+    uint64_t outer = c->rx_ns; /* a callback may drive the client again (mc_client_poll) */
     c->rx_ns = 0;
     ep_read_frames(c, i);
-    c->rx_ns = 0;
+    c->rx_ns = outer;
 }
 
 /* ---- timers ---- */

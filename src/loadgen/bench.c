@@ -313,7 +313,11 @@ static void on_reply(void *arg, const struct mc_client_result *r)
     /* A get of a key never written is a valid answer for the benchmark. */
     if (r->status == 0 || r->status == MC_ENOKEY) {
         uint64_t now = mc_client_rx_ns(w->client);
-        now = now ? now : reply_now_ns ? reply_now_ns : mc_mono_ns();
+        if (now < q->start_ns) {
+            /* None, or before the request fell due: the wall clock stepped forward between the
+             * packet and the read. The read time stands. */
+            now = reply_now_ns ? reply_now_ns : mc_mono_ns();
+        }
         mc_hist_record(&w->hist, (now > q->start_ns ? now - q->start_ns : 0) / 1000);
         w->ops++;
     } else {

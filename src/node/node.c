@@ -1230,9 +1230,50 @@ void mc_node_stop(struct mc_node *n, void (*done)(void *arg), void *arg)
     uv_timer_start(&n->stop_timer, stop_timer_cb, 0, 0);
 }
 
+int node_queue_work(struct mc_node *n, uv_work_t *req, uv_work_cb work, uv_after_work_cb after)
+{
+    atomic_fetch_add(&n->work_inflight, 1);
+    int rc = uv_queue_work(n->loop, req, work, after);
+    if (rc) {
+        node_work_end(n);
+    }
+    return rc;
+}
+
+void node_work_end(struct mc_node *n)
+{
+    uint32_t was = atomic_fetch_sub(&n->work_inflight, 1);
+    assert(was > 0);
+    (void)was;
+}
+
+#define NODE_FREE_WORK_WAIT_MS 30000 /* an image copy or a received image's prepare may run on */
+
+/* After a fatal stop, jobs may still run on the threadpool (uv_run returned at uv_stop): wait
+ * for them before freeing the engine, the trash and the node they use. False when they did not
+ * end in time: the caller then leaks the node (the process is exiting on a fatal error). */
+static bool wait_for_work(struct mc_node *n)
+{
+    uint64_t until = mc_mono_ms() + NODE_FREE_WORK_WAIT_MS;
+    uint32_t left;
+    while ((left = atomic_load(&n->work_inflight)) > 0 && mc_mono_ms() < until) {
+        usleep(1000);
+    }
+    if (left) {
+        MC_ERROR(
+            "node_free_jobs_running",
+            "jobs=%u waited_ms=%u reason=\"the node is left allocated: its jobs still use it\"",
+            left, NODE_FREE_WORK_WAIT_MS);
+    }
+    return left == 0;
+}
+
 void mc_node_free(struct mc_node *n)
 {
     if (!n) {
+        return;
+    }
+    if (!wait_for_work(n)) {
         return;
     }
     node_members_free(n);

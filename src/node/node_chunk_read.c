@@ -193,6 +193,7 @@ static void chunk_close_work(uv_work_t *req)
     struct chunk_close *c = req->data;
     stream_file_close(c->n, c->file);
     c->file = NULL;
+    node_work_end(c->n);
 }
 
 static void chunk_close_done(uv_work_t *req, int status)
@@ -215,7 +216,7 @@ static void chunk_file_close(struct mc_node *n, struct stream_file *f)
         c->req.data = c;
         c->n = n;
         c->file = f;
-        if (uv_queue_work(n->loop, &c->req, chunk_close_work, chunk_close_done) == 0) {
+        if (node_queue_work(n, &c->req, chunk_close_work, chunk_close_done) == 0) {
             return;
         }
         free(c);
@@ -234,7 +235,8 @@ static void chunk_job_free(struct chunk_job *j)
     free(j);
 }
 
-/* Worker: touches only the job (its path copy, its buffer, the lent verify, digest and file). */
+/* Worker: touches the job (its path copy, its buffer, the lent verify, digest and file) and, to
+ * mark its file in use, the node's snap_users (node_work_end: mc_node_free waits for it). */
 static void chunk_work(uv_work_t *req)
 {
     struct chunk_job *j = req->data;
@@ -246,13 +248,13 @@ static void chunk_work(uv_work_t *req)
     if (c->rc == 0) {
         c->rc = mc_snap_chunk_read(j->file->f, c->offset, c->data, j->len, &c->got);
     }
-    if (c->rc) {
-        return;
+    if (c->rc == 0) {
+        c->verdict = mc_snap_verify_update(j->verify, c->offset, c->data, c->got);
+        if (j->digest && c->verdict != MC_ECORRUPT) {
+            mc_digest_update(j->digest, c->data, c->got);
+        }
     }
-    c->verdict = mc_snap_verify_update(j->verify, c->offset, c->data, c->got);
-    if (j->digest && c->verdict != MC_ECORRUPT) {
-        mc_digest_update(j->digest, c->data, c->got);
-    }
+    node_work_end(j->n);
 }
 
 static void chunk_work_done(uv_work_t *req, int status)
@@ -308,7 +310,7 @@ int node_chunk_read_start(struct mc_node *n, struct chunk_reader *r, const char 
     j->verify = r->verify;
     j->digest = r->digest;
     j->file = r->file;
-    if (uv_queue_work(n->loop, &j->req, chunk_work, chunk_work_done) != 0) {
+    if (node_queue_work(n, &j->req, chunk_work, chunk_work_done) != 0) {
         free(j); /* verify, digest and file stay the stream's */
         return MC_EIO;
     }

@@ -104,7 +104,7 @@ struct chunk_reader {
  * many hold each: mc_snap_prune skips them (node_chunk_read.c). Any thread, under mu, which a
  * prune holds across its check and the rename or unlink. Distinct files in use at once: one per
  * send and save, in practice the newest image or two. */
-#define NODE_SNAP_USERS_MAX 16
+#define NODE_SNAP_USERS_MAX (MC_RAFT_MAX_NODES + 2) /* sends, a save, a received image */
 struct snap_users {
     pthread_mutex_t mu;
     struct {
@@ -194,7 +194,8 @@ struct mc_node {
     /* WAL completions (written on the WAL thread). */
     _Atomic uint64_t wal_done_ticket;
     _Atomic int wal_error;
-    uint64_t last_ticket; /* last ticket issued */
+    _Atomic uint32_t work_inflight; /* threadpool jobs queued by node_queue_work, not ended */
+    uint64_t last_ticket;           /* last ticket issued */
 
     /* Messages and persisted marks waiting for WAL tickets (FIFO, tickets ascending). */
     struct held_msg *held;
@@ -406,6 +407,12 @@ void node_snap_unuse(struct mc_node *n, const char *path);
 /* Prune n->snapdir (MC_SNAP_KEEP): files in use are skipped, images go to the snapshot trash.
  * Any thread. */
 void node_snap_prune(struct mc_node *n);
+/* uv_queue_work, counted: every threadpool job that touches the node goes through here, and its
+ * work function calls node_work_end(n) as its last use of the node. A normal stop lets uv_run
+ * finish every job; a fatal one stops the loop with jobs still running, and mc_node_free then
+ * waits for them (bounded) before it frees what they use. */
+int node_queue_work(struct mc_node *n, uv_work_t *req, uv_work_cb work, uv_after_work_cb after);
+void node_work_end(struct mc_node *n);
 /* The stream ends: free its verify and digest and close its file (off the loop); a read in
  * flight is dropped, with what it holds, when it completes. */
 void node_chunk_reader_end(struct mc_node *n, struct chunk_reader *r);

@@ -129,7 +129,7 @@ static void copy_wait_closed(uv_handle_t *h)
     struct snap_job *j = h->data;
     struct mc_node *n = j->n;
     n->snap_work.data = j;
-    if (uv_queue_work(n->loop, &n->snap_work, snap_work, snap_done) != 0) {
+    if (node_queue_work(n, &n->snap_work, snap_work, snap_done) != 0) {
         close(j->copy_in); /* the copy gets EPIPE and ends */
         pthread_join(j->copy_th, NULL);
         j->copy_in = -1;
@@ -209,6 +209,7 @@ static void snap_work(uv_work_t *req)
         j->copy_in = -1;
         pthread_join(j->copy_th, NULL);
         j->rc = MC_EBUSY;
+        node_work_end(j->n);
         return;
     }
     if (j->image) {
@@ -226,6 +227,7 @@ static void snap_work(uv_work_t *req)
     if (j->rc == 0) {
         node_snap_prune(j->n);
     }
+    node_work_end(j->n);
 }
 
 static void snap_done(uv_work_t *req, int status)
@@ -307,7 +309,7 @@ static int start_job(struct mc_node *n, uint64_t index, bool image)
     }
     n->snapshot_running = true;
     n->snap_work.data = j;
-    rc = uv_queue_work(n->loop, &n->snap_work, snap_work, snap_done);
+    rc = node_queue_work(n, &n->snap_work, snap_work, snap_done);
     if (rc) {
         n->snapshot_running = false;
         mc_wbuf_free(&j->blob);
@@ -489,7 +491,9 @@ void node_maybe_snapshot(struct mc_node *n)
         return;
     }
     n->snapshot_image_wanted_ms = 0;
-    /* A header-only snapshot prunes older files; keep the ones being streamed. */
+    /* No snapshot while an image is sent or saved. This first kept a streamed file from a
+     * prune, which now skips files in use (mc_snap_prune_opts.in_use); it stays so raft's
+     * snapshot index remains the streamed image's while the send runs (want_image). */
     if (sending_image(n)) {
         return;
     }
@@ -788,6 +792,7 @@ static void recv_work(uv_work_t *req)
         }
         j->prep_ms = mc_mono_ms() - t1;
     }
+    node_work_end(j->n);
 }
 
 static void recv_work_done(uv_work_t *req, int status)
@@ -865,7 +870,7 @@ static void start_recv_job(struct mc_node *n)
     j->queued = true;
     MC_INFO("snapshot_receive_finishing", "index=%llu bytes=%llu", (unsigned long long)j->index,
             (unsigned long long)j->total);
-    if (uv_queue_work(n->loop, &j->req, recv_work, recv_work_done) != 0) {
+    if (node_queue_work(n, &j->req, recv_work, recv_work_done) != 0) {
         n->recv_job = NULL;
         send_ack(n, j->from, j->index, j->term, 0, SNAP_ACK_FAILED);
         recv_job_free(j);

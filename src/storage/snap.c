@@ -523,20 +523,26 @@ int mc_snap_list(const char *snap_dir, struct mc_snap_info *out, size_t max, siz
     return 0;
 }
 
-/* Take one pruned file away: an image to the trash as "<name>.del" (trash.c says why), else
- * (header only, no trash, a full queue) unlinked. 0, or the failed call's error. */
+/* Take one pruned file away: an image to the trash as "<name>.del" (trash.c says why; then
+ * *trashed), else (header only, no trash, a full queue) unlinked. 0, or the failed call's
+ * error. */
 static int prune_remove(const struct mc_fs_ops *fs, const char *path, bool image,
-                        struct mc_trash *trash)
+                        struct mc_trash *trash, bool *trashed)
 {
+    *trashed = false;
     char del[MC_DATADIR_PATH_MAX + 8];
     int len = snprintf(del, sizeof(del), "%s.del", path);
     bool slow = trash && image && len > 0 && (size_t)len < MC_DATADIR_PATH_MAX; /* the trash's */
     if (slow) {
         int r = fs->rename(fs->ctx, path, del);
+        if (r == -ENOENT) {
+            return 0; /* already gone (set aside meanwhile) */
+        }
         if (r < 0) {
             MC_WARN("snapshot_prune_rename_failed", "path=%s err=%s reason=\"unlinked at once\"",
                     path, mc_error_name(mc_fs_errno_to_mc(r)));
         } else if (mc_trash_add(trash, del) == 0) {
+            *trashed = true;
             return 0;
         } else {
             path = del; /* the queue is full or closing: at once, as the WAL does */
@@ -549,9 +555,11 @@ static int prune_remove(const struct mc_fs_ops *fs, const char *path, bool image
 /* Whether path is to be skipped: a stream holds it open. Why that is safe and bounded: a skipped
  * file is only an extra file kept (nothing relies on it being gone: lookups take the newest),
  * and every later prune (each new snapshot, each install) tries it again, so it goes with the
- * first prune after the stream ends. At most one file per stream is kept so: a node streams to
- * at most MC_RAFT_MAX_NODES followers and one `snapshot save` at a time, each stream holds one
- * image, and streams end (done, cancelled, timed out, node stopped). */
+ * first prune after the stream ends (no snapshot is taken while a send or save runs, so on an
+ * idle cluster that may be a while: one extra image on disk meanwhile). At most one file per
+ * stream is kept so: a node streams to at most MC_RAFT_MAX_NODES followers and one `snapshot
+ * save` at a time, each stream holds one image, and streams end (done, cancelled, timed out,
+ * node stopped). */
 static bool prune_in_use(const struct mc_snap_prune_opts *o, const char *path)
 {
     return o && o->in_use && o->in_use(o->ctx, path);
@@ -585,18 +593,18 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep,
         if (o && o->mu) {
             pthread_mutex_lock(o->mu);
         }
-        bool skip = prune_in_use(o, path);
-        int r = skip ? 0 : prune_remove(fs, path, has_image, o ? o->trash : NULL);
+        bool skip = prune_in_use(o, path), trashed = false;
+        int r = skip ? 0 : prune_remove(fs, path, has_image, o ? o->trash : NULL, &trashed);
         if (o && o->mu) {
             pthread_mutex_unlock(o->mu);
         }
         if (skip) {
-            MC_INFO("snapshot_prune_deferred", "path=%s reason=streaming", path);
+            MC_INFO("snapshot_prune_deferred", "path=%s reason=in_use", path);
             continue;
         }
         rc = rc ? rc : r;
         removed = true;
-        MC_INFO("snapshot_pruned", "path=%s", path);
+        MC_INFO("snapshot_pruned", "path=%s trash=%d", path, trashed ? 1 : 0);
     }
     free(v);
     if (removed && rc == 0) {

@@ -507,8 +507,9 @@ def test_pruned_images_go_through_the_trash_and_leftovers_go_at_start():
     with Cluster(1, SMALL) as c:
         node = loaded_node(c, 4000)
         snap_dir = os.path.join(node.dir, "snap")
-        assert wait_for(lambda: re.search(r"snapshot_pruned path=\S+\.snap\b", node.log()), 60), \
-            node.log_tail(30)
+        # trash=1: an image handed to the trash (header-only files are unlinked, trash=0)
+        assert wait_for(lambda: re.search(r"snapshot_pruned path=\S+\.snap trash=1", node.log()),
+                        60), node.log_tail(30)
         assert wait_for(lambda: not [f for f in os.listdir(snap_dir) if f.endswith(".del")], 30), \
             os.listdir(snap_dir)
         node.stop()
