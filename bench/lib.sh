@@ -198,9 +198,14 @@ mc_role_ticks() {
 # mc_metric NAME ID METRIC: METRIC's value on node ID of cluster NAME (its /metrics, the series
 # without labels); empty when the node does not answer within 2 s (e.g. stopped).
 mc_metric() {
+    mc_metric_dump "$1" "$2" | awk -v m="$3" '$1 == m {v = $2} END {print v}'
+}
+
+# mc_metric_dump NAME ID: node ID's whole /metrics text (empty when it does not answer in 2 s).
+mc_metric_dump() {
     local h
     h=$(cut -d' ' -f"$2" "$WORK/$1/http")
-    curl -s -m 2 "http://$h/metrics" 2>/dev/null | awk -v m="$3" '$1 == m {v = $2} END {print v}' || true
+    curl -s -m 2 "http://$h/metrics" 2>/dev/null || true
 }
 
 # mc_trio NAME [serve flags...]: a fresh 3-node cluster NAME (mc_cluster_start); sets L (its
