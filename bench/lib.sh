@@ -256,6 +256,27 @@ stall_flags() {
     done
 }
 
+# load_shape_flag FLAG VALUE: the flags of a script that drives open-loop puts on a stall_setup
+# cluster (writeback_stall.sh, window_metrics.sh), for its stall_flag to fall back on: --pre S,
+# --connections C, --pipeline P, --send-tick-us N (set PRE, CONN, PIPE, TICK; STALL_TOOK=2) and
+# --engine-tmpfs (TMPFS=1); fails for any other flag. Then load_shape_tick sets TICK_FLAG: the
+# generator's flag, only when asked (builds before session 13 may not know it).
+load_shape_flag() {
+    # shellcheck disable=SC2034 # the sourcing script reads them
+    case $1 in
+    --pre) PRE=$2 STALL_TOOK=2 ;;
+    --connections) CONN=$2 STALL_TOOK=2 ;;
+    --pipeline) PIPE=$2 STALL_TOOK=2 ;;
+    --send-tick-us) TICK=$2 STALL_TOOK=2 ;;
+    --engine-tmpfs) TMPFS=1 ;;
+    *) return 1 ;;
+    esac
+}
+load_shape_tick() {
+    TICK_FLAG=()
+    [ "${TICK:-0}" = 0 ] || TICK_FLAG=(--send-tick-us "$TICK")
+}
+
 # stall_scratch PREFIX: WORK = a fresh /tmp/PREFIX.XXXXXX and, with TMPFS=1, the engines in
 # MC_ENGINE_ROOT = a fresh /dev/shm/PREFIX.XXXXXX (no map writeback); at exit (also on failure,
 # Ctrl-C or TERM) the script's stall_on_exit (if it has one) runs, every node is killed and both

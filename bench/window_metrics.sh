@@ -16,17 +16,11 @@ stall_flag() {
     case $1 in
     --rate) RATE=$2 STALL_TOOK=2 ;;
     --seconds) SECS=$2 STALL_TOOK=2 ;;
-    --pre) PRE=$2 STALL_TOOK=2 ;;
-    --connections) CONN=$2 STALL_TOOK=2 ;;
-    --pipeline) PIPE=$2 STALL_TOOK=2 ;;
-    --send-tick-us) TICK=$2 STALL_TOOK=2 ;;
-    --engine-tmpfs) TMPFS=1 ;;
-    *) return 1 ;;
+    *) load_shape_flag "$@" ;;
     esac
 }
 stall_flags 2,9 "$@"
-TICK_FLAG=()
-[ "$TICK" = 0 ] || TICK_FLAG=(--send-tick-us "$TICK")
+load_shape_tick
 stall_setup mcwin "$PRE" ${SERVE_FLAGS[@]+"${SERVE_FLAGS[@]}"} >/dev/null
 for i in 1 2 3; do mc_metric_dump c "$i" >"$WORK/m0.$i"; done
 head -1 /proc/stat >"$WORK/stat0"

@@ -17,17 +17,11 @@ NW=6 PRE=30 CONN=64 PIPE=64 TMPFS=0 TICK=0
 stall_flag() {
     case $1 in
     --windows) NW=$2 STALL_TOOK=2 ;;
-    --pre) PRE=$2 STALL_TOOK=2 ;;
-    --connections) CONN=$2 STALL_TOOK=2 ;;
-    --pipeline) PIPE=$2 STALL_TOOK=2 ;;
-    --send-tick-us) TICK=$2 STALL_TOOK=2 ;;
-    --engine-tmpfs) TMPFS=1 ;;
-    *) return 1 ;;
+    *) load_shape_flag "$@" ;;
     esac
 }
 stall_flags 2,11 "$@"
-TICK_FLAG=() # only when asked: builds before session 13 may not know the flag
-[ "$TICK" = 0 ] || TICK_FLAG=(--send-tick-us "$TICK")
+load_shape_tick
 MEMPID=""
 stall_on_exit() { [ -z "$MEMPID" ] || kill "$MEMPID" 2>/dev/null || true; }
 stall_setup mcstall "$PRE" ${SERVE_FLAGS[@]+"${SERVE_FLAGS[@]}"}
