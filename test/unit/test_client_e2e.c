@@ -1391,3 +1391,68 @@ Test(client_e2e, a_nested_read_restores_the_outer_receive_stamp)
                  (unsigned long long)s.after, (unsigned long long)s.before,
                  (unsigned long long)s.inner_rx);
 }
+
+/* A reply callback that drives the client while more replies of its endpoint wait in the read
+ * buffer (here: it pings the same member and polls until the answer comes). The nested read must
+ * pick up after the frame being dispatched, and the outer one after the nested one: each reply
+ * delivered once, the connection kept (before, the outer read went on from its own position in a
+ * buffer the nested read had already emptied, and failed the connection as a malformed reply). */
+struct nested_same {
+    struct mc_client *c;
+    int outer, inner, plain, bad;
+};
+
+static void nested_same_plain_cb(void *arg, const struct mc_client_result *r)
+{
+    struct nested_same *s = arg;
+    s->plain++;
+    s->bad += r->status != 0;
+}
+
+static void nested_same_inner_cb(void *arg, const struct mc_client_result *r)
+{
+    struct nested_same *s = arg;
+    s->inner++;
+    s->bad += r->status != 0;
+}
+
+static void nested_same_outer_cb(void *arg, const struct mc_client_result *r)
+{
+    struct nested_same *s = arg;
+    s->outer++;
+    s->bad += r->status != 0;
+    cr_assert_eq(mc_client_ping_async(s->c, 0, nested_same_inner_cb, s), 0);
+    for (int k = 0; k < 100 && !s->inner; k++) {
+        mc_client_poll(s->c, 20);
+    }
+}
+
+Test(client_e2e, a_callback_may_poll_while_its_endpoint_has_replies_buffered)
+{
+    struct th_server *srv = ct_start((struct th_opts){0});
+    struct nested_same s = {ct_open_client(th_addr(srv), 0)};
+    cr_assert_eq(mc_client_ping(s.c, 0, NULL), 0, "connected");
+    short events;
+    uint32_t gen;
+    int fd = mc_client_fd(s.c, 0, &events, &gen);
+    cr_assert_eq(mc_client_ping_async(s.c, 0, nested_same_outer_cb, &s), 0);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(mc_client_ping_async(s.c, 0, nested_same_plain_cb, &s), 0);
+    }
+    cr_assert_geq(mc_client_step(s.c), 0); /* all six in one send */
+    usleep(20000);                         /* their replies arrive together: one read */
+    for (int k = 0; k < 100 && mc_client_pending(s.c) > 0; k++) {
+        mc_client_poll(s.c, 20);
+    }
+    uint32_t gen_after;
+    int fd_after = mc_client_fd(s.c, 0, &events, &gen_after);
+    mc_client_close(s.c);
+    th_stop(srv, NULL);
+    cr_assert_eq(s.outer, 1);
+    cr_assert_eq(s.inner, 1, "the nested ping's reply: %d callbacks", s.inner);
+    cr_assert_eq(s.plain, 5, "the buffered replies: %d callbacks of 5", s.plain);
+    cr_assert_eq(s.bad, 0, "%d failed", s.bad);
+    cr_assert(fd_after == fd && gen_after == gen,
+              "the connection was dropped after the nested read (fd %d gen %u, was fd %d gen %u)",
+              fd_after, gen_after, fd, gen);
+}
