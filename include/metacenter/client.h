@@ -156,7 +156,9 @@ uint64_t mc_client_session_id(const struct mc_client *c);
 /* ---- async API ---- */
 
 /*
- * Outcome of one request, valid only during the callback (copy what you keep).
+ * Outcome of one request, valid only during the callback (copy what you keep), and only until
+ * the callback drives the client (mc_client_poll, mc_client_handle: allowed, but the replies it
+ * reads may move the buffer body points into).
  * body: on success, the op's reply body: for writes and reads the engine's encoding of
  * the result (decode with the engine codecs, or use the blocking wrappers); for admin
  * calls a protocol shape (mc_client_decode_*).

@@ -66,6 +66,8 @@ struct ep {
     size_t out_off;
     uint8_t *rbuf;
     size_t rcap, rlen;
+    size_t rpos; /* rbuf[0, rpos): frames already dispatched, kept in e (not the reader's stack)
+                    so a read nested in a callback (mc_client_poll) resumes after them */
     struct rlist inflight; /* REQ_SENT on this connection */
     struct mc_tls *tls;    /* TLS session of the current connection (NULL = plaintext) */
     struct mc_wbuf cout;   /* TLS: ciphertext not yet sent; [cout_off, len) pending */
@@ -717,6 +719,7 @@ static void ep_close_fd(struct ep *e)
     e->out.err = 0;
     e->out_off = 0;
     e->rlen = 0;
+    e->rpos = 0;
 }
 
 void mc_client_close(struct mc_client *c)
@@ -1007,6 +1010,7 @@ static int ep_connect(struct mc_client *c, int i, uint64_t now)
     e->gen++;
     e->out_off = 0;
     e->rlen = 0;
+    e->rpos = 0;
     if (c->tls) {
         char host[MC_ADDR_MAX];
         snprintf(host, sizeof(host), "%s", e->addr);
@@ -1604,10 +1608,23 @@ static int grow_rbuf(struct ep *e, size_t need)
     return 0;
 }
 
+/* Drop the frames before e->rpos (dispatched). */
+static void rbuf_compact(struct ep *e)
+{
+    assert(e->rpos <= e->rlen);
+    if (e->rpos == 0) {
+        return; /* nothing dispatched (rbuf may still be NULL) */
+    }
+    memmove(e->rbuf, e->rbuf + e->rpos, e->rlen - e->rpos);
+    e->rlen -= e->rpos;
+    e->rpos = 0;
+}
+
 static void ep_read_frames(struct mc_client *c, int i)
 {
     struct ep *e = &c->eps[i];
     for (int k = 0; k < READS_PER_EVENT && e->state == EP_UP; k++) {
+        rbuf_compact(e); /* a nested read may have stopped mid-buffer (e->rpos) */
         if (grow_rbuf(e, READ_INITIAL_BYTES) != 0) {
             ep_fail(c, i, "out of memory");
             return;
@@ -1635,27 +1652,27 @@ static void ep_read_frames(struct mc_client *c, int i)
             return;
         }
         e->rlen += (size_t)n;
-        size_t pos = 0;
-        while (e->state == EP_UP && e->rlen - pos >= MC_PROTO_HEADER_BYTES) {
+        /* The position lives in e, read again after every callback: a callback that drives the
+         * client (mc_client_poll) may read this endpoint meanwhile, dispatching frames and
+         * moving or growing the buffer. */
+        while (e->state == EP_UP && e->rlen - e->rpos >= MC_PROTO_HEADER_BYTES) {
             struct mc_proto_header h;
-            mc_proto_header_get(e->rbuf + pos, &h);
+            mc_proto_header_get(e->rbuf + e->rpos, &h);
             if (mc_proto_header_check(&h) != 0 || !(h.op & MC_PROTO_REPLY_BIT)) {
                 ep_fail(c, i, "malformed reply");
                 return;
             }
-            size_t frame = (size_t)h.length + 4;
-            if (e->rlen - pos < frame) {
+            size_t frame = (size_t)h.length + 4, at = e->rpos;
+            if (e->rlen - at < frame) {
                 break;
             }
-            on_frame(c, i, &h, e->rbuf + pos + MC_PROTO_HEADER_BYTES,
-                     frame - MC_PROTO_HEADER_BYTES);
-            pos += frame;
+            e->rpos = at + frame; /* dispatched before its callback runs */
+            on_frame(c, i, &h, e->rbuf + at + MC_PROTO_HEADER_BYTES, frame - MC_PROTO_HEADER_BYTES);
         }
         if (e->state != EP_UP) {
             return;
         }
-        memmove(e->rbuf, e->rbuf + pos, e->rlen - pos);
-        e->rlen -= pos;
+        rbuf_compact(e);
         if ((size_t)n < space) {
             /* A short read: the socket is drained. */
             return;

@@ -299,6 +299,16 @@ static void key_of(char *buf, size_t cap, uint64_t k)
  * at the kernel's receive time instead when the client has it (mc_client_rx_ns; not over TLS). */
 static _Thread_local uint64_t reply_now_ns;
 
+uint64_t mc_bench_reply_ns(uint64_t rx_ns, uint64_t start_ns, uint64_t read_ns)
+{
+    if (rx_ns >= start_ns) {
+        return rx_ns;
+    }
+    /* None, or before the request fell due: the wall clock stepped forward between the packet
+     * and the read. The read time stands. */
+    return read_ns ? read_ns : mc_mono_ns();
+}
+
 static void on_reply(void *arg, const struct mc_client_result *r)
 {
     struct req *q = arg;
@@ -312,12 +322,7 @@ static void on_reply(void *arg, const struct mc_client_result *r)
     }
     /* A get of a key never written is a valid answer for the benchmark. */
     if (r->status == 0 || r->status == MC_ENOKEY) {
-        uint64_t now = mc_client_rx_ns(w->client);
-        if (now < q->start_ns) {
-            /* None, or before the request fell due: the wall clock stepped forward between the
-             * packet and the read. The read time stands. */
-            now = reply_now_ns ? reply_now_ns : mc_mono_ns();
-        }
+        uint64_t now = mc_bench_reply_ns(mc_client_rx_ns(w->client), q->start_ns, reply_now_ns);
         mc_hist_record(&w->hist, (now > q->start_ns ? now - q->start_ns : 0) / 1000);
         w->ops++;
     } else {

@@ -109,4 +109,34 @@ static inline void st_fill(uint8_t *p, uint64_t index, uint32_t len)
     }
 }
 
+/* Send stderr (where the log goes) to path until st_stderr_restore; returns the saved fd. */
+static inline int st_stderr_to(const char *path)
+{
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert(saved >= 0 && fd >= 0);
+    cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    close(fd);
+    return saved;
+}
+
+static inline void st_stderr_restore(int saved)
+{
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+}
+
+/* The first cap - 1 bytes of the file at path, NUL-terminated, into out; the file is removed. */
+static inline void st_slurp_and_unlink(const char *path, char *out, size_t cap)
+{
+    FILE *fp = fopen(path, "r");
+    cr_assert_not_null(fp, "%s", path);
+    size_t len = fread(out, 1, cap - 1, fp);
+    fclose(fp);
+    unlink(path);
+    out[len] = '\0';
+}
+
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -1216,4 +1217,242 @@ Test(client_e2e, reply_callbacks_see_the_kernel_receive_time)
     s = ping_read_late(srv, false, &sent);
     cr_assert_eq(s.rx_ns, 0, "no stamp unless asked for");
     th_stop(srv, NULL);
+}
+
+/* Receive stamps on or off for endpoint 0's socket (the kernel stamps a read only while the
+ * socket asks: a read after "off" comes unstamped, as before the kernel turns stamping on). */
+static int ep0_fd(struct mc_client *c)
+{
+    short events;
+    uint32_t gen;
+    int fd = mc_client_fd(c, 0, &events, &gen);
+    cr_assert_geq(fd, 0, "endpoint 0 has no socket");
+    return fd;
+}
+
+static void stamps_on(struct mc_client *c, int on)
+{
+    int fd = ep0_fd(c);
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)), 0);
+}
+
+/* A ping (stamped read), then a GET whose reply needs a second read, made unstamped by the ping's
+ * callback: what each callback saw, and whether the GET's came after stamping was turned off. */
+struct two_reads {
+    struct mc_client *c;
+    uint64_t ping_rx, get_rx;
+    int ping_done, get_done, get_status;
+    bool stamps_off, get_after_off;
+};
+
+static void two_reads_ping_cb(void *arg, const struct mc_client_result *r)
+{
+    struct two_reads *s = arg;
+    cr_assert_eq(r->status, 0);
+    s->ping_rx = mc_client_rx_ns(s->c);
+    s->ping_done++;
+    stamps_on(s->c, 0);
+    s->stamps_off = true;
+}
+
+static void two_reads_get_cb(void *arg, const struct mc_client_result *r)
+{
+    struct two_reads *s = arg;
+    s->get_rx = mc_client_rx_ns(s->c);
+    s->get_status = r->status;
+    s->get_after_off = s->stamps_off;
+    s->get_done++;
+}
+
+/* Bytes waiting in fd's receive queue. */
+static int queued_bytes(int fd)
+{
+    int n = 0;
+    cr_assert_eq(ioctl(fd, FIONREAD, &n), 0);
+    return n;
+}
+
+/* One try on a fresh client (its read buffer at its first 64 KiB): the ping and the GET reply are
+ * left to queue in the socket, then read by one mc_client_handle, so both callbacks run in one
+ * read event: the ping's from the first read (stamped), the GET's from a later one (unstamped).
+ * Returns whether it went so: the kernel may not stamp the first read yet (a deferred static
+ * key), or the socket may not hold the whole GET reply when it is read. */
+static bool two_reads_once(struct th_server *srv, struct two_reads *s)
+{
+    struct mc_client_opts o;
+    mc_client_opts_default(&o);
+    o.rx_timestamps = true;
+    *s = (struct two_reads){0};
+    cr_assert_eq(mc_client_open(th_addr(srv), &o, &s->c), 0);
+    cr_assert_eq(mc_client_ping(s->c, 0, NULL), 0, "connected");
+    struct mc_read_opts stale = {.consistency = MC_CONSISTENCY_STALE};
+    cr_assert_eq(mc_client_ping_async(s->c, 0, two_reads_ping_cb, s), 0);
+    cr_assert_eq(mc_client_get_async(s->c, false, "b", "big", NULL, &stale, two_reads_get_cb, s),
+                 0);
+    cr_assert_geq(mc_client_step(s->c), 0); /* sends both */
+    int fd = ep0_fd(s->c);
+    for (int k = 0; k < 200 && queued_bytes(fd) <= BIG_VALUE_BYTES; k++) {
+        usleep(1000);
+    }
+    usleep(5000); /* the reply's last bytes */
+    int ran = mc_client_handle(s->c, 0, POLLIN);
+    for (int k = 0; k < 100 && !(s->ping_done && s->get_done); k++) {
+        mc_client_poll(s->c, 20);
+    }
+    cr_assert_eq(s->ping_done, 1);
+    cr_assert_eq(s->get_done, 1);
+    cr_assert_eq(s->get_status, 0, "%s", mc_error_name(s->get_status));
+    mc_client_close(s->c);
+    return ran == 2 && s->ping_rx != 0 && s->get_after_off;
+}
+
+/* A read that brings no kernel stamp (stamping off, or not on yet) must not leave the previous
+ * read's stamp in place: the replies it completes would take an older receive time than their
+ * own, and a load generator would count them faster than they were. */
+Test(client_e2e, an_unstamped_read_does_not_keep_the_previous_reads_stamp)
+{
+    struct th_server *srv = ct_start((struct th_opts){0});
+    put_big(srv); /* its GET reply is over the client's first read buffer (64 KiB) */
+    struct two_reads s;
+    bool reached = false;
+    for (int try = 0; try < 20 && !reached; try++) {
+        reached = two_reads_once(srv, &s);
+    }
+    th_stop(srv, NULL);
+    cr_assert(reached, "never read the ping (stamped) and the GET (unstamped) in one event");
+    cr_assert_neq(s.ping_rx, 0);
+    cr_assert_eq(s.get_rx, 0,
+                 "the reply completed by an unstamped read kept the previous read's stamp "
+                 "(%llu, the ping's %llu)",
+                 (unsigned long long)s.get_rx, (unsigned long long)s.ping_rx);
+}
+
+/* A reply callback that drives the client again (a nested read, here of another endpoint) finds
+ * its own receive stamp again afterwards, not the nested read's. */
+struct nested_rx {
+    struct mc_client *c;
+    uint64_t before, after, inner_rx;
+    int outer_done, inner_done;
+};
+
+static void nested_inner_cb(void *arg, const struct mc_client_result *r)
+{
+    struct nested_rx *s = arg;
+    cr_assert_eq(r->status, 0);
+    s->inner_rx = mc_client_rx_ns(s->c);
+    s->inner_done++;
+}
+
+static void nested_outer_cb(void *arg, const struct mc_client_result *r)
+{
+    struct nested_rx *s = arg;
+    cr_assert_eq(r->status, 0);
+    s->before = mc_client_rx_ns(s->c);
+    cr_assert_eq(mc_client_ping_async(s->c, 1, nested_inner_cb, s), 0);
+    for (int k = 0; k < 100 && !s->inner_done; k++) {
+        mc_client_poll(s->c, 20);
+    }
+    cr_assert_eq(s->inner_done, 1, "the nested ping never completed");
+    s->after = mc_client_rx_ns(s->c);
+    s->outer_done++;
+}
+
+Test(client_e2e, a_nested_read_restores_the_outer_receive_stamp)
+{
+    struct th_server *a = ct_start((struct th_opts){.node_id = 1});
+    struct th_server *b = ct_start((struct th_opts){.node_id = 2});
+    char eps[128];
+    snprintf(eps, sizeof(eps), "%s,%s", th_addr(a), th_addr(b));
+    struct mc_client_opts o;
+    mc_client_opts_default(&o);
+    o.rx_timestamps = true;
+    struct nested_rx s = {0};
+    cr_assert_eq(mc_client_open(eps, &o, &s.c), 0);
+    cr_assert_eq(mc_client_ping(s.c, 0, NULL), 0, "connected to a");
+    cr_assert_eq(mc_client_ping(s.c, 1, NULL), 0, "connected to b");
+    /* Up to 20 tries: the kernel may not stamp the first replies yet (ping_read_late says why). */
+    for (int try = 0; try < 20 && (try == 0 || s.before == 0); try++) {
+        s.outer_done = s.inner_done = 0;
+        cr_assert_eq(mc_client_ping_async(s.c, 0, nested_outer_cb, &s), 0);
+        cr_assert_geq(mc_client_step(s.c), 0);
+        usleep(10000);
+        for (int k = 0; k < 100 && !s.outer_done; k++) {
+            mc_client_poll(s.c, 20);
+        }
+        cr_assert_eq(s.outer_done, 1);
+    }
+    mc_client_close(s.c);
+    th_stop(a, NULL);
+    th_stop(b, NULL);
+    cr_assert_neq(s.before, 0, "the outer reply never came stamped");
+    cr_assert_eq(s.after, s.before,
+                 "after a nested read the callback sees %llu, not its own stamp %llu (the nested "
+                 "reply's was %llu)",
+                 (unsigned long long)s.after, (unsigned long long)s.before,
+                 (unsigned long long)s.inner_rx);
+}
+
+/* A reply callback that drives the client while more replies of its endpoint wait in the read
+ * buffer (here: it pings the same member and polls until the answer comes). The nested read must
+ * pick up after the frame being dispatched, and the outer one after the nested one: each reply
+ * delivered once, the connection kept (before, the outer read went on from its own position in a
+ * buffer the nested read had already emptied, and failed the connection as a malformed reply). */
+struct nested_same {
+    struct mc_client *c;
+    int outer, inner, plain, bad;
+};
+
+static void nested_same_plain_cb(void *arg, const struct mc_client_result *r)
+{
+    struct nested_same *s = arg;
+    s->plain++;
+    s->bad += r->status != 0;
+}
+
+static void nested_same_inner_cb(void *arg, const struct mc_client_result *r)
+{
+    struct nested_same *s = arg;
+    s->inner++;
+    s->bad += r->status != 0;
+}
+
+static void nested_same_outer_cb(void *arg, const struct mc_client_result *r)
+{
+    struct nested_same *s = arg;
+    s->outer++;
+    s->bad += r->status != 0;
+    cr_assert_eq(mc_client_ping_async(s->c, 0, nested_same_inner_cb, s), 0);
+    for (int k = 0; k < 100 && !s->inner; k++) {
+        mc_client_poll(s->c, 20);
+    }
+}
+
+Test(client_e2e, a_callback_may_poll_while_its_endpoint_has_replies_buffered)
+{
+    struct th_server *srv = ct_start((struct th_opts){0});
+    struct nested_same s = {ct_open_client(th_addr(srv), 0)};
+    cr_assert_eq(mc_client_ping(s.c, 0, NULL), 0, "connected");
+    short events;
+    uint32_t gen;
+    int fd = mc_client_fd(s.c, 0, &events, &gen);
+    cr_assert_eq(mc_client_ping_async(s.c, 0, nested_same_outer_cb, &s), 0);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(mc_client_ping_async(s.c, 0, nested_same_plain_cb, &s), 0);
+    }
+    cr_assert_geq(mc_client_step(s.c), 0); /* all six in one send */
+    usleep(20000);                         /* their replies arrive together: one read */
+    for (int k = 0; k < 100 && mc_client_pending(s.c) > 0; k++) {
+        mc_client_poll(s.c, 20);
+    }
+    uint32_t gen_after;
+    int fd_after = mc_client_fd(s.c, 0, &events, &gen_after);
+    mc_client_close(s.c);
+    th_stop(srv, NULL);
+    cr_assert_eq(s.outer, 1);
+    cr_assert_eq(s.inner, 1, "the nested ping's reply: %d callbacks", s.inner);
+    cr_assert_eq(s.plain, 5, "the buffered replies: %d callbacks of 5", s.plain);
+    cr_assert_eq(s.bad, 0, "%d failed", s.bad);
+    cr_assert(fd_after == fd && gen_after == gen,
+              "the connection was dropped after the nested read (fd %d gen %u, was fd %d gen %u)",
+              fd_after, gen_after, fd, gen);
 }

@@ -880,3 +880,119 @@ Test(storage_snap, leftover_del_is_not_listed_and_is_deleted_at_open)
     cr_assert(exists(s1.path), "a snapshot was deleted with the leftover");
     st_rmtree(root);
 }
+
+/* File operations whose first rename finds its source gone: the file is unlinked just before
+ * the real rename (another prune, or a set-aside, took it between the listing and the rename). */
+struct vanish_fs {
+    struct mc_fs_ops ops;
+    char vanished[MC_DATADIR_PATH_MAX]; /* the file taken away ("" until the first rename) */
+};
+
+static int vanish_rename(void *ctx, const char *from, const char *to)
+{
+    struct vanish_fs *v = ctx;
+    const struct mc_fs_ops *base = mc_fs_default();
+    if (!v->vanished[0]) {
+        snprintf(v->vanished, sizeof(v->vanished), "%s", from);
+        cr_assert_eq(unlink(from), 0, "%s", from);
+    }
+    return base->rename(base->ctx, from, to);
+}
+
+/* The default table's calls ignore ctx, so its copy may carry ours. */
+static void vanish_fs_init(struct vanish_fs *v)
+{
+    v->ops = *mc_fs_default();
+    v->ops.ctx = v;
+    v->ops.rename = vanish_rename;
+    v->vanished[0] = 0;
+}
+
+/* Images at indexes 10, 20, 30, 40: MC_SNAP_KEEP keeps 40 and 30; the prune takes 20, then 10
+ * (newest first). */
+static void four_images(const char *root, struct mc_snap_info *s10, struct mc_snap_info *s20)
+{
+    static struct mc_snap_info s30, s40;
+    make_snap(root, "a", 10, 10, s10);
+    make_snap(root, "b", 10, 20, s20);
+    make_snap(root, "c", 10, 30, &s30);
+    make_snap(root, "d", 10, 40, &s40);
+}
+
+/* A file that vanishes between the prune's listing and its rename to the trash (ENOENT) is
+ * already gone: no warning, no failure, and the prune goes on to the older files. */
+Test(storage_snap, prune_skips_a_file_that_vanished_before_its_rename)
+{
+    char root[64], snapdir[128], log_path[MC_DATADIR_PATH_MAX], del[MC_DATADIR_PATH_MAX + 8];
+    snap_root(root, sizeof(root), snapdir, sizeof(snapdir));
+    static struct mc_snap_info s10, s20;
+    four_images(root, &s10, &s20);
+    static struct mc_fs_fault f;
+    struct mc_trash *t = counting_trash(&f);
+    static struct vanish_fs v;
+    vanish_fs_init(&v);
+    struct mc_snap_prune_opts o = {.trash = t};
+    snprintf(log_path, sizeof(log_path), "%s.stderr", root);
+    int saved = st_stderr_to(log_path);
+    int rc = mc_snap_prune(snapdir, &v.ops, MC_SNAP_KEEP, &o);
+    st_stderr_restore(saved);
+    char text[8192];
+    st_slurp_and_unlink(log_path, text, sizeof(text));
+    cr_assert_eq(rc, 0, "a vanished file failed the prune: %s", mc_error_name(rc));
+    cr_assert_str_eq(v.vanished, s20.path, "the newest file pruned (index 20) is renamed first");
+    cr_assert_null(strstr(text, "level=warn"), "a vanished file was logged as a warning:\n%s",
+                   text);
+    cr_assert_not_null(strstr(text, "msg=snapshot_pruned"), "nothing logged as pruned:\n%s", text);
+    cr_assert(!exists(s10.path), "the prune stopped at the vanished file: index 10 kept");
+    cr_assert(wait_deleted(t, 1), "index 10 never reached the trash");
+    mc_trash_close(t);
+    snprintf(del, sizeof(del), "%s.del", s20.path);
+    cr_assert(!exists(del), "%s appeared", del);
+    static struct mc_snap_info list[4];
+    size_t n;
+    cr_assert_eq(mc_snap_list(snapdir, list, 4, &n), 0);
+    cr_assert_eq(n, 2, "%zu snapshots left, not the 2 kept", n);
+    st_rmtree(root);
+}
+
+/* An image that cannot be renamed into the trash (EIO) is unlinked at once, with a warning that
+ * says so: the prune neither fails nor keeps the file, and the trash gets nothing. */
+Test(storage_snap, prune_unlinks_at_once_an_image_it_cannot_rename)
+{
+    char root[64], snapdir[128], log_path[MC_DATADIR_PATH_MAX], del[MC_DATADIR_PATH_MAX + 8];
+    snap_root(root, sizeof(root), snapdir, sizeof(snapdir));
+    static struct mc_snap_info old;
+    three_images(root, &old);
+    static struct mc_fs_fault tf, f;
+    struct mc_trash *t = counting_trash(&tf);
+    mc_fs_fault_init(&f, NULL);
+    mc_fs_fault_arm(&f, MC_FS_RENAME, 1, EIO, false);
+    struct mc_snap_prune_opts o = {.trash = t};
+    snprintf(log_path, sizeof(log_path), "%s.stderr", root);
+    int saved = st_stderr_to(log_path);
+    int rc = mc_snap_prune(snapdir, &f.ops, MC_SNAP_KEEP, &o);
+    st_stderr_restore(saved);
+    char text[8192];
+    st_slurp_and_unlink(log_path, text, sizeof(text));
+    cr_assert_eq(rc, 0, "a failed rename failed the prune: %s", mc_error_name(rc));
+    cr_assert_eq(f.failures[MC_FS_RENAME], 1, "the rename fault never fired");
+    cr_assert(!exists(old.path), "the image the rename failed on was kept");
+    snprintf(del, sizeof(del), "%s.del", old.path);
+    cr_assert(!exists(del), "%s appeared", del);
+    cr_assert_geq(f.calls[MC_FS_UNLINK], 1, "not unlinked through the prune's file operations");
+    cr_assert_not_null(strstr(text, "msg=snapshot_prune_rename_failed"),
+                       "the failed rename was not logged:\n%s", text);
+    cr_assert_not_null(strstr(text, "unlinked at once"), "the log does not say what was done:\n%s",
+                       text);
+    cr_assert_not_null(strstr(text, "trash=0"), "logged as trashed:\n%s", text);
+    usleep(50000); /* time for cuts, if any were coming */
+    cr_assert_eq(mc_trash_deleted(t), 0, "the trash got a file it was never handed");
+    cr_assert_eq(__atomic_load_n(&tf.calls[MC_FS_FTRUNCATE], __ATOMIC_SEQ_CST), 0,
+                 "the trash cut a file");
+    mc_trash_close(t);
+    static struct mc_snap_info list[4];
+    size_t n;
+    cr_assert_eq(mc_snap_list(snapdir, list, 4, &n), 0);
+    cr_assert_eq(n, 2);
+    st_rmtree(root);
+}

@@ -1293,25 +1293,6 @@ Test(storage_wal, trash_does_not_cut_a_file_whose_rename_may_not_be_durable)
     st_rmtree(dir);
 }
 
-/* Send stderr (where the log goes) to path until stderr_restore; returns the saved fd. */
-static int stderr_to(const char *path)
-{
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    cr_assert(saved >= 0 && fd >= 0);
-    cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-    close(fd);
-    return saved;
-}
-
-static void stderr_restore(int saved)
-{
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-}
-
 /* A compacted segment that cannot be renamed out of the way is fatal, and the report names the
  * call that failed: rename, not unlink (an operator looks for the wrong cause otherwise). */
 Test(storage_wal, failed_rename_of_a_compacted_segment_is_reported_as_rename)
@@ -1323,20 +1304,15 @@ Test(storage_wal, failed_rename_of_a_compacted_segment_is_reported_as_rename)
     char log_path[MC_DATADIR_PATH_MAX];
     snprintf(log_path, sizeof(log_path), "%s.stderr", dir);
     mc_fs_fault_arm(&f, MC_FS_RENAME, 1, EIO, false);
-    int saved = stderr_to(log_path);
+    int saved = st_stderr_to(log_path);
     int queued = mc_wal_compact(w, 2500, NULL);
     int rc = mc_wal_sync(w);
-    stderr_restore(saved);
+    st_stderr_restore(saved);
     cr_assert_eq(queued, 0);
     cr_assert_eq(rc, MC_EFATAL, "%s", mc_error_name(rc));
     cr_assert_eq(f.failures[MC_FS_RENAME], 1);
-    char text[4096] = {0};
-    FILE *fp = fopen(log_path, "r");
-    cr_assert_not_null(fp);
-    size_t len = fread(text, 1, sizeof(text) - 1, fp);
-    fclose(fp);
-    unlink(log_path);
-    text[len] = '\0';
+    char text[4096];
+    st_slurp_and_unlink(log_path, text, sizeof(text));
     cr_assert(strstr(text, "msg=wal_fatal") && strstr(text, "op=rename "),
               "the failed rename was reported as: %s", text);
     mc_wal_close(w);
