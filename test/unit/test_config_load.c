@@ -71,8 +71,6 @@ Test(config_keys, every_key_maps_onto_options)
                     "      check_quorum: False\n"
                     "      lease_reads: true\n"
                     "      image_handoff: false\n"
-                    "      apply_thread: false\n"
-                    "      follower_apply_nice: 15\n"
                     "    max_batch_size: 128\n"
                     "    batch_timeout_ms: 0\n";
     struct mc_node_options o;
@@ -105,8 +103,6 @@ Test(config_keys, every_key_maps_onto_options)
     cr_assert_eq(o.check_quorum, 0);
     cr_assert_eq(o.lease_reads, 1);
     cr_assert_eq(o.image_handoff, 0);
-    cr_assert_eq(o.apply_thread, 0);
-    cr_assert_eq(o.follower_apply_nice, 15);
     cr_assert_eq(o.max_batch_entries, 128);
     cr_assert_str_eq(o.config_file, "t.yaml");
     cr_assert_eq(warns.count, 0, "unexpected warning: %s", warns.msg[0]);
@@ -609,24 +605,6 @@ Test(config_files, image_handoff_is_on_unless_turned_off)
     cr_assert_eq(o.node_id, 3);
     char *a2[] = {"serve", "--no-image-handoff", "--config", "x.yaml", NULL};
     cr_assert_str_eq(mc_node_config_find_arg(4, a2), "x.yaml");
-}
-
-Test(config_files, apply_thread_is_on_at_nice_10_unless_turned_off)
-{
-    struct mc_node_options o;
-    mc_node_options_default(&o);
-    cr_assert_eq(o.apply_thread, 1);
-    cr_assert_eq(o.follower_apply_nice, 10);
-    char *argv[] = {"serve", "--no-apply-thread", "--follower-apply-nice", "19", NULL};
-    cr_assert_eq(mc_node_options_parse(&o, 4, argv, err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(o.apply_thread, 0);
-    cr_assert_eq(o.follower_apply_nice, 19);
-    char *bad[] = {"serve", "--follower-apply-nice", "20", NULL};
-    cr_assert_neq(mc_node_options_parse(&o, 3, bad, err, sizeof(err)), 0);
-    cr_assert(strstr(err, "--follower-apply-nice"), "%s", err);
-    struct mc_node_options y;
-    cr_assert_neq(load("metadata:\n  replication:\n    raft:\n      follower_apply_nice: -1\n", &y),
-                  0);
 }
 
 Test(config_files, find_config_arg)
