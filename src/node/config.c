@@ -435,8 +435,6 @@ static const struct field f_raft[] = {
     BOOL("check_quorum", check_quorum),
     BOOL("lease_reads", lease_reads),
     BOOL("image_handoff", image_handoff),
-    BOOL("apply_thread", apply_thread),
-    U64("follower_apply_nice", follower_apply_nice, 0, 19),
     END,
 };
 

@@ -1022,10 +1022,6 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     if (rc) {
         goto fail;
     }
-    rc = node_applier_start(n);
-    if (rc) {
-        goto fail;
-    }
     uv_async_init(loop, &n->wal_async, wal_async_cb);
     n->wal_async.data = n;
     mc_disk_space_init(&n->disk, n->opts.disk_reserve_mb << 20);
@@ -1151,8 +1147,6 @@ static void finish_stop(struct mc_node *n)
     node_fail_writes(n, MC_ESHUTDOWN);
     node_fail_reads(n, MC_ESHUTDOWN);
     node_snapshot_stop(n);
-    bool applier = n->applier.started;
-    node_applier_stop(n); /* applies what it holds: the engine is synced at free */
     /* Finish in-flight fsyncs before closing anything they report to. */
     if (n->wal) {
         mc_wal_sync(n->wal);
@@ -1168,9 +1162,6 @@ static void finish_stop(struct mc_node *n)
     close_handle(n, (uv_handle_t *)&n->tick_timer);
     close_handle(n, (uv_handle_t *)&n->prepare);
     close_handle(n, (uv_handle_t *)&n->wal_async);
-    if (applier) {
-        close_handle(n, (uv_handle_t *)&n->applier.wake_loop);
-    }
     close_handle(n, (uv_handle_t *)&n->stop_timer);
     close_handle(n, (uv_handle_t *)&n->metrics_timer);
 }
@@ -1285,7 +1276,6 @@ void mc_node_free(struct mc_node *n)
     if (!wait_for_work(n)) {
         return;
     }
-    node_applier_stop(n); /* after a fatal stop: joins the thread (finish_stop did otherwise) */
     node_members_free(n);
     mc_wal_close(n->wal);
     if (n->engine) {

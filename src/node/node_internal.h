@@ -2,7 +2,6 @@
 #ifndef MC_NODE_INTERNAL_H
 #define MC_NODE_INTERNAL_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -89,36 +88,6 @@ struct persist_mark {
 struct apply_hold {
     uint64_t index;
     uint64_t due_ns;
-};
-
-/*
- * A follower's applier (node_applier.c): committed ops entries applied on a thread of lower CPU
- * priority than the event loop, so that on a busy box the work on a write's commit path (receive,
- * WAL, ack) runs before the state-machine work off it. Entries are applied in log order by
- * whoever holds apply_mu (the thread, or the loop when it drains); the loop's applied_index
- * advances only when it folds in what the thread finished (node_applier_fold).
- */
-#define NODE_APPLY_QUEUE_MAX 256 /* entries handed over and not yet applied (< --ready-max-lag) */
-struct node_apply_item {
-    struct mc_raft_entry e;   /* data points into Raft's log: kept there until applied_index */
-    struct mc_engine *engine; /* the engine it was handed over for */
-};
-struct node_applier {
-    bool started;
-    pthread_t thread;
-    uv_async_t wake_loop;     /* the thread finished entries (or failed) */
-    pthread_mutex_t apply_mu; /* held across a pop and its apply: log order */
-    pthread_mutex_t mu;       /* guards everything below */
-    pthread_cond_t cv;
-    struct node_apply_item q[NODE_APPLY_QUEUE_MAX];
-    size_t head, n;
-    bool stop;
-    int err;               /* the thread's first apply error (it then applies nothing more) */
-    uint64_t done_index;   /* last index the thread applied */
-    uint64_t done_entries; /* ... entries and their bytes since the loop last folded */
-    uint64_t done_bytes;
-    int64_t op_time_floor;  /* newest op time the thread applied */
-    uint64_t test_delay_us; /* test hook MC_TEST_APPLIER_DELAY_US (0: off) */
 };
 
 /* A snapshot stream's chunk reads, off the event loop (node_chunk_read.c). */
@@ -255,7 +224,6 @@ struct mc_node {
 
     /* Apply state. */
     uint64_t applied_index;
-    struct node_applier applier;
     struct apply_hold apply_holds[NODE_MAX_APPLY_HOLDS]; /* index ascending; hook off: empty */
     size_t n_apply_holds;
     uint64_t last_snapshot_index;
@@ -373,30 +341,8 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r);
 void node_handle_register(struct mc_node *n, const struct mc_client_request *r);
 void node_flush_batch(struct mc_node *n);
 int node_apply_entry(struct mc_node *n, const struct mc_raft_entry *e);
-/* An ops entry's results, to whoever applied it. */
-typedef void (*node_ops_applied_fn)(void *ctx, const struct mc_raft_entry *e,
-                                    const struct mc_op_result *res, uint32_t n_res);
-/* Decode an ops entry and apply it to eng. Touches only eng and *op_time_floor (raised to the
- * newest op time in it), so any thread may call it; done (NULL: none) gets the results. */
-int node_apply_ops_entry(struct mc_engine *eng, const struct mc_raft_entry *e,
-                         int64_t *op_time_floor, node_ops_applied_fn done, void *ctx);
 void node_fail_writes(struct mc_node *n, int code);
 void node_expire_writes(struct mc_node *n, uint64_t now_ms);
-
-/* node_applier.c (loop side; --no-apply-thread: no thread, node_apply_committed applies here) */
-int node_applier_start(struct mc_node *n);
-/* Apply e: handed to the thread when this member is a follower, e is an ops entry, no write of
- * this member waits for it and the queue has room; else what the thread holds is applied first
- * (node_applier_drain) and e here. */
-int node_apply_committed(struct mc_node *n, const struct mc_raft_entry *e);
-/* Apply here whatever the thread has not, wait for its entry in progress and fold: afterwards
- * the engine holds exactly applied_index. Before anything that needs that (snapshots, images,
- * installs, held applies) and on a role change. Returns the thread's error, or an apply's. */
-int node_applier_drain(struct mc_node *n);
-/* Advance applied_index (and its bookkeeping) over what the thread finished. */
-int node_applier_fold(struct mc_node *n);
-/* Drain, stop and join the thread (stop and free; idempotent). */
-void node_applier_stop(struct mc_node *n);
 
 /* node_read.c */
 void node_handle_read(struct mc_node *n, const struct mc_client_request *r);

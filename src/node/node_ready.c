@@ -138,13 +138,9 @@ static int apply_held(struct mc_node *n)
     if (n->apply_paused) {
         return 0;
     }
-    /* The holds go on from applied_index: first what the applier thread holds. */
-    int rc = node_applier_drain(n);
-    if (rc) {
-        return rc;
-    }
     uint64_t now = mc_mono_ns();
     size_t k = 0;
+    int rc = 0;
     for (; rc == 0 && k < n->n_apply_holds && n->apply_holds[k].due_ns <= now; k++) {
         for (uint64_t i = n->applied_index + 1; rc == 0 && i <= n->apply_holds[k].index; i++) {
             const struct mc_raft_entry *e = mc_raft_entry_at(n->raft, i);
@@ -165,14 +161,6 @@ static void on_soft_state(struct mc_node *n, const struct mc_raft_soft_state *ss
     }
     if (ss->leader_id != n->leader_id) {
         node_reads_leader_changed(n);
-    }
-    if (ss->role != n->role) {
-        /* Only a follower hands entries to the applier thread; a candidate about to lead must
-         * have applied everything it knows committed (its own-term check, op time floor). */
-        int rc = node_applier_drain(n);
-        if (rc) {
-            node_fatal(n, "apply", rc);
-        }
     }
     if (n->role == MC_RAFT_LEADER && ss->role != MC_RAFT_LEADER) {
         /* Proposals of the old term may never commit: their clients retry (exactly-once). */
@@ -258,11 +246,6 @@ void node_process_ready(struct mc_node *n)
     if (n->fatal || !n->raft) {
         return;
     }
-    int frc = node_applier_fold(n);
-    if (frc) {
-        node_fatal(n, "apply", frc);
-        return;
-    }
     node_flush_batch(n);
     node_flush_reads(n);
     while (mc_raft_has_ready(n->raft)) {
@@ -276,8 +259,7 @@ void node_process_ready(struct mc_node *n)
             assert(n->n_apply_holds == 0 ||
                    n->apply_holds[n->n_apply_holds - 1].index < rd.snapshot->index);
             n->n_apply_holds = 0;
-            int rc = node_applier_drain(n);
-            rc = rc ? rc : node_install_snapshot(n, rd.snapshot);
+            int rc = node_install_snapshot(n, rd.snapshot);
             if (rc) {
                 mc_raft_advance(n->raft, &rd);
                 node_fatal(n, "snapshot_install", rc);
@@ -300,7 +282,7 @@ void node_process_ready(struct mc_node *n)
             hold_applies(n, rd.committed[rd.n_committed - 1].index, delay_ns);
         }
         for (size_t i = 0; !hold && i < rd.n_committed; i++) {
-            rc = node_apply_committed(n, &rd.committed[i]);
+            rc = node_apply_entry(n, &rd.committed[i]);
             if (rc) {
                 mc_raft_advance(n->raft, &rd);
                 node_fatal(n, "apply", rc);

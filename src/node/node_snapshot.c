@@ -319,20 +319,12 @@ static int start_job(struct mc_node *n, uint64_t index, bool image)
     return 0;
 }
 
-/* A snapshot job at the applied index, once the applier thread's entries are applied too (the
- * engine must hold exactly that index, node_applier.c). An image that cannot start (no memory,
- * no pipe or thread) backs off as a failed one does (snap_done), and says so once: its callers
- * would otherwise try again at every ready loop. A header-only one is tried again at the next
- * loop, as before. */
-static int start_snapshot(struct mc_node *n, bool image)
+/* A snapshot job at index. An image that cannot start (no memory, no pipe or thread) backs off
+ * as a failed one does (snap_done), and says so once: its callers would otherwise try again at
+ * every ready loop. A header-only one is tried again at the next loop, as before. */
+static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
 {
-    int rc = node_applier_drain(n);
-    if (rc) {
-        node_fatal(n, "apply", rc);
-        return rc;
-    }
-    uint64_t index = n->applied_index;
-    rc = start_job(n, index, image);
+    int rc = start_job(n, index, image);
     if (rc && image) {
         image_backoff(n);
         MC_WARN("snapshot_failed", "index=%llu err=%s image=1 retry_in_ms=%llu",
@@ -468,7 +460,7 @@ static bool image_after_handoff(struct mc_node *n)
     /* Leadership was handed off (or tried) for this image: if it fails, the retry after the
      * backoff is made in whatever role this member has then, without another hand-off. */
     n->image_as_leader = true;
-    start_snapshot(n, true);
+    start_snapshot(n, n->applied_index, true);
     return true;
 }
 
@@ -481,7 +473,7 @@ void node_maybe_snapshot(struct mc_node *n)
         n->image_asked = false;
         if (!n->snapshot_running && !n->stopping && !n->fatal && n->applied_index > 0 &&
             node_now_ms() >= n->image_retry_ms) {
-            start_snapshot(n, true);
+            start_snapshot(n, n->applied_index, true);
             return;
         }
     }
@@ -509,7 +501,7 @@ void node_maybe_snapshot(struct mc_node *n)
     if (image && handoff_before_image(n)) {
         image = false;
     }
-    start_snapshot(n, image);
+    start_snapshot(n, n->applied_index, image);
 }
 
 /* ---- sending (leader) ---- */

@@ -423,8 +423,7 @@ static void complete_writes(struct mc_node *n, const struct mc_raft_entry *e,
     }
 }
 
-int node_apply_ops_entry(struct mc_engine *eng, const struct mc_raft_entry *e,
-                         int64_t *op_time_floor, node_ops_applied_fn done, void *ctx)
+static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
 {
     struct mc_rbuf r;
     mc_rbuf_init(&r, e->data, e->len);
@@ -450,13 +449,13 @@ int node_apply_ops_entry(struct mc_engine *eng, const struct mc_raft_entry *e,
         /* The floor of op_time_now(): the next op stamped here gets a later time, so its
          * version id (the op time, stamp) cannot equal one another leader made. An ATOMIC's
          * time is its newest sub-op's. */
-        if (rc == 0 && ops[decoded].time_ns > *op_time_floor) {
-            *op_time_floor = ops[decoded].time_ns;
+        if (rc == 0 && ops[decoded].time_ns > n->last_op_time_ns) {
+            n->last_op_time_ns = ops[decoded].time_ns;
         }
     }
     if (rc == 0) {
         uint64_t t0 = mc_mono_ns();
-        rc = mc_engine_apply(eng, e->index, ops, count, NULL, 0, res);
+        rc = mc_engine_apply(n->engine, e->index, ops, count, NULL, 0, res);
         uint64_t took = mc_mono_ns() - t0;
         mc_metrics_observe(MC_METRIC_APPLY, took);
         if (took > 100000000ull) {
@@ -464,9 +463,9 @@ int node_apply_ops_entry(struct mc_engine *eng, const struct mc_raft_entry *e,
                     (unsigned long long)(took / 1000000));
         }
     }
-    if (rc == 0 && done) {
-        done(ctx, e, res, count);
-    } else if (rc) {
+    if (rc == 0) {
+        complete_writes(n, e, res, count);
+    } else {
         MC_ERROR("apply_failed", "index=%llu err=%s detail=\"%s\"", (unsigned long long)e->index,
                  mc_error_name(rc), mc_engine_last_error());
     }
@@ -476,17 +475,6 @@ int node_apply_ops_entry(struct mc_engine *eng, const struct mc_raft_entry *e,
     free(ops);
     free(res);
     return rc;
-}
-
-static void ops_applied(void *ctx, const struct mc_raft_entry *e, const struct mc_op_result *res,
-                        uint32_t n_res)
-{
-    complete_writes(ctx, e, res, n_res);
-}
-
-static int apply_ops(struct mc_node *n, const struct mc_raft_entry *e)
-{
-    return node_apply_ops_entry(n->engine, e, &n->last_op_time_ns, ops_applied, n);
 }
 
 void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, uint64_t index)

@@ -41,9 +41,6 @@ const char mc_node_options_help[] =
     "                                twice the engine, sooner (default 512)\n"
     "  --no-image-handoff            a leader makes its periodic image itself instead of first\n"
     "                                handing leadership to an up-to-date follower\n"
-    "  --no-apply-thread             a follower applies committed entries on its event loop\n"
-    "                                instead of on a thread of lower CPU priority\n"
-    "  --follower-apply-nice N       that thread's nice value, 0..19 (default 10)\n"
     "  --max-map-size BYTES          LMDB map size limit (default 68719476736)\n"
     "  --ready-max-lag N             /readyz fails when applied lags commit by more (default "
     "1000)\n"
@@ -110,8 +107,6 @@ void mc_node_options_default(struct mc_node_options *o)
     o->image_entries = 1000000;
     o->image_log_mb = 512;
     o->image_handoff = 1;
-    o->apply_thread = 1;
-    o->follower_apply_nice = 10;
     o->max_map_size_bytes = 64ull << 30;
     o->disk_reserve_mb = 256;
     o->ready_max_lag = 1000;
@@ -235,10 +230,6 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             o->image_handoff = 0;
             continue;
         }
-        if (strcmp(f, "--no-apply-thread") == 0) {
-            o->apply_thread = 0;
-            continue;
-        }
         if (strncmp(f, "--", 2) != 0) {
             snprintf(err, errlen, "InvalidArgument: unexpected argument '%s'", f);
             return MC_EINVAL;
@@ -309,8 +300,6 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->image_log_mb, v, 1, 1 << 20, f, err, errlen);
         } else if (strcmp(f, "--max-map-size") == 0) {
             rc = set_u64(&o->max_map_size_bytes, v, 1 << 20, UINT64_MAX, f, err, errlen);
-        } else if (strcmp(f, "--follower-apply-nice") == 0) {
-            rc = set_u64(&o->follower_apply_nice, v, 0, 19, f, err, errlen);
         } else if (strcmp(f, "--ready-max-lag") == 0) {
             rc = set_u64(&o->ready_max_lag, v, 0, UINT64_MAX, f, err, errlen);
         } else if (strcmp(f, "--disk-reserve-mb") == 0) {

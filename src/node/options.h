@@ -46,8 +46,6 @@ struct mc_node_options {
     int check_quorum;               /* default 1 */
     int lease_reads;                /* default 0 */
     int image_handoff;              /* default 1: a leader hands off before its periodic image */
-    int apply_thread;               /* default 1: a follower applies on a thread (node_applier.c) */
-    uint64_t follower_apply_nice;   /* default 10: that thread's nice value (0..19) */
     int log_level;                  /* enum mc_log_level, default info */
     int log_format;                 /* enum mc_log_format, default text */
     char config_file[MC_PATH_MAX_BYTES];

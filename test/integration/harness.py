@@ -64,7 +64,6 @@ class Node:
         self.log_path = os.path.join(cluster.tmp, "node%d.log" % node_id)
         self.http_port = free_port() if cluster.http else None
         self.proc = None
-        self.env = {}  # extra environment (test hooks such as MC_TEST_APPLIER_DELAY_US)
 
     @property
     def client(self):
@@ -81,8 +80,7 @@ class Node:
                 "--listen-http", "127.0.0.1:%d" % self.http_port if self.http_port else "off",
                 "--initial-cluster", self.cluster.spec()] + self.cluster.flags + (extra or [])
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, **self.env) if self.env else None)
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         _procs.append(self.proc)
         wait_for(lambda: port_open(self.client_port) or self.proc.poll() is not None, 10)
         if self.proc.poll() is not None:
