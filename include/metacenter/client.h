@@ -191,7 +191,8 @@ int mc_client_poll(struct mc_client *c, int timeout_ms);
  * Driving many clients from one event loop (epoll) instead of mc_client_poll:
  * mc_client_fd gives endpoint i's socket (-1 when none), the poll(2) events it waits for
  * (POLLIN, plus POLLOUT while connecting or with output queued) and a generation that changes
- * whenever the endpoint gets a new socket (the same fd number may come back: register again).
+ * whenever the endpoint gets a new socket (the same fd number may come back: register again);
+ * i must be an endpoint (0 .. count - 1) and events and gen are required (not NULL).
  * After the loop reports events for that socket, call mc_client_handle; after submitting, and
  * at least every few milliseconds (timeouts, retries), call mc_client_step, which sends what is
  * queued (one send per endpoint). Both return the number of callbacks run, never block.

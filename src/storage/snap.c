@@ -524,8 +524,8 @@ int mc_snap_list(const char *snap_dir, struct mc_snap_info *out, size_t max, siz
 }
 
 /* Take one pruned file away: an image to the trash as "<name>.del" (trash.c says why; then
- * *trashed), else (header only, no trash, a full queue) unlinked. 0, or the failed call's
- * error. */
+ * *trashed), else (header only, no trash, a full queue) unlinked. 0; MC_ENOTFOUND when the file
+ * was already gone (set aside meanwhile); or the failed call's error. */
 static int prune_remove(const struct mc_fs_ops *fs, const char *path, bool image,
                         struct mc_trash *trash, bool *trashed)
 {
@@ -536,7 +536,7 @@ static int prune_remove(const struct mc_fs_ops *fs, const char *path, bool image
     if (slow) {
         int r = fs->rename(fs->ctx, path, del);
         if (r == -ENOENT) {
-            return 0; /* already gone (set aside meanwhile) */
+            return MC_ENOTFOUND;
         }
         if (r < 0) {
             MC_WARN("snapshot_prune_rename_failed", "path=%s err=%s reason=\"unlinked at once\"",
@@ -549,7 +549,7 @@ static int prune_remove(const struct mc_fs_ops *fs, const char *path, bool image
         }
     }
     int u = fs->unlink(fs->ctx, path);
-    return u < 0 && u != -ENOENT ? mc_fs_errno_to_mc(u) : 0;
+    return u == -ENOENT ? MC_ENOTFOUND : u < 0 ? mc_fs_errno_to_mc(u) : 0;
 }
 
 /* Whether path is to be skipped: a stream holds it open. Why that is safe and bounded: a skipped
@@ -600,6 +600,10 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep,
         }
         if (skip) {
             MC_INFO("snapshot_prune_deferred", "path=%s reason=in_use", path);
+            continue;
+        }
+        if (r == MC_ENOTFOUND) {
+            MC_DEBUG("snapshot_prune_gone", "path=%s", path); /* not ours to log as pruned */
             continue;
         }
         rc = rc ? rc : r;

@@ -78,7 +78,8 @@ static bool delete_slowly(struct mc_trash *t, const char *path)
     int fd = fs->open(fs->ctx, path, O_WRONLY | O_CLOEXEC, 0);
     if (fd >= 0) {
         struct stat st;
-        int src = fs->fstat(fs->ctx, fd, &st);
+        /* A table built outside this tree may lack fstat: the file is then unlinked at once. */
+        int src = fs->fstat ? fs->fstat(fs->ctx, fd, &st) : -ENOSYS;
         off_t size = src == 0 ? st.st_size : 0;
         if (src < 0) {
             MC_WARN("trash_stat_failed", "path=%s err=%s reason=\"unlinked at once\"", path,

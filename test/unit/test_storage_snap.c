@@ -919,11 +919,25 @@ static void four_images(const char *root, struct mc_snap_info *s10, struct mc_sn
     make_snap(root, "d", 10, 40, &s40);
 }
 
+/* mc_snap_prune(snapdir, fs, MC_SNAP_KEEP) with trash t, its log lines (stderr) in text. */
+static int prune_logged(const char *root, const char *snapdir, const struct mc_fs_ops *fs,
+                        struct mc_trash *t, char *text, size_t cap)
+{
+    char log_path[MC_DATADIR_PATH_MAX];
+    snprintf(log_path, sizeof(log_path), "%s.stderr", root);
+    struct mc_snap_prune_opts o = {.trash = t};
+    int saved = st_stderr_to(log_path);
+    int rc = mc_snap_prune(snapdir, fs, MC_SNAP_KEEP, &o);
+    st_stderr_restore(saved);
+    st_slurp_and_unlink(log_path, text, cap);
+    return rc;
+}
+
 /* A file that vanishes between the prune's listing and its rename to the trash (ENOENT) is
  * already gone: no warning, no failure, and the prune goes on to the older files. */
 Test(storage_snap, prune_skips_a_file_that_vanished_before_its_rename)
 {
-    char root[64], snapdir[128], log_path[MC_DATADIR_PATH_MAX], del[MC_DATADIR_PATH_MAX + 8];
+    char root[64], snapdir[128], del[MC_DATADIR_PATH_MAX + 8];
     snap_root(root, sizeof(root), snapdir, sizeof(snapdir));
     static struct mc_snap_info s10, s20;
     four_images(root, &s10, &s20);
@@ -931,18 +945,17 @@ Test(storage_snap, prune_skips_a_file_that_vanished_before_its_rename)
     struct mc_trash *t = counting_trash(&f);
     static struct vanish_fs v;
     vanish_fs_init(&v);
-    struct mc_snap_prune_opts o = {.trash = t};
-    snprintf(log_path, sizeof(log_path), "%s.stderr", root);
-    int saved = st_stderr_to(log_path);
-    int rc = mc_snap_prune(snapdir, &v.ops, MC_SNAP_KEEP, &o);
-    st_stderr_restore(saved);
     char text[8192];
-    st_slurp_and_unlink(log_path, text, sizeof(text));
+    int rc = prune_logged(root, snapdir, &v.ops, t, text, sizeof(text));
     cr_assert_eq(rc, 0, "a vanished file failed the prune: %s", mc_error_name(rc));
     cr_assert_str_eq(v.vanished, s20.path, "the newest file pruned (index 20) is renamed first");
     cr_assert_null(strstr(text, "level=warn"), "a vanished file was logged as a warning:\n%s",
                    text);
-    cr_assert_not_null(strstr(text, "msg=snapshot_pruned"), "nothing logged as pruned:\n%s", text);
+    char line[MC_DATADIR_PATH_MAX + 64];
+    snprintf(line, sizeof(line), "msg=snapshot_pruned path=%s ", s20.path);
+    cr_assert_null(strstr(text, line), "a file already gone was logged as pruned:\n%s", text);
+    snprintf(line, sizeof(line), "msg=snapshot_pruned path=%s trash=1", s10.path);
+    cr_assert_not_null(strstr(text, line), "index 10 not logged as pruned:\n%s", text);
     cr_assert(!exists(s10.path), "the prune stopped at the vanished file: index 10 kept");
     cr_assert(wait_deleted(t, 1), "index 10 never reached the trash");
     mc_trash_close(t);
@@ -959,7 +972,7 @@ Test(storage_snap, prune_skips_a_file_that_vanished_before_its_rename)
  * says so: the prune neither fails nor keeps the file, and the trash gets nothing. */
 Test(storage_snap, prune_unlinks_at_once_an_image_it_cannot_rename)
 {
-    char root[64], snapdir[128], log_path[MC_DATADIR_PATH_MAX], del[MC_DATADIR_PATH_MAX + 8];
+    char root[64], snapdir[128], del[MC_DATADIR_PATH_MAX + 8];
     snap_root(root, sizeof(root), snapdir, sizeof(snapdir));
     static struct mc_snap_info old;
     three_images(root, &old);
@@ -967,13 +980,8 @@ Test(storage_snap, prune_unlinks_at_once_an_image_it_cannot_rename)
     struct mc_trash *t = counting_trash(&tf);
     mc_fs_fault_init(&f, NULL);
     mc_fs_fault_arm(&f, MC_FS_RENAME, 1, EIO, false);
-    struct mc_snap_prune_opts o = {.trash = t};
-    snprintf(log_path, sizeof(log_path), "%s.stderr", root);
-    int saved = st_stderr_to(log_path);
-    int rc = mc_snap_prune(snapdir, &f.ops, MC_SNAP_KEEP, &o);
-    st_stderr_restore(saved);
     char text[8192];
-    st_slurp_and_unlink(log_path, text, sizeof(text));
+    int rc = prune_logged(root, snapdir, &f.ops, t, text, sizeof(text));
     cr_assert_eq(rc, 0, "a failed rename failed the prune: %s", mc_error_name(rc));
     cr_assert_eq(f.failures[MC_FS_RENAME], 1, "the rename fault never fired");
     cr_assert(!exists(old.path), "the image the rename failed on was kept");
