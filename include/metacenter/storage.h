@@ -53,6 +53,8 @@ struct mc_fs_ops {
     /* sync_file_range(2). Its WAIT flags report (and consume) a writeback error, so a later
      * fsync of the file returns 0: every caller treats an error as its fsync failing. */
     int (*sync_file_range)(void *ctx, int fd, off_t off, off_t len, unsigned flags);
+    /* Optional (added in session 15; a table built elsewhere may leave it NULL): only the
+     * trash uses it, and without it the trash unlinks a file at once instead of cutting it. */
     int (*fstat)(void *ctx, int fd, struct stat *st);
 };
 

@@ -1431,12 +1431,16 @@ static void complete(struct mc_client *c, struct req *r, struct mc_client_result
                 c->n_lanes--;
             }
             int st = res->status ? res->status : MC_EPROTO;
+            /* The message points into the read buffer, which a callback that drives the client
+             * may move: each waiter gets this copy. */
+            char msg[256];
+            snprintf(msg, sizeof(msg), "%s", res->message ? res->message : "");
             r->lane = -1;
             req_free(c, r);
             while (c->wait_session.head) {
                 struct req *w = c->wait_session.head;
                 struct mc_client_result wr = {.status = st,
-                                              .message = res->message ? res->message : "",
+                                              .message = msg,
                                               .leader_addr = "",
                                               .version_id = "",
                                               .endpoint = -1};
@@ -1620,11 +1624,49 @@ static void rbuf_compact(struct ep *e)
     e->rpos = 0;
 }
 
+/* Whether endpoint e holds a whole reply frame not yet dispatched. */
+static bool ep_has_frame(const struct ep *e)
+{
+    size_t left = e->rlen - e->rpos;
+    return e->state == EP_UP && left >= MC_PROTO_HEADER_BYTES &&
+           left >= (size_t)mc_get_u32le(e->rbuf + e->rpos) + 4;
+}
+
+/* Dispatch the whole frames buffered after e->rpos. False when the endpoint failed (or a callback
+ * closed it). The position lives in e, read again after every callback: a callback that drives
+ * the client (mc_client_poll) may read this endpoint meanwhile, dispatching frames and moving or
+ * growing the buffer. */
+static bool ep_dispatch(struct mc_client *c, int i)
+{
+    struct ep *e = &c->eps[i];
+    while (e->state == EP_UP && e->rlen - e->rpos >= MC_PROTO_HEADER_BYTES) {
+        struct mc_proto_header h;
+        mc_proto_header_get(e->rbuf + e->rpos, &h);
+        if (mc_proto_header_check(&h) != 0 || !(h.op & MC_PROTO_REPLY_BIT)) {
+            ep_fail(c, i, "malformed reply");
+            return false;
+        }
+        size_t frame = (size_t)h.length + 4, at = e->rpos;
+        if (e->rlen - at < frame) {
+            break;
+        }
+        e->rpos = at + frame; /* dispatched before its callback runs */
+        on_frame(c, i, &h, e->rbuf + at + MC_PROTO_HEADER_BYTES, frame - MC_PROTO_HEADER_BYTES);
+    }
+    return e->state == EP_UP;
+}
+
 static void ep_read_frames(struct mc_client *c, int i)
 {
     struct ep *e = &c->eps[i];
     for (int k = 0; k < READS_PER_EVENT && e->state == EP_UP; k++) {
-        rbuf_compact(e); /* a nested read may have stopped mid-buffer (e->rpos) */
+        /* Frames an outer read buffered and has not dispatched yet (this read is nested in one
+         * of its callbacks) go first: they arrived before anything read now, and an error or
+         * EOF below must not drop them. */
+        if (!ep_dispatch(c, i)) {
+            return;
+        }
+        rbuf_compact(e);
         if (grow_rbuf(e, READ_INITIAL_BYTES) != 0) {
             ep_fail(c, i, "out of memory");
             return;
@@ -1637,6 +1679,7 @@ static void ep_read_frames(struct mc_client *c, int i)
             }
         }
         size_t space = e->rcap - e->rlen;
+        assert(space > 0);
         ssize_t n = ep_recv(c, i, e->rbuf + e->rlen, space);
         if (n == 0) {
             ep_fail(c, i, "closed by peer");
@@ -1652,24 +1695,7 @@ static void ep_read_frames(struct mc_client *c, int i)
             return;
         }
         e->rlen += (size_t)n;
-        /* The position lives in e, read again after every callback: a callback that drives the
-         * client (mc_client_poll) may read this endpoint meanwhile, dispatching frames and
-         * moving or growing the buffer. */
-        while (e->state == EP_UP && e->rlen - e->rpos >= MC_PROTO_HEADER_BYTES) {
-            struct mc_proto_header h;
-            mc_proto_header_get(e->rbuf + e->rpos, &h);
-            if (mc_proto_header_check(&h) != 0 || !(h.op & MC_PROTO_REPLY_BIT)) {
-                ep_fail(c, i, "malformed reply");
-                return;
-            }
-            size_t frame = (size_t)h.length + 4, at = e->rpos;
-            if (e->rlen - at < frame) {
-                break;
-            }
-            e->rpos = at + frame; /* dispatched before its callback runs */
-            on_frame(c, i, &h, e->rbuf + at + MC_PROTO_HEADER_BYTES, frame - MC_PROTO_HEADER_BYTES);
-        }
-        if (e->state != EP_UP) {
+        if (!ep_dispatch(c, i)) {
             return;
         }
         rbuf_compact(e);
@@ -1823,6 +1849,13 @@ int mc_client_poll(struct mc_client *c, int timeout_ms)
         uint64_t now = mc_mono_ms();
         run_timers(c, now);
         flush_all(c);
+        /* Called from a reply callback, an endpoint may hold whole replies its outer read has
+         * not dispatched yet: poll(2) cannot see them, so they go first. */
+        for (int i = 0; i < c->n_eps && c->callbacks == start_cb; i++) {
+            if (ep_has_frame(&c->eps[i])) {
+                ep_read(c, i);
+            }
+        }
         if (c->callbacks > start_cb) {
             break;
         }

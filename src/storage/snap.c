@@ -545,7 +545,10 @@ static int prune_remove(const struct mc_fs_ops *fs, const char *path, bool image
             *trashed = true;
             return 0;
         } else {
-            path = del; /* the queue is full or closing: at once, as the WAL does */
+            /* The queue is full or closing: at once, as the WAL does. Renamed by us, so it was
+             * not gone: an ENOENT now is no reason to say so. */
+            int u = fs->unlink(fs->ctx, del);
+            return u < 0 && u != -ENOENT ? mc_fs_errno_to_mc(u) : 0;
         }
     }
     int u = fs->unlink(fs->ctx, path);

@@ -78,12 +78,14 @@ static bool delete_slowly(struct mc_trash *t, const char *path)
     int fd = fs->open(fs->ctx, path, O_WRONLY | O_CLOEXEC, 0);
     if (fd >= 0) {
         struct stat st;
-        /* A table built outside this tree may lack fstat: the file is then unlinked at once. */
+        /* A table built outside this tree may lack fstat (optional, storage.h): the file is
+         * then unlinked at once, as one that cannot be sized. */
         int src = fs->fstat ? fs->fstat(fs->ctx, fd, &st) : -ENOSYS;
         off_t size = src == 0 ? st.st_size : 0;
         if (src < 0) {
-            MC_WARN("trash_stat_failed", "path=%s err=%s reason=\"unlinked at once\"", path,
-                    mc_error_name(mc_fs_errno_to_mc(src)));
+            MC_WARN("trash_stat_failed", "path=%s err=%s reason=\"%s: unlinked at once\"", path,
+                    mc_error_name(mc_fs_errno_to_mc(src)),
+                    fs->fstat ? "fstat failed" : "no fstat in the fs table");
         }
         while (size > 0) {
             size = (uint64_t)size > t->chunk_bytes ? size - (off_t)t->chunk_bytes : 0;

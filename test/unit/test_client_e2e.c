@@ -1289,8 +1289,12 @@ static bool two_reads_once(struct th_server *srv, struct two_reads *s)
     cr_assert_eq(mc_client_ping_async(s->c, 0, two_reads_ping_cb, s), 0);
     cr_assert_eq(mc_client_get_async(s->c, false, "b", "big", NULL, &stale, two_reads_get_cb, s),
                  0);
-    cr_assert_geq(mc_client_step(s->c), 0); /* sends both */
     int fd = ep0_fd(s->c);
+    /* Room for the whole GET reply queued at once: with a small default window (older
+     * kernels' tcp_rmem) it would never all wait in the socket. */
+    int rcvbuf = 1 << 20;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    cr_assert_geq(mc_client_step(s->c), 0); /* sends both */
     for (int k = 0; k < 200 && queued_bytes(fd) <= BIG_VALUE_BYTES; k++) {
         usleep(1000);
     }
@@ -1455,4 +1459,50 @@ Test(client_e2e, a_callback_may_poll_while_its_endpoint_has_replies_buffered)
     cr_assert(fd_after == fd && gen_after == gen,
               "the connection was dropped after the nested read (fd %d gen %u, was fd %d gen %u)",
               fd_after, gen_after, fd, gen);
+}
+
+/* A callback that polls for replies its own read already buffered (not for a new request): the
+ * nested poll must deliver them from the buffer, which poll(2) cannot see (before, it waited on
+ * the socket until the requests timed out). */
+static void wait_buffered_outer_cb(void *arg, const struct mc_client_result *r)
+{
+    struct nested_same *s = arg;
+    s->outer++;
+    s->bad += r->status != 0;
+    cr_assert_eq(s->plain, 0, "the outer reply is the first one read");
+    for (int k = 0; k < 50 && s->plain < 5; k++) {
+        mc_client_poll(s->c, 20);
+    }
+    s->inner = s->plain; /* what the nested polls delivered */
+}
+
+Test(client_e2e, a_callback_polling_for_buffered_replies_gets_them_at_once)
+{
+    struct th_server *srv = ct_start((struct th_opts){0});
+    struct nested_same s = {ct_open_client(th_addr(srv), 0)};
+    cr_assert_eq(mc_client_ping(s.c, 0, NULL), 0, "connected");
+    short events;
+    uint32_t gen;
+    int fd = mc_client_fd(s.c, 0, &events, &gen);
+    cr_assert_eq(mc_client_ping_async(s.c, 0, wait_buffered_outer_cb, &s), 0);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(mc_client_ping_async(s.c, 0, nested_same_plain_cb, &s), 0);
+    }
+    cr_assert_geq(mc_client_step(s.c), 0); /* all six in one send */
+    /* All six replies in the socket before the client reads, so one read buffers them all:
+     * wait until the queued bytes stop growing (bounded: 2 s). */
+    int last = -1, still = 0;
+    for (int k = 0; k < 2000 && still < 20; k++) {
+        usleep(1000);
+        int q = queued_bytes(fd);
+        still = q > 0 && q == last ? still + 1 : 0;
+        last = q;
+    }
+    cr_assert_geq(mc_client_handle(s.c, 0, POLLIN), 1);
+    mc_client_close(s.c);
+    th_stop(srv, NULL);
+    cr_assert_eq(s.outer, 1);
+    cr_assert_eq(s.inner, 5, "the callback's polls delivered %d of the 5 buffered replies",
+                 s.inner);
+    cr_assert_eq(s.bad, 0, "%d failed", s.bad);
 }
