@@ -1425,26 +1425,47 @@ static void nested_same_outer_cb(void *arg, const struct mc_client_result *r)
     struct nested_same *s = arg;
     s->outer++;
     s->bad += r->status != 0;
+    cr_assert_eq(s->plain, 0, "the outer reply is the first one read");
     cr_assert_eq(mc_client_ping_async(s->c, 0, nested_same_inner_cb, s), 0);
     for (int k = 0; k < 100 && !s->inner; k++) {
         mc_client_poll(s->c, 20);
     }
 }
 
+/* A server, a connected client in s, and six pings sent in one send (outer's first, then five
+ * plain ones) whose replies all wait in the socket, so that one read buffers them all (waits
+ * until the queued bytes stop growing; bounded: 2 s). Returns the client's socket; *gen its
+ * generation. */
+static int six_pings_queued(struct th_server **srv, struct nested_same *s, mc_client_cb outer,
+                            uint32_t *gen)
+{
+    *srv = ct_start((struct th_opts){0});
+    *s = (struct nested_same){ct_open_client(th_addr(*srv), 0)};
+    cr_assert_eq(mc_client_ping(s->c, 0, NULL), 0, "connected");
+    short events;
+    int fd = mc_client_fd(s->c, 0, &events, gen);
+    cr_assert_eq(mc_client_ping_async(s->c, 0, outer, s), 0);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(mc_client_ping_async(s->c, 0, nested_same_plain_cb, s), 0);
+    }
+    cr_assert_geq(mc_client_step(s->c), 0); /* all six in one send */
+    int last = -1, still = 0;
+    for (int k = 0; k < 2000 && still < 20; k++) {
+        usleep(1000);
+        int q = queued_bytes(fd);
+        still = q > 0 && q == last ? still + 1 : 0;
+        last = q;
+    }
+    return fd;
+}
+
 Test(client_e2e, a_callback_may_poll_while_its_endpoint_has_replies_buffered)
 {
-    struct th_server *srv = ct_start((struct th_opts){0});
-    struct nested_same s = {ct_open_client(th_addr(srv), 0)};
-    cr_assert_eq(mc_client_ping(s.c, 0, NULL), 0, "connected");
-    short events;
+    struct th_server *srv;
+    struct nested_same s;
     uint32_t gen;
-    int fd = mc_client_fd(s.c, 0, &events, &gen);
-    cr_assert_eq(mc_client_ping_async(s.c, 0, nested_same_outer_cb, &s), 0);
-    for (int i = 0; i < 5; i++) {
-        cr_assert_eq(mc_client_ping_async(s.c, 0, nested_same_plain_cb, &s), 0);
-    }
-    cr_assert_geq(mc_client_step(s.c), 0); /* all six in one send */
-    usleep(20000);                         /* their replies arrive together: one read */
+    int fd = six_pings_queued(&srv, &s, nested_same_outer_cb, &gen);
+    short events;
     for (int k = 0; k < 100 && mc_client_pending(s.c) > 0; k++) {
         mc_client_poll(s.c, 20);
     }
@@ -1478,26 +1499,10 @@ static void wait_buffered_outer_cb(void *arg, const struct mc_client_result *r)
 
 Test(client_e2e, a_callback_polling_for_buffered_replies_gets_them_at_once)
 {
-    struct th_server *srv = ct_start((struct th_opts){0});
-    struct nested_same s = {ct_open_client(th_addr(srv), 0)};
-    cr_assert_eq(mc_client_ping(s.c, 0, NULL), 0, "connected");
-    short events;
+    struct th_server *srv;
+    struct nested_same s;
     uint32_t gen;
-    int fd = mc_client_fd(s.c, 0, &events, &gen);
-    cr_assert_eq(mc_client_ping_async(s.c, 0, wait_buffered_outer_cb, &s), 0);
-    for (int i = 0; i < 5; i++) {
-        cr_assert_eq(mc_client_ping_async(s.c, 0, nested_same_plain_cb, &s), 0);
-    }
-    cr_assert_geq(mc_client_step(s.c), 0); /* all six in one send */
-    /* All six replies in the socket before the client reads, so one read buffers them all:
-     * wait until the queued bytes stop growing (bounded: 2 s). */
-    int last = -1, still = 0;
-    for (int k = 0; k < 2000 && still < 20; k++) {
-        usleep(1000);
-        int q = queued_bytes(fd);
-        still = q > 0 && q == last ? still + 1 : 0;
-        last = q;
-    }
+    (void)six_pings_queued(&srv, &s, wait_buffered_outer_cb, &gen);
     cr_assert_geq(mc_client_handle(s.c, 0, POLLIN), 1);
     mc_client_close(s.c);
     th_stop(srv, NULL);
