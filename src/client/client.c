@@ -1432,8 +1432,8 @@ static void complete(struct mc_client *c, struct req *r, struct mc_client_result
             }
             int st = res->status ? res->status : MC_EPROTO;
             /* The message points into the read buffer, which a callback that drives the client
-             * may move: each waiter gets this copy. */
-            char msg[256];
+             * may move: each waiter gets this copy (whole: a protocol string's limit). */
+            char msg[MC_PROTO_MAX_STR_BYTES + 1];
             snprintf(msg, sizeof(msg), "%s", res->message ? res->message : "");
             r->lane = -1;
             req_free(c, r);
