@@ -206,7 +206,7 @@ mc_cluster_start n3l 3 --lease-reads
 "$MC" bench load --endpoints "$(cat "$WORK/n3l/endpoints")" --objects $KEYS \
     --connections 8 --pipeline 64 >/dev/null 2>>"$WORK/bench.err"
 log "cluster n3l (--lease-reads): open-loop reads at 150K offered"
-latency_rows n3l get_lin_open150k_c16 get_lin_open150k_c4
+latency_rows n3l get_lin_open150k_c16 get_lin_open150k_c4 get_lin_open150k_c4_t100
 kill_all
 
 # The write and read latency rows once more on a cluster whose engines live on tmpfs (`serve
