@@ -390,7 +390,7 @@ def test_an_image_failed_after_a_hand_off_is_retried_after_the_backoff_without_a
             # hand-off, failed (follower), failed (leader), started (leader), made: one hand-off
             assert kinds[:5] == ["image_handoff", "snapshot_failed", "snapshot_failed",
                                  "snapshot_image_start", "snapshot_created"], events
-            (t_hand, _, _), (t1, _, f1), (t2, _, f2), (t3, _, s3) = events[:4]
+            _, (t1, _, f1), (t2, _, f2), (t3, _, s3) = events[:4]
             assert f1["role"] == "follower" and f1["retry_in_ms"] == str(backoff), events
             assert f2["retry_in_ms"] == str(2 * backoff), events
             assert s3["role"] == "leader", "the retry was not made as leader: %s" % (events,)
