@@ -115,11 +115,42 @@ static int finish_copy(void *ctx)
 static void snap_work(uv_work_t *req);
 static void snap_done(uv_work_t *req, int status);
 
+/* Test hook: with MC_TEST_IMAGE_BACKOFF_MS=N (1..SNAP_IMAGE_BACKOFF_MAX) in the environment, the
+ * first wait after a given-up image is N ms instead of SNAP_IMAGE_BACKOFF_MS (it doubles from
+ * there as usual), so a test sees the retry within seconds (test/integration/test_recovery.py).
+ * Never set in production. Unset: 0. */
+static uint64_t image_backoff_first_ms(void)
+{
+    uint64_t ms = mc_test_env_u64("MC_TEST_IMAGE_BACKOFF_MS", SNAP_IMAGE_BACKOFF_MAX);
+    return ms ? ms : SNAP_IMAGE_BACKOFF_MS;
+}
+
+/* Test hook: with MC_TEST_IMAGE_FAIL_FIRST=N (1..1000) in the environment, the first N engine
+ * images this process tries fail at their start (MC_EIO, nothing copied or written), as one that
+ * cannot get a pipe or a thread does, to check the retry after the backoff. Loop thread only.
+ * Never set in production. Unset: no image fails so. */
+static bool image_test_fail(void)
+{
+    static int64_t left = -1; /* -1: not read yet */
+    if (left < 0) {
+        left = (int64_t)mc_test_env_u64("MC_TEST_IMAGE_FAIL_FIRST", 1000);
+        if (left) {
+            MC_WARN("test_hook_image_fail_first",
+                    "n=%lld (never set MC_TEST_IMAGE_FAIL_FIRST in production)", (long long)left);
+        }
+    }
+    if (left == 0) {
+        return false;
+    }
+    left--;
+    return true;
+}
+
 /* An image failed (could not start, was given up at its start, or failed later: ENOSPC...):
  * wait before pausing applies and copying the whole engine for one again. */
 static void image_backoff(struct mc_node *n)
 {
-    uint64_t b = n->image_backoff_ms ? n->image_backoff_ms * 2 : SNAP_IMAGE_BACKOFF_MS;
+    uint64_t b = n->image_backoff_ms ? n->image_backoff_ms * 2 : image_backoff_first_ms();
     n->image_backoff_ms = b < SNAP_IMAGE_BACKOFF_MAX ? b : SNAP_IMAGE_BACKOFF_MAX;
     n->image_retry_ms = node_now_ms() + n->image_backoff_ms;
 }
@@ -324,12 +355,12 @@ static int start_job(struct mc_node *n, uint64_t index, bool image)
  * every ready loop. A header-only one is tried again at the next loop, as before. */
 static int start_snapshot(struct mc_node *n, uint64_t index, bool image)
 {
-    int rc = start_job(n, index, image);
+    int rc = image && image_test_fail() ? MC_EIO : start_job(n, index, image);
     if (rc && image) {
         image_backoff(n);
-        MC_WARN("snapshot_failed", "index=%llu err=%s image=1 retry_in_ms=%llu",
+        MC_WARN("snapshot_failed", "index=%llu err=%s image=1 role=%s retry_in_ms=%llu",
                 (unsigned long long)index, mc_error_name(rc),
-                (unsigned long long)n->image_backoff_ms);
+                mc_raft_role_name(mc_raft_role(n->raft)), (unsigned long long)n->image_backoff_ms);
     }
     return rc;
 }

@@ -247,11 +247,31 @@ static int bigop(const char *addr, const char *bucket, int n_ops)
     return rc ? 1 : 0;
 }
 
+/*
+ * saveask: one SNAPSHOT_SAVE (fresh as of its arrival, the min-index flag set) and no retry:
+ * answered Busy, it only asked the member for a fresh engine image, which no stream then holds
+ * (the CLI's retry would stream it). Prints {"status":"..."}.
+ */
+static int saveask(const char *addr)
+{
+    struct mc_proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.request_id = 11;
+    req.op = MC_REQ_SNAPSHOT_SAVE;
+    req.flags = MC_PROTO_FLAG_SAVE_MIN_INDEX;
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = roundtrip(addr, &req, &body, &blen);
+    printf("{\"status\":\"%s\"}\n", mc_error_name(rc));
+    free(body);
+    return rc == MC_EBUSY ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG | "
-                        "ADDR mkbucket NAME | ADDR bigop BUCKET N_OPS\n");
+                        "ADDR mkbucket NAME | ADDR bigop BUCKET N_OPS | ADDR saveask\n");
         return 2;
     }
     const char *addr = argv[1];
@@ -271,6 +291,9 @@ int main(int argc, char **argv)
                (unsigned long long)sid);
         free(body);
         return rc ? 1 : 0;
+    }
+    if (strcmp(argv[2], "saveask") == 0 && argc == 3) {
+        return saveask(addr);
     }
     if (strcmp(argv[2], "bigop") == 0 && argc == 5) {
         return bigop(addr, argv[3], atoi(argv[4]));

@@ -4,12 +4,14 @@ it from the newest engine image plus the WAL after it (src/node/node_recover.c).
 cannot be made here; its outcomes on the engine file can: each node is killed with SIGKILL and
 its data.mdb is then deleted, damaged, or replaced by an older copy. The WAL, hard state and
 snapshot files are left as they were: they are fsynced, so a power loss keeps them."""
+import datetime
 import json
 import os
 import re
 import shutil
+import subprocess
 
-from harness import (ASAN, FAST_FLAGS, Cluster, cli, metrics_text, port_open, snapshot_flags,
+from harness import (ASAN, BIN, FAST_FLAGS, Cluster, cli, metrics_text, port_open, snapshot_flags,
                      wait_for)
 
 # Header-only snapshots every 200 entries, an engine image every 1,000: the WAL is compacted to
@@ -327,6 +329,79 @@ def test_a_leader_hands_off_leadership_before_its_periodic_image():
             "the leader made no image of its own with --no-image-handoff: %s" % (
                 images_by_role(first),)
         assert all("msg=image_handoff " not in n.log() for n in c.nodes)
+
+
+IMAGE_EVENT = re.compile(r"^ts=(\S+) level=\w+ node=\d+ msg=(image_handoff|snapshot_failed|"
+                         r"snapshot_image_start|snapshot_created)\b(.*)$", re.M)
+
+
+def image_events(node):
+    """[(ms, msg, fields)] of the node's image lines in order: hand-offs, images started, failed
+    and made (ms: the line's wall-clock stamp; header-only snapshots left out)."""
+    out = []
+    for ts, msg, rest in IMAGE_EVENT.findall(node.log()):
+        fields = dict(re.findall(r"(\w+)=(\S+)", rest))
+        if msg in ("snapshot_failed", "snapshot_created") and fields.get("image") != "1":
+            continue
+        t = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+        out.append((t.timestamp() * 1000, msg, fields))
+    return out
+
+
+def test_an_image_failed_after_a_hand_off_is_retried_after_the_backoff_without_another():
+    """A leader hands leadership off before its periodic image (previous test). If that image
+    fails, it is made again only after a backoff (doubling), in whatever role the member has
+    then, and never with another hand-off (node_snapshot.c image_after_handoff: image_as_leader
+    stays set until an image succeeds). Here its first two images fail at their start (test hook
+    MC_TEST_IMAGE_FAIL_FIRST=2) and the backoff starts at 1 s (MC_TEST_IMAGE_BACKOFF_MS): the
+    first, after the hand-off, as a follower; leadership is then given back to it, so its
+    retries fall due as leader: the second fails 1 s later, the third is made 2 s after that, as
+    leader, and no hand-off came in between. Writes go on meanwhile (a retry waits for a
+    snapshot point: every 20 entries here)."""
+    backoff = 1000
+    flags = FAST_FLAGS + ["--snapshot-entries", "20", "--image-entries", "100"]
+    os.environ["MC_TEST_IMAGE_FAIL_FIRST"] = "2"
+    os.environ["MC_TEST_IMAGE_BACKOFF_MS"] = str(backoff)
+    try:
+        with Cluster(3, flags) as c:
+            first = c.leader()
+            load = subprocess.Popen([BIN, "bench", "--endpoints", c.endpoints(), "--workload",
+                                     "put", "--connections", "1", "--pipeline", "1",
+                                     "--duration", "60"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            try:
+                def failed():
+                    return [e for e in image_events(first) if e[1] == "snapshot_failed"]
+
+                assert wait_for(lambda: failed(), 40), first.log_tail(30)
+                assert failed()[0][2]["role"] == "follower", image_events(first)
+                cli(["--endpoints", c.endpoints(), "cluster", "transfer-leader", str(first.id)])
+
+                def made():
+                    return any(e[1] == "snapshot_created" for e in image_events(first))
+
+                assert wait_for(made, 6 * backoff / 1000 + 10), (image_events(first),
+                                                                 first.log_tail(30))
+            finally:
+                load.kill()
+                load.wait()
+            events = image_events(first)
+            kinds = [e[1] for e in events]
+            # hand-off, failed (follower), failed (leader), started (leader), made: one hand-off
+            assert kinds[:5] == ["image_handoff", "snapshot_failed", "snapshot_failed",
+                                 "snapshot_image_start", "snapshot_created"], events
+            _, (t1, _, f1), (t2, _, f2), (t3, _, s3) = events[:4]
+            assert f1["role"] == "follower" and f1["retry_in_ms"] == str(backoff), events
+            assert f2["retry_in_ms"] == str(2 * backoff), events
+            assert s3["role"] == "leader", "the retry was not made as leader: %s" % (events,)
+            # Each retry waited its backoff (1 ms for the stamps' rounding), and came at one of
+            # the next snapshot points (a few hundred ms under this load), not much later.
+            for waited, wanted in ((t2 - t1, backoff), (t3 - t2, 2 * backoff)):
+                assert wanted - 1 <= waited < wanted + 3000, (waited, wanted, events)
+            assert "image_handoff_failed" not in first.log(), first.log_tail(30)
+    finally:
+        del os.environ["MC_TEST_IMAGE_FAIL_FIRST"]
+        del os.environ["MC_TEST_IMAGE_BACKOFF_MS"]
 
 
 def test_unclean_stop_then_reboot_rebuilds_the_engine():

@@ -3,10 +3,12 @@ complete but not yet finished catches up when the leader sends the same image ag
 item 1): the whole .part is verified and installed at once; a .part larger than the image (left
 by another leader's image at the same index and term) is discarded and received afresh."""
 import os
+import re
 import time
 
-from harness import Cluster, cli, open_files, snapshot_flags, wait_for
+from harness import Cluster, cli, open_files, rawwrite, snapshot_flags, wait_for
 from test_membership import add_joiner
+from test_recovery import count_keys
 
 FLAGS = ["--heartbeat-ms", "50", "--election-timeout-ms", "500"] + snapshot_flags(40, 5)
 
@@ -111,3 +113,72 @@ def test_a_send_holds_its_image_open_once_and_closes_it_when_done():
             "image descriptors held while sending: %s" % held
         assert wait_for(lambda: not open_files(n1, ".snap"), 5), open_files(n1, ".snap")
         assert wait_for(lambda: installs(n2) == 1, 30), n2.log_tail(30)
+
+
+def images_made(node):
+    """Engine images the node made (`snapshot_created ... image=1`)."""
+    return node.log().count(" image=1\n")
+
+
+def newer_image(node, bucket, i):
+    """A put (the applied index moves past the newest image), then a `snapshot save` asked once
+    and not retried: the node makes its i-th image and no stream holds it. Asked again while the
+    node's answer made none (a snapshot was being taken: the save only waits for it)."""
+    cli(["--endpoints", node.client, "put", bucket, "k%d" % i])
+    for _ in range(5):
+        assert rawwrite(node.client, "saveask")["status"] == "Busy"
+        if wait_for(lambda: images_made(node) >= i, 2):
+            return
+    raise AssertionError("no image %d: %s" % (i, node.log_tail(30)))
+
+
+def test_an_image_being_sent_is_not_pruned_while_newer_images_are_made():
+    """No prune takes a file a stream holds (node_chunk_read.c: node_snap_use before the open,
+    node_snap_unuse after the close). While the leader sends its image I to a learner (each
+    chunk read held 400 ms by MC_TEST_SNAP_READ_DELAY_MS) and holds it open, two newer images J
+    and K are made (a save asked once: want_image, which a send does not hold back), and the
+    prune after K, which keeps the two newest files and the newest image, leaves I to a later
+    prune (`snapshot_prune_deferred`). The send completes, the learner installs I (the receive
+    checks the whole file's checksum) and holds every object; once the send is over, the next
+    prune takes I."""
+    os.environ["MC_TEST_SNAP_READ_DELAY_MS"] = "400"
+    try:
+        with Cluster(1, FLAGS) as c:
+            n1 = c.nodes[0]
+            c.leader()
+            cli(["bench", "load", "--objects", "10000", "--endpoints", n1.client,
+                 "--connections", "4", "--pipeline", "32"], timeout=120)
+            cli(["--endpoints", n1.client, "bucket", "create", "extra"])
+            n2 = add_joiner(c, 2)
+            cli(["--endpoints", n1.client, "cluster", "add", "2", n2.peer, "--learner",
+                 "--client-addr", n2.client])
+            started = re.compile(r"msg=snapshot_send_started to=2 index=(\d+) bytes=(\d+)")
+            assert wait_for(lambda: started.search(n1.log()), 30), n1.log_tail(30)
+            index, size = (int(x) for x in started.search(n1.log()).groups())
+            assert size > 3 << 20, "a send of %d bytes is too short to watch" % size
+            assert images_made(n1) == 1, n1.log_tail(30)
+            sent = "msg=snapshot_sent to=2 index=%d " % index
+            name = "snap-%016x-" % index
+            # The stream marks I in use when its first read opens it (after that read's delay);
+            # a prune before then may take I, and the send looks it up again.
+            assert wait_for(lambda: any(name in f for f in open_files(n1, ".snap")), 10), \
+                open_files(n1, ".snap")
+            newer_image(n1, "extra", 2)  # J: I is still one of the two newest files
+            newer_image(n1, "extra", 3)  # K: the prune would take I
+            log = n1.log()
+            deferred = re.search(r"msg=snapshot_prune_deferred path=\S*/%s\S* reason=in_use" %
+                                 name, log)
+            assert deferred, "I was not kept for its stream: %s" % n1.log_tail(30)
+            assert sent not in log[:deferred.start()], "the send ended before K was made"
+            assert "/" + name not in "".join(re.findall(r"msg=snapshot_pruned path=\S+", log))
+            assert wait_for(lambda: sent in n1.log(), 30), n1.log_tail(30)
+            assert "snapshot_send_failed" not in n1.log(), n1.log_tail(30)
+            assert wait_for(lambda: "msg=snapshot_installed index=%d " % index in n2.log(), 30), \
+                n2.log_tail(30)
+            assert wait_for(lambda: count_keys(n2) == 10000, 30), count_keys(n2)
+            # The stream is over: the next prune takes I.
+            newer_image(n1, "extra", 4)
+            assert wait_for(lambda: re.search(r"msg=snapshot_pruned path=\S*/%s" % name,
+                                              n1.log()), 10), n1.log_tail(30)
+    finally:
+        del os.environ["MC_TEST_SNAP_READ_DELAY_MS"]

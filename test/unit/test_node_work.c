@@ -1,0 +1,104 @@
+/* test_node_work.c: a fatal stop with a threadpool job still running (src/node/node.c
+ * node_queue_work, mc_node_free): the node is freed only once the job has made its last use of
+ * it, so the job completes on an intact node (under ASan a use after free fails the test). */
+#include "storage_test_util.h"
+
+#include "metacenter/error.h"
+#include "node/node_internal.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define JOB_MS         400 /* the job's run: well past the fatal stop and uv_run's return */
+#define FATAL_AFTER_MS 100 /* the node runs this long before the job is queued and it fails */
+
+struct slow_job {
+    uv_work_t req;
+    struct mc_node *n;
+    atomic_bool started, done;
+    char seen[MC_DATADIR_PATH_MAX]; /* the node's snap dir, read at the job's end */
+    uint64_t end_ms;                /* when the job made its last use of the node */
+    bool after_ran;                 /* the after-work callback (never, after a fatal stop) */
+};
+
+/* Static: the loop is left as a fatal stop leaves it (serve.c never runs or closes it again). */
+static uv_loop_t loop;
+static struct slow_job job;
+
+/* Worker: sleeps, then uses the node (its snap_users lock and snap dir, as a chunk read does)
+ * and ends, as every job queued through node_queue_work does, with node_work_end. */
+static void slow_work(uv_work_t *req)
+{
+    struct slow_job *j = req->data;
+    atomic_store(&j->started, true);
+    usleep(JOB_MS * 1000);
+    pthread_mutex_lock(&j->n->snap_users.mu);
+    snprintf(j->seen, sizeof(j->seen), "%s", j->n->snapdir);
+    pthread_mutex_unlock(&j->n->snap_users.mu);
+    j->end_ms = mc_mono_ms();
+    atomic_store(&j->done, true);
+    node_work_end(j->n);
+}
+
+static void slow_after(uv_work_t *req, int status)
+{
+    (void)status;
+    ((struct slow_job *)req->data)->after_ran = true;
+}
+
+/* On the loop: queue the job, then a fatal storage error stops the loop at once. */
+static void fail_cb(uv_timer_t *t)
+{
+    struct mc_node *n = t->data;
+    job.req.data = &job;
+    job.n = n;
+    cr_assert_eq(node_queue_work(n, &job.req, slow_work, slow_after), 0);
+    node_fatal(n, "test", MC_EIO);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+Test(node_work, a_fatal_stop_frees_the_node_only_after_its_running_job_ends, .timeout = 60)
+{
+    char dir[128], data[200];
+    st_tmpdir(dir, sizeof(dir));
+    snprintf(data, sizeof(data), "%s/data", dir);
+    mc_log_set_level(MC_LOG_WARN);
+    struct mc_node_options o;
+    mc_node_options_default(&o);
+    snprintf(o.data_dir, sizeof(o.data_dir), "%s", data);
+    snprintf(o.listen_client, sizeof(o.listen_client), "127.0.0.1:0");
+    snprintf(o.listen_peer, sizeof(o.listen_peer), "127.0.0.1:0");
+    snprintf(o.listen_http, sizeof(o.listen_http), "off");
+    o.disk_reserve_mb = 0;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    struct mc_node *n = NULL;
+    int rc = mc_node_start(&loop, &o, &n);
+    cr_assert_eq(rc, 0, "node start: %s", mc_error_name(rc));
+    char snapdir[MC_DATADIR_PATH_MAX];
+    snprintf(snapdir, sizeof(snapdir), "%s", n->snapdir);
+    uv_timer_t fail;
+    cr_assert_eq(uv_timer_init(&loop, &fail), 0);
+    fail.data = n;
+    cr_assert_eq(uv_timer_start(&fail, fail_cb, FATAL_AFTER_MS, 0), 0);
+    uv_run(&loop, UV_RUN_DEFAULT); /* returns at the fatal stop's uv_stop */
+    cr_assert(mc_node_fatal(n), "the loop returned without the fatal stop");
+    /* The job is still running (it sleeps JOB_MS): counted, and not done. */
+    cr_assert_eq(atomic_load(&n->work_inflight), 1, "the queued job is not counted");
+    cr_assert(!atomic_load(&job.done), "the job ended before the stop: nothing was tested");
+    uint64_t t0 = mc_mono_ms();
+    mc_node_free(n); /* waits for the job, then frees what it used */
+    uint64_t freed_ms = mc_mono_ms();
+    cr_assert(atomic_load(&job.started) && atomic_load(&job.done),
+              "mc_node_free returned after %llu ms with the job still running",
+              (unsigned long long)(freed_ms - t0));
+    cr_assert_leq(job.end_ms, freed_ms);
+    cr_assert_str_eq(job.seen, snapdir, "the job saw the node's snap dir as \"%s\"", job.seen);
+    cr_assert(!job.after_ran, "the loop ran again after the fatal stop");
+    st_rmtree(dir);
+}
