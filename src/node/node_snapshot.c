@@ -295,7 +295,11 @@ static int start_job(struct mc_node *n, uint64_t index, bool image)
     j->log_mark = n->applied_log_bytes;
     j->copy_in = -1;
     if (image) {
-        mc_engine_reserve_map(n->engine); /* before the copy's read txn (engine.h) */
+        /* Before the copy's read txn (engine.h). Not while a check hash reads: a growth would
+         * wait for it on the loop (its start reserved room already: node_check.c). */
+        if (!node_check_hashing(n)) {
+            mc_engine_reserve_map(n->engine);
+        }
         rc = start_copy(n, j);
         if (rc) {
             mc_wbuf_free(&j->blob);
