@@ -415,8 +415,23 @@ int mc_engine_list_encode_to(struct mc_engine *eng, const char *bucket,
 
 /* ---- whole-state functions ---- */
 
-/* 64-bit digest of the logical content (buckets, versions, sessions) at *applied_index. */
+/* 64-bit digest of the logical content (buckets, versions, sessions) at *applied_index.
+ * mc_engine_hash_begin + _run + _end in one call, on the caller's thread. */
 int mc_engine_state_hash(struct mc_engine *eng, uint64_t *hash, uint64_t *applied_index);
+/*
+ * The same digest in three steps, so the scan (seconds at 1M objects) can run off the thread
+ * that applies (node_check.c). begin (on the applying thread, between applies) opens a read
+ * transaction on the state as of now and says its *applied_index; run hashes that state, on any
+ * thread, while applies go on; end closes the handle, on any thread. While a handle is open, a
+ * map growth (in an apply) waits for its end: call mc_engine_reserve_map before begin, and end
+ * the handle on a thread that does not apply (an apply that waited for its own thread's handle
+ * would wait forever). Close no engine with a handle open. begin: 0, MC_ENOMEM, MC_ELIMIT (no
+ * reader slot), MC_EIO; run: 0, MC_ECORRUPT, MC_EIO.
+ */
+struct mc_engine_hash;
+int mc_engine_hash_begin(struct mc_engine *eng, struct mc_engine_hash **h, uint64_t *applied_index);
+int mc_engine_hash_run(struct mc_engine_hash *h, uint64_t *hash);
+void mc_engine_hash_end(struct mc_engine_hash *h); /* NULL: nothing */
 /*
  * Consistent copy of the LMDB environment to fd (a regular file, written from
  * its current offset) while writes continue (mdb_env_copyfd2). *applied_index

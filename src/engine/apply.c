@@ -1,6 +1,7 @@
 /* apply.c: applies op batches at a log index in one LMDB write txn (state + applied_index +
  * sessions). */
 #include "engine/internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <assert.h>
@@ -1072,6 +1073,24 @@ abort:
     return a.fatal ? a.fatal : MC_EINTERNAL;
 }
 
+/* Under resize_lock (exclusive): wait until no state hash's read txn is open (they do not hold
+ * resize_lock: mc_engine_hash_begin). The caller then stalls for the rest of a hash, as for an
+ * image copy; mc_engine_reserve_map before a hash begins makes it rare. */
+static void wait_for_hashes(struct mc_engine *eng)
+{
+    uint64_t t0 = 0;
+    pthread_mutex_lock(&eng->pool_lock);
+    while (eng->n_hashing > 0) {
+        t0 = t0 ? t0 : mc_mono_ms();
+        pthread_cond_wait(&eng->hashing_done, &eng->pool_lock);
+    }
+    pthread_mutex_unlock(&eng->pool_lock);
+    if (t0) {
+        MC_WARN("engine_map_growth_waited", "ms=%llu reason=\"a state hash was reading\"",
+                (unsigned long long)(mc_mono_ms() - t0));
+    }
+}
+
 static int grow_map(struct mc_engine *eng)
 {
     if (eng->map_size_bytes >= eng->max_map_size_bytes) {
@@ -1085,6 +1104,7 @@ static int grow_map(struct mc_engine *eng)
         nsz = eng->max_map_size_bytes;
     }
     pthread_rwlock_wrlock(&eng->resize_lock);
+    wait_for_hashes(eng);
     int rc = mdb_env_set_mapsize(eng->env, (size_t)nsz);
     pthread_rwlock_unlock(&eng->resize_lock);
     if (rc) {

@@ -4,6 +4,7 @@
 #include "util/checksum.h"
 #include "util/log.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -331,6 +332,7 @@ int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&eng->write_lock, NULL);
     pthread_mutex_init(&eng->pool_lock, NULL);
+    pthread_cond_init(&eng->hashing_done, NULL);
 
     rc = take_lock(dir, &eng->lock_fd);
     if (rc) {
@@ -400,6 +402,7 @@ void mc_engine_close(struct mc_engine *eng)
     if (!eng) {
         return;
     }
+    assert(eng->n_hashing == 0); /* a hash's transaction would outlive its env */
     for (int i = 0; i < eng->n_pool; i++) {
         rtxn_free(eng->pool[i]);
     }
@@ -412,6 +415,7 @@ void mc_engine_close(struct mc_engine *eng)
     pthread_rwlock_destroy(&eng->resize_lock);
     pthread_mutex_destroy(&eng->write_lock);
     pthread_mutex_destroy(&eng->pool_lock);
+    pthread_cond_destroy(&eng->hashing_done);
     free(eng->file);
     free(eng);
 }
@@ -634,18 +638,57 @@ static int hash_dbi(struct mc_engine *eng, MDB_txn *txn, MDB_dbi dbi, struct mc_
     return rc == MDB_NOTFOUND ? 0 : mc_lmdb_err(rc, "iterate");
 }
 
-int mc_engine_state_hash(struct mc_engine *eng, uint64_t *hash, uint64_t *applied_index)
+/*
+ * A state hash in three steps, so the long part runs off the writer's thread (node_check.c).
+ * begin opens a read transaction of its own (not a pooled one: the pool's hold resize_lock from
+ * get to put, and that lock cannot be released on another thread) and counts it in n_hashing;
+ * grow_map waits for that count to reach 0, so the map is never resized under the transaction
+ * (LMDB requires no transaction open in the process), whichever thread runs or ends it. The env
+ * is MDB_NOTLS, so the transaction may be used and aborted on another thread than begin's.
+ */
+struct mc_engine_hash {
+    struct mc_engine *eng;
+    MDB_txn *txn;
+};
+
+int mc_engine_hash_begin(struct mc_engine *eng, struct mc_engine_hash **out,
+                         uint64_t *applied_index)
 {
-    struct mc_rtxn *rt;
-    int rc = mc_rtxn_get(eng, &rt);
+    mc_engine_clearerr();
+    *out = NULL;
+    struct mc_engine_hash *h = calloc(1, sizeof(*h));
+    if (!h) {
+        return MC_ENOMEM;
+    }
+    h->eng = eng;
+    /* Shared: no growth runs between the begin and the count (growth holds it exclusive). */
+    pthread_rwlock_rdlock(&eng->resize_lock);
+    int rc = mdb_txn_begin(eng->env, NULL, MDB_RDONLY, &h->txn);
     if (rc) {
+        pthread_rwlock_unlock(&eng->resize_lock);
+        free(h);
+        return mc_lmdb_err(rc, "begin read transaction");
+    }
+    pthread_mutex_lock(&eng->pool_lock);
+    eng->n_hashing++;
+    pthread_mutex_unlock(&eng->pool_lock);
+    pthread_rwlock_unlock(&eng->resize_lock);
+    rc = read_meta_txn(eng, h->txn, applied_index, NULL, NULL);
+    if (rc) {
+        mc_engine_hash_end(h);
         return rc;
     }
-    MDB_txn *txn = rt->txn;
+    *out = h;
+    return 0;
+}
+
+int mc_engine_hash_run(struct mc_engine_hash *h, uint64_t *hash)
+{
+    mc_engine_clearerr();
+    struct mc_engine *eng = h->eng;
     struct mc_digest d;
-    rc = mc_digest_init(&d);
+    int rc = mc_digest_init(&d);
     if (rc) {
-        mc_rtxn_put(eng, rt);
         return rc;
     }
     /*
@@ -656,15 +699,38 @@ int mc_engine_state_hash(struct mc_engine *eng, uint64_t *hash, uint64_t *applie
     MDB_dbi dbis[] = {eng->buckets, eng->versions, eng->vids,
                       eng->objects, eng->sessions, eng->sexp};
     for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]) && !rc; i++) {
-        rc = hash_dbi(eng, txn, dbis[i], &d, (uint8_t)(i + 1));
+        rc = hash_dbi(eng, h->txn, dbis[i], &d, (uint8_t)(i + 1));
     }
+    uint64_t v = mc_digest_final(&d);
     if (!rc) {
-        rc = read_meta_txn(eng, txn, applied_index, NULL, NULL);
+        *hash = v;
     }
-    mc_rtxn_put(eng, rt);
-    uint64_t h = mc_digest_final(&d);
-    if (!rc) {
-        *hash = h;
+    return rc;
+}
+
+void mc_engine_hash_end(struct mc_engine_hash *h)
+{
+    if (!h) {
+        return;
     }
+    struct mc_engine *eng = h->eng;
+    mdb_txn_abort(h->txn);
+    pthread_mutex_lock(&eng->pool_lock);
+    assert(eng->n_hashing > 0);
+    eng->n_hashing--;
+    pthread_cond_broadcast(&eng->hashing_done);
+    pthread_mutex_unlock(&eng->pool_lock);
+    free(h);
+}
+
+int mc_engine_state_hash(struct mc_engine *eng, uint64_t *hash, uint64_t *applied_index)
+{
+    struct mc_engine_hash *h;
+    int rc = mc_engine_hash_begin(eng, &h, applied_index);
+    if (rc) {
+        return rc;
+    }
+    rc = mc_engine_hash_run(h, hash);
+    mc_engine_hash_end(h);
     return rc;
 }

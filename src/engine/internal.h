@@ -56,6 +56,10 @@ struct mc_engine {
     pthread_mutex_t pool_lock;
     struct mc_rtxn *pool[MC_READ_POOL_MAX]; /* reset read txns, renewed on use */
     int n_pool;
+    /* Under pool_lock: read txns of state hashes (mc_engine_hash_begin..end) open now; they may
+     * span threads, so they do not hold resize_lock: map growth waits on hashing_done instead. */
+    uint32_t n_hashing;
+    pthread_cond_t hashing_done;
 };
 
 /* Thread-local error sentence; returns code for chaining. */

@@ -104,6 +104,9 @@ static void reply_check(struct mc_node *n, const struct mc_client_token *t, uint
     } else if (index > n->applied_index) {
         mc_client_reply_error(t, MC_EBUSY, "that index is not applied here yet; retry");
         return;
+    } else if (node_check_pending(n, index)) {
+        mc_client_reply_error(t, MC_EBUSY, "the hash at that index is being computed; retry");
+        return;
     } else {
         int rc = mc_engine_state_hash(n->engine, &c.hash, &c.index);
         if (rc) {

@@ -3,17 +3,29 @@
  * same index everywhere, so the hashes must be equal); the leader then asks each member for its
  * hash at that index over the peer transport (MC_PEER_CHECK frames) and raises an alarm when one
  * differs. The peer transport, not the client port: members hold no token the others' --auth-file
- * accepts, while the peer link is already the members' trusted channel (docs/security.md). */
+ * accepts, while the peer link is already the members' trusted channel (docs/security.md).
+ *
+ * The hash runs off the loop (a whole-engine scan: seconds at 1M objects, longer than an election
+ * timeout): the loop opens a read transaction right after the mark applies, so it sees exactly
+ * the state at the mark's index, and a threadpool job hashes it (node_queue_work: a stop waits
+ * for it). One job at a time; a mark that applies while one runs is skipped and answers "no
+ * hash" (holding a second transaction would pin a second old state of the engine). While the
+ * job runs, the mark's index answers "not yet" (the leader asks again) and no snapshot installs
+ * (node_snapshot_received): an install closes the engine the job reads. */
 #include "node/node_internal.h"
 #include "metacenter/client.h"
 #include "metacenter/error.h"
 #include "net/peer.h"
+#include "util/clock.h"
 #include "util/codec.h"
 #include "util/log.h"
 
+#include <assert.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CHECK_RECENT 8 /* mark hashes a replica remembers */
 #define CHECK_ROUND_TIMEOUT_MIN_MS                                                                 \
@@ -22,6 +34,8 @@
 #define CHECK_ROUND_TIMEOUT_MAX_MS 10000
 #define CHECK_RETRY_MS             100  /* a member that has not applied the mark yet: ask again */
 #define CHECK_REQUEST_MS           1000 /* an ask without an answer (frame lost on a reconnect) */
+#define CHECK_HASH_DELAY_MAX_MS    60000
+#define CHECK_HASH_WAIT_LOG_MS     1000 /* an install waiting for a hash job says so this often */
 
 /* MC_PEER_CHECK payload: u8 type | u64 index | u64 hash | u8 answer (fixed size). */
 #define CHECK_MSG_BYTES 18
@@ -55,6 +69,16 @@ struct node_check {
     /* The alarm (0 = none): the latest member found to differ. */
     uint64_t alarm_member, alarm_index, alarm_member_hash, alarm_leader_hash;
     uint64_t rounds_ok, rounds_failed, rounds_incomplete;
+    /* The hash job (at most one): hashing the state at hash_index (0 = none) on the threadpool.
+     * hash_h is opened on the loop and ended by the worker, which then clears hash_running; the
+     * result fields are the worker's until hash_done runs on the loop. */
+    uv_work_t hash_req;
+    uint64_t hash_index;
+    struct mc_engine_hash *hash_h;
+    _Atomic bool hash_running; /* hash_h open (node_check_wait_hash) */
+    int hash_rc;
+    uint64_t hash_value, hash_ms, hash_delay_ms;
+    char hash_err[160]; /* the engine's sentence for hash_rc (thread-local on the worker) */
 };
 
 static struct node_check *get(struct mc_node *n)
@@ -173,8 +197,8 @@ static void answer(struct mc_node *n, uint64_t from, uint64_t index)
     uint8_t a = ANSWER_NO_HASH;
     if (node_check_lookup(n, index, &hash)) {
         a = ANSWER_HASH;
-    } else if (index > n->applied_index) {
-        a = ANSWER_NOT_YET;
+    } else if (index > n->applied_index || node_check_pending(n, index)) {
+        a = ANSWER_NOT_YET; /* not applied yet, or its hash is being computed */
     }
     send_msg(n, from, MSG_ANSWER, index, hash, a);
 }
@@ -262,7 +286,153 @@ static void start_round(struct node_check *ck, uint64_t index, uint64_t hash)
     }
 }
 
-/* Applies a CHECK mark entry (every replica): advance the engine, remember the hash. */
+/* Test hook: with MC_TEST_CHECK_HASH_DELAY_MS=N (1..60000) in the environment (read once), each
+ * state hash for a CHECK mark sleeps N ms first, as a hash of a large engine takes, to check
+ * the loop keeps serving meanwhile (test/integration/test_check_hash.py). Never set
+ * MC_TEST_CHECK_HASH_DELAY_MS in production. Unset: 0. */
+static uint64_t hash_test_delay_ms(void)
+{
+    static _Atomic int64_t delay_ms = -1; /* -1: not read yet */
+    int64_t d = atomic_load_explicit(&delay_ms, memory_order_relaxed);
+    if (d < 0) {
+        d = (int64_t)mc_test_env_u64("MC_TEST_CHECK_HASH_DELAY_MS", CHECK_HASH_DELAY_MAX_MS);
+        if (d) {
+            MC_WARN("test_hook_check_hash_delay",
+                    "ms=%lld (never set MC_TEST_CHECK_HASH_DELAY_MS in production)", (long long)d);
+        }
+        atomic_store_explicit(&delay_ms, d, memory_order_relaxed);
+    }
+    return (uint64_t)d;
+}
+
+bool node_check_pending(struct mc_node *n, uint64_t index)
+{
+    struct node_check *ck = n->members_state.check;
+    return ck && index && ck->hash_index == index;
+}
+
+bool node_check_hashing(struct mc_node *n)
+{
+    struct node_check *ck = n->members_state.check;
+    return ck && ck->hash_index;
+}
+
+/* Worker: hash the state the loop's transaction holds, then close it here (map growth waits for
+ * it: engine.h), and touch nothing of the node after node_work_end. */
+static void hash_work(uv_work_t *req)
+{
+    struct node_check *ck = req->data;
+    struct mc_node *n = ck->n;
+    if (ck->hash_delay_ms) {
+        usleep((useconds_t)(ck->hash_delay_ms * 1000));
+    }
+    uint64_t t0 = mc_mono_ms();
+    ck->hash_rc = mc_engine_hash_run(ck->hash_h, &ck->hash_value);
+    ck->hash_ms = mc_mono_ms() - t0;
+    if (ck->hash_rc) {
+        snprintf(ck->hash_err, sizeof(ck->hash_err), "%s", mc_engine_last_error());
+    }
+    mc_engine_hash_end(ck->hash_h);
+    ck->hash_h = NULL;
+    atomic_store(&ck->hash_running, false);
+    node_work_end(n);
+}
+
+/* Loop: the job ended: remember its hash; the leader's own mark starts its round. */
+static void hash_done(uv_work_t *req, int status)
+{
+    struct node_check *ck = req->data;
+    struct mc_node *n = ck->n;
+    uint64_t index = ck->hash_index;
+    assert(index);
+    if (status == UV_ECANCELED) { /* the worker never ran: nothing closed the transaction */
+        mc_engine_hash_end(ck->hash_h);
+        ck->hash_h = NULL;
+        atomic_store(&ck->hash_running, false);
+        node_work_end(n);
+        ck->hash_rc = MC_ESHUTDOWN;
+        snprintf(ck->hash_err, sizeof(ck->hash_err), "cancelled");
+    }
+    ck->hash_index = 0;
+    if (ck->hash_rc) {
+        MC_WARN("consistency_check_hash_failed", "index=%llu err=%s detail=\"%s\"",
+                (unsigned long long)index, mc_error_name(ck->hash_rc), ck->hash_err);
+        return;
+    }
+    MC_DEBUG("consistency_check_hashed", "index=%llu hash=%016llx ms=%llu",
+             (unsigned long long)index, (unsigned long long)ck->hash_value,
+             (unsigned long long)ck->hash_ms);
+    remember(ck, index, ck->hash_value);
+    if (!n->stopping && !n->fatal && mc_raft_role(n->raft) == MC_RAFT_LEADER &&
+        index == ck->proposed_index && !ck->round_index) {
+        ck->proposed_index = 0;
+        start_round(ck, index, ck->hash_value);
+    }
+}
+
+/* Loop, right after the mark at index applied: open the transaction there and queue the hash.
+ * False when no job started (the mark then answers "no hash"). */
+static bool start_hash(struct node_check *ck, uint64_t index)
+{
+    struct mc_node *n = ck->n;
+    if (ck->hash_index) {
+        MC_INFO("consistency_check_mark_skipped", "index=%llu hashing=%llu",
+                (unsigned long long)index, (unsigned long long)ck->hash_index);
+        return false;
+    }
+    if (n->stopping || n->fatal) {
+        return false;
+    }
+    /* The transaction pins this state while applies go on: room first, so no map growth has to
+     * wait for the hash (engine.h). Not while an image copy runs: its read transaction holds the
+     * resize lock, and a growth would wait for the whole copy on the loop. */
+    if (!n->snapshot_running) {
+        mc_engine_reserve_map(n->engine);
+    }
+    uint64_t at = 0;
+    struct mc_engine_hash *h = NULL;
+    int rc = mc_engine_hash_begin(n->engine, &h, &at);
+    if (rc || at != index) {
+        MC_WARN("consistency_check_hash_failed", "index=%llu at=%llu err=%s detail=\"%s\"",
+                (unsigned long long)index, (unsigned long long)at, mc_error_name(rc),
+                rc ? mc_engine_last_error() : "the engine is not at the mark");
+        mc_engine_hash_end(h);
+        return false;
+    }
+    ck->hash_h = h;
+    ck->hash_index = index;
+    ck->hash_rc = 0;
+    ck->hash_err[0] = '\0';
+    ck->hash_delay_ms = hash_test_delay_ms(); /* read on the loop: it may log */
+    atomic_store(&ck->hash_running, true);
+    ck->hash_req.data = ck;
+    if (node_queue_work(n, &ck->hash_req, hash_work, hash_done) != 0) {
+        MC_WARN("consistency_check_hash_failed", "index=%llu err=%s detail=\"no job queued\"",
+                (unsigned long long)index, mc_error_name(MC_EIO));
+        mc_engine_hash_end(h);
+        ck->hash_h = NULL;
+        ck->hash_index = 0;
+        atomic_store(&ck->hash_running, false);
+        return false;
+    }
+    return true;
+}
+
+void node_check_wait_hash(struct mc_node *n)
+{
+    struct node_check *ck = n->members_state.check;
+    uint64_t t0 = mc_mono_ms(), said = t0;
+    while (ck && atomic_load(&ck->hash_running)) {
+        if (mc_mono_ms() - said >= CHECK_HASH_WAIT_LOG_MS) {
+            said = mc_mono_ms();
+            MC_WARN("consistency_check_hash_wait", "index=%llu waited_ms=%llu",
+                    (unsigned long long)ck->hash_index, (unsigned long long)(said - t0));
+        }
+        usleep(1000);
+    }
+}
+
+/* Applies a CHECK mark entry (every replica): advance the engine, hash the state there. */
 int node_check_apply(struct mc_node *n, const struct mc_raft_entry *e)
 {
     struct mc_op_result res;
@@ -272,15 +442,14 @@ int node_check_apply(struct mc_node *n, const struct mc_raft_entry *e)
         return rc;
     }
     struct node_check *ck = get(n);
-    uint64_t hash = 0, at = 0;
-    if (!ck || res.skipped || mc_engine_state_hash(n->engine, &hash, &at) != 0 || at != e->index) {
+    if (!ck || res.skipped || start_hash(ck, e->index)) {
         return 0;
     }
-    remember(ck, e->index, hash);
-    if (mc_raft_role(n->raft) == MC_RAFT_LEADER && e->index == ck->proposed_index &&
-        !ck->round_index) {
+    if (e->index == ck->proposed_index) {
+        /* The leader's own mark has no hash here: no round for it; the next mark comes after the
+         * interval (node_check_tick). */
         ck->proposed_index = 0;
-        start_round(ck, e->index, hash);
+        ck->next_ms = node_now_ms() + n->opts.check_interval_ms;
     }
     return 0;
 }
@@ -342,6 +511,8 @@ void node_check_tick(struct mc_node *n, uint64_t now_ms)
 
 void node_check_free(struct mc_node *n)
 {
+    /* After mc_node_free's wait for jobs: the worker closed the transaction. */
+    assert(!n->members_state.check || !n->members_state.check->hash_h);
     free(n->members_state.check);
     n->members_state.check = NULL;
 }

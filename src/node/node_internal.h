@@ -435,6 +435,13 @@ bool node_check_lookup(struct mc_node *n, uint64_t index, uint64_t *hash);
 void node_check_alarm(struct mc_node *n, struct mc_check_result *out);
 void node_check_on_peer(struct mc_node *n, uint64_t from, const uint8_t *payload, size_t len);
 void node_check_free(struct mc_node *n);
+/* A state hash job runs for the mark at index (answer "not yet" for it). */
+bool node_check_pending(struct mc_node *n, uint64_t index);
+/* A state hash job exists (from its mark's apply to its end on the loop): no install now. */
+bool node_check_hashing(struct mc_node *n);
+/* Blocks until no hash job reads the engine (its transaction is closed); for an install that
+ * came all the same. Returns at once when none does. */
+void node_check_wait_hash(struct mc_node *n);
 /* node.c: run the Raft ticks elapsed since the last one (after a stall); returns how many. */
 uint64_t node_catch_up_ticks(struct mc_node *n);
 /* node_metrics.c */

@@ -326,7 +326,11 @@ static int start_job(struct mc_node *n, uint64_t index, bool image)
     j->log_mark = n->applied_log_bytes;
     j->copy_in = -1;
     if (image) {
-        mc_engine_reserve_map(n->engine); /* before the copy's read txn (engine.h) */
+        /* Before the copy's read txn (engine.h). Not while a check hash reads: a growth would
+         * wait for it on the loop (its start reserved room already: node_check.c). */
+        if (!node_check_hashing(n)) {
+            mc_engine_reserve_map(n->engine);
+        }
         rc = start_copy(n, j);
         if (rc) {
             mc_wbuf_free(&j->blob);
@@ -1010,8 +1014,10 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
 
 bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term)
 {
-    return !n->snapshot_running && !n->recv_job && n->recv_done_index == index &&
-           n->recv_done_term == term;
+    /* Not while a consistency-check hash reads the engine an install would close (node_check.c):
+     * the message is dropped, and the leader sends it again after its next probe. */
+    return !n->snapshot_running && !n->recv_job && !node_check_hashing(n) &&
+           n->recv_done_index == index && n->recv_done_term == term;
 }
 
 int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta *meta)
@@ -1027,6 +1033,9 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
      * (node_snapshot_received), and jobs start only after the ready loop (node_maybe_snapshot),
      * by which time an install stepped in the same loop iteration has run. */
     assert(!n->snapshot_running);
+    /* Nor a consistency-check hash (node_snapshot_received); should one read it all the same,
+     * wait for it to close its transaction rather than close the engine under it. */
+    node_check_wait_hash(n);
     uint64_t t0 = mc_mono_ns();
     mc_engine_close(n->engine);
     n->engine = NULL;
