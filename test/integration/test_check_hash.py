@@ -152,7 +152,7 @@ def test_a_check_request_closed_while_hashing_leaves_the_node_serving():
     """The client that asked for the hash goes away while it runs: the node answers the dropped
     request when the job ends, keeps serving, and stops cleanly (the sanitizer build would report
     a use after free; Cluster.close fails the test on one). A second request while the job runs is
-    Busy (one hash transaction per node)."""
+    Busy (one hash transaction per node); a stop answers a waiting request ShuttingDown."""
     os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = str(HASH_DELAY_MS)
     c = Cluster(1, FAST_FLAGS)
     proc = None
@@ -178,8 +178,14 @@ def test_a_check_request_closed_while_hashing_leaves_the_node_serving():
         assert again["status"] == "OK", again
         assert node.alive(), node.log_tail(20)
         cli(["--endpoints", eps, "put", "hashing", "after"], timeout=20)
+        # A stop while a request waits for its hash answers it ShuttingDown, then waits for the job.
+        proc = subprocess.Popen([os.path.join(os.path.dirname(BIN), "rawwrite"), node.client,
+                                 "check"], stdout=subprocess.PIPE, text=True)
+        assert wait_for(lambda: rawwrite(node.client, "check")["status"] == "Busy", 10)
         node.stop()
         assert node.proc.returncode == 0, (node.proc.returncode, node.log_tail(20))
+        out, _ = proc.communicate(timeout=10)
+        assert json.loads(out)["status"] == "ShuttingDown", out
     finally:
         if proc and proc.poll() is None:
             proc.kill()
