@@ -6,6 +6,7 @@
 #include "node/backup.h"
 #include "node/seal.h"
 #include "util/checksum.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "metacenter/client.h"
 #include "metacenter/error.h"
@@ -116,6 +117,47 @@ static int probe_check(struct mc_cli *cli, const char *addr, uint64_t index,
     cli->timeout_ms = saved;
     if (rc == 0) {
         rc = mc_client_check(c, 0, index, out);
+        mc_client_close(c);
+    }
+    return rc;
+}
+
+/* A member's state hash is a whole-engine scan (off the member's loop): seconds at 1M objects,
+ * so it gets this long unless --timeout says otherwise. The member is pinged first with the probe
+ * deadline: a dead one still costs PROBE_TIMEOUT_MS only. Busy (the member hashes already, for
+ * its automatic check or another request) is retried until then. */
+#define CHECK_HASH_TIMEOUT_MS 120000
+#define CHECK_BUSY_PAUSE_MS   100
+
+static int probe_hash(struct mc_cli *cli, const char *addr, struct mc_check_result *out)
+{
+    uint64_t saved = cli->timeout_ms;
+    if (!cli->timeout_ms || cli->timeout_ms > PROBE_TIMEOUT_MS) {
+        cli->timeout_ms = PROBE_TIMEOUT_MS;
+    }
+    struct mc_client *c = NULL;
+    int rc = mc_cli_client_open(cli, addr, &c);
+    if (rc == 0) {
+        struct mc_ping_info ping;
+        rc = mc_client_ping(c, 0, &ping);
+        mc_client_close(c);
+        c = NULL;
+    }
+    cli->timeout_ms = saved ? saved : CHECK_HASH_TIMEOUT_MS;
+    uint64_t deadline_ms = mc_mono_ms() + cli->timeout_ms;
+    if (rc == 0) {
+        rc = mc_cli_client_open(cli, addr, &c);
+    }
+    cli->timeout_ms = saved;
+    while (rc == 0) {
+        rc = mc_client_check(c, 0, 0, out);
+        if (rc != MC_EBUSY || mc_mono_ms() + CHECK_BUSY_PAUSE_MS >= deadline_ms) {
+            break;
+        }
+        struct timespec ts = {0, CHECK_BUSY_PAUSE_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (c) {
         mc_client_close(c);
     }
     return rc;
@@ -517,7 +559,7 @@ static int check_servers(struct mc_cli *cli)
         bool first = true;
         for (uint32_t i = 0; i < n; i++) {
             memset(&res[i], 0, sizeof(res[i]));
-            ok[i] = probe_check(cli, st->members[i].client_addr, 0, &res[i]) == 0;
+            ok[i] = probe_hash(cli, st->members[i].client_addr, &res[i]) == 0;
             if (!ok[i]) {
                 continue;
             }

@@ -1146,6 +1146,7 @@ static void finish_stop(struct mc_node *n)
     node_metrics_stop(n);
     node_fail_writes(n, MC_ESHUTDOWN);
     node_fail_reads(n, MC_ESHUTDOWN);
+    node_check_fail_request(n, MC_ESHUTDOWN);
     node_snapshot_stop(n);
     /* Finish in-flight fsyncs before closing anything they report to. */
     if (n->wal) {

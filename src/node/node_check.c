@@ -11,7 +11,13 @@
  * for it). One job at a time; a mark that applies while one runs is skipped and answers "no
  * hash" (holding a second transaction would pin a second old state of the engine). While the
  * job runs, the mark's index answers "not yet" (the leader asks again) and no snapshot installs
- * (node_snapshot_received): an install closes the engine the job reads. */
+ * (node_snapshot_received): an install closes the engine the job reads.
+ *
+ * The admin CHECK request (`metacenter check`: the state hash now) uses the same job, so at most
+ * one hash transaction is open per node: a request while a job runs gets Busy "retry", a mark
+ * applied while the request's job runs is skipped. The request stays unanswered while its job
+ * runs (its token is kept, as a read waiting for its ReadIndex keeps its own: a reply to a
+ * connection closed meanwhile is dropped) and is answered when the job ends, or at a stop. */
 #include "node/node_internal.h"
 #include "metacenter/client.h"
 #include "metacenter/error.h"
@@ -69,10 +75,14 @@ struct node_check {
     /* The alarm (0 = none): the latest member found to differ. */
     uint64_t alarm_member, alarm_index, alarm_member_hash, alarm_leader_hash;
     uint64_t rounds_ok, rounds_failed, rounds_incomplete;
-    /* The hash job (at most one): hashing the state at hash_index (0 = none) on the threadpool.
-     * hash_h is opened on the loop and ended by the worker, which then clears hash_running; the
-     * result fields are the worker's until hash_done runs on the loop. */
+    /* The hash job (at most one): hashing the state at hash_index on the threadpool, for the
+     * CHECK mark there or (hash_admin) for the admin request admin_token (admin_waiting: not
+     * answered yet; a stop answers it first). hash_job: from begin_job to hash_done. hash_h is
+     * opened on the loop and ended by the worker, which then clears hash_running; the result
+     * fields are the worker's until hash_done runs on the loop. */
     uv_work_t hash_req;
+    bool hash_job, hash_admin, admin_waiting;
+    struct mc_client_token admin_token;
     uint64_t hash_index;
     struct mc_engine_hash *hash_h;
     _Atomic bool hash_running; /* hash_h open (node_check_wait_hash) */
@@ -287,7 +297,8 @@ static void start_round(struct node_check *ck, uint64_t index, uint64_t hash)
 }
 
 /* Test hook: with MC_TEST_CHECK_HASH_DELAY_MS=N (1..60000) in the environment (read once), each
- * state hash for a CHECK mark sleeps N ms first, as a hash of a large engine takes, to check
+ * state hash job (a CHECK mark's or an admin CHECK request's) sleeps N ms first, as a hash of
+ * a large engine takes, to check
  * the loop keeps serving meanwhile (test/integration/test_check_hash.py). Never set
  * MC_TEST_CHECK_HASH_DELAY_MS in production. Unset: 0. */
 static uint64_t hash_test_delay_ms(void)
@@ -308,13 +319,13 @@ static uint64_t hash_test_delay_ms(void)
 bool node_check_pending(struct mc_node *n, uint64_t index)
 {
     struct node_check *ck = n->members_state.check;
-    return ck && index && ck->hash_index == index;
+    return ck && ck->hash_job && !ck->hash_admin && ck->hash_index == index;
 }
 
 bool node_check_hashing(struct mc_node *n)
 {
     struct node_check *ck = n->members_state.check;
-    return ck && ck->hash_index;
+    return ck && ck->hash_job;
 }
 
 /* Worker: hash the state the loop's transaction holds, then close it here (map growth waits for
@@ -338,13 +349,38 @@ static void hash_work(uv_work_t *req)
     node_work_end(n);
 }
 
-/* Loop: the job ended: remember its hash; the leader's own mark starts its round. */
+/* Loop: the admin request's job ended: answer it (unless a stop did). */
+static void admin_done(struct node_check *ck, uint64_t index)
+{
+    MC_INFO("check_request_hashed", "index=%llu hash=%016llx ms=%llu err=%s answered=%s",
+            (unsigned long long)index, (unsigned long long)ck->hash_value,
+            (unsigned long long)ck->hash_ms, ck->hash_rc ? mc_error_name(ck->hash_rc) : "none",
+            ck->admin_waiting ? "now" : "at_stop");
+    if (!ck->admin_waiting) {
+        return;
+    }
+    ck->admin_waiting = false;
+    if (ck->hash_rc) {
+        mc_client_reply_error(&ck->admin_token, ck->hash_rc, ck->hash_err);
+        return;
+    }
+    struct mc_check_result c = {.node_id = ck->n->id, .index = index, .hash = ck->hash_value};
+    struct mc_wbuf *w = mc_client_reply_begin(&ck->admin_token);
+    if (w) {
+        mc_proto_check_put(w, &c);
+    }
+    mc_client_reply_end(&ck->admin_token, 0);
+}
+
+/* Loop: the job ended: answer the admin request, or remember the mark's hash (the leader's own
+ * mark starts its round). */
 static void hash_done(uv_work_t *req, int status)
 {
     struct node_check *ck = req->data;
     struct mc_node *n = ck->n;
     uint64_t index = ck->hash_index;
-    assert(index);
+    bool admin = ck->hash_admin;
+    assert(ck->hash_job);
     if (status == UV_ECANCELED) { /* the worker never ran: nothing closed the transaction */
         mc_engine_hash_end(ck->hash_h);
         ck->hash_h = NULL;
@@ -353,7 +389,13 @@ static void hash_done(uv_work_t *req, int status)
         ck->hash_rc = MC_ESHUTDOWN;
         snprintf(ck->hash_err, sizeof(ck->hash_err), "cancelled");
     }
+    ck->hash_job = false;
+    ck->hash_admin = false;
     ck->hash_index = 0;
+    if (admin) {
+        admin_done(ck, index);
+        return;
+    }
     if (ck->hash_rc) {
         MC_WARN("consistency_check_hash_failed", "index=%llu err=%s detail=\"%s\"",
                 (unsigned long long)index, mc_error_name(ck->hash_rc), ck->hash_err);
@@ -370,52 +412,108 @@ static void hash_done(uv_work_t *req, int status)
     }
 }
 
-/* Loop, right after the mark at index applied: open the transaction there and queue the hash.
- * False when no job started (the mark then answers "no hash"). */
-static bool start_hash(struct node_check *ck, uint64_t index)
+/* Loop: open a hash transaction on the state as of now (*at: its index; it must be want unless
+ * want is 0) and queue the job that runs it (for a mark when admin is NULL, else answering *admin
+ * when it ends). No job runs. 0, or an MC_E* code (no job; its sentence in *why). */
+static int begin_job(struct node_check *ck, uint64_t want, const struct mc_client_token *admin,
+                     uint64_t *at, const char **why)
 {
     struct mc_node *n = ck->n;
-    if (ck->hash_index) {
-        MC_INFO("consistency_check_mark_skipped", "index=%llu hashing=%llu",
-                (unsigned long long)index, (unsigned long long)ck->hash_index);
-        return false;
-    }
-    if (n->stopping || n->fatal) {
-        return false;
-    }
+    assert(!ck->hash_job);
     /* The transaction pins this state while applies go on: room first, so no map growth has to
      * wait for the hash (engine.h). Not while an image copy runs: its read transaction holds the
      * resize lock, and a growth would wait for the whole copy on the loop. */
     if (!n->snapshot_running) {
         mc_engine_reserve_map(n->engine);
     }
-    uint64_t at = 0;
     struct mc_engine_hash *h = NULL;
-    int rc = mc_engine_hash_begin(n->engine, &h, &at);
-    if (rc || at != index) {
-        MC_WARN("consistency_check_hash_failed", "index=%llu at=%llu err=%s detail=\"%s\"",
-                (unsigned long long)index, (unsigned long long)at, mc_error_name(rc),
-                rc ? mc_engine_last_error() : "the engine is not at the mark");
+    int rc = mc_engine_hash_begin(n->engine, &h, at);
+    if (rc || (want && *at != want)) {
+        *why = rc ? mc_engine_last_error() : "the engine is not at the mark";
         mc_engine_hash_end(h);
-        return false;
+        return rc ? rc : MC_EINVAL;
     }
     ck->hash_h = h;
-    ck->hash_index = index;
+    ck->hash_job = true;
+    ck->hash_admin = admin != NULL;
+    ck->hash_index = *at;
     ck->hash_rc = 0;
     ck->hash_err[0] = '\0';
     ck->hash_delay_ms = hash_test_delay_ms(); /* read on the loop: it may log */
     atomic_store(&ck->hash_running, true);
     ck->hash_req.data = ck;
     if (node_queue_work(n, &ck->hash_req, hash_work, hash_done) != 0) {
-        MC_WARN("consistency_check_hash_failed", "index=%llu err=%s detail=\"no job queued\"",
-                (unsigned long long)index, mc_error_name(MC_EIO));
         mc_engine_hash_end(h);
         ck->hash_h = NULL;
+        ck->hash_job = false;
+        ck->hash_admin = false;
         ck->hash_index = 0;
         atomic_store(&ck->hash_running, false);
+        *why = "no job queued";
+        return MC_EIO;
+    }
+    if (admin) {
+        ck->admin_token = *admin;
+        ck->admin_waiting = true;
+    }
+    return 0;
+}
+
+/* Loop, right after the mark at index applied: open the transaction there and queue the hash.
+ * False when no job started (the mark then answers "no hash"). */
+static bool start_hash(struct node_check *ck, uint64_t index)
+{
+    struct mc_node *n = ck->n;
+    if (ck->hash_job) {
+        MC_INFO("consistency_check_mark_skipped", "index=%llu hashing=%llu admin=%d",
+                (unsigned long long)index, (unsigned long long)ck->hash_index, ck->hash_admin);
+        return false;
+    }
+    if (n->stopping || n->fatal) {
+        return false;
+    }
+    uint64_t at = 0;
+    const char *why = "";
+    int rc = begin_job(ck, index, NULL, &at, &why);
+    if (rc) {
+        MC_WARN("consistency_check_hash_failed", "index=%llu at=%llu err=%s detail=\"%s\"",
+                (unsigned long long)index, (unsigned long long)at, mc_error_name(rc), why);
         return false;
     }
     return true;
+}
+
+void node_check_request(struct mc_node *n, const struct mc_client_token *t)
+{
+    struct node_check *ck = get(n);
+    if (!ck) {
+        mc_client_reply_error(t, MC_ENOMEM, NULL);
+        return;
+    }
+    if (ck->hash_job) {
+        mc_client_reply_error(t, MC_EBUSY, "a hash is being computed; retry");
+        return;
+    }
+    if (n->stopping || n->fatal) {
+        mc_client_reply_error(t, MC_ESHUTDOWN, NULL);
+        return;
+    }
+    uint64_t at = 0;
+    const char *why = "";
+    int rc = begin_job(ck, 0, t, &at, &why);
+    if (rc) {
+        MC_WARN("check_request_hash_failed", "err=%s detail=\"%s\"", mc_error_name(rc), why);
+        mc_client_reply_error(t, rc, why);
+    }
+}
+
+void node_check_fail_request(struct mc_node *n, int code)
+{
+    struct node_check *ck = n->members_state.check;
+    if (ck && ck->admin_waiting) {
+        ck->admin_waiting = false;
+        mc_client_reply_error(&ck->admin_token, code, NULL);
+    }
 }
 
 void node_check_wait_hash(struct mc_node *n)
@@ -513,6 +611,8 @@ void node_check_free(struct mc_node *n)
 {
     /* After mc_node_free's wait for jobs: the worker closed the transaction. */
     assert(!n->members_state.check || !n->members_state.check->hash_h);
+    /* A fatal stop leaves the request unanswered, like the node's reads and writes: the process
+     * is exiting. */
     free(n->members_state.check);
     n->members_state.check = NULL;
 }

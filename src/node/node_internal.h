@@ -437,7 +437,13 @@ void node_check_on_peer(struct mc_node *n, uint64_t from, const uint8_t *payload
 void node_check_free(struct mc_node *n);
 /* A state hash job runs for the mark at index (answer "not yet" for it). */
 bool node_check_pending(struct mc_node *n, uint64_t index);
-/* A state hash job exists (from its mark's apply to its end on the loop): no install now. */
+/* The admin CHECK request for the state hash now: hashed by the job off the loop, answered
+ * when it ends (Busy when a job runs already). */
+void node_check_request(struct mc_node *n, const struct mc_client_token *t);
+/* A stop: answer the request still waiting for its job with code. */
+void node_check_fail_request(struct mc_node *n, int code);
+/* A state hash job exists (a mark's or the admin request's, from its start to its end on the
+ * loop): no install now. */
 bool node_check_hashing(struct mc_node *n);
 /* Blocks until no hash job reads the engine (its transaction is closed); for an install that
  * came all the same. Returns at once when none does. */

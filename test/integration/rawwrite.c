@@ -267,11 +267,34 @@ static int saveask(const char *addr)
     return rc == MC_EBUSY ? 0 : 1;
 }
 
+/* check: one CHECK for the state hash now (index 0) and no retry (the CLI retries Busy). Prints
+ * {"status":"...","index":N,"hash":"..."}. */
+static int check(const char *addr)
+{
+    struct mc_proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.request_id = 12;
+    req.op = MC_REQ_CHECK;
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = roundtrip(addr, &req, &body, &blen);
+    struct mc_check_result c;
+    memset(&c, 0, sizeof(c));
+    if (rc == 0) {
+        rc = mc_proto_check_decode(body, blen, &c);
+    }
+    printf("{\"status\":\"%s\",\"index\":%llu,\"hash\":\"%016llx\"}\n", mc_error_name(rc),
+           (unsigned long long)c.index, (unsigned long long)c.hash);
+    free(body);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG | "
-                        "ADDR mkbucket NAME | ADDR bigop BUCKET N_OPS | ADDR saveask\n");
+        fprintf(stderr,
+                "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG | "
+                "ADDR mkbucket NAME | ADDR bigop BUCKET N_OPS | ADDR saveask | ADDR check\n");
         return 2;
     }
     const char *addr = argv[1];
@@ -291,6 +314,9 @@ int main(int argc, char **argv)
                (unsigned long long)sid);
         free(body);
         return rc ? 1 : 0;
+    }
+    if (strcmp(argv[2], "check") == 0 && argc == 3) {
+        return check(addr);
     }
     if (strcmp(argv[2], "saveask") == 0 && argc == 3) {
         return saveask(addr);

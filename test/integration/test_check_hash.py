@@ -3,11 +3,14 @@ state on the threadpool, not on the event loop: while every member's hash is hel
 hook MC_TEST_CHECK_HASH_DELAY_MS, standing in for a large engine), writes keep their normal
 latency, and the round still compares equal hashes once they are done (a member still hashing
 answers "not yet", not "no hash"); and a stop while a hash runs waits for it, then exits
-cleanly."""
+cleanly. The admin CHECK request (`metacenter check`) hashes on the threadpool the same way: writes
+flow while it hashes, and a client gone mid-hash leaves the node serving."""
+import json
 import os
+import subprocess
 import time
 
-from harness import FAST_FLAGS, Cluster, cli, wait_for
+from harness import BIN, FAST_FLAGS, Cluster, cli, rawwrite, wait_for
 
 HASH_DELAY_MS = 3000
 WRITE_MAX_S = 1.0  # a write stuck behind a blocked loop takes the whole delay
@@ -87,4 +90,104 @@ def test_a_stop_waits_for_the_check_hash():
         assert hashed and stopped and hashed[0] < stopped[0], n.log_tail(20)
         assert took >= HASH_DELAY_MS / 1000.0 - 1.5, "the stop did not wait (%.2f s)" % took
     finally:
+        c.close()
+
+
+ADMIN_DELAY_MS = 2000
+
+
+def _hashed_requests(nodes):
+    """Admin CHECK hashes ended, over nodes (node_check.c admin_done)."""
+    return sum(x.log().count("check_request_hashed") for x in nodes)
+
+
+def test_writes_flow_while_metacenter_check_hashes():
+    """`metacenter check` hashes each member off its loop: while a member's hash is held 2 s,
+    writes keep completing under 1 s (the check probes every member in turn, the leader among
+    them), and the check then finds the same hash at the same index on every member. Old code
+    (the hash, and the hook's delay, on the loop): the writes stall while the leader hashes."""
+    os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = str(ADMIN_DELAY_MS)
+    c = Cluster(3, FAST_FLAGS)
+    proc = None
+    try:
+        try:
+            c.start()
+        finally:
+            del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
+        eps = c.endpoints()
+        cli(["--endpoints", eps, "bucket", "create", "hashing"], timeout=30)
+        c.leader()
+        proc = subprocess.Popen([BIN, "--endpoints", eps, "check", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert wait_for(lambda: any("test_hook_check_hash_delay" in x.log() for x in c.nodes),
+                        10), [x.log_tail(10) for x in c.nodes]
+        # Write through the check's first round (every member hashed once, 3 x 2 s); it then
+        # asks again and, with no writes between, finds one index everywhere.
+        bad, n, t0 = [], 0, time.time()
+        while _hashed_requests(c.nodes) < 3 and time.time() - t0 < 15:
+            w0 = time.time()
+            r = cli(["--endpoints", eps, "put", "hashing", "k%03d" % n], check=False, timeout=20)
+            took = time.time() - w0
+            if r.returncode != 0 or took > WRITE_MAX_S:
+                bad.append((n, round(took, 2), r.returncode, r.stderr.strip()[:80]))
+            n += 1
+        assert not bad, "%d of %d writes failed or were slower than %.1f s while hashing: %s" % (
+            len(bad), n, WRITE_MAX_S, bad[:5])
+        assert n >= 10, "only %d writes in the check's first round" % n
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, (proc.returncode, out, err)
+        j = json.loads(out)
+        hashes = {(m["applied_index"], m["state_hash"]) for m in j["members"]}
+        assert j["consistent"] and len(j["members"]) == 3 and len(hashes) == 1, j
+        for node in c.nodes:
+            assert "check_request_hash_failed" not in node.log(), node.log_tail(30)
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        c.close()
+
+
+def test_a_check_request_closed_while_hashing_leaves_the_node_serving():
+    """The client that asked for the hash goes away while it runs: the node answers the dropped
+    request when the job ends, keeps serving, and stops cleanly (the sanitizer build would report
+    a use after free; Cluster.close fails the test on one). A second request while the job runs is
+    Busy (one hash transaction per node); a stop answers a waiting request ShuttingDown."""
+    os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = str(HASH_DELAY_MS)
+    c = Cluster(1, FAST_FLAGS)
+    proc = None
+    try:
+        try:
+            c.start()
+        finally:
+            del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
+        node, eps = c.nodes[0], c.endpoints()
+        cli(["--endpoints", eps, "bucket", "create", "hashing"], timeout=30)
+        proc = subprocess.Popen([BIN, "--endpoints", eps, "check", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert wait_for(lambda: "test_hook_check_hash_delay" in node.log(), 10), node.log_tail(20)
+        busy = rawwrite(node.client, "check")
+        assert busy["status"] == "Busy", busy
+        proc.kill()  # its connection closes with the request unanswered
+        proc.communicate()
+        t0 = time.time()
+        cli(["--endpoints", eps, "put", "hashing", "during"], timeout=20)
+        assert time.time() - t0 < WRITE_MAX_S, "a write waited for the hash"
+        assert wait_for(lambda: "check_request_hashed" in node.log(), 10), node.log_tail(20)
+        again = rawwrite(node.client, "check")
+        assert again["status"] == "OK", again
+        assert node.alive(), node.log_tail(20)
+        cli(["--endpoints", eps, "put", "hashing", "after"], timeout=20)
+        # A stop while a request waits for its hash answers it ShuttingDown, then waits for the job.
+        proc = subprocess.Popen([os.path.join(os.path.dirname(BIN), "rawwrite"), node.client,
+                                 "check"], stdout=subprocess.PIPE, text=True)
+        assert wait_for(lambda: rawwrite(node.client, "check")["status"] == "Busy", 10)
+        node.stop()
+        assert node.proc.returncode == 0, (node.proc.returncode, node.log_tail(20))
+        out, _ = proc.communicate(timeout=10)
+        assert json.loads(out)["status"] == "ShuttingDown", out
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
         c.close()
