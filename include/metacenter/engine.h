@@ -425,8 +425,9 @@ int mc_engine_state_hash(struct mc_engine *eng, uint64_t *hash, uint64_t *applie
  * thread, while applies go on; end closes the handle, on any thread. While a handle is open, a
  * map growth (in an apply) waits for its end: call mc_engine_reserve_map before begin, and end
  * the handle on a thread that does not apply (an apply that waited for its own thread's handle
- * would wait forever). Close no engine with a handle open. begin: 0, MC_ENOMEM, MC_ELIMIT (no
- * reader slot), MC_EIO; run: 0, MC_ECORRUPT, MC_EIO.
+ * would wait forever). Close no engine with a handle open (a debug build asserts; a release build
+ * logs engine_close_while_hashing and waits for the handle's end). begin: 0, MC_ENOMEM,
+ * MC_ELIMIT (no reader slot), MC_EIO; run: 0, MC_ECORRUPT, MC_EIO.
  */
 struct mc_engine_hash;
 int mc_engine_hash_begin(struct mc_engine *eng, struct mc_engine_hash **h, uint64_t *applied_index);

@@ -1081,7 +1081,14 @@ static void wait_for_hashes(struct mc_engine *eng)
     uint64_t t0 = 0;
     pthread_mutex_lock(&eng->pool_lock);
     while (eng->n_hashing > 0) {
-        t0 = t0 ? t0 : mc_mono_ms();
+        if (!t0) {
+            /* Said now, not only at the end: the caller (the loop) is blocked meanwhile, and
+             * the end may come after the election timeouts the stall causes. */
+            t0 = mc_mono_ms();
+            MC_WARN("engine_map_growth_waiting",
+                    "n_hashing=%u reason=\"a state hash is reading; the map grows at its end\"",
+                    eng->n_hashing);
+        }
         pthread_cond_wait(&eng->hashing_done, &eng->pool_lock);
     }
     pthread_mutex_unlock(&eng->pool_lock);

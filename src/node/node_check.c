@@ -38,8 +38,10 @@
     2000 /* members that have not answered by then are unanswered                                  \
           */
 #define CHECK_ROUND_TIMEOUT_MAX_MS 10000
-#define CHECK_RETRY_MS             100  /* a member that has not applied the mark yet: ask again */
-#define CHECK_REQUEST_MS           1000 /* an ask without an answer (frame lost on a reconnect) */
+#define CHECK_ROUND_HASH_MAX_MS    60000 /* the deadline's stretch for slow hashes (start_round) */
+#define CHECK_MARK_LOST_MS         10000 /* a proposed mark neither applied nor hashing: lost */
+#define CHECK_RETRY_MS             100   /* a member that has not applied the mark yet: ask again */
+#define CHECK_REQUEST_MS           1000  /* an ask without an answer (frame lost on a reconnect) */
 #define CHECK_HASH_DELAY_MAX_MS    60000
 #define CHECK_HASH_WAIT_LOG_MS     1000 /* an install waiting for a hash job says so this often */
 
@@ -290,6 +292,12 @@ static void start_round(struct node_check *ck, uint64_t index, uint64_t hash)
     uint64_t timeout_ms = 4 * n->opts.check_interval_ms;
     timeout_ms = timeout_ms < CHECK_ROUND_TIMEOUT_MIN_MS ? CHECK_ROUND_TIMEOUT_MIN_MS : timeout_ms;
     timeout_ms = timeout_ms > CHECK_ROUND_TIMEOUT_MAX_MS ? CHECK_ROUND_TIMEOUT_MAX_MS : timeout_ms;
+    /* The members hash the same state, each after it applied the mark: one that applied it
+     * later, or hashes slower, answers "not yet" meanwhile. Give them twice the leader's own
+     * hash time (up to a minute), or a large engine's rounds would all end "incomplete". */
+    uint64_t hash_wait_ms = 2 * ck->hash_ms;
+    hash_wait_ms = hash_wait_ms > CHECK_ROUND_HASH_MAX_MS ? CHECK_ROUND_HASH_MAX_MS : hash_wait_ms;
+    timeout_ms = timeout_ms < hash_wait_ms ? hash_wait_ms : timeout_ms;
     ck->round_deadline_ms = node_now_ms() + timeout_ms;
     if (ck->n_slots == 0) {
         end_round(ck, false);
@@ -297,9 +305,9 @@ static void start_round(struct node_check *ck, uint64_t index, uint64_t hash)
 }
 
 /* Test hook: with MC_TEST_CHECK_HASH_DELAY_MS=N (1..60000) in the environment (read once), each
- * state hash job (a CHECK mark's or an admin CHECK request's) sleeps N ms first, as a hash of
- * a large engine takes, to check
- * the loop keeps serving meanwhile (test/integration/test_check_hash.py). Never set
+ * state hash job (a CHECK mark's or an admin CHECK request's) sleeps N ms first, as a hash of a
+ * large engine takes, to check the loop keeps serving meanwhile (test/integration/
+ * test_check_hash.py). The sleep counts in the job's hash_ms. Never set
  * MC_TEST_CHECK_HASH_DELAY_MS in production. Unset: 0. */
 static uint64_t hash_test_delay_ms(void)
 {
@@ -316,6 +324,26 @@ static uint64_t hash_test_delay_ms(void)
     return (uint64_t)d;
 }
 
+/* Test hook: with MC_TEST_CHECK_MARK_LOST_MS=N (1..CHECK_MARK_LOST_MS) in the environment (read
+ * once), a proposed mark counts as lost after N ms instead of CHECK_MARK_LOST_MS, so a test sees
+ * a hash outlast it within seconds (test/integration/test_check_hash.py). Loop thread only. Never
+ * set in production. Unset: CHECK_MARK_LOST_MS. */
+static uint64_t mark_lost_ms(void)
+{
+    static int64_t lost_ms = -1; /* -1: not read yet */
+    if (lost_ms < 0) {
+        lost_ms = (int64_t)mc_test_env_u64("MC_TEST_CHECK_MARK_LOST_MS", CHECK_MARK_LOST_MS);
+        if (lost_ms) {
+            MC_WARN("test_hook_check_mark_lost",
+                    "ms=%lld (never set MC_TEST_CHECK_MARK_LOST_MS in production)",
+                    (long long)lost_ms);
+        } else {
+            lost_ms = CHECK_MARK_LOST_MS;
+        }
+    }
+    return (uint64_t)lost_ms;
+}
+
 bool node_check_pending(struct mc_node *n, uint64_t index)
 {
     struct node_check *ck = n->members_state.check;
@@ -328,24 +356,50 @@ bool node_check_hashing(struct mc_node *n)
     return ck && ck->hash_job;
 }
 
+/* Worker, or the loop when the worker never ran: close the job's transaction (map growth and
+ * an install wait for that: engine.h, node_check_wait_hash). */
+static void job_close_txn(struct node_check *ck)
+{
+    mc_engine_hash_end(ck->hash_h);
+    ck->hash_h = NULL;
+    atomic_store(&ck->hash_running, false);
+}
+
+/* Loop: no job exists any more (its transaction is closed). */
+static void job_clear(struct node_check *ck)
+{
+    assert(!ck->hash_h && !atomic_load(&ck->hash_running));
+    ck->hash_job = false;
+    ck->hash_admin = false;
+    ck->hash_index = 0;
+}
+
+/* Loop: the leader's own mark gets no round (it was skipped, or its hash failed): the next mark
+ * comes after the interval, not after the "lost" timeout (node_check_tick). */
+static void mark_no_round(struct node_check *ck)
+{
+    ck->proposed_index = 0;
+    ck->next_ms = node_now_ms() + ck->n->opts.check_interval_ms;
+}
+
 /* Worker: hash the state the loop's transaction holds, then close it here (map growth waits for
- * it: engine.h), and touch nothing of the node after node_work_end. */
+ * it: engine.h), and touch nothing of the node after node_work_end. The thread may be one a
+ * snapshot job niced (snap_work): the hash then yields the CPU to the loops too, and takes
+ * longer on a busy machine (accepted: it is background work; docs/operations.md). */
 static void hash_work(uv_work_t *req)
 {
     struct node_check *ck = req->data;
     struct mc_node *n = ck->n;
+    uint64_t t0 = mc_mono_ms();
     if (ck->hash_delay_ms) {
         usleep((useconds_t)(ck->hash_delay_ms * 1000));
     }
-    uint64_t t0 = mc_mono_ms();
     ck->hash_rc = mc_engine_hash_run(ck->hash_h, &ck->hash_value);
     ck->hash_ms = mc_mono_ms() - t0;
     if (ck->hash_rc) {
         snprintf(ck->hash_err, sizeof(ck->hash_err), "%s", mc_engine_last_error());
     }
-    mc_engine_hash_end(ck->hash_h);
-    ck->hash_h = NULL;
-    atomic_store(&ck->hash_running, false);
+    job_close_txn(ck);
     node_work_end(n);
 }
 
@@ -382,16 +436,12 @@ static void hash_done(uv_work_t *req, int status)
     bool admin = ck->hash_admin;
     assert(ck->hash_job);
     if (status == UV_ECANCELED) { /* the worker never ran: nothing closed the transaction */
-        mc_engine_hash_end(ck->hash_h);
-        ck->hash_h = NULL;
-        atomic_store(&ck->hash_running, false);
+        job_close_txn(ck);
         node_work_end(n);
         ck->hash_rc = MC_ESHUTDOWN;
         snprintf(ck->hash_err, sizeof(ck->hash_err), "cancelled");
     }
-    ck->hash_job = false;
-    ck->hash_admin = false;
-    ck->hash_index = 0;
+    job_clear(ck);
     if (admin) {
         admin_done(ck, index);
         return;
@@ -399,6 +449,9 @@ static void hash_done(uv_work_t *req, int status)
     if (ck->hash_rc) {
         MC_WARN("consistency_check_hash_failed", "index=%llu err=%s detail=\"%s\"",
                 (unsigned long long)index, mc_error_name(ck->hash_rc), ck->hash_err);
+        if (index == ck->proposed_index) {
+            mark_no_round(ck);
+        }
         return;
     }
     MC_DEBUG("consistency_check_hashed", "index=%llu hash=%016llx ms=%llu",
@@ -443,12 +496,8 @@ static int begin_job(struct node_check *ck, uint64_t want, const struct mc_clien
     atomic_store(&ck->hash_running, true);
     ck->hash_req.data = ck;
     if (node_queue_work(n, &ck->hash_req, hash_work, hash_done) != 0) {
-        mc_engine_hash_end(h);
-        ck->hash_h = NULL;
-        ck->hash_job = false;
-        ck->hash_admin = false;
-        ck->hash_index = 0;
-        atomic_store(&ck->hash_running, false);
+        job_close_txn(ck);
+        job_clear(ck);
         *why = "no job queued";
         return MC_EIO;
     }
@@ -490,12 +539,13 @@ void node_check_request(struct mc_node *n, const struct mc_client_token *t)
         mc_client_reply_error(t, MC_ENOMEM, NULL);
         return;
     }
-    if (ck->hash_job) {
-        mc_client_reply_error(t, MC_EBUSY, "a hash is being computed; retry");
-        return;
-    }
+    /* Stopping first: a Busy would have the client retry a node that is going away. */
     if (n->stopping || n->fatal) {
         mc_client_reply_error(t, MC_ESHUTDOWN, NULL);
+        return;
+    }
+    if (ck->hash_job) {
+        mc_client_reply_error(t, MC_EBUSY, "a hash is being computed; retry");
         return;
     }
     uint64_t at = 0;
@@ -504,7 +554,9 @@ void node_check_request(struct mc_node *n, const struct mc_client_token *t)
     if (rc) {
         MC_WARN("check_request_hash_failed", "err=%s detail=\"%s\"", mc_error_name(rc), why);
         mc_client_reply_error(t, rc, why);
+        return;
     }
+    MC_INFO("check_request_started", "index=%llu", (unsigned long long)at);
 }
 
 void node_check_fail_request(struct mc_node *n, int code)
@@ -544,10 +596,7 @@ int node_check_apply(struct mc_node *n, const struct mc_raft_entry *e)
         return 0;
     }
     if (e->index == ck->proposed_index) {
-        /* The leader's own mark has no hash here: no round for it; the next mark comes after the
-         * interval (node_check_tick). */
-        ck->proposed_index = 0;
-        ck->next_ms = node_now_ms() + n->opts.check_interval_ms;
+        mark_no_round(ck); /* the leader's own mark has no hash here */
     }
     return 0;
 }
@@ -599,8 +648,15 @@ void node_check_tick(struct mc_node *n, uint64_t now_ms)
         }
         return;
     }
-    if (ck->proposed_index && now_ms - ck->proposed_ms > CHECK_ROUND_TIMEOUT_MAX_MS) {
-        ck->proposed_index = 0; /* lost with a leader change */
+    /* A mark neither applied nor hashing this long was lost (a leader change dropped it). Not
+     * one whose hash still runs: a large engine's hash takes longer, and a mark proposed
+     * meanwhile would be skipped, leaving no round ever (its hash_done starts the round). */
+    if (ck->proposed_index && now_ms - ck->proposed_ms > mark_lost_ms() &&
+        !node_check_pending(n, ck->proposed_index)) {
+        MC_INFO("consistency_check_mark_lost", "index=%llu proposed_ms_ago=%llu",
+                (unsigned long long)ck->proposed_index,
+                (unsigned long long)(now_ms - ck->proposed_ms));
+        ck->proposed_index = 0;
     }
     if (!ck->proposed_index && now_ms >= ck->next_ms) {
         propose_mark(ck, now_ms);

@@ -255,6 +255,7 @@ struct mc_node {
     uint64_t recv_done_index, recv_done_term; /* last snapshot fully received */
     char recv_done_path[MC_DATADIR_PATH_MAX];
     bool recv_done_prepared;   /* engine.new holds recv_done's image, ready to swap in */
+    uint64_t recv_skips;       /* resends of recv_done's image skipped (node_on_snap_chunk) */
     struct recv_job *recv_job; /* a received image being finished off the loop */
 
     /* Snapshot streamed to a client (`snapshot save`). */

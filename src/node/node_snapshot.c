@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -231,9 +232,10 @@ static void snap_work(uv_work_t *req)
     struct snap_job *j = req->data;
     /* Background work: every replica compacts at about the same index, and on a small machine
      * an image copy competes with the event loops for the CPU. Linux nice is per thread (and
-     * inherited by the copy's helper threads); the pool only ever runs snapshot jobs
-     * (creation, finishing a received image, chunk reads for a send or a save:
-     * node_chunk_read.c), so it stays niced. */
+     * inherited by the copy's helper threads). The thread stays niced after the job: the pool
+     * runs snapshot jobs (creation, finishing a received image, chunk reads for a send or a
+     * save: node_chunk_read.c) and consistency-check hashes (node_check.c), all background
+     * work, so one of those landing here runs niced too (accepted: docs/operations.md). */
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MC_SNAPSHOT_NICE);
     if (j->image && j->copy_abandon) {
         close(j->copy_in); /* the copy gets EPIPE at its first write and ends */
@@ -855,6 +857,7 @@ static void recv_work_done(uv_work_t *req, int status)
     }
     n->recv_done_index = j->index;
     n->recv_done_term = j->term;
+    n->recv_skips = 0;
     n->recv_done_prepared = j->prep_rc == 0;
     snprintf(n->recv_done_path, sizeof(n->recv_done_path), "%s", j->info.path);
     if (j->prep_rc) {
@@ -932,6 +935,18 @@ bool node_snapshot_hold(struct mc_node *n, const struct mc_raft_msg *m, uint64_t
     return true;
 }
 
+/* A chunk of the image this node received whole, verified and has not installed: its file is
+ * still there (or engine.new holds it prepared) and is that size. */
+static bool received_not_installed(struct mc_node *n, uint64_t index, uint64_t term, uint64_t total)
+{
+    if (index <= n->applied_index || index != n->recv_done_index || term != n->recv_done_term ||
+        n->recv) {
+        return false;
+    }
+    struct stat st;
+    return stat(n->recv_done_path, &st) == 0 && (uint64_t)st.st_size == total;
+}
+
 void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size_t len)
 {
     if (len < SNAP_CHUNK_HEADER) {
@@ -950,6 +965,19 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
             send_ack(n, from, index, term, 0, SNAP_ACK_FAILED); /* busy: retried later */
         }
         return; /* this image is being finished: its ack follows */
+    }
+    if (received_not_installed(n, index, term, total)) {
+        /* Its SNAPSHOT message was refused (a check hash or a snapshot job ran: node_snapshot_
+         * received), so the leader sends the image again: skip it to the end rather than receive
+         * it all again. The chunk at the end is acked DONE; the leader sends its SNAPSHOT message
+         * after it, as after any last chunk (an early DONE would end the send without one). */
+        if (off == 0 && (n->recv_skips++ & 63) == 0) { /* one a heartbeat while refused */
+            MC_INFO("snapshot_resend_skipped", "from=%llu index=%llu bytes=%llu skipped=%llu",
+                    (unsigned long long)from, (unsigned long long)index, (unsigned long long)total,
+                    (unsigned long long)n->recv_skips);
+        }
+        send_ack(n, from, index, term, total, off >= total ? SNAP_ACK_DONE : SNAP_ACK_RESEND);
+        return;
     }
     if (n->recv && (n->recv_index != index || n->recv_term != term)) {
         mc_snap_recv_abort(n->recv, true);
@@ -1015,7 +1043,9 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
 bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term)
 {
     /* Not while a consistency-check hash reads the engine an install would close (node_check.c):
-     * the message is dropped, and the leader sends it again after its next probe. */
+     * the message is dropped, and the leader sends the image again after its next probe; that
+     * resend skips to the end (node_on_snap_chunk: received_not_installed), then the message
+     * follows again. */
     return !n->snapshot_running && !n->recv_job && !node_check_hashing(n) &&
            n->recv_done_index == index && n->recv_done_term == term;
 }

@@ -4,7 +4,8 @@ hook MC_TEST_CHECK_HASH_DELAY_MS, standing in for a large engine), writes keep t
 latency, and the round still compares equal hashes once they are done (a member still hashing
 answers "not yet", not "no hash"); and a stop while a hash runs waits for it, then exits
 cleanly. The admin CHECK request (`metacenter check`) hashes on the threadpool the same way: writes
-flow while it hashes, and a client gone mid-hash leaves the node serving."""
+flow while it hashes, and a client gone mid-hash leaves the node serving. A hash that outlasts
+the leader's "mark lost" timeout still concludes its round."""
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import time
 from harness import BIN, FAST_FLAGS, Cluster, cli, rawwrite, wait_for
 
 HASH_DELAY_MS = 3000
-WRITE_MAX_S = 1.0  # a write stuck behind a blocked loop takes the whole delay
+WRITE_MAX_S = 2.0  # a whole CLI process per write; one stuck behind a blocked loop takes ~3 s
 
 
 def _round_lines(node):
@@ -80,20 +81,19 @@ def test_a_stop_waits_for_the_check_hash():
             del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
         n = c.nodes[0]
         assert wait_for(lambda: "test_hook_check_hash_delay" in n.log(), 10), n.log_tail(20)
-        started = time.time()
         n.stop()
-        took = time.time() - started
         assert n.proc.returncode == 0, (n.proc.returncode, n.log_tail(20))
+        # The job's end is logged before the node's stop: the stop waited for it. (No bound on
+        # the stop's duration: how late the hook line is seen here is up to the machine's load.)
         lines = n.log().splitlines()
         hashed = [i for i, ln in enumerate(lines) if "consistency_check_hashed" in ln]
         stopped = [i for i, ln in enumerate(lines) if "node_stopped" in ln]
         assert hashed and stopped and hashed[0] < stopped[0], n.log_tail(20)
-        assert took >= HASH_DELAY_MS / 1000.0 - 1.5, "the stop did not wait (%.2f s)" % took
     finally:
         c.close()
 
 
-ADMIN_DELAY_MS = 2000
+ADMIN_DELAY_MS = 3000  # above WRITE_MAX_S: a write stalled by it is told apart
 
 
 def _hashed_requests(nodes):
@@ -102,8 +102,8 @@ def _hashed_requests(nodes):
 
 
 def test_writes_flow_while_metacenter_check_hashes():
-    """`metacenter check` hashes each member off its loop: while a member's hash is held 2 s,
-    writes keep completing under 1 s (the check probes every member in turn, the leader among
+    """`metacenter check` hashes each member off its loop: while a member's hash is held 3 s,
+    writes keep completing under 2 s (the check probes every member in turn, the leader among
     them), and the check then finds the same hash at the same index on every member. Old code
     (the hash, and the hook's delay, on the loop): the writes stall while the leader hashes."""
     os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = str(ADMIN_DELAY_MS)
@@ -121,10 +121,10 @@ def test_writes_flow_while_metacenter_check_hashes():
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert wait_for(lambda: any("test_hook_check_hash_delay" in x.log() for x in c.nodes),
                         10), [x.log_tail(10) for x in c.nodes]
-        # Write through the check's first round (every member hashed once, 3 x 2 s); it then
+        # Write through the check's first round (every member hashed once, 3 x 3 s); it then
         # asks again and, with no writes between, finds one index everywhere.
         bad, n, t0 = [], 0, time.time()
-        while _hashed_requests(c.nodes) < 3 and time.time() - t0 < 15:
+        while _hashed_requests(c.nodes) < 3 and time.time() - t0 < 20:
             w0 = time.time()
             r = cli(["--endpoints", eps, "put", "hashing", "k%03d" % n], check=False, timeout=20)
             took = time.time() - w0
@@ -133,7 +133,7 @@ def test_writes_flow_while_metacenter_check_hashes():
             n += 1
         assert not bad, "%d of %d writes failed or were slower than %.1f s while hashing: %s" % (
             len(bad), n, WRITE_MAX_S, bad[:5])
-        assert n >= 10, "only %d writes in the check's first round" % n
+        assert n >= 8, "only %d writes in the check's first round" % n
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, (proc.returncode, out, err)
         j = json.loads(out)
@@ -179,9 +179,15 @@ def test_a_check_request_closed_while_hashing_leaves_the_node_serving():
         assert node.alive(), node.log_tail(20)
         cli(["--endpoints", eps, "put", "hashing", "after"], timeout=20)
         # A stop while a request waits for its hash answers it ShuttingDown, then waits for the job.
+        # Probed once its job has started (logged): a probe sent before could start the hash
+        # itself, and the request under test would be the one answered Busy.
+        started = node.log().count("check_request_started")
         proc = subprocess.Popen([os.path.join(os.path.dirname(BIN), "rawwrite"), node.client,
                                  "check"], stdout=subprocess.PIPE, text=True)
-        assert wait_for(lambda: rawwrite(node.client, "check")["status"] == "Busy", 10)
+        assert wait_for(lambda: node.log().count("check_request_started") > started, 10), \
+            node.log_tail(20)
+        busy = rawwrite(node.client, "check")
+        assert busy["status"] == "Busy", busy
         node.stop()
         assert node.proc.returncode == 0, (node.proc.returncode, node.log_tail(20))
         out, _ = proc.communicate(timeout=10)
@@ -190,4 +196,29 @@ def test_a_check_request_closed_while_hashing_leaves_the_node_serving():
         if proc and proc.poll() is None:
             proc.kill()
             proc.communicate()
+        c.close()
+
+
+def test_a_hash_longer_than_the_lost_timeout_concludes_its_round():
+    """The leader counts a proposed mark as lost after a timeout (10 s; 500 ms here through the
+    test hook MC_TEST_CHECK_MARK_LOST_MS), but not while that mark's own hash still runs (2.5 s
+    here): the round starts when the hash ends. Before, the timeout expired the mark mid-hash,
+    the next mark applied while it ran and was skipped, and no round ever concluded."""
+    os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = "2500"
+    os.environ["MC_TEST_CHECK_MARK_LOST_MS"] = "500"
+    c = Cluster(1, FAST_FLAGS + ["--check-interval-ms", "300"])
+    try:
+        try:
+            c.start()
+        finally:
+            del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
+            del os.environ["MC_TEST_CHECK_MARK_LOST_MS"]
+        n = c.nodes[0]
+        assert wait_for(lambda: "test_hook_check_hash_delay" in n.log(), 10), n.log_tail(20)
+        # One hash takes 2.5 s: a round by then, or two, whatever the start's timing.
+        assert wait_for(lambda: _round_lines(n), 10), n.log_tail(30)
+        assert "result=ok" in _round_lines(n)[0], _round_lines(n)
+        assert "test_hook_check_mark_lost" in n.log(), n.log_tail(30)
+        assert "consistency_check_mark_lost" not in n.log(), n.log_tail(30)
+    finally:
         c.close()

@@ -182,3 +182,59 @@ def test_an_image_being_sent_is_not_pruned_while_newer_images_are_made():
                                               n1.log()), 10), n1.log_tail(30)
     finally:
         del os.environ["MC_TEST_SNAP_READ_DELAY_MS"]
+
+
+def test_an_image_refused_while_a_hash_runs_is_not_received_again():
+    """A learner's whole image arrives while a state hash runs there (an admin CHECK request,
+    held 6 s by MC_TEST_CHECK_HASH_DELAY_MS, started while the image's finish is held 3 s by
+    MC_TEST_SNAP_FINISH_DELAY_MS): the leader's SNAPSHOT message is refused (no install under the
+    hash's transaction), so the leader sends the image again. The learner skips that resend to
+    its end (`snapshot_resend_skipped`: the file is complete and verified) instead of receiving
+    the whole image again, and installs it once the hash is over. Before, every resend was
+    received and finished again from offset 0 (a second `snapshot_receive_started`); acking
+    DONE at the resend's first chunk instead never installs an image this size (the leader
+    sends its SNAPSHOT message only after the last chunk)."""
+    import subprocess
+    from harness import BIN
+    with Cluster(1, FLAGS) as c:
+        n1 = c.nodes[0]
+        c.leader()
+        cli(["bench", "load", "--objects", "20000", "--endpoints", n1.client, "--connections",
+             "2", "--pipeline", "16"], timeout=120)
+        os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"] = "3000"
+        os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = "6000"
+        try:
+            n2 = add_joiner(c, 2)
+        finally:
+            del os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"]
+            del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
+        proc = None
+        try:
+            cli(["--endpoints", n1.client, "cluster", "add", "2", n2.peer, "--learner",
+                 "--client-addr", n2.client])
+            finishing = re.compile(r"msg=snapshot_receive_finishing index=(\d+) bytes=(\d+)")
+            assert wait_for(lambda: finishing.search(n2.log()), 30), n2.log_tail(30)
+            index, size = (int(x) for x in finishing.search(n2.log()).groups())
+            # Larger than the leader's send window: an ack of DONE at the resend's first chunk
+            # would end the send before its SNAPSHOT message goes out (no install, ever).
+            assert size > 6 << 20, "an image of %d bytes is too small" % size
+            # The hash starts while the finish is held, and outlasts it by about 3 s.
+            proc = subprocess.Popen([os.path.join(os.path.dirname(BIN), "rawwrite"), n2.client,
+                                     "check"], stdout=subprocess.PIPE, text=True)
+            assert wait_for(lambda: "check_request_started" in n2.log(), 10), n2.log_tail(30)
+            installed = "msg=snapshot_installed index=%d " % index
+            assert wait_for(lambda: installed in n2.log(), 30), n2.log_tail(30)
+            log = n2.log()
+            started = re.findall(r"msg=snapshot_receive_started from=1 index=%d " % index, log)
+            assert len(started) == 1, "the image was received %d times: %s" % (
+                len(started), n2.log_tail(30))
+            # The scenario did happen: the message was refused, the resend skipped.
+            assert "msg=snapshot_resend_skipped from=1 index=%d " % index in log, n2.log_tail(30)
+            assert log.index("check_request_started") < log.index("msg=snapshot_received "), \
+                n2.log_tail(30)
+            proc.communicate(timeout=30)  # (rawwrite's own deadline may end it first)
+            assert wait_for(lambda: count_keys(n2) == 20000, 30), count_keys(n2)
+        finally:
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.communicate()
