@@ -21,9 +21,9 @@
  * follower serves linearizable reads through ReadIndex, stale ones locally).
  *
  * Retries. NotLeader, Unavailable, ShuttingDown, SlowDown, StaleRead and connection loss
- * are retried with exponential backoff until the request's timeout. A write keeps its
- * (session, seq) across retries, so the cluster applies it at most once: the client
- * registers a session lazily on the first write and numbers its writes 1, 2, ...
+ * are retried with exponential backoff until the request's timeout (not with opts.no_retry).
+ * A write keeps its (session, seq) across retries, so the cluster applies it at most once: the
+ * client registers a session lazily on the first write and numbers its writes 1, 2, ...
  * A server's Timeout on a write (its commit wait expired; the entry may still commit) is
  * retried the same way: the resend gets the session's cached result if it committed.
  *
@@ -130,6 +130,12 @@ struct mc_client_opts {
                                   mc_client_open only (members learned later from leader
                                   hints are checked by name): for the node's own loopback
                                   clients (HTTP layer); never for remote use */
+    /* A request's first failed attempt is final: a lost or refused connection completes it with
+     * MC_EIO (a write that went out: outcome unknown), a retriable answer (NotLeader, Unavailable,
+     * ShuttingDown, SlowDown, StaleRead, a write's Timeout) with that answer, instead of a retry
+     * until its deadline. For a caller that asks one member and handles a failure itself (the
+     * CLI's `check`: a member that stops mid-hash is reported, not waited for). Default false. */
+    bool no_retry;
 };
 #define MC_CLIENT_TOKEN_MAX 256
 
@@ -152,6 +158,10 @@ const char *mc_client_endpoint_addr(const struct mc_client *c, int index);
 int mc_client_leader_index(const struct mc_client *c);
 /* The session id (0 until the first write registered one). */
 uint64_t mc_client_session_id(const struct mc_client *c);
+/* The deadline of the requests submitted from now on (opts.request_timeout_ms; 0 = the default
+ * 5000 ms): one client (one connection, one TLS handshake) for a quick probe, then a long wait.
+ * Requests already submitted keep theirs. */
+void mc_client_set_request_timeout(struct mc_client *c, uint32_t ms);
 
 /* ---- async API ---- */
 

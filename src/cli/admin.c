@@ -11,6 +11,7 @@
 #include "metacenter/client.h"
 #include "metacenter/error.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <fcntl.h>
@@ -82,22 +83,47 @@ static int parse_id(const struct mc_cli *cli, const char *s, uint64_t *id)
     return 0;
 }
 
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 /* Per-member probes use a short deadline so one dead node does not stall the whole command. */
 #define PROBE_TIMEOUT_MS 1000
+
+/* Opens a client of the member at addr (its client address) whose requests get timeout_ms, or
+ * --timeout-ms when shorter. no_retry: a request's first failed attempt is final (client.h). */
+static int open_probe(struct mc_cli *cli, const char *addr, uint64_t timeout_ms, bool no_retry,
+                      struct mc_client **c)
+{
+    *c = NULL;
+    if (!addr || !*addr) {
+        return MC_ENOTFOUND;
+    }
+    struct mc_client_opts o;
+    mc_cli_client_opts(cli, &o);
+    if (cli->timeout_ms && cli->timeout_ms < timeout_ms) {
+        timeout_ms = cli->timeout_ms;
+    }
+    assert(timeout_ms > 0 && timeout_ms <= UINT32_MAX);
+    o.request_timeout_ms = (uint32_t)timeout_ms;
+    if (o.connect_timeout_ms > o.request_timeout_ms) {
+        o.connect_timeout_ms = o.request_timeout_ms;
+    }
+    o.no_retry = no_retry;
+    int rc = mc_client_open(addr, &o, c);
+    if (rc != 0) {
+        *c = NULL;
+    }
+    return rc;
+}
 
 /* Asks the member at addr (its client address) for its own status. */
 static int probe_status(struct mc_cli *cli, const char *addr, struct mc_cluster_status *out)
 {
-    if (!addr || !*addr) {
-        return MC_ENOTFOUND;
-    }
-    uint64_t saved = cli->timeout_ms;
-    if (!cli->timeout_ms || cli->timeout_ms > PROBE_TIMEOUT_MS) {
-        cli->timeout_ms = PROBE_TIMEOUT_MS;
-    }
     struct mc_client *c = NULL;
-    int rc = mc_cli_client_open(cli, addr, &c);
-    cli->timeout_ms = saved;
+    int rc = open_probe(cli, addr, PROBE_TIMEOUT_MS, false, &c);
     if (rc == 0) {
         rc = mc_client_cluster_status(c, 0, out);
         mc_client_close(c);
@@ -108,13 +134,8 @@ static int probe_status(struct mc_cli *cli, const char *addr, struct mc_cluster_
 static int probe_check(struct mc_cli *cli, const char *addr, uint64_t index,
                        struct mc_check_result *out)
 {
-    uint64_t saved = cli->timeout_ms;
-    if (!cli->timeout_ms || cli->timeout_ms > PROBE_TIMEOUT_MS) {
-        cli->timeout_ms = PROBE_TIMEOUT_MS;
-    }
     struct mc_client *c = NULL;
-    int rc = mc_cli_client_open(cli, addr, &c);
-    cli->timeout_ms = saved;
+    int rc = open_probe(cli, addr, PROBE_TIMEOUT_MS, false, &c);
     if (rc == 0) {
         rc = mc_client_check(c, 0, index, out);
         mc_client_close(c);
@@ -123,39 +144,40 @@ static int probe_check(struct mc_cli *cli, const char *addr, uint64_t index,
 }
 
 /* A member's state hash is a whole-engine scan (off the member's loop): seconds at 1M objects,
- * so it gets this long unless --timeout says otherwise. The member is pinged first with the probe
- * deadline: a dead one still costs PROBE_TIMEOUT_MS only. Busy (the member hashes already, for
- * its automatic check or another request) is retried until then. */
+ * so it gets this long unless --timeout-ms says otherwise. The member is pinged first with the
+ * probe deadline: a dead or wedged one still costs PROBE_TIMEOUT_MS at most. Busy (the member
+ * hashes already, for its automatic check or another request) is retried until then; each try
+ * gets the time left. The requests are not retried by the client (no_retry): a member that
+ * stops (ShuttingDown), dies or restarts while it hashes is reported at once, not retried (the
+ * hash it was asked for is gone) until the deadline. */
 #define CHECK_HASH_TIMEOUT_MS 120000
 #define CHECK_BUSY_PAUSE_MS   100
 
+/* Returns 0 (out filled), MC_EBUSY when the member stayed busy until the deadline, or the error
+ * that ended the probe (MC_EIO: connection lost or refused; MC_ESHUTDOWN; MC_ETIMEOUT...). */
 static int probe_hash(struct mc_cli *cli, const char *addr, struct mc_check_result *out)
 {
-    uint64_t saved = cli->timeout_ms;
-    if (!cli->timeout_ms || cli->timeout_ms > PROBE_TIMEOUT_MS) {
-        cli->timeout_ms = PROBE_TIMEOUT_MS;
-    }
     struct mc_client *c = NULL;
-    int rc = mc_cli_client_open(cli, addr, &c);
+    int rc = open_probe(cli, addr, PROBE_TIMEOUT_MS, true, &c);
     if (rc == 0) {
         struct mc_ping_info ping;
         rc = mc_client_ping(c, 0, &ping);
-        mc_client_close(c);
-        c = NULL;
     }
-    cli->timeout_ms = saved ? saved : CHECK_HASH_TIMEOUT_MS;
-    uint64_t deadline_ms = mc_mono_ms() + cli->timeout_ms;
-    if (rc == 0) {
-        rc = mc_cli_client_open(cli, addr, &c);
-    }
-    cli->timeout_ms = saved;
+    uint64_t deadline_ms =
+        mc_mono_ms() + (cli->timeout_ms ? cli->timeout_ms : CHECK_HASH_TIMEOUT_MS);
     while (rc == 0) {
+        uint64_t now = mc_mono_ms();
+        if (now >= deadline_ms) {
+            rc = MC_ETIMEOUT;
+            break;
+        }
+        mc_client_set_request_timeout(c, (uint32_t)(deadline_ms - now));
         rc = mc_client_check(c, 0, 0, out);
         if (rc != MC_EBUSY || mc_mono_ms() + CHECK_BUSY_PAUSE_MS >= deadline_ms) {
             break;
         }
-        struct timespec ts = {0, CHECK_BUSY_PAUSE_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        sleep_ms(CHECK_BUSY_PAUSE_MS);
+        rc = 0;
     }
     if (c) {
         mc_client_close(c);
@@ -194,11 +216,10 @@ static void fill_addresses(struct mc_cli *cli, struct mc_cluster_status *st)
             }
         }
         if (len > 0 && len < sizeof(addr) && !known) {
-            uint64_t saved = cli->timeout_ms;
-            cli->timeout_ms = PROBE_TIMEOUT_MS;
             struct mc_client *c = NULL;
             struct mc_ping_info p;
-            if (mc_cli_client_open(cli, addr, &c) == 0 && mc_client_ping(c, 0, &p) == 0) {
+            if (open_probe(cli, addr, PROBE_TIMEOUT_MS, false, &c) == 0 &&
+                mc_client_ping(c, 0, &p) == 0) {
                 for (uint32_t i = 0; i < st->n_members && i < MC_CLUSTER_MAX_MEMBERS; i++) {
                     if (st->members[i].id == p.node_id && !st->members[i].client_addr[0]) {
                         snprintf(st->members[i].client_addr, MC_ADDR_MAX, "%s", addr);
@@ -208,7 +229,6 @@ static void fill_addresses(struct mc_cli *cli, struct mc_cluster_status *st)
             if (c) {
                 mc_client_close(c);
             }
-            cli->timeout_ms = saved;
         }
         eps += len + (eps[len] == ',');
     }
@@ -378,12 +398,6 @@ out:
     return ec;
 }
 
-static void sleep_ms(uint64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -548,6 +562,7 @@ static int check_servers(struct mc_cli *cli)
     uint32_t n = st->n_members < MC_CLUSTER_MAX_MEMBERS ? st->n_members : MC_CLUSTER_MAX_MEMBERS;
     struct mc_check_result res[MC_CLUSTER_MAX_MEMBERS];
     bool ok[MC_CLUSTER_MAX_MEMBERS];
+    int why[MC_CLUSTER_MAX_MEMBERS]; /* probe_hash's code: 0, or why there is no hash */
     bool same_index = false;
     for (int round = 0; round < CHECK_ROUNDS && !same_index; round++) {
         if (round > 0) {
@@ -559,7 +574,8 @@ static int check_servers(struct mc_cli *cli)
         bool first = true;
         for (uint32_t i = 0; i < n; i++) {
             memset(&res[i], 0, sizeof(res[i]));
-            ok[i] = probe_hash(cli, st->members[i].client_addr, &res[i]) == 0;
+            why[i] = probe_hash(cli, st->members[i].client_addr, &res[i]);
+            ok[i] = why[i] == 0;
             if (!ok[i]) {
                 continue;
             }
@@ -571,9 +587,10 @@ static int check_servers(struct mc_cli *cli)
             }
         }
     }
-    uint32_t reachable = 0;
+    uint32_t reachable = 0, busy = 0;
     bool consistent = same_index;
     for (uint32_t i = 0; i < n; i++) {
+        busy += why[i] == MC_EBUSY;
         if (ok[i]) {
             reachable++;
             for (uint32_t j = 0; j < i; j++) {
@@ -617,12 +634,13 @@ static int check_servers(struct mc_cli *cli)
             char hex[17];
             snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)res[i].hash);
             json_array_append_new(
-                members, json_pack("{s:I, s:s, s:b, s:o, s:o, s:b}", "id",
+                members, json_pack("{s:I, s:s, s:b, s:o, s:o, s:b, s:o}", "id",
                                    (json_int_t)st->members[i].id, "address",
                                    st->members[i].client_addr, "reachable", ok[i], "applied_index",
                                    ok[i] ? json_integer((json_int_t)res[i].index) : json_null(),
                                    "state_hash", ok[i] ? json_string(hex) : json_null(), "differs",
-                                   differs[i]));
+                                   differs[i], "error",
+                                   ok[i] ? json_null() : json_string(mc_error_name(why[i]))));
         }
         ec = print_json(json_pack("{s:b, s:o}", "consistent", consistent && reachable == n,
                                   "members", members));
@@ -633,9 +651,13 @@ static int check_servers(struct mc_cli *cli)
                        (unsigned long long)st->members[i].id, st->members[i].client_addr,
                        (unsigned long long)res[i].index, (unsigned long long)res[i].hash,
                        differs[i] ? "  DIFFERS" : "");
+            } else if (why[i] == MC_EBUSY) {
+                printf("member %llu  %s  busy (hashing for the automatic check or another "
+                       "request)\n",
+                       (unsigned long long)st->members[i].id, st->members[i].client_addr);
             } else {
-                printf("member %llu  %s  unreachable\n", (unsigned long long)st->members[i].id,
-                       st->members[i].client_addr);
+                printf("member %llu  %s  unreachable (%s)\n", (unsigned long long)st->members[i].id,
+                       st->members[i].client_addr, mc_error_name(why[i]));
             }
         }
     }
@@ -648,9 +670,14 @@ static int check_servers(struct mc_cli *cli)
         } else if (!consistent) {
             ec = mc_cli_fail(MC_EBUSY, "replicas kept applying; no common applied index to "
                                        "compare (retry when writes pause)");
-        } else if (reachable < n) {
-            ec = mc_cli_fail(MC_EUNAVAIL, "%u of %u members unreachable; checked the others",
-                             n - reachable, n);
+        } else if (reachable + busy < n) {
+            ec = mc_cli_fail(MC_EUNAVAIL, "%u of %u members unreachable%s; checked the others",
+                             n - reachable - busy, n, busy ? " (and some busy)" : "");
+        } else if (busy) {
+            ec = mc_cli_fail(MC_EBUSY,
+                             "%u of %u members stayed busy hashing until the deadline; checked "
+                             "the others (retry, or a longer --timeout-ms)",
+                             busy, n);
         } else if (!cli->json) {
             printf("consistent: %u members agree\n", n);
         }

@@ -52,10 +52,13 @@ int mc_cli_offline_open(struct mc_cli *cli, bool mutating);
  * non-empty dir without the marker. 0 or a code with mc_cli_be_errmsg() set. */
 int mc_cli_offline_prepare(const char *dir);
 
-/* Server mode helpers (remote.c): the endpoint list in use; a client opened with the CLI's
- * timeout and consistency flags; the explanation of a failed client call (sets errmsg). */
+/* Server mode helpers (remote.c): the endpoint list in use; the client options of the CLI's
+ * timeout, consistency, token and TLS flags, and a client opened with them; the explanation of a
+ * failed client call (sets errmsg). */
 struct mc_client;
+struct mc_client_opts;
 const char *mc_cli_endpoints(const struct mc_cli *cli);
+void mc_cli_client_opts(const struct mc_cli *cli, struct mc_client_opts *o);
 int mc_cli_client_open(struct mc_cli *cli, const char *endpoints, struct mc_client **out);
 int mc_cli_client_error(const struct mc_cli *cli, struct mc_client *c, int rc);
 

@@ -13,22 +13,27 @@ const char *mc_cli_endpoints(const struct mc_cli *cli)
     return cli->endpoints ? cli->endpoints : MC_CLI_DEFAULT_ENDPOINT;
 }
 
+void mc_cli_client_opts(const struct mc_cli *cli, struct mc_client_opts *o)
+{
+    mc_client_opts_default(o);
+    if (cli->timeout_ms) {
+        o->request_timeout_ms = (uint32_t)cli->timeout_ms;
+        if (o->connect_timeout_ms > o->request_timeout_ms) {
+            o->connect_timeout_ms = o->request_timeout_ms;
+        }
+    }
+    o->read.consistency = cli->stale ? MC_CONSISTENCY_STALE : MC_CONSISTENCY_LINEARIZABLE;
+    o->read.max_staleness_ms = (uint32_t)cli->max_staleness_ms;
+    o->token = cli->token;
+    o->tls_ca_file = cli->cacert;
+    o->tls_cert_file = cli->cert;
+    o->tls_key_file = cli->key;
+}
+
 int mc_cli_client_open(struct mc_cli *cli, const char *endpoints, struct mc_client **out)
 {
     struct mc_client_opts o;
-    mc_client_opts_default(&o);
-    if (cli->timeout_ms) {
-        o.request_timeout_ms = (uint32_t)cli->timeout_ms;
-        if (o.connect_timeout_ms > o.request_timeout_ms) {
-            o.connect_timeout_ms = o.request_timeout_ms;
-        }
-    }
-    o.read.consistency = cli->stale ? MC_CONSISTENCY_STALE : MC_CONSISTENCY_LINEARIZABLE;
-    o.read.max_staleness_ms = (uint32_t)cli->max_staleness_ms;
-    o.token = cli->token;
-    o.tls_ca_file = cli->cacert;
-    o.tls_cert_file = cli->cert;
-    o.tls_key_file = cli->key;
+    mc_cli_client_opts(cli, &o);
     int rc = mc_client_open(endpoints, &o, out);
     if (rc != 0) {
         *out = NULL;

@@ -782,6 +782,13 @@ size_t mc_client_pending(const struct mc_client *c)
     return c->pending - (c->probe_ep >= 0); /* the caller's requests, not our LEADER one */
 }
 
+void mc_client_set_request_timeout(struct mc_client *c, uint32_t ms)
+{
+    struct mc_client_opts d;
+    mc_client_opts_default(&d);
+    c->opts.request_timeout_ms = ms ? ms : d.request_timeout_ms;
+}
+
 const struct mc_client_error *mc_client_last_error(const struct mc_client *c)
 {
     return &c->last_error;
@@ -1167,6 +1174,17 @@ static void leader_probe_done(struct mc_client *c, struct req *r,
     c->probe_next_ms = now + LEADER_REFRESH_MS;
 }
 
+/* opts.no_retry: the attempt of r at endpoint i failed (why) for want of a connection; it ends
+ * here (a write that went out: outcome unknown). */
+static void fail_final(struct mc_client *c, struct req *r, int i, const char *why)
+{
+    char msg[MC_ADDR_MAX + 128];
+    snprintf(msg, sizeof(msg), "connection to %s failed: %.100s", c->eps[i].addr, why);
+    struct mc_client_result res = {
+        .status = MC_EIO, .outcome_unknown = r->maybe_applied, .message = msg, .endpoint = i};
+    complete(c, r, &res);
+}
+
 /* Send r to an endpoint (or park it until one is usable). */
 static void route(struct mc_client *c, struct req *r, uint64_t now)
 {
@@ -1187,9 +1205,14 @@ static void route(struct mc_client *c, struct req *r, uint64_t now)
     }
     struct ep *e = &c->eps[i];
     if (e->fd < 0 && ep_connect(c, i, now) != 0) {
+        const char *why = strerror(errno);
         e->failures++;
         e->retry_at_ms = now + backoff_ms(c, e->failures);
         r->attempts++;
+        if (c->opts.no_retry) {
+            fail_final(c, r, i, why);
+            return;
+        }
         requeue(c, r, now + backoff_ms(c, r->attempts));
         return;
     }
@@ -1238,6 +1261,10 @@ static void ep_fail(struct mc_client *c, int i, const char *why)
         }
         r->attempts++;
         r->maybe_applied = r->maybe_applied || r->is_write;
+        if (c->opts.no_retry) {
+            fail_final(c, r, i, why);
+            continue;
+        }
         requeue(c, r, now);
     }
     if (was_leader) {
@@ -1555,7 +1582,7 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
     if (r->is_write && h->status == MC_ETIMEOUT) {
         /* The server's commit wait expired: the entry was proposed and may still commit. */
         r->maybe_applied = true;
-        if (r->lane >= 0 && now < r->deadline_ms) {
+        if (r->lane >= 0 && now < r->deadline_ms && !c->opts.no_retry) {
             /* Resend under the same (session, seq): answered from the session's result cache
              * if it committed, applied once if it did not (thesis §6.3). */
             requeue(c, r, now + backoff_ms(c, ++r->attempts));
@@ -1563,7 +1590,8 @@ static void on_frame(struct mc_client *c, int i, const struct mc_proto_header *h
         }
     }
     bool pinned = r->pin >= 0;
-    if (retriable(h->status) && !(pinned && h->status == MC_ENOTLEADER) && now < r->deadline_ms) {
+    if (retriable(h->status) && !(pinned && h->status == MC_ENOTLEADER) && now < r->deadline_ms &&
+        !c->opts.no_retry) {
         uint64_t at = now + backoff_ms(c, ++r->attempts);
         if (h->status == MC_ENOTLEADER) {
             int li = -1;

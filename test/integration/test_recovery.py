@@ -354,8 +354,8 @@ def test_an_image_failed_after_a_hand_off_is_retried_after_the_backoff_without_a
     then, and never with another hand-off (node_snapshot.c image_after_handoff: image_as_leader
     stays set until an image succeeds). Here its first two images fail at their start (test hook
     MC_TEST_IMAGE_FAIL_FIRST=2) and the backoff starts at 1 s (MC_TEST_IMAGE_BACKOFF_MS): the
-    first, after the hand-off, as a follower; leadership is then given back to it, so its
-    retries fall due as leader: the second fails 1 s later, the third is made 2 s after that, as
+    first, after the hand-off, as a follower; leadership is then given back to it (the test
+    waits for the transfer to end), so its retries fall due as leader: the second fails 1 s later, the third is made 2 s after that, as
     leader, and no hand-off came in between. Writes go on meanwhile (a retry waits for a
     snapshot point: every 20 entries here)."""
     backoff = 1000
@@ -376,6 +376,10 @@ def test_an_image_failed_after_a_hand_off_is_retried_after_the_backoff_without_a
                 assert wait_for(lambda: failed(), 40), first.log_tail(30)
                 assert failed()[0][2]["role"] == "follower", image_events(first)
                 cli(["--endpoints", c.endpoints(), "cluster", "transfer-leader", str(first.id)])
+                # Its OK means the transfer started: wait for it to end, as the retry's role
+                # (asserted below) depends on it.
+                assert wait_for(lambda: c.leader(timeout=5) is first, 5), \
+                    "leadership did not come back to %d" % first.id
 
                 def made():
                     return any(e[1] == "snapshot_created" for e in image_events(first))

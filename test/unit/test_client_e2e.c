@@ -420,6 +420,76 @@ Test(client_e2e, timeouts)
     th_stop(s, NULL);
 }
 
+static int dead_port(void);
+
+/* A client of addr with a 10 s request timeout and opts.no_retry. */
+static struct mc_client *open_no_retry(const char *addr)
+{
+    struct mc_client_opts o;
+    mc_client_opts_default(&o);
+    o.request_timeout_ms = 10000;
+    o.no_retry = true;
+    struct mc_client *c = NULL;
+    cr_assert_eq(mc_client_open(addr, &o, &c), 0);
+    return c;
+}
+
+/* Polls c until one_cb ran (at most 5 s); returns the ms it took. */
+static uint64_t wait_one(struct mc_client *c)
+{
+    uint64_t t0 = mc_mono_ms();
+    while (g_status == 1 && mc_mono_ms() - t0 < 5000) {
+        mc_client_poll(c, 50);
+    }
+    return mc_mono_ms() - t0;
+}
+
+Test(client_e2e, no_retry_ends_a_request_at_the_members_stop)
+{
+    /* The member stops while it holds the request (ShuttingDown, then the connection closes):
+     * final at once (without no_retry: retried against the closed port until the deadline). */
+    struct th_server *s = ct_start((struct th_opts){.blackhole = true});
+    struct mc_client *c = open_no_retry(th_addr(s));
+    g_status = 1;
+    cr_assert_eq(mc_client_check_async(c, 0, 0, one_cb, NULL), 0);
+    for (int i = 0; i < 100 && th_requests(s) == 0; i++) {
+        mc_client_poll(c, 20);
+    }
+    cr_assert_eq(th_requests(s), 1);
+    th_stop(s, NULL);
+    uint64_t took = wait_one(c);
+    cr_assert(g_status == MC_ESHUTDOWN || g_status == MC_EIO, "status %d", g_status);
+    cr_assert_lt(took, 2000, "took %llu ms", (unsigned long long)took);
+    mc_client_close(c);
+}
+
+Test(client_e2e, no_retry_ends_a_request_to_a_closed_port)
+{
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", dead_port());
+    struct mc_client *c = open_no_retry(addr);
+    struct mc_ping_info p;
+    uint64_t t0 = mc_mono_ms();
+    cr_assert_eq(mc_client_ping(c, 0, &p), MC_EIO);
+    cr_assert_lt(mc_mono_ms() - t0, 2000);
+    cr_assert(strstr(mc_client_last_error(c)->message, "connection to 127.0.0.1:"), "%s",
+              mc_client_last_error(c)->message);
+    mc_client_close(c);
+}
+
+Test(client_e2e, a_new_request_timeout_applies_to_later_requests)
+{
+    struct th_server *s = ct_start((struct th_opts){.blackhole = true});
+    struct mc_client *c = ct_open_client(th_addr(s), 10000);
+    mc_client_set_request_timeout(c, 200);
+    struct mc_ping_info p;
+    uint64_t t0 = mc_mono_ms();
+    cr_assert_eq(mc_client_ping(c, 0, &p), MC_ETIMEOUT);
+    cr_assert_lt(mc_mono_ms() - t0, 2000);
+    mc_client_close(c);
+    th_stop(s, NULL);
+}
+
 Test(client_e2e, blocking_call_whose_poll_fails_leaves_no_request_behind)
 {
     struct th_server *s = ct_start((struct th_opts){.blackhole = true});

@@ -15,13 +15,15 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define JOB_MS         400 /* the job's run: well past the fatal stop and uv_run's return */
-#define FATAL_AFTER_MS 100 /* the node runs this long before the job is queued and it fails */
+#define RELEASE_MAX_MS 10000 /* the job waits this long at most for the test's release */
+#define JOB_TAIL_MS    300   /* then runs this long: mc_node_free starts meanwhile */
+#define FATAL_AFTER_MS 100   /* the node runs this long before the job is queued and it fails */
 
 struct slow_job {
     uv_work_t req;
     struct mc_node *n;
     atomic_bool started, done;
+    atomic_bool release;            /* set by the test once uv_run returned: the job may end */
     char seen[MC_DATADIR_PATH_MAX]; /* the node's snap dir, read at the job's end */
     uint64_t end_ms;                /* when the job made its last use of the node */
     bool after_ran;                 /* the after-work callback (never, after a fatal stop) */
@@ -30,14 +32,27 @@ struct slow_job {
 /* Static: the loop is left as a fatal stop leaves it (serve.c never runs or closes it again). */
 static uv_loop_t loop;
 static struct slow_job job;
+static char dir[128]; /* the test's temp dir, removed by rm_dir even when an assertion fails */
 
-/* Worker: sleeps, then uses the node (its snap_users lock and snap dir, as a chunk read does)
- * and ends, as every job queued through node_queue_work does, with node_work_end. */
+static void rm_dir(void)
+{
+    if (dir[0]) {
+        st_rmtree(dir);
+    }
+}
+
+/* Worker: runs until the test releases it (after uv_run returned, however long the fatal stop
+ * took) and a little longer, then uses the node (its snap_users lock and snap dir, as a chunk
+ * read does) and ends, as every job queued through node_queue_work does, with node_work_end. */
 static void slow_work(uv_work_t *req)
 {
     struct slow_job *j = req->data;
     atomic_store(&j->started, true);
-    usleep(JOB_MS * 1000);
+    uint64_t until = mc_mono_ms() + RELEASE_MAX_MS;
+    while (!atomic_load(&j->release) && mc_mono_ms() < until) {
+        usleep(1000);
+    }
+    usleep(JOB_TAIL_MS * 1000);
     pthread_mutex_lock(&j->n->snap_users.mu);
     snprintf(j->seen, sizeof(j->seen), "%s", j->n->snapdir);
     pthread_mutex_unlock(&j->n->snap_users.mu);
@@ -63,9 +78,10 @@ static void fail_cb(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
 }
 
-Test(node_work, a_fatal_stop_frees_the_node_only_after_its_running_job_ends, .timeout = 60)
+Test(node_work, a_fatal_stop_frees_the_node_only_after_its_running_job_ends, .timeout = 60,
+     .fini = rm_dir)
 {
-    char dir[128], data[200];
+    char data[200];
     st_tmpdir(dir, sizeof(dir));
     snprintf(data, sizeof(data), "%s/data", dir);
     mc_log_set_level(MC_LOG_WARN);
@@ -88,11 +104,12 @@ Test(node_work, a_fatal_stop_frees_the_node_only_after_its_running_job_ends, .ti
     cr_assert_eq(uv_timer_start(&fail, fail_cb, FATAL_AFTER_MS, 0), 0);
     uv_run(&loop, UV_RUN_DEFAULT); /* returns at the fatal stop's uv_stop */
     cr_assert(mc_node_fatal(n), "the loop returned without the fatal stop");
-    /* The job is still running (it sleeps JOB_MS): counted, and not done. */
-    cr_assert_eq(atomic_load(&n->work_inflight), 1, "the queued job is not counted");
-    cr_assert(!atomic_load(&job.done), "the job ended before the stop: nothing was tested");
+    /* The job waits for the release: counted (with any other job of the node), and not done. */
+    cr_assert_geq(atomic_load(&n->work_inflight), 1, "the queued job is not counted");
+    cr_assert(!atomic_load(&job.done), "the job ended before its release");
+    atomic_store(&job.release, true);
     uint64_t t0 = mc_mono_ms();
-    mc_node_free(n); /* waits for the job, then frees what it used */
+    mc_node_free(n); /* waits for the job (JOB_TAIL_MS more), then frees what it used */
     uint64_t freed_ms = mc_mono_ms();
     cr_assert(atomic_load(&job.started) && atomic_load(&job.done),
               "mc_node_free returned after %llu ms with the job still running",
@@ -100,5 +117,4 @@ Test(node_work, a_fatal_stop_frees_the_node_only_after_its_running_job_ends, .ti
     cr_assert_leq(job.end_ms, freed_ms);
     cr_assert_str_eq(job.seen, snapdir, "the job saw the node's snap dir as \"%s\"", job.seen);
     cr_assert(!job.after_ran, "the loop ran again after the fatal stop");
-    st_rmtree(dir);
 }
