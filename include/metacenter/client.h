@@ -134,7 +134,10 @@ struct mc_client_opts {
      * MC_EIO (a write that went out: outcome unknown), a retriable answer (NotLeader, Unavailable,
      * ShuttingDown, SlowDown, StaleRead, a write's Timeout) with that answer, instead of a retry
      * until its deadline. For a caller that asks one member and handles a failure itself (the
-     * CLI's `check`: a member that stops mid-hash is reported, not waited for). Default false. */
+     * CLI's `check`: a member that stops mid-hash is reported, not waited for). Default false.
+     * With it, a connect that fails at once may complete a request inside the call that submits
+     * it (not only from mc_client_poll): meant for the blocking calls; an async caller must not
+     * count on the callback coming later. A write's NoSuchSession still re-registers once. */
     bool no_retry;
 };
 #define MC_CLIENT_TOKEN_MAX 256

@@ -573,6 +573,9 @@ static int check_servers(struct mc_cli *cli)
         uint64_t idx = 0;
         bool first = true;
         for (uint32_t i = 0; i < n; i++) {
+            if (round > 0 && !ok[i]) {
+                continue; /* it failed (or stayed Busy) for a whole wait: not once per round */
+            }
             memset(&res[i], 0, sizeof(res[i]));
             why[i] = probe_hash(cli, st->members[i].client_addr, &res[i]);
             ok[i] = why[i] == 0;

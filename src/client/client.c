@@ -1238,10 +1238,14 @@ static void route(struct mc_client *c, struct req *r, uint64_t now)
     }
 }
 
-static void ep_fail(struct mc_client *c, int i, const char *why)
+static void ep_fail(struct mc_client *c, int i, const char *why_in)
 {
     struct ep *e = &c->eps[i];
     uint64_t now = mc_mono_ms();
+    /* why_in may point into the TLS session (mc_tls_error) that ep_close_fd frees: keep a copy
+     * for the requests no_retry ends below. */
+    char why[160];
+    snprintf(why, sizeof(why), "%s", why_in ? why_in : "");
     MC_DEBUG("client_endpoint_failed", "addr=%s why=%s", e->addr, why);
     ep_close_fd(e);
     e->failures++;
