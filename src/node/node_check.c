@@ -311,17 +311,9 @@ static void start_round(struct node_check *ck, uint64_t index, uint64_t hash)
  * MC_TEST_CHECK_HASH_DELAY_MS in production. Unset: 0. */
 static uint64_t hash_test_delay_ms(void)
 {
-    static _Atomic int64_t delay_ms = -1; /* -1: not read yet */
-    int64_t d = atomic_load_explicit(&delay_ms, memory_order_relaxed);
-    if (d < 0) {
-        d = (int64_t)mc_test_env_u64("MC_TEST_CHECK_HASH_DELAY_MS", CHECK_HASH_DELAY_MAX_MS);
-        if (d) {
-            MC_WARN("test_hook_check_hash_delay",
-                    "ms=%lld (never set MC_TEST_CHECK_HASH_DELAY_MS in production)", (long long)d);
-        }
-        atomic_store_explicit(&delay_ms, d, memory_order_relaxed);
-    }
-    return (uint64_t)d;
+    static _Atomic int64_t ms = -1; /* -1: not read yet */
+    return mc_test_hook_u64(&ms, "MC_TEST_CHECK_HASH_DELAY_MS", CHECK_HASH_DELAY_MAX_MS,
+                            "test_hook_check_hash_delay");
 }
 
 /* Test hook: with MC_TEST_CHECK_MARK_LOST_MS=N (1..CHECK_MARK_LOST_MS) in the environment (read
@@ -330,18 +322,10 @@ static uint64_t hash_test_delay_ms(void)
  * set in production. Unset: CHECK_MARK_LOST_MS. */
 static uint64_t mark_lost_ms(void)
 {
-    static int64_t lost_ms = -1; /* -1: not read yet */
-    if (lost_ms < 0) {
-        lost_ms = (int64_t)mc_test_env_u64("MC_TEST_CHECK_MARK_LOST_MS", CHECK_MARK_LOST_MS);
-        if (lost_ms) {
-            MC_WARN("test_hook_check_mark_lost",
-                    "ms=%lld (never set MC_TEST_CHECK_MARK_LOST_MS in production)",
-                    (long long)lost_ms);
-        } else {
-            lost_ms = CHECK_MARK_LOST_MS;
-        }
-    }
-    return (uint64_t)lost_ms;
+    static _Atomic int64_t ms = -1; /* -1: not read yet */
+    uint64_t v = mc_test_hook_u64(&ms, "MC_TEST_CHECK_MARK_LOST_MS", CHECK_MARK_LOST_MS,
+                                  "test_hook_check_mark_lost");
+    return v ? v : CHECK_MARK_LOST_MS;
 }
 
 bool node_check_pending(struct mc_node *n, uint64_t index)

@@ -64,17 +64,9 @@ struct chunk_job {
  * (test/integration/test_backup.py). Read once. Unset (production): 0. */
 static uint64_t chunk_test_delay_ms(void)
 {
-    static _Atomic int64_t delay_ms = -1; /* -1: not read yet */
-    int64_t d = atomic_load_explicit(&delay_ms, memory_order_relaxed);
-    if (d < 0) {
-        d = (int64_t)mc_test_env_u64("MC_TEST_SNAP_READ_DELAY_MS", CHUNK_TEST_DELAY_MAX_MS);
-        if (d) {
-            MC_WARN("test_hook_snap_read_delay",
-                    "ms=%lld (never set MC_TEST_SNAP_READ_DELAY_MS in production)", (long long)d);
-        }
-        atomic_store_explicit(&delay_ms, d, memory_order_relaxed);
-    }
-    return (uint64_t)d;
+    static _Atomic int64_t ms = -1; /* -1: not read yet */
+    return mc_test_hook_u64(&ms, "MC_TEST_SNAP_READ_DELAY_MS", CHUNK_TEST_DELAY_MAX_MS,
+                            "test_hook_snap_read_delay");
 }
 
 /* ---- files in use (see the top) ---- */

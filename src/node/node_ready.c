@@ -105,19 +105,10 @@ void node_wal_progress(struct mc_node *n)
 #define APPLY_DELAY_MAX_MS 60000
 static uint64_t apply_delay_ns(void)
 {
-    static _Atomic int64_t delay_ns = -1; /* -1: not read yet */
-    int64_t d = atomic_load_explicit(&delay_ns, memory_order_relaxed);
-    if (d < 0) {
-        uint64_t ms = mc_test_env_u64("MC_TEST_APPLY_DELAY_MS", APPLY_DELAY_MAX_MS);
-        d = (int64_t)ms * 1000000;
-        if (d) {
-            MC_WARN("test_hook_apply_delay",
-                    "ms=%llu (never set MC_TEST_APPLY_DELAY_MS in production)",
-                    (unsigned long long)ms);
-        }
-        atomic_store_explicit(&delay_ns, d, memory_order_relaxed);
-    }
-    return (uint64_t)d;
+    static _Atomic int64_t ms = -1; /* -1: not read yet */
+    return mc_test_hook_u64(&ms, "MC_TEST_APPLY_DELAY_MS", APPLY_DELAY_MAX_MS,
+                            "test_hook_apply_delay") *
+           1000000;
 }
 
 /* Hold the entries up to index (handed out now) until delay_ns from now. The core keeps them:

@@ -1,6 +1,7 @@
 /* clock.c: clock_gettime wrappers, monotonic condition waits, a test-only wall-clock offset hook,
  * and the test hooks' environment reader. */
 #include "util/clock.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -101,6 +102,19 @@ uint64_t mc_test_env_u64(const char *name, uint64_t max)
     unsigned long long v = strtoull(s, NULL, 10);
     if (errno == ERANGE || v > max) {
         return max; /* all digits: a number, only too large */
+    }
+    return (uint64_t)v;
+}
+
+uint64_t mc_test_hook_u64(_Atomic int64_t *cache, const char *name, uint64_t max, const char *event)
+{
+    int64_t v = atomic_load_explicit(cache, memory_order_relaxed);
+    if (v < 0) {
+        v = (int64_t)mc_test_env_u64(name, max < INT64_MAX ? max : INT64_MAX);
+        if (v) {
+            MC_WARN(event, "%s=%lld (never set %s in production)", name, (long long)v, name);
+        }
+        atomic_store_explicit(cache, v, memory_order_relaxed);
     }
     return (uint64_t)v;
 }

@@ -27,5 +27,10 @@ struct timespec mc_mono_deadline(uint64_t after_ms);
  * a space or a trailing letter make it not one). Only for MC_TEST_* hooks: a setting a user
  * makes goes through the options, which say what is wrong with it. */
 uint64_t mc_test_env_u64(const char *name, uint64_t max);
+/* The same, read once into *cache (a static initialised to -1; safe from any thread): the first
+ * read of a set hook logs a warning `event` (name, value, "never set in production"), so a run
+ * with a hook on says so. Returns the value (0: unset). */
+uint64_t mc_test_hook_u64(_Atomic int64_t *cache, const char *name, uint64_t max,
+                          const char *event);
 
 #endif

@@ -175,3 +175,24 @@ Test(test_env, u64_parses_clamps_and_ignores_garbage)
     cr_assert_eq(env_u64_of("5ms", 100), 0);
     cr_assert_eq(env_u64_of("abc", 100), 0);
 }
+
+/* A hook reads its variable once: later changes do not count (the cache holds the first read),
+ * and a value past INT64_MAX is clamped so the -1 "not read" mark stays apart. */
+Test(test_env, hook_reads_once_and_caches)
+{
+    static _Atomic int64_t cache = -1;
+    cr_assert_eq(setenv(ENV_U64_NAME, "250", 1), 0);
+    cr_assert_eq(mc_test_hook_u64(&cache, ENV_U64_NAME, 1000, "test_hook_unit"), 250);
+    cr_assert_eq(setenv(ENV_U64_NAME, "7", 1), 0);
+    cr_assert_eq(mc_test_hook_u64(&cache, ENV_U64_NAME, 1000, "test_hook_unit"), 250,
+                 "a second read took the variable again");
+    static _Atomic int64_t unset = -1;
+    cr_assert_eq(unsetenv(ENV_U64_NAME), 0);
+    cr_assert_eq(mc_test_hook_u64(&unset, ENV_U64_NAME, 1000, "test_hook_unit"), 0);
+    cr_assert_eq(unset, 0, "an unset hook is cached as 0, not read again");
+    static _Atomic int64_t big = -1;
+    cr_assert_eq(setenv(ENV_U64_NAME, "18446744073709551615", 1), 0);
+    cr_assert_eq(mc_test_hook_u64(&big, ENV_U64_NAME, UINT64_MAX, "test_hook_unit"),
+                 (uint64_t)INT64_MAX);
+    cr_assert_eq(unsetenv(ENV_U64_NAME), 0);
+}
