@@ -283,3 +283,14 @@ def rawwrite(*args, timeout=60):
     r = subprocess.run([os.path.join(ROOT, BUILD, "rawwrite")] + list(args), capture_output=True,
                        text=True, timeout=timeout)
     return json.loads(r.stdout)
+
+
+def start_with_env(cluster, env):
+    """cluster.start() with env (test hooks, MC_TEST_*) in the environment its nodes inherit;
+    env is removed again whether the start succeeds or not."""
+    os.environ.update(env)
+    try:
+        cluster.start()
+    finally:
+        for k in env:
+            del os.environ[k]

@@ -9,7 +9,7 @@ import os
 import subprocess
 import time
 
-from harness import BIN, FAST_FLAGS, ROOT, BUILD, Cluster, cli, wait_for
+from harness import BIN, FAST_FLAGS, ROOT, BUILD, Cluster, cli, wait_for, start_with_env
 
 HASH_DELAY_MS = 1500
 REPORT_S = 8.0  # from the member's loss to the CLI's exit: the other members' hashes, and slack
@@ -17,15 +17,12 @@ CHECK_WAIT_S = 30  # old code: the CLI waits 120 s for the lost member
 
 
 def _start(size, delay_ms):
-    os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = str(delay_ms)
     c = Cluster(size, FAST_FLAGS)
     try:
-        c.start()
+        start_with_env(c, {"MC_TEST_CHECK_HASH_DELAY_MS": str(delay_ms)})
     except Exception:
         c.close()
         raise
-    finally:
-        del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
     return c
 
 

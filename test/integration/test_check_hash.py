@@ -11,7 +11,7 @@ import os
 import subprocess
 import time
 
-from harness import BIN, FAST_FLAGS, Cluster, cli, rawwrite, wait_for
+from harness import BIN, FAST_FLAGS, Cluster, cli, rawwrite, start_with_env, wait_for
 
 HASH_DELAY_MS = 3000
 WRITE_MAX_S = 2.0  # a whole CLI process per write; one stuck behind a blocked loop takes ~3 s
@@ -24,13 +24,9 @@ def _round_lines(node):
 
 
 def test_writes_flow_while_the_check_hash_is_delayed():
-    os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = str(HASH_DELAY_MS)
     c = Cluster(3, FAST_FLAGS + ["--check-interval-ms", "500"])
     try:
-        try:
-            c.start()
-        finally:
-            del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
+        start_with_env(c, {"MC_TEST_CHECK_HASH_DELAY_MS": str(HASH_DELAY_MS)})
         eps = c.endpoints()
         bad = []  # writes that failed or took longer than WRITE_MAX_S
 
@@ -72,13 +68,9 @@ def test_a_stop_waits_for_the_check_hash():
     """A stop while the hash job runs waits for it (node_queue_work) and then exits cleanly: the
     job's transaction is closed before the engine (the sanitizer build reports a use after
     free or a leak; Cluster.close fails the test on one)."""
-    os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = str(HASH_DELAY_MS)
     c = Cluster(1, FAST_FLAGS + ["--check-interval-ms", "500", "--log-level", "debug"])
     try:
-        try:
-            c.start()
-        finally:
-            del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
+        start_with_env(c, {"MC_TEST_CHECK_HASH_DELAY_MS": str(HASH_DELAY_MS)})
         n = c.nodes[0]
         assert wait_for(lambda: "test_hook_check_hash_delay" in n.log(), 10), n.log_tail(20)
         n.stop()
@@ -106,14 +98,10 @@ def test_writes_flow_while_metacenter_check_hashes():
     writes keep completing under 2 s (the check probes every member in turn, the leader among
     them), and the check then finds the same hash at the same index on every member. Old code
     (the hash, and the hook's delay, on the loop): the writes stall while the leader hashes."""
-    os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = str(ADMIN_DELAY_MS)
     c = Cluster(3, FAST_FLAGS)
     proc = None
     try:
-        try:
-            c.start()
-        finally:
-            del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
+        start_with_env(c, {"MC_TEST_CHECK_HASH_DELAY_MS": str(ADMIN_DELAY_MS)})
         eps = c.endpoints()
         cli(["--endpoints", eps, "bucket", "create", "hashing"], timeout=30)
         c.leader()
@@ -153,14 +141,10 @@ def test_a_check_request_closed_while_hashing_leaves_the_node_serving():
     request when the job ends, keeps serving, and stops cleanly (the sanitizer build would report
     a use after free; Cluster.close fails the test on one). A second request while the job runs is
     Busy (one hash transaction per node); a stop answers a waiting request ShuttingDown."""
-    os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = str(HASH_DELAY_MS)
     c = Cluster(1, FAST_FLAGS)
     proc = None
     try:
-        try:
-            c.start()
-        finally:
-            del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
+        start_with_env(c, {"MC_TEST_CHECK_HASH_DELAY_MS": str(HASH_DELAY_MS)})
         node, eps = c.nodes[0], c.endpoints()
         cli(["--endpoints", eps, "bucket", "create", "hashing"], timeout=30)
         proc = subprocess.Popen([BIN, "--endpoints", eps, "check", "--json"],
@@ -204,15 +188,10 @@ def test_a_hash_longer_than_the_lost_timeout_concludes_its_round():
     test hook MC_TEST_CHECK_MARK_LOST_MS), but not while that mark's own hash still runs (2.5 s
     here): the round starts when the hash ends. Before, the timeout expired the mark mid-hash,
     the next mark applied while it ran and was skipped, and no round ever concluded."""
-    os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = "2500"
-    os.environ["MC_TEST_CHECK_MARK_LOST_MS"] = "500"
     c = Cluster(1, FAST_FLAGS + ["--check-interval-ms", "300"])
     try:
-        try:
-            c.start()
-        finally:
-            del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
-            del os.environ["MC_TEST_CHECK_MARK_LOST_MS"]
+        start_with_env(c, {"MC_TEST_CHECK_HASH_DELAY_MS": "2500",
+                           "MC_TEST_CHECK_MARK_LOST_MS": "500"})
         n = c.nodes[0]
         assert wait_for(lambda: "test_hook_check_hash_delay" in n.log(), 10), n.log_tail(20)
         # One hash takes 2.5 s: a round by then, or two, whatever the start's timing.
