@@ -1201,7 +1201,7 @@ static void leader_probe_done(struct mc_client *c, struct req *r,
  * becomes now: run_timers' deadline loop delivers it (fail_deliver), from the poll. */
 static void fail_final(struct mc_client *c, struct req *r, int i, const char *why, uint64_t now)
 {
-    assert(r->state != REQ_FREE && r->state != REQ_FAILED);
+    assert(r->state != REQ_FAILED); /* REQ_FREE: a new request, routed first by req_start */
     char msg[MC_ADDR_MAX + 128];
     snprintf(msg, sizeof(msg), "connection to %s failed: %.100s", c->eps[i].addr, why);
     r->fail_msg = strdup(msg);
