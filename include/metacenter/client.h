@@ -135,9 +135,12 @@ struct mc_client_opts {
      * ShuttingDown, SlowDown, StaleRead, a write's Timeout) with that answer, instead of a retry
      * until its deadline. For a caller that asks one member and handles a failure itself (the
      * CLI's `check`: a member that stops mid-hash is reported, not waited for). Default false.
-     * With it, a connect that fails at once may complete a request inside the call that submits
-     * it (not only from mc_client_poll): meant for the blocking calls; an async caller must not
-     * count on the callback coming later. A write's NoSuchSession still re-registers once. */
+     * no_retry completes from poll only: a connect that fails inside the submit call ends the
+     * request there, but its callback runs from the next mc_client_poll / mc_client_step, like
+     * every other. The exception: a write's first NoSuchSession (its session expired on the
+     * cluster) still takes a fresh session and is sent once more: nothing was applied under the
+     * old one, and the member answered, so this is no failure of the member; a second one is
+     * final (outcome unknown). */
     bool no_retry;
 };
 #define MC_CLIENT_TOKEN_MAX 256

@@ -146,15 +146,16 @@ static int probe_check(struct mc_cli *cli, const char *addr, uint64_t index,
 /* A member's state hash is a whole-engine scan (off the member's loop): seconds at 1M objects,
  * so it gets this long unless --timeout-ms says otherwise. The member is pinged first with the
  * probe deadline: a dead or wedged one still costs PROBE_TIMEOUT_MS at most. Busy (the member
- * hashes already, for its automatic check or another request) is retried until then; each try
- * gets the time left. The requests are not retried by the client (no_retry): a member that
- * stops (ShuttingDown), dies or restarts while it hashes is reported at once, not retried (the
- * hash it was asked for is gone) until the deadline. */
+ * hashes already, for its automatic check or another request) and SlowDown are retried until
+ * then; each try gets the time left. The requests are not retried by the client (no_retry): a
+ * member that stops (ShuttingDown), dies or restarts while it hashes is reported at once, not
+ * retried (the hash it was asked for is gone) until the deadline. */
 #define CHECK_HASH_TIMEOUT_MS 120000
 #define CHECK_BUSY_PAUSE_MS   100
 
-/* Returns 0 (out filled), MC_EBUSY when the member stayed busy until the deadline, or the error
- * that ended the probe (MC_EIO: connection lost or refused; MC_ESHUTDOWN; MC_ETIMEOUT...). */
+/* Returns 0 (out filled), MC_EBUSY when the member stayed busy until the deadline (SlowDown
+ * counts as busy: a loaded member, waited for the same way), or the error that ended the probe
+ * (MC_EIO: connection lost or refused; MC_ESHUTDOWN; MC_ETIMEOUT...). */
 static int probe_hash(struct mc_cli *cli, const char *addr, struct mc_check_result *out)
 {
     struct mc_client *c = NULL;
@@ -162,18 +163,27 @@ static int probe_hash(struct mc_cli *cli, const char *addr, struct mc_check_resu
     if (rc == 0) {
         struct mc_ping_info ping;
         rc = mc_client_ping(c, 0, &ping);
+        if (rc == MC_ELIMIT) {
+            rc = 0; /* SlowDown: it answered, so it is there; the hash loop waits for it */
+        }
     }
     uint64_t deadline_ms =
         mc_mono_ms() + (cli->timeout_ms ? cli->timeout_ms : CHECK_HASH_TIMEOUT_MS);
+    bool busy = false; /* the last answer was Busy (or SlowDown) */
     while (rc == 0) {
         uint64_t now = mc_mono_ms();
         if (now >= deadline_ms) {
-            rc = MC_ETIMEOUT;
+            /* The pause overshot the deadline: a member that only answered Busy is busy. */
+            rc = busy ? MC_EBUSY : MC_ETIMEOUT;
             break;
         }
         mc_client_set_request_timeout(c, (uint32_t)(deadline_ms - now));
         rc = mc_client_check(c, 0, 0, out);
-        if (rc != MC_EBUSY || mc_mono_ms() + CHECK_BUSY_PAUSE_MS >= deadline_ms) {
+        busy = rc == MC_EBUSY || rc == MC_ELIMIT;
+        if (busy) {
+            rc = MC_EBUSY;
+        }
+        if (!busy || mc_mono_ms() + CHECK_BUSY_PAUSE_MS >= deadline_ms) {
             break;
         }
         sleep_ms(CHECK_BUSY_PAUSE_MS);
@@ -674,13 +684,14 @@ static int check_servers(struct mc_cli *cli)
             ec = mc_cli_fail(MC_EBUSY, "replicas kept applying; no common applied index to "
                                        "compare (retry when writes pause)");
         } else if (reachable + busy < n) {
-            ec = mc_cli_fail(MC_EUNAVAIL, "%u of %u members unreachable%s; checked the others",
-                             n - reachable - busy, n, busy ? " (and some busy)" : "");
+            ec = mc_cli_fail(MC_EUNAVAIL, "%u of %u members unreachable%s%s", n - reachable - busy,
+                             n, busy ? " (and some busy)" : "",
+                             reachable ? "; checked the others" : "");
         } else if (busy) {
             ec = mc_cli_fail(MC_EBUSY,
-                             "%u of %u members stayed busy hashing until the deadline; checked "
-                             "the others (retry, or a longer --timeout-ms)",
-                             busy, n);
+                             "%u of %u members stayed busy hashing until the deadline%s (retry, "
+                             "or a longer --timeout-ms)",
+                             busy, n, reachable ? "; checked the others" : "");
         } else if (!cli->json) {
             printf("consistent: %u members agree\n", n);
         }

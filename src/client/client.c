@@ -44,7 +44,8 @@
 #define LOOKUP_PENDING  (-2) /* ep_learn: the name is being looked up */
 
 enum ep_state { EP_IDLE, EP_CONNECTING, EP_UP };
-enum req_state { REQ_FREE, REQ_WAIT_SESSION, REQ_QUEUED, REQ_SENT };
+/* REQ_FAILED: opts.no_retry ended it (fail_final); its result waits for run_timers. */
+enum req_state { REQ_FREE, REQ_WAIT_SESSION, REQ_QUEUED, REQ_SENT, REQ_FAILED };
 
 struct req;
 
@@ -131,6 +132,8 @@ struct req {
     uint32_t attempts;
     mc_client_cb cb;
     void *arg;
+    char *fail_msg;       /* REQ_FAILED: its message (NULL: none could be kept) */
+    int8_t fail_ep;       /* REQ_FAILED: the endpoint whose connection failed */
     struct mc_wbuf frame; /* the encoded request, kept for retries */
     struct req *qprev, *qnext;
     struct rlist *q;
@@ -175,6 +178,7 @@ struct mc_client {
 
 static void complete(struct mc_client *c, struct req *r, struct mc_client_result *res);
 static void ep_fail(struct mc_client *c, int i, const char *why);
+static void fail_deliver(struct mc_client *c, struct req *r);
 static void route(struct mc_client *c, struct req *r, uint64_t now);
 static void lane_assign_waiting(struct mc_client *c, uint64_t now);
 
@@ -731,6 +735,10 @@ void mc_client_close(struct mc_client *c)
     /* Fail every pending request (callbacks free their own state). */
     while (c->dhead) {
         struct req *r = c->dhead;
+        if (r->state == REQ_FAILED) {
+            fail_deliver(c, r); /* its own result: it ended before the close */
+            continue;
+        }
         struct mc_client_result res = {.status = MC_ESHUTDOWN};
         res.outcome_unknown = r->is_write && r->sent_once;
         complete(c, r, &res);
@@ -867,6 +875,8 @@ static void req_free(struct mc_client *c, struct req *r)
     r->state = REQ_FREE;
     r->cb = NULL;
     r->arg = NULL;
+    free(r->fail_msg);
+    r->fail_msg = NULL;
     if (r->frame.cap > KEEP_BUFFER_BYTES) {
         mc_wbuf_free(&r->frame);
     }
@@ -1000,12 +1010,15 @@ static bool ep_usable(const struct ep *e, uint64_t now)
     return e->state != EP_IDLE || e->retry_at_ms <= now;
 }
 
-static int ep_connect(struct mc_client *c, int i, uint64_t now)
+/* Open endpoint i's connection. MC_EIO or MC_ENOMEM with why (cap bytes) saying what failed:
+ * read at once, as errno is by then another call's. */
+static int ep_connect(struct mc_client *c, int i, uint64_t now, char *why, size_t cap)
 {
     struct ep *e = &c->eps[i];
-    assert(e->fd < 0);
+    assert(e->fd < 0 && cap > 0);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
+        snprintf(why, cap, "socket: %s", strerror(errno));
         return MC_EIO;
     }
     int one = 1;
@@ -1029,8 +1042,14 @@ static int ep_connect(struct mc_client *c, int i, uint64_t now)
          * endpoints it named: a member learned from a leader hint is verified by name, since
          * the HTTP layer's clients send callers' own tokens there. */
         bool skip_host = c->opts.tls_skip_host_verify && i < c->n_given_eps;
-        if (mc_tls_new(c->tls, false, skip_host ? NULL : host, &e->tls) != 0 ||
-            mc_tls_handshake(e->tls) != 0) {
+        int rc = mc_tls_new(c->tls, false, skip_host ? NULL : host, &e->tls);
+        if (rc != 0) {
+            snprintf(why, cap, "TLS setup: %s", mc_strerror(rc));
+        } else if (mc_tls_handshake(e->tls) != 0) {
+            snprintf(why, cap, "TLS: %s", mc_tls_error(e->tls)); /* before the free below */
+            rc = MC_EPROTO;
+        }
+        if (rc != 0) {
             ep_close_fd(e);
             return MC_ENOMEM;
         }
@@ -1056,6 +1075,7 @@ static int ep_connect(struct mc_client *c, int i, uint64_t now)
         e->connect_deadline_ms = now + c->opts.connect_timeout_ms;
         return 0;
     }
+    snprintf(why, cap, "%s", strerror(errno));
     ep_close_fd(e);
     return MC_EIO;
 }
@@ -1174,14 +1194,36 @@ static void leader_probe_done(struct mc_client *c, struct req *r,
     c->probe_next_ms = now + LEADER_REFRESH_MS;
 }
 
-/* opts.no_retry: the attempt of r at endpoint i failed (why) for want of a connection; it ends
- * here (a write that went out: outcome unknown). */
-static void fail_final(struct mc_client *c, struct req *r, int i, const char *why)
+/* opts.no_retry: the attempt of r at endpoint i failed (why) for want of a connection; that is
+ * its result (a write that went out: outcome unknown). Stored, not delivered: this runs inside
+ * the submit calls (route from req_start) and inside run_timers' retry pass, where a callback
+ * that drives the client could send or free the requests the caller is walking. Its deadline
+ * becomes now: run_timers' deadline loop delivers it (fail_deliver), from the poll. */
+static void fail_final(struct mc_client *c, struct req *r, int i, const char *why, uint64_t now)
 {
+    assert(r->state != REQ_FAILED); /* REQ_FREE: a new request, routed first by req_start */
     char msg[MC_ADDR_MAX + 128];
     snprintf(msg, sizeof(msg), "connection to %s failed: %.100s", c->eps[i].addr, why);
-    struct mc_client_result res = {
-        .status = MC_EIO, .outcome_unknown = r->maybe_applied, .message = msg, .endpoint = i};
+    r->fail_msg = strdup(msg);
+    r->fail_ep = (int8_t)i;
+    rl_remove(r);
+    r->state = REQ_FAILED;
+    r->ep = -1;
+    dl_remove(c, r);
+    r->deadline_ms = now;
+    dl_insert(c, r);
+}
+
+/* The result fail_final stored; from run_timers or mc_client_close only. */
+static void fail_deliver(struct mc_client *c, struct req *r)
+{
+    assert(r->state == REQ_FAILED);
+    char msg[MC_ADDR_MAX + 128]; /* complete() frees r->fail_msg before the callback runs */
+    snprintf(msg, sizeof(msg), "%s", r->fail_msg ? r->fail_msg : "connection failed");
+    struct mc_client_result res = {.status = MC_EIO,
+                                   .outcome_unknown = r->maybe_applied,
+                                   .message = msg,
+                                   .endpoint = r->fail_ep};
     complete(c, r, &res);
 }
 
@@ -1204,13 +1246,13 @@ static void route(struct mc_client *c, struct req *r, uint64_t now)
         return;
     }
     struct ep *e = &c->eps[i];
-    if (e->fd < 0 && ep_connect(c, i, now) != 0) {
-        const char *why = strerror(errno);
+    char why[160];
+    if (e->fd < 0 && ep_connect(c, i, now, why, sizeof(why)) != 0) {
         e->failures++;
         e->retry_at_ms = now + backoff_ms(c, e->failures);
         r->attempts++;
         if (c->opts.no_retry) {
-            fail_final(c, r, i, why);
+            fail_final(c, r, i, why, now);
             return;
         }
         requeue(c, r, now + backoff_ms(c, r->attempts));
@@ -1266,7 +1308,7 @@ static void ep_fail(struct mc_client *c, int i, const char *why_in)
         r->attempts++;
         r->maybe_applied = r->maybe_applied || r->is_write;
         if (c->opts.no_retry) {
-            fail_final(c, r, i, why);
+            fail_final(c, r, i, why, now);
             continue;
         }
         requeue(c, r, now);
@@ -1778,6 +1820,10 @@ static void run_timers(struct mc_client *c, uint64_t now)
     lookups_poll(c, now);
     while (c->dhead && c->dhead->deadline_ms <= now) {
         struct req *r = c->dhead;
+        if (r->state == REQ_FAILED) {
+            fail_deliver(c, r); /* a callback that drives the client: c->dhead is read again */
+            continue;
+        }
         struct mc_client_result res = {.status = MC_ETIMEOUT, .endpoint = -1};
         res.outcome_unknown = r->is_write && r->sent_once;
         res.message = r->sent_once ? "no reply before the deadline"
@@ -1798,16 +1844,21 @@ static void run_timers(struct mc_client *c, uint64_t now)
             ep_fail(c, i, "connect timeout");
         }
     }
-    /* Retries that are due (a bounded pass: route() may requeue at the tail). */
+    /* Retries that are due (a bounded pass: route() may requeue at the tail). route runs no
+     * callback (no_retry's failures are stored, fail_final), so nothing but r moves and next
+     * stays valid. */
     size_t n = c->retry.n;
     struct req *r = c->retry.head;
+    uint64_t cbs = c->callbacks;
     while (r && n-- > 0) {
         struct req *next = r->qnext;
         if (r->retry_at_ms <= now) {
             route(c, r, now);
+            assert(c->callbacks == cbs);
         }
         r = next;
     }
+    (void)cbs;
 }
 
 static uint64_t next_timer(const struct mc_client *c, uint64_t now)
@@ -1936,11 +1987,16 @@ int mc_client_poll(struct mc_client *c, int timeout_ms)
                 handle_event(c, map[k], fds[k].revents);
             }
         }
-        if (c->callbacks > start_cb) {
+        /* A connection the events closed may have ended requests for good (no_retry stores
+         * them with the deadline now): deliver them in this poll, not the next. */
+        bool due = c->dhead && c->dhead->deadline_ms <= mc_mono_ms();
+        if (c->callbacks > start_cb || due) {
             /* Run what the callbacks queued before returning. */
             run_timers(c, mc_mono_ms());
             flush_all(c);
-            break;
+            if (c->callbacks > start_cb) {
+                break;
+            }
         }
         if (timeout_ms >= 0 && mc_mono_ms() >= start + (uint64_t)timeout_ms) {
             break;

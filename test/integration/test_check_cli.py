@@ -124,6 +124,7 @@ def test_a_member_that_stays_busy_is_reported_busy():
         r, m = _check_held(c, holder, 3000, 6.0)
         assert m["error"] == "Busy" and not m["reachable"], m
         assert "busy" in r.stderr and "unreachable" not in r.stderr, r.stderr
+        assert "checked the others" not in r.stderr, r.stderr  # there are none
     finally:
         if holder.poll() is None:
             holder.kill()

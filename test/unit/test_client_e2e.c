@@ -425,13 +425,7 @@ static int dead_port(void);
 /* A client of addr with a 10 s request timeout and opts.no_retry. */
 static struct mc_client *open_no_retry(const char *addr)
 {
-    struct mc_client_opts o;
-    mc_client_opts_default(&o);
-    o.request_timeout_ms = 10000;
-    o.no_retry = true;
-    struct mc_client *c = NULL;
-    cr_assert_eq(mc_client_open(addr, &o, &c), 0);
-    return c;
+    return ct_open_with(addr, (struct ct_opts){.timeout_ms = 10000, .no_retry = true});
 }
 
 /* Polls c until one_cb ran (at most 5 s); returns the ms it took. */
@@ -477,15 +471,130 @@ Test(client_e2e, no_retry_ends_a_request_to_a_closed_port)
     mc_client_close(c);
 }
 
+/* One request's callbacks: how many ran, the last status and message. drive: the callback polls
+ * that client once (client.h allows a callback to drive the client). */
+struct rec {
+    struct mc_client *drive;
+    int calls;
+    int status;
+    char msg[200];
+};
+
+static void rec_cb(void *arg, const struct mc_client_result *r)
+{
+    struct rec *x = arg;
+    x->calls++;
+    x->status = r->status;
+    snprintf(x->msg, sizeof(x->msg), "%s", r->message);
+    if (x->drive) {
+        mc_client_poll(x->drive, 0);
+    }
+}
+
+/* Polls c until every one of the n records has a callback, or ms pass; returns the ms taken. */
+static uint64_t poll_until_called(struct mc_client *c, struct rec *const *x, int n, uint64_t ms)
+{
+    uint64_t t0 = mc_mono_ms();
+    for (int i = 0; i < n && mc_mono_ms() - t0 < ms; i = x[i]->calls ? i + 1 : i) {
+        if (x[i]->calls == 0) {
+            mc_client_poll(c, 50);
+        }
+    }
+    return mc_mono_ms() - t0;
+}
+
+/* Where a connect fails inside connect(2), so within the call that submits: TCP to a broadcast
+ * address is refused at once (ENETUNREACH). A refused loopback port fails later here, in
+ * poll(2) (EINPROGRESS first), though some kernels refuse it at once too. */
+#define UNREACHABLE_HOST "255.255.255.255"
+
+/* The request ended once, from a poll, with MC_EIO and the failed connect as its reason. */
+static void assert_failed_once(const struct rec *x, const char *what, const char *reason)
+{
+    cr_assert_eq(x->calls, 1, "%s: %d callbacks", what, x->calls);
+    cr_assert_eq(x->status, MC_EIO, "%s: status %d", what, x->status);
+    cr_assert(strstr(x->msg, "connection to ") && strstr(x->msg, reason), "%s: %s", what, x->msg);
+}
+
+Test(client_e2e, no_retry_completes_a_failed_request_from_the_poll_not_the_submit)
+{
+    /* The write's session registration meets the failed connect inside the submit
+     * (lane_register -> req_start -> route); the ping, sent while the member backs off, meets
+     * it in run_timers' retry pass. Both callbacks come from a poll (client.h), the write's from
+     * the first one. Once for a refused port, once for an address connect(2) fails at once. */
+    char addrs[2][32];
+    snprintf(addrs[0], sizeof(addrs[0]), "127.0.0.1:%d", dead_port());
+    snprintf(addrs[1], sizeof(addrs[1]), UNREACHABLE_HOST ":%d", dead_port());
+    const char *reasons[2] = {"refused", "unreachable"};
+    for (int k = 0; k < 2; k++) {
+        struct mc_client *c = open_no_retry(addrs[k]);
+        struct rec put = {0}, ping = {0};
+        const void *op = "k=v";
+        size_t len = 3;
+        cr_assert_eq(mc_client_write_async(c, 1, &op, &len, rec_cb, &put), 0);
+        cr_assert_eq(put.calls, 0, "%s: the write's callback ran inside the submit", addrs[k]);
+        cr_assert_eq(mc_client_ping_async(c, 0, rec_cb, &ping), 0);
+        cr_assert_eq(ping.calls, 0, "%s: the ping's callback ran inside the submit", addrs[k]);
+        cr_assert_geq(mc_client_poll(c, 1000), 1);
+        assert_failed_once(&put, addrs[k], reasons[k]);
+        struct rec *all[] = {&ping};
+        cr_assert_lt(poll_until_called(c, all, 1, 2000), 2000);
+        assert_failed_once(&ping, addrs[k], reasons[k]);
+        cr_assert_eq(mc_client_pending(c), 0);
+        mc_client_close(c);
+    }
+}
+
+Test(client_e2e, no_retry_failures_in_the_retry_pass_end_once_when_a_callback_polls)
+{
+    /* Two members whose connect fails at once, 200 ms backoff. b and d wait in the retry list;
+     * b's callback polls the client. Before the fix, b ended inside the retry pass, its
+     * callback's poll routed and freed d, and the pass then routed d, the freed slot, again. */
+    struct mc_client *c = ct_open_with(
+        UNREACHABLE_HOST ":1," UNREACHABLE_HOST ":2",
+        (struct ct_opts){.timeout_ms = 10000, .backoff_min_ms = 200, .no_retry = true});
+    struct rec x0 = {0}, x1 = {0}, b = {.drive = c}, d = {0};
+    cr_assert_eq(mc_client_ping_async(c, 0, rec_cb, &x0), 0); /* both members back off */
+    cr_assert_eq(mc_client_ping_async(c, 1, rec_cb, &x1), 0);
+    cr_assert_eq(mc_client_ping_async(c, 0, rec_cb, &b), 0);
+    cr_assert_eq(mc_client_ping_async(c, 1, rec_cb, &d), 0);
+    cr_assert_eq(b.calls + d.calls, 0, "parked for the backoff");
+    struct rec *all[] = {&x0, &x1, &b, &d};
+    cr_assert_lt(poll_until_called(c, all, 4, 3000), 3000);
+    uint64_t t0 = mc_mono_ms();
+    while (mc_mono_ms() - t0 < 1000) {
+        mc_client_poll(c, 100); /* past the next backoff: a request routed twice shows now */
+    }
+    assert_failed_once(&x0, "x0", "unreachable");
+    assert_failed_once(&x1, "x1", "unreachable");
+    assert_failed_once(&b, "b", "unreachable");
+    assert_failed_once(&d, "d", "unreachable");
+    cr_assert_eq(mc_client_pending(c), 0);
+    mc_client_close(c);
+}
+
 Test(client_e2e, a_new_request_timeout_applies_to_later_requests)
 {
+    /* client.h: the new value is for requests submitted from now on (those already submitted
+     * keep their deadline); 0 gives the default (5000 ms) again. */
     struct th_server *s = ct_start((struct th_opts){.blackhole = true});
     struct mc_client *c = ct_open_client(th_addr(s), 10000);
+    struct rec early = {0}, late = {0}, dflt = {0};
+    cr_assert_eq(mc_client_ping_async(c, 0, rec_cb, &early), 0);
     mc_client_set_request_timeout(c, 200);
-    struct mc_ping_info p;
+    cr_assert_eq(mc_client_ping_async(c, 0, rec_cb, &late), 0);
+    struct rec *l[] = {&late};
+    cr_assert_lt(poll_until_called(c, l, 1, 2000), 2000);
+    cr_assert_eq(late.status, MC_ETIMEOUT);
+    mc_client_set_request_timeout(c, 0);
+    cr_assert_eq(mc_client_ping_async(c, 0, rec_cb, &dflt), 0);
     uint64_t t0 = mc_mono_ms();
-    cr_assert_eq(mc_client_ping(c, 0, &p), MC_ETIMEOUT);
-    cr_assert_lt(mc_mono_ms() - t0, 2000);
+    while (mc_mono_ms() - t0 < 1000) {
+        mc_client_poll(c, 100);
+    }
+    cr_assert_eq(early.calls, 0, "the earlier request kept its 10 s deadline");
+    cr_assert_eq(dflt.calls, 0, "0 gave the 5 s default, not 200 ms");
+    cr_assert_eq(late.calls, 1);
     mc_client_close(c);
     th_stop(s, NULL);
 }
@@ -560,12 +669,8 @@ Test(client_e2e, reads_rotate_members_per_flush)
         s[i] = ct_start((struct th_opts){.node_id = (uint64_t)i + 1});
         snprintf(eps + strlen(eps), sizeof(eps) - strlen(eps), "%s%s", i ? "," : "", th_addr(s[i]));
     }
-    struct mc_client_opts o;
-    mc_client_opts_default(&o);
-    o.request_timeout_ms = 2000;
-    o.follower_reads = true;
-    struct mc_client *c = NULL;
-    cr_assert_eq(mc_client_open(eps, &o, &c), 0);
+    struct mc_client *c =
+        ct_open_with(eps, (struct ct_opts){.timeout_ms = 2000, .follower_reads = true});
     int first_ep[3];
     for (int burst = 0; burst < 3; burst++) {
         g_burst_done = 0;
@@ -875,17 +980,14 @@ Test(client_e2e, follower_reads_and_stale_reads_spread)
     struct th_server *s[3];
     char eps[128];
     start_three(s, eps, sizeof(eps));
-    struct mc_client_opts o;
-    mc_client_opts_default(&o);
-    o.follower_reads = true;
-    struct mc_client *c = NULL;
-    cr_assert_eq(mc_client_open(eps, &o, &c), 0);
+    struct mc_client *c = ct_open_with(eps, (struct ct_opts){.follower_reads = true});
     cr_assert_eq(ct_put_kv(c, "a=1"), 0);
     cr_assert_eq(mc_client_leader_index(c), 2);
     gets_reach_both_followers(s, c);
     mc_client_close(c);
 
     /* Stale reads spread whatever follower_reads says: each member answers from its own copy. */
+    struct mc_client_opts o;
     mc_client_opts_default(&o);
     o.read.consistency = MC_CONSISTENCY_STALE;
     cr_assert_eq(mc_client_open(eps, &o, &c), 0);
@@ -1252,11 +1354,8 @@ static void rx_cb(void *arg, const struct mc_client_result *r)
  * static key), so with rx_timestamps the first replies may come unstamped: up to 20 tries. */
 static struct rx_seen ping_read_late(struct th_server *srv, bool rx_timestamps, uint64_t *sent_ns)
 {
-    struct mc_client_opts o;
-    mc_client_opts_default(&o);
-    o.rx_timestamps = rx_timestamps;
     struct rx_seen s = {0};
-    cr_assert_eq(mc_client_open(th_addr(srv), &o, &s.c), 0);
+    s.c = ct_open_with(th_addr(srv), (struct ct_opts){.rx_timestamps = rx_timestamps});
     cr_assert_eq(mc_client_ping(s.c, 0, NULL), 0, "connected");
     for (int try = 0; try < 20 && (try == 0 || (rx_timestamps && s.rx_ns == 0)); try++) {
         s.done = 0;
@@ -1349,11 +1448,8 @@ static int queued_bytes(int fd)
  * key), or the socket may not hold the whole GET reply when it is read. */
 static bool two_reads_once(struct th_server *srv, struct two_reads *s)
 {
-    struct mc_client_opts o;
-    mc_client_opts_default(&o);
-    o.rx_timestamps = true;
     *s = (struct two_reads){0};
-    cr_assert_eq(mc_client_open(th_addr(srv), &o, &s->c), 0);
+    s->c = ct_open_with(th_addr(srv), (struct ct_opts){.rx_timestamps = true});
     cr_assert_eq(mc_client_ping(s->c, 0, NULL), 0, "connected");
     struct mc_read_opts stale = {.consistency = MC_CONSISTENCY_STALE};
     cr_assert_eq(mc_client_ping_async(s->c, 0, two_reads_ping_cb, s), 0);
@@ -1437,11 +1533,8 @@ Test(client_e2e, a_nested_read_restores_the_outer_receive_stamp)
     struct th_server *b = ct_start((struct th_opts){.node_id = 2});
     char eps[128];
     snprintf(eps, sizeof(eps), "%s,%s", th_addr(a), th_addr(b));
-    struct mc_client_opts o;
-    mc_client_opts_default(&o);
-    o.rx_timestamps = true;
     struct nested_rx s = {0};
-    cr_assert_eq(mc_client_open(eps, &o, &s.c), 0);
+    s.c = ct_open_with(eps, (struct ct_opts){.rx_timestamps = true});
     cr_assert_eq(mc_client_ping(s.c, 0, NULL), 0, "connected to a");
     cr_assert_eq(mc_client_ping(s.c, 1, NULL), 0, "connected to b");
     /* Up to 20 tries: the kernel may not stamp the first replies yet (ping_read_late says why). */
