@@ -433,6 +433,9 @@ struct mc_engine_hash;
 int mc_engine_hash_begin(struct mc_engine *eng, struct mc_engine_hash **h, uint64_t *applied_index);
 int mc_engine_hash_run(struct mc_engine_hash *h, uint64_t *hash);
 void mc_engine_hash_end(struct mc_engine_hash *h); /* NULL: nothing */
+/* Wait up to timeout_ms for every open hash handle's end (signalled by mc_engine_hash_end, on
+ * whatever thread): true when none is open. */
+bool mc_engine_hash_wait(struct mc_engine *eng, uint32_t timeout_ms);
 /*
  * Consistent copy of the LMDB environment to fd (a regular file, written from
  * its current offset) while writes continue (mdb_env_copyfd2). *applied_index

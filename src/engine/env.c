@@ -2,6 +2,7 @@
  * hash. */
 #include "engine/internal.h"
 #include "util/checksum.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <assert.h>
@@ -332,7 +333,7 @@ int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&eng->write_lock, NULL);
     pthread_mutex_init(&eng->pool_lock, NULL);
-    pthread_cond_init(&eng->hashing_done, NULL);
+    mc_cond_init_monotonic(&eng->hashing_done); /* timed waits: mc_engine_hash_wait */
 
     rc = take_lock(dir, &eng->lock_fd);
     if (rc) {
@@ -743,6 +744,18 @@ void mc_engine_hash_end(struct mc_engine_hash *h)
     pthread_cond_broadcast(&eng->hashing_done);
     pthread_mutex_unlock(&eng->pool_lock);
     free(h);
+}
+
+bool mc_engine_hash_wait(struct mc_engine *eng, uint32_t timeout_ms)
+{
+    struct timespec until = mc_mono_deadline(timeout_ms);
+    pthread_mutex_lock(&eng->pool_lock);
+    while (eng->n_hashing > 0 &&
+           pthread_cond_timedwait(&eng->hashing_done, &eng->pool_lock, &until) != ETIMEDOUT) {
+    }
+    bool none = eng->n_hashing == 0;
+    pthread_mutex_unlock(&eng->pool_lock);
+    return none;
 }
 
 int mc_engine_state_hash(struct mc_engine *eng, uint64_t *hash, uint64_t *applied_index)

@@ -11,7 +11,8 @@
  * for it). One job at a time; a mark that applies while one runs is skipped and answers "no
  * hash" (holding a second transaction would pin a second old state of the engine). While the
  * job runs, the mark's index answers "not yet" (the leader asks again) and no snapshot installs
- * (node_snapshot_received): an install closes the engine the job reads.
+ * (node_snapshot_received): an install closes the engine the job reads. The leader's SNAPSHOT
+ * message is held meanwhile and stepped when the job ends (node_snapshot_hold, hash_done).
  *
  * The admin CHECK request (`metacenter check`: the state hash now) uses the same job, so at most
  * one hash transaction is open per node: a request while a job runs gets Busy "retry", a mark
@@ -410,8 +411,34 @@ static void admin_done(struct node_check *ck, uint64_t index)
     mc_client_reply_end(&ck->admin_token, 0);
 }
 
-/* Loop: the job ended: answer the admin request, or remember the mark's hash (the leader's own
- * mark starts its round). */
+/* Loop: a mark's job ended: remember its hash; the leader's own mark starts its round, or,
+ * when it gets none (failed, stopping, no longer leader, a round still open), the next mark
+ * comes after the interval (else it would be logged "lost" later, though it applied). */
+static void mark_hashed(struct node_check *ck, uint64_t index)
+{
+    struct mc_node *n = ck->n;
+    if (ck->hash_rc) {
+        MC_WARN("consistency_check_hash_failed", "index=%llu err=%s detail=\"%s\"",
+                (unsigned long long)index, mc_error_name(ck->hash_rc), ck->hash_err);
+    } else {
+        MC_DEBUG("consistency_check_hashed", "index=%llu hash=%016llx ms=%llu",
+                 (unsigned long long)index, (unsigned long long)ck->hash_value,
+                 (unsigned long long)ck->hash_ms);
+        remember(ck, index, ck->hash_value);
+    }
+    if (index != ck->proposed_index) {
+        return;
+    }
+    if (!ck->hash_rc && !n->stopping && !n->fatal && mc_raft_role(n->raft) == MC_RAFT_LEADER &&
+        !ck->round_index) {
+        ck->proposed_index = 0;
+        start_round(ck, index, ck->hash_value);
+        return;
+    }
+    mark_no_round(ck);
+}
+
+/* Loop: the job ended: answer the admin request, or remember the mark's hash. */
 static void hash_done(uv_work_t *req, int status)
 {
     struct node_check *ck = req->data;
@@ -428,25 +455,11 @@ static void hash_done(uv_work_t *req, int status)
     job_clear(ck);
     if (admin) {
         admin_done(ck, index);
-        return;
+    } else {
+        mark_hashed(ck, index);
     }
-    if (ck->hash_rc) {
-        MC_WARN("consistency_check_hash_failed", "index=%llu err=%s detail=\"%s\"",
-                (unsigned long long)index, mc_error_name(ck->hash_rc), ck->hash_err);
-        if (index == ck->proposed_index) {
-            mark_no_round(ck);
-        }
-        return;
-    }
-    MC_DEBUG("consistency_check_hashed", "index=%llu hash=%016llx ms=%llu",
-             (unsigned long long)index, (unsigned long long)ck->hash_value,
-             (unsigned long long)ck->hash_ms);
-    remember(ck, index, ck->hash_value);
-    if (!n->stopping && !n->fatal && mc_raft_role(n->raft) == MC_RAFT_LEADER &&
-        index == ck->proposed_index && !ck->round_index) {
-        ck->proposed_index = 0;
-        start_round(ck, index, ck->hash_value);
-    }
+    /* No job reads the engine now: a SNAPSHOT message held for it may install. */
+    node_snapshot_unblocked(n);
 }
 
 /* Loop: open a hash transaction on the state as of now (*at: its index; it must be want unless
@@ -552,17 +565,18 @@ void node_check_fail_request(struct mc_node *n, int code)
     }
 }
 
+/* Loop, before an install closes the engine: wait for the hash job's transaction to close. It
+ * never should have to (no install runs while a job exists: node_snapshot_received), and a job's
+ * worker ends its transaction without the loop, so the wait ends when the hash does; each wait is
+ * bounded, so a long one says so every CHECK_HASH_WAIT_LOG_MS. */
 void node_check_wait_hash(struct mc_node *n)
 {
     struct node_check *ck = n->members_state.check;
-    uint64_t t0 = mc_mono_ms(), said = t0;
-    while (ck && atomic_load(&ck->hash_running)) {
-        if (mc_mono_ms() - said >= CHECK_HASH_WAIT_LOG_MS) {
-            said = mc_mono_ms();
-            MC_WARN("consistency_check_hash_wait", "index=%llu waited_ms=%llu",
-                    (unsigned long long)ck->hash_index, (unsigned long long)(said - t0));
-        }
-        usleep(1000);
+    uint64_t t0 = mc_mono_ms();
+    while (ck && atomic_load(&ck->hash_running) &&
+           !mc_engine_hash_wait(n->engine, CHECK_HASH_WAIT_LOG_MS)) {
+        MC_WARN("consistency_check_hash_wait", "index=%llu waited_ms=%llu",
+                (unsigned long long)ck->hash_index, (unsigned long long)(mc_mono_ms() - t0));
     }
 }
 
@@ -576,11 +590,11 @@ int node_check_apply(struct mc_node *n, const struct mc_raft_entry *e)
         return rc;
     }
     struct node_check *ck = get(n);
-    if (!ck || res.skipped || start_hash(ck, e->index)) {
+    if (!ck || (!res.skipped && start_hash(ck, e->index))) {
         return 0;
     }
     if (e->index == ck->proposed_index) {
-        mark_no_round(ck); /* the leader's own mark has no hash here */
+        mark_no_round(ck); /* the leader's own mark has no hash here (skipped, or no job) */
     }
     return 0;
 }

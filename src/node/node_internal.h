@@ -255,8 +255,18 @@ struct mc_node {
     uint64_t recv_done_index, recv_done_term; /* last snapshot fully received */
     char recv_done_path[MC_DATADIR_PATH_MAX];
     bool recv_done_prepared;   /* engine.new holds recv_done's image, ready to swap in */
-    uint64_t recv_skips;       /* resends of recv_done's image skipped (node_on_snap_chunk) */
     struct recv_job *recv_job; /* a received image being finished off the loop */
+    /* What an install that cannot run now waits with (node_snapshot_hold): the leader's SNAPSHOT
+     * message (msg NULL: none), and the DONE ack of its image's last chunk (done_owed), both
+     * given when nothing blocks any more (node_snapshot_unblocked). One slot: a newer one
+     * replaces it. In memory only: a restart forgets it (the leader sends again). */
+    struct {
+        uint8_t *msg;
+        size_t len;
+        uint64_t from, index, term, since_ms;
+        bool done_owed;
+        uint64_t done_to, done_index, done_term, done_total;
+    } snap_held;
 
     /* Snapshot streamed to a client (`snapshot save`). */
     struct {
@@ -376,10 +386,16 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
 void node_on_snap_ack(struct mc_node *n, uint64_t from, const uint8_t *p, size_t len);
 int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta *meta);
 bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term);
-/* A SNAPSHOT message for the image a worker is finishing: kept and replayed when it is done
- * (true), else false (dropped: the leader retries). */
+/* A SNAPSHOT message refused by node_snapshot_received only because an install cannot run now
+ * (the image a worker is finishing, or a received image while a check hash or a snapshot job
+ * runs): kept and replayed by node_snapshot_unblocked (true), else false (dropped: the leader
+ * retries). */
 bool node_snapshot_hold(struct mc_node *n, const struct mc_raft_msg *m, uint64_t from,
                         const uint8_t *p, size_t len);
+/* Loop: something that kept an install from running ended (a check hash, a snapshot job, a
+ * received image's finish): send the DONE ack owed and replay the SNAPSHOT message held, unless
+ * something still blocks or the node is stopping. */
+void node_snapshot_unblocked(struct mc_node *n);
 
 void node_track_conf_change(struct mc_node *n, const struct mc_client_token *t, uint64_t index);
 void node_handle_snapshot_save(struct mc_node *n, const struct mc_client_request *r);

@@ -122,8 +122,10 @@ static void snap_done(uv_work_t *req, int status);
  * Never set in production. Unset: 0. */
 static uint64_t image_backoff_first_ms(void)
 {
-    uint64_t ms = mc_test_env_u64("MC_TEST_IMAGE_BACKOFF_MS", SNAP_IMAGE_BACKOFF_MAX);
-    return ms ? ms : SNAP_IMAGE_BACKOFF_MS;
+    static _Atomic int64_t ms = -1; /* -1: not read yet */
+    uint64_t v = mc_test_hook_u64(&ms, "MC_TEST_IMAGE_BACKOFF_MS", SNAP_IMAGE_BACKOFF_MAX,
+                                  "test_hook_image_backoff");
+    return v ? v : SNAP_IMAGE_BACKOFF_MS;
 }
 
 /* Test hook: with MC_TEST_IMAGE_FAIL_FIRST=N (1..1000) in the environment, the first N engine
@@ -170,6 +172,7 @@ static void copy_wait_closed(uv_handle_t *h)
                 mc_error_name(MC_EIO));
         mc_wbuf_free(&j->blob);
         free(j);
+        node_snapshot_unblocked(n);
     }
 }
 
@@ -303,6 +306,7 @@ static void snap_done(uv_work_t *req, int status)
     }
     mc_wbuf_free(&j->blob);
     free(j);
+    node_snapshot_unblocked(n); /* no copy reads the engine now */
 }
 
 static int start_job(struct mc_node *n, uint64_t index, bool image)
@@ -737,6 +741,12 @@ void node_on_snap_ack(struct mc_node *n, uint64_t from, const uint8_t *p, size_t
     if (status == SNAP_ACK_DONE) {
         finish_send(n, s, true);
     } else if (status == SNAP_ACK_RESEND && off <= s->total) {
+        /* The follower answers each chunk of the window in flight: a RESEND to where the stream
+         * already is, being read or sent to its end, is one of those (redoing it would send the
+         * end chunk and the SNAPSHOT message again). */
+        if (off == s->offset && (s->data_done || node_chunk_reading(&s->reader))) {
+            return;
+        }
         s->offset = off;
         s->data_done = false;
     } else {
@@ -768,10 +778,10 @@ static void send_ack(struct mc_node *n, uint64_t to, uint64_t index, uint64_t te
  * stepped earlier has had its install (Raft hands it out in the very next ready); while the job
  * exists node_snapshot_received is false, so no SNAPSHOT message is stepped and Raft cannot ask
  * for an install until it completes. The leader's SNAPSHOT message (sent right after the last
- * chunk) is held meanwhile and replayed on completion, as if it had arrived then. Chunks of the
- * same image are dropped (the ack follows); a different image is refused with FAILED (the
- * leader retries after its next heartbeat). The worker may share the pool thread niced by
- * snapshot creation (snap_work): it then yields the CPU to the loops too.
+ * chunk) is held meanwhile and replayed on completion, as if it had arrived then (n->snap_held,
+ * node_snapshot_unblocked). Chunks of the same image are dropped (the ack follows); a different
+ * image is refused with FAILED (the leader retries after its next heartbeat). The worker may share
+ * the pool thread niced by snapshot creation (snap_work): it then yields the CPU to the loops too.
  */
 #define RECV_HELD_MSG_MAX_BYTES (64u << 10) /* an encoded SNAPSHOT message: header + conf */
 #define RECV_TEST_DELAY_MAX_MS  60000
@@ -782,9 +792,6 @@ struct recv_job {
     struct mc_snap_recv *recv; /* owned until the worker's mc_snap_recv_finish frees it */
     bool queued;
     uint64_t from, index, term, total;
-    uint8_t *held; /* the SNAPSHOT message to replay (NULL = none) */
-    size_t held_len;
-    uint64_t held_from;
     bool resumed_whole; /* the file was complete when a restart reopened it (see below) */
     struct mc_snap_info info;
     int rc, prep_rc;
@@ -798,10 +805,11 @@ static uint64_t recv_test_delay_ms(void)
     return mc_test_env_u64("MC_TEST_SNAP_FINISH_DELAY_MS", RECV_TEST_DELAY_MAX_MS);
 }
 
+static void owe_done(struct mc_node *n, uint64_t to, uint64_t index, uint64_t term, uint64_t total);
+
 static void recv_job_free(struct recv_job *j)
 {
     mc_snap_recv_abort(j->recv, false); /* not started: keep the file, a restart resumes it */
-    free(j->held);
     free(j);
 }
 
@@ -853,11 +861,11 @@ static void recv_work_done(uv_work_t *req, int status)
         send_ack(n, j->from, j->index, j->term, 0,
                  j->resumed_whole ? SNAP_ACK_RESEND : SNAP_ACK_FAILED);
         recv_job_free(j);
+        node_snapshot_unblocked(n); /* a message held for it is dropped there */
         return;
     }
     n->recv_done_index = j->index;
     n->recv_done_term = j->term;
-    n->recv_skips = 0;
     n->recv_done_prepared = j->prep_rc == 0;
     snprintf(n->recv_done_path, sizeof(n->recv_done_path), "%s", j->info.path);
     if (j->prep_rc) {
@@ -869,11 +877,9 @@ static void recv_work_done(uv_work_t *req, int status)
     MC_INFO("snapshot_received", "from=%llu index=%llu bytes=%llu finish_ms=%llu prepare_ms=%llu",
             (unsigned long long)j->from, (unsigned long long)j->index, (unsigned long long)j->total,
             (unsigned long long)j->finish_ms, (unsigned long long)j->prep_ms);
-    send_ack(n, j->from, j->index, j->term, j->total, SNAP_ACK_DONE);
-    if (j->held) {
-        node_on_peer_frame(n, j->held_from, MC_PEER_RAFT, j->held, j->held_len);
-    }
+    owe_done(n, j->from, j->index, j->term, j->total);
     recv_job_free(j);
+    node_snapshot_unblocked(n);
 }
 
 /* The last chunk is written: hand the finish to a worker (queued by start_recv_job). */
@@ -915,12 +921,63 @@ static void start_recv_job(struct mc_node *n)
     }
 }
 
+/*
+ * Held, not refused. An install closes the engine, so it waits while a check hash (node_check.c)
+ * or a snapshot job's image copy reads it, and while a received image is finished (the worker
+ * writes engine.new). Refusing the SNAPSHOT message then made the leader send the image again
+ * about once a heartbeat for as long as a hash ran (each resend read from disk and logged on the
+ * leader; rev17b G1). Instead the message is kept (n->snap_held, one slot, the newest), and so
+ * is the DONE ack of the image's last chunk: the leader waits for it in its send's data_done
+ * state (SNAP_SEND_STALL_MS bounds that) rather than start new sends. Both go out when nothing
+ * blocks any more (node_snapshot_unblocked: from the hash's, the snapshot job's and the finish's
+ * done callbacks), the message stepped as if it arrived then. A message from an older term is
+ * then ignored by Raft (step_term); one whose image was installed meanwhile is answered with
+ * the commit index (sn_handle_snapshot). Nothing is held across a restart or a stop.
+ */
+static bool install_blocked(struct mc_node *n)
+{
+    return n->recv_job || n->snapshot_running || node_check_hashing(n);
+}
+
+/* The received image recv_done is on disk (an install reads it: its membership, and its data
+ * when engine.new was not prepared), and is total bytes when total is not 0. */
+static bool recv_done_on_disk(struct mc_node *n, uint64_t total)
+{
+    struct stat st;
+    return n->recv_done_index && stat(n->recv_done_path, &st) == 0 &&
+           (total == 0 || (uint64_t)st.st_size == total);
+}
+
+/* The last chunk of the received image (index, term) came from `to`: its DONE goes out once an
+ * install can run (node_snapshot_unblocked). */
+static void owe_done(struct mc_node *n, uint64_t to, uint64_t index, uint64_t term, uint64_t total)
+{
+    n->snap_held.done_owed = true;
+    n->snap_held.done_to = to;
+    n->snap_held.done_index = index;
+    n->snap_held.done_term = term;
+    n->snap_held.done_total = total;
+}
+
+static void held_free(struct mc_node *n)
+{
+    free(n->snap_held.msg);
+    memset(&n->snap_held, 0, sizeof(n->snap_held));
+}
+
 bool node_snapshot_hold(struct mc_node *n, const struct mc_raft_msg *m, uint64_t from,
                         const uint8_t *p, size_t len)
 {
-    struct recv_job *j = n->recv_job;
-    if (!j || m->snapshot.index != j->index || m->snapshot.term != j->term ||
-        len > RECV_HELD_MSG_MAX_BYTES) {
+    uint64_t index = m->snapshot.index, term = m->snapshot.term;
+    const char *why = NULL;
+    if (n->recv_job) {
+        if (n->recv_job->index == index && n->recv_job->term == term) {
+            why = "finishing";
+        }
+    } else if (n->recv_done_index == index && n->recv_done_term == term && install_blocked(n)) {
+        why = n->snapshot_running ? "snapshot_job" : "check_hash";
+    }
+    if (!why || len > RECV_HELD_MSG_MAX_BYTES) {
         return false;
     }
     uint8_t *copy = malloc(len);
@@ -928,23 +985,73 @@ bool node_snapshot_hold(struct mc_node *n, const struct mc_raft_msg *m, uint64_t
         return false;
     }
     memcpy(copy, p, len);
-    free(j->held); /* a resent one replaces it */
-    j->held = copy;
-    j->held_len = len;
-    j->held_from = from;
+    bool again = n->snap_held.msg && n->snap_held.index == index && n->snap_held.term == term;
+    free(n->snap_held.msg); /* a resent or newer one replaces it */
+    n->snap_held.msg = copy;
+    n->snap_held.len = len;
+    n->snap_held.from = from;
+    n->snap_held.index = index;
+    n->snap_held.term = term;
+    if (!again) {
+        n->snap_held.since_ms = node_now_ms();
+        MC_INFO("snapshot_install_held", "from=%llu index=%llu term=%llu reason=%s",
+                (unsigned long long)from, (unsigned long long)index, (unsigned long long)term, why);
+    }
     return true;
 }
 
-/* A chunk of the image this node received whole, verified and has not installed: its file is
- * still there (or engine.new holds it prepared) and is that size. */
+/* The owed DONE: still true of the image (else FAILED: the leader sends again, and a file gone
+ * meanwhile is received whole again). */
+static void send_owed_done(struct mc_node *n)
+{
+    uint64_t to = n->snap_held.done_to, index = n->snap_held.done_index;
+    uint64_t term = n->snap_held.done_term, total = n->snap_held.done_total;
+    n->snap_held.done_owed = false;
+    bool is_recv_done = index == n->recv_done_index && term == n->recv_done_term;
+    if (is_recv_done && (index <= n->applied_index || recv_done_on_disk(n, total))) {
+        send_ack(n, to, index, term, total, SNAP_ACK_DONE);
+        return;
+    }
+    MC_WARN("snapshot_received_image_gone",
+            "index=%llu term=%llu action=\"the leader sends it "
+            "again\"",
+            (unsigned long long)index, (unsigned long long)term);
+    send_ack(n, to, index, term, 0, SNAP_ACK_FAILED);
+}
+
+void node_snapshot_unblocked(struct mc_node *n)
+{
+    if (n->stopping || n->fatal || install_blocked(n)) {
+        return; /* a stop frees what is held (node_snapshot_free) */
+    }
+    if (n->snap_held.done_owed) {
+        send_owed_done(n);
+    }
+    uint8_t *msg = n->snap_held.msg;
+    if (!msg) {
+        return;
+    }
+    size_t len = n->snap_held.len;
+    uint64_t from = n->snap_held.from;
+    MC_INFO("snapshot_install_unheld", "from=%llu index=%llu held_ms=%llu",
+            (unsigned long long)from, (unsigned long long)n->snap_held.index,
+            (unsigned long long)(node_now_ms() - n->snap_held.since_ms));
+    n->snap_held.msg = NULL; /* out of the slot first: the step may hold another */
+    node_on_peer_frame(n, from, MC_PEER_RAFT, msg, len);
+    free(msg);
+}
+
+/* A chunk of the image this node received whole, verified and has not installed (its SNAPSHOT
+ * message was refused or lost, or the leader's send gave up waiting for the DONE held while an
+ * install was blocked: the leader sends it again). Its file is still there (the install reads
+ * its membership, and its data when engine.new was not prepared) and is that size. */
 static bool received_not_installed(struct mc_node *n, uint64_t index, uint64_t term, uint64_t total)
 {
     if (index <= n->applied_index || index != n->recv_done_index || term != n->recv_done_term ||
         n->recv) {
         return false;
     }
-    struct stat st;
-    return stat(n->recv_done_path, &st) == 0 && (uint64_t)st.st_size == total;
+    return recv_done_on_disk(n, total);
 }
 
 void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size_t len)
@@ -967,16 +1074,21 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
         return; /* this image is being finished: its ack follows */
     }
     if (received_not_installed(n, index, term, total)) {
-        /* Its SNAPSHOT message was refused (a check hash or a snapshot job ran: node_snapshot_
-         * received), so the leader sends the image again: skip it to the end rather than receive
-         * it all again. The chunk at the end is acked DONE; the leader sends its SNAPSHOT message
-         * after it, as after any last chunk (an early DONE would end the send without one). */
-        if (off == 0 && (n->recv_skips++ & 63) == 0) { /* one a heartbeat while refused */
-            MC_INFO("snapshot_resend_skipped", "from=%llu index=%llu bytes=%llu skipped=%llu",
-                    (unsigned long long)from, (unsigned long long)index, (unsigned long long)total,
-                    (unsigned long long)n->recv_skips);
+        /* Sent again: skip it to the end rather than receive it all again. The chunk at the end
+         * gets the DONE (held while an install is blocked, as after a receive); the leader sends
+         * its SNAPSHOT message after it, as after any last chunk (an early DONE would end the
+         * send without one). */
+        if (off == 0) {
+            MC_INFO("snapshot_resend_skipped", "from=%llu index=%llu bytes=%llu",
+                    (unsigned long long)from, (unsigned long long)index, (unsigned long long)total);
         }
-        send_ack(n, from, index, term, total, off >= total ? SNAP_ACK_DONE : SNAP_ACK_RESEND);
+        if (off < total) {
+            send_ack(n, from, index, term, total, SNAP_ACK_RESEND);
+        } else if (install_blocked(n)) {
+            owe_done(n, from, index, term, total);
+        } else {
+            send_ack(n, from, index, term, total, SNAP_ACK_DONE);
+        }
         return;
     }
     if (n->recv && (n->recv_index != index || n->recv_term != term)) {
@@ -1042,12 +1154,11 @@ void node_on_snap_chunk(struct mc_node *n, uint64_t from, const uint8_t *p, size
 
 bool node_snapshot_received(struct mc_node *n, uint64_t index, uint64_t term)
 {
-    /* Not while a consistency-check hash reads the engine an install would close (node_check.c):
-     * the message is dropped, and the leader sends the image again after its next probe; that
-     * resend skips to the end (node_on_snap_chunk: received_not_installed), then the message
-     * follows again. */
-    return !n->snapshot_running && !n->recv_job && !node_check_hashing(n) &&
-           n->recv_done_index == index && n->recv_done_term == term;
+    /* Not while an install is blocked: node_snapshot_hold keeps the message till it is not. Nor
+     * when the received file is gone (pruned: the message is dropped and the leader sends the
+     * image again, received whole), rather than fail the install on it. */
+    return !install_blocked(n) && n->recv_done_index == index && n->recv_done_term == term &&
+           recv_done_on_disk(n, 0);
 }
 
 int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta *meta)
@@ -1250,6 +1361,7 @@ void node_snapshot_free(struct mc_node *n)
     if (n->save.active) {
         end_save(n);
     }
+    held_free(n); /* not replayed: a restart is sent the image again */
 }
 
 #define SAVE_PENDING_MAX_BYTES (4u << 20) /* queued to the client before the next read */

@@ -187,57 +187,148 @@ def test_an_image_being_sent_is_not_pruned_while_newer_images_are_made():
         del os.environ["MC_TEST_SNAP_READ_DELAY_MS"]
 
 
-def test_an_image_refused_while_a_hash_runs_is_not_received_again():
-    """A learner's whole image arrives while a state hash runs there (an admin CHECK request,
-    held 6 s by MC_TEST_CHECK_HASH_DELAY_MS, started while the image's finish is held 3 s by
-    MC_TEST_SNAP_FINISH_DELAY_MS): the leader's SNAPSHOT message is refused (no install under the
-    hash's transaction), so the leader sends the image again. The learner skips that resend to
-    its end (`snapshot_resend_skipped`: the file is complete and verified) instead of receiving
-    the whole image again, and installs it once the hash is over. Before, every resend was
-    received and finished again from offset 0 (a second `snapshot_receive_started`); acking
-    DONE at the resend's first chunk instead never installs an image this size (the leader
-    sends its SNAPSHOT message only after the last chunk)."""
+def wait_log(node, pattern, timeout):
+    """The first match of the regex pattern in node's log once there is one (polled up to
+    timeout seconds); fails with the log's tail otherwise."""
+    rx = re.compile(pattern)
+    found = []
+    assert wait_for(lambda: found.append(rx.search(node.log())) or found[-1], timeout), \
+        node.log_tail(30)
+    return found[-1]
+
+
+def learner_hashing_while_receiving(c, hash_ms):
+    """A learner n2 receives the leader's image of 20000 objects; while its finish is held 3 s
+    (MC_TEST_SNAP_FINISH_DELAY_MS), a state hash starts there (an admin CHECK request by
+    rawwrite, held hash_ms by MC_TEST_CHECK_HASH_DELAY_MS) and outlasts the finish. Returns
+    (n2, index, size, the rawwrite process: the caller ends it)."""
     import subprocess
     from harness import BIN
+    n1 = c.nodes[0]
+    c.leader()
+    cli(["bench", "load", "--objects", "20000", "--endpoints", n1.client, "--connections",
+         "2", "--pipeline", "16"], timeout=120)
+    os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"] = "3000"
+    os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = str(hash_ms)
+    try:
+        n2 = add_joiner(c, 2)
+    finally:
+        del os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"]
+        del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
+    cli(["--endpoints", n1.client, "cluster", "add", "2", n2.peer, "--learner",
+         "--client-addr", n2.client])
+    m = wait_log(n2, r"msg=snapshot_receive_finishing index=(\d+) bytes=(\d+)", 30)
+    index, size = (int(x) for x in m.groups())
+    proc = subprocess.Popen([os.path.join(os.path.dirname(BIN), "rawwrite"), n2.client, "check"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: "check_request_started" in n2.log(), 10), n2.log_tail(30)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return n2, index, size, proc
+
+
+def end_proc(proc):
+    if proc and proc.poll() is None:
+        proc.kill()
+    if proc:
+        proc.communicate()
+
+
+def test_an_image_refused_while_a_hash_runs_is_not_received_again():
+    """A learner's whole image arrives while a state hash runs there (held 6 s, started while the
+    image's finish is held 3 s): no install under the hash's transaction, so the leader's
+    SNAPSHOT message is held (`snapshot_install_held`) and so is the DONE of the last chunk; the
+    leader waits for it instead of sending the image again. When the hash ends, the DONE goes
+    out and the message is stepped (`snapshot_install_unheld`): the image is installed, having
+    been sent once and received once. Before (session 17), the message was refused and the
+    leader sent the image again about once a heartbeat while the hash ran (each resend skipped
+    to the end by the learner): tens of `snapshot_send_started` for the index."""
     with Cluster(1, FLAGS) as c:
         n1 = c.nodes[0]
-        c.leader()
-        cli(["bench", "load", "--objects", "20000", "--endpoints", n1.client, "--connections",
-             "2", "--pipeline", "16"], timeout=120)
-        os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"] = "3000"
-        os.environ["MC_TEST_CHECK_HASH_DELAY_MS"] = "6000"
-        try:
-            n2 = add_joiner(c, 2)
-        finally:
-            del os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"]
-            del os.environ["MC_TEST_CHECK_HASH_DELAY_MS"]
         proc = None
         try:
-            cli(["--endpoints", n1.client, "cluster", "add", "2", n2.peer, "--learner",
-                 "--client-addr", n2.client])
-            finishing = re.compile(r"msg=snapshot_receive_finishing index=(\d+) bytes=(\d+)")
-            assert wait_for(lambda: finishing.search(n2.log()), 30), n2.log_tail(30)
-            index, size = (int(x) for x in finishing.search(n2.log()).groups())
-            # Larger than the leader's send window: an ack of DONE at the resend's first chunk
-            # would end the send before its SNAPSHOT message goes out (no install, ever).
+            n2, index, size, proc = learner_hashing_while_receiving(c, 6000)
+            # Larger than the leader's send window: a resend's in-flight chunks are answered
+            # while its end is being sent (rev17b G2).
             assert size > 6 << 20, "an image of %d bytes is too small" % size
-            # The hash starts while the finish is held, and outlasts it by about 3 s.
-            proc = subprocess.Popen([os.path.join(os.path.dirname(BIN), "rawwrite"), n2.client,
-                                     "check"], stdout=subprocess.PIPE, text=True)
-            assert wait_for(lambda: "check_request_started" in n2.log(), 10), n2.log_tail(30)
             installed = "msg=snapshot_installed index=%d " % index
             assert wait_for(lambda: installed in n2.log(), 30), n2.log_tail(30)
+            sends = n1.log().count("msg=snapshot_send_started to=2 index=%d " % index)
+            assert sends <= 2, "the leader started %d sends of the image" % sends
             log = n2.log()
             started = re.findall(r"msg=snapshot_receive_started from=1 index=%d " % index, log)
             assert len(started) == 1, "the image was received %d times: %s" % (
                 len(started), n2.log_tail(30))
-            # The scenario did happen: the message was refused, the resend skipped.
-            assert "msg=snapshot_resend_skipped from=1 index=%d " % index in log, n2.log_tail(30)
+            # Installed after the hash ended, from the message held meanwhile.
+            unheld = "msg=snapshot_install_unheld from=1 index=%d " % index
+            assert "msg=snapshot_install_held from=1 index=%d " % index in log, n2.log_tail(30)
+            assert unheld in log, n2.log_tail(30)
             assert log.index("check_request_started") < log.index("msg=snapshot_received "), \
                 n2.log_tail(30)
+            assert log.index("check_request_hashed") < log.index(unheld) < log.index(installed), \
+                n2.log_tail(30)
+            assert n1.log().count("msg=snapshot_sent to=2 index=%d " % index) == 1, \
+                n1.log_tail(30)
             proc.communicate(timeout=30)  # (rawwrite's own deadline may end it first)
             assert wait_for(lambda: count_keys(n2) == 20000, 30), count_keys(n2)
         finally:
-            if proc and proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+            end_proc(proc)
+
+
+def test_a_stop_with_a_snapshot_message_held_is_clean():
+    """A learner stopped while its received image's SNAPSHOT message is held for a hash (held
+    8 s) stops cleanly once the hash ends (a stop waits for the job), without installing the
+    held message (nothing is replayed at a stop; the sanitizer build reports a leak of it); after
+    a restart without the hooks it catches up and holds every object."""
+    import signal
+    with Cluster(1, FLAGS) as c:
+        proc = None
+        try:
+            n2, index, _, proc = learner_hashing_while_receiving(c, 8000)
+            wait_log(n2, r"msg=snapshot_received from=1 index=%d " % index, 30)
+            assert "msg=snapshot_install_held from=1 index=%d " % index in n2.log(), \
+                n2.log_tail(30)
+            t0 = time.time()
+            n2.proc.send_signal(signal.SIGTERM)
+            n2.proc.wait(timeout=30)
+            took = time.time() - t0
+            assert n2.proc.returncode == 0, (n2.proc.returncode, n2.log_tail(30))
+            assert took < 15, "the stop took %.1f s" % took  # the hash's rest, at most 8 s
+            log = n2.log()
+            assert "snapshot_install_unheld" not in log, n2.log_tail(30)
+            assert "msg=snapshot_installed index=%d " % index not in log, n2.log_tail(30)
+            end_proc(proc)
+            proc = None
+            n2.start()
+            assert wait_for(lambda: count_keys(n2) == 20000, 60), \
+                (count_keys(n2), n2.log_tail(30))
+        finally:
+            end_proc(proc)
+
+
+def test_a_held_image_removed_meanwhile_is_received_again():
+    """The image whose SNAPSHOT message is held for a hash is removed before the hash ends (as a
+    prune would): the owed DONE becomes a FAILED (`snapshot_received_image_gone`), the held
+    message is dropped rather than installed from a file that is gone, and the leader's next
+    send is received whole and installed."""
+    with Cluster(1, FLAGS) as c:
+        proc = None
+        try:
+            n2, index, _, proc = learner_hashing_while_receiving(c, 6000)
+            wait_log(n2, r"msg=snapshot_received from=1 index=%d " % index, 30)
+            d = os.path.join(n2.dir, "snap")
+            image = [f for f in os.listdir(d) if f.startswith("snap-%016x-" % index)]
+            assert len(image) == 1, os.listdir(d)
+            assert "snapshot_install_unheld" not in n2.log(), n2.log_tail(30)
+            os.unlink(os.path.join(d, image[0]))
+            wait_log(n2, r"msg=snapshot_received_image_gone index=%d " % index, 30)
+            installed = "msg=snapshot_installed index=%d " % index
+            assert wait_for(lambda: installed in n2.log(), 60), n2.log_tail(30)
+            started = n2.log().count("msg=snapshot_receive_started from=1 index=%d " % index)
+            assert started == 2, "received %d times: %s" % (started, n2.log_tail(30))
+            assert wait_for(lambda: count_keys(n2) == 20000, 30), count_keys(n2)
+        finally:
+            end_proc(proc)

@@ -159,3 +159,39 @@ Test(engine_hash, map_growth_waits_for_the_hash_to_end)
     cr_assert_eq(ai, te_index);
     cr_assert_neq(after, before);
 }
+
+struct end_later_arg {
+    struct mc_engine_hash *h;
+    unsigned after_ms;
+};
+
+static void *end_later(void *p)
+{
+    struct end_later_arg *a = p;
+    usleep(a->after_ms * 1000u);
+    mc_engine_hash_end(a->h);
+    return NULL;
+}
+
+/* mc_engine_hash_wait (an install before closing the engine: node_check_wait_hash) times out
+ * while a handle is open, and wakes at its end on another thread rather than at its timeout. */
+Test(engine_hash, a_wait_ends_with_the_hash_or_its_timeout)
+{
+    fill(5);
+    cr_assert(mc_engine_hash_wait(te_eng, 0), "no handle open: no wait");
+    struct mc_engine_hash *h;
+    uint64_t ai;
+    cr_assert_eq(mc_engine_hash_begin(te_eng, &h, &ai), 0);
+    uint64_t t0 = now_ms();
+    cr_assert_not(mc_engine_hash_wait(te_eng, 100));
+    cr_assert_geq(now_ms() - t0, 90, "returned early: %llu ms",
+                  (unsigned long long)(now_ms() - t0));
+    struct end_later_arg a = {.h = h, .after_ms = 200};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, end_later, &a), 0);
+    t0 = now_ms();
+    cr_assert(mc_engine_hash_wait(te_eng, 20000));
+    uint64_t took = now_ms() - t0;
+    pthread_join(th, NULL);
+    cr_assert(took >= 150 && took < 10000, "woke after %llu ms", (unsigned long long)took);
+}
