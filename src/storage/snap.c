@@ -557,12 +557,12 @@ static int prune_remove(const struct mc_fs_ops *fs, const char *path, bool image
 
 /* Whether path is to be skipped: a stream holds it open. Why that is safe and bounded: a skipped
  * file is only an extra file kept (nothing relies on it being gone: lookups take the newest),
- * and every later prune (each new snapshot, each install) tries it again, so it goes with the
- * first prune after the stream ends (no snapshot is taken while a send or save runs, so on an
- * idle cluster that may be a while: one extra image on disk meanwhile). At most one file per
- * stream is kept so: a node streams to at most MC_RAFT_MAX_NODES followers and one `snapshot
- * save` at a time, each stream holds one image, and streams end (done, cancelled, timed out,
- * node stopped). */
+ * and every later prune (each new snapshot, each install) tries it again; the node also prunes
+ * again once the last holder of a skipped file lets it go (node_snap_prune_due), so it goes
+ * when the stream ends, not with the next snapshot (which on an idle cluster may be a while
+ * off). At most one file per stream is kept so: a node streams to at most MC_RAFT_MAX_NODES
+ * followers and one `snapshot save` at a time, each stream holds one image, and streams end
+ * (done, cancelled, timed out, node stopped). */
 static bool prune_in_use(const struct mc_snap_prune_opts *o, const char *path)
 {
     return o && o->in_use && o->in_use(o->ctx, path);
