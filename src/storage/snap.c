@@ -578,7 +578,7 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep,
     if (rc) {
         return rc;
     }
-    bool removed = false, image_kept = false;
+    bool unlinked = false, image_kept = false;
     for (size_t i = 0; i < n; i++) {
         char path[MC_DATADIR_PATH_MAX];
         if (mc_datadir_path(snap_dir, v[i].name, path, sizeof(path))) {
@@ -610,11 +610,16 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep,
             continue;
         }
         rc = rc ? rc : r;
-        removed = true;
+        unlinked = unlinked || !trashed;
         MC_INFO("snapshot_pruned", "path=%s trash=%d", path, trashed ? 1 : 0);
     }
     free(v);
-    if (removed && rc == 0) {
+    /* Synced here only for a file unlinked here. An image handed to the trash was renamed, and
+     * the trash syncs the directory before its first cut (trash.c rename_durable): that fsync
+     * makes the rename durable, and it has to be the trash's (it may cut before a sync here
+     * would run). A second here repeated it (session 18); until the trash's, a crash finds the
+     * image whole under its old name, as after a crash before the prune. */
+    if (unlinked && rc == 0) {
         rc = mc_fs_fsync_dir(fs, snap_dir);
     }
     return rc;
