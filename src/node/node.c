@@ -382,6 +382,7 @@ static void tick_cb(uv_timer_t *h)
     node_expire_reads(n, now);
     node_members_tick(n, now);
     node_disk_low(n, now); /* logs low disk on followers too */
+    node_snap_prune_due(n);
 }
 
 bool node_disk_low(struct mc_node *n, uint64_t now_ms)

@@ -39,6 +39,14 @@
  * open fails with MC_ENOTFOUND: the stream looks up again, as when the image was unlinked) or
  * it sees the mark and leaves the file to a later prune. The mark is the file's, not the
  * stream's: it outlives a stream that ended while its read or its close was still queued.
+ *
+ * That later prune (session 18): the unmark that lets a skipped file go sets prune_due, and the
+ * loop's next tick prunes (node_snap_prune_due), so on an idle cluster the image does not wait
+ * for the next snapshot or install. Not in the unmark itself: it runs with mu held, on a worker
+ * or the loop, and a prune there could run beside a snapshot job's. The loop prunes only while
+ * no snapshot job runs (that job prunes at its end, and an install asserts none runs): as
+ * today, one prune at a time. Only a file a prune skipped sets it: a stream's end alone never
+ * costs a directory scan.
  */
 
 #define CHUNK_TEST_DELAY_MAX_MS 60000
@@ -101,7 +109,10 @@ int node_snap_use(struct mc_node *n, const char *path)
     pthread_mutex_lock(&n->snap_users.mu);
     int i = users_find(&n->snap_users, name, true);
     if (i >= 0) {
-        snprintf(n->snap_users.e[i].name, sizeof(n->snap_users.e[i].name), "%s", name);
+        if (n->snap_users.e[i].refs == 0) { /* a free slot: a file of its own from now on */
+            snprintf(n->snap_users.e[i].name, sizeof(n->snap_users.e[i].name), "%s", name);
+            n->snap_users.e[i].deferred = false;
+        }
         n->snap_users.e[i].refs++;
     }
     pthread_mutex_unlock(&n->snap_users.mu);
@@ -113,17 +124,23 @@ void node_snap_unuse(struct mc_node *n, const char *path)
     pthread_mutex_lock(&n->snap_users.mu);
     int i = users_find(&n->snap_users, base_name(path), false);
     assert(i >= 0); /* every unuse follows its use */
-    if (i >= 0) {
-        n->snap_users.e[i].refs--;
+    if (i >= 0 && --n->snap_users.e[i].refs == 0 && n->snap_users.e[i].deferred) {
+        n->snap_users.e[i].deferred = false;
+        atomic_store(&n->snap_users.prune_due, true); /* the loop prunes (see the top) */
     }
     pthread_mutex_unlock(&n->snap_users.mu);
 }
 
-/* mc_snap_prune_opts.in_use: called with snap_users.mu held. */
+/* mc_snap_prune_opts.in_use: called with snap_users.mu held. A file skipped is marked so that
+ * its last unmark asks for another prune. */
 static bool snap_in_use(void *ctx, const char *path)
 {
     struct mc_node *n = ctx;
-    return users_find(&n->snap_users, base_name(path), false) >= 0;
+    int i = users_find(&n->snap_users, base_name(path), false);
+    if (i >= 0) {
+        n->snap_users.e[i].deferred = true;
+    }
+    return i >= 0;
 }
 
 void node_snap_prune(struct mc_node *n)
@@ -131,6 +148,19 @@ void node_snap_prune(struct mc_node *n)
     struct mc_snap_prune_opts o = {
         .trash = n->snap_trash, .in_use = snap_in_use, .ctx = n, .mu = &n->snap_users.mu};
     mc_snap_prune(n->snapdir, NULL, MC_SNAP_KEEP, &o);
+}
+
+void node_snap_prune_due(struct mc_node *n)
+{
+    /* A snapshot job prunes at its end: the flag waits for it (see the top). Stopping: the
+     * image waits for a prune after the next start. */
+    if (!atomic_load(&n->snap_users.prune_due) || n->snapshot_running || n->stopping || n->fatal) {
+        return;
+    }
+    /* Cleared before the prune: an unmark during it asks again. */
+    atomic_store(&n->snap_users.prune_due, false);
+    MC_INFO("snapshot_prune_resumed", "reason=\"a deferred image is no longer in use\"");
+    node_snap_prune(n);
 }
 
 /* An image a stream holds open, marked in use while it is. */

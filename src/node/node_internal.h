@@ -103,14 +103,17 @@ struct chunk_reader {
 /* Snapshot files held open by a stream or a finish (or about to be opened), by name, with how
  * many hold each: mc_snap_prune skips them (node_chunk_read.c). Any thread, under mu, which a
  * prune holds across its check and the rename or unlink. Distinct files in use at once: one per
- * send and save, in practice the newest image or two. */
+ * send and save, in practice the newest image or two. A file a prune skipped is marked
+ * deferred; its last unmark sets prune_due, and the loop prunes again (node_snap_prune_due). */
 #define NODE_SNAP_USERS_MAX (MC_RAFT_MAX_NODES + 2) /* sends, a save, a received image */
 struct snap_users {
     pthread_mutex_t mu;
     struct {
         char name[64]; /* "" = free slot */
         uint32_t refs;
+        bool deferred; /* a prune skipped this file while it was held */
     } e[NODE_SNAP_USERS_MAX];
+    _Atomic bool prune_due; /* set under mu; read and cleared by the loop without it */
 };
 
 /* One chunk read, handed to the stream on the loop. */
@@ -422,8 +425,10 @@ bool node_chunk_reading(const struct chunk_reader *r);
 int node_snap_use(struct mc_node *n, const char *path);
 void node_snap_unuse(struct mc_node *n, const char *path);
 /* Prune n->snapdir (MC_SNAP_KEEP): files in use are skipped, images go to the snapshot trash.
- * Any thread. */
+ * Any thread, one prune at a time (a snapshot job's, an install's, node_snap_prune_due's). */
 void node_snap_prune(struct mc_node *n);
+/* Loop (each tick): prune again once the last holder of a file a prune skipped let it go. */
+void node_snap_prune_due(struct mc_node *n);
 /* uv_queue_work, counted: every threadpool job that touches the node goes through here, and its
  * work function calls node_work_end(n) as its last use of the node. A normal stop lets uv_run
  * finish every job; a fatal one stops the loop with jobs still running, and mc_node_free then

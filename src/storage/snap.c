@@ -557,12 +557,12 @@ static int prune_remove(const struct mc_fs_ops *fs, const char *path, bool image
 
 /* Whether path is to be skipped: a stream holds it open. Why that is safe and bounded: a skipped
  * file is only an extra file kept (nothing relies on it being gone: lookups take the newest),
- * and every later prune (each new snapshot, each install) tries it again, so it goes with the
- * first prune after the stream ends (no snapshot is taken while a send or save runs, so on an
- * idle cluster that may be a while: one extra image on disk meanwhile). At most one file per
- * stream is kept so: a node streams to at most MC_RAFT_MAX_NODES followers and one `snapshot
- * save` at a time, each stream holds one image, and streams end (done, cancelled, timed out,
- * node stopped). */
+ * and every later prune (each new snapshot, each install) tries it again; the node also prunes
+ * again once the last holder of a skipped file lets it go (node_snap_prune_due), so it goes
+ * when the stream ends, not with the next snapshot (which on an idle cluster may be a while
+ * off). At most one file per stream is kept so: a node streams to at most MC_RAFT_MAX_NODES
+ * followers and one `snapshot save` at a time, each stream holds one image, and streams end
+ * (done, cancelled, timed out, node stopped). */
 static bool prune_in_use(const struct mc_snap_prune_opts *o, const char *path)
 {
     return o && o->in_use && o->in_use(o->ctx, path);
@@ -578,7 +578,7 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep,
     if (rc) {
         return rc;
     }
-    bool removed = false, image_kept = false;
+    bool unlinked = false, image_kept = false;
     for (size_t i = 0; i < n; i++) {
         char path[MC_DATADIR_PATH_MAX];
         if (mc_datadir_path(snap_dir, v[i].name, path, sizeof(path))) {
@@ -610,11 +610,16 @@ int mc_snap_prune(const char *snap_dir, const struct mc_fs_ops *fs, int keep,
             continue;
         }
         rc = rc ? rc : r;
-        removed = true;
+        unlinked = unlinked || !trashed;
         MC_INFO("snapshot_pruned", "path=%s trash=%d", path, trashed ? 1 : 0);
     }
     free(v);
-    if (removed && rc == 0) {
+    /* Synced here only for a file unlinked here. An image handed to the trash was renamed, and
+     * the trash syncs the directory before its first cut (trash.c rename_durable): that fsync
+     * makes the rename durable, and it has to be the trash's (it may cut before a sync here
+     * would run). A second here repeated it (session 18); until the trash's, a crash finds the
+     * image whole under its old name, as after a crash before the prune. */
+    if (unlinked && rc == 0) {
         rc = mc_fs_fsync_dir(fs, snap_dir);
     }
     return rc;

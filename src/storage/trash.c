@@ -49,7 +49,10 @@ static bool pause_or_stop(struct mc_trash *t)
 
 /* Sync the directory holding path: the owner's rename out of use must be durable before the
  * first cut. Otherwise a crash could keep the old name (a WAL segment, loaded at the next open)
- * with its end cut off. Called with mu held. */
+ * with its end cut off. This is the fsync that makes the rename durable: the owners (WAL
+ * compaction, snapshot prune) do not sync the directory again for a file they hand here
+ * (session 18), and one of theirs after mc_trash_add could come after a cut. Called with mu
+ * held. */
 static bool rename_durable(struct mc_trash *t, const char *path)
 {
     char dir[MC_DATADIR_PATH_MAX];

@@ -24,8 +24,9 @@ int mc_trash_open(const struct mc_fs_ops *fs, uint64_t chunk_bytes, uint32_t pau
                   struct mc_trash **out);
 
 /* Queue a file for deletion. The caller has already taken it out of use (renamed it to a name
- * its owner deletes at open, so a crash midway loses nothing it needs). MC_EBUSY when the queue
- * is full or closing (the caller unlinks it itself), MC_EINVAL when the path is too long. */
+ * its owner deletes at open, so a crash midway loses nothing it needs); it need not sync the
+ * directory: the trash's sync before the first cut makes the rename durable. MC_EBUSY when the
+ * queue is full or closing (the caller unlinks it itself), MC_EINVAL when the path is too long. */
 int mc_trash_add(struct mc_trash *t, const char *path);
 
 /* At the owner's open: queue what an earlier run left in dir (files named prefix*suffix, say

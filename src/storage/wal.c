@@ -533,11 +533,12 @@ static int do_truncate(struct mc_wal *w, uint64_t from)
 
 /* A segment compaction dropped: out of the array, renamed to "<name>.del" (ignored by the
  * loader, deleted at open) and handed to the trash thread, which deletes it a chunk at a time
- * (trash.c); unlinked here when there is no trash thread or its queue is full. On failure *op
- * names the call that failed ("rename" or "unlink"), for the fatal report. */
-static int seg_retire(struct mc_wal *w, size_t i, const char **op)
+ * (trash.c; then *trashed); unlinked here when there is no trash thread or its queue is full.
+ * On failure *op names the call that failed ("rename" or "unlink"), for the fatal report. */
+static int seg_retire(struct mc_wal *w, size_t i, const char **op, bool *trashed)
 {
     *op = "unlink";
+    *trashed = false;
     if (!w->trash) {
         return seg_delete(w, i);
     }
@@ -550,31 +551,41 @@ static int seg_retire(struct mc_wal *w, size_t i, const char **op)
         *op = "rename";
         return rc == -ENOENT ? 0 : mc_fs_errno_to_mc(rc);
     }
-    if (mc_trash_add(w->trash, del) != 0) {
-        rc = w->fs->unlink(w->fs->ctx, del);
+    if (mc_trash_add(w->trash, del) == 0) {
+        *trashed = true;
+        return 0;
     }
+    rc = w->fs->unlink(w->fs->ctx, del);
     return rc < 0 && rc != -ENOENT ? mc_fs_errno_to_mc(rc) : 0;
 }
 
 /* After a snapshot at upto: delete whole segments entirely <= upto, oldest first (a crash
- * midway leaves a suffix). The active segment is never deleted here. */
+ * midway leaves a suffix). The active segment is never deleted here.
+ *
+ * The directory is synced here only when a segment was unlinked here. A segment handed to the
+ * trash was renamed, and the trash syncs the directory before its first cut of it (trash.c
+ * rename_durable): that fsync makes the rename durable, and it has to be the trash's, as the
+ * trash may cut before a sync here would run. A second one here repeated it on the WAL thread
+ * (session 18). Until then a crash finds the segment whole under its old name, as after a crash
+ * just before the rename: the loader takes it as a segment compaction had not dropped yet. */
 static int do_compact(struct mc_wal *w, uint64_t upto)
 {
     pthread_mutex_lock(&w->mu);
     wal_pos_trim_front(&w->pos, upto);
     pthread_mutex_unlock(&w->mu);
-    bool deleted = false;
+    bool unlinked = false;
     while (w->nsegs > 1 && (seg_empty(&w->segs[0]) || w->segs[0].last <= upto)) {
         const char *op;
-        int rc = seg_retire(w, 0, &op);
+        bool trashed;
+        int rc = seg_retire(w, 0, &op, &trashed);
         if (rc) {
             go_fatal(w, op, w->dir, rc);
             return MC_EFATAL;
         }
         ADD(w->stats.segments, -1);
-        deleted = true;
+        unlinked = unlinked || !trashed;
     }
-    return deleted ? dir_sync_or_fatal(w) : 0;
+    return unlinked ? dir_sync_or_fatal(w) : 0;
 }
 
 static int save_hs(struct mc_wal *w)

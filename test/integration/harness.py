@@ -287,7 +287,7 @@ def rawwrite(*args, timeout=60):
 
 def start_with_env(cluster, env):
     """cluster.start() with env (test hooks, MC_TEST_*) in the environment its nodes inherit;
-    env is removed again whether the start succeeds or not."""
+    env is removed again whether the start succeeds or not. A Node (its start()) works too."""
     os.environ.update(env)
     try:
         cluster.start()

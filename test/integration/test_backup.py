@@ -7,7 +7,8 @@ import os
 import re
 import shutil
 
-from harness import ASAN, FAST_FLAGS, Cluster, cli, cli_json, open_files, wait_for
+from harness import (ASAN, FAST_FLAGS, Cluster, cli, cli_json, open_files, start_with_env,
+                     wait_for)
 from test_membership import add_joiner
 
 OBJECTS = 20000 if ASAN else 100000
@@ -482,11 +483,7 @@ def restart_with_slow_chunk_reads(c, objects, delay_ms):
              "4", "--pipeline", "32", "--json"], timeout=300)
     assert json.loads(r.stdout.strip().splitlines()[-1])["errors"] == 0
     n.stop()
-    os.environ["MC_TEST_SNAP_READ_DELAY_MS"] = str(delay_ms)
-    try:
-        n.start()
-    finally:
-        del os.environ["MC_TEST_SNAP_READ_DELAY_MS"]
+    start_with_env(n, {"MC_TEST_SNAP_READ_DELAY_MS": str(delay_ms)})
     c.leader()
 
 

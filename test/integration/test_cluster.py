@@ -8,7 +8,8 @@ import socket
 import threading
 import time
 
-from harness import ASAN, FAST_FLAGS, Cluster, cli, cli_json, metrics_text, snapshot_flags, wait_for
+from harness import (ASAN, FAST_FLAGS, Cluster, cli, cli_json, metrics_text, snapshot_flags,
+                     start_with_env, wait_for)
 
 
 def test_writes_visible_on_followers_and_redirect():
@@ -240,11 +241,7 @@ def test_snapshot_catch_up_follower_keeps_answering():
     flags = FAST_FLAGS + snapshot_flags(20, 5)
     with Cluster(3, flags) as c:
         leader, lagger = _stop_lagger_and_load(c, objects)
-        os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"] = "1500"
-        try:
-            lagger.start()
-        finally:
-            del os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"]
+        start_with_env(lagger, {"MC_TEST_SNAP_FINISH_DELAY_MS": "1500"})
         duration = 20 if ASAN else 15
         r = cli(["bench", "--endpoints", lagger.client, "--workload", "get", "--bucket", "ping",
                  "--keys", "100", "--consistency", "stale", "--connections", "1", "--pipeline",
@@ -277,11 +274,7 @@ def test_snapshot_finish_in_flight_at_shutdown():
     flags = FAST_FLAGS + snapshot_flags(20, 5)
     with Cluster(3, flags) as c:
         leader, lagger = _stop_lagger_and_load(c, 5000)
-        os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"] = "2000"
-        try:
-            lagger.start()
-        finally:
-            del os.environ["MC_TEST_SNAP_FINISH_DELAY_MS"]
+        start_with_env(lagger, {"MC_TEST_SNAP_FINISH_DELAY_MS": "2000"})
         assert wait_for(lambda: "snapshot_receive_finishing" in lagger.log(), 60), \
             lagger.log_tail(40)
         t0 = time.time()

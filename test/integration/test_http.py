@@ -2,11 +2,10 @@
 in-process connection from the HTTP layer to the node is reopened when the client server closes
 it (test hook MC_TEST_HTTP_LOCAL_CLOSE_AFTER)."""
 import json
-import os
 import urllib.error
 import urllib.request
 
-from harness import Cluster, wait_for
+from harness import Cluster, start_with_env, wait_for
 
 CLOSE_AFTER = 6  # bucket create, then PUT/GET pairs: the 6th request is a PUT (k2)
 
@@ -36,13 +35,12 @@ def test_in_process_connection_reopened_after_close():
     for the life of the process (reads went round through the loopback client), /healthz 200.
     Now: at most the request in flight at the close fails; everything after it succeeds, and
     what was written after the reopen reads back."""
-    os.environ["MC_TEST_HTTP_LOCAL_CLOSE_AFTER"] = str(CLOSE_AFTER)
+    c = Cluster(1, http=True)
     try:
-        with Cluster(1, http=True) as c:
-            del os.environ["MC_TEST_HTTP_LOCAL_CLOSE_AFTER"]  # started with it: that node only
-            run_close_and_reopen(c)
+        start_with_env(c, {"MC_TEST_HTTP_LOCAL_CLOSE_AFTER": str(CLOSE_AFTER)})
+        run_close_and_reopen(c)
     finally:
-        os.environ.pop("MC_TEST_HTTP_LOCAL_CLOSE_AFTER", None)
+        c.close()
 
 
 def run_close_and_reopen(c):

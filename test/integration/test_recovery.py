@@ -12,7 +12,7 @@ import shutil
 import subprocess
 
 from harness import (ASAN, BIN, FAST_FLAGS, Cluster, cli, metrics_text, port_open, snapshot_flags,
-                     wait_for)
+                     start_with_env, wait_for)
 
 # Header-only snapshots every 200 entries, an engine image every 1,000: the WAL is compacted to
 # the newest image, and header-only snapshots lie after it (the replay path is exercised).
@@ -360,52 +360,51 @@ def test_an_image_failed_after_a_hand_off_is_retried_after_the_backoff_without_a
     snapshot point: every 20 entries here)."""
     backoff = 1000
     flags = FAST_FLAGS + ["--snapshot-entries", "20", "--image-entries", "100"]
-    os.environ["MC_TEST_IMAGE_FAIL_FIRST"] = "2"
-    os.environ["MC_TEST_IMAGE_BACKOFF_MS"] = str(backoff)
+    c = Cluster(3, flags)
     try:
-        with Cluster(3, flags) as c:
-            first = c.leader()
-            load = subprocess.Popen([BIN, "bench", "--endpoints", c.endpoints(), "--workload",
-                                     "put", "--connections", "1", "--pipeline", "1",
-                                     "--duration", "60"], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            try:
-                def failed():
-                    return [e for e in image_events(first) if e[1] == "snapshot_failed"]
+        start_with_env(c, {"MC_TEST_IMAGE_FAIL_FIRST": "2",
+                           "MC_TEST_IMAGE_BACKOFF_MS": str(backoff)})
+        first = c.leader()
+        load = subprocess.Popen([BIN, "bench", "--endpoints", c.endpoints(), "--workload",
+                                 "put", "--connections", "1", "--pipeline", "1",
+                                 "--duration", "60"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            def failed():
+                return [e for e in image_events(first) if e[1] == "snapshot_failed"]
 
-                assert wait_for(lambda: failed(), 40), first.log_tail(30)
-                assert failed()[0][2]["role"] == "follower", image_events(first)
-                cli(["--endpoints", c.endpoints(), "cluster", "transfer-leader", str(first.id)])
-                # Its OK means the transfer started: wait for it to end, as the retry's role
-                # (asserted below) depends on it.
-                assert wait_for(lambda: c.leader(timeout=5) is first, 5), \
-                    "leadership did not come back to %d" % first.id
+            assert wait_for(lambda: failed(), 40), first.log_tail(30)
+            assert failed()[0][2]["role"] == "follower", image_events(first)
+            cli(["--endpoints", c.endpoints(), "cluster", "transfer-leader", str(first.id)])
+            # Its OK means the transfer started: wait for it to end, as the retry's role
+            # (asserted below) depends on it.
+            assert wait_for(lambda: c.leader(timeout=5) is first, 5), \
+                "leadership did not come back to %d" % first.id
 
-                def made():
-                    return any(e[1] == "snapshot_created" for e in image_events(first))
+            def made():
+                return any(e[1] == "snapshot_created" for e in image_events(first))
 
-                assert wait_for(made, 6 * backoff / 1000 + 10), (image_events(first),
-                                                                 first.log_tail(30))
-            finally:
-                load.kill()
-                load.wait()
-            events = image_events(first)
-            kinds = [e[1] for e in events]
-            # hand-off, failed (follower), failed (leader), started (leader), made: one hand-off
-            assert kinds[:5] == ["image_handoff", "snapshot_failed", "snapshot_failed",
-                                 "snapshot_image_start", "snapshot_created"], events
-            _, (t1, _, f1), (t2, _, f2), (t3, _, s3) = events[:4]
-            assert f1["role"] == "follower" and f1["retry_in_ms"] == str(backoff), events
-            assert f2["retry_in_ms"] == str(2 * backoff), events
-            assert s3["role"] == "leader", "the retry was not made as leader: %s" % (events,)
-            # Each retry waited its backoff (1 ms for the stamps' rounding), and came at one of
-            # the next snapshot points (a few hundred ms under this load), not much later.
-            for waited, wanted in ((t2 - t1, backoff), (t3 - t2, 2 * backoff)):
-                assert wanted - 1 <= waited < wanted + 3000, (waited, wanted, events)
-            assert "image_handoff_failed" not in first.log(), first.log_tail(30)
+            assert wait_for(made, 6 * backoff / 1000 + 10), (image_events(first),
+                                                             first.log_tail(30))
+        finally:
+            load.kill()
+            load.wait()
+        events = image_events(first)
+        kinds = [e[1] for e in events]
+        # hand-off, failed (follower), failed (leader), started (leader), made: one hand-off
+        assert kinds[:5] == ["image_handoff", "snapshot_failed", "snapshot_failed",
+                             "snapshot_image_start", "snapshot_created"], events
+        _, (t1, _, f1), (t2, _, f2), (t3, _, s3) = events[:4]
+        assert f1["role"] == "follower" and f1["retry_in_ms"] == str(backoff), events
+        assert f2["retry_in_ms"] == str(2 * backoff), events
+        assert s3["role"] == "leader", "the retry was not made as leader: %s" % (events,)
+        # Each retry waited its backoff (1 ms for the stamps' rounding), and came at one of
+        # the next snapshot points (a few hundred ms under this load), not much later.
+        for waited, wanted in ((t2 - t1, backoff), (t3 - t2, 2 * backoff)):
+            assert wanted - 1 <= waited < wanted + 3000, (waited, wanted, events)
+        assert "image_handoff_failed" not in first.log(), first.log_tail(30)
     finally:
-        del os.environ["MC_TEST_IMAGE_FAIL_FIRST"]
-        del os.environ["MC_TEST_IMAGE_BACKOFF_MS"]
+        c.close()
 
 
 def test_unclean_stop_then_reboot_rebuilds_the_engine():
@@ -478,40 +477,40 @@ def test_an_image_copy_starting_late_does_not_stall_the_loop():
     # 600 puts are at least 300 entries (two connections: at most two puts per entry), so an
     # image (every 150) is made at least once.
     flags = FAST_FLAGS + snapshot_flags(100, 50) + ["--image-entries", "150"]
-    os.environ["MC_TEST_SNAP_COPY_START_DELAY_MS"] = "2000"
+    c = Cluster(1, flags)
     try:
-        with Cluster(1, flags) as c:
-            c.leader()
-            node = c.nodes[0]
-            cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
-            worst = [0.0]
-            calls = [0]
-            done = threading.Event()
+        start_with_env(c, {"MC_TEST_SNAP_COPY_START_DELAY_MS": "2000"})
+        c.leader()
+        node = c.nodes[0]
+        cli(["--endpoints", c.endpoints(), "bucket", "create", "bench"], check=False)
+        worst = [0.0]
+        calls = [0]
+        done = threading.Event()
 
-            def probe():
-                while not done.is_set():
-                    t0 = time.monotonic()
-                    cli(["--endpoints", node.client, "--json", "cluster", "status"], timeout=30,
-                        check=False)
-                    worst[0] = max(worst[0], time.monotonic() - t0)
-                    calls[0] += 1
-                    time.sleep(0.05)
+        def probe():
+            while not done.is_set():
+                t0 = time.monotonic()
+                cli(["--endpoints", node.client, "--json", "cluster", "status"], timeout=30,
+                    check=False)
+                worst[0] = max(worst[0], time.monotonic() - t0)
+                calls[0] += 1
+                time.sleep(0.05)
 
-            th = threading.Thread(target=probe)
-            th.start()
-            try:
-                load(c, 600)
-                assert wait_for(lambda: "image=1" in node.log(), 30), node.log_tail(30)
-            finally:
-                done.set()
-                th.join(60)
-            log = node.log()
-            assert "snapshot_image_given_up" not in log, log[-1500:]
-            assert worst[0] < 1.0, "the loop stalled %.2f s: %s" % (worst[0], node.log_tail(20))
-            assert calls[0] >= 20, calls[0]
-            assert count_keys(node) == 600
+        th = threading.Thread(target=probe)
+        th.start()
+        try:
+            load(c, 600)
+            assert wait_for(lambda: "image=1" in node.log(), 30), node.log_tail(30)
+        finally:
+            done.set()
+            th.join(60)
+        log = node.log()
+        assert "snapshot_image_given_up" not in log, log[-1500:]
+        assert worst[0] < 1.0, "the loop stalled %.2f s: %s" % (worst[0], node.log_tail(20))
+        assert calls[0] >= 20, calls[0]
+        assert count_keys(node) == 600
     finally:
-        del os.environ["MC_TEST_SNAP_COPY_START_DELAY_MS"]
+        c.close()
 
 
 def test_engine_ahead_by_a_recorded_legacy_image_is_accepted():

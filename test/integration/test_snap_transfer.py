@@ -142,8 +142,8 @@ def test_an_image_being_sent_is_not_pruned_while_newer_images_are_made():
     and K are made (a save asked once: want_image, which a send does not hold back), and the
     prune after K, which keeps the two newest files and the newest image, leaves I to a later
     prune (`snapshot_prune_deferred`). The send completes, the learner installs I (the receive
-    checks the whole file's checksum) and holds every object; once the send is over, the next
-    prune takes I."""
+    checks the whole file's checksum) and holds every object; once the send is over, I goes at
+    once (`snapshot_prune_resumed`, session 18), without another snapshot or install."""
     os.environ["MC_TEST_SNAP_READ_DELAY_MS"] = "400"
     try:
         with Cluster(1, FLAGS) as c:
@@ -178,11 +178,18 @@ def test_an_image_being_sent_is_not_pruned_while_newer_images_are_made():
             assert "snapshot_send_failed" not in n1.log(), n1.log_tail(30)
             assert wait_for(lambda: "msg=snapshot_installed index=%d " % index in n2.log(), 30), \
                 n2.log_tail(30)
+            # The stream is over: its end prunes again and takes I, with no snapshot or install
+            # in between (before session 18 I waited for the next one).
+            pruned = re.compile(r"msg=snapshot_pruned path=\S*/%s" % name)
+            assert wait_for(lambda: pruned.search(n1.log()), 10), n1.log_tail(30)
+            log = n1.log()
+            between = log[log.index(sent):pruned.search(log).start()]
+            assert "snapshot_created" not in between and "snapshot_installed" not in between, \
+                n1.log_tail(30)
+            assert "msg=snapshot_prune_resumed" in between, n1.log_tail(30)
+            assert not [f for f in os.listdir(os.path.join(n1.dir, "snap"))
+                        if f.startswith(name) and f.endswith(".snap")], n1.log_tail(30)
             assert wait_for(lambda: count_keys(n2) == 10000, 30), count_keys(n2)
-            # The stream is over: the next prune takes I.
-            newer_image(n1, "extra", 4)
-            assert wait_for(lambda: re.search(r"msg=snapshot_pruned path=\S*/%s" % name,
-                                              n1.log()), 10), n1.log_tail(30)
     finally:
         del os.environ["MC_TEST_SNAP_READ_DELAY_MS"]
 

@@ -1,9 +1,11 @@
 /* test_node_snap_users.c: the node's table of snapshot files in use (node_snap_use/unuse in
- * src/node/node_chunk_read.c): bounded, counted by name, MC_EBUSY once every slot holds a file. */
+ * src/node/node_chunk_read.c): bounded, counted by name, MC_EBUSY once every slot holds a file;
+ * a file a prune skipped is pruned again once its last holder lets it go. */
 #include <criterion/criterion.h>
 
 #include "metacenter/error.h"
 #include "node/node_internal.h"
+#include "storage_test_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,5 +65,52 @@ Test(node_snap_users, a_name_longer_than_a_slot_is_refused)
     char p[256];
     snprintf(p, sizeof(p), "/data/snap/%0*d.snap", (int)sizeof(n->snap_users.e[0].name), 7);
     cr_assert_eq(node_snap_use(n, p), MC_EINVAL);
+    users_node_free(n);
+}
+
+/* A prune that skips a file in use asks for another once its last holder lets it go (session
+ * 18): the last unuse sets prune_due, and node_snap_prune_due (the loop's tick) takes the file
+ * then, not with the next snapshot or install. A file no prune skipped asks for nothing (no
+ * directory scan at every stream's end), nor does an unuse that leaves another holder; while a
+ * snapshot job runs the request waits for it. */
+Test(node_snap_users, the_last_unuse_of_a_deferred_file_prunes_it_again)
+{
+    struct mc_node *n = users_node();
+    char root[64];
+    st_tmpdir(root, sizeof(root));
+    snprintf(n->snapdir, sizeof(n->snapdir), "%s/snap", root);
+    cr_assert_eq(mkdir(n->snapdir, 0755), 0);
+    static struct mc_snap_info s[4];
+    for (int i = 1; i <= 3; i++) {
+        cr_assert_eq(mc_snap_create(n->snapdir, NULL, (uint64_t)i, 1, NULL, 0, NULL, NULL, &s[i]),
+                     0);
+    }
+    node_snap_use(n, s[3].path); /* never skipped (kept): its end asks for no prune */
+    node_snap_unuse(n, s[3].path);
+    cr_assert_not(atomic_load(&n->snap_users.prune_due));
+    node_snap_use(n, s[1].path); /* two holders of the oldest file */
+    node_snap_use(n, s[1].path);
+    node_snap_prune(n); /* keeps 3 and 2; 1 is in use: deferred */
+    cr_assert_eq(access(s[1].path, F_OK), 0, "a file in use was pruned");
+    node_snap_prune_due(n);
+    cr_assert_eq(access(s[1].path, F_OK), 0);
+    node_snap_unuse(n, s[1].path);
+    cr_assert_not(atomic_load(&n->snap_users.prune_due), "one holder is left");
+    node_snap_unuse(n, s[1].path);
+    cr_assert(atomic_load(&n->snap_users.prune_due), "the last holder is gone: prune again");
+    n->snapshot_running = true; /* its job prunes at its end: the request waits */
+    node_snap_prune_due(n);
+    cr_assert_eq(access(s[1].path, F_OK), 0);
+    cr_assert(atomic_load(&n->snap_users.prune_due));
+    n->snapshot_running = false;
+    node_snap_prune_due(n);
+    cr_assert_neq(access(s[1].path, F_OK), 0, "the deferred file is still there");
+    cr_assert_not(atomic_load(&n->snap_users.prune_due));
+    cr_assert_eq(access(s[2].path, F_OK), 0);
+    cr_assert_eq(access(s[3].path, F_OK), 0);
+    node_snap_use(n, s[1].path); /* a new file in the freed slot is not deferred */
+    node_snap_unuse(n, s[1].path);
+    cr_assert_not(atomic_load(&n->snap_users.prune_due));
+    st_rmtree(root);
     users_node_free(n);
 }

@@ -800,6 +800,47 @@ Test(storage_snap, prune_hands_a_pruned_image_to_the_trash_cut_in_chunks)
     st_rmtree(root);
 }
 
+/* Directory fsyncs through f so far (a prune and its trash sync files with fdatasync only). */
+static uint64_t dir_syncs(struct mc_fs_fault *f)
+{
+    return __atomic_load_n(&f->calls[MC_FS_FSYNC], __ATOMIC_SEQ_CST);
+}
+
+/* One directory fsync per image pruned to the trash: the trash's, before its first cut, makes
+ * the rename durable (trash.c rename_durable). The prune synced the directory again after the
+ * rename (session 18 removed that); a file it unlinks itself it still syncs for. */
+Test(storage_snap, prune_to_the_trash_syncs_the_directory_once_per_rename)
+{
+    char root[64], snapdir[128];
+    snap_root(root, sizeof(root), snapdir, sizeof(snapdir));
+    static struct mc_snap_info old, h;
+    three_images(root, &old);
+    static struct mc_fs_fault f;
+    struct mc_trash *t = counting_trash(&f);
+    struct mc_snap_prune_opts o = {.trash = t};
+    cr_assert_eq(mc_snap_prune(snapdir, &f.ops, MC_SNAP_KEEP, &o), 0);
+    bool deleted = wait_deleted(t, 1);
+    uint64_t syncs = dir_syncs(&f);
+    cr_assert(deleted, "the trash deleted nothing");
+    cr_assert_eq(syncs, 1, "%llu directory fsyncs for one image renamed to the trash",
+                 (unsigned long long)syncs);
+    /* A header-only file is unlinked by the prune, which syncs the directory for it. */
+    for (uint64_t i = 40; i <= 60; i += 10) {
+        cr_assert_eq(mc_snap_create(snapdir, NULL, i, 1, NULL, 0, NULL, NULL, &h), 0);
+    }
+    cr_assert_eq(mc_snap_prune(snapdir, &f.ops, MC_SNAP_KEEP, &o), 0); /* takes 40 and 20 */
+    cr_assert(wait_deleted(t, 2), "the image at 20 never reached the trash");
+    syncs = dir_syncs(&f) - syncs;
+    mc_trash_close(t);
+    cr_assert_eq(syncs, 2, "%llu directory fsyncs for one unlink and one rename to the trash",
+                 (unsigned long long)syncs);
+    static struct mc_snap_info list[4];
+    size_t n;
+    cr_assert_eq(mc_snap_list(snapdir, list, 4, &n), 0);
+    cr_assert_eq(n, 3, "%zu files kept", n); /* 60, 50 and the newest image, 30 */
+    st_rmtree(root);
+}
+
 /* Files named by a test's in_use (one name, switched off by the test). */
 struct in_use_one {
     const char *path;

@@ -1261,6 +1261,47 @@ Test(storage_wal, compacted_segments_are_deleted_a_chunk_at_a_time)
     st_rmtree(dir);
 }
 
+/* fsync calls through f once none came for 100 ms (bounded: 3 s). */
+static uint64_t dir_syncs_settled(struct mc_fs_fault *f)
+{
+    uint64_t last = __atomic_load_n(&f->calls[MC_FS_FSYNC], __ATOMIC_SEQ_CST);
+    for (int i = 0; i < 30; i++) {
+        usleep(100000);
+        uint64_t now = __atomic_load_n(&f->calls[MC_FS_FSYNC], __ATOMIC_SEQ_CST);
+        if (now == last) {
+            return now;
+        }
+        last = now;
+    }
+    cr_assert_fail("fsyncs still coming after 3 s");
+    return last;
+}
+
+/* Compaction syncs the WAL directory once per segment it hands to the trash: the trash's fsync
+ * before its first cut makes the rename durable (trash.c rename_durable). The WAL thread synced
+ * the directory again after the renames (session 18 removed that). */
+Test(storage_wal, compaction_to_the_trash_syncs_the_directory_once_per_segment)
+{
+    char dir[64];
+    st_tmpdir(dir, sizeof(dir));
+    struct mc_fs_fault f;
+    struct mc_wal *w = open_trash_wal(dir, &f);
+    /* The idle WAL thread prepares its spare segment (a directory fsync): let it first. */
+    uint64_t syncs0 = dir_syncs_settled(&f);
+    int before = count_named(dir, ".log");
+    cr_assert_eq(mc_wal_compact(w, 2500, NULL), 0);
+    cr_assert_eq(mc_wal_sync(w), 0);
+    int dropped = before - count_named(dir, ".log");
+    cr_assert_geq(dropped, 3, "before %d, dropped %d", before, dropped);
+    cr_assert(del_files_gone(dir), "dropped segments still on disk after 5 s");
+    uint64_t syncs = __atomic_load_n(&f.calls[MC_FS_FSYNC], __ATOMIC_SEQ_CST) - syncs0;
+    cr_assert_eq(syncs, (uint64_t)dropped, "%llu directory fsyncs for %d segments to the trash",
+                 (unsigned long long)syncs, dropped);
+    check_range(w, 2501, 3000, 3000, 1, 1, len100);
+    mc_wal_close(w);
+    st_rmtree(dir);
+}
+
 /* A "*.log.del" left by a crash (or a stop) before its deletion finished is never loaded as a
  * segment, and the next open deletes it. */
 Test(storage_wal, leftover_deleted_segment_is_ignored_and_removed_at_open)
