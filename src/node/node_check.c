@@ -545,6 +545,12 @@ void node_check_request(struct mc_node *n, const struct mc_client_token *t)
         mc_client_reply_error(t, MC_EBUSY, "a hash is being computed; retry");
         return;
     }
+    if (n->install_stepped) {
+        /* A snapshot install is due in the next ready: a hash begun now would make it block the
+         * loop till the hash ends (node_check_wait_hash). */
+        mc_client_reply_error(t, MC_EBUSY, "a snapshot install is pending; retry");
+        return;
+    }
     uint64_t at = 0;
     const char *why = "";
     int rc = begin_job(ck, 0, t, &at, &why);

@@ -258,6 +258,7 @@ struct mc_node {
     uint64_t recv_done_index, recv_done_term; /* last snapshot fully received */
     char recv_done_path[MC_DATADIR_PATH_MAX];
     bool recv_done_prepared;   /* engine.new holds recv_done's image, ready to swap in */
+    bool install_stepped;      /* a SNAPSHOT message stepped: its install is in the next ready */
     struct recv_job *recv_job; /* a received image being finished off the loop */
     /* What an install that cannot run now waits with (node_snapshot_hold): the leader's SNAPSHOT
      * message (msg NULL: none), and the DONE ack of its image's last chunk (done_owed), both
