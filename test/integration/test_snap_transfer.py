@@ -155,9 +155,8 @@ def test_an_image_being_sent_is_not_pruned_while_newer_images_are_made():
             n2 = add_joiner(c, 2)
             cli(["--endpoints", n1.client, "cluster", "add", "2", n2.peer, "--learner",
                  "--client-addr", n2.client])
-            started = re.compile(r"msg=snapshot_send_started to=2 index=(\d+) bytes=(\d+)")
-            assert wait_for(lambda: started.search(n1.log()), 30), n1.log_tail(30)
-            index, size = (int(x) for x in started.search(n1.log()).groups())
+            m = wait_log(n1, r"msg=snapshot_send_started to=2 index=(\d+) bytes=(\d+)", 30)
+            index, size = (int(x) for x in m.groups())
             assert size > 3 << 20, "a send of %d bytes is too short to watch" % size
             assert images_made(n1) == 1, n1.log_tail(30)
             sent = "msg=snapshot_sent to=2 index=%d " % index
