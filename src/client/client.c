@@ -1989,16 +1989,17 @@ int mc_client_poll(struct mc_client *c, int timeout_ms)
         }
         /* A connection the events closed may have ended requests for good (no_retry stores
          * them with the deadline now): deliver them in this poll, not the next. */
-        bool due = c->dhead && c->dhead->deadline_ms <= mc_mono_ms();
+        now = mc_mono_ms();
+        bool due = c->dhead && c->dhead->deadline_ms <= now;
         if (c->callbacks > start_cb || due) {
             /* Run what the callbacks queued before returning. */
-            run_timers(c, mc_mono_ms());
+            run_timers(c, now);
             flush_all(c);
             if (c->callbacks > start_cb) {
                 break;
             }
         }
-        if (timeout_ms >= 0 && mc_mono_ms() >= start + (uint64_t)timeout_ms) {
+        if (timeout_ms >= 0 && now >= start + (uint64_t)timeout_ms) {
             break;
         }
     }

@@ -970,6 +970,9 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
     if (rc) {
         goto fail;
     }
+    /* A prune deferred for a stream a stop ended was not run (node_snap_prune_due skips while
+     * stopping): the first tick prunes once, rather than the first snapshot or install. */
+    atomic_store(&n->snap_users.prune_due, true);
 
     rc = node_tls_load(n);
     if (rc) {

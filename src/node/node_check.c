@@ -572,9 +572,11 @@ void node_check_fail_request(struct mc_node *n, int code)
 }
 
 /* Loop, before an install closes the engine: wait for the hash job's transaction to close. It
- * never should have to (no install runs while a job exists: node_snapshot_received), and a job's
- * worker ends its transaction without the loop, so the wait ends when the hash does; each wait is
- * bounded, so a long one says so every CHECK_HASH_WAIT_LOG_MS. */
+ * never should have to (no install is stepped while a job exists: node_snapshot_received; no
+ * admin hash begins while a stepped install is due: install_stepped; marks apply after the
+ * install in the same ready), and a job's worker ends its transaction without the loop, so the wait
+ * ends when the hash does; each wait is bounded, so a long one says so every
+ * CHECK_HASH_WAIT_LOG_MS. */
 void node_check_wait_hash(struct mc_node *n)
 {
     struct node_check *ck = n->members_state.check;

@@ -153,13 +153,16 @@ void node_snap_prune(struct mc_node *n)
 void node_snap_prune_due(struct mc_node *n)
 {
     /* A snapshot job prunes at its end: the flag waits for it (see the top). Stopping: the
-     * image waits for a prune after the next start. */
+     * image waits for the prune after the next start (mc_node_start sets the flag). On the
+     * loop: a readdir and renames to the trash; an unlink and a directory fsync only when the
+     * trash is full or absent (rare, and as an install's prune on a follower's loop). */
     if (!atomic_load(&n->snap_users.prune_due) || n->snapshot_running || n->stopping || n->fatal) {
         return;
     }
     /* Cleared before the prune: an unmark during it asks again. */
     atomic_store(&n->snap_users.prune_due, false);
-    MC_INFO("snapshot_prune_resumed", "reason=\"a deferred image is no longer in use\"");
+    MC_INFO("snapshot_prune_resumed",
+            "reason=\"a deferred image is no longer in use, or a start\"");
     node_snap_prune(n);
 }
 

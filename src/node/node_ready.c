@@ -336,7 +336,8 @@ void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *p
     }
     if (m.type == MC_RAFT_MSG_SNAPSHOT &&
         !node_snapshot_received(n, m.snapshot.index, m.snapshot.term)) {
-        /* The data has not fully arrived (or failed): the leader retries. */
+        /* The data has not fully arrived (or failed): the leader retries. Or an install cannot
+         * run now (a finish, a check hash or a snapshot job): kept and stepped when it can. */
         node_snapshot_hold(n, &m, from, payload, len);
         mc_raft_msg_free(&m);
         return;

@@ -652,7 +652,11 @@ static void pump_one(struct mc_node *n, struct snap_send *s)
 {
     if (!mc_peer_connected(n->peers, s->to)) {
         mc_peer_send(n->peers, s->to, MC_PEER_SNAP_ACK, NULL, 0); /* starts connecting */
-        if (node_now_ms() - s->started_ms > SNAP_SEND_STALL_MS) {
+        /* A send at its end waits only for the DONE, which a dropped link will not bring: the
+         * follower restarted or stopped (forgetting a DONE it held back for a hash: snap_held),
+         * or the end chunk was lost with the link. End it now, so Raft sends again after its
+         * next probe (a restarted follower resumes or skips it), not after the stall (rev18 H2). */
+        if (s->data_done || node_now_ms() - s->started_ms > SNAP_SEND_STALL_MS) {
             finish_send(n, s, false);
         }
         return;
@@ -918,6 +922,7 @@ static void start_recv_job(struct mc_node *n)
         n->recv_job = NULL;
         send_ack(n, j->from, j->index, j->term, 0, SNAP_ACK_FAILED);
         recv_job_free(j);
+        node_snapshot_unblocked(n); /* as recv_work_done: a message held for it is dropped */
     }
 }
 
@@ -1033,11 +1038,18 @@ void node_snapshot_unblocked(struct mc_node *n)
     }
     size_t len = n->snap_held.len;
     uint64_t from = n->snap_held.from;
+    uint64_t held_ms = node_now_ms() - n->snap_held.since_ms;
     MC_INFO("snapshot_install_unheld", "from=%llu index=%llu held_ms=%llu",
             (unsigned long long)from, (unsigned long long)n->snap_held.index,
-            (unsigned long long)(node_now_ms() - n->snap_held.since_ms));
+            (unsigned long long)held_ms);
     n->snap_held.msg = NULL; /* out of the slot first: the step may hold another */
+    /* A replay is not news from the leader (rev18 H3): it must not move the contact time that
+     * bounds stale reads (max_staleness_ms). Raft itself takes it as its leader's message and
+     * resets its election timer (§5.2): a leader that died during the hold costs at most one
+     * more election timeout before this member campaigns, a rare double fault. */
+    uint64_t contact = n->last_leader_contact_ms;
     node_on_peer_frame(n, from, MC_PEER_RAFT, msg, len);
+    n->last_leader_contact_ms = contact;
     free(msg);
 }
 

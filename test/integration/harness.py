@@ -138,7 +138,10 @@ class Cluster:
         sanitizers report at a node's exit fails the test that ran it, whether it ends a `with
         Cluster` block or a `try: ... finally: c.close()` (the node's exit status alone is not
         looked at: most tests stop nodes at the end); not while an exception is already on its
-        way out, so that one is the failure shown."""
+        way out, so that one is the failure shown; then each node's log tail is printed first,
+        as `with Cluster` always did."""
+        if sys.exc_info()[0] is not None:
+            self.print_tails()
         for n in self.nodes:
             n.stop()
         reports = sanitizer_reports(self.nodes)
@@ -150,10 +153,13 @@ class Cluster:
         return self.start()
 
     def __exit__(self, *exc):
-        if exc[0] is not None:
-            for n in self.nodes:
-                print("---- node %d log tail ----\n%s" % (n.id, n.log_tail(30)))
+        if exc[0] is not None and sys.exc_info()[0] is None:
+            self.print_tails()  # close() prints them itself when it sees the exception
         self.close()
+
+    def print_tails(self):
+        for n in self.nodes:
+            print("---- node %d log tail ----\n%s" % (n.id, n.log_tail(30)))
 
     def node(self, node_id):
         return [n for n in self.nodes if n.id == node_id][0]

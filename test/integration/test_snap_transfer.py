@@ -306,6 +306,11 @@ def test_a_stop_with_a_snapshot_message_held_is_clean():
             log = n2.log()
             assert "snapshot_install_unheld" not in log, n2.log_tail(30)
             assert "msg=snapshot_installed index=%d " % index not in log, n2.log_tail(30)
+            # The leader's send waited for the DONE n2 held back; the dropped link ends it at once
+            # (rev18 H2), not after the 30 s stall, so Raft sends again after its next probe.
+            n1 = c.nodes[0]
+            failed = "msg=snapshot_send_failed to=2 index=%d " % index
+            assert wait_for(lambda: failed in n1.log(), 5), n1.log_tail(30)
             end_proc(proc)
             proc = None
             n2.start()

@@ -503,10 +503,28 @@ static uint64_t poll_until_called(struct mc_client *c, struct rec *const *x, int
     return mc_mono_ms() - t0;
 }
 
-/* Where a connect fails inside connect(2), so within the call that submits: TCP to a broadcast
- * address is refused at once (ENETUNREACH). A refused loopback port fails later here, in
- * poll(2) (EINPROGRESS first), though some kernels refuse it at once too. */
-#define UNREACHABLE_HOST "255.255.255.255"
+/* Where a connect fails within the call that submits, on loopback only: no descriptor is left
+ * (RLIMIT_NOFILE lowered to the lowest free one), so socket(2) fails at once with EMFILE. A
+ * refused loopback port fails later, in poll(2) (EINPROGRESS first). Criterion runs each test in
+ * a process of its own, so the limit ends with it; fds_restore puts it back all the same. */
+#define NO_FD_REASON "Too many open files"
+
+static struct rlimit fds_exhaust(void)
+{
+    struct rlimit old;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int lowest = dup(0);
+    cr_assert_geq(lowest, 0);
+    close(lowest);
+    struct rlimit low = {.rlim_cur = (rlim_t)lowest, .rlim_max = old.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    return old;
+}
+
+static void fds_restore(struct rlimit old)
+{
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
 
 /* The request ended once, from a poll, with MC_EIO and the failed connect as its reason. */
 static void assert_failed_once(const struct rec *x, const char *what, const char *reason)
@@ -518,16 +536,22 @@ static void assert_failed_once(const struct rec *x, const char *what, const char
 
 Test(client_e2e, no_retry_completes_a_failed_request_from_the_poll_not_the_submit)
 {
-    /* The write's session registration meets the failed connect inside the submit
-     * (lane_register -> req_start -> route); the ping, sent while the member backs off, meets
-     * it in run_timers' retry pass. Both callbacks come from a poll (client.h), the write's from
-     * the first one. Once for a refused port, once for an address connect(2) fails at once. */
+    /* With no descriptor left (k = 1), the write's session registration meets the failed
+     * connect inside the submit (lane_register -> req_start -> route); the ping, sent while the
+     * member backs off, meets it in run_timers' retry pass: the case this test is for (it
+     * crashed or called back inside the submit before). Both callbacks come from a poll
+     * (client.h), the write's from the first one. k = 0, a refused port, fails in poll(2) and
+     * passed before too: the ordinary path, kept beside it. */
     char addrs[2][32];
     snprintf(addrs[0], sizeof(addrs[0]), "127.0.0.1:%d", dead_port());
-    snprintf(addrs[1], sizeof(addrs[1]), UNREACHABLE_HOST ":%d", dead_port());
-    const char *reasons[2] = {"refused", "unreachable"};
+    snprintf(addrs[1], sizeof(addrs[1]), "127.0.0.1:%d", dead_port());
+    const char *reasons[2] = {"refused", NO_FD_REASON};
     for (int k = 0; k < 2; k++) {
         struct mc_client *c = open_no_retry(addrs[k]);
+        struct rlimit old;
+        if (k == 1) {
+            old = fds_exhaust();
+        }
         struct rec put = {0}, ping = {0};
         const void *op = "k=v";
         size_t len = 3;
@@ -541,18 +565,23 @@ Test(client_e2e, no_retry_completes_a_failed_request_from_the_poll_not_the_submi
         cr_assert_lt(poll_until_called(c, all, 1, 2000), 2000);
         assert_failed_once(&ping, addrs[k], reasons[k]);
         cr_assert_eq(mc_client_pending(c), 0);
+        if (k == 1) {
+            fds_restore(old);
+        }
         mc_client_close(c);
     }
 }
 
 Test(client_e2e, no_retry_failures_in_the_retry_pass_end_once_when_a_callback_polls)
 {
-    /* Two members whose connect fails at once, 200 ms backoff. b and d wait in the retry list;
-     * b's callback polls the client. Before the fix, b ended inside the retry pass, its
-     * callback's poll routed and freed d, and the pass then routed d, the freed slot, again. */
+    /* Two members whose connect fails at once (no descriptor left), 200 ms backoff. b and d wait in
+     * the retry list; b's callback polls the client. Before the fix, b ended inside the retry pass,
+     * its callback's poll routed and freed d, and the pass then routed d, the freed slot, again. */
+    char eps[64];
+    snprintf(eps, sizeof(eps), "127.0.0.1:%d,127.0.0.1:%d", dead_port(), dead_port());
     struct mc_client *c = ct_open_with(
-        UNREACHABLE_HOST ":1," UNREACHABLE_HOST ":2",
-        (struct ct_opts){.timeout_ms = 10000, .backoff_min_ms = 200, .no_retry = true});
+        eps, (struct ct_opts){.timeout_ms = 10000, .backoff_min_ms = 200, .no_retry = true});
+    struct rlimit old = fds_exhaust();
     struct rec x0 = {0}, x1 = {0}, b = {.drive = c}, d = {0};
     cr_assert_eq(mc_client_ping_async(c, 0, rec_cb, &x0), 0); /* both members back off */
     cr_assert_eq(mc_client_ping_async(c, 1, rec_cb, &x1), 0);
@@ -565,11 +594,12 @@ Test(client_e2e, no_retry_failures_in_the_retry_pass_end_once_when_a_callback_po
     while (mc_mono_ms() - t0 < 1000) {
         mc_client_poll(c, 100); /* past the next backoff: a request routed twice shows now */
     }
-    assert_failed_once(&x0, "x0", "unreachable");
-    assert_failed_once(&x1, "x1", "unreachable");
-    assert_failed_once(&b, "b", "unreachable");
-    assert_failed_once(&d, "d", "unreachable");
+    assert_failed_once(&x0, "x0", NO_FD_REASON);
+    assert_failed_once(&x1, "x1", NO_FD_REASON);
+    assert_failed_once(&b, "b", NO_FD_REASON);
+    assert_failed_once(&d, "d", NO_FD_REASON);
     cr_assert_eq(mc_client_pending(c), 0);
+    fds_restore(old);
     mc_client_close(c);
 }
 
