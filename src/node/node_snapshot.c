@@ -657,6 +657,12 @@ static void pump_one(struct mc_node *n, struct snap_send *s)
          * or the end chunk was lost with the link. End it now, so Raft sends again after its
          * next probe (a restarted follower resumes or skips it), not after the stall (rev18 H2). */
         if (s->data_done || node_now_ms() - s->started_ms > SNAP_SEND_STALL_MS) {
+            /* Hold compaction off as want_image does (rev18b R1), so raft's snapshot index stays
+             * this image's and the retried send finds it (else a header-only snapshot due
+             * meanwhile would cost a whole new image, sent whole). */
+            if (s->data_done && !n->snapshot_image_wanted_ms) {
+                n->snapshot_image_wanted_ms = node_now_ms();
+            }
             finish_send(n, s, false);
         }
         return;

@@ -64,8 +64,9 @@ def test_complete_part_after_crash_is_finished_on_resend():
         before = {n.id: installs(n) for n in (n2, n3)}
         for n in (n2, n3):
             n.start()  # no new writes: the leader sends the very same image again
-        # The leader's first send waits SNAP_SEND_STALL_MS (30 s) for an ack that the crash
-        # lost, then Raft retries it: on main's code every retry was dropped as duplicates.
+        # The leader's first send waited SNAP_SEND_STALL_MS (30 s) for an ack that the crash
+        # lost (since session 18 a dropped link ends it at once), then Raft retries it: on main's
+        # code every retry was dropped as duplicates.
         for n in (n2, n3):
             ok = wait_for(lambda: installs(n) > before[n.id], 45)
             assert ok, "node %d: not installed within 45 s: %s" % (n.id, n.log_tail(30))

@@ -2,6 +2,7 @@
  * redirects, exactly-once retries, timeouts, admin calls, and bad input on the socket. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -509,21 +510,28 @@ static uint64_t poll_until_called(struct mc_client *c, struct rec *const *x, int
  * a process of its own, so the limit ends with it; fds_restore puts it back all the same. */
 #define NO_FD_REASON "Too many open files"
 
-static struct rlimit fds_exhaust(void)
+static struct rlimit g_fds_saved;
+static bool g_fds_lowered;
+
+static void fds_exhaust(void)
 {
-    struct rlimit old;
-    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-    int lowest = dup(0);
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &g_fds_saved), 0);
+    int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
     cr_assert_geq(lowest, 0);
     close(lowest);
-    struct rlimit low = {.rlim_cur = (rlim_t)lowest, .rlim_max = old.rlim_max};
+    struct rlimit low = {.rlim_cur = (rlim_t)lowest, .rlim_max = g_fds_saved.rlim_max};
     cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-    return old;
+    g_fds_lowered = true;
 }
 
-static void fds_restore(struct rlimit old)
+/* The tests' .fini: the limit goes back even when an assertion ended the test early (the
+ * sanitizers' exit reports need descriptors). */
+static void fds_restore(void)
 {
-    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    if (g_fds_lowered) {
+        g_fds_lowered = false;
+        setrlimit(RLIMIT_NOFILE, &g_fds_saved);
+    }
 }
 
 /* The request ended once, from a poll, with MC_EIO and the failed connect as its reason. */
@@ -534,7 +542,8 @@ static void assert_failed_once(const struct rec *x, const char *what, const char
     cr_assert(strstr(x->msg, "connection to ") && strstr(x->msg, reason), "%s: %s", what, x->msg);
 }
 
-Test(client_e2e, no_retry_completes_a_failed_request_from_the_poll_not_the_submit)
+Test(client_e2e, no_retry_completes_a_failed_request_from_the_poll_not_the_submit,
+     .fini = fds_restore)
 {
     /* With no descriptor left (k = 1), the write's session registration meets the failed
      * connect inside the submit (lane_register -> req_start -> route); the ping, sent while the
@@ -548,9 +557,8 @@ Test(client_e2e, no_retry_completes_a_failed_request_from_the_poll_not_the_submi
     const char *reasons[2] = {"refused", NO_FD_REASON};
     for (int k = 0; k < 2; k++) {
         struct mc_client *c = open_no_retry(addrs[k]);
-        struct rlimit old;
         if (k == 1) {
-            old = fds_exhaust();
+            fds_exhaust();
         }
         struct rec put = {0}, ping = {0};
         const void *op = "k=v";
@@ -565,14 +573,13 @@ Test(client_e2e, no_retry_completes_a_failed_request_from_the_poll_not_the_submi
         cr_assert_lt(poll_until_called(c, all, 1, 2000), 2000);
         assert_failed_once(&ping, addrs[k], reasons[k]);
         cr_assert_eq(mc_client_pending(c), 0);
-        if (k == 1) {
-            fds_restore(old);
-        }
+        fds_restore();
         mc_client_close(c);
     }
 }
 
-Test(client_e2e, no_retry_failures_in_the_retry_pass_end_once_when_a_callback_polls)
+Test(client_e2e, no_retry_failures_in_the_retry_pass_end_once_when_a_callback_polls,
+     .fini = fds_restore)
 {
     /* Two members whose connect fails at once (no descriptor left), 200 ms backoff. b and d wait in
      * the retry list; b's callback polls the client. Before the fix, b ended inside the retry pass,
@@ -581,7 +588,7 @@ Test(client_e2e, no_retry_failures_in_the_retry_pass_end_once_when_a_callback_po
     snprintf(eps, sizeof(eps), "127.0.0.1:%d,127.0.0.1:%d", dead_port(), dead_port());
     struct mc_client *c = ct_open_with(
         eps, (struct ct_opts){.timeout_ms = 10000, .backoff_min_ms = 200, .no_retry = true});
-    struct rlimit old = fds_exhaust();
+    fds_exhaust();
     struct rec x0 = {0}, x1 = {0}, b = {.drive = c}, d = {0};
     cr_assert_eq(mc_client_ping_async(c, 0, rec_cb, &x0), 0); /* both members back off */
     cr_assert_eq(mc_client_ping_async(c, 1, rec_cb, &x1), 0);
@@ -599,7 +606,7 @@ Test(client_e2e, no_retry_failures_in_the_retry_pass_end_once_when_a_callback_po
     assert_failed_once(&b, "b", NO_FD_REASON);
     assert_failed_once(&d, "d", NO_FD_REASON);
     cr_assert_eq(mc_client_pending(c), 0);
-    fds_restore(old);
+    fds_restore();
     mc_client_close(c);
 }
 
