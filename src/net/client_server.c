@@ -48,7 +48,8 @@ struct mc_client_conn {
     enum conn_state state;
     bool read_paused;
     bool in_dirty;
-    bool in_reply; /* between reply_begin and reply_end */
+    bool in_reply;     /* between reply_begin and reply_end */
+    bool drain_waiter; /* mc_client_conn_output_full said true: wake the loop once it drains */
     struct mc_client_conn *dirty_next;
     struct mc_client_conn *prev, *next; /* server's list of conns with a live handle */
     uint8_t *rbuf;                      /* input: [0, rlen) filled, frames parsed from 0 */
@@ -80,6 +81,7 @@ struct mc_client_server {
     uv_prepare_t prepare;
     uv_check_t check;
     uv_timer_t timer; /* idle sweeps; stop grace */
+    uv_idle_t wake;   /* started for one loop pass: the next poll does not block (wake_loop) */
     struct mc_client_handler handler;
     void *ctx;
     struct mc_client_server_opts opts;
@@ -158,9 +160,35 @@ static void close_own_handles(struct mc_client_server *s)
         return;
     }
     s->own_closed = true;
+    uv_close((uv_handle_t *)&s->wake, on_handle_closed);
     uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
     uv_close((uv_handle_t *)&s->check, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+}
+
+static void on_wake(uv_idle_t *h)
+{
+    uv_idle_stop(h); /* one pass: its prepare callbacks (the node's, flush_all) have run */
+}
+
+/* Work is waiting for the next loop pass (a read held for a full output, frames left over by
+ * the frame budget): an active idle handle makes that pass's poll return at once instead of
+ * blocking until some unrelated event. */
+static void wake_loop(struct mc_client_server *s)
+{
+    if (!s->own_closed) {
+        uv_idle_start(&s->wake, on_wake);
+    }
+}
+
+/* A deferred producer waits on c's output: wake it once the output is under the limit. */
+static void drain_check(struct mc_client_conn *c)
+{
+    if (c->drain_waiter && (c->state == CONN_CLOSED ||
+                            mc_client_conn_pending_bytes(c) < c->srv->opts.max_output_bytes)) {
+        c->drain_waiter = false;
+        wake_loop(c->srv);
+    }
 }
 
 static void mark_dirty(struct mc_client_conn *c)
@@ -269,6 +297,7 @@ static void flush_conn(struct mc_client_conn *c)
             c->refs++;
         }
     }
+    drain_check(c);
     if (c->state == CONN_CLOSING && !c->writing && c->out.len == 0) {
         close_conn(c);
         return;
@@ -493,6 +522,16 @@ size_t mc_client_conn_pending_bytes(const struct mc_client_conn *c)
         return 0;
     }
     return c->out.len + (c->writing ? c->wout.len - c->wout_off : 0);
+}
+
+bool mc_client_conn_output_full(struct mc_client_conn *c)
+{
+    if (mc_client_conn_pending_bytes(c) < c->srv->opts.max_output_bytes) {
+        return false; /* closed connections too: 0 pending */
+    }
+    c->drain_waiter = true;
+    mark_dirty(c); /* a flush (this pass) writes it out, then drain_check wakes the waiter */
+    return true;
 }
 
 void mc_client_conn_close(struct mc_client_conn *c)
@@ -892,6 +931,7 @@ static void close_conn(struct mc_client_conn *c)
     }
     c->state = CONN_CLOSED;
     s->stats.connections_open--;
+    drain_check(c); /* a held read is now answered (dropped) at once */
     if (c->prev) {
         c->prev->next = c->next;
     } else {
@@ -1268,7 +1308,10 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
     uv_unref((uv_handle_t *)&s->check);
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
-    s->handles += 3;
+    uv_idle_init(loop, &s->wake);
+    s->wake.data = s;
+    uv_unref((uv_handle_t *)&s->wake);
+    s->handles += 4;
     uint64_t every = sweep_interval_ms(&s->opts);
     uv_timer_start(&s->timer, on_timer, every, every);
     uv_unref((uv_handle_t *)&s->timer); /* the sweep alone does not keep the loop alive */

@@ -2,6 +2,7 @@
 #ifndef MC_NET_CLIENT_SERVER_H
 #define MC_NET_CLIENT_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -168,6 +169,13 @@ int mc_client_reply_more(const struct mc_client_token *t, const void *body, size
 /* Bytes queued but not yet written on the token's connection (0 when gone): lets a
  * streaming producer pace itself. */
 size_t mc_client_conn_pending_bytes(const struct mc_client_conn *conn);
+
+/* The connection's queued output is at or over opts.max_output_bytes: a producer of replies it
+ * can defer (a confirmed read) should hold them. When true, the server notes the waiter and,
+ * once a flush brings the output back under the limit (or the connection closes), keeps the
+ * loop's next poll from blocking, so the holder's next loop pass (a prepare callback) finds
+ * room. False for a closed connection (its replies are dropped at once). */
+bool mc_client_conn_output_full(struct mc_client_conn *conn);
 
 /*
  * In-process connection (the node's HTTP API, src/http/local.c): no socket. Request frames

@@ -363,6 +363,44 @@ def stopped_reader_closed_after_client_send_timeout():
         c.close()
 
 
+@test
+def pipelined_linearizable_reads_past_the_output_cap_all_answered():
+    # A client pipelines 1500 linearizable GETs of a 64 KiB inline object (~94 MiB of replies)
+    # before reading. They are confirmed by one ReadIndex round; the node serves them as the
+    # connection's output drains below max_output_bytes (32 MiB) instead of all in one pass.
+    # Before: one pass appended them all, past the 68 MiB hard cap: the connection was closed
+    # (client_conn_output_overflow) and every reply lost.
+    c, n = start_node([], http=True)
+    try:
+        value = os.path.join(c.tmp, "value")
+        with open(value, "wb") as f:
+            f.write(os.urandom(64 * 1024))
+        ep = ["--endpoints", n.client]
+        harness.cli(ep + ["bucket", "create", "burst"])
+        harness.cli(ep + ["put", "burst", "big", "--inline-file", value])
+        gets = 1500
+        s = mcwire.connect(n.client_port, timeout=10)
+        s.sendall(b"".join(mcwire.frame(mcwire.OP_GET_OBJECT, i + 1,
+                                        mcwire.get_body("burst", "big", stale=False))
+                           for i in range(gets)))
+        time.sleep(0.5)  # every read confirmed and ready before the client reads anything
+        seen = set()
+        for _ in range(gets):
+            r = mcwire.read_frame(s)
+            assert r is not None, "closed after %d replies: %s" % (len(seen), n.log_tail())
+            op, rid, status, body = r
+            assert status == 0, "rid %d status %d %s" % (rid, status, mcwire.error_message(body))
+            assert len(body) > 64 * 1024
+            seen.add(rid)
+        assert seen == set(range(1, gets + 1))
+        assert "client_conn_output_overflow" not in n.log()
+        s.sendall(mcwire.frame(mcwire.OP_PING, 99999))
+        assert mcwire.read_frame(s)[1] == 99999  # the connection is still open
+        s.close()
+    finally:
+        c.close()
+
+
 def read_until_closed(s, seconds):
     """Everything s receives until the peer closes; (data, seconds it took) or (data, None)
     when still open after `seconds`."""
