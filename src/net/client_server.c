@@ -37,6 +37,10 @@
 #define CLOSE_GRACE_MS 1000u
 /* Passes over the dirty list per flush (dispatch inside a flush can dirty more). */
 #define FLUSH_PASSES 4
+/* Frames one connection may have parsed and answered per loop pass (R1: synchronously answered
+ * requests, PING, stale reads, refusals, never count as in flight): the rest wait for the next
+ * pass, so one pipelining client cannot hold the loop that Raft's ticks share. */
+#define FRAME_BUDGET 256u
 
 enum conn_state { CONN_OPEN, CONN_CLOSING, CONN_CLOSED };
 
@@ -48,8 +52,10 @@ struct mc_client_conn {
     enum conn_state state;
     bool read_paused;
     bool in_dirty;
-    bool in_reply;     /* between reply_begin and reply_end */
-    bool drain_waiter; /* mc_client_conn_output_full said true: wake the loop once it drains */
+    bool in_reply;        /* between reply_begin and reply_end */
+    bool drain_waiter;    /* mc_client_conn_output_full said true: wake the loop once it drains */
+    bool budget_spent;    /* process_frames stopped at FRAME_BUDGET: resume on the next pass */
+    uint64_t budget_pass; /* the loop pass (srv->pass) in which the budget was spent */
     struct mc_client_conn *dirty_next;
     struct mc_client_conn *prev, *next; /* server's list of conns with a live handle */
     uint8_t *rbuf;                      /* input: [0, rlen) filled, frames parsed from 0 */
@@ -88,6 +94,7 @@ struct mc_client_server {
     int port;
     struct mc_client_conn *conns; /* live handles */
     struct mc_client_conn *dirty;
+    uint64_t pass;    /* loop passes (on_prepare): a spent frame budget waits for the next */
     uint32_t n_local; /* in-process conns among n_conns: not counted against the limit */
     uint32_t n_conns; /* conns whose socket is not closed yet, CLOSING and CLOSED-with-the-close-
                          pending too (counted against max_connections, less n_local) */
@@ -302,7 +309,12 @@ static void flush_conn(struct mc_client_conn *c)
         close_conn(c);
         return;
     }
-    /* Resume reading once the in-flight and output limits allow it again. */
+    /* Resume reading once the in-flight and output limits allow it again, and the frame budget
+     * was spent in an earlier loop pass. */
+    if (c->state == CONN_OPEN && c->budget_spent && c->budget_pass == s->pass) {
+        mark_dirty(c); /* still this pass: look again in the next (wake_loop keeps it coming) */
+        return;
+    }
     if (c->state == CONN_OPEN && c->read_paused && c->inflight < s->opts.max_inflight_per_conn &&
         c->out.len + (c->writing ? c->wout.len : 0) < s->opts.max_output_bytes) {
         process_input(c); /* frames already buffered first */
@@ -330,7 +342,9 @@ static void flush_all(struct mc_client_server *s)
 
 static void on_prepare(uv_prepare_t *h)
 {
-    flush_all(h->data);
+    struct mc_client_server *s = h->data;
+    s->pass++;
+    flush_all(s);
 }
 
 static void on_check(uv_check_t *h)
@@ -737,7 +751,7 @@ static void process_input(struct mc_client_conn *c)
     do {
         pulled = c->state == CONN_OPEN ? tls_pull(c) : 0;
         process_frames(c);
-    } while (pulled > 0 && c->state == CONN_OPEN && may_read(c));
+    } while (pulled > 0 && c->state == CONN_OPEN && may_read(c) && !c->budget_spent);
     conn_unref(c);
 }
 
@@ -746,8 +760,15 @@ static void process_frames(struct mc_client_conn *c)
 {
     struct mc_client_server *s = c->srv;
     size_t pos = 0;
+    uint32_t frames = 0;
     c->refs++; /* dispatch may close it */
+    c->budget_spent = false;
     while (may_read(c) && c->rlen - pos >= MC_PROTO_HEADER_BYTES) {
+        if (frames++ == FRAME_BUDGET) {
+            c->budget_spent = true; /* the rest waits for the next loop pass */
+            c->budget_pass = s->pass;
+            break;
+        }
         struct mc_proto_header h;
         mc_proto_header_get(c->rbuf + pos, &h);
         int rc = mc_proto_header_check(&h);
@@ -829,14 +850,22 @@ static void process_frames(struct mc_client_conn *c)
         }
     }
     if (c->state == CONN_OPEN) {
-        bool want = may_read(c);
+        bool want = may_read(c) && !c->budget_spent;
         if (want && c->read_paused) {
             start_reading(c);
         } else if (!want && !c->read_paused) {
             c->read_paused = true;
-            s->stats.read_pauses++;
-            mc_metrics_limit(MC_LIMIT_INFLIGHT);
+            if (c->budget_spent) {
+                s->stats.budget_yields++;
+            } else {
+                s->stats.read_pauses++;
+                mc_metrics_limit(MC_LIMIT_INFLIGHT);
+            }
             read_stop(c);
+        }
+        if (c->budget_spent) {
+            mark_dirty(c); /* flush_conn resumes it in the next pass */
+            wake_loop(s);
         }
     }
     conn_unref(c);

@@ -118,6 +118,8 @@ struct mc_client_server_stats {
     uint64_t protocol_errors;   /* connections closed for malformed/oversized frames */
     uint64_t writes;            /* write(2)/uv_write calls: replies/writes shows batching */
     uint64_t read_pauses;       /* times a connection stopped reading (in-flight/output limit) */
+    uint64_t budget_yields;     /* times a connection's frames waited for the next loop pass
+                                   (FRAME_BUDGET frames parsed in one) */
     uint64_t idle_closed;       /* connections closed by the idle timeout */
     uint64_t read_timeouts;     /* connections closed: a frame did not complete in time */
     uint64_t frames_too_large;  /* frames over max_frame_bytes */
