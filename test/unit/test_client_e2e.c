@@ -1776,3 +1776,42 @@ Test(client_e2e, pipelined_ping_flood_is_served_in_budgeted_passes)
     cr_assert_lt(worst_ms, 2000, "the other connection waited %llu ms",
                  (unsigned long long)worst_ms);
 }
+
+/* ---- AUTH frames per connection (R2) ---- */
+
+static int raw_auth(int fd, uint64_t rid)
+{
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    struct mc_proto_request q = {.op = MC_REQ_AUTH, .request_id = rid};
+    q.u.auth.token = mc_proto_cstr("any-token");
+    mc_proto_request_encode(&w, &q);
+    send_all(fd, w.data, w.len);
+    mc_wbuf_free(&w);
+    struct mc_proto_header h;
+    int st = read_reply(fd, &h);
+    cr_assert_eq(h.request_id, rid);
+    return st;
+}
+
+/* AUTH frames are capped per connection, successful ones too (auth off: every token is accepted
+ * as admin): the 9th is refused and the connection closed. Before: unlimited (all 9 succeeded,
+ * the connection stayed open). */
+Test(client_e2e, auth_frames_capped_per_connection)
+{
+    struct th_server *s = ct_start((struct th_opts){0});
+    int fd = raw_connect(th_port(s));
+    for (uint64_t i = 1; i <= 8; i++) {
+        cr_assert_eq(raw_auth(fd, i), 0, "AUTH %llu accepted", (unsigned long long)i);
+    }
+    cr_assert_eq(raw_auth(fd, 9), MC_ELIMIT);
+    expect_closed(fd);
+    close(fd);
+    fd = raw_connect(th_port(s)); /* a new connection starts a new count */
+    cr_assert_eq(raw_auth(fd, 1), 0);
+    raw_ping(fd, 2);
+    close(fd);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.protocol_errors, 1);
+}
