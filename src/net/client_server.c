@@ -735,9 +735,7 @@ static size_t tls_pull(struct mc_client_conn *c)
         if (n == 0) {
             break;
         }
-        if (c->rlen == 0) {
-            c->frame_start_ms = mc_mono_ms(); /* a new frame starts */
-        }
+        /* frame_start_ms: set by on_read when the record carrying this began (R3) */
         c->rlen += n;
         total += n;
     }
@@ -915,6 +913,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->tls) {
         c->last_active_ms = mc_mono_ms();
+        if (c->rlen == 0 && !mc_tls_incomplete(c->tls)) {
+            c->frame_start_ms = c->last_active_ms; /* these bytes begin a new record (frame) */
+        }
         if (mc_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
             close_conn(c);
             return;
@@ -1188,8 +1189,11 @@ static void on_timer(uv_timer_t *t)
             continue;
         }
         /* A partial frame is the client's fault only while we are reading (not paused by our
-         * own back-pressure, which leaves whole frames buffered, not partial ones). */
-        if (c->rlen > 0 && !c->read_paused &&
+         * own back-pressure, which leaves whole frames buffered, not partial ones). Over TLS, a
+         * partial record is one too: its bytes never reach rbuf (R3, as src/http/conn.c). */
+        bool partial =
+            c->rlen > 0 || (c->tls && mc_tls_established(c->tls) && mc_tls_incomplete(c->tls));
+        if (partial && !c->read_paused &&
             now - c->frame_start_ms >= s->opts.request_read_timeout_ms) {
             s->stats.read_timeouts++;
             mc_metrics_limit(MC_LIMIT_READ_TIMEOUT);
@@ -1197,7 +1201,7 @@ static void on_timer(uv_timer_t *t)
             snprintf(msg, sizeof(msg), "request not received within %u ms",
                      s->opts.request_read_timeout_ms);
             protocol_error(c, MC_REQ_PING, 0, MC_ETIMEOUT, msg);
-        } else if (s->opts.idle_timeout_ms && c->inflight == 0 && c->rlen == 0 &&
+        } else if (s->opts.idle_timeout_ms && c->inflight == 0 && !partial &&
                    now - c->last_active_ms >= s->opts.idle_timeout_ms) {
             MC_DEBUG("client_conn_idle", "peer=%s", c->peer);
             s->stats.idle_closed++;

@@ -1159,6 +1159,51 @@ def tls_client_port_round_trip_and_refusals():
 
 
 @test
+def tls_client_port_trickled_record_times_out():
+    # Client port over TLS: a request record trickled a byte every 200 ms never yields plaintext
+    # (rlen stays 0) while every byte refreshes the idle timer; the request-read timeout (1 s)
+    # now counts from the record's first byte, so the connection is closed in about 1 s.
+    # Before: the read timeout never started and the idle timeout (3 s) never fired: open.
+    import ssl
+    p = pki()
+    ca = p["ca"][0]
+    flags = ["--cert-file", p["server"][0], "--key-file", p["server"][1],
+             "--request-read-timeout-ms", "1000", "--idle-timeout-ms", "3000"]
+    c = Cluster(1, flags=flags)
+    n = c.nodes[0]
+    c.start()
+    try:
+        ok = wait_for(lambda: tls_cli(n, ca, None, "bucket", "ls")[0] == 0, 15)
+        assert ok, n.log_tail()
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.check_hostname = False
+        with socket.create_connection(("127.0.0.1", n.client_port), timeout=5) as raw:
+            obj, _i, o = tls_bio_handshake(ctx, raw)
+            obj.write(mcwire.frame(mcwire.OP_PING, 1))
+            record = o.read()
+            assert len(record) > 20
+            raw.settimeout(0.2)
+            t0, closed_at = time.time(), None
+            for k in range(len(record) - 1):  # never completed
+                if time.time() - t0 > 5:
+                    break
+                try:
+                    raw.send(record[k:k + 1])
+                    if raw.recv(4096) == b"":
+                        closed_at = time.time() - t0
+                        break
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed_at = time.time() - t0
+                    break
+            assert closed_at is not None, "trickled record still open after 5 s"
+            assert closed_at < 2.5, "closed after %.1f s, read timeout 1 s" % closed_at
+    finally:
+        c.close()
+
+
+@test
 def https_forward_checks_the_leaders_name():
     # A follower's HTTP layer forwards a write through its loopback client, which follows the
     # leader hint. Host-name checking is skipped only for the node's own port the client was
