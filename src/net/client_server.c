@@ -47,6 +47,20 @@
 
 enum conn_state { CONN_OPEN, CONN_CLOSING, CONN_CLOSED };
 
+/* Per-connection events a client can cause at its connection rate: each kind is logged at most
+ * once a second (MC_LOG_LIMIT_MS), its line saying how many were left out (R4). */
+enum conn_log {
+    LOG_REJECTED,
+    LOG_PROTOCOL_ERROR,
+    LOG_AUTH_FAILED,
+    LOG_TLS_FAILED,
+    LOG_HANDSHAKE_TIMEOUT,
+    LOG_SEND_TIMEOUT,
+    LOG_CLOSE_GRACE,
+    LOG_OUTPUT_OVERFLOW,
+    LOG_KINDS
+};
+
 struct mc_client_conn {
     struct mc_client_server *srv;
     uv_tcp_t tcp;
@@ -98,6 +112,7 @@ struct mc_client_server {
     int port;
     struct mc_client_conn *conns; /* live handles */
     struct mc_client_conn *dirty;
+    struct mc_log_limit logs[LOG_KINDS]; /* enum conn_log */
     uint64_t pass;    /* loop passes (on_prepare): a spent frame budget waits for the next */
     uint32_t n_local; /* in-process conns among n_conns: not counted against the limit */
     uint32_t n_conns; /* conns whose socket is not closed yet, CLOSING and CLOSED-with-the-close-
@@ -119,6 +134,16 @@ static void process_input(struct mc_client_conn *c);
 static void start_reading(struct mc_client_conn *c);
 static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int status,
                          const struct mc_proto_error *e);
+
+/* Log one per-connection event of kind k, rate-limited; suppressed= counts the events left out
+ * since the previous line of that kind. One clock read per event (errors only). */
+#define CONN_LOG(s, k, level, msg, fmt, ...)                                                       \
+    do {                                                                                           \
+        uint64_t sup_;                                                                             \
+        if (mc_log_limit_allow(&(s)->logs[k], mc_mono_ms(), &sup_)) {                              \
+            mc_log(level, msg, fmt " suppressed=%llu", __VA_ARGS__, (unsigned long long)sup_);     \
+        }                                                                                          \
+    } while (0)
 
 static void read_stop(struct mc_client_conn *c)
 {
@@ -242,7 +267,8 @@ static int tls_encrypt(struct mc_client_conn *c)
 {
     if (c->out.len > 0) {
         if (mc_tls_established(c->tls) && mc_tls_write(c->tls, c->out.data, c->out.len) != 0) {
-            MC_INFO("client_tls_failed", "peer=%s err=\"%s\"", c->peer, mc_tls_error(c->tls));
+            CONN_LOG(c->srv, LOG_TLS_FAILED, MC_LOG_INFO, "client_tls_failed", "peer=%s err=\"%s\"",
+                     c->peer, mc_tls_error(c->tls));
             close_conn(c);
             return MC_EPROTO;
         }
@@ -375,7 +401,8 @@ static void append_reply(struct mc_client_conn *c, uint8_t op, uint16_t flags, u
     if (rc != 0) {
         /* Output cap reached: the peer does not read its replies. Drop it. */
         c->out.err = 0;
-        MC_WARN("client_conn_output_overflow", "peer=%s queued=%zu", c->peer, c->out.len);
+        CONN_LOG(c->srv, LOG_OUTPUT_OVERFLOW, MC_LOG_WARN, "client_conn_output_overflow",
+                 "peer=%s queued=%zu", c->peer, c->out.len);
         close_conn(c);
         return;
     }
@@ -398,7 +425,8 @@ static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int
     if (mc_wbuf_error(&c->out) || c->out.len - off > MC_PROTO_MAX_FRAME_BYTES) {
         c->out.err = 0;
         c->out.len = off;
-        MC_WARN("client_conn_output_overflow", "peer=%s queued=%zu", c->peer, c->out.len);
+        CONN_LOG(c->srv, LOG_OUTPUT_OVERFLOW, MC_LOG_WARN, "client_conn_output_overflow",
+                 "peer=%s queued=%zu", c->peer, c->out.len);
         close_conn(c);
         return;
     }
@@ -581,8 +609,8 @@ static void protocol_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, i
 {
     struct mc_client_server *s = c->srv;
     s->stats.protocol_errors++;
-    MC_INFO("client_protocol_error", "peer=%s err=%s msg=\"%s\"", c->peer, mc_error_name(status),
-            msg);
+    CONN_LOG(s, LOG_PROTOCOL_ERROR, MC_LOG_INFO, "client_protocol_error",
+             "peer=%s err=%s msg=\"%s\"", c->peer, mc_error_name(status), msg);
     error_msg(c, op, rid, status, msg);
     if (c->state == CONN_OPEN) {
         set_closing(c);
@@ -661,7 +689,8 @@ static void handle_auth(struct mc_client_conn *c, const struct mc_proto_request 
         if (!p) {
             c->auth_failures++;
             mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
-            MC_INFO("client_auth_failed", "peer=%s failures=%u", c->peer, c->auth_failures);
+            CONN_LOG(s, LOG_AUTH_FAILED, MC_LOG_INFO, "client_auth_failed", "peer=%s failures=%u",
+                     c->peer, c->auth_failures);
             if (c->auth_failures >= MAX_AUTH_FAILURES) {
                 protocol_error(c, req->op, req->request_id, MC_EUNAUTH,
                                "invalid token (too many attempts: closing)");
@@ -727,7 +756,8 @@ static size_t tls_pull(struct mc_client_conn *c)
         int rc = mc_tls_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen, &n);
         if (rc != 0) {
             if (rc != MC_ESHUTDOWN) {
-                MC_INFO("client_tls_failed", "peer=%s err=\"%s\"", c->peer, mc_tls_error(c->tls));
+                CONN_LOG(c->srv, LOG_TLS_FAILED, MC_LOG_INFO, "client_tls_failed",
+                         "peer=%s err=\"%s\"", c->peer, mc_tls_error(c->tls));
             }
             set_closing(c); /* flush the alert, then close */
             break;
@@ -1117,8 +1147,8 @@ static void on_connection(uv_stream_t *server, int status)
     if (s->n_conns - s->n_local > s->opts.max_connections) {
         s->stats.connections_rejected++;
         mc_metrics_limit(MC_LIMIT_CONNECTIONS);
-        MC_WARN("client_conn_rejected", "peer=%s max_connections=%u", c->peer,
-                s->opts.max_connections);
+        CONN_LOG(s, LOG_REJECTED, MC_LOG_WARN, "client_conn_rejected", "peer=%s max_connections=%u",
+                 c->peer, s->opts.max_connections);
         set_closing(c);
         error_msg(c, MC_REQ_PING, 0, MC_ELIMIT, "too many connections");
         return;
@@ -1160,8 +1190,9 @@ static void on_timer(uv_timer_t *t)
         }
         if (c->writing && now - c->write_start_ms >= s->opts.send_timeout_ms) {
             s->stats.send_timeouts++;
-            MC_INFO("client_send_timeout", "peer=%s queued=%zu stalled_ms=%llu", c->peer,
-                    mc_client_conn_pending_bytes(c), (unsigned long long)(now - c->write_start_ms));
+            CONN_LOG(s, LOG_SEND_TIMEOUT, MC_LOG_INFO, "client_send_timeout",
+                     "peer=%s queued=%zu stalled_ms=%llu", c->peer, mc_client_conn_pending_bytes(c),
+                     (unsigned long long)(now - c->write_start_ms));
             close_conn(c);
             c = next;
             continue;
@@ -1169,8 +1200,8 @@ static void on_timer(uv_timer_t *t)
         if (c->state == CONN_CLOSING && now - c->closing_ms >= CLOSE_GRACE_MS) {
             /* Its last reply (an error) was not taken in time: the peer is not reading. */
             s->stats.send_timeouts++;
-            MC_INFO("client_close_grace_over", "peer=%s queued=%zu", c->peer,
-                    mc_client_conn_pending_bytes(c));
+            CONN_LOG(s, LOG_CLOSE_GRACE, MC_LOG_INFO, "client_close_grace_over",
+                     "peer=%s queued=%zu", c->peer, mc_client_conn_pending_bytes(c));
             close_conn(c);
             c = next;
             continue;
@@ -1183,7 +1214,8 @@ static void on_timer(uv_timer_t *t)
             now - c->accepted_ms >= s->opts.request_read_timeout_ms) {
             s->stats.read_timeouts++;
             mc_metrics_limit(MC_LIMIT_READ_TIMEOUT);
-            MC_INFO("client_tls_handshake_timeout", "peer=%s", c->peer);
+            CONN_LOG(s, LOG_HANDSHAKE_TIMEOUT, MC_LOG_INFO, "client_tls_handshake_timeout",
+                     "peer=%s", c->peer);
             close_conn(c);
             c = next;
             continue;

@@ -401,6 +401,34 @@ def pipelined_linearizable_reads_past_the_output_cap_all_answered():
         c.close()
 
 
+@test
+def protocol_error_log_lines_rate_limited():
+    # 60 connections each sending a bad header: every one gets its error reply and is closed, but
+    # client_protocol_error is logged at most once a second, the next line saying how many were
+    # left out. Before: one line per connection (60).
+    c, n = start_node([])
+    try:
+        for i in range(60):
+            s = mcwire.connect(n.client_port)
+            s.sendall(mcwire.frame(mcwire.OP_PING, i + 1, version=9))
+            r = mcwire.read_frame(s)
+            assert r is not None and r[2] != 0, r
+            assert mcwire.is_closed(s, 3)
+            s.close()
+        time.sleep(1.1)
+        s = mcwire.connect(n.client_port)
+        s.sendall(mcwire.frame(mcwire.OP_PING, 99, version=9))
+        assert mcwire.is_closed(s, 3)
+        s.close()
+        lines = [l for l in n.log().splitlines() if "msg=client_protocol_error" in l]
+        assert 2 <= len(lines) <= 6, "%d lines: %s" % (len(lines), lines[:3])
+        left_out = sum(int(l.rsplit("suppressed=", 1)[1].split()[0]) for l in lines)
+        assert left_out + len(lines) == 61, (left_out, len(lines))
+        assert mcwire.ping(n.client_port) == 0
+    finally:
+        c.close()
+
+
 def read_until_closed(s, seconds):
     """Everything s receives until the peer closes; (data, seconds it took) or (data, None)
     when still open after `seconds`."""
@@ -1131,6 +1159,7 @@ def tls_client_port_round_trip_and_refusals():
         assert rc != 0 and "certificate verify failed" in err, err
         # client certificates: another CA, expired, none
         for cert, why in ((p["rogue"], "another CA"), (p["expired"], "expired"), (None, "none")):
+            time.sleep(1.1)  # client_tls_failed is logged at most once a second
             rc, _, err = tls_cli(n, ca, cert, "bucket", "ls", timeout_ms=1500)
             assert rc != 0, "client cert (%s) accepted" % why
         log = n.log()
