@@ -645,6 +645,21 @@ static int grow_rbuf(struct mc_client_conn *c, size_t need)
     return 0;
 }
 
+/* B2 (d): after a big frame, give the read buffer back (it grew up to the frame limit for it):
+ * libuv is then handed INITIAL_READ_BYTES per read again (R1), and an idle connection holds
+ * 64 KiB, not 4 MiB. A partial big frame left in it is regrown for by process_frames. */
+static void shrink_rbuf(struct mc_client_conn *c)
+{
+    if (c->rcap <= INITIAL_READ_BYTES || c->rlen > INITIAL_READ_BYTES) {
+        return;
+    }
+    uint8_t *p = realloc(c->rbuf, INITIAL_READ_BYTES);
+    if (p) { /* else keep the big one */
+        c->rbuf = p;
+        c->rcap = INITIAL_READ_BYTES;
+    }
+}
+
 /* Per-request limits (the frame itself was fine): refuse an oversized batch (a final error:
  * EntityTooLarge, not the retryable SlowDown), clamp a list page. Returns false when answered. */
 static bool within_limits(struct mc_client_conn *c, struct mc_proto_request *req)
@@ -879,6 +894,7 @@ static void process_frames(struct mc_client_conn *c)
         /* What is left began arriving no earlier than now (approximation in the client's
          * favour: it may have started in the last read). */
         c->frame_start_ms = mc_mono_ms();
+        shrink_rbuf(c);
     }
     /* Make room for a partially received big frame. */
     if (c->state == CONN_OPEN && c->rlen >= MC_PROTO_HEADER_BYTES) {
@@ -978,6 +994,18 @@ static void on_conn_closed(uv_handle_t *h)
     struct mc_client_server *s = c->srv;
     assert(s->n_conns > 0);
     s->n_conns--;
+    /* B2 (c): a closed connection may outlive its socket by a long while (a request still in
+     * flight keeps it), but never needs its buffers again: replies to it are dropped, nothing is
+     * read. Freed here, not in close_conn: dispatch may close it while the request still points
+     * into rbuf, and the write's callback (ECANCELED) has run before this one. */
+    assert(c->state == CONN_CLOSED && !c->writing && !c->in_reply);
+    mc_wbuf_free(&c->out);
+    mc_wbuf_free(&c->wout);
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rcap = c->rlen = 0;
+    free(c->cbuf);
+    c->cbuf = NULL;
     conn_unref(c); /* the handle's reference */
     /* on_handle_closed bookkeeping, with the server as the handle's owner */
     assert(s->handles > 0);
