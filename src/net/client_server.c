@@ -58,6 +58,7 @@ enum conn_log {
     LOG_SEND_TIMEOUT,
     LOG_CLOSE_GRACE,
     LOG_OUTPUT_OVERFLOW,
+    LOG_NO_MEMORY,
     LOG_KINDS
 };
 
@@ -106,6 +107,10 @@ struct mc_client_server {
     uv_check_t check;
     uv_timer_t timer; /* idle sweeps; stop grace */
     uv_idle_t wake;   /* started for one loop pass: the next poll does not block (wake_loop) */
+    uv_tcp_t spare;   /* accepts (and closes) a connection we have no memory for (R11) */
+    bool spare_busy;  /* spare is accepted and closing */
+    bool spare_again; /* another connection waits for the spare (accepted once it is closed) */
+    uint64_t test_accept_nomem; /* MC_TEST_CLIENT_ACCEPT_NOMEM: accepts left to fail (tests) */
     struct mc_client_handler handler;
     void *ctx;
     struct mc_client_server_opts opts;
@@ -1120,14 +1125,55 @@ size_t mc_client_conn_local_feed(struct mc_client_conn *c, const uint8_t *frames
     return n;
 }
 
+static void refuse_unallocated(struct mc_client_server *s);
+
+static void on_spare_closed(uv_handle_t *h)
+{
+    struct mc_client_server *s = h->data;
+    s->spare_busy = false;
+    bool again = s->spare_again && !s->stopping;
+    s->spare_again = false;
+    on_handle_closed(h); /* not the last handle: the listener is open unless stopping */
+    if (again) {
+        refuse_unallocated(s);
+    }
+}
+
+/* No memory for a new connection: accept it into the spare handle and close it at once. Not
+ * accepting is worse: libuv stops polling a listener whose callback did not accept, and the
+ * port would stay deaf after memory came back. While the spare is closing, the next one waits
+ * in libuv (polling stopped) and is accepted from on_spare_closed. */
+static void refuse_unallocated(struct mc_client_server *s)
+{
+    if (s->spare_busy) {
+        s->spare_again = true;
+        return;
+    }
+    s->stats.connections_rejected++;
+    CONN_LOG(s, LOG_NO_MEMORY, MC_LOG_WARN, "client_conn_no_memory", "open=%u",
+             s->n_conns - s->n_local);
+    uv_tcp_init(s->loop, &s->spare);
+    s->spare.data = s;
+    s->spare_busy = true;
+    s->handles++;
+    (void)uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->spare);
+    uv_close((uv_handle_t *)&s->spare, on_spare_closed);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct mc_client_server *s = server->data;
     if (status < 0 || s->stopping) {
         return;
     }
-    struct mc_client_conn *c = calloc(1, sizeof(*c));
+    struct mc_client_conn *c = NULL;
+    if (s->test_accept_nomem > 0) {
+        s->test_accept_nomem--; /* tests: this accept fails as if calloc had */
+    } else {
+        c = calloc(1, sizeof(*c));
+    }
     if (!c) {
+        refuse_unallocated(s);
         return;
     }
     c->srv = s;
@@ -1368,6 +1414,7 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
         s->opts.max_frame_bytes = MC_PROTO_MAX_FRAME_BYTES;
     }
     s->test_local_close_at = test_local_close_at();
+    s->test_accept_nomem = mc_test_env_u64("MC_TEST_CLIENT_ACCEPT_NOMEM", UINT32_MAX);
     if (s->opts.max_frame_bytes < MC_PROTO_HEADER_BYTES) {
         s->opts.max_frame_bytes = MC_PROTO_HEADER_BYTES;
     }

@@ -1815,3 +1815,28 @@ Test(client_e2e, auth_frames_capped_per_connection)
     th_stop(s, &st);
     cr_assert_eq(st.protocol_errors, 1);
 }
+
+/* ---- no memory at accept (R11) ---- */
+
+/* The first two accepts fail as if calloc had (test hook MC_TEST_CLIENT_ACCEPT_NOMEM): each is
+ * accepted and closed at once, and the listener keeps accepting, the third is served. Before:
+ * on_connection returned without accepting, libuv stopped polling the listener, and every later
+ * connection hung unanswered. */
+Test(client_e2e, accept_without_memory_closes_and_keeps_listening)
+{
+    setenv("MC_TEST_CLIENT_ACCEPT_NOMEM", "2", 1);
+    struct th_server *s = ct_start((struct th_opts){0});
+    unsetenv("MC_TEST_CLIENT_ACCEPT_NOMEM");
+    for (int i = 0; i < 2; i++) {
+        int fd = raw_connect(th_port(s));
+        expect_closed(fd);
+        close(fd);
+    }
+    int fd = raw_connect(th_port(s));
+    raw_ping(fd, 1);
+    close(fd);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.connections_rejected, 2);
+    cr_assert_eq(st.connections_accepted, 1);
+}
