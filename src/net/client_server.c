@@ -1260,6 +1260,7 @@ static void on_timer(uv_timer_t *t)
             if (q < c->write_queue_seen) {
                 c->write_queue_seen = q;
                 c->write_start_ms = now;
+                c->last_active_ms = now; /* the peer is reading: not idle (idle check below) */
             }
         }
         if (c->writing && now - c->write_start_ms >= s->opts.send_timeout_ms) {
@@ -1307,7 +1308,7 @@ static void on_timer(uv_timer_t *t)
             snprintf(msg, sizeof(msg), "request not received within %u ms",
                      s->opts.request_read_timeout_ms);
             protocol_error(c, MC_REQ_PING, 0, MC_ETIMEOUT, msg);
-        } else if (s->opts.idle_timeout_ms && c->inflight == 0 && !partial &&
+        } else if (s->opts.idle_timeout_ms && c->inflight == 0 && !partial && !c->writing &&
                    now - c->last_active_ms >= s->opts.idle_timeout_ms) {
             MC_DEBUG("client_conn_idle", "peer=%s", c->peer);
             s->stats.idle_closed++;

@@ -64,7 +64,8 @@ struct mc_client_server_opts {
     uint32_t max_inflight_per_conn; /* default 4096; reading pauses while reached */
     size_t max_output_bytes;        /* default 32 MiB; reading pauses while the output is
                                        above this (slow reader) */
-    uint32_t idle_timeout_ms;       /* 0 = none; idle connections (nothing in flight) close */
+    uint32_t idle_timeout_ms;       /* 0 = none; idle connections (nothing in flight,
+                                       no reply being written) close */
     uint32_t send_timeout_ms;       /* 0 = MC_CLIENT_SEND_TIMEOUT_MS (serve
                                        --client-send-timeout-ms): replies handed to a write
                                        must all reach the kernel within this long, else the

@@ -1840,3 +1840,38 @@ Test(client_e2e, accept_without_memory_closes_and_keeps_listening)
     cr_assert_eq(st.connections_rejected, 2);
     cr_assert_eq(st.connections_accepted, 1);
 }
+
+/* ---- idle timeout while replies are written (Other nits) ---- */
+
+/* A client that sent its requests long ago but is still reading their replies (slowly, with
+ * progress) is not idle: with an idle timeout of 200 ms it takes ~12 replies over about a
+ * second, and is not closed mid-reply. Before: the idle sweep ignored the write in flight and
+ * closed it ~200 ms after its last request. */
+Test(client_e2e, slow_reader_is_not_idle_closed_mid_reply)
+{
+    struct th_opts o = {0};
+    o.srv.max_output_bytes = 256 * 1024;
+    o.srv.idle_timeout_ms = 200;
+    o.srv.sndbuf_bytes = 16 * 1024; /* else loopback takes the whole write at once */
+    struct th_server *s = ct_start(o);
+    put_big(s);
+    int fd = raw_connect_rcvbuf(th_port(s), 4096);
+    enum { GETS = 12 };
+    send_big_gets(fd, GETS);
+    size_t want = (size_t)GETS * BIG_VALUE_BYTES, got = 0;
+    static uint8_t buf[16 * 1024];
+    uint64_t deadline = mc_mono_ms() + 20000;
+    while (got < want && mc_mono_ms() < deadline) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+        usleep(20 * 1000);
+    }
+    cr_assert_geq(got, want, "closed after %zu of %zu bytes", got, want);
+    close(fd);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.idle_closed, 0);
+}
