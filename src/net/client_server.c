@@ -15,9 +15,11 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define DEFAULT_MAX_CONNECTIONS  1000u /* = serve's --max-client-connections default */
-#define DEFAULT_MAX_INFLIGHT     4096u
-#define DEFAULT_MAX_OUTPUT_BYTES (32u * 1024 * 1024)
+#define DEFAULT_MAX_CONNECTIONS 1000u /* = serve's --max-client-connections default */
+#define DEFAULT_MAX_INFLIGHT    4096u
+/* Output queued per connection before reading pauses (B2 b): twice the largest reply (4 MiB) is
+ * plenty to keep a fast reader busy; the hard cap is 2x this + one frame (20 MiB). */
+#define DEFAULT_MAX_OUTPUT_BYTES (8u * 1024 * 1024)
 #define DEFAULT_READ_TIMEOUT_MS  10000u
 #define DEFAULT_MAX_LIST_KEYS    1000u
 /* Timeout sweeps run at least this often and at most this rarely. */

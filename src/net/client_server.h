@@ -62,7 +62,7 @@ struct mc_client_server_opts {
                                        connections get SlowDown + close. A connection counts
                                        until its socket is closed, closing ones too */
     uint32_t max_inflight_per_conn; /* default 4096; reading pauses while reached */
-    size_t max_output_bytes;        /* default 32 MiB; reading pauses while the output is
+    size_t max_output_bytes;        /* default 8 MiB; reading pauses while the output is
                                        above this (slow reader) */
     uint32_t idle_timeout_ms;       /* 0 = none; idle connections (nothing in flight,
                                        no reply being written) close */

@@ -367,8 +367,8 @@ def stopped_reader_closed_after_client_send_timeout():
 def pipelined_linearizable_reads_past_the_output_cap_all_answered():
     # A client pipelines 1500 linearizable GETs of a 64 KiB inline object (~94 MiB of replies)
     # before reading. They are confirmed by one ReadIndex round; the node serves them as the
-    # connection's output drains below max_output_bytes (32 MiB) instead of all in one pass.
-    # Before: one pass appended them all, past the 68 MiB hard cap: the connection was closed
+    # connection's output drains below max_output_bytes (8 MiB) instead of all in one pass.
+    # Before: one pass appended them all, past the hard cap (then 68 MiB): the connection was closed
     # (client_conn_output_overflow) and every reply lost.
     c, n = start_node([], http=True)
     try:

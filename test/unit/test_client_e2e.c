@@ -1209,6 +1209,7 @@ Test(client_e2e, closing_connection_counts_and_is_closed_after_a_grace)
 {
     struct th_opts o = {0};
     o.srv.max_connections = 1;
+    o.srv.max_output_bytes = 32u << 20; /* above the 12 MiB below (the default is 8 MiB) */
     struct th_server *s = ct_start(o);
     put_big(s);
     /* ~12 MiB of replies queued (under max_output_bytes: reading goes on), then a bad frame:
