@@ -15,9 +15,11 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define DEFAULT_MAX_CONNECTIONS  1000u /* = serve's --max-client-connections default */
-#define DEFAULT_MAX_INFLIGHT     4096u
-#define DEFAULT_MAX_OUTPUT_BYTES (32u * 1024 * 1024)
+#define DEFAULT_MAX_CONNECTIONS 1000u /* = serve's --max-client-connections default */
+#define DEFAULT_MAX_INFLIGHT    4096u
+/* Output queued per connection before reading pauses (B2 b): twice the largest reply (4 MiB) is
+ * plenty to keep a fast reader busy; the hard cap is 2x this + one frame (20 MiB). */
+#define DEFAULT_MAX_OUTPUT_BYTES (8u * 1024 * 1024)
 #define DEFAULT_READ_TIMEOUT_MS  10000u
 #define DEFAULT_MAX_LIST_KEYS    1000u
 /* Timeout sweeps run at least this often and at most this rarely. */
@@ -27,7 +29,10 @@
 #define TLS_READ_BYTES (64u * 1024)
 #define TLS_PULL_BYTES (16u * 1024)
 /* Failed AUTH attempts before the connection is closed (slows token guessing). */
-#define MAX_AUTH_FAILURES  3
+#define MAX_AUTH_FAILURES 3
+/* AUTH frames per connection, successful or not (R2: each costs a hash per principal on the
+ * loop; a client authenticates once per connection, a few more to switch principals). */
+#define MAX_AUTH_FRAMES    8
 #define INITIAL_READ_BYTES (64u * 1024)
 /* A write buffer larger than this is released once written (after a one-off big reply). */
 #define KEEP_BUFFER_BYTES (1u * 1024 * 1024)
@@ -37,8 +42,27 @@
 #define CLOSE_GRACE_MS 1000u
 /* Passes over the dirty list per flush (dispatch inside a flush can dirty more). */
 #define FLUSH_PASSES 4
+/* Frames one connection may have parsed and answered per loop pass (R1: synchronously answered
+ * requests, PING, stale reads, refusals, never count as in flight): the rest wait for the next
+ * pass, so one pipelining client cannot hold the loop that Raft's ticks share. */
+#define FRAME_BUDGET 256u
 
 enum conn_state { CONN_OPEN, CONN_CLOSING, CONN_CLOSED };
+
+/* Per-connection events a client can cause at its connection rate: each kind is logged at most
+ * once a second (MC_LOG_LIMIT_MS), its line saying how many were left out (R4). */
+enum conn_log {
+    LOG_REJECTED,
+    LOG_PROTOCOL_ERROR,
+    LOG_AUTH_FAILED,
+    LOG_TLS_FAILED,
+    LOG_HANDSHAKE_TIMEOUT,
+    LOG_SEND_TIMEOUT,
+    LOG_CLOSE_GRACE,
+    LOG_OUTPUT_OVERFLOW,
+    LOG_NO_MEMORY,
+    LOG_KINDS
+};
 
 struct mc_client_conn {
     struct mc_client_server *srv;
@@ -48,7 +72,10 @@ struct mc_client_conn {
     enum conn_state state;
     bool read_paused;
     bool in_dirty;
-    bool in_reply; /* between reply_begin and reply_end */
+    bool in_reply;        /* between reply_begin and reply_end */
+    bool drain_waiter;    /* mc_client_conn_output_full said true: wake the loop once it drains */
+    bool budget_spent;    /* process_frames stopped at FRAME_BUDGET: resume on the next pass */
+    uint64_t budget_pass; /* the loop pass (srv->pass) in which the budget was spent */
     struct mc_client_conn *dirty_next;
     struct mc_client_conn *prev, *next; /* server's list of conns with a live handle */
     uint8_t *rbuf;                      /* input: [0, rlen) filled, frames parsed from 0 */
@@ -66,6 +93,7 @@ struct mc_client_conn {
     uint64_t frame_start_ms; /* when the first byte of the partial frame in rbuf arrived */
     const struct mc_principal *principal; /* set by a successful AUTH; NULL = anonymous */
     uint32_t auth_failures;
+    uint32_t auth_frames; /* AUTH frames received (MAX_AUTH_FRAMES) */
     char peer[48];
     struct mc_tls *tls; /* NULL = plaintext connection */
     uint8_t *cbuf;      /* TLS: ciphertext read buffer (TLS_READ_BYTES) */
@@ -80,12 +108,19 @@ struct mc_client_server {
     uv_prepare_t prepare;
     uv_check_t check;
     uv_timer_t timer; /* idle sweeps; stop grace */
+    uv_idle_t wake;   /* started for one loop pass: the next poll does not block (wake_loop) */
+    uv_tcp_t spare;   /* accepts (and closes) a connection we have no memory for (R11) */
+    bool spare_busy;  /* spare is accepted and closing */
+    bool spare_again; /* another connection waits for the spare (accepted once it is closed) */
+    uint64_t test_accept_nomem; /* MC_TEST_CLIENT_ACCEPT_NOMEM: accepts left to fail (tests) */
     struct mc_client_handler handler;
     void *ctx;
     struct mc_client_server_opts opts;
     int port;
     struct mc_client_conn *conns; /* live handles */
     struct mc_client_conn *dirty;
+    struct mc_log_limit logs[LOG_KINDS]; /* enum conn_log */
+    uint64_t pass;    /* loop passes (on_prepare): a spent frame budget waits for the next */
     uint32_t n_local; /* in-process conns among n_conns: not counted against the limit */
     uint32_t n_conns; /* conns whose socket is not closed yet, CLOSING and CLOSED-with-the-close-
                          pending too (counted against max_connections, less n_local) */
@@ -106,6 +141,16 @@ static void process_input(struct mc_client_conn *c);
 static void start_reading(struct mc_client_conn *c);
 static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int status,
                          const struct mc_proto_error *e);
+
+/* Log one per-connection event of kind k, rate-limited; suppressed= counts the events left out
+ * since the previous line of that kind. One clock read per event (errors only). */
+#define CONN_LOG(s, k, level, msg, fmt, ...)                                                       \
+    do {                                                                                           \
+        uint64_t sup_;                                                                             \
+        if (mc_log_limit_allow(&(s)->logs[k], mc_mono_ms(), &sup_)) {                              \
+            mc_log(level, msg, fmt " suppressed=%llu", __VA_ARGS__, (unsigned long long)sup_);     \
+        }                                                                                          \
+    } while (0)
 
 static void read_stop(struct mc_client_conn *c)
 {
@@ -158,9 +203,35 @@ static void close_own_handles(struct mc_client_server *s)
         return;
     }
     s->own_closed = true;
+    uv_close((uv_handle_t *)&s->wake, on_handle_closed);
     uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
     uv_close((uv_handle_t *)&s->check, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+}
+
+static void on_wake(uv_idle_t *h)
+{
+    uv_idle_stop(h); /* one pass: its prepare callbacks (the node's, flush_all) have run */
+}
+
+/* Work is waiting for the next loop pass (a read held for a full output, frames left over by
+ * the frame budget): an active idle handle makes that pass's poll return at once instead of
+ * blocking until some unrelated event. */
+static void wake_loop(struct mc_client_server *s)
+{
+    if (!s->own_closed) {
+        uv_idle_start(&s->wake, on_wake);
+    }
+}
+
+/* A deferred producer waits on c's output: wake it once the output is under the limit. */
+static void drain_check(struct mc_client_conn *c)
+{
+    if (c->drain_waiter && (c->state == CONN_CLOSED ||
+                            mc_client_conn_pending_bytes(c) < c->srv->opts.max_output_bytes)) {
+        c->drain_waiter = false;
+        wake_loop(c->srv);
+    }
 }
 
 static void mark_dirty(struct mc_client_conn *c)
@@ -203,7 +274,8 @@ static int tls_encrypt(struct mc_client_conn *c)
 {
     if (c->out.len > 0) {
         if (mc_tls_established(c->tls) && mc_tls_write(c->tls, c->out.data, c->out.len) != 0) {
-            MC_INFO("client_tls_failed", "peer=%s err=\"%s\"", c->peer, mc_tls_error(c->tls));
+            CONN_LOG(c->srv, LOG_TLS_FAILED, MC_LOG_INFO, "client_tls_failed", "peer=%s err=\"%s\"",
+                     c->peer, mc_tls_error(c->tls));
             close_conn(c);
             return MC_EPROTO;
         }
@@ -269,11 +341,17 @@ static void flush_conn(struct mc_client_conn *c)
             c->refs++;
         }
     }
+    drain_check(c);
     if (c->state == CONN_CLOSING && !c->writing && c->out.len == 0) {
         close_conn(c);
         return;
     }
-    /* Resume reading once the in-flight and output limits allow it again. */
+    /* Resume reading once the in-flight and output limits allow it again, and the frame budget
+     * was spent in an earlier loop pass. */
+    if (c->state == CONN_OPEN && c->budget_spent && c->budget_pass == s->pass) {
+        mark_dirty(c); /* still this pass: look again in the next (wake_loop keeps it coming) */
+        return;
+    }
     if (c->state == CONN_OPEN && c->read_paused && c->inflight < s->opts.max_inflight_per_conn &&
         c->out.len + (c->writing ? c->wout.len : 0) < s->opts.max_output_bytes) {
         process_input(c); /* frames already buffered first */
@@ -301,7 +379,9 @@ static void flush_all(struct mc_client_server *s)
 
 static void on_prepare(uv_prepare_t *h)
 {
-    flush_all(h->data);
+    struct mc_client_server *s = h->data;
+    s->pass++;
+    flush_all(s);
 }
 
 static void on_check(uv_check_t *h)
@@ -328,7 +408,8 @@ static void append_reply(struct mc_client_conn *c, uint8_t op, uint16_t flags, u
     if (rc != 0) {
         /* Output cap reached: the peer does not read its replies. Drop it. */
         c->out.err = 0;
-        MC_WARN("client_conn_output_overflow", "peer=%s queued=%zu", c->peer, c->out.len);
+        CONN_LOG(c->srv, LOG_OUTPUT_OVERFLOW, MC_LOG_WARN, "client_conn_output_overflow",
+                 "peer=%s queued=%zu", c->peer, c->out.len);
         close_conn(c);
         return;
     }
@@ -351,7 +432,8 @@ static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int
     if (mc_wbuf_error(&c->out) || c->out.len - off > MC_PROTO_MAX_FRAME_BYTES) {
         c->out.err = 0;
         c->out.len = off;
-        MC_WARN("client_conn_output_overflow", "peer=%s queued=%zu", c->peer, c->out.len);
+        CONN_LOG(c->srv, LOG_OUTPUT_OVERFLOW, MC_LOG_WARN, "client_conn_output_overflow",
+                 "peer=%s queued=%zu", c->peer, c->out.len);
         close_conn(c);
         return;
     }
@@ -495,6 +577,16 @@ size_t mc_client_conn_pending_bytes(const struct mc_client_conn *c)
     return c->out.len + (c->writing ? c->wout.len - c->wout_off : 0);
 }
 
+bool mc_client_conn_output_full(struct mc_client_conn *c)
+{
+    if (mc_client_conn_pending_bytes(c) < c->srv->opts.max_output_bytes) {
+        return false; /* closed connections too: 0 pending */
+    }
+    c->drain_waiter = true;
+    mark_dirty(c); /* a flush (this pass) writes it out, then drain_check wakes the waiter */
+    return true;
+}
+
 void mc_client_conn_close(struct mc_client_conn *c)
 {
     close_conn(c);
@@ -524,8 +616,8 @@ static void protocol_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, i
 {
     struct mc_client_server *s = c->srv;
     s->stats.protocol_errors++;
-    MC_INFO("client_protocol_error", "peer=%s err=%s msg=\"%s\"", c->peer, mc_error_name(status),
-            msg);
+    CONN_LOG(s, LOG_PROTOCOL_ERROR, MC_LOG_INFO, "client_protocol_error",
+             "peer=%s err=%s msg=\"%s\"", c->peer, mc_error_name(status), msg);
     error_msg(c, op, rid, status, msg);
     if (c->state == CONN_OPEN) {
         set_closing(c);
@@ -560,6 +652,21 @@ static int grow_rbuf(struct mc_client_conn *c, size_t need)
     return 0;
 }
 
+/* B2 (d): after a big frame, give the read buffer back (it grew up to the frame limit for it):
+ * libuv is then handed INITIAL_READ_BYTES per read again (R1), and an idle connection holds
+ * 64 KiB, not 4 MiB. A partial big frame left in it is regrown for by process_frames. */
+static void shrink_rbuf(struct mc_client_conn *c)
+{
+    if (c->rcap <= INITIAL_READ_BYTES || c->rlen > INITIAL_READ_BYTES) {
+        return;
+    }
+    uint8_t *p = realloc(c->rbuf, INITIAL_READ_BYTES);
+    if (p) { /* else keep the big one */
+        c->rbuf = p;
+        c->rcap = INITIAL_READ_BYTES;
+    }
+}
+
 /* Per-request limits (the frame itself was fine): refuse an oversized batch (a final error:
  * EntityTooLarge, not the retryable SlowDown), clamp a list page. Returns false when answered. */
 static bool within_limits(struct mc_client_conn *c, struct mc_proto_request *req)
@@ -592,13 +699,20 @@ static void handle_auth(struct mc_client_conn *c, const struct mc_proto_request 
 {
     struct mc_client_server *s = c->srv;
     const struct mc_principal *p = NULL;
+    if (++c->auth_frames > MAX_AUTH_FRAMES) {
+        mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
+        protocol_error(c, req->op, req->request_id, MC_ELIMIT,
+                       "too many AUTH frames on one connection: closing");
+        return;
+    }
     if (s->opts.auth) {
         p = mc_auth_verify(s->opts.auth, req->u.auth.token.ptr, req->u.auth.token.len);
         c->principal = p;
         if (!p) {
             c->auth_failures++;
             mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
-            MC_INFO("client_auth_failed", "peer=%s failures=%u", c->peer, c->auth_failures);
+            CONN_LOG(s, LOG_AUTH_FAILED, MC_LOG_INFO, "client_auth_failed", "peer=%s failures=%u",
+                     c->peer, c->auth_failures);
             if (c->auth_failures >= MAX_AUTH_FAILURES) {
                 protocol_error(c, req->op, req->request_id, MC_EUNAUTH,
                                "invalid token (too many attempts: closing)");
@@ -664,7 +778,8 @@ static size_t tls_pull(struct mc_client_conn *c)
         int rc = mc_tls_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen, &n);
         if (rc != 0) {
             if (rc != MC_ESHUTDOWN) {
-                MC_INFO("client_tls_failed", "peer=%s err=\"%s\"", c->peer, mc_tls_error(c->tls));
+                CONN_LOG(c->srv, LOG_TLS_FAILED, MC_LOG_INFO, "client_tls_failed",
+                         "peer=%s err=\"%s\"", c->peer, mc_tls_error(c->tls));
             }
             set_closing(c); /* flush the alert, then close */
             break;
@@ -672,9 +787,7 @@ static size_t tls_pull(struct mc_client_conn *c)
         if (n == 0) {
             break;
         }
-        if (c->rlen == 0) {
-            c->frame_start_ms = mc_mono_ms(); /* a new frame starts */
-        }
+        /* frame_start_ms: set by on_read when the record carrying this began (R3) */
         c->rlen += n;
         total += n;
     }
@@ -698,7 +811,7 @@ static void process_input(struct mc_client_conn *c)
     do {
         pulled = c->state == CONN_OPEN ? tls_pull(c) : 0;
         process_frames(c);
-    } while (pulled > 0 && c->state == CONN_OPEN && may_read(c));
+    } while (pulled > 0 && c->state == CONN_OPEN && may_read(c) && !c->budget_spent);
     conn_unref(c);
 }
 
@@ -707,8 +820,15 @@ static void process_frames(struct mc_client_conn *c)
 {
     struct mc_client_server *s = c->srv;
     size_t pos = 0;
+    uint32_t frames = 0;
     c->refs++; /* dispatch may close it */
+    c->budget_spent = false;
     while (may_read(c) && c->rlen - pos >= MC_PROTO_HEADER_BYTES) {
+        if (frames++ == FRAME_BUDGET) {
+            c->budget_spent = true; /* the rest waits for the next loop pass */
+            c->budget_pass = s->pass;
+            break;
+        }
         struct mc_proto_header h;
         mc_proto_header_get(c->rbuf + pos, &h);
         int rc = mc_proto_header_check(&h);
@@ -781,6 +901,7 @@ static void process_frames(struct mc_client_conn *c)
         /* What is left began arriving no earlier than now (approximation in the client's
          * favour: it may have started in the last read). */
         c->frame_start_ms = mc_mono_ms();
+        shrink_rbuf(c);
     }
     /* Make room for a partially received big frame. */
     if (c->state == CONN_OPEN && c->rlen >= MC_PROTO_HEADER_BYTES) {
@@ -790,14 +911,22 @@ static void process_frames(struct mc_client_conn *c)
         }
     }
     if (c->state == CONN_OPEN) {
-        bool want = may_read(c);
+        bool want = may_read(c) && !c->budget_spent;
         if (want && c->read_paused) {
             start_reading(c);
         } else if (!want && !c->read_paused) {
             c->read_paused = true;
-            s->stats.read_pauses++;
-            mc_metrics_limit(MC_LIMIT_INFLIGHT);
+            if (c->budget_spent) {
+                s->stats.budget_yields++;
+            } else {
+                s->stats.read_pauses++;
+                mc_metrics_limit(MC_LIMIT_INFLIGHT);
+            }
             read_stop(c);
+        }
+        if (c->budget_spent) {
+            mark_dirty(c); /* flush_conn resumes it in the next pass */
+            wake_loop(s);
         }
     }
     conn_unref(c);
@@ -837,6 +966,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->tls) {
         c->last_active_ms = mc_mono_ms();
+        if (c->rlen == 0 && !mc_tls_incomplete(c->tls)) {
+            c->frame_start_ms = c->last_active_ms; /* these bytes begin a new record (frame) */
+        }
         if (mc_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
             close_conn(c);
             return;
@@ -869,6 +1001,18 @@ static void on_conn_closed(uv_handle_t *h)
     struct mc_client_server *s = c->srv;
     assert(s->n_conns > 0);
     s->n_conns--;
+    /* B2 (c): a closed connection may outlive its socket by a long while (a request still in
+     * flight keeps it), but never needs its buffers again: replies to it are dropped, nothing is
+     * read. Freed here, not in close_conn: dispatch may close it while the request still points
+     * into rbuf, and the write's callback (ECANCELED) has run before this one. */
+    assert(c->state == CONN_CLOSED && !c->writing && !c->in_reply);
+    mc_wbuf_free(&c->out);
+    mc_wbuf_free(&c->wout);
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rcap = c->rlen = 0;
+    free(c->cbuf);
+    c->cbuf = NULL;
     conn_unref(c); /* the handle's reference */
     /* on_handle_closed bookkeeping, with the server as the handle's owner */
     assert(s->handles > 0);
@@ -892,6 +1036,7 @@ static void close_conn(struct mc_client_conn *c)
     }
     c->state = CONN_CLOSED;
     s->stats.connections_open--;
+    drain_check(c); /* a held read is now answered (dropped) at once */
     if (c->prev) {
         c->prev->next = c->next;
     } else {
@@ -982,14 +1127,55 @@ size_t mc_client_conn_local_feed(struct mc_client_conn *c, const uint8_t *frames
     return n;
 }
 
+static void refuse_unallocated(struct mc_client_server *s);
+
+static void on_spare_closed(uv_handle_t *h)
+{
+    struct mc_client_server *s = h->data;
+    s->spare_busy = false;
+    bool again = s->spare_again && !s->stopping;
+    s->spare_again = false;
+    on_handle_closed(h); /* not the last handle: the listener is open unless stopping */
+    if (again) {
+        refuse_unallocated(s);
+    }
+}
+
+/* No memory for a new connection: accept it into the spare handle and close it at once. Not
+ * accepting is worse: libuv stops polling a listener whose callback did not accept, and the
+ * port would stay deaf after memory came back. While the spare is closing, the next one waits
+ * in libuv (polling stopped) and is accepted from on_spare_closed. */
+static void refuse_unallocated(struct mc_client_server *s)
+{
+    if (s->spare_busy) {
+        s->spare_again = true;
+        return;
+    }
+    s->stats.connections_rejected++;
+    CONN_LOG(s, LOG_NO_MEMORY, MC_LOG_WARN, "client_conn_no_memory", "open=%u",
+             s->n_conns - s->n_local);
+    uv_tcp_init(s->loop, &s->spare);
+    s->spare.data = s;
+    s->spare_busy = true;
+    s->handles++;
+    (void)uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->spare);
+    uv_close((uv_handle_t *)&s->spare, on_spare_closed);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct mc_client_server *s = server->data;
     if (status < 0 || s->stopping) {
         return;
     }
-    struct mc_client_conn *c = calloc(1, sizeof(*c));
+    struct mc_client_conn *c = NULL;
+    if (s->test_accept_nomem > 0) {
+        s->test_accept_nomem--; /* tests: this accept fails as if calloc had */
+    } else {
+        c = calloc(1, sizeof(*c));
+    }
     if (!c) {
+        refuse_unallocated(s);
         return;
     }
     c->srv = s;
@@ -1037,8 +1223,8 @@ static void on_connection(uv_stream_t *server, int status)
     if (s->n_conns - s->n_local > s->opts.max_connections) {
         s->stats.connections_rejected++;
         mc_metrics_limit(MC_LIMIT_CONNECTIONS);
-        MC_WARN("client_conn_rejected", "peer=%s max_connections=%u", c->peer,
-                s->opts.max_connections);
+        CONN_LOG(s, LOG_REJECTED, MC_LOG_WARN, "client_conn_rejected", "peer=%s max_connections=%u",
+                 c->peer, s->opts.max_connections);
         set_closing(c);
         error_msg(c, MC_REQ_PING, 0, MC_ELIMIT, "too many connections");
         return;
@@ -1076,12 +1262,14 @@ static void on_timer(uv_timer_t *t)
             if (q < c->write_queue_seen) {
                 c->write_queue_seen = q;
                 c->write_start_ms = now;
+                c->last_active_ms = now; /* the peer is reading: not idle (idle check below) */
             }
         }
         if (c->writing && now - c->write_start_ms >= s->opts.send_timeout_ms) {
             s->stats.send_timeouts++;
-            MC_INFO("client_send_timeout", "peer=%s queued=%zu stalled_ms=%llu", c->peer,
-                    mc_client_conn_pending_bytes(c), (unsigned long long)(now - c->write_start_ms));
+            CONN_LOG(s, LOG_SEND_TIMEOUT, MC_LOG_INFO, "client_send_timeout",
+                     "peer=%s queued=%zu stalled_ms=%llu", c->peer, mc_client_conn_pending_bytes(c),
+                     (unsigned long long)(now - c->write_start_ms));
             close_conn(c);
             c = next;
             continue;
@@ -1089,8 +1277,8 @@ static void on_timer(uv_timer_t *t)
         if (c->state == CONN_CLOSING && now - c->closing_ms >= CLOSE_GRACE_MS) {
             /* Its last reply (an error) was not taken in time: the peer is not reading. */
             s->stats.send_timeouts++;
-            MC_INFO("client_close_grace_over", "peer=%s queued=%zu", c->peer,
-                    mc_client_conn_pending_bytes(c));
+            CONN_LOG(s, LOG_CLOSE_GRACE, MC_LOG_INFO, "client_close_grace_over",
+                     "peer=%s queued=%zu", c->peer, mc_client_conn_pending_bytes(c));
             close_conn(c);
             c = next;
             continue;
@@ -1103,14 +1291,18 @@ static void on_timer(uv_timer_t *t)
             now - c->accepted_ms >= s->opts.request_read_timeout_ms) {
             s->stats.read_timeouts++;
             mc_metrics_limit(MC_LIMIT_READ_TIMEOUT);
-            MC_INFO("client_tls_handshake_timeout", "peer=%s", c->peer);
+            CONN_LOG(s, LOG_HANDSHAKE_TIMEOUT, MC_LOG_INFO, "client_tls_handshake_timeout",
+                     "peer=%s", c->peer);
             close_conn(c);
             c = next;
             continue;
         }
         /* A partial frame is the client's fault only while we are reading (not paused by our
-         * own back-pressure, which leaves whole frames buffered, not partial ones). */
-        if (c->rlen > 0 && !c->read_paused &&
+         * own back-pressure, which leaves whole frames buffered, not partial ones). Over TLS, a
+         * partial record is one too: its bytes never reach rbuf (R3, as src/http/conn.c). */
+        bool partial =
+            c->rlen > 0 || (c->tls && mc_tls_established(c->tls) && mc_tls_incomplete(c->tls));
+        if (partial && !c->read_paused &&
             now - c->frame_start_ms >= s->opts.request_read_timeout_ms) {
             s->stats.read_timeouts++;
             mc_metrics_limit(MC_LIMIT_READ_TIMEOUT);
@@ -1118,7 +1310,7 @@ static void on_timer(uv_timer_t *t)
             snprintf(msg, sizeof(msg), "request not received within %u ms",
                      s->opts.request_read_timeout_ms);
             protocol_error(c, MC_REQ_PING, 0, MC_ETIMEOUT, msg);
-        } else if (s->opts.idle_timeout_ms && c->inflight == 0 && c->rlen == 0 &&
+        } else if (s->opts.idle_timeout_ms && c->inflight == 0 && !partial && !c->writing &&
                    now - c->last_active_ms >= s->opts.idle_timeout_ms) {
             MC_DEBUG("client_conn_idle", "peer=%s", c->peer);
             s->stats.idle_closed++;
@@ -1225,6 +1417,7 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
         s->opts.max_frame_bytes = MC_PROTO_MAX_FRAME_BYTES;
     }
     s->test_local_close_at = test_local_close_at();
+    s->test_accept_nomem = mc_test_env_u64("MC_TEST_CLIENT_ACCEPT_NOMEM", UINT32_MAX);
     if (s->opts.max_frame_bytes < MC_PROTO_HEADER_BYTES) {
         s->opts.max_frame_bytes = MC_PROTO_HEADER_BYTES;
     }
@@ -1268,7 +1461,10 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
     uv_unref((uv_handle_t *)&s->check);
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
-    s->handles += 3;
+    uv_idle_init(loop, &s->wake);
+    s->wake.data = s;
+    uv_unref((uv_handle_t *)&s->wake);
+    s->handles += 4;
     uint64_t every = sweep_interval_ms(&s->opts);
     uv_timer_start(&s->timer, on_timer, every, every);
     uv_unref((uv_handle_t *)&s->timer); /* the sweep alone does not keep the loop alive */

@@ -2,6 +2,7 @@
 #ifndef MC_NET_CLIENT_SERVER_H
 #define MC_NET_CLIENT_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -61,9 +62,10 @@ struct mc_client_server_opts {
                                        connections get SlowDown + close. A connection counts
                                        until its socket is closed, closing ones too */
     uint32_t max_inflight_per_conn; /* default 4096; reading pauses while reached */
-    size_t max_output_bytes;        /* default 32 MiB; reading pauses while the output is
+    size_t max_output_bytes;        /* default 8 MiB; reading pauses while the output is
                                        above this (slow reader) */
-    uint32_t idle_timeout_ms;       /* 0 = none; idle connections (nothing in flight) close */
+    uint32_t idle_timeout_ms;       /* 0 = none; idle connections (nothing in flight,
+                                       no reply being written) close */
     uint32_t send_timeout_ms;       /* 0 = MC_CLIENT_SEND_TIMEOUT_MS (serve
                                        --client-send-timeout-ms): replies handed to a write
                                        must all reach the kernel within this long, else the
@@ -117,6 +119,8 @@ struct mc_client_server_stats {
     uint64_t protocol_errors;   /* connections closed for malformed/oversized frames */
     uint64_t writes;            /* write(2)/uv_write calls: replies/writes shows batching */
     uint64_t read_pauses;       /* times a connection stopped reading (in-flight/output limit) */
+    uint64_t budget_yields;     /* times a connection's frames waited for the next loop pass
+                                   (FRAME_BUDGET frames parsed in one) */
     uint64_t idle_closed;       /* connections closed by the idle timeout */
     uint64_t read_timeouts;     /* connections closed: a frame did not complete in time */
     uint64_t frames_too_large;  /* frames over max_frame_bytes */
@@ -168,6 +172,13 @@ int mc_client_reply_more(const struct mc_client_token *t, const void *body, size
 /* Bytes queued but not yet written on the token's connection (0 when gone): lets a
  * streaming producer pace itself. */
 size_t mc_client_conn_pending_bytes(const struct mc_client_conn *conn);
+
+/* The connection's queued output is at or over opts.max_output_bytes: a producer of replies it
+ * can defer (a confirmed read) should hold them. When true, the server notes the waiter and,
+ * once a flush brings the output back under the limit (or the connection closes), keeps the
+ * loop's next poll from blocking, so the holder's next loop pass (a prepare callback) finds
+ * room. False for a closed connection (its replies are dropped at once). */
+bool mc_client_conn_output_full(struct mc_client_conn *conn);
 
 /*
  * In-process connection (the node's HTTP API, src/http/local.c): no socket. Request frames

@@ -314,13 +314,18 @@ void node_on_read_state(struct mc_node *n, const struct mc_raft_read_state *rs)
     }
 }
 
-/* Serve every read whose index has been applied. */
+/* Serve every read whose index has been applied, but hold those whose connection has a full
+ * output (max_output_bytes queued): a burst of confirmed reads would otherwise be appended in
+ * one pass, past the connection's hard output cap, which drops it with every reply. A held read
+ * keeps its deadline (node_expire_reads); the client server wakes the loop once the output
+ * drains (mc_client_conn_output_full), and this runs again from the next pass's prepare. */
 void node_serve_ready_reads(struct mc_node *n)
 {
     size_t k = 0;
     for (size_t i = 0; i < n->n_reads; i++) {
         struct pending_read *r = &n->reads[i];
-        if (r->batch == 0 && r->index <= n->applied_index) {
+        if (r->batch == 0 && r->index <= n->applied_index &&
+            !mc_client_conn_output_full(r->token.conn)) {
             serve_pending(n, r);
             free_read(r);
             continue;

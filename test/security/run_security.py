@@ -363,6 +363,72 @@ def stopped_reader_closed_after_client_send_timeout():
         c.close()
 
 
+@test
+def pipelined_linearizable_reads_past_the_output_cap_all_answered():
+    # A client pipelines 1500 linearizable GETs of a 64 KiB inline object (~94 MiB of replies)
+    # before reading. They are confirmed by one ReadIndex round; the node serves them as the
+    # connection's output drains below max_output_bytes (8 MiB) instead of all in one pass.
+    # Before: one pass appended them all, past the hard cap (then 68 MiB): the connection was closed
+    # (client_conn_output_overflow) and every reply lost.
+    c, n = start_node([], http=True)
+    try:
+        value = os.path.join(c.tmp, "value")
+        with open(value, "wb") as f:
+            f.write(os.urandom(64 * 1024))
+        ep = ["--endpoints", n.client]
+        harness.cli(ep + ["bucket", "create", "burst"])
+        harness.cli(ep + ["put", "burst", "big", "--inline-file", value])
+        gets = 1500
+        s = mcwire.connect(n.client_port, timeout=10)
+        s.sendall(b"".join(mcwire.frame(mcwire.OP_GET_OBJECT, i + 1,
+                                        mcwire.get_body("burst", "big", stale=False))
+                           for i in range(gets)))
+        time.sleep(0.5)  # every read confirmed and ready before the client reads anything
+        seen = set()
+        for _ in range(gets):
+            r = mcwire.read_frame(s)
+            assert r is not None, "closed after %d replies: %s" % (len(seen), n.log_tail())
+            op, rid, status, body = r
+            assert status == 0, "rid %d status %d %s" % (rid, status, mcwire.error_message(body))
+            assert len(body) > 64 * 1024
+            seen.add(rid)
+        assert seen == set(range(1, gets + 1))
+        assert "client_conn_output_overflow" not in n.log()
+        s.sendall(mcwire.frame(mcwire.OP_PING, 99999))
+        assert mcwire.read_frame(s)[1] == 99999  # the connection is still open
+        s.close()
+    finally:
+        c.close()
+
+
+@test
+def protocol_error_log_lines_rate_limited():
+    # 60 connections each sending a bad header: every one gets its error reply and is closed, but
+    # client_protocol_error is logged at most once a second, the next line saying how many were
+    # left out. Before: one line per connection (60).
+    c, n = start_node([])
+    try:
+        for i in range(60):
+            s = mcwire.connect(n.client_port)
+            s.sendall(mcwire.frame(mcwire.OP_PING, i + 1, version=9))
+            r = mcwire.read_frame(s)
+            assert r is not None and r[2] != 0, r
+            assert mcwire.is_closed(s, 3)
+            s.close()
+        time.sleep(1.1)
+        s = mcwire.connect(n.client_port)
+        s.sendall(mcwire.frame(mcwire.OP_PING, 99, version=9))
+        assert mcwire.is_closed(s, 3)
+        s.close()
+        lines = [l for l in n.log().splitlines() if "msg=client_protocol_error" in l]
+        assert 2 <= len(lines) <= 6, "%d lines: %s" % (len(lines), lines[:3])
+        left_out = sum(int(l.rsplit("suppressed=", 1)[1].split()[0]) for l in lines)
+        assert left_out + len(lines) == 61, (left_out, len(lines))
+        assert mcwire.ping(n.client_port) == 0
+    finally:
+        c.close()
+
+
 def read_until_closed(s, seconds):
     """Everything s receives until the peer closes; (data, seconds it took) or (data, None)
     when still open after `seconds`."""
@@ -1093,6 +1159,7 @@ def tls_client_port_round_trip_and_refusals():
         assert rc != 0 and "certificate verify failed" in err, err
         # client certificates: another CA, expired, none
         for cert, why in ((p["rogue"], "another CA"), (p["expired"], "expired"), (None, "none")):
+            time.sleep(1.1)  # client_tls_failed is logged at most once a second
             rc, _, err = tls_cli(n, ca, cert, "bucket", "ls", timeout_ms=1500)
             assert rc != 0, "client cert (%s) accepted" % why
         log = n.log()
@@ -1116,6 +1183,51 @@ def tls_client_port_round_trip_and_refusals():
             raise AssertionError("HTTPS accepted with a certificate from another CA")
         except urllib.error.URLError as e:
             assert "CERTIFICATE_VERIFY_FAILED" in str(e), e
+    finally:
+        c.close()
+
+
+@test
+def tls_client_port_trickled_record_times_out():
+    # Client port over TLS: a request record trickled a byte every 200 ms never yields plaintext
+    # (rlen stays 0) while every byte refreshes the idle timer; the request-read timeout (1 s)
+    # now counts from the record's first byte, so the connection is closed in about 1 s.
+    # Before: the read timeout never started and the idle timeout (3 s) never fired: open.
+    import ssl
+    p = pki()
+    ca = p["ca"][0]
+    flags = ["--cert-file", p["server"][0], "--key-file", p["server"][1],
+             "--request-read-timeout-ms", "1000", "--idle-timeout-ms", "3000"]
+    c = Cluster(1, flags=flags)
+    n = c.nodes[0]
+    c.start()
+    try:
+        ok = wait_for(lambda: tls_cli(n, ca, None, "bucket", "ls")[0] == 0, 15)
+        assert ok, n.log_tail()
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.check_hostname = False
+        with socket.create_connection(("127.0.0.1", n.client_port), timeout=5) as raw:
+            obj, _i, o = tls_bio_handshake(ctx, raw)
+            obj.write(mcwire.frame(mcwire.OP_PING, 1))
+            record = o.read()
+            assert len(record) > 20
+            raw.settimeout(0.2)
+            t0, closed_at = time.time(), None
+            for k in range(len(record) - 1):  # never completed
+                if time.time() - t0 > 5:
+                    break
+                try:
+                    raw.send(record[k:k + 1])
+                    if raw.recv(4096) == b"":
+                        closed_at = time.time() - t0
+                        break
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed_at = time.time() - t0
+                    break
+            assert closed_at is not None, "trickled record still open after 5 s"
+            assert closed_at < 2.5, "closed after %.1f s, read timeout 1 s" % closed_at
     finally:
         c.close()
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1208,6 +1209,7 @@ Test(client_e2e, closing_connection_counts_and_is_closed_after_a_grace)
 {
     struct th_opts o = {0};
     o.srv.max_connections = 1;
+    o.srv.max_output_bytes = 32u << 20; /* above the 12 MiB below (the default is 8 MiB) */
     struct th_server *s = ct_start(o);
     put_big(s);
     /* ~12 MiB of replies queued (under max_output_bytes: reading goes on), then a bad frame:
@@ -1710,4 +1712,167 @@ Test(client_e2e, a_callback_polling_for_buffered_replies_gets_them_at_once)
     cr_assert_eq(s.inner, 5, "the callback's polls delivered %d of the 5 buffered replies",
                  s.inner);
     cr_assert_eq(s.bad, 0, "%d failed", s.bad);
+}
+
+/* ---- frame budget (R1) ---- */
+
+struct ping_flood {
+    int fd;
+    int n;
+    bool ok;
+};
+
+static void *send_pings(void *arg)
+{
+    struct ping_flood *f = arg;
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    f->ok = true;
+    for (int i = 0; i < f->n && f->ok; i += 1000) {
+        w.len = 0;
+        for (int j = i; j < i + 1000 && j < f->n; j++) {
+            struct mc_proto_request q = {.op = MC_REQ_PING, .request_id = (uint64_t)j + 1};
+            mc_proto_request_encode(&w, &q);
+        }
+        f->ok = send(f->fd, w.data, w.len, MSG_NOSIGNAL) == (ssize_t)w.len;
+    }
+    mc_wbuf_free(&w);
+    return NULL;
+}
+
+/* A client pipelining 100k PINGs (answered at once, so never "in flight") is parsed FRAME_BUDGET
+ * frames per loop pass: every reply arrives, in order, and a second connection's PING is
+ * answered meanwhile. Before: no budget (budget_yields did not exist; one read of the flood was
+ * parsed and answered whole in one callback). */
+Test(client_e2e, pipelined_ping_flood_is_served_in_budgeted_passes)
+{
+    struct th_server *s = ct_start((struct th_opts){0});
+    int fd = raw_connect(th_port(s));
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int other = raw_connect(th_port(s));
+    struct ping_flood f = {.fd = fd, .n = 100000};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, send_pings, &f), 0);
+    uint64_t worst_ms = 0;
+    for (int i = 0; i < f.n; i++) {
+        struct mc_proto_header h;
+        cr_assert_eq(read_reply(fd, &h), 0);
+        cr_assert_eq(h.request_id, (uint64_t)i + 1, "in order, none lost");
+        if (i % 20000 == 10000) {
+            uint64_t t0 = mc_mono_ms();
+            raw_ping(other, (uint64_t)i);
+            uint64_t took = mc_mono_ms() - t0;
+            worst_ms = took > worst_ms ? took : worst_ms;
+        }
+    }
+    pthread_join(th, NULL);
+    cr_assert(f.ok);
+    close(fd);
+    close(other);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.protocol_errors, 0);
+    cr_assert_gt(st.budget_yields, 0, "the flood was parsed over several loop passes");
+    cr_assert_lt(worst_ms, 2000, "the other connection waited %llu ms",
+                 (unsigned long long)worst_ms);
+}
+
+/* ---- AUTH frames per connection (R2) ---- */
+
+static int raw_auth(int fd, uint64_t rid)
+{
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    struct mc_proto_request q = {.op = MC_REQ_AUTH, .request_id = rid};
+    q.u.auth.token = mc_proto_cstr("any-token");
+    mc_proto_request_encode(&w, &q);
+    send_all(fd, w.data, w.len);
+    mc_wbuf_free(&w);
+    struct mc_proto_header h;
+    int st = read_reply(fd, &h);
+    cr_assert_eq(h.request_id, rid);
+    return st;
+}
+
+/* AUTH frames are capped per connection, successful ones too (auth off: every token is accepted
+ * as admin): the 9th is refused and the connection closed. Before: unlimited (all 9 succeeded,
+ * the connection stayed open). */
+Test(client_e2e, auth_frames_capped_per_connection)
+{
+    struct th_server *s = ct_start((struct th_opts){0});
+    int fd = raw_connect(th_port(s));
+    for (uint64_t i = 1; i <= 8; i++) {
+        cr_assert_eq(raw_auth(fd, i), 0, "AUTH %llu accepted", (unsigned long long)i);
+    }
+    cr_assert_eq(raw_auth(fd, 9), MC_ELIMIT);
+    expect_closed(fd);
+    close(fd);
+    fd = raw_connect(th_port(s)); /* a new connection starts a new count */
+    cr_assert_eq(raw_auth(fd, 1), 0);
+    raw_ping(fd, 2);
+    close(fd);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.protocol_errors, 1);
+}
+
+/* ---- no memory at accept (R11) ---- */
+
+/* The first two accepts fail as if calloc had (test hook MC_TEST_CLIENT_ACCEPT_NOMEM): each is
+ * accepted and closed at once, and the listener keeps accepting, the third is served. Before:
+ * on_connection returned without accepting, libuv stopped polling the listener, and every later
+ * connection hung unanswered. */
+Test(client_e2e, accept_without_memory_closes_and_keeps_listening)
+{
+    setenv("MC_TEST_CLIENT_ACCEPT_NOMEM", "2", 1);
+    struct th_server *s = ct_start((struct th_opts){0});
+    unsetenv("MC_TEST_CLIENT_ACCEPT_NOMEM");
+    for (int i = 0; i < 2; i++) {
+        int fd = raw_connect(th_port(s));
+        expect_closed(fd);
+        close(fd);
+    }
+    int fd = raw_connect(th_port(s));
+    raw_ping(fd, 1);
+    close(fd);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.connections_rejected, 2);
+    cr_assert_eq(st.connections_accepted, 1);
+}
+
+/* ---- idle timeout while replies are written (Other nits) ---- */
+
+/* A client that sent its requests long ago but is still reading their replies (slowly, with
+ * progress) is not idle: with an idle timeout of 200 ms it takes ~12 replies over about a
+ * second, and is not closed mid-reply. Before: the idle sweep ignored the write in flight and
+ * closed it ~200 ms after its last request. */
+Test(client_e2e, slow_reader_is_not_idle_closed_mid_reply)
+{
+    struct th_opts o = {0};
+    o.srv.max_output_bytes = 256 * 1024;
+    o.srv.idle_timeout_ms = 200;
+    o.srv.sndbuf_bytes = 16 * 1024; /* else loopback takes the whole write at once */
+    struct th_server *s = ct_start(o);
+    put_big(s);
+    int fd = raw_connect_rcvbuf(th_port(s), 4096);
+    enum { GETS = 12 };
+    send_big_gets(fd, GETS);
+    size_t want = (size_t)GETS * BIG_VALUE_BYTES, got = 0;
+    static uint8_t buf[16 * 1024];
+    uint64_t deadline = mc_mono_ms() + 20000;
+    while (got < want && mc_mono_ms() < deadline) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+        usleep(20 * 1000);
+    }
+    cr_assert_geq(got, want, "closed after %zu of %zu bytes", got, want);
+    close(fd);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.idle_closed, 0);
 }
