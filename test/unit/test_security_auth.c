@@ -43,6 +43,36 @@ Test(security_auth, hash_format_and_verify)
     mc_auth_free(a);
 }
 
+/* One digest and one context serve every entry of a verify (auth.c): each entry still gets its
+ * own salted hash, and only the token's owner matches, wherever it sits in the table. */
+Test(security_auth, verify_finds_the_owner_among_many_principals)
+{
+    struct mc_auth *a = NULL;
+    cr_assert_eq(mc_auth_new(&a), 0);
+    enum { N = 64 };
+    for (int i = 0; i < N; i++) {
+        char name[16], token[32];
+        snprintf(name, sizeof(name), "p%d", i);
+        snprintf(token, sizeof(token), "token-%d", i);
+        cr_assert_eq(mc_auth_add_token(a, name, i % 2 ? MC_ROLE_READ : MC_ROLE_WRITE, token), 0);
+    }
+    cr_assert_eq(mc_auth_count(a), N);
+    for (int i = 0; i < N; i += 7) {
+        char name[16], token[32];
+        snprintf(name, sizeof(name), "p%d", i);
+        snprintf(token, sizeof(token), "token-%d", i);
+        const struct mc_principal *p = mc_auth_verify(a, token, strlen(token));
+        cr_assert_not_null(p, "%s", token);
+        cr_assert_str_eq(p->name, name);
+    }
+    const struct mc_principal *last = mc_auth_verify(a, "token-63", 8);
+    cr_assert_not_null(last);
+    cr_assert_str_eq(last->name, "p63");
+    cr_assert_null(mc_auth_verify(a, "token-64", 8));
+    cr_assert_null(mc_auth_verify(a, "token-", 6));
+    mc_auth_free(a);
+}
+
 Test(security_auth, bad_lines_refused)
 {
     struct mc_auth *a = NULL;
