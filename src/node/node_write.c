@@ -193,6 +193,40 @@ static int decode_record(const uint8_t *p, uint32_t len, bool block, struct mc_o
     return block ? mc_op_decode_block(p, len, op) : mc_op_decode(p, len, op);
 }
 
+#define SESSION_IN_RECORD_MSG "sessions travel in the write request, not inside op records"
+#define NESTED_ATOMIC_MSG     "an atomic write may not hold another atomic op"
+
+/* Leader-side input rules on one op and its sub-ops, before proposing (apply would refuse some
+ * only after a trip through Raft, and keeps older rules for others: engine.h). 0, or an error
+ * with *why naming the rule: sessions and session registrations never ride inside records; a
+ * sub-op is never itself atomic (the entry encoding drops nested sub-ops); a new bucket's name
+ * follows the newer S3 rules wherever the create sits. */
+static int admit_op(const struct mc_op *op, bool sub, const char **why)
+{
+    if (op->type == MC_OP_SESSION_REGISTER || op->session_id) {
+        *why = SESSION_IN_RECORD_MSG;
+        return MC_EINVAL;
+    }
+    if (sub && (op->type == MC_OP_ATOMIC || op->n_sub)) {
+        *why = NESTED_ATOMIC_MSG;
+        return MC_EINVAL;
+    }
+    if (op->type == MC_OP_BUCKET_CREATE) {
+        int rc = mc_validate_new_bucket_name(op->bucket);
+        if (rc) {
+            *why = mc_engine_last_error();
+            return rc;
+        }
+    }
+    for (uint32_t i = 0; i < op->n_sub; i++) {
+        int rc = admit_op(&op->sub[i], true, why);
+        if (rc) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
 {
     const struct mc_proto_request *q = r->req;
@@ -204,6 +238,7 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     int rc = 0;
     int64_t now = op_time_now(n);
     char vidbuf[17];
+    const char *why = NULL;
     if (q->u.write.n_ops == 0) {
         mc_client_reply_error(&r->token, MC_EINVAL, "a write needs at least one op");
         return;
@@ -226,6 +261,10 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         while (rc == 0 && i < q->u.write.n_ops &&
                mc_proto_ops_next(q->u.write.ops, q->u.write.ops_bytes, &pos, &p, &len)) {
             rc = decode_record(p, len, false, &subs[i++]);
+            if (rc == 0 && (subs[i - 1].type == MC_OP_ATOMIC || subs[i - 1].n_sub)) {
+                rc = MC_EINVAL; /* stop at once: the rest is not decoded (nor stamped) */
+                why = NESTED_ATOMIC_MSG;
+            }
         }
         if (rc == 0) {
             rc = mc_op_atomic(&op, subs, q->u.write.n_ops);
@@ -235,15 +274,8 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         }
         free(subs);
     }
-    const char *why = rc == MC_ETOOLARGE ? OP_TOO_LARGE_MSG : NULL;
-    if (rc == 0 && (op.type == MC_OP_SESSION_REGISTER || op.session_id)) {
-        rc = MC_EINVAL; /* sessions travel in the frame, not inside op records */
-    }
-    if (rc == 0 && op.type == MC_OP_BUCKET_CREATE &&
-        (rc = mc_validate_new_bucket_name(op.bucket)) != 0) {
-        /* An input rule newer than apply's (engine.h): checked before proposing, so replicas
-           of different versions still apply the log alike. */
-        why = mc_engine_last_error();
+    if (rc == 0) {
+        rc = admit_op(&op, false, &why);
     }
     if (rc == 0) {
         op.session_id = q->u.write.session_id;
@@ -255,6 +287,9 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         add_waiter(n, &r->token, 0);
     }
     mc_op_clear(&op);
+    if (rc == MC_ETOOLARGE) {
+        why = OP_TOO_LARGE_MSG; /* at decode, or grown past the limit by stamping (encode) */
+    }
     if (rc) {
         mc_client_reply_error(&r->token, rc == MC_EPROTO ? MC_EPROTO : rc,
                               rc == MC_EPROTO ? "malformed op record" : why);

@@ -247,6 +247,95 @@ static int bigop(const char *addr, const char *bucket, int n_ops)
     return rc ? 1 : 0;
 }
 
+/* One WRITE whose records are recs[0..n) and its answer: prints {"status":"...","message":"..."}
+ * (the message of an error answer). */
+static int write_records(const char *addr, const struct mc_op *recs, uint32_t n)
+{
+    struct mc_wbuf ops, one;
+    mc_wbuf_init(&ops, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        mc_wbuf_init(&one, 0);
+        mc_op_encode(&recs[i], &one);
+        mc_proto_ops_put(&ops, one.data, one.len);
+        mc_wbuf_free(&one);
+    }
+    struct mc_proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.request_id = 13;
+    req.op = MC_REQ_WRITE;
+    req.u.write.n_ops = n;
+    req.u.write.ops = ops.data;
+    req.u.write.ops_bytes = (uint32_t)ops.len;
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = roundtrip(addr, &req, &body, &blen);
+    struct mc_proto_error e;
+    memset(&e, 0, sizeof(e));
+    if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
+        memset(&e, 0, sizeof(e));
+    }
+    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc), (int)e.message.len,
+           e.message.ptr ? e.message.ptr : "");
+    free(body);
+    mc_wbuf_free(&ops);
+    return rc ? 1 : 0;
+}
+
+/*
+ * shaped: a put of "plain" in bucket plus one odd op, sent as two records (an atomic write of
+ * two) or, with SHAPE ending in "1", as one ATOMIC record holding both. SHAPE: nested (the odd op
+ * is an ATOMIC: of two puts as a record, empty as a sub-op, the most the encoding carries),
+ * session (a put carrying a session id), register (a SESSION_REGISTER), bucket (a create of
+ * the reserved name xn--refused), plain (another put: accepted). Prints as write_records.
+ */
+static int shaped(const char *addr, const char *bucket, const char *shape)
+{
+    size_t sl = strlen(shape);
+    bool one = sl > 0 && shape[sl - 1] == '1';
+    char kind[16];
+    snprintf(kind, sizeof(kind), "%.*s", (int)(one ? sl - 1 : sl), shape);
+    struct mc_object_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.etag = "e";
+    struct mc_op ops[2], top;
+    memset(ops, 0, sizeof(ops));
+    memset(&top, 0, sizeof(top));
+    mc_op_put(&ops[0], bucket, "plain", NULL, 0, &meta);
+    if (strcmp(kind, "nested") == 0) {
+        struct mc_op inner[2];
+        memset(inner, 0, sizeof(inner));
+        mc_op_put(&inner[0], bucket, "inner-0", NULL, 0, &meta);
+        mc_op_put(&inner[1], bucket, "inner-1", NULL, 0, &meta);
+        mc_op_atomic(&ops[1], inner, one ? 0 : 2);
+        mc_op_clear(&inner[0]);
+        mc_op_clear(&inner[1]);
+    } else if (strcmp(kind, "session") == 0) {
+        mc_op_put(&ops[1], bucket, "with-session", NULL, 0, &meta);
+        ops[1].session_id = 5;
+        ops[1].seq = 1;
+    } else if (strcmp(kind, "register") == 0) {
+        mc_op_session_register(&ops[1], 0);
+    } else if (strcmp(kind, "bucket") == 0) {
+        mc_op_bucket_create(&ops[1], "xn--refused", MC_VERSIONING_UNVERSIONED, 0);
+    } else if (strcmp(kind, "plain") == 0) {
+        mc_op_put(&ops[1], bucket, "plain-2", NULL, 0, &meta);
+    } else {
+        mc_op_clear(&ops[0]);
+        return 2;
+    }
+    int rc;
+    if (one) {
+        mc_op_atomic(&top, ops, 2);
+        rc = write_records(addr, &top, 1);
+    } else {
+        rc = write_records(addr, ops, 2);
+    }
+    mc_op_clear(&top);
+    mc_op_clear(&ops[0]);
+    mc_op_clear(&ops[1]);
+    return rc;
+}
+
 /*
  * saveask: one SNAPSHOT_SAVE (fresh as of its arrival, the min-index flag set) and no retry:
  * answered Busy, it only asked the member for a fresh engine image, which no stream then holds
@@ -292,9 +381,9 @@ static int check(const char *addr)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr,
-                "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG | "
-                "ADDR mkbucket NAME | ADDR bigop BUCKET N_OPS | ADDR saveask | ADDR check\n");
+        fprintf(stderr, "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG | "
+                        "ADDR mkbucket NAME | ADDR bigop BUCKET N_OPS | ADDR shaped BUCKET SHAPE | "
+                        "ADDR saveask | ADDR check\n");
         return 2;
     }
     const char *addr = argv[1];
@@ -320,6 +409,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[2], "saveask") == 0 && argc == 3) {
         return saveask(addr);
+    }
+    if (strcmp(argv[2], "shaped") == 0 && argc == 5) {
+        return shaped(addr, argv[3], argv[4]);
     }
     if (strcmp(argv[2], "bigop") == 0 && argc == 5) {
         return bigop(addr, argv[3], atoi(argv[4]));

@@ -66,3 +66,29 @@ def test_an_op_record_over_the_limit_is_entity_too_large():
         assert rawwrite(node.client, "put", "0", "0", "big", "after", "e1")["status"] == "OK"
         listed = cli_json(["--endpoints", node.client, "ls", "big"])
         assert [o["key"] for o in listed["objects"]] == ["after"], listed
+
+
+def test_odd_sub_ops_are_refused_before_proposing():
+    """aud18 R7/R8: in an atomic write (two records, or one ATOMIC record), a sub-op that is
+    itself atomic, carries a session id or registers a session is refused by the leader with
+    InvalidArgument naming the rule (before: a vague InvalidArgument from apply after a trip
+    through Raft, or nothing said); a bucket create inside it gets the leader-only name rules (a
+    reserved name was created before). Nothing of a refused write is applied."""
+    with Cluster(1) as c:
+        node = c.leader()
+        assert rawwrite(node.client, "mkbucket", "shapes")["status"] == "OK"
+        want = {"nested": "atomic", "session": "session", "register": "session",
+                "bucket": "xn--"}
+        for kind, word in want.items():
+            for shape in (kind, kind + "1"):
+                r = rawwrite(node.client, "shaped", "shapes", shape)
+                status = "InvalidBucketName" if kind == "bucket" else "InvalidArgument"
+                assert r["status"] == status, (shape, r)
+                assert word in r["message"], (shape, r)
+        listed = cli_json(["--endpoints", node.client, "ls", "shapes"])
+        assert listed["objects"] == [], listed
+        buckets = cli_json(["--endpoints", node.client, "bucket", "ls"])
+        assert "xn--refused" not in str(buckets), buckets
+        for shape in ("plain", "plain1"):
+            assert rawwrite(node.client, "shaped", "shapes", shape)["status"] == "OK", shape
+        assert node.alive(), node.log_tail()
