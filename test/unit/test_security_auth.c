@@ -190,3 +190,26 @@ Test(security_authz, wire_ops)
     cr_assert_eq(mc_authz_check_request(&sc, &q), MC_EDENIED, "one foreign op denies the batch");
     mc_wbuf_free(&ops);
 }
+
+/* aud18 R9: a record authz cannot decode (malformed, or no memory to decode it) denies the
+ * write of a bucket-scoped principal; it was skipped, so the write went on unchecked. */
+Test(security_authz, an_undecodable_record_denies_a_scoped_write)
+{
+    struct mc_principal sc = {.role = MC_ROLE_WRITE, .n_buckets = 1}, w = {.role = MC_ROLE_WRITE};
+    strcpy(sc.buckets[0], "photos");
+    struct mc_wbuf ops, bad;
+    struct mc_proto_request q;
+    const char *mine[] = {"photos"};
+    write_req(&ops, &q, mine, 1);
+    mc_wbuf_init(&bad, 0);
+    mc_wbuf_put(&bad, ops.data, ops.len);
+    static const uint8_t junk[] = {0xff, 0xff, 0xff};
+    mc_proto_ops_put(&bad, junk, sizeof(junk));
+    q.u.write.n_ops = 2;
+    q.u.write.ops = bad.data;
+    q.u.write.ops_bytes = (uint32_t)bad.len;
+    cr_assert_eq(mc_authz_check_request(&sc, &q), MC_EDENIED);
+    cr_assert_eq(mc_authz_check_request(&w, &q), 0, "an unscoped writer's records are the node's");
+    mc_wbuf_free(&bad);
+    mc_wbuf_free(&ops);
+}
