@@ -336,6 +336,32 @@ static int shaped(const char *addr, const char *bucket, const char *shape)
     return rc;
 }
 
+/* addmember: one ADD_MEMBER (as a learner) with the addresses as given, no CLI check in front
+ * of the node's. Prints as write_records. */
+static int addmember(const char *addr, uint64_t id, const char *peer, const char *client)
+{
+    struct mc_proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.request_id = 14;
+    req.op = MC_REQ_ADD_MEMBER;
+    req.u.member.id = id;
+    req.u.member.peer_addr = mc_proto_cstr(peer);
+    req.u.member.client_addr = mc_proto_cstr(client);
+    req.u.member.learner = true;
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = roundtrip(addr, &req, &body, &blen);
+    struct mc_proto_error e;
+    memset(&e, 0, sizeof(e));
+    if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
+        memset(&e, 0, sizeof(e));
+    }
+    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc), (int)e.message.len,
+           e.message.ptr ? e.message.ptr : "");
+    free(body);
+    return rc ? 1 : 0;
+}
+
 /*
  * saveask: one SNAPSHOT_SAVE (fresh as of its arrival, the min-index flag set) and no retry:
  * answered Busy, it only asked the member for a fresh engine image, which no stream then holds
@@ -383,6 +409,7 @@ int main(int argc, char **argv)
     if (argc < 3) {
         fprintf(stderr, "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG | "
                         "ADDR mkbucket NAME | ADDR bigop BUCKET N_OPS | ADDR shaped BUCKET SHAPE | "
+                        "ADDR addmember ID PEER CLIENT | "
                         "ADDR saveask | ADDR check\n");
         return 2;
     }
@@ -409,6 +436,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[2], "saveask") == 0 && argc == 3) {
         return saveask(addr);
+    }
+    if (strcmp(argv[2], "addmember") == 0 && argc == 6) {
+        return addmember(addr, strtoull(argv[3], NULL, 10), argv[4], argv[5]);
     }
     if (strcmp(argv[2], "shaped") == 0 && argc == 5) {
         return shaped(addr, argv[3], argv[4]);
