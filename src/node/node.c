@@ -1358,6 +1358,7 @@ void mc_node_free(struct mc_node *n)
     free(n->marks);
     free(n->batch_waiters);
     free(n->writes);
+    free(n->creates);
     free(n->reads);
     mc_wbuf_free(&n->batch);
     mc_wbuf_free(&n->scratch);

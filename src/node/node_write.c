@@ -227,6 +227,79 @@ static int admit_op(const struct mc_op *op, bool sub, const char **why)
     return 0;
 }
 
+/* Buckets a cluster may hold: 10,000, S3's raised quota. LIST_BUCKETS answers in one frame,
+ * which holds about 55,000 buckets (aud18 R6), and loads them all on the loop. A leader-only
+ * rule (apply has none), so replicas of different versions apply the log alike. */
+#define NODE_MAX_BUCKETS 10000
+
+static uint32_t bucket_creates(const struct mc_op *op)
+{
+    uint32_t k = op->type == MC_OP_BUCKET_CREATE;
+    for (uint32_t i = 0; i < op->n_sub; i++) {
+        k += op->sub[i].type == MC_OP_BUCKET_CREATE;
+    }
+    return k;
+}
+
+/* Buckets created or on their way: the engine's count (O(1)) plus creates batched or proposed
+ * and not applied yet (an entry leaves the queue once applied_index reaches it, applied or
+ * replaced). A create of an existing name counts too: the cap is checked, not the names. */
+static int buckets_soon(struct mc_node *n, uint64_t *count)
+{
+    while (n->head_creates < n->n_creates &&
+           n->creates[n->head_creates].index <= n->applied_index) {
+        n->creates_unapplied -= n->creates[n->head_creates++].n;
+    }
+    if (n->head_creates == n->n_creates) {
+        n->head_creates = n->n_creates = 0;
+        assert(n->creates_unapplied == 0);
+    }
+    int rc = mc_engine_bucket_count(n->engine, count);
+    *count += n->creates_unapplied + n->batch_bucket_creates;
+    return rc;
+}
+
+/* The proposed entry at index holds the batch's creates. On no memory they go uncounted: the
+ * cap is then passed by at most those. */
+static void note_creates(struct mc_node *n, uint64_t index)
+{
+    if (n->batch_bucket_creates == 0) {
+        return;
+    }
+    if (n->n_creates == n->cap_creates) {
+        size_t cap = n->cap_creates ? n->cap_creates * 2 : 64;
+        struct node_creates *c = realloc(n->creates, cap * sizeof(*c));
+        if (!c) {
+            n->batch_bucket_creates = 0;
+            return;
+        }
+        n->creates = c;
+        n->cap_creates = cap;
+    }
+    n->creates[n->n_creates++] = (struct node_creates){index, n->batch_bucket_creates};
+    n->creates_unapplied += n->batch_bucket_creates;
+    n->batch_bucket_creates = 0;
+}
+
+static int admit_bucket_count(struct mc_node *n, const struct mc_op *op, const char **why)
+{
+    uint32_t k = bucket_creates(op);
+    if (k == 0) {
+        return 0;
+    }
+    uint64_t count = 0;
+    int rc = buckets_soon(n, &count);
+    if (rc) {
+        *why = mc_engine_last_error();
+        return rc;
+    }
+    if (count + k > NODE_MAX_BUCKETS) {
+        *why = "a cluster holds at most 10000 buckets";
+        return MC_ETOOMANYBUCKETS;
+    }
+    return 0;
+}
+
 void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
 {
     const struct mc_proto_request *q = r->req;
@@ -278,6 +351,9 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         rc = admit_op(&op, false, &why);
     }
     if (rc == 0) {
+        rc = admit_bucket_count(n, &op, &why);
+    }
+    if (rc == 0) {
         op.session_id = q->u.write.session_id;
         op.seq = q->u.write.seq;
         op.acked_seq = q->u.write.acked_seq < op.seq ? q->u.write.acked_seq : 0;
@@ -285,6 +361,7 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     }
     if (rc == 0 && (rc = reserve_waiter(n)) == 0 && (rc = batch_add(n, &op)) == 0) {
         add_waiter(n, &r->token, 0);
+        n->batch_bucket_creates += bucket_creates(&op);
     }
     mc_op_clear(&op);
     if (rc == MC_ETOOLARGE) {
@@ -354,6 +431,10 @@ void node_flush_batch(struct mc_node *n)
         .type = MC_RAFT_ENTRY_NORMAL, .len = (uint32_t)n->batch.len, .data = n->batch.data};
     uint64_t index = 0;
     int rc = mc_raft_propose(n->raft, &e, 1, &index);
+    if (rc == 0) {
+        note_creates(n, index);
+    }
+    n->batch_bucket_creates = 0;
     uint64_t term = mc_raft_term(n->raft);
     uint64_t deadline = node_now_ms() + NODE_WRITE_TIMEOUT_MS;
     for (size_t i = 0; i < n->n_batch_waiters; i++) {
@@ -615,6 +696,7 @@ void node_fail_writes(struct mc_node *n, int code)
     n->batch_ops = 0;
     n->batch_apply_ops = 0;
     n->batch_has_register = false;
+    n->batch_bucket_creates = 0;
     mc_wbuf_reset(&n->batch);
 }
 

@@ -336,6 +336,94 @@ static int shaped(const char *addr, const char *bucket, const char *shape)
     return rc;
 }
 
+/* One WRITE frame of k bucket creates (names PREFIX-FIRST..) into out: an atomic write. */
+static void frame_creates(const char *prefix, int first, int k, struct mc_wbuf *out)
+{
+    struct mc_wbuf ops, one;
+    mc_wbuf_init(&ops, 0);
+    for (int i = 0; i < k; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "%s-%d", prefix, first + i);
+        struct mc_op op;
+        memset(&op, 0, sizeof(op));
+        mc_op_bucket_create(&op, name, MC_VERSIONING_UNVERSIONED, 0);
+        mc_wbuf_init(&one, 0);
+        mc_op_encode(&op, &one);
+        mc_proto_ops_put(&ops, one.data, one.len);
+        mc_wbuf_free(&one);
+        mc_op_clear(&op);
+    }
+    struct mc_proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.request_id = (uint64_t)first + 1;
+    req.op = MC_REQ_WRITE;
+    req.u.write.n_ops = (uint32_t)k;
+    req.u.write.ops = ops.data;
+    req.u.write.ops_bytes = (uint32_t)ops.len;
+    mc_wbuf_init(out, 0);
+    mc_proto_request_encode(out, &req);
+    mc_wbuf_free(&ops);
+}
+
+/*
+ * mkbuckets: COUNT bucket creates (names PREFIX-I) in atomic writes of up to 1000, on one
+ * connection. Without PID each write waits for its answer and the first refusal stops; with
+ * PID every write is sent while the node (PID) is stopped, so its loop reads them all in one
+ * iteration, before any applies; then every answer is read. Prints {"ok":N,"status":"..."}: the
+ * creates accepted and the first refusal's status (OK if none).
+ */
+static int mkbuckets(const char *addr, const char *prefix, int count, pid_t pid)
+{
+    enum { MAX_FRAMES = 64 };
+    int n = (count + MC_ATOMIC_MAX_OPS - 1) / MC_ATOMIC_MAX_OPS;
+    int fd = dial(addr);
+    if (count < 1 || n > MAX_FRAMES || fd < 0) {
+        return 2;
+    }
+    int ok = 0, first = 0, sent = 0;
+    for (int f = 0; f < n && first == 0; f++) {
+        int k = count - f * MC_ATOMIC_MAX_OPS;
+        k = k < MC_ATOMIC_MAX_OPS ? k : MC_ATOMIC_MAX_OPS;
+        struct mc_wbuf w;
+        frame_creates(prefix, f * MC_ATOMIC_MAX_OPS, k, &w);
+        if (pid > 0 && f == 0) {
+            kill(pid, SIGSTOP);
+        }
+        if (write(fd, w.data, w.len) != (ssize_t)w.len) {
+            fprintf(stderr, "short write\n");
+        }
+        mc_wbuf_free(&w);
+        sent++;
+        if (pid > 0 && f + 1 < n) {
+            continue; /* answers read below */
+        }
+        if (pid > 0) {
+            usleep(200 * 1000);
+            kill(pid, SIGCONT);
+        }
+        for (int a = pid > 0 ? 0 : sent - 1; a < sent; a++) {
+            uint8_t hdr[MC_PROTO_HEADER_BYTES];
+            int st = MC_ETIMEOUT;
+            if (read_full(fd, hdr, sizeof(hdr)) == 0) {
+                struct mc_proto_header h;
+                mc_proto_header_get(hdr, &h);
+                size_t blen = h.length + 4 - MC_PROTO_HEADER_BYTES;
+                uint8_t *body = malloc(blen + 1);
+                st = body && read_full(fd, body, blen) == 0 ? h.status : MC_ETIMEOUT;
+                free(body);
+                int kk = count - (int)(h.request_id - 1);
+                ok += st == 0 ? (kk < MC_ATOMIC_MAX_OPS ? kk : MC_ATOMIC_MAX_OPS) : 0;
+            }
+            if (st != 0 && first == 0) {
+                first = st;
+            }
+        }
+    }
+    close(fd);
+    printf("{\"ok\":%d,\"status\":\"%s\"}\n", ok, mc_error_name(first));
+    return first ? 1 : 0;
+}
+
 /* addmember: one ADD_MEMBER (as a learner) with the addresses as given, no CLI check in front
  * of the node's. Prints as write_records. */
 static int addmember(const char *addr, uint64_t id, const char *peer, const char *client)
@@ -409,7 +497,7 @@ int main(int argc, char **argv)
     if (argc < 3) {
         fprintf(stderr, "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG | "
                         "ADDR mkbucket NAME | ADDR bigop BUCKET N_OPS | ADDR shaped BUCKET SHAPE | "
-                        "ADDR addmember ID PEER CLIENT | "
+                        "ADDR addmember ID PEER CLIENT | ADDR mkbuckets PREFIX COUNT [PID] | "
                         "ADDR saveask | ADDR check\n");
         return 2;
     }
@@ -436,6 +524,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[2], "saveask") == 0 && argc == 3) {
         return saveask(addr);
+    }
+    if (strcmp(argv[2], "mkbuckets") == 0 && (argc == 5 || argc == 6)) {
+        return mkbuckets(addr, argv[3], atoi(argv[4]), argc == 6 ? (pid_t)atoi(argv[5]) : 0);
     }
     if (strcmp(argv[2], "addmember") == 0 && argc == 6) {
         return addmember(addr, strtoull(argv[3], NULL, 10), argv[4], argv[5]);
