@@ -329,6 +329,8 @@ int mc_engine_applied_index(struct mc_engine *eng, uint64_t *applied_index);
 /* The newest op time applied (the session clock; 0 when none): a leader stamps above it, also
  * after a restart whose log was compacted into the engine image (node_write.c). */
 int mc_engine_op_clock(struct mc_engine *eng, int64_t *time_ns);
+/* How many buckets exist (O(1): the bucket table's entry count). 0 or an LMDB error. */
+int mc_engine_bucket_count(struct mc_engine *eng, uint64_t *count);
 /* Membership blob (malloc'd, caller frees; *conf = NULL, *len = 0 when none). */
 int mc_engine_conf(struct mc_engine *eng, void **conf, size_t *conf_len);
 

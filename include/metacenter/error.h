@@ -48,7 +48,8 @@
     X(MC_ELAGGING, -37, "LearnerLagging", 409, "the learner's log is too far behind")              \
     X(MC_ECONFCHANGE, -38, "ConfChangeInProgress", 409, "a membership change is in progress")      \
     X(MC_ELOWDISK, -39, "InsufficientStorage", 507,                                                \
-      "free disk space is below the node's reserve: writes rejected, reads served")
+      "free disk space is below the node's reserve: writes rejected, reads served")                \
+    X(MC_ETOOMANYBUCKETS, -40, "TooManyBuckets", 400, "the cluster's bucket limit is reached")
 
 enum mc_error {
 #define MC_ERROR_ENUM(sym, val, name, http, text) sym = val,

@@ -549,6 +549,26 @@ int mc_engine_op_clock(struct mc_engine *eng, int64_t *time_ns)
     return rc;
 }
 
+int mc_engine_bucket_count(struct mc_engine *eng, uint64_t *count)
+{
+    mc_engine_clearerr();
+    *count = 0;
+    struct mc_rtxn *rt;
+    int rc = mc_rtxn_get(eng, &rt);
+    if (rc) {
+        return rc;
+    }
+    MDB_stat st;
+    int mrc = mdb_stat(rt->txn, eng->buckets, &st);
+    if (mrc) {
+        rc = mc_lmdb_err(mrc, "stat buckets");
+    } else {
+        *count = (uint64_t)st.ms_entries; /* one record per bucket (apply.c) */
+    }
+    mc_rtxn_put(eng, rt);
+    return rc;
+}
+
 int mc_engine_conf(struct mc_engine *eng, void **conf, size_t *conf_len)
 {
     struct mc_rtxn *rt;

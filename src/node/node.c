@@ -1,5 +1,6 @@
 /* node.c: node lifecycle: open the data dir, recover Raft state, start transports, stop. */
 #include "node/node_internal.h"
+#include "node/fd_limit.h"
 #include "node/seal.h"
 #include "storage/trash.h"
 #include "metacenter/error.h"
@@ -901,6 +902,52 @@ static void make_parents(const char *dir)
     }
 }
 
+/* Raises the soft descriptor limit to the hard one, then lowers the client and HTTP connection
+ * caps (n->opts) if they and the node's own reserve do not fit it: clients holding connections
+ * must not leave the WAL and LMDB without a descriptor (their failed open is a fail-stop). The
+ * reserve counts every peer a configuration may hold, as members can be added later. Refuses to
+ * start (MC_ELIMIT) only when not even one connection of each kind fits. */
+static int node_fit_fds(struct mc_node *n)
+{
+    uint64_t limit = 0;
+    int rc = mc_fd_raise_limit(&limit);
+    if (rc) {
+        MC_WARN("fd_limit_unknown", "detail=\"getrlimit failed; connection caps not checked\"");
+        return 0;
+    }
+    const char *http = n->opts.listen_http;
+    bool http_on = http[0] && strcmp(http, "off") != 0;
+    uint64_t reserve = mc_fd_reserve(MC_RAFT_MAX_NODES - 1);
+    uint64_t client_cap = n->opts.max_client_connections;
+    uint64_t http_cap = http_on ? n->opts.http_max_connections : 0;
+    rc = mc_fd_fit(limit, reserve, &client_cap, &http_cap);
+    if (rc < 0) {
+        MC_ERROR("fd_limit_too_low",
+                 "limit=%llu reserve=%llu detail=\"raise LimitNOFILE (systemd) or ulimit -n\"",
+                 (unsigned long long)limit, (unsigned long long)reserve);
+        return rc;
+    }
+    if (rc == 1) {
+        MC_WARN("fd_limit_clamped",
+                "limit=%llu reserve=%llu max_client_connections=%llu->%llu "
+                "http_max_connections=%llu->%llu detail=\"raise LimitNOFILE (systemd) or ulimit "
+                "-n to keep the configured caps\"",
+                (unsigned long long)limit, (unsigned long long)reserve,
+                (unsigned long long)n->opts.max_client_connections, (unsigned long long)client_cap,
+                (unsigned long long)(http_on ? n->opts.http_max_connections : 0),
+                (unsigned long long)http_cap);
+        n->opts.max_client_connections = client_cap;
+        if (http_on) {
+            n->opts.http_max_connections = http_cap;
+        }
+    }
+    MC_INFO("fd_limit",
+            "limit=%llu reserve=%llu max_client_connections=%llu http_max_connections=%llu",
+            (unsigned long long)limit, (unsigned long long)reserve,
+            (unsigned long long)n->opts.max_client_connections, (unsigned long long)http_cap);
+    return 0;
+}
+
 int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc_node **out)
 {
     struct mc_node *n = calloc(1, sizeof(*n));
@@ -1001,6 +1048,10 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
         }
     }
     rc = node_auth_load(n);
+    if (rc) {
+        goto fail;
+    }
+    rc = node_fit_fds(n);
     if (rc) {
         goto fail;
     }
@@ -1307,6 +1358,7 @@ void mc_node_free(struct mc_node *n)
     free(n->marks);
     free(n->batch_waiters);
     free(n->writes);
+    free(n->creates);
     free(n->reads);
     mc_wbuf_free(&n->batch);
     mc_wbuf_free(&n->scratch);

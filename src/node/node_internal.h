@@ -49,6 +49,12 @@ struct pending_write {
     uint64_t start_ns; /* arrival, for the write latency histogram */
 };
 
+/* Bucket creates in one proposed entry (the NODE_MAX_BUCKETS check, node_write.c). */
+struct node_creates {
+    uint64_t index;
+    uint32_t n;
+};
+
 /* A read waiting for a ReadIndex answer and then for apply. */
 /* Request strings of a queued read stored inline up to this many bytes; fields per read. */
 #define NODE_READ_INLINE_BYTES 64
@@ -217,6 +223,12 @@ struct mc_node {
     size_t n_writes, cap_writes, head_writes;
     uint64_t op_clock_term;  /* term whose writes are floored by the engine's op clock */
     int64_t last_op_time_ns; /* newest op time stamped or applied here (op_time_now floor) */
+    /* Bucket creates not yet in the engine's count: those in the batch, and per proposed entry
+     * holding some, in index order, until applied_index reaches it. */
+    uint32_t batch_bucket_creates;
+    struct node_creates *creates;
+    size_t n_creates, cap_creates, head_creates;
+    uint64_t creates_unapplied; /* sum of n over creates[head_creates..n_creates) */
 
     /* Reads. */
     struct pending_read *reads;

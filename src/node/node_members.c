@@ -25,6 +25,55 @@ static int encode_context(const struct mc_proto_request *q, struct mc_raft_conf_
     return rc;
 }
 
+/* "host:port" as members' addresses are stored (member_info, MC_ADDR_MAX with its NUL): a
+ * non-empty host of printable characters, a port 1..65535. */
+static bool addr_syntax_ok(const char *a, size_t len)
+{
+    if (len == 0 || len >= MC_ADDR_MAX || strlen(a) != len) {
+        return false;
+    }
+    const char *colon = strrchr(a, ':');
+    if (!colon || colon == a || colon[1] == 0 || strlen(colon + 1) > 5) {
+        return false;
+    }
+    for (const char *c = a; c < colon; c++) {
+        if (*c <= ' ' || *c > '~') {
+            return false;
+        }
+    }
+    unsigned long port = 0;
+    for (const char *c = colon + 1; *c; c++) {
+        if (*c < '0' || *c > '9') {
+            return false;
+        }
+        port = port * 10 + (unsigned long)(*c - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
+/* An ADD_MEMBER's addresses before anything is proposed: a change with an address the members
+ * cannot store (over MC_ADDR_MAX: followers dropped it, the leader cut it) or dial would commit
+ * and leave the new member unreachable. The peer address must parse as the transport dials it
+ * (an IP literal or localhost); the client address is optional (clients resolve names). */
+static int check_member_addrs(const struct mc_proto_request *q, char *why, size_t why_len)
+{
+    struct sockaddr_storage sa;
+    const char *peer = q->u.member.peer_addr.ptr ? q->u.member.peer_addr.ptr : "";
+    const char *client = q->u.member.client_addr.ptr ? q->u.member.client_addr.ptr : "";
+    if (!addr_syntax_ok(peer, q->u.member.peer_addr.len) || mc_parse_addr(peer, &sa) != 0) {
+        snprintf(why, why_len,
+                 "the peer address must be IP:PORT (IPv6 in brackets, or localhost) under %d "
+                 "bytes",
+                 MC_ADDR_MAX);
+        return MC_EINVAL;
+    }
+    if (q->u.member.client_addr.len && !addr_syntax_ok(client, q->u.member.client_addr.len)) {
+        snprintf(why, why_len, "the client address must be HOST:PORT under %d bytes", MC_ADDR_MAX);
+        return MC_EINVAL;
+    }
+    return 0;
+}
+
 static bool conf_has(const uint64_t *ids, uint32_t n, uint64_t id)
 {
     for (uint32_t i = 0; i < n; i++) {
@@ -241,6 +290,10 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
     }
     switch (q->op) {
     case MC_REQ_ADD_MEMBER:
+        if (check_member_addrs(q, why, sizeof(why)) != 0) {
+            mc_client_reply_error(&r->token, MC_EINVAL, why);
+            goto out;
+        }
         if (conf_has(st->conf.voters, st->conf.n_voters, id)) {
             mc_client_reply_error(&r->token, MC_EEXIST, "already a voter");
             goto out;

@@ -193,6 +193,113 @@ static int decode_record(const uint8_t *p, uint32_t len, bool block, struct mc_o
     return block ? mc_op_decode_block(p, len, op) : mc_op_decode(p, len, op);
 }
 
+#define SESSION_IN_RECORD_MSG "sessions travel in the write request, not inside op records"
+#define NESTED_ATOMIC_MSG     "an atomic write may not hold another atomic op"
+
+/* Leader-side input rules on one op and its sub-ops, before proposing (apply would refuse some
+ * only after a trip through Raft, and keeps older rules for others: engine.h). 0, or an error
+ * with *why naming the rule: sessions and session registrations never ride inside records; a
+ * sub-op is never itself atomic (the entry encoding drops nested sub-ops); a new bucket's name
+ * follows the newer S3 rules wherever the create sits. */
+static int admit_op(const struct mc_op *op, bool sub, const char **why)
+{
+    if (op->type == MC_OP_SESSION_REGISTER || op->session_id) {
+        *why = SESSION_IN_RECORD_MSG;
+        return MC_EINVAL;
+    }
+    if (sub && (op->type == MC_OP_ATOMIC || op->n_sub)) {
+        *why = NESTED_ATOMIC_MSG;
+        return MC_EINVAL;
+    }
+    if (op->type == MC_OP_BUCKET_CREATE) {
+        int rc = mc_validate_new_bucket_name(op->bucket);
+        if (rc) {
+            *why = mc_engine_last_error();
+            return rc;
+        }
+    }
+    for (uint32_t i = 0; i < op->n_sub; i++) {
+        int rc = admit_op(&op->sub[i], true, why);
+        if (rc) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Buckets a cluster may hold: 10,000, S3's raised quota. LIST_BUCKETS answers in one frame,
+ * which holds about 55,000 buckets (aud18 R6), and loads them all on the loop. A leader-only
+ * rule (apply has none), so replicas of different versions apply the log alike. */
+#define NODE_MAX_BUCKETS 10000
+
+static uint32_t bucket_creates(const struct mc_op *op)
+{
+    uint32_t k = op->type == MC_OP_BUCKET_CREATE;
+    for (uint32_t i = 0; i < op->n_sub; i++) {
+        k += op->sub[i].type == MC_OP_BUCKET_CREATE;
+    }
+    return k;
+}
+
+/* Buckets created or on their way: the engine's count (O(1)) plus creates batched or proposed
+ * and not applied yet (an entry leaves the queue once applied_index reaches it, applied or
+ * replaced). A create of an existing name counts too: the cap is checked, not the names. */
+static int buckets_soon(struct mc_node *n, uint64_t *count)
+{
+    while (n->head_creates < n->n_creates &&
+           n->creates[n->head_creates].index <= n->applied_index) {
+        n->creates_unapplied -= n->creates[n->head_creates++].n;
+    }
+    if (n->head_creates == n->n_creates) {
+        n->head_creates = n->n_creates = 0;
+        assert(n->creates_unapplied == 0);
+    }
+    int rc = mc_engine_bucket_count(n->engine, count);
+    *count += n->creates_unapplied + n->batch_bucket_creates;
+    return rc;
+}
+
+/* The proposed entry at index holds the batch's creates. On no memory they go uncounted: the
+ * cap is then passed by at most those. */
+static void note_creates(struct mc_node *n, uint64_t index)
+{
+    if (n->batch_bucket_creates == 0) {
+        return;
+    }
+    if (n->n_creates == n->cap_creates) {
+        size_t cap = n->cap_creates ? n->cap_creates * 2 : 64;
+        struct node_creates *c = realloc(n->creates, cap * sizeof(*c));
+        if (!c) {
+            n->batch_bucket_creates = 0;
+            return;
+        }
+        n->creates = c;
+        n->cap_creates = cap;
+    }
+    n->creates[n->n_creates++] = (struct node_creates){index, n->batch_bucket_creates};
+    n->creates_unapplied += n->batch_bucket_creates;
+    n->batch_bucket_creates = 0;
+}
+
+static int admit_bucket_count(struct mc_node *n, const struct mc_op *op, const char **why)
+{
+    uint32_t k = bucket_creates(op);
+    if (k == 0) {
+        return 0;
+    }
+    uint64_t count = 0;
+    int rc = buckets_soon(n, &count);
+    if (rc) {
+        *why = mc_engine_last_error();
+        return rc;
+    }
+    if (count + k > NODE_MAX_BUCKETS) {
+        *why = "a cluster holds at most 10000 buckets";
+        return MC_ETOOMANYBUCKETS;
+    }
+    return 0;
+}
+
 void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
 {
     const struct mc_proto_request *q = r->req;
@@ -204,6 +311,7 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     int rc = 0;
     int64_t now = op_time_now(n);
     char vidbuf[17];
+    const char *why = NULL;
     if (q->u.write.n_ops == 0) {
         mc_client_reply_error(&r->token, MC_EINVAL, "a write needs at least one op");
         return;
@@ -226,6 +334,10 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         while (rc == 0 && i < q->u.write.n_ops &&
                mc_proto_ops_next(q->u.write.ops, q->u.write.ops_bytes, &pos, &p, &len)) {
             rc = decode_record(p, len, false, &subs[i++]);
+            if (rc == 0 && (subs[i - 1].type == MC_OP_ATOMIC || subs[i - 1].n_sub)) {
+                rc = MC_EINVAL; /* stop at once: the rest is not decoded (nor stamped) */
+                why = NESTED_ATOMIC_MSG;
+            }
         }
         if (rc == 0) {
             rc = mc_op_atomic(&op, subs, q->u.write.n_ops);
@@ -235,15 +347,11 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
         }
         free(subs);
     }
-    const char *why = rc == MC_ETOOLARGE ? OP_TOO_LARGE_MSG : NULL;
-    if (rc == 0 && (op.type == MC_OP_SESSION_REGISTER || op.session_id)) {
-        rc = MC_EINVAL; /* sessions travel in the frame, not inside op records */
+    if (rc == 0) {
+        rc = admit_op(&op, false, &why);
     }
-    if (rc == 0 && op.type == MC_OP_BUCKET_CREATE &&
-        (rc = mc_validate_new_bucket_name(op.bucket)) != 0) {
-        /* An input rule newer than apply's (engine.h): checked before proposing, so replicas
-           of different versions still apply the log alike. */
-        why = mc_engine_last_error();
+    if (rc == 0) {
+        rc = admit_bucket_count(n, &op, &why);
     }
     if (rc == 0) {
         op.session_id = q->u.write.session_id;
@@ -253,8 +361,12 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     }
     if (rc == 0 && (rc = reserve_waiter(n)) == 0 && (rc = batch_add(n, &op)) == 0) {
         add_waiter(n, &r->token, 0);
+        n->batch_bucket_creates += bucket_creates(&op);
     }
     mc_op_clear(&op);
+    if (rc == MC_ETOOLARGE) {
+        why = OP_TOO_LARGE_MSG; /* at decode, or grown past the limit by stamping (encode) */
+    }
     if (rc) {
         mc_client_reply_error(&r->token, rc == MC_EPROTO ? MC_EPROTO : rc,
                               rc == MC_EPROTO ? "malformed op record" : why);
@@ -319,6 +431,10 @@ void node_flush_batch(struct mc_node *n)
         .type = MC_RAFT_ENTRY_NORMAL, .len = (uint32_t)n->batch.len, .data = n->batch.data};
     uint64_t index = 0;
     int rc = mc_raft_propose(n->raft, &e, 1, &index);
+    if (rc == 0) {
+        note_creates(n, index);
+    }
+    n->batch_bucket_creates = 0;
     uint64_t term = mc_raft_term(n->raft);
     uint64_t deadline = node_now_ms() + NODE_WRITE_TIMEOUT_MS;
     for (size_t i = 0; i < n->n_batch_waiters; i++) {
@@ -580,6 +696,7 @@ void node_fail_writes(struct mc_node *n, int code)
     n->batch_ops = 0;
     n->batch_apply_ops = 0;
     n->batch_has_register = false;
+    n->batch_bucket_creates = 0;
     mc_wbuf_reset(&n->batch);
 }
 

@@ -13,6 +13,7 @@
 struct mc_auth {
     size_t n, cap;
     struct mc_principal *p;
+    EVP_MD *md; /* SHA-256, fetched once (NULL: every verify fails) */
 };
 
 static const char *const role_names[] = {"none", "read", "write", "admin"};
@@ -33,10 +34,39 @@ const char *mc_role_name(enum mc_role r)
     return r >= MC_ROLE_NONE && r <= MC_ROLE_ADMIN ? role_names[r] : "unknown";
 }
 
+/* SHA-256 for a table's verifies, fetched once: EVP_sha256() given to a DigestInit is fetched
+ * again on every init in OpenSSL 3 (a lock and a provider lookup per principal per AUTH). */
+static EVP_MD *md_fetch(void)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    return EVP_MD_fetch(NULL, "SHA256", NULL);
+#else
+    return (EVP_MD *)EVP_sha256();
+#endif
+}
+
+static void md_free(EVP_MD *md)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    EVP_MD_free(md);
+#else
+    (void)md;
+#endif
+}
+
 int mc_auth_new(struct mc_auth **out)
 {
-    *out = calloc(1, sizeof(**out));
-    return *out ? 0 : MC_ENOMEM;
+    struct mc_auth *a = calloc(1, sizeof(*a));
+    if (!a) {
+        return MC_ENOMEM;
+    }
+    a->md = md_fetch();
+    if (!a->md) {
+        free(a);
+        return MC_ENOMEM;
+    }
+    *out = a;
+    return 0;
 }
 
 void mc_auth_free(struct mc_auth *a)
@@ -44,6 +74,7 @@ void mc_auth_free(struct mc_auth *a)
     if (a) {
         OPENSSL_cleanse(a->p, a->cap * sizeof(*a->p));
         free(a->p);
+        md_free(a->md);
         free(a);
     }
 }
@@ -53,16 +84,24 @@ size_t mc_auth_count(const struct mc_auth *a)
     return a ? a->n : 0;
 }
 
-static void sha256_salted(const uint8_t *salt, const char *token, size_t len,
-                          uint8_t out[MC_AUTH_HASH_BYTES])
+/* SHA-256(salt || token) with context c (reset here, so one context serves many calls). */
+static void sha256_salted_ctx(EVP_MD_CTX *c, const EVP_MD *md, const uint8_t *salt,
+                              const char *token, size_t len, uint8_t out[MC_AUTH_HASH_BYTES])
 {
     unsigned int n = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) ||
+    if (!c || !md || !EVP_DigestInit_ex(c, md, NULL) ||
         !EVP_DigestUpdate(c, salt, MC_AUTH_SALT_BYTES) || !EVP_DigestUpdate(c, token, len) ||
         !EVP_DigestFinal_ex(c, out, &n) || n != MC_AUTH_HASH_BYTES) {
         memset(out, 0xff, MC_AUTH_HASH_BYTES); /* matches nothing a digest can produce here */
     }
+}
+
+/* One hash on its own (hashing a token for a file line or an added principal: rare). */
+static void sha256_salted(const uint8_t *salt, const char *token, size_t len,
+                          uint8_t out[MC_AUTH_HASH_BYTES])
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    sha256_salted_ctx(c, EVP_sha256(), salt, token, len, out);
     EVP_MD_CTX_free(c);
 }
 
@@ -292,15 +331,23 @@ const struct mc_principal *mc_auth_verify(const struct mc_auth *a, const char *t
     if (!a || !token || len == 0 || len > MC_AUTH_TOKEN_MAX_BYTES) {
         return NULL;
     }
+    /* One context per call, not per table: verifies may run on several threads at once. */
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (!c) {
+        return NULL;
+    }
     const struct mc_principal *found = NULL;
-    /* Every entry is hashed (no early exit), so timing does not reveal which one matched. */
+    /* Every entry is hashed (no early exit), so timing does not reveal which one matched. The
+     * salts differ per entry, so there is no index to look a token up by: the file holds no
+     * unsalted hash (that would need a new file format). */
     for (size_t i = 0; i < a->n; i++) {
         uint8_t h[MC_AUTH_HASH_BYTES];
-        sha256_salted(a->p[i].salt, token, len, h);
+        sha256_salted_ctx(c, a->md, a->p[i].salt, token, len, h);
         if (CRYPTO_memcmp(h, a->p[i].hash, sizeof(h)) == 0 && !found) {
             found = &a->p[i];
         }
     }
+    EVP_MD_CTX_free(c);
     return found;
 }
 

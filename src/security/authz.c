@@ -35,7 +35,11 @@ static int check_write_buckets(const struct mc_principal *p, const struct mc_pro
     while (mc_proto_ops_next(req->u.write.ops, req->u.write.ops_bytes, &pos, &rec, &len)) {
         struct mc_op op = {0};
         if (mc_op_decode(rec, len, &op) != 0) {
-            continue; /* malformed: the node answers it; nothing is granted by it */
+            /* Denied, whatever the cause: an ENOMEM here need not recur in the node's own
+             * decode, which would then propose a record nobody checked. A malformed record
+             * gets AccessDenied instead of ProtocolError: harmless. */
+            mc_op_clear(&op);
+            return MC_EDENIED;
         }
         int rc = mc_auth_check(p, MC_ROLE_WRITE, op.bucket);
         for (uint32_t i = 0; rc == 0 && i < op.n_sub; i++) {

@@ -64,6 +64,7 @@ class Node:
         self.log_path = os.path.join(cluster.tmp, "node%d.log" % node_id)
         self.http_port = free_port() if cluster.http else None
         self.proc = None
+        self.preexec = None  # run in the child before exec (e.g. resource.setrlimit)
 
     @property
     def client(self):
@@ -80,7 +81,8 @@ class Node:
                 "--listen-http", "127.0.0.1:%d" % self.http_port if self.http_port else "off",
                 "--initial-cluster", self.cluster.spec()] + self.cluster.flags + (extra or [])
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=self.preexec)
         _procs.append(self.proc)
         wait_for(lambda: port_open(self.client_port) or self.proc.poll() is not None, 10)
         if self.proc.poll() is not None:

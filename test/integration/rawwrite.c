@@ -247,6 +247,209 @@ static int bigop(const char *addr, const char *bucket, int n_ops)
     return rc ? 1 : 0;
 }
 
+/* One WRITE whose records are recs[0..n) and its answer: prints {"status":"...","message":"..."}
+ * (the message of an error answer). */
+static int write_records(const char *addr, const struct mc_op *recs, uint32_t n)
+{
+    struct mc_wbuf ops, one;
+    mc_wbuf_init(&ops, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        mc_wbuf_init(&one, 0);
+        mc_op_encode(&recs[i], &one);
+        mc_proto_ops_put(&ops, one.data, one.len);
+        mc_wbuf_free(&one);
+    }
+    struct mc_proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.request_id = 13;
+    req.op = MC_REQ_WRITE;
+    req.u.write.n_ops = n;
+    req.u.write.ops = ops.data;
+    req.u.write.ops_bytes = (uint32_t)ops.len;
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = roundtrip(addr, &req, &body, &blen);
+    struct mc_proto_error e;
+    memset(&e, 0, sizeof(e));
+    if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
+        memset(&e, 0, sizeof(e));
+    }
+    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc), (int)e.message.len,
+           e.message.ptr ? e.message.ptr : "");
+    free(body);
+    mc_wbuf_free(&ops);
+    return rc ? 1 : 0;
+}
+
+/*
+ * shaped: a put of "plain" in bucket plus one odd op, sent as two records (an atomic write of
+ * two) or, with SHAPE ending in "1", as one ATOMIC record holding both. SHAPE: nested (the odd op
+ * is an ATOMIC: of two puts as a record, empty as a sub-op, the most the encoding carries),
+ * session (a put carrying a session id), register (a SESSION_REGISTER), bucket (a create of
+ * the reserved name xn--refused), plain (another put: accepted). Prints as write_records.
+ */
+static int shaped(const char *addr, const char *bucket, const char *shape)
+{
+    size_t sl = strlen(shape);
+    bool one = sl > 0 && shape[sl - 1] == '1';
+    char kind[16];
+    snprintf(kind, sizeof(kind), "%.*s", (int)(one ? sl - 1 : sl), shape);
+    struct mc_object_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.etag = "e";
+    struct mc_op ops[2], top;
+    memset(ops, 0, sizeof(ops));
+    memset(&top, 0, sizeof(top));
+    mc_op_put(&ops[0], bucket, "plain", NULL, 0, &meta);
+    if (strcmp(kind, "nested") == 0) {
+        struct mc_op inner[2];
+        memset(inner, 0, sizeof(inner));
+        mc_op_put(&inner[0], bucket, "inner-0", NULL, 0, &meta);
+        mc_op_put(&inner[1], bucket, "inner-1", NULL, 0, &meta);
+        mc_op_atomic(&ops[1], inner, one ? 0 : 2);
+        mc_op_clear(&inner[0]);
+        mc_op_clear(&inner[1]);
+    } else if (strcmp(kind, "session") == 0) {
+        mc_op_put(&ops[1], bucket, "with-session", NULL, 0, &meta);
+        ops[1].session_id = 5;
+        ops[1].seq = 1;
+    } else if (strcmp(kind, "register") == 0) {
+        mc_op_session_register(&ops[1], 0);
+    } else if (strcmp(kind, "bucket") == 0) {
+        mc_op_bucket_create(&ops[1], "xn--refused", MC_VERSIONING_UNVERSIONED, 0);
+    } else if (strcmp(kind, "plain") == 0) {
+        mc_op_put(&ops[1], bucket, "plain-2", NULL, 0, &meta);
+    } else {
+        mc_op_clear(&ops[0]);
+        return 2;
+    }
+    int rc;
+    if (one) {
+        mc_op_atomic(&top, ops, 2);
+        rc = write_records(addr, &top, 1);
+    } else {
+        rc = write_records(addr, ops, 2);
+    }
+    mc_op_clear(&top);
+    mc_op_clear(&ops[0]);
+    mc_op_clear(&ops[1]);
+    return rc;
+}
+
+/* One WRITE frame of k bucket creates (names PREFIX-FIRST..) into out: an atomic write. */
+static void frame_creates(const char *prefix, int first, int k, struct mc_wbuf *out)
+{
+    struct mc_wbuf ops, one;
+    mc_wbuf_init(&ops, 0);
+    for (int i = 0; i < k; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "%s-%d", prefix, first + i);
+        struct mc_op op;
+        memset(&op, 0, sizeof(op));
+        mc_op_bucket_create(&op, name, MC_VERSIONING_UNVERSIONED, 0);
+        mc_wbuf_init(&one, 0);
+        mc_op_encode(&op, &one);
+        mc_proto_ops_put(&ops, one.data, one.len);
+        mc_wbuf_free(&one);
+        mc_op_clear(&op);
+    }
+    struct mc_proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.request_id = (uint64_t)first + 1;
+    req.op = MC_REQ_WRITE;
+    req.u.write.n_ops = (uint32_t)k;
+    req.u.write.ops = ops.data;
+    req.u.write.ops_bytes = (uint32_t)ops.len;
+    mc_wbuf_init(out, 0);
+    mc_proto_request_encode(out, &req);
+    mc_wbuf_free(&ops);
+}
+
+/*
+ * mkbuckets: COUNT bucket creates (names PREFIX-I) in atomic writes of up to 1000, on one
+ * connection. Without PID each write waits for its answer and the first refusal stops; with
+ * PID every write is sent while the node (PID) is stopped, so its loop reads them all in one
+ * iteration, before any applies; then every answer is read. Prints {"ok":N,"status":"..."}: the
+ * creates accepted and the first refusal's status (OK if none).
+ */
+static int mkbuckets(const char *addr, const char *prefix, int count, pid_t pid)
+{
+    enum { MAX_FRAMES = 64 };
+    int n = (count + MC_ATOMIC_MAX_OPS - 1) / MC_ATOMIC_MAX_OPS;
+    int fd = dial(addr);
+    if (count < 1 || n > MAX_FRAMES || fd < 0) {
+        return 2;
+    }
+    int ok = 0, first = 0, sent = 0;
+    for (int f = 0; f < n && first == 0; f++) {
+        int k = count - f * MC_ATOMIC_MAX_OPS;
+        k = k < MC_ATOMIC_MAX_OPS ? k : MC_ATOMIC_MAX_OPS;
+        struct mc_wbuf w;
+        frame_creates(prefix, f * MC_ATOMIC_MAX_OPS, k, &w);
+        if (pid > 0 && f == 0) {
+            kill(pid, SIGSTOP);
+        }
+        if (write(fd, w.data, w.len) != (ssize_t)w.len) {
+            fprintf(stderr, "short write\n");
+        }
+        mc_wbuf_free(&w);
+        sent++;
+        if (pid > 0 && f + 1 < n) {
+            continue; /* answers read below */
+        }
+        if (pid > 0) {
+            usleep(200 * 1000);
+            kill(pid, SIGCONT);
+        }
+        for (int a = pid > 0 ? 0 : sent - 1; a < sent; a++) {
+            uint8_t hdr[MC_PROTO_HEADER_BYTES];
+            int st = MC_ETIMEOUT;
+            if (read_full(fd, hdr, sizeof(hdr)) == 0) {
+                struct mc_proto_header h;
+                mc_proto_header_get(hdr, &h);
+                size_t blen = h.length + 4 - MC_PROTO_HEADER_BYTES;
+                uint8_t *body = malloc(blen + 1);
+                st = body && read_full(fd, body, blen) == 0 ? h.status : MC_ETIMEOUT;
+                free(body);
+                int kk = count - (int)(h.request_id - 1);
+                ok += st == 0 ? (kk < MC_ATOMIC_MAX_OPS ? kk : MC_ATOMIC_MAX_OPS) : 0;
+            }
+            if (st != 0 && first == 0) {
+                first = st;
+            }
+        }
+    }
+    close(fd);
+    printf("{\"ok\":%d,\"status\":\"%s\"}\n", ok, mc_error_name(first));
+    return first ? 1 : 0;
+}
+
+/* addmember: one ADD_MEMBER (as a learner) with the addresses as given, no CLI check in front
+ * of the node's. Prints as write_records. */
+static int addmember(const char *addr, uint64_t id, const char *peer, const char *client)
+{
+    struct mc_proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.request_id = 14;
+    req.op = MC_REQ_ADD_MEMBER;
+    req.u.member.id = id;
+    req.u.member.peer_addr = mc_proto_cstr(peer);
+    req.u.member.client_addr = mc_proto_cstr(client);
+    req.u.member.learner = true;
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = roundtrip(addr, &req, &body, &blen);
+    struct mc_proto_error e;
+    memset(&e, 0, sizeof(e));
+    if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
+        memset(&e, 0, sizeof(e));
+    }
+    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc), (int)e.message.len,
+           e.message.ptr ? e.message.ptr : "");
+    free(body);
+    return rc ? 1 : 0;
+}
+
 /*
  * saveask: one SNAPSHOT_SAVE (fresh as of its arrival, the min-index flag set) and no retry:
  * answered Busy, it only asked the member for a fresh engine image, which no stream then holds
@@ -292,9 +495,10 @@ static int check(const char *addr)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr,
-                "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG | "
-                "ADDR mkbucket NAME | ADDR bigop BUCKET N_OPS | ADDR saveask | ADDR check\n");
+        fprintf(stderr, "usage: rawwrite ADDR register | ADDR put SESSION SEQ BUCKET KEY ETAG | "
+                        "ADDR mkbucket NAME | ADDR bigop BUCKET N_OPS | ADDR shaped BUCKET SHAPE | "
+                        "ADDR addmember ID PEER CLIENT | ADDR mkbuckets PREFIX COUNT [PID] | "
+                        "ADDR saveask | ADDR check\n");
         return 2;
     }
     const char *addr = argv[1];
@@ -320,6 +524,15 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[2], "saveask") == 0 && argc == 3) {
         return saveask(addr);
+    }
+    if (strcmp(argv[2], "mkbuckets") == 0 && (argc == 5 || argc == 6)) {
+        return mkbuckets(addr, argv[3], atoi(argv[4]), argc == 6 ? (pid_t)atoi(argv[5]) : 0);
+    }
+    if (strcmp(argv[2], "addmember") == 0 && argc == 6) {
+        return addmember(addr, strtoull(argv[3], NULL, 10), argv[4], argv[5]);
+    }
+    if (strcmp(argv[2], "shaped") == 0 && argc == 5) {
+        return shaped(addr, argv[3], argv[4]);
     }
     if (strcmp(argv[2], "bigop") == 0 && argc == 5) {
         return bigop(addr, argv[3], atoi(argv[4]));

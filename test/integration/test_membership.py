@@ -9,7 +9,7 @@ import struct
 import subprocess
 
 from harness import (BIN, FAST_FLAGS, Cluster, Node, _procs, cli, cli_json, free_port,
-                     port_open, wait_for)
+                     port_open, rawwrite, wait_for)
 
 
 class JoinNode(Node):
@@ -295,3 +295,26 @@ def test_refused_add_keeps_the_members_addresses():
         m = {m["id"]: m for m in c.status(n1)["members"]}[2]
         # ...and the refused request changed nothing (it is not replicated anywhere).
         assert (m["peer_address"], m["address"]) == (peer, client), m
+
+
+def test_add_member_with_a_bad_address_is_refused_before_proposing():
+    """aud18 R10: ADD_MEMBER with a peer address too long to store (followers dropped it, the
+    leader cut it), empty, not HOST:PORT or not dialable, or a bad client address, committed
+    before and left an unreachable member; now InvalidArgument with nothing proposed."""
+    with Cluster(1, FAST_FLAGS) as c:
+        n1 = c.nodes[0]
+        c.leader()
+        good = "127.0.0.1:%d" % free_port()
+        bad = [("127.0.0.1:" + "1" * 70, ""), ("", ""), ("127.0.0.1", ""),
+               ("127.0.0.1:0", ""), ("127.0.0.1:99999", ""), ("no-such-host:7071", ""),
+               ("1.2.3.4:5 ", ""), (good, "x" * 70 + ":1"), (good, "nocolon")]
+        for peer, client in bad:
+            r = rawwrite(n1.client, "addmember", "2", peer, client)
+            assert r["status"] == "InvalidArgument", (peer, client, r)
+            assert "address" in r["message"], (peer, client, r)
+        st = c.status(n1)
+        assert [m["id"] for m in st["members"]] == [1], st
+        r = rawwrite(n1.client, "addmember", "2", good, "")
+        assert r["status"] == "OK", r
+        m = {m["id"]: m for m in c.status(n1)["members"]}[2]
+        assert m["peer_address"] == good, m

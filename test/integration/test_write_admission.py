@@ -66,3 +66,52 @@ def test_an_op_record_over_the_limit_is_entity_too_large():
         assert rawwrite(node.client, "put", "0", "0", "big", "after", "e1")["status"] == "OK"
         listed = cli_json(["--endpoints", node.client, "ls", "big"])
         assert [o["key"] for o in listed["objects"]] == ["after"], listed
+
+
+def test_odd_sub_ops_are_refused_before_proposing():
+    """aud18 R7/R8: in an atomic write (two records, or one ATOMIC record), a sub-op that is
+    itself atomic, carries a session id or registers a session is refused by the leader with
+    InvalidArgument naming the rule (before: a vague InvalidArgument from apply after a trip
+    through Raft, or nothing said); a bucket create inside it gets the leader-only name rules (a
+    reserved name was created before). Nothing of a refused write is applied."""
+    with Cluster(1) as c:
+        node = c.leader()
+        assert rawwrite(node.client, "mkbucket", "shapes")["status"] == "OK"
+        want = {"nested": "atomic", "session": "session", "register": "session",
+                "bucket": "xn--"}
+        for kind, word in want.items():
+            for shape in (kind, kind + "1"):
+                r = rawwrite(node.client, "shaped", "shapes", shape)
+                status = "InvalidBucketName" if kind == "bucket" else "InvalidArgument"
+                assert r["status"] == status, (shape, r)
+                assert word in r["message"], (shape, r)
+        listed = cli_json(["--endpoints", node.client, "ls", "shapes"])
+        assert listed["objects"] == [], listed
+        buckets = cli_json(["--endpoints", node.client, "bucket", "ls"])
+        assert "xn--refused" not in str(buckets), buckets
+        for shape in ("plain", "plain1"):
+            assert rawwrite(node.client, "shaped", "shapes", shape)["status"] == "OK", shape
+        assert node.alive(), node.log_tail()
+
+
+def test_bucket_creates_past_the_cap_are_refused():
+    """aud18 R6: past about 55,000 buckets LIST_BUCKETS no longer fits one frame and fails for
+    everyone; the leader now refuses a create past 10,000 buckets (TooManyBuckets). Creates
+    proposed and not yet applied count: three writes of 1000 creates read in one loop iteration
+    (the node stopped while they arrive) at 8,000 buckets, the third is refused. An atomic write
+    that would cross the cap is refused whole."""
+    with Cluster(1) as c:
+        node = c.leader()
+        r = rawwrite(node.client, "mkbuckets", "b", "8000")
+        assert r == {"ok": 8000, "status": "OK"}, r
+        r = rawwrite(node.client, "mkbuckets", "p", "3000", str(node.proc.pid))
+        assert r == {"ok": 2000, "status": "TooManyBuckets"}, r
+        assert rawwrite(node.client, "mkbucket", "one-more")["status"] == "TooManyBuckets"
+        buckets = cli_json(["--endpoints", node.client, "bucket", "ls"])
+        names = [b["name"] for b in buckets["buckets"]]
+        assert len(names) == 10000 and "p-2000" not in names, len(names)
+        cli_json(["--endpoints", node.client, "bucket", "rm", "b-0"])
+        r = rawwrite(node.client, "mkbuckets", "two", "2")  # would make 10,001: all refused
+        assert r == {"ok": 0, "status": "TooManyBuckets"}, r
+        assert rawwrite(node.client, "mkbucket", "one-more")["status"] == "OK"
+        assert node.alive(), node.log_tail()

@@ -43,6 +43,36 @@ Test(security_auth, hash_format_and_verify)
     mc_auth_free(a);
 }
 
+/* One digest and one context serve every entry of a verify (auth.c): each entry still gets its
+ * own salted hash, and only the token's owner matches, wherever it sits in the table. */
+Test(security_auth, verify_finds_the_owner_among_many_principals)
+{
+    struct mc_auth *a = NULL;
+    cr_assert_eq(mc_auth_new(&a), 0);
+    enum { N = 64 };
+    for (int i = 0; i < N; i++) {
+        char name[16], token[32];
+        snprintf(name, sizeof(name), "p%d", i);
+        snprintf(token, sizeof(token), "token-%d", i);
+        cr_assert_eq(mc_auth_add_token(a, name, i % 2 ? MC_ROLE_READ : MC_ROLE_WRITE, token), 0);
+    }
+    cr_assert_eq(mc_auth_count(a), N);
+    for (int i = 0; i < N; i += 7) {
+        char name[16], token[32];
+        snprintf(name, sizeof(name), "p%d", i);
+        snprintf(token, sizeof(token), "token-%d", i);
+        const struct mc_principal *p = mc_auth_verify(a, token, strlen(token));
+        cr_assert_not_null(p, "%s", token);
+        cr_assert_str_eq(p->name, name);
+    }
+    const struct mc_principal *last = mc_auth_verify(a, "token-63", 8);
+    cr_assert_not_null(last);
+    cr_assert_str_eq(last->name, "p63");
+    cr_assert_null(mc_auth_verify(a, "token-64", 8));
+    cr_assert_null(mc_auth_verify(a, "token-", 6));
+    mc_auth_free(a);
+}
+
 Test(security_auth, bad_lines_refused)
 {
     struct mc_auth *a = NULL;
@@ -158,5 +188,28 @@ Test(security_authz, wire_ops)
     mc_wbuf_free(&ops);
     write_req(&ops, &q, mixed, 2);
     cr_assert_eq(mc_authz_check_request(&sc, &q), MC_EDENIED, "one foreign op denies the batch");
+    mc_wbuf_free(&ops);
+}
+
+/* aud18 R9: a record authz cannot decode (malformed, or no memory to decode it) denies the
+ * write of a bucket-scoped principal; it was skipped, so the write went on unchecked. */
+Test(security_authz, an_undecodable_record_denies_a_scoped_write)
+{
+    struct mc_principal sc = {.role = MC_ROLE_WRITE, .n_buckets = 1}, w = {.role = MC_ROLE_WRITE};
+    strcpy(sc.buckets[0], "photos");
+    struct mc_wbuf ops, bad;
+    struct mc_proto_request q;
+    const char *mine[] = {"photos"};
+    write_req(&ops, &q, mine, 1);
+    mc_wbuf_init(&bad, 0);
+    mc_wbuf_put(&bad, ops.data, ops.len);
+    static const uint8_t junk[] = {0xff, 0xff, 0xff};
+    mc_proto_ops_put(&bad, junk, sizeof(junk));
+    q.u.write.n_ops = 2;
+    q.u.write.ops = bad.data;
+    q.u.write.ops_bytes = (uint32_t)bad.len;
+    cr_assert_eq(mc_authz_check_request(&sc, &q), MC_EDENIED);
+    cr_assert_eq(mc_authz_check_request(&w, &q), 0, "an unscoped writer's records are the node's");
+    mc_wbuf_free(&bad);
     mc_wbuf_free(&ops);
 }
