@@ -79,8 +79,9 @@ struct mc_client_conn {
     struct mc_client_conn *dirty_next;
     struct mc_client_conn *yielded_next;
     struct mc_client_conn *prev, *next; /* server's list of conns with a live handle */
-    uint8_t *rbuf;                      /* input: [0, rlen) filled, frames parsed from 0 */
+    uint8_t *rbuf;                      /* input: [0, rlen) filled, frames parsed from rpos */
     size_t rcap, rlen;
+    size_t rpos;         /* parsed prefix kept over a yield; 0 whenever reading is on */
     struct mc_wbuf out;  /* replies accumulating */
     struct mc_wbuf wout; /* replies being written by wreq */
     size_t wout_off;
@@ -872,8 +873,9 @@ static void process_input(struct mc_client_conn *c)
 static void process_frames(struct mc_client_conn *c)
 {
     struct mc_client_server *s = c->srv;
-    size_t pos = 0;
+    size_t pos = c->rpos;
     uint32_t frames = 0;
+    c->rpos = 0;
     c->refs++; /* dispatch may close it */
     c->budget_spent = false;
     while (may_read(c) && c->rlen - pos >= MC_PROTO_HEADER_BYTES) {
@@ -947,7 +949,11 @@ static void process_frames(struct mc_client_conn *c)
             break;
         }
     }
-    if (pos > 0 && c->rbuf) {
+    if (pos > 0 && c->rbuf && c->budget_spent && pos <= c->rlen / 2) {
+        /* R-4: over a yield, move the rest down only once the parsed part is the bigger half:
+         * a big rbuf is then moved O(1) times, not once per FRAME_BUDGET frames. */
+        c->rpos = pos;
+    } else if (pos > 0 && c->rbuf) {
         memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
         c->rlen -= pos;
         /* What is left began arriving no earlier than now (approximation in the client's
@@ -956,7 +962,7 @@ static void process_frames(struct mc_client_conn *c)
         shrink_rbuf(c);
     }
     /* Make room for a partially received big frame. */
-    if (c->state == CONN_OPEN && c->rlen >= MC_PROTO_HEADER_BYTES) {
+    if (c->state == CONN_OPEN && c->rpos == 0 && c->rlen >= MC_PROTO_HEADER_BYTES) {
         size_t need = (size_t)mc_get_u32le(c->rbuf) + 4;
         if (need <= MC_PROTO_MAX_FRAME_BYTES && grow_rbuf(c, need) != 0) {
             close_conn(c);
@@ -1061,7 +1067,7 @@ static void on_conn_closed(uv_handle_t *h)
     mc_wbuf_free(&c->wout);
     free(c->rbuf);
     c->rbuf = NULL;
-    c->rcap = c->rlen = 0;
+    c->rcap = c->rlen = c->rpos = 0;
     free(c->cbuf);
     c->cbuf = NULL;
     conn_unref(c); /* the handle's reference */
