@@ -72,14 +72,16 @@ struct mc_client_conn {
     enum conn_state state;
     bool read_paused;
     bool in_dirty;
-    bool in_reply;        /* between reply_begin and reply_end */
-    bool drain_waiter;    /* mc_client_conn_output_full said true: wake the loop once it drains */
-    bool budget_spent;    /* process_frames stopped at FRAME_BUDGET: resume on the next pass */
-    uint64_t budget_pass; /* the loop pass (srv->pass) in which the budget was spent */
+    bool in_reply;     /* between reply_begin and reply_end */
+    bool drain_waiter; /* mc_client_conn_output_full said true: wake the loop once it drains */
+    bool budget_spent; /* process_frames stopped at FRAME_BUDGET: on_wake resumes it */
+    bool in_yielded;   /* on srv->yielded (holding a ref) */
     struct mc_client_conn *dirty_next;
+    struct mc_client_conn *yielded_next;
     struct mc_client_conn *prev, *next; /* server's list of conns with a live handle */
-    uint8_t *rbuf;                      /* input: [0, rlen) filled, frames parsed from 0 */
+    uint8_t *rbuf;                      /* input: [0, rlen) filled, frames parsed from rpos */
     size_t rcap, rlen;
+    size_t rpos;         /* parsed prefix kept over a yield; 0 whenever reading is on */
     struct mc_wbuf out;  /* replies accumulating */
     struct mc_wbuf wout; /* replies being written by wreq */
     size_t wout_off;
@@ -119,8 +121,8 @@ struct mc_client_server {
     int port;
     struct mc_client_conn *conns; /* live handles */
     struct mc_client_conn *dirty;
+    struct mc_client_conn *yielded;      /* frame budget spent: resumed once per pass by on_wake */
     struct mc_log_limit logs[LOG_KINDS]; /* enum conn_log */
-    uint64_t pass;    /* loop passes (on_prepare): a spent frame budget waits for the next */
     uint32_t n_local; /* in-process conns among n_conns: not counted against the limit */
     uint32_t n_conns; /* conns whose socket is not closed yet, CLOSING and CLOSED-with-the-close-
                          pending too (counted against max_connections, less n_local) */
@@ -138,6 +140,7 @@ struct mc_client_server {
 static void flush_all(struct mc_client_server *s);
 static void close_conn(struct mc_client_conn *c);
 static void process_input(struct mc_client_conn *c);
+static bool may_read(const struct mc_client_conn *c);
 static void start_reading(struct mc_client_conn *c);
 static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int status,
                          const struct mc_proto_error *e);
@@ -197,31 +200,87 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
+static void drop_yielded(struct mc_client_server *s);
+static void on_wake(uv_idle_t *h);
+
 static void close_own_handles(struct mc_client_server *s)
 {
     if (s->own_closed) {
         return;
     }
     s->own_closed = true;
+    drop_yielded(s); /* on_wake runs no more: release the list's references */
     uv_close((uv_handle_t *)&s->wake, on_handle_closed);
     uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
     uv_close((uv_handle_t *)&s->check, on_handle_closed);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 }
 
-static void on_wake(uv_idle_t *h)
-{
-    uv_idle_stop(h); /* one pass: its prepare callbacks (the node's, flush_all) have run */
-}
-
 /* Work is waiting for the next loop pass (a read held for a full output, frames left over by
  * the frame budget): an active idle handle makes that pass's poll return at once instead of
- * blocking until some unrelated event. */
+ * blocking until some unrelated event, and on_wake resumes the yielded connections. */
 static void wake_loop(struct mc_client_server *s)
 {
     if (!s->own_closed) {
         uv_idle_start(&s->wake, on_wake);
     }
+}
+
+/* A connection spent its frame budget: on_wake resumes it in the next loop pass. It stays off
+ * the dirty list meanwhile (R-1): flush_all, run per uv_write completion, never walks it. */
+static void yield_conn(struct mc_client_conn *c)
+{
+    struct mc_client_server *s = c->srv;
+    if (!c->in_yielded) {
+        c->in_yielded = true;
+        c->refs++; /* released by on_wake or drop_yielded */
+        c->yielded_next = s->yielded;
+        s->yielded = c;
+    }
+    wake_loop(s);
+}
+
+static void drop_yielded(struct mc_client_server *s)
+{
+    struct mc_client_conn *c = s->yielded;
+    s->yielded = NULL;
+    while (c) {
+        struct mc_client_conn *next = c->yielded_next;
+        c->in_yielded = false;
+        c->yielded_next = NULL;
+        conn_unref(c);
+        c = next;
+    }
+}
+
+/* The idle phase, once per loop pass and before the prepare phase (R-2): what the yielded
+ * connections dispatch here is proposed by the node's prepare in this same pass. A connection
+ * that yields again goes on the (new) list and restarts the handle; with nothing yielded or
+ * waiting the handle stays stopped, so the loop blocks in poll as usual. */
+static void on_wake(uv_idle_t *h)
+{
+    struct mc_client_server *s = h->data;
+    uv_idle_stop(h);
+    struct mc_client_conn *c = s->yielded;
+    s->yielded = NULL;
+    while (c) {
+        struct mc_client_conn *next = c->yielded_next;
+        c->in_yielded = false;
+        c->yielded_next = NULL;
+        if (c->state == CONN_OPEN && c->budget_spent) {
+            c->budget_spent = false;
+            if (may_read(c)) {
+                process_input(c); /* frames already buffered first */
+            } else {
+                /* An in-flight or output limit holds it: flush_conn resumes it once a reply
+                 * or a completed write lets it read (read_paused is set). */
+                assert(c->read_paused);
+            }
+        }
+        conn_unref(c); /* a closed connection is dropped here */
+        c = next;
+    }
+    /* Replies answered inline (PING...) are on the dirty list: this pass's prepare flushes. */
 }
 
 /* A deferred producer waits on c's output: wake it once the output is under the limit. */
@@ -346,13 +405,10 @@ static void flush_conn(struct mc_client_conn *c)
         close_conn(c);
         return;
     }
-    /* Resume reading once the in-flight and output limits allow it again, and the frame budget
-     * was spent in an earlier loop pass. */
-    if (c->state == CONN_OPEN && c->budget_spent && c->budget_pass == s->pass) {
-        mark_dirty(c); /* still this pass: look again in the next (wake_loop keeps it coming) */
-        return;
-    }
-    if (c->state == CONN_OPEN && c->read_paused && c->inflight < s->opts.max_inflight_per_conn &&
+    /* Resume reading once the in-flight and output limits allow it again; a connection that
+     * spent its frame budget waits for on_wake (once per pass, R-1). */
+    if (c->state == CONN_OPEN && c->read_paused && !c->budget_spent &&
+        c->inflight < s->opts.max_inflight_per_conn &&
         c->out.len + (c->writing ? c->wout.len : 0) < s->opts.max_output_bytes) {
         process_input(c); /* frames already buffered first */
     }
@@ -379,9 +435,7 @@ static void flush_all(struct mc_client_server *s)
 
 static void on_prepare(uv_prepare_t *h)
 {
-    struct mc_client_server *s = h->data;
-    s->pass++;
-    flush_all(s);
+    flush_all(h->data);
 }
 
 static void on_check(uv_check_t *h)
@@ -819,14 +873,14 @@ static void process_input(struct mc_client_conn *c)
 static void process_frames(struct mc_client_conn *c)
 {
     struct mc_client_server *s = c->srv;
-    size_t pos = 0;
+    size_t pos = c->rpos;
     uint32_t frames = 0;
+    c->rpos = 0;
     c->refs++; /* dispatch may close it */
     c->budget_spent = false;
     while (may_read(c) && c->rlen - pos >= MC_PROTO_HEADER_BYTES) {
         if (frames++ == FRAME_BUDGET) {
-            c->budget_spent = true; /* the rest waits for the next loop pass */
-            c->budget_pass = s->pass;
+            c->budget_spent = true; /* the rest waits for the next loop pass (on_wake) */
             break;
         }
         struct mc_proto_header h;
@@ -895,7 +949,11 @@ static void process_frames(struct mc_client_conn *c)
             break;
         }
     }
-    if (pos > 0 && c->rbuf) {
+    if (pos > 0 && c->rbuf && c->budget_spent && pos <= c->rlen / 2) {
+        /* R-4: over a yield, move the rest down only once the parsed part is the bigger half:
+         * a big rbuf is then moved O(1) times, not once per FRAME_BUDGET frames. */
+        c->rpos = pos;
+    } else if (pos > 0 && c->rbuf) {
         memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
         c->rlen -= pos;
         /* What is left began arriving no earlier than now (approximation in the client's
@@ -904,7 +962,7 @@ static void process_frames(struct mc_client_conn *c)
         shrink_rbuf(c);
     }
     /* Make room for a partially received big frame. */
-    if (c->state == CONN_OPEN && c->rlen >= MC_PROTO_HEADER_BYTES) {
+    if (c->state == CONN_OPEN && c->rpos == 0 && c->rlen >= MC_PROTO_HEADER_BYTES) {
         size_t need = (size_t)mc_get_u32le(c->rbuf) + 4;
         if (need <= MC_PROTO_MAX_FRAME_BYTES && grow_rbuf(c, need) != 0) {
             close_conn(c);
@@ -925,8 +983,7 @@ static void process_frames(struct mc_client_conn *c)
             read_stop(c);
         }
         if (c->budget_spent) {
-            mark_dirty(c); /* flush_conn resumes it in the next pass */
-            wake_loop(s);
+            yield_conn(c);
         }
     }
     conn_unref(c);
@@ -1010,7 +1067,7 @@ static void on_conn_closed(uv_handle_t *h)
     mc_wbuf_free(&c->wout);
     free(c->rbuf);
     c->rbuf = NULL;
-    c->rcap = c->rlen = 0;
+    c->rcap = c->rlen = c->rpos = 0;
     free(c->cbuf);
     c->cbuf = NULL;
     conn_unref(c); /* the handle's reference */

@@ -10,7 +10,7 @@
 
 uint64_t mc_fd_reserve(uint64_t peers)
 {
-    return MC_FD_RESERVE_BASE + MC_FD_RESERVE_PER_PEER * peers;
+    return MC_FD_RESERVE_BASE + MC_FD_RESERVE_INBOUND + MC_FD_RESERVE_PER_PEER * peers;
 }
 
 int mc_fd_fit(uint64_t limit, uint64_t reserve, uint64_t *client, uint64_t *http)

@@ -9,6 +9,11 @@
  * plus peer links and snapshot streams (4 a peer). */
 #define MC_FD_RESERVE_BASE     64
 #define MC_FD_RESERVE_PER_PEER 4
+/* Inbound peer links anyone reaching the peer port can hold (peer.c MAX_INBOUND, rev18c R-5).
+ * Not reserved: the listen backlogs (511 each; refused connections over a cap hold a descriptor
+ * until the next flush) and WAL segments past the base (image_log_mb / segment size): adding
+ * them would refuse a 1024 limit outright; the backlog burst lasts one loop pass. */
+#define MC_FD_RESERVE_INBOUND 64
 
 /* Descriptors reserved for a node that may have `peers` peers. */
 uint64_t mc_fd_reserve(uint64_t peers);

@@ -266,6 +266,14 @@ static void note_creates(struct mc_node *n, uint64_t index)
     if (n->batch_bucket_creates == 0) {
         return;
     }
+    if (n->n_creates == n->cap_creates && n->head_creates > n->cap_creates / 2) {
+        /* rev18c R-6: under sustained creates the queue is rarely empty when one is admitted:
+         * reuse the applied front as push_write does instead of growing forever. */
+        memmove(n->creates, n->creates + n->head_creates,
+                (n->n_creates - n->head_creates) * sizeof(*n->creates));
+        n->n_creates -= n->head_creates;
+        n->head_creates = 0;
+    }
     if (n->n_creates == n->cap_creates) {
         size_t cap = n->cap_creates ? n->cap_creates * 2 : 64;
         struct node_creates *c = realloc(n->creates, cap * sizeof(*c));

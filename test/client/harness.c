@@ -33,6 +33,9 @@ struct th_server {
     uv_loop_t loop;
     uv_async_t stop_async;
     uv_timer_t delay_timer;
+    uv_prepare_t batch_prep; /* answer_in_prepare */
+    struct mc_client_token *batch;
+    size_t n_batch;
     pthread_t thread;
     struct mc_client_server *srv;
     int port;
@@ -278,7 +281,9 @@ static void fake_dispatch(struct th_server *s, const struct mc_client_request *r
     case MC_REQ_PING: {
         struct mc_ping_info p = {s->o.node_id, 1, 1};
         mc_proto_ping_put(&w, &p);
-        if (delay) {
+        if (s->o.answer_in_prepare && s->n_batch < MAX_HELD) {
+            s->batch[s->n_batch++] = r->token;
+        } else if (delay) {
             reply_later(s, &r->token, 0, w.data, w.len);
         } else {
             mc_client_reply(&r->token, 0, w.data, w.len);
@@ -415,6 +420,22 @@ static void on_server_stopped(void *arg)
     struct th_server *s = arg;
     uv_close((uv_handle_t *)&s->stop_async, on_closed);
     uv_close((uv_handle_t *)&s->delay_timer, on_closed);
+    uv_close((uv_handle_t *)&s->batch_prep, on_closed);
+}
+
+/* answer_in_prepare: like the node's prepare, which proposes what was dispatched before it. */
+static void on_batch_prepare(uv_prepare_t *h)
+{
+    struct th_server *s = h->data;
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    struct mc_ping_info p = {s->o.node_id, 1, 1};
+    mc_proto_ping_put(&w, &p);
+    for (size_t i = 0; i < s->n_batch; i++) {
+        mc_client_reply(&s->batch[i], 0, w.data, w.len);
+    }
+    s->n_batch = 0;
+    mc_wbuf_free(&w);
 }
 
 static void on_stop(uv_async_t *a)
@@ -424,6 +445,10 @@ static void on_stop(uv_async_t *a)
         mc_client_reply_error(&s->held[i], MC_ESHUTDOWN, NULL);
     }
     s->n_held = 0;
+    for (size_t i = 0; i < s->n_batch; i++) {
+        mc_client_reply_error(&s->batch[i], MC_ESHUTDOWN, NULL);
+    }
+    s->n_batch = 0;
     for (size_t i = 0; i < s->n_delayed; i++) {
         mc_client_reply_error(&s->delayed[i].tok, MC_ESHUTDOWN, NULL);
     }
@@ -457,11 +482,20 @@ int th_start(const struct th_opts *o, struct th_server **out)
     s->stop_async.data = s;
     uv_timer_init(&s->loop, &s->delay_timer);
     s->delay_timer.data = s;
-    uv_timer_start(&s->delay_timer, on_delay_timer, 1, 1);
+    if (!o->answer_in_prepare) {
+        uv_timer_start(&s->delay_timer, on_delay_timer, 1, 1);
+    }
     static const struct mc_client_handler h = {.dispatch = dispatch};
     int rc = mc_client_server_start(&s->loop, "127.0.0.1:0", &h, s, &s->o.srv, &s->srv);
     if (rc != 0) {
         return rc;
+    }
+    /* Started after the server's: libuv runs the last started prepare handle first. */
+    s->batch = calloc(MAX_HELD, sizeof(*s->batch));
+    uv_prepare_init(&s->loop, &s->batch_prep);
+    s->batch_prep.data = s;
+    if (o->answer_in_prepare) {
+        uv_prepare_start(&s->batch_prep, on_batch_prepare);
     }
     s->port = mc_client_server_port(s->srv);
     snprintf(s->addr, sizeof(s->addr), "127.0.0.1:%d", s->port);
@@ -520,6 +554,7 @@ void th_stop(struct th_server *s, struct mc_client_server_stats *stats)
         th_engine_close(s->engine);
     }
     free(s->held);
+    free(s->batch);
     free(s->delayed);
     free(s);
 }

@@ -29,6 +29,9 @@ struct th_opts {
     bool blackhole;          /* answer nothing but REGISTER_SESSION (the rest gets
                                 ShuttingDown at stop) */
     uint32_t delay_every;    /* fake: every Nth request is answered 2 ms later (out of order) */
+    bool answer_in_prepare;  /* fake: PINGs are answered from a prepare handle that runs before
+                                the server's (as the node proposes its batch), and no 1 ms
+                                timer keeps the loop awake */
     struct mc_client_server_opts srv; /* server limits */
 };
 

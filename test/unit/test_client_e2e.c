@@ -1778,6 +1778,45 @@ Test(client_e2e, pipelined_ping_flood_is_served_in_budgeted_passes)
                  (unsigned long long)worst_ms);
 }
 
+/* A burst of 600 PINGs (over two frame budgets) sent in one go, answered by a prepare handle
+ * that runs before the server's, as the node proposes its batch: the whole burst is answered
+ * within a few loop passes, though nothing else wakes the loop (no timer in this mode but the
+ * server's sweep, up to 1 s). Before (rev18c R-2): the slice resumed last was dispatched in the
+ * server's prepare, after the "node's", and waited in poll for the next unrelated event. */
+Test(client_e2e, budgeted_burst_is_answered_without_waiting_for_an_event)
+{
+    struct th_server *s = ct_start((struct th_opts){.answer_in_prepare = true});
+    int fd = raw_connect(th_port(s));
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    raw_ping(fd, 1000000); /* connected and served once */
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    uint64_t worst_ms = 0;
+    for (int round = 0; round < 3; round++) {
+        w.len = 0;
+        for (int j = 0; j < 600; j++) {
+            struct mc_proto_request q = {.op = MC_REQ_PING, .request_id = (uint64_t)j + 1};
+            mc_proto_request_encode(&w, &q);
+        }
+        uint64_t t0 = mc_mono_ms();
+        send_all(fd, w.data, w.len);
+        for (int j = 0; j < 600; j++) {
+            struct mc_proto_header h;
+            cr_assert_eq(read_reply(fd, &h), 0);
+            cr_assert_eq(h.request_id, (uint64_t)j + 1, "in order, none lost");
+        }
+        uint64_t took = mc_mono_ms() - t0;
+        worst_ms = took > worst_ms ? took : worst_ms;
+    }
+    mc_wbuf_free(&w);
+    close(fd);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_gt(st.budget_yields, 0, "the bursts were parsed over several loop passes");
+    cr_assert_lt(worst_ms, 150, "a burst took %llu ms", (unsigned long long)worst_ms);
+}
+
 /* ---- AUTH frames per connection (R2) ---- */
 
 static int raw_auth(int fd, uint64_t rid)

@@ -10,7 +10,7 @@ Test(node_fd_limit, caps_that_fit_are_kept)
 {
     uint64_t client = 1000, http = 1024;
     uint64_t reserve = mc_fd_reserve(15);
-    cr_assert_eq(reserve, 124);
+    cr_assert_eq(reserve, 188, "64 base + 64 inbound links + 4 x 15 peers");
     cr_assert_eq(mc_fd_fit(1000000, reserve, &client, &http), 0);
     cr_assert_eq(client, 1000);
     cr_assert_eq(http, 1024);
