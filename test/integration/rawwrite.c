@@ -193,6 +193,32 @@ static int burst(const char *addr, const char *bucket, char **v)
     return errors ? 1 : 0;
 }
 
+/* Sends one WRITE of the n op records in ops (freed here) as request rid and prints its answer:
+ * {"status":"...","message":"..."} (the message of an error answer). 0 on OK, else 1. */
+static int write_ops_print(const char *addr, uint64_t rid, uint32_t n, struct mc_wbuf *ops)
+{
+    struct mc_proto_request req;
+    memset(&req, 0, sizeof(req));
+    req.request_id = rid;
+    req.op = MC_REQ_WRITE;
+    req.u.write.n_ops = n;
+    req.u.write.ops = ops->data;
+    req.u.write.ops_bytes = (uint32_t)ops->len;
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = roundtrip(addr, &req, &body, &blen);
+    struct mc_proto_error e;
+    memset(&e, 0, sizeof(e));
+    if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
+        memset(&e, 0, sizeof(e));
+    }
+    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc), (int)e.message.len,
+           e.message.ptr ? e.message.ptr : "");
+    free(body);
+    mc_wbuf_free(ops);
+    return rc ? 1 : 0;
+}
+
 /*
  * bigop: one WRITE of n_ops records into bucket, the last one MC_OP_MAX_BYTES + 1 bytes (zeros:
  * the node must refuse it on its length alone), the others small valid puts. Prints
@@ -225,26 +251,7 @@ static int bigop(const char *addr, const char *bucket, int n_ops)
     }
     mc_proto_ops_put(&ops, big, MC_OP_MAX_BYTES + 1);
     free(big);
-    struct mc_proto_request req;
-    memset(&req, 0, sizeof(req));
-    req.request_id = 9;
-    req.op = MC_REQ_WRITE;
-    req.u.write.n_ops = (uint32_t)n_ops;
-    req.u.write.ops = ops.data;
-    req.u.write.ops_bytes = (uint32_t)ops.len;
-    uint8_t *body = NULL;
-    size_t blen = 0;
-    int rc = roundtrip(addr, &req, &body, &blen);
-    struct mc_proto_error e;
-    memset(&e, 0, sizeof(e));
-    if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
-        memset(&e, 0, sizeof(e));
-    }
-    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc), (int)e.message.len,
-           e.message.ptr ? e.message.ptr : "");
-    free(body);
-    mc_wbuf_free(&ops);
-    return rc ? 1 : 0;
+    return write_ops_print(addr, 9, (uint32_t)n_ops, &ops);
 }
 
 /* One WRITE whose records are recs[0..n) and its answer: prints {"status":"...","message":"..."}
@@ -259,26 +266,7 @@ static int write_records(const char *addr, const struct mc_op *recs, uint32_t n)
         mc_proto_ops_put(&ops, one.data, one.len);
         mc_wbuf_free(&one);
     }
-    struct mc_proto_request req;
-    memset(&req, 0, sizeof(req));
-    req.request_id = 13;
-    req.op = MC_REQ_WRITE;
-    req.u.write.n_ops = n;
-    req.u.write.ops = ops.data;
-    req.u.write.ops_bytes = (uint32_t)ops.len;
-    uint8_t *body = NULL;
-    size_t blen = 0;
-    int rc = roundtrip(addr, &req, &body, &blen);
-    struct mc_proto_error e;
-    memset(&e, 0, sizeof(e));
-    if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
-        memset(&e, 0, sizeof(e));
-    }
-    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc), (int)e.message.len,
-           e.message.ptr ? e.message.ptr : "");
-    free(body);
-    mc_wbuf_free(&ops);
-    return rc ? 1 : 0;
+    return write_ops_print(addr, 13, n, &ops);
 }
 
 /*

@@ -1173,6 +1173,24 @@ Test(client_e2e, peer_that_stops_reading_is_closed_after_the_send_timeout)
     cr_assert_eq(st.send_timeouts, 1);
 }
 
+/* Reads up to want bytes from fd 16 KiB at a time with pause_ms between reads (a slow but
+ * steady reader), for at most 20 s; returns what it got before the end, EOF or an error. */
+static size_t read_slowly(int fd, size_t want, unsigned pause_ms)
+{
+    static uint8_t buf[16 * 1024];
+    size_t got = 0;
+    uint64_t deadline = mc_mono_ms() + 20000;
+    while (got < want && mc_mono_ms() < deadline) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+        usleep(pause_ms * 1000);
+    }
+    return got;
+}
+
 /* A client that reads slowly but steadily is not cut: the deadline is for a write making no
  * progress (third review: one uv_write carried everything queued, so a reader taking 16 KiB
  * every 50 ms had 256 KiB in one write for ~800 ms, past a 300 ms deadline). */
@@ -1187,17 +1205,7 @@ Test(client_e2e, slow_steady_reader_is_not_closed_at_the_send_timeout)
     int fd = raw_connect_rcvbuf(th_port(s), 4096);
     enum { GETS = 12 };
     send_big_gets(fd, GETS);
-    size_t want = (size_t)GETS * BIG_VALUE_BYTES, got = 0;
-    static uint8_t buf[16 * 1024];
-    uint64_t deadline = mc_mono_ms() + 20000;
-    while (got < want && mc_mono_ms() < deadline) {
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0) {
-            break;
-        }
-        got += (size_t)n;
-        usleep(50 * 1000);
-    }
+    size_t want = (size_t)GETS * BIG_VALUE_BYTES, got = read_slowly(fd, want, 50);
     cr_assert_geq(got, want, "closed after %zu of %zu bytes", got, want);
     close(fd);
     struct mc_client_server_stats st;
@@ -1898,17 +1906,7 @@ Test(client_e2e, slow_reader_is_not_idle_closed_mid_reply)
     int fd = raw_connect_rcvbuf(th_port(s), 4096);
     enum { GETS = 12 };
     send_big_gets(fd, GETS);
-    size_t want = (size_t)GETS * BIG_VALUE_BYTES, got = 0;
-    static uint8_t buf[16 * 1024];
-    uint64_t deadline = mc_mono_ms() + 20000;
-    while (got < want && mc_mono_ms() < deadline) {
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0) {
-            break;
-        }
-        got += (size_t)n;
-        usleep(20 * 1000);
-    }
+    size_t want = (size_t)GETS * BIG_VALUE_BYTES, got = read_slowly(fd, want, 20);
     cr_assert_geq(got, want, "closed after %zu of %zu bytes", got, want);
     close(fd);
     struct mc_client_server_stats st;
