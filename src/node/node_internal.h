@@ -362,6 +362,9 @@ void node_process_ready(struct mc_node *n);
 void node_wal_progress(struct mc_node *n);
 void node_send_raft(struct mc_node *n, const struct mc_raft_msg *m);
 void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *payload, size_t len);
+/* A held Raft message (node_snapshot_unblocked) stepped as node_on_peer_frame would, except
+ * that it is not leader contact: last_leader_contact_ms stays. */
+void node_replay_raft_frame(struct mc_node *n, uint64_t from, const uint8_t *payload, size_t len);
 
 /* node_write.c */
 void node_handle_write(struct mc_node *n, const struct mc_client_request *r);
