@@ -270,7 +270,6 @@ struct mc_node {
     uint64_t recv_done_index, recv_done_term; /* last snapshot fully received */
     char recv_done_path[MC_DATADIR_PATH_MAX];
     bool recv_done_prepared;   /* engine.new holds recv_done's image, ready to swap in */
-    bool install_stepped;      /* a SNAPSHOT message stepped: its install is in the next ready */
     struct recv_job *recv_job; /* a received image being finished off the loop */
     /* What an install that cannot run now waits with (node_snapshot_hold): the leader's SNAPSHOT
      * message (msg NULL: none), and the DONE ack of its image's last chunk (done_owed), both
@@ -478,6 +477,9 @@ bool node_check_pending(struct mc_node *n, uint64_t index);
 /* The admin CHECK request for the state hash now: hashed by the job off the loop, answered
  * when it ends (Busy when a job runs already). */
 void node_check_request(struct mc_node *n, const struct mc_client_token *t);
+/* Why the admin CHECK request gets Busy now (a hash job runs, or Raft has a snapshot install
+ * due in the next ready), or NULL when a hash may begin. */
+const char *node_check_busy(struct mc_node *n);
 /* A stop: answer the request still waiting for its job with code. */
 void node_check_fail_request(struct mc_node *n, int code);
 /* A state hash job exists (a mark's or the admin request's, from its start to its end on the

@@ -290,7 +290,6 @@ void node_process_ready(struct mc_node *n)
             return;
         }
     }
-    n->install_stepped = false; /* any install a stepped SNAPSHOT asked for has run */
     int rc = n->n_apply_holds ? apply_held(n) : 0;
     if (rc) {
         node_fatal(n, "apply", rc);
@@ -336,12 +335,6 @@ static void step_raft_frame(struct mc_node *n, uint64_t from, const uint8_t *pay
         if (m.term >= mc_raft_term(n->raft)) {
             n->last_leader_contact_ms = node_now_ms();
         }
-    }
-    if (m.type == MC_RAFT_MSG_SNAPSHOT) {
-        /* Raft may hand out its install in the next node_process_ready, after this loop
-         * iteration's other callbacks: none of them may start a hash of the engine it closes
-         * (node_check_request). Cleared after that ready loop. */
-        n->install_stepped = true;
     }
     if (m.type == MC_RAFT_MSG_READ_INDEX) {
         /* A leader may answer from its lease right here: after a stall it must first count
