@@ -1,5 +1,6 @@
 /* test_node_snap_hold.c: a follower's SNAPSHOT message on the loop (node_ready.c,
- * node_snapshot.c): a held message replayed later is not leader contact (rev18 H3). */
+ * node_snapshot.c, node_check.c): a held message replayed later is not leader contact (rev18
+ * H3); from its step to the ready that installs it, an admin CHECK gets Busy (rev18 H1). */
 #include <criterion/criterion.h>
 
 #include "metacenter/error.h"
@@ -97,7 +98,34 @@ Test(node_snap_hold, a_replayed_snapshot_message_is_not_leader_contact)
     cr_assert_eq(n->last_leader_contact_ms, CONTACT_MS,
                  "the replay moved the leader contact time (to %llu)",
                  (unsigned long long)n->last_leader_contact_ms);
+    cr_assert_not_null(node_check_busy(n), "a replayed install is due: a CHECK is not Busy");
     deliver(n, MC_RAFT_MSG_HEARTBEAT);
     cr_assert_gt(n->last_leader_contact_ms, CONTACT_MS, "a fresh heartbeat is contact");
+    fixture_free(&f);
+}
+
+/* The SNAPSHOT message is stepped in a peer read (or a replay) and Raft hands out its install
+ * in the next node_process_ready: an admin CHECK read in between (same poll batch, or a later
+ * phase of the iteration) gets Busy, else its hash would make the install block the loop till
+ * the hash ends (node_check_wait_hash). Busy ends with the advance of that ready. A message that
+ * asks for no install (already committed) asks no Busy. */
+Test(node_snap_hold, a_check_between_the_step_and_the_install_is_busy)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct mc_node *n = f.n;
+    cr_assert_null(node_check_busy(n));
+    deliver(n, MC_RAFT_MSG_SNAPSHOT);
+    cr_assert_null(n->snap_held.msg, "nothing blocks: the message is stepped");
+    const char *busy = node_check_busy(n);
+    cr_assert_not_null(busy, "a CHECK between the step and the install is not Busy");
+    cr_assert(strstr(busy, "snapshot install"), "%s", busy);
+    struct mc_raft_ready rd; /* node_process_ready: the install, then the advance */
+    mc_raft_ready(n->raft, &rd);
+    cr_assert_not_null(rd.snapshot);
+    mc_raft_advance(n->raft, &rd);
+    cr_assert_null(node_check_busy(n), "still Busy after the ready that installed it");
+    deliver(n, MC_RAFT_MSG_SNAPSHOT); /* the leader's resend: index committed, only answered */
+    cr_assert_null(node_check_busy(n));
     fixture_free(&f);
 }
