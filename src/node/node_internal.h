@@ -440,8 +440,9 @@ bool node_chunk_reading(const struct chunk_reader *r);
 int node_snap_use(struct mc_node *n, const char *path);
 void node_snap_unuse(struct mc_node *n, const char *path);
 /* Prune n->snapdir (MC_SNAP_KEEP): files in use are skipped, images go to the snapshot trash.
- * Any thread, one prune at a time (a snapshot job's, an install's, node_snap_prune_due's). */
-void node_snap_prune(struct mc_node *n);
+ * Any thread, one prune at a time (a snapshot job's, an install's, node_snap_prune_due's).
+ * Returns how many files it took (the prune logs each, and any failure). */
+unsigned node_snap_prune(struct mc_node *n);
 /* Loop (each tick): prune again once the last holder of a file a prune skipped let it go. */
 void node_snap_prune_due(struct mc_node *n);
 /* uv_queue_work, counted: every threadpool job that touches the node goes through here, and its
