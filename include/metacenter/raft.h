@@ -427,6 +427,9 @@ int mc_raft_snapshot_taken(struct mc_raft *r, uint64_t index, uint64_t term,
                            const struct mc_raft_conf *conf);
 
 bool mc_raft_has_ready(const struct mc_raft *r);
+/* A stepped SNAPSHOT message left a snapshot to install: the next ready hands it out
+ * (rd.snapshot). True from that step until mc_raft_advance of the ready that held it. */
+bool mc_raft_snapshot_install_due(const struct mc_raft *r);
 void mc_raft_ready(struct mc_raft *r, struct mc_raft_ready *rd);
 void mc_raft_advance(struct mc_raft *r, const struct mc_raft_ready *rd);
 

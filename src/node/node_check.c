@@ -529,6 +529,22 @@ static bool start_hash(struct node_check *ck, uint64_t index)
     return true;
 }
 
+const char *node_check_busy(struct mc_node *n)
+{
+    struct node_check *ck = n->members_state.check;
+    if (ck && ck->hash_job) {
+        return "a hash is being computed; retry";
+    }
+    /* Raft holds an install from the SNAPSHOT message's step (a peer read, or a replay when a
+     * hash, a snapshot job or a finish ends) to the advance of the next ready, which runs it: a
+     * hash begun in between would make it block the loop till the hash ends
+     * (node_check_wait_hash). */
+    if (n->raft && mc_raft_snapshot_install_due(n->raft)) {
+        return "a snapshot install is pending; retry";
+    }
+    return NULL;
+}
+
 void node_check_request(struct mc_node *n, const struct mc_client_token *t)
 {
     struct node_check *ck = get(n);
@@ -541,14 +557,9 @@ void node_check_request(struct mc_node *n, const struct mc_client_token *t)
         mc_client_reply_error(t, MC_ESHUTDOWN, NULL);
         return;
     }
-    if (ck->hash_job) {
-        mc_client_reply_error(t, MC_EBUSY, "a hash is being computed; retry");
-        return;
-    }
-    if (n->install_stepped) {
-        /* A snapshot install is due in the next ready: a hash begun now would make it block the
-         * loop till the hash ends (node_check_wait_hash). */
-        mc_client_reply_error(t, MC_EBUSY, "a snapshot install is pending; retry");
+    const char *busy = node_check_busy(n);
+    if (busy) {
+        mc_client_reply_error(t, MC_EBUSY, busy);
         return;
     }
     uint64_t at = 0;
@@ -573,7 +584,7 @@ void node_check_fail_request(struct mc_node *n, int code)
 
 /* Loop, before an install closes the engine: wait for the hash job's transaction to close. It
  * never should have to (no install is stepped while a job exists: node_snapshot_received; no
- * admin hash begins while a stepped install is due: install_stepped; marks apply after the
+ * admin hash begins while a stepped install is due: node_check_busy; marks apply after the
  * install in the same ready), and a job's worker ends its transaction without the loop, so the wait
  * ends when the hash does; each wait is bounded, so a long one says so every
  * CHECK_HASH_WAIT_LOG_MS. */

@@ -131,23 +131,33 @@ void node_snap_unuse(struct mc_node *n, const char *path)
     pthread_mutex_unlock(&n->snap_users.mu);
 }
 
-/* mc_snap_prune_opts.in_use: called with snap_users.mu held. A file skipped is marked so that
- * its last unmark asks for another prune. */
+/* What node_snap_prune hands mc_snap_prune as in_use's ctx. */
+struct prune_ctx {
+    struct mc_node *n;
+    unsigned taken; /* files past keep that no stream held: the prune removed them */
+};
+
+/* mc_snap_prune_opts.in_use: called with snap_users.mu held, for each file past keep. A file
+ * skipped is marked so that its last unmark asks for another prune. */
 static bool snap_in_use(void *ctx, const char *path)
 {
-    struct mc_node *n = ctx;
-    int i = users_find(&n->snap_users, base_name(path), false);
+    struct prune_ctx *c = ctx;
+    int i = users_find(&c->n->snap_users, base_name(path), false);
     if (i >= 0) {
-        n->snap_users.e[i].deferred = true;
+        c->n->snap_users.e[i].deferred = true;
+    } else {
+        c->taken++;
     }
     return i >= 0;
 }
 
-void node_snap_prune(struct mc_node *n)
+unsigned node_snap_prune(struct mc_node *n)
 {
+    struct prune_ctx c = {.n = n};
     struct mc_snap_prune_opts o = {
-        .trash = n->snap_trash, .in_use = snap_in_use, .ctx = n, .mu = &n->snap_users.mu};
+        .trash = n->snap_trash, .in_use = snap_in_use, .ctx = &c, .mu = &n->snap_users.mu};
     mc_snap_prune(n->snapdir, NULL, MC_SNAP_KEEP, &o);
+    return c.taken;
 }
 
 void node_snap_prune_due(struct mc_node *n)
@@ -161,9 +171,14 @@ void node_snap_prune_due(struct mc_node *n)
     }
     /* Cleared before the prune: an unmark during it asks again. */
     atomic_store(&n->snap_users.prune_due, false);
-    MC_INFO("snapshot_prune_resumed",
-            "reason=\"a deferred image is no longer in use, or a start\"");
-    node_snap_prune(n);
+    unsigned taken = node_snap_prune(n);
+    /* Said only when it took a file: every start asks for one (rev18b N3), mostly for none. */
+    if (taken) {
+        MC_INFO("snapshot_prune_resumed",
+                "pruned=%u reason=\"held by a stream, or left by a stop\"", taken);
+    } else {
+        MC_DEBUG("snapshot_prune_resumed", "pruned=0");
+    }
 }
 
 /* An image a stream holds open, marked in use while it is. */

@@ -270,7 +270,6 @@ struct mc_node {
     uint64_t recv_done_index, recv_done_term; /* last snapshot fully received */
     char recv_done_path[MC_DATADIR_PATH_MAX];
     bool recv_done_prepared;   /* engine.new holds recv_done's image, ready to swap in */
-    bool install_stepped;      /* a SNAPSHOT message stepped: its install is in the next ready */
     struct recv_job *recv_job; /* a received image being finished off the loop */
     /* What an install that cannot run now waits with (node_snapshot_hold): the leader's SNAPSHOT
      * message (msg NULL: none), and the DONE ack of its image's last chunk (done_owed), both
@@ -362,6 +361,9 @@ void node_process_ready(struct mc_node *n);
 void node_wal_progress(struct mc_node *n);
 void node_send_raft(struct mc_node *n, const struct mc_raft_msg *m);
 void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *payload, size_t len);
+/* A held Raft message (node_snapshot_unblocked) stepped as node_on_peer_frame would, except
+ * that it is not leader contact: last_leader_contact_ms stays. */
+void node_replay_raft_frame(struct mc_node *n, uint64_t from, const uint8_t *payload, size_t len);
 
 /* node_write.c */
 void node_handle_write(struct mc_node *n, const struct mc_client_request *r);
@@ -438,8 +440,9 @@ bool node_chunk_reading(const struct chunk_reader *r);
 int node_snap_use(struct mc_node *n, const char *path);
 void node_snap_unuse(struct mc_node *n, const char *path);
 /* Prune n->snapdir (MC_SNAP_KEEP): files in use are skipped, images go to the snapshot trash.
- * Any thread, one prune at a time (a snapshot job's, an install's, node_snap_prune_due's). */
-void node_snap_prune(struct mc_node *n);
+ * Any thread, one prune at a time (a snapshot job's, an install's, node_snap_prune_due's).
+ * Returns how many files it took (the prune logs each, and any failure). */
+unsigned node_snap_prune(struct mc_node *n);
 /* Loop (each tick): prune again once the last holder of a file a prune skipped let it go. */
 void node_snap_prune_due(struct mc_node *n);
 /* uv_queue_work, counted: every threadpool job that touches the node goes through here, and its
@@ -475,6 +478,9 @@ bool node_check_pending(struct mc_node *n, uint64_t index);
 /* The admin CHECK request for the state hash now: hashed by the job off the loop, answered
  * when it ends (Busy when a job runs already). */
 void node_check_request(struct mc_node *n, const struct mc_client_token *t);
+/* Why the admin CHECK request gets Busy now (a hash job runs, or Raft has a snapshot install
+ * due in the next ready), or NULL when a hash may begin. */
+const char *node_check_busy(struct mc_node *n);
 /* A stop: answer the request still waiting for its job with code. */
 void node_check_fail_request(struct mc_node *n, int code);
 /* A state hash job exists (a mark's or the admin request's, from its start to its end on the

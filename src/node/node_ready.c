@@ -290,7 +290,6 @@ void node_process_ready(struct mc_node *n)
             return;
         }
     }
-    n->install_stepped = false; /* any install a stepped SNAPSHOT asked for has run */
     int rc = n->n_apply_holds ? apply_held(n) : 0;
     if (rc) {
         node_fatal(n, "apply", rc);
@@ -303,24 +302,11 @@ void node_process_ready(struct mc_node *n)
     mc_peer_flush(n->peers);
 }
 
-void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *payload, size_t len)
+/* A Raft message from a peer: decoded and stepped. fresh: it arrived just now, so a message
+ * from the leader is leader contact; a replay (node_replay_raft_frame) is not (rev18 H3). */
+static void step_raft_frame(struct mc_node *n, uint64_t from, const uint8_t *payload, size_t len,
+                            bool fresh)
 {
-    struct mc_node *n = ctx;
-    if (n->fatal || n->stopping) {
-        return;
-    }
-    if (kind == MC_PEER_SNAP_CHUNK) {
-        node_on_snap_chunk(n, from, payload, len);
-        return;
-    }
-    if (kind == MC_PEER_SNAP_ACK) {
-        node_on_snap_ack(n, from, payload, len);
-        return;
-    }
-    if (kind == MC_PEER_CHECK) {
-        node_check_on_peer(n, from, payload, len);
-        return;
-    }
     struct mc_raft_msg m;
     int rc = mc_raft_msg_decode(payload, len, &m);
     if (rc) {
@@ -342,17 +328,13 @@ void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *p
         mc_raft_msg_free(&m);
         return;
     }
-    if (m.type == MC_RAFT_MSG_APPEND || m.type == MC_RAFT_MSG_HEARTBEAT ||
-        m.type == MC_RAFT_MSG_SNAPSHOT) {
+    /* A replay is not news from the leader: it must not move the contact time that bounds
+     * stale reads (max_staleness_ms), however long it was held. */
+    if (fresh && (m.type == MC_RAFT_MSG_APPEND || m.type == MC_RAFT_MSG_HEARTBEAT ||
+                  m.type == MC_RAFT_MSG_SNAPSHOT)) {
         if (m.term >= mc_raft_term(n->raft)) {
             n->last_leader_contact_ms = node_now_ms();
         }
-    }
-    if (m.type == MC_RAFT_MSG_SNAPSHOT) {
-        /* Raft may hand out its install in the next node_process_ready, after this loop
-         * iteration's other callbacks: none of them may start a hash of the engine it closes
-         * (node_check_request). Cleared after that ready loop. */
-        n->install_stepped = true;
     }
     if (m.type == MC_RAFT_MSG_READ_INDEX) {
         /* A leader may answer from its lease right here: after a stall it must first count
@@ -361,4 +343,33 @@ void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *p
     }
     mc_raft_step(n->raft, &m);
     mc_raft_msg_free(&m);
+}
+
+void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *payload, size_t len)
+{
+    struct mc_node *n = ctx;
+    if (n->fatal || n->stopping) {
+        return;
+    }
+    if (kind == MC_PEER_SNAP_CHUNK) {
+        node_on_snap_chunk(n, from, payload, len);
+        return;
+    }
+    if (kind == MC_PEER_SNAP_ACK) {
+        node_on_snap_ack(n, from, payload, len);
+        return;
+    }
+    if (kind == MC_PEER_CHECK) {
+        node_check_on_peer(n, from, payload, len);
+        return;
+    }
+    step_raft_frame(n, from, payload, len, true);
+}
+
+void node_replay_raft_frame(struct mc_node *n, uint64_t from, const uint8_t *payload, size_t len)
+{
+    if (n->fatal || n->stopping) {
+        return;
+    }
+    step_raft_frame(n, from, payload, len, false);
 }

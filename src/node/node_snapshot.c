@@ -1049,13 +1049,11 @@ void node_snapshot_unblocked(struct mc_node *n)
             (unsigned long long)from, (unsigned long long)n->snap_held.index,
             (unsigned long long)held_ms);
     n->snap_held.msg = NULL; /* out of the slot first: the step may hold another */
-    /* A replay is not news from the leader (rev18 H3): it must not move the contact time that
+    /* A replay is not news from the leader (rev18 H3): stepped without the contact time that
      * bounds stale reads (max_staleness_ms). Raft itself takes it as its leader's message and
      * resets its election timer (§5.2): a leader that died during the hold costs at most one
      * more election timeout before this member campaigns, a rare double fault. */
-    uint64_t contact = n->last_leader_contact_ms;
-    node_on_peer_frame(n, from, MC_PEER_RAFT, msg, len);
-    n->last_leader_contact_ms = contact;
+    node_replay_raft_frame(n, from, msg, len);
     free(msg);
 }
 

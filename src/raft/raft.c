@@ -602,6 +602,12 @@ bool mc_raft_has_ready(const struct mc_raft *r)
            soft_changed(r) || committed_to(r, &hi) > 0;
 }
 
+bool mc_raft_snapshot_install_due(const struct mc_raft *r)
+{
+    /* Set by sn_handle_snapshot, cleared by the advance of the ready that handed it out. */
+    return r->snapshot_to_install;
+}
+
 void mc_raft_ready(struct mc_raft *r, struct mc_raft_ready *rd)
 {
     memset(rd, 0, sizeof(*rd));

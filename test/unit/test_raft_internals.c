@@ -495,6 +495,61 @@ Test(raft_api, commit_only_through_current_term)
     mc_raft_destroy(r);
 }
 
+static struct mc_raft_msg snapshot_msg(uint64_t term, uint64_t index)
+{
+    struct mc_raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = MC_RAFT_MSG_SNAPSHOT;
+    m.from = 1, m.to = 2, m.term = term;
+    m.snapshot.index = index;
+    m.snapshot.term = term;
+    m.snapshot.conf.n_voters = 3;
+    m.snapshot.conf.voters[0] = 1, m.snapshot.conf.voters[1] = 2, m.snapshot.conf.voters[2] = 3;
+    return m;
+}
+
+/* mc_raft_snapshot_install_due: true from the step of a SNAPSHOT message that leaves an install
+ * until the advance of the ready that hands it out (the node answers an admin CHECK Busy for that
+ * long: rev18 H1); a message that leaves none (stale term, index already committed) leaves it
+ * false. */
+Test(raft_api, snapshot_install_due_from_the_step_to_the_advance)
+{
+    struct mc_raft_config c = cfg3(2);
+    struct mc_raft *r;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
+    cr_assert_not(mc_raft_snapshot_install_due(r));
+    struct mc_raft_msg m = snapshot_msg(2, 10);
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert(mc_raft_snapshot_install_due(r), "a snapshot to install, not reported");
+    cr_assert(mc_raft_has_ready(r));
+    struct mc_raft_ready rd;
+    mc_raft_ready(r, &rd);
+    cr_assert_not_null(rd.snapshot);
+    cr_assert_eq(rd.snapshot->index, 10);
+    cr_assert(mc_raft_snapshot_install_due(r), "handed out but not yet advanced: still due");
+    mc_raft_advance(r, &rd);
+    cr_assert_not(mc_raft_snapshot_install_due(r), "the ready that held it was advanced");
+    drain(r);
+    cr_assert_not(mc_raft_snapshot_install_due(r));
+    /* The same message again: index 10 is committed, only answered. */
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert_not(mc_raft_snapshot_install_due(r));
+    drain(r);
+    /* An older term's: ignored. */
+    m = snapshot_msg(1, 20);
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert_not(mc_raft_snapshot_install_due(r));
+    /* A newer image: due again until its ready is advanced. */
+    m = snapshot_msg(2, 30);
+    cr_assert_eq(mc_raft_step(r, &m), 0);
+    cr_assert(mc_raft_snapshot_install_due(r));
+    mc_raft_ready(r, &rd);
+    cr_assert_eq(rd.snapshot->index, 30);
+    mc_raft_advance(r, &rd);
+    cr_assert_not(mc_raft_snapshot_install_due(r));
+    mc_raft_destroy(r);
+}
+
 /* Thesis §6.4: a new leader answers reads only after committing an entry of its term, and only
  * after a heartbeat round sent after the read arrived. */
 Test(raft_api, read_index_waits_for_noop_and_heartbeat_round)
