@@ -1,6 +1,7 @@
 /* read.c: point reads over pooled LMDB read transactions: buckets and object versions. */
 #include "engine/internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,23 @@ static int read_err(int rc, bool delete_marker)
         rc == MC_ENOBUCKET) {
         return mc_engine_seterr(rc, "%s", mc_strerror(rc));
     }
+    return rc;
+}
+
+/* Ends a point read in rt: a miss (key or version not found) in a bucket that does not exist is
+ * the bucket's error instead (NoSuchBucket). The bucket is looked up only on a miss: one that
+ * holds versions cannot be deleted. Then rt goes back to the pool. */
+static int read_end(struct mc_engine *eng, struct mc_rtxn *rt, const char *bucket, bool miss,
+                    int rc)
+{
+    if (miss) {
+        int brc = mc_bucket_load(eng, rt->txn, bucket, NULL);
+        if (brc) {
+            assert(brc != MC_ENOKEY); /* callers tell a miss from a bucket error by rc */
+            rc = brc;
+        }
+    }
+    mc_rtxn_put(eng, rt);
     return rc;
 }
 
@@ -116,14 +134,7 @@ int mc_engine_get(struct mc_engine *eng, const char *bucket, const char *key,
             rc = MC_ENOKEY; /* S3: 404 with x-amz-delete-marker; *out keeps the marker */
         }
     }
-    if (rc == MC_ENOKEY || rc == MC_ENOVERSION) {
-        int brc = mc_bucket_load(eng, rt->txn, bucket, NULL);
-        if (brc) {
-            mc_version_clear(out);
-            rc = brc;
-        }
-    }
-    mc_rtxn_put(eng, rt);
+    rc = read_end(eng, rt, bucket, rc == MC_ENOKEY || rc == MC_ENOVERSION, rc);
     if (rc && !(rc == MC_ENOKEY && out->is_delete_marker)) {
         mc_version_clear(out);
     }
@@ -227,12 +238,6 @@ int mc_engine_get_encoded(struct mc_engine *eng, const char *bucket, const char 
             w->data[at + sc.flags_off] |= 2;
         }
     }
-    if (rc == MC_ENOKEY && !*is_delete_marker) {
-        int brc = mc_bucket_load(eng, rt->txn, bucket, NULL);
-        if (brc) {
-            rc = brc;
-        }
-    }
-    mc_rtxn_put(eng, rt);
+    rc = read_end(eng, rt, bucket, rc == MC_ENOKEY && !*is_delete_marker, rc);
     return read_err(rc, *is_delete_marker);
 }

@@ -51,19 +51,35 @@ static bool addr_syntax_ok(const char *a, size_t len)
     return port >= 1 && port <= 65535;
 }
 
+/* This node dials member id through a --peer-route of its own (node_dial_addr), whatever
+ * the member's stored peer address says. */
+static bool has_peer_route(const struct mc_node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->opts.route_count; i++) {
+        if (n->opts.routes[i].id == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* An ADD_MEMBER's addresses before anything is proposed: a change with an address the members
  * cannot store (over MC_ADDR_MAX: followers dropped it, the leader cut it) or dial would commit
  * and leave the new member unreachable. The peer address must parse as the transport dials it
- * (an IP literal or localhost); the client address is optional (clients resolve names). */
-static int check_member_addrs(const struct mc_proto_request *q, char *why, size_t why_len)
+ * (an IP literal or localhost), unless this leader has a --peer-route for the member: then the
+ * address is only a label (HOST:PORT syntax still holds) and the route is what is dialed. The
+ * client address is optional (clients resolve names). */
+static int check_member_addrs(const struct mc_node *n, const struct mc_proto_request *q, char *why,
+                              size_t why_len)
 {
     struct sockaddr_storage sa;
     const char *peer = q->u.member.peer_addr.ptr ? q->u.member.peer_addr.ptr : "";
     const char *client = q->u.member.client_addr.ptr ? q->u.member.client_addr.ptr : "";
-    if (!addr_syntax_ok(peer, q->u.member.peer_addr.len) || mc_parse_addr(peer, &sa) != 0) {
+    if (!addr_syntax_ok(peer, q->u.member.peer_addr.len) ||
+        (mc_parse_addr(peer, &sa) != 0 && !has_peer_route(n, q->u.member.id))) {
         snprintf(why, why_len,
                  "the peer address must be IP:PORT (IPv6 in brackets, or localhost) under %d "
-                 "bytes",
+                 "bytes, or HOST:PORT for a member this leader has a --peer-route for",
                  MC_ADDR_MAX);
         return MC_EINVAL;
     }
@@ -290,7 +306,7 @@ void node_members_handle(struct mc_node *n, const struct mc_client_request *r)
     }
     switch (q->op) {
     case MC_REQ_ADD_MEMBER:
-        if (check_member_addrs(q, why, sizeof(why)) != 0) {
+        if (check_member_addrs(n, q, why, sizeof(why)) != 0) {
             mc_client_reply_error(&r->token, MC_EINVAL, why);
             goto out;
         }

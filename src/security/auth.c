@@ -62,8 +62,9 @@ int mc_auth_new(struct mc_auth **out)
     }
     a->md = md_fetch();
     if (!a->md) {
+        /* Not memory: OpenSSL has no provider offering SHA-256 (a broken provider setup). */
         free(a);
-        return MC_ENOMEM;
+        return MC_EINTERNAL;
     }
     *out = a;
     return 0;
@@ -297,6 +298,9 @@ int mc_auth_load(const char *path, struct mc_auth **out, char *err, size_t errle
     }
     struct mc_auth *a = NULL;
     int rc = mc_auth_new(&a);
+    if (rc) {
+        snprintf(err, errlen, "%s", rc == MC_EINTERNAL ? MC_AUTH_NO_SHA256 : "out of memory");
+    }
     char line[MC_AUTH_LINE_MAX + 2];
     int lineno = 0;
     while (rc == 0 && fgets(line, sizeof(line), f)) {

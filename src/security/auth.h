@@ -49,9 +49,16 @@ struct mc_principal {
 
 struct mc_auth;
 
-/* An empty table (nothing verifies until principals are added). 0 or MC_ENOMEM. */
+/* What MC_EINTERNAL from mc_auth_new/mc_auth_load means. */
+#define MC_AUTH_NO_SHA256                                                                          \
+    "SHA-256 could not be fetched from OpenSSL (check the OpenSSL provider configuration, "        \
+    "e.g. OPENSSL_CONF)"
+
+/* An empty table (nothing verifies until principals are added). 0, MC_ENOMEM, or MC_EINTERNAL
+ * when OpenSSL cannot supply SHA-256 (MC_AUTH_NO_SHA256). */
 int mc_auth_new(struct mc_auth **out);
-/* Load a file. On error writes "file:line: why" to err and returns MC_EINVAL / MC_EIO. */
+/* Load a file. On error writes "file:line: why" (or why alone) to err and returns MC_EINVAL /
+ * MC_EIO, or mc_auth_new's MC_ENOMEM / MC_EINTERNAL. */
 int mc_auth_load(const char *path, struct mc_auth **out, char *err, size_t errlen);
 /* Parse and add one line (blank/comment lines are accepted and ignored). */
 int mc_auth_add_line(struct mc_auth *a, const char *line, char *err, size_t errlen);

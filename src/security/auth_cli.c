@@ -64,8 +64,9 @@ static int hash_token(int argc, char **argv)
         fprintf(stderr, "token: %s\n", token);
     }
     char h[MC_AUTH_HASH_STR_BYTES];
-    if (mc_auth_hash_token(token, h, sizeof(h)) != 0) {
-        return fail(1, "token must be 1-256 bytes");
+    int rc = mc_auth_hash_token(token, h, sizeof(h));
+    if (rc) {
+        return fail(1, rc == MC_EIO ? "no randomness available" : "token must be 1-256 bytes");
     }
     /* Round-trip through the parser so the printed line is known to load. */
     char line[MC_AUTH_LINE_MAX];
@@ -73,7 +74,11 @@ static int hash_token(int argc, char **argv)
              buckets ? buckets : "");
     struct mc_auth *a = NULL;
     char why[160];
-    if (mc_auth_new(&a) != 0 || mc_auth_add_line(a, line, why, sizeof(why)) != 0) {
+    rc = mc_auth_new(&a);
+    if (rc) {
+        return fail(1, rc == MC_EINTERNAL ? MC_AUTH_NO_SHA256 : "out of memory");
+    }
+    if (mc_auth_add_line(a, line, why, sizeof(why)) != 0) {
         mc_auth_free(a);
         return fail(1, "bad --buckets (at most 16 names, comma separated)");
     }

@@ -318,3 +318,33 @@ def test_add_member_with_a_bad_address_is_refused_before_proposing():
         assert r["status"] == "OK", r
         m = {m["id"]: m for m in c.status(n1)["members"]}[2]
         assert m["peer_address"] == good, m
+
+
+def test_add_member_by_a_label_the_leader_has_a_peer_route_for():
+    """rev18c N-6: a member known only by a label (HOST:PORT that is no IP literal) was refused
+    since aud18 R10, although the leader dials it through its --peer-route. Now accepted when the
+    leader has a route for that id (the learner gets the data through it); still refused
+    without one."""
+    c = Cluster(1, FAST_FLAGS)
+    try:
+        n1 = c.nodes[0]
+        route_port = free_port()  # node 2's real peer port: only node 1's route names it
+        n1.start(["--peer-route", "2=127.0.0.1:%d" % route_port])
+        c.leader()
+        n2 = add_joiner(c, 2, start=False)
+        n2.peer_port = route_port
+        cli(["--endpoints", n1.client, "bucket", "create", "routed"])
+        cli(["--endpoints", n1.client, "put", "routed", "k"])
+        r = rawwrite(n1.client, "addmember", "3", "node3.internal:7071", "")
+        assert r["status"] == "InvalidArgument" and "--peer-route" in r["message"], r
+        label = "node2.internal:7071"
+        r = rawwrite(n1.client, "addmember", "2", label, n2.client)
+        assert r["status"] == "OK", r
+        m = {m["id"]: m for m in c.status(n1)["members"]}
+        assert sorted(m) == [1, 2] and m[2]["peer_address"] == label, m
+        n2.start()
+        got = wait_for(lambda: cli(["--endpoints", n2.client, "--consistency", "stale", "get",
+                                    "routed", "k"], check=False).returncode == 0, 15)
+        assert got, "the routed learner never received the data: %s" % n2.log_tail()
+    finally:
+        c.close()

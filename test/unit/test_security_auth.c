@@ -1,6 +1,7 @@
 /* test_security_auth.c: token file parsing, salted hashes, roles, bucket grants, wire authz. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -118,6 +119,37 @@ Test(security_auth, load_file_reports_line)
     cr_assert_eq(mc_auth_verify(a, "tok", 3)->role, MC_ROLE_ADMIN);
     mc_auth_free(a);
     unlink(path);
+}
+
+/* OpenSSL with only the base provider (no SHA-256): the table cannot be built, and the error
+ * says so instead of "out of memory" (rev18c N-4). OPENSSL_CONF is read at OpenSSL's first use,
+ * which in this test's own process is here. */
+Test(security_auth, missing_sha256_is_not_out_of_memory)
+{
+    char conf[] = "/tmp/mc_auth_ossl_XXXXXX", path[] = "/tmp/mc_auth_test_XXXXXX";
+    int cfd = mkstemp(conf), pfd = mkstemp(path);
+    cr_assert(cfd >= 0 && pfd >= 0);
+    FILE *f = fdopen(cfd, "w");
+    fputs("openssl_conf = init\n[init]\nproviders = prov\n[prov]\nbase = base\n"
+          "[base]\nactivate = 1\n",
+          f);
+    fclose(f);
+    f = fdopen(pfd, "w");
+    fputs("bob admin sha256$00000000000000000000000000000000$"
+          "0000000000000000000000000000000000000000000000000000000000000000\n",
+          f);
+    fclose(f);
+    cr_assert_eq(setenv("OPENSSL_CONF", conf, 1), 0);
+    struct mc_auth *a = NULL;
+    int rc_new = mc_auth_new(&a);
+    char err[300] = "";
+    int rc_load = mc_auth_load(path, &a, err, sizeof(err));
+    unlink(conf);
+    unlink(path);
+    cr_assert_eq(rc_new, MC_EINTERNAL, "%s", mc_error_name(rc_new));
+    cr_assert_eq(rc_load, MC_EINTERNAL, "%s", mc_error_name(rc_load));
+    cr_assert_str_eq(err, MC_AUTH_NO_SHA256);
+    cr_assert_not_null(strstr(err, "SHA-256 could not be fetched from OpenSSL"), "%s", err);
 }
 
 Test(security_auth, roles_and_bucket_grants)
