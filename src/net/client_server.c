@@ -314,6 +314,7 @@ static void drain_check(struct mc_client_conn *c)
     if (c->drain_waiter && (c->state == CONN_CLOSED ||
                             mc_client_conn_pending_bytes(c) < c->srv->opts.max_output_bytes)) {
         c->drain_waiter = false;
+        c->srv->stats.drain_wakes++;
         wake_loop(c->srv);
     }
 }
@@ -652,6 +653,11 @@ bool mc_client_conn_output_full(struct mc_client_conn *c)
     c->drain_waiter = true;
     mark_dirty(c); /* a flush (this pass) writes it out, then drain_check wakes the waiter */
     return true;
+}
+
+uint64_t mc_client_server_drain_wakes(const struct mc_client_server *s)
+{
+    return s->stats.drain_wakes;
 }
 
 void mc_client_conn_close(struct mc_client_conn *c)
