@@ -385,8 +385,13 @@ void node_expire_reads(struct mc_node *n, uint64_t now_ms)
     for (size_t i = 0; i < n->n_reads; i++) {
         struct pending_read *r = &n->reads[i];
         if (r->deadline_ms <= now_ms) {
-            /* Reads are idempotent: ServiceUnavailable lets the client retry elsewhere. */
-            mc_client_reply_error(&r->token, MC_EUNAVAIL, "read index not confirmed in time");
+            /* Reads are idempotent: ServiceUnavailable lets the client retry elsewhere. The
+             * message says where it waited (N-1): a read held for its connection's full
+             * output was confirmed and applied; the client did not take its replies. */
+            const char *why = r->batch != 0                 ? "read index not confirmed in time"
+                              : r->index > n->applied_index ? "read index not applied in time"
+                                                            : "reply held: connection output full";
+            mc_client_reply_error(&r->token, MC_EUNAVAIL, why);
             free_read(r);
             continue;
         }

@@ -1,6 +1,7 @@
 /* test_node_read.c: linearizable reads held for a connection whose output is full
  * (src/node/node_read.c), on a real single node in-process: they are answered once the client
- * reads, and the held ones are not rescanned on loop passes where nothing changed (rev18c R-3). */
+ * reads, and the held ones are not rescanned on loop passes where nothing changed (rev18c R-3);
+ * held past their deadline, they are told why (N-1). */
 #include "storage_test_util.h"
 
 #include "metacenter/client.h"
@@ -41,11 +42,13 @@ static struct {
     int port;
     char dir[128];
     atomic_bool leader;
-    atomic_uint_fast64_t scans;   /* n->read_scans */
-    atomic_uint_fast64_t n_reads; /* n->n_reads */
-    atomic_uint_fast64_t passes;  /* loop passes (check callbacks) */
-    atomic_bool stop;             /* request: stop the node and end the loop */
-    bool stopping;                /* loop thread only */
+    atomic_uint_fast64_t scans;    /* n->read_scans */
+    atomic_uint_fast64_t n_reads;  /* n->n_reads */
+    atomic_uint_fast64_t passes;   /* loop passes (check callbacks) */
+    atomic_bool expire_held;       /* request: the held reads' deadlines are due now */
+    atomic_uint_fast64_t not_held; /* reads expired so that were not held (unconfirmed) */
+    atomic_bool stop;              /* request: stop the node and end the loop */
+    bool stopping;                 /* loop thread only */
 } g;
 
 static void on_pass(uv_check_t *h)
@@ -72,6 +75,16 @@ static void on_probe(uv_timer_t *t)
     atomic_store(&g.scans, n->read_scans);
     atomic_store(&g.n_reads, n->n_reads);
     atomic_store(&g.passes, g.passes_loop);
+    if (atomic_exchange(&g.expire_held, false)) {
+        /* As if NODE_READ_TIMEOUT_MS (5 s) had passed: node_expire_reads answers them at the
+         * next tick. Every read left is a held one (confirmed and applied). */
+        for (size_t i = 0; i < n->n_reads; i++) {
+            if (n->reads[i].batch != 0 || n->reads[i].index > n->applied_index) {
+                atomic_fetch_add(&g.not_held, 1); /* asserted by the test thread */
+            }
+            n->reads[i].deadline_ms = 0;
+        }
+    }
     if (atomic_load(&g.stop)) {
         g.stopping = true;
         uv_close((uv_handle_t *)&g.probe, NULL);
@@ -301,5 +314,46 @@ Test(node_read, held_reads_are_not_rescanned_until_a_drain_and_all_answered, .ti
     read_reply(fd, &h, &body, &len);
     cr_assert_eq(h.request_id, 99999);
     free(body);
+    close(fd);
+}
+
+Test(node_read, a_held_read_past_its_deadline_says_its_reply_was_held, .timeout = 60,
+     .fini = teardown)
+{
+    start_node();
+    int fd = send_reads();
+    cr_assert(wait_until(some_held, WAIT_MAX_MS), "no read was held");
+    usleep(300 * 1000); /* every read confirmed; served until the output filled */
+    uint64_t held = held_reads();
+    cr_assert(held > 0 && held < N_READS, "%llu held", (unsigned long long)held);
+    atomic_store(&g.expire_held, true);
+    cr_assert(wait_until(none_held, WAIT_MAX_MS), "%llu reads left",
+              (unsigned long long)held_reads());
+    cr_assert_eq(atomic_load(&g.not_held), 0, "reads expired before their index was applied");
+    /* The served reads' replies, then one ServiceUnavailable per held read saying why. Before:
+     * "read index not confirmed in time", though it was confirmed (and applied). */
+    uint64_t ok = 0, unavailable = 0;
+    for (int i = 0; i < N_READS; i++) {
+        struct mc_proto_header h;
+        uint8_t *body;
+        size_t len;
+        read_reply(fd, &h, &body, &len);
+        if (h.status == 0) {
+            ok++;
+        } else {
+            cr_assert_eq(h.status, MC_EUNAVAIL, "status %s", mc_error_name(h.status));
+            struct mc_proto_error e;
+            cr_assert_eq(mc_proto_error_decode(body, len, &e), 0);
+            cr_assert(
+                e.message.len == strlen("reply held: connection output full") &&
+                    memcmp(e.message.ptr, "reply held: connection output full", e.message.len) == 0,
+                "message \"%.*s\"", (int)e.message.len, e.message.ptr);
+            unavailable++;
+        }
+        free(body);
+    }
+    cr_assert_eq(unavailable, held, "%llu held, %llu told so", (unsigned long long)held,
+                 (unsigned long long)unavailable);
+    cr_assert_eq(ok, N_READS - held);
     close(fd);
 }
