@@ -30,8 +30,9 @@
 #define TLS_PULL_BYTES (16u * 1024)
 /* Failed AUTH attempts before the connection is closed (slows token guessing). */
 #define MAX_AUTH_FAILURES 3
-/* AUTH frames per connection, successful or not (R2: each costs a hash per principal on the
- * loop; a client authenticates once per connection, a few more to switch principals). */
+/* AUTH frames per connection with auth on, successful or not (R2: each costs a hash per
+ * principal on the loop; a client authenticates once per connection, a few more to switch
+ * principals). */
 #define MAX_AUTH_FRAMES    8
 #define INITIAL_READ_BYTES (64u * 1024)
 /* A write buffer larger than this is released once written (after a one-off big reply). */
@@ -106,7 +107,7 @@ struct mc_client_conn {
     uint64_t frame_start_ms; /* when the first byte of the partial frame in rbuf arrived */
     const struct mc_principal *principal; /* set by a successful AUTH; NULL = anonymous */
     uint32_t auth_failures;
-    uint32_t auth_frames; /* AUTH frames received (MAX_AUTH_FRAMES) */
+    uint32_t auth_frames; /* AUTH frames received with auth on (MAX_AUTH_FRAMES) */
     char peer[48];
     struct mc_tls *tls; /* NULL = plaintext connection */
     uint8_t *cbuf;      /* TLS: ciphertext read buffer (TLS_READ_BYTES) */
@@ -772,9 +773,15 @@ static void handle_auth(struct mc_client_conn *c, const struct mc_proto_request 
 {
     struct mc_client_server *s = c->srv;
     const struct mc_principal *p = NULL;
-    if (++c->auth_frames > MAX_AUTH_FRAMES) {
+    /* The cap bounds the token hashing one connection can make the loop do (R2). Refused as
+     * Unauthorized (N-2), an auth failure like the token guesses it slows, not the retryable
+     * SlowDown: retrying on this connection cannot succeed. With auth off it does not apply:
+     * an AUTH hashes nothing there (every token is admin) and costs what a PING does, within
+     * the frame budget like any request; and a server that authenticates nobody has no
+     * Unauthorized to give. */
+    if (s->opts.auth && ++c->auth_frames > MAX_AUTH_FRAMES) {
         mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
-        protocol_error(c, req->op, req->request_id, MC_ELIMIT,
+        protocol_error(c, req->op, req->request_id, MC_EUNAUTH,
                        "too many AUTH frames on one connection: closing");
         return;
     }
