@@ -35,6 +35,8 @@
  * principals). */
 #define MAX_AUTH_FRAMES    8
 #define INITIAL_READ_BYTES (64u * 1024)
+/* A read buffer grown to this (a big frame) goes back to INITIAL_READ_BYTES once parsed. */
+#define SHRINK_RBUF_BYTES (4u * INITIAL_READ_BYTES)
 /* A write buffer larger than this is released once written (after a one-off big reply). */
 #define KEEP_BUFFER_BYTES (1u * 1024 * 1024)
 /* Graceful stop gives slow peers this long to take their last replies; a connection closing
@@ -728,10 +730,13 @@ static int grow_rbuf(struct mc_client_conn *c, size_t need)
 
 /* B2 (d): after a big frame, give the read buffer back (it grew up to the frame limit for it):
  * libuv is then handed INITIAL_READ_BYTES per read again (R1), and an idle connection holds
- * 64 KiB, not 4 MiB. A partial big frame left in it is regrown for by process_frames. */
+ * 64 KiB, not 4 MiB. A partial big frame left in it is regrown for by process_frames. Only a
+ * buffer of SHRINK_RBUF_BYTES or more (N-5): TLS pulls (TLS_PULL_BYTES steps) and in-process
+ * feeds over 64 KiB grow a 64 KiB one to 128 KiB on every busy pass, and cutting that back
+ * after each parse cost a realloc pair per pass; a connection may keep 128 KiB. */
 static void shrink_rbuf(struct mc_client_conn *c)
 {
-    if (c->rcap <= INITIAL_READ_BYTES || c->rlen > INITIAL_READ_BYTES) {
+    if (c->rcap < SHRINK_RBUF_BYTES || c->rlen > INITIAL_READ_BYTES) {
         return;
     }
     uint8_t *p = realloc(c->rbuf, INITIAL_READ_BYTES);
