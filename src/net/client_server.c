@@ -30,10 +30,13 @@
 #define TLS_PULL_BYTES (16u * 1024)
 /* Failed AUTH attempts before the connection is closed (slows token guessing). */
 #define MAX_AUTH_FAILURES 3
-/* AUTH frames per connection, successful or not (R2: each costs a hash per principal on the
- * loop; a client authenticates once per connection, a few more to switch principals). */
+/* AUTH frames per connection with auth on, successful or not (R2: each costs a hash per
+ * principal on the loop; a client authenticates once per connection, a few more to switch
+ * principals). */
 #define MAX_AUTH_FRAMES    8
 #define INITIAL_READ_BYTES (64u * 1024)
+/* A read buffer grown to this (a big frame) goes back to INITIAL_READ_BYTES once parsed. */
+#define SHRINK_RBUF_BYTES (4u * INITIAL_READ_BYTES)
 /* A write buffer larger than this is released once written (after a one-off big reply). */
 #define KEEP_BUFFER_BYTES (1u * 1024 * 1024)
 /* Graceful stop gives slow peers this long to take their last replies; a connection closing
@@ -48,6 +51,20 @@
 #define FRAME_BUDGET 256u
 
 enum conn_state { CONN_OPEN, CONN_CLOSING, CONN_CLOSED };
+
+/* The server's intrusive lists of connections waiting for a pass (D3): each connection is on a
+ * list at most once and holds a reference while on it; list_drain takes a whole list and
+ * visits it, so what a visit pushes goes on a fresh list, walked by the next drain. */
+enum conn_list {
+    LIST_DIRTY,   /* output to flush, reading to resume: flush_all (FLUSH_PASSES drains) */
+    LIST_YIELDED, /* frame budget spent: resumed once per pass by on_wake */
+    N_LISTS
+};
+
+struct conn_link {
+    struct mc_client_conn *next;
+    bool on; /* on the list (holding a ref), taken by a running drain included */
+};
 
 /* Per-connection events a client can cause at its connection rate: each kind is logged at most
  * once a second (MC_LOG_LIMIT_MS), its line saying how many were left out (R4). */
@@ -71,13 +88,10 @@ struct mc_client_conn {
     uint32_t inflight; /* dispatched, not yet answered */
     enum conn_state state;
     bool read_paused;
-    bool in_dirty;
     bool in_reply;     /* between reply_begin and reply_end */
     bool drain_waiter; /* mc_client_conn_output_full said true: wake the loop once it drains */
     bool budget_spent; /* process_frames stopped at FRAME_BUDGET: on_wake resumes it */
-    bool in_yielded;   /* on srv->yielded (holding a ref) */
-    struct mc_client_conn *dirty_next;
-    struct mc_client_conn *yielded_next;
+    struct conn_link link[N_LISTS];
     struct mc_client_conn *prev, *next; /* server's list of conns with a live handle */
     uint8_t *rbuf;                      /* input: [0, rlen) filled, frames parsed from rpos */
     size_t rcap, rlen;
@@ -95,7 +109,7 @@ struct mc_client_conn {
     uint64_t frame_start_ms; /* when the first byte of the partial frame in rbuf arrived */
     const struct mc_principal *principal; /* set by a successful AUTH; NULL = anonymous */
     uint32_t auth_failures;
-    uint32_t auth_frames; /* AUTH frames received (MAX_AUTH_FRAMES) */
+    uint32_t auth_frames; /* AUTH frames received with auth on (MAX_AUTH_FRAMES) */
     char peer[48];
     struct mc_tls *tls; /* NULL = plaintext connection */
     uint8_t *cbuf;      /* TLS: ciphertext read buffer (TLS_READ_BYTES) */
@@ -119,10 +133,9 @@ struct mc_client_server {
     void *ctx;
     struct mc_client_server_opts opts;
     int port;
-    struct mc_client_conn *conns; /* live handles */
-    struct mc_client_conn *dirty;
-    struct mc_client_conn *yielded;      /* frame budget spent: resumed once per pass by on_wake */
-    struct mc_log_limit logs[LOG_KINDS]; /* enum conn_log */
+    struct mc_client_conn *conns;         /* live handles */
+    struct mc_client_conn *list[N_LISTS]; /* enum conn_list heads */
+    struct mc_log_limit logs[LOG_KINDS];  /* enum conn_log */
     uint32_t n_local; /* in-process conns among n_conns: not counted against the limit */
     uint32_t n_conns; /* conns whose socket is not closed yet, CLOSING and CLOSED-with-the-close-
                          pending too (counted against max_connections, less n_local) */
@@ -200,7 +213,44 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
-static void drop_yielded(struct mc_client_server *s);
+/* Put c on list l unless it is on it already (a drain in progress has not reached it yet:
+ * that drain visits it). */
+static void list_push(struct mc_client_conn *c, enum conn_list l)
+{
+    struct mc_client_server *s = c->srv;
+    if (c->link[l].on) {
+        return;
+    }
+    c->link[l].on = true;
+    c->refs++; /* released by list_drain */
+    c->link[l].next = s->list[l];
+    s->list[l] = c;
+}
+
+/* Take list l whole and visit each connection on it (visit may be NULL: just release them).
+ * The reference the list holds keeps each one alive through its visit; one the visit closes
+ * is freed here. Returns false if the list was empty. */
+static bool list_drain(struct mc_client_server *s, enum conn_list l,
+                       void (*visit)(struct mc_client_conn *c))
+{
+    struct mc_client_conn *c = s->list[l];
+    s->list[l] = NULL;
+    if (!c) {
+        return false;
+    }
+    while (c) {
+        struct mc_client_conn *next = c->link[l].next; /* alive: it holds its list ref */
+        c->link[l].on = false;
+        c->link[l].next = NULL;
+        if (visit) {
+            visit(c);
+        }
+        conn_unref(c);
+        c = next;
+    }
+    return true;
+}
+
 static void on_wake(uv_idle_t *h);
 
 static void close_own_handles(struct mc_client_server *s)
@@ -209,7 +259,7 @@ static void close_own_handles(struct mc_client_server *s)
         return;
     }
     s->own_closed = true;
-    drop_yielded(s); /* on_wake runs no more: release the list's references */
+    list_drain(s, LIST_YIELDED, NULL); /* on_wake runs no more: release the references */
     uv_close((uv_handle_t *)&s->wake, on_handle_closed);
     uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
     uv_close((uv_handle_t *)&s->check, on_handle_closed);
@@ -230,26 +280,22 @@ static void wake_loop(struct mc_client_server *s)
  * the dirty list meanwhile (R-1): flush_all, run per uv_write completion, never walks it. */
 static void yield_conn(struct mc_client_conn *c)
 {
-    struct mc_client_server *s = c->srv;
-    if (!c->in_yielded) {
-        c->in_yielded = true;
-        c->refs++; /* released by on_wake or drop_yielded */
-        c->yielded_next = s->yielded;
-        s->yielded = c;
-    }
-    wake_loop(s);
+    list_push(c, LIST_YIELDED);
+    wake_loop(c->srv);
 }
 
-static void drop_yielded(struct mc_client_server *s)
+/* on_wake's visit: resume a yielded connection's buffered frames (a closed one is skipped). */
+static void resume_yielded(struct mc_client_conn *c)
 {
-    struct mc_client_conn *c = s->yielded;
-    s->yielded = NULL;
-    while (c) {
-        struct mc_client_conn *next = c->yielded_next;
-        c->in_yielded = false;
-        c->yielded_next = NULL;
-        conn_unref(c);
-        c = next;
+    if (c->state == CONN_OPEN && c->budget_spent) {
+        c->budget_spent = false;
+        if (may_read(c)) {
+            process_input(c); /* frames already buffered first */
+        } else {
+            /* An in-flight or output limit holds it: flush_conn resumes it once a reply or a
+             * completed write lets it read (read_paused is set). */
+            assert(c->read_paused);
+        }
     }
 }
 
@@ -261,25 +307,7 @@ static void on_wake(uv_idle_t *h)
 {
     struct mc_client_server *s = h->data;
     uv_idle_stop(h);
-    struct mc_client_conn *c = s->yielded;
-    s->yielded = NULL;
-    while (c) {
-        struct mc_client_conn *next = c->yielded_next;
-        c->in_yielded = false;
-        c->yielded_next = NULL;
-        if (c->state == CONN_OPEN && c->budget_spent) {
-            c->budget_spent = false;
-            if (may_read(c)) {
-                process_input(c); /* frames already buffered first */
-            } else {
-                /* An in-flight or output limit holds it: flush_conn resumes it once a reply
-                 * or a completed write lets it read (read_paused is set). */
-                assert(c->read_paused);
-            }
-        }
-        conn_unref(c); /* a closed connection is dropped here */
-        c = next;
-    }
+    list_drain(s, LIST_YIELDED, resume_yielded);
     /* Replies answered inline (PING...) are on the dirty list: this pass's prepare flushes. */
 }
 
@@ -289,18 +317,14 @@ static void drain_check(struct mc_client_conn *c)
     if (c->drain_waiter && (c->state == CONN_CLOSED ||
                             mc_client_conn_pending_bytes(c) < c->srv->opts.max_output_bytes)) {
         c->drain_waiter = false;
+        c->srv->stats.drain_wakes++;
         wake_loop(c->srv);
     }
 }
 
 static void mark_dirty(struct mc_client_conn *c)
 {
-    if (!c->in_dirty) {
-        c->in_dirty = true;
-        c->refs++; /* released by flush_all */
-        c->dirty_next = c->srv->dirty;
-        c->srv->dirty = c;
-    }
+    list_push(c, LIST_DIRTY); /* flush_all flushes it */
 }
 
 /* ---- output ---- */
@@ -416,16 +440,9 @@ static void flush_conn(struct mc_client_conn *c)
 
 static void flush_all(struct mc_client_server *s)
 {
-    for (int pass = 0; pass < FLUSH_PASSES && s->dirty; pass++) {
-        struct mc_client_conn *d = s->dirty;
-        s->dirty = NULL;
-        while (d) {
-            struct mc_client_conn *next = d->dirty_next;
-            d->in_dirty = false;
-            d->dirty_next = NULL;
-            flush_conn(d);
-            conn_unref(d);
-            d = next;
+    for (int pass = 0; pass < FLUSH_PASSES; pass++) {
+        if (!list_drain(s, LIST_DIRTY, flush_conn)) {
+            break;
         }
     }
     if (s->stopping && s->n_conns == 0) {
@@ -641,6 +658,11 @@ bool mc_client_conn_output_full(struct mc_client_conn *c)
     return true;
 }
 
+uint64_t mc_client_server_drain_wakes(const struct mc_client_server *s)
+{
+    return s->stats.drain_wakes;
+}
+
 void mc_client_conn_close(struct mc_client_conn *c)
 {
     close_conn(c);
@@ -708,10 +730,13 @@ static int grow_rbuf(struct mc_client_conn *c, size_t need)
 
 /* B2 (d): after a big frame, give the read buffer back (it grew up to the frame limit for it):
  * libuv is then handed INITIAL_READ_BYTES per read again (R1), and an idle connection holds
- * 64 KiB, not 4 MiB. A partial big frame left in it is regrown for by process_frames. */
+ * 64 KiB, not 4 MiB. A partial big frame left in it is regrown for by process_frames. Only a
+ * buffer of SHRINK_RBUF_BYTES or more (N-5): TLS pulls (TLS_PULL_BYTES steps) and in-process
+ * feeds over 64 KiB grow a 64 KiB one to 128 KiB on every busy pass, and cutting that back
+ * after each parse cost a realloc pair per pass; a connection may keep 128 KiB. */
 static void shrink_rbuf(struct mc_client_conn *c)
 {
-    if (c->rcap <= INITIAL_READ_BYTES || c->rlen > INITIAL_READ_BYTES) {
+    if (c->rcap < SHRINK_RBUF_BYTES || c->rlen > INITIAL_READ_BYTES) {
         return;
     }
     uint8_t *p = realloc(c->rbuf, INITIAL_READ_BYTES);
@@ -753,9 +778,15 @@ static void handle_auth(struct mc_client_conn *c, const struct mc_proto_request 
 {
     struct mc_client_server *s = c->srv;
     const struct mc_principal *p = NULL;
-    if (++c->auth_frames > MAX_AUTH_FRAMES) {
+    /* The cap bounds the token hashing one connection can make the loop do (R2). Refused as
+     * Unauthorized (N-2), an auth failure like the token guesses it slows, not the retryable
+     * SlowDown: retrying on this connection cannot succeed. With auth off it does not apply:
+     * an AUTH hashes nothing there (every token is admin) and costs what a PING does, within
+     * the frame budget like any request; and a server that authenticates nobody has no
+     * Unauthorized to give. */
+    if (s->opts.auth && ++c->auth_frames > MAX_AUTH_FRAMES) {
         mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
-        protocol_error(c, req->op, req->request_id, MC_ELIMIT,
+        protocol_error(c, req->op, req->request_id, MC_EUNAUTH,
                        "too many AUTH frames on one connection: closing");
         return;
     }

@@ -125,6 +125,7 @@ struct mc_client_server_stats {
     uint64_t read_timeouts;     /* connections closed: a frame did not complete in time */
     uint64_t frames_too_large;  /* frames over max_frame_bytes */
     uint64_t batches_too_large; /* WRITEs over max_batch_ops */
+    uint64_t drain_wakes;       /* waiters on a full output woken (mc_client_conn_output_full) */
     uint64_t send_timeouts;     /* connections closed: queued replies did not drain in time
                                    (send_timeout_ms; the close grace after a protocol error) */
 };
@@ -179,6 +180,10 @@ size_t mc_client_conn_pending_bytes(const struct mc_client_conn *conn);
  * loop's next poll from blocking, so the holder's next loop pass (a prepare callback) finds
  * room. False for a closed connection (its replies are dropped at once). */
 bool mc_client_conn_output_full(struct mc_client_conn *conn);
+/* How many times such a waiter was woken so far (its output drained, or its connection
+ * closed): a holder that saw this unchanged since its last look knows no held reply can have
+ * become sendable. */
+uint64_t mc_client_server_drain_wakes(const struct mc_client_server *s);
 
 /*
  * In-process connection (the node's HTTP API, src/http/local.c): no socket. Request frames

@@ -267,6 +267,17 @@ void node_handle_read(struct mc_node *n, const struct mc_client_request *r)
     n->n_reads++;
 }
 
+/* Compaction: reads[i] stays, moved down to reads[*k] (no self-copy while nothing was taken
+ * out: a pending_read is ~170 bytes). */
+static void keep_read(struct mc_node *n, size_t *k, size_t i)
+{
+    assert(*k <= i);
+    if (*k != i) {
+        n->reads[*k] = n->reads[i];
+    }
+    (*k)++;
+}
+
 static void drop_reads(struct mc_node *n, uint64_t batch, int code)
 {
     size_t k = 0;
@@ -281,7 +292,7 @@ static void drop_reads(struct mc_node *n, uint64_t batch, int code)
             free_read(r);
             continue;
         }
-        n->reads[k++] = *r;
+        keep_read(n, &k, i);
     }
     n->n_reads = k;
 }
@@ -310,17 +321,40 @@ void node_on_read_state(struct mc_node *n, const struct mc_raft_read_state *rs)
         if (n->reads[i].batch == rs->ctx) {
             n->reads[i].batch = 0;
             n->reads[i].index = rs->index;
+            n->reads_indexed = true;
         }
     }
+}
+
+/* Can a read have become servable since the last scan? Only through its index arriving,
+ * applied_index moving, or a held read's connection draining (or closing): otherwise every
+ * read left by that scan still waits for its index, for apply, or on a full output. Records
+ * the state it saw, before the scan serves anything (a drain that serving causes is then seen
+ * by the next pass). */
+static bool reads_may_be_ready(struct mc_node *n)
+{
+    uint64_t drains = n->clients ? mc_client_server_drain_wakes(n->clients) : 0;
+    bool changed = n->reads_indexed || n->applied_index != n->reads_seen_applied ||
+                   drains != n->reads_seen_drains || !n->clients;
+    n->reads_indexed = false;
+    n->reads_seen_applied = n->applied_index;
+    n->reads_seen_drains = drains;
+    return changed && n->n_reads > 0;
 }
 
 /* Serve every read whose index has been applied, but hold those whose connection has a full
  * output (max_output_bytes queued): a burst of confirmed reads would otherwise be appended in
  * one pass, past the connection's hard output cap, which drops it with every reply. A held read
  * keeps its deadline (node_expire_reads); the client server wakes the loop once the output
- * drains (mc_client_conn_output_full), and this runs again from the next pass's prepare. */
+ * drains (mc_client_conn_output_full), and this runs again from the next pass's prepare. Runs
+ * once per loop pass: passes where nothing changed skip the walk (R-3: up to
+ * NODE_MAX_PENDING_READS held reads for as long as their clients do not read). */
 void node_serve_ready_reads(struct mc_node *n)
 {
+    if (!reads_may_be_ready(n)) {
+        return;
+    }
+    n->read_scans++;
     size_t k = 0;
     for (size_t i = 0; i < n->n_reads; i++) {
         struct pending_read *r = &n->reads[i];
@@ -330,7 +364,7 @@ void node_serve_ready_reads(struct mc_node *n)
             free_read(r);
             continue;
         }
-        n->reads[k++] = *r;
+        keep_read(n, &k, i);
     }
     n->n_reads = k;
 }
@@ -351,12 +385,17 @@ void node_expire_reads(struct mc_node *n, uint64_t now_ms)
     for (size_t i = 0; i < n->n_reads; i++) {
         struct pending_read *r = &n->reads[i];
         if (r->deadline_ms <= now_ms) {
-            /* Reads are idempotent: ServiceUnavailable lets the client retry elsewhere. */
-            mc_client_reply_error(&r->token, MC_EUNAVAIL, "read index not confirmed in time");
+            /* Reads are idempotent: ServiceUnavailable lets the client retry elsewhere. The
+             * message says where it waited (N-1): a read held for its connection's full
+             * output was confirmed and applied; the client did not take its replies. */
+            const char *why = r->batch != 0                 ? "read index not confirmed in time"
+                              : r->index > n->applied_index ? "read index not applied in time"
+                                                            : "reply held: connection output full";
+            mc_client_reply_error(&r->token, MC_EUNAVAIL, why);
             free_read(r);
             continue;
         }
-        n->reads[k++] = *r;
+        keep_read(n, &k, i);
     }
     n->n_reads = k;
 }
@@ -373,7 +412,7 @@ void node_reads_leader_changed(struct mc_node *n)
             free_read(r);
             continue;
         }
-        n->reads[k++] = *r;
+        keep_read(n, &k, i);
     }
     n->n_reads = k;
     n->read_batch = 0;

@@ -20,6 +20,7 @@
 #include "metacenter/client.h"
 #include "metacenter/error.h"
 #include "net/proto.h"
+#include "obs/metrics.h"
 #include "util/clock.h"
 
 static int get_val(struct mc_client *c, const char *key, char *out, size_t cap)
@@ -1827,12 +1828,12 @@ Test(client_e2e, budgeted_burst_is_answered_without_waiting_for_an_event)
 
 /* ---- AUTH frames per connection (R2) ---- */
 
-static int raw_auth(int fd, uint64_t rid)
+static int raw_auth(int fd, uint64_t rid, const char *token)
 {
     struct mc_wbuf w;
     mc_wbuf_init(&w, 0);
     struct mc_proto_request q = {.op = MC_REQ_AUTH, .request_id = rid};
-    q.u.auth.token = mc_proto_cstr("any-token");
+    q.u.auth.token = mc_proto_cstr(token);
     mc_proto_request_encode(&w, &q);
     send_all(fd, w.data, w.len);
     mc_wbuf_free(&w);
@@ -1842,26 +1843,51 @@ static int raw_auth(int fd, uint64_t rid)
     return st;
 }
 
-/* AUTH frames are capped per connection, successful ones too (auth off: every token is accepted
- * as admin): the 9th is refused and the connection closed. Before: unlimited (all 9 succeeded,
- * the connection stayed open). */
+/* With auth on, AUTH frames are capped per connection, successful ones too: the 9th is refused
+ * Unauthorized (final: retrying cannot help), counted as an auth failure, and the connection
+ * closed. Before: SlowDown (which clients retry) while closing. */
 Test(client_e2e, auth_frames_capped_per_connection)
 {
-    struct th_server *s = ct_start((struct th_opts){0});
+    struct mc_auth *a = NULL;
+    cr_assert_eq(mc_auth_new(&a), 0);
+    cr_assert_eq(mc_auth_add_token(a, "app", MC_ROLE_WRITE, "tok-app-0123456789"), 0);
+    struct th_opts o = {0};
+    o.srv.auth = a;
+    struct th_server *s = ct_start(o);
     int fd = raw_connect(th_port(s));
     for (uint64_t i = 1; i <= 8; i++) {
-        cr_assert_eq(raw_auth(fd, i), 0, "AUTH %llu accepted", (unsigned long long)i);
+        cr_assert_eq(raw_auth(fd, i, "tok-app-0123456789"), 0, "AUTH %llu accepted",
+                     (unsigned long long)i);
     }
-    cr_assert_eq(raw_auth(fd, 9), MC_ELIMIT);
+    uint64_t failures = mc_metrics_limit_hits(MC_LIMIT_AUTH_FAILURES);
+    cr_assert_eq(raw_auth(fd, 9, "tok-app-0123456789"), MC_EUNAUTH);
     expect_closed(fd);
     close(fd);
+    cr_assert_eq(mc_metrics_limit_hits(MC_LIMIT_AUTH_FAILURES), failures + 1);
     fd = raw_connect(th_port(s)); /* a new connection starts a new count */
-    cr_assert_eq(raw_auth(fd, 1), 0);
+    cr_assert_eq(raw_auth(fd, 1, "tok-app-0123456789"), 0);
     raw_ping(fd, 2);
     close(fd);
     struct mc_client_server_stats st;
     th_stop(s, &st);
     cr_assert_eq(st.protocol_errors, 1);
+    mc_auth_free(a);
+}
+
+/* With auth off an AUTH hashes nothing (every token is admin): not capped, the connection
+ * stays. Before: the 9th was refused SlowDown and the connection closed. */
+Test(client_e2e, auth_frames_not_capped_with_auth_off)
+{
+    struct th_server *s = ct_start((struct th_opts){0});
+    int fd = raw_connect(th_port(s));
+    for (uint64_t i = 1; i <= 20; i++) {
+        cr_assert_eq(raw_auth(fd, i, "any-token"), 0, "AUTH %llu accepted", (unsigned long long)i);
+    }
+    raw_ping(fd, 21);
+    close(fd);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.protocol_errors, 0);
 }
 
 /* ---- no memory at accept (R11) ---- */
