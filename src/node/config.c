@@ -434,6 +434,7 @@ static const struct field f_raft[] = {
     BOOL("pre_vote", pre_vote),
     BOOL("check_quorum", check_quorum),
     BOOL("lease_reads", lease_reads),
+    U64("read_rounds", read_rounds, 1, 32),
     BOOL("image_handoff", image_handoff),
     END,
 };

@@ -791,6 +791,7 @@ static int create_raft(struct mc_node *n, const struct node_base *base)
     cfg.disable_pre_vote = !n->opts.pre_vote;
     cfg.disable_check_quorum = !n->opts.check_quorum;
     cfg.lease_read = n->opts.lease_reads && n->opts.check_quorum;
+    cfg.read_rounds_in_flight = (uint32_t)n->opts.read_rounds;
     cfg.snapshot_keep_entries = n->opts.snapshot_tail_entries;
     cfg.snapshot_keep_bytes = n->opts.snapshot_tail_mb << 20;
     /* 0: keep nothing extra (the core reads 0 as its default, so 1 byte). */

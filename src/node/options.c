@@ -50,6 +50,7 @@ const char mc_node_options_help[] =
     "  --no-pre-vote                 disable Raft pre-vote\n"
     "  --no-check-quorum             disable check-quorum (also disables lease reads)\n"
     "  --lease-reads                 serve linearizable reads under a leader lease\n"
+    "  --read-rounds N               ReadIndex heartbeat rounds out at once (default 1, max 32)\n"
     "  --log-level LEVEL             debug|info|warn|error (default info)\n"
     "  --log-format FORMAT           text|json (default text)\n"
     "Limits (client port):\n"
@@ -113,6 +114,7 @@ void mc_node_options_default(struct mc_node_options *o)
     o->max_batch_entries = 4096;
     o->pre_vote = 1;
     o->check_quorum = 1;
+    o->read_rounds = 1;
     o->log_level = MC_LOG_INFO;
     o->log_format = MC_LOG_TEXT;
     o->max_client_connections = 1000;
@@ -304,6 +306,8 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->ready_max_lag, v, 0, UINT64_MAX, f, err, errlen);
         } else if (strcmp(f, "--disk-reserve-mb") == 0) {
             rc = set_u64(&o->disk_reserve_mb, v, 0, UINT32_MAX, f, err, errlen);
+        } else if (strcmp(f, "--read-rounds") == 0) {
+            rc = set_u64(&o->read_rounds, v, 1, 32, f, err, errlen);
         } else if (strcmp(f, "--check-interval-ms") == 0) {
             rc = set_u64(&o->check_interval_ms, v, 0, UINT64_MAX, f, err, errlen);
         } else if (strcmp(f, "--cert-file") == 0) {

@@ -45,6 +45,7 @@ struct mc_node_options {
     int pre_vote;                   /* default 1 */
     int check_quorum;               /* default 1 */
     int lease_reads;                /* default 0 */
+    uint64_t read_rounds;           /* ReadIndex heartbeat rounds out at once; default 1 */
     int image_handoff;              /* default 1: a leader hands off before its periodic image */
     int log_level;                  /* enum mc_log_level, default info */
     int log_format;                 /* enum mc_log_format, default text */

@@ -154,6 +154,9 @@ void mc_raft_config_defaults(struct mc_raft_config *cfg)
     if (!cfg->lease_drift_ticks) {
         cfg->lease_drift_ticks = 2;
     }
+    if (!cfg->read_rounds_in_flight) {
+        cfg->read_rounds_in_flight = 1;
+    }
     if (!cfg->max_inflight_msgs) {
         cfg->max_inflight_msgs = 256;
     }
@@ -273,7 +276,8 @@ int mc_raft_create(const struct mc_raft_config *cfg_in, struct mc_raft **out)
     mc_raft_config_defaults(&cfg);
     if (cfg.id == 0 || cfg.heartbeat_tick >= cfg.election_tick ||
         (cfg.lease_read && cfg.disable_check_quorum) ||
-        cfg.lease_drift_ticks >= cfg.election_tick || cfg.max_inflight_msgs > (1u << 20)) {
+        cfg.lease_drift_ticks >= cfg.election_tick || cfg.max_inflight_msgs > (1u << 20) ||
+        cfg.read_rounds_in_flight > RA_SEQ_RING / 2) {
         return MC_EINVAL;
     }
     struct mc_raft *r = cfg.alloc.malloc(cfg.alloc.ud, sizeof(*r));

@@ -154,8 +154,8 @@ void ri_on_heartbeat_resp(struct mc_raft *r)
         r->reads_head = (r->reads_head + 1) % r->cap_reads;
         r->n_reads_q--;
     }
-    if (r->n_reads_q && acked >= r->read_seq) {
-        /* The round ri_flush waited for is complete: reads queued meanwhile get the next one. */
+    if (r->n_reads_q && r->read_seq - acked < r->cfg.read_rounds_in_flight) {
+        /* A round ri_flush waited for is complete: reads queued meanwhile get the next one. */
         struct pending_read *last = q_at(r, r->n_reads_q - 1);
         if (last->seq == 0 && last->index != 0) {
             r->read_bcast_pending = true;
@@ -163,15 +163,24 @@ void ri_on_heartbeat_resp(struct mc_raft *r)
     }
 }
 
-/* A heartbeat round sent this tick is still waiting for its quorum. */
-static bool read_round_outstanding(const struct mc_raft *r)
+/* As many rounds as read_rounds_in_flight were sent this tick and still wait for their quorum. */
+static bool read_rounds_full(const struct mc_raft *r)
 {
     uint64_t acked = quorum_acked_seq(r);
     if (acked == UINT64_MAX || acked >= r->read_seq) {
         return false;
     }
-    /* A round whose messages were lost must not hold reads forever: after a tick, send anew. */
-    return r->seq_tick[r->read_seq % RA_SEQ_RING] == r->tick;
+    /* A round whose messages were lost must not hold reads forever: a round sent in an earlier
+     * tick no longer counts, so the next read or heartbeat sends anew. Rounds are sent in tick
+     * order, so the ones of this tick are the newest. */
+    uint32_t out = 0;
+    for (uint64_t seq = r->read_seq; seq > acked && out < r->cfg.read_rounds_in_flight; seq--) {
+        if (r->seq_tick[seq % RA_SEQ_RING] != r->tick) {
+            break;
+        }
+        out++;
+    }
+    return out >= r->cfg.read_rounds_in_flight;
 }
 
 void ri_flush(struct mc_raft *r)
@@ -183,11 +192,11 @@ void ri_flush(struct mc_raft *r)
     if (last->seq != 0 || last->index == 0) {
         return;
     }
-    /* At most one round in flight (etcd's read loop does the same): reads that arrive while a
-     * round is out wait for it to complete and then share the next one, so the number of rounds
-     * per second stays bounded by the round trip instead of growing with the read rate.
-     * ri_on_heartbeat_resp re-arms the broadcast when the outstanding round completes. */
-    if (read_round_outstanding(r)) {
+    /* At most read_rounds_in_flight rounds out (1 by default, as etcd's read loop): reads that
+     * arrive while they are out wait for one to complete and then share the next, so the number
+     * of rounds per second stays bounded by the round trip instead of growing with the read
+     * rate. ri_on_heartbeat_resp re-arms the broadcast when a round completes. */
+    if (read_rounds_full(r)) {
         return;
     }
     /* One heartbeat round confirms every read queued since the previous round. */

@@ -71,6 +71,8 @@ static void choose_config(uint64_t seed, uint32_t nodes, struct sim_opts *o, str
     o->raft.snapshot_keep_bytes = PICK(&r, 0, 0, 64, 1024);
     /* 1: nothing kept for a lagging member (snapshot installs); 0: the core's 256 MiB. */
     o->raft.catch_up_keep_bytes = PICK(&r, 1, 1, 256, 0);
+    /* ReadIndex rounds out at once (0: the core's 1). */
+    o->raft.read_rounds_in_flight = (uint32_t)PICK(&r, 0, 0, 2, 4);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -626,10 +626,13 @@ Test(raft_api, read_index_waits_for_noop_and_heartbeat_round)
 }
 
 /* A 3-voter leader (id 1) of term 1 whose no-op (index 1) has committed. */
-static struct mc_raft *leader_with_committed_noop(void)
+/* A leader of {1,2,3} with its no-op committed; read_rounds: its read_rounds_in_flight (0 =
+ * default). */
+static struct mc_raft *leader_with_read_rounds(uint32_t read_rounds)
 {
     struct mc_raft_config c = cfg3(1);
     c.disable_pre_vote = true;
+    c.read_rounds_in_flight = read_rounds;
     c.heartbeat_tick = 5; /* so a single tick sends no heartbeat of its own */
     struct mc_raft *r;
     cr_assert_eq(mc_raft_create(&c, &r), 0);
@@ -647,6 +650,11 @@ static struct mc_raft *leader_with_committed_noop(void)
     cr_assert_eq(mc_raft_commit_index(r), 1);
     drain(r);
     return r;
+}
+
+static struct mc_raft *leader_with_committed_noop(void)
+{
+    return leader_with_read_rounds(0);
 }
 
 /* One ready: how many reads it answers; *hb_seq = the heartbeat round it sends (0: none). */
@@ -706,6 +714,45 @@ Test(raft_api, read_index_one_round_in_flight)
     cr_assert_gt(s, s3, "a lost round blocks the next one");
     ack_round(r, s);
     cr_assert_eq(ready_reads(r, &s), 2, "both reads are confirmed by the newer round");
+    mc_raft_destroy(r);
+}
+
+/* read_rounds_in_flight = 2: a read arriving while one round is out gets a round of its own; a
+ * third waits until one of the two completes, and each read is answered by its own round. */
+Test(raft_api, read_index_two_rounds_in_flight)
+{
+    struct mc_raft *r = leader_with_read_rounds(2);
+    uint64_t s1, s2, s3, s;
+    cr_assert_eq(mc_raft_read_index(r, 1), 0);
+    cr_assert_eq(ready_reads(r, &s1), 0);
+    cr_assert_neq(s1, 0, "no round for the first read");
+    cr_assert_eq(mc_raft_read_index(r, 2), 0);
+    cr_assert_eq(ready_reads(r, &s2), 0);
+    cr_assert_gt(s2, s1, "no second round while one is out");
+    cr_assert_eq(mc_raft_read_index(r, 3), 0);
+    cr_assert_eq(ready_reads(r, &s), 0);
+    cr_assert_eq(s, 0, "a third round while two are out");
+    ack_round(r, s1);
+    cr_assert_eq(ready_reads(r, &s3), 1, "the first read is answered by its round");
+    cr_assert_gt(s3, s2, "the third read gets a round when the first completes");
+    ack_round(r, s3);
+    /* A quorum has acked s3, which was sent after read 2 arrived: read 2 is confirmed too. */
+    cr_assert_eq(ready_reads(r, &s), 2);
+    cr_assert_eq(s, 0);
+    ack_round(r, s2);
+    cr_assert_eq(ready_reads(r, &s), 0);
+    cr_assert_eq(s, 0);
+    mc_raft_destroy(r);
+}
+
+Test(raft_api, read_rounds_in_flight_is_bounded)
+{
+    struct mc_raft_config c = cfg3(1);
+    c.read_rounds_in_flight = 33;
+    struct mc_raft *r = NULL;
+    cr_assert_eq(mc_raft_create(&c, &r), MC_EINVAL);
+    c.read_rounds_in_flight = 32;
+    cr_assert_eq(mc_raft_create(&c, &r), 0);
     mc_raft_destroy(r);
 }
 
