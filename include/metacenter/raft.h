@@ -255,8 +255,8 @@ struct mc_raft_config {
      * (GC pause, SIGSTOP, slow disk on the loop thread) BEFORE it steps messages or calls
      * mc_raft_read_index; otherwise a paused leader serves stale reads. Off by default. */
     bool lease_read;
-    uint32_t lease_drift_ticks;     /* lease = election_tick - drift; default 2 */
-    /* ReadIndex heartbeat rounds out at once (1..RA_SEQ_RING/2). 1 bounds the rounds per second
+    uint32_t lease_drift_ticks; /* lease = election_tick - drift; default 2 */
+    /* ReadIndex heartbeat rounds out at once (1..32). 1 bounds the rounds per second
      * by the round trip; more lets a read that arrives while a round is out leave sooner, for
      * more follower wake-ups. Default 1. */
     uint32_t read_rounds_in_flight;
