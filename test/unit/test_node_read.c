@@ -2,7 +2,7 @@
  * (src/node/node_read.c), on a real single node in-process: they are answered once the client
  * reads, and the held ones are not rescanned on loop passes where nothing changed (rev18c R-3);
  * held past their deadline, they are told why (N-1). */
-#include "storage_test_util.h"
+#include "node_test_util.h"
 
 #include "metacenter/client.h"
 #include "metacenter/error.h"
@@ -135,17 +135,8 @@ static bool is_leader(void)
  * lead, and put the object burst/big. */
 static void start_node(void)
 {
-    char data[200];
-    st_tmpdir(g.dir, sizeof(g.dir));
-    snprintf(data, sizeof(data), "%s/data", g.dir);
-    mc_log_set_level(MC_LOG_WARN);
     struct mc_node_options o;
-    mc_node_options_default(&o);
-    snprintf(o.data_dir, sizeof(o.data_dir), "%s", data);
-    snprintf(o.listen_client, sizeof(o.listen_client), "127.0.0.1:0");
-    snprintf(o.listen_peer, sizeof(o.listen_peer), "127.0.0.1:0");
-    snprintf(o.listen_http, sizeof(o.listen_http), "off");
-    o.disk_reserve_mb = 0;
+    nt_node_options(&o, g.dir, sizeof(g.dir));
     cr_assert_eq(uv_loop_init(&g.loop), 0);
     int rc = mc_node_start(&g.loop, &o, &g.n);
     cr_assert_eq(rc, 0, "node start: %s", mc_error_name(rc));
@@ -262,16 +253,26 @@ static bool none_held(void)
     return held_reads() == 0;
 }
 
-Test(node_read, held_reads_are_not_rescanned_until_a_drain_and_all_answered, .timeout = 60,
-     .fini = teardown)
+/* Start the node and send N_READS reads that the client does not read: some are served until
+ * the connection's output fills, the rest are held. Returns the client's socket; *held: how
+ * many are held (0 < *held < N_READS). */
+static int hold_reads(uint64_t *held)
 {
     start_node();
     int fd = send_reads();
     cr_assert(wait_until(some_held, WAIT_MAX_MS), "no read was held");
     usleep(300 * 1000); /* every read confirmed; served until the output filled */
-    uint64_t held = held_reads();
-    cr_assert_gt(held, 0, "no read held: the output never filled");
-    cr_assert_lt(held, N_READS, "nothing was served");
+    *held = held_reads();
+    cr_assert_gt(*held, 0, "no read held: the output never filled");
+    cr_assert_lt(*held, N_READS, "nothing was served");
+    return fd;
+}
+
+Test(node_read, held_reads_are_not_rescanned_until_a_drain_and_all_answered, .timeout = 60,
+     .fini = teardown)
+{
+    uint64_t held;
+    int fd = hold_reads(&held);
     /* Nothing changes now (no index, no apply, the client reads nothing): the loop keeps
      * passing (ticks, the probe), but the held reads are not walked again. Before: one scan
      * (and one copy of each held read) per pass. */
@@ -320,12 +321,8 @@ Test(node_read, held_reads_are_not_rescanned_until_a_drain_and_all_answered, .ti
 Test(node_read, a_held_read_past_its_deadline_says_its_reply_was_held, .timeout = 60,
      .fini = teardown)
 {
-    start_node();
-    int fd = send_reads();
-    cr_assert(wait_until(some_held, WAIT_MAX_MS), "no read was held");
-    usleep(300 * 1000); /* every read confirmed; served until the output filled */
-    uint64_t held = held_reads();
-    cr_assert(held > 0 && held < N_READS, "%llu held", (unsigned long long)held);
+    uint64_t held;
+    int fd = hold_reads(&held);
     atomic_store(&g.expire_held, true);
     cr_assert(wait_until(none_held, WAIT_MAX_MS), "%llu reads left",
               (unsigned long long)held_reads());

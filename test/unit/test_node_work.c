@@ -1,7 +1,7 @@
 /* test_node_work.c: a fatal stop with a threadpool job still running (src/node/node.c
  * node_queue_work, mc_node_free): the node is freed only once the job has made its last use of
  * it, so the job completes on an intact node (under ASan a use after free fails the test). */
-#include "storage_test_util.h"
+#include "node_test_util.h"
 
 #include "metacenter/error.h"
 #include "node/node_internal.h"
@@ -81,17 +81,8 @@ static void fail_cb(uv_timer_t *t)
 Test(node_work, a_fatal_stop_frees_the_node_only_after_its_running_job_ends, .timeout = 60,
      .fini = rm_dir)
 {
-    char data[200];
-    st_tmpdir(dir, sizeof(dir));
-    snprintf(data, sizeof(data), "%s/data", dir);
-    mc_log_set_level(MC_LOG_WARN);
     struct mc_node_options o;
-    mc_node_options_default(&o);
-    snprintf(o.data_dir, sizeof(o.data_dir), "%s", data);
-    snprintf(o.listen_client, sizeof(o.listen_client), "127.0.0.1:0");
-    snprintf(o.listen_peer, sizeof(o.listen_peer), "127.0.0.1:0");
-    snprintf(o.listen_http, sizeof(o.listen_http), "off");
-    o.disk_reserve_mb = 0;
+    nt_node_options(&o, dir, sizeof(dir));
     cr_assert_eq(uv_loop_init(&loop), 0);
     struct mc_node *n = NULL;
     int rc = mc_node_start(&loop, &o, &n);
