@@ -74,6 +74,7 @@ enum conn_log {
     LOG_AUTH_FAILED,
     LOG_TLS_FAILED,
     LOG_HANDSHAKE_TIMEOUT,
+    LOG_AUTH_TIMEOUT,
     LOG_SEND_TIMEOUT,
     LOG_CLOSE_GRACE,
     LOG_OUTPUT_OVERFLOW,
@@ -1320,6 +1321,18 @@ static void on_connection(uv_stream_t *server, int status)
     start_reading(c);
 }
 
+/* With auth on, a connection may stay anonymous (PING and AUTH only) for
+ * request_read_timeout_ms after its accept: otherwise connections that never authenticate could
+ * hold every slot of max_connections for as long as they PING inside the idle timeout (aud18
+ * R3). Closed only between requests (nothing in flight or being written), so a client sees EOF,
+ * not a lost reply. The clients of this project send AUTH first on every connection. */
+static bool anonymous_too_long(const struct mc_client_server *s, const struct mc_client_conn *c,
+                               uint64_t now)
+{
+    return s->opts.auth && !c->principal && !c->local_out && c->inflight == 0 && !c->writing &&
+           now - c->accepted_ms >= s->opts.request_read_timeout_ms;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct mc_client_server *s = t->data;
@@ -1381,6 +1394,16 @@ static void on_timer(uv_timer_t *t)
             mc_metrics_limit(MC_LIMIT_READ_TIMEOUT);
             CONN_LOG(s, LOG_HANDSHAKE_TIMEOUT, MC_LOG_INFO, "client_tls_handshake_timeout",
                      "peer=%s", c->peer);
+            close_conn(c);
+            c = next;
+            continue;
+        }
+        if (anonymous_too_long(s, c, now)) {
+            s->stats.auth_timeouts++;
+            mc_metrics_limit(MC_LIMIT_AUTH_FAILURES);
+            CONN_LOG(s, LOG_AUTH_TIMEOUT, MC_LOG_INFO, "client_auth_timeout",
+                     "peer=%s not authenticated within %u ms", c->peer,
+                     s->opts.request_read_timeout_ms);
             close_conn(c);
             c = next;
             continue;

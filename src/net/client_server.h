@@ -74,7 +74,9 @@ struct mc_client_server_opts {
                          loopback the kernel's auto-sized buffer takes whole replies */
     uint32_t request_read_timeout_ms; /* 0 = default 10000: a frame must arrive whole within
                                          this long of its first byte (slowloris), else the
-                                         connection gets Timeout and is closed */
+                                         connection gets Timeout and is closed; with auth on,
+                                         a connection not authenticated this long after its
+                                         accept is closed (between requests) */
     uint32_t max_frame_bytes;         /* 0 = MC_PROTO_MAX_FRAME_BYTES (also the maximum);
                                          larger frames get EntityTooLarge + close */
     uint32_t max_batch_ops;           /* 0 = MC_PROTO_MAX_BATCH_OPS (also the maximum); a
@@ -123,6 +125,7 @@ struct mc_client_server_stats {
                                    (FRAME_BUDGET frames parsed in one) */
     uint64_t idle_closed;       /* connections closed by the idle timeout */
     uint64_t read_timeouts;     /* connections closed: a frame did not complete in time */
+    uint64_t auth_timeouts;     /* connections closed: not authenticated in time (auth on) */
     uint64_t frames_too_large;  /* frames over max_frame_bytes */
     uint64_t batches_too_large; /* WRITEs over max_batch_ops */
     uint64_t drain_wakes;       /* waiters on a full output woken (mc_client_conn_output_full) */

@@ -1874,6 +1874,42 @@ Test(client_e2e, auth_frames_capped_per_connection)
     mc_auth_free(a);
 }
 
+/* With auth on, a connection that never authenticates is closed request_read_timeout_ms after
+ * its accept, PINGs or not (aud18 R3: anonymous connections could hold every slot of
+ * max_connections); one that authenticated stays. Before: the anonymous one stayed open until
+ * the idle timeout (5 minutes). */
+Test(client_e2e, anonymous_connection_closed_when_auth_is_on, .timeout = 30)
+{
+    struct mc_auth *a = NULL;
+    cr_assert_eq(mc_auth_new(&a), 0);
+    cr_assert_eq(mc_auth_add_token(a, "app", MC_ROLE_WRITE, "tok-app-0123456789"), 0);
+    struct th_opts o = {0};
+    o.srv.auth = a;
+    o.srv.request_read_timeout_ms = 1000;
+    struct th_server *s = ct_start(o);
+    int anon = raw_connect(th_port(s));
+    int authed = raw_connect(th_port(s));
+    cr_assert_eq(raw_auth(authed, 1, "tok-app-0123456789"), 0);
+    uint64_t t0 = mc_mono_ms();
+    for (uint64_t i = 2; i < 5; i++) { /* PING is allowed anonymously, and is activity */
+        raw_ping(anon, i);
+        raw_ping(authed, i);
+        usleep(100 * 1000);
+    }
+    expect_closed(anon);
+    uint64_t waited = mc_mono_ms() - t0;
+    cr_assert_geq(waited, 900, "closed after %llu ms, before its deadline",
+                  (unsigned long long)waited);
+    usleep(1200 * 1000); /* past the deadline again: the authenticated one is kept */
+    raw_ping(authed, 10);
+    close(anon);
+    close(authed);
+    struct mc_client_server_stats st;
+    th_stop(s, &st);
+    cr_assert_eq(st.auth_timeouts, 1);
+    mc_auth_free(a);
+}
+
 /* With auth off an AUTH hashes nothing (every token is admin): not capped, the connection
  * stays. Before: the 9th was refused SlowDown and the connection closed. */
 Test(client_e2e, auth_frames_not_capped_with_auth_off)
