@@ -243,6 +243,9 @@ struct mc_raft_restore {
     uint64_t applied;                    /* state machine's applied index (>= snapshot.index) */
 };
 
+/* The most ReadIndex heartbeat rounds out at once (mc_raft_config.read_rounds_in_flight). */
+#define MC_RAFT_MAX_READ_ROUNDS 32
+
 struct mc_raft_config {
     uint64_t id;               /* this node, non-zero */
     uint32_t election_tick;    /* T: election timeout randomized in [T, 2T); default 10 */
@@ -256,7 +259,7 @@ struct mc_raft_config {
      * mc_raft_read_index; otherwise a paused leader serves stale reads. Off by default. */
     bool lease_read;
     uint32_t lease_drift_ticks; /* lease = election_tick - drift; default 2 */
-    /* ReadIndex heartbeat rounds out at once (1..32). 1 bounds the rounds per second
+    /* ReadIndex heartbeat rounds out at once (1..MC_RAFT_MAX_READ_ROUNDS). 1 bounds the rounds per second
      * by the round trip; more lets a read that arrives while a round is out leave sooner, for
      * more follower wake-ups. Default 1. */
     uint32_t read_rounds_in_flight;

@@ -37,6 +37,8 @@
 #define INITIAL_READ_BYTES (64u * 1024)
 /* A read buffer grown to this (a big frame) goes back to INITIAL_READ_BYTES once parsed. */
 #define SHRINK_RBUF_BYTES (4u * INITIAL_READ_BYTES)
+/* ... and one under that goes back once its connection has been quiet this long (on_timer). */
+#define RBUF_IDLE_SHRINK_MS 1000
 /* A write buffer larger than this is released once written (after a one-off big reply). */
 #define KEEP_BUFFER_BYTES (1u * 1024 * 1024)
 /* Graceful stop gives slow peers this long to take their last replies; a connection closing
@@ -747,6 +749,23 @@ static void shrink_rbuf(struct mc_client_conn *c)
     }
 }
 
+/* on_timer: a connection quiet for RBUF_IDLE_SHRINK_MS gives back a read buffer grown past
+ * INITIAL_READ_BYTES but under SHRINK_RBUF_BYTES (shrink_rbuf leaves those to busy connections,
+ * which would grow them again each pass): an idle connection holds 64 KiB, not 128 (rev19 R2).
+ * Not the in-process connections (their buffer is fed by local.c's own rules). */
+static void shrink_idle_rbuf(struct mc_client_conn *c, uint64_t now)
+{
+    if (c->rlen != 0 || c->rcap <= INITIAL_READ_BYTES || c->local_out ||
+        now - c->last_active_ms < RBUF_IDLE_SHRINK_MS) {
+        return;
+    }
+    uint8_t *p = realloc(c->rbuf, INITIAL_READ_BYTES);
+    if (p) {
+        c->rbuf = p;
+        c->rcap = INITIAL_READ_BYTES;
+    }
+}
+
 /* Per-request limits (the frame itself was fine): refuse an oversized batch (a final error:
  * EntityTooLarge, not the retryable SlowDown), clamp a list page. Returns false when answered. */
 static bool within_limits(struct mc_client_conn *c, struct mc_proto_request *req)
@@ -1427,6 +1446,8 @@ static void on_timer(uv_timer_t *t)
             s->stats.idle_closed++;
             mc_metrics_limit(MC_LIMIT_IDLE_TIMEOUT);
             close_conn(c);
+        } else if (!partial) {
+            shrink_idle_rbuf(c, now);
         }
         c = next;
     }

@@ -3,6 +3,7 @@
 #include "node/config.h"
 #include "http/server.h"
 #include "metacenter/error.h"
+#include "metacenter/raft.h"
 #include "util/log.h"
 
 #include <assert.h>
@@ -434,7 +435,7 @@ static const struct field f_raft[] = {
     BOOL("pre_vote", pre_vote),
     BOOL("check_quorum", check_quorum),
     BOOL("lease_reads", lease_reads),
-    U64("read_rounds", read_rounds, 1, 32),
+    U64("read_rounds", read_rounds, 1, MC_RAFT_MAX_READ_ROUNDS),
     BOOL("image_handoff", image_handoff),
     END,
 };

@@ -24,15 +24,21 @@ uint64_t node_now_ms(void)
     return mc_mono_ms();
 }
 
-/* Where to dial a peer: its --peer-route override (tests route links through a proxy). */
-static const char *node_dial_addr(struct mc_node *n, uint64_t id, const char *addr)
+const char *node_peer_route(const struct mc_node *n, uint64_t id)
 {
     for (size_t i = 0; i < n->opts.route_count; i++) {
         if (n->opts.routes[i].id == id) {
             return n->opts.routes[i].peer_addr;
         }
     }
-    return addr;
+    return NULL;
+}
+
+/* Where to dial a peer: its --peer-route override (tests route links through a proxy). */
+static const char *node_dial_addr(struct mc_node *n, uint64_t id, const char *addr)
+{
+    const char *route = node_peer_route(n, id);
+    return route ? route : addr;
 }
 
 struct member_info *node_member(struct mc_node *n, uint64_t id)
@@ -838,7 +844,9 @@ static int node_auth_load(struct mc_node *n)
     char err[300];
     int rc = mc_auth_load(n->opts.auth_file, &n->auth, err, sizeof(err));
     if (rc) {
-        MC_ERROR("auth_file_invalid", "detail=\"%s\"", err);
+        /* InternalError: OpenSSL, not the file (e.g. no SHA-256 from its providers). */
+        MC_ERROR(rc == MC_EINTERNAL ? "auth_setup_failed" : "auth_file_invalid",
+                 "file=%s detail=\"%s\"", n->opts.auth_file, err);
         return rc;
     }
     rc = mc_auth_random_token(n->internal_token, sizeof(n->internal_token));

@@ -134,7 +134,9 @@ void node_snap_unuse(struct mc_node *n, const char *path)
 /* What node_snap_prune hands mc_snap_prune as in_use's ctx. */
 struct prune_ctx {
     struct mc_node *n;
-    unsigned taken; /* files past keep that no stream held: the prune removed them */
+    unsigned taken; /* files past keep that no stream held, handed to the prune to remove: an
+                       upper bound of what it removed (a file already gone, or one it failed to
+                       remove, counts too; mc_snap_prune logs each) */
 };
 
 /* mc_snap_prune_opts.in_use: called with snap_users.mu held, for each file past keep. A file

@@ -341,6 +341,9 @@ struct mc_node {
 
 /* node.c */
 uint64_t node_now_ms(void);
+/* The --peer-route this node dials member id through (it overrides the member's stored peer
+ * address, which may then be only a label), or NULL. */
+const char *node_peer_route(const struct mc_node *n, uint64_t id);
 struct member_info *node_member(struct mc_node *n, uint64_t id);
 void node_set_member(struct mc_node *n, uint64_t id, const char *peer_addr,
                      const char *client_addr);

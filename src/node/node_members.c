@@ -51,18 +51,6 @@ static bool addr_syntax_ok(const char *a, size_t len)
     return port >= 1 && port <= 65535;
 }
 
-/* This node dials member id through a --peer-route of its own (node_dial_addr), whatever
- * the member's stored peer address says. */
-static bool has_peer_route(const struct mc_node *n, uint64_t id)
-{
-    for (size_t i = 0; i < n->opts.route_count; i++) {
-        if (n->opts.routes[i].id == id) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* An ADD_MEMBER's addresses before anything is proposed: a change with an address the members
  * cannot store (over MC_ADDR_MAX: followers dropped it, the leader cut it) or dial would commit
  * and leave the new member unreachable. The peer address must parse as the transport dials it
@@ -76,12 +64,21 @@ static int check_member_addrs(const struct mc_node *n, const struct mc_proto_req
     const char *peer = q->u.member.peer_addr.ptr ? q->u.member.peer_addr.ptr : "";
     const char *client = q->u.member.client_addr.ptr ? q->u.member.client_addr.ptr : "";
     if (!addr_syntax_ok(peer, q->u.member.peer_addr.len) ||
-        (mc_parse_addr(peer, &sa) != 0 && !has_peer_route(n, q->u.member.id))) {
+        (mc_parse_addr(peer, &sa) != 0 && !node_peer_route(n, q->u.member.id))) {
         snprintf(why, why_len,
                  "the peer address must be IP:PORT (IPv6 in brackets, or localhost) under %d "
                  "bytes, or HOST:PORT for a member this leader has a --peer-route for",
                  MC_ADDR_MAX);
         return MC_EINVAL;
+    }
+    if (mc_parse_addr(peer, &sa) != 0) {
+        /* Said at the moment of the add (rev19 R3): a member that leads later dials the label
+         * unless it has the same route. */
+        MC_WARN("member_peer_label",
+                "id=%llu label=%.*s route=%s: every member that may lead "
+                "needs a --peer-route for it",
+                (unsigned long long)q->u.member.id, (int)q->u.member.peer_addr.len, peer,
+                node_peer_route(n, q->u.member.id));
     }
     if (q->u.member.client_addr.len && !addr_syntax_ok(client, q->u.member.client_addr.len)) {
         snprintf(why, why_len, "the client address must be HOST:PORT under %d bytes", MC_ADDR_MAX);

@@ -2,6 +2,7 @@
 #include "node/options.h"
 #include "http/server.h"
 #include "metacenter/error.h"
+#include "metacenter/raft.h"
 #include "net/client_server.h"
 #include "util/log.h"
 
@@ -307,7 +308,7 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
         } else if (strcmp(f, "--disk-reserve-mb") == 0) {
             rc = set_u64(&o->disk_reserve_mb, v, 0, UINT32_MAX, f, err, errlen);
         } else if (strcmp(f, "--read-rounds") == 0) {
-            rc = set_u64(&o->read_rounds, v, 1, 32, f, err, errlen);
+            rc = set_u64(&o->read_rounds, v, 1, MC_RAFT_MAX_READ_ROUNDS, f, err, errlen);
         } else if (strcmp(f, "--check-interval-ms") == 0) {
             rc = set_u64(&o->check_interval_ms, v, 0, UINT64_MAX, f, err, errlen);
         } else if (strcmp(f, "--cert-file") == 0) {

@@ -143,6 +143,9 @@ static void check_invariants(const struct mc_raft *r)
 
 /* ---- config / create ---- */
 
+/* read_rounds_full looks back over at most this many rounds of the seq ring (no aliasing). */
+_Static_assert(MC_RAFT_MAX_READ_ROUNDS <= RA_SEQ_RING / 2, "read rounds exceed the seq ring");
+
 void mc_raft_config_defaults(struct mc_raft_config *cfg)
 {
     if (!cfg->election_tick) {
@@ -277,7 +280,7 @@ int mc_raft_create(const struct mc_raft_config *cfg_in, struct mc_raft **out)
     if (cfg.id == 0 || cfg.heartbeat_tick >= cfg.election_tick ||
         (cfg.lease_read && cfg.disable_check_quorum) ||
         cfg.lease_drift_ticks >= cfg.election_tick || cfg.max_inflight_msgs > (1u << 20) ||
-        cfg.read_rounds_in_flight > RA_SEQ_RING / 2) {
+        cfg.read_rounds_in_flight > MC_RAFT_MAX_READ_ROUNDS) {
         return MC_EINVAL;
     }
     struct mc_raft *r = cfg.alloc.malloc(cfg.alloc.ud, sizeof(*r));

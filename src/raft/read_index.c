@@ -132,6 +132,8 @@ static uint64_t quorum_acked_seq(const struct mc_raft *r)
     return quorum_committed(r, &r->conf, acked_of);
 }
 
+static bool read_rounds_full(const struct mc_raft *r);
+
 void ri_on_heartbeat_resp(struct mc_raft *r)
 {
     uint64_t acked = quorum_acked_seq(r);
@@ -154,8 +156,9 @@ void ri_on_heartbeat_resp(struct mc_raft *r)
         r->reads_head = (r->reads_head + 1) % r->cap_reads;
         r->n_reads_q--;
     }
-    if (r->n_reads_q && r->read_seq - acked < r->cfg.read_rounds_in_flight) {
-        /* A round ri_flush waited for is complete: reads queued meanwhile get the next one. */
+    if (r->n_reads_q && !read_rounds_full(r)) {
+        /* A round ri_flush waited for is complete (or those out are from an earlier tick, so
+         * no longer count): reads queued meanwhile get the next one. */
         struct pending_read *last = q_at(r, r->n_reads_q - 1);
         if (last->seq == 0 && last->index != 0) {
             r->read_bcast_pending = true;

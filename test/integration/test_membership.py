@@ -342,6 +342,8 @@ def test_add_member_by_a_label_the_leader_has_a_peer_route_for():
         assert r["status"] == "OK", r
         m = {m["id"]: m for m in c.status(n1)["members"]}
         assert sorted(m) == [1, 2] and m[2]["peer_address"] == label, m
+        # The caveat is said at the add (rev19 R3): other members need the route too.
+        assert "member_peer_label id=2 label=node2.internal:7071" in n1.log(), n1.log_tail()
         n2.start()
         got = wait_for(lambda: cli(["--endpoints", n2.client, "--consistency", "stale", "get",
                                     "routed", "k"], check=False).returncode == 0, 15)

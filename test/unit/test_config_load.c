@@ -245,6 +245,12 @@ Test(config_keys, log_levels_and_bools)
                  0, "%s", err);
     cr_assert_eq(o.pre_vote, 1);
     cr_assert_eq(o.lease_reads, 1);
+    cr_assert_eq(o.read_rounds, 1, "read_rounds defaults to 1");
+    cr_assert_eq(load("metadata: {replication: {raft: {read_rounds: 2}}}", &o), 0, "%s", err);
+    cr_assert_eq(o.read_rounds, 2);
+    expect_error("metadata: {replication: {raft: {read_rounds: 0}}}",
+                 "t.yaml:1:", "read_rounds: 0 is out of range [1, 32]");
+    expect_error("metadata: {replication: {raft: {read_rounds: 33}}}", "t.yaml:1:", "out of range");
 }
 
 Test(config_keys, local_with_only_self_is_single_node)

@@ -625,9 +625,8 @@ Test(raft_api, read_index_waits_for_noop_and_heartbeat_round)
     mc_raft_destroy(r);
 }
 
-/* A 3-voter leader (id 1) of term 1 whose no-op (index 1) has committed. */
-/* A leader of {1,2,3} with its no-op committed; read_rounds: its read_rounds_in_flight (0 =
- * default). */
+/* A 3-voter leader (id 1) of term 1 whose no-op (index 1) has committed; read_rounds: its
+ * read_rounds_in_flight (0 = default). */
 static struct mc_raft *leader_with_read_rounds(uint32_t read_rounds)
 {
     struct mc_raft_config c = cfg3(1);
@@ -745,13 +744,42 @@ Test(raft_api, read_index_two_rounds_in_flight)
     mc_raft_destroy(r);
 }
 
+/* Rounds out from an earlier tick no longer count (lost), also when they fill the window: a late
+ * acknowledgement of an older round lets the waiting read go out at once (rev19 R1). Before: it
+ * waited for the next read or the periodic heartbeat. */
+Test(raft_api, read_index_rounds_of_an_earlier_tick_do_not_fill_the_window)
+{
+    struct mc_raft *r = leader_with_read_rounds(2);
+    uint64_t a, b, c, s;
+    cr_assert_eq(mc_raft_read_index(r, 1), 0);
+    cr_assert_eq(ready_reads(r, &a), 0);
+    cr_assert_neq(a, 0);
+    mc_raft_tick(r); /* a is now lost: two more rounds may go out in this tick */
+    cr_assert_eq(mc_raft_read_index(r, 2), 0);
+    cr_assert_eq(ready_reads(r, &b), 0);
+    cr_assert_gt(b, a);
+    cr_assert_eq(mc_raft_read_index(r, 3), 0);
+    cr_assert_eq(ready_reads(r, &c), 0);
+    cr_assert_gt(c, b);
+    cr_assert_eq(mc_raft_read_index(r, 4), 0);
+    cr_assert_eq(ready_reads(r, &s), 0);
+    cr_assert_eq(s, 0, "a third round in one tick");
+    mc_raft_tick(r); /* b and c are from an earlier tick now */
+    ack_round(r, a);
+    cr_assert_eq(ready_reads(r, &s), 1, "read 1 is answered by its round");
+    cr_assert_gt(s, c, "read 4 waits although the rounds out are from an earlier tick");
+    ack_round(r, s);
+    cr_assert_eq(ready_reads(r, &s), 3, "the newest round confirms reads 2, 3 and 4");
+    mc_raft_destroy(r);
+}
+
 Test(raft_api, read_rounds_in_flight_is_bounded)
 {
     struct mc_raft_config c = cfg3(1);
-    c.read_rounds_in_flight = 33;
+    c.read_rounds_in_flight = MC_RAFT_MAX_READ_ROUNDS + 1;
     struct mc_raft *r = NULL;
     cr_assert_eq(mc_raft_create(&c, &r), MC_EINVAL);
-    c.read_rounds_in_flight = 32;
+    c.read_rounds_in_flight = MC_RAFT_MAX_READ_ROUNDS;
     cr_assert_eq(mc_raft_create(&c, &r), 0);
     mc_raft_destroy(r);
 }

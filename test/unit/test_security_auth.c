@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "metacenter/engine.h"
@@ -123,7 +124,29 @@ Test(security_auth, load_file_reports_line)
 
 /* OpenSSL with only the base provider (no SHA-256): the table cannot be built, and the error
  * says so instead of "out of memory" (rev18c N-4). OPENSSL_CONF is read at OpenSSL's first use,
- * which in this test's own process is here. */
+ * so the calls run in a child process of their own: the setting cannot reach the other tests
+ * (criterion --no-fork included), and no earlier OpenSSL use in this process can hide it. The
+ * child's exit code: 0 all as expected, 1 mc_auth_new's code, 2 mc_auth_load's, 3 its message. */
+static int auth_without_sha256(const char *conf, const char *path)
+{
+    if (setenv("OPENSSL_CONF", conf, 1) != 0) {
+        return 4;
+    }
+    struct mc_auth *a = NULL;
+    if (mc_auth_new(&a) != MC_EINTERNAL) {
+        return 1;
+    }
+    char err[300] = "";
+    if (mc_auth_load(path, &a, err, sizeof(err)) != MC_EINTERNAL) {
+        return 2;
+    }
+    if (strcmp(err, MC_AUTH_NO_SHA256) != 0 ||
+        !strstr(err, "SHA-256 could not be fetched from OpenSSL")) {
+        return 3;
+    }
+    return 0;
+}
+
 Test(security_auth, missing_sha256_is_not_out_of_memory)
 {
     char conf[] = "/tmp/mc_auth_ossl_XXXXXX", path[] = "/tmp/mc_auth_test_XXXXXX";
@@ -139,17 +162,20 @@ Test(security_auth, missing_sha256_is_not_out_of_memory)
           "0000000000000000000000000000000000000000000000000000000000000000\n",
           f);
     fclose(f);
-    cr_assert_eq(setenv("OPENSSL_CONF", conf, 1), 0);
-    struct mc_auth *a = NULL;
-    int rc_new = mc_auth_new(&a);
-    char err[300] = "";
-    int rc_load = mc_auth_load(path, &a, err, sizeof(err));
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        _exit(auth_without_sha256(conf, path));
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
     unlink(conf);
     unlink(path);
-    cr_assert_eq(rc_new, MC_EINTERNAL, "%s", mc_error_name(rc_new));
-    cr_assert_eq(rc_load, MC_EINTERNAL, "%s", mc_error_name(rc_load));
-    cr_assert_str_eq(err, MC_AUTH_NO_SHA256);
-    cr_assert_not_null(strstr(err, "SHA-256 could not be fetched from OpenSSL"), "%s", err);
+    cr_assert(WIFEXITED(status), "the child did not exit");
+    cr_assert_eq(WEXITSTATUS(status), 0,
+                 "1: mc_auth_new not InternalError, 2: mc_auth_load not InternalError, 3: its "
+                 "message is not MC_AUTH_NO_SHA256, 4: setenv (got %d)",
+                 WEXITSTATUS(status));
 }
 
 Test(security_auth, roles_and_bucket_grants)
