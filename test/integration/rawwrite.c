@@ -193,6 +193,24 @@ static int burst(const char *addr, const char *bucket, char **v)
     return errors ? 1 : 0;
 }
 
+/* Sends req once and prints its answer: {"status":"...","message":"..."} (the message of an
+ * error answer). 0 on OK, else 1. */
+static int request_print(const char *addr, struct mc_proto_request *req)
+{
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    int rc = roundtrip(addr, req, &body, &blen);
+    struct mc_proto_error e;
+    memset(&e, 0, sizeof(e));
+    if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
+        memset(&e, 0, sizeof(e));
+    }
+    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc), (int)e.message.len,
+           e.message.ptr ? e.message.ptr : "");
+    free(body);
+    return rc ? 1 : 0;
+}
+
 /* Sends one WRITE of the n op records in ops (freed here) as request rid and prints its answer:
  * {"status":"...","message":"..."} (the message of an error answer). 0 on OK, else 1. */
 static int write_ops_print(const char *addr, uint64_t rid, uint32_t n, struct mc_wbuf *ops)
@@ -204,19 +222,9 @@ static int write_ops_print(const char *addr, uint64_t rid, uint32_t n, struct mc
     req.u.write.n_ops = n;
     req.u.write.ops = ops->data;
     req.u.write.ops_bytes = (uint32_t)ops->len;
-    uint8_t *body = NULL;
-    size_t blen = 0;
-    int rc = roundtrip(addr, &req, &body, &blen);
-    struct mc_proto_error e;
-    memset(&e, 0, sizeof(e));
-    if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
-        memset(&e, 0, sizeof(e));
-    }
-    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc), (int)e.message.len,
-           e.message.ptr ? e.message.ptr : "");
-    free(body);
+    int rc = request_print(addr, &req);
     mc_wbuf_free(ops);
-    return rc ? 1 : 0;
+    return rc;
 }
 
 /*
@@ -424,18 +432,7 @@ static int addmember(const char *addr, uint64_t id, const char *peer, const char
     req.u.member.peer_addr = mc_proto_cstr(peer);
     req.u.member.client_addr = mc_proto_cstr(client);
     req.u.member.learner = true;
-    uint8_t *body = NULL;
-    size_t blen = 0;
-    int rc = roundtrip(addr, &req, &body, &blen);
-    struct mc_proto_error e;
-    memset(&e, 0, sizeof(e));
-    if (rc < 0 && body && mc_proto_error_decode(body, blen, &e) != 0) {
-        memset(&e, 0, sizeof(e));
-    }
-    printf("{\"status\":\"%s\",\"message\":\"%.*s\"}\n", mc_error_name(rc), (int)e.message.len,
-           e.message.ptr ? e.message.ptr : "");
-    free(body);
-    return rc ? 1 : 0;
+    return request_print(addr, &req);
 }
 
 /*

@@ -1195,23 +1195,31 @@ static size_t read_slowly(int fd, size_t want, unsigned pause_ms)
 /* A client that reads slowly but steadily is not cut: the deadline is for a write making no
  * progress (third review: one uv_write carried everything queued, so a reader taking 16 KiB
  * every 50 ms had 256 KiB in one write for ~800 ms, past a 300 ms deadline). */
-Test(client_e2e, slow_steady_reader_is_not_closed_at_the_send_timeout)
+/* A server with o's timeouts (and a 256 KiB output cap, a 16 KiB send buffer) answers 12 big
+ * GETs to a client with a 4 KiB receive buffer that reads a little every pause_ms: the client
+ * must get every byte. Returns the server's stats after its stop. */
+static struct mc_client_server_stats slow_reader_gets_all(struct th_opts o, unsigned pause_ms)
 {
-    struct th_opts o = {0};
     o.srv.max_output_bytes = 256 * 1024;
-    o.srv.send_timeout_ms = 300;
     o.srv.sndbuf_bytes = 16 * 1024; /* else loopback takes the whole write at once */
     struct th_server *s = ct_start(o);
     put_big(s);
     int fd = raw_connect_rcvbuf(th_port(s), 4096);
     enum { GETS = 12 };
     send_big_gets(fd, GETS);
-    size_t want = (size_t)GETS * BIG_VALUE_BYTES, got = read_slowly(fd, want, 50);
+    size_t want = (size_t)GETS * BIG_VALUE_BYTES, got = read_slowly(fd, want, pause_ms);
     cr_assert_geq(got, want, "closed after %zu of %zu bytes", got, want);
     close(fd);
     struct mc_client_server_stats st;
     th_stop(s, &st);
-    cr_assert_eq(st.send_timeouts, 0);
+    return st;
+}
+
+Test(client_e2e, slow_steady_reader_is_not_closed_at_the_send_timeout)
+{
+    struct th_opts o = {0};
+    o.srv.send_timeout_ms = 300;
+    cr_assert_eq(slow_reader_gets_all(o, 50).send_timeouts, 0);
 }
 
 Test(client_e2e, closing_connection_counts_and_is_closed_after_a_grace)
@@ -1960,18 +1968,6 @@ Test(client_e2e, accept_without_memory_closes_and_keeps_listening)
 Test(client_e2e, slow_reader_is_not_idle_closed_mid_reply)
 {
     struct th_opts o = {0};
-    o.srv.max_output_bytes = 256 * 1024;
     o.srv.idle_timeout_ms = 200;
-    o.srv.sndbuf_bytes = 16 * 1024; /* else loopback takes the whole write at once */
-    struct th_server *s = ct_start(o);
-    put_big(s);
-    int fd = raw_connect_rcvbuf(th_port(s), 4096);
-    enum { GETS = 12 };
-    send_big_gets(fd, GETS);
-    size_t want = (size_t)GETS * BIG_VALUE_BYTES, got = read_slowly(fd, want, 20);
-    cr_assert_geq(got, want, "closed after %zu of %zu bytes", got, want);
-    close(fd);
-    struct mc_client_server_stats st;
-    th_stop(s, &st);
-    cr_assert_eq(st.idle_closed, 0);
+    cr_assert_eq(slow_reader_gets_all(o, 20).idle_closed, 0);
 }
