@@ -309,6 +309,16 @@ def client_send_timeout_flag_refuses_bad_values():
     assert "--client-send-timeout-ms" in r.stdout, r.stdout
 
 
+def put_big_inline(c, n, bucket):
+    """Create bucket on node n and put object "big" in it: 64 KiB of random inline data."""
+    value = os.path.join(c.tmp, "value")
+    with open(value, "wb") as f:
+        f.write(os.urandom(64 * 1024))
+    ep = ["--endpoints", n.client]
+    harness.cli(ep + ["bucket", "create", bucket])
+    harness.cli(ep + ["put", bucket, "big", "--inline-file", value])
+
+
 @test
 def stopped_reader_closed_after_client_send_timeout():
     # `serve --client-send-timeout-ms 300`: a client that pipelines GETs of a 64 KiB value and
@@ -317,12 +327,7 @@ def stopped_reader_closed_after_client_send_timeout():
     # Before: the flag did not exist (the node refused to start).
     c, n = start_node(["--client-send-timeout-ms", "300"], http=True)
     try:
-        value = os.path.join(c.tmp, "value")
-        with open(value, "wb") as f:
-            f.write(os.urandom(64 * 1024))
-        ep = ["--endpoints", n.client]
-        harness.cli(ep + ["bucket", "create", "stall"])
-        harness.cli(ep + ["put", "stall", "big", "--inline-file", value])
+        put_big_inline(c, n, "stall")
         assert metric(n, "metacenter_client_send_timeouts_total") == 0
         s = socket.socket()
         # A small fixed receive buffer (no autotuning): the replies back up at once.
@@ -372,12 +377,7 @@ def pipelined_linearizable_reads_past_the_output_cap_all_answered():
     # (client_conn_output_overflow) and every reply lost.
     c, n = start_node([], http=True)
     try:
-        value = os.path.join(c.tmp, "value")
-        with open(value, "wb") as f:
-            f.write(os.urandom(64 * 1024))
-        ep = ["--endpoints", n.client]
-        harness.cli(ep + ["bucket", "create", "burst"])
-        harness.cli(ep + ["put", "burst", "big", "--inline-file", value])
+        put_big_inline(c, n, "burst")
         gets = 1500
         s = mcwire.connect(n.client_port, timeout=10)
         s.sendall(b"".join(mcwire.frame(mcwire.OP_GET_OBJECT, i + 1,
