@@ -434,9 +434,7 @@ static void flush_conn(struct mc_client_conn *c)
     }
     /* Resume reading once the in-flight and output limits allow it again; a connection that
      * spent its frame budget waits for on_wake (once per pass, R-1). */
-    if (c->state == CONN_OPEN && c->read_paused && !c->budget_spent &&
-        c->inflight < s->opts.max_inflight_per_conn &&
-        c->out.len + (c->writing ? c->wout.len : 0) < s->opts.max_output_bytes) {
+    if (c->read_paused && !c->budget_spent && may_read(c)) {
         process_input(c); /* frames already buffered first */
     }
 }

@@ -289,9 +289,9 @@ static void note_creates(struct mc_node *n, uint64_t index)
     n->batch_bucket_creates = 0;
 }
 
-static int admit_bucket_count(struct mc_node *n, const struct mc_op *op, const char **why)
+/* k: the op's bucket creates (bucket_creates). */
+static int admit_bucket_count(struct mc_node *n, uint32_t k, const char **why)
 {
-    uint32_t k = bucket_creates(op);
     if (k == 0) {
         return 0;
     }
@@ -358,8 +358,9 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     if (rc == 0) {
         rc = admit_op(&op, false, &why);
     }
+    uint32_t creates = rc == 0 ? bucket_creates(&op) : 0;
     if (rc == 0) {
-        rc = admit_bucket_count(n, &op, &why);
+        rc = admit_bucket_count(n, creates, &why);
     }
     if (rc == 0) {
         op.session_id = q->u.write.session_id;
@@ -369,7 +370,7 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     }
     if (rc == 0 && (rc = reserve_waiter(n)) == 0 && (rc = batch_add(n, &op)) == 0) {
         add_waiter(n, &r->token, 0);
-        n->batch_bucket_creates += bucket_creates(&op);
+        n->batch_bucket_creates += creates;
     }
     mc_op_clear(&op);
     if (rc == MC_ETOOLARGE) {
