@@ -289,6 +289,11 @@ int mc_auth_add_token(struct mc_auth *a, const char *name, enum mc_role role, co
     return 0;
 }
 
+const char *mc_auth_new_error(int rc)
+{
+    return rc == MC_EINTERNAL ? MC_AUTH_NO_SHA256 : "out of memory";
+}
+
 int mc_auth_load(const char *path, struct mc_auth **out, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
@@ -299,7 +304,7 @@ int mc_auth_load(const char *path, struct mc_auth **out, char *err, size_t errle
     struct mc_auth *a = NULL;
     int rc = mc_auth_new(&a);
     if (rc) {
-        snprintf(err, errlen, "%s", rc == MC_EINTERNAL ? MC_AUTH_NO_SHA256 : "out of memory");
+        snprintf(err, errlen, "%s", mc_auth_new_error(rc));
     }
     char line[MC_AUTH_LINE_MAX + 2];
     int lineno = 0;

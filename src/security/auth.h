@@ -57,6 +57,8 @@ struct mc_auth;
 /* An empty table (nothing verifies until principals are added). 0, MC_ENOMEM, or MC_EINTERNAL
  * when OpenSSL cannot supply SHA-256 (MC_AUTH_NO_SHA256). */
 int mc_auth_new(struct mc_auth **out);
+/* What a failed mc_auth_new's code means, for a user (MC_AUTH_NO_SHA256 or "out of memory"). */
+const char *mc_auth_new_error(int rc);
 /* Load a file. On error writes "file:line: why" (or why alone) to err and returns MC_EINVAL /
  * MC_EIO, or mc_auth_new's MC_ENOMEM / MC_EINTERNAL. */
 int mc_auth_load(const char *path, struct mc_auth **out, char *err, size_t errlen);

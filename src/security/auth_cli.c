@@ -76,7 +76,7 @@ static int hash_token(int argc, char **argv)
     char why[160];
     rc = mc_auth_new(&a);
     if (rc) {
-        return fail(1, rc == MC_EINTERNAL ? MC_AUTH_NO_SHA256 : "out of memory");
+        return fail(1, mc_auth_new_error(rc));
     }
     if (mc_auth_add_line(a, line, why, sizeof(why)) != 0) {
         mc_auth_free(a);
