@@ -46,13 +46,30 @@ local function prepare()
   end
 end
 
+-- WRK_PIPELINE=N (vs_etcd.sh --http-pipeline): each request() returns N requests, which wrk
+-- writes at once and counts as N (HTTP/1.1 pipelining; both servers answer them in order). Up to
+-- 4096 bundles of N random keys are built once, so request() still only picks one.
+local depth = tonumber(os.getenv("WRK_PIPELINE") or "1")
+local bundles, nbundles = {}, 0
+local function bundle()
+  nbundles = math.min(4096, math.max(1, math.floor(nkeys / depth)))
+  for b = 1, nbundles do
+    local parts = {}
+    for j = 1, depth do parts[j] = reqs[math.random(0, nkeys - 1)] end
+    bundles[b] = table.concat(parts)
+  end
+end
+
 function init(args)
   math.randomseed(os.time() + (tid or 0) * 7919)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   nthreads = tonumber(os.getenv("WRK_THREADS") or "2")
   counter = tid or 0
-  if op ~= "load" then prepare() end
+  if op ~= "load" then
+    prepare()
+    if depth > 1 then bundle() end
+  end
 end
 
 function request()
@@ -62,6 +79,7 @@ function request()
     if k >= nkeys then k = k % nkeys end
     return wrk.format(nil, "/v3/kv/put", nil, '{"key":"' .. key_at(k) .. '","value":"' .. value64 .. '"}')
   end
+  if depth > 1 then return bundles[math.random(1, nbundles)] end
   return reqs[math.random(0, nkeys - 1)]
 end
 

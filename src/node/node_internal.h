@@ -235,13 +235,13 @@ struct mc_node {
     size_t n_reads, cap_reads;
     uint64_t read_batch; /* ctx of the batch being collected (0 = none) */
     uint64_t next_read_ctx;
-    uint32_t reads_unbatched; /* reads waiting for the next ReadIndex call */
     /* node_serve_ready_reads walks reads only when one may have become servable (R-3): a
      * read index arrived, applied_index moved, or a held read's connection drained. */
     bool reads_indexed;          /* node_on_read_state gave reads their index since the scan */
     uint64_t reads_seen_applied; /* applied_index at the last scan */
     uint64_t reads_seen_drains;  /* mc_client_server_drain_wakes at the last scan */
     uint64_t read_scans;         /* scans run (tests: none on passes where nothing changed) */
+    uint64_t read_expiry_checks; /* deadlines node_expire_reads compared (tests: one per tick) */
 
     /* Apply state. */
     uint64_t applied_index;

@@ -379,25 +379,32 @@ void node_fail_reads(struct mc_node *n, int code)
     n->read_batch = 0;
 }
 
+/* Reads are only appended (node_add_read, deadline = now + NODE_READ_TIMEOUT_MS on the monotonic
+ * clock) and every removal keeps the order (keep_read), so deadlines ascend: the expired reads
+ * are a prefix, and a tick with none expired looks at reads[0] only (not every pending read). */
 void node_expire_reads(struct mc_node *n, uint64_t now_ms)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n->n_reads; i++) {
+    size_t i = 0;
+    for (; i < n->n_reads; i++) {
         struct pending_read *r = &n->reads[i];
-        if (r->deadline_ms <= now_ms) {
-            /* Reads are idempotent: ServiceUnavailable lets the client retry elsewhere. The
-             * message says where it waited (N-1): a read held for its connection's full
-             * output was confirmed and applied; the client did not take its replies. */
-            const char *why = r->batch != 0                 ? "read index not confirmed in time"
-                              : r->index > n->applied_index ? "read index not applied in time"
-                                                            : "reply held: connection output full";
-            mc_client_reply_error(&r->token, MC_EUNAVAIL, why);
-            free_read(r);
-            continue;
+        n->read_expiry_checks++;
+        if (r->deadline_ms > now_ms) {
+            break;
         }
-        keep_read(n, &k, i);
+        assert(i + 1 == n->n_reads || r->deadline_ms <= n->reads[i + 1].deadline_ms);
+        /* Reads are idempotent: ServiceUnavailable lets the client retry elsewhere. The
+         * message says where it waited (N-1): a read held for its connection's full
+         * output was confirmed and applied; the client did not take its replies. */
+        const char *why = r->batch != 0                 ? "read index not confirmed in time"
+                          : r->index > n->applied_index ? "read index not applied in time"
+                                                        : "reply held: connection output full";
+        mc_client_reply_error(&r->token, MC_EUNAVAIL, why);
+        free_read(r);
     }
-    n->n_reads = k;
+    if (i > 0) {
+        memmove(n->reads, n->reads + i, (n->n_reads - i) * sizeof(*n->reads));
+        n->n_reads -= i;
+    }
 }
 
 /* The leader changed: a ReadIndex forwarded to the old one may never be answered. Reads that

@@ -43,6 +43,7 @@ static struct {
     char dir[128];
     atomic_bool leader;
     atomic_uint_fast64_t scans;    /* n->read_scans */
+    atomic_uint_fast64_t checks;   /* n->read_expiry_checks */
     atomic_uint_fast64_t n_reads;  /* n->n_reads */
     atomic_uint_fast64_t passes;   /* loop passes (check callbacks) */
     atomic_bool expire_held;       /* request: the held reads' deadlines are due now */
@@ -73,6 +74,7 @@ static void on_probe(uv_timer_t *t)
     mc_node_get_info(n, &info);
     atomic_store(&g.leader, info.role == MC_RAFT_LEADER);
     atomic_store(&g.scans, n->read_scans);
+    atomic_store(&g.checks, n->read_expiry_checks);
     atomic_store(&g.n_reads, n->n_reads);
     atomic_store(&g.passes, g.passes_loop);
     if (atomic_exchange(&g.expire_held, false)) {
@@ -277,13 +279,19 @@ Test(node_read, held_reads_are_not_rescanned_until_a_drain_and_all_answered, .ti
      * passing (ticks, the probe), but the held reads are not walked again. Before: one scan
      * (and one copy of each held read) per pass. */
     uint64_t scans0 = atomic_load(&g.scans), passes0 = atomic_load(&g.passes);
+    uint64_t checks0 = atomic_load(&g.checks);
     usleep(300 * 1000);
     uint64_t scans1 = atomic_load(&g.scans), passes1 = atomic_load(&g.passes);
+    uint64_t checks1 = atomic_load(&g.checks);
     cr_assert_geq(passes1 - passes0, 20, "the loop passed only %llu times",
                   (unsigned long long)(passes1 - passes0));
     cr_assert_leq(scans1 - scans0, 2, "held reads scanned %llu times in %llu idle loop passes",
                   (unsigned long long)(scans1 - scans0), (unsigned long long)(passes1 - passes0));
     cr_assert_eq(held_reads(), held, "held reads answered while the client read nothing");
+    /* The 10 ms tick's expiry looks at the oldest read only (deadlines ascend). Before: every
+     * pending read's deadline on every tick (~30 ticks × the held reads). */
+    cr_assert_leq(checks1 - checks0, 60, "%llu deadline checks in 300 ms with %llu reads held",
+                  (unsigned long long)(checks1 - checks0), (unsigned long long)held);
 
     /* The client reads: every read is answered, in full, on the same connection. */
     static bool seen[N_READS + 1];
