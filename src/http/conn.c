@@ -493,15 +493,19 @@ static void put_str(struct mc_wbuf *w, const char *s)
 static void put_response(struct mc_http_conn *c, const struct mc_http_response *r, bool head_only,
                          bool keep_alive, bool http10)
 {
-    char line[96];
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", r->status, reason(r->status));
-    mc_wbuf_put(&c->out, line, (size_t)n);
+    char num[MC_FMT_INT_MAX];
+    put_str(&c->out, "HTTP/1.1 ");
+    mc_wbuf_put(&c->out, num, mc_fmt_u64(num, (uint64_t)r->status));
+    put_str(&c->out, " ");
+    put_str(&c->out, reason(r->status));
+    put_str(&c->out, "\r\n");
     bool no_body = r->status == 204 || r->status == 304;
     if (!no_body) {
         put_str(&c->out, "Content-Type: ");
         put_str(&c->out, r->content_type ? r->content_type : "application/json");
-        n = snprintf(line, sizeof line, "\r\nContent-Length: %zu\r\n", r->body_len);
-        mc_wbuf_put(&c->out, line, (size_t)n);
+        put_str(&c->out, "\r\nContent-Length: ");
+        mc_wbuf_put(&c->out, num, mc_fmt_u64(num, r->body_len));
+        put_str(&c->out, "\r\n");
     }
     mc_wbuf_put(&c->out, c->io->date, c->io->date_len);
     for (uint32_t i = 0; i < r->n_headers; i++) {

@@ -49,9 +49,8 @@ static void put(struct out *o, const char *s, size_t n)
 
 static void put_int(struct out *o, long long v)
 {
-    char b[24];
-    int n = snprintf(b, sizeof b, "%lld", v);
-    put(o, b, (size_t)n);
+    char b[MC_FMT_INT_MAX];
+    put(o, b, mc_fmt_i64(b, v));
 }
 
 /* Length of the valid UTF-8 sequence at s (as jansson accepts: no overlongs, no surrogates,

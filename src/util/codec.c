@@ -2,6 +2,7 @@
 #include "util/codec.h"
 #include "metacenter/error.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +104,31 @@ void mc_wbuf_u64(struct mc_wbuf *w, uint64_t v)
 void mc_wbuf_i64(struct mc_wbuf *w, int64_t v)
 {
     mc_wbuf_u64(w, (uint64_t)v);
+}
+
+size_t mc_fmt_u64(char *out, uint64_t v)
+{
+    char rev[MC_FMT_INT_MAX];
+    size_t n = 0;
+    do {
+        assert(n < sizeof(rev));
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) {
+        out[i] = rev[n - 1 - i];
+    }
+    return n;
+}
+
+size_t mc_fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0) {
+        return mc_fmt_u64(out, (uint64_t)v);
+    }
+    out[0] = '-';
+    /* -(v + 1) + 1: INT64_MIN's magnitude does not fit an int64_t */
+    return 1 + mc_fmt_u64(out + 1, (uint64_t)(-(v + 1)) + 1);
 }
 
 void mc_wbuf_bytes(struct mc_wbuf *w, const void *p, size_t n)

@@ -10,6 +10,7 @@
 #include "util/log.h"
 #include "util/rand.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,27 @@ Test(codec, writer_limit)
     mc_wbuf_u8(&w, 3);
     cr_assert_eq(mc_wbuf_error(&w), MC_ETOOLARGE);
     mc_wbuf_free(&w);
+}
+
+/* mc_fmt_u64 / mc_fmt_i64 print what printf prints, at the edges and around powers of ten. */
+Test(codec, decimal_text_matches_printf)
+{
+    const uint64_t us[] = {0, 1, 9, 10, 99, 100, 4096, 999999999, 1000000000,
+                           (uint64_t)INT64_MAX, UINT64_MAX - 1, UINT64_MAX};
+    const int64_t is[] = {0, -1, 1, -9, -10, 12345, -12345, INT64_MAX, INT64_MIN + 1, INT64_MIN};
+    char got[MC_FMT_INT_MAX + 1], want[32];
+    for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++) {
+        size_t n = mc_fmt_u64(got, us[i]);
+        got[n] = 0;
+        snprintf(want, sizeof want, "%llu", (unsigned long long)us[i]);
+        cr_assert_str_eq(got, want);
+    }
+    for (size_t i = 0; i < sizeof(is) / sizeof(is[0]); i++) {
+        size_t n = mc_fmt_i64(got, is[i]);
+        got[n] = 0;
+        snprintf(want, sizeof want, "%lld", (long long)is[i]);
+        cr_assert_str_eq(got, want);
+    }
 }
 
 Test(error, names_and_status)
