@@ -33,8 +33,9 @@ void mc_wbuf_u16(struct mc_wbuf *w, uint16_t v);
 void mc_wbuf_u32(struct mc_wbuf *w, uint32_t v);
 void mc_wbuf_u64(struct mc_wbuf *w, uint64_t v);
 void mc_wbuf_i64(struct mc_wbuf *w, int64_t v);
-/* Decimal text of v into out (MC_FMT_INT_MAX bytes; no NUL); returns its length. snprintf's "%llu" costs the HTTP
- * answers a stdio stream set-up per number (~5% of a leader's CPU on HTTP gets, issue 8). */
+/* Decimal text of v into out (MC_FMT_INT_MAX bytes; no NUL); returns its length. snprintf's
+ * "%llu" costs the HTTP answers a stdio stream set-up per number (~5% of a leader's CPU on HTTP
+ * gets, issue 8). */
 #define MC_FMT_INT_MAX 20 /* "18446744073709551615", "-9223372036854775808" */
 size_t mc_fmt_u64(char *out, uint64_t v);
 size_t mc_fmt_i64(char *out, int64_t v);
