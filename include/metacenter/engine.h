@@ -41,6 +41,12 @@
 #define MC_OP_MAX_BYTES         (2u * 1024 * 1024) /* encoded op record */
 #define MC_SESSION_RESULTS_KEPT 4096 /* unacknowledged results per session: MC_ELIMIT beyond */
 #define MC_TOKEN_MAX            4096 /* continuation token chars */
+/* Expired sessions one apply removes, at most (the rest go in the next applies; an expired
+ * session still stored answers as a removed one): a mass expiry is spread over many entries
+ * instead of stalling every replica's loop in one (aud18 R5). Also stops once this many of
+ * their cached results are removed (a session's results go with it, whole). */
+#define MC_SESSION_EXPIRE_PER_APPLY         1024
+#define MC_SESSION_EXPIRE_RESULTS_PER_APPLY 8192
 
 /* An unknown or expired client session (re-register). Alias of an existing code. */
 #define MC_ENOSESSION MC_ENOTFOUND
@@ -329,8 +335,14 @@ int mc_engine_applied_index(struct mc_engine *eng, uint64_t *applied_index);
 /* The newest op time applied (the session clock; 0 when none): a leader stamps above it, also
  * after a restart whose log was compacted into the engine image (node_write.c). */
 int mc_engine_op_clock(struct mc_engine *eng, int64_t *time_ns);
-/* How many buckets exist (O(1): the bucket table's entry count). 0 or an LMDB error. */
+/* How many buckets exist (O(1): kept by apply, counted at open). 0 (no error is left). */
 int mc_engine_bucket_count(struct mc_engine *eng, uint64_t *count);
+/* How many sessions are stored (O(1): kept by apply, counted at open), expired ones not
+ * removed yet included (MC_SESSION_EXPIRE_PER_APPLY): the leader's --max-sessions cap. */
+uint64_t mc_engine_session_count(struct mc_engine *eng);
+/* Whether some stored session is idle past the TTL at op time clock_ns (only the least recently
+ * active one is read), so an apply at that op time would remove one. 0 or an LMDB error. */
+int mc_engine_sessions_expired(struct mc_engine *eng, int64_t clock_ns, bool *some);
 /* Membership blob (malloc'd, caller frees; *conf = NULL, *len = 0 when none). */
 int mc_engine_conf(struct mc_engine *eng, void **conf, size_t *conf_len);
 

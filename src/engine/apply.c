@@ -769,8 +769,10 @@ static int scache_flush(struct actx *a)
 }
 
 /* Delete the result rows of session id with seq ≤ upto (all when upto = UINT64_MAX); *n_out
- * (may be NULL) is decremented per row removed. Results sort by seq, so this costs O(removed). */
-static int drop_results(struct actx *a, uint64_t id, uint64_t upto, uint32_t *n_out)
+ * (may be NULL) is decremented per row removed, *n_dropped incremented. Results sort by seq, so
+ * this costs O(removed). */
+static int drop_results(struct actx *a, uint64_t id, uint64_t upto, uint32_t *n_out,
+                        uint32_t *n_dropped)
 {
     int rc = a->scur ? 0 : mdb_cursor_open(a->txn, a->eng->sessions, &a->scur);
     if (rc) {
@@ -800,11 +802,28 @@ static int drop_results(struct actx *a, uint64_t id, uint64_t upto, uint32_t *n_
         if (n_out && *n_out) {
             (*n_out)--;
         }
+        if (n_dropped) {
+            (*n_dropped)++;
+        }
     }
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_fail(a, rc, "drop session results");
 }
 
-/* Remove sessions idle longer than the TTL, oldest first (cheap: the sexp index is ordered). */
+/* Whether s is past the TTL at this call's clock: expired, removed or not yet. */
+static bool session_expired(const struct actx *a, int64_t last_active_ns)
+{
+    return a->clock_ns - last_active_ns > (int64_t)a->eng->session_ttl_ns;
+}
+
+/*
+ * Remove sessions idle longer than the TTL, oldest first (cheap: the sexp index is ordered): at
+ * most MC_SESSION_EXPIRE_PER_APPLY of them, and none more once MC_SESSION_EXPIRE_RESULTS_PER_APPLY
+ * of their results are gone; the rest go in the next calls. One call removing every expired
+ * session stalled every replica for seconds after a register flood (aud18 R5). Deterministic:
+ * replicas do the same removals at the same index (the same clock, the same order), and an
+ * expired session not removed yet answers as a removed one (apply_top), so results do not depend
+ * on how far the removal has got.
+ */
 static int expire_sessions(struct actx *a)
 {
     MDB_cursor *c;
@@ -813,14 +832,18 @@ static int expire_sessions(struct actx *a)
         return lmdb_fail(a, rc, "open cursor");
     }
     MDB_val k, v;
+    uint32_t sessions = 0, results = 0;
     for (rc = mc_rec_cget(a->eng, c, &k, &v, MDB_FIRST); rc == 0;
          rc = mc_rec_cget(a->eng, c, &k, &v, MDB_FIRST)) {
+        if (sessions >= MC_SESSION_EXPIRE_PER_APPLY ||
+            results >= MC_SESSION_EXPIRE_RESULTS_PER_APPLY) {
+            break;
+        }
         if (k.mv_size != 16) {
             rc = MDB_CORRUPTED;
             break;
         }
-        int64_t t = (int64_t)mc_get_u64be(k.mv_data);
-        if (a->clock_ns - t <= (int64_t)a->eng->session_ttl_ns) {
+        if (!session_expired(a, (int64_t)mc_get_u64be(k.mv_data))) {
             break;
         }
         uint8_t id[8];
@@ -834,10 +857,13 @@ static int expire_sessions(struct actx *a)
         if (rc && rc != MDB_NOTFOUND) {
             break;
         }
-        if (drop_results(a, mc_get_u64be(id), UINT64_MAX, NULL)) {
+        uint32_t dropped = 0;
+        if (drop_results(a, mc_get_u64be(id), UINT64_MAX, NULL, &dropped)) {
             mdb_cursor_close(c);
             return a->fatal;
         }
+        sessions++;
+        results += dropped;
     }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : lmdb_fail(a, rc, "expire sessions");
@@ -876,6 +902,10 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
     }
     struct session s;
     int rc = session_get(a, op->session_id, &s);
+    if (rc == 0 && session_expired(a, s.last_active_ns)) {
+        /* Expired, its removal still to come (expire_sessions is bounded): as if removed. */
+        rc = MC_ENOSESSION;
+    }
     if (rc) {
         res->code = rc;
         return;
@@ -901,7 +931,7 @@ static void apply_top(struct actx *a, const struct mc_op *op, struct mc_op_resul
     s.last_active_ns = a->clock_ns;
     if (op->acked_seq > s.acked_seq) {
         s.acked_seq = op->acked_seq;
-        if (drop_results(a, s.id, s.acked_seq, &s.n)) {
+        if (drop_results(a, s.id, s.acked_seq, &s.n, NULL)) {
             return;
         }
     }
@@ -1059,12 +1089,20 @@ static int attempt(struct mc_engine *eng, uint64_t index, const struct mc_op *op
     if (conf && put(&a, eng->meta, "conf", 4, conf, conf_len)) {
         goto abort;
     }
+    uint64_t n_buckets, n_sessions;
+    rc = mc_engine_count_rows(eng, a.txn, &n_buckets, &n_sessions);
+    if (rc) {
+        lmdb_fail(&a, rc, "count buckets and sessions");
+        goto abort;
+    }
     rc = mdb_txn_commit(a.txn);
     mc_wbuf_free(&a.w);
     if (rc) {
         *map_full = rc == MDB_MAP_FULL;
         return mc_lmdb_err(rc, "commit");
     }
+    atomic_store(&eng->n_buckets, n_buckets);
+    atomic_store(&eng->n_sessions, n_sessions);
     return 0;
 abort:
     mdb_txn_abort(a.txn);

@@ -382,6 +382,10 @@ int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct
     if (!rc) {
         rc = check_format(eng, txn, fresh, dir);
     }
+    uint64_t n_buckets = 0, n_sessions = 0;
+    if (!rc && (mrc = mc_engine_count_rows(eng, txn, &n_buckets, &n_sessions)) != 0) {
+        rc = mc_lmdb_err(mrc, "count buckets and sessions");
+    }
     if (rc) {
         mdb_txn_abort(txn);
         goto fail;
@@ -391,6 +395,8 @@ int mc_engine_open(const char *dir, const struct mc_engine_options *opts, struct
         rc = mc_lmdb_err(mrc, "commit open transaction");
         goto fail;
     }
+    atomic_store(&eng->n_buckets, n_buckets);
+    atomic_store(&eng->n_sessions, n_sessions);
     *out = eng;
     return 0;
 fail:
@@ -549,21 +555,56 @@ int mc_engine_op_clock(struct mc_engine *eng, int64_t *time_ns)
     return rc;
 }
 
+int mc_engine_count_rows(struct mc_engine *eng, MDB_txn *txn, uint64_t *buckets, uint64_t *sessions)
+{
+    MDB_stat st;
+    int rc = mdb_stat(txn, eng->buckets, &st);
+    if (rc) {
+        return rc;
+    }
+    *buckets = (uint64_t)st.ms_entries; /* one record per bucket (apply.c) */
+    rc = mdb_stat(txn, eng->sexp, &st);
+    if (rc) {
+        return rc;
+    }
+    *sessions = (uint64_t)st.ms_entries; /* one expiry row per session (apply.c) */
+    return 0;
+}
+
 int mc_engine_bucket_count(struct mc_engine *eng, uint64_t *count)
 {
     mc_engine_clearerr();
-    *count = 0;
+    *count = atomic_load(&eng->n_buckets);
+    return 0;
+}
+
+uint64_t mc_engine_session_count(struct mc_engine *eng)
+{
+    return atomic_load(&eng->n_sessions);
+}
+
+int mc_engine_sessions_expired(struct mc_engine *eng, int64_t clock_ns, bool *some)
+{
+    mc_engine_clearerr();
+    *some = false;
     struct mc_rtxn *rt;
     int rc = mc_rtxn_get(eng, &rt);
     if (rc) {
         return rc;
     }
-    MDB_stat st;
-    int mrc = mdb_stat(rt->txn, eng->buckets, &st);
-    if (mrc) {
-        rc = mc_lmdb_err(mrc, "stat buckets");
-    } else {
-        *count = (uint64_t)st.ms_entries; /* one record per bucket (apply.c) */
+    MDB_cursor *c;
+    int mrc = mdb_cursor_open(rt->txn, eng->sexp, &c);
+    if (mrc == 0) {
+        MDB_val k, v;
+        mrc = mc_rec_cget(eng, c, &k, &v, MDB_FIRST); /* sexp: oldest last_active first */
+        if (mrc == 0 && k.mv_size == 16) {
+            /* apply.c's session_expired, at op time clock_ns */
+            *some = clock_ns - (int64_t)mc_get_u64be(k.mv_data) > (int64_t)eng->session_ttl_ns;
+        }
+        mdb_cursor_close(c);
+    }
+    if (mrc && mrc != MDB_NOTFOUND) {
+        rc = mc_lmdb_err(mrc, "read the oldest session");
     }
     mc_rtxn_put(eng, rt);
     return rc;

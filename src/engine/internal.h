@@ -8,6 +8,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,6 +52,10 @@ struct mc_engine {
     uint64_t map_size_bytes;
     uint64_t max_map_size_bytes;
     uint64_t session_ttl_ns;
+    /* Entry counts of buckets and sexp (one row per session), as of the last commit: set at
+     * open and by every apply's commit (apply.c). Atomic: the loop reads them while a worker
+     * applies. */
+    _Atomic uint64_t n_buckets, n_sessions;
     pthread_rwlock_t resize_lock; /* readers shared; map growth exclusive */
     pthread_mutex_t write_lock;   /* one apply at a time */
     pthread_mutex_t pool_lock;
@@ -61,6 +66,11 @@ struct mc_engine {
     uint32_t n_hashing;
     pthread_cond_t hashing_done;
 };
+
+/* The entry counts of buckets and sexp in txn (O(1) each: LMDB keeps them per sub-db). LMDB
+ * code. Stored into n_buckets / n_sessions by the caller once txn is committed. */
+int mc_engine_count_rows(struct mc_engine *eng, MDB_txn *txn, uint64_t *buckets,
+                         uint64_t *sessions);
 
 /* Thread-local error sentence; returns code for chaining. */
 int mc_engine_seterr(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -473,6 +473,7 @@ static const struct field f_limits[] = {
     U64("max_inflight_per_conn", max_inflight_per_conn, 1, 1000000),
     U64("max_batch_ops", max_batch_ops, 1, 1000),
     U64("max_list_keys", max_list_keys, 1, 1000),
+    U64("max_sessions", max_sessions, 1, MC_OPT_MAX_SESSIONS_MAX),
     U64("client_send_timeout_ms", client_send_timeout_ms, MC_OPT_CLIENT_SEND_TIMEOUT_MIN_MS,
         MC_OPT_CLIENT_SEND_TIMEOUT_MAX_MS),
     U64("http_max_connections", http_max_connections, 1, MC_HTTP_MAX_CONNECTIONS),

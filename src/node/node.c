@@ -603,6 +603,14 @@ static void open_snap_trash(struct mc_node *n)
     mc_trash_requeue(n->snap_trash, NULL, n->snapdir, "snap-", ".snap.del");
 }
 
+void node_engine_options(const struct mc_node *n, struct mc_engine_options *eo)
+{
+    memset(eo, 0, sizeof(*eo));
+    eo->sync = MC_ENGINE_SYNC_NONE;
+    eo->max_map_size_bytes = n->opts.max_map_size_bytes;
+    eo->session_ttl_ns = n->opts.session_ttl_ms * 1000000ull;
+}
+
 static int open_storage(struct mc_node *n, bool *damaged, char *boot_now)
 {
     *damaged = false;
@@ -621,8 +629,8 @@ static int open_storage(struct mc_node *n, bool *damaged, char *boot_now)
     if (rc) {
         return rc;
     }
-    struct mc_engine_options eo = {.sync = MC_ENGINE_SYNC_NONE,
-                                   .max_map_size_bytes = n->opts.max_map_size_bytes};
+    struct mc_engine_options eo;
+    node_engine_options(n, &eo);
     rc = mc_engine_open(path, &eo, &n->engine);
     if (rc == MC_ENOTOURS || rc == MC_ECORRUPT) {
         /* A torn file (power loss) may not even open: its meta pages are part of the damage. */
@@ -1367,7 +1375,8 @@ void mc_node_free(struct mc_node *n)
     free(n->marks);
     free(n->batch_waiters);
     free(n->writes);
-    free(n->creates);
+    free(n->creates.e);
+    free(n->registers.e);
     free(n->reads);
     mc_wbuf_free(&n->batch);
     mc_wbuf_free(&n->scratch);

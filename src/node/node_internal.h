@@ -49,10 +49,17 @@ struct pending_write {
     uint64_t start_ns; /* arrival, for the write latency histogram */
 };
 
-/* Bucket creates in one proposed entry (the NODE_MAX_BUCKETS check, node_write.c). */
-struct node_creates {
+/* Per proposed entry, how many of something it adds that the engine's count does not hold yet
+ * (bucket creates for NODE_MAX_BUCKETS, session registers for --max-sessions; node_write.c), in
+ * index order, until applied_index reaches the entry (applied or replaced). */
+struct node_entry_count {
     uint64_t index;
     uint32_t n;
+};
+struct node_count_queue {
+    struct node_entry_count *e;
+    size_t head, n, cap;
+    uint64_t unapplied; /* sum of n over e[head..n) */
 };
 
 /* A read waiting for a ReadIndex answer and then for apply. */
@@ -217,6 +224,8 @@ struct mc_node {
     uint32_t batch_ops;       /* top-level op records in the batch */
     uint32_t batch_apply_ops; /* the same counted as the engine does: 1 + sub-ops each */
     bool batch_has_register;
+    bool batch_has_tick;                 /* the batch holds expiry_tick's NOOP (node_write.c) */
+    uint64_t tick_index;                 /* the entry that held the last one proposed */
     struct pending_write *batch_waiters; /* index unknown until proposed */
     size_t n_batch_waiters, cap_batch_waiters;
     struct pending_write *writes; /* proposed, ordered by (index, position) */
@@ -226,9 +235,10 @@ struct mc_node {
     /* Bucket creates not yet in the engine's count: those in the batch, and per proposed entry
      * holding some, in index order, until applied_index reaches it. */
     uint32_t batch_bucket_creates;
-    struct node_creates *creates;
-    size_t n_creates, cap_creates, head_creates;
-    uint64_t creates_unapplied; /* sum of n over creates[head_creates..n_creates) */
+    struct node_count_queue creates;
+    /* Session registers proposed, not applied yet (one per entry at most: batch_has_register);
+     * with the engine's count, the --max-sessions check. */
+    struct node_count_queue registers;
 
     /* Reads. */
     struct pending_read *reads;
@@ -373,6 +383,9 @@ void node_on_peer_frame(void *ctx, uint64_t from, uint8_t kind, const uint8_t *p
 /* A held Raft message (node_snapshot_unblocked) stepped as node_on_peer_frame would, except
  * that it is not leader contact: last_leader_contact_ms stays. */
 void node_replay_raft_frame(struct mc_node *n, uint64_t from, const uint8_t *payload, size_t len);
+
+/* node.c: the options the node opens its engine with (every open: start, rebuild, install). */
+void node_engine_options(const struct mc_node *n, struct mc_engine_options *eo);
 
 /* node_write.c */
 void node_handle_write(struct mc_node *n, const struct mc_client_request *r);

@@ -37,8 +37,8 @@
 
 static int open_engine(struct mc_node *n, const char *path)
 {
-    struct mc_engine_options eo = {.sync = MC_ENGINE_SYNC_NONE,
-                                   .max_map_size_bytes = n->opts.max_map_size_bytes};
+    struct mc_engine_options eo;
+    node_engine_options(n, &eo);
     int rc = mc_engine_open(path, &eo, &n->engine);
     if (rc) {
         n->engine = NULL;

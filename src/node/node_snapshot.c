@@ -1202,8 +1202,8 @@ int node_install_snapshot(struct mc_node *n, const struct mc_raft_snapshot_meta 
     int rc = prepared ? mc_snap_install_swap(n->datadir, NULL)
                       : mc_snap_install(n->datadir, NULL, n->recv_done_path);
     char path[MC_DATADIR_PATH_MAX];
-    struct mc_engine_options eo = {.sync = MC_ENGINE_SYNC_NONE,
-                                   .max_map_size_bytes = n->opts.max_map_size_bytes};
+    struct mc_engine_options eo;
+    node_engine_options(n, &eo);
     int orc = mc_datadir_engine_dir(n->datadir, path, sizeof(path));
     if (orc == 0) {
         orc = mc_engine_open(path, &eo, &n->engine);

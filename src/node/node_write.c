@@ -5,6 +5,7 @@
 #include "util/log.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -241,52 +242,74 @@ static uint32_t bucket_creates(const struct mc_op *op)
     return k;
 }
 
-/* Buckets created or on their way: the engine's count (O(1)) plus creates batched or proposed
- * and not applied yet (an entry leaves the queue once applied_index reaches it, applied or
- * replaced). A create of an existing name counts too: the cap is checked, not the names. */
-static int buckets_soon(struct mc_node *n, uint64_t *count)
+/*
+ * Room for one more element at the end of a queue whose live part is arr[*head, *n): an empty
+ * queue restarts at 0; a full one reuses its consumed front once that is over half the array
+ * (under a steady flow the queue is rarely empty: rev18c R-6), else grows (doubling from
+ * first_cap). Returns the array (moved when grown), or NULL with arr untouched on no memory.
+ * Shared by the pending writes and the count queues.
+ */
+static void *queue_room(void *arr, size_t elem, size_t *head, size_t *n, size_t *cap,
+                        size_t first_cap)
 {
-    while (n->head_creates < n->n_creates &&
-           n->creates[n->head_creates].index <= n->applied_index) {
-        n->creates_unapplied -= n->creates[n->head_creates++].n;
+    assert(*head <= *n && *n <= *cap);
+    if (*head > 0 && *head == *n) {
+        *head = *n = 0;
     }
-    if (n->head_creates == n->n_creates) {
-        n->head_creates = n->n_creates = 0;
-        assert(n->creates_unapplied == 0);
+    if (*n < *cap) {
+        return arr;
     }
-    int rc = mc_engine_bucket_count(n->engine, count);
-    *count += n->creates_unapplied + n->batch_bucket_creates;
-    return rc;
+    if (*head > *cap / 2) {
+        memmove(arr, (char *)arr + *head * elem, (*n - *head) * elem);
+        *n -= *head;
+        *head = 0;
+        return arr;
+    }
+    size_t c = *cap ? *cap * 2 : first_cap;
+    void *p = realloc(arr, c * elem);
+    if (p) {
+        *cap = c;
+    }
+    return p;
 }
 
-/* The proposed entry at index holds the batch's creates. On no memory they go uncounted: the
- * cap is then passed by at most those. */
-static void note_creates(struct mc_node *n, uint64_t index)
+/* What q's entries add that is not applied yet: entries applied_index has reached leave first. */
+static uint64_t count_queue_unapplied(struct node_count_queue *q, uint64_t applied_index)
 {
-    if (n->batch_bucket_creates == 0) {
+    while (q->head < q->n && q->e[q->head].index <= applied_index) {
+        q->unapplied -= q->e[q->head++].n;
+    }
+    if (q->head == q->n) {
+        q->head = q->n = 0;
+        assert(q->unapplied == 0);
+    }
+    return q->unapplied;
+}
+
+/* The entry proposed at index adds k. On no memory they go uncounted: the cap is then passed by
+ * at most those. */
+static void count_queue_note(struct node_count_queue *q, uint64_t index, uint32_t k)
+{
+    if (k == 0) {
         return;
     }
-    if (n->n_creates == n->cap_creates && n->head_creates > n->cap_creates / 2) {
-        /* rev18c R-6: under sustained creates the queue is rarely empty when one is admitted:
-         * reuse the applied front as push_write does instead of growing forever. */
-        memmove(n->creates, n->creates + n->head_creates,
-                (n->n_creates - n->head_creates) * sizeof(*n->creates));
-        n->n_creates -= n->head_creates;
-        n->head_creates = 0;
+    struct node_entry_count *e = queue_room(q->e, sizeof(*q->e), &q->head, &q->n, &q->cap, 64);
+    if (!e) {
+        return;
     }
-    if (n->n_creates == n->cap_creates) {
-        size_t cap = n->cap_creates ? n->cap_creates * 2 : 64;
-        struct node_creates *c = realloc(n->creates, cap * sizeof(*c));
-        if (!c) {
-            n->batch_bucket_creates = 0;
-            return;
-        }
-        n->creates = c;
-        n->cap_creates = cap;
-    }
-    n->creates[n->n_creates++] = (struct node_creates){index, n->batch_bucket_creates};
-    n->creates_unapplied += n->batch_bucket_creates;
-    n->batch_bucket_creates = 0;
+    q->e = e;
+    q->e[q->n++] = (struct node_entry_count){index, k};
+    q->unapplied += k;
+}
+
+/* Buckets created or on their way: the engine's count (O(1)) plus creates batched or proposed
+ * and not applied yet. A create of an existing name counts too: the cap is checked, not the
+ * names. */
+static int buckets_soon(struct mc_node *n, uint64_t *count)
+{
+    int rc = mc_engine_bucket_count(n->engine, count);
+    *count += count_queue_unapplied(&n->creates, n->applied_index) + n->batch_bucket_creates;
+    return rc;
 }
 
 /* k: the op's bucket creates (bucket_creates). */
@@ -382,6 +405,56 @@ void node_handle_write(struct mc_node *n, const struct mc_client_request *r)
     }
 }
 
+/*
+ * At the cap, sessions idle past the TTL still count until an apply removes them, and applies
+ * come only with entries: with no other traffic the cap would hold for ever. So when the least
+ * recently active session is expired at the leader's clock, a NOOP op stamped now goes in the
+ * batch (no waiter: nobody is told): its apply removes up to MC_SESSION_EXPIRE_PER_APPLY of
+ * them, and the refused client's retry (SlowDown is retried) finds room. One such op in flight
+ * at a time, so a refused flood does not turn into a flood of entries.
+ */
+static void expiry_tick(struct mc_node *n)
+{
+    if (n->batch_has_tick || n->tick_index > n->applied_index) {
+        return;
+    }
+    bool some = false;
+    int64_t now = op_time_now(n);
+    if (mc_engine_sessions_expired(n->engine, now, &some) != 0 || !some) {
+        return;
+    }
+    struct mc_op op;
+    memset(&op, 0, sizeof(op));
+    op.type = MC_OP_NOOP;
+    op.time_ns = now;
+    if (batch_add(n, &op) == 0) {
+        n->batch_has_tick = true;
+    }
+}
+
+/* Sessions stored (expired ones not removed yet too) or on their way: each costs a row on
+ * every replica until it expires, and a flood of registers left millions to expire at once
+ * (aud18 R5). A leader-only rule, like NODE_MAX_BUCKETS. False: refused (replied). No register
+ * is batched here (node_handle_register flushed it). */
+static bool admit_register(struct mc_node *n, const struct mc_client_token *t)
+{
+    assert(!n->batch_has_register);
+    uint64_t count =
+        mc_engine_session_count(n->engine) + count_queue_unapplied(&n->registers, n->applied_index);
+    if (count < n->opts.max_sessions) {
+        return true;
+    }
+    mc_metrics_limit(MC_LIMIT_SESSIONS);
+    expiry_tick(n);
+    char why[200];
+    snprintf(why, sizeof(why),
+             "the cluster holds --max-sessions (%llu) client sessions; a new one is refused "
+             "until idle ones expire",
+             (unsigned long long)n->opts.max_sessions);
+    mc_client_reply_error(t, MC_ELIMIT, why);
+    return false;
+}
+
 void node_handle_register(struct mc_node *n, const struct mc_client_request *r)
 {
     if (!can_accept_write(n, &r->token)) {
@@ -390,6 +463,9 @@ void node_handle_register(struct mc_node *n, const struct mc_client_request *r)
     /* A session id is the index of the entry registering it: one registration per entry. */
     if (n->batch_has_register) {
         node_flush_batch(n);
+    }
+    if (!admit_register(n, &r->token)) {
+        return;
     }
     struct mc_op op;
     memset(&op, 0, sizeof(op));
@@ -406,25 +482,12 @@ void node_handle_register(struct mc_node *n, const struct mc_client_request *r)
 
 static int push_write(struct mc_node *n, const struct pending_write *w)
 {
-    if (n->head_writes > 0 && n->head_writes == n->n_writes) {
-        n->head_writes = n->n_writes = 0;
+    struct pending_write *p = queue_room(n->writes, sizeof(*n->writes), &n->head_writes,
+                                         &n->n_writes, &n->cap_writes, 1024);
+    if (!p) {
+        return MC_ENOMEM;
     }
-    if (n->n_writes == n->cap_writes) {
-        if (n->head_writes > n->cap_writes / 2) {
-            memmove(n->writes, n->writes + n->head_writes,
-                    (n->n_writes - n->head_writes) * sizeof(*n->writes));
-            n->n_writes -= n->head_writes;
-            n->head_writes = 0;
-        } else {
-            size_t cap = n->cap_writes ? n->cap_writes * 2 : 1024;
-            struct pending_write *p = realloc(n->writes, cap * sizeof(*p));
-            if (!p) {
-                return MC_ENOMEM;
-            }
-            n->writes = p;
-            n->cap_writes = cap;
-        }
-    }
+    n->writes = p;
     n->writes[n->n_writes++] = *w;
     return 0;
 }
@@ -441,7 +504,11 @@ void node_flush_batch(struct mc_node *n)
     uint64_t index = 0;
     int rc = mc_raft_propose(n->raft, &e, 1, &index);
     if (rc == 0) {
-        note_creates(n, index);
+        count_queue_note(&n->creates, index, n->batch_bucket_creates);
+        count_queue_note(&n->registers, index, n->batch_has_register);
+        if (n->batch_has_tick) {
+            n->tick_index = index;
+        }
     }
     n->batch_bucket_creates = 0;
     uint64_t term = mc_raft_term(n->raft);
@@ -467,6 +534,7 @@ void node_flush_batch(struct mc_node *n)
     n->batch_ops = 0;
     n->batch_apply_ops = 0;
     n->batch_has_register = false;
+    n->batch_has_tick = false;
     mc_wbuf_reset(&n->batch);
 }
 
@@ -705,6 +773,7 @@ void node_fail_writes(struct mc_node *n, int code)
     n->batch_ops = 0;
     n->batch_apply_ops = 0;
     n->batch_has_register = false;
+    n->batch_has_tick = false;
     n->batch_bucket_creates = 0;
     mc_wbuf_reset(&n->batch);
 }

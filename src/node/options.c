@@ -62,6 +62,8 @@ const char mc_node_options_help[] =
     "  --max-inflight-per-conn N     pipelined requests handled per connection (default 4096)\n"
     "  --max-batch-ops N             ops in one atomic write (default and max 1000)\n"
     "  --max-list-keys N             list page size cap (default 1000)\n"
+    "  --max-sessions N              client sessions the node holds; more registrations get\n"
+    "                                SlowDown until some expire (default 100000)\n"
     "  --client-send-timeout-ms N    close a connection whose queued replies have not drained\n"
     "                                within N ms (stopped reader; 100..86400000; default "
     "30000)\n"
@@ -126,6 +128,7 @@ void mc_node_options_default(struct mc_node_options *o)
     o->max_batch_ops = 1000;
     o->max_list_keys = 1000;
     o->client_send_timeout_ms = MC_CLIENT_SEND_TIMEOUT_MS;
+    o->max_sessions = 100000;
     o->http_max_connections = MC_HTTP_MAX_CONNECTIONS;
     o->http_send_timeout_ms = MC_HTTP_SEND_TIMEOUT_MS;
     o->http_idle_timeout_ms = MC_HTTP_IDLE_TIMEOUT_MS;
@@ -340,6 +343,8 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
             rc = set_u64(&o->max_batch_ops, v, 1, 1000, f, err, errlen);
         } else if (strcmp(f, "--max-list-keys") == 0) {
             rc = set_u64(&o->max_list_keys, v, 1, 1000, f, err, errlen);
+        } else if (strcmp(f, "--max-sessions") == 0) {
+            rc = set_u64(&o->max_sessions, v, 1, MC_OPT_MAX_SESSIONS_MAX, f, err, errlen);
         } else if (strcmp(f, "--client-send-timeout-ms") == 0) {
             rc = set_u64(&o->client_send_timeout_ms, v, MC_OPT_CLIENT_SEND_TIMEOUT_MIN_MS,
                          MC_OPT_CLIENT_SEND_TIMEOUT_MAX_MS, f, err, errlen);

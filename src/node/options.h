@@ -59,6 +59,7 @@ struct mc_node_options {
     uint64_t max_batch_ops;           /* default 1000 (also the maximum) */
     uint64_t max_list_keys;           /* default 1000 */
     uint64_t client_send_timeout_ms;  /* default 30000: queued replies not drained this long */
+    uint64_t max_sessions;            /* default 100000: stored + admitted client sessions */
     /* HTTP-port limits (src/http/server.h; docs/operations.md). */
     uint64_t http_max_connections; /* default 1024 (also the maximum); extra: refused */
     uint64_t http_send_timeout_ms; /* default 120000: pending output not drained this long */
@@ -76,7 +77,12 @@ struct mc_node_options {
     char peer_cert_file[MC_PATH_MAX_BYTES];  /* peer port: mutual TLS when set */
     char peer_key_file[MC_PATH_MAX_BYTES];
     char peer_trusted_ca_file[MC_PATH_MAX_BYTES];
+    /* Tests only (no flag, no config key): the engine's session TTL; 0 = its 1 hour. It shapes
+     * replicated state, so every member must agree on it. */
+    uint64_t session_ttl_ms;
 };
+/* --max-sessions range (flag and config key). */
+#define MC_OPT_MAX_SESSIONS_MAX 100000000u
 
 /* HTTP idle/head timeout range (flags and config): under 100 ms a client on a real network
  * could not send a request in time; a day is far past any keep-alive pool's. */

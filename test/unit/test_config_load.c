@@ -134,6 +134,7 @@ Test(config_keys, limits_and_security_sections)
                     "    max_inflight_per_conn: 64\n"
                     "    max_batch_ops: 10\n"
                     "    max_list_keys: 100\n"
+                    "    max_sessions: 25\n"
                     "  security:\n"
                     "    auth_file: /etc/mc/tokens\n"
                     "    metrics_auth: true\n"
@@ -152,6 +153,7 @@ Test(config_keys, limits_and_security_sections)
     cr_assert_eq(o.max_inflight_per_conn, 64);
     cr_assert_eq(o.max_batch_ops, 10);
     cr_assert_eq(o.max_list_keys, 100);
+    cr_assert_eq(o.max_sessions, 25);
     cr_assert_str_eq(o.auth_file, "/etc/mc/tokens");
     cr_assert_eq(o.metrics_auth, 1);
     cr_assert_str_eq(o.cert_file, "/etc/mc/c.pem");
@@ -216,6 +218,24 @@ Test(config_keys, client_send_timeout)
     expect_error("metadata: {limits: {client_send_timeout_ms: 86400001}}",
                  "t.yaml:1:", "out of range");
     expect_error("metadata: {limits: {client_send_timeout_ms: 0}}", "t.yaml:1:", "out of range");
+}
+
+/* --max-sessions (the leader's session cap, node_write.c): default, key, flag, range. */
+Test(config_keys, max_sessions)
+{
+    struct mc_node_options o;
+    cr_assert_eq(load("metadata: {limits: {}}\n", &o), 0, "%s", err);
+    cr_assert_eq(o.max_sessions, 100000);
+    cr_assert_eq(load("metadata: {limits: {max_sessions: 7}}\n", &o), 0, "%s", err);
+    cr_assert_eq(o.max_sessions, 7);
+    char *argv[] = {"serve", "--max-sessions", "9", NULL};
+    cr_assert_eq(mc_node_options_parse(&o, 3, argv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(o.max_sessions, 9, "the flag overrides the file");
+    expect_error("metadata: {limits: {max_sessions: 0}}", "t.yaml:1:", "out of range");
+    expect_error("metadata: {limits: {max_sessions: 100000001}}", "t.yaml:1:", "out of range");
+    char *bad[] = {"serve", "--max-sessions", "0", NULL};
+    cr_assert_neq(mc_node_options_parse(&o, 3, bad, err, sizeof(err)), 0);
+    cr_assert_not_null(strstr(err, "--max-sessions"), "%s", err);
 }
 
 Test(config_keys, http_off_and_empty_disable)

@@ -784,6 +784,170 @@ Test(engine_ops, sessions_expire_by_op_time)
     cr_assert_eq(te_apply(&op, NULL), 0, "s2 was active at 11400");
 }
 
+/* ---- bounded sessions (aud18 R5) ---- */
+
+/* Reopen te_eng on a fresh dir with session TTL ttl_ns; te_index restarts. */
+static void sess_fresh_engine(uint64_t ttl_ns)
+{
+    mc_engine_close(te_eng);
+    te_rmrf(te_dir);
+    te_mkdtemp(te_dir, sizeof(te_dir));
+    struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE, .session_ttl_ns = ttl_ns};
+    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), 0, "%s", mc_engine_last_error());
+    te_index = 0;
+}
+
+/* n registrations into eng at indexes from *index + 1, one per entry (as the leader proposes
+ * them), the i-th at op time t0 + i. */
+static void sess_register_into(struct mc_engine *eng, uint64_t *index, uint32_t n, int64_t t0)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        struct mc_op op;
+        struct mc_op_result res;
+        mc_op_session_register(&op, t0 + i);
+        cr_assert_eq(mc_engine_apply(eng, ++*index, &op, 1, NULL, 0, &res), 0);
+        cr_assert_eq(res.code, 0);
+        mc_op_clear(&op);
+    }
+}
+
+/* An entry of one NOOP at op time t into eng: it moves the session clock, so expiry runs. */
+static void sess_tick_into(struct mc_engine *eng, uint64_t *index, int64_t t)
+{
+    struct mc_op op = {.type = MC_OP_NOOP, .time_ns = t};
+    struct mc_op_result res;
+    cr_assert_eq(mc_engine_apply(eng, ++*index, &op, 1, NULL, 0, &res), 0);
+    cr_assert_eq(res.code, 0);
+}
+
+/* Registrations at op times 10000 + i stay live among themselves; SESS_LATE expires them all. */
+#define SESS_TTL_NS 1000000
+#define SESS_LATE   (10000 + 10 * SESS_TTL_NS)
+
+/* 3000 sessions expire at once: each apply removes at most MC_SESSION_EXPIRE_PER_APPLY of them
+ * (before: all in one apply, the stall of aud18 R5). The count the leader's cap reads follows,
+ * and is rebuilt when the engine is opened again. */
+Test(engine_ops, sessions_expiry_is_bounded_per_apply)
+{
+    sess_fresh_engine(SESS_TTL_NS);
+    const uint32_t N = 3000, B = MC_SESSION_EXPIRE_PER_APPLY;
+    cr_assert_lt(2 * B, N, "the test needs three applies' worth");
+    cr_assert_eq(mc_engine_session_count(te_eng), 0);
+    sess_register_into(te_eng, &te_index, N, 10000);
+    cr_assert_eq(mc_engine_session_count(te_eng), N);
+    const int64_t late = SESS_LATE; /* every one of them is expired */
+    bool some = false;
+    cr_assert_eq(mc_engine_sessions_expired(te_eng, late, &some), 0);
+    cr_assert(some);
+    sess_tick_into(te_eng, &te_index, late);
+    cr_assert_eq(mc_engine_session_count(te_eng), N - B, "one apply removed at most the bound");
+    mc_engine_close(te_eng); /* the count is counted again at open */
+    struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE, .session_ttl_ns = SESS_TTL_NS};
+    cr_assert_eq(mc_engine_open(te_dir, &o, &te_eng), 0);
+    cr_assert_eq(mc_engine_session_count(te_eng), N - B);
+    sess_tick_into(te_eng, &te_index, late + 1);
+    cr_assert_eq(mc_engine_session_count(te_eng), N - 2 * B);
+    sess_tick_into(te_eng, &te_index, late + 2);
+    cr_assert_eq(mc_engine_session_count(te_eng), 0, "the third apply finished the rest");
+    cr_assert_eq(mc_engine_sessions_expired(te_eng, late + 3, &some), 0);
+    cr_assert_not(some, "nothing left to expire");
+}
+
+/* A session past its TTL whose removal has not come yet (the bound left it stored) is refused
+ * exactly like a removed one, and its refusal does not revive it: results do not depend on how
+ * far a replica's removal has got. */
+Test(engine_ops, sessions_expired_not_yet_removed_answer_as_removed)
+{
+    sess_fresh_engine(SESS_TTL_NS);
+    cr_assert_eq(te_bucket("bkt", MC_VERSIONING_UNVERSIONED), 0);
+    const uint32_t FILL = MC_SESSION_EXPIRE_PER_APPLY + 500;
+    sess_register_into(te_eng, &te_index, FILL, 10000);
+    uint64_t sid = te_index + 1;                            /* a session id is its entry's index */
+    sess_register_into(te_eng, &te_index, 1, 10000 + FILL); /* the newest: removed last */
+    struct mc_object_meta m = {.etag = "x"};
+    int codes[2];
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: sid is stored (the apply removes FILL's first 1024 only); pass 1: removed */
+        struct mc_op op;
+        mc_op_put(&op, "bkt", "k", NULL, SESS_LATE + pass, &m);
+        op.session_id = sid;
+        op.seq = 1;
+        struct mc_op_result res;
+        codes[pass] = te_apply(&op, &res);
+        cr_assert_not(res.duplicate);
+        uint64_t left = mc_engine_session_count(te_eng);
+        if (pass == 0) {
+            cr_assert_eq(left, FILL + 1 - MC_SESSION_EXPIRE_PER_APPLY,
+                         "the session was still stored when its write came");
+            sess_tick_into(te_eng, &te_index, SESS_LATE + 1); /* removes the rest, sid too */
+            cr_assert_eq(mc_engine_session_count(te_eng), 0);
+        }
+    }
+    cr_assert_eq(codes[0], MC_ENOSESSION, "expired, still stored: %s", mc_error_name(codes[0]));
+    cr_assert_eq(codes[0], codes[1], "the same answer before and after its removal");
+    struct mc_version v;
+    cr_assert_eq(mc_engine_get(te_eng, "bkt", "k", NULL, false, &v), MC_ENOKEY, "nothing applied");
+}
+
+/* Replicas applying the same entries do the same removals: equal state hashes after every entry
+ * (one replica reopened midway: the count it reads is rebuilt), and once the removal is done the
+ * state is the one an unbounded removal gave (an engine that never held those sessions), which
+ * is where replicas of an older version (docs/decisions.md, session 20) meet it again. */
+Test(engine_ops, sessions_bounded_expiry_replicas_agree_and_converge)
+{
+    sess_fresh_engine(SESS_TTL_NS);
+    char d2[256];
+    te_mkdtemp(d2, sizeof(d2));
+    struct mc_engine_options o = {.sync = MC_ENGINE_SYNC_NONE, .session_ttl_ns = SESS_TTL_NS};
+    struct mc_engine *e2;
+    cr_assert_eq(mc_engine_open(d2, &o, &e2), 0);
+    uint64_t i2 = 0;
+    const uint32_t N = 2 * MC_SESSION_EXPIRE_PER_APPLY + 100;
+    sess_register_into(te_eng, &te_index, N, 10000);
+    sess_register_into(e2, &i2, N, 10000);
+    uint64_t sid = 5; /* one of them writes before they expire: it has cached results */
+    cr_assert_eq(sess_noops(sid, 1, 10, 0, 0), 10);
+    struct mc_op_result res[10];
+    struct mc_op ops[10];
+    memset(ops, 0, sizeof(ops));
+    for (int i = 0; i < 10; i++) {
+        ops[i] = (struct mc_op){
+            .type = MC_OP_NOOP, .session_id = sid, .seq = 1 + (uint64_t)i, .time_ns = 5000};
+    }
+    cr_assert_eq(mc_engine_apply(e2, ++i2, ops, 10, NULL, 0, res), 0);
+    int64_t t = SESS_LATE;
+    for (int k = 0; k < 4; k++, t++) {
+        sess_tick_into(te_eng, &te_index, t);
+        sess_tick_into(e2, &i2, t);
+        uint64_t h1, h2, a1, a2;
+        cr_assert_eq(mc_engine_state_hash(te_eng, &h1, &a1), 0);
+        cr_assert_eq(mc_engine_state_hash(e2, &h2, &a2), 0);
+        cr_assert_eq(a1, a2);
+        cr_assert_eq(h1, h2, "after tick %d", k);
+        cr_assert_eq(mc_engine_session_count(te_eng), mc_engine_session_count(e2));
+        if (k == 1) {
+            mc_engine_close(e2);
+            cr_assert_eq(mc_engine_open(d2, &o, &e2), 0);
+        }
+    }
+    cr_assert_eq(mc_engine_session_count(te_eng), 0);
+    /* Reference: the same last index and op clock, no session ever. */
+    char d3[256];
+    te_mkdtemp(d3, sizeof(d3));
+    struct mc_engine *e3;
+    cr_assert_eq(mc_engine_open(d3, &o, &e3), 0);
+    uint64_t i3 = te_index - 1;
+    sess_tick_into(e3, &i3, t - 1);
+    uint64_t h1, h3, a;
+    cr_assert_eq(mc_engine_state_hash(te_eng, &h1, &a), 0);
+    cr_assert_eq(mc_engine_state_hash(e3, &h3, &a), 0);
+    cr_assert_eq(h1, h3, "nothing of the expired sessions is left");
+    mc_engine_close(e2);
+    mc_engine_close(e3);
+    te_rmrf(d2);
+    te_rmrf(d3);
+}
+
 Test(engine_ops, map_grows_then_enospc)
 {
     mc_engine_close(te_eng);

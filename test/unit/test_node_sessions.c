@@ -1,0 +1,190 @@
+/* test_node_sessions.c: the leader's --max-sessions cap (src/node/node_write.c, aud18 R5) on a
+ * real single node in-process: registrations past the cap get SlowDown (counted in the limits
+ * metric), and once the sessions expire registrations succeed again, with no other traffic. */
+#include "node_test_util.h"
+
+#include "metacenter/error.h"
+#include "net/proto.h"
+#include "node/node_internal.h"
+#include "obs/metrics.h"
+#include "util/clock.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define MAX_SESSIONS   3
+#define TTL_MS         200
+#define PROBE_MS       5
+#define WAIT_MAX_MS    10000
+#define RECV_TIMEOUT_S 10
+
+/* The node runs on its own loop thread; the test thread is the client. */
+static struct {
+    uv_loop_t loop;
+    pthread_t thread;
+    bool thread_started;
+    struct mc_node *n;
+    uv_timer_t probe;
+    int port;
+    char dir[128];
+    atomic_bool leader;
+    atomic_bool stop; /* request: stop the node and end the loop */
+    bool stopping;    /* loop thread only */
+} g;
+
+static void node_stopped(void *arg)
+{
+    (void)arg;
+}
+
+static void on_probe(uv_timer_t *t)
+{
+    (void)t;
+    if (g.stopping) {
+        return;
+    }
+    struct mc_node_info info;
+    mc_node_get_info(g.n, &info);
+    atomic_store(&g.leader, info.role == MC_RAFT_LEADER);
+    if (atomic_load(&g.stop)) {
+        g.stopping = true;
+        uv_close((uv_handle_t *)&g.probe, NULL);
+        mc_node_stop(g.n, node_stopped, NULL);
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    (void)arg;
+    uv_run(&g.loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static void teardown(void)
+{
+    if (g.thread_started) {
+        atomic_store(&g.stop, true);
+        pthread_join(g.thread, NULL);
+        mc_node_free(g.n);
+        uv_run(&g.loop, UV_RUN_NOWAIT);
+        uv_loop_close(&g.loop);
+    }
+    if (g.dir[0]) {
+        st_rmtree(g.dir);
+    }
+}
+
+static bool is_leader(void)
+{
+    return atomic_load(&g.leader);
+}
+
+static void start_node(void)
+{
+    struct mc_node_options o;
+    nt_node_options(&o, g.dir, sizeof(g.dir));
+    o.max_sessions = MAX_SESSIONS;
+    o.session_ttl_ms = TTL_MS;
+    cr_assert_eq(uv_loop_init(&g.loop), 0);
+    int rc = mc_node_start(&g.loop, &o, &g.n);
+    cr_assert_eq(rc, 0, "node start: %s", mc_error_name(rc));
+    g.port = mc_client_server_port(g.n->clients);
+    uv_timer_init(&g.loop, &g.probe);
+    uv_timer_start(&g.probe, on_probe, PROBE_MS, PROBE_MS);
+    cr_assert_eq(pthread_create(&g.thread, NULL, loop_main, NULL), 0);
+    g.thread_started = true;
+    uint64_t end = mc_mono_ms() + WAIT_MAX_MS;
+    while (!is_leader() && mc_mono_ms() < end) {
+        usleep(2000);
+    }
+    cr_assert(is_leader(), "the node did not become leader");
+}
+
+static int connect_node(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct timeval tv = {.tv_sec = RECV_TIMEOUT_S};
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+static bool recv_all(int fd, void *buf, size_t len)
+{
+    uint8_t *b = buf;
+    while (len > 0) {
+        ssize_t k = recv(fd, b, len, 0);
+        if (k <= 0) {
+            return false;
+        }
+        b += k;
+        len -= (size_t)k;
+    }
+    return true;
+}
+
+/* One REGISTER_SESSION (empty body): its reply's status (0 or a negative MC_E* code). */
+static int register_session(int fd, uint64_t request_id)
+{
+    uint8_t frame[MC_PROTO_HEADER_BYTES];
+    struct mc_proto_header h = {.length = MC_PROTO_HEADER_BYTES - 4,
+                                .version = MC_PROTO_VERSION,
+                                .op = MC_REQ_REGISTER_SESSION,
+                                .request_id = request_id};
+    mc_proto_header_put(frame, &h);
+    cr_assert_eq(send(fd, frame, sizeof(frame), 0), (ssize_t)sizeof(frame));
+    uint8_t hdr[MC_PROTO_HEADER_BYTES];
+    cr_assert(recv_all(fd, hdr, sizeof(hdr)), "no reply to REGISTER_SESSION");
+    mc_proto_header_get(hdr, &h);
+    cr_assert_eq(h.request_id, request_id);
+    size_t body = h.length + 4 - MC_PROTO_HEADER_BYTES;
+    static uint8_t sink[4096];
+    cr_assert_leq(body, sizeof(sink));
+    cr_assert(recv_all(fd, sink, body), "reply body cut short");
+    return h.status;
+}
+
+Test(node_sessions, registrations_past_the_cap_are_refused_until_sessions_expire, .timeout = 60,
+     .fini = teardown)
+{
+    start_node();
+    int fd = connect_node();
+    uint64_t id = 1;
+    for (int i = 0; i < MAX_SESSIONS; i++) {
+        int st = register_session(fd, id++);
+        cr_assert_eq(st, 0, "registration %d: %s", i + 1, mc_error_name(st));
+    }
+    uint64_t hits0 = mc_metrics_limit_hits(MC_LIMIT_SESSIONS);
+    int st = register_session(fd, id++);
+    cr_assert_eq(st, MC_ELIMIT, "past --max-sessions: %s", mc_error_name(st));
+    cr_assert_eq(mc_metrics_limit_hits(MC_LIMIT_SESSIONS), hits0 + 1);
+    /* Idle past the TTL, the sessions still count until an apply removes them; nothing else is
+     * written here, so the refusal itself must lead to their removal (node_write.c
+     * expiry_tick). A client retries SlowDown; so does this loop, bounded. */
+    usleep(2 * TTL_MS * 1000);
+    uint64_t end = mc_mono_ms() + WAIT_MAX_MS;
+    int refused = 0;
+    while ((st = register_session(fd, id++)) == MC_ELIMIT && mc_mono_ms() < end) {
+        refused++;
+        usleep(20 * 1000);
+    }
+    cr_assert_eq(st, 0, "after the TTL, after %d refusals: %s", refused, mc_error_name(st));
+    /* And the cap holds again once MAX_SESSIONS live ones exist. */
+    for (int i = 1; i < MAX_SESSIONS; i++) {
+        st = register_session(fd, id++);
+        cr_assert_eq(st, 0, "registration %d after expiry: %s", i + 1, mc_error_name(st));
+    }
+    cr_assert_eq(register_session(fd, id++), MC_ELIMIT);
+    close(fd);
+}
