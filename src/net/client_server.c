@@ -22,10 +22,10 @@
 #define DEFAULT_MAX_OUTPUT_BYTES (8u * 1024 * 1024)
 /* The server-wide budget (B2 a) resumes the connections it paused once the total is back under
  * this share of it: hysteresis, so they do not pause and resume on every reply. */
-#define BUDGET_LOW_WATER_NUM 3u
-#define BUDGET_LOW_WATER_DEN 4u
-#define DEFAULT_READ_TIMEOUT_MS  10000u
-#define DEFAULT_MAX_LIST_KEYS    1000u
+#define BUDGET_LOW_WATER_NUM    3u
+#define BUDGET_LOW_WATER_DEN    4u
+#define DEFAULT_READ_TIMEOUT_MS 10000u
+#define DEFAULT_MAX_LIST_KEYS   1000u
 /* Timeout sweeps run at least this often and at most this rarely. */
 #define SWEEP_MIN_MS 10u
 #define SWEEP_MAX_MS 1000u
@@ -395,8 +395,8 @@ static void budget_check(struct mc_client_server *s)
     } else if (s->over_budget &&
                s->out_total < budget / BUDGET_LOW_WATER_DEN * BUDGET_LOW_WATER_NUM) {
         s->over_budget = false;
-        CONN_LOG(s, LOG_BUDGET_RELEASED, MC_LOG_INFO, "client_output_budget_released",
-                 "queued=%zu", s->out_total);
+        CONN_LOG(s, LOG_BUDGET_RELEASED, MC_LOG_INFO, "client_output_budget_released", "queued=%zu",
+                 s->out_total);
         list_drain(s, LIST_BUDGET, budget_release);
         wake_loop(s); /* the flush of what was marked must not wait for an unrelated event */
     }
@@ -769,7 +769,7 @@ bool mc_client_conn_output_full(struct mc_client_conn *c)
     }
     c->drain_waiter = true;
     budget_wait(c); /* the budget's release wakes it if its own drain does not */
-    mark_dirty(c); /* a flush (this pass) writes it out, then drain_check wakes the waiter */
+    mark_dirty(c);  /* a flush (this pass) writes it out, then drain_check wakes the waiter */
     return true;
 }
 
@@ -1266,7 +1266,7 @@ static void close_conn(struct mc_client_conn *c)
     c->state = CONN_CLOSED;
     s->stats.connections_open--;
     account_output(c); /* its queued replies are dropped: they count no more */
-    drain_check(c); /* a held read is now answered (dropped) at once */
+    drain_check(c);    /* a held read is now answered (dropped) at once */
     if (c->prev) {
         c->prev->next = c->next;
     } else {

@@ -71,8 +71,8 @@ void mc_metrics_error(int code)
 }
 
 static const char *const limit_names[MC_LIMIT_COUNT] = {
-    "connections", "frame_bytes",  "batch_ops",    "inflight",
-    "list_keys",   "idle_timeout", "read_timeout", "auth_failures", "output_budget",
+    "connections",  "frame_bytes",  "batch_ops",     "inflight",      "list_keys",
+    "idle_timeout", "read_timeout", "auth_failures", "output_budget",
 };
 
 void mc_metrics_limit(enum mc_metric_limit which)
