@@ -20,8 +20,12 @@
 /* Output queued per connection before reading pauses (B2 b): twice the largest reply (4 MiB) is
  * plenty to keep a fast reader busy; the hard cap is 2x this + one frame (20 MiB). */
 #define DEFAULT_MAX_OUTPUT_BYTES (8u * 1024 * 1024)
-#define DEFAULT_READ_TIMEOUT_MS  10000u
-#define DEFAULT_MAX_LIST_KEYS    1000u
+/* The server-wide budget (B2 a) resumes the connections it paused once the total is back under
+ * this share of it: hysteresis, so they do not pause and resume on every reply. */
+#define BUDGET_LOW_WATER_NUM    3u
+#define BUDGET_LOW_WATER_DEN    4u
+#define DEFAULT_READ_TIMEOUT_MS 10000u
+#define DEFAULT_MAX_LIST_KEYS   1000u
 /* Timeout sweeps run at least this often and at most this rarely. */
 #define SWEEP_MIN_MS 10u
 #define SWEEP_MAX_MS 1000u
@@ -60,6 +64,7 @@ enum conn_state { CONN_OPEN, CONN_CLOSING, CONN_CLOSED };
 enum conn_list {
     LIST_DIRTY,   /* output to flush, reading to resume: flush_all (FLUSH_PASSES drains) */
     LIST_YIELDED, /* frame budget spent: resumed once per pass by on_wake */
+    LIST_BUDGET,  /* held by the output budget: marked dirty when the total falls back (B2 a) */
     N_LISTS
 };
 
@@ -81,6 +86,8 @@ enum conn_log {
     LOG_CLOSE_GRACE,
     LOG_OUTPUT_OVERFLOW,
     LOG_NO_MEMORY,
+    LOG_BUDGET_REACHED, /* server-wide, once per transition (rate-limited all the same) */
+    LOG_BUDGET_RELEASED,
     LOG_KINDS
 };
 
@@ -101,6 +108,7 @@ struct mc_client_conn {
     size_t rpos;         /* parsed prefix kept over a yield; 0 whenever reading is on */
     struct mc_wbuf out;  /* replies accumulating */
     struct mc_wbuf wout; /* replies being written by wreq */
+    size_t out_counted;  /* this connection's share of srv->out_total (account_output) */
     size_t wout_off;
     bool writing;
     uv_write_t wreq;
@@ -146,6 +154,8 @@ struct mc_client_server {
     uint32_t refs;
     bool stopping;
     bool own_closed;
+    size_t out_total; /* reply bytes queued over all connections: the sum of out_counted */
+    bool over_budget; /* out_total reached max_total_output_bytes, not yet back under 3/4 */
     uint64_t test_local_close_at; /* MC_TEST_HTTP_LOCAL_CLOSE_AFTER (0 = unset) */
     uint64_t local_requests;      /* requests received over in-process conns (when it is set) */
     void (*done)(void *arg);
@@ -157,6 +167,9 @@ static void flush_all(struct mc_client_server *s);
 static void close_conn(struct mc_client_conn *c);
 static void process_input(struct mc_client_conn *c);
 static bool may_read(const struct mc_client_conn *c);
+static bool budget_holds(const struct mc_client_conn *c);
+static void budget_wait(struct mc_client_conn *c);
+static void account_output(struct mc_client_conn *c);
 static void start_reading(struct mc_client_conn *c);
 static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int status,
                          const struct mc_proto_error *e);
@@ -263,6 +276,7 @@ static void close_own_handles(struct mc_client_server *s)
     }
     s->own_closed = true;
     list_drain(s, LIST_YIELDED, NULL); /* on_wake runs no more: release the references */
+    list_drain(s, LIST_BUDGET, NULL);  /* no connection is left to resume */
     uv_close((uv_handle_t *)&s->wake, on_handle_closed);
     uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
     uv_close((uv_handle_t *)&s->check, on_handle_closed);
@@ -296,8 +310,9 @@ static void resume_yielded(struct mc_client_conn *c)
             process_input(c); /* frames already buffered first */
         } else {
             /* An in-flight or output limit holds it: flush_conn resumes it once a reply or a
-             * completed write lets it read (read_paused is set). */
+             * completed write lets it read (read_paused is set), or the budget's release. */
             assert(c->read_paused);
+            budget_wait(c);
         }
     }
 }
@@ -314,11 +329,13 @@ static void on_wake(uv_idle_t *h)
     /* Replies answered inline (PING...) are on the dirty list: this pass's prepare flushes. */
 }
 
-/* A deferred producer waits on c's output: wake it once the output is under the limit. */
+/* A deferred producer waits on c's output: wake it once the output is under the limit (and the
+ * server-wide budget does not hold it). */
 static void drain_check(struct mc_client_conn *c)
 {
-    if (c->drain_waiter && (c->state == CONN_CLOSED ||
-                            mc_client_conn_pending_bytes(c) < c->srv->opts.max_output_bytes)) {
+    if (c->drain_waiter &&
+        (c->state == CONN_CLOSED ||
+         (mc_client_conn_pending_bytes(c) < c->srv->opts.max_output_bytes && !budget_holds(c)))) {
         c->drain_waiter = false;
         c->srv->stats.drain_wakes++;
         wake_loop(c->srv);
@@ -330,6 +347,93 @@ static void mark_dirty(struct mc_client_conn *c)
     list_push(c, LIST_DIRTY); /* flush_all flushes it */
 }
 
+/* ---- the server-wide output budget (B2 a) ---- */
+
+/* Reply bytes c holds: accumulating and in the write (what max_output_bytes bounds too); none
+ * once closed (its replies are dropped; the buffers go with the socket's close). */
+static size_t queued_bytes(const struct mc_client_conn *c)
+{
+    return c->state == CONN_CLOSED ? 0 : c->out.len + (c->writing ? c->wout.len : 0);
+}
+
+/* The budget is reached and c has output queued: it may not read more requests, and its held
+ * reads stay held. One with nothing queued goes on (one pass's worth), so every connection
+ * makes progress as its peer reads. */
+static bool budget_holds(const struct mc_client_conn *c)
+{
+    return c->srv->over_budget && queued_bytes(c) > 0;
+}
+
+/* c cannot read (or has a held read) because of the budget: mark it dirty when the budget is
+ * released. Only the connections held are listed, so the release walks no others. */
+static void budget_wait(struct mc_client_conn *c)
+{
+    if (c->state == CONN_OPEN && budget_holds(c)) {
+        list_push(c, LIST_BUDGET);
+    }
+}
+
+/* Budget released: the flush resumes c's reading (flush_conn, may_read) and wakes a held read
+ * (drain_check); if the total reaches the budget again, it goes back on the list. */
+static void budget_release(struct mc_client_conn *c)
+{
+    if (c->state != CONN_CLOSED) {
+        mark_dirty(c);
+    }
+}
+
+/* The total moved: enter or leave the over-budget state (logged once per transition). */
+static void budget_check(struct mc_client_server *s)
+{
+    size_t budget = s->opts.max_total_output_bytes;
+    if (!s->over_budget && s->out_total >= budget) {
+        s->over_budget = true;
+        s->stats.budget_hits++;
+        CONN_LOG(s, LOG_BUDGET_REACHED, MC_LOG_WARN, "client_output_budget_reached",
+                 "queued=%zu max_total_output_bytes=%zu open=%u", s->out_total, budget,
+                 s->n_conns - s->n_local);
+    } else if (s->over_budget &&
+               s->out_total < budget / BUDGET_LOW_WATER_DEN * BUDGET_LOW_WATER_NUM) {
+        s->over_budget = false;
+        CONN_LOG(s, LOG_BUDGET_RELEASED, MC_LOG_INFO, "client_output_budget_released", "queued=%zu",
+                 s->out_total);
+        list_drain(s, LIST_BUDGET, budget_release);
+        wake_loop(s); /* the flush of what was marked must not wait for an unrelated event */
+    }
+}
+
+/* Bring out_total up to date with c's buffers: called wherever they grow (a reply appended),
+ * shrink (a write done) or stop counting (close), so the total is exact, not estimated. */
+static void account_output(struct mc_client_conn *c)
+{
+    struct mc_client_server *s = c->srv;
+    size_t now = queued_bytes(c);
+    if (now == c->out_counted) {
+        return;
+    }
+    assert(s->out_total >= c->out_counted);
+    s->out_total = s->out_total - c->out_counted + now;
+    c->out_counted = now;
+    if (s->out_total > s->stats.output_bytes_peak) {
+        s->stats.output_bytes_peak = s->out_total;
+    }
+    budget_check(s);
+}
+
+#ifndef NDEBUG
+/* on_timer (debug builds): the running total is the sum over the connections (closed ones count
+ * 0 and are off s->conns). O(connections), like the sweep it runs in. */
+static void check_output_total(const struct mc_client_server *s)
+{
+    size_t sum = 0;
+    for (const struct mc_client_conn *c = s->conns; c; c = c->next) {
+        assert(!c->in_reply && c->out_counted == queued_bytes(c));
+        sum += c->out_counted;
+    }
+    assert(sum == s->out_total);
+}
+#endif
+
 /* ---- output ---- */
 
 static void on_write(uv_write_t *req, int status)
@@ -338,6 +442,7 @@ static void on_write(uv_write_t *req, int status)
     c->writing = false;
     c->wout.len = 0;
     c->wout.err = 0;
+    account_output(c);
     if (c->wout.cap > KEEP_BUFFER_BYTES) {
         mc_wbuf_free(&c->wout);
     }
@@ -427,6 +532,7 @@ static void flush_conn(struct mc_client_conn *c)
             c->refs++;
         }
     }
+    account_output(c); /* what was written left the output */
     drain_check(c);
     if (c->state == CONN_CLOSING && !c->writing && c->out.len == 0) {
         close_conn(c);
@@ -434,8 +540,12 @@ static void flush_conn(struct mc_client_conn *c)
     }
     /* Resume reading once the in-flight and output limits allow it again; a connection that
      * spent its frame budget waits for on_wake (once per pass, R-1). */
-    if (c->read_paused && !c->budget_spent && may_read(c)) {
-        process_input(c); /* frames already buffered first */
+    if (c->read_paused && !c->budget_spent) {
+        if (may_read(c)) {
+            process_input(c); /* frames already buffered first */
+        } else {
+            budget_wait(c);
+        }
     }
 }
 
@@ -485,6 +595,7 @@ static void append_reply(struct mc_client_conn *c, uint8_t op, uint16_t flags, u
         close_conn(c);
         return;
     }
+    account_output(c);
     mark_dirty(c);
 }
 
@@ -518,6 +629,7 @@ static void append_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, int
         .status = status,
     };
     mc_proto_header_put(c->out.data + off, &h);
+    account_output(c);
     mark_dirty(c);
 }
 
@@ -625,6 +737,7 @@ void mc_client_reply_end(const struct mc_client_token *t, int status)
                 .status = 0,
             };
             mc_proto_header_put(c->out.data + c->begin_off, &h);
+            account_output(c); /* the body the encoder wrote since begin counts from here */
             mark_dirty(c);
         }
     }
@@ -651,11 +764,12 @@ size_t mc_client_conn_pending_bytes(const struct mc_client_conn *c)
 
 bool mc_client_conn_output_full(struct mc_client_conn *c)
 {
-    if (mc_client_conn_pending_bytes(c) < c->srv->opts.max_output_bytes) {
+    if (mc_client_conn_pending_bytes(c) < c->srv->opts.max_output_bytes && !budget_holds(c)) {
         return false; /* closed connections too: 0 pending */
     }
     c->drain_waiter = true;
-    mark_dirty(c); /* a flush (this pass) writes it out, then drain_check wakes the waiter */
+    budget_wait(c); /* the budget's release wakes it if its own drain does not */
+    mark_dirty(c);  /* a flush (this pass) writes it out, then drain_check wakes the waiter */
     return true;
 }
 
@@ -705,7 +819,7 @@ static bool may_read(const struct mc_client_conn *c)
 {
     const struct mc_client_server *s = c->srv;
     return c->state == CONN_OPEN && c->inflight < s->opts.max_inflight_per_conn &&
-           c->out.len + (c->writing ? c->wout.len : 0) < s->opts.max_output_bytes;
+           queued_bytes(c) < s->opts.max_output_bytes && !budget_holds(c);
 }
 
 static int grow_rbuf(struct mc_client_conn *c, size_t need)
@@ -744,6 +858,7 @@ static void shrink_rbuf(struct mc_client_conn *c)
     if (p) { /* else keep the big one */
         c->rbuf = p;
         c->rcap = INITIAL_READ_BYTES;
+        c->srv->stats.rbuf_shrinks++;
     }
 }
 
@@ -761,6 +876,7 @@ static void shrink_idle_rbuf(struct mc_client_conn *c, uint64_t now)
     if (p) {
         c->rbuf = p;
         c->rcap = INITIAL_READ_BYTES;
+        c->srv->stats.rbuf_idle_shrinks++;
     }
 }
 
@@ -1025,11 +1141,18 @@ static void process_frames(struct mc_client_conn *c)
             c->read_paused = true;
             if (c->budget_spent) {
                 s->stats.budget_yields++;
+            } else if (budget_holds(c)) {
+                s->stats.read_pauses++;
+                s->stats.budget_pauses++;
+                mc_metrics_limit(MC_LIMIT_OUTPUT_BUDGET);
             } else {
                 s->stats.read_pauses++;
                 mc_metrics_limit(MC_LIMIT_INFLIGHT);
             }
             read_stop(c);
+        }
+        if (!want && !c->budget_spent) {
+            budget_wait(c);
         }
         if (c->budget_spent) {
             yield_conn(c);
@@ -1111,7 +1234,7 @@ static void on_conn_closed(uv_handle_t *h)
      * flight keeps it), but never needs its buffers again: replies to it are dropped, nothing is
      * read. Freed here, not in close_conn: dispatch may close it while the request still points
      * into rbuf, and the write's callback (ECANCELED) has run before this one. */
-    assert(c->state == CONN_CLOSED && !c->writing && !c->in_reply);
+    assert(c->state == CONN_CLOSED && !c->writing && !c->in_reply && c->out_counted == 0);
     mc_wbuf_free(&c->out);
     mc_wbuf_free(&c->wout);
     free(c->rbuf);
@@ -1142,7 +1265,8 @@ static void close_conn(struct mc_client_conn *c)
     }
     c->state = CONN_CLOSED;
     s->stats.connections_open--;
-    drain_check(c); /* a held read is now answered (dropped) at once */
+    account_output(c); /* its queued replies are dropped: they count no more */
+    drain_check(c);    /* a held read is now answered (dropped) at once */
     if (c->prev) {
         c->prev->next = c->next;
     } else {
@@ -1361,6 +1485,9 @@ static void on_timer(uv_timer_t *t)
         flush_all(s);
         return;
     }
+#ifndef NDEBUG
+    check_output_total(s);
+#endif
     uint64_t now = mc_mono_ms();
     struct mc_client_conn *c = s->conns;
     while (c) {
@@ -1537,6 +1664,9 @@ int mc_client_server_start(uv_loop_t *loop, const char *listen_addr,
     if (!s->opts.max_output_bytes) {
         s->opts.max_output_bytes = DEFAULT_MAX_OUTPUT_BYTES;
     }
+    if (!s->opts.max_total_output_bytes) {
+        s->opts.max_total_output_bytes = MC_CLIENT_MAX_TOTAL_OUTPUT_BYTES;
+    }
     if (!s->opts.request_read_timeout_ms) {
         s->opts.request_read_timeout_ms = DEFAULT_READ_TIMEOUT_MS;
     }
@@ -1621,6 +1751,7 @@ uint32_t mc_client_server_max_frame_bytes(const struct mc_client_server *s)
 void mc_client_server_stats(const struct mc_client_server *s, struct mc_client_server_stats *out)
 {
     *out = s->stats;
+    out->output_bytes = s->out_total;
 }
 
 void mc_client_server_stop(struct mc_client_server *s, void (*done)(void *arg), void *arg)

@@ -57,6 +57,11 @@ struct mc_client_handler {
  * opts.send_timeout_ms and of `serve --client-send-timeout-ms`. */
 #define MC_CLIENT_SEND_TIMEOUT_MS 30000u
 
+/* Reply bytes queued over all connections before reading pauses on those with output queued
+ * (aud18 B2 a): max_output_bytes alone lets 1000 connections hold 8 GiB. The default of
+ * opts.max_total_output_bytes and of `serve --max-total-output-bytes`. */
+#define MC_CLIENT_MAX_TOTAL_OUTPUT_BYTES ((size_t)512 * 1024 * 1024)
+
 struct mc_client_server_opts {
     uint32_t max_connections;       /* default 1000 (serve --max-client-connections); extra
                                        connections get SlowDown + close. A connection counts
@@ -64,6 +69,11 @@ struct mc_client_server_opts {
     uint32_t max_inflight_per_conn; /* default 4096; reading pauses while reached */
     size_t max_output_bytes;        /* default 8 MiB; reading pauses while the output is
                                        above this (slow reader) */
+    size_t max_total_output_bytes;  /* 0 = MC_CLIENT_MAX_TOTAL_OUTPUT_BYTES (serve
+                                       --max-total-output-bytes): reply bytes queued over all
+                                       connections; at this, connections with output queued
+                                       stop reading (and held reads stay held) until the
+                                       total is back under 3/4 of it */
     uint32_t idle_timeout_ms;       /* 0 = none; idle connections (nothing in flight,
                                        no reply being written) close */
     uint32_t send_timeout_ms;       /* 0 = MC_CLIENT_SEND_TIMEOUT_MS (serve
@@ -120,7 +130,8 @@ struct mc_client_server_stats {
     uint64_t replies;
     uint64_t protocol_errors;   /* connections closed for malformed/oversized frames */
     uint64_t writes;            /* write(2)/uv_write calls: replies/writes shows batching */
-    uint64_t read_pauses;       /* times a connection stopped reading (in-flight/output limit) */
+    uint64_t read_pauses;       /* times a connection stopped reading (in-flight/output limit,
+                                   the server-wide output budget) */
     uint64_t budget_yields;     /* times a connection's frames waited for the next loop pass
                                    (FRAME_BUDGET frames parsed in one) */
     uint64_t idle_closed;       /* connections closed by the idle timeout */
@@ -131,6 +142,15 @@ struct mc_client_server_stats {
     uint64_t drain_wakes;       /* waiters on a full output woken (mc_client_conn_output_full) */
     uint64_t send_timeouts;     /* connections closed: queued replies did not drain in time
                                    (send_timeout_ms; the close grace after a protocol error) */
+    uint64_t output_bytes;      /* reply bytes queued now over all connections (the total
+                                   max_total_output_bytes bounds) */
+    uint64_t output_bytes_peak; /* the largest output_bytes so far */
+    uint64_t budget_hits;       /* times output_bytes reached max_total_output_bytes */
+    uint64_t budget_pauses;     /* times a connection stopped reading for that budget (also
+                                   counted in read_pauses) */
+    uint64_t rbuf_shrinks;      /* read buffers of SHRINK_RBUF_BYTES or more given back after
+                                   the big frame they grew for */
+    uint64_t rbuf_idle_shrinks; /* smaller grown read buffers given back after an idle spell */
 };
 void mc_client_server_stats(const struct mc_client_server *s, struct mc_client_server_stats *out);
 /* The largest frame a connection may send (opts.max_frame_bytes after defaults); a larger one
@@ -177,11 +197,13 @@ int mc_client_reply_more(const struct mc_client_token *t, const void *body, size
  * streaming producer pace itself. */
 size_t mc_client_conn_pending_bytes(const struct mc_client_conn *conn);
 
-/* The connection's queued output is at or over opts.max_output_bytes: a producer of replies it
- * can defer (a confirmed read) should hold them. When true, the server notes the waiter and,
- * once a flush brings the output back under the limit (or the connection closes), keeps the
- * loop's next poll from blocking, so the holder's next loop pass (a prepare callback) finds
- * room. False for a closed connection (its replies are dropped at once). */
+/* The connection's queued output is at or over opts.max_output_bytes, or it has output queued
+ * while the server-wide max_total_output_bytes is reached: a producer of replies it can defer
+ * (a confirmed read) should hold them. When true, the server notes the waiter and, once a
+ * flush brings the output back under the limit (or the connection closes, or the total falls
+ * back under 3/4 of the budget), keeps the loop's next poll from blocking, so the holder's next
+ * loop pass (a prepare callback) finds room. False for a closed connection (its replies are
+ * dropped at once). */
 bool mc_client_conn_output_full(struct mc_client_conn *conn);
 /* How many times such a waiter was woken so far (its output drained, or its connection
  * closed): a holder that saw this unchanged since its last look knows no held reply can have

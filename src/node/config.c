@@ -476,6 +476,8 @@ static const struct field f_limits[] = {
     U64("max_sessions", max_sessions, 1, MC_OPT_MAX_SESSIONS_MAX),
     U64("client_send_timeout_ms", client_send_timeout_ms, MC_OPT_CLIENT_SEND_TIMEOUT_MIN_MS,
         MC_OPT_CLIENT_SEND_TIMEOUT_MAX_MS),
+    U64("max_total_output_bytes", max_total_output_bytes, MC_OPT_TOTAL_OUTPUT_MIN_BYTES,
+        MC_OPT_TOTAL_OUTPUT_MAX_BYTES),
     U64("http_max_connections", http_max_connections, 1, MC_HTTP_MAX_CONNECTIONS),
     U64("http_send_timeout_ms", http_send_timeout_ms, 1, UINT32_MAX),
     U64("http_idle_timeout_ms", http_idle_timeout_ms, MC_OPT_HTTP_TIMEOUT_MIN_MS,

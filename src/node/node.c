@@ -1083,6 +1083,7 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
         .max_batch_ops = (uint32_t)n->opts.max_batch_ops,
         .max_list_keys = (uint32_t)n->opts.max_list_keys,
         .send_timeout_ms = (uint32_t)n->opts.client_send_timeout_ms,
+        .max_total_output_bytes = (size_t)n->opts.max_total_output_bytes,
     };
     rc = mc_client_server_start(loop, n->opts.listen_client, &client_handler, n, &co, &n->clients);
     if (rc) {

@@ -67,6 +67,9 @@ const char mc_node_options_help[] =
     "  --client-send-timeout-ms N    close a connection whose queued replies have not drained\n"
     "                                within N ms (stopped reader; 100..86400000; default "
     "30000)\n"
+    "  --max-total-output-bytes N    replies queued over all client connections before those\n"
+    "                                with output queued stop reading (1048576..2^40; default\n"
+    "                                536870912)\n"
     "Limits (HTTP port):\n"
     "  --http-max-connections N      open HTTP connections (default and max 1024; extra are\n"
     "                                accepted and closed at once)\n"
@@ -129,6 +132,7 @@ void mc_node_options_default(struct mc_node_options *o)
     o->max_list_keys = 1000;
     o->client_send_timeout_ms = MC_CLIENT_SEND_TIMEOUT_MS;
     o->max_sessions = 100000;
+    o->max_total_output_bytes = MC_CLIENT_MAX_TOTAL_OUTPUT_BYTES;
     o->http_max_connections = MC_HTTP_MAX_CONNECTIONS;
     o->http_send_timeout_ms = MC_HTTP_SEND_TIMEOUT_MS;
     o->http_idle_timeout_ms = MC_HTTP_IDLE_TIMEOUT_MS;
@@ -348,6 +352,9 @@ int mc_node_options_parse(struct mc_node_options *o, int argc, char **argv, char
         } else if (strcmp(f, "--client-send-timeout-ms") == 0) {
             rc = set_u64(&o->client_send_timeout_ms, v, MC_OPT_CLIENT_SEND_TIMEOUT_MIN_MS,
                          MC_OPT_CLIENT_SEND_TIMEOUT_MAX_MS, f, err, errlen);
+        } else if (strcmp(f, "--max-total-output-bytes") == 0) {
+            rc = set_u64(&o->max_total_output_bytes, v, MC_OPT_TOTAL_OUTPUT_MIN_BYTES,
+                         MC_OPT_TOTAL_OUTPUT_MAX_BYTES, f, err, errlen);
         } else if (strcmp(f, "--http-max-connections") == 0) {
             rc = set_u64(&o->http_max_connections, v, 1, MC_HTTP_MAX_CONNECTIONS, f, err, errlen);
         } else if (strcmp(f, "--http-send-timeout-ms") == 0) {

@@ -60,6 +60,7 @@ struct mc_node_options {
     uint64_t max_list_keys;           /* default 1000 */
     uint64_t client_send_timeout_ms;  /* default 30000: queued replies not drained this long */
     uint64_t max_sessions;            /* default 100000: stored + admitted client sessions */
+    uint64_t max_total_output_bytes;  /* default 512 MiB: replies queued over all connections */
     /* HTTP-port limits (src/http/server.h; docs/operations.md). */
     uint64_t http_max_connections; /* default 1024 (also the maximum); extra: refused */
     uint64_t http_send_timeout_ms; /* default 120000: pending output not drained this long */
@@ -92,6 +93,10 @@ struct mc_node_options {
  * (under 100 ms a reader on a real network stalls that long now and then). */
 #define MC_OPT_CLIENT_SEND_TIMEOUT_MIN_MS MC_OPT_HTTP_TIMEOUT_MIN_MS
 #define MC_OPT_CLIENT_SEND_TIMEOUT_MAX_MS MC_OPT_HTTP_TIMEOUT_MAX_MS
+/* Client-port output budget range (--max-total-output-bytes): 1 MiB .. 1 TiB. Under one reply's
+ * worth still works (a connection with nothing queued always reads), it just serializes. */
+#define MC_OPT_TOTAL_OUTPUT_MIN_BYTES (1ull << 20)
+#define MC_OPT_TOTAL_OUTPUT_MAX_BYTES (1ull << 40)
 /* Smallest HTTP body limit: room for every small JSON body (bucket, member, versioning). */
 #define MC_OPT_HTTP_BODY_MIN_BYTES 256
 

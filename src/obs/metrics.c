@@ -72,7 +72,7 @@ void mc_metrics_error(int code)
 
 static const char *const limit_names[MC_LIMIT_COUNT] = {
     "connections",  "frame_bytes",  "batch_ops",     "inflight", "list_keys",
-    "idle_timeout", "read_timeout", "auth_failures", "sessions",
+    "idle_timeout", "read_timeout", "auth_failures", "sessions", "output_budget",
 };
 
 void mc_metrics_limit(enum mc_metric_limit which)

@@ -117,6 +117,8 @@ enum mc_metric_limit {
     MC_LIMIT_READ_TIMEOUT,    /* frame not complete within --request-read-timeout-ms: closed */
     MC_LIMIT_AUTH_FAILURES,   /* requests refused Unauthorized (bad/missing token) */
     MC_LIMIT_SESSIONS,        /* session registration over --max-sessions: SlowDown */
+    MC_LIMIT_OUTPUT_BUDGET,   /* replies queued over all connections reached
+                                 --max-total-output-bytes: a connection's reading paused */
     MC_LIMIT_COUNT
 };
 void mc_metrics_limit(enum mc_metric_limit which);

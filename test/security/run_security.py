@@ -401,6 +401,72 @@ def pipelined_linearizable_reads_past_the_output_cap_all_answered():
         c.close()
 
 
+def vm_rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@test
+def output_budget_bounds_reply_memory_of_clients_that_do_not_read():
+    # `--max-total-output-bytes 4194304`: 8 clients each pipeline 100 GETs of a 64 KiB inline
+    # object (~6.4 MiB of replies each, half of them linearizable reads, which are held) and read
+    # nothing. The node stops reading their requests once 4 MiB of replies are queued over all
+    # connections (counted as limit="output_budget"); its memory grows by about the budget, not
+    # 8 x 6.4 MiB. Then the clients read, one after the other: every reply arrives. Before: only
+    # the per-connection 8 MiB applied (the flag did not exist).
+    for v in ("0", "1048575", "1099511627777"):
+        rc, err = serve_refuses(["--max-total-output-bytes", v])
+        assert rc == 2 and "--max-total-output-bytes" in err, (v, rc, err)
+    budget = 4 << 20
+    c, n = start_node(["--max-total-output-bytes", str(budget)], http=True)
+    socks = []
+    try:
+        put_big_inline(c, n, "budget")
+        hits0 = metric(n, 'metacenter_limit_hits_total{limit="output_budget"}')
+        rss0 = vm_rss_bytes(n.proc.pid)
+        conns, gets = 8, 100
+        for i in range(conns):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+            s.settimeout(10)
+            s.connect(("127.0.0.1", n.client_port))
+            s.sendall(b"".join(mcwire.frame(mcwire.OP_GET_OBJECT, r + 1,
+                                            mcwire.get_body("budget", "big", stale=i % 2 == 0))
+                               for r in range(gets)))
+            socks.append(s)
+        # The stale GETs are answered as they are parsed: each of those connections stops
+        # reading. The linearizable ones were all parsed before any reply (a ReadIndex round
+        # later): their replies are held instead (mc_client_conn_output_full).
+        paused = wait_for(lambda: metric(n, 'metacenter_limit_hits_total{limit="output_budget"}')
+                          >= hits0 + conns // 2, 10, interval=0.05)
+        assert paused, "not every connection paused: " + n.log_tail()
+        time.sleep(0.5)  # linearizable reads confirmed and held, nothing more queued
+        grown = vm_rss_bytes(n.proc.pid) - rss0
+        assert grown < 16 << 20, "the node grew by %d MiB" % (grown >> 20)
+        assert "client_output_budget_reached" in n.log(), n.log_tail()
+        for i, s in enumerate(socks):
+            seen = set()
+            for _ in range(gets):
+                r = mcwire.read_frame(s)
+                assert r is not None, "conn %d closed after %d: %s" % (i, len(seen), n.log_tail())
+                op, rid, status, body = r
+                assert status == 0, "rid %d status %d %s" % (rid, status,
+                                                             mcwire.error_message(body))
+                assert len(body) > 64 * 1024
+                seen.add(rid)
+            assert seen == set(range(1, gets + 1))
+        assert "client_conn_output_overflow" not in n.log()
+        assert metric(n, "metacenter_client_send_timeouts_total") == 0
+        assert mcwire.ping(n.client_port) == 0
+    finally:
+        for s in socks:
+            s.close()
+        c.close()
+
+
 @test
 def protocol_error_log_lines_rate_limited():
     # 60 connections each sending a bad header: every one gets its error reply and is closed, but

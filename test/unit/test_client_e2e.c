@@ -1971,3 +1971,155 @@ Test(client_e2e, slow_reader_is_not_idle_closed_mid_reply)
     o.srv.idle_timeout_ms = 200;
     cr_assert_eq(slow_reader_gets_all(o, 20).idle_closed, 0);
 }
+
+/* ---- the server-wide output budget (B2 a) ---- */
+
+/* Read n replies to GETs of "big" (request ids 1..n, in order) from fd. */
+static void read_big_replies(int fd, int n)
+{
+    uint8_t *body = malloc(BIG_VALUE_BYTES);
+    for (int i = 0; i < n; i++) {
+        uint8_t hb[MC_PROTO_HEADER_BYTES];
+        struct mc_proto_header h;
+        cr_assert(recv_all(fd, hb, sizeof(hb)), "reply %d arrives", i + 1);
+        mc_proto_header_get(hb, &h);
+        cr_assert_eq(h.status, 0);
+        cr_assert_eq(h.request_id, (uint64_t)i + 1);
+        cr_assert_eq(h.length + 4 - MC_PROTO_HEADER_BYTES, BIG_VALUE_BYTES);
+        cr_assert(recv_all(fd, body, BIG_VALUE_BYTES));
+        cr_assert(body[0] == 'z' && body[BIG_VALUE_BYTES - 1] == 'z');
+    }
+    free(body);
+}
+
+/* 8 connections each ask for 3 MiB of replies (under max_output_bytes, 8 MiB) and read none:
+ * with a 2 MiB budget the server holds at most the budget plus one reply per connection (the
+ * one a connection with nothing queued may still read for), not 8 × 3 MiB; then every reply
+ * arrives as the clients read, one connection after the other (nothing stays paused). Before:
+ * only the per-connection limit applied and the server held all 24 MiB. */
+Test(client_e2e, output_budget_bounds_what_all_connections_hold, .timeout = 60)
+{
+    enum { CONNS = 8, GETS = 48 };
+    const size_t budget = 2u << 20, one_reply = BIG_VALUE_BYTES + 1024;
+    struct th_opts o = {0};
+    o.srv.max_total_output_bytes = budget;
+    o.srv.sndbuf_bytes = 16 * 1024; /* else loopback takes much of the replies at once */
+    struct th_server *s = ct_start(o);
+    put_big(s);
+    uint64_t hits0 = mc_metrics_limit_hits(MC_LIMIT_OUTPUT_BUDGET);
+    int fd[CONNS];
+    for (int i = 0; i < CONNS; i++) {
+        fd[i] = raw_connect_rcvbuf(th_port(s), 4096);
+        send_big_gets(fd[i], GETS);
+    }
+    /* every connection has read its requests, answered what it may and paused */
+    struct mc_client_server_stats st;
+    for (int i = 0; i < 500; i++) {
+        th_stats(s, &st);
+        if (st.budget_pauses >= CONNS) {
+            break;
+        }
+        usleep(10 * 1000);
+    }
+    usleep(100 * 1000); /* and anything still going on has settled */
+    th_stats(s, &st);
+    cr_assert_leq(st.output_bytes_peak, budget + CONNS * one_reply, "held %llu",
+                  (unsigned long long)st.output_bytes_peak);
+    cr_assert_geq(st.budget_pauses, CONNS, "each connection paused (%llu)",
+                  (unsigned long long)st.budget_pauses);
+    cr_assert_eq(st.budget_hits, 1, "the budget was reached (and not released: none read)");
+    for (int i = 0; i < CONNS; i++) {
+        read_big_replies(fd[i], GETS);
+    }
+    for (int i = 0; i < CONNS; i++) {
+        close(fd[i]);
+    }
+    th_stop(s, &st);
+    cr_assert_leq(st.output_bytes_peak, budget + CONNS * one_reply);
+    cr_assert_eq(st.output_bytes, 0, "all connections gone: nothing counted");
+    cr_assert_geq(st.budget_hits, 1);
+    cr_assert_geq(st.budget_pauses, CONNS);
+    cr_assert_eq(st.send_timeouts, 0);
+    cr_assert_eq(st.protocol_errors, 0);
+    cr_assert_gt(mc_metrics_limit_hits(MC_LIMIT_OUTPUT_BUDGET), hits0);
+}
+
+/* ---- read buffer shrinking (rev19 R2, N-5) ---- */
+
+/* A one-op WRITE of "k=" + vlen 'v's (a frame of about vlen bytes) with request id rid; waits
+ * for its reply. */
+static void raw_write_big(int fd, uint64_t rid, size_t vlen)
+{
+    size_t oplen = 2 + vlen;
+    uint8_t *ops = malloc(4 + oplen);
+    mc_put_u32le(ops, (uint32_t)oplen);
+    memcpy(ops + 4, "k=", 2);
+    memset(ops + 6, 'v', vlen);
+    struct mc_proto_request q = {.op = MC_REQ_WRITE, .request_id = rid};
+    q.u.write.n_ops = 1;
+    q.u.write.ops = ops;
+    q.u.write.ops_bytes = (uint32_t)(4 + oplen);
+    struct mc_wbuf w;
+    mc_wbuf_init(&w, 0);
+    mc_proto_request_encode(&w, &q);
+    send_all(fd, w.data, w.len);
+    mc_wbuf_free(&w);
+    free(ops);
+    struct mc_proto_header h;
+    cr_assert_eq(read_reply(fd, &h), 0);
+    cr_assert_eq(h.request_id, rid);
+}
+
+/* A frame of 100 KiB grows a read buffer to 128 KiB, under SHRINK_RBUF_BYTES: the connection
+ * that then goes quiet for RBUF_IDLE_SHRINK_MS (1 s) gives it back, once; one that keeps sending
+ * (a PING every 100 ms) keeps it while busy, and gives it back once it goes quiet too. */
+Test(client_e2e, quiet_connection_gives_back_a_grown_read_buffer, .timeout = 30)
+{
+    struct th_opts o = {0};
+    o.srv.request_read_timeout_ms = 400; /* sweeps every 100 ms */
+    struct th_server *s = ct_start(o);
+    int quiet = raw_connect(th_port(s)), busy = raw_connect(th_port(s));
+    raw_write_big(quiet, 1, 100 * 1024);
+    raw_write_big(busy, 1, 100 * 1024);
+    struct mc_client_server_stats st;
+    for (int i = 0; i < 20; i++) { /* 2 s: twice RBUF_IDLE_SHRINK_MS */
+        raw_ping(busy, (uint64_t)i + 2);
+        usleep(100 * 1000);
+    }
+    th_stats(s, &st);
+    cr_assert_eq(st.rbuf_idle_shrinks, 1, "the quiet one only (%llu)",
+                 (unsigned long long)st.rbuf_idle_shrinks);
+    for (int i = 0; i < 300 && st.rbuf_idle_shrinks < 2; i++) {
+        usleep(10 * 1000);
+        th_stats(s, &st);
+    }
+    cr_assert_eq(st.rbuf_idle_shrinks, 2, "the busy one once quiet");
+    usleep(300 * 1000);
+    close(quiet);
+    close(busy);
+    th_stop(s, &st);
+    cr_assert_eq(st.rbuf_idle_shrinks, 2, "each once: a shrunk buffer is not shrunk again");
+    cr_assert_eq(st.rbuf_shrinks, 0, "128 KiB is under SHRINK_RBUF_BYTES");
+}
+
+/* N-5: frames of 100 KiB back to back keep the 128 KiB buffer (no realloc pair per pass); a
+ * frame of 1 MiB grows it past SHRINK_RBUF_BYTES, and it is given back right after. */
+Test(client_e2e, read_buffer_shrinks_after_a_big_frame_only)
+{
+    struct th_server *s = ct_start((struct th_opts){0});
+    int fd = raw_connect(th_port(s));
+    for (int i = 0; i < 10; i++) {
+        raw_write_big(fd, (uint64_t)i + 1, 100 * 1024);
+    }
+    struct mc_client_server_stats st;
+    th_stats(s, &st);
+    cr_assert_eq(st.rbuf_shrinks, 0, "a buffer under SHRINK_RBUF_BYTES is kept (%llu)",
+                 (unsigned long long)st.rbuf_shrinks);
+    raw_write_big(fd, 11, 1u << 20);
+    th_stats(s, &st);
+    cr_assert_eq(st.rbuf_shrinks, 1, "the 2 MiB buffer is given back after its frame");
+    raw_write_big(fd, 12, 100 * 1024);
+    close(fd);
+    th_stop(s, &st);
+    cr_assert_eq(st.rbuf_shrinks, 1);
+}

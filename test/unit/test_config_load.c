@@ -238,6 +238,26 @@ Test(config_keys, max_sessions)
     cr_assert_not_null(strstr(err, "--max-sessions"), "%s", err);
 }
 
+/* limits.max_total_output_bytes (serve --max-total-output-bytes): default and range (0 is out
+ * of it: the client port always has a budget). */
+Test(config_keys, max_total_output_bytes)
+{
+    struct mc_node_options o;
+    cr_assert_eq(load("metadata: {limits: {}}\n", &o), 0, "%s", err);
+    cr_assert_eq(o.max_total_output_bytes, 512ull << 20);
+    cr_assert_eq(load("metadata: {limits: {max_total_output_bytes: 1048576}}\n", &o), 0, "%s", err);
+    cr_assert_eq(o.max_total_output_bytes, 1ull << 20);
+    expect_error("metadata: {limits: {max_total_output_bytes: 1048575}}",
+                 "t.yaml:1:", "out of range");
+    expect_error("metadata: {limits: {max_total_output_bytes: 0}}", "t.yaml:1:", "out of range");
+    char *argv[] = {"serve", "--max-total-output-bytes", "67108864", NULL};
+    cr_assert_eq(mc_node_options_parse(&o, 3, argv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(o.max_total_output_bytes, 64ull << 20);
+    char *zero[] = {"serve", "--max-total-output-bytes", "0", NULL};
+    cr_assert_eq(mc_node_options_parse(&o, 3, zero, err, sizeof(err)), MC_EINVAL);
+    cr_assert(strstr(err, "--max-total-output-bytes"), "%s", err);
+}
+
 Test(config_keys, http_off_and_empty_disable)
 {
     struct mc_node_options o;

@@ -49,7 +49,10 @@ static struct {
     atomic_bool expire_held;       /* request: the held reads' deadlines are due now */
     atomic_uint_fast64_t not_held; /* reads expired so that were not held (unconfirmed) */
     atomic_bool stop;              /* request: stop the node and end the loop */
-    bool stopping;                 /* loop thread only */
+    uint64_t total_output;         /* set before start_node: max_total_output_bytes (0 = dflt) */
+    atomic_uint_fast64_t out_peak; /* client server's output_bytes_peak */
+    atomic_uint_fast64_t budget_hits;
+    bool stopping; /* loop thread only */
 } g;
 
 static void on_pass(uv_check_t *h)
@@ -77,6 +80,10 @@ static void on_probe(uv_timer_t *t)
     atomic_store(&g.checks, n->read_expiry_checks);
     atomic_store(&g.n_reads, n->n_reads);
     atomic_store(&g.passes, g.passes_loop);
+    struct mc_client_server_stats cs;
+    mc_client_server_stats(n->clients, &cs);
+    atomic_store(&g.out_peak, cs.output_bytes_peak);
+    atomic_store(&g.budget_hits, cs.budget_hits);
     if (atomic_exchange(&g.expire_held, false)) {
         /* As if NODE_READ_TIMEOUT_MS (5 s) had passed: node_expire_reads answers them at the
          * next tick. Every read left is a held one (confirmed and applied). */
@@ -139,6 +146,9 @@ static void start_node(void)
 {
     struct mc_node_options o;
     nt_node_options(&o, g.dir, sizeof(g.dir));
+    if (g.total_output) {
+        o.max_total_output_bytes = g.total_output;
+    }
     cr_assert_eq(uv_loop_init(&g.loop), 0);
     int rc = mc_node_start(&g.loop, &o, &g.n);
     cr_assert_eq(rc, 0, "node start: %s", mc_error_name(rc));
@@ -360,5 +370,32 @@ Test(node_read, a_held_read_past_its_deadline_says_its_reply_was_held, .timeout 
     cr_assert_eq(unavailable, held, "%llu held, %llu told so", (unsigned long long)held,
                  (unsigned long long)unavailable);
     cr_assert_eq(ok, N_READS - held);
+    close(fd);
+}
+
+/* The server-wide output budget (B2 a) holds reads too: with a 1 MiB budget (8 MiB per
+ * connection) the node holds the reads once ~1 MiB of replies is queued, not 8, and every held
+ * read is still answered as the client reads (the budget's release wakes the holder). Before:
+ * the node queued replies up to the per-connection 8 MiB. */
+Test(node_read, the_output_budget_holds_reads_and_all_are_answered, .timeout = 60, .fini = teardown)
+{
+    g.total_output = 1u << 20;
+    uint64_t held;
+    int fd = hold_reads(&held);
+    uint64_t peak = atomic_load(&g.out_peak);
+    cr_assert_leq(peak, g.total_output + 2 * (VALUE_BYTES + 1024), "held %llu bytes of replies",
+                  (unsigned long long)peak);
+    cr_assert_geq(atomic_load(&g.budget_hits), 1);
+    for (int i = 0; i < N_READS; i++) {
+        struct mc_proto_header h;
+        uint8_t *body;
+        size_t len;
+        read_reply(fd, &h, &body, &len);
+        cr_assert_eq(h.status, 0, "rid %llu status %s", (unsigned long long)h.request_id,
+                     mc_error_name(h.status));
+        free(body);
+    }
+    cr_assert(wait_until(none_held, WAIT_MAX_MS), "%llu reads left",
+              (unsigned long long)held_reads());
     close(fd);
 }
