@@ -53,8 +53,8 @@ struct mc_engine {
     uint64_t max_map_size_bytes;
     uint64_t session_ttl_ns;
     /* Entry counts of buckets and sexp (one row per session), as of the last commit: set at
-     * open and by every apply's commit (apply.c). Atomic: the loop reads them while a worker
-     * applies. */
+     * open and by every apply's commit (apply.c). Atomic: cheap, and safe should an apply ever
+     * run off the reading thread (today both are the node's loop). */
     _Atomic uint64_t n_buckets, n_sessions;
     pthread_rwlock_t resize_lock; /* readers shared; map growth exclusive */
     pthread_mutex_t write_lock;   /* one apply at a time */

@@ -22,6 +22,9 @@
 #define DEFAULT_MAX_OUTPUT_BYTES (8u * 1024 * 1024)
 /* The server-wide budget (B2 a) resumes the connections it paused once the total is back under
  * this share of it: hysteresis, so they do not pause and resume on every reply. */
+/* Over the budget, a connection holding at most this much (or its fair share, if larger) goes
+ * on: a few typical replies, so that clients that read keep their pace. */
+#define BUDGET_MIN_SHARE_BYTES  (64u * 1024)
 #define BUDGET_LOW_WATER_NUM    3u
 #define BUDGET_LOW_WATER_DEN    4u
 #define DEFAULT_READ_TIMEOUT_MS 10000u
@@ -356,12 +359,23 @@ static size_t queued_bytes(const struct mc_client_conn *c)
     return c->state == CONN_CLOSED ? 0 : c->out.len + (c->writing ? c->wout.len : 0);
 }
 
-/* The budget is reached and c has output queued: it may not read more requests, and its held
- * reads stay held. One with nothing queued goes on (one pass's worth), so every connection
- * makes progress as its peer reads. */
+/* The budget is reached and c holds more than a fair share of it (the budget over the open
+ * connections, at least BUDGET_MIN_SHARE_BYTES): it may not read more requests, and its held
+ * reads stay held. One under its share goes on, so the clients that read their replies keep
+ * their pace while the ones that let replies pile up are held (rev20 R1: holding every
+ * connection with a byte queued cut everyone to a few requests per pass). The total stays
+ * under about twice the budget plus one pass's replies per connection. */
 static bool budget_holds(const struct mc_client_conn *c)
 {
-    return c->srv->over_budget && queued_bytes(c) > 0;
+    const struct mc_client_server *s = c->srv;
+    if (!s->over_budget) {
+        return false;
+    }
+    size_t share = s->opts.max_total_output_bytes / (s->n_conns ? s->n_conns : 1);
+    if (share < BUDGET_MIN_SHARE_BYTES) {
+        share = BUDGET_MIN_SHARE_BYTES;
+    }
+    return queued_bytes(c) > share;
 }
 
 /* c cannot read (or has a held read) because of the budget: mark it dirty when the budget is

@@ -286,6 +286,12 @@ static uint64_t count_queue_unapplied(struct node_count_queue *q, uint64_t appli
     return q->unapplied;
 }
 
+static void count_queue_clear(struct node_count_queue *q)
+{
+    q->head = q->n = 0;
+    q->unapplied = 0;
+}
+
 /* The entry proposed at index adds k. On no memory they go uncounted: the cap is then passed by
  * at most those. */
 static void count_queue_note(struct node_count_queue *q, uint64_t index, uint32_t k)
@@ -776,6 +782,13 @@ void node_fail_writes(struct mc_node *n, int code)
     n->batch_has_tick = false;
     n->batch_bucket_creates = 0;
     mc_wbuf_reset(&n->batch);
+    /* Not leading any more (or stopping): what it proposed and has not applied may be replaced
+     * (thesis §3.5), and a later term counts afresh: it takes writes only once it has applied
+     * its own term's no-op (can_accept_write), past every entry counted here. A tick_index left
+     * above a replaced entry blocked the expiry NOOP for good in an idle cluster (rev20 B1). */
+    count_queue_clear(&n->creates);
+    count_queue_clear(&n->registers);
+    n->tick_index = 0;
 }
 
 void node_expire_writes(struct mc_node *n, uint64_t now_ms)

@@ -36,7 +36,8 @@ static struct {
     int port;
     char dir[128];
     atomic_bool leader;
-    atomic_bool stop; /* request: stop the node and end the loop */
+    atomic_bool step_down; /* request: an expiry tick above a replaced entry, then a step-down */
+    atomic_bool stop;      /* request: stop the node and end the loop */
     bool stopping;    /* loop thread only */
 } g;
 
@@ -54,6 +55,13 @@ static void on_probe(uv_timer_t *t)
     struct mc_node_info info;
     mc_node_get_info(g.n, &info);
     atomic_store(&g.leader, info.role == MC_RAFT_LEADER);
+    if (atomic_exchange(&g.step_down, false)) {
+        /* As when the entry holding the last expiry NOOP was replaced by a later leader's log
+         * (never applied here) and this node lost leadership: node_ready's soft-state change
+         * fails the writes. Leadership comes back at once here (a single node). */
+        g.n->tick_index = g.n->applied_index + 1000;
+        node_fail_writes(g.n, MC_ENOTLEADER);
+    }
     if (atomic_load(&g.stop)) {
         g.stopping = true;
         uv_close((uv_handle_t *)&g.probe, NULL);
@@ -155,19 +163,26 @@ static int register_session(int fd, uint64_t request_id)
     return h.status;
 }
 
+/* REGISTER_SESSION, SlowDown retried as a client does (bounded): a new leader answers SlowDown
+ * until it has applied its own term's no-op (can_accept_write), and a registration at the cap
+ * until the expiry NOOP has removed expired sessions. *id: the next request id. */
+static int register_retrying(int fd, uint64_t *id)
+{
+    uint64_t end = mc_mono_ms() + WAIT_MAX_MS;
+    int st;
+    while ((st = register_session(fd, (*id)++)) == MC_ELIMIT && mc_mono_ms() < end) {
+        usleep(20 * 1000);
+    }
+    return st;
+}
+
 Test(node_sessions, registrations_past_the_cap_are_refused_until_sessions_expire, .timeout = 60,
      .fini = teardown)
 {
     start_node();
     int fd = connect_node();
     uint64_t id = 1;
-    /* A new leader answers SlowDown until it has applied its own term's no-op
-     * (can_accept_write): retried as a client would, bounded, before counting. */
-    uint64_t ready_end = mc_mono_ms() + WAIT_MAX_MS;
-    int first;
-    while ((first = register_session(fd, id++)) == MC_ELIMIT && mc_mono_ms() < ready_end) {
-        usleep(5 * 1000);
-    }
+    int first = register_retrying(fd, &id);
     cr_assert_eq(first, 0, "registration 1: %s", mc_error_name(first));
     for (int i = 1; i < MAX_SESSIONS; i++) {
         int st = register_session(fd, id++);
@@ -194,5 +209,32 @@ Test(node_sessions, registrations_past_the_cap_are_refused_until_sessions_expire
         cr_assert_eq(st, 0, "registration %d after expiry: %s", i + 1, mc_error_name(st));
     }
     cr_assert_eq(register_session(fd, id++), MC_ELIMIT);
+    close(fd);
+}
+
+/* rev20 B1: a node that loses leadership forgets the expiry NOOP it proposed. The entry holding
+ * it may be replaced; a tick_index left above it kept every later refusal from proposing
+ * another, and an idle cluster at the cap refused registrations for ever. */
+Test(node_sessions, a_step_down_forgets_the_expiry_tick_it_proposed, .timeout = 60,
+     .fini = teardown)
+{
+    start_node();
+    int fd = connect_node();
+    uint64_t id = 1;
+    int st = register_retrying(fd, &id);
+    cr_assert_eq(st, 0, "registration 1: %s", mc_error_name(st));
+    for (int i = 1; i < MAX_SESSIONS; i++) {
+        st = register_session(fd, id++);
+        cr_assert_eq(st, 0, "registration %d: %s", i + 1, mc_error_name(st));
+    }
+    atomic_store(&g.step_down, true);
+    uint64_t end = mc_mono_ms() + WAIT_MAX_MS;
+    while (atomic_load(&g.step_down) && mc_mono_ms() < end) {
+        usleep(2000);
+    }
+    cr_assert(!atomic_load(&g.step_down), "the probe did not run");
+    usleep(2 * TTL_MS * 1000);
+    st = register_retrying(fd, &id);
+    cr_assert_eq(st, 0, "registration after the TTL and a step-down: %s", mc_error_name(st));
     close(fd);
 }
