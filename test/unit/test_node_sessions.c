@@ -38,7 +38,7 @@ static struct {
     atomic_bool leader;
     atomic_bool step_down; /* request: an expiry tick above a replaced entry, then a step-down */
     atomic_bool stop;      /* request: stop the node and end the loop */
-    bool stopping;    /* loop thread only */
+    bool stopping;         /* loop thread only */
 } g;
 
 static void node_stopped(void *arg)
