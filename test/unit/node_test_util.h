@@ -1,10 +1,17 @@
-/* node_test_util.h: options for a single in-process node in a unit test (loopback, no HTTP). */
+/* node_test_util.h: options for a single in-process node in a unit test (loopback, no HTTP),
+ * and a harness that runs it on a loop thread of its own. */
 #ifndef NODE_TEST_UTIL_H
 #define NODE_TEST_UTIL_H
 
+#include "node/node.h"
 #include "node/options.h"
 #include "storage_test_util.h"
 #include "util/log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
 
 /* A fresh temp dir in dir (dir_size bytes) and default options for a node whose data dir is
  * DIR/data, on ephemeral loopback ports, with HTTP off and no disk reserve; logs at WARN. */
@@ -18,6 +25,48 @@ static inline void nt_node_options(struct mc_node_options *o, char *dir, size_t 
     snprintf(o->listen_peer, sizeof(o->listen_peer), "127.0.0.1:0");
     snprintf(o->listen_http, sizeof(o->listen_http), "off");
     o->disk_reserve_mb = 0;
+}
+
+/* A node run on its own loop thread, the test thread being its client. The test's own timer on
+ * the loop stops the node (mc_node_stop) once `stop` is set; node state is loop-only. */
+struct nt_loop_node {
+    uv_loop_t loop;
+    pthread_t thread;
+    bool thread_started;
+    struct mc_node *n;
+    char dir[128];
+    atomic_bool stop; /* request: stop the node and end the loop */
+};
+
+static inline void *nt_loop_main(void *arg)
+{
+    struct nt_loop_node *l = arg;
+    uv_run(&l->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* Runs l->loop (the node and the test's handles already on it) on a thread of its own. */
+static inline int nt_loop_node_run(struct nt_loop_node *l)
+{
+    int rc = pthread_create(&l->thread, NULL, nt_loop_main, l);
+    l->thread_started = rc == 0;
+    return rc;
+}
+
+/* A test's .fini: asks for the stop, joins the loop thread, frees the node and removes the
+ * temp dir; also after a start that failed half way. */
+static inline void nt_loop_node_teardown(struct nt_loop_node *l)
+{
+    if (l->thread_started) {
+        atomic_store(&l->stop, true);
+        pthread_join(l->thread, NULL);
+        mc_node_free(l->n);
+        uv_run(&l->loop, UV_RUN_NOWAIT);
+        uv_loop_close(&l->loop);
+    }
+    if (l->dir[0]) {
+        st_rmtree(l->dir);
+    }
 }
 
 #endif

@@ -32,15 +32,11 @@
 /* The node runs on its own loop thread; the test thread is the client. What the test reads of
  * the node is copied out by a probe timer on the loop thread (node state is loop-only). */
 static struct {
-    uv_loop_t loop;
-    pthread_t thread;
-    bool thread_started;
-    struct mc_node *n;
+    struct nt_loop_node ln; /* loop, thread, node, dir, stop */
     uv_timer_t probe;
     uv_check_t pass;
     uint64_t passes_loop; /* loop thread only */
     int port;
-    char dir[128];
     atomic_bool leader;
     atomic_uint_fast64_t scans;    /* n->read_scans */
     atomic_uint_fast64_t checks;   /* n->read_expiry_checks */
@@ -48,7 +44,6 @@ static struct {
     atomic_uint_fast64_t passes;   /* loop passes (check callbacks) */
     atomic_bool expire_held;       /* request: the held reads' deadlines are due now */
     atomic_uint_fast64_t not_held; /* reads expired so that were not held (unconfirmed) */
-    atomic_bool stop;              /* request: stop the node and end the loop */
     uint64_t total_output;         /* set before start_node: max_total_output_bytes (0 = dflt) */
     atomic_uint_fast64_t out_peak; /* client server's output_bytes_peak */
     atomic_uint_fast64_t budget_hits;
@@ -69,7 +64,7 @@ static void node_stopped(void *arg)
 static void on_probe(uv_timer_t *t)
 {
     (void)t;
-    struct mc_node *n = g.n;
+    struct mc_node *n = g.ln.n;
     if (g.stopping) {
         return;
     }
@@ -94,7 +89,7 @@ static void on_probe(uv_timer_t *t)
             n->reads[i].deadline_ms = 0;
         }
     }
-    if (atomic_load(&g.stop)) {
+    if (atomic_load(&g.ln.stop)) {
         g.stopping = true;
         uv_close((uv_handle_t *)&g.probe, NULL);
         uv_close((uv_handle_t *)&g.pass, NULL);
@@ -102,25 +97,9 @@ static void on_probe(uv_timer_t *t)
     }
 }
 
-static void *loop_main(void *arg)
-{
-    (void)arg;
-    uv_run(&g.loop, UV_RUN_DEFAULT);
-    return NULL;
-}
-
 static void teardown(void)
 {
-    if (g.thread_started) {
-        atomic_store(&g.stop, true);
-        pthread_join(g.thread, NULL);
-        mc_node_free(g.n);
-        uv_run(&g.loop, UV_RUN_NOWAIT);
-        uv_loop_close(&g.loop);
-    }
-    if (g.dir[0]) {
-        st_rmtree(g.dir);
-    }
+    nt_loop_node_teardown(&g.ln);
 }
 
 static bool wait_until(bool (*cond)(void), uint64_t max_ms)
@@ -145,21 +124,20 @@ static bool is_leader(void)
 static void start_node(void)
 {
     struct mc_node_options o;
-    nt_node_options(&o, g.dir, sizeof(g.dir));
+    nt_node_options(&o, g.ln.dir, sizeof(g.ln.dir));
     if (g.total_output) {
         o.max_total_output_bytes = g.total_output;
     }
-    cr_assert_eq(uv_loop_init(&g.loop), 0);
-    int rc = mc_node_start(&g.loop, &o, &g.n);
+    cr_assert_eq(uv_loop_init(&g.ln.loop), 0);
+    int rc = mc_node_start(&g.ln.loop, &o, &g.ln.n);
     cr_assert_eq(rc, 0, "node start: %s", mc_error_name(rc));
-    g.port = mc_client_server_port(g.n->clients);
-    uv_check_init(&g.loop, &g.pass);
+    g.port = mc_client_server_port(g.ln.n->clients);
+    uv_check_init(&g.ln.loop, &g.pass);
     uv_check_start(&g.pass, on_pass);
     uv_unref((uv_handle_t *)&g.pass);
-    uv_timer_init(&g.loop, &g.probe);
+    uv_timer_init(&g.ln.loop, &g.probe);
     uv_timer_start(&g.probe, on_probe, PROBE_MS, PROBE_MS);
-    cr_assert_eq(pthread_create(&g.thread, NULL, loop_main, NULL), 0);
-    g.thread_started = true;
+    cr_assert_eq(nt_loop_node_run(&g.ln), 0);
     cr_assert(wait_until(is_leader, WAIT_MAX_MS), "the node did not become leader");
 
     char addr[64];

@@ -28,16 +28,11 @@
 
 /* The node runs on its own loop thread; the test thread is the client. */
 static struct {
-    uv_loop_t loop;
-    pthread_t thread;
-    bool thread_started;
-    struct mc_node *n;
+    struct nt_loop_node ln; /* loop, thread, node, dir, stop */
     uv_timer_t probe;
     int port;
-    char dir[128];
     atomic_bool leader;
     atomic_bool step_down; /* request: an expiry tick above a replaced entry, then a step-down */
-    atomic_bool stop;      /* request: stop the node and end the loop */
     bool stopping;         /* loop thread only */
 } g;
 
@@ -53,41 +48,25 @@ static void on_probe(uv_timer_t *t)
         return;
     }
     struct mc_node_info info;
-    mc_node_get_info(g.n, &info);
+    mc_node_get_info(g.ln.n, &info);
     atomic_store(&g.leader, info.role == MC_RAFT_LEADER);
     if (atomic_exchange(&g.step_down, false)) {
         /* As when the entry holding the last expiry NOOP was replaced by a later leader's log
          * (never applied here) and this node lost leadership: node_ready's soft-state change
          * fails the writes. Leadership comes back at once here (a single node). */
-        g.n->tick_index = g.n->applied_index + 1000;
-        node_fail_writes(g.n, MC_ENOTLEADER);
+        g.ln.n->tick_index = g.ln.n->applied_index + 1000;
+        node_fail_writes(g.ln.n, MC_ENOTLEADER);
     }
-    if (atomic_load(&g.stop)) {
+    if (atomic_load(&g.ln.stop)) {
         g.stopping = true;
         uv_close((uv_handle_t *)&g.probe, NULL);
-        mc_node_stop(g.n, node_stopped, NULL);
+        mc_node_stop(g.ln.n, node_stopped, NULL);
     }
-}
-
-static void *loop_main(void *arg)
-{
-    (void)arg;
-    uv_run(&g.loop, UV_RUN_DEFAULT);
-    return NULL;
 }
 
 static void teardown(void)
 {
-    if (g.thread_started) {
-        atomic_store(&g.stop, true);
-        pthread_join(g.thread, NULL);
-        mc_node_free(g.n);
-        uv_run(&g.loop, UV_RUN_NOWAIT);
-        uv_loop_close(&g.loop);
-    }
-    if (g.dir[0]) {
-        st_rmtree(g.dir);
-    }
+    nt_loop_node_teardown(&g.ln);
 }
 
 static bool is_leader(void)
@@ -98,17 +77,16 @@ static bool is_leader(void)
 static void start_node(void)
 {
     struct mc_node_options o;
-    nt_node_options(&o, g.dir, sizeof(g.dir));
+    nt_node_options(&o, g.ln.dir, sizeof(g.ln.dir));
     o.max_sessions = MAX_SESSIONS;
     o.session_ttl_ms = TTL_MS;
-    cr_assert_eq(uv_loop_init(&g.loop), 0);
-    int rc = mc_node_start(&g.loop, &o, &g.n);
+    cr_assert_eq(uv_loop_init(&g.ln.loop), 0);
+    int rc = mc_node_start(&g.ln.loop, &o, &g.ln.n);
     cr_assert_eq(rc, 0, "node start: %s", mc_error_name(rc));
-    g.port = mc_client_server_port(g.n->clients);
-    uv_timer_init(&g.loop, &g.probe);
+    g.port = mc_client_server_port(g.ln.n->clients);
+    uv_timer_init(&g.ln.loop, &g.probe);
     uv_timer_start(&g.probe, on_probe, PROBE_MS, PROBE_MS);
-    cr_assert_eq(pthread_create(&g.thread, NULL, loop_main, NULL), 0);
-    g.thread_started = true;
+    cr_assert_eq(nt_loop_node_run(&g.ln), 0);
     uint64_t end = mc_mono_ms() + WAIT_MAX_MS;
     while (!is_leader() && mc_mono_ms() < end) {
         usleep(2000);
