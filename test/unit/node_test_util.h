@@ -8,9 +8,14 @@
 #include "storage_test_util.h"
 #include "util/log.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <uv.h>
 
 /* A fresh temp dir in dir (dir_size bytes) and default options for a node whose data dir is
@@ -67,6 +72,41 @@ static inline void nt_loop_node_teardown(struct nt_loop_node *l)
     if (l->dir[0]) {
         st_rmtree(l->dir);
     }
+}
+
+/* A TCP connection to 127.0.0.1:port whose receives time out after timeout_s; rcvbuf > 0 sets
+ * SO_RCVBUF first (before connect, so the window follows it). -1 on any failure. */
+static inline int nt_connect(int port, int rcvbuf, int timeout_s)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    struct timeval tv = {.tv_sec = timeout_s};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if ((rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) != 0) ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Receives exactly len bytes; false on EOF, error or the receive timeout. */
+static inline bool nt_recv_all(int fd, void *buf, size_t len)
+{
+    uint8_t *b = buf;
+    while (len > 0) {
+        ssize_t k = recv(fd, b, len, 0);
+        if (k <= 0) {
+            return false;
+        }
+        b += (size_t)k;
+        len -= (size_t)k;
+    }
+    return true;
 }
 
 #endif

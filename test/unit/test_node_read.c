@@ -172,15 +172,8 @@ static void put_str(uint8_t **p, const char *s)
  * receive buffer fills, then the node's output does, and the rest of the reads are held. */
 static int send_reads(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    int rcv = 64 * 1024;
-    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
-    struct timeval tv = {.tv_sec = RECV_TIMEOUT_S};
-    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int fd = nt_connect(g.port, 64 * 1024, RECV_TIMEOUT_S);
+    cr_assert_geq(fd, 0, "connect to the node");
     static uint8_t out[N_READS * 64];
     uint8_t *p = out;
     for (int i = 0; i < N_READS; i++) {
@@ -202,30 +195,16 @@ static int send_reads(void)
     return fd;
 }
 
-static bool recv_all(int fd, void *buf, size_t len)
-{
-    uint8_t *b = buf;
-    while (len > 0) {
-        ssize_t k = recv(fd, b, len, 0);
-        if (k <= 0) {
-            return false;
-        }
-        b += k;
-        len -= (size_t)k;
-    }
-    return true;
-}
-
 /* One reply frame: its header, and its body in *body (malloc'd, the caller frees). */
 static void read_reply(int fd, struct mc_proto_header *h, uint8_t **body, size_t *len)
 {
     uint8_t hdr[MC_PROTO_HEADER_BYTES];
-    cr_assert(recv_all(fd, hdr, sizeof(hdr)), "connection closed or stalled before a reply");
+    cr_assert(nt_recv_all(fd, hdr, sizeof(hdr)), "connection closed or stalled before a reply");
     mc_proto_header_get(hdr, h);
     *len = h->length + 4 - MC_PROTO_HEADER_BYTES;
     *body = malloc(*len ? *len : 1);
     cr_assert_not_null(*body);
-    cr_assert(recv_all(fd, *body, *len), "connection closed or stalled inside a reply");
+    cr_assert(nt_recv_all(fd, *body, *len), "connection closed or stalled inside a reply");
 }
 
 static uint64_t held_reads(void)
@@ -258,6 +237,28 @@ static int hold_reads(uint64_t *held)
     return fd;
 }
 
+/* The client reads: each of the N_READS reads is answered once, in full (its object), and none
+ * stays held. */
+static void read_all_answered(int fd)
+{
+    static bool seen[N_READS + 1];
+    memset(seen, 0, sizeof(seen));
+    for (int i = 0; i < N_READS; i++) {
+        struct mc_proto_header h;
+        uint8_t *body;
+        size_t len;
+        read_reply(fd, &h, &body, &len);
+        cr_assert_eq(h.status, 0, "rid %llu status %s", (unsigned long long)h.request_id,
+                     mc_error_name(h.status));
+        cr_assert_gt(len, VALUE_BYTES);
+        cr_assert(h.request_id >= 1 && h.request_id <= N_READS && !seen[h.request_id]);
+        seen[h.request_id] = true;
+        free(body);
+    }
+    cr_assert(wait_until(none_held, WAIT_MAX_MS), "%llu reads left",
+              (unsigned long long)held_reads());
+}
+
 Test(node_read, held_reads_are_not_rescanned_until_a_drain_and_all_answered, .timeout = 60,
      .fini = teardown)
 {
@@ -282,21 +283,7 @@ Test(node_read, held_reads_are_not_rescanned_until_a_drain_and_all_answered, .ti
                   (unsigned long long)(checks1 - checks0), (unsigned long long)held);
 
     /* The client reads: every read is answered, in full, on the same connection. */
-    static bool seen[N_READS + 1];
-    for (int i = 0; i < N_READS; i++) {
-        struct mc_proto_header h;
-        uint8_t *body;
-        size_t len;
-        read_reply(fd, &h, &body, &len);
-        cr_assert_eq(h.status, 0, "rid %llu status %s", (unsigned long long)h.request_id,
-                     mc_error_name(h.status));
-        cr_assert_gt(len, VALUE_BYTES);
-        cr_assert(h.request_id >= 1 && h.request_id <= N_READS && !seen[h.request_id]);
-        seen[h.request_id] = true;
-        free(body);
-    }
-    cr_assert(wait_until(none_held, WAIT_MAX_MS), "%llu reads left",
-              (unsigned long long)held_reads());
+    read_all_answered(fd);
     /* Still open: a PING is answered. */
     uint8_t ping[MC_PROTO_HEADER_BYTES];
     struct mc_proto_header ph = {.length = MC_PROTO_HEADER_BYTES - 4,
@@ -364,16 +351,6 @@ Test(node_read, the_output_budget_holds_reads_and_all_are_answered, .timeout = 6
     cr_assert_leq(peak, g.total_output + 2 * (VALUE_BYTES + 1024), "held %llu bytes of replies",
                   (unsigned long long)peak);
     cr_assert_geq(atomic_load(&g.budget_hits), 1);
-    for (int i = 0; i < N_READS; i++) {
-        struct mc_proto_header h;
-        uint8_t *body;
-        size_t len;
-        read_reply(fd, &h, &body, &len);
-        cr_assert_eq(h.status, 0, "rid %llu status %s", (unsigned long long)h.request_id,
-                     mc_error_name(h.status));
-        free(body);
-    }
-    cr_assert(wait_until(none_held, WAIT_MAX_MS), "%llu reads left",
-              (unsigned long long)held_reads());
+    read_all_answered(fd);
     close(fd);
 }

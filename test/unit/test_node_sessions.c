@@ -96,28 +96,9 @@ static void start_node(void)
 
 static int connect_node(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct timeval tv = {.tv_sec = RECV_TIMEOUT_S};
-    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g.port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int fd = nt_connect(g.port, 0, RECV_TIMEOUT_S);
+    cr_assert_geq(fd, 0, "connect to the node");
     return fd;
-}
-
-static bool recv_all(int fd, void *buf, size_t len)
-{
-    uint8_t *b = buf;
-    while (len > 0) {
-        ssize_t k = recv(fd, b, len, 0);
-        if (k <= 0) {
-            return false;
-        }
-        b += k;
-        len -= (size_t)k;
-    }
-    return true;
 }
 
 /* One REGISTER_SESSION (empty body): its reply's status (0 or a negative MC_E* code). */
@@ -131,13 +112,13 @@ static int register_session(int fd, uint64_t request_id)
     mc_proto_header_put(frame, &h);
     cr_assert_eq(send(fd, frame, sizeof(frame), 0), (ssize_t)sizeof(frame));
     uint8_t hdr[MC_PROTO_HEADER_BYTES];
-    cr_assert(recv_all(fd, hdr, sizeof(hdr)), "no reply to REGISTER_SESSION");
+    cr_assert(nt_recv_all(fd, hdr, sizeof(hdr)), "no reply to REGISTER_SESSION");
     mc_proto_header_get(hdr, &h);
     cr_assert_eq(h.request_id, request_id);
     size_t body = h.length + 4 - MC_PROTO_HEADER_BYTES;
     static uint8_t sink[4096];
     cr_assert_leq(body, sizeof(sink));
-    cr_assert(recv_all(fd, sink, body), "reply body cut short");
+    cr_assert(nt_recv_all(fd, sink, body), "reply body cut short");
     return h.status;
 }
 
