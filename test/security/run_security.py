@@ -445,7 +445,11 @@ def output_budget_bounds_reply_memory_of_clients_that_do_not_read():
         assert paused, "not every connection paused: " + n.log_tail()
         time.sleep(0.5)  # linearizable reads confirmed and held, nothing more queued
         grown = vm_rss_bytes(n.proc.pid) - rss0
-        assert grown < 16 << 20, "the node grew by %d MiB" % (grown >> 20)
+        # Release: ~8-9 MiB (twice the budget at most, plus a pass); 50 MiB before the budget.
+        # Under ASan, RSS also holds its quarantine of freed reply buffers and redzones (22 MiB
+        # seen), so the bound there is looser; without the budget it is far above either.
+        limit = (32 if ASAN else 16) << 20
+        assert grown < limit, "the node grew by %d MiB" % (grown >> 20)
         assert "client_output_budget_reached" in n.log(), n.log_tail()
         for i, s in enumerate(socks):
             seen = set()
