@@ -135,18 +135,25 @@ static int register_retrying(int fd, uint64_t *id)
     return st;
 }
 
+/* MAX_SESSIONS registrations on a fresh node, each answered OK (the first once the new leader
+ * takes writes). *id: the next request id. */
+static void fill_to_the_cap(int fd, uint64_t *id)
+{
+    int st = register_retrying(fd, id);
+    cr_assert_eq(st, 0, "registration 1: %s", mc_error_name(st));
+    for (int i = 1; i < MAX_SESSIONS; i++) {
+        st = register_session(fd, (*id)++);
+        cr_assert_eq(st, 0, "registration %d: %s", i + 1, mc_error_name(st));
+    }
+}
+
 Test(node_sessions, registrations_past_the_cap_are_refused_until_sessions_expire, .timeout = 60,
      .fini = teardown)
 {
     start_node();
     int fd = connect_node();
     uint64_t id = 1;
-    int first = register_retrying(fd, &id);
-    cr_assert_eq(first, 0, "registration 1: %s", mc_error_name(first));
-    for (int i = 1; i < MAX_SESSIONS; i++) {
-        int st = register_session(fd, id++);
-        cr_assert_eq(st, 0, "registration %d: %s", i + 1, mc_error_name(st));
-    }
+    fill_to_the_cap(fd, &id);
     uint64_t hits0 = mc_metrics_limit_hits(MC_LIMIT_SESSIONS);
     int st = register_session(fd, id++);
     cr_assert_eq(st, MC_ELIMIT, "past --max-sessions: %s", mc_error_name(st));
@@ -180,12 +187,8 @@ Test(node_sessions, a_step_down_forgets_the_expiry_tick_it_proposed, .timeout = 
     start_node();
     int fd = connect_node();
     uint64_t id = 1;
-    int st = register_retrying(fd, &id);
-    cr_assert_eq(st, 0, "registration 1: %s", mc_error_name(st));
-    for (int i = 1; i < MAX_SESSIONS; i++) {
-        st = register_session(fd, id++);
-        cr_assert_eq(st, 0, "registration %d: %s", i + 1, mc_error_name(st));
-    }
+    fill_to_the_cap(fd, &id);
+    int st;
     atomic_store(&g.step_down, true);
     uint64_t end = mc_mono_ms() + WAIT_MAX_MS;
     while (atomic_load(&g.step_down) && mc_mono_ms() < end) {
