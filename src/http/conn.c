@@ -48,7 +48,7 @@ struct mc_http_io {
     size_t date_len;
     struct mc_log_limit refused_log; /* http_accept_refused: at most one line a second */
     pthread_mutex_t done_mu;
-    struct mc_http_conn *done; /* done_mu */
+    struct mc_http_exchange *done; /* done_mu */
 };
 
 static void process(struct mc_http_conn *c);
@@ -68,7 +68,13 @@ static void io_unref(struct mc_http_io *io)
 static void conn_free(struct mc_http_conn *c)
 {
     struct mc_http_io *io = c->io;
-    mc_http_conn_state_free(c);
+    assert(c->at_worker == 0);
+    mc_http_exchange_state_free(&c->x0);
+    for (uint32_t i = 0; c->xs && i < MC_HTTP_PIPELINE_MAX - 1; i++) {
+        mc_http_exchange_state_free(&c->xs[i]);
+        free(c->xs[i].raw);
+    }
+    free(c->xs);
     mc_tls_free(c->tls);
     mc_wbuf_free(&c->out);
     mc_wbuf_free(&c->wout);
@@ -82,11 +88,17 @@ static void conn_free(struct mc_http_conn *c)
 static void on_conn_closed(uv_handle_t *h)
 {
     struct mc_http_conn *c = h->data;
-    if (c->phase == RQ_WORKER) {
-        c->free_later = true; /* the worker still fills c->r: freed when it hands c back */
+    if (c->at_worker > 0) {
+        c->free_later = true; /* a worker still fills an r: freed when the last hands it back */
         return;
     }
     conn_free(c);
+}
+
+static struct mc_http_exchange *batch_at(struct mc_http_conn *c, uint32_t i)
+{
+    assert(i < c->n_batch && c->n_batch <= MC_HTTP_PIPELINE_MAX);
+    return i == 0 ? &c->x0 : &c->xs[i - 1];
 }
 
 static void conn_close(struct mc_http_conn *c)
@@ -94,8 +106,9 @@ static void conn_close(struct mc_http_conn *c)
     if (c->closing)
         return;
     c->closing = true;
-    if (c->busy)
-        mc_http_on_conn_closing(c);
+    for (uint32_t i = 0; c->busy && i < c->n_batch; i++)
+        if (!batch_at(c, i)->answered)
+            mc_http_on_exchange_closing(batch_at(c, i));
     struct mc_http_io *io = c->io;
     if (c->prev)
         c->prev->next = c->next;
@@ -137,7 +150,7 @@ static size_t in_reserve(struct mc_http_conn *c, size_t want)
         if (c->in_len)
             memcpy(p, c->in, c->in_len);
         if (c->have_head)
-            mc_h1_rebase(&c->h, (uintptr_t)c->in, p); /* the head parsed before the body */
+            mc_h1_rebase(&c->x0.h, (uintptr_t)c->in, p); /* the head parsed before the body */
         free(c->in);
         c->in = p;
         c->in_cap = cap;
@@ -524,17 +537,19 @@ static void put_response(struct mc_http_conn *c, const struct mc_http_response *
         mc_wbuf_put(&c->out, r->body, r->body_len);
 }
 
-/* The current request's bytes leave the buffer; the next pipelined one (if any) moves up. */
-static void consume_request(struct mc_http_conn *c)
+/* The batch's bytes leave the buffer; the next pipelined request (if any) moves up. */
+static void consume_batch(struct mc_http_conn *c)
 {
     if (!c->have_head)
         return;
-    size_t end = c->h.head_len + c->h.body_len;
-    assert(end < c->in_cap && c->h.total_len <= c->in_len);
+    size_t end = c->x0.h.head_len + c->x0.h.body_len;
+    size_t total = c->x0.h.total_len + c->batch_bytes;
+    assert(end < c->in_cap && total <= c->in_len);
     c->in[end] = c->nul_saved;
-    memmove(c->in, c->in + c->h.total_len, c->in_len - c->h.total_len);
-    c->in_len -= c->h.total_len;
+    memmove(c->in, c->in + total, c->in_len - total);
+    c->in_len -= total;
     c->have_head = false;
+    c->batch_bytes = 0;
     if (c->in_len == 0 && c->in_cap > KEEP_IN_BYTES) {
         free(c->in);
         c->in = NULL;
@@ -542,17 +557,50 @@ static void consume_request(struct mc_http_conn *c)
     }
 }
 
-void mc_http_conn_respond(struct mc_http_conn *c)
+/* How x's answer is framed (parsed: x->h holds its request, which a request refused while
+ * being read has not). Taken before the batch leaves c->in: x0's head points into it. */
+struct answer_shape {
+    bool head_only, http10;
+};
+
+static struct answer_shape answer_shape(const struct mc_http_exchange *x, bool parsed)
 {
-    assert(c->busy);
-    bool keep = c->have_head && c->h.keep_alive && !c->close_after && c->io->srv &&
-                !atomic_load_explicit(&c->srv->stopping, memory_order_relaxed);
-    bool head_only = c->have_head && strcmp(c->h.method, "HEAD") == 0;
-    bool http10 = c->have_head && c->h.minor == 0;
+    return (struct answer_shape){.head_only = parsed && strcmp(x->h.method, "HEAD") == 0,
+                                 .http10 = parsed && x->h.minor == 0};
+}
+
+/* x's answer goes into c->out (keep: the connection stays open after it). After an answer
+ * that said Connection: close, none is written. */
+static void write_answer(struct mc_http_conn *c, struct mc_http_exchange *x,
+                         struct answer_shape shape, bool keep)
+{
+    if (!c->final_sent && !c->closing) {
+        put_response(c, &x->r, shape.head_only, keep, shape.http10);
+        c->final_sent = !keep;
+    }
+    free(x->r.body);
+    x->r.body = NULL;
+    if (!keep)
+        c->close_after = true;
+}
+
+static bool server_running(const struct mc_http_conn *c)
+{
+    return c->io->srv && !atomic_load_explicit(&c->srv->stopping, memory_order_relaxed);
+}
+
+/* The batch's last answer is in: it is written after the others, the batch leaves the buffer
+ * and the next one is read. */
+static void finish_batch(struct mc_http_conn *c)
+{
+    struct mc_http_exchange *x = batch_at(c, c->n_batch - 1);
+    bool parsed = c->n_batch > 1 || c->have_head;
+    bool keep = parsed && x->h.keep_alive && !c->close_after && server_running(c);
+    struct answer_shape shape = answer_shape(x, parsed);
     c->busy = false;
     c->hold_full = false; /* the holding room empties into c->in before the next request */
-    c->phase = RQ_NEW;
-    consume_request(c); /* the answer (r) holds copies, nothing points into c->in */
+    c->n_written = c->n_batch;
+    consume_batch(c); /* the answers (r) hold copies, nothing points into c->in */
     /* After a half-close (EOF or TLS close_notify) the answer to the last request says the
      * connection ends: nothing is left after it (TLS: once what is held is decrypted). */
     if (keep && c->tls && c->held_len > 0 && !c->closing) {
@@ -565,12 +613,7 @@ void mc_http_conn_respond(struct mc_http_conn *c)
     if (keep && c->eof && !c->closing) {
         keep = c->in_len + c->held_len > 0;
     }
-    if (!c->closing)
-        put_response(c, &c->r, head_only, keep, http10);
-    free(c->r.body);
-    c->r.body = NULL;
-    if (!keep)
-        c->close_after = true;
+    write_answer(c, x, shape, keep);
     if (c->closing)
         return;
     c->last_active_ms = mc_mono_ms();
@@ -579,11 +622,33 @@ void mc_http_conn_respond(struct mc_http_conn *c)
         process(c); /* the next pipelined request, or read again */
 }
 
+void mc_http_conn_respond(struct mc_http_exchange *x)
+{
+    struct mc_http_conn *c = x->c;
+    assert(c->busy && !x->answered);
+    x->answered = true;
+    x->phase = RQ_NEW;
+    /* Answers before the batch's last are written in order as soon as those before them are
+     * (each is followed by another request of the batch: the connection stays open); they go
+     * out with the last, in one write, unless much is queued already. */
+    while (c->n_written + 1 < c->n_batch && batch_at(c, c->n_written)->answered) {
+        struct mc_http_exchange *w = batch_at(c, c->n_written++);
+        assert(w->h.keep_alive);
+        write_answer(c, w, answer_shape(w, true), !c->close_after && server_running(c));
+    }
+    if (c->n_written + 1 == c->n_batch && batch_at(c, c->n_written)->answered) {
+        finish_batch(c);
+        return;
+    }
+    if (c->out.len > OUT_PAUSE_BYTES)
+        flush(c);
+}
+
 /* An error found while reading the request (the request never reaches server.c): answer it
  * and close. */
 static void fail_request(struct mc_http_conn *c, int status)
 {
-    struct mc_http_response *r = &c->r;
+    struct mc_http_response *r = &c->x0.r;
     free(r->body);
     *r = (struct mc_http_response){0};
     switch (status) {
@@ -614,14 +679,18 @@ static void fail_request(struct mc_http_conn *c, int status)
     c->have_head = false; /* nothing to consume: the connection closes */
     c->close_after = true;
     c->busy = true;
-    mc_http_conn_respond(c);
+    c->n_batch = 1;
+    c->n_written = 0;
+    c->x0.answered = false;
+    mc_http_conn_respond(&c->x0);
 }
 
 /* Expect: 100-continue on a request whose body has not all arrived: invite it. */
 static void maybe_continue(struct mc_http_conn *c)
 {
-    if (!c->h.expect_continue || c->continue_sent || c->h.minor == 0 ||
-        (!c->h.chunked && c->h.content_length == 0))
+    const struct mc_h1_req *h = &c->x0.h;
+    if (!h->expect_continue || c->continue_sent || h->minor == 0 ||
+        (!h->chunked && h->content_length == 0))
         return;
     c->continue_sent = true;
     put_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -638,6 +707,81 @@ static bool only_blank_lines(const char *p, size_t n)
     return true;
 }
 
+/* A request that may run at the same time as its neighbours: a read (GET or HEAD) with no
+ * body, nothing to wait for, and the connection kept open after it. */
+static bool batchable(const struct mc_h1_req *h)
+{
+    return (strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0) && !h->chunked &&
+           h->content_length == 0 && !h->expect_continue && h->keep_alive;
+}
+
+/* The head of the request at p[0, n) (up to its empty line) into x->raw, parsed there, so a
+ * request that turns out not to join the batch leaves c->in as it was (the parser writes into
+ * its buffer). false: not complete here, not a read without a body, malformed, or no memory
+ * (it is read again, as the first of the next batch). */
+static bool take_head(struct mc_http_conn *c, struct mc_http_exchange *x, const char *p, size_t n)
+{
+    size_t max = n < MC_H1_MAX_HEAD_BYTES ? n : MC_H1_MAX_HEAD_BYTES;
+    const char *e = memmem(p, max, "\r\n\r\n", 4);
+    if (!e)
+        return false;
+    size_t len = (size_t)(e - p) + 4;
+    if (x->raw_cap < len + 1) {
+        char *raw = realloc(x->raw, len + 1);
+        if (!raw)
+            return false;
+        x->raw = raw;
+        x->raw_cap = len + 1;
+    }
+    memcpy(x->raw, p, len);
+    x->raw[len] = '\0';
+    size_t got = len;
+    return mc_h1_parse_head(x->raw, len, &x->h) == 0 && batchable(&x->h) &&
+           mc_h1_parse_body(x->raw, &got, c->srv->max_body_bytes, &x->h) == 0 &&
+           x->h.total_len == len;
+}
+
+/* The first request (x0, complete in c->in) and, when it is a read, the reads buffered right
+ * after it, up to MC_HTTP_PIPELINE_MAX: the batch dispatch_batch hands over together. A
+ * read after a write waits for the write's answer (the write is a batch of its own). */
+static void gather_batch(struct mc_http_conn *c)
+{
+    c->n_batch = 1;
+    c->n_written = 0;
+    c->batch_bytes = 0;
+    size_t off = c->x0.h.total_len;
+    if (!batchable(&c->x0.h))
+        return;
+    while (c->n_batch < MC_HTTP_PIPELINE_MAX && off < c->in_len) {
+        if (!c->xs) {
+            c->xs = calloc(MC_HTTP_PIPELINE_MAX - 1, sizeof *c->xs);
+            if (!c->xs)
+                break;
+        }
+        struct mc_http_exchange *x = &c->xs[c->n_batch - 1];
+        if (!take_head(c, x, c->in + off, c->in_len - off))
+            break;
+        x->c = c;
+        off += x->h.total_len;
+        c->batch_bytes += x->h.total_len;
+        c->n_batch++;
+    }
+    if (c->n_batch > 1)
+        mc_metrics_http_pipelined_add(c->n_batch - 1);
+}
+
+/* Every request of the batch goes to server.c (each may be answered at once). */
+static void dispatch_batch(struct mc_http_conn *c)
+{
+    uint32_t n = c->n_batch;
+    for (uint32_t i = 0; i < n; i++)
+        batch_at(c, i)->answered = false;
+    for (uint32_t i = 0; i < n && !c->closing; i++) {
+        struct mc_http_exchange *x = batch_at(c, i);
+        mc_http_on_request(x, i == 0 ? c->in + c->x0.h.head_len : "");
+    }
+}
+
 static size_t socket_unsent(const struct mc_http_conn *c);
 static void process(struct mc_http_conn *c)
 {
@@ -648,14 +792,14 @@ static void process(struct mc_http_conn *c)
             break;
         int rc = 0;
         if (!c->have_head) {
-            rc = c->in_len ? mc_h1_parse_head(c->in, c->in_len, &c->h) : MC_H1_MORE;
+            rc = c->in_len ? mc_h1_parse_head(c->in, c->in_len, &c->x0.h) : MC_H1_MORE;
             if (rc == 0) {
                 c->have_head = true;
                 c->continue_sent = false;
             }
         }
         if (rc == 0)
-            rc = mc_h1_parse_body(c->in, &c->in_len, c->srv->max_body_bytes, &c->h);
+            rc = mc_h1_parse_body(c->in, &c->in_len, c->srv->max_body_bytes, &c->x0.h);
         if (rc == MC_H1_MORE) {
             if (c->tls && tls_pull(c) > 0)
                 continue;
@@ -684,7 +828,8 @@ static void process(struct mc_http_conn *c)
             fail_request(c, rc);
             break;
         }
-        size_t end = c->h.head_len + c->h.body_len;
+        gather_batch(c); /* before the NUL below, which is the next request's first byte */
+        size_t end = c->x0.h.head_len + c->x0.h.body_len;
         c->nul_saved = c->in[end];
         c->in[end] = '\0';
         c->req_start_ms = 0;
@@ -695,8 +840,7 @@ static void process(struct mc_http_conn *c)
             c->send_since_ms = 0;
         }
         c->busy = true;
-        c->phase = RQ_NEW;
-        mc_http_on_request(c); /* may answer at once (mc_http_conn_respond) */
+        dispatch_batch(c);
     }
     c->in_process = false;
     update_reading(c);
@@ -757,7 +901,8 @@ static void on_connection(uv_stream_t *l, int status)
         int v = (int)io->srv->sndbuf_bytes; /* the kernel doubles it (bookkeeping) */
         (void)uv_send_buffer_size((uv_handle_t *)&c->tcp, &v);
     }
-    c->k.result.failed_op = -1;
+    c->x0.c = c;
+    c->x0.k.result.failed_op = -1;
     c->next = io->conns;
     if (io->conns)
         io->conns->prev = c;
@@ -849,22 +994,25 @@ static void on_sweep(uv_timer_t *t)
 static void drain_done(struct mc_http_io *io)
 {
     pthread_mutex_lock(&io->done_mu);
-    struct mc_http_conn *c = io->done;
+    struct mc_http_exchange *x = io->done;
     io->done = NULL;
     pthread_mutex_unlock(&io->done_mu);
-    while (c) {
-        struct mc_http_conn *next = c->done_next;
-        c->done_next = NULL;
-        assert(c->phase == RQ_WORKER);
+    while (x) {
+        struct mc_http_exchange *next = x->done_next;
+        struct mc_http_conn *c = x->c;
+        x->done_next = NULL;
+        assert(x->phase == RQ_WORKER && c->at_worker > 0);
+        c->at_worker--;
         if (c->free_later) {
-            c->phase = RQ_NEW;
-            conn_free(c);
+            x->phase = RQ_NEW;
+            if (c->at_worker == 0)
+                conn_free(c); /* the last of its requests a worker held */
         } else if (c->closing) {
-            c->phase = RQ_NEW; /* its close callback is still to come: it frees c */
+            x->phase = RQ_NEW; /* its close callback is still to come: it frees c */
         } else {
-            mc_http_after_worker(c);
+            mc_http_after_worker(x);
         }
-        c = next;
+        x = next;
     }
 }
 
@@ -873,11 +1021,11 @@ static void on_done_async(uv_async_t *a)
     drain_done(a->data);
 }
 
-void mc_http_io_worker_done(struct mc_http_io *io, struct mc_http_conn *c)
+void mc_http_io_worker_done(struct mc_http_io *io, struct mc_http_exchange *x)
 {
     pthread_mutex_lock(&io->done_mu);
-    c->done_next = io->done;
-    io->done = c;
+    x->done_next = io->done;
+    io->done = x;
     pthread_mutex_unlock(&io->done_mu);
     uv_async_send(&io->done_async);
 }

@@ -20,8 +20,9 @@
  * through out_cb, which copies each into its mc_http_call and calls done (the HTTP side answers its
  * connection).
  *
- * At most one request per HTTP connection is in flight, so MC_HTTP_MAX_CONNECTIONS slots
- * bound the pending table; a request id is (generation << 16 | slot).
+ * At most one batch of MC_HTTP_PIPELINE_MAX requests per HTTP connection is in flight, so
+ * that many slots per connection bound the pending table; a request id is
+ * (generation << 16 | slot).
  *
  * The client server may close the in-process connection on its own (a protocol error, any
  * close_conn): what was with the node is failed (writes "outcome unknown") and a new connection
@@ -30,8 +31,9 @@
  * stopping does the path stay closed (later submits answered ShuttingDown).
  */
 
-#define SLOTS        MC_HTTP_MAX_CONNECTIONS
-#define SLOT_BITS    16
+#define SLOTS     (MC_HTTP_MAX_CONNECTIONS * MC_HTTP_PIPELINE_MAX)
+#define SLOT_BITS 16
+_Static_assert(SLOTS <= (1u << SLOT_BITS), "a slot index fits its bits of the request id");
 #define IN_MAX_BYTES ((size_t)SLOTS * MC_PROTO_MAX_FRAME_BYTES) /* every slot's frame */
 
 struct slot {
@@ -172,8 +174,6 @@ static void deliver(struct mc_http_local *l, const struct mc_proto_header *h, co
  * here) and later submits queue for the next connection. */
 static void fail_pending(struct mc_http_local *l, int status, bool refuse)
 {
-    struct slot failed[SLOTS];
-    uint32_t n = 0;
     pthread_mutex_lock(&l->mu);
     if (refuse) {
         l->closed = true;
@@ -181,22 +181,26 @@ static void fail_pending(struct mc_http_local *l, int status, bool refuse)
         l->in.len = 0;
         l->in.err = 0;
     }
-    for (uint32_t i = 0; i < SLOTS; i++) {
-        if (l->slots[i].id == 0)
-            continue;
-        struct slot s = take(l, l->slots[i].id);
-        if (!s.k)
-            continue;
-        mc_http_call_reset(s.k);
-        s.k->done = true;
-        s.k->status = status;
-        s.k->outcome_unknown = s.k->req.op == MC_REQ_WRITE;
-        failed[n++] = s;
-    }
+    uint64_t last_gen = l->gen; /* submits made by the done callbacks below are not failed */
     pthread_mutex_unlock(&l->mu);
-    for (uint32_t i = 0; i < n; i++)
-        if (failed[i].done)
-            failed[i].done(failed[i].arg);
+    /* One slot at a time, done outside the lock (it may submit again): the table is too big
+     * to copy onto the stack. */
+    for (uint32_t i = 0; i < SLOTS; i++) {
+        pthread_mutex_lock(&l->mu);
+        uint64_t id = l->slots[i].id;
+        struct slot s = {0};
+        if (id != 0 && (id >> SLOT_BITS) <= last_gen)
+            s = take(l, id);
+        if (s.k) {
+            mc_http_call_reset(s.k);
+            s.k->done = true;
+            s.k->status = status;
+            s.k->outcome_unknown = s.k->req.op == MC_REQ_WRITE;
+        }
+        pthread_mutex_unlock(&l->mu);
+        if (s.k && s.done)
+            s.done(s.arg);
+    }
 }
 
 /* Loop thread, at the next iteration after conn_lost: a new in-process connection. The

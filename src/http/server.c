@@ -129,18 +129,18 @@ void mc_http_resp_error(struct mc_http_response *r, int code, const char *msg)
 /* ---- request state machine (loop thread unless noted) ---- */
 
 /* The finished response r goes out; k is ready for the next request. */
-static void respond(struct mc_http_conn *c)
+static void respond(struct mc_http_exchange *x)
 {
-    mc_http_call_reset(&c->k);
-    mc_http_conn_respond(c);
+    mc_http_call_reset(&x->k);
+    mc_http_conn_respond(x);
 }
 
 /* An error the HTTP layer itself produced (the node counts the ones it answers). */
-static void respond_local_error(struct mc_http_conn *c, int code, const char *msg)
+static void respond_local_error(struct mc_http_exchange *x, int code, const char *msg)
 {
     mc_metrics_error(code);
-    mc_http_resp_error(&c->r, code, msg);
-    respond(c);
+    mc_http_resp_error(&x->r, code, msg);
+    respond(x);
 }
 
 /* In-process answer arrived (loop thread). */
@@ -151,33 +151,36 @@ static void local_done(void *arg);
  * which follows the leader and retries). The answer goes back to the loop thread. */
 static void worker_run(void *item)
 {
-    struct mc_http_conn *c = item;
-    if (c->forward) {
-        mc_http_call_client(c->srv, mc_http_pool_token(&c->q), &c->k);
-        mc_http_finish(&c->q, &c->r, &c->k);
+    struct mc_http_exchange *x = item;
+    struct mc_http_server *s = x->c->srv;
+    if (x->forward) {
+        mc_http_call_client(s, mc_http_pool_token(&x->q), &x->k);
+        mc_http_finish(&x->q, &x->r, &x->k);
     } else {
-        mc_http_dispatch(&c->q, &c->r);
+        mc_http_dispatch(&x->q, &x->r);
     }
-    mc_http_io_worker_done(c->srv->io, c); /* c belongs to the loop thread again */
+    mc_http_io_worker_done(s->io, x); /* x belongs to the loop thread again */
 }
 
-static void to_worker(struct mc_http_conn *c, bool forward)
+static void to_worker(struct mc_http_exchange *x, bool forward)
 {
-    c->phase = RQ_WORKER;
-    c->forward = forward;
-    int rc = mc_http_workers_push(c->srv->workers, c);
+    x->phase = RQ_WORKER;
+    x->forward = forward;
+    x->c->at_worker++;
+    int rc = mc_http_workers_push(x->c->srv->workers, x);
     if (rc != 0) {
-        c->phase = RQ_NEW;
-        mc_http_resp_error(&c->r, rc, NULL); /* SlowDown when full, ShuttingDown when stopping */
-        respond(c);
+        x->c->at_worker--;
+        x->phase = RQ_NEW;
+        mc_http_resp_error(&x->r, rc, NULL); /* SlowDown when full, ShuttingDown when stopping */
+        respond(x);
     }
 }
 
-void mc_http_after_worker(struct mc_http_conn *c)
+void mc_http_after_worker(struct mc_http_exchange *x)
 {
-    assert(c->phase == RQ_WORKER);
-    c->phase = RQ_NEW;
-    respond(c);
+    assert(x->phase == RQ_WORKER);
+    x->phase = RQ_NEW;
+    respond(x);
 }
 
 /* Back from the node: finish, or resend through the client library when another member (or
@@ -185,21 +188,21 @@ void mc_http_after_worker(struct mc_http_conn *c)
  * resent only after SlowDown (refused on arrival): a local write carries no exactly-once
  * session, and after NotLeader/ShuttingDown it may have been proposed and may still commit,
  * so resending it could apply it twice; it is answered with outcome_unknown instead. */
-static void after_local(struct mc_http_conn *c)
+static void after_local(struct mc_http_exchange *x)
 {
-    c->local_id = 0;
-    c->phase = RQ_NEW;
-    int st = c->k.status;
-    bool write = c->k.req.op == MC_REQ_WRITE;
+    x->local_id = 0;
+    x->phase = RQ_NEW;
+    int st = x->k.status;
+    bool write = x->k.req.op == MC_REQ_WRITE;
     if (mc_http_status_retriable(st) && (!write || st == MC_ELIMIT) &&
-        !atomic_load_explicit(&c->srv->stopping, memory_order_relaxed)) {
-        to_worker(c, true);
+        !atomic_load_explicit(&x->c->srv->stopping, memory_order_relaxed)) {
+        to_worker(x, true);
         return;
     }
     if (write && mc_http_status_retriable(st))
-        c->k.outcome_unknown = true;
-    mc_http_finish(&c->q, &c->r, &c->k);
-    respond(c);
+        x->k.outcome_unknown = true;
+    mc_http_finish(&x->q, &x->r, &x->k);
+    respond(x);
 }
 
 static void local_done(void *arg)
@@ -209,30 +212,30 @@ static void local_done(void *arg)
 
 /* Hand a prepared data request to the node's loop; the answer comes back through local_done
  * (never before submit returns: replies are delivered from the loop's own callbacks). */
-static void to_local(struct mc_http_conn *c)
+static void to_local(struct mc_http_exchange *x)
 {
-    c->phase = RQ_LOCAL;
-    int rc = mc_http_local_submit(c->srv->local, &c->k, local_done, c, &c->local_id);
+    x->phase = RQ_LOCAL;
+    int rc = mc_http_local_submit(x->c->srv->local, &x->k, local_done, x, &x->local_id);
     if (rc != 0) {
-        c->k.done = true;
-        c->k.status = rc;
-        after_local(c);
+        x->k.done = true;
+        x->k.status = rc;
+        after_local(x);
     }
 }
 
-void mc_http_on_conn_closing(struct mc_http_conn *c)
+void mc_http_on_exchange_closing(struct mc_http_exchange *x)
 {
-    /* A worker still fills c->r: conn.c keeps c until it is handed back. */
-    if (c->phase == RQ_LOCAL && c->local_id && c->srv->local)
-        mc_http_local_cancel(c->srv->local, c->local_id); /* local_done will not run */
-    c->local_id = 0;
+    /* A worker still fills x->r: conn.c keeps the connection until it is handed back. */
+    if (x->phase == RQ_LOCAL && x->local_id && x->c->srv->local)
+        mc_http_local_cancel(x->c->srv->local, x->local_id); /* local_done will not run */
+    x->local_id = 0;
 }
 
-void mc_http_conn_state_free(struct mc_http_conn *c)
+void mc_http_exchange_state_free(struct mc_http_exchange *x)
 {
-    free(c->r.body);
-    c->r.body = NULL;
-    mc_http_call_free(&c->k);
+    free(x->r.body);
+    x->r.body = NULL;
+    mc_http_call_free(&x->k);
 }
 
 /* Does this node lead (as last published)? Writes elsewhere go through the client library. */
@@ -244,20 +247,20 @@ static bool node_leads(struct mc_http_server *s)
            n.leader_id == n.node_id;
 }
 
-static void req_begin(struct mc_http_conn *c)
+static void req_begin(struct mc_http_exchange *x)
 {
-    c->phase = RQ_NEW;
-    c->forward = false;
-    c->local_id = 0;
-    free(c->r.body);
-    c->r = (struct mc_http_response){0};
-    struct mc_wbuf ops = c->k.ops; /* kept: its buffer is reused */
-    mc_http_call_reset(&c->k);
-    memset(&c->k, 0, sizeof c->k);
+    x->phase = RQ_NEW;
+    x->forward = false;
+    x->local_id = 0;
+    free(x->r.body);
+    x->r = (struct mc_http_response){0};
+    struct mc_wbuf ops = x->k.ops; /* kept: its buffer is reused */
+    mc_http_call_reset(&x->k);
+    memset(&x->k, 0, sizeof x->k);
     ops.len = 0;
     ops.err = 0;
-    c->k.ops = ops;
-    c->k.result.failed_op = -1;
+    x->k.ops = ops;
+    x->k.result.failed_op = -1;
 }
 
 /* Routes answered on the loop thread in loopback mode: no node call, nothing blocks. */
@@ -266,66 +269,66 @@ static bool route_is_inline(enum mc_http_route r)
     return r == MC_ROUTE_HEALTHZ || r == MC_ROUTE_READYZ || r == MC_ROUTE_METRICS;
 }
 
-void mc_http_on_request(struct mc_http_conn *c)
+void mc_http_on_request(struct mc_http_exchange *x, const char *body)
 {
-    struct mc_http_server *s = c->srv;
-    req_begin(c);
-    struct mc_http_request *q = &c->q;
-    *q = (struct mc_http_request){.srv = s, .h = &c->h, .method = c->h.method, .url = c->h.path};
-    q->body = c->in + c->h.head_len;
-    q->body_len = c->h.body_len;
+    struct mc_http_server *s = x->c->srv;
+    req_begin(x);
+    struct mc_http_request *q = &x->q;
+    *q = (struct mc_http_request){.srv = s, .h = &x->h, .method = x->h.method, .url = x->h.path};
+    q->body = body;
+    q->body_len = x->h.body_len;
     int rc = mc_http_route_parse(q->url, &q->path);
     if (rc == MC_ENOTFOUND) {
-        mc_http_resp_error_named(&c->r, 404, "NotFound", "no such endpoint");
-        respond(c);
+        mc_http_resp_error_named(&x->r, 404, "NotFound", "no such endpoint");
+        respond(x);
         return;
     }
     if (rc != 0) {
-        respond_local_error(c, rc, NULL);
+        respond_local_error(x, rc, NULL);
         return;
     }
     if (!mc_http_route_allows(q->path.route, q->method)) {
-        mc_http_resp_error_named(&c->r, 405, "MethodNotAllowed",
+        mc_http_resp_error_named(&x->r, 405, "MethodNotAllowed",
                                  "method not allowed on this endpoint");
-        mc_http_resp_header(&c->r, "Allow", mc_http_route_methods(q->path.route));
-        respond(c);
+        mc_http_resp_header(&x->r, "Allow", mc_http_route_methods(q->path.route));
+        respond(x);
         return;
     }
     rc = mc_http_authorize(s, q);
     if (rc != 0) {
         mc_metrics_error(rc);
-        mc_http_resp_error(&c->r, rc,
+        mc_http_resp_error(&x->r, rc,
                            rc == MC_EUNAUTH
                                ? "missing or invalid bearer token (Authorization: "
                                  "Bearer TOKEN)"
                                : "the token's role or bucket grants do not allow this");
         if (rc == MC_EUNAUTH)
-            mc_http_resp_header(&c->r, "WWW-Authenticate", "Bearer realm=\"metacenter\"");
-        respond(c);
+            mc_http_resp_header(&x->r, "WWW-Authenticate", "Bearer realm=\"metacenter\"");
+        respond(x);
         return;
     }
     if (!s->local) {
         if (route_is_inline(q->path.route)) {
-            mc_http_dispatch(q, &c->r);
-            respond(c);
+            mc_http_dispatch(q, &x->r);
+            respond(x);
         } else {
-            to_worker(c, false); /* blocks a worker on the loopback client */
+            to_worker(x, false); /* blocks a worker on the loopback client */
         }
         return;
     }
     if (mc_http_route_is_admin(q->path.route)) {
-        to_worker(c, false);
+        to_worker(x, false);
         return;
     }
-    if (!mc_http_prepare(q, &c->r, &c->k)) {
-        respond(c); /* answered without the node (bad input, health, metrics) */
+    if (!mc_http_prepare(q, &x->r, &x->k)) {
+        respond(x); /* answered without the node (bad input, health, metrics) */
         return;
     }
-    if (c->k.req.op == MC_REQ_WRITE && !node_leads(s)) {
-        to_worker(c, true); /* a follower's write: forwarded with an exactly-once session */
+    if (x->k.req.op == MC_REQ_WRITE && !node_leads(s)) {
+        to_worker(x, true); /* a follower's write: forwarded with an exactly-once session */
         return;
     }
-    to_local(c);
+    to_local(x);
 }
 
 /* ---- lifecycle ---- */

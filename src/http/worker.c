@@ -6,7 +6,8 @@
 #include "http/internal.h"
 #include "metacenter/error.h"
 
-#define QUEUE_MAX MC_HTTP_MAX_ALLOCATED /* one item per allocated connection at most */
+/* Each allocated connection's whole batch at most. */
+#define QUEUE_MAX (MC_HTTP_MAX_ALLOCATED * MC_HTTP_PIPELINE_MAX)
 
 struct mc_http_workers {
     pthread_mutex_t mu;

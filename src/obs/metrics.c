@@ -46,6 +46,7 @@ static struct {
     _Atomic uint64_t image_handoffs;
     _Atomic int64_t http_connections;
     _Atomic uint64_t http_refused;
+    _Atomic uint64_t http_pipelined;
     _Atomic uint64_t limits[MC_LIMIT_COUNT];
     struct ops_slot ops[OPS_SLOTS];
 } reg;
@@ -115,6 +116,16 @@ void mc_metrics_http_connections_add(int64_t delta)
 void mc_metrics_http_connection_refused(void)
 {
     atomic_fetch_add_explicit(&reg.http_refused, 1, RLX);
+}
+
+void mc_metrics_http_pipelined_add(uint64_t n)
+{
+    atomic_fetch_add_explicit(&reg.http_pipelined, n, RLX);
+}
+
+uint64_t mc_metrics_http_pipelined(void)
+{
+    return atomic_load_explicit(&reg.http_pipelined, RLX);
 }
 
 /* Single writer (the apply thread): a slot is recycled when its second comes round again. */
@@ -273,6 +284,10 @@ static void render_node(struct mc_textbuf *b, const struct mc_node_metrics *n)
     counter_u(b, "metacenter_http_connections_refused_total",
               "HTTP connections closed at once because the connection limit was reached.",
               atomic_load_explicit(&reg.http_refused, RLX));
+    counter_u(b, "metacenter_http_pipelined_requests_total",
+              "HTTP requests handed to the node together with an earlier pipelined read of "
+              "their connection (a batch of GET/HEAD requests without a body).",
+              atomic_load_explicit(&reg.http_pipelined, RLX));
 
     uint32_t np = n->n_peers <= MC_METRICS_MAX_PEERS ? n->n_peers : MC_METRICS_MAX_PEERS;
     header(b, "metacenter_peer_reachable", "gauge",

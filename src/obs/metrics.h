@@ -142,6 +142,10 @@ void mc_metrics_http_connections_add(int64_t delta);
 /* metacenter_http_connections_refused_total: an HTTP connection accepted and closed at once
  * because the server's connection limit was reached. Any thread. */
 void mc_metrics_http_connection_refused(void);
+/* metacenter_http_pipelined_requests_total: pipelined reads dispatched in a batch after its
+ * first request (http/conn.c). Any thread. */
+void mc_metrics_http_pipelined_add(uint64_t n);
+uint64_t mc_metrics_http_pipelined(void);
 
 /* Zero the whole registry (tests). Not safe concurrently with updates. */
 void mc_metrics_reset(void);

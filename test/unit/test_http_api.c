@@ -797,22 +797,23 @@ static void wq_run(void *item)
     pthread_mutex_unlock(&g_wq_mu);
 }
 
-/* The queue holds an item for every connection that can be allocated (open ones plus those
+/* The queue holds a batch of items for every connection that can be allocated (open ones plus those
  * closed while still queued), so blocked workers never make a push fail below that; a full
  * queue answers SlowDown (MC_ELIMIT), a stopping one ShuttingDown. */
 Test(http_workers, queue_sized_for_allocated_connections)
 {
     struct mc_http_workers *w;
     cr_assert_eq(mc_http_workers_start(1, wq_run, &w), 0);
-    static int items[MC_HTTP_MAX_ALLOCATED + 1];
+    enum { QUEUE = MC_HTTP_MAX_ALLOCATED * MC_HTTP_PIPELINE_MAX };
+    static int items[QUEUE + 1];
     cr_assert_eq(mc_http_workers_push(w, &items[0]), 0); /* taken by the worker, which blocks */
     for (int t = 0; t < 2000 && !__atomic_load_n(&g_wq_started, __ATOMIC_ACQUIRE); t++)
         usleep(1000); /* until the worker has taken it */
     cr_assert_eq(__atomic_load_n(&g_wq_started, __ATOMIC_ACQUIRE), 1);
     int pushed = 0;
-    while (pushed < MC_HTTP_MAX_ALLOCATED + 1 && mc_http_workers_push(w, &items[pushed]) == 0)
+    while (pushed < QUEUE + 1 && mc_http_workers_push(w, &items[pushed]) == 0)
         pushed++;
-    cr_assert_eq(pushed, MC_HTTP_MAX_ALLOCATED);
+    cr_assert_eq(pushed, QUEUE);
     cr_assert_geq(pushed, 2 * MC_HTTP_MAX_CONNECTIONS);
     cr_assert_eq(mc_http_workers_push(w, &items[0]), MC_ELIMIT);
     pthread_mutex_lock(&g_wq_mu);
@@ -820,7 +821,7 @@ Test(http_workers, queue_sized_for_allocated_connections)
     pthread_cond_broadcast(&g_wq_cv);
     pthread_mutex_unlock(&g_wq_mu);
     mc_http_workers_stop(w);
-    cr_assert_eq(g_wq_ran, MC_HTTP_MAX_ALLOCATED + 1);
+    cr_assert_eq(g_wq_ran, QUEUE + 1);
     cr_assert_eq(mc_http_workers_push(w, &items[0]), MC_ESHUTDOWN);
     mc_http_workers_free(w);
 }
