@@ -1597,7 +1597,7 @@ static void put_keys(const char *b, int n, bool (*present)(int))
     }
 }
 
-/* Statuses lines of answers buffered in w (bodies are JSON: no false hits). */
+/* Status lines of the answers buffered in w (bodies are JSON: no false hits). */
 static int wire_buffered_answers(const struct thc_wire *w)
 {
     int n = 0;
