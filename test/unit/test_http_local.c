@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1520,4 +1521,564 @@ Test(http_local, tls_bad_record_with_fin_while_busy_ends_session, .init = start_
     tls_open(&t); /* the server still serves */
     cr_assert_eq(tls_get(&t, "/healthz"), 200);
     tls_close(&t);
+}
+
+/* ---- pipelining: what a client sees of pipelined requests, however the server hands the
+ * buffered GET / HEADs to the node (one at a time or together) ---- */
+
+/* Appends one request (a printf format) to the pipeline text p of cap bytes. */
+static void pipe_add(char *p, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void pipe_add(char *p, size_t cap, const char *fmt, ...)
+{
+    size_t len = strlen(p);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(p + len, cap - len, fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0 && (size_t)n < cap - len, "pipeline over %zu bytes", cap);
+}
+
+#define GET_KEY  "GET /v1/buckets/%s/objects/k%03d HTTP/1.1\r\nHost: x\r\n\r\n"
+#define HEAD_KEY "HEAD /v1/buckets/%s/objects/k%03d HTTP/1.1\r\nHost: x\r\n\r\n"
+
+enum { CLOSE_NO, CLOSE_YES, CLOSE_ANY }; /* does the answer say Connection: close */
+
+/* Reads the next answer: status want, its body holds needle (unless NULL), Connection: close
+ * as closes says; what names it in failures. head_only: the answer to a HEAD (no body).
+ * Returns its body (valid until the next call). */
+static const char *expect_next(struct thc_wire *w, bool head_only, int want, const char *needle,
+                               int closes, const char *what)
+{
+    static char head[4096], body[1 << 16];
+    head[0] = body[0] = '\0';
+    int st = wire_read(w, head_only, head, sizeof head, body, sizeof body);
+    cr_assert_eq(st, want, "%s: status %d, want %d: %s", what, st, want, body);
+    if (needle)
+        cr_assert(strstr(body, needle), "%s: no %s in %s", what, needle, body);
+    if (closes != CLOSE_ANY)
+        cr_assert_eq(strstr(head, "Connection: close") != NULL, closes == CLOSE_YES, "%s: %s", what,
+                     head);
+    return body;
+}
+
+/* Reads the next answer to a GET of key k%03d i: the object (of size i) when present, else
+ * NoSuchKey. */
+static void expect_key(struct thc_wire *w, int i, bool present, int closes)
+{
+    char what[32], key[32], size[32];
+    snprintf(what, sizeof what, "answer for k%03d", i);
+    snprintf(key, sizeof key, "\"key\":\"k%03d\"", i);
+    snprintf(size, sizeof size, "\"size\":%d,", i);
+    const char *body =
+        expect_next(w, false, present ? 200 : 404, present ? key : "NoSuchKey", closes, what);
+    if (present)
+        cr_assert(strstr(body, size), "%s: no %s in %s", what, size, body);
+}
+
+static bool every_key(int i)
+{
+    (void)i;
+    return true;
+}
+
+/* Bucket b, and for i < n where present(i): object k%03d i of size i (single requests). */
+static void put_keys(const char *b, int n, bool (*present)(int))
+{
+    char path[128], body[32];
+    snprintf(path, sizeof path, "/v1/buckets/%s", b);
+    json_decref(req("PUT", path, NULL, NULL, 200, NULL));
+    for (int i = 0; i < n; i++) {
+        if (!present(i))
+            continue;
+        snprintf(path, sizeof path, "/v1/buckets/%s/objects/k%03d", b, i);
+        snprintf(body, sizeof body, "{\"size\":%d}", i);
+        json_decref(req("PUT", path, NULL, body, 200, NULL));
+    }
+}
+
+/* Status lines of the answers buffered in w (bodies are JSON: no false hits). */
+static int wire_buffered_answers(const struct thc_wire *w)
+{
+    int n = 0;
+    for (const char *p = w->buf; (p = memmem(p, w->len - (size_t)(p - w->buf), "HTTP/1.1 ", 9));
+         p += 9)
+        n++;
+    return n;
+}
+
+/* Whatever arrives on w within ms goes into its buffer, unparsed (wire_read takes it from
+ * there). Returns the answers buffered. */
+static int wire_gather(struct thc_wire *w, int ms)
+{
+    uint64_t t0 = mc_mono_ms();
+    while (mc_mono_ms() - t0 < (uint64_t)ms && w->len + 1 < sizeof w->buf) {
+        struct pollfd p = {.fd = w->fd, .events = POLLIN};
+        if (poll(&p, 1, 10) != 1)
+            continue;
+        ssize_t k = recv(w->fd, w->buf + w->len, sizeof w->buf - 1 - w->len, MSG_DONTWAIT);
+        if (k <= 0)
+            break;
+        w->len += (size_t)k;
+    }
+    return wire_buffered_answers(w);
+}
+
+/* Sends a pipeline from a thread while the test reads the answers (neither side's buffers
+ * need to hold all of it). */
+struct pipe_sender {
+    pthread_t th;
+    int fd;
+    const char *p;
+    size_t n;
+    int rc;
+};
+
+static void *pipe_sender_main(void *arg)
+{
+    struct pipe_sender *s = arg;
+    s->rc = thc_send_all(s->fd, s->p, s->n);
+    return NULL;
+}
+
+static void pipe_send_async(struct pipe_sender *s, int fd, const char *p)
+{
+    *s = (struct pipe_sender){.fd = fd, .p = p, .n = strlen(p)};
+    cr_assert_eq(pthread_create(&s->th, NULL, pipe_sender_main, s), 0);
+}
+
+static void pipe_send_join(struct pipe_sender *s)
+{
+    pthread_join(s->th, NULL);
+    cr_assert_eq(s->rc, 0, "the pipeline was not all sent");
+}
+
+static bool not_third(int i)
+{
+    return i % 3 != 2;
+}
+
+/* Guards: many GETs (and a HEAD) in one write, hits and misses, answered in order, each its
+ * own key's answer. */
+Test(http_local, pipe_many_gets_in_order, .init = start, .fini = stop)
+{
+    enum { N = 40, HEAD_AT = 16 };
+    put_keys("many", N, not_third);
+    uint64_t applied = g.applied;
+    static char p[8192];
+    p[0] = '\0';
+    for (int i = 0; i < N; i++)
+        pipe_add(p, sizeof p, i == HEAD_AT ? HEAD_KEY : GET_KEY, "many", i);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    for (int i = 0; i < N; i++) {
+        if (i == HEAD_AT)
+            expect_next(&w, true, 200, NULL, CLOSE_NO, "the HEAD");
+        else
+            expect_key(&w, i, not_third(i), CLOSE_NO);
+    }
+    cr_assert_eq(w.len, 0, "bytes after the last answer: %.*s", (int)w.len, w.buf);
+    close(w.fd);
+    cr_assert_eq(g.applied, applied, "reads wrote");
+}
+
+/* Guards: a read after a write in the same pipeline sees the write (body-less writes, DELETE
+ * and a bucket PUT with Content-Length: 0, included): writes are never handed over together
+ * with the reads after them. */
+Test(http_local, pipe_reads_see_earlier_writes, .init = start, .fini = stop)
+{
+    put_keys("rwb", 3, every_key);
+    uint64_t applied = g.applied;
+    static char p[8192];
+    p[0] = '\0';
+    pipe_add(p, sizeof p, "DELETE /v1/buckets/rwb/objects/k000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, GET_KEY, "rwb", 0);
+    pipe_add(p, sizeof p, HEAD_KEY, "rwb", 0);
+    pipe_add(p, sizeof p,
+             "PUT /v1/buckets/rwb/objects/k000 HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"
+             "{\"size\":77}");
+    pipe_add(p, sizeof p, GET_KEY, "rwb", 0);
+    pipe_add(p, sizeof p, GET_KEY, "rwb", 1); /* read, write, read */
+    pipe_add(p, sizeof p,
+             "PUT /v1/buckets/rwb/objects/k001 HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"
+             "{\"size\":88}");
+    pipe_add(p, sizeof p, GET_KEY, "rwb", 1);
+    pipe_add(p, sizeof p, "PUT /v1/buckets/newb HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    pipe_add(p, sizeof p, GET_KEY, "newb", 5);
+    pipe_add(p, sizeof p, "GET /v1/buckets/newb HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, "DELETE /v1/buckets/newb HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, "GET /v1/buckets/newb HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, "DELETE /v1/buckets/rwb/objects/k002 HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, "GET /v1/buckets/rwb/objects HTTP/1.1\r\nHost: x\r\n\r\n");
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    expect_next(&w, false, 200, "\"delete_marker\":false", CLOSE_NO, "DELETE k000");
+    expect_next(&w, false, 404, "NoSuchKey", CLOSE_NO, "GET k000 after its DELETE");
+    expect_next(&w, true, 404, NULL, CLOSE_NO, "HEAD k000 after its DELETE");
+    expect_next(&w, false, 200, "version_id", CLOSE_NO, "PUT k000");
+    expect_next(&w, false, 200, "\"size\":77,", CLOSE_NO, "GET k000 after its PUT");
+    expect_next(&w, false, 200, "\"size\":1,", CLOSE_NO, "GET k001 before its PUT");
+    expect_next(&w, false, 200, "version_id", CLOSE_NO, "PUT k001");
+    expect_next(&w, false, 200, "\"size\":88,", CLOSE_NO, "GET k001 after its PUT");
+    expect_next(&w, false, 200, "\"newb\"", CLOSE_NO, "PUT bucket nb");
+    expect_next(&w, false, 404, "NoSuchKey", CLOSE_NO, "GET in the new bucket");
+    expect_next(&w, false, 200, "\"newb\"", CLOSE_NO, "GET the new bucket");
+    expect_next(&w, false, 204, NULL, CLOSE_NO, "DELETE bucket nb");
+    expect_next(&w, false, 404, "NoSuchBucket", CLOSE_NO, "GET the deleted bucket");
+    expect_next(&w, false, 200, NULL, CLOSE_NO, "DELETE k002");
+    const char *list = expect_next(&w, false, 200, "\"k000\"", CLOSE_NO, "the listing");
+    cr_assert(strstr(list, "\"k001\""), "%s", list);
+    cr_assert_null(strstr(list, "\"k002\""), "a deleted key listed: %s", list);
+    cr_assert_eq(w.len, 0);
+    close(w.fd);
+    cr_assert_eq(g.applied, applied + 6);
+}
+
+/* Pipelined GETs in bucket "ccl", the third one closing (closing_fmt: its request, with the
+ * bucket and key), then a GET, a write and a GET that are never answered nor executed. */
+static void pipe_close_in_the_middle(const char *closing_fmt)
+{
+    put_keys("ccl", 6, every_key);
+    uint64_t applied = g.applied;
+    static char p[4096];
+    p[0] = '\0';
+    pipe_add(p, sizeof p, GET_KEY, "ccl", 0);
+    pipe_add(p, sizeof p, GET_KEY, "ccl", 1);
+    pipe_add(p, sizeof p, closing_fmt, "ccl", 2);
+    pipe_add(p, sizeof p, GET_KEY, "ccl", 3);
+    pipe_add(p, sizeof p,
+             "PUT /v1/buckets/ccl/objects/after HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
+             "{\"size\":1}");
+    pipe_add(p, sizeof p, GET_KEY, "ccl", 4);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    expect_key(&w, 0, true, CLOSE_NO);
+    expect_key(&w, 1, true, CLOSE_NO);
+    expect_key(&w, 2, true, CLOSE_YES);
+    wire_expect_eof(&w); /* nothing after the closing answer */
+    usleep(50 * 1000);   /* a write wrongly executed would have landed by now */
+    cr_assert_eq(g.applied, applied, "a request after the closing one was executed");
+    json_decref(req("GET", "/v1/buckets/ccl/objects/after", NULL, NULL, 404, NULL));
+}
+
+/* Guards: Connection: close on a GET in the middle of a pipeline ends it there. */
+Test(http_local, pipe_connection_close_in_the_middle, .init = start, .fini = stop)
+{
+    pipe_close_in_the_middle(
+        "GET /v1/buckets/%s/objects/k%03d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+}
+
+/* Guards: an HTTP/1.0 GET (no keep-alive) in the middle of a 1.1 pipeline ends it there. */
+Test(http_local, pipe_http10_in_the_middle, .init = start, .fini = stop)
+{
+    pipe_close_in_the_middle("GET /v1/buckets/%s/objects/k%03d HTTP/1.0\r\n\r\n");
+}
+
+/* Guards: a malformed request after valid GETs: those are answered in order, then 400 and a
+ * close; nothing after it is answered. */
+Test(http_local, pipe_malformed_after_gets, .init = start, .fini = stop)
+{
+    put_keys("mal", 5, every_key);
+    static char p[4096];
+    p[0] = '\0';
+    for (int i = 0; i < 5; i++)
+        pipe_add(p, sizeof p, GET_KEY, "mal", i);
+    pipe_add(p, sizeof p, "GET  /v1/buckets/mal/objects/k000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, GET_KEY, "mal", 1);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    for (int i = 0; i < 5; i++)
+        expect_key(&w, i, true, CLOSE_NO);
+    expect_next(&w, false, 400, "BadRequest", CLOSE_YES, "the malformed request");
+    wire_expect_eof(&w);
+}
+
+/* Guards: a half-close right after many pipelined GETs (one write): every one is answered in
+ * order, only the last may say Connection: close (the server may answer all before it sees
+ * the FIN), then a clean EOF. */
+Test(http_local, pipe_half_close_after_many_gets, .init = start, .fini = stop)
+{
+    enum { N = 24 };
+    put_keys("hcs", N, not_third);
+    static char p[4096];
+    p[0] = '\0';
+    for (int i = 0; i < N; i++)
+        pipe_add(p, sizeof p, GET_KEY, "hcs", i);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    shutdown(w.fd, SHUT_WR);
+    for (int i = 0; i < N; i++)
+        expect_key(&w, i, not_third(i), i == N - 1 ? CLOSE_ANY : CLOSE_NO);
+    wire_expect_eof(&w);
+}
+
+/* Guards: as above with the FIN surely seen before the answers (the first GET is held by the
+ * node until after it): the last answer says Connection: close. */
+Test(http_local, pipe_half_close_while_held, .init = start, .fini = stop)
+{
+    enum { N = 24 };
+    put_keys("hch", N, not_third);
+    struct mc_client_server_stats st0;
+    mc_client_server_stats(g.srv, &st0);
+    static char p[4096];
+    p[0] = '\0';
+    pipe_add(p, sizeof p, "GET /v1/buckets/hole/objects/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < N; i++)
+        pipe_add(p, sizeof p, GET_KEY, "hch", i);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    wait_held(st0.requests + 1);
+    shutdown(w.fd, SHUT_WR);
+    usleep(50 * 1000); /* the server reads the EOF */
+    uv_async_send(&g.release_async);
+    expect_next(&w, false, 404, "NoSuchKey", CLOSE_NO, "the held GET");
+    for (int i = 0; i < N; i++)
+        expect_key(&w, i, not_third(i), i == N - 1 ? CLOSE_YES : CLOSE_NO);
+    wire_expect_eof(&w);
+}
+
+/* Guards: a GET held by the node in the middle of a pipeline: no answer after it is written
+ * before it (those before it may wait too), and after its release all come in order. */
+Test(http_local, pipe_held_get_in_the_middle, .init = start, .fini = stop)
+{
+    put_keys("hmid", 6, every_key);
+    struct mc_client_server_stats st0;
+    mc_client_server_stats(g.srv, &st0);
+    static char p[4096];
+    p[0] = '\0';
+    pipe_add(p, sizeof p, GET_KEY, "hmid", 0);
+    pipe_add(p, sizeof p, GET_KEY, "hmid", 1);
+    pipe_add(p, sizeof p, "GET /v1/buckets/hole/objects/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, GET_KEY, "hmid", 2);
+    pipe_add(p, sizeof p, HEAD_KEY, "hmid", 3);
+    pipe_add(p, sizeof p, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, GET_KEY, "hmid", 4);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    wait_held(st0.requests + 3);
+    int early = wire_gather(&w, 100);
+    cr_assert_leq(early, 2, "%d answers before the held one's release: %.*s", early, (int)w.len,
+                  w.buf);
+    uv_async_send(&g.release_async);
+    expect_key(&w, 0, true, CLOSE_NO);
+    expect_key(&w, 1, true, CLOSE_NO);
+    expect_next(&w, false, 404, "NoSuchKey", CLOSE_NO, "the held GET");
+    expect_key(&w, 2, true, CLOSE_NO);
+    expect_next(&w, true, 200, NULL, CLOSE_NO, "HEAD k003");
+    expect_next(&w, false, 200, "ok", CLOSE_NO, "healthz");
+    expect_key(&w, 4, true, CLOSE_NO);
+    cr_assert_eq(w.len, 0);
+    close(w.fd);
+}
+
+/* Guards: GETs interleaved with routes answered without the node (health, metrics, 404, 405,
+ * a bad query) and an admin route (answered on a worker) come back in request order. */
+Test(http_local, pipe_gets_and_other_routes_in_order, .init = start, .fini = stop)
+{
+    put_keys("mix", 4, every_key);
+    static char p[4096];
+    p[0] = '\0';
+    pipe_add(p, sizeof p, GET_KEY, "mix", 0);
+    pipe_add(p, sizeof p, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, GET_KEY, "mix", 1);
+    pipe_add(p, sizeof p, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, "GET /no/such/route HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, GET_KEY, "mix", 2);
+    pipe_add(p, sizeof p, "DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, "GET /v1/cluster HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p,
+             "GET /v1/buckets/mix/objects/k000?consistency=bogus HTTP/1.1\r\n"
+             "Host: x\r\n\r\n");
+    pipe_add(p, sizeof p, "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, GET_KEY, "mix", 9);
+    pipe_add(p, sizeof p, "GET /v1/buckets HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipe_add(p, sizeof p, GET_KEY, "mix", 3);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    expect_key(&w, 0, true, CLOSE_NO);
+    expect_next(&w, false, 200, "ok", CLOSE_NO, "healthz");
+    expect_key(&w, 1, true, CLOSE_NO);
+    expect_next(&w, false, 200, "metacenter_", CLOSE_NO, "metrics");
+    expect_next(&w, false, 404, "NotFound", CLOSE_NO, "unknown route");
+    expect_key(&w, 2, true, CLOSE_NO);
+    expect_next(&w, false, 405, "MethodNotAllowed", CLOSE_NO, "DELETE /healthz");
+    /* the engine harness has no cluster status: any answer, as long as it is this one */
+    char head[1024], body[BODY_CAP];
+    int st = wire_read(&w, false, head, sizeof head, body, sizeof body);
+    cr_assert(st >= 200 && st < 600, "cluster: status %d", st);
+    cr_assert_null(strstr(body, "\"key\""), "an object's answer in the cluster's place: %s", body);
+    expect_next(&w, false, 400, "InvalidArgument", CLOSE_NO, "bad consistency");
+    expect_next(&w, true, 200, NULL, CLOSE_NO, "HEAD /healthz");
+    expect_key(&w, 9, false, CLOSE_NO);
+    expect_next(&w, false, 200, "\"mix\"", CLOSE_NO, "bucket list");
+    expect_key(&w, 3, true, CLOSE_NO);
+    cr_assert_eq(w.len, 0);
+    close(w.fd);
+}
+
+/* Guards: pipelined HEADs carry the Content-Length of the GET and no body bytes (each next
+ * status line follows the blank line at once), hits and misses. */
+Test(http_local, pipe_heads_have_no_body, .init = start, .fini = stop)
+{
+    put_keys("hds", 3, every_key);
+    size_t get_len[4];
+    for (int i = 0; i < 4; i++) { /* k003 is missing */
+        char path[64];
+        snprintf(path, sizeof path, "/v1/buckets/hds/objects/k%03d", i);
+        struct th_resp r;
+        json_decref(req("GET", path, NULL, NULL, i < 3 ? 200 : 404, &r));
+        get_len[i] = r.body_len;
+        cr_assert_gt(r.body_len, 0);
+        thc_free(&r);
+    }
+    static char p[4096];
+    p[0] = '\0';
+    static const int order[] = {0, 1, 3, 2, 2, 0};
+    for (size_t j = 0; j < sizeof order / sizeof order[0]; j++)
+        pipe_add(p, sizeof p, HEAD_KEY, "hds", order[j]);
+    pipe_add(p, sizeof p, GET_KEY, "hds", 1);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    for (size_t j = 0; j < sizeof order / sizeof order[0]; j++) {
+        char head[1024], cl[32];
+        int i = order[j];
+        cr_assert_eq(wire_read(&w, true, head, sizeof head, NULL, 0), i < 3 ? 200 : 404,
+                     "HEAD %zu (k%03d): %.*s", j, i, (int)w.len, w.buf);
+        struct th_resp hr = {0};
+        snprintf(hr.headers, sizeof hr.headers, "%s", head);
+        cr_assert(thc_header(&hr, "Content-Length", cl, sizeof cl), "%s", head);
+        cr_assert_eq(strtoull(cl, NULL, 10), get_len[i], "HEAD k%03d: %s", i, head);
+    }
+    expect_key(&w, 1, true, CLOSE_NO);
+    cr_assert_eq(w.len, 0);
+    close(w.fd);
+}
+
+/* Decrypts a TLS session's input into a socket pair (so the plain wire reader reads it); ends
+ * with a FIN when the session ends. Only reads: the test writes before starting it. */
+struct tls_pump {
+    pthread_t th;
+    struct tls_client *t;
+    int sp[2];
+};
+
+static void *tls_pump_main(void *arg)
+{
+    struct tls_pump *pu = arg;
+    char b[16384];
+    int k;
+    while ((k = SSL_read(pu->t->ssl, b, sizeof b)) > 0)
+        if (thc_send_all(pu->sp[0], b, (size_t)k) != 0)
+            break;
+    shutdown(pu->sp[0], SHUT_WR);
+    return NULL;
+}
+
+/* Guards: many pipelined GETs (and a HEAD) over TLS, after the writes that create them in the
+ * same pipeline, answered in order; a final Connection: close ends the session cleanly. */
+Test(http_local, pipe_many_gets_over_tls, .init = start_tls, .fini = stop_reset_options)
+{
+    enum { N = 30, HEAD_AT = 10 };
+    static char p[16384];
+    p[0] = '\0';
+    pipe_add(p, sizeof p, "PUT /v1/buckets/tls HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    for (int i = 0; i < N; i++)
+        if (not_third(i))
+            pipe_add(p, sizeof p,
+                     "PUT /v1/buckets/tls/objects/k%03d HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Length: %d\r\n\r\n{\"size\":%d}",
+                     i, i < 10 ? 10 : 11, i);
+    for (int i = 0; i < N; i++)
+        pipe_add(p, sizeof p, i == HEAD_AT ? HEAD_KEY : GET_KEY, "tls", i);
+    pipe_add(p, sizeof p, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    struct tls_client t;
+    tls_open(&t);
+    cr_assert_eq(SSL_write(t.ssl, p, (int)strlen(p)), (int)strlen(p));
+    struct tls_pump pu = {.t = &t};
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, pu.sp), 0);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(pu.sp[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    cr_assert_eq(pthread_create(&pu.th, NULL, tls_pump_main, &pu), 0);
+    struct thc_wire w = {.fd = pu.sp[1]};
+    expect_next(&w, false, 200, "\"tls\"", CLOSE_NO, "PUT bucket");
+    for (int i = 0; i < N; i++)
+        if (not_third(i))
+            expect_next(&w, false, 200, "version_id", CLOSE_NO, "PUT");
+    for (int i = 0; i < N; i++) {
+        if (i == HEAD_AT)
+            expect_next(&w, true, 200, NULL, CLOSE_NO, "the HEAD");
+        else
+            expect_key(&w, i, not_third(i), CLOSE_NO);
+    }
+    expect_next(&w, false, 200, "ok", CLOSE_YES, "the closing healthz");
+    wire_expect_eof(&w); /* the session ended after it (the pump saw its end) */
+    pthread_join(pu.th, NULL);
+    close(pu.sp[0]);
+    tls_close(&t);
+}
+
+/* Guards: a pipeline far longer than one read (500 GETs, ~40 KB in one write, sent while the
+ * answers are read) is answered whole and in order. */
+Test(http_local, pipe_long_pipeline_in_order, .init = start, .fini = stop)
+{
+    enum { N = 500, KEYS = 20 };
+    put_keys("long", KEYS, every_key);
+    static char p[64 * 1024];
+    p[0] = '\0';
+    for (int i = 0; i < N; i++)
+        pipe_add(p, sizeof p,
+                 "GET /v1/buckets/long/objects/k%03d?consistency=stale HTTP/1.1\r\nHost: x\r\n\r\n",
+                 i % KEYS);
+    cr_assert_gt(strlen(p), 32u * 1024);
+    struct thc_wire w;
+    wire_open(&w);
+    struct pipe_sender s;
+    pipe_send_async(&s, w.fd, p);
+    for (int i = 0; i < N; i++)
+        expect_key(&w, i % KEYS, true, CLOSE_NO);
+    pipe_send_join(&s);
+    cr_assert_eq(w.len, 0);
+    close(w.fd);
+}
+
+static void start_small_sndbuf(void)
+{
+    g_sndbuf = 16 * 1024;
+    start();
+}
+
+/* Guards: a client that pipelines 100 listing GETs and reads only afterwards, through small
+ * windows (its 4 KiB receive buffer, the server's 16 KiB send buffer: the server's output
+ * backs up and it pauses), gets every answer, whole and in order. */
+Test(http_local, pipe_listings_read_afterwards, .init = start_small_sndbuf,
+     .fini = stop_reset_options)
+{
+    enum { N = 100 };
+    fill_bucket("lst", 30, 100); /* ~8 KB a listing */
+    static char p[16384];
+    p[0] = '\0';
+    for (int i = 0; i < N; i++)
+        pipe_add(p, sizeof p, "GET /v1/buckets/lst/objects HTTP/1.1\r\nHost: x\r\n\r\n");
+    struct thc_wire w = {.fd = connect_small_window()};
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(w.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    wire_send(&w, p);
+    usleep(300 * 1000); /* the server's output backs up */
+    for (int i = 0; i < N; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "listing %d", i);
+        const char *body = expect_next(&w, false, 200, "\"key\":\"000", CLOSE_NO, what);
+        cr_assert(strstr(body, "\"key\":\"029"), "%s: cut short: %s", what, body);
+    }
+    cr_assert_eq(w.len, 0);
+    close(w.fd);
 }
