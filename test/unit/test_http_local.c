@@ -2082,3 +2082,82 @@ Test(http_local, pipe_listings_read_afterwards, .init = start_small_sndbuf,
     cr_assert_eq(w.len, 0);
     close(w.fd);
 }
+
+/* Buffered pipelined reads reach the node together (one batch), not one after another: ten
+ * GETs the node holds are all with it at once, and answered in order once released. One at a
+ * time, the node would hold only the first. */
+Test(http_local, pipe_reads_reach_the_node_together, .init = start, .fini = stop)
+{
+    struct mc_client_server_stats st0, st;
+    mc_client_server_stats(g.srv, &st0);
+    uint64_t piped0 = mc_metrics_http_pipelined();
+    static char p[4096];
+    p[0] = '\0';
+    for (int i = 0; i < 10; i++)
+        pipe_add(p, sizeof p, "GET /v1/buckets/hole/objects/h%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    wait_held(st0.requests + 10);
+    mc_client_server_stats(g.srv, &st);
+    cr_assert_eq(st.requests - st0.requests, 10, "requests with the node at once: %llu",
+                 (unsigned long long)(st.requests - st0.requests));
+    cr_assert_eq(mc_metrics_http_pipelined() - piped0, 9);
+    cr_assert_eq(wire_gather(&w, 50), 0, "nothing is answered before the release");
+    uv_async_send(&g.release_async);
+    for (int i = 0; i < 10; i++)
+        expect_next(&w, false, 404, "NoSuchKey", CLOSE_NO, "a released GET");
+    close(w.fd);
+}
+
+/* A batch bigger than MC_HTTP_PIPELINE_MAX is cut there: the rest waits for the batch's
+ * answers (the node holds 16 of 20), then runs as the next batch. */
+Test(http_local, pipe_batch_is_bounded, .init = start, .fini = stop)
+{
+    struct mc_client_server_stats st0, st;
+    mc_client_server_stats(g.srv, &st0);
+    static char p[8192];
+    p[0] = '\0';
+    for (int i = 0; i < 20; i++)
+        pipe_add(p, sizeof p, "GET /v1/buckets/hole/objects/h%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    wait_held(st0.requests + MC_HTTP_PIPELINE_MAX);
+    usleep(50 * 1000);
+    mc_client_server_stats(g.srv, &st);
+    cr_assert_eq(st.requests - st0.requests, MC_HTTP_PIPELINE_MAX);
+    uv_async_send(&g.release_async);
+    for (int i = 0; i < MC_HTTP_PIPELINE_MAX; i++)
+        expect_next(&w, false, 404, "NoSuchKey", CLOSE_NO, "a released GET");
+    wait_held(st0.requests + 20);
+    uv_async_send(&g.release_async);
+    for (int i = MC_HTTP_PIPELINE_MAX; i < 20; i++)
+        expect_next(&w, false, 404, "NoSuchKey", CLOSE_NO, "a GET of the second batch");
+    close(w.fd);
+}
+
+/* A connection closed while its batch is with the node and a worker: the held reads are
+ * forgotten (their late answers dropped), the connection is freed once the workers hand
+ * theirs back, and the server goes on serving. Under ASan this checks the exchanges' life. */
+Test(http_local, pipe_closed_while_batch_pending, .init = start, .fini = stop)
+{
+    struct mc_client_server_stats st0;
+    mc_client_server_stats(g.srv, &st0);
+    static char p[4096];
+    p[0] = '\0';
+    for (int i = 0; i < 6; i++) {
+        pipe_add(p, sizeof p, "GET /v1/buckets/hole/objects/c%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+        pipe_add(p, sizeof p, "GET /v1/cluster HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    wait_held(st0.requests + 6);
+    close(w.fd);
+    usleep(50 * 1000);
+    uv_async_send(&g.release_async);
+    usleep(50 * 1000);
+    json_decref(req("PUT", "/v1/buckets/after", NULL, NULL, 200, NULL));
+    json_decref(req("GET", "/v1/buckets/after", NULL, NULL, 200, NULL));
+}
