@@ -335,8 +335,8 @@ int mc_engine_applied_index(struct mc_engine *eng, uint64_t *applied_index);
 /* The newest op time applied (the session clock; 0 when none): a leader stamps above it, also
  * after a restart whose log was compacted into the engine image (node_write.c). */
 int mc_engine_op_clock(struct mc_engine *eng, int64_t *time_ns);
-/* How many buckets exist (O(1): kept by apply, counted at open). 0 (no error is left). */
-int mc_engine_bucket_count(struct mc_engine *eng, uint64_t *count);
+/* How many buckets exist (O(1): kept by apply, counted at open). */
+uint64_t mc_engine_bucket_count(struct mc_engine *eng);
 /* How many sessions are stored (O(1): kept by apply, counted at open), expired ones not
  * removed yet included (MC_SESSION_EXPIRE_PER_APPLY): the leader's --max-sessions cap. */
 uint64_t mc_engine_session_count(struct mc_engine *eng);

@@ -571,11 +571,9 @@ int mc_engine_count_rows(struct mc_engine *eng, MDB_txn *txn, uint64_t *buckets,
     return 0;
 }
 
-int mc_engine_bucket_count(struct mc_engine *eng, uint64_t *count)
+uint64_t mc_engine_bucket_count(struct mc_engine *eng)
 {
-    mc_engine_clearerr();
-    *count = atomic_load(&eng->n_buckets);
-    return 0;
+    return atomic_load(&eng->n_buckets);
 }
 
 uint64_t mc_engine_session_count(struct mc_engine *eng)

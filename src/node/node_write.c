@@ -308,28 +308,16 @@ static void count_queue_note(struct node_count_queue *q, uint64_t index, uint32_
     q->unapplied += k;
 }
 
-/* Buckets created or on their way: the engine's count (O(1)) plus creates batched or proposed
- * and not applied yet. A create of an existing name counts too: the cap is checked, not the
- * names. */
-static int buckets_soon(struct mc_node *n, uint64_t *count)
-{
-    int rc = mc_engine_bucket_count(n->engine, count);
-    *count += count_queue_unapplied(&n->creates, n->applied_index) + n->batch_bucket_creates;
-    return rc;
-}
-
-/* k: the op's bucket creates (bucket_creates). */
+/* k: the op's bucket creates (bucket_creates). The count: buckets stored (O(1)) plus creates
+ * batched or proposed and not applied yet. A create of an existing name counts too: the cap is
+ * checked, not the names. */
 static int admit_bucket_count(struct mc_node *n, uint32_t k, const char **why)
 {
     if (k == 0) {
         return 0;
     }
-    uint64_t count = 0;
-    int rc = buckets_soon(n, &count);
-    if (rc) {
-        *why = mc_engine_last_error();
-        return rc;
-    }
+    uint64_t count = mc_engine_bucket_count(n->engine) +
+                     count_queue_unapplied(&n->creates, n->applied_index) + n->batch_bucket_creates;
     if (count + k > NODE_MAX_BUCKETS) {
         *why = "a cluster holds at most 10000 buckets";
         return MC_ETOOMANYBUCKETS;
