@@ -1,4 +1,5 @@
-/* conn.c: HTTP/1.1 connections on libuv: accept, read + parse, one request at a time, write. */
+/* conn.c: HTTP/1.1 connections on libuv: accept, read + parse, a batch of requests at a time,
+ * write. */
 #include "http/conn.h"
 
 #include <assert.h>
@@ -25,6 +26,7 @@
 
 #define READ_BYTES      (16u * 1024) /* room offered to each read */
 #define KEEP_IN_BYTES   (64u * 1024) /* a larger idle input buffer is released (one big PUT) */
+#define KEEP_HEAD_BYTES 1024u        /* a larger copied head is released after its batch */
 #define OUT_MAX_BYTES   (64u * 1024 * 1024) /* largest answer (a listing) + what is queued */
 #define KEEP_OUT_BYTES  (64u * 1024)        /* a larger idle output buffer is released */
 #define OUT_PAUSE_BYTES (256u * 1024)       /* queued output above: no more requests parsed */
@@ -55,6 +57,7 @@ static void process(struct mc_http_conn *c);
 static void fail_request(struct mc_http_conn *c, int status);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void flush(struct mc_http_conn *c);
+static void write_ready(struct mc_http_conn *c);
 
 static void io_unref(struct mc_http_io *io)
 {
@@ -99,6 +102,11 @@ static struct mc_http_exchange *batch_at(struct mc_http_conn *c, uint32_t i)
 {
     assert(i < c->n_batch && c->n_batch <= MC_HTTP_PIPELINE_MAX);
     return i == 0 ? &c->x0 : &c->xs[i - 1];
+}
+
+struct mc_http_exchange *mc_http_conn_exchange(struct mc_http_conn *c, uint32_t i)
+{
+    return batch_at(c, i);
 }
 
 static void conn_close(struct mc_http_conn *c)
@@ -234,7 +242,8 @@ static size_t tls_pull(struct mc_http_conn *c)
 
 /* Output backpressure: while the socket is full (a uv_write in flight) or much is queued, no
  * further pipelined request is parsed and reading pauses, so a client that sends without
- * reading holds at most one answer plus OUT_PAUSE_BYTES, not everything it asked for. */
+ * reading holds at most one answer plus OUT_PAUSE_BYTES, not everything it asked for (a
+ * batch's answers wait in their exchanges meanwhile: write_ready). */
 static bool out_paused(const struct mc_http_conn *c)
 {
     return c->writing || c->out.len > OUT_PAUSE_BYTES;
@@ -437,6 +446,8 @@ static void on_write(uv_write_t *w, int status)
         return;
     }
     flush(c);
+    if (!c->closing && c->busy)
+        write_ready(c); /* answers of the batch that waited for room */
     if (!c->closing && !c->busy && !c->in_process)
         process(c); /* output drained: parse what was waiting, read again */
 }
@@ -557,31 +568,40 @@ static void consume_batch(struct mc_http_conn *c)
     }
 }
 
-/* How x's answer is framed (parsed: x->h holds its request, which a request refused while
- * being read has not). Taken before the batch leaves c->in: x0's head points into it. */
-struct answer_shape {
-    bool head_only, http10;
-};
-
-static struct answer_shape answer_shape(const struct mc_http_exchange *x, bool parsed)
+/* How x's answer is framed, taken from its head at dispatch (x0's lives in c->in, which the
+ * batch leaves before its last answer is written). A request refused while being read has no
+ * head: its answer closes the connection. */
+static void take_shape(struct mc_http_exchange *x, bool parsed)
 {
-    return (struct answer_shape){.head_only = parsed && strcmp(x->h.method, "HEAD") == 0,
-                                 .http10 = parsed && x->h.minor == 0};
+    x->head_only = parsed && strcmp(x->h.method, "HEAD") == 0;
+    x->http10 = parsed && x->h.minor == 0;
+    x->keep_alive = parsed && x->h.keep_alive;
 }
 
 /* x's answer goes into c->out (keep: the connection stays open after it). After an answer
  * that said Connection: close, none is written. */
-static void write_answer(struct mc_http_conn *c, struct mc_http_exchange *x,
-                         struct answer_shape shape, bool keep)
+static void write_answer(struct mc_http_conn *c, struct mc_http_exchange *x, bool keep)
 {
     if (!c->final_sent && !c->closing) {
-        put_response(c, &x->r, shape.head_only, keep, shape.http10);
+        put_response(c, &x->r, x->head_only, keep, x->http10);
         c->final_sent = !keep;
     }
     free(x->r.body);
     x->r.body = NULL;
     if (!keep)
         c->close_after = true;
+}
+
+/* Copies of big heads (long cookies, tokens) are not kept past their batch. */
+static void release_heads(struct mc_http_conn *c)
+{
+    for (uint32_t i = 0; c->xs && i < MC_HTTP_PIPELINE_MAX - 1; i++) {
+        if (c->xs[i].raw_cap > KEEP_HEAD_BYTES) {
+            free(c->xs[i].raw);
+            c->xs[i].raw = NULL;
+            c->xs[i].raw_cap = 0;
+        }
+    }
 }
 
 static bool server_running(const struct mc_http_conn *c)
@@ -594,9 +614,7 @@ static bool server_running(const struct mc_http_conn *c)
 static void finish_batch(struct mc_http_conn *c)
 {
     struct mc_http_exchange *x = batch_at(c, c->n_batch - 1);
-    bool parsed = c->n_batch > 1 || c->have_head;
-    bool keep = parsed && x->h.keep_alive && !c->close_after && server_running(c);
-    struct answer_shape shape = answer_shape(x, parsed);
+    bool keep = x->keep_alive && !c->close_after && server_running(c);
     c->busy = false;
     c->hold_full = false; /* the holding room empties into c->in before the next request */
     c->n_written = c->n_batch;
@@ -613,7 +631,8 @@ static void finish_batch(struct mc_http_conn *c)
     if (keep && c->eof && !c->closing) {
         keep = c->in_len + c->held_len > 0;
     }
-    write_answer(c, x, shape, keep);
+    write_answer(c, x, keep);
+    release_heads(c);
     if (c->closing)
         return;
     c->last_active_ms = mc_mono_ms();
@@ -622,26 +641,35 @@ static void finish_batch(struct mc_http_conn *c)
         process(c); /* the next pipelined request, or read again */
 }
 
+/* The batch's answers that are in go into c->out, in request order, while the output has room
+ * (out_paused: a write in flight or OUT_PAUSE_BYTES queued), so a batch of big answers (16
+ * listings) is queued no faster than the socket takes it: at most one answer plus
+ * OUT_PAUSE_BYTES, as for single requests. The rest wait in their exchanges (on_write resumes).
+ * Answers before the last go out with it, in one write, unless much is queued already; they
+ * also wait for the batch's slowest request (docs/http.md). */
+static void write_ready(struct mc_http_conn *c)
+{
+    while (c->busy && !c->closing && !out_paused(c) && c->n_written < c->n_batch &&
+           batch_at(c, c->n_written)->answered) {
+        if (c->n_written + 1 == c->n_batch) {
+            finish_batch(c);
+            return;
+        }
+        struct mc_http_exchange *w = batch_at(c, c->n_written++);
+        assert(w->keep_alive); /* only the batch's last may end the connection (batchable) */
+        write_answer(c, w, !c->close_after && server_running(c));
+        if (c->out.len > OUT_PAUSE_BYTES)
+            flush(c);
+    }
+}
+
 void mc_http_conn_respond(struct mc_http_exchange *x)
 {
     struct mc_http_conn *c = x->c;
     assert(c->busy && !x->answered);
     x->answered = true;
     x->phase = RQ_NEW;
-    /* Answers before the batch's last are written in order as soon as those before them are
-     * (each is followed by another request of the batch: the connection stays open); they go
-     * out with the last, in one write, unless much is queued already. */
-    while (c->n_written + 1 < c->n_batch && batch_at(c, c->n_written)->answered) {
-        struct mc_http_exchange *w = batch_at(c, c->n_written++);
-        assert(w->h.keep_alive);
-        write_answer(c, w, answer_shape(w, true), !c->close_after && server_running(c));
-    }
-    if (c->n_written + 1 == c->n_batch && batch_at(c, c->n_written)->answered) {
-        finish_batch(c);
-        return;
-    }
-    if (c->out.len > OUT_PAUSE_BYTES)
-        flush(c);
+    write_ready(c);
 }
 
 /* An error found while reading the request (the request never reaches server.c): answer it
@@ -682,6 +710,7 @@ static void fail_request(struct mc_http_conn *c, int status)
     c->n_batch = 1;
     c->n_written = 0;
     c->x0.answered = false;
+    take_shape(&c->x0, false);
     mc_http_conn_respond(&c->x0);
 }
 
@@ -697,7 +726,6 @@ static void maybe_continue(struct mc_http_conn *c)
     flush(c);
 }
 
-/* Parse and hand over buffered requests, one at a time, then (re)start or stop reading. */
 /* Only CR and LF (or nothing): what may precede a request line without being one. */
 static bool only_blank_lines(const char *p, size_t n)
 {
@@ -774,8 +802,10 @@ static void gather_batch(struct mc_http_conn *c)
 static void dispatch_batch(struct mc_http_conn *c)
 {
     uint32_t n = c->n_batch;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
         batch_at(c, i)->answered = false;
+        take_shape(batch_at(c, i), true);
+    }
     for (uint32_t i = 0; i < n && !c->closing; i++) {
         struct mc_http_exchange *x = batch_at(c, i);
         mc_http_on_request(x, i == 0 ? c->in + c->x0.h.head_len : "");
@@ -783,6 +813,7 @@ static void dispatch_batch(struct mc_http_conn *c)
 }
 
 static size_t socket_unsent(const struct mc_http_conn *c);
+/* Parse and hand over buffered requests, a batch at a time, then (re)start or stop reading. */
 static void process(struct mc_http_conn *c)
 {
     c->in_process = true;
@@ -1011,6 +1042,8 @@ static void drain_done(struct mc_http_io *io)
             x->phase = RQ_NEW; /* its close callback is still to come: it frees c */
         } else {
             mc_http_after_worker(x);
+            if (!c->closing)
+                mc_http_worker_share_freed(c);
         }
         x = next;
     }

@@ -39,7 +39,11 @@ struct mc_http_exchange {
     struct mc_h1_req h;                 /* batch[0]: parsed in c->in; later ones: in raw */
     char *raw;                          /* batch[1..]: a copy of the request's head */
     size_t raw_cap;
-    bool answered; /* r is final: written once those before it are */
+    bool answered;    /* r is final: written once those before it are, and there is room */
+    bool head_only;   /* the answer's framing, taken at dispatch (x0's head lives in c->in) */
+    bool http10;      /* ... */
+    bool keep_alive;  /* ... */
+    bool worker_wait; /* RQ_WORKER: waits for a worker share of its connection (server.c) */
     enum mc_http_phase phase;
     bool forward;      /* RQ_WORKER: resend k through the loopback client, then finish */
     uint64_t local_id; /* RQ_LOCAL: the in-process request (for cancel) */
@@ -89,7 +93,7 @@ struct mc_http_conn {
     struct mc_http_exchange *xs;
     uint32_t n_batch;   /* requests in the batch */
     uint32_t n_written; /* of them, answers written (in order) */
-    uint32_t at_worker; /* of them, with a worker thread */
+    uint32_t at_worker; /* of them, with a worker thread (queued or running) */
     size_t batch_bytes; /* c->in bytes of the batch's requests after x0 */
 };
 
@@ -105,9 +109,12 @@ void mc_http_io_stop_async(struct mc_http_io *io);
  * connection and the listener. The io frees itself when the last handle has closed. */
 void mc_http_io_stop(struct mc_http_io *io);
 
-/* Loop thread: x->r is the answer to x's request; it is written once those before it are, and
+/* Loop thread: x->r is the answer to x's request; it is written once those before it are and
+ * the output has room (a batch's answers are queued no faster than the socket takes them), and
  * after the batch's last the next batch is read. */
 void mc_http_conn_respond(struct mc_http_exchange *x);
+/* Loop thread: the batch's request i (i < c->n_batch). */
+struct mc_http_exchange *mc_http_conn_exchange(struct mc_http_conn *c, uint32_t i);
 
 /* ---- provided by server.c ---- */
 
@@ -115,6 +122,8 @@ void mc_http_conn_respond(struct mc_http_exchange *x);
 void mc_http_on_request(struct mc_http_exchange *x, const char *body);
 /* Loop thread: a worker handed x back (phase RQ_WORKER). */
 void mc_http_after_worker(struct mc_http_exchange *x);
+/* Loop thread: one of c's requests left the workers: a waiting one of its batch may go. */
+void mc_http_worker_share_freed(struct mc_http_conn *c);
 /* Loop thread: x's connection is closing while x is unanswered; the node must forget it. */
 void mc_http_on_exchange_closing(struct mc_http_exchange *x);
 /* Free server.c's state of one exchange. */

@@ -251,7 +251,8 @@ int mc_http_workers_start(uint32_t n, void (*run)(void *item), struct mc_http_wo
 #define MC_HTTP_MAX_ALLOCATED (2 * MC_HTTP_MAX_CONNECTIONS)
 /* Pipelined requests of one connection with the node or a worker at once (conn.h). */
 #define MC_HTTP_PIPELINE_MAX 16
-/* Queue an item (at most MC_HTTP_MAX_ALLOCATED queued: one per allocated connection). 0, or
+/* Queue an item (at most MC_HTTP_MAX_ALLOCATED x MC_HTTP_PIPELINE_MAX queued: a batch per
+ * allocated connection). 0, or
  * MC_ELIMIT (full: SlowDown), MC_ESHUTDOWN (stopping). */
 int mc_http_workers_push(struct mc_http_workers *w, void *item);
 /* Run what is queued, then join; later pushes are refused. */

@@ -26,6 +26,8 @@ _Static_assert(MC_HTTP_MAX_BODY_BYTES <= MC_HTTP_MAX_BODY_LIMIT, "default within
 
 /* In-process mode: threads for admin routes and forwarded requests (blocking client calls). */
 #define LOCAL_WORKERS 4
+/* A connection's requests with the workers at once (a pipelined batch has up to 16). */
+#define WORKER_SHARE 2
 
 /* ---- response helpers ---- */
 
@@ -162,17 +164,39 @@ static void worker_run(void *item)
     mc_http_io_worker_done(s->io, x); /* x belongs to the loop thread again */
 }
 
+static void push_worker(struct mc_http_exchange *x)
+{
+    struct mc_http_conn *c = x->c;
+    c->at_worker++;
+    int rc = mc_http_workers_push(c->srv->workers, x);
+    if (rc != 0) {
+        c->at_worker--;
+        x->phase = RQ_NEW;
+        mc_http_resp_error(&x->r, rc, NULL); /* SlowDown when full, ShuttingDown when stopping */
+        respond(x);
+    }
+}
+
+/* At most WORKER_SHARE of a connection's requests are with the workers at once: a client that
+ * pipelines 16 admin reads (or reads a follower forwards) must not take every worker from the
+ * other connections. The rest of its batch waits on the connection, in order. */
 static void to_worker(struct mc_http_exchange *x, bool forward)
 {
     x->phase = RQ_WORKER;
     x->forward = forward;
-    x->c->at_worker++;
-    int rc = mc_http_workers_push(x->c->srv->workers, x);
-    if (rc != 0) {
-        x->c->at_worker--;
-        x->phase = RQ_NEW;
-        mc_http_resp_error(&x->r, rc, NULL); /* SlowDown when full, ShuttingDown when stopping */
-        respond(x);
+    x->worker_wait = x->c->at_worker >= WORKER_SHARE;
+    if (!x->worker_wait)
+        push_worker(x);
+}
+
+void mc_http_worker_share_freed(struct mc_http_conn *c)
+{
+    for (uint32_t i = 0; c->busy && i < c->n_batch && c->at_worker < WORKER_SHARE; i++) {
+        struct mc_http_exchange *x = mc_http_conn_exchange(c, i);
+        if (x->phase == RQ_WORKER && x->worker_wait && !x->answered) {
+            x->worker_wait = false;
+            push_worker(x);
+        }
     }
 }
 
@@ -226,6 +250,7 @@ static void to_local(struct mc_http_exchange *x)
 void mc_http_on_exchange_closing(struct mc_http_exchange *x)
 {
     /* A worker still fills x->r: conn.c keeps the connection until it is handed back. */
+    x->worker_wait = false; /* never pushed: nothing hands it back */
     if (x->phase == RQ_LOCAL && x->local_id && x->c->srv->local)
         mc_http_local_cancel(x->c->srv->local, x->local_id); /* local_done will not run */
     x->local_id = 0;

@@ -838,10 +838,14 @@ static void protocol_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, i
     }
 }
 
+/* The in-process connection (the HTTP API) carries every HTTP connection's requests: its
+ * in-flight count is bounded on the HTTP side (local.c's slot table, a pipelined batch per HTTP
+ * connection), and the per-connection cap, meant for one client, would make one pipelining HTTP
+ * client stall every other HTTP request behind it. */
 static bool may_read(const struct mc_client_conn *c)
 {
     const struct mc_client_server *s = c->srv;
-    return c->state == CONN_OPEN && c->inflight < s->opts.max_inflight_per_conn &&
+    return c->state == CONN_OPEN && (c->local_out || c->inflight < s->opts.max_inflight_per_conn) &&
            queued_bytes(c) < s->opts.max_output_bytes && !budget_holds(c);
 }
 

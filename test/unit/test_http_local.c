@@ -2163,3 +2163,87 @@ Test(http_local, pipe_closed_while_batch_pending, .init = start, .fini = stop)
     json_decref(req("PUT", "/v1/buckets/after", NULL, NULL, 200, NULL));
     json_decref(req("GET", "/v1/buckets/after", NULL, NULL, 200, NULL));
 }
+
+/* Answers whose status line is status_line read from fd until it stays quiet 3 s or closes;
+ * *bytes: all bytes read. */
+static size_t count_status_until_quiet(int fd, const char *status_line, size_t *bytes)
+{
+    static char buf[1 << 20];
+    const size_t sl = strlen(status_line);
+    size_t n = 0, carry = 0;
+    *bytes = 0;
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (;;) {
+        ssize_t k = recv(fd, buf + carry, sizeof buf - carry - 1, 0);
+        if (k <= 0)
+            break;
+        *bytes += (size_t)k;
+        size_t len = carry + (size_t)k;
+        buf[len] = '\0';
+        for (char *p = buf; (p = memmem(p, (size_t)(buf + len - p), status_line, sl)); p += sl)
+            n++;
+        carry = len < sl ? len : sl - 1;
+        memmove(buf, buf + len - carry, carry);
+    }
+    return n;
+}
+
+/* rev21 B1: sixteen pipelined listings of ~6 MB each (keys of control characters, six bytes
+ * each in JSON) to a client that reads late. A batch that queued every answer at once passed
+ * the 64 MiB output cap and closed the connection after the first answer; answers now wait in
+ * their exchanges until the socket takes the ones before them. */
+Test(http_local, pipe_big_listings_queued_no_faster_than_read, .init = start, .fini = stop,
+     .timeout = 120)
+{
+    signal(SIGPIPE, SIG_IGN);
+    json_decref(req("PUT", "/v1/buckets/esc", NULL, NULL, 200, NULL));
+    static char path[4096];
+    for (int i = 0; i < 1000; i++) {
+        int o = snprintf(path, sizeof path, "/v1/buckets/esc/objects/%03d", i);
+        for (int j = 0; j < 1021; j++)
+            o += snprintf(path + o, sizeof path - (size_t)o, "%%01");
+        json_decref(req("PUT", path, NULL, "{\"size\":1}", 200, NULL));
+    }
+    struct th_resp one;
+    json_decref(req("GET", "/v1/buckets/esc/objects", NULL, NULL, 200, &one));
+    size_t one_len = one.body_len;
+    thc_free(&one);
+    cr_assert_gt(one_len, (64u << 20) / 15, "a listing of %zu bytes is too small", one_len);
+    static char p[4096];
+    p[0] = '\0';
+    for (int i = 0; i < 16; i++)
+        pipe_add(p, sizeof p, "GET /v1/buckets/esc/objects HTTP/1.1\r\nHost: x\r\n\r\n");
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    usleep(500 * 1000); /* the client reads a little later: the server's socket fills */
+    size_t bytes = 0;
+    size_t n = count_status_until_quiet(w.fd, "HTTP/1.1 200 OK\r\n", &bytes);
+    cr_assert_eq(n, 16, "answers received: %zu of 16 (%zu bytes)", n, bytes);
+    close(w.fd);
+}
+
+/* Pipelined admin reads (each on a worker) keep their order while at most two of the
+ * connection's requests are with the workers at once (server.c WORKER_SHARE). */
+Test(http_local, pipe_admin_reads_share_the_workers, .init = start, .fini = stop)
+{
+    put_keys("adm", 2, every_key);
+    static char p[4096];
+    p[0] = '\0';
+    for (int i = 0; i < 6; i++) {
+        pipe_add(p, sizeof p, "GET /v1/cluster HTTP/1.1\r\nHost: x\r\n\r\n");
+        pipe_add(p, sizeof p, GET_KEY, "adm", i % 2);
+    }
+    struct thc_wire w;
+    wire_open(&w);
+    wire_send(&w, p);
+    for (int i = 0; i < 6; i++) {
+        char head[1024], body[BODY_CAP];
+        int st = wire_read(&w, false, head, sizeof head, body, sizeof body);
+        cr_assert(st >= 200 && st < 600, "cluster: status %d", st);
+        cr_assert_null(strstr(body, "\"key\""), "an object's answer in the cluster's place");
+        expect_key(&w, i % 2, true, CLOSE_NO);
+    }
+    close(w.fd);
+}
