@@ -41,6 +41,8 @@ struct mc_http_io {
     uv_timer_t sweep;
     uv_async_t done_async; /* worker completions queued */
     uv_async_t stop_async; /* loopback mode: mc_http_stop from another thread */
+    uv_idle_t gap_idle;    /* next loop iteration: flush the connections on gap_list */
+    struct mc_http_conn *gap_list;
     int port;
     int refs; /* open handles + connections not yet freed; the io is freed at 0 */
     struct mc_http_conn *conns;
@@ -125,6 +127,13 @@ static void conn_close(struct mc_http_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
+    if (c->in_gap_list) {
+        struct mc_http_conn **p = &io->gap_list;
+        while (*p != c)
+            p = &(*p)->gap_next;
+        *p = c->gap_next;
+        c->in_gap_list = false;
+    }
     io->n_conns--;
     mc_metrics_http_connections_add(-1);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
@@ -647,6 +656,33 @@ static void finish_batch(struct mc_http_conn *c)
  * OUT_PAUSE_BYTES, as for single requests. The rest wait in their exchanges (on_write resumes).
  * Answers before the last go out with it, in one write, unless much is queued already; they
  * also wait for the batch's slowest request (docs/http.md). */
+/* Answers written while a later one of the batch is not in (a slow read: a forwarded one, one
+ * during a leader change) go out at the next loop iteration, not with the batch's last. Not at
+ * once: the replies of one ReadIndex round arrive in one callback, and their answers should go
+ * in one write. */
+static void on_gap_idle(uv_idle_t *h)
+{
+    struct mc_http_io *io = h->data;
+    uv_idle_stop(h);
+    while (io->gap_list) {
+        struct mc_http_conn *c = io->gap_list;
+        io->gap_list = c->gap_next;
+        c->gap_next = NULL;
+        c->in_gap_list = false;
+        if (!c->closing && c->out.len > 0)
+            flush(c);
+    }
+}
+
+static void flush_after_gap(struct mc_http_conn *c)
+{
+    struct mc_http_io *io = c->io;
+    c->gap_next = io->gap_list;
+    io->gap_list = c;
+    c->in_gap_list = true;
+    uv_idle_start(&io->gap_idle, on_gap_idle);
+}
+
 static void write_ready(struct mc_http_conn *c)
 {
     while (c->busy && !c->closing && !out_paused(c) && c->n_written < c->n_batch &&
@@ -661,6 +697,8 @@ static void write_ready(struct mc_http_conn *c)
         if (c->out.len > OUT_PAUSE_BYTES)
             flush(c);
     }
+    if (c->busy && !c->closing && c->out.len > 0 && !c->in_gap_list)
+        flush_after_gap(c);
 }
 
 void mc_http_conn_respond(struct mc_http_exchange *x)
@@ -1068,6 +1106,15 @@ static void on_handle_closed(uv_handle_t *h)
     io_unref(h->data);
 }
 
+static void close_handles(struct mc_http_io *io)
+{
+    uv_close((uv_handle_t *)&io->listener, on_handle_closed);
+    uv_close((uv_handle_t *)&io->sweep, on_handle_closed);
+    uv_close((uv_handle_t *)&io->done_async, on_handle_closed);
+    uv_close((uv_handle_t *)&io->stop_async, on_handle_closed);
+    uv_close((uv_handle_t *)&io->gap_idle, on_handle_closed);
+}
+
 void mc_http_io_stop(struct mc_http_io *io)
 {
     if (!io->srv)
@@ -1079,10 +1126,7 @@ void mc_http_io_stop(struct mc_http_io *io)
         close_now(c);
     }
     io->srv = NULL;
-    uv_close((uv_handle_t *)&io->listener, on_handle_closed);
-    uv_close((uv_handle_t *)&io->sweep, on_handle_closed);
-    uv_close((uv_handle_t *)&io->done_async, on_handle_closed);
-    uv_close((uv_handle_t *)&io->stop_async, on_handle_closed);
+    close_handles(io);
 }
 
 static void on_stop_async(uv_async_t *a)
@@ -1125,8 +1169,10 @@ int mc_http_io_start(struct mc_http_server *s, uv_loop_t *loop, const struct soc
     uv_timer_init(loop, &io->sweep);
     uv_async_init(loop, &io->done_async, on_done_async);
     uv_async_init(loop, &io->stop_async, on_stop_async);
+    uv_idle_init(loop, &io->gap_idle);
     io->listener.data = io->sweep.data = io->done_async.data = io->stop_async.data = io;
-    io->refs = 4;
+    io->gap_idle.data = io;
+    io->refs = 5;
     int rc = uv_tcp_bind(&io->listener, (const struct sockaddr *)sa, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&io->listener, LISTEN_BACKLOG, on_connection);
@@ -1137,10 +1183,7 @@ int mc_http_io_start(struct mc_http_server *s, uv_loop_t *loop, const struct soc
     if (rc != 0) {
         MC_ERROR("http_listen_failed", "err=%s", uv_strerror(rc));
         io->srv = s; /* mc_http_io_stop closes the handles; the loop frees io */
-        uv_close((uv_handle_t *)&io->listener, on_handle_closed);
-        uv_close((uv_handle_t *)&io->sweep, on_handle_closed);
-        uv_close((uv_handle_t *)&io->done_async, on_handle_closed);
-        uv_close((uv_handle_t *)&io->stop_async, on_handle_closed);
+        close_handles(io);
         return MC_EIO;
     }
     io->port = ntohs(bound.sin_port);

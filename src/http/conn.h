@@ -57,7 +57,9 @@ struct mc_http_conn {
     struct mc_http_io *io;
     struct mc_http_server *srv;
     struct mc_http_conn *prev, *next; /* io's list of open connections */
-    struct mc_tls *tls;               /* HTTPS session; NULL = plain */
+    struct mc_http_conn *gap_next;    /* io's list of batches with answers held behind a gap */
+    bool in_gap_list;
+    struct mc_tls *tls; /* HTTPS session; NULL = plain */
     char *cin;       /* READ_BYTES: TLS ciphertext; plain: input held while busy; discarded input */
     size_t held_len; /* plain, busy: bytes held in cin until the answer */
     char *in;        /* plaintext input; in_len < in_cap (room for a NUL) */

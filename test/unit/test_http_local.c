@@ -1864,9 +1864,11 @@ Test(http_local, pipe_held_get_in_the_middle, .init = start, .fini = stop)
     wire_open(&w);
     wire_send(&w, p);
     wait_held(st0.requests + 3);
+    /* the two answers before the held GET go out (the next loop iteration, rev21 R5), none
+     * after it: answers stay in request order */
     int early = wire_gather(&w, 100);
-    cr_assert_leq(early, 2, "%d answers before the held one's release: %.*s", early, (int)w.len,
-                  w.buf);
+    cr_assert_eq(early, 2, "%d answers before the held one's release: %.*s", early, (int)w.len,
+                 w.buf);
     uv_async_send(&g.release_async);
     expect_key(&w, 0, true, CLOSE_NO);
     expect_key(&w, 1, true, CLOSE_NO);
