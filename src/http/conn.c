@@ -706,7 +706,7 @@ void mc_http_conn_respond(struct mc_http_exchange *x)
     struct mc_http_conn *c = x->c;
     assert(c->busy && !x->answered);
     x->answered = true;
-    x->phase = RQ_NEW;
+    assert(x->phase == RQ_NEW); /* server.c leaves RQ_LOCAL / RQ_WORKER before answering */
     write_ready(c);
 }
 
