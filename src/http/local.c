@@ -22,7 +22,8 @@
  *
  * At most one batch of MC_HTTP_PIPELINE_MAX requests per HTTP connection is in flight, so
  * that many slots per connection bound the pending table; a request id is
- * (generation << 16 | slot).
+ * (generation << 16 | slot). SLOTS is also the in-process connection's in-flight cap at the
+ * client server (mc_client_server_local_open), in place of the per-client one.
  *
  * The client server may close the in-process connection on its own (a protocol error, any
  * close_conn): what was with the node is failed (writes "outcome unknown") and a new connection
@@ -212,8 +213,9 @@ static void reopen(struct mc_http_local *l)
     pthread_mutex_lock(&l->mu);
     bool closed = l->closed; /* fail_all ran since: the HTTP server stops */
     pthread_mutex_unlock(&l->mu);
-    int rc = closed ? MC_ESHUTDOWN
-                    : mc_client_server_local_open(l->clients, l->principal, out_cb, l, &l->conn);
+    int rc =
+        closed ? MC_ESHUTDOWN
+               : mc_client_server_local_open(l->clients, l->principal, SLOTS, out_cb, l, &l->conn);
     if (rc != 0) {
         l->conn = NULL;
         MC_WARN("http_local_reopen_failed", "err=%s", mc_error_name(rc));
@@ -283,7 +285,7 @@ int mc_http_local_new(struct uv_loop_s *loop, struct mc_client_server *clients,
     for (uint32_t i = 0; i < SLOTS; i++)
         l->free_slots[i] = (uint16_t)(SLOTS - 1 - i);
     l->free_top = SLOTS;
-    int rc = mc_client_server_local_open(clients, principal, out_cb, l, &l->conn);
+    int rc = mc_client_server_local_open(clients, principal, SLOTS, out_cb, l, &l->conn);
     if (rc != 0) {
         pthread_mutex_destroy(&l->mu);
         free(l);

@@ -130,6 +130,8 @@ struct mc_client_conn {
     uint64_t accepted_ms;
     mc_client_local_out_fn local_out; /* in-process connection: replies go here, no socket */
     void *local_ctx;
+    uint32_t max_inflight; /* reading pauses at this many requests in flight: the server's
+                              opts.max_inflight_per_conn, or the in-process owner's own bound */
 };
 
 struct mc_client_server {
@@ -838,14 +840,10 @@ static void protocol_error(struct mc_client_conn *c, uint8_t op, uint64_t rid, i
     }
 }
 
-/* The in-process connection (the HTTP API) carries every HTTP connection's requests: its
- * in-flight count is bounded on the HTTP side (local.c's slot table, a pipelined batch per HTTP
- * connection), and the per-connection cap, meant for one client, would make one pipelining HTTP
- * client stall every other HTTP request behind it. */
 static bool may_read(const struct mc_client_conn *c)
 {
     const struct mc_client_server *s = c->srv;
-    return c->state == CONN_OPEN && (c->local_out || c->inflight < s->opts.max_inflight_per_conn) &&
+    return c->state == CONN_OPEN && c->inflight < c->max_inflight &&
            queued_bytes(c) < s->opts.max_output_bytes && !budget_holds(c);
 }
 
@@ -1325,8 +1323,10 @@ static void close_conn(struct mc_client_conn *c)
 }
 
 int mc_client_server_local_open(struct mc_client_server *s, const struct mc_principal *principal,
-                                mc_client_local_out_fn out, void *ctx, struct mc_client_conn **conn)
+                                uint32_t max_inflight, mc_client_local_out_fn out, void *ctx,
+                                struct mc_client_conn **conn)
 {
+    assert(max_inflight > 0);
     if (s->stopping) {
         return MC_ESHUTDOWN;
     }
@@ -1340,6 +1340,7 @@ int mc_client_server_local_open(struct mc_client_server *s, const struct mc_prin
     mc_wbuf_init(&c->wout, s->opts.max_output_bytes * 2 + MC_PROTO_MAX_FRAME_BYTES);
     c->local_out = out;
     c->local_ctx = ctx;
+    c->max_inflight = max_inflight;
     c->principal = principal;
     snprintf(c->peer, sizeof(c->peer), "local");
     s->refs++;
@@ -1437,6 +1438,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     c->srv = s;
     c->refs = 1;
+    c->max_inflight = s->opts.max_inflight_per_conn;
     mc_wbuf_init(&c->out, s->opts.max_output_bytes * 2 + MC_PROTO_MAX_FRAME_BYTES);
     mc_wbuf_init(&c->wout, s->opts.max_output_bytes * 2 + MC_PROTO_MAX_FRAME_BYTES);
     uv_tcp_init(s->loop, &c->tcp);

@@ -216,10 +216,13 @@ uint64_t mc_client_server_drain_wakes(const struct mc_client_server *s);
  * per flush, batched like socket writes (the bytes are valid during the call only);
  * out(ctx, NULL, 0) says the connection closed (server stop, mc_client_conn_close). It runs
  * as principal (NULL = anonymous) and never idles out. Loop thread only, like everything here.
+ * max_inflight (> 0) replaces opts.max_inflight_per_conn for this connection: it carries every
+ * HTTP connection's requests, bounded on the owner's side (local.c's slot table), and the cap
+ * meant for one client would let one pipelining HTTP client stall every other behind it.
  */
 typedef void (*mc_client_local_out_fn)(void *ctx, const uint8_t *frames, size_t len);
 int mc_client_server_local_open(struct mc_client_server *s, const struct mc_principal *principal,
-                                mc_client_local_out_fn out, void *ctx,
+                                uint32_t max_inflight, mc_client_local_out_fn out, void *ctx,
                                 struct mc_client_conn **conn);
 /* Take request frames (any prefix of a frame stream). Returns the bytes taken: fewer than len
  * while the connection's read buffer is full (in-flight limit reached): feed the rest later. */

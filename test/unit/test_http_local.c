@@ -43,6 +43,8 @@ static struct {
     struct mc_client_token held[HELD_MAX];
     int n_held;
     bool leader_elsewhere; /* collect: this node (1) follows node 2 */
+    bool hold_status;      /* cluster status calls (admin reads on a worker) are held too */
+    int held_status;       /* of them held now (loop thread; tests read it atomically) */
 } g;
 
 static int collect(void *ctx, struct mc_node_metrics *n)
@@ -61,6 +63,12 @@ static void dispatch(void *ctx, const struct mc_client_request *r)
     if ((q->op == MC_REQ_GET_OBJECT || q->op == MC_REQ_HEAD_OBJECT) &&
         strcmp(q->u.get.bucket.ptr, "hole") == 0 && g.n_held < HELD_MAX) {
         g.held[g.n_held++] = r->token;
+        return;
+    }
+    if (q->op == MC_REQ_CLUSTER_STATUS && __atomic_load_n(&g.hold_status, __ATOMIC_ACQUIRE) &&
+        g.n_held < HELD_MAX) {
+        g.held[g.n_held++] = r->token;
+        __atomic_add_fetch(&g.held_status, 1, __ATOMIC_RELEASE);
         return;
     }
     th_engine_dispatch(g.engine, 1, r, &g.applied, &g.dups);
@@ -91,12 +99,14 @@ static void on_release(uv_async_t *h)
     for (int i = 0; i < g.n_held; i++)
         mc_client_reply_error(&g.held[i], MC_ENOKEY, NULL);
     g.n_held = 0;
+    __atomic_store_n(&g.held_status, 0, __ATOMIC_RELEASE);
 }
 
 static uint32_t g_idle_ms, g_head_ms, g_send_ms, g_max_conns; /* options for the next start();
                                                                 0 = defaults */
-static uint32_t g_sndbuf; /* SO_SNDBUF of the server's accepted sockets; 0 = the kernel's */
-static bool g_tls;        /* the next start() serves HTTPS (a self-signed certificate in g.dir) */
+static uint32_t g_sndbuf;       /* SO_SNDBUF of the server's accepted sockets; 0 = the kernel's */
+static uint32_t g_max_inflight; /* the client server's max_inflight_per_conn; 0 = default */
+static bool g_tls; /* the next start() serves HTTPS (a self-signed certificate in g.dir) */
 
 /* A self-signed EC certificate + key in dir (openssl CLI, as the security suite's certs.py). */
 static void make_cert(const char *dir, char *cert, char *key, size_t cap)
@@ -119,7 +129,8 @@ static void start(void)
     cr_assert_eq(th_engine_open(NULL, g.dir, &g.engine), 0);
     cr_assert_eq(uv_loop_init(&g.loop), 0);
     static const struct mc_client_handler h = {.dispatch = dispatch};
-    cr_assert_eq(mc_client_server_start(&g.loop, "127.0.0.1:0", &h, NULL, NULL, &g.srv), 0);
+    struct mc_client_server_opts co = {.max_inflight_per_conn = g_max_inflight};
+    cr_assert_eq(mc_client_server_start(&g.loop, "127.0.0.1:0", &h, NULL, &co, &g.srv), 0);
     char client[64];
     snprintf(client, sizeof client, "127.0.0.1:%d", mc_client_server_port(g.srv));
     char cert[128] = "", key[128] = "";
@@ -1075,7 +1086,7 @@ static void start_short_timeouts(void)
 static void stop_reset_options(void)
 {
     stop();
-    g_idle_ms = g_head_ms = g_send_ms = g_max_conns = g_sndbuf = 0;
+    g_idle_ms = g_head_ms = g_send_ms = g_max_conns = g_sndbuf = g_max_inflight = 0;
     g_tls = false;
 }
 
@@ -2248,4 +2259,91 @@ Test(http_local, pipe_admin_reads_share_the_workers, .init = start, .fini = stop
         expect_key(&w, i % 2, true, CLOSE_NO);
     }
     close(w.fd);
+}
+
+static void start_inflight_4(void)
+{
+    g_max_inflight = 4;
+    start();
+}
+
+/* The client server's per-connection in-flight cap (4 here, 4,096 by default) is for one
+ * client: the in-process connection carries every HTTP connection's requests, bounded by
+ * local.c's slot table instead. 16 reads held on each of two HTTP connections all reach the
+ * node; with the cap on the in-process connection 4 would, and the second client would wait
+ * behind the first. */
+Test(http_local, pipe_in_process_conn_not_capped_per_client, .init = start_inflight_4,
+     .fini = stop_reset_options)
+{
+    struct mc_client_server_stats st0, st;
+    mc_client_server_stats(g.srv, &st0);
+    static char p[8192];
+    p[0] = '\0';
+    for (int i = 0; i < MC_HTTP_PIPELINE_MAX; i++)
+        pipe_add(p, sizeof p, "GET /v1/buckets/hole/objects/h%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+    struct thc_wire a, b;
+    wire_open(&a);
+    wire_open(&b);
+    wire_send(&a, p);
+    wire_send(&b, p);
+    wait_held(st0.requests + 2 * MC_HTTP_PIPELINE_MAX);
+    mc_client_server_stats(g.srv, &st);
+    cr_assert_eq(st.requests - st0.requests, 2 * MC_HTTP_PIPELINE_MAX,
+                 "requests with the node at once: %llu",
+                 (unsigned long long)(st.requests - st0.requests));
+    uv_async_send(&g.release_async);
+    for (int i = 0; i < MC_HTTP_PIPELINE_MAX; i++) {
+        expect_next(&a, false, 404, "NoSuchKey", CLOSE_NO, "a released GET (a)");
+        expect_next(&b, false, 404, "NoSuchKey", CLOSE_NO, "a released GET (b)");
+    }
+    close(a.fd);
+    close(b.fd);
+}
+
+/* Wait until n cluster status calls are held, then 100 ms more; returns how many are. */
+static int held_status_settled(int n)
+{
+    for (int t = 0; t < 400 && __atomic_load_n(&g.held_status, __ATOMIC_ACQUIRE) < n; t++)
+        usleep(5000);
+    usleep(100 * 1000);
+    return __atomic_load_n(&g.held_status, __ATOMIC_ACQUIRE);
+}
+
+/* One connection's pipelined admin reads take at most two of the four workers at once
+ * (server.c WORKER_SHARE): the others wait on the connection, in order, and another
+ * connection still gets a worker. Each round releases the held calls: two more go out. */
+Test(http_local, pipe_worker_share_is_two, .init = start, .fini = stop)
+{
+    __atomic_store_n(&g.hold_status, true, __ATOMIC_RELEASE);
+    static char p[4096];
+    p[0] = '\0';
+    for (int i = 0; i < 6; i++)
+        pipe_add(p, sizeof p, "GET /v1/cluster HTTP/1.1\r\nHost: x\r\n\r\n");
+    struct thc_wire w, other;
+    wire_open(&w);
+    wire_send(&w, p);
+    cr_assert_eq(held_status_settled(2), 2, "calls with the workers: %d (want 2 of 4)",
+                 __atomic_load_n(&g.held_status, __ATOMIC_ACQUIRE));
+    wire_open(&other);
+    wire_send(&other, "GET /v1/cluster HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert_eq(held_status_settled(3), 3, "another connection gets a worker");
+    for (int round = 0; round < 3; round++) {
+        if (round == 2)
+            __atomic_store_n(&g.hold_status, false, __ATOMIC_RELEASE);
+        uv_async_send(&g.release_async);
+        int want = round < 2 ? 2 : 0;
+        for (int t = 0; t < 400 && __atomic_load_n(&g.held_status, __ATOMIC_ACQUIRE) != want; t++)
+            usleep(5000);
+        cr_assert_eq(held_status_settled(want), want, "round %d: calls with the workers", round);
+    }
+    for (int i = 0; i < 6; i++) {
+        char head[1024], body[BODY_CAP];
+        int st = wire_read(&w, false, head, sizeof head, body, sizeof body);
+        cr_assert(st >= 200 && st < 600, "answer %d: status %d", i, st);
+    }
+    char head[1024], body[BODY_CAP];
+    int st = wire_read(&other, false, head, sizeof head, body, sizeof body);
+    cr_assert(st >= 200 && st < 600, "the other connection: status %d", st);
+    close(w.fd);
+    close(other.fd);
 }
