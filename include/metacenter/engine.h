@@ -21,19 +21,19 @@
  */
 
 /* ---- limits (each is checked; exceeding one gives the error named) ---- */
-#define MC_BUCKET_NAME_MIN      3
-#define MC_BUCKET_NAME_MAX      63   /* MC_EBUCKETNAME */
-#define MC_KEY_MAX_BYTES        1024 /* MC_EKEYTOOLONG; empty/invalid UTF-8/NUL: MC_EBADKEY */
-#define MC_USER_META_MAX_BYTES  2048 /* sum of key+value lengths: MC_EMETATOOLARGE */
-#define MC_USER_META_MAX_PAIRS  128  /* MC_EMETATOOLARGE */
-#define MC_INLINE_MAX_BYTES     (64 * 1024) /* MC_ETOOLARGE */
-#define MC_VERSION_ID_MAX       64          /* bytes; printable ASCII, no '\0' (MC_EINVAL) */
-#define MC_SHORT_STR_MAX        1024        /* etag, content_type, storage_class, data_dir, ... */
-#define MC_PARTS_MAX            10000       /* S3 multipart limit */
-#define MC_DISTRIBUTION_MAX     256         /* erasure distribution entries */
-#define MC_LIST_MAX_KEYS        1000        /* default and cap for max_keys */
-#define MC_LIST_PAGE_BYTES      (2u * 1024 * 1024) /* a page ends early (truncated) past this:
-                                                      encoded, it must fit one reply frame */
+#define MC_BUCKET_NAME_MIN     3
+#define MC_BUCKET_NAME_MAX     63          /* MC_EBUCKETNAME */
+#define MC_KEY_MAX_BYTES       1024        /* MC_EKEYTOOLONG; empty/invalid UTF-8/NUL: MC_EBADKEY */
+#define MC_USER_META_MAX_BYTES 2048        /* sum of key+value lengths: MC_EMETATOOLARGE */
+#define MC_USER_META_MAX_PAIRS 128         /* MC_EMETATOOLARGE */
+#define MC_INLINE_MAX_BYTES    (64 * 1024) /* MC_ETOOLARGE */
+#define MC_VERSION_ID_MAX      64          /* bytes; printable ASCII, no '\0' (MC_EINVAL) */
+#define MC_SHORT_STR_MAX       1024        /* etag, content_type, storage_class, data_dir, ... */
+#define MC_PARTS_MAX           10000       /* S3 multipart limit */
+#define MC_DISTRIBUTION_MAX    256         /* erasure distribution entries */
+#define MC_LIST_MAX_KEYS       1000        /* default and cap for max_keys */
+/* A listing page ends early (truncated) past this: encoded, it must fit one reply frame. */
+#define MC_LIST_PAGE_BYTES      (2u * 1024 * 1024)
 #define MC_DELIMITER_MAX        64          /* bytes */
 #define MC_CONF_MAX_BYTES       (64 * 1024) /* opaque membership blob */
 #define MC_APPLY_MAX_OPS        4096 /* ops per mc_engine_apply call, atomic sub-ops included */
@@ -170,7 +170,7 @@ int mc_version_copy(struct mc_version *dst, const struct mc_version *src);
  * apply enforces never change without a format gate: replicas of different versions (a rolling
  * upgrade) must apply the same log alike, so a rule added later is an *input* check
  * (mc_validate_new_bucket_name, mc_validate_object_meta_input), made before an op is proposed. */
-int mc_validate_bucket_name(const char *name);    /* 0 or MC_EBUCKETNAME */
+int mc_validate_bucket_name(const char *name); /* 0 or MC_EBUCKETNAME */
 /* mc_validate_bucket_name plus S3's reserved prefixes/suffixes (xn--, sthree-, amzn-s3-demo-,
  * -s3alias, --ol-s3, .mrap, --x-s3, --table-s3): for a bucket being created (node_write.c, CLI).
  * Buckets that exist under such names keep working. 0 or MC_EBUCKETNAME. */

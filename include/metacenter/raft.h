@@ -259,9 +259,9 @@ struct mc_raft_config {
      * mc_raft_read_index; otherwise a paused leader serves stale reads. Off by default. */
     bool lease_read;
     uint32_t lease_drift_ticks; /* lease = election_tick - drift; default 2 */
-    /* ReadIndex heartbeat rounds out at once (1..MC_RAFT_MAX_READ_ROUNDS). 1 bounds the rounds per second
-     * by the round trip; more lets a read that arrives while a round is out leave sooner, for
-     * more follower wake-ups. Default 1. */
+    /* ReadIndex heartbeat rounds out at once (1..MC_RAFT_MAX_READ_ROUNDS). 1 bounds the rounds per
+     * second by the round trip; more lets a read that arrives while a round is out leave sooner,
+     * for more follower wake-ups. Default 1. */
     uint32_t read_rounds_in_flight;
     uint32_t max_inflight_msgs;     /* per follower in replicate state; default 256 */
     uint32_t max_msg_bytes;         /* entry payload bytes per AppendEntries; default 1 MiB */

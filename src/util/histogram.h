@@ -6,8 +6,8 @@
 
 /* 64 powers of two × 16 linear sub-buckets: covers all uint64 values. */
 #define MC_HIST_SUB_BITS 4
-#define MC_HIST_SUB (1 << MC_HIST_SUB_BITS)
-#define MC_HIST_BUCKETS (64 * MC_HIST_SUB)
+#define MC_HIST_SUB      (1 << MC_HIST_SUB_BITS)
+#define MC_HIST_BUCKETS  (64 * MC_HIST_SUB)
 
 struct mc_histogram {
     uint64_t counts[MC_HIST_BUCKETS];

@@ -481,14 +481,14 @@ static int run_seed(uint64_t seed, const struct params *p, bool verbose, uint64_
         return 2;
     }
     c->net.faults = mx.net;
-    sim_trace(
-        &c->trace, 0,
-        "config seed=%llu nodes=%u disk<=%u hb=%u inflight=%u msgbytes=%u keep=%llu keepb=%llu catchup=%llu "
-        "client=%u nemesis=%u drop=%u dup=%u delay<=%u lease=%d skew=%u",
-        U(seed), p->nodes, o.disk_max_ms, o.raft.heartbeat_tick, o.raft.max_inflight_msgs,
-        o.raft.max_msg_bytes, U(o.raft.snapshot_keep_entries), U(o.raft.snapshot_keep_bytes), U(o.raft.catch_up_keep_bytes),
-        mx.client_gap_ms, mx.nemesis_gap_ms, mx.net.drop_pm, mx.net.dup_pm, mx.net.delay_max_ms,
-        o.raft.lease_read, o.tick_skew_ms);
+    sim_trace(&c->trace, 0,
+              "config seed=%llu nodes=%u disk<=%u hb=%u inflight=%u msgbytes=%u keep=%llu "
+              "keepb=%llu catchup=%llu "
+              "client=%u nemesis=%u drop=%u dup=%u delay<=%u lease=%d skew=%u",
+              U(seed), p->nodes, o.disk_max_ms, o.raft.heartbeat_tick, o.raft.max_inflight_msgs,
+              o.raft.max_msg_bytes, U(o.raft.snapshot_keep_entries), U(o.raft.snapshot_keep_bytes),
+              U(o.raft.catch_up_keep_bytes), mx.client_gap_ms, mx.nemesis_gap_ms, mx.net.drop_pm,
+              mx.net.dup_pm, mx.net.delay_max_ms, o.raft.lease_read, o.tick_skew_ms);
     uint64_t next_client = 0, next_nemesis = 300;
     while (c->steps < p->steps && sim_ok(c)) {
         if (c->now_ms >= next_client) {

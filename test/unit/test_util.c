@@ -76,8 +76,9 @@ Test(codec, writer_limit)
 /* mc_fmt_u64 / mc_fmt_i64 print what printf prints, at the edges and around powers of ten. */
 Test(codec, decimal_text_matches_printf)
 {
-    const uint64_t us[] = {0, 1, 9, 10, 99, 100, 4096, 999999999, 1000000000,
-                           (uint64_t)INT64_MAX, UINT64_MAX - 1, UINT64_MAX};
+    const uint64_t big = (uint64_t)INT64_MAX;
+    const uint64_t us[] = {
+        0, 1, 9, 10, 99, 100, 4096, 999999999, 1000000000, big, UINT64_MAX - 1, UINT64_MAX};
     const int64_t is[] = {0, -1, 1, -9, -10, 12345, -12345, INT64_MAX, INT64_MIN + 1, INT64_MIN};
     char got[MC_FMT_INT_MAX + 1], want[32];
     for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++) {
