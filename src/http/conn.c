@@ -31,7 +31,8 @@
 #define KEEP_OUT_BYTES  (64u * 1024)        /* a larger idle output buffer is released */
 #define OUT_PAUSE_BYTES (256u * 1024)       /* queued output above: no more requests parsed */
 #define SWEEP_MS        1000                /* idle / drain timeout check period ... */
-#define SWEEP_MIN_MS    25 /* ... shorter, down to this, for timeouts under 4 s (sweep_period) */
+#define SWEEP_MIN_MS    25   /* ... shorter, down to this, for timeouts under 4 s (sweep_period) */
+#define XS_IDLE_MS      1000 /* a connection idle this long releases its pipelining exchanges */
 #define LISTEN_BACKLOG  512
 
 struct mc_http_io {
@@ -70,16 +71,25 @@ static void io_unref(struct mc_http_io *io)
     }
 }
 
-static void conn_free(struct mc_http_conn *c)
+/* The exchanges for pipelined requests after the first (~120 KB), allocated at the
+ * connection's first batch: freed with it, or once it has been idle for XS_IDLE_MS. */
+static void release_exchanges(struct mc_http_conn *c)
 {
-    struct mc_http_io *io = c->io;
     assert(c->at_worker == 0);
-    mc_http_exchange_state_free(&c->x0);
     for (uint32_t i = 0; c->xs && i < MC_HTTP_PIPELINE_MAX - 1; i++) {
         mc_http_exchange_state_free(&c->xs[i]);
         free(c->xs[i].raw);
     }
     free(c->xs);
+    c->xs = NULL;
+}
+
+static void conn_free(struct mc_http_conn *c)
+{
+    struct mc_http_io *io = c->io;
+    assert(c->at_worker == 0);
+    mc_http_exchange_state_free(&c->x0);
+    release_exchanges(c);
     mc_tls_free(c->tls);
     mc_wbuf_free(&c->out);
     mc_wbuf_free(&c->wout);
@@ -1056,6 +1066,8 @@ static void on_sweep(uv_timer_t *t)
                 fail_request(c, 408);
         } else if (idle > idle_max) {
             close_now(c);
+        } else if (c->xs && idle >= XS_IDLE_MS) {
+            release_exchanges(c); /* no batch (not busy), nothing being written */
         }
     }
 }

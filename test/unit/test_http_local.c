@@ -2347,3 +2347,25 @@ Test(http_local, pipe_worker_share_is_two, .init = start, .fini = stop)
     close(w.fd);
     close(other.fd);
 }
+
+/* A pipelining connection idle for a second releases its batch exchanges (conn.c XS_IDLE_MS)
+ * and allocates them again at its next batch: both batches are answered in order. (Checks the
+ * release's safety under ASan; the release itself is not observable from here.) */
+Test(http_local, pipe_batches_after_idle_release, .init = start, .fini = stop)
+{
+    put_keys("idl", 2, every_key);
+    static char p[4096];
+    struct thc_wire w;
+    wire_open(&w);
+    for (int round = 0; round < 2; round++) {
+        p[0] = '\0';
+        for (int i = 0; i < 8; i++)
+            pipe_add(p, sizeof p, GET_KEY, "idl", i % 2);
+        wire_send(&w, p);
+        for (int i = 0; i < 8; i++)
+            expect_key(&w, i % 2, true, CLOSE_NO);
+        if (round == 0)
+            usleep(2300 * 1000); /* past XS_IDLE_MS and the next 1 s sweep */
+    }
+    close(w.fd);
+}
