@@ -122,6 +122,7 @@ static void link_down(struct peer *p)
 }
 
 static void start_connect(struct peer *p);
+static void dial_now(struct peer *p);
 
 static void backoff_fired(uv_timer_t *timer)
 {
@@ -580,6 +581,12 @@ static int handle_frame(struct inbound *in, uint8_t kind, uint64_t from, const u
         }
         in->hello_seen = 1;
         in->from = from;
+        struct peer *back = find_peer(t, from);
+        if (back && back->state == LINK_BACKOFF) {
+            MC_INFO("peer_redial", "peer=%llu reason=\"it dialled us: it is back\"",
+                    (unsigned long long)from);
+            dial_now(back);
+        }
         if (t->opts.on_hello) {
             char c[128], hh[128], pp[128];
             memcpy(c, caddr ? (const char *)caddr : "", clen);
@@ -776,6 +783,23 @@ int mc_peer_set(struct mc_peer_transport *t, uint64_t id, const char *addr)
         }
     }
     return MC_ELIMIT;
+}
+
+static void dial_now(struct peer *p)
+{
+    if (p->state == LINK_BACKOFF) {
+        uv_timer_stop(&p->backoff_timer);
+        p->state = LINK_IDLE; /* backoff_ms is kept: it resets once a connection succeeds */
+    }
+    start_connect(p); /* only from LINK_IDLE */
+}
+
+void mc_peer_dial(struct mc_peer_transport *t, uint64_t id)
+{
+    struct peer *p = find_peer(t, id);
+    if (p) {
+        dial_now(p);
+    }
 }
 
 void mc_peer_remove(struct mc_peer_transport *t, uint64_t id)

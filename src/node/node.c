@@ -967,6 +967,7 @@ static int node_fit_fds(struct mc_node *n)
 
 int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc_node **out)
 {
+    uint64_t t0 = mc_mono_ms();
     struct mc_node *n = calloc(1, sizeof(*n));
     if (!n) {
         return MC_ENOMEM;
@@ -1062,6 +1063,7 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
         if (n->members[i].id != n->id && n->members[i].peer_addr[0]) {
             mc_peer_set(n->peers, n->members[i].id,
                         node_dial_addr(n, n->members[i].id, n->members[i].peer_addr));
+            mc_peer_dial(n->peers, n->members[i].id); /* tell it we are back (peer.h) */
         }
     }
     rc = node_auth_load(n);
@@ -1119,10 +1121,11 @@ int mc_node_start(uv_loop_t *loop, const struct mc_node_options *opts, struct mc
                 n->opts.listen_peer);
     }
     MC_INFO("node_started",
-            "id=%llu cluster=%016llx data_dir=%s client=%s peer=%s voters=%zu applied=%llu",
+            "id=%llu cluster=%016llx data_dir=%s client=%s peer=%s voters=%zu applied=%llu "
+            "ms=%llu",
             (unsigned long long)n->id, (unsigned long long)n->cluster_id, n->datadir,
             n->opts.listen_client, n->opts.listen_peer, n->opts.initial_count,
-            (unsigned long long)n->applied_index);
+            (unsigned long long)n->applied_index, (unsigned long long)(mc_mono_ms() - t0));
     *out = n;
     return 0;
 fail:

@@ -786,6 +786,7 @@ int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
     if (!opt || !opt->wal_dir || strlen(opt->wal_dir) >= MC_DATADIR_PATH_MAX - 32) {
         return MC_EINVAL;
     }
+    uint64_t t0 = mc_mono_ms();
     struct mc_wal *w = calloc(1, sizeof(*w));
     if (!w) {
         return MC_ENOMEM;
@@ -860,8 +861,9 @@ int mc_wal_open(const struct mc_wal_options *opt, struct mc_wal **out)
     w->stats.segments = w->nsegs;
     w->hs_written_ms = mc_mono_ms();
     start_trash(w);
-    MC_INFO("wal_loaded", "dir=%s first=%llu last=%llu segments=%zu", w->dir,
-            (unsigned long long)w->q_first, (unsigned long long)w->q_last, w->nsegs);
+    MC_INFO("wal_loaded", "dir=%s first=%llu last=%llu segments=%zu ms=%llu", w->dir,
+            (unsigned long long)w->q_first, (unsigned long long)w->q_last, w->nsegs,
+            (unsigned long long)(mc_mono_ms() - t0));
     if (pthread_create(&w->thread, NULL, wal_main, w) != 0) {
         rc = MC_ENOMEM;
         goto fail;

@@ -221,3 +221,72 @@ Test(net_peer, parse_addr)
     cr_assert_eq(mc_parse_addr(":5", &sa), MC_EINVAL);
     cr_assert_eq(mc_parse_addr("1.2.3.4:x", &sa), MC_EINVAL);
 }
+
+/* Run the loop until *counter reaches want or ms pass; returns the ms it took. */
+static uint64_t run_for(uv_loop_t *loop, int *counter, int want, uint64_t ms)
+{
+    uint64_t t0 = uv_hrtime() / 1000000;
+    while (*counter < want && uv_hrtime() / 1000000 - t0 < ms) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        uv_sleep(1);
+    }
+    return uv_hrtime() / 1000000 - t0;
+}
+
+/* A member that comes back dials its peers (mc_peer_dial); its HELLO cuts our reconnect
+ * backoff short, so our link to it is up at once instead of when the backoff (10 s here, 2 s
+ * by default) runs out. Without the redial the link stays down for the whole backoff. */
+Test(net_peer, a_peer_that_dials_in_ends_our_backoff)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct sink a = {0}, b = {0};
+    struct mc_peer_options o = {.self_id = 1,
+                                .cluster_id = 77,
+                                .listen_addr = "127.0.0.1:0",
+                                .on_recv = on_recv,
+                                .on_link = on_link,
+                                .reconnect_min_ms = 10000,
+                                .reconnect_max_ms = 10000,
+                                .ctx = &a};
+    struct mc_peer_transport *ta;
+    cr_assert_eq(mc_peer_start(&loop, &o, &ta), 0);
+    /* B's port, with nothing listening on it yet. */
+    struct mc_peer_transport *tb = start(&loop, 2, 77, &b);
+    int port_b = mc_peer_port(tb);
+    mc_peer_stop(tb);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port_b);
+    cr_assert_eq(mc_peer_set(ta, 2, addr), 0);
+    uint8_t payload[4] = {0, 7, 14, 21};
+    cr_assert_eq(mc_peer_send(ta, 2, MC_PEER_RAFT, payload, sizeof(payload)), 0);
+    int down = 0;
+    for (int i = 0; i < 500 && !down; i++) { /* the dial is refused: backoff */
+        uv_run(&loop, UV_RUN_NOWAIT);
+        down = mc_peer_send(ta, 2, MC_PEER_RAFT, payload, sizeof(payload)) == MC_EUNAVAIL;
+        uv_sleep(1);
+    }
+    cr_assert(down, "the link to the absent peer is in backoff");
+    /* B comes back on its port and dials A. */
+    struct mc_peer_options ob = {.self_id = 2,
+                                 .cluster_id = 77,
+                                 .listen_addr = addr,
+                                 .on_recv = on_recv,
+                                 .on_link = on_link,
+                                 .ctx = &b};
+    cr_assert_eq(mc_peer_start(&loop, &ob, &tb), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", mc_peer_port(ta));
+    cr_assert_eq(mc_peer_set(tb, 1, addr), 0);
+    mc_peer_dial(tb, 1);
+    uint64_t ms = run_for(&loop, &a.ups, 1, 3000);
+    cr_assert_eq(a.ups, 1, "A's link to B is not up after %llu ms", (unsigned long long)ms);
+    cr_assert_eq(mc_peer_send(ta, 2, MC_PEER_RAFT, payload, sizeof(payload)), 0);
+    run_for(&loop, &b.frames, 1, 3000);
+    cr_assert_eq(b.frames, 1);
+    cr_assert_eq(b.last_from, 1);
+    mc_peer_stop(ta);
+    mc_peer_stop(tb);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+}
