@@ -1066,7 +1066,7 @@ static void on_sweep(uv_timer_t *t)
                 fail_request(c, 408);
         } else if (idle > idle_max) {
             close_now(c);
-        } else if (c->xs && idle >= XS_IDLE_MS) {
+        } else if (c->xs && c->at_worker == 0 && idle >= XS_IDLE_MS) {
             release_exchanges(c); /* no batch (not busy), nothing being written */
         }
     }

@@ -81,7 +81,7 @@ int mc_peer_set(struct mc_peer_transport *t, uint64_t id, const char *addr);
 void mc_peer_remove(struct mc_peer_transport *t, uint64_t id);
 /* Dial the peer now if its link is idle or waiting out a reconnect backoff (a no-op while
  * connecting or up). A starting member dials every peer, so each learns it is back: a peer's
- * HELLO on an inbound connection does the same for our link to it (mc_peer_set's backoff grows
+ * HELLO on an inbound connection does the same for our link to it (the reconnect backoff grows
  * to reconnect_max_ms while a member is down; without this the leader reached a restarted
  * member only when that backoff ran out, up to 2 s later). */
 void mc_peer_dial(struct mc_peer_transport *t, uint64_t id);
