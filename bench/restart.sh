@@ -15,32 +15,21 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OBJECTS=1000000 PRE=20 ROUNDS=4
-while [ $# -gt 0 ]; do
-    case $1 in
-    --objects) OBJECTS=$2; shift ;;
-    --pre) PRE=$2; shift ;;
-    --rounds) ROUNDS=$2; shift ;;
-    --) shift; break ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "restart.sh: unknown flag $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-
-WORK=$(mktemp -d /tmp/mcrestart.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
-LOADPID=""
-on_exit() {
-    [ -z "$LOADPID" ] || kill "$LOADPID" 2>/dev/null || true
-    kill_all
-    rm -rf "$WORK"
+stall_flag() {
+    case $1 in
+    --objects) OBJECTS=$2 STALL_TOOK=2 ;;
+    --pre) PRE=$2 STALL_TOOK=2 ;;
+    --rounds) ROUNDS=$2 STALL_TOOK=2 ;;
+    *) return 1 ;;
+    esac
 }
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+stall_flags 2,13 "$@"
+bench_scratch mcrestart
 
 make -C "$ROOT" -j2 >"$WORK/make.log" 2>&1 || { tail -30 "$WORK/make.log"; exit 1; }
-mc_cluster_start rs 3 --log-level info "$@"
+mc_cluster_start rs 3 --log-level info ${SERVE_FLAGS[@]+"${SERVE_FLAGS[@]}"}
 EP=$(cat "$WORK/rs/endpoints")
 read -r -a HTTP <<<"$(cat "$WORK/rs/http")"
 log "loading $OBJECTS objects"
@@ -49,10 +38,11 @@ log "puts for $PRE s"
 timeout $((PRE + 30)) "$MC" bench --endpoints "$EP" --workload put --connections 64 --pipeline 16 \
     --keys "$OBJECTS" --duration "$PRE" >/dev/null 2>&1
 
-# Background puts at a moderate rate while members restart (bounded: at most 600 s).
-timeout 600 "$MC" bench --endpoints "$EP" --workload put --connections 8 --pipeline 8 \
+# Background puts at a moderate rate while members restart (bounded by --duration 590).
+# The generator itself (no wrapper) is recorded, so kill_all stops it at exit with the nodes.
+"$MC" bench --endpoints "$EP" --workload put --connections 8 --pipeline 8 \
     --keys "$OBJECTS" --rate 10000 --duration 590 >/dev/null 2>&1 &
-LOADPID=$!
+echo $! >"$WORK/load.pid"
 
 ready_ms() { # ready_ms ID T0: ms from T0 to node ID's first /readyz 200 (bounded: 300 s)
     local url="http://${HTTP[$(($1 - 1))]}/readyz" k
